@@ -1,0 +1,230 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace MoeSharp.Tensors;
+
+/// <summary>
+/// A dense, row-major tensor in host memory: a dtype, a shape and a typed, pinned array. Not a general
+/// tensor library: only what MoE needs (rows of a 2-D matrix, counts, ids, expert weight stacks).
+/// </summary>
+/// <remarks>
+/// Storage is a pinned array of the dtype's CLR type (<see cref="float"/>, <see cref="BFloat16"/>,
+/// <see cref="int"/>, <see cref="long"/>), so collectives can hand its address to other ranks without
+/// copying and <see cref="AsMemory{T}"/> works for asynchronous exchanges. A tensor wrapping a caller's
+/// array shares it.
+/// </remarks>
+public sealed class Tensor
+{
+    private readonly Array _storage;
+    private readonly int[] _shape;
+
+    private Tensor(DType dtype, int[] shape, Array storage)
+    {
+        DType = dtype;
+        _shape = shape;
+        _storage = storage;
+    }
+
+    /// <summary>Element type.</summary>
+    public DType DType { get; }
+
+    /// <summary>Dimensions, outermost first.</summary>
+    public ReadOnlySpan<int> Shape => _shape;
+
+    /// <summary>Number of dimensions.</summary>
+    public int Rank => _shape.Length;
+
+    /// <summary>Total number of elements.</summary>
+    public int ElementCount => _storage.Length;
+
+    /// <summary>Size of dimension 0 (rows); 1 for a scalar.</summary>
+    public int Rows => _shape.Length == 0 ? 1 : _shape[0];
+
+    /// <summary>Elements per row: the product of every dimension after the first.</summary>
+    public int RowLength
+    {
+        get
+        {
+            int n = 1;
+            for (int i = 1; i < _shape.Length; i++) n *= _shape[i];
+            return n;
+        }
+    }
+
+    /// <summary>Bytes of storage.</summary>
+    public long ByteCount => (long)_storage.Length * DType.SizeOf();
+
+    /// <summary>Size of dimension <paramref name="dim"/>.</summary>
+    public int Dim(int dim) => _shape[dim];
+
+    /// <summary>A copy of the shape.</summary>
+    public int[] ShapeArray() => (int[])_shape.Clone();
+
+    /// <summary>A new zero-filled tensor.</summary>
+    public static Tensor Zeros(DType dtype, params int[] shape)
+    {
+        int count = CheckedCount(shape);
+        return new Tensor(dtype, (int[])shape.Clone(), Allocate(dtype, count, zeroed: true));
+    }
+
+    /// <summary>A new tensor whose contents are unspecified (fast: no zeroing). Write every element before reading.</summary>
+    public static Tensor Uninitialized(DType dtype, params int[] shape)
+    {
+        int count = CheckedCount(shape);
+        return new Tensor(dtype, (int[])shape.Clone(), Allocate(dtype, count, zeroed: false));
+    }
+
+    /// <summary>Wraps an array (shared, not copied) as a tensor of the given shape.</summary>
+    /// <exception cref="ArgumentException">The shape's element count differs from the array's length.</exception>
+    public static Tensor FromArray<T>(T[] data, params int[] shape) where T : unmanaged
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        DType dtype = DTypeOf<T>();
+        int count = CheckedCount(shape);
+        if (count != data.Length)
+        {
+            throw new ArgumentException(
+                $"shape [{string.Join(", ", shape)}] holds {count} elements but the array has {data.Length}", nameof(shape));
+        }
+        return new Tensor(dtype, (int[])shape.Clone(), data);
+    }
+
+    /// <summary>The dtype whose CLR element type is <typeparamref name="T"/>.</summary>
+    public static DType DTypeOf<T>() where T : unmanaged
+    {
+        if (typeof(T) == typeof(float)) return DType.Float32;
+        if (typeof(T) == typeof(BFloat16)) return DType.BFloat16;
+        if (typeof(T) == typeof(int)) return DType.Int32;
+        if (typeof(T) == typeof(long)) return DType.Int64;
+        throw new NotSupportedException($"no tensor dtype stores {typeof(T).Name}");
+    }
+
+    /// <summary>The storage as a span of <typeparamref name="T"/>, which must match <see cref="DType"/>.</summary>
+    /// <exception cref="InvalidOperationException">The element type does not match.</exception>
+    public Span<T> AsSpan<T>() where T : unmanaged => Typed<T>();
+
+    /// <summary>The storage as memory of <typeparamref name="T"/> (for asynchronous exchanges).</summary>
+    public Memory<T> AsMemory<T>() where T : unmanaged => Typed<T>();
+
+    /// <summary>Row <paramref name="row"/> of a tensor seen as <c>[Rows, RowLength]</c>.</summary>
+    public Span<T> Row<T>(int row) where T : unmanaged
+    {
+        int len = RowLength;
+        return Typed<T>().AsSpan(row * len, len);
+    }
+
+    /// <summary>The raw bytes of the storage (little-endian, as every supported machine is).</summary>
+    public Span<byte> AsBytes() => DType switch
+    {
+        DType.Float32 => MemoryMarshal.AsBytes(AsSpan<float>()),
+        DType.BFloat16 => MemoryMarshal.AsBytes(AsSpan<BFloat16>()),
+        DType.Int32 => MemoryMarshal.AsBytes(AsSpan<int>()),
+        DType.Int64 => MemoryMarshal.AsBytes(AsSpan<long>()),
+        _ => throw new InvalidOperationException($"unknown dtype {DType}"),
+    };
+
+    /// <summary>A view of the same storage with another shape of equal element count.</summary>
+    public Tensor Reshape(params int[] shape)
+    {
+        int count = CheckedCount(shape);
+        if (count != ElementCount)
+        {
+            throw new ArgumentException(
+                $"cannot reshape [{string.Join(", ", _shape)}] ({ElementCount} elements) to [{string.Join(", ", shape)}] ({count})", nameof(shape));
+        }
+        return new Tensor(DType, (int[])shape.Clone(), _storage);
+    }
+
+    /// <summary>A deep copy.</summary>
+    public Tensor Clone()
+    {
+        var copy = Uninitialized(DType, _shape);
+        AsBytes().CopyTo(copy.AsBytes());
+        return copy;
+    }
+
+    /// <summary>Converts to float32 (exact from bfloat16 and from integers within 2^24).</summary>
+    public Tensor ToFloat32()
+    {
+        if (DType == DType.Float32) return Clone();
+        var result = Uninitialized(DType.Float32, _shape);
+        Span<float> dst = result.AsSpan<float>();
+        switch (DType)
+        {
+            case DType.BFloat16:
+                ReadOnlySpan<BFloat16> b = AsSpan<BFloat16>();
+                for (int i = 0; i < b.Length; i++) dst[i] = b[i].ToSingle();
+                break;
+            case DType.Int32:
+                ReadOnlySpan<int> i32 = AsSpan<int>();
+                for (int i = 0; i < i32.Length; i++) dst[i] = i32[i];
+                break;
+            case DType.Int64:
+                ReadOnlySpan<long> i64 = AsSpan<long>();
+                for (int i = 0; i < i64.Length; i++) dst[i] = i64[i];
+                break;
+        }
+        return result;
+    }
+
+    /// <summary>Converts float32 storage to bfloat16 (round to nearest even).</summary>
+    /// <exception cref="InvalidOperationException">The tensor is not float32 or bfloat16.</exception>
+    public Tensor ToBFloat16()
+    {
+        if (DType == DType.BFloat16) return Clone();
+        if (DType != DType.Float32) throw new InvalidOperationException($"cannot convert {DType} to bfloat16");
+        var result = Uninitialized(DType.BFloat16, _shape);
+        ReadOnlySpan<float> src = AsSpan<float>();
+        Span<BFloat16> dst = result.AsSpan<BFloat16>();
+        for (int i = 0; i < src.Length; i++) dst[i] = BFloat16.FromSingle(src[i]);
+        return result;
+    }
+
+    /// <summary>Same dtype, same shape and the same bytes (so NaNs compare by payload and -0 differs from +0).</summary>
+    public bool BitwiseEquals(Tensor other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        return DType == other.DType && Shape.SequenceEqual(other.Shape) && AsBytes().SequenceEqual(other.AsBytes());
+    }
+
+    /// <summary>Shape as text, e.g. <c>[7, 3]</c>.</summary>
+    public string ShapeString => "[" + string.Join(", ", _shape) + "]";
+
+    /// <inheritdoc />
+    public override string ToString() => $"Tensor({DType}, {ShapeString})";
+
+    private T[] Typed<T>() where T : unmanaged
+    {
+        if (_storage is T[] typed) return typed;
+        throw new InvalidOperationException($"tensor of dtype {DType} cannot be read as {typeof(T).Name}");
+    }
+
+    private static int CheckedCount(int[] shape)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        long count = 1;
+        for (int i = 0; i < shape.Length; i++)
+        {
+            if (shape[i] < 0)
+            {
+                throw new ArgumentOutOfRangeException(nameof(shape), shape[i], $"dimension {i} of [{string.Join(", ", shape)}] is negative");
+            }
+            count *= shape[i];
+            if (count > Array.MaxLength)
+            {
+                throw new ArgumentOutOfRangeException(nameof(shape), $"shape [{string.Join(", ", shape)}] has more than {Array.MaxLength} elements");
+            }
+        }
+        return (int)count;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Array Allocate(DType dtype, int count, bool zeroed) => dtype switch
+    {
+        DType.Float32 => zeroed ? GC.AllocateArray<float>(count, pinned: true) : GC.AllocateUninitializedArray<float>(count, pinned: true),
+        DType.BFloat16 => zeroed ? GC.AllocateArray<BFloat16>(count, pinned: true) : GC.AllocateUninitializedArray<BFloat16>(count, pinned: true),
+        DType.Int32 => zeroed ? GC.AllocateArray<int>(count, pinned: true) : GC.AllocateUninitializedArray<int>(count, pinned: true),
+        DType.Int64 => zeroed ? GC.AllocateArray<long>(count, pinned: true) : GC.AllocateUninitializedArray<long>(count, pinned: true),
+        _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "unknown dtype"),
+    };
+}
