@@ -106,6 +106,9 @@ public sealed class Tensor
     /// <summary>The storage as memory of <typeparamref name="T"/> (for asynchronous exchanges).</summary>
     public Memory<T> AsMemory<T>() where T : unmanaged => Typed<T>();
 
+    /// <summary>The whole backing array, for kernels that capture it in parallel loops (spans cannot be captured).</summary>
+    internal T[] Data<T>() where T : unmanaged => Typed<T>();
+
     /// <summary>Row <paramref name="row"/> of a tensor seen as <c>[Rows, RowLength]</c>.</summary>
     public Span<T> Row<T>(int row) where T : unmanaged
     {

@@ -1,0 +1,200 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using MoeSharp.Tensors;
+
+namespace MoeSharp.Compute;
+
+/// <summary>
+/// The host backend of <see cref="IMoeKernels"/>: managed code, SIMD over the row dimension
+/// (<see cref="Vector{T}"/>, scalar tail computing the same IEEE operations), parallel over rows on all
+/// cores. No fused multiply-add anywhere, so results match the reference's separate roundings.
+/// </summary>
+public sealed class HostMoeKernels : IMoeKernels
+{
+    /// <summary>Expert ids per chunk below which sorting and counting stay on one thread.</summary>
+    private const int SerialSortEntries = 1 << 16;
+
+    /// <inheritdoc />
+    public void ExpertHistogram(Tensor expertIds, Span<int> counts)
+    {
+        ReadOnlySpan<int> ids = expertIds.AsSpan<int>();
+        counts.Clear();
+        foreach (int id in ids) counts[id]++;
+    }
+
+    /// <inheritdoc />
+    public void StableSortByExpert(Tensor expertIds, ReadOnlySpan<int> counts, Tensor order)
+    {
+        int[] idsArray = expertIds.Data<int>();
+        int[] orderArray = order.Data<int>();
+        int n = expertIds.ElementCount;
+        int experts = counts.Length;
+        int chunks = n < SerialSortEntries ? 1 : Math.Min(Environment.ProcessorCount * 2, n / (SerialSortEntries / 4));
+        if (chunks <= 1)
+        {
+            Span<int> next = experts <= 1024 ? stackalloc int[experts] : new int[experts];
+            ExclusivePrefix(counts, next);
+            for (int i = 0; i < n; i++) orderArray[next[idsArray[i]]++] = i;
+            return;
+        }
+
+        // Parallel stable counting sort: each chunk counts its ids, then writes its entries of expert e
+        // after those of earlier chunks, so the result equals the serial sort.
+        var chunkCounts = new int[chunks, experts];
+        Parallel.For(0, chunks, c =>
+        {
+            var (start, end) = ChunkRange(n, chunks, c);
+            for (int i = start; i < end; i++) chunkCounts[c, idsArray[i]]++;
+        });
+        var chunkNext = new int[chunks, experts];
+        int running = 0;
+        for (int e = 0; e < experts; e++)
+        {
+            for (int c = 0; c < chunks; c++)
+            {
+                chunkNext[c, e] = running;
+                running += chunkCounts[c, e];
+            }
+        }
+        Parallel.For(0, chunks, c =>
+        {
+            var (start, end) = ChunkRange(n, chunks, c);
+            for (int i = start; i < end; i++) orderArray[chunkNext[c, idsArray[i]]++] = i;
+        });
+    }
+
+    /// <inheritdoc />
+    public void GatherRows(Tensor source, int sourceRowOffset, Tensor rowOf, Tensor? scale, Tensor destination)
+    {
+        float[] src = source.Data<float>();
+        float[] dst = destination.Data<float>();
+        int[] map = rowOf.Data<int>();
+        float[]? scales = scale is null ? null : scale.Data<float>();
+        int d = destination.RowLength;
+        int rows = rowOf.ElementCount;
+        HostParallel.For(rows, 8L * d, (start, end) =>
+        {
+            for (int i = start; i < end; i++)
+            {
+                Span<float> to = dst.AsSpan(i * d, d);
+                int from = map[i];
+                if (from >= 0) from += sourceRowOffset;
+                if (from < 0)
+                {
+                    to.Clear();
+                }
+                else if (scales is null)
+                {
+                    src.AsSpan(from * d, d).CopyTo(to);
+                }
+                else
+                {
+                    Scale(src.AsSpan(from * d, d), scales[i], to);
+                }
+            }
+        });
+    }
+
+    /// <inheritdoc />
+    public void GatherReduce(Tensor rows, Tensor positions, Tensor? scale, Tensor? initial, Tensor destination, int destinationOffset)
+    {
+        float[] src = rows.Data<float>();
+        float[] dst = destination.Data<float>();
+        int[] pos = positions.Data<int>();
+        float[]? scales = scale is null ? null : scale.Data<float>();
+        float[]? init = initial is null ? null : initial.Data<float>();
+        int d = destination.RowLength;
+        int tokens = positions.Rows;
+        int k = positions.RowLength;
+        HostParallel.For(tokens, 4L * d * (k + 1), (start, end) =>
+        {
+            for (int t = start; t < end; t++)
+            {
+                ReduceToken(src, pos.AsSpan(t * k, k), scales, init is null ? default : init.AsSpan(t * d, d),
+                    init is not null, dst.AsSpan((destinationOffset + t) * d, d), d);
+            }
+        });
+    }
+
+    /// <inheritdoc />
+    public void RowDots(Tensor a, ReadOnlySpan<int> aRow, Tensor b, ReadOnlySpan<int> bRow, Span<float> result)
+    {
+        ReadOnlySpan<float> av = a.AsSpan<float>();
+        ReadOnlySpan<float> bv = b.AsSpan<float>();
+        int d = a.RowLength;
+        for (int i = 0; i < result.Length; i++)
+        {
+            if (aRow[i] < 0 || bRow[i] < 0)
+            {
+                result[i] = 0f;
+                continue;
+            }
+            ReadOnlySpan<float> x = av.Slice(aRow[i] * d, d);
+            ReadOnlySpan<float> y = bv.Slice(bRow[i] * d, d);
+            double sum = 0;
+            for (int j = 0; j < d; j++) sum += (double)x[j] * y[j];
+            result[i] = (float)sum;
+        }
+    }
+
+    /// <summary>One token's ordered sum over D, vector by vector: the token's rows are read once.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ReduceToken(float[] rows, ReadOnlySpan<int> positions, float[]? scales,
+        ReadOnlySpan<float> initial, bool hasInitial, Span<float> destination, int d)
+    {
+        int width = Vector<float>.Count;
+        int j = 0;
+        ref float rowsBase = ref MemoryMarshal.GetArrayDataReference(rows);
+        for (; j <= d - width; j += width)
+        {
+            Vector<float> acc = hasInitial ? new Vector<float>(initial.Slice(j)) : Vector<float>.Zero;
+            foreach (int p in positions)
+            {
+                if (p < 0) continue;
+                var row = Vector.LoadUnsafe(ref rowsBase, (nuint)((long)p * d + j));
+                // Rounded product, then rounded sum: the JIT does not contract this into an FMA.
+                acc += scales is null ? row : row * scales[p];
+            }
+            acc.CopyTo(destination.Slice(j));
+        }
+        for (; j < d; j++)
+        {
+            float acc = hasInitial ? initial[j] : 0f;
+            foreach (int p in positions)
+            {
+                if (p < 0) continue;
+                float v = rows[(long)p * d + j];
+                acc += scales is null ? v : v * scales[p];
+            }
+            destination[j] = acc;
+        }
+    }
+
+    /// <summary><c>to = from · s</c>, one rounding per element.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Scale(ReadOnlySpan<float> from, float s, Span<float> to)
+    {
+        int width = Vector<float>.Count;
+        int j = 0;
+        var vs = new Vector<float>(s);
+        for (; j <= from.Length - width; j += width)
+        {
+            (new Vector<float>(from.Slice(j)) * vs).CopyTo(to.Slice(j));
+        }
+        for (; j < from.Length; j++) to[j] = from[j] * s;
+    }
+
+    private static void ExclusivePrefix(ReadOnlySpan<int> counts, Span<int> starts)
+    {
+        int running = 0;
+        for (int e = 0; e < counts.Length; e++)
+        {
+            starts[e] = running;
+            running += counts[e];
+        }
+    }
+
+    private static (int Start, int End) ChunkRange(int n, int chunks, int c)
+        => ((int)((long)n * c / chunks), (int)((long)n * (c + 1) / chunks));
+}

@@ -1,0 +1,132 @@
+using MoeSharp.Collectives;
+using MoeSharp.Compute;
+using MoeSharp.Tensors;
+
+namespace MoeSharp.Dispatch;
+
+/// <summary>
+/// The expert-parallel dispatcher (EP &gt; 1): counts are exchanged with an all-to-all, rows with an
+/// all-to-all-v to the ranks that own their experts, and back again at combine (overlapped with the shared
+/// experts). Works for EP = 1 too, through the same exchanges.
+/// </summary>
+/// <remarks>
+/// The count exchange also carries each rank's view of the sequence (T and its shard's rows), so every rank
+/// checks every SP group's agreement on T from the same data and all ranks throw the same error instead of
+/// some hanging.
+/// </remarks>
+public sealed class AllToAllTokenDispatcher : TokenDispatcher
+{
+    /// <summary>Entries after the E/S counts in each count message: declared T, real rows, pad rows.</summary>
+    private const int HeaderLength = 3;
+
+    private readonly ParallelGroups _groups;
+
+    /// <summary>Creates a dispatcher over <paramref name="groups"/> (EP = the world, SP groups of consecutive ranks).</summary>
+    /// <exception cref="ArgumentException">E is not divisible by the EP size, or K &gt; E.</exception>
+    public AllToAllTokenDispatcher(TokenDispatcherConfig config, ParallelGroups groups, IMoeKernels? kernels = null)
+        : base(config, CheckGroups(groups).EpSize, groups.World.Rank, groups.SpSize, groups.SpRank, kernels)
+    {
+        _groups = groups;
+    }
+
+    private static ParallelGroups CheckGroups(ParallelGroups groups) => groups ?? throw new ArgumentNullException(nameof(groups));
+
+    private protected override ExchangedCounts ExchangeCounts(int[] counts, SequenceShard shard, int? declaredTotalTokens)
+    {
+        int s = EpSize, e = NumLocalExperts, chunk = e + HeaderLength;
+        var send = new int[s * chunk];
+        var receive = new int[s * chunk];
+        int declared = Config.Layout == SequenceLayout.Replicated ? shard.TotalTokens : declaredTotalTokens ?? -1;
+        for (int q = 0; q < s; q++)
+        {
+            counts.AsSpan(q * e, e).CopyTo(send.AsSpan(q * chunk, e));
+            send[q * chunk + e] = declared;
+            send[q * chunk + e + 1] = shard.RealRows;
+            send[q * chunk + e + 2] = shard.PadRows;
+        }
+        _groups.World.AllToAll<int>(send, receive);
+
+        var receiveCounts = new int[s * e];
+        for (int p = 0; p < s; p++) receive.AsSpan(p * chunk, e).CopyTo(receiveCounts.AsSpan(p * e, e));
+        SequenceShard checkedShard = CheckSequenceAgreement(receive, chunk, e, shard);
+        return new ExchangedCounts(receiveCounts, checkedShard);
+    }
+
+    /// <summary>
+    /// Checks, from every rank's header, that each SP group agrees on T and that each rank's shard is the
+    /// one the policy gives it; every rank runs the same check on the same data.
+    /// </summary>
+    private SequenceShard CheckSequenceAgreement(int[] receive, int chunk, int e, SequenceShard shard)
+    {
+        int sp = SpSize;
+        SequenceShard mine = shard;
+        for (int group = 0; group < EpSize / sp; group++)
+        {
+            int first = group * sp;
+            int Declared(int rank) => receive[rank * chunk + e];
+            int Real(int rank) => receive[rank * chunk + e + 1];
+
+            int total = -1, totalFrom = -1;
+            for (int r = first; r < first + sp; r++)
+            {
+                int d = Declared(r);
+                if (d < 0) continue;
+                if (total >= 0 && d != total)
+                {
+                    throw new ArgumentException(
+                        $"ranks {totalFrom} and {r} of SP group {group} disagree on the token count T: {total} vs {d} (seen on rank {EpRank})");
+                }
+                total = d;
+                totalFrom = r;
+            }
+            if (Config.Layout == SequenceLayout.Replicated) continue;
+
+            int sum = 0;
+            for (int r = first; r < first + sp; r++) sum += Real(r);
+            if (total < 0) total = sum;
+            int start = 0;
+            for (int r = first; r < first + sp; r++)
+            {
+                SequenceShard expected = SequenceShard.For(Config.Sharding, total, sp, r - first);
+                if (Real(r) != expected.RealRows)
+                {
+                    throw new ArgumentException(
+                        $"rank {r} (SP rank {r - first} of group {group}) holds {Real(r)} tokens but {Config.Sharding} sharding of T = {total} over {sp} ranks gives it {expected.RealRows} (seen on rank {EpRank})");
+                }
+                if (r == EpRank) mine = expected with { Start = Math.Min(start, total) };
+                start += Real(r);
+            }
+        }
+        return mine;
+    }
+
+    private protected override void ExchangeRows(Tensor send, ReadOnlySpan<int> sendRows, Tensor receive, ReadOnlySpan<int> receiveRows)
+    {
+        int d = send.RowLength;
+        _groups.World.AllToAllV<float>(send.AsSpan<float>(), ToElements(sendRows, d), receive.AsSpan<float>(), ToElements(receiveRows, d));
+    }
+
+    private protected override CollectiveRequest ExchangeRowsAsync(Tensor send, ReadOnlySpan<int> sendRows, Tensor receive, ReadOnlySpan<int> receiveRows)
+    {
+        int d = send.RowLength;
+        return _groups.World.AllToAllVAsync<float>(send.AsMemory<float>(), ToElements(sendRows, d), receive.AsMemory<float>(), ToElements(receiveRows, d));
+    }
+
+    private protected override void SumOverSequenceParallel(Tensor values)
+        => _groups.SequenceParallel?.AllReduceSum(values.AsSpan<float>());
+
+    private int[] ToElements(ReadOnlySpan<int> rows, int dim)
+    {
+        var elements = new int[rows.Length];
+        for (int i = 0; i < rows.Length; i++)
+        {
+            long n = (long)rows[i] * dim;
+            if (n > int.MaxValue)
+            {
+                throw new InvalidOperationException($"{rows[i]} rows of {dim} elements exceed one exchange's 2^31 elements (rank {EpRank})");
+            }
+            elements[i] = (int)n;
+        }
+        return elements;
+    }
+}

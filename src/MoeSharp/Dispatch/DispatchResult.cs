@@ -1,0 +1,13 @@
+using System.Collections.Immutable;
+using MoeSharp.Tensors;
+
+namespace MoeSharp.Dispatch;
+
+/// <summary>What <see cref="TokenDispatcher.Dispatch"/> returns.</summary>
+/// <param name="RoutedTokens">
+/// <c>[R, D]</c> float32: the rows this rank's experts must process, expert-major (for each local expert,
+/// the rows from source rank 0, 1, …), each expert's block padded with zero rows to the alignment.
+/// </param>
+/// <param name="TokensPerLocalExpert"><c>[E/S]</c>: rows per local expert, alignment padding included.</param>
+/// <param name="Metadata">What combine and the backward passes need; pass it back unchanged.</param>
+public sealed record DispatchResult(Tensor RoutedTokens, ImmutableArray<int> TokensPerLocalExpert, DispatchMetadata Metadata);

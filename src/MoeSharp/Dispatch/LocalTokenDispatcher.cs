@@ -1,0 +1,34 @@
+using MoeSharp.Collectives;
+using MoeSharp.Compute;
+using MoeSharp.Tensors;
+
+namespace MoeSharp.Dispatch;
+
+/// <summary>
+/// The dispatcher for EP = 1 (and SP = 1): every expert is local, so dispatch is one gather into the
+/// expert-major layout and combine one ordered gather-reduce, with no exchange and no extra copy.
+/// </summary>
+public sealed class LocalTokenDispatcher : TokenDispatcher
+{
+    /// <summary>Creates a local dispatcher.</summary>
+    /// <param name="config">What to route; all E experts are local.</param>
+    /// <param name="kernels">Compute backend; the host kernels when null.</param>
+    public LocalTokenDispatcher(TokenDispatcherConfig config, IMoeKernels? kernels = null)
+        : base(config, epSize: 1, epRank: 0, spSize: 1, spRank: 0, kernels)
+    {
+    }
+
+    private protected override ExchangedCounts ExchangeCounts(int[] counts, SequenceShard shard, int? declaredTotalTokens)
+        => new(counts, shard);
+
+    private protected override void ExchangeRows(Tensor send, ReadOnlySpan<int> sendRows, Tensor receive, ReadOnlySpan<int> receiveRows)
+        => throw new InvalidOperationException("a local dispatcher exchanges no rows");
+
+    private protected override CollectiveRequest ExchangeRowsAsync(Tensor send, ReadOnlySpan<int> sendRows, Tensor receive, ReadOnlySpan<int> receiveRows)
+        => throw new InvalidOperationException("a local dispatcher exchanges no rows");
+
+    private protected override void SumOverSequenceParallel(Tensor values)
+    {
+        // SP = 1: the output is already the sum.
+    }
+}

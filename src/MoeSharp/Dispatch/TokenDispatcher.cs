@@ -1,0 +1,546 @@
+using System.Collections.Immutable;
+using MoeSharp.Collectives;
+using MoeSharp.Compute;
+using MoeSharp.Tensors;
+
+namespace MoeSharp.Dispatch;
+
+/// <summary>
+/// torchtitan's token dispatcher: routes each token's K (row, score, expert) entries to the ranks that own
+/// the experts and combines the expert outputs back, forward and backward. The local steps are written
+/// once here against <see cref="IMoeKernels"/>; subclasses supply the exchanges
+/// (<see cref="LocalTokenDispatcher"/> for EP = 1, <see cref="AllToAllTokenDispatcher"/> for EP &gt; 1).
+/// </summary>
+/// <remarks>
+/// Each token's output is its terms added from zero (or the shared experts' output) in ascending expert id,
+/// an ordered gather-reduce with no atomics, so the final output is bitwise identical for every EP size, SP
+/// size, sharding policy, sequence layout and alignment when the experts are row-wise deterministic.
+/// </remarks>
+public abstract class TokenDispatcher
+{
+    private protected TokenDispatcher(TokenDispatcherConfig config, int epSize, int epRank, int spSize, int spRank, IMoeKernels? kernels)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        if (config.NumExperts % epSize != 0)
+        {
+            throw new ArgumentException(
+                $"the number of experts E = {config.NumExperts} must be divisible by the EP size {epSize} (rank {epRank})", nameof(config));
+        }
+        if (config.TopK > config.NumExperts)
+        {
+            throw new ArgumentException($"top-k K = {config.TopK} exceeds the number of experts E = {config.NumExperts}", nameof(config));
+        }
+        Config = config;
+        EpSize = epSize;
+        EpRank = epRank;
+        SpSize = spSize;
+        SpRank = spRank;
+        Kernels = kernels ?? new HostMoeKernels();
+    }
+
+    /// <summary>What this dispatcher routes and how.</summary>
+    public TokenDispatcherConfig Config { get; }
+
+    /// <summary>S: ranks of the EP group.</summary>
+    public int EpSize { get; }
+
+    /// <summary>This rank's index in the EP group.</summary>
+    public int EpRank { get; }
+
+    /// <summary>Ranks of this rank's SP group.</summary>
+    public int SpSize { get; }
+
+    /// <summary>This rank's index in its SP group.</summary>
+    public int SpRank { get; }
+
+    /// <summary>E/S: experts this rank owns (global ids <c>[EpRank·E/S, (EpRank+1)·E/S)</c>).</summary>
+    public int NumLocalExperts => Config.NumExperts / EpSize;
+
+    /// <summary>The compute backend.</summary>
+    protected IMoeKernels Kernels { get; }
+
+    /// <summary>
+    /// Routes this rank's tokens to their experts.
+    /// </summary>
+    /// <param name="x">
+    /// float32 tokens: <c>[T, D]</c>, the whole sequence, in the replicated layout; <c>[T_s, D]</c>, this rank's
+    /// shard, in the sharded layout.
+    /// </param>
+    /// <param name="topScores"><c>[T, K]</c> (or <c>[T_s, K]</c>) float32 routing scores, finite.</param>
+    /// <param name="expertIds"><c>[T, K]</c> (or <c>[T_s, K]</c>) int32 or int64 expert ids in <c>[0, E)</c>.</param>
+    /// <param name="totalTokens">
+    /// T of the whole sequence. Needed in the sharded layout with <see cref="SpShardingPolicy.PadToMultiple"/>
+    /// and SP &gt; 1 (a rank cannot tell its pad rows from its own shard alone); checked when given otherwise.
+    /// </param>
+    /// <exception cref="ArgumentException">Bad shapes or dtypes, an expert id outside <c>[0, E)</c> (the message names the token,
+    /// slot and value), a non-finite score, or ranks of an SP group that disagree on T.</exception>
+    public DispatchResult Dispatch(Tensor x, Tensor topScores, Tensor expertIds, int? totalTokens = null)
+    {
+        ValidateShapes(x, topScores, expertIds);
+        SequenceShard shard = ResolveShard(x.Rows, totalTokens);
+        int inputRowOffset = Config.Layout == SequenceLayout.Replicated ? shard.Start : 0;
+        int k = Config.TopK;
+        int entries = shard.Rows * k;
+
+        var ids = Tensor.Uninitialized(DType.Int32, entries);
+        var entryScore = new float[entries];
+        ReadEntries(topScores, expertIds, inputRowOffset, shard, ids.AsSpan<int>(), entryScore);
+
+        var counts = new int[Config.NumExperts];
+        Kernels.ExpertHistogram(ids, counts);
+        var order = Tensor.Uninitialized(DType.Int32, entries);
+        Kernels.StableSortByExpert(ids, counts, order);
+
+        ExchangedCounts exchanged = ExchangeCounts(counts, shard, totalTokens);
+        shard = exchanged.Shard;
+        int e = NumLocalExperts;
+        var receiveCounts = exchanged.ReceiveCounts;
+        var inputSplits = new int[EpSize];
+        var outputSplits = new int[EpSize];
+        var expertRows = new int[e];
+        for (int q = 0; q < EpSize; q++)
+        {
+            for (int j = 0; j < e; j++)
+            {
+                inputSplits[q] += counts[q * e + j];
+                outputSplits[q] += receiveCounts[q * e + j];
+                expertRows[j] += receiveCounts[q * e + j];
+            }
+        }
+        var tokensPerLocalExpert = new int[e];
+        for (int j = 0; j < e; j++) tokensPerLocalExpert[j] = AlignUp(expertRows[j]);
+
+        // With EP = 1 the local layout is the routed tensor itself (alignment folded into the gather);
+        // otherwise it is the expert-sorted send buffer.
+        bool exchanges = EpSize > 1;
+        LocalLayout local = BuildLocalLayout(order, counts, entryScore, shard.RealRows, alignExperts: !exchanges);
+        int dim = x.RowLength;
+        var gathered = Tensor.Uninitialized(DType.Float32, local.Rows, dim);
+        Kernels.GatherRows(x, inputRowOffset, local.RowToken, Config.ScoreBeforeExperts ? local.RowScore : null, gathered);
+
+        ExpertMajorPermutation? permutation = exchanges ? BuildPermutation(receiveCounts, tokensPerLocalExpert) : null;
+        var metadata = new DispatchMetadata(this, shard, x.ShapeArray(), inputRowOffset, dim,
+            ImmutableArray.Create(inputSplits), ImmutableArray.Create(outputSplits),
+            ImmutableArray.Create(tokensPerLocalExpert), ImmutableArray.Create(counts), local, permutation);
+        Tensor routed = exchanges ? ToExpertMajor(gathered, metadata) : gathered;
+        return new DispatchResult(routed, metadata.TokensPerLocalExpert, metadata);
+    }
+
+    /// <summary>
+    /// Sends the experts' outputs back and adds each token's terms in ascending expert id.
+    /// </summary>
+    /// <param name="routedOutput"><c>[R, D]</c> float32 expert outputs, in the layout dispatch returned.</param>
+    /// <param name="metadata">The dispatch's metadata.</param>
+    /// <param name="x">The dispatch's <c>x</c> (its own rows feed <paramref name="sharedExperts"/>).</param>
+    /// <param name="sharedExperts">Optional shared experts, run while the exchange is in flight.</param>
+    /// <returns>Replicated layout: <c>[T, D]</c> with only this rank's shard filled; sharded: <c>[T_s, D]</c>.</returns>
+    public Tensor Combine(Tensor routedOutput, DispatchMetadata metadata, Tensor x, SharedExpertsFunction? sharedExperts = null)
+        => CombineWithState(routedOutput, metadata, x, sharedExperts).Output;
+
+    /// <summary><see cref="Combine"/>, also returning what <see cref="CombineBackward"/> needs.</summary>
+    public CombineResult CombineWithState(Tensor routedOutput, DispatchMetadata metadata, Tensor x, SharedExpertsFunction? sharedExperts = null)
+    {
+        CheckMetadata(metadata);
+        CheckRows(routedOutput, nameof(routedOutput), metadata.RoutedRows, metadata.Dim);
+        CheckSameShape(x, nameof(x), metadata.InputShape);
+
+        Tensor localRows;
+        CollectiveRequest pending = CollectiveRequest.Completed;
+        if (EpSize == 1)
+        {
+            localRows = routedOutput;
+        }
+        else
+        {
+            Tensor send = ToRankMajor(routedOutput, metadata);
+            localRows = Tensor.Uninitialized(DType.Float32, metadata.Local.Rows, metadata.Dim);
+            pending = ExchangeRowsAsync(send, metadata.OutputSplits.AsSpan(), localRows, metadata.InputSplits.AsSpan());
+        }
+
+        Tensor? shared;
+        try
+        {
+            shared = sharedExperts is null ? null : RunSharedExperts(sharedExperts, x, metadata);
+        }
+        catch
+        {
+            // Let the exchange finish so peers are not left waiting on this rank's buffers.
+            try { pending.Wait(); } catch (CollectiveException) { }
+            throw;
+        }
+        pending.Wait();
+
+        Tensor output = NewOutput(metadata);
+        Kernels.GatherReduce(localRows, metadata.Local.TokenPositions, Config.ScoreBeforeExperts ? null : metadata.Local.RowScore,
+            shared, output, metadata.InputRowOffset);
+        return new CombineResult(output, new CombineState(metadata, localRows));
+    }
+
+    /// <summary>
+    /// Backward of <see cref="Combine"/>: sends each token's output gradient to the rows that produced it
+    /// (dispatch's exchange).
+    /// </summary>
+    /// <param name="gradOutput">Gradient of the combine output, shaped like it (in the replicated layout, the
+    /// gradient of the SP-summed result, which is the same on every SP rank).</param>
+    /// <param name="state">From <see cref="CombineWithState"/>.</param>
+    public CombineBackwardResult CombineBackward(Tensor gradOutput, CombineState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        DispatchMetadata metadata = state.Metadata;
+        CheckMetadata(metadata);
+        CheckSameShape(gradOutput, nameof(gradOutput), OutputShape(metadata));
+
+        LocalLayout local = metadata.Local;
+        bool scoreAfter = !Config.ScoreBeforeExperts;
+        var gathered = Tensor.Uninitialized(DType.Float32, local.Rows, metadata.Dim);
+        Kernels.GatherRows(gradOutput, metadata.InputRowOffset, local.RowToken, scoreAfter ? local.RowScore : null, gathered);
+        Tensor? gradScores = scoreAfter ? ScoreGradients(state.CombinedRows, gradOutput, metadata) : null;
+        Tensor gradRouted = EpSize > 1 ? ToExpertMajor(gathered, metadata) : gathered;
+        return new CombineBackwardResult(gradRouted, gradScores);
+    }
+
+    /// <summary>
+    /// Backward of <see cref="Dispatch"/>: sends the gradient of the routed rows back to their tokens
+    /// (combine's exchange) and sums each token's terms in ascending expert id.
+    /// </summary>
+    /// <param name="gradRoutedTokens"><c>[R, D]</c>: gradient of the routed rows, expert-major.</param>
+    /// <param name="metadata">The dispatch's metadata.</param>
+    /// <param name="x">The dispatch's <c>x</c> (for the score gradient when scores multiply before the experts).</param>
+    public DispatchBackwardResult DispatchBackward(Tensor gradRoutedTokens, DispatchMetadata metadata, Tensor x)
+    {
+        CheckMetadata(metadata);
+        CheckRows(gradRoutedTokens, nameof(gradRoutedTokens), metadata.RoutedRows, metadata.Dim);
+        CheckSameShape(x, nameof(x), metadata.InputShape);
+
+        Tensor localRows = gradRoutedTokens;
+        if (EpSize > 1)
+        {
+            Tensor send = ToRankMajor(gradRoutedTokens, metadata);
+            localRows = Tensor.Uninitialized(DType.Float32, metadata.Local.Rows, metadata.Dim);
+            ExchangeRows(send, metadata.OutputSplits.AsSpan(), localRows, metadata.InputSplits.AsSpan());
+        }
+        Tensor gradX = NewOutput(metadata);
+        Kernels.GatherReduce(localRows, metadata.Local.TokenPositions, Config.ScoreBeforeExperts ? metadata.Local.RowScore : null,
+            null, gradX, metadata.InputRowOffset);
+        Tensor? gradScores = Config.ScoreBeforeExperts ? ScoreGradients(localRows, x, metadata) : null;
+        return new DispatchBackwardResult(gradX, gradScores);
+    }
+
+    /// <summary>
+    /// The SP group's sum of per-rank outputs (the tensor-parallel reduce of the replicated layout), in SP-rank
+    /// order so every rank gets the same bits. Returns a new tensor; in the sharded layout, or with SP = 1, the
+    /// input itself (nothing to reduce).
+    /// </summary>
+    /// <param name="partial">A combine output (or a gradient of x), shaped <c>[T, D]</c>.</param>
+    public Tensor ReduceSequenceParallel(Tensor partial)
+    {
+        ArgumentNullException.ThrowIfNull(partial);
+        if (Config.Layout == SequenceLayout.Sharded || SpSize == 1) return partial;
+        Tensor sum = partial.Clone();
+        SumOverSequenceParallel(sum);
+        return sum;
+    }
+
+    /// <summary>The counts this rank receives and its shard, after any cross-rank checks.</summary>
+    private protected readonly record struct ExchangedCounts(int[] ReceiveCounts, SequenceShard Shard);
+
+    /// <summary>
+    /// Count exchange: all-to-all of <paramref name="counts"/> viewed <c>[S, E/S]</c>. Implementations also
+    /// check that the SP group agrees on T (and complete <paramref name="shard"/> where T was unknown).
+    /// </summary>
+    private protected abstract ExchangedCounts ExchangeCounts(int[] counts, SequenceShard shard, int? declaredTotalTokens);
+
+    /// <summary>All-to-all-v of rows: <paramref name="sendRows"/>[q] rows to rank q, <paramref name="receiveRows"/>[p] from rank p.</summary>
+    private protected abstract void ExchangeRows(Tensor send, ReadOnlySpan<int> sendRows, Tensor receive, ReadOnlySpan<int> receiveRows);
+
+    /// <summary>Starts <see cref="ExchangeRows"/> and returns at once.</summary>
+    private protected abstract CollectiveRequest ExchangeRowsAsync(Tensor send, ReadOnlySpan<int> sendRows, Tensor receive, ReadOnlySpan<int> receiveRows);
+
+    /// <summary>Sums <paramref name="values"/> over the SP group in place, in SP-rank order.</summary>
+    private protected abstract void SumOverSequenceParallel(Tensor values);
+
+    /// <summary>This rank's shard before any exchange; subclasses may complete it from the count exchange.</summary>
+    private protected virtual SequenceShard ResolveShard(int inputRows, int? totalTokens)
+    {
+        if (totalTokens is < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(totalTokens), totalTokens, "the total token count T must not be negative");
+        }
+        if (Config.Layout == SequenceLayout.Replicated)
+        {
+            if (totalTokens is int t && t != inputRows)
+            {
+                throw new ArgumentException(
+                    $"totalTokens = {t} but x has {inputRows} rows, and in the replicated layout x holds every token (rank {EpRank})", nameof(totalTokens));
+            }
+            return SequenceShard.For(Config.Sharding, inputRows, SpSize, SpRank);
+        }
+        if (SpSize == 1)
+        {
+            if (totalTokens is int t && t != inputRows)
+            {
+                throw new ArgumentException($"totalTokens = {t} but x has {inputRows} rows and the SP size is 1 (rank {EpRank})", nameof(totalTokens));
+            }
+            return new SequenceShard(inputRows, 0, inputRows, 0);
+        }
+        if (totalTokens is int total)
+        {
+            SequenceShard expected = SequenceShard.For(Config.Sharding, total, SpSize, SpRank);
+            if (expected.RealRows != inputRows)
+            {
+                throw new ArgumentException(
+                    $"x has {inputRows} rows but SP rank {SpRank} of {SpSize} holds {expected.RealRows} of T = {total} tokens under {Config.Sharding} sharding (rank {EpRank})",
+                    "x");
+            }
+            return expected;
+        }
+        if (Config.Sharding == SpShardingPolicy.PadToMultiple)
+        {
+            throw new ArgumentException(
+                $"the sharded layout with PadToMultiple sharding and SP = {SpSize} needs totalTokens: a rank cannot tell its pad rows from its shard alone (rank {EpRank})",
+                nameof(totalTokens));
+        }
+        // Balanced sharding without T: the count exchange learns T and the shard's start.
+        return new SequenceShard(-1, -1, inputRows, 0);
+    }
+
+    private void ValidateShapes(Tensor x, Tensor topScores, Tensor expertIds)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        ArgumentNullException.ThrowIfNull(topScores);
+        ArgumentNullException.ThrowIfNull(expertIds);
+        if (x.DType != DType.Float32 || x.Rank != 2)
+        {
+            throw new ArgumentException($"x must be a float32 [T, D] tensor; got {x.DType} {x.ShapeString} (rank {EpRank})", nameof(x));
+        }
+        int t = x.Dim(0), k = Config.TopK;
+        if (topScores.DType != DType.Float32 || topScores.Rank != 2 || topScores.Dim(0) != t || topScores.Dim(1) != k)
+        {
+            throw new ArgumentException($"topScores must be float32 [{t}, {k}] (T from x, K from the config); got {topScores.DType} {topScores.ShapeString} (rank {EpRank})", nameof(topScores));
+        }
+        if ((expertIds.DType != DType.Int32 && expertIds.DType != DType.Int64) || expertIds.Rank != 2 || expertIds.Dim(0) != t || expertIds.Dim(1) != k)
+        {
+            throw new ArgumentException($"expertIds must be int32 or int64 [{t}, {k}]; got {expertIds.DType} {expertIds.ShapeString} (rank {EpRank})", nameof(expertIds));
+        }
+    }
+
+    /// <summary>
+    /// Reads the shard's (id, score) entries, token-major, validating each; pad entries get id 0 and score 0.
+    /// </summary>
+    private void ReadEntries(Tensor topScores, Tensor expertIds, int rowOffset, SequenceShard shard, Span<int> ids, Span<float> scores)
+    {
+        int k = Config.TopK, experts = Config.NumExperts;
+        int real = shard.RealRows * k;
+        ReadOnlySpan<float> allScores = topScores.AsSpan<float>().Slice(rowOffset * k, real);
+        bool wide = expertIds.DType == DType.Int64;
+        ReadOnlySpan<long> ids64 = wide ? expertIds.AsSpan<long>().Slice(rowOffset * k, real) : default;
+        ReadOnlySpan<int> ids32 = wide ? default : expertIds.AsSpan<int>().Slice(rowOffset * k, real);
+        for (int i = 0; i < real; i++)
+        {
+            long id = wide ? ids64[i] : ids32[i];
+            if ((ulong)id >= (ulong)experts)
+            {
+                throw new ArgumentOutOfRangeException(nameof(expertIds), id,
+                    $"expertIds[token {rowOffset + i / k}, slot {i % k}] = {id} is outside [0, {experts}) (rank {EpRank})");
+            }
+            float s = allScores[i];
+            if (!float.IsFinite(s))
+            {
+                throw new ArgumentException(
+                    $"topScores[token {rowOffset + i / k}, slot {i % k}] = {s} is not finite (rank {EpRank})", nameof(topScores));
+            }
+            ids[i] = (int)id;
+            scores[i] = s;
+        }
+        ids.Slice(real).Clear();
+        scores.Slice(real).Clear();
+    }
+
+    /// <summary>
+    /// Per-row maps of the local layout: sorted position i holds entry <c>order[i]</c>; with
+    /// <paramref name="alignExperts"/> each expert's run is followed by zero rows up to the alignment.
+    /// </summary>
+    private LocalLayout BuildLocalLayout(Tensor order, int[] counts, float[] entryScore, int realTokens, bool alignExperts)
+    {
+        ReadOnlySpan<int> sorted = order.AsSpan<int>();
+        int entries = sorted.Length, k = Config.TopK, realEntries = realTokens * k;
+
+        // rowOfSorted: where sorted position i lands in the local layout (identity unless aligning).
+        int rows = entries;
+        int[]? rowOfSorted = null;
+        if (alignExperts && Config.ExpertAlignment > 1)
+        {
+            rowOfSorted = new int[entries];
+            int position = 0, row = 0;
+            foreach (int c in counts)
+            {
+                for (int r = 0; r < c; r++) rowOfSorted[position++] = row + r;
+                row += AlignUp(c);
+            }
+            rows = row;
+        }
+
+        var rowToken = Tensor.Uninitialized(DType.Int32, rows);
+        var rowScore = Tensor.Zeros(DType.Float32, rows);
+        Span<int> token = rowToken.AsSpan<int>();
+        Span<float> score = rowScore.AsSpan<float>();
+        if (rowOfSorted is not null) token.Fill(-1);
+        var entryRow = new int[realEntries];
+        for (int i = 0; i < entries; i++)
+        {
+            int entry = sorted[i];
+            int row = rowOfSorted is null ? i : rowOfSorted[i];
+            score[row] = entryScore[entry];
+            if (entry < realEntries)
+            {
+                token[row] = entry / k;
+                entryRow[entry] = row;
+            }
+            else
+            {
+                token[row] = -1;
+            }
+        }
+
+        // Each token's rows in ascending order = ascending expert id (ties by slot): the combine order.
+        var positions = Tensor.Uninitialized(DType.Int32, realTokens, k);
+        Span<int> pos = positions.AsSpan<int>();
+        entryRow.CopyTo(pos);
+        for (int t = 0; t < realTokens; t++) pos.Slice(t * k, k).Sort();
+        return new LocalLayout(rows, entries, rowToken, rowScore, positions, entryRow);
+    }
+
+    /// <summary>Maps from the received rank-major layout to the expert-major (aligned) routed layout.</summary>
+    private ExpertMajorPermutation? BuildPermutation(int[] receiveCounts, int[] tokensPerLocalExpert)
+    {
+        int e = NumLocalExperts, s = EpSize;
+        int received = 0, routed = 0;
+        foreach (int c in receiveCounts) received += c;
+        foreach (int c in tokensPerLocalExpert) routed += c;
+        if (e == 1 && routed == received) return null;
+
+        // Where each (source, expert) block starts in the received buffer.
+        var blockStart = new int[s * e];
+        int running = 0;
+        for (int i = 0; i < s * e; i++)
+        {
+            blockStart[i] = running;
+            running += receiveCounts[i];
+        }
+        var expertMajor = Tensor.Uninitialized(DType.Int32, routed);
+        var rankMajor = Tensor.Uninitialized(DType.Int32, received);
+        Span<int> toReceived = expertMajor.AsSpan<int>();
+        Span<int> toRouted = rankMajor.AsSpan<int>();
+        int row = 0;
+        for (int j = 0; j < e; j++)
+        {
+            int expertStart = row;
+            for (int p = 0; p < s; p++)
+            {
+                int start = blockStart[p * e + j], count = receiveCounts[p * e + j];
+                for (int r = 0; r < count; r++)
+                {
+                    toReceived[row] = start + r;
+                    toRouted[start + r] = row;
+                    row++;
+                }
+            }
+            int end = expertStart + tokensPerLocalExpert[j];
+            while (row < end) toReceived[row++] = -1;
+        }
+        return new ExpertMajorPermutation(expertMajor, rankMajor);
+    }
+
+    /// <summary>Forward exchange: local-layout rows to this rank's experts, expert-major.</summary>
+    private Tensor ToExpertMajor(Tensor localRows, DispatchMetadata metadata)
+    {
+        var received = Tensor.Uninitialized(DType.Float32, metadata.RowsReceived, metadata.Dim);
+        ExchangeRows(localRows, metadata.InputSplits.AsSpan(), received, metadata.OutputSplits.AsSpan());
+        if (metadata.Permutation is null) return received;
+        var routed = Tensor.Uninitialized(DType.Float32, metadata.RoutedRows, metadata.Dim);
+        Kernels.GatherRows(received, 0, metadata.Permutation.ExpertMajorRowOf, null, routed);
+        return routed;
+    }
+
+    /// <summary>Inverse permute: expert-major rows back to the rank-major order they arrived in (pads dropped).</summary>
+    private Tensor ToRankMajor(Tensor routedRows, DispatchMetadata metadata)
+    {
+        if (metadata.Permutation is null) return routedRows;
+        var send = Tensor.Uninitialized(DType.Float32, metadata.RowsReceived, metadata.Dim);
+        Kernels.GatherRows(routedRows, 0, metadata.Permutation.RankMajorRowOf, null, send);
+        return send;
+    }
+
+    private Tensor? RunSharedExperts(SharedExpertsFunction sharedExperts, Tensor x, DispatchMetadata metadata)
+    {
+        int n = metadata.Shard.RealRows, d = metadata.Dim;
+        Tensor own = x;
+        if (x.Rows != n)
+        {
+            own = Tensor.Uninitialized(DType.Float32, n, d);
+            x.AsSpan<float>().Slice(metadata.InputRowOffset * d, n * d).CopyTo(own.AsSpan<float>());
+        }
+        Tensor result = sharedExperts(own) ?? throw new InvalidOperationException("the shared experts returned null");
+        if (result.DType != DType.Float32 || result.Rank != 2 || result.Dim(0) != n || result.Dim(1) != d)
+        {
+            throw new InvalidOperationException(
+                $"the shared experts must return float32 [{n}, {d}] for this rank's {n} tokens; got {result.DType} {result.ShapeString} (rank {EpRank})");
+        }
+        return result;
+    }
+
+    /// <summary>Gradient of each (token, slot) score: the dot of the entry's row with the token's row of <paramref name="tokenRows"/>.</summary>
+    private Tensor ScoreGradients(Tensor localRows, Tensor tokenRows, DispatchMetadata metadata)
+    {
+        int k = Config.TopK;
+        int[] entryRow = metadata.Local.EntryRow;
+        var tokenRow = new int[entryRow.Length];
+        for (int i = 0; i < tokenRow.Length; i++) tokenRow[i] = metadata.InputRowOffset + i / k;
+        var grad = Tensor.Zeros(DType.Float32, metadata.InputShape[0], k);
+        Kernels.RowDots(localRows, entryRow, tokenRows, tokenRow,
+            grad.AsSpan<float>().Slice(metadata.InputRowOffset * k, entryRow.Length));
+        return grad;
+    }
+
+    private Tensor NewOutput(DispatchMetadata metadata)
+    {
+        int[] shape = OutputShape(metadata);
+        // The replicated output has rows outside this shard, which stay zero.
+        return shape[0] == metadata.Shard.RealRows ? Tensor.Uninitialized(DType.Float32, shape) : Tensor.Zeros(DType.Float32, shape);
+    }
+
+    private static int[] OutputShape(DispatchMetadata metadata) => [metadata.InputShape[0], metadata.Dim];
+
+    private int AlignUp(int rows)
+    {
+        int a = Config.ExpertAlignment;
+        return (rows + a - 1) / a * a;
+    }
+
+    private void CheckMetadata(DispatchMetadata metadata)
+    {
+        ArgumentNullException.ThrowIfNull(metadata);
+        if (!ReferenceEquals(metadata.Owner, this))
+        {
+            throw new ArgumentException($"the metadata comes from another dispatcher (rank {EpRank})", nameof(metadata));
+        }
+    }
+
+    private void CheckRows(Tensor rows, string name, int expectedRows, int dim)
+    {
+        ArgumentNullException.ThrowIfNull(rows, name);
+        if (rows.DType != DType.Float32 || rows.Rank != 2 || rows.Dim(0) != expectedRows || rows.Dim(1) != dim)
+        {
+            throw new ArgumentException($"{name} must be float32 [{expectedRows}, {dim}] as dispatched; got {rows.DType} {rows.ShapeString} (rank {EpRank})", name);
+        }
+    }
+
+    private void CheckSameShape(Tensor tensor, string name, int[] shape)
+    {
+        ArgumentNullException.ThrowIfNull(tensor, name);
+        if (tensor.DType != DType.Float32 || !tensor.Shape.SequenceEqual(shape))
+        {
+            throw new ArgumentException($"{name} must be float32 [{string.Join(", ", shape)}] as at dispatch; got {tensor.DType} {tensor.ShapeString} (rank {EpRank})", name);
+        }
+    }
+}

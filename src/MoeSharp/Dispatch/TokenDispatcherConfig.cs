@@ -1,0 +1,48 @@
+namespace MoeSharp.Dispatch;
+
+/// <summary>What a token dispatcher routes and how (torchtitan's dispatcher arguments plus MoeSharp's additions).</summary>
+public sealed record TokenDispatcherConfig
+{
+    /// <summary>Creates a configuration for <paramref name="numExperts"/> experts (E) and top-<paramref name="topK"/> routing (K).</summary>
+    public TokenDispatcherConfig(int numExperts, int topK)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(numExperts, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(topK, 1);
+        NumExperts = numExperts;
+        TopK = topK;
+    }
+
+    /// <summary>E: experts in the whole EP group.</summary>
+    public int NumExperts { get; }
+
+    /// <summary>K: experts each token is routed to.</summary>
+    public int TopK { get; }
+
+    /// <summary>
+    /// When true, each routed row is multiplied by its score (float32) at dispatch, before the experts;
+    /// otherwise the expert outputs are multiplied at combine.
+    /// </summary>
+    public bool ScoreBeforeExperts { get; init; }
+
+    /// <summary>How the token axis is split over the SP group.</summary>
+    public SpShardingPolicy Sharding { get; init; } = SpShardingPolicy.PadToMultiple;
+
+    /// <summary>Whether SP ranks hold every token or only their shard.</summary>
+    public SequenceLayout Layout { get; init; } = SequenceLayout.Replicated;
+
+    private readonly int _expertAlignment = 1;
+
+    /// <summary>
+    /// A: each local expert's rows are padded with zero rows to a multiple of A (16 or 32 for fp8/mxfp8
+    /// grouped GEMMs); 1 means no alignment. Pad rows are dropped on combine.
+    /// </summary>
+    public int ExpertAlignment
+    {
+        get => _expertAlignment;
+        init
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1, nameof(ExpertAlignment));
+            _expertAlignment = value;
+        }
+    }
+}

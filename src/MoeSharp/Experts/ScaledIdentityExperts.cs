@@ -1,0 +1,44 @@
+using MoeSharp.Tensors;
+
+namespace MoeSharp.Experts;
+
+/// <summary>
+/// The golden files' stand-in experts: expert e maps a row to <c>row · (1 + e/8)</c> in float32. Row-wise and
+/// exactly reproducible, so dispatch and combine can be checked bitwise on any layout.
+/// </summary>
+public static class ScaledIdentityExperts
+{
+    /// <summary>The factor of expert <paramref name="expertId"/>: <c>1 + e/8</c> computed in float32.</summary>
+    public static float Factor(int expertId) => 1f + expertId / 8f;
+
+    /// <summary>
+    /// Applies the experts to expert-major rows: the first <c>tokensPerLocalExpert[0]</c> rows go through expert
+    /// <paramref name="firstExpertId"/>, the next through the following expert, and so on.
+    /// </summary>
+    /// <param name="routed"><c>[R, D]</c> float32.</param>
+    /// <param name="tokensPerLocalExpert"><c>[E_local]</c>, summing to R.</param>
+    /// <param name="firstExpertId">Global id of the first local expert.</param>
+    /// <returns><c>[R, D]</c>, a new tensor.</returns>
+    public static Tensor Apply(Tensor routed, ReadOnlySpan<int> tokensPerLocalExpert, int firstExpertId)
+    {
+        ArgumentNullException.ThrowIfNull(routed);
+        int total = 0;
+        foreach (int c in tokensPerLocalExpert) total += c;
+        if (routed.Rank != 2 || routed.Dim(0) != total)
+        {
+            throw new ArgumentException($"routed must have {total} rows (the sum of tokensPerLocalExpert); got {routed.ShapeString}", nameof(routed));
+        }
+        var output = Tensor.Uninitialized(DType.Float32, routed.ShapeArray());
+        ReadOnlySpan<float> src = routed.AsSpan<float>();
+        Span<float> dst = output.AsSpan<float>();
+        int d = routed.RowLength, row = 0;
+        for (int j = 0; j < tokensPerLocalExpert.Length; j++)
+        {
+            float factor = Factor(firstExpertId + j);
+            int start = row * d, length = tokensPerLocalExpert[j] * d;
+            for (int i = start; i < start + length; i++) dst[i] = src[i] * factor;
+            row += tokensPerLocalExpert[j];
+        }
+        return output;
+    }
+}
