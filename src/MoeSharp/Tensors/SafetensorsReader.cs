@@ -32,12 +32,11 @@ internal static class SafetensorsReader
         {
             // Entries tile the data block in order, so reading them one after another walks it sequentially.
             Tensor tensor = Tensor.Uninitialized(entry.DType, entry.Shape);
-            Span<byte> bytes = tensor.AsBytes();
-            got = stream.ReadAtLeast(bytes, bytes.Length, throwOnEndOfStream: false);
-            if (got < bytes.Length)
+            long read = TensorByteChunks.Visit(tensor, chunk => stream.ReadAtLeast(chunk, chunk.Length, throwOnEndOfStream: false));
+            if (read < entry.ByteLength)
             {
                 throw SafetensorsFormatError.Create(sourceName, entry.Name,
-                    $"data_offsets {entry.OffsetsText} go beyond the data block, which ends after {entry.Begin + got} bytes");
+                    $"data_offsets {entry.OffsetsText} go beyond the data block, which ends after {entry.Begin + read} bytes");
             }
             tensors.Add(new(entry.Name, tensor));
         }

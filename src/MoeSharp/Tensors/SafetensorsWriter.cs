@@ -85,7 +85,14 @@ internal static class SafetensorsWriter
     public static void Write(Stream stream, List<KeyValuePair<string, Tensor>> tensors, byte[] prefix)
     {
         stream.Write(prefix);
-        foreach (KeyValuePair<string, Tensor> pair in tensors) stream.Write(pair.Value.AsBytes());
+        foreach (KeyValuePair<string, Tensor> pair in tensors)
+        {
+            TensorByteChunks.Visit(pair.Value, chunk =>
+            {
+                stream.Write(chunk);
+                return chunk.Length;
+            });
+        }
     }
 
     /// <summary>
