@@ -1,0 +1,364 @@
+using System.Buffers;
+using System.Numerics;
+
+namespace MoeSharp.Collectives;
+
+/// <summary>
+/// A process group whose ranks are threads of one process (the embedded default): collectives move data
+/// by memory copy straight between the ranks' buffers, with no serialization and no staging copy.
+/// </summary>
+/// <remarks>
+/// <para>Create a world with <see cref="CreateWorld"/> (or let <see cref="InProcessWorld.Run{T}"/> do it)
+/// and hand each rank its group object. A group object belongs to its rank: call it from one thread at a
+/// time, the way an MPI rank calls its communicator.</para>
+/// <para>Each rank numbers the collectives it calls on a group; the n-th call of every rank meets the
+/// others' n-th call. So an <see cref="AllToAllVAsync{T}"/> can stay in flight while the same ranks run
+/// later collectives, and calls that do not match (another collective or element type, or chunk sizes a
+/// peer does not expect) fail on every rank with a <see cref="CollectiveException"/> naming the ranks.</para>
+/// <para>On failure, data already copied into receive buffers stays there: a failed exchange may leave a
+/// receive buffer partly written. <see cref="AllReduceSum(Span{float})"/> writes its values only on
+/// success. Send buffers are never written.</para>
+/// </remarks>
+public sealed class InProcessProcessGroup : IProcessGroup
+{
+    private readonly InProcessGroupState _state;
+    private long _nextSequence;
+    private bool _disposed;
+
+    private InProcessProcessGroup(InProcessGroupState state, int rank)
+    {
+        _state = state;
+        Rank = rank;
+    }
+
+    /// <summary>
+    /// Creates a world of <paramref name="size"/> ranks: element <c>r</c> is rank r's group, to be used
+    /// from rank r's own thread.
+    /// </summary>
+    /// <param name="size">Number of ranks, at least 1.</param>
+    /// <param name="timeout">How long a collective may wait for its peers (default 60 s);
+    /// <see cref="System.Threading.Timeout.InfiniteTimeSpan"/> waits forever.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="size"/> &lt; 1 or the timeout is not positive.</exception>
+    public static InProcessProcessGroup[] CreateWorld(int size, TimeSpan? timeout = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(size, 1);
+        var wait = timeout ?? TimeSpan.FromSeconds(60);
+        if (wait <= TimeSpan.Zero && wait != System.Threading.Timeout.InfiniteTimeSpan)
+        {
+            throw new ArgumentOutOfRangeException(nameof(timeout), wait, "the timeout must be positive or infinite");
+        }
+
+        var world = new InProcessWorldState(size, wait);
+        var state = new InProcessGroupState(world, Enumerable.Range(0, size).ToArray(), "world");
+        return Enumerable.Range(0, size).Select(r => new InProcessProcessGroup(state, r)).ToArray();
+    }
+
+    /// <inheritdoc/>
+    public int Rank { get; }
+
+    /// <inheritdoc/>
+    public int Size => _state.Size;
+
+    /// <inheritdoc/>
+    public IReadOnlyList<int> WorldRanks => _state.WorldRanks;
+
+    /// <inheritdoc/>
+    public TimeSpan Timeout => _state.World.Timeout;
+
+    private int WorldRank => _state.WorldRanks[Rank];
+
+    /// <summary>Why this group's world was aborted, or null while it is healthy.</summary>
+    public CollectiveException? Failure
+    {
+        get
+        {
+            lock (_state.World.Sync) return _state.World.Failure;
+        }
+    }
+
+    /// <summary>World rank that first reported the failure in <see cref="Failure"/>, or -1.</summary>
+    internal int FailureOrigin
+    {
+        get
+        {
+            lock (_state.World.Sync) return _state.World.FailureOrigin;
+        }
+    }
+
+    /// <summary>
+    /// Tells the world that this rank's code has returned: a collective still waiting for it fails at once
+    /// instead of at the timeout.
+    /// </summary>
+    internal void MarkExited() => _state.World.MarkExited(WorldRank);
+
+    /// <inheritdoc/>
+    /// <remarks>Every rank gets a group, whatever its color (there is no "undefined" color).</remarks>
+    public IProcessGroup Split(int color, int key)
+    {
+        ThrowIfDisposed();
+        var c = new RankContribution(Rank, WorldRank, CollectiveKind.Split, null, 0) { Color = color, Key = key };
+        var slot = _state.Arrive(c, _nextSequence++);
+        _state.WaitAllArrived(slot, c);
+        var (group, rank) = _state.SplitResult(slot, c);
+        _state.Leave(slot, c);
+        return new InProcessProcessGroup(group, rank);
+    }
+
+    /// <inheritdoc/>
+    public void Barrier()
+    {
+        ThrowIfDisposed();
+        var c = new RankContribution(Rank, WorldRank, CollectiveKind.Barrier, null, 0);
+        var slot = _state.Arrive(c, _nextSequence++);
+        _state.WaitAllArrived(slot, c);
+        _state.Leave(slot, c);
+    }
+
+    /// <inheritdoc/>
+    /// <exception cref="ArgumentException"><paramref name="send"/>'s length is not a multiple of
+    /// <see cref="Size"/>, or <paramref name="receive"/>'s length differs from it.</exception>
+    public unsafe void AllToAll<T>(ReadOnlySpan<T> send, Span<T> receive) where T : unmanaged
+    {
+        ThrowIfDisposed();
+        if (send.Length % Size != 0)
+        {
+            throw new ArgumentException(
+                $"rank {WorldRank}: send has {send.Length} elements, not a multiple of the group size {Size}", nameof(send));
+        }
+
+        if (receive.Length != send.Length)
+        {
+            throw new ArgumentException(
+                $"rank {WorldRank}: receive has {receive.Length} elements but send has {send.Length}; all-to-all needs equal lengths",
+                nameof(receive));
+        }
+
+        int[] counts = Enumerable.Repeat(send.Length / Size, Size).ToArray();
+        long[] offsets = PrefixSums(counts);
+        fixed (T* s = send)
+        fixed (T* r = receive)
+        {
+            Exchange(CollectiveKind.AllToAll, typeof(T), sizeof(T), (nint)s, offsets, counts, (nint)r, offsets, counts);
+        }
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>The buffers may be longer than their counts add up to; elements past the counts are untouched.</remarks>
+    /// <exception cref="ArgumentException">A count array does not have <see cref="Size"/> entries, holds a
+    /// negative count, or adds up to more than its buffer holds.</exception>
+    public unsafe void AllToAllV<T>(ReadOnlySpan<T> send, ReadOnlySpan<int> sendCounts, Span<T> receive, ReadOnlySpan<int> receiveCounts)
+        where T : unmanaged
+    {
+        ThrowIfDisposed();
+        long[] sendOffsets = CheckCounts(sendCounts, send.Length, nameof(sendCounts), nameof(send));
+        long[] receiveOffsets = CheckCounts(receiveCounts, receive.Length, nameof(receiveCounts), nameof(receive));
+        fixed (T* s = send)
+        fixed (T* r = receive)
+        {
+            Exchange(CollectiveKind.AllToAllV, typeof(T), sizeof(T),
+                (nint)s, sendOffsets, sendCounts.ToArray(), (nint)r, receiveOffsets, receiveCounts.ToArray());
+        }
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>
+    /// The copies into this rank's receive buffer run on the thread pool as soon as every rank has called
+    /// its side. The count arrays are read at once (the caller may reuse them). Throws at once if the world
+    /// is already aborted; a later failure or timeout surfaces from <see cref="CollectiveRequest.Wait"/>.
+    /// </remarks>
+    /// <exception cref="ArgumentException">As for <see cref="AllToAllV{T}"/>.</exception>
+    public unsafe CollectiveRequest AllToAllVAsync<T>(ReadOnlyMemory<T> send, int[] sendCounts, Memory<T> receive, int[] receiveCounts)
+        where T : unmanaged
+    {
+        ThrowIfDisposed();
+        ArgumentNullException.ThrowIfNull(sendCounts);
+        ArgumentNullException.ThrowIfNull(receiveCounts);
+        long[] sendOffsets = CheckCounts(sendCounts, send.Length, nameof(sendCounts), nameof(send));
+        long[] receiveOffsets = CheckCounts(receiveCounts, receive.Length, nameof(receiveCounts), nameof(receive));
+
+        // Pinned until the exchange completes: peers read and write these addresses from other threads.
+        var sendPin = send.Pin();
+        var receivePin = receive.Pin();
+        var pending = new AsyncExchange(sendPin, receivePin);
+        var c = new RankContribution(Rank, WorldRank, CollectiveKind.AllToAllV, typeof(T), sizeof(T))
+        {
+            SendBase = (nint)sendPin.Pointer,
+            SendOffsets = sendOffsets,
+            SendCounts = (int[])sendCounts.Clone(),
+            ReceiveBase = (nint)receivePin.Pointer,
+            ReceiveOffsets = receiveOffsets,
+            ReceiveCounts = (int[])receiveCounts.Clone(),
+            Async = pending,
+        };
+        try
+        {
+            _state.Arrive(c, _nextSequence++);
+        }
+        catch (CollectiveException ex)
+        {
+            pending.Complete(ex);
+            throw;
+        }
+
+        return new CollectiveRequest(pending.Task);
+    }
+
+    /// <inheritdoc/>
+    /// <exception cref="ArgumentException"><paramref name="receive"/> does not hold exactly
+    /// <see cref="Size"/> times <paramref name="send"/>'s length.</exception>
+    public unsafe void AllGather<T>(ReadOnlySpan<T> send, Span<T> receive) where T : unmanaged
+    {
+        ThrowIfDisposed();
+        if (receive.Length != (long)send.Length * Size)
+        {
+            throw new ArgumentException(
+                $"rank {WorldRank}: receive has {receive.Length} elements but all-gather of {send.Length} elements " +
+                $"over {Size} ranks needs {(long)send.Length * Size}", nameof(receive));
+        }
+
+        // Every peer gets the whole send buffer; the receive buffer holds one block per rank.
+        int[] counts = Enumerable.Repeat(send.Length, Size).ToArray();
+        fixed (T* s = send)
+        fixed (T* r = receive)
+        {
+            Exchange(CollectiveKind.AllGather, typeof(T), sizeof(T), (nint)s, new long[Size], counts, (nint)r, PrefixSums(counts), counts);
+        }
+    }
+
+    /// <inheritdoc/>
+    public void AllReduceSum(Span<float> values) => AllReduce(values);
+
+    /// <inheritdoc/>
+    public void AllReduceSum(Span<double> values) => AllReduce(values);
+
+    /// <inheritdoc/>
+    public void AllReduceSum(Span<long> values) => AllReduce(values);
+
+    /// <inheritdoc/>
+    public void Abort(Exception error)
+    {
+        ArgumentNullException.ThrowIfNull(error);
+        _state.World.Fail(
+            new CollectiveException($"rank {WorldRank} failed: {error.GetType().Name}: {error.Message}", WorldRank, error),
+            WorldRank);
+    }
+
+    /// <summary>
+    /// Stops this rank's use of the group: later calls throw <see cref="ObjectDisposedException"/>. Does not
+    /// abort the peers. Safe to call more than once.
+    /// </summary>
+    public void Dispose() => _disposed = true;
+
+    /// <inheritdoc/>
+    public override string ToString() => $"InProcessProcessGroup(rank {Rank} of {Size}, {_state.Name})";
+
+    private unsafe void Exchange(CollectiveKind kind, Type elementType, int elementSize,
+        nint send, long[] sendOffsets, int[] sendCounts, nint receive, long[] receiveOffsets, int[] receiveCounts)
+    {
+        var c = new RankContribution(Rank, WorldRank, kind, elementType, elementSize)
+        {
+            SendBase = send,
+            SendOffsets = sendOffsets,
+            SendCounts = sendCounts,
+            ReceiveBase = receive,
+            ReceiveOffsets = receiveOffsets,
+            ReceiveCounts = receiveCounts,
+        };
+        var slot = _state.Arrive(c, _nextSequence++);
+        _state.WaitAllArrived(slot, c);
+        _state.BeginWork(slot, c);
+        Exception? error = null;
+        try
+        {
+            ChunkCopier.Pull(slot, c);
+        }
+        catch (Exception ex)
+        {
+            error = ex;
+        }
+
+        _state.EndWork(slot, c, error);
+        _state.WaitAllWorked(slot, c);
+        _state.Leave(slot, c);
+    }
+
+    private unsafe void AllReduce<T>(Span<T> values) where T : unmanaged, INumber<T>
+    {
+        ThrowIfDisposed();
+        fixed (T* p = values)
+        {
+            var c = new RankContribution(Rank, WorldRank, CollectiveKind.AllReduceSum, typeof(T), sizeof(T))
+            {
+                SendBase = (nint)p,
+                Length = values.Length,
+            };
+            var slot = _state.Arrive(c, _nextSequence++);
+            _state.WaitAllArrived(slot, c);
+
+            // Peers read our values until every rank has summed, so the sum goes to scratch first.
+            T[] sum = ArrayPool<T>.Shared.Rent(values.Length);
+            try
+            {
+                _state.BeginWork(slot, c);
+                Exception? error = null;
+                try
+                {
+                    RankOrderSum.Sum(slot, sum.AsSpan(0, values.Length));
+                }
+                catch (Exception ex)
+                {
+                    error = ex;
+                }
+
+                _state.EndWork(slot, c, error);
+                _state.WaitAllWorked(slot, c);
+                sum.AsSpan(0, values.Length).CopyTo(values);
+                _state.Leave(slot, c);
+            }
+            finally
+            {
+                ArrayPool<T>.Shared.Return(sum);
+            }
+        }
+    }
+
+    /// <summary>Validates a count array against its buffer and returns each chunk's offset.</summary>
+    private long[] CheckCounts(ReadOnlySpan<int> counts, int bufferLength, string countsName, string bufferName)
+    {
+        if (counts.Length != Size)
+        {
+            throw new ArgumentException(
+                $"rank {WorldRank}: {countsName} has {counts.Length} entries but the group has {Size} ranks", countsName);
+        }
+
+        var offsets = new long[Size];
+        long total = 0;
+        for (int i = 0; i < Size; i++)
+        {
+            if (counts[i] < 0)
+            {
+                throw new ArgumentException($"rank {WorldRank}: {countsName}[{i}] = {counts[i]} is negative", countsName);
+            }
+
+            offsets[i] = total;
+            total += counts[i];
+        }
+
+        if (total > bufferLength)
+        {
+            throw new ArgumentException(
+                $"rank {WorldRank}: {countsName} add up to {total} elements but {bufferName} holds {bufferLength}", bufferName);
+        }
+
+        return offsets;
+    }
+
+    private static long[] PrefixSums(int[] counts)
+    {
+        var offsets = new long[counts.Length];
+        for (int i = 1; i < counts.Length; i++) offsets[i] = offsets[i - 1] + counts[i - 1];
+        return offsets;
+    }
+
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
+}

@@ -1,0 +1,84 @@
+namespace MoeSharp.Collectives;
+
+/// <summary>
+/// Runs every rank of an in-process world on its own dedicated thread and waits for all of them: the
+/// multi-rank harness for the embedded runtime and for tests.
+/// </summary>
+/// <remarks>
+/// When a rank's code throws, the world is aborted, so every other rank's pending or later collective
+/// throws a <see cref="CollectiveException"/> naming the failed rank; when a rank returns while peers
+/// still wait for it in a collective, those peers fail at once. Every thread is joined before
+/// <c>Run</c> returns or throws.
+/// </remarks>
+public static class InProcessWorld
+{
+    /// <summary>Runs <paramref name="body"/> on <paramref name="size"/> ranks and returns each rank's result.</summary>
+    /// <param name="size">Number of ranks, at least 1.</param>
+    /// <param name="body">The code of one rank; receives that rank's world group.</param>
+    /// <param name="timeout">How long a collective may wait for its peers (default 60 s).</param>
+    /// <returns>Rank r's result at index r.</returns>
+    /// <exception cref="RankFailedException">A rank's code threw; names the first failing rank and carries
+    /// its original exception.</exception>
+    public static T[] Run<T>(int size, Func<IProcessGroup, T> body, TimeSpan? timeout = null)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        var groups = InProcessProcessGroup.CreateWorld(size, timeout);
+        var results = new T[size];
+        var errors = new Exception?[size];
+        var threads = new Thread[size];
+        for (int r = 0; r < size; r++)
+        {
+            int rank = r;
+            threads[r] = new Thread(() => RunRank(groups[rank], body, results, errors))
+            {
+                // A stuck rank must not keep the process alive after the test or tool gives up.
+                IsBackground = true,
+                Name = $"MoeSharp rank {rank}",
+            };
+        }
+
+        foreach (var thread in threads) thread.Start();
+        foreach (var thread in threads) thread.Join();
+
+        int origin = groups[0].FailureOrigin;
+        foreach (var group in groups) group.Dispose();
+        if (Array.FindIndex(errors, e => e is not null) is var firstThrown and >= 0)
+        {
+            // The rank that reported the failure first is the cause; others threw because of it.
+            int rank = origin >= 0 && errors[origin] is not null ? origin : firstThrown;
+            throw new RankFailedException(rank, errors[rank]!, errors);
+        }
+
+        return results;
+    }
+
+    /// <summary>Runs <paramref name="body"/> on <paramref name="size"/> ranks.</summary>
+    /// <inheritdoc cref="Run{T}(int, Func{IProcessGroup, T}, TimeSpan?)"/>
+    public static void Run(int size, Action<IProcessGroup> body, TimeSpan? timeout = null)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        Run(size, group =>
+        {
+            body(group);
+            return true;
+        }, timeout);
+    }
+
+    private static void RunRank<T>(InProcessProcessGroup group, Func<IProcessGroup, T> body, T[] results, Exception?[] errors)
+    {
+        int rank = group.Rank;
+        try
+        {
+            results[rank] = body(group);
+        }
+        catch (Exception ex)
+        {
+            errors[rank] = ex;
+            group.Abort(ex);
+        }
+        finally
+        {
+            group.MarkExited();
+        }
+    }
+}
