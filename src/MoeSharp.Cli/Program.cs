@@ -1,2 +1,4 @@
-// The `moe` command line; commands are added as the library grows.
-return 0;
+using MoeSharp.Cli;
+
+// The `moe` command line: see CliApp for the commands and the exit-code contract.
+return CliApp.Run(args);

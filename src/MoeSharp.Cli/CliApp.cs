@@ -1,0 +1,61 @@
+using MoeSharp.Cli.Commands;
+using MoeSharp.Collectives;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace MoeSharp.Cli;
+
+/// <summary>
+/// Builds the <c>moe</c> command app and maps failures to exit codes: 0 success, 1 a check failed (or an
+/// unexpected error), 2 bad options or inputs, reported as one line without a stack trace.
+/// </summary>
+internal static class CliApp
+{
+    /// <summary>Exit code for bad options or inputs.</summary>
+    public const int UsageError = 2;
+
+    /// <summary>Runs the command line and returns the process exit code.</summary>
+    public static int Run(string[] args)
+    {
+        var app = new CommandApp();
+        app.Configure(config =>
+        {
+            config.SetApplicationName("moe");
+            config.PropagateExceptions();
+            config.AddCommand<RunCommand>("run")
+                .WithDescription("Run dispatch → experts → combine on in-process ranks with random inputs and verify bitwise against a single-rank run.");
+            config.AddCommand<VerifyGoldenCommand>("verify-golden")
+                .WithDescription("Replay golden .safetensors files through the dispatcher and compare every tensor bitwise.");
+            config.AddCommand<BenchCommand>("bench")
+                .WithDescription("Time dispatch and combine on the host next to the machine's memory-copy bandwidth.");
+        });
+        try
+        {
+            return app.Run(args);
+        }
+        catch (Exception ex) when (IsUsageError(ex))
+        {
+            AnsiConsole.Console.Profile.Out.Writer.Flush();
+            Console.Error.WriteLine($"moe: {Describe(ex)}");
+            return UsageError;
+        }
+        catch (Exception ex)
+        {
+            Console.Error.WriteLine($"moe: error: {Describe(ex)}");
+            return 1;
+        }
+    }
+
+    private static bool IsUsageError(Exception ex) => Unwrap(ex) is CommandAppException or ArgumentException
+        or InvalidDataException or FileNotFoundException or DirectoryNotFoundException or FormatException;
+
+    private static Exception Unwrap(Exception ex) => ex is RankFailedException { InnerException: { } inner } ? inner : ex;
+
+    private static string Describe(Exception ex)
+    {
+        Exception cause = Unwrap(ex);
+        string where = ex is RankFailedException failed ? $"rank {failed.Rank}: " : "";
+        // Spectre's messages can span lines; the contract is one line.
+        return where + cause.Message.ReplaceLineEndings(" ");
+    }
+}

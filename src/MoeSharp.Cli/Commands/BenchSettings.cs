@@ -1,0 +1,68 @@
+using System.ComponentModel;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace MoeSharp.Cli.Commands;
+
+/// <summary>Options of <c>moe bench</c>.</summary>
+internal sealed class BenchSettings : CommandSettings
+{
+    [CommandOption("--world <N>")]
+    [Description("In-process ranks (= EP size); 1 uses the local dispatcher. Default 1.")]
+    public int World { get; init; } = 1;
+
+    [CommandOption("--tokens <T>")]
+    [Description("Tokens per rank. Default 16384.")]
+    public int Tokens { get; init; } = 16384;
+
+    [CommandOption("--dim <D>")]
+    [Description("Model dimension. Default 2048.")]
+    public int Dim { get; init; } = 2048;
+
+    [CommandOption("--experts <E>")]
+    [Description("Experts; a multiple of --world. Default 64.")]
+    public int Experts { get; init; } = 64;
+
+    [CommandOption("--top-k <K>")]
+    [Description("Experts per token. Default 8.")]
+    public int TopK { get; init; } = 8;
+
+    [CommandOption("--score <WHEN>")]
+    [Description("Multiply by the score before or after the experts. Default after.")]
+    public string? Score { get; init; }
+
+    [CommandOption("--warmup <N>")]
+    [Description("Untimed runs first. Default 2.")]
+    public int Warmup { get; init; } = 2;
+
+    [CommandOption("--repeats <N>")]
+    [Description("Timed runs; the median is reported. Default 7.")]
+    public int Repeats { get; init; } = 7;
+
+    [CommandOption("--seed <S>")]
+    [Description("Random seed of the inputs. Default 0.")]
+    public int Seed { get; init; }
+
+    [CommandOption("--json")]
+    [Description("Print one JSON object instead of a table.")]
+    public bool Json { get; init; }
+
+    public override ValidationResult Validate()
+    {
+        try
+        {
+            _ = RunSettings.ParseScoreBefore(Score);
+        }
+        catch (ArgumentException ex)
+        {
+            return ValidationResult.Error(ex.Message);
+        }
+        if (Warmup < 0) return ValidationResult.Error($"--warmup {Warmup} must not be negative");
+        if (Repeats < 1) return ValidationResult.Error($"--repeats {Repeats} must be at least 1");
+        ValidationResult basic = RunCaseOptions.Check(World, 1, Tokens, Dim, Experts, TopK, 1, null);
+        if (!basic.Successful) return basic;
+        if (Experts % World != 0) return ValidationResult.Error($"--experts {Experts} must be a multiple of --world {World}");
+        if (TopK > Experts) return ValidationResult.Error($"--top-k {TopK} must not exceed --experts {Experts}");
+        return ValidationResult.Success();
+    }
+}

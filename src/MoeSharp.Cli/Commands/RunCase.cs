@@ -1,0 +1,50 @@
+using MoeSharp.Cli.Verification;
+using MoeSharp.Dispatch;
+
+namespace MoeSharp.Cli.Commands;
+
+/// <summary>One random problem of <c>moe run</c>.</summary>
+internal sealed record RunCase(int World, int Sp, int Tokens, int Dim, int Experts, int TopK,
+    SpShardingPolicy Sharding, SequenceLayout Layout, bool ScoreBefore, int Align, int Seed)
+{
+    /// <summary>
+    /// The embedded default: the seed's case (7 tokens on 4 SP ranks, one pad row) and a large one
+    /// (4096 tokens on 8 ranks, 64 experts, top-8).
+    /// </summary>
+    public static IReadOnlyList<RunCase> Defaults { get; } =
+    [
+        new(World: 4, Sp: 4, Tokens: 7, Dim: 3, Experts: 4, TopK: 1, SpShardingPolicy.PadToMultiple, SequenceLayout.Replicated, ScoreBefore: true, Align: 1, Seed: 1),
+        new(World: 8, Sp: 2, Tokens: 4096, Dim: 256, Experts: 64, TopK: 8, SpShardingPolicy.PadToMultiple, SequenceLayout.Replicated, ScoreBefore: false, Align: 1, Seed: 0),
+    ];
+
+    /// <summary>The case the options describe, defaults filled in.</summary>
+    public static RunCase From(RunSettings s) => new(
+        s.World ?? 4, s.Sp ?? 2, s.Tokens ?? 4096, s.Dim ?? 128, s.Experts ?? 64, s.TopK ?? 8,
+        RunSettings.ParseSharding(s.Sharding), RunSettings.ParseLayout(s.Layout), RunSettings.ParseScoreBefore(s.Score),
+        s.Align ?? 1, s.Seed ?? 0);
+
+    /// <summary>Checks the combination and draws the inputs.</summary>
+    /// <exception cref="ArgumentException">An option is inconsistent with another; the message names both.</exception>
+    public DispatchCase Build()
+    {
+        if (World % Sp != 0) throw new ArgumentException($"--sp {Sp} must divide --world {World}");
+        if (Experts % World != 0) throw new ArgumentException($"--experts {Experts} must be a multiple of --world {World}");
+        if (TopK > Experts) throw new ArgumentException($"--top-k {TopK} must not exceed --experts {Experts}");
+        var config = new TokenDispatcherConfig(Experts, TopK)
+        {
+            ScoreBeforeExperts = ScoreBefore,
+            Sharding = Sharding,
+            Layout = Layout,
+            ExpertAlignment = Align,
+        };
+        var random = new Random(Seed);
+        var groups = new GroupInputs[World / Sp];
+        for (int g = 0; g < groups.Length; g++) groups[g] = RandomInputs.Create(random, Tokens, Dim, Experts, TopK);
+        return new DispatchCase(World, Sp, config, groups);
+    }
+
+    /// <summary>One line naming the problem.</summary>
+    public string Describe() =>
+        $"world {World}, SP {Sp}, T = {Tokens}, D = {Dim}, E = {Experts}, K = {TopK}, sharding {Sharding}, layout {Layout}, " +
+        $"score {(ScoreBefore ? "before" : "after")} experts, align {Align}, seed {Seed}";
+}

@@ -1,0 +1,98 @@
+using System.ComponentModel;
+using MoeSharp.Dispatch;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace MoeSharp.Cli.Commands;
+
+/// <summary>Options of <c>moe run</c>. With none given, the embedded default runs the seed case and a large one.</summary>
+internal sealed class RunSettings : CommandSettings
+{
+    [CommandOption("--world <N>")]
+    [Description("Ranks in the world (= EP size). Default 4.")]
+    public int? World { get; init; }
+
+    [CommandOption("--sp <N>")]
+    [Description("Sequence-parallel group size; divides --world. Default 2.")]
+    public int? Sp { get; init; }
+
+    [CommandOption("--tokens <T>")]
+    [Description("Tokens per SP group. Default 4096.")]
+    public int? Tokens { get; init; }
+
+    [CommandOption("--dim <D>")]
+    [Description("Model dimension. Default 128.")]
+    public int? Dim { get; init; }
+
+    [CommandOption("--experts <E>")]
+    [Description("Experts; a multiple of --world. Default 64.")]
+    public int? Experts { get; init; }
+
+    [CommandOption("--top-k <K>")]
+    [Description("Experts per token, at most --experts. Default 8.")]
+    public int? TopK { get; init; }
+
+    [CommandOption("--sharding <POLICY>")]
+    [Description("SP sharding: pad (torchtitan's pad-to-multiple) or balanced (no padding). Default pad.")]
+    public string? Sharding { get; init; }
+
+    [CommandOption("--layout <LAYOUT>")]
+    [Description("Sequence layout: replicated (every SP rank holds all tokens) or sharded. Default replicated.")]
+    public string? Layout { get; init; }
+
+    [CommandOption("--score <WHEN>")]
+    [Description("Multiply by the routing score before or after the experts. Default after.")]
+    public string? Score { get; init; }
+
+    [CommandOption("--align <A>")]
+    [Description("Pad each local expert's rows to a multiple of A (1 = off). Default 1.")]
+    public int? Align { get; init; }
+
+    [CommandOption("--seed <S>")]
+    [Description("Random seed of the inputs. Default 0.")]
+    public int? Seed { get; init; }
+
+    [CommandOption("--timeout <SECONDS>")]
+    [Description("Seconds a collective may wait for its peers. Default 60.")]
+    public double? TimeoutSeconds { get; init; }
+
+    /// <summary>True when no problem option was given: run the embedded default cases.</summary>
+    public bool IsDefault => World is null && Sp is null && Tokens is null && Dim is null && Experts is null && TopK is null
+        && Sharding is null && Layout is null && Score is null && Align is null && Seed is null;
+
+    public override ValidationResult Validate()
+    {
+        try
+        {
+            _ = ParseSharding(Sharding);
+            _ = ParseLayout(Layout);
+            _ = ParseScoreBefore(Score);
+        }
+        catch (ArgumentException ex)
+        {
+            return ValidationResult.Error(ex.Message);
+        }
+        return RunCaseOptions.Check(World, Sp, Tokens, Dim, Experts, TopK, Align, TimeoutSeconds);
+    }
+
+    public static SpShardingPolicy ParseSharding(string? text) => text switch
+    {
+        null or "pad" => SpShardingPolicy.PadToMultiple,
+        "balanced" => SpShardingPolicy.Balanced,
+        _ => throw new ArgumentException($"--sharding '{text}' is not pad or balanced"),
+    };
+
+    public static SequenceLayout ParseLayout(string? text) => text switch
+    {
+        null or "replicated" => SequenceLayout.Replicated,
+        "sharded" => SequenceLayout.Sharded,
+        _ => throw new ArgumentException($"--layout '{text}' is not replicated or sharded"),
+    };
+
+    public static bool ParseScoreBefore(string? text) => text switch
+    {
+        "before" => true,
+        null or "after" => false,
+        _ => throw new ArgumentException($"--score '{text}' is not before or after"),
+    };
+}

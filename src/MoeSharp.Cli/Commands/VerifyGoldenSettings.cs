@@ -1,0 +1,24 @@
+using System.ComponentModel;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace MoeSharp.Cli.Commands;
+
+/// <summary>Options of <c>moe verify-golden</c>.</summary>
+internal sealed class VerifyGoldenSettings : CommandSettings
+{
+    [CommandArgument(0, "<FILES>")]
+    [Description("Golden .safetensors files (dispatch kind; other kinds are reported as not applicable).")]
+    public string[] Files { get; init; } = [];
+
+    [CommandOption("--timeout <SECONDS>")]
+    [Description("Seconds a collective may wait for its peers. Default 60.")]
+    public double? TimeoutSeconds { get; init; }
+
+    public override ValidationResult Validate()
+    {
+        if (Files.Length == 0) return ValidationResult.Error("verify-golden needs at least one FILE");
+        if (TimeoutSeconds is <= 0) return ValidationResult.Error($"--timeout {TimeoutSeconds} must be positive");
+        return ValidationResult.Success();
+    }
+}

@@ -1,0 +1,32 @@
+using MoeSharp.Dispatch;
+using MoeSharp.Tensors;
+
+namespace MoeSharp.Cli.Verification;
+
+/// <summary>
+/// One dispatch problem over a world: W ranks in SP groups of <see cref="Sp"/>, each SP group (data-parallel
+/// group g) with its own tokens, replicated on its ranks.
+/// </summary>
+/// <param name="World">Ranks (= EP size).</param>
+/// <param name="Sp">SP group size; divides <paramref name="World"/>.</param>
+/// <param name="Config">Dispatcher configuration.</param>
+/// <param name="Groups">Inputs of each data-parallel group g = rank / sp.</param>
+internal sealed record DispatchCase(int World, int Sp, TokenDispatcherConfig Config, IReadOnlyList<GroupInputs> Groups)
+{
+    /// <summary>Data-parallel groups: World / Sp.</summary>
+    public int GroupCount => World / Sp;
+}
+
+/// <summary>Tokens of one data-parallel group: <c>x [T, D]</c>, <c>scores [T, K]</c>, <c>ids [T, K]</c>.</summary>
+internal sealed record GroupInputs(Tensor X, Tensor Scores, Tensor Ids);
+
+/// <summary>What one rank saw and produced.</summary>
+/// <param name="Rank">World rank.</param>
+/// <param name="Shard">Its SP shard.</param>
+/// <param name="Metadata">The dispatch's metadata (splits, rows per local expert).</param>
+/// <param name="Routed"><c>[R, D]</c> routed rows.</param>
+/// <param name="Output">Its combine output before the SP reduce.</param>
+/// <param name="Final">
+/// The group's result as this rank has it: the SP-reduced output (replicated) or this rank's shard (sharded).
+/// </param>
+internal sealed record RankOutcome(int Rank, SequenceShard Shard, DispatchMetadata Metadata, Tensor Routed, Tensor Output, Tensor Final);
