@@ -235,6 +235,8 @@ public class FailureTests
 
         Assert.Throws<ArgumentOutOfRangeException>(() => InProcessProcessGroup.CreateWorld(0));
         Assert.Throws<ArgumentOutOfRangeException>(() => InProcessProcessGroup.CreateWorld(2, TimeSpan.Zero));
+        Assert.Throws<ArgumentOutOfRangeException>(() => InProcessProcessGroup.CreateWorld(2, TimeSpan.FromDays(30)));
+        InProcessProcessGroup.CreateWorld(1, Timeout.InfiniteTimeSpan)[0].Barrier();
     }
 
     [Fact]
