@@ -5,7 +5,7 @@ namespace MoeSharp.Collectives;
 /// <summary>
 /// The resources an asynchronous exchange holds on one rank until it completes: the pins that keep its
 /// buffers at fixed addresses, the timer that enforces the timeout, and the task behind its request.
-/// Completed exactly once, under the world lock.
+/// Completed once, under the world lock (or by the caller when the exchange never started).
 /// </summary>
 internal sealed class AsyncExchange
 {
@@ -25,8 +25,13 @@ internal sealed class AsyncExchange
     /// <summary>Fires when the exchange has waited longer than the timeout; set once the exchange is registered.</summary>
     public Timer? Timer { get; set; }
 
+    private bool _completed;
+
+    /// <summary>Releases the pins and the timer and completes the request; later calls do nothing.</summary>
     public void Complete(Exception? error)
     {
+        if (_completed) return;
+        _completed = true;
         Timer?.Dispose();
         _sendPin.Dispose();
         _receivePin.Dispose();

@@ -53,7 +53,7 @@ internal sealed class InProcessGroupState
 
             if (slot.First is { } first && (first.Kind != c.Kind || first.ElementType != c.ElementType))
             {
-                throw FailLocked(c, new CollectiveException(
+                throw FailLocked(c, sequence, new CollectiveException(
                     $"collective mismatch at #{sequence} of {Name}: rank {c.WorldRank} called {c.Signature} " +
                     $"but rank {first.WorldRank} called {first.Signature}", c.WorldRank));
             }
@@ -75,7 +75,7 @@ internal sealed class InProcessGroupState
             if (CheckLayouts(slot) is { } mismatch)
             {
                 // Nobody has started copying: the contributions disagree, so none of them can be trusted.
-                throw FailLocked(c, new CollectiveException(mismatch, c.WorldRank));
+                throw FailLocked(c, sequence, new CollectiveException(mismatch, c.WorldRank));
             }
 
             foreach (var member in slot.Members)
@@ -99,8 +99,10 @@ internal sealed class InProcessGroupState
         {
             while (true)
             {
-                if (World.Failure is { } failure) throw LeaveFailedLocked(slot, c, failure);
+                // Arrival first: a barrier that every rank entered has succeeded everywhere, even if a rank
+                // failed right after; exchanges still see the failure when they begin their work.
                 if (slot.AllArrived) return;
+                if (World.Failure is { } failure) throw LeaveFailedLocked(slot, c, failure);
                 WaitOrTimeOutLocked(slot, c);
             }
         }
@@ -313,19 +315,19 @@ internal sealed class InProcessGroupState
         return Aborted(c, slot.Sequence, failure);
     }
 
-    private CollectiveException FailLocked(RankContribution c, CollectiveException failure)
+    private CollectiveException FailLocked(RankContribution c, long sequence, CollectiveException failure)
     {
-        World.FailLocked(failure, c.WorldRank, c);
-        return Aborted(c, -1, World.Failure!);
+        return Aborted(c, sequence, World.FailLocked(failure, c.WorldRank, c));
     }
 
     private CollectiveException Aborted(RankContribution c, long sequence, CollectiveException failure)
     {
+        // The rank that detected the failure throws it as is; every other rank names its own collective.
         if (ReferenceEquals(World.FailureSource, c)) return failure;
-        string at = sequence >= 0 ? $" #{sequence}" : "";
+        string message = $"rank {c.WorldRank}: {c.Signature} #{sequence} of {Name} aborted: {failure.Message}";
         return failure.FailedRank is { } failed
-            ? new CollectiveException($"rank {c.WorldRank}: {c.Signature}{at} of {Name} aborted: {failure.Message}", failed, failure)
-            : new CollectiveException($"rank {c.WorldRank}: {c.Signature}{at} of {Name} aborted: {failure.Message}", failure);
+            ? new CollectiveException(message, failed, failure)
+            : new CollectiveException(message, failure);
     }
 
     private void MarkFinishedLocked(CollectiveSlot slot, RankContribution c)

@@ -38,14 +38,16 @@ public sealed class InProcessProcessGroup : IProcessGroup
     /// <param name="size">Number of ranks, at least 1.</param>
     /// <param name="timeout">How long a collective may wait for its peers (default 60 s);
     /// <see cref="System.Threading.Timeout.InfiniteTimeSpan"/> waits forever.</param>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="size"/> &lt; 1 or the timeout is not positive.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="size"/> &lt; 1, or the timeout is not
+    /// positive or exceeds <see cref="int.MaxValue"/> milliseconds.</exception>
     public static InProcessProcessGroup[] CreateWorld(int size, TimeSpan? timeout = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(size, 1);
         var wait = timeout ?? TimeSpan.FromSeconds(60);
-        if (wait <= TimeSpan.Zero && wait != System.Threading.Timeout.InfiniteTimeSpan)
+        // Monitor.Wait and Timer take at most int.MaxValue milliseconds (about 24 days).
+        if (wait != System.Threading.Timeout.InfiniteTimeSpan && (wait <= TimeSpan.Zero || wait.TotalMilliseconds > int.MaxValue))
         {
-            throw new ArgumentOutOfRangeException(nameof(timeout), wait, "the timeout must be positive or infinite");
+            throw new ArgumentOutOfRangeException(nameof(timeout), wait, "the timeout must be positive and at most int.MaxValue ms, or infinite");
         }
 
         var world = new InProcessWorldState(size, wait);
