@@ -1,0 +1,95 @@
+namespace MoeSharp.Compute;
+
+/// <summary>
+/// Row-wise softmax and element-wise sigmoid over <c>[T, E]</c> float32 matrices, forward and backward.
+/// Each row is processed by one fixed sequence of operations, so results are row-invariant.
+/// </summary>
+public static class HostScoreFunctions
+{
+    /// <summary>Numerically stable softmax of each row: <c>exp(z - max) / Σ exp(z - max)</c>.</summary>
+    /// <param name="logits">z: [T, E].</param>
+    /// <param name="scores">Output: [T, E] (may alias <paramref name="logits"/>).</param>
+    /// <param name="columns">E, the row length.</param>
+    /// <exception cref="ArgumentException">Lengths differ or are not a multiple of <paramref name="columns"/>.</exception>
+    public static void Softmax(ReadOnlySpan<float> logits, Span<float> scores, int columns)
+    {
+        int rows = CheckRows(logits.Length, scores.Length, columns, nameof(scores));
+        for (int t = 0; t < rows; t++)
+        {
+            ReadOnlySpan<float> z = logits.Slice(t * columns, columns);
+            Span<float> s = scores.Slice(t * columns, columns);
+            float max = float.NegativeInfinity;
+            for (int e = 0; e < columns; e++) max = Math.Max(max, z[e]);
+            float sum = 0f;
+            for (int e = 0; e < columns; e++)
+            {
+                float v = MathF.Exp(z[e] - max);
+                s[e] = v;
+                sum += v;
+            }
+            for (int e = 0; e < columns; e++) s[e] /= sum;
+        }
+    }
+
+    /// <summary>Softmax backward: <c>dz = s ⊙ (ds − Σ s·ds)</c> per row.</summary>
+    /// <param name="scores">s: [T, E], the forward output.</param>
+    /// <param name="gradScores">ds: [T, E].</param>
+    /// <param name="gradLogits">Output dz: [T, E] (may alias <paramref name="gradScores"/>).</param>
+    /// <param name="columns">E.</param>
+    /// <exception cref="ArgumentException">Lengths differ or are not a multiple of <paramref name="columns"/>.</exception>
+    public static void SoftmaxBackward(ReadOnlySpan<float> scores, ReadOnlySpan<float> gradScores, Span<float> gradLogits, int columns)
+    {
+        int rows = CheckRows(scores.Length, gradScores.Length, columns, nameof(gradScores));
+        CheckRows(scores.Length, gradLogits.Length, columns, nameof(gradLogits));
+        for (int t = 0; t < rows; t++)
+        {
+            ReadOnlySpan<float> s = scores.Slice(t * columns, columns);
+            ReadOnlySpan<float> ds = gradScores.Slice(t * columns, columns);
+            Span<float> dz = gradLogits.Slice(t * columns, columns);
+            float dot = 0f;
+            for (int e = 0; e < columns; e++) dot += s[e] * ds[e];
+            for (int e = 0; e < columns; e++) dz[e] = s[e] * (ds[e] - dot);
+        }
+    }
+
+    /// <summary>Element-wise <c>1 / (1 + exp(−z))</c>.</summary>
+    /// <param name="logits">z: any length.</param>
+    /// <param name="scores">Output, same length (may alias).</param>
+    /// <exception cref="ArgumentException">Lengths differ.</exception>
+    public static void Sigmoid(ReadOnlySpan<float> logits, Span<float> scores)
+    {
+        CheckSame(logits.Length, scores.Length, nameof(scores));
+        for (int i = 0; i < logits.Length; i++) scores[i] = 1f / (1f + MathF.Exp(-logits[i]));
+    }
+
+    /// <summary>Sigmoid backward: <c>dz = ds · s · (1 − s)</c>.</summary>
+    /// <param name="scores">s, the forward output.</param>
+    /// <param name="gradScores">ds.</param>
+    /// <param name="gradLogits">Output dz (may alias <paramref name="gradScores"/>).</param>
+    /// <exception cref="ArgumentException">Lengths differ.</exception>
+    public static void SigmoidBackward(ReadOnlySpan<float> scores, ReadOnlySpan<float> gradScores, Span<float> gradLogits)
+    {
+        CheckSame(scores.Length, gradScores.Length, nameof(gradScores));
+        CheckSame(scores.Length, gradLogits.Length, nameof(gradLogits));
+        for (int i = 0; i < scores.Length; i++) gradLogits[i] = gradScores[i] * scores[i] * (1f - scores[i]);
+    }
+
+    private static int CheckRows(int inputLength, int outputLength, int columns, string outputName)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(columns);
+        if (inputLength % columns != 0)
+        {
+            throw new ArgumentException($"length {inputLength} is not a multiple of the row length {columns}", nameof(columns));
+        }
+        CheckSame(inputLength, outputLength, outputName);
+        return inputLength / columns;
+    }
+
+    private static void CheckSame(int expected, int actual, string name)
+    {
+        if (expected != actual)
+        {
+            throw new ArgumentException($"{name} has {actual} elements but the input has {expected}", name);
+        }
+    }
+}

@@ -1,0 +1,65 @@
+using MoeSharp.Tensors;
+
+namespace MoeSharp.Experts;
+
+/// <summary>
+/// The shared expert: a dense SwiGLU applied to every token, <c>y = (silu(x·w1ᵀ) ⊙ (x·w3ᵀ)) · w2ᵀ</c>
+/// (torchtitan's <c>shared_experts</c> with one expert). Same math as <see cref="GroupedExperts"/>.
+/// </summary>
+public sealed class SharedExpert
+{
+    private readonly GroupedExperts _single;
+
+    /// <summary>Creates a shared expert with zero weights.</summary>
+    /// <param name="dim">D.</param>
+    /// <param name="hidden">Hs.</param>
+    /// <exception cref="ArgumentOutOfRangeException">A size is not positive.</exception>
+    public SharedExpert(int dim, int hidden)
+    {
+        _single = new GroupedExperts(1, dim, hidden);
+        // Views of the single expert's storage, without the leading expert axis.
+        W1 = _single.W1.Reshape(hidden, dim);
+        W2 = _single.W2.Reshape(dim, hidden);
+        W3 = _single.W3.Reshape(hidden, dim);
+    }
+
+    /// <summary>D.</summary>
+    public int Dim => _single.Dim;
+
+    /// <summary>Hs.</summary>
+    public int Hidden => _single.Hidden;
+
+    /// <summary>Gate projection: [Hs, D] float32.</summary>
+    public Tensor W1 { get; }
+
+    /// <summary>Down projection: [D, Hs] float32.</summary>
+    public Tensor W2 { get; }
+
+    /// <summary>Up projection: [Hs, D] float32.</summary>
+    public Tensor W3 { get; }
+
+    /// <summary>Applies the shared expert to every token.</summary>
+    /// <param name="x">[T, D] float32 (kept by reference for the backward).</param>
+    /// <returns>y [T, D] and the saved activations.</returns>
+    /// <exception cref="ArgumentException">Wrong shape or dtype.</exception>
+    public SwiGluForwardResult Forward(Tensor x)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        if (x.DType != DType.Float32 || x.Rank != 2 || x.Dim(1) != Dim)
+        {
+            throw new ArgumentException($"x must be float32 [T, {Dim}] but is {x}", nameof(x));
+        }
+        return _single.Forward(x, [x.Dim(0)]);
+    }
+
+    /// <summary>Gradients of x and of the shared expert's weights.</summary>
+    /// <param name="forward">The result of <see cref="Forward"/>.</param>
+    /// <param name="gradOutput">dy: [T, D] float32.</param>
+    /// <returns>dx [T, D], dw1 [Hs, D], dw2 [D, Hs], dw3 [Hs, D].</returns>
+    /// <exception cref="ArgumentException">A shape is wrong.</exception>
+    public SwiGluGradients Backward(SwiGluForwardResult forward, Tensor gradOutput)
+    {
+        SwiGluGradients g = _single.Backward(forward, gradOutput);
+        return new SwiGluGradients(g.GradX, g.GradW1.Reshape(Hidden, Dim), g.GradW2.Reshape(Dim, Hidden), g.GradW3.Reshape(Hidden, Dim));
+    }
+}

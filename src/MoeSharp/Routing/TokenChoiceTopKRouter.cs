@@ -1,0 +1,236 @@
+using MoeSharp.Compute;
+using MoeSharp.Tensors;
+
+namespace MoeSharp.Routing;
+
+/// <summary>
+/// torchtitan's <c>TokenChoiceTopKRouter</c>: each token picks its top-k experts from
+/// <c>score_func(x · gateᵀ)</c> (optionally biased for choosing and node-limited), and gets routing
+/// weights from the unbiased scores. Host float32 implementation with a hand-written backward.
+/// </summary>
+/// <remarks>
+/// Forward: <c>scores = score_func(x · gateᵀ)</c> ([T, E]); choose the top-k of <c>scores + expert_bias</c>
+/// (ties toward the lower id) among the eligible experts; <c>top_scores</c> are the chosen unbiased
+/// scores, divided by their sum + 1e-20 when <see cref="RouteNorm"/>, times <see cref="RouteScale"/>.
+/// Ids are returned ascending per token. The bias and the choice itself are not differentiable.
+/// </remarks>
+public sealed class TokenChoiceTopKRouter
+{
+    private const float NormEpsilon = 1e-20f;
+
+    /// <summary>Creates a router with a zero gate weight (fill <see cref="GateWeight"/> before use).</summary>
+    /// <param name="dim">D, the model dimension.</param>
+    /// <param name="numExperts">E.</param>
+    /// <param name="topK">K, experts per token, in <c>[1, E]</c>.</param>
+    /// <param name="scoreFunc">Softmax or sigmoid.</param>
+    /// <param name="routeNorm">Normalize the chosen scores to sum to one.</param>
+    /// <param name="routeScale">Factor applied to the routing weights.</param>
+    /// <param name="numExpertGroups">G for node-limited routing (0: off); must divide E with at least two experts per group.</param>
+    /// <param name="numLimitedGroups">Groups that stay eligible per token, in <c>[1, G]</c>, holding at least K experts.</param>
+    /// <exception cref="ArgumentException">A size is out of range or inconsistent.</exception>
+    public TokenChoiceTopKRouter(int dim, int numExperts, int topK, ScoreFunction scoreFunc = ScoreFunction.Softmax,
+        bool routeNorm = false, float routeScale = 1f, int numExpertGroups = 0, int numLimitedGroups = 0)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(dim);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(numExperts);
+        if (topK < 1 || topK > numExperts)
+        {
+            throw new ArgumentOutOfRangeException(nameof(topK), topK, $"top-k must be in [1, {numExperts}] (the number of experts)");
+        }
+        if (!Enum.IsDefined(scoreFunc))
+        {
+            throw new ArgumentOutOfRangeException(nameof(scoreFunc), scoreFunc, "unknown score function");
+        }
+        if (!float.IsFinite(routeScale))
+        {
+            throw new ArgumentOutOfRangeException(nameof(routeScale), routeScale, "route scale must be finite");
+        }
+        ArgumentOutOfRangeException.ThrowIfNegative(numExpertGroups);
+        if (numExpertGroups > 0)
+        {
+            if (numExperts % numExpertGroups != 0 || numExperts / numExpertGroups < 2)
+            {
+                throw new ArgumentException(
+                    $"num_expert_groups {numExpertGroups} must divide the {numExperts} experts into groups of at least two",
+                    nameof(numExpertGroups));
+            }
+            if (numLimitedGroups < 1 || numLimitedGroups > numExpertGroups)
+            {
+                throw new ArgumentOutOfRangeException(nameof(numLimitedGroups), numLimitedGroups,
+                    $"num_limited_groups must be in [1, {numExpertGroups}] (num_expert_groups)");
+            }
+            if (numLimitedGroups * (numExperts / numExpertGroups) < topK)
+            {
+                throw new ArgumentException(
+                    $"num_limited_groups {numLimitedGroups} × {numExperts / numExpertGroups} experts per group leaves fewer than top-k {topK} eligible",
+                    nameof(numLimitedGroups));
+            }
+        }
+        else if (numLimitedGroups != 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(numLimitedGroups), numLimitedGroups,
+                "num_limited_groups needs num_expert_groups > 0");
+        }
+
+        Dim = dim;
+        NumExperts = numExperts;
+        TopK = topK;
+        ScoreFunc = scoreFunc;
+        RouteNorm = routeNorm;
+        RouteScale = routeScale;
+        NumExpertGroups = numExpertGroups;
+        NumLimitedGroups = numLimitedGroups;
+        GateWeight = Tensor.Zeros(DType.Float32, numExperts, dim);
+    }
+
+    /// <summary>D.</summary>
+    public int Dim { get; }
+
+    /// <summary>E.</summary>
+    public int NumExperts { get; }
+
+    /// <summary>K.</summary>
+    public int TopK { get; }
+
+    /// <summary>Softmax or sigmoid.</summary>
+    public ScoreFunction ScoreFunc { get; }
+
+    /// <summary>Whether the chosen scores are normalized to sum to one.</summary>
+    public bool RouteNorm { get; }
+
+    /// <summary>Factor on the routing weights.</summary>
+    public float RouteScale { get; }
+
+    /// <summary>G (0: no node-limited routing).</summary>
+    public int NumExpertGroups { get; }
+
+    /// <summary>Groups kept eligible per token when <see cref="NumExpertGroups"/> &gt; 0.</summary>
+    public int NumLimitedGroups { get; }
+
+    /// <summary>The gate (router linear layer, no bias): [E, D] float32, updated in place by optimizers.</summary>
+    public Tensor GateWeight { get; }
+
+    /// <summary>Routes the tokens.</summary>
+    /// <param name="x">Tokens: [T, D] float32.</param>
+    /// <param name="expertBias">Optional load-balancing bias: [E] float32, added to the scores for choosing only.</param>
+    /// <returns>Routing weights, ids (ascending per token), counts per expert and the saved scores.</returns>
+    /// <exception cref="ArgumentException">A shape or dtype is wrong.</exception>
+    public RouterOutput Forward(Tensor x, Tensor? expertBias = null)
+    {
+        int tokens = CheckTokens(x, nameof(x));
+        if (expertBias is not null) CheckShape(expertBias, nameof(expertBias), DType.Float32, NumExperts);
+
+        int e = NumExperts, k = TopK;
+        var scores = Tensor.Uninitialized(DType.Float32, tokens, e);
+        Span<float> s = scores.AsSpan<float>();
+        HostGemm.MatMulTransposeB(x.AsSpan<float>(), GateWeight.AsSpan<float>(), s, tokens, e, Dim);
+        if (ScoreFunc == ScoreFunction.Softmax) HostScoreFunctions.Softmax(s, s, e);
+        else HostScoreFunctions.Sigmoid(s, s);
+
+        var topScores = Tensor.Uninitialized(DType.Float32, tokens, k);
+        var expertIds = Tensor.Uninitialized(DType.Int64, tokens, k);
+        var tokensPerExpert = Tensor.Zeros(DType.Int64, e);
+        Span<long> counts = tokensPerExpert.AsSpan<long>();
+        ReadOnlySpan<float> bias = expertBias is null ? default : expertBias.AsSpan<float>();
+
+        var biased = new float[e];
+        var eligible = new bool[e];
+        var groupScores = new float[NumExpertGroups];
+        var chosen = new int[k];
+        for (int t = 0; t < tokens; t++)
+        {
+            ReadOnlySpan<float> row = s.Slice(t * e, e);
+            if (bias.IsEmpty) row.CopyTo(biased);
+            else for (int i = 0; i < e; i++) biased[i] = row[i] + bias[i];
+            TopKExpertChoice.Choose(biased, NumExpertGroups, NumLimitedGroups, eligible, groupScores, chosen);
+
+            Span<float> ts = topScores.Row<float>(t);
+            Span<long> ids = expertIds.Row<long>(t);
+            float sum = 0f;
+            for (int j = 0; j < k; j++)
+            {
+                ids[j] = chosen[j];
+                ts[j] = row[chosen[j]];
+                sum += ts[j];
+                counts[chosen[j]]++;
+            }
+            float denominator = RouteNorm ? sum + NormEpsilon : 1f;
+            for (int j = 0; j < k; j++) ts[j] = ts[j] / denominator * RouteScale;
+        }
+        return new RouterOutput(topScores, expertIds, tokensPerExpert, scores);
+    }
+
+    /// <summary>
+    /// Backward through <see cref="RouteScale"/>, <see cref="RouteNorm"/>, the gather of the chosen
+    /// scores and the score function, to the gate weight and the input.
+    /// </summary>
+    /// <param name="forward">This router's forward output for <paramref name="x"/>.</param>
+    /// <param name="x">The forward input: [T, D] float32.</param>
+    /// <param name="gradTopScores">Gradient of the loss w.r.t. <c>TopScores</c>: [T, K] float32.</param>
+    /// <returns>Gradients of x ([T, D]) and of the gate weight ([E, D]).</returns>
+    /// <exception cref="ArgumentException">A shape or dtype is wrong.</exception>
+    public RouterGradients Backward(RouterOutput forward, Tensor x, Tensor gradTopScores)
+    {
+        ArgumentNullException.ThrowIfNull(forward);
+        int tokens = CheckTokens(x, nameof(x));
+        int e = NumExperts, k = TopK;
+        CheckShape(gradTopScores, nameof(gradTopScores), DType.Float32, tokens, k);
+        CheckShape(forward.Scores, nameof(forward), DType.Float32, tokens, e);
+        CheckShape(forward.ExpertIds, nameof(forward), DType.Int64, tokens, k);
+
+        ReadOnlySpan<float> scores = forward.Scores.AsSpan<float>();
+        var gradLogits = Tensor.Zeros(DType.Float32, tokens, e);
+        Span<float> gz = gradLogits.AsSpan<float>();
+        for (int t = 0; t < tokens; t++)
+        {
+            ReadOnlySpan<long> ids = forward.ExpertIds.Row<long>(t);
+            ReadOnlySpan<float> g = gradTopScores.Row<float>(t);
+            ReadOnlySpan<float> row = scores.Slice(t * e, e);
+            Span<float> gs = gz.Slice(t * e, e);
+            if (RouteNorm)
+            {
+                // top_j = scale · p_j / S with S = Σ p + ε, so dL/dp_j = scale · (g_j − Σ_i g_i p_i / S) / S.
+                float sum = 0f, weighted = 0f;
+                for (int j = 0; j < k; j++) sum += row[(int)ids[j]];
+                float denominator = sum + NormEpsilon;
+                for (int j = 0; j < k; j++) weighted += g[j] * row[(int)ids[j]];
+                float mean = weighted / denominator;
+                for (int j = 0; j < k; j++) gs[(int)ids[j]] = RouteScale * (g[j] - mean) / denominator;
+            }
+            else
+            {
+                for (int j = 0; j < k; j++) gs[(int)ids[j]] = RouteScale * g[j];
+            }
+        }
+
+        // The scatter above wrote dL/dscores; the score function turns it into dL/dlogits in place.
+        if (ScoreFunc == ScoreFunction.Softmax) HostScoreFunctions.SoftmaxBackward(scores, gz, gz, e);
+        else HostScoreFunctions.SigmoidBackward(scores, gz, gz);
+
+        var gradX = Tensor.Uninitialized(DType.Float32, tokens, Dim);
+        var gradGate = Tensor.Uninitialized(DType.Float32, e, Dim);
+        HostGemm.MatMul(gz, GateWeight.AsSpan<float>(), gradX.AsSpan<float>(), tokens, Dim, e);
+        HostGemm.MatMulTransposeA(gz, x.AsSpan<float>(), gradGate.AsSpan<float>(), e, Dim, tokens);
+        return new RouterGradients(gradX, gradGate);
+    }
+
+    private int CheckTokens(Tensor x, string name)
+    {
+        ArgumentNullException.ThrowIfNull(x, name);
+        if (x.DType != DType.Float32 || x.Rank != 2 || x.Dim(1) != Dim)
+        {
+            throw new ArgumentException($"{name} must be float32 [T, {Dim}] but is {x}", name);
+        }
+        return x.Dim(0);
+    }
+
+    private static void CheckShape(Tensor tensor, string name, DType dtype, params int[] shape)
+    {
+        ArgumentNullException.ThrowIfNull(tensor, name);
+        if (tensor.DType != dtype || !tensor.Shape.SequenceEqual(shape))
+        {
+            throw new ArgumentException(
+                $"{name} must be {dtype} [{string.Join(", ", shape)}] but is {tensor}", name);
+        }
+    }
+}

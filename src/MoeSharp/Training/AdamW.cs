@@ -1,0 +1,106 @@
+namespace MoeSharp.Training;
+
+/// <summary>
+/// AdamW (Loshchilov &amp; Hutter; PyTorch's <c>torch.optim.AdamW</c>, non-amsgrad): decoupled weight decay
+/// <c>θ ← θ − lr·λ·θ</c>, then the bias-corrected Adam step
+/// <c>θ ← θ − lr · m̂ / (√v̂ + ε)</c>. Element-wise and single-threaded per element, so deterministic.
+/// </summary>
+public sealed class AdamW
+{
+    private readonly Parameter[] _parameters;
+    private readonly float[][] _expAvg;
+    private readonly float[][] _expAvgSq;
+
+    /// <summary>Creates the optimizer with zero moments.</summary>
+    /// <param name="parameters">Parameters to update (distinct names).</param>
+    /// <param name="learningRate">lr &gt; 0.</param>
+    /// <param name="beta1">β1 in [0, 1).</param>
+    /// <param name="beta2">β2 in [0, 1).</param>
+    /// <param name="epsilon">ε &gt; 0.</param>
+    /// <param name="weightDecay">λ ≥ 0 (decoupled).</param>
+    /// <exception cref="ArgumentException">A hyper-parameter is out of range or a name repeats.</exception>
+    public AdamW(IEnumerable<Parameter> parameters, float learningRate = 1e-3f, float beta1 = 0.9f, float beta2 = 0.999f,
+        float epsilon = 1e-8f, float weightDecay = 0.01f)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        if (!(learningRate >= 0) || !float.IsFinite(learningRate))
+        {
+            throw new ArgumentOutOfRangeException(nameof(learningRate), learningRate, "learning rate must be finite and ≥ 0");
+        }
+        if (!(beta1 >= 0 && beta1 < 1)) throw new ArgumentOutOfRangeException(nameof(beta1), beta1, "beta1 must be in [0, 1)");
+        if (!(beta2 >= 0 && beta2 < 1)) throw new ArgumentOutOfRangeException(nameof(beta2), beta2, "beta2 must be in [0, 1)");
+        if (!(epsilon > 0)) throw new ArgumentOutOfRangeException(nameof(epsilon), epsilon, "epsilon must be > 0");
+        if (!(weightDecay >= 0)) throw new ArgumentOutOfRangeException(nameof(weightDecay), weightDecay, "weight decay must be ≥ 0");
+
+        _parameters = parameters.ToArray();
+        var names = new HashSet<string>();
+        foreach (Parameter p in _parameters)
+        {
+            ArgumentNullException.ThrowIfNull(p, nameof(parameters));
+            if (!names.Add(p.Name))
+            {
+                throw new ArgumentException($"parameter name '{p.Name}' appears twice", nameof(parameters));
+            }
+        }
+        _expAvg = _parameters.Select(p => new float[p.Value.ElementCount]).ToArray();
+        _expAvgSq = _parameters.Select(p => new float[p.Value.ElementCount]).ToArray();
+        LearningRate = learningRate;
+        Beta1 = beta1;
+        Beta2 = beta2;
+        Epsilon = epsilon;
+        WeightDecay = weightDecay;
+    }
+
+    /// <summary>Learning rate (may be changed between steps by a schedule).</summary>
+    public float LearningRate { get; set; }
+
+    /// <summary>β1.</summary>
+    public float Beta1 { get; }
+
+    /// <summary>β2.</summary>
+    public float Beta2 { get; }
+
+    /// <summary>ε.</summary>
+    public float Epsilon { get; }
+
+    /// <summary>Decoupled weight decay λ.</summary>
+    public float WeightDecay { get; }
+
+    /// <summary>Steps taken so far.</summary>
+    public int StepCount { get; private set; }
+
+    /// <summary>The parameters, in the order given.</summary>
+    public IReadOnlyList<Parameter> Parameters => _parameters;
+
+    /// <summary>Applies one update to every parameter from its <see cref="Parameter.Grad"/>.</summary>
+    public void Step()
+    {
+        StepCount++;
+        // Bias corrections in double: β^t underflows gracefully and the float result matches PyTorch closely.
+        float bias1 = (float)(1 - Math.Pow(Beta1, StepCount));
+        float bias2Sqrt = (float)Math.Sqrt(1 - Math.Pow(Beta2, StepCount));
+        float stepSize = LearningRate / bias1;
+        float decay = 1f - (LearningRate * WeightDecay);
+        for (int i = 0; i < _parameters.Length; i++)
+        {
+            Span<float> theta = _parameters[i].Value.AsSpan<float>();
+            ReadOnlySpan<float> grad = _parameters[i].Grad.AsSpan<float>();
+            Span<float> m = _expAvg[i];
+            Span<float> v = _expAvgSq[i];
+            for (int j = 0; j < theta.Length; j++)
+            {
+                float g = grad[j];
+                m[j] = (Beta1 * m[j]) + ((1f - Beta1) * g);
+                v[j] = (Beta2 * v[j]) + ((1f - Beta2) * g * g);
+                float denom = (MathF.Sqrt(v[j]) / bias2Sqrt) + Epsilon;
+                theta[j] = (theta[j] * decay) - (stepSize * m[j] / denom);
+            }
+        }
+    }
+
+    /// <summary>Sets every parameter's gradient to zero.</summary>
+    public void ZeroGrad()
+    {
+        foreach (Parameter p in _parameters) p.Grad.AsSpan<float>().Clear();
+    }
+}

@@ -1,0 +1,119 @@
+using CsCheck;
+using MoeSharp.Compute;
+
+namespace MoeSharp.Tests.Compute;
+
+public sealed class HostGemmTests
+{
+    private static float[] RandomArray(Random random, int length) =>
+        Enumerable.Range(0, length).Select(_ => (float)((random.NextDouble() * 2) - 1)).ToArray();
+
+    /// <summary>Naive float64 C = Σ_p A(i,p) B(p,j) with accessors.</summary>
+    private static double[] Naive(int m, int n, int k, Func<int, int, float> a, Func<int, int, float> b)
+    {
+        var c = new double[m * n];
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+            {
+                double s = 0;
+                for (int p = 0; p < k; p++) s += (double)a(i, p) * b(p, j);
+                c[(i * n) + j] = s;
+            }
+        return c;
+    }
+
+    private static void AssertClose(double[] expected, float[] actual, int k)
+    {
+        for (int i = 0; i < expected.Length; i++)
+        {
+            // Each term is ≤ 1 in magnitude: a float32 chain of k FMAs is off by at most ~k·2^-24·k.
+            Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-6 * (k + 1) * Math.Sqrt(k + 1), $"element {i}: {actual[i]} vs {expected[i]}");
+        }
+    }
+
+    [Fact]
+    public void All_three_variants_match_naive_float64_on_random_shapes()
+    {
+        Gen.Select(Gen.Int[0, 40], Gen.Int[0, 40], Gen.Int[0, 300], Gen.Int).Sample((m, n, k, seed) =>
+        {
+            var random = new Random(seed);
+            float[] a = RandomArray(random, m * k), b = RandomArray(random, n * k);
+            var c = new float[m * n];
+            HostGemm.MatMulTransposeB(a, b, c, m, n, k);
+            AssertClose(Naive(m, n, k, (i, p) => a[(i * k) + p], (p, j) => b[(j * k) + p]), c, k);
+            HostGemm.MatMul(a, b, c, m, n, k);
+            AssertClose(Naive(m, n, k, (i, p) => a[(i * k) + p], (p, j) => b[(p * n) + j]), c, k);
+            HostGemm.MatMulTransposeA(a, b, c, m, n, k);
+            AssertClose(Naive(m, n, k, (i, p) => a[(p * m) + i], (p, j) => b[(p * n) + j]), c, k);
+        }, iter: 60);
+    }
+
+    [Fact]
+    public void Accumulate_continues_from_existing_values_and_K_zero_clears()
+    {
+        var random = new Random(3);
+        float[] a = RandomArray(random, 5 * 7), b = RandomArray(random, 4 * 7);
+        var c = Enumerable.Repeat(2f, 20).ToArray();
+        HostGemm.MatMulTransposeB(a, b, c, 5, 4, 7, accumulate: true);
+        double[] expected = Naive(5, 4, 7, (i, p) => a[(i * 7) + p], (p, j) => b[(j * 7) + p]).Select(v => v + 2).ToArray();
+        AssertClose(expected, c, 7);
+        HostGemm.MatMulTransposeB([], [], c, 5, 4, 0);
+        Assert.All(c, v => Assert.Equal(0f, v));
+    }
+
+    [Fact]
+    public void A_row_is_bitwise_identical_alone_or_inside_a_batch()
+    {
+        Gen.Select(Gen.Int[1, 600], Gen.Int[1, 70], Gen.Int[1, 700], Gen.Int).Sample((m, n, k, seed) =>
+        {
+            var random = new Random(seed);
+            float[] a = RandomArray(random, m * k), b = RandomArray(random, n * k);
+            var batch = new float[m * n];
+            HostGemm.MatMulTransposeB(a, b, batch, m, n, k);
+            int row = random.Next(m);
+            var alone = new float[n];
+            HostGemm.MatMulTransposeB(a.AsSpan(row * k, k), b, alone, 1, n, k);
+            Assert.True(alone.AsSpan().SequenceEqual(batch.AsSpan(row * n, n)), $"row {row} of {m} differs (n={n}, k={k})");
+
+            // Same for A·B (the input-gradient product).
+            var bKn = RandomArray(random, k * n);
+            HostGemm.MatMul(a, bKn, batch, m, n, k);
+            HostGemm.MatMul(a.AsSpan(row * k, k), bKn, alone, 1, n, k);
+            Assert.True(alone.AsSpan().SequenceEqual(batch.AsSpan(row * n, n)), $"A·B row {row} of {m} differs");
+        }, iter: 25);
+    }
+
+    [Fact]
+    public void Partitioning_and_thread_count_never_change_a_bit()
+    {
+        var random = new Random(11);
+        const int m = 203, n = 97, k = 531;
+        float[] a = RandomArray(random, m * k), b = RandomArray(random, n * k);
+        var reference = new float[m * n];
+        HostGemm.MatMulTransposeB(a, b, reference, m, n, k);
+        foreach (var (mc, nc, kc, dop) in new[] { (6, 16, 1, 1), (12, 32, 37, 2), (72, 256, 256, -1), (198, 96, 1000, 3), (6, 16, 531, 4) })
+        {
+            var c = new float[m * n];
+            HostGemm.MatMulTransposeBBlocked(a, b, c, m, n, k, mc, nc, kc, dop);
+            Assert.True(c.AsSpan().SequenceEqual(reference), $"blocking mc={mc} nc={nc} kc={kc} dop={dop} changed the result");
+        }
+
+        // Weight-gradient product: same result for any thread count.
+        float[] dy = RandomArray(random, k * m), x = RandomArray(random, k * n);
+        var w1 = new float[m * n];
+        var w2 = new float[m * n];
+        HostGemm.MatMulTransposeA(dy, x, w1, m, n, k, maxDegreeOfParallelism: 1);
+        HostGemm.MatMulTransposeA(dy, x, w2, m, n, k);
+        Assert.True(w1.AsSpan().SequenceEqual(w2));
+    }
+
+    [Fact]
+    public void Wrong_lengths_name_the_argument()
+    {
+        var ex = Assert.Throws<ArgumentException>(() => HostGemm.MatMulTransposeB(new float[5], new float[6], new float[6], 2, 3, 2));
+        Assert.Equal("a", ex.ParamName);
+        Assert.Contains("M=2", ex.Message);
+        ex = Assert.Throws<ArgumentException>(() => HostGemm.MatMul(new float[4], new float[6], new float[5], 2, 3, 2));
+        Assert.Equal("c", ex.ParamName);
+    }
+}
