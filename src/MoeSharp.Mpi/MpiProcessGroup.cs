@@ -225,7 +225,7 @@ public sealed unsafe class MpiProcessGroup : IProcessGroup
                 while (!exchange.Test())
                 {
                     if (timeout != System.Threading.Timeout.InfiniteTimeSpan && Environment.TickCount64 - start > (long)timeout.TotalMilliseconds)
-                        runtime.AbortJob($"rank {runtime.WorldRank} failed: AllToAllVAsync did not complete within {timeout}; aborting the MPI job");
+                        runtime.AbortJob($"rank {runtime.WorldRank}: AllToAllVAsync did not complete within {timeout} (a peer failed or never arrived); aborting the MPI job");
                     // Spins first (low latency for short exchanges), then yields and sleeps so a long exchange
                     // overlapped with compute does not take a core from it.
                     spin.SpinOnce(sleep1Threshold: 200);

@@ -16,7 +16,7 @@ internal readonly struct Watchdog : IDisposable
     {
         if (timeout == Timeout.InfiniteTimeSpan) return default;
         var timer = new Timer(
-            _ => runtime.AbortJob($"rank {runtime.WorldRank} failed: {operation} did not complete within {timeout}; aborting the MPI job"),
+            _ => runtime.AbortJob($"rank {runtime.WorldRank}: {operation} did not complete within {timeout} (a peer failed or never arrived); aborting the MPI job"),
             null, timeout, Timeout.InfiniteTimeSpan);
         return new Watchdog(timer);
     }
