@@ -17,11 +17,14 @@ internal static class CliApp
     /// <summary>Runs the command line and returns the process exit code.</summary>
     public static int Run(string[] args)
     {
+        // Without a terminal Spectre assumes 80 columns and wraps the tables; logs and CI read better wide.
+        if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = Math.Max(AnsiConsole.Profile.Width, 160);
         var app = new CommandApp();
         app.Configure(config =>
         {
             config.SetApplicationName("moe");
             config.PropagateExceptions();
+            config.UseStrictParsing();
             config.AddCommand<RunCommand>("run")
                 .WithDescription("Run dispatch → experts → combine on in-process ranks with random inputs and verify bitwise against a single-rank run.");
             config.AddCommand<VerifyGoldenCommand>("verify-golden")

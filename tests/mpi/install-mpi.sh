@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
-# Installs Open MPI for the MoeSharp.Mpi tests (CI calls this before `dotnet test`).
-# Idempotent: does nothing when mpiexec is already on PATH. Uses sudo only when not root.
+# Installs the MPI implementations the MoeSharp.Mpi tests run under: Open MPI (mpiexec) and, where the
+# distribution offers it, MPICH (mpiexec.mpich). CI calls this before `dotnet test`.
+# Idempotent: installs only what is missing. Uses sudo only when not root.
 set -euo pipefail
-
-if command -v mpiexec >/dev/null 2>&1; then
-    echo "mpiexec already installed: $(command -v mpiexec)"
-    exit 0
-fi
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
     SUDO="sudo"
 fi
 
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq openmpi-bin libopenmpi-dev
+packages=()
+command -v mpiexec.openmpi >/dev/null 2>&1 || packages+=(openmpi-bin libopenmpi-dev)
+command -v mpiexec.mpich >/dev/null 2>&1 || packages+=(mpich)
+
+if [ ${#packages[@]} -gt 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    # MPICH is optional: install Open MPI first so a distribution without MPICH still gets one MPI.
+    $SUDO apt-get install -y -qq --no-install-recommends openmpi-bin libopenmpi-dev >/dev/null
+    $SUDO apt-get install -y -qq --no-install-recommends mpich >/dev/null || echo "MPICH not available; its tests will be skipped"
+fi
 mpiexec --version | head -n 1

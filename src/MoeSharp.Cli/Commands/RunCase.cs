@@ -23,6 +23,19 @@ internal sealed record RunCase(int World, int Sp, int Tokens, int Dim, int Exper
         RunSettings.ParseSharding(s.Sharding), RunSettings.ParseLayout(s.Layout), RunSettings.ParseScoreBefore(s.Score),
         s.Align ?? 1, s.Seed ?? 0);
 
+    /// <summary>
+    /// This case on an MPI job of <paramref name="jobSize"/> ranks: the job's size is the world; an explicit
+    /// <c>--world</c> must agree with it.
+    /// </summary>
+    public RunCase ForWorld(int jobSize, int? requestedWorld)
+    {
+        if (requestedWorld is int w && w != jobSize)
+        {
+            throw new ArgumentException($"--world {w} but the MPI job has {jobSize} ranks (mpiexec -n)");
+        }
+        return this with { World = jobSize };
+    }
+
     /// <summary>Checks the combination and draws the inputs.</summary>
     /// <exception cref="ArgumentException">An option is inconsistent with another; the message names both.</exception>
     public DispatchCase Build()

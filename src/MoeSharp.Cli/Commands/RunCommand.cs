@@ -1,7 +1,5 @@
-using System.Diagnostics;
 using MoeSharp.Cli.Verification;
-using MoeSharp.Dispatch;
-using MoeSharp.Tensors;
+using MoeSharp.Collectives;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -9,74 +7,83 @@ namespace MoeSharp.Cli.Commands;
 
 /// <summary>
 /// <c>moe run</c>: the main job. Runs dispatch → row-wise test experts → combine → SP reduce on a world of
-/// in-process ranks with random inputs, prints what each rank sent and received, and checks the result
-/// bitwise against a single-rank run. Exit code 0 only when verified.
+/// ranks (in-process threads, or MPI processes with <c>--comm mpi</c>) with random inputs, prints what each
+/// rank sent and received, and checks the result bitwise against a single-rank run. Exit code 0 only when
+/// verified.
 /// </summary>
 internal sealed class RunCommand : Command<RunSettings>
 {
     public override int Execute(CommandContext context, RunSettings settings, CancellationToken cancellationToken)
     {
         TimeSpan? timeout = settings.TimeoutSeconds is double s ? TimeSpan.FromSeconds(s) : null;
+        CommKind comm = CommKinds.Parse(settings.Comm);
         IReadOnlyList<RunCase> cases = settings.IsDefault ? RunCase.Defaults : [RunCase.From(settings)];
-        bool allVerified = true;
-        foreach (RunCase runCase in cases)
+
+        var results = new List<(RunCase Case, RunSummary Summary)>();
+        if (comm == CommKind.InProcess)
         {
-            allVerified &= RunOne(runCase, timeout);
+            foreach (RunCase runCase in cases)
+            {
+                DispatchCase problem = runCase.Build();
+                results.Add((runCase, InProcessWorld.Run(runCase.World, world => RunVerification.RunRank(world, problem), timeout)[0]));
+            }
         }
+        else
+        {
+            // MPI initializes once per process, so one launch runs every case, each sized to the job.
+            var mpiResults = RankLauncher.Run(comm, 0, world =>
+                cases.Select(c => c.ForWorld(world.Size, settings.World))
+                     .Select(c => (c, RunVerification.RunRank(world, c.Build())))
+                     .ToList(), timeout);
+            if (mpiResults is null) return 0; // not rank 0: rank 0 reports, and every rank aborts on failure
+            results.AddRange(mpiResults);
+        }
+
+        bool allVerified = true;
+        foreach (var (runCase, summary) in results) allVerified &= Report(runCase, summary);
         if (!allVerified) return 1;
         AnsiConsole.MarkupLine("[green]verified: bitwise identical to the single-rank reference[/]");
         return 0;
     }
 
-    private static bool RunOne(RunCase runCase, TimeSpan? timeout)
+    private static bool Report(RunCase runCase, RunSummary summary)
     {
-        DispatchCase problem = runCase.Build();
         AnsiConsole.MarkupLine($"[bold]{Markup.Escape(runCase.Describe())}[/]");
-        var clock = Stopwatch.StartNew();
-        RankOutcome[] outcomes = DispatchWorldRunner.RunInProcess(problem, timeout);
-        clock.Stop();
-        AnsiConsole.Write(RankTable(problem, outcomes));
-
-        Tensor[] finals = DispatchWorldRunner.GroupFinals(problem, outcomes);
-        for (int g = 0; g < problem.GroupCount; g++)
+        AnsiConsole.Write(RankTable(runCase, summary));
+        if (summary.Mismatches > 0)
         {
-            Tensor reference = DispatchWorldRunner.RunReference(problem.Config, problem.Groups[g]);
-            string? mismatch = TensorComparison.FirstBitwiseMismatch($"final.g{g}", reference, finals[g]);
-            if (mismatch is not null)
-            {
-                AnsiConsole.MarkupLine($"[red]NOT verified: {Markup.Escape(mismatch)}[/]");
-                return false;
-            }
+            string detail = summary.FirstMismatch is null ? "see the ranks' messages above" : summary.FirstMismatch;
+            AnsiConsole.MarkupLine($"[red]NOT verified: {summary.Mismatches} rank(s) differ from the single-rank reference; {Markup.Escape(detail)}[/]");
+            return false;
         }
-        AnsiConsole.MarkupLine($"{problem.GroupCount} group(s) match the single-rank reference bitwise ({clock.Elapsed.TotalMilliseconds:F1} ms on {problem.World} ranks)");
+        AnsiConsole.MarkupLine($"{runCase.World / runCase.Sp} group(s) match the single-rank reference bitwise " +
+            $"({summary.Elapsed.TotalMilliseconds:F1} ms for dispatch, experts, combine and reduce on rank 0)");
         AnsiConsole.WriteLine();
         return true;
     }
 
-    private static Table RankTable(DispatchCase problem, RankOutcome[] outcomes)
+    private static Table RankTable(RunCase runCase, RunSummary summary)
     {
         var table = new Table().Border(TableBorder.Rounded);
-        foreach (string column in new[] { "rank", "group", "SP rank", "shard tokens", "pad rows", "rows sent", "rows received", "rows per local expert" })
+        foreach (string column in new[] { "rank", "group", "SP rank", "shard", "pad", "sent", "received" })
         {
-            table.AddColumn(new TableColumn(column).RightAligned());
+            table.AddColumn(new TableColumn(column).RightAligned().NoWrap());
         }
-        foreach (RankOutcome o in outcomes)
+        table.AddColumn(new TableColumn("rows per local expert").NoWrap());
+        foreach (RankStatistics r in summary.Ranks)
         {
             table.AddRow(
-                o.Rank.ToString(), (o.Rank / problem.Sp).ToString(), (o.Rank % problem.Sp).ToString(),
-                o.Shard.RealRows.ToString(), o.Shard.PadRows.ToString(),
-                o.Metadata.RowsSent.ToString(), o.Metadata.RowsReceived.ToString(),
-                Markup.Escape(RowsPerExpert(o.Metadata.TokensPerLocalExpert.AsSpan())));
+                r.Rank.ToString(), (r.Rank / runCase.Sp).ToString(), (r.Rank % runCase.Sp).ToString(),
+                r.ShardTokens.ToString(), r.PadRows.ToString(), r.RowsSent.ToString(), r.RowsReceived.ToString(),
+                Markup.Escape(RowsPerExpert(r.RowsPerLocalExpert)));
         }
         return table;
     }
 
-    private static string RowsPerExpert(ReadOnlySpan<int> rows)
+    private static string RowsPerExpert(int[] rows)
     {
         const int Shown = 8;
-        var parts = new List<string>();
-        for (int i = 0; i < Math.Min(rows.Length, Shown); i++) parts.Add(rows[i].ToString());
-        if (rows.Length > Shown) parts.Add($"… ({rows.Length} experts)");
-        return string.Join(" ", parts);
+        string shown = string.Join(",", rows.Take(Shown));
+        return rows.Length > Shown ? $"{shown},… ({rows.Length})" : shown;
     }
 }

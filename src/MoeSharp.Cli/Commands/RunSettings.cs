@@ -56,6 +56,10 @@ internal sealed class RunSettings : CommandSettings
     [Description("Seconds a collective may wait for its peers. Default 60.")]
     public double? TimeoutSeconds { get; init; }
 
+    [CommandOption("--comm <KIND>")]
+    [Description("How ranks talk: inproc (threads of this process, default) or mpi (under mpiexec, one process per rank; the job's size is the world).")]
+    public string? Comm { get; init; }
+
     /// <summary>True when no problem option was given: run the embedded default cases.</summary>
     public bool IsDefault => World is null && Sp is null && Tokens is null && Dim is null && Experts is null && TopK is null
         && Sharding is null && Layout is null && Score is null && Align is null && Seed is null;
@@ -67,6 +71,7 @@ internal sealed class RunSettings : CommandSettings
             _ = ParseSharding(Sharding);
             _ = ParseLayout(Layout);
             _ = ParseScoreBefore(Score);
+            _ = CommKinds.Parse(Comm);
         }
         catch (ArgumentException ex)
         {

@@ -8,59 +8,106 @@ namespace MoeSharp.Cli.Commands;
 
 /// <summary>
 /// <c>moe verify-golden FILE...</c>: replays each golden file and prints PASS, FAIL (with the first mismatch:
-/// tensor, index, expected, actual) or N/A per file. Exit code 0 only when no file failed; 2 when a file could
-/// not be read.
+/// tensor, index, expected, actual), SKIP or N/A per file. Exit code 0 only when no file failed; 2 when a file
+/// could not be read.
 /// </summary>
 internal sealed class VerifyGoldenCommand : Command<VerifyGoldenSettings>
 {
+    /// <summary>One file's verdict.</summary>
+    private enum Verdict { Pass, Fail, Unreadable, Skipped, NotApplicable }
+
     public override int Execute(CommandContext context, VerifyGoldenSettings settings, CancellationToken cancellationToken)
     {
         TimeSpan? timeout = settings.TimeoutSeconds is double s ? TimeSpan.FromSeconds(s) : null;
-        int passed = 0, failed = 0, notApplicable = 0, unreadable = 0;
-        foreach (string path in settings.Files)
+        CommKind comm = CommKinds.Parse(settings.Comm);
+        List<(Verdict Verdict, string Line)>? lines = comm == CommKind.InProcess
+            ? settings.Files.Select(path => VerifyInProcess(path, timeout)).ToList()
+            : RankLauncher.Run(comm, 0, world => settings.Files.Select(path => VerifyOnJob(world, path)).ToList(), timeout);
+        if (lines is null) return 0; // not rank 0 of an MPI job: rank 0 reports
+
+        foreach (var (verdict, line) in lines)
         {
-            string name = Path.GetFileName(path);
-            SafetensorsContent file;
-            try
+            string tag = verdict switch
             {
-                file = SafetensorsFile.Read(path);
-            }
-            catch (Exception ex) when (ex is IOException or InvalidDataException or UnauthorizedAccessException)
-            {
-                AnsiConsole.MarkupLine($"[red]FAIL[/] {Markup.Escape(name)}: cannot read: {Markup.Escape(ex.Message)}");
-                unreadable++;
-                continue;
-            }
-
-            if (!GoldenDispatchReplay.Applies(file))
-            {
-                string kind = file.Metadata.TryGetValue("kind", out string? k) ? k : "?";
-                AnsiConsole.MarkupLine($"[grey]N/A [/] {Markup.Escape(name)}: kind '{Markup.Escape(kind)}' is not a dispatch file");
-                notApplicable++;
-                continue;
-            }
-
-            string? mismatch;
-            try
-            {
-                mismatch = GoldenDispatchReplay.Replay(file, timeout);
-            }
-            catch (Exception ex) when (ex is InvalidDataException or KeyNotFoundException or ArgumentException or RankFailedException)
-            {
-                mismatch = $"cannot replay: {ex.Message}";
-            }
-            if (mismatch is null)
-            {
-                AnsiConsole.MarkupLine($"[green]PASS[/] {Markup.Escape(name)}");
-                passed++;
-            }
-            else
-            {
-                AnsiConsole.MarkupLine($"[red]FAIL[/] {Markup.Escape(name)}: {Markup.Escape(mismatch)}");
-                failed++;
-            }
+                Verdict.Pass => "[green]PASS[/]",
+                Verdict.Skipped => "[yellow]SKIP[/]",
+                Verdict.NotApplicable => "[grey]N/A [/]",
+                _ => "[red]FAIL[/]",
+            };
+            AnsiConsole.MarkupLine($"{tag} {Markup.Escape(line)}");
         }
-        AnsiConsole.MarkupLine($"{passed} passed, {failed + unreadable} failed, {notApplicable} not applicable");
-        return unreadable > 0 ? CliApp.UsageError : failed > 0 ? 1 : 0;
+        int Count(params Verdict[] kinds) => lines.Count(l => kinds.Contains(l.Verdict));
+        AnsiConsole.MarkupLine($"{Count(Verdict.Pass)} passed, {Count(Verdict.Fail, Verdict.Unreadable)} failed, " +
+            $"{Count(Verdict.Skipped)} skipped, {Count(Verdict.NotApplicable)} not applicable");
+        return Count(Verdict.Unreadable) > 0 ? CliApp.UsageError : Count(Verdict.Fail) > 0 ? 1 : 0;
+    }
+
+    private static (Verdict, string) VerifyInProcess(string path, TimeSpan? timeout)
+    {
+        var (file, error) = Open(path);
+        if (file is null) return Unreadable(path, error!);
+        if (!GoldenDispatchReplay.Applies(file)) return NotApplicable(path, file);
+        string? mismatch;
+        try
+        {
+            mismatch = GoldenDispatchReplay.Replay(file, timeout);
+        }
+        catch (Exception ex) when (ex is InvalidDataException or KeyNotFoundException or ArgumentException or RankFailedException)
+        {
+            mismatch = $"cannot replay: {ex.Message}";
+        }
+        return mismatch is null ? (Verdict.Pass, Path.GetFileName(path)) : (Verdict.Fail, $"{Path.GetFileName(path)}: {mismatch}");
+    }
+
+    /// <summary>
+    /// One file on an MPI job: the file's world runs on the job's first ranks (a sub-group), the rest wait;
+    /// every rank reads the same file and so reaches the same verdict on its own.
+    /// </summary>
+    private static (Verdict, string) VerifyOnJob(IProcessGroup world, string path)
+    {
+        var (file, error) = Open(path);
+        if (file is null) return Unreadable(path, error!);
+        if (!GoldenDispatchReplay.Applies(file)) return NotApplicable(path, file);
+        DispatchCase seed;
+        try
+        {
+            seed = GoldenDispatchReplay.ReadCase(file);
+        }
+        catch (Exception ex) when (ex is InvalidDataException or KeyNotFoundException)
+        {
+            return (Verdict.Fail, $"{Path.GetFileName(path)}: cannot replay: {ex.Message}");
+        }
+        if (seed.World > world.Size)
+        {
+            return (Verdict.Skipped, $"{Path.GetFileName(path)}: needs {seed.World} ranks, the MPI job has {world.Size}");
+        }
+        bool participates = world.Rank < seed.World;
+        using IProcessGroup group = world.Split(participates ? 0 : 1, world.Rank);
+        string? mismatch = participates ? GoldenDispatchReplay.CheckRank(group, file, seed) : null;
+        string? first = RankMessages.FirstInRankOrder(world, mismatch);
+        string where = seed.World < world.Size ? $" (on ranks 0..{seed.World - 1} of {world.Size})" : "";
+        return first is null
+            ? (Verdict.Pass, Path.GetFileName(path) + where)
+            : (Verdict.Fail, $"{Path.GetFileName(path)}{where}: {first}");
+    }
+
+    private static (SafetensorsContent? File, string? Error) Open(string path)
+    {
+        try
+        {
+            return (SafetensorsFile.Read(path), null);
+        }
+        catch (Exception ex) when (ex is IOException or InvalidDataException or UnauthorizedAccessException)
+        {
+            return (null, ex.Message);
+        }
+    }
+
+    private static (Verdict, string) Unreadable(string path, string error) => (Verdict.Unreadable, $"{Path.GetFileName(path)}: cannot read: {error}");
+
+    private static (Verdict, string) NotApplicable(string path, SafetensorsContent file)
+    {
+        string kind = file.Metadata.TryGetValue("kind", out string? k) ? k : "?";
+        return (Verdict.NotApplicable, $"{Path.GetFileName(path)}: kind '{kind}' is not a dispatch file");
     }
 }

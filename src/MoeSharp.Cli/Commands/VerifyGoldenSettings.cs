@@ -15,10 +15,22 @@ internal sealed class VerifyGoldenSettings : CommandSettings
     [Description("Seconds a collective may wait for its peers. Default 60.")]
     public double? TimeoutSeconds { get; init; }
 
+    [CommandOption("--comm <KIND>")]
+    [Description("inproc (each file on its own world of threads, default) or mpi (under mpiexec: each file on the first 'world' ranks of the job; files needing more ranks are skipped).")]
+    public string? Comm { get; init; }
+
     public override ValidationResult Validate()
     {
         if (Files.Length == 0) return ValidationResult.Error("verify-golden needs at least one FILE");
         if (TimeoutSeconds is <= 0) return ValidationResult.Error($"--timeout {TimeoutSeconds} must be positive");
+        try
+        {
+            _ = CommKinds.Parse(Comm);
+        }
+        catch (ArgumentException ex)
+        {
+            return ValidationResult.Error(ex.Message);
+        }
         return ValidationResult.Success();
     }
 }

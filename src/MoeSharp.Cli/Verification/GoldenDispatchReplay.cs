@@ -1,4 +1,5 @@
 using System.Globalization;
+using MoeSharp.Collectives;
 using MoeSharp.Dispatch;
 using MoeSharp.Tensors;
 
@@ -6,8 +7,9 @@ namespace MoeSharp.Cli.Verification;
 
 /// <summary>
 /// Replays a golden file of the dispatch kind (<c>shared/golden/README.md</c>, kind 1) through the
-/// dispatcher on in-process ranks and compares every tensor bitwise; then replays it with balanced sharding
-/// and the sharded layout and checks the final outputs are bitwise the same.
+/// dispatcher and compares every tensor bitwise; then replays it with balanced sharding and the sharded
+/// layout and checks the final outputs are bitwise the same. Each rank checks its own tensors, so the same
+/// code runs on in-process ranks and on MPI processes.
 /// </summary>
 internal static class GoldenDispatchReplay
 {
@@ -36,28 +38,33 @@ internal static class GoldenDispatchReplay
         return new DispatchCase(world, sp, config, groups);
     }
 
-    /// <summary>Replays the file; returns null when everything matches, else the first mismatch.</summary>
+    /// <summary>Replays the file on in-process ranks; returns null when everything matches, else the first mismatch.</summary>
     public static string? Replay(SafetensorsContent file, TimeSpan? timeout = null)
     {
         DispatchCase seed = ReadCase(file);
-        RankOutcome[] outcomes = DispatchWorldRunner.RunInProcess(seed, timeout);
-        for (int r = 0; r < seed.World; r++)
-        {
-            string? mismatch =
-                TensorComparison.FirstBitwiseMismatch($"routed.r{r}", file.Get($"routed.r{r}"), outcomes[r].Routed)
-                ?? TensorComparison.FirstBitwiseMismatch($"counts.r{r}", file.Get($"counts.r{r}"),
-                    Tensor.FromArray(outcomes[r].Metadata.TokensPerLocalExpert.ToArray(), outcomes[r].Metadata.TokensPerLocalExpert.Length))
-                ?? TensorComparison.FirstBitwiseMismatch($"out.r{r}", file.Get($"out.r{r}"), outcomes[r].Output);
-            if (mismatch is not null) return mismatch;
-        }
-        Tensor[] finals = DispatchWorldRunner.GroupFinals(seed, outcomes);
-        for (int g = 0; g < finals.Length; g++)
-        {
-            string? mismatch = TensorComparison.FirstBitwiseMismatch($"final.g{g}", file.Get($"final.g{g}"), finals[g]);
-            if (mismatch is not null) return mismatch;
-        }
+        string?[] perRank = InProcessWorld.Run(seed.World, world => CheckRank(world, file, seed), timeout);
+        return perRank.FirstOrDefault(m => m is not null);
+    }
 
-        // Beyond the reference: no padding and no replication must give the same bits.
+    /// <summary>
+    /// This rank's part of the replay on <paramref name="world"/> (of the file's world size): its routed rows,
+    /// counts and combine output, and its share of each group's final output under the seed configuration and
+    /// the balanced/sharded variants. Returns this rank's first mismatch, or null.
+    /// </summary>
+    public static string? CheckRank(IProcessGroup world, SafetensorsContent file, DispatchCase seed)
+    {
+        int r = world.Rank, group = r / seed.Sp, spRank = r % seed.Sp;
+        RankOutcome outcome = DispatchWorldRunner.RunRank(world, seed);
+        Tensor expectedFinal = file.Get($"final.g{group}");
+        string? mismatch =
+            TensorComparison.FirstBitwiseMismatch($"routed.r{r}", file.Get($"routed.r{r}"), outcome.Routed)
+            ?? TensorComparison.FirstBitwiseMismatch($"counts.r{r}", file.Get($"counts.r{r}"),
+                Tensor.FromArray(outcome.Metadata.TokensPerLocalExpert.ToArray(), outcome.Metadata.TokensPerLocalExpert.Length))
+            ?? TensorComparison.FirstBitwiseMismatch($"out.r{r}", file.Get($"out.r{r}"), outcome.Output)
+            ?? TensorComparison.FirstBitwiseMismatch($"final.g{group}", expectedFinal, outcome.Final);
+
+        // Beyond the reference: no padding and no replication must give the same bits. Every rank runs every
+        // variant (they are collectives) even after a mismatch.
         var variants = new (string Name, TokenDispatcherConfig Config)[]
         {
             ("balanced sharding", seed.Config with { Sharding = SpShardingPolicy.Balanced }),
@@ -66,15 +73,24 @@ internal static class GoldenDispatchReplay
         };
         foreach (var (name, config) in variants)
         {
-            DispatchCase variant = seed with { Config = config };
-            Tensor[] variantFinals = DispatchWorldRunner.GroupFinals(variant, DispatchWorldRunner.RunInProcess(variant, timeout));
-            for (int g = 0; g < finals.Length; g++)
+            RankOutcome variant = DispatchWorldRunner.RunRank(world, seed with { Config = config });
+            Tensor expected = expectedFinal;
+            if (config.Layout == SequenceLayout.Sharded)
             {
-                string? mismatch = TensorComparison.FirstBitwiseMismatch($"final.g{g} ({name})", file.Get($"final.g{g}"), variantFinals[g]);
-                if (mismatch is not null) return mismatch;
+                SequenceShard shard = SequenceShard.For(config.Sharding, expectedFinal.Rows, seed.Sp, spRank);
+                expected = SliceRows(expectedFinal, shard.Start, shard.RealRows);
             }
+            mismatch ??= TensorComparison.FirstBitwiseMismatch($"final.g{group} ({name}, rank {r})", expected, variant.Final);
         }
-        return null;
+        return mismatch;
+    }
+
+    private static Tensor SliceRows(Tensor t, int start, int rows)
+    {
+        int d = t.RowLength;
+        var slice = Tensor.Uninitialized(DType.Float32, rows, d);
+        t.AsSpan<float>().Slice(start * d, rows * d).CopyTo(slice.AsSpan<float>());
+        return slice;
     }
 
     private static int Int(SafetensorsContent file, string key)
