@@ -44,8 +44,12 @@ internal static class DispatchBenchmark
                     group.Rank * dispatcher.NumLocalExperts);
                 group.Barrier();
                 start = Stopwatch.GetTimestamp();
-                dispatcher.Combine(expertOutput, dispatched.Metadata, mine.X);
+                Tensor combined = dispatcher.Combine(expertOutput, dispatched.Metadata, mine.X);
                 double combineSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+                // Hand the outputs back as a training loop would, so each iteration reuses warm memory.
+                dispatcher.Pool.Return(combined);
+                if (!ReferenceEquals(dispatched.RoutedTokens, expertOutput)) dispatcher.Pool.Return(dispatched.RoutedTokens);
+                dispatcher.Release(dispatched.Metadata);
                 if (i >= warmup)
                 {
                     dispatchTimes.Add(dispatchSeconds);

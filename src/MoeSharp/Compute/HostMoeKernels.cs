@@ -1,6 +1,8 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using MoeSharp.Tensors;
 
 namespace MoeSharp.Compute;
@@ -10,8 +12,14 @@ namespace MoeSharp.Compute;
 /// (<see cref="Vector{T}"/>, scalar tail computing the same IEEE operations), parallel over rows on all
 /// cores. No fused multiply-add anywhere, so results match the reference's separate roundings.
 /// </summary>
-public sealed class HostMoeKernels : IMoeKernels
+public sealed unsafe class HostMoeKernels : IMoeKernels
 {
+    /// <summary>
+    /// Gathers whose destination is at least this large write with non-temporal stores: the rows go straight
+    /// to memory instead of first reading each destination line into a cache they would only evict again.
+    /// </summary>
+    private const long StreamingBytes = 32L << 20;
+
     /// <summary>Expert ids per chunk below which sorting and counting stay on one thread.</summary>
     private const int SerialSortEntries = 1 << 16;
 
@@ -73,6 +81,26 @@ public sealed class HostMoeKernels : IMoeKernels
         float[]? scales = scale is null ? null : scale.Data<float>();
         int d = destination.RowLength;
         int rows = rowOf.ElementCount;
+        if (Avx.IsSupported && (long)rows * d * sizeof(float) >= StreamingBytes)
+        {
+            HostParallel.For(rows, 8L * d, (start, end) =>
+            {
+                fixed (float* srcBase = src)
+                fixed (float* dstBase = dst)
+                {
+                    for (int i = start; i < end; i++)
+                    {
+                        int from = map[i];
+                        float* to = dstBase + (long)i * d;
+                        if (from < 0) new Span<float>(to, d).Clear();
+                        else StreamRow(srcBase + (long)(from + sourceRowOffset) * d, to, d, scales is null ? 1f : scales[i], scales is not null);
+                    }
+                }
+                // Non-temporal stores are weakly ordered: fence before other threads read the rows.
+                Sse.StoreFence();
+            });
+            return;
+        }
         HostParallel.For(rows, 8L * d, (start, end) =>
         {
             for (int i = start; i < end; i++)
@@ -169,6 +197,26 @@ public sealed class HostMoeKernels : IMoeKernels
             }
             destination[j] = acc;
         }
+    }
+
+    /// <summary>
+    /// <c>to = from · s</c> (or a copy) with 32-byte non-temporal stores once <paramref name="to"/> is aligned;
+    /// the same IEEE product per element as <see cref="Scale"/>.
+    /// </summary>
+    private static void StreamRow(float* from, float* to, int n, float s, bool scale)
+    {
+        int j = 0;
+        for (; j < n && ((nuint)(to + j) & 31) != 0; j++) to[j] = scale ? from[j] * s : from[j];
+        Vector256<float> vs = Vector256.Create(s);
+        if (scale)
+        {
+            for (; j <= n - 8; j += 8) Avx.StoreAlignedNonTemporal(to + j, Avx.Multiply(Avx.LoadVector256(from + j), vs));
+        }
+        else
+        {
+            for (; j <= n - 8; j += 8) Avx.StoreAlignedNonTemporal(to + j, Avx.LoadVector256(from + j));
+        }
+        for (; j < n; j++) to[j] = scale ? from[j] * s : from[j];
     }
 
     /// <summary><c>to = from · s</c>, one rounding per element.</summary>

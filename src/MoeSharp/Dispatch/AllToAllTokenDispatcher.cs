@@ -23,8 +23,12 @@ public sealed class AllToAllTokenDispatcher : TokenDispatcher
 
     /// <summary>Creates a dispatcher over <paramref name="groups"/> (EP = the world, SP groups of consecutive ranks).</summary>
     /// <exception cref="ArgumentException">E is not divisible by the EP size, or K &gt; E.</exception>
-    public AllToAllTokenDispatcher(TokenDispatcherConfig config, ParallelGroups groups, IMoeKernels? kernels = null)
-        : base(config, CheckGroups(groups).EpSize, groups.World.Rank, groups.SpSize, groups.SpRank, kernels)
+    /// <param name="config">What to route.</param>
+    /// <param name="groups">EP and SP groups.</param>
+    /// <param name="kernels">Compute backend; the host kernels when null.</param>
+    /// <param name="pool">Where tensors come from; a new pool when null.</param>
+    public AllToAllTokenDispatcher(TokenDispatcherConfig config, ParallelGroups groups, IMoeKernels? kernels = null, TensorPool? pool = null)
+        : base(config, CheckGroups(groups).EpSize, groups.World.Rank, groups.SpSize, groups.SpRank, kernels, pool)
     {
         _groups = groups;
     }

@@ -69,6 +69,14 @@ public sealed class DispatchMetadata
 
     internal TokenDispatcher Owner { get; }
 
+    private int _released;
+
+    /// <summary>True once <see cref="TokenDispatcher.Release"/> handed the metadata's tensors back.</summary>
+    public bool IsReleased => Volatile.Read(ref _released) != 0;
+
+    /// <summary>Marks the metadata released; false if it already was.</summary>
+    internal bool MarkReleased() => Interlocked.Exchange(ref _released, 1) == 0;
+
     /// <summary>Shape of the dispatch's <c>x</c>.</summary>
     internal int[] InputShape { get; }
 

@@ -13,8 +13,9 @@ public sealed class LocalTokenDispatcher : TokenDispatcher
     /// <summary>Creates a local dispatcher.</summary>
     /// <param name="config">What to route; all E experts are local.</param>
     /// <param name="kernels">Compute backend; the host kernels when null.</param>
-    public LocalTokenDispatcher(TokenDispatcherConfig config, IMoeKernels? kernels = null)
-        : base(config, epSize: 1, epRank: 0, spSize: 1, spRank: 0, kernels)
+    /// <param name="pool">Where tensors come from; a new pool when null.</param>
+    public LocalTokenDispatcher(TokenDispatcherConfig config, IMoeKernels? kernels = null, TensorPool? pool = null)
+        : base(config, epSize: 1, epRank: 0, spSize: 1, spRank: 0, kernels, pool)
     {
     }
 

@@ -18,7 +18,7 @@ namespace MoeSharp.Dispatch;
 /// </remarks>
 public abstract class TokenDispatcher
 {
-    private protected TokenDispatcher(TokenDispatcherConfig config, int epSize, int epRank, int spSize, int spRank, IMoeKernels? kernels)
+    private protected TokenDispatcher(TokenDispatcherConfig config, int epSize, int epRank, int spSize, int spRank, IMoeKernels? kernels, TensorPool? pool)
     {
         ArgumentNullException.ThrowIfNull(config);
         if (config.NumExperts % epSize != 0)
@@ -36,6 +36,7 @@ public abstract class TokenDispatcher
         SpSize = spSize;
         SpRank = spRank;
         Kernels = kernels ?? new HostMoeKernels();
+        Pool = pool ?? new TensorPool();
     }
 
     /// <summary>What this dispatcher routes and how.</summary>
@@ -60,6 +61,13 @@ public abstract class TokenDispatcher
     protected IMoeKernels Kernels { get; }
 
     /// <summary>
+    /// Where this dispatcher's tensors come from. Its outputs (routed rows, combine output, gradients) are
+    /// rented here: hand them back with <see cref="TensorPool.Return"/> once used, and call
+    /// <see cref="Release"/> for a dispatch's metadata, so steady-state calls reuse warm memory.
+    /// </summary>
+    public TensorPool Pool { get; }
+
+    /// <summary>
     /// Routes this rank's tokens to their experts.
     /// </summary>
     /// <param name="x">
@@ -82,14 +90,15 @@ public abstract class TokenDispatcher
         int k = Config.TopK;
         int entries = shard.Rows * k;
 
-        var ids = Tensor.Uninitialized(DType.Int32, entries);
+        Tensor ids = Pool.Rent(DType.Int32, entries);
         var entryScore = new float[entries];
         ReadEntries(topScores, expertIds, inputRowOffset, shard, ids.AsSpan<int>(), entryScore);
 
         var counts = new int[Config.NumExperts];
         Kernels.ExpertHistogram(ids, counts);
-        var order = Tensor.Uninitialized(DType.Int32, entries);
+        Tensor order = Pool.Rent(DType.Int32, entries);
         Kernels.StableSortByExpert(ids, counts, order);
+        Pool.Return(ids);
 
         ExchangedCounts exchanged = ExchangeCounts(counts, shard, totalTokens);
         shard = exchanged.Shard;
@@ -114,15 +123,21 @@ public abstract class TokenDispatcher
         // otherwise it is the expert-sorted send buffer.
         bool exchanges = EpSize > 1;
         LocalLayout local = BuildLocalLayout(order, counts, entryScore, shard.RealRows, alignExperts: !exchanges);
+        Pool.Return(order);
         int dim = x.RowLength;
-        var gathered = Tensor.Uninitialized(DType.Float32, local.Rows, dim);
+        Tensor gathered = Pool.Rent(DType.Float32, local.Rows, dim);
         Kernels.GatherRows(x, inputRowOffset, local.RowToken, Config.ScoreBeforeExperts ? local.RowScore : null, gathered);
 
         ExpertMajorPermutation? permutation = exchanges ? BuildPermutation(receiveCounts, tokensPerLocalExpert) : null;
         var metadata = new DispatchMetadata(this, shard, x.ShapeArray(), inputRowOffset, dim,
             ImmutableArray.Create(inputSplits), ImmutableArray.Create(outputSplits),
             ImmutableArray.Create(tokensPerLocalExpert), ImmutableArray.Create(counts), local, permutation);
-        Tensor routed = exchanges ? ToExpertMajor(gathered, metadata) : gathered;
+        Tensor routed = gathered;
+        if (exchanges)
+        {
+            routed = ToExpertMajor(gathered, metadata);
+            Pool.Return(gathered);
+        }
         return new DispatchResult(routed, metadata.TokensPerLocalExpert, metadata);
     }
 
@@ -135,7 +150,12 @@ public abstract class TokenDispatcher
     /// <param name="sharedExperts">Optional shared experts, run while the exchange is in flight.</param>
     /// <returns>Replicated layout: <c>[T, D]</c> with only this rank's shard filled; sharded: <c>[T_s, D]</c>.</returns>
     public Tensor Combine(Tensor routedOutput, DispatchMetadata metadata, Tensor x, SharedExpertsFunction? sharedExperts = null)
-        => CombineWithState(routedOutput, metadata, x, sharedExperts).Output;
+    {
+        CombineResult result = CombineWithState(routedOutput, metadata, x, sharedExperts);
+        // No backward will read the received rows: their storage can serve the next call.
+        if (!ReferenceEquals(result.State.CombinedRows, routedOutput)) Pool.Return(result.State.CombinedRows);
+        return result.Output;
+    }
 
     /// <summary><see cref="Combine"/>, also returning what <see cref="CombineBackward"/> needs.</summary>
     public CombineResult CombineWithState(Tensor routedOutput, DispatchMetadata metadata, Tensor x, SharedExpertsFunction? sharedExperts = null)
@@ -145,6 +165,7 @@ public abstract class TokenDispatcher
         CheckSameShape(x, nameof(x), metadata.InputShape);
 
         Tensor localRows;
+        Tensor? send = null;
         CollectiveRequest pending = CollectiveRequest.Completed;
         if (EpSize == 1)
         {
@@ -152,8 +173,8 @@ public abstract class TokenDispatcher
         }
         else
         {
-            Tensor send = ToRankMajor(routedOutput, metadata);
-            localRows = Tensor.Uninitialized(DType.Float32, metadata.Local.Rows, metadata.Dim);
+            send = ToRankMajor(routedOutput, metadata);
+            localRows = Pool.Rent(DType.Float32, metadata.Local.Rows, metadata.Dim);
             pending = ExchangeRowsAsync(send, metadata.OutputSplits.AsSpan(), localRows, metadata.InputSplits.AsSpan());
         }
 
@@ -169,6 +190,7 @@ public abstract class TokenDispatcher
             throw;
         }
         pending.Wait();
+        if (send is not null && !ReferenceEquals(send, routedOutput)) Pool.Return(send);
 
         Tensor output = NewOutput(metadata);
         Kernels.GatherReduce(localRows, metadata.Local.TokenPositions, Config.ScoreBeforeExperts ? null : metadata.Local.RowScore,
@@ -192,10 +214,15 @@ public abstract class TokenDispatcher
 
         LocalLayout local = metadata.Local;
         bool scoreAfter = !Config.ScoreBeforeExperts;
-        var gathered = Tensor.Uninitialized(DType.Float32, local.Rows, metadata.Dim);
+        Tensor gathered = Pool.Rent(DType.Float32, local.Rows, metadata.Dim);
         Kernels.GatherRows(gradOutput, metadata.InputRowOffset, local.RowToken, scoreAfter ? local.RowScore : null, gathered);
         Tensor? gradScores = scoreAfter ? ScoreGradients(state.CombinedRows, gradOutput, metadata) : null;
-        Tensor gradRouted = EpSize > 1 ? ToExpertMajor(gathered, metadata) : gathered;
+        Tensor gradRouted = gathered;
+        if (EpSize > 1)
+        {
+            gradRouted = ToExpertMajor(gathered, metadata);
+            Pool.Return(gathered);
+        }
         return new CombineBackwardResult(gradRouted, gradScores);
     }
 
@@ -216,14 +243,34 @@ public abstract class TokenDispatcher
         if (EpSize > 1)
         {
             Tensor send = ToRankMajor(gradRoutedTokens, metadata);
-            localRows = Tensor.Uninitialized(DType.Float32, metadata.Local.Rows, metadata.Dim);
+            localRows = Pool.Rent(DType.Float32, metadata.Local.Rows, metadata.Dim);
             ExchangeRows(send, metadata.OutputSplits.AsSpan(), localRows, metadata.InputSplits.AsSpan());
+            if (!ReferenceEquals(send, gradRoutedTokens)) Pool.Return(send);
         }
         Tensor gradX = NewOutput(metadata);
         Kernels.GatherReduce(localRows, metadata.Local.TokenPositions, Config.ScoreBeforeExperts ? metadata.Local.RowScore : null,
             null, gradX, metadata.InputRowOffset);
         Tensor? gradScores = Config.ScoreBeforeExperts ? ScoreGradients(localRows, x, metadata) : null;
+        if (!ReferenceEquals(localRows, gradRoutedTokens)) Pool.Return(localRows);
         return new DispatchBackwardResult(gradX, gradScores);
+    }
+
+    /// <summary>
+    /// Hands a dispatch's metadata tensors back to <see cref="Pool"/> once its combine and backward are done;
+    /// the metadata cannot be used afterwards. Optional: unreleased metadata is collected by the GC.
+    /// </summary>
+    public void Release(DispatchMetadata metadata)
+    {
+        CheckMetadata(metadata);
+        if (!metadata.MarkReleased()) return;
+        Pool.Return(metadata.Local.RowToken);
+        Pool.Return(metadata.Local.RowScore);
+        Pool.Return(metadata.Local.TokenPositions);
+        if (metadata.Permutation is { } permutation)
+        {
+            Pool.Return(permutation.ExpertMajorRowOf);
+            Pool.Return(permutation.RankMajorRowOf);
+        }
     }
 
     /// <summary>
@@ -380,8 +427,9 @@ public abstract class TokenDispatcher
             rows = row;
         }
 
-        var rowToken = Tensor.Uninitialized(DType.Int32, rows);
-        var rowScore = Tensor.Zeros(DType.Float32, rows);
+        Tensor rowToken = Pool.Rent(DType.Int32, rows);
+        Tensor rowScore = Pool.Rent(DType.Float32, rows);
+        rowScore.AsSpan<float>().Clear();
         Span<int> token = rowToken.AsSpan<int>();
         Span<float> score = rowScore.AsSpan<float>();
         if (rowOfSorted is not null) token.Fill(-1);
@@ -403,7 +451,7 @@ public abstract class TokenDispatcher
         }
 
         // Each token's rows in ascending order = ascending expert id (ties by slot): the combine order.
-        var positions = Tensor.Uninitialized(DType.Int32, realTokens, k);
+        Tensor positions = Pool.Rent(DType.Int32, realTokens, k);
         Span<int> pos = positions.AsSpan<int>();
         entryRow.CopyTo(pos);
         for (int t = 0; t < realTokens; t++) pos.Slice(t * k, k).Sort();
@@ -427,8 +475,8 @@ public abstract class TokenDispatcher
             blockStart[i] = running;
             running += receiveCounts[i];
         }
-        var expertMajor = Tensor.Uninitialized(DType.Int32, routed);
-        var rankMajor = Tensor.Uninitialized(DType.Int32, received);
+        Tensor expertMajor = Pool.Rent(DType.Int32, routed);
+        Tensor rankMajor = Pool.Rent(DType.Int32, received);
         Span<int> toReceived = expertMajor.AsSpan<int>();
         Span<int> toRouted = rankMajor.AsSpan<int>();
         int row = 0;
@@ -454,11 +502,12 @@ public abstract class TokenDispatcher
     /// <summary>Forward exchange: local-layout rows to this rank's experts, expert-major.</summary>
     private Tensor ToExpertMajor(Tensor localRows, DispatchMetadata metadata)
     {
-        var received = Tensor.Uninitialized(DType.Float32, metadata.RowsReceived, metadata.Dim);
+        Tensor received = Pool.Rent(DType.Float32, metadata.RowsReceived, metadata.Dim);
         ExchangeRows(localRows, metadata.InputSplits.AsSpan(), received, metadata.OutputSplits.AsSpan());
         if (metadata.Permutation is null) return received;
-        var routed = Tensor.Uninitialized(DType.Float32, metadata.RoutedRows, metadata.Dim);
+        Tensor routed = Pool.Rent(DType.Float32, metadata.RoutedRows, metadata.Dim);
         Kernels.GatherRows(received, 0, metadata.Permutation.ExpertMajorRowOf, null, routed);
+        Pool.Return(received);
         return routed;
     }
 
@@ -466,7 +515,7 @@ public abstract class TokenDispatcher
     private Tensor ToRankMajor(Tensor routedRows, DispatchMetadata metadata)
     {
         if (metadata.Permutation is null) return routedRows;
-        var send = Tensor.Uninitialized(DType.Float32, metadata.RowsReceived, metadata.Dim);
+        Tensor send = Pool.Rent(DType.Float32, metadata.RowsReceived, metadata.Dim);
         Kernels.GatherRows(routedRows, 0, metadata.Permutation.RankMajorRowOf, null, send);
         return send;
     }
@@ -505,8 +554,10 @@ public abstract class TokenDispatcher
     private Tensor NewOutput(DispatchMetadata metadata)
     {
         int[] shape = OutputShape(metadata);
+        Tensor output = Pool.Rent(DType.Float32, shape);
         // The replicated output has rows outside this shard, which stay zero.
-        return shape[0] == metadata.Shard.RealRows ? Tensor.Uninitialized(DType.Float32, shape) : Tensor.Zeros(DType.Float32, shape);
+        if (shape[0] != metadata.Shard.RealRows) output.AsSpan<float>().Clear();
+        return output;
     }
 
     private static int[] OutputShape(DispatchMetadata metadata) => [metadata.InputShape[0], metadata.Dim];
@@ -523,6 +574,10 @@ public abstract class TokenDispatcher
         if (!ReferenceEquals(metadata.Owner, this))
         {
             throw new ArgumentException($"the metadata comes from another dispatcher (rank {EpRank})", nameof(metadata));
+        }
+        if (metadata.IsReleased)
+        {
+            throw new ArgumentException($"the metadata was released (rank {EpRank})", nameof(metadata));
         }
     }
 

@@ -18,11 +18,15 @@ public sealed class Tensor
     private readonly Array _storage;
     private readonly int[] _shape;
 
-    private Tensor(DType dtype, int[] shape, Array storage)
+    /// <summary>Elements in use: the product of the shape. The storage may be longer (a pooled array).</summary>
+    private readonly int _count;
+
+    private Tensor(DType dtype, int[] shape, Array storage, int count)
     {
         DType = dtype;
         _shape = shape;
         _storage = storage;
+        _count = count;
     }
 
     /// <summary>Element type.</summary>
@@ -35,7 +39,7 @@ public sealed class Tensor
     public int Rank => _shape.Length;
 
     /// <summary>Total number of elements.</summary>
-    public int ElementCount => _storage.Length;
+    public int ElementCount => _count;
 
     /// <summary>Size of dimension 0 (rows); 1 for a scalar.</summary>
     public int Rows => _shape.Length == 0 ? 1 : _shape[0];
@@ -52,7 +56,7 @@ public sealed class Tensor
     }
 
     /// <summary>Bytes of storage.</summary>
-    public long ByteCount => (long)_storage.Length * DType.SizeOf();
+    public long ByteCount => (long)_count * DType.SizeOf();
 
     /// <summary>Size of dimension <paramref name="dim"/>.</summary>
     public int Dim(int dim) => _shape[dim];
@@ -64,14 +68,14 @@ public sealed class Tensor
     public static Tensor Zeros(DType dtype, params int[] shape)
     {
         int count = CheckedCount(shape);
-        return new Tensor(dtype, (int[])shape.Clone(), Allocate(dtype, count, zeroed: true));
+        return new Tensor(dtype, (int[])shape.Clone(), Allocate(dtype, count, zeroed: true), count);
     }
 
     /// <summary>A new tensor whose contents are unspecified (fast: no zeroing). Write every element before reading.</summary>
     public static Tensor Uninitialized(DType dtype, params int[] shape)
     {
         int count = CheckedCount(shape);
-        return new Tensor(dtype, (int[])shape.Clone(), Allocate(dtype, count, zeroed: false));
+        return new Tensor(dtype, (int[])shape.Clone(), Allocate(dtype, count, zeroed: false), count);
     }
 
     /// <summary>Wraps an array (shared, not copied) as a tensor of the given shape.</summary>
@@ -86,7 +90,7 @@ public sealed class Tensor
             throw new ArgumentException(
                 $"shape [{string.Join(", ", shape)}] holds {count} elements but the array has {data.Length}", nameof(shape));
         }
-        return new Tensor(dtype, (int[])shape.Clone(), data);
+        return new Tensor(dtype, (int[])shape.Clone(), data, count);
     }
 
     /// <summary>The dtype whose CLR element type is <typeparamref name="T"/>.</summary>
@@ -101,13 +105,30 @@ public sealed class Tensor
 
     /// <summary>The storage as a span of <typeparamref name="T"/>, which must match <see cref="DType"/>.</summary>
     /// <exception cref="InvalidOperationException">The element type does not match.</exception>
-    public Span<T> AsSpan<T>() where T : unmanaged => Typed<T>();
+    public Span<T> AsSpan<T>() where T : unmanaged => Typed<T>().AsSpan(0, _count);
 
     /// <summary>The storage as memory of <typeparamref name="T"/> (for asynchronous exchanges).</summary>
-    public Memory<T> AsMemory<T>() where T : unmanaged => Typed<T>();
+    public Memory<T> AsMemory<T>() where T : unmanaged => new(Typed<T>(), 0, _count);
 
-    /// <summary>The whole backing array, for kernels that capture it in parallel loops (spans cannot be captured).</summary>
+    /// <summary>
+    /// The backing array, for kernels that capture it in parallel loops (spans cannot be captured). It may be
+    /// longer than <see cref="ElementCount"/> (pooled storage): index only below the element count.
+    /// </summary>
     internal T[] Data<T>() where T : unmanaged => Typed<T>();
+
+    /// <summary>The backing array, whatever its element type (for <see cref="TensorPool"/>).</summary>
+    internal Array Storage => _storage;
+
+    /// <summary>A tensor of <paramref name="shape"/> over the first elements of <paramref name="storage"/>, which is at least that long.</summary>
+    internal static Tensor OverStorage(DType dtype, int[] shape, Array storage)
+    {
+        int count = CheckedCount(shape);
+        if (storage.Length < count) throw new ArgumentException($"storage of {storage.Length} elements is shorter than shape [{string.Join(", ", shape)}]", nameof(storage));
+        return new Tensor(dtype, (int[])shape.Clone(), storage, count);
+    }
+
+    /// <summary>Allocates pinned storage of <paramref name="count"/> elements of <paramref name="dtype"/>.</summary>
+    internal static Array AllocateStorage(DType dtype, int count) => Allocate(dtype, count, zeroed: false);
 
     /// <summary>Row <paramref name="row"/> of a tensor seen as <c>[Rows, RowLength]</c>.</summary>
     public Span<T> Row<T>(int row) where T : unmanaged
@@ -135,7 +156,7 @@ public sealed class Tensor
             throw new ArgumentException(
                 $"cannot reshape [{string.Join(", ", _shape)}] ({ElementCount} elements) to [{string.Join(", ", shape)}] ({count})", nameof(shape));
         }
-        return new Tensor(DType, (int[])shape.Clone(), _storage);
+        return new Tensor(DType, (int[])shape.Clone(), _storage, count);
     }
 
     /// <summary>A deep copy.</summary>
