@@ -173,6 +173,24 @@ public sealed unsafe class MpiProcessGroup : IProcessGroup
         GC.KeepAlive(copy);
     }
 
+    /// <summary>
+    /// <c>MPI_Alltoallv</c> of bytes called directly, with no validation, planning or large-message handling:
+    /// the baseline the benchmark compares <see cref="AllToAllV{T}"/> against. Counts and displacements in bytes.
+    /// </summary>
+    internal void RawAllToAllVBytes(byte[] send, int[] sendCounts, int[] sendDispls, byte[] receive, int[] receiveCounts, int[] receiveDispls)
+    {
+        fixed (byte* s = send)
+        fixed (byte* r = receive)
+        fixed (int* sc = sendCounts)
+        fixed (int* sd = sendDispls)
+        fixed (int* rc = receiveCounts)
+        fixed (int* rd = receiveDispls)
+        using (_runtime.Enter())
+        {
+            _runtime.Check(_runtime.Abi.Alltoallv(s, sc, sd, _runtime.Abi.Byte, r, rc, rd, _runtime.Abi.Byte, _comm), "MPI_Alltoallv");
+        }
+    }
+
     /// <inheritdoc/>
     public void AllToAllV<T>(ReadOnlySpan<T> send, ReadOnlySpan<int> sendCounts, Span<T> receive, ReadOnlySpan<int> receiveCounts)
         where T : unmanaged

@@ -43,6 +43,10 @@ internal sealed class BenchSettings : CommandSettings
     [Description("Random seed of the inputs. Default 0.")]
     public int Seed { get; init; }
 
+    [CommandOption("--comm <KIND>")]
+    [Description("inproc (threads of this process, default) or mpi (under mpiexec; the job's size is the world, and the exchange is also timed through raw MPI_Alltoallv).")]
+    public string? Comm { get; init; }
+
     [CommandOption("--json")]
     [Description("Print one JSON object instead of a table.")]
     public bool Json { get; init; }
@@ -52,6 +56,7 @@ internal sealed class BenchSettings : CommandSettings
         try
         {
             _ = RunSettings.ParseScoreBefore(Score);
+            _ = CommKinds.Parse(Comm);
         }
         catch (ArgumentException ex)
         {
@@ -61,7 +66,7 @@ internal sealed class BenchSettings : CommandSettings
         if (Repeats < 1) return ValidationResult.Error($"--repeats {Repeats} must be at least 1");
         ValidationResult basic = RunCaseOptions.Check(World, 1, Tokens, Dim, Experts, TopK, 1, null);
         if (!basic.Successful) return basic;
-        if (Experts % World != 0) return ValidationResult.Error($"--experts {Experts} must be a multiple of --world {World}");
+        if (Comm is null or "inproc" && Experts % World != 0) return ValidationResult.Error($"--experts {Experts} must be a multiple of --world {World}");
         if (TopK > Experts) return ValidationResult.Error($"--top-k {TopK} must not exceed --experts {Experts}");
         return ValidationResult.Success();
     }

@@ -1,0 +1,60 @@
+using System.Diagnostics;
+using MoeSharp.Collectives;
+using MoeSharp.Mpi;
+
+namespace MoeSharp.Cli.Benchmarks;
+
+/// <summary>
+/// The all-to-all-v of rows alone, at a dispatch's message sizes: through <see cref="IProcessGroup.AllToAllV{T}"/>
+/// and, on an MPI job, through raw <c>MPI_Alltoallv</c> with the same byte counts.
+/// </summary>
+internal static class ExchangeBenchmark
+{
+    /// <summary>Median times on this rank.</summary>
+    /// <param name="BytesSent">Bytes this rank sends per exchange.</param>
+    /// <param name="WrapperSeconds">Through the process group.</param>
+    /// <param name="RawSeconds">Through raw MPI_Alltoallv, or null off MPI.</param>
+    public sealed record Result(long BytesSent, double WrapperSeconds, double? RawSeconds);
+
+    /// <summary>Collective: times both forms, alternating them so drift affects both alike.</summary>
+    public static Result RunRank(IProcessGroup world, int[] sendRows, int[] receiveRows, int dim, int warmup, int repeats)
+    {
+        int[] sendCounts = sendRows.Select(r => r * dim).ToArray();
+        int[] receiveCounts = receiveRows.Select(r => r * dim).ToArray();
+        var send = new float[sendCounts.Sum()];
+        var receive = new float[receiveCounts.Sum()];
+        new Random(world.Rank).NextBytes(System.Runtime.InteropServices.MemoryMarshal.AsBytes(send.AsSpan()));
+
+        var mpi = world as MpiProcessGroup;
+        int[] sendBytes = sendCounts.Select(c => c * sizeof(float)).ToArray();
+        int[] receiveBytes = receiveCounts.Select(c => c * sizeof(float)).ToArray();
+        int[] sendDispls = Displacements(sendBytes), receiveDispls = Displacements(receiveBytes);
+        byte[] rawSend = System.Runtime.InteropServices.MemoryMarshal.AsBytes(send.AsSpan()).ToArray();
+        byte[] rawReceive = new byte[receive.Length * sizeof(float)];
+
+        var wrapper = new List<double>();
+        var raw = new List<double>();
+        for (int i = 0; i < warmup + repeats; i++)
+        {
+            world.Barrier();
+            long start = Stopwatch.GetTimestamp();
+            world.AllToAllV<float>(send, sendCounts, receive, receiveCounts);
+            double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+            if (i >= warmup) wrapper.Add(seconds);
+            if (mpi is null) continue;
+            world.Barrier();
+            start = Stopwatch.GetTimestamp();
+            mpi.RawAllToAllVBytes(rawSend, sendBytes, sendDispls, rawReceive, receiveBytes, receiveDispls);
+            seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+            if (i >= warmup) raw.Add(seconds);
+        }
+        return new Result((long)send.Length * sizeof(float), DispatchBenchmark.Median(wrapper), mpi is null ? null : DispatchBenchmark.Median(raw));
+    }
+
+    private static int[] Displacements(int[] counts)
+    {
+        var displs = new int[counts.Length];
+        for (int i = 1; i < counts.Length; i++) displs[i] = displs[i - 1] + counts[i - 1];
+        return displs;
+    }
+}
