@@ -22,6 +22,8 @@ internal static class CliApp
         {
             config.SetApplicationName("moe");
             config.PropagateExceptions();
+            // Unknown options are errors (exit 2), not silently ignored: a mistyped --tokens must not run the defaults.
+            config.UseStrictParsing();
             config.AddCommand<RunCommand>("run")
                 .WithDescription("Run dispatch → experts → combine on in-process ranks with random inputs and verify bitwise against a single-rank run.");
             config.AddCommand<VerifyGoldenCommand>("verify-golden")
