@@ -1,0 +1,183 @@
+using System.Text.Json;
+using MoeSharp.Cli;
+using MoeSharp.Tensors;
+using MoeSharp.Tests.Dispatch;
+using MoeSharp.Tests.TestSupport;
+using Spectre.Console;
+
+namespace MoeSharp.Tests.Cli;
+
+/// <summary>The console is process-wide: every test that runs the CLI is in this one non-parallel collection.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class ConsoleCollection
+{
+    public const string Name = "Console";
+}
+
+/// <summary>The <c>moe</c> command line through <see cref="CliApp.Run"/>: exit codes 0 / 1 / 2 and what it prints.</summary>
+[Collection(ConsoleCollection.Name)]
+public class CliTests
+{
+    private sealed record CliResult(int ExitCode, string Out, string Error)
+    {
+        public override string ToString() => $"exit {ExitCode}\nstdout:\n{Out}\nstderr:\n{Error}";
+    }
+
+    /// <summary>Runs the CLI with stdout (Console and Spectre's AnsiConsole) and stderr captured.</summary>
+    private static CliResult Invoke(params string[] args)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        TextWriter oldOut = Console.Out, oldError = Console.Error;
+        IAnsiConsole oldAnsi = AnsiConsole.Console;
+        IAnsiConsole captured = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(stdout),
+            Ansi = AnsiSupport.No,
+            ColorSystem = ColorSystemSupport.NoColors,
+            Interactive = InteractionSupport.No,
+        });
+        captured.Profile.Width = 200;
+        Console.SetOut(stdout);
+        Console.SetError(stderr);
+        AnsiConsole.Console = captured;
+        try
+        {
+            int code = CliApp.Run(args);
+            return new CliResult(code, stdout.ToString(), stderr.ToString());
+        }
+        finally
+        {
+            AnsiConsole.Console = oldAnsi;
+            Console.SetOut(oldOut);
+            Console.SetError(oldError);
+        }
+    }
+
+    private static void AssertUsageError(CliResult result)
+    {
+        Assert.True(result.ExitCode == 2, result.ToString());
+        string line = Assert.Single(result.Error.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+        Assert.StartsWith("moe: ", line);
+        Assert.DoesNotContain("   at ", result.Error);
+    }
+
+    [Theory]
+    [InlineData("run", "--world", "4", "--sp", "2", "--tokens", "37", "--dim", "5", "--experts", "8", "--top-k", "3", "--align", "4", "--score", "before")]
+    [InlineData("run", "--world", "2", "--sp", "1", "--tokens", "0", "--dim", "3", "--experts", "4", "--top-k", "2")]
+    [InlineData("run", "--world", "8", "--sp", "4", "--tokens", "4097", "--sharding", "balanced", "--layout", "sharded", "--dim", "16")]
+    [InlineData("run", "--tokens", "3", "--sp", "8", "--world", "8")]
+    public void Run_Verifies_AndExits0(params string[] args)
+    {
+        CliResult result = Invoke(args);
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Contains("verified:", result.Out);
+        Assert.DoesNotContain("NOT verified", result.Out);
+        Assert.Equal("", result.Error);
+    }
+
+    [Fact]
+    public void Run_WithoutOptions_RunsTheEmbeddedDefaults()
+    {
+        CliResult result = Invoke("run");
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Contains("T = 7", result.Out);
+        Assert.Contains("T = 4096", result.Out);
+        Assert.Contains("verified:", result.Out);
+    }
+
+    [Theory]
+    [InlineData("run", "--sp", "3", "--world", "4")]
+    [InlineData("run", "--sharding", "foo")]
+    [InlineData("run", "--layout", "diagonal")]
+    [InlineData("run", "--score", "during")]
+    [InlineData("run", "--world", "0")]
+    [InlineData("run", "--tokens", "-1")]
+    [InlineData("run", "--align", "0")]
+    [InlineData("run", "--world", "4", "--experts", "6")]
+    [InlineData("run", "--experts", "8", "--top-k", "9")]
+    [InlineData("run", "--world", "abc")]
+    [InlineData("run", "--no-such-option", "1")]
+    [InlineData("run", "--tokens", "8", "--bogus")]
+    [InlineData("bench", "--repeats", "0")]
+    [InlineData("bench", "--world", "3", "--experts", "8")]
+    [InlineData("bench", "--no-such-option")]
+    [InlineData("verify-golden")]
+    [InlineData("no-such-command")]
+    public void BadOptions_Exit2_WithOneLineOnStderr(params string[] args)
+    {
+        AssertUsageError(Invoke(args));
+    }
+
+    [Fact]
+    public void VerifyGolden_MissingFile_Exits2()
+    {
+        string missing = Path.Combine(Path.GetTempPath(), $"moesharp-missing-{Guid.NewGuid():N}.safetensors");
+        CliResult result = Invoke("verify-golden", missing);
+        Assert.True(result.ExitCode == 2, result.ToString());
+    }
+
+    [Fact]
+    public void VerifyGolden_TheWholeGoldenFolder_Exits0_AndSkipsOtherKinds()
+    {
+        IReadOnlyList<string> files = GoldenFiles.SafetensorsFiles();
+        CliResult result = Invoke(["verify-golden", .. files]);
+        Assert.True(result.ExitCode == 0, result.ToString());
+        int dispatchFiles = files.Count(f => !SafetensorsFile.Read(f).Metadata.ContainsKey("kind"));
+        Assert.Contains($"{dispatchFiles} passed, 0 failed, {files.Count - dispatchFiles} not applicable", result.Out);
+    }
+
+    [Fact]
+    public void VerifyGolden_UnseenFilePasses_AndACorruptedCopyFails()
+    {
+        string dir = Directory.CreateTempSubdirectory("moesharp-cli-golden-").FullName;
+        try
+        {
+            string path = Path.Combine(dir, "unseen.safetensors");
+            NaiveGolden.WriteRandom(path, seed: 5);
+            CliResult ok = Invoke("verify-golden", path);
+            Assert.True(ok.ExitCode == 0, ok.ToString());
+            Assert.Contains("PASS unseen.safetensors", ok.Out);
+
+            // Flip the lowest mantissa bit of one float of routed.r1.
+            SafetensorsContent file = SafetensorsFile.Read(path);
+            var tensors = file.ToDictionary(p => p.Key, p => p.Value.Clone());
+            Tensor routed = tensors["routed.r1"];
+            Assert.True(routed.ElementCount > 0, "the generated case gives rank 1 no rows; pick another seed");
+            int index = routed.ElementCount / 2;
+            Span<float> values = routed.AsSpan<float>();
+            values[index] = BitConverter.Int32BitsToSingle(BitConverter.SingleToInt32Bits(values[index]) ^ 1);
+            string corrupted = Path.Combine(dir, "corrupted.safetensors");
+            SafetensorsFile.Write(corrupted, file.Names.Select(n => KeyValuePair.Create(n, tensors[n])), file.Metadata);
+
+            CliResult bad = Invoke("verify-golden", path, corrupted);
+            Assert.True(bad.ExitCode == 1, bad.ToString());
+            Assert.Contains("PASS unseen.safetensors", bad.Out);
+            Assert.Contains("FAIL corrupted.safetensors", bad.Out);
+            Assert.Contains("routed.r1", bad.Out);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void Bench_Json_Exits0_AndPrintsTimes()
+    {
+        CliResult result = Invoke("bench", "--tokens", "64", "--dim", "16", "--repeats", "1", "--warmup", "0", "--json");
+        Assert.True(result.ExitCode == 0, result.ToString());
+        using JsonDocument json = JsonDocument.Parse(result.Out.Trim());
+        Assert.True(json.RootElement.GetProperty("dispatchMs").GetDouble() >= 0);
+        Assert.True(json.RootElement.GetProperty("combineMs").GetDouble() >= 0);
+        Assert.Equal(64, json.RootElement.GetProperty("tokens").GetInt32());
+    }
+
+    [Fact]
+    public void Bench_MultiRankTable_Exits0()
+    {
+        CliResult result = Invoke("bench", "--world", "2", "--tokens", "32", "--dim", "8", "--experts", "4", "--top-k", "2", "--repeats", "1", "--warmup", "0");
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Contains("dispatch + combine", result.Out);
+    }
+}
