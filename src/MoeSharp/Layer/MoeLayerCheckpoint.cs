@@ -60,8 +60,18 @@ public static class MoeLayerCheckpoint
     /// <exception cref="InvalidDataException">A tensor is missing or mis-shaped.</exception>
     public static void Load(MoeLayer layer, SafetensorsContent file)
     {
-        ArgumentNullException.ThrowIfNull(layer);
         ArgumentNullException.ThrowIfNull(file);
+        Load(layer, file, file.SourceName);
+    }
+
+    /// <summary>Loads golden-named weights from name/tensor pairs (e.g. a <see cref="StateDict"/>); <paramref name="sourceName"/> names them in errors.</summary>
+    /// <exception cref="InvalidDataException">A tensor is missing or mis-shaped.</exception>
+    public static void Load(MoeLayer layer, IEnumerable<KeyValuePair<string, Tensor>> tensors, string sourceName = "<memory>")
+    {
+        ArgumentNullException.ThrowIfNull(layer);
+        ArgumentNullException.ThrowIfNull(tensors);
+        ArgumentNullException.ThrowIfNull(sourceName);
+        var file = new TensorLookup(tensors, sourceName);
         MoeLayerArgs a = layer.Args;
         int e = a.NumExperts, d = a.Dim, h = a.Hidden;
         var plan = new List<(Tensor Source, Tensor Target, int Offset)>
@@ -175,6 +185,11 @@ public static class MoeLayerCheckpoint
         ArgumentNullException.ThrowIfNull(layer);
         ArgumentNullException.ThrowIfNull(file);
         ArgumentNullException.ThrowIfNull(prefix);
+        LoadHuggingFace(layer, new TensorLookup(file, file.SourceName), prefix);
+    }
+
+    private static void LoadHuggingFace(MoeLayer layer, TensorLookup file, string prefix)
+    {
         MoeLayerArgs a = layer.Args;
         int e = a.NumExperts, d = a.Dim, h = a.Hidden;
         var plan = new List<(Tensor Source, Tensor Target, int Offset)>
@@ -202,7 +217,7 @@ public static class MoeLayerCheckpoint
     }
 
     /// <summary>The tensor as float32, checked against <paramref name="shape"/>.</summary>
-    private static Tensor Require(SafetensorsContent file, string name, params int[] shape)
+    private static Tensor Require(TensorLookup file, string name, params int[] shape)
     {
         string expected = "[" + string.Join(", ", shape) + "]";
         if (!file.TryGet(name, out Tensor? tensor))
@@ -237,5 +252,17 @@ public static class MoeLayerCheckpoint
         if (layer.World is { Size: > 1 } world) world.AllGather<float>(local.AsSpan<float>(), full.AsSpan<float>());
         else local.AsSpan<float>().CopyTo(full.AsSpan<float>());
         return full;
+    }
+
+    /// <summary>Name → tensor with a source name for messages.</summary>
+    private sealed class TensorLookup(IEnumerable<KeyValuePair<string, Tensor>> tensors, string sourceName)
+    {
+        private readonly Dictionary<string, Tensor> _byName = tensors.ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
+
+        public string SourceName { get; } = sourceName;
+
+        public bool Contains(string name) => _byName.ContainsKey(name);
+
+        public bool TryGet(string name, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Tensor? tensor) => _byName.TryGetValue(name, out tensor);
     }
 }
