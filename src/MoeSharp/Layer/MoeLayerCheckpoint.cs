@@ -74,22 +74,22 @@ public static class MoeLayerCheckpoint
         var file = new TensorLookup(tensors, sourceName);
         MoeLayerArgs a = layer.Args;
         int e = a.NumExperts, d = a.Dim, h = a.Hidden;
-        var plan = new List<(Tensor Source, Tensor Target, int Offset)>
+        var plan = new List<Copy>
         {
-            (Require(file, GateWeight, e, d), layer.Router.GateWeight, 0),
+            Copy.Whole(Require(file, GateWeight, e, d), layer.Router.GateWeight),
         };
         int local = layer.Experts.NumLocalExperts, first = layer.FirstExpert;
-        plan.Add((Require(file, ExpertsW1, e, h, d), layer.Experts.W1, first * h * d));
-        plan.Add((Require(file, ExpertsW2, e, d, h), layer.Experts.W2, first * d * h));
-        plan.Add((Require(file, ExpertsW3, e, h, d), layer.Experts.W3, first * h * d));
+        plan.Add(Copy.FromSlice(Require(file, ExpertsW1, e, h, d), first * h * d, layer.Experts.W1));
+        plan.Add(Copy.FromSlice(Require(file, ExpertsW2, e, d, h), first * d * h, layer.Experts.W2));
+        plan.Add(Copy.FromSlice(Require(file, ExpertsW3, e, h, d), first * h * d, layer.Experts.W3));
         if (layer.Shared is { } shared)
         {
             int hs = a.SharedHidden;
-            plan.Add((Require(file, SharedW1, hs, d), shared.W1, 0));
-            plan.Add((Require(file, SharedW2, d, hs), shared.W2, 0));
-            plan.Add((Require(file, SharedW3, hs, d), shared.W3, 0));
+            plan.Add(Copy.Whole(Require(file, SharedW1, hs, d), shared.W1));
+            plan.Add(Copy.Whole(Require(file, SharedW2, d, hs), shared.W2));
+            plan.Add(Copy.Whole(Require(file, SharedW3, hs, d), shared.W3));
         }
-        if (layer.ExpertBias is { } bias && file.Contains(ExpertBias)) plan.Add((Require(file, ExpertBias, e), bias, 0));
+        if (layer.ExpertBias is { } bias && file.Contains(ExpertBias)) plan.Add(Copy.Whole(Require(file, ExpertBias, e), bias));
         Apply(plan);
     }
 
@@ -192,27 +192,27 @@ public static class MoeLayerCheckpoint
     {
         MoeLayerArgs a = layer.Args;
         int e = a.NumExperts, d = a.Dim, h = a.Hidden;
-        var plan = new List<(Tensor Source, Tensor Target, int Offset)>
+        var plan = new List<Copy>
         {
-            (Require(file, prefix + "gate.weight", e, d), layer.Router.GateWeight, 0),
+            Copy.Whole(Require(file, prefix + "gate.weight", e, d), layer.Router.GateWeight),
         };
         for (int j = 0; j < layer.Experts.NumLocalExperts; j++)
         {
             int i = layer.FirstExpert + j;
             string expert = string.Create(CultureInfo.InvariantCulture, $"{prefix}experts.{i}.");
-            plan.Add((Require(file, expert + "gate_proj.weight", h, d), layer.Experts.W1, j * h * d));
-            plan.Add((Require(file, expert + "down_proj.weight", d, h), layer.Experts.W2, j * d * h));
-            plan.Add((Require(file, expert + "up_proj.weight", h, d), layer.Experts.W3, j * h * d));
+            plan.Add(Copy.IntoSlice(Require(file, expert + "gate_proj.weight", h, d), layer.Experts.W1, j * h * d));
+            plan.Add(Copy.IntoSlice(Require(file, expert + "down_proj.weight", d, h), layer.Experts.W2, j * d * h));
+            plan.Add(Copy.IntoSlice(Require(file, expert + "up_proj.weight", h, d), layer.Experts.W3, j * h * d));
         }
         if (layer.Shared is { } shared)
         {
             int hs = a.SharedHidden;
-            plan.Add((Require(file, prefix + "shared_expert.gate_proj.weight", hs, d), shared.W1, 0));
-            plan.Add((Require(file, prefix + "shared_expert.down_proj.weight", d, hs), shared.W2, 0));
-            plan.Add((Require(file, prefix + "shared_expert.up_proj.weight", hs, d), shared.W3, 0));
+            plan.Add(Copy.Whole(Require(file, prefix + "shared_expert.gate_proj.weight", hs, d), shared.W1));
+            plan.Add(Copy.Whole(Require(file, prefix + "shared_expert.down_proj.weight", d, hs), shared.W2));
+            plan.Add(Copy.Whole(Require(file, prefix + "shared_expert.up_proj.weight", hs, d), shared.W3));
         }
         string biasName = prefix + "gate.e_score_correction_bias";
-        if (layer.ExpertBias is { } bias && file.Contains(biasName)) plan.Add((Require(file, biasName, e), bias, 0));
+        if (layer.ExpertBias is { } bias && file.Contains(biasName)) plan.Add(Copy.Whole(Require(file, biasName, e), bias));
         Apply(plan);
     }
 
@@ -236,13 +236,25 @@ public static class MoeLayerCheckpoint
         };
     }
 
-    /// <summary>Copies each source (from its element offset) over its whole target; only after every check passed.</summary>
-    private static void Apply(List<(Tensor Source, Tensor Target, int Offset)> plan)
+    /// <summary>Runs the copies; only after every tensor passed its checks, so a failed load changes nothing.</summary>
+    private static void Apply(List<Copy> plan)
     {
-        foreach (var (source, target, offset) in plan)
+        foreach (Copy c in plan)
         {
-            source.AsSpan<float>().Slice(offset, target.ElementCount).CopyTo(target.AsSpan<float>());
+            c.Source.AsSpan<float>().Slice(c.SourceOffset, c.Count).CopyTo(c.Target.AsSpan<float>().Slice(c.TargetOffset, c.Count));
         }
+    }
+
+    /// <summary>One planned copy of <see cref="Count"/> elements.</summary>
+    private sealed record Copy(Tensor Source, int SourceOffset, Tensor Target, int TargetOffset, int Count)
+    {
+        public static Copy Whole(Tensor source, Tensor target) => new(source, 0, target, 0, target.ElementCount);
+
+        /// <summary>This rank's experts out of a stacked [E, …] tensor.</summary>
+        public static Copy FromSlice(Tensor source, int offset, Tensor target) => new(source, offset, target, 0, target.ElementCount);
+
+        /// <summary>One expert's matrix into its place in the local stack.</summary>
+        public static Copy IntoSlice(Tensor source, Tensor target, int offset) => new(source, 0, target, offset, source.ElementCount);
     }
 
     private static Tensor GatherExperts(MoeLayer layer, Tensor local, int rows, int columns)
