@@ -16,7 +16,7 @@ namespace MoeSharp.Layer;
 /// (router gate and shared expert). A chain started from +0 never yields −0, so the final broadcast, a
 /// rank-order sum with zeros from every other rank, changes no bit.
 /// </remarks>
-internal static class RankOrderedAccumulation
+public static class RankOrderedAccumulation
 {
     /// <summary>
     /// Collective over <paramref name="world"/> (null: a single rank). Zeroes <paramref name="accumulators"/>,
