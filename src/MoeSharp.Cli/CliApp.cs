@@ -29,6 +29,8 @@ internal static class CliApp
                 .WithDescription("Run dispatch → experts → combine on in-process ranks with random inputs and verify bitwise against a single-rank run.");
             config.AddCommand<VerifyGoldenCommand>("verify-golden")
                 .WithDescription("Replay golden .safetensors files through the dispatcher and compare every tensor bitwise.");
+            config.AddCommand<TrainCommand>("train")
+                .WithDescription("Train a small MoE regression model on in-process ranks (AdamW, aux-loss-free balancing); losses are bitwise the same on every layout.");
             config.AddCommand<BenchCommand>("bench")
                 .WithDescription("Time dispatch and combine on the host next to the machine's memory-copy bandwidth.");
         });

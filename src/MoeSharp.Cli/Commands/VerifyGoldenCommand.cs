@@ -1,3 +1,4 @@
+using System.Globalization;
 using MoeSharp.Cli.Verification;
 using MoeSharp.Collectives;
 using MoeSharp.Tensors;
@@ -7,9 +8,10 @@ using Spectre.Console.Cli;
 namespace MoeSharp.Cli.Commands;
 
 /// <summary>
-/// <c>moe verify-golden FILE...</c>: replays each golden file and prints PASS, FAIL (with the first mismatch:
-/// tensor, index, expected, actual), SKIP or N/A per file. Exit code 0 only when no file failed; 2 when a file
-/// could not be read.
+/// <c>moe verify-golden FILE...</c>: replays each golden file (dispatch kind bitwise; moe_layer kind within the
+/// golden tolerance, then on multi-rank layouts bitwise) and prints PASS, FAIL (with the first mismatch: tensor,
+/// index, expected, actual), SKIP or N/A per file. Exit code 0 only when no file failed; 2 when a file could not
+/// be read.
 /// </summary>
 internal sealed class VerifyGoldenCommand : Command<VerifyGoldenSettings>
 {
@@ -46,6 +48,7 @@ internal sealed class VerifyGoldenCommand : Command<VerifyGoldenSettings>
     {
         var (file, error) = Open(path);
         if (file is null) return Unreadable(path, error!);
+        if (GoldenLayerReplay.Applies(file)) return VerifyLayer(path, file, timeout);
         if (!GoldenDispatchReplay.Applies(file)) return NotApplicable(path, file);
         string? mismatch;
         try
@@ -67,6 +70,13 @@ internal sealed class VerifyGoldenCommand : Command<VerifyGoldenSettings>
     {
         var (file, error) = Open(path);
         if (file is null) return Unreadable(path, error!);
+        if (GoldenLayerReplay.Applies(file))
+        {
+            // A layer file names no world: rank 0 replays it on in-process ranks and tells the others.
+            (Verdict verdict, string line) = world.Rank == 0 ? VerifyLayer(path, file, world.Timeout) : (Verdict.Pass, "");
+            string? failure = RankMessages.FirstInRankOrder(world, verdict == Verdict.Pass ? null : line);
+            return failure is null ? (Verdict.Pass, line + " (replayed in-process on rank 0)") : (Verdict.Fail, failure);
+        }
         if (!GoldenDispatchReplay.Applies(file)) return NotApplicable(path, file);
         DispatchCase seed;
         try
@@ -91,6 +101,24 @@ internal sealed class VerifyGoldenCommand : Command<VerifyGoldenSettings>
             : (Verdict.Fail, $"{Path.GetFileName(path)}{where}: {first}");
     }
 
+    /// <summary>A moe_layer file: one rank within tolerance, then the multi-rank layouts bitwise.</summary>
+    private static (Verdict, string) VerifyLayer(string path, SafetensorsContent file, TimeSpan? timeout)
+    {
+        string name = Path.GetFileName(path);
+        GoldenLayerReplay.Report report;
+        try
+        {
+            report = GoldenLayerReplay.Replay(file, timeout);
+        }
+        catch (Exception ex) when (ex is InvalidDataException or KeyNotFoundException or ArgumentException or RankFailedException)
+        {
+            return (Verdict.Fail, $"{name}: cannot replay: {ex.Message}");
+        }
+        string detail = string.Create(CultureInfo.InvariantCulture,
+            $"max relative error {report.MaxRelativeError:E2} ({report.WorstTensor}); {report.Layouts} multi-rank layouts bitwise (out, grad.x), weight grads {(report.WeightGradsBitwise ? "bitwise" : "within 1e-5")}");
+        return report.Mismatch is null ? (Verdict.Pass, $"{name}: {detail}") : (Verdict.Fail, $"{name}: {report.Mismatch}; {detail}");
+    }
+
     private static (SafetensorsContent? File, string? Error) Open(string path)
     {
         try
@@ -108,6 +136,6 @@ internal sealed class VerifyGoldenCommand : Command<VerifyGoldenSettings>
     private static (Verdict, string) NotApplicable(string path, SafetensorsContent file)
     {
         string kind = file.Metadata.TryGetValue("kind", out string? k) ? k : "?";
-        return (Verdict.NotApplicable, $"{Path.GetFileName(path)}: kind '{kind}' is not a dispatch file");
+        return (Verdict.NotApplicable, $"{Path.GetFileName(path)}: kind '{kind}' is not a known golden kind");
     }
 }

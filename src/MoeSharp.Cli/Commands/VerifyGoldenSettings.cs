@@ -8,7 +8,7 @@ namespace MoeSharp.Cli.Commands;
 internal sealed class VerifyGoldenSettings : CommandSettings
 {
     [CommandArgument(0, "<FILES>")]
-    [Description("Golden .safetensors files (dispatch kind; other kinds are reported as not applicable).")]
+    [Description("Golden .safetensors files (dispatch and moe_layer kinds; other kinds are reported as not applicable).")]
     public string[] Files { get; init; } = [];
 
     [CommandOption("--timeout <SECONDS>")]

@@ -86,7 +86,14 @@ public sealed class GroupedExperts
     /// <param name="gradOutput">dy: [R, D] float32.</param>
     /// <returns>dx [R, D] and dw1, dw2, dw3 shaped like the weights (zero for experts without rows).</returns>
     /// <exception cref="ArgumentException">A shape is wrong.</exception>
-    public SwiGluGradients Backward(SwiGluForwardResult forward, Tensor gradOutput)
+    public SwiGluGradients Backward(SwiGluForwardResult forward, Tensor gradOutput) => Backward(forward, gradOutput, null);
+
+    /// <summary>
+    /// <see cref="Backward(SwiGluForwardResult, Tensor)"/>; when <paramref name="accumulateInto"/> is given,
+    /// the weight gradients continue the reduction over rows from its GradW1/2/3 (updated in place and
+    /// returned) instead of starting from zero.
+    /// </summary>
+    internal SwiGluGradients Backward(SwiGluForwardResult forward, Tensor gradOutput, SwiGluGradients? accumulateInto)
     {
         ArgumentNullException.ThrowIfNull(forward);
         if (forward.RowsPerExpert.Length != NumLocalExperts || forward.Gate.Rank != 2 || forward.Gate.Dim(1) != Hidden)
@@ -97,9 +104,9 @@ public sealed class GroupedExperts
         CheckGrad(gradOutput, rows, nameof(gradOutput));
         int h = Hidden, d = Dim;
         var gradX = Tensor.Uninitialized(DType.Float32, rows, d);
-        var gradW1 = Tensor.Zeros(DType.Float32, NumLocalExperts, h, d);
-        var gradW2 = Tensor.Zeros(DType.Float32, NumLocalExperts, d, h);
-        var gradW3 = Tensor.Zeros(DType.Float32, NumLocalExperts, h, d);
+        var gradW1 = accumulateInto?.GradW1 ?? Tensor.Zeros(DType.Float32, NumLocalExperts, h, d);
+        var gradW2 = accumulateInto?.GradW2 ?? Tensor.Zeros(DType.Float32, NumLocalExperts, d, h);
+        var gradW3 = accumulateInto?.GradW3 ?? Tensor.Zeros(DType.Float32, NumLocalExperts, h, d);
         long maxRows = forward.RowsPerExpert.Length == 0 ? 0 : forward.RowsPerExpert.Max();
         var scratch = new float[checked(3 * (int)maxRows * h)];
 
@@ -117,7 +124,7 @@ public sealed class GroupedExperts
                 W1.Row<float>(e), W2.Row<float>(e), W3.Row<float>(e),
                 gradX.AsSpan<float>().Slice(start * d, r * d),
                 gradW1.Row<float>(e), gradW2.Row<float>(e), gradW3.Row<float>(e),
-                scratch.AsSpan(0, 3 * r * h), r, d, h);
+                scratch.AsSpan(0, 3 * r * h), r, d, h, accumulateWeights: accumulateInto is not null);
             start += r;
         }
         return new SwiGluGradients(gradX, gradW1, gradW2, gradW3);

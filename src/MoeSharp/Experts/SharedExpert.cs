@@ -57,9 +57,39 @@ public sealed class SharedExpert
     /// <param name="gradOutput">dy: [T, D] float32.</param>
     /// <returns>dx [T, D], dw1 [Hs, D], dw2 [D, Hs], dw3 [Hs, D].</returns>
     /// <exception cref="ArgumentException">A shape is wrong.</exception>
-    public SwiGluGradients Backward(SwiGluForwardResult forward, Tensor gradOutput)
+    public SwiGluGradients Backward(SwiGluForwardResult forward, Tensor gradOutput) => Backward(forward, gradOutput, null);
+
+    /// <summary>
+    /// Gradients of x and of the weights; the weight gradients continue the reduction over tokens from the
+    /// values in <paramref name="accumulateInto"/> (updated in place) when given. Accumulating consecutive
+    /// token blocks in order gives the same bits as one call on all tokens (one FMA chain per element).
+    /// </summary>
+    /// <param name="forward">The result of <see cref="Forward"/>.</param>
+    /// <param name="gradOutput">dy: [T, D] float32.</param>
+    /// <param name="accumulateInto">Running weight gradients (GradW1 [Hs, D], GradW2 [D, Hs], GradW3 [Hs, D]), or null to start from zero.</param>
+    /// <returns>dx [T, D] and the weight gradients (the tensors of <paramref name="accumulateInto"/> when given).</returns>
+    /// <exception cref="ArgumentException">A shape is wrong.</exception>
+    public SwiGluGradients Backward(SwiGluForwardResult forward, Tensor gradOutput, SwiGluGradients? accumulateInto)
     {
-        SwiGluGradients g = _single.Backward(forward, gradOutput);
+        SwiGluGradients? running = null;
+        if (accumulateInto is not null)
+        {
+            CheckShape(accumulateInto.GradW1, Hidden, Dim);
+            CheckShape(accumulateInto.GradW2, Dim, Hidden);
+            CheckShape(accumulateInto.GradW3, Hidden, Dim);
+            running = new SwiGluGradients(accumulateInto.GradX, accumulateInto.GradW1.Reshape(1, Hidden, Dim),
+                accumulateInto.GradW2.Reshape(1, Dim, Hidden), accumulateInto.GradW3.Reshape(1, Hidden, Dim));
+        }
+        SwiGluGradients g = _single.Backward(forward, gradOutput, running);
         return new SwiGluGradients(g.GradX, g.GradW1.Reshape(Hidden, Dim), g.GradW2.Reshape(Dim, Hidden), g.GradW3.Reshape(Hidden, Dim));
+    }
+
+    private static void CheckShape(Tensor tensor, int rows, int columns)
+    {
+        ArgumentNullException.ThrowIfNull(tensor, "accumulateInto");
+        if (tensor.DType != DType.Float32 || tensor.Rank != 2 || tensor.Dim(0) != rows || tensor.Dim(1) != columns)
+        {
+            throw new ArgumentException($"accumulateInto holds {tensor}, expected float32 [{rows}, {columns}]", "accumulateInto");
+        }
     }
 }

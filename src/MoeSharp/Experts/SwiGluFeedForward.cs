@@ -32,11 +32,15 @@ internal static class SwiGluFeedForward
 
     /// <summary>
     /// Backward on <paramref name="rows"/> rows: writes dx and overwrites dw1, dw2, dw3 (zero when
-    /// <paramref name="rows"/> is 0). <paramref name="scratch"/> needs <c>3·r·H</c> floats.
+    /// <paramref name="rows"/> is 0), or, with <paramref name="accumulateWeights"/>, continues their
+    /// fused multiply-add chains over the rows from the values they hold (so splitting the rows into
+    /// consecutive blocks accumulated in order gives the same bits as one call on all rows).
+    /// <paramref name="scratch"/> needs <c>3·r·H</c> floats.
     /// </summary>
     public static void Backward(ReadOnlySpan<float> x, ReadOnlySpan<float> gate, ReadOnlySpan<float> up, ReadOnlySpan<float> activation,
         ReadOnlySpan<float> dy, ReadOnlySpan<float> w1, ReadOnlySpan<float> w2, ReadOnlySpan<float> w3,
-        Span<float> dx, Span<float> dw1, Span<float> dw2, Span<float> dw3, Span<float> scratch, int rows, int dim, int hidden)
+        Span<float> dx, Span<float> dw1, Span<float> dw2, Span<float> dw3, Span<float> scratch, int rows, int dim, int hidden,
+        bool accumulateWeights = false)
     {
         int rh = rows * hidden;
         Span<float> da = scratch.Slice(0, rh);
@@ -44,10 +48,10 @@ internal static class SwiGluFeedForward
         Span<float> dUp = scratch.Slice(2 * rh, rh);
 
         HostGemm.MatMul(dy, w2, da, rows, hidden, dim);                 // da = dy · w2
-        HostGemm.MatMulTransposeA(dy, activation, dw2, dim, hidden, rows); // dw2 = dyᵀ · a
+        HostGemm.MatMulTransposeA(dy, activation, dw2, dim, hidden, rows, accumulateWeights); // dw2 = dyᵀ · a
         HostSwiGlu.Backward(da, gate, up, dGate, dUp);
-        HostGemm.MatMulTransposeA(dGate, x, dw1, hidden, dim, rows);    // dw1 = dgᵀ · x
-        HostGemm.MatMulTransposeA(dUp, x, dw3, hidden, dim, rows);      // dw3 = duᵀ · x
+        HostGemm.MatMulTransposeA(dGate, x, dw1, hidden, dim, rows, accumulateWeights);    // dw1 = dgᵀ · x
+        HostGemm.MatMulTransposeA(dUp, x, dw3, hidden, dim, rows, accumulateWeights);      // dw3 = duᵀ · x
         HostGemm.MatMul(dGate, w1, dx, rows, dim, hidden);              // dx = dg · w1
         HostGemm.MatMul(dUp, w3, dx, rows, dim, hidden, accumulate: true); //    + du · w3
     }

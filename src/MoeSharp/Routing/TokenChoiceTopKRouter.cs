@@ -167,9 +167,15 @@ public sealed class TokenChoiceTopKRouter
     /// <param name="forward">This router's forward output for <paramref name="x"/>.</param>
     /// <param name="x">The forward input: [T, D] float32.</param>
     /// <param name="gradTopScores">Gradient of the loss w.r.t. <c>TopScores</c>: [T, K] float32.</param>
+    /// <param name="accumulateGateGradient">
+    /// Optional running gate gradient [E, D] float32: when given, this call's gate gradient continues its
+    /// reduction over tokens (one FMA chain per element, ascending token) from these values, in place, and
+    /// it is returned. Ranks holding consecutive token blocks that pass it along in order get the bits of
+    /// one call on all tokens.
+    /// </param>
     /// <returns>Gradients of x ([T, D]) and of the gate weight ([E, D]).</returns>
     /// <exception cref="ArgumentException">A shape or dtype is wrong.</exception>
-    public RouterGradients Backward(RouterOutput forward, Tensor x, Tensor gradTopScores)
+    public RouterGradients Backward(RouterOutput forward, Tensor x, Tensor gradTopScores, Tensor? accumulateGateGradient = null)
     {
         ArgumentNullException.ThrowIfNull(forward);
         int tokens = CheckTokens(x, nameof(x));
@@ -208,9 +214,11 @@ public sealed class TokenChoiceTopKRouter
         else HostScoreFunctions.SigmoidBackward(scores, gz, gz);
 
         var gradX = Tensor.Uninitialized(DType.Float32, tokens, Dim);
-        var gradGate = Tensor.Uninitialized(DType.Float32, e, Dim);
+        if (accumulateGateGradient is not null) CheckShape(accumulateGateGradient, nameof(accumulateGateGradient), DType.Float32, e, Dim);
+        var gradGate = accumulateGateGradient ?? Tensor.Uninitialized(DType.Float32, e, Dim);
         HostGemm.MatMul(gz, GateWeight.AsSpan<float>(), gradX.AsSpan<float>(), tokens, Dim, e);
-        HostGemm.MatMulTransposeA(gz, x.AsSpan<float>(), gradGate.AsSpan<float>(), e, Dim, tokens);
+        HostGemm.MatMulTransposeA(gz, x.AsSpan<float>(), gradGate.AsSpan<float>(), e, Dim, tokens,
+            accumulate: accumulateGateGradient is not null);
         return new RouterGradients(gradX, gradGate);
     }
 

@@ -1,0 +1,105 @@
+using System.ComponentModel;
+using MoeSharp.Dispatch;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace MoeSharp.Cli.Commands;
+
+/// <summary>Options of <c>moe train</c>.</summary>
+internal sealed class TrainSettings : CommandSettings
+{
+    [CommandOption("--steps <N>")]
+    [Description("Optimizer steps. Default 200.")]
+    public int Steps { get; init; } = 200;
+
+    [CommandOption("--world <N>")]
+    [Description("Ranks (= EP size). Default 1.")]
+    public int World { get; init; } = 1;
+
+    [CommandOption("--sp <N>")]
+    [Description("Sequence-parallel group size; divides --world. Default 1.")]
+    public int Sp { get; init; } = 1;
+
+    [CommandOption("--sharding <POLICY>")]
+    [Description("SP sharding: pad or balanced. Default balanced.")]
+    public string Sharding { get; init; } = "balanced";
+
+    [CommandOption("--layout <LAYOUT>")]
+    [Description("Sequence layout: replicated or sharded. Default replicated.")]
+    public string Layout { get; init; } = "replicated";
+
+    [CommandOption("--tokens <N>")]
+    [Description("Tokens per step over all data-parallel groups. Default 64.")]
+    public int Tokens { get; init; } = 64;
+
+    [CommandOption("--dim <D>")]
+    [Description("Model dimension. Default 16.")]
+    public int Dim { get; init; } = 16;
+
+    [CommandOption("--hidden <H>")]
+    [Description("Routed experts' hidden dimension. Default 32.")]
+    public int Hidden { get; init; } = 32;
+
+    [CommandOption("--experts <E>")]
+    [Description("Experts; a multiple of --world. Default 8.")]
+    public int Experts { get; init; } = 8;
+
+    [CommandOption("--top-k <K>")]
+    [Description("Experts per token. Default 2.")]
+    public int TopK { get; init; } = 2;
+
+    [CommandOption("--shared-hidden <HS>")]
+    [Description("Shared expert hidden dimension (0: none). Default 16.")]
+    public int SharedHidden { get; init; } = 16;
+
+    [CommandOption("--score-before-experts")]
+    [Description("Multiply rows by their routing score before the experts.")]
+    public bool ScoreBeforeExperts { get; init; }
+
+    [CommandOption("--lr <LR>")]
+    [Description("AdamW learning rate. Default 0.003.")]
+    public float LearningRate { get; init; } = 3e-3f;
+
+    [CommandOption("--bias-update-coeff <C>")]
+    [Description("Aux-loss-free load-balancing bias step per step (0: off). Default 0.001.")]
+    public float BiasUpdateCoeff { get; init; } = 1e-3f;
+
+    [CommandOption("--seed <N>")]
+    [Description("Seeds weights, teacher and data. Default 0.")]
+    public int Seed { get; init; }
+
+    [CommandOption("--log-every <N>")]
+    [Description("Print the loss, load and bias every N steps. Default 20.")]
+    public int LogEvery { get; init; } = 20;
+
+    [CommandOption("--plot <PNG>")]
+    [Description("Write the loss curve to this PNG file.")]
+    public string? Plot { get; init; }
+
+    [CommandOption("--timeout <SECONDS>")]
+    [Description("Seconds a collective may wait for its peers. Default 60.")]
+    public double? TimeoutSeconds { get; init; }
+
+    /// <summary>The sharding policy named by <see cref="Sharding"/>.</summary>
+    public SpShardingPolicy ShardingPolicy => Sharding == "pad" ? SpShardingPolicy.PadToMultiple : SpShardingPolicy.Balanced;
+
+    /// <summary>The layout named by <see cref="Layout"/>.</summary>
+    public SequenceLayout SequenceLayout => Layout == "sharded" ? SequenceLayout.Sharded : SequenceLayout.Replicated;
+
+    public override ValidationResult Validate()
+    {
+        if (Steps < 1) return ValidationResult.Error($"--steps {Steps} must be at least 1");
+        if (World < 1) return ValidationResult.Error($"--world {World} must be at least 1");
+        if (Sp < 1 || World % Sp != 0) return ValidationResult.Error($"--sp {Sp} must be at least 1 and divide --world {World}");
+        if (Sharding is not ("pad" or "balanced")) return ValidationResult.Error($"--sharding '{Sharding}' must be pad or balanced");
+        if (Layout is not ("replicated" or "sharded")) return ValidationResult.Error($"--layout '{Layout}' must be replicated or sharded");
+        if (Tokens < 1 || Dim < 1 || Hidden < 1 || SharedHidden < 0) return ValidationResult.Error("--tokens, --dim and --hidden must be positive and --shared-hidden non-negative");
+        if (Experts < 1 || Experts % World != 0) return ValidationResult.Error($"--experts {Experts} must be a positive multiple of --world {World}");
+        if (TopK < 1 || TopK > Experts) return ValidationResult.Error($"--top-k {TopK} must be in [1, {Experts}]");
+        if (!(LearningRate > 0) || !float.IsFinite(LearningRate)) return ValidationResult.Error($"--lr {LearningRate} must be positive");
+        if (!(BiasUpdateCoeff >= 0) || !float.IsFinite(BiasUpdateCoeff)) return ValidationResult.Error($"--bias-update-coeff {BiasUpdateCoeff} must be non-negative");
+        if (LogEvery < 1) return ValidationResult.Error($"--log-every {LogEvery} must be at least 1");
+        if (TimeoutSeconds is <= 0) return ValidationResult.Error($"--timeout {TimeoutSeconds} must be positive");
+        return ValidationResult.Success();
+    }
+}

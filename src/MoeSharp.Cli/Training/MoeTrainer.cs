@@ -1,0 +1,143 @@
+using MoeSharp.Cli.Verification;
+using MoeSharp.Collectives;
+using MoeSharp.Compute;
+using MoeSharp.Dispatch;
+using MoeSharp.Layer;
+using MoeSharp.Tensors;
+using MoeSharp.Training;
+
+namespace MoeSharp.Cli.Training;
+
+/// <summary>
+/// A small regression model trained on in-process ranks: <c>pred = head · MoE(x)</c> (head: D → 1), target
+/// a fixed random teacher <c>tanh(x·a)·(x·b)</c>, MSE loss, AdamW, aux-loss-free load balancing. Every
+/// step's global batch (<see cref="TrainOptions.Tokens"/> rows, from the seed and the step) is split
+/// into consecutive chunks, one per data-parallel group.
+/// </summary>
+/// <remarks>
+/// Everything is layout-invariant to the bit: the layer's output and gradients are (see
+/// <see cref="MoeLayer"/>), the head gradient is chained over the ranks in token order
+/// (<see cref="RankOrderedAccumulation"/>), and the loss is summed in global token order from per-token
+/// values placed by an exact all-reduce. So the same seed prints the same losses on any world/SP/layout.
+/// </remarks>
+internal static class MoeTrainer
+{
+    /// <summary>Trains; <paramref name="report"/> is called on rank 0's thread after every step.</summary>
+    /// <returns>The loss of every step.</returns>
+    public static double[] Train(TrainOptions o, Action<StepReport>? report = null, TimeSpan? timeout = null)
+    {
+        var args = new MoeLayerArgs(o.Dim, o.Hidden, o.Experts, o.TopK) { SharedHidden = o.SharedHidden, LoadBalancing = true };
+        var layout = new LayerLayout(o.World, o.Sp, o.Layout, o.Sharding);
+        var init = new Random(o.Seed);
+        var weights = InitialWeights(args, init);
+        float[] head0 = Uniform(init, o.Dim, 1 / Math.Sqrt(o.Dim));
+        float[] teacherA = Uniform(init, o.Dim, 1.5 / Math.Sqrt(o.Dim));
+        float[] teacherB = Uniform(init, o.Dim, 1.5 / Math.Sqrt(o.Dim));
+
+        double[][] losses = InProcessWorld.Run(o.World, world =>
+        {
+            using ParallelGroups? groups = o.World == 1 && o.Layout == SequenceLayout.Replicated ? null : ParallelGroups.Create(world, o.Sp);
+            MoeLayer layer = LayerWorldRunner.CreateLayer(args, o.ScoreBeforeExperts, layout, groups);
+            MoeLayerCheckpoint.Load(layer, weights);
+            var head = new Parameter("head.weight", Tensor.FromArray((float[])head0.Clone(), 1, o.Dim));
+            var optimizer = new AdamW(layer.Parameters.Append(head), o.LearningRate, weightDecay: 0f);
+            IProcessGroup? collective = groups is null ? null : world;
+            var stepLosses = new double[o.Steps];
+
+            for (int step = 1; step <= o.Steps; step++)
+            {
+                Tensor all = Batch(o, step);
+                var (x, groupTokens, ownGlobal) = LayerWorldRunner.RankRows(all, layout, world.Rank);
+                var (groupStart, _) = LayerWorldRunner.GroupRows(o.Tokens, layout.Groups, world.Rank / o.Sp);
+                int rowsGlobal = o.Layout == SequenceLayout.Replicated ? groupStart : ownGlobal;
+                int ownOffset = ownGlobal - rowsGlobal, ownCount = OwnCount(o, layout, world.Rank, groupTokens);
+
+                Tensor y = layer.Forward(x, o.Layout == SequenceLayout.Sharded ? groupTokens : null);
+                int rows = y.Rows, d = o.Dim;
+
+                // Row-wise: prediction, error, dL/dpred and dL/dy for every row this rank holds.
+                var pred = new float[rows];
+                HostGemm.MatMulTransposeB(y.AsSpan<float>(), head.Value.AsSpan<float>(), pred, rows, 1, d);
+                var gradPred = new float[rows];
+                var tokenLoss = new double[o.Tokens];
+                float scale = 2f / o.Tokens;
+                for (int i = 0; i < rows; i++)
+                {
+                    float error = pred[i] - Teacher(all.Row<float>(rowsGlobal + i), teacherA, teacherB);
+                    gradPred[i] = scale * error;
+                    // Each token's loss is counted by the one rank that owns it.
+                    if (i >= ownOffset && i < ownOffset + ownCount) tokenLoss[rowsGlobal + i] = (double)error * error;
+                }
+                var gradY = Tensor.Uninitialized(DType.Float32, rows, d);
+                HostGemm.MatMul(gradPred, head.Value.AsSpan<float>(), gradY.AsSpan<float>(), rows, d, 1);
+
+                layer.Backward(gradY);
+                Tensor yOwn = LayerWorldRunner.Rows(y, ownOffset, ownCount);
+                float[] gradPredOwn = gradPred.AsSpan(ownOffset, ownCount).ToArray();
+                RankOrderedAccumulation.Run(collective, [head.Grad], () =>
+                    HostGemm.MatMulTransposeA(gradPredOwn, yOwn.AsSpan<float>(), head.Grad.AsSpan<float>(), 1, d, ownCount, accumulate: true));
+
+                collective?.AllReduceSum(tokenLoss.AsSpan());
+                double loss = 0;
+                foreach (double l in tokenLoss) loss += l;
+                loss /= o.Tokens;
+                stepLosses[step - 1] = loss;
+
+                optimizer.Step();
+                long[] load = layer.UpdateExpertBias(o.BiasUpdateCoeff);
+                if (world.Rank == 0) report?.Invoke(new StepReport(step, loss, load, layer.ExpertBias!.AsSpan<float>().ToArray()));
+            }
+            return stepLosses;
+        }, timeout);
+        return losses[0];
+    }
+
+    /// <summary>Tokens this rank owns (its SP shard of its group's chunk).</summary>
+    private static int OwnCount(TrainOptions o, LayerLayout layout, int rank, int groupTokens)
+        => SequenceShard.For(o.Sharding, groupTokens, layout.Sp, rank % layout.Sp).RealRows;
+
+    /// <summary>The global batch of a step: [N, D] uniform in [-1, 1), the same on every rank.</summary>
+    private static Tensor Batch(TrainOptions o, int step)
+    {
+        // Not HashCode.Combine: it is randomized per process, and the batch must be the same on every run.
+        var random = new Random(unchecked((o.Seed * 1_000_003) + step));
+        return Tensor.FromArray(Uniform(random, o.Tokens * o.Dim, 1.0), o.Tokens, o.Dim);
+    }
+
+    private static float Teacher(ReadOnlySpan<float> x, float[] a, float[] b)
+    {
+        double u = 0, v = 0;
+        for (int j = 0; j < x.Length; j++)
+        {
+            u += x[j] * a[j];
+            v += x[j] * b[j];
+        }
+        return (float)(Math.Tanh(u) * v);
+    }
+
+    private static List<KeyValuePair<string, Tensor>> InitialWeights(MoeLayerArgs a, Random random)
+    {
+        int e = a.NumExperts, d = a.Dim, h = a.Hidden, hs = a.SharedHidden;
+        var weights = new List<KeyValuePair<string, Tensor>>
+        {
+            new(MoeLayerCheckpoint.GateWeight, Tensor.FromArray(Uniform(random, e * d, 1 / Math.Sqrt(d)), e, d)),
+            new(MoeLayerCheckpoint.ExpertsW1, Tensor.FromArray(Uniform(random, e * h * d, 1 / Math.Sqrt(d)), e, h, d)),
+            new(MoeLayerCheckpoint.ExpertsW2, Tensor.FromArray(Uniform(random, e * d * h, 1 / Math.Sqrt(h)), e, d, h)),
+            new(MoeLayerCheckpoint.ExpertsW3, Tensor.FromArray(Uniform(random, e * h * d, 1 / Math.Sqrt(d)), e, h, d)),
+        };
+        if (hs > 0)
+        {
+            weights.Add(new(MoeLayerCheckpoint.SharedW1, Tensor.FromArray(Uniform(random, hs * d, 1 / Math.Sqrt(d)), hs, d)));
+            weights.Add(new(MoeLayerCheckpoint.SharedW2, Tensor.FromArray(Uniform(random, d * hs, 1 / Math.Sqrt(hs)), d, hs)));
+            weights.Add(new(MoeLayerCheckpoint.SharedW3, Tensor.FromArray(Uniform(random, hs * d, 1 / Math.Sqrt(d)), hs, d)));
+        }
+        return weights;
+    }
+
+    private static float[] Uniform(Random random, int length, double scale)
+    {
+        var values = new float[length];
+        for (int i = 0; i < length; i++) values[i] = (float)((random.NextDouble() * 2 - 1) * scale);
+        return values;
+    }
+}

@@ -1,0 +1,32 @@
+using MoeSharp.Dispatch;
+
+namespace MoeSharp.Cli.Training;
+
+/// <summary>What <c>moe train</c> trains and where.</summary>
+/// <param name="Steps">Optimizer steps.</param>
+/// <param name="World">Ranks (EP group).</param>
+/// <param name="Sp">SP group size (divides World); World/Sp data-parallel groups split each batch.</param>
+/// <param name="Layout">Replicated or sharded sequence layout.</param>
+/// <param name="Sharding">SP sharding policy.</param>
+/// <param name="Tokens">Tokens per step over all data-parallel groups (the global batch).</param>
+/// <param name="Dim">D.</param>
+/// <param name="Hidden">H of the routed experts.</param>
+/// <param name="Experts">E (a multiple of World).</param>
+/// <param name="TopK">K.</param>
+/// <param name="SharedHidden">Hs of the shared expert (0: none).</param>
+/// <param name="ScoreBeforeExperts">Where routing scores multiply.</param>
+/// <param name="LearningRate">AdamW learning rate.</param>
+/// <param name="BiasUpdateCoeff">Aux-loss-free load-balancing step (0: off).</param>
+/// <param name="Seed">Seeds weights, teacher and data.</param>
+internal sealed record TrainOptions(
+    int Steps = 200, int World = 1, int Sp = 1, SequenceLayout Layout = SequenceLayout.Replicated,
+    SpShardingPolicy Sharding = SpShardingPolicy.Balanced, int Tokens = 64, int Dim = 16, int Hidden = 32, int Experts = 8,
+    int TopK = 2, int SharedHidden = 16, bool ScoreBeforeExperts = false, float LearningRate = 3e-3f, float BiasUpdateCoeff = 1e-3f,
+    int Seed = 0);
+
+/// <summary>One step as rank 0 saw it.</summary>
+/// <param name="Step">1-based step.</param>
+/// <param name="Loss">Mean squared error over the global batch, before this step's update.</param>
+/// <param name="TokensPerExpert">[E] routed tokens this step, summed over ranks.</param>
+/// <param name="ExpertBias">[E] bias after this step's update.</param>
+internal sealed record StepReport(int Step, double Loss, long[] TokensPerExpert, float[] ExpertBias);

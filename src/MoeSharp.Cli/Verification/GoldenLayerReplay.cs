@@ -1,0 +1,139 @@
+using System.Globalization;
+using MoeSharp.Layer;
+using MoeSharp.Routing;
+using MoeSharp.Tensors;
+
+namespace MoeSharp.Cli.Verification;
+
+/// <summary>
+/// Replays a golden file of kind <c>moe_layer</c> (<c>shared/golden/README.md</c>, kind 2) through
+/// <see cref="MoeLayer"/>: on one rank every tensor within ‖a−e‖/‖e‖ &lt; 1e-4 (ids and counts exactly);
+/// then on multi-rank layouts (<see cref="LayerLayout.Variants"/>) the output, routing and grad.x must be
+/// bitwise those of the one-rank run and the weight gradients bitwise or within 1e-5.
+/// </summary>
+internal static class GoldenLayerReplay
+{
+    /// <summary>Tolerance against the float64 reference.</summary>
+    public const double Tolerance = 1e-4;
+
+    /// <summary>Tolerance for weight gradients between layouts when not bitwise.</summary>
+    public const double LayoutTolerance = 1e-5;
+
+    /// <summary>What a replay found.</summary>
+    /// <param name="MaxRelativeError">Largest relative error against the file over every compared tensor.</param>
+    /// <param name="WorstTensor">The tensor with that error.</param>
+    /// <param name="Mismatch">Null when everything passed, else the first failure.</param>
+    /// <param name="Layouts">Multi-rank layouts checked.</param>
+    /// <param name="WeightGradsBitwise">Whether every layout's weight gradients were bitwise those of one rank.</param>
+    public sealed record Report(double MaxRelativeError, string WorstTensor, string? Mismatch, int Layouts, bool WeightGradsBitwise);
+
+    /// <summary>True for <c>kind = moe_layer</c>.</summary>
+    public static bool Applies(SafetensorsContent file) => file.Metadata.TryGetValue("kind", out string? kind) && kind == "moe_layer";
+
+    /// <summary>The layer the metadata describes and where scores multiply.</summary>
+    /// <exception cref="InvalidDataException">A metadata entry is missing or malformed.</exception>
+    public static (MoeLayerArgs Args, bool ScoreBeforeExperts) ReadArgs(SafetensorsContent file)
+    {
+        string func = Text(file, "score_func");
+        var args = new MoeLayerArgs(Int(file, "dim"), Int(file, "hidden"), Int(file, "experts"), Int(file, "top_k"))
+        {
+            ScoreFunc = func switch
+            {
+                "softmax" => ScoreFunction.Softmax,
+                "sigmoid" => ScoreFunction.Sigmoid,
+                _ => throw new InvalidDataException($"{file.SourceName}: metadata score_func = '{func}' is not softmax or sigmoid"),
+            },
+            RouteNorm = Bool(file, "route_norm"),
+            RouteScale = float.Parse(Text(file, "route_scale"), NumberStyles.Float, CultureInfo.InvariantCulture),
+            NumExpertGroups = Int(file, "num_expert_groups"),
+            NumLimitedGroups = Int(file, "num_limited_groups"),
+            SharedHidden = Int(file, "shared_hidden"),
+            LoadBalancing = file.Contains(MoeLayerCheckpoint.ExpertBias),
+        };
+        return (args, Bool(file, "score_before_experts"));
+    }
+
+    /// <summary>Replays the file on one rank and on every applicable multi-rank layout.</summary>
+    public static Report Replay(SafetensorsContent file, TimeSpan? timeout = null)
+    {
+        var (args, before) = ReadArgs(file);
+        Tensor x = file.Get("x"), gradOut = file.Get("grad_out");
+        LayerWorldRunner.Result single = LayerWorldRunner.Run(args, before, file, x, gradOut, LayerLayout.Single, timeout);
+
+        double worst = 0;
+        string worstName = "";
+        string? mismatch =
+            TensorComparison.FirstBitwiseMismatch("expert_ids", file.Get("expert_ids"), single.ExpertIds)
+            ?? TensorComparison.FirstBitwiseMismatch("tokens_per_expert", file.Get("tokens_per_expert"), single.TokensPerExpert)
+            ?? Close("out", single.Out) ?? Close("top_scores", single.TopScores);
+        foreach (string name in file.Names.Where(n => n.StartsWith("grad.", StringComparison.Ordinal)))
+        {
+            if (mismatch is not null) break;
+            mismatch = single.Grads.TryGetValue(name["grad.".Length..], out Tensor? grad)
+                ? Close(name, grad)
+                : $"{name}: the layer produced no such gradient";
+        }
+        foreach (string name in single.Grads.Keys)
+        {
+            mismatch ??= file.Contains("grad." + name) ? null : $"grad.{name}: the file has no expected value";
+        }
+        if (mismatch is not null) return new Report(worst, worstName, mismatch, 0, false);
+
+        int layouts = 0;
+        bool weightsBitwise = true;
+        foreach (LayerLayout layout in LayerLayout.Variants(args.NumExperts))
+        {
+            LayerWorldRunner.Result r = LayerWorldRunner.Run(args, before, file, x, gradOut, layout, timeout);
+            layouts++;
+            mismatch = TensorComparison.FirstBitwiseMismatch($"out ({layout})", single.Out, r.Out)
+                ?? TensorComparison.FirstBitwiseMismatch($"grad.x ({layout})", single.Grads["x"], r.Grads["x"])
+                ?? TensorComparison.FirstBitwiseMismatch($"top_scores ({layout})", single.TopScores, r.TopScores)
+                ?? TensorComparison.FirstBitwiseMismatch($"expert_ids ({layout})", single.ExpertIds, r.ExpertIds)
+                ?? TensorComparison.FirstBitwiseMismatch($"tokens_per_expert ({layout})", single.TokensPerExpert, r.TokensPerExpert);
+            foreach (var (name, expected) in single.Grads)
+            {
+                if (mismatch is not null || name == "x") continue;
+                if (TensorComparison.FirstBitwiseMismatch(name, expected, r.Grads[name]) is null) continue;
+                weightsBitwise = false;
+                double error = TensorComparison.RelativeError(expected, r.Grads[name]);
+                if (!(error < LayoutTolerance))
+                {
+                    mismatch = $"grad.{name} ({layout}): relative error {error:E2} to the one-rank run ≥ {LayoutTolerance:E0}";
+                }
+            }
+            if (mismatch is not null) return new Report(worst, worstName, mismatch, layouts, weightsBitwise);
+        }
+        return new Report(worst, worstName, null, layouts, weightsBitwise);
+
+        string? Close(string name, Tensor actual)
+        {
+            Tensor expected = file.Get(name);
+            if (!expected.Shape.SequenceEqual(actual.Shape)) return $"{name}: expected shape {expected.ShapeString}, actual {actual.ShapeString}";
+            double error = TensorComparison.RelativeError(expected, actual);
+            if (!(error <= worst))
+            {
+                worst = error;
+                worstName = name;
+            }
+            return error < Tolerance ? null : $"{name}: relative error {error:E2} ≥ {Tolerance:E0}";
+        }
+    }
+
+    private static int Int(SafetensorsContent file, string key)
+    {
+        string text = Text(file, key);
+        return int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out int value)
+            ? value
+            : throw new InvalidDataException($"{file.SourceName}: metadata {key} = '{text}' is not an integer");
+    }
+
+    private static bool Bool(SafetensorsContent file, string key) => Text(file, key) switch
+    {
+        "true" or "True" or "1" => true,
+        "false" or "False" or "0" => false,
+        var text => throw new InvalidDataException($"{file.SourceName}: metadata {key} = '{text}' is not true or false"),
+    };
+
+    private static string Text(SafetensorsContent file, string key)
+        => file.Metadata.TryGetValue(key, out string? text) ? text : throw new InvalidDataException($"{file.SourceName}: metadata has no '{key}' entry");
+}

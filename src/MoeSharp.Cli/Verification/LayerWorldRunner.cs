@@ -1,0 +1,145 @@
+using MoeSharp.Collectives;
+using MoeSharp.Dispatch;
+using MoeSharp.Layer;
+using MoeSharp.Tensors;
+
+namespace MoeSharp.Cli.Verification;
+
+/// <summary>
+/// Runs one forward and backward of a <see cref="MoeLayer"/> over a token batch on in-process ranks and
+/// reassembles the per-rank pieces in global token order. The batch <c>[N, D]</c> is split into
+/// <see cref="LayerLayout.Groups"/> consecutive data-parallel chunks (balanced); each chunk is replicated on
+/// its SP group or sharded over it.
+/// </summary>
+internal static class LayerWorldRunner
+{
+    /// <summary>Everything one run produced, in global token order.</summary>
+    /// <param name="Out">[N, D].</param>
+    /// <param name="TopScores">[N, K].</param>
+    /// <param name="ExpertIds">[N, K] int64.</param>
+    /// <param name="TokensPerExpert">[E] int64, summed over ranks.</param>
+    /// <param name="Grads">Golden-named gradients: <c>x</c> [N, D] and every weight (experts gathered to [E, …]).</param>
+    public sealed record Result(Tensor Out, Tensor TopScores, Tensor ExpertIds, Tensor TokensPerExpert, IReadOnlyDictionary<string, Tensor> Grads);
+
+    /// <summary>Rows <c>[start, start + count)</c> of data-parallel group <paramref name="group"/> of <paramref name="groups"/> over N tokens.</summary>
+    public static (int Start, int Count) GroupRows(int tokens, int groups, int group)
+    {
+        SequenceShard s = SequenceShard.For(SpShardingPolicy.Balanced, tokens, groups, group);
+        return (s.Start, s.RealRows);
+    }
+
+    /// <summary>Creates the layer of one rank for <paramref name="layout"/>.</summary>
+    public static MoeLayer CreateLayer(MoeLayerArgs args, bool scoreBeforeExperts, LayerLayout layout, ParallelGroups? groups)
+    {
+        var config = new TokenDispatcherConfig(args.NumExperts, args.TopK)
+        {
+            ScoreBeforeExperts = scoreBeforeExperts,
+            Layout = layout.Layout,
+            Sharding = layout.Sharding,
+            ExpertAlignment = layout.Alignment,
+        };
+        return groups is null ? new MoeLayer(args, new LocalTokenDispatcher(config), null) : MoeLayer.Create(args, config, groups);
+    }
+
+    /// <summary>
+    /// This rank's input rows: its group's chunk (replicated) or its shard of it (sharded), with T of the group
+    /// and the global index of the rank's first own token.
+    /// </summary>
+    public static (Tensor X, int GroupTokens, int OwnGlobalStart) RankRows(Tensor all, LayerLayout layout, int rank)
+    {
+        int g = rank / layout.Sp, s = rank % layout.Sp;
+        var (groupStart, groupCount) = GroupRows(all.Rows, layout.Groups, g);
+        SequenceShard shard = SequenceShard.For(layout.Sharding, groupCount, layout.Sp, s);
+        return layout.Layout == SequenceLayout.Replicated
+            ? (Rows(all, groupStart, groupCount), groupCount, groupStart + shard.Start)
+            : (Rows(all, groupStart + shard.Start, shard.RealRows), groupCount, groupStart + shard.Start);
+    }
+
+    /// <summary>Forward and backward of the layer on <paramref name="layout"/>.</summary>
+    /// <param name="args">Layer options.</param>
+    /// <param name="scoreBeforeExperts">Where scores multiply.</param>
+    /// <param name="weights">Golden-named weights (all E experts).</param>
+    /// <param name="x">[N, D].</param>
+    /// <param name="gradOut">[N, D].</param>
+    /// <param name="layout">Where to run.</param>
+    /// <param name="timeout">Collective timeout.</param>
+    public static Result Run(MoeLayerArgs args, bool scoreBeforeExperts, IEnumerable<KeyValuePair<string, Tensor>> weights,
+        Tensor x, Tensor gradOut, LayerLayout layout, TimeSpan? timeout = null)
+    {
+        var weightList = weights.ToList();
+        int n = x.Rows, d = args.Dim, k = args.TopK;
+        RankResult[] ranks = layout.World == 1 && layout.Layout == SequenceLayout.Replicated
+            ? [RunRank(null)]
+            : InProcessWorld.Run(layout.World, world =>
+            {
+                using ParallelGroups groups = ParallelGroups.Create(world, layout.Sp);
+                return RunRank(groups);
+            }, timeout);
+
+        var output = Tensor.Zeros(DType.Float32, n, d);
+        var gradX = Tensor.Zeros(DType.Float32, n, d);
+        var topScores = Tensor.Zeros(DType.Float32, n, k);
+        var expertIds = Tensor.Zeros(DType.Int64, n, k);
+        var tokensPerExpert = Tensor.Zeros(DType.Int64, args.NumExperts);
+        for (int r = 0; r < ranks.Length; r++)
+        {
+            RankResult rr = ranks[r];
+            // Replicated: every SP rank holds the group's full output; sharded: its shard.
+            rr.Out.AsSpan<float>().CopyTo(output.AsSpan<float>().Slice(rr.OutGlobalStart * d));
+            rr.GradX.AsSpan<float>().CopyTo(gradX.AsSpan<float>().Slice(rr.OutGlobalStart * d));
+            rr.TopScores.AsSpan<float>().CopyTo(topScores.AsSpan<float>().Slice(rr.OwnGlobalStart * k));
+            rr.ExpertIds.AsSpan<long>().CopyTo(expertIds.AsSpan<long>().Slice(rr.OwnGlobalStart * k));
+            Span<long> counts = tokensPerExpert.AsSpan<long>();
+            ReadOnlySpan<long> mine = rr.TokensPerExpert.AsSpan<long>();
+            for (int e = 0; e < counts.Length; e++) counts[e] += mine[e];
+        }
+        var grads = new Dictionary<string, Tensor>(ranks[0].WeightGrads) { ["x"] = gradX };
+        return new Result(output, topScores, expertIds, tokensPerExpert, grads);
+
+        RankResult RunRank(ParallelGroups? groups)
+        {
+            int rank = groups?.World.Rank ?? 0;
+            MoeLayer layer = CreateLayer(args, scoreBeforeExperts, layout, groups);
+            MoeLayerCheckpoint.Load(layer, weightList);
+            var (rankX, groupTokens, ownGlobal) = RankRows(x, layout, rank);
+            var (groupStart, _) = GroupRows(n, layout.Groups, rank / layout.Sp);
+            int outStart = layout.Layout == SequenceLayout.Replicated ? groupStart : ownGlobal;
+            Tensor rankGradOut = Rows(gradOut, outStart, rankX.Rows);
+            Tensor y = layer.Forward(rankX, layout.Layout == SequenceLayout.Sharded ? groupTokens : null);
+            var routing = layer.LastRouting!;
+            MoeLayerGradients g = layer.Backward(rankGradOut);
+
+            // Weight gradients with all experts, gathered like the weights themselves.
+            var gradState = new List<KeyValuePair<string, Tensor>>();
+            var gradLayer = CreateLayer(args, scoreBeforeExperts, layout, groups);
+            g.GradGateWeight.AsSpan<float>().CopyTo(gradLayer.Router.GateWeight.AsSpan<float>());
+            g.GradW1.AsSpan<float>().CopyTo(gradLayer.Experts.W1.AsSpan<float>());
+            g.GradW2.AsSpan<float>().CopyTo(gradLayer.Experts.W2.AsSpan<float>());
+            g.GradW3.AsSpan<float>().CopyTo(gradLayer.Experts.W3.AsSpan<float>());
+            if (gradLayer.Shared is { } shared)
+            {
+                g.GradSharedW1!.AsSpan<float>().CopyTo(shared.W1.AsSpan<float>());
+                g.GradSharedW2!.AsSpan<float>().CopyTo(shared.W2.AsSpan<float>());
+                g.GradSharedW3!.AsSpan<float>().CopyTo(shared.W3.AsSpan<float>());
+            }
+            var weightGrads = MoeLayerCheckpoint.StateDict(gradLayer)
+                .Where(kv => kv.Key != MoeLayerCheckpoint.ExpertBias)
+                .ToDictionary(kv => kv.Key, kv => kv.Value);
+            return new RankResult(y, g.GradX, routing.TopScores, routing.ExpertIds, routing.TokensPerExpert,
+                ownGlobal, outStart, weightGrads);
+        }
+    }
+
+    /// <summary>A copy of rows <c>[start, start + count)</c>.</summary>
+    public static Tensor Rows(Tensor t, int start, int count)
+    {
+        int w = t.RowLength;
+        var result = Tensor.Uninitialized(t.DType, count, w);
+        int size = t.DType.SizeOf();
+        t.AsBytes().Slice(start * w * size, count * w * size).CopyTo(result.AsBytes());
+        return result;
+    }
+
+    private sealed record RankResult(Tensor Out, Tensor GradX, Tensor TopScores, Tensor ExpertIds, Tensor TokensPerExpert,
+        int OwnGlobalStart, int OutGlobalStart, Dictionary<string, Tensor> WeightGrads);
+}

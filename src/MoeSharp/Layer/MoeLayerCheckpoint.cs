@@ -1,0 +1,280 @@
+using System.Globalization;
+using MoeSharp.Tensors;
+
+namespace MoeSharp.Layer;
+
+/// <summary>
+/// Loads and saves a <see cref="MoeLayer"/>'s weights as <c>.safetensors</c>, in two naming schemes
+/// (docs/weights.md):
+/// <list type="bullet">
+/// <item>MoeSharp/golden names: <c>router.gate.weight</c> [E, D], <c>router.expert_bias</c> [E] (optional),
+/// <c>experts.w1</c>/<c>experts.w3</c> [E, H, D], <c>experts.w2</c> [E, D, H] (all E experts; a rank keeps
+/// its own slice), <c>shared.w1</c>/<c>shared.w3</c> [Hs, D], <c>shared.w2</c> [D, Hs].</item>
+/// <item>Hugging Face per-expert names under an optional prefix such as <c>model.layers.0.mlp.</c>:
+/// <c>{prefix}gate.weight</c> → router gate [E, D];
+/// <c>{prefix}experts.{i}.gate_proj.weight</c> [H, D] → <c>w1[i]</c>;
+/// <c>{prefix}experts.{i}.up_proj.weight</c> [H, D] → <c>w3[i]</c>;
+/// <c>{prefix}experts.{i}.down_proj.weight</c> [D, H] → <c>w2[i]</c>;
+/// <c>{prefix}shared_expert.gate_proj/up_proj/down_proj.weight</c> → shared w1/w3/w2;
+/// <c>{prefix}gate.e_score_correction_bias</c> [E] (optional) → expert bias.</item>
+/// </list>
+/// F32 and BF16 tensors are accepted (BF16 is widened exactly). A missing or mis-shaped tensor throws
+/// <see cref="InvalidDataException"/> naming the tensor, the expected and actual shape and the file;
+/// nothing is written to the layer unless every tensor checks out.
+/// </summary>
+public static class MoeLayerCheckpoint
+{
+    /// <summary>Router gate: [E, D].</summary>
+    public const string GateWeight = "router.gate.weight";
+
+    /// <summary>Load-balancing bias: [E].</summary>
+    public const string ExpertBias = "router.expert_bias";
+
+    /// <summary>Experts' gate projections: [E, H, D].</summary>
+    public const string ExpertsW1 = "experts.w1";
+
+    /// <summary>Experts' down projections: [E, D, H].</summary>
+    public const string ExpertsW2 = "experts.w2";
+
+    /// <summary>Experts' up projections: [E, H, D].</summary>
+    public const string ExpertsW3 = "experts.w3";
+
+    /// <summary>Shared expert's gate projection: [Hs, D].</summary>
+    public const string SharedW1 = "shared.w1";
+
+    /// <summary>Shared expert's down projection: [D, Hs].</summary>
+    public const string SharedW2 = "shared.w2";
+
+    /// <summary>Shared expert's up projection: [Hs, D].</summary>
+    public const string SharedW3 = "shared.w3";
+
+    /// <summary>Loads golden-named weights from a file (see the class remarks). Every rank reads the file and keeps its experts.</summary>
+    /// <exception cref="InvalidDataException">A tensor is missing or mis-shaped, or the file is malformed.</exception>
+    public static void Load(MoeLayer layer, string path)
+    {
+        ArgumentNullException.ThrowIfNull(layer);
+        Load(layer, SafetensorsFile.Read(path));
+    }
+
+    /// <summary>Loads golden-named weights (see the class remarks). <c>router.expert_bias</c> is read when the layer balances load and the file has it.</summary>
+    /// <exception cref="InvalidDataException">A tensor is missing or mis-shaped.</exception>
+    public static void Load(MoeLayer layer, SafetensorsContent file)
+    {
+        ArgumentNullException.ThrowIfNull(file);
+        Load(layer, file, file.SourceName);
+    }
+
+    /// <summary>Loads golden-named weights from name/tensor pairs (e.g. a <see cref="StateDict"/>); <paramref name="sourceName"/> names them in errors.</summary>
+    /// <exception cref="InvalidDataException">A tensor is missing or mis-shaped.</exception>
+    public static void Load(MoeLayer layer, IEnumerable<KeyValuePair<string, Tensor>> tensors, string sourceName = "<memory>")
+    {
+        ArgumentNullException.ThrowIfNull(layer);
+        ArgumentNullException.ThrowIfNull(tensors);
+        ArgumentNullException.ThrowIfNull(sourceName);
+        var file = new TensorLookup(tensors, sourceName);
+        MoeLayerArgs a = layer.Args;
+        int e = a.NumExperts, d = a.Dim, h = a.Hidden;
+        var plan = new List<Copy>
+        {
+            Copy.Whole(Require(file, GateWeight, e, d), layer.Router.GateWeight),
+        };
+        int local = layer.Experts.NumLocalExperts, first = layer.FirstExpert;
+        plan.Add(Copy.FromSlice(Require(file, ExpertsW1, e, h, d), first * h * d, layer.Experts.W1));
+        plan.Add(Copy.FromSlice(Require(file, ExpertsW2, e, d, h), first * d * h, layer.Experts.W2));
+        plan.Add(Copy.FromSlice(Require(file, ExpertsW3, e, h, d), first * h * d, layer.Experts.W3));
+        if (layer.Shared is { } shared)
+        {
+            int hs = a.SharedHidden;
+            plan.Add(Copy.Whole(Require(file, SharedW1, hs, d), shared.W1));
+            plan.Add(Copy.Whole(Require(file, SharedW2, d, hs), shared.W2));
+            plan.Add(Copy.Whole(Require(file, SharedW3, hs, d), shared.W3));
+        }
+        if (layer.ExpertBias is { } bias && file.Contains(ExpertBias)) plan.Add(Copy.Whole(Require(file, ExpertBias, e), bias));
+        Apply(plan);
+    }
+
+    /// <summary>
+    /// Collective over the layer's world: the golden-named weights with all E experts (gathered from their
+    /// owners; weights only, never tokens), in a fixed order.
+    /// </summary>
+    public static IReadOnlyList<KeyValuePair<string, Tensor>> StateDict(MoeLayer layer)
+    {
+        ArgumentNullException.ThrowIfNull(layer);
+        MoeLayerArgs a = layer.Args;
+        var state = new List<KeyValuePair<string, Tensor>>
+        {
+            new(GateWeight, layer.Router.GateWeight.Clone()),
+            new(ExpertsW1, GatherExperts(layer, layer.Experts.W1, a.Hidden, a.Dim)),
+            new(ExpertsW2, GatherExperts(layer, layer.Experts.W2, a.Dim, a.Hidden)),
+            new(ExpertsW3, GatherExperts(layer, layer.Experts.W3, a.Hidden, a.Dim)),
+        };
+        if (layer.ExpertBias is { } bias) state.Insert(1, new(ExpertBias, bias.Clone()));
+        if (layer.Shared is { } shared)
+        {
+            state.Add(new(SharedW1, shared.W1.Clone()));
+            state.Add(new(SharedW2, shared.W2.Clone()));
+            state.Add(new(SharedW3, shared.W3.Clone()));
+        }
+        return state;
+    }
+
+    /// <summary>
+    /// Collective: writes the golden-named weights (<see cref="StateDict"/>) to <paramref name="path"/> from
+    /// world rank 0 only (atomically).
+    /// </summary>
+    public static void Save(MoeLayer layer, string path, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        ArgumentNullException.ThrowIfNull(layer);
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        var state = StateDict(layer);
+        if (layer.Dispatcher.EpRank == 0) SafetensorsFile.Write(path, state, metadata);
+    }
+
+    /// <summary>The Hugging Face name of each golden-named tensor of <paramref name="state"/> (the mapping in the class remarks).</summary>
+    /// <param name="state">Golden-named tensors, e.g. from <see cref="StateDict"/>.</param>
+    /// <param name="prefix">Prepended to every name, e.g. <c>model.layers.0.mlp.</c>.</param>
+    public static IReadOnlyList<KeyValuePair<string, Tensor>> ToHuggingFace(IEnumerable<KeyValuePair<string, Tensor>> state, string prefix = "")
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        ArgumentNullException.ThrowIfNull(prefix);
+        var result = new List<KeyValuePair<string, Tensor>>();
+        foreach (var (name, tensor) in state)
+        {
+            switch (name)
+            {
+                case GateWeight: result.Add(new(prefix + "gate.weight", tensor)); break;
+                case ExpertBias: result.Add(new(prefix + "gate.e_score_correction_bias", tensor)); break;
+                case ExpertsW1: AddPerExpert(tensor, "gate_proj"); break;
+                case ExpertsW2: AddPerExpert(tensor, "down_proj"); break;
+                case ExpertsW3: AddPerExpert(tensor, "up_proj"); break;
+                case SharedW1: result.Add(new(prefix + "shared_expert.gate_proj.weight", tensor)); break;
+                case SharedW2: result.Add(new(prefix + "shared_expert.down_proj.weight", tensor)); break;
+                case SharedW3: result.Add(new(prefix + "shared_expert.up_proj.weight", tensor)); break;
+                default: throw new ArgumentException($"'{name}' is not a MoE layer tensor name", nameof(state));
+            }
+        }
+        return result;
+
+        void AddPerExpert(Tensor stacked, string projection)
+        {
+            int rows = stacked.Dim(1), columns = stacked.Dim(2);
+            for (int i = 0; i < stacked.Dim(0); i++)
+            {
+                var one = Tensor.Uninitialized(DType.Float32, rows, columns);
+                stacked.Row<float>(i).CopyTo(one.AsSpan<float>());
+                result.Add(new(string.Create(CultureInfo.InvariantCulture, $"{prefix}experts.{i}.{projection}.weight"), one));
+            }
+        }
+    }
+
+    /// <summary>Loads Hugging Face per-expert weights from a file; see <see cref="LoadHuggingFace(MoeLayer, SafetensorsContent, string)"/>.</summary>
+    public static void LoadHuggingFace(MoeLayer layer, string path, string prefix = "")
+    {
+        ArgumentNullException.ThrowIfNull(layer);
+        LoadHuggingFace(layer, SafetensorsFile.Read(path), prefix);
+    }
+
+    /// <summary>
+    /// Loads Hugging Face per-expert weights (Qwen2-MoE/DeepSeek/Mixtral-style SwiGLU names, the mapping in
+    /// the class remarks) under <paramref name="prefix"/>; a rank reads only its own experts. The expert
+    /// bias is read when the layer balances load and <c>{prefix}gate.e_score_correction_bias</c> exists.
+    /// </summary>
+    /// <exception cref="InvalidDataException">A tensor is missing or mis-shaped.</exception>
+    public static void LoadHuggingFace(MoeLayer layer, SafetensorsContent file, string prefix = "")
+    {
+        ArgumentNullException.ThrowIfNull(layer);
+        ArgumentNullException.ThrowIfNull(file);
+        ArgumentNullException.ThrowIfNull(prefix);
+        LoadHuggingFace(layer, new TensorLookup(file, file.SourceName), prefix);
+    }
+
+    private static void LoadHuggingFace(MoeLayer layer, TensorLookup file, string prefix)
+    {
+        MoeLayerArgs a = layer.Args;
+        int e = a.NumExperts, d = a.Dim, h = a.Hidden;
+        var plan = new List<Copy>
+        {
+            Copy.Whole(Require(file, prefix + "gate.weight", e, d), layer.Router.GateWeight),
+        };
+        for (int j = 0; j < layer.Experts.NumLocalExperts; j++)
+        {
+            int i = layer.FirstExpert + j;
+            string expert = string.Create(CultureInfo.InvariantCulture, $"{prefix}experts.{i}.");
+            plan.Add(Copy.IntoSlice(Require(file, expert + "gate_proj.weight", h, d), layer.Experts.W1, j * h * d));
+            plan.Add(Copy.IntoSlice(Require(file, expert + "down_proj.weight", d, h), layer.Experts.W2, j * d * h));
+            plan.Add(Copy.IntoSlice(Require(file, expert + "up_proj.weight", h, d), layer.Experts.W3, j * h * d));
+        }
+        if (layer.Shared is { } shared)
+        {
+            int hs = a.SharedHidden;
+            plan.Add(Copy.Whole(Require(file, prefix + "shared_expert.gate_proj.weight", hs, d), shared.W1));
+            plan.Add(Copy.Whole(Require(file, prefix + "shared_expert.down_proj.weight", d, hs), shared.W2));
+            plan.Add(Copy.Whole(Require(file, prefix + "shared_expert.up_proj.weight", hs, d), shared.W3));
+        }
+        string biasName = prefix + "gate.e_score_correction_bias";
+        if (layer.ExpertBias is { } bias && file.Contains(biasName)) plan.Add(Copy.Whole(Require(file, biasName, e), bias));
+        Apply(plan);
+    }
+
+    /// <summary>The tensor as float32, checked against <paramref name="shape"/>.</summary>
+    private static Tensor Require(TensorLookup file, string name, params int[] shape)
+    {
+        string expected = "[" + string.Join(", ", shape) + "]";
+        if (!file.TryGet(name, out Tensor? tensor))
+        {
+            throw new InvalidDataException($"{file.SourceName}: missing tensor '{name}' (expected float32 {expected})");
+        }
+        if (!tensor.Shape.SequenceEqual(shape))
+        {
+            throw new InvalidDataException($"{file.SourceName}: tensor '{name}' has shape {tensor.ShapeString} but the layer expects {expected}");
+        }
+        return tensor.DType switch
+        {
+            DType.Float32 => tensor,
+            DType.BFloat16 => tensor.ToFloat32(),
+            _ => throw new InvalidDataException($"{file.SourceName}: tensor '{name}' is {tensor.DType}; expected F32 or BF16 {expected}"),
+        };
+    }
+
+    /// <summary>Runs the copies; only after every tensor passed its checks, so a failed load changes nothing.</summary>
+    private static void Apply(List<Copy> plan)
+    {
+        foreach (Copy c in plan)
+        {
+            c.Source.AsSpan<float>().Slice(c.SourceOffset, c.Count).CopyTo(c.Target.AsSpan<float>().Slice(c.TargetOffset, c.Count));
+        }
+    }
+
+    /// <summary>One planned copy of <see cref="Count"/> elements.</summary>
+    private sealed record Copy(Tensor Source, int SourceOffset, Tensor Target, int TargetOffset, int Count)
+    {
+        public static Copy Whole(Tensor source, Tensor target) => new(source, 0, target, 0, target.ElementCount);
+
+        /// <summary>This rank's experts out of a stacked [E, …] tensor.</summary>
+        public static Copy FromSlice(Tensor source, int offset, Tensor target) => new(source, offset, target, 0, target.ElementCount);
+
+        /// <summary>One expert's matrix into its place in the local stack.</summary>
+        public static Copy IntoSlice(Tensor source, Tensor target, int offset) => new(source, 0, target, offset, source.ElementCount);
+    }
+
+    private static Tensor GatherExperts(MoeLayer layer, Tensor local, int rows, int columns)
+    {
+        int total = layer.Args.NumExperts;
+        var full = Tensor.Uninitialized(DType.Float32, total, rows, columns);
+        if (layer.World is { Size: > 1 } world) world.AllGather<float>(local.AsSpan<float>(), full.AsSpan<float>());
+        else local.AsSpan<float>().CopyTo(full.AsSpan<float>());
+        return full;
+    }
+
+    /// <summary>Name → tensor with a source name for messages.</summary>
+    private sealed class TensorLookup(IEnumerable<KeyValuePair<string, Tensor>> tensors, string sourceName)
+    {
+        private readonly Dictionary<string, Tensor> _byName = tensors.ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
+
+        public string SourceName { get; } = sourceName;
+
+        public bool Contains(string name) => _byName.ContainsKey(name);
+
+        public bool TryGet(string name, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Tensor? tensor) => _byName.TryGetValue(name, out tensor);
+    }
+}

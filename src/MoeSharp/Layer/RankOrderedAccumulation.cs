@@ -1,0 +1,85 @@
+using MoeSharp.Collectives;
+using MoeSharp.Tensors;
+
+namespace MoeSharp.Layer;
+
+/// <summary>
+/// Sums per-token contributions to weight gradients over the ranks so the bits do not depend on how tokens
+/// are split: the host GEMM reduces over tokens as one FMA chain per element in ascending token order, so
+/// rank 0 starts the chain on its tokens, hands the running values to rank 1, which continues it on its own
+/// tokens, and so on; the last rank's values are then given to everyone. Ranks hold consecutive token
+/// blocks in rank order (SP shards inside a data-parallel group, groups in rank order), so the result is the
+/// bits of one rank running all tokens.
+/// </summary>
+/// <remarks>
+/// The chain serializes the weight-gradient GEMMs over the ranks; they are the small part of the layer
+/// (router gate and shared expert). A chain started from +0 never yields −0, so the final broadcast, a
+/// rank-order sum with zeros from every other rank, changes no bit.
+/// </remarks>
+public static class RankOrderedAccumulation
+{
+    /// <summary>
+    /// Collective over <paramref name="world"/> (null: a single rank). Zeroes <paramref name="accumulators"/>,
+    /// runs <paramref name="accumulateLocal"/> on each rank in rank order (each continuing from the previous
+    /// rank's values) and leaves the final values in every rank's <paramref name="accumulators"/>.
+    /// </summary>
+    public static void Run(IProcessGroup? world, IReadOnlyList<Tensor> accumulators, Action accumulateLocal)
+    {
+        foreach (Tensor t in accumulators) t.AsSpan<float>().Clear();
+        if (world is null || world.Size == 1)
+        {
+            accumulateLocal();
+            return;
+        }
+
+        int size = world.Size, rank = world.Rank;
+        int total = 0;
+        foreach (Tensor t in accumulators) total += t.ElementCount;
+        var buffer = new float[total];
+        var sendCounts = new int[size];
+        var receiveCounts = new int[size];
+        for (int step = 0; step < size; step++)
+        {
+            if (rank == step) accumulateLocal();
+            if (step == size - 1) break;
+
+            // Point-to-point from rank `step` to rank `step + 1`, as an all-to-all-v every rank joins.
+            Array.Clear(sendCounts);
+            Array.Clear(receiveCounts);
+            bool sends = rank == step, receives = rank == step + 1;
+            if (sends)
+            {
+                sendCounts[step + 1] = total;
+                Pack(accumulators, buffer);
+            }
+            if (receives) receiveCounts[step] = total;
+            world.AllToAllV<float>(sends ? buffer : [], sendCounts, receives ? buffer : [], receiveCounts);
+            if (receives) Unpack(buffer, accumulators);
+        }
+
+        if (rank == size - 1) Pack(accumulators, buffer);
+        else Array.Clear(buffer);
+        world.AllReduceSum(buffer.AsSpan());
+        Unpack(buffer, accumulators);
+    }
+
+    private static void Pack(IReadOnlyList<Tensor> tensors, float[] buffer)
+    {
+        int offset = 0;
+        foreach (Tensor t in tensors)
+        {
+            t.AsSpan<float>().CopyTo(buffer.AsSpan(offset));
+            offset += t.ElementCount;
+        }
+    }
+
+    private static void Unpack(float[] buffer, IReadOnlyList<Tensor> tensors)
+    {
+        int offset = 0;
+        foreach (Tensor t in tensors)
+        {
+            buffer.AsSpan(offset, t.ElementCount).CopyTo(t.AsSpan<float>());
+            offset += t.ElementCount;
+        }
+    }
+}

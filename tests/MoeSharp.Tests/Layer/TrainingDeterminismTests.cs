@@ -1,0 +1,33 @@
+using MoeSharp.Cli.Training;
+using MoeSharp.Dispatch;
+
+namespace MoeSharp.Tests.Layer;
+
+/// <summary><c>moe train</c>'s loop: bitwise the same losses on every layout, and the loss falls.</summary>
+public sealed class TrainingDeterminismTests
+{
+    [Fact]
+    public void Losses_are_bitwise_identical_on_world_1_and_world_4_sp_2()
+    {
+        var single = new TrainOptions(Steps: 6, Seed: 7);
+        double[] expected = MoeTrainer.Train(single);
+        foreach (var o in new[]
+        {
+            single with { World = 4, Sp = 2 },
+            single with { World = 4, Sp = 2, Layout = SequenceLayout.Sharded },
+            single with { World = 2, Sp = 1, Tokens = 64 },
+        })
+        {
+            double[] actual = MoeTrainer.Train(o);
+            Assert.Equal(expected.Select(BitConverter.DoubleToInt64Bits), actual.Select(BitConverter.DoubleToInt64Bits));
+        }
+    }
+
+    [Fact]
+    public void The_loss_falls()
+    {
+        double[] losses = MoeTrainer.Train(new TrainOptions(Steps: 60, Seed: 1));
+        Assert.True(losses.TakeLast(10).Average() < 0.5 * losses.Take(10).Average(),
+            $"loss did not fall enough: first {losses.Take(10).Average()}, last {losses.TakeLast(10).Average()}");
+    }
+}
