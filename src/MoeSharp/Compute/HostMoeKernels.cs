@@ -20,16 +20,101 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
     /// </summary>
     private const long StreamingBytes = 32L << 20;
 
-    /// <summary>Expert ids per chunk below which sorting and counting stay on one thread.</summary>
-    private const int SerialSortEntries = 1 << 16;
+    /// <summary>Creates the host backend.</summary>
+    /// <param name="pool">Where its tensors come from; a new pool when null.</param>
+    public HostMoeKernels(TensorPool? pool = null) => Pool = pool ?? new TensorPool();
+
+    /// <summary>The host tensor pool behind <see cref="Allocator"/>.</summary>
+    public TensorPool Pool { get; }
 
     /// <inheritdoc />
-    public void ExpertHistogram(Tensor expertIds, Span<int> counts)
+    public string DeviceName => "host";
+
+    /// <inheritdoc />
+    public bool IsHost => true;
+
+    /// <inheritdoc />
+    public ITensorAllocator Allocator => Pool;
+
+    /// <inheritdoc />
+    public Tensor ToDevice(Tensor host) => host.IsOnHost ? host : host.ToHost();
+
+    /// <inheritdoc />
+    public void Clear(Tensor tensor) => tensor.AsBytes().Clear();
+
+    /// <inheritdoc />
+    public void CopyRows(Tensor source, int sourceRow, Tensor destination, int destinationRow, int rows)
     {
-        ReadOnlySpan<int> ids = expertIds.AsSpan<int>();
-        counts.Clear();
-        foreach (int id in ids) counts[id]++;
+        int d = source.RowLength;
+        source.AsBytes().Slice(sourceRow * d * source.DType.SizeOf(), rows * d * source.DType.SizeOf())
+            .CopyTo(destination.AsBytes().Slice(destinationRow * d * destination.DType.SizeOf()));
     }
+
+    /// <inheritdoc />
+    public EntryScan PrepareEntries(Tensor topScores, Tensor expertIds, int rowOffset, int realTokens, int padTokens, int numExperts, Tensor ids, Tensor entryScores)
+    {
+        int k = topScores.RowLength, real = realTokens * k;
+        ReadOnlySpan<float> scores = topScores.AsSpan<float>().Slice(rowOffset * k, real);
+        bool wide = expertIds.DType == DType.Int64;
+        ReadOnlySpan<long> ids64 = wide ? expertIds.AsSpan<long>().Slice(rowOffset * k, real) : default;
+        ReadOnlySpan<int> ids32 = wide ? default : expertIds.AsSpan<int>().Slice(rowOffset * k, real);
+        Span<int> outIds = ids.AsSpan<int>();
+        Span<float> outScores = entryScores.AsSpan<float>();
+        var counts = new int[numExperts];
+        for (int i = 0; i < real; i++)
+        {
+            long id = wide ? ids64[i] : ids32[i];
+            float s = scores[i];
+            if ((ulong)id >= (ulong)numExperts || !float.IsFinite(s)) return new EntryScan(counts, i, id, s);
+            outIds[i] = (int)id;
+            outScores[i] = s;
+            counts[id]++;
+        }
+        outIds.Slice(real).Clear();
+        outScores.Slice(real).Clear();
+        if (numExperts > 0) counts[0] += outIds.Length - real;
+        return new EntryScan(counts, -1, 0, 0f);
+    }
+
+    /// <inheritdoc />
+    public void BuildLocalLayout(Tensor order, Tensor entryScores, int realTokens, int topK, Tensor? rowOfSorted,
+        Tensor rowToken, Tensor rowScore, Tensor entryRow, Tensor tokenPositions)
+    {
+        ReadOnlySpan<int> sorted = order.AsSpan<int>();
+        ReadOnlySpan<float> entryScore = entryScores.AsSpan<float>();
+        ReadOnlySpan<int> rowOf = rowOfSorted is null ? default : rowOfSorted.AsSpan<int>();
+        Span<int> token = rowToken.AsSpan<int>();
+        Span<float> score = rowScore.AsSpan<float>();
+        Span<int> rowOfEntry = entryRow.AsSpan<int>();
+        int realEntries = realTokens * topK;
+        if (rowOfSorted is not null)
+        {
+            token.Fill(-1);
+            score.Clear();
+        }
+        for (int i = 0; i < sorted.Length; i++)
+        {
+            int entry = sorted[i];
+            int row = rowOfSorted is null ? i : rowOf[i];
+            score[row] = entryScore[entry];
+            if (entry < realEntries)
+            {
+                token[row] = entry / topK;
+                rowOfEntry[entry] = row;
+            }
+            else
+            {
+                token[row] = -1;
+            }
+        }
+        Span<int> pos = tokenPositions.AsSpan<int>();
+        rowOfEntry.CopyTo(pos);
+        for (int t = 0; t < realTokens; t++) pos.Slice(t * topK, topK).Sort();
+    }
+
+
+    /// <summary>Expert ids per chunk below which sorting and counting stay on one thread.</summary>
+    private const int SerialSortEntries = 1 << 16;
 
     /// <inheritdoc />
     public void StableSortByExpert(Tensor expertIds, ReadOnlySpan<int> counts, Tensor order)
@@ -146,24 +231,23 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
     }
 
     /// <inheritdoc />
-    public void RowDots(Tensor a, ReadOnlySpan<int> aRow, Tensor b, ReadOnlySpan<int> bRow, Span<float> result)
+    public void RowDots(Tensor a, Tensor aRow, Tensor b, int bRowOffset, int entriesPerBRow, Tensor result, int resultOffset)
     {
-        ReadOnlySpan<float> av = a.AsSpan<float>();
-        ReadOnlySpan<float> bv = b.AsSpan<float>();
-        int d = a.RowLength;
-        for (int i = 0; i < result.Length; i++)
+        float[] av = a.Data<float>(), bv = b.Data<float>();
+        int[] rowsOfA = aRow.Data<int>();
+        float[] outv = result.Data<float>();
+        int d = a.RowLength, m = aRow.ElementCount;
+        HostParallel.For(m, 8L * d, (start, end) =>
         {
-            if (aRow[i] < 0 || bRow[i] < 0)
+            for (int i = start; i < end; i++)
             {
-                result[i] = 0f;
-                continue;
+                ReadOnlySpan<float> x = av.AsSpan(rowsOfA[i] * d, d);
+                ReadOnlySpan<float> y = bv.AsSpan((bRowOffset + i / entriesPerBRow) * d, d);
+                double sum = 0;
+                for (int j = 0; j < d; j++) sum += (double)x[j] * y[j];
+                outv[resultOffset + i] = (float)sum;
             }
-            ReadOnlySpan<float> x = av.Slice(aRow[i] * d, d);
-            ReadOnlySpan<float> y = bv.Slice(bRow[i] * d, d);
-            double sum = 0;
-            for (int j = 0; j < d; j++) sum += (double)x[j] * y[j];
-            result[i] = (float)sum;
-        }
+        });
     }
 
     /// <summary>One token's ordered sum over D, vector by vector: the token's rows are read once.</summary>

@@ -3,32 +3,86 @@ using MoeSharp.Tensors;
 namespace MoeSharp.Compute;
 
 /// <summary>
-/// The backend seam: the local kernels a token dispatcher needs, over tensors that live on the
-/// backend's device. Dispatch logic is written once against this interface; the host implementation is
-/// <see cref="HostMoeKernels"/>. Every kernel is deterministic: the same inputs give the same bits
-/// however the work is split over cores.
+/// The backend seam: where a dispatcher's tensors live and the local kernels it needs over them. Dispatch
+/// logic is written once against this interface; <see cref="HostMoeKernels"/> is the host implementation
+/// and the CUDA backend another. Every kernel is deterministic: the same inputs give the same bits however
+/// the work is split over cores or threads, and no kernel contracts a multiply and an add into one rounding.
 /// </summary>
+/// <remarks>
+/// Shapes use the design's letters: N routed entries (shard rows × K), E experts, D row length, T_s tokens of
+/// the shard. Host-side results (counts, the first invalid entry) are the only data a kernel hands back to
+/// the host: one small device-to-host copy per dispatch.
+/// </remarks>
 public interface IMoeKernels
 {
+    /// <summary>Where this backend's tensors live, e.g. <c>host</c> or <c>cuda:0</c>.</summary>
+    string DeviceName { get; }
+
+    /// <summary>True when the tensors are host memory.</summary>
+    bool IsHost { get; }
+
+    /// <summary>Where this backend's tensors come from.</summary>
+    ITensorAllocator Allocator { get; }
+
+    /// <summary>This backend's copy of a host tensor (the tensor itself on the host backend).</summary>
+    Tensor ToDevice(Tensor host);
+
+    /// <summary>Sets every element to zero.</summary>
+    void Clear(Tensor tensor);
+
+    /// <summary>Copies <paramref name="rows"/> rows of <paramref name="source"/> into <paramref name="destination"/>.</summary>
+    void CopyRows(Tensor source, int sourceRow, Tensor destination, int destinationRow, int rows);
+
     /// <summary>
-    /// Histogram of expert ids: <c>counts[e]</c> = entries of <paramref name="expertIds"/> equal to e.
+    /// Reads a shard's routing entries, validates them and counts them per expert (the histogram).
+    /// Entries <c>[0, realTokens·K)</c> are <c>expertIds/topScores</c> rows <c>[rowOffset, rowOffset + realTokens)</c>
+    /// flattened token-major; the <c>padTokens·K</c> entries after them are pad entries with id 0 and score 0.
     /// </summary>
-    /// <param name="expertIds"><c>[N]</c> int32, each in <c>[0, E)</c> (validated by the caller).</param>
-    /// <param name="counts"><c>[E]</c>, overwritten.</param>
-    void ExpertHistogram(Tensor expertIds, Span<int> counts);
+    /// <param name="topScores"><c>[T, K]</c> float32.</param>
+    /// <param name="expertIds"><c>[T, K]</c> int32 or int64.</param>
+    /// <param name="rowOffset">First row of the shard.</param>
+    /// <param name="realTokens">Tokens of the shard.</param>
+    /// <param name="padTokens">Pad rows after them.</param>
+    /// <param name="numExperts">E; ids must be in <c>[0, E)</c>.</param>
+    /// <param name="ids"><c>[N]</c> int32, overwritten with the entries' expert ids.</param>
+    /// <param name="entryScores"><c>[N]</c> float32, overwritten with the entries' scores.</param>
+    /// <returns>
+    /// Counts per expert and the first invalid entry (an id outside <c>[0, E)</c> or a non-finite score), if any;
+    /// when there is one, the counts and outputs are unspecified.
+    /// </returns>
+    EntryScan PrepareEntries(Tensor topScores, Tensor expertIds, int rowOffset, int realTokens, int padTokens, int numExperts, Tensor ids, Tensor entryScores);
 
     /// <summary>
     /// Stable counting sort by expert: <c>order[i]</c> is the entry that lands at sorted position i, entries
     /// of one expert keeping their original order. O(N + E).
     /// </summary>
     /// <param name="expertIds"><c>[N]</c> int32.</param>
-    /// <param name="counts"><c>[E]</c> from <see cref="ExpertHistogram"/>.</param>
+    /// <param name="counts"><c>[E]</c> from <see cref="PrepareEntries"/>.</param>
     /// <param name="order"><c>[N]</c> int32, overwritten.</param>
     void StableSortByExpert(Tensor expertIds, ReadOnlySpan<int> counts, Tensor order);
 
     /// <summary>
-    /// Row gather with optional scale: <c>destination[i] = source[sourceRowOffset + rowOf[i]] · scale[i]</c> (one float32
-    /// multiply, rounded once), or a zero row where <c>rowOf[i] &lt; 0</c>. Every destination row is written.
+    /// The per-row maps of the local layout. Sorted position i holds entry <c>e = order[i]</c> and lands in row
+    /// <c>r = rowOfSorted[i]</c> (or i): <c>rowToken[r] = e / K</c> for a real entry (<c>e &lt; realTokens·K</c>),
+    /// else -1; <c>rowScore[r] = entryScores[e]</c>; <c>entryRow[e] = r</c>; rows no entry lands in get token -1 and
+    /// score 0. <c>tokenPositions[t]</c> is token t's K rows in ascending order (= ascending expert id): the
+    /// combine order.
+    /// </summary>
+    /// <param name="order"><c>[N]</c> from <see cref="StableSortByExpert"/>.</param>
+    /// <param name="entryScores"><c>[N]</c> from <see cref="PrepareEntries"/>.</param>
+    /// <param name="realTokens">T_s.</param>
+    /// <param name="topK">K.</param>
+    /// <param name="rowOfSorted"><c>[N]</c> int32 row of each sorted position (expert alignment), or null for the identity.</param>
+    /// <param name="rowToken"><c>[Rows]</c> int32, overwritten.</param>
+    /// <param name="rowScore"><c>[Rows]</c> float32, overwritten.</param>
+    /// <param name="entryRow"><c>[T_s·K]</c> int32, overwritten.</param>
+    /// <param name="tokenPositions"><c>[T_s, K]</c> int32, overwritten.</param>
+    void BuildLocalLayout(Tensor order, Tensor entryScores, int realTokens, int topK, Tensor? rowOfSorted,
+        Tensor rowToken, Tensor rowScore, Tensor entryRow, Tensor tokenPositions);
+
+    /// <summary>
+    /// Row gather with optional scale: <c>destination[i] = source[sourceRowOffset + rowOf[i]] · scale[i]</c> (one
+    /// float32 multiply, rounded once), or a zero row where <c>rowOf[i] &lt; 0</c>. Every destination row is written.
     /// </summary>
     /// <param name="source"><c>[Rs, D]</c> float32.</param>
     /// <param name="sourceRowOffset">Added to every non-negative entry of <paramref name="rowOf"/>.</param>
@@ -44,17 +98,31 @@ public interface IMoeKernels
     /// <paramref name="initial"/> is null. Each product is rounded before the add: no fused multiply-add.
     /// No atomics: each destination row is owned by one token.
     /// </summary>
-    /// <param name="rows"><c>[N, D]</c> float32 rows in expert-sorted order.</param>
-    /// <param name="positions"><c>[n, K]</c> int32, each token's rows in ascending order; -1 entries are skipped.</param>
+    /// <param name="rows"><c>[N, D]</c> float32 rows in the local layout.</param>
+    /// <param name="positions"><c>[T_s, K]</c> int32, each token's rows in ascending order; -1 entries are skipped.</param>
     /// <param name="scale"><c>[N]</c> float32 per row, or null.</param>
-    /// <param name="initial"><c>[n, D]</c> float32 starting values (the shared experts' output), or null.</param>
-    /// <param name="destination"><c>[*, D]</c> float32; rows <c>[offset, offset + n)</c> are overwritten.</param>
+    /// <param name="initial"><c>[T_s, D]</c> float32 starting values (the shared experts' output), or null.</param>
+    /// <param name="destination"><c>[*, D]</c> float32; rows <c>[offset, offset + T_s)</c> are overwritten.</param>
     /// <param name="destinationOffset">Row of <paramref name="destination"/> that token 0 goes to.</param>
     void GatherReduce(Tensor rows, Tensor positions, Tensor? scale, Tensor? initial, Tensor destination, int destinationOffset);
 
     /// <summary>
-    /// Row dot products: <c>result[i] = Σ_d a[aRow[i], d] · b[bRow[i], d]</c>, accumulated in float64 in
-    /// ascending d and rounded to float32 once; 0 where either row index is negative.
+    /// Score gradients: <c>result[resultOffset + i] = Σ_d a[aRow[i], d] · b[bRowOffset + i / entriesPerBRow, d]</c>,
+    /// accumulated in float64 in ascending d and rounded to float32 once.
     /// </summary>
-    void RowDots(Tensor a, ReadOnlySpan<int> aRow, Tensor b, ReadOnlySpan<int> bRow, Span<float> result);
+    /// <param name="a"><c>[N, D]</c> float32 rows in the local layout.</param>
+    /// <param name="aRow"><c>[M]</c> int32 row of a for each result.</param>
+    /// <param name="b"><c>[*, D]</c> float32 token rows.</param>
+    /// <param name="bRowOffset">Row of b for result 0.</param>
+    /// <param name="entriesPerBRow">Consecutive results that share a row of b (K).</param>
+    /// <param name="result">float32; elements <c>[resultOffset, resultOffset + M)</c> are overwritten.</param>
+    /// <param name="resultOffset">First element written.</param>
+    void RowDots(Tensor a, Tensor aRow, Tensor b, int bRowOffset, int entriesPerBRow, Tensor result, int resultOffset);
 }
+
+/// <summary>What <see cref="IMoeKernels.PrepareEntries"/> found.</summary>
+/// <param name="Counts"><c>[E]</c> entries per expert, pad entries included.</param>
+/// <param name="FirstInvalidEntry">Flat index (token-major within the shard) of the first invalid entry, or -1.</param>
+/// <param name="InvalidId">That entry's expert id.</param>
+/// <param name="InvalidScore">That entry's score.</param>
+public sealed record EntryScan(int[] Counts, int FirstInvalidEntry, long InvalidId, float InvalidScore);

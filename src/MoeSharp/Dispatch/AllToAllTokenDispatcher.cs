@@ -107,17 +107,35 @@ public sealed class AllToAllTokenDispatcher : TokenDispatcher
     private protected override void ExchangeRows(Tensor send, ReadOnlySpan<int> sendRows, Tensor receive, ReadOnlySpan<int> receiveRows)
     {
         int d = send.RowLength;
-        _groups.World.AllToAllV<float>(send.AsSpan<float>(), ToElements(sendRows, d), receive.AsSpan<float>(), ToElements(receiveRows, d));
+        if (send.IsOnHost && receive.IsOnHost)
+        {
+            _groups.World.AllToAllV<float>(send.AsSpan<float>(), ToElements(sendRows, d), receive.AsSpan<float>(), ToElements(receiveRows, d));
+            return;
+        }
+        DeviceCollectives(_groups.World).AllToAllV(send, ToElements(sendRows, d), receive, ToElements(receiveRows, d));
     }
 
     private protected override CollectiveRequest ExchangeRowsAsync(Tensor send, ReadOnlySpan<int> sendRows, Tensor receive, ReadOnlySpan<int> receiveRows)
     {
         int d = send.RowLength;
-        return _groups.World.AllToAllVAsync<float>(send.AsMemory<float>(), ToElements(sendRows, d), receive.AsMemory<float>(), ToElements(receiveRows, d));
+        if (send.IsOnHost && receive.IsOnHost)
+        {
+            return _groups.World.AllToAllVAsync<float>(send.AsMemory<float>(), ToElements(sendRows, d), receive.AsMemory<float>(), ToElements(receiveRows, d));
+        }
+        return DeviceCollectives(_groups.World).AllToAllVAsync(send, ToElements(sendRows, d), receive, ToElements(receiveRows, d));
     }
 
     private protected override void SumOverSequenceParallel(Tensor values)
-        => _groups.SequenceParallel?.AllReduceSum(values.AsSpan<float>());
+    {
+        if (_groups.SequenceParallel is not { } sp) return;
+        if (values.IsOnHost) sp.AllReduceSum(values.AsSpan<float>());
+        else DeviceCollectives(sp).AllReduceSum(values);
+    }
+
+    /// <summary>The device collectives of <paramref name="group"/>; a clear error when it has none.</summary>
+    private IDeviceCollectives DeviceCollectives(IProcessGroup group) => group as IDeviceCollectives
+        ?? throw new InvalidOperationException(
+            $"the dispatcher's tensors live on {Kernels.DeviceName} but the process group {group.GetType().Name} moves only host memory (rank {EpRank}); use a device process group such as NCCL's");
 
     private int[] ToElements(ReadOnlySpan<int> rows, int dim)
     {

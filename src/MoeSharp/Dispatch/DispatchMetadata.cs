@@ -97,8 +97,8 @@ public sealed class DispatchMetadata
 /// <param name="RowToken"><c>[Rows]</c> int32: shard-local token of each row, -1 for pad rows.</param>
 /// <param name="RowScore"><c>[Rows]</c> float32: score of each row, 0 for pad rows.</param>
 /// <param name="TokenPositions"><c>[T_s, K]</c> int32: each real token's rows, ascending (= ascending expert id).</param>
-/// <param name="EntryRow"><c>[T_s·K]</c>: the row of entry (token, slot), in slot order.</param>
-internal sealed record LocalLayout(int Rows, int SentRows, Tensor RowToken, Tensor RowScore, Tensor TokenPositions, int[] EntryRow);
+/// <param name="EntryRow"><c>[T_s·K]</c> int32: the row of entry (token, slot), in slot order.</param>
+internal sealed record LocalLayout(int Rows, int SentRows, Tensor RowToken, Tensor RowScore, Tensor TokenPositions, Tensor EntryRow);
 
 /// <summary>Maps between the received rank-major rows and the expert-major routed rows.</summary>
 /// <param name="ExpertMajorRowOf"><c>[R]</c>: received row of each routed row, -1 for alignment pad rows.</param>

@@ -35,8 +35,7 @@ public abstract class TokenDispatcher
         EpRank = epRank;
         SpSize = spSize;
         SpRank = spRank;
-        Kernels = kernels ?? new HostMoeKernels();
-        Pool = pool ?? new TensorPool();
+        Kernels = kernels ?? new HostMoeKernels(pool);
     }
 
     /// <summary>What this dispatcher routes and how.</summary>
@@ -57,15 +56,15 @@ public abstract class TokenDispatcher
     /// <summary>E/S: experts this rank owns (global ids <c>[EpRank·E/S, (EpRank+1)·E/S)</c>).</summary>
     public int NumLocalExperts => Config.NumExperts / EpSize;
 
-    /// <summary>The compute backend.</summary>
-    protected IMoeKernels Kernels { get; }
+    /// <summary>The compute backend: where the tensors live and the kernels that run on them.</summary>
+    public IMoeKernels Kernels { get; }
 
     /// <summary>
-    /// Where this dispatcher's tensors come from. Its outputs (routed rows, combine output, gradients) are
-    /// rented here: hand them back with <see cref="TensorPool.Return"/> once used, and call
-    /// <see cref="Release"/> for a dispatch's metadata, so steady-state calls reuse warm memory.
+    /// Where this dispatcher's tensors come from (the backend's allocator). Its outputs (routed rows, combine
+    /// output, gradients) are rented here: hand them back with <see cref="ITensorAllocator.Return"/> once used,
+    /// and call <see cref="Release"/> for a dispatch's metadata, so steady-state calls reuse warm memory.
     /// </summary>
-    public TensorPool Pool { get; }
+    public ITensorAllocator Pool => Kernels.Allocator;
 
     /// <summary>
     /// Routes this rank's tokens to their experts.
@@ -91,11 +90,15 @@ public abstract class TokenDispatcher
         int entries = shard.Rows * k;
 
         Tensor ids = Pool.Rent(DType.Int32, entries);
-        var entryScore = new float[entries];
-        ReadEntries(topScores, expertIds, inputRowOffset, shard, ids.AsSpan<int>(), entryScore);
-
-        var counts = new int[Config.NumExperts];
-        Kernels.ExpertHistogram(ids, counts);
+        Tensor entryScores = Pool.Rent(DType.Float32, entries);
+        EntryScan scan = Kernels.PrepareEntries(topScores, expertIds, inputRowOffset, shard.RealRows, shard.PadRows, Config.NumExperts, ids, entryScores);
+        if (scan.FirstInvalidEntry >= 0)
+        {
+            Pool.Return(ids);
+            Pool.Return(entryScores);
+            ThrowInvalidEntry(scan, inputRowOffset);
+        }
+        int[] counts = scan.Counts;
         Tensor order = Pool.Rent(DType.Int32, entries);
         Kernels.StableSortByExpert(ids, counts, order);
         Pool.Return(ids);
@@ -122,8 +125,9 @@ public abstract class TokenDispatcher
         // With EP = 1 the local layout is the routed tensor itself (alignment folded into the gather);
         // otherwise it is the expert-sorted send buffer.
         bool exchanges = EpSize > 1;
-        LocalLayout local = BuildLocalLayout(order, counts, entryScore, shard.RealRows, alignExperts: !exchanges);
+        LocalLayout local = BuildLocalLayout(order, counts, entryScores, shard.RealRows, alignExperts: !exchanges);
         Pool.Return(order);
+        Pool.Return(entryScores);
         int dim = x.RowLength;
         Tensor gathered = Pool.Rent(DType.Float32, local.Rows, dim);
         Kernels.GatherRows(x, inputRowOffset, local.RowToken, Config.ScoreBeforeExperts ? local.RowScore : null, gathered);
@@ -266,6 +270,7 @@ public abstract class TokenDispatcher
         Pool.Return(metadata.Local.RowToken);
         Pool.Return(metadata.Local.RowScore);
         Pool.Return(metadata.Local.TokenPositions);
+        Pool.Return(metadata.Local.EntryRow);
         if (metadata.Permutation is { } permutation)
         {
             Pool.Return(permutation.ExpertMajorRowOf);
@@ -283,7 +288,8 @@ public abstract class TokenDispatcher
     {
         ArgumentNullException.ThrowIfNull(partial);
         if (Config.Layout == SequenceLayout.Sharded || SpSize == 1) return partial;
-        Tensor sum = partial.Clone();
+        Tensor sum = Pool.Rent(partial.DType, partial.ShapeArray());
+        Kernels.CopyRows(partial, 0, sum, 0, partial.Rows);
         SumOverSequenceParallel(sum);
         return sum;
     }
@@ -371,90 +377,51 @@ public abstract class TokenDispatcher
         }
     }
 
-    /// <summary>
-    /// Reads the shard's (id, score) entries, token-major, validating each; pad entries get id 0 and score 0.
-    /// </summary>
-    private void ReadEntries(Tensor topScores, Tensor expertIds, int rowOffset, SequenceShard shard, Span<int> ids, Span<float> scores)
+    /// <summary>Throws the error for the first invalid entry <see cref="IMoeKernels.PrepareEntries"/> found.</summary>
+    private void ThrowInvalidEntry(EntryScan scan, int rowOffset)
     {
-        int k = Config.TopK, experts = Config.NumExperts;
-        int real = shard.RealRows * k;
-        ReadOnlySpan<float> allScores = topScores.AsSpan<float>().Slice(rowOffset * k, real);
-        bool wide = expertIds.DType == DType.Int64;
-        ReadOnlySpan<long> ids64 = wide ? expertIds.AsSpan<long>().Slice(rowOffset * k, real) : default;
-        ReadOnlySpan<int> ids32 = wide ? default : expertIds.AsSpan<int>().Slice(rowOffset * k, real);
-        for (int i = 0; i < real; i++)
+        int k = Config.TopK;
+        int token = rowOffset + scan.FirstInvalidEntry / k, slot = scan.FirstInvalidEntry % k;
+        if ((ulong)scan.InvalidId >= (ulong)Config.NumExperts)
         {
-            long id = wide ? ids64[i] : ids32[i];
-            if ((ulong)id >= (ulong)experts)
-            {
-                throw new ArgumentOutOfRangeException(nameof(expertIds), id,
-                    $"expertIds[token {rowOffset + i / k}, slot {i % k}] = {id} is outside [0, {experts}) (rank {EpRank})");
-            }
-            float s = allScores[i];
-            if (!float.IsFinite(s))
-            {
-                throw new ArgumentException(
-                    $"topScores[token {rowOffset + i / k}, slot {i % k}] = {s} is not finite (rank {EpRank})", nameof(topScores));
-            }
-            ids[i] = (int)id;
-            scores[i] = s;
+            throw new ArgumentOutOfRangeException("expertIds", scan.InvalidId,
+                $"expertIds[token {token}, slot {slot}] = {scan.InvalidId} is outside [0, {Config.NumExperts}) (rank {EpRank})");
         }
-        ids.Slice(real).Clear();
-        scores.Slice(real).Clear();
+        throw new ArgumentException(
+            $"topScores[token {token}, slot {slot}] = {scan.InvalidScore} is not finite (rank {EpRank})", "topScores");
     }
 
     /// <summary>
     /// Per-row maps of the local layout: sorted position i holds entry <c>order[i]</c>; with
     /// <paramref name="alignExperts"/> each expert's run is followed by zero rows up to the alignment.
     /// </summary>
-    private LocalLayout BuildLocalLayout(Tensor order, int[] counts, float[] entryScore, int realTokens, bool alignExperts)
+    private LocalLayout BuildLocalLayout(Tensor order, int[] counts, Tensor entryScores, int realTokens, bool alignExperts)
     {
-        ReadOnlySpan<int> sorted = order.AsSpan<int>();
-        int entries = sorted.Length, k = Config.TopK, realEntries = realTokens * k;
+        int entries = order.ElementCount, k = Config.TopK;
 
-        // rowOfSorted: where sorted position i lands in the local layout (identity unless aligning).
+        // rowOfSorted: where sorted position i lands in the local layout (identity unless aligning). It follows
+        // from the counts alone, which the host has, so it is built here and copied to the device.
         int rows = entries;
-        int[]? rowOfSorted = null;
+        Tensor? rowOfSorted = null;
         if (alignExperts && Config.ExpertAlignment > 1)
         {
-            rowOfSorted = new int[entries];
+            var map = new int[entries];
             int position = 0, row = 0;
             foreach (int c in counts)
             {
-                for (int r = 0; r < c; r++) rowOfSorted[position++] = row + r;
+                for (int r = 0; r < c; r++) map[position++] = row + r;
                 row += AlignUp(c);
             }
             rows = row;
+            rowOfSorted = Kernels.ToDevice(Tensor.FromArray(map, entries));
         }
 
         Tensor rowToken = Pool.Rent(DType.Int32, rows);
         Tensor rowScore = Pool.Rent(DType.Float32, rows);
-        rowScore.AsSpan<float>().Clear();
-        Span<int> token = rowToken.AsSpan<int>();
-        Span<float> score = rowScore.AsSpan<float>();
-        if (rowOfSorted is not null) token.Fill(-1);
-        var entryRow = new int[realEntries];
-        for (int i = 0; i < entries; i++)
-        {
-            int entry = sorted[i];
-            int row = rowOfSorted is null ? i : rowOfSorted[i];
-            score[row] = entryScore[entry];
-            if (entry < realEntries)
-            {
-                token[row] = entry / k;
-                entryRow[entry] = row;
-            }
-            else
-            {
-                token[row] = -1;
-            }
-        }
-
-        // Each token's rows in ascending order = ascending expert id (ties by slot): the combine order.
+        Tensor entryRow = Pool.Rent(DType.Int32, realTokens * k);
         Tensor positions = Pool.Rent(DType.Int32, realTokens, k);
-        Span<int> pos = positions.AsSpan<int>();
-        entryRow.CopyTo(pos);
-        for (int t = 0; t < realTokens; t++) pos.Slice(t * k, k).Sort();
+        Kernels.BuildLocalLayout(order, entryScores, realTokens, k, rowOfSorted, rowToken, rowScore, entryRow, positions);
+        if (rowOfSorted is not null && !rowOfSorted.IsOnHost) Pool.Return(rowOfSorted);
         return new LocalLayout(rows, entries, rowToken, rowScore, positions, entryRow);
     }
 
@@ -475,8 +442,9 @@ public abstract class TokenDispatcher
             blockStart[i] = running;
             running += receiveCounts[i];
         }
-        Tensor expertMajor = Pool.Rent(DType.Int32, routed);
-        Tensor rankMajor = Pool.Rent(DType.Int32, received);
+        // The maps follow from the received counts, which the host has: built here, copied to the device.
+        Tensor expertMajor = Tensor.Uninitialized(DType.Int32, routed);
+        Tensor rankMajor = Tensor.Uninitialized(DType.Int32, received);
         Span<int> toReceived = expertMajor.AsSpan<int>();
         Span<int> toRouted = rankMajor.AsSpan<int>();
         int row = 0;
@@ -496,7 +464,7 @@ public abstract class TokenDispatcher
             int end = expertStart + tokensPerLocalExpert[j];
             while (row < end) toReceived[row++] = -1;
         }
-        return new ExpertMajorPermutation(expertMajor, rankMajor);
+        return new ExpertMajorPermutation(Kernels.ToDevice(expertMajor), Kernels.ToDevice(rankMajor));
     }
 
     /// <summary>Forward exchange: local-layout rows to this rank's experts, expert-major.</summary>
@@ -526,8 +494,8 @@ public abstract class TokenDispatcher
         Tensor own = x;
         if (x.Rows != n)
         {
-            own = Tensor.Uninitialized(DType.Float32, n, d);
-            x.AsSpan<float>().Slice(metadata.InputRowOffset * d, n * d).CopyTo(own.AsSpan<float>());
+            own = Pool.Rent(DType.Float32, n, d);
+            Kernels.CopyRows(x, metadata.InputRowOffset, own, 0, n);
         }
         Tensor result = sharedExperts(own) ?? throw new InvalidOperationException("the shared experts returned null");
         if (result.DType != DType.Float32 || result.Rank != 2 || result.Dim(0) != n || result.Dim(1) != d)
@@ -542,12 +510,9 @@ public abstract class TokenDispatcher
     private Tensor ScoreGradients(Tensor localRows, Tensor tokenRows, DispatchMetadata metadata)
     {
         int k = Config.TopK;
-        int[] entryRow = metadata.Local.EntryRow;
-        var tokenRow = new int[entryRow.Length];
-        for (int i = 0; i < tokenRow.Length; i++) tokenRow[i] = metadata.InputRowOffset + i / k;
-        var grad = Tensor.Zeros(DType.Float32, metadata.InputShape[0], k);
-        Kernels.RowDots(localRows, entryRow, tokenRows, tokenRow,
-            grad.AsSpan<float>().Slice(metadata.InputRowOffset * k, entryRow.Length));
+        Tensor grad = Pool.Rent(DType.Float32, metadata.InputShape[0], k);
+        Kernels.Clear(grad);
+        Kernels.RowDots(localRows, metadata.Local.EntryRow, tokenRows, metadata.InputRowOffset, k, grad, metadata.InputRowOffset * k);
         return grad;
     }
 
@@ -556,7 +521,7 @@ public abstract class TokenDispatcher
         int[] shape = OutputShape(metadata);
         Tensor output = Pool.Rent(DType.Float32, shape);
         // The replicated output has rows outside this shard, which stay zero.
-        if (shape[0] != metadata.Shard.RealRows) output.AsSpan<float>().Clear();
+        if (shape[0] != metadata.Shard.RealRows) Kernels.Clear(output);
         return output;
     }
 

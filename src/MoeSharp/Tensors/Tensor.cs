@@ -4,8 +4,9 @@ using System.Runtime.InteropServices;
 namespace MoeSharp.Tensors;
 
 /// <summary>
-/// A dense, row-major tensor in host memory: a dtype, a shape and a typed, pinned array. Not a general
-/// tensor library: only what MoE needs (rows of a 2-D matrix, counts, ids, expert weight stacks).
+/// A dense, row-major tensor: a dtype, a shape and storage — a typed, pinned array in host memory, or a
+/// <see cref="DeviceBuffer"/> of a compute backend. Not a general tensor library: only what MoE needs (rows of a
+/// 2-D matrix, counts, ids, expert weight stacks).
 /// </summary>
 /// <remarks>
 /// Storage is a pinned array of the dtype's CLR type (<see cref="float"/>, <see cref="BFloat16"/>,
@@ -15,13 +16,14 @@ namespace MoeSharp.Tensors;
 /// </remarks>
 public sealed class Tensor
 {
-    private readonly Array _storage;
+    /// <summary>A host array of the dtype's CLR type, or a <see cref="DeviceBuffer"/>.</summary>
+    private readonly object _storage;
     private readonly int[] _shape;
 
     /// <summary>Elements in use: the product of the shape. The storage may be longer (a pooled array).</summary>
     private readonly int _count;
 
-    private Tensor(DType dtype, int[] shape, Array storage, int count)
+    private Tensor(DType dtype, int[] shape, object storage, int count)
     {
         DType = dtype;
         _shape = shape;
@@ -31,6 +33,36 @@ public sealed class Tensor
 
     /// <summary>Element type.</summary>
     public DType DType { get; }
+
+    /// <summary>True when the storage is host memory (spans work); false for a device tensor.</summary>
+    public bool IsOnHost => _storage is Array;
+
+    /// <summary>Where the storage is: <c>host</c>, or the device buffer's device name.</summary>
+    public string Device => _storage is DeviceBuffer buffer ? buffer.DeviceName : "host";
+
+    /// <summary>The device storage of a device tensor; null on the host.</summary>
+    public DeviceBuffer? DeviceBuffer => _storage as DeviceBuffer;
+
+    /// <summary>A device tensor of <paramref name="shape"/> over <paramref name="buffer"/>, which holds at least its bytes.</summary>
+    public static Tensor OnDevice(DeviceBuffer buffer, DType dtype, params int[] shape)
+    {
+        ArgumentNullException.ThrowIfNull(buffer);
+        int count = CheckedCount(shape);
+        if (buffer.LengthInBytes < (long)count * dtype.SizeOf())
+        {
+            throw new ArgumentException($"a buffer of {buffer.LengthInBytes} bytes cannot hold {dtype} [{string.Join(", ", shape)}]", nameof(buffer));
+        }
+        return new Tensor(dtype, (int[])shape.Clone(), buffer, count);
+    }
+
+    /// <summary>A host copy of this tensor (the tensor itself when it is already on the host).</summary>
+    public Tensor ToHost()
+    {
+        if (IsOnHost) return this;
+        var host = Uninitialized(DType, _shape);
+        ((DeviceBuffer)_storage).CopyToHost(0, host.AsBytes());
+        return host;
+    }
 
     /// <summary>Dimensions, outermost first.</summary>
     public ReadOnlySpan<int> Shape => _shape;
@@ -116,8 +148,8 @@ public sealed class Tensor
     /// </summary>
     internal T[] Data<T>() where T : unmanaged => Typed<T>();
 
-    /// <summary>The backing array, whatever its element type (for <see cref="TensorPool"/>).</summary>
-    internal Array Storage => _storage;
+    /// <summary>The backing array, whatever its element type (for <see cref="TensorPool"/>); host tensors only.</summary>
+    internal Array Storage => _storage as Array ?? throw OnDeviceError("its host array");
 
     /// <summary>A tensor of <paramref name="shape"/> over the first elements of <paramref name="storage"/>, which is at least that long.</summary>
     internal static Tensor OverStorage(DType dtype, int[] shape, Array storage)
@@ -220,8 +252,12 @@ public sealed class Tensor
     private T[] Typed<T>() where T : unmanaged
     {
         if (_storage is T[] typed) return typed;
+        if (_storage is DeviceBuffer) throw OnDeviceError("a span");
         throw new InvalidOperationException($"tensor of dtype {DType} cannot be read as {typeof(T).Name}");
     }
+
+    private InvalidOperationException OnDeviceError(string what)
+        => new($"tensor {DType} {ShapeString} lives on {Device}: {what} needs host memory (copy it with ToHost())");
 
     private static int CheckedCount(int[] shape)
     {

@@ -11,7 +11,7 @@ namespace MoeSharp.Tensors;
 /// tensor only when nothing uses it or any reshaped view of it any more; its contents are unspecified when
 /// rented again. Tensors never returned are simply collected by the GC.
 /// </remarks>
-public sealed class TensorPool
+public sealed class TensorPool : ITensorAllocator
 {
     /// <summary>Requests smaller than this many bytes are plain allocations (cheap, not worth caching).</summary>
     private const long MinPooledBytes = 1 << 16;
@@ -69,7 +69,7 @@ public sealed class TensorPool
     /// <summary>Hands <paramref name="tensor"/>'s storage back for reuse. Null is ignored.</summary>
     public void Return(Tensor? tensor)
     {
-        if (tensor is null) return;
+        if (tensor is null || !tensor.IsOnHost) return;
         Array storage = tensor.Storage;
         long bytes = (long)storage.Length * tensor.DType.SizeOf();
         if (bytes < MinPooledBytes) return;

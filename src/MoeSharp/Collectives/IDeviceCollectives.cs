@@ -1,0 +1,24 @@
+using MoeSharp.Tensors;
+
+namespace MoeSharp.Collectives;
+
+/// <summary>
+/// Collectives over device tensors (for example NCCL on GPU memory), offered by a process group whose
+/// ranks keep their rows on an accelerator. A dispatcher whose backend is not the host exchanges rows
+/// through this interface; counts and other small host values still go through <see cref="IProcessGroup"/>.
+/// </summary>
+public interface IDeviceCollectives
+{
+    /// <summary>
+    /// All-to-all-v of device tensors, counts in elements: the first <c>sendCounts[0]</c> elements of
+    /// <paramref name="send"/> go to rank 0, and so on; <paramref name="receive"/> gets the chunks from rank
+    /// 0, 1, … back to back. Returns when this rank's part is complete.
+    /// </summary>
+    void AllToAllV(Tensor send, ReadOnlySpan<int> sendCounts, Tensor receive, ReadOnlySpan<int> receiveCounts);
+
+    /// <summary>Starts <see cref="AllToAllV"/> and returns at once (the exchange runs on its own stream).</summary>
+    CollectiveRequest AllToAllVAsync(Tensor send, int[] sendCounts, Tensor receive, int[] receiveCounts);
+
+    /// <summary>Element-wise sum over the ranks, in place, in rank order (bitwise the same on every rank).</summary>
+    void AllReduceSum(Tensor values);
+}
