@@ -18,7 +18,11 @@ internal static class CliApp
     public static int Run(string[] args)
     {
         // Without a terminal Spectre assumes 80 columns and wraps the tables; logs and CI read better wide.
-        if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = Math.Max(AnsiConsole.Profile.Width, 160);
+        // mpiexec hands each rank a pseudo-terminal that is really a pipe to the launcher: same treatment,
+        // and nothing that redraws in place (progress bars), since the launcher interleaves ranks' lines.
+        bool underMpiexec = LaunchedByMpiexec();
+        if (Console.IsOutputRedirected || underMpiexec) AnsiConsole.Profile.Width = Math.Max(AnsiConsole.Profile.Width, 160);
+        if (underMpiexec) AnsiConsole.Profile.Capabilities.Interactive = false;
         var app = new CommandApp();
         app.Configure(config =>
         {
@@ -30,13 +34,18 @@ internal static class CliApp
             config.AddCommand<VerifyGoldenCommand>("verify-golden")
                 .WithDescription("Replay golden .safetensors files through the dispatcher and compare every tensor bitwise.");
             config.AddCommand<TrainCommand>("train")
-                .WithDescription("Train a small MoE regression model on in-process ranks (AdamW, aux-loss-free balancing); losses are bitwise the same on every layout.");
+                .WithDescription("Train a small MoE regression model on in-process or MPI ranks (AdamW, aux-loss-free balancing); losses are bitwise the same on every layout.");
             config.AddCommand<BenchCommand>("bench")
                 .WithDescription("Time dispatch and combine on the host next to the machine's memory-copy bandwidth.");
         });
         try
         {
             return app.Run(args);
+        }
+        catch (ReportedByRankZeroException)
+        {
+            // Another MPI rank's copy of a usage error that rank 0 prints.
+            return UsageError;
         }
         catch (Exception ex) when (IsUsageError(ex))
         {
@@ -50,6 +59,10 @@ internal static class CliApp
             return 1;
         }
     }
+
+    /// <summary>True in a process started by Open MPI's or MPICH's launcher (they set these variables).</summary>
+    private static bool LaunchedByMpiexec() =>
+        Environment.GetEnvironmentVariable("OMPI_COMM_WORLD_SIZE") is not null || Environment.GetEnvironmentVariable("PMI_SIZE") is not null;
 
     private static bool IsUsageError(Exception ex) => Unwrap(ex) is CommandAppException or ArgumentException
         or InvalidDataException or FileNotFoundException or DirectoryNotFoundException or FormatException;

@@ -40,7 +40,13 @@ public sealed record MpiLauncher(string Command)
     private readonly Lazy<bool> _isOpenMpi = new(() => Version(Command).Contains("Open", StringComparison.OrdinalIgnoreCase));
 
     /// <summary>Runs <c>mpiexec -n <paramref name="ranks"/> dotnet driver.dll <paramref name="scenario"/></c>.</summary>
-    public MpiRun Run(int ranks, string scenario, TimeSpan limit)
+    public MpiRun Run(int ranks, string scenario, TimeSpan limit) => RunDotnet(ranks, [DriverPath, scenario], limit);
+
+    /// <summary>Runs <c>mpiexec -n <paramref name="ranks"/> dotnet moe.dll <paramref name="moeArgs"/></c> (the built CLI).</summary>
+    public MpiRun RunMoe(int ranks, IEnumerable<string> moeArgs, TimeSpan limit) => RunDotnet(ranks, [MoePath, .. moeArgs], limit);
+
+    /// <summary>Runs <c>mpiexec -n <paramref name="ranks"/> dotnet <paramref name="dotnetArgs"/></c>.</summary>
+    public MpiRun RunDotnet(int ranks, IReadOnlyList<string> dotnetArgs, TimeSpan limit)
     {
         var start = new ProcessStartInfo(Command)
         {
@@ -57,13 +63,30 @@ public sealed record MpiLauncher(string Command)
             start.ArgumentList.Add("--oversubscribe");
         }
         start.ArgumentList.Add("dotnet");
-        start.ArgumentList.Add(DriverPath);
-        start.ArgumentList.Add(scenario);
+        foreach (string arg in dotnetArgs) start.ArgumentList.Add(arg);
         // Keep the ranks from picking the other implementation when both are installed.
         start.Environment.Remove("MOESHARP_MPI_LIBRARY");
+        return Wait(start, limit);
+    }
 
+    /// <summary>Runs <c>dotnet moe.dll <paramref name="moeArgs"/></c> as a plain process (in-process ranks).</summary>
+    public static MpiRun RunMoeInProcess(IEnumerable<string> moeArgs, TimeSpan limit)
+    {
+        var start = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        start.ArgumentList.Add(MoePath);
+        foreach (string arg in moeArgs) start.ArgumentList.Add(arg);
+        return Wait(start, limit);
+    }
+
+    private static MpiRun Wait(ProcessStartInfo start, TimeSpan limit)
+    {
         var clock = Stopwatch.StartNew();
-        using Process process = Process.Start(start) ?? throw new InvalidOperationException($"could not start {Command}");
+        using Process process = Process.Start(start) ?? throw new InvalidOperationException($"could not start {start.FileName}");
         Task<string> stdout = process.StandardOutput.ReadToEndAsync();
         Task<string> stderr = process.StandardError.ReadToEndAsync();
         if (!process.WaitForExit(limit))
@@ -90,6 +113,24 @@ public sealed record MpiLauncher(string Command)
             string testsDir = here.Parent!.Parent!.Parent!.Parent!.FullName;
             string path = Path.Combine(testsDir, "MoeSharp.Mpi.Driver", "bin", configuration, tfm, "MoeSharp.Mpi.Driver.dll");
             return File.Exists(path) ? path : throw new FileNotFoundException($"MPI test driver not built at {path}", path);
+        }
+    }
+
+    /// <summary>
+    /// The <c>moe</c> CLI's dll: src/MoeSharp.Cli/bin/&lt;configuration&gt;/&lt;tfm&gt;/moe.dll, found from this
+    /// test assembly's tests/MoeSharp.Mpi.Tests/bin/&lt;configuration&gt;/&lt;tfm&gt;/ (the test project references
+    /// the CLI project so that it is built).
+    /// </summary>
+    public static string MoePath
+    {
+        get
+        {
+            var here = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
+            string tfm = here.Name;
+            string configuration = here.Parent!.Name;
+            string repoDir = here.Parent!.Parent!.Parent!.Parent!.Parent!.FullName;
+            string path = Path.Combine(repoDir, "src", "MoeSharp.Cli", "bin", configuration, tfm, "moe.dll");
+            return File.Exists(path) ? path : throw new FileNotFoundException($"moe CLI not built at {path}", path);
         }
     }
 

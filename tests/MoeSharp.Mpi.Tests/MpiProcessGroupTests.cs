@@ -4,6 +4,7 @@ namespace MoeSharp.Mpi.Tests;
 /// Runs the driver's scenarios under <c>mpiexec</c>: each rank checks every collective against values it
 /// computes itself and the job exits non-zero (naming the rank) on any mismatch.
 /// </summary>
+[Collection(MpiCollection.Name)]
 public sealed class MpiProcessGroupTests
 {
     private static readonly TimeSpan Limit = TimeSpan.FromMinutes(3);

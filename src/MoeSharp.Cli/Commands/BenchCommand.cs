@@ -23,7 +23,10 @@ internal sealed class BenchCommand : Command<BenchSettings>
             // Every rank takes part in the copy measurement so no core sits idle in an MPI job's timing.
             double copy = CopyBandwidth.Measure(result.DispatchBytes / 2, s.Warmup, s.Repeats);
             return new Tuple<DispatchBenchmark.Result, double, int>(result, copy, world.Size);
-        }, null);
+        }, null, checkJobSize: size =>
+        {
+            if (s.Experts % size != 0) throw new ArgumentException($"--experts {s.Experts} must be a multiple of the world size {size}");
+        });
         if (outcome is null) return 0; // not rank 0 of an MPI job
         var (r, copy, worldSize) = outcome;
 

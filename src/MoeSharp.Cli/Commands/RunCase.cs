@@ -36,13 +36,20 @@ internal sealed record RunCase(int World, int Sp, int Tokens, int Dim, int Exper
         return this with { World = jobSize };
     }
 
-    /// <summary>Checks the combination and draws the inputs.</summary>
+    /// <summary>Checks the combination of options.</summary>
     /// <exception cref="ArgumentException">An option is inconsistent with another; the message names both.</exception>
-    public DispatchCase Build()
+    public void Validate()
     {
         if (World % Sp != 0) throw new ArgumentException($"--sp {Sp} must divide --world {World}");
         if (Experts % World != 0) throw new ArgumentException($"--experts {Experts} must be a multiple of --world {World}");
         if (TopK > Experts) throw new ArgumentException($"--top-k {TopK} must not exceed --experts {Experts}");
+    }
+
+    /// <summary>Checks the combination and draws the inputs.</summary>
+    /// <exception cref="ArgumentException">An option is inconsistent with another; the message names both.</exception>
+    public DispatchCase Build()
+    {
+        Validate();
         var config = new TokenDispatcherConfig(Experts, TopK)
         {
             ScoreBeforeExperts = ScoreBefore,

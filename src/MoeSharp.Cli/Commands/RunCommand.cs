@@ -34,7 +34,8 @@ internal sealed class RunCommand : Command<RunSettings>
             var mpiResults = RankLauncher.Run(comm, 0, world =>
                 cases.Select(c => c.ForWorld(world.Size, settings.World))
                      .Select(c => (c, RunVerification.RunRank(world, c.Build())))
-                     .ToList(), timeout);
+                     .ToList(), timeout,
+                checkJobSize: size => { foreach (RunCase c in cases) c.ForWorld(size, settings.World).Validate(); });
             if (mpiResults is null) return 0; // not rank 0: rank 0 reports, and every rank aborts on failure
             results.AddRange(mpiResults);
         }

@@ -7,20 +7,75 @@ using Spectre.Console.Cli;
 namespace MoeSharp.Cli.Commands;
 
 /// <summary>
-/// <c>moe train</c>: trains a small MoE regression model on in-process ranks with a progress bar, printing
-/// the loss (round-trip decimal and IEEE-754 bits, so runs on different layouts can be compared exactly),
-/// the expert load and the load-balancing bias every few steps; optionally plots the loss curve.
+/// <c>moe train</c>: trains a small MoE regression model on in-process ranks or as one rank of an MPI job
+/// (<c>--comm mpi</c>), printing the loss (round-trip decimal and IEEE-754 bits, so runs on different
+/// layouts and transports can be compared exactly), the expert load and the load-balancing bias every few
+/// steps; optionally plots the loss curve. A progress bar is drawn only on an interactive terminal.
 /// </summary>
 internal sealed class TrainCommand : Command<TrainSettings>
 {
     public override int Execute(CommandContext context, TrainSettings s, CancellationToken cancellationToken)
     {
-        var options = new TrainOptions(s.Steps, s.World, s.Sp, s.SequenceLayout, s.ShardingPolicy, s.Tokens, s.Dim, s.Hidden, s.Experts,
-            s.TopK, s.SharedHidden, s.ScoreBeforeExperts, s.LearningRate, s.BiasUpdateCoeff, s.Seed);
+        CommKind comm = CommKinds.Parse(s.Comm);
         TimeSpan? timeout = s.TimeoutSeconds is double t ? TimeSpan.FromSeconds(t) : null;
-        AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
-            $"train: world {s.World}, sp {s.Sp}, {s.Layout} layout, {s.Sharding} sharding; T {s.Tokens}, D {s.Dim}, H {s.Hidden}, E {s.Experts}, K {s.TopK}, Hs {s.SharedHidden}; seed {s.Seed}")));
+        TrainOptions Options(int world) => new(s.Steps, world, s.Sp, s.SequenceLayout, s.ShardingPolicy, s.Tokens, s.Dim, s.Hidden, s.Experts,
+            s.TopK, s.SharedHidden, s.ScoreBeforeExperts, s.LearningRate, s.BiasUpdateCoeff, s.Seed);
 
+        double[]? losses;
+        int worldSize;
+        if (comm == CommKind.Mpi)
+        {
+            // Rank 0 prints as it goes; mpiexec forwards the lines, where a progress bar would only garble.
+            int jobSize = 0;
+            losses = RankLauncher.Run(comm, 0, world =>
+            {
+                jobSize = world.Size;
+                if (world.Rank == 0) PrintHeader(s, world.Size);
+                return MoeTrainer.TrainRank(world, Options(world.Size), r => PrintStep(s, r));
+            }, timeout, checkJobSize: s.CheckJob);
+            if (losses is null) return 0; // not rank 0: rank 0 reports, and every rank aborts on failure
+            worldSize = jobSize;
+        }
+        else
+        {
+            worldSize = s.WorldOrDefault;
+            PrintHeader(s, worldSize);
+            losses = AnsiConsole.Profile.Capabilities.Interactive
+                ? TrainWithProgressBar(s, Options(worldSize), timeout, cancellationToken)
+                : MoeTrainer.Train(Options(worldSize), r => PrintStep(s, r), timeout);
+        }
+
+        if (s.Plot is { } path)
+        {
+            LossPlot.Save(path, losses, string.Create(CultureInfo.InvariantCulture, $"moe train: world {worldSize}, sp {s.Sp}, seed {s.Seed}"));
+            AnsiConsole.MarkupLine($"loss curve written to {Markup.Escape(path)}");
+        }
+        bool fell = losses[^1] < losses[0];
+        AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
+            $"final loss {Format(losses[^1])}: {(fell ? "fell" : "did not fall")} from {losses[0]:R}")));
+        return 0;
+    }
+
+    /// <summary>Round-trip decimal and the IEEE-754 bits, so equal losses are visibly equal.</summary>
+    internal static string Format(double loss) =>
+        string.Create(CultureInfo.InvariantCulture, $"{loss:R} (0x{BitConverter.DoubleToInt64Bits(loss):X16})");
+
+    private static void PrintHeader(TrainSettings s, int world) =>
+        AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
+            $"train: world {world}, sp {s.Sp}, {s.Layout} layout, {s.Sharding} sharding; T {s.Tokens}, D {s.Dim}, H {s.Hidden}, E {s.Experts}, K {s.TopK}, Hs {s.SharedHidden}; seed {s.Seed}")));
+
+    /// <summary>Prints a step's loss, load and bias when it is due (every --log-every steps, the first and the last).</summary>
+    private static void PrintStep(TrainSettings s, StepReport r)
+    {
+        if (r.Step % s.LogEvery != 0 && r.Step != 1 && r.Step != s.Steps) return;
+        string load = string.Join(" ", r.TokensPerExpert);
+        string bias = string.Join(" ", r.ExpertBias.Select(b => b.ToString("+0.000;-0.000", CultureInfo.InvariantCulture)));
+        AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture, $"step {r.Step,5}  loss {Format(r.Loss)}")));
+        AnsiConsole.MarkupLine(Markup.Escape($"       load [{load}]  bias [{bias}]"));
+    }
+
+    private static double[] TrainWithProgressBar(TrainSettings s, TrainOptions options, TimeSpan? timeout, CancellationToken cancellationToken)
+    {
         var reports = new ConcurrentQueue<StepReport>();
         double[] losses = [];
         AnsiConsole.Progress()
@@ -39,34 +94,15 @@ internal sealed class TrainCommand : Command<TrainSettings>
                 Drain(task);
                 losses = run.GetAwaiter().GetResult();
             });
-
-        if (s.Plot is { } path)
-        {
-            LossPlot.Save(path, losses, string.Create(CultureInfo.InvariantCulture, $"moe train: world {s.World}, sp {s.Sp}, seed {s.Seed}"));
-            AnsiConsole.MarkupLine($"loss curve written to {Markup.Escape(path)}");
-        }
-        bool fell = losses[^1] < losses[0];
-        AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
-            $"final loss {Format(losses[^1])}: {(fell ? "fell" : "did not fall")} from {losses[0]:R}")));
-        return 0;
+        return losses;
 
         void Drain(ProgressTask task)
         {
             while (reports.TryDequeue(out StepReport? r))
             {
                 task.Value = r.Step;
-                if (r.Step % s.LogEvery == 0 || r.Step == 1 || r.Step == s.Steps)
-                {
-                    string load = string.Join(" ", r.TokensPerExpert);
-                    string bias = string.Join(" ", r.ExpertBias.Select(b => b.ToString("+0.000;-0.000", CultureInfo.InvariantCulture)));
-                    AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture, $"step {r.Step,5}  loss {Format(r.Loss)}")));
-                    AnsiConsole.MarkupLine(Markup.Escape($"       load [{load}]  bias [{bias}]"));
-                }
+                PrintStep(s, r);
             }
         }
     }
-
-    /// <summary>Round-trip decimal and the IEEE-754 bits, so equal losses are visibly equal.</summary>
-    internal static string Format(double loss) =>
-        string.Create(CultureInfo.InvariantCulture, $"{loss:R} (0x{BitConverter.DoubleToInt64Bits(loss):X16})");
 }

@@ -13,8 +13,8 @@ internal sealed class TrainSettings : CommandSettings
     public int Steps { get; init; } = 200;
 
     [CommandOption("--world <N>")]
-    [Description("Ranks (= EP size). Default 1.")]
-    public int World { get; init; } = 1;
+    [Description("Ranks (= EP size). Default 1; under --comm mpi the job's size (an explicit value must agree).")]
+    public int? World { get; init; }
 
     [CommandOption("--sp <N>")]
     [Description("Sequence-parallel group size; divides --world. Default 1.")]
@@ -76,6 +76,10 @@ internal sealed class TrainSettings : CommandSettings
     [Description("Write the loss curve to this PNG file.")]
     public string? Plot { get; init; }
 
+    [CommandOption("--comm <KIND>")]
+    [Description("How ranks talk: inproc (threads of this process, default) or mpi (under mpiexec, one process per rank; the job's size is the world).")]
+    public string? Comm { get; init; }
+
     [CommandOption("--timeout <SECONDS>")]
     [Description("Seconds a collective may wait for its peers. Default 60.")]
     public double? TimeoutSeconds { get; init; }
@@ -86,15 +90,39 @@ internal sealed class TrainSettings : CommandSettings
     /// <summary>The layout named by <see cref="Layout"/>.</summary>
     public SequenceLayout SequenceLayout => Layout == "sharded" ? SequenceLayout.Sharded : SequenceLayout.Replicated;
 
+    /// <summary>
+    /// Checks the options against an MPI job of <paramref name="jobSize"/> ranks, which is the world: an explicit
+    /// <c>--world</c> must agree, and <c>--sp</c> and <c>--experts</c> must fit it.
+    /// </summary>
+    /// <exception cref="ArgumentException">The message names the option.</exception>
+    public void CheckJob(int jobSize)
+    {
+        if (World is int w && w != jobSize) throw new ArgumentException($"--world {w} but the MPI job has {jobSize} ranks (mpiexec -n)");
+        if (jobSize % Sp != 0) throw new ArgumentException($"--sp {Sp} must divide the MPI job's {jobSize} ranks");
+        if (Experts % jobSize != 0) throw new ArgumentException($"--experts {Experts} must be a multiple of the MPI job's {jobSize} ranks");
+    }
+
+    /// <summary>The world size to check the options against: <see cref="World"/>, or 1 when not given.</summary>
+    public int WorldOrDefault => World ?? 1;
+
     public override ValidationResult Validate()
     {
+        try
+        {
+            _ = CommKinds.Parse(Comm);
+        }
+        catch (ArgumentException ex)
+        {
+            return ValidationResult.Error(ex.Message);
+        }
+        int world = WorldOrDefault;
         if (Steps < 1) return ValidationResult.Error($"--steps {Steps} must be at least 1");
-        if (World < 1) return ValidationResult.Error($"--world {World} must be at least 1");
-        if (Sp < 1 || World % Sp != 0) return ValidationResult.Error($"--sp {Sp} must be at least 1 and divide --world {World}");
+        if (world < 1) return ValidationResult.Error($"--world {world} must be at least 1");
+        if (Sp < 1 || world % Sp != 0) return ValidationResult.Error($"--sp {Sp} must be at least 1 and divide --world {world}");
         if (Sharding is not ("pad" or "balanced")) return ValidationResult.Error($"--sharding '{Sharding}' must be pad or balanced");
         if (Layout is not ("replicated" or "sharded")) return ValidationResult.Error($"--layout '{Layout}' must be replicated or sharded");
         if (Tokens < 1 || Dim < 1 || Hidden < 1 || SharedHidden < 0) return ValidationResult.Error("--tokens, --dim and --hidden must be positive and --shared-hidden non-negative");
-        if (Experts < 1 || Experts % World != 0) return ValidationResult.Error($"--experts {Experts} must be a positive multiple of --world {World}");
+        if (Experts < 1 || Experts % world != 0) return ValidationResult.Error($"--experts {Experts} must be a positive multiple of --world {world}");
         if (TopK < 1 || TopK > Experts) return ValidationResult.Error($"--top-k {TopK} must be in [1, {Experts}]");
         if (!(LearningRate > 0) || !float.IsFinite(LearningRate)) return ValidationResult.Error($"--lr {LearningRate} must be positive");
         if (!(BiasUpdateCoeff >= 0) || !float.IsFinite(BiasUpdateCoeff)) return ValidationResult.Error($"--bias-update-coeff {BiasUpdateCoeff} must be non-negative");

@@ -9,7 +9,7 @@ using MoeSharp.Training;
 namespace MoeSharp.Cli.Training;
 
 /// <summary>
-/// A small regression model trained on in-process ranks: <c>pred = head · MoE(x)</c> (head: D → 1), target
+/// A small regression model trained on a world of ranks (in-process or MPI): <c>pred = head · MoE(x)</c> (head: D → 1), target
 /// a fixed random teacher <c>tanh(x·a)·(x·b)</c>, MSE loss, AdamW, aux-loss-free load balancing. Every
 /// step's global batch (<see cref="TrainOptions.Tokens"/> rows, from the seed and the step) is split
 /// into consecutive chunks, one per data-parallel group.
@@ -22,74 +22,84 @@ namespace MoeSharp.Cli.Training;
 /// </remarks>
 internal static class MoeTrainer
 {
-    /// <summary>Trains; <paramref name="report"/> is called on rank 0's thread after every step.</summary>
+    /// <summary>Trains on <see cref="TrainOptions.World"/> in-process ranks; <paramref name="report"/> is called on rank 0's thread after every step.</summary>
     /// <returns>The loss of every step.</returns>
     public static double[] Train(TrainOptions o, Action<StepReport>? report = null, TimeSpan? timeout = null)
+        => InProcessWorld.Run(o.World, world => TrainRank(world, o, report), timeout)[0];
+
+    /// <summary>
+    /// One rank's training on any process group (in-process threads or MPI): collective, every rank of
+    /// <paramref name="world"/> calls it with the same options. <paramref name="report"/> is called on rank 0 only.
+    /// </summary>
+    /// <param name="world">The training world; its size must be <see cref="TrainOptions.World"/>.</param>
+    /// <param name="o">The options, the same on every rank.</param>
+    /// <param name="report">Called on rank 0 after every step.</param>
+    /// <returns>The loss of every step (the same on every rank).</returns>
+    public static double[] TrainRank(IProcessGroup world, TrainOptions o, Action<StepReport>? report = null)
     {
+        ArgumentNullException.ThrowIfNull(world);
+        if (world.Size != o.World) throw new ArgumentException($"--world {o.World} but the process group has {world.Size} ranks", nameof(world));
         var args = new MoeLayerArgs(o.Dim, o.Hidden, o.Experts, o.TopK) { SharedHidden = o.SharedHidden, LoadBalancing = true };
         var layout = new LayerLayout(o.World, o.Sp, o.Layout, o.Sharding);
+        // Every rank draws the same initial weights and teacher from the seed, so nothing needs broadcasting.
         var init = new Random(o.Seed);
         var weights = InitialWeights(args, init);
         float[] head0 = Uniform(init, o.Dim, 1 / Math.Sqrt(o.Dim));
         float[] teacherA = Uniform(init, o.Dim, 1.5 / Math.Sqrt(o.Dim));
         float[] teacherB = Uniform(init, o.Dim, 1.5 / Math.Sqrt(o.Dim));
 
-        double[][] losses = InProcessWorld.Run(o.World, world =>
+        using ParallelGroups? groups = o.World == 1 && o.Layout == SequenceLayout.Replicated ? null : ParallelGroups.Create(world, o.Sp);
+        MoeLayer layer = LayerWorldRunner.CreateLayer(args, o.ScoreBeforeExperts, layout, groups);
+        MoeLayerCheckpoint.Load(layer, weights);
+        var head = new Parameter("head.weight", Tensor.FromArray((float[])head0.Clone(), 1, o.Dim));
+        var optimizer = new AdamW(layer.Parameters.Append(head), o.LearningRate, weightDecay: 0f);
+        IProcessGroup? collective = groups is null ? null : world;
+        var stepLosses = new double[o.Steps];
+
+        for (int step = 1; step <= o.Steps; step++)
         {
-            using ParallelGroups? groups = o.World == 1 && o.Layout == SequenceLayout.Replicated ? null : ParallelGroups.Create(world, o.Sp);
-            MoeLayer layer = LayerWorldRunner.CreateLayer(args, o.ScoreBeforeExperts, layout, groups);
-            MoeLayerCheckpoint.Load(layer, weights);
-            var head = new Parameter("head.weight", Tensor.FromArray((float[])head0.Clone(), 1, o.Dim));
-            var optimizer = new AdamW(layer.Parameters.Append(head), o.LearningRate, weightDecay: 0f);
-            IProcessGroup? collective = groups is null ? null : world;
-            var stepLosses = new double[o.Steps];
+            Tensor all = Batch(o, step);
+            var (x, groupTokens, ownGlobal) = LayerWorldRunner.RankRows(all, layout, world.Rank);
+            var (groupStart, _) = LayerWorldRunner.GroupRows(o.Tokens, layout.Groups, world.Rank / o.Sp);
+            int rowsGlobal = o.Layout == SequenceLayout.Replicated ? groupStart : ownGlobal;
+            int ownOffset = ownGlobal - rowsGlobal, ownCount = OwnCount(o, layout, world.Rank, groupTokens);
 
-            for (int step = 1; step <= o.Steps; step++)
+            Tensor y = layer.Forward(x, o.Layout == SequenceLayout.Sharded ? groupTokens : null);
+            int rows = y.Rows, d = o.Dim;
+
+            // Row-wise: prediction, error, dL/dpred and dL/dy for every row this rank holds.
+            var pred = new float[rows];
+            HostGemm.MatMulTransposeB(y.AsSpan<float>(), head.Value.AsSpan<float>(), pred, rows, 1, d);
+            var gradPred = new float[rows];
+            var tokenLoss = new double[o.Tokens];
+            float scale = 2f / o.Tokens;
+            for (int i = 0; i < rows; i++)
             {
-                Tensor all = Batch(o, step);
-                var (x, groupTokens, ownGlobal) = LayerWorldRunner.RankRows(all, layout, world.Rank);
-                var (groupStart, _) = LayerWorldRunner.GroupRows(o.Tokens, layout.Groups, world.Rank / o.Sp);
-                int rowsGlobal = o.Layout == SequenceLayout.Replicated ? groupStart : ownGlobal;
-                int ownOffset = ownGlobal - rowsGlobal, ownCount = OwnCount(o, layout, world.Rank, groupTokens);
-
-                Tensor y = layer.Forward(x, o.Layout == SequenceLayout.Sharded ? groupTokens : null);
-                int rows = y.Rows, d = o.Dim;
-
-                // Row-wise: prediction, error, dL/dpred and dL/dy for every row this rank holds.
-                var pred = new float[rows];
-                HostGemm.MatMulTransposeB(y.AsSpan<float>(), head.Value.AsSpan<float>(), pred, rows, 1, d);
-                var gradPred = new float[rows];
-                var tokenLoss = new double[o.Tokens];
-                float scale = 2f / o.Tokens;
-                for (int i = 0; i < rows; i++)
-                {
-                    float error = pred[i] - Teacher(all.Row<float>(rowsGlobal + i), teacherA, teacherB);
-                    gradPred[i] = scale * error;
-                    // Each token's loss is counted by the one rank that owns it.
-                    if (i >= ownOffset && i < ownOffset + ownCount) tokenLoss[rowsGlobal + i] = (double)error * error;
-                }
-                var gradY = Tensor.Uninitialized(DType.Float32, rows, d);
-                HostGemm.MatMul(gradPred, head.Value.AsSpan<float>(), gradY.AsSpan<float>(), rows, d, 1);
-
-                layer.Backward(gradY);
-                Tensor yOwn = LayerWorldRunner.Rows(y, ownOffset, ownCount);
-                float[] gradPredOwn = gradPred.AsSpan(ownOffset, ownCount).ToArray();
-                RankOrderedAccumulation.Run(collective, [head.Grad], () =>
-                    HostGemm.MatMulTransposeA(gradPredOwn, yOwn.AsSpan<float>(), head.Grad.AsSpan<float>(), 1, d, ownCount, accumulate: true));
-
-                collective?.AllReduceSum(tokenLoss.AsSpan());
-                double loss = 0;
-                foreach (double l in tokenLoss) loss += l;
-                loss /= o.Tokens;
-                stepLosses[step - 1] = loss;
-
-                optimizer.Step();
-                long[] load = layer.UpdateExpertBias(o.BiasUpdateCoeff);
-                if (world.Rank == 0) report?.Invoke(new StepReport(step, loss, load, layer.ExpertBias!.AsSpan<float>().ToArray()));
+                float error = pred[i] - Teacher(all.Row<float>(rowsGlobal + i), teacherA, teacherB);
+                gradPred[i] = scale * error;
+                // Each token's loss is counted by the one rank that owns it.
+                if (i >= ownOffset && i < ownOffset + ownCount) tokenLoss[rowsGlobal + i] = (double)error * error;
             }
-            return stepLosses;
-        }, timeout);
-        return losses[0];
+            var gradY = Tensor.Uninitialized(DType.Float32, rows, d);
+            HostGemm.MatMul(gradPred, head.Value.AsSpan<float>(), gradY.AsSpan<float>(), rows, d, 1);
+
+            layer.Backward(gradY);
+            Tensor yOwn = LayerWorldRunner.Rows(y, ownOffset, ownCount);
+            float[] gradPredOwn = gradPred.AsSpan(ownOffset, ownCount).ToArray();
+            RankOrderedAccumulation.Run(collective, [head.Grad], () =>
+                HostGemm.MatMulTransposeA(gradPredOwn, yOwn.AsSpan<float>(), head.Grad.AsSpan<float>(), 1, d, ownCount, accumulate: true));
+
+            collective?.AllReduceSum(tokenLoss.AsSpan());
+            double loss = 0;
+            foreach (double l in tokenLoss) loss += l;
+            loss /= o.Tokens;
+            stepLosses[step - 1] = loss;
+
+            optimizer.Step();
+            long[] load = layer.UpdateExpertBias(o.BiasUpdateCoeff);
+            if (world.Rank == 0) report?.Invoke(new StepReport(step, loss, load, layer.ExpertBias!.AsSpan<float>().ToArray()));
+        }
+        return stepLosses;
     }
 
     /// <summary>Tokens this rank owns (its SP shard of its group's chunk).</summary>
