@@ -24,6 +24,7 @@ public sealed unsafe class CublasGroupedGemm : IDisposable
 {
     private readonly CudaRuntime _cuda;
     private readonly CublasLibrary _cublas;
+    private readonly Action? _bindContext;
     private nint _handle;
     private nint _pointerScratch;
     private long _pointerScratchBytes;
@@ -32,13 +33,15 @@ public sealed unsafe class CublasGroupedGemm : IDisposable
     /// <param name="device">CUDA device ordinal (made current on this thread).</param>
     /// <param name="stream">The compute stream (<c>cudaStream_t</c>); 0 is the legacy default stream.</param>
     /// <param name="useGroupedBatched">Use <c>cublasGemmGroupedBatchedEx</c> for float32 when the library has it.</param>
-    public CublasGroupedGemm(int device, nint stream, bool useGroupedBatched = true)
+    /// <param name="bindContext">Makes the device's context current; null selects the primary context (<c>cudaSetDevice</c>).</param>
+    public CublasGroupedGemm(int device, nint stream, bool useGroupedBatched = true, Action? bindContext = null)
     {
+        _bindContext = bindContext;
         _cuda = CudaRuntime.Shared;
         _cublas = CublasLibrary.Shared;
         Device = device;
         Stream = stream;
-        _cuda.SetDevice(device);
+        BindDevice();
         _handle = _cublas.Create();
         try
         {
@@ -116,7 +119,7 @@ public sealed unsafe class CublasGroupedGemm : IDisposable
     private void RunEach(nint a, nint b, nint c, ExpertGemm[] plan, int n, int k, int inputType, int computeType)
     {
         nint handle = Handle;
-        _cuda.SetDevice(Device);
+        BindDevice();
         foreach (ExpertGemm g in plan)
         {
             ColumnMajorGemm p = ColumnMajorGemm.ForRowMajorTimesTransposed(g.Rows, n, k);
@@ -129,7 +132,7 @@ public sealed unsafe class CublasGroupedGemm : IDisposable
     private void RunGrouped(nint a, nint b, nint c, ExpertGemm[] plan, int n, int k)
     {
         nint handle = Handle;
-        _cuda.SetDevice(Device);
+        BindDevice();
         int groups = plan.Length;
         var transA = new int[groups]; var transB = new int[groups];
         var m = new int[groups]; var nn = new int[groups]; var kk = new int[groups];
@@ -188,7 +191,7 @@ public sealed unsafe class CublasGroupedGemm : IDisposable
     {
         nint handle = Interlocked.Exchange(ref _handle, 0);
         if (handle == 0) return;
-        _cuda.SetDevice(Device);
+        BindDevice();
         if (_pointerScratch != 0)
         {
             _cuda.StreamSynchronize(Stream);
@@ -196,5 +199,11 @@ public sealed unsafe class CublasGroupedGemm : IDisposable
             _pointerScratch = 0;
         }
         _cublas.Destroy(handle);
+    }
+
+    private void BindDevice()
+    {
+        if (_bindContext is null) _cuda.SetDevice(Device);
+        else _bindContext();
     }
 }

@@ -38,13 +38,15 @@ public sealed class NcclProcessGroup : IProcessGroup, IDeviceCollectives
     private readonly CudaRuntime _cuda;
     private readonly NcclLibrary _nccl;
     private readonly bool _ownsComputeStream;
+    private readonly Action? _bindContext;
     private nint _comm;
     private int _aborted;
     private int _disposed;
 
     private NcclProcessGroup(IProcessGroup bootstrap, bool ownsBootstrap, CudaRuntime cuda, NcclLibrary nccl, int device,
-        nint comm, nint computeStream, bool ownsComputeStream, nint communicationStream)
+        nint comm, nint computeStream, bool ownsComputeStream, nint communicationStream, Action? bindContext)
     {
+        _bindContext = bindContext;
         _bootstrap = bootstrap;
         _ownsBootstrap = ownsBootstrap;
         _cuda = cuda;
@@ -66,7 +68,17 @@ public sealed class NcclProcessGroup : IProcessGroup, IDeviceCollectives
     /// are ordered on it. 0 creates a non-blocking stream owned by the group (<see cref="ComputeStream"/>).
     /// </param>
     /// <param name="ownsBootstrap">Dispose <paramref name="bootstrap"/> with this group.</param>
-    public static NcclProcessGroup Create(IProcessGroup bootstrap, int device, nint computeStream = 0, bool ownsBootstrap = false)
+    /// <param name="bindContext">
+    /// Makes the rank's CUDA context current on the calling thread. Null selects the device's primary context
+    /// (<c>cudaSetDevice</c>); a backend with its own driver-API context (ILGPU creates one) passes its bind, so NCCL
+    /// and the kernels share one context and its memory.
+    /// </param>
+    /// <param name="computeStreamIsLegacyDefault">
+    /// The kernels run on the legacy default stream (pointer 0, as ILGPU's default stream is): use it as the compute
+    /// stream instead of creating one.
+    /// </param>
+    public static NcclProcessGroup Create(IProcessGroup bootstrap, int device, nint computeStream = 0, bool ownsBootstrap = false,
+        Action? bindContext = null, bool computeStreamIsLegacyDefault = false)
     {
         ArgumentNullException.ThrowIfNull(bootstrap);
         int rank = bootstrap.Rank;
@@ -79,7 +91,8 @@ public sealed class NcclProcessGroup : IProcessGroup, IDeviceCollectives
             int devices = cuda.DeviceCount();
             if (device < 0 || device >= devices)
                 throw new ArgumentOutOfRangeException(nameof(device), device, $"rank {rank}: device {device} does not exist ({devices} CUDA devices visible)");
-            cuda.SetDevice(device);
+            if (bindContext is null) cuda.SetDevice(device);
+            else bindContext();
 
             var mine = new byte[NcclConstants.UniqueIdBytes];
             if (rank == 0) mine = nccl.GetUniqueId(rank).ToArray();
@@ -87,10 +100,10 @@ public sealed class NcclProcessGroup : IProcessGroup, IDeviceCollectives
             bootstrap.AllGather<byte>(mine, all);
             NcclUniqueId id = NcclUniqueId.FromBytes(all.AsSpan(0, NcclConstants.UniqueIdBytes));
 
-            if (computeStream == 0) computeStream = ownedCompute = cuda.StreamCreate(CudaConstants.StreamNonBlocking);
+            if (computeStream == 0 && !computeStreamIsLegacyDefault) computeStream = ownedCompute = cuda.StreamCreate(CudaConstants.StreamNonBlocking);
             communication = cuda.StreamCreate(CudaConstants.StreamNonBlocking);
             nint comm = nccl.CommInitRank(bootstrap.Size, id, rank);
-            return new NcclProcessGroup(bootstrap, ownsBootstrap, cuda, nccl, device, comm, computeStream, ownedCompute != 0, communication);
+            return new NcclProcessGroup(bootstrap, ownsBootstrap, cuda, nccl, device, comm, computeStream, ownedCompute != 0, communication, bindContext);
         }
         catch (Exception ex)
         {
@@ -131,11 +144,18 @@ public sealed class NcclProcessGroup : IProcessGroup, IDeviceCollectives
     {
         ThrowIfUnusable();
         IProcessGroup sub = _bootstrap.Split(color, key);
-        return Create(sub, Device, ComputeStream, ownsBootstrap: true);
+        return Create(sub, Device, ComputeStream, ownsBootstrap: true, _bindContext, computeStreamIsLegacyDefault: ComputeStream == 0);
     }
 
     /// <inheritdoc/>
     public void Barrier() => _bootstrap.Barrier();
+
+    /// <summary>Makes this rank's context current on the calling thread (see <see cref="Create"/>'s bindContext).</summary>
+    private void BindDevice()
+    {
+        if (_bindContext is null) _cuda.SetDevice(Device);
+        else _bindContext();
+    }
 
     /// <inheritdoc/>
     public void AllToAll<T>(ReadOnlySpan<T> send, Span<T> receive) where T : unmanaged => _bootstrap.AllToAll(send, receive);
@@ -170,7 +190,7 @@ public sealed class NcclProcessGroup : IProcessGroup, IDeviceCollectives
         try
         {
             (nint sendPtr, nint receivePtr, int type, NcclExchangePlan plan) = Prepare(send, sendCounts, receive, receiveCounts);
-            _cuda.SetDevice(Device);
+            BindDevice();
             Post(plan, sendPtr, receivePtr, type, ComputeStream);
             WaitUntil(() => _cuda.StreamQuery(ComputeStream), "AllToAllV");
         }
@@ -196,7 +216,7 @@ public sealed class NcclProcessGroup : IProcessGroup, IDeviceCollectives
             ArgumentNullException.ThrowIfNull(sendCounts);
             ArgumentNullException.ThrowIfNull(receiveCounts);
             (nint sendPtr, nint receivePtr, int type, NcclExchangePlan plan) = Prepare(send, sendCounts, receive, receiveCounts);
-            _cuda.SetDevice(Device);
+            BindDevice();
             nint ready = _cuda.EventCreate(CudaConstants.EventDisableTiming);
             try
             {
@@ -223,7 +243,7 @@ public sealed class NcclProcessGroup : IProcessGroup, IDeviceCollectives
         {
             try
             {
-                _cuda.SetDevice(Device);
+                BindDevice();
                 WaitUntil(() => _cuda.EventQuery(done), "AllToAllVAsync");
             }
             catch (Exception ex)
@@ -256,7 +276,7 @@ public sealed class NcclProcessGroup : IProcessGroup, IDeviceCollectives
             int n = values.ElementCount;
             if (n == 0) return;
             using var scratch = new CudaDeviceBuffer(_cuda, Device, (long)Size * n * sizeof(float));
-            _cuda.SetDevice(Device);
+            BindDevice();
             _nccl.AllGather(target.Pointer, scratch.Pointer, n, NcclConstants.Float32, Comm, ComputeStream, Rank);
             WaitUntil(() => _cuda.StreamQuery(ComputeStream), "AllReduceSum");
 
@@ -293,7 +313,7 @@ public sealed class NcclProcessGroup : IProcessGroup, IDeviceCollectives
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
-        _cuda.SetDevice(Device);
+        BindDevice();
         nint comm = Interlocked.Exchange(ref _comm, 0);
         if (comm != 0 && Volatile.Read(ref _aborted) == 0) _nccl.CommDestroy(comm);
         _cuda.StreamDestroy(CommunicationStream);
