@@ -161,8 +161,9 @@ internal static class DispatchKernelBodies
     }
 
     /// <summary>Thread i (element j of destination row r): <c>source[offset + rowOf[r], j] · scale[r]</c>, one rounding, or +0.</summary>
-    public static void GatherRows(Index1D i, ArrayView<float> source, int sourceRowOffset, ArrayView<int> rowOf, ArrayView<float> scale, int hasScale,
+    public static void GatherRows<TFloat>(Index1D i, ArrayView<float> source, int sourceRowOffset, ArrayView<int> rowOf, ArrayView<float> scale, int hasScale,
         int d, ArrayView<float> destination)
+        where TFloat : struct, IStrictFloat
     {
         int r = i / d, j = i - r * d;
         int from = rowOf[r];
@@ -172,15 +173,16 @@ internal static class DispatchKernelBodies
             return;
         }
         float v = source[(from + sourceRowOffset) * d + j];
-        destination[i] = hasScale != 0 ? StrictFloat.Mul(v, scale[r]) : v;
+        destination[i] = hasScale != 0 ? default(TFloat).Mul(v, scale[r]) : v;
     }
 
     /// <summary>
     /// Thread i (element j of token t): the ordered sum <c>((init + rows[p0]·s[p0]) + rows[p1]·s[p1]) + …</c> over the
     /// token's positions in ascending order, each product rounded before its add.
     /// </summary>
-    public static void GatherReduce(Index1D i, ArrayView<float> rows, ArrayView<int> positions, int k, ArrayView<float> scale, int hasScale,
+    public static void GatherReduce<TFloat>(Index1D i, ArrayView<float> rows, ArrayView<int> positions, int k, ArrayView<float> scale, int hasScale,
         ArrayView<float> initial, int hasInitial, int d, ArrayView<float> destination, int destinationOffset)
+        where TFloat : struct, IStrictFloat
     {
         int t = i / d, j = i - t * d;
         float acc = hasInitial != 0 ? initial[i] : 0f;
@@ -189,7 +191,7 @@ internal static class DispatchKernelBodies
             int p = positions[t * k + slot];
             if (p < 0) continue;
             float v = rows[p * d + j];
-            acc = StrictFloat.Add(acc, hasScale != 0 ? StrictFloat.Mul(v, scale[p]) : v);
+            acc = default(TFloat).Add(acc, hasScale != 0 ? default(TFloat).Mul(v, scale[p]) : v);
         }
         destination[(destinationOffset + t) * d + j] = acc;
     }

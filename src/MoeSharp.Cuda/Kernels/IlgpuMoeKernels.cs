@@ -10,7 +10,7 @@ namespace MoeSharp.Cuda.Kernels;
 /// <summary>
 /// <see cref="IMoeKernels"/> as ILGPU kernels on any ILGPU accelerator (CUDA, or ILGPU's CPU accelerator for
 /// tests), bitwise identical to <see cref="HostMoeKernels"/>: the same IEEE operations in the same order,
-/// no fused multiply-add (see <see cref="StrictFloat"/>), integer atomics only where the result is
+/// no fused multiply-add (see <see cref="IStrictFloat"/>), integer atomics only where the result is
 /// order-independent. Kernels are compiled once per instance and launched on the accelerator's default stream;
 /// the only device-to-host copy is <see cref="PrepareEntries"/>' one small read of counts.
 /// </summary>
@@ -64,6 +64,8 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
         _accelerator = accelerator;
         _allocator = allocator;
         _ownsAllocator = ownsAllocator;
+        // CUDA gets the inline-PTX no-FMA arithmetic; every other accelerator runs .NET operators (see StrictFloat).
+        bool cuda = accelerator.AcceleratorType == AcceleratorType.Cuda;
         _initScan = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>>(InitScan);
         _scan32 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<float>, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<int>>(ScanEntries32);
         _scan64 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<long>, ArrayView<float>, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<int>>(ScanEntries64);
@@ -75,8 +77,8 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
         _clearRows = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<float>>(ClearRows);
         _scatterLayout = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<float>, ArrayView<int>, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<int>>(ScatterLayout);
         _sortPositions = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, int, ArrayView<int>>(SortPositions);
-        _gatherRows = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<float>>(DispatchKernelBodies.GatherRows);
-        _gatherReduce = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<float>, int, int, ArrayView<float>, int>(DispatchKernelBodies.GatherReduce);
+        _gatherRows = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<float>>(cuda ? DispatchKernelBodies.GatherRows<PtxStrictFloat> : DispatchKernelBodies.GatherRows<ManagedStrictFloat>);
+        _gatherReduce = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<float>, int, int, ArrayView<float>, int>(cuda ? DispatchKernelBodies.GatherReduce<PtxStrictFloat> : DispatchKernelBodies.GatherReduce<ManagedStrictFloat>);
         _rowDots = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, ArrayView<float>, int>(DispatchKernelBodies.RowDots);
     }
 
