@@ -1,0 +1,143 @@
+using ILGPU;
+using ILGPU.Algorithms;
+using ILGPU.Runtime;
+using ILGPU.Runtime.CPU;
+using ILGPU.Runtime.Cuda;
+using MoeSharp.Cuda.Kernels;
+using MoeSharp.Cuda.Memory;
+
+namespace MoeSharp.Cuda;
+
+/// <summary>
+/// One ILGPU device ready for MoE work: its context and accelerator, the dispatch kernels
+/// (<see cref="Kernels"/>, an <c>IMoeKernels</c>), the router and expert kernels, and the caching allocator
+/// they share. Disposing it frees all of them, in reverse order.
+/// </summary>
+public sealed class IlgpuBackend : IDisposable
+{
+    private readonly Context _context;
+    private bool _disposed;
+
+    private IlgpuBackend(Context context, Accelerator accelerator, string deviceName)
+    {
+        _context = context;
+        Accelerator = accelerator;
+        try
+        {
+            Allocator = new IlgpuTensorAllocator(accelerator, deviceName);
+            Kernels = new IlgpuMoeKernels(Allocator);
+            Router = new IlgpuRouterKernels(Allocator);
+            Experts = new IlgpuExpertKernels(Allocator);
+        }
+        catch
+        {
+            Kernels?.Dispose();
+            Allocator?.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The ILGPU accelerator.</summary>
+    public Accelerator Accelerator { get; }
+
+    /// <summary>The caching device allocator every tensor of this backend comes from.</summary>
+    public IlgpuTensorAllocator Allocator { get; }
+
+    /// <summary>The dispatch kernels: pass to <c>LocalTokenDispatcher</c> / <c>AllToAllTokenDispatcher</c>.</summary>
+    public IlgpuMoeKernels Kernels { get; }
+
+    /// <summary>Softmax, sigmoid and top-k over router scores.</summary>
+    public IlgpuRouterKernels Router { get; }
+
+    /// <summary>The SwiGLU element-wise kernel.</summary>
+    public IlgpuExpertKernels Experts { get; }
+
+    /// <summary>True for a CUDA device.</summary>
+    public bool IsCuda => Accelerator.AcceleratorType == AcceleratorType.Cuda;
+
+    /// <summary>The CUDA stream (<c>cudaStream_t</c>) the kernels and copies are ordered on, for NCCL and cuBLAS; zero off CUDA.</summary>
+    public IntPtr StreamPointer => Accelerator.DefaultStream is CudaStream cuda ? cuda.StreamPtr : IntPtr.Zero;
+
+    /// <summary>The backend on CUDA device <paramref name="deviceIndex"/> (device name <c>cuda:N</c>).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">No such CUDA device (none at all when CUDA or its driver is missing).</exception>
+    public static IlgpuBackend CreateCuda(int deviceIndex = 0)
+    {
+        // Algorithms remaps MathF (exp) to ILGPU's XMath inside GPU kernels.
+        Context context = Context.Create(builder => builder.Cuda().EnableAlgorithms());
+        try
+        {
+            var devices = context.GetCudaDevices();
+            if (deviceIndex < 0 || deviceIndex >= devices.Count)
+            {
+                throw new ArgumentOutOfRangeException(nameof(deviceIndex), deviceIndex, $"there are {devices.Count} CUDA devices");
+            }
+            Accelerator accelerator = context.CreateCudaAccelerator(deviceIndex);
+            try
+            {
+                return new IlgpuBackend(context, accelerator, $"cuda:{deviceIndex}");
+            }
+            catch
+            {
+                accelerator.Dispose();
+                throw;
+            }
+        }
+        catch
+        {
+            context.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The backend on ILGPU's CPU accelerator (kernels run on .NET threads): tests and machines without a GPU.</summary>
+    public static IlgpuBackend CreateCpu()
+    {
+        Context context = Context.Create(builder => builder.CPU().EnableAlgorithms());
+        try
+        {
+            Accelerator accelerator = context.CreateCPUAccelerator(0);
+            try
+            {
+                return new IlgpuBackend(context, accelerator, "ilgpu-cpu");
+            }
+            catch
+            {
+                accelerator.Dispose();
+                throw;
+            }
+        }
+        catch
+        {
+            context.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>True when at least one CUDA device can be used; false (never an exception) when CUDA, its driver or a GPU is missing.</summary>
+    public static bool CudaIsAvailable(out string reason)
+    {
+        try
+        {
+            using Context context = Context.Create(builder => builder.Cuda());
+            int count = context.GetCudaDevices().Count;
+            reason = count > 0 ? $"{count} CUDA device(s)" : "no CUDA device found (no GPU, or libcuda / the NVIDIA driver is missing)";
+            return count > 0;
+        }
+        catch (Exception e) when (e is DllNotFoundException or TypeInitializationException or InvalidOperationException or NotSupportedException or EntryPointNotFoundException or ILGPU.Runtime.Cuda.CudaException)
+        {
+            reason = $"CUDA could not be probed: {e.GetType().Name}: {e.Message}";
+            return false;
+        }
+    }
+
+    /// <summary>Frees the kernels, the allocator's memory, the accelerator and the context.</summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        Kernels.Dispose();
+        Allocator.Dispose();
+        Accelerator.Dispose();
+        _context.Dispose();
+    }
+}

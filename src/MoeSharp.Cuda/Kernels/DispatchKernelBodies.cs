@@ -1,0 +1,212 @@
+using ILGPU;
+
+namespace MoeSharp.Cuda.Kernels;
+
+/// <summary>
+/// The ILGPU kernel bodies behind <see cref="IlgpuMoeKernels"/>, one thread per element, row, token, chunk or
+/// expert as named. Each reproduces <c>HostMoeKernels</c>' arithmetic operation for operation; flags are ints
+/// (not bools) because they are kernel scalars, and an absent optional view is replaced by any valid view
+/// with its flag off.
+/// </summary>
+internal static class DispatchKernelBodies
+{
+    /// <summary>Scratch layout of <see cref="ScanEntries32"/>: first invalid entry, its id (low, high word), its score's bits, then E counts.</summary>
+    public const int ScanHeader = 4;
+
+    /// <summary>Resets the scan scratch: no invalid entry yet (int.MaxValue, the identity of min), zero counts.</summary>
+    public static void InitScan(Index1D i, ArrayView<int> scratch) => scratch[i] = i == 0 ? int.MaxValue : 0;
+
+    /// <summary>Thread i: validates, converts and counts entry i (int32 ids); pad entries are written as id 0, score 0 and counted on the host.</summary>
+    public static void ScanEntries32(Index1D i, ArrayView<int> expertIds, ArrayView<float> scores, int offset, int real, int experts,
+        ArrayView<int> ids, ArrayView<float> entryScores, ArrayView<int> scratch)
+    {
+        if (i >= real)
+        {
+            ids[i] = 0;
+            entryScores[i] = 0f;
+            return;
+        }
+        int id = expertIds[offset + i];
+        Store(i, id, (uint)id >= (uint)experts, scores[offset + i], ids, entryScores, scratch);
+    }
+
+    /// <summary>As <see cref="ScanEntries32"/> for int64 ids.</summary>
+    public static void ScanEntries64(Index1D i, ArrayView<long> expertIds, ArrayView<float> scores, int offset, int real, int experts,
+        ArrayView<int> ids, ArrayView<float> entryScores, ArrayView<int> scratch)
+    {
+        if (i >= real)
+        {
+            ids[i] = 0;
+            entryScores[i] = 0f;
+            return;
+        }
+        long id = expertIds[offset + i];
+        Store(i, (int)id, (ulong)id >= (ulong)experts, scores[offset + i], ids, entryScores, scratch);
+    }
+
+    /// <summary>One thread: copies the first invalid entry's id and score (if any) into the scratch header, so one copy brings everything back.</summary>
+    public static void FetchInvalid32(Index1D i, ArrayView<int> expertIds, ArrayView<float> scores, int offset, ArrayView<int> scratch)
+    {
+        int first = scratch[0];
+        if (first == int.MaxValue) return;
+        int id = expertIds[offset + first];
+        scratch[1] = id;
+        scratch[2] = id < 0 ? -1 : 0;
+        scratch[3] = (int)Interop.FloatAsInt(scores[offset + first]);
+    }
+
+    /// <summary>As <see cref="FetchInvalid32"/> for int64 ids.</summary>
+    public static void FetchInvalid64(Index1D i, ArrayView<long> expertIds, ArrayView<float> scores, int offset, ArrayView<int> scratch)
+    {
+        int first = scratch[0];
+        if (first == int.MaxValue) return;
+        long id = expertIds[offset + first];
+        scratch[1] = (int)id;
+        scratch[2] = (int)(id >> 32);
+        scratch[3] = (int)Interop.FloatAsInt(scores[offset + first]);
+    }
+
+    private static void Store(int i, int id, bool badId, float score, ArrayView<int> ids, ArrayView<float> entryScores, ArrayView<int> scratch)
+    {
+        // Finite means the exponent bits are not all ones (rules out ±inf and NaN), as float.IsFinite.
+        bool finite = (Interop.FloatAsInt(score) & 0x7F800000u) != 0x7F800000u;
+        if (badId || !finite)
+        {
+            // The lowest flat index wins: the host's token-major first invalid entry, whatever the thread order.
+            Atomic.Min(ref scratch[0], i);
+            return;
+        }
+        ids[i] = id;
+        entryScores[i] = score;
+        // Integer counts are exact, so the atomic order does not matter.
+        Atomic.Add(ref scratch[ScanHeader + id], 1);
+    }
+
+    /// <summary>Thread c: counts the ids of chunk c (entries <c>[c·chunk, (c+1)·chunk)</c>) into row c of <paramref name="chunkCounts"/> ([chunks, E]).</summary>
+    public static void ChunkHistogram(Index1D c, ArrayView<int> ids, int n, int chunk, int experts, ArrayView<int> chunkCounts)
+    {
+        int start = c * chunk, end = Math.Min(n, start + chunk), row = c * experts;
+        for (int e = 0; e < experts; e++) chunkCounts[row + e] = 0;
+        for (int i = start; i < end; i++) chunkCounts[row + ids[i]] += 1;
+    }
+
+    /// <summary>
+    /// Thread e: exclusive scan of expert e's column over the chunks, starting at the expert's first sorted
+    /// position, so chunk c's entries of expert e follow those of chunks before it (stability).
+    /// </summary>
+    public static void ColumnScan(Index1D e, ArrayView<int> chunkCounts, int chunks, int experts, ArrayView<int> expertStart)
+    {
+        int running = expertStart[e];
+        for (int c = 0; c < chunks; c++)
+        {
+            int at = c * experts + e;
+            int count = chunkCounts[at];
+            chunkCounts[at] = running;
+            running += count;
+        }
+    }
+
+    /// <summary>Thread c: places chunk c's entries in their original order at the positions the scan gave them.</summary>
+    public static void ChunkScatter(Index1D c, ArrayView<int> ids, int n, int chunk, int experts, ArrayView<int> next, ArrayView<int> order)
+    {
+        int start = c * chunk, end = Math.Min(n, start + chunk), row = c * experts;
+        for (int i = start; i < end; i++)
+        {
+            int at = row + ids[i];
+            order[next[at]] = i;
+            next[at] += 1;
+        }
+    }
+
+    /// <summary>Thread r: a row no entry lands in (expert alignment) has token -1 and score 0.</summary>
+    public static void ClearRows(Index1D r, ArrayView<int> rowToken, ArrayView<float> rowScore)
+    {
+        rowToken[r] = -1;
+        rowScore[r] = 0f;
+    }
+
+    /// <summary>Thread i: sorted position i's entry and row, as <c>HostMoeKernels.BuildLocalLayout</c>.</summary>
+    public static void ScatterLayout(Index1D i, ArrayView<int> order, ArrayView<float> entryScores, ArrayView<int> rowOfSorted, int hasRowOf,
+        int realEntries, int k, ArrayView<int> rowToken, ArrayView<float> rowScore, ArrayView<int> entryRow)
+    {
+        int entry = order[i];
+        int row = hasRowOf != 0 ? rowOfSorted[i] : i;
+        rowScore[row] = entryScores[entry];
+        if (entry < realEntries)
+        {
+            rowToken[row] = entry / k;
+            entryRow[entry] = row;
+        }
+        else
+        {
+            rowToken[row] = -1;
+        }
+    }
+
+    /// <summary>Thread t: token t's K rows in ascending order (insertion sort: K is small and the rows distinct).</summary>
+    public static void SortPositions(Index1D t, ArrayView<int> entryRow, int k, ArrayView<int> positions)
+    {
+        int start = t * k;
+        for (int j = 0; j < k; j++)
+        {
+            int v = entryRow[start + j];
+            int p = j;
+            while (p > 0 && positions[start + p - 1] > v)
+            {
+                positions[start + p] = positions[start + p - 1];
+                p--;
+            }
+            positions[start + p] = v;
+        }
+    }
+
+    /// <summary>Thread i (element j of destination row r): <c>source[offset + rowOf[r], j] · scale[r]</c>, one rounding, or +0.</summary>
+    public static void GatherRows<TFloat>(Index1D i, ArrayView<float> source, int sourceRowOffset, ArrayView<int> rowOf, ArrayView<float> scale, int hasScale,
+        int d, ArrayView<float> destination)
+        where TFloat : struct, IStrictFloat
+    {
+        int r = i / d, j = i - r * d;
+        int from = rowOf[r];
+        if (from < 0)
+        {
+            destination[i] = 0f;
+            return;
+        }
+        float v = source[(from + sourceRowOffset) * d + j];
+        destination[i] = hasScale != 0 ? default(TFloat).Mul(v, scale[r]) : v;
+    }
+
+    /// <summary>
+    /// Thread i (element j of token t): the ordered sum <c>((init + rows[p0]·s[p0]) + rows[p1]·s[p1]) + …</c> over the
+    /// token's positions in ascending order, each product rounded before its add.
+    /// </summary>
+    public static void GatherReduce<TFloat>(Index1D i, ArrayView<float> rows, ArrayView<int> positions, int k, ArrayView<float> scale, int hasScale,
+        ArrayView<float> initial, int hasInitial, int d, ArrayView<float> destination, int destinationOffset)
+        where TFloat : struct, IStrictFloat
+    {
+        int t = i / d, j = i - t * d;
+        float acc = hasInitial != 0 ? initial[i] : 0f;
+        for (int slot = 0; slot < k; slot++)
+        {
+            int p = positions[t * k + slot];
+            if (p < 0) continue;
+            float v = rows[p * d + j];
+            acc = default(TFloat).Add(acc, hasScale != 0 ? default(TFloat).Mul(v, scale[p]) : v);
+        }
+        destination[(destinationOffset + t) * d + j] = acc;
+    }
+
+    /// <summary>
+    /// Thread i: <c>Σ_d a[aRow[i], d] · b[bRowOffset + i / perB, d]</c> in float64, ascending d, rounded once.
+    /// A float64 product of two float32 values is exact (24 + 24 significant bits fit in 53), so even if ptxas
+    /// contracts the multiply and add into <c>fma.rn.f64</c> the result is the same as separate roundings.
+    /// </summary>
+    public static void RowDots(Index1D i, ArrayView<float> a, ArrayView<int> aRow, ArrayView<float> b, int bRowOffset, int perB, int d,
+        ArrayView<float> result, int resultOffset)
+    {
+        int ar = aRow[i] * d, br = (bRowOffset + i / perB) * d;
+        double sum = 0;
+        for (int j = 0; j < d; j++) sum += (double)a[ar + j] * b[br + j];
+        result[resultOffset + i] = (float)sum;
+    }
+}

@@ -1,0 +1,301 @@
+using ILGPU;
+using ILGPU.Runtime;
+using MoeSharp.Compute;
+using MoeSharp.Cuda.Memory;
+using MoeSharp.Tensors;
+using static MoeSharp.Cuda.Kernels.DispatchKernelBodies;
+
+namespace MoeSharp.Cuda.Kernels;
+
+/// <summary>
+/// <see cref="IMoeKernels"/> as ILGPU kernels on any ILGPU accelerator (CUDA, or ILGPU's CPU accelerator for
+/// tests), bitwise identical to <see cref="HostMoeKernels"/>: the same IEEE operations in the same order,
+/// no fused multiply-add (see <see cref="IStrictFloat"/>), integer atomics only where the result is
+/// order-independent. Kernels are compiled once per instance and launched on the accelerator's default stream;
+/// the only device-to-host copy is <see cref="PrepareEntries"/>' one small read of counts.
+/// </summary>
+/// <remarks>
+/// Not thread-safe: one instance per rank (its scan scratch is reused across calls). NaN inputs to the
+/// float kernels give a NaN, but its payload may differ from the host's on CUDA (the GPU produces the
+/// canonical NaN).
+/// </remarks>
+public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
+{
+    /// <summary>Entries a sort chunk holds at least (one thread scans a chunk serially).</summary>
+    private const int MinSortChunk = 256;
+
+    private readonly Accelerator _accelerator;
+    private readonly IlgpuTensorAllocator _allocator;
+    private readonly bool _ownsAllocator;
+    private MemoryBuffer1D<int, Stride1D.Dense>? _scanScratch;
+
+    private readonly Action<Index1D, ArrayView<int>> _initScan;
+    private readonly Action<Index1D, ArrayView<int>, ArrayView<float>, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<int>> _scan32;
+    private readonly Action<Index1D, ArrayView<long>, ArrayView<float>, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<int>> _scan64;
+    private readonly Action<Index1D, ArrayView<int>, ArrayView<float>, int, ArrayView<int>> _fetch32;
+    private readonly Action<Index1D, ArrayView<long>, ArrayView<float>, int, ArrayView<int>> _fetch64;
+    private readonly Action<Index1D, ArrayView<int>, int, int, int, ArrayView<int>> _chunkHistogram;
+    private readonly Action<Index1D, ArrayView<int>, int, int, ArrayView<int>> _columnScan;
+    private readonly Action<Index1D, ArrayView<int>, int, int, int, ArrayView<int>, ArrayView<int>> _chunkScatter;
+    private readonly Action<Index1D, ArrayView<int>, ArrayView<float>> _clearRows;
+    private readonly Action<Index1D, ArrayView<int>, ArrayView<float>, ArrayView<int>, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<int>> _scatterLayout;
+    private readonly Action<Index1D, ArrayView<int>, int, ArrayView<int>> _sortPositions;
+    private readonly Action<Index1D, ArrayView<float>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<float>> _gatherRows;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<float>, int, int, ArrayView<float>, int> _gatherReduce;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, ArrayView<float>, int> _rowDots;
+
+    /// <summary>Creates the kernels on <paramref name="accelerator"/>, with their own caching allocator.</summary>
+    /// <param name="accelerator">Where tensors live and kernels run; the caller keeps ownership.</param>
+    /// <param name="deviceName">Device name of the tensors, e.g. <c>cuda:0</c>; derived from the accelerator when null.</param>
+    public IlgpuMoeKernels(Accelerator accelerator, string? deviceName = null)
+        : this(accelerator, new IlgpuTensorAllocator(accelerator, deviceName ?? DefaultDeviceName(accelerator)), ownsAllocator: true)
+    {
+    }
+
+    /// <summary>Creates the kernels on <paramref name="allocator"/>'s accelerator, renting from it (the caller keeps ownership of it).</summary>
+    public IlgpuMoeKernels(IlgpuTensorAllocator allocator) : this(allocator?.Accelerator!, allocator!, ownsAllocator: false)
+    {
+    }
+
+    private IlgpuMoeKernels(Accelerator accelerator, IlgpuTensorAllocator allocator, bool ownsAllocator)
+    {
+        ArgumentNullException.ThrowIfNull(accelerator);
+        ArgumentNullException.ThrowIfNull(allocator);
+        _accelerator = accelerator;
+        _allocator = allocator;
+        _ownsAllocator = ownsAllocator;
+        // CUDA gets the inline-PTX no-FMA arithmetic; every other accelerator runs .NET operators (see StrictFloat).
+        bool cuda = accelerator.AcceleratorType == AcceleratorType.Cuda;
+        _initScan = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>>(InitScan);
+        _scan32 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<float>, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<int>>(ScanEntries32);
+        _scan64 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<long>, ArrayView<float>, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<int>>(ScanEntries64);
+        _fetch32 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<float>, int, ArrayView<int>>(FetchInvalid32);
+        _fetch64 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<long>, ArrayView<float>, int, ArrayView<int>>(FetchInvalid64);
+        _chunkHistogram = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, int, int, int, ArrayView<int>>(ChunkHistogram);
+        _columnScan = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, int, int, ArrayView<int>>(ColumnScan);
+        _chunkScatter = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, int, int, int, ArrayView<int>, ArrayView<int>>(ChunkScatter);
+        _clearRows = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<float>>(ClearRows);
+        _scatterLayout = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<float>, ArrayView<int>, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<int>>(ScatterLayout);
+        _sortPositions = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, int, ArrayView<int>>(SortPositions);
+        _gatherRows = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<float>>(cuda ? DispatchKernelBodies.GatherRows<PtxStrictFloat> : DispatchKernelBodies.GatherRows<ManagedStrictFloat>);
+        _gatherReduce = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<float>, int, int, ArrayView<float>, int>(cuda ? DispatchKernelBodies.GatherReduce<PtxStrictFloat> : DispatchKernelBodies.GatherReduce<ManagedStrictFloat>);
+        _rowDots = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, ArrayView<float>, int>(DispatchKernelBodies.RowDots);
+    }
+
+    /// <summary>The accelerator the kernels run on.</summary>
+    public Accelerator Accelerator => _accelerator;
+
+    /// <summary>The caching device allocator behind <see cref="Allocator"/>.</summary>
+    public IlgpuTensorAllocator DeviceAllocator => _allocator;
+
+    /// <inheritdoc />
+    public string DeviceName => _allocator.DeviceName;
+
+    /// <inheritdoc />
+    public bool IsHost => false;
+
+    /// <inheritdoc />
+    public ITensorAllocator Allocator => _allocator;
+
+    /// <summary>Name of a device: <c>cuda:N</c> for CUDA (N the accelerator's device id when known), else <c>ilgpu-cpu</c>-style names.</summary>
+    public static string DefaultDeviceName(Accelerator accelerator)
+    {
+        ArgumentNullException.ThrowIfNull(accelerator);
+        return accelerator.AcceleratorType == AcceleratorType.Cuda ? "cuda" : "ilgpu-" + accelerator.AcceleratorType.ToString().ToLowerInvariant();
+    }
+
+    /// <inheritdoc />
+    public Tensor ToDevice(Tensor host)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        if (!host.IsOnHost)
+        {
+            if (host.DeviceBuffer is IlgpuDeviceBuffer b && b.Accelerator == _accelerator) return host;
+            host = host.ToHost();
+        }
+        return _allocator.Upload(host);
+    }
+
+    /// <inheritdoc />
+    public void Clear(Tensor tensor)
+    {
+        if (tensor.ByteCount == 0) return;
+        Buffer(tensor, nameof(tensor)).Bytes.SubView(0, tensor.ByteCount).MemSetToZero(_accelerator.DefaultStream);
+    }
+
+    /// <inheritdoc />
+    public void CopyRows(Tensor source, int sourceRow, Tensor destination, int destinationRow, int rows)
+    {
+        long rowBytes = (long)source.RowLength * source.DType.SizeOf();
+        if (rows <= 0 || rowBytes == 0) return;
+        ArrayView<byte> from = Buffer(source, nameof(source)).Bytes.SubView(sourceRow * rowBytes, rows * rowBytes);
+        ArrayView<byte> to = Buffer(destination, nameof(destination)).Bytes.SubView(destinationRow * rowBytes, rows * rowBytes);
+        from.CopyTo(_accelerator.DefaultStream, to);
+    }
+
+    /// <inheritdoc />
+    public EntryScan PrepareEntries(Tensor topScores, Tensor expertIds, int rowOffset, int realTokens, int padTokens, int numExperts, Tensor ids, Tensor entryScores)
+    {
+        int k = topScores.RowLength, real = realTokens * k, n = ids.ElementCount;
+        ArrayView<int> scratch = ScanScratch(ScanHeader + numExperts);
+        ArrayView<float> scores = Floats(topScores, nameof(topScores));
+        ArrayView<int> outIds = Ints(ids, nameof(ids));
+        ArrayView<float> outScores = Floats(entryScores, nameof(entryScores));
+        int offset = rowOffset * k;
+        _initScan(scratch.IntExtent, scratch);
+        bool wide = expertIds.DType == DType.Int64;
+        if (wide)
+        {
+            ArrayView<long> idsIn = Longs(expertIds, nameof(expertIds));
+            if (n > 0) _scan64(n, idsIn, scores, offset, real, numExperts, outIds, outScores, scratch);
+            _fetch64(1, idsIn, scores, offset, scratch);
+        }
+        else
+        {
+            ArrayView<int> idsIn = Ints(expertIds, nameof(expertIds));
+            if (n > 0) _scan32(n, idsIn, scores, offset, real, numExperts, outIds, outScores, scratch);
+            _fetch32(1, idsIn, scores, offset, scratch);
+        }
+
+        // The one device-to-host copy of a dispatch: header and counts together.
+        var host = new int[scratch.IntLength];
+        scratch.CopyToCPU(_accelerator.DefaultStream, host.AsSpan());
+        _accelerator.DefaultStream.Synchronize();
+        var counts = host.AsSpan(ScanHeader, numExperts).ToArray();
+        if (host[0] != int.MaxValue)
+        {
+            long id = wide ? ((long)host[2] << 32) | (uint)host[1] : host[1];
+            return new EntryScan(counts, host[0], id, BitConverter.Int32BitsToSingle(host[3]));
+        }
+        if (numExperts > 0) counts[0] += n - real;
+        return new EntryScan(counts, -1, 0, 0f);
+    }
+
+    /// <inheritdoc />
+    public void StableSortByExpert(Tensor expertIds, ReadOnlySpan<int> counts, Tensor order)
+    {
+        int n = expertIds.ElementCount, experts = counts.Length;
+        if (n == 0) return;
+        ArrayView<int> ids = Ints(expertIds, nameof(expertIds));
+        ArrayView<int> sorted = Ints(order, nameof(order));
+        // A chunk at least E long keeps the [chunks, E] table within about N + E ints.
+        int chunk = Math.Max(MinSortChunk, experts);
+        int chunks = (int)((n + (long)chunk - 1) / chunk);
+        var starts = new int[experts];
+        int running = 0;
+        for (int e = 0; e < experts; e++)
+        {
+            starts[e] = running;
+            running += counts[e];
+        }
+        Tensor expertStart = _allocator.Upload(Tensor.FromArray(starts, experts));
+        Tensor table = _allocator.Rent(DType.Int32, chunks * experts);
+        try
+        {
+            ArrayView<int> tableView = Ints(table, nameof(table));
+            _chunkHistogram(chunks, ids, n, chunk, experts, tableView);
+            _columnScan(experts, tableView, chunks, experts, Ints(expertStart, nameof(expertStart)));
+            _chunkScatter(chunks, ids, n, chunk, experts, tableView, sorted);
+            // The table goes back to the pool only once the kernels that use it are done.
+            _accelerator.DefaultStream.Synchronize();
+        }
+        finally
+        {
+            _allocator.Return(table);
+            _allocator.Return(expertStart);
+        }
+    }
+
+    /// <inheritdoc />
+    public void BuildLocalLayout(Tensor order, Tensor entryScores, int realTokens, int topK, Tensor? rowOfSorted,
+        Tensor rowToken, Tensor rowScore, Tensor entryRow, Tensor tokenPositions)
+    {
+        ArrayView<int> sorted = Ints(order, nameof(order));
+        ArrayView<int> token = Ints(rowToken, nameof(rowToken));
+        ArrayView<float> score = Floats(rowScore, nameof(rowScore));
+        ArrayView<int> rowOfEntry = Ints(entryRow, nameof(entryRow));
+        ArrayView<int> positions = Ints(tokenPositions, nameof(tokenPositions));
+        if (rowOfSorted is not null && rowToken.ElementCount > 0) _clearRows(rowToken.ElementCount, token, score);
+        int n = order.ElementCount;
+        if (n > 0)
+        {
+            ArrayView<int> map = rowOfSorted is null ? sorted : Ints(rowOfSorted, nameof(rowOfSorted));
+            _scatterLayout(n, sorted, Floats(entryScores, nameof(entryScores)), map, rowOfSorted is null ? 0 : 1,
+                realTokens * topK, topK, token, score, rowOfEntry);
+        }
+        if (realTokens > 0 && topK > 0) _sortPositions(realTokens, rowOfEntry, topK, positions);
+    }
+
+    /// <inheritdoc />
+    public void GatherRows(Tensor source, int sourceRowOffset, Tensor rowOf, Tensor? scale, Tensor destination)
+    {
+        int d = destination.RowLength, total = rowOf.ElementCount * d;
+        if (total == 0) return;
+        ArrayView<float> dst = Floats(destination, nameof(destination));
+        _gatherRows(total, Floats(source, nameof(source)), sourceRowOffset, Ints(rowOf, nameof(rowOf)),
+            scale is null ? dst : Floats(scale, nameof(scale)), scale is null ? 0 : 1, d, dst);
+    }
+
+    /// <inheritdoc />
+    public void GatherReduce(Tensor rows, Tensor positions, Tensor? scale, Tensor? initial, Tensor destination, int destinationOffset)
+    {
+        int d = destination.RowLength, tokens = positions.Rows, k = positions.RowLength, total = tokens * d;
+        if (total == 0) return;
+        ArrayView<float> dst = Floats(destination, nameof(destination));
+        _gatherReduce(total, Floats(rows, nameof(rows)), Ints(positions, nameof(positions)), k,
+            scale is null ? dst : Floats(scale, nameof(scale)), scale is null ? 0 : 1,
+            initial is null ? dst : Floats(initial, nameof(initial)), initial is null ? 0 : 1,
+            d, dst, destinationOffset);
+    }
+
+    /// <inheritdoc />
+    public void RowDots(Tensor a, Tensor aRow, Tensor b, int bRowOffset, int entriesPerBRow, Tensor result, int resultOffset)
+    {
+        int m = aRow.ElementCount;
+        if (m == 0) return;
+        _rowDots(m, Floats(a, nameof(a)), Ints(aRow, nameof(aRow)), Floats(b, nameof(b)), bRowOffset, entriesPerBRow, a.RowLength,
+            Floats(result, nameof(result)), resultOffset);
+    }
+
+    /// <summary>Waits for every kernel and copy launched so far.</summary>
+    public void Synchronize() => _accelerator.DefaultStream.Synchronize();
+
+    /// <summary>Frees the scratch memory, and the allocator when this instance created it.</summary>
+    public void Dispose()
+    {
+        _scanScratch?.Dispose();
+        _scanScratch = null;
+        if (_ownsAllocator) _allocator.Dispose();
+    }
+
+    private ArrayView<int> ScanScratch(int length)
+    {
+        if (_scanScratch is null || _scanScratch.Length < length)
+        {
+            _scanScratch?.Dispose();
+            _scanScratch = _accelerator.Allocate1D<int>(Math.Max(length, 64));
+        }
+        return _scanScratch.View.SubView(0, length);
+    }
+
+    /// <summary>The ILGPU buffer of a device tensor of this accelerator; a clear error for anything else.</summary>
+    private IlgpuDeviceBuffer Buffer(Tensor tensor, string name)
+    {
+        ArgumentNullException.ThrowIfNull(tensor, name);
+        if (tensor.DeviceBuffer is IlgpuDeviceBuffer buffer && buffer.Accelerator == _accelerator) return buffer;
+        throw new ArgumentException($"{name} ({tensor}) lives on {tensor.Device}, not on this backend's {DeviceName}: copy it with ToDevice", name);
+    }
+
+    private ArrayView<float> Floats(Tensor t, string name) => Typed<float>(t, DType.Float32, name);
+
+    private ArrayView<int> Ints(Tensor t, string name) => Typed<int>(t, DType.Int32, name);
+
+    private ArrayView<long> Longs(Tensor t, string name) => Typed<long>(t, DType.Int64, name);
+
+    private ArrayView<T> Typed<T>(Tensor t, DType dtype, string name) where T : unmanaged
+    {
+        IlgpuDeviceBuffer buffer = Buffer(t, name);
+        if (t.DType != dtype) throw new ArgumentException($"{name} must be {dtype}; got {t}", name);
+        return buffer.View<T>(t.ElementCount);
+    }
+}

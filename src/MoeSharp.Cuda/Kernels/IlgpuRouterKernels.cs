@@ -1,0 +1,95 @@
+using ILGPU;
+using ILGPU.Runtime;
+using MoeSharp.Cuda.Memory;
+using MoeSharp.Tensors;
+
+namespace MoeSharp.Cuda.Kernels;
+
+/// <summary>
+/// Router kernels on an ILGPU accelerator: softmax and sigmoid over <c>[T, E]</c> scores (as
+/// <c>HostScoreFunctions</c>) and token-choice top-k with ties toward the lower expert id (as the router's
+/// <c>TopKExpertChoice</c> without node-limited groups), one thread per token.
+/// </summary>
+/// <remarks>
+/// Tolerance: on ILGPU's CPU accelerator every kernel is bitwise equal to the host (the kernels run .NET's
+/// <c>MathF.Exp</c>). On CUDA, <c>exp</c> is ILGPU.Algorithms' <c>XMath.Exp</c>, so softmax/sigmoid scores may
+/// differ from the host by a few ulp (relative error well under 1e-6); everything else is IEEE (max, compare,
+/// <c>div.rn.f32</c>, adds without multiplies to fuse), so top-k is bitwise equal to the host given the same
+/// scores.
+/// </remarks>
+public sealed class IlgpuRouterKernels
+{
+    private readonly IlgpuTensorAllocator _allocator;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int> _softmax;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>> _sigmoid;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int, float, float, ArrayView<float>, ArrayView<long>> _topK;
+
+    /// <summary>Compiles the kernels on <paramref name="allocator"/>'s accelerator.</summary>
+    public IlgpuRouterKernels(IlgpuTensorAllocator allocator)
+    {
+        _allocator = allocator ?? throw new ArgumentNullException(nameof(allocator));
+        Accelerator acc = allocator.Accelerator;
+        _softmax = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(RouterKernelBodies.SoftmaxRows);
+        _sigmoid = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(RouterKernelBodies.Sigmoid);
+        _topK = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int, float, float, ArrayView<float>, ArrayView<long>>(RouterKernelBodies.TopK);
+    }
+
+    /// <summary>Row-wise softmax.</summary>
+    /// <param name="logits">z: [T, E] float32 device tensor.</param>
+    /// <param name="scores">Output: [T, E] (may alias <paramref name="logits"/>).</param>
+    public void Softmax(Tensor logits, Tensor scores)
+    {
+        int n = DeviceViews.SameCount(logits, scores, nameof(scores));
+        int columns = logits.RowLength;
+        if (n == 0 || columns == 0) return;
+        Accelerator acc = _allocator.Accelerator;
+        _softmax(n / columns, DeviceViews.Floats(acc, logits, nameof(logits)), DeviceViews.Floats(acc, scores, nameof(scores)), columns);
+    }
+
+    /// <summary>Element-wise sigmoid.</summary>
+    /// <param name="logits">z: any shape, float32.</param>
+    /// <param name="scores">Output, same element count (may alias).</param>
+    public void Sigmoid(Tensor logits, Tensor scores)
+    {
+        int n = DeviceViews.SameCount(logits, scores, nameof(scores));
+        if (n == 0) return;
+        Accelerator acc = _allocator.Accelerator;
+        _sigmoid(n, DeviceViews.Floats(acc, logits, nameof(logits)), DeviceViews.Floats(acc, scores, nameof(scores)));
+    }
+
+    /// <summary>
+    /// Token-choice top-k: per token, the K experts with the largest <c>scores + expertBias</c> (ties toward the lower
+    /// id, NaN last), ids ascending; top scores are the chosen unbiased scores, divided by their sum +
+    /// <paramref name="normEpsilon"/> when <paramref name="routeNorm"/>, times <paramref name="routeScale"/>.
+    /// </summary>
+    /// <param name="scores">[T, E] float32.</param>
+    /// <param name="expertBias">[E] float32 bias for choosing only, or null.</param>
+    /// <param name="topScores">Output [T, K] float32.</param>
+    /// <param name="expertIds">Output [T, K] int64.</param>
+    /// <param name="routeNorm">Normalize the chosen scores to sum to one.</param>
+    /// <param name="normEpsilon">Added to the sum when normalizing.</param>
+    /// <param name="routeScale">Multiplies every top score.</param>
+    /// <exception cref="ArgumentException">Shapes disagree, K is not in [1, E], or a tensor is not on this device.</exception>
+    public void TopK(Tensor scores, Tensor? expertBias, Tensor topScores, Tensor expertIds, bool routeNorm = false, float normEpsilon = 1e-20f, float routeScale = 1f)
+    {
+        ArgumentNullException.ThrowIfNull(scores);
+        ArgumentNullException.ThrowIfNull(topScores);
+        ArgumentNullException.ThrowIfNull(expertIds);
+        int tokens = scores.Rows, experts = scores.RowLength, k = topScores.RowLength;
+        if (topScores.Rows != tokens || expertIds.Rows != tokens || expertIds.RowLength != k)
+        {
+            throw new ArgumentException($"topScores {topScores.ShapeString} and expertIds {expertIds.ShapeString} must both be [{tokens}, K]", nameof(expertIds));
+        }
+        if (tokens > 0 && (k < 1 || k > experts)) throw new ArgumentException($"K = {k} must be in [1, {experts}]", nameof(topScores));
+        if (expertBias is not null && expertBias.ElementCount != experts)
+        {
+            throw new ArgumentException($"expertBias has {expertBias.ElementCount} elements but E = {experts}", nameof(expertBias));
+        }
+        if (tokens == 0) return;
+        Accelerator acc = _allocator.Accelerator;
+        ArrayView<float> s = DeviceViews.Floats(acc, scores, nameof(scores));
+        _topK(tokens, s, expertBias is null ? s : DeviceViews.Floats(acc, expertBias, nameof(expertBias)), expertBias is null ? 0 : 1,
+            experts, k, routeNorm ? 1 : 0, normEpsilon, routeScale,
+            DeviceViews.Floats(acc, topScores, nameof(topScores)), DeviceViews.Longs(acc, expertIds, nameof(expertIds)));
+    }
+}

@@ -1,0 +1,82 @@
+using ILGPU;
+
+namespace MoeSharp.Cuda.Kernels;
+
+/// <summary>
+/// Kernel bodies behind <see cref="IlgpuRouterKernels"/>: the same operation sequences as
+/// <c>HostScoreFunctions</c> and the router's top-k (<c>TopKExpertChoice</c>), one thread per row or element.
+/// </summary>
+internal static class RouterKernelBodies
+{
+    /// <summary>Thread t: softmax of row t, <c>exp(z - max) / Σ exp(z - max)</c>, the sum in ascending e.</summary>
+    public static void SoftmaxRows(Index1D t, ArrayView<float> logits, ArrayView<float> scores, int columns)
+    {
+        int start = t * columns;
+        float max = float.NegativeInfinity;
+        for (int e = 0; e < columns; e++) max = Math.Max(max, logits[start + e]);
+        float sum = 0f;
+        for (int e = 0; e < columns; e++)
+        {
+            float v = MathF.Exp(logits[start + e] - max);
+            scores[start + e] = v;
+            sum += v;
+        }
+        for (int e = 0; e < columns; e++) scores[start + e] = scores[start + e] / sum;
+    }
+
+    /// <summary>Thread i: <c>1 / (1 + exp(−z))</c>.</summary>
+    public static void Sigmoid(Index1D i, ArrayView<float> logits, ArrayView<float> scores)
+        => scores[i] = 1f / (1f + MathF.Exp(-logits[i]));
+
+    /// <summary>
+    /// Thread t: the top-k of <c>scores[t] + bias</c> with ties toward the lower expert id (NaN ranks last), written
+    /// ascending to <c>ids[t]</c>; <c>topScores[t]</c> = the chosen unbiased scores, divided by their sum + eps when
+    /// <paramref name="routeNorm"/> is set, times <paramref name="routeScale"/>. The id row doubles as the
+    /// selection list, so no per-thread local memory is needed.
+    /// </summary>
+    public static void TopK(Index1D t, ArrayView<float> scores, ArrayView<float> bias, int hasBias, int experts, int k,
+        int routeNorm, float normEpsilon, float routeScale, ArrayView<float> topScores, ArrayView<long> ids)
+    {
+        int row = t * experts, at = t * k;
+        int filled = 0;
+        for (int e = 0; e < experts; e++)
+        {
+            float v = Biased(scores, bias, hasBias, row, e);
+            if (filled == k && !Better(v, Biased(scores, bias, hasBias, row, (int)ids[at + k - 1]))) continue;
+            int pos = filled < k ? filled++ : k - 1;
+            while (pos > 0 && Better(v, Biased(scores, bias, hasBias, row, (int)ids[at + pos - 1])))
+            {
+                ids[at + pos] = ids[at + pos - 1];
+                pos--;
+            }
+            ids[at + pos] = e;
+        }
+        // Ascending ids (insertion sort; the ids are distinct).
+        for (int j = 1; j < k; j++)
+        {
+            long v = ids[at + j];
+            int p = j;
+            while (p > 0 && ids[at + p - 1] > v)
+            {
+                ids[at + p] = ids[at + p - 1];
+                p--;
+            }
+            ids[at + p] = v;
+        }
+        float sum = 0f;
+        for (int j = 0; j < k; j++)
+        {
+            float s = scores[row + (int)ids[at + j]];
+            topScores[at + j] = s;
+            sum += s;
+        }
+        float denominator = routeNorm != 0 ? sum + normEpsilon : 1f;
+        for (int j = 0; j < k; j++) topScores[at + j] = topScores[at + j] / denominator * routeScale;
+    }
+
+    private static float Biased(ArrayView<float> scores, ArrayView<float> bias, int hasBias, int row, int e)
+        => hasBias != 0 ? scores[row + e] + bias[e] : scores[row + e];
+
+    /// <summary>True when <paramref name="v"/> ranks strictly above <paramref name="current"/> (NaN ranks last).</summary>
+    private static bool Better(float v, float current) => v > current || (float.IsNaN(current) && !float.IsNaN(v));
+}

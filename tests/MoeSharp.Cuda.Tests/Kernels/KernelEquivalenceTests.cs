@@ -1,0 +1,221 @@
+using CsCheck;
+using MoeSharp.Compute;
+using MoeSharp.Cuda.Kernels;
+using MoeSharp.Tensors;
+
+namespace MoeSharp.Cuda.Tests.Kernels;
+
+/// <summary>
+/// Every <see cref="IlgpuMoeKernels"/> member on ILGPU's CPU accelerator gives the same bits as
+/// <see cref="HostMoeKernels"/> on random inputs, zero sizes, pad entries, invalid ids and non-finite scores.
+/// Samples run on one thread: a kernels instance (its scan scratch) serves one caller at a time, like a rank.
+/// </summary>
+[Collection(CpuBackendCollection.Name)]
+public class KernelEquivalenceTests(CpuBackendFixture fixture)
+{
+    private readonly IlgpuMoeKernels _device = fixture.Backend.Kernels;
+    private readonly HostMoeKernels _host = new();
+
+    private Tensor Dev(Tensor host) => _device.ToDevice(host);
+
+    private static Tensor RandomFloats(Random r, params int[] shape)
+    {
+        var t = Tensor.Uninitialized(DType.Float32, shape);
+        // Wide exponents, signs and exact zeros, so rounding differences would show.
+        foreach (ref float v in t.AsSpan<float>()) v = r.Next(10) == 0 ? 0f : (float)((r.NextDouble() * 2 - 1) * Math.Pow(2, r.Next(-20, 20)));
+        return t;
+    }
+
+    private static void AssertBitwise(Tensor expected, Tensor actual, string what)
+    {
+        Tensor a = actual.ToHost();
+        Assert.True(expected.AsBytes().SequenceEqual(a.AsBytes()), $"{what}: device bits differ from the host's");
+    }
+
+    [Fact]
+    public void PrepareEntries_MatchesHost_IncludingPadsAndFirstInvalid()
+    {
+        Gen.Select(Gen.Int[0, 40], Gen.Int[1, 6], Gen.Int[1, 9], Gen.Int[0, 5], Gen.Bool, Gen.Int[0, 3], Gen.Int[0, int.MaxValue - 1])
+            .Sample((tokens, k, experts, pad, wide, badMode, seed) =>
+            {
+                var r = new Random(seed);
+                int rowOffset = tokens == 0 ? 0 : r.Next(tokens + 1), real = tokens - rowOffset;
+                var scores = RandomFloats(r, tokens, k);
+                var idValues = new long[tokens * k];
+                for (int i = 0; i < idValues.Length; i++) idValues[i] = r.Next(experts);
+                // badMode: 0 none, 1 bad ids, 2 non-finite scores, 3 both; a few of each, so "first" matters.
+                for (int i = 0; i < idValues.Length; i++)
+                {
+                    if ((badMode & 1) != 0 && r.Next(8) == 0) idValues[i] = r.Next(2) == 0 ? -1 - r.Next(3) : experts + r.Next(3) + (wide && r.Next(2) == 0 ? 1L << 33 : 0);
+                    if ((badMode & 2) != 0 && r.Next(8) == 0) scores.AsSpan<float>()[i] = r.Next(3) switch { 0 => float.NaN, 1 => float.PositiveInfinity, _ => float.NegativeInfinity };
+                }
+                Tensor ids = wide ? Tensor.FromArray(idValues, tokens, k) : Tensor.FromArray(idValues.Select(v => (int)v).ToArray(), tokens, k);
+                int n = (real + pad) * k;
+                var hostIds = Tensor.Zeros(DType.Int32, n);
+                var hostScores = Tensor.Zeros(DType.Float32, n);
+                EntryScan expected = _host.PrepareEntries(scores, ids, rowOffset, real, pad, experts, hostIds, hostScores);
+                Tensor devIds = _device.Allocator.Rent(DType.Int32, n), devScores = _device.Allocator.Rent(DType.Float32, n);
+                EntryScan actual = _device.PrepareEntries(Dev(scores), Dev(ids), rowOffset, real, pad, experts, devIds, devScores);
+                Assert.Equal(expected.FirstInvalidEntry, actual.FirstInvalidEntry);
+                if (expected.FirstInvalidEntry >= 0)
+                {
+                    Assert.Equal(expected.InvalidId, actual.InvalidId);
+                    Assert.Equal(BitConverter.SingleToInt32Bits(expected.InvalidScore), BitConverter.SingleToInt32Bits(actual.InvalidScore));
+                    return;
+                }
+                Assert.Equal(expected.Counts, actual.Counts);
+                AssertBitwise(hostIds, devIds, "ids");
+                AssertBitwise(hostScores, devScores, "entry scores");
+            }, iter: 150, threads: 1);
+    }
+
+    [Fact]
+    public void StableSortByExpert_MatchesHost_AcrossChunks()
+    {
+        Gen.Select(Gen.Frequency((3, Gen.Int[0, 50]), (1, Gen.Int[200, 3000])), Gen.Int[1, 300], Gen.Int[0, int.MaxValue - 1])
+            .Sample((n, experts, seed) =>
+            {
+                var r = new Random(seed);
+                var ids = new int[n];
+                var counts = new int[experts];
+                // Skewed ids, so long runs of one expert cross chunk boundaries.
+                for (int i = 0; i < n; i++) counts[ids[i] = r.Next(2) == 0 ? r.Next(Math.Min(3, experts)) : r.Next(experts)]++;
+                var idTensor = Tensor.FromArray(ids, n);
+                var hostOrder = Tensor.Zeros(DType.Int32, n);
+                _host.StableSortByExpert(idTensor, counts, hostOrder);
+                Tensor devOrder = _device.Allocator.Rent(DType.Int32, n);
+                _device.StableSortByExpert(Dev(idTensor), counts, devOrder);
+                AssertBitwise(hostOrder, devOrder, "order");
+            }, iter: 60, threads: 1);
+    }
+
+    [Fact]
+    public void BuildLocalLayout_MatchesHost_WithAndWithoutAlignmentMap()
+    {
+        Gen.Select(Gen.Int[0, 30], Gen.Int[0, 4], Gen.Int[1, 5], Gen.Int[1, 6], Gen.Int[0, 2], Gen.Int[0, int.MaxValue - 1])
+            .Sample((real, pad, k, experts, alignPick, seed) =>
+            {
+                var r = new Random(seed);
+                int n = (real + pad) * k;
+                var ids = new int[n];
+                var counts = new int[experts];
+                for (int i = 0; i < n; i++) counts[ids[i] = i >= real * k ? 0 : r.Next(experts)]++;
+                var order = Tensor.Zeros(DType.Int32, n);
+                _host.StableSortByExpert(Tensor.FromArray(ids, n), counts, order);
+                var entryScores = RandomFloats(r, n);
+                int align = new[] { 1, 4, 16 }[alignPick];
+                Tensor? map = null;
+                int rows = n;
+                if (align > 1)
+                {
+                    var m = new int[n];
+                    int position = 0, row = 0;
+                    foreach (int c in counts)
+                    {
+                        for (int j = 0; j < c; j++) m[position++] = row + j;
+                        row += (c + align - 1) / align * align;
+                    }
+                    rows = row;
+                    map = Tensor.FromArray(m, n);
+                }
+                Tensor[] host = [Tensor.Zeros(DType.Int32, rows), Tensor.Zeros(DType.Float32, rows), Tensor.Zeros(DType.Int32, real * k), Tensor.Zeros(DType.Int32, real, k)];
+                _host.BuildLocalLayout(order, entryScores, real, k, map, host[0], host[1], host[2], host[3]);
+                var a = _device.Allocator;
+                Tensor[] dev = [a.Rent(DType.Int32, rows), a.Rent(DType.Float32, rows), a.Rent(DType.Int32, real * k), a.Rent(DType.Int32, real, k)];
+                _device.BuildLocalLayout(Dev(order), Dev(entryScores), real, k, map is null ? null : Dev(map), dev[0], dev[1], dev[2], dev[3]);
+                string[] names = ["rowToken", "rowScore", "entryRow", "tokenPositions"];
+                for (int i = 0; i < 4; i++) AssertBitwise(host[i], dev[i], names[i]);
+            }, iter: 100, threads: 1);
+    }
+
+    [Fact]
+    public void GatherRows_MatchesHost_WithScaleOffsetAndMissingRows()
+    {
+        Gen.Select(Gen.Int[0, 20], Gen.Int[0, 25], Gen.Int[0, 17], Gen.Bool, Gen.Int[0, int.MaxValue - 1])
+            .Sample((sourceRows, destRows, d, scaled, seed) =>
+            {
+                var r = new Random(seed);
+                int offset = sourceRows == 0 ? 0 : r.Next(Math.Min(3, sourceRows));
+                var source = RandomFloats(r, sourceRows, d);
+                var rowOf = new int[destRows];
+                for (int i = 0; i < destRows; i++) rowOf[i] = sourceRows - offset == 0 || r.Next(5) == 0 ? -1 : r.Next(sourceRows - offset);
+                var map = Tensor.FromArray(rowOf, destRows);
+                Tensor? scale = scaled ? RandomFloats(r, destRows) : null;
+                var hostOut = Tensor.Zeros(DType.Float32, destRows, d);
+                _host.GatherRows(source, offset, map, scale, hostOut);
+                Tensor devOut = _device.Allocator.Rent(DType.Float32, destRows, d);
+                _device.GatherRows(Dev(source), offset, Dev(map), scale is null ? null : Dev(scale), devOut);
+                AssertBitwise(hostOut, devOut, "gathered rows");
+            }, iter: 150, threads: 1);
+    }
+
+    [Fact]
+    public void GatherReduce_MatchesHost_OrderedWithoutFma()
+    {
+        Gen.Select(Gen.Int[0, 12], Gen.Int[1, 6], Gen.Int[0, 19], Gen.Bool, Gen.Bool, Gen.Int[0, 3], Gen.Int[0, int.MaxValue - 1])
+            .Sample((tokens, k, d, scaled, withInitial, destOffset, seed) =>
+            {
+                var r = new Random(seed);
+                int n = tokens * k + r.Next(4);
+                var rows = RandomFloats(r, n, d);
+                var positions = new int[tokens * k];
+                var perm = Enumerable.Range(0, n).OrderBy(_ => r.Next()).ToArray();
+                for (int t = 0; t < tokens; t++)
+                {
+                    var mine = perm.Skip(t * k).Take(k).Select(p => r.Next(6) == 0 ? -1 : p).OrderBy(p => p).ToArray();
+                    mine.CopyTo(positions, t * k);
+                }
+                var pos = Tensor.FromArray(positions, tokens, k);
+                Tensor? scale = scaled ? RandomFloats(r, n) : null;
+                Tensor? initial = withInitial ? RandomFloats(r, tokens, d) : null;
+                var hostOut = RandomFloats(r, tokens + destOffset, d);
+                Tensor devOut = Dev(hostOut);
+                _host.GatherReduce(rows, pos, scale, initial, hostOut, destOffset);
+                _device.GatherReduce(Dev(rows), Dev(pos), scale is null ? null : Dev(scale), initial is null ? null : Dev(initial), devOut, destOffset);
+                AssertBitwise(hostOut, devOut, "reduced rows");
+            }, iter: 150, threads: 1);
+    }
+
+    [Fact]
+    public void RowDots_MatchesHost()
+    {
+        Gen.Select(Gen.Int[0, 12], Gen.Int[1, 4], Gen.Int[0, 40], Gen.Int[0, int.MaxValue - 1])
+            .Sample((tokens, k, d, seed) =>
+            {
+                var r = new Random(seed);
+                int m = tokens * k, n = m + 2, bOffset = r.Next(3);
+                var a = RandomFloats(r, n, d);
+                var aRow = Tensor.FromArray(Enumerable.Range(0, m).Select(_ => r.Next(n)).ToArray(), m);
+                var b = RandomFloats(r, tokens + bOffset, d);
+                int resultOffset = r.Next(3);
+                var hostOut = RandomFloats(r, m + resultOffset + 1);
+                Tensor devOut = Dev(hostOut);
+                _host.RowDots(a, aRow, b, bOffset, k, hostOut, resultOffset);
+                _device.RowDots(Dev(a), Dev(aRow), Dev(b), bOffset, k, devOut, resultOffset);
+                AssertBitwise(hostOut, devOut, "row dots");
+            }, iter: 100, threads: 1);
+    }
+
+    [Fact]
+    public void ClearAndCopyRows_MatchHost()
+    {
+        var r = new Random(5);
+        var source = RandomFloats(r, 7, 5);
+        var dest = RandomFloats(r, 9, 5);
+        Tensor devDest = Dev(dest);
+        _host.CopyRows(source, 2, dest, 3, 4);
+        _device.CopyRows(Dev(source), 2, devDest, 3, 4);
+        AssertBitwise(dest, devDest, "copied rows");
+        _host.Clear(dest);
+        _device.Clear(devDest);
+        AssertBitwise(dest, devDest, "cleared");
+    }
+
+    [Fact]
+    public void HostTensor_IsRejectedWithItsName()
+    {
+        var host = Tensor.Zeros(DType.Float32, 2, 2);
+        var e = Assert.Throws<ArgumentException>(() => _device.Clear(host));
+        Assert.Equal("tensor", e.ParamName);
+    }
+}
