@@ -73,13 +73,13 @@ echo "NCCL_NVLS_ENABLE=$NCCL_NVLS_ENABLE TORCH_SYMM_MEM_DISABLE_MULTICAST=$TORCH
 
 # 1. one GPU: self-check, copy bandwidth, local steps (no exchange)
 step "reference 1 GPU (local)" "$T_LOCAL" \
-  $PY bench/reference/bench_reference.py --preset deepseek,qwen3 --jsonl "$RES"
+  $PY bench/reference/bench_reference.py --preset deepseek,qwen3 --dtype "${DTYPE:-f32}" --jsonl "$RES"
 
 # 2. NGPU GPUs: self-check, reference dispatch+combine, raw NCCL all-to-all, copy
 if [ "$NGPU" -gt 1 ]; then
   step "reference $NGPU GPUs (EP)" "$T_EP" \
     $PY -m torch.distributed.run --standalone --nproc_per_node="$NGPU" \
-    bench/reference/bench_reference.py --preset deepseek,qwen3 --jsonl "$RES"
+    bench/reference/bench_reference.py --preset deepseek,qwen3 --dtype "${DTYPE:-f32}" --jsonl "$RES"
 fi
 
 # 3. GEMMs on one GPU

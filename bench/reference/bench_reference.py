@@ -344,7 +344,8 @@ def parse_args(argv=None):
     ap.add_argument("--dim", type=int, default=2048)
     ap.add_argument("--experts", type=int, default=64)
     ap.add_argument("--top-k", type=int, default=8)
-    ap.add_argument("--dtype", choices=sorted(DTYPES), default="bf16")
+    ap.add_argument("--dtype", choices=sorted(DTYPES), default=None,
+                    help="element type; overrides the presets' (bf16) when given; custom shapes default to bf16")
     ap.add_argument("--iters", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--seed", type=int, default=1234)
@@ -366,9 +367,9 @@ def main(argv=None) -> int:
     for name in [p for p in args.preset.split(",") if p]:
         if name == "custom":
             presets.append((name, dict(tokens=args.tokens, dim=args.dim, experts=args.experts,
-                                       top_k=args.top_k, dtype=args.dtype)))
+                                       top_k=args.top_k, dtype=args.dtype or "bf16")))
         elif name in PRESETS:
-            presets.append((name, PRESETS[name]))
+            presets.append((name, dict(PRESETS[name], **({"dtype": args.dtype} if args.dtype else {}))))
         else:
             print(f"error: unknown preset {name!r}", file=sys.stderr)
             return 2

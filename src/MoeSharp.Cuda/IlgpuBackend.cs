@@ -113,6 +113,15 @@ public sealed class IlgpuBackend : IDisposable
         }
     }
 
+    /// <summary>Visible CUDA devices.</summary>
+    /// <exception cref="InvalidOperationException">CUDA cannot be used here; the message says why.</exception>
+    public static int CudaDeviceCount()
+    {
+        if (!CudaIsAvailable(out string reason)) throw new InvalidOperationException(reason);
+        using Context context = Context.Create(builder => builder.Cuda());
+        return context.GetCudaDevices().Count;
+    }
+
     /// <summary>True when at least one CUDA device can be used; false (never an exception) when CUDA, its driver or a GPU is missing.</summary>
     public static bool CudaIsAvailable(out string reason)
     {

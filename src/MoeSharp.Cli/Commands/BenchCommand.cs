@@ -16,6 +16,8 @@ internal sealed class BenchCommand : Command<BenchSettings>
     {
         bool scoreBefore = RunSettings.ParseScoreBefore(s.Score);
         CommKind comm = CommKinds.Parse(s.Comm);
+        ComputeOptions compute = ComputeOptions.Parse(s.Device, s.Gpus);
+        if (compute.OnDevice) return DeviceBenchReport.Run(s, compute, comm, scoreBefore);
         var outcome = RankLauncher.Run(comm, s.World, world =>
         {
             if (s.Experts % world.Size != 0) throw new ArgumentException($"--experts {s.Experts} must be a multiple of the world size {world.Size}");

@@ -47,6 +47,18 @@ internal sealed class BenchSettings : CommandSettings
     [Description("inproc (threads of this process, default) or mpi (under mpiexec; the job's size is the world, and the exchange is also timed through raw MPI_Alltoallv).")]
     public string? Comm { get; init; }
 
+    [CommandOption("--device <DEVICE>")]
+    [Description("host (default), cuda (one in-process rank per GPU, NCCL exchanges; --world defaults to --gpus) or ilgpu-cpu.")]
+    public string? Device { get; init; }
+
+    [CommandOption("--gpus <N>")]
+    [Description("With --device cuda: GPUs (= ranks) to use. Default: every visible GPU.")]
+    public int? Gpus { get; init; }
+
+    [CommandOption("--preset <NAME>")]
+    [Description("Shape preset: deepseek (4096 tokens/rank, D 7168, E 256, top-8) or qwen3 (8192 tokens/rank, D 2048, E 128, top-8); overrides --tokens/--dim/--experts/--top-k. Rows are float32.")]
+    public string? Preset { get; init; }
+
     [CommandOption("--json")]
     [Description("Print one JSON object instead of a table.")]
     public bool Json { get; init; }
@@ -57,6 +69,8 @@ internal sealed class BenchSettings : CommandSettings
         {
             _ = RunSettings.ParseScoreBefore(Score);
             _ = CommKinds.Parse(Comm);
+            _ = ComputeOptions.Parse(Device, Gpus);
+            _ = BenchShape.Resolve(this);
         }
         catch (ArgumentException ex)
         {
@@ -66,7 +80,7 @@ internal sealed class BenchSettings : CommandSettings
         if (Repeats < 1) return ValidationResult.Error($"--repeats {Repeats} must be at least 1");
         ValidationResult basic = RunCaseOptions.Check(World, 1, Tokens, Dim, Experts, TopK, 1, null);
         if (!basic.Successful) return basic;
-        if (Comm is null or "inproc" && Experts % World != 0) return ValidationResult.Error($"--experts {Experts} must be a multiple of --world {World}");
+        if (Comm is null or "inproc" && Device is null or "host" && Experts % World != 0) return ValidationResult.Error($"--experts {Experts} must be a multiple of --world {World}");
         if (TopK > Experts) return ValidationResult.Error($"--top-k {TopK} must not exceed --experts {Experts}");
         return ValidationResult.Success();
     }

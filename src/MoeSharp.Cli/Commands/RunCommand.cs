@@ -18,6 +18,7 @@ internal sealed class RunCommand : Command<RunSettings>
         TimeSpan? timeout = settings.TimeoutSeconds is double s ? TimeSpan.FromSeconds(s) : null;
         CommKind comm = CommKinds.Parse(settings.Comm);
         IReadOnlyList<RunCase> cases = settings.IsDefault ? RunCase.Defaults : [RunCase.From(settings)];
+        ComputeOptions compute = ComputeOptions.Parse(settings.Device, settings.Gpus);
 
         var results = new List<(RunCase Case, RunSummary Summary)>();
         if (comm == CommKind.InProcess)
@@ -25,7 +26,7 @@ internal sealed class RunCommand : Command<RunSettings>
             foreach (RunCase runCase in cases)
             {
                 DispatchCase problem = runCase.Build();
-                results.Add((runCase, InProcessWorld.Run(runCase.World, world => RunVerification.RunRank(world, problem), timeout)[0]));
+                results.Add((runCase, InProcessWorld.Run(runCase.World, world => RunVerification.RunRank(world, problem, compute), timeout)[0]));
             }
         }
         else
@@ -33,7 +34,7 @@ internal sealed class RunCommand : Command<RunSettings>
             // MPI initializes once per process, so one launch runs every case, each sized to the job.
             var mpiResults = RankLauncher.Run(comm, 0, world =>
                 cases.Select(c => c.ForWorld(world.Size, settings.World))
-                     .Select(c => (c, RunVerification.RunRank(world, c.Build())))
+                     .Select(c => (c, RunVerification.RunRank(world, c.Build(), compute)))
                      .ToList(), timeout,
                 checkJobSize: size => { foreach (RunCase c in cases) c.ForWorld(size, settings.World).Validate(); });
             if (mpiResults is null) return 0; // not rank 0: rank 0 reports, and every rank aborts on failure
@@ -49,7 +50,7 @@ internal sealed class RunCommand : Command<RunSettings>
 
     private static bool Report(RunCase runCase, RunSummary summary)
     {
-        AnsiConsole.MarkupLine($"[bold]{Markup.Escape(runCase.Describe())}[/]");
+        AnsiConsole.MarkupLine($"[bold]{Markup.Escape(runCase.Describe())}, on {Markup.Escape(summary.Device)}[/]");
         AnsiConsole.Write(RankTable(runCase, summary));
         if (summary.Mismatches > 0)
         {

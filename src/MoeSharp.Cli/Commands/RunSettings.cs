@@ -60,6 +60,14 @@ internal sealed class RunSettings : CommandSettings
     [Description("How ranks talk: inproc (threads of this process, default) or mpi (under mpiexec, one process per rank; the job's size is the world).")]
     public string? Comm { get; init; }
 
+    [CommandOption("--device <DEVICE>")]
+    [Description("host (managed kernels, default), cuda (ILGPU kernels on NVIDIA GPUs, NCCL exchanges when each rank has its own GPU) or ilgpu-cpu (the CUDA backend's kernels on ILGPU's CPU accelerator).")]
+    public string? Device { get; init; }
+
+    [CommandOption("--gpus <N>")]
+    [Description("With --device cuda: GPUs to use (rank r on GPU r mod N). Default: every visible GPU.")]
+    public int? Gpus { get; init; }
+
     /// <summary>True when no problem option was given: run the embedded default cases.</summary>
     public bool IsDefault => World is null && Sp is null && Tokens is null && Dim is null && Experts is null && TopK is null
         && Sharding is null && Layout is null && Score is null && Align is null && Seed is null;
@@ -72,6 +80,7 @@ internal sealed class RunSettings : CommandSettings
             _ = ParseLayout(Layout);
             _ = ParseScoreBefore(Score);
             _ = CommKinds.Parse(Comm);
+            _ = ComputeOptions.Parse(Device, Gpus);
         }
         catch (ArgumentException ex)
         {

@@ -22,9 +22,10 @@ internal sealed class VerifyGoldenCommand : Command<VerifyGoldenSettings>
     {
         TimeSpan? timeout = settings.TimeoutSeconds is double s ? TimeSpan.FromSeconds(s) : null;
         CommKind comm = CommKinds.Parse(settings.Comm);
+        ComputeOptions compute = ComputeOptions.Parse(settings.Device, settings.Gpus);
         List<(Verdict Verdict, string Line)>? lines = comm == CommKind.InProcess
-            ? settings.Files.Select(path => VerifyInProcess(path, timeout)).ToList()
-            : RankLauncher.Run(comm, 0, world => settings.Files.Select(path => VerifyOnJob(world, path)).ToList(), timeout);
+            ? settings.Files.Select(path => VerifyInProcess(path, timeout, compute)).ToList()
+            : RankLauncher.Run(comm, 0, world => settings.Files.Select(path => VerifyOnJob(world, path, compute)).ToList(), timeout);
         if (lines is null) return 0; // not rank 0 of an MPI job: rank 0 reports
 
         foreach (var (verdict, line) in lines)
@@ -44,7 +45,7 @@ internal sealed class VerifyGoldenCommand : Command<VerifyGoldenSettings>
         return Count(Verdict.Unreadable) > 0 ? CliApp.UsageError : Count(Verdict.Fail) > 0 ? 1 : 0;
     }
 
-    private static (Verdict, string) VerifyInProcess(string path, TimeSpan? timeout)
+    private static (Verdict, string) VerifyInProcess(string path, TimeSpan? timeout, ComputeOptions compute)
     {
         var (file, error) = Open(path);
         if (file is null) return Unreadable(path, error!);
@@ -53,20 +54,21 @@ internal sealed class VerifyGoldenCommand : Command<VerifyGoldenSettings>
         string? mismatch;
         try
         {
-            mismatch = GoldenDispatchReplay.Replay(file, timeout);
+            mismatch = GoldenDispatchReplay.Replay(file, timeout, compute);
         }
         catch (Exception ex) when (ex is InvalidDataException or KeyNotFoundException or ArgumentException or RankFailedException)
         {
             mismatch = $"cannot replay: {ex.Message}";
         }
-        return mismatch is null ? (Verdict.Pass, Path.GetFileName(path)) : (Verdict.Fail, $"{Path.GetFileName(path)}: {mismatch}");
+        string where = compute.OnDevice ? $" (on {compute.DeviceName})" : "";
+        return mismatch is null ? (Verdict.Pass, Path.GetFileName(path) + where) : (Verdict.Fail, $"{Path.GetFileName(path)}{where}: {mismatch}");
     }
 
     /// <summary>
     /// One file on an MPI job: the file's world runs on the job's first ranks (a sub-group), the rest wait;
     /// every rank reads the same file and so reaches the same verdict on its own.
     /// </summary>
-    private static (Verdict, string) VerifyOnJob(IProcessGroup world, string path)
+    private static (Verdict, string) VerifyOnJob(IProcessGroup world, string path, ComputeOptions compute)
     {
         var (file, error) = Open(path);
         if (file is null) return Unreadable(path, error!);
@@ -93,7 +95,7 @@ internal sealed class VerifyGoldenCommand : Command<VerifyGoldenSettings>
         }
         bool participates = world.Rank < seed.World;
         using IProcessGroup group = world.Split(participates ? 0 : 1, world.Rank);
-        string? mismatch = participates ? GoldenDispatchReplay.CheckRank(group, file, seed) : null;
+        string? mismatch = participates ? GoldenDispatchReplay.CheckRank(group, file, seed, compute) : null;
         string? first = RankMessages.FirstInRankOrder(world, mismatch);
         string where = seed.World < world.Size ? $" (on ranks 0..{seed.World - 1} of {world.Size})" : "";
         return first is null

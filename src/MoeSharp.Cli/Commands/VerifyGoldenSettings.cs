@@ -19,6 +19,14 @@ internal sealed class VerifyGoldenSettings : CommandSettings
     [Description("inproc (each file on its own world of threads, default) or mpi (under mpiexec: each file on the first 'world' ranks of the job; files needing more ranks are skipped).")]
     public string? Comm { get; init; }
 
+    [CommandOption("--device <DEVICE>")]
+    [Description("host (default), cuda or ilgpu-cpu: where the dispatch files replay (layer files replay on the host).")]
+    public string? Device { get; init; }
+
+    [CommandOption("--gpus <N>")]
+    [Description("With --device cuda: GPUs to use (rank r on GPU r mod N; NCCL when a file's world fits). Default: every visible GPU.")]
+    public int? Gpus { get; init; }
+
     public override ValidationResult Validate()
     {
         if (Files.Length == 0) return ValidationResult.Error("verify-golden needs at least one FILE");
@@ -26,6 +34,7 @@ internal sealed class VerifyGoldenSettings : CommandSettings
         try
         {
             _ = CommKinds.Parse(Comm);
+            _ = ComputeOptions.Parse(Device, Gpus);
         }
         catch (ArgumentException ex)
         {

@@ -1,4 +1,5 @@
 using MoeSharp.Collectives;
+using MoeSharp.Cuda;
 using MoeSharp.Dispatch;
 using MoeSharp.Experts;
 using MoeSharp.Tensors;
@@ -15,26 +16,35 @@ internal static class DispatchWorldRunner
     public static RankOutcome[] RunInProcess(DispatchCase problem, TimeSpan? timeout = null)
         => InProcessWorld.Run(problem.World, world => RunRank(world, problem), timeout);
 
-    /// <summary>One rank's part of <paramref name="problem"/>, on any process group of the right size.</summary>
-    public static RankOutcome RunRank(IProcessGroup world, DispatchCase problem)
+    /// <summary>
+    /// One rank's part of <paramref name="problem"/>, on any process group of the right size, with host kernels or on
+    /// <paramref name="device"/> (made once per rank by <see cref="ComputeOptions.CreateRank"/> and reused). The
+    /// outcome's tensors are host copies.
+    /// </summary>
+    public static RankOutcome RunRank(IProcessGroup world, DispatchCase problem, DeviceRank? device = null)
     {
         if (world.Size != problem.World)
         {
             throw new ArgumentException($"the problem needs a world of {problem.World} ranks but the process group has {world.Size}", nameof(world));
         }
-        using var groups = ParallelGroups.Create(world, problem.Sp);
-        var dispatcher = new AllToAllTokenDispatcher(problem.Config, groups);
+        using var groups = ParallelGroups.Create(device?.World ?? world, problem.Sp);
+        var dispatcher = new AllToAllTokenDispatcher(problem.Config, groups, device?.Backend.Kernels);
         GroupInputs inputs = problem.Groups[groups.DataParallelIndex];
         GroupInputs mine = problem.Config.Layout == SequenceLayout.Sharded
             ? ShardOf(inputs, problem.Config.Sharding, problem.Sp, groups.SpRank)
             : inputs;
+        Tensor Upload(Tensor t) => device?.Upload(t) ?? t;
 
-        DispatchResult dispatched = dispatcher.Dispatch(mine.X, mine.Scores, mine.Ids, inputs.X.Rows);
-        Tensor expertOutput = ScaledIdentityExperts.Apply(dispatched.RoutedTokens, dispatched.TokensPerLocalExpert.AsSpan(),
-            world.Rank * dispatcher.NumLocalExperts);
-        Tensor output = dispatcher.Combine(expertOutput, dispatched.Metadata, mine.X);
+        Tensor x = Upload(mine.X);
+        DispatchResult dispatched = dispatcher.Dispatch(x, Upload(mine.Scores), Upload(mine.Ids), inputs.X.Rows);
+        // The test experts are a host function: on a device the routed rows make a round trip through the host,
+        // outside the dispatcher, so the dispatcher's own path stays the device's.
+        Tensor routed = dispatched.RoutedTokens.ToHost();
+        Tensor expertOutput = Upload(ScaledIdentityExperts.Apply(routed, dispatched.TokensPerLocalExpert.AsSpan(),
+            world.Rank * dispatcher.NumLocalExperts));
+        Tensor output = dispatcher.Combine(expertOutput, dispatched.Metadata, x);
         Tensor final = dispatcher.ReduceSequenceParallel(output);
-        return new RankOutcome(world.Rank, dispatched.Metadata.Shard, dispatched.Metadata, dispatched.RoutedTokens, output, final);
+        return new RankOutcome(world.Rank, dispatched.Metadata.Shard, dispatched.Metadata, routed, output.ToHost(), final.ToHost());
     }
 
     /// <summary>The single-rank reference: all experts local, no SP, one group's tokens.</summary>

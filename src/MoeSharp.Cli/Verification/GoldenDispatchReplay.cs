@@ -1,5 +1,7 @@
 using System.Globalization;
+using MoeSharp.Cli.Commands;
 using MoeSharp.Collectives;
+using MoeSharp.Cuda;
 using MoeSharp.Dispatch;
 using MoeSharp.Tensors;
 
@@ -39,10 +41,10 @@ internal static class GoldenDispatchReplay
     }
 
     /// <summary>Replays the file on in-process ranks; returns null when everything matches, else the first mismatch.</summary>
-    public static string? Replay(SafetensorsContent file, TimeSpan? timeout = null)
+    public static string? Replay(SafetensorsContent file, TimeSpan? timeout = null, ComputeOptions? compute = null)
     {
         DispatchCase seed = ReadCase(file);
-        string?[] perRank = InProcessWorld.Run(seed.World, world => CheckRank(world, file, seed), timeout);
+        string?[] perRank = InProcessWorld.Run(seed.World, world => CheckRank(world, file, seed, compute), timeout);
         return perRank.FirstOrDefault(m => m is not null);
     }
 
@@ -51,10 +53,11 @@ internal static class GoldenDispatchReplay
     /// counts and combine output, and its share of each group's final output under the seed configuration and
     /// the balanced/sharded variants. Returns this rank's first mismatch, or null.
     /// </summary>
-    public static string? CheckRank(IProcessGroup world, SafetensorsContent file, DispatchCase seed)
+    public static string? CheckRank(IProcessGroup world, SafetensorsContent file, DispatchCase seed, ComputeOptions? compute = null)
     {
         int r = world.Rank, group = r / seed.Sp, spRank = r % seed.Sp;
-        RankOutcome outcome = DispatchWorldRunner.RunRank(world, seed);
+        using DeviceRank? device = (compute ?? ComputeOptions.Host).CreateRank(world);
+        RankOutcome outcome = DispatchWorldRunner.RunRank(world, seed, device);
         Tensor expectedFinal = file.Get($"final.g{group}");
         string? mismatch =
             TensorComparison.FirstBitwiseMismatch($"routed.r{r}", file.Get($"routed.r{r}"), outcome.Routed)
@@ -73,7 +76,7 @@ internal static class GoldenDispatchReplay
         };
         foreach (var (name, config) in variants)
         {
-            RankOutcome variant = DispatchWorldRunner.RunRank(world, seed with { Config = config });
+            RankOutcome variant = DispatchWorldRunner.RunRank(world, seed with { Config = config }, device);
             Tensor expected = expectedFinal;
             if (config.Layout == SequenceLayout.Sharded)
             {

@@ -1,5 +1,7 @@
 using System.Diagnostics;
+using MoeSharp.Cli.Commands;
 using MoeSharp.Collectives;
+using MoeSharp.Cuda;
 using MoeSharp.Dispatch;
 using MoeSharp.Tensors;
 
@@ -10,7 +12,11 @@ namespace MoeSharp.Cli.Verification;
 /// <param name="Mismatches">Ranks whose result differed from the single-rank reference.</param>
 /// <param name="FirstMismatch">Rank 0's own mismatch, if any (other ranks print theirs).</param>
 /// <param name="Elapsed">Dispatch → experts → combine → reduce on rank 0.</param>
-internal sealed record RunSummary(IReadOnlyList<RankStatistics> Ranks, long Mismatches, string? FirstMismatch, TimeSpan Elapsed);
+internal sealed record RunSummary(IReadOnlyList<RankStatistics> Ranks, long Mismatches, string? FirstMismatch, TimeSpan Elapsed)
+{
+    /// <summary>Where rank 0 computed, e.g. <c>host</c> or <c>cuda NVIDIA H100 (nccl)</c>.</summary>
+    public string Device { get; init; } = "host";
+}
 
 /// <summary>One rank's row of the <c>moe run</c> table.</summary>
 internal sealed record RankStatistics(int Rank, int ShardTokens, int PadRows, int RowsSent, int RowsReceived, int[] RowsPerLocalExpert);
@@ -22,11 +28,12 @@ internal sealed record RankStatistics(int Rank, int ShardTokens, int PadRows, in
 internal static class RunVerification
 {
     /// <summary>Runs and verifies <paramref name="problem"/> on this rank of <paramref name="world"/>.</summary>
-    public static RunSummary RunRank(IProcessGroup world, DispatchCase problem)
+    public static RunSummary RunRank(IProcessGroup world, DispatchCase problem, ComputeOptions compute)
     {
+        using DeviceRank? device = compute.CreateRank(world);
         world.Barrier();
         var clock = Stopwatch.StartNew();
-        RankOutcome outcome = DispatchWorldRunner.RunRank(world, problem);
+        RankOutcome outcome = DispatchWorldRunner.RunRank(world, problem, device);
         clock.Stop();
 
         string? mismatch = CompareWithReference(problem, outcome);
@@ -50,7 +57,7 @@ internal static class RunVerification
             ReadOnlySpan<int> row = all.AsSpan(r * width, width);
             ranks[r] = new RankStatistics(r, row[0], row[1], row[2], row[3], row.Slice(5, row[4]).ToArray());
         }
-        return new RunSummary(ranks, mismatches[0], mismatch, clock.Elapsed);
+        return new RunSummary(ranks, mismatches[0], mismatch, clock.Elapsed) { Device = compute.Describe(device) };
     }
 
     /// <summary>

@@ -1,6 +1,7 @@
 using ILGPU;
 using ILGPU.Runtime;
 using ILGPU.Runtime.Cuda;
+using MoeSharp.Cuda.Native;
 using MoeSharp.Tensors;
 
 namespace MoeSharp.Cuda.Memory;
@@ -14,7 +15,7 @@ namespace MoeSharp.Cuda.Memory;
 /// Copies run on the accelerator's default stream, the one every kernel of this backend is launched on, so a
 /// copy sees the results of the kernels launched before it and returns only when it is complete.
 /// </remarks>
-public sealed class IlgpuDeviceBuffer : DeviceBuffer, IDisposable
+public sealed class IlgpuDeviceBuffer : DeviceBuffer, IDevicePointer, IDisposable
 {
     private readonly MemoryBuffer1D<byte, Stride1D.Dense> _buffer;
 
@@ -47,6 +48,12 @@ public sealed class IlgpuDeviceBuffer : DeviceBuffer, IDisposable
 
     /// <summary>The CUDA stream handle (<c>cudaStream_t</c>) that this buffer's copies and this backend's kernels are ordered on, or zero off CUDA.</summary>
     public IntPtr StreamPointer => _buffer.Accelerator.DefaultStream is CudaStream cuda ? cuda.StreamPtr : IntPtr.Zero;
+
+    /// <inheritdoc />
+    nint IDevicePointer.Pointer => _buffer.NativePtr;
+
+    /// <inheritdoc />
+    int IDevicePointer.DeviceOrdinal => _buffer.Accelerator is CudaAccelerator cuda ? cuda.DeviceId : -1;
 
     /// <summary>The whole buffer as bytes.</summary>
     public ArrayView<byte> Bytes => _buffer.View.AsContiguous();

@@ -40,6 +40,12 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
     public Tensor ToDevice(Tensor host) => host.IsOnHost ? host : host.ToHost();
 
     /// <inheritdoc />
+    public void Synchronize()
+    {
+        // Host kernels return when done.
+    }
+
+    /// <inheritdoc />
     public void Clear(Tensor tensor) => tensor.AsBytes().Clear();
 
     /// <inheritdoc />

@@ -27,6 +27,9 @@ public interface IMoeKernels
     /// <summary>This backend's copy of a host tensor (the tensor itself on the host backend).</summary>
     Tensor ToDevice(Tensor host);
 
+    /// <summary>Waits until every kernel and copy issued so far has finished (for timing; a no-op on the host).</summary>
+    void Synchronize();
+
     /// <summary>Sets every element to zero.</summary>
     void Clear(Tensor tensor);
 

@@ -1,47 +1,65 @@
 using MoeSharp.Collectives;
 using MoeSharp.Tensors;
 
-namespace MoeSharp.Cuda.Tests.Kernels;
+namespace MoeSharp.Cuda;
 
 /// <summary>
-/// Test-only device collectives over a host process group: device tensors are copied to the host, exchanged
-/// with the inner group's host collectives, and copied back. Lets the all-to-all dispatcher run with ILGPU
-/// kernels on in-process ranks (NCCL's place on a real GPU).
+/// Device collectives through host memory: device tensors are copied to the host, exchanged with a host process
+/// group's collectives, and copied back. For ranks that share one GPU (NCCL needs one GPU per rank) and for ILGPU's
+/// CPU accelerator; correct on any layout, but every exchange crosses the host. Host collectives go straight to the
+/// inner group.
 /// </summary>
-internal sealed class HostStagedProcessGroup(IProcessGroup inner) : IProcessGroup, IDeviceCollectives
+/// <param name="inner">The host group whose ranks are this group's ranks.</param>
+public sealed class HostStagedProcessGroup(IProcessGroup inner) : IProcessGroup, IDeviceCollectives
 {
+    /// <inheritdoc />
     public int Rank => inner.Rank;
 
+    /// <inheritdoc />
     public int Size => inner.Size;
 
+    /// <inheritdoc />
     public IReadOnlyList<int> WorldRanks => inner.WorldRanks;
 
+    /// <inheritdoc />
     public TimeSpan Timeout => inner.Timeout;
 
+    /// <inheritdoc />
     public IProcessGroup Split(int color, int key) => new HostStagedProcessGroup(inner.Split(color, key));
 
+    /// <inheritdoc />
     public void Barrier() => inner.Barrier();
 
+    /// <inheritdoc />
     public void AllToAll<T>(ReadOnlySpan<T> send, Span<T> receive) where T : unmanaged => inner.AllToAll(send, receive);
 
+    /// <inheritdoc />
     public void AllToAllV<T>(ReadOnlySpan<T> send, ReadOnlySpan<int> sendCounts, Span<T> receive, ReadOnlySpan<int> receiveCounts) where T : unmanaged
         => inner.AllToAllV(send, sendCounts, receive, receiveCounts);
 
+    /// <inheritdoc />
     public CollectiveRequest AllToAllVAsync<T>(ReadOnlyMemory<T> send, int[] sendCounts, Memory<T> receive, int[] receiveCounts) where T : unmanaged
         => inner.AllToAllVAsync(send, sendCounts, receive, receiveCounts);
 
+    /// <inheritdoc />
     public void AllGather<T>(ReadOnlySpan<T> send, Span<T> receive) where T : unmanaged => inner.AllGather(send, receive);
 
+    /// <inheritdoc />
     public void AllReduceSum(Span<float> values) => inner.AllReduceSum(values);
 
+    /// <inheritdoc />
     public void AllReduceSum(Span<double> values) => inner.AllReduceSum(values);
 
+    /// <inheritdoc />
     public void AllReduceSum(Span<long> values) => inner.AllReduceSum(values);
 
+    /// <inheritdoc />
     public void Abort(Exception error) => inner.Abort(error);
 
+    /// <inheritdoc />
     public void Dispose() => inner.Dispose();
 
+    /// <inheritdoc />
     public void AllToAllV(Tensor send, ReadOnlySpan<int> sendCounts, Tensor receive, ReadOnlySpan<int> receiveCounts)
     {
         Tensor hostSend = send.ToHost();
@@ -50,6 +68,7 @@ internal sealed class HostStagedProcessGroup(IProcessGroup inner) : IProcessGrou
         receive.DeviceBuffer!.CopyFromHost(hostReceive.AsBytes(), 0);
     }
 
+    /// <inheritdoc />
     public CollectiveRequest AllToAllVAsync(Tensor send, int[] sendCounts, Tensor receive, int[] receiveCounts)
     {
         // Every rank calls this at the same point, so running the exchange now is a valid (if unoverlapped) schedule.
@@ -57,6 +76,7 @@ internal sealed class HostStagedProcessGroup(IProcessGroup inner) : IProcessGrou
         return CollectiveRequest.Completed;
     }
 
+    /// <inheritdoc />
     public void AllReduceSum(Tensor values)
     {
         Tensor host = values.ToHost();
