@@ -21,21 +21,25 @@ internal static class DeviceDispatchBenchmark
     /// <param name="Copy">A device copy of N rows (read + write), for the bandwidth ceiling.</param>
     /// <param name="RoutedRows">N = T·K rows each rank routes.</param>
     /// <param name="Exchanger">How rows moved: <c>nccl</c>, <c>host-staged</c> or <c>none</c>.</param>
-    public sealed record Result(Stats DispatchCombine, Stats Dispatch, Stats? Exchange, Stats Copy, long RoutedRows, string Exchanger);
+    public sealed record Result(Stats DispatchCombine, Stats Dispatch, Stats? Exchange, Stats Copy, long RoutedRows, string Exchanger)
+    {
+        /// <summary>With profiling: milliseconds per dispatch + combine spent in each kernel (synchronized after each), else null.</summary>
+        public IReadOnlyDictionary<string, double>? KernelMilliseconds { get; init; }
+    }
 
     /// <summary>Median, minimum and 90th percentile of one measurement, in seconds.</summary>
     public sealed record Stats(double Median, double Min, double P90, int Iterations);
 
     /// <summary>This rank's part; every rank of <paramref name="world"/> calls it with the same arguments.</summary>
     public static Result RunRank(IProcessGroup world, DeviceRank device, int tokens, int dim, int experts, int topK,
-        bool scoreBefore, int warmup, int repeats, int seed)
+        bool scoreBefore, int warmup, int repeats, int seed, bool profile = false)
     {
         var config = new TokenDispatcherConfig(experts, topK) { ScoreBeforeExperts = scoreBefore };
         var random = new Random(seed);
         GroupInputs mine = RandomInputs.Create(random, tokens, dim, experts, topK);
         for (int r = 1; r <= world.Rank; r++) mine = RandomInputs.Create(random, tokens, dim, experts, topK);
 
-        var kernels = device.Backend.Kernels;
+        Compute.IMoeKernels kernels = profile ? new Compute.ProfilingMoeKernels(device.Backend.Kernels) : device.Backend.Kernels;
         using var groups = ParallelGroups.Create(device.World, 1);
         TokenDispatcher dispatcher = world.Size == 1
             ? new LocalTokenDispatcher(config, kernels)
@@ -61,7 +65,11 @@ internal static class DeviceDispatchBenchmark
             dispatcher.Pool.Return(combined);
             dispatcher.Pool.Return(dispatched.RoutedTokens);
             dispatcher.Release(dispatched.Metadata);
-            if (i < warmup) continue;
+            if (i < warmup)
+            {
+                if (i == warmup - 1 && kernels is Compute.ProfilingMoeKernels p) p.Reset();
+                continue;
+            }
             both.Add(SlowestRank(world, total));
             dispatchOnly.Add(SlowestRank(world, dispatchSeconds));
         }
@@ -70,8 +78,11 @@ internal static class DeviceDispatchBenchmark
             ? TimeExchange(world, kernels, collectives, sendRows, receiveRows, dim, warmup, repeats)
             : null;
         Stats copy = TimeCopy(world, kernels, (long)tokens * topK, dim, warmup, repeats);
+        IReadOnlyDictionary<string, double>? perKernel = kernels is Compute.ProfilingMoeKernels prof
+            ? prof.Totals.ToDictionary(kv => kv.Key, kv => kv.Value.Seconds * 1e3 / repeats)
+            : null;
         return new Result(Summarize(both), Summarize(dispatchOnly), exchange, copy, (long)tokens * topK,
-            world.Size == 1 ? "none" : device.Exchange);
+            world.Size == 1 ? "none" : device.Exchange) { KernelMilliseconds = perKernel };
     }
 
     private static Stats TimeExchange(IProcessGroup world, Compute.IMoeKernels kernels, IDeviceCollectives collectives,

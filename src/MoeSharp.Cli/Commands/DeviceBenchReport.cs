@@ -23,7 +23,7 @@ internal static class DeviceBenchReport
         {
             using DeviceRank device = compute.CreateRank(group)!;
             var result = DeviceDispatchBenchmark.RunRank(group, device, shape.Tokens, shape.Dim, shape.Experts, shape.TopK,
-                scoreBefore, s.Warmup, s.Repeats, s.Seed);
+                scoreBefore, s.Warmup, s.Repeats, s.Seed, s.Profile);
             return new Tuple<DeviceDispatchBenchmark.Result, string, int>(result, device.Backend.Accelerator.Name, group.Size);
         }, null);
         if (outcome is null) return 0;
@@ -69,6 +69,14 @@ internal static class DeviceBenchReport
                 (bytes / stats.Median / 1e9).ToString("F1", CultureInfo.InvariantCulture), (bytes / 1e6).ToString("F0", CultureInfo.InvariantCulture));
         }
         AnsiConsole.Write(table);
+        if (r.KernelMilliseconds is { } perKernel)
+        {
+            AnsiConsole.MarkupLine("kernel time per dispatch + combine (rank 0, synchronized after each kernel):");
+            foreach (var (name, ms) in perKernel.OrderByDescending(kv => kv.Value))
+            {
+                AnsiConsole.MarkupLine(Markup.Escape($"  {name,-20} {ms,8:F3} ms"));
+            }
+        }
         return 0;
     }
 }

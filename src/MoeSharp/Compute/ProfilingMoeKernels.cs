@@ -1,0 +1,85 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using MoeSharp.Tensors;
+
+namespace MoeSharp.Compute;
+
+/// <summary>
+/// A decorator that times every kernel of another backend: each call is followed by
+/// <see cref="IMoeKernels.Synchronize"/> so asynchronous device work is charged to the kernel that issued it. For
+/// finding where dispatch and combine spend their time; the extra synchronization makes the total slower.
+/// </summary>
+/// <param name="inner">The backend to time.</param>
+public sealed class ProfilingMoeKernels(IMoeKernels inner) : IMoeKernels
+{
+    private readonly ConcurrentDictionary<string, (double Seconds, int Calls)> _totals = new();
+
+    /// <summary>Seconds and calls per kernel since the last <see cref="Reset"/>.</summary>
+    public IReadOnlyDictionary<string, (double Seconds, int Calls)> Totals => _totals;
+
+    /// <summary>Forgets the totals (after warm-up, say).</summary>
+    public void Reset() => _totals.Clear();
+
+    /// <inheritdoc />
+    public string DeviceName => inner.DeviceName;
+
+    /// <inheritdoc />
+    public bool IsHost => inner.IsHost;
+
+    /// <inheritdoc />
+    public ITensorAllocator Allocator => inner.Allocator;
+
+    /// <inheritdoc />
+    public Tensor ToDevice(Tensor host) => Time(nameof(ToDevice), () => inner.ToDevice(host));
+
+    /// <inheritdoc />
+    public void Synchronize() => inner.Synchronize();
+
+    /// <inheritdoc />
+    public void Clear(Tensor tensor) => Time(nameof(Clear), () => inner.Clear(tensor));
+
+    /// <inheritdoc />
+    public void CopyRows(Tensor source, int sourceRow, Tensor destination, int destinationRow, int rows)
+        => Time(nameof(CopyRows), () => inner.CopyRows(source, sourceRow, destination, destinationRow, rows));
+
+    /// <inheritdoc />
+    public EntryScan PrepareEntries(Tensor topScores, Tensor expertIds, int rowOffset, int realTokens, int padTokens, int numExperts, Tensor ids, Tensor entryScores)
+        => Time(nameof(PrepareEntries), () => inner.PrepareEntries(topScores, expertIds, rowOffset, realTokens, padTokens, numExperts, ids, entryScores));
+
+    /// <inheritdoc />
+    public void StableSortByExpert(Tensor expertIds, ReadOnlySpan<int> counts, Tensor order)
+    {
+        int[] copy = counts.ToArray();
+        Time(nameof(StableSortByExpert), () => inner.StableSortByExpert(expertIds, copy, order));
+    }
+
+    /// <inheritdoc />
+    public void BuildLocalLayout(Tensor order, Tensor entryScores, int realTokens, int topK, Tensor? rowOfSorted,
+        Tensor rowToken, Tensor rowScore, Tensor entryRow, Tensor tokenPositions)
+        => Time(nameof(BuildLocalLayout), () => inner.BuildLocalLayout(order, entryScores, realTokens, topK, rowOfSorted, rowToken, rowScore, entryRow, tokenPositions));
+
+    /// <inheritdoc />
+    public void GatherRows(Tensor source, int sourceRowOffset, Tensor rowOf, Tensor? scale, Tensor destination)
+        => Time(nameof(GatherRows), () => inner.GatherRows(source, sourceRowOffset, rowOf, scale, destination));
+
+    /// <inheritdoc />
+    public void GatherReduce(Tensor rows, Tensor positions, Tensor? scale, Tensor? initial, Tensor destination, int destinationOffset)
+        => Time(nameof(GatherReduce), () => inner.GatherReduce(rows, positions, scale, initial, destination, destinationOffset));
+
+    /// <inheritdoc />
+    public void RowDots(Tensor a, Tensor aRow, Tensor b, int bRowOffset, int entriesPerBRow, Tensor result, int resultOffset)
+        => Time(nameof(RowDots), () => inner.RowDots(a, aRow, b, bRowOffset, entriesPerBRow, result, resultOffset));
+
+    private void Time(string name, Action action) => Time(name, () => { action(); return 0; });
+
+    private T Time<T>(string name, Func<T> action)
+    {
+        inner.Synchronize();
+        long start = Stopwatch.GetTimestamp();
+        T result = action();
+        inner.Synchronize();
+        double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        _totals.AddOrUpdate(name, (seconds, 1), (_, t) => (t.Seconds + seconds, t.Calls + 1));
+        return result;
+    }
+}
