@@ -62,8 +62,9 @@ public sealed class IlgpuBackend : IDisposable
     /// <exception cref="ArgumentOutOfRangeException">No such CUDA device (none at all when CUDA or its driver is missing).</exception>
     public static IlgpuBackend CreateCuda(int deviceIndex = 0)
     {
-        // Algorithms remaps MathF (exp) to ILGPU's XMath inside GPU kernels.
-        Context context = Context.Create(builder => builder.Cuda().EnableAlgorithms());
+        // Algorithms remaps MathF (exp) to ILGPU's XMath inside GPU kernels; O2 turns 16-byte struct loads and stores
+        // into vector instructions (ld.global.v4.f32), which the bandwidth kernels rely on.
+        Context context = Context.Create(builder => builder.Cuda().EnableAlgorithms().Optimize(OptimizationLevel.O2));
         try
         {
             var devices = context.GetCudaDevices();
@@ -92,7 +93,7 @@ public sealed class IlgpuBackend : IDisposable
     /// <summary>The backend on ILGPU's CPU accelerator (kernels run on .NET threads): tests and machines without a GPU.</summary>
     public static IlgpuBackend CreateCpu()
     {
-        Context context = Context.Create(builder => builder.CPU().EnableAlgorithms());
+        Context context = Context.Create(builder => builder.CPU().EnableAlgorithms().Optimize(OptimizationLevel.O2));
         try
         {
             Accelerator accelerator = context.CreateCPUAccelerator(0);

@@ -42,6 +42,8 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
     private readonly Action<Index1D, ArrayView<int>, int, ArrayView<int>> _sortPositions;
     private readonly Action<Index1D, ArrayView<float>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<float>> _gatherRows;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<float>, int, int, ArrayView<float>, int> _gatherReduce;
+    private readonly Action<Index1D, ArrayView<Float4>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<Float4>> _gatherRows4;
+    private readonly Action<Index1D, ArrayView<Float4>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<Float4>, int, int, ArrayView<Float4>, int> _gatherReduce4;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, ArrayView<float>, int> _rowDots;
 
     /// <summary>Creates the kernels on <paramref name="accelerator"/>, with their own caching allocator.</summary>
@@ -79,6 +81,8 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
         _sortPositions = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, int, ArrayView<int>>(SortPositions);
         _gatherRows = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<float>>(cuda ? DispatchKernelBodies.GatherRows<PtxStrictFloat> : DispatchKernelBodies.GatherRows<ManagedStrictFloat>);
         _gatherReduce = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<float>, int, int, ArrayView<float>, int>(cuda ? DispatchKernelBodies.GatherReduce<PtxStrictFloat> : DispatchKernelBodies.GatherReduce<ManagedStrictFloat>);
+        _gatherRows4 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<Float4>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<Float4>>(cuda ? DispatchKernelBodies.GatherRows4<PtxStrictFloat> : DispatchKernelBodies.GatherRows4<ManagedStrictFloat>);
+        _gatherReduce4 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<Float4>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<Float4>, int, int, ArrayView<Float4>, int>(cuda ? DispatchKernelBodies.GatherReduce4<PtxStrictFloat> : DispatchKernelBodies.GatherReduce4<ManagedStrictFloat>);
         _rowDots = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, ArrayView<float>, int>(DispatchKernelBodies.RowDots);
     }
 
@@ -232,6 +236,14 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
         int d = destination.RowLength, total = rowOf.ElementCount * d;
         if (total == 0) return;
         ArrayView<float> dst = Floats(destination, nameof(destination));
+        if (d % 4 == 0)
+        {
+            // Rows of a multiple of 4 floats start on 16-byte boundaries (buffers are 256-byte aligned): move quads.
+            ArrayView<float> src = Floats(source, nameof(source));
+            _gatherRows4(total / 4, src.Cast<Float4>(), sourceRowOffset, Ints(rowOf, nameof(rowOf)),
+                scale is null ? dst : Floats(scale, nameof(scale)), scale is null ? 0 : 1, d / 4, dst.Cast<Float4>());
+            return;
+        }
         _gatherRows(total, Floats(source, nameof(source)), sourceRowOffset, Ints(rowOf, nameof(rowOf)),
             scale is null ? dst : Floats(scale, nameof(scale)), scale is null ? 0 : 1, d, dst);
     }
@@ -242,6 +254,15 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
         int d = destination.RowLength, tokens = positions.Rows, k = positions.RowLength, total = tokens * d;
         if (total == 0) return;
         ArrayView<float> dst = Floats(destination, nameof(destination));
+        if (d % 4 == 0)
+        {
+            ArrayView<Float4> dst4 = dst.Cast<Float4>();
+            _gatherReduce4(total / 4, Floats(rows, nameof(rows)).Cast<Float4>(), Ints(positions, nameof(positions)), k,
+                scale is null ? dst : Floats(scale, nameof(scale)), scale is null ? 0 : 1,
+                initial is null ? dst4 : Floats(initial, nameof(initial)).Cast<Float4>(), initial is null ? 0 : 1,
+                d / 4, dst4, destinationOffset);
+            return;
+        }
         _gatherReduce(total, Floats(rows, nameof(rows)), Ints(positions, nameof(positions)), k,
             scale is null ? dst : Floats(scale, nameof(scale)), scale is null ? 0 : 1,
             initial is null ? dst : Floats(initial, nameof(initial)), initial is null ? 0 : 1,

@@ -33,11 +33,23 @@ public class PtxContractionTests
     [Theory]
     [InlineData(nameof(DispatchKernelBodies.GatherReduce))]
     [InlineData(nameof(DispatchKernelBodies.GatherRows))]
+    [InlineData(nameof(DispatchKernelBodies.GatherReduce4))]
+    [InlineData(nameof(DispatchKernelBodies.GatherRows4))]
     public void StrictKernels_EmitOnlyRoundedMulAndAdd(string kernel)
     {
         string[] ops = FloatArithmetic(Ptx(kernel, typeof(DispatchKernelBodies), typeof(PtxStrictFloat)));
         Assert.NotEmpty(ops);
         Assert.True(ops.All(op => op.Contains(".rn.")), string.Join(", ", ops));
+    }
+
+    [Theory]
+    [InlineData(nameof(DispatchKernelBodies.GatherReduce4))]
+    [InlineData(nameof(DispatchKernelBodies.GatherRows4))]
+    public void QuadKernels_Use16ByteLoadsAndStores(string kernel)
+    {
+        string ptx = Ptx(kernel, typeof(DispatchKernelBodies), typeof(PtxStrictFloat));
+        Assert.Contains("ld.global.v4.f32", ptx);
+        Assert.Contains("st.global.v4.f32", ptx);
     }
 
     [Fact]
