@@ -72,8 +72,10 @@ fi
 echo "NCCL_NVLS_ENABLE=$NCCL_NVLS_ENABLE TORCH_SYMM_MEM_DISABLE_MULTICAST=$TORCH_SYMM_MEM_DISABLE_MULTICAST NVSHMEM_DISABLE_NVLS=$NVSHMEM_DISABLE_NVLS"
 
 # 1. one GPU: self-check, copy bandwidth, local steps (no exchange)
+if [ "${SKIP_ONE_GPU:-0}" = 0 ]; then
 step "reference 1 GPU (local)" "$T_LOCAL" \
   $PY bench/reference/bench_reference.py --preset deepseek,qwen3 --dtype "${DTYPE:-f32}" --jsonl "$RES"
+fi
 
 # 2. NGPU GPUs: self-check, reference dispatch+combine, raw NCCL all-to-all, copy
 if [ "$NGPU" -gt 1 ]; then
@@ -82,8 +84,10 @@ if [ "$NGPU" -gt 1 ]; then
     bench/reference/bench_reference.py --preset deepseek,qwen3 --dtype "${DTYPE:-f32}" --jsonl "$RES"
 fi
 
-# 3. GEMMs on one GPU
+# 3. GEMMs on one GPU (SKIP_ONE_GPU=1 leaves out the one-GPU steps, for a second GPU count on the same machine)
+if [ "${SKIP_ONE_GPU:-0}" = 0 ]; then
 step "gemm reference 1 GPU" "$T_GEMM" $PY bench/reference/gemm_reference.py --jsonl "$RES"
+fi
 
 # 4. MoeSharp (.NET, packed as .device/)
 for preset in deepseek qwen3; do
@@ -103,6 +107,14 @@ for preset in deepseek qwen3; do
     --set "preset=$preset" --set "card=$CARD" --set source=dotnet < "$raw" \
     || echo "ingest of $raw failed"
 done
+
+# 4b. MoeSharp's grouped GEMM (cuBLAS) on one GPU
+if [ "${SKIP_ONE_GPU:-0}" = 0 ] && [ -f .device/run.sh ]; then
+  raw=$OUT/dotnet-gemm.txt
+  step "moesharp gemm" "$T_NET" bash .device/run.sh bench --device cuda --gemm --json > "$raw" 2>&1
+  cat "$raw"
+  $PY bench/gpu/summarize.py --ingest "$RES" --set "card=$CARD" --set source=dotnet < "$raw" || echo "ingest of $raw failed"
+fi
 
 # 5. summary
 echo

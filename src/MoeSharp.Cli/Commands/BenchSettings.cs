@@ -59,6 +59,10 @@ internal sealed class BenchSettings : CommandSettings
     [Description("Shape preset: deepseek (4096 tokens/rank, D 7168, E 256, top-8) or qwen3 (8192 tokens/rank, D 2048, E 128, top-8); overrides --tokens/--dim/--experts/--top-k. Rows are float32.")]
     public string? Preset { get; init; }
 
+    [CommandOption("--gemm")]
+    [Description("With --device cuda: time the experts' grouped GEMM (cuBLAS, bfloat16 in, float32 out) next to a dense GEMM of the same FLOPs instead of dispatch.")]
+    public bool Gemm { get; init; }
+
     [CommandOption("--profile")]
     [Description("With --device: also time each kernel (synchronizing after each, so the totals run slower).")]
     public bool Profile { get; init; }

@@ -15,6 +15,7 @@ internal static class DeviceBenchReport
 {
     public static int Run(BenchSettings s, ComputeOptions compute, CommKind comm, bool scoreBefore)
     {
+        if (s.Gemm) return RunGemm(s, compute);
         BenchShape shape = BenchShape.Resolve(s);
         int world = compute.Device == DeviceKind.Cuda && compute.Gpus == 0 ? IlgpuBackend.CudaDeviceCount() : Math.Max(1, compute.Gpus);
         if (compute.Device == DeviceKind.IlgpuCpu) world = s.World;
@@ -77,6 +78,44 @@ internal static class DeviceBenchReport
                 AnsiConsole.MarkupLine(Markup.Escape($"  {name,-20} {ms,8:F3} ms"));
             }
         }
+        return 0;
+    }
+
+    /// <summary><c>--gemm</c>: grouped against dense cuBLAS GEMM on GPU 0.</summary>
+    private static int RunGemm(BenchSettings s, ComputeOptions compute)
+    {
+        if (compute.Device != DeviceKind.Cuda) throw new ArgumentException("--gemm needs --device cuda (cuBLAS)");
+        using IlgpuBackend backend = IlgpuBackend.CreateCuda(0);
+        List<GroupedGemmBenchmark.Result> results = GroupedGemmBenchmark.Run(backend, s.Warmup, s.Repeats);
+        string card = backend.Accelerator.Name;
+        if (s.Json)
+        {
+            foreach (var r in results)
+            {
+                foreach (var (impl, seconds, groups) in new[] { ("moesharp-cublas", r.GroupedSeconds, r.Shape.Groups), ("moesharp-cublas-dense", r.DenseSeconds, 1) })
+                {
+                    Console.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object?>
+                    {
+                        ["schema"] = "moesharp-bench/1", ["kind"] = "gemm", ["impl"] = impl, ["card"] = card, ["gpus"] = 1,
+                        ["preset"] = r.Shape.Name, ["dtype"] = "bf16", ["rows"] = r.Shape.Rows, ["groups"] = groups, ["n"] = r.Shape.N,
+                        ["k"] = r.Shape.K, ["flops"] = r.Flops, ["ms"] = seconds * 1e3, ["iters"] = s.Repeats, ["tflops"] = r.Flops / seconds / 1e12,
+                    }));
+                }
+            }
+            return 0;
+        }
+        var table = new Table().Border(TableBorder.Rounded);
+        foreach (string column in new[] { "shape", "rows × n × k", "groups", "grouped ms", "grouped TFLOP/s", "dense ms", "dense TFLOP/s", "grouped / dense" }) table.AddColumn(column);
+        foreach (var r in results)
+        {
+            double g = r.Flops / r.GroupedSeconds / 1e12, d = r.Flops / r.DenseSeconds / 1e12;
+            table.AddRow(r.Shape.Name, $"{r.Shape.Rows} × {r.Shape.N} × {r.Shape.K}", r.Shape.Groups.ToString(CultureInfo.InvariantCulture),
+                (r.GroupedSeconds * 1e3).ToString("F3", CultureInfo.InvariantCulture), g.ToString("F0", CultureInfo.InvariantCulture),
+                (r.DenseSeconds * 1e3).ToString("F3", CultureInfo.InvariantCulture), d.ToString("F0", CultureInfo.InvariantCulture),
+                (g / d).ToString("P0", CultureInfo.InvariantCulture));
+        }
+        AnsiConsole.MarkupLine(Markup.Escape($"{card}: cuBLAS bfloat16 GEMMs, float32 accumulate and output, median of {s.Repeats} after {s.Warmup} warm-up"));
+        AnsiConsole.Write(table);
         return 0;
     }
 }

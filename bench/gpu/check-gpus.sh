@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Correctness on 1, 2 and 4 GPUs of one machine (whichever are present), for the GPU issue's checks:
+# golden dispatch files bitwise (NCCL when each rank has its GPU), layer files within tolerance, and
+# `moe run --device cuda` verified against the host. Needs .device/ (bench/gpu/pack-device.sh) and
+# the golden files in .golden/. Usage: bash bench/gpu/check-gpus.sh [GPU counts...]
+set -u
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+cd "$(dirname "$0")/../.." || exit 2
+OUT=${OUT:-bench-out}; mkdir -p "$OUT"
+counts=${*:-"1 2 4"}
+have=$(nvidia-smi -L | wc -l)
+status=0
+for g in $counts; do
+  [ "$g" -le "$have" ] || { echo "=== $g GPUs: only $have present, skipped"; continue; }
+  visible=$(seq -s, 0 $((g - 1)))
+  echo "=== $g GPU(s): CUDA_VISIBLE_DEVICES=$visible"
+  CUDA_VISIBLE_DEVICES=$visible timeout 240 bash .device/run.sh verify-golden --device cuda --gpus "$g" .golden/*.safetensors \
+    > "$OUT/golden-${g}gpu.txt" 2>&1 || status=1
+  grep -E "PASS|FAIL|passed" "$OUT/golden-${g}gpu.txt" | cut -c1-140
+  CUDA_VISIBLE_DEVICES=$visible timeout 240 bash .device/run.sh run --device cuda --gpus "$g" > "$OUT/run-${g}gpu.txt" 2>&1 || status=1
+  grep -E "^world|match|verified|moe:" "$OUT/run-${g}gpu.txt" | cut -c1-160
+done
+exit $status
