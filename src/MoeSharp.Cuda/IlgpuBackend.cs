@@ -16,11 +16,13 @@ namespace MoeSharp.Cuda;
 public sealed class IlgpuBackend : IDisposable
 {
     private readonly Context _context;
+    private readonly Native.PrimaryContextAdoption? _primaryContext;
     private bool _disposed;
 
-    private IlgpuBackend(Context context, Accelerator accelerator, string deviceName)
+    private IlgpuBackend(Context context, Accelerator accelerator, string deviceName, Native.PrimaryContextAdoption? primaryContext = null)
     {
         _context = context;
+        _primaryContext = primaryContext;
         Accelerator = accelerator;
         try
         {
@@ -62,9 +64,9 @@ public sealed class IlgpuBackend : IDisposable
     /// <exception cref="ArgumentOutOfRangeException">No such CUDA device (none at all when CUDA or its driver is missing).</exception>
     public static IlgpuBackend CreateCuda(int deviceIndex = 0)
     {
-        // Algorithms remaps MathF (exp) to ILGPU's XMath inside GPU kernels; O2 turns 16-byte struct loads and stores
-        // into vector instructions (ld.global.v4.f32), which the bandwidth kernels rely on.
-        Context context = Context.Create(builder => builder.Cuda().EnableAlgorithms().Optimize(OptimizationLevel.O2));
+        // Algorithms remaps MathF (exp) to ILGPU's XMath inside GPU kernels. Not OptimizationLevel.O2: on an H100 its
+        // kernels failed with "operation not supported on global/shared address space" and wrong results (2026-11-26).
+        Context context = Context.Create(builder => builder.Cuda().EnableAlgorithms());
         try
         {
             var devices = context.GetCudaDevices();
@@ -72,13 +74,17 @@ public sealed class IlgpuBackend : IDisposable
             {
                 throw new ArgumentOutOfRangeException(nameof(deviceIndex), deviceIndex, $"there are {devices.Count} CUDA devices");
             }
-            Accelerator accelerator = context.CreateCudaAccelerator(deviceIndex);
+            CudaAccelerator accelerator = context.CreateCudaAccelerator(deviceIndex);
+            Native.PrimaryContextAdoption? primary = null;
             try
             {
-                return new IlgpuBackend(context, accelerator, $"cuda:{deviceIndex}");
+                // Before any kernel or buffer: one context for ILGPU, the CUDA runtime, NCCL and cuBLAS.
+                primary = Native.PrimaryContextAdoption.Adopt(accelerator);
+                return new IlgpuBackend(context, accelerator, $"cuda:{deviceIndex}", primary);
             }
             catch
             {
+                primary?.Dispose();
                 accelerator.Dispose();
                 throw;
             }
@@ -93,7 +99,7 @@ public sealed class IlgpuBackend : IDisposable
     /// <summary>The backend on ILGPU's CPU accelerator (kernels run on .NET threads): tests and machines without a GPU.</summary>
     public static IlgpuBackend CreateCpu()
     {
-        Context context = Context.Create(builder => builder.CPU().EnableAlgorithms().Optimize(OptimizationLevel.O2));
+        Context context = Context.Create(builder => builder.CPU().EnableAlgorithms());
         try
         {
             Accelerator accelerator = context.CreateCPUAccelerator(0);
@@ -147,6 +153,7 @@ public sealed class IlgpuBackend : IDisposable
         _disposed = true;
         Kernels.Dispose();
         Allocator.Dispose();
+        _primaryContext?.Dispose();
         Accelerator.Dispose();
         _context.Dispose();
     }

@@ -1,8 +1,9 @@
 namespace MoeSharp.Cuda.Kernels;
 
 /// <summary>
-/// Four floats moved as one 16-byte value: ILGPU turns loads and stores of this struct into vector instructions
-/// (<c>ld.global.v4.f32</c>), so the bandwidth kernels touch memory in 16-byte pieces.
+/// Four floats moved together: a thread of the bandwidth kernels handles a quad, so there are a quarter of the
+/// threads and index computations (ILGPU emits 16-byte vector loads for it only at optimization level O2, which
+/// this backend does not use).
 /// </summary>
 internal struct Float4
 {

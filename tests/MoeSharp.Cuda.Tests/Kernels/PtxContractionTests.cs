@@ -42,16 +42,6 @@ public class PtxContractionTests
         Assert.True(ops.All(op => op.Contains(".rn.")), string.Join(", ", ops));
     }
 
-    [Theory]
-    [InlineData(nameof(DispatchKernelBodies.GatherReduce4))]
-    [InlineData(nameof(DispatchKernelBodies.GatherRows4))]
-    public void QuadKernels_Use16ByteLoadsAndStores(string kernel)
-    {
-        string ptx = Ptx(kernel, typeof(DispatchKernelBodies), typeof(PtxStrictFloat));
-        Assert.Contains("ld.global.v4.f32", ptx);
-        Assert.Contains("st.global.v4.f32", ptx);
-    }
-
     [Fact]
     public void PlainCSharp_EmitsContractableMulAndAdd()
     {
