@@ -27,7 +27,7 @@ RES=$OUT/results-${NGPU}gpu.jsonl
 LOG=$OUT/log-${NGPU}gpu.txt
 : > "$RES"
 
-T_LOCAL=${T_LOCAL:-90} T_EP=${T_EP:-160} T_GEMM=${T_GEMM:-80} T_NET=${T_NET:-55}
+T_LOCAL=${T_LOCAL:-75} T_EP=${T_EP:-130} T_GEMM=${T_GEMM:-60} T_NET=${T_NET:-50}
 PY=${PYTHON:-python3}
 STEPS=()
 T0=$(date +%s)

@@ -14,7 +14,9 @@ namespace MoeSharp.Cuda.Native;
 /// </summary>
 /// <remarks>
 /// ILGPU keeps the context in <c>Accelerator.NativePtr</c>, whose setter is not public: it is set by reflection, and
-/// set back on <see cref="Dispose"/> so ILGPU destroys its own context, never the primary one.
+/// set back on <see cref="Dispose"/> so ILGPU destroys its own context, never the primary one. The primary context is
+/// retained for the life of the process, as the CUDA runtime keeps it: releasing it when the last rank on a GPU let go
+/// destroyed it under the runtime's cached state, and the next backend on that GPU failed with "context is destroyed".
 /// </remarks>
 internal sealed class PrimaryContextAdoption : IDisposable
 {
@@ -44,13 +46,12 @@ internal sealed class PrimaryContextAdoption : IDisposable
         return new PrimaryContextAdoption(accelerator, own);
     }
 
-    /// <summary>Gives ILGPU its own context back (for it to destroy) and releases the primary context.</summary>
+    /// <summary>Gives ILGPU its own context back, for it to destroy; the primary context stays (see the remarks).</summary>
     public void Dispose()
     {
         if (_disposed) return;
         _disposed = true;
         NativePtrProperty.SetValue(_accelerator, _ilgpuContext);
-        cuDevicePrimaryCtxRelease_v2(_accelerator.DeviceId);
     }
 
     private static void Check(int result, string call)
@@ -60,9 +61,6 @@ internal sealed class PrimaryContextAdoption : IDisposable
 
     [DllImport(Driver)]
     private static extern int cuDevicePrimaryCtxRetain(out IntPtr context, int device);
-
-    [DllImport(Driver)]
-    private static extern int cuDevicePrimaryCtxRelease_v2(int device);
 
     [DllImport(Driver)]
     private static extern int cuCtxSetCurrent(IntPtr context);
