@@ -41,9 +41,9 @@ internal static class GroupedGemmBenchmark
         var random = new Random(7);
         foreach (Shape shape in Shapes)
         {
-            Tensor x = Upload(backend, RandomBFloat16(random, shape.Rows, shape.K));
-            Tensor w = Upload(backend, RandomBFloat16(random, shape.Groups, shape.N, shape.K));
-            Tensor dense = Upload(backend, RandomBFloat16(random, 1, shape.N, shape.K));
+            Tensor x = RandomBFloat16(backend, random, shape.Rows, shape.K);
+            Tensor w = RandomBFloat16(backend, random, shape.Groups, shape.N, shape.K);
+            Tensor dense = RandomBFloat16(backend, random, 1, shape.N, shape.K);
             Tensor output = backend.Allocator.Rent(DType.Float32, shape.Rows, shape.N);
             int[] perExpert = Enumerable.Range(0, shape.Groups)
                 .Select(g => (int)((long)shape.Rows * (g + 1) / shape.Groups - (long)shape.Rows * g / shape.Groups)).ToArray();
@@ -70,13 +70,22 @@ internal static class GroupedGemmBenchmark
         return times[times.Count / 2];
     }
 
-    private static Tensor Upload(IlgpuBackend backend, Tensor host) => backend.Kernels.ToDevice(host);
-
-    private static Tensor RandomBFloat16(Random random, params int[] shape)
+    /// <summary>
+    /// A device tensor of random bfloat16 values, uploaded in 64 MiB pieces of one random block: the expert weights
+    /// (up to 3.7 GB) are larger than a host span can describe. Random data, never zeros: matrix units run measurably
+    /// faster on zeros.
+    /// </summary>
+    private static Tensor RandomBFloat16(IlgpuBackend backend, Random random, params int[] shape)
     {
-        var t = Tensor.Uninitialized(DType.BFloat16, shape);
-        // Random data, never zeros: matrix units run measurably faster on zeros.
-        foreach (ref BFloat16 v in t.AsSpan<BFloat16>()) v = BFloat16.FromSingle((float)(random.NextDouble() * 2 - 1));
+        Tensor t = backend.Allocator.Rent(DType.BFloat16, shape);
+        var block = Tensor.Uninitialized(DType.BFloat16, 32 << 20);
+        foreach (ref BFloat16 v in block.AsSpan<BFloat16>()) v = BFloat16.FromSingle((float)(random.NextDouble() * 2 - 1));
+        ReadOnlySpan<byte> bytes = block.AsBytes();
+        long total = (long)t.ElementCount * 2;
+        for (long offset = 0; offset < total; offset += bytes.Length)
+        {
+            t.DeviceBuffer!.CopyFromHost(bytes.Slice(0, (int)Math.Min(bytes.Length, total - offset)), offset);
+        }
         return t;
     }
 }
