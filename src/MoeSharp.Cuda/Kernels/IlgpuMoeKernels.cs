@@ -249,6 +249,11 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
     }
 
     /// <inheritdoc />
+    /// <remarks>On a GPU the gather form is as good (no cache to stream through twice): it computes exactly that.</remarks>
+    public void ScatterTokenRows(Tensor source, int sourceRowOffset, Tensor rowToken, Tensor entryRow, int topK, Tensor? scale, Tensor destination)
+        => GatherRows(source, sourceRowOffset, rowToken, scale, destination);
+
+    /// <inheritdoc />
     public void GatherReduce(Tensor rows, Tensor positions, Tensor? scale, Tensor? initial, Tensor destination, int destinationOffset)
     {
         int d = destination.RowLength, tokens = positions.Rows, k = positions.RowLength, total = tokens * d;

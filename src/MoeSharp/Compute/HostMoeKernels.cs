@@ -216,6 +216,48 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
     }
 
     /// <inheritdoc />
+    public void ScatterTokenRows(Tensor source, int sourceRowOffset, Tensor rowToken, Tensor entryRow, int topK, Tensor? scale, Tensor destination)
+    {
+        float[] src = source.Data<float>();
+        float[] dst = destination.Data<float>();
+        int[] tokenOf = rowToken.Data<int>();
+        int[] rowOfEntry = entryRow.Data<int>();
+        float[]? scales = scale is null ? null : scale.Data<float>();
+        int d = destination.RowLength, rows = rowToken.ElementCount, tokens = entryRow.ElementCount / Math.Max(1, topK);
+        bool streaming = Avx.IsSupported && (long)rows * d * sizeof(float) >= StreamingBytes;
+
+        // Rows no token lands in (SP pad entries, alignment padding) are zero.
+        HostParallel.For(rows, 8L, (start, end) =>
+        {
+            for (int r = start; r < end; r++)
+            {
+                if (tokenOf[r] < 0) dst.AsSpan(r * d, d).Clear();
+            }
+        });
+        // Each token row is read once (it stays in cache for its K copies) and written to its K rows.
+        HostParallel.For(tokens, 4L * d * (topK + 1), (start, end) =>
+        {
+            fixed (float* srcBase = src)
+            fixed (float* dstBase = dst)
+            {
+                for (int t = start; t < end; t++)
+                {
+                    float* from = srcBase + (long)(sourceRowOffset + t) * d;
+                    for (int k = 0; k < topK; k++)
+                    {
+                        int r = rowOfEntry[t * topK + k];
+                        float s = scales is null ? 1f : scales[r];
+                        if (streaming) StreamRow(from, dstBase + (long)r * d, d, s, scales is not null);
+                        else if (scales is null) new ReadOnlySpan<float>(from, d).CopyTo(new Span<float>(dstBase + (long)r * d, d));
+                        else Scale(new ReadOnlySpan<float>(from, d), s, new Span<float>(dstBase + (long)r * d, d));
+                    }
+                }
+                if (streaming) Sse.StoreFence();
+            }
+        });
+    }
+
+    /// <inheritdoc />
     public void GatherReduce(Tensor rows, Tensor positions, Tensor? scale, Tensor? initial, Tensor destination, int destinationOffset)
     {
         float[] src = rows.Data<float>();

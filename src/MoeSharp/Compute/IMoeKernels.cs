@@ -95,6 +95,22 @@ public interface IMoeKernels
     void GatherRows(Tensor source, int sourceRowOffset, Tensor rowOf, Tensor? scale, Tensor destination);
 
     /// <summary>
+    /// The dispatch gather in token order: the same result as
+    /// <c>GatherRows(source, sourceRowOffset, rowToken, scale, destination)</c> — row r gets
+    /// <c>source[sourceRowOffset + rowToken[r]] · scale[r]</c>, or zeros where <c>rowToken[r] &lt; 0</c> — but each token
+    /// row is read once and written to its K rows (<c>entryRow</c>), so a host backend streams the tokens through
+    /// memory once instead of once per expert. A backend may compute it as the gather.
+    /// </summary>
+    /// <param name="source"><c>[Rs, D]</c> float32 token rows.</param>
+    /// <param name="sourceRowOffset">Row of <paramref name="source"/> of token 0.</param>
+    /// <param name="rowToken"><c>[Rd]</c> int32 token of each destination row, or -1.</param>
+    /// <param name="entryRow"><c>[T_s·K]</c> int32 destination row of each (token, slot).</param>
+    /// <param name="topK">K.</param>
+    /// <param name="scale"><c>[Rd]</c> float32 per destination row, or null.</param>
+    /// <param name="destination"><c>[Rd, D]</c> float32.</param>
+    void ScatterTokenRows(Tensor source, int sourceRowOffset, Tensor rowToken, Tensor entryRow, int topK, Tensor? scale, Tensor destination);
+
+    /// <summary>
     /// Ordered gather-reduce (combine): for each token t,
     /// <c>destination[offset + t] = ((init[t] + rows[p0]·scale[p0]) + rows[p1]·scale[p1]) + …</c> over its
     /// positions <c>p0 &lt; p1 &lt; …</c> (ascending, so ascending expert id), starting from +0 when

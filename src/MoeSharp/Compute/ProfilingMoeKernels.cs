@@ -63,6 +63,10 @@ public sealed class ProfilingMoeKernels(IMoeKernels inner) : IMoeKernels
         => Time(nameof(GatherRows), () => inner.GatherRows(source, sourceRowOffset, rowOf, scale, destination));
 
     /// <inheritdoc />
+    public void ScatterTokenRows(Tensor source, int sourceRowOffset, Tensor rowToken, Tensor entryRow, int topK, Tensor? scale, Tensor destination)
+        => Time(nameof(ScatterTokenRows), () => inner.ScatterTokenRows(source, sourceRowOffset, rowToken, entryRow, topK, scale, destination));
+
+    /// <inheritdoc />
     public void GatherReduce(Tensor rows, Tensor positions, Tensor? scale, Tensor? initial, Tensor destination, int destinationOffset)
         => Time(nameof(GatherReduce), () => inner.GatherReduce(rows, positions, scale, initial, destination, destinationOffset));
 

@@ -130,7 +130,8 @@ public abstract class TokenDispatcher
         Pool.Return(entryScores);
         int dim = x.RowLength;
         Tensor gathered = Pool.Rent(DType.Float32, local.Rows, dim);
-        Kernels.GatherRows(x, inputRowOffset, local.RowToken, Config.ScoreBeforeExperts ? local.RowScore : null, gathered);
+        Kernels.ScatterTokenRows(x, inputRowOffset, local.RowToken, local.EntryRow, Config.TopK,
+            Config.ScoreBeforeExperts ? local.RowScore : null, gathered);
 
         ExpertMajorPermutation? permutation = exchanges ? BuildPermutation(receiveCounts, tokensPerLocalExpert) : null;
         var metadata = new DispatchMetadata(this, shard, x.ShapeArray(), inputRowOffset, dim,
@@ -219,7 +220,8 @@ public abstract class TokenDispatcher
         LocalLayout local = metadata.Local;
         bool scoreAfter = !Config.ScoreBeforeExperts;
         Tensor gathered = Pool.Rent(DType.Float32, local.Rows, metadata.Dim);
-        Kernels.GatherRows(gradOutput, metadata.InputRowOffset, local.RowToken, scoreAfter ? local.RowScore : null, gathered);
+        Kernels.ScatterTokenRows(gradOutput, metadata.InputRowOffset, local.RowToken, local.EntryRow, Config.TopK,
+            scoreAfter ? local.RowScore : null, gathered);
         Tensor? gradScores = scoreAfter ? ScoreGradients(state.CombinedRows, gradOutput, metadata) : null;
         Tensor gradRouted = gathered;
         if (EpSize > 1)
