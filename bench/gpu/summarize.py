@@ -153,15 +153,17 @@ def target_rows(recs):
                          t.get("preset"), "GB/s", bw(t), bw(cp) if cp else None, ratio,
                          GOALS["local"], status(ratio, GOALS["local"], False)))
 
-    # 4. grouped GEMM vs dense GEMM of the same FLOPs
+    # 4. grouped GEMM vs dense GEMM of the same FLOPs: against PyTorch's dense matmul and against our own dense
+    #    cuBLAS call (impl ending in -dense, which is a baseline, not a grouped GEMM)
     for m in mine:
-        if m["kind"] != "gemm":
+        if m["kind"] != "gemm" or str(m.get("impl", "")).endswith("-dense"):
             continue
         card, p = m.get("card"), m.get("preset")
-        d = find(theirs, kind="gemm", impl="torch-dense", card=card, preset=p)
-        ratio = (num(m, "tflops") / num(d, "tflops")) if d and num(m, "tflops") and num(d, "tflops") else None
-        rows.append(("grouped GEMM / dense", card, m.get("gpus"), p, "TFLOP/s", num(m, "tflops"),
-                     num(d, "tflops") if d else None, ratio, GOALS["gemm"], status(ratio, GOALS["gemm"])))
+        for label, d in (("grouped GEMM / torch dense", find(theirs, kind="gemm", impl="torch-dense", card=card, preset=p)),
+                         ("grouped GEMM / own cuBLAS dense", find(mine, kind="gemm", impl=str(m.get("impl")) + "-dense", card=card, preset=p))):
+            ratio = (num(m, "tflops") / num(d, "tflops")) if d and num(m, "tflops") and num(d, "tflops") else None
+            rows.append((label, card, m.get("gpus"), p, "TFLOP/s", num(m, "tflops"),
+                         num(d, "tflops") if d else None, ratio, GOALS["gemm"], status(ratio, GOALS["gemm"])))
     for t in theirs:  # the PyTorch grouped GEMMs, for comparison only
         if t["kind"] == "gemm" and t.get("impl") != "torch-dense" and num(t, "tflops"):
             d = find(theirs, kind="gemm", impl="torch-dense", card=t.get("card"), preset=t.get("preset"))
