@@ -222,32 +222,6 @@ internal static class DispatchKernelBodies
     }
 
     /// <summary>
-    /// <see cref="GatherReduce{TFloat}"/> four floats per thread (D divisible by 4): the same ordered sum per element,
-    /// each product rounded before its add, with 16-byte loads and stores. Thread i is quad j of token t.
-    /// </summary>
-    public static void GatherReduce4<TFloat>(Index1D i, ArrayView<Float4> rows, ArrayView<int> positions, int k, ArrayView<float> scale, int hasScale,
-        ArrayView<Float4> initial, int hasInitial, int quads, ArrayView<Float4> destination, int destinationOffset)
-        where TFloat : struct, IStrictFloat
-    {
-        int t = i / quads, j = i - t * quads;
-        TFloat f = default;
-        Float4 acc = hasInitial != 0 ? initial[i] : default;
-        for (int slot = 0; slot < k; slot++)
-        {
-            int p = positions[t * k + slot];
-            if (p < 0) continue;
-            Float4 v = rows[(long)p * quads + j];
-            if (hasScale != 0)
-            {
-                float s = scale[p];
-                v = new Float4(f.Mul(v.X, s), f.Mul(v.Y, s), f.Mul(v.Z, s), f.Mul(v.W, s));
-            }
-            acc = new Float4(f.Add(acc.X, v.X), f.Add(acc.Y, v.Y), f.Add(acc.Z, v.Z), f.Add(acc.W, v.W));
-        }
-        destination[(long)(destinationOffset + t) * quads + j] = acc;
-    }
-
-    /// <summary>
     /// Thread i: <c>Σ_d a[aRow[i], d] · b[bRowOffset + i / perB, d]</c> in float64, ascending d, rounded once.
     /// A float64 product of two float32 values is exact (24 + 24 significant bits fit in 53), so even if ptxas
     /// contracts the multiply and add into <c>fma.rn.f64</c> the result is the same as separate roundings.

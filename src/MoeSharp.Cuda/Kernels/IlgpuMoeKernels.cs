@@ -43,7 +43,6 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
     private readonly Action<Index1D, ArrayView<float>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<float>> _gatherRows;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<float>, int, int, ArrayView<float>, int> _gatherReduce;
     private readonly Action<Index1D, ArrayView<Float4>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<Float4>> _gatherRows4;
-    private readonly Action<Index1D, ArrayView<Float4>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<Float4>, int, int, ArrayView<Float4>, int> _gatherReduce4;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, ArrayView<float>, int> _rowDots;
 
     /// <summary>Creates the kernels on <paramref name="accelerator"/>, with their own caching allocator.</summary>
@@ -82,7 +81,6 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
         _gatherRows = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<float>>(cuda ? DispatchKernelBodies.GatherRows<PtxStrictFloat> : DispatchKernelBodies.GatherRows<ManagedStrictFloat>);
         _gatherReduce = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<float>, int, int, ArrayView<float>, int>(cuda ? DispatchKernelBodies.GatherReduce<PtxStrictFloat> : DispatchKernelBodies.GatherReduce<ManagedStrictFloat>);
         _gatherRows4 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<Float4>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<Float4>>(cuda ? DispatchKernelBodies.GatherRows4<PtxStrictFloat> : DispatchKernelBodies.GatherRows4<ManagedStrictFloat>);
-        _gatherReduce4 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<Float4>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<Float4>, int, int, ArrayView<Float4>, int>(cuda ? DispatchKernelBodies.GatherReduce4<PtxStrictFloat> : DispatchKernelBodies.GatherReduce4<ManagedStrictFloat>);
         _rowDots = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, ArrayView<float>, int>(DispatchKernelBodies.RowDots);
     }
 
@@ -259,15 +257,6 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
         int d = destination.RowLength, tokens = positions.Rows, k = positions.RowLength, total = tokens * d;
         if (total == 0) return;
         ArrayView<float> dst = Floats(destination, nameof(destination));
-        if (d % 4 == 0)
-        {
-            ArrayView<Float4> dst4 = dst.Cast<Float4>();
-            _gatherReduce4(total / 4, Floats(rows, nameof(rows)).Cast<Float4>(), Ints(positions, nameof(positions)), k,
-                scale is null ? dst : Floats(scale, nameof(scale)), scale is null ? 0 : 1,
-                initial is null ? dst4 : Floats(initial, nameof(initial)).Cast<Float4>(), initial is null ? 0 : 1,
-                d / 4, dst4, destinationOffset);
-            return;
-        }
         _gatherReduce(total, Floats(rows, nameof(rows)), Ints(positions, nameof(positions)), k,
             scale is null ? dst : Floats(scale, nameof(scale)), scale is null ? 0 : 1,
             initial is null ? dst : Floats(initial, nameof(initial)), initial is null ? 0 : 1,

@@ -33,7 +33,6 @@ public class PtxContractionTests
     [Theory]
     [InlineData(nameof(DispatchKernelBodies.GatherReduce))]
     [InlineData(nameof(DispatchKernelBodies.GatherRows))]
-    [InlineData(nameof(DispatchKernelBodies.GatherReduce4))]
     [InlineData(nameof(DispatchKernelBodies.GatherRows4))]
     public void StrictKernels_EmitOnlyRoundedMulAndAdd(string kernel)
     {
