@@ -78,7 +78,7 @@ public static class MoeLayerCheckpoint
         {
             Copy.Whole(Require(file, GateWeight, e, d), layer.Router.GateWeight),
         };
-        int local = layer.Experts.NumLocalExperts, first = layer.FirstExpert;
+        int first = layer.FirstExpert;
         plan.Add(Copy.FromSlice(Require(file, ExpertsW1, e, h, d), first * h * d, layer.Experts.W1));
         plan.Add(Copy.FromSlice(Require(file, ExpertsW2, e, d, h), first * d * h, layer.Experts.W2));
         plan.Add(Copy.FromSlice(Require(file, ExpertsW3, e, h, d), first * h * d, layer.Experts.W3));

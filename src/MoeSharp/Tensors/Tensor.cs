@@ -9,10 +9,12 @@ namespace MoeSharp.Tensors;
 /// 2-D matrix, counts, ids, expert weight stacks).
 /// </summary>
 /// <remarks>
-/// Storage is a pinned array of the dtype's CLR type (<see cref="float"/>, <see cref="BFloat16"/>,
-/// <see cref="int"/>, <see cref="long"/>), so collectives can hand its address to other ranks without
-/// copying and <see cref="AsMemory{T}"/> works for asynchronous exchanges. A tensor wrapping a caller's
-/// array shares it.
+/// Host storage is an array of the dtype's CLR type (<see cref="float"/>, <see cref="BFloat16"/>,
+/// <see cref="int"/>, <see cref="long"/>); arrays the tensor allocates itself are pinned, so collectives can
+/// hand their address to other ranks without copying, and <see cref="AsMemory{T}"/> works for asynchronous
+/// exchanges. A tensor wrapping a caller's array (<see cref="FromArray{T}"/>) shares it as it is. Device
+/// storage is reached only through <see cref="DeviceBuffer"/>: span and array accessors throw for a device
+/// tensor (copy it with <see cref="ToHost"/>).
 /// </remarks>
 public sealed class Tensor
 {

@@ -4,6 +4,7 @@ using MoeSharp.Collectives;
 using MoeSharp.Cuda.Kernels;
 using MoeSharp.Dispatch;
 using MoeSharp.Tensors;
+using MoeSharp.Testing;
 
 namespace MoeSharp.Cuda.Tests.Kernels;
 

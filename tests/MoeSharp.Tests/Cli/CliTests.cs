@@ -2,7 +2,7 @@ using System.Text.Json;
 using MoeSharp.Cli;
 using MoeSharp.Tensors;
 using MoeSharp.Tests.Dispatch;
-using MoeSharp.Tests.TestSupport;
+using MoeSharp.Testing;
 using Spectre.Console;
 
 namespace MoeSharp.Tests.Cli;

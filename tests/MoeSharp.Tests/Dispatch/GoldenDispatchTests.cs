@@ -1,6 +1,6 @@
 using MoeSharp.Cli.Verification;
 using MoeSharp.Tensors;
-using MoeSharp.Tests.TestSupport;
+using MoeSharp.Testing;
 
 namespace MoeSharp.Tests.Dispatch;
 

@@ -1,7 +1,7 @@
 using MoeSharp.Cli.Verification;
 using MoeSharp.Layer;
 using MoeSharp.Tensors;
-using MoeSharp.Tests.TestSupport;
+using MoeSharp.Testing;
 using Xunit.Abstractions;
 
 namespace MoeSharp.Tests.Layer;

@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.Text;
 using System.Text.Json;
 using MoeSharp.Tensors;
-using MoeSharp.Tests.TestSupport;
+using MoeSharp.Testing;
 
 namespace MoeSharp.Tests.Tensors;
 

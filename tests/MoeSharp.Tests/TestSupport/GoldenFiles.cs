@@ -1,11 +1,11 @@
-namespace MoeSharp.Tests.TestSupport;
+namespace MoeSharp.Testing;
 
 /// <summary>
 /// Finds the golden vectors in the steering repository's <c>shared/golden</c> folder, which sits beside the
 /// repository (its parent, or an ancestor, holds <c>shared/golden</c>). Tests list the folder rather than
 /// naming files, so new golden files are picked up without code changes.
 /// </summary>
-public static class GoldenFiles
+internal static class GoldenFiles
 {
     /// <summary>Environment variable that overrides the search with an explicit folder.</summary>
     public const string OverrideVariable = "MOESHARP_GOLDEN_DIR";
