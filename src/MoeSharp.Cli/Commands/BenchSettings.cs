@@ -8,7 +8,7 @@ namespace MoeSharp.Cli.Commands;
 internal sealed class BenchSettings : CommandSettings
 {
     [CommandOption("--world <N>")]
-    [Description("In-process ranks (= EP size); 1 uses the local dispatcher. Default 1.")]
+    [Description("In-process ranks (= EP size); 1 uses the local dispatcher; under --comm mpi the job's size counts. Default 1.")]
     public int World { get; init; } = 1;
 
     [CommandOption("--tokens <T>")]
@@ -48,7 +48,7 @@ internal sealed class BenchSettings : CommandSettings
     public string? Comm { get; init; }
 
     [CommandOption("--device <DEVICE>")]
-    [Description("host (default), cuda (one in-process rank per GPU, NCCL exchanges; --world defaults to --gpus) or ilgpu-cpu.")]
+    [Description("host (default), cuda (one rank per GPU, NCCL exchanges; in-process --gpus, not --world, sets the ranks) or ilgpu-cpu.")]
     public string? Device { get; init; }
 
     [CommandOption("--gpus <N>")]
