@@ -73,12 +73,13 @@ internal sealed class BenchSettings : CommandSettings
 
     public override ValidationResult Validate()
     {
+        BenchShape shape;
         try
         {
             _ = RunSettings.ParseScoreBefore(Score);
             _ = CommKinds.Parse(Comm);
             _ = ComputeOptions.Parse(Device, Gpus);
-            _ = BenchShape.Resolve(this);
+            shape = BenchShape.Resolve(this);
         }
         catch (ArgumentException ex)
         {
@@ -86,10 +87,10 @@ internal sealed class BenchSettings : CommandSettings
         }
         if (Warmup < 0) return ValidationResult.Error($"--warmup {Warmup} must not be negative");
         if (Repeats < 1) return ValidationResult.Error($"--repeats {Repeats} must be at least 1");
-        ValidationResult basic = RunCaseOptions.Check(World, 1, Tokens, Dim, Experts, TopK, 1, null);
+        ValidationResult basic = RunCaseOptions.Check(World, 1, shape.Tokens, shape.Dim, shape.Experts, shape.TopK, 1, null);
         if (!basic.Successful) return basic;
-        if (Comm is null or "inproc" && Device is null or "host" && Experts % World != 0) return ValidationResult.Error($"--experts {Experts} must be a multiple of --world {World}");
-        if (TopK > Experts) return ValidationResult.Error($"--top-k {TopK} must not exceed --experts {Experts}");
+        if (Comm is null or "inproc" && Device is null or "host" && shape.Experts % World != 0) return ValidationResult.Error($"--experts {shape.Experts} must be a multiple of --world {World}");
+        if (shape.TopK > shape.Experts) return ValidationResult.Error($"--top-k {shape.TopK} must not exceed --experts {shape.Experts}");
         return ValidationResult.Success();
     }
 }
