@@ -85,6 +85,9 @@ internal sealed class BenchSettings : CommandSettings
         {
             return ValidationResult.Error(ex.Message);
         }
+        // Both would otherwise be ignored silently on the host.
+        if (Gemm && Device != "cuda") return ValidationResult.Error("--gemm needs --device cuda (cuBLAS)");
+        if (Profile && Device is null or "host") return ValidationResult.Error("--profile needs --device cuda or ilgpu-cpu");
         if (Warmup < 0) return ValidationResult.Error($"--warmup {Warmup} must not be negative");
         if (Repeats < 1) return ValidationResult.Error($"--repeats {Repeats} must be at least 1");
         ValidationResult basic = RunCaseOptions.Check(World, 1, shape.Tokens, shape.Dim, shape.Experts, shape.TopK, 1, null);
