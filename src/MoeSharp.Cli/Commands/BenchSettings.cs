@@ -68,7 +68,7 @@ internal sealed class BenchSettings : CommandSettings
     public bool Profile { get; init; }
 
     [CommandOption("--json")]
-    [Description("Print one JSON object instead of a table.")]
+    [Description("Print JSON instead of a table: one object on the host; with --device one line per measurement (schema moesharp-bench/1).")]
     public bool Json { get; init; }
 
     public override ValidationResult Validate()
