@@ -8,7 +8,8 @@ namespace MoeSharp.Cli.Commands;
 /// <summary>
 /// <c>moe bench</c>: median dispatch and combine times on the host with the effective bandwidth (bytes that
 /// must move over the time), next to the machine's memory-copy bandwidth measured the same way; on several
-/// ranks also the row exchange alone, and on MPI raw <c>MPI_Alltoallv</c> at the same message sizes.
+/// ranks also the row exchange alone, and on MPI raw <c>MPI_Alltoallv</c> at the same message sizes. With
+/// <c>--device</c> it hands over to <see cref="DeviceBenchReport"/>.
 /// </summary>
 internal sealed class BenchCommand : Command<BenchSettings>
 {
@@ -18,16 +19,17 @@ internal sealed class BenchCommand : Command<BenchSettings>
         CommKind comm = CommKinds.Parse(s.Comm);
         ComputeOptions compute = ComputeOptions.Parse(s.Device, s.Gpus);
         if (compute.OnDevice) return DeviceBenchReport.Run(s, compute, comm, scoreBefore);
+        BenchShape shape = BenchShape.Resolve(s);
         var outcome = RankLauncher.Run(comm, s.World, world =>
         {
-            if (s.Experts % world.Size != 0) throw new ArgumentException($"--experts {s.Experts} must be a multiple of the world size {world.Size}");
-            var result = DispatchBenchmark.RunRank(world, s.Tokens, s.Dim, s.Experts, s.TopK, scoreBefore, s.Warmup, s.Repeats, s.Seed);
+            if (shape.Experts % world.Size != 0) throw new ArgumentException($"--experts {shape.Experts} must be a multiple of the world size {world.Size}");
+            var result = DispatchBenchmark.RunRank(world, shape.Tokens, shape.Dim, shape.Experts, shape.TopK, scoreBefore, s.Warmup, s.Repeats, s.Seed);
             // Every rank takes part in the copy measurement so no core sits idle in an MPI job's timing.
             double copy = CopyBandwidth.Measure(result.DispatchBytes / 2, s.Warmup, s.Repeats);
             return new Tuple<DispatchBenchmark.Result, double, int>(result, copy, world.Size);
         }, null, checkJobSize: size =>
         {
-            if (s.Experts % size != 0) throw new ArgumentException($"--experts {s.Experts} must be a multiple of the world size {size}");
+            if (shape.Experts % size != 0) throw new ArgumentException($"--experts {shape.Experts} must be a multiple of the world size {size}");
         });
         if (outcome is null) return 0; // not rank 0 of an MPI job
         var (r, copy, worldSize) = outcome;
@@ -42,7 +44,7 @@ internal sealed class BenchCommand : Command<BenchSettings>
         {
             Console.WriteLine(JsonSerializer.Serialize(new
             {
-                world = worldSize, comm = comm.ToString(), tokens = s.Tokens, dim = s.Dim, experts = s.Experts, topK = s.TopK, scoreBefore,
+                world = worldSize, comm = comm.ToString(), tokens = shape.Tokens, dim = shape.Dim, experts = shape.Experts, topK = shape.TopK, scoreBefore,
                 cores = Environment.ProcessorCount,
                 dispatchMs = r.DispatchSeconds * 1e3, combineMs = r.CombineSeconds * 1e3,
                 dispatchGBs = dispatchGbs, combineGBs = combineGbs, dispatchCombineGBs = totalGbs,
@@ -52,7 +54,7 @@ internal sealed class BenchCommand : Command<BenchSettings>
             }));
             return 0;
         }
-        AnsiConsole.MarkupLine($"world {worldSize} ({comm}), T = {s.Tokens} per rank, D = {s.Dim}, E = {s.Experts}, K = {s.TopK}, float32, " +
+        AnsiConsole.MarkupLine($"world {worldSize} ({comm}), {(s.Preset is null ? "" : $"preset {shape.Name}: ")}T = {shape.Tokens} per rank, D = {shape.Dim}, E = {shape.Experts}, K = {shape.TopK}, float32, " +
             $"score {(scoreBefore ? "before" : "after")}, {Environment.ProcessorCount} cores, median of {s.Repeats} after {s.Warmup} warm-up, rank 0");
         var table = new Table().Border(TableBorder.Rounded);
         table.AddColumn("step");

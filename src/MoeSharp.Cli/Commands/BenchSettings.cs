@@ -8,7 +8,7 @@ namespace MoeSharp.Cli.Commands;
 internal sealed class BenchSettings : CommandSettings
 {
     [CommandOption("--world <N>")]
-    [Description("In-process ranks (= EP size); 1 uses the local dispatcher. Default 1.")]
+    [Description("In-process ranks (= EP size); 1 uses the local dispatcher; under --comm mpi the job's size counts. Default 1.")]
     public int World { get; init; } = 1;
 
     [CommandOption("--tokens <T>")]
@@ -48,7 +48,7 @@ internal sealed class BenchSettings : CommandSettings
     public string? Comm { get; init; }
 
     [CommandOption("--device <DEVICE>")]
-    [Description("host (default), cuda (one in-process rank per GPU, NCCL exchanges; --world defaults to --gpus) or ilgpu-cpu.")]
+    [Description("host (default), cuda (one rank per GPU, NCCL exchanges; in-process --gpus, not --world, sets the ranks) or ilgpu-cpu.")]
     public string? Device { get; init; }
 
     [CommandOption("--gpus <N>")]
@@ -68,28 +68,32 @@ internal sealed class BenchSettings : CommandSettings
     public bool Profile { get; init; }
 
     [CommandOption("--json")]
-    [Description("Print one JSON object instead of a table.")]
+    [Description("Print JSON instead of a table: one object on the host; with --device one line per measurement (schema moesharp-bench/1).")]
     public bool Json { get; init; }
 
     public override ValidationResult Validate()
     {
+        BenchShape shape;
         try
         {
             _ = RunSettings.ParseScoreBefore(Score);
             _ = CommKinds.Parse(Comm);
             _ = ComputeOptions.Parse(Device, Gpus);
-            _ = BenchShape.Resolve(this);
+            shape = BenchShape.Resolve(this);
         }
         catch (ArgumentException ex)
         {
             return ValidationResult.Error(ex.Message);
         }
+        // Both would otherwise be ignored silently on the host.
+        if (Gemm && Device != "cuda") return ValidationResult.Error("--gemm needs --device cuda (cuBLAS)");
+        if (Profile && Device is null or "host") return ValidationResult.Error("--profile needs --device cuda or ilgpu-cpu");
         if (Warmup < 0) return ValidationResult.Error($"--warmup {Warmup} must not be negative");
         if (Repeats < 1) return ValidationResult.Error($"--repeats {Repeats} must be at least 1");
-        ValidationResult basic = RunCaseOptions.Check(World, 1, Tokens, Dim, Experts, TopK, 1, null);
+        ValidationResult basic = RunCaseOptions.Check(World, 1, shape.Tokens, shape.Dim, shape.Experts, shape.TopK, 1, null);
         if (!basic.Successful) return basic;
-        if (Comm is null or "inproc" && Device is null or "host" && Experts % World != 0) return ValidationResult.Error($"--experts {Experts} must be a multiple of --world {World}");
-        if (TopK > Experts) return ValidationResult.Error($"--top-k {TopK} must not exceed --experts {Experts}");
+        if (Comm is null or "inproc" && Device is null or "host" && shape.Experts % World != 0) return ValidationResult.Error($"--experts {shape.Experts} must be a multiple of --world {World}");
+        if (shape.TopK > shape.Experts) return ValidationResult.Error($"--top-k {shape.TopK} must not exceed --experts {shape.Experts}");
         return ValidationResult.Success();
     }
 }

@@ -56,7 +56,9 @@ internal sealed record ComputeOptions(DeviceKind Device, int Gpus)
     /// <summary>One line for tables: <c>host</c>, <c>cuda ×4 (nccl)</c>, ….</summary>
     public string Describe(DeviceRank? rank) => rank is null ? "host" : $"{DeviceName} {rank.Backend.Accelerator.Name} ({rank.Exchange})";
 
-    private static int CudaDeviceCount()
+    /// <summary>Visible CUDA devices.</summary>
+    /// <exception cref="ArgumentException">None can be used (a usage error naming <c>--device cuda</c>).</exception>
+    public static int CudaDeviceCount()
     {
         try
         {

@@ -17,7 +17,7 @@ internal static class DeviceBenchReport
     {
         if (s.Gemm) return RunGemm(s, compute);
         BenchShape shape = BenchShape.Resolve(s);
-        int world = compute.Device == DeviceKind.Cuda && compute.Gpus == 0 ? IlgpuBackend.CudaDeviceCount() : Math.Max(1, compute.Gpus);
+        int world = compute.Device == DeviceKind.Cuda && compute.Gpus == 0 ? ComputeOptions.CudaDeviceCount() : Math.Max(1, compute.Gpus);
         if (compute.Device == DeviceKind.IlgpuCpu) world = s.World;
         if (shape.Experts % world != 0) throw new ArgumentException($"--experts {shape.Experts} must be a multiple of the {world} ranks");
         var outcome = RankLauncher.Run(comm, world, group =>

@@ -16,7 +16,7 @@ internal sealed class VerifyGoldenSettings : CommandSettings
     public double? TimeoutSeconds { get; init; }
 
     [CommandOption("--comm <KIND>")]
-    [Description("inproc (each file on its own world of threads, default) or mpi (under mpiexec: each file on the first 'world' ranks of the job; files needing more ranks are skipped).")]
+    [Description("inproc (each file on its own world of threads, default) or mpi (under mpiexec: each dispatch file on the first 'world' ranks of the job, files needing more ranks are skipped; moe_layer files replay on in-process ranks of rank 0).")]
     public string? Comm { get; init; }
 
     [CommandOption("--device <DEVICE>")]
