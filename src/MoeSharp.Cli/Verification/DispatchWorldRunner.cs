@@ -18,7 +18,7 @@ internal static class DispatchWorldRunner
 
     /// <summary>
     /// One rank's part of <paramref name="problem"/>, on any process group of the right size, with host kernels or on
-    /// <paramref name="device"/> (made once per rank by <see cref="ComputeOptions.CreateRank"/> and reused). The
+    /// <paramref name="device"/> (made once per rank by <see cref="Commands.ComputeOptions.CreateRank"/> and reused). The
     /// outcome's tensors are host copies.
     /// </summary>
     public static RankOutcome RunRank(IProcessGroup world, DispatchCase problem, DeviceRank? device = null)

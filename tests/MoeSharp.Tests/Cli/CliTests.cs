@@ -67,6 +67,7 @@ public class CliTests
     [InlineData("run", "--world", "2", "--sp", "1", "--tokens", "0", "--dim", "3", "--experts", "4", "--top-k", "2")]
     [InlineData("run", "--world", "8", "--sp", "4", "--tokens", "4097", "--sharding", "balanced", "--layout", "sharded", "--dim", "16")]
     [InlineData("run", "--tokens", "3", "--sp", "8", "--world", "8")]
+    [InlineData("run", "--device", "ilgpu-cpu", "--world", "4", "--sp", "2", "--tokens", "61", "--dim", "8", "--experts", "8", "--top-k", "2", "--align", "4")]
     public void Run_Verifies_AndExits0(params string[] args)
     {
         CliResult result = Invoke(args);
@@ -74,6 +75,16 @@ public class CliTests
         Assert.Contains("verified:", result.Out);
         Assert.DoesNotContain("NOT verified", result.Out);
         Assert.Equal("", result.Error);
+    }
+
+    [Fact]
+    public void VerifyGolden_OnIlgpuCpu_PassesTheDispatchFiles()
+    {
+        string[] dispatchFiles = GoldenFiles.SafetensorsFiles().Where(f => !SafetensorsFile.Read(f).Metadata.ContainsKey("kind")).ToArray();
+        CliResult result = Invoke(["verify-golden", "--device", "ilgpu-cpu", .. dispatchFiles]);
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Contains($"{dispatchFiles.Length} passed, 0 failed", result.Out);
+        Assert.Contains("(on ilgpu-cpu)", result.Out);
     }
 
     [Fact]
@@ -102,6 +113,12 @@ public class CliTests
     [InlineData("bench", "--repeats", "0")]
     [InlineData("bench", "--world", "3", "--experts", "8")]
     [InlineData("bench", "--no-such-option")]
+    [InlineData("bench", "--gemm")]
+    [InlineData("bench", "--profile")]
+    [InlineData("bench", "--preset", "llama")]
+    [InlineData("run", "--device", "tpu")]
+    [InlineData("run", "--gpus", "2")]
+    [InlineData("run", "--device", "cuda", "--gpus", "0")]
     [InlineData("verify-golden")]
     [InlineData("no-such-command")]
     public void BadOptions_Exit2_WithOneLineOnStderr(params string[] args)
