@@ -44,7 +44,7 @@ internal static class CliApp
         }
         catch (ReportedByRankZeroException)
         {
-            // Another MPI rank's copy of a usage error that rank 0 prints.
+            // A usage error of an MPI job that rank 0 has already printed (once, for the whole job).
             return UsageError;
         }
         catch (Exception ex) when (IsUsageError(ex))

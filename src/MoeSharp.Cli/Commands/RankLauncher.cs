@@ -22,8 +22,9 @@ internal static class RankLauncher
     /// an abort with a stack trace from every rank.
     /// </param>
     /// <returns>Rank 0's result, or null on the other ranks of an MPI job.</returns>
-    /// <exception cref="ArgumentException">On rank 0: an option disagrees with the MPI job (from any rank).</exception>
-    /// <exception cref="ReportedByRankZeroException">On the other ranks: the same, which rank 0 reports.</exception>
+    /// <exception cref="ReportedByRankZeroException">
+    /// On every rank: an option disagrees with the MPI job (seen by any rank); rank 0 has already printed it.
+    /// </exception>
     public static T? Run<T>(CommKind comm, int inProcessWorld, Func<IProcessGroup, T> body, TimeSpan? timeout,
         Action<int>? checkJobSize = null) where T : class
     {
@@ -61,7 +62,14 @@ internal static class RankLauncher
         if (first is null) return;
         // The message already names the option; the rank prefix matters only when another rank saw it.
         string message = problem ?? first;
-        if (world.Rank == 0) throw new ArgumentException(message);
+        if (world.Rank == 0)
+        {
+            // Printed here, before the barrier, because mpiexec stops the whole job as soon as one process exits
+            // non-zero: had rank 0 printed after finalizing, another rank's exit could kill it first.
+            Console.Error.WriteLine($"moe: {message}");
+            Console.Error.Flush();
+        }
+        world.Barrier();
         throw new ReportedByRankZeroException(message);
     }
 }
