@@ -177,7 +177,7 @@ public sealed unsafe class MpiProcessGroup : IProcessGroup
     /// <c>MPI_Alltoallv</c> of bytes called directly, with no validation, planning or large-message handling:
     /// the baseline the benchmark compares <see cref="AllToAllV{T}"/> against. Counts and displacements in bytes.
     /// </summary>
-    internal void RawAllToAllVBytes(byte[] send, int[] sendCounts, int[] sendDispls, byte[] receive, int[] receiveCounts, int[] receiveDispls)
+    internal void RawAllToAllVBytes(ReadOnlySpan<byte> send, int[] sendCounts, int[] sendDispls, Span<byte> receive, int[] receiveCounts, int[] receiveDispls)
     {
         fixed (byte* s = send)
         fixed (byte* r = receive)
