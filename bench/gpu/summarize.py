@@ -29,6 +29,21 @@ GOALS = {"speedup": 2.0, "exchange": 0.80, "local": 0.70, "gemm": 0.70}
 TARGET_GPUS = (2, 4)
 
 
+BAD = {}  # parse_record's answer for a line that starts like JSON but is not an object
+
+
+def parse_record(line):
+    """None for a line that is not a JSON line, BAD for a malformed one, else the object."""
+    line = line.strip()
+    if not line.startswith("{"):
+        return None
+    try:
+        r = json.loads(line)
+    except json.JSONDecodeError:
+        return BAD
+    return r if isinstance(r, dict) else BAD
+
+
 def ours(r) -> bool:
     impl = str(r.get("impl", ""))
     return not (impl.startswith("torch-") or impl.startswith("nccl-"))
@@ -40,15 +55,10 @@ def load(paths):
         m = re.search(r"results-(\d+)gpu", os.path.basename(path))
         with open(path, encoding="utf-8") as f:
             for line in f:
-                line = line.strip()
-                if not line.startswith("{"):
+                r = parse_record(line)
+                if r is None:
                     continue
-                try:
-                    r = json.loads(line)
-                except json.JSONDecodeError:
-                    bad += 1
-                    continue
-                if not isinstance(r, dict) or "kind" not in r:
+                if r is BAD or "kind" not in r:
                     bad += 1
                     continue
                 r["_file"] = os.path.basename(path)
@@ -230,15 +240,10 @@ def ingest(dest: str, sets: list) -> int:
     n = bad = 0
     with open(dest, "a", encoding="utf-8") as f:
         for line in sys.stdin:
-            line = line.strip()
-            if not line.startswith("{"):
+            r = parse_record(line)
+            if r is None:
                 continue
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError:
-                bad += 1
-                continue
-            if not isinstance(r, dict):
+            if r is BAD:
                 bad += 1
                 continue
             for k, v in defaults.items():
