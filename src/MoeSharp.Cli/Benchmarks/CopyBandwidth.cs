@@ -28,7 +28,6 @@ internal static class CopyBandwidth
             double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
             if (i >= warmup) times.Add(seconds);
         }
-        times.Sort();
-        return 2.0 * floats * sizeof(float) / times[times.Count / 2];
+        return 2.0 * floats * sizeof(float) / DispatchBenchmark.Median(times);
     }
 }

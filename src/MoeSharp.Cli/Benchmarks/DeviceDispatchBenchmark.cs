@@ -140,9 +140,8 @@ internal static class DeviceDispatchBenchmark
 
     private static Stats Summarize(List<double> times)
     {
-        times.Sort();
+        double median = DispatchBenchmark.Median(times);
         int n = times.Count;
-        double median = n % 2 == 1 ? times[n / 2] : (times[n / 2 - 1] + times[n / 2]) / 2;
         return new Stats(median, times[0], times[Math.Min(n - 1, (int)Math.Ceiling(0.9 * n) - 1)], n);
     }
 }

@@ -66,8 +66,7 @@ internal static class GroupedGemmBenchmark
             backend.Kernels.Synchronize();
             if (i >= warmup) times.Add(Stopwatch.GetElapsedTime(start).TotalSeconds);
         }
-        times.Sort();
-        return times[times.Count / 2];
+        return DispatchBenchmark.Median(times);
     }
 
     /// <summary>
