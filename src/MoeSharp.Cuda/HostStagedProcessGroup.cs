@@ -1,4 +1,5 @@
 using MoeSharp.Collectives;
+using MoeSharp.Compute;
 using MoeSharp.Tensors;
 
 namespace MoeSharp.Cuda;
@@ -63,8 +64,11 @@ public sealed class HostStagedProcessGroup(IProcessGroup inner) : IProcessGroup,
     public void AllToAllV(Tensor send, ReadOnlySpan<int> sendCounts, Tensor receive, ReadOnlySpan<int> receiveCounts)
     {
         Tensor hostSend = send.ToHost();
-        var hostReceive = Tensor.Uninitialized(DType.Float32, receive.ElementCount);
-        inner.AllToAllV<float>(hostSend.AsSpan<float>(), sendCounts, hostReceive.AsSpan<float>(), receiveCounts);
+        var hostReceive = Tensor.Uninitialized(receive.DType, receive.ElementCount);
+        if (send.DType == DType.BFloat16)
+            inner.AllToAllV<BFloat16>(hostSend.AsSpan<BFloat16>(), sendCounts, hostReceive.AsSpan<BFloat16>(), receiveCounts);
+        else
+            inner.AllToAllV<float>(hostSend.AsSpan<float>(), sendCounts, hostReceive.AsSpan<float>(), receiveCounts);
         receive.DeviceBuffer!.CopyFromHost(hostReceive.AsBytes(), 0);
     }
 
@@ -80,7 +84,16 @@ public sealed class HostStagedProcessGroup(IProcessGroup inner) : IProcessGroup,
     public void AllReduceSum(Tensor values)
     {
         Tensor host = values.ToHost();
-        inner.AllReduceSum(host.AsSpan<float>());
+        if (host.DType == DType.BFloat16)
+        {
+            float[] wide = BFloat16Rows.Widen(host.AsSpan<BFloat16>());
+            inner.AllReduceSum(wide);
+            BFloat16Rows.Narrow(wide, host.AsSpan<BFloat16>());
+        }
+        else
+        {
+            inner.AllReduceSum(host.AsSpan<float>());
+        }
         values.DeviceBuffer!.CopyFromHost(host.AsBytes(), 0);
     }
 }

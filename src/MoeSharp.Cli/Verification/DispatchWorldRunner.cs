@@ -73,12 +73,12 @@ internal static class DispatchWorldRunner
                 continue;
             }
             Tensor x = problem.Groups[g].X;
-            var final = Tensor.Uninitialized(DType.Float32, x.ShapeArray());
-            int d = x.RowLength, row = 0;
+            var final = Tensor.Uninitialized(x.DType, x.ShapeArray());
+            int rowBytes = x.RowLength * x.DType.SizeOf(), row = 0;
             for (int s = 0; s < problem.Sp; s++)
             {
                 Tensor shard = outcomes[first + s].Final;
-                shard.AsSpan<float>().CopyTo(final.AsSpan<float>().Slice(row * d));
+                shard.AsBytes().CopyTo(final.AsBytes().Slice(row * rowBytes));
                 row += shard.Rows;
             }
             finals[g] = final;

@@ -8,7 +8,7 @@ internal static class TensorComparison
 {
     /// <summary>
     /// Null when <paramref name="actual"/> has the shape and the exact bits of <paramref name="expected"/>
-    /// (integers compare by value across int32/int64); otherwise "name[index]: expected E, actual A".
+    /// (integers compare by value across int32/int64; floats must share the dtype, float32 or bfloat16); otherwise "name[index]: expected E, actual A".
     /// </summary>
     public static string? FirstBitwiseMismatch(string name, Tensor expected, Tensor actual)
     {
@@ -25,9 +25,18 @@ internal static class TensorComparison
             }
             return null;
         }
-        if (expected.DType != DType.Float32 || actual.DType != DType.Float32)
+        if (expected.DType != actual.DType || expected.DType is not (DType.Float32 or DType.BFloat16))
         {
             return $"{name}: expected dtype {expected.DType}, actual {actual.DType}";
+        }
+        if (expected.DType == DType.BFloat16)
+        {
+            ReadOnlySpan<BFloat16> eb = expected.AsSpan<BFloat16>(), ab = actual.AsSpan<BFloat16>();
+            for (int i = 0; i < eb.Length; i++)
+            {
+                if (eb[i] != ab[i]) return $"{name}{Index(expected, i)}: expected {Format(eb[i].ToSingle())}, actual {Format(ab[i].ToSingle())} (bfloat16)";
+            }
+            return null;
         }
         ReadOnlySpan<float> ev = expected.AsSpan<float>(), av = actual.AsSpan<float>();
         for (int i = 0; i < ev.Length; i++)

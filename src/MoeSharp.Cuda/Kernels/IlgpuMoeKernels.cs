@@ -44,6 +44,11 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
     private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<float>, int, int, ArrayView<float>, int> _gatherReduce;
     private readonly Action<Index1D, ArrayView<Float4>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<Float4>> _gatherRows4;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, ArrayView<float>, int> _rowDots;
+    private readonly Action<Index1D, ArrayView<UInt4>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<UInt4>> _gatherBf16x8;
+    private readonly Action<Index1D, ArrayView<ushort>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<ushort>> _gatherBf16;
+    private readonly Action<Index1D, ArrayView<uint>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<uint>, int, int, ArrayView<uint>, int> _gatherReduceBf16x2;
+    private readonly Action<Index1D, ArrayView<ushort>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<ushort>, int, int, ArrayView<ushort>, int> _gatherReduceBf16;
+    private readonly Action<Index1D, ArrayView<ushort>, ArrayView<int>, ArrayView<ushort>, int, int, int, ArrayView<float>, int> _rowDotsBf16;
 
     /// <summary>Creates the kernels on <paramref name="accelerator"/>, with their own caching allocator.</summary>
     /// <param name="accelerator">Where tensors live and kernels run; the caller keeps ownership.</param>
@@ -82,6 +87,15 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
         _gatherReduce = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<float>, int, int, ArrayView<float>, int>(cuda ? DispatchKernelBodies.GatherReduce<PtxStrictFloat> : DispatchKernelBodies.GatherReduce<ManagedStrictFloat>);
         _gatherRows4 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<Float4>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<Float4>>(cuda ? DispatchKernelBodies.GatherRows4<PtxStrictFloat> : DispatchKernelBodies.GatherRows4<ManagedStrictFloat>);
         _rowDots = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, ArrayView<float>, int>(DispatchKernelBodies.RowDots);
+        _gatherBf16x8 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<UInt4>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<UInt4>>(
+            cuda ? BFloat16KernelBodies.GatherRows8<PtxStrictFloat> : BFloat16KernelBodies.GatherRows8<ManagedStrictFloat>);
+        _gatherBf16 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<ushort>>(
+            cuda ? BFloat16KernelBodies.GatherRows1<PtxStrictFloat> : BFloat16KernelBodies.GatherRows1<ManagedStrictFloat>);
+        _gatherReduceBf16x2 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<uint>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<uint>, int, int, ArrayView<uint>, int>(
+            cuda ? BFloat16KernelBodies.GatherReduce2<PtxStrictFloat> : BFloat16KernelBodies.GatherReduce2<ManagedStrictFloat>);
+        _gatherReduceBf16 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<ushort>, int, int, ArrayView<ushort>, int>(
+            cuda ? BFloat16KernelBodies.GatherReduce1<PtxStrictFloat> : BFloat16KernelBodies.GatherReduce1<ManagedStrictFloat>);
+        _rowDotsBf16 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<int>, ArrayView<ushort>, int, int, int, ArrayView<float>, int>(BFloat16KernelBodies.RowDots);
     }
 
     /// <summary>The accelerator the kernels run on.</summary>
@@ -233,6 +247,11 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
     {
         int d = destination.RowLength, total = rowOf.ElementCount * d;
         if (total == 0) return;
+        if (destination.DType == DType.BFloat16)
+        {
+            GatherBFloat16Rows(source, sourceRowOffset, rowOf, scale, destination, d, total);
+            return;
+        }
         ArrayView<float> dst = Floats(destination, nameof(destination));
         if (d % 4 == 0)
         {
@@ -256,6 +275,11 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
     {
         int d = destination.RowLength, tokens = positions.Rows, k = positions.RowLength, total = tokens * d;
         if (total == 0) return;
+        if (destination.DType == DType.BFloat16)
+        {
+            GatherReduceBFloat16(rows, positions, scale, initial, destination, destinationOffset, d, k, total);
+            return;
+        }
         ArrayView<float> dst = Floats(destination, nameof(destination));
         _gatherReduce(total, Floats(rows, nameof(rows)), Ints(positions, nameof(positions)), k,
             scale is null ? dst : Floats(scale, nameof(scale)), scale is null ? 0 : 1,
@@ -268,8 +292,46 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
     {
         int m = aRow.ElementCount;
         if (m == 0) return;
+        if (a.DType == DType.BFloat16)
+        {
+            _rowDotsBf16(m, Halves(a, nameof(a)), Ints(aRow, nameof(aRow)), Halves(b, nameof(b)), bRowOffset, entriesPerBRow, a.RowLength,
+                Floats(result, nameof(result)), resultOffset);
+            return;
+        }
         _rowDots(m, Floats(a, nameof(a)), Ints(aRow, nameof(aRow)), Floats(b, nameof(b)), bRowOffset, entriesPerBRow, a.RowLength,
             Floats(result, nameof(result)), resultOffset);
+    }
+
+    private void GatherBFloat16Rows(Tensor source, int sourceRowOffset, Tensor rowOf, Tensor? scale, Tensor destination, int d, int total)
+    {
+        ArrayView<ushort> dst = Halves(destination, nameof(destination));
+        ArrayView<ushort> src = Halves(source, nameof(source));
+        ArrayView<int> map = Ints(rowOf, nameof(rowOf));
+        ArrayView<float> scales = scale is null ? map.Cast<float>() : Floats(scale, nameof(scale));
+        if (d % 8 == 0)
+        {
+            // Rows of a multiple of 8 values start on 16-byte boundaries (buffers are 256-byte aligned): move packs of 8.
+            _gatherBf16x8(total / 8, src.Cast<UInt4>(), sourceRowOffset, map, scales, scale is null ? 0 : 1, d / 8, dst.Cast<UInt4>());
+            return;
+        }
+        _gatherBf16(total, src, sourceRowOffset, map, scales, scale is null ? 0 : 1, d, dst);
+    }
+
+    private void GatherReduceBFloat16(Tensor rows, Tensor positions, Tensor? scale, Tensor? initial, Tensor destination, int destinationOffset,
+        int d, int k, int total)
+    {
+        ArrayView<ushort> dst = Halves(destination, nameof(destination));
+        ArrayView<ushort> src = Halves(rows, nameof(rows));
+        ArrayView<int> slots = Ints(positions, nameof(positions));
+        ArrayView<float> scales = scale is null ? slots.Cast<float>() : Floats(scale, nameof(scale));
+        ArrayView<ushort> init = initial is null ? dst : Halves(initial, nameof(initial));
+        if (d % 2 == 0)
+        {
+            _gatherReduceBf16x2(total / 2, src.Cast<uint>(), slots, k, scales, scale is null ? 0 : 1, init.Cast<uint>(), initial is null ? 0 : 1,
+                d / 2, dst.Cast<uint>(), destinationOffset);
+            return;
+        }
+        _gatherReduceBf16(total, src, slots, k, scales, scale is null ? 0 : 1, init, initial is null ? 0 : 1, d, dst, destinationOffset);
     }
 
     /// <summary>Waits for every kernel and copy launched so far.</summary>
@@ -304,6 +366,9 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
     private ArrayView<float> Floats(Tensor t, string name) => Typed<float>(t, DType.Float32, name);
 
     private ArrayView<int> Ints(Tensor t, string name) => Typed<int>(t, DType.Int32, name);
+
+    /// <summary>A bfloat16 tensor as its raw 16-bit patterns.</summary>
+    private ArrayView<ushort> Halves(Tensor t, string name) => Typed<ushort>(t, DType.BFloat16, name);
 
     private ArrayView<long> Longs(Tensor t, string name) => Typed<long>(t, DType.Int64, name);
 

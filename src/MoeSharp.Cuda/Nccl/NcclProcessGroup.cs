@@ -1,4 +1,5 @@
 using MoeSharp.Collectives;
+using MoeSharp.Compute;
 using MoeSharp.Cuda.Native;
 using MoeSharp.Tensors;
 
@@ -260,8 +261,9 @@ public sealed class NcclProcessGroup : IProcessGroup, IDeviceCollectives
     }
 
     /// <summary>
-    /// Element-wise float32 sum over the ranks, in place, in rank order: <c>ncclAllGather</c> into a device scratch
-    /// <c>[S, n]</c>, then the ordered sum on the host and a copy back (see the class remarks).
+    /// Element-wise sum over the ranks, in place, in rank order: <c>ncclAllGather</c> into a device scratch
+    /// <c>[S, n]</c>, then the ordered float32 sum on the host and a copy back (see the class remarks). bfloat16
+    /// values are widened, summed in float32 and rounded once.
     /// </summary>
     public void AllReduceSum(Tensor values)
     {
@@ -269,26 +271,30 @@ public sealed class NcclProcessGroup : IProcessGroup, IDeviceCollectives
         try
         {
             ArgumentNullException.ThrowIfNull(values);
-            if (values.DType != DType.Float32)
-                throw new ArgumentException($"the rank-ordered device all-reduce sums Float32 tensors, not {values.DType}", nameof(values));
+            if (values.DType is not (DType.Float32 or DType.BFloat16))
+                throw new ArgumentException($"the rank-ordered device all-reduce sums float32 or bfloat16 tensors, not {values.DType}", nameof(values));
             IDevicePointer target = DevicePointers.Of(values, nameof(values));
             CheckDevice(target, nameof(values));
             int n = values.ElementCount;
             if (n == 0) return;
-            using var scratch = new CudaDeviceBuffer(_cuda, Device, (long)Size * n * sizeof(float));
+            int size = values.DType.SizeOf();
+            using var scratch = new CudaDeviceBuffer(_cuda, Device, (long)Size * n * size);
             BindDevice();
-            _nccl.AllGather(target.Pointer, scratch.Pointer, n, NcclConstants.Float32, Comm, ComputeStream, Rank);
+            _nccl.AllGather(target.Pointer, scratch.Pointer, n, NcclDataTypes.For(values.DType), Comm, ComputeStream, Rank);
             WaitUntil(() => _cuda.StreamQuery(ComputeStream), "AllReduceSum");
 
-            var gathered = new float[(long)Size * n];
-            scratch.CopyToHost(0, System.Runtime.InteropServices.MemoryMarshal.AsBytes(gathered.AsSpan()));
-            var sum = gathered.AsSpan(0, n).ToArray();
+            var gathered = Tensor.Uninitialized(values.DType, Size * n);
+            scratch.CopyToHost(0, gathered.AsBytes());
+            float[] all = values.DType == DType.BFloat16 ? BFloat16Rows.Widen(gathered.AsSpan<BFloat16>()) : gathered.AsSpan<float>().ToArray();
+            var sum = all.AsSpan(0, n).ToArray();
             for (int r = 1; r < Size; r++)
             {
-                ReadOnlySpan<float> v = gathered.AsSpan(r * n, n);
+                ReadOnlySpan<float> v = all.AsSpan(r * n, n);
                 for (int i = 0; i < n; i++) sum[i] += v[i];
             }
-            values.DeviceBuffer!.CopyFromHost(System.Runtime.InteropServices.MemoryMarshal.AsBytes(sum.AsSpan()), 0);
+            var result = Tensor.FromArray(sum, n);
+            if (values.DType == DType.BFloat16) result = result.ToBFloat16();
+            values.DeviceBuffer!.CopyFromHost(result.AsBytes(), 0);
         }
         catch (Exception ex)
         {

@@ -166,6 +166,11 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
     /// <inheritdoc />
     public void GatherRows(Tensor source, int sourceRowOffset, Tensor rowOf, Tensor? scale, Tensor destination)
     {
+        if (destination.DType == DType.BFloat16)
+        {
+            GatherBFloat16Rows(source, sourceRowOffset, rowOf, scale, destination);
+            return;
+        }
         float[] src = source.Data<float>();
         float[] dst = destination.Data<float>();
         int[] map = rowOf.Data<int>();
@@ -218,6 +223,12 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
     /// <inheritdoc />
     public void ScatterTokenRows(Tensor source, int sourceRowOffset, Tensor rowToken, Tensor entryRow, int topK, Tensor? scale, Tensor destination)
     {
+        if (destination.DType == DType.BFloat16)
+        {
+            // Half the bytes of float32: the plain gather (each token row read K times, from cache) is good enough here.
+            GatherBFloat16Rows(source, sourceRowOffset, rowToken, scale, destination);
+            return;
+        }
         float[] src = source.Data<float>();
         float[] dst = destination.Data<float>();
         int[] tokenOf = rowToken.Data<int>();
@@ -260,6 +271,11 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
     /// <inheritdoc />
     public void GatherReduce(Tensor rows, Tensor positions, Tensor? scale, Tensor? initial, Tensor destination, int destinationOffset)
     {
+        if (destination.DType == DType.BFloat16)
+        {
+            GatherReduceBFloat16(rows, positions, scale, initial, destination, destinationOffset);
+            return;
+        }
         float[] src = rows.Data<float>();
         float[] dst = destination.Data<float>();
         int[] pos = positions.Data<int>();
@@ -281,6 +297,11 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
     /// <inheritdoc />
     public void RowDots(Tensor a, Tensor aRow, Tensor b, int bRowOffset, int entriesPerBRow, Tensor result, int resultOffset)
     {
+        if (a.DType == DType.BFloat16)
+        {
+            RowDotsBFloat16(a, aRow, b, bRowOffset, entriesPerBRow, result, resultOffset);
+            return;
+        }
         float[] av = a.Data<float>(), bv = b.Data<float>();
         int[] rowsOfA = aRow.Data<int>();
         float[] outv = result.Data<float>();
@@ -293,6 +314,79 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
                 ReadOnlySpan<float> y = bv.AsSpan((bRowOffset + i / entriesPerBRow) * d, d);
                 double sum = 0;
                 for (int j = 0; j < d; j++) sum += (double)x[j] * y[j];
+                outv[resultOffset + i] = (float)sum;
+            }
+        });
+    }
+
+    /// <summary>
+    /// <see cref="GatherRows"/> of bfloat16 rows: a copy, or the row widened, multiplied by its float32 scale and
+    /// rounded once back to bfloat16.
+    /// </summary>
+    private static void GatherBFloat16Rows(Tensor source, int sourceRowOffset, Tensor rowOf, Tensor? scale, Tensor destination)
+    {
+        int[] map = rowOf.Data<int>();
+        BFloat16[] src = source.Data<BFloat16>();
+        BFloat16[] dst = destination.Data<BFloat16>();
+        float[]? scales = scale is null ? null : scale.Data<float>();
+        int d = destination.RowLength, rows = rowOf.ElementCount;
+        HostParallel.For(rows, 4L * d, (start, end) =>
+        {
+            for (int i = start; i < end; i++)
+            {
+                Span<BFloat16> to = dst.AsSpan(i * d, d);
+                int from = map[i];
+                if (from < 0) to.Clear();
+                else if (scales is null) src.AsSpan((from + sourceRowOffset) * d, d).CopyTo(to);
+                else BFloat16Rows.Scale(src.AsSpan((from + sourceRowOffset) * d, d), scales[i], to);
+            }
+        });
+    }
+
+    /// <summary>
+    /// <see cref="GatherReduce"/> of bfloat16 rows: each token's terms (widened, scaled in float32) are added in
+    /// order in a float32 accumulator that starts from the widened initial row (or +0) and is rounded once.
+    /// </summary>
+    private static void GatherReduceBFloat16(Tensor rows, Tensor positions, Tensor? scale, Tensor? initial, Tensor destination, int destinationOffset)
+    {
+        BFloat16[] src = rows.Data<BFloat16>();
+        BFloat16[] dst = destination.Data<BFloat16>();
+        int[] pos = positions.Data<int>();
+        float[]? scales = scale is null ? null : scale.Data<float>();
+        BFloat16[]? init = initial is null ? null : initial.Data<BFloat16>();
+        int d = destination.RowLength, tokens = positions.Rows, k = positions.RowLength;
+        HostParallel.For(tokens, 2L * d * (k + 1), (start, end) =>
+        {
+            var accumulator = new float[d];
+            for (int t = start; t < end; t++)
+            {
+                if (init is null) Array.Clear(accumulator);
+                else BFloat16Rows.Widen(init.AsSpan(t * d, d), accumulator);
+                foreach (int p in pos.AsSpan(t * k, k))
+                {
+                    if (p < 0) continue;
+                    BFloat16Rows.AddScaled(src.AsSpan(p * d, d), scales is null ? null : scales[p], accumulator);
+                }
+                BFloat16Rows.Narrow(accumulator, dst.AsSpan((destinationOffset + t) * d, d));
+            }
+        });
+    }
+
+    /// <summary><see cref="RowDots"/> of bfloat16 rows (widened exactly; the float64 sum is the same operation).</summary>
+    private static void RowDotsBFloat16(Tensor a, Tensor aRow, Tensor b, int bRowOffset, int entriesPerBRow, Tensor result, int resultOffset)
+    {
+        BFloat16[] av = a.Data<BFloat16>(), bv = b.Data<BFloat16>();
+        int[] rowsOfA = aRow.Data<int>();
+        float[] outv = result.Data<float>();
+        int d = a.RowLength, m = aRow.ElementCount;
+        HostParallel.For(m, 4L * d, (start, end) =>
+        {
+            for (int i = start; i < end; i++)
+            {
+                ReadOnlySpan<BFloat16> x = av.AsSpan(rowsOfA[i] * d, d);
+                ReadOnlySpan<BFloat16> y = bv.AsSpan((bRowOffset + i / entriesPerBRow) * d, d);
+                double sum = 0;
+                for (int j = 0; j < d; j++) sum += (double)x[j].ToSingle() * y[j].ToSingle();
                 outv[resultOffset + i] = (float)sum;
             }
         });

@@ -85,13 +85,14 @@ public interface IMoeKernels
 
     /// <summary>
     /// Row gather with optional scale: <c>destination[i] = source[sourceRowOffset + rowOf[i]] · scale[i]</c> (one
-    /// float32 multiply, rounded once), or a zero row where <c>rowOf[i] &lt; 0</c>. Every destination row is written.
+    /// float32 multiply, rounded once to the row dtype), or a zero row where <c>rowOf[i] &lt; 0</c>. Every destination
+    /// row is written. Rows are float32 or bfloat16, the same dtype on both sides.
     /// </summary>
-    /// <param name="source"><c>[Rs, D]</c> float32.</param>
+    /// <param name="source"><c>[Rs, D]</c> float32 or bfloat16.</param>
     /// <param name="sourceRowOffset">Added to every non-negative entry of <paramref name="rowOf"/>.</param>
     /// <param name="rowOf"><c>[Rd]</c> int32 source row of each destination row, or -1.</param>
     /// <param name="scale"><c>[Rd]</c> float32, or null for a plain copy.</param>
-    /// <param name="destination"><c>[Rd, D]</c> float32.</param>
+    /// <param name="destination"><c>[Rd, D]</c>, the dtype of <paramref name="source"/>.</param>
     void GatherRows(Tensor source, int sourceRowOffset, Tensor rowOf, Tensor? scale, Tensor destination);
 
     /// <summary>
@@ -101,13 +102,13 @@ public interface IMoeKernels
     /// row is read once and written to its K rows (<c>entryRow</c>), so a host backend streams the tokens through
     /// memory once instead of once per expert. A backend may compute it as the gather.
     /// </summary>
-    /// <param name="source"><c>[Rs, D]</c> float32 token rows.</param>
+    /// <param name="source"><c>[Rs, D]</c> float32 or bfloat16 token rows.</param>
     /// <param name="sourceRowOffset">Row of <paramref name="source"/> of token 0.</param>
     /// <param name="rowToken"><c>[Rd]</c> int32 token of each destination row, or -1.</param>
     /// <param name="entryRow"><c>[T_s·K]</c> int32 destination row of each (token, slot).</param>
     /// <param name="topK">K.</param>
     /// <param name="scale"><c>[Rd]</c> float32 per destination row, or null.</param>
-    /// <param name="destination"><c>[Rd, D]</c> float32.</param>
+    /// <param name="destination"><c>[Rd, D]</c>, the dtype of <paramref name="source"/>.</param>
     void ScatterTokenRows(Tensor source, int sourceRowOffset, Tensor rowToken, Tensor entryRow, int topK, Tensor? scale, Tensor destination);
 
     /// <summary>
@@ -115,13 +116,14 @@ public interface IMoeKernels
     /// <c>destination[offset + t] = ((init[t] + rows[p0]·scale[p0]) + rows[p1]·scale[p1]) + …</c> over its
     /// positions <c>p0 &lt; p1 &lt; …</c> (ascending, so ascending expert id), starting from +0 when
     /// <paramref name="initial"/> is null. Each product is rounded before the add: no fused multiply-add.
-    /// No atomics: each destination row is owned by one token.
+    /// No atomics: each destination row is owned by one token. bfloat16 rows are widened and summed in a float32
+    /// accumulator, rounded once to bfloat16 at the end.
     /// </summary>
-    /// <param name="rows"><c>[N, D]</c> float32 rows in the local layout.</param>
+    /// <param name="rows"><c>[N, D]</c> float32 or bfloat16 rows in the local layout.</param>
     /// <param name="positions"><c>[T_s, K]</c> int32, each token's rows in ascending order; -1 entries are skipped.</param>
     /// <param name="scale"><c>[N]</c> float32 per row, or null.</param>
-    /// <param name="initial"><c>[T_s, D]</c> float32 starting values (the shared experts' output), or null.</param>
-    /// <param name="destination"><c>[*, D]</c> float32; rows <c>[offset, offset + T_s)</c> are overwritten.</param>
+    /// <param name="initial"><c>[T_s, D]</c> starting values (the shared experts' output) in the rows' dtype, or null.</param>
+    /// <param name="destination"><c>[*, D]</c> in the rows' dtype; rows <c>[offset, offset + T_s)</c> are overwritten.</param>
     /// <param name="destinationOffset">Row of <paramref name="destination"/> that token 0 goes to.</param>
     void GatherReduce(Tensor rows, Tensor positions, Tensor? scale, Tensor? initial, Tensor destination, int destinationOffset);
 
@@ -129,9 +131,9 @@ public interface IMoeKernels
     /// Score gradients: <c>result[resultOffset + i] = Σ_d a[aRow[i], d] · b[bRowOffset + i / entriesPerBRow, d]</c>,
     /// accumulated in float64 in ascending d and rounded to float32 once.
     /// </summary>
-    /// <param name="a"><c>[N, D]</c> float32 rows in the local layout.</param>
+    /// <param name="a"><c>[N, D]</c> float32 or bfloat16 rows in the local layout (widened exactly).</param>
     /// <param name="aRow"><c>[M]</c> int32 row of a for each result.</param>
-    /// <param name="b"><c>[*, D]</c> float32 token rows.</param>
+    /// <param name="b"><c>[*, D]</c> token rows, the dtype of <paramref name="a"/>.</param>
     /// <param name="bRowOffset">Row of b for result 0.</param>
     /// <param name="entriesPerBRow">Consecutive results that share a row of b (K).</param>
     /// <param name="result">float32; elements <c>[resultOffset, resultOffset + M)</c> are overwritten.</param>

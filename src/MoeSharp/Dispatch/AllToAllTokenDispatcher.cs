@@ -109,7 +109,11 @@ public sealed class AllToAllTokenDispatcher : TokenDispatcher
         int d = send.RowLength;
         if (send.IsOnHost && receive.IsOnHost)
         {
-            _groups.World.AllToAllV<float>(send.AsSpan<float>(), ToElements(sendRows, d), receive.AsSpan<float>(), ToElements(receiveRows, d));
+            // bfloat16 rows travel as their 16-bit patterns: the exchange only moves them.
+            if (send.DType == DType.BFloat16)
+                _groups.World.AllToAllV<BFloat16>(send.AsSpan<BFloat16>(), ToElements(sendRows, d), receive.AsSpan<BFloat16>(), ToElements(receiveRows, d));
+            else
+                _groups.World.AllToAllV<float>(send.AsSpan<float>(), ToElements(sendRows, d), receive.AsSpan<float>(), ToElements(receiveRows, d));
             return;
         }
         DeviceCollectives(_groups.World).AllToAllV(send, ToElements(sendRows, d), receive, ToElements(receiveRows, d));
@@ -120,7 +124,9 @@ public sealed class AllToAllTokenDispatcher : TokenDispatcher
         int d = send.RowLength;
         if (send.IsOnHost && receive.IsOnHost)
         {
-            return _groups.World.AllToAllVAsync<float>(send.AsMemory<float>(), ToElements(sendRows, d), receive.AsMemory<float>(), ToElements(receiveRows, d));
+            return send.DType == DType.BFloat16
+                ? _groups.World.AllToAllVAsync<BFloat16>(send.AsMemory<BFloat16>(), ToElements(sendRows, d), receive.AsMemory<BFloat16>(), ToElements(receiveRows, d))
+                : _groups.World.AllToAllVAsync<float>(send.AsMemory<float>(), ToElements(sendRows, d), receive.AsMemory<float>(), ToElements(receiveRows, d));
         }
         return DeviceCollectives(_groups.World).AllToAllVAsync(send, ToElements(sendRows, d), receive, ToElements(receiveRows, d));
     }
@@ -128,8 +134,22 @@ public sealed class AllToAllTokenDispatcher : TokenDispatcher
     private protected override void SumOverSequenceParallel(Tensor values)
     {
         if (_groups.SequenceParallel is not { } sp) return;
-        if (values.IsOnHost) sp.AllReduceSum(values.AsSpan<float>());
-        else DeviceCollectives(sp).AllReduceSum(values);
+        if (!values.IsOnHost)
+        {
+            DeviceCollectives(sp).AllReduceSum(values);
+        }
+        else if (values.DType == DType.BFloat16)
+        {
+            // Summed in float32 and rounded once. In the replicated layout each row is non-zero on one SP rank only,
+            // so the sum is that rank's value, exactly.
+            float[] wide = BFloat16Rows.Widen(values.AsSpan<BFloat16>());
+            sp.AllReduceSum(wide);
+            BFloat16Rows.Narrow(wide, values.AsSpan<BFloat16>());
+        }
+        else
+        {
+            sp.AllReduceSum(values.AsSpan<float>());
+        }
     }
 
     /// <summary>The device collectives of <paramref name="group"/>; a clear error when it has none.</summary>

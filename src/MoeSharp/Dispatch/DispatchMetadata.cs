@@ -20,6 +20,7 @@ public sealed class DispatchMetadata
         int[] inputShape,
         int inputRowOffset,
         int dim,
+        DType rowType,
         ImmutableArray<int> inputSplits,
         ImmutableArray<int> outputSplits,
         ImmutableArray<int> tokensPerLocalExpert,
@@ -32,6 +33,7 @@ public sealed class DispatchMetadata
         InputShape = inputShape;
         InputRowOffset = inputRowOffset;
         Dim = dim;
+        RowType = rowType;
         InputSplits = inputSplits;
         OutputSplits = outputSplits;
         TokensPerLocalExpert = tokensPerLocalExpert;
@@ -45,6 +47,12 @@ public sealed class DispatchMetadata
 
     /// <summary>D, elements per token row.</summary>
     public int Dim { get; }
+
+    /// <summary>
+    /// The element type of every row tensor of this dispatch (x, routed rows, expert outputs, combine output and
+    /// their gradients): float32 or bfloat16, the dtype of the dispatched <c>x</c>.
+    /// </summary>
+    public DType RowType { get; }
 
     /// <summary><c>[S]</c>: rows this rank sends to each rank (torchtitan's input_splits).</summary>
     public ImmutableArray<int> InputSplits { get; }

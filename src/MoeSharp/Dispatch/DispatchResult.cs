@@ -5,7 +5,7 @@ namespace MoeSharp.Dispatch;
 
 /// <summary>What <see cref="TokenDispatcher.Dispatch"/> returns.</summary>
 /// <param name="RoutedTokens">
-/// <c>[R, D]</c> float32: the rows this rank's experts must process, expert-major (for each local expert,
+/// <c>[R, D]</c> in the dtype of x (float32 or bfloat16): the rows this rank's experts must process, expert-major (for each local expert,
 /// the rows from source rank 0, 1, …), each expert's block padded with zero rows to the alignment.
 /// </param>
 /// <param name="TokensPerLocalExpert"><c>[E/S]</c>: rows per local expert, alignment padding included.</param>

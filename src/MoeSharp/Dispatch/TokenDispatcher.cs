@@ -15,6 +15,13 @@ namespace MoeSharp.Dispatch;
 /// Each token's output is its terms added from zero (or the shared experts' output) in ascending expert id,
 /// an ordered gather-reduce with no atomics, so the final output is bitwise identical for every EP size, SP
 /// size, sharding policy, sequence layout and alignment when the experts are row-wise deterministic.
+/// <para>
+/// Rows are float32 or bfloat16: the dtype of <c>x</c> is the dtype of every row tensor of the dispatch (the
+/// exchanges move half the bytes in bfloat16). Arithmetic is float32 either way: a score multiply widens the
+/// row, multiplies in float32 and rounds once to bfloat16 (design §1 step 2); combine adds a token's terms in
+/// a float32 accumulator and rounds once at the end, so a bfloat16 result is the float32 result of the
+/// widened inputs, rounded (to nearest even).
+/// </para>
 /// </remarks>
 public abstract class TokenDispatcher
 {
@@ -70,7 +77,7 @@ public abstract class TokenDispatcher
     /// Routes this rank's tokens to their experts.
     /// </summary>
     /// <param name="x">
-    /// float32 tokens: <c>[T, D]</c>, the whole sequence, in the replicated layout; <c>[T_s, D]</c>, this rank's
+    /// float32 or bfloat16 tokens (the routed rows keep this dtype): <c>[T, D]</c>, the whole sequence, in the replicated layout; <c>[T_s, D]</c>, this rank's
     /// shard, in the sharded layout.
     /// </param>
     /// <param name="topScores"><c>[T, K]</c> (or <c>[T_s, K]</c>) float32 routing scores, finite.</param>
@@ -129,12 +136,12 @@ public abstract class TokenDispatcher
         Pool.Return(order);
         Pool.Return(entryScores);
         int dim = x.RowLength;
-        Tensor gathered = Pool.Rent(DType.Float32, local.Rows, dim);
+        Tensor gathered = Pool.Rent(x.DType, local.Rows, dim);
         Kernels.ScatterTokenRows(x, inputRowOffset, local.RowToken, local.EntryRow, Config.TopK,
             Config.ScoreBeforeExperts ? local.RowScore : null, gathered);
 
         ExpertMajorPermutation? permutation = exchanges ? BuildPermutation(receiveCounts, tokensPerLocalExpert) : null;
-        var metadata = new DispatchMetadata(this, shard, x.ShapeArray(), inputRowOffset, dim,
+        var metadata = new DispatchMetadata(this, shard, x.ShapeArray(), inputRowOffset, dim, x.DType,
             ImmutableArray.Create(inputSplits), ImmutableArray.Create(outputSplits),
             ImmutableArray.Create(tokensPerLocalExpert), ImmutableArray.Create(counts), local, permutation);
         Tensor routed = gathered;
@@ -149,11 +156,11 @@ public abstract class TokenDispatcher
     /// <summary>
     /// Sends the experts' outputs back and adds each token's terms in ascending expert id.
     /// </summary>
-    /// <param name="routedOutput"><c>[R, D]</c> float32 expert outputs, in the layout dispatch returned.</param>
+    /// <param name="routedOutput"><c>[R, D]</c> expert outputs in the dispatch's row dtype, in the layout dispatch returned.</param>
     /// <param name="metadata">The dispatch's metadata.</param>
     /// <param name="x">The dispatch's <c>x</c> (its own rows feed <paramref name="sharedExperts"/>).</param>
-    /// <param name="sharedExperts">Optional shared experts, run while the exchange is in flight.</param>
-    /// <returns>Replicated layout: <c>[T, D]</c> with only this rank's shard filled; sharded: <c>[T_s, D]</c>.</returns>
+    /// <param name="sharedExperts">Optional shared experts, run while the exchange is in flight; they return the row dtype.</param>
+    /// <returns>In the row dtype. Replicated layout: <c>[T, D]</c> with only this rank's shard filled; sharded: <c>[T_s, D]</c>.</returns>
     public Tensor Combine(Tensor routedOutput, DispatchMetadata metadata, Tensor x, SharedExpertsFunction? sharedExperts = null)
     {
         CombineResult result = CombineWithState(routedOutput, metadata, x, sharedExperts);
@@ -166,8 +173,8 @@ public abstract class TokenDispatcher
     public CombineResult CombineWithState(Tensor routedOutput, DispatchMetadata metadata, Tensor x, SharedExpertsFunction? sharedExperts = null)
     {
         CheckMetadata(metadata);
-        CheckRows(routedOutput, nameof(routedOutput), metadata.RoutedRows, metadata.Dim);
-        CheckSameShape(x, nameof(x), metadata.InputShape);
+        CheckRows(routedOutput, nameof(routedOutput), metadata);
+        CheckSameShape(x, nameof(x), metadata.InputShape, metadata.RowType);
 
         Tensor localRows;
         Tensor? send = null;
@@ -179,7 +186,7 @@ public abstract class TokenDispatcher
         else
         {
             send = ToRankMajor(routedOutput, metadata);
-            localRows = Pool.Rent(DType.Float32, metadata.Local.Rows, metadata.Dim);
+            localRows = Pool.Rent(metadata.RowType, metadata.Local.Rows, metadata.Dim);
             pending = ExchangeRowsAsync(send, metadata.OutputSplits.AsSpan(), localRows, metadata.InputSplits.AsSpan());
         }
 
@@ -215,11 +222,11 @@ public abstract class TokenDispatcher
         ArgumentNullException.ThrowIfNull(state);
         DispatchMetadata metadata = state.Metadata;
         CheckMetadata(metadata);
-        CheckSameShape(gradOutput, nameof(gradOutput), OutputShape(metadata));
+        CheckSameShape(gradOutput, nameof(gradOutput), OutputShape(metadata), metadata.RowType);
 
         LocalLayout local = metadata.Local;
         bool scoreAfter = !Config.ScoreBeforeExperts;
-        Tensor gathered = Pool.Rent(DType.Float32, local.Rows, metadata.Dim);
+        Tensor gathered = Pool.Rent(metadata.RowType, local.Rows, metadata.Dim);
         Kernels.ScatterTokenRows(gradOutput, metadata.InputRowOffset, local.RowToken, local.EntryRow, Config.TopK,
             scoreAfter ? local.RowScore : null, gathered);
         Tensor? gradScores = scoreAfter ? ScoreGradients(state.CombinedRows, gradOutput, metadata) : null;
@@ -242,14 +249,14 @@ public abstract class TokenDispatcher
     public DispatchBackwardResult DispatchBackward(Tensor gradRoutedTokens, DispatchMetadata metadata, Tensor x)
     {
         CheckMetadata(metadata);
-        CheckRows(gradRoutedTokens, nameof(gradRoutedTokens), metadata.RoutedRows, metadata.Dim);
-        CheckSameShape(x, nameof(x), metadata.InputShape);
+        CheckRows(gradRoutedTokens, nameof(gradRoutedTokens), metadata);
+        CheckSameShape(x, nameof(x), metadata.InputShape, metadata.RowType);
 
         Tensor localRows = gradRoutedTokens;
         if (EpSize > 1)
         {
             Tensor send = ToRankMajor(gradRoutedTokens, metadata);
-            localRows = Pool.Rent(DType.Float32, metadata.Local.Rows, metadata.Dim);
+            localRows = Pool.Rent(metadata.RowType, metadata.Local.Rows, metadata.Dim);
             ExchangeRows(send, metadata.OutputSplits.AsSpan(), localRows, metadata.InputSplits.AsSpan());
             if (!ReferenceEquals(send, gradRoutedTokens)) Pool.Return(send);
         }
@@ -364,9 +371,9 @@ public abstract class TokenDispatcher
         ArgumentNullException.ThrowIfNull(x);
         ArgumentNullException.ThrowIfNull(topScores);
         ArgumentNullException.ThrowIfNull(expertIds);
-        if (x.DType != DType.Float32 || x.Rank != 2)
+        if ((x.DType != DType.Float32 && x.DType != DType.BFloat16) || x.Rank != 2)
         {
-            throw new ArgumentException($"x must be a float32 [T, D] tensor; got {x.DType} {x.ShapeString} (rank {EpRank})", nameof(x));
+            throw new ArgumentException($"x must be a float32 or bfloat16 [T, D] tensor; got {x.DType} {x.ShapeString} (rank {EpRank})", nameof(x));
         }
         int t = x.Dim(0), k = Config.TopK;
         if (topScores.DType != DType.Float32 || topScores.Rank != 2 || topScores.Dim(0) != t || topScores.Dim(1) != k)
@@ -472,10 +479,10 @@ public abstract class TokenDispatcher
     /// <summary>Forward exchange: local-layout rows to this rank's experts, expert-major.</summary>
     private Tensor ToExpertMajor(Tensor localRows, DispatchMetadata metadata)
     {
-        Tensor received = Pool.Rent(DType.Float32, metadata.RowsReceived, metadata.Dim);
+        Tensor received = Pool.Rent(metadata.RowType, metadata.RowsReceived, metadata.Dim);
         ExchangeRows(localRows, metadata.InputSplits.AsSpan(), received, metadata.OutputSplits.AsSpan());
         if (metadata.Permutation is null) return received;
-        Tensor routed = Pool.Rent(DType.Float32, metadata.RoutedRows, metadata.Dim);
+        Tensor routed = Pool.Rent(metadata.RowType, metadata.RoutedRows, metadata.Dim);
         Kernels.GatherRows(received, 0, metadata.Permutation.ExpertMajorRowOf, null, routed);
         Pool.Return(received);
         return routed;
@@ -485,7 +492,7 @@ public abstract class TokenDispatcher
     private Tensor ToRankMajor(Tensor routedRows, DispatchMetadata metadata)
     {
         if (metadata.Permutation is null) return routedRows;
-        Tensor send = Pool.Rent(DType.Float32, metadata.RowsReceived, metadata.Dim);
+        Tensor send = Pool.Rent(metadata.RowType, metadata.RowsReceived, metadata.Dim);
         Kernels.GatherRows(routedRows, 0, metadata.Permutation.RankMajorRowOf, null, send);
         return send;
     }
@@ -496,14 +503,14 @@ public abstract class TokenDispatcher
         Tensor own = x;
         if (x.Rows != n)
         {
-            own = Pool.Rent(DType.Float32, n, d);
+            own = Pool.Rent(metadata.RowType, n, d);
             Kernels.CopyRows(x, metadata.InputRowOffset, own, 0, n);
         }
         Tensor result = sharedExperts(own) ?? throw new InvalidOperationException("the shared experts returned null");
-        if (result.DType != DType.Float32 || result.Rank != 2 || result.Dim(0) != n || result.Dim(1) != d)
+        if (result.DType != metadata.RowType || result.Rank != 2 || result.Dim(0) != n || result.Dim(1) != d)
         {
             throw new InvalidOperationException(
-                $"the shared experts must return float32 [{n}, {d}] for this rank's {n} tokens; got {result.DType} {result.ShapeString} (rank {EpRank})");
+                $"the shared experts must return {metadata.RowType} [{n}, {d}] for this rank's {n} tokens; got {result.DType} {result.ShapeString} (rank {EpRank})");
         }
         return result;
     }
@@ -521,7 +528,7 @@ public abstract class TokenDispatcher
     private Tensor NewOutput(DispatchMetadata metadata)
     {
         int[] shape = OutputShape(metadata);
-        Tensor output = Pool.Rent(DType.Float32, shape);
+        Tensor output = Pool.Rent(metadata.RowType, shape);
         // The replicated output has rows outside this shard, which stay zero.
         if (shape[0] != metadata.Shard.RealRows) Kernels.Clear(output);
         return output;
@@ -548,21 +555,24 @@ public abstract class TokenDispatcher
         }
     }
 
-    private void CheckRows(Tensor rows, string name, int expectedRows, int dim)
+    private void CheckRows(Tensor rows, string name, DispatchMetadata metadata)
     {
         ArgumentNullException.ThrowIfNull(rows, name);
-        if (rows.DType != DType.Float32 || rows.Rank != 2 || rows.Dim(0) != expectedRows || rows.Dim(1) != dim)
+        int expectedRows = metadata.RoutedRows, dim = metadata.Dim;
+        if (rows.DType != metadata.RowType || rows.Rank != 2 || rows.Dim(0) != expectedRows || rows.Dim(1) != dim)
         {
-            throw new ArgumentException($"{name} must be float32 [{expectedRows}, {dim}] as dispatched; got {rows.DType} {rows.ShapeString} (rank {EpRank})", name);
+            throw new ArgumentException(
+                $"{name} must be {metadata.RowType} [{expectedRows}, {dim}] as dispatched; got {rows.DType} {rows.ShapeString} (rank {EpRank})", name);
         }
     }
 
-    private void CheckSameShape(Tensor tensor, string name, int[] shape)
+    private void CheckSameShape(Tensor tensor, string name, int[] shape, DType dtype)
     {
         ArgumentNullException.ThrowIfNull(tensor, name);
-        if (tensor.DType != DType.Float32 || !tensor.Shape.SequenceEqual(shape))
+        if (tensor.DType != dtype || !tensor.Shape.SequenceEqual(shape))
         {
-            throw new ArgumentException($"{name} must be float32 [{string.Join(", ", shape)}] as at dispatch; got {tensor.DType} {tensor.ShapeString} (rank {EpRank})", name);
+            throw new ArgumentException(
+                $"{name} must be {dtype} [{string.Join(", ", shape)}] as at dispatch; got {tensor.DType} {tensor.ShapeString} (rank {EpRank})", name);
         }
     }
 }

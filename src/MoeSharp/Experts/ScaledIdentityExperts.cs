@@ -15,10 +15,10 @@ public static class ScaledIdentityExperts
     /// Applies the experts to expert-major rows: the first <c>tokensPerLocalExpert[0]</c> rows go through expert
     /// <paramref name="firstExpertId"/>, the next through the following expert, and so on.
     /// </summary>
-    /// <param name="routed"><c>[R, D]</c> float32.</param>
+    /// <param name="routed"><c>[R, D]</c> float32 or bfloat16 (computed in float32 and rounded once).</param>
     /// <param name="tokensPerLocalExpert"><c>[E_local]</c>, summing to R.</param>
     /// <param name="firstExpertId">Global id of the first local expert.</param>
-    /// <returns><c>[R, D]</c>, a new tensor.</returns>
+    /// <returns><c>[R, D]</c> in the dtype of <paramref name="routed"/>, a new tensor.</returns>
     public static Tensor Apply(Tensor routed, ReadOnlySpan<int> tokensPerLocalExpert, int firstExpertId)
     {
         ArgumentNullException.ThrowIfNull(routed);
@@ -28,6 +28,8 @@ public static class ScaledIdentityExperts
         {
             throw new ArgumentException($"routed must have {total} rows (the sum of tokensPerLocalExpert); got {routed.ShapeString}", nameof(routed));
         }
+        // bfloat16 rows: the same float32 product of the widened row, rounded once to bfloat16.
+        if (routed.DType == DType.BFloat16) return Apply(routed.ToFloat32(), tokensPerLocalExpert, firstExpertId).ToBFloat16();
         var output = Tensor.Uninitialized(DType.Float32, routed.ShapeArray());
         ReadOnlySpan<float> src = routed.AsSpan<float>();
         Span<float> dst = output.AsSpan<float>();

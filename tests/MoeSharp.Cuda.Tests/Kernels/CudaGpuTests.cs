@@ -20,10 +20,17 @@ public class CudaGpuTests
         var ids = Tensor.FromArray(Enumerable.Range(0, tokens).SelectMany(_ => Enumerable.Range(0, experts).OrderBy(_ => r.Next()).Take(k)).ToArray(), tokens, k);
         foreach (bool before in new[] { false, true })
         {
-            var config = new TokenDispatcherConfig(experts, k) { ScoreBeforeExperts = before, ExpertAlignment = 16 };
-            Tensor[] host = Run(new LocalTokenDispatcher(config), x, scores, ids, t => t);
-            Tensor[] dev = Run(new LocalTokenDispatcher(config, cuda.Kernels), x, scores, ids, cuda.Kernels.ToDevice);
-            for (int i = 0; i < host.Length; i++) Assert.True(host[i].BitwiseEquals(dev[i]), $"result {i} (score {(before ? "before" : "after")}) differs on CUDA");
+            // bfloat16 rows take the packed kernels (D = 64: eight-value packs and value pairs).
+            foreach (Tensor rows in new[] { x, x.ToBFloat16() })
+            {
+                var config = new TokenDispatcherConfig(experts, k) { ScoreBeforeExperts = before, ExpertAlignment = 16 };
+                Tensor[] host = Run(new LocalTokenDispatcher(config), rows, scores, ids, t => t);
+                Tensor[] dev = Run(new LocalTokenDispatcher(config, cuda.Kernels), rows, scores, ids, cuda.Kernels.ToDevice);
+                for (int i = 0; i < host.Length; i++)
+                {
+                    Assert.True(host[i].BitwiseEquals(dev[i]), $"result {i} ({rows.DType}, score {(before ? "before" : "after")}) differs on CUDA");
+                }
+            }
         }
     }
 

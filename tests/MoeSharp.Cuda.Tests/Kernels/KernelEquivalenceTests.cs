@@ -26,6 +26,9 @@ public class KernelEquivalenceTests(CpuBackendFixture fixture)
         return t;
     }
 
+    /// <summary>Row tensors in either row dtype: the random floats, or them rounded to bfloat16.</summary>
+    private static Tensor Rows(Tensor floats, bool bf16) => bf16 ? floats.ToBFloat16() : floats;
+
     private static void AssertBitwise(Tensor expected, Tensor actual, string what)
     {
         Tensor a = actual.ToHost();
@@ -131,19 +134,20 @@ public class KernelEquivalenceTests(CpuBackendFixture fixture)
     [Fact]
     public void GatherRows_MatchesHost_WithScaleOffsetAndMissingRows()
     {
-        Gen.Select(Gen.Int[0, 20], Gen.Int[0, 25], Gen.Int[0, 17], Gen.Bool, Gen.Int[0, int.MaxValue - 1])
-            .Sample((sourceRows, destRows, d, scaled, seed) =>
+        Gen.Select(Gen.Int[0, 20], Gen.Int[0, 25], Gen.OneOf(Gen.Int[0, 17], Gen.OneOfConst(8, 16, 24)), Gen.Bool, Gen.Bool, Gen.Int[0, int.MaxValue - 1])
+            .Sample((sourceRows, destRows, d, scaled, bf16, seed) =>
             {
                 var r = new Random(seed);
                 int offset = sourceRows == 0 ? 0 : r.Next(Math.Min(3, sourceRows));
-                var source = RandomFloats(r, sourceRows, d);
+                DType rowType = bf16 ? DType.BFloat16 : DType.Float32;
+                var source = Rows(RandomFloats(r, sourceRows, d), bf16);
                 var rowOf = new int[destRows];
                 for (int i = 0; i < destRows; i++) rowOf[i] = sourceRows - offset == 0 || r.Next(5) == 0 ? -1 : r.Next(sourceRows - offset);
                 var map = Tensor.FromArray(rowOf, destRows);
                 Tensor? scale = scaled ? RandomFloats(r, destRows) : null;
-                var hostOut = Tensor.Zeros(DType.Float32, destRows, d);
+                var hostOut = Tensor.Zeros(rowType, destRows, d);
                 _host.GatherRows(source, offset, map, scale, hostOut);
-                Tensor devOut = _device.Allocator.Rent(DType.Float32, destRows, d);
+                Tensor devOut = _device.Allocator.Rent(rowType, destRows, d);
                 _device.GatherRows(Dev(source), offset, Dev(map), scale is null ? null : Dev(scale), devOut);
                 AssertBitwise(hostOut, devOut, "gathered rows");
             }, iter: 150, threads: 1);
@@ -152,12 +156,12 @@ public class KernelEquivalenceTests(CpuBackendFixture fixture)
     [Fact]
     public void GatherReduce_MatchesHost_OrderedWithoutFma()
     {
-        Gen.Select(Gen.Int[0, 12], Gen.Int[1, 6], Gen.Int[0, 19], Gen.Bool, Gen.Bool, Gen.Int[0, 3], Gen.Int[0, int.MaxValue - 1])
-            .Sample((tokens, k, d, scaled, withInitial, destOffset, seed) =>
+        Gen.Select(Gen.Int[0, 12], Gen.Int[1, 6], Gen.Int[0, 19], Gen.Bool, Gen.Bool, Gen.Int[0, 3], Gen.Bool, Gen.Int[0, int.MaxValue - 1])
+            .Sample((tokens, k, d, scaled, withInitial, destOffset, bf16, seed) =>
             {
                 var r = new Random(seed);
                 int n = tokens * k + r.Next(4);
-                var rows = RandomFloats(r, n, d);
+                var rows = Rows(RandomFloats(r, n, d), bf16);
                 var positions = new int[tokens * k];
                 var perm = Enumerable.Range(0, n).OrderBy(_ => r.Next()).ToArray();
                 for (int t = 0; t < tokens; t++)
@@ -167,8 +171,8 @@ public class KernelEquivalenceTests(CpuBackendFixture fixture)
                 }
                 var pos = Tensor.FromArray(positions, tokens, k);
                 Tensor? scale = scaled ? RandomFloats(r, n) : null;
-                Tensor? initial = withInitial ? RandomFloats(r, tokens, d) : null;
-                var hostOut = RandomFloats(r, tokens + destOffset, d);
+                Tensor? initial = withInitial ? Rows(RandomFloats(r, tokens, d), bf16) : null;
+                var hostOut = Rows(RandomFloats(r, tokens + destOffset, d), bf16);
                 Tensor devOut = Dev(hostOut);
                 _host.GatherReduce(rows, pos, scale, initial, hostOut, destOffset);
                 _device.GatherReduce(Dev(rows), Dev(pos), scale is null ? null : Dev(scale), initial is null ? null : Dev(initial), devOut, destOffset);
@@ -179,14 +183,14 @@ public class KernelEquivalenceTests(CpuBackendFixture fixture)
     [Fact]
     public void RowDots_MatchesHost()
     {
-        Gen.Select(Gen.Int[0, 12], Gen.Int[1, 4], Gen.Int[0, 40], Gen.Int[0, int.MaxValue - 1])
-            .Sample((tokens, k, d, seed) =>
+        Gen.Select(Gen.Int[0, 12], Gen.Int[1, 4], Gen.Int[0, 40], Gen.Bool, Gen.Int[0, int.MaxValue - 1])
+            .Sample((tokens, k, d, bf16, seed) =>
             {
                 var r = new Random(seed);
                 int m = tokens * k, n = m + 2, bOffset = r.Next(3);
-                var a = RandomFloats(r, n, d);
+                var a = Rows(RandomFloats(r, n, d), bf16);
                 var aRow = Tensor.FromArray(Enumerable.Range(0, m).Select(_ => r.Next(n)).ToArray(), m);
-                var b = RandomFloats(r, tokens + bOffset, d);
+                var b = Rows(RandomFloats(r, tokens + bOffset, d), bf16);
                 int resultOffset = r.Next(3);
                 var hostOut = RandomFloats(r, m + resultOffset + 1);
                 Tensor devOut = Dev(hostOut);

@@ -41,6 +41,18 @@ public class PtxContractionTests
         Assert.True(ops.All(op => op.Contains(".rn.")), string.Join(", ", ops));
     }
 
+    [Theory]
+    [InlineData(nameof(BFloat16KernelBodies.GatherReduce2))]
+    [InlineData(nameof(BFloat16KernelBodies.GatherReduce1))]
+    [InlineData(nameof(BFloat16KernelBodies.GatherRows8))]
+    [InlineData(nameof(BFloat16KernelBodies.GatherRows1))]
+    public void StrictBFloat16Kernels_EmitOnlyRoundedMulAndAdd(string kernel)
+    {
+        string[] ops = FloatArithmetic(Ptx(kernel, typeof(BFloat16KernelBodies), typeof(PtxStrictFloat)));
+        Assert.NotEmpty(ops);
+        Assert.True(ops.All(op => op.Contains(".rn.")), string.Join(", ", ops));
+    }
+
     [Fact]
     public void PlainCSharp_EmitsContractableMulAndAdd()
     {
