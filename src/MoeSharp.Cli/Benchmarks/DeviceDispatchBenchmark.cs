@@ -32,12 +32,13 @@ internal static class DeviceDispatchBenchmark
 
     /// <summary>This rank's part; every rank of <paramref name="world"/> calls it with the same arguments.</summary>
     public static Result RunRank(IProcessGroup world, DeviceRank device, int tokens, int dim, int experts, int topK,
-        bool scoreBefore, int warmup, int repeats, int seed, bool profile = false)
+        bool scoreBefore, int warmup, int repeats, int seed, bool profile = false, DType rowType = DType.Float32)
     {
         var config = new TokenDispatcherConfig(experts, topK) { ScoreBeforeExperts = scoreBefore };
         var random = new Random(seed);
         GroupInputs mine = RandomInputs.Create(random, tokens, dim, experts, topK);
         for (int r = 1; r <= world.Rank; r++) mine = RandomInputs.Create(random, tokens, dim, experts, topK);
+        if (rowType == DType.BFloat16) mine = mine with { X = mine.X.ToBFloat16() };
 
         Compute.IMoeKernels kernels = profile ? new Compute.ProfilingMoeKernels(device.Backend.Kernels) : device.Backend.Kernels;
         using var groups = ParallelGroups.Create(device.World, 1);
@@ -75,9 +76,9 @@ internal static class DeviceDispatchBenchmark
         }
 
         Stats? exchange = world.Size > 1 && device.World is IDeviceCollectives collectives
-            ? TimeExchange(world, kernels, collectives, sendRows, receiveRows, dim, warmup, repeats)
+            ? TimeExchange(world, kernels, collectives, sendRows, receiveRows, dim, rowType, warmup, repeats)
             : null;
-        Stats copy = TimeCopy(world, kernels, (long)tokens * topK, dim, warmup, repeats);
+        Stats copy = TimeCopy(world, kernels, (long)tokens * topK, dim, rowType, warmup, repeats);
         IReadOnlyDictionary<string, double>? perKernel = kernels is Compute.ProfilingMoeKernels prof
             ? prof.Totals.ToDictionary(kv => kv.Key, kv => kv.Value.Seconds * 1e3 / repeats)
             : null;
@@ -86,12 +87,12 @@ internal static class DeviceDispatchBenchmark
     }
 
     private static Stats TimeExchange(IProcessGroup world, Compute.IMoeKernels kernels, IDeviceCollectives collectives,
-        int[] sendRows, int[] receiveRows, int dim, int warmup, int repeats)
+        int[] sendRows, int[] receiveRows, int dim, DType rowType, int warmup, int repeats)
     {
         int[] sendCounts = sendRows.Select(r => r * dim).ToArray();
         int[] receiveCounts = receiveRows.Select(r => r * dim).ToArray();
-        Tensor send = kernels.Allocator.Rent(DType.Float32, Math.Max(1, sendCounts.Sum()));
-        Tensor receive = kernels.Allocator.Rent(DType.Float32, Math.Max(1, receiveCounts.Sum()));
+        Tensor send = kernels.Allocator.Rent(rowType, Math.Max(1, sendCounts.Sum()));
+        Tensor receive = kernels.Allocator.Rent(rowType, Math.Max(1, receiveCounts.Sum()));
         kernels.Clear(send);
         var times = new List<double>();
         for (int i = 0; i < warmup + repeats; i++)
@@ -110,10 +111,10 @@ internal static class DeviceDispatchBenchmark
         return Summarize(times);
     }
 
-    private static Stats TimeCopy(IProcessGroup world, Compute.IMoeKernels kernels, long rows, int dim, int warmup, int repeats)
+    private static Stats TimeCopy(IProcessGroup world, Compute.IMoeKernels kernels, long rows, int dim, DType rowType, int warmup, int repeats)
     {
-        Tensor source = kernels.Allocator.Rent(DType.Float32, (int)rows, dim);
-        Tensor destination = kernels.Allocator.Rent(DType.Float32, (int)rows, dim);
+        Tensor source = kernels.Allocator.Rent(rowType, (int)rows, dim);
+        Tensor destination = kernels.Allocator.Rent(rowType, (int)rows, dim);
         kernels.Clear(source);
         var times = new List<double>();
         for (int i = 0; i < warmup + repeats; i++)

@@ -22,13 +22,15 @@ internal static class DispatchBenchmark
     public sealed record Result(double DispatchSeconds, double CombineSeconds, long DispatchBytes, long CombineBytes, ExchangeBenchmark.Result? Exchange);
 
     /// <summary>This rank's part of the benchmark; every rank of <paramref name="world"/> calls it.</summary>
-    public static Result RunRank(IProcessGroup world, int tokens, int dim, int experts, int topK, bool scoreBefore, int warmup, int repeats, int seed)
+    public static Result RunRank(IProcessGroup world, int tokens, int dim, int experts, int topK, bool scoreBefore, int warmup, int repeats, int seed,
+        DType rowType = DType.Float32)
     {
         var config = new TokenDispatcherConfig(experts, topK) { ScoreBeforeExperts = scoreBefore };
         // Every rank draws the same sequence and keeps its own inputs, so a run is reproducible at any size.
         var random = new Random(seed);
         GroupInputs mine = RandomInputs.Create(random, tokens, dim, experts, topK);
         for (int r = 1; r <= world.Rank; r++) mine = RandomInputs.Create(random, tokens, dim, experts, topK);
+        if (rowType == DType.BFloat16) mine = mine with { X = mine.X.ToBFloat16() };
 
         using var groups = ParallelGroups.Create(world, 1);
         TokenDispatcher dispatcher = world.Size == 1 ? new LocalTokenDispatcher(config) : new AllToAllTokenDispatcher(config, groups);
@@ -61,10 +63,12 @@ internal static class DispatchBenchmark
                 combineTimes.Add(combineSeconds);
             }
         }
-        long tokenBytes = (long)tokens * dim * sizeof(float);
+        long tokenBytes = (long)tokens * dim * rowType.SizeOf();
         long routedBytes = tokenBytes * topK;
         ExchangeBenchmark.Result? exchange = world.Size > 1
-            ? ExchangeBenchmark.RunRank(world, sendRows, receiveRows, dim, warmup, repeats)
+            ? (rowType == DType.BFloat16
+                ? ExchangeBenchmark.RunRank<BFloat16>(world, sendRows, receiveRows, dim, warmup, repeats)
+                : ExchangeBenchmark.RunRank<float>(world, sendRows, receiveRows, dim, warmup, repeats))
             : null;
         return new Result(Median(dispatchTimes), Median(combineTimes), tokenBytes + routedBytes, routedBytes + tokenBytes, exchange);
     }

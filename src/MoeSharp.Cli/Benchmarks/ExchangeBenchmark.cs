@@ -17,17 +17,19 @@ internal static class ExchangeBenchmark
     public sealed record Result(long BytesSent, double WrapperSeconds, double? RawSeconds);
 
     /// <summary>Collective: times both forms, alternating them (and which goes first) so drift affects both alike.</summary>
-    public static Result RunRank(IProcessGroup world, int[] sendRows, int[] receiveRows, int dim, int warmup, int repeats)
+    /// <typeparam name="T">The row element type (float, or BFloat16 for bfloat16 rows).</typeparam>
+    public static Result RunRank<T>(IProcessGroup world, int[] sendRows, int[] receiveRows, int dim, int warmup, int repeats) where T : unmanaged
     {
+        int size = System.Runtime.CompilerServices.Unsafe.SizeOf<T>();
         int[] sendCounts = sendRows.Select(r => r * dim).ToArray();
         int[] receiveCounts = receiveRows.Select(r => r * dim).ToArray();
-        var send = new float[sendCounts.Sum()];
-        var receive = new float[receiveCounts.Sum()];
+        var send = new T[sendCounts.Sum()];
+        var receive = new T[receiveCounts.Sum()];
         new Random(world.Rank).NextBytes(System.Runtime.InteropServices.MemoryMarshal.AsBytes(send.AsSpan()));
 
         var mpi = world as MpiProcessGroup;
-        int[] sendBytes = sendCounts.Select(c => c * sizeof(float)).ToArray();
-        int[] receiveBytes = receiveCounts.Select(c => c * sizeof(float)).ToArray();
+        int[] sendBytes = sendCounts.Select(c => c * size).ToArray();
+        int[] receiveBytes = receiveCounts.Select(c => c * size).ToArray();
         int[] sendDispls = Displacements(sendBytes), receiveDispls = Displacements(receiveBytes);
 
         var wrapper = new List<double>();
@@ -39,7 +41,7 @@ internal static class ExchangeBenchmark
             if (rawFirst) TimeRaw();
             world.Barrier();
             long start = Stopwatch.GetTimestamp();
-            world.AllToAllV<float>(send, sendCounts, receive, receiveCounts);
+            world.AllToAllV<T>(send, sendCounts, receive, receiveCounts);
             double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
             if (i >= warmup) wrapper.Add(seconds);
             if (mpi is not null && !rawFirst) TimeRaw();
@@ -55,7 +57,7 @@ internal static class ExchangeBenchmark
                 if (i >= warmup) raw.Add(rawSeconds);
             }
         }
-        return new Result((long)send.Length * sizeof(float), DispatchBenchmark.Median(wrapper), mpi is null ? null : DispatchBenchmark.Median(raw));
+        return new Result((long)send.Length * size, DispatchBenchmark.Median(wrapper), mpi is null ? null : DispatchBenchmark.Median(raw));
     }
 
     private static int[] Displacements(int[] counts)

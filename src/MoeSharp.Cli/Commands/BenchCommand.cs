@@ -23,7 +23,7 @@ internal sealed class BenchCommand : Command<BenchSettings>
         var outcome = RankLauncher.Run(comm, s.World, world =>
         {
             if (shape.Experts % world.Size != 0) throw new ArgumentException($"--experts {shape.Experts} must be a multiple of the world size {world.Size}");
-            var result = DispatchBenchmark.RunRank(world, shape.Tokens, shape.Dim, shape.Experts, shape.TopK, scoreBefore, s.Warmup, s.Repeats, s.Seed);
+            var result = DispatchBenchmark.RunRank(world, shape.Tokens, shape.Dim, shape.Experts, shape.TopK, scoreBefore, s.Warmup, s.Repeats, s.Seed, shape.RowType);
             // Every rank takes part in the copy measurement so no core sits idle in an MPI job's timing.
             double copy = CopyBandwidth.Measure(result.DispatchBytes / 2, s.Warmup, s.Repeats);
             return new Tuple<DispatchBenchmark.Result, double, int>(result, copy, world.Size);
@@ -44,7 +44,7 @@ internal sealed class BenchCommand : Command<BenchSettings>
         {
             Console.WriteLine(JsonSerializer.Serialize(new
             {
-                world = worldSize, comm = comm.ToString(), tokens = shape.Tokens, dim = shape.Dim, experts = shape.Experts, topK = shape.TopK, scoreBefore,
+                world = worldSize, comm = comm.ToString(), tokens = shape.Tokens, dim = shape.Dim, experts = shape.Experts, topK = shape.TopK, dtype = shape.RowTypeName, scoreBefore,
                 cores = Environment.ProcessorCount,
                 dispatchMs = r.DispatchSeconds * 1e3, combineMs = r.CombineSeconds * 1e3,
                 dispatchGBs = dispatchGbs, combineGBs = combineGbs, dispatchCombineGBs = totalGbs,
@@ -54,7 +54,7 @@ internal sealed class BenchCommand : Command<BenchSettings>
             }));
             return 0;
         }
-        AnsiConsole.MarkupLine($"world {worldSize} ({comm}), {(s.Preset is null ? "" : $"preset {shape.Name}: ")}T = {shape.Tokens} per rank, D = {shape.Dim}, E = {shape.Experts}, K = {shape.TopK}, float32, " +
+        AnsiConsole.MarkupLine($"world {worldSize} ({comm}), {(s.Preset is null ? "" : $"preset {shape.Name}: ")}T = {shape.Tokens} per rank, D = {shape.Dim}, E = {shape.Experts}, K = {shape.TopK}, {shape.RowType}, " +
             $"score {(scoreBefore ? "before" : "after")}, {Environment.ProcessorCount} cores, median of {s.Repeats} after {s.Warmup} warm-up, rank 0");
         var table = new Table().Border(TableBorder.Rounded);
         table.AddColumn("step");

@@ -56,8 +56,12 @@ internal sealed class BenchSettings : CommandSettings
     public int? Gpus { get; init; }
 
     [CommandOption("--preset <NAME>")]
-    [Description("Shape preset: deepseek (4096 tokens/rank, D 7168, E 256, top-8) or qwen3 (8192 tokens/rank, D 2048, E 128, top-8); overrides --tokens/--dim/--experts/--top-k. Rows are float32.")]
+    [Description("Shape preset: deepseek (4096 tokens/rank, D 7168, E 256, top-8) or qwen3 (8192 tokens/rank, D 2048, E 128, top-8); overrides --tokens/--dim/--experts/--top-k; rows bfloat16 unless --dtype.")]
     public string? Preset { get; init; }
+
+    [CommandOption("--dtype <TYPE>")]
+    [Description("Row dtype: float32 (f32) or bfloat16 (bf16). Default float32, or bfloat16 with --preset.")]
+    public string? DType { get; init; }
 
     [CommandOption("--gemm")]
     [Description("With --device cuda: time the experts' grouped GEMM (cuBLAS, bfloat16 in, float32 out) next to a dense GEMM of the same FLOPs instead of dispatch.")]

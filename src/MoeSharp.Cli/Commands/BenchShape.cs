@@ -1,3 +1,5 @@
+using MoeSharp.Tensors;
+
 namespace MoeSharp.Cli.Commands;
 
 /// <summary>The problem <c>moe bench</c> times: a preset's shape, or the shape options.</summary>
@@ -6,16 +8,34 @@ namespace MoeSharp.Cli.Commands;
 /// <param name="Dim">D.</param>
 /// <param name="Experts">E.</param>
 /// <param name="TopK">K.</param>
-internal sealed record BenchShape(string Name, int Tokens, int Dim, int Experts, int TopK)
+internal sealed record BenchShape(string Name, int Tokens, int Dim, int Experts, int TopK, DType RowType)
 {
     /// <summary>The shape the settings ask for.</summary>
     /// <exception cref="ArgumentException">An unknown preset.</exception>
-    public static BenchShape Resolve(BenchSettings s) => s.Preset switch
+    public static BenchShape Resolve(BenchSettings s)
     {
-        null => new BenchShape("custom", s.Tokens, s.Dim, s.Experts, s.TopK),
-        // DeepSeek-V3-like and Qwen3-MoE-like, as the GPU issue and bench/reference define them.
-        "deepseek" => new BenchShape("deepseek", 4096, 7168, 256, 8),
-        "qwen3" => new BenchShape("qwen3", 8192, 2048, 128, 8),
-        _ => throw new ArgumentException($"--preset '{s.Preset}' is not deepseek or qwen3"),
+        // The presets' rows are bfloat16 (as the GPU issue and bench/reference define them) unless --dtype says otherwise.
+        DType rowType = ParseRowType(s.DType) ?? (s.Preset is null ? DType.Float32 : DType.BFloat16);
+        return s.Preset switch
+        {
+            null => new BenchShape("custom", s.Tokens, s.Dim, s.Experts, s.TopK, rowType),
+            // DeepSeek-V3-like and Qwen3-MoE-like.
+            "deepseek" => new BenchShape("deepseek", 4096, 7168, 256, 8, rowType),
+            "qwen3" => new BenchShape("qwen3", 8192, 2048, 128, 8, rowType),
+            _ => throw new ArgumentException($"--preset '{s.Preset}' is not deepseek or qwen3"),
+        };
+    }
+
+    /// <summary>The short name the reference's JSON uses: <c>f32</c> or <c>bf16</c>.</summary>
+    public string RowTypeName => RowType == DType.BFloat16 ? "bf16" : "f32";
+
+    /// <summary><c>--dtype</c>: float32 (f32) or bfloat16 (bf16); null when not given.</summary>
+    /// <exception cref="ArgumentException">Any other value.</exception>
+    public static DType? ParseRowType(string? value) => value switch
+    {
+        null => null,
+        "float32" or "f32" => DType.Float32,
+        "bfloat16" or "bf16" => DType.BFloat16,
+        _ => throw new ArgumentException($"--dtype '{value}' is not float32 (f32) or bfloat16 (bf16)"),
     };
 }

@@ -1,5 +1,6 @@
 using MoeSharp.Cli.Verification;
 using MoeSharp.Dispatch;
+using MoeSharp.Tensors;
 
 namespace MoeSharp.Cli.Commands;
 
@@ -7,6 +8,9 @@ namespace MoeSharp.Cli.Commands;
 internal sealed record RunCase(int World, int Sp, int Tokens, int Dim, int Experts, int TopK,
     SpShardingPolicy Sharding, SequenceLayout Layout, bool ScoreBefore, int Align, int Seed)
 {
+    /// <summary>The dtype of the token rows (float32 unless <c>--dtype</c> says bfloat16).</summary>
+    public DType RowType { get; init; } = DType.Float32;
+
     /// <summary>
     /// The embedded default: the seed's case (7 tokens on 4 SP ranks, one pad row) and a large one
     /// (4096 tokens on 8 ranks, 64 experts, top-8).
@@ -21,7 +25,7 @@ internal sealed record RunCase(int World, int Sp, int Tokens, int Dim, int Exper
     public static RunCase From(RunSettings s) => new(
         s.World ?? 4, s.Sp ?? 2, s.Tokens ?? 4096, s.Dim ?? 128, s.Experts ?? 64, s.TopK ?? 8,
         RunSettings.ParseSharding(s.Sharding), RunSettings.ParseLayout(s.Layout), RunSettings.ParseScoreBefore(s.Score),
-        s.Align ?? 1, s.Seed ?? 0);
+        s.Align ?? 1, s.Seed ?? 0) { RowType = BenchShape.ParseRowType(s.DType) ?? DType.Float32 };
 
     /// <summary>
     /// This case on an MPI job of <paramref name="jobSize"/> ranks: the job's size is the world; an explicit
@@ -59,12 +63,16 @@ internal sealed record RunCase(int World, int Sp, int Tokens, int Dim, int Exper
         };
         var random = new Random(Seed);
         var groups = new GroupInputs[World / Sp];
-        for (int g = 0; g < groups.Length; g++) groups[g] = RandomInputs.Create(random, Tokens, Dim, Experts, TopK);
+        for (int g = 0; g < groups.Length; g++)
+        {
+            groups[g] = RandomInputs.Create(random, Tokens, Dim, Experts, TopK);
+            if (RowType == DType.BFloat16) groups[g] = groups[g] with { X = groups[g].X.ToBFloat16() };
+        }
         return new DispatchCase(World, Sp, config, groups);
     }
 
     /// <summary>One line naming the problem.</summary>
     public string Describe() =>
         $"world {World}, SP {Sp}, T = {Tokens}, D = {Dim}, E = {Experts}, K = {TopK}, sharding {Sharding}, layout {Layout}, " +
-        $"score {(ScoreBefore ? "before" : "after")} experts, align {Align}, seed {Seed}";
+        $"score {(ScoreBefore ? "before" : "after")} experts, align {Align}, seed {Seed}" + (RowType == DType.Float32 ? "" : $", {RowType} rows");
 }

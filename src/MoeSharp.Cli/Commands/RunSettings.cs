@@ -56,6 +56,10 @@ internal sealed class RunSettings : CommandSettings
     [Description("Seconds a collective may wait for its peers. Default 60.")]
     public double? TimeoutSeconds { get; init; }
 
+    [CommandOption("--dtype <TYPE>")]
+    [Description("Row dtype: float32 (f32, default) or bfloat16 (bf16); bfloat16 rows are verified bitwise too.")]
+    public string? DType { get; init; }
+
     [CommandOption("--comm <KIND>")]
     [Description("How ranks talk: inproc (threads of this process, default) or mpi (under mpiexec, one process per rank; the job's size is the world).")]
     public string? Comm { get; init; }
@@ -70,7 +74,7 @@ internal sealed class RunSettings : CommandSettings
 
     /// <summary>True when no problem option was given: run the embedded default cases.</summary>
     public bool IsDefault => World is null && Sp is null && Tokens is null && Dim is null && Experts is null && TopK is null
-        && Sharding is null && Layout is null && Score is null && Align is null && Seed is null;
+        && Sharding is null && Layout is null && Score is null && Align is null && Seed is null && DType is null;
 
     public override ValidationResult Validate()
     {
@@ -81,6 +85,7 @@ internal sealed class RunSettings : CommandSettings
             _ = ParseScoreBefore(Score);
             _ = CommKinds.Parse(Comm);
             _ = ComputeOptions.Parse(Device, Gpus);
+            _ = BenchShape.ParseRowType(DType);
         }
         catch (ArgumentException ex)
         {

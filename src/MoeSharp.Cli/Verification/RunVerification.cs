@@ -80,9 +80,9 @@ internal static class RunVerification
 
     private static Tensor RowSlice(Tensor t, int start, int rows)
     {
-        int d = t.RowLength;
-        var slice = Tensor.Uninitialized(DType.Float32, rows, d);
-        t.AsSpan<float>().Slice(start * d, rows * d).CopyTo(slice.AsSpan<float>());
+        int rowBytes = t.RowLength * t.DType.SizeOf();
+        var slice = Tensor.Uninitialized(t.DType, rows, t.RowLength);
+        t.AsBytes().Slice(start * rowBytes, rows * rowBytes).CopyTo(slice.AsBytes());
         return slice;
     }
 }
