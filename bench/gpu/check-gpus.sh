@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Correctness on 1, 2 and 4 GPUs of one machine (whichever are present), for the GPU issue's checks:
 # golden dispatch files bitwise (NCCL when each rank has its GPU), layer files within tolerance, and
-# `moe run --device cuda` verified against the host. Needs .device/ (bench/gpu/pack-device.sh) and
+# `moe run --device cuda` verified against the host (float32, and bfloat16 rows). Needs .device/ (bench/gpu/pack-device.sh) and
 # the golden files in .golden/. Usage: bash bench/gpu/check-gpus.sh [GPU counts...]
 set -u
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
@@ -19,5 +19,12 @@ for g in $counts; do
   grep -E "PASS|FAIL|passed" "$OUT/golden-${g}gpu.txt" | cut -c1-140
   CUDA_VISIBLE_DEVICES=$visible timeout 240 bash .device/run.sh run --device cuda --gpus "$g" > "$OUT/run-${g}gpu.txt" 2>&1 || status=1
   grep -E "^world|match|verified|moe:" "$OUT/run-${g}gpu.txt" | cut -c1-160
+  # bfloat16 rows: the packed kernels (D = 7168: packs of 8 and pairs) and D = 129 (the one-value kernels), both layouts.
+  for args in "--world $g --sp 1 --tokens 4096 --dim 7168 --experts 256" \
+              "--world $((g * 2)) --sp 2 --tokens 1001 --dim 129 --experts 32 --layout sharded --sharding balanced --score before"; do
+    CUDA_VISIBLE_DEVICES=$visible timeout 240 bash .device/run.sh run --device cuda --gpus "$g" --dtype bfloat16 $args \
+      > "$OUT/run-bf16-${g}gpu.txt" 2>&1 || status=1
+    echo "bf16 run $args:"; grep -E "match|verified|moe:|rank .*:" "$OUT/run-bf16-${g}gpu.txt" | cut -c1-160
+  done
 done
 exit $status

@@ -74,14 +74,14 @@ echo "NCCL_NVLS_ENABLE=$NCCL_NVLS_ENABLE TORCH_SYMM_MEM_DISABLE_MULTICAST=$TORCH
 # 1. one GPU: self-check, copy bandwidth, local steps (no exchange)
 if [ "${SKIP_ONE_GPU:-0}" = 0 ]; then
 step "reference 1 GPU (local)" "$T_LOCAL" \
-  $PY bench/reference/bench_reference.py --preset deepseek,qwen3 --dtype "${DTYPE:-f32}" --jsonl "$RES"
+  $PY bench/reference/bench_reference.py --preset deepseek,qwen3 --dtype "${DTYPE:-bf16}" --jsonl "$RES"
 fi
 
 # 2. NGPU GPUs: self-check, reference dispatch+combine, raw NCCL all-to-all, copy
 if [ "$NGPU" -gt 1 ]; then
   step "reference $NGPU GPUs (EP)" "$T_EP" \
     $PY -m torch.distributed.run --standalone --nproc_per_node="$NGPU" \
-    bench/reference/bench_reference.py --preset deepseek,qwen3 --dtype "${DTYPE:-f32}" --jsonl "$RES"
+    bench/reference/bench_reference.py --preset deepseek,qwen3 --dtype "${DTYPE:-bf16}" --jsonl "$RES"
 fi
 
 # 3. GEMMs on one GPU (SKIP_ONE_GPU=1 leaves out the one-GPU steps, for a second GPU count on the same machine)
@@ -99,7 +99,7 @@ for preset in deepseek qwen3; do
     continue
   fi
   step "moesharp $preset" "$T_NET" \
-    bash .device/run.sh bench --device cuda --gpus "$NGPU" --preset "$preset" --json > "$raw" 2>&1
+    bash .device/run.sh bench --device cuda --gpus "$NGPU" --preset "$preset" --dtype "${DTYPE:-bf16}" --json > "$raw" 2>&1
   rc=$?
   cat "$raw"
   [ $rc -ne 0 ] && echo "moesharp $preset failed (rc=$rc); its JSON lines, if any, are still taken"

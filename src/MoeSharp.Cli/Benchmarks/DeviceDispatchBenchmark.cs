@@ -75,13 +75,14 @@ internal static class DeviceDispatchBenchmark
             dispatchOnly.Add(SlowestRank(world, dispatchSeconds));
         }
 
+        // Taken before the exchange and copy baselines, which run through the same (profiling) kernels.
+        IReadOnlyDictionary<string, double>? perKernel = kernels is Compute.ProfilingMoeKernels prof
+            ? prof.Totals.ToDictionary(kv => kv.Key, kv => kv.Value.Seconds * 1e3 / repeats)
+            : null;
         Stats? exchange = world.Size > 1 && device.World is IDeviceCollectives collectives
             ? TimeExchange(world, kernels, collectives, sendRows, receiveRows, dim, rowType, warmup, repeats)
             : null;
         Stats copy = TimeCopy(world, kernels, (long)tokens * topK, dim, rowType, warmup, repeats);
-        IReadOnlyDictionary<string, double>? perKernel = kernels is Compute.ProfilingMoeKernels prof
-            ? prof.Totals.ToDictionary(kv => kv.Key, kv => kv.Value.Seconds * 1e3 / repeats)
-            : null;
         return new Result(Summarize(both), Summarize(dispatchOnly), exchange, copy, (long)tokens * topK,
             world.Size == 1 ? "none" : device.Exchange) { KernelMilliseconds = perKernel };
     }

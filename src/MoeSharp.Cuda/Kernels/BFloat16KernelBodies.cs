@@ -72,37 +72,32 @@ internal static class BFloat16KernelBodies
     }
 
     /// <summary>
-    /// Thread i is the value pair j of token t (D even): the ordered float32 sums
-    /// <c>((init + rows[p0]·s[p0]) + rows[p1]·s[p1]) + …</c> of both values, each product rounded before its add,
-    /// rounded once to bfloat16. Four slots' words are loaded before their adds, as in the float32 kernel.
+    /// Thread i is the eight-value pack j of token t (D divisible by 8): for each value, the ordered float32 sum
+    /// <c>((init + rows[p0]·s[p0]) + rows[p1]·s[p1]) + …</c> over the token's positions in ascending order, each
+    /// product rounded before its add, rounded once to bfloat16. Two slots' packs are loaded before their adds, so
+    /// 32 bytes per thread are in flight while the adds stay in slot order.
     /// </summary>
-    public static void GatherReduce2<TFloat>(Index1D i, ArrayView<uint> rows, ArrayView<int> positions, int k, ArrayView<float> scale, int hasScale,
-        ArrayView<uint> initial, int hasInitial, int pairs, ArrayView<uint> destination, int destinationOffset)
+    public static void GatherReduce8<TFloat>(Index1D i, ArrayView<UInt4> rows, ArrayView<int> positions, int k, ArrayView<float> scale, int hasScale,
+        ArrayView<UInt4> initial, int hasInitial, int packs, ArrayView<UInt4> destination, int destinationOffset)
         where TFloat : struct, IStrictFloat
     {
         TFloat f = default;
-        int t = i / pairs, j = i - t * pairs;
-        uint init = hasInitial != 0 ? initial[i] : 0u;
-        float low = Low(init), high = High(init);
-        for (int slot = 0; slot < k; slot += 4)
+        int t = i / packs, j = i - t * packs;
+        UInt4 init = hasInitial != 0 ? initial[i] : default;
+        var acc = new Accumulator8(init);
+        for (int slot = 0; slot < k; slot += 2)
         {
             int p0 = positions[t * k + slot];
             int p1 = slot + 1 < k ? positions[t * k + slot + 1] : -1;
-            int p2 = slot + 2 < k ? positions[t * k + slot + 2] : -1;
-            int p3 = slot + 3 < k ? positions[t * k + slot + 3] : -1;
-            uint v0 = p0 >= 0 ? rows[(long)p0 * pairs + j] : 0u;
-            uint v1 = p1 >= 0 ? rows[(long)p1 * pairs + j] : 0u;
-            uint v2 = p2 >= 0 ? rows[(long)p2 * pairs + j] : 0u;
-            uint v3 = p3 >= 0 ? rows[(long)p3 * pairs + j] : 0u;
-            if (p0 >= 0) AddPair(f, v0, hasScale != 0 ? scale[p0] : 1f, hasScale, ref low, ref high);
-            if (p1 >= 0) AddPair(f, v1, hasScale != 0 ? scale[p1] : 1f, hasScale, ref low, ref high);
-            if (p2 >= 0) AddPair(f, v2, hasScale != 0 ? scale[p2] : 1f, hasScale, ref low, ref high);
-            if (p3 >= 0) AddPair(f, v3, hasScale != 0 ? scale[p3] : 1f, hasScale, ref low, ref high);
+            UInt4 v0 = p0 >= 0 ? rows[(long)p0 * packs + j] : default;
+            UInt4 v1 = p1 >= 0 ? rows[(long)p1 * packs + j] : default;
+            if (p0 >= 0) acc.Add(f, v0, hasScale != 0 ? scale[p0] : 1f, hasScale);
+            if (p1 >= 0) acc.Add(f, v1, hasScale != 0 ? scale[p1] : 1f, hasScale);
         }
-        destination[(long)(destinationOffset + t) * pairs + j] = Round(low) | (Round(high) << 16);
+        destination[(long)(destinationOffset + t) * packs + j] = acc.Round();
     }
 
-    /// <summary>Thread i (element j of token t): <see cref="GatherReduce2{TFloat}"/> one value at a time, for any D.</summary>
+    /// <summary>Thread i (element j of token t): <see cref="GatherReduce8{TFloat}"/> one value at a time, for any D.</summary>
     public static void GatherReduce1<TFloat>(Index1D i, ArrayView<ushort> rows, ArrayView<int> positions, int k, ArrayView<float> scale, int hasScale,
         ArrayView<ushort> initial, int hasInitial, int d, ArrayView<ushort> destination, int destinationOffset)
         where TFloat : struct, IStrictFloat
@@ -134,11 +129,36 @@ internal static class BFloat16KernelBodies
         result[resultOffset + i] = (float)sum;
     }
 
-    private static void AddPair<TFloat>(TFloat f, uint pair, float s, int hasScale, ref float low, ref float high)
-        where TFloat : struct, IStrictFloat
+    /// <summary>Eight float32 running sums, one per value of a pack.</summary>
+    private struct Accumulator8
     {
-        float a = Low(pair), b = High(pair);
-        low = f.Add(low, hasScale != 0 ? f.Mul(a, s) : a);
-        high = f.Add(high, hasScale != 0 ? f.Mul(b, s) : b);
+        private float _a0, _a1, _b0, _b1, _c0, _c1, _d0, _d1;
+
+        public Accumulator8(UInt4 start)
+        {
+            _a0 = Low(start.A); _a1 = High(start.A);
+            _b0 = Low(start.B); _b1 = High(start.B);
+            _c0 = Low(start.C); _c1 = High(start.C);
+            _d0 = Low(start.D); _d1 = High(start.D);
+        }
+
+        /// <summary>Adds the pack's values (times <paramref name="s"/> when scaled), in value order, no fused multiply-add.</summary>
+        public void Add<TFloat>(TFloat f, UInt4 v, float s, int hasScale) where TFloat : struct, IStrictFloat
+        {
+            _a0 = f.Add(_a0, Term(f, Low(v.A), s, hasScale)); _a1 = f.Add(_a1, Term(f, High(v.A), s, hasScale));
+            _b0 = f.Add(_b0, Term(f, Low(v.B), s, hasScale)); _b1 = f.Add(_b1, Term(f, High(v.B), s, hasScale));
+            _c0 = f.Add(_c0, Term(f, Low(v.C), s, hasScale)); _c1 = f.Add(_c1, Term(f, High(v.C), s, hasScale));
+            _d0 = f.Add(_d0, Term(f, Low(v.D), s, hasScale)); _d1 = f.Add(_d1, Term(f, High(v.D), s, hasScale));
+        }
+
+        /// <summary>The sums rounded to bfloat16 and packed.</summary>
+        public readonly UInt4 Round() => new(
+            BFloat16KernelBodies.Round(_a0) | (BFloat16KernelBodies.Round(_a1) << 16),
+            BFloat16KernelBodies.Round(_b0) | (BFloat16KernelBodies.Round(_b1) << 16),
+            BFloat16KernelBodies.Round(_c0) | (BFloat16KernelBodies.Round(_c1) << 16),
+            BFloat16KernelBodies.Round(_d0) | (BFloat16KernelBodies.Round(_d1) << 16));
+
+        private static float Term<TFloat>(TFloat f, float v, float s, int hasScale) where TFloat : struct, IStrictFloat
+            => hasScale != 0 ? f.Mul(v, s) : v;
     }
 }

@@ -46,7 +46,7 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
     private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, ArrayView<float>, int> _rowDots;
     private readonly Action<Index1D, ArrayView<UInt4>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<UInt4>> _gatherBf16x8;
     private readonly Action<Index1D, ArrayView<ushort>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<ushort>> _gatherBf16;
-    private readonly Action<Index1D, ArrayView<uint>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<uint>, int, int, ArrayView<uint>, int> _gatherReduceBf16x2;
+    private readonly Action<Index1D, ArrayView<UInt4>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<UInt4>, int, int, ArrayView<UInt4>, int> _gatherReduceBf16x8;
     private readonly Action<Index1D, ArrayView<ushort>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<ushort>, int, int, ArrayView<ushort>, int> _gatherReduceBf16;
     private readonly Action<Index1D, ArrayView<ushort>, ArrayView<int>, ArrayView<ushort>, int, int, int, ArrayView<float>, int> _rowDotsBf16;
 
@@ -91,8 +91,8 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
             cuda ? BFloat16KernelBodies.GatherRows8<PtxStrictFloat> : BFloat16KernelBodies.GatherRows8<ManagedStrictFloat>);
         _gatherBf16 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<ushort>>(
             cuda ? BFloat16KernelBodies.GatherRows1<PtxStrictFloat> : BFloat16KernelBodies.GatherRows1<ManagedStrictFloat>);
-        _gatherReduceBf16x2 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<uint>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<uint>, int, int, ArrayView<uint>, int>(
-            cuda ? BFloat16KernelBodies.GatherReduce2<PtxStrictFloat> : BFloat16KernelBodies.GatherReduce2<ManagedStrictFloat>);
+        _gatherReduceBf16x8 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<UInt4>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<UInt4>, int, int, ArrayView<UInt4>, int>(
+            cuda ? BFloat16KernelBodies.GatherReduce8<PtxStrictFloat> : BFloat16KernelBodies.GatherReduce8<ManagedStrictFloat>);
         _gatherReduceBf16 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<ushort>, int, int, ArrayView<ushort>, int>(
             cuda ? BFloat16KernelBodies.GatherReduce1<PtxStrictFloat> : BFloat16KernelBodies.GatherReduce1<ManagedStrictFloat>);
         _rowDotsBf16 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<int>, ArrayView<ushort>, int, int, int, ArrayView<float>, int>(BFloat16KernelBodies.RowDots);
@@ -325,10 +325,10 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
         ArrayView<int> slots = Ints(positions, nameof(positions));
         ArrayView<float> scales = scale is null ? slots.Cast<float>() : Floats(scale, nameof(scale));
         ArrayView<ushort> init = initial is null ? dst : Halves(initial, nameof(initial));
-        if (d % 2 == 0)
+        if (d % 8 == 0)
         {
-            _gatherReduceBf16x2(total / 2, src.Cast<uint>(), slots, k, scales, scale is null ? 0 : 1, init.Cast<uint>(), initial is null ? 0 : 1,
-                d / 2, dst.Cast<uint>(), destinationOffset);
+            _gatherReduceBf16x8(total / 8, src.Cast<UInt4>(), slots, k, scales, scale is null ? 0 : 1, init.Cast<UInt4>(), initial is null ? 0 : 1,
+                d / 8, dst.Cast<UInt4>(), destinationOffset);
             return;
         }
         _gatherReduceBf16(total, src, slots, k, scales, scale is null ? 0 : 1, init, initial is null ? 0 : 1, d, dst, destinationOffset);

@@ -42,7 +42,7 @@ public class PtxContractionTests
     }
 
     [Theory]
-    [InlineData(nameof(BFloat16KernelBodies.GatherReduce2))]
+    [InlineData(nameof(BFloat16KernelBodies.GatherReduce8))]
     [InlineData(nameof(BFloat16KernelBodies.GatherReduce1))]
     [InlineData(nameof(BFloat16KernelBodies.GatherRows8))]
     [InlineData(nameof(BFloat16KernelBodies.GatherRows1))]
