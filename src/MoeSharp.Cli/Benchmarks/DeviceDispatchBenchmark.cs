@@ -32,7 +32,7 @@ internal static class DeviceDispatchBenchmark
 
     /// <summary>This rank's part; every rank of <paramref name="world"/> calls it with the same arguments.</summary>
     public static Result RunRank(IProcessGroup world, DeviceRank device, int tokens, int dim, int experts, int topK,
-        bool scoreBefore, int warmup, int repeats, int seed, bool profile = false, DType rowType = DType.Float32, bool blockExchange = true)
+        bool scoreBefore, int warmup, int repeats, int seed, bool profile = false, DType rowType = DType.Float32)
     {
         var config = new TokenDispatcherConfig(experts, topK) { ScoreBeforeExperts = scoreBefore };
         var random = new Random(seed);
@@ -44,7 +44,7 @@ internal static class DeviceDispatchBenchmark
         using var groups = ParallelGroups.Create(device.World, 1);
         TokenDispatcher dispatcher = world.Size == 1
             ? new LocalTokenDispatcher(config, kernels)
-            : new AllToAllTokenDispatcher(config, groups, kernels) { UseBlockExchange = blockExchange };
+            : new AllToAllTokenDispatcher(config, groups, kernels);
         Tensor x = kernels.ToDevice(mine.X), scores = kernels.ToDevice(mine.Scores), ids = kernels.ToDevice(mine.Ids);
 
         var both = new List<double>();

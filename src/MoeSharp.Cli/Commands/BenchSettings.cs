@@ -63,10 +63,6 @@ internal sealed class BenchSettings : CommandSettings
     [Description("Row dtype: float32 (f32) or bfloat16 (bf16). Default float32, or bfloat16 with --preset.")]
     public string? DType { get; init; }
 
-    [CommandOption("--no-block-exchange")]
-    [Description("With --device cuda on several GPUs: move rows by all-to-all-v plus a permutation gather instead of NCCL block exchanges straight into expert-major order (for comparison).")]
-    public bool NoBlockExchange { get; init; }
-
     [CommandOption("--gemm")]
     [Description("With --device cuda: time the experts' grouped GEMM (cuBLAS, bfloat16 in, float32 out) next to a dense GEMM of the same FLOPs instead of dispatch.")]
     public bool Gemm { get; init; }

@@ -25,7 +25,7 @@ internal static class DeviceBenchReport
         {
             using DeviceRank device = compute.CreateRank(group)!;
             var result = DeviceDispatchBenchmark.RunRank(group, device, shape.Tokens, shape.Dim, shape.Experts, shape.TopK,
-                scoreBefore, s.Warmup, s.Repeats, s.Seed, s.Profile, shape.RowType, blockExchange: !s.NoBlockExchange);
+                scoreBefore, s.Warmup, s.Repeats, s.Seed, s.Profile, shape.RowType);
             return new Tuple<DeviceDispatchBenchmark.Result, string, int>(result, device.Backend.Accelerator.Name, group.Size);
         }, null);
         if (outcome is null) return 0;
@@ -52,7 +52,7 @@ internal static class DeviceBenchReport
                 {
                     ["schema"] = "moesharp-bench/1", ["kind"] = kind, ["impl"] = kind == "copy" ? "moesharp-copy" : "moesharp-cuda",
                     ["card"] = card, ["gpus"] = ranks, ["preset"] = shape.Name, ["tokens"] = shape.Tokens, ["dim"] = shape.Dim,
-                    ["experts"] = shape.Experts, ["top_k"] = shape.TopK, ["dtype"] = shape.RowTypeName, ["exchanger"] = r.Exchanger + (s.NoBlockExchange && ranks > 1 ? "+permute" : ""),
+                    ["experts"] = shape.Experts, ["top_k"] = shape.TopK, ["dtype"] = shape.RowTypeName, ["exchanger"] = r.Exchanger,
                     ["ms"] = stats.Median * 1e3, ["ms_min"] = stats.Min * 1e3, ["ms_p90"] = stats.P90 * 1e3, ["iters"] = stats.Iterations,
                     ["bytes"] = bytes, ["gb_per_s"] = bytes / stats.Median / 1e9,
                 };

@@ -32,7 +32,7 @@ namespace MoeSharp.Cuda.Nccl;
 /// <para>A group is driven by one thread at a time (NCCL group calls are per thread); the asynchronous exchange's
 /// completion task only queries events and the async error, which NCCL allows from another thread.</para>
 /// </remarks>
-public sealed class NcclProcessGroup : IProcessGroup, IDeviceCollectives, IDeviceBlockExchange
+public sealed class NcclProcessGroup : IProcessGroup, IDeviceCollectives
 {
     private readonly IProcessGroup _bootstrap;
     private readonly bool _ownsBootstrap;
@@ -204,28 +204,6 @@ public sealed class NcclProcessGroup : IProcessGroup, IDeviceCollectives, IDevic
     }
 
     /// <summary>
-    /// <see cref="IDeviceBlockExchange.ExchangeBlocks"/> as one group of <c>ncclSend</c>/<c>ncclRecv</c> calls, one per block,
-    /// on <see cref="ComputeStream"/>; returns when this rank's part has completed.
-    /// </summary>
-    public void ExchangeBlocks(Tensor send, IReadOnlyList<ExchangeBlock> sendBlocks, Tensor receive, IReadOnlyList<ExchangeBlock> receiveBlocks)
-    {
-        ThrowIfUnusable();
-        try
-        {
-            (nint sendPtr, nint receivePtr, int type) = PrepareBlocks(send, sendBlocks, receive, receiveBlocks);
-            BindDevice();
-            PostBlocks(sendBlocks, receiveBlocks, sendPtr, receivePtr, type, send.DType.SizeOf(), ComputeStream);
-            WaitUntil(() => _cuda.StreamQuery(ComputeStream), "ExchangeBlocks");
-        }
-        catch (Exception ex)
-        {
-            Exception failure = Fail(ex);
-            if (ReferenceEquals(failure, ex)) throw;
-            throw failure;
-        }
-    }
-
-    /// <summary>
     /// Starts <see cref="AllToAllV"/> on <see cref="CommunicationStream"/> after the work already queued on
     /// <see cref="ComputeStream"/>, and returns at once. The request completes when this rank's exchange has finished;
     /// until then neither buffer may be touched.
@@ -233,12 +211,27 @@ public sealed class NcclProcessGroup : IProcessGroup, IDeviceCollectives, IDevic
     public CollectiveRequest AllToAllVAsync(Tensor send, int[] sendCounts, Tensor receive, int[] receiveCounts)
     {
         ThrowIfUnusable();
+        nint done;
         try
         {
             ArgumentNullException.ThrowIfNull(sendCounts);
             ArgumentNullException.ThrowIfNull(receiveCounts);
             (nint sendPtr, nint receivePtr, int type, NcclExchangePlan plan) = Prepare(send, sendCounts, receive, receiveCounts);
-            return StartAfterCompute(() => Post(plan, sendPtr, receivePtr, type, CommunicationStream), "AllToAllVAsync");
+            BindDevice();
+            nint ready = _cuda.EventCreate(CudaConstants.EventDisableTiming);
+            try
+            {
+                _cuda.EventRecord(ready, ComputeStream);
+                _cuda.StreamWaitEvent(CommunicationStream, ready);
+            }
+            finally
+            {
+                // Destroying a recorded event is allowed: CUDA releases it once the wait is satisfied.
+                _cuda.EventDestroy(ready);
+            }
+            Post(plan, sendPtr, receivePtr, type, CommunicationStream);
+            done = _cuda.EventCreate(CudaConstants.EventDisableTiming);
+            _cuda.EventRecord(done, CommunicationStream);
         }
         catch (Exception ex)
         {
@@ -246,56 +239,13 @@ public sealed class NcclProcessGroup : IProcessGroup, IDeviceCollectives, IDevic
             if (ReferenceEquals(failure, ex)) throw;
             throw failure;
         }
-    }
 
-    /// <summary>
-    /// Starts <see cref="ExchangeBlocks"/> on <see cref="CommunicationStream"/> after the work already queued on
-    /// <see cref="ComputeStream"/>, and returns at once; neither buffer may be touched until the request completes.
-    /// </summary>
-    public CollectiveRequest ExchangeBlocksAsync(Tensor send, IReadOnlyList<ExchangeBlock> sendBlocks, Tensor receive, IReadOnlyList<ExchangeBlock> receiveBlocks)
-    {
-        ThrowIfUnusable();
-        try
-        {
-            (nint sendPtr, nint receivePtr, int type) = PrepareBlocks(send, sendBlocks, receive, receiveBlocks);
-            int size = send.DType.SizeOf();
-            return StartAfterCompute(() => PostBlocks(sendBlocks, receiveBlocks, sendPtr, receivePtr, type, size, CommunicationStream), "ExchangeBlocksAsync");
-        }
-        catch (Exception ex)
-        {
-            Exception failure = Fail(ex);
-            if (ReferenceEquals(failure, ex)) throw;
-            throw failure;
-        }
-    }
-
-    /// <summary>
-    /// Makes <see cref="CommunicationStream"/> wait for the work queued on <see cref="ComputeStream"/>, posts the exchange
-    /// there, and returns a request that completes when it has finished (or fails the group).
-    /// </summary>
-    private CollectiveRequest StartAfterCompute(Action post, string operation)
-    {
-        BindDevice();
-        nint ready = _cuda.EventCreate(CudaConstants.EventDisableTiming);
-        try
-        {
-            _cuda.EventRecord(ready, ComputeStream);
-            _cuda.StreamWaitEvent(CommunicationStream, ready);
-        }
-        finally
-        {
-            // Destroying a recorded event is allowed: CUDA releases it once the wait is satisfied.
-            _cuda.EventDestroy(ready);
-        }
-        post();
-        nint done = _cuda.EventCreate(CudaConstants.EventDisableTiming);
-        _cuda.EventRecord(done, CommunicationStream);
         return new CollectiveRequest(Task.Run(() =>
         {
             try
             {
                 BindDevice();
-                WaitUntil(() => _cuda.EventQuery(done), operation);
+                WaitUntil(() => _cuda.EventQuery(done), "AllToAllVAsync");
             }
             catch (Exception ex)
             {
@@ -390,55 +340,6 @@ public sealed class NcclProcessGroup : IProcessGroup, IDeviceCollectives, IDevic
         CheckDevice(r, nameof(receive));
         var plan = NcclExchangePlan.Create(sendCounts, receiveCounts, Size, send.DType.SizeOf(), send.ElementCount, receive.ElementCount);
         return (s.Pointer, r.Pointer, NcclDataTypes.For(send.DType), plan);
-    }
-
-    private (nint Send, nint Receive, int Type) PrepareBlocks(Tensor send, IReadOnlyList<ExchangeBlock> sendBlocks, Tensor receive,
-        IReadOnlyList<ExchangeBlock> receiveBlocks)
-    {
-        ArgumentNullException.ThrowIfNull(send);
-        ArgumentNullException.ThrowIfNull(receive);
-        ArgumentNullException.ThrowIfNull(sendBlocks);
-        ArgumentNullException.ThrowIfNull(receiveBlocks);
-        if (send.DType != receive.DType)
-            throw new ArgumentException($"send is {send.DType} but receive is {receive.DType}", nameof(receive));
-        IDevicePointer s = DevicePointers.Of(send, nameof(send));
-        IDevicePointer r = DevicePointers.Of(receive, nameof(receive));
-        CheckDevice(s, nameof(send));
-        CheckDevice(r, nameof(receive));
-        CheckBlocks(sendBlocks, send.ElementCount, nameof(sendBlocks));
-        CheckBlocks(receiveBlocks, receive.ElementCount, nameof(receiveBlocks));
-        return (s.Pointer, r.Pointer, NcclDataTypes.For(send.DType));
-    }
-
-    private void CheckBlocks(IReadOnlyList<ExchangeBlock> blocks, long capacity, string argument)
-    {
-        for (int i = 0; i < blocks.Count; i++)
-        {
-            ExchangeBlock b = blocks[i];
-            if ((uint)b.Peer >= (uint)Size || b.Offset < 0 || b.Count <= 0 || b.Offset + b.Count > capacity)
-            {
-                throw new ArgumentOutOfRangeException(argument, b,
-                    $"rank {Rank}: {argument}[{i}] = peer {b.Peer}, elements [{b.Offset}, {b.Offset + b.Count}) is not a non-empty run of a {capacity}-element buffer for a peer in [0, {Size})");
-            }
-        }
-    }
-
-    private void PostBlocks(IReadOnlyList<ExchangeBlock> sendBlocks, IReadOnlyList<ExchangeBlock> receiveBlocks, nint send, nint receive,
-        int type, int elementSize, nint stream)
-    {
-        nint comm = Comm;
-        _nccl.GroupStart(Rank);
-        try
-        {
-            foreach (ExchangeBlock b in sendBlocks) _nccl.Send(send + (nint)(b.Offset * elementSize), b.Count, type, b.Peer, comm, stream, Rank);
-            foreach (ExchangeBlock b in receiveBlocks) _nccl.Recv(receive + (nint)(b.Offset * elementSize), b.Count, type, b.Peer, comm, stream, Rank);
-        }
-        catch
-        {
-            try { _nccl.GroupEnd(Rank); } catch (NcclException) { }
-            throw;
-        }
-        _nccl.GroupEnd(Rank);
     }
 
     private void CheckDevice(IDevicePointer pointer, string argument)

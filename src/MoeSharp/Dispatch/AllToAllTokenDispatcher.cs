@@ -33,13 +33,6 @@ public sealed class AllToAllTokenDispatcher : TokenDispatcher
         _groups = groups;
     }
 
-    /// <summary>
-    /// On a device whose process group offers <see cref="IDeviceBlockExchange"/> (NCCL), receive rows straight into the
-    /// expert-major layout and send them back from it, one message per (peer, expert) block, instead of an
-    /// all-to-all-v plus a permutation gather each way. The same bits either way. Default true.
-    /// </summary>
-    public bool UseBlockExchange { get; init; } = true;
-
     private static ParallelGroups CheckGroups(ParallelGroups groups) => groups ?? throw new ArgumentNullException(nameof(groups));
 
     private protected override ExchangedCounts ExchangeCounts(int[] counts, SequenceShard shard, int? declaredTotalTokens)
@@ -137,14 +130,6 @@ public sealed class AllToAllTokenDispatcher : TokenDispatcher
         }
         return DeviceCollectives(_groups.World).AllToAllVAsync(send, ToElements(sendRows, d), receive, ToElements(receiveRows, d));
     }
-
-    private protected override bool CanExchangeBlocks(Tensor x) => UseBlockExchange && !x.IsOnHost && _groups.World is IDeviceBlockExchange;
-
-    private protected override void ExchangeBlocks(Tensor send, ExchangeBlock[] sendBlocks, Tensor receive, ExchangeBlock[] receiveBlocks)
-        => ((IDeviceBlockExchange)_groups.World).ExchangeBlocks(send, sendBlocks, receive, receiveBlocks);
-
-    private protected override CollectiveRequest ExchangeBlocksAsync(Tensor send, ExchangeBlock[] sendBlocks, Tensor receive, ExchangeBlock[] receiveBlocks)
-        => ((IDeviceBlockExchange)_groups.World).ExchangeBlocksAsync(send, sendBlocks, receive, receiveBlocks);
 
     private protected override void SumOverSequenceParallel(Tensor values)
     {

@@ -1,5 +1,4 @@
 using System.Collections.Immutable;
-using MoeSharp.Collectives;
 using MoeSharp.Tensors;
 
 namespace MoeSharp.Dispatch;
@@ -27,10 +26,8 @@ public sealed class DispatchMetadata
         ImmutableArray<int> tokensPerLocalExpert,
         ImmutableArray<int> expertCounts,
         LocalLayout local,
-        ExpertMajorPermutation? permutation,
-        BlockExchangePlan? blocks)
+        ExpertMajorPermutation? permutation)
     {
-        Blocks = blocks;
         Owner = owner;
         Shard = shard;
         InputShape = inputShape;
@@ -96,9 +93,6 @@ public sealed class DispatchMetadata
     /// <summary>Rank-major ↔ expert-major maps, or null when the received layout is already expert-major.</summary>
     internal ExpertMajorPermutation? Permutation { get; }
 
-    /// <summary>The per-(peer, expert) runs when rows move by block exchange (no permutation pass), else null.</summary>
-    internal BlockExchangePlan? Blocks { get; }
-
     /// <summary>Row of the dispatch's <c>x</c> (and of the replicated output) where the shard starts.</summary>
     internal int InputRowOffset { get; }
 }
@@ -118,11 +112,3 @@ internal sealed record LocalLayout(int Rows, int SentRows, Tensor RowToken, Tens
 /// <param name="ExpertMajorRowOf"><c>[R]</c>: received row of each routed row, -1 for alignment pad rows.</param>
 /// <param name="RankMajorRowOf"><c>[Rrecv]</c>: routed row of each received row.</param>
 internal sealed record ExpertMajorPermutation(Tensor ExpertMajorRowOf, Tensor RankMajorRowOf);
-
-/// <summary>
-/// The runs of a block exchange (elements, one per non-empty (peer, local expert) block, expert ascending per peer):
-/// <paramref name="LocalSide"/> in the expert-sorted local layout (what goes to each peer's experts, or comes back from
-/// them), <paramref name="ExpertSide"/> in the expert-major routed rows (what arrives from each source, or returns to
-/// it). The i-th local block for peer q matches the i-th expert block for this rank on q.
-/// </summary>
-internal sealed record BlockExchangePlan(ExchangeBlock[] LocalSide, ExchangeBlock[] ExpertSide);

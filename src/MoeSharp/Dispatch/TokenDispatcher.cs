@@ -140,14 +140,10 @@ public abstract class TokenDispatcher
         Kernels.ScatterTokenRows(x, inputRowOffset, local.RowToken, local.EntryRow, Config.TopK,
             Config.ScoreBeforeExperts ? local.RowScore : null, gathered);
 
-        // Rows go to the expert-major layout either by a block exchange that places them there directly, or by an
-        // all-to-all-v followed by a permutation gather.
-        bool blocks = exchanges && CanExchangeBlocks(x);
-        ExpertMajorPermutation? permutation = exchanges && !blocks ? BuildPermutation(receiveCounts, tokensPerLocalExpert) : null;
-        BlockExchangePlan? blockPlan = blocks ? BuildBlockPlan(counts, receiveCounts, tokensPerLocalExpert, dim) : null;
+        ExpertMajorPermutation? permutation = exchanges ? BuildPermutation(receiveCounts, tokensPerLocalExpert) : null;
         var metadata = new DispatchMetadata(this, shard, x.ShapeArray(), inputRowOffset, dim, x.DType,
             ImmutableArray.Create(inputSplits), ImmutableArray.Create(outputSplits),
-            ImmutableArray.Create(tokensPerLocalExpert), ImmutableArray.Create(counts), local, permutation, blockPlan);
+            ImmutableArray.Create(tokensPerLocalExpert), ImmutableArray.Create(counts), local, permutation);
         Tensor routed = gathered;
         if (exchanges)
         {
@@ -186,11 +182,6 @@ public abstract class TokenDispatcher
         if (EpSize == 1)
         {
             localRows = routedOutput;
-        }
-        else if (metadata.Blocks is { } plan)
-        {
-            localRows = Pool.Rent(metadata.RowType, metadata.Local.Rows, metadata.Dim);
-            pending = ExchangeBlocksAsync(routedOutput, plan.ExpertSide, localRows, plan.LocalSide);
         }
         else
         {
@@ -262,12 +253,7 @@ public abstract class TokenDispatcher
         CheckSameShape(x, nameof(x), metadata.InputShape, metadata.RowType);
 
         Tensor localRows = gradRoutedTokens;
-        if (EpSize > 1 && metadata.Blocks is { } plan)
-        {
-            localRows = Pool.Rent(metadata.RowType, metadata.Local.Rows, metadata.Dim);
-            ExchangeBlocks(gradRoutedTokens, plan.ExpertSide, localRows, plan.LocalSide);
-        }
-        else if (EpSize > 1)
+        if (EpSize > 1)
         {
             Tensor send = ToRankMajor(gradRoutedTokens, metadata);
             localRows = Pool.Rent(metadata.RowType, metadata.Local.Rows, metadata.Dim);
@@ -331,17 +317,6 @@ public abstract class TokenDispatcher
 
     /// <summary>Starts <see cref="ExchangeRows"/> and returns at once.</summary>
     private protected abstract CollectiveRequest ExchangeRowsAsync(Tensor send, ReadOnlySpan<int> sendRows, Tensor receive, ReadOnlySpan<int> receiveRows);
-
-    /// <summary>Whether rows of <paramref name="x"/>'s kind can move by <see cref="ExchangeBlocks"/> (the group offers a block exchange).</summary>
-    private protected virtual bool CanExchangeBlocks(Tensor x) => false;
-
-    /// <summary>Block exchange (see <see cref="IDeviceBlockExchange"/>); only called when <see cref="CanExchangeBlocks"/> said so.</summary>
-    private protected virtual void ExchangeBlocks(Tensor send, ExchangeBlock[] sendBlocks, Tensor receive, ExchangeBlock[] receiveBlocks)
-        => throw new NotSupportedException("this dispatcher has no block exchange");
-
-    /// <summary>Starts <see cref="ExchangeBlocks"/> and returns at once.</summary>
-    private protected virtual CollectiveRequest ExchangeBlocksAsync(Tensor send, ExchangeBlock[] sendBlocks, Tensor receive, ExchangeBlock[] receiveBlocks)
-        => throw new NotSupportedException("this dispatcher has no block exchange");
 
     /// <summary>Sums <paramref name="values"/> over the SP group in place, in SP-rank order.</summary>
     private protected abstract void SumOverSequenceParallel(Tensor values);
@@ -501,46 +476,9 @@ public abstract class TokenDispatcher
         return new ExpertMajorPermutation(Kernels.ToDevice(expertMajor), Kernels.ToDevice(rankMajor));
     }
 
-    /// <summary>
-    /// The block exchange's runs: the local layout is sorted by expert, so the rows for (peer q, its local expert j)
-    /// are one run; they land in expert j's block of q's routed rows after those from lower source ranks.
-    /// </summary>
-    private BlockExchangePlan BuildBlockPlan(int[] counts, int[] receiveCounts, int[] tokensPerLocalExpert, int dim)
-    {
-        int e = NumLocalExperts, s = EpSize;
-        var local = new List<ExchangeBlock>(s * e);
-        long row = 0;
-        for (int i = 0; i < s * e; i++)
-        {
-            if (counts[i] > 0) local.Add(new ExchangeBlock(i / e, row * dim, (long)counts[i] * dim));
-            row += counts[i];
-        }
-        var expertStart = new long[e];
-        for (int j = 1; j < e; j++) expertStart[j] = expertStart[j - 1] + tokensPerLocalExpert[j - 1];
-        var expert = new List<ExchangeBlock>(s * e);
-        for (int p = 0; p < s; p++)
-        {
-            for (int j = 0; j < e; j++)
-            {
-                int c = receiveCounts[p * e + j];
-                if (c > 0) expert.Add(new ExchangeBlock(p, expertStart[j] * dim, (long)c * dim));
-                expertStart[j] += c;
-            }
-        }
-        return new BlockExchangePlan(local.ToArray(), expert.ToArray());
-    }
-
     /// <summary>Forward exchange: local-layout rows to this rank's experts, expert-major.</summary>
     private Tensor ToExpertMajor(Tensor localRows, DispatchMetadata metadata)
     {
-        if (metadata.Blocks is { } plan)
-        {
-            Tensor expertMajor = Pool.Rent(metadata.RowType, metadata.RoutedRows, metadata.Dim);
-            // Alignment rows receive nothing: they must be zero.
-            if (metadata.RoutedRows != metadata.RowsReceived) Kernels.Clear(expertMajor);
-            ExchangeBlocks(localRows, plan.LocalSide, expertMajor, plan.ExpertSide);
-            return expertMajor;
-        }
         Tensor received = Pool.Rent(metadata.RowType, metadata.RowsReceived, metadata.Dim);
         ExchangeRows(localRows, metadata.InputSplits.AsSpan(), received, metadata.OutputSplits.AsSpan());
         if (metadata.Permutation is null) return received;

@@ -34,21 +34,9 @@ public class DispatchEndToEndTests(CpuBackendFixture fixture)
     [Fact]
     public void TheGoldenFolderHasDispatchFiles() => Assert.NotEmpty(DispatchFiles());
 
-    /// <summary>Each golden dispatch file, with rows moved by block exchange (no permutation pass) and by all-to-all-v + permutation.</summary>
-    public static TheoryData<string, bool> DispatchFilesBothExchanges()
-    {
-        var data = new TheoryData<string, bool>();
-        foreach (string file in DispatchFiles())
-        {
-            data.Add(file, true);
-            data.Add(file, false);
-        }
-        return data;
-    }
-
     [Theory]
-    [MemberData(nameof(DispatchFilesBothExchanges))]
-    public void GoldenFile_ReplaysBitwise_ThroughTheAllToAllDispatcher(string fileName, bool blockExchange)
+    [MemberData(nameof(DispatchFiles))]
+    public void GoldenFile_ReplaysBitwise_ThroughTheAllToAllDispatcher(string fileName)
     {
         SafetensorsContent file = SafetensorsFile.Read(GoldenFiles.PathOf(fileName));
         var meta = file.Metadata;
@@ -64,7 +52,7 @@ public class DispatchEndToEndTests(CpuBackendFixture fixture)
                 int rank = group.Rank, g = rank / sp;
                 IlgpuMoeKernels mine = kernels[rank];
                 using var groups = ParallelGroups.Create(new HostStagedProcessGroup(group), sp);
-                var dispatcher = new AllToAllTokenDispatcher(config, groups, mine) { UseBlockExchange = blockExchange };
+                var dispatcher = new AllToAllTokenDispatcher(config, groups, mine);
                 Tensor x = mine.ToDevice(file.Get($"x.g{g}"));
                 DispatchResult result = dispatcher.Dispatch(x, mine.ToDevice(file.Get($"scores.g{g}")), mine.ToDevice(file.Get($"ids.g{g}")));
                 Tensor routed = result.RoutedTokens.ToHost();
