@@ -35,31 +35,27 @@ internal static class BFloat16KernelBodies
     /// Thread i is the eight-value pack j of destination row r (D divisible by 8): the source row's pack, scaled
     /// and rounded when <paramref name="hasScale"/> is set, or zeros where <c>rowOf[r] &lt; 0</c>.
     /// </summary>
-    /// <remarks><paramref name="sourceAddress"/> and <paramref name="destinationAddress"/> are the views' device addresses (see <see cref="IWideAccess"/>).</remarks>
-    public static void GatherRows8<TFloat, TAccess>(Index1D i, ArrayView<UInt4> source, ulong sourceAddress, int sourceRowOffset, ArrayView<int> rowOf,
-        ArrayView<float> scale, int hasScale, int packs, ArrayView<UInt4> destination, ulong destinationAddress)
+    public static void GatherRows8<TFloat>(Index1D i, ArrayView<UInt4> source, int sourceRowOffset, ArrayView<int> rowOf, ArrayView<float> scale,
+        int hasScale, int packs, ArrayView<UInt4> destination)
         where TFloat : struct, IStrictFloat
-        where TAccess : struct, IWideAccess
     {
-        TAccess memory = default;
-        int index = i;
-        int r = index / packs, j = index - r * packs;
+        int r = i / packs, j = i - r * packs;
         int from = rowOf[r];
         if (from < 0)
         {
-            memory.Store(destination, destinationAddress, index, default);
+            destination[i] = default;
             return;
         }
-        UInt4 v = memory.Load(source, sourceAddress, (long)(from + sourceRowOffset) * packs + j);
+        UInt4 v = source[(long)(from + sourceRowOffset) * packs + j];
         if (hasScale != 0)
         {
             float s = scale[r];
             v = new UInt4(ScalePair<TFloat>(v.A, s), ScalePair<TFloat>(v.B, s), ScalePair<TFloat>(v.C, s), ScalePair<TFloat>(v.D, s));
         }
-        memory.Store(destination, destinationAddress, index, v);
+        destination[i] = v;
     }
 
-    /// <summary>Thread i (element j of destination row r): <see cref="GatherRows8{TFloat, TAccess}"/> one value at a time, for any D.</summary>
+    /// <summary>Thread i (element j of destination row r): <see cref="GatherRows8{TFloat}"/> one value at a time, for any D.</summary>
     public static void GatherRows1<TFloat>(Index1D i, ArrayView<ushort> source, int sourceRowOffset, ArrayView<int> rowOf, ArrayView<float> scale,
         int hasScale, int d, ArrayView<ushort> destination)
         where TFloat : struct, IStrictFloat
@@ -81,13 +77,11 @@ internal static class BFloat16KernelBodies
     /// product rounded before its add, rounded once to bfloat16. Two slots' packs are loaded before their adds, so
     /// 32 bytes per thread are in flight while the adds stay in slot order.
     /// </summary>
-    public static void GatherReduce8<TFloat, TAccess>(Index1D i, ArrayView<UInt4> rows, ulong rowsAddress, ArrayView<int> positions, int k,
-        ArrayView<float> scale, int hasScale, ArrayView<UInt4> initial, int hasInitial, int packs, ArrayView<UInt4> destination, int destinationOffset)
+    public static void GatherReduce8<TFloat>(Index1D i, ArrayView<UInt4> rows, ArrayView<int> positions, int k, ArrayView<float> scale, int hasScale,
+        ArrayView<UInt4> initial, int hasInitial, int packs, ArrayView<UInt4> destination, int destinationOffset)
         where TFloat : struct, IStrictFloat
-        where TAccess : struct, IWideAccess
     {
         TFloat f = default;
-        TAccess memory = default;
         int t = i / packs, j = i - t * packs;
         UInt4 init = hasInitial != 0 ? initial[i] : default;
         var acc = new Accumulator8(init);
@@ -95,15 +89,15 @@ internal static class BFloat16KernelBodies
         {
             int p0 = positions[t * k + slot];
             int p1 = slot + 1 < k ? positions[t * k + slot + 1] : -1;
-            UInt4 v0 = p0 >= 0 ? memory.Load(rows, rowsAddress, (long)p0 * packs + j) : default;
-            UInt4 v1 = p1 >= 0 ? memory.Load(rows, rowsAddress, (long)p1 * packs + j) : default;
+            UInt4 v0 = p0 >= 0 ? rows[(long)p0 * packs + j] : default;
+            UInt4 v1 = p1 >= 0 ? rows[(long)p1 * packs + j] : default;
             if (p0 >= 0) acc.Add(f, v0, hasScale != 0 ? scale[p0] : 1f, hasScale);
             if (p1 >= 0) acc.Add(f, v1, hasScale != 0 ? scale[p1] : 1f, hasScale);
         }
         destination[(long)(destinationOffset + t) * packs + j] = acc.Round();
     }
 
-    /// <summary>Thread i (element j of token t): <see cref="GatherReduce8{TFloat, TAccess}"/> one value at a time, for any D.</summary>
+    /// <summary>Thread i (element j of token t): <see cref="GatherReduce8{TFloat}"/> one value at a time, for any D.</summary>
     public static void GatherReduce1<TFloat>(Index1D i, ArrayView<ushort> rows, ArrayView<int> positions, int k, ArrayView<float> scale, int hasScale,
         ArrayView<ushort> initial, int hasInitial, int d, ArrayView<ushort> destination, int destinationOffset)
         where TFloat : struct, IStrictFloat

@@ -44,9 +44,9 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
     private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<float>, int, int, ArrayView<float>, int> _gatherReduce;
     private readonly Action<Index1D, ArrayView<Float4>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<Float4>> _gatherRows4;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, ArrayView<float>, int> _rowDots;
-    private readonly Action<Index1D, ArrayView<UInt4>, ulong, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<UInt4>, ulong> _gatherBf16x8;
+    private readonly Action<Index1D, ArrayView<UInt4>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<UInt4>> _gatherBf16x8;
     private readonly Action<Index1D, ArrayView<ushort>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<ushort>> _gatherBf16;
-    private readonly Action<Index1D, ArrayView<UInt4>, ulong, ArrayView<int>, int, ArrayView<float>, int, ArrayView<UInt4>, int, int, ArrayView<UInt4>, int> _gatherReduceBf16x8;
+    private readonly Action<Index1D, ArrayView<UInt4>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<UInt4>, int, int, ArrayView<UInt4>, int> _gatherReduceBf16x8;
     private readonly Action<Index1D, ArrayView<ushort>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<ushort>, int, int, ArrayView<ushort>, int> _gatherReduceBf16;
     private readonly Action<Index1D, ArrayView<ushort>, ArrayView<int>, ArrayView<ushort>, int, int, int, ArrayView<float>, int> _rowDotsBf16;
 
@@ -87,12 +87,12 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
         _gatherReduce = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<float>, int, int, ArrayView<float>, int>(cuda ? DispatchKernelBodies.GatherReduce<PtxStrictFloat> : DispatchKernelBodies.GatherReduce<ManagedStrictFloat>);
         _gatherRows4 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<Float4>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<Float4>>(cuda ? DispatchKernelBodies.GatherRows4<PtxStrictFloat> : DispatchKernelBodies.GatherRows4<ManagedStrictFloat>);
         _rowDots = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, ArrayView<float>, int>(DispatchKernelBodies.RowDots);
-        _gatherBf16x8 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<UInt4>, ulong, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<UInt4>, ulong>(
-            cuda ? BFloat16KernelBodies.GatherRows8<PtxStrictFloat, PtxWideAccess> : BFloat16KernelBodies.GatherRows8<ManagedStrictFloat, ViewWideAccess>);
+        _gatherBf16x8 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<UInt4>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<UInt4>>(
+            cuda ? BFloat16KernelBodies.GatherRows8<PtxStrictFloat> : BFloat16KernelBodies.GatherRows8<ManagedStrictFloat>);
         _gatherBf16 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<ushort>>(
             cuda ? BFloat16KernelBodies.GatherRows1<PtxStrictFloat> : BFloat16KernelBodies.GatherRows1<ManagedStrictFloat>);
-        _gatherReduceBf16x8 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<UInt4>, ulong, ArrayView<int>, int, ArrayView<float>, int, ArrayView<UInt4>, int, int, ArrayView<UInt4>, int>(
-            cuda ? BFloat16KernelBodies.GatherReduce8<PtxStrictFloat, PtxWideAccess> : BFloat16KernelBodies.GatherReduce8<ManagedStrictFloat, ViewWideAccess>);
+        _gatherReduceBf16x8 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<UInt4>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<UInt4>, int, int, ArrayView<UInt4>, int>(
+            cuda ? BFloat16KernelBodies.GatherReduce8<PtxStrictFloat> : BFloat16KernelBodies.GatherReduce8<ManagedStrictFloat>);
         _gatherReduceBf16 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<ushort>, int, int, ArrayView<ushort>, int>(
             cuda ? BFloat16KernelBodies.GatherReduce1<PtxStrictFloat> : BFloat16KernelBodies.GatherReduce1<ManagedStrictFloat>);
         _rowDotsBf16 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<int>, ArrayView<ushort>, int, int, int, ArrayView<float>, int>(BFloat16KernelBodies.RowDots);
@@ -311,8 +311,7 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
         if (d % 8 == 0)
         {
             // Rows of a multiple of 8 values start on 16-byte boundaries (buffers are 256-byte aligned): move packs of 8.
-            ArrayView<UInt4> from = src.Cast<UInt4>(), to = dst.Cast<UInt4>();
-            _gatherBf16x8(total / 8, from, Address(from), sourceRowOffset, map, scales, scale is null ? 0 : 1, d / 8, to, Address(to));
+            _gatherBf16x8(total / 8, src.Cast<UInt4>(), sourceRowOffset, map, scales, scale is null ? 0 : 1, d / 8, dst.Cast<UInt4>());
             return;
         }
         _gatherBf16(total, src, sourceRowOffset, map, scales, scale is null ? 0 : 1, d, dst);
@@ -328,8 +327,7 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
         ArrayView<ushort> init = initial is null ? dst : Halves(initial, nameof(initial));
         if (d % 8 == 0)
         {
-            ArrayView<UInt4> packed = src.Cast<UInt4>();
-            _gatherReduceBf16x8(total / 8, packed, Address(packed), slots, k, scales, scale is null ? 0 : 1, init.Cast<UInt4>(), initial is null ? 0 : 1,
+            _gatherReduceBf16x8(total / 8, src.Cast<UInt4>(), slots, k, scales, scale is null ? 0 : 1, init.Cast<UInt4>(), initial is null ? 0 : 1,
                 d / 8, dst.Cast<UInt4>(), destinationOffset);
             return;
         }
@@ -368,9 +366,6 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
     private ArrayView<float> Floats(Tensor t, string name) => Typed<float>(t, DType.Float32, name);
 
     private ArrayView<int> Ints(Tensor t, string name) => Typed<int>(t, DType.Int32, name);
-
-    /// <summary>The device address of a view's first element, for the kernels' vector accesses (<see cref="IWideAccess"/>).</summary>
-    private static ulong Address<T>(ArrayView<T> view) where T : unmanaged => view.Length == 0 ? 0UL : (ulong)view.LoadEffectiveAddressAsPtr().ToInt64();
 
     /// <summary>A bfloat16 tensor as its raw 16-bit patterns.</summary>
     private ArrayView<ushort> Halves(Tensor t, string name) => Typed<ushort>(t, DType.BFloat16, name);

@@ -48,19 +48,9 @@ public class PtxContractionTests
     [InlineData(nameof(BFloat16KernelBodies.GatherRows1))]
     public void StrictBFloat16Kernels_EmitOnlyRoundedMulAndAdd(string kernel)
     {
-        bool wide = kernel.EndsWith('8');
-        string[] ops = FloatArithmetic(Ptx(kernel, typeof(BFloat16KernelBodies), wide ? [typeof(PtxStrictFloat), typeof(PtxWideAccess)] : [typeof(PtxStrictFloat)]));
+        string[] ops = FloatArithmetic(Ptx(kernel, typeof(BFloat16KernelBodies), typeof(PtxStrictFloat)));
         Assert.NotEmpty(ops);
         Assert.True(ops.All(op => op.Contains(".rn.")), string.Join(", ", ops));
-    }
-
-    [Theory]
-    [InlineData(nameof(BFloat16KernelBodies.GatherReduce8), "ld.global.v4.u32")]
-    [InlineData(nameof(BFloat16KernelBodies.GatherRows8), "st.global.v4.u32")]
-    public void WideKernels_EmitSixteenByteAccesses(string kernel, string instruction)
-    {
-        string ptx = Ptx(kernel, typeof(BFloat16KernelBodies), typeof(PtxStrictFloat), typeof(PtxWideAccess));
-        Assert.Contains(instruction, ptx);
     }
 
     [Fact]
