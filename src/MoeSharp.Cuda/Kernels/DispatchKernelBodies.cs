@@ -1,4 +1,5 @@
 using ILGPU;
+using ILGPU.Runtime;
 
 namespace MoeSharp.Cuda.Kernels;
 
@@ -82,12 +83,44 @@ internal static class DispatchKernelBodies
         Atomic.Add(ref scratch[ScanHeader + id], 1);
     }
 
-    /// <summary>Thread c: counts the ids of chunk c (entries <c>[c·chunk, (c+1)·chunk)</c>) into row c of <paramref name="chunkCounts"/> ([chunks, E]).</summary>
-    public static void ChunkHistogram(Index1D c, ArrayView<int> ids, int n, int chunk, int experts, ArrayView<int> chunkCounts)
+    /// <summary>Entries a group of <see cref="ChunkRanks"/> ranks at most (its shared-memory copy of the chunk's ids).</summary>
+    public const int MaxRankChunk = 1024;
+
+    /// <summary>
+    /// One group per chunk of <c>Group.DimX</c> entries, one thread per entry: the chunk's ids are staged in shared
+    /// memory and each thread counts the equal ids before its own (<paramref name="rank"/>: its place among its
+    /// expert's entries of the chunk, in original order). The last entry of each expert in the chunk writes the chunk's
+    /// count into <paramref name="chunkCounts"/> ([chunks, E], zeroed beforehand), so no atomics are needed.
+    /// </summary>
+    public static void ChunkRanks(ArrayView<int> ids, int n, int experts, ArrayView<int> chunkCounts, ArrayView<int> rank)
     {
-        int start = c * chunk, end = Math.Min(n, start + chunk), row = c * experts;
-        for (int e = 0; e < experts; e++) chunkCounts[row + e] = 0;
-        for (int i = start; i < end; i++) chunkCounts[row + ids[i]] += 1;
+        ArrayView<int> staged = SharedMemory.Allocate<int>(MaxRankChunk);
+        int t = Group.IdxX, size = Group.DimX, chunk = Grid.IdxX;
+        int i = chunk * size + t;
+        int mine = i < n ? ids[i] : -1;
+        staged[t] = mine;
+        Group.Barrier();
+        int before = 0;
+        bool last = true;
+        for (int j = 0; j < size; j++)
+        {
+            if (staged[j] != mine) continue;
+            if (j < t) before++;
+            else if (j > t) last = false;
+        }
+        if (i >= n) return;
+        rank[i] = before;
+        if (last) chunkCounts[chunk * experts + mine] = before + 1;
+    }
+
+    /// <summary>
+    /// Thread i: places entry i at its expert's start for its chunk (<see cref="ColumnScan"/> of the chunk counts) plus
+    /// its rank within the chunk, so entries of one expert keep their original order.
+    /// </summary>
+    public static void PlaceRanked(Index1D i, ArrayView<int> ids, ArrayView<int> rank, int chunk, int experts, ArrayView<int> chunkStarts, ArrayView<int> order)
+    {
+        int index = i;
+        order[chunkStarts[index / chunk * experts + ids[index]] + rank[index]] = index;
     }
 
     /// <summary>
@@ -103,18 +136,6 @@ internal static class DispatchKernelBodies
             int count = chunkCounts[at];
             chunkCounts[at] = running;
             running += count;
-        }
-    }
-
-    /// <summary>Thread c: places chunk c's entries in their original order at the positions the scan gave them.</summary>
-    public static void ChunkScatter(Index1D c, ArrayView<int> ids, int n, int chunk, int experts, ArrayView<int> next, ArrayView<int> order)
-    {
-        int start = c * chunk, end = Math.Min(n, start + chunk), row = c * experts;
-        for (int i = start; i < end; i++)
-        {
-            int at = row + ids[i];
-            order[next[at]] = i;
-            next[at] += 1;
         }
     }
 

@@ -21,9 +21,6 @@ namespace MoeSharp.Cuda.Kernels;
 /// </remarks>
 public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
 {
-    /// <summary>Entries a sort chunk holds at least (one thread scans a chunk serially).</summary>
-    private const int MinSortChunk = 256;
-
     private readonly Accelerator _accelerator;
     private readonly IlgpuTensorAllocator _allocator;
     private readonly bool _ownsAllocator;
@@ -34,9 +31,10 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
     private readonly Action<Index1D, ArrayView<long>, ArrayView<float>, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<int>> _scan64;
     private readonly Action<Index1D, ArrayView<int>, ArrayView<float>, int, ArrayView<int>> _fetch32;
     private readonly Action<Index1D, ArrayView<long>, ArrayView<float>, int, ArrayView<int>> _fetch64;
-    private readonly Action<Index1D, ArrayView<int>, int, int, int, ArrayView<int>> _chunkHistogram;
     private readonly Action<Index1D, ArrayView<int>, int, int, ArrayView<int>> _columnScan;
-    private readonly Action<Index1D, ArrayView<int>, int, int, int, ArrayView<int>, ArrayView<int>> _chunkScatter;
+    private readonly Action<KernelConfig, ArrayView<int>, int, int, ArrayView<int>, ArrayView<int>> _chunkRanks;
+    private readonly Action<Index1D, ArrayView<int>, ArrayView<int>, int, int, ArrayView<int>, ArrayView<int>> _placeRanked;
+    private readonly int _rankChunk;
     private readonly Action<Index1D, ArrayView<int>, ArrayView<float>> _clearRows;
     private readonly Action<Index1D, ArrayView<int>, ArrayView<float>, ArrayView<int>, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<int>> _scatterLayout;
     private readonly Action<Index1D, ArrayView<int>, int, ArrayView<int>> _sortPositions;
@@ -77,9 +75,10 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
         _scan64 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<long>, ArrayView<float>, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<int>>(ScanEntries64);
         _fetch32 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<float>, int, ArrayView<int>>(FetchInvalid32);
         _fetch64 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<long>, ArrayView<float>, int, ArrayView<int>>(FetchInvalid64);
-        _chunkHistogram = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, int, int, int, ArrayView<int>>(ChunkHistogram);
         _columnScan = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, int, int, ArrayView<int>>(ColumnScan);
-        _chunkScatter = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, int, int, int, ArrayView<int>, ArrayView<int>>(ChunkScatter);
+        _chunkRanks = accelerator.LoadStreamKernel<ArrayView<int>, int, int, ArrayView<int>, ArrayView<int>>(ChunkRanks);
+        _placeRanked = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<int>, int, int, ArrayView<int>, ArrayView<int>>(PlaceRanked);
+        _rankChunk = Math.Min(MaxRankChunk, accelerator.MaxNumThreadsPerGroup);
         _clearRows = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<float>>(ClearRows);
         _scatterLayout = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<float>, ArrayView<int>, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<int>>(ScatterLayout);
         _sortPositions = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, int, ArrayView<int>>(SortPositions);
@@ -194,9 +193,6 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
         if (n == 0) return;
         ArrayView<int> ids = Ints(expertIds, nameof(expertIds));
         ArrayView<int> sorted = Ints(order, nameof(order));
-        // A chunk at least E long keeps the [chunks, E] table within about N + E ints.
-        int chunk = Math.Max(MinSortChunk, experts);
-        int chunks = (int)((n + (long)chunk - 1) / chunk);
         var starts = new int[experts];
         int running = 0;
         for (int e = 0; e < experts; e++)
@@ -205,18 +201,24 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
             running += counts[e];
         }
         Tensor expertStart = _allocator.Upload(Tensor.FromArray(starts, experts));
+        // Chunks of a group's size: each group ranks its entries among equal ids in shared memory (no serial loop over
+        // a chunk), then a scan per expert over the chunks gives every (chunk, expert) its first sorted position.
+        int chunk = _rankChunk, chunks = (int)((n + (long)chunk - 1) / chunk);
         Tensor table = _allocator.Rent(DType.Int32, chunks * experts);
+        Tensor rank = _allocator.Rent(DType.Int32, n);
         try
         {
-            ArrayView<int> tableView = Ints(table, nameof(table));
-            _chunkHistogram(chunks, ids, n, chunk, experts, tableView);
+            ArrayView<int> tableView = Ints(table, nameof(table)), rankView = Ints(rank, nameof(rank));
+            tableView.MemSetToZero(_accelerator.DefaultStream);
+            _chunkRanks(new KernelConfig(chunks, chunk), ids, n, experts, tableView, rankView);
             _columnScan(experts, tableView, chunks, experts, Ints(expertStart, nameof(expertStart)));
-            _chunkScatter(chunks, ids, n, chunk, experts, tableView, sorted);
-            // The table goes back to the pool only once the kernels that use it are done.
+            _placeRanked(n, ids, rankView, chunk, experts, tableView, sorted);
+            // The scratch goes back to the pool only once the kernels that use it are done.
             _accelerator.DefaultStream.Synchronize();
         }
         finally
         {
+            _allocator.Return(rank);
             _allocator.Return(table);
             _allocator.Return(expertStart);
         }
