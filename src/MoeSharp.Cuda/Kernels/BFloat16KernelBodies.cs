@@ -55,6 +55,44 @@ internal static class BFloat16KernelBodies
         destination[i] = v;
     }
 
+    /// <summary>Words (value pairs) a warp's tile spans in the tiled kernels: 32 threads × 4 words, 256 values.</summary>
+    public const int TileWords = 128;
+
+    /// <summary>
+    /// <see cref="GatherRows8{TFloat}"/> for rows of a multiple of 256 values, laid out for coalescing: thread i handles
+    /// the words <c>tile·128 + m·32 + lane</c> (m = 0..3) of its row, so each of a warp's four loads and stores covers
+    /// 128 contiguous bytes (a 16-byte struct per thread would split into four strided 4-byte accesses).
+    /// </summary>
+    public static void GatherRowsTiled<TFloat>(Index1D i, ArrayView<uint> source, int sourceRowOffset, ArrayView<int> rowOf, ArrayView<float> scale,
+        int hasScale, int words, ArrayView<uint> destination)
+        where TFloat : struct, IStrictFloat
+    {
+        int perRow = words / 4, index = i;
+        int r = index / perRow, within = index - r * perRow;
+        int first = within / 32 * TileWords + within % 32;
+        long to = (long)r * words + first;
+        int from = rowOf[r];
+        if (from < 0)
+        {
+            for (int m = 0; m < 4; m++) destination[to + m * 32] = 0u;
+            return;
+        }
+        long at = (long)(from + sourceRowOffset) * words + first;
+        uint w0 = source[at], w1 = source[at + 32], w2 = source[at + 64], w3 = source[at + 96];
+        if (hasScale != 0)
+        {
+            float s = scale[r];
+            w0 = ScalePair<TFloat>(w0, s);
+            w1 = ScalePair<TFloat>(w1, s);
+            w2 = ScalePair<TFloat>(w2, s);
+            w3 = ScalePair<TFloat>(w3, s);
+        }
+        destination[to] = w0;
+        destination[to + 32] = w1;
+        destination[to + 64] = w2;
+        destination[to + 96] = w3;
+    }
+
     /// <summary>Thread i (element j of destination row r): <see cref="GatherRows8{TFloat}"/> one value at a time, for any D.</summary>
     public static void GatherRows1<TFloat>(Index1D i, ArrayView<ushort> source, int sourceRowOffset, ArrayView<int> rowOf, ArrayView<float> scale,
         int hasScale, int d, ArrayView<ushort> destination)
@@ -95,6 +133,41 @@ internal static class BFloat16KernelBodies
             if (p1 >= 0) acc.Add(f, v1, hasScale != 0 ? scale[p1] : 1f, hasScale);
         }
         destination[(long)(destinationOffset + t) * packs + j] = acc.Round();
+    }
+
+    /// <summary>
+    /// <see cref="GatherReduce8{TFloat}"/> for rows of a multiple of 256 values, in <see cref="GatherRowsTiled{TFloat}"/>'s
+    /// coalesced layout: thread i sums the words <c>tile·128 + m·32 + lane</c> (m = 0..3) of its token, each value's terms
+    /// in slot order in a float32 accumulator, rounded once.
+    /// </summary>
+    public static void GatherReduceTiled<TFloat>(Index1D i, ArrayView<uint> rows, ArrayView<int> positions, int k, ArrayView<float> scale, int hasScale,
+        ArrayView<uint> initial, int hasInitial, int words, ArrayView<uint> destination, int destinationOffset)
+        where TFloat : struct, IStrictFloat
+    {
+        TFloat f = default;
+        int perRow = words / 4, index = i;
+        int t = index / perRow, within = index - t * perRow;
+        int first = within / 32 * TileWords + within % 32;
+        long own = (long)t * words + first;
+        var acc = new Accumulator8(hasInitial != 0
+            ? new UInt4(initial[own], initial[own + 32], initial[own + 64], initial[own + 96])
+            : default);
+        for (int slot = 0; slot < k; slot += 2)
+        {
+            int p0 = positions[t * k + slot];
+            int p1 = slot + 1 < k ? positions[t * k + slot + 1] : -1;
+            long a0 = (long)p0 * words + first, a1 = (long)p1 * words + first;
+            UInt4 v0 = p0 >= 0 ? new UInt4(rows[a0], rows[a0 + 32], rows[a0 + 64], rows[a0 + 96]) : default;
+            UInt4 v1 = p1 >= 0 ? new UInt4(rows[a1], rows[a1 + 32], rows[a1 + 64], rows[a1 + 96]) : default;
+            if (p0 >= 0) acc.Add(f, v0, hasScale != 0 ? scale[p0] : 1f, hasScale);
+            if (p1 >= 0) acc.Add(f, v1, hasScale != 0 ? scale[p1] : 1f, hasScale);
+        }
+        UInt4 sum = acc.Round();
+        long to = (long)(destinationOffset + t) * words + first;
+        destination[to] = sum.A;
+        destination[to + 32] = sum.B;
+        destination[to + 64] = sum.C;
+        destination[to + 96] = sum.D;
     }
 
     /// <summary>Thread i (element j of token t): <see cref="GatherReduce8{TFloat}"/> one value at a time, for any D.</summary>

@@ -44,6 +44,8 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
     private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, ArrayView<float>, int> _rowDots;
     private readonly Action<Index1D, ArrayView<UInt4>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<UInt4>> _gatherBf16x8;
     private readonly Action<Index1D, ArrayView<ushort>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<ushort>> _gatherBf16;
+    private readonly Action<Index1D, ArrayView<uint>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<uint>> _gatherBf16Tiled;
+    private readonly Action<Index1D, ArrayView<uint>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<uint>, int, int, ArrayView<uint>, int> _gatherReduceBf16Tiled;
     private readonly Action<Index1D, ArrayView<UInt4>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<UInt4>, int, int, ArrayView<UInt4>, int> _gatherReduceBf16x8;
     private readonly Action<Index1D, ArrayView<ushort>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<ushort>, int, int, ArrayView<ushort>, int> _gatherReduceBf16;
     private readonly Action<Index1D, ArrayView<ushort>, ArrayView<int>, ArrayView<ushort>, int, int, int, ArrayView<float>, int> _rowDotsBf16;
@@ -92,6 +94,10 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
             cuda ? BFloat16KernelBodies.GatherRows1<PtxStrictFloat> : BFloat16KernelBodies.GatherRows1<ManagedStrictFloat>);
         _gatherReduceBf16x8 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<UInt4>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<UInt4>, int, int, ArrayView<UInt4>, int>(
             cuda ? BFloat16KernelBodies.GatherReduce8<PtxStrictFloat> : BFloat16KernelBodies.GatherReduce8<ManagedStrictFloat>);
+        _gatherBf16Tiled = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<uint>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<uint>>(
+            cuda ? BFloat16KernelBodies.GatherRowsTiled<PtxStrictFloat> : BFloat16KernelBodies.GatherRowsTiled<ManagedStrictFloat>);
+        _gatherReduceBf16Tiled = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<uint>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<uint>, int, int, ArrayView<uint>, int>(
+            cuda ? BFloat16KernelBodies.GatherReduceTiled<PtxStrictFloat> : BFloat16KernelBodies.GatherReduceTiled<ManagedStrictFloat>);
         _gatherReduceBf16 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<ushort>, int, int, ArrayView<ushort>, int>(
             cuda ? BFloat16KernelBodies.GatherReduce1<PtxStrictFloat> : BFloat16KernelBodies.GatherReduce1<ManagedStrictFloat>);
         _rowDotsBf16 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<int>, ArrayView<ushort>, int, int, int, ArrayView<float>, int>(BFloat16KernelBodies.RowDots);
@@ -310,6 +316,11 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
         ArrayView<ushort> src = Halves(source, nameof(source));
         ArrayView<int> map = Ints(rowOf, nameof(rowOf));
         ArrayView<float> scales = scale is null ? map.Cast<float>() : Floats(scale, nameof(scale));
+        if (d % (2 * BFloat16KernelBodies.TileWords) == 0)
+        {
+            _gatherBf16Tiled(total / 8, src.Cast<uint>(), sourceRowOffset, map, scales, scale is null ? 0 : 1, d / 2, dst.Cast<uint>());
+            return;
+        }
         if (d % 8 == 0)
         {
             // Rows of a multiple of 8 values start on 16-byte boundaries (buffers are 256-byte aligned): move packs of 8.
@@ -327,6 +338,12 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
         ArrayView<int> slots = Ints(positions, nameof(positions));
         ArrayView<float> scales = scale is null ? slots.Cast<float>() : Floats(scale, nameof(scale));
         ArrayView<ushort> init = initial is null ? dst : Halves(initial, nameof(initial));
+        if (d % (2 * BFloat16KernelBodies.TileWords) == 0)
+        {
+            _gatherReduceBf16Tiled(total / 8, src.Cast<uint>(), slots, k, scales, scale is null ? 0 : 1, init.Cast<uint>(), initial is null ? 0 : 1,
+                d / 2, dst.Cast<uint>(), destinationOffset);
+            return;
+        }
         if (d % 8 == 0)
         {
             _gatherReduceBf16x8(total / 8, src.Cast<UInt4>(), slots, k, scales, scale is null ? 0 : 1, init.Cast<UInt4>(), initial is null ? 0 : 1,

@@ -134,7 +134,7 @@ public class KernelEquivalenceTests(CpuBackendFixture fixture)
     [Fact]
     public void GatherRows_MatchesHost_WithScaleOffsetAndMissingRows()
     {
-        Gen.Select(Gen.Int[0, 20], Gen.Int[0, 25], Gen.OneOf(Gen.Int[0, 17], Gen.OneOfConst(8, 16, 24)), Gen.Bool, Gen.Bool, Gen.Int[0, int.MaxValue - 1])
+        Gen.Select(Gen.Int[0, 20], Gen.Int[0, 25], Gen.OneOf(Gen.Int[0, 17], Gen.OneOfConst(8, 16, 24, 256, 512)), Gen.Bool, Gen.Bool, Gen.Int[0, int.MaxValue - 1])
             .Sample((sourceRows, destRows, d, scaled, bf16, seed) =>
             {
                 var r = new Random(seed);
@@ -156,7 +156,7 @@ public class KernelEquivalenceTests(CpuBackendFixture fixture)
     [Fact]
     public void GatherReduce_MatchesHost_OrderedWithoutFma()
     {
-        Gen.Select(Gen.Int[0, 12], Gen.Int[1, 9], Gen.OneOf(Gen.Int[0, 19], Gen.OneOfConst(8, 16, 24)), Gen.Bool, Gen.Bool, Gen.Int[0, 3], Gen.Bool, Gen.Int[0, int.MaxValue - 1])
+        Gen.Select(Gen.Int[0, 12], Gen.Int[1, 9], Gen.OneOf(Gen.Int[0, 19], Gen.OneOfConst(8, 16, 24, 256, 512)), Gen.Bool, Gen.Bool, Gen.Int[0, 3], Gen.Bool, Gen.Int[0, int.MaxValue - 1])
             .Sample((tokens, k, d, scaled, withInitial, destOffset, bf16, seed) =>
             {
                 var r = new Random(seed);

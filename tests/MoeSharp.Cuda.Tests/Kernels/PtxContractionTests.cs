@@ -46,6 +46,8 @@ public class PtxContractionTests
     [InlineData(nameof(BFloat16KernelBodies.GatherReduce1))]
     [InlineData(nameof(BFloat16KernelBodies.GatherRows8))]
     [InlineData(nameof(BFloat16KernelBodies.GatherRows1))]
+    [InlineData(nameof(BFloat16KernelBodies.GatherRowsTiled))]
+    [InlineData(nameof(BFloat16KernelBodies.GatherReduceTiled))]
     public void StrictBFloat16Kernels_EmitOnlyRoundedMulAndAdd(string kernel)
     {
         string[] ops = FloatArithmetic(Ptx(kernel, typeof(BFloat16KernelBodies), typeof(PtxStrictFloat)));
