@@ -208,7 +208,7 @@ internal static class DispatchKernelBodies
         int t = i / d, j = i - t * d;
         float acc = hasInitial != 0 ? initial[i] : 0f;
         // Slots in blocks of four: the four rows are loaded before the first add, so four loads are in flight at
-        // once (the adds must stay in slot order, and the rounded inline-PTX adds keep the loads from being hoisted).
+        // once (the adds must stay in slot order).
         for (int slot = 0; slot < k; slot += 4)
         {
             int p0 = positions[t * k + slot];

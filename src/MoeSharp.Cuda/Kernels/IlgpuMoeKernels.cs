@@ -70,7 +70,7 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
         _accelerator = accelerator;
         _allocator = allocator;
         _ownsAllocator = ownsAllocator;
-        // CUDA gets the inline-PTX no-FMA arithmetic; every other accelerator runs .NET operators (see StrictFloat).
+        // CUDA gets float64 products that ptxas cannot contract; every other accelerator runs .NET operators (see StrictFloat).
         bool cuda = accelerator.AcceleratorType == AcceleratorType.Cuda;
         _initScan = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>>(InitScan);
         _scan32 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<float>, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<int>>(ScanEntries32);
@@ -84,22 +84,22 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
         _clearRows = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<float>>(ClearRows);
         _scatterLayout = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<float>, ArrayView<int>, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<int>>(ScatterLayout);
         _sortPositions = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, int, ArrayView<int>>(SortPositions);
-        _gatherRows = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<float>>(cuda ? DispatchKernelBodies.GatherRows<PtxStrictFloat> : DispatchKernelBodies.GatherRows<ManagedStrictFloat>);
-        _gatherReduce = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<float>, int, int, ArrayView<float>, int>(cuda ? DispatchKernelBodies.GatherReduce<PtxStrictFloat> : DispatchKernelBodies.GatherReduce<ManagedStrictFloat>);
-        _gatherRows4 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<Float4>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<Float4>>(cuda ? DispatchKernelBodies.GatherRows4<PtxStrictFloat> : DispatchKernelBodies.GatherRows4<ManagedStrictFloat>);
+        _gatherRows = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<float>>(cuda ? DispatchKernelBodies.GatherRows<CudaStrictFloat> : DispatchKernelBodies.GatherRows<ManagedStrictFloat>);
+        _gatherReduce = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<float>, int, int, ArrayView<float>, int>(cuda ? DispatchKernelBodies.GatherReduce<CudaStrictFloat> : DispatchKernelBodies.GatherReduce<ManagedStrictFloat>);
+        _gatherRows4 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<Float4>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<Float4>>(cuda ? DispatchKernelBodies.GatherRows4<CudaStrictFloat> : DispatchKernelBodies.GatherRows4<ManagedStrictFloat>);
         _rowDots = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, ArrayView<float>, int>(DispatchKernelBodies.RowDots);
         _gatherBf16x8 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<UInt4>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<UInt4>>(
-            cuda ? BFloat16KernelBodies.GatherRows8<PtxStrictFloat> : BFloat16KernelBodies.GatherRows8<ManagedStrictFloat>);
+            cuda ? BFloat16KernelBodies.GatherRows8<CudaStrictFloat> : BFloat16KernelBodies.GatherRows8<ManagedStrictFloat>);
         _gatherBf16 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<ushort>>(
-            cuda ? BFloat16KernelBodies.GatherRows1<PtxStrictFloat> : BFloat16KernelBodies.GatherRows1<ManagedStrictFloat>);
+            cuda ? BFloat16KernelBodies.GatherRows1<CudaStrictFloat> : BFloat16KernelBodies.GatherRows1<ManagedStrictFloat>);
         _gatherReduceBf16x8 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<UInt4>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<UInt4>, int, int, ArrayView<UInt4>, int>(
-            cuda ? BFloat16KernelBodies.GatherReduce8<PtxStrictFloat> : BFloat16KernelBodies.GatherReduce8<ManagedStrictFloat>);
+            cuda ? BFloat16KernelBodies.GatherReduce8<CudaStrictFloat> : BFloat16KernelBodies.GatherReduce8<ManagedStrictFloat>);
         _gatherBf16Tiled = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<uint>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<uint>>(
-            cuda ? BFloat16KernelBodies.GatherRowsTiled<PtxStrictFloat> : BFloat16KernelBodies.GatherRowsTiled<ManagedStrictFloat>);
+            cuda ? BFloat16KernelBodies.GatherRowsTiled<CudaStrictFloat> : BFloat16KernelBodies.GatherRowsTiled<ManagedStrictFloat>);
         _gatherReduceBf16Tiled = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<uint>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<uint>, int, int, ArrayView<uint>, int>(
-            cuda ? BFloat16KernelBodies.GatherReduceTiled<PtxStrictFloat> : BFloat16KernelBodies.GatherReduceTiled<ManagedStrictFloat>);
+            cuda ? BFloat16KernelBodies.GatherReduceTiled<CudaStrictFloat> : BFloat16KernelBodies.GatherReduceTiled<ManagedStrictFloat>);
         _gatherReduceBf16 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<ushort>, int, int, ArrayView<ushort>, int>(
-            cuda ? BFloat16KernelBodies.GatherReduce1<PtxStrictFloat> : BFloat16KernelBodies.GatherReduce1<ManagedStrictFloat>);
+            cuda ? BFloat16KernelBodies.GatherReduce1<CudaStrictFloat> : BFloat16KernelBodies.GatherReduce1<ManagedStrictFloat>);
         _rowDotsBf16 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<int>, ArrayView<ushort>, int, int, int, ArrayView<float>, int>(BFloat16KernelBodies.RowDots);
     }
 
