@@ -45,6 +45,8 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
     private readonly Action<Index1D, ArrayView<UInt4>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<UInt4>> _gatherBf16x8;
     private readonly Action<Index1D, ArrayView<ushort>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<ushort>> _gatherBf16;
     private readonly Action<Index1D, ArrayView<uint>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<uint>> _gatherBf16Tiled;
+    private readonly Action<Index1D, ArrayView<uint>, int, ArrayView<int>, int, ArrayView<float>, int, int, int, ArrayView<uint>> _scatterTokensTiled;
+    private readonly Action<Index1D, ArrayView<int>, int, ArrayView<uint>> _clearTokenlessRowsTiled;
     private readonly Action<Index1D, ArrayView<uint>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<uint>, int, int, ArrayView<uint>, int> _gatherReduceBf16Tiled;
     private readonly Action<Index1D, ArrayView<UInt4>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<UInt4>, int, int, ArrayView<UInt4>, int> _gatherReduceBf16x8;
     private readonly Action<Index1D, ArrayView<ushort>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<ushort>, int, int, ArrayView<ushort>, int> _gatherReduceBf16;
@@ -98,6 +100,9 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
             cuda ? BFloat16KernelBodies.GatherRowsTiled<CudaStrictFloat> : BFloat16KernelBodies.GatherRowsTiled<ManagedStrictFloat>);
         _gatherReduceBf16Tiled = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<uint>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<uint>, int, int, ArrayView<uint>, int>(
             cuda ? BFloat16KernelBodies.GatherReduceTiled<CudaStrictFloat> : BFloat16KernelBodies.GatherReduceTiled<ManagedStrictFloat>);
+        _scatterTokensTiled = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<uint>, int, ArrayView<int>, int, ArrayView<float>, int, int, int, ArrayView<uint>>(
+            cuda ? TokenScatterKernelBodies.ScatterTokensTiled<CudaStrictFloat> : TokenScatterKernelBodies.ScatterTokensTiled<ManagedStrictFloat>);
+        _clearTokenlessRowsTiled = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, int, ArrayView<uint>>(TokenScatterKernelBodies.ClearTokenlessRowsTiled);
         _gatherReduceBf16 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<ushort>, int, int, ArrayView<ushort>, int>(
             cuda ? BFloat16KernelBodies.GatherReduce1<CudaStrictFloat> : BFloat16KernelBodies.GatherReduce1<ManagedStrictFloat>);
         _rowDotsBf16 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<int>, ArrayView<ushort>, int, int, int, ArrayView<float>, int>(BFloat16KernelBodies.RowDots);
@@ -274,9 +279,37 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
     }
 
     /// <inheritdoc />
-    /// <remarks>On a GPU the gather form is as good (no cache to stream through twice): it computes exactly that.</remarks>
+    /// <remarks>
+    /// Rows of a multiple of 128 words (128 float32 or 256 bfloat16 values) go token by token, each token row read once
+    /// (<see cref="TokenScatterKernelBodies"/>); other widths are computed as the gather.
+    /// </remarks>
     public void ScatterTokenRows(Tensor source, int sourceRowOffset, Tensor rowToken, Tensor entryRow, int topK, Tensor? scale, Tensor destination)
-        => GatherRows(source, sourceRowOffset, rowToken, scale, destination);
+    {
+        int elementsPerWord = destination.DType == DType.BFloat16 ? 2 : 1;
+        int d = destination.RowLength, words = d / elementsPerWord;
+        if (d % (elementsPerWord * BFloat16KernelBodies.TileWords) != 0 || destination.DType != source.DType)
+        {
+            GatherRows(source, sourceRowOffset, rowToken, scale, destination);
+            return;
+        }
+        int rows = rowToken.ElementCount, tokens = entryRow.ElementCount / Math.Max(1, topK);
+        ArrayView<uint> to = Words(destination, nameof(destination));
+        ArrayView<int> tokenOf = Ints(rowToken, nameof(rowToken));
+        // Rows no token lands in exist only when there are more rows than (token, slot) entries.
+        if (rows > tokens * topK && rows > 0) _clearTokenlessRowsTiled(rows * (words / 4), tokenOf, words, to);
+        if (tokens == 0 || topK == 0) return;
+        ArrayView<int> rowOfEntry = Ints(entryRow, nameof(entryRow));
+        _scatterTokensTiled(tokens * (words / 4), Words(source, nameof(source)), sourceRowOffset, rowOfEntry, topK,
+            scale is null ? rowOfEntry.Cast<float>() : Floats(scale, nameof(scale)), scale is null ? 0 : 1, elementsPerWord - 1, words, to);
+    }
+
+    /// <summary>A float32 or bfloat16 tensor as 32-bit words (one float32, or two bfloat16 values, per word).</summary>
+    private ArrayView<uint> Words(Tensor t, string name)
+    {
+        IlgpuDeviceBuffer buffer = Buffer(t, name);
+        if (t.DType is not (DType.Float32 or DType.BFloat16)) throw new ArgumentException($"{name} must be float32 or bfloat16; got {t}", name);
+        return buffer.View<uint>(t.ByteCount / sizeof(uint));
+    }
 
     /// <inheritdoc />
     public void GatherReduce(Tensor rows, Tensor positions, Tensor? scale, Tensor? initial, Tensor destination, int destinationOffset)

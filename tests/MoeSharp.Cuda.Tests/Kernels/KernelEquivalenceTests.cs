@@ -154,6 +154,31 @@ public class KernelEquivalenceTests(CpuBackendFixture fixture)
     }
 
     [Fact]
+    public void ScatterTokenRows_MatchesHost_TokenOrderAndGatherWidths()
+    {
+        // Widths of a multiple of 128 words take the token-order kernel, others the gather; pad rows must come out zero.
+        Gen.Select(Gen.Int[0, 12], Gen.Int[1, 4], Gen.OneOfConst(3, 8, 128, 256, 384, 512), Gen.Bool, Gen.Bool, Gen.Int[0, 5], Gen.Int[0, int.MaxValue - 1])
+            .Sample((tokens, k, d, scaled, bf16, padRows, seed) =>
+            {
+                var r = new Random(seed);
+                int offset = r.Next(3), rows = tokens * k + padRows;
+                DType rowType = bf16 ? DType.BFloat16 : DType.Float32;
+                var source = Rows(RandomFloats(r, tokens + offset, d), bf16);
+                int[] rowOfEntry = Enumerable.Range(0, rows).OrderBy(_ => r.Next()).Take(tokens * k).ToArray();
+                var tokenOf = Enumerable.Repeat(-1, rows).ToArray();
+                for (int e = 0; e < rowOfEntry.Length; e++) tokenOf[rowOfEntry[e]] = e / k;
+                var rowToken = Tensor.FromArray(tokenOf, rows);
+                var entryRow = Tensor.FromArray(rowOfEntry, tokens * k);
+                Tensor? scale = scaled ? RandomFloats(r, rows) : null;
+                var hostOut = Rows(RandomFloats(r, rows, d), bf16);
+                Tensor devOut = Dev(hostOut);
+                _host.ScatterTokenRows(source, offset, rowToken, entryRow, k, scale, hostOut);
+                _device.ScatterTokenRows(Dev(source), offset, Dev(rowToken), Dev(entryRow), k, scale is null ? null : Dev(scale), devOut);
+                AssertBitwise(hostOut, devOut, $"scattered {rowType} rows, D = {d}");
+            }, iter: 120, threads: 1);
+    }
+
+    [Fact]
     public void GatherReduce_MatchesHost_OrderedWithoutFma()
     {
         Gen.Select(Gen.Int[0, 12], Gen.Int[1, 9], Gen.OneOf(Gen.Int[0, 19], Gen.OneOfConst(8, 16, 24, 256, 512)), Gen.Bool, Gen.Bool, Gen.Int[0, 3], Gen.Bool, Gen.Int[0, int.MaxValue - 1])
