@@ -66,35 +66,18 @@ public static class BFloat16Rows
         for (; j < bits.Length; j++) narrow[j] = BFloat16.FromSingle(source[j].ToSingle() * scale).Bits;
     }
 
-    /// <summary>
-    /// <c>accumulator[i] += float(row[i]) · scale</c> (or <c>+= float(row[i])</c> without a scale): the product
-    /// rounded to float32, then the sum rounded; never fused.
-    /// </summary>
+    /// <summary>A vector of bfloat16 bit patterns widened to two float32 vectors (low lanes, high lanes), exactly.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void AddScaled(ReadOnlySpan<BFloat16> row, float? scale, Span<float> accumulator)
+    public static (Vector<float> Low, Vector<float> High) WidenVector(Vector<ushort> bits)
     {
-        ReadOnlySpan<ushort> bits = MemoryMarshal.Cast<BFloat16, ushort>(row);
-        int width = Vector<ushort>.Count, half = Vector<float>.Count, j = 0;
-        bool scaled = scale.HasValue;
-        var s = new Vector<float>(scale ?? 1f);
-        for (; j <= bits.Length - width; j += width)
-        {
-            Vector.Widen(new Vector<ushort>(bits.Slice(j)), out Vector<uint> low, out Vector<uint> high);
-            Vector<float> a = Vector.AsVectorSingle(low << 16), b = Vector.AsVectorSingle(high << 16);
-            if (scaled)
-            {
-                a *= s;
-                b *= s;
-            }
-            (new Vector<float>(accumulator.Slice(j)) + a).CopyTo(accumulator.Slice(j));
-            (new Vector<float>(accumulator.Slice(j + half)) + b).CopyTo(accumulator.Slice(j + half));
-        }
-        for (; j < bits.Length; j++)
-        {
-            float v = row[j].ToSingle();
-            accumulator[j] += scaled ? v * scale!.Value : v;
-        }
+        Vector.Widen(bits, out Vector<uint> low, out Vector<uint> high);
+        return (Vector.AsVectorSingle(low << 16), Vector.AsVectorSingle(high << 16));
     }
+
+    /// <summary>Two float32 vectors rounded to bfloat16 (as <see cref="BFloat16.FromSingle"/>) and packed into one vector of bit patterns.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector<ushort> NarrowVector(Vector<float> low, Vector<float> high)
+        => Vector.Narrow(RoundedHigh(Vector.AsVectorUInt32(low)), RoundedHigh(Vector.AsVectorUInt32(high)));
 
     /// <summary>
     /// Each lane's bfloat16 bits in the low half: <c>(bits + 0x7FFF + lsb) >> 16</c>, or the quiet NaN

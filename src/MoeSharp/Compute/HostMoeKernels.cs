@@ -225,8 +225,7 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
     {
         if (destination.DType == DType.BFloat16)
         {
-            // Half the bytes of float32: the plain gather (each token row read K times, from cache) is good enough here.
-            GatherBFloat16Rows(source, sourceRowOffset, rowToken, scale, destination);
+            ScatterBFloat16TokenRows(source, sourceRowOffset, rowToken, entryRow, topK, scale, destination);
             return;
         }
         float[] src = source.Data<float>();
@@ -344,8 +343,54 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
     }
 
     /// <summary>
+    /// <see cref="ScatterTokenRows"/> of bfloat16 rows, token by token as the float32 form: unscaled rows are raw
+    /// copies (streamed as 32-bit words when D is even and the output large), scaled ones widened, multiplied in
+    /// float32 and rounded once.
+    /// </summary>
+    private static void ScatterBFloat16TokenRows(Tensor source, int sourceRowOffset, Tensor rowToken, Tensor entryRow, int topK, Tensor? scale,
+        Tensor destination)
+    {
+        BFloat16[] src = source.Data<BFloat16>();
+        BFloat16[] dst = destination.Data<BFloat16>();
+        int[] tokenOf = rowToken.Data<int>();
+        int[] rowOfEntry = entryRow.Data<int>();
+        float[]? scales = scale is null ? null : scale.Data<float>();
+        int d = destination.RowLength, rows = rowToken.ElementCount, tokens = entryRow.ElementCount / Math.Max(1, topK);
+        bool streaming = Avx.IsSupported && scales is null && d % 2 == 0 && (long)rows * d * 2 >= StreamingBytes;
+        HostParallel.For(rows, 8L, (start, end) =>
+        {
+            for (int r = start; r < end; r++)
+            {
+                if (tokenOf[r] < 0) dst.AsSpan(r * d, d).Clear();
+            }
+        });
+        HostParallel.For(tokens, 2L * d * (topK + 1), (start, end) =>
+        {
+            fixed (BFloat16* srcBase = src)
+            fixed (BFloat16* dstBase = dst)
+            {
+                for (int t = start; t < end; t++)
+                {
+                    BFloat16* from = srcBase + (long)(sourceRowOffset + t) * d;
+                    for (int k = 0; k < topK; k++)
+                    {
+                        int r = rowOfEntry[t * topK + k];
+                        BFloat16* to = dstBase + (long)r * d;
+                        // A pair of bfloat16 values is moved as one 32-bit word: a bit copy, no arithmetic.
+                        if (streaming) StreamRow((float*)from, (float*)to, d / 2, 1f, scale: false);
+                        else if (scales is null) new ReadOnlySpan<BFloat16>(from, d).CopyTo(new Span<BFloat16>(to, d));
+                        else BFloat16Rows.Scale(new ReadOnlySpan<BFloat16>(from, d), scales[r], new Span<BFloat16>(to, d));
+                    }
+                }
+                if (streaming) Sse.StoreFence();
+            }
+        });
+    }
+
+    /// <summary>
     /// <see cref="GatherReduce"/> of bfloat16 rows: each token's terms (widened, scaled in float32) are added in
-    /// order in a float32 accumulator that starts from the widened initial row (or +0) and is rounded once.
+    /// order in float32 accumulators that start from the widened initial row (or +0) and are rounded once, a vector
+    /// of values at a time across all of the token's rows (the accumulators stay in registers).
     /// </summary>
     private static void GatherReduceBFloat16(Tensor rows, Tensor positions, Tensor? scale, Tensor? initial, Tensor destination, int destinationOffset)
     {
@@ -357,19 +402,52 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
         int d = destination.RowLength, tokens = positions.Rows, k = positions.RowLength;
         HostParallel.For(tokens, 2L * d * (k + 1), (start, end) =>
         {
-            var accumulator = new float[d];
             for (int t = start; t < end; t++)
             {
-                if (init is null) Array.Clear(accumulator);
-                else BFloat16Rows.Widen(init.AsSpan(t * d, d), accumulator);
-                foreach (int p in pos.AsSpan(t * k, k))
-                {
-                    if (p < 0) continue;
-                    BFloat16Rows.AddScaled(src.AsSpan(p * d, d), scales is null ? null : scales[p], accumulator);
-                }
-                BFloat16Rows.Narrow(accumulator, dst.AsSpan((destinationOffset + t) * d, d));
+                ReduceBFloat16Token(src, pos.AsSpan(t * k, k), scales, init is null ? default : init.AsSpan(t * d, d), init is not null,
+                    dst.AsSpan((destinationOffset + t) * d, d), d);
             }
         });
+    }
+
+    /// <summary>One token's ordered bfloat16 sum, <see cref="Vector{T}"/> of ushort (two float vectors) at a time, scalar tail.</summary>
+    private static void ReduceBFloat16Token(BFloat16[] rows, ReadOnlySpan<int> positions, float[]? scales, ReadOnlySpan<BFloat16> initial,
+        bool hasInitial, Span<BFloat16> destination, int d)
+    {
+        ReadOnlySpan<ushort> rowBits = MemoryMarshal.Cast<BFloat16, ushort>(rows.AsSpan());
+        ReadOnlySpan<ushort> initialBits = MemoryMarshal.Cast<BFloat16, ushort>(initial);
+        int width = Vector<ushort>.Count, j = 0;
+        for (; j <= d - width; j += width)
+        {
+            Vector<float> low = Vector<float>.Zero, high = Vector<float>.Zero;
+            if (hasInitial) (low, high) = BFloat16Rows.WidenVector(new Vector<ushort>(initialBits.Slice(j)));
+            foreach (int p in positions)
+            {
+                if (p < 0) continue;
+                var (a, b) = BFloat16Rows.WidenVector(new Vector<ushort>(rowBits.Slice(p * d + j)));
+                if (scales is not null)
+                {
+                    var s = new Vector<float>(scales[p]);
+                    a *= s;
+                    b *= s;
+                }
+                // Rounded product, then rounded sum: the JIT does not contract this into an FMA.
+                low += a;
+                high += b;
+            }
+            BFloat16Rows.NarrowVector(low, high).CopyTo(MemoryMarshal.Cast<BFloat16, ushort>(destination).Slice(j));
+        }
+        for (; j < d; j++)
+        {
+            float acc = hasInitial ? initial[j].ToSingle() : 0f;
+            foreach (int p in positions)
+            {
+                if (p < 0) continue;
+                float v = rows[p * d + j].ToSingle();
+                acc += scales is null ? v : v * scales[p];
+            }
+            destination[j] = BFloat16.FromSingle(acc);
+        }
     }
 
     /// <summary><see cref="RowDots"/> of bfloat16 rows (widened exactly; the float64 sum is the same operation).</summary>

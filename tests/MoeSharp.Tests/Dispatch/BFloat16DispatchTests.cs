@@ -88,6 +88,29 @@ public class BFloat16DispatchTests
         Assert.Equal("x", error.ParamName);
     }
 
+    [Theory]
+    [InlineData(64, 16, false)]
+    [InlineData(2048, 1024, false)] // a 32 MiB output: the streaming-store path
+    [InlineData(300, 33, true)]
+    public void TokenOrderScatter_EqualsTheGather(int tokens, int dim, bool scaled)
+    {
+        const int k = 8;
+        var random = new Random(tokens + dim);
+        var kernels = new MoeSharp.Compute.HostMoeKernels();
+        Tensor source = RandomRows(random, tokens, dim);
+        int rows = tokens * k + 5;
+        int[] rowOfEntry = Enumerable.Range(0, rows).OrderBy(_ => random.Next()).Take(tokens * k).ToArray();
+        var tokenOf = Enumerable.Repeat(-1, rows).ToArray();
+        for (int e = 0; e < rowOfEntry.Length; e++) tokenOf[rowOfEntry[e]] = e / k;
+        Tensor? scale = scaled ? Tensor.FromArray(Enumerable.Range(0, rows).Select(_ => (float)random.NextDouble()).ToArray(), rows) : null;
+        var scattered = Tensor.Zeros(DType.BFloat16, rows, dim);
+        var gathered = Tensor.Zeros(DType.BFloat16, rows, dim);
+        kernels.ScatterTokenRows(source, 0, Tensor.FromArray(tokenOf, rows), Tensor.FromArray(rowOfEntry, tokens * k), k, scale, scattered);
+        kernels.GatherRows(source, 0, Tensor.FromArray(tokenOf, rows), scale, gathered);
+        string? mismatch = DispatchHarness.BitwiseMismatch($"T {tokens}, D {dim}", gathered, scattered);
+        Assert.True(mismatch is null, mismatch);
+    }
+
     private static GroupInputs[] InBFloat16(GroupInputs[] inputs)
         => inputs.Select(g => g with { X = g.X.ToBFloat16() }).ToArray();
 
