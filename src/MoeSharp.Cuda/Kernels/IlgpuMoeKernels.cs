@@ -224,8 +224,8 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
             _chunkRanks(new KernelConfig(chunks, chunk), ids, n, experts, tableView, rankView);
             _columnScan(experts, tableView, chunks, experts, Ints(expertStart, nameof(expertStart)));
             _placeRanked(n, ids, rankView, chunk, experts, tableView, sorted);
-            // The scratch goes back to the pool only once the kernels that use it are done.
-            _accelerator.DefaultStream.Synchronize();
+            // No wait: the scratch goes back to the pool at once, and whoever rents it next queues after these kernels
+            // (every user of this allocator's memory is ordered on the default stream, or after it by an event).
         }
         finally
         {

@@ -8,6 +8,9 @@ namespace MoeSharp.Cuda.Memory;
 /// allocator: buffers handed back with <see cref="Return"/> are reused best-fit by later <see cref="Rent"/>
 /// calls instead of being freed, because device allocation and free synchronize the device and cost far more
 /// than a dispatch's kernels. Thread-safe. Disposing it frees every buffer it ever allocated, rented ones too.
+/// A buffer may be handed back while queued kernels still use it, as with PyTorch's allocator: all work on this
+/// memory is ordered on the accelerator's default stream (NCCL's communication stream waits on it by an event, and
+/// copies to the host synchronize), so whatever the next renter queues runs after them.
 /// </summary>
 public sealed class IlgpuTensorAllocator : ITensorAllocator, IDisposable
 {
