@@ -138,6 +138,26 @@ internal static class DispatchKernelBodies
         }
     }
 
+    /// <summary>
+    /// Thread r (a received row): finds its block — the last b with <c>runs[b] ≤ r</c>, by binary search over the
+    /// <paramref name="blocks"/> starts in <c>runs[0 .. blocks]</c> — and maps it to the block's destination
+    /// (<c>runs[blocks + 1 + b]</c>) plus its offset, both ways.
+    /// </summary>
+    public static void MapBlocks(Index1D r, ArrayView<int> runs, int blocks, ArrayView<int> expertMajorRowOf, ArrayView<int> rankMajorRowOf)
+    {
+        int row = r;
+        int low = 0, high = blocks - 1;
+        while (low < high)
+        {
+            int middle = (low + high + 1) / 2;
+            if (runs[middle] <= row) low = middle;
+            else high = middle - 1;
+        }
+        int routed = runs[blocks + 1 + low] + (row - runs[low]);
+        rankMajorRowOf[row] = routed;
+        expertMajorRowOf[routed] = row;
+    }
+
     /// <summary>Thread r: a row no entry lands in (expert alignment) has token -1 and score 0.</summary>
     public static void ClearRows(Index1D r, ArrayView<int> rowToken, ArrayView<float> rowScore)
     {

@@ -38,6 +38,7 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
     private readonly Action<Index1D, ArrayView<int>, ArrayView<float>> _clearRows;
     private readonly Action<Index1D, ArrayView<int>, ArrayView<float>, ArrayView<int>, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<int>> _scatterLayout;
     private readonly Action<Index1D, ArrayView<int>, int, ArrayView<int>> _sortPositions;
+    private readonly Action<Index1D, ArrayView<int>, int, ArrayView<int>, ArrayView<int>> _mapBlocks;
     private readonly Action<Index1D, ArrayView<float>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<float>> _gatherRows;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<float>, int, int, ArrayView<float>, int> _gatherReduce;
     private readonly Action<Index1D, ArrayView<Float4>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<Float4>> _gatherRows4;
@@ -83,6 +84,7 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
         _chunkRanks = accelerator.LoadStreamKernel<ArrayView<int>, int, int, ArrayView<int>, ArrayView<int>>(ChunkRanks);
         _placeRanked = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<int>, int, int, ArrayView<int>, ArrayView<int>>(PlaceRanked);
         _rankChunk = Math.Min(MaxRankChunk, accelerator.MaxNumThreadsPerGroup);
+        _mapBlocks = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, int, ArrayView<int>, ArrayView<int>>(MapBlocks);
         _clearRows = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<float>>(ClearRows);
         _scatterLayout = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<float>, ArrayView<int>, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<int>>(ScatterLayout);
         _sortPositions = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, int, ArrayView<int>>(SortPositions);
@@ -232,6 +234,32 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
             _allocator.Return(rank);
             _allocator.Return(table);
             _allocator.Return(expertStart);
+        }
+    }
+
+    /// <inheritdoc />
+    /// <remarks>One small upload (the S·e block runs); the row maps are written by a kernel.</remarks>
+    public void BuildPermutation(ReadOnlySpan<int> blockStart, ReadOnlySpan<int> blockDestination, Tensor expertMajorRowOf, Tensor rankMajorRowOf)
+    {
+        int blocks = blockDestination.Length, received = rankMajorRowOf.ElementCount;
+        ArrayView<int> toReceived = Ints(expertMajorRowOf, nameof(expertMajorRowOf));
+        ArrayView<int> toRouted = Ints(rankMajorRowOf, nameof(rankMajorRowOf));
+        // Rows no block covers (alignment padding) read -1: all bytes 0xFF.
+        if (expertMajorRowOf.ElementCount > received) Buffer(expertMajorRowOf, nameof(expertMajorRowOf)).Bytes.SubView(0, expertMajorRowOf.ByteCount)
+            .MemSet(_accelerator.DefaultStream, 0xFF);
+        if (received == 0 || blocks == 0) return;
+        var runs = new int[2 * blocks + 1];
+        blockStart.CopyTo(runs);
+        blockDestination.CopyTo(runs.AsSpan(blocks + 1));
+        Tensor table = _allocator.Upload(Tensor.FromArray(runs, runs.Length));
+        try
+        {
+            _mapBlocks(received, Ints(table, nameof(table)), blocks, toReceived, toRouted);
+        }
+        finally
+        {
+            // Stream-ordered reuse, as in StableSortByExpert.
+            _allocator.Return(table);
         }
     }
 

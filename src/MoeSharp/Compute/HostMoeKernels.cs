@@ -119,6 +119,22 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
     }
 
 
+    /// <inheritdoc />
+    public void BuildPermutation(ReadOnlySpan<int> blockStart, ReadOnlySpan<int> blockDestination, Tensor expertMajorRowOf, Tensor rankMajorRowOf)
+    {
+        Span<int> toReceived = expertMajorRowOf.AsSpan<int>();
+        Span<int> toRouted = rankMajorRowOf.AsSpan<int>();
+        toReceived.Fill(-1);
+        for (int b = 0; b < blockDestination.Length; b++)
+        {
+            for (int r = blockStart[b], q = blockDestination[b]; r < blockStart[b + 1]; r++, q++)
+            {
+                toReceived[q] = r;
+                toRouted[r] = q;
+            }
+        }
+    }
+
     /// <summary>Expert ids per chunk below which sorting and counting stay on one thread.</summary>
     private const int SerialSortEntries = 1 << 16;
 

@@ -84,6 +84,18 @@ public interface IMoeKernels
         Tensor rowToken, Tensor rowScore, Tensor entryRow, Tensor tokenPositions);
 
     /// <summary>
+    /// The maps between the received rank-major rows and the expert-major routed rows, built from per-block runs:
+    /// received rows <c>[blockStart[b], blockStart[b + 1])</c> are expert-major rows <c>blockDestination[b] + 0, 1, …</c>.
+    /// <c>rankMajorRowOf[r]</c> is received row r's routed row; <c>expertMajorRowOf[q]</c> is routed row q's received
+    /// row, or -1 for a row no block covers (alignment padding).
+    /// </summary>
+    /// <param name="blockStart"><c>[B + 1]</c> ascending; the last entry is the number of received rows.</param>
+    /// <param name="blockDestination"><c>[B]</c> first routed row of each block.</param>
+    /// <param name="expertMajorRowOf"><c>[R]</c> int32, overwritten.</param>
+    /// <param name="rankMajorRowOf"><c>[blockStart[B]]</c> int32, overwritten.</param>
+    void BuildPermutation(ReadOnlySpan<int> blockStart, ReadOnlySpan<int> blockDestination, Tensor expertMajorRowOf, Tensor rankMajorRowOf);
+
+    /// <summary>
     /// Row gather with optional scale: <c>destination[i] = source[sourceRowOffset + rowOf[i]] · scale[i]</c> (one
     /// float32 multiply, rounded once to the row dtype), or a zero row where <c>rowOf[i] &lt; 0</c>. Every destination
     /// row is written. Rows are float32 or bfloat16, the same dtype on both sides.

@@ -54,6 +54,13 @@ public sealed class ProfilingMoeKernels(IMoeKernels inner) : IMoeKernels
     }
 
     /// <inheritdoc />
+    public void BuildPermutation(ReadOnlySpan<int> blockStart, ReadOnlySpan<int> blockDestination, Tensor expertMajorRowOf, Tensor rankMajorRowOf)
+    {
+        int[] starts = blockStart.ToArray(), destinations = blockDestination.ToArray();
+        Time(nameof(BuildPermutation), () => inner.BuildPermutation(starts, destinations, expertMajorRowOf, rankMajorRowOf));
+    }
+
+    /// <inheritdoc />
     public void BuildLocalLayout(Tensor order, Tensor entryScores, int realTokens, int topK, Tensor? rowOfSorted,
         Tensor rowToken, Tensor rowScore, Tensor entryRow, Tensor tokenPositions)
         => Time(nameof(BuildLocalLayout), () => inner.BuildLocalLayout(order, entryScores, realTokens, topK, rowOfSorted, rowToken, rowScore, entryRow, tokenPositions));

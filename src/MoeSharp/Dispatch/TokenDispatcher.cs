@@ -443,37 +443,26 @@ public abstract class TokenDispatcher
         foreach (int c in tokensPerLocalExpert) routed += c;
         if (e == 1 && routed == received) return null;
 
-        // Where each (source, expert) block starts in the received buffer.
-        var blockStart = new int[s * e];
-        int running = 0;
-        for (int i = 0; i < s * e; i++)
+        // Block (p, j) = the rows from source p for local expert j: where it starts in the received buffer (rank-major)
+        // and in the routed rows (expert-major: expert j's rows from sources 0, 1, … in order). The row maps follow on
+        // the backend from these S·e runs.
+        var blockStart = new int[s * e + 1];
+        for (int b = 0; b < s * e; b++) blockStart[b + 1] = blockStart[b] + receiveCounts[b];
+        var next = new int[e];
+        for (int j = 1; j < e; j++) next[j] = next[j - 1] + tokensPerLocalExpert[j - 1];
+        var blockDestination = new int[s * e];
+        for (int p = 0; p < s; p++)
         {
-            blockStart[i] = running;
-            running += receiveCounts[i];
-        }
-        // The maps follow from the received counts, which the host has: built here, copied to the device.
-        Tensor expertMajor = Tensor.Uninitialized(DType.Int32, routed);
-        Tensor rankMajor = Tensor.Uninitialized(DType.Int32, received);
-        Span<int> toReceived = expertMajor.AsSpan<int>();
-        Span<int> toRouted = rankMajor.AsSpan<int>();
-        int row = 0;
-        for (int j = 0; j < e; j++)
-        {
-            int expertStart = row;
-            for (int p = 0; p < s; p++)
+            for (int j = 0; j < e; j++)
             {
-                int start = blockStart[p * e + j], count = receiveCounts[p * e + j];
-                for (int r = 0; r < count; r++)
-                {
-                    toReceived[row] = start + r;
-                    toRouted[start + r] = row;
-                    row++;
-                }
+                blockDestination[p * e + j] = next[j];
+                next[j] += receiveCounts[p * e + j];
             }
-            int end = expertStart + tokensPerLocalExpert[j];
-            while (row < end) toReceived[row++] = -1;
         }
-        return new ExpertMajorPermutation(Kernels.ToDevice(expertMajor), Kernels.ToDevice(rankMajor));
+        Tensor expertMajor = Pool.Rent(DType.Int32, routed);
+        Tensor rankMajor = Pool.Rent(DType.Int32, received);
+        Kernels.BuildPermutation(blockStart, blockDestination, expertMajor, rankMajor);
+        return new ExpertMajorPermutation(expertMajor, rankMajor);
     }
 
     /// <summary>Forward exchange: local-layout rows to this rank's experts, expert-major.</summary>

@@ -132,6 +132,50 @@ public class KernelEquivalenceTests(CpuBackendFixture fixture)
     }
 
     [Fact]
+    public void BuildPermutation_MatchesHost_WithEmptyBlocksAndPadding()
+    {
+        // S sources × e experts of random block sizes (often zero); each expert's routed rows padded to a random length.
+        Gen.Select(Gen.Int[1, 4], Gen.Int[1, 6], Gen.Int[0, int.MaxValue - 1]).Sample((sources, experts, seed) =>
+        {
+            var r = new Random(seed);
+            int blocks = sources * experts;
+            var counts = Enumerable.Range(0, blocks).Select(_ => r.Next(3) == 0 ? 0 : r.Next(1, 40)).ToArray();
+            var blockStart = new int[blocks + 1];
+            for (int b = 0; b < blocks; b++) blockStart[b + 1] = blockStart[b] + counts[b];
+            var perExpert = new int[experts];
+            for (int b = 0; b < blocks; b++) perExpert[b % experts] += counts[b];
+            var next = new int[experts];
+            int routed = 0;
+            for (int j = 0; j < experts; j++)
+            {
+                next[j] = routed;
+                routed += perExpert[j] + r.Next(3);
+            }
+            var destination = new int[blocks];
+            for (int p = 0; p < sources; p++)
+            {
+                for (int j = 0; j < experts; j++)
+                {
+                    destination[p * experts + j] = next[j];
+                    next[j] += counts[p * experts + j];
+                }
+            }
+            int received = blockStart[blocks];
+            var hostExpert = Tensor.Zeros(DType.Int32, routed);
+            var hostRank = Tensor.Zeros(DType.Int32, received);
+            _host.BuildPermutation(blockStart, destination, hostExpert, hostRank);
+            Tensor devExpert = _device.Allocator.Rent(DType.Int32, routed), devRank = _device.Allocator.Rent(DType.Int32, received);
+            _device.BuildPermutation(blockStart, destination, devExpert, devRank);
+            AssertBitwise(hostExpert, devExpert, "expert-major map");
+            AssertBitwise(hostRank, devRank, "rank-major map");
+            // The maps are inverse on covered rows; uncovered routed rows are -1.
+            int[] toReceived = hostExpert.AsSpan<int>().ToArray(), toRouted = hostRank.AsSpan<int>().ToArray();
+            for (int i = 0; i < received; i++) Assert.Equal(i, toReceived[toRouted[i]]);
+            Assert.Equal(routed - received, toReceived.Count(v => v == -1));
+        }, iter: 150, threads: 1);
+    }
+
+    [Fact]
     public void GatherRows_MatchesHost_WithScaleOffsetAndMissingRows()
     {
         Gen.Select(Gen.Int[0, 20], Gen.Int[0, 25], Gen.OneOf(Gen.Int[0, 17], Gen.OneOfConst(8, 16, 24, 256, 512)), Gen.Bool, Gen.Bool, Gen.Int[0, int.MaxValue - 1])
