@@ -106,6 +106,9 @@ internal sealed class MpiRuntime
         using (Enter()) Check(Abi.Finalize(), "MPI_Finalize");
     }
 
+    /// <summary>How long <see cref="AbortJob"/> waits between printing its message and aborting the job.</summary>
+    private static readonly TimeSpan AbortGrace = TimeSpan.FromMilliseconds(500);
+
     /// <summary>
     /// Prints <paramref name="message"/> to stderr and ends the whole job with <c>MPI_Abort</c>. Does not return
     /// (MPI_Abort terminates the process); never takes the serializing lock, which a stuck collective may hold.
@@ -114,6 +117,9 @@ internal sealed class MpiRuntime
     {
         Console.Error.WriteLine(message);
         Console.Error.Flush();
+        // The launcher forwards a rank's output asynchronously, and MPI_Abort tears the job down at once: under load
+        // MPICH's launcher lost the message (a CI run printed nothing). A moment's pause lets it reach the terminal.
+        Thread.Sleep(AbortGrace);
         Abi.Abort(Abi.CommWorld, 1);
         // MPI_Abort should not return; if it does, the job must still not hang.
         Environment.Exit(1);
