@@ -252,14 +252,7 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
         int d = destination.RowLength, rows = rowToken.ElementCount, tokens = entryRow.ElementCount / Math.Max(1, topK);
         bool streaming = Avx.IsSupported && (long)rows * d * sizeof(float) >= StreamingBytes;
 
-        // Rows no token lands in (SP pad entries, alignment padding) are zero.
-        HostParallel.For(rows, 8L, (start, end) =>
-        {
-            for (int r = start; r < end; r++)
-            {
-                if (tokenOf[r] < 0) dst.AsSpan(r * d, d).Clear();
-            }
-        });
+        ClearTokenlessRows(dst, tokenOf, rows, d);
         // Each token row is read once (it stays in cache for its K copies) and written to its K rows.
         HostParallel.For(tokens, 4L * d * (topK + 1), (start, end) =>
         {
@@ -373,13 +366,7 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
         float[]? scales = scale is null ? null : scale.Data<float>();
         int d = destination.RowLength, rows = rowToken.ElementCount, tokens = entryRow.ElementCount / Math.Max(1, topK);
         bool streaming = Avx.IsSupported && scales is null && d % 2 == 0 && (long)rows * d * 2 >= StreamingBytes;
-        HostParallel.For(rows, 8L, (start, end) =>
-        {
-            for (int r = start; r < end; r++)
-            {
-                if (tokenOf[r] < 0) dst.AsSpan(r * d, d).Clear();
-            }
-        });
+        ClearTokenlessRows(dst, tokenOf, rows, d);
         HostParallel.For(tokens, 2L * d * (topK + 1), (start, end) =>
         {
             fixed (BFloat16* srcBase = src)
@@ -402,6 +389,16 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
             }
         });
     }
+
+    /// <summary>Zeros the rows no token lands in (SP pad entries, alignment padding) before a token-order scatter.</summary>
+    private static void ClearTokenlessRows<T>(T[] destination, int[] rowToken, int rows, int d) where T : unmanaged
+        => HostParallel.For(rows, 8L, (start, end) =>
+        {
+            for (int r = start; r < end; r++)
+            {
+                if (rowToken[r] < 0) destination.AsSpan(r * d, d).Clear();
+            }
+        });
 
     /// <summary>
     /// <see cref="GatherReduce"/> of bfloat16 rows: each token's terms (widened, scaled in float32) are added in
