@@ -1,5 +1,4 @@
 using MoeSharp.Collectives;
-using MoeSharp.Compute;
 using MoeSharp.Tensors;
 
 namespace MoeSharp.Cuda;
@@ -84,16 +83,7 @@ public sealed class HostStagedProcessGroup(IProcessGroup inner) : IProcessGroup,
     public void AllReduceSum(Tensor values)
     {
         Tensor host = values.ToHost();
-        if (host.DType == DType.BFloat16)
-        {
-            float[] wide = BFloat16Rows.Widen(host.AsSpan<BFloat16>());
-            inner.AllReduceSum(wide);
-            BFloat16Rows.Narrow(wide, host.AsSpan<BFloat16>());
-        }
-        else
-        {
-            inner.AllReduceSum(host.AsSpan<float>());
-        }
+        inner.AllReduceSumOnHost(host);
         values.DeviceBuffer!.CopyFromHost(host.AsBytes(), 0);
     }
 }

@@ -134,22 +134,10 @@ public sealed class AllToAllTokenDispatcher : TokenDispatcher
     private protected override void SumOverSequenceParallel(Tensor values)
     {
         if (_groups.SequenceParallel is not { } sp) return;
-        if (!values.IsOnHost)
-        {
-            DeviceCollectives(sp).AllReduceSum(values);
-        }
-        else if (values.DType == DType.BFloat16)
-        {
-            // Summed in float32 and rounded once. In the replicated layout each row is non-zero on one SP rank only,
-            // so the sum is that rank's value, exactly.
-            float[] wide = BFloat16Rows.Widen(values.AsSpan<BFloat16>());
-            sp.AllReduceSum(wide);
-            BFloat16Rows.Narrow(wide, values.AsSpan<BFloat16>());
-        }
-        else
-        {
-            sp.AllReduceSum(values.AsSpan<float>());
-        }
+        // bfloat16 rows are summed in float32 and rounded once. In the replicated layout each row is non-zero on one SP
+        // rank only, so the sum is that rank's value, exactly.
+        if (values.IsOnHost) sp.AllReduceSumOnHost(values);
+        else DeviceCollectives(sp).AllReduceSum(values);
     }
 
     /// <summary>The device collectives of <paramref name="group"/>; a clear error when it has none.</summary>
