@@ -29,7 +29,7 @@ public class BFloat16DispatchTests
                 Assert.Equal(DType.BFloat16, output.DType);
                 return c.Dispatcher.ReduceSequenceParallel(output);
             });
-            Tensor[] finals = Finals(p, inputs, ranks);
+            Tensor[] finals = DispatchHarness.Finals(p, inputs, ranks);
             for (int g = 0; g < p.GroupCount; g++)
             {
                 Tensor expected = Definition(inputs[g], p.ScoreBefore);
@@ -61,7 +61,7 @@ public class BFloat16DispatchTests
                 DispatchBackwardResult db = c.Dispatcher.DispatchBackward(gradRouted, d.Metadata, c.Mine.X);
                 return c.Dispatcher.ReduceSequenceParallel(db.GradX);
             });
-            Tensor[] finals = Finals(p, inputs, ranks);
+            Tensor[] finals = DispatchHarness.Finals(p, inputs, ranks);
             for (int g = 0; g < p.GroupCount; g++)
             {
                 Tensor expected = SingleRankGradX(p.Config, inputs[g], gradOut[g]);
@@ -127,30 +127,6 @@ public class BFloat16DispatchTests
 
     private static Tensor AffineExpertsBackward(Tensor grad, DispatchResult d, int firstExpert)
         => DispatchHarness.ApplyExperts(grad.ToFloat32(), d.TokensPerLocalExpert, firstExpert, NaiveDispatch.Scaled).ToBFloat16();
-
-    /// <summary>Each group's result: the first rank's (replicated) or its ranks' shards in SP order (sharded).</summary>
-    private static Tensor[] Finals(DispatchProblem p, GroupInputs[] inputs, Tensor[] rankFinals)
-    {
-        var finals = new Tensor[p.GroupCount];
-        for (int g = 0; g < p.GroupCount; g++)
-        {
-            if (p.Layout == SequenceLayout.Replicated)
-            {
-                finals[g] = rankFinals[g * p.Sp];
-                continue;
-            }
-            var all = Tensor.Uninitialized(DType.BFloat16, inputs[g].X.ShapeArray());
-            int at = 0;
-            for (int s = 0; s < p.Sp; s++)
-            {
-                Span<byte> part = rankFinals[g * p.Sp + s].AsBytes();
-                part.CopyTo(all.AsBytes().Slice(at));
-                at += part.Length;
-            }
-            finals[g] = all;
-        }
-        return finals;
-    }
 
     /// <summary>
     /// The bfloat16 definition, per token, terms in ascending expert id: score before,

@@ -152,15 +152,16 @@ internal static class DispatchHarness
         return finals;
     }
 
+    /// <summary>The parts' rows one after another, in the parts' dtype (float32 when there are none).</summary>
     public static Tensor Concat(Tensor[] parts, int rowLength)
     {
         int rows = parts.Sum(t => t.Rows);
-        var all = Tensor.Uninitialized(DType.Float32, rows, rowLength);
+        var all = Tensor.Uninitialized(parts.Length > 0 ? parts[0].DType : DType.Float32, rows, rowLength);
         int at = 0;
         foreach (Tensor part in parts)
         {
-            part.AsSpan<float>().CopyTo(all.AsSpan<float>().Slice(at));
-            at += part.ElementCount;
+            part.AsBytes().CopyTo(all.AsBytes().Slice(at));
+            at += part.AsBytes().Length;
         }
         return all;
     }
