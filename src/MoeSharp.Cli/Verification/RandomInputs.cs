@@ -17,20 +17,26 @@ internal static class RandomInputs
         foreach (ref float v in x.AsSpan<float>()) v = (float)(random.NextDouble() * 2 - 1);
         var scores = Tensor.Uninitialized(DType.Float32, tokens, topK);
         foreach (ref float v in scores.AsSpan<float>()) v = (float)random.NextDouble();
-        var ids = Tensor.Uninitialized(DType.Int64, tokens, topK);
-        Span<long> idSpan = ids.AsSpan<long>();
+        var ids = Tensor.FromArray(DistinctExpertIds(random, tokens, experts, topK), tokens, topK);
+        return new GroupInputs(x, scores, ids);
+    }
+
+    /// <summary><c>[T·K]</c> expert ids, token-major: K distinct experts per token, as a top-k router would choose.</summary>
+    public static long[] DistinctExpertIds(Random random, int tokens, int experts, int topK)
+    {
+        var ids = new long[tokens * topK];
         var pool = new int[experts];
         for (int t = 0; t < tokens; t++)
         {
-            // Partial Fisher–Yates: K distinct experts, as a top-k router would choose.
+            // Partial Fisher–Yates.
             for (int e = 0; e < experts; e++) pool[e] = e;
             for (int k = 0; k < topK; k++)
             {
                 int pick = random.Next(k, experts);
                 (pool[k], pool[pick]) = (pool[pick], pool[k]);
-                idSpan[t * topK + k] = pool[k];
+                ids[t * topK + k] = pool[k];
             }
         }
-        return new GroupInputs(x, scores, ids);
+        return ids;
     }
 }

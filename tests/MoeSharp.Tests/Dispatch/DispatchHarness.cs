@@ -77,21 +77,10 @@ internal static class DispatchInputs
         return new GroupInputs(x, scores, Ids(random, tokens, experts, topK, int64Ids));
     }
 
-    /// <summary>K distinct ids per token (partial Fisher–Yates), int32 or int64.</summary>
+    /// <summary>K distinct ids per token (<see cref="RandomInputs.DistinctExpertIds"/>), int32 or int64.</summary>
     public static Tensor Ids(Random random, int tokens, int experts, int topK, bool int64Ids)
     {
-        var values = new long[tokens * topK];
-        var pool = new int[experts];
-        for (int t = 0; t < tokens; t++)
-        {
-            for (int e = 0; e < experts; e++) pool[e] = e;
-            for (int k = 0; k < topK; k++)
-            {
-                int pick = random.Next(k, experts);
-                (pool[k], pool[pick]) = (pool[pick], pool[k]);
-                values[t * topK + k] = pool[k];
-            }
-        }
+        long[] values = RandomInputs.DistinctExpertIds(random, tokens, experts, topK);
         return int64Ids
             ? Tensor.FromArray(values, tokens, topK)
             : Tensor.FromArray(values.Select(v => (int)v).ToArray(), tokens, topK);
