@@ -38,7 +38,7 @@ internal static class DeviceDispatchBenchmark
         var random = new Random(seed);
         GroupInputs mine = RandomInputs.Create(random, tokens, dim, experts, topK);
         for (int r = 1; r <= world.Rank; r++) mine = RandomInputs.Create(random, tokens, dim, experts, topK);
-        if (rowType == DType.BFloat16) mine = mine with { X = mine.X.ToBFloat16() };
+        mine = mine.WithRowType(rowType);
 
         Compute.IMoeKernels kernels = profile ? new Compute.ProfilingMoeKernels(device.Backend.Kernels) : device.Backend.Kernels;
         using var groups = ParallelGroups.Create(device.World, 1);

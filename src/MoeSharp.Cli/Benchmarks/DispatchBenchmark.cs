@@ -30,7 +30,7 @@ internal static class DispatchBenchmark
         var random = new Random(seed);
         GroupInputs mine = RandomInputs.Create(random, tokens, dim, experts, topK);
         for (int r = 1; r <= world.Rank; r++) mine = RandomInputs.Create(random, tokens, dim, experts, topK);
-        if (rowType == DType.BFloat16) mine = mine with { X = mine.X.ToBFloat16() };
+        mine = mine.WithRowType(rowType);
 
         using var groups = ParallelGroups.Create(world, 1);
         TokenDispatcher dispatcher = world.Size == 1 ? new LocalTokenDispatcher(config) : new AllToAllTokenDispatcher(config, groups);

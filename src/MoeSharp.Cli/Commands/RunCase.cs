@@ -63,11 +63,7 @@ internal sealed record RunCase(int World, int Sp, int Tokens, int Dim, int Exper
         };
         var random = new Random(Seed);
         var groups = new GroupInputs[World / Sp];
-        for (int g = 0; g < groups.Length; g++)
-        {
-            groups[g] = RandomInputs.Create(random, Tokens, Dim, Experts, TopK);
-            if (RowType == DType.BFloat16) groups[g] = groups[g] with { X = groups[g].X.ToBFloat16() };
-        }
+        for (int g = 0; g < groups.Length; g++) groups[g] = RandomInputs.Create(random, Tokens, Dim, Experts, TopK).WithRowType(RowType);
         return new DispatchCase(World, Sp, config, groups);
     }
 

@@ -18,7 +18,11 @@ internal sealed record DispatchCase(int World, int Sp, TokenDispatcherConfig Con
 }
 
 /// <summary>Tokens of one data-parallel group: <c>x [T, D]</c>, <c>scores [T, K]</c>, <c>ids [T, K]</c>.</summary>
-internal sealed record GroupInputs(Tensor X, Tensor Scores, Tensor Ids);
+internal sealed record GroupInputs(Tensor X, Tensor Scores, Tensor Ids)
+{
+    /// <summary>These inputs with x in <paramref name="rowType"/> (float32 x rounded to bfloat16, or as it is).</summary>
+    public GroupInputs WithRowType(DType rowType) => rowType == DType.BFloat16 && X.DType != DType.BFloat16 ? this with { X = X.ToBFloat16() } : this;
+}
 
 /// <summary>What one rank saw and produced.</summary>
 /// <param name="Rank">World rank.</param>
