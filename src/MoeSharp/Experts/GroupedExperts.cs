@@ -1,3 +1,4 @@
+using MoeSharp.Compute;
 using MoeSharp.Tensors;
 
 namespace MoeSharp.Experts;
@@ -12,22 +13,26 @@ namespace MoeSharp.Experts;
 /// </remarks>
 public sealed class GroupedExperts
 {
+    private readonly ILayerKernels _kernels;
+
     /// <summary>Creates experts with zero weights (fill <see cref="W1"/>, <see cref="W2"/>, <see cref="W3"/>).</summary>
     /// <param name="numLocalExperts">E_local.</param>
     /// <param name="dim">D.</param>
     /// <param name="hidden">H.</param>
+    /// <param name="kernels">Where the weights live and the products run; the host when null.</param>
     /// <exception cref="ArgumentOutOfRangeException">A size is not positive.</exception>
-    public GroupedExperts(int numLocalExperts, int dim, int hidden)
+    public GroupedExperts(int numLocalExperts, int dim, int hidden, ILayerKernels? kernels = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(numLocalExperts);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(dim);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(hidden);
+        _kernels = kernels ?? new HostLayerKernels();
         NumLocalExperts = numLocalExperts;
         Dim = dim;
         Hidden = hidden;
-        W1 = Tensor.Zeros(DType.Float32, numLocalExperts, hidden, dim);
-        W2 = Tensor.Zeros(DType.Float32, numLocalExperts, dim, hidden);
-        W3 = Tensor.Zeros(DType.Float32, numLocalExperts, hidden, dim);
+        W1 = _kernels.Zeros(DType.Float32, numLocalExperts, hidden, dim);
+        W2 = _kernels.Zeros(DType.Float32, numLocalExperts, dim, hidden);
+        W3 = _kernels.Zeros(DType.Float32, numLocalExperts, hidden, dim);
     }
 
     /// <summary>E_local.</summary>
@@ -58,26 +63,19 @@ public sealed class GroupedExperts
         int rows = CheckRows(xRouted, nameof(xRouted));
         long[] counts = CheckCounts(tokensPerLocalExpert, rows);
         int h = Hidden, d = Dim;
-        var gate = Tensor.Uninitialized(DType.Float32, rows, h);
-        var up = Tensor.Uninitialized(DType.Float32, rows, h);
-        var activation = Tensor.Uninitialized(DType.Float32, rows, h);
-        var output = Tensor.Uninitialized(DType.Float32, rows, d);
+        Tensor gate = _kernels.Allocate(DType.Float32, rows, h);
+        Tensor up = _kernels.Allocate(DType.Float32, rows, h);
+        Tensor activation = _kernels.Allocate(DType.Float32, rows, h);
+        Tensor output = _kernels.Allocate(DType.Float32, rows, d);
 
-        int start = 0;
-        for (int e = 0; e < NumLocalExperts; e++)
+        // g = x·w1ᵀ and u = x·w3ᵀ per expert, a = silu(g) ⊙ u on every row at once (element-wise), y = a·w2ᵀ per expert.
+        ForEachExpert(counts, (e, start, r) =>
         {
-            int r = (int)counts[e];
-            if (r == 0) continue;
-            SwiGluFeedForward.Forward(
-                xRouted.AsSpan<float>().Slice(start * d, r * d),
-                W1.Row<float>(e), W2.Row<float>(e), W3.Row<float>(e),
-                gate.AsSpan<float>().Slice(start * h, r * h),
-                up.AsSpan<float>().Slice(start * h, r * h),
-                activation.AsSpan<float>().Slice(start * h, r * h),
-                output.AsSpan<float>().Slice(start * d, r * d),
-                r, d, h);
-            start += r;
-        }
+            _kernels.MatMulTransposeB(xRouted, start, r, W1, e, h, d, gate, start);
+            _kernels.MatMulTransposeB(xRouted, start, r, W3, e, h, d, up, start);
+        });
+        _kernels.SwiGluForward(gate, up, activation);
+        ForEachExpert(counts, (e, start, r) => _kernels.MatMulTransposeB(activation, start, r, W2, e, d, h, output, start));
         return new SwiGluForwardResult(output, xRouted, gate, up, activation, counts);
     }
 
@@ -103,31 +101,46 @@ public sealed class GroupedExperts
         int rows = forward.Input.Dim(0);
         CheckGrad(gradOutput, rows, nameof(gradOutput));
         int h = Hidden, d = Dim;
-        var gradX = Tensor.Uninitialized(DType.Float32, rows, d);
-        var gradW1 = accumulateInto?.GradW1 ?? Tensor.Zeros(DType.Float32, NumLocalExperts, h, d);
-        var gradW2 = accumulateInto?.GradW2 ?? Tensor.Zeros(DType.Float32, NumLocalExperts, d, h);
-        var gradW3 = accumulateInto?.GradW3 ?? Tensor.Zeros(DType.Float32, NumLocalExperts, h, d);
-        long maxRows = forward.RowsPerExpert.Length == 0 ? 0 : forward.RowsPerExpert.Max();
-        var scratch = new float[checked(3 * (int)maxRows * h)];
+        bool accumulate = accumulateInto is not null;
+        Tensor gradX = _kernels.Allocate(DType.Float32, rows, d);
+        Tensor gradW1 = accumulateInto?.GradW1 ?? _kernels.Zeros(DType.Float32, NumLocalExperts, h, d);
+        Tensor gradW2 = accumulateInto?.GradW2 ?? _kernels.Zeros(DType.Float32, NumLocalExperts, d, h);
+        Tensor gradW3 = accumulateInto?.GradW3 ?? _kernels.Zeros(DType.Float32, NumLocalExperts, h, d);
+        Tensor gradActivation = _kernels.Allocate(DType.Float32, rows, h);
+        Tensor gradGate = _kernels.Allocate(DType.Float32, rows, h);
+        Tensor gradUp = _kernels.Allocate(DType.Float32, rows, h);
+        Tensor x = forward.Input, activation = forward.Activation;
 
-        int start = 0;
-        for (int e = 0; e < NumLocalExperts; e++)
+        ForEachExpert(forward.RowsPerExpert, (e, start, r) =>
         {
-            int r = (int)forward.RowsPerExpert[e];
+            _kernels.MatMul(gradOutput, start, r, W2, e, h, d, gradActivation, start);                  // da = dy · w2
+            _kernels.MatMulTransposeA(gradOutput, start, activation, start, r, d, h, gradW2, e, accumulate); // dw2 = dyᵀ · a
+        });
+        _kernels.SwiGluBackward(gradActivation, forward.Gate, forward.Up, gradGate, gradUp);
+        ForEachExpert(forward.RowsPerExpert, (e, start, r) =>
+        {
+            _kernels.MatMulTransposeA(gradGate, start, x, start, r, h, d, gradW1, e, accumulate);        // dw1 = dgᵀ · x
+            _kernels.MatMulTransposeA(gradUp, start, x, start, r, h, d, gradW3, e, accumulate);          // dw3 = duᵀ · x
+            _kernels.MatMul(gradGate, start, r, W1, e, d, h, gradX, start);                              // dx = dg · w1
+            _kernels.MatMul(gradUp, start, r, W3, e, d, h, gradX, start, accumulate: true);              //    + du · w3
+        });
+        _kernels.Release(gradActivation);
+        _kernels.Release(gradGate);
+        _kernels.Release(gradUp);
+        return new SwiGluGradients(gradX, gradW1, gradW2, gradW3);
+    }
+
+    /// <summary>Calls <paramref name="body"/>(expert, first row, rows) for every local expert with rows, in expert order.</summary>
+    private static void ForEachExpert(long[] counts, Action<int, int, int> body)
+    {
+        int start = 0;
+        for (int e = 0; e < counts.Length; e++)
+        {
+            int r = (int)counts[e];
             if (r == 0) continue;
-            SwiGluFeedForward.Backward(
-                forward.Input.AsSpan<float>().Slice(start * d, r * d),
-                forward.Gate.AsSpan<float>().Slice(start * h, r * h),
-                forward.Up.AsSpan<float>().Slice(start * h, r * h),
-                forward.Activation.AsSpan<float>().Slice(start * h, r * h),
-                gradOutput.AsSpan<float>().Slice(start * d, r * d),
-                W1.Row<float>(e), W2.Row<float>(e), W3.Row<float>(e),
-                gradX.AsSpan<float>().Slice(start * d, r * d),
-                gradW1.Row<float>(e), gradW2.Row<float>(e), gradW3.Row<float>(e),
-                scratch.AsSpan(0, 3 * r * h), r, d, h, accumulateWeights: accumulateInto is not null);
+            body(e, start, r);
             start += r;
         }
-        return new SwiGluGradients(gradX, gradW1, gradW2, gradW3);
     }
 
     private int CheckRows(Tensor x, string name)

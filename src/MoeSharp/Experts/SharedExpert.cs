@@ -1,3 +1,4 @@
+using MoeSharp.Compute;
 using MoeSharp.Tensors;
 
 namespace MoeSharp.Experts;
@@ -13,10 +14,11 @@ public sealed class SharedExpert
     /// <summary>Creates a shared expert with zero weights.</summary>
     /// <param name="dim">D.</param>
     /// <param name="hidden">Hs.</param>
+    /// <param name="kernels">Where the weights live and the products run; the host when null.</param>
     /// <exception cref="ArgumentOutOfRangeException">A size is not positive.</exception>
-    public SharedExpert(int dim, int hidden)
+    public SharedExpert(int dim, int hidden, ILayerKernels? kernels = null)
     {
-        _single = new GroupedExperts(1, dim, hidden);
+        _single = new GroupedExperts(1, dim, hidden, kernels);
         // Views of the single expert's storage, without the leading expert axis.
         W1 = _single.W1.Reshape(hidden, dim);
         W2 = _single.W2.Reshape(dim, hidden);

@@ -36,4 +36,7 @@ public sealed class SwiGluForwardResult
 
     /// <summary>Rows of each expert, expert-major (one entry for the shared expert).</summary>
     internal long[] RowsPerExpert { get; }
+
+    /// <summary>g, u and a: the working tensors only the backward reads.</summary>
+    internal Tensor[] SavedActivations => [Gate, Up, Activation];
 }

@@ -1,4 +1,5 @@
 using MoeSharp.Collectives;
+using MoeSharp.Compute;
 using MoeSharp.Dispatch;
 using MoeSharp.Experts;
 using MoeSharp.Routing;
@@ -37,6 +38,8 @@ public sealed class MoeLayer
 {
     private readonly IProcessGroup? _world;
     private readonly ExpertLoadBalancer? _balancer;
+    private readonly ILayerKernels _kernels;
+    private readonly List<Tensor> _forwardScratch = [];
     private ForwardContext? _saved;
 
     /// <summary>
@@ -49,11 +52,29 @@ public sealed class MoeLayer
     /// The EP group the dispatcher runs on (every rank of the world), for the all-reduces of the gate and
     /// shared-expert gradients and the expert load; null for a single rank.
     /// </param>
-    /// <exception cref="ArgumentException">E, K or the group do not match the dispatcher, or the router options are invalid.</exception>
-    public MoeLayer(MoeLayerArgs args, TokenDispatcher dispatcher, IProcessGroup? world)
+    /// <param name="kernels">
+    /// Where the weights live and the router, experts and gradients run: the device of the dispatcher's kernels.
+    /// Null means the host (<see cref="HostLayerKernels"/>), which needs a host dispatcher.
+    /// </param>
+    /// <exception cref="ArgumentException">
+    /// E, K or the group do not match the dispatcher, the router options are invalid, or the kernels are on
+    /// another device than the dispatcher's.
+    /// </exception>
+    public MoeLayer(MoeLayerArgs args, TokenDispatcher dispatcher, IProcessGroup? world, ILayerKernels? kernels = null)
     {
         ArgumentNullException.ThrowIfNull(args);
         ArgumentNullException.ThrowIfNull(dispatcher);
+        if (kernels is null && !dispatcher.Kernels.IsHost)
+        {
+            throw new ArgumentException(
+                $"the dispatcher runs on {dispatcher.Kernels.DeviceName}: pass that device's layer kernels (rank {dispatcher.EpRank})", nameof(kernels));
+        }
+        if (kernels is not null && kernels.Dispatch.DeviceName != dispatcher.Kernels.DeviceName)
+        {
+            throw new ArgumentException(
+                $"the layer kernels run on {kernels.Dispatch.DeviceName} but the dispatcher on {dispatcher.Kernels.DeviceName} (rank {dispatcher.EpRank})",
+                nameof(kernels));
+        }
         if (dispatcher.Config.NumExperts != args.NumExperts || dispatcher.Config.TopK != args.TopK)
         {
             throw new ArgumentException(
@@ -70,24 +91,25 @@ public sealed class MoeLayer
         Args = args;
         Dispatcher = dispatcher;
         _world = world;
+        _kernels = kernels ?? new HostLayerKernels(dispatcher.Kernels);
         Router = new TokenChoiceTopKRouter(args.Dim, args.NumExperts, args.TopK, args.ScoreFunc, args.RouteNorm, args.RouteScale,
-            args.NumExpertGroups, args.NumLimitedGroups);
-        Experts = new GroupedExperts(dispatcher.NumLocalExperts, args.Dim, args.Hidden);
-        Shared = args.SharedHidden > 0 ? new SharedExpert(args.Dim, args.SharedHidden) : null;
+            args.NumExpertGroups, args.NumLimitedGroups, _kernels);
+        Experts = new GroupedExperts(dispatcher.NumLocalExperts, args.Dim, args.Hidden, _kernels);
+        Shared = args.SharedHidden > 0 ? new SharedExpert(args.Dim, args.SharedHidden, _kernels) : null;
         _balancer = args.LoadBalancing ? new ExpertLoadBalancer(args.NumExperts) : null;
 
         var parameters = new List<Parameter>
         {
-            new(MoeLayerCheckpoint.GateWeight, Router.GateWeight),
-            new(MoeLayerCheckpoint.ExpertsW1, Experts.W1),
-            new(MoeLayerCheckpoint.ExpertsW2, Experts.W2),
-            new(MoeLayerCheckpoint.ExpertsW3, Experts.W3),
+            NewParameter(MoeLayerCheckpoint.GateWeight, Router.GateWeight),
+            NewParameter(MoeLayerCheckpoint.ExpertsW1, Experts.W1),
+            NewParameter(MoeLayerCheckpoint.ExpertsW2, Experts.W2),
+            NewParameter(MoeLayerCheckpoint.ExpertsW3, Experts.W3),
         };
         if (Shared is not null)
         {
-            parameters.Add(new Parameter(MoeLayerCheckpoint.SharedW1, Shared.W1));
-            parameters.Add(new Parameter(MoeLayerCheckpoint.SharedW2, Shared.W2));
-            parameters.Add(new Parameter(MoeLayerCheckpoint.SharedW3, Shared.W3));
+            parameters.Add(NewParameter(MoeLayerCheckpoint.SharedW1, Shared.W1));
+            parameters.Add(NewParameter(MoeLayerCheckpoint.SharedW2, Shared.W2));
+            parameters.Add(NewParameter(MoeLayerCheckpoint.SharedW3, Shared.W3));
         }
         Parameters = parameters;
     }
@@ -130,6 +152,9 @@ public sealed class MoeLayer
     /// <summary>The EP group (every rank), or null for a single rank.</summary>
     internal IProcessGroup? World => _world;
 
+    /// <summary>Where the weights live and the layer's own kernels run (the dispatcher's device).</summary>
+    public ILayerKernels Kernels => _kernels;
+
     /// <summary>Global id of this rank's first expert: <c>EpRank · E/S</c>.</summary>
     public int FirstExpert => Dispatcher.EpRank * Dispatcher.NumLocalExperts;
 
@@ -145,7 +170,10 @@ public sealed class MoeLayer
     /// </summary>
     public IReadOnlyList<Parameter> Parameters { get; }
 
-    /// <summary>The last forward's routing of this rank's own tokens (rows <see cref="LastOwnTokenStart"/>… of x), or null before any forward.</summary>
+    /// <summary>
+    /// The last forward's routing of this rank's own tokens (rows <see cref="LastOwnTokenStart"/>… of x), or null
+    /// before any forward; its tensors are on the layer's device and stay valid until the next forward.
+    /// </summary>
     public RouterOutput? LastRouting => _saved?.Routing;
 
     /// <summary>Row of the last forward's <c>x</c> where this rank's own tokens start (0 in the sharded layout).</summary>
@@ -166,6 +194,11 @@ public sealed class MoeLayer
         {
             throw new ArgumentException($"x must be float32 [T, {Args.Dim}]; got {x} (rank {Dispatcher.EpRank})", nameof(x));
         }
+        if (x.Device != _kernels.Dispatch.DeviceName)
+        {
+            throw new ArgumentException($"x is on {x.Device} but the layer runs on {_kernels.Dispatch.DeviceName} (rank {Dispatcher.EpRank})", nameof(x));
+        }
+        ReleaseForwardScratch();
         int ownStart = 0, ownRows = x.Rows;
         if (Dispatcher.Config.Layout == SequenceLayout.Replicated)
         {
@@ -173,18 +206,19 @@ public sealed class MoeLayer
             ownStart = shard.Start;
             ownRows = shard.RealRows;
         }
-        Tensor ownX = SliceRows(x, ownStart, ownRows);
+        Tensor ownX = SliceRows(x, ownStart, ownRows, _forwardScratch);
         RouterOutput routing = Router.Forward(ownX, ExpertBias);
+        _forwardScratch.AddRange([routing.Scores, routing.TopScores, routing.ExpertIds]);
         _balancer?.Accumulate(routing.TokensPerExpert);
 
         // The dispatcher reads scores and ids at x's row positions; rows outside the shard are never read.
         Tensor topScores = routing.TopScores, expertIds = routing.ExpertIds;
         if (ownRows != x.Rows)
         {
-            topScores = Tensor.Zeros(DType.Float32, x.Rows, Args.TopK);
-            expertIds = Tensor.Zeros(DType.Int64, x.Rows, Args.TopK);
-            routing.TopScores.AsSpan<float>().CopyTo(topScores.AsSpan<float>().Slice(ownStart * Args.TopK));
-            routing.ExpertIds.AsSpan<long>().CopyTo(expertIds.AsSpan<long>().Slice(ownStart * Args.TopK));
+            topScores = Scratch(_kernels.Zeros(DType.Float32, x.Rows, Args.TopK));
+            expertIds = Scratch(_kernels.Zeros(DType.Int64, x.Rows, Args.TopK));
+            _kernels.Dispatch.CopyRows(routing.TopScores, 0, topScores, ownStart, ownRows);
+            _kernels.Dispatch.CopyRows(routing.ExpertIds, 0, expertIds, ownStart, ownRows);
         }
 
         DispatchResult dispatched = Dispatcher.Dispatch(x, topScores, expertIds, totalTokens);
@@ -200,6 +234,16 @@ public sealed class MoeLayer
         };
         CombineResult combined = Dispatcher.CombineWithState(expertsForward.Output, dispatched.Metadata, x, sharedFunction);
         Tensor output = Dispatcher.ReduceSequenceParallel(combined.Output);
+        // Everything Backward reads stays until the next forward (Backward may run more than once).
+        _forwardScratch.AddRange([dispatched.RoutedTokens, expertsForward.Output, combined.State.CombinedRows]);
+        _forwardScratch.AddRange(expertsForward.SavedActivations);
+        if (sharedForward is not null)
+        {
+            _forwardScratch.Add(sharedForward.Output);
+            _forwardScratch.AddRange(sharedForward.SavedActivations);
+            if (!ReferenceEquals(sharedForward.Input, x)) _forwardScratch.Add(sharedForward.Input);
+        }
+        if (!ReferenceEquals(output, combined.Output)) _forwardScratch.Add(combined.Output);
 
         _saved = new ForwardContext(x, ownX, ownStart, routing, dispatched.Metadata, expertsForward, sharedForward, combined.State, output.ShapeArray());
         return output;
@@ -217,28 +261,34 @@ public sealed class MoeLayer
     {
         ArgumentNullException.ThrowIfNull(gradOutput);
         ForwardContext saved = _saved ?? throw new InvalidOperationException($"Backward needs a Forward first (rank {Dispatcher.EpRank})");
-        if (gradOutput.DType != DType.Float32 || !gradOutput.Shape.SequenceEqual(saved.OutputShape))
+        if (gradOutput.DType != DType.Float32 || !gradOutput.Shape.SequenceEqual(saved.OutputShape) || gradOutput.Device != _kernels.Dispatch.DeviceName)
         {
             throw new ArgumentException(
-                $"gradOutput must be float32 [{string.Join(", ", saved.OutputShape)}] like the forward output; got {gradOutput} (rank {Dispatcher.EpRank})",
+                $"gradOutput must be float32 [{string.Join(", ", saved.OutputShape)}] on {_kernels.Dispatch.DeviceName} like the forward output; got {gradOutput} on {gradOutput.Device} (rank {Dispatcher.EpRank})",
                 nameof(gradOutput));
         }
-        int k = Args.TopK, d = Args.Dim, ownRows = saved.OwnX.Rows;
+        int ownRows = saved.OwnX.Rows;
+        var scratch = new List<Tensor>();
 
         CombineBackwardResult combineGrad = Dispatcher.CombineBackward(gradOutput, saved.CombineState);
         Tensor gradW1 = GradOf(MoeLayerCheckpoint.ExpertsW1), gradW2 = GradOf(MoeLayerCheckpoint.ExpertsW2), gradW3 = GradOf(MoeLayerCheckpoint.ExpertsW3);
-        gradW1.AsSpan<float>().Clear();
-        gradW2.AsSpan<float>().Clear();
-        gradW3.AsSpan<float>().Clear();
+        _kernels.Dispatch.Clear(gradW1);
+        _kernels.Dispatch.Clear(gradW2);
+        _kernels.Dispatch.Clear(gradW3);
         // Every row an expert processed is on this rank, in global token order: one chain from zero.
         SwiGluGradients expertGrads = Experts.Backward(saved.ExpertsForward, combineGrad.GradRoutedOutput,
             new SwiGluGradients(gradW1, gradW1, gradW2, gradW3));
         DispatchBackwardResult dispatchGrad = Dispatcher.DispatchBackward(expertGrads.GradX, saved.Metadata, saved.X);
+        scratch.AddRange([combineGrad.GradRoutedOutput, expertGrads.GradX]);
 
         Tensor gradTopScoresAll = (Dispatcher.Config.ScoreBeforeExperts ? dispatchGrad.GradTopScores : combineGrad.GradTopScores)
             ?? throw new InvalidOperationException("the dispatcher returned no score gradient");
-        Tensor gradTopScores = SliceRows(gradTopScoresAll, saved.OwnStart, ownRows);
-        Tensor gradOwnOutput = SliceRows(gradOutput, saved.OwnStart, ownRows);
+        foreach (Tensor? g in new[] { combineGrad.GradTopScores, dispatchGrad.GradTopScores })
+        {
+            if (g is not null) scratch.Add(g);
+        }
+        Tensor gradTopScores = SliceRows(gradTopScoresAll, saved.OwnStart, ownRows, scratch);
+        Tensor gradOwnOutput = SliceRows(gradOutput, saved.OwnStart, ownRows, scratch);
 
         Tensor gradGate = GradOf(MoeLayerCheckpoint.GateWeight);
         var accumulators = new List<Tensor> { gradGate };
@@ -251,7 +301,7 @@ public sealed class MoeLayer
             accumulators.Add(sharedRunning.GradW3);
         }
         Tensor? routerGradX = null, sharedGradX = null;
-        RankOrderedAccumulation.Run(_world, accumulators, () =>
+        RankOrderedAccumulation.Run(_world, _kernels, accumulators, () =>
         {
             routerGradX = Router.Backward(saved.Routing, saved.OwnX, gradTopScores, gradGate).GradX;
             if (Shared is not null) sharedGradX = Shared.Backward(saved.SharedForward!, gradOwnOutput, sharedRunning).GradX;
@@ -259,11 +309,21 @@ public sealed class MoeLayer
 
         // Per row: dispatch terms (ascending expert id), then the router's, then the shared expert's.
         Tensor gradX = dispatchGrad.GradX;
-        AddRows(gradX, routerGradX!, saved.OwnStart);
-        if (sharedGradX is not null) AddRows(gradX, sharedGradX, saved.OwnStart);
-        gradX = Dispatcher.ReduceSequenceParallel(gradX);
+        _kernels.AddRows(gradX, saved.OwnStart, routerGradX!);
+        scratch.Add(routerGradX!);
+        if (sharedGradX is not null)
+        {
+            _kernels.AddRows(gradX, saved.OwnStart, sharedGradX);
+            scratch.Add(sharedGradX);
+        }
+        Tensor reduced = Dispatcher.ReduceSequenceParallel(gradX);
+        if (!ReferenceEquals(reduced, gradX)) scratch.Add(gradX);
+        foreach (Tensor t in scratch.Distinct(ReferenceEqualityComparer.Instance).Cast<Tensor>())
+        {
+            if (!ReferenceEquals(t, gradOutput) && !ReferenceEquals(t, reduced)) _kernels.Release(t);
+        }
 
-        return new MoeLayerGradients(gradX, gradGate, gradW1, gradW2, gradW3,
+        return new MoeLayerGradients(reduced, gradGate, gradW1, gradW2, gradW3,
             sharedRunning?.GradW1, sharedRunning?.GradW2, sharedRunning?.GradW3);
     }
 
@@ -294,20 +354,33 @@ public sealed class MoeLayer
         throw new InvalidOperationException($"no parameter {name}");
     }
 
-    private static Tensor SliceRows(Tensor t, int start, int rows)
+    /// <summary>Rows <c>[start, start + rows)</c> of <paramref name="t"/>: <paramref name="t"/> itself when that is all of it, else a copy added to <paramref name="scratch"/>.</summary>
+    private Tensor SliceRows(Tensor t, int start, int rows, List<Tensor> scratch)
     {
         if (start == 0 && rows == t.Rows) return t;
-        int width = t.RowLength;
-        var slice = Tensor.Uninitialized(t.DType, rows, width);
-        t.AsBytes().Slice(start * width * t.DType.SizeOf(), rows * width * t.DType.SizeOf()).CopyTo(slice.AsBytes());
+        Tensor slice = _kernels.Allocate(t.DType, rows, t.RowLength);
+        _kernels.Dispatch.CopyRows(t, start, slice, 0, rows);
+        scratch.Add(slice);
         return slice;
     }
 
-    private static void AddRows(Tensor into, Tensor rows, int start)
+    private Tensor Scratch(Tensor t)
     {
-        Span<float> a = into.AsSpan<float>().Slice(start * into.RowLength, rows.ElementCount);
-        ReadOnlySpan<float> b = rows.AsSpan<float>();
-        for (int i = 0; i < a.Length; i++) a[i] += b[i];
+        _forwardScratch.Add(t);
+        return t;
+    }
+
+    private Parameter NewParameter(string name, Tensor value) => new(name, value, _kernels.Zeros(DType.Float32, value.ShapeArray()));
+
+    /// <summary>
+    /// Hands the previous forward's working tensors (routing, routed rows, expert outputs, dispatch metadata) back to
+    /// a device backend's allocator; on the host they are left to the GC, as every other host tensor.
+    /// </summary>
+    private void ReleaseForwardScratch()
+    {
+        if (_saved is not null && !Dispatcher.Kernels.IsHost) Dispatcher.Release(_saved.Metadata);
+        foreach (Tensor t in _forwardScratch.Distinct(ReferenceEqualityComparer.Instance).Cast<Tensor>()) _kernels.Release(t);
+        _forwardScratch.Clear();
     }
 
     private sealed record ForwardContext(Tensor X, Tensor OwnX, int OwnStart, RouterOutput Routing, DispatchMetadata Metadata,

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.InteropServices;
 using MoeSharp.Tensors;
 
 namespace MoeSharp.Layer;
@@ -103,17 +104,17 @@ public static class MoeLayerCheckpoint
         MoeLayerArgs a = layer.Args;
         var state = new List<KeyValuePair<string, Tensor>>
         {
-            new(GateWeight, layer.Router.GateWeight.Clone()),
+            new(GateWeight, HostCopy(layer.Router.GateWeight)),
             new(ExpertsW1, GatherExperts(layer, layer.Experts.W1, a.Hidden, a.Dim)),
             new(ExpertsW2, GatherExperts(layer, layer.Experts.W2, a.Dim, a.Hidden)),
             new(ExpertsW3, GatherExperts(layer, layer.Experts.W3, a.Hidden, a.Dim)),
         };
-        if (layer.ExpertBias is { } bias) state.Insert(1, new(ExpertBias, bias.Clone()));
+        if (layer.ExpertBias is { } bias) state.Insert(1, new(ExpertBias, HostCopy(bias)));
         if (layer.Shared is { } shared)
         {
-            state.Add(new(SharedW1, shared.W1.Clone()));
-            state.Add(new(SharedW2, shared.W2.Clone()));
-            state.Add(new(SharedW3, shared.W3.Clone()));
+            state.Add(new(SharedW1, HostCopy(shared.W1)));
+            state.Add(new(SharedW2, HostCopy(shared.W2)));
+            state.Add(new(SharedW3, HostCopy(shared.W3)));
         }
         return state;
     }
@@ -241,7 +242,9 @@ public static class MoeLayerCheckpoint
     {
         foreach (Copy c in plan)
         {
-            c.Source.AsSpan<float>().Slice(c.SourceOffset, c.Count).CopyTo(c.Target.AsSpan<float>().Slice(c.TargetOffset, c.Count));
+            ReadOnlySpan<float> source = c.Source.AsSpan<float>().Slice(c.SourceOffset, c.Count);
+            if (c.Target.DeviceBuffer is { } device) device.CopyFromHost(MemoryMarshal.AsBytes(source), (long)c.TargetOffset * sizeof(float));
+            else source.CopyTo(c.Target.AsSpan<float>().Slice(c.TargetOffset, c.Count));
         }
     }
 
@@ -257,8 +260,12 @@ public static class MoeLayerCheckpoint
         public static Copy IntoSlice(Tensor source, Tensor target, int offset) => new(source, 0, target, offset, source.ElementCount);
     }
 
+    /// <summary>A host copy of a weight on any device.</summary>
+    private static Tensor HostCopy(Tensor t) => t.IsOnHost ? t.Clone() : t.ToHost();
+
     private static Tensor GatherExperts(MoeLayer layer, Tensor local, int rows, int columns)
     {
+        if (!local.IsOnHost) local = local.ToHost();
         int total = layer.Args.NumExperts;
         var full = Tensor.Uninitialized(DType.Float32, total, rows, columns);
         if (layer.World is { Size: > 1 } world) world.AllGather<float>(local.AsSpan<float>(), full.AsSpan<float>());

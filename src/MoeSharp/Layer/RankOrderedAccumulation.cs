@@ -1,4 +1,5 @@
 using MoeSharp.Collectives;
+using MoeSharp.Compute;
 using MoeSharp.Tensors;
 
 namespace MoeSharp.Layer;
@@ -15,6 +16,9 @@ namespace MoeSharp.Layer;
 /// The chain serializes the weight-gradient GEMMs over the ranks; they are the small part of the layer
 /// (router gate and shared expert). A chain started from +0 never yields −0, so the final broadcast, a
 /// rank-order sum with zeros from every other rank, changes no bit.
+/// On a device backend the GEMMs follow the BLAS library's blocking, so there is no chain to continue: each
+/// rank accumulates its own tokens from zero and the ranks' results are summed (an all-reduce on the device
+/// group), which agrees with the host within float32 tolerance.
 /// </remarks>
 public static class RankOrderedAccumulation
 {
@@ -24,7 +28,19 @@ public static class RankOrderedAccumulation
     /// rank's values) and leaves the final values in every rank's <paramref name="accumulators"/>.
     /// </summary>
     public static void Run(IProcessGroup? world, IReadOnlyList<Tensor> accumulators, Action accumulateLocal)
+        => Run(world, null, accumulators, accumulateLocal);
+
+    /// <summary>
+    /// <see cref="Run(IProcessGroup?, IReadOnlyList{Tensor}, Action)"/> on the tensors of <paramref name="kernels"/>'
+    /// backend (the host when null or a host backend; otherwise local accumulation and a sum over the ranks).
+    /// </summary>
+    public static void Run(IProcessGroup? world, ILayerKernels? kernels, IReadOnlyList<Tensor> accumulators, Action accumulateLocal)
     {
+        if (kernels is not null && !kernels.Dispatch.IsHost)
+        {
+            RunOnDevice(world, kernels, accumulators, accumulateLocal);
+            return;
+        }
         foreach (Tensor t in accumulators) t.AsSpan<float>().Clear();
         if (world is null || world.Size == 1)
         {
@@ -61,6 +77,24 @@ public static class RankOrderedAccumulation
         else Array.Clear(buffer);
         world.AllReduceSum(buffer.AsSpan());
         Unpack(buffer, accumulators);
+    }
+
+    private static void RunOnDevice(IProcessGroup? world, ILayerKernels kernels, IReadOnlyList<Tensor> accumulators, Action accumulateLocal)
+    {
+        foreach (Tensor t in accumulators) kernels.Dispatch.Clear(t);
+        accumulateLocal();
+        if (world is null || world.Size == 1) return;
+        foreach (Tensor t in accumulators)
+        {
+            if (world is IDeviceCollectives device)
+            {
+                device.AllReduceSum(t);
+                continue;
+            }
+            Tensor host = t.ToHost();
+            world.AllReduceSum(host.AsSpan<float>());
+            t.DeviceBuffer!.CopyFromHost(host.AsBytes(), 0);
+        }
     }
 
     private static void Pack(IReadOnlyList<Tensor> tensors, float[] buffer)

@@ -6,7 +6,7 @@ namespace MoeSharp.Routing;
 /// <summary>
 /// torchtitan's <c>TokenChoiceTopKRouter</c>: each token picks its top-k experts from
 /// <c>score_func(x · gateᵀ)</c> (optionally biased for choosing and node-limited), and gets routing
-/// weights from the unbiased scores. Host float32 implementation with a hand-written backward.
+/// weights from the unbiased scores. float32, with a hand-written backward, on any <see cref="ILayerKernels"/> backend.
 /// </summary>
 /// <remarks>
 /// Forward: <c>scores = score_func(x · gateᵀ)</c> ([T, E]); choose the top-k of <c>scores + expert_bias</c>
@@ -17,6 +17,7 @@ namespace MoeSharp.Routing;
 public sealed class TokenChoiceTopKRouter
 {
     private const float NormEpsilon = 1e-20f;
+    private readonly ILayerKernels _kernels;
 
     /// <summary>Creates a router with a zero gate weight (fill <see cref="GateWeight"/> before use).</summary>
     /// <param name="dim">D, the model dimension.</param>
@@ -27,9 +28,10 @@ public sealed class TokenChoiceTopKRouter
     /// <param name="routeScale">Factor applied to the routing weights.</param>
     /// <param name="numExpertGroups">G for node-limited routing (0: off); must divide E with at least two experts per group.</param>
     /// <param name="numLimitedGroups">Groups that stay eligible per token, in <c>[1, G]</c>, holding at least K experts.</param>
+    /// <param name="kernels">Where the gate lives and the routing runs; the host when null.</param>
     /// <exception cref="ArgumentException">A size is out of range or inconsistent.</exception>
     public TokenChoiceTopKRouter(int dim, int numExperts, int topK, ScoreFunction scoreFunc = ScoreFunction.Softmax,
-        bool routeNorm = false, float routeScale = 1f, int numExpertGroups = 0, int numLimitedGroups = 0)
+        bool routeNorm = false, float routeScale = 1f, int numExpertGroups = 0, int numLimitedGroups = 0, ILayerKernels? kernels = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(dim);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(numExperts);
@@ -80,7 +82,8 @@ public sealed class TokenChoiceTopKRouter
         RouteScale = routeScale;
         NumExpertGroups = numExpertGroups;
         NumLimitedGroups = numLimitedGroups;
-        GateWeight = Tensor.Zeros(DType.Float32, numExperts, dim);
+        _kernels = kernels ?? new HostLayerKernels();
+        GateWeight = _kernels.Zeros(DType.Float32, numExperts, dim);
     }
 
     /// <summary>D.</summary>
@@ -121,42 +124,17 @@ public sealed class TokenChoiceTopKRouter
         if (expertBias is not null) CheckShape(expertBias, nameof(expertBias), DType.Float32, NumExperts);
 
         int e = NumExperts, k = TopK;
-        var scores = Tensor.Uninitialized(DType.Float32, tokens, e);
-        Span<float> s = scores.AsSpan<float>();
-        HostGemm.MatMulTransposeB(x.AsSpan<float>(), GateWeight.AsSpan<float>(), s, tokens, e, Dim);
-        if (ScoreFunc == ScoreFunction.Softmax) HostScoreFunctions.Softmax(s, s, e);
-        else HostScoreFunctions.Sigmoid(s, s);
+        Tensor scores = _kernels.Allocate(DType.Float32, tokens, e);
+        _kernels.MatMulTransposeB(x, 0, tokens, GateWeight, 0, e, Dim, scores, 0);
+        _kernels.Score(ScoreFunc, scores, scores);
 
-        var topScores = Tensor.Uninitialized(DType.Float32, tokens, k);
-        var expertIds = Tensor.Uninitialized(DType.Int64, tokens, k);
-        var tokensPerExpert = Tensor.Zeros(DType.Int64, e);
-        Span<long> counts = tokensPerExpert.AsSpan<long>();
-        ReadOnlySpan<float> bias = expertBias is null ? default : expertBias.AsSpan<float>();
-
-        var biased = new float[e];
-        var eligible = new bool[e];
-        var groupScores = new float[NumExpertGroups];
-        var chosen = new int[k];
-        for (int t = 0; t < tokens; t++)
-        {
-            ReadOnlySpan<float> row = s.Slice(t * e, e);
-            if (bias.IsEmpty) row.CopyTo(biased);
-            else for (int i = 0; i < e; i++) biased[i] = row[i] + bias[i];
-            TopKExpertChoice.Choose(biased, NumExpertGroups, NumLimitedGroups, eligible, groupScores, chosen);
-
-            Span<float> ts = topScores.Row<float>(t);
-            Span<long> ids = expertIds.Row<long>(t);
-            float sum = 0f;
-            for (int j = 0; j < k; j++)
-            {
-                ids[j] = chosen[j];
-                ts[j] = row[chosen[j]];
-                sum += ts[j];
-                counts[chosen[j]]++;
-            }
-            float denominator = RouteNorm ? sum + NormEpsilon : 1f;
-            for (int j = 0; j < k; j++) ts[j] = ts[j] / denominator * RouteScale;
-        }
+        Tensor topScores = _kernels.Allocate(DType.Float32, tokens, k);
+        Tensor expertIds = _kernels.Allocate(DType.Int64, tokens, k);
+        // The bias is small host state of the load balancer: a backend off the host gets a copy per call.
+        Tensor? bias = expertBias is null || _kernels.Dispatch.IsHost ? expertBias : _kernels.Dispatch.ToDevice(expertBias);
+        _kernels.TopK(scores, bias, NumExpertGroups, NumLimitedGroups, RouteNorm, NormEpsilon, RouteScale, topScores, expertIds);
+        if (!ReferenceEquals(bias, expertBias)) _kernels.Release(bias);
+        var tokensPerExpert = Tensor.FromArray(_kernels.CountPerExpert(expertIds, e), e);
         return new RouterOutput(topScores, expertIds, tokensPerExpert, scores);
     }
 
@@ -184,41 +162,17 @@ public sealed class TokenChoiceTopKRouter
         CheckShape(forward.Scores, nameof(forward), DType.Float32, tokens, e);
         CheckShape(forward.ExpertIds, nameof(forward), DType.Int64, tokens, k);
 
-        ReadOnlySpan<float> scores = forward.Scores.AsSpan<float>();
-        var gradLogits = Tensor.Zeros(DType.Float32, tokens, e);
-        Span<float> gz = gradLogits.AsSpan<float>();
-        for (int t = 0; t < tokens; t++)
-        {
-            ReadOnlySpan<long> ids = forward.ExpertIds.Row<long>(t);
-            ReadOnlySpan<float> g = gradTopScores.Row<float>(t);
-            ReadOnlySpan<float> row = scores.Slice(t * e, e);
-            Span<float> gs = gz.Slice(t * e, e);
-            if (RouteNorm)
-            {
-                // top_j = scale · p_j / S with S = Σ p + ε, so dL/dp_j = scale · (g_j − Σ_i g_i p_i / S) / S.
-                float sum = 0f, weighted = 0f;
-                for (int j = 0; j < k; j++) sum += row[(int)ids[j]];
-                float denominator = sum + NormEpsilon;
-                for (int j = 0; j < k; j++) weighted += g[j] * row[(int)ids[j]];
-                float mean = weighted / denominator;
-                for (int j = 0; j < k; j++) gs[(int)ids[j]] = RouteScale * (g[j] - mean) / denominator;
-            }
-            else
-            {
-                for (int j = 0; j < k; j++) gs[(int)ids[j]] = RouteScale * g[j];
-            }
-        }
-
-        // The scatter above wrote dL/dscores; the score function turns it into dL/dlogits in place.
-        if (ScoreFunc == ScoreFunction.Softmax) HostScoreFunctions.SoftmaxBackward(scores, gz, gz, e);
-        else HostScoreFunctions.SigmoidBackward(scores, gz, gz);
-
-        var gradX = Tensor.Uninitialized(DType.Float32, tokens, Dim);
         if (accumulateGateGradient is not null) CheckShape(accumulateGateGradient, nameof(accumulateGateGradient), DType.Float32, e, Dim);
-        var gradGate = accumulateGateGradient ?? Tensor.Uninitialized(DType.Float32, e, Dim);
-        HostGemm.MatMul(gz, GateWeight.AsSpan<float>(), gradX.AsSpan<float>(), tokens, Dim, e);
-        HostGemm.MatMulTransposeA(gz, x.AsSpan<float>(), gradGate.AsSpan<float>(), e, Dim, tokens,
-            accumulate: accumulateGateGradient is not null);
+        // dL/dscores (zero for unchosen experts), then the score function turns it into dL/dlogits in place.
+        Tensor gradLogits = _kernels.Allocate(DType.Float32, tokens, e);
+        _kernels.TopScoresBackward(forward.Scores, forward.ExpertIds, gradTopScores, RouteNorm, NormEpsilon, RouteScale, gradLogits);
+        _kernels.ScoreBackward(ScoreFunc, forward.Scores, gradLogits, gradLogits);
+
+        Tensor gradX = _kernels.Allocate(DType.Float32, tokens, Dim);
+        Tensor gradGate = accumulateGateGradient ?? _kernels.Allocate(DType.Float32, e, Dim);
+        _kernels.MatMul(gradLogits, 0, tokens, GateWeight, 0, Dim, e, gradX, 0);
+        _kernels.MatMulTransposeA(gradLogits, 0, x, 0, tokens, e, Dim, gradGate, 0, accumulate: accumulateGateGradient is not null);
+        _kernels.Release(gradLogits);
         return new RouterGradients(gradX, gradGate);
     }
 

@@ -1,3 +1,6 @@
+using MoeSharp.Compute;
+using MoeSharp.Tensors;
+
 namespace MoeSharp.Training;
 
 /// <summary>
@@ -8,8 +11,9 @@ namespace MoeSharp.Training;
 public sealed class AdamW
 {
     private readonly Parameter[] _parameters;
-    private readonly float[][] _expAvg;
-    private readonly float[][] _expAvgSq;
+    private readonly ILayerKernels _kernels;
+    private readonly Tensor[] _expAvg;
+    private readonly Tensor[] _expAvgSq;
 
     /// <summary>Creates the optimizer with zero moments.</summary>
     /// <param name="parameters">Parameters to update (distinct names).</param>
@@ -18,9 +22,13 @@ public sealed class AdamW
     /// <param name="beta2">β2 in [0, 1).</param>
     /// <param name="epsilon">ε &gt; 0.</param>
     /// <param name="weightDecay">λ ≥ 0 (decoupled).</param>
-    /// <exception cref="ArgumentException">A hyper-parameter is out of range or a name repeats.</exception>
+    /// <param name="kernels">
+    /// The backend the parameters live on (the moments are kept there too and the step runs there); the host
+    /// when null.
+    /// </param>
+    /// <exception cref="ArgumentException">A hyper-parameter is out of range, a name repeats or a parameter is not on the kernels' device.</exception>
     public AdamW(IEnumerable<Parameter> parameters, float learningRate = 1e-3f, float beta1 = 0.9f, float beta2 = 0.999f,
-        float epsilon = 1e-8f, float weightDecay = 0.01f)
+        float epsilon = 1e-8f, float weightDecay = 0.01f, ILayerKernels? kernels = null)
     {
         ArgumentNullException.ThrowIfNull(parameters);
         if (!(learningRate >= 0) || !float.IsFinite(learningRate))
@@ -42,8 +50,16 @@ public sealed class AdamW
                 throw new ArgumentException($"parameter name '{p.Name}' appears twice", nameof(parameters));
             }
         }
-        _expAvg = _parameters.Select(p => new float[p.Value.ElementCount]).ToArray();
-        _expAvgSq = _parameters.Select(p => new float[p.Value.ElementCount]).ToArray();
+        _kernels = kernels ?? new HostLayerKernels();
+        foreach (Parameter p in _parameters)
+        {
+            if (p.Value.Device != _kernels.Dispatch.DeviceName)
+            {
+                throw new ArgumentException($"parameter '{p.Name}' is on {p.Value.Device} but the optimizer runs on {_kernels.Dispatch.DeviceName}", nameof(parameters));
+            }
+        }
+        _expAvg = _parameters.Select(p => _kernels.Zeros(DType.Float32, p.Value.ElementCount)).ToArray();
+        _expAvgSq = _parameters.Select(p => _kernels.Zeros(DType.Float32, p.Value.ElementCount)).ToArray();
         LearningRate = learningRate;
         Beta1 = beta1;
         Beta2 = beta2;
@@ -81,26 +97,16 @@ public sealed class AdamW
         float bias2Sqrt = (float)Math.Sqrt(1 - Math.Pow(Beta2, StepCount));
         float stepSize = LearningRate / bias1;
         float decay = 1f - (LearningRate * WeightDecay);
+        var scalars = new AdamWScalars(Beta1, Beta2, stepSize, bias2Sqrt, Epsilon, decay);
         for (int i = 0; i < _parameters.Length; i++)
         {
-            Span<float> theta = _parameters[i].Value.AsSpan<float>();
-            ReadOnlySpan<float> grad = _parameters[i].Grad.AsSpan<float>();
-            Span<float> m = _expAvg[i];
-            Span<float> v = _expAvgSq[i];
-            for (int j = 0; j < theta.Length; j++)
-            {
-                float g = grad[j];
-                m[j] = (Beta1 * m[j]) + ((1f - Beta1) * g);
-                v[j] = (Beta2 * v[j]) + ((1f - Beta2) * g * g);
-                float denom = (MathF.Sqrt(v[j]) / bias2Sqrt) + Epsilon;
-                theta[j] = (theta[j] * decay) - (stepSize * m[j] / denom);
-            }
+            _kernels.AdamWStep(_parameters[i].Value, _parameters[i].Grad, _expAvg[i], _expAvgSq[i], scalars);
         }
     }
 
     /// <summary>Sets every parameter's gradient to zero.</summary>
     public void ZeroGrad()
     {
-        foreach (Parameter p in _parameters) p.Grad.AsSpan<float>().Clear();
+        foreach (Parameter p in _parameters) _kernels.Dispatch.Clear(p.Grad);
     }
 }

@@ -10,16 +10,32 @@ public sealed class Parameter
     /// <param name="value">The tensor updated in place (float32).</param>
     /// <exception cref="ArgumentException">The tensor is not float32 or the name is empty.</exception>
     public Parameter(string name, Tensor value)
+        : this(name, value, Tensor.Zeros(DType.Float32, (value ?? throw new ArgumentNullException(nameof(value))).ShapeArray()))
+    {
+    }
+
+    /// <summary>Creates a parameter whose gradient lives in <paramref name="grad"/> (e.g. on the value's device).</summary>
+    /// <param name="name">Name, e.g. <c>experts.w1</c> (unique within an optimizer).</param>
+    /// <param name="value">The tensor updated in place (float32).</param>
+    /// <param name="grad">Its gradient: float32, the same shape and device.</param>
+    /// <exception cref="ArgumentException">A tensor is not float32, the shapes or devices differ, or the name is empty.</exception>
+    public Parameter(string name, Tensor value, Tensor grad)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
         ArgumentNullException.ThrowIfNull(value);
+        ArgumentNullException.ThrowIfNull(grad);
         if (value.DType != DType.Float32)
         {
             throw new ArgumentException($"parameter '{name}' must be float32 but is {value}", nameof(value));
         }
+        if (grad.DType != DType.Float32 || !grad.Shape.SequenceEqual(value.Shape) || grad.Device != value.Device)
+        {
+            throw new ArgumentException(
+                $"the gradient of parameter '{name}' must be float32 {value.ShapeString} on {value.Device}; got {grad} on {grad.Device}", nameof(grad));
+        }
         Name = name;
         Value = value;
-        Grad = Tensor.Zeros(DType.Float32, value.ShapeArray());
+        Grad = grad;
     }
 
     /// <summary>The parameter's name.</summary>

@@ -1,4 +1,4 @@
-namespace MoeSharp.Routing;
+namespace MoeSharp.Compute;
 
 /// <summary>
 /// One token's expert choice: optional node-limited masking, then top-k of the biased scores with ties

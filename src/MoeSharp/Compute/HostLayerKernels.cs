@@ -1,0 +1,174 @@
+using MoeSharp.Routing;
+using MoeSharp.Tensors;
+
+namespace MoeSharp.Compute;
+
+/// <summary>
+/// The host implementation of <see cref="ILayerKernels"/>: <see cref="HostGemm"/> (row-invariant fused
+/// multiply-add chains), <see cref="HostSwiGlu"/>, <see cref="HostScoreFunctions"/> and a per-token top-k, on
+/// host tensors. Every result is bitwise deterministic.
+/// </summary>
+public sealed class HostLayerKernels : ILayerKernels
+{
+    /// <summary>Creates the host layer kernels next to <paramref name="dispatch"/> (new host dispatch kernels when null).</summary>
+    /// <exception cref="ArgumentException"><paramref name="dispatch"/> is not a host backend.</exception>
+    public HostLayerKernels(IMoeKernels? dispatch = null)
+    {
+        Dispatch = dispatch ?? new HostMoeKernels();
+        if (!Dispatch.IsHost) throw new ArgumentException($"host layer kernels need host dispatch kernels, not {Dispatch.DeviceName}", nameof(dispatch));
+    }
+
+    /// <inheritdoc />
+    public IMoeKernels Dispatch { get; }
+
+    /// <inheritdoc />
+    public Tensor Allocate(DType dtype, params int[] shape) => Tensor.Uninitialized(dtype, shape);
+
+    /// <inheritdoc />
+    public Tensor Zeros(DType dtype, params int[] shape) => Tensor.Zeros(dtype, shape);
+
+    /// <inheritdoc />
+    public void Release(Tensor? tensor)
+    {
+        // Host tensors are managed arrays: the GC reclaims them once the layer drops its references.
+    }
+
+    /// <inheritdoc />
+    public void MatMulTransposeB(Tensor a, int aRow, int rows, Tensor b, int index, int n, int k, Tensor c, int cRow, bool accumulate = false)
+        => HostGemm.MatMulTransposeB(RowBlock(a, aRow, rows, k), Matrix(b, index, n * k), RowBlock(c, cRow, rows, n), rows, n, k, accumulate);
+
+    /// <inheritdoc />
+    public void MatMul(Tensor a, int aRow, int rows, Tensor b, int index, int n, int k, Tensor c, int cRow, bool accumulate = false)
+        => HostGemm.MatMul(RowBlock(a, aRow, rows, k), Matrix(b, index, k * n), RowBlock(c, cRow, rows, n), rows, n, k, accumulate);
+
+    /// <inheritdoc />
+    public void MatMulTransposeA(Tensor a, int aRow, Tensor b, int bRow, int rows, int m, int n, Tensor c, int index, bool accumulate = false)
+        => HostGemm.MatMulTransposeA(RowBlock(a, aRow, rows, m), RowBlock(b, bRow, rows, n), Matrix(c, index, m * n), m, n, rows, accumulate);
+
+    /// <inheritdoc />
+    public void SwiGluForward(Tensor gate, Tensor up, Tensor activation)
+        => HostSwiGlu.Forward(gate.AsSpan<float>(), up.AsSpan<float>(), activation.AsSpan<float>());
+
+    /// <inheritdoc />
+    public void SwiGluBackward(Tensor gradActivation, Tensor gate, Tensor up, Tensor gradGate, Tensor gradUp)
+        => HostSwiGlu.Backward(gradActivation.AsSpan<float>(), gate.AsSpan<float>(), up.AsSpan<float>(), gradGate.AsSpan<float>(), gradUp.AsSpan<float>());
+
+    /// <inheritdoc />
+    public void Score(ScoreFunction function, Tensor logits, Tensor scores)
+    {
+        if (function == ScoreFunction.Softmax) HostScoreFunctions.Softmax(logits.AsSpan<float>(), scores.AsSpan<float>(), logits.RowLength);
+        else HostScoreFunctions.Sigmoid(logits.AsSpan<float>(), scores.AsSpan<float>());
+    }
+
+    /// <inheritdoc />
+    public void ScoreBackward(ScoreFunction function, Tensor scores, Tensor gradScores, Tensor gradLogits)
+    {
+        if (function == ScoreFunction.Softmax)
+        {
+            HostScoreFunctions.SoftmaxBackward(scores.AsSpan<float>(), gradScores.AsSpan<float>(), gradLogits.AsSpan<float>(), scores.RowLength);
+        }
+        else
+        {
+            HostScoreFunctions.SigmoidBackward(scores.AsSpan<float>(), gradScores.AsSpan<float>(), gradLogits.AsSpan<float>());
+        }
+    }
+
+    /// <inheritdoc />
+    public void TopK(Tensor scores, Tensor? expertBias, int numExpertGroups, int numLimitedGroups, bool routeNorm, float normEpsilon,
+        float routeScale, Tensor topScores, Tensor expertIds)
+    {
+        int tokens = scores.Rows, e = scores.RowLength, k = topScores.RowLength;
+        ReadOnlySpan<float> s = scores.AsSpan<float>();
+        ReadOnlySpan<float> bias = expertBias is null ? default : expertBias.AsSpan<float>();
+        var biased = new float[e];
+        var eligible = new bool[e];
+        var groupScores = new float[numExpertGroups];
+        var chosen = new int[k];
+        for (int t = 0; t < tokens; t++)
+        {
+            ReadOnlySpan<float> row = s.Slice(t * e, e);
+            if (bias.IsEmpty) row.CopyTo(biased);
+            else for (int i = 0; i < e; i++) biased[i] = row[i] + bias[i];
+            TopKExpertChoice.Choose(biased, numExpertGroups, numLimitedGroups, eligible, groupScores, chosen);
+
+            Span<float> ts = topScores.Row<float>(t);
+            Span<long> ids = expertIds.Row<long>(t);
+            float sum = 0f;
+            for (int j = 0; j < k; j++)
+            {
+                ids[j] = chosen[j];
+                ts[j] = row[chosen[j]];
+                sum += ts[j];
+            }
+            float denominator = routeNorm ? sum + normEpsilon : 1f;
+            for (int j = 0; j < k; j++) ts[j] = ts[j] / denominator * routeScale;
+        }
+    }
+
+    /// <inheritdoc />
+    public void TopScoresBackward(Tensor scores, Tensor expertIds, Tensor gradTopScores, bool routeNorm, float normEpsilon, float routeScale,
+        Tensor gradScores)
+    {
+        int tokens = scores.Rows, e = scores.RowLength, k = expertIds.RowLength;
+        ReadOnlySpan<float> all = scores.AsSpan<float>();
+        Span<float> gz = gradScores.AsSpan<float>();
+        gz.Clear();
+        for (int t = 0; t < tokens; t++)
+        {
+            ReadOnlySpan<long> ids = expertIds.Row<long>(t);
+            ReadOnlySpan<float> g = gradTopScores.Row<float>(t);
+            ReadOnlySpan<float> row = all.Slice(t * e, e);
+            Span<float> gs = gz.Slice(t * e, e);
+            if (routeNorm)
+            {
+                float sum = 0f, weighted = 0f;
+                for (int j = 0; j < k; j++) sum += row[(int)ids[j]];
+                float denominator = sum + normEpsilon;
+                for (int j = 0; j < k; j++) weighted += g[j] * row[(int)ids[j]];
+                float mean = weighted / denominator;
+                for (int j = 0; j < k; j++) gs[(int)ids[j]] = routeScale * (g[j] - mean) / denominator;
+            }
+            else
+            {
+                for (int j = 0; j < k; j++) gs[(int)ids[j]] = routeScale * g[j];
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public long[] CountPerExpert(Tensor expertIds, int numExperts)
+    {
+        var counts = new long[numExperts];
+        foreach (long id in expertIds.AsSpan<long>()) counts[id]++;
+        return counts;
+    }
+
+    /// <inheritdoc />
+    public void AddRows(Tensor into, int intoRow, Tensor rows)
+    {
+        Span<float> a = into.AsSpan<float>().Slice(intoRow * into.RowLength, rows.ElementCount);
+        ReadOnlySpan<float> b = rows.AsSpan<float>();
+        for (int i = 0; i < a.Length; i++) a[i] += b[i];
+    }
+
+    /// <inheritdoc />
+    public void AdamWStep(Tensor value, Tensor grad, Tensor expAvg, Tensor expAvgSq, AdamWScalars s)
+    {
+        Span<float> theta = value.AsSpan<float>();
+        ReadOnlySpan<float> g = grad.AsSpan<float>();
+        Span<float> m = expAvg.AsSpan<float>();
+        Span<float> v = expAvgSq.AsSpan<float>();
+        for (int j = 0; j < theta.Length; j++)
+        {
+            float gj = g[j];
+            m[j] = (s.Beta1 * m[j]) + ((1f - s.Beta1) * gj);
+            v[j] = (s.Beta2 * v[j]) + ((1f - s.Beta2) * gj * gj);
+            float denom = (MathF.Sqrt(v[j]) / s.Bias2Sqrt) + s.Epsilon;
+            theta[j] = (theta[j] * s.Decay) - (s.StepSize * m[j] / denom);
+        }
+    }
+
+    private static Span<float> RowBlock(Tensor t, int row, int rows, int width) => t.AsSpan<float>().Slice(row * width, rows * width);
+
+    private static Span<float> Matrix(Tensor t, int index, int elements) => t.AsSpan<float>().Slice(index * elements, elements);
+}
