@@ -7,8 +7,8 @@ namespace MoeSharp.Cuda.Kernels;
 
 /// <summary>
 /// Router kernels on an ILGPU accelerator: softmax and sigmoid over <c>[T, E]</c> scores (as
-/// <c>HostScoreFunctions</c>) and token-choice top-k with ties toward the lower expert id (as the router's
-/// <c>TopKExpertChoice</c> without node-limited groups), one thread per token.
+/// <c>HostScoreFunctions</c>) and token-choice top-k with ties toward the lower expert id, optionally node-limited
+/// (as the router's <c>TopKExpertChoice</c>), one thread per token.
 /// </summary>
 /// <remarks>
 /// Tolerance: on ILGPU's CPU accelerator every kernel is bitwise equal to the host (the kernels run .NET's
@@ -22,7 +22,7 @@ public sealed class IlgpuRouterKernels
     private readonly IlgpuTensorAllocator _allocator;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int> _softmax;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>> _sigmoid;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int, float, float, ArrayView<float>, ArrayView<long>> _topK;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, float, float, ArrayView<float>, ArrayView<long>> _topK;
 
     /// <summary>Compiles the kernels on <paramref name="allocator"/>'s accelerator.</summary>
     public IlgpuRouterKernels(IlgpuTensorAllocator allocator)
@@ -31,7 +31,7 @@ public sealed class IlgpuRouterKernels
         Accelerator acc = allocator.Accelerator;
         _softmax = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(RouterKernelBodies.SoftmaxRows);
         _sigmoid = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(RouterKernelBodies.Sigmoid);
-        _topK = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int, float, float, ArrayView<float>, ArrayView<long>>(RouterKernelBodies.TopK);
+        _topK = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, float, float, ArrayView<float>, ArrayView<long>>(RouterKernelBodies.TopK);
     }
 
     /// <summary>Row-wise softmax.</summary>
@@ -59,7 +59,8 @@ public sealed class IlgpuRouterKernels
 
     /// <summary>
     /// Token-choice top-k: per token, the K experts with the largest <c>scores + expertBias</c> (ties toward the lower
-    /// id, NaN last), ids ascending; top scores are the chosen unbiased scores, divided by their sum +
+    /// id, NaN last) among the experts of the <paramref name="numLimitedGroups"/> best of <paramref name="numExpertGroups"/>
+    /// groups (a group's score is the sum of its two best biased scores; 0 groups: every expert), ids ascending; top scores are the chosen unbiased scores, divided by their sum +
     /// <paramref name="normEpsilon"/> when <paramref name="routeNorm"/>, times <paramref name="routeScale"/>.
     /// </summary>
     /// <param name="scores">[T, E] float32.</param>
@@ -69,8 +70,11 @@ public sealed class IlgpuRouterKernels
     /// <param name="routeNorm">Normalize the chosen scores to sum to one.</param>
     /// <param name="normEpsilon">Added to the sum when normalizing.</param>
     /// <param name="routeScale">Multiplies every top score.</param>
-    /// <exception cref="ArgumentException">Shapes disagree, K is not in [1, E], or a tensor is not on this device.</exception>
-    public void TopK(Tensor scores, Tensor? expertBias, Tensor topScores, Tensor expertIds, bool routeNorm = false, float normEpsilon = 1e-20f, float routeScale = 1f)
+    /// <param name="numExpertGroups">G for node-limited routing, or 0.</param>
+    /// <param name="numLimitedGroups">Groups kept per token when G &gt; 0.</param>
+    /// <exception cref="ArgumentException">Shapes disagree, K is not in [1, E], the groups are invalid, or a tensor is not on this device.</exception>
+    public void TopK(Tensor scores, Tensor? expertBias, Tensor topScores, Tensor expertIds, bool routeNorm = false, float normEpsilon = 1e-20f, float routeScale = 1f,
+        int numExpertGroups = 0, int numLimitedGroups = 0)
     {
         ArgumentNullException.ThrowIfNull(scores);
         ArgumentNullException.ThrowIfNull(topScores);
@@ -85,11 +89,18 @@ public sealed class IlgpuRouterKernels
         {
             throw new ArgumentException($"expertBias has {expertBias.ElementCount} elements but E = {experts}", nameof(expertBias));
         }
+        if (numExpertGroups > 0 && (experts % numExpertGroups != 0 || experts / numExpertGroups < 2
+            || numLimitedGroups < 1 || numLimitedGroups > numExpertGroups || numLimitedGroups * (experts / numExpertGroups) < k))
+        {
+            throw new ArgumentException(
+                $"node-limited routing needs G = {numExpertGroups} dividing E = {experts} into groups of at least two and 1 ≤ {numLimitedGroups} ≤ G groups holding at least K = {k} experts",
+                nameof(numExpertGroups));
+        }
         if (tokens == 0) return;
         Accelerator acc = _allocator.Accelerator;
         ArrayView<float> s = DeviceViews.Floats(acc, scores, nameof(scores));
         _topK(tokens, s, expertBias is null ? s : DeviceViews.Floats(acc, expertBias, nameof(expertBias)), expertBias is null ? 0 : 1,
-            experts, k, routeNorm ? 1 : 0, normEpsilon, routeScale,
+            experts, k, Math.Max(numExpertGroups, 0), numLimitedGroups, routeNorm ? 1 : 0, normEpsilon, routeScale,
             DeviceViews.Floats(acc, topScores, nameof(topScores)), DeviceViews.Longs(acc, expertIds, nameof(expertIds)));
     }
 }

@@ -29,18 +29,23 @@ internal static class RouterKernelBodies
         => scores[i] = 1f / (1f + MathF.Exp(-logits[i]));
 
     /// <summary>
-    /// Thread t: the top-k of <c>scores[t] + bias</c> with ties toward the lower expert id (NaN ranks last), written
-    /// ascending to <c>ids[t]</c>; <c>topScores[t]</c> = the chosen unbiased scores, divided by their sum + eps when
+    /// Thread t: the top-k of <c>scores[t] + bias</c> with ties toward the lower expert id (NaN ranks last), among the
+    /// experts of the <paramref name="limitedGroups"/> best of <paramref name="groups"/> groups when groups &gt; 0,
+    /// written ascending to <c>ids[t]</c>; <c>topScores[t]</c> = the chosen unbiased scores, divided by their sum + eps when
     /// <paramref name="routeNorm"/> is set, times <paramref name="routeScale"/>. The id row doubles as the
     /// selection list, so no per-thread local memory is needed.
     /// </summary>
     public static void TopK(Index1D t, ArrayView<float> scores, ArrayView<float> bias, int hasBias, int experts, int k,
-        int routeNorm, float normEpsilon, float routeScale, ArrayView<float> topScores, ArrayView<long> ids)
+        int groups, int limitedGroups, int routeNorm, float normEpsilon, float routeScale, ArrayView<float> topScores, ArrayView<long> ids)
     {
         int row = t * experts, at = t * k;
         int filled = 0;
+        int perGroup = groups > 0 ? experts / groups : experts;
+        bool groupEligible = true;
         for (int e = 0; e < experts; e++)
         {
+            if (groups > 0 && e % perGroup == 0) groupEligible = GroupChosen(scores, bias, hasBias, row, perGroup, groups, limitedGroups, e / perGroup);
+            if (!groupEligible) continue;
             float v = Biased(scores, bias, hasBias, row, e);
             if (filled == k && !Better(v, Biased(scores, bias, hasBias, row, (int)ids[at + k - 1]))) continue;
             int pos = filled < k ? filled++ : k - 1;
@@ -72,6 +77,45 @@ internal static class RouterKernelBodies
         }
         float denominator = routeNorm != 0 ? sum + normEpsilon : 1f;
         for (int j = 0; j < k; j++) topScores[at + j] = topScores[at + j] / denominator * routeScale;
+    }
+
+    /// <summary>
+    /// Whether group <paramref name="g"/> is among the <paramref name="limited"/> groups the host picks one by one
+    /// (best sum of its two best biased scores first, ties toward the lower group id, NaN last): it is when fewer
+    /// than <paramref name="limited"/> groups precede it in that order. Recomputing the group scores costs O(G·E)
+    /// per token but needs no per-thread memory.
+    /// </summary>
+    private static bool GroupChosen(ArrayView<float> scores, ArrayView<float> bias, int hasBias, int row, int perGroup, int groups, int limited, int g)
+    {
+        float mine = GroupScore(scores, bias, hasBias, row, perGroup, g);
+        int ahead = 0;
+        for (int h = 0; h < groups; h++)
+        {
+            if (h == g) continue;
+            float other = GroupScore(scores, bias, hasBias, row, perGroup, h);
+            if (Better(other, mine) || (!Better(mine, other) && h < g)) ahead++;
+        }
+        return ahead < limited;
+    }
+
+    /// <summary>The sum of the two best biased scores of group <paramref name="g"/>, as the host computes it.</summary>
+    private static float GroupScore(ArrayView<float> scores, ArrayView<float> bias, int hasBias, int row, int perGroup, int g)
+    {
+        float best = float.NegativeInfinity, second = float.NegativeInfinity;
+        for (int e = g * perGroup; e < (g + 1) * perGroup; e++)
+        {
+            float v = Biased(scores, bias, hasBias, row, e);
+            if (v > best)
+            {
+                second = best;
+                best = v;
+            }
+            else if (v > second)
+            {
+                second = v;
+            }
+        }
+        return best + second;
     }
 
     private static float Biased(ArrayView<float> scores, ArrayView<float> bias, int hasBias, int row, int e)

@@ -1,0 +1,69 @@
+using MoeSharp.Cuda.Native;
+
+namespace MoeSharp.Cuda.Cublas;
+
+/// <summary>
+/// The layer's float32 matrix products on row-major device buffers through <c>cublasGemmEx</c> (float32 in, out and
+/// compute, default math mode: no TF32), one handle on one stream. Each row-major product is the column-major
+/// product of the transposes, so no operand is ever copied or transposed.
+/// </summary>
+/// <remarks>
+/// cuBLAS reads a row-major <c>[r, c]</c> buffer as its column-major transpose <c>[c, r]</c> with leading dimension
+/// <c>c</c>, so a row-major <c>C = op(A)·op(B)</c> is computed as the column-major <c>Cᵀ = op(B)ᵀ·op(A)ᵀ</c>: cuBLAS's
+/// first operand is the caller's B buffer.
+/// </remarks>
+public sealed unsafe class CublasRowMajorGemm : IDisposable
+{
+    private readonly CublasLibrary _cublas;
+    private readonly Action _bindContext;
+    private nint _handle;
+
+    /// <summary>Creates a cuBLAS handle whose calls run on <paramref name="stream"/>.</summary>
+    /// <param name="stream">The compute stream (<c>cudaStream_t</c>); 0 is the legacy default stream.</param>
+    /// <param name="bindContext">Makes the device's context current on the calling thread.</param>
+    public CublasRowMajorGemm(nint stream, Action bindContext)
+    {
+        _bindContext = bindContext ?? throw new ArgumentNullException(nameof(bindContext));
+        _cublas = CublasLibrary.Shared;
+        _bindContext();
+        _handle = _cublas.Create();
+        try
+        {
+            _cublas.SetStream(_handle, stream);
+        }
+        catch
+        {
+            _cublas.Destroy(_handle);
+            throw;
+        }
+    }
+
+    /// <summary>Row-major <c>C[m, n] (+)= A[m, k] · B[n, k]ᵀ</c>.</summary>
+    public void MatMulTransposeB(nint a, nint b, nint c, int m, int n, int k, bool accumulate)
+        => Run(new ColumnMajorGemm(CublasConstants.OpT, CublasConstants.OpN, n, m, k, Lda: k, Ldb: k, Ldc: n, SwapOperands: true), b, a, c, accumulate);
+
+    /// <summary>Row-major <c>C[m, n] (+)= A[m, k] · B[k, n]</c>.</summary>
+    public void MatMul(nint a, nint b, nint c, int m, int n, int k, bool accumulate)
+        => Run(new ColumnMajorGemm(CublasConstants.OpN, CublasConstants.OpN, n, m, k, Lda: n, Ldb: k, Ldc: n, SwapOperands: true), b, a, c, accumulate);
+
+    /// <summary>Row-major <c>C[m, n] (+)= A[k, m]ᵀ · B[k, n]</c>, reducing over the k rows.</summary>
+    public void MatMulTransposeA(nint a, nint b, nint c, int m, int n, int k, bool accumulate)
+        => Run(new ColumnMajorGemm(CublasConstants.OpN, CublasConstants.OpT, n, m, k, Lda: n, Ldb: m, Ldc: n, SwapOperands: true), b, a, c, accumulate);
+
+    private void Run(in ColumnMajorGemm g, nint first, nint second, nint c, bool accumulate)
+    {
+        nint handle = _handle != 0 ? _handle : throw new ObjectDisposedException(nameof(CublasRowMajorGemm));
+        _bindContext();
+        _cublas.GemmEx(handle, g, 1f, first, CublasConstants.CudaR32F, second, CublasConstants.CudaR32F, accumulate ? 1f : 0f,
+            c, CublasConstants.CudaR32F, CublasConstants.Compute32F);
+    }
+
+    /// <summary>Destroys the handle.</summary>
+    public void Dispose()
+    {
+        nint handle = Interlocked.Exchange(ref _handle, 0);
+        if (handle == 0) return;
+        _bindContext();
+        _cublas.Destroy(handle);
+    }
+}

@@ -1,0 +1,87 @@
+using ILGPU;
+
+namespace MoeSharp.Cuda.Kernels;
+
+/// <summary>
+/// Kernel bodies behind <see cref="IlgpuLayerKernels"/>: the backward element-wise functions, the router's
+/// top-score backward, row addition, the AdamW step and a plain strided matrix product (for accelerators without
+/// cuBLAS), each the host's operation sequence.
+/// </summary>
+internal static class LayerKernelBodies
+{
+    /// <summary>
+    /// Thread i: output element <c>(i / n, i % n)</c> of <c>C (+)= Σ_p A[row, p] · B[p, column]</c>, one chain in ascending p,
+    /// with A and B addressed by strides (row/reduction for A, column/reduction for B) so the three layouts of the
+    /// layer share one kernel.
+    /// </summary>
+    public static void StridedProduct(Index1D i, ArrayView<float> a, int aStart, int aRowStride, int aReduceStride,
+        ArrayView<float> b, int bStart, int bColumnStride, int bReduceStride, ArrayView<float> c, int cStart, int n, int k, int accumulate)
+    {
+        int row = i / n, column = i % n;
+        float sum = accumulate != 0 ? c[cStart + i] : 0f;
+        int at = aStart + row * aRowStride, bt = bStart + column * bColumnStride;
+        for (int p = 0; p < k; p++) sum += a[at + p * aReduceStride] * b[bt + p * bReduceStride];
+        c[cStart + i] = sum;
+    }
+
+    /// <summary>Thread i: <c>HostSwiGlu.Backward</c>'s element i.</summary>
+    public static void SwiGluBackward(Index1D i, ArrayView<float> gradActivation, ArrayView<float> gate, ArrayView<float> up,
+        ArrayView<float> gradGate, ArrayView<float> gradUp)
+    {
+        float g = gate[i];
+        float sig = 1f / (1f + MathF.Exp(-g));
+        float da = gradActivation[i];
+        gradUp[i] = da * g * sig;
+        gradGate[i] = da * up[i] * sig * (1f + (g * (1f - sig)));
+    }
+
+    /// <summary>Thread t: softmax backward of row t, <c>dz = s ⊙ (ds − Σ s·ds)</c>, the sum in ascending e.</summary>
+    public static void SoftmaxBackwardRows(Index1D t, ArrayView<float> scores, ArrayView<float> gradScores, ArrayView<float> gradLogits, int columns)
+    {
+        int start = t * columns;
+        float dot = 0f;
+        for (int e = 0; e < columns; e++) dot += scores[start + e] * gradScores[start + e];
+        for (int e = 0; e < columns; e++) gradLogits[start + e] = scores[start + e] * (gradScores[start + e] - dot);
+    }
+
+    /// <summary>Thread i: sigmoid backward, <c>dz = ds · s · (1 − s)</c>.</summary>
+    public static void SigmoidBackward(Index1D i, ArrayView<float> scores, ArrayView<float> gradScores, ArrayView<float> gradLogits)
+        => gradLogits[i] = gradScores[i] * scores[i] * (1f - scores[i]);
+
+    /// <summary>Thread t: row t of the top-score backward (zeros, then the chosen experts' gradients).</summary>
+    public static void TopScoresBackward(Index1D t, ArrayView<float> scores, ArrayView<long> ids, ArrayView<float> gradTop, int experts, int k,
+        int routeNorm, float normEpsilon, float routeScale, ArrayView<float> gradScores)
+    {
+        int row = t * experts, at = t * k;
+        for (int e = 0; e < experts; e++) gradScores[row + e] = 0f;
+        if (routeNorm != 0)
+        {
+            float sum = 0f, weighted = 0f;
+            for (int j = 0; j < k; j++) sum += scores[row + (int)ids[at + j]];
+            float denominator = sum + normEpsilon;
+            for (int j = 0; j < k; j++) weighted += gradTop[at + j] * scores[row + (int)ids[at + j]];
+            float mean = weighted / denominator;
+            for (int j = 0; j < k; j++) gradScores[row + (int)ids[at + j]] = routeScale * (gradTop[at + j] - mean) / denominator;
+        }
+        else
+        {
+            for (int j = 0; j < k; j++) gradScores[row + (int)ids[at + j]] = routeScale * gradTop[at + j];
+        }
+    }
+
+    /// <summary>Thread i: <c>into[start + i] += rows[i]</c>.</summary>
+    public static void AddInto(Index1D i, ArrayView<float> into, int start, ArrayView<float> rows) => into[start + i] += rows[i];
+
+    /// <summary>Thread i: one AdamW update of element i (the host's order of operations).</summary>
+    public static void AdamW(Index1D i, ArrayView<float> value, ArrayView<float> grad, ArrayView<float> expAvg, ArrayView<float> expAvgSq,
+        float beta1, float beta2, float stepSize, float bias2Sqrt, float epsilon, float decay)
+    {
+        float g = grad[i];
+        float m = (beta1 * expAvg[i]) + ((1f - beta1) * g);
+        float v = (beta2 * expAvgSq[i]) + ((1f - beta2) * g * g);
+        expAvg[i] = m;
+        expAvgSq[i] = v;
+        float denom = (MathF.Sqrt(v) / bias2Sqrt) + epsilon;
+        value[i] = (value[i] * decay) - (stepSize * m / denom);
+    }
+}
