@@ -17,6 +17,7 @@ public sealed class IlgpuBackend : IDisposable
 {
     private readonly Context _context;
     private readonly Native.PrimaryContextAdoption? _primaryContext;
+    private IlgpuLayerKernels? _layer;
     private bool _disposed;
 
     private IlgpuBackend(Context context, Accelerator accelerator, string deviceName, Native.PrimaryContextAdoption? primaryContext = null)
@@ -53,6 +54,20 @@ public sealed class IlgpuBackend : IDisposable
 
     /// <summary>The SwiGLU element-wise kernel.</summary>
     public IlgpuExpertKernels Experts { get; }
+
+    /// <summary>
+    /// The MoE layer's kernels (<c>ILayerKernels</c>: products, routing, backward, AdamW), made on first use because
+    /// on CUDA they open a cuBLAS handle, which dispatch-only work does not need.
+    /// </summary>
+    /// <exception cref="DllNotFoundException">On CUDA, cuBLAS cannot be loaded.</exception>
+    public IlgpuLayerKernels Layer
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return _layer ??= new IlgpuLayerKernels(this);
+        }
+    }
 
     /// <summary>True for a CUDA device.</summary>
     public bool IsCuda => Accelerator.AcceleratorType == AcceleratorType.Cuda;
@@ -151,6 +166,7 @@ public sealed class IlgpuBackend : IDisposable
     {
         if (_disposed) return;
         _disposed = true;
+        _layer?.Dispose();
         Kernels.Dispose();
         Allocator.Dispose();
         _primaryContext?.Dispose();

@@ -49,7 +49,11 @@ internal sealed class VerifyGoldenCommand : Command<VerifyGoldenSettings>
     {
         var (file, error) = Open(path);
         if (file is null) return Unreadable(path, error!);
-        if (GoldenLayerReplay.Applies(file)) return VerifyLayer(path, file, timeout);
+        if (GoldenLayerReplay.Applies(file))
+        {
+            (Verdict verdict, string line) = VerifyLayer(path, file, timeout);
+            return verdict != Verdict.Pass || !compute.OnDevice ? (verdict, line) : VerifyLayerOnDevice(path, file, timeout, compute, line);
+        }
         if (!GoldenDispatchReplay.Applies(file)) return NotApplicable(path, file);
         string? mismatch;
         try
@@ -119,6 +123,30 @@ internal sealed class VerifyGoldenCommand : Command<VerifyGoldenSettings>
         string detail = string.Create(CultureInfo.InvariantCulture,
             $"max relative error {report.MaxRelativeError:E2} ({report.WorstTensor}); {report.Layouts} multi-rank layouts bitwise (out, grad.x), weight grads {(report.WeightGradsBitwise ? "bitwise" : "within 1e-5")}");
         return report.Mismatch is null ? (Verdict.Pass, $"{name}: {detail}") : (Verdict.Fail, $"{name}: {report.Mismatch}; {detail}");
+    }
+
+    /// <summary>
+    /// After the host replay passed: the layer on the device (one rank, then an expert-parallel world over the GPUs, or
+    /// two ranks on ILGPU's CPU accelerator), every tensor within tolerance of the file.
+    /// </summary>
+    private static (Verdict, string) VerifyLayerOnDevice(string path, SafetensorsContent file, TimeSpan? timeout, ComputeOptions compute, string hostLine)
+    {
+        string name = Path.GetFileName(path);
+        int ranks = compute.Device == DeviceKind.Cuda ? (compute.Gpus > 0 ? compute.Gpus : ComputeOptions.CudaDeviceCount()) : 2;
+        GoldenLayerReplay.DeviceReport report;
+        try
+        {
+            report = GoldenLayerReplay.ReplayOnDevice(file, compute, ranks, timeout);
+        }
+        catch (Exception ex) when (ex is InvalidDataException or KeyNotFoundException or ArgumentException or RankFailedException)
+        {
+            return (Verdict.Fail, $"{name} (layer on {compute.DeviceName}): cannot replay: {ex.Message}");
+        }
+        string detail = string.Create(CultureInfo.InvariantCulture,
+            $"layer on {compute.DeviceName} ({string.Join("; ", report.Layouts)}): max relative error {report.MaxRelativeError:E2} ({report.WorstTensor})");
+        return report.Mismatch is null
+            ? (Verdict.Pass, $"{hostLine}; {detail}")
+            : (Verdict.Fail, $"{name}: {report.Mismatch}; {detail}");
     }
 
     private static (SafetensorsContent? File, string? Error) Open(string path)

@@ -1,4 +1,6 @@
 using System.Globalization;
+using MoeSharp.Cli.Commands;
+using MoeSharp.Dispatch;
 using MoeSharp.Layer;
 using MoeSharp.Routing;
 using MoeSharp.Tensors;
@@ -117,6 +119,74 @@ internal static class GoldenLayerReplay
             }
             return error < Tolerance ? null : $"{name}: relative error {error:E2} ≥ {Tolerance:E0}";
         }
+    }
+
+    /// <summary>What a device replay found.</summary>
+    /// <param name="MaxRelativeError">Largest relative error against the file over every compared tensor and layout.</param>
+    /// <param name="WorstTensor">The tensor (and layout) with that error.</param>
+    /// <param name="Mismatch">Null when everything passed, else the first failure.</param>
+    /// <param name="Layouts">The layouts run, e.g. <c>world 1 sp 1 …</c>.</param>
+    public sealed record DeviceReport(double MaxRelativeError, string WorstTensor, string? Mismatch, IReadOnlyList<string> Layouts);
+
+    /// <summary>
+    /// Replays the file with the layer on <paramref name="compute"/>'s device (router, experts, gradients there; cuBLAS
+    /// products on CUDA): on one rank, and on an expert-parallel world of <paramref name="ranks"/> (SP 2, sharded,
+    /// balanced) when E allows. Every tensor must be within <see cref="Tolerance"/> of the float64 reference, the
+    /// expert ids and counts exact; across layouts a device run is not bitwise (its products are cuBLAS's).
+    /// </summary>
+    public static DeviceReport ReplayOnDevice(SafetensorsContent file, ComputeOptions compute, int ranks, TimeSpan? timeout = null)
+    {
+        var (args, before) = ReadArgs(file);
+        Tensor x = file.Get("x"), gradOut = file.Get("grad_out");
+        var layouts = new List<LayerLayout> { LayerLayout.Single };
+        int world = ranks;
+        while (world > 1 && args.NumExperts % world != 0) world--;
+        if (world > 1) layouts.Add(new LayerLayout(world, world % 2 == 0 ? 2 : 1, SequenceLayout.Sharded, SpShardingPolicy.Balanced));
+
+        double worst = 0;
+        string worstName = "";
+        foreach (LayerLayout layout in layouts)
+        {
+            LayerWorldRunner.Result r = LayerWorldRunner.Run(args, before, file, x, gradOut, layout, timeout, compute);
+            string? mismatch = CompareToFile(file, r, $" ({layout})", ref worst, ref worstName);
+            if (mismatch is not null) return new DeviceReport(worst, worstName, mismatch, layouts.Select(l => l.ToString()).ToList());
+        }
+        return new DeviceReport(worst, worstName, null, layouts.Select(l => l.ToString()).ToList());
+    }
+
+    /// <summary>
+    /// The first disagreement of <paramref name="r"/> with the file (ids and counts bitwise, the rest within
+    /// <see cref="Tolerance"/>), or null; tracks the worst relative error.
+    /// </summary>
+    private static string? CompareToFile(SafetensorsContent file, LayerWorldRunner.Result r, string where, ref double worst, ref string worstName)
+    {
+        string? mismatch =
+            TensorComparison.FirstBitwiseMismatch("expert_ids" + where, file.Get("expert_ids"), r.ExpertIds)
+            ?? TensorComparison.FirstBitwiseMismatch("tokens_per_expert" + where, file.Get("tokens_per_expert"), r.TokensPerExpert);
+        var compared = new List<(string Name, Tensor Actual)> { ("out", r.Out), ("top_scores", r.TopScores) };
+        foreach (string name in file.Names.Where(n => n.StartsWith("grad.", StringComparison.Ordinal)))
+        {
+            if (!r.Grads.TryGetValue(name["grad.".Length..], out Tensor? grad)) return mismatch ?? $"{name}{where}: the layer produced no such gradient";
+            compared.Add((name, grad));
+        }
+        foreach (string name in r.Grads.Keys)
+        {
+            if (!file.Contains("grad." + name)) return mismatch ?? $"grad.{name}{where}: the file has no expected value";
+        }
+        foreach (var (name, actual) in compared)
+        {
+            if (mismatch is not null) break;
+            Tensor expected = file.Get(name);
+            if (!expected.Shape.SequenceEqual(actual.Shape)) return $"{name}{where}: expected shape {expected.ShapeString}, actual {actual.ShapeString}";
+            double error = TensorComparison.RelativeError(expected, actual);
+            if (!(error <= worst))
+            {
+                worst = error;
+                worstName = name + where;
+            }
+            if (!(error < Tolerance)) mismatch = $"{name}{where}: relative error {error:E2} ≥ {Tolerance:E0}";
+        }
+        return mismatch;
     }
 
     private static int Int(SafetensorsContent file, string key)

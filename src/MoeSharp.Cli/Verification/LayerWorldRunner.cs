@@ -1,4 +1,7 @@
+using MoeSharp.Cli.Commands;
 using MoeSharp.Collectives;
+using MoeSharp.Compute;
+using MoeSharp.Cuda;
 using MoeSharp.Dispatch;
 using MoeSharp.Layer;
 using MoeSharp.Tensors;
@@ -28,8 +31,8 @@ internal static class LayerWorldRunner
         return (s.Start, s.RealRows);
     }
 
-    /// <summary>Creates the layer of one rank for <paramref name="layout"/>.</summary>
-    public static MoeLayer CreateLayer(MoeLayerArgs args, bool scoreBeforeExperts, LayerLayout layout, ParallelGroups? groups)
+    /// <summary>Creates the layer of one rank for <paramref name="layout"/>, on the host or on <paramref name="device"/>.</summary>
+    public static MoeLayer CreateLayer(MoeLayerArgs args, bool scoreBeforeExperts, LayerLayout layout, ParallelGroups? groups, DeviceRank? device = null)
     {
         var config = new TokenDispatcherConfig(args.NumExperts, args.TopK)
         {
@@ -38,7 +41,11 @@ internal static class LayerWorldRunner
             Sharding = layout.Sharding,
             ExpertAlignment = layout.Alignment,
         };
-        return groups is null ? new MoeLayer(args, new LocalTokenDispatcher(config), null) : MoeLayer.Create(args, config, groups);
+        IMoeKernels? dispatchKernels = device?.Backend.Kernels;
+        ILayerKernels? layerKernels = device?.Backend.Layer;
+        return groups is null
+            ? new MoeLayer(args, new LocalTokenDispatcher(config, dispatchKernels), null, layerKernels)
+            : new MoeLayer(args, new AllToAllTokenDispatcher(config, groups, dispatchKernels), groups.World, layerKernels);
     }
 
     /// <summary>
@@ -63,17 +70,22 @@ internal static class LayerWorldRunner
     /// <param name="gradOut">[N, D].</param>
     /// <param name="layout">Where to run.</param>
     /// <param name="timeout">Collective timeout.</param>
+    /// <param name="compute">Where each rank's layer runs (the host when null); results come back as host tensors.</param>
     public static Result Run(MoeLayerArgs args, bool scoreBeforeExperts, IEnumerable<KeyValuePair<string, Tensor>> weights,
-        Tensor x, Tensor gradOut, LayerLayout layout, TimeSpan? timeout = null)
+        Tensor x, Tensor gradOut, LayerLayout layout, TimeSpan? timeout = null, ComputeOptions? compute = null)
     {
         var weightList = weights.ToList();
         int n = x.Rows, d = args.Dim, k = args.TopK;
-        RankResult[] ranks = layout.World == 1 && layout.Layout == SequenceLayout.Replicated
-            ? [RunRank(null)]
+        bool onDevice = compute is { OnDevice: true };
+        RankResult[] ranks = layout.World == 1 && layout.Layout == SequenceLayout.Replicated && !onDevice
+            ? [RunRank(null, null)]
             : InProcessWorld.Run(layout.World, world =>
             {
-                using ParallelGroups groups = ParallelGroups.Create(world, layout.Sp);
-                return RunRank(groups);
+                using DeviceRank? device = compute?.CreateRank(world);
+                using ParallelGroups? groups = layout.World == 1 && layout.Layout == SequenceLayout.Replicated
+                    ? null
+                    : ParallelGroups.Create(device?.World ?? world, layout.Sp);
+                return RunRank(groups, device);
             }, timeout);
 
         var output = Tensor.Zeros(DType.Float32, n, d);
@@ -96,36 +108,37 @@ internal static class LayerWorldRunner
         var grads = new Dictionary<string, Tensor>(ranks[0].WeightGrads) { ["x"] = gradX };
         return new Result(output, topScores, expertIds, tokensPerExpert, grads);
 
-        RankResult RunRank(ParallelGroups? groups)
+        RankResult RunRank(ParallelGroups? groups, DeviceRank? device)
         {
             int rank = groups?.World.Rank ?? 0;
-            MoeLayer layer = CreateLayer(args, scoreBeforeExperts, layout, groups);
+            MoeLayer layer = CreateLayer(args, scoreBeforeExperts, layout, groups, device);
             MoeLayerCheckpoint.Load(layer, weightList);
             var (rankX, groupTokens, ownGlobal) = RankRows(x, layout, rank);
             var (groupStart, _) = GroupRows(n, layout.Groups, rank / layout.Sp);
             int outStart = layout.Layout == SequenceLayout.Replicated ? groupStart : ownGlobal;
             Tensor rankGradOut = Rows(gradOut, outStart, rankX.Rows);
-            Tensor y = layer.Forward(rankX, layout.Layout == SequenceLayout.Sharded ? groupTokens : null);
+            Tensor Upload(Tensor t) => device?.Upload(t) ?? t;
+            Tensor y = layer.Forward(Upload(rankX), layout.Layout == SequenceLayout.Sharded ? groupTokens : null);
             var routing = layer.LastRouting!;
-            MoeLayerGradients g = layer.Backward(rankGradOut);
+            MoeLayerGradients g = layer.Backward(Upload(rankGradOut));
 
             // Weight gradients with all experts, gathered like the weights themselves.
-            var gradState = new List<KeyValuePair<string, Tensor>>();
-            var gradLayer = CreateLayer(args, scoreBeforeExperts, layout, groups);
-            g.GradGateWeight.AsSpan<float>().CopyTo(gradLayer.Router.GateWeight.AsSpan<float>());
-            g.GradW1.AsSpan<float>().CopyTo(gradLayer.Experts.W1.AsSpan<float>());
-            g.GradW2.AsSpan<float>().CopyTo(gradLayer.Experts.W2.AsSpan<float>());
-            g.GradW3.AsSpan<float>().CopyTo(gradLayer.Experts.W3.AsSpan<float>());
+            var gradLayer = CreateLayer(args, scoreBeforeExperts, layout, groups, device);
+            void Copy(Tensor from, Tensor to) => layer.Kernels.Dispatch.CopyRows(from, 0, to, 0, from.Rows);
+            Copy(g.GradGateWeight, gradLayer.Router.GateWeight);
+            Copy(g.GradW1, gradLayer.Experts.W1);
+            Copy(g.GradW2, gradLayer.Experts.W2);
+            Copy(g.GradW3, gradLayer.Experts.W3);
             if (gradLayer.Shared is { } shared)
             {
-                g.GradSharedW1!.AsSpan<float>().CopyTo(shared.W1.AsSpan<float>());
-                g.GradSharedW2!.AsSpan<float>().CopyTo(shared.W2.AsSpan<float>());
-                g.GradSharedW3!.AsSpan<float>().CopyTo(shared.W3.AsSpan<float>());
+                Copy(g.GradSharedW1!, shared.W1);
+                Copy(g.GradSharedW2!, shared.W2);
+                Copy(g.GradSharedW3!, shared.W3);
             }
             var weightGrads = MoeLayerCheckpoint.StateDict(gradLayer)
                 .Where(kv => kv.Key != MoeLayerCheckpoint.ExpertBias)
                 .ToDictionary(kv => kv.Key, kv => kv.Value);
-            return new RankResult(y, g.GradX, routing.TopScores, routing.ExpertIds, routing.TokensPerExpert,
+            return new RankResult(y.ToHost(), g.GradX.ToHost(), routing.TopScores.ToHost(), routing.ExpertIds.ToHost(), routing.TokensPerExpert,
                 ownGlobal, outStart, weightGrads);
         }
     }
