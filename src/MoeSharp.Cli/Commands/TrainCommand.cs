@@ -18,8 +18,9 @@ internal sealed class TrainCommand : Command<TrainSettings>
     {
         CommKind comm = CommKinds.Parse(s.Comm);
         TimeSpan? timeout = s.TimeoutSeconds is double t ? TimeSpan.FromSeconds(t) : null;
+        ComputeOptions compute = ComputeOptions.Parse(s.Device, s.Gpus);
         TrainOptions Options(int world) => new(s.Steps, world, s.Sp, s.SequenceLayout, s.ShardingPolicy, s.Tokens, s.Dim, s.Hidden, s.Experts,
-            s.TopK, s.SharedHidden, s.ScoreBeforeExperts, s.LearningRate, s.BiasUpdateCoeff, s.Seed);
+            s.TopK, s.SharedHidden, s.ScoreBeforeExperts, s.LearningRate, s.BiasUpdateCoeff, s.Seed) { Compute = compute };
 
         double[]? losses;
         int worldSize;
@@ -62,14 +63,14 @@ internal sealed class TrainCommand : Command<TrainSettings>
 
     private static void PrintHeader(TrainSettings s, int world) =>
         AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
-            $"train: world {world}, sp {s.Sp}, {s.Layout} layout, {s.Sharding} sharding; T {s.Tokens}, D {s.Dim}, H {s.Hidden}, E {s.Experts}, K {s.TopK}, Hs {s.SharedHidden}; seed {s.Seed}")));
+            $"train: world {world}, sp {s.Sp}, {s.Layout} layout, {s.Sharding} sharding; T {s.Tokens}, D {s.Dim}, H {s.Hidden}, E {s.Experts}, K {s.TopK}, Hs {s.SharedHidden}; seed {s.Seed}; on {s.Device ?? "host"}")));
 
     /// <summary>Prints a step's loss, load and bias when it is due (every --log-every steps, the first and the last).</summary>
     private static void PrintStep(TrainSettings s, StepReport r)
     {
         if (r.Step % s.LogEvery != 0 && r.Step != 1 && r.Step != s.Steps) return;
         string load = string.Join(" ", r.TokensPerExpert);
-        string bias = string.Join(" ", r.ExpertBias.Select(b => b.ToString("+0.000;-0.000", CultureInfo.InvariantCulture)));
+        string bias = string.Join(" ", r.ExpertBias.Select(b => (b == 0 ? 0f : b).ToString("+0.000;-0.000", CultureInfo.InvariantCulture))); // no "-+0.000" for −0
         AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture, $"step {r.Step,5}  loss {Format(r.Loss)}")));
         AnsiConsole.MarkupLine(Markup.Escape($"       load [{load}]  bias [{bias}]"));
     }

@@ -56,6 +56,14 @@ internal sealed class TrainSettings : CommandSettings
     [Description("Multiply rows by their routing score before the experts.")]
     public bool ScoreBeforeExperts { get; init; }
 
+    [CommandOption("--device <DEVICE>")]
+    [Description("host (managed kernels, default; losses bitwise the same on every layout), cuda (the layer on NVIDIA GPUs: ILGPU kernels, cuBLAS products, NCCL exchanges when each rank has its own GPU) or ilgpu-cpu (the CUDA backend's kernels on ILGPU's CPU accelerator).")]
+    public string? Device { get; init; }
+
+    [CommandOption("--gpus <N>")]
+    [Description("With --device cuda: GPUs to use (rank r on GPU r mod N). Default: every visible GPU.")]
+    public int? Gpus { get; init; }
+
     [CommandOption("--lr <LR>")]
     [Description("AdamW learning rate. Default 0.003.")]
     public float LearningRate { get; init; } = 3e-3f;
@@ -110,6 +118,7 @@ internal sealed class TrainSettings : CommandSettings
         try
         {
             _ = CommKinds.Parse(Comm);
+            _ = ComputeOptions.Parse(Device, Gpus);
         }
         catch (ArgumentException ex)
         {

@@ -1,4 +1,5 @@
 using MoeSharp.Cli.Verification;
+using MoeSharp.Cuda;
 using MoeSharp.Collectives;
 using MoeSharp.Compute;
 using MoeSharp.Dispatch;
@@ -48,11 +49,16 @@ internal static class MoeTrainer
         float[] teacherA = Uniform(init, o.Dim, 1.5 / Math.Sqrt(o.Dim));
         float[] teacherB = Uniform(init, o.Dim, 1.5 / Math.Sqrt(o.Dim));
 
-        using ParallelGroups? groups = o.World == 1 && o.Layout == SequenceLayout.Replicated ? null : ParallelGroups.Create(world, o.Sp);
-        MoeLayer layer = LayerWorldRunner.CreateLayer(args, o.ScoreBeforeExperts, layout, groups);
+        using DeviceRank? device = o.Compute.CreateRank(world);
+        using ParallelGroups? groups = o.World == 1 && o.Layout == SequenceLayout.Replicated ? null : ParallelGroups.Create(device?.World ?? world, o.Sp);
+        MoeLayer layer = LayerWorldRunner.CreateLayer(args, o.ScoreBeforeExperts, layout, groups, device);
+        ILayerKernels kernels = layer.Kernels;
         MoeLayerCheckpoint.Load(layer, weights);
+        // The head is one host row; the layer's weights and moments stay on its device. AdamW updates every parameter
+        // on its own, so two optimizers take the same steps as one.
         var head = new Parameter("head.weight", Tensor.FromArray((float[])head0.Clone(), 1, o.Dim));
-        var optimizer = new AdamW(layer.Parameters.Append(head), o.LearningRate, weightDecay: 0f);
+        var layerOptimizer = new AdamW(layer.Parameters, o.LearningRate, weightDecay: 0f, kernels: kernels);
+        var headOptimizer = new AdamW([head], o.LearningRate, weightDecay: 0f);
         IProcessGroup? collective = groups is null ? null : world;
         var stepLosses = new double[o.Steps];
 
@@ -64,7 +70,9 @@ internal static class MoeTrainer
             int rowsGlobal = o.Layout == SequenceLayout.Replicated ? groupStart : ownGlobal;
             int ownOffset = ownGlobal - rowsGlobal, ownCount = OwnCount(o, layout, world.Rank, groupTokens);
 
-            Tensor y = layer.Forward(x, o.Layout == SequenceLayout.Sharded ? groupTokens : null);
+            Tensor xOnDevice = device?.Upload(x) ?? x;
+            Tensor yOnDevice = layer.Forward(xOnDevice, o.Layout == SequenceLayout.Sharded ? groupTokens : null);
+            Tensor y = yOnDevice.ToHost();
             int rows = y.Rows, d = o.Dim;
 
             // Row-wise: prediction, error, dL/dpred and dL/dy for every row this rank holds.
@@ -83,7 +91,9 @@ internal static class MoeTrainer
             var gradY = Tensor.Uninitialized(DType.Float32, rows, d);
             HostGemm.MatMul(gradPred, head.Value.AsSpan<float>(), gradY.AsSpan<float>(), rows, d, 1);
 
-            layer.Backward(gradY);
+            Tensor gradYOnDevice = device?.Upload(gradY) ?? gradY;
+            Tensor gradX = layer.Backward(gradYOnDevice).GradX;
+            foreach (Tensor t in new[] { xOnDevice, yOnDevice, gradYOnDevice, gradX }) kernels.Release(t);
             Tensor yOwn = LayerWorldRunner.Rows(y, ownOffset, ownCount);
             float[] gradPredOwn = gradPred.AsSpan(ownOffset, ownCount).ToArray();
             RankOrderedAccumulation.Run(collective, [head.Grad], () =>
@@ -95,7 +105,8 @@ internal static class MoeTrainer
             loss /= o.Tokens;
             stepLosses[step - 1] = loss;
 
-            optimizer.Step();
+            layerOptimizer.Step();
+            headOptimizer.Step();
             long[] load = layer.UpdateExpertBias(o.BiasUpdateCoeff);
             if (world.Rank == 0) report?.Invoke(new StepReport(step, loss, load, layer.ExpertBias!.AsSpan<float>().ToArray()));
         }

@@ -1,3 +1,4 @@
+using MoeSharp.Cli.Commands;
 using MoeSharp.Dispatch;
 
 namespace MoeSharp.Cli.Training;
@@ -22,7 +23,11 @@ internal sealed record TrainOptions(
     int Steps = 200, int World = 1, int Sp = 1, SequenceLayout Layout = SequenceLayout.Replicated,
     SpShardingPolicy Sharding = SpShardingPolicy.Balanced, int Tokens = 64, int Dim = 16, int Hidden = 32, int Experts = 8,
     int TopK = 2, int SharedHidden = 16, bool ScoreBeforeExperts = false, float LearningRate = 3e-3f, float BiasUpdateCoeff = 1e-3f,
-    int Seed = 0);
+    int Seed = 0)
+{
+    /// <summary>Where each rank's layer runs: the host (default), CUDA or ILGPU's CPU accelerator.</summary>
+    public ComputeOptions Compute { get; init; } = ComputeOptions.Host;
+}
 
 /// <summary>One step as rank 0 saw it.</summary>
 /// <param name="Step">1-based step.</param>

@@ -88,6 +88,25 @@ public class CliTests
     }
 
     [Fact]
+    public void VerifyGolden_OnIlgpuCpu_RunsTheLayerFilesWithTheLayerOnTheDevice()
+    {
+        string[] layerFiles = GoldenFiles.SafetensorsFiles().Where(f => SafetensorsFile.Read(f).Metadata.ContainsKey("kind")).ToArray();
+        CliResult result = Invoke(["verify-golden", "--device", "ilgpu-cpu", .. layerFiles]);
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Contains($"{layerFiles.Length} passed, 0 failed", result.Out);
+        Assert.Contains("layer on ilgpu-cpu", result.Out);
+    }
+
+    [Fact]
+    public void Train_OnIlgpuCpu_RunsAndTheLossFalls()
+    {
+        CliResult result = Invoke("train", "--device", "ilgpu-cpu", "--world", "2", "--steps", "30", "--log-every", "100");
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Contains("on ilgpu-cpu", result.Out);
+        Assert.Contains(": fell from", result.Out);
+    }
+
+    [Fact]
     public void Run_WithoutOptions_RunsTheEmbeddedDefaults()
     {
         CliResult result = Invoke("run");
@@ -117,6 +136,8 @@ public class CliTests
     [InlineData("bench", "--profile")]
     [InlineData("bench", "--preset", "llama")]
     [InlineData("run", "--device", "tpu")]
+    [InlineData("train", "--device", "tpu")]
+    [InlineData("train", "--gpus", "2")]
     [InlineData("run", "--gpus", "2")]
     [InlineData("run", "--device", "cuda", "--gpus", "0")]
     [InlineData("verify-golden")]

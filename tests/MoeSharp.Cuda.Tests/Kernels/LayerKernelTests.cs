@@ -1,0 +1,133 @@
+using CsCheck;
+using MoeSharp.Compute;
+using MoeSharp.Routing;
+using MoeSharp.Tensors;
+
+namespace MoeSharp.Cuda.Tests.Kernels;
+
+/// <summary>
+/// <see cref="Cuda.Kernels.IlgpuLayerKernels"/> on ILGPU's CPU accelerator against <see cref="HostLayerKernels"/>: the
+/// element-wise kernels, top-k (node-limited too), the top-score backward and AdamW bitwise (the CPU accelerator
+/// runs .NET arithmetic without contraction); the strided product, which sums without fused multiply-adds where the
+/// host GEMM fuses them, within float32 tolerance.
+/// </summary>
+[Collection(CpuBackendCollection.Name)]
+public class LayerKernelTests(CpuBackendFixture fixture)
+{
+    private readonly IlgpuBackend _b = fixture.Backend;
+    private readonly HostLayerKernels _host = new();
+
+    private static float[] Random(Random r, int n, double scale = 4) => Enumerable.Range(0, n).Select(_ => (float)((r.NextDouble() * 2 - 1) * scale)).ToArray();
+
+    private Tensor Up(float[] values, params int[] shape) => _b.Kernels.ToDevice(Tensor.FromArray(values, shape));
+
+    private static float[] Floats(Tensor t) => t.ToHost().AsSpan<float>().ToArray();
+
+    [Fact]
+    public void Products_AtOffsets_MatchTheHostWithinTolerance()
+    {
+        Gen.Select(Gen.Int[0, 9], Gen.Int[1, 9], Gen.Int[0, 9], Gen.Int[0, 3], Gen.Bool, Gen.Int[0, int.MaxValue - 1]).Sample((rows, n, k, index, accumulate, seed) =>
+        {
+            var r = new Random(seed);
+            int offset = r.Next(3), stack = index + 1, total = rows + offset + 1;
+            // Activations start at row `offset` (outputs one further down for x·wᵀ), weights are matrix `index` of a stack.
+            var cases = new (string Name, Action<ILayerKernels, Tensor, Tensor, Tensor> Run, int[] AShape, int[] BShape, int[] CShape)[]
+            {
+                ("x·wᵀ", (kk, a, b, c) => kk.MatMulTransposeB(a, offset, rows, b, index, n, k, c, offset + 1, accumulate), [total, k], [stack, n, k], [total + 1, n]),
+                ("dy·w", (kk, a, b, c) => kk.MatMul(a, offset, rows, b, index, n, k, c, offset, accumulate), [total, k], [stack, k, n], [total, n]),
+                ("dyᵀ·x", (kk, a, b, c) => kk.MatMulTransposeA(a, offset, b, offset + 1, rows, n, k, c, index, accumulate), [total, n], [total + 1, k], [stack, n, k]),
+            };
+            foreach (var (name, run, aShape, bShape, cShape) in cases)
+            {
+                float[] a = Random(r, aShape.Aggregate(1, (x, y) => x * y)), b = Random(r, bShape.Aggregate(1, (x, y) => x * y));
+                float[] c = Random(r, cShape.Aggregate(1, (x, y) => x * y));
+                Tensor hostC = Tensor.FromArray((float[])c.Clone(), cShape), deviceC = Up(c, cShape);
+                run(_host, Tensor.FromArray(a, aShape), Tensor.FromArray(b, bShape), hostC);
+                run(_b.Layer, Up(a, aShape), Up(b, bShape), deviceC);
+                float[] expected = hostC.AsSpan<float>().ToArray(), actual = Floats(deviceC);
+                for (int i = 0; i < expected.Length; i++)
+                {
+                    // At most 9 products of magnitude ≤ 16 on top of a value ≤ 4: float32 rounding stays far below 1e-4.
+                    Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-4f, $"{name} element {i}: host {expected[i]}, device {actual[i]}");
+                }
+            }
+        }, iter: 60, threads: 1);
+    }
+
+    [Fact]
+    public void ElementwiseKernels_MatchTheHostBitwise()
+    {
+        Gen.Select(Gen.Int[0, 12], Gen.Int[1, 10], Gen.Int[0, int.MaxValue - 1]).Sample((tokens, experts, seed) =>
+        {
+            var r = new Random(seed);
+            int n = tokens * experts;
+            float[] da = Random(r, n), g = Random(r, n), u = Random(r, n);
+            float[] probabilities = Enumerable.Range(0, n).Select(_ => (float)r.NextDouble()).ToArray();
+
+            Tensor hg = Tensor.Zeros(DType.Float32, n), hu = Tensor.Zeros(DType.Float32, n);
+            _host.SwiGluBackward(Tensor.FromArray(da, n), Tensor.FromArray(g, n), Tensor.FromArray(u, n), hg, hu);
+            Tensor dg = _b.Layer.Allocate(DType.Float32, n), du = _b.Layer.Allocate(DType.Float32, n);
+            _b.Layer.SwiGluBackward(Up(da, n), Up(g, n), Up(u, n), dg, du);
+            Assert.Equal(hg.AsSpan<float>().ToArray(), Floats(dg));
+            Assert.Equal(hu.AsSpan<float>().ToArray(), Floats(du));
+
+            foreach (ScoreFunction f in new[] { ScoreFunction.Softmax, ScoreFunction.Sigmoid })
+            {
+                Tensor hz = Tensor.Zeros(DType.Float32, tokens, experts);
+                _host.ScoreBackward(f, Tensor.FromArray(probabilities, tokens, experts), Tensor.FromArray(da, tokens, experts), hz);
+                Tensor dz = _b.Layer.Allocate(DType.Float32, tokens, experts);
+                _b.Layer.ScoreBackward(f, Up(probabilities, tokens, experts), Up(da, tokens, experts), dz);
+                Assert.Equal(hz.AsSpan<float>().ToArray(), Floats(dz));
+            }
+
+            int offset = tokens / 2;
+            Tensor into = Tensor.FromArray((float[])g.Clone(), tokens, experts), intoDevice = Up(g, tokens, experts);
+            float[] rows = Random(r, (tokens - offset) * experts);
+            _host.AddRows(into, offset, Tensor.FromArray(rows, tokens - offset, experts));
+            _b.Layer.AddRows(intoDevice, offset, Up(rows, tokens - offset, experts));
+            Assert.Equal(into.AsSpan<float>().ToArray(), Floats(intoDevice));
+
+            var scalars = new AdamWScalars(0.9f, 0.999f, 1e-3f / 0.19f, MathF.Sqrt(0.002f), 1e-8f, 1f - 1e-5f);
+            float[] m = Random(r, n, 0.1), v = probabilities;
+            Tensor hv = Tensor.FromArray((float[])g.Clone(), n), hm = Tensor.FromArray((float[])m.Clone(), n), hs = Tensor.FromArray((float[])v.Clone(), n);
+            Tensor dv = Up(g, n), dm = Up(m, n), ds = Up(v, n);
+            _host.AdamWStep(hv, Tensor.FromArray(da, n), hm, hs, scalars);
+            _b.Layer.AdamWStep(dv, Up(da, n), dm, ds, scalars);
+            Assert.Equal(hv.AsSpan<float>().ToArray(), Floats(dv));
+            Assert.Equal(hm.AsSpan<float>().ToArray(), Floats(dm));
+            Assert.Equal(hs.AsSpan<float>().ToArray(), Floats(ds));
+        }, iter: 40, threads: 1);
+    }
+
+    [Fact]
+    public void TopK_NodeLimitedOrNot_AndItsBackward_MatchTheHostBitwise()
+    {
+        Gen.Select(Gen.Int[0, 16], Gen.Int[1, 4], Gen.Int[2, 4], Gen.Int[0, 3], Gen.Int[0, int.MaxValue - 1]).Sample((tokens, groups, perGroup, pick, seed) =>
+        {
+            var r = new Random(seed);
+            int experts = groups * perGroup;
+            bool limited = pick % 2 == 1 && groups > 1;
+            int limitedGroups = limited ? 1 + r.Next(groups) : 0;
+            int k = 1 + r.Next(limited ? limitedGroups * perGroup : experts);
+            bool norm = pick >= 2, biased = r.Next(2) == 0;
+            // Few distinct values, so expert and group ties are common; an occasional NaN ranks last.
+            float[] s = Enumerable.Range(0, tokens * experts).Select(_ => r.Next(16) == 0 ? float.NaN : r.Next(5) / 4f).ToArray();
+            float[]? bias = biased ? Enumerable.Range(0, experts).Select(_ => r.Next(3) / 8f).ToArray() : null;
+            int g = limited ? groups : 0;
+
+            Tensor hTop = Tensor.Zeros(DType.Float32, tokens, k), hIds = Tensor.Zeros(DType.Int64, tokens, k);
+            _host.TopK(Tensor.FromArray(s, tokens, experts), bias is null ? null : Tensor.FromArray(bias, experts), g, limitedGroups, norm, 1e-20f, 2.5f, hTop, hIds);
+            Tensor dTop = _b.Layer.Allocate(DType.Float32, tokens, k), dIds = _b.Layer.Allocate(DType.Int64, tokens, k);
+            _b.Layer.TopK(Up(s, tokens, experts), bias is null ? null : Up(bias, experts), g, limitedGroups, norm, 1e-20f, 2.5f, dTop, dIds);
+            Assert.Equal(hIds.AsSpan<long>().ToArray(), dIds.ToHost().AsSpan<long>().ToArray());
+            Assert.Equal(hTop.AsSpan<float>().ToArray(), Floats(dTop));
+            Assert.Equal(_host.CountPerExpert(hIds, experts), _b.Layer.CountPerExpert(dIds, experts));
+
+            float[] gradTop = Random(r, tokens * k);
+            Tensor hGrad = Tensor.Zeros(DType.Float32, tokens, experts), dGrad = _b.Layer.Allocate(DType.Float32, tokens, experts);
+            _host.TopScoresBackward(Tensor.FromArray(s, tokens, experts), hIds, Tensor.FromArray(gradTop, tokens, k), norm, 1e-20f, 2.5f, hGrad);
+            _b.Layer.TopScoresBackward(Up(s, tokens, experts), dIds, Up(gradTop, tokens, k), norm, 1e-20f, 2.5f, dGrad);
+            Assert.Equal(hGrad.AsSpan<float>().ToArray(), Floats(dGrad));
+        }, iter: 80, threads: 1);
+    }
+}
