@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Correctness on 1, 2 and 4 GPUs of one machine (whichever are present), for the GPU issue's checks:
-# golden dispatch files bitwise (NCCL when each rank has its GPU), layer files within tolerance, and
-# `moe run --device cuda` verified against the host (float32, and bfloat16 rows). Needs .device/ (bench/gpu/pack-device.sh) and
+# golden dispatch files bitwise (NCCL when each rank has its GPU), layer files within tolerance (on the host and with
+# the layer on the GPUs), `moe run --device cuda` verified against the host (float32, and bfloat16 rows), and
+# `moe train --device cuda` next to the same training on the host. Needs .device/ (bench/gpu/pack-device.sh) and
 # the golden files in .golden/. Usage: bash bench/gpu/check-gpus.sh [GPU counts...]
 set -u
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
@@ -16,7 +17,7 @@ for g in $counts; do
   echo "=== $g GPU(s): CUDA_VISIBLE_DEVICES=$visible"
   CUDA_VISIBLE_DEVICES=$visible timeout 240 bash .device/run.sh verify-golden --device cuda --gpus "$g" .golden/*.safetensors \
     > "$OUT/golden-${g}gpu.txt" 2>&1 || status=1
-  grep -E "PASS|FAIL|passed" "$OUT/golden-${g}gpu.txt" | cut -c1-140
+  grep -E "PASS|FAIL|passed" "$OUT/golden-${g}gpu.txt" | cut -c1-400
   CUDA_VISIBLE_DEVICES=$visible timeout 240 bash .device/run.sh run --device cuda --gpus "$g" > "$OUT/run-${g}gpu.txt" 2>&1 || status=1
   grep -E "^world|match|verified|moe:" "$OUT/run-${g}gpu.txt" | cut -c1-160
   # bfloat16 rows: the packed kernels (D = 7168: packs of 8 and pairs) and D = 129 (the one-value kernels), both layouts.
@@ -25,6 +26,13 @@ for g in $counts; do
     CUDA_VISIBLE_DEVICES=$visible timeout 240 bash .device/run.sh run --device cuda --gpus "$g" --dtype bfloat16 $args \
       > "$OUT/run-bf16-${g}gpu.txt" 2>&1 || status=1
     echo "bf16 run $args:"; grep -E "match|verified|moe:|rank .*:" "$OUT/run-bf16-${g}gpu.txt" | cut -c1-160
+  done
+  # Training with the layer on the GPUs (EP over the g GPUs, SP 1) next to the host's losses for the same seed.
+  for dev in host cuda; do
+    gpus=""; [ "$dev" = cuda ] && gpus="--gpus $g"
+    CUDA_VISIBLE_DEVICES=$visible timeout 240 bash .device/run.sh train --device $dev $gpus --world "$g" --steps 100 --log-every 1000 \
+      > "$OUT/train-$dev-${g}gpu.txt" 2>&1 || status=1
+    echo "train --device $dev --world $g:"; grep -E "final loss|moe:" "$OUT/train-$dev-${g}gpu.txt" | cut -c1-160
   done
 done
 exit $status

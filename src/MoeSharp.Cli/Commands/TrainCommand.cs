@@ -24,6 +24,7 @@ internal sealed class TrainCommand : Command<TrainSettings>
 
         double[]? losses;
         int worldSize;
+        var stepTimes = new ConcurrentQueue<double>();
         if (comm == CommKind.Mpi)
         {
             // Rank 0 prints as it goes; mpiexec forwards the lines, where a progress bar would only garble.
@@ -32,7 +33,7 @@ internal sealed class TrainCommand : Command<TrainSettings>
             {
                 jobSize = world.Size;
                 if (world.Rank == 0) PrintHeader(s, world.Size);
-                return MoeTrainer.TrainRank(world, Options(world.Size), r => PrintStep(s, r));
+                return MoeTrainer.TrainRank(world, Options(world.Size), r => PrintStep(s, r, stepTimes));
             }, timeout, checkJobSize: s.CheckJob);
             if (losses is null) return 0; // not rank 0: rank 0 reports, and every rank aborts on failure
             worldSize = jobSize;
@@ -42,14 +43,21 @@ internal sealed class TrainCommand : Command<TrainSettings>
             worldSize = s.WorldOrDefault;
             PrintHeader(s, worldSize);
             losses = AnsiConsole.Profile.Capabilities.Interactive
-                ? TrainWithProgressBar(s, Options(worldSize), timeout, cancellationToken)
-                : MoeTrainer.Train(Options(worldSize), r => PrintStep(s, r), timeout);
+                ? TrainWithProgressBar(s, Options(worldSize), stepTimes, timeout, cancellationToken)
+                : MoeTrainer.Train(Options(worldSize), r => PrintStep(s, r, stepTimes), timeout);
         }
 
         if (s.Plot is { } path)
         {
             LossPlot.Save(path, losses, string.Create(CultureInfo.InvariantCulture, $"moe train: world {worldSize}, sp {s.Sp}, seed {s.Seed}"));
             AnsiConsole.MarkupLine($"loss curve written to {Markup.Escape(path)}");
+        }
+        if (stepTimes.Count > 1)
+        {
+            // The first step compiles kernels and warms pools: the median of the others is the steady state.
+            double[] warm = stepTimes.Skip(1).Order().ToArray();
+            AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
+                $"step time (rank 0, forward + backward + AdamW + bias update): median {warm[warm.Length / 2]:F1} ms over steps 2-{stepTimes.Count}")));
         }
         bool fell = losses[^1] < losses[0];
         AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
@@ -66,16 +74,19 @@ internal sealed class TrainCommand : Command<TrainSettings>
             $"train: world {world}, sp {s.Sp}, {s.Layout} layout, {s.Sharding} sharding; T {s.Tokens}, D {s.Dim}, H {s.Hidden}, E {s.Experts}, K {s.TopK}, Hs {s.SharedHidden}; seed {s.Seed}; on {s.Device ?? "host"}")));
 
     /// <summary>Prints a step's loss, load and bias when it is due (every --log-every steps, the first and the last).</summary>
-    private static void PrintStep(TrainSettings s, StepReport r)
+    private static void PrintStep(TrainSettings s, StepReport r, ConcurrentQueue<double> stepTimes)
     {
+        stepTimes.Enqueue(r.Milliseconds);
         if (r.Step % s.LogEvery != 0 && r.Step != 1 && r.Step != s.Steps) return;
         string load = string.Join(" ", r.TokensPerExpert);
-        string bias = string.Join(" ", r.ExpertBias.Select(b => (b == 0 ? 0f : b).ToString("+0.000;-0.000", CultureInfo.InvariantCulture))); // no "-+0.000" for −0
+        // Rounded first: a tiny negative bias would otherwise print as "-+0.000".
+        string bias = string.Join(" ", r.ExpertBias.Select(b => MathF.Round(b, 3, MidpointRounding.AwayFromZero) is var v && v != 0 ? v.ToString("+0.000;-0.000", CultureInfo.InvariantCulture) : "+0.000"));
         AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture, $"step {r.Step,5}  loss {Format(r.Loss)}")));
         AnsiConsole.MarkupLine(Markup.Escape($"       load [{load}]  bias [{bias}]"));
     }
 
-    private static double[] TrainWithProgressBar(TrainSettings s, TrainOptions options, TimeSpan? timeout, CancellationToken cancellationToken)
+    private static double[] TrainWithProgressBar(TrainSettings s, TrainOptions options, ConcurrentQueue<double> stepTimes, TimeSpan? timeout,
+        CancellationToken cancellationToken)
     {
         var reports = new ConcurrentQueue<StepReport>();
         double[] losses = [];
@@ -102,7 +113,7 @@ internal sealed class TrainCommand : Command<TrainSettings>
             while (reports.TryDequeue(out StepReport? r))
             {
                 task.Value = r.Step;
-                PrintStep(s, r);
+                PrintStep(s, r, stepTimes);
             }
         }
     }

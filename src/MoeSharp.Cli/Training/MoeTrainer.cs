@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using MoeSharp.Cli.Verification;
 using MoeSharp.Cuda;
 using MoeSharp.Collectives;
@@ -64,6 +65,7 @@ internal static class MoeTrainer
 
         for (int step = 1; step <= o.Steps; step++)
         {
+            long started = Stopwatch.GetTimestamp();
             Tensor all = Batch(o, step);
             var (x, groupTokens, ownGlobal) = LayerWorldRunner.RankRows(all, layout, world.Rank);
             var (groupStart, _) = LayerWorldRunner.GroupRows(o.Tokens, layout.Groups, world.Rank / o.Sp);
@@ -108,7 +110,8 @@ internal static class MoeTrainer
             layerOptimizer.Step();
             headOptimizer.Step();
             long[] load = layer.UpdateExpertBias(o.BiasUpdateCoeff);
-            if (world.Rank == 0) report?.Invoke(new StepReport(step, loss, load, layer.ExpertBias!.AsSpan<float>().ToArray()));
+            if (world.Rank == 0) report?.Invoke(new StepReport(step, loss, load, layer.ExpertBias!.AsSpan<float>().ToArray(),
+                Stopwatch.GetElapsedTime(started).TotalMilliseconds));
         }
         return stepLosses;
     }

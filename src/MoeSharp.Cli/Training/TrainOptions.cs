@@ -34,4 +34,5 @@ internal sealed record TrainOptions(
 /// <param name="Loss">Mean squared error over the global batch, before this step's update.</param>
 /// <param name="TokensPerExpert">[E] routed tokens this step, summed over ranks.</param>
 /// <param name="ExpertBias">[E] bias after this step's update.</param>
-internal sealed record StepReport(int Step, double Loss, long[] TokensPerExpert, float[] ExpertBias);
+/// <param name="Milliseconds">Wall time of the step on rank 0: batch, forward, loss, backward, AdamW and bias update.</param>
+internal sealed record StepReport(int Step, double Loss, long[] TokensPerExpert, float[] ExpertBias, double Milliseconds);
