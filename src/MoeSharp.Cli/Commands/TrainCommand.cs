@@ -24,7 +24,7 @@ internal sealed class TrainCommand : Command<TrainSettings>
 
         double[]? losses;
         int worldSize;
-        var stepTimes = new ConcurrentQueue<double>();
+        var stepTimes = new ConcurrentQueue<(double Step, double Layer)>();
         if (comm == CommKind.Mpi)
         {
             // Rank 0 prints as it goes; mpiexec forwards the lines, where a progress bar would only garble.
@@ -55,9 +55,14 @@ internal sealed class TrainCommand : Command<TrainSettings>
         if (stepTimes.Count > 1)
         {
             // The first step compiles kernels and warms pools: the median of the others is the steady state.
-            double[] warm = stepTimes.Skip(1).Order().ToArray();
+            double Median(IEnumerable<double> values)
+            {
+                double[] sorted = values.Order().ToArray();
+                return sorted[sorted.Length / 2];
+            }
+            var warm = stepTimes.Skip(1).ToArray();
             AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
-                $"step time (rank 0, forward + backward + AdamW + bias update): median {warm[warm.Length / 2]:F1} ms over steps 2-{stepTimes.Count}")));
+                $"step time on rank 0, median over steps 2-{stepTimes.Count}: {Median(warm.Select(t => t.Step)):F1} ms, of which the layer (forward, backward, its AdamW) {Median(warm.Select(t => t.Layer)):F1} ms")));
         }
         bool fell = losses[^1] < losses[0];
         AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
@@ -74,9 +79,9 @@ internal sealed class TrainCommand : Command<TrainSettings>
             $"train: world {world}, sp {s.Sp}, {s.Layout} layout, {s.Sharding} sharding; T {s.Tokens}, D {s.Dim}, H {s.Hidden}, E {s.Experts}, K {s.TopK}, Hs {s.SharedHidden}; seed {s.Seed}; on {s.Device ?? "host"}")));
 
     /// <summary>Prints a step's loss, load and bias when it is due (every --log-every steps, the first and the last).</summary>
-    private static void PrintStep(TrainSettings s, StepReport r, ConcurrentQueue<double> stepTimes)
+    private static void PrintStep(TrainSettings s, StepReport r, ConcurrentQueue<(double Step, double Layer)> stepTimes)
     {
-        stepTimes.Enqueue(r.Milliseconds);
+        stepTimes.Enqueue((r.Milliseconds, r.LayerMilliseconds));
         if (r.Step % s.LogEvery != 0 && r.Step != 1 && r.Step != s.Steps) return;
         string load = string.Join(" ", r.TokensPerExpert);
         // Rounded first: a tiny negative bias would otherwise print as "-+0.000".
@@ -85,7 +90,7 @@ internal sealed class TrainCommand : Command<TrainSettings>
         AnsiConsole.MarkupLine(Markup.Escape($"       load [{load}]  bias [{bias}]"));
     }
 
-    private static double[] TrainWithProgressBar(TrainSettings s, TrainOptions options, ConcurrentQueue<double> stepTimes, TimeSpan? timeout,
+    private static double[] TrainWithProgressBar(TrainSettings s, TrainOptions options, ConcurrentQueue<(double Step, double Layer)> stepTimes, TimeSpan? timeout,
         CancellationToken cancellationToken)
     {
         var reports = new ConcurrentQueue<StepReport>();

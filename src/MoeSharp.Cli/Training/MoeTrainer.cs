@@ -73,8 +73,10 @@ internal static class MoeTrainer
             int ownOffset = ownGlobal - rowsGlobal, ownCount = OwnCount(o, layout, world.Rank, groupTokens);
 
             Tensor xOnDevice = device?.Upload(x) ?? x;
+            long layerStarted = Stopwatch.GetTimestamp();
             Tensor yOnDevice = layer.Forward(xOnDevice, o.Layout == SequenceLayout.Sharded ? groupTokens : null);
             Tensor y = yOnDevice.ToHost();
+            TimeSpan layerTime = Stopwatch.GetElapsedTime(layerStarted);
             int rows = y.Rows, d = o.Dim;
 
             // Row-wise: prediction, error, dL/dpred and dL/dy for every row this rank holds.
@@ -94,7 +96,11 @@ internal static class MoeTrainer
             HostGemm.MatMul(gradPred, head.Value.AsSpan<float>(), gradY.AsSpan<float>(), rows, d, 1);
 
             Tensor gradYOnDevice = device?.Upload(gradY) ?? gradY;
+            layerStarted = Stopwatch.GetTimestamp();
             Tensor gradX = layer.Backward(gradYOnDevice).GradX;
+            layerOptimizer.Step();
+            kernels.Dispatch.Synchronize();
+            layerTime += Stopwatch.GetElapsedTime(layerStarted);
             foreach (Tensor t in new[] { xOnDevice, yOnDevice, gradYOnDevice, gradX }) kernels.Release(t);
             Tensor yOwn = LayerWorldRunner.Rows(y, ownOffset, ownCount);
             float[] gradPredOwn = gradPred.AsSpan(ownOffset, ownCount).ToArray();
@@ -107,11 +113,10 @@ internal static class MoeTrainer
             loss /= o.Tokens;
             stepLosses[step - 1] = loss;
 
-            layerOptimizer.Step();
             headOptimizer.Step();
             long[] load = layer.UpdateExpertBias(o.BiasUpdateCoeff);
             if (world.Rank == 0) report?.Invoke(new StepReport(step, loss, load, layer.ExpertBias!.AsSpan<float>().ToArray(),
-                Stopwatch.GetElapsedTime(started).TotalMilliseconds));
+                Stopwatch.GetElapsedTime(started).TotalMilliseconds, layerTime.TotalMilliseconds));
         }
         return stepLosses;
     }

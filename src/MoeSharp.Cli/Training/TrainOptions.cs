@@ -35,4 +35,5 @@ internal sealed record TrainOptions(
 /// <param name="TokensPerExpert">[E] routed tokens this step, summed over ranks.</param>
 /// <param name="ExpertBias">[E] bias after this step's update.</param>
 /// <param name="Milliseconds">Wall time of the step on rank 0: batch, forward, loss, backward, AdamW and bias update.</param>
-internal sealed record StepReport(int Step, double Loss, long[] TokensPerExpert, float[] ExpertBias, double Milliseconds);
+/// <param name="LayerMilliseconds">Of that, the layer's own work on rank 0: forward (until its output is on the host), backward and the layer's AdamW step, finished on the device.</param>
+internal sealed record StepReport(int Step, double Loss, long[] TokensPerExpert, float[] ExpertBias, double Milliseconds, double LayerMilliseconds);
