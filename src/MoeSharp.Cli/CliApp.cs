@@ -32,9 +32,9 @@ internal static class CliApp
             config.AddCommand<RunCommand>("run")
                 .WithDescription("Run dispatch → experts → combine on in-process or MPI ranks (host, CUDA or ILGPU CPU kernels) with random inputs and verify bitwise against a single-rank run.");
             config.AddCommand<VerifyGoldenCommand>("verify-golden")
-                .WithDescription("Replay golden .safetensors files: dispatch files through the dispatcher, every tensor bitwise; moe_layer files through the layer, within the golden tolerance, then the multi-rank layouts against one rank.");
+                .WithDescription("Replay golden .safetensors files: dispatch files through the dispatcher, every tensor bitwise; moe_layer files through the layer, within the golden tolerance, then the multi-rank layouts against one rank (and, with --device, the layer on the device within tolerance).");
             config.AddCommand<TrainCommand>("train")
-                .WithDescription("Train a small MoE regression model on in-process or MPI ranks (AdamW, aux-loss-free balancing); losses are bitwise the same on every layout.");
+                .WithDescription("Train a small MoE regression model on in-process or MPI ranks, on the host or the GPUs (AdamW, aux-loss-free balancing); on the host, losses are bitwise the same on every layout.");
             config.AddCommand<BenchCommand>("bench")
                 .WithDescription("Time dispatch and combine next to the machine's memory-copy bandwidth (host, or GPUs with --device cuda); --gemm times cuBLAS grouped GEMM.");
         });

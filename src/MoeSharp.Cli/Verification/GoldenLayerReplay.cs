@@ -11,7 +11,8 @@ namespace MoeSharp.Cli.Verification;
 /// Replays a golden file of kind <c>moe_layer</c> (<c>shared/golden/README.md</c>, kind 2) through
 /// <see cref="MoeLayer"/>: on one rank every tensor within ‖a−e‖/‖e‖ &lt; 1e-4 (ids and counts exactly);
 /// then on multi-rank layouts (<see cref="LayerLayout.Variants"/>) the output, routing and grad.x must be
-/// bitwise those of the one-rank run and the weight gradients bitwise or within 1e-5.
+/// bitwise those of the one-rank run and the weight gradients bitwise or within 1e-5. With a device,
+/// <see cref="ReplayOnDevice"/> also runs the layer there, within the same tolerance of the file.
 /// </summary>
 internal static class GoldenLayerReplay
 {

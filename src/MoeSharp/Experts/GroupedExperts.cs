@@ -8,8 +8,9 @@ namespace MoeSharp.Experts;
 /// rows (all rows of local expert 0, then expert 1, …): <c>y = (silu(x·w1ᵀ) ⊙ (x·w3ᵀ)) · w2ᵀ</c> per expert.
 /// </summary>
 /// <remarks>
-/// Each row's output depends only on that row and its expert's weights (row-invariant GEMMs), so the
-/// output does not change with the batch, the rank or the other experts' loads.
+/// On the host each row's output depends only on that row and its expert's weights (row-invariant GEMMs), so
+/// the output does not change with the batch, the rank or the other experts' loads; a device backend's BLAS
+/// may block differently per batch size (float32 tolerance).
 /// </remarks>
 public sealed class GroupedExperts
 {
