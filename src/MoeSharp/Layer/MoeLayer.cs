@@ -23,9 +23,8 @@ namespace MoeSharp.Layer;
 /// <para>
 /// Determinism (with <see cref="HostLayerKernels"/>): every token's output and input gradient is computed row-wise
 /// and summed in ascending expert id, so they are bitwise identical for every EP size, SP size, sharding policy
-/// and layout. Weight
-/// gradients reduce over tokens as one FMA chain in global token order: a routed expert's rows arrive in
-/// that order, and the gate and shared-expert gradients are chained through the ranks in rank order
+/// and layout. Weight gradients reduce over tokens as one FMA chain in global token order: a routed expert's rows
+/// arrive in that order, and the gate and shared-expert gradients are chained through the ranks in rank order
 /// (ranks hold consecutive token blocks), so they too are bitwise those of one rank running every token
 /// (when no SP pad rows reach an expert's reduction, i.e. balanced sharding or T divisible by SP).
 /// On a device backend (e.g. the CUDA one's <c>IlgpuLayerKernels</c>) the same code runs with the tensors on the
