@@ -32,6 +32,16 @@ public sealed partial class MoeCliMpiTests
     public void Mpich_train_on_4_ranks_matches_in_process_losses_bitwise() => TrainMatchesInProcess(MpiLauncher.Mpich);
 
     [MpiFact]
+    public void Train_without_world_takes_the_job_size()
+    {
+        // --sp 2 with no --world: the job's two ranks are the world (checked at run time, not against a default of 1).
+        MpiRun run = MpiLauncher.Default.RunMoe(2, ["train", "--comm", "mpi", "--sp", "2", "--layout", "sharded", "--steps", "3", "--log-every", "1"], Limit);
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Contains("train: world 2, sp 2", Plain(run.Output));
+        Assert.Equal(3, LossBits(run.Output).Length);
+    }
+
+    [MpiFact]
     public void Bench_json_has_raw_alltoallv() => BenchJson(MpiLauncher.Default);
 
     [MpiFact(Mpich = true)]

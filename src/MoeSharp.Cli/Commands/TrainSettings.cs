@@ -125,13 +125,15 @@ internal sealed class TrainSettings : CommandSettings
             return ValidationResult.Error(ex.Message);
         }
         int world = WorldOrDefault;
+        // Under --comm mpi without --world the job's size is the world, known only at run time (CheckJob).
+        bool worldKnown = World is not null || CommKinds.Parse(Comm) != CommKind.Mpi;
         if (Steps < 1) return ValidationResult.Error($"--steps {Steps} must be at least 1");
         if (world < 1) return ValidationResult.Error($"--world {world} must be at least 1");
-        if (Sp < 1 || world % Sp != 0) return ValidationResult.Error($"--sp {Sp} must be at least 1 and divide --world {world}");
+        if (Sp < 1 || (worldKnown && world % Sp != 0)) return ValidationResult.Error($"--sp {Sp} must be at least 1 and divide --world {world}");
         if (Sharding is not ("pad" or "balanced")) return ValidationResult.Error($"--sharding '{Sharding}' must be pad or balanced");
         if (Layout is not ("replicated" or "sharded")) return ValidationResult.Error($"--layout '{Layout}' must be replicated or sharded");
         if (Tokens < 1 || Dim < 1 || Hidden < 1 || SharedHidden < 0) return ValidationResult.Error("--tokens, --dim and --hidden must be positive and --shared-hidden non-negative");
-        if (Experts < 1 || Experts % world != 0) return ValidationResult.Error($"--experts {Experts} must be a positive multiple of --world {world}");
+        if (Experts < 1 || (worldKnown && Experts % world != 0)) return ValidationResult.Error($"--experts {Experts} must be a positive multiple of --world {world}");
         if (TopK < 1 || TopK > Experts) return ValidationResult.Error($"--top-k {TopK} must be in [1, {Experts}]");
         if (!(LearningRate > 0) || !float.IsFinite(LearningRate)) return ValidationResult.Error($"--lr {LearningRate} must be positive");
         if (!(BiasUpdateCoeff >= 0) || !float.IsFinite(BiasUpdateCoeff)) return ValidationResult.Error($"--bias-update-coeff {BiasUpdateCoeff} must be non-negative");
