@@ -79,53 +79,6 @@ public sealed class HostStagedProcessGroup(IProcessGroup inner) : IProcessGroup,
         return CollectiveRequest.Completed;
     }
 
-    /// <summary>
-    /// The displacement form, run now (every rank starts the same calls in the same order): the send ranges are packed
-    /// from one host copy of <paramref name="send"/>, exchanged by the host group, and each received range is copied to
-    /// its place in <paramref name="receive"/>.
-    /// </summary>
-    public CollectiveRequest AllToAllVAsync(Tensor send, int[] sendCounts, int[] sendDisplacements, Tensor receive, int[] receiveCounts,
-        int[] receiveDisplacements)
-    {
-        ArgumentNullException.ThrowIfNull(send);
-        ArgumentNullException.ThrowIfNull(receive);
-        if (send.DType != receive.DType) throw new ArgumentException($"send is {send.DType} but receive is {receive.DType}", nameof(receive));
-        int size = send.DType.SizeOf();
-        CheckRanges(sendCounts, sendDisplacements, send.ElementCount, nameof(sendDisplacements));
-        CheckRanges(receiveCounts, receiveDisplacements, receive.ElementCount, nameof(receiveDisplacements));
-        byte[] hostSend = send.ToHost().AsBytes().ToArray();
-        var packed = new byte[sendCounts.Sum(c => (long)c) * size];
-        long at = 0;
-        for (int q = 0; q < Size; q++)
-        {
-            hostSend.AsSpan(sendDisplacements[q] * size, sendCounts[q] * size).CopyTo(packed.AsSpan((int)at));
-            at += (long)sendCounts[q] * size;
-        }
-        var received = new byte[receiveCounts.Sum(c => (long)c) * size];
-        // Bytes travel as bytes: the exchange only moves them.
-        inner.AllToAllV<byte>(packed, sendCounts.Select(c => c * size).ToArray(), received, receiveCounts.Select(c => c * size).ToArray());
-        at = 0;
-        for (int p = 0; p < Size; p++)
-        {
-            receive.DeviceBuffer!.CopyFromHost(received.AsSpan((int)at, receiveCounts[p] * size), (long)receiveDisplacements[p] * size);
-            at += (long)receiveCounts[p] * size;
-        }
-        return CollectiveRequest.Completed;
-    }
-
-    private void CheckRanges(int[] counts, int[] displacements, int capacity, string argument)
-    {
-        ArgumentNullException.ThrowIfNull(counts);
-        ArgumentNullException.ThrowIfNull(displacements);
-        if (counts.Length != Size || displacements.Length != Size)
-            throw new ArgumentException($"{counts.Length} counts and {displacements.Length} displacements for a group of {Size}", argument);
-        for (int q = 0; q < Size; q++)
-        {
-            if (counts[q] < 0 || displacements[q] < 0 || displacements[q] + (long)counts[q] > capacity)
-                throw new ArgumentException($"range of rank {q}: {counts[q]} elements at {displacements[q]} do not fit a buffer of {capacity}", argument);
-        }
-    }
-
     /// <inheritdoc />
     public void AllReduceSum(Tensor values)
     {

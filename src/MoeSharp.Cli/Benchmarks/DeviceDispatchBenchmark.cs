@@ -32,10 +32,9 @@ internal static class DeviceDispatchBenchmark
 
     /// <summary>This rank's part; every rank of <paramref name="world"/> calls it with the same arguments.</summary>
     public static Result RunRank(IProcessGroup world, DeviceRank device, int tokens, int dim, int experts, int topK,
-        bool scoreBefore, int warmup, int repeats, int seed, bool profile = false, DType rowType = DType.Float32, int? exchangeChunks = null)
+        bool scoreBefore, int warmup, int repeats, int seed, bool profile = false, DType rowType = DType.Float32)
     {
         var config = new TokenDispatcherConfig(experts, topK) { ScoreBeforeExperts = scoreBefore };
-        if (exchangeChunks is int chunks) config = config with { ExchangeChunks = chunks };
         var random = new Random(seed);
         GroupInputs mine = RandomInputs.Create(random, tokens, dim, experts, topK);
         for (int r = 1; r <= world.Rank; r++) mine = RandomInputs.Create(random, tokens, dim, experts, topK);

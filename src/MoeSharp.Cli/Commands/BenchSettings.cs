@@ -63,10 +63,6 @@ internal sealed class BenchSettings : CommandSettings
     [Description("Row dtype: float32 (f32) or bfloat16 (bf16). Default float32, or bfloat16 with --preset.")]
     public string? DType { get; init; }
 
-    [CommandOption("--chunks <N>")]
-    [Description("With --device: chunks each row exchange moves in, the permutes overlapping the transfer (default 4; 1 = whole exchanges).")]
-    public int? Chunks { get; init; }
-
     [CommandOption("--gemm")]
     [Description("With --device cuda: time the experts' grouped GEMM (cuBLAS, bfloat16 in, float32 out) next to a dense GEMM of the same FLOPs instead of dispatch.")]
     public bool Gemm { get; init; }
@@ -96,8 +92,6 @@ internal sealed class BenchSettings : CommandSettings
         // Both would otherwise be ignored silently on the host.
         if (Gemm && Device != "cuda") return ValidationResult.Error("--gemm needs --device cuda (cuBLAS)");
         if (Profile && Device is null or "host") return ValidationResult.Error("--profile needs --device cuda or ilgpu-cpu");
-        if (Chunks is < 1) return ValidationResult.Error($"--chunks {Chunks} must be at least 1");
-        if (Chunks is not null && Device is null or "host") return ValidationResult.Error("--chunks needs --device cuda or ilgpu-cpu");
         if (Warmup < 0) return ValidationResult.Error($"--warmup {Warmup} must not be negative");
         if (Repeats < 1) return ValidationResult.Error($"--repeats {Repeats} must be at least 1");
         ValidationResult basic = RunCaseOptions.Check(World, 1, shape.Tokens, shape.Dim, shape.Experts, shape.TopK, 1, null);

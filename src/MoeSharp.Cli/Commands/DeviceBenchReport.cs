@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Text.Json;
 using MoeSharp.Cli.Benchmarks;
 using MoeSharp.Cuda;
-using MoeSharp.Dispatch;
 using MoeSharp.Tensors;
 using Spectre.Console;
 
@@ -26,12 +25,11 @@ internal static class DeviceBenchReport
         {
             using DeviceRank device = compute.CreateRank(group)!;
             var result = DeviceDispatchBenchmark.RunRank(group, device, shape.Tokens, shape.Dim, shape.Experts, shape.TopK,
-                scoreBefore, s.Warmup, s.Repeats, s.Seed, s.Profile, shape.RowType, s.Chunks);
+                scoreBefore, s.Warmup, s.Repeats, s.Seed, s.Profile, shape.RowType);
             return new Tuple<DeviceDispatchBenchmark.Result, string, int>(result, device.Backend.Accelerator.Name, group.Size);
         }, null);
         if (outcome is null) return 0;
         var (r, card, ranks) = outcome;
-        int chunks = ranks == 1 ? 1 : s.Chunks ?? new TokenDispatcherConfig(1, 1).ExchangeChunks;
         long rowBytes = (long)shape.Dim * shape.RowType.SizeOf();
         long exchangeBytes = 2 * r.RoutedRows * rowBytes;
         long localBytes = 2 * (r.RoutedRows + shape.Tokens) * rowBytes;
@@ -56,14 +54,14 @@ internal static class DeviceBenchReport
                     ["card"] = card, ["gpus"] = ranks, ["preset"] = shape.Name, ["tokens"] = shape.Tokens, ["dim"] = shape.Dim,
                     ["experts"] = shape.Experts, ["top_k"] = shape.TopK, ["dtype"] = shape.RowTypeName, ["exchanger"] = r.Exchanger,
                     ["ms"] = stats.Median * 1e3, ["ms_min"] = stats.Min * 1e3, ["ms_p90"] = stats.P90 * 1e3, ["iters"] = stats.Iterations,
-                    ["bytes"] = bytes, ["gb_per_s"] = bytes / stats.Median / 1e9, ["exchange_chunks"] = chunks,
+                    ["bytes"] = bytes, ["gb_per_s"] = bytes / stats.Median / 1e9,
                 };
                 if (step is not null) record["step"] = step;
                 Console.WriteLine(JsonSerializer.Serialize(record));
             }
             return 0;
         }
-        AnsiConsole.MarkupLine(Markup.Escape($"{card} × {ranks} ({r.Exchanger}, exchanges in {chunks} chunk(s)), preset {shape.Name}: T = {shape.Tokens} per rank, D = {shape.Dim}, " +
+        AnsiConsole.MarkupLine(Markup.Escape($"{card} × {ranks} ({r.Exchanger}), preset {shape.Name}: T = {shape.Tokens} per rank, D = {shape.Dim}, " +
             $"E = {shape.Experts}, K = {shape.TopK}, {shape.RowType}, median of {s.Repeats} after {s.Warmup} warm-up, slowest rank"));
         var table = new Table().Border(TableBorder.Rounded);
         foreach (string column in new[] { "measurement", "ms", "GB/s", "MB moved" }) table.AddColumn(column);

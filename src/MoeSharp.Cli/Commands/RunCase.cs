@@ -11,9 +11,6 @@ internal sealed record RunCase(int World, int Sp, int Tokens, int Dim, int Exper
     /// <summary>The dtype of the token rows (float32 unless <c>--dtype</c> says bfloat16).</summary>
     public DType RowType { get; init; } = DType.Float32;
 
-    /// <summary>Chunks per row exchange of a device dispatcher (<c>--chunks</c>; <see cref="TokenDispatcherConfig.ExchangeChunks"/>).</summary>
-    public int ExchangeChunks { get; init; } = new TokenDispatcherConfig(1, 1).ExchangeChunks;
-
     /// <summary>
     /// The embedded default: the seed's case (7 tokens on 4 SP ranks, one pad row) and a large one
     /// (4096 tokens on 8 ranks, 64 experts, top-8).
@@ -28,11 +25,7 @@ internal sealed record RunCase(int World, int Sp, int Tokens, int Dim, int Exper
     public static RunCase From(RunSettings s) => new(
         s.World ?? 4, s.Sp ?? 2, s.Tokens ?? 4096, s.Dim ?? 128, s.Experts ?? 64, s.TopK ?? 8,
         RunSettings.ParseSharding(s.Sharding), RunSettings.ParseLayout(s.Layout), RunSettings.ParseScoreBefore(s.Score),
-        s.Align ?? 1, s.Seed ?? 0)
-    {
-        RowType = BenchShape.ParseRowType(s.DType) ?? DType.Float32,
-        ExchangeChunks = s.Chunks ?? new TokenDispatcherConfig(1, 1).ExchangeChunks,
-    };
+        s.Align ?? 1, s.Seed ?? 0) { RowType = BenchShape.ParseRowType(s.DType) ?? DType.Float32 };
 
     /// <summary>
     /// This case on an MPI job of <paramref name="jobSize"/> ranks: the job's size is the world; an explicit
@@ -67,7 +60,6 @@ internal sealed record RunCase(int World, int Sp, int Tokens, int Dim, int Exper
             Sharding = Sharding,
             Layout = Layout,
             ExpertAlignment = Align,
-            ExchangeChunks = ExchangeChunks,
         };
         var random = new Random(Seed);
         var groups = new GroupInputs[World / Sp];

@@ -44,10 +44,6 @@ internal sealed class RunSettings : CommandSettings
     [Description("Multiply by the routing score before or after the experts. Default after.")]
     public string? Score { get; init; }
 
-    [CommandOption("--chunks <N>")]
-    [Description("With --device: chunks each row exchange moves in, the permutes overlapping the transfer (default 4; 1 = whole exchanges). The result is bitwise the same.")]
-    public int? Chunks { get; init; }
-
     [CommandOption("--align <A>")]
     [Description("Pad each local expert's rows to a multiple of A (1 = off). Default 1.")]
     public int? Align { get; init; }
@@ -78,7 +74,7 @@ internal sealed class RunSettings : CommandSettings
 
     /// <summary>True when no problem option was given: run the embedded default cases.</summary>
     public bool IsDefault => World is null && Sp is null && Tokens is null && Dim is null && Experts is null && TopK is null
-        && Sharding is null && Layout is null && Score is null && Align is null && Seed is null && DType is null && Chunks is null;
+        && Sharding is null && Layout is null && Score is null && Align is null && Seed is null && DType is null;
 
     public override ValidationResult Validate()
     {
@@ -95,7 +91,6 @@ internal sealed class RunSettings : CommandSettings
         {
             return ValidationResult.Error(ex.Message);
         }
-        if (Chunks is < 1) return ValidationResult.Error($"--chunks {Chunks} must be at least 1");
         return RunCaseOptions.Check(World, Sp, Tokens, Dim, Experts, TopK, Align, TimeoutSeconds);
     }
 

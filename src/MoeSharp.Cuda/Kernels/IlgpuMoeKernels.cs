@@ -48,7 +48,6 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
     private readonly Action<Index1D, ArrayView<uint>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<uint>> _gatherBf16Tiled;
     private readonly Action<Index1D, ArrayView<uint>, int, ArrayView<int>, int, ArrayView<float>, int, int, int, ArrayView<uint>> _scatterTokensTiled;
     private readonly Action<Index1D, ArrayView<int>, int, ArrayView<uint>> _clearTokenlessRowsTiled;
-    private readonly Action<Index1D, ArrayView<ushort>, int, ArrayView<int>, int, ArrayView<ushort>> _scatterRowHalves;
     private readonly Action<Index1D, ArrayView<uint>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<uint>, int, int, ArrayView<uint>, int> _gatherReduceBf16Tiled;
     private readonly Action<Index1D, ArrayView<UInt4>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<UInt4>, int, int, ArrayView<UInt4>, int> _gatherReduceBf16x8;
     private readonly Action<Index1D, ArrayView<ushort>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<ushort>, int, int, ArrayView<ushort>, int> _gatherReduceBf16;
@@ -106,7 +105,6 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
         _scatterTokensTiled = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<uint>, int, ArrayView<int>, int, ArrayView<float>, int, int, int, ArrayView<uint>>(
             cuda ? TokenScatterKernelBodies.ScatterTokensTiled<CudaStrictFloat> : TokenScatterKernelBodies.ScatterTokensTiled<ManagedStrictFloat>);
         _clearTokenlessRowsTiled = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, int, ArrayView<uint>>(TokenScatterKernelBodies.ClearTokenlessRowsTiled);
-        _scatterRowHalves = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, int, ArrayView<int>, int, ArrayView<ushort>>(TokenScatterKernelBodies.ScatterRowHalves);
         _gatherReduceBf16 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<ushort>, int, int, ArrayView<ushort>, int>(
             cuda ? BFloat16KernelBodies.GatherReduce1<CudaStrictFloat> : BFloat16KernelBodies.GatherReduce1<ManagedStrictFloat>);
         _rowDotsBf16 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<int>, ArrayView<ushort>, int, int, int, ArrayView<float>, int>(BFloat16KernelBodies.RowDots);
@@ -287,75 +285,25 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
 
     /// <inheritdoc />
     public void GatherRows(Tensor source, int sourceRowOffset, Tensor rowOf, Tensor? scale, Tensor destination)
-        => GatherInto(source, sourceRowOffset, Ints(rowOf, nameof(rowOf)), scale, destination, 0, rowOf.ElementCount);
-
-    /// <inheritdoc />
-    public void GatherRowRange(Tensor source, Tensor rowOf, int firstRow, int rows, Tensor destination)
     {
-        CheckRange(firstRow, rows, rowOf.ElementCount, destination.Rows, nameof(firstRow));
-        if (rows == 0) return;
-        GatherInto(source, 0, Ints(rowOf, nameof(rowOf)).SubView(firstRow, rows), null, destination, firstRow, rows);
-    }
-
-    /// <inheritdoc />
-    /// <remarks>
-    /// Rows of a multiple of 128 words move in the coalesced tile layout of the token scatter (one source row to one
-    /// destination row); other widths as 16-bit halves.
-    /// </remarks>
-    public void ScatterRows(Tensor source, int firstRow, int rows, Tensor rowOf, Tensor destination)
-    {
-        CheckRange(firstRow, rows, rowOf.ElementCount, source.Rows, nameof(firstRow));
-        if (source.DType != destination.DType || source.RowLength != destination.RowLength)
-        {
-            throw new ArgumentException($"source {source} and destination {destination} must share dtype and row length", nameof(destination));
-        }
-        if (rows == 0 || source.RowLength == 0) return;
-        ArrayView<int> map = Ints(rowOf, nameof(rowOf)).SubView(firstRow, rows);
-        int elementsPerWord = destination.DType == DType.BFloat16 ? 2 : 1;
-        int d = destination.RowLength;
-        if (d % (elementsPerWord * BFloat16KernelBodies.TileWords) == 0)
-        {
-            int words = d / elementsPerWord;
-            _scatterTokensTiled(rows * (words / 4), Words(source, nameof(source)), firstRow, map, 1, map.Cast<float>(), 0, elementsPerWord - 1, words,
-                Words(destination, nameof(destination)));
-            return;
-        }
-        int halves = d * destination.DType.SizeOf() / sizeof(ushort);
-        _scatterRowHalves(rows * halves, RawHalves(source, nameof(source)), firstRow, map, halves, RawHalves(destination, nameof(destination)));
-    }
-
-    /// <summary>
-    /// Rows <c>[firstRow, firstRow + rows)</c> of <paramref name="destination"/> from <paramref name="source"/> through
-    /// <paramref name="map"/> (one entry per destination row of the range), with optional per-row scale.
-    /// </summary>
-    private void GatherInto(Tensor source, int sourceRowOffset, ArrayView<int> map, Tensor? scale, Tensor destination, int firstRow, int rows)
-    {
-        int d = destination.RowLength, total = rows * d;
+        int d = destination.RowLength, total = rowOf.ElementCount * d;
         if (total == 0) return;
         if (destination.DType == DType.BFloat16)
         {
-            GatherBFloat16Rows(source, sourceRowOffset, map, scale, destination, firstRow, d, total);
+            GatherBFloat16Rows(source, sourceRowOffset, rowOf, scale, destination, d, total);
             return;
         }
-        ArrayView<float> dst = Floats(destination, nameof(destination)).SubView((long)firstRow * d, total);
+        ArrayView<float> dst = Floats(destination, nameof(destination));
         if (d % 4 == 0)
         {
             // Rows of a multiple of 4 floats start on 16-byte boundaries (buffers are 256-byte aligned): move quads.
             ArrayView<float> src = Floats(source, nameof(source));
-            _gatherRows4(total / 4, src.Cast<Float4>(), sourceRowOffset, map,
+            _gatherRows4(total / 4, src.Cast<Float4>(), sourceRowOffset, Ints(rowOf, nameof(rowOf)),
                 scale is null ? dst : Floats(scale, nameof(scale)), scale is null ? 0 : 1, d / 4, dst.Cast<Float4>());
             return;
         }
-        _gatherRows(total, Floats(source, nameof(source)), sourceRowOffset, map,
+        _gatherRows(total, Floats(source, nameof(source)), sourceRowOffset, Ints(rowOf, nameof(rowOf)),
             scale is null ? dst : Floats(scale, nameof(scale)), scale is null ? 0 : 1, d, dst);
-    }
-
-    private static void CheckRange(int firstRow, int rows, int mapLength, int tensorRows, string argument)
-    {
-        if (firstRow < 0 || rows < 0 || firstRow + (long)rows > mapLength || firstRow + (long)rows > tensorRows)
-        {
-            throw new ArgumentOutOfRangeException(argument, firstRow, $"rows [{firstRow}, {firstRow + (long)rows}) do not fit a map of {mapLength} and a tensor of {tensorRows} rows");
-        }
     }
 
     /// <inheritdoc />
@@ -423,10 +371,11 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
             Floats(result, nameof(result)), resultOffset);
     }
 
-    private void GatherBFloat16Rows(Tensor source, int sourceRowOffset, ArrayView<int> map, Tensor? scale, Tensor destination, int firstRow, int d, int total)
+    private void GatherBFloat16Rows(Tensor source, int sourceRowOffset, Tensor rowOf, Tensor? scale, Tensor destination, int d, int total)
     {
-        ArrayView<ushort> dst = Halves(destination, nameof(destination)).SubView((long)firstRow * d, total);
+        ArrayView<ushort> dst = Halves(destination, nameof(destination));
         ArrayView<ushort> src = Halves(source, nameof(source));
+        ArrayView<int> map = Ints(rowOf, nameof(rowOf));
         ArrayView<float> scales = scale is null ? map.Cast<float>() : Floats(scale, nameof(scale));
         if (d % (2 * BFloat16KernelBodies.TileWords) == 0)
         {
@@ -497,14 +446,6 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
     private ArrayView<float> Floats(Tensor t, string name) => Typed<float>(t, DType.Float32, name);
 
     private ArrayView<int> Ints(Tensor t, string name) => Typed<int>(t, DType.Int32, name);
-
-    /// <summary>A float32 or bfloat16 tensor as raw 16-bit halves (rows only move).</summary>
-    private ArrayView<ushort> RawHalves(Tensor t, string name)
-    {
-        IlgpuDeviceBuffer buffer = Buffer(t, name);
-        if (t.DType is not (DType.Float32 or DType.BFloat16)) throw new ArgumentException($"{name} must be float32 or bfloat16; got {t}", name);
-        return buffer.View<ushort>(t.ByteCount / sizeof(ushort));
-    }
 
     /// <summary>A bfloat16 tensor as its raw 16-bit patterns.</summary>
     private ArrayView<ushort> Halves(Tensor t, string name) => Typed<ushort>(t, DType.BFloat16, name);

@@ -57,17 +57,6 @@ internal static class TokenScatterKernelBodies
         destination[to + 96] = 0u;
     }
 
-    /// <summary>
-    /// Thread i (16-bit half j of source row <c>firstRow + r</c>): moved to the same half of row <c>rowOf[r]</c>, for rows
-    /// of any width (<c>IMoeKernels.ScatterRows</c> outside the tile layout).
-    /// </summary>
-    public static void ScatterRowHalves(Index1D i, ArrayView<ushort> source, int firstRow, ArrayView<int> rowOf, int halvesPerRow, ArrayView<ushort> destination)
-    {
-        int index = i;
-        int r = index / halvesPerRow, j = index - r * halvesPerRow;
-        destination[(long)rowOf[r] * halvesPerRow + j] = source[(long)(firstRow + r) * halvesPerRow + j];
-    }
-
     private static uint Scale<TFloat>(uint word, float s, int bfloat16) where TFloat : struct, IStrictFloat
         => bfloat16 != 0
             ? BFloat16KernelBodies.ScalePair<TFloat>(word, s)

@@ -31,48 +31,6 @@ public sealed class NcclExchangePlan
     public long ReceiveTotal { get; }
 
     /// <summary>
-    /// The plan of an all-to-all-v with displacements (elements): rank q's <c>sendCounts[q]</c> elements start at
-    /// <c>sendDisplacements[q]</c>, rank p's <c>receiveCounts[p]</c> land at <c>receiveDisplacements[p]</c>. Every range
-    /// must lie inside its buffer.
-    /// </summary>
-    /// <param name="sendCounts">Elements for each rank.</param>
-    /// <param name="sendDisplacements">Where each rank's elements start in the send buffer.</param>
-    /// <param name="receiveCounts">Elements from each rank.</param>
-    /// <param name="receiveDisplacements">Where each rank's elements land in the receive buffer.</param>
-    /// <param name="groupSize">Ranks.</param>
-    /// <param name="elementSize">Bytes per element.</param>
-    /// <param name="sendCapacity">Elements the send buffer holds.</param>
-    /// <param name="receiveCapacity">Elements the receive buffer holds.</param>
-    /// <exception cref="ArgumentException">A length differs from the group size, a count or displacement is negative, or a range leaves its buffer.</exception>
-    public static NcclExchangePlan Create(ReadOnlySpan<int> sendCounts, ReadOnlySpan<int> sendDisplacements, ReadOnlySpan<int> receiveCounts,
-        ReadOnlySpan<int> receiveDisplacements, int groupSize, int elementSize, long sendCapacity, long receiveCapacity)
-    {
-        ArgumentOutOfRangeException.ThrowIfLessThan(groupSize, 1);
-        ArgumentOutOfRangeException.ThrowIfLessThan(elementSize, 1);
-        if (sendCounts.Length != groupSize || sendDisplacements.Length != groupSize)
-            throw new ArgumentException($"{sendCounts.Length} send counts and {sendDisplacements.Length} displacements for a group of {groupSize}", nameof(sendDisplacements));
-        if (receiveCounts.Length != groupSize || receiveDisplacements.Length != groupSize)
-            throw new ArgumentException($"{receiveCounts.Length} receive counts and {receiveDisplacements.Length} displacements for a group of {groupSize}", nameof(receiveDisplacements));
-        var peers = new PeerTransfer[groupSize];
-        long send = 0, receive = 0;
-        for (int q = 0; q < groupSize; q++)
-        {
-            CheckRange(sendCounts[q], sendDisplacements[q], sendCapacity, $"send range for rank {q}", nameof(sendDisplacements));
-            CheckRange(receiveCounts[q], receiveDisplacements[q], receiveCapacity, $"receive range from rank {q}", nameof(receiveDisplacements));
-            peers[q] = new PeerTransfer(q, (long)sendDisplacements[q] * elementSize, sendCounts[q], (long)receiveDisplacements[q] * elementSize, receiveCounts[q]);
-            send += sendCounts[q];
-            receive += receiveCounts[q];
-        }
-        return new NcclExchangePlan(peers, send, receive);
-    }
-
-    private static void CheckRange(int count, int displacement, long capacity, string what, string argument)
-    {
-        if (count < 0 || displacement < 0 || displacement + (long)count > capacity)
-            throw new ArgumentException($"{what}: {count} elements at {displacement} do not fit a buffer of {capacity}", argument);
-    }
-
-    /// <summary>
     /// Validates the counts (one per rank, none negative, totals within the buffers) and computes each peer's offsets.
     /// </summary>
     /// <param name="sendCounts">Elements for each rank, in rank order.</param>

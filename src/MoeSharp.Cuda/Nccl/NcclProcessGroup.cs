@@ -18,7 +18,7 @@ namespace MoeSharp.Cuda.Nccl;
 /// split) go to the bootstrap group: they carry small host values (split counts after the one device→host copy of the
 /// histogram), for which staging through device memory would only add copies.</para>
 /// <para><b>Device collectives.</b> <see cref="AllToAllV"/> is grouped <c>ncclSend</c>/<c>ncclRecv</c> on the compute
-/// stream. <see cref="AllToAllVAsync(Tensor, int[], Tensor, int[])"/> runs the same on a second, communication stream that first waits for an event
+/// stream. <see cref="AllToAllVAsync"/> runs the same on a second, communication stream that first waits for an event
 /// recorded on the compute stream (so the send buffer is ready) and records a completion event that the returned
 /// request waits for, so the compute stream stays free (shared experts overlap the exchange).
 /// <see cref="AllReduceSum(Tensor)"/> sums in rank order: <c>ncclAllGather</c> into a <c>[S, n]</c> scratch, then —
@@ -211,12 +211,27 @@ public sealed class NcclProcessGroup : IProcessGroup, IDeviceCollectives
     public CollectiveRequest AllToAllVAsync(Tensor send, int[] sendCounts, Tensor receive, int[] receiveCounts)
     {
         ThrowIfUnusable();
+        nint done;
         try
         {
             ArgumentNullException.ThrowIfNull(sendCounts);
             ArgumentNullException.ThrowIfNull(receiveCounts);
             (nint sendPtr, nint receivePtr, int type, NcclExchangePlan plan) = Prepare(send, sendCounts, receive, receiveCounts);
-            return PostAsync(plan, sendPtr, receivePtr, type, "AllToAllVAsync");
+            BindDevice();
+            nint ready = _cuda.EventCreate(CudaConstants.EventDisableTiming);
+            try
+            {
+                _cuda.EventRecord(ready, ComputeStream);
+                _cuda.StreamWaitEvent(CommunicationStream, ready);
+            }
+            finally
+            {
+                // Destroying a recorded event is allowed: CUDA releases it once the wait is satisfied.
+                _cuda.EventDestroy(ready);
+            }
+            Post(plan, sendPtr, receivePtr, type, CommunicationStream);
+            done = _cuda.EventCreate(CudaConstants.EventDisableTiming);
+            _cuda.EventRecord(done, CommunicationStream);
         }
         catch (Exception ex)
         {
@@ -224,63 +239,13 @@ public sealed class NcclProcessGroup : IProcessGroup, IDeviceCollectives
             if (ReferenceEquals(failure, ex)) throw;
             throw failure;
         }
-    }
-
-    /// <summary>
-    /// The displacement form of <see cref="AllToAllVAsync(Tensor, int[], Tensor, int[])"/>: the same grouped
-    /// <c>ncclSend</c>/<c>ncclRecv</c> on <see cref="CommunicationStream"/>, ordered after the compute stream's queued
-    /// work by an event, over the given ranges.
-    /// </summary>
-    public CollectiveRequest AllToAllVAsync(Tensor send, int[] sendCounts, int[] sendDisplacements, Tensor receive, int[] receiveCounts,
-        int[] receiveDisplacements)
-    {
-        ThrowIfUnusable();
-        try
-        {
-            ArgumentNullException.ThrowIfNull(send);
-            ArgumentNullException.ThrowIfNull(receive);
-            if (send.DType != receive.DType) throw new ArgumentException($"send is {send.DType} but receive is {receive.DType}", nameof(receive));
-            IDevicePointer s = DevicePointers.Of(send, nameof(send));
-            IDevicePointer r = DevicePointers.Of(receive, nameof(receive));
-            CheckDevice(s, nameof(send));
-            CheckDevice(r, nameof(receive));
-            var plan = NcclExchangePlan.Create(sendCounts, sendDisplacements, receiveCounts, receiveDisplacements, Size, send.DType.SizeOf(),
-                send.ElementCount, receive.ElementCount);
-            return PostAsync(plan, s.Pointer, r.Pointer, NcclDataTypes.For(send.DType), "AllToAllVAsync (ranges)");
-        }
-        catch (Exception ex)
-        {
-            Exception failure = Fail(ex);
-            if (ReferenceEquals(failure, ex)) throw;
-            throw failure;
-        }
-    }
-
-    /// <summary>Posts <paramref name="plan"/> on the communication stream after the compute stream's queued work; the request polls its completion event.</summary>
-    private CollectiveRequest PostAsync(NcclExchangePlan plan, nint sendPtr, nint receivePtr, int type, string operation)
-    {
-        BindDevice();
-        nint ready = _cuda.EventCreate(CudaConstants.EventDisableTiming);
-        try
-        {
-            _cuda.EventRecord(ready, ComputeStream);
-            _cuda.StreamWaitEvent(CommunicationStream, ready);
-        }
-        finally
-        {
-            // Destroying a recorded event is allowed: CUDA releases it once the wait is satisfied.
-            _cuda.EventDestroy(ready);
-        }
-        Post(plan, sendPtr, receivePtr, type, CommunicationStream);
-        nint done = _cuda.EventCreate(CudaConstants.EventDisableTiming);
-        _cuda.EventRecord(done, CommunicationStream);
 
         return new CollectiveRequest(Task.Run(() =>
         {
             try
             {
                 BindDevice();
-                WaitUntil(() => _cuda.EventQuery(done), operation);
+                WaitUntil(() => _cuda.EventQuery(done), "AllToAllVAsync");
             }
             catch (Exception ex)
             {

@@ -19,15 +19,6 @@ public interface IDeviceCollectives
     /// <summary>Starts <see cref="AllToAllV"/> and returns at once (the exchange runs on its own stream).</summary>
     CollectiveRequest AllToAllVAsync(Tensor send, int[] sendCounts, Tensor receive, int[] receiveCounts);
 
-    /// <summary>
-    /// All-to-all-v with displacements (elements), started after the work already queued on the device, returning at
-    /// once: rank q gets <c>sendCounts[q]</c> elements of <paramref name="send"/> from <c>sendDisplacements[q]</c>, and
-    /// rank p's elements land in <paramref name="receive"/> at <c>receiveDisplacements[p]</c>. Several of these in flight
-    /// move one exchange in chunks, each waited for on its own, so the device can permute a chunk while the next
-    /// moves. Every rank must start the same sequence of calls.
-    /// </summary>
-    CollectiveRequest AllToAllVAsync(Tensor send, int[] sendCounts, int[] sendDisplacements, Tensor receive, int[] receiveCounts, int[] receiveDisplacements);
-
     /// <summary>Element-wise sum over the ranks, in place, in rank order (bitwise the same on every rank).</summary>
     void AllReduceSum(Tensor values);
 }

@@ -180,41 +180,6 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
     }
 
     /// <inheritdoc />
-    public void GatherRowRange(Tensor source, Tensor rowOf, int firstRow, int rows, Tensor destination)
-    {
-        int rowBytes = RowBytes(source, destination);
-        ReadOnlySpan<int> map = rowOf.AsSpan<int>().Slice(firstRow, rows);
-        Span<byte> to = destination.AsBytes();
-        ReadOnlySpan<byte> from = source.AsBytes();
-        for (int i = 0; i < rows; i++)
-        {
-            Span<byte> row = to.Slice((firstRow + i) * rowBytes, rowBytes);
-            if (map[i] < 0) row.Clear();
-            else from.Slice(map[i] * rowBytes, rowBytes).CopyTo(row);
-        }
-    }
-
-    /// <inheritdoc />
-    public void ScatterRows(Tensor source, int firstRow, int rows, Tensor rowOf, Tensor destination)
-    {
-        int rowBytes = RowBytes(source, destination);
-        ReadOnlySpan<int> map = rowOf.AsSpan<int>().Slice(firstRow, rows);
-        Span<byte> to = destination.AsBytes();
-        ReadOnlySpan<byte> from = source.AsBytes();
-        for (int i = 0; i < rows; i++) from.Slice((firstRow + i) * rowBytes, rowBytes).CopyTo(to.Slice(map[i] * rowBytes, rowBytes));
-    }
-
-    /// <summary>Bytes per row of two tensors that must share dtype and row length.</summary>
-    private static int RowBytes(Tensor source, Tensor destination)
-    {
-        if (source.DType != destination.DType || source.RowLength != destination.RowLength)
-        {
-            throw new ArgumentException($"source {source} and destination {destination} must share dtype and row length", nameof(destination));
-        }
-        return source.RowLength * source.DType.SizeOf();
-    }
-
-    /// <inheritdoc />
     public void GatherRows(Tensor source, int sourceRowOffset, Tensor rowOf, Tensor? scale, Tensor destination)
     {
         if (destination.DType == DType.BFloat16)

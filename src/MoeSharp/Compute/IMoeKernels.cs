@@ -108,29 +108,6 @@ public interface IMoeKernels
     void GatherRows(Tensor source, int sourceRowOffset, Tensor rowOf, Tensor? scale, Tensor destination);
 
     /// <summary>
-    /// A range of <see cref="GatherRows"/> without scale: <c>destination[firstRow + i] = source[rowOf[firstRow + i]]</c>
-    /// (a zero row where the entry is negative) for <c>i &lt; rows</c>; the other destination rows are untouched. A
-    /// chunked exchange permutes the rows of one chunk while the previous one moves.
-    /// </summary>
-    /// <param name="source"><c>[Rs, D]</c> float32 or bfloat16.</param>
-    /// <param name="rowOf"><c>[Rd]</c> int32 source row of each destination row, or -1.</param>
-    /// <param name="firstRow">First destination row (and map entry) of the range.</param>
-    /// <param name="rows">Rows in the range.</param>
-    /// <param name="destination"><c>[Rd, D]</c>, the dtype of <paramref name="source"/>.</param>
-    void GatherRowRange(Tensor source, Tensor rowOf, int firstRow, int rows, Tensor destination);
-
-    /// <summary>
-    /// The inverse move for a range of source rows: <c>destination[rowOf[firstRow + i]] = source[firstRow + i]</c> for
-    /// <c>i &lt; rows</c> (entries in range and distinct); the other destination rows are untouched.
-    /// </summary>
-    /// <param name="source"><c>[Rs, D]</c> float32 or bfloat16.</param>
-    /// <param name="firstRow">First source row (and map entry) of the range.</param>
-    /// <param name="rows">Rows in the range.</param>
-    /// <param name="rowOf"><c>[Rs]</c> int32 destination row of each source row.</param>
-    /// <param name="destination"><c>[Rd, D]</c>, the dtype of <paramref name="source"/>.</param>
-    void ScatterRows(Tensor source, int firstRow, int rows, Tensor rowOf, Tensor destination);
-
-    /// <summary>
     /// The dispatch gather in token order: the same result as
     /// <c>GatherRows(source, sourceRowOffset, rowToken, scale, destination)</c> — row r gets
     /// <c>source[sourceRowOffset + rowToken[r]] · scale[r]</c>, or zeros where <c>rowToken[r] &lt; 0</c> — but each token

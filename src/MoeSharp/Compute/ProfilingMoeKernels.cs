@@ -70,14 +70,6 @@ public sealed class ProfilingMoeKernels(IMoeKernels inner) : IMoeKernels
         => Time(nameof(GatherRows), () => inner.GatherRows(source, sourceRowOffset, rowOf, scale, destination));
 
     /// <inheritdoc />
-    public void GatherRowRange(Tensor source, Tensor rowOf, int firstRow, int rows, Tensor destination)
-        => Time(nameof(GatherRowRange), () => inner.GatherRowRange(source, rowOf, firstRow, rows, destination));
-
-    /// <inheritdoc />
-    public void ScatterRows(Tensor source, int firstRow, int rows, Tensor rowOf, Tensor destination)
-        => Time(nameof(ScatterRows), () => inner.ScatterRows(source, firstRow, rows, rowOf, destination));
-
-    /// <inheritdoc />
     public void ScatterTokenRows(Tensor source, int sourceRowOffset, Tensor rowToken, Tensor entryRow, int topK, Tensor? scale, Tensor destination)
         => Time(nameof(ScatterTokenRows), () => inner.ScatterTokenRows(source, sourceRowOffset, rowToken, entryRow, topK, scale, destination));
 

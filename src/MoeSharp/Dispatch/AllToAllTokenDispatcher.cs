@@ -131,16 +131,6 @@ public sealed class AllToAllTokenDispatcher : TokenDispatcher
         return DeviceCollectives(_groups.World).AllToAllVAsync(send, ToElements(sendRows, d), receive, ToElements(receiveRows, d));
     }
 
-    private protected override bool ExchangesRowRanges => !Kernels.IsHost && _groups.World is IDeviceCollectives;
-
-    private protected override CollectiveRequest ExchangeRowRangesAsync(Tensor send, int[] sendRows, int[] sendStarts, Tensor receive, int[] receiveRows,
-        int[] receiveStarts)
-    {
-        int d = send.RowLength;
-        return DeviceCollectives(_groups.World).AllToAllVAsync(send, ToElements(sendRows, d), ToElements(sendStarts, d), receive,
-            ToElements(receiveRows, d), ToElements(receiveStarts, d));
-    }
-
     private protected override void SumOverSequenceParallel(Tensor values)
     {
         if (_groups.SequenceParallel is not { } sp) return;

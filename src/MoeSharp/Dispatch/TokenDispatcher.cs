@@ -185,8 +185,9 @@ public abstract class TokenDispatcher
         }
         else
         {
+            send = ToRankMajor(routedOutput, metadata);
             localRows = Pool.Rent(metadata.RowType, metadata.Local.Rows, metadata.Dim);
-            (send, pending) = SendRankMajorAsync(routedOutput, metadata, localRows);
+            pending = ExchangeRowsAsync(send, metadata.OutputSplits.AsSpan(), localRows, metadata.InputSplits.AsSpan());
         }
 
         Tensor? shared;
@@ -254,9 +255,9 @@ public abstract class TokenDispatcher
         Tensor localRows = gradRoutedTokens;
         if (EpSize > 1)
         {
+            Tensor send = ToRankMajor(gradRoutedTokens, metadata);
             localRows = Pool.Rent(metadata.RowType, metadata.Local.Rows, metadata.Dim);
-            (Tensor send, CollectiveRequest pending) = SendRankMajorAsync(gradRoutedTokens, metadata, localRows);
-            pending.Wait();
+            ExchangeRows(send, metadata.OutputSplits.AsSpan(), localRows, metadata.InputSplits.AsSpan());
             if (!ReferenceEquals(send, gradRoutedTokens)) Pool.Return(send);
         }
         Tensor gradX = NewOutput(metadata);
@@ -313,18 +314,6 @@ public abstract class TokenDispatcher
 
     /// <summary>All-to-all-v of rows: <paramref name="sendRows"/>[q] rows to rank q, <paramref name="receiveRows"/>[p] from rank p.</summary>
     private protected abstract void ExchangeRows(Tensor send, ReadOnlySpan<int> sendRows, Tensor receive, ReadOnlySpan<int> receiveRows);
-
-    /// <summary>Whether <see cref="ExchangeRowRangesAsync"/> is available (a device process group that exchanges ranges).</summary>
-    private protected virtual bool ExchangesRowRanges => false;
-
-    /// <summary>
-    /// Starts an all-to-all-v of row ranges: <paramref name="sendRows"/>[q] rows from row <paramref name="sendStarts"/>[q]
-    /// of <paramref name="send"/> to rank q, <paramref name="receiveRows"/>[p] rows from rank p to row
-    /// <paramref name="receiveStarts"/>[p] of <paramref name="receive"/>.
-    /// </summary>
-    private protected virtual CollectiveRequest ExchangeRowRangesAsync(Tensor send, int[] sendRows, int[] sendStarts, Tensor receive, int[] receiveRows,
-        int[] receiveStarts)
-        => throw new NotSupportedException($"{GetType().Name} does not exchange row ranges");
 
     /// <summary>Starts <see cref="ExchangeRows"/> and returns at once.</summary>
     private protected abstract CollectiveRequest ExchangeRowsAsync(Tensor send, ReadOnlySpan<int> sendRows, Tensor receive, ReadOnlySpan<int> receiveRows);
@@ -480,92 +469,12 @@ public abstract class TokenDispatcher
     private Tensor ToExpertMajor(Tensor localRows, DispatchMetadata metadata)
     {
         Tensor received = Pool.Rent(metadata.RowType, metadata.RowsReceived, metadata.Dim);
-        if (ChunkedPlan(metadata, metadata.InputSplits.AsSpan(), metadata.OutputSplits.AsSpan()) is { } plan)
-        {
-            Tensor landed = ReceiveExpertMajorInChunks(localRows, received, metadata, plan);
-            Pool.Return(received);
-            return landed;
-        }
         ExchangeRows(localRows, metadata.InputSplits.AsSpan(), received, metadata.OutputSplits.AsSpan());
         if (metadata.Permutation is null) return received;
         Tensor routed = Pool.Rent(metadata.RowType, metadata.RoutedRows, metadata.Dim);
         Kernels.GatherRows(received, 0, metadata.Permutation.ExpertMajorRowOf, null, routed);
         Pool.Return(received);
         return routed;
-    }
-
-    /// <summary>
-    /// The chunked form of the exchange and the permute to expert-major order: every chunk is started at once, and each
-    /// chunk's rows are moved to their routed rows as soon as it has landed, while later chunks are still moving.
-    /// </summary>
-    private Tensor ReceiveExpertMajorInChunks(Tensor localRows, Tensor received, DispatchMetadata metadata, ExchangeChunkPlan plan)
-    {
-        ExpertMajorPermutation permutation = metadata.Permutation!;
-        Tensor routed = Pool.Rent(metadata.RowType, metadata.RoutedRows, metadata.Dim);
-        // Alignment pad rows receive nothing: they must read as zeros.
-        if (metadata.RoutedRows > metadata.RowsReceived) Kernels.Clear(routed);
-        var requests = new CollectiveRequest[plan.Chunks];
-        for (int c = 0; c < plan.Chunks; c++)
-        {
-            var (sendRows, sendStarts) = plan.Send(c);
-            var (receiveRows, receiveStarts) = plan.Receive(c);
-            requests[c] = ExchangeRowRangesAsync(localRows, sendRows, sendStarts, received, receiveRows, receiveStarts);
-        }
-        try
-        {
-            for (int c = 0; c < plan.Chunks; c++)
-            {
-                requests[c].Wait();
-                var (rows, starts) = plan.Receive(c);
-                for (int p = 0; p < rows.Length; p++)
-                {
-                    if (rows[p] > 0) Kernels.ScatterRows(received, starts[p], rows[p], permutation.RankMajorRowOf, routed);
-                }
-            }
-        }
-        catch
-        {
-            WaitQuietly(requests);
-            Pool.Return(routed);
-            throw;
-        }
-        return routed;
-    }
-
-    /// <summary>
-    /// Starts sending expert-major rows back in the rank-major order they arrived in (pads dropped) into
-    /// <paramref name="localRows"/>: one permute and one exchange, or chunk by chunk, each chunk permuted and then
-    /// started while the previous ones move. Returns the send buffer (to hand back once the request is done).
-    /// </summary>
-    private (Tensor Send, CollectiveRequest Pending) SendRankMajorAsync(Tensor routedRows, DispatchMetadata metadata, Tensor localRows)
-    {
-        if (ChunkedPlan(metadata, metadata.OutputSplits.AsSpan(), metadata.InputSplits.AsSpan()) is not { } plan)
-        {
-            Tensor whole = ToRankMajor(routedRows, metadata);
-            return (whole, ExchangeRowsAsync(whole, metadata.OutputSplits.AsSpan(), localRows, metadata.InputSplits.AsSpan()));
-        }
-        ExpertMajorPermutation permutation = metadata.Permutation!;
-        Tensor send = Pool.Rent(metadata.RowType, metadata.RowsReceived, metadata.Dim);
-        var requests = new List<CollectiveRequest>(plan.Chunks);
-        try
-        {
-            for (int c = 0; c < plan.Chunks; c++)
-            {
-                var (sendRows, sendStarts) = plan.Send(c);
-                for (int q = 0; q < sendRows.Length; q++)
-                {
-                    if (sendRows[q] > 0) Kernels.GatherRowRange(routedRows, permutation.RankMajorRowOf, sendStarts[q], sendRows[q], send);
-                }
-                var (receiveRows, receiveStarts) = plan.Receive(c);
-                requests.Add(ExchangeRowRangesAsync(send, sendRows, sendStarts, localRows, receiveRows, receiveStarts));
-            }
-        }
-        catch
-        {
-            WaitQuietly(requests);
-            throw;
-        }
-        return (send, new CollectiveRequest(Task.WhenAll(requests.Select(r => r.AsTask()))));
     }
 
     /// <summary>Inverse permute: expert-major rows back to the rank-major order they arrived in (pads dropped).</summary>
@@ -575,24 +484,6 @@ public abstract class TokenDispatcher
         Tensor send = Pool.Rent(metadata.RowType, metadata.RowsReceived, metadata.Dim);
         Kernels.GatherRows(routedRows, 0, metadata.Permutation.RankMajorRowOf, null, send);
         return send;
-    }
-
-    /// <summary>
-    /// The chunk plan when this exchange goes in chunks (a device dispatcher whose group exchanges ranges, more than one
-    /// chunk configured, a permutation to overlap), else null.
-    /// </summary>
-    private ExchangeChunkPlan? ChunkedPlan(DispatchMetadata metadata, ReadOnlySpan<int> sendSplits, ReadOnlySpan<int> receiveSplits)
-        => Config.ExchangeChunks > 1 && !Kernels.IsHost && metadata.Permutation is not null && ExchangesRowRanges
-            ? new ExchangeChunkPlan(sendSplits, receiveSplits, Config.ExchangeChunks)
-            : null;
-
-    /// <summary>Lets every started exchange finish before buffers are handed back after a failure; their errors are the first one's echo.</summary>
-    private static void WaitQuietly(IEnumerable<CollectiveRequest> requests)
-    {
-        foreach (CollectiveRequest r in requests)
-        {
-            try { r.Wait(); } catch (CollectiveException) { }
-        }
     }
 
     private Tensor? RunSharedExperts(SharedExpertsFunction sharedExperts, Tensor x, DispatchMetadata metadata)

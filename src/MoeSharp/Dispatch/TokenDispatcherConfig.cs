@@ -31,7 +31,6 @@ public sealed record TokenDispatcherConfig
     public SequenceLayout Layout { get; init; } = SequenceLayout.Replicated;
 
     private readonly int _expertAlignment = 1;
-    private readonly int _exchangeChunks = 4;
 
     /// <summary>
     /// A: each local expert's rows are padded with zero rows to a multiple of A (16 or 32 for fp8/mxfp8
@@ -44,23 +43,6 @@ public sealed record TokenDispatcherConfig
         {
             ArgumentOutOfRangeException.ThrowIfLessThan(value, 1, nameof(ExpertAlignment));
             _expertAlignment = value;
-        }
-    }
-
-    /// <summary>
-    /// Chunks each row exchange of a device dispatcher moves in (default 4): every peer's block is split into this many
-    /// consecutive pieces, exchanged one all-to-all-v after another on the communication stream, and the permutation
-    /// between the rank-major exchanged rows and the expert-major routed rows runs chunk by chunk — on dispatch each chunk
-    /// as it lands, on combine each chunk before it leaves — so permutes overlap the transfer. 1 moves each exchange
-    /// whole. The bits never change; host dispatchers ignore it.
-    /// </summary>
-    public int ExchangeChunks
-    {
-        get => _exchangeChunks;
-        init
-        {
-            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1, nameof(ExchangeChunks));
-            _exchangeChunks = value;
         }
     }
 }

@@ -36,42 +36,6 @@ public class KernelEquivalenceTests(CpuBackendFixture fixture)
     }
 
     [Fact]
-    public void RowRanges_GatherAndScatter_MatchHost_InAndOutsideTheTileLayout()
-    {
-        // D = 256 floats and 256 bfloat16 values take the tiled kernels; 129 and 3 the generic ones.
-        Gen.Select(Gen.Int[0, 24], Gen.OneOfConst(3, 129, 256), Gen.Bool, Gen.Int[0, int.MaxValue - 1]).Sample((rows, d, bf16, seed) =>
-        {
-            var r = new Random(seed);
-            Tensor source = Rows(RandomFloats(r, rows, d), bf16);
-            int[] permutation = Enumerable.Range(0, rows).OrderBy(_ => r.Next()).ToArray();
-            // The gather map also has -1 entries (zero rows); the scatter map is a permutation.
-            int[] gatherMap = permutation.Select(p => r.Next(6) == 0 ? -1 : p).ToArray();
-            int first = rows == 0 ? 0 : r.Next(rows), count = r.Next(rows - first + 1);
-            Tensor before = Rows(RandomFloats(r, rows, d), bf16);
-
-            Tensor hostGathered = before.Clone(), deviceGathered = Dev(before);
-            _host.GatherRowRange(source, Tensor.FromArray(gatherMap, rows), first, count, hostGathered);
-            _device.GatherRowRange(Dev(source), Dev(Tensor.FromArray(gatherMap, rows)), first, count, deviceGathered);
-            AssertBitwise(hostGathered, deviceGathered, $"GatherRowRange [{first}, {first + count}) of {rows} × {d}");
-
-            Tensor hostScattered = before.Clone(), deviceScattered = Dev(before);
-            _host.ScatterRows(source, first, count, Tensor.FromArray(permutation, rows), hostScattered);
-            _device.ScatterRows(Dev(source), first, count, Dev(Tensor.FromArray(permutation, rows)), deviceScattered);
-            AssertBitwise(hostScattered, deviceScattered, $"ScatterRows [{first}, {first + count}) of {rows} × {d}");
-            // The host form is the definition: untouched rows keep their bits, moved rows are the source's.
-            for (int i = 0; i < rows; i++)
-            {
-                bool moved = Array.IndexOf(permutation, i, first, count) >= 0;
-                int rowBytes = d * source.DType.SizeOf();
-                ReadOnlySpan<byte> expected = moved
-                    ? source.AsBytes().Slice(Array.IndexOf(permutation, i, first, count) * rowBytes, rowBytes)
-                    : before.AsBytes().Slice(i * rowBytes, rowBytes);
-                Assert.True(expected.SequenceEqual(hostScattered.AsBytes().Slice(i * rowBytes, rowBytes)), $"row {i}");
-            }
-        }, iter: 80, threads: 1);
-    }
-
-    [Fact]
     public void PrepareEntries_MatchesHost_IncludingPadsAndFirstInvalid()
     {
         Gen.Select(Gen.Int[0, 40], Gen.Int[1, 6], Gen.Int[1, 9], Gen.Int[0, 5], Gen.Bool, Gen.Int[0, 3], Gen.Int[0, int.MaxValue - 1])

@@ -68,8 +68,6 @@ public class CliTests
     [InlineData("run", "--world", "8", "--sp", "4", "--tokens", "4097", "--sharding", "balanced", "--layout", "sharded", "--dim", "16")]
     [InlineData("run", "--tokens", "3", "--sp", "8", "--world", "8")]
     [InlineData("run", "--device", "ilgpu-cpu", "--world", "4", "--sp", "2", "--tokens", "61", "--dim", "8", "--experts", "8", "--top-k", "2", "--align", "4")]
-    [InlineData("run", "--device", "ilgpu-cpu", "--chunks", "3", "--world", "4", "--sp", "1", "--tokens", "61", "--dim", "256", "--experts", "8", "--top-k", "2", "--dtype", "bfloat16")]
-    [InlineData("run", "--device", "ilgpu-cpu", "--chunks", "1", "--world", "2", "--sp", "2", "--tokens", "61", "--dim", "5", "--experts", "4", "--top-k", "2", "--align", "4")]
     public void Run_Verifies_AndExits0(params string[] args)
     {
         CliResult result = Invoke(args);
@@ -139,8 +137,6 @@ public class CliTests
     [InlineData("bench", "--preset", "llama")]
     [InlineData("run", "--device", "tpu")]
     [InlineData("train", "--device", "tpu")]
-    [InlineData("run", "--device", "ilgpu-cpu", "--chunks", "0")]
-    [InlineData("bench", "--chunks", "2")]
     [InlineData("train", "--gpus", "2")]
     [InlineData("run", "--gpus", "2")]
     [InlineData("run", "--device", "cuda", "--gpus", "0")]
