@@ -121,6 +121,7 @@ public sealed class HostLayerKernels : ILayerKernels
             Span<float> gs = gz.Slice(t * e, e);
             if (routeNorm)
             {
+                // top_j = scale · p_j / S with S = Σ p + ε, so dL/dp_j = scale · (g_j − Σ_i g_i p_i / S) / S.
                 float sum = 0f, weighted = 0f;
                 for (int j = 0; j < k; j++) sum += row[(int)ids[j]];
                 float denominator = sum + normEpsilon;
