@@ -64,11 +64,22 @@ public sealed class HostStagedProcessGroup(IProcessGroup inner) : IProcessGroup,
     {
         Tensor hostSend = send.ToHost();
         var hostReceive = Tensor.Uninitialized(receive.DType, receive.ElementCount);
-        if (send.DType == DType.BFloat16)
-            inner.AllToAllV<BFloat16>(hostSend.AsSpan<BFloat16>(), sendCounts, hostReceive.AsSpan<BFloat16>(), receiveCounts);
-        else
-            inner.AllToAllV<float>(hostSend.AsSpan<float>(), sendCounts, hostReceive.AsSpan<float>(), receiveCounts);
-        receive.DeviceBuffer!.CopyFromHost(hostReceive.AsBytes(), 0);
+        switch (send.DType)
+        {
+            case DType.BFloat16:
+                inner.AllToAllV<BFloat16>(hostSend.AsSpan<BFloat16>(), sendCounts, hostReceive.AsSpan<BFloat16>(), receiveCounts);
+                break;
+            case DType.Int32:
+                inner.AllToAllV<int>(hostSend.AsSpan<int>(), sendCounts, hostReceive.AsSpan<int>(), receiveCounts);
+                break;
+            default:
+                inner.AllToAllV<float>(hostSend.AsSpan<float>(), sendCounts, hostReceive.AsSpan<float>(), receiveCounts);
+                break;
+        }
+        // Only the received elements: the rest of the buffer is not the exchange's to overwrite.
+        long received = 0;
+        foreach (int count in receiveCounts) received += count;
+        receive.DeviceBuffer!.CopyFromHost(hostReceive.AsBytes().Slice(0, checked((int)(received * receive.DType.SizeOf()))), 0);
     }
 
     /// <inheritdoc />

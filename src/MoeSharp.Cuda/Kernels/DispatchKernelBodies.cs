@@ -11,7 +11,7 @@ namespace MoeSharp.Cuda.Kernels;
 internal static class DispatchKernelBodies
 {
     /// <summary>Scratch layout of <see cref="ScanEntries32"/>: first invalid entry, its id (low, high word), its score's bits, then E counts.</summary>
-    public const int ScanHeader = 4;
+    public const int ScanHeader = MoeSharp.Compute.EntryScanWords.HeaderLength;
 
     /// <summary>Resets the scan scratch: no invalid entry yet (int.MaxValue, the identity of min), zero counts.</summary>
     public static void InitScan(Index1D i, ArrayView<int> scratch) => scratch[i] = i == 0 ? int.MaxValue : 0;
@@ -53,6 +53,34 @@ internal static class DispatchKernelBodies
         scratch[1] = id;
         scratch[2] = id < 0 ? -1 : 0;
         scratch[3] = (int)Interop.FloatAsInt(scores[offset + first]);
+    }
+
+    /// <summary>
+    /// Thread i: value <c>i % length</c> of count message <c>q = i / length</c> (<c>IMoeKernels.PackCountMessages</c>):
+    /// the scan's counts of experts <c>[q·e, (q+1)·e)</c> (pad entries added to expert 0), the header values, then 1
+    /// when the scan found an invalid entry.
+    /// </summary>
+    public static void PackCountMessages(Index1D i, ArrayView<int> scan, int expertsPerRank, int headerLength, int padEntries,
+        int h0, int h1, int h2, int h3, ArrayView<int> send)
+    {
+        int length = expertsPerRank + headerLength + 1;
+        int q = i / length, j = i - q * length;
+        int value;
+        if (j < expertsPerRank)
+        {
+            value = scan[ScanHeader + q * expertsPerRank + j];
+            if (q == 0 && j == 0) value += padEntries;
+        }
+        else if (j < expertsPerRank + headerLength)
+        {
+            int h = j - expertsPerRank;
+            value = h == 0 ? h0 : h == 1 ? h1 : h == 2 ? h2 : h3;
+        }
+        else
+        {
+            value = scan[0] == int.MaxValue ? 0 : 1;
+        }
+        send[i] = value;
     }
 
     /// <summary>As <see cref="FetchInvalid32"/> for int64 ids.</summary>

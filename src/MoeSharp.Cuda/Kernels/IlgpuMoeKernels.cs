@@ -30,6 +30,7 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
     private readonly Action<Index1D, ArrayView<int>, ArrayView<float>, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<int>> _scan32;
     private readonly Action<Index1D, ArrayView<long>, ArrayView<float>, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<int>> _scan64;
     private readonly Action<Index1D, ArrayView<int>, ArrayView<float>, int, ArrayView<int>> _fetch32;
+    private readonly Action<Index1D, ArrayView<int>, int, int, int, int, int, int, int, ArrayView<int>> _packCounts;
     private readonly Action<Index1D, ArrayView<long>, ArrayView<float>, int, ArrayView<int>> _fetch64;
     private readonly Action<Index1D, ArrayView<int>, int, int, ArrayView<int>> _columnScan;
     private readonly Action<KernelConfig, ArrayView<int>, int, int, ArrayView<int>, ArrayView<int>> _chunkRanks;
@@ -79,6 +80,7 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
         _scan32 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<float>, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<int>>(ScanEntries32);
         _scan64 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<long>, ArrayView<float>, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<int>>(ScanEntries64);
         _fetch32 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<float>, int, ArrayView<int>>(FetchInvalid32);
+        _packCounts = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, int, int, int, int, int, int, int, ArrayView<int>>(DispatchKernelBodies.PackCountMessages);
         _fetch64 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<long>, ArrayView<float>, int, ArrayView<int>>(FetchInvalid64);
         _columnScan = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, int, int, ArrayView<int>>(ColumnScan);
         _chunkRanks = accelerator.LoadStreamKernel<ArrayView<int>, int, int, ArrayView<int>, ArrayView<int>>(ChunkRanks);
@@ -164,15 +166,53 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
     /// <inheritdoc />
     public EntryScan PrepareEntries(Tensor topScores, Tensor expertIds, int rowOffset, int realTokens, int padTokens, int numExperts, Tensor ids, Tensor entryScores)
     {
+        ArrayView<int> scratch = ScanScratch(EntryScanWords.Length(numExperts));
+        RunScan(topScores, expertIds, rowOffset, realTokens, numExperts, ids, entryScores, scratch);
+        // The one device-to-host copy of a dispatch: header and counts together.
+        var host = new int[scratch.IntLength];
+        scratch.CopyToCPU(_accelerator.DefaultStream, host.AsSpan());
+        _accelerator.DefaultStream.Synchronize();
+        return EntryScanWords.Decode(host, numExperts, ids.ElementCount - realTokens * topScores.RowLength);
+    }
+
+    /// <inheritdoc />
+    public void ScanEntries(Tensor topScores, Tensor expertIds, int rowOffset, int realTokens, int padTokens, int numExperts, Tensor ids, Tensor entryScores,
+        Tensor scan, int scanOffset)
+    {
+        int length = EntryScanWords.Length(numExperts);
+        ArrayView<int> words = Ints(scan, nameof(scan));
+        if (scanOffset < 0 || scanOffset + (long)length > words.Length)
+        {
+            throw new ArgumentOutOfRangeException(nameof(scanOffset), scanOffset, $"a scan of {length} words does not fit {scan} there");
+        }
+        RunScan(topScores, expertIds, rowOffset, realTokens, numExperts, ids, entryScores, words.SubView(scanOffset, length));
+    }
+
+    /// <inheritdoc />
+    /// <remarks>This backend carries at most four header values (kernel arguments).</remarks>
+    public void PackCountMessages(Tensor scan, int scanOffset, int ranks, int expertsPerRank, int padEntries, ReadOnlySpan<int> header, Tensor send)
+    {
+        if (header.Length > 4) throw new ArgumentException($"{header.Length} header values; this backend packs at most 4", nameof(header));
+        int length = expertsPerRank + header.Length + 1;
+        ArrayView<int> messages = Ints(send, nameof(send));
+        if ((long)ranks * length > messages.Length) throw new ArgumentException($"{ranks} messages of {length} values do not fit {send}", nameof(send));
+        Span<int> h = stackalloc int[4];
+        header.CopyTo(h);
+        if (ranks == 0) return;
+        _packCounts(ranks * length, Ints(scan, nameof(scan)).SubView(scanOffset, EntryScanWords.Length(ranks * expertsPerRank)), expertsPerRank,
+            header.Length, padEntries, h[0], h[1], h[2], h[3], messages);
+    }
+
+    /// <summary>Validates, converts and counts the shard's entries into <paramref name="scratch"/> (the <see cref="EntryScanWords"/> layout).</summary>
+    private void RunScan(Tensor topScores, Tensor expertIds, int rowOffset, int realTokens, int numExperts, Tensor ids, Tensor entryScores, ArrayView<int> scratch)
+    {
         int k = topScores.RowLength, real = realTokens * k, n = ids.ElementCount;
-        ArrayView<int> scratch = ScanScratch(ScanHeader + numExperts);
         ArrayView<float> scores = Floats(topScores, nameof(topScores));
         ArrayView<int> outIds = Ints(ids, nameof(ids));
         ArrayView<float> outScores = Floats(entryScores, nameof(entryScores));
         int offset = rowOffset * k;
         _initScan(scratch.IntExtent, scratch);
-        bool wide = expertIds.DType == DType.Int64;
-        if (wide)
+        if (expertIds.DType == DType.Int64)
         {
             ArrayView<long> idsIn = Longs(expertIds, nameof(expertIds));
             if (n > 0) _scan64(n, idsIn, scores, offset, real, numExperts, outIds, outScores, scratch);
@@ -184,19 +224,6 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
             if (n > 0) _scan32(n, idsIn, scores, offset, real, numExperts, outIds, outScores, scratch);
             _fetch32(1, idsIn, scores, offset, scratch);
         }
-
-        // The one device-to-host copy of a dispatch: header and counts together.
-        var host = new int[scratch.IntLength];
-        scratch.CopyToCPU(_accelerator.DefaultStream, host.AsSpan());
-        _accelerator.DefaultStream.Synchronize();
-        var counts = host.AsSpan(ScanHeader, numExperts).ToArray();
-        if (host[0] != int.MaxValue)
-        {
-            long id = wide ? ((long)host[2] << 32) | (uint)host[1] : host[1];
-            return new EntryScan(counts, host[0], id, BitConverter.Int32BitsToSingle(host[3]));
-        }
-        if (numExperts > 0) counts[0] += n - real;
-        return new EntryScan(counts, -1, 0, 0f);
     }
 
     /// <inheritdoc />

@@ -14,9 +14,10 @@ namespace MoeSharp.Cuda.Nccl;
 /// <para><b>Setup.</b> <see cref="Create"/> is collective over the bootstrap group: rank 0 creates the
 /// <c>ncclUniqueId</c>, every rank gets it through <c>AllGather</c> (the group has no broadcast), selects its device
 /// (<c>cudaSetDevice</c>) and joins with <c>ncclCommInitRank</c>.</para>
-/// <para><b>Host collectives</b> (all-to-all of counts, all-to-all-v of host spans, all-gather, all-reduce, barrier,
-/// split) go to the bootstrap group: they carry small host values (split counts after the one device→host copy of the
-/// histogram), for which staging through device memory would only add copies.</para>
+/// <para><b>Host collectives</b> (all-to-all-v of host spans, all-gather, all-reduce, barrier, split) go to the bootstrap
+/// group: they carry small host values, for which staging through device memory would only add copies. The
+/// dispatcher's count exchange does not come here: its count messages are built on the device and exchanged with
+/// <see cref="AllToAllV"/> (int32), and one device→host copy brings them back with the rank's own scan.</para>
 /// <para><b>Device collectives.</b> <see cref="AllToAllV"/> is grouped <c>ncclSend</c>/<c>ncclRecv</c> on the compute
 /// stream. <see cref="AllToAllVAsync"/> runs the same on a second, communication stream that first waits for an event
 /// recorded on the compute stream (so the send buffer is ready) and records a completion event that the returned

@@ -12,7 +12,8 @@ public interface IDeviceCollectives
     /// <summary>
     /// All-to-all-v of device tensors, counts in elements: the first <c>sendCounts[0]</c> elements of
     /// <paramref name="send"/> go to rank 0, and so on; <paramref name="receive"/> gets the chunks from rank
-    /// 0, 1, … back to back. Returns when this rank's part is complete.
+    /// 0, 1, … back to back from its first element, and its elements after them are left as they were. Rows
+    /// (float32, bfloat16) and int32 counts. Returns when this rank's part is complete.
     /// </summary>
     void AllToAllV(Tensor send, ReadOnlySpan<int> sendCounts, Tensor receive, ReadOnlySpan<int> receiveCounts);
 

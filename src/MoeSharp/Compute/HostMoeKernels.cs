@@ -57,6 +57,30 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
     }
 
     /// <inheritdoc />
+    public void ScanEntries(Tensor topScores, Tensor expertIds, int rowOffset, int realTokens, int padTokens, int numExperts, Tensor ids, Tensor entryScores,
+        Tensor scan, int scanOffset)
+    {
+        EntryScan result = PrepareEntries(topScores, expertIds, rowOffset, realTokens, padTokens, numExperts, ids, entryScores);
+        EntryScanWords.Encode(result, padTokens * topScores.RowLength, scan.AsSpan<int>().Slice(scanOffset, EntryScanWords.Length(numExperts)));
+    }
+
+    /// <inheritdoc />
+    public void PackCountMessages(Tensor scan, int scanOffset, int ranks, int expertsPerRank, int padEntries, ReadOnlySpan<int> header, Tensor send)
+    {
+        ReadOnlySpan<int> words = scan.AsSpan<int>().Slice(scanOffset);
+        Span<int> messages = send.AsSpan<int>();
+        int length = expertsPerRank + header.Length + 1;
+        for (int q = 0; q < ranks; q++)
+        {
+            Span<int> message = messages.Slice(q * length, length);
+            words.Slice(EntryScanWords.HeaderLength + q * expertsPerRank, expertsPerRank).CopyTo(message);
+            if (q == 0 && expertsPerRank > 0) message[0] += padEntries;
+            header.CopyTo(message.Slice(expertsPerRank));
+            message[length - 1] = words[0] == int.MaxValue ? 0 : 1;
+        }
+    }
+
+    /// <inheritdoc />
     public EntryScan PrepareEntries(Tensor topScores, Tensor expertIds, int rowOffset, int realTokens, int padTokens, int numExperts, Tensor ids, Tensor entryScores)
     {
         int k = topScores.RowLength, real = realTokens * k;

@@ -56,6 +56,39 @@ public interface IMoeKernels
     EntryScan PrepareEntries(Tensor topScores, Tensor expertIds, int rowOffset, int realTokens, int padTokens, int numExperts, Tensor ids, Tensor entryScores);
 
     /// <summary>
+    /// <see cref="PrepareEntries"/> without bringing the result to the host: the scan is written in the
+    /// <see cref="EntryScanWords"/> layout to int32 <paramref name="scan"/> from element <paramref name="scanOffset"/>,
+    /// so a device count exchange can send it on and the host read everything in one copy afterwards.
+    /// </summary>
+    /// <param name="topScores"><c>[T, K]</c> float32.</param>
+    /// <param name="expertIds"><c>[T, K]</c> int32 or int64.</param>
+    /// <param name="rowOffset">First row of the shard.</param>
+    /// <param name="realTokens">Tokens of the shard.</param>
+    /// <param name="padTokens">Pad rows after them.</param>
+    /// <param name="numExperts">E.</param>
+    /// <param name="ids"><c>[N]</c> int32, overwritten with the entries' expert ids.</param>
+    /// <param name="entryScores"><c>[N]</c> float32, overwritten with the entries' scores.</param>
+    /// <param name="scan">int32, at least <c>scanOffset + EntryScanWords.Length(E)</c> elements.</param>
+    /// <param name="scanOffset">First element of the scan.</param>
+    void ScanEntries(Tensor topScores, Tensor expertIds, int rowOffset, int realTokens, int padTokens, int numExperts, Tensor ids, Tensor entryScores,
+        Tensor scan, int scanOffset);
+
+    /// <summary>
+    /// The count messages of a device count exchange, built from a scan: message q (<c>e + header.Length + 1</c> int32
+    /// at <c>send[q · (e + header.Length + 1)]</c>) holds the counts of experts <c>[q·e, (q+1)·e)</c> (with
+    /// <paramref name="padEntries"/> added to expert 0), then <paramref name="header"/>, then 1 if the scan found an
+    /// invalid entry, else 0.
+    /// </summary>
+    /// <param name="scan">int32 holding a scan in the <see cref="EntryScanWords"/> layout at <paramref name="scanOffset"/>.</param>
+    /// <param name="scanOffset">First element of the scan.</param>
+    /// <param name="ranks">Messages (S).</param>
+    /// <param name="expertsPerRank">e = E/S.</param>
+    /// <param name="padEntries">Pad entries, counted on expert 0.</param>
+    /// <param name="header">Values every message carries after its counts.</param>
+    /// <param name="send">int32, at least <c>S · (e + header.Length + 1)</c> elements.</param>
+    void PackCountMessages(Tensor scan, int scanOffset, int ranks, int expertsPerRank, int padEntries, ReadOnlySpan<int> header, Tensor send);
+
+    /// <summary>
     /// Stable counting sort by expert: <c>order[i]</c> is the entry that lands at sorted position i, entries
     /// of one expert keeping their original order. O(N + E).
     /// </summary>

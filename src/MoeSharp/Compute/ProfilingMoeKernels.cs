@@ -70,6 +70,18 @@ public sealed class ProfilingMoeKernels(IMoeKernels inner) : IMoeKernels
         => Time(nameof(GatherRows), () => inner.GatherRows(source, sourceRowOffset, rowOf, scale, destination));
 
     /// <inheritdoc />
+    public void ScanEntries(Tensor topScores, Tensor expertIds, int rowOffset, int realTokens, int padTokens, int numExperts, Tensor ids, Tensor entryScores,
+        Tensor scan, int scanOffset)
+        => Time(nameof(ScanEntries), () => inner.ScanEntries(topScores, expertIds, rowOffset, realTokens, padTokens, numExperts, ids, entryScores, scan, scanOffset));
+
+    /// <inheritdoc />
+    public void PackCountMessages(Tensor scan, int scanOffset, int ranks, int expertsPerRank, int padEntries, ReadOnlySpan<int> header, Tensor send)
+    {
+        int[] values = header.ToArray();
+        Time(nameof(PackCountMessages), () => inner.PackCountMessages(scan, scanOffset, ranks, expertsPerRank, padEntries, values, send));
+    }
+
+    /// <inheritdoc />
     public void ScatterTokenRows(Tensor source, int sourceRowOffset, Tensor rowToken, Tensor entryRow, int topK, Tensor? scale, Tensor destination)
         => Time(nameof(ScatterTokenRows), () => inner.ScatterTokenRows(source, sourceRowOffset, rowToken, entryRow, topK, scale, destination));
 

@@ -35,6 +35,44 @@ public sealed class AllToAllTokenDispatcher : TokenDispatcher
 
     private static ParallelGroups CheckGroups(ParallelGroups groups) => groups ?? throw new ArgumentNullException(nameof(groups));
 
+    private protected override bool ExchangesCountsOnDevice => !Kernels.IsHost && _groups.World is IDeviceCollectives;
+
+    private protected override DeviceCountExchange ScanAndExchangeCountsOnDevice(Tensor topScores, Tensor expertIds, int rowOffset, SequenceShard shard,
+        int? declaredTotalTokens, Tensor ids, Tensor entryScores)
+    {
+        // Each message: the E/S counts, the header, and an "invalid entries" flag.
+        int s = EpSize, e = NumLocalExperts, chunk = e + HeaderLength + 1, experts = Config.NumExperts;
+        int messages = s * chunk, padEntries = shard.PadRows * Config.TopK;
+        // One int32 block: the received messages first, this rank's scan after them, so one copy brings both.
+        Tensor block = Pool.Rent(DType.Int32, messages + EntryScanWords.Length(experts));
+        Tensor send = Pool.Rent(DType.Int32, messages);
+        int[] words;
+        try
+        {
+            Kernels.ScanEntries(topScores, expertIds, rowOffset, shard.RealRows, shard.PadRows, experts, ids, entryScores, block, messages);
+            int declared = Config.Layout == SequenceLayout.Replicated ? shard.TotalTokens : declaredTotalTokens ?? -1;
+            Kernels.PackCountMessages(block, messages, s, e, padEntries, [declared, shard.RealRows, shard.PadRows], send);
+            int[] sizes = Enumerable.Repeat(chunk, s).ToArray();
+            DeviceCollectives(_groups.World).AllToAllV(send, sizes, block, sizes);
+            words = block.ToHost().AsSpan<int>().ToArray();
+        }
+        finally
+        {
+            Pool.Return(send);
+            Pool.Return(block);
+        }
+
+        EntryScan scan = EntryScanWords.Decode(words.AsSpan(messages), experts, padEntries);
+        for (int p = 0; p < s; p++)
+        {
+            if (words[p * chunk + chunk - 1] != 0) return new DeviceCountExchange(scan, null, p);
+        }
+        var receiveCounts = new int[s * e];
+        for (int p = 0; p < s; p++) words.AsSpan(p * chunk, e).CopyTo(receiveCounts.AsSpan(p * e, e));
+        SequenceShard checkedShard = CheckSequenceAgreement(words, chunk, e, shard);
+        return new DeviceCountExchange(scan, new ExchangedCounts(receiveCounts, checkedShard), -1);
+    }
+
     private protected override ExchangedCounts ExchangeCounts(int[] counts, SequenceShard shard, int? declaredTotalTokens)
     {
         int s = EpSize, e = NumLocalExperts, chunk = e + HeaderLength;

@@ -98,7 +98,27 @@ public abstract class TokenDispatcher
 
         Tensor ids = Pool.Rent(DType.Int32, entries);
         Tensor entryScores = Pool.Rent(DType.Float32, entries);
-        EntryScan scan = Kernels.PrepareEntries(topScores, expertIds, inputRowOffset, shard.RealRows, shard.PadRows, Config.NumExperts, ids, entryScores);
+        EntryScan scan;
+        ExchangedCounts? exchangedOnDevice = null;
+        if (ExchangesCountsOnDevice)
+        {
+            // Scan, count messages and their exchange stay on the device; one copy brings both scans' results back.
+            DeviceCountExchange device = ScanAndExchangeCountsOnDevice(topScores, expertIds, inputRowOffset, shard, totalTokens, ids, entryScores);
+            scan = device.Scan;
+            exchangedOnDevice = device.Exchanged;
+            if (scan.FirstInvalidEntry < 0 && device.FirstInvalidRank >= 0)
+            {
+                Pool.Return(ids);
+                Pool.Return(entryScores);
+                throw new ArgumentException(
+                    $"rank {device.FirstInvalidRank} passed an invalid routing entry (an expert id outside [0, {Config.NumExperts}) or a non-finite score; its own error names it), so no rank dispatches (rank {EpRank})",
+                    nameof(expertIds));
+            }
+        }
+        else
+        {
+            scan = Kernels.PrepareEntries(topScores, expertIds, inputRowOffset, shard.RealRows, shard.PadRows, Config.NumExperts, ids, entryScores);
+        }
         if (scan.FirstInvalidEntry >= 0)
         {
             Pool.Return(ids);
@@ -110,7 +130,7 @@ public abstract class TokenDispatcher
         Kernels.StableSortByExpert(ids, counts, order);
         Pool.Return(ids);
 
-        ExchangedCounts exchanged = ExchangeCounts(counts, shard, totalTokens);
+        ExchangedCounts exchanged = exchangedOnDevice ?? ExchangeCounts(counts, shard, totalTokens);
         shard = exchanged.Shard;
         int e = NumLocalExperts;
         var receiveCounts = exchanged.ReceiveCounts;
@@ -311,6 +331,21 @@ public abstract class TokenDispatcher
     /// check that the SP group agrees on T (and complete <paramref name="shard"/> where T was unknown).
     /// </summary>
     private protected abstract ExchangedCounts ExchangeCounts(int[] counts, SequenceShard shard, int? declaredTotalTokens);
+
+    /// <summary>What a device count exchange found: this rank's scan, the exchanged counts (null when any rank's scan failed) and the first rank with an invalid entry, or -1.</summary>
+    private protected readonly record struct DeviceCountExchange(EntryScan Scan, ExchangedCounts? Exchanged, int FirstInvalidRank);
+
+    /// <summary>Whether <see cref="ScanAndExchangeCountsOnDevice"/> replaces the scan's copy to the host and the host count exchange.</summary>
+    private protected virtual bool ExchangesCountsOnDevice => false;
+
+    /// <summary>
+    /// The entry scan and the count exchange on the device (<c>IMoeKernels.ScanEntries</c>, <c>PackCountMessages</c>, a
+    /// device all-to-all) with one device-to-host copy for this rank's scan and every rank's counts together. Every
+    /// rank learns whether any rank's entries were invalid, so all of them throw instead of some waiting.
+    /// </summary>
+    private protected virtual DeviceCountExchange ScanAndExchangeCountsOnDevice(Tensor topScores, Tensor expertIds, int rowOffset, SequenceShard shard,
+        int? declaredTotalTokens, Tensor ids, Tensor entryScores)
+        => throw new NotSupportedException($"{GetType().Name} exchanges counts on the host");
 
     /// <summary>All-to-all-v of rows: <paramref name="sendRows"/>[q] rows to rank q, <paramref name="receiveRows"/>[p] from rank p.</summary>
     private protected abstract void ExchangeRows(Tensor send, ReadOnlySpan<int> sendRows, Tensor receive, ReadOnlySpan<int> receiveRows);

@@ -161,4 +161,33 @@ public class DispatchEndToEndTests(CpuBackendFixture fixture)
         }
         return null;
     }
+
+    [Fact]
+    public void InvalidEntryOnOneRank_EveryRankThrows_AfterTheDeviceCountExchange()
+    {
+        // The counts go through the device group: the bad rank's flag reaches the others, so they throw too instead of waiting.
+        var kernels = Enumerable.Range(0, 2).Select(_ => new IlgpuMoeKernels(fixture.Backend.Accelerator)).ToArray();
+        try
+        {
+            var error = Assert.Throws<RankFailedException>(() => InProcessWorld.Run(2, group =>
+            {
+                IlgpuMoeKernels mine = kernels[group.Rank];
+                using var groups = ParallelGroups.Create(new HostStagedProcessGroup(group), 1);
+                var dispatcher = new AllToAllTokenDispatcher(new TokenDispatcherConfig(4, 2), groups, mine);
+                long[] ids = [0, 1, 2, 3, 1, 2];
+                if (group.Rank == 1) ids[3] = 9;
+                var x = Tensor.FromArray(new float[3 * 5], 3, 5);
+                var scores = Tensor.FromArray(new float[] { 1, 1, 1, 1, 1, 1 }, 3, 2);
+                dispatcher.Dispatch(mine.ToDevice(x), mine.ToDevice(scores), mine.ToDevice(Tensor.FromArray(ids, 3, 2)));
+            }, TimeSpan.FromSeconds(20)));
+            var bad = Assert.IsAssignableFrom<ArgumentException>(error.RankErrors[1]);
+            Assert.Contains("9", bad.Message);
+            var peer = Assert.IsType<ArgumentException>(error.RankErrors[0]);
+            Assert.Contains("rank 1 passed an invalid routing entry", peer.Message);
+        }
+        finally
+        {
+            foreach (IlgpuMoeKernels k in kernels) k.Dispose();
+        }
+    }
 }

@@ -73,6 +73,47 @@ public class KernelEquivalenceTests(CpuBackendFixture fixture)
     }
 
     [Fact]
+    public void ScanEntriesAndCountMessages_OnTheDevice_MatchHost()
+    {
+        Gen.Select(Gen.Int[0, 40], Gen.Int[1, 4], Gen.Int[1, 4], Gen.Int[0, 5], Gen.Bool, Gen.Int[0, int.MaxValue - 1])
+            .Sample((tokens, k, ranks, pad, bad, seed) =>
+            {
+                var r = new Random(seed);
+                int experts = ranks * (1 + r.Next(3)), e = experts / ranks, offset = r.Next(3);
+                var scores = RandomFloats(r, tokens, k);
+                var idValues = new long[tokens * k];
+                for (int i = 0; i < idValues.Length; i++) idValues[i] = bad && r.Next(6) == 0 ? experts + r.Next(3) : r.Next(experts);
+                Tensor ids = Tensor.FromArray(idValues, tokens, k);
+                int n = (tokens + pad) * k, length = EntryScanWords.Length(experts);
+                int[] header = [r.Next(100) - 1, tokens, pad];
+
+                var hostScan = Tensor.Zeros(DType.Int32, offset + length);
+                var hostSend = Tensor.Zeros(DType.Int32, ranks * (e + header.Length + 1));
+                _host.ScanEntries(scores, ids, 0, tokens, pad, experts, Tensor.Zeros(DType.Int32, n), Tensor.Zeros(DType.Float32, n), hostScan, offset);
+                _host.PackCountMessages(hostScan, offset, ranks, e, pad * k, header, hostSend);
+
+                Tensor devScan = Dev(Tensor.Zeros(DType.Int32, offset + length)), devSend = Dev(Tensor.Zeros(DType.Int32, ranks * (e + header.Length + 1)));
+                _device.ScanEntries(Dev(scores), Dev(ids), 0, tokens, pad, experts, _device.Allocator.Rent(DType.Int32, n), _device.Allocator.Rent(DType.Float32, n), devScan, offset);
+                _device.PackCountMessages(devScan, offset, ranks, e, pad * k, header, devSend);
+
+                int[] hw = hostScan.AsSpan<int>().ToArray(), dw = devScan.ToHost().AsSpan<int>().ToArray();
+                int[] hs = hostSend.AsSpan<int>().ToArray(), ds = devSend.ToHost().AsSpan<int>().ToArray();
+                EntryScan decoded = EntryScanWords.Decode(dw.AsSpan(offset), experts, pad * k);
+                if (hw[offset] != int.MaxValue)
+                {
+                    // Invalid entries: the header words and every message's flag agree; counts are unspecified.
+                    Assert.Equal(hw.AsSpan(offset, EntryScanWords.HeaderLength).ToArray(), dw.AsSpan(offset, EntryScanWords.HeaderLength).ToArray());
+                    Assert.True(decoded.FirstInvalidEntry >= 0);
+                    for (int q = 0; q < ranks; q++) Assert.Equal(1, ds[(q + 1) * (e + header.Length + 1) - 1]);
+                    return;
+                }
+                Assert.Equal(hw, dw);
+                Assert.Equal(hs, ds);
+                Assert.Equal(_host.PrepareEntries(scores, ids, 0, tokens, pad, experts, Tensor.Zeros(DType.Int32, n), Tensor.Zeros(DType.Float32, n)).Counts, decoded.Counts);
+            }, iter: 120, threads: 1);
+    }
+
+    [Fact]
     public void StableSortByExpert_MatchesHost_AcrossChunks()
     {
         Gen.Select(Gen.Frequency((3, Gen.Int[0, 50]), (1, Gen.Int[200, 3000])), Gen.Int[1, 300], Gen.Int[0, int.MaxValue - 1])
