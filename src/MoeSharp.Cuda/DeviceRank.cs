@@ -51,7 +51,7 @@ public sealed class DeviceRank : IDisposable
             // ILGPU runs its kernels in a driver-API context of its own on the legacy default stream: NCCL must use
             // that context (so the pointers are valid) and that stream (so the exchange is ordered after the kernels).
             NcclProcessGroup nccl = NcclProcessGroup.Create(hostWorld, device, computeStream: 0, ownsBootstrap: false,
-                bindContext: () => backend.Accelerator.Bind(), computeStreamIsLegacyDefault: true);
+                bindContext: () => backend.Accelerator.Bind(), computeStreamIsLegacyDefault: true, orderedSum: backend.Kernels);
             return new DeviceRank(backend, nccl, "nccl", ownsWorld: true);
         }
         catch

@@ -83,6 +83,22 @@ internal static class DispatchKernelBodies
         send[i] = value;
     }
 
+    /// <summary>Thread i: <c>values[i] = ((g[0·n + i] + g[1·n + i]) + …)</c>, float32 adds in rank order (no multiply to fuse).</summary>
+    public static void SumRanks32(Index1D i, ArrayView<float> gathered, int n, int ranks, ArrayView<float> values)
+    {
+        float sum = gathered[i];
+        for (int r = 1; r < ranks; r++) sum += gathered[(long)r * n + i];
+        values[i] = sum;
+    }
+
+    /// <summary>Thread i: as <see cref="SumRanks32"/> for bfloat16 values, widened, summed in float32 and rounded once.</summary>
+    public static void SumRanksBFloat16(Index1D i, ArrayView<ushort> gathered, int n, int ranks, ArrayView<ushort> values)
+    {
+        float sum = BFloat16KernelBodies.Low(gathered[i]);
+        for (int r = 1; r < ranks; r++) sum += BFloat16KernelBodies.Low(gathered[(long)r * n + i]);
+        values[i] = (ushort)BFloat16KernelBodies.Round(sum);
+    }
+
     /// <summary>As <see cref="FetchInvalid32"/> for int64 ids.</summary>
     public static void FetchInvalid64(Index1D i, ArrayView<long> expertIds, ArrayView<float> scores, int offset, ArrayView<int> scratch)
     {

@@ -19,7 +19,7 @@ namespace MoeSharp.Cuda.Kernels;
 /// float kernels give a NaN, but its payload may differ from the host's on CUDA (the GPU produces the
 /// canonical NaN).
 /// </remarks>
-public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
+public sealed class IlgpuMoeKernels : IMoeKernels, Nccl.IRankOrderedSum, IDisposable
 {
     private readonly Accelerator _accelerator;
     private readonly IlgpuTensorAllocator _allocator;
@@ -31,6 +31,8 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
     private readonly Action<Index1D, ArrayView<long>, ArrayView<float>, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<int>> _scan64;
     private readonly Action<Index1D, ArrayView<int>, ArrayView<float>, int, ArrayView<int>> _fetch32;
     private readonly Action<Index1D, ArrayView<int>, int, int, int, int, int, int, int, ArrayView<int>> _packCounts;
+    private readonly Action<Index1D, ArrayView<float>, int, int, ArrayView<float>> _sumRanks32;
+    private readonly Action<Index1D, ArrayView<ushort>, int, int, ArrayView<ushort>> _sumRanksBf16;
     private readonly Action<Index1D, ArrayView<long>, ArrayView<float>, int, ArrayView<int>> _fetch64;
     private readonly Action<Index1D, ArrayView<int>, int, int, ArrayView<int>> _columnScan;
     private readonly Action<KernelConfig, ArrayView<int>, int, int, ArrayView<int>, ArrayView<int>> _chunkRanks;
@@ -81,6 +83,8 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
         _scan64 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<long>, ArrayView<float>, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<int>>(ScanEntries64);
         _fetch32 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<float>, int, ArrayView<int>>(FetchInvalid32);
         _packCounts = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, int, int, int, int, int, int, int, ArrayView<int>>(DispatchKernelBodies.PackCountMessages);
+        _sumRanks32 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, int, ArrayView<float>>(DispatchKernelBodies.SumRanks32);
+        _sumRanksBf16 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, int, int, ArrayView<ushort>>(DispatchKernelBodies.SumRanksBFloat16);
         _fetch64 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<long>, ArrayView<float>, int, ArrayView<int>>(FetchInvalid64);
         _columnScan = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, int, int, ArrayView<int>>(ColumnScan);
         _chunkRanks = accelerator.LoadStreamKernel<ArrayView<int>, int, int, ArrayView<int>, ArrayView<int>>(ChunkRanks);
@@ -202,6 +206,25 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IDisposable
         _packCounts(ranks * length, Ints(scan, nameof(scan)).SubView(scanOffset, EntryScanWords.Length(ranks * expertsPerRank)), expertsPerRank,
             header.Length, padEntries, h[0], h[1], h[2], h[3], messages);
     }
+
+    /// <inheritdoc />
+    public Tensor RentGathered(DType dtype, int elements) => _allocator.Rent(dtype, elements);
+
+    /// <inheritdoc />
+    public void SumInRankOrder(Tensor gathered, int ranks, Tensor values)
+    {
+        int n = values.ElementCount;
+        if (gathered.DType != values.DType || (long)ranks * n > gathered.ElementCount)
+        {
+            throw new ArgumentException($"gathered {gathered} does not hold {ranks} copies of {values}", nameof(gathered));
+        }
+        if (n == 0) return;
+        if (values.DType == DType.BFloat16) _sumRanksBf16(n, Halves(gathered, nameof(gathered)), n, ranks, Halves(values, nameof(values)));
+        else _sumRanks32(n, Floats(gathered, nameof(gathered)), n, ranks, Floats(values, nameof(values)));
+    }
+
+    /// <inheritdoc />
+    public void ReturnGathered(Tensor gathered) => _allocator.Return(gathered);
 
     /// <summary>Validates, converts and counts the shard's entries into <paramref name="scratch"/> (the <see cref="EntryScanWords"/> layout).</summary>
     private void RunScan(Tensor topScores, Tensor expertIds, int rowOffset, int realTokens, int numExperts, Tensor ids, Tensor entryScores, ArrayView<int> scratch)

@@ -22,10 +22,10 @@ namespace MoeSharp.Cuda.Nccl;
 /// stream. <see cref="AllToAllVAsync"/> runs the same on a second, communication stream that first waits for an event
 /// recorded on the compute stream (so the send buffer is ready) and records a completion event that the returned
 /// request waits for, so the compute stream stays free (shared experts overlap the exchange).
-/// <see cref="AllReduceSum(Tensor)"/> sums in rank order: <c>ncclAllGather</c> into a <c>[S, n]</c> scratch, then —
-/// until a device kernel does it — the ordered sum <c>((v0 + v1) + v2) + …</c> on the host after one device→host copy,
-/// and one copy back; identical float adds on every rank keep the result bitwise equal everywhere and to the host and
-/// MPI groups.</para>
+/// <see cref="AllReduceSum(Tensor)"/> sums in rank order: <c>ncclAllGather</c> into a <c>[S, n]</c> scratch, then the
+/// ordered sum <c>((v0 + v1) + v2) + …</c> by a device kernel (<see cref="IRankOrderedSum"/>, the ILGPU backend's) or,
+/// without one, on the host after one device→host copy and one copy back; identical float adds on every rank keep the
+/// result bitwise equal everywhere and to the host and MPI groups.</para>
 /// <para><b>Waiting and failure.</b> Waits poll the stream or event together with <c>ncclCommGetAsyncError</c> and
 /// <see cref="Timeout"/> instead of blocking in <c>cudaStreamSynchronize</c>, which would hang if a peer died. On any
 /// failure this rank aborts its communicator (<c>ncclCommAbort</c>) and the bootstrap group, so peers' collectives
@@ -41,14 +41,16 @@ public sealed class NcclProcessGroup : IProcessGroup, IDeviceCollectives
     private readonly NcclLibrary _nccl;
     private readonly bool _ownsComputeStream;
     private readonly Action? _bindContext;
+    private readonly IRankOrderedSum? _orderedSum;
     private nint _comm;
     private int _aborted;
     private int _disposed;
 
     private NcclProcessGroup(IProcessGroup bootstrap, bool ownsBootstrap, CudaRuntime cuda, NcclLibrary nccl, int device,
-        nint comm, nint computeStream, bool ownsComputeStream, nint communicationStream, Action? bindContext)
+        nint comm, nint computeStream, bool ownsComputeStream, nint communicationStream, Action? bindContext, IRankOrderedSum? orderedSum)
     {
         _bindContext = bindContext;
+        _orderedSum = orderedSum;
         _bootstrap = bootstrap;
         _ownsBootstrap = ownsBootstrap;
         _cuda = cuda;
@@ -79,8 +81,12 @@ public sealed class NcclProcessGroup : IProcessGroup, IDeviceCollectives
     /// The kernels run on the legacy default stream (pointer 0, as ILGPU's default stream is): use it as the compute
     /// stream instead of creating one.
     /// </param>
+    /// <param name="orderedSum">
+    /// The device kernel and scratch for <see cref="AllReduceSum(Tensor)"/> (sub-groups from <see cref="Split"/> keep it);
+    /// null sums on the host.
+    /// </param>
     public static NcclProcessGroup Create(IProcessGroup bootstrap, int device, nint computeStream = 0, bool ownsBootstrap = false,
-        Action? bindContext = null, bool computeStreamIsLegacyDefault = false)
+        Action? bindContext = null, bool computeStreamIsLegacyDefault = false, IRankOrderedSum? orderedSum = null)
     {
         ArgumentNullException.ThrowIfNull(bootstrap);
         int rank = bootstrap.Rank;
@@ -105,7 +111,8 @@ public sealed class NcclProcessGroup : IProcessGroup, IDeviceCollectives
             if (computeStream == 0 && !computeStreamIsLegacyDefault) computeStream = ownedCompute = cuda.StreamCreate(CudaConstants.StreamNonBlocking);
             communication = cuda.StreamCreate(CudaConstants.StreamNonBlocking);
             nint comm = nccl.CommInitRank(bootstrap.Size, id, rank);
-            return new NcclProcessGroup(bootstrap, ownsBootstrap, cuda, nccl, device, comm, computeStream, ownedCompute != 0, communication, bindContext);
+            return new NcclProcessGroup(bootstrap, ownsBootstrap, cuda, nccl, device, comm, computeStream, ownedCompute != 0, communication, bindContext,
+                orderedSum);
         }
         catch (Exception ex)
         {
@@ -146,7 +153,7 @@ public sealed class NcclProcessGroup : IProcessGroup, IDeviceCollectives
     {
         ThrowIfUnusable();
         IProcessGroup sub = _bootstrap.Split(color, key);
-        return Create(sub, Device, ComputeStream, ownsBootstrap: true, _bindContext, computeStreamIsLegacyDefault: ComputeStream == 0);
+        return Create(sub, Device, ComputeStream, ownsBootstrap: true, _bindContext, computeStreamIsLegacyDefault: ComputeStream == 0, _orderedSum);
     }
 
     /// <inheritdoc/>
@@ -263,8 +270,8 @@ public sealed class NcclProcessGroup : IProcessGroup, IDeviceCollectives
 
     /// <summary>
     /// Element-wise sum over the ranks, in place, in rank order: <c>ncclAllGather</c> into a device scratch
-    /// <c>[S, n]</c>, then the ordered float32 sum on the host and a copy back (see the class remarks). bfloat16
-    /// values are widened, summed in float32 and rounded once.
+    /// <c>[S, n]</c>, then the ordered float32 sum on the device (or, without an <see cref="IRankOrderedSum"/>, on the
+    /// host and a copy back; see the class remarks). bfloat16 values are widened, summed in float32 and rounded once.
     /// </summary>
     public void AllReduceSum(Tensor values)
     {
@@ -278,6 +285,23 @@ public sealed class NcclProcessGroup : IProcessGroup, IDeviceCollectives
             CheckDevice(target, nameof(values));
             int n = values.ElementCount;
             if (n == 0) return;
+            if (_orderedSum is not null)
+            {
+                // Gather and sum on the device: the kernel is queued on the compute stream after the gather.
+                Tensor copies = _orderedSum.RentGathered(values.DType, checked(Size * n));
+                try
+                {
+                    BindDevice();
+                    _nccl.AllGather(target.Pointer, DevicePointers.Of(copies, nameof(copies)).Pointer, n, NcclDataTypes.For(values.DType), Comm, ComputeStream, Rank);
+                    WaitUntil(() => _cuda.StreamQuery(ComputeStream), "AllReduceSum");
+                    _orderedSum.SumInRankOrder(copies, Size, values);
+                }
+                finally
+                {
+                    _orderedSum.ReturnGathered(copies);
+                }
+                return;
+            }
             int size = values.DType.SizeOf();
             using var scratch = new CudaDeviceBuffer(_cuda, Device, (long)Size * n * size);
             BindDevice();

@@ -114,6 +114,27 @@ public class KernelEquivalenceTests(CpuBackendFixture fixture)
     }
 
     [Fact]
+    public void SumInRankOrder_IsTheHostRankOrderSum_Bitwise()
+    {
+        Gen.Select(Gen.Int[1, 6], Gen.Int[0, 300], Gen.Bool, Gen.Int[0, int.MaxValue - 1]).Sample((ranks, n, bf16, seed) =>
+        {
+            var r = new Random(seed);
+            Tensor gathered = Rows(RandomFloats(r, ranks, n), bf16);
+            // The host's rank-order sum: float32 adds in rank order, bfloat16 widened and rounded once.
+            Tensor wide = gathered.ToFloat32();
+            var sum = wide.AsSpan<float>().Slice(0, n).ToArray();
+            for (int q = 1; q < ranks; q++)
+            {
+                for (int i = 0; i < n; i++) sum[i] += wide.AsSpan<float>()[q * n + i];
+            }
+            Tensor expected = Rows(Tensor.FromArray(sum, n), bf16);
+            Tensor values = Dev(Rows(Tensor.Zeros(DType.Float32, n), bf16));
+            _device.SumInRankOrder(Dev(gathered.Reshape(ranks * n)), ranks, values);
+            AssertBitwise(expected, values, $"{ranks} × {n} {(bf16 ? "bfloat16" : "float32")}");
+        }, iter: 80, threads: 1);
+    }
+
+    [Fact]
     public void StableSortByExpert_MatchesHost_AcrossChunks()
     {
         Gen.Select(Gen.Frequency((3, Gen.Int[0, 50]), (1, Gen.Int[200, 3000])), Gen.Int[1, 300], Gen.Int[0, int.MaxValue - 1])
