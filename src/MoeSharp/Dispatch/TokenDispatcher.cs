@@ -87,7 +87,8 @@ public abstract class TokenDispatcher
     /// and SP &gt; 1 (a rank cannot tell its pad rows from its own shard alone); checked when given otherwise.
     /// </param>
     /// <exception cref="ArgumentException">Bad shapes or dtypes, an expert id outside <c>[0, E)</c> (the message names the token,
-    /// slot and value), a non-finite score, or ranks of an SP group that disagree on T.</exception>
+    /// slot and value), a non-finite score, or ranks of an SP group that disagree on T. Where counts are exchanged on the
+    /// device, the other ranks throw too, naming the rank whose entry was invalid.</exception>
     public DispatchResult Dispatch(Tensor x, Tensor topScores, Tensor expertIds, int? totalTokens = null)
     {
         ValidateShapes(x, topScores, expertIds);
