@@ -18,6 +18,7 @@ public sealed class IlgpuBackend : IDisposable
     private readonly Context _context;
     private readonly Native.PrimaryContextAdoption? _primaryContext;
     private IlgpuLayerKernels? _layer;
+    private IlgpuLayerKernels? _layerBFloat16;
     private bool _disposed;
 
     private IlgpuBackend(Context context, Accelerator accelerator, string deviceName, Native.PrimaryContextAdoption? primaryContext = null)
@@ -56,17 +57,20 @@ public sealed class IlgpuBackend : IDisposable
     public IlgpuExpertKernels Experts { get; }
 
     /// <summary>
-    /// The MoE layer's kernels (<c>ILayerKernels</c>: products, routing, backward, AdamW), made on first use because
-    /// on CUDA they open a cuBLAS handle, which dispatch-only work does not need.
+    /// The MoE layer's kernels (<c>ILayerKernels</c>: products, routing, backward, AdamW) with float32 products, made
+    /// on first use because on CUDA they open a cuBLAS handle, which dispatch-only work does not need.
     /// </summary>
     /// <exception cref="DllNotFoundException">On CUDA, cuBLAS cannot be loaded.</exception>
-    public IlgpuLayerKernels Layer
+    public IlgpuLayerKernels Layer => LayerKernels(bfloat16Products: false);
+
+    /// <summary>The layer's kernels with float32 products, or with bfloat16 product inputs (<see cref="IlgpuLayerKernels.BFloat16Products"/>).</summary>
+    /// <exception cref="DllNotFoundException">On CUDA, cuBLAS cannot be loaded.</exception>
+    public IlgpuLayerKernels LayerKernels(bool bfloat16Products)
     {
-        get
-        {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            return _layer ??= new IlgpuLayerKernels(this);
-        }
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return bfloat16Products
+            ? _layerBFloat16 ??= new IlgpuLayerKernels(this, bfloat16Products: true)
+            : _layer ??= new IlgpuLayerKernels(this);
     }
 
     /// <summary>True for a CUDA device.</summary>
@@ -167,6 +171,7 @@ public sealed class IlgpuBackend : IDisposable
         if (_disposed) return;
         _disposed = true;
         _layer?.Dispose();
+        _layerBFloat16?.Dispose();
         Kernels.Dispose();
         Allocator.Dispose();
         _primaryContext?.Dispose();

@@ -20,7 +20,7 @@ internal sealed class TrainCommand : Command<TrainSettings>
         TimeSpan? timeout = s.TimeoutSeconds is double t ? TimeSpan.FromSeconds(t) : null;
         ComputeOptions compute = ComputeOptions.Parse(s.Device, s.Gpus);
         TrainOptions Options(int world) => new(s.Steps, world, s.Sp, s.SequenceLayout, s.ShardingPolicy, s.Tokens, s.Dim, s.Hidden, s.Experts,
-            s.TopK, s.SharedHidden, s.ScoreBeforeExperts, s.LearningRate, s.BiasUpdateCoeff, s.Seed) { Compute = compute };
+            s.TopK, s.SharedHidden, s.ScoreBeforeExperts, s.LearningRate, s.BiasUpdateCoeff, s.Seed) { Compute = compute, BFloat16Products = s.BFloat16Products };
 
         double[]? losses;
         int worldSize;
@@ -76,7 +76,7 @@ internal sealed class TrainCommand : Command<TrainSettings>
 
     private static void PrintHeader(TrainSettings s, int world) =>
         AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
-            $"train: world {world}, sp {s.Sp}, {s.Layout} layout, {s.Sharding} sharding; T {s.Tokens}, D {s.Dim}, H {s.Hidden}, E {s.Experts}, K {s.TopK}, Hs {s.SharedHidden}; seed {s.Seed}; on {s.Device ?? "host"}")));
+            $"train: world {world}, sp {s.Sp}, {s.Layout} layout, {s.Sharding} sharding; T {s.Tokens}, D {s.Dim}, H {s.Hidden}, E {s.Experts}, K {s.TopK}, Hs {s.SharedHidden}; seed {s.Seed}; on {s.Device ?? "host"}{(s.BFloat16Products ? ", bfloat16 product inputs" : "")}")));
 
     /// <summary>Prints a step's loss, load and bias when it is due (every --log-every steps, the first and the last).</summary>
     private static void PrintStep(TrainSettings s, StepReport r, ConcurrentQueue<(double Step, double Layer)> stepTimes)

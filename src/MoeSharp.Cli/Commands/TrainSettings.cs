@@ -64,6 +64,10 @@ internal sealed class TrainSettings : CommandSettings
     [Description("With --device cuda: GPUs to use (rank r on GPU r mod N). Default: every visible GPU.")]
     public int? Gpus { get; init; }
 
+    [CommandOption("--gemm-dtype <TYPE>")]
+    [Description("With --device: the dtype of the layer's matrix-product inputs, float32 (default) or bfloat16 (bf16: rounded inputs, float32 accumulation, tensor cores on a GPU; weights, gradients and AdamW stay float32).")]
+    public string? GemmDType { get; init; }
+
     [CommandOption("--lr <LR>")]
     [Description("AdamW learning rate. Default 0.003.")]
     public float LearningRate { get; init; } = 3e-3f;
@@ -110,6 +114,15 @@ internal sealed class TrainSettings : CommandSettings
         if (Experts % jobSize != 0) throw new ArgumentException($"--experts {Experts} must be a multiple of the MPI job's {jobSize} ranks");
     }
 
+    /// <summary>True for <c>--gemm-dtype bfloat16</c> (or bf16).</summary>
+    /// <exception cref="ArgumentException">The value is neither float32 nor bfloat16.</exception>
+    public bool BFloat16Products => GemmDType switch
+    {
+        null or "float32" or "f32" => false,
+        "bfloat16" or "bf16" => true,
+        _ => throw new ArgumentException($"--gemm-dtype '{GemmDType}' is not float32 or bfloat16"),
+    };
+
     /// <summary>The world size to check the options against: <see cref="World"/>, or 1 when not given.</summary>
     public int WorldOrDefault => World ?? 1;
 
@@ -119,6 +132,7 @@ internal sealed class TrainSettings : CommandSettings
         {
             _ = CommKinds.Parse(Comm);
             _ = ComputeOptions.Parse(Device, Gpus);
+            if (BFloat16Products && Device is null or "host") throw new ArgumentException($"--gemm-dtype {GemmDType} needs --device cuda or ilgpu-cpu");
         }
         catch (ArgumentException ex)
         {

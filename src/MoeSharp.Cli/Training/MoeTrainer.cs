@@ -52,7 +52,7 @@ internal static class MoeTrainer
 
         using DeviceRank? device = o.Compute.CreateRank(world);
         using ParallelGroups? groups = o.World == 1 && o.Layout == SequenceLayout.Replicated ? null : ParallelGroups.Create(device?.World ?? world, o.Sp);
-        MoeLayer layer = LayerWorldRunner.CreateLayer(args, o.ScoreBeforeExperts, layout, groups, device);
+        MoeLayer layer = LayerWorldRunner.CreateLayer(args, o.ScoreBeforeExperts, layout, groups, device, o.BFloat16Products);
         ILayerKernels kernels = layer.Kernels;
         MoeLayerCheckpoint.Load(layer, weights);
         // The head is one host row; the layer's weights and moments stay on its device. AdamW updates every parameter

@@ -27,6 +27,9 @@ internal sealed record TrainOptions(
 {
     /// <summary>Where each rank's layer runs: the host (default), CUDA or ILGPU's CPU accelerator.</summary>
     public ComputeOptions Compute { get; init; } = ComputeOptions.Host;
+
+    /// <summary>On a device: round the layer's product inputs to bfloat16, accumulating in float32 (<c>--gemm-dtype bfloat16</c>).</summary>
+    public bool BFloat16Products { get; init; }
 }
 
 /// <summary>One step as rank 0 saw it.</summary>

@@ -31,9 +31,14 @@ internal static class LayerWorldRunner
         return (s.Start, s.RealRows);
     }
 
-    /// <summary>Creates the layer of one rank for <paramref name="layout"/>, on the host or on <paramref name="device"/>.</summary>
-    public static MoeLayer CreateLayer(MoeLayerArgs args, bool scoreBeforeExperts, LayerLayout layout, ParallelGroups? groups, DeviceRank? device = null)
+    /// <summary>
+    /// Creates the layer of one rank for <paramref name="layout"/>, on the host or on <paramref name="device"/> (there with
+    /// bfloat16 product inputs when <paramref name="bfloat16Products"/>).
+    /// </summary>
+    public static MoeLayer CreateLayer(MoeLayerArgs args, bool scoreBeforeExperts, LayerLayout layout, ParallelGroups? groups, DeviceRank? device = null,
+        bool bfloat16Products = false)
     {
+        if (bfloat16Products && device is null) throw new ArgumentException("bfloat16 products need a device backend (--device cuda or ilgpu-cpu)", nameof(bfloat16Products));
         var config = new TokenDispatcherConfig(args.NumExperts, args.TopK)
         {
             ScoreBeforeExperts = scoreBeforeExperts,
@@ -42,7 +47,7 @@ internal static class LayerWorldRunner
             ExpertAlignment = layout.Alignment,
         };
         IMoeKernels? dispatchKernels = device?.Backend.Kernels;
-        ILayerKernels? layerKernels = device?.Backend.Layer;
+        ILayerKernels? layerKernels = device?.Backend.LayerKernels(bfloat16Products);
         return groups is null
             ? new MoeLayer(args, new LocalTokenDispatcher(config, dispatchKernels), null, layerKernels)
             : new MoeLayer(args, new AllToAllTokenDispatcher(config, groups, dispatchKernels), groups.World, layerKernels);

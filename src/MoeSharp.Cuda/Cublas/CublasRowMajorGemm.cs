@@ -3,8 +3,8 @@ using MoeSharp.Cuda.Native;
 namespace MoeSharp.Cuda.Cublas;
 
 /// <summary>
-/// The layer's float32 matrix products on row-major device buffers through <c>cublasGemmEx</c> (float32 in, out and
-/// compute, default math mode: no TF32), one handle on one stream. Each row-major product is the column-major
+/// The layer's matrix products on row-major device buffers through <c>cublasGemmEx</c>: float32 or bfloat16 inputs,
+/// float32 output and compute (default math mode: no TF32 for float32 inputs), one handle on one stream. Each row-major product is the column-major
 /// product of the transposes, so no operand is ever copied or transposed.
 /// </summary>
 /// <remarks>
@@ -38,23 +38,24 @@ public sealed unsafe class CublasRowMajorGemm : IDisposable
         }
     }
 
-    /// <summary>Row-major <c>C[m, n] (+)= A[m, k] · B[n, k]ᵀ</c>.</summary>
-    public void MatMulTransposeB(nint a, nint b, nint c, int m, int n, int k, bool accumulate)
-        => Run(new ColumnMajorGemm(CublasConstants.OpT, CublasConstants.OpN, n, m, k, Lda: k, Ldb: k, Ldc: n, SwapOperands: true), b, a, c, accumulate);
+    /// <summary>Row-major <c>C[m, n] (+)= A[m, k] · B[n, k]ᵀ</c>; A and B bfloat16 when <paramref name="bfloat16Inputs"/>, else float32.</summary>
+    public void MatMulTransposeB(nint a, nint b, nint c, int m, int n, int k, bool accumulate, bool bfloat16Inputs = false)
+        => Run(new ColumnMajorGemm(CublasConstants.OpT, CublasConstants.OpN, n, m, k, Lda: k, Ldb: k, Ldc: n, SwapOperands: true), b, a, c, accumulate, bfloat16Inputs);
 
     /// <summary>Row-major <c>C[m, n] (+)= A[m, k] · B[k, n]</c>.</summary>
-    public void MatMul(nint a, nint b, nint c, int m, int n, int k, bool accumulate)
-        => Run(new ColumnMajorGemm(CublasConstants.OpN, CublasConstants.OpN, n, m, k, Lda: n, Ldb: k, Ldc: n, SwapOperands: true), b, a, c, accumulate);
+    public void MatMul(nint a, nint b, nint c, int m, int n, int k, bool accumulate, bool bfloat16Inputs = false)
+        => Run(new ColumnMajorGemm(CublasConstants.OpN, CublasConstants.OpN, n, m, k, Lda: n, Ldb: k, Ldc: n, SwapOperands: true), b, a, c, accumulate, bfloat16Inputs);
 
     /// <summary>Row-major <c>C[m, n] (+)= A[k, m]ᵀ · B[k, n]</c>, reducing over the k rows.</summary>
-    public void MatMulTransposeA(nint a, nint b, nint c, int m, int n, int k, bool accumulate)
-        => Run(new ColumnMajorGemm(CublasConstants.OpN, CublasConstants.OpT, n, m, k, Lda: n, Ldb: m, Ldc: n, SwapOperands: true), b, a, c, accumulate);
+    public void MatMulTransposeA(nint a, nint b, nint c, int m, int n, int k, bool accumulate, bool bfloat16Inputs = false)
+        => Run(new ColumnMajorGemm(CublasConstants.OpN, CublasConstants.OpT, n, m, k, Lda: n, Ldb: m, Ldc: n, SwapOperands: true), b, a, c, accumulate, bfloat16Inputs);
 
-    private void Run(in ColumnMajorGemm g, nint first, nint second, nint c, bool accumulate)
+    private void Run(in ColumnMajorGemm g, nint first, nint second, nint c, bool accumulate, bool bfloat16Inputs)
     {
         nint handle = _handle != 0 ? _handle : throw new ObjectDisposedException(nameof(CublasRowMajorGemm));
         _bindContext();
-        _cublas.GemmEx(handle, g, 1f, first, CublasConstants.CudaR32F, second, CublasConstants.CudaR32F, accumulate ? 1f : 0f,
+        int inputType = bfloat16Inputs ? CublasConstants.CudaR16BF : CublasConstants.CudaR32F;
+        _cublas.GemmEx(handle, g, 1f, first, inputType, second, inputType, accumulate ? 1f : 0f,
             c, CublasConstants.CudaR32F, CublasConstants.Compute32F);
     }
 

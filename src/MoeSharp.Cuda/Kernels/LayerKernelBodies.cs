@@ -24,6 +24,14 @@ internal static class LayerKernelBodies
         c[cStart + i] = sum;
     }
 
+    /// <summary>Thread i: <c>source[start + i]</c> rounded to bfloat16 (its 16 bits), for products with bfloat16 inputs.</summary>
+    public static void ToBFloat16(Index1D i, ArrayView<float> source, int start, ArrayView<ushort> destination)
+        => destination[i] = (ushort)BFloat16KernelBodies.Round(source[start + i]);
+
+    /// <summary>Thread i: <c>source[start + i]</c> rounded to bfloat16 and widened back (the strided product's bfloat16 inputs).</summary>
+    public static void RoundToBFloat16(Index1D i, ArrayView<float> source, int start, ArrayView<float> destination)
+        => destination[i] = BFloat16KernelBodies.Low(BFloat16KernelBodies.Round(source[start + i]));
+
     /// <summary>Thread i: <c>HostSwiGlu.Backward</c>'s element i.</summary>
     public static void SwiGluBackward(Index1D i, ArrayView<float> gradActivation, ArrayView<float> gate, ArrayView<float> up,
         ArrayView<float> gradGate, ArrayView<float> gradUp)

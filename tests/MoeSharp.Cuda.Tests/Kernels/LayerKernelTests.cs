@@ -1,5 +1,6 @@
 using CsCheck;
 using MoeSharp.Compute;
+using MoeSharp.Cuda.Kernels;
 using MoeSharp.Routing;
 using MoeSharp.Tensors;
 
@@ -52,6 +53,30 @@ public class LayerKernelTests(CpuBackendFixture fixture)
                 }
             }
         }, iter: 60, threads: 1);
+    }
+
+    [Fact]
+    public void BFloat16Products_AreTheProductsOfTheRoundedInputs()
+    {
+        using var half = new IlgpuLayerKernels(_b, bfloat16Products: true);
+        Assert.True(half.BFloat16Products);
+        Gen.Select(Gen.Int[1, 9], Gen.Int[1, 9], Gen.Int[1, 40], Gen.Int[0, int.MaxValue - 1]).Sample((rows, n, k, seed) =>
+        {
+            var r = new Random(seed);
+            float[] a = Random(r, rows * k), b = Random(r, n * k);
+            static float[] Rounded(float[] v) => Tensor.FromArray(v, v.Length).ToBFloat16().ToFloat32().AsSpan<float>().ToArray();
+            // The host product of the bfloat16-rounded inputs is the definition (each product is exact in float32).
+            var expected = Tensor.Zeros(DType.Float32, rows, n);
+            _host.MatMulTransposeB(Tensor.FromArray(Rounded(a), rows, k), 0, rows, Tensor.FromArray(Rounded(b), n, k), 0, n, k, expected, 0);
+            Tensor actual = _b.Layer.Zeros(DType.Float32, rows, n);
+            half.MatMulTransposeB(Up(a, rows, k), 0, rows, Up(b, n, k), 0, n, k, actual, 0);
+            float[] e = expected.AsSpan<float>().ToArray(), got = Floats(actual);
+            for (int i = 0; i < e.Length; i++) Assert.True(Math.Abs(e[i] - got[i]) <= 1e-4f, $"element {i}: {e[i]} vs {got[i]}");
+            // And they are not the float32 products: rounding the inputs must show somewhere.
+            var full = Tensor.Zeros(DType.Float32, rows, n);
+            _host.MatMulTransposeB(Tensor.FromArray(a, rows, k), 0, rows, Tensor.FromArray(b, n, k), 0, n, k, full, 0);
+            Assert.True(rows * n * k < 4 || !full.AsSpan<float>().SequenceEqual(got), "bfloat16 products gave the float32 bits");
+        }, iter: 40, threads: 1);
     }
 
     [Fact]

@@ -107,6 +107,15 @@ public class CliTests
     }
 
     [Fact]
+    public void Train_WithBFloat16Products_OnIlgpuCpu_RunsAndTheLossFalls()
+    {
+        CliResult result = Invoke("train", "--device", "ilgpu-cpu", "--gemm-dtype", "bf16", "--steps", "30", "--log-every", "100");
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Contains("bfloat16 product inputs", result.Out);
+        Assert.Contains(": fell from", result.Out);
+    }
+
+    [Fact]
     public void Run_WithoutOptions_RunsTheEmbeddedDefaults()
     {
         CliResult result = Invoke("run");
@@ -138,6 +147,8 @@ public class CliTests
     [InlineData("run", "--device", "tpu")]
     [InlineData("train", "--device", "tpu")]
     [InlineData("train", "--gpus", "2")]
+    [InlineData("train", "--gemm-dtype", "bf16")]
+    [InlineData("train", "--device", "ilgpu-cpu", "--gemm-dtype", "fp8")]
     [InlineData("run", "--gpus", "2")]
     [InlineData("run", "--device", "cuda", "--gpus", "0")]
     [InlineData("verify-golden")]
