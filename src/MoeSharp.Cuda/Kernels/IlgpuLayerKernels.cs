@@ -103,6 +103,52 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
             (cublas, pa, pb, pc, half) => cublas.MatMulTransposeA(pa, pb, pc, m, n, rows, accumulate, half));
 
     /// <inheritdoc />
+    /// <remarks>With bfloat16 products on CUDA each operand is rounded once for all groups; otherwise one product per group.</remarks>
+    public void GroupedMatMulTransposeB(Tensor a, ReadOnlySpan<long> rowsPerGroup, Tensor b, int n, int k, Tensor c, bool accumulate = false)
+    {
+        if (!GroupsInBFloat16(k))
+        {
+            for (int g = 0, start = 0; g < rowsPerGroup.Length; start += (int)rowsPerGroup[g], g++)
+            {
+                if (rowsPerGroup[g] > 0) MatMulTransposeB(a, start, (int)rowsPerGroup[g], b, g, n, k, c, start, accumulate);
+            }
+            return;
+        }
+        RunGroupsInBFloat16(a, b, rowsPerGroup, (cublas, ha, hb, pc, g, start, rows) =>
+            cublas.MatMulTransposeB(ha + Half(start * k), hb + Half(g * n * k), pc + Single(start * n), rows, n, k, accumulate, true), c);
+    }
+
+    /// <inheritdoc />
+    public void GroupedMatMul(Tensor a, ReadOnlySpan<long> rowsPerGroup, Tensor b, int n, int k, Tensor c, bool accumulate = false)
+    {
+        if (!GroupsInBFloat16(k))
+        {
+            for (int g = 0, start = 0; g < rowsPerGroup.Length; start += (int)rowsPerGroup[g], g++)
+            {
+                if (rowsPerGroup[g] > 0) MatMul(a, start, (int)rowsPerGroup[g], b, g, n, k, c, start, accumulate);
+            }
+            return;
+        }
+        RunGroupsInBFloat16(a, b, rowsPerGroup, (cublas, ha, hb, pc, g, start, rows) =>
+            cublas.MatMul(ha + Half(start * k), hb + Half(g * k * n), pc + Single(start * n), rows, n, k, accumulate, true), c);
+    }
+
+    /// <inheritdoc />
+    public void GroupedMatMulTransposeA(Tensor a, Tensor b, ReadOnlySpan<long> rowsPerGroup, int m, int n, Tensor c, bool accumulate = false)
+    {
+        if (!GroupsInBFloat16(m))
+        {
+            for (int g = 0, start = 0; g < rowsPerGroup.Length; start += (int)rowsPerGroup[g], g++)
+            {
+                if (rowsPerGroup[g] > 0) MatMulTransposeA(a, start, b, start, (int)rowsPerGroup[g], m, n, c, g, accumulate);
+            }
+            return;
+        }
+        RunGroupsInBFloat16(a, b, rowsPerGroup, (cublas, ha, hb, pc, g, start, rows) =>
+            cublas.MatMulTransposeA(ha + Half(start * m), hb + Half(start * n), pc + Single(g * m * n), m, n, rows, accumulate, true), c);
+    }
+
+    /// <inheritdoc />
     public void SwiGluForward(Tensor gate, Tensor up, Tensor activation) => _backend.Experts.SwiGluForward(gate, up, activation);
 
     /// <inheritdoc />
@@ -240,6 +286,37 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
             cView, cStart, n, k, accumulate ? 1 : 0);
         Release(roundedA);
         Release(roundedB);
+    }
+
+    /// <summary>Whether grouped products go as bfloat16 cuBLAS GEMMs over operands rounded once (a reduction or row length of 0 takes the per-group path).</summary>
+    private bool GroupsInBFloat16(int inner) => BFloat16Products && _cublas is not null && inner > 0;
+
+    private static nint Half(long elements) => (nint)(elements * 2);
+
+    private static nint Single(long elements) => (nint)(elements * 4);
+
+    /// <summary>Rounds both operands to bfloat16 once, then runs one cuBLAS GEMM per group with rows (stream-ordered scratch).</summary>
+    private void RunGroupsInBFloat16(Tensor a, Tensor b, ReadOnlySpan<long> rowsPerGroup, Action<CublasRowMajorGemm, nint, nint, nint, int, int, int> gemm, Tensor c)
+    {
+        Tensor halfA = Allocate(DType.BFloat16, a.ElementCount), halfB = Allocate(DType.BFloat16, b.ElementCount);
+        try
+        {
+            if (a.ElementCount > 0) _toBFloat16(a.ElementCount, Floats(a, nameof(a)), 0, RawHalves(halfA));
+            if (b.ElementCount > 0) _toBFloat16(b.ElementCount, Floats(b, nameof(b)), 0, RawHalves(halfB));
+            nint ha = DevicePointers.Of(halfA, nameof(a)).Pointer, hb = DevicePointers.Of(halfB, nameof(b)).Pointer, pc = Pointer(c, 0, nameof(c));
+            int start = 0;
+            for (int g = 0; g < rowsPerGroup.Length; g++)
+            {
+                int rows = (int)rowsPerGroup[g];
+                if (rows > 0) gemm(_cublas!, ha, hb, pc, g, start, rows);
+                start += rows;
+            }
+        }
+        finally
+        {
+            Release(halfA);
+            Release(halfB);
+        }
     }
 
     private ArrayView<ushort> RawHalves(Tensor t) => ((IlgpuDeviceBuffer)t.DeviceBuffer!).View<ushort>(t.ElementCount);

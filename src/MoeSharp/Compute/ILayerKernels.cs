@@ -48,6 +48,49 @@ public interface ILayerKernels
     /// </summary>
     void MatMulTransposeA(Tensor a, int aRow, Tensor b, int bRow, int rows, int m, int n, Tensor c, int index, bool accumulate = false);
 
+    /// <summary>
+    /// <see cref="MatMulTransposeB"/> for every group of consecutive rows: rows of group g (<paramref name="rowsPerGroup"/>,
+    /// in order from row 0) times <c>B[g]ᵀ</c>. Groups without rows leave their output rows alone (there are none).
+    /// A backend may batch the groups (one cast of each operand, one launch).
+    /// </summary>
+    void GroupedMatMulTransposeB(Tensor a, ReadOnlySpan<long> rowsPerGroup, Tensor b, int n, int k, Tensor c, bool accumulate = false)
+    {
+        int start = 0;
+        for (int g = 0; g < rowsPerGroup.Length; g++)
+        {
+            int rows = (int)rowsPerGroup[g];
+            if (rows > 0) MatMulTransposeB(a, start, rows, b, g, n, k, c, start, accumulate);
+            start += rows;
+        }
+    }
+
+    /// <summary><see cref="MatMul"/> for every group of consecutive rows, with <c>B[g]</c>.</summary>
+    void GroupedMatMul(Tensor a, ReadOnlySpan<long> rowsPerGroup, Tensor b, int n, int k, Tensor c, bool accumulate = false)
+    {
+        int start = 0;
+        for (int g = 0; g < rowsPerGroup.Length; g++)
+        {
+            int rows = (int)rowsPerGroup[g];
+            if (rows > 0) MatMul(a, start, rows, b, g, n, k, c, start, accumulate);
+            start += rows;
+        }
+    }
+
+    /// <summary>
+    /// <see cref="MatMulTransposeA"/> for every group of consecutive rows into <c>C[g]</c>; groups without rows leave
+    /// <c>C[g]</c> as it is.
+    /// </summary>
+    void GroupedMatMulTransposeA(Tensor a, Tensor b, ReadOnlySpan<long> rowsPerGroup, int m, int n, Tensor c, bool accumulate = false)
+    {
+        int start = 0;
+        for (int g = 0; g < rowsPerGroup.Length; g++)
+        {
+            int rows = (int)rowsPerGroup[g];
+            if (rows > 0) MatMulTransposeA(a, start, b, start, rows, m, n, c, g, accumulate);
+            start += rows;
+        }
+    }
+
     /// <summary><c>activation = silu(gate) ⊙ up</c> element-wise (as <see cref="HostSwiGlu.Forward"/>).</summary>
     void SwiGluForward(Tensor gate, Tensor up, Tensor activation);
 

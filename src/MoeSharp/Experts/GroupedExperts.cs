@@ -70,13 +70,10 @@ public sealed class GroupedExperts
         Tensor output = _kernels.Allocate(DType.Float32, rows, d);
 
         // g = x·w1ᵀ and u = x·w3ᵀ per expert, a = silu(g) ⊙ u on every row at once (element-wise), y = a·w2ᵀ per expert.
-        ForEachExpert(counts, (e, start, r) =>
-        {
-            _kernels.MatMulTransposeB(xRouted, start, r, W1, e, h, d, gate, start);
-            _kernels.MatMulTransposeB(xRouted, start, r, W3, e, h, d, up, start);
-        });
+        _kernels.GroupedMatMulTransposeB(xRouted, counts, W1, h, d, gate);
+        _kernels.GroupedMatMulTransposeB(xRouted, counts, W3, h, d, up);
         _kernels.SwiGluForward(gate, up, activation);
-        ForEachExpert(counts, (e, start, r) => _kernels.MatMulTransposeB(activation, start, r, W2, e, d, h, output, start));
+        _kernels.GroupedMatMulTransposeB(activation, counts, W2, d, h, output);
         return new SwiGluForwardResult(output, xRouted, gate, up, activation, counts);
     }
 
@@ -112,36 +109,18 @@ public sealed class GroupedExperts
         Tensor gradUp = _kernels.Allocate(DType.Float32, rows, h);
         Tensor x = forward.Input, activation = forward.Activation;
 
-        ForEachExpert(forward.RowsPerExpert, (e, start, r) =>
-        {
-            _kernels.MatMul(gradOutput, start, r, W2, e, h, d, gradActivation, start);                  // da = dy · w2
-            _kernels.MatMulTransposeA(gradOutput, start, activation, start, r, d, h, gradW2, e, accumulate); // dw2 = dyᵀ · a
-        });
+        long[] counts = forward.RowsPerExpert;
+        _kernels.GroupedMatMul(gradOutput, counts, W2, h, d, gradActivation);                        // da = dy · w2
+        _kernels.GroupedMatMulTransposeA(gradOutput, activation, counts, d, h, gradW2, accumulate);   // dw2 = dyᵀ · a
         _kernels.SwiGluBackward(gradActivation, forward.Gate, forward.Up, gradGate, gradUp);
-        ForEachExpert(forward.RowsPerExpert, (e, start, r) =>
-        {
-            _kernels.MatMulTransposeA(gradGate, start, x, start, r, h, d, gradW1, e, accumulate);        // dw1 = dgᵀ · x
-            _kernels.MatMulTransposeA(gradUp, start, x, start, r, h, d, gradW3, e, accumulate);          // dw3 = duᵀ · x
-            _kernels.MatMul(gradGate, start, r, W1, e, d, h, gradX, start);                              // dx = dg · w1
-            _kernels.MatMul(gradUp, start, r, W3, e, d, h, gradX, start, accumulate: true);              //    + du · w3
-        });
+        _kernels.GroupedMatMulTransposeA(gradGate, x, counts, h, d, gradW1, accumulate);             // dw1 = dgᵀ · x
+        _kernels.GroupedMatMulTransposeA(gradUp, x, counts, h, d, gradW3, accumulate);               // dw3 = duᵀ · x
+        _kernels.GroupedMatMul(gradGate, counts, W1, d, h, gradX);                                   // dx = dg · w1
+        _kernels.GroupedMatMul(gradUp, counts, W3, d, h, gradX, accumulate: true);                   //    + du · w3
         _kernels.Release(gradActivation);
         _kernels.Release(gradGate);
         _kernels.Release(gradUp);
         return new SwiGluGradients(gradX, gradW1, gradW2, gradW3);
-    }
-
-    /// <summary>Calls <paramref name="body"/>(expert, first row, rows) for every local expert with rows, in expert order.</summary>
-    private static void ForEachExpert(long[] counts, Action<int, int, int> body)
-    {
-        int start = 0;
-        for (int e = 0; e < counts.Length; e++)
-        {
-            int r = (int)counts[e];
-            if (r == 0) continue;
-            body(e, start, r);
-            start += r;
-        }
     }
 
     private int CheckRows(Tensor x, string name)
