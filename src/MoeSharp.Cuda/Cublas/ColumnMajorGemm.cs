@@ -30,13 +30,48 @@ public readonly record struct ColumnMajorGemm(int TransA, int TransB, int M, int
     /// </remarks>
     public static ColumnMajorGemm ForRowMajorTimesTransposed(int rows, int n, int k)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(rows);
-        ArgumentOutOfRangeException.ThrowIfLessThan(n, 1);
-        ArgumentOutOfRangeException.ThrowIfLessThan(k, 1);
+        CheckSizes(rows, n, k);
         return new ColumnMajorGemm(
             TransA: CublasConstants.OpT, TransB: CublasConstants.OpN,
             M: n, N: rows, K: k,
             Lda: k, Ldb: k, Ldc: n,
             SwapOperands: true);
+    }
+
+    /// <summary>
+    /// Row-major <c>C[rows, n] = A[rows, k] · B[k, n]</c> (input gradients <c>dy · W</c>) as a column-major GEMM:
+    /// <c>Cᵀ = Bᵀ·Aᵀ</c>, both buffers read as stored (<c>op = N</c>): cuBLAS's A is the B buffer (ld = n), its B the A
+    /// buffer (ld = k).
+    /// </summary>
+    public static ColumnMajorGemm ForRowMajorTimes(int rows, int n, int k)
+    {
+        CheckSizes(rows, n, k);
+        return new ColumnMajorGemm(
+            TransA: CublasConstants.OpN, TransB: CublasConstants.OpN,
+            M: n, N: rows, K: k,
+            Lda: n, Ldb: k, Ldc: n,
+            SwapOperands: true);
+    }
+
+    /// <summary>
+    /// Row-major <c>C[m, n] = A[k, m]ᵀ · B[k, n]</c> (weight gradients <c>dyᵀ · x</c>, reducing over k rows) as a
+    /// column-major GEMM: <c>Cᵀ = Bᵀ·A</c>, the B buffer as stored (ld = n) and the A buffer transposed back
+    /// (<c>op = T</c>, ld = m).
+    /// </summary>
+    public static ColumnMajorGemm ForRowMajorTransposedTimes(int m, int n, int k)
+    {
+        CheckSizes(m, n, k);
+        return new ColumnMajorGemm(
+            TransA: CublasConstants.OpN, TransB: CublasConstants.OpT,
+            M: n, N: m, K: k,
+            Lda: n, Ldb: m, Ldc: n,
+            SwapOperands: true);
+    }
+
+    private static void CheckSizes(int rows, int n, int k)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(rows);
+        ArgumentOutOfRangeException.ThrowIfLessThan(n, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(k, 1);
     }
 }

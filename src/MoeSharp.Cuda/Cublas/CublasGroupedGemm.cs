@@ -42,16 +42,7 @@ public sealed unsafe class CublasGroupedGemm : IDisposable
         Device = device;
         Stream = stream;
         BindDevice();
-        _handle = _cublas.Create();
-        try
-        {
-            _cublas.SetStream(_handle, stream);
-        }
-        catch
-        {
-            _cublas.Destroy(_handle);
-            throw;
-        }
+        _handle = _cublas.CreateOnStream(stream);
         UseGroupedBatched = useGroupedBatched && _cublas.HasGroupedBatchedEx;
     }
 

@@ -8,9 +8,8 @@ namespace MoeSharp.Cuda.Cublas;
 /// product of the transposes, so no operand is ever copied or transposed.
 /// </summary>
 /// <remarks>
-/// cuBLAS reads a row-major <c>[r, c]</c> buffer as its column-major transpose <c>[c, r]</c> with leading dimension
-/// <c>c</c>, so a row-major <c>C = op(A)·op(B)</c> is computed as the column-major <c>Cᵀ = op(B)ᵀ·op(A)ᵀ</c>: cuBLAS's
-/// first operand is the caller's B buffer.
+/// The row-major ↔ column-major mappings are <see cref="ColumnMajorGemm"/>'s factories; in each, cuBLAS's first operand
+/// is the caller's B buffer.
 /// </remarks>
 public sealed unsafe class CublasRowMajorGemm : IDisposable
 {
@@ -26,29 +25,20 @@ public sealed unsafe class CublasRowMajorGemm : IDisposable
         _bindContext = bindContext ?? throw new ArgumentNullException(nameof(bindContext));
         _cublas = CublasLibrary.Shared;
         _bindContext();
-        _handle = _cublas.Create();
-        try
-        {
-            _cublas.SetStream(_handle, stream);
-        }
-        catch
-        {
-            _cublas.Destroy(_handle);
-            throw;
-        }
+        _handle = _cublas.CreateOnStream(stream);
     }
 
     /// <summary>Row-major <c>C[m, n] (+)= A[m, k] · B[n, k]ᵀ</c>; A and B bfloat16 when <paramref name="bfloat16Inputs"/>, else float32.</summary>
     public void MatMulTransposeB(nint a, nint b, nint c, int m, int n, int k, bool accumulate, bool bfloat16Inputs = false)
-        => Run(new ColumnMajorGemm(CublasConstants.OpT, CublasConstants.OpN, n, m, k, Lda: k, Ldb: k, Ldc: n, SwapOperands: true), b, a, c, accumulate, bfloat16Inputs);
+        => Run(ColumnMajorGemm.ForRowMajorTimesTransposed(m, n, k), b, a, c, accumulate, bfloat16Inputs);
 
     /// <summary>Row-major <c>C[m, n] (+)= A[m, k] · B[k, n]</c>.</summary>
     public void MatMul(nint a, nint b, nint c, int m, int n, int k, bool accumulate, bool bfloat16Inputs = false)
-        => Run(new ColumnMajorGemm(CublasConstants.OpN, CublasConstants.OpN, n, m, k, Lda: n, Ldb: k, Ldc: n, SwapOperands: true), b, a, c, accumulate, bfloat16Inputs);
+        => Run(ColumnMajorGemm.ForRowMajorTimes(m, n, k), b, a, c, accumulate, bfloat16Inputs);
 
     /// <summary>Row-major <c>C[m, n] (+)= A[k, m]ᵀ · B[k, n]</c>, reducing over the k rows.</summary>
     public void MatMulTransposeA(nint a, nint b, nint c, int m, int n, int k, bool accumulate, bool bfloat16Inputs = false)
-        => Run(new ColumnMajorGemm(CublasConstants.OpN, CublasConstants.OpT, n, m, k, Lda: n, Ldb: m, Ldc: n, SwapOperands: true), b, a, c, accumulate, bfloat16Inputs);
+        => Run(ColumnMajorGemm.ForRowMajorTransposedTimes(m, n, k), b, a, c, accumulate, bfloat16Inputs);
 
     private void Run(in ColumnMajorGemm g, nint first, nint second, nint c, bool accumulate, bool bfloat16Inputs)
     {

@@ -74,6 +74,22 @@ internal sealed unsafe class CublasLibrary
         return handle;
     }
 
+    /// <summary>Creates a handle bound to the current device whose calls run on <paramref name="stream"/> (destroyed again if that fails).</summary>
+    public nint CreateOnStream(nint stream)
+    {
+        nint handle = Create();
+        try
+        {
+            SetStream(handle, stream);
+        }
+        catch
+        {
+            Destroy(handle);
+            throw;
+        }
+        return handle;
+    }
+
     /// <summary>Destroys a handle; returns the status (Dispose paths must not throw).</summary>
     public int Destroy(nint handle) => _destroy(handle);
 

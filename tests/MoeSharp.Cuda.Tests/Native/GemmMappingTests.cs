@@ -61,6 +61,41 @@ public class GemmMappingTests
     }
 
     [Fact]
+    public void TheLayersOtherMappings_OnRowMajorBuffers_EqualATimesB_AndATransposedTimesB()
+    {
+        Gen.Select(Gen.Int[0, 9], Gen.Int[1, 9], Gen.Int[1, 9], Gen.Int).Sample((rows, n, k, seed) =>
+        {
+            var random = new Random(seed);
+            double[] Random(int length) => Enumerable.Range(0, length).Select(_ => random.NextDouble() - 0.5).ToArray();
+
+            // C[rows, n] = A[rows, k] · B[k, n]
+            double[] a = Random(rows * k), b = Random(k * n);
+            var expected = new double[rows * n];
+            for (int r = 0; r < rows; r++)
+                for (int j = 0; j < n; j++)
+                    for (int p = 0; p < k; p++) expected[r * n + j] += a[r * k + p] * b[p * n + j];
+            AssertMapping(ColumnMajorGemm.ForRowMajorTimes(rows, n, k), a, b, expected);
+
+            // C[m, n] = A[k, m]ᵀ · B[k, n], with m = rows (as m ≥ 1 only when rows ≥ 1)
+            if (rows == 0) return;
+            int m = rows;
+            double[] at = Random(k * m), bt = Random(k * n);
+            var expectedT = new double[m * n];
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++)
+                    for (int p = 0; p < k; p++) expectedT[i * n + j] += at[p * m + i] * bt[p * n + j];
+            AssertMapping(ColumnMajorGemm.ForRowMajorTransposedTimes(m, n, k), at, bt, expectedT);
+        });
+
+        static void AssertMapping(ColumnMajorGemm g, double[] a, double[] b, double[] expected)
+        {
+            var c = new double[expected.Length];
+            ColumnMajorReference(g, g.SwapOperands ? b : a, g.SwapOperands ? a : b, c);
+            for (int i = 0; i < c.Length; i++) Assert.Equal(expected[i], c[i], 12);
+        }
+    }
+
+    [Fact]
     public void BadShapes_AreRejected()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => ColumnMajorGemm.ForRowMajorTimesTransposed(-1, 2, 2));
