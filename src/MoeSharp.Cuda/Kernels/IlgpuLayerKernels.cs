@@ -108,10 +108,7 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
     {
         if (!GroupsInBFloat16(k))
         {
-            for (int g = 0, start = 0; g < rowsPerGroup.Length; start += (int)rowsPerGroup[g], g++)
-            {
-                if (rowsPerGroup[g] > 0) MatMulTransposeB(a, start, (int)rowsPerGroup[g], b, g, n, k, c, start, accumulate);
-            }
+            ILayerKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => MatMulTransposeB(a, start, rows, b, g, n, k, c, start, accumulate));
             return;
         }
         RunGroupsInBFloat16(a, b, rowsPerGroup, (cublas, ha, hb, pc, g, start, rows) =>
@@ -123,10 +120,7 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
     {
         if (!GroupsInBFloat16(k))
         {
-            for (int g = 0, start = 0; g < rowsPerGroup.Length; start += (int)rowsPerGroup[g], g++)
-            {
-                if (rowsPerGroup[g] > 0) MatMul(a, start, (int)rowsPerGroup[g], b, g, n, k, c, start, accumulate);
-            }
+            ILayerKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => MatMul(a, start, rows, b, g, n, k, c, start, accumulate));
             return;
         }
         RunGroupsInBFloat16(a, b, rowsPerGroup, (cublas, ha, hb, pc, g, start, rows) =>
@@ -138,10 +132,7 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
     {
         if (!GroupsInBFloat16(m))
         {
-            for (int g = 0, start = 0; g < rowsPerGroup.Length; start += (int)rowsPerGroup[g], g++)
-            {
-                if (rowsPerGroup[g] > 0) MatMulTransposeA(a, start, b, start, (int)rowsPerGroup[g], m, n, c, g, accumulate);
-            }
+            ILayerKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => MatMulTransposeA(a, start, b, start, rows, m, n, c, g, accumulate));
             return;
         }
         RunGroupsInBFloat16(a, b, rowsPerGroup, (cublas, ha, hb, pc, g, start, rows) =>
@@ -265,8 +256,8 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
                 return;
             }
             Tensor halfA = Allocate(DType.BFloat16, aLength), halfB = Allocate(DType.BFloat16, bLength);
-            _toBFloat16(aLength, Floats(a, nameof(a)), aStart, RawHalves(halfA));
-            _toBFloat16(bLength, Floats(b, nameof(b)), bStart, RawHalves(halfB));
+            _toBFloat16(aLength, Floats(a, nameof(a)), aStart, DeviceViews.BFloat16Bits(_acc, halfA, nameof(a)));
+            _toBFloat16(bLength, Floats(b, nameof(b)), bStart, DeviceViews.BFloat16Bits(_acc, halfB, nameof(b)));
             cublas(_cublas, DevicePointers.Of(halfA, nameof(a)).Pointer, DevicePointers.Of(halfB, nameof(b)).Pointer, pc, true);
             // Stream-ordered reuse: the GEMM queued before reads them first.
             Release(halfA);
@@ -301,16 +292,10 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
         Tensor halfA = Allocate(DType.BFloat16, a.ElementCount), halfB = Allocate(DType.BFloat16, b.ElementCount);
         try
         {
-            if (a.ElementCount > 0) _toBFloat16(a.ElementCount, Floats(a, nameof(a)), 0, RawHalves(halfA));
-            if (b.ElementCount > 0) _toBFloat16(b.ElementCount, Floats(b, nameof(b)), 0, RawHalves(halfB));
+            if (a.ElementCount > 0) _toBFloat16(a.ElementCount, Floats(a, nameof(a)), 0, DeviceViews.BFloat16Bits(_acc, halfA, nameof(a)));
+            if (b.ElementCount > 0) _toBFloat16(b.ElementCount, Floats(b, nameof(b)), 0, DeviceViews.BFloat16Bits(_acc, halfB, nameof(b)));
             nint ha = DevicePointers.Of(halfA, nameof(a)).Pointer, hb = DevicePointers.Of(halfB, nameof(b)).Pointer, pc = Pointer(c, 0, nameof(c));
-            int start = 0;
-            for (int g = 0; g < rowsPerGroup.Length; g++)
-            {
-                int rows = (int)rowsPerGroup[g];
-                if (rows > 0) gemm(_cublas!, ha, hb, pc, g, start, rows);
-                start += rows;
-            }
+            ILayerKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => gemm(_cublas!, ha, hb, pc, g, start, rows));
         }
         finally
         {
@@ -318,8 +303,6 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
             Release(halfB);
         }
     }
-
-    private ArrayView<ushort> RawHalves(Tensor t) => ((IlgpuDeviceBuffer)t.DeviceBuffer!).View<ushort>(t.ElementCount);
 
     private ArrayView<float> Floats(Tensor t, string name) => DeviceViews.Floats(_acc, t, name);
 

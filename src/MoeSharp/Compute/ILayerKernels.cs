@@ -54,39 +54,30 @@ public interface ILayerKernels
     /// A backend may batch the groups (one cast of each operand, one launch).
     /// </summary>
     void GroupedMatMulTransposeB(Tensor a, ReadOnlySpan<long> rowsPerGroup, Tensor b, int n, int k, Tensor c, bool accumulate = false)
-    {
-        int start = 0;
-        for (int g = 0; g < rowsPerGroup.Length; g++)
-        {
-            int rows = (int)rowsPerGroup[g];
-            if (rows > 0) MatMulTransposeB(a, start, rows, b, g, n, k, c, start, accumulate);
-            start += rows;
-        }
-    }
+        => ForEachGroup(rowsPerGroup, (g, start, rows) => MatMulTransposeB(a, start, rows, b, g, n, k, c, start, accumulate));
 
     /// <summary><see cref="MatMul"/> for every group of consecutive rows, with <c>B[g]</c>.</summary>
     void GroupedMatMul(Tensor a, ReadOnlySpan<long> rowsPerGroup, Tensor b, int n, int k, Tensor c, bool accumulate = false)
-    {
-        int start = 0;
-        for (int g = 0; g < rowsPerGroup.Length; g++)
-        {
-            int rows = (int)rowsPerGroup[g];
-            if (rows > 0) MatMul(a, start, rows, b, g, n, k, c, start, accumulate);
-            start += rows;
-        }
-    }
+        => ForEachGroup(rowsPerGroup, (g, start, rows) => MatMul(a, start, rows, b, g, n, k, c, start, accumulate));
 
     /// <summary>
     /// <see cref="MatMulTransposeA"/> for every group of consecutive rows into <c>C[g]</c>; groups without rows leave
     /// <c>C[g]</c> as it is.
     /// </summary>
     void GroupedMatMulTransposeA(Tensor a, Tensor b, ReadOnlySpan<long> rowsPerGroup, int m, int n, Tensor c, bool accumulate = false)
+        => ForEachGroup(rowsPerGroup, (g, start, rows) => MatMulTransposeA(a, start, b, start, rows, m, n, c, g, accumulate));
+
+    /// <summary>
+    /// Calls <paramref name="body"/>(group, first row, rows) for every group that has rows, in order; the groups' rows
+    /// follow each other from row 0.
+    /// </summary>
+    static void ForEachGroup(ReadOnlySpan<long> rowsPerGroup, Action<int, int, int> body)
     {
         int start = 0;
         for (int g = 0; g < rowsPerGroup.Length; g++)
         {
             int rows = (int)rowsPerGroup[g];
-            if (rows > 0) MatMulTransposeA(a, start, b, start, rows, m, n, c, g, accumulate);
+            if (rows > 0) body(g, start, rows);
             start += rows;
         }
     }
