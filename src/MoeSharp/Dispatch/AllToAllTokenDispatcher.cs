@@ -50,8 +50,7 @@ public sealed class AllToAllTokenDispatcher : TokenDispatcher
         try
         {
             Kernels.ScanEntries(topScores, expertIds, rowOffset, shard.RealRows, shard.PadRows, experts, ids, entryScores, block, messages);
-            int declared = Config.Layout == SequenceLayout.Replicated ? shard.TotalTokens : declaredTotalTokens ?? -1;
-            Kernels.PackCountMessages(block, messages, s, e, padEntries, [declared, shard.RealRows, shard.PadRows], send);
+            Kernels.PackCountMessages(block, messages, s, e, padEntries, MessageHeader(shard, declaredTotalTokens), send);
             int[] sizes = Enumerable.Repeat(chunk, s).ToArray();
             DeviceCollectives(_groups.World).AllToAllV(send, sizes, block, sizes);
             words = block.ToHost().AsSpan<int>().ToArray();
@@ -67,10 +66,7 @@ public sealed class AllToAllTokenDispatcher : TokenDispatcher
         {
             if (words[p * chunk + chunk - 1] != 0) return new DeviceCountExchange(scan, null, p);
         }
-        var receiveCounts = new int[s * e];
-        for (int p = 0; p < s; p++) words.AsSpan(p * chunk, e).CopyTo(receiveCounts.AsSpan(p * e, e));
-        SequenceShard checkedShard = CheckSequenceAgreement(words, chunk, e, shard);
-        return new DeviceCountExchange(scan, new ExchangedCounts(receiveCounts, checkedShard), -1);
+        return new DeviceCountExchange(scan, ReadCountMessages(words, chunk, shard), -1);
     }
 
     private protected override ExchangedCounts ExchangeCounts(int[] counts, SequenceShard shard, int? declaredTotalTokens)
@@ -78,20 +74,27 @@ public sealed class AllToAllTokenDispatcher : TokenDispatcher
         int s = EpSize, e = NumLocalExperts, chunk = e + HeaderLength;
         var send = new int[s * chunk];
         var receive = new int[s * chunk];
-        int declared = Config.Layout == SequenceLayout.Replicated ? shard.TotalTokens : declaredTotalTokens ?? -1;
+        int[] header = MessageHeader(shard, declaredTotalTokens);
         for (int q = 0; q < s; q++)
         {
             counts.AsSpan(q * e, e).CopyTo(send.AsSpan(q * chunk, e));
-            send[q * chunk + e] = declared;
-            send[q * chunk + e + 1] = shard.RealRows;
-            send[q * chunk + e + 2] = shard.PadRows;
+            header.CopyTo(send.AsSpan(q * chunk + e));
         }
         _groups.World.AllToAll<int>(send, receive);
+        return ReadCountMessages(receive, chunk, shard);
+    }
 
+    /// <summary>What every count message carries after its E/S counts (<see cref="HeaderLength"/> values): declared T (-1 when unknown), real rows, pad rows.</summary>
+    private int[] MessageHeader(SequenceShard shard, int? declaredTotalTokens)
+        => [Config.Layout == SequenceLayout.Replicated ? shard.TotalTokens : declaredTotalTokens ?? -1, shard.RealRows, shard.PadRows];
+
+    /// <summary>The counts of the received messages (<paramref name="chunk"/> values each, from rank 0 on), after the sequence checks.</summary>
+    private ExchangedCounts ReadCountMessages(int[] messages, int chunk, SequenceShard shard)
+    {
+        int s = EpSize, e = NumLocalExperts;
         var receiveCounts = new int[s * e];
-        for (int p = 0; p < s; p++) receive.AsSpan(p * chunk, e).CopyTo(receiveCounts.AsSpan(p * e, e));
-        SequenceShard checkedShard = CheckSequenceAgreement(receive, chunk, e, shard);
-        return new ExchangedCounts(receiveCounts, checkedShard);
+        for (int p = 0; p < s; p++) messages.AsSpan(p * chunk, e).CopyTo(receiveCounts.AsSpan(p * e, e));
+        return new ExchangedCounts(receiveCounts, CheckSequenceAgreement(messages, chunk, e, shard));
     }
 
     /// <summary>
