@@ -63,24 +63,9 @@ internal static class GoldenLayerReplay
         Tensor x = file.Get("x"), gradOut = file.Get("grad_out");
         LayerWorldRunner.Result single = LayerWorldRunner.Run(args, before, file, x, gradOut, LayerLayout.Single, timeout);
 
-        double worst = 0;
-        string worstName = "";
-        string? mismatch =
-            TensorComparison.FirstBitwiseMismatch("expert_ids", file.Get("expert_ids"), single.ExpertIds)
-            ?? TensorComparison.FirstBitwiseMismatch("tokens_per_expert", file.Get("tokens_per_expert"), single.TokensPerExpert)
-            ?? Close("out", single.Out) ?? Close("top_scores", single.TopScores);
-        foreach (string name in file.Names.Where(n => n.StartsWith("grad.", StringComparison.Ordinal)))
-        {
-            if (mismatch is not null) break;
-            mismatch = single.Grads.TryGetValue(name["grad.".Length..], out Tensor? grad)
-                ? Close(name, grad)
-                : $"{name}: the layer produced no such gradient";
-        }
-        foreach (string name in single.Grads.Keys)
-        {
-            mismatch ??= file.Contains("grad." + name) ? null : $"grad.{name}: the file has no expected value";
-        }
-        if (mismatch is not null) return new Report(worst, worstName, mismatch, 0, false);
+        var worst = new WorstError();
+        string? mismatch = CompareToFile(file, single, "", worst);
+        if (mismatch is not null) return new Report(worst.Error, worst.Tensor, mismatch, 0, false);
 
         int layouts = 0;
         bool weightsBitwise = true;
@@ -104,22 +89,9 @@ internal static class GoldenLayerReplay
                     mismatch = $"grad.{name} ({layout}): relative error {error:E2} to the one-rank run ≥ {LayoutTolerance:E0}";
                 }
             }
-            if (mismatch is not null) return new Report(worst, worstName, mismatch, layouts, weightsBitwise);
+            if (mismatch is not null) return new Report(worst.Error, worst.Tensor, mismatch, layouts, weightsBitwise);
         }
-        return new Report(worst, worstName, null, layouts, weightsBitwise);
-
-        string? Close(string name, Tensor actual)
-        {
-            Tensor expected = file.Get(name);
-            if (!expected.Shape.SequenceEqual(actual.Shape)) return $"{name}: expected shape {expected.ShapeString}, actual {actual.ShapeString}";
-            double error = TensorComparison.RelativeError(expected, actual);
-            if (!(error <= worst))
-            {
-                worst = error;
-                worstName = name;
-            }
-            return error < Tolerance ? null : $"{name}: relative error {error:E2} ≥ {Tolerance:E0}";
-        }
+        return new Report(worst.Error, worst.Tensor, null, layouts, weightsBitwise);
     }
 
     /// <summary>What a device replay found.</summary>
@@ -144,50 +116,65 @@ internal static class GoldenLayerReplay
         while (world > 1 && args.NumExperts % world != 0) world--;
         if (world > 1) layouts.Add(new LayerLayout(world, world % 2 == 0 ? 2 : 1, SequenceLayout.Sharded, SpShardingPolicy.Balanced));
 
-        double worst = 0;
-        string worstName = "";
+        var worst = new WorstError();
         foreach (LayerLayout layout in layouts)
         {
             LayerWorldRunner.Result r = LayerWorldRunner.Run(args, before, file, x, gradOut, layout, timeout, compute);
-            string? mismatch = CompareToFile(file, r, $" ({layout})", ref worst, ref worstName);
-            if (mismatch is not null) return new DeviceReport(worst, worstName, mismatch, layouts.Select(l => l.ToString()).ToList());
+            string? mismatch = CompareToFile(file, r, $" ({layout})", worst);
+            if (mismatch is not null) return new DeviceReport(worst.Error, worst.Tensor, mismatch, layouts.Select(l => l.ToString()).ToList());
         }
-        return new DeviceReport(worst, worstName, null, layouts.Select(l => l.ToString()).ToList());
+        return new DeviceReport(worst.Error, worst.Tensor, null, layouts.Select(l => l.ToString()).ToList());
     }
 
     /// <summary>
-    /// The first disagreement of <paramref name="r"/> with the file (ids and counts bitwise, the rest within
-    /// <see cref="Tolerance"/>), or null; tracks the worst relative error.
+    /// The first disagreement of <paramref name="r"/> with the file — expert ids and counts bitwise, then the output,
+    /// the top scores and every gradient the file holds within <see cref="Tolerance"/>, then gradients the file lacks —
+    /// or null; <paramref name="worst"/> keeps the largest relative error seen. <paramref name="where"/> follows every
+    /// tensor name in messages (e.g. the layout).
     /// </summary>
-    private static string? CompareToFile(SafetensorsContent file, LayerWorldRunner.Result r, string where, ref double worst, ref string worstName)
+    private static string? CompareToFile(SafetensorsContent file, LayerWorldRunner.Result r, string where, WorstError worst)
     {
         string? mismatch =
             TensorComparison.FirstBitwiseMismatch("expert_ids" + where, file.Get("expert_ids"), r.ExpertIds)
-            ?? TensorComparison.FirstBitwiseMismatch("tokens_per_expert" + where, file.Get("tokens_per_expert"), r.TokensPerExpert);
-        var compared = new List<(string Name, Tensor Actual)> { ("out", r.Out), ("top_scores", r.TopScores) };
+            ?? TensorComparison.FirstBitwiseMismatch("tokens_per_expert" + where, file.Get("tokens_per_expert"), r.TokensPerExpert)
+            ?? Close("out", r.Out) ?? Close("top_scores", r.TopScores);
         foreach (string name in file.Names.Where(n => n.StartsWith("grad.", StringComparison.Ordinal)))
         {
-            if (!r.Grads.TryGetValue(name["grad.".Length..], out Tensor? grad)) return mismatch ?? $"{name}{where}: the layer produced no such gradient";
-            compared.Add((name, grad));
+            if (mismatch is not null) break;
+            mismatch = r.Grads.TryGetValue(name["grad.".Length..], out Tensor? grad)
+                ? Close(name, grad)
+                : $"{name}{where}: the layer produced no such gradient";
         }
         foreach (string name in r.Grads.Keys)
         {
-            if (!file.Contains("grad." + name)) return mismatch ?? $"grad.{name}{where}: the file has no expected value";
+            mismatch ??= file.Contains("grad." + name) ? null : $"grad.{name}{where}: the file has no expected value";
         }
-        foreach (var (name, actual) in compared)
+        return mismatch;
+
+        string? Close(string name, Tensor actual)
         {
-            if (mismatch is not null) break;
             Tensor expected = file.Get(name);
             if (!expected.Shape.SequenceEqual(actual.Shape)) return $"{name}{where}: expected shape {expected.ShapeString}, actual {actual.ShapeString}";
             double error = TensorComparison.RelativeError(expected, actual);
-            if (!(error <= worst))
-            {
-                worst = error;
-                worstName = name + where;
-            }
-            if (!(error < Tolerance)) mismatch = $"{name}{where}: relative error {error:E2} ≥ {Tolerance:E0}";
+            worst.Track(name + where, error);
+            return error < Tolerance ? null : $"{name}{where}: relative error {error:E2} ≥ {Tolerance:E0}";
         }
-        return mismatch;
+    }
+
+    /// <summary>The largest relative error seen so far and the tensor it belongs to.</summary>
+    private sealed class WorstError
+    {
+        public double Error { get; private set; }
+
+        public string Tensor { get; private set; } = "";
+
+        public void Track(string tensor, double error)
+        {
+            // "Not ≤" so that a NaN error is kept.
+            if (error <= Error) return;
+            Error = error;
+            Tensor = tensor;
+        }
     }
 
     private static int Int(SafetensorsContent file, string key)
