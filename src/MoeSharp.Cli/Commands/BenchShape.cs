@@ -29,13 +29,13 @@ internal sealed record BenchShape(string Name, int Tokens, int Dim, int Experts,
     /// <summary>The short name the reference's JSON uses: <c>f32</c> or <c>bf16</c>.</summary>
     public string RowTypeName => RowType == DType.BFloat16 ? "bf16" : "f32";
 
-    /// <summary><c>--dtype</c>: float32 (f32) or bfloat16 (bf16); null when not given.</summary>
-    /// <exception cref="ArgumentException">Any other value.</exception>
-    public static DType? ParseRowType(string? value) => value switch
+    /// <summary>A dtype option (<paramref name="option"/>, <c>--dtype</c> by default): float32 (f32) or bfloat16 (bf16); null when not given.</summary>
+    /// <exception cref="ArgumentException">Any other value; the message names the option.</exception>
+    public static DType? ParseRowType(string? value, string option = "--dtype") => value switch
     {
         null => null,
         "float32" or "f32" => DType.Float32,
         "bfloat16" or "bf16" => DType.BFloat16,
-        _ => throw new ArgumentException($"--dtype '{value}' is not float32 (f32) or bfloat16 (bf16)"),
+        _ => throw new ArgumentException($"{option} '{value}' is not float32 (f32) or bfloat16 (bf16)"),
     };
 }

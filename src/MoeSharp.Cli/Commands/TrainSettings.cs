@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using MoeSharp.Dispatch;
+using MoeSharp.Tensors;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -116,12 +117,7 @@ internal sealed class TrainSettings : CommandSettings
 
     /// <summary>True for <c>--gemm-dtype bfloat16</c> (or bf16).</summary>
     /// <exception cref="ArgumentException">The value is neither float32 nor bfloat16.</exception>
-    public bool BFloat16Products => GemmDType switch
-    {
-        null or "float32" or "f32" => false,
-        "bfloat16" or "bf16" => true,
-        _ => throw new ArgumentException($"--gemm-dtype '{GemmDType}' is not float32 or bfloat16"),
-    };
+    public bool BFloat16Products => BenchShape.ParseRowType(GemmDType, "--gemm-dtype") == DType.BFloat16;
 
     /// <summary>The world size to check the options against: <see cref="World"/>, or 1 when not given.</summary>
     public int WorldOrDefault => World ?? 1;
