@@ -52,6 +52,9 @@ public sealed class DeviceRank : IDisposable
             // that context (so the pointers are valid) and that stream (so the exchange is ordered after the kernels).
             NcclProcessGroup nccl = NcclProcessGroup.Create(hostWorld, device, computeStream: 0, ownsBootstrap: false,
                 bindContext: () => backend.Accelerator.Bind(), computeStreamIsLegacyDefault: true, orderedSum: backend.Kernels);
+            // Exchanges are queued on the backend's stream without a wait: its blocking host waits drain through the
+            // group, so a peer's failure becomes an exception there instead of a hang.
+            backend.Allocator.HostWaits.Guard(nccl);
             return new DeviceRank(backend, nccl, "nccl", ownsWorld: true);
         }
         catch
@@ -74,6 +77,7 @@ public sealed class DeviceRank : IDisposable
     /// <summary>Frees the NCCL communicator (if any) and the backend; the host group stays with its owner.</summary>
     public void Dispose()
     {
+        Backend.Allocator.HostWaits.Guard(null);
         if (_ownsWorld) World.Dispose();
         Backend.Dispose();
     }

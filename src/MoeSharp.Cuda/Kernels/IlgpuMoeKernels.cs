@@ -12,7 +12,8 @@ namespace MoeSharp.Cuda.Kernels;
 /// tests), bitwise identical to <see cref="HostMoeKernels"/>: the same IEEE operations in the same order,
 /// no fused multiply-add (see <see cref="IStrictFloat"/>), integer atomics only where the result is
 /// order-independent. Kernels are compiled once per instance and launched on the accelerator's default stream;
-/// the only device-to-host copy is <see cref="PrepareEntries"/>' one small read of counts.
+/// the only device-to-host copy is <see cref="PrepareEntries"/>' one small read of counts, and the small index tables
+/// a dispatch uploads go through the allocator's non-blocking staged copies.
 /// </summary>
 /// <remarks>
 /// Not thread-safe: one instance per rank (its scan scratch is reused across calls). NaN inputs to the
@@ -174,6 +175,7 @@ public sealed class IlgpuMoeKernels : IMoeKernels, Nccl.IRankOrderedSum, IDispos
         RunScan(topScores, expertIds, rowOffset, realTokens, numExperts, ids, entryScores, scratch);
         // The one device-to-host copy of a dispatch: header and counts together.
         var host = new int[scratch.IntLength];
+        _allocator.HostWaits.BeforeBlockingCall("read of the routing counts");
         scratch.CopyToCPU(_accelerator.DefaultStream, host.AsSpan());
         _accelerator.DefaultStream.Synchronize();
         return EntryScanWords.Decode(host, numExperts, ids.ElementCount - realTokens * topScores.RowLength);
@@ -465,7 +467,7 @@ public sealed class IlgpuMoeKernels : IMoeKernels, Nccl.IRankOrderedSum, IDispos
     }
 
     /// <summary>Waits for every kernel and copy launched so far.</summary>
-    public void Synchronize() => _accelerator.DefaultStream.Synchronize();
+    public void Synchronize() => _allocator.HostWaits.Synchronize(_accelerator.DefaultStream, "Synchronize");
 
     /// <summary>Frees the scratch memory, and the allocator when this instance created it.</summary>
     public void Dispose()

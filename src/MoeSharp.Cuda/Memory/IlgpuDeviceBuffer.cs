@@ -13,19 +13,24 @@ namespace MoeSharp.Cuda.Memory;
 /// </summary>
 /// <remarks>
 /// Copies run on the accelerator's default stream, the one every kernel of this backend is launched on, so a
-/// copy sees the results of the kernels launched before it and returns only when it is complete.
+/// copy sees the results of the kernels launched before it and returns only when it is complete. They block the host,
+/// so they wait through the allocator's <see cref="HostWaits"/> (which drains the stream with failure checks first
+/// when collectives are queued on it).
 /// </remarks>
 public sealed class IlgpuDeviceBuffer : DeviceBuffer, IDevicePointer, IDisposable
 {
     private readonly MemoryBuffer1D<byte, Stride1D.Dense> _buffer;
+    private readonly HostWaits? _waits;
 
     /// <summary>Wraps <paramref name="buffer"/>; disposing this object frees it.</summary>
     /// <param name="buffer">The ILGPU allocation.</param>
     /// <param name="deviceName">Name reported by <see cref="DeviceName"/>, e.g. <c>cuda:0</c>.</param>
-    public IlgpuDeviceBuffer(MemoryBuffer1D<byte, Stride1D.Dense> buffer, string deviceName)
+    /// <param name="waits">How copies block the host (the allocator's); null waits on the stream alone.</param>
+    public IlgpuDeviceBuffer(MemoryBuffer1D<byte, Stride1D.Dense> buffer, string deviceName, HostWaits? waits = null)
     {
         _buffer = buffer ?? throw new ArgumentNullException(nameof(buffer));
         DeviceName = deviceName ?? throw new ArgumentNullException(nameof(deviceName));
+        _waits = waits;
     }
 
     /// <inheritdoc />
@@ -75,6 +80,8 @@ public sealed class IlgpuDeviceBuffer : DeviceBuffer, IDevicePointer, IDisposabl
         CheckRange(byteOffset, destination.Length);
         if (destination.IsEmpty) return;
         AcceleratorStream stream = _buffer.Accelerator.DefaultStream;
+        // Drain first: the copy itself blocks (pageable memory) behind whatever is queued, exchanges included.
+        _waits?.BeforeBlockingCall("copy to host");
         Bytes.SubView(byteOffset, destination.Length).CopyToCPU(stream, destination);
         stream.Synchronize();
     }
@@ -85,6 +92,7 @@ public sealed class IlgpuDeviceBuffer : DeviceBuffer, IDevicePointer, IDisposabl
         CheckRange(byteOffset, source.Length);
         if (source.IsEmpty) return;
         AcceleratorStream stream = _buffer.Accelerator.DefaultStream;
+        _waits?.BeforeBlockingCall("copy from host");
         Bytes.SubView(byteOffset, source.Length).CopyFromCPU(stream, source);
         stream.Synchronize();
     }

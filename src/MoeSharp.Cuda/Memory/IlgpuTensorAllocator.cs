@@ -1,4 +1,5 @@
 using ILGPU.Runtime;
+using ILGPU.Runtime.Cuda;
 using MoeSharp.Tensors;
 
 namespace MoeSharp.Cuda.Memory;
@@ -9,8 +10,9 @@ namespace MoeSharp.Cuda.Memory;
 /// calls instead of being freed, because device allocation and free synchronize the device and cost far more
 /// than a dispatch's kernels. Thread-safe. Disposing it frees every buffer it ever allocated, rented ones too.
 /// A buffer may be handed back while queued kernels still use it, as with PyTorch's allocator: all work on this
-/// memory is ordered on the accelerator's default stream (NCCL's communication stream waits on it by an event, and
-/// copies to the host synchronize), so whatever the next renter queues runs after them.
+/// memory is ordered on the accelerator's default stream (NCCL's communication stream waits on it by an event and the
+/// default stream on the exchange by another, and copies to the host synchronize), so whatever the next renter queues
+/// runs after them.
 /// </summary>
 public sealed class IlgpuTensorAllocator : ITensorAllocator, IDisposable
 {
@@ -21,6 +23,7 @@ public sealed class IlgpuTensorAllocator : ITensorAllocator, IDisposable
     private readonly List<IlgpuDeviceBuffer> _free = [];
     private readonly HashSet<IlgpuDeviceBuffer> _all = [];
     private long _retainedBytes;
+    private StagedUploads? _staged;
     private bool _disposed;
 
     /// <summary>Creates an allocator on <paramref name="accelerator"/> that keeps at most <paramref name="maxRetainedBytes"/> of returned buffers.</summary>
@@ -40,6 +43,12 @@ public sealed class IlgpuTensorAllocator : ITensorAllocator, IDisposable
 
     /// <summary>Device name of the tensors.</summary>
     public string DeviceName { get; }
+
+    /// <summary>Page-locked staging slots the non-blocking small uploads have needed so far (CUDA only; 0 elsewhere).</summary>
+    public int StagingSlots { get { lock (_lock) return _staged?.Slots ?? 0; } }
+
+    /// <summary>How this device's blocking host waits go (copies of its buffers, the kernels' reads and <c>Synchronize</c>).</summary>
+    public HostWaits HostWaits { get; } = new();
 
     /// <summary>Most bytes of returned buffers kept for reuse.</summary>
     public long MaxRetainedBytes { get; }
@@ -81,12 +90,28 @@ public sealed class IlgpuTensorAllocator : ITensorAllocator, IDisposable
         return Tensor.OnDevice(buffer, dtype, shape);
     }
 
-    /// <summary>A device tensor holding a copy of host tensor <paramref name="host"/>.</summary>
+    /// <summary>
+    /// A device tensor holding a copy of host tensor <paramref name="host"/>, whose values are taken before this returns.
+    /// On CUDA a small tensor (up to <see cref="StagedUploads.MaxBytes"/>, such as a dispatch's index tables) is copied
+    /// through page-locked staging on the stream without blocking the host; others (and any on ILGPU's CPU accelerator)
+    /// are copied synchronously.
+    /// </summary>
     public Tensor Upload(Tensor host)
     {
         ArgumentNullException.ThrowIfNull(host);
         Tensor device = Rent(host.DType, host.ShapeArray());
-        device.DeviceBuffer!.CopyFromHost(host.AsBytes(), 0);
+        var buffer = (IlgpuDeviceBuffer)device.DeviceBuffer!;
+        if (Accelerator is CudaAccelerator && host.ByteCount <= StagedUploads.MaxBytes)
+        {
+            lock (_lock)
+            {
+                ObjectDisposedException.ThrowIf(_disposed, this);
+                _staged ??= new StagedUploads(buffer.StreamPointer);
+                _staged.Upload(host.AsBytes(), buffer.NativePointer);
+            }
+            return device;
+        }
+        buffer.CopyFromHost(host.AsBytes(), 0);
         return device;
     }
 
@@ -115,6 +140,8 @@ public sealed class IlgpuTensorAllocator : ITensorAllocator, IDisposable
             if (_retainedBytes + buffer.LengthInBytes > MaxRetainedBytes)
             {
                 _all.Remove(buffer);
+                // Freeing device memory waits for the device: drain through the guard first (queued exchanges).
+                HostWaits.BeforeBlockingCall("free of device memory");
                 buffer.Dispose();
                 return;
             }
@@ -128,6 +155,7 @@ public sealed class IlgpuTensorAllocator : ITensorAllocator, IDisposable
     {
         lock (_lock)
         {
+            if (_free.Count > 0) HostWaits.BeforeBlockingCall("free of device memory");
             foreach (IlgpuDeviceBuffer buffer in _free)
             {
                 _all.Remove(buffer);
@@ -149,12 +177,14 @@ public sealed class IlgpuTensorAllocator : ITensorAllocator, IDisposable
             _all.Clear();
             _free.Clear();
             _retainedBytes = 0;
+            _staged?.Dispose();
+            _staged = null;
         }
     }
 
     private IlgpuDeviceBuffer Allocate(long bytes)
     {
-        var buffer = new IlgpuDeviceBuffer(Accelerator.Allocate1D<byte>(bytes), DeviceName);
+        var buffer = new IlgpuDeviceBuffer(Accelerator.Allocate1D<byte>(bytes), DeviceName, HostWaits);
         lock (_lock)
         {
             if (_disposed)

@@ -28,6 +28,8 @@ internal sealed unsafe class CudaRuntime
     private readonly delegate* unmanaged<int*, int> _getDevice;                    // (int* device)
     private readonly delegate* unmanaged<nint*, nuint, int> _malloc;               // (void** devPtr, size_t size)
     private readonly delegate* unmanaged<nint, int> _free;                         // (void* devPtr)
+    private readonly delegate* unmanaged<nint*, nuint, int> _mallocHost;           // (void** ptr, size_t size): page-locked host memory
+    private readonly delegate* unmanaged<nint, int> _freeHost;                     // (void* ptr)
     private readonly delegate* unmanaged<nint, nint, nuint, int, int> _memcpy;     // (void* dst, const void* src, size_t count, cudaMemcpyKind kind)
     private readonly delegate* unmanaged<nint, nint, nuint, int, nint, int> _memcpyAsync; // (..., cudaStream_t stream)
     private readonly delegate* unmanaged<nint*, uint, int> _streamCreateWithFlags; // (cudaStream_t* pStream, unsigned int flags)
@@ -54,6 +56,8 @@ internal sealed unsafe class CudaRuntime
         _getDevice = (delegate* unmanaged<int*, int>)F("cudaGetDevice");
         _malloc = (delegate* unmanaged<nint*, nuint, int>)F("cudaMalloc");
         _free = (delegate* unmanaged<nint, int>)F("cudaFree");
+        _mallocHost = (delegate* unmanaged<nint*, nuint, int>)F("cudaMallocHost");
+        _freeHost = (delegate* unmanaged<nint, int>)F("cudaFreeHost");
         _memcpy = (delegate* unmanaged<nint, nint, nuint, int, int>)F("cudaMemcpy");
         _memcpyAsync = (delegate* unmanaged<nint, nint, nuint, int, nint, int>)F("cudaMemcpyAsync");
         _streamCreateWithFlags = (delegate* unmanaged<nint*, uint, int>)F("cudaStreamCreateWithFlags");
@@ -112,6 +116,18 @@ internal sealed unsafe class CudaRuntime
 
     /// <summary>Frees without throwing, for Dispose paths; returns the error code.</summary>
     public int FreeNoThrow(nint pointer) => _free(pointer);
+
+    /// <summary>Allocates <paramref name="bytes"/> of page-locked host memory (copies from it run asynchronously).</summary>
+    public nint MallocHost(long bytes)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(bytes);
+        nint pointer;
+        Check(_mallocHost(&pointer, (nuint)bytes), "cudaMallocHost");
+        return pointer;
+    }
+
+    /// <summary>Frees a <see cref="MallocHost"/> allocation; returns the error code (Dispose paths must not throw).</summary>
+    public int FreeHost(nint pointer) => _freeHost(pointer);
 
     /// <summary>Synchronous copy (returns when done).</summary>
     public void Memcpy(nint destination, nint source, long bytes, int kind)

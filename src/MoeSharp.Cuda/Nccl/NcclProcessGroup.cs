@@ -18,22 +18,24 @@ namespace MoeSharp.Cuda.Nccl;
 /// group: they carry small host values, for which staging through device memory would only add copies. The
 /// dispatcher's count exchange does not come here: its count messages are built on the device and exchanged with
 /// <see cref="AllToAllV"/> (int32), and one device→host copy brings them back with the rank's own scan.</para>
-/// <para><b>Device collectives.</b> <see cref="AllToAllV"/> is grouped <c>ncclSend</c>/<c>ncclRecv</c> on the compute
-/// stream. <see cref="AllToAllVAsync"/> runs the same on a second, communication stream that first waits for an event
-/// recorded on the compute stream (so the send buffer is ready) and records a completion event that the returned
-/// request waits for, so the compute stream stays free (shared experts overlap the exchange).
+/// <para><b>Device collectives</b> are queued, not waited for: the host goes on queueing kernels while they run.
+/// <see cref="AllToAllV"/> is grouped <c>ncclSend</c>/<c>ncclRecv</c> on the compute stream. <see cref="AllToAllVAsync"/>
+/// runs the same on a second, communication stream that first waits for an event recorded on the compute stream (so the
+/// send buffer is ready) and records a completion event that the request's <c>Wait</c> makes the compute stream wait for,
+/// so the compute stream stays free meanwhile (shared experts overlap the exchange).
 /// <see cref="AllReduceSum(Tensor)"/> sums in rank order: <c>ncclAllGather</c> into a <c>[S, n]</c> scratch, then the
-/// ordered sum <c>((v0 + v1) + v2) + …</c> by a device kernel (<see cref="IRankOrderedSum"/>, the ILGPU backend's) or,
-/// without one, on the host after one device→host copy and one copy back; identical float adds on every rank keep the
-/// result bitwise equal everywhere and to the host and MPI groups.</para>
-/// <para><b>Waiting and failure.</b> Waits poll the stream or event together with <c>ncclCommGetAsyncError</c> and
-/// <see cref="Timeout"/> instead of blocking in <c>cudaStreamSynchronize</c>, which would hang if a peer died. On any
-/// failure this rank aborts its communicator (<c>ncclCommAbort</c>) and the bootstrap group, so peers' collectives
-/// throw instead of hanging (a peer blocked inside an NCCL wait sees its own timeout or NCCL's remote error).</para>
-/// <para>A group is driven by one thread at a time (NCCL group calls are per thread); the asynchronous exchange's
-/// completion task only queries events and the async error, which NCCL allows from another thread.</para>
+/// ordered sum <c>((v0 + v1) + v2) + …</c> by a device kernel queued after it (<see cref="IRankOrderedSum"/>, the ILGPU
+/// backend's) or, without one, on the host after one device→host copy and one copy back; identical float adds on every
+/// rank keep the result bitwise equal everywhere and to the host and MPI groups.</para>
+/// <para><b>Waiting and failure.</b> The host waits only where it reads device memory. Those waits come through
+/// <see cref="Drain"/> (the device backend's <c>HostWaits</c> guard, installed by <c>DeviceRank</c>), which polls the
+/// stream together with <c>ncclCommGetAsyncError</c> and <see cref="Timeout"/> instead of blocking in
+/// <c>cudaStreamSynchronize</c>, which would hang if a peer died. On any failure this rank aborts its communicator
+/// (<c>ncclCommAbort</c>) and the bootstrap group, so peers' collectives throw instead of hanging (a peer blocked in a
+/// wait sees its own timeout or NCCL's remote error).</para>
+/// <para>A group is driven by one thread at a time (NCCL group calls are per thread).</para>
 /// </remarks>
-public sealed class NcclProcessGroup : IProcessGroup, IDeviceCollectives
+public sealed class NcclProcessGroup : IProcessGroup, IDeviceCollectives, IStreamDrain
 {
     private readonly IProcessGroup _bootstrap;
     private readonly bool _ownsBootstrap;
@@ -190,8 +192,11 @@ public sealed class NcclProcessGroup : IProcessGroup, IDeviceCollectives
     public void AllReduceSum(Span<long> values) => _bootstrap.AllReduceSum(values);
 
     /// <summary>
-    /// Device all-to-all-v (counts in elements) as grouped <c>ncclSend</c>/<c>ncclRecv</c> on <see cref="ComputeStream"/>;
-    /// returns when the exchange has completed on this rank.
+    /// Device all-to-all-v (counts in elements) as grouped <c>ncclSend</c>/<c>ncclRecv</c> queued on
+    /// <see cref="ComputeStream"/>; returns without waiting for it. Work queued on that stream afterwards sees the received
+    /// elements; the host reads them after <see cref="Drain"/> (the ILGPU backend's copies call it through their
+    /// <c>HostWaits</c> guard; a caller with buffers of its own calls it), which is also where a failure of the exchange
+    /// surfaces.
     /// </summary>
     public void AllToAllV(Tensor send, ReadOnlySpan<int> sendCounts, Tensor receive, ReadOnlySpan<int> receiveCounts)
     {
@@ -201,7 +206,6 @@ public sealed class NcclProcessGroup : IProcessGroup, IDeviceCollectives
             (nint sendPtr, nint receivePtr, int type, NcclExchangePlan plan) = Prepare(send, sendCounts, receive, receiveCounts);
             BindDevice();
             Post(plan, sendPtr, receivePtr, type, ComputeStream);
-            WaitUntil(() => _cuda.StreamQuery(ComputeStream), "AllToAllV");
         }
         catch (Exception ex)
         {
@@ -213,8 +217,10 @@ public sealed class NcclProcessGroup : IProcessGroup, IDeviceCollectives
 
     /// <summary>
     /// Starts <see cref="AllToAllV"/> on <see cref="CommunicationStream"/> after the work already queued on
-    /// <see cref="ComputeStream"/>, and returns at once. The request completes when this rank's exchange has finished;
-    /// until then neither buffer may be touched.
+    /// <see cref="ComputeStream"/>, and returns at once, so work queued on the compute stream meanwhile (the shared experts)
+    /// runs beside the exchange. The request is ordered on the device: its <see cref="CollectiveRequest.Wait"/> makes the
+    /// compute stream wait for the exchange (<c>cudaStreamWaitEvent</c>) without blocking the host; until then neither
+    /// buffer may be touched by work on the compute stream.
     /// </summary>
     public CollectiveRequest AllToAllVAsync(Tensor send, int[] sendCounts, Tensor receive, int[] receiveCounts)
     {
@@ -248,12 +254,12 @@ public sealed class NcclProcessGroup : IProcessGroup, IDeviceCollectives
             throw failure;
         }
 
-        return new CollectiveRequest(Task.Run(() =>
+        return CollectiveRequest.OrderedOnDevice(() =>
         {
             try
             {
                 BindDevice();
-                WaitUntil(() => _cuda.EventQuery(done), "AllToAllVAsync");
+                _cuda.StreamWaitEvent(ComputeStream, done);
             }
             catch (Exception ex)
             {
@@ -263,9 +269,31 @@ public sealed class NcclProcessGroup : IProcessGroup, IDeviceCollectives
             }
             finally
             {
+                // Allowed while the wait is pending: CUDA releases the event once the wait is satisfied.
                 _cuda.EventDestroy(done);
             }
-        }));
+        });
+    }
+
+    /// <summary>
+    /// Returns once everything queued on <see cref="ComputeStream"/> (exchanges included) has run, polling the stream with
+    /// <c>ncclCommGetAsyncError</c>, this group's abort and <see cref="Timeout"/>; on a failure aborts the communicator
+    /// and throws. The device backend calls it before each blocking host wait (<c>HostWaits</c>).
+    /// </summary>
+    public void Drain(string operation)
+    {
+        ThrowIfUnusable();
+        try
+        {
+            BindDevice();
+            WaitUntil(() => _cuda.StreamQuery(ComputeStream), operation);
+        }
+        catch (Exception ex)
+        {
+            Exception failure = Fail(ex);
+            if (ReferenceEquals(failure, ex)) throw;
+            throw failure;
+        }
     }
 
     /// <summary>
@@ -293,7 +321,6 @@ public sealed class NcclProcessGroup : IProcessGroup, IDeviceCollectives
                 {
                     BindDevice();
                     _nccl.AllGather(target.Pointer, DevicePointers.Of(copies, nameof(copies)).Pointer, n, NcclDataTypes.For(values.DType), Comm, ComputeStream, Rank);
-                    WaitUntil(() => _cuda.StreamQuery(ComputeStream), "AllReduceSum");
                     _orderedSum.SumInRankOrder(copies, Size, values);
                 }
                 finally
@@ -340,11 +367,26 @@ public sealed class NcclProcessGroup : IProcessGroup, IDeviceCollectives
         _bootstrap.Abort(error);
     }
 
-    /// <summary>Destroys the communicator (unless aborted), the streams this group created, and an owned bootstrap group.</summary>
+    /// <summary>
+    /// Destroys the communicator (unless aborted), the streams this group created, and an owned bootstrap group. Exchanges
+    /// still queued are waited for first (<c>ncclCommDestroy</c> would wait for them without a timeout); if they cannot
+    /// finish (a peer failed) the communicator is aborted instead. Never throws for that: the failure has its own rank.
+    /// </summary>
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         BindDevice();
+        if (Volatile.Read(ref _aborted) == 0)
+        {
+            try
+            {
+                WaitUntil(() => _cuda.StreamQuery(ComputeStream) && _cuda.StreamQuery(CommunicationStream), "Dispose");
+            }
+            catch (Exception ex) when (ex is CollectiveException or NcclException or CudaException)
+            {
+                AbortCommunicator();
+            }
+        }
         nint comm = Interlocked.Exchange(ref _comm, 0);
         if (comm != 0 && Volatile.Read(ref _aborted) == 0) _nccl.CommDestroy(comm);
         _cuda.StreamDestroy(CommunicationStream);

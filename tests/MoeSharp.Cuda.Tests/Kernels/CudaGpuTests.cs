@@ -34,6 +34,25 @@ public class CudaGpuTests
         }
     }
 
+    [CudaFact]
+    public void SmallUploads_AreStagedWithoutWaiting_AndArriveInOrder()
+    {
+        using IlgpuBackend cuda = IlgpuBackend.CreateCuda(0);
+        // Uploads queued behind each other: every one lands with its own values though the host never waited, even when
+        // a staging slot is reused for a later upload.
+        var uploaded = new List<Tensor>();
+        for (int round = 0; round < 200; round++)
+        {
+            int[] values = Enumerable.Range(0, 1 + round % 37).Select(i => round * 1000 + i).ToArray();
+            uploaded.Add(cuda.Kernels.ToDevice(Tensor.FromArray(values, values.Length)));
+        }
+        for (int round = 0; round < uploaded.Count; round++)
+        {
+            Assert.Equal(Enumerable.Range(0, 1 + round % 37).Select(i => round * 1000 + i), uploaded[round].ToHost().AsSpan<int>().ToArray());
+        }
+        Assert.True(cuda.Allocator.StagingSlots >= 1, "the small uploads did not go through the staging slots");
+    }
+
     private static Tensor[] Run(TokenDispatcher dispatcher, Tensor x, Tensor scores, Tensor ids, Func<Tensor, Tensor> toDevice)
     {
         Tensor dx = toDevice(x);

@@ -46,6 +46,8 @@ public class NcclGpuTests
         {
             if (asynchronous) nccl.AllToAllVAsync(sendTensor, sendCounts, receiveTensor, receiveCounts).Wait();
             else nccl.AllToAllV(sendTensor, sendCounts, receiveTensor, receiveCounts);
+            // The exchange is only queued (on the group's own stream here): the host reads after draining it.
+            nccl.Drain("test read");
             return Download(receiveTensor);
         }
     }, TimeSpan.FromSeconds(60));
@@ -79,6 +81,7 @@ public class NcclGpuTests
             using (buffer)
             {
                 nccl.AllReduceSum(values);
+                nccl.Drain("test read");
                 return Download(values);
             }
         }, TimeSpan.FromSeconds(60));
@@ -115,6 +118,7 @@ public class NcclGpuTests
             {
                 int[] counts = g.Rank == 1 ? [5, 5] : [1, 1]; // rank 1 asks for more than its buffers hold
                 nccl.AllToAllV(t, counts, t, counts);
+                nccl.Drain("read of the received rows"); // rank 0's exchange was queued; its read fails instead of hanging
             }
         }, TimeSpan.FromSeconds(20)));
         Assert.NotNull(ex);

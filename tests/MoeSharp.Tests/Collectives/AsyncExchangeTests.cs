@@ -110,4 +110,25 @@ public class AsyncExchangeTests
         Assert.Equal([0f, 1, 2, 3, 0, 1, 10, 11, 0, 0], results[0]);
         Assert.Equal([10f, 11, 12, 13, 2, 3, 12, 13, 0, 0], results[1]);
     }
+
+    [Fact]
+    public void DeviceOrderedRequest_OrdersOnce_AndCountsAsCompletedAfterwards()
+    {
+        int ordered = 0;
+        var request = CollectiveRequest.OrderedOnDevice(() => ordered++);
+        Assert.False(request.IsCompleted);
+        request.Wait();
+        request.Wait();
+        Assert.Equal(1, ordered);
+        Assert.True(request.IsCompleted);
+    }
+
+    [Fact]
+    public void DeviceOrderedRequest_ReportsAFailedOrderingAsACollectiveError()
+    {
+        var request = CollectiveRequest.OrderedOnDevice(() => throw new InvalidOperationException("cudaStreamWaitEvent failed"));
+        var ex = Assert.Throws<CollectiveException>(request.Wait);
+        Assert.Contains("cudaStreamWaitEvent failed", ex.Message);
+        Assert.IsType<InvalidOperationException>(ex.InnerException);
+    }
 }
