@@ -20,7 +20,7 @@ internal sealed class TrainCommand : Command<TrainSettings>
         TimeSpan? timeout = s.TimeoutSeconds is double t ? TimeSpan.FromSeconds(t) : null;
         ComputeOptions compute = ComputeOptions.Parse(s.Device, s.Gpus);
         TrainOptions Options(int world) => new(s.Steps, world, s.Sp, s.SequenceLayout, s.ShardingPolicy, s.Tokens, s.Dim, s.Hidden, s.Experts,
-            s.TopK, s.SharedHidden, s.ScoreBeforeExperts, s.LearningRate, s.BiasUpdateCoeff, s.Seed) { Compute = compute, BFloat16Products = s.BFloat16Products };
+            s.TopK, s.SharedHidden, s.ScoreBeforeExperts, s.LearningRate, s.BiasUpdateCoeff, s.Seed) { Compute = compute, BFloat16Products = s.BFloat16Products, Profile = s.Profile };
 
         double[]? losses;
         int worldSize;
@@ -88,6 +88,20 @@ internal sealed class TrainCommand : Command<TrainSettings>
         string bias = string.Join(" ", r.ExpertBias.Select(b => MathF.Round(b, 3, MidpointRounding.AwayFromZero) is var v && v != 0 ? v.ToString("+0.000;-0.000", CultureInfo.InvariantCulture) : "+0.000"));
         AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture, $"step {r.Step,5}  loss {Format(r.Loss)}")));
         AnsiConsole.MarkupLine(Markup.Escape($"       load [{load}]  bias [{bias}]"));
+        if (r.Profile is { } profile) PrintProfile(profile, r.Step - 1);
+    }
+
+    /// <summary>The kernel profile as milliseconds per step (rank 0's, over steps 2 to the last).</summary>
+    private static void PrintProfile(IReadOnlyList<KernelTime> profile, int steps)
+    {
+        double total = profile.Sum(t => t.Seconds);
+        AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
+            $"kernel profile on rank 0, per step over steps 2-{steps + 1} (synchronized around each call): {total * 1e3 / steps:F2} ms in kernels")));
+        foreach (KernelTime t in profile)
+        {
+            AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
+                $"  {t.Kernel,-34} {t.Seconds * 1e3 / steps,9:F3} ms  {100 * t.Seconds / Math.Max(total, 1e-12),5:F1} %  {t.Calls / (double)steps,7:F1} calls")));
+        }
     }
 
     private static double[] TrainWithProgressBar(TrainSettings s, TrainOptions options, ConcurrentQueue<(double Step, double Layer)> stepTimes, TimeSpan? timeout,

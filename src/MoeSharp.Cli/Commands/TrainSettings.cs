@@ -93,6 +93,10 @@ internal sealed class TrainSettings : CommandSettings
     [Description("How ranks talk: inproc (threads of this process, default) or mpi (under mpiexec, one process per rank; the job's size is the world).")]
     public string? Comm { get; init; }
 
+    [CommandOption("--profile")]
+    [Description("With --device: time each of the layer's and the dispatcher's kernels from step 2 on (synchronizing around each, so the steps run slower) and print the table after the last step.")]
+    public bool Profile { get; init; }
+
     [CommandOption("--timeout <SECONDS>")]
     [Description("Seconds a collective may wait for its peers. Default 60.")]
     public double? TimeoutSeconds { get; init; }
@@ -129,6 +133,7 @@ internal sealed class TrainSettings : CommandSettings
             _ = CommKinds.Parse(Comm);
             _ = ComputeOptions.Parse(Device, Gpus);
             if (BFloat16Products && Device is null or "host") throw new ArgumentException($"--gemm-dtype {GemmDType} needs --device cuda or ilgpu-cpu");
+            if (Profile && Device is null or "host") throw new ArgumentException("--profile needs --device cuda or ilgpu-cpu");
         }
         catch (ArgumentException ex)
         {

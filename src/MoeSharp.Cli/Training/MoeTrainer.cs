@@ -52,7 +52,10 @@ internal static class MoeTrainer
 
         using DeviceRank? device = o.Compute.CreateRank(world);
         using ParallelGroups? groups = o.World == 1 && o.Layout == SequenceLayout.Replicated ? null : ParallelGroups.Create(device?.World ?? world, o.Sp);
-        MoeLayer layer = LayerWorldRunner.CreateLayer(args, o.ScoreBeforeExperts, layout, groups, device, o.BFloat16Products);
+        bool profile = o.Profile && device is not null;
+        ProfilingMoeKernels? dispatchProfile = profile ? new ProfilingMoeKernels(device!.Backend.Kernels) : null;
+        ProfilingLayerKernels? layerProfile = profile ? new ProfilingLayerKernels(device!.Backend.LayerKernels(o.BFloat16Products)) : null;
+        MoeLayer layer = LayerWorldRunner.CreateLayer(args, o.ScoreBeforeExperts, layout, groups, device, o.BFloat16Products, dispatchProfile, layerProfile);
         ILayerKernels kernels = layer.Kernels;
         MoeLayerCheckpoint.Load(layer, weights);
         // The head is one host row; the layer's weights and moments stay on its device. AdamW updates every parameter
@@ -115,10 +118,27 @@ internal static class MoeTrainer
 
             headOptimizer.Step();
             long[] load = layer.UpdateExpertBias(o.BiasUpdateCoeff);
+            IReadOnlyList<KernelTime>? kernelTimes = step == o.Steps && step > 1 ? ProfileRows(dispatchProfile, layerProfile) : null;
             if (world.Rank == 0) report?.Invoke(new StepReport(step, loss, load, layer.ExpertBias!.AsSpan<float>().ToArray(),
-                Stopwatch.GetElapsedTime(started).TotalMilliseconds, layerTime.TotalMilliseconds));
+                Stopwatch.GetElapsedTime(started).TotalMilliseconds, layerTime.TotalMilliseconds, kernelTimes));
+            if (step == 1)
+            {
+                // The first step compiles kernels and fills the pools: profile the steady state.
+                dispatchProfile?.Reset();
+                layerProfile?.Reset();
+            }
         }
         return stepLosses;
+    }
+
+    /// <summary>The profilers' totals, slowest first; null when not profiling.</summary>
+    private static List<KernelTime>? ProfileRows(ProfilingMoeKernels? dispatch, ProfilingLayerKernels? layer)
+    {
+        if (dispatch is null || layer is null) return null;
+        return dispatch.Totals.Select(t => new KernelTime("dispatch " + t.Key, t.Value.Seconds, t.Value.Calls))
+            .Concat(layer.Totals.Select(t => new KernelTime("layer " + t.Key, t.Value.Seconds, t.Value.Calls)))
+            .OrderByDescending(t => t.Seconds)
+            .ToList();
     }
 
     /// <summary>Tokens this rank owns (its SP shard of its group's chunk).</summary>

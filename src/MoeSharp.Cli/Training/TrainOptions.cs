@@ -30,6 +30,9 @@ internal sealed record TrainOptions(
 
     /// <summary>On a device: round the layer's product inputs to bfloat16, accumulating in float32 (<c>--gemm-dtype bfloat16</c>).</summary>
     public bool BFloat16Products { get; init; }
+
+    /// <summary>On a device: time every kernel call from step 2 on and report the totals with the last step (<c>--profile</c>).</summary>
+    public bool Profile { get; init; }
 }
 
 /// <summary>One step as rank 0 saw it.</summary>
@@ -39,4 +42,12 @@ internal sealed record TrainOptions(
 /// <param name="ExpertBias">[E] bias after this step's update.</param>
 /// <param name="Milliseconds">Wall time of the step on rank 0: batch, forward, loss, backward, AdamW and bias update.</param>
 /// <param name="LayerMilliseconds">Of that, the layer's own work on rank 0: forward (until its output is on the host), backward and the layer's AdamW step, finished on the device.</param>
-internal sealed record StepReport(int Step, double Loss, long[] TokensPerExpert, float[] ExpertBias, double Milliseconds, double LayerMilliseconds);
+/// <param name="Profile">With <see cref="TrainOptions.Profile"/>, on the last step: per kernel, its total seconds and calls over steps 2 to the last.</param>
+internal sealed record StepReport(int Step, double Loss, long[] TokensPerExpert, float[] ExpertBias, double Milliseconds, double LayerMilliseconds,
+    IReadOnlyList<KernelTime>? Profile = null);
+
+/// <summary>One row of a kernel profile.</summary>
+/// <param name="Kernel">Which seam and member, e.g. <c>layer GroupedMatMulTransposeB</c>.</param>
+/// <param name="Seconds">Total wall time of its calls, device work included.</param>
+/// <param name="Calls">How many calls.</param>
+internal sealed record KernelTime(string Kernel, double Seconds, int Calls);

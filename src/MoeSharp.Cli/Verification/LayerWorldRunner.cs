@@ -33,10 +33,11 @@ internal static class LayerWorldRunner
 
     /// <summary>
     /// Creates the layer of one rank for <paramref name="layout"/>, on the host or on <paramref name="device"/> (there with
-    /// bfloat16 product inputs when <paramref name="bfloat16Products"/>).
+    /// bfloat16 product inputs when <paramref name="bfloat16Products"/>). Profiling decorators, when given, wrap the
+    /// device's kernels and are used in their place.
     /// </summary>
     public static MoeLayer CreateLayer(MoeLayerArgs args, bool scoreBeforeExperts, LayerLayout layout, ParallelGroups? groups, DeviceRank? device = null,
-        bool bfloat16Products = false)
+        bool bfloat16Products = false, ProfilingMoeKernels? dispatchProfile = null, ProfilingLayerKernels? layerProfile = null)
     {
         if (bfloat16Products && device is null) throw new ArgumentException("bfloat16 products need a device backend (--device cuda or ilgpu-cpu)", nameof(bfloat16Products));
         var config = new TokenDispatcherConfig(args.NumExperts, args.TopK)
@@ -46,8 +47,8 @@ internal static class LayerWorldRunner
             Sharding = layout.Sharding,
             ExpertAlignment = layout.Alignment,
         };
-        IMoeKernels? dispatchKernels = device?.Backend.Kernels;
-        ILayerKernels? layerKernels = device?.Backend.LayerKernels(bfloat16Products);
+        IMoeKernels? dispatchKernels = dispatchProfile ?? (IMoeKernels?)device?.Backend.Kernels;
+        ILayerKernels? layerKernels = layerProfile ?? (ILayerKernels?)device?.Backend.LayerKernels(bfloat16Products);
         return groups is null
             ? new MoeLayer(args, new LocalTokenDispatcher(config, dispatchKernels), null, layerKernels)
             : new MoeLayer(args, new AllToAllTokenDispatcher(config, groups, dispatchKernels), groups.World, layerKernels);
