@@ -9,14 +9,12 @@ namespace MoeSharp.Cuda.Cublas;
 /// Inputs bfloat16 or float32, accumulation and output float32.
 /// </summary>
 /// <remarks>
-/// <para>bfloat16: one <c>cublasGemmEx</c> per expert with rows (<c>CUDA_R_16BF</c> A/B, <c>CUDA_R_32F</c> C,
-/// <c>CUBLAS_COMPUTE_32F</c>). <c>cublasGemmGroupedBatchedEx</c> is not used here: its documented type table pairs
-/// 16BF inputs only with a 16BF output, not the float32 output MoeSharp accumulates into.</para>
-/// <para>float32: <c>CUBLAS_COMPUTE_32F_PEDANTIC</c> (no TF32 down-conversion), so results can be checked tightly
-/// against the host. When the library exports <c>cublasGemmGroupedBatchedEx</c> (cuBLAS 12.5+) and
-/// <see cref="UseGroupedBatched"/> is on, all experts go in one call (one group per expert; its pointer arrays are
-/// uploaded to device scratch on the same stream, so reuse is ordered after the previous call); otherwise one
-/// <c>cublasGemmEx</c> per expert.</para>
+/// <para>bfloat16: <c>CUDA_R_16BF</c> A/B, <c>CUDA_R_32F</c> C, <c>CUBLAS_COMPUTE_32F</c>; float32:
+/// <c>CUBLAS_COMPUTE_32F_PEDANTIC</c> (no TF32 down-conversion), so results can be checked tightly against the host.
+/// When the library exports <c>cublasGemmGroupedBatchedEx</c> (cuBLAS 12.5+) and <see cref="UseGroupedBatched"/> is
+/// on, all experts go in one call (<see cref="GroupedBatchedGemm"/>: one group per expert, pointer arrays uploaded to
+/// device scratch on the same stream); otherwise, and where the library refuses the types (its documented table pairs
+/// 16BF inputs only with a 16BF output), one <c>cublasGemmEx</c> per expert.</para>
 /// <para>Row-major ↔ column-major mapping: <see cref="ColumnMajorGemm.ForRowMajorTimesTransposed"/>. All work is
 /// enqueued on <see cref="Stream"/>; nothing here synchronizes.</para>
 /// </remarks>
@@ -25,9 +23,8 @@ public sealed unsafe class CublasGroupedGemm : IDisposable
     private readonly CudaRuntime _cuda;
     private readonly CublasLibrary _cublas;
     private readonly Action? _bindContext;
+    private readonly GroupedBatchedGemm _grouped;
     private nint _handle;
-    private nint _pointerScratch;
-    private long _pointerScratchBytes;
 
     /// <summary>Creates a cuBLAS handle on <paramref name="device"/> whose calls run on <paramref name="stream"/>.</summary>
     /// <param name="device">CUDA device ordinal (made current on this thread).</param>
@@ -43,7 +40,8 @@ public sealed unsafe class CublasGroupedGemm : IDisposable
         Stream = stream;
         BindDevice();
         _handle = _cublas.CreateOnStream(stream);
-        UseGroupedBatched = useGroupedBatched && _cublas.HasGroupedBatchedEx;
+        _grouped = new GroupedBatchedGemm(stream);
+        UseGroupedBatched = useGroupedBatched && _grouped.Available;
     }
 
     /// <summary>The device ordinal.</summary>
@@ -95,14 +93,20 @@ public sealed unsafe class CublasGroupedGemm : IDisposable
 
     /// <summary>bfloat16 A <c>[Σm, K]</c> and B <c>[E, N, K]</c>, float32 C <c>[Σm, N]</c>, all device pointers.</summary>
     public void RunBFloat16(nint a, nint b, nint c, ReadOnlySpan<int> rowsPerExpert, int n, int k)
-        => RunEach(a, b, c, ExpertGemm.Plan(rowsPerExpert, n, k, 2, 4), n, k, CublasConstants.CudaR16BF, CublasConstants.Compute32F);
+    {
+        ExpertGemm[] plan = ExpertGemm.Plan(rowsPerExpert, n, k, 2, 4);
+        if (UseGroupedBatched && plan.Length > 0)
+            RunGrouped(a, b, c, plan, n, k, CublasConstants.CudaR16BF, CublasConstants.Compute32F);
+        else
+            RunEach(a, b, c, plan, n, k, CublasConstants.CudaR16BF, CublasConstants.Compute32F);
+    }
 
     /// <summary>float32 A <c>[Σm, K]</c>, B <c>[E, N, K]</c>, C <c>[Σm, N]</c>, all device pointers; pedantic float32 compute.</summary>
     public void RunFloat32(nint a, nint b, nint c, ReadOnlySpan<int> rowsPerExpert, int n, int k)
     {
         ExpertGemm[] plan = ExpertGemm.Plan(rowsPerExpert, n, k, 4, 4);
         if (UseGroupedBatched && plan.Length > 0)
-            RunGrouped(a, b, c, plan, n, k);
+            RunGrouped(a, b, c, plan, n, k, CublasConstants.CudaR32F, CublasConstants.Compute32FPedantic);
         else
             RunEach(a, b, c, plan, n, k, CublasConstants.CudaR32F, CublasConstants.Compute32FPedantic);
     }
@@ -120,59 +124,20 @@ public sealed unsafe class CublasGroupedGemm : IDisposable
         }
     }
 
-    private void RunGrouped(nint a, nint b, nint c, ExpertGemm[] plan, int n, int k)
+    private void RunGrouped(nint a, nint b, nint c, ExpertGemm[] plan, int n, int k, int inputType, int computeType)
     {
         nint handle = Handle;
         BindDevice();
-        int groups = plan.Length;
-        var transA = new int[groups]; var transB = new int[groups];
-        var m = new int[groups]; var nn = new int[groups]; var kk = new int[groups];
-        var lda = new int[groups]; var ldb = new int[groups]; var ldc = new int[groups];
-        var alpha = new float[groups]; var beta = new float[groups]; var groupSize = new int[groups];
-        // Device arrays of pointers, laid out [A pointers | B pointers | C pointers], one per problem.
-        var pointers = new nint[3 * groups];
-        for (int i = 0; i < groups; i++)
+        var problems = new GemmProblem[plan.Length];
+        for (int i = 0; i < plan.Length; i++)
         {
             ExpertGemm g = plan[i];
-            ColumnMajorGemm p = ColumnMajorGemm.ForRowMajorTimesTransposed(g.Rows, n, k);
-            (transA[i], transB[i], m[i], nn[i], kk[i], lda[i], ldb[i], ldc[i]) = (p.TransA, p.TransB, p.M, p.N, p.K, p.Lda, p.Ldb, p.Ldc);
-            (alpha[i], beta[i], groupSize[i]) = (1f, 0f, 1);
-            pointers[i] = b + (nint)g.BOffsetBytes;
-            pointers[groups + i] = a + (nint)g.AOffsetBytes;
-            pointers[2 * groups + i] = c + (nint)g.COffsetBytes;
+            // cuBLAS's A is the weight matrix, its B the routed rows (see ColumnMajorGemm).
+            problems[i] = new GemmProblem(ColumnMajorGemm.ForRowMajorTimesTransposed(g.Rows, n, k),
+                b + (nint)g.BOffsetBytes, a + (nint)g.AOffsetBytes, c + (nint)g.COffsetBytes);
         }
-
-        long bytes = (long)pointers.Length * sizeof(nint);
-        nint scratch = PointerScratch(bytes);
-        fixed (nint* host = pointers)
-            // From pageable memory the copy is staged before the call returns, so `pointers` may die afterwards; being
-            // on the GEMM's stream, it also runs only after the previous call's kernels have read the old arrays.
-            _cuda.MemcpyAsync(scratch, (nint)host, bytes, CudaConstants.MemcpyHostToDevice, Stream);
-
-        fixed (int* ta = transA, tb = transB, pm = m, pn = nn, pk = kk, plda = lda, pldb = ldb, pldc = ldc, gs = groupSize)
-        fixed (float* pa = alpha, pb = beta)
-        {
-            _cublas.GemmGroupedBatchedEx(handle, ta, tb, pm, pn, pk, pa,
-                scratch, CublasConstants.CudaR32F, plda,
-                scratch + groups * sizeof(nint), CublasConstants.CudaR32F, pldb, pb,
-                scratch + 2 * groups * sizeof(nint), CublasConstants.CudaR32F, pldc,
-                groups, gs, CublasConstants.Compute32FPedantic);
-        }
-    }
-
-    private nint PointerScratch(long bytes)
-    {
-        if (_pointerScratchBytes >= bytes) return _pointerScratch;
-        // Growing frees the old array; work still queued on the stream may read it, so wait for the stream first.
-        if (_pointerScratch != 0)
-        {
-            _cuda.StreamSynchronize(Stream);
-            _cuda.FreeNoThrow(_pointerScratch);
-            _pointerScratch = 0;
-        }
-        _pointerScratch = _cuda.Malloc(bytes);
-        _pointerScratchBytes = bytes;
-        return _pointerScratch;
+        if (!_grouped.TryRun(handle, problems, 0f, inputType, computeType))
+            RunEach(a, b, c, plan, n, k, inputType, computeType);
     }
 
     private nint Handle => _handle != 0 ? _handle : throw new ObjectDisposedException(nameof(CublasGroupedGemm));
@@ -183,12 +148,7 @@ public sealed unsafe class CublasGroupedGemm : IDisposable
         nint handle = Interlocked.Exchange(ref _handle, 0);
         if (handle == 0) return;
         BindDevice();
-        if (_pointerScratch != 0)
-        {
-            _cuda.StreamSynchronize(Stream);
-            _cuda.FreeNoThrow(_pointerScratch);
-            _pointerScratch = 0;
-        }
+        _grouped.Dispose();
         _cublas.Destroy(handle);
     }
 

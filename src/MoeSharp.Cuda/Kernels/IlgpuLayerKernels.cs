@@ -103,40 +103,40 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
             (cublas, pa, pb, pc, half) => cublas.MatMulTransposeA(pa, pb, pc, m, n, rows, accumulate, half));
 
     /// <inheritdoc />
-    /// <remarks>With bfloat16 products on CUDA each operand is rounded once for all groups; otherwise one product per group.</remarks>
+    /// <remarks>On CUDA all groups go in one grouped cuBLAS call, each operand rounded once with bfloat16 products; elsewhere one product per group.</remarks>
     public void GroupedMatMulTransposeB(Tensor a, ReadOnlySpan<long> rowsPerGroup, Tensor b, int n, int k, Tensor c, bool accumulate = false)
     {
-        if (!GroupsInBFloat16(k))
+        if (!GroupsOnCublas(k))
         {
             ILayerKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => MatMulTransposeB(a, start, rows, b, g, n, k, c, start, accumulate));
             return;
         }
-        RunGroupsInBFloat16(a, b, rowsPerGroup, (cublas, ha, hb, pc, g, start, rows) =>
-            cublas.MatMulTransposeB(ha + Half(start * k), hb + Half(g * n * k), pc + Single(start * n), rows, n, k, accumulate, true), c);
+        RunGroupsOnCublas(a, b, rowsPerGroup, accumulate, c, (pa, pb, pc, g, start, rows) =>
+            CublasRowMajorGemm.TransposeBProblem(pa + Single(start * k), pb + Single(g * n * k), pc + Single(start * n), rows, n, k));
     }
 
     /// <inheritdoc />
     public void GroupedMatMul(Tensor a, ReadOnlySpan<long> rowsPerGroup, Tensor b, int n, int k, Tensor c, bool accumulate = false)
     {
-        if (!GroupsInBFloat16(k))
+        if (!GroupsOnCublas(k))
         {
             ILayerKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => MatMul(a, start, rows, b, g, n, k, c, start, accumulate));
             return;
         }
-        RunGroupsInBFloat16(a, b, rowsPerGroup, (cublas, ha, hb, pc, g, start, rows) =>
-            cublas.MatMul(ha + Half(start * k), hb + Half(g * k * n), pc + Single(start * n), rows, n, k, accumulate, true), c);
+        RunGroupsOnCublas(a, b, rowsPerGroup, accumulate, c, (pa, pb, pc, g, start, rows) =>
+            CublasRowMajorGemm.TimesProblem(pa + Single(start * k), pb + Single(g * k * n), pc + Single(start * n), rows, n, k));
     }
 
     /// <inheritdoc />
     public void GroupedMatMulTransposeA(Tensor a, Tensor b, ReadOnlySpan<long> rowsPerGroup, int m, int n, Tensor c, bool accumulate = false)
     {
-        if (!GroupsInBFloat16(m))
+        if (!GroupsOnCublas(m))
         {
             ILayerKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => MatMulTransposeA(a, start, b, start, rows, m, n, c, g, accumulate));
             return;
         }
-        RunGroupsInBFloat16(a, b, rowsPerGroup, (cublas, ha, hb, pc, g, start, rows) =>
-            cublas.MatMulTransposeA(ha + Half(start * m), hb + Half(start * n), pc + Single(g * m * n), m, n, rows, accumulate, true), c);
+        RunGroupsOnCublas(a, b, rowsPerGroup, accumulate, c, (pa, pb, pc, g, start, rows) =>
+            CublasRowMajorGemm.TransposeAProblem(pa + Single(start * m), pb + Single(start * n), pc + Single(g * m * n), m, n, rows));
     }
 
     /// <inheritdoc />
@@ -279,28 +279,41 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
         Release(roundedB);
     }
 
-    /// <summary>Whether grouped products go as bfloat16 cuBLAS GEMMs over operands rounded once (a reduction or row length of 0 takes the per-group path).</summary>
-    private bool GroupsInBFloat16(int inner) => BFloat16Products && _cublas is not null && inner > 0;
-
-    private static nint Half(long elements) => (nint)(elements * 2);
+    /// <summary>Whether grouped products go to cuBLAS as one grouped call (a reduction or row length of 0 takes the per-group path).</summary>
+    private bool GroupsOnCublas(int inner) => _cublas is not null && inner > 0;
 
     private static nint Single(long elements) => (nint)(elements * 4);
 
-    /// <summary>Rounds both operands to bfloat16 once, then runs one cuBLAS GEMM per group with rows (stream-ordered scratch).</summary>
-    private void RunGroupsInBFloat16(Tensor a, Tensor b, ReadOnlySpan<long> rowsPerGroup, Action<CublasRowMajorGemm, nint, nint, nint, int, int, int> gemm, Tensor c)
+    /// <summary>Group g's product over the operands' first elements (float32).</summary>
+    private delegate GemmProblem GroupProblem(nint a, nint b, nint c, int group, int start, int rows);
+
+    /// <summary>
+    /// One cuBLAS grouped call for every group with rows: <paramref name="problem"/> places group g's product in the
+    /// operands, which with bfloat16 products are first rounded once each to bfloat16 values kept in float32
+    /// (stream-ordered scratch), the form the grouped call takes on the tensor cores (see <see cref="CublasRowMajorGemm.Grouped"/>).
+    /// </summary>
+    private void RunGroupsOnCublas(Tensor a, Tensor b, ReadOnlySpan<long> rowsPerGroup, bool accumulate, Tensor c, GroupProblem problem)
     {
-        Tensor halfA = Allocate(DType.BFloat16, a.ElementCount), halfB = Allocate(DType.BFloat16, b.ElementCount);
+        Tensor? roundedA = null, roundedB = null;
         try
         {
-            if (a.ElementCount > 0) _toBFloat16(a.ElementCount, Floats(a, nameof(a)), 0, DeviceViews.BFloat16Bits(_acc, halfA, nameof(a)));
-            if (b.ElementCount > 0) _toBFloat16(b.ElementCount, Floats(b, nameof(b)), 0, DeviceViews.BFloat16Bits(_acc, halfB, nameof(b)));
-            nint ha = DevicePointers.Of(halfA, nameof(a)).Pointer, hb = DevicePointers.Of(halfB, nameof(b)).Pointer, pc = Pointer(c, 0, nameof(c));
-            ILayerKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => gemm(_cublas!, ha, hb, pc, g, start, rows));
+            Tensor inputA = a, inputB = b;
+            if (BFloat16Products)
+            {
+                inputA = roundedA = Allocate(DType.Float32, a.ElementCount);
+                inputB = roundedB = Allocate(DType.Float32, b.ElementCount);
+                if (a.ElementCount > 0) _roundToBFloat16(a.ElementCount, Floats(a, nameof(a)), 0, Floats(roundedA, nameof(a)));
+                if (b.ElementCount > 0) _roundToBFloat16(b.ElementCount, Floats(b, nameof(b)), 0, Floats(roundedB, nameof(b)));
+            }
+            nint pa = Pointer(inputA, 0, nameof(a)), pb = Pointer(inputB, 0, nameof(b)), pc = Pointer(c, 0, nameof(c));
+            var problems = new List<GemmProblem>(rowsPerGroup.Length);
+            ILayerKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => problems.Add(problem(pa, pb, pc, g, start, rows)));
+            _cublas!.Grouped(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(problems), accumulate, BFloat16Products);
         }
         finally
         {
-            Release(halfA);
-            Release(halfB);
+            Release(roundedA);
+            Release(roundedB);
         }
     }
 

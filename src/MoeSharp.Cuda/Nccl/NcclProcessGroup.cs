@@ -94,6 +94,7 @@ public sealed class NcclProcessGroup : IProcessGroup, IDeviceCollectives, IStrea
         int rank = bootstrap.Rank;
         nint ownedCompute = 0, communication = 0;
         CudaRuntime? cuda = null;
+        NcclProcessGroup? group = null;
         try
         {
             cuda = CudaRuntime.Shared;
@@ -113,8 +114,11 @@ public sealed class NcclProcessGroup : IProcessGroup, IDeviceCollectives, IStrea
             if (computeStream == 0 && !computeStreamIsLegacyDefault) computeStream = ownedCompute = cuda.StreamCreate(CudaConstants.StreamNonBlocking);
             communication = cuda.StreamCreate(CudaConstants.StreamNonBlocking);
             nint comm = nccl.CommInitRank(bootstrap.Size, id, rank);
-            return new NcclProcessGroup(bootstrap, ownsBootstrap, cuda, nccl, device, comm, computeStream, ownedCompute != 0, communication, bindContext,
+            group = new NcclProcessGroup(bootstrap, ownsBootstrap, cuda, nccl, device, comm, computeStream, ownedCompute != 0, communication, bindContext,
                 orderedSum);
+            ownedCompute = communication = 0; // the group owns its streams now
+            group.ConnectPeers();
+            return group;
         }
         catch (Exception ex)
         {
@@ -123,8 +127,41 @@ public sealed class NcclProcessGroup : IProcessGroup, IDeviceCollectives, IStrea
                 if (ownedCompute != 0) cuda.StreamDestroy(ownedCompute);
                 if (communication != 0) cuda.StreamDestroy(communication);
             }
-            // Peers wait in the id exchange or in ncclCommInitRank; aborting the bootstrap group releases the former.
+            // Peers wait in the id exchange, in ncclCommInitRank or in the connecting exchange; aborting the bootstrap group
+            // releases the first, aborting the communicator the others.
             bootstrap.Abort(ex);
+            if (group is not null)
+            {
+                group.AbortCommunicator();
+                group.Dispose();
+            }
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// NCCL connects to a peer lazily, inside the group call of the first exchange with it, and blocks there until the peer
+    /// takes part: a rank that failed before its first exchange would leave the others stuck in <c>ncclGroupEnd</c>, where
+    /// no timeout reaches. Creating the group is collective anyway, so every rank connects here, once: one int32 to and
+    /// from every peer (the all-to-all's point-to-point connections) and an all-gather of one (the collectives' ring).
+    /// </summary>
+    private void ConnectPeers()
+    {
+        int n = Size;
+        using var scratch = new CudaDeviceBuffer(_cuda, Device, 4L * n * sizeof(int));
+        try
+        {
+            BindDevice();
+            nint comm = Comm, bytes = scratch.Pointer;
+            Post(NcclExchangePlan.Create(Enumerable.Repeat(1, n).ToArray(), Enumerable.Repeat(1, n).ToArray(), n, sizeof(int), n, n),
+                bytes, bytes + n * sizeof(int), NcclConstants.Int32, ComputeStream);
+            _nccl.AllGather(bytes, bytes + 2 * n * sizeof(int), 1, NcclConstants.Int32, comm, ComputeStream, Rank);
+            WaitUntil(() => _cuda.StreamQuery(ComputeStream), "connecting the NCCL peers");
+        }
+        catch
+        {
+            // Before the scratch is freed: freeing waits for the device, where the exchange may be stuck on a dead peer.
+            AbortCommunicator();
             throw;
         }
     }

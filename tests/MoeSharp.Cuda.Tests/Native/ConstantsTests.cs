@@ -52,12 +52,15 @@ public class ConstantsTests
     public void Cublas()
     {
         Assert.Equal(0, CublasConstants.StatusSuccess);       // CUBLAS_STATUS_SUCCESS = 0,
+        Assert.Equal(7, CublasConstants.StatusInvalidValue);  // CUBLAS_STATUS_INVALID_VALUE = 7,
+        Assert.Equal(15, CublasConstants.StatusNotSupported); // CUBLAS_STATUS_NOT_SUPPORTED = 15,
         Assert.Equal(0, CublasConstants.OpN);                 // CUBLAS_OP_N = 0,
         Assert.Equal(1, CublasConstants.OpT);                 // CUBLAS_OP_T = 1,
         Assert.Equal(0, CublasConstants.CudaR32F);            // CUDA_R_32F  =  0, /* real as a float */
         Assert.Equal(14, CublasConstants.CudaR16BF);          // CUDA_R_16BF = 14, /* real as a nv_bfloat16 */
         Assert.Equal(68, CublasConstants.Compute32F);         // CUBLAS_COMPUTE_32F = 68,           /* float - default */
         Assert.Equal(69, CublasConstants.Compute32FPedantic); // CUBLAS_COMPUTE_32F_PEDANTIC = 69,  /* float - pedantic */
+        Assert.Equal(75, CublasConstants.Compute32FFast16BF); // CUBLAS_COMPUTE_32F_FAST_16BF = 75, /* float - fast, allows down-converting inputs to bfloat16 or TF32 */
         Assert.Equal(-1, CublasConstants.GemmDefault);        // CUBLAS_GEMM_DEFAULT = -1,
         Assert.Equal(0, CublasConstants.DefaultMath);         // CUBLAS_DEFAULT_MATH = 0,
         Assert.Equal(2, CublasConstants.PedanticMath);        // CUBLAS_PEDANTIC_MATH = 2,

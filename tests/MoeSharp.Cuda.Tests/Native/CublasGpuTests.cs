@@ -105,4 +105,66 @@ public class CublasGpuTests
             owned.ForEach(b => b.Dispose());
         }
     }
+
+    [NativeCudaFact(Cublas = true)]
+    public void RowMajorGrouped_AllThreeProducts_Accumulating_MatchTheHost()
+    {
+        // Three groups of different row counts, each product kind, float32 values and bfloat16 values (in float32
+        // storage, on the tensor cores), C starting from ones and accumulated into.
+        int[] rows = [7, 1, 12];
+        const int n = 24, k = 40;
+        foreach (bool bf16 in new[] { false, true })
+        {
+            var random = new Random(bf16 ? 4 : 3);
+            float Next() => bf16 ? (float)(BFloat16)(float)(random.NextDouble() - 0.5) : (float)(random.NextDouble() - 0.5);
+            float[] x = Enumerable.Range(0, rows.Sum() * k).Select(_ => Next()).ToArray();      // [R, k]
+            float[] w = Enumerable.Range(0, rows.Length * n * k).Select(_ => Next()).ToArray(); // [G, n, k] or [G, k, n]
+            float[] dy = Enumerable.Range(0, rows.Sum() * n).Select(_ => Next()).ToArray();     // [R, n]
+            var owned = new List<CudaDeviceBuffer>();
+            try
+            {
+                CudaRuntime.Shared.SetDevice(Device);
+                using var gemm = new CublasRowMajorGemm(0, () => CudaRuntime.Shared.SetDevice(Device));
+                Tensor Up(float[] v) => Upload(v, DType.Float32, [v.Length], owned);
+                nint P(Tensor t) => DevicePointers.Of(t, "t").Pointer;
+                const int size = sizeof(float);
+                Tensor px = Up(x), pw = Up(w), pdy = Up(dy);
+                Tensor forward = Upload(Enumerable.Repeat(1f, rows.Sum() * n).ToArray(), DType.Float32, [rows.Sum() * n], owned);
+                Tensor backward = Upload(Enumerable.Repeat(1f, rows.Sum() * k).ToArray(), DType.Float32, [rows.Sum() * k], owned);
+                Tensor weightGrad = Upload(Enumerable.Repeat(1f, rows.Length * n * k).ToArray(), DType.Float32, [rows.Length * n * k], owned);
+                var f = new List<GemmProblem>(); var b = new List<GemmProblem>(); var g = new List<GemmProblem>();
+                int start = 0;
+                for (int e = 0; e < rows.Length; start += rows[e], e++)
+                {
+                    f.Add(CublasRowMajorGemm.TransposeBProblem(P(px) + start * k * size, P(pw) + e * n * k * size, P(forward) + start * n * 4, rows[e], n, k));
+                    b.Add(CublasRowMajorGemm.TimesProblem(P(pdy) + start * n * size, P(pw) + e * n * k * size, P(backward) + start * k * 4, rows[e], k, n));
+                    g.Add(CublasRowMajorGemm.TransposeAProblem(P(pdy) + start * n * size, P(px) + start * k * size, P(weightGrad) + e * n * k * 4, n, k, rows[e]));
+                }
+                gemm.Grouped(f.ToArray(), accumulate: true, bf16);
+                gemm.Grouped(b.ToArray(), accumulate: true, bf16);
+                gemm.Grouped(g.ToArray(), accumulate: true, bf16);
+                CudaRuntime.Shared.StreamSynchronize(0);
+                float[] gotForward = Download(forward), gotBackward = Download(backward), gotWeightGrad = Download(weightGrad);
+                double tolerance = bf16 ? 1e-3 : 1e-4;
+                start = 0;
+                for (int e = 0; e < rows.Length; start += rows[e], e++)
+                {
+                    for (int r = start; r < start + rows[e]; r++)
+                    {
+                        for (int j = 0; j < n; j++) // x·W[e]ᵀ with W[e] [n, k]
+                            Assert.Equal(1 + Enumerable.Range(0, k).Sum(p => (double)x[r * k + p] * w[(e * n + j) * k + p]), gotForward[r * n + j], tolerance);
+                        for (int p = 0; p < k; p++) // dy·W[e] with W[e] read as [n, k]
+                            Assert.Equal(1 + Enumerable.Range(0, n).Sum(j => (double)dy[r * n + j] * w[(e * n + j) * k + p]), gotBackward[r * k + p], tolerance);
+                    }
+                    for (int j = 0; j < n; j++)
+                        for (int p = 0; p < k; p++) // dyᵀ·x over the group's rows
+                            Assert.Equal(1 + Enumerable.Range(start, rows[e]).Sum(r => (double)dy[r * n + j] * x[r * k + p]), gotWeightGrad[(e * n + j) * k + p], tolerance);
+                }
+            }
+            finally
+            {
+                owned.ForEach(buffer => buffer.Dispose());
+            }
+        }
+    }
 }
