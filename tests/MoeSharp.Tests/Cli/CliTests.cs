@@ -109,6 +109,17 @@ public class CliTests
     }
 
     [Fact]
+    public void Train_Profile_PrintsEveryKernelsTimePerStep()
+    {
+        CliResult result = Invoke(["train", "--device", "ilgpu-cpu", "--steps", "3", "--log-every", "100", "--profile"]);
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Contains("kernel profile on rank 0, per step over steps 2-3", result.Out);
+        // The layer's grouped products and the dispatcher's gather each appear with their calls per step.
+        Assert.Matches(@"layer GroupedMatMulTransposeB\s+[0-9.]+ ms\s+[0-9.]+ %\s+6\.0 calls", result.Out);
+        Assert.Contains("dispatch ScatterTokenRows", result.Out);
+    }
+
+    [Fact]
     public void Run_WithoutOptions_RunsTheEmbeddedDefaults()
     {
         CliResult result = Invoke("run");
@@ -141,6 +152,7 @@ public class CliTests
     [InlineData("train", "--device", "tpu")]
     [InlineData("train", "--gpus", "2")]
     [InlineData("train", "--gemm-dtype", "bf16")]
+    [InlineData("train", "--profile")]
     [InlineData("train", "--device", "ilgpu-cpu", "--gemm-dtype", "fp8")]
     [InlineData("run", "--gpus", "2")]
     [InlineData("run", "--device", "cuda", "--gpus", "0")]
