@@ -106,6 +106,8 @@ public sealed class IlgpuTensorAllocator : ITensorAllocator, IDisposable
             lock (_lock)
             {
                 ObjectDisposedException.ThrowIf(_disposed, this);
+                // The runtime API works in the calling thread's current context: make it this device's.
+                Accelerator.Bind();
                 _staged ??= new StagedUploads(buffer.StreamPointer);
                 _staged.Upload(host.AsBytes(), buffer.NativePointer);
             }
