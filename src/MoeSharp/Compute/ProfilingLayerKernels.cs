@@ -1,5 +1,3 @@
-using System.Collections.Concurrent;
-using System.Diagnostics;
 using MoeSharp.Routing;
 using MoeSharp.Tensors;
 
@@ -7,21 +5,21 @@ namespace MoeSharp.Compute;
 
 /// <summary>
 /// A decorator that times every call of another layer backend, as <see cref="ProfilingMoeKernels"/> does for the
-/// dispatcher: the device is synchronized before and after each call (<see cref="IMoeKernels.Synchronize"/> of
-/// <see cref="ILayerKernels.Dispatch"/>), so its device work, and no one else's, is charged to it. Grouped products are
-/// timed as one call each, whatever the backend does inside. For finding where a layer step goes; the extra
-/// synchronization makes the step slower.
+/// dispatcher: the device is synchronized before and after each call (<see cref="KernelCallTimes"/> with
+/// <see cref="IMoeKernels.Synchronize"/> of <see cref="ILayerKernels.Dispatch"/>), so its device work, and no one
+/// else's, is charged to it. Grouped products are timed as one call each, whatever the backend does inside. For
+/// finding where a layer step goes; the extra synchronization makes the step slower.
 /// </summary>
 /// <param name="inner">The backend to time.</param>
 public sealed class ProfilingLayerKernels(ILayerKernels inner) : ILayerKernels
 {
-    private readonly ConcurrentDictionary<string, (double Seconds, int Calls)> _totals = new();
+    private readonly KernelCallTimes _times = new(inner.Dispatch.Synchronize);
 
-    /// <summary>Seconds and calls per member since the last <see cref="Reset"/>.</summary>
-    public IReadOnlyDictionary<string, (double Seconds, int Calls)> Totals => _totals;
+    /// <summary>Seconds and calls per kernel since the last <see cref="Reset"/>.</summary>
+    public IReadOnlyDictionary<string, (double Seconds, int Calls)> Totals => _times.Totals;
 
     /// <summary>Forgets the totals (after warm-up, say).</summary>
-    public void Reset() => _totals.Clear();
+    public void Reset() => _times.Reset();
 
     /// <inheritdoc />
     public IMoeKernels Dispatch => inner.Dispatch;
@@ -30,90 +28,77 @@ public sealed class ProfilingLayerKernels(ILayerKernels inner) : ILayerKernels
     public Tensor Allocate(DType dtype, params int[] shape) => inner.Allocate(dtype, shape);
 
     /// <inheritdoc />
-    public Tensor Zeros(DType dtype, params int[] shape) => Time(nameof(Zeros), () => inner.Zeros(dtype, shape));
+    public Tensor Zeros(DType dtype, params int[] shape) => _times.Time(nameof(Zeros), () => inner.Zeros(dtype, shape));
 
     /// <inheritdoc />
     public void Release(Tensor? tensor) => inner.Release(tensor);
 
     /// <inheritdoc />
     public void MatMulTransposeB(Tensor a, int aRow, int rows, Tensor b, int index, int n, int k, Tensor c, int cRow, bool accumulate = false)
-        => Time(nameof(MatMulTransposeB), () => inner.MatMulTransposeB(a, aRow, rows, b, index, n, k, c, cRow, accumulate));
+        => _times.Time(nameof(MatMulTransposeB), () => inner.MatMulTransposeB(a, aRow, rows, b, index, n, k, c, cRow, accumulate));
 
     /// <inheritdoc />
     public void MatMul(Tensor a, int aRow, int rows, Tensor b, int index, int n, int k, Tensor c, int cRow, bool accumulate = false)
-        => Time(nameof(MatMul), () => inner.MatMul(a, aRow, rows, b, index, n, k, c, cRow, accumulate));
+        => _times.Time(nameof(MatMul), () => inner.MatMul(a, aRow, rows, b, index, n, k, c, cRow, accumulate));
 
     /// <inheritdoc />
     public void MatMulTransposeA(Tensor a, int aRow, Tensor b, int bRow, int rows, int m, int n, Tensor c, int index, bool accumulate = false)
-        => Time(nameof(MatMulTransposeA), () => inner.MatMulTransposeA(a, aRow, b, bRow, rows, m, n, c, index, accumulate));
+        => _times.Time(nameof(MatMulTransposeA), () => inner.MatMulTransposeA(a, aRow, b, bRow, rows, m, n, c, index, accumulate));
 
     /// <inheritdoc />
     public void GroupedMatMulTransposeB(Tensor a, ReadOnlySpan<long> rowsPerGroup, Tensor b, int n, int k, Tensor c, bool accumulate = false)
     {
         long[] groups = rowsPerGroup.ToArray();
-        Time(nameof(GroupedMatMulTransposeB), () => inner.GroupedMatMulTransposeB(a, groups, b, n, k, c, accumulate));
+        _times.Time(nameof(GroupedMatMulTransposeB), () => inner.GroupedMatMulTransposeB(a, groups, b, n, k, c, accumulate));
     }
 
     /// <inheritdoc />
     public void GroupedMatMul(Tensor a, ReadOnlySpan<long> rowsPerGroup, Tensor b, int n, int k, Tensor c, bool accumulate = false)
     {
         long[] groups = rowsPerGroup.ToArray();
-        Time(nameof(GroupedMatMul), () => inner.GroupedMatMul(a, groups, b, n, k, c, accumulate));
+        _times.Time(nameof(GroupedMatMul), () => inner.GroupedMatMul(a, groups, b, n, k, c, accumulate));
     }
 
     /// <inheritdoc />
     public void GroupedMatMulTransposeA(Tensor a, Tensor b, ReadOnlySpan<long> rowsPerGroup, int m, int n, Tensor c, bool accumulate = false)
     {
         long[] groups = rowsPerGroup.ToArray();
-        Time(nameof(GroupedMatMulTransposeA), () => inner.GroupedMatMulTransposeA(a, b, groups, m, n, c, accumulate));
+        _times.Time(nameof(GroupedMatMulTransposeA), () => inner.GroupedMatMulTransposeA(a, b, groups, m, n, c, accumulate));
     }
 
     /// <inheritdoc />
     public void SwiGluForward(Tensor gate, Tensor up, Tensor activation)
-        => Time(nameof(SwiGluForward), () => inner.SwiGluForward(gate, up, activation));
+        => _times.Time(nameof(SwiGluForward), () => inner.SwiGluForward(gate, up, activation));
 
     /// <inheritdoc />
     public void SwiGluBackward(Tensor gradActivation, Tensor gate, Tensor up, Tensor gradGate, Tensor gradUp)
-        => Time(nameof(SwiGluBackward), () => inner.SwiGluBackward(gradActivation, gate, up, gradGate, gradUp));
+        => _times.Time(nameof(SwiGluBackward), () => inner.SwiGluBackward(gradActivation, gate, up, gradGate, gradUp));
 
     /// <inheritdoc />
     public void Score(ScoreFunction function, Tensor logits, Tensor scores)
-        => Time(nameof(Score), () => inner.Score(function, logits, scores));
+        => _times.Time(nameof(Score), () => inner.Score(function, logits, scores));
 
     /// <inheritdoc />
     public void ScoreBackward(ScoreFunction function, Tensor scores, Tensor gradScores, Tensor gradLogits)
-        => Time(nameof(ScoreBackward), () => inner.ScoreBackward(function, scores, gradScores, gradLogits));
+        => _times.Time(nameof(ScoreBackward), () => inner.ScoreBackward(function, scores, gradScores, gradLogits));
 
     /// <inheritdoc />
     public void TopK(Tensor scores, Tensor? expertBias, int numExpertGroups, int numLimitedGroups, bool routeNorm, float normEpsilon,
         float routeScale, Tensor topScores, Tensor expertIds)
-        => Time(nameof(TopK), () => inner.TopK(scores, expertBias, numExpertGroups, numLimitedGroups, routeNorm, normEpsilon, routeScale, topScores, expertIds));
+        => _times.Time(nameof(TopK), () => inner.TopK(scores, expertBias, numExpertGroups, numLimitedGroups, routeNorm, normEpsilon, routeScale, topScores, expertIds));
 
     /// <inheritdoc />
     public void TopScoresBackward(Tensor scores, Tensor expertIds, Tensor gradTopScores, bool routeNorm, float normEpsilon, float routeScale,
         Tensor gradScores)
-        => Time(nameof(TopScoresBackward), () => inner.TopScoresBackward(scores, expertIds, gradTopScores, routeNorm, normEpsilon, routeScale, gradScores));
+        => _times.Time(nameof(TopScoresBackward), () => inner.TopScoresBackward(scores, expertIds, gradTopScores, routeNorm, normEpsilon, routeScale, gradScores));
 
     /// <inheritdoc />
-    public long[] CountPerExpert(Tensor expertIds, int numExperts) => Time(nameof(CountPerExpert), () => inner.CountPerExpert(expertIds, numExperts));
+    public long[] CountPerExpert(Tensor expertIds, int numExperts) => _times.Time(nameof(CountPerExpert), () => inner.CountPerExpert(expertIds, numExperts));
 
     /// <inheritdoc />
-    public void AddRows(Tensor into, int intoRow, Tensor rows) => Time(nameof(AddRows), () => inner.AddRows(into, intoRow, rows));
+    public void AddRows(Tensor into, int intoRow, Tensor rows) => _times.Time(nameof(AddRows), () => inner.AddRows(into, intoRow, rows));
 
     /// <inheritdoc />
     public void AdamWStep(Tensor value, Tensor grad, Tensor expAvg, Tensor expAvgSq, AdamWScalars scalars)
-        => Time(nameof(AdamWStep), () => inner.AdamWStep(value, grad, expAvg, expAvgSq, scalars));
-
-    private void Time(string name, Action call) => Time(name, () => { call(); return 0; });
-
-    private T Time<T>(string name, Func<T> call)
-    {
-        inner.Dispatch.Synchronize();
-        long start = Stopwatch.GetTimestamp();
-        T result = call();
-        inner.Dispatch.Synchronize();
-        double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
-        _totals.AddOrUpdate(name, (seconds, 1), (_, t) => (t.Seconds + seconds, t.Calls + 1));
-        return result;
-    }
+        => _times.Time(nameof(AdamWStep), () => inner.AdamWStep(value, grad, expAvg, expAvgSq, scalars));
 }

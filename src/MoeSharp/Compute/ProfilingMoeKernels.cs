@@ -1,24 +1,23 @@
-using System.Collections.Concurrent;
-using System.Diagnostics;
 using MoeSharp.Tensors;
 
 namespace MoeSharp.Compute;
 
 /// <summary>
-/// A decorator that times every kernel of another backend: each call is followed by
-/// <see cref="IMoeKernels.Synchronize"/> so asynchronous device work is charged to the kernel that issued it. For
+/// A decorator that times every kernel of another backend: each call is preceded and followed by
+/// <see cref="IMoeKernels.Synchronize"/> (<see cref="KernelCallTimes"/>) so asynchronous device work is charged to the
+/// kernel that issued it. For
 /// finding where dispatch and combine spend their time; the extra synchronization makes the total slower.
 /// </summary>
 /// <param name="inner">The backend to time.</param>
 public sealed class ProfilingMoeKernels(IMoeKernels inner) : IMoeKernels
 {
-    private readonly ConcurrentDictionary<string, (double Seconds, int Calls)> _totals = new();
+    private readonly KernelCallTimes _times = new(inner.Synchronize);
 
     /// <summary>Seconds and calls per kernel since the last <see cref="Reset"/>.</summary>
-    public IReadOnlyDictionary<string, (double Seconds, int Calls)> Totals => _totals;
+    public IReadOnlyDictionary<string, (double Seconds, int Calls)> Totals => _times.Totals;
 
     /// <summary>Forgets the totals (after warm-up, say).</summary>
-    public void Reset() => _totals.Clear();
+    public void Reset() => _times.Reset();
 
     /// <inheritdoc />
     public string DeviceName => inner.DeviceName;
@@ -30,79 +29,66 @@ public sealed class ProfilingMoeKernels(IMoeKernels inner) : IMoeKernels
     public ITensorAllocator Allocator => inner.Allocator;
 
     /// <inheritdoc />
-    public Tensor ToDevice(Tensor host) => Time(nameof(ToDevice), () => inner.ToDevice(host));
+    public Tensor ToDevice(Tensor host) => _times.Time(nameof(ToDevice), () => inner.ToDevice(host));
 
     /// <inheritdoc />
     public void Synchronize() => inner.Synchronize();
 
     /// <inheritdoc />
-    public void Clear(Tensor tensor) => Time(nameof(Clear), () => inner.Clear(tensor));
+    public void Clear(Tensor tensor) => _times.Time(nameof(Clear), () => inner.Clear(tensor));
 
     /// <inheritdoc />
     public void CopyRows(Tensor source, int sourceRow, Tensor destination, int destinationRow, int rows)
-        => Time(nameof(CopyRows), () => inner.CopyRows(source, sourceRow, destination, destinationRow, rows));
+        => _times.Time(nameof(CopyRows), () => inner.CopyRows(source, sourceRow, destination, destinationRow, rows));
 
     /// <inheritdoc />
     public EntryScan PrepareEntries(Tensor topScores, Tensor expertIds, int rowOffset, int realTokens, int padTokens, int numExperts, Tensor ids, Tensor entryScores)
-        => Time(nameof(PrepareEntries), () => inner.PrepareEntries(topScores, expertIds, rowOffset, realTokens, padTokens, numExperts, ids, entryScores));
+        => _times.Time(nameof(PrepareEntries), () => inner.PrepareEntries(topScores, expertIds, rowOffset, realTokens, padTokens, numExperts, ids, entryScores));
 
     /// <inheritdoc />
     public void StableSortByExpert(Tensor expertIds, ReadOnlySpan<int> counts, Tensor order)
     {
         int[] copy = counts.ToArray();
-        Time(nameof(StableSortByExpert), () => inner.StableSortByExpert(expertIds, copy, order));
+        _times.Time(nameof(StableSortByExpert), () => inner.StableSortByExpert(expertIds, copy, order));
     }
 
     /// <inheritdoc />
     public void BuildPermutation(ReadOnlySpan<int> blockStart, ReadOnlySpan<int> blockDestination, Tensor expertMajorRowOf, Tensor rankMajorRowOf)
     {
         int[] starts = blockStart.ToArray(), destinations = blockDestination.ToArray();
-        Time(nameof(BuildPermutation), () => inner.BuildPermutation(starts, destinations, expertMajorRowOf, rankMajorRowOf));
+        _times.Time(nameof(BuildPermutation), () => inner.BuildPermutation(starts, destinations, expertMajorRowOf, rankMajorRowOf));
     }
 
     /// <inheritdoc />
     public void BuildLocalLayout(Tensor order, Tensor entryScores, int realTokens, int topK, Tensor? rowOfSorted,
         Tensor rowToken, Tensor rowScore, Tensor entryRow, Tensor tokenPositions)
-        => Time(nameof(BuildLocalLayout), () => inner.BuildLocalLayout(order, entryScores, realTokens, topK, rowOfSorted, rowToken, rowScore, entryRow, tokenPositions));
+        => _times.Time(nameof(BuildLocalLayout), () => inner.BuildLocalLayout(order, entryScores, realTokens, topK, rowOfSorted, rowToken, rowScore, entryRow, tokenPositions));
 
     /// <inheritdoc />
     public void GatherRows(Tensor source, int sourceRowOffset, Tensor rowOf, Tensor? scale, Tensor destination)
-        => Time(nameof(GatherRows), () => inner.GatherRows(source, sourceRowOffset, rowOf, scale, destination));
+        => _times.Time(nameof(GatherRows), () => inner.GatherRows(source, sourceRowOffset, rowOf, scale, destination));
 
     /// <inheritdoc />
     public void ScanEntries(Tensor topScores, Tensor expertIds, int rowOffset, int realTokens, int padTokens, int numExperts, Tensor ids, Tensor entryScores,
         Tensor scan, int scanOffset)
-        => Time(nameof(ScanEntries), () => inner.ScanEntries(topScores, expertIds, rowOffset, realTokens, padTokens, numExperts, ids, entryScores, scan, scanOffset));
+        => _times.Time(nameof(ScanEntries), () => inner.ScanEntries(topScores, expertIds, rowOffset, realTokens, padTokens, numExperts, ids, entryScores, scan, scanOffset));
 
     /// <inheritdoc />
     public void PackCountMessages(Tensor scan, int scanOffset, int ranks, int expertsPerRank, int padEntries, ReadOnlySpan<int> header, Tensor send)
     {
         int[] values = header.ToArray();
-        Time(nameof(PackCountMessages), () => inner.PackCountMessages(scan, scanOffset, ranks, expertsPerRank, padEntries, values, send));
+        _times.Time(nameof(PackCountMessages), () => inner.PackCountMessages(scan, scanOffset, ranks, expertsPerRank, padEntries, values, send));
     }
 
     /// <inheritdoc />
     public void ScatterTokenRows(Tensor source, int sourceRowOffset, Tensor rowToken, Tensor entryRow, int topK, Tensor? scale, Tensor destination)
-        => Time(nameof(ScatterTokenRows), () => inner.ScatterTokenRows(source, sourceRowOffset, rowToken, entryRow, topK, scale, destination));
+        => _times.Time(nameof(ScatterTokenRows), () => inner.ScatterTokenRows(source, sourceRowOffset, rowToken, entryRow, topK, scale, destination));
 
     /// <inheritdoc />
     public void GatherReduce(Tensor rows, Tensor positions, Tensor? scale, Tensor? initial, Tensor destination, int destinationOffset)
-        => Time(nameof(GatherReduce), () => inner.GatherReduce(rows, positions, scale, initial, destination, destinationOffset));
+        => _times.Time(nameof(GatherReduce), () => inner.GatherReduce(rows, positions, scale, initial, destination, destinationOffset));
 
     /// <inheritdoc />
     public void RowDots(Tensor a, Tensor aRow, Tensor b, int bRowOffset, int entriesPerBRow, Tensor result, int resultOffset)
-        => Time(nameof(RowDots), () => inner.RowDots(a, aRow, b, bRowOffset, entriesPerBRow, result, resultOffset));
-
-    private void Time(string name, Action action) => Time(name, () => { action(); return 0; });
-
-    private T Time<T>(string name, Func<T> action)
-    {
-        inner.Synchronize();
-        long start = Stopwatch.GetTimestamp();
-        T result = action();
-        inner.Synchronize();
-        double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
-        _totals.AddOrUpdate(name, (seconds, 1), (_, t) => (t.Seconds + seconds, t.Calls + 1));
-        return result;
-    }
+        => _times.Time(nameof(RowDots), () => inner.RowDots(a, aRow, b, bRowOffset, entriesPerBRow, result, resultOffset));
 }
