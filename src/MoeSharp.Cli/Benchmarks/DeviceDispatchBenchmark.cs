@@ -23,7 +23,7 @@ internal static class DeviceDispatchBenchmark
     /// <param name="Exchanger">How rows moved: <c>nccl</c>, <c>host-staged</c> or <c>none</c>.</param>
     public sealed record Result(Stats DispatchCombine, Stats Dispatch, Stats? Exchange, Stats Copy, long RoutedRows, string Exchanger)
     {
-        /// <summary>With profiling: milliseconds per dispatch + combine spent in each kernel (synchronized after each), else null.</summary>
+        /// <summary>With profiling: milliseconds per dispatch + combine spent in each kernel (synchronized before and after each), else null.</summary>
         public IReadOnlyDictionary<string, double>? KernelMilliseconds { get; init; }
     }
 

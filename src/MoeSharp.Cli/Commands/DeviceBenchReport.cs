@@ -73,7 +73,7 @@ internal static class DeviceBenchReport
         AnsiConsole.Write(table);
         if (r.KernelMilliseconds is { } perKernel)
         {
-            AnsiConsole.MarkupLine("kernel time per dispatch + combine (rank 0, synchronized after each kernel):");
+            AnsiConsole.MarkupLine("kernel time per dispatch + combine (rank 0, synchronized around each kernel):");
             foreach (var (name, ms) in perKernel.OrderByDescending(kv => kv.Value))
             {
                 AnsiConsole.MarkupLine(Markup.Escape($"  {name,-20} {ms,8:F3} ms"));
