@@ -65,24 +65,25 @@ public sealed unsafe class CublasRowMajorGemm : IDisposable
     /// </remarks>
     public void Grouped(ReadOnlySpan<GemmProblem> problems, bool accumulate, bool bfloat16Values = false)
     {
-        nint handle = _handle != 0 ? _handle : throw new ObjectDisposedException(nameof(CublasRowMajorGemm));
-        _bindContext();
         int compute = bfloat16Values ? CublasConstants.Compute32FFast16BF : CublasConstants.Compute32F;
-        float beta = accumulate ? 1f : 0f;
-        if (_grouped.TryRun(handle, problems, beta, CublasConstants.CudaR32F, compute)) return;
-        foreach (GemmProblem p in problems)
-            _cublas.GemmEx(handle, p.Gemm, 1f, p.First, CublasConstants.CudaR32F, p.Second, CublasConstants.CudaR32F, beta,
-                p.C, CublasConstants.CudaR32F, compute);
+        _bindContext();
+        if (_grouped.TryRun(Handle, problems, accumulate ? 1f : 0f, CublasConstants.CudaR32F, compute)) return;
+        foreach (GemmProblem p in problems) Gemm(p, accumulate, CublasConstants.CudaR32F, compute);
     }
 
     private void Run(in ColumnMajorGemm g, nint first, nint second, nint c, bool accumulate, bool bfloat16Inputs)
     {
-        nint handle = _handle != 0 ? _handle : throw new ObjectDisposedException(nameof(CublasRowMajorGemm));
         _bindContext();
-        int inputType = bfloat16Inputs ? CublasConstants.CudaR16BF : CublasConstants.CudaR32F;
-        _cublas.GemmEx(handle, g, 1f, first, inputType, second, inputType, accumulate ? 1f : 0f,
-            c, CublasConstants.CudaR32F, CublasConstants.Compute32F);
+        Gemm(new GemmProblem(g, first, second, c), accumulate, bfloat16Inputs ? CublasConstants.CudaR16BF : CublasConstants.CudaR32F,
+            CublasConstants.Compute32F);
     }
+
+    /// <summary>One <c>cublasGemmEx</c>: inputs of <paramref name="inputType"/>, float32 C (<c>+=</c> when accumulating).</summary>
+    private void Gemm(in GemmProblem p, bool accumulate, int inputType, int computeType)
+        => _cublas.GemmEx(Handle, p.Gemm, 1f, p.First, inputType, p.Second, inputType, accumulate ? 1f : 0f,
+            p.C, CublasConstants.CudaR32F, computeType);
+
+    private nint Handle => _handle != 0 ? _handle : throw new ObjectDisposedException(nameof(CublasRowMajorGemm));
 
     /// <summary>Destroys the handle.</summary>
     public void Dispose()
