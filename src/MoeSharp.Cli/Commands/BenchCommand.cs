@@ -18,6 +18,7 @@ internal sealed class BenchCommand : Command<BenchSettings>
         bool scoreBefore = RunSettings.ParseScoreBefore(s.Score);
         CommKind comm = CommKinds.Parse(s.Comm);
         ComputeOptions compute = ComputeOptions.Parse(s.Device, s.Gpus);
+        if (s.Uneven) return UnevenBenchReport.Run(s, compute, comm, scoreBefore);
         if (compute.OnDevice) return DeviceBenchReport.Run(s, compute, comm, scoreBefore);
         BenchShape shape = BenchShape.Resolve(s);
         var outcome = RankLauncher.Run(comm, s.World, world =>

@@ -8,16 +8,16 @@ namespace MoeSharp.Cli.Commands;
 internal sealed class BenchSettings : CommandSettings
 {
     [CommandOption("--world <N>")]
-    [Description("In-process ranks (= EP size); 1 uses the local dispatcher; under --comm mpi the job's size counts. Default 1.")]
-    public int World { get; init; } = 1;
+    [Description("In-process ranks (= EP size); 1 uses the local dispatcher; under --comm mpi the job's size counts. Default 1 (8 with --uneven).")]
+    public int World { get => WorldOption ?? 1; init => WorldOption = value; }
 
     [CommandOption("--tokens <T>")]
-    [Description("Tokens per rank. Default 16384.")]
-    public int Tokens { get; init; } = 16384;
+    [Description("Tokens per rank. Default 16384. With --uneven: T per SP group before the remainder r, a multiple of the largest SP; default 4096.")]
+    public int Tokens { get => TokensOption ?? 16384; init => TokensOption = value; }
 
     [CommandOption("--dim <D>")]
-    [Description("Model dimension. Default 2048.")]
-    public int Dim { get; init; } = 2048;
+    [Description("Model dimension. Default 2048 (256 with --uneven).")]
+    public int Dim { get => DimOption ?? 2048; init => DimOption = value; }
 
     [CommandOption("--experts <E>")]
     [Description("Experts; a multiple of --world. Default 64.")]
@@ -71,12 +71,26 @@ internal sealed class BenchSettings : CommandSettings
     [Description("With --device: also time each kernel (synchronizing after each, so the totals run slower).")]
     public bool Profile { get; init; }
 
+    [CommandOption("--uneven")]
+    [Description("Sweep T = --tokens + r (r = 0, 1, SP-1) over SP 2, 4, 8 (those dividing --world): PadToMultiple and Balanced sharding, replicated and sharded layouts side by side; time, bytes exchanged, pad rows; outputs checked bitwise against PadToMultiple/replicated.")]
+    public bool Uneven { get; init; }
+
     [CommandOption("--json")]
-    [Description("Print JSON instead of a table: one object on the host; with --device one line per measurement (schema moesharp-bench/1).")]
+    [Description("Print JSON instead of a table: one object on the host; with --device one line per measurement (schema moesharp-bench/1); with --uneven one line per row (moesharp-bench-uneven/1).")]
     public bool Json { get; init; }
+
+    /// <summary><c>--world</c> as given, or null (the mode's default applies).</summary>
+    internal int? WorldOption { get; private set; }
+
+    /// <summary><c>--tokens</c> as given, or null.</summary>
+    internal int? TokensOption { get; private set; }
+
+    /// <summary><c>--dim</c> as given, or null.</summary>
+    internal int? DimOption { get; private set; }
 
     public override ValidationResult Validate()
     {
+        if (Uneven) return ValidateUneven();
         BenchShape shape;
         try
         {
@@ -98,6 +112,25 @@ internal sealed class BenchSettings : CommandSettings
         if (!basic.Successful) return basic;
         if (Comm is null or "inproc" && Device is null or "host" && shape.Experts % World != 0) return ValidationResult.Error($"--experts {shape.Experts} must be a multiple of --world {World}");
         if (shape.TopK > shape.Experts) return ValidationResult.Error($"--top-k {shape.TopK} must not exceed --experts {shape.Experts}");
+        return ValidationResult.Success();
+    }
+
+    private ValidationResult ValidateUneven()
+    {
+        try
+        {
+            _ = RunSettings.ParseScoreBefore(Score);
+            CommKind comm = CommKinds.Parse(Comm);
+            ComputeOptions compute = ComputeOptions.Parse(Device, Gpus);
+            if (Warmup < 0) return ValidationResult.Error($"--warmup {Warmup} must not be negative");
+            if (Repeats < 1) return ValidationResult.Error($"--repeats {Repeats} must be at least 1");
+            // The world of an MPI job or of the GPUs is known only at run time: check against the smallest (2) here, exactly then.
+            _ = UnevenBenchOptions.Resolve(this, comm == CommKind.InProcess && compute.Device != DeviceKind.Cuda ? null : 2);
+        }
+        catch (ArgumentException ex)
+        {
+            return ValidationResult.Error(ex.Message);
+        }
         return ValidationResult.Success();
     }
 }
