@@ -66,6 +66,9 @@ internal static class UnevenTokensBenchmark
         int warmup, int repeats, int seed)
     {
         var rows = new List<Row>();
+        // One pool for the rank's four dispatchers: they run one after another, so they can share warm memory (four pools
+        // would hold four copies of every buffer, eight ranks over).
+        var pool = new TensorPool();
         foreach (int sp in options.SpSizes)
         {
             using var groups = ParallelGroups.Create(device?.World ?? world, sp);
@@ -73,7 +76,7 @@ internal static class UnevenTokensBenchmark
             {
                 int tokens = options.BaseTokens + r;
                 GroupInputs inputs = GroupInputsOf(groups.DataParallelIndex, seed, tokens, options);
-                var runners = Variants.Select(v => new VariantRunner(v, groups, device, inputs, tokens, options, scoreBefore)).ToArray();
+                var runners = Variants.Select(v => new VariantRunner(v, groups, device, pool, inputs, tokens, options, scoreBefore)).ToArray();
                 bool[] matches = CheckAgainstReference(runners);
                 var times = runners.Select(_ => (Both: new List<double>(), Reduce: new List<double>(), Total: new List<double>())).ToArray();
                 for (int i = 0; i < warmup + repeats; i++)
@@ -165,7 +168,7 @@ internal static class UnevenTokensBenchmark
         private readonly Tensor _x, _scores, _ids;
         private readonly int _tokens;
 
-        public VariantRunner(Variant variant, ParallelGroups groups, DeviceRank? device, GroupInputs inputs, int tokens,
+        public VariantRunner(Variant variant, ParallelGroups groups, DeviceRank? device, TensorPool pool, GroupInputs inputs, int tokens,
             UnevenBenchOptions options, bool scoreBefore)
         {
             var config = new TokenDispatcherConfig(options.Experts, options.TopK)
@@ -174,7 +177,7 @@ internal static class UnevenTokensBenchmark
                 Sharding = variant.Sharding,
                 Layout = variant.Layout,
             };
-            _dispatcher = new AllToAllTokenDispatcher(config, groups, device?.Backend.Kernels);
+            _dispatcher = new AllToAllTokenDispatcher(config, groups, device?.Backend.Kernels, device is null ? pool : null);
             GroupInputs mine = variant.Layout == SequenceLayout.Sharded
                 ? DispatchWorldRunner.ShardOf(inputs, variant.Sharding, groups.SpSize, groups.SpRank)
                 : inputs;
