@@ -18,10 +18,11 @@ internal static class UnevenBenchReport
         int? deviceWorld = compute.Device == DeviceKind.Cuda
             ? (compute.Gpus == 0 ? ComputeOptions.CudaDeviceCount() : compute.Gpus)
             : null;
-        UnevenBenchOptions planned = UnevenBenchOptions.Resolve(s, deviceWorld);
-        var outcome = RankLauncher.Run(comm, planned.World, group =>
+        // Under MPI the job's size is the world, known once the job runs (checkJobSize checks it first).
+        UnevenBenchOptions? planned = comm == CommKind.InProcess ? UnevenBenchOptions.Resolve(s, deviceWorld) : null;
+        var outcome = RankLauncher.Run(comm, planned?.World ?? 1, group =>
         {
-            UnevenBenchOptions options = comm == CommKind.InProcess ? planned : UnevenBenchOptions.Resolve(s, group.Size);
+            UnevenBenchOptions options = planned ?? UnevenBenchOptions.Resolve(s, group.Size);
             using DeviceRank? device = compute.CreateRank(group);
             List<UnevenTokensBenchmark.Row> rows = UnevenTokensBenchmark.RunRank(group, device, options, scoreBefore, s.Warmup, s.Repeats, s.Seed);
             return new Tuple<List<UnevenTokensBenchmark.Row>, UnevenBenchOptions, string>(rows, options, compute.Describe(device));
