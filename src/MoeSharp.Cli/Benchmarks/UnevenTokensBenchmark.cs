@@ -15,10 +15,10 @@ namespace MoeSharp.Cli.Benchmarks;
 /// iteration, and the rows each variant routes are counted (real rows and the pad rows of pad-to-multiple).
 /// </summary>
 /// <remarks>
-/// The reference is <see cref="SpShardingPolicy.PadToMultiple"/> with <see cref="SequenceLayout.Replicated"/>: the seed
-/// (torchtitan's pad change), whose pad rows carry expert id 0 and score 0 and are masked out at combine. Before timing,
-/// one untimed pass checks that every variant's final output (after the SP reduce, or the concatenated shards) is
-/// bitwise the reference's.
+/// The reference is <see cref="SpShardingPolicy.PadToMultiple"/> with <see cref="SequenceLayout.Replicated"/>: the
+/// seed (torchtitan's pad change), whose pad rows carry expert id 0 and score 0 and are masked out at combine. Before
+/// timing, one untimed pass checks that every variant's final output (after the SP reduce, or the concatenated
+/// shards) is bitwise the reference's.
 /// </remarks>
 internal static class UnevenTokensBenchmark
 {
@@ -45,15 +45,20 @@ internal static class UnevenTokensBenchmark
     /// <param name="Variant">Policy and layout.</param>
     /// <param name="RealRows">Routed rows of real tokens, whole world (T·K per SP group).</param>
     /// <param name="PadRows">Routed rows of pad tokens, whole world (pad tokens · K per SP group).</param>
-    /// <param name="RowsToOtherRanks">Rows dispatch sends to another rank, whole world (combine sends as many back).</param>
+    /// <param name="RowsToOtherRanks">
+    /// Rows dispatch sends to another rank, whole world (combine sends as many back).
+    /// </param>
     /// <param name="DispatchCombineSeconds">Median over the repeats of the slowest rank's dispatch + combine.</param>
     /// <param name="ReduceSeconds">Median of the slowest rank's SP reduce (replicated layout; 0 when sharded).</param>
     /// <param name="TotalSeconds">Median of the slowest rank's dispatch + combine + reduce.</param>
     /// <param name="MatchesReference">Every rank's final rows are bitwise the reference's.</param>
-    public sealed record Row(int Sp, int Remainder, int Tokens, Variant Variant, long RealRows, long PadRows, long RowsToOtherRanks,
-        double DispatchCombineSeconds, double ReduceSeconds, double TotalSeconds, bool MatchesReference);
+    public sealed record Row(int Sp, int Remainder, int Tokens, Variant Variant, long RealRows, long PadRows,
+        long RowsToOtherRanks, double DispatchCombineSeconds, double ReduceSeconds, double TotalSeconds,
+        bool MatchesReference);
 
-    /// <summary>This rank's part of the sweep; every rank of <paramref name="world"/> calls it with the same arguments.</summary>
+    /// <summary>
+    /// This rank's part of the sweep; every rank of <paramref name="world"/> calls it with the same arguments.
+    /// </summary>
     /// <param name="world">The ranks (in-process threads or an MPI job).</param>
     /// <param name="device">This rank's device compute, or null for host kernels.</param>
     /// <param name="options">The sweep.</param>
@@ -62,12 +67,12 @@ internal static class UnevenTokensBenchmark
     /// <param name="repeats">Timed iterations per (SP, T); each runs every variant once.</param>
     /// <param name="seed">Seed of the inputs.</param>
     /// <returns>The rows in sweep order (SP, then r, then variant); the same on every rank.</returns>
-    public static List<Row> RunRank(IProcessGroup world, DeviceRank? device, UnevenBenchOptions options, bool scoreBefore,
-        int warmup, int repeats, int seed)
+    public static List<Row> RunRank(IProcessGroup world, DeviceRank? device, UnevenBenchOptions options,
+        bool scoreBefore, int warmup, int repeats, int seed)
     {
         var rows = new List<Row>();
-        // One pool for the rank's four dispatchers: they run one after another, so they can share warm memory (four pools
-        // would hold four copies of every buffer, eight ranks over).
+        // One pool for the rank's four dispatchers: they run one after another, so they can share warm memory (four
+        // pools would hold four copies of every buffer, eight ranks over).
         var pool = new TensorPool();
         foreach (int sp in options.SpSizes)
         {
@@ -76,9 +81,13 @@ internal static class UnevenTokensBenchmark
             {
                 int tokens = options.BaseTokens + r;
                 GroupInputs inputs = GroupInputsOf(groups.DataParallelIndex, seed, tokens, options);
-                var runners = Variants.Select(v => new VariantRunner(v, groups, device, pool, inputs, tokens, options, scoreBefore)).ToArray();
+                var runners = Variants
+                    .Select(v => new VariantRunner(v, groups, device, pool, inputs, tokens, options, scoreBefore))
+                    .ToArray();
                 bool[] matches = CheckAgainstReference(runners);
-                var times = runners.Select(_ => (Both: new List<double>(), Reduce: new List<double>(), Total: new List<double>())).ToArray();
+                var times = runners
+                    .Select(_ => (Both: new List<double>(), Reduce: new List<double>(), Total: new List<double>()))
+                    .ToArray();
                 for (int i = 0; i < warmup + repeats; i++)
                 {
                     // Rotate the order each iteration so no variant always runs first (or right after another).
@@ -105,7 +114,10 @@ internal static class UnevenTokensBenchmark
         return rows;
     }
 
-    /// <summary>SP group <paramref name="group"/>'s inputs: the groups draw from one generator in order, so every rank sees the same tokens.</summary>
+    /// <summary>
+    /// SP group <paramref name="group"/>'s inputs: the groups draw from one generator in order, so every rank sees the
+    /// same tokens.
+    /// </summary>
     private static GroupInputs GroupInputsOf(int group, int seed, int tokens, UnevenBenchOptions o)
     {
         var random = new Random(seed);
@@ -115,8 +127,9 @@ internal static class UnevenTokensBenchmark
     }
 
     /// <summary>
-    /// One untimed pass of every variant: each rank keeps the rows of the final output it owns (its shard of the SP-reduced
-    /// output, or its sharded output) and compares them with the same rows of the reference's reduced output.
+    /// One untimed pass of every variant: each rank keeps the rows of the final output it owns (its shard of the
+    /// SP-reduced output, or its sharded output) and compares them with the same rows of the reference's reduced
+    /// output.
     /// </summary>
     private static bool[] CheckAgainstReference(VariantRunner[] runners)
     {
@@ -145,7 +158,9 @@ internal static class UnevenTokensBenchmark
     /// <summary>Collective: true when <paramref name="mine"/> holds on every rank.</summary>
     private static bool AllRanks(IProcessGroup world, bool mine) => SumOverWorld(world, [mine ? 0 : 1])[0] == 0;
 
-    /// <summary>Collective: the median over iterations of the slowest rank's time (an exchange is as slow as its slowest rank).</summary>
+    /// <summary>
+    /// Collective: the median over iterations of the slowest rank's time (an exchange is as slow as its slowest rank).
+    /// </summary>
     private static double MedianOfSlowest(IProcessGroup world, List<double> mine)
     {
         int n = mine.Count;
@@ -168,8 +183,8 @@ internal static class UnevenTokensBenchmark
         private readonly Tensor _x, _scores, _ids;
         private readonly int _tokens;
 
-        public VariantRunner(Variant variant, ParallelGroups groups, DeviceRank? device, TensorPool pool, GroupInputs inputs, int tokens,
-            UnevenBenchOptions options, bool scoreBefore)
+        public VariantRunner(Variant variant, ParallelGroups groups, DeviceRank? device, TensorPool pool,
+            GroupInputs inputs, int tokens, UnevenBenchOptions options, bool scoreBefore)
         {
             var config = new TokenDispatcherConfig(options.Experts, options.TopK)
             {
@@ -177,7 +192,8 @@ internal static class UnevenTokensBenchmark
                 Sharding = variant.Sharding,
                 Layout = variant.Layout,
             };
-            _dispatcher = new AllToAllTokenDispatcher(config, groups, device?.Backend.Kernels, device is null ? pool : null);
+            _dispatcher = new AllToAllTokenDispatcher(config, groups, device?.Backend.Kernels,
+                device is null ? pool : null);
             GroupInputs mine = variant.Layout == SequenceLayout.Sharded
                 ? DispatchWorldRunner.ShardOf(inputs, variant.Sharding, groups.SpSize, groups.SpRank)
                 : inputs;
@@ -188,7 +204,9 @@ internal static class UnevenTokensBenchmark
             _tokens = tokens;
         }
 
-        /// <summary>This rank's real routed rows, pad routed rows and rows sent to other ranks, from the last dispatch.</summary>
+        /// <summary>
+        /// This rank's real routed rows, pad routed rows and rows sent to other ranks, from the last dispatch.
+        /// </summary>
         public long[] Counts { get; private set; } = new long[3];
 
         /// <summary>One timed dispatch + combine and, apart, the SP reduce; seconds on this rank.</summary>
@@ -214,7 +232,9 @@ internal static class UnevenTokensBenchmark
             return (both, reduce);
         }
 
-        /// <summary>The final rows this rank owns (bytes), the global index of the first and the bytes per row.</summary>
+        /// <summary>
+        /// The final rows this rank owns (bytes), the global index of the first and the bytes per row.
+        /// </summary>
         public (byte[] Rows, int Start, int RowBytes) RunOwnedFinalRows()
         {
             DispatchResult dispatched = _dispatcher.Dispatch(_x, _scores, _ids, _tokens);

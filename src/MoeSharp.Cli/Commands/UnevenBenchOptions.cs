@@ -13,7 +13,8 @@ namespace MoeSharp.Cli.Commands;
 /// <param name="TopK">K.</param>
 /// <param name="RowType">dtype of the token rows.</param>
 /// <param name="SpSizes">The swept SP sizes, ascending.</param>
-internal sealed record UnevenBenchOptions(int World, int BaseTokens, int Dim, int Experts, int TopK, DType RowType, IReadOnlyList<int> SpSizes)
+internal sealed record UnevenBenchOptions(
+    int World, int BaseTokens, int Dim, int Experts, int TopK, DType RowType, IReadOnlyList<int> SpSizes)
 {
     /// <summary>World when <c>--world</c> is not given: every SP size of the sweep divides it.</summary>
     public const int DefaultWorld = 8;
@@ -21,7 +22,7 @@ internal sealed record UnevenBenchOptions(int World, int BaseTokens, int Dim, in
     /// <summary>T before the remainder when <c>--tokens</c> is not given (the 4096).</summary>
     public const int DefaultBaseTokens = 4096;
 
-    /// <summary>D when <c>--dim</c> is not given: small enough for a 2-core machine to sweep in about a minute.</summary>
+    /// <summary>D when <c>--dim</c> is not given: small enough for 2 cores to sweep in a minute or two.</summary>
     public const int DefaultDim = 256;
 
     private static readonly int[] SweptSpSizes = [2, 4, 8];
@@ -30,10 +31,16 @@ internal sealed record UnevenBenchOptions(int World, int BaseTokens, int Dim, in
     /// The sweep the options ask for on a world of <paramref name="world"/> ranks (<c>--world</c> or
     /// <see cref="DefaultWorld"/> when null); defaults filled in where an option was not given.
     /// </summary>
-    /// <exception cref="ArgumentException">An option that does not fit the sweep; the message names it and its value.</exception>
+    /// <exception cref="ArgumentException">
+    /// An option that does not fit the sweep; the message names it and its value.
+    /// </exception>
     public static UnevenBenchOptions Resolve(BenchSettings s, int? world = null)
     {
-        if (s.Preset is not null) throw new ArgumentException($"--preset '{s.Preset}' does not apply to --uneven: give --dim, --experts and --top-k");
+        if (s.Preset is not null)
+        {
+            throw new ArgumentException(
+                $"--preset '{s.Preset}' does not apply to --uneven: give --dim, --experts and --top-k");
+        }
         if (s.Gemm) throw new ArgumentException("--gemm does not apply to --uneven");
         if (s.Profile) throw new ArgumentException("--profile does not apply to --uneven");
         int w = world ?? s.WorldOption ?? DefaultWorld;
@@ -43,15 +50,25 @@ internal sealed record UnevenBenchOptions(int World, int BaseTokens, int Dim, in
         DType rowType = BenchShape.ParseRowType(s.DType) ?? DType.Float32;
         if (w < 2) throw new ArgumentException($"--world {w} must be at least 2 with --uneven (SP 2 needs two ranks)");
         int[] sps = SweptSpSizes.Where(sp => w % sp == 0).ToArray();
-        if (sps.Length == 0) throw new ArgumentException($"--world {w} is not divisible by any SP size of the sweep (2, 4, 8)");
+        if (sps.Length == 0)
+        {
+            throw new ArgumentException($"--world {w} is not divisible by any SP size of the sweep (2, 4, 8)");
+        }
         if (baseTokens < 0 || baseTokens % sps[^1] != 0)
         {
             throw new ArgumentException(
-                $"--tokens {baseTokens} must be a non-negative multiple of {sps[^1]} (the largest SP size swept) with --uneven, so that r = T mod SP");
+                $"--tokens {baseTokens} must be a non-negative multiple of {sps[^1]} (the largest SP size swept) " +
+                "with --uneven, so that r = T mod SP");
         }
         if (dim < 1) throw new ArgumentException($"--dim {dim} must be at least 1");
-        if (experts < 1 || experts % w != 0) throw new ArgumentException($"--experts {experts} must be a positive multiple of the world size {w}");
-        if (topK < 1 || topK > experts) throw new ArgumentException($"--top-k {topK} must be in [1, --experts {experts}]");
+        if (experts < 1 || experts % w != 0)
+        {
+            throw new ArgumentException($"--experts {experts} must be a positive multiple of the world size {w}");
+        }
+        if (topK < 1 || topK > experts)
+        {
+            throw new ArgumentException($"--top-k {topK} must be in [1, --experts {experts}]");
+        }
         return new UnevenBenchOptions(w, baseTokens, dim, experts, topK, rowType, sps);
     }
 

@@ -2,14 +2,17 @@ using System.Globalization;
 using System.Text.Json;
 using MoeSharp.Cli.Benchmarks;
 using MoeSharp.Cuda;
+using MoeSharp.Dispatch;
 using MoeSharp.Tensors;
 using Spectre.Console;
+using Row = MoeSharp.Cli.Benchmarks.UnevenTokensBenchmark.Row;
 
 namespace MoeSharp.Cli.Commands;
 
 /// <summary>
 /// <c>moe bench --uneven</c>: runs <see cref="UnevenTokensBenchmark"/> on every rank (host kernels by default, or
 /// <c>--device</c>) and prints one table row per (SP, r, policy, layout), or with <c>--json</c> one line per row.
+/// Exits 1 when a variant's output is not bitwise the reference's.
 /// </summary>
 internal static class UnevenBenchReport
 {
@@ -24,86 +27,107 @@ internal static class UnevenBenchReport
         {
             UnevenBenchOptions options = planned ?? UnevenBenchOptions.Resolve(s, group.Size);
             using DeviceRank? device = compute.CreateRank(group);
-            List<UnevenTokensBenchmark.Row> rows = UnevenTokensBenchmark.RunRank(group, device, options, scoreBefore, s.Warmup, s.Repeats, s.Seed);
-            return new Tuple<List<UnevenTokensBenchmark.Row>, UnevenBenchOptions, string>(rows, options, compute.Describe(device));
+            List<Row> rows = UnevenTokensBenchmark.RunRank(group, device, options, scoreBefore, s.Warmup, s.Repeats,
+                s.Seed);
+            return new Tuple<List<Row>, UnevenBenchOptions, string>(rows, options, compute.Describe(device));
         }, null, checkJobSize: size =>
         {
-            if (s.WorldOption is int w && w != size) throw new ArgumentException($"--world {w} but the MPI job has {size} ranks (mpiexec -n)");
+            if (s.WorldOption is int w && w != size)
+            {
+                throw new ArgumentException($"--world {w} but the MPI job has {size} ranks (mpiexec -n)");
+            }
             _ = UnevenBenchOptions.Resolve(s, size);
         });
         if (outcome is null) return 0; // not rank 0 of an MPI job
-        var (results, o, where) = outcome;
-        long rowBytes = (long)o.Dim * o.RowType.SizeOf();
+        var (results, options, where) = outcome;
+        if (s.Json) WriteJson(results, options, s, comm, where, scoreBefore);
+        else WriteTable(results, options, s, where, scoreBefore);
+        return ExitCode(results);
+    }
 
-        if (s.Json)
+    private static void WriteJson(List<Row> results, UnevenBenchOptions o, BenchSettings s, CommKind comm, string where,
+        bool scoreBefore)
+    {
+        long rowBytes = RowBytes(o);
+        foreach (Row r in results)
         {
-            foreach (var r in results)
+            Console.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object?>
             {
-                Console.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object?>
-                {
-                    ["schema"] = "moesharp-bench-uneven/1", ["device"] = where, ["comm"] = comm.ToString(), ["cores"] = Environment.ProcessorCount,
-                    ["world"] = o.World, ["sp"] = r.Sp, ["r"] = r.Remainder, ["tokens"] = r.Tokens, ["dim"] = o.Dim, ["experts"] = o.Experts,
-                    ["top_k"] = o.TopK, ["dtype"] = o.RowType == DType.BFloat16 ? "bf16" : "f32", ["score_before"] = scoreBefore,
-                    ["sharding"] = r.Variant.Sharding.ToString(), ["layout"] = r.Variant.Layout.ToString(), ["reference"] = r.Variant.IsReference,
-                    ["real_rows"] = r.RealRows, ["pad_rows"] = r.PadRows, ["rows_to_other_ranks"] = r.RowsToOtherRanks,
-                    ["exchanged_bytes"] = ExchangedBytes(r, rowBytes), ["reduce_bytes"] = ReduceBytes(r, o, rowBytes),
-                    ["dispatch_combine_ms"] = r.DispatchCombineSeconds * 1e3, ["reduce_ms"] = r.ReduceSeconds * 1e3,
-                    ["total_ms"] = r.TotalSeconds * 1e3, ["total_vs_reference"] = r.TotalSeconds / ReferenceOf(results, r).TotalSeconds,
-                    ["iters"] = s.Repeats, ["bitwise_equal_to_reference"] = r.MatchesReference,
-                }));
-            }
-            return ExitCode(results);
+                ["schema"] = "moesharp-bench-uneven/1", ["device"] = where, ["comm"] = comm.ToString(),
+                ["cores"] = Environment.ProcessorCount, ["world"] = o.World, ["sp"] = r.Sp, ["r"] = r.Remainder,
+                ["tokens"] = r.Tokens, ["dim"] = o.Dim, ["experts"] = o.Experts, ["top_k"] = o.TopK,
+                ["dtype"] = o.RowType == DType.BFloat16 ? "bf16" : "f32", ["score_before"] = scoreBefore,
+                ["sharding"] = r.Variant.Sharding.ToString(), ["layout"] = r.Variant.Layout.ToString(),
+                ["reference"] = r.Variant.IsReference, ["real_rows"] = r.RealRows, ["pad_rows"] = r.PadRows,
+                ["rows_to_other_ranks"] = r.RowsToOtherRanks, ["exchanged_bytes"] = ExchangedBytes(r, rowBytes),
+                ["reduce_bytes"] = ReduceBytes(r, o, rowBytes), ["dispatch_combine_ms"] = r.DispatchCombineSeconds * 1e3,
+                ["reduce_ms"] = r.ReduceSeconds * 1e3, ["total_ms"] = r.TotalSeconds * 1e3,
+                ["total_vs_reference"] = r.TotalSeconds / ReferenceOf(results, r).TotalSeconds, ["iters"] = s.Repeats,
+                ["bitwise_equal_to_reference"] = r.MatchesReference,
+            }));
         }
+    }
 
+    private static void WriteTable(List<Row> results, UnevenBenchOptions o, BenchSettings s, string where,
+        bool scoreBefore)
+    {
         AnsiConsole.MarkupLine(Markup.Escape(
-            $"uneven token counts: {where}, world {o.World} (= EP; SP groups of consecutive ranks, each holding T tokens), " +
-            $"D = {o.Dim}, E = {o.Experts}, K = {o.TopK}, {o.RowType}, score {(scoreBefore ? "before" : "after")}, {Environment.ProcessorCount} cores; " +
-            $"median of {s.Repeats} after {s.Warmup} warm-up, slowest rank, variants interleaved"));
+            $"uneven token counts: {where}, world {o.World} (= EP; SP groups of consecutive ranks, each holding T " +
+            $"tokens), D = {o.Dim}, E = {o.Experts}, K = {o.TopK}, {o.RowType}, " +
+            $"score {(scoreBefore ? "before" : "after")}, " +
+            $"{Environment.ProcessorCount} cores; median of {s.Repeats} after {s.Warmup} warm-up, slowest rank, " +
+            "variants interleaved"));
         var table = new Table().Border(TableBorder.Rounded);
         string[] columns =
         [
             "SP", "r", "T", "sharding", "layout", "real rows", "pad rows", "pad/real", "a2a MB", "reduce MB",
             "d+c ms", "reduce ms", "total ms", "vs ref", "bitwise",
         ];
-        foreach (string c in columns) table.AddColumn(c is "sharding" or "layout" ? new TableColumn(c) : new TableColumn(c).RightAligned());
-        static string F(double v, string format) => v.ToString(format, CultureInfo.InvariantCulture);
-        foreach (var r in results)
+        foreach (string c in columns)
         {
-            double total = r.TotalSeconds / ReferenceOf(results, r).TotalSeconds;
+            table.AddColumn(c is "sharding" or "layout" ? new TableColumn(c) : new TableColumn(c).RightAligned());
+        }
+        long rowBytes = RowBytes(o);
+        static string F(double v, string format) => v.ToString(format, CultureInfo.InvariantCulture);
+        static string I(long v) => v.ToString(CultureInfo.InvariantCulture);
+        foreach (Row r in results)
+        {
+            bool reference = r.Variant.IsReference;
+            double ratio = r.TotalSeconds / ReferenceOf(results, r).TotalSeconds;
             table.AddRow(
-                r.Sp.ToString(CultureInfo.InvariantCulture), r.Remainder.ToString(CultureInfo.InvariantCulture), r.Tokens.ToString(CultureInfo.InvariantCulture),
-                r.Variant.Sharding.ToString(), r.Variant.Layout.ToString(),
-                r.RealRows.ToString(CultureInfo.InvariantCulture), r.PadRows.ToString(CultureInfo.InvariantCulture),
-                F(r.RealRows == 0 ? 0 : (double)r.PadRows / r.RealRows, "P2"),
+                I(r.Sp), I(r.Remainder), I(r.Tokens), r.Variant.Sharding.ToString(), r.Variant.Layout.ToString(),
+                I(r.RealRows), I(r.PadRows), F(r.RealRows == 0 ? 0 : (double)r.PadRows / r.RealRows, "P2"),
                 F(ExchangedBytes(r, rowBytes) / 1e6, "F2"), F(ReduceBytes(r, o, rowBytes) / 1e6, "F2"),
                 F(r.DispatchCombineSeconds * 1e3, "F2"), F(r.ReduceSeconds * 1e3, "F2"), F(r.TotalSeconds * 1e3, "F2"),
-                r.Variant.IsReference ? "ref" : F(total, "F2") + "×",
-                r.Variant.IsReference ? "ref" : r.MatchesReference ? "yes" : "NO");
+                reference ? "ref" : F(ratio, "F2") + "×",
+                reference ? "ref" : r.MatchesReference ? "yes" : "NO");
         }
         AnsiConsole.Write(table);
         AnsiConsole.MarkupLine(Markup.Escape(
-            "ref: PadToMultiple/Replicated (the seed); real/pad rows: routed rows (tokens · K), whole world; a2a MB: rows sent to " +
-            "other ranks, dispatch + combine; reduce MB: the [T, D] partials of the replicated layout's SP reduce; d+c: dispatch + combine; " +
-            "bitwise: final output equal to ref's"));
-        return ExitCode(results);
+            "ref: PadToMultiple/Replicated (the seed); real/pad rows: routed rows (tokens · K), whole world; a2a MB: " +
+            "rows sent to other ranks, dispatch + combine; reduce MB: the [T, D] partials of the replicated layout's " +
+            "SP reduce; d+c: dispatch + combine; bitwise: final output equal to ref's"));
     }
 
-    /// <summary>1, with a line on stderr, when a variant's output is not bitwise the reference's (a failed check); else 0.</summary>
-    private static int ExitCode(List<UnevenTokensBenchmark.Row> results)
+    /// <summary>1, with a line on stderr, when a variant's output is not bitwise the reference's; else 0.</summary>
+    private static int ExitCode(List<Row> results)
     {
         if (results.All(r => r.MatchesReference)) return 0;
-        var bad = results.First(r => !r.MatchesReference);
-        Console.Error.WriteLine($"moe: {bad.Variant.Sharding}/{bad.Variant.Layout} at SP {bad.Sp}, T = {bad.Tokens} differs from the PadToMultiple/Replicated reference");
+        Row bad = results.First(r => !r.MatchesReference);
+        Console.Error.WriteLine($"moe: {bad.Variant.Sharding}/{bad.Variant.Layout} at SP {bad.Sp}, T = {bad.Tokens} " +
+            "differs from the PadToMultiple/Replicated reference");
         return 1;
     }
 
-    /// <summary>Bytes of the two all-to-all-v of rows (dispatch, then combine the same rows back), between distinct ranks.</summary>
-    private static long ExchangedBytes(UnevenTokensBenchmark.Row r, long rowBytes) => 2 * r.RowsToOtherRanks * rowBytes;
+    private static long RowBytes(UnevenBenchOptions o) => (long)o.Dim * o.RowType.SizeOf();
 
-    /// <summary>The replicated layout's SP reduce: every rank contributes its <c>[T, D]</c> partial output; none when sharded.</summary>
-    private static long ReduceBytes(UnevenTokensBenchmark.Row r, UnevenBenchOptions o, long rowBytes)
-        => r.Variant.Layout == Dispatch.SequenceLayout.Replicated ? (long)o.World * r.Tokens * rowBytes : 0;
+    /// <summary>Bytes of the two all-to-all-v of rows (dispatch, then the same rows back) between distinct ranks.</summary>
+    private static long ExchangedBytes(Row r, long rowBytes) => 2 * r.RowsToOtherRanks * rowBytes;
 
-    private static UnevenTokensBenchmark.Row ReferenceOf(List<UnevenTokensBenchmark.Row> rows, UnevenTokensBenchmark.Row r)
+    /// <summary>The replicated layout's SP reduce: each rank adds its <c>[T, D]</c> partial; none when sharded.</summary>
+    private static long ReduceBytes(Row r, UnevenBenchOptions o, long rowBytes)
+        => r.Variant.Layout == SequenceLayout.Replicated ? (long)o.World * r.Tokens * rowBytes : 0;
+
+    private static Row ReferenceOf(List<Row> rows, Row r)
         => rows.First(x => x.Sp == r.Sp && x.Tokens == r.Tokens && x.Variant.IsReference);
 }
