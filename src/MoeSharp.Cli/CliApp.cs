@@ -1,3 +1,4 @@
+using System.Reflection;
 using MoeSharp.Cli.Commands;
 using MoeSharp.Collectives;
 using Spectre.Console;
@@ -27,6 +28,7 @@ internal static class CliApp
         app.Configure(config =>
         {
             config.SetApplicationName("moe");
+            config.SetApplicationVersion(Version);
             config.PropagateExceptions();
             config.UseStrictParsing();
             config.AddCommand<RunCommand>("run")
@@ -60,9 +62,16 @@ internal static class CliApp
         }
     }
 
-    /// <summary>True in a process started by Open MPI's or MPICH's launcher (they set these variables).</summary>
-    private static bool LaunchedByMpiexec() =>
-        Environment.GetEnvironmentVariable("OMPI_COMM_WORLD_SIZE") is not null || Environment.GetEnvironmentVariable("PMI_SIZE") is not null;
+    /// <summary>True in a process started by an MPI launcher (<see cref="MpiJob"/>).</summary>
+    private static bool LaunchedByMpiexec() => MpiJob.IsLaunched;
+
+    /// <summary>
+    /// <c>moe --version</c>: the assembly's informational version (set by the build's version source, with the
+    /// commit the SDK appends after a <c>+</c>).
+    /// </summary>
+    public static string Version =>
+        typeof(CliApp).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion
+        ?? typeof(CliApp).Assembly.GetName().Version?.ToString() ?? "unknown";
 
     private static bool IsUsageError(Exception ex) => Unwrap(ex) is CommandAppException or ArgumentException
         or InvalidDataException or FileNotFoundException or DirectoryNotFoundException or FormatException;
