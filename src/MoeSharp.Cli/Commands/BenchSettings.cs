@@ -1,4 +1,5 @@
 using System.ComponentModel;
+using MoeSharp.Cli.Output;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -72,14 +73,24 @@ internal sealed class BenchSettings : CommandSettings
     public bool Profile { get; init; }
 
     [CommandOption("--json")]
-    [Description("Print JSON instead of a table: one object on the host; with --device one line per measurement (schema moesharp-bench/1).")]
+    [Description("Print the --metrics records (one JSON object per measurement, schema moesharp-metrics/1, docs/metrics.md) to stdout instead of a table.")]
     public bool Json { get; init; }
+
+    [CommandOption("--metrics <FILE>")]
+    [Description("Write one JSON object per measurement to FILE (JSON lines, schema moesharp-metrics/1, docs/metrics.md).")]
+    public string? Metrics { get; init; }
+
+    [CommandOption("--config <TOML>")]
+    [Description("Read options from a TOML job file (docs/config.md); options on the command line override it.")]
+    public string? Config { get; init; }
 
     public override ValidationResult Validate()
     {
         BenchShape shape;
         try
         {
+            if (MpiJob.CheckLaunched(CommKinds.Parse(Comm)) is { } notInJob) return ValidationResult.Error(notInJob);
+            if (Metrics is not null) OutputPaths.CheckFile("--metrics", Metrics);
             _ = RunSettings.ParseScoreBefore(Score);
             _ = CommKinds.Parse(Comm);
             _ = ComputeOptions.Parse(Device, Gpus);
