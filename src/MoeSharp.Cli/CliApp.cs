@@ -1,5 +1,6 @@
 using System.Reflection;
 using MoeSharp.Cli.Commands;
+using MoeSharp.Cli.Config;
 using MoeSharp.Collectives;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -42,7 +43,7 @@ internal static class CliApp
         });
         try
         {
-            return app.Run(args);
+            return app.Run(JobConfig.Expand(args));
         }
         catch (ReportedByRankZeroException)
         {

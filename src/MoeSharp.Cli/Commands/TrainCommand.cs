@@ -93,7 +93,8 @@ internal sealed class TrainCommand : Command<TrainSettings>
             $"{s.ScoreFunc} scores{(s.RouteNorm ? ", normalized" : "")}{(s.RouteScale != 1 ? $", scale {s.RouteScale}" : "")}{groups}");
         string resumed = resumedAt > 0 ? $"; resuming after step {resumedAt} from {s.Load}" : "";
         AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
-            $"train: world {world}, sp {s.Sp}, {s.Layout} layout, {s.Sharding} sharding; T {s.Tokens}, D {s.Dim}, H {s.Hidden}, E {s.Experts}, K {s.TopK}, Hs {s.SharedHidden}; {router}; seed {s.Seed}; on {s.Device ?? "host"}{(s.BFloat16Products ? ", bfloat16 product inputs" : "")}{resumed}")));
+            $"train: world {world}, sp {s.Sp}, {s.Layout} layout, {s.Sharding} sharding; T {s.Tokens}, D {s.Dim}, H {s.Hidden}, E {s.Experts}, K {s.TopK}, Hs {s.SharedHidden}; seed {s.Seed}; on {s.Device ?? "host"}{(s.BFloat16Products ? ", bfloat16 product inputs" : "")}")));
+        AnsiConsole.MarkupLine(Markup.Escape($"       router: {router}{resumed}"));
     }
 
     /// <summary>The kernel profile as milliseconds per step (rank 0's, over steps 2 to the last).</summary>
