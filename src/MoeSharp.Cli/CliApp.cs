@@ -30,6 +30,8 @@ internal static class CliApp
         {
             config.SetApplicationName("moe");
             config.SetApplicationVersion(Version);
+            // Help and --version through the console the process set up (and tests capture).
+            config.ConfigureConsole(AnsiConsole.Console);
             config.PropagateExceptions();
             config.UseStrictParsing();
             config.AddCommand<RunCommand>("run")
