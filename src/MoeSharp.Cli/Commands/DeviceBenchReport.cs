@@ -21,13 +21,15 @@ internal static class DeviceBenchReport
         int world = compute.Device == DeviceKind.Cuda && compute.Gpus == 0 ? ComputeOptions.CudaDeviceCount() : Math.Max(1, compute.Gpus);
         if (compute.Device == DeviceKind.IlgpuCpu) world = s.World;
         if (shape.Experts % world != 0) throw new ArgumentException($"--experts {shape.Experts} must be a multiple of the {world} ranks");
+        ProgressLine progress = ProgressLine.ForStderr("bench");
         var outcome = RankLauncher.Run(comm, world, group =>
         {
             using DeviceRank device = compute.CreateRank(group)!;
             var result = DeviceDispatchBenchmark.RunRank(group, device, shape.Tokens, shape.Dim, shape.Experts, shape.TopK,
-                scoreBefore, s.Warmup, s.Repeats, s.Seed, s.Profile, shape.RowType);
+                scoreBefore, s.Warmup, s.Repeats, s.Seed, s.Profile, shape.RowType, (done, total) => progress.Report(done, total, "dispatch + combine runs"));
             return new Tuple<DeviceDispatchBenchmark.Result, string, int>(result, device.Backend.Accelerator.Name, group.Size);
         }, null);
+        progress.Finish();
         if (outcome is null) return 0;
         var (r, card, ranks) = outcome;
         long rowBytes = (long)shape.Dim * shape.RowType.SizeOf();

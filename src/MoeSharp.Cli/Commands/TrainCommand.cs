@@ -26,8 +26,14 @@ internal sealed class TrainCommand : Command<TrainSettings>
             Compute = compute, BFloat16Products = s.BFloat16Products, Profile = s.Profile, ScoreFunc = s.ScoreFunction, RouteNorm = s.RouteNorm,
             RouteScale = s.RouteScale, ExpertGroups = s.ExpertGroups, LimitedGroups = s.LimitedGroups, LoadFrom = s.Load, SaveTo = s.Save,
         };
-        // Before any work: a checkpoint that does not fit these options is a usage error, not a failed rank.
-        int resumedAt = s.Load is { } load ? TrainCheckpoint.Check(load, Options(s.WorldOrDefault)) : 0;
+        // Before any work: a checkpoint that does not fit these options is a usage error, not a failed rank
+        // (under MPI checked with the job's size, where the ranks agree on it and rank 0 prints it once).
+        int resumedAt = 0;
+        void CheckLoad(int world)
+        {
+            if (s.Load is { } load) resumedAt = TrainCheckpoint.Check(load, Options(world));
+        }
+        if (comm == CommKind.InProcess) CheckLoad(s.WorldOrDefault);
 
         double[]? losses;
         int worldSize;
@@ -44,7 +50,11 @@ internal sealed class TrainCommand : Command<TrainSettings>
                 log.World = world.Size;
                 if (world.Rank == 0) PrintHeader(s, world.Size, resumedAt);
                 return MoeTrainer.TrainRank(world, Options(world.Size), log.Step);
-            }, timeout, checkJobSize: s.CheckJob);
+            }, timeout, checkJobSize: size =>
+            {
+                s.CheckJob(size);
+                CheckLoad(size);
+            });
             if (losses is null) return 0; // not rank 0: rank 0 reports, and every rank aborts on failure
             worldSize = jobSize;
         }

@@ -39,17 +39,27 @@ internal static class TrainCheckpoint
     /// Reads the step a checkpoint directory is at and checks it against the run's options, before any work.
     /// </summary>
     /// <returns>The last step the checkpoint took.</returns>
-    /// <exception cref="ArgumentException">The options differ from the checkpoint's (naming the option), or it is past <c>--steps</c>.</exception>
-    /// <exception cref="FileNotFoundException">A file is missing.</exception>
-    /// <exception cref="InvalidDataException">A file is not a checkpoint of <c>moe train</c>.</exception>
+    /// <exception cref="ArgumentException">
+    /// A file is missing or not a checkpoint of <c>moe train</c>, the options differ from the checkpoint's (naming
+    /// the option), or it is past <c>--steps</c>.
+    /// </exception>
     public static int Check(string directory, TrainOptions o)
     {
-        var trainer = SafetensorsFile.Read(Path.Combine(directory, TrainerFile));
-        var layer = SafetensorsFile.Read(Path.Combine(directory, LayerFile));
-        int step = StepOf(trainer);
-        if (StepOf(layer) != step)
+        int step;
+        SafetensorsContent trainer;
+        try
         {
-            throw new InvalidDataException($"--load {directory}: {LayerFile} is at step {StepOf(layer)} but {TrainerFile} at step {step} (an interrupted save?)");
+            trainer = SafetensorsFile.Read(Path.Combine(directory, TrainerFile));
+            var layer = SafetensorsFile.Read(Path.Combine(directory, LayerFile));
+            step = StepOf(trainer);
+            if (StepOf(layer) != step)
+            {
+                throw new InvalidDataException($"{LayerFile} is at step {StepOf(layer)} but {TrainerFile} at step {step} (an interrupted save?)");
+            }
+        }
+        catch (Exception ex) when (ex is IOException or InvalidDataException or UnauthorizedAccessException)
+        {
+            throw new ArgumentException($"--load {directory}: {ex.Message}", ex);
         }
         foreach (var (key, value) in o.Identity())
         {
