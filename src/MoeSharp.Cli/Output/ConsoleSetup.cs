@@ -10,9 +10,19 @@ namespace MoeSharp.Cli.Output;
 /// </summary>
 internal static class ConsoleSetup
 {
-    /// <summary>Replaces <see cref="AnsiConsole.Console"/> with one set up for this process's stdout.</summary>
-    public static void Apply() =>
-        AnsiConsole.Console = AnsiConsole.Create(Settings(Console.Out, !Console.IsOutputRedirected, MpiJob.IsLaunched));
+    /// <summary>
+    /// Replaces <see cref="AnsiConsole.Console"/> with one set up for this process's stdout. Call first, before
+    /// anything touches <see cref="Console"/>.
+    /// </summary>
+    public static void Apply()
+    {
+        bool underMpi = MpiJob.IsLaunched;
+        // On a terminal .NET's console starts by switching the keypad to application mode (terminfo keypad_xmit,
+        // ESC[?1h ESC=), which the MPI launcher forwards from every rank into the job's output. A terminal type
+        // without that capability, read when the console first initializes, keeps it out.
+        if (underMpi) Environment.SetEnvironmentVariable("TERM", "dumb");
+        AnsiConsole.Console = AnsiConsole.Create(Settings(Console.Out, !Console.IsOutputRedirected, underMpi));
+    }
 
     /// <summary>The console settings for <paramref name="output"/>.</summary>
     /// <param name="output">Where the console writes.</param>
