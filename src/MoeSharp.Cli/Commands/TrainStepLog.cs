@@ -11,7 +11,8 @@ namespace MoeSharp.Cli.Commands;
 /// <c>--metrics</c> file (every step), the step times for the closing median and the progress line on stderr.
 /// Called on rank 0 only.
 /// </summary>
-internal sealed class StepLog(TrainSettings s, MetricsSink? metrics, ConcurrentQueue<(double Step, double Layer)> stepTimes, ProgressLine progress)
+internal sealed class StepLog(
+    TrainSettings s, MetricsSink? metrics, ConcurrentQueue<(double Step, double Layer)> stepTimes, ProgressLine progress)
 {
     /// <summary>The world size the records name (the job's size under MPI); set before training.</summary>
     public int World { get; set; } = s.WorldOrDefault;
@@ -31,8 +32,11 @@ internal sealed class StepLog(TrainSettings s, MetricsSink? metrics, ConcurrentQ
         if (r.Step % s.LogEvery != 0 && r.Step != 1 && r.Step != s.Steps) return;
         string load = string.Join(" ", r.TokensPerExpert);
         // Rounded first: a tiny negative bias would otherwise print as "-+0.000".
-        string bias = string.Join(" ", r.ExpertBias.Select(b => MathF.Round(b, 3, MidpointRounding.AwayFromZero) is var v && v != 0 ? v.ToString("+0.000;-0.000", CultureInfo.InvariantCulture) : "+0.000"));
-        AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture, $"step {r.Step,5}  loss {TrainCommand.Format(r.Loss)}")));
+        string bias = string.Join(" ", r.ExpertBias.Select(b => MathF.Round(b, 3, MidpointRounding.AwayFromZero) is var v && v != 0
+            ? v.ToString("+0.000;-0.000", CultureInfo.InvariantCulture)
+            : "+0.000"));
+        AnsiConsole.MarkupLine(Markup.Escape(
+            string.Create(CultureInfo.InvariantCulture, $"step {r.Step,5}  loss {TrainCommand.Format(r.Loss)}")));
         AnsiConsole.MarkupLine(Markup.Escape($"       load [{load}]  bias [{bias}]"));
         if (r.Profile is { } profile) TrainCommand.PrintProfile(profile, stepTimes.Count - 1);
     }

@@ -9,7 +9,8 @@ namespace MoeSharp.Cli.Config;
 internal static class ConfigSections
 {
     /// <summary>Generic sections: section → the options (long names) it may set.</summary>
-    public static IReadOnlyDictionary<string, IReadOnlySet<string>> Generic { get; } = new Dictionary<string, IReadOnlySet<string>>(StringComparer.Ordinal)
+    public static IReadOnlyDictionary<string, IReadOnlySet<string>> Generic { get; } =
+        new Dictionary<string, IReadOnlySet<string>>(StringComparer.Ordinal)
     {
         ["job"] = new HashSet<string> { "seed", "description" },
         ["model"] = new HashSet<string> { "dim", "hidden", "experts", "top-k", "shared-hidden" },

@@ -124,9 +124,11 @@ internal static class JobConfig
         string? text = (target, value) switch
         {
             (_, _) when target == typeof(bool) && value is bool b => b ? "" : null,
-            (_, long n) when target == typeof(int) && n is >= int.MinValue and <= int.MaxValue => n.ToString(CultureInfo.InvariantCulture),
+            (_, long n) when target == typeof(int) && n is >= int.MinValue and <= int.MaxValue =>
+                n.ToString(CultureInfo.InvariantCulture),
             (_, long n) when target == typeof(float) || target == typeof(double) => n.ToString(CultureInfo.InvariantCulture),
-            (_, double d) when target == typeof(float) || target == typeof(double) => d.ToString("R", CultureInfo.InvariantCulture),
+            (_, double d) when target == typeof(float) || target == typeof(double) =>
+                d.ToString("R", CultureInfo.InvariantCulture),
             (_, string s) when target == typeof(string) => s,
             _ => throw Error(path, $"[{section}] {key} = {Show(value)}: expected {Expected(target)} ({flag})"),
         };

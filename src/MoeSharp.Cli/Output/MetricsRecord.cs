@@ -28,7 +28,9 @@ internal sealed class MetricsRecord
         _fields["event"] = eventName;
     }
 
-    /// <summary>A record of <paramref name="command"/> (<c>run</c>, <c>train</c>, <c>bench</c>) and <paramref name="eventName"/>.</summary>
+    /// <summary>
+    /// A record of <paramref name="command"/> (<c>run</c>, <c>train</c>, <c>bench</c>) and <paramref name="eventName"/>.
+    /// </summary>
     public static MetricsRecord Create(string command, string eventName) => new(command, eventName);
 
     /// <summary>Sets a field (a later value replaces an earlier one); returns this record.</summary>

@@ -18,7 +18,10 @@ internal sealed class MetricsSink : IDisposable
         _toStdout = toStdout;
     }
 
-    /// <summary>A sink writing to <paramref name="path"/> (when given) and to stdout (when <paramref name="toStdout"/>); null when neither.</summary>
+    /// <summary>
+    /// A sink writing to <paramref name="path"/> (when given) and to stdout (when <paramref name="toStdout"/>); null
+    /// when neither.
+    /// </summary>
     public static MetricsSink? Open(string? path, bool toStdout = false) =>
         path is null && !toStdout ? null : new MetricsSink(path, toStdout);
 

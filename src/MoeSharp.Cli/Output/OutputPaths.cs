@@ -16,7 +16,9 @@ internal static class OutputPaths
         CheckWritableDirectory(option, path, directory);
     }
 
-    /// <summary>Checks that <paramref name="path"/> is a writable directory or can be created as one (in a writable parent).</summary>
+    /// <summary>
+    /// Checks that <paramref name="path"/> is a writable directory or can be created as one (in a writable parent).
+    /// </summary>
     /// <exception cref="ArgumentException">It cannot; the message names <paramref name="option"/> and the path.</exception>
     public static void CheckDirectory(string option, string path)
     {
@@ -44,10 +46,16 @@ internal static class OutputPaths
         }
     }
 
-    /// <summary>Creates and deletes an empty probe file: the one check that answers for permissions, read-only mounts and quotas alike.</summary>
+    /// <summary>
+    /// Creates and deletes an empty probe file: the one check that answers for permissions, read-only mounts and
+    /// quotas alike.
+    /// </summary>
     private static void CheckWritableDirectory(string option, string path, string directory)
     {
-        if (!Directory.Exists(directory)) throw new ArgumentException($"{option} {path}: the directory {directory} does not exist");
+        if (!Directory.Exists(directory))
+        {
+            throw new ArgumentException($"{option} {path}: the directory {directory} does not exist");
+        }
         string probe = Path.Combine(directory, $".moe-write-check-{Environment.ProcessId}-{Guid.NewGuid():N}");
         try
         {

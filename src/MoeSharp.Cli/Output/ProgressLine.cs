@@ -36,9 +36,13 @@ internal sealed class ProgressLine
     }
 
     /// <summary>Progress on this process's stderr, redrawn in place only on a terminal outside MPI.</summary>
-    public static ProgressLine ForStderr(string what) => new(what, Console.Error, !Console.IsErrorRedirected && !MpiJob.IsLaunched);
+    public static ProgressLine ForStderr(string what) =>
+        new(what, Console.Error, !Console.IsErrorRedirected && !MpiJob.IsLaunched);
 
-    /// <summary>Reports <paramref name="done"/> of <paramref name="total"/> units (<paramref name="unit"/>, e.g. <c>steps</c>). Any thread.</summary>
+    /// <summary>
+    /// Reports <paramref name="done"/> of <paramref name="total"/> units (<paramref name="unit"/>, e.g. <c>steps</c>).
+    /// Any thread.
+    /// </summary>
     public void Report(long done, long total, string unit)
     {
         lock (_gate)
@@ -49,7 +53,8 @@ internal sealed class ProgressLine
             if (elapsed - _lastWritten < interval && !(last && _drawn)) return;
             _lastWritten = elapsed;
             string left = done > 0 && !last
-                ? string.Create(CultureInfo.InvariantCulture, $", about {(elapsed.TotalSeconds * (total - done) / done):F0} s left")
+                ? string.Create(CultureInfo.InvariantCulture,
+                    $", about {elapsed.TotalSeconds * (total - done) / done:F0} s left")
                 : "";
             string line = string.Create(CultureInfo.InvariantCulture,
                 $"{_what}: {done}/{total} {unit}, {elapsed.TotalSeconds:F0} s{left}");

@@ -54,7 +54,8 @@ internal static class TrainCheckpoint
             step = StepOf(trainer);
             if (StepOf(layer) != step)
             {
-                throw new InvalidDataException($"{LayerFile} is at step {StepOf(layer)} but {TrainerFile} at step {step} (an interrupted save?)");
+                throw new InvalidDataException(
+                    $"{LayerFile} is at step {StepOf(layer)} but {TrainerFile} at step {step} (an interrupted save?)");
             }
         }
         catch (Exception ex) when (ex is IOException or InvalidDataException or UnauthorizedAccessException)
@@ -66,26 +67,30 @@ internal static class TrainCheckpoint
             string saved = trainer.Metadata.GetValueOrDefault(key) ?? "(none)";
             if (saved != value)
             {
-                throw new ArgumentException($"--load {directory}: the checkpoint was trained with --{key} {saved}; this run has --{key} {value}");
+                throw new ArgumentException(
+                    $"--load {directory}: the checkpoint was trained with --{key} {saved}; this run has --{key} {value}");
             }
         }
         if (step >= o.Steps)
         {
-            throw new ArgumentException($"--steps {o.Steps}: the checkpoint in {directory} is already at step {step}; --steps counts all steps, resumed ones included");
+            throw new ArgumentException($"--steps {o.Steps}: the checkpoint in {directory} is already at step {step}; "
+                + "--steps counts all steps, resumed ones included");
         }
         return step;
     }
 
     /// <summary>Collective: restores the state of <paramref name="directory"/> on this rank (its experts' slices).</summary>
     /// <returns>The last step the checkpoint took.</returns>
-    public static int Load(string directory, IProcessGroup world, MoeLayer layer, AdamW layerOptimizer, Parameter head, AdamW headOptimizer)
+    public static int Load(string directory, IProcessGroup world, MoeLayer layer, AdamW layerOptimizer, Parameter head,
+        AdamW headOptimizer)
     {
         var trainer = SafetensorsFile.Read(Path.Combine(directory, TrainerFile));
         MoeLayerCheckpoint.Load(layer, Path.Combine(directory, LayerFile));
         Tensor savedHead = trainer.Get(HeadWeight);
         if (!savedHead.Shape.SequenceEqual(head.Value.Shape) || savedHead.DType != DType.Float32)
         {
-            throw new InvalidDataException($"{trainer.SourceName}: '{HeadWeight}' is {savedHead}; expected float32 {head.Value.ShapeString}");
+            throw new InvalidDataException(
+                $"{trainer.SourceName}: '{HeadWeight}' is {savedHead}; expected float32 {head.Value.ShapeString}");
         }
         var layerMoments = new List<KeyValuePair<string, Tensor>>();
         var headMoments = new List<KeyValuePair<string, Tensor>>();
@@ -139,7 +144,9 @@ internal static class TrainCheckpoint
     private static bool IsExpertMoment(string name) =>
         ExpertParameters.Contains(name[(name.IndexOf('.') + 1)..]) && name.StartsWith("exp_avg", StringComparison.Ordinal);
 
-    /// <summary>All E experts' moments from every rank's slice (the experts are split over the whole world, in rank order).</summary>
+    /// <summary>
+    /// All E experts' moments from every rank's slice (the experts are split over the whole world, in rank order).
+    /// </summary>
     private static Tensor AllExperts(Tensor local, IProcessGroup world)
     {
         if (world.Size == 1) return local;
