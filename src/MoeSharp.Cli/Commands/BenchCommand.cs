@@ -21,6 +21,7 @@ internal sealed class BenchCommand : Command<BenchSettings>
         if (compute.OnDevice) return DeviceBenchReport.Run(s, compute, comm, scoreBefore);
         BenchShape shape = BenchShape.Resolve(s);
         ProgressLine progress = ProgressLine.ForStderr("bench");
+        progress.Report(0, s.Warmup + s.Repeats, "dispatch + combine runs (drawing inputs)");
         var outcome = RankLauncher.Run(comm, s.World, world =>
         {
             if (shape.Experts % world.Size != 0) throw new ArgumentException($"--experts {shape.Experts} must be a multiple of the world size {world.Size}");

@@ -22,6 +22,7 @@ internal static class DeviceBenchReport
         if (compute.Device == DeviceKind.IlgpuCpu) world = s.World;
         if (shape.Experts % world != 0) throw new ArgumentException($"--experts {shape.Experts} must be a multiple of the {world} ranks");
         ProgressLine progress = ProgressLine.ForStderr("bench");
+        progress.Report(0, s.Warmup + s.Repeats, "dispatch + combine runs (drawing inputs)");
         var outcome = RankLauncher.Run(comm, world, group =>
         {
             using DeviceRank device = compute.CreateRank(group)!;

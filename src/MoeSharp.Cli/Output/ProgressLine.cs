@@ -23,6 +23,7 @@ internal sealed class ProgressLine
     private readonly Lock _gate = new();
     private TimeSpan _lastWritten;
     private bool _drawn;
+    private bool _everDrawn;
 
     /// <summary>Progress of <paramref name="what"/> (e.g. <c>train</c>) on <paramref name="error"/>.</summary>
     /// <param name="what">Leads every line.</param>
@@ -50,7 +51,10 @@ internal sealed class ProgressLine
             TimeSpan elapsed = Stopwatch.GetElapsedTime(_started);
             TimeSpan interval = _inPlace ? RedrawInterval : PlainInterval;
             bool last = done >= total;
-            if (elapsed - _lastWritten < interval && !(last && _drawn)) return;
+            // On a terminal the first report draws at once (the run has started); later ones at most every interval.
+            bool due = (_inPlace && !_everDrawn) || elapsed - _lastWritten >= interval;
+            if (!due && !(last && _drawn)) return;
+            _everDrawn = true;
             _lastWritten = elapsed;
             string left = done > 0 && !last
                 ? string.Create(CultureInfo.InvariantCulture,

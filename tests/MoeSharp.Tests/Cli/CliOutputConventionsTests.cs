@@ -105,11 +105,15 @@ public sealed class CliOutputConventionsTests : IDisposable
     {
         var error = new StringWriter();
         var progress = new ProgressLine("bench", error, inPlace: true);
+        progress.Report(0, 9, "runs"); // drawn at once: the run has started
+        progress.Report(1, 9, "runs"); // within the redraw interval: skipped
         Thread.Sleep(250);
         progress.Report(3, 9, "runs");
         progress.Report(9, 9, "runs");
         string text = error.ToString();
-        Assert.StartsWith("\rbench: 3/9 runs", text);
+        Assert.StartsWith("\rbench: 0/9 runs", text);
+        Assert.DoesNotContain("1/9", text);
+        Assert.Contains("\rbench: 3/9 runs", text);
         Assert.EndsWith("\n", text);
         Assert.Contains("\rbench: 9/9 runs", text);
     }
