@@ -52,7 +52,7 @@ internal static class DeviceBenchReport
             foreach (var (kind, stats, bytes, step) in lines)
             {
                 MetricsRecord record = MetricsRecord.Create("bench", "measurement")
-                    .With("kind", kind).With("impl", kind == "copy" ? "moesharp-copy" : "moesharp-cuda");
+                    .With("kind", kind).With("impl", kind == "copy" ? "moesharp-copy" : "moesharp-" + compute.DeviceName);
                 // bench/gpu/summarize.py reads "step" as the phase of a local_step line.
                 if (step is not null) record.With("step", step);
                 metrics?.Write(record

@@ -64,6 +64,28 @@ public sealed class CliOutputConventionsTests : IDisposable
         }
     }
 
+    [Fact]
+    public void Bench_OnADevice_WritesTheSameSchema()
+    {
+        // ILGPU's CPU accelerator runs the device path without a GPU.
+        string metrics = Path.Combine(_dir, "device.jsonl");
+        CliOutcome result = Invoke("bench", "--device", "ilgpu-cpu", "--world", "2", "--tokens", "64", "--dim", "16", "--experts", "4",
+            "--top-k", "2", "--repeats", "1", "--warmup", "0", "--metrics", metrics);
+        Assert.True(result.ExitCode == 0, result.ToString());
+        JsonElement[] records = File.ReadAllLines(metrics).Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToArray();
+        Assert.Contains(records, r => r.GetProperty("kind").GetString() == "dispatch_combine");
+        foreach (JsonElement r in records)
+        {
+            Assert.Equal("moesharp-metrics/1", r.GetProperty("schema").GetString());
+            Assert.Equal("bench", r.GetProperty("command").GetString());
+            Assert.Equal("measurement", r.GetProperty("event").GetString());
+            Assert.Equal("ilgpu-cpu", r.GetProperty("device").GetString());
+            Assert.Equal(2, r.GetProperty("world").GetInt32());
+            Assert.True(r.GetProperty("ms").GetDouble() > 0);
+            Assert.Equal(64, r.GetProperty("tokens").GetInt32());
+        }
+    }
+
     [Theory]
     [InlineData("train", "--comm", "mpi", "--sp", "4")]
     [InlineData("run", "--comm", "mpi", "--sp", "4")]
