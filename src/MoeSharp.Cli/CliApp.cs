@@ -1,4 +1,6 @@
+using System.Reflection;
 using MoeSharp.Cli.Commands;
+using MoeSharp.Cli.Config;
 using MoeSharp.Collectives;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -27,6 +29,9 @@ internal static class CliApp
         app.Configure(config =>
         {
             config.SetApplicationName("moe");
+            config.SetApplicationVersion(Version);
+            // Help and --version through the console the process set up (and tests capture).
+            config.ConfigureConsole(AnsiConsole.Console);
             config.PropagateExceptions();
             config.UseStrictParsing();
             config.AddCommand<RunCommand>("run")
@@ -40,7 +45,7 @@ internal static class CliApp
         });
         try
         {
-            return app.Run(args);
+            return app.Run(JobConfig.Expand(args));
         }
         catch (ReportedByRankZeroException)
         {
@@ -60,9 +65,16 @@ internal static class CliApp
         }
     }
 
-    /// <summary>True in a process started by Open MPI's or MPICH's launcher (they set these variables).</summary>
-    private static bool LaunchedByMpiexec() =>
-        Environment.GetEnvironmentVariable("OMPI_COMM_WORLD_SIZE") is not null || Environment.GetEnvironmentVariable("PMI_SIZE") is not null;
+    /// <summary>True in a process started by an MPI launcher (<see cref="MpiJob"/>).</summary>
+    private static bool LaunchedByMpiexec() => MpiJob.IsLaunched;
+
+    /// <summary>
+    /// <c>moe --version</c>: the assembly's informational version (set by the build's version source, with the
+    /// commit the SDK appends after a <c>+</c>).
+    /// </summary>
+    public static string Version =>
+        typeof(CliApp).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion
+        ?? typeof(CliApp).Assembly.GetName().Version?.ToString() ?? "unknown";
 
     private static bool IsUsageError(Exception ex) => Unwrap(ex) is CommandAppException or ArgumentException
         or InvalidDataException or FileNotFoundException or DirectoryNotFoundException or FormatException;

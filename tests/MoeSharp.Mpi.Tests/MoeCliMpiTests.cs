@@ -89,11 +89,13 @@ public sealed partial class MoeCliMpiTests
     {
         MpiRun run = launcher.RunMoe(2, ["bench", "--comm", "mpi", "--tokens", "512", "--dim", "256", "--repeats", "3", "--warmup", "1", "--json"], Limit);
         Assert.True(run.ExitCode == 0, run.ToString());
-        string json = Plain(run.Output).Split('\n').Single(l => l.TrimStart().StartsWith('{')).Trim();
-        using JsonDocument doc = JsonDocument.Parse(json);
-        Assert.Equal(2, doc.RootElement.GetProperty("world").GetInt32());
-        Assert.True(doc.RootElement.GetProperty("rawAlltoallvMs").GetDouble() > 0, json);
-        Assert.True(doc.RootElement.GetProperty("exchangeMs").GetDouble() > 0, json);
+        // One moesharp-metrics/1 record per measurement (docs/metrics.md), from rank 0 only.
+        string[] lines = Plain(run.Output).Split('\n').Where(l => l.TrimStart().StartsWith('{')).Select(l => l.Trim()).ToArray();
+        JsonElement[] records = lines.Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToArray();
+        JsonElement Kind(string kind) => records.Single(r => r.GetProperty("kind").GetString() == kind);
+        Assert.All(records, r => Assert.Equal(2, r.GetProperty("world").GetInt32()));
+        Assert.True(Kind("mpi_alltoallv").GetProperty("ms").GetDouble() > 0, string.Join("\n", lines));
+        Assert.True(Kind("exchange").GetProperty("ms").GetDouble() > 0, string.Join("\n", lines));
     }
 
     private static void WorldMismatch(MpiLauncher launcher)

@@ -30,9 +30,12 @@ internal static class DeviceDispatchBenchmark
     /// <summary>Median, minimum and 90th percentile of one measurement, in seconds.</summary>
     public sealed record Stats(double Median, double Min, double P90, int Iterations);
 
-    /// <summary>This rank's part; every rank of <paramref name="world"/> calls it with the same arguments.</summary>
+    /// <summary>
+    /// This rank's part; every rank of <paramref name="world"/> calls it with the same arguments. <paramref name="progress"/>
+    /// (runs done, runs in all) is called on rank 0 after each dispatch + combine.
+    /// </summary>
     public static Result RunRank(IProcessGroup world, DeviceRank device, int tokens, int dim, int experts, int topK,
-        bool scoreBefore, int warmup, int repeats, int seed, bool profile = false, DType rowType = DType.Float32)
+        bool scoreBefore, int warmup, int repeats, int seed, bool profile = false, DType rowType = DType.Float32, Action<int, int>? progress = null)
     {
         var config = new TokenDispatcherConfig(experts, topK) { ScoreBeforeExperts = scoreBefore };
         var random = new Random(seed);
@@ -66,6 +69,7 @@ internal static class DeviceDispatchBenchmark
             dispatcher.Pool.Return(combined);
             dispatcher.Pool.Return(dispatched.RoutedTokens);
             dispatcher.Release(dispatched.Metadata);
+            if (world.Rank == 0) progress?.Invoke(i + 1, warmup + repeats);
             if (i < warmup)
             {
                 if (i == warmup - 1 && kernels is Compute.ProfilingMoeKernels p) p.Reset();

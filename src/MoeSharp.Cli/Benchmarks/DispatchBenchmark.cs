@@ -21,9 +21,12 @@ internal static class DispatchBenchmark
     /// <param name="Exchange">The exchange alone (worlds of more than one rank), else null.</param>
     public sealed record Result(double DispatchSeconds, double CombineSeconds, long DispatchBytes, long CombineBytes, ExchangeBenchmark.Result? Exchange);
 
-    /// <summary>This rank's part of the benchmark; every rank of <paramref name="world"/> calls it.</summary>
+    /// <summary>
+    /// This rank's part of the benchmark; every rank of <paramref name="world"/> calls it. <paramref name="progress"/>
+    /// (runs done, runs in all) is called on rank 0 after each dispatch + combine.
+    /// </summary>
     public static Result RunRank(IProcessGroup world, int tokens, int dim, int experts, int topK, bool scoreBefore, int warmup, int repeats, int seed,
-        DType rowType = DType.Float32)
+        DType rowType = DType.Float32, Action<int, int>? progress = null)
     {
         var config = new TokenDispatcherConfig(experts, topK) { ScoreBeforeExperts = scoreBefore };
         // Every rank draws the same sequence and keeps its own inputs, so a run is reproducible at any size.
@@ -62,6 +65,7 @@ internal static class DispatchBenchmark
                 dispatchTimes.Add(dispatchSeconds);
                 combineTimes.Add(combineSeconds);
             }
+            if (world.Rank == 0) progress?.Invoke(i + 1, warmup + repeats);
         }
         long tokenBytes = (long)tokens * dim * rowType.SizeOf();
         long routedBytes = tokenBytes * topK;

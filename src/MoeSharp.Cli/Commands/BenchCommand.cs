@@ -1,5 +1,5 @@
-using System.Text.Json;
 using MoeSharp.Cli.Benchmarks;
+using MoeSharp.Cli.Output;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -21,10 +21,13 @@ internal sealed class BenchCommand : Command<BenchSettings>
         if (s.Uneven) return UnevenBenchReport.Run(s, compute, comm, scoreBefore);
         if (compute.OnDevice) return DeviceBenchReport.Run(s, compute, comm, scoreBefore);
         BenchShape shape = BenchShape.Resolve(s);
+        ProgressLine progress = ProgressLine.ForStderr("bench");
+        progress.Report(0, s.Warmup + s.Repeats, "dispatch + combine runs (drawing inputs)");
         var outcome = RankLauncher.Run(comm, s.World, world =>
         {
             if (shape.Experts % world.Size != 0) throw new ArgumentException($"--experts {shape.Experts} must be a multiple of the world size {world.Size}");
-            var result = DispatchBenchmark.RunRank(world, shape.Tokens, shape.Dim, shape.Experts, shape.TopK, scoreBefore, s.Warmup, s.Repeats, s.Seed, shape.RowType);
+            var result = DispatchBenchmark.RunRank(world, shape.Tokens, shape.Dim, shape.Experts, shape.TopK, scoreBefore, s.Warmup, s.Repeats, s.Seed, shape.RowType,
+                (done, total) => progress.Report(done, total, "dispatch + combine runs"));
             // Every rank takes part in the copy measurement so no core sits idle in an MPI job's timing.
             double copy = CopyBandwidth.Measure(result.DispatchBytes / 2, s.Warmup, s.Repeats);
             return new Tuple<DispatchBenchmark.Result, double, int>(result, copy, world.Size);
@@ -41,20 +44,34 @@ internal sealed class BenchCommand : Command<BenchSettings>
         double copyGbs = copy / 1e9;
         double? wrapperGbs = r.Exchange is { } e ? e.BytesSent / e.WrapperSeconds / 1e9 : null;
         double? rawGbs = r.Exchange is { RawSeconds: double raw } e2 ? e2.BytesSent / raw / 1e9 : null;
-        if (s.Json)
+        progress.Finish();
+        var measurements = new List<(string Kind, string Impl, double Seconds, long Bytes)>
         {
-            Console.WriteLine(JsonSerializer.Serialize(new
-            {
-                world = worldSize, comm = comm.ToString(), tokens = shape.Tokens, dim = shape.Dim, experts = shape.Experts, topK = shape.TopK, dtype = shape.RowTypeName, scoreBefore,
-                cores = Environment.ProcessorCount,
-                dispatchMs = r.DispatchSeconds * 1e3, combineMs = r.CombineSeconds * 1e3,
-                dispatchGBs = dispatchGbs, combineGBs = combineGbs, dispatchCombineGBs = totalGbs,
-                copyGBs = copyGbs, fractionOfCopy = totalGbs / copyGbs,
-                exchangeMs = r.Exchange?.WrapperSeconds * 1e3, exchangeGBs = wrapperGbs,
-                rawAlltoallvMs = r.Exchange?.RawSeconds * 1e3, rawAlltoallvGBs = rawGbs,
-            }));
-            return 0;
+            ("dispatch", "moesharp-host", r.DispatchSeconds, r.DispatchBytes),
+            ("combine", "moesharp-host", r.CombineSeconds, r.CombineBytes),
+            ("dispatch_combine", "moesharp-host", r.DispatchSeconds + r.CombineSeconds, r.DispatchBytes + r.CombineBytes),
+            ("copy", "moesharp-copy", r.DispatchBytes / 2 / copy, r.DispatchBytes / 2),
+        };
+        if (r.Exchange is { } exchange)
+        {
+            measurements.Add(("exchange", "moesharp-host", exchange.WrapperSeconds, exchange.BytesSent));
+            if (exchange.RawSeconds is double rawAlltoallv) measurements.Add(("mpi_alltoallv", "mpi-raw", rawAlltoallv, exchange.BytesSent));
         }
+        using (MetricsSink? metrics = MetricsSink.Open(s.Metrics, toStdout: s.Json))
+        {
+            foreach (var (kind, impl, seconds, bytes) in measurements)
+            {
+                metrics?.Write(MetricsRecord.Create("bench", "measurement")
+                    .With("kind", kind).With("impl", impl).With("ms", seconds * 1e3).With("iters", s.Repeats)
+                    .With("bytes", bytes).With("gb_per_s", bytes / seconds / 1e9)
+                    .With("world", worldSize).With("comm", comm == CommKind.Mpi ? "mpi" : "inproc").With("device", "host")
+                    .With("preset", s.Preset is null ? null : shape.Name).With("tokens", shape.Tokens).With("dim", shape.Dim)
+                    .With("experts", shape.Experts).With("top_k", shape.TopK).With("dtype", shape.RowTypeName)
+                    .With("score_before_experts", scoreBefore).With("warmup", s.Warmup).With("seed", s.Seed)
+                    .With("cores", Environment.ProcessorCount));
+            }
+        }
+        if (s.Json) return 0;
         AnsiConsole.MarkupLine($"world {worldSize} ({comm}), {(s.Preset is null ? "" : $"preset {shape.Name}: ")}T = {shape.Tokens} per rank, D = {shape.Dim}, E = {shape.Experts}, K = {shape.TopK}, {shape.RowType}, " +
             $"score {(scoreBefore ? "before" : "after")}, {Environment.ProcessorCount} cores, median of {s.Repeats} after {s.Warmup} warm-up, rank 0");
         var table = new Table().Border(TableBorder.Rounded);

@@ -1,4 +1,5 @@
 using System.ComponentModel;
+using MoeSharp.Cli.Output;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -76,8 +77,16 @@ internal sealed class BenchSettings : CommandSettings
     public bool Uneven { get; init; }
 
     [CommandOption("--json")]
-    [Description("Print JSON instead of a table: one object on the host; with --device one line per measurement (schema moesharp-bench/1); with --uneven one line per row (moesharp-bench-uneven/1).")]
+    [Description("Print the --metrics records (one JSON object per measurement, schema moesharp-metrics/1, docs/metrics.md) to stdout instead of a table.")]
     public bool Json { get; init; }
+
+    [CommandOption("--metrics <FILE>")]
+    [Description("Write one JSON object per measurement to FILE (JSON lines, schema moesharp-metrics/1, docs/metrics.md).")]
+    public string? Metrics { get; init; }
+
+    [CommandOption("--config <TOML>")]
+    [Description("Read options from a TOML job file (docs/config.md); options on the command line override it.")]
+    public string? Config { get; init; }
 
     /// <summary><c>--world</c> as given, or null (the mode's default applies).</summary>
     internal int? WorldOption { get; private set; }
@@ -94,6 +103,8 @@ internal sealed class BenchSettings : CommandSettings
         BenchShape shape;
         try
         {
+            if (MpiJob.CheckLaunched(CommKinds.Parse(Comm)) is { } notInJob) return ValidationResult.Error(notInJob);
+            if (Metrics is not null) OutputPaths.CheckFile("--metrics", Metrics);
             _ = RunSettings.ParseScoreBefore(Score);
             _ = CommKinds.Parse(Comm);
             _ = ComputeOptions.Parse(Device, Gpus);
@@ -121,6 +132,8 @@ internal sealed class BenchSettings : CommandSettings
         {
             _ = RunSettings.ParseScoreBefore(Score);
             CommKind comm = CommKinds.Parse(Comm);
+            if (MpiJob.CheckLaunched(comm) is { } notInJob) return ValidationResult.Error(notInJob);
+            if (Metrics is not null) OutputPaths.CheckFile("--metrics", Metrics);
             ComputeOptions compute = ComputeOptions.Parse(Device, Gpus);
             if (Warmup < 0) return ValidationResult.Error($"--warmup {Warmup} must not be negative");
             if (Repeats < 1) return ValidationResult.Error($"--repeats {Repeats} must be at least 1");

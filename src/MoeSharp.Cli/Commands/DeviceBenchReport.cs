@@ -1,5 +1,5 @@
 using System.Globalization;
-using System.Text.Json;
+using MoeSharp.Cli.Output;
 using MoeSharp.Cli.Benchmarks;
 using MoeSharp.Cuda;
 using MoeSharp.Tensors;
@@ -9,8 +9,8 @@ namespace MoeSharp.Cli.Commands;
 
 /// <summary>
 /// <c>moe bench --device cuda</c>: runs <see cref="DeviceDispatchBenchmark"/> on one rank per GPU and prints a table, or
-/// with <c>--json</c> one line per measurement in the schema of <c>bench/reference</c> (<c>moesharp-bench/1</c>), so
-/// <c>bench/gpu/summarize.py</c> can set it beside the PyTorch reference.
+/// with <c>--json</c> one <c>moesharp-metrics/1</c> line per measurement (docs/metrics.md; the fields
+/// <c>bench/gpu/summarize.py</c> pairs with the PyTorch reference's are those of <c>bench/reference</c>).
 /// </summary>
 internal static class DeviceBenchReport
 {
@@ -21,13 +21,16 @@ internal static class DeviceBenchReport
         int world = compute.Device == DeviceKind.Cuda && compute.Gpus == 0 ? ComputeOptions.CudaDeviceCount() : Math.Max(1, compute.Gpus);
         if (compute.Device == DeviceKind.IlgpuCpu) world = s.World;
         if (shape.Experts % world != 0) throw new ArgumentException($"--experts {shape.Experts} must be a multiple of the {world} ranks");
+        ProgressLine progress = ProgressLine.ForStderr("bench");
+        progress.Report(0, s.Warmup + s.Repeats, "dispatch + combine runs (drawing inputs)");
         var outcome = RankLauncher.Run(comm, world, group =>
         {
             using DeviceRank device = compute.CreateRank(group)!;
             var result = DeviceDispatchBenchmark.RunRank(group, device, shape.Tokens, shape.Dim, shape.Experts, shape.TopK,
-                scoreBefore, s.Warmup, s.Repeats, s.Seed, s.Profile, shape.RowType);
+                scoreBefore, s.Warmup, s.Repeats, s.Seed, s.Profile, shape.RowType, (done, total) => progress.Report(done, total, "dispatch + combine runs"));
             return new Tuple<DeviceDispatchBenchmark.Result, string, int>(result, device.Backend.Accelerator.Name, group.Size);
         }, null);
+        progress.Finish();
         if (outcome is null) return 0;
         var (r, card, ranks) = outcome;
         long rowBytes = (long)shape.Dim * shape.RowType.SizeOf();
@@ -44,23 +47,24 @@ internal static class DeviceBenchReport
         if (ranks == 1) lines.Add(("local", r.DispatchCombine, localBytes, null));
         if (r.Exchange is { } ex) lines.Add(("exchange", ex, exchangeBytes, null));
 
-        if (s.Json)
+        using (MetricsSink? metrics = MetricsSink.Open(s.Metrics, toStdout: s.Json))
         {
             foreach (var (kind, stats, bytes, step) in lines)
             {
-                var record = new Dictionary<string, object?>
-                {
-                    ["schema"] = "moesharp-bench/1", ["kind"] = kind, ["impl"] = kind == "copy" ? "moesharp-copy" : "moesharp-cuda",
-                    ["card"] = card, ["gpus"] = ranks, ["preset"] = shape.Name, ["tokens"] = shape.Tokens, ["dim"] = shape.Dim,
-                    ["experts"] = shape.Experts, ["top_k"] = shape.TopK, ["dtype"] = shape.RowTypeName, ["exchanger"] = r.Exchanger,
-                    ["ms"] = stats.Median * 1e3, ["ms_min"] = stats.Min * 1e3, ["ms_p90"] = stats.P90 * 1e3, ["iters"] = stats.Iterations,
-                    ["bytes"] = bytes, ["gb_per_s"] = bytes / stats.Median / 1e9,
-                };
-                if (step is not null) record["step"] = step;
-                Console.WriteLine(JsonSerializer.Serialize(record));
+                MetricsRecord record = MetricsRecord.Create("bench", "measurement")
+                    .With("kind", kind).With("impl", kind == "copy" ? "moesharp-copy" : "moesharp-" + compute.DeviceName);
+                // bench/gpu/summarize.py reads "step" as the phase of a local_step line.
+                if (step is not null) record.With("step", step);
+                metrics?.Write(record
+                    .With("ms", stats.Median * 1e3).With("ms_min", stats.Min * 1e3).With("ms_p90", stats.P90 * 1e3).With("iters", stats.Iterations)
+                    .With("bytes", bytes).With("gb_per_s", bytes / stats.Median / 1e9)
+                    .With("card", card).With("gpus", ranks).With("world", ranks).With("comm", comm == CommKind.Mpi ? "mpi" : "inproc")
+                    .With("device", compute.DeviceName).With("exchanger", r.Exchanger).With("preset", shape.Name)
+                    .With("tokens", shape.Tokens).With("dim", shape.Dim).With("experts", shape.Experts).With("top_k", shape.TopK)
+                    .With("dtype", shape.RowTypeName).With("score_before_experts", scoreBefore).With("warmup", s.Warmup).With("seed", s.Seed));
             }
-            return 0;
         }
+        if (s.Json) return 0;
         AnsiConsole.MarkupLine(Markup.Escape($"{card} × {ranks} ({r.Exchanger}), preset {shape.Name}: T = {shape.Tokens} per rank, D = {shape.Dim}, " +
             $"E = {shape.Experts}, K = {shape.TopK}, {shape.RowType}, median of {s.Repeats} after {s.Warmup} warm-up, slowest rank"));
         var table = new Table().Border(TableBorder.Rounded);
@@ -89,22 +93,21 @@ internal static class DeviceBenchReport
         using IlgpuBackend backend = IlgpuBackend.CreateCuda(0);
         List<GroupedGemmBenchmark.Result> results = GroupedGemmBenchmark.Run(backend, s.Warmup, s.Repeats);
         string card = backend.Accelerator.Name;
-        if (s.Json)
+        using (MetricsSink? metrics = MetricsSink.Open(s.Metrics, toStdout: s.Json))
         {
             foreach (var r in results)
             {
                 foreach (var (impl, seconds, groups) in new[] { ("moesharp-cublas", r.GroupedSeconds, r.Shape.Groups), ("moesharp-cublas-dense", r.DenseSeconds, 1) })
                 {
-                    Console.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object?>
-                    {
-                        ["schema"] = "moesharp-bench/1", ["kind"] = "gemm", ["impl"] = impl, ["card"] = card, ["gpus"] = 1,
-                        ["preset"] = r.Shape.Name, ["dtype"] = "bf16", ["rows"] = r.Shape.Rows, ["groups"] = groups, ["n"] = r.Shape.N,
-                        ["k"] = r.Shape.K, ["flops"] = r.Flops, ["ms"] = seconds * 1e3, ["iters"] = s.Repeats, ["tflops"] = r.Flops / seconds / 1e12,
-                    }));
+                    metrics?.Write(MetricsRecord.Create("bench", "measurement")
+                        .With("kind", "gemm").With("impl", impl).With("ms", seconds * 1e3).With("iters", s.Repeats)
+                        .With("tflops", r.Flops / seconds / 1e12).With("card", card).With("gpus", 1).With("device", "cuda")
+                        .With("preset", r.Shape.Name).With("dtype", "bf16").With("rows", r.Shape.Rows).With("groups", groups)
+                        .With("n", r.Shape.N).With("k", r.Shape.K).With("flops", r.Flops).With("warmup", s.Warmup));
                 }
             }
-            return 0;
         }
+        if (s.Json) return 0;
         var table = new Table().Border(TableBorder.Rounded);
         foreach (string column in new[] { "shape", "rows × n × k", "groups", "grouped ms", "grouped TFLOP/s", "dense ms", "dense TFLOP/s", "grouped / dense" }) table.AddColumn(column);
         foreach (var r in results)

@@ -1,3 +1,4 @@
+using MoeSharp.Cli.Output;
 using MoeSharp.Cli.Verification;
 using MoeSharp.Collectives;
 using Spectre.Console;
@@ -42,11 +43,31 @@ internal sealed class RunCommand : Command<RunSettings>
         }
 
         bool allVerified = true;
-        foreach (var (runCase, summary) in results) allVerified &= Report(runCase, summary);
+        using MetricsSink? metrics = MetricsSink.Open(settings.Metrics);
+        foreach (var (runCase, summary) in results)
+        {
+            allVerified &= Report(runCase, summary);
+            metrics?.Write(Record(runCase, summary, settings, compute));
+        }
         if (!allVerified) return 1;
         AnsiConsole.MarkupLine("[green]verified: bitwise identical to the single-rank reference[/]");
         return 0;
     }
+
+    /// <summary>A case as a <c>moesharp-metrics/1</c> record (docs/metrics.md).</summary>
+    internal static MetricsRecord Record(RunCase c, RunSummary summary, RunSettings settings, ComputeOptions compute) =>
+        MetricsRecord.Create("run", "case")
+            .With("verified", summary.Mismatches == 0)
+            .With("mismatches", summary.Mismatches)
+            .With("ms", summary.Elapsed.TotalMilliseconds)
+            .With("rows_sent", summary.Ranks.Select(r => r.RowsSent).ToArray())
+            .With("rows_received", summary.Ranks.Select(r => r.RowsReceived).ToArray())
+            .With("world", c.World).With("sp", c.Sp).With("tokens", c.Tokens).With("dim", c.Dim).With("experts", c.Experts)
+            .With("top_k", c.TopK).With("sharding", c.Sharding == MoeSharp.Dispatch.SpShardingPolicy.Balanced ? "balanced" : "pad")
+            .With("layout", c.Layout == MoeSharp.Dispatch.SequenceLayout.Sharded ? "sharded" : "replicated")
+            .With("score_before_experts", c.ScoreBefore).With("align", c.Align).With("seed", c.Seed)
+            .With("dtype", c.RowType == MoeSharp.Tensors.DType.BFloat16 ? "bf16" : "f32")
+            .With("device", compute.DeviceName).With("comm", settings.Comm ?? "inproc");
 
     private static bool Report(RunCase runCase, RunSummary summary)
     {

@@ -1,4 +1,5 @@
 using System.ComponentModel;
+using MoeSharp.Cli.Output;
 using MoeSharp.Dispatch;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -72,6 +73,14 @@ internal sealed class RunSettings : CommandSettings
     [Description("With --device cuda: GPUs to use (rank r on GPU r mod N). Default: every visible GPU.")]
     public int? Gpus { get; init; }
 
+    [CommandOption("--metrics <FILE>")]
+    [Description("Write one JSON object per case to FILE (JSON lines, schema moesharp-metrics/1, docs/metrics.md).")]
+    public string? Metrics { get; init; }
+
+    [CommandOption("--config <TOML>")]
+    [Description("Read options from a TOML job file (docs/config.md); options on the command line override it.")]
+    public string? Config { get; init; }
+
     /// <summary>True when no problem option was given: run the embedded default cases.</summary>
     public bool IsDefault => World is null && Sp is null && Tokens is null && Dim is null && Experts is null && TopK is null
         && Sharding is null && Layout is null && Score is null && Align is null && Seed is null && DType is null;
@@ -80,6 +89,8 @@ internal sealed class RunSettings : CommandSettings
     {
         try
         {
+            if (MpiJob.CheckLaunched(CommKinds.Parse(Comm)) is { } notInJob) return ValidationResult.Error(notInJob);
+            if (Metrics is not null) OutputPaths.CheckFile("--metrics", Metrics);
             _ = ParseSharding(Sharding);
             _ = ParseLayout(Layout);
             _ = ParseScoreBefore(Score);

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Globalization;
+using MoeSharp.Cli.Output;
 using MoeSharp.Cli.Training;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -20,11 +21,25 @@ internal sealed class TrainCommand : Command<TrainSettings>
         TimeSpan? timeout = s.TimeoutSeconds is double t ? TimeSpan.FromSeconds(t) : null;
         ComputeOptions compute = ComputeOptions.Parse(s.Device, s.Gpus);
         TrainOptions Options(int world) => new(s.Steps, world, s.Sp, s.SequenceLayout, s.ShardingPolicy, s.Tokens, s.Dim, s.Hidden, s.Experts,
-            s.TopK, s.SharedHidden, s.ScoreBeforeExperts, s.LearningRate, s.BiasUpdateCoeff, s.Seed) { Compute = compute, BFloat16Products = s.BFloat16Products, Profile = s.Profile };
+            s.TopK, s.SharedHidden, s.ScoreBeforeExperts, s.LearningRate, s.BiasUpdateCoeff, s.Seed)
+        {
+            Compute = compute, BFloat16Products = s.BFloat16Products, Profile = s.Profile, ScoreFunc = s.ScoreFunction, RouteNorm = s.RouteNorm,
+            RouteScale = s.RouteScale, ExpertGroups = s.ExpertGroups, LimitedGroups = s.LimitedGroups, LoadFrom = s.Load, SaveTo = s.Save,
+        };
+        // Before any work: a checkpoint that does not fit these options is a usage error, not a failed rank
+        // (under MPI checked with the job's size, where the ranks agree on it and rank 0 prints it once).
+        int resumedAt = 0;
+        void CheckLoad(int world)
+        {
+            if (s.Load is { } load) resumedAt = TrainCheckpoint.Check(load, Options(world));
+        }
+        if (comm == CommKind.InProcess) CheckLoad(s.WorldOrDefault);
 
         double[]? losses;
         int worldSize;
         var stepTimes = new ConcurrentQueue<(double Step, double Layer)>();
+        using MetricsSink? metrics = MetricsSink.Open(s.Metrics);
+        var log = new StepLog(s, metrics, stepTimes, ProgressLine.ForStderr("train"));
         if (comm == CommKind.Mpi)
         {
             // Rank 0 prints as it goes; mpiexec forwards the lines, where a progress bar would only garble.
@@ -32,26 +47,33 @@ internal sealed class TrainCommand : Command<TrainSettings>
             losses = RankLauncher.Run(comm, 0, world =>
             {
                 jobSize = world.Size;
-                if (world.Rank == 0) PrintHeader(s, world.Size);
-                return MoeTrainer.TrainRank(world, Options(world.Size), r => PrintStep(s, r, stepTimes));
-            }, timeout, checkJobSize: s.CheckJob);
+                log.World = world.Size;
+                if (world.Rank == 0) PrintHeader(s, world.Size, resumedAt);
+                return MoeTrainer.TrainRank(world, Options(world.Size), log.Step);
+            }, timeout, checkJobSize: size =>
+            {
+                s.CheckJob(size);
+                CheckLoad(size);
+            });
             if (losses is null) return 0; // not rank 0: rank 0 reports, and every rank aborts on failure
             worldSize = jobSize;
         }
         else
         {
             worldSize = s.WorldOrDefault;
-            PrintHeader(s, worldSize);
+            PrintHeader(s, worldSize, resumedAt);
             losses = AnsiConsole.Profile.Capabilities.Interactive
-                ? TrainWithProgressBar(s, Options(worldSize), stepTimes, timeout, cancellationToken)
-                : MoeTrainer.Train(Options(worldSize), r => PrintStep(s, r, stepTimes), timeout);
+                ? TrainWithProgressBar(s, Options(worldSize), log, timeout, cancellationToken)
+                : MoeTrainer.Train(Options(worldSize), log.Step, timeout);
         }
+        log.Finish();
 
         if (s.Plot is { } path)
         {
-            LossPlot.Save(path, losses, string.Create(CultureInfo.InvariantCulture, $"moe train: world {worldSize}, sp {s.Sp}, seed {s.Seed}"));
+            LossPlot.Save(path, losses, string.Create(CultureInfo.InvariantCulture, $"moe train: world {worldSize}, sp {s.Sp}, seed {s.Seed}"), resumedAt + 1);
             AnsiConsole.MarkupLine($"loss curve written to {Markup.Escape(path)}");
         }
+        if (s.Save is { } saved) AnsiConsole.MarkupLine(Markup.Escape($"checkpoint of step {s.Steps} written to {saved}"));
         if (stepTimes.Count > 1)
         {
             // The first step compiles kernels and warms pools: the median of the others is the steady state.
@@ -62,7 +84,7 @@ internal sealed class TrainCommand : Command<TrainSettings>
             }
             var warm = stepTimes.Skip(1).ToArray();
             AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
-                $"step time on rank 0, median over steps 2-{stepTimes.Count}: {Median(warm.Select(t => t.Step)):F1} ms, of which the layer (forward, backward, its AdamW) {Median(warm.Select(t => t.Layer)):F1} ms")));
+                $"step time on rank 0, median over steps {resumedAt + 2}-{resumedAt + stepTimes.Count}: {Median(warm.Select(t => t.Step)):F1} ms, of which the layer (forward, backward, its AdamW) {Median(warm.Select(t => t.Layer)):F1} ms")));
         }
         bool fell = losses[^1] < losses[0];
         AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
@@ -74,25 +96,19 @@ internal sealed class TrainCommand : Command<TrainSettings>
     internal static string Format(double loss) =>
         string.Create(CultureInfo.InvariantCulture, $"{loss:R} (0x{BitConverter.DoubleToInt64Bits(loss):X16})");
 
-    private static void PrintHeader(TrainSettings s, int world) =>
+    private static void PrintHeader(TrainSettings s, int world, int resumedAt)
+    {
+        string groups = s.ExpertGroups > 0 ? $", {s.LimitedGroups} of {s.ExpertGroups} expert groups" : "";
+        string router = string.Create(CultureInfo.InvariantCulture,
+            $"{s.ScoreFunc} scores{(s.RouteNorm ? ", normalized" : "")}{(s.RouteScale != 1 ? $", scale {s.RouteScale}" : "")}{groups}");
+        string resumed = resumedAt > 0 ? $"; resuming after step {resumedAt} from {s.Load}" : "";
         AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
             $"train: world {world}, sp {s.Sp}, {s.Layout} layout, {s.Sharding} sharding; T {s.Tokens}, D {s.Dim}, H {s.Hidden}, E {s.Experts}, K {s.TopK}, Hs {s.SharedHidden}; seed {s.Seed}; on {s.Device ?? "host"}{(s.BFloat16Products ? ", bfloat16 product inputs" : "")}")));
-
-    /// <summary>Prints a step's loss, load and bias when it is due (every --log-every steps, the first and the last).</summary>
-    private static void PrintStep(TrainSettings s, StepReport r, ConcurrentQueue<(double Step, double Layer)> stepTimes)
-    {
-        stepTimes.Enqueue((r.Milliseconds, r.LayerMilliseconds));
-        if (r.Step % s.LogEvery != 0 && r.Step != 1 && r.Step != s.Steps) return;
-        string load = string.Join(" ", r.TokensPerExpert);
-        // Rounded first: a tiny negative bias would otherwise print as "-+0.000".
-        string bias = string.Join(" ", r.ExpertBias.Select(b => MathF.Round(b, 3, MidpointRounding.AwayFromZero) is var v && v != 0 ? v.ToString("+0.000;-0.000", CultureInfo.InvariantCulture) : "+0.000"));
-        AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture, $"step {r.Step,5}  loss {Format(r.Loss)}")));
-        AnsiConsole.MarkupLine(Markup.Escape($"       load [{load}]  bias [{bias}]"));
-        if (r.Profile is { } profile) PrintProfile(profile, r.Step - 1);
+        AnsiConsole.MarkupLine(Markup.Escape($"       router: {router}{resumed}"));
     }
 
     /// <summary>The kernel profile as milliseconds per step (rank 0's, over steps 2 to the last).</summary>
-    private static void PrintProfile(IReadOnlyList<KernelTime> profile, int steps)
+    internal static void PrintProfile(IReadOnlyList<KernelTime> profile, int steps)
     {
         double total = profile.Sum(t => t.Seconds);
         AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
@@ -104,7 +120,7 @@ internal sealed class TrainCommand : Command<TrainSettings>
         }
     }
 
-    private static double[] TrainWithProgressBar(TrainSettings s, TrainOptions options, ConcurrentQueue<(double Step, double Layer)> stepTimes, TimeSpan? timeout,
+    private static double[] TrainWithProgressBar(TrainSettings s, TrainOptions options, StepLog log, TimeSpan? timeout,
         CancellationToken cancellationToken)
     {
         var reports = new ConcurrentQueue<StepReport>();
@@ -132,7 +148,7 @@ internal sealed class TrainCommand : Command<TrainSettings>
             while (reports.TryDequeue(out StepReport? r))
             {
                 task.Value = r.Step;
-                PrintStep(s, r, stepTimes);
+                log.Print(r);
             }
         }
     }

@@ -1,5 +1,7 @@
 using System.ComponentModel;
+using MoeSharp.Cli.Output;
 using MoeSharp.Dispatch;
+using MoeSharp.Routing;
 using MoeSharp.Tensors;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -57,6 +59,26 @@ internal sealed class TrainSettings : CommandSettings
     [Description("Multiply rows by their routing score before the experts.")]
     public bool ScoreBeforeExperts { get; init; }
 
+    [CommandOption("--score-func <FUNC>")]
+    [Description("Router scores: softmax (over the experts, default) or sigmoid (per expert, as DeepSeek-V3).")]
+    public string ScoreFunc { get; init; } = "softmax";
+
+    [CommandOption("--route-norm")]
+    [Description("Normalize each token's chosen scores to sum to one (torchtitan's route_norm).")]
+    public bool RouteNorm { get; init; }
+
+    [CommandOption("--route-scale <S>")]
+    [Description("Factor on the routing weights (torchtitan's route_scale). Default 1.")]
+    public float RouteScale { get; init; } = 1f;
+
+    [CommandOption("--expert-groups <G>")]
+    [Description("Node-limited routing: split the experts into G groups (each of at least two experts; 0: off, default).")]
+    public int ExpertGroups { get; init; }
+
+    [CommandOption("--limited-groups <N>")]
+    [Description("With --expert-groups: the N best groups of each token stay eligible (1 to G; default 0, which needs --expert-groups 0).")]
+    public int LimitedGroups { get; init; }
+
     [CommandOption("--device <DEVICE>")]
     [Description("host (managed kernels, default; losses bitwise the same on every layout), cuda (the layer on NVIDIA GPUs: ILGPU kernels, cuBLAS products, NCCL exchanges when each rank has its own GPU) or ilgpu-cpu (the CUDA backend's kernels on ILGPU's CPU accelerator).")]
     public string? Device { get; init; }
@@ -88,6 +110,22 @@ internal sealed class TrainSettings : CommandSettings
     [CommandOption("--plot <PNG>")]
     [Description("Write the loss curve to this PNG file.")]
     public string? Plot { get; init; }
+
+    [CommandOption("--metrics <FILE>")]
+    [Description("Write one JSON object per step to FILE (JSON lines, schema moesharp-metrics/1, docs/metrics.md).")]
+    public string? Metrics { get; init; }
+
+    [CommandOption("--save <DIR>")]
+    [Description("After the last step, save the layer's weights and bias, the head, the AdamW moments and the step to DIR (docs/config.md).")]
+    public string? Save { get; init; }
+
+    [CommandOption("--load <DIR>")]
+    [Description("Resume from a --save directory: run its next step to --steps (all steps, resumed ones included); on the host the losses are bitwise those of an uninterrupted run.")]
+    public string? Load { get; init; }
+
+    [CommandOption("--config <TOML>")]
+    [Description("Read options from a TOML job file (docs/config.md); options on the command line override it.")]
+    public string? Config { get; init; }
 
     [CommandOption("--comm <KIND>")]
     [Description("How ranks talk: inproc (threads of this process, default) or mpi (under mpiexec, one process per rank; the job's size is the world).")]
@@ -126,11 +164,26 @@ internal sealed class TrainSettings : CommandSettings
     /// <summary>The world size to check the options against: <see cref="World"/>, or 1 when not given.</summary>
     public int WorldOrDefault => World ?? 1;
 
+    /// <summary>The score function named by <see cref="ScoreFunc"/>.</summary>
+    /// <exception cref="ArgumentException">It is neither softmax nor sigmoid.</exception>
+    public ScoreFunction ScoreFunction => ScoreFunc switch
+    {
+        "softmax" => ScoreFunction.Softmax,
+        "sigmoid" => ScoreFunction.Sigmoid,
+        _ => throw new ArgumentException($"--score-func '{ScoreFunc}' is not softmax or sigmoid"),
+    };
+
     public override ValidationResult Validate()
     {
         try
         {
-            _ = CommKinds.Parse(Comm);
+            if (MpiJob.CheckLaunched(CommKinds.Parse(Comm)) is { } notInJob) return ValidationResult.Error(notInJob);
+            _ = ScoreFunction;
+            CheckRouter();
+            if (Metrics is not null) OutputPaths.CheckFile("--metrics", Metrics);
+            if (Plot is not null) OutputPaths.CheckFile("--plot", Plot);
+            if (Save is not null) OutputPaths.CheckDirectory("--save", Save);
+            if (Load is not null && !Directory.Exists(Load)) throw new ArgumentException($"--load {Load}: no such directory");
             _ = ComputeOptions.Parse(Device, Gpus);
             if (BFloat16Products && Device is null or "host") throw new ArgumentException($"--gemm-dtype {GemmDType} needs --device cuda or ilgpu-cpu");
             if (Profile && Device is null or "host") throw new ArgumentException("--profile needs --device cuda or ilgpu-cpu");
@@ -155,5 +208,30 @@ internal sealed class TrainSettings : CommandSettings
         if (LogEvery < 1) return ValidationResult.Error($"--log-every {LogEvery} must be at least 1");
         if (TimeoutSeconds is <= 0) return ValidationResult.Error($"--timeout {TimeoutSeconds} must be positive");
         return ValidationResult.Success();
+    }
+
+    /// <summary>The router's rules (<see cref="MoeSharp.Routing.TokenChoiceTopKRouter"/>) in the options' names.</summary>
+    private void CheckRouter()
+    {
+        if (!float.IsFinite(RouteScale)) throw new ArgumentException($"--route-scale {RouteScale} must be finite");
+        if (ExpertGroups < 0) throw new ArgumentException($"--expert-groups {ExpertGroups} must not be negative");
+        if (ExpertGroups == 0)
+        {
+            if (LimitedGroups != 0) throw new ArgumentException($"--limited-groups {LimitedGroups} needs --expert-groups");
+            return;
+        }
+        if (Experts % ExpertGroups != 0 || Experts / ExpertGroups < 2)
+        {
+            throw new ArgumentException($"--expert-groups {ExpertGroups} must divide --experts {Experts} into groups of at least two");
+        }
+        if (LimitedGroups < 1 || LimitedGroups > ExpertGroups)
+        {
+            throw new ArgumentException($"--limited-groups {LimitedGroups} must be in [1, {ExpertGroups}] (--expert-groups)");
+        }
+        if (LimitedGroups * (Experts / ExpertGroups) < TopK)
+        {
+            throw new ArgumentException(
+                $"--limited-groups {LimitedGroups} × {Experts / ExpertGroups} experts per group leaves fewer than --top-k {TopK} experts eligible");
+        }
     }
 }

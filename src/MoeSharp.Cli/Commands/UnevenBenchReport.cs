@@ -1,6 +1,6 @@
 using System.Globalization;
-using System.Text.Json;
 using MoeSharp.Cli.Benchmarks;
+using MoeSharp.Cli.Output;
 using MoeSharp.Cuda;
 using MoeSharp.Dispatch;
 using MoeSharp.Tensors;
@@ -11,7 +11,8 @@ namespace MoeSharp.Cli.Commands;
 
 /// <summary>
 /// <c>moe bench --uneven</c>: runs <see cref="UnevenTokensBenchmark"/> on every rank (host kernels by default, or
-/// <c>--device</c>) and prints one table row per (SP, r, policy, layout), or with <c>--json</c> one line per row.
+/// <c>--device</c>) and prints one table row per (SP, r, policy, layout); <c>--metrics</c> / <c>--json</c> get one
+/// <c>moesharp-metrics/1</c> record per row (kind <c>uneven</c>).
 /// Exits 1 when a variant's output is not bitwise the reference's.
 /// </summary>
 internal static class UnevenBenchReport
@@ -40,31 +41,35 @@ internal static class UnevenBenchReport
         });
         if (outcome is null) return 0; // not rank 0 of an MPI job
         var (results, options, where) = outcome;
-        if (s.Json) WriteJson(results, options, s, comm, where, scoreBefore);
-        else WriteTable(results, options, s, where, scoreBefore);
+        WriteMetrics(results, options, s, comm, compute.DeviceName, scoreBefore);
+        if (!s.Json) WriteTable(results, options, s, where, scoreBefore);
         return ExitCode(results);
     }
 
-    private static void WriteJson(List<Row> results, UnevenBenchOptions o, BenchSettings s, CommKind comm, string where,
-        bool scoreBefore)
+    // One record per row in the moesharp-metrics/1 schema (kind "uneven"), to --metrics and, with --json, stdout.
+    private static void WriteMetrics(List<Row> results, UnevenBenchOptions o, BenchSettings s, CommKind comm,
+        string device, bool scoreBefore)
     {
+        using MetricsSink? metrics = MetricsSink.Open(s.Metrics, toStdout: s.Json);
+        if (metrics is null) return;
         long rowBytes = RowBytes(o);
         foreach (Row r in results)
         {
-            Console.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object?>
-            {
-                ["schema"] = "moesharp-bench-uneven/1", ["device"] = where, ["comm"] = comm.ToString(),
-                ["cores"] = Environment.ProcessorCount, ["world"] = o.World, ["sp"] = r.Sp, ["r"] = r.Remainder,
-                ["tokens"] = r.Tokens, ["dim"] = o.Dim, ["experts"] = o.Experts, ["top_k"] = o.TopK,
-                ["dtype"] = o.RowType == DType.BFloat16 ? "bf16" : "f32", ["score_before"] = scoreBefore,
-                ["sharding"] = r.Variant.Sharding.ToString(), ["layout"] = r.Variant.Layout.ToString(),
-                ["reference"] = r.Variant.IsReference, ["real_rows"] = r.RealRows, ["pad_rows"] = r.PadRows,
-                ["rows_to_other_ranks"] = r.RowsToOtherRanks, ["exchanged_bytes"] = ExchangedBytes(r, rowBytes),
-                ["reduce_bytes"] = ReduceBytes(r, o, rowBytes), ["dispatch_combine_ms"] = r.DispatchCombineSeconds * 1e3,
-                ["reduce_ms"] = r.ReduceSeconds * 1e3, ["total_ms"] = r.TotalSeconds * 1e3,
-                ["total_vs_reference"] = r.TotalSeconds / ReferenceOf(results, r).TotalSeconds, ["iters"] = s.Repeats,
-                ["bitwise_equal_to_reference"] = r.MatchesReference,
-            }));
+            metrics.Write(MetricsRecord.Create("bench", "measurement")
+                .With("kind", "uneven").With("impl", $"moesharp-{device}").With("ms", r.TotalSeconds * 1e3)
+                .With("iters", s.Repeats).With("bytes", ExchangedBytes(r, rowBytes))
+                .With("sp", r.Sp).With("r", r.Remainder).With("sharding", r.Variant.Sharding.ToString())
+                .With("layout", r.Variant.Layout.ToString()).With("reference", r.Variant.IsReference)
+                .With("real_rows", r.RealRows).With("pad_rows", r.PadRows)
+                .With("rows_to_other_ranks", r.RowsToOtherRanks).With("exchanged_bytes", ExchangedBytes(r, rowBytes))
+                .With("reduce_bytes", ReduceBytes(r, o, rowBytes))
+                .With("dispatch_combine_ms", r.DispatchCombineSeconds * 1e3).With("reduce_ms", r.ReduceSeconds * 1e3)
+                .With("total_vs_reference", r.TotalSeconds / ReferenceOf(results, r).TotalSeconds)
+                .With("bitwise_equal_to_reference", r.MatchesReference)
+                .With("world", o.World).With("comm", comm == CommKind.Mpi ? "mpi" : "inproc").With("device", device)
+                .With("tokens", r.Tokens).With("dim", o.Dim).With("experts", o.Experts).With("top_k", o.TopK)
+                .With("dtype", o.RowType == DType.BFloat16 ? "bf16" : "f32").With("score_before_experts", scoreBefore)
+                .With("warmup", s.Warmup).With("seed", s.Seed).With("cores", Environment.ProcessorCount));
         }
     }
 

@@ -33,7 +33,7 @@ internal sealed class VerifyGoldenSettings : CommandSettings
         if (TimeoutSeconds is <= 0) return ValidationResult.Error($"--timeout {TimeoutSeconds} must be positive");
         try
         {
-            _ = CommKinds.Parse(Comm);
+            if (MpiJob.CheckLaunched(CommKinds.Parse(Comm)) is { } notInJob) return ValidationResult.Error(notInJob);
             _ = ComputeOptions.Parse(Device, Gpus);
         }
         catch (ArgumentException ex)

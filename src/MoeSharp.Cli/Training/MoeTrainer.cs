@@ -36,12 +36,16 @@ internal static class MoeTrainer
     /// <param name="world">The training world; its size must be <see cref="TrainOptions.World"/>.</param>
     /// <param name="o">The options, the same on every rank.</param>
     /// <param name="report">Called on rank 0 after every step.</param>
-    /// <returns>The loss of every step (the same on every rank).</returns>
+    /// <returns>The loss of every step run (from the checkpoint's next step when resuming; the same on every rank).</returns>
     public static double[] TrainRank(IProcessGroup world, TrainOptions o, Action<StepReport>? report = null)
     {
         ArgumentNullException.ThrowIfNull(world);
         if (world.Size != o.World) throw new ArgumentException($"--world {o.World} but the process group has {world.Size} ranks", nameof(world));
-        var args = new MoeLayerArgs(o.Dim, o.Hidden, o.Experts, o.TopK) { SharedHidden = o.SharedHidden, LoadBalancing = true };
+        var args = new MoeLayerArgs(o.Dim, o.Hidden, o.Experts, o.TopK)
+        {
+            SharedHidden = o.SharedHidden, LoadBalancing = true, ScoreFunc = o.ScoreFunc, RouteNorm = o.RouteNorm, RouteScale = o.RouteScale,
+            NumExpertGroups = o.ExpertGroups, NumLimitedGroups = o.LimitedGroups,
+        };
         var layout = new LayerLayout(o.World, o.Sp, o.Layout, o.Sharding);
         // Every rank draws the same initial weights and teacher from the seed, so nothing needs broadcasting.
         var init = new Random(o.Seed);
@@ -64,9 +68,11 @@ internal static class MoeTrainer
         var layerOptimizer = new AdamW(layer.Parameters, o.LearningRate, weightDecay: 0f, kernels: kernels);
         var headOptimizer = new AdamW([head], o.LearningRate, weightDecay: 0f);
         IProcessGroup? collective = groups is null ? null : world;
-        var stepLosses = new double[o.Steps];
+        // A resumed run continues after the checkpoint's step; the batches are functions of the seed and the step.
+        int firstStep = o.LoadFrom is { } from ? TrainCheckpoint.Load(from, world, layer, layerOptimizer, head, headOptimizer) + 1 : 1;
+        var stepLosses = new double[o.Steps - firstStep + 1];
 
-        for (int step = 1; step <= o.Steps; step++)
+        for (int step = firstStep; step <= o.Steps; step++)
         {
             long started = Stopwatch.GetTimestamp();
             Tensor all = Batch(o, step);
@@ -114,20 +120,21 @@ internal static class MoeTrainer
             double loss = 0;
             foreach (double l in tokenLoss) loss += l;
             loss /= o.Tokens;
-            stepLosses[step - 1] = loss;
+            stepLosses[step - firstStep] = loss;
 
             headOptimizer.Step();
             long[] load = layer.UpdateExpertBias(o.BiasUpdateCoeff);
-            IReadOnlyList<KernelTime>? kernelTimes = step == o.Steps && step > 1 ? ProfileRows(dispatchProfile, layerProfile) : null;
+            IReadOnlyList<KernelTime>? kernelTimes = step == o.Steps && step > firstStep ? ProfileRows(dispatchProfile, layerProfile) : null;
             if (world.Rank == 0) report?.Invoke(new StepReport(step, loss, load, layer.ExpertBias!.AsSpan<float>().ToArray(),
                 Stopwatch.GetElapsedTime(started).TotalMilliseconds, layerTime.TotalMilliseconds, kernelTimes));
-            if (step == 1)
+            if (step == firstStep)
             {
                 // The first step compiles kernels and fills the pools: profile the steady state.
                 dispatchProfile?.Reset();
                 layerProfile?.Reset();
             }
         }
+        if (o.SaveTo is { } to) TrainCheckpoint.Save(to, world, o, o.Steps, layer, layerOptimizer, head, headOptimizer);
         return stepLosses;
     }
 

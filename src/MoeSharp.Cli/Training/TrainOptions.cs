@@ -1,5 +1,7 @@
+using System.Globalization;
 using MoeSharp.Cli.Commands;
 using MoeSharp.Dispatch;
+using MoeSharp.Routing;
 
 namespace MoeSharp.Cli.Training;
 
@@ -33,6 +35,48 @@ internal sealed record TrainOptions(
 
     /// <summary>On a device: time every kernel call from step 2 on and report the totals with the last step (<c>--profile</c>).</summary>
     public bool Profile { get; init; }
+
+    /// <summary>Softmax or sigmoid router scores (<c>--score-func</c>).</summary>
+    public ScoreFunction ScoreFunc { get; init; } = ScoreFunction.Softmax;
+
+    /// <summary>Normalize each token's chosen scores to sum to one (<c>--route-norm</c>).</summary>
+    public bool RouteNorm { get; init; }
+
+    /// <summary>Factor on the routing weights (<c>--route-scale</c>).</summary>
+    public float RouteScale { get; init; } = 1f;
+
+    /// <summary>Expert groups for node-limited routing, 0 off (<c>--expert-groups</c>).</summary>
+    public int ExpertGroups { get; init; }
+
+    /// <summary>Groups each token may route to when <see cref="ExpertGroups"/> &gt; 0 (<c>--limited-groups</c>).</summary>
+    public int LimitedGroups { get; init; }
+
+    /// <summary>Resume from this checkpoint directory (<c>--load</c>): its step, weights, moments and balancing bias.</summary>
+    public string? LoadFrom { get; init; }
+
+    /// <summary>Write a checkpoint of the last step to this directory (<c>--save</c>).</summary>
+    public string? SaveTo { get; init; }
+
+    /// <summary>
+    /// The options a checkpoint must share with the run that resumes it for the losses to continue bitwise: the
+    /// seed (teacher and batches), the batch, the shapes and the router. Learning rate, bias step and layout may change.
+    /// </summary>
+    public IReadOnlyList<KeyValuePair<string, string>> Identity() =>
+    [
+        new("seed", Seed.ToString(CultureInfo.InvariantCulture)),
+        new("tokens", Tokens.ToString(CultureInfo.InvariantCulture)),
+        new("dim", Dim.ToString(CultureInfo.InvariantCulture)),
+        new("hidden", Hidden.ToString(CultureInfo.InvariantCulture)),
+        new("experts", Experts.ToString(CultureInfo.InvariantCulture)),
+        new("top-k", TopK.ToString(CultureInfo.InvariantCulture)),
+        new("shared-hidden", SharedHidden.ToString(CultureInfo.InvariantCulture)),
+        new("score-func", ScoreFunc == ScoreFunction.Sigmoid ? "sigmoid" : "softmax"),
+        new("route-norm", RouteNorm ? "true" : "false"),
+        new("route-scale", RouteScale.ToString("R", CultureInfo.InvariantCulture)),
+        new("expert-groups", ExpertGroups.ToString(CultureInfo.InvariantCulture)),
+        new("limited-groups", LimitedGroups.ToString(CultureInfo.InvariantCulture)),
+        new("score-before-experts", ScoreBeforeExperts ? "true" : "false"),
+    ];
 }
 
 /// <summary>One step as rank 0 saw it.</summary>

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using MoeSharp.Compute;
 using MoeSharp.Tensors;
 
@@ -102,6 +103,77 @@ public sealed class AdamW
         {
             _kernels.AdamWStep(_parameters[i].Value, _parameters[i].Grad, _expAvg[i], _expAvgSq[i], scalars);
         }
+    }
+
+    /// <summary>Name prefix of the first moments in <see cref="MomentsStateDict"/>.</summary>
+    public const string ExpAvgPrefix = "exp_avg.";
+
+    /// <summary>Name prefix of the second moments in <see cref="MomentsStateDict"/>.</summary>
+    public const string ExpAvgSqPrefix = "exp_avg_sq.";
+
+    /// <summary>
+    /// Host copies of the moments, shaped like their parameters and named <c>exp_avg.{name}</c> and
+    /// <c>exp_avg_sq.{name}</c>, in parameter order. With <see cref="StepCount"/> they are the whole state a
+    /// resumed run needs to take the same steps (<see cref="LoadState"/>).
+    /// </summary>
+    public IReadOnlyList<KeyValuePair<string, Tensor>> MomentsStateDict()
+    {
+        var state = new List<KeyValuePair<string, Tensor>>(2 * _parameters.Length);
+        for (int i = 0; i < _parameters.Length; i++)
+        {
+            int[] shape = _parameters[i].Value.ShapeArray();
+            state.Add(new(ExpAvgPrefix + _parameters[i].Name, HostCopy(_expAvg[i], shape)));
+            state.Add(new(ExpAvgSqPrefix + _parameters[i].Name, HostCopy(_expAvgSq[i], shape)));
+        }
+        return state;
+    }
+
+    /// <summary>
+    /// Restores the moments (named as in <see cref="MomentsStateDict"/>, float32, each with its parameter's
+    /// element count) and the step count. Nothing changes unless every moment checks out.
+    /// </summary>
+    /// <param name="moments">Name/tensor pairs with both moments of every parameter (host tensors).</param>
+    /// <param name="stepCount">Steps taken when the moments were saved, ≥ 0.</param>
+    /// <param name="sourceName">Names the source in errors, e.g. a file.</param>
+    /// <exception cref="InvalidDataException">A moment is missing, not float32 or of another size.</exception>
+    public void LoadState(IEnumerable<KeyValuePair<string, Tensor>> moments, int stepCount, string sourceName = "<memory>")
+    {
+        ArgumentNullException.ThrowIfNull(moments);
+        ArgumentOutOfRangeException.ThrowIfNegative(stepCount);
+        var byName = moments.ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
+        var plan = new List<(Tensor Source, Tensor Target)>();
+        for (int i = 0; i < _parameters.Length; i++)
+        {
+            plan.Add((Require(ExpAvgPrefix + _parameters[i].Name, _expAvg[i]), _expAvg[i]));
+            plan.Add((Require(ExpAvgSqPrefix + _parameters[i].Name, _expAvgSq[i]), _expAvgSq[i]));
+        }
+        foreach (var (source, target) in plan)
+        {
+            ReadOnlySpan<float> values = source.AsSpan<float>();
+            if (target.DeviceBuffer is { } device) device.CopyFromHost(MemoryMarshal.AsBytes(values), 0);
+            else values.CopyTo(target.AsSpan<float>());
+        }
+        StepCount = stepCount;
+
+        Tensor Require(string name, Tensor target)
+        {
+            if (!byName.TryGetValue(name, out Tensor? t))
+            {
+                throw new InvalidDataException($"{sourceName}: missing optimizer moment '{name}'");
+            }
+            if (t.DType != DType.Float32 || t.ElementCount != target.ElementCount || !t.IsOnHost)
+            {
+                throw new InvalidDataException(
+                    $"{sourceName}: optimizer moment '{name}' is {t} but the optimizer expects {target.ElementCount} float32 values on the host");
+            }
+            return t;
+        }
+    }
+
+    private static Tensor HostCopy(Tensor moment, int[] shape)
+    {
+        Tensor host = moment.IsOnHost ? moment : moment.ToHost();
+        return Tensor.FromArray(host.AsSpan<float>().ToArray(), shape);
     }
 
     /// <summary>Sets every parameter's gradient to zero.</summary>

@@ -29,8 +29,9 @@ public class BenchUnevenTests
         {
             using JsonDocument json = JsonDocument.Parse(line);
             JsonElement e = json.RootElement;
-            Assert.Equal("moesharp-bench-uneven/1", e.GetProperty("schema").GetString());
-            Assert.True(e.GetProperty("total_ms").GetDouble() > 0);
+            Assert.Equal("moesharp-metrics/1", e.GetProperty("schema").GetString());
+            Assert.Equal("uneven", e.GetProperty("kind").GetString());
+            Assert.True(e.GetProperty("ms").GetDouble() > 0);
             int Int(string name) => e.GetProperty(name).GetInt32();
             long Long(string name) => e.GetProperty(name).GetInt64();
             string Text(string name) => e.GetProperty(name).GetString()!;

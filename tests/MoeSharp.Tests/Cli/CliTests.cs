@@ -221,10 +221,12 @@ public class CliTests
     {
         CliResult result = Invoke("bench", "--tokens", "64", "--dim", "16", "--repeats", "1", "--warmup", "0", "--json");
         Assert.True(result.ExitCode == 0, result.ToString());
-        using JsonDocument json = JsonDocument.Parse(result.Out.Trim());
-        Assert.True(json.RootElement.GetProperty("dispatchMs").GetDouble() >= 0);
-        Assert.True(json.RootElement.GetProperty("combineMs").GetDouble() >= 0);
-        Assert.Equal(64, json.RootElement.GetProperty("tokens").GetInt32());
+        // One moesharp-metrics/1 record per measurement (docs/metrics.md).
+        JsonElement[] records = result.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToArray();
+        JsonElement Kind(string kind) => records.Single(r => r.GetProperty("kind").GetString() == kind);
+        Assert.True(Kind("dispatch").GetProperty("ms").GetDouble() >= 0);
+        Assert.True(Kind("combine").GetProperty("ms").GetDouble() >= 0);
+        Assert.All(records, r => Assert.Equal(64, r.GetProperty("tokens").GetInt32()));
     }
 
     [Fact]

@@ -1,0 +1,187 @@
+using System.Globalization;
+using MoeSharp.Collectives;
+using MoeSharp.Layer;
+using MoeSharp.Tensors;
+using MoeSharp.Training;
+
+namespace MoeSharp.Cli.Training;
+
+/// <summary>
+/// <c>moe train --save DIR</c> / <c>--load DIR</c>: everything a resumed run needs to take the same steps as an
+/// uninterrupted one, bitwise on the host (docs/config.md):
+/// <list type="bullet">
+/// <item><c>layer.safetensors</c>: the layer's golden-named weights and load-balancing bias (all E experts;
+/// <see cref="MoeLayerCheckpoint"/>, so <c>moe</c> and the library can load it as a plain layer checkpoint);</item>
+/// <item><c>trainer.safetensors</c>: the head's weight, both optimizers' AdamW moments (experts gathered to
+/// [E, …] like the weights) and, in its metadata, the step, the optimizers' step counts and the options the
+/// run must share (<see cref="TrainOptions.Identity"/>).</item>
+/// </list>
+/// The data and the teacher are functions of the seed and the step, so the step is the whole data/RNG state.
+/// Both files carry the step; a directory whose files disagree (a save cut short) is refused. A checkpoint holds
+/// every expert, so it can be resumed on another world size or layout.
+/// </summary>
+internal static class TrainCheckpoint
+{
+    /// <summary>The layer's weights.</summary>
+    public const string LayerFile = "layer.safetensors";
+
+    /// <summary>Head, optimizer moments, step and identity.</summary>
+    public const string TrainerFile = "trainer.safetensors";
+
+    private const string Format = "moesharp-train-checkpoint/1";
+    private const string HeadWeight = "head.weight";
+    private const string LayerMoments = "layer.";
+    private const string HeadMoments = "head.";
+    private static readonly HashSet<string> ExpertParameters =
+        [MoeLayerCheckpoint.ExpertsW1, MoeLayerCheckpoint.ExpertsW2, MoeLayerCheckpoint.ExpertsW3];
+
+    /// <summary>
+    /// Reads the step a checkpoint directory is at and checks it against the run's options, before any work.
+    /// </summary>
+    /// <returns>The last step the checkpoint took.</returns>
+    /// <exception cref="ArgumentException">
+    /// A file is missing or not a checkpoint of <c>moe train</c>, the options differ from the checkpoint's (naming
+    /// the option), or it is past <c>--steps</c>.
+    /// </exception>
+    public static int Check(string directory, TrainOptions o)
+    {
+        int step;
+        SafetensorsContent trainer;
+        try
+        {
+            trainer = SafetensorsFile.Read(Path.Combine(directory, TrainerFile));
+            var layer = SafetensorsFile.Read(Path.Combine(directory, LayerFile));
+            step = StepOf(trainer);
+            if (StepOf(layer) != step)
+            {
+                throw new InvalidDataException(
+                    $"{LayerFile} is at step {StepOf(layer)} but {TrainerFile} at step {step} (an interrupted save?)");
+            }
+        }
+        catch (Exception ex) when (ex is IOException or InvalidDataException or UnauthorizedAccessException)
+        {
+            throw new ArgumentException($"--load {directory}: {ex.Message}", ex);
+        }
+        foreach (var (key, value) in o.Identity())
+        {
+            string saved = trainer.Metadata.GetValueOrDefault(key) ?? "(none)";
+            if (saved != value)
+            {
+                throw new ArgumentException(
+                    $"--load {directory}: the checkpoint was trained with --{key} {saved}; this run has --{key} {value}");
+            }
+        }
+        if (step >= o.Steps)
+        {
+            throw new ArgumentException($"--steps {o.Steps}: the checkpoint in {directory} is already at step {step}; "
+                + "--steps counts all steps, resumed ones included");
+        }
+        return step;
+    }
+
+    /// <summary>Collective: restores the state of <paramref name="directory"/> on this rank (its experts' slices).</summary>
+    /// <returns>The last step the checkpoint took.</returns>
+    public static int Load(string directory, IProcessGroup world, MoeLayer layer, AdamW layerOptimizer, Parameter head,
+        AdamW headOptimizer)
+    {
+        var trainer = SafetensorsFile.Read(Path.Combine(directory, TrainerFile));
+        MoeLayerCheckpoint.Load(layer, Path.Combine(directory, LayerFile));
+        Tensor savedHead = trainer.Get(HeadWeight);
+        if (!savedHead.Shape.SequenceEqual(head.Value.Shape) || savedHead.DType != DType.Float32)
+        {
+            throw new InvalidDataException(
+                $"{trainer.SourceName}: '{HeadWeight}' is {savedHead}; expected float32 {head.Value.ShapeString}");
+        }
+        var layerMoments = new List<KeyValuePair<string, Tensor>>();
+        var headMoments = new List<KeyValuePair<string, Tensor>>();
+        foreach (var (name, tensor) in trainer)
+        {
+            if (name.StartsWith(LayerMoments, StringComparison.Ordinal))
+            {
+                string moment = name[LayerMoments.Length..];
+                layerMoments.Add(new(moment, IsExpertMoment(moment) ? OwnExperts(tensor, layer, world.Size) : tensor));
+            }
+            else if (name.StartsWith(HeadMoments, StringComparison.Ordinal))
+            {
+                headMoments.Add(new(name[HeadMoments.Length..], tensor));
+            }
+        }
+        layerOptimizer.LoadState(layerMoments, IntOf(trainer, "layer_adamw_steps"), trainer.SourceName);
+        headOptimizer.LoadState(headMoments, IntOf(trainer, "head_adamw_steps"), trainer.SourceName);
+        savedHead.AsSpan<float>().CopyTo(head.Value.AsSpan<float>());
+        return StepOf(trainer);
+    }
+
+    /// <summary>
+    /// Collective: gathers this step's state and writes it to <paramref name="directory"/> from rank 0 (each file
+    /// atomically: written aside, then renamed).
+    /// </summary>
+    public static void Save(string directory, IProcessGroup world, TrainOptions o, int step, MoeLayer layer, AdamW layerOptimizer,
+        Parameter head, AdamW headOptimizer)
+    {
+        string stepText = step.ToString(CultureInfo.InvariantCulture);
+        var tensors = new List<KeyValuePair<string, Tensor>> { new(HeadWeight, head.Value.Clone()) };
+        foreach (var (name, moment) in layerOptimizer.MomentsStateDict())
+        {
+            tensors.Add(new(LayerMoments + name, IsExpertMoment(name) ? AllExperts(moment, world) : moment));
+        }
+        foreach (var (name, moment) in headOptimizer.MomentsStateDict()) tensors.Add(new(HeadMoments + name, moment));
+        var metadata = new Dictionary<string, string>(o.Identity().ToDictionary(kv => kv.Key, kv => kv.Value))
+        {
+            ["format"] = Format,
+            ["step"] = stepText,
+            ["layer_adamw_steps"] = layerOptimizer.StepCount.ToString(CultureInfo.InvariantCulture),
+            ["head_adamw_steps"] = headOptimizer.StepCount.ToString(CultureInfo.InvariantCulture),
+        };
+        var layerState = MoeLayerCheckpoint.StateDict(layer); // collective: every rank takes part
+        if (world.Rank != 0) return;
+        Directory.CreateDirectory(directory);
+        SafetensorsFile.Write(Path.Combine(directory, TrainerFile), tensors, metadata);
+        SafetensorsFile.Write(Path.Combine(directory, LayerFile), layerState,
+            new Dictionary<string, string> { ["format"] = Format, ["step"] = stepText });
+    }
+
+    private static bool IsExpertMoment(string name) =>
+        ExpertParameters.Contains(name[(name.IndexOf('.') + 1)..]) && name.StartsWith("exp_avg", StringComparison.Ordinal);
+
+    /// <summary>
+    /// All E experts' moments from every rank's slice (the experts are split over the whole world, in rank order).
+    /// </summary>
+    private static Tensor AllExperts(Tensor local, IProcessGroup world)
+    {
+        if (world.Size == 1) return local;
+        int[] shape = local.ShapeArray();
+        shape[0] *= world.Size;
+        var full = Tensor.Uninitialized(DType.Float32, shape);
+        world.AllGather<float>(local.AsSpan<float>(), full.AsSpan<float>());
+        return full;
+    }
+
+    /// <summary>This rank's experts out of all E.</summary>
+    private static Tensor OwnExperts(Tensor all, MoeLayer layer, int worldSize)
+    {
+        if (all.Rank < 1 || all.Dim(0) != layer.Args.NumExperts || all.DType != DType.Float32)
+        {
+            throw new InvalidDataException($"an expert moment is {all}; expected float32 [{layer.Args.NumExperts}, …]");
+        }
+        int[] shape = all.ShapeArray();
+        int local = layer.Args.NumExperts / worldSize;
+        int perExpert = all.ElementCount / shape[0];
+        shape[0] = local;
+        return Tensor.FromArray(all.AsSpan<float>().Slice(layer.FirstExpert * perExpert, local * perExpert).ToArray(), shape);
+    }
+
+    private static int StepOf(SafetensorsContent file)
+    {
+        if (file.Metadata.GetValueOrDefault("format") != Format)
+        {
+            throw new InvalidDataException($"{file.SourceName}: not a checkpoint of moe train (metadata 'format' is not {Format})");
+        }
+        return IntOf(file, "step");
+    }
+
+    private static int IntOf(SafetensorsContent file, string key) =>
+        int.TryParse(file.Metadata.GetValueOrDefault(key), NumberStyles.None, CultureInfo.InvariantCulture, out int value) && value >= 0
+            ? value
+            : throw new InvalidDataException($"{file.SourceName}: metadata '{key}' is missing or not a step count");
+}
