@@ -8,6 +8,11 @@ if [[ "${1:-}" == "--build" ]]; then
   for p in samples/*/*.csproj; do dotnet build "$p" -c Release; done
 fi
 bin() { echo "samples/$1/bin/Release/net10.0/$1.dll"; }
+# The README's dispatcher snippet is the sample's code between its README markers: every line must be in README.md.
+sed -n '/README: the dispatcher/,/README: end/p' samples/CustomExperts/Program.cs | sed '1d;$d;s/^    //' |
+  while IFS= read -r line; do
+    grep -qxF -- "$line" README.md || { echo "README.md lacks the sample's line: $line" >&2; exit 1; }
+  done
 for sample in CustomExperts TrainLayer LoadCheckpoint; do
   echo "== $sample"
   dotnet "$(bin "$sample")"

@@ -39,9 +39,10 @@ void RunRank(IProcessGroup world)
         ExpertAlignment = 4,                    // pad each local expert's rows (fp8 grouped GEMMs want 16)
     }, groups);
     int firstExpert = dispatcher.EpRank * dispatcher.NumLocalExperts;
-    DispatchResult d = dispatcher.Dispatch(x, topScores, expertIds, totalTokens: TokensPerGroup);
+    using DispatchResult d = dispatcher.Dispatch(x, topScores, expertIds, totalTokens: TokensPerGroup);
     Tensor y = RunExperts(d.RoutedTokens, d.TokensPerLocalExpert.AsSpan(), firstExpert);     // [R, D], expert-major
-    Tensor output = dispatcher.Combine(y, d.Metadata, x, SharedExpert);   // the shared expert overlaps the exchange
+    using Tensor output = dispatcher.Combine(y, d.Metadata, x, SharedExpert);   // shared expert overlaps the exchange
+    // Leaving the scope hands the routed rows and the output back to dispatcher.Pool: the next step reuses warm memory.
     // README: end
 
     // One rank alone, every expert local: the same rows, bit for bit.
@@ -53,10 +54,6 @@ void RunRank(IProcessGroup world)
     Console.WriteLine($"rank {world.Rank} of {world.Size} (SP rank {spRank}, tokens {shard.Start}..{shard.Start + shard.RealRows - 1}" +
         $" of group {group}): experts {firstExpert}..{firstExpert + dispatcher.NumLocalExperts - 1} got " +
         $"{d.RoutedTokens.Rows} rows; {(same ? "bitwise equal to one rank alone" : "DIFFERS from one rank alone")}");
-    // Hand the outputs back to the dispatcher's pool so the next step reuses warm memory.
-    dispatcher.Pool.Return(output);
-    dispatcher.Pool.Return(d.RoutedTokens);
-    dispatcher.Release(d.Metadata);
     if (!same) throw new InvalidOperationException($"rank {world.Rank}: the output differs from one rank alone");
 }
 

@@ -31,7 +31,7 @@ bool scoreBefore = checkpoint.Metadata["score_before_experts"] == "true";
 Tensor x = checkpoint["x"];
 
 // One rank: a layer with every expert, the weights copied in from the file.
-MoeLayer single = MoeLayer.CreateLocal(layerArgs, scoreBefore);
+using MoeLayer single = MoeLayer.CreateLocal(layerArgs, scoreBefore);
 MoeLayerCheckpoint.Load(single, checkpoint);
 Tensor y = single.Forward(x);
 double error = RelativeError(y, checkpoint["out"]);
@@ -43,7 +43,7 @@ if (!(error < 1e-4)) throw new InvalidOperationException($"relative error {error
 Tensor[] outputs = InProcessWorld.Run(4, world =>
 {
     using var groups = ParallelGroups.Create(world, spSize: 1);
-    MoeLayer layer = MoeLayer.Create(layerArgs, new TokenDispatcherConfig(layerArgs.NumExperts, layerArgs.TopK)
+    using MoeLayer layer = MoeLayer.Create(layerArgs, new TokenDispatcherConfig(layerArgs.NumExperts, layerArgs.TopK)
     {
         ScoreBeforeExperts = scoreBefore,
     }, groups);

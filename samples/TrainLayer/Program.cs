@@ -29,7 +29,7 @@ return 0;
 double[] Train(IProcessGroup world)
 {
     using var groups = ParallelGroups.Create(world, spSize: 1);
-    MoeLayer layer = MoeLayer.Create(layerArgs, new TokenDispatcherConfig(Experts, TopK), groups);
+    using MoeLayer layer = MoeLayer.Create(layerArgs, new TokenDispatcherConfig(Experts, TopK), groups);
     MoeLayerCheckpoint.Load(layer, initial);          // every rank the same weights; each keeps its own experts
     var optimizer = new AdamW(layer.Parameters, learningRate: 2e-2f, weightDecay: 0f);
     var losses = new double[Steps];
@@ -38,7 +38,7 @@ double[] Train(IProcessGroup world)
     {
         Tensor batch = Batch(step);
         Tensor x = Tensor.FromArray(batch.AsSpan<float>().Slice(first * Dim, rows * Dim).ToArray(), rows, Dim);
-        Tensor y = layer.Forward(x);
+        using Tensor y = layer.Forward(x);            // back to the dispatcher's pool at the end of the step
 
         // Mean squared error over the whole batch; each token's loss goes into its slot of the global batch, so the sum
         // below adds them in token order on every layout.
@@ -62,7 +62,6 @@ double[] Train(IProcessGroup world)
 
         layer.Backward(gradY);                         // writes every parameter's gradient
         optimizer.Step();
-        layer.Dispatcher.Pool.Return(y);
     }
     return losses;
 }
