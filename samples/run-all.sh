@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Runs every sample (after a Release build of the solution, as .ci/run does; --build builds them here first). The
+# Builds (unless --no-build) and runs every sample (dotnet test builds only the test projects, so CI needs this). The
 # dispatcher sample also runs as an MPI job of two processes when mpiexec is installed; without it, that run is skipped
 # with a message. Each sample checks its own results and exits non-zero when one is wrong.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [[ "${1:-}" == "--build" ]]; then
-  for p in samples/*/*.csproj; do dotnet build "$p" -c Release; done
+if [[ "${1:-}" != "--no-build" ]]; then
+  for p in samples/*/*.csproj; do dotnet build "$p" -c Release -v q -nologo; done
 fi
 bin() { echo "samples/$1/bin/Release/net10.0/$1.dll"; }
 # The README's dispatcher snippet is the sample's code between its README markers: every line must be in README.md.
