@@ -51,10 +51,10 @@ public sealed class IlgpuBackend : IDisposable
     public IlgpuMoeKernels Kernels { get; }
 
     /// <summary>Softmax, sigmoid and top-k over router scores.</summary>
-    public IlgpuRouterKernels Router { get; }
+    internal IlgpuRouterKernels Router { get; }
 
     /// <summary>The SwiGLU element-wise kernel.</summary>
-    public IlgpuExpertKernels Experts { get; }
+    internal IlgpuExpertKernels Experts { get; }
 
     /// <summary>
     /// The MoE layer's kernels (<c>ILayerKernels</c>: products, routing, backward, AdamW) with float32 products, made

@@ -1,8 +1,9 @@
 namespace MoeSharp.Mpi.Tests;
 
 /// <summary>
-/// The golden vectors: <c>MOESHARP_GOLDEN_DIR</c>, else the first <c>shared/golden</c> in the test assembly's
-/// folder or an ancestor (the steering repository sits beside this one), as MoeSharp.Tests finds them.
+/// The golden vectors: <c>MOESHARP_GOLDEN_DIR</c>, else the repository's <c>golden/</c> folder (the first folder
+/// called <c>golden</c> holding a <c>README.md</c> in the test assembly's folder or an ancestor), as MoeSharp.Tests
+/// finds them.
 /// </summary>
 public static class GoldenFolder
 {
@@ -14,11 +15,11 @@ public static class GoldenFolder
         string? folder = string.IsNullOrEmpty(overridden) ? null : overridden;
         for (DirectoryInfo? dir = new(AppContext.BaseDirectory); folder is null && dir is not null; dir = dir.Parent)
         {
-            string candidate = Path.Combine(dir.FullName, "shared", "golden");
-            if (Directory.Exists(candidate)) folder = candidate;
+            string candidate = Path.Combine(dir.FullName, "golden");
+            if (File.Exists(Path.Combine(candidate, "README.md"))) folder = candidate;
         }
         if (folder is null || !Directory.Exists(folder))
-            throw new DirectoryNotFoundException($"no shared/golden folder above {AppContext.BaseDirectory}; set MOESHARP_GOLDEN_DIR");
+            throw new DirectoryNotFoundException($"no golden folder above {AppContext.BaseDirectory}; set MOESHARP_GOLDEN_DIR");
         return Directory.GetFiles(folder, "*.safetensors").OrderBy(p => Path.GetFileName(p), StringComparer.Ordinal).ToArray();
     }
 }

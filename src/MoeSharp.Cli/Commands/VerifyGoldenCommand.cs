@@ -8,7 +8,7 @@ using Spectre.Console.Cli;
 namespace MoeSharp.Cli.Commands;
 
 /// <summary>
-/// <c>moe verify-golden FILE...</c>: replays each golden file (dispatch kind bitwise; moe_layer kind within the
+/// <c>moe verify-golden [FILE...]</c>: replays each golden file (default: the files bundled with the tool) (dispatch kind bitwise; moe_layer kind within the
 /// golden tolerance, then on multi-rank layouts bitwise) and prints PASS, FAIL (with the first mismatch: tensor,
 /// index, expected, actual), SKIP or N/A per file. Exit code 0 only when no file failed; 2 when a file could not
 /// be read.
@@ -23,9 +23,10 @@ internal sealed class VerifyGoldenCommand : Command<VerifyGoldenSettings>
         TimeSpan? timeout = settings.TimeoutSeconds is double s ? TimeSpan.FromSeconds(s) : null;
         CommKind comm = CommKinds.Parse(settings.Comm);
         ComputeOptions compute = ComputeOptions.Parse(settings.Device, settings.Gpus);
+        string[] files = settings.Files.Length > 0 ? settings.Files : BundledGolden.Files();
         List<(Verdict Verdict, string Line)>? lines = comm == CommKind.InProcess
-            ? settings.Files.Select(path => VerifyInProcess(path, timeout, compute)).ToList()
-            : RankLauncher.Run(comm, 0, world => settings.Files.Select(path => VerifyOnJob(world, path, compute)).ToList(), timeout);
+            ? files.Select(path => VerifyInProcess(path, timeout, compute)).ToList()
+            : RankLauncher.Run(comm, 0, world => files.Select(path => VerifyOnJob(world, path, compute)).ToList(), timeout);
         if (lines is null) return 0; // not rank 0 of an MPI job: rank 0 reports
 
         foreach (var (verdict, line) in lines)

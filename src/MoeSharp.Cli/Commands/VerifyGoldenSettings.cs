@@ -7,8 +7,9 @@ namespace MoeSharp.Cli.Commands;
 /// <summary>Options of <c>moe verify-golden</c>.</summary>
 internal sealed class VerifyGoldenSettings : CommandSettings
 {
-    [CommandArgument(0, "<FILES>")]
-    [Description("Golden .safetensors files (dispatch and moe_layer kinds; other kinds are reported as not applicable).")]
+    [CommandArgument(0, "[FILES]")]
+    [Description("Golden .safetensors files (dispatch and moe_layer kinds; other kinds are reported as not applicable). " +
+        "Default: every file of the golden folder that ships with the tool.")]
     public string[] Files { get; init; } = [];
 
     [CommandOption("--timeout <SECONDS>")]
@@ -29,7 +30,6 @@ internal sealed class VerifyGoldenSettings : CommandSettings
 
     public override ValidationResult Validate()
     {
-        if (Files.Length == 0) return ValidationResult.Error("verify-golden needs at least one FILE");
         if (TimeoutSeconds is <= 0) return ValidationResult.Error($"--timeout {TimeoutSeconds} must be positive");
         try
         {

@@ -15,7 +15,7 @@ namespace MoeSharp.Cuda.Cublas;
 /// <param name="Ldb">Leading dimension of B as stored.</param>
 /// <param name="Ldc">Leading dimension of C.</param>
 /// <param name="SwapOperands">True when cuBLAS's A is the caller's weights and cuBLAS's B the caller's activations.</param>
-public readonly record struct ColumnMajorGemm(int TransA, int TransB, int M, int N, int K, int Lda, int Ldb, int Ldc, bool SwapOperands)
+internal readonly record struct ColumnMajorGemm(int TransA, int TransB, int M, int N, int K, int Lda, int Ldb, int Ldc, bool SwapOperands)
 {
     /// <summary>
     /// Row-major <c>C[rows, n] = A[rows, k] · B[n, k]ᵀ</c> (the expert layout: activations times a weight stored

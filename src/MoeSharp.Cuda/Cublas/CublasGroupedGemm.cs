@@ -18,7 +18,7 @@ namespace MoeSharp.Cuda.Cublas;
 /// <para>Row-major ↔ column-major mapping: <see cref="ColumnMajorGemm.ForRowMajorTimesTransposed"/>. All work is
 /// enqueued on <see cref="Stream"/>; nothing here synchronizes.</para>
 /// </remarks>
-public sealed unsafe class CublasGroupedGemm : IDisposable
+internal sealed unsafe class CublasGroupedGemm : IDisposable
 {
     private readonly CudaRuntime _cuda;
     private readonly CublasLibrary _cublas;

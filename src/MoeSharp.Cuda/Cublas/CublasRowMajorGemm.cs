@@ -11,7 +11,7 @@ namespace MoeSharp.Cuda.Cublas;
 /// The row-major ↔ column-major mappings are <see cref="ColumnMajorGemm"/>'s factories; in each, cuBLAS's first operand
 /// is the caller's B buffer.
 /// </remarks>
-public sealed unsafe class CublasRowMajorGemm : IDisposable
+internal sealed unsafe class CublasRowMajorGemm : IDisposable
 {
     private readonly CublasLibrary _cublas;
     private readonly Action _bindContext;

@@ -9,7 +9,7 @@ namespace MoeSharp.Cuda.Cublas;
 /// <param name="AOffsetBytes">Byte offset of its first routed row.</param>
 /// <param name="BOffsetBytes">Byte offset of its weight matrix.</param>
 /// <param name="COffsetBytes">Byte offset of its first output row.</param>
-public readonly record struct ExpertGemm(int Expert, int Rows, long AOffsetBytes, long BOffsetBytes, long COffsetBytes)
+internal readonly record struct ExpertGemm(int Expert, int Rows, long AOffsetBytes, long BOffsetBytes, long COffsetBytes)
 {
     /// <summary>
     /// One entry per expert with rows, in expert order. <paramref name="inputElementSize"/> is the A/B element size

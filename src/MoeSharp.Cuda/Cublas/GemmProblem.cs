@@ -5,4 +5,4 @@ namespace MoeSharp.Cuda.Cublas;
 /// A (<see cref="First"/>), B (<see cref="Second"/>) and C, all device pointers. For a row-major product the first
 /// operand is the caller's B (see <see cref="ColumnMajorGemm"/>).
 /// </summary>
-public readonly record struct GemmProblem(ColumnMajorGemm Gemm, nint First, nint Second, nint C);
+internal readonly record struct GemmProblem(ColumnMajorGemm Gemm, nint First, nint Second, nint C);

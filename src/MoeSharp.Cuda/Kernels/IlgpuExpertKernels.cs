@@ -14,7 +14,7 @@ namespace MoeSharp.Cuda.Kernels;
 /// On CUDA <c>exp</c> is ILGPU.Algorithms' <c>XMath.Exp</c>, not .NET's, so results may differ from the host by a
 /// few ulp (relative error well under 1e-6); the division is IEEE <c>div.rn.f32</c>.
 /// </remarks>
-public sealed class IlgpuExpertKernels
+internal sealed class IlgpuExpertKernels
 {
     private readonly IlgpuTensorAllocator _allocator;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> _swiGlu;

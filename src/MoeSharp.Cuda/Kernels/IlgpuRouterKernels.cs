@@ -17,7 +17,7 @@ namespace MoeSharp.Cuda.Kernels;
 /// <c>div.rn.f32</c>, adds without multiplies to fuse), so top-k is bitwise equal to the host given the same
 /// scores.
 /// </remarks>
-public sealed class IlgpuRouterKernels
+internal sealed class IlgpuRouterKernels
 {
     private readonly IlgpuTensorAllocator _allocator;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int> _softmax;

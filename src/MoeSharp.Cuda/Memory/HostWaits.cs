@@ -9,7 +9,7 @@ namespace MoeSharp.Cuda.Memory;
 /// <see cref="IStreamDrain"/> (<see cref="Guard"/>), which polls with the group's failure checks and timeout before the
 /// blocking call, which then finds nothing left to wait for. Without a guard a wait is the stream's own synchronize.
 /// </summary>
-public sealed class HostWaits
+internal sealed class HostWaits
 {
     private IStreamDrain? _drain;
 

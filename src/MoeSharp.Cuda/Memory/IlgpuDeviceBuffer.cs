@@ -26,7 +26,7 @@ public sealed class IlgpuDeviceBuffer : DeviceBuffer, IDevicePointer, IDisposabl
     /// <param name="buffer">The ILGPU allocation.</param>
     /// <param name="deviceName">Name reported by <see cref="DeviceName"/>, e.g. <c>cuda:0</c>.</param>
     /// <param name="waits">How copies block the host (the allocator's); null waits on the stream alone.</param>
-    public IlgpuDeviceBuffer(MemoryBuffer1D<byte, Stride1D.Dense> buffer, string deviceName, HostWaits? waits = null)
+    internal IlgpuDeviceBuffer(MemoryBuffer1D<byte, Stride1D.Dense> buffer, string deviceName, HostWaits? waits = null)
     {
         _buffer = buffer ?? throw new ArgumentNullException(nameof(buffer));
         DeviceName = deviceName ?? throw new ArgumentNullException(nameof(deviceName));

@@ -48,7 +48,7 @@ public sealed class IlgpuTensorAllocator : ITensorAllocator, IDisposable
     public int StagingSlots { get { lock (_lock) return _staged?.Slots ?? 0; } }
 
     /// <summary>How this device's blocking host waits go (copies of its buffers, the kernels' reads and <c>Synchronize</c>).</summary>
-    public HostWaits HostWaits { get; } = new();
+    internal HostWaits HostWaits { get; } = new();
 
     /// <summary>Most bytes of returned buffers kept for reuse.</summary>
     public long MaxRetainedBytes { get; }

@@ -6,13 +6,13 @@ namespace MoeSharp.Cuda.Nccl;
 /// <param name="SendCount">Elements sent to the peer.</param>
 /// <param name="ReceiveOffsetBytes">Byte offset of the peer's chunk in the receive buffer.</param>
 /// <param name="ReceiveCount">Elements received from the peer.</param>
-public readonly record struct PeerTransfer(int Peer, long SendOffsetBytes, long SendCount, long ReceiveOffsetBytes, long ReceiveCount);
+internal readonly record struct PeerTransfer(int Peer, long SendOffsetBytes, long SendCount, long ReceiveOffsetBytes, long ReceiveCount);
 
 /// <summary>
 /// The grouped <c>ncclSend</c>/<c>ncclRecv</c> calls of one all-to-all-v: chunk q of the send buffer goes to rank q,
 /// the chunk from rank p lands at p's offset in the receive buffer (prefix sums of the counts).
 /// </summary>
-public sealed class NcclExchangePlan
+internal sealed class NcclExchangePlan
 {
     private NcclExchangePlan(PeerTransfer[] peers, long sendTotal, long receiveTotal)
     {

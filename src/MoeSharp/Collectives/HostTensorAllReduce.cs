@@ -4,7 +4,7 @@ using MoeSharp.Tensors;
 namespace MoeSharp.Collectives;
 
 /// <summary>The rank-ordered all-reduce of a host tensor of rows, whatever its row dtype.</summary>
-public static class HostTensorAllReduce
+internal static class HostTensorAllReduce
 {
     /// <summary>
     /// Sums a float32 or bfloat16 host tensor over <paramref name="group"/> in place, in rank order

@@ -10,7 +10,7 @@ namespace MoeSharp.Compute;
 /// rounding back with <see cref="BFloat16.FromSingle"/>'s rule (to nearest even, NaN kept a quiet NaN), so the
 /// vector and scalar paths give the same bits.
 /// </summary>
-public static class BFloat16Rows
+internal static class BFloat16Rows
 {
     /// <summary>A new float32 array holding <paramref name="source"/> widened.</summary>
     public static float[] Widen(ReadOnlySpan<BFloat16> source)

@@ -5,7 +5,7 @@ namespace MoeSharp.Compute;
 /// invalid entry (<see cref="int.MaxValue"/> when none), words 1–2 its id (low and high 32 bits), word 3 its score's
 /// bits, then one count per expert of the real entries (pad entries are not counted there).
 /// </summary>
-public static class EntryScanWords
+internal static class EntryScanWords
 {
     /// <summary>Words before the counts.</summary>
     public const int HeaderLength = 4;

@@ -21,7 +21,7 @@ namespace MoeSharp.Compute;
 /// function of its inputs regardless of threading.
 /// </para>
 /// </remarks>
-public static unsafe class HostGemm
+internal static unsafe class HostGemm
 {
     private const int DefaultMC = 72;   // 12 micro-panels of 6 rows: A block stays in L2.
     private const int DefaultNC = 256;  // 16 micro-panels of 16 columns per task.

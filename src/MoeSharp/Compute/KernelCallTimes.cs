@@ -9,7 +9,7 @@ namespace MoeSharp.Compute;
 /// work, and no one else's, is charged to it. Thread-safe.
 /// </summary>
 /// <param name="synchronize">Waits for all device work queued so far.</param>
-public sealed class KernelCallTimes(Action synchronize)
+internal sealed class KernelCallTimes(Action synchronize)
 {
     private readonly ConcurrentDictionary<string, (double Seconds, int Calls)> _totals = new();
 

@@ -10,4 +10,23 @@ namespace MoeSharp.Dispatch;
 /// </param>
 /// <param name="TokensPerLocalExpert"><c>[E/S]</c>: rows per local expert, alignment padding included.</param>
 /// <param name="Metadata">What combine and the backward passes need; pass it back unchanged.</param>
-public sealed record DispatchResult(Tensor RoutedTokens, ImmutableArray<int> TokensPerLocalExpert, DispatchMetadata Metadata);
+/// <remarks>
+/// <c>using var d = dispatcher.Dispatch(...)</c> hands <see cref="RoutedTokens"/> back to the dispatcher's pool and
+/// releases <see cref="Metadata"/> at the end of the scope: do that once combine (and any backward pass) is done.
+/// </remarks>
+public sealed record DispatchResult(Tensor RoutedTokens, ImmutableArray<int> TokensPerLocalExpert, DispatchMetadata Metadata)
+    : IDisposable
+{
+    private int _disposed;
+
+    /// <summary>
+    /// Returns <see cref="RoutedTokens"/> to the dispatcher's <see cref="TokenDispatcher.Pool"/> and releases
+    /// <see cref="Metadata"/> (<see cref="TokenDispatcher.Release"/>). Only the first call does anything.
+    /// </summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        Metadata.Owner.Pool.Return(RoutedTokens);
+        Metadata.Owner.Release(Metadata);
+    }
+}

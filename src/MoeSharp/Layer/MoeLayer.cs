@@ -36,13 +36,14 @@ namespace MoeSharp.Layer;
 /// and the gate and shared-expert gradients are summed over all ranks.
 /// </para>
 /// </remarks>
-public sealed class MoeLayer
+public sealed class MoeLayer : IDisposable
 {
     private readonly IProcessGroup? _world;
     private readonly ExpertLoadBalancer? _balancer;
     private readonly ILayerKernels _kernels;
     private readonly List<Tensor> _forwardScratch = [];
     private ForwardContext? _saved;
+    private bool _disposed;
 
     /// <summary>
     /// Creates a layer on the dispatcher's rank, with zero weights (load them with
@@ -192,6 +193,7 @@ public sealed class MoeLayer
     public Tensor Forward(Tensor x, int? totalTokens = null)
     {
         ArgumentNullException.ThrowIfNull(x);
+        ObjectDisposedException.ThrowIf(_disposed, this);
         if (x.DType != DType.Float32 || x.Rank != 2 || x.Dim(1) != Args.Dim)
         {
             throw new ArgumentException($"x must be float32 [T, {Args.Dim}]; got {x} (rank {Dispatcher.EpRank})", nameof(x));
@@ -262,6 +264,7 @@ public sealed class MoeLayer
     public MoeLayerGradients Backward(Tensor gradOutput)
     {
         ArgumentNullException.ThrowIfNull(gradOutput);
+        ObjectDisposedException.ThrowIf(_disposed, this);
         ForwardContext saved = _saved ?? throw new InvalidOperationException($"Backward needs a Forward first (rank {Dispatcher.EpRank})");
         if (gradOutput.DType != DType.Float32 || !gradOutput.Shape.SequenceEqual(saved.OutputShape) || gradOutput.Device != _kernels.Dispatch.DeviceName)
         {
@@ -370,6 +373,25 @@ public sealed class MoeLayer
     {
         _forwardScratch.Add(t);
         return t;
+    }
+
+    /// <summary>
+    /// Hands the last forward's working tensors back (<see cref="Backward"/> is not possible afterwards) and, on a device,
+    /// the weights and gradients to the device's allocator. The layer cannot be used after it; the dispatcher, the
+    /// process groups and the device stay with their owners.
+    /// </summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        ReleaseForwardScratch();
+        _saved = null;
+        if (_kernels.Dispatch.IsHost) return;
+        foreach (Parameter p in Parameters)
+        {
+            _kernels.Release(p.Value);
+            _kernels.Release(p.Grad);
+        }
     }
 
     private Parameter NewParameter(string name, Tensor value) => new(name, value, _kernels.Zeros(DType.Float32, value.ShapeArray()));

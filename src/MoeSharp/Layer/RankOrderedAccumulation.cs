@@ -20,7 +20,7 @@ namespace MoeSharp.Layer;
 /// rank accumulates its own tokens from zero and the ranks' results are summed (an all-reduce on the device
 /// group), which agrees with the host within float32 tolerance.
 /// </remarks>
-public static class RankOrderedAccumulation
+internal static class RankOrderedAccumulation
 {
     /// <summary>
     /// Collective over <paramref name="world"/> (null: a single rank). Zeroes <paramref name="accumulators"/>,

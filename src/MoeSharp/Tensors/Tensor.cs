@@ -15,8 +15,14 @@ namespace MoeSharp.Tensors;
 /// exchanges. A tensor wrapping a caller's array (<see cref="FromArray{T}"/>) shares it as it is. Device
 /// storage is reached only through <see cref="DeviceBuffer"/>: span and array accessors throw for a device
 /// tensor (copy it with <see cref="ToHost"/>).
+/// <para>
+/// A tensor rented from a <see cref="TensorPool"/> goes back to it on <see cref="Dispose"/> (<c>using var</c>); for
+/// every other tensor <see cref="Dispose"/> does nothing. A pool made with <c>poisonReturned</c> (or every pool when the
+/// environment variable <c>MOESHARP_POOL_POISON</c> is <c>1</c>) fills returned storage with NaN (integers with their
+/// minimum value) and makes every later access to the returned tensor, or a view of it, throw.
+/// </para>
 /// </remarks>
-public sealed class Tensor
+public sealed class Tensor : IDisposable
 {
     /// <summary>A host array of the dtype's CLR type, or a <see cref="DeviceBuffer"/>.</summary>
     private readonly object _storage;
@@ -25,12 +31,35 @@ public sealed class Tensor
     /// <summary>Elements in use: the product of the shape. The storage may be longer (a pooled array).</summary>
     private readonly int _count;
 
-    private Tensor(DType dtype, int[] shape, object storage, int count)
+    /// <summary>The pool lease of a rented tensor, or null.</summary>
+    private readonly StorageLease? _lease;
+
+    /// <summary>The lease's generation when this tensor was rented: a different one means the storage went back.</summary>
+    private readonly int _generation;
+
+    private Tensor(DType dtype, int[] shape, object storage, int count, StorageLease? lease = null, int generation = 0)
     {
         DType = dtype;
         _shape = shape;
         _storage = storage;
         _count = count;
+        _lease = lease;
+        _generation = generation;
+    }
+
+    /// <summary>The pool lease of a rented tensor (null otherwise).</summary>
+    internal StorageLease? Lease => _lease;
+
+    /// <summary>True when this tensor came from a pool and its storage has gone back since.</summary>
+    internal bool IsReturned => _lease is not null && _lease.Generation != _generation;
+
+    /// <summary>
+    /// Hands a tensor rented from a <see cref="TensorPool"/> back to it (as <see cref="TensorPool.Return"/>); does nothing
+    /// for other tensors, or when the storage already went back.
+    /// </summary>
+    public void Dispose()
+    {
+        if (_lease is not null && !IsReturned) _lease.Pool.Return(this);
     }
 
     /// <summary>Element type.</summary>
@@ -112,6 +141,34 @@ public sealed class Tensor
         return new Tensor(dtype, (int[])shape.Clone(), Allocate(dtype, count, zeroed: false), count);
     }
 
+    /// <summary>
+    /// Wraps the caller's memory as a tensor without copying: reads and writes go straight to it. The memory must start
+    /// at the beginning of a managed array (an array, a pinned array from <c>GC.AllocateArray(n, pinned: true)</c>, an
+    /// <c>ArrayPool</c> array, or their <c>AsMemory(0, n)</c>); it may be a prefix of a longer array.
+    /// </summary>
+    /// <exception cref="ArgumentException">
+    /// The shape's element count differs from the memory's length, or the memory does not start at the beginning of a
+    /// managed array (a slice further in, or native memory): copy it with <see cref="FromArray{T}"/> then.
+    /// </exception>
+    public static Tensor FromMemory<T>(Memory<T> memory, params int[] shape) where T : unmanaged
+    {
+        DType dtype = DTypeOf<T>();
+        int count = CheckedCount(shape);
+        if (count != memory.Length)
+        {
+            throw new ArgumentException(
+                $"shape [{string.Join(", ", shape)}] holds {count} elements but the memory has {memory.Length}", nameof(shape));
+        }
+        if (!MemoryMarshal.TryGetArray((ReadOnlyMemory<T>)memory, out ArraySegment<T> segment) || segment.Offset != 0)
+        {
+            throw new ArgumentException(
+                "FromMemory wraps memory that starts at the beginning of a managed array; this memory " +
+                (segment.Array is null ? "is not array memory" : $"starts at element {segment.Offset} of its array") +
+                " (copy it with Tensor.FromArray(memory.ToArray(), ...))", nameof(memory));
+        }
+        return new Tensor(dtype, (int[])shape.Clone(), segment.Array!, count);
+    }
+
     /// <summary>Wraps an array (shared, not copied) as a tensor of the given shape.</summary>
     /// <exception cref="ArgumentException">The shape's element count differs from the array's length.</exception>
     public static Tensor FromArray<T>(T[] data, params int[] shape) where T : unmanaged
@@ -153,6 +210,13 @@ public sealed class Tensor
     /// <summary>The backing array, whatever its element type (for <see cref="TensorPool"/>); host tensors only.</summary>
     internal Array Storage => _storage as Array ?? throw OnDeviceError("its host array");
 
+    /// <summary>A tensor over <paramref name="storage"/> tied to a pool lease at its current generation.</summary>
+    internal static Tensor OverStorage(DType dtype, int[] shape, Array storage, StorageLease lease)
+    {
+        Tensor plain = OverStorage(dtype, shape, storage);
+        return new Tensor(dtype, plain._shape, storage, plain._count, lease, lease.Generation);
+    }
+
     /// <summary>A tensor of <paramref name="shape"/> over the first elements of <paramref name="storage"/>, which is at least that long.</summary>
     internal static Tensor OverStorage(DType dtype, int[] shape, Array storage)
     {
@@ -190,7 +254,7 @@ public sealed class Tensor
             throw new ArgumentException(
                 $"cannot reshape [{string.Join(", ", _shape)}] ({ElementCount} elements) to [{string.Join(", ", shape)}] ({count})", nameof(shape));
         }
-        return new Tensor(DType, (int[])shape.Clone(), _storage, count);
+        return new Tensor(DType, (int[])shape.Clone(), _storage, count, _lease, _generation);
     }
 
     /// <summary>A deep copy.</summary>
@@ -253,6 +317,11 @@ public sealed class Tensor
 
     private T[] Typed<T>() where T : unmanaged
     {
+        if (_lease is { Poisons: true } && IsReturned)
+        {
+            throw new ObjectDisposedException(ToString(),
+                $"tensor {DType} {ShapeString} was returned to its pool and may now be another tensor's storage (use after return)");
+        }
         if (_storage is T[] typed) return typed;
         if (_storage is DeviceBuffer) throw OnDeviceError("a span");
         throw new InvalidOperationException($"tensor of dtype {DType} cannot be read as {typeof(T).Name}");

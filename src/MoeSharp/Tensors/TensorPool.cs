@@ -9,7 +9,15 @@ namespace MoeSharp.Tensors;
 /// <remarks>
 /// A rented tensor may sit on a longer array (its <see cref="Tensor.ElementCount"/> is exact). Return a
 /// tensor only when nothing uses it or any reshaped view of it any more; its contents are unspecified when
-/// rented again. Tensors never returned are simply collected by the GC.
+/// rented again. Tensors never returned are simply collected by the GC. A rented tensor knows its pool:
+/// <c>using var t = pool.Rent(...)</c> returns it at the end of the scope, and returning it (or a view of it) twice
+/// throws.
+/// <para>
+/// Poisoning (a debugging aid, off by default; on for every pool when the environment variable
+/// <c>MOESHARP_POOL_POISON</c> is <c>1</c>): returned storage is filled with NaN (integer storage with the type's
+/// minimum value) and the returned tensor and its views throw <see cref="ObjectDisposedException"/> on every access,
+/// so code that keeps using a tensor after handing it back fails at once instead of reading another tensor's values.
+/// </para>
 /// </remarks>
 public sealed class TensorPool : ITensorAllocator
 {
@@ -17,15 +25,24 @@ public sealed class TensorPool : ITensorAllocator
     private const long MinPooledBytes = 1 << 16;
 
     private readonly object _lock = new();
-    private readonly List<Array> _free = [];
+    private readonly List<(Array Storage, StorageLease Lease)> _free = [];
     private long _retainedBytes;
 
     /// <summary>Creates a pool that keeps at most <paramref name="maxRetainedBytes"/> of returned storage.</summary>
-    public TensorPool(long maxRetainedBytes = 8L << 30)
+    /// <param name="maxRetainedBytes">Most bytes of returned storage kept for reuse.</param>
+    /// <param name="poisonReturned">
+    /// Poison returned storage and fail every use of a returned tensor (see the remarks); null: on when the environment
+    /// variable <c>MOESHARP_POOL_POISON</c> is <c>1</c>.
+    /// </param>
+    public TensorPool(long maxRetainedBytes = 8L << 30, bool? poisonReturned = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(maxRetainedBytes);
         MaxRetainedBytes = maxRetainedBytes;
+        PoisonsReturned = poisonReturned ?? Environment.GetEnvironmentVariable("MOESHARP_POOL_POISON") == "1";
     }
+
+    /// <summary>True when returned storage is poisoned and returned tensors refuse every access.</summary>
+    public bool PoisonsReturned { get; }
 
     /// <summary>Most bytes of returned storage kept for reuse; beyond it, returned storage is left to the GC.</summary>
     public long MaxRetainedBytes { get; }
@@ -40,7 +57,12 @@ public sealed class TensorPool : ITensorAllocator
         long count = 1;
         foreach (int d in shape) count *= Math.Max(d, 0);
         long bytes = count * dtype.SizeOf();
-        if (bytes < MinPooledBytes) return Tensor.Uninitialized(dtype, shape);
+        if (bytes < MinPooledBytes)
+        {
+            // Too small to cache, but a lease still lets Dispose and poisoning track it.
+            Tensor small = Tensor.Uninitialized(dtype, shape);
+            return Tensor.OverStorage(dtype, shape, small.Storage, new StorageLease(this, PoisonsReturned));
+        }
 
         Type element = dtype.ClrType();
         lock (_lock)
@@ -49,40 +71,63 @@ public sealed class TensorPool : ITensorAllocator
             int best = -1;
             for (int i = 0; i < _free.Count; i++)
             {
-                Array candidate = _free[i];
+                Array candidate = _free[i].Storage;
                 if (candidate.GetType().GetElementType() != element || candidate.Length < count || candidate.Length > 2 * count) continue;
-                if (best < 0 || candidate.Length < _free[best].Length) best = i;
+                if (best < 0 || candidate.Length < _free[best].Storage.Length) best = i;
             }
             if (best >= 0)
             {
-                Array storage = _free[best];
+                (Array storage, StorageLease lease) = _free[best];
                 _free.RemoveAt(best);
                 _retainedBytes -= (long)storage.Length * dtype.SizeOf();
-                return Tensor.OverStorage(dtype, shape, storage);
+                return Tensor.OverStorage(dtype, shape, storage, lease);
             }
         }
         // Headroom: routed row counts change a little from call to call, so a slightly larger array keeps fitting.
         long padded = Math.Min(Array.MaxLength, count + count / 8);
-        return Tensor.OverStorage(dtype, shape, Tensor.AllocateStorage(dtype, (int)padded));
+        return Tensor.OverStorage(dtype, shape, Tensor.AllocateStorage(dtype, (int)padded), new StorageLease(this, PoisonsReturned));
     }
 
     /// <summary>Hands <paramref name="tensor"/>'s storage back for reuse. Null is ignored.</summary>
+    /// <exception cref="InvalidOperationException">The tensor, or another view of its storage, was already returned.</exception>
     public void Return(Tensor? tensor)
     {
         if (tensor is null || !tensor.IsOnHost) return;
         Array storage = tensor.Storage;
         long bytes = (long)storage.Length * tensor.DType.SizeOf();
-        if (bytes < MinPooledBytes) return;
+        StorageLease? lease = tensor.Lease is { } own && ReferenceEquals(own.Pool, this) ? own : null;
         lock (_lock)
         {
-            foreach (Array held in _free)
+            if (lease is not null)
+            {
+                if (tensor.IsReturned) throw AlreadyReturned(tensor);
+                lease.Generation++;
+                if (lease.Poisons) Poison(storage);
+            }
+            if (bytes < MinPooledBytes) return;
+            foreach ((Array held, _) in _free)
             {
                 // Returning twice would hand one array to two owners.
-                if (ReferenceEquals(held, storage)) throw new InvalidOperationException("this tensor's storage was already returned to the pool");
+                if (ReferenceEquals(held, storage)) throw AlreadyReturned(tensor);
             }
             if (_retainedBytes + bytes > MaxRetainedBytes) return;
-            _free.Add(storage);
+            _free.Add((storage, lease ?? new StorageLease(this, PoisonsReturned)));
             _retainedBytes += bytes;
+        }
+    }
+
+    private static InvalidOperationException AlreadyReturned(Tensor tensor)
+        => new($"the storage of tensor {tensor.DType} {tensor.ShapeString} was already returned to the pool");
+
+    /// <summary>NaN in floating-point storage, the minimum value in integer storage: loud in any later use.</summary>
+    private static void Poison(Array storage)
+    {
+        switch (storage)
+        {
+            case float[] f: f.AsSpan().Fill(float.NaN); break;
+            case BFloat16[] b: b.AsSpan().Fill(BFloat16.FromSingle(float.NaN)); break;
+            case int[] i: i.AsSpan().Fill(int.MinValue); break;
+            case long[] l: l.AsSpan().Fill(long.MinValue); break;
         }
     }
 }

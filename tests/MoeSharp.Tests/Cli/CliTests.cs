@@ -156,7 +156,6 @@ public class CliTests
     [InlineData("train", "--device", "ilgpu-cpu", "--gemm-dtype", "fp8")]
     [InlineData("run", "--gpus", "2")]
     [InlineData("run", "--device", "cuda", "--gpus", "0")]
-    [InlineData("verify-golden")]
     [InlineData("no-such-command")]
     public void BadOptions_Exit2_WithOneLineOnStderr(params string[] args)
     {
@@ -179,6 +178,17 @@ public class CliTests
         Assert.True(result.ExitCode == 0, result.ToString());
         int known = files.Count(f => SafetensorsFile.Read(f).Metadata.GetValueOrDefault("kind") is null or "moe_layer");
         Assert.Contains($"{known} passed, 0 failed, 0 skipped, {files.Count - known} not applicable", result.Out);
+    }
+
+    [Fact]
+    public void VerifyGolden_WithoutFiles_ReplaysTheBundledCopyOfEveryGoldenFile()
+    {
+        IReadOnlyList<string> files = GoldenFiles.SafetensorsFiles();
+        CliResult result = Invoke("verify-golden");
+        Assert.True(result.ExitCode == 0, result.ToString());
+        foreach (string name in files.Select(f => Path.GetFileName(f)))
+            Assert.Contains($"PASS {name}", result.Out);
+        Assert.Contains($"{files.Count} passed, 0 failed", result.Out);
     }
 
     [Fact]

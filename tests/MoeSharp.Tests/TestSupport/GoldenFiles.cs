@@ -1,9 +1,9 @@
 namespace MoeSharp.Testing;
 
 /// <summary>
-/// Finds the golden vectors in the steering repository's <c>shared/golden</c> folder, which sits beside the
-/// repository (its parent, or an ancestor, holds <c>shared/golden</c>). Tests list the folder rather than
-/// naming files, so new golden files are picked up without code changes.
+/// Finds the golden vectors in the repository's own <c>golden/</c> folder (the first folder called <c>golden</c> that
+/// holds a <c>README.md</c>, found by walking up from the test binaries). Tests list the folder rather than naming
+/// files, so new golden files are picked up without code changes.
 /// </summary>
 internal static class GoldenFiles
 {
@@ -11,8 +11,8 @@ internal static class GoldenFiles
     public const string OverrideVariable = "MOESHARP_GOLDEN_DIR";
 
     /// <summary>
-    /// The golden folder: <see cref="OverrideVariable"/> when set, else the first <c>shared/golden</c> found
-    /// in <see cref="AppContext.BaseDirectory"/> or one of its ancestors.
+    /// The golden folder: <see cref="OverrideVariable"/> when set, else the repository's <c>golden/</c> found in
+    /// <see cref="AppContext.BaseDirectory"/> or one of its ancestors.
     /// </summary>
     /// <exception cref="DirectoryNotFoundException">No such folder exists; the message lists where it looked.</exception>
     public static string Directory
@@ -28,12 +28,13 @@ internal static class GoldenFiles
             var searched = new List<string>();
             for (DirectoryInfo? dir = new(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
             {
-                string candidate = Path.Combine(dir.FullName, "shared", "golden");
-                if (System.IO.Directory.Exists(candidate)) return candidate;
+                string candidate = Path.Combine(dir.FullName, "golden");
+                if (File.Exists(Path.Combine(candidate, "README.md"))) return candidate;
                 searched.Add(candidate);
             }
             throw new DirectoryNotFoundException(
-                $"no shared/golden folder found above {AppContext.BaseDirectory}; looked in: {string.Join(", ", searched)}. Set {OverrideVariable} to point at it.");
+                $"no golden folder found above {AppContext.BaseDirectory}; looked in: {string.Join(", ", searched)}. " +
+                $"Set {OverrideVariable} to point at it.");
         }
     }
 
