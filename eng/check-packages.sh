@@ -16,5 +16,6 @@ done
 ls -l "$feed"
 # Untagged clones get a MinVer prerelease (0.0.0-alpha.0.N): --prerelease accepts it, and a release too.
 dotnet tool install --tool-path "$tools" --add-source "$feed" --prerelease MoeSharp.Tool
+"$tools/moe" --version
 "$tools/moe" run
 "$tools/moe" verify-golden
