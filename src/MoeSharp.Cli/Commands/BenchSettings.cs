@@ -71,12 +71,21 @@ internal sealed class BenchSettings : CommandSettings
     [Description("With --device: also time each kernel (synchronizing after each, so the totals run slower).")]
     public bool Profile { get; init; }
 
+    [CommandOption("--layer")]
+    [Description("Time the MoE layer step on one rank instead of dispatch: forward, backward and AdamW with each phase, and the expert products' TFLOP/s next to a dense bfloat16 cuBLAS GEMM (cuda). Presets qwen3 (T 16384, D 2048, H 768, E 128, K 8) and small (T 8192, D 1024, H 1024, E 16, K 2); --dtype bf16 (default on a device) rounds the products' inputs to bfloat16.")]
+    public bool Layer { get; init; }
+
+    [CommandOption("--hidden <H>")]
+    [Description("With --layer: the experts' hidden size. Default 768.")]
+    public int Hidden { get; init; } = 768;
+
     [CommandOption("--json")]
     [Description("Print JSON instead of a table: one object on the host; with --device one line per measurement (schema moesharp-bench/1).")]
     public bool Json { get; init; }
 
     public override ValidationResult Validate()
     {
+        if (Layer) return LayerBenchReport.Check(this) is { } layerError ? ValidationResult.Error(layerError) : ValidationResult.Success();
         BenchShape shape;
         try
         {
