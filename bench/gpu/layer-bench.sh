@@ -7,8 +7,9 @@
 # Everything lands in $OUT (layer.jsonl, logs); a side-by-side table is printed last.
 # Usage: bash bench/gpu/layer-bench.sh [DEVICE_DIR] (the folder holding run.sh from pack-device.sh; default .device)
 set -u
-cd "$(dirname "$0")/../.." || exit 2
 here=$(cd "$(dirname "$0")" && pwd)
+# From bench/gpu, run in the repository root; a copy elsewhere (the device folder) runs where it is called.
+case "$here" in */bench/gpu) cd "$here/../.." || exit 2;; esac
 dev=${1:-.device}
 OUT=${OUT:-bench-out}; mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
