@@ -35,6 +35,7 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, float, float, float, float, float, float> _adamW;
     private readonly Action<Index1D, ArrayView<float>, int, ArrayView<ushort>> _toBFloat16;
     private readonly Action<Index1D, ArrayView<float>, int, ArrayView<float>> _roundToBFloat16;
+    private readonly Action<Index1D, ArrayView<ushort>, ArrayView<float>, int> _widenBFloat16;
 
     /// <summary>Compiles the kernels on <paramref name="backend"/>'s accelerator; on CUDA also opens a cuBLAS handle on its stream.</summary>
     /// <param name="backend">The device.</param>
@@ -54,6 +55,13 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
         _adamW = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, float, float, float, float, float, float>(LayerKernelBodies.AdamW);
         _toBFloat16 = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, ArrayView<ushort>>(LayerKernelBodies.ToBFloat16);
         _roundToBFloat16 = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, ArrayView<float>>(LayerKernelBodies.RoundToBFloat16);
+        _widenBFloat16 = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<float>, int>(LayerKernelBodies.WidenBFloat16);
+        GemmPath = Environment.GetEnvironmentVariable(GemmPathVariable) switch
+        {
+            "each" => BFloat16GemmPath.PerGroup,
+            "rounded" => BFloat16GemmPath.RoundedInFloat32,
+            _ => BFloat16GemmPath.GroupedBFloat16Output,
+        };
         if (backend.IsCuda) _cublas = new CublasRowMajorGemm(backend.StreamPointer, () => _acc.Bind());
     }
 
@@ -67,6 +75,12 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
     /// to about 1e-2, not within the golden files' 1e-4.
     /// </summary>
     public bool BFloat16Products { get; }
+
+    /// <summary>The environment variable that picks <see cref="GemmPath"/>: <c>grouped16</c> (default), <c>each</c> or <c>rounded</c>.</summary>
+    public const string GemmPathVariable = "MOESHARP_BF16_GEMM";
+
+    /// <summary>How grouped products with <see cref="BFloat16Products"/> run on cuBLAS (see <see cref="GemmPathVariable"/>).</summary>
+    public BFloat16GemmPath GemmPath { get; }
 
     /// <summary>True when the products run through cuBLAS (a CUDA device).</summary>
     public bool UsesCublas => _cublas is not null;
@@ -111,8 +125,8 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
             ILayerKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => MatMulTransposeB(a, start, rows, b, g, n, k, c, start, accumulate));
             return;
         }
-        RunGroupsOnCublas(a, b, rowsPerGroup, accumulate, c, (pa, pb, pc, g, start, rows) =>
-            CublasRowMajorGemm.TransposeBProblem(pa + Single(start * k), pb + Single(g * n * k), pc + Single(start * n), rows, n, k));
+        RunGroupsOnCublas(a, b, rowsPerGroup, accumulate, c, (o, g, start, rows) =>
+            CublasRowMajorGemm.TransposeBProblem(o.A(start * k), o.B(g * n * k), o.C(start * n), rows, n, k));
     }
 
     /// <inheritdoc />
@@ -123,8 +137,8 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
             ILayerKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => MatMul(a, start, rows, b, g, n, k, c, start, accumulate));
             return;
         }
-        RunGroupsOnCublas(a, b, rowsPerGroup, accumulate, c, (pa, pb, pc, g, start, rows) =>
-            CublasRowMajorGemm.TimesProblem(pa + Single(start * k), pb + Single(g * k * n), pc + Single(start * n), rows, n, k));
+        RunGroupsOnCublas(a, b, rowsPerGroup, accumulate, c, (o, g, start, rows) =>
+            CublasRowMajorGemm.TimesProblem(o.A(start * k), o.B(g * k * n), o.C(start * n), rows, n, k));
     }
 
     /// <inheritdoc />
@@ -135,8 +149,8 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
             ILayerKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => MatMulTransposeA(a, start, b, start, rows, m, n, c, g, accumulate));
             return;
         }
-        RunGroupsOnCublas(a, b, rowsPerGroup, accumulate, c, (pa, pb, pc, g, start, rows) =>
-            CublasRowMajorGemm.TransposeAProblem(pa + Single(start * m), pb + Single(start * n), pc + Single(g * m * n), m, n, rows));
+        RunGroupsOnCublas(a, b, rowsPerGroup, accumulate, c, (o, g, start, rows) =>
+            CublasRowMajorGemm.TransposeAProblem(o.A(start * m), o.B(start * n), o.C(g * m * n), m, n, rows));
     }
 
     /// <inheritdoc />
@@ -282,39 +296,88 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
     /// <summary>Whether grouped products go to cuBLAS as one grouped call (a reduction or row length of 0 takes the per-group path).</summary>
     private bool GroupsOnCublas(int inner) => _cublas is not null && inner > 0;
 
-    private static nint Single(long elements) => (nint)(elements * 4);
+    /// <summary>The three operands' device pointers and element sizes: element offsets to addresses.</summary>
+    private readonly record struct Operands(nint PA, int SizeA, nint PB, int SizeB, nint PC, int SizeC)
+    {
+        public nint A(long elements) => PA + (nint)(elements * SizeA);
 
-    /// <summary>Group g's product over the operands' first elements (float32).</summary>
-    private delegate GemmProblem GroupProblem(nint a, nint b, nint c, int group, int start, int rows);
+        public nint B(long elements) => PB + (nint)(elements * SizeB);
+
+        public nint C(long elements) => PC + (nint)(elements * SizeC);
+    }
+
+    /// <summary>Group g's product over the operands' first elements.</summary>
+    private delegate GemmProblem GroupProblem(Operands operands, int group, int start, int rows);
 
     /// <summary>
-    /// One cuBLAS grouped call for every group with rows: <paramref name="problem"/> places group g's product in the
-    /// operands, which with bfloat16 products are first rounded once each to bfloat16 values kept in float32
-    /// (stream-ordered scratch), the form the grouped call takes on the tensor cores (see <see cref="CublasRowMajorGemm.Grouped"/>).
+    /// One cuBLAS grouped call for every group with rows (<paramref name="problem"/> places group g's product in the
+    /// operands). float32 products go as they are; bfloat16 products take <see cref="GemmPath"/>: the operands are
+    /// copied to bfloat16 storage (or rounded in float32 storage) in stream-ordered scratch, and with a bfloat16 output the
+    /// product lands in scratch and is widened into <paramref name="c"/> (added when <paramref name="accumulate"/>).
     /// </summary>
     private void RunGroupsOnCublas(Tensor a, Tensor b, ReadOnlySpan<long> rowsPerGroup, bool accumulate, Tensor c, GroupProblem problem)
     {
-        Tensor? roundedA = null, roundedB = null;
+        var scratch = new List<Tensor>(3);
         try
         {
-            Tensor inputA = a, inputB = b;
-            if (BFloat16Products)
-            {
-                inputA = roundedA = Allocate(DType.Float32, a.ElementCount);
-                inputB = roundedB = Allocate(DType.Float32, b.ElementCount);
-                if (a.ElementCount > 0) _roundToBFloat16(a.ElementCount, Floats(a, nameof(a)), 0, Floats(roundedA, nameof(a)));
-                if (b.ElementCount > 0) _roundToBFloat16(b.ElementCount, Floats(b, nameof(b)), 0, Floats(roundedB, nameof(b)));
-            }
-            nint pa = Pointer(inputA, 0, nameof(a)), pb = Pointer(inputB, 0, nameof(b)), pc = Pointer(c, 0, nameof(c));
             var problems = new List<GemmProblem>(rowsPerGroup.Length);
-            ILayerKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => problems.Add(problem(pa, pb, pc, g, start, rows)));
-            _cublas!.Grouped(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(problems), accumulate, BFloat16Products);
+            bool everyGroup = true;
+            foreach (long rows in rowsPerGroup) everyGroup &= rows > 0;
+            if (!BFloat16Products)
+            {
+                var o = new Operands(Pointer(a, 0, nameof(a)), 4, Pointer(b, 0, nameof(b)), 4, Pointer(c, 0, nameof(c)), 4);
+                ILayerKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => problems.Add(problem(o, g, start, rows)));
+                _cublas!.Grouped(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(problems), accumulate);
+                return;
+            }
+            if (GemmPath == BFloat16GemmPath.RoundedInFloat32)
+            {
+                Tensor ra = Rounded(a, scratch), rb = Rounded(b, scratch);
+                var o = new Operands(Pointer(ra, 0, nameof(a)), 4, Pointer(rb, 0, nameof(b)), 4, Pointer(c, 0, nameof(c)), 4);
+                ILayerKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => problems.Add(problem(o, g, start, rows)));
+                _cublas!.Grouped(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(problems), accumulate, bfloat16Values: true);
+                return;
+            }
+            Tensor ha = Half(a, scratch), hb = Half(b, scratch);
+            nint pa = DevicePointers.Of(ha, nameof(a)).Pointer, pb = DevicePointers.Of(hb, nameof(b)).Pointer;
+            // A bfloat16 output in scratch is widened over all of C: only when every group writes its rows, or C is added to.
+            bool halfOutput = GemmPath == BFloat16GemmPath.GroupedBFloat16Output && (everyGroup || accumulate) && c.ElementCount > 0;
+            Tensor? hc = null;
+            if (halfOutput)
+            {
+                hc = Allocate(DType.BFloat16, c.ElementCount);
+                scratch.Add(hc);
+                if (!everyGroup) Dispatch.Clear(hc);
+            }
+            var operands = new Operands(pa, 2, pb, 2, hc is null ? Pointer(c, 0, nameof(c)) : DevicePointers.Of(hc, nameof(c)).Pointer, hc is null ? 4 : 2);
+            ILayerKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => problems.Add(problem(operands, g, start, rows)));
+            _cublas!.GroupedBFloat16(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(problems), accumulate && hc is null,
+                bfloat16Output: hc is not null, grouped: hc is not null);
+            if (hc is not null) _widenBFloat16(c.ElementCount, DeviceViews.BFloat16Bits(_acc, hc, nameof(c)), Floats(c, nameof(c)), accumulate ? 1 : 0);
         }
         finally
         {
-            Release(roundedA);
-            Release(roundedB);
+            // Stream-ordered reuse: the products queued before read them first.
+            foreach (Tensor t in scratch) Release(t);
         }
+    }
+
+    /// <summary>A bfloat16 copy of <paramref name="t"/> in scratch.</summary>
+    private Tensor Half(Tensor t, List<Tensor> scratch)
+    {
+        Tensor half = Allocate(DType.BFloat16, t.ElementCount);
+        scratch.Add(half);
+        if (t.ElementCount > 0) _toBFloat16(t.ElementCount, Floats(t, "operand"), 0, DeviceViews.BFloat16Bits(_acc, half, "operand"));
+        return half;
+    }
+
+    /// <summary><paramref name="t"/> rounded to bfloat16 values in float32 storage, in scratch.</summary>
+    private Tensor Rounded(Tensor t, List<Tensor> scratch)
+    {
+        Tensor rounded = Allocate(DType.Float32, t.ElementCount);
+        scratch.Add(rounded);
+        if (t.ElementCount > 0) _roundToBFloat16(t.ElementCount, Floats(t, "operand"), 0, Floats(rounded, "operand"));
+        return rounded;
     }
 
     private ArrayView<float> Floats(Tensor t, string name) => DeviceViews.Floats(_acc, t, name);

@@ -28,6 +28,13 @@ internal static class LayerKernelBodies
     public static void ToBFloat16(Index1D i, ArrayView<float> source, int start, ArrayView<ushort> destination)
         => destination[i] = (ushort)BFloat16KernelBodies.Round(source[start + i]);
 
+    /// <summary>Thread i: <c>destination[i] = source[i]</c> (bfloat16 bits) widened to float32, added to it when <paramref name="accumulate"/> is 1.</summary>
+    public static void WidenBFloat16(Index1D i, ArrayView<ushort> source, ArrayView<float> destination, int accumulate)
+    {
+        float value = BFloat16KernelBodies.Low(source[i]);
+        destination[i] = accumulate != 0 ? destination[i] + value : value;
+    }
+
     /// <summary>Thread i: <c>source[start + i]</c> rounded to bfloat16 and widened back (the strided product's bfloat16 inputs).</summary>
     public static void RoundToBFloat16(Index1D i, ArrayView<float> source, int start, ArrayView<float> destination)
         => destination[i] = BFloat16KernelBodies.Low(BFloat16KernelBodies.Round(source[start + i]));
