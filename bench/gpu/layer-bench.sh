@@ -16,9 +16,12 @@ export PYTHONUNBUFFERED=1
 nvidia-smi -L; nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,power.draw,temperature.gpu --format=csv
 peer=bench/reference/torchtitan_moe_layer.py; [ -f "$peer" ] || peer=$here/torchtitan_moe_layer.py
 timeout 240 python3 "$peer" --preset qwen3,small --jsonl "$OUT/layer.jsonl" 2>&1 | tee "$OUT/peer.txt"
-for p in qwen3 small; do
-  timeout 180 bash "$dev/run.sh" bench --layer --device cuda --preset "$p" --warmup 5 --repeats 20 --json 2>&1 | tee -a "$OUT/moe.txt" \
-    | grep '^{' >> "$OUT/layer.jsonl"
+# LAYER_PATHS: the bfloat16 GEMM paths to time (MOESHARP_BF16_GEMM values; "default" leaves it unset).
+for path in ${LAYER_PATHS:-default}; do
+  for p in qwen3 small; do
+    env $([ "$path" = default ] || echo "MOESHARP_BF16_GEMM=$path") timeout 180 bash "$dev/run.sh" bench --layer --device cuda --preset "$p" \
+      --warmup 5 --repeats 20 --json 2>&1 | tee -a "$OUT/moe.txt" | grep '^{' >> "$OUT/layer.jsonl"
+  done
 done
 if [ "${LAYER_TRAIN:-0}" = 1 ]; then
   timeout 150 bash "$dev/run.sh" train --device cuda --gemm-dtype bfloat16 --tokens 16384 --dim 2048 --hidden 768 --experts 128 --top-k 8 \
@@ -36,7 +39,7 @@ peer = {r["preset"]: r for r in rows if r["impl"].startswith("torch")}
 for r in rows:
     if r["impl"].startswith("torch"): continue
     p = peer.get(r["preset"])
-    print(f"== {r['preset']}: MoeSharp step {r['ms']:.2f} ms (fwd {r['forward_ms']:.2f}, bwd {r['backward_ms']:.2f}, AdamW {r['optimizer_ms']:.2f})"
+    print(f"== {r['preset']} ({r.get('gemm_path')}): MoeSharp step {r['ms']:.2f} ms (fwd {r['forward_ms']:.2f}, bwd {r['backward_ms']:.2f}, AdamW {r['optimizer_ms']:.2f})"
           + (f" | peer {p['ms']:.2f} ms (fwd {p['forward_ms']:.2f}, bwd {p['backward_ms']:.2f}, AdamW {p['optimizer_ms']:.2f}) -> peer/ours {p['ms']/r['ms']:.2f}x" if p else ""))
     print(f"   products {r['products_ms']:.2f} ms = {r['products_tflops']:.0f} TFLOP/s; dense bf16 GEMM {r['dense_gemm_tflops'] or 0:.0f} TFLOP/s"
           + (f" (peer's torch.matmul {p['dense_gemm_tflops']:.0f})" if p else "") + f"; products/dense {r['products_of_dense'] or 0:.0%}")

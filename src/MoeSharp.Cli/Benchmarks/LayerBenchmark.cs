@@ -34,7 +34,7 @@ internal static class LayerBenchmark
     /// <summary>Medians in seconds, the phases from the profiled pass (synchronized per kernel), the dense GEMM reference.</summary>
     public sealed record Result(Shape Shape, string Device, string Card, bool BFloat16Products, int Repeats,
         double Step, double StepMin, double Forward, double Backward, double Optimizer,
-        IReadOnlyList<(string Stage, string Phase, double Seconds)> Phases, double? DenseProjectionSeconds)
+        IReadOnlyList<(string Stage, string Phase, double Seconds)> Phases, double? DenseProjectionSeconds, string GemmPath)
     {
         /// <summary>Seconds in the nine expert products (profiled pass).</summary>
         public double ProductSeconds => Phases.Where(p => p.Phase == LayerPhases.Products).Sum(p => p.Seconds);
@@ -106,7 +106,8 @@ internal static class LayerBenchmark
         string card = backend?.Accelerator.Name ?? Environment.ProcessorCount + " host cores";
         string device = backend is null ? "host" : backend.IsCuda ? "cuda" : "ilgpu-cpu";
         return new Result(shape, device, card, bfloat16Products, repeats, Median(step), step.Min(), Median(forward), Median(backward), Median(adam),
-            phases.Select(kv => (kv.Key.Item1, kv.Key.Item2, kv.Value / profiledSteps)).ToList(), dense);
+            phases.Select(kv => (kv.Key.Item1, kv.Key.Item2, kv.Value / profiledSteps)).ToList(), dense,
+            backend is { IsCuda: true } && bfloat16Products ? backend.LayerKernels(true).GemmPath.ToString() : backend is null ? "host" : "ilgpu");
 
         T Stage<T>(bool counted, string stage, Func<T> body)
         {

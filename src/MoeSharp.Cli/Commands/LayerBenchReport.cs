@@ -80,7 +80,7 @@ internal static class LayerBenchReport
             {
                 ["schema"] = "moesharp-bench/1", ["kind"] = "layer", ["impl"] = "moesharp-" + r.Device, ["card"] = r.Card, ["gpus"] = 1,
                 ["preset"] = shape.Name, ["tokens"] = shape.Tokens, ["dim"] = shape.Dim, ["hidden"] = shape.Hidden, ["experts"] = shape.Experts,
-                ["top_k"] = shape.TopK, ["dtype"] = dtype, ["iters"] = r.Repeats,
+                ["top_k"] = shape.TopK, ["dtype"] = dtype, ["gemm_path"] = r.GemmPath, ["iters"] = r.Repeats,
                 ["ms"] = r.Step * 1e3, ["ms_min"] = r.StepMin * 1e3, ["forward_ms"] = r.Forward * 1e3, ["backward_ms"] = r.Backward * 1e3,
                 ["optimizer_ms"] = r.Optimizer * 1e3, ["phases_ms"] = phases, ["products_ms"] = r.ProductSeconds * 1e3,
                 ["products_tflops"] = productTflops, ["dense_gemm_ms"] = r.DenseProjectionSeconds * 1e3, ["dense_gemm_tflops"] = denseTflops,
@@ -90,7 +90,7 @@ internal static class LayerBenchReport
         }
         AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
             $"MoE layer step on {r.Device} ({r.Card}), preset {shape.Name}: T {shape.Tokens}, D {shape.Dim}, H {shape.Hidden}, E {shape.Experts}, K {shape.TopK}; " +
-            $"{(bf16 ? "bfloat16" : "float32")} products, float32 weights; median of {s.Repeats} after {s.Warmup} warm-up")));
+            $"{(bf16 ? "bfloat16" : "float32")} products ({r.GemmPath}), float32 weights; median of {s.Repeats} after {s.Warmup} warm-up")));
         var table = new Table().Border(TableBorder.Rounded);
         table.AddColumn("stage");
         table.AddColumn(new TableColumn("ms").RightAligned());

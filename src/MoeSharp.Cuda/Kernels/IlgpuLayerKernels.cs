@@ -36,6 +36,7 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
     private readonly Action<Index1D, ArrayView<float>, int, ArrayView<ushort>> _toBFloat16;
     private readonly Action<Index1D, ArrayView<float>, int, ArrayView<float>> _roundToBFloat16;
     private readonly Action<Index1D, ArrayView<ushort>, ArrayView<float>, int> _widenBFloat16;
+    private readonly Action<Index1D, ArrayView<long>, ArrayView<long>> _countIds;
 
     /// <summary>Compiles the kernels on <paramref name="backend"/>'s accelerator; on CUDA also opens a cuBLAS handle on its stream.</summary>
     /// <param name="backend">The device.</param>
@@ -55,6 +56,7 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
         _adamW = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, float, float, float, float, float, float>(LayerKernelBodies.AdamW);
         _toBFloat16 = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, ArrayView<ushort>>(LayerKernelBodies.ToBFloat16);
         _roundToBFloat16 = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, ArrayView<float>>(LayerKernelBodies.RoundToBFloat16);
+        _countIds = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<long>, ArrayView<long>>(LayerKernelBodies.CountIds);
         _widenBFloat16 = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<float>, int>(LayerKernelBodies.WidenBFloat16);
         GemmPath = Environment.GetEnvironmentVariable(GemmPathVariable) switch
         {
@@ -209,12 +211,24 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
     }
 
     /// <inheritdoc />
-    /// <remarks>The ids come to the host (T·K int64, one small copy that waits for the router's kernels) and are counted there.</remarks>
+    /// <remarks>
+    /// Counted on the device (one atomic increment per id); only the E counts come to the host, one small copy that
+    /// waits for the router's kernels. Ids outside <c>[0, E)</c> are not counted, so the counts then sum to less than T·K.
+    /// </remarks>
     public long[] CountPerExpert(Tensor expertIds, int numExperts)
     {
-        var counts = new long[numExperts];
-        foreach (long id in expertIds.ToHost().AsSpan<long>()) counts[id]++;
-        return counts;
+        ArgumentOutOfRangeException.ThrowIfNegative(numExperts);
+        if (numExperts == 0) return [];
+        Tensor counts = Zeros(DType.Int64, numExperts);
+        try
+        {
+            if (expertIds.ElementCount > 0) _countIds(expertIds.ElementCount, DeviceViews.Longs(_acc, expertIds, nameof(expertIds)), DeviceViews.Longs(_acc, counts, nameof(counts)));
+            return counts.ToHost().AsSpan<long>().ToArray();
+        }
+        finally
+        {
+            Release(counts);
+        }
     }
 
     /// <inheritdoc />

@@ -28,6 +28,13 @@ internal static class LayerKernelBodies
     public static void ToBFloat16(Index1D i, ArrayView<float> source, int start, ArrayView<ushort> destination)
         => destination[i] = (ushort)BFloat16KernelBodies.Round(source[start + i]);
 
+    /// <summary>Thread i: one more token for expert <c>ids[i]</c> (ids outside <c>[0, counts.Length)</c> are not counted).</summary>
+    public static void CountIds(Index1D i, ArrayView<long> ids, ArrayView<long> counts)
+    {
+        long id = ids[i];
+        if (id >= 0 && id < counts.Length) Atomic.Add(ref counts[id], 1L);
+    }
+
     /// <summary>Thread i: <c>destination[i] = source[i]</c> (bfloat16 bits) widened to float32, added to it when <paramref name="accumulate"/> is 1.</summary>
     public static void WidenBFloat16(Index1D i, ArrayView<ushort> source, ArrayView<float> destination, int accumulate)
     {
