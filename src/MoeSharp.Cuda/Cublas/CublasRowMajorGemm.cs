@@ -89,6 +89,19 @@ public sealed unsafe class CublasRowMajorGemm : IDisposable
         }
     }
 
+    /// <summary>
+    /// <paramref name="batch"/> products of <paramref name="first"/>'s shape in one <c>cublasGemmStridedBatchedEx</c> call:
+    /// product i reads its operands and writes C at the first problem's pointers plus i times the byte strides; bfloat16
+    /// A and B, float32 accumulation and C (<c>+=</c> when <paramref name="accumulate"/>).
+    /// </summary>
+    public void StridedBatchedBFloat16(GemmProblem first, long firstStrideBytes, long secondStrideBytes, long cStrideBytes, int batch, bool accumulate)
+    {
+        _bindContext();
+        _cublas.GemmStridedBatchedEx(Handle, first.Gemm, 1f, first.First, CublasConstants.CudaR16BF, firstStrideBytes / 2, first.Second,
+            CublasConstants.CudaR16BF, secondStrideBytes / 2, accumulate ? 1f : 0f, first.C, CublasConstants.CudaR32F, cStrideBytes / 4, batch,
+            CublasConstants.Compute32F);
+    }
+
     private void Run(in ColumnMajorGemm g, nint first, nint second, nint c, bool accumulate, bool bfloat16Inputs)
     {
         _bindContext();

@@ -7,6 +7,14 @@ namespace MoeSharp.Cuda.Kernels;
 public enum BFloat16GemmPath
 {
     /// <summary>
+    /// Each group's rows copied to bfloat16 at a fixed stride (the largest group's rows, the rest zero), then one
+    /// <c>cublasGemmStridedBatchedEx</c> call with a float32 output, whose rows are copied back. Taken while the padding
+    /// adds at most a quarter to the rows; beyond that, and when an empty group's output must be left alone,
+    /// <see cref="PerGroup"/>.
+    /// </summary>
+    PaddedBatched,
+
+    /// <summary>
     /// Operands copied to bfloat16 storage, one <c>cublasGemmGroupedBatchedEx</c> call with bfloat16 A, B and C (the
     /// types cuBLAS documents for it), C widened into the float32 output by one element-wise pass. The output is
     /// rounded once more to bfloat16, as the peer's <c>torch._grouped_mm</c> output is.

@@ -37,12 +37,15 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
     private readonly Action<Index1D, ArrayView<float>, int, ArrayView<float>> _roundToBFloat16;
     private readonly Action<Index1D, ArrayView<ushort>, ArrayView<float>, int> _widenBFloat16;
     private readonly Action<Index1D, ArrayView<long>, ArrayView<long>> _countIds;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, int, int, int, ArrayView<ushort>> _padToBFloat16;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, int, int, int, ArrayView<float>, int> _unpadInto;
 
     /// <summary>Compiles the kernels on <paramref name="backend"/>'s accelerator; on CUDA also opens a cuBLAS handle on its stream.</summary>
     /// <param name="backend">The device.</param>
     /// <param name="bfloat16Products">Round every product's inputs to bfloat16 (float32 accumulation and output): see <see cref="BFloat16Products"/>.</param>
+    /// <param name="gemmPath">How grouped bfloat16 products run on cuBLAS; null: <see cref="GemmPathVariable"/>, else <see cref="BFloat16GemmPath.PaddedBatched"/>.</param>
     /// <exception cref="DllNotFoundException">On CUDA, cuBLAS (<c>libcublas.so.13</c> or <c>.12</c>) cannot be loaded.</exception>
-    public IlgpuLayerKernels(IlgpuBackend backend, bool bfloat16Products = false)
+    public IlgpuLayerKernels(IlgpuBackend backend, bool bfloat16Products = false, BFloat16GemmPath? gemmPath = null)
     {
         _backend = backend ?? throw new ArgumentNullException(nameof(backend));
         BFloat16Products = bfloat16Products;
@@ -58,11 +61,14 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
         _roundToBFloat16 = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, ArrayView<float>>(LayerKernelBodies.RoundToBFloat16);
         _countIds = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<long>, ArrayView<long>>(LayerKernelBodies.CountIds);
         _widenBFloat16 = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<float>, int>(LayerKernelBodies.WidenBFloat16);
-        GemmPath = Environment.GetEnvironmentVariable(GemmPathVariable) switch
+        _padToBFloat16 = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, int, int, int, ArrayView<ushort>>(LayerKernelBodies.PadToBFloat16);
+        _unpadInto = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, int, int, int, ArrayView<float>, int>(LayerKernelBodies.UnpadInto);
+        GemmPath = gemmPath ?? Environment.GetEnvironmentVariable(GemmPathVariable) switch
         {
+            "grouped16" => BFloat16GemmPath.GroupedBFloat16Output,
             "each" => BFloat16GemmPath.PerGroup,
             "rounded" => BFloat16GemmPath.RoundedInFloat32,
-            _ => BFloat16GemmPath.GroupedBFloat16Output,
+            _ => BFloat16GemmPath.PaddedBatched,
         };
         if (backend.IsCuda) _cublas = new CublasRowMajorGemm(backend.StreamPointer, () => _acc.Bind());
     }
@@ -78,7 +84,10 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
     /// </summary>
     public bool BFloat16Products { get; }
 
-    /// <summary>The environment variable that picks <see cref="GemmPath"/>: <c>grouped16</c> (default), <c>each</c> or <c>rounded</c>.</summary>
+    /// <summary>
+    /// The environment variable that picks <see cref="GemmPath"/> when the constructor is given none: <c>padded</c>
+    /// (the default), <c>grouped16</c>, <c>each</c> or <c>rounded</c>; for measuring the paths against each other.
+    /// </summary>
     public const string GemmPathVariable = "MOESHARP_BF16_GEMM";
 
     /// <summary>How grouped products with <see cref="BFloat16Products"/> run on cuBLAS (see <see cref="GemmPathVariable"/>).</summary>
@@ -127,7 +136,7 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
             ILayerKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => MatMulTransposeB(a, start, rows, b, g, n, k, c, start, accumulate));
             return;
         }
-        RunGroupsOnCublas(a, b, rowsPerGroup, accumulate, c, (o, g, start, rows) =>
+        RunGroupsOnCublas(a, b, rowsPerGroup, accumulate, c, RowOperands.A | RowOperands.C, k, 0, n, (o, g, start, rows) =>
             CublasRowMajorGemm.TransposeBProblem(o.A(start * k), o.B(g * n * k), o.C(start * n), rows, n, k));
     }
 
@@ -139,7 +148,7 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
             ILayerKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => MatMul(a, start, rows, b, g, n, k, c, start, accumulate));
             return;
         }
-        RunGroupsOnCublas(a, b, rowsPerGroup, accumulate, c, (o, g, start, rows) =>
+        RunGroupsOnCublas(a, b, rowsPerGroup, accumulate, c, RowOperands.A | RowOperands.C, k, 0, n, (o, g, start, rows) =>
             CublasRowMajorGemm.TimesProblem(o.A(start * k), o.B(g * k * n), o.C(start * n), rows, n, k));
     }
 
@@ -151,7 +160,7 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
             ILayerKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => MatMulTransposeA(a, start, b, start, rows, m, n, c, g, accumulate));
             return;
         }
-        RunGroupsOnCublas(a, b, rowsPerGroup, accumulate, c, (o, g, start, rows) =>
+        RunGroupsOnCublas(a, b, rowsPerGroup, accumulate, c, RowOperands.A | RowOperands.B, m, n, 0, (o, g, start, rows) =>
             CublasRowMajorGemm.TransposeAProblem(o.A(start * m), o.B(start * n), o.C(g * m * n), m, n, rows));
     }
 
@@ -329,14 +338,27 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
     /// copied to bfloat16 storage (or rounded in float32 storage) in stream-ordered scratch, and with a bfloat16 output the
     /// product lands in scratch and is widened into <paramref name="c"/> (added when <paramref name="accumulate"/>).
     /// </summary>
-    private void RunGroupsOnCublas(Tensor a, Tensor b, ReadOnlySpan<long> rowsPerGroup, bool accumulate, Tensor c, GroupProblem problem)
+    private void RunGroupsOnCublas(Tensor a, Tensor b, ReadOnlySpan<long> rowsPerGroup, bool accumulate, Tensor c, RowOperands rowOperands,
+        int aColumns, int bColumns, int cColumns, GroupProblem problem)
     {
         var scratch = new List<Tensor>(3);
         try
         {
             var problems = new List<GemmProblem>(rowsPerGroup.Length);
             bool everyGroup = true;
-            foreach (long rows in rowsPerGroup) everyGroup &= rows > 0;
+            long capacity = 0, total = 0;
+            foreach (long rows in rowsPerGroup)
+            {
+                everyGroup &= rows > 0;
+                capacity = Math.Max(capacity, rows);
+                total += rows;
+            }
+            if (BFloat16Products && GemmPath == BFloat16GemmPath.PaddedBatched && total > 0 && (everyGroup || accumulate)
+                && capacity * rowsPerGroup.Length <= total + (total / 4))
+            {
+                RunPadded(a, b, rowsPerGroup, (int)capacity, accumulate, c, rowOperands, aColumns, bColumns, cColumns, problem, scratch);
+                return;
+            }
             if (!BFloat16Products)
             {
                 var o = new Operands(Pointer(a, 0, nameof(a)), 4, Pointer(b, 0, nameof(b)), 4, Pointer(c, 0, nameof(c)), 4);
@@ -373,6 +395,64 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
         {
             // Stream-ordered reuse: the products queued before read them first.
             foreach (Tensor t in scratch) Release(t);
+        }
+    }
+
+    /// <summary>Which operands of a grouped product are row blocks of the groups (the others are indexed by group).</summary>
+    [Flags]
+    private enum RowOperands
+    {
+        A = 1,
+        B = 2,
+        C = 4,
+    }
+
+    /// <summary>
+    /// <see cref="BFloat16GemmPath.PaddedBatched"/>: the row operands copied to bfloat16 with every group at
+    /// <paramref name="capacity"/> rows (zeros after its own), the group-indexed ones to bfloat16 as they are, one strided
+    /// batched call (its strides read off the problems of groups 0 and 1), and a row output copied back from the
+    /// padded float32 scratch. Zero rows add nothing to a reduction over rows, so weight gradients come out exact.
+    /// </summary>
+    private void RunPadded(Tensor a, Tensor b, ReadOnlySpan<long> rowsPerGroup, int capacity, bool accumulate, Tensor c, RowOperands rowOperands,
+        int aColumns, int bColumns, int cColumns, GroupProblem problem, List<Tensor> scratch)
+    {
+        int groups = rowsPerGroup.Length;
+        var table = new int[2 * groups];
+        long start = 0;
+        for (int g = 0; g < groups; g++)
+        {
+            table[g] = (int)start;
+            table[groups + g] = (int)rowsPerGroup[g];
+            start += rowsPerGroup[g];
+        }
+        Tensor startAndCount = Dispatch.ToDevice(Tensor.FromArray(table, table.Length));
+        scratch.Add(startAndCount);
+        ArrayView<int> layout = DeviceViews.Ints(_acc, startAndCount, "layout");
+        long paddedRows = (long)capacity * groups;
+        Tensor Pad(Tensor t, int columns)
+        {
+            Tensor padded = Allocate(DType.BFloat16, checked((int)(paddedRows * columns)));
+            scratch.Add(padded);
+            _padToBFloat16(padded.ElementCount, Floats(t, "operand"), layout, groups, capacity, columns, DeviceViews.BFloat16Bits(_acc, padded, "operand"));
+            return padded;
+        }
+        Tensor ha = rowOperands.HasFlag(RowOperands.A) ? Pad(a, aColumns) : Half(a, scratch);
+        Tensor hb = rowOperands.HasFlag(RowOperands.B) ? Pad(b, bColumns) : Half(b, scratch);
+        Tensor? paddedC = null;
+        if (rowOperands.HasFlag(RowOperands.C))
+        {
+            paddedC = Allocate(DType.Float32, checked((int)(paddedRows * cColumns)));
+            scratch.Add(paddedC);
+        }
+        var o = new Operands(DevicePointers.Of(ha, nameof(a)).Pointer, 2, DevicePointers.Of(hb, nameof(b)).Pointer, 2,
+            paddedC is null ? Pointer(c, 0, nameof(c)) : DevicePointers.Of(paddedC, nameof(c)).Pointer, 4);
+        GemmProblem first = problem(o, 0, 0, capacity);
+        GemmProblem second = groups > 1 ? problem(o, 1, capacity, capacity) : first;
+        _cublas!.StridedBatchedBFloat16(first, second.First - first.First, second.Second - first.Second, second.C - first.C, groups,
+            accumulate && paddedC is null);
+        if (paddedC is not null)
+        {
+            _unpadInto(paddedC.ElementCount, Floats(paddedC, nameof(c)), layout, groups, capacity, cColumns, Floats(c, nameof(c)), accumulate ? 1 : 0);
         }
     }
 

@@ -28,6 +28,30 @@ internal static class LayerKernelBodies
     public static void ToBFloat16(Index1D i, ArrayView<float> source, int start, ArrayView<ushort> destination)
         => destination[i] = (ushort)BFloat16KernelBodies.Round(source[start + i]);
 
+    /// <summary>
+    /// Thread j of <c>groups·capacity·columns</c>: element j of the padded bfloat16 layout, where group g's rows
+    /// (<c>startAndCount[g]</c> the first row of <paramref name="source"/>, <c>startAndCount[groups + g]</c> their number)
+    /// occupy rows <c>[g·capacity, g·capacity + count)</c>, rounded to bfloat16, and every other row is zero.
+    /// </summary>
+    public static void PadToBFloat16(Index1D j, ArrayView<float> source, ArrayView<int> startAndCount, int groups, int capacity, int columns,
+        ArrayView<ushort> padded)
+    {
+        int row = j / columns, column = j - (row * columns), g = row / capacity, r = row - (g * capacity);
+        padded[j] = r < startAndCount[groups + g]
+            ? (ushort)BFloat16KernelBodies.Round(source[((long)(startAndCount[g] + r) * columns) + column])
+            : (ushort)0;
+    }
+
+    /// <summary>Thread j: the inverse of <see cref="PadToBFloat16"/> for float32 rows, written (or added) into <paramref name="destination"/>.</summary>
+    public static void UnpadInto(Index1D j, ArrayView<float> padded, ArrayView<int> startAndCount, int groups, int capacity, int columns,
+        ArrayView<float> destination, int accumulate)
+    {
+        int row = j / columns, column = j - (row * columns), g = row / capacity, r = row - (g * capacity);
+        if (r >= startAndCount[groups + g]) return;
+        long d = ((long)(startAndCount[g] + r) * columns) + column;
+        destination[d] = accumulate != 0 ? destination[d] + padded[j] : padded[j];
+    }
+
     /// <summary>Thread i: one more token for expert <c>ids[i]</c> (ids outside <c>[0, counts.Length)</c> are not counted).</summary>
     public static void CountIds(Index1D i, ArrayView<long> ids, ArrayView<long> counts)
     {

@@ -15,24 +15,34 @@ public class BFloat16GroupedProductTests
     public void GroupedProducts_AreTheProductsOfTheRoundedInputs()
     {
         using IlgpuBackend cuda = IlgpuBackend.CreateCuda(0);
-        IlgpuLayerKernels kernels = cuda.LayerKernels(bfloat16Products: true);
+        foreach (BFloat16GemmPath path in Enum.GetValues<BFloat16GemmPath>())
+        {
+            using var kernels = new IlgpuLayerKernels(cuda, bfloat16Products: true, path);
+            Assert.Equal(path, kernels.GemmPath);
+            Run(cuda, kernels, path);
+        }
+    }
+
+    private static void Run(IlgpuBackend cuda, IlgpuLayerKernels kernels, BFloat16GemmPath path)
+    {
         var host = new HostLayerKernels();
         var r = new Random(11);
         int n = 48, k = 40;
-        foreach (long[] groups in new[] { new long[] { 5, 17, 1, 33 }, [0, 9, 0, 20], [64, 0, 0, 0] })
+        // Balanced groups take the padded batched call; unbalanced ones and empty groups its fallback.
+        foreach (long[] groups in new[] { new long[] { 30, 32, 29, 31 }, [40], [5, 17, 1, 33], [0, 9, 0, 20], [64, 0, 0, 0] })
         {
             int rows = (int)groups.Sum(), e = groups.Length;
             foreach (bool accumulate in new[] { false, true })
             {
                 float[] a = Rounded(Random(r, rows * k)), w = Rounded(Random(r, e * n * k)), wt = Rounded(Random(r, e * k * n));
                 float[] dy = Rounded(Random(r, rows * n)), start = Random(r, Math.Max(rows * n, e * n * k));
-                Check("GroupedMatMulTransposeB", rows * n, accumulate, start, (kk, c) => kk.GroupedMatMulTransposeB(Up(kk, a, rows, k), groups, Up(kk, w, e, n, k), n, k, c, accumulate), rows, n);
-                Check("GroupedMatMul", rows * n, accumulate, start, (kk, c) => kk.GroupedMatMul(Up(kk, a, rows, k), groups, Up(kk, wt, e, k, n), n, k, c, accumulate), rows, n);
-                Check("GroupedMatMulTransposeA", e * n * k, accumulate, start, (kk, c) => kk.GroupedMatMulTransposeA(Up(kk, dy, rows, n), Up(kk, a, rows, k), groups, n, k, c, accumulate), e * n, k);
+                Check("GroupedMatMulTransposeB", rows * n, accumulate, groups, start, (kk, c) => kk.GroupedMatMulTransposeB(Up(kk, a, rows, k), groups, Up(kk, w, e, n, k), n, k, c, accumulate), rows, n);
+                Check("GroupedMatMul", rows * n, accumulate, groups, start, (kk, c) => kk.GroupedMatMul(Up(kk, a, rows, k), groups, Up(kk, wt, e, k, n), n, k, c, accumulate), rows, n);
+                Check("GroupedMatMulTransposeA", e * n * k, accumulate, groups, start, (kk, c) => kk.GroupedMatMulTransposeA(Up(kk, dy, rows, n), Up(kk, a, rows, k), groups, n, k, c, accumulate), e * n, k);
             }
         }
 
-        void Check(string name, int count, bool accumulate, float[] start, Action<ILayerKernels, Tensor> product, int outRows, int outColumns)
+        void Check(string name, int count, bool accumulate, long[] groups, float[] start, Action<ILayerKernels, Tensor> product, int outRows, int outColumns)
         {
             var expected = Tensor.FromArray(start.AsSpan(0, count).ToArray(), outRows, outColumns);
             product(host, expected);
@@ -43,7 +53,7 @@ public class BFloat16GroupedProductTests
             {
                 // The product may be rounded once to bfloat16 (8 significant bits) before it is added.
                 float productPart = Math.Abs(e[i] - (accumulate ? start[i] : 0f));
-                Assert.True(Math.Abs(e[i] - got[i]) <= 1e-4f + (productPart / 128), $"{name} (accumulate {accumulate}) element {i}: host {e[i]}, device {got[i]}");
+                Assert.True(Math.Abs(e[i] - got[i]) <= 1e-4f + (productPart / 128), $"{path} {name} (groups {string.Join(",", groups)}, accumulate {accumulate}) element {i}: host {e[i]}, device {got[i]}");
             }
         }
     }
