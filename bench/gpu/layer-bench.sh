@@ -42,6 +42,6 @@ for r in rows:
     print(f"== {r['preset']} ({r.get('gemm_path')}): MoeSharp step {r['ms']:.2f} ms (fwd {r['forward_ms']:.2f}, bwd {r['backward_ms']:.2f}, AdamW {r['optimizer_ms']:.2f})"
           + (f" | peer {p['ms']:.2f} ms (fwd {p['forward_ms']:.2f}, bwd {p['backward_ms']:.2f}, AdamW {p['optimizer_ms']:.2f}) -> peer/ours {p['ms']/r['ms']:.2f}x" if p else ""))
     print(f"   products {r['products_ms']:.2f} ms = {r['products_tflops']:.0f} TFLOP/s; dense bf16 GEMM {r['dense_gemm_tflops'] or 0:.0f} TFLOP/s"
-          + (f" (peer's torch.matmul {p['dense_gemm_tflops']:.0f})" if p else "") + f"; products/dense {r['products_of_dense'] or 0:.0%}")
+          + (f" (peer's torch.matmul {p['dense_gemm_tflops']:.0f})" if p else "") + f"; products/dense {r['products_of_dense'] or 0:.0%}; allocator frees/step {r.get('allocator_frees_per_step')}")
     print("   phases (synchronized per kernel): " + ", ".join(f"{k} {v:.2f}" for k, v in r["phases_ms"].items()))
 PY

@@ -34,7 +34,7 @@ internal static class LayerBenchmark
     /// <summary>Medians in seconds, the phases from the profiled pass (synchronized per kernel), the dense GEMM reference.</summary>
     public sealed record Result(Shape Shape, string Device, string Card, bool BFloat16Products, int Repeats,
         double Step, double StepMin, double Forward, double Backward, double Optimizer,
-        IReadOnlyList<(string Stage, string Phase, double Seconds)> Phases, double? DenseProjectionSeconds, string GemmPath)
+        IReadOnlyList<(string Stage, string Phase, double Seconds)> Phases, double? DenseProjectionSeconds, string GemmPath, double FreesPerStep)
     {
         /// <summary>Seconds in the nine expert products (profiled pass).</summary>
         public double ProductSeconds => Phases.Where(p => p.Phase == LayerPhases.Products).Sum(p => p.Seconds);
@@ -59,8 +59,10 @@ internal static class LayerBenchmark
         var backward = new List<double>();
         var step = new List<double>();
         var adam = new List<double>();
+        long freedBefore = 0;
         for (int i = 0; i < warmup + repeats; i++)
         {
+            if (i == warmup) freedBefore = backend?.Allocator.FreedOnReturn ?? 0;
             kernels.Dispatch.Synchronize();
             long t0 = Stopwatch.GetTimestamp();
             Tensor y = layer.Forward(x);
@@ -80,6 +82,7 @@ internal static class LayerBenchmark
             adam.Add(Stopwatch.GetElapsedTime(t2, t3).TotalSeconds);
             step.Add(Stopwatch.GetElapsedTime(t0, t3).TotalSeconds);
         }
+        double freesPerStep = ((backend?.Allocator.FreedOnReturn ?? 0) - freedBefore) / (double)repeats;
         ReleaseLayer(layer, optimizer, x, grad);
 
         // Profiled pass: a second layer with the same weights whose kernels are timed one by one.
@@ -107,7 +110,7 @@ internal static class LayerBenchmark
         string device = backend is null ? "host" : backend.IsCuda ? "cuda" : "ilgpu-cpu";
         return new Result(shape, device, card, bfloat16Products, repeats, Median(step), step.Min(), Median(forward), Median(backward), Median(adam),
             phases.Select(kv => (kv.Key.Item1, kv.Key.Item2, kv.Value / profiledSteps)).ToList(), dense,
-            backend is { IsCuda: true } && bfloat16Products ? backend.LayerKernels(true).GemmPath.ToString() : backend is null ? "host" : "ilgpu");
+            backend is { IsCuda: true } && bfloat16Products ? backend.LayerKernels(true).GemmPath.ToString() : backend is null ? "host" : "ilgpu", freesPerStep);
 
         T Stage<T>(bool counted, string stage, Func<T> body)
         {

@@ -84,7 +84,7 @@ internal static class LayerBenchReport
                 ["ms"] = r.Step * 1e3, ["ms_min"] = r.StepMin * 1e3, ["forward_ms"] = r.Forward * 1e3, ["backward_ms"] = r.Backward * 1e3,
                 ["optimizer_ms"] = r.Optimizer * 1e3, ["phases_ms"] = phases, ["products_ms"] = r.ProductSeconds * 1e3,
                 ["products_tflops"] = productTflops, ["dense_gemm_ms"] = r.DenseProjectionSeconds * 1e3, ["dense_gemm_tflops"] = denseTflops,
-                ["products_of_dense"] = productTflops / denseTflops,
+                ["products_of_dense"] = productTflops / denseTflops, ["allocator_frees_per_step"] = r.FreesPerStep,
             }));
             return 0;
         }
@@ -99,6 +99,10 @@ internal static class LayerBenchReport
             table.AddRow(name, (seconds * 1e3).ToString("F3", CultureInfo.InvariantCulture));
         }
         AnsiConsole.Write(table);
+        if (r.FreesPerStep > 0)
+        {
+            AnsiConsole.MarkupLine(Markup.Escape(FormattableString.Invariant($"device buffers freed (and allocated again) per step: {r.FreesPerStep:F1} (the allocator's cache is full)")));
+        }
         var phaseTable = new Table().Border(TableBorder.Rounded);
         phaseTable.AddColumn("stage");
         phaseTable.AddColumn("phase");
