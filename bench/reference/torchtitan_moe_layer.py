@@ -127,7 +127,8 @@ def run(preset: str, args, card: str, jsonl):
     torch.manual_seed(1234)
     layer = MoeLayer(D, H, E, K, dev)
     opt = torch.optim.AdamW(layer.parameters(), lr=1e-4, weight_decay=0.0, fused=True)
-    x = torch.randn(T, D, device=dev).to(torch.bfloat16)
+    # Inputs rotate among a few batches, as in moe bench --layer (the routing changes from step to step).
+    xs = [torch.randn(T, D, device=dev).to(torch.bfloat16) for _ in range(4)]
     grad_out = torch.randn(T, D, device=dev).to(torch.bfloat16)
 
     times = {"forward": [], "backward": [], "optimizer": [], "step": []}
@@ -136,7 +137,7 @@ def run(preset: str, args, card: str, jsonl):
         torch.cuda.synchronize()
         ev[0].record()
         opt.zero_grad(set_to_none=True)
-        out = layer(x)
+        out = layer(xs[i % len(xs)])
         ev[1].record()
         out.backward(grad_out)
         ev[2].record()
@@ -174,7 +175,7 @@ def run(preset: str, args, card: str, jsonl):
     print(line, flush=True)
     if jsonl:
         jsonl.write(line + "\n")
-    del layer, opt, x, grad_out, a, b
+    del layer, opt, xs, grad_out, a, b
     torch.cuda.empty_cache()
     return rec
 

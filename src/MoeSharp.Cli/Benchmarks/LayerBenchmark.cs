@@ -18,6 +18,9 @@ namespace MoeSharp.Cli.Benchmarks;
 /// </summary>
 internal static class LayerBenchmark
 {
+    /// <summary>Input batches the steps rotate among.</summary>
+    private const int InputSets = 4;
+
     /// <summary>The layer's shape.</summary>
     public sealed record Shape(string Name, int Tokens, int Dim, int Hidden, int Experts, int TopK)
     {
@@ -46,14 +49,17 @@ internal static class LayerBenchmark
         var args = new MoeLayerArgs(shape.Dim, shape.Hidden, shape.Experts, shape.TopK);
         var weights = RandomWeights(args, seed);
         var random = new Random(seed + 1);
-        Tensor xHost = RandomTensor(random, 1.0, shape.Tokens, shape.Dim);
-        Tensor gradHost = RandomTensor(random, 1.0 / shape.Tokens, shape.Tokens, shape.Dim);
+        // Inputs rotate among a few batches, so the routing (and every group's row count) changes from step to step as in
+        // training: a backend must not be timed on shapes it has seen the step before.
+        Tensor[] xHost = [.. Enumerable.Range(0, InputSets).Select(_ => RandomActivations(random, 1.0, shape.Tokens, shape.Dim))];
+        Tensor gradHost = RandomActivations(random, 1.0 / shape.Tokens, shape.Tokens, shape.Dim);
 
         // Timed pass.
         var (layer, _, _) = CreateLayer(args, backend, bfloat16Products, profile: false);
         MoeLayerCheckpoint.Load(layer, weights);
         ILayerKernels kernels = layer.Kernels;
-        Tensor x = kernels.Dispatch.ToDevice(xHost), grad = kernels.Dispatch.ToDevice(gradHost);
+        Tensor[] xs = [.. xHost.Select(kernels.Dispatch.ToDevice)];
+        Tensor grad = kernels.Dispatch.ToDevice(gradHost);
         var optimizer = new AdamW(layer.Parameters, 1e-4f, weightDecay: 0f, kernels: kernels);
         var forward = new List<double>();
         var backward = new List<double>();
@@ -65,7 +71,7 @@ internal static class LayerBenchmark
             if (i == warmup) freedBefore = backend?.Allocator.FreedOnReturn ?? 0;
             kernels.Dispatch.Synchronize();
             long t0 = Stopwatch.GetTimestamp();
-            Tensor y = layer.Forward(x);
+            Tensor y = layer.Forward(xs[i % InputSets]);
             kernels.Dispatch.Synchronize();
             long t1 = Stopwatch.GetTimestamp();
             Tensor gradX = layer.Backward(grad).GradX;
@@ -83,13 +89,13 @@ internal static class LayerBenchmark
             step.Add(Stopwatch.GetElapsedTime(t0, t3).TotalSeconds);
         }
         double freesPerStep = ((backend?.Allocator.FreedOnReturn ?? 0) - freedBefore) / (double)repeats;
-        ReleaseLayer(layer, optimizer, x, grad);
+        ReleaseLayer(layer, optimizer, xs, grad);
 
         // Profiled pass: a second layer with the same weights whose kernels are timed one by one.
         var (profiled, dispatchProfile, layerProfile) = CreateLayer(args, backend, bfloat16Products, profile: true);
         MoeLayerCheckpoint.Load(profiled, weights);
         kernels = profiled.Kernels;
-        x = kernels.Dispatch.ToDevice(xHost);
+        xs = [.. xHost.Select(kernels.Dispatch.ToDevice)];
         grad = kernels.Dispatch.ToDevice(gradHost);
         optimizer = new AdamW(profiled.Parameters, 1e-4f, weightDecay: 0f, kernels: kernels);
         var phases = new Dictionary<(string, string), double>();
@@ -97,13 +103,14 @@ internal static class LayerBenchmark
         for (int i = 0; i < 1 + profiledSteps; i++)
         {
             bool counted = i > 0;
+            Tensor x = xs[i % InputSets];
             Tensor y = Stage(counted, "forward", () => profiled.Forward(x));
             Tensor gradX = Stage(counted, "backward", () => profiled.Backward(grad).GradX);
             Stage(counted, "optimizer", () => { optimizer.Step(); return x; });
             kernels.Release(y);
             kernels.Release(gradX);
         }
-        ReleaseLayer(profiled, optimizer, x, grad);
+        ReleaseLayer(profiled, optimizer, xs, grad);
 
         double? dense = backend is { IsCuda: true } ? DenseProjection(backend, shape, warmup, repeats) : null;
         string card = backend?.Accelerator.Name ?? Environment.ProcessorCount + " host cores";
@@ -142,7 +149,7 @@ internal static class LayerBenchmark
     }
 
     /// <summary>Hands the layer's device tensors back (the allocator keeps them warm for the next layer).</summary>
-    private static void ReleaseLayer(MoeLayer layer, AdamW optimizer, Tensor x, Tensor grad)
+    private static void ReleaseLayer(MoeLayer layer, AdamW optimizer, Tensor[] xs, Tensor grad)
     {
         ILayerKernels kernels = layer.Kernels;
         kernels.Dispatch.Synchronize();
@@ -152,7 +159,7 @@ internal static class LayerBenchmark
             kernels.Release(p.Grad);
         }
         _ = optimizer;
-        kernels.Release(x);
+        foreach (Tensor x in xs) kernels.Release(x);
         kernels.Release(grad);
     }
 
@@ -201,6 +208,14 @@ internal static class LayerBenchmark
         for (int i = 0; i < block.Length; i++) block[i] = (float)((random.NextDouble() * 2 - 1) * scale);
         // An odd block length, so repeats do not line up with rows of power-of-two length.
         for (int i = 0; i < values.Length; i += block.Length) block.AsSpan(0, Math.Min(block.Length, values.Length - i)).CopyTo(values[i..]);
+        return t;
+    }
+
+    /// <summary>Uniform values in <c>[-scale, scale)</c>, every one drawn (token rows must differ for the routing to be realistic).</summary>
+    private static Tensor RandomActivations(Random random, double scale, params int[] shape)
+    {
+        var t = Tensor.Uninitialized(DType.Float32, shape);
+        foreach (ref float v in t.AsSpan<float>()) v = (float)((random.NextDouble() * 2 - 1) * scale);
         return t;
     }
 

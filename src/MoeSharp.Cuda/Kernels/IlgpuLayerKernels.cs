@@ -377,7 +377,10 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
             Tensor ha = Half(a, scratch), hb = Half(b, scratch);
             nint pa = DevicePointers.Of(ha, nameof(a)).Pointer, pb = DevicePointers.Of(hb, nameof(b)).Pointer;
             // A bfloat16 output in scratch is widened over all of C: only when every group writes its rows, or C is added to.
-            bool halfOutput = GemmPath == BFloat16GemmPath.GroupedBFloat16Output && (everyGroup || accumulate) && c.ElementCount > 0;
+            // The padded path falls back to it too: one grouped call, where one call per group pays cuBLAS's per-shape
+            // setup for every new row count (routing changes every training step).
+            bool halfOutput = GemmPath is BFloat16GemmPath.GroupedBFloat16Output or BFloat16GemmPath.PaddedBatched
+                && (everyGroup || accumulate) && c.ElementCount > 0;
             Tensor? hc = null;
             if (halfOutput)
             {
