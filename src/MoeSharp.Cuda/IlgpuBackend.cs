@@ -28,7 +28,10 @@ public sealed class IlgpuBackend : IDisposable
         Accelerator = accelerator;
         try
         {
-            Allocator = new IlgpuTensorAllocator(accelerator, deviceName);
+            // A layer step at Qwen3-like sizes hands back more than 8 GB of working tensors; beyond the cap every return
+            // frees (waiting for the device) and the next step allocates again. A quarter of a GPU's memory keeps them.
+            long retained = accelerator.AcceleratorType == AcceleratorType.Cuda ? Math.Max(8L << 30, accelerator.MemorySize / 4) : 8L << 30;
+            Allocator = new IlgpuTensorAllocator(accelerator, deviceName, retained);
             Kernels = new IlgpuMoeKernels(Allocator);
             Router = new IlgpuRouterKernels(Allocator);
             Experts = new IlgpuExpertKernels(Allocator);

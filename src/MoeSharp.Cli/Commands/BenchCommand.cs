@@ -15,6 +15,7 @@ internal sealed class BenchCommand : Command<BenchSettings>
 {
     public override int Execute(CommandContext context, BenchSettings s, CancellationToken cancellationToken)
     {
+        if (s.Layer) return LayerBenchReport.Run(s);
         bool scoreBefore = RunSettings.ParseScoreBefore(s.Score);
         CommKind comm = CommKinds.Parse(s.Comm);
         ComputeOptions compute = ComputeOptions.Parse(s.Device, s.Gpus);

@@ -76,6 +76,14 @@ internal sealed class BenchSettings : CommandSettings
     [Description("Sweep T = --tokens + r (r = 0, 1, SP-1) over SP 2, 4, 8 (those dividing --world): PadToMultiple and Balanced sharding, replicated and sharded layouts side by side; time, bytes exchanged, pad rows; outputs checked bitwise against PadToMultiple/replicated.")]
     public bool Uneven { get; init; }
 
+    [CommandOption("--layer")]
+    [Description("Time the MoE layer step on one rank instead of dispatch: forward, backward and AdamW with each phase, and the expert products' TFLOP/s next to a dense bfloat16 cuBLAS GEMM (cuda). Presets qwen3 (T 16384, D 2048, H 768, E 128, K 8) and small (T 8192, D 1024, H 1024, E 16, K 2); --dtype bf16 (default on a device) rounds the products' inputs to bfloat16.")]
+    public bool Layer { get; init; }
+
+    [CommandOption("--hidden <H>")]
+    [Description("With --layer: the experts' hidden size. Default 768.")]
+    public int Hidden { get; init; } = 768;
+
     [CommandOption("--json")]
     [Description("Print the --metrics records (one JSON object per measurement, schema moesharp-metrics/1, docs/metrics.md) to stdout instead of a table.")]
     public bool Json { get; init; }
@@ -99,7 +107,9 @@ internal sealed class BenchSettings : CommandSettings
 
     public override ValidationResult Validate()
     {
+        if (Uneven && Layer) return ValidationResult.Error("--uneven and --layer are two modes of bench: give one of them");
         if (Uneven) return ValidateUneven();
+        if (Layer) return LayerBenchReport.Check(this) is { } layerError ? ValidationResult.Error(layerError) : ValidationResult.Success();
         BenchShape shape;
         try
         {

@@ -71,6 +71,37 @@ internal sealed unsafe class CublasRowMajorGemm : IDisposable
         foreach (GemmProblem p in problems) Gemm(p, accumulate, CublasConstants.CudaR32F, compute);
     }
 
+    /// <summary>
+    /// Every problem over bfloat16 A and B (float32 accumulation) in one <c>cublasGemmGroupedBatchedEx</c> call where the
+    /// library takes the types, else one <c>cublasGemmEx</c> each (always so when <paramref name="grouped"/> is false):
+    /// C is bfloat16 when <paramref name="bfloat16Output"/> (the pairing cuBLAS documents for the grouped call), else
+    /// float32 (<c>+=</c> when <paramref name="accumulate"/>).
+    /// </summary>
+    public void GroupedBFloat16(ReadOnlySpan<GemmProblem> problems, bool accumulate, bool bfloat16Output, bool grouped)
+    {
+        int output = bfloat16Output ? CublasConstants.CudaR16BF : CublasConstants.CudaR32F;
+        _bindContext();
+        if (grouped && _grouped.TryRun(Handle, problems, accumulate ? 1f : 0f, CublasConstants.CudaR16BF, CublasConstants.Compute32F, output)) return;
+        foreach (GemmProblem p in problems)
+        {
+            _cublas.GemmEx(Handle, p.Gemm, 1f, p.First, CublasConstants.CudaR16BF, p.Second, CublasConstants.CudaR16BF, accumulate ? 1f : 0f,
+                p.C, output, CublasConstants.Compute32F);
+        }
+    }
+
+    /// <summary>
+    /// <paramref name="batch"/> products of <paramref name="first"/>'s shape in one <c>cublasGemmStridedBatchedEx</c> call:
+    /// product i reads its operands and writes C at the first problem's pointers plus i times the byte strides; bfloat16
+    /// A and B, float32 accumulation and C (<c>+=</c> when <paramref name="accumulate"/>).
+    /// </summary>
+    public void StridedBatchedBFloat16(GemmProblem first, long firstStrideBytes, long secondStrideBytes, long cStrideBytes, int batch, bool accumulate)
+    {
+        _bindContext();
+        _cublas.GemmStridedBatchedEx(Handle, first.Gemm, 1f, first.First, CublasConstants.CudaR16BF, firstStrideBytes / 2, first.Second,
+            CublasConstants.CudaR16BF, secondStrideBytes / 2, accumulate ? 1f : 0f, first.C, CublasConstants.CudaR32F, cStrideBytes / 4, batch,
+            CublasConstants.Compute32F);
+    }
+
     private void Run(in ColumnMajorGemm g, nint first, nint second, nint c, bool accumulate, bool bfloat16Inputs)
     {
         _bindContext();

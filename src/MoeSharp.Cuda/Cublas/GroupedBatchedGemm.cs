@@ -19,8 +19,8 @@ internal sealed unsafe class GroupedBatchedGemm : IDisposable
     private readonly CudaRuntime _cuda;
     private readonly CublasLibrary _cublas;
     private readonly nint _stream;
-    private readonly HashSet<(int InputType, int ComputeType)> _refused = [];
-    private readonly HashSet<(int InputType, int ComputeType)> _accepted = [];
+    private readonly HashSet<(int InputType, int ComputeType, int OutputType)> _refused = [];
+    private readonly HashSet<(int InputType, int ComputeType, int OutputType)> _accepted = [];
     private nint _pointerScratch;
     private long _pointerScratchBytes;
 
@@ -36,13 +36,15 @@ internal sealed unsafe class GroupedBatchedGemm : IDisposable
     public bool Available => _cublas.HasGroupedBatchedEx;
 
     /// <summary>
-    /// Queues <c>C = A·B + beta·C</c> for every problem (inputs of <paramref name="inputType"/>, float32 C, alpha 1) in one
-    /// call; false, with nothing queued, when the library lacks the call or refuses these types.
+    /// Queues <c>C = A·B + beta·C</c> for every problem (inputs of <paramref name="inputType"/>, C of
+    /// <paramref name="outputType"/>, float32 by default, alpha 1) in one call; false, with nothing queued, when the library
+    /// lacks the call or refuses these types.
     /// </summary>
-    public bool TryRun(nint handle, ReadOnlySpan<GemmProblem> problems, float beta, int inputType, int computeType)
+    public bool TryRun(nint handle, ReadOnlySpan<GemmProblem> problems, float beta, int inputType, int computeType,
+        int outputType = CublasConstants.CudaR32F)
     {
         if (problems.IsEmpty) return true;
-        var types = (inputType, computeType);
+        var types = (inputType, computeType, outputType);
         if (!Available || _refused.Contains(types)) return false;
         int groups = problems.Length;
         var transA = new int[groups]; var transB = new int[groups];
@@ -75,7 +77,7 @@ internal sealed unsafe class GroupedBatchedGemm : IDisposable
                 _cublas.GemmGroupedBatchedEx(handle, ta, tb, pm, pn, pk, pa,
                     scratch, inputType, plda,
                     scratch + groups * sizeof(nint), inputType, pldb, pb,
-                    scratch + 2 * groups * sizeof(nint), CublasConstants.CudaR32F, pldc,
+                    scratch + 2 * groups * sizeof(nint), outputType, pldc,
                     groups, gs, computeType);
             }
         }

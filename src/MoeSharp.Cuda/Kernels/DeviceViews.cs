@@ -14,6 +14,9 @@ internal static class DeviceViews
     /// <summary>The int64 elements of <paramref name="t"/>.</summary>
     public static ArrayView<long> Longs(Accelerator accelerator, Tensor t, string name) => Typed<long>(accelerator, t, DType.Int64, name);
 
+    /// <summary>The int32 elements of <paramref name="t"/>.</summary>
+    public static ArrayView<int> Ints(Accelerator accelerator, Tensor t, string name) => Typed<int>(accelerator, t, DType.Int32, name);
+
     /// <summary>A bfloat16 tensor as its raw 16-bit patterns.</summary>
     public static ArrayView<ushort> BFloat16Bits(Accelerator accelerator, Tensor t, string name) => Typed<ushort>(accelerator, t, DType.BFloat16, name);
 

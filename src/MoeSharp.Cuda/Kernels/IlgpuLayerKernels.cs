@@ -35,12 +35,17 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, float, float, float, float, float, float> _adamW;
     private readonly Action<Index1D, ArrayView<float>, int, ArrayView<ushort>> _toBFloat16;
     private readonly Action<Index1D, ArrayView<float>, int, ArrayView<float>> _roundToBFloat16;
+    private readonly Action<Index1D, ArrayView<ushort>, ArrayView<float>, int> _widenBFloat16;
+    private readonly Action<Index1D, ArrayView<long>, ArrayView<long>> _countIds;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, int, int, int, ArrayView<ushort>> _padToBFloat16;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, int, int, int, ArrayView<float>, int> _unpadInto;
 
     /// <summary>Compiles the kernels on <paramref name="backend"/>'s accelerator; on CUDA also opens a cuBLAS handle on its stream.</summary>
     /// <param name="backend">The device.</param>
     /// <param name="bfloat16Products">Round every product's inputs to bfloat16 (float32 accumulation and output): see <see cref="BFloat16Products"/>.</param>
+    /// <param name="gemmPath">How grouped bfloat16 products run on cuBLAS; null: <see cref="GemmPathVariable"/>, else <see cref="BFloat16GemmPath.PaddedBatched"/>.</param>
     /// <exception cref="DllNotFoundException">On CUDA, cuBLAS (<c>libcublas.so.13</c> or <c>.12</c>) cannot be loaded.</exception>
-    public IlgpuLayerKernels(IlgpuBackend backend, bool bfloat16Products = false)
+    public IlgpuLayerKernels(IlgpuBackend backend, bool bfloat16Products = false, BFloat16GemmPath? gemmPath = null)
     {
         _backend = backend ?? throw new ArgumentNullException(nameof(backend));
         BFloat16Products = bfloat16Products;
@@ -54,6 +59,17 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
         _adamW = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, float, float, float, float, float, float>(LayerKernelBodies.AdamW);
         _toBFloat16 = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, ArrayView<ushort>>(LayerKernelBodies.ToBFloat16);
         _roundToBFloat16 = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, ArrayView<float>>(LayerKernelBodies.RoundToBFloat16);
+        _countIds = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<long>, ArrayView<long>>(LayerKernelBodies.CountIds);
+        _widenBFloat16 = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<float>, int>(LayerKernelBodies.WidenBFloat16);
+        _padToBFloat16 = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, int, int, int, ArrayView<ushort>>(LayerKernelBodies.PadToBFloat16);
+        _unpadInto = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, int, int, int, ArrayView<float>, int>(LayerKernelBodies.UnpadInto);
+        GemmPath = gemmPath ?? Environment.GetEnvironmentVariable(GemmPathVariable) switch
+        {
+            "grouped16" => BFloat16GemmPath.GroupedBFloat16Output,
+            "each" => BFloat16GemmPath.PerGroup,
+            "rounded" => BFloat16GemmPath.RoundedInFloat32,
+            _ => BFloat16GemmPath.PaddedBatched,
+        };
         if (backend.IsCuda) _cublas = new CublasRowMajorGemm(backend.StreamPointer, () => _acc.Bind());
     }
 
@@ -67,6 +83,15 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
     /// to about 1e-2, not within the golden files' 1e-4.
     /// </summary>
     public bool BFloat16Products { get; }
+
+    /// <summary>
+    /// The environment variable that picks <see cref="GemmPath"/> when the constructor is given none: <c>padded</c>
+    /// (the default), <c>grouped16</c>, <c>each</c> or <c>rounded</c>; for measuring the paths against each other.
+    /// </summary>
+    public const string GemmPathVariable = "MOESHARP_BF16_GEMM";
+
+    /// <summary>How grouped products with <see cref="BFloat16Products"/> run on cuBLAS (see <see cref="GemmPathVariable"/>).</summary>
+    public BFloat16GemmPath GemmPath { get; }
 
     /// <summary>True when the products run through cuBLAS (a CUDA device).</summary>
     public bool UsesCublas => _cublas is not null;
@@ -111,8 +136,8 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
             ILayerKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => MatMulTransposeB(a, start, rows, b, g, n, k, c, start, accumulate));
             return;
         }
-        RunGroupsOnCublas(a, b, rowsPerGroup, accumulate, c, (pa, pb, pc, g, start, rows) =>
-            CublasRowMajorGemm.TransposeBProblem(pa + Single(start * k), pb + Single(g * n * k), pc + Single(start * n), rows, n, k));
+        RunGroupsOnCublas(a, b, rowsPerGroup, accumulate, c, RowOperands.A | RowOperands.C, k, 0, n, (o, g, start, rows) =>
+            CublasRowMajorGemm.TransposeBProblem(o.A(start * k), o.B(g * n * k), o.C(start * n), rows, n, k));
     }
 
     /// <inheritdoc />
@@ -123,8 +148,8 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
             ILayerKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => MatMul(a, start, rows, b, g, n, k, c, start, accumulate));
             return;
         }
-        RunGroupsOnCublas(a, b, rowsPerGroup, accumulate, c, (pa, pb, pc, g, start, rows) =>
-            CublasRowMajorGemm.TimesProblem(pa + Single(start * k), pb + Single(g * k * n), pc + Single(start * n), rows, n, k));
+        RunGroupsOnCublas(a, b, rowsPerGroup, accumulate, c, RowOperands.A | RowOperands.C, k, 0, n, (o, g, start, rows) =>
+            CublasRowMajorGemm.TimesProblem(o.A(start * k), o.B(g * k * n), o.C(start * n), rows, n, k));
     }
 
     /// <inheritdoc />
@@ -135,8 +160,8 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
             ILayerKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => MatMulTransposeA(a, start, b, start, rows, m, n, c, g, accumulate));
             return;
         }
-        RunGroupsOnCublas(a, b, rowsPerGroup, accumulate, c, (pa, pb, pc, g, start, rows) =>
-            CublasRowMajorGemm.TransposeAProblem(pa + Single(start * m), pb + Single(start * n), pc + Single(g * m * n), m, n, rows));
+        RunGroupsOnCublas(a, b, rowsPerGroup, accumulate, c, RowOperands.A | RowOperands.B, m, n, 0, (o, g, start, rows) =>
+            CublasRowMajorGemm.TransposeAProblem(o.A(start * m), o.B(start * n), o.C(g * m * n), m, n, rows));
     }
 
     /// <inheritdoc />
@@ -195,12 +220,24 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
     }
 
     /// <inheritdoc />
-    /// <remarks>The ids come to the host (T·K int64, one small copy that waits for the router's kernels) and are counted there.</remarks>
+    /// <remarks>
+    /// Counted on the device (one atomic increment per id); only the E counts come to the host, one small copy that
+    /// waits for the router's kernels. Ids outside <c>[0, E)</c> are not counted, so the counts then sum to less than T·K.
+    /// </remarks>
     public long[] CountPerExpert(Tensor expertIds, int numExperts)
     {
-        var counts = new long[numExperts];
-        foreach (long id in expertIds.ToHost().AsSpan<long>()) counts[id]++;
-        return counts;
+        ArgumentOutOfRangeException.ThrowIfNegative(numExperts);
+        if (numExperts == 0) return [];
+        Tensor counts = Zeros(DType.Int64, numExperts);
+        try
+        {
+            if (expertIds.ElementCount > 0) _countIds(expertIds.ElementCount, DeviceViews.Longs(_acc, expertIds, nameof(expertIds)), DeviceViews.Longs(_acc, counts, nameof(counts)));
+            return counts.ToHost().AsSpan<long>().ToArray();
+        }
+        finally
+        {
+            Release(counts);
+        }
     }
 
     /// <inheritdoc />
@@ -282,39 +319,162 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
     /// <summary>Whether grouped products go to cuBLAS as one grouped call (a reduction or row length of 0 takes the per-group path).</summary>
     private bool GroupsOnCublas(int inner) => _cublas is not null && inner > 0;
 
-    private static nint Single(long elements) => (nint)(elements * 4);
+    /// <summary>The three operands' device pointers and element sizes: element offsets to addresses.</summary>
+    private readonly record struct Operands(nint PA, int SizeA, nint PB, int SizeB, nint PC, int SizeC)
+    {
+        public nint A(long elements) => PA + (nint)(elements * SizeA);
 
-    /// <summary>Group g's product over the operands' first elements (float32).</summary>
-    private delegate GemmProblem GroupProblem(nint a, nint b, nint c, int group, int start, int rows);
+        public nint B(long elements) => PB + (nint)(elements * SizeB);
+
+        public nint C(long elements) => PC + (nint)(elements * SizeC);
+    }
+
+    /// <summary>Group g's product over the operands' first elements.</summary>
+    private delegate GemmProblem GroupProblem(Operands operands, int group, int start, int rows);
 
     /// <summary>
-    /// One cuBLAS grouped call for every group with rows: <paramref name="problem"/> places group g's product in the
-    /// operands, which with bfloat16 products are first rounded once each to bfloat16 values kept in float32
-    /// (stream-ordered scratch), the form the grouped call takes on the tensor cores (see <see cref="CublasRowMajorGemm.Grouped"/>).
+    /// One cuBLAS grouped call for every group with rows (<paramref name="problem"/> places group g's product in the
+    /// operands). float32 products go as they are; bfloat16 products take <see cref="GemmPath"/>: the operands are
+    /// copied to bfloat16 storage (or rounded in float32 storage) in stream-ordered scratch, and with a bfloat16 output the
+    /// product lands in scratch and is widened into <paramref name="c"/> (added when <paramref name="accumulate"/>).
     /// </summary>
-    private void RunGroupsOnCublas(Tensor a, Tensor b, ReadOnlySpan<long> rowsPerGroup, bool accumulate, Tensor c, GroupProblem problem)
+    private void RunGroupsOnCublas(Tensor a, Tensor b, ReadOnlySpan<long> rowsPerGroup, bool accumulate, Tensor c, RowOperands rowOperands,
+        int aColumns, int bColumns, int cColumns, GroupProblem problem)
     {
-        Tensor? roundedA = null, roundedB = null;
+        var scratch = new List<Tensor>(3);
         try
         {
-            Tensor inputA = a, inputB = b;
-            if (BFloat16Products)
-            {
-                inputA = roundedA = Allocate(DType.Float32, a.ElementCount);
-                inputB = roundedB = Allocate(DType.Float32, b.ElementCount);
-                if (a.ElementCount > 0) _roundToBFloat16(a.ElementCount, Floats(a, nameof(a)), 0, Floats(roundedA, nameof(a)));
-                if (b.ElementCount > 0) _roundToBFloat16(b.ElementCount, Floats(b, nameof(b)), 0, Floats(roundedB, nameof(b)));
-            }
-            nint pa = Pointer(inputA, 0, nameof(a)), pb = Pointer(inputB, 0, nameof(b)), pc = Pointer(c, 0, nameof(c));
             var problems = new List<GemmProblem>(rowsPerGroup.Length);
-            ILayerKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => problems.Add(problem(pa, pb, pc, g, start, rows)));
-            _cublas!.Grouped(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(problems), accumulate, BFloat16Products);
+            bool everyGroup = true;
+            long capacity = 0, total = 0;
+            foreach (long rows in rowsPerGroup)
+            {
+                everyGroup &= rows > 0;
+                capacity = Math.Max(capacity, rows);
+                total += rows;
+            }
+            if (BFloat16Products && GemmPath == BFloat16GemmPath.PaddedBatched && total > 0 && (everyGroup || accumulate)
+                && capacity * rowsPerGroup.Length <= total + (total / 4))
+            {
+                RunPadded(a, b, rowsPerGroup, (int)capacity, accumulate, c, rowOperands, aColumns, bColumns, cColumns, problem, scratch);
+                return;
+            }
+            if (!BFloat16Products)
+            {
+                var o = new Operands(Pointer(a, 0, nameof(a)), 4, Pointer(b, 0, nameof(b)), 4, Pointer(c, 0, nameof(c)), 4);
+                ILayerKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => problems.Add(problem(o, g, start, rows)));
+                _cublas!.Grouped(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(problems), accumulate);
+                return;
+            }
+            if (GemmPath == BFloat16GemmPath.RoundedInFloat32)
+            {
+                Tensor ra = Rounded(a, scratch), rb = Rounded(b, scratch);
+                var o = new Operands(Pointer(ra, 0, nameof(a)), 4, Pointer(rb, 0, nameof(b)), 4, Pointer(c, 0, nameof(c)), 4);
+                ILayerKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => problems.Add(problem(o, g, start, rows)));
+                _cublas!.Grouped(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(problems), accumulate, bfloat16Values: true);
+                return;
+            }
+            Tensor ha = Half(a, scratch), hb = Half(b, scratch);
+            nint pa = DevicePointers.Of(ha, nameof(a)).Pointer, pb = DevicePointers.Of(hb, nameof(b)).Pointer;
+            // A bfloat16 output in scratch is widened over all of C: only when every group writes its rows, or C is added to.
+            // The padded path falls back to it too: one grouped call, where one call per group pays cuBLAS's per-shape
+            // setup for every new row count (routing changes every training step).
+            bool halfOutput = GemmPath is BFloat16GemmPath.GroupedBFloat16Output or BFloat16GemmPath.PaddedBatched
+                && (everyGroup || accumulate) && c.ElementCount > 0;
+            Tensor? hc = null;
+            if (halfOutput)
+            {
+                hc = Allocate(DType.BFloat16, c.ElementCount);
+                scratch.Add(hc);
+                if (!everyGroup) Dispatch.Clear(hc);
+            }
+            var operands = new Operands(pa, 2, pb, 2, hc is null ? Pointer(c, 0, nameof(c)) : DevicePointers.Of(hc, nameof(c)).Pointer, hc is null ? 4 : 2);
+            ILayerKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => problems.Add(problem(operands, g, start, rows)));
+            _cublas!.GroupedBFloat16(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(problems), accumulate && hc is null,
+                bfloat16Output: hc is not null, grouped: hc is not null);
+            if (hc is not null) _widenBFloat16(c.ElementCount, DeviceViews.BFloat16Bits(_acc, hc, nameof(c)), Floats(c, nameof(c)), accumulate ? 1 : 0);
         }
         finally
         {
-            Release(roundedA);
-            Release(roundedB);
+            // Stream-ordered reuse: the products queued before read them first.
+            foreach (Tensor t in scratch) Release(t);
         }
+    }
+
+    /// <summary>Which operands of a grouped product are row blocks of the groups (the others are indexed by group).</summary>
+    [Flags]
+    private enum RowOperands
+    {
+        A = 1,
+        B = 2,
+        C = 4,
+    }
+
+    /// <summary>
+    /// <see cref="BFloat16GemmPath.PaddedBatched"/>: the row operands copied to bfloat16 with every group at
+    /// <paramref name="capacity"/> rows (zeros after its own), the group-indexed ones to bfloat16 as they are, one strided
+    /// batched call (its strides read off the problems of groups 0 and 1), and a row output copied back from the
+    /// padded float32 scratch. Zero rows add nothing to a reduction over rows, so weight gradients come out exact.
+    /// </summary>
+    private void RunPadded(Tensor a, Tensor b, ReadOnlySpan<long> rowsPerGroup, int capacity, bool accumulate, Tensor c, RowOperands rowOperands,
+        int aColumns, int bColumns, int cColumns, GroupProblem problem, List<Tensor> scratch)
+    {
+        int groups = rowsPerGroup.Length;
+        var table = new int[2 * groups];
+        long start = 0;
+        for (int g = 0; g < groups; g++)
+        {
+            table[g] = (int)start;
+            table[groups + g] = (int)rowsPerGroup[g];
+            start += rowsPerGroup[g];
+        }
+        Tensor startAndCount = Dispatch.ToDevice(Tensor.FromArray(table, table.Length));
+        scratch.Add(startAndCount);
+        ArrayView<int> layout = DeviceViews.Ints(_acc, startAndCount, "layout");
+        long paddedRows = (long)capacity * groups;
+        Tensor Pad(Tensor t, int columns)
+        {
+            Tensor padded = Allocate(DType.BFloat16, checked((int)(paddedRows * columns)));
+            scratch.Add(padded);
+            _padToBFloat16(padded.ElementCount, Floats(t, "operand"), layout, groups, capacity, columns, DeviceViews.BFloat16Bits(_acc, padded, "operand"));
+            return padded;
+        }
+        Tensor ha = rowOperands.HasFlag(RowOperands.A) ? Pad(a, aColumns) : Half(a, scratch);
+        Tensor hb = rowOperands.HasFlag(RowOperands.B) ? Pad(b, bColumns) : Half(b, scratch);
+        Tensor? paddedC = null;
+        if (rowOperands.HasFlag(RowOperands.C))
+        {
+            paddedC = Allocate(DType.Float32, checked((int)(paddedRows * cColumns)));
+            scratch.Add(paddedC);
+        }
+        var o = new Operands(DevicePointers.Of(ha, nameof(a)).Pointer, 2, DevicePointers.Of(hb, nameof(b)).Pointer, 2,
+            paddedC is null ? Pointer(c, 0, nameof(c)) : DevicePointers.Of(paddedC, nameof(c)).Pointer, 4);
+        GemmProblem first = problem(o, 0, 0, capacity);
+        GemmProblem second = groups > 1 ? problem(o, 1, capacity, capacity) : first;
+        _cublas!.StridedBatchedBFloat16(first, second.First - first.First, second.Second - first.Second, second.C - first.C, groups,
+            accumulate && paddedC is null);
+        if (paddedC is not null)
+        {
+            _unpadInto(paddedC.ElementCount, Floats(paddedC, nameof(c)), layout, groups, capacity, cColumns, Floats(c, nameof(c)), accumulate ? 1 : 0);
+        }
+    }
+
+    /// <summary>A bfloat16 copy of <paramref name="t"/> in scratch.</summary>
+    private Tensor Half(Tensor t, List<Tensor> scratch)
+    {
+        Tensor half = Allocate(DType.BFloat16, t.ElementCount);
+        scratch.Add(half);
+        if (t.ElementCount > 0) _toBFloat16(t.ElementCount, Floats(t, "operand"), 0, DeviceViews.BFloat16Bits(_acc, half, "operand"));
+        return half;
+    }
+
+    /// <summary><paramref name="t"/> rounded to bfloat16 values in float32 storage, in scratch.</summary>
+    private Tensor Rounded(Tensor t, List<Tensor> scratch)
+    {
+        Tensor rounded = Allocate(DType.Float32, t.ElementCount);
+        scratch.Add(rounded);
+        if (t.ElementCount > 0) _roundToBFloat16(t.ElementCount, Floats(t, "operand"), 0, Floats(rounded, "operand"));
+        return rounded;
     }
 
     private ArrayView<float> Floats(Tensor t, string name) => DeviceViews.Floats(_acc, t, name);

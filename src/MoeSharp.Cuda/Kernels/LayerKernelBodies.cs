@@ -28,6 +28,44 @@ internal static class LayerKernelBodies
     public static void ToBFloat16(Index1D i, ArrayView<float> source, int start, ArrayView<ushort> destination)
         => destination[i] = (ushort)BFloat16KernelBodies.Round(source[start + i]);
 
+    /// <summary>
+    /// Thread j of <c>groups·capacity·columns</c>: element j of the padded bfloat16 layout, where group g's rows
+    /// (<c>startAndCount[g]</c> the first row of <paramref name="source"/>, <c>startAndCount[groups + g]</c> their number)
+    /// occupy rows <c>[g·capacity, g·capacity + count)</c>, rounded to bfloat16, and every other row is zero.
+    /// </summary>
+    public static void PadToBFloat16(Index1D j, ArrayView<float> source, ArrayView<int> startAndCount, int groups, int capacity, int columns,
+        ArrayView<ushort> padded)
+    {
+        int row = j / columns, column = j - (row * columns), g = row / capacity, r = row - (g * capacity);
+        padded[j] = r < startAndCount[groups + g]
+            ? (ushort)BFloat16KernelBodies.Round(source[((long)(startAndCount[g] + r) * columns) + column])
+            : (ushort)0;
+    }
+
+    /// <summary>Thread j: the inverse of <see cref="PadToBFloat16"/> for float32 rows, written (or added) into <paramref name="destination"/>.</summary>
+    public static void UnpadInto(Index1D j, ArrayView<float> padded, ArrayView<int> startAndCount, int groups, int capacity, int columns,
+        ArrayView<float> destination, int accumulate)
+    {
+        int row = j / columns, column = j - (row * columns), g = row / capacity, r = row - (g * capacity);
+        if (r >= startAndCount[groups + g]) return;
+        long d = ((long)(startAndCount[g] + r) * columns) + column;
+        destination[d] = accumulate != 0 ? destination[d] + padded[j] : padded[j];
+    }
+
+    /// <summary>Thread i: one more token for expert <c>ids[i]</c> (ids outside <c>[0, counts.Length)</c> are not counted).</summary>
+    public static void CountIds(Index1D i, ArrayView<long> ids, ArrayView<long> counts)
+    {
+        long id = ids[i];
+        if (id >= 0 && id < counts.Length) Atomic.Add(ref counts[id], 1L);
+    }
+
+    /// <summary>Thread i: <c>destination[i] = source[i]</c> (bfloat16 bits) widened to float32, added to it when <paramref name="accumulate"/> is 1.</summary>
+    public static void WidenBFloat16(Index1D i, ArrayView<ushort> source, ArrayView<float> destination, int accumulate)
+    {
+        float value = BFloat16KernelBodies.Low(source[i]);
+        destination[i] = accumulate != 0 ? destination[i] + value : value;
+    }
+
     /// <summary>Thread i: <c>source[start + i]</c> rounded to bfloat16 and widened back (the strided product's bfloat16 inputs).</summary>
     public static void RoundToBFloat16(Index1D i, ArrayView<float> source, int start, ArrayView<float> destination)
         => destination[i] = BFloat16KernelBodies.Low(BFloat16KernelBodies.Round(source[start + i]));

@@ -23,6 +23,7 @@ public sealed class IlgpuTensorAllocator : ITensorAllocator, IDisposable
     private readonly List<IlgpuDeviceBuffer> _free = [];
     private readonly HashSet<IlgpuDeviceBuffer> _all = [];
     private long _retainedBytes;
+    private long _freedOnReturn;
     private StagedUploads? _staged;
     private bool _disposed;
 
@@ -55,6 +56,9 @@ public sealed class IlgpuTensorAllocator : ITensorAllocator, IDisposable
 
     /// <summary>Bytes of buffers waiting to be reused.</summary>
     public long RetainedBytes { get { lock (_lock) return _retainedBytes; } }
+
+    /// <summary>Buffers freed on return because the cache was full (each free waits for the device): should stay flat in a loop.</summary>
+    public long FreedOnReturn { get { lock (_lock) return _freedOnReturn; } }
 
     /// <summary>Buffers allocated and not yet freed (rented or cached).</summary>
     public int LiveBuffers { get { lock (_lock) return _all.Count; } }
@@ -142,6 +146,7 @@ public sealed class IlgpuTensorAllocator : ITensorAllocator, IDisposable
             if (_retainedBytes + buffer.LengthInBytes > MaxRetainedBytes)
             {
                 _all.Remove(buffer);
+                _freedOnReturn++;
                 // Freeing device memory waits for the device: drain through the guard first (queued exchanges).
                 HostWaits.BeforeBlockingCall("free of device memory");
                 buffer.Dispose();

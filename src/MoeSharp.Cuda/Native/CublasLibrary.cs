@@ -34,6 +34,11 @@ internal sealed unsafe class CublasLibrary
     //              cublasComputeType_t computeType, cublasGemmAlgo_t algo)
     private readonly delegate* unmanaged<nint, int, int, int, int, int, void*, nint, int, int, nint, int, int, void*, nint, int, int, int, int, int> _gemmEx;
 
+    // cublasGemmStridedBatchedEx(handle, transa, transb, m, n, k, const void* alpha, const void* A, cudaDataType Atype, int lda,
+    //     long long strideA, const void* B, cudaDataType Btype, int ldb, long long strideB, const void* beta, void* C,
+    //     cudaDataType Ctype, int ldc, long long strideC, int batchCount, cublasComputeType_t computeType, cublasGemmAlgo_t algo)
+    private readonly delegate* unmanaged<nint, int, int, int, int, int, void*, nint, int, int, long, nint, int, int, long, void*, nint, int, int, long, int, int, int, int> _gemmStridedBatchedEx;
+
     // cublasGemmGroupedBatchedEx(handle, const cublasOperation_t transa_array[], const cublasOperation_t transb_array[],
     //     const int m_array[], const int n_array[], const int k_array[], const void* alpha_array,
     //     const void* const Aarray[] (device), cudaDataType_t Atype, const int lda_array[],
@@ -53,6 +58,8 @@ internal sealed unsafe class CublasLibrary
         _setMathMode = (delegate* unmanaged<nint, int, int>)F("cublasSetMathMode");
         _statusString = (delegate* unmanaged<int, byte*>)F("cublasGetStatusString");
         _gemmEx = (delegate* unmanaged<nint, int, int, int, int, int, void*, nint, int, int, nint, int, int, void*, nint, int, int, int, int, int>)F("cublasGemmEx");
+        _gemmStridedBatchedEx = (delegate* unmanaged<nint, int, int, int, int, int, void*, nint, int, int, long, nint, int, int, long, void*, nint, int, int, long, int, int, int, int>)
+            F("cublasGemmStridedBatchedEx");
         _gemmGroupedBatchedEx = (delegate* unmanaged<nint, int*, int*, int*, int*, int*, void*, nint, int, int*, nint, int, int*, void*, nint, int, int*, int, int*, int, int>)
             NativeLibraryLoader.OptionalExport(lib, "cublasGemmGroupedBatchedEx");
     }
@@ -104,6 +111,15 @@ internal sealed unsafe class CublasLibrary
         int computeType)
         => Check(_gemmEx(handle, g.TransA, g.TransB, g.M, g.N, g.K, &alpha, a, aType, g.Lda, b, bType, g.Ldb, &beta, c, cType, g.Ldc,
             computeType, CublasConstants.GemmDefault), "cublasGemmEx");
+
+    /// <summary>
+    /// <c>cublasGemmStridedBatchedEx</c>: <paramref name="batch"/> products of <paramref name="g"/>'s shape, operand i at
+    /// <c>pointer + i·stride</c> (strides in elements), host scalars.
+    /// </summary>
+    public void GemmStridedBatchedEx(nint handle, in ColumnMajorGemm g, float alpha, nint a, int aType, long strideA, nint b, int bType,
+        long strideB, float beta, nint c, int cType, long strideC, int batch, int computeType)
+        => Check(_gemmStridedBatchedEx(handle, g.TransA, g.TransB, g.M, g.N, g.K, &alpha, a, aType, g.Lda, strideA, b, bType, g.Ldb, strideB,
+            &beta, c, cType, g.Ldc, strideC, batch, computeType, CublasConstants.GemmDefault), "cublasGemmStridedBatchedEx");
 
     /// <summary>
     /// <c>cublasGemmGroupedBatchedEx</c>: arrays of length <c>groupCount</c> on the host; <paramref name="aArray"/>,
