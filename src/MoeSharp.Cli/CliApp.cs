@@ -6,13 +6,14 @@ using Spectre.Console.Cli;
 namespace MoeSharp.Cli;
 
 /// <summary>
-/// Builds the <c>moe</c> command app and maps failures to exit codes: 0 success, 1 a check failed (or an
-/// unexpected error), 2 bad options or inputs, reported as one line without a stack trace.
+/// Builds the <c>moe</c> command app and maps failures to the exit codes of <see cref="ExitCodes"/>: 0 success, 1 a
+/// verification did not match, 2 bad options or inputs, 3 a runtime failure, 130/143 interrupted; each failure is one
+/// line on stderr without a stack trace.
 /// </summary>
 internal static class CliApp
 {
     /// <summary>Exit code for bad options or inputs.</summary>
-    public const int UsageError = 2;
+    public const int UsageError = ExitCodes.UsageError;
 
     /// <summary>Runs the command line and returns the process exit code.</summary>
     public static int Run(string[] args)
@@ -23,6 +24,7 @@ internal static class CliApp
         bool underMpiexec = LaunchedByMpiexec();
         if (Console.IsOutputRedirected || underMpiexec) AnsiConsole.Profile.Width = Math.Max(AnsiConsole.Profile.Width, 160);
         if (underMpiexec) AnsiConsole.Profile.Capabilities.Interactive = false;
+        using var signals = Faults.SignalExit.Register();
         var app = new CommandApp();
         app.Configure(config =>
         {
@@ -40,7 +42,9 @@ internal static class CliApp
         });
         try
         {
-            return app.Run(args);
+            int code = app.Run(args);
+            if (args.Length == 0 || args is ["--help" or "-h"]) Console.WriteLine(ExitCodes.HelpText);
+            return code;
         }
         catch (ReportedByRankZeroException)
         {
@@ -50,13 +54,20 @@ internal static class CliApp
         catch (Exception ex) when (IsUsageError(ex))
         {
             AnsiConsole.Console.Profile.Out.Writer.Flush();
-            Console.Error.WriteLine($"moe: {Describe(ex)}");
+            Console.Error.WriteLine($"moe: {Faults.OptionErrors.Rewrite(Unwrap(ex).Message, args) ?? Describe(ex)}");
             return UsageError;
+        }
+        catch (Exception ex) when (Faults.SignalExit.Pending is int code)
+        {
+            // A rank failed because the run was cancelled: the signal's line is already printed.
+            _ = ex;
+            return code;
         }
         catch (Exception ex)
         {
+            AnsiConsole.Console.Profile.Out.Writer.Flush();
             Console.Error.WriteLine($"moe: error: {Describe(ex)}");
-            return 1;
+            return ExitCodes.RuntimeFailure;
         }
     }
 

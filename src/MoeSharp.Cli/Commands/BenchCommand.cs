@@ -51,7 +51,7 @@ internal sealed class BenchCommand : Command<BenchSettings>
                 copyGBs = copyGbs, fractionOfCopy = totalGbs / copyGbs,
                 exchangeMs = r.Exchange?.WrapperSeconds * 1e3, exchangeGBs = wrapperGbs,
                 rawAlltoallvMs = r.Exchange?.RawSeconds * 1e3, rawAlltoallvGBs = rawGbs,
-            }));
+            }, Faults.FiniteJson.Options));
             return 0;
         }
         AnsiConsole.MarkupLine($"world {worldSize} ({comm}), {(s.Preset is null ? "" : $"preset {shape.Name}: ")}T = {shape.Tokens} per rank, D = {shape.Dim}, E = {shape.Experts}, K = {shape.TopK}, {shape.RowType}, " +

@@ -57,7 +57,7 @@ internal static class DeviceBenchReport
                     ["bytes"] = bytes, ["gb_per_s"] = bytes / stats.Median / 1e9,
                 };
                 if (step is not null) record["step"] = step;
-                Console.WriteLine(JsonSerializer.Serialize(record));
+                Console.WriteLine(JsonSerializer.Serialize(record, Faults.FiniteJson.Options));
             }
             return 0;
         }

@@ -30,7 +30,7 @@ internal sealed class VerifyGoldenSettings : CommandSettings
     public override ValidationResult Validate()
     {
         if (Files.Length == 0) return ValidationResult.Error("verify-golden needs at least one FILE");
-        if (TimeoutSeconds is <= 0) return ValidationResult.Error($"--timeout {TimeoutSeconds} must be positive");
+        if (!Faults.OptionLimits.Timeout(TimeoutSeconds).Successful) return Faults.OptionLimits.Timeout(TimeoutSeconds);
         try
         {
             _ = CommKinds.Parse(Comm);

@@ -95,7 +95,7 @@ public abstract class TokenDispatcher
         SequenceShard shard = ResolveShard(x.Rows, totalTokens);
         int inputRowOffset = Config.Layout == SequenceLayout.Replicated ? shard.Start : 0;
         int k = Config.TopK;
-        int entries = shard.Rows * k;
+        int entries = DispatchSizes.Entries(shard.Rows, k, EpRank);
 
         Tensor ids = Pool.Rent(DType.Int32, entries);
         Tensor entryScores = Pool.Rent(DType.Float32, entries);
@@ -137,18 +137,17 @@ public abstract class TokenDispatcher
         var receiveCounts = exchanged.ReceiveCounts;
         var inputSplits = new int[EpSize];
         var outputSplits = new int[EpSize];
-        var expertRows = new int[e];
+        // Sizes before allocation: the padded rows are checked (64-bit) against what a tensor indexes and the memory.
+        int[] tokensPerLocalExpert = DispatchSizes.AlignedExpertRows(receiveCounts, e, Config.ExpertAlignment, x.RowLength, x.DType,
+            Kernels.IsHost, EpRank);
         for (int q = 0; q < EpSize; q++)
         {
             for (int j = 0; j < e; j++)
             {
                 inputSplits[q] += counts[q * e + j];
                 outputSplits[q] += receiveCounts[q * e + j];
-                expertRows[j] += receiveCounts[q * e + j];
             }
         }
-        var tokensPerLocalExpert = new int[e];
-        for (int j = 0; j < e; j++) tokensPerLocalExpert[j] = AlignUp(expertRows[j]);
 
         // With EP = 1 the local layout is the routed tensor itself (alignment folded into the gather);
         // otherwise it is the expert-sorted send buffer.
@@ -451,11 +450,12 @@ public abstract class TokenDispatcher
         if (alignExperts && Config.ExpertAlignment > 1)
         {
             var map = new int[entries];
+            // The total was checked against the tensor limit with the counts (DispatchSizes), so ints do not wrap here.
             int position = 0, row = 0;
             foreach (int c in counts)
             {
                 for (int r = 0; r < c; r++) map[position++] = row + r;
-                row += AlignUp(c);
+                row = checked(row + (int)DispatchSizes.AlignUp(c, Config.ExpertAlignment));
             }
             rows = row;
             rowOfSorted = Kernels.ToDevice(Tensor.FromArray(map, entries));
@@ -560,12 +560,6 @@ public abstract class TokenDispatcher
     }
 
     private static int[] OutputShape(DispatchMetadata metadata) => [metadata.InputShape[0], metadata.Dim];
-
-    private int AlignUp(int rows)
-    {
-        int a = Config.ExpertAlignment;
-        return (rows + a - 1) / a * a;
-    }
 
     private void CheckMetadata(DispatchMetadata metadata)
     {
