@@ -59,6 +59,8 @@ public static class InProcessWorld
         {
             // The rank that reported the failure first is the cause; others threw because of it.
             int rank = origin >= 0 && errors[origin] is not null ? origin : firstThrown;
+            // A rank that threw only because a peer's input was invalid points at the peer, whose own error says why.
+            if (errors[rank] is PeerRankException { PeerWorldRank: int peer } && peer >= 0 && peer < size && errors[peer] is not null) rank = peer;
             throw new RankFailedException(rank, errors[rank]!, errors);
         }
 

@@ -92,6 +92,7 @@ public abstract class TokenDispatcher
     public DispatchResult Dispatch(Tensor x, Tensor topScores, Tensor expertIds, int? totalTokens = null)
     {
         ValidateShapes(x, topScores, expertIds);
+        if (Config.CheckReplicatedInputs && Config.Layout == SequenceLayout.Replicated && SpSize > 1) CheckReplicasAgree(topScores, expertIds);
         SequenceShard shard = ResolveShard(x.Rows, totalTokens);
         int inputRowOffset = Config.Layout == SequenceLayout.Replicated ? shard.Start : 0;
         int k = Config.TopK;
@@ -111,9 +112,9 @@ public abstract class TokenDispatcher
             {
                 Pool.Return(ids);
                 Pool.Return(entryScores);
-                throw new ArgumentException(
+                throw new PeerRankException(
                     $"rank {device.FirstInvalidRank} passed an invalid routing entry (an expert id outside [0, {Config.NumExperts}) or a non-finite score; its own error names it), so no rank dispatches (rank {EpRank})",
-                    nameof(expertIds));
+                    WorldRankOf(device.FirstInvalidRank), nameof(expertIds));
             }
         }
         else
@@ -346,6 +347,17 @@ public abstract class TokenDispatcher
     private protected virtual DeviceCountExchange ScanAndExchangeCountsOnDevice(Tensor topScores, Tensor expertIds, int rowOffset, SequenceShard shard,
         int? declaredTotalTokens, Tensor ids, Tensor entryScores)
         => throw new NotSupportedException($"{GetType().Name} exchanges counts on the host");
+
+    /// <summary>The world rank of EP rank <paramref name="epRank"/> (the same rank unless the EP group is a sub-group).</summary>
+    private protected virtual int WorldRankOf(int epRank) => epRank;
+
+    /// <summary>
+    /// Checks that the SP group's replicated copies of the routing agree (<see cref="TokenDispatcherConfig.CheckReplicatedInputs"/>);
+    /// every rank throws the same error when they do not. Nothing to check without SP ranks.
+    /// </summary>
+    private protected virtual void CheckReplicasAgree(Tensor topScores, Tensor expertIds)
+    {
+    }
 
     /// <summary>All-to-all-v of rows: <paramref name="sendRows"/>[q] rows to rank q, <paramref name="receiveRows"/>[p] from rank p.</summary>
     private protected abstract void ExchangeRows(Tensor send, ReadOnlySpan<int> sendRows, Tensor receive, ReadOnlySpan<int> receiveRows);
