@@ -37,6 +37,8 @@ internal static class CliApp
                 .WithDescription("Replay golden .safetensors files: dispatch files through the dispatcher, every tensor bitwise; moe_layer files through the layer, within the golden tolerance, then the multi-rank layouts against one rank (and, with --device, the layer on the device within tolerance).");
             config.AddCommand<TrainCommand>("train")
                 .WithDescription("Train a small MoE regression model on in-process or MPI ranks, on the host or the GPUs (AdamW, aux-loss-free balancing); on the host, losses are bitwise the same on every layout.");
+            config.AddCommand<SoakCommand>("soak")
+                .WithDescription("Chaos soak: random dispatcher configurations, some with one injected fault at a random collective of a random rank; every fault-free run bitwise equal to one rank, every faulted run ending within the timeout + 2 s naming the culprit.");
             config.AddCommand<BenchCommand>("bench")
                 .WithDescription("Time dispatch and combine next to the machine's memory-copy bandwidth (host, or GPUs with --device cuda); --gemm times cuBLAS grouped GEMM.");
         });
