@@ -39,7 +39,7 @@ public class FaultCliTests
     [InlineData("--timeout", "run", "--timeout", "1e12")]
     [InlineData("--timeout", "run", "--timeout", "NaN")]
     [InlineData("--timeout", "train", "--timeout", "Infinity")]
-    [InlineData("--timeout", "verify-golden", "x.safetensors", "--timeout", "-Infinity")]
+    [InlineData("--timeout", "verify-golden", "x.safetensors", "--timeout=-Infinity")]
     [InlineData("--tokens", "run", "--tokens", "1000000000000")]
     [InlineData("--tokens", "train", "--tokens", "2147483647")]
     [InlineData("--experts", "run", "--world", "1", "--sp", "1", "--experts", "2147483647")]
@@ -112,7 +112,7 @@ public class FaultCliTests
     [Theory]
     [InlineData("INT", 130, "SIGINT")]
     [InlineData("TERM", 143, "SIGTERM")]
-    public void Signal_EndsTheCommandWithinTwoSeconds_WithOneLine(string signal, int expectedCode, string name)
+    public async Task Signal_EndsTheCommandWithinTwoSeconds_WithOneLine(string signal, int expectedCode, string name)
     {
         if (!OperatingSystem.IsLinux()) return;
         string moe = Path.Combine(AppContext.BaseDirectory, "moe.dll");
@@ -120,14 +120,23 @@ public class FaultCliTests
         var start = new ProcessStartInfo("env") { RedirectStandardError = true, RedirectStandardOutput = true };
         foreach (string a in new[] { "--default-signal=INT", "dotnet", moe, "train", "--steps", "1000000", "--log-every", "1000000", "--world", "2" }) start.ArgumentList.Add(a);
         using Process process = Process.Start(start)!;
-        process.StandardOutput.ReadLine(); // the header: the command is running
-        using (Process kill = Process.Start("kill", $"-{signal} {process.Id}")) kill.WaitForExit();
+        await process.StandardOutput.ReadLineAsync(); // the header: the command is running
+        using (Process kill = Process.Start("kill", $"-{signal} {process.Id}")) await kill.WaitForExitAsync();
         var clock = Stopwatch.StartNew();
         Task<string> error = process.StandardError.ReadToEndAsync();
-        bool ended = process.WaitForExit(TimeSpan.FromSeconds(10));
-        if (!ended) process.Kill();
+        using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        bool ended = true;
+        try
+        {
+            await process.WaitForExitAsync(limit.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            ended = false;
+            process.Kill();
+        }
         Assert.True(ended && clock.Elapsed < TimeSpan.FromSeconds(2), $"still running after {clock.Elapsed}");
         Assert.Equal(expectedCode, process.ExitCode);
-        Assert.Equal($"moe: interrupted by {name}; stopping every rank (exit code {expectedCode})", error.Result.Trim());
+        Assert.Equal($"moe: interrupted by {name}; stopping every rank (exit code {expectedCode})", (await error).Trim());
     }
 }
