@@ -16,7 +16,9 @@ internal static class CliApp
     public const int UsageError = ExitCodes.UsageError;
 
     /// <summary>Runs the command line and returns the process exit code.</summary>
-    public static int Run(string[] args)
+    /// <param name="args">The command line.</param>
+    /// <param name="interceptor">Sees each command's bound settings before validation (the fuzz harness stops there).</param>
+    public static int Run(string[] args, ICommandInterceptor? interceptor = null)
     {
         // Without a terminal Spectre assumes 80 columns and wraps the tables; logs and CI read better wide.
         // mpiexec hands each rank a pseudo-terminal that is really a pipe to the launcher: same treatment,
@@ -29,6 +31,7 @@ internal static class CliApp
         app.Configure(config =>
         {
             config.SetApplicationName("moe");
+            if (interceptor is not null) config.SetInterceptor(interceptor);
             config.PropagateExceptions();
             config.UseStrictParsing();
             config.AddCommand<RunCommand>("run")
@@ -42,6 +45,11 @@ internal static class CliApp
             config.AddCommand<BenchCommand>("bench")
                 .WithDescription("Time dispatch and combine next to the machine's memory-copy bandwidth (host, or GPUs with --device cuda); --gemm times cuBLAS grouped GEMM.");
         });
+        if (Faults.MalformedOptions.Find(args) is string malformed)
+        {
+            Console.Error.WriteLine($"moe: {malformed}");
+            return UsageError;
+        }
         try
         {
             int code = app.Run(args);

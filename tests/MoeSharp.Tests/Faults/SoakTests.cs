@@ -22,7 +22,7 @@ public class SoakTests
         for (int seed = 0; seed < 6; seed++)
         {
             string? problem = InProcessSoak.RunOne(Problem(seed), new FaultPlan(1, seed % 4, kind), ComputeOptions.Host,
-                TimeSpan.FromSeconds(0.5), out bool didFire);
+                TimeSpan.FromSeconds(2), out bool didFire);
             Assert.True(problem is null, problem);
             if (didFire) fired++;
         }
