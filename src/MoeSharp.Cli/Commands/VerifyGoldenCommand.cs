@@ -180,7 +180,8 @@ internal sealed class VerifyGoldenCommand : Command<VerifyGoldenSettings>
     {
         Exception cause = ex is RankFailedException { InnerException: { } inner } ? inner : ex;
         bool badInput = cause is InvalidDataException or KeyNotFoundException or ArgumentException;
-        return (badInput ? Verdict.Unreadable : Verdict.Error, $"{name}: cannot replay: {ex.Message}");
+        // Exception messages can span lines (ArgumentOutOfRangeException adds "Actual value was ..."); the contract is one.
+        return (badInput ? Verdict.Unreadable : Verdict.Error, $"{name}: cannot replay: {ex.Message.ReplaceLineEndings(" ")}");
     }
 
     private static (Verdict, string) Unreadable(string path, string error) => (Verdict.Unreadable, $"{Path.GetFileName(path)}: cannot read: {error}");

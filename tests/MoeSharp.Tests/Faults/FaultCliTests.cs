@@ -109,6 +109,27 @@ public class FaultCliTests
         }
     }
 
+    [Fact]
+    public void VerifyGolden_InvalidExpertIdOnRank2_OnIlgpuCpu_IsRank2sOwnMessage_OnOneLine()
+    {
+        string dir = Directory.CreateTempSubdirectory("moesharp-faults-").FullName;
+        try
+        {
+            var (tensors, metadata) = Dispatch.NaiveGolden.Build(world: 4, sp: 2, tokens: 6, dim: 3, experts: 8, topK: 2, scoreBefore: false, seed: 2);
+            tensors["ids.g1"].AsSpan<long>()[0] = 99; // token 0 of group 1: SP rank 0 of that group, world rank 2
+            string path = Path.Combine(dir, "badid.safetensors");
+            MoeSharp.Tensors.SafetensorsFile.Write(path, tensors, metadata);
+            var result = Invoke("verify-golden", "--device", "ilgpu-cpu", path);
+            Assert.True(result.Code == ExitCodes.UsageError, result.Error + result.Out);
+            string line = Assert.Single(result.Error.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+            Assert.Contains("rank 2 failed: ArgumentOutOfRangeException: expertIds[token 0, slot 0] = 99", line);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     [Theory]
     [InlineData("INT", 130, "SIGINT")]
     [InlineData("TERM", 143, "SIGTERM")]
