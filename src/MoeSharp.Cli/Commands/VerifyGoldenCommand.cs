@@ -49,8 +49,11 @@ internal sealed class VerifyGoldenCommand : Command<VerifyGoldenSettings>
             AnsiConsole.MarkupLine($"{tag} {Markup.Escape(line)}");
         }
         int Count(params Verdict[] kinds) => lines.Count(l => kinds.Contains(l.Verdict));
-        AnsiConsole.MarkupLine($"{Count(Verdict.Pass)} passed, {Count(Verdict.Fail)} failed, {Count(Verdict.Unreadable)} unreadable, " +
-            $"{Count(Verdict.Error)} errors, {Count(Verdict.Skipped)} skipped, {Count(Verdict.NotApplicable)} not applicable");
+        // Files that could not be replayed are counted only when there are some (their lines went to stderr).
+        string unreadable = Count(Verdict.Unreadable) > 0 ? $", {Count(Verdict.Unreadable)} unreadable" : "";
+        string errors = Count(Verdict.Error) > 0 ? $", {Count(Verdict.Error)} errors" : "";
+        AnsiConsole.MarkupLine($"{Count(Verdict.Pass)} passed, {Count(Verdict.Fail)} failed, {Count(Verdict.Skipped)} skipped, " +
+            $"{Count(Verdict.NotApplicable)} not applicable{unreadable}{errors}");
         return Count(Verdict.Error) > 0 ? ExitCodes.RuntimeFailure
             : Count(Verdict.Unreadable) > 0 ? ExitCodes.UsageError
             : Count(Verdict.Fail) > 0 ? ExitCodes.Mismatch : ExitCodes.Success;
