@@ -19,7 +19,9 @@ internal sealed class SoakCommand : Command<SoakSettings>
     public override int Execute(CommandContext context, SoakSettings settings, CancellationToken cancellationToken)
     {
         ComputeOptions compute = ComputeOptions.Parse(settings.Device, null);
-        SoakTally? tally = CommKinds.Parse(settings.Comm) == CommKind.InProcess ? InProcess(settings, compute) : OnMpiJob(settings, compute);
+        SoakTally? tally = CommKinds.Parse(settings.Comm) == CommKind.InProcess
+            ? InProcess(settings, compute)
+            : OnMpiJob(settings, compute);
         if (tally is null) return ExitCodes.Success; // not rank 0 of an MPI job: rank 0 reports
         Console.WriteLine(tally);
         return tally.Hangs == 0 && tally.Wrong == 0 ? ExitCodes.Success : ExitCodes.Mismatch;
@@ -36,18 +38,22 @@ internal sealed class SoakCommand : Command<SoakSettings>
             // A fault needs a peer to notice it: in a world of one rank a collective is a copy with nobody to wait for
             // or disagree with, so faulted runs have at least two ranks.
             bool faulted = s.MaxWorld > 1 && random.NextDouble() < s.FaultRate;
-            DispatchCase problem = SoakConfiguration.Draw(random, s.MaxWorld, faulted ? random.Next(2, s.MaxWorld + 1) : null);
+            int? world = faulted ? random.Next(2, s.MaxWorld + 1) : null;
+            DispatchCase problem = SoakConfiguration.Draw(random, s.MaxWorld, world);
             // A dispatch round makes about a dozen collective calls per rank (splits, counts, rows, SP sum); a fault planned
             // past the last eligible call does not fire, and the run counts as fault-free.
-            FaultPlan? plan = faulted ? new FaultPlan(random.Next(problem.World), random.Next(12), Kinds[random.Next(Kinds.Length)]) : null;
-            string? problemText = InProcessSoak.RunOne(problem, plan, compute, plan is null ? quietTimeout : faultTimeout, out bool fired);
+            FaultPlan? plan = faulted
+                ? new FaultPlan(random.Next(problem.World), random.Next(12), Kinds[random.Next(Kinds.Length)])
+                : null;
+            TimeSpan timeout = plan is null ? quietTimeout : faultTimeout;
+            string? problemText = InProcessSoak.RunOne(problem, plan, compute, timeout, out bool fired);
             tally.Runs++;
             if (fired) tally.Faulted++;
             if (problemText is null) continue;
             if (problemText.StartsWith("hang", StringComparison.Ordinal)) tally.Hangs++;
             else tally.Wrong++;
-            Console.Error.WriteLine($"soak run {tally.Runs} ({SoakConfiguration.Describe(problem)}" +
-                $"{(plan is null ? "" : $"; fault {plan.Kind} on rank {plan.Rank} from call #{plan.Collective}")}): {problemText}");
+            string fault = plan is null ? "" : $"; fault {plan.Kind} on rank {plan.Rank} from call #{plan.Collective}";
+            Console.Error.WriteLine($"soak run {tally.Runs} ({SoakConfiguration.Describe(problem)}{fault}): {problemText}");
         }
         return tally;
     }
@@ -68,7 +74,8 @@ internal sealed class SoakCommand : Command<SoakSettings>
             while (true)
             {
                 // Rank 0's clock decides for everyone, so all processes run the same number of problems.
-                Span<long> go = [job.Rank == 0 && clock.Elapsed.TotalSeconds < s.Seconds && (s.Runs is null || tally.Runs < s.Runs) ? 1 : 0];
+                bool more = clock.Elapsed.TotalSeconds < s.Seconds && (s.Runs is null || tally.Runs < s.Runs);
+                Span<long> go = [job.Rank == 0 && more ? 1 : 0];
                 job.AllReduceSum(go);
                 if (go[0] == 0) break;
                 DispatchCase problem = SoakConfiguration.Draw(random, job.Size, random.Next(1, job.Size + 1));
@@ -79,7 +86,10 @@ internal sealed class SoakCommand : Command<SoakSettings>
                 tally.Runs++;
                 if (first is null) continue;
                 tally.Wrong++;
-                if (job.Rank == 0) Console.Error.WriteLine($"soak run {tally.Runs} ({SoakConfiguration.Describe(problem)}): {first}");
+                if (job.Rank == 0)
+                {
+                    Console.Error.WriteLine($"soak run {tally.Runs} ({SoakConfiguration.Describe(problem)}): {first}");
+                }
             }
         }
         catch (Exception ex)

@@ -28,12 +28,17 @@ internal static class CommandMemory
     /// <summary><c>moe run</c>: every rank's dispatch round, the group inputs and the single-rank reference.</summary>
     public static ValidationResult Run(RunCase c, bool inProcess, ComputeOptions compute)
     {
-        var config = new TokenDispatcherConfig(Math.Max(1, c.Experts), Math.Max(1, c.TopK)) { Layout = c.Layout, ExpertAlignment = c.Align };
+        var config = new TokenDispatcherConfig(Math.Max(1, c.Experts), Math.Max(1, c.TopK))
+        {
+            Layout = c.Layout,
+            ExpertAlignment = c.Align,
+        };
         string options = Describe(("--world", c.World), ("--sp", c.Sp), ("--tokens", c.Tokens), ("--dim", c.Dim),
             ("--experts", c.Experts), ("--align", c.Align));
         long perRank = DispatchMemoryEstimate.BytesPerRank(config, c.World, c.Sp, c.Tokens, c.Dim, c.RowType);
         long reference = DispatchMemoryEstimate.BytesPerRank(config with { ExpertAlignment = 1 }, 1, 1, c.Tokens, c.Dim, c.RowType);
-        long inputs = MemoryBudget.Multiply(MemoryBudget.Multiply(c.Tokens, (long)c.Dim * c.RowType.SizeOf() + 8L * c.TopK), c.World / c.Sp);
+        long bytesPerToken = (long)c.Dim * c.RowType.SizeOf() + 8L * c.TopK;
+        long inputs = MemoryBudget.Multiply(MemoryBudget.Multiply(c.Tokens, bytesPerToken), c.World / c.Sp);
         long largest = DispatchMemoryEstimate.LargestTensorElements(config, c.World, c.Sp, c.Tokens, c.Dim);
         return Check(inProcess ? c.World : 1, perRank, Add(inputs, reference), largest, compute, options);
     }
@@ -61,8 +66,10 @@ internal static class CommandMemory
         long groupTokens = (tokens + groups - 1) / groups;
         long entries = MemoryBudget.Multiply((groupTokens + sp - 1) / Math.Max(1, sp), topK);
         long rowWidth = 6L * dim + 6L * hidden;
-        long perRank = MemoryBudget.Multiply(Add(MemoryBudget.Multiply(entries, rowWidth), MemoryBudget.Multiply(groupTokens, 8L * dim)), 4);
-        long weights = MemoryBudget.Multiply(MemoryBudget.Multiply(experts / Math.Max(1, world) + 1, 3L * dim * ((long)hidden + sharedHidden)), 16);
+        long rows = Add(MemoryBudget.Multiply(entries, rowWidth), MemoryBudget.Multiply(groupTokens, 8L * dim));
+        long perRank = MemoryBudget.Multiply(rows, 4);
+        long weightsPerExpert = 3L * dim * ((long)hidden + sharedHidden);
+        long weights = MemoryBudget.Multiply(MemoryBudget.Multiply(experts / Math.Max(1, world) + 1, weightsPerExpert), 16);
         perRank = Add(perRank, weights);
         long batch = MemoryBudget.Multiply(tokens, 4L * (dim + 2));
         long largest = Math.Max(MemoryBudget.Multiply(tokens, dim), MemoryBudget.Multiply(entries, 2L * Math.Max(dim, hidden)));

@@ -22,7 +22,8 @@ internal static partial class InProcessSoak
     /// <param name="compute">Where ranks compute.</param>
     /// <param name="timeout">The collectives' timeout.</param>
     /// <param name="fired">Whether the planned fault was injected (it may find no eligible call).</param>
-    public static string? RunOne(DispatchCase problem, FaultPlan? plan, ComputeOptions compute, TimeSpan timeout, out bool fired)
+    public static string? RunOne(DispatchCase problem, FaultPlan? plan, ComputeOptions compute, TimeSpan timeout,
+        out bool fired)
     {
         var references = SoakRank.References(problem);
         var decorated = new FaultInjectingProcessGroup?[problem.World];
@@ -36,7 +37,9 @@ internal static partial class InProcessSoak
             decorated[g.Rank] = faulty;
             return SoakRank.Run(faulty, problem, references, compute);
         }, timeout));
-        bool ended = ((IAsyncResult)world).AsyncWaitHandle.WaitOne(timeout + Grace + TimeSpan.FromSeconds(plan is null ? 30 : 0)) || world.IsCompleted;
+        // A fault-free run gets 30 s more: only a faulted run is held to the timeout + 2 s.
+        TimeSpan limit = timeout + Grace + TimeSpan.FromSeconds(plan is null ? 30 : 0);
+        bool ended = ((IAsyncResult)world).AsyncWaitHandle.WaitOne(limit) || world.IsCompleted;
         clock.Stop();
         fired = decorated.Any(d => d?.Fired == true);
         if (!ended) return $"hang: still running after {clock.Elapsed.TotalSeconds:F1} s";
