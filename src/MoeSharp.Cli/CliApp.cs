@@ -8,16 +8,19 @@ using Spectre.Console.Cli;
 namespace MoeSharp.Cli;
 
 /// <summary>
-/// Builds the <c>moe</c> command app and maps failures to exit codes: 0 success, 1 a check failed (or an
-/// unexpected error), 2 bad options or inputs, reported as one line without a stack trace.
+/// Builds the <c>moe</c> command app and maps failures to the exit codes of <see cref="ExitCodes"/>: 0 success, 1 a
+/// verification did not match, 2 bad options or inputs, 3 a runtime failure, 130/143 interrupted; each failure is one
+/// line on stderr without a stack trace.
 /// </summary>
 internal static class CliApp
 {
     /// <summary>Exit code for bad options or inputs.</summary>
-    public const int UsageError = 2;
+    public const int UsageError = ExitCodes.UsageError;
 
     /// <summary>Runs the command line and returns the process exit code.</summary>
-    public static int Run(string[] args)
+    /// <param name="args">The command line.</param>
+    /// <param name="interceptor">Sees each command's bound settings before validation (the fuzz harness stops there).</param>
+    public static int Run(string[] args, ICommandInterceptor? interceptor = null)
     {
         // Without a terminal Spectre assumes 80 columns and wraps the tables; logs and CI read better wide.
         // mpiexec hands each rank a pseudo-terminal that is really a pipe to the launcher: same treatment,
@@ -25,6 +28,7 @@ internal static class CliApp
         bool underMpiexec = LaunchedByMpiexec();
         if (Console.IsOutputRedirected || underMpiexec) AnsiConsole.Profile.Width = Math.Max(AnsiConsole.Profile.Width, 160);
         if (underMpiexec) AnsiConsole.Profile.Capabilities.Interactive = false;
+        using var signals = Faults.SignalExit.Register();
         var app = new CommandApp();
         app.Configure(config =>
         {
@@ -32,6 +36,7 @@ internal static class CliApp
             config.SetApplicationVersion(Version);
             // Help and --version through the console the process set up (and tests capture).
             config.ConfigureConsole(AnsiConsole.Console);
+            if (interceptor is not null) config.SetInterceptor(interceptor);
             config.PropagateExceptions();
             config.UseStrictParsing();
             config.AddCommand<RunCommand>("run")
@@ -40,12 +45,21 @@ internal static class CliApp
                 .WithDescription("Replay golden .safetensors files: dispatch files through the dispatcher, every tensor bitwise; moe_layer files through the layer, within the golden tolerance, then the multi-rank layouts against one rank (and, with --device, the layer on the device within tolerance).");
             config.AddCommand<TrainCommand>("train")
                 .WithDescription("Train a small MoE regression model on in-process or MPI ranks, on the host or the GPUs (AdamW, aux-loss-free balancing); on the host, losses are bitwise the same on every layout.");
+            config.AddCommand<SoakCommand>("soak")
+                .WithDescription("Chaos soak: random dispatcher configurations, some with one injected fault at a random collective of a random rank; every fault-free run bitwise equal to one rank, every faulted run ending within the timeout + 2 s naming the culprit.");
             config.AddCommand<BenchCommand>("bench")
                 .WithDescription("Time dispatch and combine next to the machine's memory-copy bandwidth (host, or GPUs with --device cuda); --gemm times cuBLAS grouped GEMM.");
         });
+        if (Faults.MalformedOptions.Find(args) is string malformed)
+        {
+            Console.Error.WriteLine($"moe: {malformed}");
+            return UsageError;
+        }
         try
         {
-            return app.Run(JobConfig.Expand(args));
+            int code = app.Run(JobConfig.Expand(args));
+            if (args.Length == 0 || args is ["--help" or "-h"]) Console.WriteLine(ExitCodes.HelpText);
+            return code;
         }
         catch (ReportedByRankZeroException)
         {
@@ -55,13 +69,20 @@ internal static class CliApp
         catch (Exception ex) when (IsUsageError(ex))
         {
             AnsiConsole.Console.Profile.Out.Writer.Flush();
-            Console.Error.WriteLine($"moe: {Describe(ex)}");
+            Console.Error.WriteLine($"moe: {Faults.OptionErrors.Rewrite(Unwrap(ex).Message, args) ?? Describe(ex)}");
             return UsageError;
+        }
+        catch (Exception ex) when (Faults.SignalExit.Pending is int code)
+        {
+            // A rank failed because the run was cancelled: the signal's line is already printed.
+            _ = ex;
+            return code;
         }
         catch (Exception ex)
         {
+            AnsiConsole.Console.Profile.Out.Writer.Flush();
             Console.Error.WriteLine($"moe: error: {Describe(ex)}");
-            return 1;
+            return ExitCodes.RuntimeFailure;
         }
     }
 

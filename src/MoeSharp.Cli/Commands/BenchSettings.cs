@@ -133,7 +133,7 @@ internal sealed class BenchSettings : CommandSettings
         if (!basic.Successful) return basic;
         if (Comm is null or "inproc" && Device is null or "host" && shape.Experts % World != 0) return ValidationResult.Error($"--experts {shape.Experts} must be a multiple of --world {World}");
         if (shape.TopK > shape.Experts) return ValidationResult.Error($"--top-k {shape.TopK} must not exceed --experts {shape.Experts}");
-        return ValidationResult.Success();
+        return Faults.SettingsLimits.Bench(this, shape);
     }
 
     private ValidationResult ValidateUneven()

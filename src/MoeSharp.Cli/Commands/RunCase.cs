@@ -60,6 +60,7 @@ internal sealed record RunCase(int World, int Sp, int Tokens, int Dim, int Exper
             Sharding = Sharding,
             Layout = Layout,
             ExpertAlignment = Align,
+            CheckReplicatedInputs = true,
         };
         var random = new Random(Seed);
         var groups = new GroupInputs[World / Sp];

@@ -15,7 +15,6 @@ internal static class RunCaseOptions
         if (experts is < 1) return ValidationResult.Error($"--experts {experts} must be at least 1");
         if (topK is < 1) return ValidationResult.Error($"--top-k {topK} must be at least 1");
         if (align is < 1) return ValidationResult.Error($"--align {align} must be at least 1");
-        if (timeoutSeconds is <= 0) return ValidationResult.Error($"--timeout {timeoutSeconds} must be positive");
-        return ValidationResult.Success();
+        return Faults.OptionLimits.Timeout(timeoutSeconds);
     }
 }

@@ -102,7 +102,8 @@ internal sealed class RunSettings : CommandSettings
         {
             return ValidationResult.Error(ex.Message);
         }
-        return RunCaseOptions.Check(World, Sp, Tokens, Dim, Experts, TopK, Align, TimeoutSeconds);
+        ValidationResult ranges = RunCaseOptions.Check(World, Sp, Tokens, Dim, Experts, TopK, Align, TimeoutSeconds);
+        return ranges.Successful ? Faults.SettingsLimits.Run(this) : ranges;
     }
 
     public static SpShardingPolicy ParseSharding(string? text) => text switch

@@ -206,8 +206,8 @@ internal sealed class TrainSettings : CommandSettings
         if (!(LearningRate > 0) || !float.IsFinite(LearningRate)) return ValidationResult.Error($"--lr {LearningRate} must be positive");
         if (!(BiasUpdateCoeff >= 0) || !float.IsFinite(BiasUpdateCoeff)) return ValidationResult.Error($"--bias-update-coeff {BiasUpdateCoeff} must be non-negative");
         if (LogEvery < 1) return ValidationResult.Error($"--log-every {LogEvery} must be at least 1");
-        if (TimeoutSeconds is <= 0) return ValidationResult.Error($"--timeout {TimeoutSeconds} must be positive");
-        return ValidationResult.Success();
+        ValidationResult timeout = Faults.OptionLimits.Timeout(TimeoutSeconds);
+        return timeout.Successful ? Faults.SettingsLimits.Train(this) : timeout;
     }
 
     /// <summary>The router's rules (<see cref="MoeSharp.Routing.TokenChoiceTopKRouter"/>) in the options' names.</summary>

@@ -8,22 +8,23 @@ using Spectre.Console.Cli;
 namespace MoeSharp.Cli.Commands;
 
 /// <summary>
-/// <c>moe verify-golden [FILE...]</c>: replays each golden file (default: the files bundled with the tool) (dispatch kind bitwise; moe_layer kind within the
-/// golden tolerance, then on multi-rank layouts bitwise) and prints PASS, FAIL (with the first mismatch: tensor,
-/// index, expected, actual), SKIP or N/A per file. Exit code 0 only when no file failed; 2 when a file could not
-/// be read.
+/// <c>moe verify-golden [FILE...]</c>: replays each golden file (default: the files bundled with the tool; dispatch
+/// kind bitwise; moe_layer kind within the golden tolerance, then on multi-rank layouts bitwise) and prints PASS, FAIL (with the first mismatch: tensor,
+/// index, expected, actual), SKIP or N/A per file. Exit code 0 only when no file failed; 1 when a replay did not
+/// match; 2 when a file could not be read or is inconsistent (its line goes to stderr); 3 when a rank failed at run
+/// time. A directory stands for the .safetensors files in it.
 /// </summary>
 internal sealed class VerifyGoldenCommand : Command<VerifyGoldenSettings>
 {
     /// <summary>One file's verdict.</summary>
-    private enum Verdict { Pass, Fail, Unreadable, Skipped, NotApplicable }
+    private enum Verdict { Pass, Fail, Unreadable, Skipped, NotApplicable, Error }
 
     public override int Execute(CommandContext context, VerifyGoldenSettings settings, CancellationToken cancellationToken)
     {
         TimeSpan? timeout = settings.TimeoutSeconds is double s ? TimeSpan.FromSeconds(s) : null;
         CommKind comm = CommKinds.Parse(settings.Comm);
         ComputeOptions compute = ComputeOptions.Parse(settings.Device, settings.Gpus);
-        string[] files = settings.Files.Length > 0 ? settings.Files : BundledGolden.Files();
+        IReadOnlyList<string> files = settings.Files.Length > 0 ? Faults.GoldenFiles.Expand(settings.Files) : BundledGolden.Files();
         List<(Verdict Verdict, string Line)>? lines = comm == CommKind.InProcess
             ? files.Select(path => VerifyInProcess(path, timeout, compute)).ToList()
             : RankLauncher.Run(comm, 0, world => files.Select(path => VerifyOnJob(world, path, compute)).ToList(), timeout);
@@ -31,6 +32,13 @@ internal sealed class VerifyGoldenCommand : Command<VerifyGoldenSettings>
 
         foreach (var (verdict, line) in lines)
         {
+            if (verdict is Verdict.Unreadable or Verdict.Error)
+            {
+                // Bad input and run-time failures are not verdicts on the replay: stderr, as the README says.
+                AnsiConsole.Console.Profile.Out.Writer.Flush();
+                Console.Error.WriteLine($"moe: {line}");
+                continue;
+            }
             string tag = verdict switch
             {
                 Verdict.Pass => "[green]PASS[/]",
@@ -41,9 +49,14 @@ internal sealed class VerifyGoldenCommand : Command<VerifyGoldenSettings>
             AnsiConsole.MarkupLine($"{tag} {Markup.Escape(line)}");
         }
         int Count(params Verdict[] kinds) => lines.Count(l => kinds.Contains(l.Verdict));
-        AnsiConsole.MarkupLine($"{Count(Verdict.Pass)} passed, {Count(Verdict.Fail, Verdict.Unreadable)} failed, " +
-            $"{Count(Verdict.Skipped)} skipped, {Count(Verdict.NotApplicable)} not applicable");
-        return Count(Verdict.Unreadable) > 0 ? CliApp.UsageError : Count(Verdict.Fail) > 0 ? 1 : 0;
+        // Files that could not be replayed are counted only when there are some (their lines went to stderr).
+        string unreadable = Count(Verdict.Unreadable) > 0 ? $", {Count(Verdict.Unreadable)} unreadable" : "";
+        string errors = Count(Verdict.Error) > 0 ? $", {Count(Verdict.Error)} errors" : "";
+        AnsiConsole.MarkupLine($"{Count(Verdict.Pass)} passed, {Count(Verdict.Fail)} failed, {Count(Verdict.Skipped)} skipped, " +
+            $"{Count(Verdict.NotApplicable)} not applicable{unreadable}{errors}");
+        return Count(Verdict.Error) > 0 ? ExitCodes.RuntimeFailure
+            : Count(Verdict.Unreadable) > 0 ? ExitCodes.UsageError
+            : Count(Verdict.Fail) > 0 ? ExitCodes.Mismatch : ExitCodes.Success;
     }
 
     private static (Verdict, string) VerifyInProcess(string path, TimeSpan? timeout, ComputeOptions compute)
@@ -63,7 +76,7 @@ internal sealed class VerifyGoldenCommand : Command<VerifyGoldenSettings>
         }
         catch (Exception ex) when (ex is InvalidDataException or KeyNotFoundException or ArgumentException or RankFailedException)
         {
-            mismatch = $"cannot replay: {ex.Message}";
+            return CannotReplay(Path.GetFileName(path), ex);
         }
         string where = compute.OnDevice ? $" (on {compute.DeviceName})" : "";
         return mismatch is null ? (Verdict.Pass, Path.GetFileName(path) + where) : (Verdict.Fail, $"{Path.GetFileName(path)}{where}: {mismatch}");
@@ -92,7 +105,7 @@ internal sealed class VerifyGoldenCommand : Command<VerifyGoldenSettings>
         }
         catch (Exception ex) when (ex is InvalidDataException or KeyNotFoundException)
         {
-            return (Verdict.Fail, $"{Path.GetFileName(path)}: cannot replay: {ex.Message}");
+            return CannotReplay(Path.GetFileName(path), ex);
         }
         if (seed.World > world.Size)
         {
@@ -119,7 +132,7 @@ internal sealed class VerifyGoldenCommand : Command<VerifyGoldenSettings>
         }
         catch (Exception ex) when (ex is InvalidDataException or KeyNotFoundException or ArgumentException or RankFailedException)
         {
-            return (Verdict.Fail, $"{name}: cannot replay: {ex.Message}");
+            return CannotReplay(name, ex);
         }
         string detail = string.Create(CultureInfo.InvariantCulture,
             $"max relative error {report.MaxRelativeError:E2} ({report.WorstTensor}); {report.Layouts} multi-rank layouts bitwise (out, grad.x), weight grads {(report.WeightGradsBitwise ? "bitwise" : "within 1e-5")}");
@@ -141,7 +154,7 @@ internal sealed class VerifyGoldenCommand : Command<VerifyGoldenSettings>
         }
         catch (Exception ex) when (ex is InvalidDataException or KeyNotFoundException or ArgumentException or RankFailedException)
         {
-            return (Verdict.Fail, $"{name} (layer on {compute.DeviceName}): cannot replay: {ex.Message}");
+            return CannotReplay($"{name} (layer on {compute.DeviceName})", ex);
         }
         string detail = string.Create(CultureInfo.InvariantCulture,
             $"layer on {compute.DeviceName} ({string.Join("; ", report.Layouts)}): max relative error {report.MaxRelativeError:E2} ({report.WorstTensor})");
@@ -160,6 +173,18 @@ internal sealed class VerifyGoldenCommand : Command<VerifyGoldenSettings>
         {
             return (null, ex.Message);
         }
+    }
+
+    /// <summary>
+    /// A replay that could not run: the file's content is inconsistent (bad input, exit 2), or a rank failed for
+    /// another reason (a run-time failure, exit 3). Neither is a mismatch.
+    /// </summary>
+    private static (Verdict, string) CannotReplay(string name, Exception ex)
+    {
+        Exception cause = ex is RankFailedException { InnerException: { } inner } ? inner : ex;
+        bool badInput = cause is InvalidDataException or KeyNotFoundException or ArgumentException;
+        // Exception messages can span lines (ArgumentOutOfRangeException adds "Actual value was ..."); the contract is one.
+        return (badInput ? Verdict.Unreadable : Verdict.Error, $"{name}: cannot replay: {ex.Message.ReplaceLineEndings(" ")}");
     }
 
     private static (Verdict, string) Unreadable(string path, string error) => (Verdict.Unreadable, $"{Path.GetFileName(path)}: cannot read: {error}");

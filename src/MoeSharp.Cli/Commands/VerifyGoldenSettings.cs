@@ -30,7 +30,7 @@ internal sealed class VerifyGoldenSettings : CommandSettings
 
     public override ValidationResult Validate()
     {
-        if (TimeoutSeconds is <= 0) return ValidationResult.Error($"--timeout {TimeoutSeconds} must be positive");
+        if (!Faults.OptionLimits.Timeout(TimeoutSeconds).Successful) return Faults.OptionLimits.Timeout(TimeoutSeconds);
         try
         {
             if (MpiJob.CheckLaunched(CommKinds.Parse(Comm)) is { } notInJob) return ValidationResult.Error(notInJob);

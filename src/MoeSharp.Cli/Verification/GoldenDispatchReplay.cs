@@ -31,7 +31,8 @@ internal static class GoldenDispatchReplay
         {
             throw new InvalidDataException($"{file.SourceName}: metadata sp = {sp} must divide world = {world}");
         }
-        var config = new TokenDispatcherConfig(experts, topK) { ScoreBeforeExperts = Bool(file, "score_before_experts") };
+        GoldenDispatchMetadata.Check(file, world, sp, experts, topK);
+        var config = new TokenDispatcherConfig(experts, topK) { ScoreBeforeExperts = Bool(file, "score_before_experts"), CheckReplicatedInputs = true };
         var groups = new GroupInputs[world / sp];
         for (int g = 0; g < groups.Length; g++)
         {

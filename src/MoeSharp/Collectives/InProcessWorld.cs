@@ -12,8 +12,16 @@ namespace MoeSharp.Collectives;
 /// </remarks>
 public static class InProcessWorld
 {
+    /// <summary>
+    /// The most in-process ranks a world may have. Each rank is a dedicated OS thread (1 MB of stack reserved)
+    /// blocking in collectives, and an all-to-all's count exchange grows as the square of the ranks. The
+    /// experts are a multiple of the EP size and today's largest MoE models have 256 to 384 routed experts, so
+    /// beyond 512 ranks an EP world would hold less than one expert per rank; larger worlds belong on MPI.
+    /// </summary>
+    public const int MaxRanks = 512;
+
     /// <summary>Runs <paramref name="body"/> on <paramref name="size"/> ranks and returns each rank's result.</summary>
-    /// <param name="size">Number of ranks, at least 1.</param>
+    /// <param name="size">Number of ranks, from 1 to <see cref="MaxRanks"/>.</param>
     /// <param name="body">The code of one rank; receives that rank's world group.</param>
     /// <param name="timeout">How long a collective may wait for its peers (default 60 s).</param>
     /// <returns>Rank r's result at index r.</returns>
@@ -22,6 +30,11 @@ public static class InProcessWorld
     public static T[] Run<T>(int size, Func<IProcessGroup, T> body, TimeSpan? timeout = null)
     {
         ArgumentNullException.ThrowIfNull(body);
+        if (size > MaxRanks)
+        {
+            throw new ArgumentOutOfRangeException(nameof(size), size,
+                $"an in-process world has at most {MaxRanks} ranks (one thread each); use MPI for more");
+        }
         var groups = InProcessProcessGroup.CreateWorld(size, timeout);
         var results = new T[size];
         var errors = new Exception?[size];
@@ -46,6 +59,8 @@ public static class InProcessWorld
         {
             // The rank that reported the failure first is the cause; others threw because of it.
             int rank = origin >= 0 && errors[origin] is not null ? origin : firstThrown;
+            // A rank that threw only because a peer's input was invalid points at the peer, whose own error says why.
+            if (errors[rank] is PeerRankException { PeerWorldRank: int peer } && peer >= 0 && peer < size && errors[peer] is not null) rank = peer;
             throw new RankFailedException(rank, errors[rank]!, errors);
         }
 

@@ -35,6 +35,11 @@ public sealed class AllToAllTokenDispatcher : TokenDispatcher
 
     private static ParallelGroups CheckGroups(ParallelGroups groups) => groups ?? throw new ArgumentNullException(nameof(groups));
 
+    private protected override int WorldRankOf(int epRank) => _groups.World.WorldRanks[epRank];
+
+    private protected override void CheckReplicasAgree(Tensor topScores, Tensor expertIds)
+        => ReplicaHash.CheckAgreement(_groups.World, SpSize, ReplicaHash.Of(topScores, expertIds));
+
     private protected override bool ExchangesCountsOnDevice => !Kernels.IsHost && _groups.World is IDeviceCollectives;
 
     private protected override DeviceCountExchange ScanAndExchangeCountsOnDevice(Tensor topScores, Tensor expertIds, int rowOffset, SequenceShard shard,

@@ -92,10 +92,11 @@ public abstract class TokenDispatcher
     public DispatchResult Dispatch(Tensor x, Tensor topScores, Tensor expertIds, int? totalTokens = null)
     {
         ValidateShapes(x, topScores, expertIds);
+        if (Config.CheckReplicatedInputs && Config.Layout == SequenceLayout.Replicated && SpSize > 1) CheckReplicasAgree(topScores, expertIds);
         SequenceShard shard = ResolveShard(x.Rows, totalTokens);
         int inputRowOffset = Config.Layout == SequenceLayout.Replicated ? shard.Start : 0;
         int k = Config.TopK;
-        int entries = shard.Rows * k;
+        int entries = DispatchSizes.Entries(shard.Rows, k, EpRank);
 
         Tensor ids = Pool.Rent(DType.Int32, entries);
         Tensor entryScores = Pool.Rent(DType.Float32, entries);
@@ -111,9 +112,9 @@ public abstract class TokenDispatcher
             {
                 Pool.Return(ids);
                 Pool.Return(entryScores);
-                throw new ArgumentException(
+                throw new PeerRankException(
                     $"rank {device.FirstInvalidRank} passed an invalid routing entry (an expert id outside [0, {Config.NumExperts}) or a non-finite score; its own error names it), so no rank dispatches (rank {EpRank})",
-                    nameof(expertIds));
+                    WorldRankOf(device.FirstInvalidRank), nameof(expertIds));
             }
         }
         else
@@ -137,18 +138,17 @@ public abstract class TokenDispatcher
         var receiveCounts = exchanged.ReceiveCounts;
         var inputSplits = new int[EpSize];
         var outputSplits = new int[EpSize];
-        var expertRows = new int[e];
+        // Sizes before allocation: the padded rows are checked (64-bit) against what a tensor indexes and the memory.
+        int[] tokensPerLocalExpert = DispatchSizes.AlignedExpertRows(receiveCounts, e, Config.ExpertAlignment, x.RowLength, x.DType,
+            Kernels.IsHost, EpRank);
         for (int q = 0; q < EpSize; q++)
         {
             for (int j = 0; j < e; j++)
             {
                 inputSplits[q] += counts[q * e + j];
                 outputSplits[q] += receiveCounts[q * e + j];
-                expertRows[j] += receiveCounts[q * e + j];
             }
         }
-        var tokensPerLocalExpert = new int[e];
-        for (int j = 0; j < e; j++) tokensPerLocalExpert[j] = AlignUp(expertRows[j]);
 
         // With EP = 1 the local layout is the routed tensor itself (alignment folded into the gather);
         // otherwise it is the expert-sorted send buffer.
@@ -348,6 +348,17 @@ public abstract class TokenDispatcher
         int? declaredTotalTokens, Tensor ids, Tensor entryScores)
         => throw new NotSupportedException($"{GetType().Name} exchanges counts on the host");
 
+    /// <summary>The world rank of EP rank <paramref name="epRank"/> (the same rank unless the EP group is a sub-group).</summary>
+    private protected virtual int WorldRankOf(int epRank) => epRank;
+
+    /// <summary>
+    /// Checks that the SP group's replicated copies of the routing agree (<see cref="TokenDispatcherConfig.CheckReplicatedInputs"/>);
+    /// every rank throws the same error when they do not. Nothing to check without SP ranks.
+    /// </summary>
+    private protected virtual void CheckReplicasAgree(Tensor topScores, Tensor expertIds)
+    {
+    }
+
     /// <summary>All-to-all-v of rows: <paramref name="sendRows"/>[q] rows to rank q, <paramref name="receiveRows"/>[p] from rank p.</summary>
     private protected abstract void ExchangeRows(Tensor send, ReadOnlySpan<int> sendRows, Tensor receive, ReadOnlySpan<int> receiveRows);
 
@@ -451,11 +462,12 @@ public abstract class TokenDispatcher
         if (alignExperts && Config.ExpertAlignment > 1)
         {
             var map = new int[entries];
+            // The total was checked against the tensor limit with the counts (DispatchSizes), so ints do not wrap here.
             int position = 0, row = 0;
             foreach (int c in counts)
             {
                 for (int r = 0; r < c; r++) map[position++] = row + r;
-                row += AlignUp(c);
+                row = checked(row + (int)DispatchSizes.AlignUp(c, Config.ExpertAlignment));
             }
             rows = row;
             rowOfSorted = Kernels.ToDevice(Tensor.FromArray(map, entries));
@@ -560,12 +572,6 @@ public abstract class TokenDispatcher
     }
 
     private static int[] OutputShape(DispatchMetadata metadata) => [metadata.InputShape[0], metadata.Dim];
-
-    private int AlignUp(int rows)
-    {
-        int a = Config.ExpertAlignment;
-        return (rows + a - 1) / a * a;
-    }
 
     private void CheckMetadata(DispatchMetadata metadata)
     {

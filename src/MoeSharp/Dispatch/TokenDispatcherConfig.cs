@@ -30,6 +30,20 @@ public sealed record TokenDispatcherConfig
     /// <summary>Whether SP ranks hold every token or only their shard.</summary>
     public SequenceLayout Layout { get; init; } = SequenceLayout.Replicated;
 
+    /// <summary>
+    /// When true, a replicated-layout dispatch with SP &gt; 1 first checks that every SP rank holds the same routing: a
+    /// 64-bit hash of each rank's ids and scores, gathered over the world (one small collective, plus a copy to the host
+    /// for device tensors). Copies that disagree would otherwise route tokens twice or not at all, silently. Every rank
+    /// throws the same <see cref="ArgumentException"/> naming the ranks that differ. On by default in debug builds.
+    /// </summary>
+    public bool CheckReplicatedInputs { get; init; } = DebugBuild;
+
+#if DEBUG
+    private const bool DebugBuild = true;
+#else
+    private const bool DebugBuild = false;
+#endif
+
     private readonly int _expertAlignment = 1;
 
     /// <summary>

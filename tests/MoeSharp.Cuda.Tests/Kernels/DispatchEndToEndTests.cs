@@ -182,8 +182,12 @@ public class DispatchEndToEndTests(CpuBackendFixture fixture)
             }, TimeSpan.FromSeconds(20)));
             var bad = Assert.IsAssignableFrom<ArgumentException>(error.RankErrors[1]);
             Assert.Contains("9", bad.Message);
-            var peer = Assert.IsType<ArgumentException>(error.RankErrors[0]);
+            var peer = Assert.IsType<PeerRankException>(error.RankErrors[0]);
             Assert.Contains("rank 1 passed an invalid routing entry", peer.Message);
+            Assert.Equal(1, peer.PeerWorldRank);
+            // The world reports the culprit's own error, not the peer's consequence.
+            Assert.Equal(1, error.Rank);
+            Assert.Same(error.RankErrors[1], error.InnerException);
         }
         finally
         {

@@ -1,0 +1,102 @@
+using System.Diagnostics;
+using MoeSharp.Cli.Soak;
+using MoeSharp.Cli.Verification;
+using MoeSharp.Collectives;
+using MoeSharp.Mpi;
+using Spectre.Console.Cli;
+
+namespace MoeSharp.Cli.Commands;
+
+/// <summary>
+/// <c>moe soak</c>: random configurations of the dispatcher for a while, some with an injected fault; prints each
+/// misbehaving run and ends with <c>soak: R runs (F with an injected fault), H hangs, W wrong results</c>. Exit code 0
+/// only when H = W = 0, else 1.
+/// </summary>
+internal sealed class SoakCommand : Command<SoakSettings>
+{
+    private static readonly FaultKind[] Kinds = Enum.GetValues<FaultKind>();
+
+    public override int Execute(CommandContext context, SoakSettings settings, CancellationToken cancellationToken)
+    {
+        ComputeOptions compute = ComputeOptions.Parse(settings.Device, null);
+        SoakTally? tally = CommKinds.Parse(settings.Comm) == CommKind.InProcess
+            ? InProcess(settings, compute)
+            : OnMpiJob(settings, compute);
+        if (tally is null) return ExitCodes.Success; // not rank 0 of an MPI job: rank 0 reports
+        Console.WriteLine(tally);
+        return tally.Hangs == 0 && tally.Wrong == 0 ? ExitCodes.Success : ExitCodes.Mismatch;
+    }
+
+    private static SoakTally InProcess(SoakSettings s, ComputeOptions compute)
+    {
+        var random = new Random(s.Seed);
+        var tally = new SoakTally();
+        TimeSpan faultTimeout = TimeSpan.FromSeconds(s.TimeoutSeconds), quietTimeout = TimeSpan.FromSeconds(30);
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed.TotalSeconds < s.Seconds && (s.Runs is null || tally.Runs < s.Runs))
+        {
+            // A fault needs a peer to notice it: in a world of one rank a collective is a copy with nobody to wait for
+            // or disagree with, so faulted runs have at least two ranks.
+            bool faulted = s.MaxWorld > 1 && random.NextDouble() < s.FaultRate;
+            int? world = faulted ? random.Next(2, s.MaxWorld + 1) : null;
+            DispatchCase problem = SoakConfiguration.Draw(random, s.MaxWorld, world);
+            // A dispatch round makes about a dozen collective calls per rank (splits, counts, rows, SP sum); a fault planned
+            // past the last eligible call does not fire, and the run counts as fault-free.
+            FaultPlan? plan = faulted
+                ? new FaultPlan(random.Next(problem.World), random.Next(12), Kinds[random.Next(Kinds.Length)])
+                : null;
+            TimeSpan timeout = plan is null ? quietTimeout : faultTimeout;
+            string? problemText = InProcessSoak.RunOne(problem, plan, compute, timeout, out bool fired);
+            tally.Runs++;
+            if (fired) tally.Faulted++;
+            if (problemText is null) continue;
+            if (problemText.StartsWith("hang", StringComparison.Ordinal)) tally.Hangs++;
+            else tally.Wrong++;
+            string fault = plan is null ? "" : $"; fault {plan.Kind} on rank {plan.Rank} from call #{plan.Collective}";
+            Console.Error.WriteLine($"soak run {tally.Runs} ({SoakConfiguration.Describe(problem)}{fault}): {problemText}");
+        }
+        return tally;
+    }
+
+    /// <summary>
+    /// Under mpiexec: every process draws the same problems from the same seed; each runs on the job's first ranks (a
+    /// sub-group), and the job sums the mismatches. No faults: an MPI job ends on a failed collective (MPI_Abort), which the
+    /// MPI tests cover; here the job must stay bitwise right across hundreds of configurations.
+    /// </summary>
+    private static SoakTally? OnMpiJob(SoakSettings s, ComputeOptions compute)
+    {
+        using MpiProcessGroup job = MpiProcessGroup.InitWorld(TimeSpan.FromSeconds(30));
+        var random = new Random(s.Seed);
+        var tally = new SoakTally();
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            while (true)
+            {
+                // Rank 0's clock decides for everyone, so all processes run the same number of problems.
+                bool more = clock.Elapsed.TotalSeconds < s.Seconds && (s.Runs is null || tally.Runs < s.Runs);
+                Span<long> go = [job.Rank == 0 && more ? 1 : 0];
+                job.AllReduceSum(go);
+                if (go[0] == 0) break;
+                DispatchCase problem = SoakConfiguration.Draw(random, job.Size, random.Next(1, job.Size + 1));
+                bool participates = job.Rank < problem.World;
+                using IProcessGroup group = job.Split(participates ? 0 : 1, job.Rank);
+                string? mismatch = participates ? SoakRank.Run(group, problem, SoakRank.References(problem), compute) : null;
+                string? first = RankMessages.FirstInRankOrder(job, mismatch);
+                tally.Runs++;
+                if (first is null) continue;
+                tally.Wrong++;
+                if (job.Rank == 0)
+                {
+                    Console.Error.WriteLine($"soak run {tally.Runs} ({SoakConfiguration.Describe(problem)}): {first}");
+                }
+            }
+        }
+        catch (Exception ex)
+        {
+            job.Abort(ex);
+            throw;
+        }
+        return job.Rank == 0 ? tally : null;
+    }
+}

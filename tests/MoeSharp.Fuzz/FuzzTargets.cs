@@ -1,0 +1,108 @@
+using System.Text;
+using MoeSharp.Cli;
+using MoeSharp.Cli.Verification;
+using MoeSharp.Tensors;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace MoeSharp.Fuzz;
+
+/// <summary>
+/// What the fuzzers feed: each target takes arbitrary bytes and returns normally when the code under test answered with
+/// one of its documented errors; anything else escapes as a crash (AFL++ records the input). The unit tests run the
+/// seed corpora and every recorded crash through the same targets.
+/// </summary>
+public static class FuzzTargets
+{
+    /// <summary>The targets by name: <c>safetensors</c>, <c>golden</c>, <c>cli</c>.</summary>
+    public static IReadOnlyDictionary<string, Action<byte[]>> ByName { get; } = new Dictionary<string, Action<byte[]>>
+    {
+        ["safetensors"] = Safetensors,
+        ["golden"] = GoldenMetadata,
+        ["cli"] = CliOptions,
+    };
+
+    /// <summary>The safetensors reader: a file is read or refused with an <see cref="InvalidDataException"/>.</summary>
+    public static void Safetensors(byte[] bytes)
+    {
+        try
+        {
+            SafetensorsContent file = SafetensorsFile.ReadFrom(bytes, "fuzz.safetensors");
+            foreach (string name in file.Names) _ = file.Get(name).ElementCount;
+        }
+        catch (InvalidDataException)
+        {
+        }
+    }
+
+    /// <summary>A dispatch golden file's metadata: read into a problem, or refused with an <see cref="InvalidDataException"/>.</summary>
+    public static void GoldenMetadata(byte[] bytes)
+    {
+        SafetensorsContent file;
+        try
+        {
+            file = SafetensorsFile.ReadFrom(bytes, "fuzz.safetensors");
+        }
+        catch (InvalidDataException)
+        {
+            return;
+        }
+        try
+        {
+            _ = GoldenDispatchReplay.ReadCase(file);
+        }
+        catch (InvalidDataException)
+        {
+        }
+    }
+
+    /// <summary>
+    /// The command line, parsed and validated but never executed: the input's lines are the arguments. It must exit 2
+    /// with one line on stderr free of framework type names and stack traces, or reach the command.
+    /// </summary>
+    public static void CliOptions(byte[] bytes)
+    {
+        string[] args = Encoding.UTF8.GetString(bytes).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var stop = new StopBeforeExecute();
+        var stderr = new StringWriter();
+        TextWriter oldOut = Console.Out, oldError = Console.Error;
+        IAnsiConsole oldAnsi = AnsiConsole.Console;
+        AnsiConsole.Console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(TextWriter.Null), Ansi = AnsiSupport.No });
+        Console.SetOut(TextWriter.Null);
+        Console.SetError(stderr);
+        int code;
+        try
+        {
+            code = CliApp.Run(args, stop);
+        }
+        finally
+        {
+            AnsiConsole.Console = oldAnsi;
+            Console.SetOut(oldOut);
+            Console.SetError(oldError);
+        }
+        string error = stderr.ToString();
+        if (stop.Reached || code == ExitCodes.Success) return; // valid options (or --help): the command would run
+        if (code != ExitCodes.UsageError) throw new InvalidOperationException($"exit {code} before the command ran: {error}");
+        string[] lines = error.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        if (lines.Length != 1 || !lines[0].StartsWith("moe: ", StringComparison.Ordinal) || error.Contains("Nullable`", StringComparison.Ordinal)
+            || error.Contains("TimeSpan", StringComparison.Ordinal) || error.Contains("   at ", StringComparison.Ordinal))
+        {
+            throw new InvalidOperationException($"usage error not one clean line: {error}");
+        }
+    }
+
+    /// <summary>Validates the bound settings, then stops before the command runs.</summary>
+    private sealed class StopBeforeExecute : ICommandInterceptor
+    {
+        public bool Reached { get; private set; }
+
+        public void Intercept(CommandContext context, CommandSettings settings)
+        {
+            ValidationResult result = settings.Validate();
+            if (!result.Successful) return; // the app reports it as a usage error
+            Reached = true;
+            throw new OperationCanceledException("stopped before the command ran");
+        }
+    }
+}

@@ -1,0 +1,163 @@
+using System.Diagnostics;
+using MoeSharp.Cli;
+using MoeSharp.Tests.Cli;
+using Spectre.Console;
+
+namespace MoeSharp.Tests.Faults;
+
+/// <summary>Hostile options and signals: each answered with one line on stderr and the documented exit code.</summary>
+[Collection(ConsoleCollection.Name)]
+public class FaultCliTests
+{
+    private static (int Code, string Out, string Error) Invoke(params string[] args)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        TextWriter oldOut = Console.Out, oldError = Console.Error;
+        IAnsiConsole oldAnsi = AnsiConsole.Console;
+        AnsiConsole.Console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(stdout), Ansi = AnsiSupport.No, ColorSystem = ColorSystemSupport.NoColors,
+            Interactive = InteractionSupport.No,
+        });
+        Console.SetOut(stdout);
+        Console.SetError(stderr);
+        try
+        {
+            int code = CliApp.Run(args);
+            return (code, stdout.ToString(), stderr.ToString());
+        }
+        finally
+        {
+            AnsiConsole.Console = oldAnsi;
+            Console.SetOut(oldOut);
+            Console.SetError(oldError);
+        }
+    }
+
+    [Theory]
+    [InlineData("--timeout", "run", "--timeout", "1e12")]
+    [InlineData("--timeout", "run", "--timeout", "NaN")]
+    [InlineData("--timeout", "train", "--timeout", "Infinity")]
+    [InlineData("--timeout", "verify-golden", "x.safetensors", "--timeout=-Infinity")]
+    [InlineData("--tokens", "run", "--tokens", "1000000000000")]
+    [InlineData("--tokens", "train", "--tokens", "2147483647")]
+    [InlineData("--experts", "run", "--world", "1", "--sp", "1", "--experts", "2147483647")]
+    [InlineData("--align", "run", "--world", "2", "--sp", "1", "--tokens", "64", "--dim", "16", "--experts", "8", "--top-k", "2", "--align", "1073741824")]
+    [InlineData("--align", "run", "--device", "ilgpu-cpu", "--world", "2", "--sp", "1", "--tokens", "64", "--dim", "16", "--experts", "8", "--top-k", "2", "--align", "2000000000")]
+    [InlineData("--dim", "run", "--world", "1", "--sp", "1", "--tokens", "1000000", "--dim", "1024", "--experts", "8", "--top-k", "2")]
+    [InlineData("--world", "run", "--world", "4096", "--sp", "1")]
+    [InlineData("--tokens", "bench", "--tokens", "1000000", "--dim", "100000")]
+    public void HostileOption_Exits2_WithOneLineNamingIt(string option, params string[] args)
+    {
+        var (code, _, error) = Invoke(args);
+        Assert.True(code == ExitCodes.UsageError, $"exit {code}: {error}");
+        string line = Assert.Single(error.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith("moe: ", line);
+        Assert.Contains(option, line);
+        Assert.DoesNotContain("Nullable", line);
+        Assert.DoesNotContain("TimeSpan", line);
+        Assert.DoesNotContain("   at ", error);
+    }
+
+    [Fact]
+    public void MemoryRefusal_SaysWhatIsNeeded_AndWhatIsAvailable()
+    {
+        var (code, _, error) = Invoke("run", "--world", "1", "--sp", "1", "--tokens", "1000000", "--dim", "1024", "--experts", "8", "--top-k", "2");
+        Assert.Equal(ExitCodes.UsageError, code);
+        Assert.Matches(@"^moe: needs [\d.]+ [GT]B of host memory per process, [\d.]+ [KMGT]B available \(.*--tokens 1000000 --dim 1024.*\)$", error.Trim());
+    }
+
+    [Fact]
+    public void BenchJson_WithNoTokens_PrintsValidJson()
+    {
+        var (code, output, error) = Invoke("bench", "--tokens", "0", "--dim", "8", "--experts", "4", "--top-k", "2", "--repeats", "1", "--warmup", "0", "--json");
+        Assert.True(code == 0, error);
+        using var json = System.Text.Json.JsonDocument.Parse(output.Trim());
+        Assert.Equal(System.Text.Json.JsonValueKind.Null, json.RootElement.GetProperty("fractionOfCopy").ValueKind);
+    }
+
+    [Fact]
+    public void Help_ListsTheExitCodes()
+    {
+        var (code, output, _) = Invoke("--help");
+        Assert.Equal(0, code);
+        Assert.Contains("Exit codes: 0 success; 1 a verification ran and did not match; 2 bad options", output);
+    }
+
+    [Fact]
+    public void VerifyGolden_Directory_BrokenFile_AndMismatch_HaveTheirOwnExitCodes()
+    {
+        string dir = Directory.CreateTempSubdirectory("moesharp-faults-").FullName;
+        try
+        {
+            var empty = Invoke("verify-golden", dir);
+            Assert.Equal(ExitCodes.UsageError, empty.Code);
+            Assert.Contains("is a directory with no .safetensors files", empty.Error);
+
+            Dispatch.NaiveGolden.WriteRandom(Path.Combine(dir, "good.safetensors"), seed: 5);
+            File.WriteAllBytes(Path.Combine(dir, "broken.safetensors"), [1, 2, 3]);
+            var broken = Invoke("verify-golden", dir);
+            Assert.True(broken.Code == ExitCodes.UsageError, broken.Error + broken.Out);
+            Assert.Contains("PASS good.safetensors", broken.Out);
+            Assert.Contains("moe: broken.safetensors: cannot read", broken.Error);
+            Assert.DoesNotContain("broken", broken.Out.Split('\n').Last(l => l.Contains("passed")));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void VerifyGolden_InvalidExpertIdOnRank2_OnIlgpuCpu_IsRank2sOwnMessage_OnOneLine()
+    {
+        string dir = Directory.CreateTempSubdirectory("moesharp-faults-").FullName;
+        try
+        {
+            var (tensors, metadata) = Dispatch.NaiveGolden.Build(world: 4, sp: 2, tokens: 6, dim: 3, experts: 8, topK: 2, scoreBefore: false, seed: 2);
+            tensors["ids.g1"].AsSpan<long>()[0] = 99; // token 0 of group 1: SP rank 0 of that group, world rank 2
+            string path = Path.Combine(dir, "badid.safetensors");
+            MoeSharp.Tensors.SafetensorsFile.Write(path, tensors, metadata);
+            var result = Invoke("verify-golden", "--device", "ilgpu-cpu", path);
+            Assert.True(result.Code == ExitCodes.UsageError, result.Error + result.Out);
+            string line = Assert.Single(result.Error.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+            Assert.Contains("rank 2 failed: ArgumentOutOfRangeException: expertIds[token 0, slot 0] = 99", line);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Theory]
+    [InlineData("INT", 130, "SIGINT")]
+    [InlineData("TERM", 143, "SIGTERM")]
+    public async Task Signal_EndsTheCommandWithinTwoSeconds_WithOneLine(string signal, int expectedCode, string name)
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        string moe = Path.Combine(AppContext.BaseDirectory, "moe.dll");
+        // A shell's background jobs inherit SIGINT ignored; env restores the default so the test sees what a terminal would.
+        var start = new ProcessStartInfo("env") { RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (string a in new[] { "--default-signal=INT", "dotnet", moe, "train", "--steps", "1000000", "--log-every", "1000000", "--world", "2" }) start.ArgumentList.Add(a);
+        using Process process = Process.Start(start)!;
+        await process.StandardOutput.ReadLineAsync(); // the header: the command is running
+        using (Process kill = Process.Start("kill", $"-{signal} {process.Id}")) await kill.WaitForExitAsync();
+        var clock = Stopwatch.StartNew();
+        Task<string> error = process.StandardError.ReadToEndAsync();
+        using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        bool ended = true;
+        try
+        {
+            await process.WaitForExitAsync(limit.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            ended = false;
+            process.Kill();
+        }
+        Assert.True(ended && clock.Elapsed < TimeSpan.FromSeconds(2), $"still running after {clock.Elapsed}");
+        Assert.Equal(expectedCode, process.ExitCode);
+        Assert.Equal($"moe: interrupted by {name}; stopping every rank (exit code {expectedCode})", (await error).Trim());
+    }
+}

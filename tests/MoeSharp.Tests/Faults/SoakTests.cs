@@ -1,0 +1,43 @@
+using MoeSharp.Cli.Commands;
+using MoeSharp.Cli.Soak;
+using MoeSharp.Cli.Verification;
+
+namespace MoeSharp.Tests.Faults;
+
+/// <summary>The soak's fault injection: every kind fires, and the world ends naming the culprit, within the timeout + 2 s.</summary>
+public class SoakTests
+{
+    private static DispatchCase Problem(int seed) => SoakConfiguration.Draw(new Random(seed), maxWorld: 4, world: 3);
+
+    [Theory]
+    [InlineData(0)] // Throw
+    [InlineData(1)] // DelayPastTimeout
+    [InlineData(2)] // ReturnEarly
+    [InlineData(3)] // CorruptCounts
+    [InlineData(4)] // MismatchedShapes
+    public void EveryFaultKind_EndsTheWorld_NamingTheCulprit(int kindIndex)
+    {
+        var kind = (FaultKind)kindIndex;
+        int fired = 0;
+        for (int seed = 0; seed < 6; seed++)
+        {
+            string? problem = InProcessSoak.RunOne(Problem(seed), new FaultPlan(1, seed % 4, kind), ComputeOptions.Host,
+                TimeSpan.FromSeconds(2), out bool didFire);
+            Assert.True(problem is null, problem);
+            if (didFire) fired++;
+        }
+        Assert.True(fired > 0, $"{kind} never found an eligible collective");
+    }
+
+    [Fact]
+    public void FaultFreeRuns_AreBitwiseEqualToTheReference()
+    {
+        var random = new Random(7);
+        for (int i = 0; i < 30; i++)
+        {
+            DispatchCase problem = SoakConfiguration.Draw(random, maxWorld: 4);
+            Assert.Null(InProcessSoak.RunOne(problem, null, ComputeOptions.Host, TimeSpan.FromSeconds(30), out bool fired));
+            Assert.False(fired);
+        }
+    }
+}
