@@ -60,6 +60,12 @@ public sealed record MoeLayerArgs
     public int SharedHidden { get; init; }
 
     /// <summary>
+    /// Qwen2-MoE's <c>shared_expert_gate</c>: the shared expert's output is multiplied per token by
+    /// <c>sigmoid(x · g)</c>, g a learned [1, D] weight (golden name <c>shared.gate.weight</c>). Needs a shared expert.
+    /// </summary>
+    public bool SharedExpertGate { get; init; }
+
+    /// <summary>
     /// Auxiliary-loss-free load balancing: the router chooses with an expert bias ([E], golden name
     /// <c>router.expert_bias</c>) that <see cref="MoeLayer.UpdateExpertBias"/> adjusts.
     /// </summary>

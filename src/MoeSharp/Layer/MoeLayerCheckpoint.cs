@@ -49,6 +49,9 @@ public static class MoeLayerCheckpoint
     /// <summary>Shared expert's up projection: [Hs, D].</summary>
     public const string SharedW3 = "shared.w3";
 
+    /// <summary>Shared expert's sigmoid gate (Qwen2-MoE's <c>shared_expert_gate</c>): [1, D].</summary>
+    public const string SharedGate = "shared.gate.weight";
+
     /// <summary>Loads golden-named weights from a file (see the class remarks). Every rank reads the file and keeps its experts.</summary>
     /// <exception cref="InvalidDataException">A tensor is missing or mis-shaped, or the file is malformed.</exception>
     public static void Load(MoeLayer layer, string path)
@@ -90,6 +93,7 @@ public static class MoeLayerCheckpoint
             plan.Add(Copy.Whole(Require(file, SharedW2, d, hs), shared.W2));
             plan.Add(Copy.Whole(Require(file, SharedW3, hs, d), shared.W3));
         }
+        if (layer.SharedGate is { } sharedGate) plan.Add(Copy.Whole(Require(file, SharedGate, 1, d), sharedGate));
         if (layer.ExpertBias is { } bias && file.Contains(ExpertBias)) plan.Add(Copy.Whole(Require(file, ExpertBias, e), bias));
         Apply(plan);
     }
@@ -116,6 +120,7 @@ public static class MoeLayerCheckpoint
             state.Add(new(SharedW2, HostCopy(shared.W2)));
             state.Add(new(SharedW3, HostCopy(shared.W3)));
         }
+        if (layer.SharedGate is { } sharedGate) state.Add(new(SharedGate, HostCopy(sharedGate)));
         return state;
     }
 
@@ -151,6 +156,7 @@ public static class MoeLayerCheckpoint
                 case SharedW1: result.Add(new(prefix + "shared_expert.gate_proj.weight", tensor)); break;
                 case SharedW2: result.Add(new(prefix + "shared_expert.down_proj.weight", tensor)); break;
                 case SharedW3: result.Add(new(prefix + "shared_expert.up_proj.weight", tensor)); break;
+                case SharedGate: result.Add(new(prefix + "shared_expert_gate.weight", tensor)); break;
                 default: throw new ArgumentException($"'{name}' is not a MoE layer tensor name", nameof(state));
             }
         }
@@ -211,6 +217,10 @@ public static class MoeLayerCheckpoint
             plan.Add(Copy.Whole(Require(file, prefix + "shared_expert.gate_proj.weight", hs, d), shared.W1));
             plan.Add(Copy.Whole(Require(file, prefix + "shared_expert.down_proj.weight", d, hs), shared.W2));
             plan.Add(Copy.Whole(Require(file, prefix + "shared_expert.up_proj.weight", hs, d), shared.W3));
+        }
+        if (layer.SharedGate is { } sharedGate)
+        {
+            plan.Add(Copy.Whole(Require(file, prefix + "shared_expert_gate.weight", 1, d), sharedGate));
         }
         string biasName = prefix + "gate.e_score_correction_bias";
         if (layer.ExpertBias is { } bias && file.Contains(biasName)) plan.Add(Copy.Whole(Require(file, biasName, e), bias));
