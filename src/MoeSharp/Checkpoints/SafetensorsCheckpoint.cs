@@ -144,30 +144,49 @@ public sealed class SafetensorsCheckpoint : IDisposable
         }
     }
 
+    /// <summary>
+    /// Reads the index's <c>weight_map</c> with a forward-only reader (no document tree) and one string per shard
+    /// name: a large model's index lists tens of thousands of tensors, which should cost little next to one layer.
+    /// </summary>
     private static Dictionary<string, string> ReadWeightMap(string index)
     {
+        byte[] bytes = File.ReadAllBytes(index);
+        var weightMap = new Dictionary<string, string>(StringComparer.Ordinal);
+        var shards = new Dictionary<string, string>(StringComparer.Ordinal);
+        bool found = false;
         try
         {
-            using JsonDocument document = JsonDocument.Parse(File.ReadAllBytes(index));
-            if (!document.RootElement.TryGetProperty("weight_map", out JsonElement map) || map.ValueKind != JsonValueKind.Object)
+            var reader = new Utf8JsonReader(bytes, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Skip });
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject) throw new InvalidDataException($"{index}: not a JSON object");
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
-                throw new InvalidDataException($"{index}: no 'weight_map' object");
-            }
-            var weightMap = new Dictionary<string, string>(StringComparer.Ordinal);
-            foreach (JsonProperty item in map.EnumerateObject())
-            {
-                string? shard = item.Value.ValueKind == JsonValueKind.String ? item.Value.GetString() : null;
-                if (string.IsNullOrEmpty(shard) || shard.Contains('/') || shard.Contains('\\') || shard.Contains(".."))
+                bool isMap = reader.ValueTextEquals("weight_map"u8);
+                reader.Read();
+                if (!isMap)
                 {
-                    throw new InvalidDataException($"{index}: weight_map['{item.Name}'] is {item.Value.GetRawText()}, not a shard file name");
+                    reader.Skip();
+                    continue;
                 }
-                weightMap[item.Name] = shard;
+                if (reader.TokenType != JsonTokenType.StartObject) throw new InvalidDataException($"{index}: 'weight_map' is not an object");
+                found = true;
+                while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+                {
+                    string name = reader.GetString()!;
+                    reader.Read();
+                    string? shard = reader.TokenType == JsonTokenType.String ? reader.GetString() : null;
+                    if (string.IsNullOrEmpty(shard) || shard.Contains('/') || shard.Contains('\\') || shard.Contains(".."))
+                    {
+                        throw new InvalidDataException($"{index}: weight_map['{name}'] is not a shard file name in the checkpoint directory");
+                    }
+                    if (!shards.TryGetValue(shard, out string? interned)) shards.Add(shard, interned = shard);
+                    weightMap[name] = interned;
+                }
             }
-            return weightMap;
         }
         catch (JsonException e)
         {
             throw new InvalidDataException($"{index}: not valid JSON: {e.Message}");
         }
+        return found ? weightMap : throw new InvalidDataException($"{index}: no 'weight_map' object");
     }
 }

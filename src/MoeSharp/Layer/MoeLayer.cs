@@ -432,7 +432,8 @@ public sealed class MoeLayer
         return t;
     }
 
-    private Parameter NewParameter(string name, Tensor value) => new(name, value, _kernels.Zeros(DType.Float32, value.ShapeArray()));
+    // Gradients are allocated at the first backward: a layer that only runs forward holds just its weights.
+    private Parameter NewParameter(string name, Tensor value) => new(name, value, () => _kernels.Zeros(DType.Float32, value.ShapeArray()));
 
     /// <summary>
     /// Hands the previous forward's working tensors (routing, routed rows, expert outputs, dispatch metadata) back to
