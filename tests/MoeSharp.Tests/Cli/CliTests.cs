@@ -18,13 +18,13 @@ public sealed class ConsoleCollection
 [Collection(ConsoleCollection.Name)]
 public class CliTests
 {
-    private sealed record CliResult(int ExitCode, string Out, string Error)
+    internal sealed record CliResult(int ExitCode, string Out, string Error)
     {
         public override string ToString() => $"exit {ExitCode}\nstdout:\n{Out}\nstderr:\n{Error}";
     }
 
     /// <summary>Runs the CLI with stdout (Console and Spectre's AnsiConsole) and stderr captured.</summary>
-    private static CliResult Invoke(params string[] args)
+    internal static CliResult Invoke(params string[] args)
     {
         var stdout = new StringWriter();
         var stderr = new StringWriter();
@@ -54,7 +54,7 @@ public class CliTests
         }
     }
 
-    private static void AssertUsageError(CliResult result)
+    internal static void AssertUsageError(CliResult result)
     {
         Assert.True(result.ExitCode == 2, result.ToString());
         string line = Assert.Single(result.Error.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
