@@ -29,6 +29,13 @@ public sealed record MoeLayerArgs
         TopK = topK;
     }
 
+    /// <summary>
+    /// The MoE block's arguments from a Hugging Face checkpoint directory's <c>config.json</c> (Qwen2-MoE, Qwen3-MoE,
+    /// Mixtral, DeepSeek-V3), routing as the family's modeling code does; see <see cref="Checkpoints.HfMoeConfig"/>.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The config is missing a key, malformed or of another family.</exception>
+    public static MoeLayerArgs FromHfConfig(string checkpointDirectory) => Checkpoints.HfMoeConfig.Read(checkpointDirectory).Args;
+
     /// <summary>D.</summary>
     public int Dim { get; }
 
