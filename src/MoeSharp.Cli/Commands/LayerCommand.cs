@@ -37,7 +37,7 @@ internal sealed class LayerCommand : Command<LayerSettings>
             $"{config.Family} layer {layer}: D {a.Dim}, E {a.NumExperts}, K {a.TopK}, H {a.Hidden}, shared {a.SharedHidden}; " +
             $"T {x.Rows}; {layout}; {compute.DeviceName}")));
         AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
-            $"load {result.Load.TotalMilliseconds:F1} ms, read {result.BytesRead:N0} bytes for {result.RankBytes:N0} bytes of the ranks' tensors; " +
+            $"build {result.Build.TotalMilliseconds:F1} ms, load {result.Load.TotalMilliseconds:F1} ms, read {result.BytesRead:N0} bytes for {result.RankBytes:N0} bytes of the ranks' tensors; " +
             $"forward {result.Forward.TotalMilliseconds:F2} ms")));
         var table = new Table().AddColumns("expert", "tokens", "share");
         long total = result.TokensPerExpert.Sum();

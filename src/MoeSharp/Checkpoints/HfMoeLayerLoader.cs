@@ -164,6 +164,7 @@ public static class HfMoeLayerLoader
     }
 
     /// <summary>DeepSeek-V3's block-wise FP8 scaling: <c>w[i, j] = q[i, j] · scale_inv[i / bRows, j / bColumns]</c>.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private static void Dequantize(Span<float> chunk, int firstRow, int columns, float[] scales, int blockRows, int blockColumns)
     {
         int scaleColumns = (columns + blockColumns - 1) / blockColumns;
