@@ -16,11 +16,11 @@ internal sealed class LayerSettings : CommandSettings
     public int? Layer { get; init; }
 
     [CommandOption("--input <FILE>")]
-    [Description("safetensors file with tensor 'x' [T, hidden_size], float32 or bfloat16. Default: --tokens random tokens.")]
+    [Description("safetensors file with tensor 'x' [[T, hidden_size]], float32 or bfloat16. Default: --tokens random tokens.")]
     public string? Input { get; init; }
 
     [CommandOption("--output <FILE>")]
-    [Description("Write the block's output as tensor 'y' [T, hidden_size] float32 to this safetensors file.")]
+    [Description("Write the block's output as tensor 'y' [[T, hidden_size]] float32 to this safetensors file.")]
     public string? Output { get; init; }
 
     [CommandOption("--tokens <T>")]

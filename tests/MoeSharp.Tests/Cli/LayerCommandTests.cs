@@ -31,6 +31,15 @@ public sealed class LayerCommandTests
     }
 
     [Fact]
+    public void Help_renders()
+    {
+        // Spectre reads descriptions as markup: an unescaped [T, D] made --help fail with exit 1.
+        var result = CliTests.Invoke("layer", "--help");
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Empty(result.Error);
+    }
+
+    [Fact]
     public void Random_tokens_run_without_an_input()
     {
         var result = CliTests.Invoke("layer", "--checkpoint", CheckpointData.Folder("mixtral"), "--layer", "1", "--tokens", "5");
