@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Peer of `moe layer`'s load for a side-by-side time: a one-layer Qwen3-MoE-layout BF16 checkpoint
 (D 2048, H 768, E 16: 151 MB), and numpy doing the same work as MoeSharp's loader: read the header, then each
-tensor by offset, widen BF16 to float32 into preallocated memory. Prints the median of 5 loads.
+tensor by offset, widen BF16 to float32 into preallocated memory. Prints the median of 5 loads in this process, and
+the first load alone (fresh memory, like one `moe layer` process) with --once.
 
   /usr/bin/python3 bench/reference/checkpoint_load_peer.py /tmp/ckbench      # writes /tmp/ckbench/ckpt, times numpy
   moe layer --checkpoint /tmp/ckbench/ckpt --layer 0 --tokens 4              # prints MoeSharp's load time
@@ -63,13 +64,18 @@ def load(path):
 
 
 if __name__ == "__main__":
-    root = sys.argv[1] if len(sys.argv) > 1 else "/tmp/ckbench"
+    args = [a for a in sys.argv[1:] if a != "--once"]
+    root = args[0] if args else "/tmp/ckbench"
     folder = os.path.join(root, "ckpt")
     if not os.path.exists(os.path.join(folder, "model.safetensors")):
         make(folder)
+    once = "--once" in sys.argv
     times = []
-    for _ in range(5):
+    for _ in range(1 if once else 5):
         start = time.perf_counter()
         load(os.path.join(folder, "model.safetensors"))
         times.append(time.perf_counter() - start)
-    print(f"numpy load: median {sorted(times)[2] * 1000:.1f} ms of {[round(t * 1000, 1) for t in times]}")
+    if once:
+        print(f"numpy load (first in a fresh process): {times[0] * 1000:.1f} ms")
+    else:
+        print(f"numpy load: median {sorted(times)[2] * 1000:.1f} ms of {[round(t * 1000, 1) for t in times]}")
