@@ -49,6 +49,8 @@ internal static class CliApp
                 .WithDescription("Chaos soak: random dispatcher configurations, some with one injected fault at a random collective of a random rank; every fault-free run bitwise equal to one rank, every faulted run ending within the timeout + 2 s naming the culprit.");
             config.AddCommand<BenchCommand>("bench")
                 .WithDescription("Time dispatch and combine next to the machine's memory-copy bandwidth (host, or GPUs with --device cuda); --gemm times cuBLAS grouped GEMM.");
+            config.AddCommand<LayerCommand>("layer")
+                .WithDescription("Run the MoE block of one decoder layer of a Hugging Face checkpoint (Qwen2-MoE, Qwen3-MoE, Mixtral, DeepSeek-V3) forward, each rank reading only its own experts; print the routing load and the time.");
         });
         if (Faults.MalformedOptions.Find(args) is string malformed)
         {

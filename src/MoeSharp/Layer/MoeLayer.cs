@@ -91,6 +91,11 @@ public sealed class MoeLayer : IDisposable
                 nameof(world));
         }
 
+        if (args.SharedExpertGate && args.SharedHidden == 0)
+        {
+            throw new ArgumentException("a shared expert gate (SharedExpertGate) needs a shared expert (SharedHidden > 0)", nameof(args));
+        }
+
         Args = args;
         Dispatcher = dispatcher;
         _world = world;
@@ -99,6 +104,7 @@ public sealed class MoeLayer : IDisposable
             args.NumExpertGroups, args.NumLimitedGroups, _kernels);
         Experts = new GroupedExperts(dispatcher.NumLocalExperts, args.Dim, args.Hidden, _kernels);
         Shared = args.SharedHidden > 0 ? new SharedExpert(args.Dim, args.SharedHidden, _kernels) : null;
+        SharedGate = args.SharedExpertGate ? _kernels.Zeros(DType.Float32, 1, args.Dim) : null;
         _balancer = args.LoadBalancing ? new ExpertLoadBalancer(args.NumExperts) : null;
 
         var parameters = new List<Parameter>
@@ -114,6 +120,7 @@ public sealed class MoeLayer : IDisposable
             parameters.Add(NewParameter(MoeLayerCheckpoint.SharedW2, Shared.W2));
             parameters.Add(NewParameter(MoeLayerCheckpoint.SharedW3, Shared.W3));
         }
+        if (SharedGate is not null) parameters.Add(NewParameter(MoeLayerCheckpoint.SharedGate, SharedGate));
         Parameters = parameters;
     }
 
@@ -151,6 +158,12 @@ public sealed class MoeLayer : IDisposable
 
     /// <summary>The shared expert (replicated on every rank), or null.</summary>
     public SharedExpert? Shared { get; }
+
+    /// <summary>
+    /// The shared expert's sigmoid gate <c>[1, D]</c> float32 (Qwen2-MoE's <c>shared_expert_gate</c>; replicated), or null:
+    /// the shared output of token t is multiplied by <c>sigmoid(x_t · g)</c>.
+    /// </summary>
+    public Tensor? SharedGate { get; }
 
     /// <summary>The EP group (every rank), or null for a single rank.</summary>
     internal IProcessGroup? World => _world;
@@ -231,10 +244,13 @@ public sealed class MoeLayer : IDisposable
         SwiGluForwardResult expertsForward = Experts.Forward(dispatched.RoutedTokens, counts);
 
         SwiGluForwardResult? sharedForward = null;
+        SharedGateForward? gateForward = null;
         SharedExpertsFunction? sharedFunction = Shared is null ? null : own =>
         {
             sharedForward = Shared.Forward(own);
-            return sharedForward.Output;
+            if (SharedGate is null) return sharedForward.Output;
+            gateForward = GateSharedOutput(own, sharedForward.Output);
+            return gateForward.Gated;
         };
         CombineResult combined = Dispatcher.CombineWithState(expertsForward.Output, dispatched.Metadata, x, sharedFunction);
         Tensor output = Dispatcher.ReduceSequenceParallel(combined.Output);
@@ -247,9 +263,11 @@ public sealed class MoeLayer : IDisposable
             _forwardScratch.AddRange(sharedForward.SavedActivations);
             if (!ReferenceEquals(sharedForward.Input, x)) _forwardScratch.Add(sharedForward.Input);
         }
+        if (gateForward is not null) _forwardScratch.AddRange([gateForward.Gate, gateForward.Identity, gateForward.Gated]);
         if (!ReferenceEquals(output, combined.Output)) _forwardScratch.Add(combined.Output);
 
-        _saved = new ForwardContext(x, ownX, ownStart, routing, dispatched.Metadata, expertsForward, sharedForward, combined.State, output.ShapeArray());
+        _saved = new ForwardContext(x, ownX, ownStart, routing, dispatched.Metadata, expertsForward, sharedForward, gateForward,
+            combined.State, output.ShapeArray());
         return output;
     }
 
@@ -305,11 +323,12 @@ public sealed class MoeLayer : IDisposable
             accumulators.Add(sharedRunning.GradW2);
             accumulators.Add(sharedRunning.GradW3);
         }
+        if (SharedGate is not null) accumulators.Add(GradOf(MoeLayerCheckpoint.SharedGate));
         Tensor? routerGradX = null, sharedGradX = null;
         RankOrderedAccumulation.Run(_world, _kernels, accumulators, () =>
         {
             routerGradX = Router.Backward(saved.Routing, saved.OwnX, gradTopScores, gradGate).GradX;
-            if (Shared is not null) sharedGradX = Shared.Backward(saved.SharedForward!, gradOwnOutput, sharedRunning).GradX;
+            if (Shared is not null) sharedGradX = SharedBackward(saved, gradOwnOutput, sharedRunning!, scratch);
         });
 
         // Per row: dispatch terms (ascending expert id), then the router's, then the shared expert's.
@@ -348,6 +367,47 @@ public sealed class MoeLayer : IDisposable
         _world?.AllReduceSum(summed.AsSpan());
         balancer.UpdateExpertBias(coeff, summed);
         return summed;
+    }
+
+    /// <summary>
+    /// Qwen2-MoE's gated shared output <c>sigmoid(x · gᵀ) ⊙ shared(x)</c>, row-wise (so bitwise the same in every layout).
+    /// </summary>
+    private SharedGateForward GateSharedOutput(Tensor own, Tensor sharedOutput)
+    {
+        int rows = own.Rows;
+        Tensor gate = _kernels.Allocate(DType.Float32, rows, 1);
+        _kernels.MatMulTransposeB(own, 0, rows, SharedGate!, 0, 1, Args.Dim, gate, 0);
+        _kernels.Score(ScoreFunction.Sigmoid, gate, gate);
+        var identityRows = new int[rows];
+        for (int i = 0; i < rows; i++) identityRows[i] = i;
+        Tensor identity = Tensor.FromArray(identityRows, rows);
+        if (!_kernels.Dispatch.IsHost) identity = _kernels.Dispatch.ToDevice(identity);
+        Tensor gated = _kernels.Allocate(DType.Float32, rows, Args.Dim);
+        _kernels.Dispatch.GatherRows(sharedOutput, 0, identity, gate.Reshape(rows), gated);
+        return new SharedGateForward(gate, identity, gated);
+    }
+
+    /// <summary>
+    /// The shared expert's backward, through its gate when it has one: with <c>s = sigmoid(x · gᵀ)</c> and
+    /// <c>u = shared(x)</c>, <c>du = s ⊙ dy</c>, <c>dz = (dy · u) s (1 − s)</c>, <c>dg += dzᵀ x</c>, <c>dx += dz g</c>.
+    /// Weight gradients continue the rank-ordered chains in <paramref name="running"/> and the gate's gradient.
+    /// </summary>
+    private Tensor SharedBackward(ForwardContext saved, Tensor gradOwnOutput, SwiGluGradients running, List<Tensor> scratch)
+    {
+        SharedGateForward? gate = saved.SharedGateForward;
+        if (gate is null) return Shared!.Backward(saved.SharedForward!, gradOwnOutput, running).GradX;
+        int rows = gradOwnOutput.Rows;
+        Tensor gradGateLogit = _kernels.Allocate(DType.Float32, rows, 1);
+        _kernels.Dispatch.RowDots(saved.SharedForward!.Output, gate.Identity, gradOwnOutput, 0, 1, gradGateLogit.Reshape(rows), 0);
+        _kernels.ScoreBackward(ScoreFunction.Sigmoid, gate.Gate, gradGateLogit, gradGateLogit);
+        Tensor gradShared = _kernels.Allocate(DType.Float32, rows, Args.Dim);
+        _kernels.Dispatch.GatherRows(gradOwnOutput, 0, gate.Identity, gate.Gate.Reshape(rows), gradShared);
+        Tensor gradX = Shared!.Backward(saved.SharedForward, gradShared, running).GradX;
+        _kernels.MatMulTransposeA(gradGateLogit, 0, saved.OwnX, 0, rows, 1, Args.Dim, GradOf(MoeLayerCheckpoint.SharedGate), 0,
+            accumulate: true);
+        _kernels.MatMul(gradGateLogit, 0, rows, SharedGate!, 0, Args.Dim, 1, gradX, 0, accumulate: true);
+        scratch.AddRange([gradGateLogit, gradShared]);
+        return gradX;
     }
 
     private Tensor GradOf(string name)
@@ -390,11 +450,12 @@ public sealed class MoeLayer : IDisposable
         foreach (Parameter p in Parameters)
         {
             _kernels.Release(p.Value);
-            _kernels.Release(p.Grad);
+            if (p.AllocatedGrad is { } grad) _kernels.Release(grad);
         }
     }
 
-    private Parameter NewParameter(string name, Tensor value) => new(name, value, _kernels.Zeros(DType.Float32, value.ShapeArray()));
+    // Gradients are allocated at the first backward: a layer that only runs forward holds just its weights.
+    private Parameter NewParameter(string name, Tensor value) => new(name, value, () => _kernels.Zeros(DType.Float32, value.ShapeArray()));
 
     /// <summary>
     /// Hands the previous forward's working tensors (routing, routed rows, expert outputs, dispatch metadata) back to
@@ -408,5 +469,9 @@ public sealed class MoeLayer : IDisposable
     }
 
     private sealed record ForwardContext(Tensor X, Tensor OwnX, int OwnStart, RouterOutput Routing, DispatchMetadata Metadata,
-        SwiGluForwardResult ExpertsForward, SwiGluForwardResult? SharedForward, CombineState CombineState, int[] OutputShape);
+        SwiGluForwardResult ExpertsForward, SwiGluForwardResult? SharedForward, SharedGateForward? SharedGateForward,
+        CombineState CombineState, int[] OutputShape);
+
+    /// <summary>The shared expert gate's forward: sigmoid values [T, 1], the identity row map [T] and the gated output.</summary>
+    private sealed record SharedGateForward(Tensor Gate, Tensor Identity, Tensor Gated);
 }

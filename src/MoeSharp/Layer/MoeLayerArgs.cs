@@ -29,6 +29,13 @@ public sealed record MoeLayerArgs
         TopK = topK;
     }
 
+    /// <summary>
+    /// The MoE block's arguments from a Hugging Face checkpoint directory's <c>config.json</c> (Qwen2-MoE, Qwen3-MoE,
+    /// Mixtral, DeepSeek-V3), routing as the family's modeling code does; see <see cref="Checkpoints.HfMoeConfig"/>.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The config is missing a key, malformed or of another family.</exception>
+    public static MoeLayerArgs FromHfConfig(string checkpointDirectory) => Checkpoints.HfMoeConfig.Read(checkpointDirectory).Args;
+
     /// <summary>D.</summary>
     public int Dim { get; }
 
@@ -58,6 +65,12 @@ public sealed record MoeLayerArgs
 
     /// <summary>Hs, the shared expert's hidden dim; 0 means no shared expert.</summary>
     public int SharedHidden { get; init; }
+
+    /// <summary>
+    /// Qwen2-MoE's <c>shared_expert_gate</c>: the shared expert's output is multiplied per token by
+    /// <c>sigmoid(x · g)</c>, g a learned [1, D] weight (golden name <c>shared.gate.weight</c>). Needs a shared expert.
+    /// </summary>
+    public bool SharedExpertGate { get; init; }
 
     /// <summary>
     /// Auxiliary-loss-free load balancing: the router chooses with an expert bias ([E], golden name

@@ -49,6 +49,9 @@ public static class MoeLayerCheckpoint
     /// <summary>Shared expert's up projection: [Hs, D].</summary>
     public const string SharedW3 = "shared.w3";
 
+    /// <summary>Shared expert's sigmoid gate (Qwen2-MoE's <c>shared_expert_gate</c>): [1, D].</summary>
+    public const string SharedGate = "shared.gate.weight";
+
     /// <summary>Loads golden-named weights from a file (see the class remarks). Every rank reads the file and keeps its experts.</summary>
     /// <exception cref="InvalidDataException">A tensor is missing or mis-shaped, or the file is malformed.</exception>
     public static void Load(MoeLayer layer, string path)
@@ -90,13 +93,16 @@ public static class MoeLayerCheckpoint
             plan.Add(Copy.Whole(Require(file, SharedW2, d, hs), shared.W2));
             plan.Add(Copy.Whole(Require(file, SharedW3, hs, d), shared.W3));
         }
+        if (layer.SharedGate is { } sharedGate) plan.Add(Copy.Whole(Require(file, SharedGate, 1, d), sharedGate));
         if (layer.ExpertBias is { } bias && file.Contains(ExpertBias)) plan.Add(Copy.Whole(Require(file, ExpertBias, e), bias));
         Apply(plan);
     }
 
     /// <summary>
     /// Collective over the layer's world: the golden-named weights with all E experts (gathered from their
-    /// owners; weights only, never tokens), in a fixed order.
+    /// owners; weights only, never tokens), in a fixed order. Each stacked expert tensor is one array, so this is for
+    /// layers whose <c>E × H × D</c> fits one (it throws <see cref="InvalidOperationException"/> before gathering
+    /// otherwise); <see cref="Save"/> streams and has no such limit.
     /// </summary>
     public static IReadOnlyList<KeyValuePair<string, Tensor>> StateDict(MoeLayer layer)
     {
@@ -116,19 +122,91 @@ public static class MoeLayerCheckpoint
             state.Add(new(SharedW2, HostCopy(shared.W2)));
             state.Add(new(SharedW3, HostCopy(shared.W3)));
         }
+        if (layer.SharedGate is { } sharedGate) state.Add(new(SharedGate, HostCopy(sharedGate)));
         return state;
     }
 
     /// <summary>
-    /// Collective: writes the golden-named weights (<see cref="StateDict"/>) to <paramref name="path"/> from
-    /// world rank 0 only (atomically).
+    /// Collective: writes the golden-named weights (the tensors of <see cref="StateDict"/>) to <paramref name="path"/>
+    /// from world rank 0 only (atomically), streaming: the experts travel one expert slab at a time (each rank's
+    /// j-th local expert, in row blocks of at most <see cref="SaveBlockBytes"/> over all ranks) and are written at
+    /// their offsets, so no rank ever holds more than its own experts and one block, and the stacked tensors may be
+    /// larger than any array.
     /// </summary>
     public static void Save(MoeLayer layer, string path, IReadOnlyDictionary<string, string>? metadata = null)
+        => SaveInBlocks(layer, path, metadata, SaveBlockBytes);
+
+    /// <summary><see cref="Save(MoeLayer, string, IReadOnlyDictionary{string, string}?)"/> with another gather block size (tests use tiny ones).</summary>
+    internal static void SaveInBlocks(MoeLayer layer, string path, IReadOnlyDictionary<string, string>? metadata, int blockBytes)
     {
         ArgumentNullException.ThrowIfNull(layer);
         ArgumentException.ThrowIfNullOrEmpty(path);
-        var state = StateDict(layer);
-        if (layer.Dispatcher.EpRank == 0) SafetensorsFile.Write(path, state, metadata);
+        MoeLayerArgs a = layer.Args;
+        long e = a.NumExperts, d = a.Dim, h = a.Hidden, hs = a.SharedHidden;
+        var replicated = new List<(string Name, Tensor Value)> { (GateWeight, layer.Router.GateWeight) };
+        if (layer.ExpertBias is { } bias) replicated.Add((ExpertBias, bias));
+        var layout = new List<(string Name, DType DType, long[] Shape)>
+        {
+            (GateWeight, DType.Float32, [e, d]),
+        };
+        if (layer.ExpertBias is not null) layout.Add((ExpertBias, DType.Float32, [e]));
+        layout.Add((ExpertsW1, DType.Float32, [e, h, d]));
+        layout.Add((ExpertsW2, DType.Float32, [e, d, h]));
+        layout.Add((ExpertsW3, DType.Float32, [e, h, d]));
+        if (layer.Shared is { } shared)
+        {
+            layout.Add((SharedW1, DType.Float32, [hs, d]));
+            layout.Add((SharedW2, DType.Float32, [d, hs]));
+            layout.Add((SharedW3, DType.Float32, [hs, d]));
+            replicated.AddRange([(SharedW1, shared.W1), (SharedW2, shared.W2), (SharedW3, shared.W3)]);
+        }
+        if (layer.SharedGate is { } gate)
+        {
+            layout.Add((SharedGate, DType.Float32, [1, d]));
+            replicated.Add((SharedGate, gate));
+        }
+
+        bool writes = layer.Dispatcher.EpRank == 0;
+        using SafetensorsStreamWriter? writer = writes ? new SafetensorsStreamWriter(path, layout, metadata) : null;
+        foreach (var (name, value) in replicated) writer?.Write(name, 0, HostCopy(value).AsSpan<float>());
+        StreamExperts(layer, writer, ExpertsW1, layer.Experts.W1, (int)h, (int)d, blockBytes);
+        StreamExperts(layer, writer, ExpertsW2, layer.Experts.W2, (int)d, (int)h, blockBytes);
+        StreamExperts(layer, writer, ExpertsW3, layer.Experts.W3, (int)h, (int)d, blockBytes);
+        writer?.Commit();
+    }
+
+    /// <summary>Largest block of expert rows (over all ranks together) that <see cref="Save"/> gathers at once.</summary>
+    public const int SaveBlockBytes = 64 << 20;
+
+    /// <summary>
+    /// Streams a stacked expert weight to rank 0's writer: for each local expert j and row block, every rank's slab
+    /// is all-gathered (rank s holds global expert s·El + j) and rank 0 writes each at its offset.
+    /// </summary>
+    private static void StreamExperts(MoeLayer layer, SafetensorsStreamWriter? writer, string name, Tensor local, int rows, int columns,
+        int blockBytes)
+    {
+        int ranks = layer.World?.Size ?? 1, perRank = layer.Experts.NumLocalExperts;
+        int blockRows = (int)Math.Clamp(blockBytes / ((long)ranks * columns * sizeof(float)), 1, rows);
+        var slab = new float[blockRows * columns];
+        var gathered = ranks > 1 ? new float[ranks * slab.Length] : slab;
+        for (int j = 0; j < perRank; j++)
+        {
+            for (int row = 0; row < rows; row += blockRows)
+            {
+                int count = Math.Min(blockRows, rows - row), elements = count * columns;
+                long first = ((long)j * rows + row) * columns;
+                Span<float> mine = slab.AsSpan(0, elements);
+                if (local.DeviceBuffer is { } device) device.CopyToHost(first * sizeof(float), MemoryMarshal.AsBytes(mine));
+                else local.AsSpan<float>().Slice((int)first, elements).CopyTo(mine);
+                if (ranks > 1) layer.World!.AllGather<float>(mine, gathered.AsSpan(0, ranks * elements));
+                if (writer is null) continue;
+                for (int s = 0; s < ranks; s++)
+                {
+                    long expert = (long)s * perRank + j;
+                    writer.Write(name, (expert * rows + row) * columns, gathered.AsSpan(s * elements, elements));
+                }
+            }
+        }
     }
 
     /// <summary>The Hugging Face name of each golden-named tensor of <paramref name="state"/> (the mapping in the class remarks).</summary>
@@ -151,6 +229,7 @@ public static class MoeLayerCheckpoint
                 case SharedW1: result.Add(new(prefix + "shared_expert.gate_proj.weight", tensor)); break;
                 case SharedW2: result.Add(new(prefix + "shared_expert.down_proj.weight", tensor)); break;
                 case SharedW3: result.Add(new(prefix + "shared_expert.up_proj.weight", tensor)); break;
+                case SharedGate: result.Add(new(prefix + "shared_expert_gate.weight", tensor)); break;
                 default: throw new ArgumentException($"'{name}' is not a MoE layer tensor name", nameof(state));
             }
         }
@@ -212,6 +291,10 @@ public static class MoeLayerCheckpoint
             plan.Add(Copy.Whole(Require(file, prefix + "shared_expert.down_proj.weight", d, hs), shared.W2));
             plan.Add(Copy.Whole(Require(file, prefix + "shared_expert.up_proj.weight", hs, d), shared.W3));
         }
+        if (layer.SharedGate is { } sharedGate)
+        {
+            plan.Add(Copy.Whole(Require(file, prefix + "shared_expert_gate.weight", 1, d), sharedGate));
+        }
         string biasName = prefix + "gate.e_score_correction_bias";
         if (layer.ExpertBias is { } bias && file.Contains(biasName)) plan.Add(Copy.Whole(Require(file, biasName, e), bias));
         Apply(plan);
@@ -265,8 +348,14 @@ public static class MoeLayerCheckpoint
 
     private static Tensor GatherExperts(MoeLayer layer, Tensor local, int rows, int columns)
     {
-        if (!local.IsOnHost) local = local.ToHost();
         int total = layer.Args.NumExperts;
+        long elements = (long)total * rows * columns;
+        if (elements > Array.MaxLength)
+        {
+            throw new InvalidOperationException(
+                $"StateDict would gather {total} × {rows} × {columns} = {elements} elements into one tensor, more than an array holds; use Save, which streams");
+        }
+        if (!local.IsOnHost) local = local.ToHost();
         var full = Tensor.Uninitialized(DType.Float32, total, rows, columns);
         if (layer.World is { Size: > 1 } world) world.AllGather<float>(local.AsSpan<float>(), full.AsSpan<float>());
         else local.AsSpan<float>().CopyTo(full.AsSpan<float>());

@@ -60,7 +60,15 @@ internal static class ReferenceMoeLayer
             if (c.SharedHidden > 0)
             {
                 double[] y = SwiGlu(xt.ToArray(), p["shared.w1"], p["shared.w2"], p["shared.w3"], 0, c.SharedHidden, d);
-                for (int j = 0; j < d; j++) outT[j] += y[j];
+                // Qwen2-MoE's shared_expert_gate: sigmoid(x · g) scales the shared output, when present.
+                double gateValue = 1;
+                if (p.TryGetValue("shared.gate.weight", out double[]? g))
+                {
+                    double z = 0;
+                    for (int j = 0; j < d; j++) z += xt[j] * g[j];
+                    gateValue = 1 / (1 + Math.Exp(-z));
+                }
+                for (int j = 0; j < d; j++) outT[j] += gateValue * y[j];
             }
             for (int j = 0; j < k; j++)
             {

@@ -1,0 +1,79 @@
+using System.ComponentModel;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace MoeSharp.Cli.Commands;
+
+/// <summary>Options of <c>moe layer</c>.</summary>
+internal sealed class LayerSettings : CommandSettings
+{
+    [CommandOption("--checkpoint <DIR>")]
+    [Description("Hugging Face checkpoint directory: config.json and one or more .safetensors (with or without model.safetensors.index.json). Qwen2-MoE, Qwen3-MoE, Mixtral, DeepSeek-V3.")]
+    public string? Checkpoint { get; init; }
+
+    [CommandOption("--layer <N>")]
+    [Description("Decoder layer whose MoE block to run (a dense layer is an error).")]
+    public int? Layer { get; init; }
+
+    [CommandOption("--input <FILE>")]
+    [Description("safetensors file with tensor 'x' [[T, hidden_size]], float32 or bfloat16. Default: --tokens random tokens.")]
+    public string? Input { get; init; }
+
+    [CommandOption("--output <FILE>")]
+    [Description("Write the block's output as tensor 'y' [[T, hidden_size]] float32 to this safetensors file.")]
+    public string? Output { get; init; }
+
+    [CommandOption("--tokens <T>")]
+    [Description("Random standard-normal tokens when there is no --input. Default 16.")]
+    public int? Tokens { get; init; }
+
+    [CommandOption("--seed <N>")]
+    [Description("Seed of the random tokens. Default 0.")]
+    public int? Seed { get; init; }
+
+    [CommandOption("--world <W>")]
+    [Description("In-process ranks (the EP group); must divide the experts. Default 1.")]
+    public int? World { get; init; }
+
+    [CommandOption("--sp <S>")]
+    [Description("Sequence-parallel group size; must divide --world. Default 1.")]
+    public int? Sp { get; init; }
+
+    [CommandOption("--sharded")]
+    [Description("Sequence-sharded layout (each SP rank holds its shard of the tokens) instead of replicated.")]
+    public bool Sharded { get; init; }
+
+    [CommandOption("--device <DEVICE>")]
+    [Description("host (default), cuda or ilgpu-cpu.")]
+    public string? Device { get; init; }
+
+    [CommandOption("--gpus <N>")]
+    [Description("With --device cuda: GPUs to use. Default: every visible GPU.")]
+    public int? Gpus { get; init; }
+
+    [CommandOption("--timeout <SECONDS>")]
+    [Description("Seconds a collective may wait for its peers. Default 60.")]
+    public double? TimeoutSeconds { get; init; }
+
+    public override ValidationResult Validate()
+    {
+        if (string.IsNullOrEmpty(Checkpoint)) return ValidationResult.Error("layer needs --checkpoint DIR");
+        if (Layer is null) return ValidationResult.Error("layer needs --layer N");
+        if (Layer < 0) return ValidationResult.Error($"--layer {Layer} must be at least 0");
+        if (Tokens is < 1) return ValidationResult.Error($"--tokens {Tokens} must be at least 1");
+        if (Tokens is not null && Input is not null) return ValidationResult.Error("--tokens and --input exclude each other");
+        if (World is < 1) return ValidationResult.Error($"--world {World} must be at least 1");
+        if (Sp is < 1) return ValidationResult.Error($"--sp {Sp} must be at least 1");
+        if ((World ?? 1) % (Sp ?? 1) != 0) return ValidationResult.Error($"--sp {Sp} must divide --world {World ?? 1}");
+        if (TimeoutSeconds is <= 0) return ValidationResult.Error($"--timeout {TimeoutSeconds} must be positive");
+        try
+        {
+            _ = ComputeOptions.Parse(Device, Gpus);
+        }
+        catch (ArgumentException ex)
+        {
+            return ValidationResult.Error(ex.Message);
+        }
+        return ValidationResult.Success();
+    }
+}

@@ -1,0 +1,100 @@
+using System.Diagnostics;
+using MoeSharp.Checkpoints;
+using MoeSharp.Cli.Commands;
+using MoeSharp.Collectives;
+using MoeSharp.Cuda;
+using MoeSharp.Dispatch;
+using MoeSharp.Layer;
+using MoeSharp.Tensors;
+
+namespace MoeSharp.Cli.Verification;
+
+/// <summary>
+/// Runs the MoE block of one decoder layer of a Hugging Face checkpoint forward on in-process ranks: every rank
+/// opens the checkpoint itself and reads only the router, the shared expert and its own experts, then runs its rows
+/// of <c>x</c> (the layout's data-parallel chunk, replicated or sharded over its SP group); the pieces come back in
+/// token order.
+/// </summary>
+internal static class CheckpointLayerRunner
+{
+    /// <summary>What one run produced.</summary>
+    /// <param name="Y">[T, D] float32, in token order.</param>
+    /// <param name="TokensPerExpert">[E] tokens routed to each expert, summed over ranks.</param>
+    /// <param name="BytesRead">Checkpoint bytes read by all ranks (headers included).</param>
+    /// <param name="RankBytes">Bytes of the tensors the ranks needed (their own experts, router, shared expert), summed.</param>
+    /// <param name="Build">Slowest rank's time to build the empty layer (allocating its float32 weights).</param>
+    /// <param name="Load">Slowest rank's load time (open, check, read, widen, dequantise).</param>
+    /// <param name="Forward">Slowest rank's forward time.</param>
+    public sealed record Result(Tensor Y, long[] TokensPerExpert, long BytesRead, long RankBytes, TimeSpan Build, TimeSpan Load, TimeSpan Forward);
+
+    /// <summary>Loads layer <paramref name="layer"/> on every rank of <paramref name="layout"/> and runs it on <paramref name="x"/>.</summary>
+    /// <exception cref="InvalidDataException">The layer is dense or a tensor is missing or mis-shaped (names both).</exception>
+    public static Result Run(string directory, HfMoeConfig config, int layer, Tensor x, LayerLayout layout,
+        ComputeOptions? compute = null, TimeSpan? timeout = null)
+    {
+        HfMoeLayerLoader.CheckMoeLayer(config, layer);
+        MoeLayerArgs args = config.Args;
+        if (args.NumExperts % layout.World != 0)
+        {
+            throw new ArgumentException($"--world {layout.World} must divide the {args.NumExperts} experts of {config.Source}");
+        }
+        bool onDevice = compute is { OnDevice: true };
+        bool single = layout.World == 1 && layout.Layout == SequenceLayout.Replicated && !onDevice;
+        RankResult[] ranks = single
+            ? [RunRank(null, null)]
+            : InProcessWorld.Run(layout.World, world =>
+            {
+                using DeviceRank? device = compute?.CreateRank(world);
+                using ParallelGroups? groups = layout.World == 1 && layout.Layout == SequenceLayout.Replicated
+                    ? null
+                    : ParallelGroups.Create(device?.World ?? world, layout.Sp);
+                return RunRank(groups, device);
+            }, timeout);
+
+        int d = args.Dim;
+        var y = Tensor.Zeros(DType.Float32, x.Rows, d);
+        var tokensPerExpert = new long[args.NumExperts];
+        foreach (RankResult r in ranks)
+        {
+            r.Y.AsSpan<float>().CopyTo(y.AsSpan<float>().Slice(r.OutStart * d));
+            for (int e = 0; e < tokensPerExpert.Length; e++) tokensPerExpert[e] += r.TokensPerExpert[e];
+        }
+        return new Result(y, tokensPerExpert, ranks.Sum(r => r.BytesRead), ranks.Sum(r => r.RankBytes),
+            ranks.Max(r => r.Build), ranks.Max(r => r.Load), ranks.Max(r => r.Forward));
+
+        RankResult RunRank(ParallelGroups? groups, DeviceRank? device)
+        {
+            int rank = groups?.World.Rank ?? 0;
+            var clock = Stopwatch.StartNew();
+            MoeLayer moe = LayerWorldRunner.CreateLayer(args, scoreBeforeExperts: false, layout, groups, device);
+            TimeSpan build = clock.Elapsed;
+            clock.Restart();
+            long bytesRead, rankBytes;
+            using (SafetensorsCheckpoint checkpoint = SafetensorsCheckpoint.Open(directory))
+            {
+                HfMoeLayerLoader.Load(moe, checkpoint, config, layer);
+                bytesRead = checkpoint.BytesRead;
+                rankBytes = HfMoeLayerLoader.RankBytes(moe, checkpoint, config, layer);
+            }
+            TimeSpan load = clock.Elapsed;
+            var (rankX, groupTokens, ownGlobal) = LayerWorldRunner.RankRows(x, layout, rank);
+            var (groupStart, _) = LayerWorldRunner.GroupRows(x.Rows, layout.Groups, rank / layout.Sp);
+            int outStart = layout.Layout == SequenceLayout.Replicated ? groupStart : ownGlobal;
+            Tensor input = device?.Upload(rankX) ?? rankX;
+            moe.Kernels.Dispatch.Synchronize();
+            clock.Restart();
+            Tensor output = moe.Forward(input, layout.Layout == SequenceLayout.Sharded ? groupTokens : null);
+            moe.Kernels.Dispatch.Synchronize();
+            TimeSpan forward = clock.Elapsed;
+            Tensor hostY = output.IsOnHost ? output : output.ToHost();
+            long[] counts = moe.LastRouting!.TokensPerExpert.AsSpan<long>().ToArray();
+            // Replicated: every SP rank holds its group's full output; only the group's first rank reports it.
+            bool reports = layout.Layout == SequenceLayout.Sharded || rank % layout.Sp == 0;
+            return new RankResult(reports ? hostY : Tensor.Zeros(DType.Float32, 0, args.Dim), reports ? outStart : 0, counts,
+                bytesRead, rankBytes, build, load, forward);
+        }
+    }
+
+    private sealed record RankResult(Tensor Y, int OutStart, long[] TokensPerExpert, long BytesRead, long RankBytes, TimeSpan Build,
+        TimeSpan Load, TimeSpan Forward);
+}

@@ -1,0 +1,93 @@
+using MoeSharp.Tensors;
+using MoeSharp.Tests.Checkpoints;
+
+namespace MoeSharp.Tests.Cli;
+
+/// <summary><c>moe layer</c>: a family's layer from its checkpoint to y, and the exit-2 errors.</summary>
+[Collection(ConsoleCollection.Name)]
+public sealed class LayerCommandTests
+{
+    [Theory]
+    [InlineData("deepseek_v3", 2, "host")]
+    [InlineData("qwen2_moe", 1, "ilgpu-cpu")] // the shared expert gate and the loader's staging on a device backend
+    public void Layer_writes_y_within_tolerance_and_prints_the_routing_load(string family, int layer, string device)
+    {
+        string folder = CheckpointData.Folder(family);
+        string output = Path.Combine(Path.GetTempPath(), $"moe-layer-{Guid.NewGuid():N}.safetensors");
+        try
+        {
+            var result = CliTests.Invoke("layer", "--checkpoint", folder, "--layer", $"{layer}", "--input", Path.Combine(folder, "input.safetensors"),
+                "--output", output, "--world", "4", "--sp", "2", "--device", device);
+            Assert.True(result.ExitCode == 0, result.ToString());
+            Assert.Contains("routing load", result.Out);
+            Assert.Contains("forward", result.Out);
+            Tensor y = SafetensorsFile.Read(output)["y"];
+            Assert.True(CheckpointData.RelativeError(y, CheckpointData.Expected(family, layer)) < 1e-4);
+        }
+        finally
+        {
+            File.Delete(output);
+        }
+    }
+
+    [Fact]
+    public void Help_renders()
+    {
+        // Spectre reads descriptions as markup: an unescaped [T, D] made --help fail with exit 1.
+        var result = CliTests.Invoke("layer", "--help");
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Empty(result.Error);
+    }
+
+    [Fact]
+    public void Random_tokens_run_without_an_input()
+    {
+        var result = CliTests.Invoke("layer", "--checkpoint", CheckpointData.Folder("mixtral"), "--layer", "1", "--tokens", "5");
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Contains("T 5", result.Out);
+    }
+
+    [Fact]
+    public void A_dense_layer_is_exit_2_naming_the_layer()
+    {
+        var result = CliTests.Invoke("layer", "--checkpoint", CheckpointData.Folder("deepseek_v3"), "--layer", "0");
+        CliTests.AssertUsageError(result);
+        Assert.Contains("layer 0 is a dense MLP layer", result.Error);
+        Assert.Contains("first_k_dense_replace", result.Error);
+    }
+
+    [Fact]
+    public void A_missing_tensor_is_exit_2_naming_the_layer_and_the_tensor()
+    {
+        string source = CheckpointData.Folder("qwen3_moe");
+        string folder = Directory.CreateTempSubdirectory("moe-layer-missing-").FullName;
+        try
+        {
+            File.Copy(Path.Combine(source, "config.json"), Path.Combine(folder, "config.json"));
+            const string dropped = "model.layers.1.mlp.experts.6.down_proj.weight";
+            SafetensorsContent all = SafetensorsFile.Read(Path.Combine(source, "model.safetensors"));
+            SafetensorsFile.Write(Path.Combine(folder, "model.safetensors"), all.Where(kv => kv.Key != dropped));
+            var result = CliTests.Invoke("layer", "--checkpoint", folder, "--layer", "1", "--world", "2");
+            CliTests.AssertUsageError(result);
+            Assert.Contains("layer 1", result.Error);
+            Assert.Contains(dropped, result.Error);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Theory]
+    [InlineData("--layer", "1")]
+    [InlineData("--layer", "1", "--world", "3")]
+    [InlineData("--layer", "1", "--input", "/nonexistent/x.safetensors")]
+    [InlineData("--layer", "-1")]
+    public void Bad_options_are_exit_2(params string[] options)
+    {
+        string[] args = options.Length == 2 && options[1] == "1" && options[0] == "--layer"
+            ? ["layer", "--checkpoint", "/nonexistent/checkpoint", .. options]
+            : ["layer", "--checkpoint", CheckpointData.Folder("qwen3_moe"), .. options];
+        CliTests.AssertUsageError(CliTests.Invoke(args));
+    }
+}
