@@ -19,7 +19,9 @@ internal static class UnevenBenchReport
 {
     public static int Run(BenchSettings s, ComputeOptions compute, CommKind comm, bool scoreBefore)
     {
-        int? deviceWorld = compute.Device == DeviceKind.Cuda
+        // On CUDA the world defaults to one rank per GPU; an explicit --world larger than that puts several ranks on a
+        // GPU (they exchange through host memory), which is how one GPU can run the SP sweep at all.
+        int? deviceWorld = compute.Device == DeviceKind.Cuda && s.WorldOption is null
             ? (compute.Gpus == 0 ? ComputeOptions.CudaDeviceCount() : compute.Gpus)
             : null;
         // Under MPI the job's size is the world, known once the job runs (checkJobSize checks it first).
