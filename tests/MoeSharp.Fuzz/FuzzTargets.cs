@@ -1,5 +1,6 @@
 using System.Text;
 using MoeSharp.Cli;
+using MoeSharp.Checkpoints;
 using MoeSharp.Cli.Verification;
 using MoeSharp.Tensors;
 using Spectre.Console;
@@ -14,13 +15,64 @@ namespace MoeSharp.Fuzz;
 /// </summary>
 public static class FuzzTargets
 {
-    /// <summary>The targets by name: <c>safetensors</c>, <c>golden</c>, <c>cli</c>.</summary>
+    /// <summary>
+    /// The targets by name: <c>safetensors</c>, <c>golden</c>, <c>cli</c>, <c>index</c> (a checkpoint's
+    /// <c>model.safetensors.index.json</c>) and <c>hfconfig</c> (a checkpoint's <c>config.json</c>).
+    /// </summary>
     public static IReadOnlyDictionary<string, Action<byte[]>> ByName { get; } = new Dictionary<string, Action<byte[]>>
     {
         ["safetensors"] = Safetensors,
         ["golden"] = GoldenMetadata,
         ["cli"] = CliOptions,
+        ["index"] = CheckpointIndex,
+        ["hfconfig"] = HfConfig,
     };
+
+    // One checkpoint directory per process: a real shard holding tensors "a" and "b"; each input replaces its index.
+    private static readonly Lazy<string> IndexDirectory = new(() =>
+    {
+        string dir = Directory.CreateTempSubdirectory("moesharp-fuzz-index-").FullName;
+        SafetensorsFile.Write(Path.Combine(dir, "model-00001-of-00001.safetensors"),
+        [
+            new KeyValuePair<string, Tensor>("a", Tensor.FromArray(new float[] { 1, 2, 3, 4 }, 2, 2)),
+            new KeyValuePair<string, Tensor>("b", Tensor.FromArray(new float[] { 5, 6 }, 2)),
+        ]);
+        return dir;
+    });
+
+    /// <summary>
+    /// A checkpoint's shard index: the directory opens and its tensors resolve, or it is refused with an
+    /// <see cref="InvalidDataException"/> (a tensor the index does not know is a <see cref="KeyNotFoundException"/>).
+    /// </summary>
+    public static void CheckpointIndex(byte[] bytes)
+    {
+        string dir = IndexDirectory.Value;
+        File.WriteAllBytes(Path.Combine(dir, SafetensorsCheckpoint.IndexFileName), bytes);
+        try
+        {
+            using SafetensorsCheckpoint checkpoint = SafetensorsCheckpoint.Open(dir);
+            Span<float> first = stackalloc float[1];
+            foreach (string name in new[] { "a", "b", "c" })
+            {
+                if (checkpoint.TryGetTensor(name, out _)) checkpoint.ReadFloat32(name, 0, first);
+            }
+        }
+        catch (InvalidDataException)
+        {
+        }
+    }
+
+    /// <summary>A checkpoint's <c>config.json</c>: a family's MoE configuration, or an <see cref="InvalidDataException"/>.</summary>
+    public static void HfConfig(byte[] bytes)
+    {
+        try
+        {
+            _ = HfMoeConfig.Parse(Encoding.UTF8.GetString(bytes), "fuzz/config.json");
+        }
+        catch (InvalidDataException)
+        {
+        }
+    }
 
     /// <summary>The safetensors reader: a file is read or refused with an <see cref="InvalidDataException"/>.</summary>
     public static void Safetensors(byte[] bytes)

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Fuzzes one target of tests/MoeSharp.Fuzz (safetensors, golden or cli) with AFL++ through SharpFuzz for a bounded
+# Fuzzes one target of tests/MoeSharp.Fuzz (safetensors, golden, cli, index or hfconfig) with AFL++ through SharpFuzz for a bounded
 # time: installs afl++ (apt-get) and the sharpfuzz tool when missing, publishes the harness, instruments MoeSharp.dll
 # and moe.dll, and runs afl-fuzz from the seed corpus in tests/fuzz/corpus/TARGET. Crashing inputs are copied to
 # tests/fuzz/regressions/TARGET (the unit tests replay them) and the script exits 1. With MOESHARP_FUZZ_KEEP=1 the
 # inputs AFL++ found new coverage with are added to the corpus, so it grows in the repository.
 # Usage: tests/fuzz/run.sh TARGET [SECONDS]
 set -euo pipefail
-target=${1:?usage: run.sh safetensors|golden|cli [SECONDS]}
+target=${1:?usage: run.sh safetensors|golden|cli|index|hfconfig [SECONDS]}
 seconds=${2:-25}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 if ! command -v afl-fuzz >/dev/null; then

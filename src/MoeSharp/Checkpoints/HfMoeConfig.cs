@@ -82,6 +82,10 @@ public sealed class HfMoeConfig
         }
         using (document)
         {
+            if (document.RootElement.ValueKind != JsonValueKind.Object)
+            {
+                throw new InvalidDataException($"{source}: a config must be a JSON object, not {document.RootElement.ValueKind}");
+            }
             var c = new Keys(document.RootElement, source);
             string modelType = c.String("model_type");
             HfMoeFamily family = modelType switch

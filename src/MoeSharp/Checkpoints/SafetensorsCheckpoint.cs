@@ -187,6 +187,11 @@ public sealed class SafetensorsCheckpoint : IDisposable
         {
             throw new InvalidDataException($"{index}: not valid JSON: {e.Message}");
         }
+        catch (InvalidOperationException e) when (e.InnerException is System.Text.DecoderFallbackException)
+        {
+            // The reader checks UTF-8 only when a string is read (found by fuzzing).
+            throw new InvalidDataException($"{index}: a string is not valid UTF-8");
+        }
         return found ? weightMap : throw new InvalidDataException($"{index}: no 'weight_map' object");
     }
 }
