@@ -25,4 +25,5 @@ fi
 extra=()
 # Open MPI refuses more processes than cores unless told; MPICH has no such flag.
 mpiexec --version 2>&1 | grep -qi "open mpi" && extra=(--oversubscribe)
-timeout 120 mpiexec "${extra[@]}" -n 2 dotnet "$(bin CustomExperts)" --mpi
+# .NET switches a terminal to application-cursor mode (ESC[?1h) on the pseudo-terminal mpiexec gives each rank.
+TERM=dumb timeout 120 mpiexec "${extra[@]}" -n 2 dotnet "$(bin CustomExperts)" --mpi
