@@ -37,6 +37,8 @@ internal static class CliApp
                 .WithDescription("Train a small MoE regression model on in-process or MPI ranks, on the host or the GPUs (AdamW, aux-loss-free balancing); on the host, losses are bitwise the same on every layout.");
             config.AddCommand<BenchCommand>("bench")
                 .WithDescription("Time dispatch and combine next to the machine's memory-copy bandwidth (host, or GPUs with --device cuda); --gemm times cuBLAS grouped GEMM.");
+            config.AddCommand<CpuBenchCommand>("bench-cpu")
+                .WithDescription("Time the host GEMM against the cores' FMA peak and the in-process all-to-all-v against a copy, on --threads threads.");
         });
         try
         {

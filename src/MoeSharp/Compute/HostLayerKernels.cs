@@ -154,20 +154,7 @@ public sealed class HostLayerKernels : ILayerKernels
 
     /// <inheritdoc />
     public void AdamWStep(Tensor value, Tensor grad, Tensor expAvg, Tensor expAvgSq, AdamWScalars s)
-    {
-        Span<float> theta = value.AsSpan<float>();
-        ReadOnlySpan<float> g = grad.AsSpan<float>();
-        Span<float> m = expAvg.AsSpan<float>();
-        Span<float> v = expAvgSq.AsSpan<float>();
-        for (int j = 0; j < theta.Length; j++)
-        {
-            float gj = g[j];
-            m[j] = (s.Beta1 * m[j]) + ((1f - s.Beta1) * gj);
-            v[j] = (s.Beta2 * v[j]) + ((1f - s.Beta2) * gj * gj);
-            float denom = (MathF.Sqrt(v[j]) / s.Bias2Sqrt) + s.Epsilon;
-            theta[j] = (theta[j] * s.Decay) - (s.StepSize * m[j] / denom);
-        }
-    }
+        => HostAdamW.Step(value.AsSpan<float>(), grad.AsSpan<float>(), expAvg.AsSpan<float>(), expAvgSq.AsSpan<float>(), s);
 
     private static Span<float> RowBlock(Tensor t, int row, int rows, int width) => t.AsSpan<float>().Slice(row * width, rows * width);
 
