@@ -11,16 +11,23 @@ namespace MoeSharp.Compute;
 /// </remarks>
 public static class HostThreads
 {
-    private static int s_count = Environment.ProcessorCount;
+    /// <summary>The environment variable that sets <see cref="Count"/> for a whole process.</summary>
+    public const string EnvironmentVariable = "MOESHARP_THREADS";
+
+    private static int s_count;
 
     [ThreadStatic]
     private static int t_share;
 
-    /// <summary>Threads of the whole process (default <see cref="Environment.ProcessorCount"/>).</summary>
-    /// <exception cref="ArgumentOutOfRangeException">The value is less than 1.</exception>
+    /// <summary>
+    /// Threads of the whole process: <see cref="EnvironmentVariable"/> when set, else
+    /// <see cref="Environment.ProcessorCount"/>, until a program sets it.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value set is less than 1.</exception>
+    /// <exception cref="ArgumentException"><see cref="EnvironmentVariable"/> is set but not a whole number from 1 to 4096.</exception>
     public static int Count
     {
-        get => s_count;
+        get => s_count > 0 ? s_count : s_count = FromEnvironment();
         set
         {
             ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
@@ -29,7 +36,7 @@ public static class HostThreads
     }
 
     /// <summary>The threads the calling thread's kernels may use: its rank's share, or <see cref="Count"/>.</summary>
-    public static int Current => t_share > 0 ? Math.Min(t_share, s_count) : s_count;
+    public static int Current => t_share > 0 ? Math.Min(t_share, Count) : Count;
 
     /// <summary>
     /// Gives the calling thread rank <paramref name="rank"/>'s share of <see cref="Count"/> among
@@ -39,10 +46,18 @@ public static class HostThreads
     /// <param name="ranks">Ranks of the world running in this process.</param>
     internal static void ShareForRank(int rank, int ranks)
     {
-        int count = s_count;
+        int count = Count;
         t_share = Math.Max(1, (count / ranks) + (rank < count % ranks ? 1 : 0));
     }
 
-    /// <summary>Forgets the calling thread's share (it uses <see cref="Count"/> again).</summary>
-    internal static void ClearShare() => t_share = 0;
+    private static int FromEnvironment()
+    {
+        string? text = Environment.GetEnvironmentVariable(EnvironmentVariable);
+        if (string.IsNullOrWhiteSpace(text)) return Environment.ProcessorCount;
+        if (int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int n) && n is >= 1 and <= 4096)
+        {
+            return n;
+        }
+        throw new ArgumentException($"environment variable {EnvironmentVariable}='{text}' must be a whole number from 1 to 4096");
+    }
 }
