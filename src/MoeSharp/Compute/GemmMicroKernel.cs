@@ -32,12 +32,16 @@ internal static unsafe class GemmMicroKernel
     /// <summary>Reduction depth of one packed block: a B micro-panel (<c>KC · NR</c> floats) fills about half of L1.</summary>
     public static readonly int KC = Wide ? 128 : 256;
 
-    /// <summary>Continues the FMA chains of one tile (see <see cref="Kernel256"/>) with the kernel of this machine.</summary>
+    /// <summary>
+    /// Runs the FMA chains of one full <c>MR × NR</c> tile of C (row stride <paramref name="ldc"/>) over
+    /// <paramref name="depth"/> packed steps with the kernel of this machine, from zero or, when
+    /// <paramref name="load"/>, continuing from C's values.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Kernel(int depth, float* a, float* b, float* tile)
+    public static void Kernel(int depth, float* a, float* b, float* c, long ldc, bool load)
     {
-        if (Wide) Kernel512(depth, a, b, tile);
-        else Kernel256(depth, a, b, tile);
+        if (Wide) Kernel512(depth, a, b, c, ldc, load);
+        else Kernel256(depth, a, b, c, ldc, load);
     }
 
     /// <summary>
@@ -96,18 +100,18 @@ internal static unsafe class GemmMicroKernel
     }
 
     /// <summary>
-    /// Continues the FMA chains of one <c>6 × 16</c> tile held in <paramref name="tile"/> (row-major,
-    /// stride 16) over <paramref name="depth"/> packed steps.
+    /// The FMA chains of one <c>6 × 16</c> tile of C (row stride <paramref name="ldc"/>) over <paramref name="depth"/>
+    /// packed steps, from zero or from C's values.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Kernel256(int depth, float* a, float* b, float* tile)
+    public static void Kernel256(int depth, float* a, float* b, float* c, long ldc, bool load)
     {
-        Vector256<float> c00 = Vector256.Load(tile), c01 = Vector256.Load(tile + 8);
-        Vector256<float> c10 = Vector256.Load(tile + 16), c11 = Vector256.Load(tile + 24);
-        Vector256<float> c20 = Vector256.Load(tile + 32), c21 = Vector256.Load(tile + 40);
-        Vector256<float> c30 = Vector256.Load(tile + 48), c31 = Vector256.Load(tile + 56);
-        Vector256<float> c40 = Vector256.Load(tile + 64), c41 = Vector256.Load(tile + 72);
-        Vector256<float> c50 = Vector256.Load(tile + 80), c51 = Vector256.Load(tile + 88);
+        Vector256<float> c00 = Ld256(c, ldc, 0, 0, load), c01 = Ld256(c, ldc, 0, 8, load);
+        Vector256<float> c10 = Ld256(c, ldc, 1, 0, load), c11 = Ld256(c, ldc, 1, 8, load);
+        Vector256<float> c20 = Ld256(c, ldc, 2, 0, load), c21 = Ld256(c, ldc, 2, 8, load);
+        Vector256<float> c30 = Ld256(c, ldc, 3, 0, load), c31 = Ld256(c, ldc, 3, 8, load);
+        Vector256<float> c40 = Ld256(c, ldc, 4, 0, load), c41 = Ld256(c, ldc, 4, 8, load);
+        Vector256<float> c50 = Ld256(c, ldc, 5, 0, load), c51 = Ld256(c, ldc, 5, 8, load);
         for (int p = 0; p < depth; p++)
         {
             Vector256<float> b0 = Vector256.Load(b);
@@ -127,33 +131,33 @@ internal static unsafe class GemmMicroKernel
             a += 6;
             b += 16;
         }
-        c00.Store(tile); c01.Store(tile + 8);
-        c10.Store(tile + 16); c11.Store(tile + 24);
-        c20.Store(tile + 32); c21.Store(tile + 40);
-        c30.Store(tile + 48); c31.Store(tile + 56);
-        c40.Store(tile + 64); c41.Store(tile + 72);
-        c50.Store(tile + 80); c51.Store(tile + 88);
+        c00.Store(c + (0 * ldc) + 0); c01.Store(c + (0 * ldc) + 8);
+        c10.Store(c + (1 * ldc) + 0); c11.Store(c + (1 * ldc) + 8);
+        c20.Store(c + (2 * ldc) + 0); c21.Store(c + (2 * ldc) + 8);
+        c30.Store(c + (3 * ldc) + 0); c31.Store(c + (3 * ldc) + 8);
+        c40.Store(c + (4 * ldc) + 0); c41.Store(c + (4 * ldc) + 8);
+        c50.Store(c + (5 * ldc) + 0); c51.Store(c + (5 * ldc) + 8);
     }
 
     /// <summary>
-    /// Continues the FMA chains of one <c>12 × 32</c> tile held in <paramref name="tile"/> (row-major, stride 32)
-    /// over <paramref name="depth"/> packed steps: one 512-bit lane per output element, as in <see cref="Kernel256"/>.
+    /// The FMA chains of one <c>12 × 32</c> tile of C (row stride <paramref name="ldc"/>) over <paramref name="depth"/>
+    /// packed steps, from zero or from C's values: one 512-bit lane per output element, as in <see cref="Kernel256"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Kernel512(int depth, float* a, float* b, float* tile)
+    public static void Kernel512(int depth, float* a, float* b, float* c, long ldc, bool load)
     {
-        Vector512<float> c000 = Vector512.Load(tile + 0), c001 = Vector512.Load(tile + 16);
-        Vector512<float> c010 = Vector512.Load(tile + 32), c011 = Vector512.Load(tile + 48);
-        Vector512<float> c020 = Vector512.Load(tile + 64), c021 = Vector512.Load(tile + 80);
-        Vector512<float> c030 = Vector512.Load(tile + 96), c031 = Vector512.Load(tile + 112);
-        Vector512<float> c040 = Vector512.Load(tile + 128), c041 = Vector512.Load(tile + 144);
-        Vector512<float> c050 = Vector512.Load(tile + 160), c051 = Vector512.Load(tile + 176);
-        Vector512<float> c060 = Vector512.Load(tile + 192), c061 = Vector512.Load(tile + 208);
-        Vector512<float> c070 = Vector512.Load(tile + 224), c071 = Vector512.Load(tile + 240);
-        Vector512<float> c080 = Vector512.Load(tile + 256), c081 = Vector512.Load(tile + 272);
-        Vector512<float> c090 = Vector512.Load(tile + 288), c091 = Vector512.Load(tile + 304);
-        Vector512<float> c100 = Vector512.Load(tile + 320), c101 = Vector512.Load(tile + 336);
-        Vector512<float> c110 = Vector512.Load(tile + 352), c111 = Vector512.Load(tile + 368);
+        Vector512<float> c000 = Ld512(c, ldc, 0, 0, load), c001 = Ld512(c, ldc, 0, 16, load);
+        Vector512<float> c010 = Ld512(c, ldc, 1, 0, load), c011 = Ld512(c, ldc, 1, 16, load);
+        Vector512<float> c020 = Ld512(c, ldc, 2, 0, load), c021 = Ld512(c, ldc, 2, 16, load);
+        Vector512<float> c030 = Ld512(c, ldc, 3, 0, load), c031 = Ld512(c, ldc, 3, 16, load);
+        Vector512<float> c040 = Ld512(c, ldc, 4, 0, load), c041 = Ld512(c, ldc, 4, 16, load);
+        Vector512<float> c050 = Ld512(c, ldc, 5, 0, load), c051 = Ld512(c, ldc, 5, 16, load);
+        Vector512<float> c060 = Ld512(c, ldc, 6, 0, load), c061 = Ld512(c, ldc, 6, 16, load);
+        Vector512<float> c070 = Ld512(c, ldc, 7, 0, load), c071 = Ld512(c, ldc, 7, 16, load);
+        Vector512<float> c080 = Ld512(c, ldc, 8, 0, load), c081 = Ld512(c, ldc, 8, 16, load);
+        Vector512<float> c090 = Ld512(c, ldc, 9, 0, load), c091 = Ld512(c, ldc, 9, 16, load);
+        Vector512<float> c100 = Ld512(c, ldc, 10, 0, load), c101 = Ld512(c, ldc, 10, 16, load);
+        Vector512<float> c110 = Ld512(c, ldc, 11, 0, load), c111 = Ld512(c, ldc, 11, 16, load);
         for (int p = 0; p < depth; p++)
         {
             Vector512<float> b0 = Vector512.Load(b);
@@ -186,17 +190,25 @@ internal static unsafe class GemmMicroKernel
             a += 12;
             b += 32;
         }
-        c000.Store(tile + 0); c001.Store(tile + 16);
-        c010.Store(tile + 32); c011.Store(tile + 48);
-        c020.Store(tile + 64); c021.Store(tile + 80);
-        c030.Store(tile + 96); c031.Store(tile + 112);
-        c040.Store(tile + 128); c041.Store(tile + 144);
-        c050.Store(tile + 160); c051.Store(tile + 176);
-        c060.Store(tile + 192); c061.Store(tile + 208);
-        c070.Store(tile + 224); c071.Store(tile + 240);
-        c080.Store(tile + 256); c081.Store(tile + 272);
-        c090.Store(tile + 288); c091.Store(tile + 304);
-        c100.Store(tile + 320); c101.Store(tile + 336);
-        c110.Store(tile + 352); c111.Store(tile + 368);
+        c000.Store(c + (0 * ldc) + 0); c001.Store(c + (0 * ldc) + 16);
+        c010.Store(c + (1 * ldc) + 0); c011.Store(c + (1 * ldc) + 16);
+        c020.Store(c + (2 * ldc) + 0); c021.Store(c + (2 * ldc) + 16);
+        c030.Store(c + (3 * ldc) + 0); c031.Store(c + (3 * ldc) + 16);
+        c040.Store(c + (4 * ldc) + 0); c041.Store(c + (4 * ldc) + 16);
+        c050.Store(c + (5 * ldc) + 0); c051.Store(c + (5 * ldc) + 16);
+        c060.Store(c + (6 * ldc) + 0); c061.Store(c + (6 * ldc) + 16);
+        c070.Store(c + (7 * ldc) + 0); c071.Store(c + (7 * ldc) + 16);
+        c080.Store(c + (8 * ldc) + 0); c081.Store(c + (8 * ldc) + 16);
+        c090.Store(c + (9 * ldc) + 0); c091.Store(c + (9 * ldc) + 16);
+        c100.Store(c + (10 * ldc) + 0); c101.Store(c + (10 * ldc) + 16);
+        c110.Store(c + (11 * ldc) + 0); c111.Store(c + (11 * ldc) + 16);
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Ld256(float* c, long ldc, int row, int column, bool load)
+        => load ? Vector256.Load(c + (row * ldc) + column) : Vector256<float>.Zero;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Ld512(float* c, long ldc, int row, int column, bool load)
+        => load ? Vector512.Load(c + (row * ldc) + column) : Vector512<float>.Zero;
 }

@@ -212,8 +212,15 @@ public static unsafe class HostGemm
                     {
                         int ii = i0 + (ip * MR);
                         int mValid = Math.Min(MR, rows - (ip * MR));
+                        float* aPanel = aPack + ((long)ip * MR * depth);
+                        if (mValid == MR && nValid == NR)
+                        {
+                            // A whole tile: the kernel reads and writes C in place.
+                            GemmMicroKernel.Kernel(depth, aPanel, bPanel, c + ((long)ii * n) + jj, n, !fromZero);
+                            continue;
+                        }
                         LoadTile(tile, c, n, ii, jj, mValid, nValid, fromZero);
-                        GemmMicroKernel.Kernel(depth, aPack + ((long)ip * MR * depth), bPanel, tile);
+                        GemmMicroKernel.Kernel(depth, aPanel, bPanel, tile, NR, load: true);
                         StoreTile(tile, c, n, ii, jj, mValid, nValid);
                     }
                 }
