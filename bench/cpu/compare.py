@@ -60,11 +60,13 @@ def main() -> int:
     ap.add_argument("--layer-steps", type=int, default=5, help="layer: timed steps (median)")
     ap.add_argument("--skip", default="", help="comma list of: gemm,dispatch,exchange,layer,run,large-layer")
     ap.add_argument("--timeout", type=int, default=240, help="seconds per command")
+    ap.add_argument("--repeats", type=int, default=5, help="timed runs of moe bench and the dispatch peer (median)")
+    ap.add_argument("--pin", action="store_true", help="run each command under taskset on cores 0..threads-1")
     ap.add_argument("--jsonl", default="results-cpu.jsonl")
     ap.add_argument("--log", default="log-cpu.txt")
     a = ap.parse_args()
-    moe = shlex.split(a.moe)
-    py = [a.python, os.path.join(HERE, "torch_peer.py")]
+    moe_base = shlex.split(a.moe)
+    py_base = [a.python, os.path.join(HERE, "torch_peer.py")]
     skip = set(filter(None, a.skip.split(",")))
     threads = [int(t) for t in a.threads.split(",")]
     records = []
@@ -79,10 +81,14 @@ def main() -> int:
             return recs
 
         for n in threads:
+            pin = ["taskset", "-c", f"0-{n - 1}"] if a.pin else []
+            moe = pin + moe_base
+            py = pin + py_base
             env = {"MOESHARP_THREADS": n, "OMP_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n, "MKL_NUM_THREADS": n}
             if "gemm" not in skip:
-                mine = keep(json_lines(run(moe + ["bench-cpu", "--what", "gemm", "--json", "--threads", str(n)], env, a.timeout, log)), peer="moesharp")
-                theirs = keep(json_lines(run(py + ["gemm", "--threads", str(n)], env, a.timeout, log)))
+                mine = keep(json_lines(run(moe + ["bench-cpu", "--what", "gemm", "--json", "--threads", str(n), "--repeats", str(a.repeats)],
+                                           env, a.timeout, log)), peer="moesharp")
+                theirs = keep(json_lines(run(py + ["gemm", "--threads", str(n), "--iters", str(a.repeats)], env, a.timeout, log)))
                 rows = ["| shape | product | MoeSharp GFLOP/s | of FMA peak | PyTorch GFLOP/s | MoeSharp / PyTorch |", "|---|---|---:|---:|---:|---:|"]
                 for m in mine:
                     t = next((t for t in theirs if t["shape"] == m["shape"] and t["product"] == m["product"]), None)
@@ -92,9 +98,11 @@ def main() -> int:
                 tables.append((f"GEMM, {n} threads (FMA peak {peak:.1f} GFLOP/s)", rows))
             if "dispatch" not in skip:
                 shape = ["--tokens", str(a.tokens), "--dim", str(a.dim), "--experts", str(a.experts), "--top-k", str(a.top_k)]
-                w1 = keep(json_lines(run(moe + ["bench", "--json"] + shape, env, a.timeout, log)), peer="moesharp")
-                w4 = keep(json_lines(run(moe + ["bench", "--json", "--world", "4"] + shape, env, a.timeout, log)), peer="moesharp")
-                tp = keep(json_lines(run(py + ["dispatch", "--threads", str(n)] + shape, env, a.timeout, log)))
+                reps = ["--warmup", "1", "--repeats", str(a.repeats)]
+                w1 = keep(json_lines(run(moe + ["bench", "--json"] + shape + reps, env, a.timeout, log)), peer="moesharp")
+                w4 = keep(json_lines(run(moe + ["bench", "--json", "--world", "4"] + shape + reps, env, a.timeout, log)), peer="moesharp")
+                tp = keep(json_lines(run(py + ["dispatch", "--threads", str(n), "--warmup", "1", "--iters", str(a.repeats)] + shape,
+                                         env, a.timeout, log)))
                 rows = ["| world | MoeSharp dispatch + combine (ms) | of copy | PyTorch (torchtitan) (ms) | MoeSharp faster by |", "|---|---:|---:|---:|---:|"]
                 for label, r in (("1", w1), ("4", w4)):
                     if not r:
@@ -106,7 +114,8 @@ def main() -> int:
                                 f"{(t_ms / ms) if t_ms else float('nan'):.2f}x |")
                 tables.append((f"Dispatch + combine, T {a.tokens}/rank, D {a.dim}, E {a.experts}, K {a.top_k}, float32, {n} threads", rows))
             if "exchange" not in skip:
-                ex = keep(json_lines(run(moe + ["bench-cpu", "--what", "exchange", "--json", "--threads", str(n), "--world", "4,8"], env, a.timeout, log)), peer="moesharp")
+                ex = keep(json_lines(run(moe + ["bench-cpu", "--what", "exchange", "--json", "--threads", str(n), "--world", "4,8",
+                                                "--repeats", str(a.repeats)], env, a.timeout, log)), peer="moesharp")
                 rows = ["| world | all-to-all-v (ms) | GB/s | copy GB/s | of copy |", "|---|---:|---:|---:|---:|"]
                 for r in ex:
                     rows.append(f"| {r['world']} | {r['exchangeMs']:.2f} | {r['exchangeGBs']:.2f} | {r['copyGBs']:.2f} | {r['fractionOfCopy']:.0%} |")

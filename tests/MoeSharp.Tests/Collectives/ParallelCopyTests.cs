@@ -7,6 +7,7 @@ namespace MoeSharp.Tests.Collectives;
 /// The in-process exchange with a rank's copies spread over several threads (its share of <see cref="HostThreads"/>):
 /// byte ranges that cut across peers' chunks must still land every element where the serial copy puts it.
 /// </summary>
+[Collection("HostThreads.Count")] // tests that set the process-wide budget never run at the same time
 public sealed class ParallelCopyTests
 {
     [Fact]
