@@ -147,6 +147,16 @@ public static unsafe class HostGemm
         kc = Math.Max(1, kc);
         if (maxDegreeOfParallelism < 1) maxDegreeOfParallelism = HostThreads.Current;
         bool sequential = maxDegreeOfParallelism == 1 || (long)m * n * k < SequentialFlops;
+        if (!sequential)
+        {
+            // Small products (an expert's few hundred rows) would leave threads idle: narrow the blocks, columns first
+            // (down to two micro-panels: each task repacks its A block, 1/nc of its work), until every thread has two.
+            int wanted = 2 * maxDegreeOfParallelism;
+            while (Blocks(m, mc) * Blocks(n, nc) < wanted && nc > 2 * GemmMicroKernel.NR) nc = Math.Max(2 * GemmMicroKernel.NR, nc / 2);
+            while (Blocks(m, mc) * Blocks(n, nc) < wanted && mc > GemmMicroKernel.MR) mc = Math.Max(GemmMicroKernel.MR, mc / 2);
+            mc = Math.Max(GemmMicroKernel.MR, mc / GemmMicroKernel.MR * GemmMicroKernel.MR);
+            nc = Math.Max(GemmMicroKernel.NR, nc / GemmMicroKernel.NR * GemmMicroKernel.NR);
+        }
         var options = new ParallelOptions { MaxDegreeOfParallelism = sequential ? 1 : maxDegreeOfParallelism };
 
         // B is packed once for the whole call ([panel][K][NR]) and shared by every task.
@@ -179,6 +189,8 @@ public static unsafe class HostGemm
             NativeMemory.AlignedFree(bPack);
         }
     }
+
+    private static int Blocks(int extent, int block) => (extent + block - 1) / block;
 
     /// <summary>One task: the C block <c>[i0, i0+rows) × [j0, j0+cols)</c> over the whole reduction.</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
