@@ -48,6 +48,12 @@ def json_lines(text: str | None) -> list:
     return out
 
 
+def fmt(value, suffix: str = "") -> str:
+    if value is None:
+        return "–"
+    return f"{value:.2f}{suffix}" if suffix else f"{value:.1f}"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--moe", default="dotnet src/MoeSharp.Cli/bin/Release/net10.0/moe.dll", help="how to start moe")
@@ -61,6 +67,7 @@ def main() -> int:
     ap.add_argument("--skip", default="", help="comma list of: gemm,dispatch,exchange,layer,run,large-layer")
     ap.add_argument("--timeout", type=int, default=240, help="seconds per command")
     ap.add_argument("--repeats", type=int, default=5, help="timed runs of moe bench and the dispatch peer (median)")
+    ap.add_argument("--fma-lanes", type=int, default=8, help="float32 lanes per FMA unit for the peak (bench-cpu --fma-lanes)")
     ap.add_argument("--pin", action="store_true", help="run each command under taskset on cores 0..threads-1")
     ap.add_argument("--jsonl", default="results-cpu.jsonl")
     ap.add_argument("--log", default="log-cpu.txt")
@@ -86,14 +93,15 @@ def main() -> int:
             py = pin + py_base
             env = {"MOESHARP_THREADS": n, "OMP_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n, "MKL_NUM_THREADS": n}
             if "gemm" not in skip:
-                mine = keep(json_lines(run(moe + ["bench-cpu", "--what", "gemm", "--json", "--threads", str(n), "--repeats", str(a.repeats)],
+                mine = keep(json_lines(run(moe + ["bench-cpu", "--what", "gemm", "--json", "--threads", str(n), "--repeats", str(a.repeats),
+                                                  "--fma-lanes", str(a.fma_lanes)],
                                            env, a.timeout, log)), peer="moesharp")
                 theirs = keep(json_lines(run(py + ["gemm", "--threads", str(n), "--iters", str(a.repeats)], env, a.timeout, log)))
                 rows = ["| shape | product | MoeSharp GFLOP/s | of FMA peak | PyTorch GFLOP/s | MoeSharp / PyTorch |", "|---|---|---:|---:|---:|---:|"]
                 for m in mine:
                     t = next((t for t in theirs if t["shape"] == m["shape"] and t["product"] == m["product"]), None)
                     rows.append(f"| {m['shape']} | {m['product']} | {m['gflops']:.1f} | {m['fractionOfPeak']:.0%} | "
-                                f"{t['gflops'] if t else float('nan'):.1f} | {m['gflops'] / t['gflops'] if t else float('nan'):.2f}x |")
+                                f"{fmt(t['gflops'] if t else None)} | {fmt(m['gflops'] / t['gflops'] if t else None, 'x')} |")
                 peak = mine[0]["peakGflops"] if mine else float("nan")
                 tables.append((f"GEMM, {n} threads (FMA peak {peak:.1f} GFLOP/s)", rows))
             if "dispatch" not in skip:
@@ -110,8 +118,7 @@ def main() -> int:
                         continue
                     ms = r[0]["dispatchMs"] + r[0]["combineMs"]
                     t_ms = tp[0]["dispatchMs"] + tp[0]["combineMs"] if (tp and label == "1") else None
-                    rows.append(f"| {label} | {ms:.1f} | {r[0]['fractionOfCopy']:.0%} | {t_ms if t_ms else float('nan'):.1f} | "
-                                f"{(t_ms / ms) if t_ms else float('nan'):.2f}x |")
+                    rows.append(f"| {label} | {ms:.1f} | {r[0]['fractionOfCopy']:.0%} | {fmt(t_ms)} | {fmt(t_ms / ms if t_ms else None, 'x')} |")
                 tables.append((f"Dispatch + combine, T {a.tokens}/rank, D {a.dim}, E {a.experts}, K {a.top_k}, float32, {n} threads", rows))
             if "exchange" not in skip:
                 ex = keep(json_lines(run(moe + ["bench-cpu", "--what", "exchange", "--json", "--threads", str(n), "--world", "4,8",
@@ -136,8 +143,7 @@ def main() -> int:
                                              env, a.timeout, log)))
                     theirs = tp[0]["stepMs"] if tp else None
                     label = f"T {s['tokens']}, D {s['dim']}, H {s['hidden']}, E {s['experts']}, K {s['top_k']}"
-                    rows.append(f"| {label} | {mine if mine else float('nan'):.1f} | {theirs if theirs else float('nan'):.1f} | "
-                                f"{(theirs / mine) if (mine and theirs) else float('nan'):.2f}x |")
+                    rows.append(f"| {label} | {fmt(mine)} | {fmt(theirs)} | {fmt(theirs / mine if (mine and theirs) else None, 'x')} |")
                 tables.append((f"Layer step (forward, backward, AdamW), float32, {n} threads", rows))
             if "run" not in skip:
                 out = run(moe + ["run"], env, a.timeout, log)
