@@ -77,7 +77,11 @@ def main() -> int:
     skip = set(filter(None, a.skip.split(",")))
     threads = [int(t) for t in a.threads.split(",")]
     records = []
-    tables = []
+
+    def add_table(table):
+        title, rows = table
+        print(f"\n### {title}\n")
+        print("\n".join(rows), flush=True)
     with open(a.log, "a") as log, open(a.jsonl, "a") as jl:
         def keep(recs, **tags):
             for r in recs:
@@ -92,41 +96,6 @@ def main() -> int:
             moe = pin + moe_base
             py = pin + py_base
             env = {"MOESHARP_THREADS": n, "OMP_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n, "MKL_NUM_THREADS": n}
-            if "gemm" not in skip:
-                mine = keep(json_lines(run(moe + ["bench-cpu", "--what", "gemm", "--json", "--threads", str(n), "--repeats", str(a.repeats),
-                                                  "--fma-lanes", str(a.fma_lanes)],
-                                           env, a.timeout, log)), peer="moesharp")
-                theirs = keep(json_lines(run(py + ["gemm", "--threads", str(n), "--iters", str(a.repeats)], env, a.timeout, log)))
-                rows = ["| shape | product | MoeSharp GFLOP/s | of FMA peak | PyTorch GFLOP/s | MoeSharp / PyTorch |", "|---|---|---:|---:|---:|---:|"]
-                for m in mine:
-                    t = next((t for t in theirs if t["shape"] == m["shape"] and t["product"] == m["product"]), None)
-                    rows.append(f"| {m['shape']} | {m['product']} | {m['gflops']:.1f} | {m['fractionOfPeak']:.0%} | "
-                                f"{fmt(t['gflops'] if t else None)} | {fmt(m['gflops'] / t['gflops'] if t else None, 'x')} |")
-                peak = mine[0]["peakGflops"] if mine else float("nan")
-                tables.append((f"GEMM, {n} threads (FMA peak {peak:.1f} GFLOP/s)", rows))
-            if "dispatch" not in skip:
-                shape = ["--tokens", str(a.tokens), "--dim", str(a.dim), "--experts", str(a.experts), "--top-k", str(a.top_k)]
-                reps = ["--warmup", "1", "--repeats", str(a.repeats)]
-                w1 = keep(json_lines(run(moe + ["bench", "--json"] + shape + reps, env, a.timeout, log)), peer="moesharp")
-                w4 = keep(json_lines(run(moe + ["bench", "--json", "--world", "4"] + shape + reps, env, a.timeout, log)), peer="moesharp")
-                tp = keep(json_lines(run(py + ["dispatch", "--threads", str(n), "--warmup", "1", "--iters", str(a.repeats)] + shape,
-                                         env, a.timeout, log)))
-                rows = ["| world | MoeSharp dispatch + combine (ms) | of copy | PyTorch (torchtitan) (ms) | MoeSharp faster by |", "|---|---:|---:|---:|---:|"]
-                for label, r in (("1", w1), ("4", w4)):
-                    if not r:
-                        rows.append(f"| {label} | failed | | | |")
-                        continue
-                    ms = r[0]["dispatchMs"] + r[0]["combineMs"]
-                    t_ms = tp[0]["dispatchMs"] + tp[0]["combineMs"] if (tp and label == "1") else None
-                    rows.append(f"| {label} | {ms:.1f} | {r[0]['fractionOfCopy']:.0%} | {fmt(t_ms)} | {fmt(t_ms / ms if t_ms else None, 'x')} |")
-                tables.append((f"Dispatch + combine, T {a.tokens}/rank, D {a.dim}, E {a.experts}, K {a.top_k}, float32, {n} threads", rows))
-            if "exchange" not in skip:
-                ex = keep(json_lines(run(moe + ["bench-cpu", "--what", "exchange", "--json", "--threads", str(n), "--world", "4,8",
-                                                "--repeats", str(a.repeats)], env, a.timeout, log)), peer="moesharp")
-                rows = ["| world | all-to-all-v (ms) | GB/s | copy GB/s | of copy |", "|---|---:|---:|---:|---:|"]
-                for r in ex:
-                    rows.append(f"| {r['world']} | {r['exchangeMs']:.2f} | {r['exchangeGBs']:.2f} | {r['copyGBs']:.2f} | {r['fractionOfCopy']:.0%} |")
-                tables.append((f"In-process all-to-all-v, 64 MiB per rank, {n} threads", rows))
             if "layer" not in skip:
                 rows = ["| shape | MoeSharp layer step (ms) | PyTorch step (ms) | MoeSharp faster by |", "|---|---:|---:|---:|"]
                 for s in LAYER_SHAPES:
@@ -144,16 +113,48 @@ def main() -> int:
                     theirs = tp[0]["stepMs"] if tp else None
                     label = f"T {s['tokens']}, D {s['dim']}, H {s['hidden']}, E {s['experts']}, K {s['top_k']}"
                     rows.append(f"| {label} | {fmt(mine)} | {fmt(theirs)} | {fmt(theirs / mine if (mine and theirs) else None, 'x')} |")
-                tables.append((f"Layer step (forward, backward, AdamW), float32, {n} threads", rows))
+                add_table((f"Layer step (forward, backward, AdamW), float32, {n} threads", rows))
+            if "gemm" not in skip:
+                mine = keep(json_lines(run(moe + ["bench-cpu", "--what", "gemm", "--json", "--threads", str(n), "--repeats", str(a.repeats),
+                                                  "--fma-lanes", str(a.fma_lanes)],
+                                           env, a.timeout, log)), peer="moesharp")
+                theirs = keep(json_lines(run(py + ["gemm", "--threads", str(n), "--iters", str(a.repeats)], env, a.timeout, log)))
+                rows = ["| shape | product | MoeSharp GFLOP/s | of FMA peak | PyTorch GFLOP/s | MoeSharp / PyTorch |", "|---|---|---:|---:|---:|---:|"]
+                for m in mine:
+                    t = next((t for t in theirs if t["shape"] == m["shape"] and t["product"] == m["product"]), None)
+                    rows.append(f"| {m['shape']} | {m['product']} | {m['gflops']:.1f} | {m['fractionOfPeak']:.0%} | "
+                                f"{fmt(t['gflops'] if t else None)} | {fmt(m['gflops'] / t['gflops'] if t else None, 'x')} |")
+                peak = mine[0]["peakGflops"] if mine else float("nan")
+                add_table((f"GEMM, {n} threads (FMA peak {peak:.1f} GFLOP/s)", rows))
+            if "dispatch" not in skip:
+                shape = ["--tokens", str(a.tokens), "--dim", str(a.dim), "--experts", str(a.experts), "--top-k", str(a.top_k)]
+                reps = ["--warmup", "1", "--repeats", str(a.repeats)]
+                w1 = keep(json_lines(run(moe + ["bench", "--json"] + shape + reps, env, a.timeout, log)), peer="moesharp")
+                w4 = keep(json_lines(run(moe + ["bench", "--json", "--world", "4"] + shape + reps, env, a.timeout, log)), peer="moesharp")
+                tp = keep(json_lines(run(py + ["dispatch", "--threads", str(n), "--warmup", "1", "--iters", str(a.repeats)] + shape,
+                                         env, a.timeout, log)))
+                rows = ["| world | MoeSharp dispatch + combine (ms) | of copy | PyTorch (torchtitan) (ms) | MoeSharp faster by |", "|---|---:|---:|---:|---:|"]
+                for label, r in (("1", w1), ("4", w4)):
+                    if not r:
+                        rows.append(f"| {label} | failed | | | |")
+                        continue
+                    ms = r[0]["dispatchMs"] + r[0]["combineMs"]
+                    t_ms = tp[0]["dispatchMs"] + tp[0]["combineMs"] if (tp and label == "1") else None
+                    rows.append(f"| {label} | {ms:.1f} | {r[0]['fractionOfCopy']:.0%} | {fmt(t_ms)} | {fmt(t_ms / ms if t_ms else None, 'x')} |")
+                add_table((f"Dispatch + combine, T {a.tokens}/rank, D {a.dim}, E {a.experts}, K {a.top_k}, float32, {n} threads", rows))
+            if "exchange" not in skip:
+                ex = keep(json_lines(run(moe + ["bench-cpu", "--what", "exchange", "--json", "--threads", str(n), "--world", "4,8",
+                                                "--repeats", str(a.repeats)], env, a.timeout, log)), peer="moesharp")
+                rows = ["| world | all-to-all-v (ms) | GB/s | copy GB/s | of copy |", "|---|---:|---:|---:|---:|"]
+                for r in ex:
+                    rows.append(f"| {r['world']} | {r['exchangeMs']:.2f} | {r['exchangeGBs']:.2f} | {r['copyGBs']:.2f} | {r['fractionOfCopy']:.0%} |")
+                add_table((f"In-process all-to-all-v, 64 MiB per rank, {n} threads", rows))
             if "run" not in skip:
                 out = run(moe + ["run"], env, a.timeout, log)
                 m = re.findall(r"\(([0-9.]+) ms for dispatch, experts, combine and reduce on rank 0\)", out or "")
                 keep([{"what": "run", "threads": n, "rankWorkMs": [float(v) for v in m]}], peer="moesharp")
-                tables.append((f"Default `moe run`, {n} threads", ["| case | rank work on rank 0 (ms) |", "|---|---:|"] +
+                add_table((f"Default `moe run`, {n} threads", ["| case | rank work on rank 0 (ms) |", "|---|---:|"] +
                                [f"| {i + 1} | {float(v):.1f} |" for i, v in enumerate(m)]))
-    for title, rows in tables:
-        print(f"\n### {title}\n")
-        print("\n".join(rows))
     return 0
 
 
