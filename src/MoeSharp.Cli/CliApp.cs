@@ -51,6 +51,8 @@ internal static class CliApp
                 .WithDescription("Time dispatch and combine next to the machine's memory-copy bandwidth (host, or GPUs with --device cuda); --gemm times cuBLAS grouped GEMM.");
             config.AddCommand<LayerCommand>("layer")
                 .WithDescription("Run the MoE block of one decoder layer of a Hugging Face checkpoint (Qwen2-MoE, Qwen3-MoE, Mixtral, DeepSeek-V3) forward, each rank reading only its own experts; print the routing load and the time.");
+            config.AddCommand<CpuBenchCommand>("bench-cpu")
+                .WithDescription("Time the host GEMM against the cores' FMA peak and the in-process all-to-all-v against a copy, on --threads threads.");
         });
         if (Faults.MalformedOptions.Find(args) is string malformed)
         {

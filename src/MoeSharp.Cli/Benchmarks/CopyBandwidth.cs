@@ -16,11 +16,13 @@ internal static class CopyBandwidth
         float[] destination = GC.AllocateUninitializedArray<float>(floats, pinned: true);
         new Random(1).NextBytes(System.Runtime.InteropServices.MemoryMarshal.AsBytes(source.AsSpan()));
         var times = new List<double>();
-        int chunks = Environment.ProcessorCount * 4;
+        int threads = MoeSharp.Compute.HostThreads.Count;
+        int chunks = threads * 4;
+        var options = new ParallelOptions { MaxDegreeOfParallelism = threads };
         for (int i = 0; i < warmup + repeats; i++)
         {
             long start = Stopwatch.GetTimestamp();
-            Parallel.For(0, chunks, c =>
+            Parallel.For(0, chunks, options, c =>
             {
                 int begin = (int)((long)floats * c / chunks), end = (int)((long)floats * (c + 1) / chunks);
                 source.AsSpan(begin, end - begin).CopyTo(destination.AsSpan(begin, end - begin));

@@ -132,7 +132,7 @@ internal sealed class TrainSettings : CommandSettings
     public string? Comm { get; init; }
 
     [CommandOption("--profile")]
-    [Description("With --device: time each of the layer's and the dispatcher's kernels from step 2 on (synchronizing around each, so the steps run slower) and print the table after the last step.")]
+    [Description("Time each of the layer's and the dispatcher's kernels from step 2 on (synchronizing around each, so the steps run slower) and print the table after the last step.")]
     public bool Profile { get; init; }
 
     [CommandOption("--timeout <SECONDS>")]
@@ -186,7 +186,6 @@ internal sealed class TrainSettings : CommandSettings
             if (Load is not null && !Directory.Exists(Load)) throw new ArgumentException($"--load {Load}: no such directory");
             _ = ComputeOptions.Parse(Device, Gpus);
             if (BFloat16Products && Device is null or "host") throw new ArgumentException($"--gemm-dtype {GemmDType} needs --device cuda or ilgpu-cpu");
-            if (Profile && Device is null or "host") throw new ArgumentException("--profile needs --device cuda or ilgpu-cpu");
         }
         catch (ArgumentException ex)
         {

@@ -56,9 +56,11 @@ internal static class MoeTrainer
 
         using DeviceRank? device = o.Compute.CreateRank(world);
         using ParallelGroups? groups = o.World == 1 && o.Layout == SequenceLayout.Replicated ? null : ParallelGroups.Create(device?.World ?? world, o.Sp);
-        bool profile = o.Profile && device is not null;
-        ProfilingMoeKernels? dispatchProfile = profile ? new ProfilingMoeKernels(device!.Backend.Kernels) : null;
-        ProfilingLayerKernels? layerProfile = profile ? new ProfilingLayerKernels(device!.Backend.LayerKernels(o.BFloat16Products)) : null;
+        // On the host the decorators wrap the managed kernels (the synchronization around each call is a no-op there).
+        ProfilingMoeKernels? dispatchProfile = o.Profile ? new ProfilingMoeKernels((IMoeKernels?)device?.Backend.Kernels ?? new HostMoeKernels()) : null;
+        ProfilingLayerKernels? layerProfile = o.Profile
+            ? new ProfilingLayerKernels((ILayerKernels?)device?.Backend.LayerKernels(o.BFloat16Products) ?? new HostLayerKernels(dispatchProfile))
+            : null;
         MoeLayer layer = LayerWorldRunner.CreateLayer(args, o.ScoreBeforeExperts, layout, groups, device, o.BFloat16Products, dispatchProfile, layerProfile);
         ILayerKernels kernels = layer.Kernels;
         MoeLayerCheckpoint.Load(layer, weights);

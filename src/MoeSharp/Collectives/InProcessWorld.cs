@@ -82,6 +82,8 @@ public static class InProcessWorld
     private static void RunRank<T>(InProcessProcessGroup group, Func<IProcessGroup, T> body, T[] results, Exception?[] errors)
     {
         int rank = group.Rank;
+        // Rank threads and their kernels' threads share the process's thread budget.
+        Compute.HostThreads.ShareForRank(rank, group.Size);
         try
         {
             results[rank] = body(group);

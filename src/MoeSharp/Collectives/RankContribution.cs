@@ -62,6 +62,9 @@ internal sealed class RankContribution
     /// <summary>Set for the asynchronous exchange: completes the caller's request.</summary>
     public AsyncExchange? Async { get; init; }
 
+    /// <summary>Threads this rank's copies may use (its share of <c>HostThreads</c>, read when it arrived).</summary>
+    public int Threads { get; init; } = Compute.HostThreads.Current;
+
     /// <summary>This rank has finished its work phase (copied or reduced what it needs from peers).</summary>
     public bool Worked { get; set; }
 

@@ -23,9 +23,9 @@ namespace MoeSharp.Compute;
 /// </remarks>
 internal static unsafe class HostGemm
 {
-    private const int DefaultMC = 72;   // 12 micro-panels of 6 rows: A block stays in L2.
-    private const int DefaultNC = 256;  // 16 micro-panels of 16 columns per task.
-    private const int DefaultKC = 256;  // depth of one packed A block (72 × 256 floats = 72 KiB).
+    private const int DefaultMC = 72;   // 12 micro-panels of 6 rows or 6 of 12: the A block stays in L2.
+    private const int DefaultNC = 256;  // 16 micro-panels of 16 columns or 8 of 32 per task.
+    private static readonly int DefaultKC = GemmMicroKernel.KC; // depth of one packed block.
     private const long SequentialFlops = 1L << 16; // below this, threads cost more than they save.
 
     /// <summary>
@@ -39,7 +39,7 @@ internal static unsafe class HostGemm
     /// <param name="n">Rows of B, columns of C.</param>
     /// <param name="k">Reduction length.</param>
     /// <param name="accumulate">Continue from C's values instead of zero.</param>
-    /// <param name="maxDegreeOfParallelism">Threads to use (-1: all cores). Never changes the result.</param>
+    /// <param name="maxDegreeOfParallelism">Threads to use (-1: <see cref="HostThreads.Current"/>). Never changes the result.</param>
     /// <exception cref="ArgumentException">A span's length does not match its shape.</exception>
     public static void MatMulTransposeB(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k,
         bool accumulate = false, int maxDegreeOfParallelism = -1)
@@ -59,7 +59,7 @@ internal static unsafe class HostGemm
     /// <param name="n">Columns of B and C.</param>
     /// <param name="k">Reduction length.</param>
     /// <param name="accumulate">Continue from C's values instead of zero.</param>
-    /// <param name="maxDegreeOfParallelism">Threads to use (-1: all cores). Never changes the result.</param>
+    /// <param name="maxDegreeOfParallelism">Threads to use (-1: <see cref="HostThreads.Current"/>). Never changes the result.</param>
     /// <exception cref="ArgumentException">A span's length does not match its shape.</exception>
     public static void MatMul(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k,
         bool accumulate = false, int maxDegreeOfParallelism = -1)
@@ -82,7 +82,7 @@ internal static unsafe class HostGemm
     /// <param name="n">Columns of B and C.</param>
     /// <param name="k">Reduction length (rows of A and B).</param>
     /// <param name="accumulate">Continue from C's values instead of zero.</param>
-    /// <param name="maxDegreeOfParallelism">Threads to use (-1: all cores). Never changes the result.</param>
+    /// <param name="maxDegreeOfParallelism">Threads to use (-1: <see cref="HostThreads.Current"/>). Never changes the result.</param>
     /// <exception cref="ArgumentException">A span's length does not match its shape.</exception>
     public static void MatMulTransposeA(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k,
         bool accumulate = false, int maxDegreeOfParallelism = -1)
@@ -145,7 +145,18 @@ internal static unsafe class HostGemm
         mc = Math.Max(GemmMicroKernel.MR, mc / GemmMicroKernel.MR * GemmMicroKernel.MR);
         nc = Math.Max(GemmMicroKernel.NR, nc / GemmMicroKernel.NR * GemmMicroKernel.NR);
         kc = Math.Max(1, kc);
+        if (maxDegreeOfParallelism < 1) maxDegreeOfParallelism = HostThreads.Current;
         bool sequential = maxDegreeOfParallelism == 1 || (long)m * n * k < SequentialFlops;
+        if (!sequential)
+        {
+            // Small products (an expert's few hundred rows) would leave threads idle: narrow the blocks, columns first
+            // (down to two micro-panels: each task repacks its A block, 1/nc of its work), until every thread has two.
+            int wanted = 2 * maxDegreeOfParallelism;
+            while (Blocks(m, mc) * Blocks(n, nc) < wanted && nc > 2 * GemmMicroKernel.NR) nc = Math.Max(2 * GemmMicroKernel.NR, nc / 2);
+            while (Blocks(m, mc) * Blocks(n, nc) < wanted && mc > GemmMicroKernel.MR) mc = Math.Max(GemmMicroKernel.MR, mc / 2);
+            mc = Math.Max(GemmMicroKernel.MR, mc / GemmMicroKernel.MR * GemmMicroKernel.MR);
+            nc = Math.Max(GemmMicroKernel.NR, nc / GemmMicroKernel.NR * GemmMicroKernel.NR);
+        }
         var options = new ParallelOptions { MaxDegreeOfParallelism = sequential ? 1 : maxDegreeOfParallelism };
 
         // B is packed once for the whole call ([panel][K][NR]) and shared by every task.
@@ -179,16 +190,19 @@ internal static unsafe class HostGemm
         }
     }
 
+    private static int Blocks(int extent, int block) => (extent + block - 1) / block;
+
     /// <summary>One task: the C block <c>[i0, i0+rows) × [j0, j0+cols)</c> over the whole reduction.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private static void ComputeBlock(float* a, long aRow, long aCol, float* bPack, long panelStride, float* c,
         int n, int k, int i0, int rows, int j0, int cols, bool accumulate, int kc)
     {
-        const int MR = GemmMicroKernel.MR, NR = GemmMicroKernel.NR;
+        int MR = GemmMicroKernel.MR, NR = GemmMicroKernel.NR;
         int mPanels = (rows + MR - 1) / MR;
         int nPanels = (cols + NR - 1) / NR;
         int depthMax = Math.Min(kc, k);
         float* aPack = (float*)NativeMemory.AlignedAlloc((nuint)((long)mPanels * MR * depthMax * sizeof(float)), 64);
-        float* tile = stackalloc float[MR * NR];
+        float* tile = stackalloc float[12 * 32];
         try
         {
             for (int p0 = 0; p0 < k; p0 += kc)
@@ -210,8 +224,15 @@ internal static unsafe class HostGemm
                     {
                         int ii = i0 + (ip * MR);
                         int mValid = Math.Min(MR, rows - (ip * MR));
+                        float* aPanel = aPack + ((long)ip * MR * depth);
+                        if (mValid == MR && nValid == NR)
+                        {
+                            // A whole tile: the kernel reads and writes C in place.
+                            GemmMicroKernel.Kernel(depth, aPanel, bPanel, c + ((long)ii * n) + jj, n, !fromZero);
+                            continue;
+                        }
                         LoadTile(tile, c, n, ii, jj, mValid, nValid, fromZero);
-                        GemmMicroKernel.Kernel(depth, aPack + ((long)ip * MR * depth), bPanel, tile);
+                        GemmMicroKernel.Kernel(depth, aPanel, bPanel, tile, NR, load: true);
                         StoreTile(tile, c, n, ii, jj, mValid, nValid);
                     }
                 }
@@ -225,7 +246,7 @@ internal static unsafe class HostGemm
 
     private static void LoadTile(float* tile, float* c, int n, int ii, int jj, int mValid, int nValid, bool fromZero)
     {
-        const int NR = GemmMicroKernel.NR;
+        int NR = GemmMicroKernel.NR;
         new Span<float>(tile, GemmMicroKernel.MR * NR).Clear();
         if (fromZero) return;
         for (int r = 0; r < mValid; r++)
@@ -236,7 +257,7 @@ internal static unsafe class HostGemm
 
     private static void StoreTile(float* tile, float* c, int n, int ii, int jj, int mValid, int nValid)
     {
-        const int NR = GemmMicroKernel.NR;
+        int NR = GemmMicroKernel.NR;
         for (int r = 0; r < mValid; r++)
         {
             new ReadOnlySpan<float>(tile + (r * NR), nValid).CopyTo(new Span<float>(c + ((long)(ii + r) * n) + jj, nValid));

@@ -46,6 +46,54 @@ public sealed class HostLayerKernels : ILayerKernels
         => HostGemm.MatMulTransposeA(RowBlock(a, aRow, rows, m), RowBlock(b, bRow, rows, n), Matrix(c, index, m * n), m, n, rows, accumulate);
 
     /// <inheritdoc />
+    /// <remarks>The experts run side by side (see <see cref="ForEachGroup"/>); each product is the same as alone.</remarks>
+    public void GroupedMatMulTransposeB(Tensor a, ReadOnlySpan<long> rowsPerGroup, Tensor b, int n, int k, Tensor c, bool accumulate = false)
+        => ForEachGroup(rowsPerGroup, (g, start, rows, threads) => HostGemm.MatMulTransposeB(RowBlock(a, start, rows, k), Matrix(b, g, n * k),
+            RowBlock(c, start, rows, n), rows, n, k, accumulate, threads));
+
+    /// <inheritdoc />
+    /// <remarks>The experts run side by side (see <see cref="ForEachGroup"/>).</remarks>
+    public void GroupedMatMul(Tensor a, ReadOnlySpan<long> rowsPerGroup, Tensor b, int n, int k, Tensor c, bool accumulate = false)
+        => ForEachGroup(rowsPerGroup, (g, start, rows, threads) => HostGemm.MatMul(RowBlock(a, start, rows, k), Matrix(b, g, k * n),
+            RowBlock(c, start, rows, n), rows, n, k, accumulate, threads));
+
+    /// <inheritdoc />
+    /// <remarks>The experts run side by side (see <see cref="ForEachGroup"/>); each writes only its own <c>C[g]</c>.</remarks>
+    public void GroupedMatMulTransposeA(Tensor a, Tensor b, ReadOnlySpan<long> rowsPerGroup, int m, int n, Tensor c, bool accumulate = false)
+        => ForEachGroup(rowsPerGroup, (g, start, rows, threads) => HostGemm.MatMulTransposeA(RowBlock(a, start, rows, m), RowBlock(b, start, rows, n),
+            Matrix(c, g, m * n), m, n, rows, accumulate, threads));
+
+    /// <summary>
+    /// Runs <paramref name="body"/>(group, first row, rows, threads) for every group with rows: one fork over all the
+    /// experts instead of one per expert, so small experts (a few hundred rows) keep every thread busy. With G groups on
+    /// N threads each product gets about N / G threads. Every group writes its own rows (or its own matrix) and each
+    /// product computes each element the same way on any number of threads, so the result is the sequential one.
+    /// </summary>
+    private static void ForEachGroup(ReadOnlySpan<long> rowsPerGroup, Action<int, int, int, int> body)
+    {
+        var groups = new List<(int Group, int Start, int Rows)>(rowsPerGroup.Length);
+        int start = 0;
+        for (int g = 0; g < rowsPerGroup.Length; g++)
+        {
+            int rows = (int)rowsPerGroup[g];
+            if (rows > 0) groups.Add((g, start, rows));
+            start += rows;
+        }
+        int threads = HostThreads.Current;
+        if (groups.Count <= 1 || threads == 1)
+        {
+            foreach (var (g, s, rows) in groups) body(g, s, rows, threads);
+            return;
+        }
+        int perGroup = Math.Max(1, threads / groups.Count);
+        Parallel.For(0, groups.Count, new ParallelOptions { MaxDegreeOfParallelism = threads }, i =>
+        {
+            var (g, s, rows) = groups[i];
+            body(g, s, rows, perGroup);
+        });
+    }
+
+    /// <inheritdoc />
     public void SwiGluForward(Tensor gate, Tensor up, Tensor activation)
         => HostSwiGlu.Forward(gate.AsSpan<float>(), up.AsSpan<float>(), activation.AsSpan<float>());
 
@@ -154,20 +202,7 @@ public sealed class HostLayerKernels : ILayerKernels
 
     /// <inheritdoc />
     public void AdamWStep(Tensor value, Tensor grad, Tensor expAvg, Tensor expAvgSq, AdamWScalars s)
-    {
-        Span<float> theta = value.AsSpan<float>();
-        ReadOnlySpan<float> g = grad.AsSpan<float>();
-        Span<float> m = expAvg.AsSpan<float>();
-        Span<float> v = expAvgSq.AsSpan<float>();
-        for (int j = 0; j < theta.Length; j++)
-        {
-            float gj = g[j];
-            m[j] = (s.Beta1 * m[j]) + ((1f - s.Beta1) * gj);
-            v[j] = (s.Beta2 * v[j]) + ((1f - s.Beta2) * gj * gj);
-            float denom = (MathF.Sqrt(v[j]) / s.Bias2Sqrt) + s.Epsilon;
-            theta[j] = (theta[j] * s.Decay) - (s.StepSize * m[j] / denom);
-        }
-    }
+        => HostAdamW.Step(value.AsSpan<float>(), grad.AsSpan<float>(), expAvg.AsSpan<float>(), expAvgSq.AsSpan<float>(), s);
 
     private static Span<float> RowBlock(Tensor t, int row, int rows, int width) => t.AsSpan<float>().Slice(row * width, rows * width);
 

@@ -169,7 +169,8 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
         int[] orderArray = order.Data<int>();
         int n = expertIds.ElementCount;
         int experts = counts.Length;
-        int chunks = n < SerialSortEntries ? 1 : Math.Min(Environment.ProcessorCount * 2, n / (SerialSortEntries / 4));
+        int chunks = n < SerialSortEntries ? 1 : Math.Min(HostThreads.Current * 2, n / (SerialSortEntries / 4));
+        var options = new ParallelOptions { MaxDegreeOfParallelism = HostThreads.Current };
         if (chunks <= 1)
         {
             Span<int> next = experts <= 1024 ? stackalloc int[experts] : new int[experts];
@@ -181,7 +182,7 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
         // Parallel stable counting sort: each chunk counts its ids, then writes its entries of expert e
         // after those of earlier chunks, so the result equals the serial sort.
         var chunkCounts = new int[chunks, experts];
-        Parallel.For(0, chunks, c =>
+        Parallel.For(0, chunks, options, c =>
         {
             var (start, end) = ChunkRange(n, chunks, c);
             for (int i = start; i < end; i++) chunkCounts[c, idsArray[i]]++;
@@ -196,7 +197,7 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
                 running += chunkCounts[c, e];
             }
         }
-        Parallel.For(0, chunks, c =>
+        Parallel.For(0, chunks, options, c =>
         {
             var (start, end) = ChunkRange(n, chunks, c);
             for (int i = start; i < end; i++) orderArray[chunkNext[c, idsArray[i]]++] = i;

@@ -18,7 +18,7 @@ internal static class HostParallel
     {
         if (count <= 0) return;
         long total = count * Math.Max(1, bytesPerItem);
-        int workers = Environment.ProcessorCount;
+        int workers = HostThreads.Current;
         if (workers == 1 || total < SerialThresholdBytes || count == 1)
         {
             body(0, count);
@@ -26,7 +26,7 @@ internal static class HostParallel
         }
         // A few chunks per core balances uneven rows without paying per-row scheduling.
         int chunks = (int)Math.Min(count, Math.Min(workers * 4L, Math.Max(1, total / (SerialThresholdBytes / 4))));
-        Parallel.For(0, chunks, c =>
+        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = workers }, c =>
         {
             int start = (int)((long)count * c / chunks);
             int end = (int)((long)count * (c + 1) / chunks);

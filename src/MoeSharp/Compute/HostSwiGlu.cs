@@ -4,7 +4,7 @@ namespace MoeSharp.Compute;
 /// The element-wise part of SwiGLU: <c>a = silu(g) ⊙ u</c> with <c>silu(z) = z · sigmoid(z)</c>, forward
 /// and backward, in float32. Every element is one fixed sequence of operations (row-invariant).
 /// </summary>
-public static class HostSwiGlu
+public static unsafe class HostSwiGlu
 {
     /// <summary><c>activation = silu(gate) ⊙ up</c>.</summary>
     /// <param name="gate">g = x · w1ᵀ: [R, H].</param>
@@ -15,10 +15,15 @@ public static class HostSwiGlu
     {
         CheckSame(gate.Length, up.Length, nameof(up));
         CheckSame(gate.Length, activation.Length, nameof(activation));
-        for (int i = 0; i < gate.Length; i++)
+        fixed (float* pg = gate) fixed (float* pu = up) fixed (float* pa = activation)
         {
-            float g = gate[i];
-            activation[i] = g / (1f + MathF.Exp(-g)) * up[i];
+            nint g0 = (nint)pg, u0 = (nint)pu, a0 = (nint)pa;
+            // Element-wise: chunks over threads compute exactly what one loop would.
+            HostParallel.For(gate.Length, 12, (start, end) =>
+            {
+                float* g = (float*)g0, u = (float*)u0, a = (float*)a0;
+                for (int i = start; i < end; i++) a[i] = g[i] / (1f + MathF.Exp(-g[i])) * u[i];
+            });
         }
     }
 
@@ -40,13 +45,21 @@ public static class HostSwiGlu
         CheckSame(n, up.Length, nameof(up));
         CheckSame(n, gradGate.Length, nameof(gradGate));
         CheckSame(n, gradUp.Length, nameof(gradUp));
-        for (int i = 0; i < n; i++)
+        fixed (float* pda = gradActivation) fixed (float* pg = gate) fixed (float* pu = up) fixed (float* pdg = gradGate) fixed (float* pdu = gradUp)
         {
-            float g = gate[i];
-            float sig = 1f / (1f + MathF.Exp(-g));
-            float da = gradActivation[i];
-            gradUp[i] = da * g * sig;
-            gradGate[i] = da * up[i] * sig * (1f + (g * (1f - sig)));
+            nint da0 = (nint)pda, g0 = (nint)pg, u0 = (nint)pu, dg0 = (nint)pdg, du0 = (nint)pdu;
+            HostParallel.For(n, 20, (start, end) =>
+            {
+                float* daP = (float*)da0, gP = (float*)g0, uP = (float*)u0, dgP = (float*)dg0, duP = (float*)du0;
+                for (int i = start; i < end; i++)
+                {
+                    float g = gP[i];
+                    float sig = 1f / (1f + MathF.Exp(-g));
+                    float da = daP[i];
+                    duP[i] = da * g * sig;
+                    dgP[i] = da * uP[i] * sig * (1f + (g * (1f - sig)));
+                }
+            });
         }
     }
 

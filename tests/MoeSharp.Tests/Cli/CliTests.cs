@@ -120,6 +120,27 @@ public class CliTests
     }
 
     [Fact]
+    public void Train_Profile_OnTheHost_TimesTheManagedKernels()
+    {
+        CliResult result = Invoke(["train", "--steps", "3", "--log-every", "100", "--profile"]);
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Contains("kernel profile on rank 0, per step over steps 2-3", result.Out);
+        Assert.Matches(@"layer GroupedMatMulTransposeB\s+[0-9.]+ ms\s+[0-9.]+ %\s+6\.0 calls", result.Out);
+        Assert.Contains("layer AdamWStep", result.Out);
+    }
+
+    [Fact]
+    public void BenchCpu_Gemm_ReportsEveryProductAgainstThePeak()
+    {
+        CliResult result = Invoke(["bench-cpu", "--what", "gemm", "--threads", "1", "--warmup", "0", "--repeats", "1", "--ghz", "2", "--json"]);
+        Assert.True(result.ExitCode == 0, result.ToString());
+        string[] lines = result.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(9, lines.Length);
+        // 1 thread x 2 GHz x 2 FMA units x 8 lanes x 2 = 64 GFLOP/s.
+        Assert.All(lines, l => Assert.Contains("\"peakGflops\":64", l));
+    }
+
+    [Fact]
     public void Run_WithoutOptions_RunsTheEmbeddedDefaults()
     {
         CliResult result = Invoke("run");
@@ -152,7 +173,9 @@ public class CliTests
     [InlineData("train", "--device", "tpu")]
     [InlineData("train", "--gpus", "2")]
     [InlineData("train", "--gemm-dtype", "bf16")]
-    [InlineData("train", "--profile")]
+    [InlineData("bench-cpu", "--threads", "0")]
+    [InlineData("bench-cpu", "--what", "copy")]
+    [InlineData("bench-cpu", "--world", "1")]
     [InlineData("train", "--device", "ilgpu-cpu", "--gemm-dtype", "fp8")]
     [InlineData("run", "--gpus", "2")]
     [InlineData("run", "--device", "cuda", "--gpus", "0")]

@@ -84,6 +84,29 @@ public sealed class HostGemmTests
     }
 
     [Fact]
+    public void Every_element_is_the_ascending_fused_multiply_add_chain_bitwise()
+    {
+        // The contract that makes the GEMM row-invariant, checked on whichever kernel this machine runs (the 512-bit
+        // one where AVX-512 is present): c = fma(a_p, b_p, c) for p = 0, 1, … from zero, nothing else.
+        Gen.Select(Gen.Int[1, 30], Gen.Int[1, 70], Gen.Int[1, 400], Gen.Int).Sample((m, n, k, seed) =>
+        {
+            var random = new Random(seed);
+            float[] a = RandomArray(random, m * k), b = RandomArray(random, n * k);
+            var c = new float[m * n];
+            HostGemm.MatMulTransposeB(a, b, c, m, n, k);
+            for (int i = 0; i < m; i++)
+            {
+                for (int j = 0; j < n; j++)
+                {
+                    float chain = 0f;
+                    for (int p = 0; p < k; p++) chain = MathF.FusedMultiplyAdd(a[(i * k) + p], b[(j * k) + p], chain);
+                    Assert.Equal(BitConverter.SingleToInt32Bits(chain), BitConverter.SingleToInt32Bits(c[(i * n) + j]));
+                }
+            }
+        }, iter: 40);
+    }
+
+    [Fact]
     public void Partitioning_and_thread_count_never_change_a_bit()
     {
         var random = new Random(11);

@@ -1,0 +1,162 @@
+"""MoeSharp on CPUs next to its PyTorch peer, in one run, at several thread counts (issue 12).
+
+Runs `moe bench-cpu`, `moe bench`, `moe train` and the default `moe run` (MoeSharp, threads set through
+MOESHARP_THREADS / --threads) and bench/cpu/torch_peer.py (torch.set_num_threads) at each thread count, then prints
+markdown tables with the ratios and appends every raw JSON record to --jsonl. A step that fails or runs past its
+timeout is reported and skipped. See bench/RESULTS-cpu.md for how it is run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+LAYER_SHAPES = [dict(tokens=2048, dim=512, hidden=512, experts=16, top_k=2),
+                dict(tokens=8192, dim=1024, hidden=1024, experts=16, top_k=2)]
+
+
+def run(cmd: list, env_extra: dict, timeout: int, log) -> str | None:
+    env = dict(os.environ, **{k: str(v) for k, v in env_extra.items()})
+    shown = " ".join(f"{k}={v}" for k, v in env_extra.items()) + " " + " ".join(shlex.quote(c) for c in cmd)
+    print(f"$ {shown.strip()}", file=log, flush=True)
+    t0 = time.time()
+    try:
+        p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        print(f"  TIMEOUT after {timeout} s", file=log, flush=True)
+        return None
+    print(p.stdout + p.stderr, file=log, flush=True)
+    print(f"  ({time.time() - t0:.1f} s, rc {p.returncode})", file=log, flush=True)
+    return p.stdout if p.returncode == 0 else None
+
+
+def json_lines(text: str | None) -> list:
+    out = []
+    for line in (text or "").splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                pass
+    return out
+
+
+def fmt(value, suffix: str = "") -> str:
+    if value is None:
+        return "–"
+    return f"{value:.2f}{suffix}" if suffix else f"{value:.1f}"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--moe", default="dotnet src/MoeSharp.Cli/bin/Release/net10.0/moe.dll", help="how to start moe")
+    ap.add_argument("--python", default=sys.executable, help="the interpreter with torch")
+    ap.add_argument("--threads", default=f"2,{os.cpu_count()}", help="comma-separated thread counts")
+    ap.add_argument("--tokens", type=int, default=4096, help="dispatch: tokens per rank")
+    ap.add_argument("--dim", type=int, default=1024, help="dispatch: D")
+    ap.add_argument("--experts", type=int, default=64, help="dispatch: E")
+    ap.add_argument("--top-k", type=int, default=8, help="dispatch: K")
+    ap.add_argument("--layer-steps", type=int, default=5, help="layer: timed steps (median)")
+    ap.add_argument("--skip", default="", help="comma list of: gemm,dispatch,exchange,layer,run,large-layer")
+    ap.add_argument("--timeout", type=int, default=240, help="seconds per command")
+    ap.add_argument("--repeats", type=int, default=5, help="timed runs of moe bench and the dispatch peer (median)")
+    ap.add_argument("--fma-lanes", type=int, default=8, help="float32 lanes per FMA unit for the peak (bench-cpu --fma-lanes)")
+    ap.add_argument("--pin", action="store_true", help="run each command under taskset on cores 0..threads-1")
+    ap.add_argument("--jsonl", default="results-cpu.jsonl")
+    ap.add_argument("--log", default="log-cpu.txt")
+    a = ap.parse_args()
+    moe_base = shlex.split(a.moe)
+    py_base = [a.python, os.path.join(HERE, "torch_peer.py")]
+    skip = set(filter(None, a.skip.split(",")))
+    threads = [int(t) for t in a.threads.split(",")]
+    records = []
+
+    def add_table(table):
+        title, rows = table
+        print(f"\n### {title}\n")
+        print("\n".join(rows), flush=True)
+    with open(a.log, "a") as log, open(a.jsonl, "a") as jl:
+        def keep(recs, **tags):
+            for r in recs:
+                r.update(tags)
+                records.append(r)
+                jl.write(json.dumps(r) + "\n")
+            jl.flush()
+            return recs
+
+        for n in threads:
+            pin = ["taskset", "-c", f"0-{n - 1}"] if a.pin else []
+            moe = pin + moe_base
+            py = pin + py_base
+            env = {"MOESHARP_THREADS": n, "OMP_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n, "MKL_NUM_THREADS": n}
+            if "layer" not in skip:
+                rows = ["| shape | MoeSharp layer step (ms) | PyTorch step (ms) | MoeSharp faster by |", "|---|---:|---:|---:|"]
+                for s in LAYER_SHAPES:
+                    if s["tokens"] > 2048 and "large-layer" in skip:
+                        continue
+                    args = ["--tokens", str(s["tokens"]), "--dim", str(s["dim"]), "--hidden", str(s["hidden"]),
+                            "--experts", str(s["experts"]), "--top-k", str(s["top_k"])]
+                    out = run(moe + ["train", "--steps", str(a.layer_steps + 1), "--shared-hidden", "0", "--log-every", "100000"] + args,
+                              env, a.timeout, log)
+                    m = re.search(r"of which the layer \(forward, backward, its AdamW\) ([0-9.]+) ms", out or "")
+                    mine = float(m.group(1)) if m else None
+                    keep([{"what": "layer", "threads": n, **s, "stepMs": mine}] if mine else [], peer="moesharp")
+                    tp = keep(json_lines(run(py + ["layer", "--threads", str(n), "--warmup", "1", "--iters", str(a.layer_steps)] + args,
+                                             env, a.timeout, log)))
+                    theirs = tp[0]["stepMs"] if tp else None
+                    label = f"T {s['tokens']}, D {s['dim']}, H {s['hidden']}, E {s['experts']}, K {s['top_k']}"
+                    rows.append(f"| {label} | {fmt(mine)} | {fmt(theirs)} | {fmt(theirs / mine if (mine and theirs) else None, 'x')} |")
+                add_table((f"Layer step (forward, backward, AdamW), float32, {n} threads", rows))
+            if "gemm" not in skip:
+                mine = keep(json_lines(run(moe + ["bench-cpu", "--what", "gemm", "--json", "--threads", str(n), "--repeats", str(a.repeats),
+                                                  "--fma-lanes", str(a.fma_lanes)],
+                                           env, a.timeout, log)), peer="moesharp")
+                theirs = keep(json_lines(run(py + ["gemm", "--threads", str(n), "--iters", str(a.repeats)], env, a.timeout, log)))
+                rows = ["| shape | product | MoeSharp GFLOP/s | of FMA peak | PyTorch GFLOP/s | MoeSharp / PyTorch |", "|---|---|---:|---:|---:|---:|"]
+                for m in mine:
+                    t = next((t for t in theirs if t["shape"] == m["shape"] and t["product"] == m["product"]), None)
+                    rows.append(f"| {m['shape']} | {m['product']} | {m['gflops']:.1f} | {m['fractionOfPeak']:.0%} | "
+                                f"{fmt(t['gflops'] if t else None)} | {fmt(m['gflops'] / t['gflops'] if t else None, 'x')} |")
+                peak = mine[0]["peakGflops"] if mine else float("nan")
+                add_table((f"GEMM, {n} threads (FMA peak {peak:.1f} GFLOP/s)", rows))
+            if "dispatch" not in skip:
+                shape = ["--tokens", str(a.tokens), "--dim", str(a.dim), "--experts", str(a.experts), "--top-k", str(a.top_k)]
+                reps = ["--warmup", "1", "--repeats", str(a.repeats)]
+                w1 = keep(json_lines(run(moe + ["bench", "--json"] + shape + reps, env, a.timeout, log)), peer="moesharp")
+                w4 = keep(json_lines(run(moe + ["bench", "--json", "--world", "4"] + shape + reps, env, a.timeout, log)), peer="moesharp")
+                tp = keep(json_lines(run(py + ["dispatch", "--threads", str(n), "--warmup", "1", "--iters", str(a.repeats)] + shape,
+                                         env, a.timeout, log)))
+                rows = ["| world | MoeSharp dispatch + combine (ms) | of copy | PyTorch (torchtitan) (ms) | MoeSharp faster by |", "|---|---:|---:|---:|---:|"]
+                for label, r in (("1", w1), ("4", w4)):
+                    if not r:
+                        rows.append(f"| {label} | failed | | | |")
+                        continue
+                    ms = r[0]["dispatchMs"] + r[0]["combineMs"]
+                    t_ms = tp[0]["dispatchMs"] + tp[0]["combineMs"] if (tp and label == "1") else None
+                    rows.append(f"| {label} | {ms:.1f} | {r[0]['fractionOfCopy']:.0%} | {fmt(t_ms)} | {fmt(t_ms / ms if t_ms else None, 'x')} |")
+                add_table((f"Dispatch + combine, T {a.tokens}/rank, D {a.dim}, E {a.experts}, K {a.top_k}, float32, {n} threads", rows))
+            if "exchange" not in skip:
+                ex = keep(json_lines(run(moe + ["bench-cpu", "--what", "exchange", "--json", "--threads", str(n), "--world", "4,8",
+                                                "--repeats", str(a.repeats)], env, a.timeout, log)), peer="moesharp")
+                rows = ["| world | all-to-all-v (ms) | GB/s | copy GB/s | of copy |", "|---|---:|---:|---:|---:|"]
+                for r in ex:
+                    rows.append(f"| {r['world']} | {r['exchangeMs']:.2f} | {r['exchangeGBs']:.2f} | {r['copyGBs']:.2f} | {r['fractionOfCopy']:.0%} |")
+                add_table((f"In-process all-to-all-v, 64 MiB per rank, {n} threads", rows))
+            if "run" not in skip:
+                out = run(moe + ["run"], env, a.timeout, log)
+                m = re.findall(r"\(([0-9.]+) ms for dispatch, experts, combine and reduce on rank 0\)", out or "")
+                keep([{"what": "run", "threads": n, "rankWorkMs": [float(v) for v in m]}], peer="moesharp")
+                add_table((f"Default `moe run`, {n} threads", ["| case | rank work on rank 0 (ms) |", "|---|---:|"] +
+                               [f"| {i + 1} | {float(v):.1f} |" for i, v in enumerate(m)]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The 16-core run of bench/cpu on the GPU machine's CPUs (no .NET there): run from the repository root with the
+# packed CLI and these scripts in one folder D (D/run.sh from bench/gpu/pack-device.sh, D/cpu/*.py, D/reference/):
+#   bash D/cpu/device-run.sh D      → $OUT/tables-cpu.md, $OUT/results-cpu.jsonl, $OUT/log-cpu.txt, $OUT/machine-cpu.txt
+# 2-thread figures run under taskset on cores 0-1 (both peers), all-core figures on every core. Its PyTorch is the peer.
+set -uo pipefail
+D=${1:?usage: device-run.sh DEVICE_FOLDER}
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+{
+  echo "date: $(date -u)"; lscpu | grep -E '^(Model name|CPU\(s\)|Thread|Core|Socket|Flags)' | cut -c1-400
+  python3 -c 'import torch; print("torch", torch.__version__); print(torch.__config__.show())'
+  nproc; free -g
+} > "$OUT/machine-cpu.txt" 2>&1
+head -5 "$OUT/machine-cpu.txt"
+bash "$D/run.sh" --version > /dev/null 2>&1 || true   # unpacks the .NET runtime once, untimed
+export PYTHONUNBUFFERED=1
+# FMA lanes per unit for the peak: Intel's AVX-512 cores have two 512-bit FMA units; AMD Zen 4 splits AVX-512 over
+# 256-bit units, and AVX2-only cores have 256-bit units.
+lanes=8
+if grep -q GenuineIntel /proc/cpuinfo && grep -qw avx512f /proc/cpuinfo; then lanes=16; fi
+echo "FMA lanes per unit for the peak: $lanes" | tee -a "$OUT/machine-cpu.txt"
+timeout "${BUDGET_S:-280}" python3 "$D/cpu/compare.py" --moe "bash $D/run.sh" --python python3 --pin \
+  --threads "2,$(nproc)" --fma-lanes "$lanes" --tokens "${TOKENS:-8192}" --dim "${DIM:-2048}" --repeats "${REPEATS:-5}" --timeout "${STEP_TIMEOUT:-90}" \
+  --jsonl "$OUT/results-cpu.jsonl" --log "$OUT/log-cpu.txt" ${SKIP:+--skip "$SKIP"} | tee "$OUT/tables-cpu.md"
+echo "compare.py rc=${PIPESTATUS[0]}"
