@@ -2,8 +2,8 @@
 # Correctness on 1, 2 and 4 GPUs of one machine (whichever are present), for the GPU issue's checks:
 # golden dispatch files bitwise (NCCL when each rank has its GPU), layer files within tolerance (on the host and with
 # the layer on the GPUs), `moe run --device cuda` verified against the host (float32, and bfloat16 rows), and
-# `moe train --device cuda` next to the same training on the host. Needs .device/ (bench/gpu/pack-device.sh) and
-# the golden files in .golden/. Usage: bash bench/gpu/check-gpus.sh [GPU counts...]
+# `moe train --device cuda` next to the same training on the host. Needs .device/ (bench/gpu/pack-device.sh); the
+# golden files are the ones bundled with the tool (golden/). Usage: bash bench/gpu/check-gpus.sh [GPU counts...]
 set -u
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 cd "$(dirname "$0")/../.." || exit 2
@@ -15,7 +15,7 @@ for g in $counts; do
   [ "$g" -le "$have" ] || { echo "=== $g GPUs: only $have present, skipped"; continue; }
   visible=$(seq -s, 0 $((g - 1)))
   echo "=== $g GPU(s): CUDA_VISIBLE_DEVICES=$visible"
-  CUDA_VISIBLE_DEVICES=$visible timeout 240 bash .device/run.sh verify-golden --device cuda --gpus "$g" .golden/*.safetensors \
+  CUDA_VISIBLE_DEVICES=$visible timeout 240 bash .device/run.sh verify-golden --device cuda --gpus "$g" \
     > "$OUT/golden-${g}gpu.txt" 2>&1 || status=1
   grep -E "PASS|FAIL|passed" "$OUT/golden-${g}gpu.txt" | cut -c1-400
   CUDA_VISIBLE_DEVICES=$visible timeout 240 bash .device/run.sh run --device cuda --gpus "$g" > "$OUT/run-${g}gpu.txt" 2>&1 || status=1
