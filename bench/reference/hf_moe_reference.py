@@ -175,7 +175,7 @@ def qwen_block(x, gate, experts, k, norm, shared=None, shared_gate=None):
     return y
 
 
-def deepseek_block(x, gate, bias, experts, k, n_group, topk_group, norm, scale, shared):
+def deepseek_block(x, gate, bias, experts, k, n_group, topk_group, norm, scale, shared, rules_differ=False):
     scores = 1 / (1 + np.exp(-(x @ gate.T)))
     choice = scores + bias[None, :]
     t, e = choice.shape
@@ -187,10 +187,19 @@ def deepseek_block(x, gate, bias, experts, k, n_group, topk_group, norm, scale, 
     mask = np.repeat(mask, e // n_group, axis=1)
     masked = np.where(mask, choice, 0.0)  # masked_fill(~score_mask, 0.0), exactly as transformers
     ids = topk_indices(masked, k)
-    # MoeSharp excludes ineligible experts instead of scoring them 0.0; the two agree when every eligible biased
-    # score is positive, which these inputs guarantee (checked, so the expected file cannot silently differ).
+    # torchtitan (MoeSharp's default) leaves the discarded groups out instead of scoring them 0.0. The two agree
+    # unless fewer than k kept experts have a positive biased score; each case states which it is (checked, so a
+    # case meant to tell the rules apart cannot silently stop doing so).
     excluded = topk_indices(np.where(mask, choice, -np.inf), k)
-    assert (np.sort(ids, 1) == np.sort(excluded, 1)).all(), "0.0 masking and exclusion choose differently"
+    same = (np.sort(ids, 1) == np.sort(excluded, 1)).all(1)
+    if rules_differ:
+        assert not same.any(), "some token chooses the same experts under 0.0 masking and exclusion"
+        # No ties at 0.0 among the masked experts decide the choice (torch.topk's order among ties is unspecified):
+        # every token takes all of its discarded groups' experts or none of them.
+        taken = np.take_along_axis(~mask, ids, 1).sum(1)
+        assert np.isin(taken, [0, (~mask).sum(1)[0]]).all(), "a tie at 0.0 decides the choice"
+    else:
+        assert same.all(), "0.0 masking and exclusion choose differently"
     w = np.take_along_axis(scores, ids, 1)
     if norm:
         w = w / (w.sum(-1, keepdims=True) + 1e-20)
@@ -339,6 +348,40 @@ def deepseek_v3(root, rng):
     write_case(folder, 2, x, y)
 
 
+def deepseek_v3_negative_bias(root, rng):
+    """A DeepSeek-V3 layer whose kept groups hold fewer than k experts with a positive biased score.
+
+    Every group has two experts with bias about -1.5 (biased score < 0, as sigmoid < 1) and two with a small positive bias;
+    3 of 4 groups are kept, so 6 kept experts are positive and k = 10: transformers fills the last 4 places with the
+    discarded group's experts (masked to 0.0, which beats every negative score), torchtitan with negative kept ones.
+    BF16 weights, one shard, no quantization.
+    """
+    d, e, k, h, groups, topk_groups = 16, 16, 10, 8, 4, 3
+    config = {
+        "architectures": ["DeepseekV3ForCausalLM"], "model_type": "deepseek_v3", "hidden_size": d,
+        "intermediate_size": 32, "moe_intermediate_size": h, "n_routed_experts": e, "n_shared_experts": 1,
+        "num_experts_per_tok": k, "n_group": groups, "topk_group": topk_groups, "norm_topk_prob": True,
+        "routed_scaling_factor": 2.5, "scoring_func": "sigmoid", "topk_method": "noaux_tc",
+        "first_k_dense_replace": 1, "moe_layer_freq": 1, "num_hidden_layers": 2, "hidden_act": "silu",
+        "vocab_size": 32, "torch_dtype": "bfloat16",
+    }
+    t = {}
+    add_mlp(rng, t, "model.layers.0.mlp.", d, 32, "BF16")
+    p = "model.layers.1.mlp."
+    t[p + "gate.weight"] = stored(rng, "BF16", [e, d], 0.3)
+    bias = np.where(np.arange(e) % 4 < 2, -1.5, 0.0) + rng.uniform(0.0, 0.02, e)
+    bias = bias.astype(np.float32)
+    t[p + "gate.e_score_correction_bias"] = Stored("F32", [e], bias.tobytes(), bias.astype(np.float64))
+    experts = [add_mlp(rng, t, p + f"experts.{i}.", d, h, "BF16") for i in range(e)]
+    shared = add_mlp(rng, t, p + "shared_experts.", d, h, "BF16")
+    folder = os.path.join(root, "deepseek_v3_negative_bias")
+    write_checkpoint(folder, config, t, [sorted(t)])
+    x = stored(rng, "F32", [11, d], 1.0)
+    y = deepseek_block(x.value, t[p + "gate.weight"].value, bias.astype(np.float64), experts, k, groups, topk_groups,
+                       True, 2.5, shared, rules_differ=True)
+    write_case(folder, 1, x, y)
+
+
 if __name__ == "__main__":
     root = sys.argv[1] if len(sys.argv) > 1 else "tests/MoeSharp.Tests/Checkpoints/data"
     rng = np.random.default_rng(20251202)
@@ -346,3 +389,4 @@ if __name__ == "__main__":
     qwen3_moe(root, rng)
     mixtral(root, rng)
     deepseek_v3(root, rng)
+    deepseek_v3_negative_bias(root, np.random.default_rng(20261202))

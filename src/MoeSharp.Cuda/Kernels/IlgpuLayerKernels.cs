@@ -204,8 +204,9 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
 
     /// <inheritdoc />
     public void TopK(Tensor scores, Tensor? expertBias, int numExpertGroups, int numLimitedGroups, bool routeNorm, float normEpsilon,
-        float routeScale, Tensor topScores, Tensor expertIds)
-        => _backend.Router.TopK(scores, expertBias, topScores, expertIds, routeNorm, normEpsilon, routeScale, numExpertGroups, numLimitedGroups);
+        float routeScale, Tensor topScores, Tensor expertIds, bool zeroDiscardedGroups = false)
+        => _backend.Router.TopK(scores, expertBias, topScores, expertIds, routeNorm, normEpsilon, routeScale, numExpertGroups, numLimitedGroups,
+            zeroDiscardedGroups);
 
     /// <inheritdoc />
     public void TopScoresBackward(Tensor scores, Tensor expertIds, Tensor gradTopScores, bool routeNorm, float normEpsilon, float routeScale,

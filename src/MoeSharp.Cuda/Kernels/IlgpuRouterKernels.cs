@@ -22,7 +22,7 @@ internal sealed class IlgpuRouterKernels
     private readonly IlgpuTensorAllocator _allocator;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int> _softmax;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>> _sigmoid;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, float, float, ArrayView<float>, ArrayView<long>> _topK;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, float, float, ArrayView<float>, ArrayView<long>> _topK;
 
     /// <summary>Compiles the kernels on <paramref name="allocator"/>'s accelerator.</summary>
     public IlgpuRouterKernels(IlgpuTensorAllocator allocator)
@@ -31,7 +31,8 @@ internal sealed class IlgpuRouterKernels
         Accelerator acc = allocator.Accelerator;
         _softmax = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(RouterKernelBodies.SoftmaxRows);
         _sigmoid = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(RouterKernelBodies.Sigmoid);
-        _topK = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, float, float, ArrayView<float>, ArrayView<long>>(RouterKernelBodies.TopK);
+        _topK = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, float, float, ArrayView<float>, ArrayView<long>>(
+            RouterKernelBodies.TopK);
     }
 
     /// <summary>Row-wise softmax.</summary>
@@ -72,9 +73,10 @@ internal sealed class IlgpuRouterKernels
     /// <param name="routeScale">Multiplies every top score.</param>
     /// <param name="numExpertGroups">G for node-limited routing, or 0.</param>
     /// <param name="numLimitedGroups">Groups kept per token when G &gt; 0.</param>
+    /// <param name="zeroDiscardedGroups">Experts of the groups not kept compete with choice score +0 instead of being left out.</param>
     /// <exception cref="ArgumentException">Shapes disagree, K is not in [1, E], the groups are invalid, or a tensor is not on this device.</exception>
     public void TopK(Tensor scores, Tensor? expertBias, Tensor topScores, Tensor expertIds, bool routeNorm = false, float normEpsilon = 1e-20f, float routeScale = 1f,
-        int numExpertGroups = 0, int numLimitedGroups = 0)
+        int numExpertGroups = 0, int numLimitedGroups = 0, bool zeroDiscardedGroups = false)
     {
         ArgumentNullException.ThrowIfNull(scores);
         ArgumentNullException.ThrowIfNull(topScores);
@@ -100,7 +102,7 @@ internal sealed class IlgpuRouterKernels
         Accelerator acc = _allocator.Accelerator;
         ArrayView<float> s = DeviceViews.Floats(acc, scores, nameof(scores));
         _topK(tokens, s, expertBias is null ? s : DeviceViews.Floats(acc, expertBias, nameof(expertBias)), expertBias is null ? 0 : 1,
-            experts, k, Math.Max(numExpertGroups, 0), numLimitedGroups, routeNorm ? 1 : 0, normEpsilon, routeScale,
+            experts, k, Math.Max(numExpertGroups, 0), numLimitedGroups, zeroDiscardedGroups ? 1 : 0, routeNorm ? 1 : 0, normEpsilon, routeScale,
             DeviceViews.Floats(acc, topScores, nameof(topScores)), DeviceViews.Longs(acc, expertIds, nameof(expertIds)));
     }
 }

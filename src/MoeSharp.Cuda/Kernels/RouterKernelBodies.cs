@@ -30,13 +30,16 @@ internal static class RouterKernelBodies
 
     /// <summary>
     /// Thread t: the top-k of <c>scores[t] + bias</c> with ties toward the lower expert id (NaN ranks last), among the
-    /// experts of the <paramref name="limitedGroups"/> best of <paramref name="groups"/> groups when groups &gt; 0,
-    /// written ascending to <c>ids[t]</c>; <c>topScores[t]</c> = the chosen unbiased scores, divided by their sum + eps when
-    /// <paramref name="routeNorm"/> is set, times <paramref name="routeScale"/>. The id row doubles as the
-    /// selection list, so no per-thread local memory is needed.
+    /// experts of the <paramref name="limitedGroups"/> best of <paramref name="groups"/> groups when groups &gt; 0 (with
+    /// <paramref name="zeroDiscarded"/> set, the other experts compete with choice score +0 instead, as transformers'
+    /// DeepSeek-V3 router does), written ascending to <c>ids[t]</c>; <c>topScores[t]</c> = the chosen unbiased scores,
+    /// divided by their sum + eps when <paramref name="routeNorm"/> is set, times <paramref name="routeScale"/>. The id
+    /// row doubles as the selection list and the top-score row holds its choice scores until the end, so no per-thread
+    /// local memory is needed.
     /// </summary>
     public static void TopK(Index1D t, ArrayView<float> scores, ArrayView<float> bias, int hasBias, int experts, int k,
-        int groups, int limitedGroups, int routeNorm, float normEpsilon, float routeScale, ArrayView<float> topScores, ArrayView<long> ids)
+        int groups, int limitedGroups, int zeroDiscarded, int routeNorm, float normEpsilon, float routeScale,
+        ArrayView<float> topScores, ArrayView<long> ids)
     {
         int row = t * experts, at = t * k;
         int filled = 0;
@@ -45,16 +48,18 @@ internal static class RouterKernelBodies
         for (int e = 0; e < experts; e++)
         {
             if (groups > 0 && e % perGroup == 0) groupEligible = GroupChosen(scores, bias, hasBias, row, perGroup, groups, limitedGroups, e / perGroup);
-            if (!groupEligible) continue;
-            float v = Biased(scores, bias, hasBias, row, e);
-            if (filled == k && !Better(v, Biased(scores, bias, hasBias, row, (int)ids[at + k - 1]))) continue;
+            if (!groupEligible && zeroDiscarded == 0) continue;
+            float v = groupEligible ? Biased(scores, bias, hasBias, row, e) : 0f;
+            if (filled == k && !Better(v, topScores[at + k - 1])) continue;
             int pos = filled < k ? filled++ : k - 1;
-            while (pos > 0 && Better(v, Biased(scores, bias, hasBias, row, (int)ids[at + pos - 1])))
+            while (pos > 0 && Better(v, topScores[at + pos - 1]))
             {
                 ids[at + pos] = ids[at + pos - 1];
+                topScores[at + pos] = topScores[at + pos - 1];
                 pos--;
             }
             ids[at + pos] = e;
+            topScores[at + pos] = v;
         }
         // Ascending ids (insertion sort; the ids are distinct).
         for (int j = 1; j < k; j++)

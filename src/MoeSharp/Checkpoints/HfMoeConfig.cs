@@ -191,8 +191,9 @@ public sealed class HfMoeConfig
         int shared = c.OptionalInt("n_shared_experts", 0);
         int hidden = c.Int("moe_intermediate_size");
         // DeepseekV3TopkRouter: sigmoid scores; choose with scores + e_score_correction_bias among the topk_group groups
-        // with the best sum of their top-2; weights are the unbiased scores, over their sum + 1e-20 with norm_topk_prob,
-        // times routed_scaling_factor. One group is no grouping.
+        // with the best sum of their top-2, the other groups' experts masked to 0.0 (not left out) before the top-k over
+        // all experts; weights are the unbiased scores, over their sum + 1e-20 with norm_topk_prob, times
+        // routed_scaling_factor. One group is no grouping.
         var args = new MoeLayerArgs(d, hidden, experts, k)
         {
             ScoreFunc = ScoreFunction.Sigmoid,
@@ -200,6 +201,7 @@ public sealed class HfMoeConfig
             RouteScale = (float)c.OptionalDouble("routed_scaling_factor", 1.0),
             NumExpertGroups = groups > 1 ? groups : 0,
             NumLimitedGroups = groups > 1 ? topkGroups : 0,
+            ZeroDiscardedGroups = groups > 1,
             SharedHidden = hidden * shared,
             LoadBalancing = true,
         };

@@ -123,7 +123,7 @@ public sealed class HostLayerKernels : ILayerKernels
 
     /// <inheritdoc />
     public void TopK(Tensor scores, Tensor? expertBias, int numExpertGroups, int numLimitedGroups, bool routeNorm, float normEpsilon,
-        float routeScale, Tensor topScores, Tensor expertIds)
+        float routeScale, Tensor topScores, Tensor expertIds, bool zeroDiscardedGroups = false)
     {
         int tokens = scores.Rows, e = scores.RowLength, k = topScores.RowLength;
         ReadOnlySpan<float> s = scores.AsSpan<float>();
@@ -137,7 +137,7 @@ public sealed class HostLayerKernels : ILayerKernels
             ReadOnlySpan<float> row = s.Slice(t * e, e);
             if (bias.IsEmpty) row.CopyTo(biased);
             else for (int i = 0; i < e; i++) biased[i] = row[i] + bias[i];
-            TopKExpertChoice.Choose(biased, numExpertGroups, numLimitedGroups, eligible, groupScores, chosen);
+            TopKExpertChoice.Choose(biased, numExpertGroups, numLimitedGroups, eligible, groupScores, chosen, zeroDiscardedGroups);
 
             Span<float> ts = topScores.Row<float>(t);
             Span<long> ids = expertIds.Row<long>(t);

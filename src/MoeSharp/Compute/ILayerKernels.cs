@@ -110,8 +110,13 @@ public interface ILayerKernels
     /// <param name="routeScale">Factor on every top score.</param>
     /// <param name="topScores">Output [T, K] float32.</param>
     /// <param name="expertIds">Output [T, K] int64.</param>
+    /// <param name="zeroDiscardedGroups">
+    /// When G &gt; 0: false leaves the experts of the groups not kept out of the choice (torchtitan); true lets them
+    /// compete with the choice score +0 (transformers' DeepSeek-V3, <c>masked_fill(~score_mask, 0.0)</c>), which
+    /// matters when fewer than K kept experts have a positive biased score.
+    /// </param>
     void TopK(Tensor scores, Tensor? expertBias, int numExpertGroups, int numLimitedGroups, bool routeNorm, float normEpsilon,
-        float routeScale, Tensor topScores, Tensor expertIds);
+        float routeScale, Tensor topScores, Tensor expertIds, bool zeroDiscardedGroups = false);
 
     /// <summary>
     /// Backward of <see cref="TopK"/>'s top scores into <c>[T, E]</c> score gradients: zero for unchosen experts;

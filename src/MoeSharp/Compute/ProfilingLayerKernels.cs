@@ -84,8 +84,9 @@ public sealed class ProfilingLayerKernels(ILayerKernels inner) : ILayerKernels
 
     /// <inheritdoc />
     public void TopK(Tensor scores, Tensor? expertBias, int numExpertGroups, int numLimitedGroups, bool routeNorm, float normEpsilon,
-        float routeScale, Tensor topScores, Tensor expertIds)
-        => _times.Time(nameof(TopK), () => inner.TopK(scores, expertBias, numExpertGroups, numLimitedGroups, routeNorm, normEpsilon, routeScale, topScores, expertIds));
+        float routeScale, Tensor topScores, Tensor expertIds, bool zeroDiscardedGroups = false)
+        => _times.Time(nameof(TopK), () => inner.TopK(scores, expertBias, numExpertGroups, numLimitedGroups, routeNorm, normEpsilon, routeScale,
+            topScores, expertIds, zeroDiscardedGroups));
 
     /// <inheritdoc />
     public void TopScoresBackward(Tensor scores, Tensor expertIds, Tensor gradTopScores, bool routeNorm, float normEpsilon, float routeScale,

@@ -2,7 +2,9 @@ namespace MoeSharp.Compute;
 
 /// <summary>
 /// One token's expert choice: optional node-limited masking, then top-k of the biased scores with ties
-/// broken toward the lower id (torchtitan/DeepSeek-V3 semantics, made deterministic).
+/// broken toward the lower id (torchtitan/DeepSeek-V3 semantics, made deterministic). The experts of the
+/// discarded groups are either left out (torchtitan) or compete with a choice score of 0 (transformers'
+/// DeepSeek-V3 <c>masked_fill(~score_mask, 0.0)</c> before its top-k over all experts).
 /// </summary>
 internal static class TopKExpertChoice
 {
@@ -15,8 +17,9 @@ internal static class TopKExpertChoice
     /// <param name="eligible">Scratch: [E].</param>
     /// <param name="groupScores">Scratch: [G] (empty when G = 0).</param>
     /// <param name="chosen">Output ids: [K], ascending.</param>
+    /// <param name="zeroDiscardedGroups">Experts of the groups not kept compete with choice score 0 instead of being left out.</param>
     public static void Choose(ReadOnlySpan<float> biased, int numExpertGroups, int numLimitedGroups,
-        Span<bool> eligible, Span<float> groupScores, Span<int> chosen)
+        Span<bool> eligible, Span<float> groupScores, Span<int> chosen, bool zeroDiscardedGroups = false)
     {
         int numExperts = biased.Length;
         if (numExpertGroups > 0)
@@ -29,16 +32,17 @@ internal static class TopKExpertChoice
         }
 
         // Insertion into a list sorted by (score desc, id asc): experts arrive in ascending id, so a
-        // strict '>' keeps the earlier (lower) id ahead on a tie.
+        // strict '>' keeps the earlier (lower) id ahead on a tie. Without zeroDiscardedGroups only eligible
+        // experts enter the list, so their choice score is their biased score.
         int k = chosen.Length;
         int filled = 0;
         for (int e = 0; e < numExperts; e++)
         {
-            if (!eligible[e]) continue;
-            float v = biased[e];
-            if (filled == k && !Better(v, biased[chosen[k - 1]])) continue;
+            if (!eligible[e] && !zeroDiscardedGroups) continue;
+            float v = ChoiceScore(biased, eligible, e);
+            if (filled == k && !Better(v, ChoiceScore(biased, eligible, chosen[k - 1]))) continue;
             int pos = filled < k ? filled++ : k - 1;
-            while (pos > 0 && Better(v, biased[chosen[pos - 1]]))
+            while (pos > 0 && Better(v, ChoiceScore(biased, eligible, chosen[pos - 1])))
             {
                 chosen[pos] = chosen[pos - 1];
                 pos--;
@@ -47,6 +51,9 @@ internal static class TopKExpertChoice
         }
         chosen.Sort();
     }
+
+    /// <summary>The score an expert competes with: its biased score, or +0 in a discarded group.</summary>
+    private static float ChoiceScore(ReadOnlySpan<float> biased, ReadOnlySpan<bool> eligible, int e) => eligible[e] ? biased[e] : 0f;
 
     /// <summary>True when <paramref name="v"/> ranks strictly above <paramref name="current"/> (NaN ranks last).</summary>
     private static bool Better(float v, float current) => v > current || (float.IsNaN(current) && !float.IsNaN(v));

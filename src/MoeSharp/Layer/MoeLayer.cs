@@ -101,7 +101,7 @@ public sealed class MoeLayer : IDisposable
         _world = world;
         _kernels = kernels ?? new HostLayerKernels(dispatcher.Kernels);
         Router = new TokenChoiceTopKRouter(args.Dim, args.NumExperts, args.TopK, args.ScoreFunc, args.RouteNorm, args.RouteScale,
-            args.NumExpertGroups, args.NumLimitedGroups, _kernels);
+            args.NumExpertGroups, args.NumLimitedGroups, _kernels) { ZeroDiscardedGroups = args.ZeroDiscardedGroups };
         Experts = new GroupedExperts(dispatcher.NumLocalExperts, args.Dim, args.Hidden, _kernels);
         Shared = args.SharedHidden > 0 ? new SharedExpert(args.Dim, args.SharedHidden, _kernels) : null;
         SharedGate = args.SharedExpertGate ? _kernels.Zeros(DType.Float32, 1, args.Dim) : null;

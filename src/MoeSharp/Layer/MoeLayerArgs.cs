@@ -63,6 +63,13 @@ public sealed record MoeLayerArgs
     /// <summary>Groups kept eligible per token when <see cref="NumExpertGroups"/> &gt; 0.</summary>
     public int NumLimitedGroups { get; init; }
 
+    /// <summary>
+    /// With node-limited routing: false (torchtitan) leaves the experts of the groups not kept out of the choice;
+    /// true (transformers' DeepSeek-V3) lets them compete with the choice score +0. See
+    /// <see cref="TokenChoiceTopKRouter.ZeroDiscardedGroups"/>.
+    /// </summary>
+    public bool ZeroDiscardedGroups { get; init; }
+
     /// <summary>Hs, the shared expert's hidden dim; 0 means no shared expert.</summary>
     public int SharedHidden { get; init; }
 

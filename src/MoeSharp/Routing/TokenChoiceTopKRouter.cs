@@ -10,7 +10,8 @@ namespace MoeSharp.Routing;
 /// </summary>
 /// <remarks>
 /// Forward: <c>scores = score_func(x · gateᵀ)</c> ([T, E]); choose the top-k of <c>scores + expert_bias</c>
-/// (ties toward the lower id) among the eligible experts; <c>top_scores</c> are the chosen unbiased
+/// (ties toward the lower id) among the eligible experts (or, with <see cref="ZeroDiscardedGroups"/>, among all experts
+/// with the discarded groups' choice scores set to 0); <c>top_scores</c> are the chosen unbiased
 /// scores, divided by their sum + 1e-20 when <see cref="RouteNorm"/>, times <see cref="RouteScale"/>.
 /// Ids are returned ascending per token. The bias and the choice itself are not differentiable.
 /// </remarks>
@@ -110,6 +111,15 @@ public sealed class TokenChoiceTopKRouter
     /// <summary>Groups kept eligible per token when <see cref="NumExpertGroups"/> &gt; 0.</summary>
     public int NumLimitedGroups { get; }
 
+    /// <summary>
+    /// How node-limited routing treats the experts of the groups not kept: false (the default, torchtitan's
+    /// <c>TokenChoiceTopKRouter</c>) leaves them out of the choice; true (transformers' <c>DeepseekV3TopkRouter</c>,
+    /// <c>masked_fill(~score_mask, 0.0)</c> and a top-k over all experts) lets them compete with the choice score +0.
+    /// The two differ only when fewer than K kept experts have a biased score above 0 (a negative bias) or one equals
+    /// 0; ties go to the lower id either way. Without groups it has no effect.
+    /// </summary>
+    public bool ZeroDiscardedGroups { get; init; }
+
     /// <summary>The gate (router linear layer, no bias): [E, D] float32, updated in place by optimizers.</summary>
     public Tensor GateWeight { get; }
 
@@ -132,7 +142,8 @@ public sealed class TokenChoiceTopKRouter
         Tensor expertIds = _kernels.Allocate(DType.Int64, tokens, k);
         // The bias is small host state of the load balancer: a backend off the host gets a copy per call.
         Tensor? bias = expertBias is null || _kernels.Dispatch.IsHost ? expertBias : _kernels.Dispatch.ToDevice(expertBias);
-        _kernels.TopK(scores, bias, NumExpertGroups, NumLimitedGroups, RouteNorm, NormEpsilon, RouteScale, topScores, expertIds);
+        _kernels.TopK(scores, bias, NumExpertGroups, NumLimitedGroups, RouteNorm, NormEpsilon, RouteScale, topScores, expertIds,
+            ZeroDiscardedGroups);
         if (!ReferenceEquals(bias, expertBias)) _kernels.Release(bias);
         var tokensPerExpert = Tensor.FromArray(_kernels.CountPerExpert(expertIds, e), e);
         return new RouterOutput(topScores, expertIds, tokensPerExpert, scores);

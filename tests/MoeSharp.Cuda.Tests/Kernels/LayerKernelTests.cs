@@ -135,15 +135,20 @@ public class LayerKernelTests(CpuBackendFixture fixture)
             int limitedGroups = limited ? 1 + r.Next(groups) : 0;
             int k = 1 + r.Next(limited ? limitedGroups * perGroup : experts);
             bool norm = pick >= 2, biased = r.Next(2) == 0;
-            // Few distinct values, so expert and group ties are common; an occasional NaN ranks last.
+            // transformers' DeepSeek-V3 rule (discarded groups compete with 0) or torchtitan's (left out).
+            bool zeroDiscarded = r.Next(2) == 0;
+            // Few distinct values, so expert and group ties are common; an occasional NaN ranks last. Negative biases
+            // push kept experts below the 0 of the discarded ones, and ties at 0 happen.
             float[] s = Enumerable.Range(0, tokens * experts).Select(_ => r.Next(16) == 0 ? float.NaN : r.Next(5) / 4f).ToArray();
-            float[]? bias = biased ? Enumerable.Range(0, experts).Select(_ => r.Next(3) / 8f).ToArray() : null;
+            float[]? bias = biased ? Enumerable.Range(0, experts).Select(_ => (r.Next(5) - 2) / 4f).ToArray() : null;
             int g = limited ? groups : 0;
 
             Tensor hTop = Tensor.Zeros(DType.Float32, tokens, k), hIds = Tensor.Zeros(DType.Int64, tokens, k);
-            _host.TopK(Tensor.FromArray(s, tokens, experts), bias is null ? null : Tensor.FromArray(bias, experts), g, limitedGroups, norm, 1e-20f, 2.5f, hTop, hIds);
+            _host.TopK(Tensor.FromArray(s, tokens, experts), bias is null ? null : Tensor.FromArray(bias, experts), g, limitedGroups, norm, 1e-20f, 2.5f,
+                hTop, hIds, zeroDiscarded);
             Tensor dTop = _b.Layer.Allocate(DType.Float32, tokens, k), dIds = _b.Layer.Allocate(DType.Int64, tokens, k);
-            _b.Layer.TopK(Up(s, tokens, experts), bias is null ? null : Up(bias, experts), g, limitedGroups, norm, 1e-20f, 2.5f, dTop, dIds);
+            _b.Layer.TopK(Up(s, tokens, experts), bias is null ? null : Up(bias, experts), g, limitedGroups, norm, 1e-20f, 2.5f, dTop, dIds,
+                zeroDiscarded);
             Assert.Equal(hIds.AsSpan<long>().ToArray(), dIds.ToHost().AsSpan<long>().ToArray());
             Assert.Equal(hTop.AsSpan<float>().ToArray(), Floats(dTop));
             Assert.Equal(_host.CountPerExpert(hIds, experts), _b.Layer.CountPerExpert(dIds, experts));
@@ -153,6 +158,23 @@ public class LayerKernelTests(CpuBackendFixture fixture)
             _host.TopScoresBackward(Tensor.FromArray(s, tokens, experts), hIds, Tensor.FromArray(gradTop, tokens, k), norm, 1e-20f, 2.5f, hGrad);
             _b.Layer.TopScoresBackward(Up(s, tokens, experts), dIds, Up(gradTop, tokens, k), norm, 1e-20f, 2.5f, dGrad);
             Assert.Equal(hGrad.AsSpan<float>().ToArray(), Floats(dGrad));
-        }, iter: 80, threads: 1);
+        }, iter: 120, threads: 1);
+    }
+
+    [Fact]
+    public void TopK_DiscardedGroupsAtZero_OutrankNegativeKeptExperts()
+    {
+        // Groups of 2, biased scores {0.9, −0.8 | −0.7, −0.6 | 0.7, −1.2}: groups 0 and 2 are kept and hold one positive
+        // expert each; K = 3. Left out, group 1 cannot fill the third place (expert 1 does); at 0 its expert 2 does.
+        float[] s = [0.9f, 0.2f, 0.3f, 0.4f, 0.7f, 0.3f];
+        float[] bias = [0f, -1f, -1f, -1f, 0f, -1.5f];
+        foreach ((bool zero, long[] expected) in new[] { (false, new long[] { 0, 1, 4 }), (true, new long[] { 0, 2, 4 }) })
+        {
+            Tensor dTop = _b.Layer.Allocate(DType.Float32, 1, 3), dIds = _b.Layer.Allocate(DType.Int64, 1, 3);
+            _b.Layer.TopK(Up(s, 1, 6), Up(bias, 6), 3, 2, true, 1e-20f, 2.5f, dTop, dIds, zero);
+            Assert.Equal(expected, dIds.ToHost().AsSpan<long>().ToArray());
+            float sum = s[expected[0]] + s[expected[1]] + s[expected[2]];
+            Assert.Equal(expected.Select(e => s[e] / (sum + 1e-20f) * 2.5f), Floats(dTop));
+        }
     }
 }

@@ -8,7 +8,8 @@ namespace MoeSharp.Tests.Checkpoints;
 /// </summary>
 internal static class CheckpointData
 {
-    /// <summary>The checkpoint folder of a family (<c>qwen2_moe</c>, <c>qwen3_moe</c>, <c>mixtral</c>, <c>deepseek_v3</c>).</summary>
+    /// <summary>The checkpoint folder of a family (<c>qwen2_moe</c>, <c>qwen3_moe</c>, <c>mixtral</c>, <c>deepseek_v3</c>,
+    /// <c>deepseek_v3_negative_bias</c>).</summary>
     public static string Folder(string family)
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)

@@ -19,6 +19,8 @@ public sealed class HfFamilyCheckpointTests(ITestOutputHelper output)
         { "qwen3_moe", 1 },
         { "mixtral", 0 },
         { "deepseek_v3", 2 },
+        // Kept groups with fewer than K positive biased scores: transformers' 0.0 masking picks differently.
+        { "deepseek_v3_negative_bias", 1 },
     };
 
     [Theory]
@@ -64,6 +66,7 @@ public sealed class HfFamilyCheckpointTests(ITestOutputHelper output)
         var a = deepseek.Args;
         Assert.Equal((ScoreFunction.Sigmoid, true, 2.5f, 4, 2, 24, true),
             (a.ScoreFunc, a.RouteNorm, a.RouteScale, a.NumExpertGroups, a.NumLimitedGroups, a.SharedHidden, a.LoadBalancing));
+        Assert.True(a.ZeroDiscardedGroups); // masked_fill(~score_mask, 0.0), not torchtitan's exclusion
         Assert.False(deepseek.IsMoeLayer(0)); // first_k_dense_replace
         Assert.Equal(new[] { 16, 16 }, deepseek.WeightBlockSize!);
         Assert.Equal("model.layers.2.mlp.shared_experts.down_proj.weight", deepseek.SharedNames(2)!.Value.Down);

@@ -10,6 +10,7 @@ public sealed class LayerCommandTests
     [Theory]
     [InlineData("deepseek_v3", 2, "host")]
     [InlineData("qwen2_moe", 1, "ilgpu-cpu")] // the shared expert gate and the loader's staging on a device backend
+    [InlineData("deepseek_v3_negative_bias", 1, "ilgpu-cpu")] // the ILGPU top-k with 0.0-masked discarded groups
     public void Layer_writes_y_within_tolerance_and_prints_the_routing_load(string family, int layer, string device)
     {
         string folder = CheckpointData.Folder(family);
