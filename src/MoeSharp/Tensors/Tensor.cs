@@ -12,7 +12,10 @@ namespace MoeSharp.Tensors;
 /// Host storage is an array of the dtype's CLR type (<see cref="float"/>, <see cref="BFloat16"/>,
 /// <see cref="int"/>, <see cref="long"/>); arrays the tensor allocates itself are pinned, so collectives can
 /// hand their address to other ranks without copying, and <see cref="AsMemory{T}"/> works for asynchronous
-/// exchanges. A tensor wrapping a caller's array (<see cref="FromArray{T}"/>) shares it as it is. Device
+/// exchanges. A tensor wrapping a caller's array (<see cref="FromArray{T}"/>) shares it as it is, and
+/// <see cref="FromMemory{T}"/> shares any slice of one (the tensor then starts at an element offset into the array and
+/// never reads or writes outside the slice); caller arrays need not be pinned, since the collectives pin what they
+/// hand to other ranks for the length of the exchange. Native memory is not tensor storage. Device
 /// storage is reached only through <see cref="DeviceBuffer"/>: span and array accessors throw for a device
 /// tensor (copy it with <see cref="ToHost"/>).
 /// <para>
@@ -158,9 +161,9 @@ public sealed class Tensor : IDisposable
     /// <remarks>
     /// The caller must keep the array alive and leave the slice alone (no writes from elsewhere) while the tensor, or
     /// anything computed lazily from it, is in use; returning an <c>ArrayPool</c> array while the tensor lives is a use
-    /// after free. The array need not be pinned: the in-process collectives pin the spans and memory they hand to other
-    /// ranks for the length of the exchange (<c>fixed</c>, <see cref="Memory{T}.Pin"/>), and MPI/NCCL copy through
-    /// pinned staging or device buffers.
+    /// after free. The array need not be pinned: the in-process and MPI collectives pin the spans and memory they hand to
+    /// other ranks or to MPI for the length of the exchange (<c>fixed</c>, <see cref="Memory{T}.Pin"/>), and device
+    /// uploads copy from a span.
     /// <para>
     /// Native memory (a <see cref="System.Buffers.MemoryManager{T}"/> over unmanaged memory, such as a pinned native
     /// buffer) is refused: the host kernels index managed arrays from parallel loops, and a second storage kind there
