@@ -233,7 +233,8 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
                         int from = map[mapOffset + i];
                         float* to = dstBase + (long)i * d;
                         if (from < 0) new Span<float>(to, d).Clear();
-                        else StreamRow(srcBase + (long)(from + sourceRowOffset) * d, to, d, scales is null ? 1f : scales[scaleOffset + i], scales is not null);
+                        else StreamRow(srcBase + (long)(from + sourceRowOffset) * d, to, d,
+                            scales is null ? 1f : scales[scaleOffset + i], scales is not null);
                     }
                 }
                 // Non-temporal stores are weakly ordered: fence before other threads read the rows.
@@ -377,7 +378,8 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
                 int from = map[mapOffset + i];
                 if (from < 0) to.Clear();
                 else if (scales is null) src.AsSpan(srcOffset + (from + sourceRowOffset) * d, d).CopyTo(to);
-                else BFloat16Rows.Scale(src.AsSpan(srcOffset + (from + sourceRowOffset) * d, d), scales[scaleOffset + i], to);
+                else BFloat16Rows.Scale(src.AsSpan(srcOffset + (from + sourceRowOffset) * d, d), scales[scaleOffset + i],
+                    to);
             }
         });
     }
@@ -414,7 +416,8 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
                         // A pair of bfloat16 values is moved as one 32-bit word: a bit copy, no arithmetic.
                         if (streaming) StreamRow((float*)from, (float*)to, d / 2, 1f, scale: false);
                         else if (scales is null) new ReadOnlySpan<BFloat16>(from, d).CopyTo(new Span<BFloat16>(to, d));
-                        else BFloat16Rows.Scale(new ReadOnlySpan<BFloat16>(from, d), scales[scaleOffset + r], new Span<BFloat16>(to, d));
+                        else BFloat16Rows.Scale(new ReadOnlySpan<BFloat16>(from, d), scales[scaleOffset + r],
+                            new Span<BFloat16>(to, d));
                     }
                 }
                 if (streaming) Sse.StoreFence();
@@ -458,8 +461,8 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
     }
 
     /// <summary>One token's ordered bfloat16 sum, <see cref="Vector{T}"/> of ushort (two float vectors) at a time, scalar tail.</summary>
-    private static void ReduceBFloat16Token(BFloat16[] rowArray, int rowsOffset, ReadOnlySpan<int> positions, float[]? scales,
-        int scalesOffset, ReadOnlySpan<BFloat16> initial, bool hasInitial, Span<BFloat16> destination, int d)
+    private static void ReduceBFloat16Token(BFloat16[] rowArray, int rowsOffset, ReadOnlySpan<int> positions,
+        float[]? scales, int scalesOffset, ReadOnlySpan<BFloat16> initial, bool hasInitial, Span<BFloat16> destination, int d)
     {
         ReadOnlySpan<BFloat16> rows = rowArray.AsSpan(rowsOffset);
         ReadOnlySpan<ushort> rowBits = MemoryMarshal.Cast<BFloat16, ushort>(rows);

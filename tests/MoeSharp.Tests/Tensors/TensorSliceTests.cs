@@ -110,7 +110,10 @@ public class TensorSliceTests
         Tensor[][] sliced = Run(sliced: true);
         for (int rank = 0; rank < worldSize; rank++)
         {
-            for (int i = 0; i < fresh[rank].Length; i++) Assert.True(fresh[rank][i].BitwiseEquals(sliced[rank][i]), $"rank {rank}, output {i}");
+            for (int i = 0; i < fresh[rank].Length; i++)
+            {
+                Assert.True(fresh[rank][i].BitwiseEquals(sliced[rank][i]), $"rank {rank}, output {i}");
+            }
         }
 
         Tensor[][] Run(bool sliced) => InProcessWorld.Run(worldSize, world =>
@@ -152,7 +155,9 @@ public class TensorSliceTests
                 // A bfloat16 slice of its own: the caller's array holds the bfloat16 rows at an offset.
                 BFloat16[] rows = x.ToBFloat16().AsSpan<BFloat16>().ToArray();
                 BFloat16[] rowHost = sliced ? Embed(rows, offset: 9, tail: 1, BFloat16.FromSingle(Sentinel)) : rows;
-                x = sliced ? Tensor.FromMemory(rowHost.AsMemory(9, rows.Length), tokens, dim) : Tensor.FromArray(rows, tokens, dim);
+                x = sliced
+                    ? Tensor.FromMemory(rowHost.AsMemory(9, rows.Length), tokens, dim)
+                    : Tensor.FromArray(rows, tokens, dim);
                 Action before = checkUntouched;
                 checkUntouched = () =>
                 {
@@ -163,7 +168,8 @@ public class TensorSliceTests
 
             using DispatchResult d = dispatcher.Dispatch(x, scores, ids);
             Tensor routed = d.RoutedTokens.Clone();
-            Tensor y = ScaledIdentityExperts.Apply(d.RoutedTokens, d.TokensPerLocalExpert.AsSpan(), dispatcher.EpRank * (experts / worldSize));
+            int firstExpert = dispatcher.EpRank * (experts / worldSize);
+            Tensor y = ScaledIdentityExperts.Apply(d.RoutedTokens, d.TokensPerLocalExpert.AsSpan(), firstExpert);
             using Tensor output = dispatcher.Combine(y, d.Metadata, x);
             checkUntouched();
             return new[] { routed, output.Clone() };
@@ -193,7 +199,8 @@ public class TensorSliceTests
         const int perRank = 64;
         float[][] received = InProcessWorld.Run(2, world =>
         {
-            float[] sendHost = Embed(Enumerable.Range(0, 2 * perRank).Select(i => world.Rank * 1000f + i).ToArray(), 11, 3, Sentinel);
+            float[] sendValues = Enumerable.Range(0, 2 * perRank).Select(i => world.Rank * 1000f + i).ToArray();
+            float[] sendHost = Embed(sendValues, 11, 3, Sentinel);
             float[] receiveHost = Embed(new float[2 * perRank], 4, 2, Sentinel);
             Tensor send = Tensor.FromMemory(sendHost.AsMemory(11, 2 * perRank), 2 * perRank);
             Tensor receive = Tensor.FromMemory(receiveHost.AsMemory(4, 2 * perRank), 2 * perRank);
