@@ -165,8 +165,8 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
     /// <inheritdoc />
     public void StableSortByExpert(Tensor expertIds, ReadOnlySpan<int> counts, Tensor order)
     {
-        int[] idsArray = expertIds.Data<int>();
-        int[] orderArray = order.Data<int>();
+        var (idsArray, idsOffset) = expertIds.Data<int>();
+        var (orderArray, orderOffset) = order.Data<int>();
         int n = expertIds.ElementCount;
         int experts = counts.Length;
         int chunks = n < SerialSortEntries ? 1 : Math.Min(HostThreads.Current * 2, n / (SerialSortEntries / 4));
@@ -175,7 +175,9 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
         {
             Span<int> next = experts <= 1024 ? stackalloc int[experts] : new int[experts];
             ExclusivePrefix(counts, next);
-            for (int i = 0; i < n; i++) orderArray[next[idsArray[i]]++] = i;
+            ReadOnlySpan<int> ids = idsArray.AsSpan(idsOffset, n);
+            Span<int> sorted = orderArray.AsSpan(orderOffset, n);
+            for (int i = 0; i < n; i++) sorted[next[ids[i]]++] = i;
             return;
         }
 
@@ -185,7 +187,7 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
         Parallel.For(0, chunks, options, c =>
         {
             var (start, end) = ChunkRange(n, chunks, c);
-            for (int i = start; i < end; i++) chunkCounts[c, idsArray[i]]++;
+            for (int i = start; i < end; i++) chunkCounts[c, idsArray[idsOffset + i]]++;
         });
         var chunkNext = new int[chunks, experts];
         int running = 0;
@@ -200,7 +202,7 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
         Parallel.For(0, chunks, options, c =>
         {
             var (start, end) = ChunkRange(n, chunks, c);
-            for (int i = start; i < end; i++) orderArray[chunkNext[c, idsArray[i]]++] = i;
+            for (int i = start; i < end; i++) orderArray[orderOffset + chunkNext[c, idsArray[idsOffset + i]]++] = i;
         });
     }
 
@@ -212,25 +214,27 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
             GatherBFloat16Rows(source, sourceRowOffset, rowOf, scale, destination);
             return;
         }
-        float[] src = source.Data<float>();
-        float[] dst = destination.Data<float>();
-        int[] map = rowOf.Data<int>();
-        float[]? scales = scale is null ? null : scale.Data<float>();
+        var (src, srcOffset) = source.Data<float>();
+        var (dst, dstOffset) = destination.Data<float>();
+        var (map, mapOffset) = rowOf.Data<int>();
+        var (scales, scaleOffset) = DataOrNull<float>(scale);
         int d = destination.RowLength;
         int rows = rowOf.ElementCount;
         if (Avx.IsSupported && (long)rows * d * sizeof(float) >= StreamingBytes)
         {
             HostParallel.For(rows, 8L * d, (start, end) =>
             {
-                fixed (float* srcBase = src)
-                fixed (float* dstBase = dst)
+                fixed (float* srcArray = src)
+                fixed (float* dstArray = dst)
                 {
+                    float* srcBase = srcArray + srcOffset, dstBase = dstArray + dstOffset;
                     for (int i = start; i < end; i++)
                     {
-                        int from = map[i];
+                        int from = map[mapOffset + i];
                         float* to = dstBase + (long)i * d;
                         if (from < 0) new Span<float>(to, d).Clear();
-                        else StreamRow(srcBase + (long)(from + sourceRowOffset) * d, to, d, scales is null ? 1f : scales[i], scales is not null);
+                        else StreamRow(srcBase + (long)(from + sourceRowOffset) * d, to, d,
+                            scales is null ? 1f : scales[scaleOffset + i], scales is not null);
                     }
                 }
                 // Non-temporal stores are weakly ordered: fence before other threads read the rows.
@@ -242,8 +246,8 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
         {
             for (int i = start; i < end; i++)
             {
-                Span<float> to = dst.AsSpan(i * d, d);
-                int from = map[i];
+                Span<float> to = dst.AsSpan(dstOffset + i * d, d);
+                int from = map[mapOffset + i];
                 if (from >= 0) from += sourceRowOffset;
                 if (from < 0)
                 {
@@ -251,11 +255,11 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
                 }
                 else if (scales is null)
                 {
-                    src.AsSpan(from * d, d).CopyTo(to);
+                    src.AsSpan(srcOffset + from * d, d).CopyTo(to);
                 }
                 else
                 {
-                    Scale(src.AsSpan(from * d, d), scales[i], to);
+                    Scale(src.AsSpan(srcOffset + from * d, d), scales[scaleOffset + i], to);
                 }
             }
         });
@@ -269,28 +273,29 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
             ScatterBFloat16TokenRows(source, sourceRowOffset, rowToken, entryRow, topK, scale, destination);
             return;
         }
-        float[] src = source.Data<float>();
-        float[] dst = destination.Data<float>();
-        int[] tokenOf = rowToken.Data<int>();
-        int[] rowOfEntry = entryRow.Data<int>();
-        float[]? scales = scale is null ? null : scale.Data<float>();
+        var (src, srcOffset) = source.Data<float>();
+        var (dst, dstOffset) = destination.Data<float>();
+        var (tokenOf, tokenOffset) = rowToken.Data<int>();
+        var (rowOfEntry, entryOffset) = entryRow.Data<int>();
+        var (scales, scaleOffset) = DataOrNull<float>(scale);
         int d = destination.RowLength, rows = rowToken.ElementCount, tokens = entryRow.ElementCount / Math.Max(1, topK);
         bool streaming = Avx.IsSupported && (long)rows * d * sizeof(float) >= StreamingBytes;
 
-        ClearTokenlessRows(dst, tokenOf, rows, d);
+        ClearTokenlessRows(dst, dstOffset, tokenOf, tokenOffset, rows, d);
         // Each token row is read once (it stays in cache for its K copies) and written to its K rows.
         HostParallel.For(tokens, 4L * d * (topK + 1), (start, end) =>
         {
-            fixed (float* srcBase = src)
-            fixed (float* dstBase = dst)
+            fixed (float* srcArray = src)
+            fixed (float* dstArray = dst)
             {
+                float* srcBase = srcArray + srcOffset, dstBase = dstArray + dstOffset;
                 for (int t = start; t < end; t++)
                 {
                     float* from = srcBase + (long)(sourceRowOffset + t) * d;
                     for (int k = 0; k < topK; k++)
                     {
-                        int r = rowOfEntry[t * topK + k];
-                        float s = scales is null ? 1f : scales[r];
+                        int r = rowOfEntry[entryOffset + t * topK + k];
+                        float s = scales is null ? 1f : scales[scaleOffset + r];
                         if (streaming) StreamRow(from, dstBase + (long)r * d, d, s, scales is not null);
                         else if (scales is null) new ReadOnlySpan<float>(from, d).CopyTo(new Span<float>(dstBase + (long)r * d, d));
                         else Scale(new ReadOnlySpan<float>(from, d), s, new Span<float>(dstBase + (long)r * d, d));
@@ -309,11 +314,11 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
             GatherReduceBFloat16(rows, positions, scale, initial, destination, destinationOffset);
             return;
         }
-        float[] src = rows.Data<float>();
-        float[] dst = destination.Data<float>();
-        int[] pos = positions.Data<int>();
-        float[]? scales = scale is null ? null : scale.Data<float>();
-        float[]? init = initial is null ? null : initial.Data<float>();
+        var (src, srcOffset) = rows.Data<float>();
+        var (dst, dstOffset) = destination.Data<float>();
+        var (pos, posOffset) = positions.Data<int>();
+        var (scales, scaleOffset) = DataOrNull<float>(scale);
+        var (init, initOffset) = DataOrNull<float>(initial);
         int d = destination.RowLength;
         int tokens = positions.Rows;
         int k = positions.RowLength;
@@ -321,8 +326,9 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
         {
             for (int t = start; t < end; t++)
             {
-                ReduceToken(src, pos.AsSpan(t * k, k), scales, init is null ? default : init.AsSpan(t * d, d),
-                    init is not null, dst.AsSpan((destinationOffset + t) * d, d), d);
+                ReduceToken(src, srcOffset, pos.AsSpan(posOffset + t * k, k), scales, scaleOffset,
+                    init is null ? default : init.AsSpan(initOffset + t * d, d), init is not null,
+                    dst.AsSpan(dstOffset + (destinationOffset + t) * d, d), d);
             }
         });
     }
@@ -335,19 +341,20 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
             RowDotsBFloat16(a, aRow, b, bRowOffset, entriesPerBRow, result, resultOffset);
             return;
         }
-        float[] av = a.Data<float>(), bv = b.Data<float>();
-        int[] rowsOfA = aRow.Data<int>();
-        float[] outv = result.Data<float>();
+        var (av, aOffset) = a.Data<float>();
+        var (bv, bOffset) = b.Data<float>();
+        var (rowsOfA, rowsOffset) = aRow.Data<int>();
+        var (outv, outOffset) = result.Data<float>();
         int d = a.RowLength, m = aRow.ElementCount;
         HostParallel.For(m, 8L * d, (start, end) =>
         {
             for (int i = start; i < end; i++)
             {
-                ReadOnlySpan<float> x = av.AsSpan(rowsOfA[i] * d, d);
-                ReadOnlySpan<float> y = bv.AsSpan((bRowOffset + i / entriesPerBRow) * d, d);
+                ReadOnlySpan<float> x = av.AsSpan(aOffset + rowsOfA[rowsOffset + i] * d, d);
+                ReadOnlySpan<float> y = bv.AsSpan(bOffset + (bRowOffset + i / entriesPerBRow) * d, d);
                 double sum = 0;
                 for (int j = 0; j < d; j++) sum += (double)x[j] * y[j];
-                outv[resultOffset + i] = (float)sum;
+                outv[outOffset + resultOffset + i] = (float)sum;
             }
         });
     }
@@ -358,20 +365,21 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
     /// </summary>
     private static void GatherBFloat16Rows(Tensor source, int sourceRowOffset, Tensor rowOf, Tensor? scale, Tensor destination)
     {
-        int[] map = rowOf.Data<int>();
-        BFloat16[] src = source.Data<BFloat16>();
-        BFloat16[] dst = destination.Data<BFloat16>();
-        float[]? scales = scale is null ? null : scale.Data<float>();
+        var (map, mapOffset) = rowOf.Data<int>();
+        var (src, srcOffset) = source.Data<BFloat16>();
+        var (dst, dstOffset) = destination.Data<BFloat16>();
+        var (scales, scaleOffset) = DataOrNull<float>(scale);
         int d = destination.RowLength, rows = rowOf.ElementCount;
         HostParallel.For(rows, 4L * d, (start, end) =>
         {
             for (int i = start; i < end; i++)
             {
-                Span<BFloat16> to = dst.AsSpan(i * d, d);
-                int from = map[i];
+                Span<BFloat16> to = dst.AsSpan(dstOffset + i * d, d);
+                int from = map[mapOffset + i];
                 if (from < 0) to.Clear();
-                else if (scales is null) src.AsSpan((from + sourceRowOffset) * d, d).CopyTo(to);
-                else BFloat16Rows.Scale(src.AsSpan((from + sourceRowOffset) * d, d), scales[i], to);
+                else if (scales is null) src.AsSpan(srcOffset + (from + sourceRowOffset) * d, d).CopyTo(to);
+                else BFloat16Rows.Scale(src.AsSpan(srcOffset + (from + sourceRowOffset) * d, d), scales[scaleOffset + i],
+                    to);
             }
         });
     }
@@ -384,30 +392,32 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
     private static void ScatterBFloat16TokenRows(Tensor source, int sourceRowOffset, Tensor rowToken, Tensor entryRow, int topK, Tensor? scale,
         Tensor destination)
     {
-        BFloat16[] src = source.Data<BFloat16>();
-        BFloat16[] dst = destination.Data<BFloat16>();
-        int[] tokenOf = rowToken.Data<int>();
-        int[] rowOfEntry = entryRow.Data<int>();
-        float[]? scales = scale is null ? null : scale.Data<float>();
+        var (src, srcOffset) = source.Data<BFloat16>();
+        var (dst, dstOffset) = destination.Data<BFloat16>();
+        var (tokenOf, tokenOffset) = rowToken.Data<int>();
+        var (rowOfEntry, entryOffset) = entryRow.Data<int>();
+        var (scales, scaleOffset) = DataOrNull<float>(scale);
         int d = destination.RowLength, rows = rowToken.ElementCount, tokens = entryRow.ElementCount / Math.Max(1, topK);
         bool streaming = Avx.IsSupported && scales is null && d % 2 == 0 && (long)rows * d * 2 >= StreamingBytes;
-        ClearTokenlessRows(dst, tokenOf, rows, d);
+        ClearTokenlessRows(dst, dstOffset, tokenOf, tokenOffset, rows, d);
         HostParallel.For(tokens, 2L * d * (topK + 1), (start, end) =>
         {
-            fixed (BFloat16* srcBase = src)
-            fixed (BFloat16* dstBase = dst)
+            fixed (BFloat16* srcArray = src)
+            fixed (BFloat16* dstArray = dst)
             {
+                BFloat16* srcBase = srcArray + srcOffset, dstBase = dstArray + dstOffset;
                 for (int t = start; t < end; t++)
                 {
                     BFloat16* from = srcBase + (long)(sourceRowOffset + t) * d;
                     for (int k = 0; k < topK; k++)
                     {
-                        int r = rowOfEntry[t * topK + k];
+                        int r = rowOfEntry[entryOffset + t * topK + k];
                         BFloat16* to = dstBase + (long)r * d;
                         // A pair of bfloat16 values is moved as one 32-bit word: a bit copy, no arithmetic.
                         if (streaming) StreamRow((float*)from, (float*)to, d / 2, 1f, scale: false);
                         else if (scales is null) new ReadOnlySpan<BFloat16>(from, d).CopyTo(new Span<BFloat16>(to, d));
-                        else BFloat16Rows.Scale(new ReadOnlySpan<BFloat16>(from, d), scales[r], new Span<BFloat16>(to, d));
+                        else BFloat16Rows.Scale(new ReadOnlySpan<BFloat16>(from, d), scales[scaleOffset + r],
+                            new Span<BFloat16>(to, d));
                     }
                 }
                 if (streaming) Sse.StoreFence();
@@ -416,12 +426,13 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
     }
 
     /// <summary>Zeros the rows no token lands in (SP pad entries, alignment padding) before a token-order scatter.</summary>
-    private static void ClearTokenlessRows<T>(T[] destination, int[] rowToken, int rows, int d) where T : unmanaged
+    private static void ClearTokenlessRows<T>(T[] destination, int destinationOffset, int[] rowToken, int rowTokenOffset,
+        int rows, int d) where T : unmanaged
         => HostParallel.For(rows, 8L, (start, end) =>
         {
             for (int r = start; r < end; r++)
             {
-                if (rowToken[r] < 0) destination.AsSpan(r * d, d).Clear();
+                if (rowToken[rowTokenOffset + r] < 0) destination.AsSpan(destinationOffset + r * d, d).Clear();
             }
         });
 
@@ -432,27 +443,29 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
     /// </summary>
     private static void GatherReduceBFloat16(Tensor rows, Tensor positions, Tensor? scale, Tensor? initial, Tensor destination, int destinationOffset)
     {
-        BFloat16[] src = rows.Data<BFloat16>();
-        BFloat16[] dst = destination.Data<BFloat16>();
-        int[] pos = positions.Data<int>();
-        float[]? scales = scale is null ? null : scale.Data<float>();
-        BFloat16[]? init = initial is null ? null : initial.Data<BFloat16>();
+        var (src, srcOffset) = rows.Data<BFloat16>();
+        var (dst, dstOffset) = destination.Data<BFloat16>();
+        var (pos, posOffset) = positions.Data<int>();
+        var (scales, scaleOffset) = DataOrNull<float>(scale);
+        var (init, initOffset) = DataOrNull<BFloat16>(initial);
         int d = destination.RowLength, tokens = positions.Rows, k = positions.RowLength;
         HostParallel.For(tokens, 2L * d * (k + 1), (start, end) =>
         {
             for (int t = start; t < end; t++)
             {
-                ReduceBFloat16Token(src, pos.AsSpan(t * k, k), scales, init is null ? default : init.AsSpan(t * d, d), init is not null,
-                    dst.AsSpan((destinationOffset + t) * d, d), d);
+                ReduceBFloat16Token(src, srcOffset, pos.AsSpan(posOffset + t * k, k), scales, scaleOffset,
+                    init is null ? default : init.AsSpan(initOffset + t * d, d), init is not null,
+                    dst.AsSpan(dstOffset + (destinationOffset + t) * d, d), d);
             }
         });
     }
 
     /// <summary>One token's ordered bfloat16 sum, <see cref="Vector{T}"/> of ushort (two float vectors) at a time, scalar tail.</summary>
-    private static void ReduceBFloat16Token(BFloat16[] rows, ReadOnlySpan<int> positions, float[]? scales, ReadOnlySpan<BFloat16> initial,
-        bool hasInitial, Span<BFloat16> destination, int d)
+    private static void ReduceBFloat16Token(BFloat16[] rowArray, int rowsOffset, ReadOnlySpan<int> positions,
+        float[]? scales, int scalesOffset, ReadOnlySpan<BFloat16> initial, bool hasInitial, Span<BFloat16> destination, int d)
     {
-        ReadOnlySpan<ushort> rowBits = MemoryMarshal.Cast<BFloat16, ushort>(rows.AsSpan());
+        ReadOnlySpan<BFloat16> rows = rowArray.AsSpan(rowsOffset);
+        ReadOnlySpan<ushort> rowBits = MemoryMarshal.Cast<BFloat16, ushort>(rows);
         ReadOnlySpan<ushort> initialBits = MemoryMarshal.Cast<BFloat16, ushort>(initial);
         int width = Vector<ushort>.Count, j = 0;
         for (; j <= d - width; j += width)
@@ -465,7 +478,7 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
                 var (a, b) = BFloat16Rows.WidenVector(new Vector<ushort>(rowBits.Slice(p * d + j)));
                 if (scales is not null)
                 {
-                    var s = new Vector<float>(scales[p]);
+                    var s = new Vector<float>(scales[scalesOffset + p]);
                     a *= s;
                     b *= s;
                 }
@@ -482,7 +495,7 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
             {
                 if (p < 0) continue;
                 float v = rows[p * d + j].ToSingle();
-                acc += scales is null ? v : v * scales[p];
+                acc += scales is null ? v : v * scales[scalesOffset + p];
             }
             destination[j] = BFloat16.FromSingle(acc);
         }
@@ -491,31 +504,33 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
     /// <summary><see cref="RowDots"/> of bfloat16 rows (widened exactly; the float64 sum is the same operation).</summary>
     private static void RowDotsBFloat16(Tensor a, Tensor aRow, Tensor b, int bRowOffset, int entriesPerBRow, Tensor result, int resultOffset)
     {
-        BFloat16[] av = a.Data<BFloat16>(), bv = b.Data<BFloat16>();
-        int[] rowsOfA = aRow.Data<int>();
-        float[] outv = result.Data<float>();
+        var (av, aOffset) = a.Data<BFloat16>();
+        var (bv, bOffset) = b.Data<BFloat16>();
+        var (rowsOfA, rowsOffset) = aRow.Data<int>();
+        var (outv, outOffset) = result.Data<float>();
         int d = a.RowLength, m = aRow.ElementCount;
         HostParallel.For(m, 4L * d, (start, end) =>
         {
             for (int i = start; i < end; i++)
             {
-                ReadOnlySpan<BFloat16> x = av.AsSpan(rowsOfA[i] * d, d);
-                ReadOnlySpan<BFloat16> y = bv.AsSpan((bRowOffset + i / entriesPerBRow) * d, d);
+                ReadOnlySpan<BFloat16> x = av.AsSpan(aOffset + rowsOfA[rowsOffset + i] * d, d);
+                ReadOnlySpan<BFloat16> y = bv.AsSpan(bOffset + (bRowOffset + i / entriesPerBRow) * d, d);
                 double sum = 0;
                 for (int j = 0; j < d; j++) sum += (double)x[j].ToSingle() * y[j].ToSingle();
-                outv[resultOffset + i] = (float)sum;
+                outv[outOffset + resultOffset + i] = (float)sum;
             }
         });
     }
 
     /// <summary>One token's ordered sum over D, vector by vector: the token's rows are read once.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void ReduceToken(float[] rows, ReadOnlySpan<int> positions, float[]? scales,
-        ReadOnlySpan<float> initial, bool hasInitial, Span<float> destination, int d)
+    private static void ReduceToken(float[] rowArray, int rowsOffset, ReadOnlySpan<int> positions, float[]? scales,
+        int scalesOffset, ReadOnlySpan<float> initial, bool hasInitial, Span<float> destination, int d)
     {
         int width = Vector<float>.Count;
         int j = 0;
-        ref float rowsBase = ref MemoryMarshal.GetArrayDataReference(rows);
+        ReadOnlySpan<float> rows = rowArray.AsSpan(rowsOffset);
+        ref float rowsBase = ref MemoryMarshal.GetReference(rows);
         for (; j <= d - width; j += width)
         {
             Vector<float> acc = hasInitial ? new Vector<float>(initial.Slice(j)) : Vector<float>.Zero;
@@ -524,7 +539,7 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
                 if (p < 0) continue;
                 var row = Vector.LoadUnsafe(ref rowsBase, (nuint)((long)p * d + j));
                 // Rounded product, then rounded sum: the JIT does not contract this into an FMA.
-                acc += scales is null ? row : row * scales[p];
+                acc += scales is null ? row : row * scales[scalesOffset + p];
             }
             acc.CopyTo(destination.Slice(j));
         }
@@ -534,8 +549,8 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
             foreach (int p in positions)
             {
                 if (p < 0) continue;
-                float v = rows[(long)p * d + j];
-                acc += scales is null ? v : v * scales[p];
+                float v = rowArray[rowsOffset + (long)p * d + j];
+                acc += scales is null ? v : v * scales[scalesOffset + p];
             }
             destination[j] = acc;
         }
@@ -584,6 +599,10 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
             running += counts[e];
         }
     }
+
+    /// <summary>The array and offset of an optional tensor: <c>(null, 0)</c> when there is none.</summary>
+    private static (T[]? Array, int Offset) DataOrNull<T>(Tensor? tensor) where T : unmanaged
+        => tensor is null ? (null, 0) : tensor.Data<T>();
 
     private static (int Start, int End) ChunkRange(int n, int chunks, int c)
         => ((int)((long)n * c / chunks), (int)((long)n * (c + 1) / chunks));

@@ -12,7 +12,10 @@ namespace MoeSharp.Tensors;
 /// Host storage is an array of the dtype's CLR type (<see cref="float"/>, <see cref="BFloat16"/>,
 /// <see cref="int"/>, <see cref="long"/>); arrays the tensor allocates itself are pinned, so collectives can
 /// hand their address to other ranks without copying, and <see cref="AsMemory{T}"/> works for asynchronous
-/// exchanges. A tensor wrapping a caller's array (<see cref="FromArray{T}"/>) shares it as it is. Device
+/// exchanges. A tensor wrapping a caller's array (<see cref="FromArray{T}"/>) shares it as it is, and
+/// <see cref="FromMemory{T}"/> shares any slice of one (the tensor then starts at an element offset into the array and
+/// never reads or writes outside the slice); caller arrays need not be pinned, since the collectives pin what they
+/// hand to other ranks for the length of the exchange. Native memory is not tensor storage. Device
 /// storage is reached only through <see cref="DeviceBuffer"/>: span and array accessors throw for a device
 /// tensor (copy it with <see cref="ToHost"/>).
 /// <para>
@@ -31,13 +34,20 @@ public sealed class Tensor : IDisposable
     /// <summary>Elements in use: the product of the shape. The storage may be longer (a pooled array).</summary>
     private readonly int _count;
 
+    /// <summary>
+    /// Index of element 0 in the host array: 0 except for <see cref="FromMemory{T}"/> over a slice further into a
+    /// caller's array. Device tensors always have 0.
+    /// </summary>
+    private readonly int _offset;
+
     /// <summary>The pool lease of a rented tensor, or null.</summary>
     private readonly StorageLease? _lease;
 
     /// <summary>The lease's generation when this tensor was rented: a different one means the storage went back.</summary>
     private readonly int _generation;
 
-    private Tensor(DType dtype, int[] shape, object storage, int count, StorageLease? lease = null, int generation = 0)
+    private Tensor(DType dtype, int[] shape, object storage, int count, StorageLease? lease = null, int generation = 0,
+        int offset = 0)
     {
         DType = dtype;
         _shape = shape;
@@ -45,6 +55,7 @@ public sealed class Tensor : IDisposable
         _count = count;
         _lease = lease;
         _generation = generation;
+        _offset = offset;
     }
 
     /// <summary>The pool lease of a rented tensor (null otherwise).</summary>
@@ -142,13 +153,27 @@ public sealed class Tensor : IDisposable
     }
 
     /// <summary>
-    /// Wraps the caller's memory as a tensor without copying: reads and writes go straight to it. The memory must start
-    /// at the beginning of a managed array (an array, a pinned array from <c>GC.AllocateArray(n, pinned: true)</c>, an
-    /// <c>ArrayPool</c> array, or their <c>AsMemory(0, n)</c>); it may be a prefix of a longer array.
+    /// Wraps the caller's memory as a tensor without copying: reads and writes go straight to it, and only to the
+    /// memory's elements (the rest of a longer array is never touched). The memory may be any slice of a managed
+    /// array: a whole array, <c>array.AsMemory(offset, n)</c>, a pinned array from
+    /// <c>GC.AllocateArray(n, pinned: true)</c>, an <c>ArrayPool</c> array or a slice of one.
     /// </summary>
+    /// <remarks>
+    /// The caller must keep the array alive and leave the slice alone (no writes from elsewhere) while the tensor, or
+    /// anything computed lazily from it, is in use; returning an <c>ArrayPool</c> array while the tensor lives is a use
+    /// after free. The array need not be pinned: the in-process and MPI collectives pin the spans and memory they hand to
+    /// other ranks or to MPI for the length of the exchange (<c>fixed</c>, <see cref="Memory{T}.Pin"/>), and device
+    /// uploads copy from a span.
+    /// <para>
+    /// Native memory (a <see cref="System.Buffers.MemoryManager{T}"/> over unmanaged memory, such as a pinned native
+    /// buffer) is refused: the host kernels index managed arrays from parallel loops, and a second storage kind there
+    /// would need raw pointers whose lifetime the tensor cannot guarantee. Copy such memory with
+    /// <see cref="FromArray{T}"/> (<c>Tensor.FromArray(memory.ToArray(), shape)</c>).
+    /// </para>
+    /// </remarks>
     /// <exception cref="ArgumentException">
-    /// The shape's element count differs from the memory's length, or the memory does not start at the beginning of a
-    /// managed array (a slice further in, or native memory): copy it with <see cref="FromArray{T}"/> then.
+    /// The shape's element count differs from the memory's length, or the memory is not backed by a managed array
+    /// (native memory from a <see cref="System.Buffers.MemoryManager{T}"/>).
     /// </exception>
     public static Tensor FromMemory<T>(Memory<T> memory, params int[] shape) where T : unmanaged
     {
@@ -159,14 +184,13 @@ public sealed class Tensor : IDisposable
             throw new ArgumentException(
                 $"shape [{string.Join(", ", shape)}] holds {count} elements but the memory has {memory.Length}", nameof(shape));
         }
-        if (!MemoryMarshal.TryGetArray((ReadOnlyMemory<T>)memory, out ArraySegment<T> segment) || segment.Offset != 0)
+        if (!MemoryMarshal.TryGetArray((ReadOnlyMemory<T>)memory, out ArraySegment<T> segment) || segment.Array is null)
         {
             throw new ArgumentException(
-                "FromMemory wraps memory that starts at the beginning of a managed array; this memory " +
-                (segment.Array is null ? "is not array memory" : $"starts at element {segment.Offset} of its array") +
-                " (copy it with Tensor.FromArray(memory.ToArray(), ...))", nameof(memory));
+                "FromMemory wraps slices of managed arrays; this memory is not backed by an array (native memory from a " +
+                "MemoryManager<T>): copy it with Tensor.FromArray(memory.ToArray(), ...)", nameof(memory));
         }
-        return new Tensor(dtype, (int[])shape.Clone(), segment.Array!, count);
+        return new Tensor(dtype, (int[])shape.Clone(), segment.Array, count, offset: segment.Offset);
     }
 
     /// <summary>Wraps an array (shared, not copied) as a tensor of the given shape.</summary>
@@ -196,19 +220,26 @@ public sealed class Tensor : IDisposable
 
     /// <summary>The storage as a span of <typeparamref name="T"/>, which must match <see cref="DType"/>.</summary>
     /// <exception cref="InvalidOperationException">The element type does not match.</exception>
-    public Span<T> AsSpan<T>() where T : unmanaged => Typed<T>().AsSpan(0, _count);
+    public Span<T> AsSpan<T>() where T : unmanaged => Typed<T>().AsSpan(_offset, _count);
 
     /// <summary>The storage as memory of <typeparamref name="T"/> (for asynchronous exchanges).</summary>
-    public Memory<T> AsMemory<T>() where T : unmanaged => new(Typed<T>(), 0, _count);
+    public Memory<T> AsMemory<T>() where T : unmanaged => new(Typed<T>(), _offset, _count);
 
     /// <summary>
-    /// The backing array, for kernels that capture it in parallel loops (spans cannot be captured). It may be
-    /// longer than <see cref="ElementCount"/> (pooled storage): index only below the element count.
+    /// The backing array and the index of element 0 in it, for kernels that capture the array in parallel loops (spans
+    /// cannot be captured). Element <c>i</c> is <c>Array[Offset + i]</c>; the array may be longer on both sides
+    /// (pooled storage, a caller's slice): index only <c>Offset</c> up to <c>Offset + ElementCount</c>.
     /// </summary>
-    internal T[] Data<T>() where T : unmanaged => Typed<T>();
+    internal (T[] Array, int Offset) Data<T>() where T : unmanaged => (Typed<T>(), _offset);
 
-    /// <summary>The backing array, whatever its element type (for <see cref="TensorPool"/>); host tensors only.</summary>
-    internal Array Storage => _storage as Array ?? throw OnDeviceError("its host array");
+    /// <summary>
+    /// The backing array, whatever its element type (for <see cref="TensorPool"/>); host tensors at offset 0 only (the
+    /// pool's storage always is: a caller's slice never goes into a pool).
+    /// </summary>
+    internal Array Storage => _offset != 0
+        ? throw new InvalidOperationException(
+            $"tensor {DType} {ShapeString} is a slice at element {_offset} of a caller's array: it cannot go into a pool")
+        : _storage as Array ?? throw OnDeviceError("its host array");
 
     /// <summary>A tensor over <paramref name="storage"/> tied to a pool lease at its current generation.</summary>
     internal static Tensor OverStorage(DType dtype, int[] shape, Array storage, StorageLease lease)
@@ -232,7 +263,7 @@ public sealed class Tensor : IDisposable
     public Span<T> Row<T>(int row) where T : unmanaged
     {
         int len = RowLength;
-        return Typed<T>().AsSpan(row * len, len);
+        return Typed<T>().AsSpan(_offset + row * len, len);
     }
 
     /// <summary>The raw bytes of the storage (little-endian, as every supported machine is).</summary>
@@ -254,7 +285,7 @@ public sealed class Tensor : IDisposable
             throw new ArgumentException(
                 $"cannot reshape [{string.Join(", ", _shape)}] ({ElementCount} elements) to [{string.Join(", ", shape)}] ({count})", nameof(shape));
         }
-        return new Tensor(DType, (int[])shape.Clone(), _storage, count, _lease, _generation);
+        return new Tensor(DType, (int[])shape.Clone(), _storage, count, _lease, _generation, _offset);
     }
 
     /// <summary>A deep copy.</summary>

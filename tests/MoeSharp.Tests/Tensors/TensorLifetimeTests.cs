@@ -44,11 +44,9 @@ public class TensorLifetimeTests
     }
 
     [Fact]
-    public void FromMemory_RefusesASliceFurtherIn_AndAWrongShape_NamingWhy()
+    public void FromMemory_RefusesAWrongShape_NamingWhy()
     {
         var data = new float[8];
-        var offset = Assert.Throws<ArgumentException>(() => Tensor.FromMemory(data.AsMemory(2, 4), 4));
-        Assert.Contains("starts at element 2", offset.Message);
         var shape = Assert.Throws<ArgumentException>(() => Tensor.FromMemory(data.AsMemory(), 3, 3));
         Assert.Contains("holds 9 elements but the memory has 8", shape.Message);
     }
@@ -58,7 +56,7 @@ public class TensorLifetimeTests
     {
         var pool = new TensorPool();
         Tensor first = pool.Rent(DType.Float32, Big);
-        float[] storage = first.Data<float>();
+        float[] storage = first.Data<float>().Array;
         using (first)
         {
             Assert.Equal(0, pool.RetainedBytes);
@@ -66,7 +64,7 @@ public class TensorLifetimeTests
         Assert.True(pool.RetainedBytes >= Big * sizeof(float));
         first.Dispose(); // a second Dispose does nothing
         using Tensor second = pool.Rent(DType.Float32, Big);
-        Assert.Same(storage, second.Data<float>());
+        Assert.Same(storage, second.Data<float>().Array);
     }
 
     [Fact]
@@ -99,7 +97,7 @@ public class TensorLifetimeTests
         var pool = new TensorPool(poisonReturned: true);
         Tensor t = pool.Rent(DType.Float32, elements);
         t.AsSpan<float>().Fill(1f);
-        float[] storage = t.Data<float>();
+        float[] storage = t.Data<float>().Array;
         Tensor view = t.Reshape(1, elements);
         pool.Return(t);
 
@@ -130,7 +128,7 @@ public class TensorLifetimeTests
         var pool = new TensorPool(poisonReturned: false);
         Tensor t = pool.Rent(DType.Float32, Big);
         t.AsSpan<float>().Fill(3f);
-        float[] storage = t.Data<float>();
+        float[] storage = t.Data<float>().Array;
         pool.Return(t);
         Assert.All(storage.AsSpan(0, Big).ToArray(), v => Assert.Equal(3f, v));
     }
