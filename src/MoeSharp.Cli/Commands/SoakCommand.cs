@@ -14,8 +14,6 @@ namespace MoeSharp.Cli.Commands;
 /// </summary>
 internal sealed class SoakCommand : Command<SoakSettings>
 {
-    private static readonly FaultKind[] Kinds = Enum.GetValues<FaultKind>();
-
     public override int Execute(CommandContext context, SoakSettings settings, CancellationToken cancellationToken)
     {
         ComputeOptions compute = ComputeOptions.Parse(settings.Device, null);
@@ -40,22 +38,38 @@ internal sealed class SoakCommand : Command<SoakSettings>
             bool faulted = s.MaxWorld > 1 && random.NextDouble() < s.FaultRate;
             int? world = faulted ? random.Next(2, s.MaxWorld + 1) : null;
             DispatchCase problem = SoakConfiguration.Draw(random, s.MaxWorld, world);
-            // A dispatch round makes about a dozen collective calls per rank (splits, counts, rows, SP sum); a fault planned
-            // past the last eligible call does not fire, and the run counts as fault-free.
-            FaultPlan? plan = faulted
-                ? new FaultPlan(random.Next(problem.World), random.Next(12), Kinds[random.Next(Kinds.Length)])
-                : null;
+            // A faulted run's fault is planned at a call its rank really makes: a fault-free probe of the same problem
+            // records each rank's calls first (the probe is checked bitwise like any fault-free run).
+            FaultPlan? plan = null;
+            if (faulted)
+            {
+                string? probe = InProcessSoak.RunOne(problem, null, compute, quietTimeout, out _, out var calls);
+                if (probe is not null)
+                {
+                    tally.Runs++;
+                    Report(tally, problem, null, probe);
+                    continue;
+                }
+                plan = FaultPlanner.Plan(random, calls);
+            }
             TimeSpan timeout = plan is null ? quietTimeout : faultTimeout;
             string? problemText = InProcessSoak.RunOne(problem, plan, compute, timeout, out bool fired);
             tally.Runs++;
             if (fired) tally.Faulted++;
-            if (problemText is null) continue;
-            if (problemText.StartsWith("hang", StringComparison.Ordinal)) tally.Hangs++;
-            else tally.Wrong++;
-            string fault = plan is null ? "" : $"; fault {plan.Kind} on rank {plan.Rank} from call #{plan.Collective}";
-            Console.Error.WriteLine($"soak run {tally.Runs} ({SoakConfiguration.Describe(problem)}{fault}): {problemText}");
+            else if (plan is not null && problemText is null) problemText = "the planned fault found no call to fire at";
+            Report(tally, problem, plan, problemText);
         }
         return tally;
+    }
+
+    /// <summary>Counts a misbehaving run (<paramref name="problemText"/> not null) as a hang or a wrong result and prints it.</summary>
+    private static void Report(SoakTally tally, DispatchCase problem, FaultPlan? plan, string? problemText)
+    {
+        if (problemText is null) return;
+        if (problemText.StartsWith("hang", StringComparison.Ordinal)) tally.Hangs++;
+        else tally.Wrong++;
+        string fault = plan is null ? "" : $"; fault {plan.Kind} on rank {plan.Rank} at call #{plan.Collective}";
+        Console.Error.WriteLine($"soak run {tally.Runs} ({SoakConfiguration.Describe(problem)}{fault}): {problemText}");
     }
 
     /// <summary>

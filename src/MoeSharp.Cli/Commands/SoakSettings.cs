@@ -25,7 +25,7 @@ internal sealed class SoakSettings : CommandSettings
     public string? Device { get; init; }
 
     [CommandOption("--fault-rate <P>")]
-    [Description("Fraction of in-process runs with one injected fault (throw, delay past the timeout, return early, corrupt counts, mismatched shapes) at a random collective of a random rank. Default 0.2.")]
+    [Description("Fraction of in-process runs with one injected fault (throw, delay past the timeout, return early, corrupt counts, mismatched shapes) at a random collective call of a random rank, drawn from the calls a fault-free probe of the same problem makes, so each planned fault fires. Default 0.2.")]
     public double FaultRate { get; init; } = 0.2;
 
     [CommandOption("--max-world <N>")]

@@ -26,6 +26,9 @@ internal sealed class FaultInjectingProcessGroup : IProcessGroup
     /// <summary>Whether the planned fault was injected on this rank.</summary>
     public bool Fired => _state.Fired;
 
+    /// <summary>This rank's collective calls so far (splits excluded), with the fault kinds each could take.</summary>
+    public IReadOnlyList<EligibleCall> Calls => _state.Eligible;
+
     /// <inheritdoc/>
     public int Rank => _inner.Rank;
 
@@ -145,6 +148,7 @@ internal sealed class FaultInjectingProcessGroup : IProcessGroup
     private FaultKind? Fault(bool shapes, bool counts)
     {
         int call = _state.Calls++;
+        _state.Eligible.Add(new EligibleCall(call, shapes, counts));
         if (_plan is null || _state.Fired || call < _plan.Collective || WorldRanks[Rank] != _plan.Rank) return null;
         if (_plan.Kind == FaultKind.CorruptCounts && !counts) return null;
         if (_plan.Kind == FaultKind.MismatchedShapes && !shapes) return null;
@@ -175,5 +179,6 @@ internal sealed class FaultInjectingProcessGroup : IProcessGroup
     {
         public int Calls;
         public bool Fired;
+        public readonly List<EligibleCall> Eligible = [];
     }
 }

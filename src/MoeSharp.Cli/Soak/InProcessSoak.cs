@@ -23,7 +23,17 @@ internal static partial class InProcessSoak
     /// <param name="timeout">The collectives' timeout.</param>
     /// <param name="fired">Whether the planned fault was injected (it may find no eligible call).</param>
     public static string? RunOne(DispatchCase problem, FaultPlan? plan, ComputeOptions compute, TimeSpan timeout,
-        out bool fired)
+        out bool fired) => RunOne(problem, plan, compute, timeout, out fired, out _);
+
+    /// <summary>Runs one problem and also returns each rank's collective calls (for <see cref="FaultPlanner"/>).</summary>
+    /// <param name="problem">The problem.</param>
+    /// <param name="plan">The fault to inject, or null.</param>
+    /// <param name="compute">Where ranks compute.</param>
+    /// <param name="timeout">The collectives' timeout.</param>
+    /// <param name="fired">Whether the planned fault was injected.</param>
+    /// <param name="calls">Each world rank's collective calls (empty for a rank that never started).</param>
+    public static string? RunOne(DispatchCase problem, FaultPlan? plan, ComputeOptions compute, TimeSpan timeout,
+        out bool fired, out IReadOnlyList<EligibleCall>[] calls)
     {
         var references = SoakRank.References(problem);
         var decorated = new FaultInjectingProcessGroup?[problem.World];
@@ -42,6 +52,7 @@ internal static partial class InProcessSoak
         bool ended = ((IAsyncResult)world).AsyncWaitHandle.WaitOne(limit) || world.IsCompleted;
         clock.Stop();
         fired = decorated.Any(d => d?.Fired == true);
+        calls = decorated.Select(d => d?.Calls.ToArray() ?? []).ToArray<IReadOnlyList<EligibleCall>>();
         if (!ended) return $"hang: still running after {clock.Elapsed.TotalSeconds:F1} s";
         if (world.Exception?.InnerException is RankFailedException f) failure = f;
         else if (world.Exception is { } other) return $"the world failed outside any rank: {other.InnerException?.Message}";

@@ -40,4 +40,41 @@ public class SoakTests
             Assert.False(fired);
         }
     }
+
+    [Fact]
+    public void PlannedFaults_AlwaysFire_AtACallTheRankMakes()
+    {
+        var random = new Random(11);
+        var kinds = new HashSet<FaultKind>();
+        for (int i = 0; i < 40; i++)
+        {
+            DispatchCase problem = SoakConfiguration.Draw(random, maxWorld: 4, world: random.Next(2, 5));
+            Assert.Null(InProcessSoak.RunOne(problem, null, ComputeOptions.Host, TimeSpan.FromSeconds(30), out _,
+                out var calls));
+            FaultPlan? plan = FaultPlanner.Plan(random, calls);
+            Assert.NotNull(plan);
+            Assert.Contains(calls[plan.Rank], c => c.Index == plan.Collective && c.Takes(plan.Kind));
+            string? problemText = InProcessSoak.RunOne(problem, plan, ComputeOptions.Host, TimeSpan.FromSeconds(1),
+                out bool fired);
+            Assert.True(fired, $"{plan} did not fire");
+            Assert.True(problemText is null, problemText);
+            kinds.Add(plan.Kind);
+        }
+        Assert.Equal(Enum.GetValues<FaultKind>().Length, kinds.Count);
+    }
+
+    [Fact]
+    public void Planner_DrawsOnlyKindsACallCanTake()
+    {
+        EligibleCall[] onlyBarriers = [new(0, false, false), new(3, false, false)];
+        var random = new Random(3);
+        for (int i = 0; i < 50; i++)
+        {
+            FaultPlan plan = FaultPlanner.Plan(random, [onlyBarriers, []])!;
+            Assert.Equal(0, plan.Rank);
+            Assert.Contains(plan.Collective, new[] { 0, 3 });
+            Assert.DoesNotContain(plan.Kind, new[] { FaultKind.CorruptCounts, FaultKind.MismatchedShapes });
+        }
+        Assert.Null(FaultPlanner.Plan(random, [[], []]));
+    }
 }
