@@ -16,16 +16,16 @@ internal sealed class SoakCommand : Command<SoakSettings>
 {
     public override int Execute(CommandContext context, SoakSettings settings, CancellationToken cancellationToken)
     {
-        ComputeOptions compute = ComputeOptions.Parse(settings.Device, null);
+        using var devices = new SoakDevices(ComputeOptions.Parse(settings.Device, null));
         SoakTally? tally = CommKinds.Parse(settings.Comm) == CommKind.InProcess
-            ? InProcess(settings, compute)
-            : OnMpiJob(settings, compute);
+            ? InProcess(settings, devices)
+            : OnMpiJob(settings, devices);
         if (tally is null) return ExitCodes.Success; // not rank 0 of an MPI job: rank 0 reports
         Console.WriteLine(tally);
         return tally.Hangs == 0 && tally.Wrong == 0 ? ExitCodes.Success : ExitCodes.Mismatch;
     }
 
-    private static SoakTally InProcess(SoakSettings s, ComputeOptions compute)
+    private static SoakTally InProcess(SoakSettings s, SoakDevices devices)
     {
         var random = new Random(s.Seed);
         var tally = new SoakTally();
@@ -43,7 +43,7 @@ internal sealed class SoakCommand : Command<SoakSettings>
             FaultPlan? plan = null;
             if (faulted)
             {
-                string? probe = InProcessSoak.RunOne(problem, null, compute, quietTimeout, out _, out var calls);
+                string? probe = InProcessSoak.RunOne(problem, null, devices, quietTimeout, out _, out var calls);
                 if (probe is not null)
                 {
                     tally.Runs++;
@@ -53,7 +53,7 @@ internal sealed class SoakCommand : Command<SoakSettings>
                 plan = FaultPlanner.Plan(random, calls);
             }
             TimeSpan timeout = plan is null ? quietTimeout : faultTimeout;
-            string? problemText = InProcessSoak.RunOne(problem, plan, compute, timeout, out bool fired);
+            string? problemText = InProcessSoak.RunOne(problem, plan, devices, timeout, out bool fired);
             tally.Runs++;
             if (fired) tally.Faulted++;
             else if (plan is not null && problemText is null) problemText = "the planned fault found no call to fire at";
@@ -77,7 +77,7 @@ internal sealed class SoakCommand : Command<SoakSettings>
     /// sub-group), and the job sums the mismatches. No faults: an MPI job ends on a failed collective (MPI_Abort), which the
     /// MPI tests cover; here the job must stay bitwise right across hundreds of configurations.
     /// </summary>
-    private static SoakTally? OnMpiJob(SoakSettings s, ComputeOptions compute)
+    private static SoakTally? OnMpiJob(SoakSettings s, SoakDevices devices)
     {
         using MpiProcessGroup job = MpiProcessGroup.InitWorld(TimeSpan.FromSeconds(30));
         var random = new Random(s.Seed);
@@ -95,7 +95,7 @@ internal sealed class SoakCommand : Command<SoakSettings>
                 DispatchCase problem = SoakConfiguration.Draw(random, job.Size, random.Next(1, job.Size + 1));
                 bool participates = job.Rank < problem.World;
                 using IProcessGroup group = job.Split(participates ? 0 : 1, job.Rank);
-                string? mismatch = participates ? SoakRank.Run(group, problem, SoakRank.References(problem), compute) : null;
+                string? mismatch = participates ? SoakRank.Run(group, problem, SoakRank.References(problem), devices) : null;
                 string? first = RankMessages.FirstInRankOrder(job, mismatch);
                 tally.Runs++;
                 if (first is null) continue;
