@@ -84,7 +84,14 @@ internal static class CommandMemory
             return ValidationResult.Error(string.Create(CultureInfo.InvariantCulture,
                 $"needs a tensor of {largestTensor} elements, more than the {MemoryBudget.MaxTensorElements} one tensor can index ({options})"));
         }
-        // On CUDA the rows live in device memory, which this check does not see; ILGPU's CPU accelerator allocates host memory.
+        // On CUDA the rows live in device memory (checked against GPU 0's free memory when a GPU answers); ILGPU's CPU
+        // accelerator allocates host memory.
+        if (compute.Device == DeviceKind.Cuda && DeviceMemory.Query() is GpuMemory gpu)
+        {
+            ValidationResult device = DeviceMemory.Decide(perRank, ranksInProcess, compute.Gpus > 0 ? compute.Gpus : gpu.Gpus,
+                gpu.FreeBytes, options);
+            if (!device.Successful) return device;
+        }
         long host = compute.Device == DeviceKind.Cuda ? shared : Add(MemoryBudget.Multiply(perRank, ranksInProcess), shared);
         long available = MemoryBudget.AvailableHostBytes();
         if (host > available)
