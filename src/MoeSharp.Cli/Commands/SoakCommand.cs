@@ -62,6 +62,34 @@ internal sealed class SoakCommand : Command<SoakSettings>
         return tally;
     }
 
+    /// <summary>
+    /// Runs <paramref name="problem"/> again with one throw on a rank and call drawn alike on every process (same seed,
+    /// call counts gathered from the fault-free run), announced on stderr with the seconds since the process started. The
+    /// culprit's error reaches the catch in <see cref="OnMpiJob"/>, which ends the job with MPI_Abort; this does not return
+    /// normally.
+    /// </summary>
+    private static void FaultOnce(MpiProcessGroup job, IProcessGroup group, DispatchCase problem,
+        FaultInjectingProcessGroup recorded, Random random, SoakDevices devices)
+    {
+        Span<long> counts = new long[job.Size];
+        counts[job.Rank] = recorded.Calls.Count;
+        job.AllReduceSum(counts);
+        int culprit = random.Next(problem.World);
+        int call = (int)random.NextInt64(Math.Max(1, counts[culprit]));
+        // Only the culprit's decorator acts on the plan, and only it knows its call indices (splits count too).
+        int index = job.Rank == culprit && recorded.Calls.Count > 0 ? recorded.Calls[call].Index : 0;
+        var plan = new FaultPlan(culprit, index, FaultKind.Throw);
+        if (job.Rank == 0)
+        {
+            double uptime = (DateTime.Now - Process.GetCurrentProcess().StartTime).TotalSeconds;
+            Console.Error.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"soak: injecting a throw on rank {culprit} at its collective call {call} of {counts[culprit]} after {uptime:F2} s"));
+        }
+        if (job.Rank >= problem.World) return;
+        SoakRank.Run(new FaultInjectingProcessGroup(group, plan), problem, SoakRank.References(problem), devices);
+        throw new InvalidOperationException($"rank {job.Rank}: the injected fault on rank {culprit} did not end the job");
+    }
+
     /// <summary>Counts a misbehaving run (<paramref name="problemText"/> not null) as a hang or a wrong result and prints it.</summary>
     private static void Report(SoakTally tally, DispatchCase problem, FaultPlan? plan, string? problemText)
     {
@@ -95,7 +123,9 @@ internal sealed class SoakCommand : Command<SoakSettings>
                 DispatchCase problem = SoakConfiguration.Draw(random, job.Size, random.Next(1, job.Size + 1));
                 bool participates = job.Rank < problem.World;
                 using IProcessGroup group = job.Split(participates ? 0 : 1, job.Rank);
-                string? mismatch = participates ? SoakRank.Run(group, problem, SoakRank.References(problem), devices) : null;
+                var recorded = new FaultInjectingProcessGroup(group, null);
+                string? mismatch = participates ? SoakRank.Run(recorded, problem, SoakRank.References(problem), devices) : null;
+                if (s.FaultOnce && problem.World > 1 && mismatch is null) FaultOnce(job, group, problem, recorded, random, devices);
                 string? first = RankMessages.FirstInRankOrder(job, mismatch);
                 tally.Runs++;
                 if (first is null) continue;
