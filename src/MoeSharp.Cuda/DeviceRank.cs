@@ -11,9 +11,11 @@ namespace MoeSharp.Cuda;
 public sealed class DeviceRank : IDisposable
 {
     private readonly bool _ownsWorld;
+    private readonly bool _ownsBackend;
 
-    private DeviceRank(IlgpuBackend backend, IProcessGroup world, string exchange, bool ownsWorld)
+    private DeviceRank(IlgpuBackend backend, IProcessGroup world, string exchange, bool ownsWorld, bool ownsBackend = true)
     {
+        _ownsBackend = ownsBackend;
         Backend = backend;
         World = world;
         Exchange = exchange;
@@ -71,14 +73,28 @@ public sealed class DeviceRank : IDisposable
         return new DeviceRank(IlgpuBackend.CreateCpu(), new HostStagedProcessGroup(hostWorld), "host-staged", ownsWorld: false);
     }
 
+    /// <summary>
+    /// A rank on a CPU-accelerator backend the caller keeps (<see cref="Dispose"/> leaves it open), so runs that follow
+    /// one another (a soak) skip creating an accelerator and compiling its kernels each time. One rank at a time may use it.
+    /// </summary>
+    /// <param name="hostWorld">The ranks.</param>
+    /// <param name="backend">A backend from <see cref="IlgpuBackend.CreateCpu"/>, owned by the caller.</param>
+    public static DeviceRank CreateCpu(IProcessGroup hostWorld, IlgpuBackend backend)
+    {
+        ArgumentNullException.ThrowIfNull(hostWorld);
+        ArgumentNullException.ThrowIfNull(backend);
+        return new DeviceRank(backend, new HostStagedProcessGroup(hostWorld), "host-staged", ownsWorld: false,
+            ownsBackend: false);
+    }
+
     /// <summary>This rank's device copy of a host tensor.</summary>
     public Tensor Upload(Tensor host) => Backend.Kernels.ToDevice(host);
 
-    /// <summary>Frees the NCCL communicator (if any) and the backend; the host group stays with its owner.</summary>
+    /// <summary>Frees the NCCL communicator (if any) and the backend (unless borrowed); the host group stays with its owner.</summary>
     public void Dispose()
     {
         Backend.Allocator.HostWaits.Guard(null);
         if (_ownsWorld) World.Dispose();
-        Backend.Dispose();
+        if (_ownsBackend) Backend.Dispose();
     }
 }

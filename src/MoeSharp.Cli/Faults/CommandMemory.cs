@@ -2,6 +2,7 @@ using System.Globalization;
 using MoeSharp.Cli.Commands;
 using MoeSharp.Collectives;
 using MoeSharp.Dispatch;
+using MoeSharp.Layer;
 using MoeSharp.Tensors;
 using Spectre.Console;
 
@@ -68,11 +69,13 @@ internal static class CommandMemory
         long rowWidth = 6L * dim + 6L * hidden;
         long rows = Add(MemoryBudget.Multiply(entries, rowWidth), MemoryBudget.Multiply(groupTokens, 8L * dim));
         long perRank = MemoryBudget.Multiply(rows, 4);
-        long weightsPerExpert = 3L * dim * ((long)hidden + sharedHidden);
-        long weights = MemoryBudget.Multiply(MemoryBudget.Multiply(experts / Math.Max(1, world) + 1, weightsPerExpert), 16);
-        perRank = Add(perRank, weights);
+        // The layer's weights, gradients and AdamW moments: the library's own estimate (the layer checks it too).
+        var layer = new MoeLayerArgs(dim, hidden, experts, topK) { SharedHidden = sharedHidden };
+        int localExperts = Math.Max(1, experts / Math.Max(1, world));
+        perRank = Add(perRank, MoeLayerMemoryEstimate.TrainingBytesPerRank(layer, localExperts));
         long batch = MemoryBudget.Multiply(tokens, 4L * (dim + 2));
         long largest = Math.Max(MemoryBudget.Multiply(tokens, dim), MemoryBudget.Multiply(entries, 2L * Math.Max(dim, hidden)));
+        largest = Math.Max(largest, MoeLayerMemoryEstimate.LargestTensorElements(layer, localExperts));
         return Check(inProcess ? world : 1, perRank, batch, largest, compute, options);
     }
 
@@ -84,7 +87,14 @@ internal static class CommandMemory
             return ValidationResult.Error(string.Create(CultureInfo.InvariantCulture,
                 $"needs a tensor of {largestTensor} elements, more than the {MemoryBudget.MaxTensorElements} one tensor can index ({options})"));
         }
-        // On CUDA the rows live in device memory, which this check does not see; ILGPU's CPU accelerator allocates host memory.
+        // On CUDA the rows live in device memory (checked against GPU 0's free memory when a GPU answers); ILGPU's CPU
+        // accelerator allocates host memory.
+        if (compute.Device == DeviceKind.Cuda && DeviceMemory.Query() is GpuMemory gpu)
+        {
+            ValidationResult device = DeviceMemory.Decide(perRank, ranksInProcess, compute.Gpus > 0 ? compute.Gpus : gpu.Gpus,
+                gpu.FreeBytes, options);
+            if (!device.Successful) return device;
+        }
         long host = compute.Device == DeviceKind.Cuda ? shared : Add(MemoryBudget.Multiply(perRank, ranksInProcess), shared);
         long available = MemoryBudget.AvailableHostBytes();
         if (host > available)

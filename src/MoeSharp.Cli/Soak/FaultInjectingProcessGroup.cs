@@ -26,6 +26,9 @@ internal sealed class FaultInjectingProcessGroup : IProcessGroup
     /// <summary>Whether the planned fault was injected on this rank.</summary>
     public bool Fired => _state.Fired;
 
+    /// <summary>This rank's collective calls so far (splits excluded), with the fault kinds each could take.</summary>
+    public IReadOnlyList<EligibleCall> Calls => _state.Eligible;
+
     /// <inheritdoc/>
     public int Rank => _inner.Rank;
 
@@ -66,7 +69,7 @@ internal sealed class FaultInjectingProcessGroup : IProcessGroup
     public void AllToAllV<T>(ReadOnlySpan<T> send, ReadOnlySpan<int> sendCounts, Span<T> receive, ReadOnlySpan<int> receiveCounts)
         where T : unmanaged
     {
-        switch (Fault(shapes: receive.Length > 0, counts: CanCorrupt(sendCounts)))
+        switch (Fault(shapes: CanShorten(receive.Length, receiveCounts), counts: CanCorrupt(sendCounts)))
         {
             case FaultKind.ReturnEarly: return;
             case FaultKind.MismatchedShapes: _inner.AllToAllV(send, sendCounts, receive[..^1], receiveCounts); return;
@@ -79,7 +82,7 @@ internal sealed class FaultInjectingProcessGroup : IProcessGroup
     public CollectiveRequest AllToAllVAsync<T>(ReadOnlyMemory<T> send, int[] sendCounts, Memory<T> receive, int[] receiveCounts)
         where T : unmanaged
     {
-        return Fault(shapes: receive.Length > 0, counts: CanCorrupt(sendCounts)) switch
+        return Fault(shapes: CanShorten(receive.Length, receiveCounts), counts: CanCorrupt(sendCounts)) switch
         {
             FaultKind.ReturnEarly => CollectiveRequest.Completed,
             FaultKind.MismatchedShapes => _inner.AllToAllVAsync(send, sendCounts, receive[..^1], receiveCounts),
@@ -145,6 +148,7 @@ internal sealed class FaultInjectingProcessGroup : IProcessGroup
     private FaultKind? Fault(bool shapes, bool counts)
     {
         int call = _state.Calls++;
+        _state.Eligible.Add(new EligibleCall(call, shapes, counts));
         if (_plan is null || _state.Fired || call < _plan.Collective || WorldRanks[Rank] != _plan.Rank) return null;
         if (_plan.Kind == FaultKind.CorruptCounts && !counts) return null;
         if (_plan.Kind == FaultKind.MismatchedShapes && !shapes) return null;
@@ -161,6 +165,17 @@ internal sealed class FaultInjectingProcessGroup : IProcessGroup
         }
     }
 
+    /// <summary>
+    /// An all-to-all-v buffer may be longer than its counts (the device path stages into padded buffers); one element
+    /// off it is a fault only when the counts fill it exactly.
+    /// </summary>
+    private static bool CanShorten(int length, ReadOnlySpan<int> counts)
+    {
+        long total = 0;
+        foreach (int count in counts) total += count;
+        return length > 0 && length == total;
+    }
+
     private bool CanCorrupt(ReadOnlySpan<int> sendCounts) => Size > 1 && sendCounts[^1] > 0;
 
     private static int[] Corrupt(ReadOnlySpan<int> sendCounts)
@@ -175,5 +190,6 @@ internal sealed class FaultInjectingProcessGroup : IProcessGroup
     {
         public int Calls;
         public bool Fired;
+        public readonly List<EligibleCall> Eligible = [];
     }
 }

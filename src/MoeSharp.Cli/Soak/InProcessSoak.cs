@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Text.RegularExpressions;
-using MoeSharp.Cli.Commands;
 using MoeSharp.Cli.Verification;
 using MoeSharp.Collectives;
 
@@ -19,11 +18,21 @@ internal static partial class InProcessSoak
     /// <summary>Runs one problem; returns null when it behaved, else why not (a hang starts with "hang").</summary>
     /// <param name="problem">The problem.</param>
     /// <param name="plan">The fault to inject, or null.</param>
-    /// <param name="compute">Where ranks compute.</param>
+    /// <param name="devices">Where ranks compute (kept across runs).</param>
     /// <param name="timeout">The collectives' timeout.</param>
     /// <param name="fired">Whether the planned fault was injected (it may find no eligible call).</param>
-    public static string? RunOne(DispatchCase problem, FaultPlan? plan, ComputeOptions compute, TimeSpan timeout,
-        out bool fired)
+    public static string? RunOne(DispatchCase problem, FaultPlan? plan, SoakDevices devices, TimeSpan timeout,
+        out bool fired) => RunOne(problem, plan, devices, timeout, out fired, out _);
+
+    /// <summary>Runs one problem and also returns each rank's collective calls (for <see cref="FaultPlanner"/>).</summary>
+    /// <param name="problem">The problem.</param>
+    /// <param name="plan">The fault to inject, or null.</param>
+    /// <param name="devices">Where ranks compute (kept across runs).</param>
+    /// <param name="timeout">The collectives' timeout.</param>
+    /// <param name="fired">Whether the planned fault was injected.</param>
+    /// <param name="calls">Each world rank's collective calls (empty for a rank that never started).</param>
+    public static string? RunOne(DispatchCase problem, FaultPlan? plan, SoakDevices devices, TimeSpan timeout,
+        out bool fired, out IReadOnlyList<EligibleCall>[] calls)
     {
         var references = SoakRank.References(problem);
         var decorated = new FaultInjectingProcessGroup?[problem.World];
@@ -35,13 +44,15 @@ internal static partial class InProcessSoak
         {
             var faulty = new FaultInjectingProcessGroup(g, plan);
             decorated[g.Rank] = faulty;
-            return SoakRank.Run(faulty, problem, references, compute);
+            return SoakRank.Run(faulty, problem, references, devices);
         }, timeout));
         // A fault-free run gets 30 s more: only a faulted run is held to the timeout + 2 s.
         TimeSpan limit = timeout + Grace + TimeSpan.FromSeconds(plan is null ? 30 : 0);
         bool ended = ((IAsyncResult)world).AsyncWaitHandle.WaitOne(limit) || world.IsCompleted;
         clock.Stop();
         fired = decorated.Any(d => d?.Fired == true);
+        calls = decorated.Select(d => d?.Calls.ToArray() ?? []).ToArray<IReadOnlyList<EligibleCall>>();
+        if (!ended) devices.Abandon();
         if (!ended) return $"hang: still running after {clock.Elapsed.TotalSeconds:F1} s";
         if (world.Exception?.InnerException is RankFailedException f) failure = f;
         else if (world.Exception is { } other) return $"the world failed outside any rank: {other.InnerException?.Message}";

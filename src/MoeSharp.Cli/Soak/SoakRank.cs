@@ -1,4 +1,3 @@
-using MoeSharp.Cli.Commands;
 using MoeSharp.Cli.Verification;
 using MoeSharp.Collectives;
 using MoeSharp.Cuda;
@@ -15,9 +14,9 @@ internal static class SoakRank
         => problem.Groups.Select(g => DispatchWorldRunner.RunReference(problem.Config, g)).ToArray();
 
     /// <summary>Runs the problem on this rank and returns its first difference from the reference, or null.</summary>
-    public static string? Run(IProcessGroup world, DispatchCase problem, Tensor[] references, ComputeOptions compute)
+    public static string? Run(IProcessGroup world, DispatchCase problem, Tensor[] references, SoakDevices devices)
     {
-        using DeviceRank? device = compute.CreateRank(world);
+        using DeviceRank? device = devices.CreateRank(world);
         RankOutcome outcome = DispatchWorldRunner.RunRank(world, problem, device);
         int group = outcome.Rank / problem.Sp, spRank = outcome.Rank % problem.Sp;
         Tensor reference = references[group];

@@ -43,6 +43,7 @@ internal sealed unsafe class CudaRuntime
     private readonly delegate* unmanaged<nint, int> _eventQuery;
     private readonly delegate* unmanaged<float*, nint, nint, int> _eventElapsedTime; // (float* ms, cudaEvent_t start, cudaEvent_t end)
     private readonly delegate* unmanaged<nint, int> _eventDestroy;
+    private readonly delegate* unmanaged<nuint*, nuint*, int> _memGetInfo;         // (size_t* free, size_t* total)
     private readonly delegate* unmanaged<int, byte*> _getErrorString;              // const char* (cudaError_t)
     private readonly delegate* unmanaged<int, byte*> _getErrorName;                // const char* (cudaError_t)
 
@@ -71,6 +72,7 @@ internal sealed unsafe class CudaRuntime
         _eventQuery = (delegate* unmanaged<nint, int>)F("cudaEventQuery");
         _eventElapsedTime = (delegate* unmanaged<float*, nint, nint, int>)F("cudaEventElapsedTime");
         _eventDestroy = (delegate* unmanaged<nint, int>)F("cudaEventDestroy");
+        _memGetInfo = (delegate* unmanaged<nuint*, nuint*, int>)F("cudaMemGetInfo");
         _getErrorString = (delegate* unmanaged<int, byte*>)F("cudaGetErrorString");
         _getErrorName = (delegate* unmanaged<int, byte*>)F("cudaGetErrorName");
     }
@@ -100,6 +102,14 @@ internal sealed unsafe class CudaRuntime
         int device;
         Check(_getDevice(&device), "cudaGetDevice");
         return device;
+    }
+
+    /// <summary>Free and total bytes of the current device (creates its primary context if there is none).</summary>
+    public (long Free, long Total) MemGetInfo()
+    {
+        nuint free, total;
+        Check(_memGetInfo(&free, &total), "cudaMemGetInfo");
+        return ((long)free, (long)total);
     }
 
     /// <summary>Allocates <paramref name="bytes"/> on the current device.</summary>

@@ -22,11 +22,14 @@ public sealed class GroupedExperts
     /// <param name="hidden">H.</param>
     /// <param name="kernels">Where the weights live and the products run; the host when null.</param>
     /// <exception cref="ArgumentOutOfRangeException">A size is not positive.</exception>
+    /// <exception cref="SizeLimitException">E_local · H · D exceeds what one tensor can index.</exception>
     public GroupedExperts(int numLocalExperts, int dim, int hidden, ILayerKernels? kernels = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(numLocalExperts);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(dim);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(hidden);
+        MemoryBudget.EnsureTensorFits(MemoryBudget.Multiply(MemoryBudget.Multiply(numLocalExperts, hidden), dim),
+            $"an expert weight tensor [{numLocalExperts}, {hidden}, {dim}]");
         _kernels = kernels ?? new HostLayerKernels();
         NumLocalExperts = numLocalExperts;
         Dim = dim;

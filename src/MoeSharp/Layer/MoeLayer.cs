@@ -63,6 +63,10 @@ public sealed class MoeLayer : IDisposable
     /// E, K or the group do not match the dispatcher, the router options are invalid, or the kernels are on
     /// another device than the dispatcher's.
     /// </exception>
+    /// <exception cref="SizeLimitException">
+    /// One of the layer's tensors cannot be indexed or its weights exceed the available host memory
+    /// (<see cref="MoeLayerMemoryEstimate"/>); thrown before anything is allocated.
+    /// </exception>
     public MoeLayer(MoeLayerArgs args, TokenDispatcher dispatcher, IProcessGroup? world, ILayerKernels? kernels = null)
     {
         ArgumentNullException.ThrowIfNull(args);
@@ -95,6 +99,10 @@ public sealed class MoeLayer : IDisposable
         {
             throw new ArgumentException("a shared expert gate (SharedExpertGate) needs a shared expert (SharedHidden > 0)", nameof(args));
         }
+
+        // Sizes before allocation: one SizeLimitException with the figures instead of an overflow or an OOM mid-way.
+        MoeLayerMemoryEstimate.EnsureFits(args, dispatcher.NumLocalExperts, (kernels?.Dispatch ?? dispatcher.Kernels).IsHost,
+            dispatcher.EpRank);
 
         Args = args;
         Dispatcher = dispatcher;
