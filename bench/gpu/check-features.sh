@@ -33,10 +33,6 @@ sys.exit(0 if error < 1e-4 else 1)
 PY
 done
 
-echo "=== bench --uneven --device cuda --world 8 (one GPU, host-staged exchanges)"
-timeout 180 bash .device/run.sh bench --uneven --device cuda --world 8 --repeats ${UNEVEN_REPEATS:-7} > "$OUT/uneven-cuda.txt" 2>&1 || status=1
-cat "$OUT/uneven-cuda.txt" | cut -c1-220
-
 echo "=== soak --device cuda"
 timeout 100 bash .device/run.sh soak --device cuda --seconds ${SOAK_SECONDS:-45} > "$OUT/soak-cuda.txt" 2>&1 || status=1
 tail -3 "$OUT/soak-cuda.txt" | cut -c1-200
@@ -52,4 +48,8 @@ wait "$pid"; code=$?
 end=$(date +%s.%N)
 echo "exit $code after SIGINT, $(python3 -c "print(f'{$end - $start:.2f}')") s to end; $(tail -1 "$OUT/sigint.txt" | cut -c1-120)"
 [ "$code" = 130 ] || status=1
+echo "=== bench --uneven --device cuda --world 8 (one GPU, host-staged exchanges)"
+timeout 180 bash .device/run.sh bench --uneven --device cuda --world 8 --repeats ${UNEVEN_REPEATS:-7} > "$OUT/uneven-cuda.txt" 2>&1 || status=1
+cat "$OUT/uneven-cuda.txt" | cut -c1-220
+
 exit $status
