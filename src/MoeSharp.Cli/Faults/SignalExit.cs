@@ -7,8 +7,8 @@ namespace MoeSharp.Cli.Faults;
 /// </summary>
 /// <remarks>
 /// Ranks are threads blocked in collectives or kernels (or MPI processes); there is nothing to save halfway, so the
-/// process ends instead of waiting for ranks to notice a cancellation: every in-process rank stops with it, the
-/// driver frees its device memory, and under <c>mpiexec</c> (which forwards the signal to every process, and ends the
+/// process ends (without the exit handlers of native libraries, see <see cref="ExitNow"/>) instead of waiting for ranks
+/// to notice a cancellation: every in-process rank stops with it, the driver frees its device memory, and under <c>mpiexec</c> (which forwards the signal to every process, and ends the
 /// job when one exits non-zero) the whole job ends. Without this, the command-line framework swallows SIGINT and the
 /// command runs on to completion with exit code 0.
 /// </remarks>
@@ -52,7 +52,20 @@ internal sealed class SignalExit : IDisposable
         }
         finally
         {
-            Environment.Exit(code);
+            ExitNow(code);
         }
     }
+
+    // Environment.Exit runs the runtime's and native libraries' exit handlers while rank threads are still inside
+    // CUDA, NCCL or MPI calls; the CUDA driver's teardown then crashed the process (SIGSEGV, exit 139 instead of 130,
+    // seen on an H200). _exit ends the process without them: the kernel and the driver free its memory and device
+    // contexts, and an MPI launcher sees the process end as it would after a signal.
+    private static void ExitNow(int code)
+    {
+        if (OperatingSystem.IsLinux() || OperatingSystem.IsMacOS()) ImmediateExit(code);
+        Environment.Exit(code);
+    }
+
+    [DllImport("libc", EntryPoint = "_exit")]
+    private static extern void ImmediateExit(int status);
 }

@@ -26,6 +26,9 @@ internal sealed class FaultInjectingProcessGroup : IProcessGroup
     /// <summary>Whether the planned fault was injected on this rank.</summary>
     public bool Fired => _state.Fired;
 
+    /// <summary>When the planned fault was injected (<see cref="System.Diagnostics.Stopwatch"/> ticks), or 0.</summary>
+    public long FiredAt => _state.FiredAt;
+
     /// <summary>This rank's collective calls so far (splits excluded), with the fault kinds each could take.</summary>
     public IReadOnlyList<EligibleCall> Calls => _state.Eligible;
 
@@ -153,6 +156,7 @@ internal sealed class FaultInjectingProcessGroup : IProcessGroup
         if (_plan.Kind == FaultKind.CorruptCounts && !counts) return null;
         if (_plan.Kind == FaultKind.MismatchedShapes && !shapes) return null;
         _state.Fired = true;
+        _state.FiredAt = System.Diagnostics.Stopwatch.GetTimestamp();
         switch (_plan.Kind)
         {
             case FaultKind.Throw:
@@ -190,6 +194,7 @@ internal sealed class FaultInjectingProcessGroup : IProcessGroup
     {
         public int Calls;
         public bool Fired;
+        public long FiredAt;
         public readonly List<EligibleCall> Eligible = [];
     }
 }

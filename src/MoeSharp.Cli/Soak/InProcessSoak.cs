@@ -46,14 +46,28 @@ internal static partial class InProcessSoak
             decorated[g.Rank] = faulty;
             return SoakRank.Run(faulty, problem, references, devices);
         }, timeout));
-        // A fault-free run gets 30 s more: only a faulted run is held to the timeout + 2 s.
-        TimeSpan limit = timeout + Grace + TimeSpan.FromSeconds(plan is null ? 30 : 0);
-        bool ended = ((IAsyncResult)world).AsyncWaitHandle.WaitOne(limit) || world.IsCompleted;
+        // A faulted run is held to the timeout + 2 s from the moment its fault fires; the set-up before it (creating
+        // device ranks on a GPU takes seconds) is not the fault's to answer for. The wait is bounded either way.
+        TimeSpan setUp = TimeSpan.FromSeconds(30);
+        bool ended = ((IAsyncResult)world).AsyncWaitHandle.WaitOne(plan is null ? timeout + Grace + setUp : TimeSpan.Zero);
+        while (!ended && plan is not null)
+        {
+            long firedAt = decorated.Max(d => d?.FiredAt ?? 0);
+            TimeSpan since = firedAt == 0 ? clock.Elapsed : Stopwatch.GetElapsedTime(firedAt);
+            TimeSpan allowed = firedAt == 0 ? setUp : timeout + Grace;
+            if (since > allowed) break;
+            ended = ((IAsyncResult)world).AsyncWaitHandle.WaitOne(TimeSpan.FromMilliseconds(50));
+        }
+        ended |= world.IsCompleted;
         clock.Stop();
+        long faultTime = decorated.Max(d => d?.FiredAt ?? 0);
+        TimeSpan afterFault = faultTime == 0 ? TimeSpan.Zero : Stopwatch.GetElapsedTime(faultTime);
         fired = decorated.Any(d => d?.Fired == true);
         calls = decorated.Select(d => d?.Calls.ToArray() ?? []).ToArray<IReadOnlyList<EligibleCall>>();
         if (!ended) devices.Abandon();
-        if (!ended) return $"hang: still running after {clock.Elapsed.TotalSeconds:F1} s";
+        if (!ended) return fired
+            ? $"hang: still running {afterFault.TotalSeconds:F1} s after the fault ({clock.Elapsed.TotalSeconds:F1} s in all)"
+            : $"hang: still running after {clock.Elapsed.TotalSeconds:F1} s";
         if (world.Exception?.InnerException is RankFailedException f) failure = f;
         else if (world.Exception is { } other) return $"the world failed outside any rank: {other.InnerException?.Message}";
         else mismatches = world.Result;
@@ -64,7 +78,7 @@ internal static partial class InProcessSoak
             return mismatches!.FirstOrDefault(m => m is not null);
         }
         if (failure is null) return $"the injected {plan!.Kind} on rank {plan.Rank} went unnoticed";
-        if (clock.Elapsed > timeout + Grace) return $"hang: the faulted run took {clock.Elapsed.TotalSeconds:F1} s";
+        if (afterFault > timeout + Grace) return $"hang: the faulted run ended {afterFault.TotalSeconds:F1} s after its fault";
         return NamesCulprit(failure, plan!.Rank) ? null : $"the error does not name culprit rank {plan.Rank}: {failure.Message}";
     }
 
