@@ -23,35 +23,11 @@ public class CliTests
         public override string ToString() => $"exit {ExitCode}\nstdout:\n{Out}\nstderr:\n{Error}";
     }
 
-    /// <summary>Runs the CLI with stdout (Console and Spectre's AnsiConsole) and stderr captured.</summary>
+    /// <summary>Runs the CLI with stdout and stderr captured (<see cref="CliInvoker"/>).</summary>
     internal static CliResult Invoke(params string[] args)
     {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        TextWriter oldOut = Console.Out, oldError = Console.Error;
-        IAnsiConsole oldAnsi = AnsiConsole.Console;
-        IAnsiConsole captured = AnsiConsole.Create(new AnsiConsoleSettings
-        {
-            Out = new AnsiConsoleOutput(stdout),
-            Ansi = AnsiSupport.No,
-            ColorSystem = ColorSystemSupport.NoColors,
-            Interactive = InteractionSupport.No,
-        });
-        captured.Profile.Width = 200;
-        Console.SetOut(stdout);
-        Console.SetError(stderr);
-        AnsiConsole.Console = captured;
-        try
-        {
-            int code = CliApp.Run(args);
-            return new CliResult(code, stdout.ToString(), stderr.ToString());
-        }
-        finally
-        {
-            AnsiConsole.Console = oldAnsi;
-            Console.SetOut(oldOut);
-            Console.SetError(oldError);
-        }
+        CliOutcome outcome = CliInvoker.Invoke(args);
+        return new CliResult(outcome.ExitCode, outcome.Out, outcome.Error);
     }
 
     internal static void AssertUsageError(CliResult result)

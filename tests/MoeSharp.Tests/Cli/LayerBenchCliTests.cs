@@ -10,31 +10,8 @@ public class LayerBenchCliTests
 {
     private static (int Code, string Out, string Error) Invoke(params string[] args)
     {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        TextWriter oldOut = Console.Out, oldError = Console.Error;
-        IAnsiConsole oldAnsi = AnsiConsole.Console;
-        IAnsiConsole captured = AnsiConsole.Create(new AnsiConsoleSettings
-        {
-            Out = new AnsiConsoleOutput(stdout),
-            Ansi = AnsiSupport.No,
-            ColorSystem = ColorSystemSupport.NoColors,
-            Interactive = InteractionSupport.No,
-        });
-        captured.Profile.Width = 200;
-        Console.SetOut(stdout);
-        Console.SetError(stderr);
-        AnsiConsole.Console = captured;
-        try
-        {
-            return (CliApp.Run(args), stdout.ToString(), stderr.ToString());
-        }
-        finally
-        {
-            AnsiConsole.Console = oldAnsi;
-            Console.SetOut(oldOut);
-            Console.SetError(oldError);
-        }
+        CliOutcome outcome = CliInvoker.Invoke(args);
+        return (outcome.ExitCode, outcome.Out, outcome.Error);
     }
 
     [Theory]
