@@ -2,7 +2,7 @@
 # Fuzzes one target of tests/MoeSharp.Fuzz (safetensors, golden, cli, index or hfconfig) with AFL++ through SharpFuzz for a bounded
 # time: installs afl++ (apt-get) and the sharpfuzz tool when missing, publishes the harness, instruments MoeSharp.dll
 # and moe.dll, and runs afl-fuzz from the seed corpus in tests/fuzz/corpus/TARGET. Crashing inputs are copied to
-# tests/fuzz/regressions/TARGET (the unit tests replay them) and the script exits 1. With MOESHARP_FUZZ_KEEP=1 the
+# tests/fuzz/regressions/TARGET (the unit tests replay them) and the script exits 3 (1: the fuzzer itself failed). With MOESHARP_FUZZ_KEEP=1 the
 # inputs AFL++ found new coverage with are added to the corpus, so it grows in the repository.
 # Usage: tests/fuzz/run.sh TARGET [SECONDS]
 set -euo pipefail
@@ -37,5 +37,5 @@ if [ "${MOESHARP_FUZZ_KEEP:-0}" = 1 ]; then
 fi
 if [ "$found" -gt 0 ]; then
   echo "fuzz $target: $found crashing input(s) saved in tests/fuzz/regressions/$target" >&2
-  exit 1
+  exit 3
 fi
