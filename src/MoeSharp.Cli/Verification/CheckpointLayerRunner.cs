@@ -38,18 +38,7 @@ internal static class CheckpointLayerRunner
         {
             throw new ArgumentException($"--world {layout.World} must divide the {args.NumExperts} experts of {config.Source}");
         }
-        bool onDevice = compute is { OnDevice: true };
-        bool single = layout.World == 1 && layout.Layout == SequenceLayout.Replicated && !onDevice;
-        RankResult[] ranks = single
-            ? [RunRank(null, null)]
-            : InProcessWorld.Run(layout.World, world =>
-            {
-                using DeviceRank? device = compute?.CreateRank(world);
-                using ParallelGroups? groups = layout.World == 1 && layout.Layout == SequenceLayout.Replicated
-                    ? null
-                    : ParallelGroups.Create(device?.World ?? world, layout.Sp);
-                return RunRank(groups, device);
-            }, timeout);
+        RankResult[] ranks = layout.RunRanks(compute, timeout, RunRank);
 
         int d = args.Dim;
         var y = Tensor.Zeros(DType.Float32, x.Rows, d);

@@ -1,3 +1,6 @@
+using MoeSharp.Cli.Commands;
+using MoeSharp.Collectives;
+using MoeSharp.Cuda;
 using MoeSharp.Dispatch;
 
 namespace MoeSharp.Cli.Verification;
@@ -14,6 +17,23 @@ internal sealed record LayerLayout(int World, int Sp, SequenceLayout Layout, SpS
 
     /// <summary>Data-parallel groups: World / Sp.</summary>
     public int Groups => World / Sp;
+
+    /// <summary>
+    /// Runs <paramref name="runRank"/> once per rank of this layout: on the calling thread with no groups for a single
+    /// replicated host rank, else on an in-process world, each rank with its device (from <paramref name="compute"/>)
+    /// and, unless it is one replicated rank, its EP/SP groups. Returns the ranks' results in rank order.
+    /// </summary>
+    public T[] RunRanks<T>(ComputeOptions? compute, TimeSpan? timeout, Func<ParallelGroups?, DeviceRank?, T> runRank)
+    {
+        bool oneReplicatedRank = World == 1 && Layout == SequenceLayout.Replicated;
+        if (oneReplicatedRank && compute is not { OnDevice: true }) return [runRank(null, null)];
+        return InProcessWorld.Run(World, world =>
+        {
+            using DeviceRank? device = compute?.CreateRank(world);
+            using ParallelGroups? groups = oneReplicatedRank ? null : ParallelGroups.Create(device?.World ?? world, Sp);
+            return runRank(groups, device);
+        }, timeout);
+    }
 
     /// <summary>A short description, e.g. <c>world 4 sp 2 sharded balanced</c>.</summary>
     public override string ToString() =>

@@ -82,17 +82,7 @@ internal static class LayerWorldRunner
     {
         var weightList = weights.ToList();
         int n = x.Rows, d = args.Dim, k = args.TopK;
-        bool onDevice = compute is { OnDevice: true };
-        RankResult[] ranks = layout.World == 1 && layout.Layout == SequenceLayout.Replicated && !onDevice
-            ? [RunRank(null, null)]
-            : InProcessWorld.Run(layout.World, world =>
-            {
-                using DeviceRank? device = compute?.CreateRank(world);
-                using ParallelGroups? groups = layout.World == 1 && layout.Layout == SequenceLayout.Replicated
-                    ? null
-                    : ParallelGroups.Create(device?.World ?? world, layout.Sp);
-                return RunRank(groups, device);
-            }, timeout);
+        RankResult[] ranks = layout.RunRanks(compute, timeout, RunRank);
 
         var output = Tensor.Zeros(DType.Float32, n, d);
         var gradX = Tensor.Zeros(DType.Float32, n, d);
