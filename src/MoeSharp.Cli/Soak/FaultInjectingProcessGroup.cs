@@ -146,7 +146,9 @@ internal sealed class FaultInjectingProcessGroup : IProcessGroup
         switch (Fault(shapes, counts: CanCorrupt(sendCounts)))
         {
             case FaultKind.ReturnEarly: return;
-            case FaultKind.MismatchedShapes: _inner.AllToAllV(send, sendCounts, OneShorter(receive), receiveCounts); return;
+            case FaultKind.MismatchedShapes:
+                _inner.AllToAllV(send, sendCounts, OneShorter(receive), receiveCounts);
+                return;
             case FaultKind.CorruptCounts: _inner.AllToAllV(send, Corrupt(sendCounts), receive, receiveCounts); return;
             default: _inner.AllToAllV(send, sendCounts, receive, receiveCounts); return;
         }

@@ -451,7 +451,8 @@ public sealed class NcclProcessGroup : IProcessGroup, IStreamDrain
     private void RequireOnDevice(Tensor tensor, string argument)
     {
         ArgumentNullException.ThrowIfNull(tensor, argument);
-        if (tensor.IsOnHost) throw CollectiveTensorChecks.Unreachable(this, tensor, argument, $"tensors on cuda:{Device}");
+        if (tensor.IsOnHost)
+            throw CollectiveTensorChecks.Unreachable(this, tensor, argument, $"tensors on cuda:{Device}");
     }
 
     private void CheckDevice(IDevicePointer pointer, string argument)

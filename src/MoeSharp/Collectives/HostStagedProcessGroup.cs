@@ -47,7 +47,8 @@ public sealed class HostStagedProcessGroup(IProcessGroup inner) : IProcessGroup
         => inner.AllToAllVAsync(send, sendCounts, receive, receiveCounts);
 
     /// <inheritdoc />
-    public void AllGather<T>(ReadOnlySpan<T> send, Span<T> receive) where T : unmanaged => inner.AllGather(send, receive);
+    public void AllGather<T>(ReadOnlySpan<T> send, Span<T> receive) where T : unmanaged
+        => inner.AllGather(send, receive);
 
     /// <inheritdoc />
     public void AllReduceSum(Span<float> values) => inner.AllReduceSum(values);
@@ -98,7 +99,7 @@ public sealed class HostStagedProcessGroup(IProcessGroup inner) : IProcessGroup
         if (!values.IsOnHost) StageUp(host, values, values.ElementCount);
     }
 
-    /// <summary>A host tensor shaped like <paramref name="tensor"/> whose first <paramref name="elements"/> are its.</summary>
+    /// <summary>A host tensor as long as <paramref name="tensor"/>, its first elements copied.</summary>
     private static Tensor StageDown(Tensor tensor, long elements)
     {
         if (tensor.IsOnHost) return tensor;
@@ -107,11 +108,11 @@ public sealed class HostStagedProcessGroup(IProcessGroup inner) : IProcessGroup
         return host;
     }
 
-    /// <summary>Copies the first <paramref name="elements"/> of <paramref name="host"/> into the device tensor.</summary>
+    /// <summary>Copies the first <paramref name="elements"/> of <paramref name="host"/> to the device.</summary>
     private static void StageUp(Tensor host, Tensor device, long elements)
         => device.DeviceBuffer!.CopyFromHost(host.AsBytes()[..ByteCount(device, elements)], 0);
 
-    /// <summary>The elements the counts name, clamped to the tensor (the inner group rejects counts that overrun it).</summary>
+    /// <summary>The elements the counts name, clamped to the tensor (the inner group rejects bad counts).</summary>
     private static long Total(ReadOnlySpan<int> counts, int elements)
     {
         long total = 0;

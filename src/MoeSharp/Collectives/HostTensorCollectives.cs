@@ -10,7 +10,7 @@ namespace MoeSharp.Collectives;
 /// </summary>
 internal static class HostTensorCollectives
 {
-    /// <summary><see cref="ITensorCollectives.AllToAllV"/> through <paramref name="group"/>'s span all-to-all-v.</summary>
+    /// <summary><see cref="ITensorCollectives.AllToAllV"/> through the span all-to-all-v of the group.</summary>
     public static void AllToAllV(IProcessGroup group, Tensor send, ReadOnlySpan<int> sendCounts, Tensor receive,
         ReadOnlySpan<int> receiveCounts)
     {

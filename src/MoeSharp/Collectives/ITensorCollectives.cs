@@ -4,32 +4,33 @@ namespace MoeSharp.Collectives;
 
 /// <summary>
 /// The collectives that move a rank's rows: tensors in, tensors out, whatever the row dtype and wherever the group's
-/// ranks keep their rows. Every <see cref="IProcessGroup"/> offers them, so the dispatcher and the layer call one method
-/// and the group, not the caller, knows how its memory moves: host groups (in-process threads, MPI) take host tensors,
-/// NCCL takes tensors on its rank's GPU, and a host-staged group takes device tensors of any backend and stages them
-/// through its host group. A tensor a group cannot reach throws an <see cref="ArgumentException"/> naming the tensor's
-/// device and the group. Small host values (counts, losses, statistics) stay on the span collectives of
+/// ranks keep their rows. Every <see cref="IProcessGroup"/> offers them, so the dispatcher and the layer call one
+/// method and the group, not the caller, knows how its memory moves: host groups (in-process threads, MPI) take host
+/// tensors, NCCL takes tensors on its rank's GPU, and a host-staged group takes device tensors of any backend and
+/// stages them through its host group. A tensor a group cannot reach throws an <see cref="ArgumentException"/> naming
+/// the tensor's device and the group. Small host values (counts, losses, statistics) stay on the span collectives of
 /// <see cref="IProcessGroup"/>.
 /// </summary>
 /// <remarks>
-/// The same ordering and failure rules as <see cref="IProcessGroup"/>: every rank calls the same collectives in the same
-/// order, and a collective completes on every rank or throws on every rank. The tensors belong to the collective until
-/// it completes (for <see cref="AllToAllVAsync"/>, until its request does).
+/// The same ordering and failure rules as <see cref="IProcessGroup"/>: every rank calls the same collectives in the
+/// same order, and a collective completes on every rank or throws on every rank. The tensors belong to the collective
+/// until it completes (for <see cref="AllToAllVAsync"/>, until its request does).
 /// </remarks>
 public interface ITensorCollectives
 {
     /// <summary>
-    /// All-to-all-v of tensor elements: the first <c>sendCounts[0]</c> elements of <paramref name="send"/> go to rank 0,
-    /// the next <c>sendCounts[1]</c> to rank 1, and so on; <paramref name="receive"/> gets the chunks from rank 0, 1, …
-    /// back to back from its first element, and its elements after them are left as they were. Counts are in elements
-    /// (rows times row length). Rows of float32 or bfloat16 and int32 or int64 counts move as their bits (bfloat16 as
-    /// its 16-bit pattern, never widened). A device group may return once the exchange is queued on the rank's stream
-    /// (NCCL does): device work queued after it sees the received elements and a host read of them waits for them; a
-    /// host group returns when it is complete.
+    /// All-to-all-v of tensor elements: the first <c>sendCounts[0]</c> elements of <paramref name="send"/> go to rank
+    /// 0, the next <c>sendCounts[1]</c> to rank 1, and so on; <paramref name="receive"/> gets the chunks from rank 0,
+    /// 1, … back to back from its first element, and its elements after them are left as they were. Counts are in
+    /// elements (rows times row length). Rows of float32 or bfloat16 and int32 or int64 counts move as their bits
+    /// (bfloat16 as its 16-bit pattern, never widened). A device group may return once the exchange is queued on the
+    /// rank's stream (NCCL does): device work queued after it sees the received elements and a host read of them waits
+    /// for them; a host group returns when it is complete.
     /// </summary>
     /// <exception cref="ArgumentException">
     /// <paramref name="send"/> and <paramref name="receive"/> differ in dtype, a tensor is on memory the group cannot
-    /// reach, or a count array does not have one non-negative entry per rank adding up to at most its tensor's elements.
+    /// reach, or a count array does not have one non-negative entry per rank adding up to at most its tensor's
+    /// elements.
     /// </exception>
     void AllToAllV(Tensor send, ReadOnlySpan<int> sendCounts, Tensor receive, ReadOnlySpan<int> receiveCounts);
 
@@ -48,6 +49,8 @@ public interface ITensorCollectives
     /// the same on every rank and in every group. float32 sums in float32; bfloat16 is widened, summed in float32 and
     /// rounded once at the end. Ordered with device work like <see cref="AllToAllV"/>.
     /// </summary>
-    /// <exception cref="ArgumentException">The tensor is not float32 or bfloat16, or is on memory the group cannot reach.</exception>
+    /// <exception cref="ArgumentException">
+    /// The tensor is not float32 or bfloat16, or is on memory the group cannot reach.
+    /// </exception>
     void AllReduceSum(Tensor values);
 }
