@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Runtime.CompilerServices;
 using MoeSharp.Collectives;
+using MoeSharp.Tensors;
 
 namespace MoeSharp.Mpi;
 
@@ -307,6 +308,26 @@ public sealed unsafe class MpiProcessGroup : IProcessGroup
 
     /// <inheritdoc cref="AllReduceSum(Span{float})"/>
     public void AllReduceSum(Span<long> values) => OrderedAllReduce(values);
+
+    /// <inheritdoc/>
+    /// <remarks>
+    /// Host tensors of any dtype, moved from and into their own storage by <see cref="AllToAllV{T}"/> (no staging
+    /// copy unless the two tensors share storage, which MPI forbids).
+    /// </remarks>
+    public void AllToAllV(Tensor send, ReadOnlySpan<int> sendCounts, Tensor receive, ReadOnlySpan<int> receiveCounts)
+        => HostTensorCollectives.AllToAllV(this, send, sendCounts, receive, receiveCounts);
+
+    /// <inheritdoc/>
+    /// <remarks>As <see cref="AllToAllVAsync{T}"/>, on the tensors' storage.</remarks>
+    public CollectiveRequest AllToAllVAsync(Tensor send, int[] sendCounts, Tensor receive, int[] receiveCounts)
+        => HostTensorCollectives.AllToAllVAsync(this, send, sendCounts, receive, receiveCounts);
+
+    /// <inheritdoc/>
+    /// <remarks>As <see cref="AllReduceSum(Span{float})"/>: an all-gather and a local sum in rank order.</remarks>
+    public void AllReduceSum(Tensor values) => HostTensorCollectives.AllReduceSum(this, values);
+
+    /// <inheritdoc/>
+    public override string ToString() => $"MpiProcessGroup(rank {Rank} of {Size}, {Implementation})";
 
     /// <inheritdoc/>
     /// <remarks>

@@ -105,6 +105,7 @@ internal static class Scenarios
             Expect(BitConverter.DoubleToInt64Bits(d[i]) == BitConverter.DoubleToInt64Bits(ed), $"double AllReduceSum element {i}: {d[i]:R} vs rank-order {ed:R}");
             Expect(l[i] == el, $"long AllReduceSum element {i}");
         }
+        TensorScenarios.Check(g);
         g.Barrier();
     }
 

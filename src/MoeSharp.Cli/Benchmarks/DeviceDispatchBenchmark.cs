@@ -83,15 +83,15 @@ internal static class DeviceDispatchBenchmark
         IReadOnlyDictionary<string, double>? perKernel = kernels is Compute.ProfilingMoeKernels prof
             ? prof.Totals.ToDictionary(kv => kv.Key, kv => kv.Value.Seconds * 1e3 / repeats)
             : null;
-        Stats? exchange = world.Size > 1 && device.World is IDeviceCollectives collectives
-            ? TimeExchange(world, kernels, collectives, sendRows, receiveRows, dim, rowType, warmup, repeats)
+        Stats? exchange = world.Size > 1
+            ? TimeExchange(world, kernels, device.World, sendRows, receiveRows, dim, rowType, warmup, repeats)
             : null;
         Stats copy = TimeCopy(world, kernels, (long)tokens * topK, dim, rowType, warmup, repeats);
         return new Result(Summarize(both), Summarize(dispatchOnly), exchange, copy, (long)tokens * topK,
             world.Size == 1 ? "none" : device.Exchange) { KernelMilliseconds = perKernel };
     }
 
-    private static Stats TimeExchange(IProcessGroup world, Compute.IMoeKernels kernels, IDeviceCollectives collectives,
+    private static Stats TimeExchange(IProcessGroup world, Compute.IMoeKernels kernels, ITensorCollectives collectives,
         int[] sendRows, int[] receiveRows, int dim, DType rowType, int warmup, int repeats)
     {
         int[] sendCounts = sendRows.Select(r => r * dim).ToArray();

@@ -1,4 +1,5 @@
 using MoeSharp.Collectives;
+using MoeSharp.Tensors;
 
 namespace MoeSharp.Cli.Soak;
 
@@ -139,6 +140,45 @@ internal sealed class FaultInjectingProcessGroup : IProcessGroup
     }
 
     /// <inheritdoc/>
+    public void AllToAllV(Tensor send, ReadOnlySpan<int> sendCounts, Tensor receive, ReadOnlySpan<int> receiveCounts)
+    {
+        bool shapes = receive.IsOnHost && CanShorten(receive.ElementCount, receiveCounts);
+        switch (Fault(shapes, counts: CanCorrupt(sendCounts)))
+        {
+            case FaultKind.ReturnEarly: return;
+            case FaultKind.MismatchedShapes:
+                _inner.AllToAllV(send, sendCounts, OneShorter(receive), receiveCounts);
+                return;
+            case FaultKind.CorruptCounts: _inner.AllToAllV(send, Corrupt(sendCounts), receive, receiveCounts); return;
+            default: _inner.AllToAllV(send, sendCounts, receive, receiveCounts); return;
+        }
+    }
+
+    /// <inheritdoc/>
+    public CollectiveRequest AllToAllVAsync(Tensor send, int[] sendCounts, Tensor receive, int[] receiveCounts)
+    {
+        bool shapes = receive.IsOnHost && CanShorten(receive.ElementCount, receiveCounts);
+        return Fault(shapes, counts: CanCorrupt(sendCounts)) switch
+        {
+            FaultKind.ReturnEarly => CollectiveRequest.Completed,
+            FaultKind.MismatchedShapes => _inner.AllToAllVAsync(send, sendCounts, OneShorter(receive), receiveCounts),
+            FaultKind.CorruptCounts => _inner.AllToAllVAsync(send, Corrupt(sendCounts), receive, receiveCounts),
+            _ => _inner.AllToAllVAsync(send, sendCounts, receive, receiveCounts),
+        };
+    }
+
+    /// <inheritdoc/>
+    public void AllReduceSum(Tensor values)
+    {
+        switch (Fault(shapes: values.IsOnHost && values.ElementCount > 0, counts: false))
+        {
+            case FaultKind.ReturnEarly: return;
+            case FaultKind.MismatchedShapes: _inner.AllReduceSum(OneShorter(values)); return;
+            default: _inner.AllReduceSum(values); return;
+        }
+    }
+
+    /// <inheritdoc/>
     public void Abort(Exception error) => _inner.Abort(error);
 
     /// <inheritdoc/>
@@ -178,6 +218,22 @@ internal sealed class FaultInjectingProcessGroup : IProcessGroup
         long total = 0;
         foreach (int count in counts) total += count;
         return length > 0 && length == total;
+    }
+
+    /// <summary>
+    /// A view of a host tensor without its last element: the tensor form of a buffer one element shorter (a device
+    /// tensor has no such view, so tensor calls are eligible for this fault only on the host).
+    /// </summary>
+    private static Tensor OneShorter(Tensor tensor)
+    {
+        int n = tensor.ElementCount - 1;
+        return tensor.DType switch
+        {
+            DType.Float32 => Tensor.FromMemory(tensor.AsMemory<float>()[..n], n),
+            DType.BFloat16 => Tensor.FromMemory(tensor.AsMemory<BFloat16>()[..n], n),
+            DType.Int32 => Tensor.FromMemory(tensor.AsMemory<int>()[..n], n),
+            _ => Tensor.FromMemory(tensor.AsMemory<long>()[..n], n),
+        };
     }
 
     private bool CanCorrupt(ReadOnlySpan<int> sendCounts) => Size > 1 && sendCounts[^1] > 0;

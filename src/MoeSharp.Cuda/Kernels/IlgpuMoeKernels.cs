@@ -20,7 +20,7 @@ namespace MoeSharp.Cuda.Kernels;
 /// float kernels give a NaN, but its payload may differ from the host's on CUDA (the GPU produces the
 /// canonical NaN).
 /// </remarks>
-public sealed class IlgpuMoeKernels : IMoeKernels, Nccl.IRankOrderedSum, IDisposable
+public sealed class IlgpuMoeKernels : IMoeKernels, Collectives.IRankOrderedSum, IDisposable
 {
     private readonly Accelerator _accelerator;
     private readonly IlgpuTensorAllocator _allocator;

@@ -35,7 +35,7 @@ namespace MoeSharp.Cuda.Nccl;
 /// wait sees its own timeout or NCCL's remote error).</para>
 /// <para>A group is driven by one thread at a time (NCCL group calls are per thread).</para>
 /// </remarks>
-public sealed class NcclProcessGroup : IProcessGroup, IDeviceCollectives, IStreamDrain
+public sealed class NcclProcessGroup : IProcessGroup, IStreamDrain
 {
     private readonly IProcessGroup _bootstrap;
     private readonly bool _ownsBootstrap;
@@ -343,9 +343,8 @@ public sealed class NcclProcessGroup : IProcessGroup, IDeviceCollectives, IStrea
         ThrowIfUnusable();
         try
         {
-            ArgumentNullException.ThrowIfNull(values);
-            if (values.DType is not (DType.Float32 or DType.BFloat16))
-                throw new ArgumentException($"the rank-ordered device all-reduce sums float32 or bfloat16 tensors, not {values.DType}", nameof(values));
+            RequireOnDevice(values, nameof(values));
+            CollectiveTensorChecks.RequireSummable(this, values);
             IDevicePointer target = DevicePointers.Of(values, nameof(values));
             CheckDevice(target, nameof(values));
             int n = values.ElementCount;
@@ -393,6 +392,9 @@ public sealed class NcclProcessGroup : IProcessGroup, IDeviceCollectives, IStrea
         }
     }
 
+    /// <inheritdoc/>
+    public override string ToString() => $"NcclProcessGroup(rank {Rank} of {Size}, cuda:{Device})";
+
     /// <summary>
     /// Marks this rank failed: aborts the NCCL communicator (pending device work is cancelled) and the bootstrap group,
     /// so every peer's collectives throw.
@@ -434,16 +436,23 @@ public sealed class NcclProcessGroup : IProcessGroup, IDeviceCollectives, IStrea
     private (nint Send, nint Receive, int Type, NcclExchangePlan Plan) Prepare(Tensor send, ReadOnlySpan<int> sendCounts, Tensor receive,
         ReadOnlySpan<int> receiveCounts)
     {
-        ArgumentNullException.ThrowIfNull(send);
-        ArgumentNullException.ThrowIfNull(receive);
-        if (send.DType != receive.DType)
-            throw new ArgumentException($"send is {send.DType} but receive is {receive.DType}", nameof(receive));
+        RequireOnDevice(send, nameof(send));
+        RequireOnDevice(receive, nameof(receive));
+        CollectiveTensorChecks.RequireSameDType(this, send, receive);
         IDevicePointer s = DevicePointers.Of(send, nameof(send));
         IDevicePointer r = DevicePointers.Of(receive, nameof(receive));
         CheckDevice(s, nameof(send));
         CheckDevice(r, nameof(receive));
         var plan = NcclExchangePlan.Create(sendCounts, receiveCounts, Size, send.DType.SizeOf(), send.ElementCount, receive.ElementCount);
         return (s.Pointer, r.Pointer, NcclDataTypes.For(send.DType), plan);
+    }
+
+    /// <summary>A host tensor gets the collectives' one error naming its device and this group.</summary>
+    private void RequireOnDevice(Tensor tensor, string argument)
+    {
+        ArgumentNullException.ThrowIfNull(tensor, argument);
+        if (tensor.IsOnHost)
+            throw CollectiveTensorChecks.Unreachable(this, tensor, argument, $"tensors on cuda:{Device}");
     }
 
     private void CheckDevice(IDevicePointer pointer, string argument)

@@ -9,8 +9,10 @@ namespace MoeSharp.Collectives;
 /// code throws and the runtime aborts the group) or a collective exceeds <see cref="Timeout"/>, the
 /// pending and later collectives of every member throw a <see cref="CollectiveException"/> that names
 /// the failing rank. Buffers passed to a collective must not be touched until it completes.
+/// <para>The span collectives below move small host values (counts, statistics); a rank's rows move as tensors through
+/// the members of <see cref="ITensorCollectives"/>, which every group implements for the memory its ranks use.</para>
 /// </remarks>
-public interface IProcessGroup : IDisposable
+public interface IProcessGroup : ITensorCollectives, IDisposable
 {
     /// <summary>This rank's index in the group, in <c>[0, Size)</c>.</summary>
     int Rank { get; }

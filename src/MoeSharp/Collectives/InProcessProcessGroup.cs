@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Numerics;
+using MoeSharp.Tensors;
 
 namespace MoeSharp.Collectives;
 
@@ -235,6 +236,22 @@ public sealed class InProcessProcessGroup : IProcessGroup
 
     /// <inheritdoc/>
     public void AllReduceSum(Span<long> values) => AllReduce(values);
+
+    /// <inheritdoc/>
+    /// <remarks>
+    /// Host tensors of any dtype; the ranks copy straight between the tensors' storage, as
+    /// <see cref="AllToAllV{T}"/> does.
+    /// </remarks>
+    public void AllToAllV(Tensor send, ReadOnlySpan<int> sendCounts, Tensor receive, ReadOnlySpan<int> receiveCounts)
+        => HostTensorCollectives.AllToAllV(this, send, sendCounts, receive, receiveCounts);
+
+    /// <inheritdoc/>
+    /// <remarks>As <see cref="AllToAllVAsync{T}"/>, on the tensors' storage.</remarks>
+    public CollectiveRequest AllToAllVAsync(Tensor send, int[] sendCounts, Tensor receive, int[] receiveCounts)
+        => HostTensorCollectives.AllToAllVAsync(this, send, sendCounts, receive, receiveCounts);
+
+    /// <inheritdoc/>
+    public void AllReduceSum(Tensor values) => HostTensorCollectives.AllReduceSum(this, values);
 
     /// <inheritdoc/>
     public void Abort(Exception error)

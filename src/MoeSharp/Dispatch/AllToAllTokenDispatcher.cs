@@ -40,7 +40,7 @@ public sealed class AllToAllTokenDispatcher : TokenDispatcher
     private protected override void CheckReplicasAgree(Tensor topScores, Tensor expertIds)
         => ReplicaHash.CheckAgreement(_groups.World, SpSize, ReplicaHash.Of(topScores, expertIds));
 
-    private protected override bool ExchangesCountsOnDevice => !Kernels.IsHost && _groups.World is IDeviceCollectives;
+    private protected override bool ExchangesCountsOnDevice => !Kernels.IsHost;
 
     private protected override DeviceCountExchange ScanAndExchangeCountsOnDevice(Tensor topScores, Tensor expertIds, int rowOffset, SequenceShard shard,
         int? declaredTotalTokens, Tensor ids, Tensor entryScores)
@@ -57,7 +57,7 @@ public sealed class AllToAllTokenDispatcher : TokenDispatcher
             Kernels.ScanEntries(topScores, expertIds, rowOffset, shard.RealRows, shard.PadRows, experts, ids, entryScores, block, messages);
             Kernels.PackCountMessages(block, messages, s, e, padEntries, MessageHeader(shard, declaredTotalTokens), send);
             int[] sizes = Enumerable.Repeat(chunk, s).ToArray();
-            DeviceCollectives(_groups.World).AllToAllV(send, sizes, block, sizes);
+            _groups.World.AllToAllV(send, sizes, block, sizes);
             words = block.ToHost().AsSpan<int>().ToArray();
         }
         finally
@@ -151,45 +151,19 @@ public sealed class AllToAllTokenDispatcher : TokenDispatcher
     }
 
     private protected override void ExchangeRows(Tensor send, ReadOnlySpan<int> sendRows, Tensor receive, ReadOnlySpan<int> receiveRows)
-    {
-        int d = send.RowLength;
-        if (send.IsOnHost && receive.IsOnHost)
-        {
-            // bfloat16 rows travel as their 16-bit patterns: the exchange only moves them.
-            if (send.DType == DType.BFloat16)
-                _groups.World.AllToAllV<BFloat16>(send.AsSpan<BFloat16>(), ToElements(sendRows, d), receive.AsSpan<BFloat16>(), ToElements(receiveRows, d));
-            else
-                _groups.World.AllToAllV<float>(send.AsSpan<float>(), ToElements(sendRows, d), receive.AsSpan<float>(), ToElements(receiveRows, d));
-            return;
-        }
-        DeviceCollectives(_groups.World).AllToAllV(send, ToElements(sendRows, d), receive, ToElements(receiveRows, d));
-    }
+        => _groups.World.AllToAllV(send, ToElements(sendRows, send.RowLength), receive,
+            ToElements(receiveRows, send.RowLength));
 
     private protected override CollectiveRequest ExchangeRowsAsync(Tensor send, ReadOnlySpan<int> sendRows, Tensor receive, ReadOnlySpan<int> receiveRows)
-    {
-        int d = send.RowLength;
-        if (send.IsOnHost && receive.IsOnHost)
-        {
-            return send.DType == DType.BFloat16
-                ? _groups.World.AllToAllVAsync<BFloat16>(send.AsMemory<BFloat16>(), ToElements(sendRows, d), receive.AsMemory<BFloat16>(), ToElements(receiveRows, d))
-                : _groups.World.AllToAllVAsync<float>(send.AsMemory<float>(), ToElements(sendRows, d), receive.AsMemory<float>(), ToElements(receiveRows, d));
-        }
-        return DeviceCollectives(_groups.World).AllToAllVAsync(send, ToElements(sendRows, d), receive, ToElements(receiveRows, d));
-    }
+        => _groups.World.AllToAllVAsync(send, ToElements(sendRows, send.RowLength), receive,
+            ToElements(receiveRows, send.RowLength));
 
     private protected override void SumOverSequenceParallel(Tensor values)
     {
-        if (_groups.SequenceParallel is not { } sp) return;
         // bfloat16 rows are summed in float32 and rounded once. In the replicated layout each row is non-zero on one SP
         // rank only, so the sum is that rank's value, exactly.
-        if (values.IsOnHost) sp.AllReduceSumOnHost(values);
-        else DeviceCollectives(sp).AllReduceSum(values);
+        _groups.SequenceParallel?.AllReduceSum(values);
     }
-
-    /// <summary>The device collectives of <paramref name="group"/>; a clear error when it has none.</summary>
-    private IDeviceCollectives DeviceCollectives(IProcessGroup group) => group as IDeviceCollectives
-        ?? throw new InvalidOperationException(
-            $"the dispatcher's tensors live on {Kernels.DeviceName} but the process group {group.GetType().Name} moves only host memory (rank {EpRank}); use a device process group such as NCCL's");
 
     private int[] ToElements(ReadOnlySpan<int> rows, int dim)
     {

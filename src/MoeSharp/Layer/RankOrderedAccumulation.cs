@@ -84,17 +84,7 @@ internal static class RankOrderedAccumulation
         foreach (Tensor t in accumulators) kernels.Dispatch.Clear(t);
         accumulateLocal();
         if (world is null || world.Size == 1) return;
-        foreach (Tensor t in accumulators)
-        {
-            if (world is IDeviceCollectives device)
-            {
-                device.AllReduceSum(t);
-                continue;
-            }
-            Tensor host = t.ToHost();
-            world.AllReduceSum(host.AsSpan<float>());
-            t.DeviceBuffer!.CopyFromHost(host.AsBytes(), 0);
-        }
+        foreach (Tensor t in accumulators) world.AllReduceSum(t);
     }
 
     private static void Pack(IReadOnlyList<Tensor> tensors, float[] buffer)
