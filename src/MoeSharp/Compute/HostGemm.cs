@@ -2,7 +2,8 @@ namespace MoeSharp.Compute;
 
 /// <summary>
 /// Float32 matrix products on the host: managed, vectorized (512-bit FMA where AVX-512F is present, else 256-bit),
-/// blocked for cache and parallel over row and column blocks. Row-major spans in, row-major span out, as in <c>TensorPrimitives</c>.
+/// blocked for cache and parallel over row and column blocks. Row-major spans in, row-major span out, as in
+/// <c>TensorPrimitives</c>.
 /// </summary>
 /// <remarks>
 /// <para>

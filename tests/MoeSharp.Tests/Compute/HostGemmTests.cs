@@ -210,7 +210,8 @@ public sealed class HostGemmTests
             for (int j = 0; j < 2; j++)
             {
                 float expected = Chain(5, p => a2[(i * 5) + p], p => b2[(j * 5) + p]);
-                Assert.Equal(BitConverter.SingleToInt32Bits(expected), BitConverter.SingleToInt32Bits(small[(i * 2) + j]));
+                float actual = small[(i * 2) + j];
+                Assert.Equal(BitConverter.SingleToInt32Bits(expected), BitConverter.SingleToInt32Bits(actual));
             }
         }
         var again = new float[m * n];
@@ -221,13 +222,18 @@ public sealed class HostGemmTests
     [Fact]
     public void Transposing_packer_writes_every_line_and_zero_pads_the_rest()
     {
-        // 13 lines of 19 steps into panels 16 wide: one 8 × 8 block pair through registers, the remainders element-wise.
+        // 13 lines of 19 steps into panels 16 wide: one 8 × 8 block pair through registers, the remainders
+        // element-wise.
         const int lines = 13, depth = 19, width = 16, stride = 23;
         var src = Enumerable.Range(0, lines * stride).Select(v => (float)v).ToArray();
         var dst = Enumerable.Repeat(float.NaN, depth * width).ToArray();
         unsafe
         {
-            fixed (float* s = src) fixed (float* d = dst) GemmMicroKernel.TransposeInto(s, stride, lines, depth, d, width);
+            fixed (float* s = src)
+            fixed (float* d = dst)
+            {
+                GemmMicroKernel.TransposeInto(s, stride, lines, depth, d, width);
+            }
         }
         for (int p = 0; p < depth; p++)
         {
