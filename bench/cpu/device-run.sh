@@ -11,6 +11,9 @@ mkdir -p "$OUT"
   echo "date: $(date -u)"; lscpu | grep -E '^(Model name|CPU\(s\)|Thread|Core|Socket|Flags)' | cut -c1-400
   python3 -c 'import torch; print("torch", torch.__version__); print(torch.__config__.show())'
   nproc; free -g
+  # The clock and caches the peak and the blocking assume: cpu MHz is what the VM reports (nominal), not turbo.
+  lscpu | grep -Ei '(mhz|cache|numa node)' | cut -c1-200
+  grep -m1 'cpu MHz' /proc/cpuinfo
 } > "$OUT/machine-cpu.txt" 2>&1
 head -5 "$OUT/machine-cpu.txt"
 bash "$D/run.sh" --version > /dev/null 2>&1 || true   # unpacks the .NET runtime once, untimed

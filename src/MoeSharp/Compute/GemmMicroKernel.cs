@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace MoeSharp.Compute;
 
@@ -52,9 +53,22 @@ internal static unsafe class GemmMicroKernel
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void PackA(float* src, long rowStride, long colStride, int i0, int rows, int p0, int depth, float* dst)
     {
+        float* s0 = src + (i0 * rowStride) + (p0 * colStride);
+        if (colStride == 1)
+        {
+            // Row-major A (A·Bᵀ, A·B): a transpose of the rows × depth slab.
+            TransposeInto(s0, rowStride, rows, depth, dst, MR);
+            return;
+        }
+        if (rowStride == 1 && rows == MR)
+        {
+            // Aᵀ·B with a whole panel: each step's MR values are contiguous.
+            for (int p = 0; p < depth; p++) CopyRun(s0 + (p * colStride), dst + (p * MR), MR);
+            return;
+        }
         for (int p = 0; p < depth; p++)
         {
-            float* s = src + (i0 * rowStride) + ((p0 + p) * colStride);
+            float* s = s0 + (p * colStride);
             float* d = dst + (p * MR);
             int r = 0;
             for (; r < rows; r++) d[r] = s[r * rowStride];
@@ -69,34 +83,96 @@ internal static unsafe class GemmMicroKernel
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void PackB(float* src, long pStride, long jStride, int j0, int cols, int p0, int depth, float* dst)
     {
-        if (jStride == 1)
+        float* s0 = src + (j0 * jStride) + (p0 * pStride);
+        if (pStride == 1)
         {
-            // Contiguous columns (A·B, Aᵀ·B): copy rows of the panel.
-            for (int p = 0; p < depth; p++)
-            {
-                float* s = src + ((p0 + p) * pStride) + j0;
-                float* d = dst + (p * NR);
-                int c = 0;
-                for (; c < cols; c++) d[c] = s[c];
-                for (; c < NR; c++) d[c] = 0f;
-            }
+            // B given as [N, K] (A·Bᵀ): a transpose of the cols × depth slab.
+            TransposeInto(s0, jStride, cols, depth, dst, NR);
             return;
         }
-
-        // Strided columns (A·Bᵀ): walk each source row contiguously for locality, write strided.
-        for (int c = 0; c < NR; c++)
+        if (jStride == 1 && cols == NR)
         {
-            float* d = dst + c;
-            if (c < cols)
+            // Contiguous whole panels (A·B, Aᵀ·B): copy rows of the panel.
+            for (int p = 0; p < depth; p++) CopyRun(s0 + (p * pStride), dst + (p * NR), NR);
+            return;
+        }
+        for (int p = 0; p < depth; p++)
+        {
+            float* s = s0 + (p * pStride);
+            float* d = dst + (p * NR);
+            int c = 0;
+            for (; c < cols; c++) d[c] = s[c * jStride];
+            for (; c < NR; c++) d[c] = 0f;
+        }
+    }
+
+    /// <summary>
+    /// Writes <c>dst[p * width + r] = src[r * stride + p]</c> for <c>r &lt; lines</c>, <c>p &lt; depth</c>, and zero
+    /// for <c>lines ≤ r &lt; width</c>: the packed panel of <paramref name="lines"/> contiguous source lines. Blocks of
+    /// 8 × 8 go through registers (AVX), the rest element by element; either way a pure copy, so the bits are the
+    /// source's.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void TransposeInto(float* src, long stride, int lines, int depth, float* dst, int width)
+    {
+        int r0 = 0;
+        if (Avx.IsSupported)
+        {
+            for (; r0 + 8 <= lines; r0 += 8)
             {
-                float* s = src + ((j0 + c) * jStride) + (p0 * pStride);
-                for (int p = 0; p < depth; p++) d[p * NR] = s[p * pStride];
-            }
-            else
-            {
-                for (int p = 0; p < depth; p++) d[p * NR] = 0f;
+                float* s = src + (r0 * stride);
+                int p = 0;
+                for (; p + 8 <= depth; p += 8) Transpose8x8(s + p, stride, dst + (p * width) + r0, width);
+                for (; p < depth; p++)
+                {
+                    for (int r = 0; r < 8; r++) dst[(p * width) + r0 + r] = s[(r * stride) + p];
+                }
             }
         }
+        if (r0 < width)
+        {
+            // Remaining lines (and the zero padding) a step at a time; a line's cache lines stay in L1 across steps.
+            for (int p = 0; p < depth; p++)
+            {
+                float* d = dst + (p * width);
+                int r = r0;
+                for (; r < lines; r++) d[r] = src[(r * stride) + p];
+                for (; r < width; r++) d[r] = 0f;
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose8x8(float* s, long stride, float* d, int width)
+    {
+        Vector256<float> r0 = Avx.LoadVector256(s), r1 = Avx.LoadVector256(s + stride);
+        Vector256<float> r2 = Avx.LoadVector256(s + (2 * stride)), r3 = Avx.LoadVector256(s + (3 * stride));
+        Vector256<float> r4 = Avx.LoadVector256(s + (4 * stride)), r5 = Avx.LoadVector256(s + (5 * stride));
+        Vector256<float> r6 = Avx.LoadVector256(s + (6 * stride)), r7 = Avx.LoadVector256(s + (7 * stride));
+        Vector256<float> t0 = Avx.UnpackLow(r0, r1), t1 = Avx.UnpackHigh(r0, r1);
+        Vector256<float> t2 = Avx.UnpackLow(r2, r3), t3 = Avx.UnpackHigh(r2, r3);
+        Vector256<float> t4 = Avx.UnpackLow(r4, r5), t5 = Avx.UnpackHigh(r4, r5);
+        Vector256<float> t6 = Avx.UnpackLow(r6, r7), t7 = Avx.UnpackHigh(r6, r7);
+        Vector256<float> u0 = Avx.Shuffle(t0, t2, 0x44), u1 = Avx.Shuffle(t0, t2, 0xEE);
+        Vector256<float> u2 = Avx.Shuffle(t1, t3, 0x44), u3 = Avx.Shuffle(t1, t3, 0xEE);
+        Vector256<float> u4 = Avx.Shuffle(t4, t6, 0x44), u5 = Avx.Shuffle(t4, t6, 0xEE);
+        Vector256<float> u6 = Avx.Shuffle(t5, t7, 0x44), u7 = Avx.Shuffle(t5, t7, 0xEE);
+        Avx.Store(d, Avx.Permute2x128(u0, u4, 0x20));
+        Avx.Store(d + width, Avx.Permute2x128(u1, u5, 0x20));
+        Avx.Store(d + (2 * width), Avx.Permute2x128(u2, u6, 0x20));
+        Avx.Store(d + (3 * width), Avx.Permute2x128(u3, u7, 0x20));
+        Avx.Store(d + (4 * width), Avx.Permute2x128(u0, u4, 0x31));
+        Avx.Store(d + (5 * width), Avx.Permute2x128(u1, u5, 0x31));
+        Avx.Store(d + (6 * width), Avx.Permute2x128(u2, u6, 0x31));
+        Avx.Store(d + (7 * width), Avx.Permute2x128(u3, u7, 0x31));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void CopyRun(float* s, float* d, int count)
+    {
+        int i = 0;
+        for (; i + 8 <= count; i += 8) Vector256.Store(Vector256.Load(s + i), d + i);
+        for (; i < count; i++) d[i] = s[i];
     }
 
     /// <summary>

@@ -1,10 +1,9 @@
-using System.Runtime.InteropServices;
-
 namespace MoeSharp.Compute;
 
 /// <summary>
-/// Float32 matrix products on the host: managed, vectorized (256-bit FMA), blocked for cache and
-/// parallel over the cores. Row-major spans in, row-major span out, as in <c>TensorPrimitives</c>.
+/// Float32 matrix products on the host: managed, vectorized (512-bit FMA where AVX-512F is present, else 256-bit),
+/// blocked for cache and parallel over row and column blocks. Row-major spans in, row-major span out, as in
+/// <c>TensorPrimitives</c>.
 /// </summary>
 /// <remarks>
 /// <para>
@@ -149,11 +148,15 @@ internal static unsafe class HostGemm
         bool sequential = maxDegreeOfParallelism == 1 || (long)m * n * k < SequentialFlops;
         if (!sequential)
         {
-            // Small products (an expert's few hundred rows) would leave threads idle: narrow the blocks, columns first
-            // (down to two micro-panels: each task repacks its A block, 1/nc of its work), until every thread has two.
+            // Small products (an expert's few hundred rows) would leave threads idle: narrow the blocks until every
+            // thread has two tasks. Rows first, down to two micro-panels: every task packs the A rows of its block for
+            // its own columns, so narrower column blocks pack A more often while shorter row blocks cost nothing extra
+            // (B is packed once); then columns down to two micro-panels, then rows down to one.
             int wanted = 2 * maxDegreeOfParallelism;
-            while (Blocks(m, mc) * Blocks(n, nc) < wanted && nc > 2 * GemmMicroKernel.NR) nc = Math.Max(2 * GemmMicroKernel.NR, nc / 2);
-            while (Blocks(m, mc) * Blocks(n, nc) < wanted && mc > GemmMicroKernel.MR) mc = Math.Max(GemmMicroKernel.MR, mc / 2);
+            int mr = GemmMicroKernel.MR, nr = GemmMicroKernel.NR;
+            while (Blocks(m, mc) * Blocks(n, nc) < wanted && mc > 2 * mr) mc = Math.Max(2 * mr, mc / 2);
+            while (Blocks(m, mc) * Blocks(n, nc) < wanted && nc > 2 * nr) nc = Math.Max(2 * nr, nc / 2);
+            while (Blocks(m, mc) * Blocks(n, nc) < wanted && mc > mr) mc = Math.Max(mr, mc / 2);
             mc = Math.Max(GemmMicroKernel.MR, mc / GemmMicroKernel.MR * GemmMicroKernel.MR);
             nc = Math.Max(GemmMicroKernel.NR, nc / GemmMicroKernel.NR * GemmMicroKernel.NR);
         }
@@ -162,32 +165,25 @@ internal static unsafe class HostGemm
         // B is packed once for the whole call ([panel][K][NR]) and shared by every task.
         int nPanels = (n + GemmMicroKernel.NR - 1) / GemmMicroKernel.NR;
         long panelStride = (long)k * GemmMicroKernel.NR;
-        float* bPack = (float*)NativeMemory.AlignedAlloc((nuint)(nPanels * panelStride * sizeof(float)), 64);
-        try
+        using GemmScratch.Lease bLease = GemmScratch.Rent(GemmScratch.Slot.PackedB, nPanels * panelStride);
+        nint b0 = (nint)b, bPackAddr = (nint)bLease.Pointer;
+        Parallel.For(0, nPanels, options, jp =>
         {
-            nint bAddr = (nint)b, bPackAddr = (nint)bPack;
-            Parallel.For(0, nPanels, options, jp =>
-            {
-                int j0 = jp * GemmMicroKernel.NR;
-                GemmMicroKernel.PackB((float*)bAddr, bP, bJ, j0, Math.Min(GemmMicroKernel.NR, n - j0), 0, k,
-                    (float*)bPackAddr + (jp * panelStride));
-            });
+            int j0 = jp * GemmMicroKernel.NR;
+            GemmMicroKernel.PackB((float*)b0, bP, bJ, j0, Math.Min(GemmMicroKernel.NR, n - j0), 0, k,
+                (float*)bPackAddr + (jp * panelStride));
+        });
 
-            int mBlocks = (m + mc - 1) / mc;
-            int nBlocks = (n + nc - 1) / nc;
-            nint aAddr = (nint)a, cAddr = (nint)c;
-            Parallel.For(0, mBlocks * nBlocks, options, task =>
-            {
-                int i0 = task / nBlocks * mc;
-                int j0 = task % nBlocks * nc;
-                ComputeBlock((float*)aAddr, aRow, aCol, (float*)bPackAddr, panelStride, (float*)cAddr,
-                    n, k, i0, Math.Min(mc, m - i0), j0, Math.Min(nc, n - j0), accumulate, kc);
-            });
-        }
-        finally
+        int mBlocks = (m + mc - 1) / mc;
+        int nBlocks = (n + nc - 1) / nc;
+        nint aAddr = (nint)a, cAddr = (nint)c;
+        Parallel.For(0, mBlocks * nBlocks, options, task =>
         {
-            NativeMemory.AlignedFree(bPack);
-        }
+            int i0 = task / nBlocks * mc;
+            int j0 = task % nBlocks * nc;
+            ComputeBlock((float*)aAddr, aRow, aCol, (float*)bPackAddr, panelStride, (float*)cAddr,
+                n, k, i0, Math.Min(mc, m - i0), j0, Math.Min(nc, n - j0), accumulate, kc);
+        });
     }
 
     private static int Blocks(int extent, int block) => (extent + block - 1) / block;
@@ -201,9 +197,9 @@ internal static unsafe class HostGemm
         int mPanels = (rows + MR - 1) / MR;
         int nPanels = (cols + NR - 1) / NR;
         int depthMax = Math.Min(kc, k);
-        float* aPack = (float*)NativeMemory.AlignedAlloc((nuint)((long)mPanels * MR * depthMax * sizeof(float)), 64);
+        using GemmScratch.Lease aLease = GemmScratch.Rent(GemmScratch.Slot.PackedA, (long)mPanels * MR * depthMax);
+        float* aPack = aLease.Pointer;
         float* tile = stackalloc float[12 * 32];
-        try
         {
             for (int p0 = 0; p0 < k; p0 += kc)
             {
@@ -237,10 +233,6 @@ internal static unsafe class HostGemm
                     }
                 }
             }
-        }
-        finally
-        {
-            NativeMemory.AlignedFree(aPack);
         }
     }
 

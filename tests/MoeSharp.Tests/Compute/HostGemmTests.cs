@@ -139,4 +139,108 @@ public sealed class HostGemmTests
         ex = Assert.Throws<ArgumentException>(() => HostGemm.MatMul(new float[4], new float[6], new float[5], 2, 3, 2));
         Assert.Equal("c", ex.ParamName);
     }
+
+    /// <summary>The ascending FMA chain of one element, from zero.</summary>
+    private static float Chain(int k, Func<int, float> a, Func<int, float> b)
+    {
+        float c = 0f;
+        for (int p = 0; p < k; p++) c = MathF.FusedMultiplyAdd(a(p), b(p), c);
+        return c;
+    }
+
+    public static TheoryData<int, int, int> TilingEdges()
+    {
+        int mr = GemmMicroKernel.MR, nr = GemmMicroKernel.NR, kc = GemmMicroKernel.KC;
+        return new TheoryData<int, int, int>
+        {
+            { 1, 1, 1 }, { 1, nr, kc }, { 1, 3 * nr + 5, kc + 1 }, { mr + 1, 1, 9 }, { 7, 9, 7 },
+            { mr - 1, nr - 1, 2 * kc + 7 }, { 3 * mr + 5, 2 * nr + 3, kc - 1 }, { 97, 131, 3 * kc + 13 },
+            { 8, 8, 8 }, { 9, 17, 15 },
+        };
+    }
+
+    [Theory]
+    [MemberData(nameof(TilingEdges))]
+    public void Tiling_edges_keep_the_chain_in_all_three_products_on_any_thread_count(int m, int n, int k)
+    {
+        // Odd sizes, one row or column, K not a multiple of the block: partial tiles, the 8 × 8 transposing packers'
+        // remainders and the zero padding all feed the same ascending FMA chain per element, bitwise.
+        var random = new Random((m * 7919) + (n * 104729) + k);
+        float[] a = RandomArray(random, m * k), b = RandomArray(random, n * k);
+        foreach (int threads in new[] { 1, 2, 5 })
+        {
+            var nt = new float[m * n];
+            var nn = new float[m * n];
+            var tn = new float[m * n];
+            HostGemm.MatMulTransposeB(a, b, nt, m, n, k, maxDegreeOfParallelism: threads);
+            HostGemm.MatMul(a, b, nn, m, n, k, maxDegreeOfParallelism: threads);
+            HostGemm.MatMulTransposeA(a, b, tn, m, n, k, maxDegreeOfParallelism: threads);
+            for (int i = 0; i < m; i++)
+            {
+                for (int j = 0; j < n; j++)
+                {
+                    int at = (i * n) + j;
+                    AssertBits(Chain(k, p => a[(i * k) + p], p => b[(j * k) + p]), nt[at], "A·Bᵀ", i, j, threads);
+                    AssertBits(Chain(k, p => a[(i * k) + p], p => b[(p * n) + j]), nn[at], "A·B", i, j, threads);
+                    AssertBits(Chain(k, p => a[(p * m) + i], p => b[(p * n) + j]), tn[at], "Aᵀ·B", i, j, threads);
+                }
+            }
+        }
+
+        static void AssertBits(float expected, float actual, string product, int i, int j, int threads) =>
+            Assert.True(BitConverter.SingleToInt32Bits(expected) == BitConverter.SingleToInt32Bits(actual),
+                $"{product} element ({i}, {j}) on {threads} threads: {actual} is not the FMA chain's {expected}");
+    }
+
+    [Fact]
+    public void Reused_packing_buffers_carry_nothing_from_one_call_to_the_next()
+    {
+        // A large product leaves its packed panels behind in this thread's buffers; a smaller one of other values must
+        // not see them (every padded lane is written), and the large one recomputed must be bitwise the same.
+        var random = new Random(5);
+        const int m = 61, n = 77, k = 300;
+        float[] a = RandomArray(random, m * k), b = RandomArray(random, n * k);
+        var first = new float[m * n];
+        HostGemm.MatMulTransposeB(a, b, first, m, n, k, maxDegreeOfParallelism: 1);
+        float[] a2 = RandomArray(random, 3 * 5), b2 = RandomArray(random, 2 * 5);
+        var small = new float[3 * 2];
+        HostGemm.MatMulTransposeB(a2, b2, small, 3, 2, 5, maxDegreeOfParallelism: 1);
+        for (int i = 0; i < 3; i++)
+        {
+            for (int j = 0; j < 2; j++)
+            {
+                float expected = Chain(5, p => a2[(i * 5) + p], p => b2[(j * 5) + p]);
+                float actual = small[(i * 2) + j];
+                Assert.Equal(BitConverter.SingleToInt32Bits(expected), BitConverter.SingleToInt32Bits(actual));
+            }
+        }
+        var again = new float[m * n];
+        HostGemm.MatMulTransposeB(a, b, again, m, n, k, maxDegreeOfParallelism: 1);
+        Assert.True(again.AsSpan().SequenceEqual(first));
+    }
+
+    [Fact]
+    public void Transposing_packer_writes_every_line_and_zero_pads_the_rest()
+    {
+        // 13 lines of 19 steps into panels 16 wide: one 8 × 8 block pair through registers, the remainders
+        // element-wise.
+        const int lines = 13, depth = 19, width = 16, stride = 23;
+        var src = Enumerable.Range(0, lines * stride).Select(v => (float)v).ToArray();
+        var dst = Enumerable.Repeat(float.NaN, depth * width).ToArray();
+        unsafe
+        {
+            fixed (float* s = src)
+            fixed (float* d = dst)
+            {
+                GemmMicroKernel.TransposeInto(s, stride, lines, depth, d, width);
+            }
+        }
+        for (int p = 0; p < depth; p++)
+        {
+            for (int r = 0; r < width; r++)
+            {
+                Assert.Equal(r < lines ? src[(r * stride) + p] : 0f, dst[(p * width) + r]);
+            }
+        }
+    }
 }
