@@ -87,7 +87,7 @@ public sealed class IlgpuBackend : IDisposable
     public static IlgpuBackend CreateCuda(int deviceIndex = 0)
     {
         // Algorithms remaps MathF (exp) to ILGPU's XMath inside GPU kernels. Not OptimizationLevel.O2: on an H100 its
-        // kernels failed with "operation not supported on global/shared address space" and wrong results (2026-11-26).
+        // kernels failed with "operation not supported on global/shared address space" and gave wrong results.
         Context context = Context.Create(builder => builder.Cuda().EnableAlgorithms());
         try
         {

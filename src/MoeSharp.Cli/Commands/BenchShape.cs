@@ -5,9 +5,9 @@ namespace MoeSharp.Cli.Commands;
 /// <summary>The problem <c>moe bench</c> times: a preset's shape, or the shape options.</summary>
 /// <param name="Name">Preset name, or <c>custom</c>.</param>
 /// <param name="Tokens">Tokens per rank.</param>
-/// <param name="Dim">D.</param>
-/// <param name="Experts">E.</param>
-/// <param name="TopK">K.</param>
+/// <param name="Dim">The model dimension D: the length of one token's row.</param>
+/// <param name="Experts">The number of routed experts E.</param>
+/// <param name="TopK">The number of experts K each token is routed to.</param>
 internal sealed record BenchShape(string Name, int Tokens, int Dim, int Experts, int TopK, DType RowType)
 {
     /// <summary>The shape the settings ask for.</summary>

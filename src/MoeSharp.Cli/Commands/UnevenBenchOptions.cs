@@ -8,9 +8,9 @@ namespace MoeSharp.Cli.Commands;
 /// </summary>
 /// <param name="World">Ranks (= EP size); SP groups are consecutive ranks, so a world of W holds W/SP groups.</param>
 /// <param name="BaseTokens">T before the remainder: a multiple of every swept SP size, so r is T mod SP.</param>
-/// <param name="Dim">D.</param>
-/// <param name="Experts">E.</param>
-/// <param name="TopK">K.</param>
+/// <param name="Dim">The model dimension D: the length of one token's row.</param>
+/// <param name="Experts">The number of routed experts E.</param>
+/// <param name="TopK">The number of experts K each token is routed to.</param>
 /// <param name="RowType">dtype of the token rows.</param>
 /// <param name="SpSizes">The swept SP sizes, ascending.</param>
 internal sealed record UnevenBenchOptions(

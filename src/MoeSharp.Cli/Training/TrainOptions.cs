@@ -12,10 +12,10 @@ namespace MoeSharp.Cli.Training;
 /// <param name="Layout">Replicated or sharded sequence layout.</param>
 /// <param name="Sharding">SP sharding policy.</param>
 /// <param name="Tokens">Tokens per step over all data-parallel groups (the global batch).</param>
-/// <param name="Dim">D.</param>
+/// <param name="Dim">The model dimension D: the length of one token's row.</param>
 /// <param name="Hidden">H of the routed experts.</param>
 /// <param name="Experts">E (a multiple of World).</param>
-/// <param name="TopK">K.</param>
+/// <param name="TopK">The number of experts K each token is routed to.</param>
 /// <param name="SharedHidden">Hs of the shared expert (0: none).</param>
 /// <param name="ScoreBeforeExperts">Where routing scores multiply.</param>
 /// <param name="LearningRate">AdamW learning rate.</param>

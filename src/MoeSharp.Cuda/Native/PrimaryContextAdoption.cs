@@ -9,7 +9,7 @@ namespace MoeSharp.Cuda.Native;
 /// Moves an ILGPU CUDA accelerator onto its device's primary context, the one the CUDA runtime — and so NCCL and
 /// cuBLAS — uses. ILGPU 1.5.3 creates a context of its own (<c>cuCtxCreate</c>); memory and streams of that context
 /// are not valid in the runtime's, and NCCL switches threads to the primary context internally (<c>cudaSetDevice</c>),
-/// so a process that mixes them fails with "invalid resource handle" (seen on 2×H100, 2026-11-26). Adopting the primary
+/// so a process that mixes them fails with "invalid resource handle" (seen on 2×H100). Adopting the primary
 /// context before any kernel is loaded or buffer allocated puts every library in one context.
 /// </summary>
 /// <remarks>

@@ -10,8 +10,8 @@ public class SizeLimitTests
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(20);
 
     [Theory]
-    [InlineData(1 << 30)]        // 4 local experts × 2^30 rows: more rows than an int holds (used to wrap negative)
-    [InlineData(2_000_000_000)]  // AlignUp itself overflowed int
+    [InlineData(1 << 30)]        // 4 local experts × 2^30 rows: more rows than an int holds (the int product wraps)
+    [InlineData(2_000_000_000)]  // AlignUp itself would overflow an int
     public void HugeAlignment_IsRefusedBeforeAllocation_OnEveryLayout(int alignment)
     {
         var config = new TokenDispatcherConfig(8, 2) { ExpertAlignment = alignment };
