@@ -1,6 +1,6 @@
 using System.Collections.Immutable;
 using CsCheck;
-using MoeSharp.Cli.Verification;
+using MoeSharp.Verification;
 using MoeSharp.Dispatch;
 using MoeSharp.Tensors;
 

@@ -1,9 +1,9 @@
 using MoeSharp.Tensors;
 
-namespace MoeSharp.Cli.Verification;
+namespace MoeSharp.Verification;
 
 /// <summary>Reproducible random dispatch inputs: tokens, positive scores and K distinct expert ids per token.</summary>
-internal static class RandomInputs
+public static class RandomInputs
 {
     /// <summary>Inputs of one data-parallel group from <paramref name="random"/>.</summary>
     /// <param name="random">The generator (seeded: <c>new Random(seed)</c> is stable across runs and machines).</param>
