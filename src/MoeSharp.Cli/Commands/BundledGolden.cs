@@ -1,10 +1,10 @@
-namespace MoeSharp.Verification;
+namespace MoeSharp.Cli.Commands;
 
 /// <summary>
 /// The golden vectors that ship with the tool: the repository's <c>golden/</c> folder, copied next to <c>moe.dll</c>
 /// on build, publish and in the tool package, so <c>moe verify-golden</c> without files checks the installed tool.
 /// </summary>
-public static class BundledGolden
+internal static class BundledGolden
 {
     /// <summary>The <c>golden</c> folder beside the running assembly.</summary>
     public static string Folder => Path.Combine(AppContext.BaseDirectory, "golden");
