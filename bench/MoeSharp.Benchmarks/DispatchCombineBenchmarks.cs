@@ -2,6 +2,7 @@ using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Running;
 using MoeSharp.Dispatch;
 using MoeSharp.Tensors;
+using MoeSharp.Verification;
 
 namespace MoeSharp.Benchmarks;
 
@@ -37,7 +38,7 @@ public class DispatchCombineBenchmarks : IWorkPerOperation
     [GlobalSetup]
     public void Setup()
     {
-        (_x, _scores, _ids) = BenchInputs.Create(seed: 1, T, D, Experts, TopK);
+        (_x, _scores, _ids) = RandomInputs.Create(new Random(1), T, D, Experts, TopK);
         _dispatcher = new LocalTokenDispatcher(new TokenDispatcherConfig(Experts, TopK) { ScoreBeforeExperts = ScoreBeforeExperts });
         // Identity experts: combine reads the routed rows as the experts' output (it does not write them).
         _dispatched = _dispatcher.Dispatch(_x, _scores, _ids);

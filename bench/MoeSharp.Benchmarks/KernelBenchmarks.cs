@@ -2,6 +2,7 @@ using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Running;
 using MoeSharp.Compute;
 using MoeSharp.Tensors;
+using MoeSharp.Verification;
 
 namespace MoeSharp.Benchmarks;
 
@@ -32,7 +33,7 @@ public class KernelBenchmarks : IWorkPerOperation
     [GlobalSetup]
     public void Setup()
     {
-        var (x, scores, ids64) = BenchInputs.Create(seed: 1, Tokens, D, Experts, K);
+        var (x, scores, ids64) = RandomInputs.Create(new Random(1), Tokens, D, Experts, K);
         _x = x;
         _scale = scores.Reshape(N);
         _scores = scores;

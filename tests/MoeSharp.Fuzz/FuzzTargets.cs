@@ -1,7 +1,7 @@
 using System.Text;
 using MoeSharp.Cli;
 using MoeSharp.Checkpoints;
-using MoeSharp.Cli.Verification;
+using MoeSharp.Verification;
 using MoeSharp.Tensors;
 using Spectre.Console;
 using Spectre.Console.Cli;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes one target of tests/MoeSharp.Fuzz (safetensors, golden, cli, index or hfconfig) with AFL++ through SharpFuzz for a bounded
-# time: installs afl++ (apt-get) and the sharpfuzz tool when missing, publishes the harness, instruments MoeSharp.dll
-# and moe.dll, and runs afl-fuzz from the seed corpus in tests/fuzz/corpus/TARGET. Crashing inputs are copied to
+# time: installs afl++ (apt-get) and the sharpfuzz tool when missing, publishes the harness, instruments MoeSharp.dll,
+# MoeSharp.Verification.dll (the golden target's reader) and moe.dll, and runs afl-fuzz from the seed corpus in
+# tests/fuzz/corpus/TARGET. Crashing inputs are copied to
 # tests/fuzz/regressions/TARGET (the unit tests replay them) and the script exits 3 (1: the fuzzer itself failed). With MOESHARP_FUZZ_KEEP=1 the
 # inputs AFL++ found new coverage with are added to the corpus, so it grows in the repository.
 # Usage: tests/fuzz/run.sh TARGET [SECONDS]
@@ -17,7 +18,7 @@ tools=${MOESHARP_FUZZ_TOOLS:-$HOME/.cache/moesharp-fuzz-tools}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 dotnet publish "$root/tests/MoeSharp.Fuzz" -c Release -o "$work/bin" -p:UseAppHost=false >/dev/null
-for dll in MoeSharp.dll moe.dll; do "$tools/sharpfuzz" "$work/bin/$dll" >/dev/null; done
+for dll in MoeSharp.dll MoeSharp.Verification.dll moe.dll; do "$tools/sharpfuzz" "$work/bin/$dll" >/dev/null; done
 # No terminal UI, no CPU pinning or frequency checks (shared CI cores), crashes seen by exit status, not core dumps.
 AFL_NO_UI=1 AFL_SKIP_BIN_CHECK=1 AFL_SKIP_CPUFREQ=1 AFL_NO_AFFINITY=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 \
   afl-fuzz -V "$seconds" -t 10000 -m none -i "$root/tests/fuzz/corpus/$target" -o "$work/out" \

@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using MoeSharp.Cli.Verification;
+using MoeSharp.Verification;
 using MoeSharp.Collectives;
 using MoeSharp.Cuda;
 using MoeSharp.Dispatch;

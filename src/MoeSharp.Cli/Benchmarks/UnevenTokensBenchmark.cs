@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using MoeSharp.Cli.Commands;
-using MoeSharp.Cli.Verification;
+using MoeSharp.Verification;
 using MoeSharp.Collectives;
 using MoeSharp.Cuda;
 using MoeSharp.Dispatch;

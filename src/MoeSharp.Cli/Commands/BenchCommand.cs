@@ -1,5 +1,6 @@
 using MoeSharp.Cli.Benchmarks;
 using MoeSharp.Cli.Output;
+using MoeSharp.Verification;
 using Spectre.Console;
 using Spectre.Console.Cli;
 

@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using MoeSharp.Cli.Output;
+using MoeSharp.Verification;
 using Spectre.Console;
 using Spectre.Console.Cli;
 

@@ -3,6 +3,7 @@ using MoeSharp.Cli.Output;
 using MoeSharp.Cli.Benchmarks;
 using MoeSharp.Cuda;
 using MoeSharp.Tensors;
+using MoeSharp.Verification;
 using Spectre.Console;
 
 namespace MoeSharp.Cli.Commands;

@@ -2,6 +2,7 @@ using System.Globalization;
 using MoeSharp.Cli.Output;
 using MoeSharp.Cli.Benchmarks;
 using MoeSharp.Cuda;
+using MoeSharp.Verification;
 using Spectre.Console;
 
 namespace MoeSharp.Cli.Commands;

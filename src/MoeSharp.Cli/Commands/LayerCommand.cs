@@ -1,6 +1,6 @@
 using System.Globalization;
 using MoeSharp.Checkpoints;
-using MoeSharp.Cli.Verification;
+using MoeSharp.Verification;
 using MoeSharp.Dispatch;
 using MoeSharp.Tensors;
 using Spectre.Console;

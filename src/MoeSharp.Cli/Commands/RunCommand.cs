@@ -1,5 +1,5 @@
 using MoeSharp.Cli.Output;
-using MoeSharp.Cli.Verification;
+using MoeSharp.Verification;
 using MoeSharp.Collectives;
 using Spectre.Console;
 using Spectre.Console.Cli;

@@ -1,6 +1,7 @@
 using System.ComponentModel;
 using MoeSharp.Cli.Output;
 using MoeSharp.Dispatch;
+using MoeSharp.Verification;
 using Spectre.Console;
 using Spectre.Console.Cli;
 

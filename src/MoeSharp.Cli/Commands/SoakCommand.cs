@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using MoeSharp.Cli.Soak;
-using MoeSharp.Cli.Verification;
+using MoeSharp.Verification;
 using MoeSharp.Collectives;
 using MoeSharp.Mpi;
 using Spectre.Console.Cli;

@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using System.Globalization;
+using MoeSharp.Verification;
 using Spectre.Console;
 using Spectre.Console.Cli;
 

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Globalization;
 using MoeSharp.Cli.Output;
 using MoeSharp.Cli.Training;
+using MoeSharp.Verification;
 using Spectre.Console;
 using Spectre.Console.Cli;
 

@@ -3,6 +3,7 @@ using MoeSharp.Cli.Output;
 using MoeSharp.Dispatch;
 using MoeSharp.Routing;
 using MoeSharp.Tensors;
+using MoeSharp.Verification;
 using Spectre.Console;
 using Spectre.Console.Cli;
 

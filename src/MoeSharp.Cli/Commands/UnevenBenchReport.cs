@@ -4,6 +4,7 @@ using MoeSharp.Cli.Output;
 using MoeSharp.Cuda;
 using MoeSharp.Dispatch;
 using MoeSharp.Tensors;
+using MoeSharp.Verification;
 using Spectre.Console;
 using Row = MoeSharp.Cli.Benchmarks.UnevenTokensBenchmark.Row;
 

@@ -1,5 +1,5 @@
 using System.Globalization;
-using MoeSharp.Cli.Verification;
+using MoeSharp.Verification;
 using MoeSharp.Collectives;
 using MoeSharp.Tensors;
 using Spectre.Console;

@@ -1,4 +1,5 @@
 using System.ComponentModel;
+using MoeSharp.Verification;
 using Spectre.Console;
 using Spectre.Console.Cli;
 

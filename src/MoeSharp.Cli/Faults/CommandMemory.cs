@@ -4,6 +4,7 @@ using MoeSharp.Collectives;
 using MoeSharp.Dispatch;
 using MoeSharp.Layer;
 using MoeSharp.Tensors;
+using MoeSharp.Verification;
 using Spectre.Console;
 
 namespace MoeSharp.Cli.Faults;

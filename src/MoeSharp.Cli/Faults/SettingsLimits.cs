@@ -1,4 +1,5 @@
 using MoeSharp.Cli.Commands;
+using MoeSharp.Verification;
 using Spectre.Console;
 
 namespace MoeSharp.Cli.Faults;

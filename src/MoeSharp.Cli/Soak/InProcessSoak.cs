@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Text.RegularExpressions;
-using MoeSharp.Cli.Verification;
+using MoeSharp.Verification;
 using MoeSharp.Collectives;
 
 namespace MoeSharp.Cli.Soak;

@@ -1,6 +1,7 @@
 using MoeSharp.Cli.Commands;
 using MoeSharp.Collectives;
 using MoeSharp.Cuda;
+using MoeSharp.Verification;
 
 namespace MoeSharp.Cli.Soak;
 

@@ -2,6 +2,7 @@ using System.Globalization;
 using MoeSharp.Cli.Commands;
 using MoeSharp.Dispatch;
 using MoeSharp.Routing;
+using MoeSharp.Verification;
 
 namespace MoeSharp.Cli.Training;
 

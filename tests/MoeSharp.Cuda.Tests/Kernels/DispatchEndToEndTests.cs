@@ -5,6 +5,7 @@ using MoeSharp.Cuda.Kernels;
 using MoeSharp.Dispatch;
 using MoeSharp.Tensors;
 using MoeSharp.Testing;
+using MoeSharp.Verification;
 
 namespace MoeSharp.Cuda.Tests.Kernels;
 
@@ -85,7 +86,8 @@ public class DispatchEndToEndTests(CpuBackendFixture fixture)
                 int k = Math.Min(kPick, experts);
                 var r = new Random(seed);
                 var config = new TokenDispatcherConfig(experts, k) { ScoreBeforeExperts = scoreBefore, ExpertAlignment = align };
-                Tensor x = Rows(Floats(r, tokens, d), bf16), scores = Floats(r, tokens, k), ids = Ids(r, tokens, experts, k, int64);
+                Tensor x = Rows(Floats(r, tokens, d), bf16), scores = Floats(r, tokens, k);
+                Tensor ids = RandomInputs.ExpertIds(r, tokens, experts, k, int64 ? DType.Int64 : DType.Int32);
                 Tensor gradOut = Rows(Floats(r, tokens, d), bf16);
                 Tensor shared = Rows(Floats(r, tokens, d), bf16);
                 var host = Run(new LocalTokenDispatcher(config), x, scores, ids, gradOut, shared, t => t);
@@ -135,18 +137,6 @@ public class DispatchEndToEndTests(CpuBackendFixture fixture)
         var t = Tensor.Uninitialized(DType.Float32, shape);
         foreach (ref float v in t.AsSpan<float>()) v = (float)(r.NextDouble() * 2 - 1);
         return t;
-    }
-
-    /// <summary>K distinct ids per token.</summary>
-    private static Tensor Ids(Random r, int tokens, int experts, int k, bool int64)
-    {
-        var values = new long[tokens * k];
-        for (int t = 0; t < tokens; t++)
-        {
-            var pick = Enumerable.Range(0, experts).OrderBy(_ => r.Next()).Take(k).ToArray();
-            for (int j = 0; j < k; j++) values[t * k + j] = pick[j];
-        }
-        return int64 ? Tensor.FromArray(values, tokens, k) : Tensor.FromArray(values.Select(v => (int)v).ToArray(), tokens, k);
     }
 
     private static string? Mismatch(Tensor expected, Tensor actual)

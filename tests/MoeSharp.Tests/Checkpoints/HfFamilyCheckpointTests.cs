@@ -1,5 +1,5 @@
 using MoeSharp.Checkpoints;
-using MoeSharp.Cli.Verification;
+using MoeSharp.Verification;
 using MoeSharp.Routing;
 using MoeSharp.Tensors;
 using Xunit.Abstractions;

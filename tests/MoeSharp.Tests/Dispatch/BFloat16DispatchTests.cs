@@ -1,5 +1,5 @@
 using CsCheck;
-using MoeSharp.Cli.Verification;
+using MoeSharp.Verification;
 using MoeSharp.Dispatch;
 using MoeSharp.Tensors;
 
@@ -76,7 +76,7 @@ public class BFloat16DispatchTests
     {
         var config = new TokenDispatcherConfig(4, 2);
         var dispatcher = new LocalTokenDispatcher(config);
-        GroupInputs f32 = DispatchInputs.Random(new Random(3), 5, 8, 4, 2, false);
+        GroupInputs f32 = RandomInputs.Create(new Random(3), 5, 8, 4, 2, DType.Int32, signedScores: true);
         Tensor x = f32.X.ToBFloat16();
         DispatchResult d = dispatcher.Dispatch(x, f32.Scores, f32.Ids);
         var error = Assert.Throws<ArgumentException>(() => dispatcher.Combine(d.RoutedTokens.ToFloat32(), d.Metadata, x));

@@ -1,6 +1,6 @@
 using System.Collections.Immutable;
 using CsCheck;
-using MoeSharp.Cli.Verification;
+using MoeSharp.Verification;
 using MoeSharp.Dispatch;
 using MoeSharp.Tensors;
 
@@ -101,7 +101,7 @@ public class DispatchBackwardTests
         // enough that rounding stays far below the tolerance (the loss is linear in x and in s).
         var config = new TokenDispatcherConfig(6, 2) { ScoreBeforeExperts = scoreBefore };
         var random = new Random(7);
-        GroupInputs g = DispatchInputs.Random(random, 5, 3, 6, 2, int64Ids: false);
+        GroupInputs g = RandomInputs.Create(random, 5, 3, 6, 2, DType.Int32, signedScores: true);
         Tensor gradOut = GradOut(g, 11);
         Grads grads = Backward(new LocalTokenDispatcher(config), 0, g, null, gradOut, scoreBefore);
 

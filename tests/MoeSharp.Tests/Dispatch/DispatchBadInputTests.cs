@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using MoeSharp.Cli.Verification;
+using MoeSharp.Verification;
 using MoeSharp.Collectives;
 using MoeSharp.Dispatch;
 using MoeSharp.Tensors;
@@ -16,7 +16,8 @@ public class DispatchBadInputTests
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(5);
 
     private static GroupInputs Inputs(int tokens = 6, int dim = 3, int experts = 8, int topK = 2, bool int64 = false, int seed = 3)
-        => DispatchInputs.Random(new Random(seed), tokens, dim, experts, topK, int64);
+        => RandomInputs.Create(
+            new Random(seed), tokens, dim, experts, topK, int64 ? DType.Int64 : DType.Int32, signedScores: true);
 
     private static void SetId(Tensor ids, int flat, long value)
     {

@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using MoeSharp.Cli.Verification;
+using MoeSharp.Verification;
 using MoeSharp.Collectives;
 using MoeSharp.Dispatch;
 using MoeSharp.Experts;
@@ -18,7 +18,8 @@ public class DispatchFailureTests
     private const int World = 4;
 
     private static GroupInputs[] Inputs(int groups) =>
-        Enumerable.Range(0, groups).Select(g => DispatchInputs.Random(new Random(g), 9, 4, 8, 2, int64Ids: false)).ToArray();
+        Enumerable.Range(0, groups)
+            .Select(g => RandomInputs.Create(new Random(g), 9, 4, 8, 2, DType.Int32, signedScores: true)).ToArray();
 
     /// <summary>Runs the world; each rank's body returns the first exception its dispatcher calls threw (or null).</summary>
     private static (RankFailedException Error, TimeSpan Elapsed) RunFailing(int sp, Func<IProcessGroup, AllToAllTokenDispatcher, GroupInputs, Exception?> body)

@@ -1,6 +1,6 @@
 using System.Collections.Immutable;
 using CsCheck;
-using MoeSharp.Cli.Verification;
+using MoeSharp.Verification;
 using MoeSharp.Collectives;
 using MoeSharp.Dispatch;
 using MoeSharp.Tensors;
@@ -31,7 +31,8 @@ internal sealed record DispatchProblem(int World, int Sp, int Dim, int Experts, 
     public GroupInputs[] Inputs()
     {
         var random = new Random(Seed);
-        return Tokens.Select(t => DispatchInputs.Random(random, t, Dim, Experts, TopK, Int64Ids)).ToArray();
+        DType idType = Int64Ids ? DType.Int64 : DType.Int32;
+        return Tokens.Select(t => RandomInputs.Create(random, t, Dim, Experts, TopK, idType, signedScores: true)).ToArray();
     }
 
     public override string ToString() =>
@@ -68,24 +69,6 @@ internal static class DispatchGen
 /// <summary>Input builders.</summary>
 internal static class DispatchInputs
 {
-    public static GroupInputs Random(Random random, int tokens, int dim, int experts, int topK, bool int64Ids)
-    {
-        var x = Tensor.Uninitialized(DType.Float32, tokens, dim);
-        foreach (ref float v in x.AsSpan<float>()) v = (float)(random.NextDouble() * 2 - 1);
-        var scores = Tensor.Uninitialized(DType.Float32, tokens, topK);
-        foreach (ref float v in scores.AsSpan<float>()) v = (float)(random.NextDouble() * 2 - 0.5);
-        return new GroupInputs(x, scores, Ids(random, tokens, experts, topK, int64Ids));
-    }
-
-    /// <summary>K distinct ids per token (<see cref="RandomInputs.DistinctExpertIds"/>), int32 or int64.</summary>
-    public static Tensor Ids(Random random, int tokens, int experts, int topK, bool int64Ids)
-    {
-        long[] values = RandomInputs.DistinctExpertIds(random, tokens, experts, topK);
-        return int64Ids
-            ? Tensor.FromArray(values, tokens, topK)
-            : Tensor.FromArray(values.Select(v => (int)v).ToArray(), tokens, topK);
-    }
-
     public static int Id(Tensor ids, int flat) => ids.DType == DType.Int64 ? (int)ids.AsSpan<long>()[flat] : ids.AsSpan<int>()[flat];
 
     /// <summary>The tag of token t of group g: every element of its row holds it (exact in float32).</summary>

@@ -1,5 +1,5 @@
 using CsCheck;
-using MoeSharp.Cli.Verification;
+using MoeSharp.Verification;
 using MoeSharp.Dispatch;
 using MoeSharp.Experts;
 using MoeSharp.Tensors;

@@ -1,5 +1,5 @@
 using System.Globalization;
-using MoeSharp.Cli.Verification;
+using MoeSharp.Verification;
 using MoeSharp.Tensors;
 
 namespace MoeSharp.Tests.Dispatch;
@@ -21,7 +21,8 @@ internal static class NaiveGolden
         var random = new Random(seed);
         int groups = world / sp, local = experts / world;
         var inputs = new GroupInputs[groups];
-        for (int g = 0; g < groups; g++) inputs[g] = DispatchInputs.Random(random, tokens, dim, experts, topK, int64Ids: true);
+        for (int g = 0; g < groups; g++)
+            inputs[g] = RandomInputs.Create(random, tokens, dim, experts, topK, signedScores: true);
 
         // Steps 1-2 on every rank: padded shard, stable sort of the flattened ids, routed rows.
         int size = (tokens + sp - 1) / sp;

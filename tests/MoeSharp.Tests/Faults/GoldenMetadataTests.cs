@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using MoeSharp.Cli.Verification;
+using MoeSharp.Verification;
 using MoeSharp.Tensors;
 using MoeSharp.Tests.Dispatch;
 

@@ -1,4 +1,4 @@
-using MoeSharp.Cli.Verification;
+using MoeSharp.Verification;
 using MoeSharp.Layer;
 using MoeSharp.Tensors;
 using MoeSharp.Testing;

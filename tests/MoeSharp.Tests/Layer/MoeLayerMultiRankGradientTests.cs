@@ -1,4 +1,4 @@
-using MoeSharp.Cli.Verification;
+using MoeSharp.Verification;
 using MoeSharp.Dispatch;
 using MoeSharp.Layer;
 using MoeSharp.Routing;

@@ -5,6 +5,7 @@ using MoeSharp.Dispatch;
 using MoeSharp.Experts;
 using MoeSharp.Layer;
 using MoeSharp.Tensors;
+using MoeSharp.Verification;
 
 namespace MoeSharp.Tests.Tensors;
 

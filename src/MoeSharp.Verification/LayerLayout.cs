@@ -1,16 +1,15 @@
-using MoeSharp.Cli.Commands;
 using MoeSharp.Collectives;
 using MoeSharp.Cuda;
 using MoeSharp.Dispatch;
 
-namespace MoeSharp.Cli.Verification;
+namespace MoeSharp.Verification;
 
 /// <summary>
 /// How a layer run is spread over in-process ranks: <see cref="World"/> ranks (the EP group), SP groups of
 /// <see cref="Sp"/> consecutive ranks (one data-parallel group each), and the dispatcher's options.
 /// World 1 with the defaults uses the local dispatcher.
 /// </summary>
-internal sealed record LayerLayout(int World, int Sp, SequenceLayout Layout, SpShardingPolicy Sharding, int Alignment = 1)
+public sealed record LayerLayout(int World, int Sp, SequenceLayout Layout, SpShardingPolicy Sharding, int Alignment = 1)
 {
     /// <summary>One rank, local dispatcher.</summary>
     public static LayerLayout Single { get; } = new(1, 1, SequenceLayout.Replicated, SpShardingPolicy.PadToMultiple);

@@ -1,11 +1,10 @@
 using System.Globalization;
-using MoeSharp.Cli.Commands;
 using MoeSharp.Dispatch;
 using MoeSharp.Layer;
 using MoeSharp.Routing;
 using MoeSharp.Tensors;
 
-namespace MoeSharp.Cli.Verification;
+namespace MoeSharp.Verification;
 
 /// <summary>
 /// Replays a golden file of kind <c>moe_layer</c> (<c>shared/golden/README.md</c>, kind 2) through
@@ -14,7 +13,7 @@ namespace MoeSharp.Cli.Verification;
 /// bitwise those of the one-rank run and the weight gradients bitwise or within 1e-5. With a device,
 /// <see cref="ReplayOnDevice"/> also runs the layer there, within the same tolerance of the file.
 /// </summary>
-internal static class GoldenLayerReplay
+public static class GoldenLayerReplay
 {
     /// <summary>Tolerance against the float64 reference.</summary>
     public const double Tolerance = 1e-4;

@@ -2,14 +2,14 @@ using System.Globalization;
 using MoeSharp.Collectives;
 using MoeSharp.Tensors;
 
-namespace MoeSharp.Cli.Verification;
+namespace MoeSharp.Verification;
 
 /// <summary>
 /// Checks a dispatch golden file's metadata (<c>world</c>, <c>sp</c>, <c>experts</c>, <c>top_k</c>, <c>tokens</c>,
 /// <c>dim</c>, <c>dtype</c>) against the tensors the file holds, before any rank starts: a file that claims
 /// <c>world = 100000</c> in 7 KB is refused in one line instead of starting threads.
 /// </summary>
-internal static class GoldenDispatchMetadata
+public static class GoldenDispatchMetadata
 {
     /// <summary>Throws an <see cref="InvalidDataException"/> naming the file, the entry and the disagreement.</summary>
     public static void Check(SafetensorsContent file, int world, int sp, int experts, int topK)

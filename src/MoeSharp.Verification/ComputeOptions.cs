@@ -1,10 +1,10 @@
 using MoeSharp.Collectives;
 using MoeSharp.Cuda;
 
-namespace MoeSharp.Cli.Commands;
+namespace MoeSharp.Verification;
 
 /// <summary>Where a command's ranks compute: host kernels, CUDA GPUs, or the CUDA backend's kernels on ILGPU's CPU accelerator.</summary>
-internal enum DeviceKind
+public enum DeviceKind
 {
     /// <summary>Managed host kernels (the default).</summary>
     Host,
@@ -19,7 +19,7 @@ internal enum DeviceKind
 /// <summary><c>--device</c> and <c>--gpus</c>.</summary>
 /// <param name="Device">Where to compute.</param>
 /// <param name="Gpus">GPUs to spread ranks over (CUDA only).</param>
-internal sealed record ComputeOptions(DeviceKind Device, int Gpus)
+public sealed record ComputeOptions(DeviceKind Device, int Gpus)
 {
     /// <summary>Host kernels.</summary>
     public static ComputeOptions Host { get; } = new(DeviceKind.Host, 0);

@@ -1,7 +1,7 @@
 using MoeSharp.Dispatch;
 using MoeSharp.Tensors;
 
-namespace MoeSharp.Cli.Verification;
+namespace MoeSharp.Verification;
 
 /// <summary>
 /// One dispatch problem over a world: W ranks in SP groups of <see cref="Sp"/>, each SP group (data-parallel
@@ -11,14 +11,14 @@ namespace MoeSharp.Cli.Verification;
 /// <param name="Sp">SP group size; divides <paramref name="World"/>.</param>
 /// <param name="Config">Dispatcher configuration.</param>
 /// <param name="Groups">Inputs of each data-parallel group g = rank / sp.</param>
-internal sealed record DispatchCase(int World, int Sp, TokenDispatcherConfig Config, IReadOnlyList<GroupInputs> Groups)
+public sealed record DispatchCase(int World, int Sp, TokenDispatcherConfig Config, IReadOnlyList<GroupInputs> Groups)
 {
     /// <summary>Data-parallel groups: World / Sp.</summary>
     public int GroupCount => World / Sp;
 }
 
 /// <summary>Tokens of one data-parallel group: <c>x [T, D]</c>, <c>scores [T, K]</c>, <c>ids [T, K]</c>.</summary>
-internal sealed record GroupInputs(Tensor X, Tensor Scores, Tensor Ids)
+public sealed record GroupInputs(Tensor X, Tensor Scores, Tensor Ids)
 {
     /// <summary>These inputs with x in <paramref name="rowType"/> (float32 x rounded to bfloat16, or as it is).</summary>
     public GroupInputs WithRowType(DType rowType) => rowType == DType.BFloat16 && X.DType != DType.BFloat16 ? this with { X = X.ToBFloat16() } : this;
@@ -33,4 +33,4 @@ internal sealed record GroupInputs(Tensor X, Tensor Scores, Tensor Ids)
 /// <param name="Final">
 /// The group's result as this rank has it: the SP-reduced output (replicated) or this rank's shard (sharded).
 /// </param>
-internal sealed record RankOutcome(int Rank, SequenceShard Shard, DispatchMetadata Metadata, Tensor Routed, Tensor Output, Tensor Final);
+public sealed record RankOutcome(int Rank, SequenceShard Shard, DispatchMetadata Metadata, Tensor Routed, Tensor Output, Tensor Final);

@@ -1,6 +1,6 @@
 using MoeSharp.Tensors;
 
-namespace MoeSharp.Experts;
+namespace MoeSharp.Verification;
 
 /// <summary>
 /// The golden files' stand-in experts: expert e maps a row to <c>row · (1 + e/8)</c> in float32. Row-wise and

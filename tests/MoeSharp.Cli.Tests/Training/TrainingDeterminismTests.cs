@@ -1,6 +1,7 @@
 using MoeSharp.Cli.Commands;
 using MoeSharp.Cli.Training;
 using MoeSharp.Dispatch;
+using MoeSharp.Verification;
 
 namespace MoeSharp.Tests.Layer;
 

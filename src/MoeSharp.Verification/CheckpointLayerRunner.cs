@@ -1,13 +1,12 @@
 using System.Diagnostics;
 using MoeSharp.Checkpoints;
-using MoeSharp.Cli.Commands;
 using MoeSharp.Collectives;
 using MoeSharp.Cuda;
 using MoeSharp.Dispatch;
 using MoeSharp.Layer;
 using MoeSharp.Tensors;
 
-namespace MoeSharp.Cli.Verification;
+namespace MoeSharp.Verification;
 
 /// <summary>
 /// Runs the MoE block of one decoder layer of a Hugging Face checkpoint forward on in-process ranks: every rank
@@ -15,7 +14,7 @@ namespace MoeSharp.Cli.Verification;
 /// of <c>x</c> (the layout's data-parallel chunk, replicated or sharded over its SP group); the pieces come back in
 /// token order.
 /// </summary>
-internal static class CheckpointLayerRunner
+public static class CheckpointLayerRunner
 {
     /// <summary>What one run produced.</summary>
     /// <param name="Y">[T, D] float32, in token order.</param>

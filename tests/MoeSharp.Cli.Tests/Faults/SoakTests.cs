@@ -1,6 +1,6 @@
 using MoeSharp.Cli.Commands;
 using MoeSharp.Cli.Soak;
-using MoeSharp.Cli.Verification;
+using MoeSharp.Verification;
 using MoeSharp.Collectives;
 
 namespace MoeSharp.Tests.Faults;

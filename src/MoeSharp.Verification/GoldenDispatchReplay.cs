@@ -1,11 +1,10 @@
 using System.Globalization;
-using MoeSharp.Cli.Commands;
 using MoeSharp.Collectives;
 using MoeSharp.Cuda;
 using MoeSharp.Dispatch;
 using MoeSharp.Tensors;
 
-namespace MoeSharp.Cli.Verification;
+namespace MoeSharp.Verification;
 
 /// <summary>
 /// Replays a golden file of the dispatch kind (<c>shared/golden/README.md</c>, kind 1) through the
@@ -13,7 +12,7 @@ namespace MoeSharp.Cli.Verification;
 /// layout and checks the final outputs are bitwise the same. Each rank checks its own tensors, so the same
 /// code runs on in-process ranks and on MPI processes.
 /// </summary>
-internal static class GoldenDispatchReplay
+public static class GoldenDispatchReplay
 {
     /// <summary>True when the file's metadata marks the dispatch kind (no <c>kind</c> entry).</summary>
     public static bool Applies(SafetensorsContent file) => !file.Metadata.ContainsKey("kind");

@@ -1,10 +1,10 @@
 using System.Text;
 using MoeSharp.Collectives;
 
-namespace MoeSharp.Cli.Verification;
+namespace MoeSharp.Verification;
 
 /// <summary>Gathers one short message per rank (e.g. a mismatch) so rank 0 can print the first one.</summary>
-internal static class RankMessages
+public static class RankMessages
 {
     /// <summary>Bytes of UTF-8 each rank may contribute; longer messages are cut.</summary>
     private const int MessageBytes = 512;

@@ -1,4 +1,3 @@
-using MoeSharp.Cli.Commands;
 using MoeSharp.Collectives;
 using MoeSharp.Compute;
 using MoeSharp.Cuda;
@@ -6,7 +5,7 @@ using MoeSharp.Dispatch;
 using MoeSharp.Layer;
 using MoeSharp.Tensors;
 
-namespace MoeSharp.Cli.Verification;
+namespace MoeSharp.Verification;
 
 /// <summary>
 /// Runs one forward and backward of a <see cref="MoeLayer"/> over a token batch on in-process ranks and
@@ -14,7 +13,7 @@ namespace MoeSharp.Cli.Verification;
 /// <see cref="LayerLayout.Groups"/> consecutive data-parallel chunks (balanced); each chunk is replicated on
 /// its SP group or sharded over it.
 /// </summary>
-internal static class LayerWorldRunner
+public static class LayerWorldRunner
 {
     /// <summary>Everything one run produced, in global token order.</summary>
     /// <param name="Out">[N, D].</param>

@@ -1,31 +1,30 @@
 using System.Diagnostics;
-using MoeSharp.Cli.Commands;
 using MoeSharp.Collectives;
 using MoeSharp.Cuda;
 using MoeSharp.Dispatch;
 using MoeSharp.Tensors;
 
-namespace MoeSharp.Cli.Verification;
+namespace MoeSharp.Verification;
 
 /// <summary>What rank 0 reports after a verified run: every rank's statistics and the verdict.</summary>
 /// <param name="Ranks">Per world rank: shard tokens, pad rows, rows sent, rows received, rows per local expert.</param>
 /// <param name="Mismatches">Ranks whose result differed from the single-rank reference.</param>
 /// <param name="FirstMismatch">Rank 0's own mismatch, if any (other ranks print theirs).</param>
 /// <param name="Elapsed">Dispatch → experts → combine → reduce on rank 0.</param>
-internal sealed record RunSummary(IReadOnlyList<RankStatistics> Ranks, long Mismatches, string? FirstMismatch, TimeSpan Elapsed)
+public sealed record RunSummary(IReadOnlyList<RankStatistics> Ranks, long Mismatches, string? FirstMismatch, TimeSpan Elapsed)
 {
     /// <summary>Where rank 0 computed, e.g. <c>host</c> or <c>cuda NVIDIA H100 (nccl)</c>.</summary>
     public string Device { get; init; } = "host";
 }
 
 /// <summary>One rank's row of the <c>moe run</c> table.</summary>
-internal sealed record RankStatistics(int Rank, int ShardTokens, int PadRows, int RowsSent, int RowsReceived, int[] RowsPerLocalExpert);
+public sealed record RankStatistics(int Rank, int ShardTokens, int PadRows, int RowsSent, int RowsReceived, int[] RowsPerLocalExpert);
 
 /// <summary>
 /// One rank's part of <c>moe run</c> on any process group: run the problem, compare this rank's share of the
 /// result bitwise with the single-rank reference, and gather the statistics and the verdict.
 /// </summary>
-internal static class RunVerification
+public static class RunVerification
 {
     /// <summary>Runs and verifies <paramref name="problem"/> on this rank of <paramref name="world"/>.</summary>
     public static RunSummary RunRank(IProcessGroup world, DispatchCase problem, ComputeOptions compute)

@@ -4,13 +4,13 @@ using MoeSharp.Dispatch;
 using MoeSharp.Experts;
 using MoeSharp.Tensors;
 
-namespace MoeSharp.Cli.Verification;
+namespace MoeSharp.Verification;
 
 /// <summary>
 /// Runs dispatch → test experts (<see cref="ScaledIdentityExperts"/>) → combine → SP reduce on every rank of
 /// a world, and the single-rank reference of the same problem.
 /// </summary>
-internal static class DispatchWorldRunner
+public static class DispatchWorldRunner
 {
     /// <summary>Runs <paramref name="problem"/> on in-process ranks.</summary>
     public static RankOutcome[] RunInProcess(DispatchCase problem, TimeSpan? timeout = null)
@@ -18,7 +18,7 @@ internal static class DispatchWorldRunner
 
     /// <summary>
     /// One rank's part of <paramref name="problem"/>, on any process group of the right size, with host kernels or on
-    /// <paramref name="device"/> (made once per rank by <see cref="Commands.ComputeOptions.CreateRank"/> and reused). The
+    /// <paramref name="device"/> (made once per rank by <see cref="ComputeOptions.CreateRank"/> and reused). The
     /// outcome's tensors are host copies.
     /// </summary>
     public static RankOutcome RunRank(IProcessGroup world, DispatchCase problem, DeviceRank? device = null)

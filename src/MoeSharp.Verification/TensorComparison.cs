@@ -1,10 +1,10 @@
 using System.Globalization;
 using MoeSharp.Tensors;
 
-namespace MoeSharp.Cli.Verification;
+namespace MoeSharp.Verification;
 
 /// <summary>Bitwise and tolerance comparisons that describe the first difference.</summary>
-internal static class TensorComparison
+public static class TensorComparison
 {
     /// <summary>
     /// Null when <paramref name="actual"/> has the shape and the exact bits of <paramref name="expected"/>

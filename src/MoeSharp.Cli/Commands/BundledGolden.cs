@@ -1,4 +1,4 @@
-namespace MoeSharp.Cli.Verification;
+namespace MoeSharp.Cli.Commands;
 
 /// <summary>
 /// The golden vectors that ship with the tool: the repository's <c>golden/</c> folder, copied next to <c>moe.dll</c>
