@@ -14,14 +14,17 @@ namespace MoeSharp.Cuda.Kernels;
 /// (float32, no TF32; or bfloat16 inputs with float32 accumulation, <see cref="BFloat16Products"/>) or a
 /// strided-product kernel on ILGPU's CPU accelerator, and ILGPU kernels for SwiGLU, the score
 /// functions, top-k (node-limited too), their backward passes, row addition and AdamW. Every kernel is ordered on the
-/// accelerator's stream, as the dispatcher's are.
+/// accelerator's stream, as the dispatcher's are. One object stands in for the four kernel seams (they share the
+/// compiled kernels, the cuBLAS handle and the scratch allocation), handed out by <see cref="Gemm"/>,
+/// <see cref="Router"/>, <see cref="Elementwise"/> and <see cref="Optimizer"/>.
 /// </summary>
 /// <remarks>
 /// Tolerance: top-k is bitwise the host's given the same scores; element-wise kernels on CUDA use ILGPU.Algorithms'
 /// <c>exp</c> and may contract multiply-adds, so they agree with the host within a few ulp; cuBLAS sums in its own
 /// blocking, so products agree within float32 tolerance (the golden layer files' bounds), not bitwise.
 /// </remarks>
-public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
+public sealed class IlgpuLayerKernels
+    : ILayerKernels, IGemmKernels, IRouterKernels, IElementwiseKernels, IOptimizerKernels, IDisposable
 {
     private readonly IlgpuBackend _backend;
     private readonly Accelerator _acc;
@@ -96,44 +99,58 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
     /// <summary>True when the products run through cuBLAS (a CUDA device).</summary>
     public bool UsesCublas => _cublas is not null;
 
-    private IlgpuTensorAllocator Allocator => _backend.Allocator;
+    /// <inheritdoc />
+    public ITensorAllocator Allocator => _backend.Allocator;
 
     /// <inheritdoc />
-    public Tensor Allocate(DType dtype, params int[] shape) => Allocator.Rent(dtype, shape);
+    public IGemmKernels Gemm => this;
 
     /// <inheritdoc />
-    public Tensor Zeros(DType dtype, params int[] shape)
+    public IRouterKernels Router => this;
+
+    /// <inheritdoc />
+    public IElementwiseKernels Elementwise => this;
+
+    /// <inheritdoc />
+    public IOptimizerKernels Optimizer => this;
+
+    private Tensor Rent(DType dtype, params int[] shape) => _backend.Allocator.Rent(dtype, shape);
+
+    private void Return(Tensor? tensor) => _backend.Allocator.Return(tensor);
+
+    /// <inheritdoc />
+    public void MatMulTransposeB(MatrixOperand a, MatrixOperand b, MatrixOperand c, GemmShape shape, bool accumulate = false)
     {
-        Tensor t = Allocator.Rent(dtype, shape);
-        Dispatch.Clear(t);
-        return t;
+        (int rows, int n, int k) = shape;
+        Product(a.Tensor, a.Offset * k, k, 1, b.Tensor, b.Offset * n * k, k, 1, c.Tensor, c.Offset * n, rows, n, k, accumulate,
+            (cublas, pa, pb, pc, half) => cublas.MatMulTransposeB(pa, pb, pc, rows, n, k, accumulate, half));
     }
 
     /// <inheritdoc />
-    public void Release(Tensor? tensor) => Allocator.Return(tensor);
-
-    /// <inheritdoc />
-    public void MatMulTransposeB(Tensor a, int aRow, int rows, Tensor b, int index, int n, int k, Tensor c, int cRow, bool accumulate = false)
-        => Product(a, aRow * k, k, 1, b, index * n * k, k, 1, c, cRow * n, rows, n, k, accumulate,
-            (cublas, pa, pb, pc, half) => cublas.MatMulTransposeB(pa, pb, pc, rows, n, k, accumulate, half));
-
-    /// <inheritdoc />
-    public void MatMul(Tensor a, int aRow, int rows, Tensor b, int index, int n, int k, Tensor c, int cRow, bool accumulate = false)
-        => Product(a, aRow * k, k, 1, b, index * k * n, 1, n, c, cRow * n, rows, n, k, accumulate,
+    public void MatMul(MatrixOperand a, MatrixOperand b, MatrixOperand c, GemmShape shape, bool accumulate = false)
+    {
+        (int rows, int n, int k) = shape;
+        Product(a.Tensor, a.Offset * k, k, 1, b.Tensor, b.Offset * k * n, 1, n, c.Tensor, c.Offset * n, rows, n, k, accumulate,
             (cublas, pa, pb, pc, half) => cublas.MatMul(pa, pb, pc, rows, n, k, accumulate, half));
+    }
 
     /// <inheritdoc />
-    public void MatMulTransposeA(Tensor a, int aRow, Tensor b, int bRow, int rows, int m, int n, Tensor c, int index, bool accumulate = false)
-        => Product(a, aRow * m, 1, m, b, bRow * n, 1, n, c, index * m * n, m, n, rows, accumulate,
+    public void MatMulTransposeA(MatrixOperand a, MatrixOperand b, MatrixOperand c, GemmShape shape, bool accumulate = false)
+    {
+        (int m, int n, int rows) = shape;
+        Product(a.Tensor, a.Offset * m, 1, m, b.Tensor, b.Offset * n, 1, n, c.Tensor, c.Offset * m * n, m, n, rows, accumulate,
             (cublas, pa, pb, pc, half) => cublas.MatMulTransposeA(pa, pb, pc, m, n, rows, accumulate, half));
+    }
 
     /// <inheritdoc />
     /// <remarks>On CUDA all groups go in one grouped cuBLAS call, each operand rounded once with bfloat16 products; elsewhere one product per group.</remarks>
-    public void GroupedMatMulTransposeB(Tensor a, ReadOnlySpan<long> rowsPerGroup, Tensor b, int n, int k, Tensor c, bool accumulate = false)
+    public void GroupedMatMulTransposeB(Tensor a, Tensor b, Tensor c, ReadOnlySpan<long> rowsPerGroup, int n, int k,
+        bool accumulate = false)
     {
         if (!GroupsOnCublas(k))
         {
-            ILayerKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => MatMulTransposeB(a, start, rows, b, g, n, k, c, start, accumulate));
+            IGemmKernels.ForEachGroup(rowsPerGroup, (g, start, rows) =>
+                MatMulTransposeB(new(a, start), new(b, g), new(c, start), new(rows, n, k), accumulate));
             return;
         }
         RunGroupsOnCublas(a, b, rowsPerGroup, accumulate, c, RowOperands.A | RowOperands.C, k, 0, n, (o, g, start, rows) =>
@@ -141,11 +158,13 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
     }
 
     /// <inheritdoc />
-    public void GroupedMatMul(Tensor a, ReadOnlySpan<long> rowsPerGroup, Tensor b, int n, int k, Tensor c, bool accumulate = false)
+    public void GroupedMatMul(Tensor a, Tensor b, Tensor c, ReadOnlySpan<long> rowsPerGroup, int n, int k,
+        bool accumulate = false)
     {
         if (!GroupsOnCublas(k))
         {
-            ILayerKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => MatMul(a, start, rows, b, g, n, k, c, start, accumulate));
+            IGemmKernels.ForEachGroup(rowsPerGroup, (g, start, rows) =>
+                MatMul(new(a, start), new(b, g), new(c, start), new(rows, n, k), accumulate));
             return;
         }
         RunGroupsOnCublas(a, b, rowsPerGroup, accumulate, c, RowOperands.A | RowOperands.C, k, 0, n, (o, g, start, rows) =>
@@ -153,11 +172,13 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
     }
 
     /// <inheritdoc />
-    public void GroupedMatMulTransposeA(Tensor a, Tensor b, ReadOnlySpan<long> rowsPerGroup, int m, int n, Tensor c, bool accumulate = false)
+    public void GroupedMatMulTransposeA(Tensor a, Tensor b, Tensor c, ReadOnlySpan<long> rowsPerGroup, int m, int n,
+        bool accumulate = false)
     {
         if (!GroupsOnCublas(m))
         {
-            ILayerKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => MatMulTransposeA(a, start, b, start, rows, m, n, c, g, accumulate));
+            IGemmKernels.ForEachGroup(rowsPerGroup, (g, start, rows) =>
+                MatMulTransposeA(new(a, start), new(b, start), new(c, g), new(m, n, rows), accumulate));
             return;
         }
         RunGroupsOnCublas(a, b, rowsPerGroup, accumulate, c, RowOperands.A | RowOperands.B, m, n, 0, (o, g, start, rows) =>
@@ -203,20 +224,24 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
     }
 
     /// <inheritdoc />
-    public void TopK(Tensor scores, Tensor? expertBias, int numExpertGroups, int numLimitedGroups, bool routeNorm, float normEpsilon,
-        float routeScale, Tensor topScores, Tensor expertIds, bool zeroDiscardedGroups = false)
-        => _backend.Router.TopK(scores, expertBias, topScores, expertIds, routeNorm, normEpsilon, routeScale, numExpertGroups, numLimitedGroups,
-            zeroDiscardedGroups);
+    public void TopK(Tensor scores, Tensor? expertBias, TopKOptions options, Tensor topScores, Tensor expertIds)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _backend.Router.TopK(scores, expertBias, topScores, expertIds, options.RouteNorm, options.NormEpsilon, options.RouteScale,
+            options.NumExpertGroups, options.NumLimitedGroups, options.ZeroDiscardedGroups);
+    }
 
     /// <inheritdoc />
-    public void TopScoresBackward(Tensor scores, Tensor expertIds, Tensor gradTopScores, bool routeNorm, float normEpsilon, float routeScale,
+    public void TopScoresBackward(Tensor scores, Tensor expertIds, Tensor gradTopScores, TopKOptions options,
         Tensor gradScores)
     {
+        ArgumentNullException.ThrowIfNull(options);
         DeviceViews.SameCount(scores, gradScores, nameof(gradScores));
         DeviceViews.SameCount(expertIds, gradTopScores, nameof(gradTopScores));
         if (scores.Rows == 0 || scores.ElementCount == 0) return;
         _topScoresBackward(scores.Rows, Floats(scores, nameof(scores)), DeviceViews.Longs(_acc, expertIds, nameof(expertIds)),
-            Floats(gradTopScores, nameof(gradTopScores)), scores.RowLength, expertIds.RowLength, routeNorm ? 1 : 0, normEpsilon, routeScale,
+            Floats(gradTopScores, nameof(gradTopScores)), scores.RowLength, expertIds.RowLength, options.RouteNorm ? 1 : 0,
+            options.NormEpsilon, options.RouteScale,
             Floats(gradScores, nameof(gradScores)));
     }
 
@@ -229,7 +254,7 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
     {
         ArgumentOutOfRangeException.ThrowIfNegative(numExperts);
         if (numExperts == 0) return [];
-        Tensor counts = Zeros(DType.Int64, numExperts);
+        Tensor counts = ((ILayerKernels)this).RentZeros(DType.Int64, numExperts);
         try
         {
             if (expertIds.ElementCount > 0) _countIds(expertIds.ElementCount, DeviceViews.Longs(_acc, expertIds, nameof(expertIds)), DeviceViews.Longs(_acc, counts, nameof(counts)));
@@ -237,7 +262,7 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
         }
         finally
         {
-            Release(counts);
+            Return(counts);
         }
     }
 
@@ -293,13 +318,13 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
                 cublas(_cublas, Pointer(a, aStart, nameof(a)), Pointer(b, bStart, nameof(b)), pc, false);
                 return;
             }
-            Tensor halfA = Allocate(DType.BFloat16, aLength), halfB = Allocate(DType.BFloat16, bLength);
+            Tensor halfA = Rent(DType.BFloat16, aLength), halfB = Rent(DType.BFloat16, bLength);
             _toBFloat16(aLength, Floats(a, nameof(a)), aStart, DeviceViews.BFloat16Bits(_acc, halfA, nameof(a)));
             _toBFloat16(bLength, Floats(b, nameof(b)), bStart, DeviceViews.BFloat16Bits(_acc, halfB, nameof(b)));
             cublas(_cublas, DevicePointers.Of(halfA, nameof(a)).Pointer, DevicePointers.Of(halfB, nameof(b)).Pointer, pc, true);
             // Stream-ordered reuse: the GEMM queued before reads them first.
-            Release(halfA);
-            Release(halfB);
+            Return(halfA);
+            Return(halfB);
             return;
         }
         if (!BFloat16Products)
@@ -308,13 +333,13 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
                 cView, cStart, n, k, accumulate ? 1 : 0);
             return;
         }
-        Tensor roundedA = Allocate(DType.Float32, aLength), roundedB = Allocate(DType.Float32, bLength);
+        Tensor roundedA = Rent(DType.Float32, aLength), roundedB = Rent(DType.Float32, bLength);
         _roundToBFloat16(aLength, Floats(a, nameof(a)), aStart, Floats(roundedA, nameof(a)));
         _roundToBFloat16(bLength, Floats(b, nameof(b)), bStart, Floats(roundedB, nameof(b)));
         _product(m * n, Floats(roundedA, nameof(a)), 0, aRowStride, aReduceStride, Floats(roundedB, nameof(b)), 0, bColumnStride, bReduceStride,
             cView, cStart, n, k, accumulate ? 1 : 0);
-        Release(roundedA);
-        Release(roundedB);
+        Return(roundedA);
+        Return(roundedB);
     }
 
     /// <summary>Whether grouped products go to cuBLAS as one grouped call (a reduction or row length of 0 takes the per-group path).</summary>
@@ -363,7 +388,7 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
             if (!BFloat16Products)
             {
                 var o = new Operands(Pointer(a, 0, nameof(a)), 4, Pointer(b, 0, nameof(b)), 4, Pointer(c, 0, nameof(c)), 4);
-                ILayerKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => problems.Add(problem(o, g, start, rows)));
+                IGemmKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => problems.Add(problem(o, g, start, rows)));
                 _cublas!.Grouped(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(problems), accumulate);
                 return;
             }
@@ -371,7 +396,7 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
             {
                 Tensor ra = Rounded(a, scratch), rb = Rounded(b, scratch);
                 var o = new Operands(Pointer(ra, 0, nameof(a)), 4, Pointer(rb, 0, nameof(b)), 4, Pointer(c, 0, nameof(c)), 4);
-                ILayerKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => problems.Add(problem(o, g, start, rows)));
+                IGemmKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => problems.Add(problem(o, g, start, rows)));
                 _cublas!.Grouped(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(problems), accumulate, bfloat16Values: true);
                 return;
             }
@@ -385,12 +410,12 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
             Tensor? hc = null;
             if (halfOutput)
             {
-                hc = Allocate(DType.BFloat16, c.ElementCount);
+                hc = Rent(DType.BFloat16, c.ElementCount);
                 scratch.Add(hc);
                 if (!everyGroup) Dispatch.Clear(hc);
             }
             var operands = new Operands(pa, 2, pb, 2, hc is null ? Pointer(c, 0, nameof(c)) : DevicePointers.Of(hc, nameof(c)).Pointer, hc is null ? 4 : 2);
-            ILayerKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => problems.Add(problem(operands, g, start, rows)));
+            IGemmKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => problems.Add(problem(operands, g, start, rows)));
             _cublas!.GroupedBFloat16(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(problems), accumulate && hc is null,
                 bfloat16Output: hc is not null, grouped: hc is not null);
             if (hc is not null) _widenBFloat16(c.ElementCount, DeviceViews.BFloat16Bits(_acc, hc, nameof(c)), Floats(c, nameof(c)), accumulate ? 1 : 0);
@@ -398,7 +423,7 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
         finally
         {
             // Stream-ordered reuse: the products queued before read them first.
-            foreach (Tensor t in scratch) Release(t);
+            foreach (Tensor t in scratch) Return(t);
         }
     }
 
@@ -435,7 +460,7 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
         long paddedRows = (long)capacity * groups;
         Tensor Pad(Tensor t, int columns)
         {
-            Tensor padded = Allocate(DType.BFloat16, checked((int)(paddedRows * columns)));
+            Tensor padded = Rent(DType.BFloat16, checked((int)(paddedRows * columns)));
             scratch.Add(padded);
             _padToBFloat16(padded.ElementCount, Floats(t, "operand"), layout, groups, capacity, columns, DeviceViews.BFloat16Bits(_acc, padded, "operand"));
             return padded;
@@ -445,7 +470,7 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
         Tensor? paddedC = null;
         if (rowOperands.HasFlag(RowOperands.C))
         {
-            paddedC = Allocate(DType.Float32, checked((int)(paddedRows * cColumns)));
+            paddedC = Rent(DType.Float32, checked((int)(paddedRows * cColumns)));
             scratch.Add(paddedC);
         }
         var o = new Operands(DevicePointers.Of(ha, nameof(a)).Pointer, 2, DevicePointers.Of(hb, nameof(b)).Pointer, 2,
@@ -463,7 +488,7 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
     /// <summary>A bfloat16 copy of <paramref name="t"/> in scratch.</summary>
     private Tensor Half(Tensor t, List<Tensor> scratch)
     {
-        Tensor half = Allocate(DType.BFloat16, t.ElementCount);
+        Tensor half = Rent(DType.BFloat16, t.ElementCount);
         scratch.Add(half);
         if (t.ElementCount > 0) _toBFloat16(t.ElementCount, Floats(t, "operand"), 0, DeviceViews.BFloat16Bits(_acc, half, "operand"));
         return half;
@@ -472,7 +497,7 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
     /// <summary><paramref name="t"/> rounded to bfloat16 values in float32 storage, in scratch.</summary>
     private Tensor Rounded(Tensor t, List<Tensor> scratch)
     {
-        Tensor rounded = Allocate(DType.Float32, t.ElementCount);
+        Tensor rounded = Rent(DType.Float32, t.ElementCount);
         scratch.Add(rounded);
         if (t.ElementCount > 0) _roundToBFloat16(t.ElementCount, Floats(t, "operand"), 0, Floats(rounded, "operand"));
         return rounded;

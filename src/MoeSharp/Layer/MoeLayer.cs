@@ -41,7 +41,8 @@ public sealed class MoeLayer : IDisposable
     private readonly IProcessGroup? _world;
     private readonly ExpertLoadBalancer? _balancer;
     private readonly ILayerKernels _kernels;
-    private readonly List<Tensor> _forwardScratch = [];
+    /// <summary>The last forward's working tensors, which <see cref="Backward"/> reads; ended by the next forward.</summary>
+    private TensorScope? _forwardScope;
     private ForwardContext? _saved;
     private bool _disposed;
 
@@ -112,7 +113,7 @@ public sealed class MoeLayer : IDisposable
             args.NumExpertGroups, args.NumLimitedGroups, _kernels) { ZeroDiscardedGroups = args.ZeroDiscardedGroups };
         Experts = new GroupedExperts(dispatcher.NumLocalExperts, args.Dim, args.Hidden, _kernels);
         Shared = args.SharedHidden > 0 ? new SharedExpert(args.Dim, args.SharedHidden, _kernels) : null;
-        SharedGate = args.SharedExpertGate ? _kernels.Zeros(DType.Float32, 1, args.Dim) : null;
+        SharedGate = args.SharedExpertGate ? _kernels.RentZeros(DType.Float32, 1, args.Dim) : null;
         _balancer = args.LoadBalancing ? new ExpertLoadBalancer(args.NumExperts) : null;
 
         var parameters = new List<Parameter>
@@ -223,7 +224,8 @@ public sealed class MoeLayer : IDisposable
         {
             throw new ArgumentException($"x is on {x.Device} but the layer runs on {_kernels.Dispatch.DeviceName} (rank {Dispatcher.EpRank})", nameof(x));
         }
-        ReleaseForwardScratch();
+        EndForwardScope();
+        TensorScope scope = _forwardScope = new TensorScope(_kernels.Allocator);
         int ownStart = 0, ownRows = x.Rows;
         if (Dispatcher.Config.Layout == SequenceLayout.Replicated)
         {
@@ -231,17 +233,17 @@ public sealed class MoeLayer : IDisposable
             ownStart = shard.Start;
             ownRows = shard.RealRows;
         }
-        Tensor ownX = SliceRows(x, ownStart, ownRows, _forwardScratch);
+        Tensor ownX = SliceRows(x, ownStart, ownRows, scope);
         RouterOutput routing = Router.Forward(ownX, ExpertBias);
-        _forwardScratch.AddRange([routing.Scores, routing.TopScores, routing.ExpertIds]);
+        AdoptAll(scope, routing.Scores, routing.TopScores, routing.ExpertIds);
         _balancer?.Accumulate(routing.TokensPerExpert);
 
         // The dispatcher reads scores and ids at x's row positions; rows outside the shard are never read.
         Tensor topScores = routing.TopScores, expertIds = routing.ExpertIds;
         if (ownRows != x.Rows)
         {
-            topScores = Scratch(_kernels.Zeros(DType.Float32, x.Rows, Args.TopK));
-            expertIds = Scratch(_kernels.Zeros(DType.Int64, x.Rows, Args.TopK));
+            topScores = scope.Adopt(_kernels.RentZeros(DType.Float32, x.Rows, Args.TopK))!;
+            expertIds = scope.Adopt(_kernels.RentZeros(DType.Int64, x.Rows, Args.TopK))!;
             _kernels.Dispatch.CopyRows(routing.TopScores, 0, topScores, ownStart, ownRows);
             _kernels.Dispatch.CopyRows(routing.ExpertIds, 0, expertIds, ownStart, ownRows);
         }
@@ -257,22 +259,21 @@ public sealed class MoeLayer : IDisposable
         {
             sharedForward = Shared.Forward(own);
             if (SharedGate is null) return sharedForward.Output;
-            gateForward = GateSharedOutput(own, sharedForward.Output);
+            gateForward = GateSharedOutput(own, sharedForward.Output, scope);
             return gateForward.Gated;
         };
         CombineResult combined = Dispatcher.CombineWithState(expertsForward.Output, dispatched.Metadata, x, sharedFunction);
         Tensor output = Dispatcher.ReduceSequenceParallel(combined.Output);
         // Everything Backward reads stays until the next forward (Backward may run more than once).
-        _forwardScratch.AddRange([dispatched.RoutedTokens, expertsForward.Output, combined.State.CombinedRows]);
-        _forwardScratch.AddRange(expertsForward.SavedActivations);
+        AdoptAll(scope, dispatched.RoutedTokens, expertsForward.Output, combined.State.CombinedRows);
+        AdoptAll(scope, expertsForward.SavedActivations);
         if (sharedForward is not null)
         {
-            _forwardScratch.Add(sharedForward.Output);
-            _forwardScratch.AddRange(sharedForward.SavedActivations);
-            if (!ReferenceEquals(sharedForward.Input, x)) _forwardScratch.Add(sharedForward.Input);
+            scope.Adopt(sharedForward.Output);
+            AdoptAll(scope, sharedForward.SavedActivations);
+            if (!ReferenceEquals(sharedForward.Input, x)) scope.Adopt(sharedForward.Input);
         }
-        if (gateForward is not null) _forwardScratch.AddRange([gateForward.Gate, gateForward.Identity, gateForward.Gated]);
-        if (!ReferenceEquals(output, combined.Output)) _forwardScratch.Add(combined.Output);
+        if (!ReferenceEquals(output, combined.Output)) scope.Adopt(combined.Output);
 
         _saved = new ForwardContext(x, ownX, ownStart, routing, dispatched.Metadata, expertsForward, sharedForward, gateForward,
             combined.State, output.ShapeArray());
@@ -299,34 +300,41 @@ public sealed class MoeLayer : IDisposable
                 nameof(gradOutput));
         }
         int ownRows = saved.OwnX.Rows;
-        var scratch = new List<Tensor>();
+        // The call's working tensors, returned when it ends; never the caller's gradOutput, never the result.
+        using var scope = new TensorScope(_kernels.Allocator);
+        var adopted = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
+        void Scratch(Tensor? t)
+        {
+            if (t is null || ReferenceEquals(t, gradOutput) || !adopted.Add(t)) return;
+            scope.Adopt(t);
+        }
 
         CombineBackwardResult combineGrad = Dispatcher.CombineBackward(gradOutput, saved.CombineState);
         Tensor gradW1 = GradOf(MoeLayerCheckpoint.ExpertsW1), gradW2 = GradOf(MoeLayerCheckpoint.ExpertsW2), gradW3 = GradOf(MoeLayerCheckpoint.ExpertsW3);
         _kernels.Dispatch.Clear(gradW1);
         _kernels.Dispatch.Clear(gradW2);
         _kernels.Dispatch.Clear(gradW3);
-        // Every row an expert processed is on this rank, in global token order: one chain from zero.
+        // Every row an expert processed is on this rank, in global token order: one chain from the cleared gradients.
         SwiGluGradients expertGrads = Experts.Backward(saved.ExpertsForward, combineGrad.GradRoutedOutput,
-            new SwiGluGradients(gradW1, gradW1, gradW2, gradW3));
+            new SwiGluWeightGradients(gradW1, gradW2, gradW3));
         DispatchBackwardResult dispatchGrad = Dispatcher.DispatchBackward(expertGrads.GradX, saved.Metadata, saved.X);
-        scratch.AddRange([combineGrad.GradRoutedOutput, expertGrads.GradX]);
+        Scratch(combineGrad.GradRoutedOutput);
+        Scratch(expertGrads.GradX);
 
         Tensor gradTopScoresAll = (Dispatcher.Config.ScoreBeforeExperts ? dispatchGrad.GradTopScores : combineGrad.GradTopScores)
             ?? throw new InvalidOperationException("the dispatcher returned no score gradient");
-        foreach (Tensor? g in new[] { combineGrad.GradTopScores, dispatchGrad.GradTopScores })
-        {
-            if (g is not null) scratch.Add(g);
-        }
-        Tensor gradTopScores = SliceRows(gradTopScoresAll, saved.OwnStart, ownRows, scratch);
-        Tensor gradOwnOutput = SliceRows(gradOutput, saved.OwnStart, ownRows, scratch);
+        Scratch(combineGrad.GradTopScores);
+        Scratch(dispatchGrad.GradTopScores);
+        Tensor gradTopScores = SliceRows(gradTopScoresAll, saved.OwnStart, ownRows, scope);
+        Tensor gradOwnOutput = SliceRows(gradOutput, saved.OwnStart, ownRows, scope);
 
         Tensor gradGate = GradOf(MoeLayerCheckpoint.GateWeight);
         var accumulators = new List<Tensor> { gradGate };
-        SwiGluGradients? sharedRunning = null;
+        SwiGluWeightGradients? sharedRunning = null;
         if (Shared is not null)
         {
-            sharedRunning = new SwiGluGradients(gradGate, GradOf(MoeLayerCheckpoint.SharedW1), GradOf(MoeLayerCheckpoint.SharedW2), GradOf(MoeLayerCheckpoint.SharedW3));
+            sharedRunning = new SwiGluWeightGradients(GradOf(MoeLayerCheckpoint.SharedW1), GradOf(MoeLayerCheckpoint.SharedW2),
+                GradOf(MoeLayerCheckpoint.SharedW3));
             accumulators.Add(sharedRunning.GradW1);
             accumulators.Add(sharedRunning.GradW2);
             accumulators.Add(sharedRunning.GradW3);
@@ -336,24 +344,22 @@ public sealed class MoeLayer : IDisposable
         RankOrderedAccumulation.Run(_world, _kernels, accumulators, () =>
         {
             routerGradX = Router.Backward(saved.Routing, saved.OwnX, gradTopScores, gradGate).GradX;
-            if (Shared is not null) sharedGradX = SharedBackward(saved, gradOwnOutput, sharedRunning!, scratch);
+            if (Shared is not null) sharedGradX = SharedBackward(saved, gradOwnOutput, sharedRunning!, scope);
         });
 
         // Per row: dispatch terms (ascending expert id), then the router's, then the shared expert's.
         Tensor gradX = dispatchGrad.GradX;
-        _kernels.AddRows(gradX, saved.OwnStart, routerGradX!);
-        scratch.Add(routerGradX!);
+        _kernels.Elementwise.AddRows(gradX, saved.OwnStart, routerGradX!);
+        Scratch(routerGradX);
         if (sharedGradX is not null)
         {
-            _kernels.AddRows(gradX, saved.OwnStart, sharedGradX);
-            scratch.Add(sharedGradX);
+            _kernels.Elementwise.AddRows(gradX, saved.OwnStart, sharedGradX);
+            Scratch(sharedGradX);
         }
         Tensor reduced = Dispatcher.ReduceSequenceParallel(gradX);
-        if (!ReferenceEquals(reduced, gradX)) scratch.Add(gradX);
-        foreach (Tensor t in scratch.Distinct(ReferenceEqualityComparer.Instance).Cast<Tensor>())
-        {
-            if (!ReferenceEquals(t, gradOutput) && !ReferenceEquals(t, reduced)) _kernels.Release(t);
-        }
+        if (!ReferenceEquals(reduced, gradX)) Scratch(gradX);
+        // A dispatcher may hand a tensor straight through (the result aliasing a working tensor): the caller keeps it.
+        if (adopted.Contains(reduced)) scope.Keep(reduced);
 
         return new MoeLayerGradients(reduced, gradGate, gradW1, gradW2, gradW3,
             sharedRunning?.GradW1, sharedRunning?.GradW2, sharedRunning?.GradW3);
@@ -380,17 +386,17 @@ public sealed class MoeLayer : IDisposable
     /// <summary>
     /// Qwen2-MoE's gated shared output <c>sigmoid(x · gᵀ) ⊙ shared(x)</c>, row-wise (so bitwise the same in every layout).
     /// </summary>
-    private SharedGateForward GateSharedOutput(Tensor own, Tensor sharedOutput)
+    private SharedGateForward GateSharedOutput(Tensor own, Tensor sharedOutput, TensorScope scope)
     {
         int rows = own.Rows;
-        Tensor gate = _kernels.Allocate(DType.Float32, rows, 1);
-        _kernels.MatMulTransposeB(own, 0, rows, SharedGate!, 0, 1, Args.Dim, gate, 0);
-        _kernels.Score(ScoreFunction.Sigmoid, gate, gate);
+        Tensor gate = scope.Rent(DType.Float32, rows, 1);
+        _kernels.Gemm.MatMulTransposeB(own, SharedGate!, gate, new GemmShape(rows, 1, Args.Dim));
+        _kernels.Router.Score(ScoreFunction.Sigmoid, gate, gate);
         var identityRows = new int[rows];
         for (int i = 0; i < rows; i++) identityRows[i] = i;
         Tensor identity = Tensor.FromArray(identityRows, rows);
-        if (!_kernels.Dispatch.IsHost) identity = _kernels.Dispatch.ToDevice(identity);
-        Tensor gated = _kernels.Allocate(DType.Float32, rows, Args.Dim);
+        if (!_kernels.Dispatch.IsHost) identity = scope.Adopt(_kernels.Dispatch.ToDevice(identity))!;
+        Tensor gated = scope.Rent(DType.Float32, rows, Args.Dim);
         _kernels.Dispatch.GatherRows(sharedOutput, 0, identity, gate.Reshape(rows), gated);
         return new SharedGateForward(gate, identity, gated);
     }
@@ -400,21 +406,20 @@ public sealed class MoeLayer : IDisposable
     /// <c>u = shared(x)</c>, <c>du = s ⊙ dy</c>, <c>dz = (dy · u) s (1 − s)</c>, <c>dg += dzᵀ x</c>, <c>dx += dz g</c>.
     /// Weight gradients continue the rank-ordered chains in <paramref name="running"/> and the gate's gradient.
     /// </summary>
-    private Tensor SharedBackward(ForwardContext saved, Tensor gradOwnOutput, SwiGluGradients running, List<Tensor> scratch)
+    private Tensor SharedBackward(ForwardContext saved, Tensor gradOwnOutput, SwiGluWeightGradients running, TensorScope scope)
     {
         SharedGateForward? gate = saved.SharedGateForward;
         if (gate is null) return Shared!.Backward(saved.SharedForward!, gradOwnOutput, running).GradX;
         int rows = gradOwnOutput.Rows;
-        Tensor gradGateLogit = _kernels.Allocate(DType.Float32, rows, 1);
+        Tensor gradGateLogit = scope.Rent(DType.Float32, rows, 1);
         _kernels.Dispatch.RowDots(saved.SharedForward!.Output, gate.Identity, gradOwnOutput, 0, 1, gradGateLogit.Reshape(rows), 0);
-        _kernels.ScoreBackward(ScoreFunction.Sigmoid, gate.Gate, gradGateLogit, gradGateLogit);
-        Tensor gradShared = _kernels.Allocate(DType.Float32, rows, Args.Dim);
+        _kernels.Router.ScoreBackward(ScoreFunction.Sigmoid, gate.Gate, gradGateLogit, gradGateLogit);
+        Tensor gradShared = scope.Rent(DType.Float32, rows, Args.Dim);
         _kernels.Dispatch.GatherRows(gradOwnOutput, 0, gate.Identity, gate.Gate.Reshape(rows), gradShared);
         Tensor gradX = Shared!.Backward(saved.SharedForward, gradShared, running).GradX;
-        _kernels.MatMulTransposeA(gradGateLogit, 0, saved.OwnX, 0, rows, 1, Args.Dim, GradOf(MoeLayerCheckpoint.SharedGate), 0,
-            accumulate: true);
-        _kernels.MatMul(gradGateLogit, 0, rows, SharedGate!, 0, Args.Dim, 1, gradX, 0, accumulate: true);
-        scratch.AddRange([gradGateLogit, gradShared]);
+        _kernels.Gemm.MatMulTransposeA(gradGateLogit, saved.OwnX, GradOf(MoeLayerCheckpoint.SharedGate),
+            new GemmShape(1, Args.Dim, rows), accumulate: true);
+        _kernels.Gemm.MatMul(gradGateLogit, SharedGate!, gradX, new GemmShape(rows, Args.Dim, 1), accumulate: true);
         return gradX;
     }
 
@@ -427,20 +432,21 @@ public sealed class MoeLayer : IDisposable
         throw new InvalidOperationException($"no parameter {name}");
     }
 
-    /// <summary>Rows <c>[start, start + rows)</c> of <paramref name="t"/>: <paramref name="t"/> itself when that is all of it, else a copy added to <paramref name="scratch"/>.</summary>
-    private Tensor SliceRows(Tensor t, int start, int rows, List<Tensor> scratch)
+    /// <summary>
+    /// Rows <c>[start, start + rows)</c> of <paramref name="t"/>: <paramref name="t"/> itself when that is all of it, else
+    /// a copy rented from <paramref name="scope"/>.
+    /// </summary>
+    private Tensor SliceRows(Tensor t, int start, int rows, TensorScope scope)
     {
         if (start == 0 && rows == t.Rows) return t;
-        Tensor slice = _kernels.Allocate(t.DType, rows, t.RowLength);
+        Tensor slice = scope.Rent(t.DType, rows, t.RowLength);
         _kernels.Dispatch.CopyRows(t, start, slice, 0, rows);
-        scratch.Add(slice);
         return slice;
     }
 
-    private Tensor Scratch(Tensor t)
+    private static void AdoptAll(TensorScope scope, params Tensor[] tensors)
     {
-        _forwardScratch.Add(t);
-        return t;
+        foreach (Tensor t in tensors) scope.Adopt(t);
     }
 
     /// <summary>
@@ -452,28 +458,30 @@ public sealed class MoeLayer : IDisposable
     {
         if (_disposed) return;
         _disposed = true;
-        ReleaseForwardScratch();
+        EndForwardScope();
         _saved = null;
         if (_kernels.Dispatch.IsHost) return;
         foreach (Parameter p in Parameters)
         {
-            _kernels.Release(p.Value);
-            if (p.AllocatedGrad is { } grad) _kernels.Release(grad);
+            _kernels.Allocator.Return(p.Value);
+            if (p.AllocatedGrad is { } grad) _kernels.Allocator.Return(grad);
         }
     }
 
     // Gradients are allocated at the first backward: a layer that only runs forward holds just its weights.
-    private Parameter NewParameter(string name, Tensor value) => new(name, value, () => _kernels.Zeros(DType.Float32, value.ShapeArray()));
+    private Parameter NewParameter(string name, Tensor value)
+        => new(name, value, () => _kernels.RentZeros(DType.Float32, value.ShapeArray()));
 
     /// <summary>
-    /// Hands the previous forward's working tensors (routing, routed rows, expert outputs, dispatch metadata) back to
-    /// a device backend's allocator; on the host they are left to the GC, as every other host tensor.
+    /// Ends the previous forward's scope: its working tensors (routing, routed rows, expert outputs, dispatch metadata)
+    /// go back to a device backend's allocator; on the host the layer's allocator leaves them to the GC
+    /// (<see cref="ManagedTensorAllocator"/>), as every other host tensor.
     /// </summary>
-    private void ReleaseForwardScratch()
+    private void EndForwardScope()
     {
         if (_saved is not null && !Dispatcher.Kernels.IsHost) Dispatcher.Release(_saved.Metadata);
-        foreach (Tensor t in _forwardScratch.Distinct(ReferenceEqualityComparer.Instance).Cast<Tensor>()) _kernels.Release(t);
-        _forwardScratch.Clear();
+        _forwardScope?.Dispose();
+        _forwardScope = null;
     }
 
     private sealed record ForwardContext(Tensor X, Tensor OwnX, int OwnStart, RouterOutput Routing, DispatchMetadata Metadata,

@@ -59,8 +59,8 @@ public sealed class AdamW
                 throw new ArgumentException($"parameter '{p.Name}' is on {p.Value.Device} but the optimizer runs on {_kernels.Dispatch.DeviceName}", nameof(parameters));
             }
         }
-        _expAvg = _parameters.Select(p => _kernels.Zeros(DType.Float32, p.Value.ElementCount)).ToArray();
-        _expAvgSq = _parameters.Select(p => _kernels.Zeros(DType.Float32, p.Value.ElementCount)).ToArray();
+        _expAvg = _parameters.Select(p => _kernels.RentZeros(DType.Float32, p.Value.ElementCount)).ToArray();
+        _expAvgSq = _parameters.Select(p => _kernels.RentZeros(DType.Float32, p.Value.ElementCount)).ToArray();
         LearningRate = learningRate;
         Beta1 = beta1;
         Beta2 = beta2;
@@ -101,7 +101,7 @@ public sealed class AdamW
         var scalars = new AdamWScalars(Beta1, Beta2, stepSize, bias2Sqrt, Epsilon, decay);
         for (int i = 0; i < _parameters.Length; i++)
         {
-            _kernels.AdamWStep(_parameters[i].Value, _parameters[i].Grad, _expAvg[i], _expAvgSq[i], scalars);
+            _kernels.Optimizer.AdamWStep(_parameters[i].Value, _parameters[i].Grad, _expAvg[i], _expAvgSq[i], scalars);
         }
     }
 
