@@ -114,6 +114,14 @@ public sealed class IlgpuLayerKernels
     /// <inheritdoc />
     public IOptimizerKernels Optimizer => this;
 
+    /// <inheritdoc />
+    public Tensor RentZeros(DType dtype, params int[] shape)
+    {
+        Tensor tensor = Rent(dtype, shape);
+        Dispatch.Clear(tensor);
+        return tensor;
+    }
+
     private Tensor Rent(DType dtype, params int[] shape) => _backend.Allocator.Rent(dtype, shape);
 
     private void Return(Tensor? tensor) => _backend.Allocator.Return(tensor);
@@ -254,7 +262,7 @@ public sealed class IlgpuLayerKernels
     {
         ArgumentOutOfRangeException.ThrowIfNegative(numExperts);
         if (numExperts == 0) return [];
-        Tensor counts = ((ILayerKernels)this).RentZeros(DType.Int64, numExperts);
+        Tensor counts = RentZeros(DType.Int64, numExperts);
         try
         {
             if (expertIds.ElementCount > 0) _countIds(expertIds.ElementCount, DeviceViews.Longs(_acc, expertIds, nameof(expertIds)), DeviceViews.Longs(_acc, counts, nameof(counts)));

@@ -36,9 +36,9 @@ public class BFloat16GroupedProductTests
             {
                 float[] a = Rounded(Random(r, rows * k)), w = Rounded(Random(r, e * n * k)), wt = Rounded(Random(r, e * k * n));
                 float[] dy = Rounded(Random(r, rows * n)), start = Random(r, Math.Max(rows * n, e * n * k));
-                Check("GroupedMatMulTransposeB", rows * n, accumulate, groups, start, (kk, c) => kk.GroupedMatMulTransposeB(Up(kk, a, rows, k), groups, Up(kk, w, e, n, k), n, k, c, accumulate), rows, n);
-                Check("GroupedMatMul", rows * n, accumulate, groups, start, (kk, c) => kk.GroupedMatMul(Up(kk, a, rows, k), groups, Up(kk, wt, e, k, n), n, k, c, accumulate), rows, n);
-                Check("GroupedMatMulTransposeA", e * n * k, accumulate, groups, start, (kk, c) => kk.GroupedMatMulTransposeA(Up(kk, dy, rows, n), Up(kk, a, rows, k), groups, n, k, c, accumulate), e * n, k);
+                Check("GroupedMatMulTransposeB", rows * n, accumulate, groups, start, (kk, c) => kk.Gemm.GroupedMatMulTransposeB(Up(kk, a, rows, k), Up(kk, w, e, n, k), c, groups, n, k, accumulate), rows, n);
+                Check("GroupedMatMul", rows * n, accumulate, groups, start, (kk, c) => kk.Gemm.GroupedMatMul(Up(kk, a, rows, k), Up(kk, wt, e, k, n), c, groups, n, k, accumulate), rows, n);
+                Check("GroupedMatMulTransposeA", e * n * k, accumulate, groups, start, (kk, c) => kk.Gemm.GroupedMatMulTransposeA(Up(kk, dy, rows, n), Up(kk, a, rows, k), c, groups, n, k, accumulate), e * n, k);
             }
         }
 

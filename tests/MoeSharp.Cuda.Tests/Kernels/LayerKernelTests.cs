@@ -34,9 +34,12 @@ public class LayerKernelTests(CpuBackendFixture fixture)
             // Activations start at row `offset` (outputs one further down for x·wᵀ), weights are matrix `index` of a stack.
             var cases = new (string Name, Action<ILayerKernels, Tensor, Tensor, Tensor> Run, int[] AShape, int[] BShape, int[] CShape)[]
             {
-                ("x·wᵀ", (kk, a, b, c) => kk.MatMulTransposeB(a, offset, rows, b, index, n, k, c, offset + 1, accumulate), [total, k], [stack, n, k], [total + 1, n]),
-                ("dy·w", (kk, a, b, c) => kk.MatMul(a, offset, rows, b, index, n, k, c, offset, accumulate), [total, k], [stack, k, n], [total, n]),
-                ("dyᵀ·x", (kk, a, b, c) => kk.MatMulTransposeA(a, offset, b, offset + 1, rows, n, k, c, index, accumulate), [total, n], [total + 1, k], [stack, n, k]),
+                ("x·wᵀ", (kk, a, b, c) => kk.Gemm.MatMulTransposeB(new(a, offset), new(b, index), new(c, offset + 1), new(rows, n, k), accumulate),
+                    [total, k], [stack, n, k], [total + 1, n]),
+                ("dy·w", (kk, a, b, c) => kk.Gemm.MatMul(new(a, offset), new(b, index), new(c, offset), new(rows, n, k), accumulate),
+                    [total, k], [stack, k, n], [total, n]),
+                ("dyᵀ·x", (kk, a, b, c) => kk.Gemm.MatMulTransposeA(new(a, offset), new(b, offset + 1), new(c, index), new(n, k, rows), accumulate),
+                    [total, n], [total + 1, k], [stack, n, k]),
             };
             foreach (var (name, run, aShape, bShape, cShape) in cases)
             {
@@ -67,14 +70,14 @@ public class LayerKernelTests(CpuBackendFixture fixture)
             static float[] Rounded(float[] v) => Tensor.FromArray(v, v.Length).ToBFloat16().ToFloat32().AsSpan<float>().ToArray();
             // The host product of the bfloat16-rounded inputs is the definition (each product is exact in float32).
             var expected = Tensor.Zeros(DType.Float32, rows, n);
-            _host.MatMulTransposeB(Tensor.FromArray(Rounded(a), rows, k), 0, rows, Tensor.FromArray(Rounded(b), n, k), 0, n, k, expected, 0);
-            Tensor actual = _b.Layer.Zeros(DType.Float32, rows, n);
-            half.MatMulTransposeB(Up(a, rows, k), 0, rows, Up(b, n, k), 0, n, k, actual, 0);
+            _host.Gemm.MatMulTransposeB(Tensor.FromArray(Rounded(a), rows, k), Tensor.FromArray(Rounded(b), n, k), expected, new(rows, n, k));
+            Tensor actual = _b.Layer.RentZeros(DType.Float32, rows, n);
+            half.MatMulTransposeB(Up(a, rows, k), Up(b, n, k), actual, new(rows, n, k));
             float[] e = expected.AsSpan<float>().ToArray(), got = Floats(actual);
             for (int i = 0; i < e.Length; i++) Assert.True(Math.Abs(e[i] - got[i]) <= 1e-4f, $"element {i}: {e[i]} vs {got[i]}");
             // And they are not the float32 products: rounding the inputs must show somewhere.
             var full = Tensor.Zeros(DType.Float32, rows, n);
-            _host.MatMulTransposeB(Tensor.FromArray(a, rows, k), 0, rows, Tensor.FromArray(b, n, k), 0, n, k, full, 0);
+            _host.Gemm.MatMulTransposeB(Tensor.FromArray(a, rows, k), Tensor.FromArray(b, n, k), full, new(rows, n, k));
             Assert.True(rows * n * k < 4 || !full.AsSpan<float>().SequenceEqual(got), "bfloat16 products gave the float32 bits");
         }, iter: 40, threads: 1);
     }
@@ -90,34 +93,34 @@ public class LayerKernelTests(CpuBackendFixture fixture)
             float[] probabilities = Enumerable.Range(0, n).Select(_ => (float)r.NextDouble()).ToArray();
 
             Tensor hg = Tensor.Zeros(DType.Float32, n), hu = Tensor.Zeros(DType.Float32, n);
-            _host.SwiGluBackward(Tensor.FromArray(da, n), Tensor.FromArray(g, n), Tensor.FromArray(u, n), hg, hu);
-            Tensor dg = _b.Layer.Allocate(DType.Float32, n), du = _b.Layer.Allocate(DType.Float32, n);
-            _b.Layer.SwiGluBackward(Up(da, n), Up(g, n), Up(u, n), dg, du);
+            _host.Elementwise.SwiGluBackward(Tensor.FromArray(da, n), Tensor.FromArray(g, n), Tensor.FromArray(u, n), hg, hu);
+            Tensor dg = _b.Layer.Allocator.Rent(DType.Float32, n), du = _b.Layer.Allocator.Rent(DType.Float32, n);
+            _b.Layer.Elementwise.SwiGluBackward(Up(da, n), Up(g, n), Up(u, n), dg, du);
             Assert.Equal(hg.AsSpan<float>().ToArray(), Floats(dg));
             Assert.Equal(hu.AsSpan<float>().ToArray(), Floats(du));
 
             foreach (ScoreFunction f in new[] { ScoreFunction.Softmax, ScoreFunction.Sigmoid })
             {
                 Tensor hz = Tensor.Zeros(DType.Float32, tokens, experts);
-                _host.ScoreBackward(f, Tensor.FromArray(probabilities, tokens, experts), Tensor.FromArray(da, tokens, experts), hz);
-                Tensor dz = _b.Layer.Allocate(DType.Float32, tokens, experts);
-                _b.Layer.ScoreBackward(f, Up(probabilities, tokens, experts), Up(da, tokens, experts), dz);
+                _host.Router.ScoreBackward(f, Tensor.FromArray(probabilities, tokens, experts), Tensor.FromArray(da, tokens, experts), hz);
+                Tensor dz = _b.Layer.Allocator.Rent(DType.Float32, tokens, experts);
+                _b.Layer.Router.ScoreBackward(f, Up(probabilities, tokens, experts), Up(da, tokens, experts), dz);
                 Assert.Equal(hz.AsSpan<float>().ToArray(), Floats(dz));
             }
 
             int offset = tokens / 2;
             Tensor into = Tensor.FromArray((float[])g.Clone(), tokens, experts), intoDevice = Up(g, tokens, experts);
             float[] rows = Random(r, (tokens - offset) * experts);
-            _host.AddRows(into, offset, Tensor.FromArray(rows, tokens - offset, experts));
-            _b.Layer.AddRows(intoDevice, offset, Up(rows, tokens - offset, experts));
+            _host.Elementwise.AddRows(into, offset, Tensor.FromArray(rows, tokens - offset, experts));
+            _b.Layer.Elementwise.AddRows(intoDevice, offset, Up(rows, tokens - offset, experts));
             Assert.Equal(into.AsSpan<float>().ToArray(), Floats(intoDevice));
 
             var scalars = new AdamWScalars(0.9f, 0.999f, 1e-3f / 0.19f, MathF.Sqrt(0.002f), 1e-8f, 1f - 1e-5f);
             float[] m = Random(r, n, 0.1), v = probabilities;
             Tensor hv = Tensor.FromArray((float[])g.Clone(), n), hm = Tensor.FromArray((float[])m.Clone(), n), hs = Tensor.FromArray((float[])v.Clone(), n);
             Tensor dv = Up(g, n), dm = Up(m, n), ds = Up(v, n);
-            _host.AdamWStep(hv, Tensor.FromArray(da, n), hm, hs, scalars);
-            _b.Layer.AdamWStep(dv, Up(da, n), dm, ds, scalars);
+            _host.Optimizer.AdamWStep(hv, Tensor.FromArray(da, n), hm, hs, scalars);
+            _b.Layer.Optimizer.AdamWStep(dv, Up(da, n), dm, ds, scalars);
             Assert.Equal(hv.AsSpan<float>().ToArray(), Floats(dv));
             Assert.Equal(hm.AsSpan<float>().ToArray(), Floats(dm));
             Assert.Equal(hs.AsSpan<float>().ToArray(), Floats(ds));
@@ -142,21 +145,24 @@ public class LayerKernelTests(CpuBackendFixture fixture)
             float[] s = Enumerable.Range(0, tokens * experts).Select(_ => r.Next(16) == 0 ? float.NaN : r.Next(5) / 4f).ToArray();
             float[]? bias = biased ? Enumerable.Range(0, experts).Select(_ => (r.Next(5) - 2) / 4f).ToArray() : null;
             int g = limited ? groups : 0;
+            var options = new TopKOptions
+            {
+                NumExpertGroups = g, NumLimitedGroups = limitedGroups, RouteNorm = norm, RouteScale = 2.5f,
+                ZeroDiscardedGroups = zeroDiscarded,
+            };
 
             Tensor hTop = Tensor.Zeros(DType.Float32, tokens, k), hIds = Tensor.Zeros(DType.Int64, tokens, k);
-            _host.TopK(Tensor.FromArray(s, tokens, experts), bias is null ? null : Tensor.FromArray(bias, experts), g, limitedGroups, norm, 1e-20f, 2.5f,
-                hTop, hIds, zeroDiscarded);
-            Tensor dTop = _b.Layer.Allocate(DType.Float32, tokens, k), dIds = _b.Layer.Allocate(DType.Int64, tokens, k);
-            _b.Layer.TopK(Up(s, tokens, experts), bias is null ? null : Up(bias, experts), g, limitedGroups, norm, 1e-20f, 2.5f, dTop, dIds,
-                zeroDiscarded);
+            _host.Router.TopK(Tensor.FromArray(s, tokens, experts), bias is null ? null : Tensor.FromArray(bias, experts), options, hTop, hIds);
+            Tensor dTop = _b.Layer.Allocator.Rent(DType.Float32, tokens, k), dIds = _b.Layer.Allocator.Rent(DType.Int64, tokens, k);
+            _b.Layer.Router.TopK(Up(s, tokens, experts), bias is null ? null : Up(bias, experts), options, dTop, dIds);
             Assert.Equal(hIds.AsSpan<long>().ToArray(), dIds.ToHost().AsSpan<long>().ToArray());
             Assert.Equal(hTop.AsSpan<float>().ToArray(), Floats(dTop));
-            Assert.Equal(_host.CountPerExpert(hIds, experts), _b.Layer.CountPerExpert(dIds, experts));
+            Assert.Equal(_host.Router.CountPerExpert(hIds, experts), _b.Layer.Router.CountPerExpert(dIds, experts));
 
             float[] gradTop = Random(r, tokens * k);
-            Tensor hGrad = Tensor.Zeros(DType.Float32, tokens, experts), dGrad = _b.Layer.Allocate(DType.Float32, tokens, experts);
-            _host.TopScoresBackward(Tensor.FromArray(s, tokens, experts), hIds, Tensor.FromArray(gradTop, tokens, k), norm, 1e-20f, 2.5f, hGrad);
-            _b.Layer.TopScoresBackward(Up(s, tokens, experts), dIds, Up(gradTop, tokens, k), norm, 1e-20f, 2.5f, dGrad);
+            Tensor hGrad = Tensor.Zeros(DType.Float32, tokens, experts), dGrad = _b.Layer.Allocator.Rent(DType.Float32, tokens, experts);
+            _host.Router.TopScoresBackward(Tensor.FromArray(s, tokens, experts), hIds, Tensor.FromArray(gradTop, tokens, k), options, hGrad);
+            _b.Layer.Router.TopScoresBackward(Up(s, tokens, experts), dIds, Up(gradTop, tokens, k), options, dGrad);
             Assert.Equal(hGrad.AsSpan<float>().ToArray(), Floats(dGrad));
         }, iter: 120, threads: 1);
     }
@@ -170,8 +176,12 @@ public class LayerKernelTests(CpuBackendFixture fixture)
         float[] bias = [0f, -1f, -1f, -1f, 0f, -1.5f];
         foreach ((bool zero, long[] expected) in new[] { (false, new long[] { 0, 1, 4 }), (true, new long[] { 0, 2, 4 }) })
         {
-            Tensor dTop = _b.Layer.Allocate(DType.Float32, 1, 3), dIds = _b.Layer.Allocate(DType.Int64, 1, 3);
-            _b.Layer.TopK(Up(s, 1, 6), Up(bias, 6), 3, 2, true, 1e-20f, 2.5f, dTop, dIds, zero);
+            Tensor dTop = _b.Layer.Allocator.Rent(DType.Float32, 1, 3), dIds = _b.Layer.Allocator.Rent(DType.Int64, 1, 3);
+            var options = new TopKOptions
+            {
+                NumExpertGroups = 3, NumLimitedGroups = 2, RouteNorm = true, RouteScale = 2.5f, ZeroDiscardedGroups = zero,
+            };
+            _b.Layer.Router.TopK(Up(s, 1, 6), Up(bias, 6), options, dTop, dIds);
             Assert.Equal(expected, dIds.ToHost().AsSpan<long>().ToArray());
             float sum = s[expected[0]] + s[expected[1]] + s[expected[2]];
             Assert.Equal(expected.Select(e => s[e] / (sum + 1e-20f) * 2.5f), Floats(dTop));
