@@ -29,13 +29,17 @@ public sealed class IlgpuLayerKernels
     private readonly IlgpuBackend _backend;
     private readonly Accelerator _acc;
     private readonly CublasRowMajorGemm? _cublas;
-    private readonly Action<Index1D, ArrayView<float>, int, int, int, ArrayView<float>, int, int, int, ArrayView<float>, int, int, int, int> _product;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> _swiGluBackward;
+    private readonly Action<Index1D, ArrayView<float>, int, int, int, ArrayView<float>, int, int, int, ArrayView<float>,
+        int, int, int, int> _product;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+        ArrayView<float>> _swiGluBackward;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int> _softmaxBackward;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> _sigmoidBackward;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<long>, ArrayView<float>, int, int, int, float, float, ArrayView<float>> _topScoresBackward;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<long>, ArrayView<float>, int, int, int, float, float,
+        ArrayView<float>> _topScoresBackward;
     private readonly Action<Index1D, ArrayView<float>, int, ArrayView<float>> _addInto;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, float, float, float, float, float, float> _adamW;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, float,
+        float, float, float, float, float> _adamW;
     private readonly Action<Index1D, ArrayView<float>, int, ArrayView<ushort>> _toBFloat16;
     private readonly Action<Index1D, ArrayView<float>, int, ArrayView<float>> _roundToBFloat16;
     private readonly Action<Index1D, ArrayView<ushort>, ArrayView<float>, int> _widenBFloat16;
@@ -43,29 +47,46 @@ public sealed class IlgpuLayerKernels
     private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, int, int, int, ArrayView<ushort>> _padToBFloat16;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, int, int, int, ArrayView<float>, int> _unpadInto;
 
-    /// <summary>Compiles the kernels on <paramref name="backend"/>'s accelerator; on CUDA also opens a cuBLAS handle on its stream.</summary>
+    /// <summary>Compiles the kernels on <paramref name="backend"/>'s accelerator; on CUDA also opens a cuBLAS handle on
+    /// its stream.</summary>
     /// <param name="backend">The device.</param>
-    /// <param name="bfloat16Products">Round every product's inputs to bfloat16 (float32 accumulation and output): see <see cref="BFloat16Products"/>.</param>
-    /// <param name="gemmPath">How grouped bfloat16 products run on cuBLAS; null: <see cref="GemmPathVariable"/>, else <see cref="BFloat16GemmPath.PaddedBatched"/>.</param>
-    /// <exception cref="DllNotFoundException">On CUDA, cuBLAS (<c>libcublas.so.13</c> or <c>.12</c>) cannot be loaded.</exception>
+    /// <param name="bfloat16Products">Round every product's inputs to bfloat16 (float32 accumulation and output): see
+    /// <see cref="BFloat16Products"/>.</param>
+    /// <param name="gemmPath">How grouped bfloat16 products run on cuBLAS; null: <see cref="GemmPathVariable"/>, else
+    /// <see cref="BFloat16GemmPath.PaddedBatched"/>.</param>
+    /// <exception cref="DllNotFoundException">On CUDA, cuBLAS (<c>libcublas.so.13</c> or <c>.12</c>) cannot be
+    /// loaded.</exception>
     public IlgpuLayerKernels(IlgpuBackend backend, bool bfloat16Products = false, BFloat16GemmPath? gemmPath = null)
     {
         _backend = backend ?? throw new ArgumentNullException(nameof(backend));
         BFloat16Products = bfloat16Products;
         _acc = backend.Accelerator;
-        _product = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, int, int, ArrayView<float>, int, int, int, ArrayView<float>, int, int, int, int>(LayerKernelBodies.StridedProduct);
-        _swiGluBackward = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(LayerKernelBodies.SwiGluBackward);
-        _softmaxBackward = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(LayerKernelBodies.SoftmaxBackwardRows);
-        _sigmoidBackward = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(LayerKernelBodies.SigmoidBackward);
-        _topScoresBackward = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<long>, ArrayView<float>, int, int, int, float, float, ArrayView<float>>(LayerKernelBodies.TopScoresBackward);
-        _addInto = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, ArrayView<float>>(LayerKernelBodies.AddInto);
-        _adamW = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, float, float, float, float, float, float>(LayerKernelBodies.AdamW);
-        _toBFloat16 = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, ArrayView<ushort>>(LayerKernelBodies.ToBFloat16);
-        _roundToBFloat16 = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, ArrayView<float>>(LayerKernelBodies.RoundToBFloat16);
-        _countIds = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<long>, ArrayView<long>>(LayerKernelBodies.CountIds);
-        _widenBFloat16 = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<float>, int>(LayerKernelBodies.WidenBFloat16);
-        _padToBFloat16 = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, int, int, int, ArrayView<ushort>>(LayerKernelBodies.PadToBFloat16);
-        _unpadInto = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, int, int, int, ArrayView<float>, int>(LayerKernelBodies.UnpadInto);
+        _product = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, int, int, ArrayView<float>, int,
+            int, int, ArrayView<float>, int, int, int, int>(LayerKernelBodies.StridedProduct);
+        _swiGluBackward = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>,
+            ArrayView<float>, ArrayView<float>, ArrayView<float>>(LayerKernelBodies.SwiGluBackward);
+        _softmaxBackward = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>,
+            ArrayView<float>, int>(LayerKernelBodies.SoftmaxBackwardRows);
+        _sigmoidBackward = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>,
+            ArrayView<float>>(LayerKernelBodies.SigmoidBackward);
+        _topScoresBackward = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<long>,
+            ArrayView<float>, int, int, int, float, float, ArrayView<float>>(LayerKernelBodies.TopScoresBackward);
+        _addInto = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int,
+            ArrayView<float>>(LayerKernelBodies.AddInto);
+        _adamW = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            ArrayView<float>, float, float, float, float, float, float>(LayerKernelBodies.AdamW);
+        _toBFloat16 = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int,
+            ArrayView<ushort>>(LayerKernelBodies.ToBFloat16);
+        _roundToBFloat16 = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int,
+            ArrayView<float>>(LayerKernelBodies.RoundToBFloat16);
+        _countIds = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<long>,
+            ArrayView<long>>(LayerKernelBodies.CountIds);
+        _widenBFloat16 = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<float>,
+            int>(LayerKernelBodies.WidenBFloat16);
+        _padToBFloat16 = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, int, int, int,
+            ArrayView<ushort>>(LayerKernelBodies.PadToBFloat16);
+        _unpadInto = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, int, int, int,
+            ArrayView<float>, int>(LayerKernelBodies.UnpadInto);
         GemmPath = gemmPath ?? Environment.GetEnvironmentVariable(GemmPathVariable) switch
         {
             "grouped16" => BFloat16GemmPath.GroupedBFloat16Output,
@@ -93,7 +114,8 @@ public sealed class IlgpuLayerKernels
     /// </summary>
     public const string GemmPathVariable = "MOESHARP_BF16_GEMM";
 
-    /// <summary>How grouped products with <see cref="BFloat16Products"/> run on cuBLAS (see <see cref="GemmPathVariable"/>).</summary>
+    /// <summary>How grouped products with <see cref="BFloat16Products"/> run on cuBLAS (see
+    /// <see cref="GemmPathVariable"/>).</summary>
     public BFloat16GemmPath GemmPath { get; }
 
     /// <summary>True when the products run through cuBLAS (a CUDA device).</summary>
@@ -127,10 +149,12 @@ public sealed class IlgpuLayerKernels
     private void Return(Tensor? tensor) => _backend.Allocator.Return(tensor);
 
     /// <inheritdoc />
-    public void MatMulTransposeB(MatrixOperand a, MatrixOperand b, MatrixOperand c, GemmShape shape, bool accumulate = false)
+    public void MatMulTransposeB(MatrixOperand a, MatrixOperand b, MatrixOperand c, GemmShape shape,
+        bool accumulate = false)
     {
         (int rows, int n, int k) = shape;
-        Product(a.Tensor, a.Offset * k, k, 1, b.Tensor, b.Offset * n * k, k, 1, c.Tensor, c.Offset * n, rows, n, k, accumulate,
+        Product(a.Tensor, a.Offset * k, k, 1, b.Tensor, b.Offset * n * k, k, 1, c.Tensor, c.Offset * n, rows, n, k,
+            accumulate,
             (cublas, pa, pb, pc, half) => cublas.MatMulTransposeB(pa, pb, pc, rows, n, k, accumulate, half));
     }
 
@@ -138,20 +162,24 @@ public sealed class IlgpuLayerKernels
     public void MatMul(MatrixOperand a, MatrixOperand b, MatrixOperand c, GemmShape shape, bool accumulate = false)
     {
         (int rows, int n, int k) = shape;
-        Product(a.Tensor, a.Offset * k, k, 1, b.Tensor, b.Offset * k * n, 1, n, c.Tensor, c.Offset * n, rows, n, k, accumulate,
+        Product(a.Tensor, a.Offset * k, k, 1, b.Tensor, b.Offset * k * n, 1, n, c.Tensor, c.Offset * n, rows, n, k,
+            accumulate,
             (cublas, pa, pb, pc, half) => cublas.MatMul(pa, pb, pc, rows, n, k, accumulate, half));
     }
 
     /// <inheritdoc />
-    public void MatMulTransposeA(MatrixOperand a, MatrixOperand b, MatrixOperand c, GemmShape shape, bool accumulate = false)
+    public void MatMulTransposeA(MatrixOperand a, MatrixOperand b, MatrixOperand c, GemmShape shape,
+        bool accumulate = false)
     {
         (int m, int n, int rows) = shape;
-        Product(a.Tensor, a.Offset * m, 1, m, b.Tensor, b.Offset * n, 1, n, c.Tensor, c.Offset * m * n, m, n, rows, accumulate,
+        Product(a.Tensor, a.Offset * m, 1, m, b.Tensor, b.Offset * n, 1, n, c.Tensor, c.Offset * m * n, m, n, rows,
+            accumulate,
             (cublas, pa, pb, pc, half) => cublas.MatMulTransposeA(pa, pb, pc, m, n, rows, accumulate, half));
     }
 
     /// <inheritdoc />
-    /// <remarks>On CUDA all groups go in one grouped cuBLAS call, each operand rounded once with bfloat16 products; elsewhere one product per group.</remarks>
+    /// <remarks>On CUDA all groups go in one grouped cuBLAS call, each operand rounded once with bfloat16 products;
+    /// elsewhere one product per group.</remarks>
     public void GroupedMatMulTransposeB(Tensor a, Tensor b, Tensor c, ReadOnlySpan<long> rowsPerGroup, int n, int k,
         bool accumulate = false)
     {
@@ -161,7 +189,8 @@ public sealed class IlgpuLayerKernels
                 MatMulTransposeB(new(a, start), new(b, g), new(c, start), new(rows, n, k), accumulate));
             return;
         }
-        RunGroupsOnCublas(a, b, rowsPerGroup, accumulate, c, RowOperands.A | RowOperands.C, k, 0, n, (o, g, start, rows) =>
+        RunGroupsOnCublas(a, b, rowsPerGroup, accumulate, c, RowOperands.A | RowOperands.C, k, 0, n, (o, g, start,
+            rows) =>
             CublasRowMajorGemm.TransposeBProblem(o.A(start * k), o.B(g * n * k), o.C(start * n), rows, n, k));
     }
 
@@ -175,7 +204,8 @@ public sealed class IlgpuLayerKernels
                 MatMul(new(a, start), new(b, g), new(c, start), new(rows, n, k), accumulate));
             return;
         }
-        RunGroupsOnCublas(a, b, rowsPerGroup, accumulate, c, RowOperands.A | RowOperands.C, k, 0, n, (o, g, start, rows) =>
+        RunGroupsOnCublas(a, b, rowsPerGroup, accumulate, c, RowOperands.A | RowOperands.C, k, 0, n, (o, g, start,
+            rows) =>
             CublasRowMajorGemm.TimesProblem(o.A(start * k), o.B(g * k * n), o.C(start * n), rows, n, k));
     }
 
@@ -189,12 +219,14 @@ public sealed class IlgpuLayerKernels
                 MatMulTransposeA(new(a, start), new(b, start), new(c, g), new(m, n, rows), accumulate));
             return;
         }
-        RunGroupsOnCublas(a, b, rowsPerGroup, accumulate, c, RowOperands.A | RowOperands.B, m, n, 0, (o, g, start, rows) =>
+        RunGroupsOnCublas(a, b, rowsPerGroup, accumulate, c, RowOperands.A | RowOperands.B, m, n, 0, (o, g, start,
+            rows) =>
             CublasRowMajorGemm.TransposeAProblem(o.A(start * m), o.B(start * n), o.C(g * m * n), m, n, rows));
     }
 
     /// <inheritdoc />
-    public void SwiGluForward(Tensor gate, Tensor up, Tensor activation) => _backend.Experts.SwiGluForward(gate, up, activation);
+    public void SwiGluForward(Tensor gate, Tensor up, Tensor activation) => _backend.Experts.SwiGluForward(gate, up,
+        activation);
 
     /// <inheritdoc />
     public void SwiGluBackward(Tensor gradActivation, Tensor gate, Tensor up, Tensor gradGate, Tensor gradUp)
@@ -204,7 +236,8 @@ public sealed class IlgpuLayerKernels
         DeviceViews.SameCount(gate, gradGate, nameof(gradGate));
         DeviceViews.SameCount(gate, gradUp, nameof(gradUp));
         if (n == 0) return;
-        _swiGluBackward(n, Floats(gradActivation, nameof(gradActivation)), Floats(gate, nameof(gate)), Floats(up, nameof(up)),
+        _swiGluBackward(n, Floats(gradActivation, nameof(gradActivation)), Floats(gate, nameof(gate)), Floats(up,
+            nameof(up)),
             Floats(gradGate, nameof(gradGate)), Floats(gradUp, nameof(gradUp)));
     }
 
@@ -223,11 +256,13 @@ public sealed class IlgpuLayerKernels
         if (n == 0) return;
         if (function == ScoreFunction.Softmax)
         {
-            _softmaxBackward(scores.Rows, Floats(scores, nameof(scores)), Floats(gradScores, nameof(gradScores)), Floats(gradLogits, nameof(gradLogits)), scores.RowLength);
+            _softmaxBackward(scores.Rows, Floats(scores, nameof(scores)), Floats(gradScores, nameof(gradScores)),
+                Floats(gradLogits, nameof(gradLogits)), scores.RowLength);
         }
         else
         {
-            _sigmoidBackward(n, Floats(scores, nameof(scores)), Floats(gradScores, nameof(gradScores)), Floats(gradLogits, nameof(gradLogits)));
+            _sigmoidBackward(n, Floats(scores, nameof(scores)), Floats(gradScores, nameof(gradScores)),
+                Floats(gradLogits, nameof(gradLogits)));
         }
     }
 
@@ -235,7 +270,8 @@ public sealed class IlgpuLayerKernels
     public void TopK(Tensor scores, Tensor? expertBias, TopKOptions options, Tensor topScores, Tensor expertIds)
     {
         ArgumentNullException.ThrowIfNull(options);
-        _backend.Router.TopK(scores, expertBias, topScores, expertIds, options.RouteNorm, options.NormEpsilon, options.RouteScale,
+        _backend.Router.TopK(scores, expertBias, topScores, expertIds, options.RouteNorm, options.NormEpsilon,
+            options.RouteScale,
             options.NumExpertGroups, options.NumLimitedGroups, options.ZeroDiscardedGroups);
     }
 
@@ -247,8 +283,10 @@ public sealed class IlgpuLayerKernels
         DeviceViews.SameCount(scores, gradScores, nameof(gradScores));
         DeviceViews.SameCount(expertIds, gradTopScores, nameof(gradTopScores));
         if (scores.Rows == 0 || scores.ElementCount == 0) return;
-        _topScoresBackward(scores.Rows, Floats(scores, nameof(scores)), DeviceViews.Longs(_acc, expertIds, nameof(expertIds)),
-            Floats(gradTopScores, nameof(gradTopScores)), scores.RowLength, expertIds.RowLength, options.RouteNorm ? 1 : 0,
+        _topScoresBackward(scores.Rows, Floats(scores, nameof(scores)), DeviceViews.Longs(_acc, expertIds,
+            nameof(expertIds)),
+            Floats(gradTopScores,
+                nameof(gradTopScores)), scores.RowLength, expertIds.RowLength, options.RouteNorm ? 1 : 0,
             options.NormEpsilon, options.RouteScale,
             Floats(gradScores, nameof(gradScores)));
     }
@@ -256,7 +294,8 @@ public sealed class IlgpuLayerKernels
     /// <inheritdoc />
     /// <remarks>
     /// Counted on the device (one atomic increment per id); only the E counts come to the host, one small copy that
-    /// waits for the router's kernels. Ids outside <c>[0, E)</c> are not counted, so the counts then sum to less than T·K.
+    /// waits for the router's kernels. Ids outside <c>[0, E)</c> are not counted, so the counts then sum to less than
+    /// T·K.
     /// </remarks>
     public long[] CountPerExpert(Tensor expertIds, int numExperts)
     {
@@ -265,7 +304,8 @@ public sealed class IlgpuLayerKernels
         Tensor counts = RentZeros(DType.Int64, numExperts);
         try
         {
-            if (expertIds.ElementCount > 0) _countIds(expertIds.ElementCount, DeviceViews.Longs(_acc, expertIds, nameof(expertIds)), DeviceViews.Longs(_acc, counts, nameof(counts)));
+            if (expertIds.ElementCount > 0) _countIds(expertIds.ElementCount, DeviceViews.Longs(_acc, expertIds,
+                nameof(expertIds)), DeviceViews.Longs(_acc, counts, nameof(counts)));
             return counts.ToHost().AsSpan<long>().ToArray();
         }
         finally
@@ -293,7 +333,8 @@ public sealed class IlgpuLayerKernels
         DeviceViews.SameCount(value, expAvg, nameof(expAvg));
         DeviceViews.SameCount(value, expAvgSq, nameof(expAvgSq));
         if (n == 0) return;
-        _adamW(n, Floats(value, nameof(value)), Floats(grad, nameof(grad)), Floats(expAvg, nameof(expAvg)), Floats(expAvgSq, nameof(expAvgSq)),
+        _adamW(n, Floats(value, nameof(value)), Floats(grad, nameof(grad)), Floats(expAvg, nameof(expAvg)),
+            Floats(expAvgSq, nameof(expAvgSq)),
             s.Beta1, s.Beta2, s.StepSize, s.Bias2Sqrt, s.Epsilon, s.Decay);
     }
 
@@ -306,12 +347,15 @@ public sealed class IlgpuLayerKernels
     /// operands are the contiguous ranges <c>A[aStart, aStart + m·k)</c> and <c>B[bStart, bStart + n·k)</c>; with
     /// <see cref="BFloat16Products"/> they are first rounded to bfloat16 (a scratch copy each).
     /// </summary>
-    private void Product(Tensor a, int aStart, int aRowStride, int aReduceStride, Tensor b, int bStart, int bColumnStride, int bReduceStride,
-        Tensor c, int cStart, int m, int n, int k, bool accumulate, Action<CublasRowMajorGemm, nint, nint, nint, bool> cublas)
+    private void Product(Tensor a, int aStart, int aRowStride, int aReduceStride, Tensor b, int bStart,
+        int bColumnStride, int bReduceStride,
+        Tensor c, int cStart, int m, int n, int k, bool accumulate,
+        Action<CublasRowMajorGemm, nint, nint, nint, bool> cublas)
     {
         if (m == 0 || n == 0) return;
         ArrayView<float> cView = Floats(c, nameof(c));
-        if ((long)cStart + (long)m * n > cView.Length) throw new ArgumentException($"the [{m}, {n}] product does not fit into {c} at element {cStart}", nameof(c));
+        if ((long)cStart + (long)m * n > cView.Length) throw new ArgumentException($"the [{m}, {n}] product does " +
+            $"not fit into {c} at element {cStart}", nameof(c));
         if (k == 0)
         {
             if (!accumulate) cView.SubView(cStart, (long)m * n).MemSetToZero(_acc.DefaultStream);
@@ -329,7 +373,8 @@ public sealed class IlgpuLayerKernels
             Tensor halfA = Rent(DType.BFloat16, aLength), halfB = Rent(DType.BFloat16, bLength);
             _toBFloat16(aLength, Floats(a, nameof(a)), aStart, DeviceViews.BFloat16Bits(_acc, halfA, nameof(a)));
             _toBFloat16(bLength, Floats(b, nameof(b)), bStart, DeviceViews.BFloat16Bits(_acc, halfB, nameof(b)));
-            cublas(_cublas, DevicePointers.Of(halfA, nameof(a)).Pointer, DevicePointers.Of(halfB, nameof(b)).Pointer, pc, true);
+            cublas(_cublas, DevicePointers.Of(halfA, nameof(a)).Pointer, DevicePointers.Of(halfB, nameof(b)).Pointer,
+                pc, true);
             // Stream-ordered reuse: the GEMM queued before reads them first.
             Return(halfA);
             Return(halfB);
@@ -337,20 +382,23 @@ public sealed class IlgpuLayerKernels
         }
         if (!BFloat16Products)
         {
-            _product(m * n, Floats(a, nameof(a)), aStart, aRowStride, aReduceStride, Floats(b, nameof(b)), bStart, bColumnStride, bReduceStride,
+            _product(m * n, Floats(a, nameof(a)), aStart, aRowStride, aReduceStride, Floats(b, nameof(b)), bStart,
+                bColumnStride, bReduceStride,
                 cView, cStart, n, k, accumulate ? 1 : 0);
             return;
         }
         Tensor roundedA = Rent(DType.Float32, aLength), roundedB = Rent(DType.Float32, bLength);
         _roundToBFloat16(aLength, Floats(a, nameof(a)), aStart, Floats(roundedA, nameof(a)));
         _roundToBFloat16(bLength, Floats(b, nameof(b)), bStart, Floats(roundedB, nameof(b)));
-        _product(m * n, Floats(roundedA, nameof(a)), 0, aRowStride, aReduceStride, Floats(roundedB, nameof(b)), 0, bColumnStride, bReduceStride,
+        _product(m * n, Floats(roundedA, nameof(a)), 0, aRowStride, aReduceStride, Floats(roundedB, nameof(b)), 0,
+            bColumnStride, bReduceStride,
             cView, cStart, n, k, accumulate ? 1 : 0);
         Return(roundedA);
         Return(roundedB);
     }
 
-    /// <summary>Whether grouped products go to cuBLAS as one grouped call (a reduction or row length of 0 takes the per-group path).</summary>
+    /// <summary>Whether grouped products go to cuBLAS as one grouped call (a reduction or row length of 0 takes the
+    /// per-group path).</summary>
     private bool GroupsOnCublas(int inner) => _cublas is not null && inner > 0;
 
     /// <summary>The three operands' device pointers and element sizes: element offsets to addresses.</summary>
@@ -369,10 +417,12 @@ public sealed class IlgpuLayerKernels
     /// <summary>
     /// One cuBLAS grouped call for every group with rows (<paramref name="problem"/> places group g's product in the
     /// operands). float32 products go as they are; bfloat16 products take <see cref="GemmPath"/>: the operands are
-    /// copied to bfloat16 storage (or rounded in float32 storage) in stream-ordered scratch, and with a bfloat16 output the
+    /// copied to bfloat16 storage (or rounded in float32 storage) in stream-ordered scratch, and with a bfloat16 output
+    /// the
     /// product lands in scratch and is widened into <paramref name="c"/> (added when <paramref name="accumulate"/>).
     /// </summary>
-    private void RunGroupsOnCublas(Tensor a, Tensor b, ReadOnlySpan<long> rowsPerGroup, bool accumulate, Tensor c, RowOperands rowOperands,
+    private void RunGroupsOnCublas(Tensor a, Tensor b, ReadOnlySpan<long> rowsPerGroup, bool accumulate, Tensor c,
+        RowOperands rowOperands,
         int aColumns, int bColumns, int cColumns, GroupProblem problem)
     {
         var scratch = new List<Tensor>(3);
@@ -387,15 +437,18 @@ public sealed class IlgpuLayerKernels
                 capacity = Math.Max(capacity, rows);
                 total += rows;
             }
-            if (BFloat16Products && GemmPath == BFloat16GemmPath.PaddedBatched && total > 0 && (everyGroup || accumulate)
+            if (BFloat16Products && GemmPath == BFloat16GemmPath.PaddedBatched && total > 0 && (everyGroup
+                || accumulate)
                 && capacity * rowsPerGroup.Length <= total + (total / 4))
             {
-                RunPadded(a, b, rowsPerGroup, (int)capacity, accumulate, c, rowOperands, aColumns, bColumns, cColumns, problem, scratch);
+                RunPadded(a, b, rowsPerGroup, (int)capacity, accumulate, c, rowOperands, aColumns, bColumns, cColumns,
+                    problem, scratch);
                 return;
             }
             if (!BFloat16Products)
             {
-                var o = new Operands(Pointer(a, 0, nameof(a)), 4, Pointer(b, 0, nameof(b)), 4, Pointer(c, 0, nameof(c)), 4);
+                var o = new Operands(Pointer(a, 0, nameof(a)), 4, Pointer(b, 0, nameof(b)), 4, Pointer(c, 0, nameof(c)),
+                    4);
                 IGemmKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => problems.Add(problem(o, g, start, rows)));
                 _cublas!.Grouped(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(problems), accumulate);
                 return;
@@ -403,14 +456,17 @@ public sealed class IlgpuLayerKernels
             if (GemmPath == BFloat16GemmPath.RoundedInFloat32)
             {
                 Tensor ra = Rounded(a, scratch), rb = Rounded(b, scratch);
-                var o = new Operands(Pointer(ra, 0, nameof(a)), 4, Pointer(rb, 0, nameof(b)), 4, Pointer(c, 0, nameof(c)), 4);
+                var o = new Operands(Pointer(ra, 0, nameof(a)), 4, Pointer(rb, 0, nameof(b)), 4, Pointer(c, 0,
+                    nameof(c)), 4);
                 IGemmKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => problems.Add(problem(o, g, start, rows)));
-                _cublas!.Grouped(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(problems), accumulate, bfloat16Values: true);
+                _cublas!.Grouped(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(problems), accumulate,
+                    bfloat16Values: true);
                 return;
             }
             Tensor ha = Half(a, scratch), hb = Half(b, scratch);
             nint pa = DevicePointers.Of(ha, nameof(a)).Pointer, pb = DevicePointers.Of(hb, nameof(b)).Pointer;
-            // A bfloat16 output in scratch is widened over all of C: only when every group writes its rows, or C is added to.
+            // A bfloat16 output in scratch is widened over all of C: only when every group writes its rows, or C is
+            // added to.
             // The padded path falls back to it too: one grouped call, where one call per group pays cuBLAS's per-shape
             // setup for every new row count (routing changes every training step).
             bool halfOutput = GemmPath is BFloat16GemmPath.GroupedBFloat16Output or BFloat16GemmPath.PaddedBatched
@@ -422,11 +478,15 @@ public sealed class IlgpuLayerKernels
                 scratch.Add(hc);
                 if (!everyGroup) Dispatch.Clear(hc);
             }
-            var operands = new Operands(pa, 2, pb, 2, hc is null ? Pointer(c, 0, nameof(c)) : DevicePointers.Of(hc, nameof(c)).Pointer, hc is null ? 4 : 2);
-            IGemmKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => problems.Add(problem(operands, g, start, rows)));
-            _cublas!.GroupedBFloat16(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(problems), accumulate && hc is null,
+            var operands = new Operands(pa, 2, pb, 2, hc is null ? Pointer(c, 0, nameof(c)) : DevicePointers.Of(hc,
+                nameof(c)).Pointer, hc is null ? 4 : 2);
+            IGemmKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => problems.Add(problem(operands, g, start,
+                rows)));
+            _cublas!.GroupedBFloat16(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(problems), accumulate
+                && hc is null,
                 bfloat16Output: hc is not null, grouped: hc is not null);
-            if (hc is not null) _widenBFloat16(c.ElementCount, DeviceViews.BFloat16Bits(_acc, hc, nameof(c)), Floats(c, nameof(c)), accumulate ? 1 : 0);
+            if (hc is not null) _widenBFloat16(c.ElementCount, DeviceViews.BFloat16Bits(_acc, hc, nameof(c)), Floats(c,
+                nameof(c)), accumulate ? 1 : 0);
         }
         finally
         {
@@ -435,7 +495,8 @@ public sealed class IlgpuLayerKernels
         }
     }
 
-    /// <summary>Which operands of a grouped product are row blocks of the groups (the others are indexed by group).</summary>
+    /// <summary>Which operands of a grouped product are row blocks of the groups (the others are indexed by
+    /// group).</summary>
     [Flags]
     private enum RowOperands
     {
@@ -446,11 +507,13 @@ public sealed class IlgpuLayerKernels
 
     /// <summary>
     /// <see cref="BFloat16GemmPath.PaddedBatched"/>: the row operands copied to bfloat16 with every group at
-    /// <paramref name="capacity"/> rows (zeros after its own), the group-indexed ones to bfloat16 as they are, one strided
+    /// <paramref name="capacity"/> rows (zeros after its own), the group-indexed ones to bfloat16 as they are, one
+    /// strided
     /// batched call (its strides read off the problems of groups 0 and 1), and a row output copied back from the
     /// padded float32 scratch. Zero rows add nothing to a reduction over rows, so weight gradients come out exact.
     /// </summary>
-    private void RunPadded(Tensor a, Tensor b, ReadOnlySpan<long> rowsPerGroup, int capacity, bool accumulate, Tensor c, RowOperands rowOperands,
+    private void RunPadded(Tensor a, Tensor b, ReadOnlySpan<long> rowsPerGroup, int capacity, bool accumulate, Tensor c,
+        RowOperands rowOperands,
         int aColumns, int bColumns, int cColumns, GroupProblem problem, List<Tensor> scratch)
     {
         int groups = rowsPerGroup.Length;
@@ -470,7 +533,8 @@ public sealed class IlgpuLayerKernels
         {
             Tensor padded = Rent(DType.BFloat16, checked((int)(paddedRows * columns)));
             scratch.Add(padded);
-            _padToBFloat16(padded.ElementCount, Floats(t, "operand"), layout, groups, capacity, columns, DeviceViews.BFloat16Bits(_acc, padded, "operand"));
+            _padToBFloat16(padded.ElementCount, Floats(t, "operand"), layout, groups, capacity, columns,
+                DeviceViews.BFloat16Bits(_acc, padded, "operand"));
             return padded;
         }
         Tensor ha = rowOperands.HasFlag(RowOperands.A) ? Pad(a, aColumns) : Half(a, scratch);
@@ -485,11 +549,13 @@ public sealed class IlgpuLayerKernels
             paddedC is null ? Pointer(c, 0, nameof(c)) : DevicePointers.Of(paddedC, nameof(c)).Pointer, 4);
         GemmProblem first = problem(o, 0, 0, capacity);
         GemmProblem second = groups > 1 ? problem(o, 1, capacity, capacity) : first;
-        _cublas!.StridedBatchedBFloat16(first, second.First - first.First, second.Second - first.Second, second.C - first.C, groups,
+        _cublas!.StridedBatchedBFloat16(first, second.First - first.First, second.Second - first.Second,
+            second.C - first.C, groups,
             accumulate && paddedC is null);
         if (paddedC is not null)
         {
-            _unpadInto(paddedC.ElementCount, Floats(paddedC, nameof(c)), layout, groups, capacity, cColumns, Floats(c, nameof(c)), accumulate ? 1 : 0);
+            _unpadInto(paddedC.ElementCount, Floats(paddedC, nameof(c)), layout, groups, capacity, cColumns, Floats(c,
+                nameof(c)), accumulate ? 1 : 0);
         }
     }
 
@@ -498,7 +564,8 @@ public sealed class IlgpuLayerKernels
     {
         Tensor half = Rent(DType.BFloat16, t.ElementCount);
         scratch.Add(half);
-        if (t.ElementCount > 0) _toBFloat16(t.ElementCount, Floats(t, "operand"), 0, DeviceViews.BFloat16Bits(_acc, half, "operand"));
+        if (t.ElementCount > 0) _toBFloat16(t.ElementCount, Floats(t, "operand"), 0, DeviceViews.BFloat16Bits(_acc,
+            half, "operand"));
         return half;
     }
 

@@ -9,7 +9,8 @@ namespace MoeSharp.Compute;
 /// </summary>
 public sealed class HostLayerKernels : ILayerKernels
 {
-    /// <summary>Creates the host layer kernels next to <paramref name="dispatch"/> (new host dispatch kernels when null).</summary>
+    /// <summary>Creates the host layer kernels next to <paramref name="dispatch"/> (new host dispatch kernels when
+    /// null).</summary>
     /// <param name="dispatch">The host dispatch kernels the layer shares its device with.</param>
     /// <exception cref="ArgumentException"><paramref name="dispatch"/> is not a host backend.</exception>
     public HostLayerKernels(IMoeKernels? dispatch = null)

@@ -34,12 +34,14 @@ public sealed class HostRouterKernels : IRouterKernels
     {
         if (function == ScoreFunction.Softmax)
         {
-            HostScoreFunctions.SoftmaxBackward(scores.AsSpan<float>(), gradScores.AsSpan<float>(), gradLogits.AsSpan<float>(),
+            HostScoreFunctions.SoftmaxBackward(scores.AsSpan<float>(), gradScores.AsSpan<float>(),
+                gradLogits.AsSpan<float>(),
                 scores.RowLength);
         }
         else
         {
-            HostScoreFunctions.SigmoidBackward(scores.AsSpan<float>(), gradScores.AsSpan<float>(), gradLogits.AsSpan<float>());
+            HostScoreFunctions.SigmoidBackward(scores.AsSpan<float>(), gradScores.AsSpan<float>(),
+                gradLogits.AsSpan<float>());
         }
     }
 
@@ -59,7 +61,8 @@ public sealed class HostRouterKernels : IRouterKernels
             ReadOnlySpan<float> row = s.Slice(t * e, e);
             if (bias.IsEmpty) row.CopyTo(biased);
             else for (int i = 0; i < e; i++) biased[i] = row[i] + bias[i];
-            TopKExpertChoice.Choose(biased, options.NumExpertGroups, options.NumLimitedGroups, eligible, groupScores, chosen,
+            TopKExpertChoice.Choose(biased, options.NumExpertGroups, options.NumLimitedGroups, eligible, groupScores,
+                chosen,
                 options.ZeroDiscardedGroups);
 
             Span<float> ts = topScores.Row<float>(t);

@@ -61,8 +61,8 @@ public interface IGemmKernels
     /// <param name="b">Weights <c>[G, N, K]</c>.</param>
     /// <param name="c">Output rows <c>[R, N]</c>.</param>
     /// <param name="rowsPerGroup">Rows of each group, summing to R.</param>
-    /// <param name="n">N.</param>
-    /// <param name="k">K.</param>
+    /// <param name="n">N, the output columns.</param>
+    /// <param name="k">K, the length of the reduction.</param>
     /// <param name="accumulate">Add to <paramref name="c"/>.</param>
     void GroupedMatMulTransposeB(Tensor a, Tensor b, Tensor c, ReadOnlySpan<long> rowsPerGroup, int n, int k,
         bool accumulate = false)
@@ -74,8 +74,8 @@ public interface IGemmKernels
     /// <param name="b">Weights <c>[G, K, N]</c>.</param>
     /// <param name="c">Input-gradient rows <c>[R, N]</c>.</param>
     /// <param name="rowsPerGroup">Rows of each group, summing to R.</param>
-    /// <param name="n">N.</param>
-    /// <param name="k">K.</param>
+    /// <param name="n">N, the output columns.</param>
+    /// <param name="k">K, the length of the reduction.</param>
     /// <param name="accumulate">Add to <paramref name="c"/>.</param>
     void GroupedMatMul(Tensor a, Tensor b, Tensor c, ReadOnlySpan<long> rowsPerGroup, int n, int k,
         bool accumulate = false)
@@ -90,8 +90,8 @@ public interface IGemmKernels
     /// <param name="b">Input rows <c>[R, N]</c>, expert-major.</param>
     /// <param name="c">Gradients <c>[G, M, N]</c>.</param>
     /// <param name="rowsPerGroup">Rows of each group, summing to R.</param>
-    /// <param name="m">M.</param>
-    /// <param name="n">N.</param>
+    /// <param name="m">M, the gradient rows.</param>
+    /// <param name="n">N, the output columns.</param>
     /// <param name="accumulate">Continue from <paramref name="c"/>'s values.</param>
     void GroupedMatMulTransposeA(Tensor a, Tensor b, Tensor c, ReadOnlySpan<long> rowsPerGroup, int m, int n,
         bool accumulate = false)

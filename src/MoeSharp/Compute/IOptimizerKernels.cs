@@ -11,7 +11,7 @@ public interface IOptimizerKernels
     /// <c>θ = θ·decay − stepSize·m / (√v / bias2Sqrt + ε)</c>.
     /// </summary>
     /// <param name="value">θ, updated in place.</param>
-    /// <param name="grad">g.</param>
+    /// <param name="grad">g, the gradient of the loss w.r.t. θ.</param>
     /// <param name="expAvg">m, updated in place.</param>
     /// <param name="expAvgSq">v, updated in place.</param>
     /// <param name="scalars">The step's scalars.</param>
@@ -19,11 +19,11 @@ public interface IOptimizerKernels
 }
 
 /// <summary>The scalars of one AdamW step (bias corrections folded in).</summary>
-/// <param name="Beta1">β1.</param>
-/// <param name="Beta2">β2.</param>
+/// <param name="Beta1">β1, the first moment's decay rate.</param>
+/// <param name="Beta2">β2, the second moment's decay rate.</param>
 /// <param name="StepSize">lr / (1 − β1^t).</param>
 /// <param name="Bias2Sqrt">√(1 − β2^t).</param>
-/// <param name="Epsilon">ε.</param>
+/// <param name="Epsilon">ε, keeps the denominator away from zero.</param>
 /// <param name="Decay">1 − lr·weight decay.</param>
 public readonly record struct AdamWScalars(float Beta1, float Beta2, float StepSize, float Bias2Sqrt, float Epsilon,
     float Decay);

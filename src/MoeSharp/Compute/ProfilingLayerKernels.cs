@@ -45,7 +45,8 @@ public sealed class ProfilingLayerKernels(ILayerKernels inner)
     public Tensor RentZeros(DType dtype, params int[] shape) => inner.RentZeros(dtype, shape);
 
     /// <inheritdoc />
-    public void MatMulTransposeB(MatrixOperand a, MatrixOperand b, MatrixOperand c, GemmShape shape, bool accumulate = false)
+    public void MatMulTransposeB(MatrixOperand a, MatrixOperand b, MatrixOperand c, GemmShape shape,
+        bool accumulate = false)
         => _times.Time(nameof(MatMulTransposeB), () => inner.Gemm.MatMulTransposeB(a, b, c, shape, accumulate));
 
     /// <inheritdoc />
@@ -53,7 +54,8 @@ public sealed class ProfilingLayerKernels(ILayerKernels inner)
         => _times.Time(nameof(MatMul), () => inner.Gemm.MatMul(a, b, c, shape, accumulate));
 
     /// <inheritdoc />
-    public void MatMulTransposeA(MatrixOperand a, MatrixOperand b, MatrixOperand c, GemmShape shape, bool accumulate = false)
+    public void MatMulTransposeA(MatrixOperand a, MatrixOperand b, MatrixOperand c, GemmShape shape,
+        bool accumulate = false)
         => _times.Time(nameof(MatMulTransposeA), () => inner.Gemm.MatMulTransposeA(a, b, c, shape, accumulate));
 
     /// <inheritdoc />
@@ -61,7 +63,8 @@ public sealed class ProfilingLayerKernels(ILayerKernels inner)
         bool accumulate = false)
     {
         long[] groups = rowsPerGroup.ToArray();
-        _times.Time(nameof(GroupedMatMulTransposeB), () => inner.Gemm.GroupedMatMulTransposeB(a, b, c, groups, n, k, accumulate));
+        _times.Time(nameof(GroupedMatMulTransposeB), () => inner.Gemm.GroupedMatMulTransposeB(a, b, c, groups, n, k,
+            accumulate));
     }
 
     /// <inheritdoc />
@@ -77,7 +80,8 @@ public sealed class ProfilingLayerKernels(ILayerKernels inner)
         bool accumulate = false)
     {
         long[] groups = rowsPerGroup.ToArray();
-        _times.Time(nameof(GroupedMatMulTransposeA), () => inner.Gemm.GroupedMatMulTransposeA(a, b, c, groups, m, n, accumulate));
+        _times.Time(nameof(GroupedMatMulTransposeA), () => inner.Gemm.GroupedMatMulTransposeA(a, b, c, groups, m, n,
+            accumulate));
     }
 
     /// <inheritdoc />
@@ -99,7 +103,8 @@ public sealed class ProfilingLayerKernels(ILayerKernels inner)
 
     /// <inheritdoc />
     public void ScoreBackward(ScoreFunction function, Tensor scores, Tensor gradScores, Tensor gradLogits)
-        => _times.Time(nameof(ScoreBackward), () => inner.Router.ScoreBackward(function, scores, gradScores, gradLogits));
+        => _times.Time(nameof(ScoreBackward), () => inner.Router.ScoreBackward(function, scores, gradScores,
+            gradLogits));
 
     /// <inheritdoc />
     public void TopK(Tensor scores, Tensor? expertBias, TopKOptions options, Tensor topScores, Tensor expertIds)

@@ -63,7 +63,8 @@ public sealed record TopKOptions
         }
         if (numExperts % NumExpertGroups != 0 || numExperts / NumExpertGroups < 2)
         {
-            return $"num_expert_groups {NumExpertGroups} must divide the {numExperts} experts into groups of at least two";
+            return $"num_expert_groups {NumExpertGroups} must divide the {numExperts} experts into groups of at " +
+                "least two";
         }
         if (NumLimitedGroups < 1 || NumLimitedGroups > NumExpertGroups)
         {
@@ -71,7 +72,8 @@ public sealed record TopKOptions
         }
         int perGroup = numExperts / NumExpertGroups;
         return NumLimitedGroups * perGroup < topK
-            ? $"num_limited_groups {NumLimitedGroups} × {perGroup} experts per group leaves fewer than top-k {topK} eligible"
+            ? $"num_limited_groups {NumLimitedGroups} × {perGroup} experts per group leaves fewer than top-k {topK} " +
+                "eligible"
             : null;
     }
 }

@@ -16,10 +16,11 @@ public sealed class GroupedExperts
 {
     private readonly ILayerKernels _kernels;
 
-    /// <summary>Creates experts with zero weights (fill <see cref="W1"/>, <see cref="W2"/>, <see cref="W3"/>).</summary>
-    /// <param name="numLocalExperts">E_local.</param>
-    /// <param name="dim">D.</param>
-    /// <param name="hidden">H.</param>
+    /// <summary>Creates experts with zero weights (fill <see cref="W1"/>, <see cref="W2"/>,
+    /// <see cref="W3"/>).</summary>
+    /// <param name="numLocalExperts">E_local, the experts on this rank.</param>
+    /// <param name="dim">D, the model dimension.</param>
+    /// <param name="hidden">H, each expert's hidden dimension.</param>
     /// <param name="kernels">Where the weights live and the products run; the host when null.</param>
     /// <exception cref="ArgumentOutOfRangeException">A size is not positive.</exception>
     /// <exception cref="SizeLimitException">E_local · H · D exceeds what one tensor can index.</exception>
@@ -61,7 +62,8 @@ public sealed class GroupedExperts
     /// <param name="xRouted">Expert-major rows: [R, D] float32 (kept by reference for the backward).</param>
     /// <param name="tokensPerLocalExpert">[E_local] rows per local expert, summing to R (zeros allowed).</param>
     /// <returns>The output rows [R, D] and the saved activations.</returns>
-    /// <exception cref="ArgumentException">A shape is wrong, a count is negative or the counts do not sum to R.</exception>
+    /// <exception cref="ArgumentException">A shape is wrong, a count is negative or the counts do not sum to
+    /// R.</exception>
     public SwiGluForwardResult Forward(Tensor xRouted, ReadOnlySpan<long> tokensPerLocalExpert)
     {
         int rows = CheckRows(xRouted, nameof(xRouted));
@@ -73,13 +75,15 @@ public sealed class GroupedExperts
         Tensor activation = scope.Rent(DType.Float32, rows, h);
         Tensor output = scope.Rent(DType.Float32, rows, d);
 
-        // g = x·w1ᵀ and u = x·w3ᵀ per expert, a = silu(g) ⊙ u on every row at once (element-wise), y = a·w2ᵀ per expert.
+        // g = x·w1ᵀ and u = x·w3ᵀ per expert, a = silu(g) ⊙ u on every row at once (element-wise), y = a·w2ᵀ per
+        // expert.
         IGemmKernels gemm = _kernels.Gemm;
         gemm.GroupedMatMulTransposeB(xRouted, W1, gate, counts, h, d);
         gemm.GroupedMatMulTransposeB(xRouted, W3, up, counts, h, d);
         _kernels.Elementwise.SwiGluForward(gate, up, activation);
         gemm.GroupedMatMulTransposeB(activation, W2, output, counts, d, h);
-        return new SwiGluForwardResult(scope.Keep(output), xRouted, scope.Keep(gate), scope.Keep(up), scope.Keep(activation),
+        return new SwiGluForwardResult(scope.Keep(output), xRouted, scope.Keep(gate), scope.Keep(up),
+            scope.Keep(activation),
             counts);
     }
 
@@ -88,14 +92,16 @@ public sealed class GroupedExperts
     /// <param name="gradOutput">dy: [R, D] float32.</param>
     /// <returns>dx [R, D] and dw1, dw2, dw3 shaped like the weights (zero for experts without rows).</returns>
     /// <exception cref="ArgumentException">A shape is wrong.</exception>
-    public SwiGluGradients Backward(SwiGluForwardResult forward, Tensor gradOutput) => Backward(forward, gradOutput, null);
+    public SwiGluGradients Backward(SwiGluForwardResult forward, Tensor gradOutput) => Backward(forward, gradOutput,
+        null);
 
     /// <summary>
     /// <see cref="Backward(SwiGluForwardResult, Tensor)"/>; when <paramref name="accumulateInto"/> is given,
     /// the weight gradients continue the reduction over rows from its GradW1/2/3 (updated in place and
     /// returned) instead of starting from zero.
     /// </summary>
-    internal SwiGluGradients Backward(SwiGluForwardResult forward, Tensor gradOutput, SwiGluWeightGradients? accumulateInto)
+    internal SwiGluGradients Backward(SwiGluForwardResult forward, Tensor gradOutput,
+        SwiGluWeightGradients? accumulateInto)
     {
         ArgumentNullException.ThrowIfNull(forward);
         if (forward.RowsPerExpert.Length != NumLocalExperts || forward.Gate.Rank != 2 || forward.Gate.Dim(1) != Hidden)
@@ -108,9 +114,12 @@ public sealed class GroupedExperts
         bool accumulate = accumulateInto is not null;
         using var scope = new TensorScope(_kernels.Allocator);
         Tensor gradX = scope.Rent(DType.Float32, rows, d);
-        Tensor gradW1 = accumulateInto?.GradW1 ?? scope.Adopt(_kernels.RentZeros(DType.Float32, NumLocalExperts, h, d))!;
-        Tensor gradW2 = accumulateInto?.GradW2 ?? scope.Adopt(_kernels.RentZeros(DType.Float32, NumLocalExperts, d, h))!;
-        Tensor gradW3 = accumulateInto?.GradW3 ?? scope.Adopt(_kernels.RentZeros(DType.Float32, NumLocalExperts, h, d))!;
+        Tensor gradW1 = accumulateInto?.GradW1 ?? scope.Adopt(_kernels.RentZeros(DType.Float32, NumLocalExperts, h,
+            d))!;
+        Tensor gradW2 = accumulateInto?.GradW2 ?? scope.Adopt(_kernels.RentZeros(DType.Float32, NumLocalExperts, d,
+            h))!;
+        Tensor gradW3 = accumulateInto?.GradW3 ?? scope.Adopt(_kernels.RentZeros(DType.Float32, NumLocalExperts, h,
+            d))!;
         Tensor gradActivation = scope.Rent(DType.Float32, rows, h);
         Tensor gradGate = scope.Rent(DType.Float32, rows, h);
         Tensor gradUp = scope.Rent(DType.Float32, rows, h);
@@ -167,13 +176,15 @@ public sealed class GroupedExperts
         {
             if (counts[e] < 0)
             {
-                throw new ArgumentOutOfRangeException("tokensPerLocalExpert", counts[e], $"negative row count for local expert {e}");
+                throw new ArgumentOutOfRangeException("tokensPerLocalExpert", counts[e],
+                    $"negative row count for local expert {e}");
             }
             total += counts[e];
         }
         if (total != rows)
         {
-            throw new ArgumentException($"tokensPerLocalExpert sums to {total} but xRouted has {rows} rows", "tokensPerLocalExpert");
+            throw new ArgumentException($"tokensPerLocalExpert sums to {total} but xRouted has {rows} rows",
+                "tokensPerLocalExpert");
         }
         return counts.ToArray();
     }

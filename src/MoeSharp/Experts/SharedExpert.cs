@@ -12,8 +12,8 @@ public sealed class SharedExpert
     private readonly GroupedExperts _single;
 
     /// <summary>Creates a shared expert with zero weights.</summary>
-    /// <param name="dim">D.</param>
-    /// <param name="hidden">Hs.</param>
+    /// <param name="dim">D, the model dimension.</param>
+    /// <param name="hidden">Hs, the shared expert's hidden dimension.</param>
     /// <param name="kernels">Where the weights live and the products run; the host when null.</param>
     /// <exception cref="ArgumentOutOfRangeException">A size is not positive.</exception>
     public SharedExpert(int dim, int hidden, ILayerKernels? kernels = null)
@@ -59,7 +59,8 @@ public sealed class SharedExpert
     /// <param name="gradOutput">dy: [T, D] float32.</param>
     /// <returns>dx [T, D], dw1 [Hs, D], dw2 [D, Hs], dw3 [Hs, D].</returns>
     /// <exception cref="ArgumentException">A shape is wrong.</exception>
-    public SwiGluGradients Backward(SwiGluForwardResult forward, Tensor gradOutput) => Backward(forward, gradOutput, null);
+    public SwiGluGradients Backward(SwiGluForwardResult forward, Tensor gradOutput) => Backward(forward, gradOutput,
+        null);
 
     /// <summary>
     /// Gradients of x and of the weights; the weight gradients continue the reduction over tokens from the
@@ -71,9 +72,11 @@ public sealed class SharedExpert
     /// <param name="accumulateInto">
     /// Running weight gradients (GradW1 [Hs, D], GradW2 [D, Hs], GradW3 [Hs, D]), or null to start from zero.
     /// </param>
-    /// <returns>dx [T, D] and the weight gradients (the tensors of <paramref name="accumulateInto"/> when given).</returns>
+    /// <returns>dx [T, D] and the weight gradients (the tensors of <paramref name="accumulateInto"/> when
+    /// given).</returns>
     /// <exception cref="ArgumentException">A shape is wrong.</exception>
-    public SwiGluGradients Backward(SwiGluForwardResult forward, Tensor gradOutput, SwiGluWeightGradients? accumulateInto)
+    public SwiGluGradients Backward(SwiGluForwardResult forward, Tensor gradOutput,
+        SwiGluWeightGradients? accumulateInto)
     {
         SwiGluWeightGradients? running = null;
         if (accumulateInto is not null)
@@ -93,7 +96,8 @@ public sealed class SharedExpert
         ArgumentNullException.ThrowIfNull(tensor, "accumulateInto");
         if (tensor.DType != DType.Float32 || tensor.Rank != 2 || tensor.Dim(0) != rows || tensor.Dim(1) != columns)
         {
-            throw new ArgumentException($"accumulateInto holds {tensor}, expected float32 [{rows}, {columns}]", "accumulateInto");
+            throw new ArgumentException($"accumulateInto holds {tensor}, expected float32 [{rows}, {columns}]",
+                "accumulateInto");
         }
     }
 }

@@ -41,7 +41,8 @@ public sealed class MoeLayer : IDisposable
     private readonly IProcessGroup? _world;
     private readonly ExpertLoadBalancer? _balancer;
     private readonly ILayerKernels _kernels;
-    /// <summary>The last forward's working tensors, which <see cref="Backward"/> reads; ended by the next forward.</summary>
+    /// <summary>The last forward's working tensors, which <see cref="Backward"/> reads; ended by the next
+    /// forward.</summary>
     private TensorScope? _forwardScope;
     private ForwardContext? _saved;
     private bool _disposed;
@@ -75,41 +76,50 @@ public sealed class MoeLayer : IDisposable
         if (kernels is null && !dispatcher.Kernels.IsHost)
         {
             throw new ArgumentException(
-                $"the dispatcher runs on {dispatcher.Kernels.DeviceName}: pass that device's layer kernels (rank {dispatcher.EpRank})", nameof(kernels));
+                $"the dispatcher runs on {dispatcher.Kernels.DeviceName}: pass that device's layer kernels (rank " +
+                    $"{dispatcher.EpRank})", nameof(kernels));
         }
         if (kernels is not null && kernels.Dispatch.DeviceName != dispatcher.Kernels.DeviceName)
         {
             throw new ArgumentException(
-                $"the layer kernels run on {kernels.Dispatch.DeviceName} but the dispatcher on {dispatcher.Kernels.DeviceName} (rank {dispatcher.EpRank})",
+                $"the layer kernels run on {kernels.Dispatch.DeviceName} but the dispatcher on " +
+                    $"{dispatcher.Kernels.DeviceName} (rank {dispatcher.EpRank})",
                 nameof(kernels));
         }
         if (dispatcher.Config.NumExperts != args.NumExperts || dispatcher.Config.TopK != args.TopK)
         {
             throw new ArgumentException(
-                $"the dispatcher routes E = {dispatcher.Config.NumExperts}, K = {dispatcher.Config.TopK} but the layer has E = {args.NumExperts}, K = {args.TopK}",
+                $"the dispatcher routes E = {dispatcher.Config.NumExperts}, K = {dispatcher.Config.TopK} but the " +
+                    $"layer has E = {args.NumExperts}, K = {args.TopK}",
                 nameof(dispatcher));
         }
-        if (world is null ? dispatcher.EpSize != 1 || dispatcher.SpSize != 1 : world.Size != dispatcher.EpSize || world.Rank != dispatcher.EpRank)
+        if (world is null ? dispatcher.EpSize != 1 || dispatcher.SpSize != 1 : world.Size != dispatcher.EpSize
+            || world.Rank != dispatcher.EpRank)
         {
             throw new ArgumentException(
-                $"the world group (size {world?.Size.ToString() ?? "none"}, rank {world?.Rank.ToString() ?? "none"}) must be the dispatcher's EP group (size {dispatcher.EpSize}, rank {dispatcher.EpRank}, SP size {dispatcher.SpSize})",
+                $"the world group (size {world?.Size.ToString() ?? "none"}, rank " +
+                    $"{world?.Rank.ToString() ?? "none"}) must be the dispatcher's EP group (size " +
+                        $"{dispatcher.EpSize}, rank {dispatcher.EpRank}, SP size {dispatcher.SpSize})",
                 nameof(world));
         }
 
         if (args.SharedExpertGate && args.SharedHidden == 0)
         {
-            throw new ArgumentException("a shared expert gate (SharedExpertGate) needs a shared expert (SharedHidden > 0)", nameof(args));
+            throw new ArgumentException("a shared expert gate (SharedExpertGate) needs a shared expert " +
+                "(SharedHidden > 0)", nameof(args));
         }
 
         // Sizes before allocation: one SizeLimitException with the figures instead of an overflow or an OOM mid-way.
-        MoeLayerMemoryEstimate.EnsureFits(args, dispatcher.NumLocalExperts, (kernels?.Dispatch ?? dispatcher.Kernels).IsHost,
+        MoeLayerMemoryEstimate.EnsureFits(args, dispatcher.NumLocalExperts, (kernels?.Dispatch
+            ?? dispatcher.Kernels).IsHost,
             dispatcher.EpRank);
 
         Args = args;
         Dispatcher = dispatcher;
         _world = world;
         _kernels = kernels ?? new HostLayerKernels(dispatcher.Kernels);
-        Router = new TokenChoiceTopKRouter(args.Dim, args.NumExperts, args.TopK, args.ScoreFunc, args.RouteNorm, args.RouteScale,
+        Router = new TokenChoiceTopKRouter(args.Dim, args.NumExperts, args.TopK, args.ScoreFunc, args.RouteNorm,
+            args.RouteScale,
             args.NumExpertGroups, args.NumLimitedGroups, _kernels) { ZeroDiscardedGroups = args.ZeroDiscardedGroups };
         Experts = new GroupedExperts(dispatcher.NumLocalExperts, args.Dim, args.Hidden, _kernels);
         Shared = args.SharedHidden > 0 ? new SharedExpert(args.Dim, args.SharedHidden, _kernels) : null;
@@ -145,7 +155,8 @@ public sealed class MoeLayer : IDisposable
 
     /// <summary>A layer on <paramref name="groups"/> with an <see cref="AllToAllTokenDispatcher"/>.</summary>
     /// <param name="args">Layer shape and routing options.</param>
-    /// <param name="config">Dispatcher configuration (layout, sharding, alignment, where scores multiply); E and K must match.</param>
+    /// <param name="config">Dispatcher configuration (layout, sharding, alignment, where scores multiply); E and K must
+    /// match.</param>
     /// <param name="groups">The world (EP group) split into SP groups.</param>
     public static MoeLayer Create(MoeLayerArgs args, TokenDispatcherConfig config, ParallelGroups groups)
     {
@@ -159,7 +170,8 @@ public sealed class MoeLayer : IDisposable
     /// <summary>The dispatcher (its config says where scores multiply, the layout and the sharding).</summary>
     public TokenDispatcher Dispatcher { get; }
 
-    /// <summary>The router; its <see cref="TokenChoiceTopKRouter.GateWeight"/> is <c>[E, D]</c>, replicated on every rank.</summary>
+    /// <summary>The router; its <see cref="TokenChoiceTopKRouter.GateWeight"/> is <c>[E, D]</c>, replicated on every
+    /// rank.</summary>
     public TokenChoiceTopKRouter Router { get; }
 
     /// <summary>This rank's E/S experts.</summary>
@@ -169,7 +181,8 @@ public sealed class MoeLayer : IDisposable
     public SharedExpert? Shared { get; }
 
     /// <summary>
-    /// The shared expert's sigmoid gate <c>[1, D]</c> float32 (Qwen2-MoE's <c>shared_expert_gate</c>; replicated), or null:
+    /// The shared expert's sigmoid gate <c>[1, D]</c> float32 (Qwen2-MoE's <c>shared_expert_gate</c>; replicated), or
+    /// null:
     /// the shared output of token t is multiplied by <c>sigmoid(x_t · g)</c>.
     /// </summary>
     public Tensor? SharedGate { get; }
@@ -183,10 +196,12 @@ public sealed class MoeLayer : IDisposable
     /// <summary>Global id of this rank's first expert: <c>EpRank · E/S</c>.</summary>
     public int FirstExpert => Dispatcher.EpRank * Dispatcher.NumLocalExperts;
 
-    /// <summary><c>[E]</c> float32 load-balancing bias (replicated), or null without <see cref="MoeLayerArgs.LoadBalancing"/>.</summary>
+    /// <summary><c>[E]</c> float32 load-balancing bias (replicated), or null without
+    /// <see cref="MoeLayerArgs.LoadBalancing"/>.</summary>
     public Tensor? ExpertBias => _balancer?.ExpertBias;
 
-    /// <summary><c>[E]</c> int64 tokens per expert this rank routed (its own tokens) since the last <see cref="UpdateExpertBias"/>, or null.</summary>
+    /// <summary><c>[E]</c> int64 tokens per expert this rank routed (its own tokens) since the last
+    /// <see cref="UpdateExpertBias"/>, or null.</summary>
     public Tensor? TokensPerExpert => _balancer?.TokensPerExpert;
 
     /// <summary>
@@ -201,35 +216,43 @@ public sealed class MoeLayer : IDisposable
     /// </summary>
     public RouterOutput? LastRouting => _saved?.Routing;
 
-    /// <summary>Row of the last forward's <c>x</c> where this rank's own tokens start (0 in the sharded layout).</summary>
+    /// <summary>Row of the last forward's <c>x</c> where this rank's own tokens start (0 in the sharded
+    /// layout).</summary>
     public int LastOwnTokenStart => _saved?.OwnStart ?? 0;
 
     /// <summary>
     /// Forward pass. Collective over the world when there is more than one rank. Keeps what
     /// <see cref="Backward"/> needs (one forward at a time).
     /// </summary>
-    /// <param name="x">float32 tokens: <c>[T, D]</c> (replicated layout: every token of the SP group) or <c>[T_s, D]</c> (sharded: this rank's shard).</param>
-    /// <param name="totalTokens">T of the whole sequence; needed in the sharded layout with pad-to-multiple sharding and SP &gt; 1.</param>
-    /// <returns>Shaped like <paramref name="x"/>: replicated, the full SP-summed output on every SP rank; sharded, this shard's output.</returns>
-    /// <exception cref="ArgumentException"><paramref name="x"/> is not float32 <c>[·, D]</c>, or the dispatcher rejects the shard.</exception>
+    /// <param name="x">float32 tokens: <c>[T, D]</c> (replicated layout: every token of the SP group) or <c>[T_s,
+    /// D]</c> (sharded: this rank's shard).</param>
+    /// <param name="totalTokens">T of the whole sequence; needed in the sharded layout with pad-to-multiple sharding
+    /// and SP &gt; 1.</param>
+    /// <returns>Shaped like <paramref name="x"/>: replicated, the full SP-summed output on every SP rank; sharded, this
+    /// shard's output.</returns>
+    /// <exception cref="ArgumentException"><paramref name="x"/> is not float32 <c>[·, D]</c>, or the dispatcher rejects
+    /// the shard.</exception>
     public Tensor Forward(Tensor x, int? totalTokens = null)
     {
         ArgumentNullException.ThrowIfNull(x);
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (x.DType != DType.Float32 || x.Rank != 2 || x.Dim(1) != Args.Dim)
         {
-            throw new ArgumentException($"x must be float32 [T, {Args.Dim}]; got {x} (rank {Dispatcher.EpRank})", nameof(x));
+            throw new ArgumentException($"x must be float32 [T, {Args.Dim}]; got {x} (rank {Dispatcher.EpRank})",
+                nameof(x));
         }
         if (x.Device != _kernels.Dispatch.DeviceName)
         {
-            throw new ArgumentException($"x is on {x.Device} but the layer runs on {_kernels.Dispatch.DeviceName} (rank {Dispatcher.EpRank})", nameof(x));
+            throw new ArgumentException($"x is on {x.Device} but the layer runs on {_kernels.Dispatch.DeviceName} " +
+                $"(rank {Dispatcher.EpRank})", nameof(x));
         }
         EndForwardScope();
         TensorScope scope = _forwardScope = new TensorScope(_kernels.Allocator);
         int ownStart = 0, ownRows = x.Rows;
         if (Dispatcher.Config.Layout == SequenceLayout.Replicated)
         {
-            SequenceShard shard = SequenceShard.For(Dispatcher.Config.Sharding, x.Rows, Dispatcher.SpSize, Dispatcher.SpRank);
+            SequenceShard shard = SequenceShard.For(Dispatcher.Config.Sharding, x.Rows, Dispatcher.SpSize,
+                Dispatcher.SpRank);
             ownStart = shard.Start;
             ownRows = shard.RealRows;
         }
@@ -262,7 +285,8 @@ public sealed class MoeLayer : IDisposable
             gateForward = GateSharedOutput(own, sharedForward.Output, scope);
             return gateForward.Gated;
         };
-        CombineResult combined = Dispatcher.CombineWithState(expertsForward.Output, dispatched.Metadata, x, sharedFunction);
+        CombineResult combined = Dispatcher.CombineWithState(expertsForward.Output, dispatched.Metadata, x,
+            sharedFunction);
         Tensor output = Dispatcher.ReduceSequenceParallel(combined.Output);
         // Everything Backward reads stays until the next forward (Backward may run more than once).
         AdoptAll(scope, dispatched.RoutedTokens, expertsForward.Output, combined.State.CombinedRows);
@@ -275,7 +299,8 @@ public sealed class MoeLayer : IDisposable
         }
         if (!ReferenceEquals(output, combined.Output)) scope.Adopt(combined.Output);
 
-        _saved = new ForwardContext(x, ownX, ownStart, routing, dispatched.Metadata, expertsForward, sharedForward, gateForward,
+        _saved = new ForwardContext(x, ownX, ownStart, routing, dispatched.Metadata, expertsForward, sharedForward,
+            gateForward,
             combined.State, output.ShapeArray());
         return output;
     }
@@ -285,18 +310,23 @@ public sealed class MoeLayer : IDisposable
     /// <see cref="Parameter.Grad"/>) and returns them with the input gradient. Collective over the world; the
     /// exchanges mirror the forward ones (combine's backward uses dispatch's exchange and vice versa).
     /// </summary>
-    /// <param name="gradOutput">Gradient of the loss w.r.t. the forward's output, shaped like it (replicated layout: the same on every SP rank).</param>
+    /// <param name="gradOutput">Gradient of the loss w.r.t. the forward's output, shaped like it (replicated layout:
+    /// the same on every SP rank).</param>
     /// <exception cref="InvalidOperationException">No forward pass to differentiate.</exception>
     /// <exception cref="ArgumentException"><paramref name="gradOutput"/> has the wrong shape or dtype.</exception>
     public MoeLayerGradients Backward(Tensor gradOutput)
     {
         ArgumentNullException.ThrowIfNull(gradOutput);
         ObjectDisposedException.ThrowIf(_disposed, this);
-        ForwardContext saved = _saved ?? throw new InvalidOperationException($"Backward needs a Forward first (rank {Dispatcher.EpRank})");
-        if (gradOutput.DType != DType.Float32 || !gradOutput.Shape.SequenceEqual(saved.OutputShape) || gradOutput.Device != _kernels.Dispatch.DeviceName)
+        ForwardContext saved = _saved ?? throw new InvalidOperationException($"Backward needs a Forward first (rank " +
+            $"{Dispatcher.EpRank})");
+        if (gradOutput.DType != DType.Float32 || !gradOutput.Shape.SequenceEqual(saved.OutputShape)
+            || gradOutput.Device != _kernels.Dispatch.DeviceName)
         {
             throw new ArgumentException(
-                $"gradOutput must be float32 [{string.Join(", ", saved.OutputShape)}] on {_kernels.Dispatch.DeviceName} like the forward output; got {gradOutput} on {gradOutput.Device} (rank {Dispatcher.EpRank})",
+                $"gradOutput must be float32 [{string.Join(", ", saved.OutputShape)}] on " +
+                    $"{_kernels.Dispatch.DeviceName} like the forward output; got {gradOutput} on " +
+                        $"{gradOutput.Device} (rank {Dispatcher.EpRank})",
                 nameof(gradOutput));
         }
         int ownRows = saved.OwnX.Rows;
@@ -310,7 +340,9 @@ public sealed class MoeLayer : IDisposable
         }
 
         CombineBackwardResult combineGrad = Dispatcher.CombineBackward(gradOutput, saved.CombineState);
-        Tensor gradW1 = GradOf(MoeLayerCheckpoint.ExpertsW1), gradW2 = GradOf(MoeLayerCheckpoint.ExpertsW2), gradW3 = GradOf(MoeLayerCheckpoint.ExpertsW3);
+        Tensor gradW1 = GradOf(MoeLayerCheckpoint.ExpertsW1);
+        Tensor gradW2 = GradOf(MoeLayerCheckpoint.ExpertsW2);
+        Tensor gradW3 = GradOf(MoeLayerCheckpoint.ExpertsW3);
         _kernels.Dispatch.Clear(gradW1);
         _kernels.Dispatch.Clear(gradW2);
         _kernels.Dispatch.Clear(gradW3);
@@ -321,7 +353,8 @@ public sealed class MoeLayer : IDisposable
         Scratch(combineGrad.GradRoutedOutput);
         Scratch(expertGrads.GradX);
 
-        Tensor gradTopScoresAll = (Dispatcher.Config.ScoreBeforeExperts ? dispatchGrad.GradTopScores : combineGrad.GradTopScores)
+        Tensor gradTopScoresAll =
+            (Dispatcher.Config.ScoreBeforeExperts ? dispatchGrad.GradTopScores : combineGrad.GradTopScores)
             ?? throw new InvalidOperationException("the dispatcher returned no score gradient");
         Scratch(combineGrad.GradTopScores);
         Scratch(dispatchGrad.GradTopScores);
@@ -333,7 +366,8 @@ public sealed class MoeLayer : IDisposable
         SwiGluWeightGradients? sharedRunning = null;
         if (Shared is not null)
         {
-            sharedRunning = new SwiGluWeightGradients(GradOf(MoeLayerCheckpoint.SharedW1), GradOf(MoeLayerCheckpoint.SharedW2),
+            sharedRunning = new SwiGluWeightGradients(GradOf(MoeLayerCheckpoint.SharedW1),
+                GradOf(MoeLayerCheckpoint.SharedW2),
                 GradOf(MoeLayerCheckpoint.SharedW3));
             accumulators.Add(sharedRunning.GradW1);
             accumulators.Add(sharedRunning.GradW2);
@@ -376,7 +410,8 @@ public sealed class MoeLayer : IDisposable
     public long[] UpdateExpertBias(float coeff)
     {
         ExpertLoadBalancer balancer = _balancer
-            ?? throw new InvalidOperationException($"the layer was created without load balancing (MoeLayerArgs.LoadBalancing) (rank {Dispatcher.EpRank})");
+            ?? throw new InvalidOperationException($"the layer was created without load balancing " +
+                $"(MoeLayerArgs.LoadBalancing) (rank {Dispatcher.EpRank})");
         long[] summed = balancer.TokensPerExpert.AsSpan<long>().ToArray();
         _world?.AllReduceSum(summed.AsSpan());
         balancer.UpdateExpertBias(coeff, summed);
@@ -384,7 +419,8 @@ public sealed class MoeLayer : IDisposable
     }
 
     /// <summary>
-    /// Qwen2-MoE's gated shared output <c>sigmoid(x · gᵀ) ⊙ shared(x)</c>, row-wise (so bitwise the same in every layout).
+    /// Qwen2-MoE's gated shared output <c>sigmoid(x · gᵀ) ⊙ shared(x)</c>, row-wise (so bitwise the same in every
+    /// layout).
     /// </summary>
     private SharedGateForward GateSharedOutput(Tensor own, Tensor sharedOutput, TensorScope scope)
     {
@@ -406,13 +442,15 @@ public sealed class MoeLayer : IDisposable
     /// <c>u = shared(x)</c>, <c>du = s ⊙ dy</c>, <c>dz = (dy · u) s (1 − s)</c>, <c>dg += dzᵀ x</c>, <c>dx += dz g</c>.
     /// Weight gradients continue the rank-ordered chains in <paramref name="running"/> and the gate's gradient.
     /// </summary>
-    private Tensor SharedBackward(ForwardContext saved, Tensor gradOwnOutput, SwiGluWeightGradients running, TensorScope scope)
+    private Tensor SharedBackward(ForwardContext saved, Tensor gradOwnOutput, SwiGluWeightGradients running,
+        TensorScope scope)
     {
         SharedGateForward? gate = saved.SharedGateForward;
         if (gate is null) return Shared!.Backward(saved.SharedForward!, gradOwnOutput, running).GradX;
         int rows = gradOwnOutput.Rows;
         Tensor gradGateLogit = scope.Rent(DType.Float32, rows, 1);
-        _kernels.Dispatch.RowDots(saved.SharedForward!.Output, gate.Identity, gradOwnOutput, 0, 1, gradGateLogit.Reshape(rows), 0);
+        _kernels.Dispatch.RowDots(saved.SharedForward!.Output, gate.Identity, gradOwnOutput, 0, 1,
+            gradGateLogit.Reshape(rows), 0);
         _kernels.Router.ScoreBackward(ScoreFunction.Sigmoid, gate.Gate, gradGateLogit, gradGateLogit);
         Tensor gradShared = scope.Rent(DType.Float32, rows, Args.Dim);
         _kernels.Dispatch.GatherRows(gradOwnOutput, 0, gate.Identity, gate.Gate.Reshape(rows), gradShared);
@@ -433,7 +471,8 @@ public sealed class MoeLayer : IDisposable
     }
 
     /// <summary>
-    /// Rows <c>[start, start + rows)</c> of <paramref name="t"/>: <paramref name="t"/> itself when that is all of it, else
+    /// Rows <c>[start, start + rows)</c> of <paramref name="t"/>: <paramref name="t"/> itself when that is all of it,
+    /// else
     /// a copy rented from <paramref name="scope"/>.
     /// </summary>
     private Tensor SliceRows(Tensor t, int start, int rows, TensorScope scope)
@@ -450,7 +489,8 @@ public sealed class MoeLayer : IDisposable
     }
 
     /// <summary>
-    /// Hands the last forward's working tensors back (<see cref="Backward"/> is not possible afterwards) and, on a device,
+    /// Hands the last forward's working tensors back (<see cref="Backward"/> is not possible afterwards) and, on a
+    /// device,
     /// the weights and gradients to the device's allocator. The layer cannot be used after it; the dispatcher, the
     /// process groups and the device stay with their owners.
     /// </summary>
@@ -484,10 +524,12 @@ public sealed class MoeLayer : IDisposable
         _forwardScope = null;
     }
 
-    private sealed record ForwardContext(Tensor X, Tensor OwnX, int OwnStart, RouterOutput Routing, DispatchMetadata Metadata,
+    private sealed record ForwardContext(Tensor X, Tensor OwnX, int OwnStart, RouterOutput Routing,
+        DispatchMetadata Metadata,
         SwiGluForwardResult ExpertsForward, SwiGluForwardResult? SharedForward, SharedGateForward? SharedGateForward,
         CombineState CombineState, int[] OutputShape);
 
-    /// <summary>The shared expert gate's forward: sigmoid values [T, 1], the identity row map [T] and the gated output.</summary>
+    /// <summary>The shared expert gate's forward: sigmoid values [T, 1], the identity row map [T] and the gated
+    /// output.</summary>
     private sealed record SharedGateForward(Tensor Gate, Tensor Identity, Tensor Gated);
 }

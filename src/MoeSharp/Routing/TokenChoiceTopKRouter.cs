@@ -21,23 +21,27 @@ public sealed class TokenChoiceTopKRouter
 
     /// <summary>Creates a router with a zero gate weight (fill <see cref="GateWeight"/> before use).</summary>
     /// <param name="dim">D, the model dimension.</param>
-    /// <param name="numExperts">E.</param>
+    /// <param name="numExperts">E, the experts a token chooses among.</param>
     /// <param name="topK">K, experts per token, in <c>[1, E]</c>.</param>
     /// <param name="scoreFunc">Softmax or sigmoid.</param>
     /// <param name="routeNorm">Normalize the chosen scores to sum to one.</param>
     /// <param name="routeScale">Factor applied to the routing weights.</param>
-    /// <param name="numExpertGroups">G for node-limited routing (0: off); must divide E with at least two experts per group.</param>
-    /// <param name="numLimitedGroups">Groups that stay eligible per token, in <c>[1, G]</c>, holding at least K experts.</param>
+    /// <param name="numExpertGroups">G for node-limited routing (0: off); must divide E with at least two experts per
+    /// group.</param>
+    /// <param name="numLimitedGroups">Groups that stay eligible per token, in <c>[1, G]</c>, holding at least K
+    /// experts.</param>
     /// <param name="kernels">Where the gate lives and the routing runs; the host when null.</param>
     /// <exception cref="ArgumentException">A size is out of range or inconsistent.</exception>
     public TokenChoiceTopKRouter(int dim, int numExperts, int topK, ScoreFunction scoreFunc = ScoreFunction.Softmax,
-        bool routeNorm = false, float routeScale = 1f, int numExpertGroups = 0, int numLimitedGroups = 0, ILayerKernels? kernels = null)
+        bool routeNorm = false, float routeScale = 1f, int numExpertGroups = 0, int numLimitedGroups = 0,
+        ILayerKernels? kernels = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(dim);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(numExperts);
         if (topK < 1 || topK > numExperts)
         {
-            throw new ArgumentOutOfRangeException(nameof(topK), topK, $"top-k must be in [1, {numExperts}] (the number of experts)");
+            throw new ArgumentOutOfRangeException(nameof(topK), topK,
+                $"top-k must be in [1, {numExperts}] (the number of experts)");
         }
         if (!Enum.IsDefined(scoreFunc))
         {
@@ -53,7 +57,8 @@ public sealed class TokenChoiceTopKRouter
             if (numExperts % numExpertGroups != 0 || numExperts / numExpertGroups < 2)
             {
                 throw new ArgumentException(
-                    $"num_expert_groups {numExpertGroups} must divide the {numExperts} experts into groups of at least two",
+                    $"num_expert_groups {numExpertGroups} must divide the {numExperts} experts into groups of at " +
+                        "least two",
                     nameof(numExpertGroups));
             }
             if (numLimitedGroups < 1 || numLimitedGroups > numExpertGroups)
@@ -64,7 +69,8 @@ public sealed class TokenChoiceTopKRouter
             if (numLimitedGroups * (numExperts / numExpertGroups) < topK)
             {
                 throw new ArgumentException(
-                    $"num_limited_groups {numLimitedGroups} × {numExperts / numExpertGroups} experts per group leaves fewer than top-k {topK} eligible",
+                    $"num_limited_groups {numLimitedGroups} × {numExperts / numExpertGroups} experts per group " +
+                        $"leaves fewer than top-k {topK} eligible",
                     nameof(numLimitedGroups));
             }
         }
@@ -101,7 +107,8 @@ public sealed class TokenChoiceTopKRouter
     /// <summary>Softmax or sigmoid.</summary>
     public ScoreFunction ScoreFunc { get; }
 
-    /// <summary>How the top-k chooses and weighs experts (groups, normalisation, scale), as the kernels take it.</summary>
+    /// <summary>How the top-k chooses and weighs experts (groups, normalisation, scale), as the kernels take
+    /// it.</summary>
     public TopKOptions Options { get; private set; }
 
     /// <summary>Whether the chosen scores are normalized to sum to one.</summary>
@@ -134,7 +141,8 @@ public sealed class TokenChoiceTopKRouter
 
     /// <summary>Routes the tokens.</summary>
     /// <param name="x">Tokens: [T, D] float32.</param>
-    /// <param name="expertBias">Optional load-balancing bias: [E] float32, added to the scores for choosing only.</param>
+    /// <param name="expertBias">Optional load-balancing bias: [E] float32, added to the scores for choosing
+    /// only.</param>
     /// <returns>Routing weights, ids (ascending per token), counts per expert and the saved scores.</returns>
     /// <exception cref="ArgumentException">A shape or dtype is wrong.</exception>
     public RouterOutput Forward(Tensor x, Tensor? expertBias = null)
@@ -151,7 +159,9 @@ public sealed class TokenChoiceTopKRouter
         Tensor topScores = scope.Rent(DType.Float32, tokens, k);
         Tensor expertIds = scope.Rent(DType.Int64, tokens, k);
         // The bias is small host state of the load balancer: a backend off the host gets a copy per call.
-        Tensor? bias = expertBias is null || _kernels.Dispatch.IsHost ? expertBias : _kernels.Dispatch.ToDevice(expertBias);
+        Tensor? bias = expertBias is null || _kernels.Dispatch.IsHost
+            ? expertBias
+            : _kernels.Dispatch.ToDevice(expertBias);
         if (!ReferenceEquals(bias, expertBias)) scope.Adopt(bias);
         _kernels.Router.TopK(scores, bias, Options, topScores, expertIds);
         var tokensPerExpert = Tensor.FromArray(_kernels.Router.CountPerExpert(expertIds, e), e);
@@ -173,7 +183,8 @@ public sealed class TokenChoiceTopKRouter
     /// </param>
     /// <returns>Gradients of x ([T, D]) and of the gate weight ([E, D]).</returns>
     /// <exception cref="ArgumentException">A shape or dtype is wrong.</exception>
-    public RouterGradients Backward(RouterOutput forward, Tensor x, Tensor gradTopScores, Tensor? accumulateGateGradient = null)
+    public RouterGradients Backward(RouterOutput forward, Tensor x, Tensor gradTopScores,
+        Tensor? accumulateGateGradient = null)
     {
         ArgumentNullException.ThrowIfNull(forward);
         int tokens = CheckTokens(x, nameof(x));
@@ -182,7 +193,8 @@ public sealed class TokenChoiceTopKRouter
         CheckShape(forward.Scores, nameof(forward), DType.Float32, tokens, e);
         CheckShape(forward.ExpertIds, nameof(forward), DType.Int64, tokens, k);
 
-        if (accumulateGateGradient is not null) CheckShape(accumulateGateGradient, nameof(accumulateGateGradient), DType.Float32, e, Dim);
+        if (accumulateGateGradient is not null) CheckShape(accumulateGateGradient, nameof(accumulateGateGradient),
+            DType.Float32, e, Dim);
         // dL/dscores (zero for unchosen experts), then the score function turns it into dL/dlogits in place.
         using var scope = new TensorScope(_kernels.Allocator);
         Tensor gradLogits = scope.Rent(DType.Float32, tokens, e);
