@@ -14,7 +14,7 @@ namespace MoeSharp.Tests.Layer;
 /// </summary>
 public sealed class LayerTensorScopeTests
 {
-    private static readonly MoeLayerArgs Args = new(dim: 8, hidden: 6, numExperts: 4, topK: 2)
+    private static readonly MoeLayerArgs Args = new(dim: 32, hidden: 24, numExperts: 4, topK: 2)
     {
         ScoreFunc = ScoreFunction.Softmax,
         RouteNorm = true,
@@ -39,7 +39,7 @@ public sealed class LayerTensorScopeTests
             values.CopyTo(a.Value.AsSpan<float>());
         }
 
-        // Enough tokens that the routed rows and activations are pooled (64 KiB and more), not plain arrays.
+        // Enough rows that the routed rows and activations (64 KiB and more) are recycled storage, not plain arrays.
         const int tokens = 600;
         for (int step = 0; step < 3; step++)
         {
