@@ -46,10 +46,13 @@ public sealed class HostRouterKernels : IRouterKernels
     }
 
     /// <inheritdoc />
+    /// <exception cref="ArgumentException">The options cannot route K of these E experts
+    /// (<see cref="TopKOptions.Problem"/>).</exception>
     public void TopK(Tensor scores, Tensor? expertBias, TopKOptions options, Tensor topScores, Tensor expertIds)
     {
         ArgumentNullException.ThrowIfNull(options);
         int tokens = scores.Rows, e = scores.RowLength, k = topScores.RowLength;
+        if (tokens > 0 && options.Problem(e, k) is { } problem) throw new ArgumentException(problem, nameof(options));
         ReadOnlySpan<float> s = scores.AsSpan<float>();
         ReadOnlySpan<float> bias = expertBias is null ? default : expertBias.AsSpan<float>();
         var biased = new float[e];

@@ -62,4 +62,16 @@ public sealed class TopKOptionsTests
             NumExpertGroups = 4, NumLimitedGroups = 2, RouteNorm = true, RouteScale = 2.5f, ZeroDiscardedGroups = true,
         }, router.Options);
     }
+
+    [Fact]
+    public void HostTopK_RejectsOptionsThatCannotRoute()
+    {
+        var scores = MoeSharp.Tensors.Tensor.Zeros(MoeSharp.Tensors.DType.Float32, 2, 6);
+        var top = MoeSharp.Tensors.Tensor.Zeros(MoeSharp.Tensors.DType.Float32, 2, 2);
+        var ids = MoeSharp.Tensors.Tensor.Zeros(MoeSharp.Tensors.DType.Int64, 2, 2);
+        var bad = new TopKOptions { NumExpertGroups = 4, NumLimitedGroups = 1 };
+        var e = Assert.Throws<ArgumentException>(() => HostRouterKernels.Instance.TopK(scores, null, bad, top, ids));
+        Assert.Equal("options", e.ParamName);
+        Assert.Contains("num_expert_groups 4", e.Message);
+    }
 }
