@@ -4,7 +4,9 @@ using MoeSharp.Routing;
 
 namespace MoeSharp.Tests.Compute;
 
-/// <summary><see cref="TopKOptions"/>: the denominator every backend divides by and the validity rule of its groups.</summary>
+/// <summary>
+/// <see cref="TopKOptions"/>: the denominator every backend divides by and the validity rule of its groups.
+/// </summary>
 public sealed class TopKOptionsTests
 {
     [Fact]
@@ -23,9 +25,10 @@ public sealed class TopKOptionsTests
     {
         Assert.Null(TopKOptions.Default.Problem(8, 2));
         Assert.Contains("top-k 9", TopKOptions.Default.Problem(8, 9));
-        Assert.Contains("num_expert_groups 3", new TopKOptions { NumExpertGroups = 3, NumLimitedGroups = 1 }.Problem(8, 2));
-        Assert.Contains("num_limited_groups 5", new TopKOptions { NumExpertGroups = 4, NumLimitedGroups = 5 }.Problem(8, 2));
-        Assert.Contains("fewer than top-k 5", new TopKOptions { NumExpertGroups = 4, NumLimitedGroups = 2 }.Problem(8, 5));
+        static TopKOptions Groups(int g, int l) => new() { NumExpertGroups = g, NumLimitedGroups = l };
+        Assert.Contains("num_expert_groups 3", Groups(3, 1).Problem(8, 2));
+        Assert.Contains("num_limited_groups 5", Groups(4, 5).Problem(8, 2));
+        Assert.Contains("fewer than top-k 5", Groups(4, 2).Problem(8, 5));
         Assert.Contains("needs num_expert_groups", new TopKOptions { NumLimitedGroups = 1 }.Problem(8, 2));
         Assert.Contains("route scale", new TopKOptions { RouteScale = float.NaN }.Problem(8, 2));
     }
@@ -53,7 +56,8 @@ public sealed class TopKOptionsTests
     [Fact]
     public void Router_HandsItsOptionsToTheKernels()
     {
-        var router = new TokenChoiceTopKRouter(2, 8, 2, routeNorm: true, routeScale: 2.5f, numExpertGroups: 4, numLimitedGroups: 2)
+        var router = new TokenChoiceTopKRouter(2, 8, 2, routeNorm: true, routeScale: 2.5f, numExpertGroups: 4,
+            numLimitedGroups: 2)
         {
             ZeroDiscardedGroups = true,
         };
