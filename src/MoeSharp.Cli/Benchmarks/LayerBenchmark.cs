@@ -80,8 +80,8 @@ internal static class LayerBenchmark
             optimizer.Step();
             kernels.Dispatch.Synchronize();
             long t3 = Stopwatch.GetTimestamp();
-            kernels.Release(y);
-            kernels.Release(gradX);
+            kernels.Allocator.Return(y);
+            kernels.Allocator.Return(gradX);
             if (i < warmup) continue;
             forward.Add(Stopwatch.GetElapsedTime(t0, t1).TotalSeconds);
             backward.Add(Stopwatch.GetElapsedTime(t1, t2).TotalSeconds);
@@ -107,8 +107,8 @@ internal static class LayerBenchmark
             Tensor y = Stage(counted, "forward", () => profiled.Forward(x));
             Tensor gradX = Stage(counted, "backward", () => profiled.Backward(grad).GradX);
             Stage(counted, "optimizer", () => { optimizer.Step(); return x; });
-            kernels.Release(y);
-            kernels.Release(gradX);
+            kernels.Allocator.Return(y);
+            kernels.Allocator.Return(gradX);
         }
         ReleaseLayer(profiled, optimizer, xs, grad);
 
@@ -155,12 +155,12 @@ internal static class LayerBenchmark
         kernels.Dispatch.Synchronize();
         foreach (Parameter p in layer.Parameters)
         {
-            kernels.Release(p.Value);
-            kernels.Release(p.Grad);
+            kernels.Allocator.Return(p.Value);
+            kernels.Allocator.Return(p.Grad);
         }
         _ = optimizer;
-        foreach (Tensor x in xs) kernels.Release(x);
-        kernels.Release(grad);
+        foreach (Tensor x in xs) kernels.Allocator.Return(x);
+        kernels.Allocator.Return(grad);
     }
 
     /// <summary>One dense bfloat16 cuBLAS GEMM of an expert projection's FLOPs (<c>[T·K, D] · [H, D]ᵀ</c>, float32 out).</summary>

@@ -112,7 +112,7 @@ internal static class MoeTrainer
             layerOptimizer.Step();
             kernels.Dispatch.Synchronize();
             layerTime += Stopwatch.GetElapsedTime(layerStarted);
-            foreach (Tensor t in new[] { xOnDevice, yOnDevice, gradYOnDevice, gradX }) kernels.Release(t);
+            foreach (Tensor t in new[] { xOnDevice, yOnDevice, gradYOnDevice, gradX }) kernels.Allocator.Return(t);
             Tensor yOwn = LayerWorldRunner.Rows(y, ownOffset, ownCount);
             float[] gradPredOwn = gradPred.AsSpan(ownOffset, ownCount).ToArray();
             RankOrderedAccumulation.Run(collective, [head.Grad], () =>

@@ -14,8 +14,10 @@ namespace MoeSharp.Cuda.Cublas;
 /// <param name="Lda">Leading dimension of A as stored.</param>
 /// <param name="Ldb">Leading dimension of B as stored.</param>
 /// <param name="Ldc">Leading dimension of C.</param>
-/// <param name="SwapOperands">True when cuBLAS's A is the caller's weights and cuBLAS's B the caller's activations.</param>
-internal readonly record struct ColumnMajorGemm(int TransA, int TransB, int M, int N, int K, int Lda, int Ldb, int Ldc, bool SwapOperands)
+/// <param name="SwapOperands">True when cuBLAS's A is the caller's weights and cuBLAS's B the caller's
+/// activations.</param>
+internal readonly record struct ColumnMajorGemm(int TransA, int TransB, int M, int N, int K, int Lda, int Ldb, int Ldc,
+    bool SwapOperands)
 {
     /// <summary>
     /// Row-major <c>C[rows, n] = A[rows, k] · B[n, k]ᵀ</c> (the expert layout: activations times a weight stored
@@ -25,8 +27,10 @@ internal readonly record struct ColumnMajorGemm(int TransA, int TransB, int M, i
     /// cuBLAS reads a row-major <c>[r, c]</c> buffer as the column-major <c>[c, r]</c> matrix, its transpose, with
     /// leading dimension <c>c</c>. So the C buffer is <c>Cᵀ [n, rows]</c> (ldc = n), A's buffer is <c>Aᵀ [k, rows]</c>
     /// (ld = k) and B's is <c>Bᵀ [k, n]</c> (ld = k). Since <c>Cᵀ = (A·Bᵀ)ᵀ = B·Aᵀ</c>, cuBLAS computes
-    /// <c>op(B-buffer) · op(A-buffer)</c> with <c>op = T</c> on the B buffer (turning <c>Bᵀ</c> back into <c>B [n, k]</c>)
-    /// and <c>op = N</c> on the A buffer (<c>Aᵀ [k, rows]</c> as stored): m = n, n = rows, k = k — no copy, no transpose kernel.
+    /// <c>op(B-buffer) · op(A-buffer)</c> with <c>op = T</c> on the B buffer (turning <c>Bᵀ</c> back into <c>B [n,
+    /// k]</c>)
+    /// and <c>op = N</c> on the A buffer (<c>Aᵀ [k, rows]</c> as stored): m = n, n = rows, k = k — no copy, no
+    /// transpose kernel.
     /// </remarks>
     public static ColumnMajorGemm ForRowMajorTimesTransposed(int rows, int n, int k)
     {

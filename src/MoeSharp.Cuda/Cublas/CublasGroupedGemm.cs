@@ -5,7 +5,8 @@ namespace MoeSharp.Cuda.Cublas;
 
 /// <summary>
 /// The experts' grouped GEMMs on one device and stream: for each local expert e with <c>m_e</c> rows,
-/// <c>C_e[m_e, N] = A_e[m_e, K] · B_eᵀ</c> with <c>B_e [N, K]</c> row-major (the weight layout, e.g. <c>w1[e]: [H, D]</c>).
+/// <c>C_e[m_e, N] = A_e[m_e, K] · B_eᵀ</c> with <c>B_e [N, K]</c> row-major (the weight layout, e.g. <c>w1[e]: [H,
+/// D]</c>).
 /// Inputs bfloat16 or float32, accumulation and output float32.
 /// </summary>
 /// <remarks>
@@ -26,11 +27,14 @@ internal sealed unsafe class CublasGroupedGemm : IDisposable
     private readonly GroupedBatchedGemm _grouped;
     private nint _handle;
 
-    /// <summary>Creates a cuBLAS handle on <paramref name="device"/> whose calls run on <paramref name="stream"/>.</summary>
+    /// <summary>Creates a cuBLAS handle on <paramref name="device"/> whose calls run on
+    /// <paramref name="stream"/>.</summary>
     /// <param name="device">CUDA device ordinal (made current on this thread).</param>
     /// <param name="stream">The compute stream (<c>cudaStream_t</c>); 0 is the legacy default stream.</param>
-    /// <param name="useGroupedBatched">Use <c>cublasGemmGroupedBatchedEx</c> for float32 when the library has it.</param>
-    /// <param name="bindContext">Makes the device's context current; null selects the primary context (<c>cudaSetDevice</c>).</param>
+    /// <param name="useGroupedBatched">Use <c>cublasGemmGroupedBatchedEx</c> for float32 when the library has
+    /// it.</param>
+    /// <param name="bindContext">Makes the device's context current; null selects the primary context
+    /// (<c>cudaSetDevice</c>).</param>
     public CublasGroupedGemm(int device, nint stream, bool useGroupedBatched = true, Action? bindContext = null)
     {
         _bindContext = bindContext;
@@ -65,20 +69,24 @@ internal sealed unsafe class CublasGroupedGemm : IDisposable
         ArgumentNullException.ThrowIfNull(weights);
         ArgumentNullException.ThrowIfNull(output);
         if (routed.Rank != 2 || weights.Rank != 3 || output.Rank != 2)
-            throw new ArgumentException($"expected routed [R, K], weights [E, N, K], output [R, N]; got {routed.ShapeString}, {weights.ShapeString}, {output.ShapeString}");
+            throw new ArgumentException($"expected routed [R, K], weights [E, N, K], output [R, N]; got " +
+                $"{routed.ShapeString}, {weights.ShapeString}, {output.ShapeString}");
         int r = routed.Dim(0), k = routed.Dim(1), e = weights.Dim(0), n = weights.Dim(1);
         if (weights.Dim(2) != k)
             throw new ArgumentException($"weights {weights.ShapeString} do not match routed K = {k}", nameof(weights));
         if (output.Dim(0) != r || output.Dim(1) != n)
             throw new ArgumentException($"output {output.ShapeString} should be [{r}, {n}]", nameof(output));
         if (tokensPerLocalExpert.Length != e)
-            throw new ArgumentException($"{tokensPerLocalExpert.Length} row counts for {e} local experts", nameof(tokensPerLocalExpert));
+            throw new ArgumentException($"{tokensPerLocalExpert.Length} row counts for {e} local experts",
+                nameof(tokensPerLocalExpert));
         long total = 0;
         foreach (int m in tokensPerLocalExpert) total += m;
         if (total != r)
-            throw new ArgumentException($"tokensPerLocalExpert sums to {total}, routed has {r} rows", nameof(tokensPerLocalExpert));
+            throw new ArgumentException($"tokensPerLocalExpert sums to {total}, routed has {r} rows",
+                nameof(tokensPerLocalExpert));
         if (routed.DType != weights.DType || output.DType != DType.Float32)
-            throw new ArgumentException($"routed and weights must share a dtype and output be Float32; got {routed.DType}, {weights.DType}, {output.DType}");
+            throw new ArgumentException($"routed and weights must share a dtype and output be Float32; got " +
+                $"{routed.DType}, {weights.DType}, {output.DType}");
 
         nint a = DevicePointers.Of(routed, nameof(routed)).Pointer;
         nint b = DevicePointers.Of(weights, nameof(weights)).Pointer;
@@ -87,11 +95,13 @@ internal sealed unsafe class CublasGroupedGemm : IDisposable
         {
             case DType.BFloat16: RunBFloat16(a, b, c, tokensPerLocalExpert, n, k); break;
             case DType.Float32: RunFloat32(a, b, c, tokensPerLocalExpert, n, k); break;
-            default: throw new ArgumentException($"grouped GEMM takes BFloat16 or Float32 inputs, not {routed.DType}", nameof(routed));
+            default: throw new ArgumentException($"grouped GEMM takes BFloat16 or Float32 inputs, not {routed.DType}",
+                nameof(routed));
         }
     }
 
-    /// <summary>bfloat16 A <c>[Σm, K]</c> and B <c>[E, N, K]</c>, float32 C <c>[Σm, N]</c>, all device pointers.</summary>
+    /// <summary>bfloat16 A <c>[Σm, K]</c> and B <c>[E, N, K]</c>, float32 C <c>[Σm, N]</c>, all device
+    /// pointers.</summary>
     public void RunBFloat16(nint a, nint b, nint c, ReadOnlySpan<int> rowsPerExpert, int n, int k)
     {
         ExpertGemm[] plan = ExpertGemm.Plan(rowsPerExpert, n, k, 2, 4);
@@ -101,7 +111,8 @@ internal sealed unsafe class CublasGroupedGemm : IDisposable
             RunEach(a, b, c, plan, n, k, CublasConstants.CudaR16BF, CublasConstants.Compute32F);
     }
 
-    /// <summary>float32 A <c>[Σm, K]</c>, B <c>[E, N, K]</c>, C <c>[Σm, N]</c>, all device pointers; pedantic float32 compute.</summary>
+    /// <summary>float32 A <c>[Σm, K]</c>, B <c>[E, N, K]</c>, C <c>[Σm, N]</c>, all device pointers; pedantic float32
+    /// compute.</summary>
     public void RunFloat32(nint a, nint b, nint c, ReadOnlySpan<int> rowsPerExpert, int n, int k)
     {
         ExpertGemm[] plan = ExpertGemm.Plan(rowsPerExpert, n, k, 4, 4);
@@ -142,7 +153,8 @@ internal sealed unsafe class CublasGroupedGemm : IDisposable
 
     private nint Handle => _handle != 0 ? _handle : throw new ObjectDisposedException(nameof(CublasGroupedGemm));
 
-    /// <summary>Destroys the cuBLAS handle and frees the pointer scratch (after the stream's work that may use it).</summary>
+    /// <summary>Destroys the cuBLAS handle and frees the pointer scratch (after the stream's work that may use
+    /// it).</summary>
     public void Dispose()
     {
         nint handle = Interlocked.Exchange(ref _handle, 0);

@@ -4,7 +4,8 @@ namespace MoeSharp.Cuda.Cublas;
 
 /// <summary>
 /// The layer's matrix products on row-major device buffers through <c>cublasGemmEx</c>: float32 or bfloat16 inputs,
-/// float32 output and compute (default math mode: no TF32 for float32 inputs), one handle on one stream. Each row-major product is the column-major
+/// float32 output and compute (default math mode: no TF32 for float32 inputs), one handle on one stream. Each row-major
+/// product is the column-major
 /// product of the transposes, so no operand is ever copied or transposed.
 /// </summary>
 /// <remarks>
@@ -30,8 +31,10 @@ internal sealed unsafe class CublasRowMajorGemm : IDisposable
         _grouped = new GroupedBatchedGemm(stream);
     }
 
-    /// <summary>Row-major <c>C[m, n] (+)= A[m, k] · B[n, k]ᵀ</c>; A and B bfloat16 when <paramref name="bfloat16Inputs"/>, else float32.</summary>
-    public void MatMulTransposeB(nint a, nint b, nint c, int m, int n, int k, bool accumulate, bool bfloat16Inputs = false)
+    /// <summary>Row-major <c>C[m, n] (+)= A[m, k] · B[n, k]ᵀ</c>; A and B bfloat16 when
+    /// <paramref name="bfloat16Inputs"/>, else float32.</summary>
+    public void MatMulTransposeB(nint a, nint b, nint c, int m, int n, int k, bool accumulate,
+        bool bfloat16Inputs = false)
         => Run(ColumnMajorGemm.ForRowMajorTimesTransposed(m, n, k), b, a, c, accumulate, bfloat16Inputs);
 
     /// <summary>Row-major <c>C[m, n] (+)= A[m, k] · B[k, n]</c>.</summary>
@@ -39,17 +42,21 @@ internal sealed unsafe class CublasRowMajorGemm : IDisposable
         => Run(ColumnMajorGemm.ForRowMajorTimes(m, n, k), b, a, c, accumulate, bfloat16Inputs);
 
     /// <summary>Row-major <c>C[m, n] (+)= A[k, m]ᵀ · B[k, n]</c>, reducing over the k rows.</summary>
-    public void MatMulTransposeA(nint a, nint b, nint c, int m, int n, int k, bool accumulate, bool bfloat16Inputs = false)
+    public void MatMulTransposeA(nint a, nint b, nint c, int m, int n, int k, bool accumulate,
+        bool bfloat16Inputs = false)
         => Run(ColumnMajorGemm.ForRowMajorTransposedTimes(m, n, k), b, a, c, accumulate, bfloat16Inputs);
 
     /// <summary>The row-major <c>C[m, n] = A[m, k] · B[n, k]ᵀ</c> as a problem for <see cref="Grouped"/>.</summary>
-    public static GemmProblem TransposeBProblem(nint a, nint b, nint c, int m, int n, int k) => new(ColumnMajorGemm.ForRowMajorTimesTransposed(m, n, k), b, a, c);
+    public static GemmProblem TransposeBProblem(nint a, nint b, nint c, int m, int n, int k)
+        => new(ColumnMajorGemm.ForRowMajorTimesTransposed(m, n, k), b, a, c);
 
     /// <summary>The row-major <c>C[m, n] = A[m, k] · B[k, n]</c> as a problem for <see cref="Grouped"/>.</summary>
-    public static GemmProblem TimesProblem(nint a, nint b, nint c, int m, int n, int k) => new(ColumnMajorGemm.ForRowMajorTimes(m, n, k), b, a, c);
+    public static GemmProblem TimesProblem(nint a, nint b, nint c, int m, int n, int k)
+        => new(ColumnMajorGemm.ForRowMajorTimes(m, n, k), b, a, c);
 
     /// <summary>The row-major <c>C[m, n] = A[k, m]ᵀ · B[k, n]</c> as a problem for <see cref="Grouped"/>.</summary>
-    public static GemmProblem TransposeAProblem(nint a, nint b, nint c, int m, int n, int k) => new(ColumnMajorGemm.ForRowMajorTransposedTimes(m, n, k), b, a, c);
+    public static GemmProblem TransposeAProblem(nint a, nint b, nint c, int m, int n, int k)
+        => new(ColumnMajorGemm.ForRowMajorTransposedTimes(m, n, k), b, a, c);
 
     /// <summary>
     /// Every problem (<c>+=</c> when <paramref name="accumulate"/>) over float32 buffers in one
@@ -72,7 +79,8 @@ internal sealed unsafe class CublasRowMajorGemm : IDisposable
     }
 
     /// <summary>
-    /// Every problem over bfloat16 A and B (float32 accumulation) in one <c>cublasGemmGroupedBatchedEx</c> call where the
+    /// Every problem over bfloat16 A and B (float32 accumulation) in one <c>cublasGemmGroupedBatchedEx</c> call where
+    /// the
     /// library takes the types, else one <c>cublasGemmEx</c> each (always so when <paramref name="grouped"/> is false):
     /// C is bfloat16 when <paramref name="bfloat16Output"/> (the pairing cuBLAS documents for the grouped call), else
     /// float32 (<c>+=</c> when <paramref name="accumulate"/>).
@@ -81,35 +89,44 @@ internal sealed unsafe class CublasRowMajorGemm : IDisposable
     {
         int output = bfloat16Output ? CublasConstants.CudaR16BF : CublasConstants.CudaR32F;
         _bindContext();
-        if (grouped && _grouped.TryRun(Handle, problems, accumulate ? 1f : 0f, CublasConstants.CudaR16BF, CublasConstants.Compute32F, output)) return;
+        if (grouped && _grouped.TryRun(Handle, problems, accumulate ? 1f : 0f, CublasConstants.CudaR16BF,
+            CublasConstants.Compute32F, output)) return;
         foreach (GemmProblem p in problems)
         {
-            _cublas.GemmEx(Handle, p.Gemm, 1f, p.First, CublasConstants.CudaR16BF, p.Second, CublasConstants.CudaR16BF, accumulate ? 1f : 0f,
+            _cublas.GemmEx(Handle, p.Gemm, 1f, p.First, CublasConstants.CudaR16BF, p.Second, CublasConstants.CudaR16BF,
+                accumulate ? 1f : 0f,
                 p.C, output, CublasConstants.Compute32F);
         }
     }
 
     /// <summary>
-    /// <paramref name="batch"/> products of <paramref name="first"/>'s shape in one <c>cublasGemmStridedBatchedEx</c> call:
-    /// product i reads its operands and writes C at the first problem's pointers plus i times the byte strides; bfloat16
+    /// <paramref name="batch"/> products of <paramref name="first"/>'s shape in one <c>cublasGemmStridedBatchedEx</c>
+    /// call:
+    /// product i reads its operands and writes C at the first problem's pointers plus i times the byte strides;
+    /// bfloat16
     /// A and B, float32 accumulation and C (<c>+=</c> when <paramref name="accumulate"/>).
     /// </summary>
-    public void StridedBatchedBFloat16(GemmProblem first, long firstStrideBytes, long secondStrideBytes, long cStrideBytes, int batch, bool accumulate)
+    public void StridedBatchedBFloat16(GemmProblem first, long firstStrideBytes, long secondStrideBytes,
+        long cStrideBytes, int batch, bool accumulate)
     {
         _bindContext();
-        _cublas.GemmStridedBatchedEx(Handle, first.Gemm, 1f, first.First, CublasConstants.CudaR16BF, firstStrideBytes / 2, first.Second,
-            CublasConstants.CudaR16BF, secondStrideBytes / 2, accumulate ? 1f : 0f, first.C, CublasConstants.CudaR32F, cStrideBytes / 4, batch,
+        _cublas.GemmStridedBatchedEx(Handle, first.Gemm, 1f, first.First, CublasConstants.CudaR16BF,
+            firstStrideBytes / 2, first.Second,
+            CublasConstants.CudaR16BF, secondStrideBytes / 2, accumulate ? 1f : 0f, first.C, CublasConstants.CudaR32F,
+            cStrideBytes / 4, batch,
             CublasConstants.Compute32F);
     }
 
     private void Run(in ColumnMajorGemm g, nint first, nint second, nint c, bool accumulate, bool bfloat16Inputs)
     {
         _bindContext();
-        Gemm(new GemmProblem(g, first, second, c), accumulate, bfloat16Inputs ? CublasConstants.CudaR16BF : CublasConstants.CudaR32F,
+        Gemm(new GemmProblem(g, first, second, c), accumulate,
+            bfloat16Inputs ? CublasConstants.CudaR16BF : CublasConstants.CudaR32F,
             CublasConstants.Compute32F);
     }
 
-    /// <summary>One <c>cublasGemmEx</c>: inputs of <paramref name="inputType"/>, float32 C (<c>+=</c> when accumulating).</summary>
+    /// <summary>One <c>cublasGemmEx</c>: inputs of <paramref name="inputType"/>, float32 C (<c>+=</c> when
+    /// accumulating).</summary>
     private void Gemm(in GemmProblem p, bool accumulate, int inputType, int computeType)
         => _cublas.GemmEx(Handle, p.Gemm, 1f, p.First, inputType, p.Second, inputType, accumulate ? 1f : 0f,
             p.C, CublasConstants.CudaR32F, computeType);

@@ -24,7 +24,8 @@ internal sealed unsafe class GroupedBatchedGemm : IDisposable
     private nint _pointerScratch;
     private long _pointerScratchBytes;
 
-    /// <summary>Launches on <paramref name="stream"/> (the stream the cuBLAS handles passed to <see cref="TryRun"/> are bound to).</summary>
+    /// <summary>Launches on <paramref name="stream"/> (the stream the cuBLAS handles passed to <see cref="TryRun"/> are
+    /// bound to).</summary>
     public GroupedBatchedGemm(nint stream)
     {
         _cuda = CudaRuntime.Shared;
@@ -37,7 +38,8 @@ internal sealed unsafe class GroupedBatchedGemm : IDisposable
 
     /// <summary>
     /// Queues <c>C = A·B + beta·C</c> for every problem (inputs of <paramref name="inputType"/>, C of
-    /// <paramref name="outputType"/>, float32 by default, alpha 1) in one call; false, with nothing queued, when the library
+    /// <paramref name="outputType"/>, float32 by default, alpha 1) in one call; false, with nothing queued, when the
+    /// library
     /// lacks the call or refuses these types.
     /// </summary>
     public bool TryRun(nint handle, ReadOnlySpan<GemmProblem> problems, float beta, int inputType, int computeType,
@@ -56,7 +58,8 @@ internal sealed unsafe class GroupedBatchedGemm : IDisposable
         for (int i = 0; i < groups; i++)
         {
             ColumnMajorGemm g = problems[i].Gemm;
-            (transA[i], transB[i], m[i], n[i], k[i], lda[i], ldb[i], ldc[i]) = (g.TransA, g.TransB, g.M, g.N, g.K, g.Lda, g.Ldb, g.Ldc);
+            (transA[i], transB[i], m[i], n[i], k[i], lda[i], ldb[i], ldc[i]) = (g.TransA, g.TransB, g.M, g.N, g.K,
+                g.Lda, g.Ldb, g.Ldc);
             (alpha[i], betas[i], groupSize[i]) = (1f, beta, 1);
             pointers[i] = problems[i].First;
             pointers[groups + i] = problems[i].Second;
@@ -71,7 +74,8 @@ internal sealed unsafe class GroupedBatchedGemm : IDisposable
             _cuda.MemcpyAsync(scratch, (nint)host, bytes, CudaConstants.MemcpyHostToDevice, _stream);
         try
         {
-            fixed (int* ta = transA, tb = transB, pm = m, pn = n, pk = k, plda = lda, pldb = ldb, pldc = ldc, gs = groupSize)
+            fixed (int* ta = transA, tb = transB, pm = m, pn = n, pk = k, plda = lda, pldb = ldb, pldc = ldc,
+                gs = groupSize)
             fixed (float* pa = alpha, pb = betas)
             {
                 _cublas.GemmGroupedBatchedEx(handle, ta, tb, pm, pn, pk, pa,

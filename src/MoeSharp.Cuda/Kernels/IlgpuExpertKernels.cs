@@ -23,20 +23,23 @@ internal sealed class IlgpuExpertKernels
     public IlgpuExpertKernels(IlgpuTensorAllocator allocator)
     {
         _allocator = allocator ?? throw new ArgumentNullException(nameof(allocator));
-        _swiGlu = allocator.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ExpertKernelBodies.SwiGluForward);
+        _swiGlu = allocator.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>,
+            ArrayView<float>>(ExpertKernelBodies.SwiGluForward);
     }
 
     /// <summary><c>activation = silu(gate) ⊙ up</c>, element-wise.</summary>
     /// <param name="gate">g: [R, H] float32 device tensor.</param>
     /// <param name="up">u: [R, H] float32.</param>
     /// <param name="activation">Output a: [R, H] float32 (may alias an input).</param>
-    /// <exception cref="ArgumentException">Element counts or dtypes differ, or a tensor is not on this device.</exception>
+    /// <exception cref="ArgumentException">Element counts or dtypes differ, or a tensor is not on this
+    /// device.</exception>
     public void SwiGluForward(Tensor gate, Tensor up, Tensor activation)
     {
         int n = DeviceViews.SameCount(gate, up, nameof(up));
         DeviceViews.SameCount(gate, activation, nameof(activation));
         if (n == 0) return;
         Accelerator acc = _allocator.Accelerator;
-        _swiGlu(n, DeviceViews.Floats(acc, gate, nameof(gate)), DeviceViews.Floats(acc, up, nameof(up)), DeviceViews.Floats(acc, activation, nameof(activation)));
+        _swiGlu(n, DeviceViews.Floats(acc, gate, nameof(gate)), DeviceViews.Floats(acc, up, nameof(up)),
+            DeviceViews.Floats(acc, activation, nameof(activation)));
     }
 }

@@ -14,25 +14,32 @@ namespace MoeSharp.Cuda.Kernels;
 /// (float32, no TF32; or bfloat16 inputs with float32 accumulation, <see cref="BFloat16Products"/>) or a
 /// strided-product kernel on ILGPU's CPU accelerator, and ILGPU kernels for SwiGLU, the score
 /// functions, top-k (node-limited too), their backward passes, row addition and AdamW. Every kernel is ordered on the
-/// accelerator's stream, as the dispatcher's are.
+/// accelerator's stream, as the dispatcher's are. One object stands in for the four kernel seams (they share the
+/// compiled kernels, the cuBLAS handle and the scratch allocation), handed out by <see cref="Gemm"/>,
+/// <see cref="Router"/>, <see cref="Elementwise"/> and <see cref="Optimizer"/>.
 /// </summary>
 /// <remarks>
 /// Tolerance: top-k is bitwise the host's given the same scores; element-wise kernels on CUDA use ILGPU.Algorithms'
 /// <c>exp</c> and may contract multiply-adds, so they agree with the host within a few ulp; cuBLAS sums in its own
 /// blocking, so products agree within float32 tolerance (the golden layer files' bounds), not bitwise.
 /// </remarks>
-public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
+public sealed class IlgpuLayerKernels
+    : ILayerKernels, IGemmKernels, IRouterKernels, IElementwiseKernels, IOptimizerKernels, IDisposable
 {
     private readonly IlgpuBackend _backend;
     private readonly Accelerator _acc;
     private readonly CublasRowMajorGemm? _cublas;
-    private readonly Action<Index1D, ArrayView<float>, int, int, int, ArrayView<float>, int, int, int, ArrayView<float>, int, int, int, int> _product;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> _swiGluBackward;
+    private readonly Action<Index1D, ArrayView<float>, int, int, int, ArrayView<float>, int, int, int, ArrayView<float>,
+        int, int, int, int> _product;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+        ArrayView<float>> _swiGluBackward;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int> _softmaxBackward;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> _sigmoidBackward;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<long>, ArrayView<float>, int, int, int, float, float, ArrayView<float>> _topScoresBackward;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<long>, ArrayView<float>, int, int, int, float, float,
+        ArrayView<float>> _topScoresBackward;
     private readonly Action<Index1D, ArrayView<float>, int, ArrayView<float>> _addInto;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, float, float, float, float, float, float> _adamW;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, float,
+        float, float, float, float, float> _adamW;
     private readonly Action<Index1D, ArrayView<float>, int, ArrayView<ushort>> _toBFloat16;
     private readonly Action<Index1D, ArrayView<float>, int, ArrayView<float>> _roundToBFloat16;
     private readonly Action<Index1D, ArrayView<ushort>, ArrayView<float>, int> _widenBFloat16;
@@ -40,29 +47,46 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
     private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, int, int, int, ArrayView<ushort>> _padToBFloat16;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, int, int, int, ArrayView<float>, int> _unpadInto;
 
-    /// <summary>Compiles the kernels on <paramref name="backend"/>'s accelerator; on CUDA also opens a cuBLAS handle on its stream.</summary>
+    /// <summary>Compiles the kernels on <paramref name="backend"/>'s accelerator; on CUDA also opens a cuBLAS handle on
+    /// its stream.</summary>
     /// <param name="backend">The device.</param>
-    /// <param name="bfloat16Products">Round every product's inputs to bfloat16 (float32 accumulation and output): see <see cref="BFloat16Products"/>.</param>
-    /// <param name="gemmPath">How grouped bfloat16 products run on cuBLAS; null: <see cref="GemmPathVariable"/>, else <see cref="BFloat16GemmPath.PaddedBatched"/>.</param>
-    /// <exception cref="DllNotFoundException">On CUDA, cuBLAS (<c>libcublas.so.13</c> or <c>.12</c>) cannot be loaded.</exception>
+    /// <param name="bfloat16Products">Round every product's inputs to bfloat16 (float32 accumulation and output): see
+    /// <see cref="BFloat16Products"/>.</param>
+    /// <param name="gemmPath">How grouped bfloat16 products run on cuBLAS; null: <see cref="GemmPathVariable"/>, else
+    /// <see cref="BFloat16GemmPath.PaddedBatched"/>.</param>
+    /// <exception cref="DllNotFoundException">On CUDA, cuBLAS (<c>libcublas.so.13</c> or <c>.12</c>) cannot be
+    /// loaded.</exception>
     public IlgpuLayerKernels(IlgpuBackend backend, bool bfloat16Products = false, BFloat16GemmPath? gemmPath = null)
     {
         _backend = backend ?? throw new ArgumentNullException(nameof(backend));
         BFloat16Products = bfloat16Products;
         _acc = backend.Accelerator;
-        _product = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, int, int, ArrayView<float>, int, int, int, ArrayView<float>, int, int, int, int>(LayerKernelBodies.StridedProduct);
-        _swiGluBackward = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(LayerKernelBodies.SwiGluBackward);
-        _softmaxBackward = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(LayerKernelBodies.SoftmaxBackwardRows);
-        _sigmoidBackward = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(LayerKernelBodies.SigmoidBackward);
-        _topScoresBackward = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<long>, ArrayView<float>, int, int, int, float, float, ArrayView<float>>(LayerKernelBodies.TopScoresBackward);
-        _addInto = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, ArrayView<float>>(LayerKernelBodies.AddInto);
-        _adamW = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, float, float, float, float, float, float>(LayerKernelBodies.AdamW);
-        _toBFloat16 = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, ArrayView<ushort>>(LayerKernelBodies.ToBFloat16);
-        _roundToBFloat16 = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, ArrayView<float>>(LayerKernelBodies.RoundToBFloat16);
-        _countIds = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<long>, ArrayView<long>>(LayerKernelBodies.CountIds);
-        _widenBFloat16 = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<float>, int>(LayerKernelBodies.WidenBFloat16);
-        _padToBFloat16 = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, int, int, int, ArrayView<ushort>>(LayerKernelBodies.PadToBFloat16);
-        _unpadInto = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, int, int, int, ArrayView<float>, int>(LayerKernelBodies.UnpadInto);
+        _product = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, int, int, ArrayView<float>, int,
+            int, int, ArrayView<float>, int, int, int, int>(LayerKernelBodies.StridedProduct);
+        _swiGluBackward = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>,
+            ArrayView<float>, ArrayView<float>, ArrayView<float>>(LayerKernelBodies.SwiGluBackward);
+        _softmaxBackward = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>,
+            ArrayView<float>, int>(LayerKernelBodies.SoftmaxBackwardRows);
+        _sigmoidBackward = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>,
+            ArrayView<float>>(LayerKernelBodies.SigmoidBackward);
+        _topScoresBackward = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<long>,
+            ArrayView<float>, int, int, int, float, float, ArrayView<float>>(LayerKernelBodies.TopScoresBackward);
+        _addInto = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int,
+            ArrayView<float>>(LayerKernelBodies.AddInto);
+        _adamW = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            ArrayView<float>, float, float, float, float, float, float>(LayerKernelBodies.AdamW);
+        _toBFloat16 = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int,
+            ArrayView<ushort>>(LayerKernelBodies.ToBFloat16);
+        _roundToBFloat16 = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int,
+            ArrayView<float>>(LayerKernelBodies.RoundToBFloat16);
+        _countIds = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<long>,
+            ArrayView<long>>(LayerKernelBodies.CountIds);
+        _widenBFloat16 = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<float>,
+            int>(LayerKernelBodies.WidenBFloat16);
+        _padToBFloat16 = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, int, int, int,
+            ArrayView<ushort>>(LayerKernelBodies.PadToBFloat16);
+        _unpadInto = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, int, int, int,
+            ArrayView<float>, int>(LayerKernelBodies.UnpadInto);
         GemmPath = gemmPath ?? Environment.GetEnvironmentVariable(GemmPathVariable) switch
         {
             "grouped16" => BFloat16GemmPath.GroupedBFloat16Output,
@@ -90,82 +114,119 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
     /// </summary>
     public const string GemmPathVariable = "MOESHARP_BF16_GEMM";
 
-    /// <summary>How grouped products with <see cref="BFloat16Products"/> run on cuBLAS (see <see cref="GemmPathVariable"/>).</summary>
+    /// <summary>How grouped products with <see cref="BFloat16Products"/> run on cuBLAS (see
+    /// <see cref="GemmPathVariable"/>).</summary>
     public BFloat16GemmPath GemmPath { get; }
 
     /// <summary>True when the products run through cuBLAS (a CUDA device).</summary>
     public bool UsesCublas => _cublas is not null;
 
-    private IlgpuTensorAllocator Allocator => _backend.Allocator;
+    /// <inheritdoc />
+    public ITensorAllocator Allocator => _backend.Allocator;
 
     /// <inheritdoc />
-    public Tensor Allocate(DType dtype, params int[] shape) => Allocator.Rent(dtype, shape);
+    public IGemmKernels Gemm => this;
 
     /// <inheritdoc />
-    public Tensor Zeros(DType dtype, params int[] shape)
+    public IRouterKernels Router => this;
+
+    /// <inheritdoc />
+    public IElementwiseKernels Elementwise => this;
+
+    /// <inheritdoc />
+    public IOptimizerKernels Optimizer => this;
+
+    /// <inheritdoc />
+    public Tensor RentZeros(DType dtype, params int[] shape)
     {
-        Tensor t = Allocator.Rent(dtype, shape);
-        Dispatch.Clear(t);
-        return t;
+        Tensor tensor = Rent(dtype, shape);
+        Dispatch.Clear(tensor);
+        return tensor;
+    }
+
+    private Tensor Rent(DType dtype, params int[] shape) => _backend.Allocator.Rent(dtype, shape);
+
+    private void Return(Tensor? tensor) => _backend.Allocator.Return(tensor);
+
+    /// <inheritdoc />
+    public void MatMulTransposeB(MatrixOperand a, MatrixOperand b, MatrixOperand c, GemmShape shape,
+        bool accumulate = false)
+    {
+        (int rows, int n, int k) = shape;
+        Product(a.Tensor, a.Offset * k, k, 1, b.Tensor, b.Offset * n * k, k, 1, c.Tensor, c.Offset * n, rows, n, k,
+            accumulate,
+            (cublas, pa, pb, pc, half) => cublas.MatMulTransposeB(pa, pb, pc, rows, n, k, accumulate, half));
     }
 
     /// <inheritdoc />
-    public void Release(Tensor? tensor) => Allocator.Return(tensor);
-
-    /// <inheritdoc />
-    public void MatMulTransposeB(Tensor a, int aRow, int rows, Tensor b, int index, int n, int k, Tensor c, int cRow, bool accumulate = false)
-        => Product(a, aRow * k, k, 1, b, index * n * k, k, 1, c, cRow * n, rows, n, k, accumulate,
-            (cublas, pa, pb, pc, half) => cublas.MatMulTransposeB(pa, pb, pc, rows, n, k, accumulate, half));
-
-    /// <inheritdoc />
-    public void MatMul(Tensor a, int aRow, int rows, Tensor b, int index, int n, int k, Tensor c, int cRow, bool accumulate = false)
-        => Product(a, aRow * k, k, 1, b, index * k * n, 1, n, c, cRow * n, rows, n, k, accumulate,
+    public void MatMul(MatrixOperand a, MatrixOperand b, MatrixOperand c, GemmShape shape, bool accumulate = false)
+    {
+        (int rows, int n, int k) = shape;
+        Product(a.Tensor, a.Offset * k, k, 1, b.Tensor, b.Offset * k * n, 1, n, c.Tensor, c.Offset * n, rows, n, k,
+            accumulate,
             (cublas, pa, pb, pc, half) => cublas.MatMul(pa, pb, pc, rows, n, k, accumulate, half));
+    }
 
     /// <inheritdoc />
-    public void MatMulTransposeA(Tensor a, int aRow, Tensor b, int bRow, int rows, int m, int n, Tensor c, int index, bool accumulate = false)
-        => Product(a, aRow * m, 1, m, b, bRow * n, 1, n, c, index * m * n, m, n, rows, accumulate,
+    public void MatMulTransposeA(MatrixOperand a, MatrixOperand b, MatrixOperand c, GemmShape shape,
+        bool accumulate = false)
+    {
+        (int m, int n, int rows) = shape;
+        Product(a.Tensor, a.Offset * m, 1, m, b.Tensor, b.Offset * n, 1, n, c.Tensor, c.Offset * m * n, m, n, rows,
+            accumulate,
             (cublas, pa, pb, pc, half) => cublas.MatMulTransposeA(pa, pb, pc, m, n, rows, accumulate, half));
+    }
 
     /// <inheritdoc />
-    /// <remarks>On CUDA all groups go in one grouped cuBLAS call, each operand rounded once with bfloat16 products; elsewhere one product per group.</remarks>
-    public void GroupedMatMulTransposeB(Tensor a, ReadOnlySpan<long> rowsPerGroup, Tensor b, int n, int k, Tensor c, bool accumulate = false)
+    /// <remarks>On CUDA all groups go in one grouped cuBLAS call, each operand rounded once with bfloat16 products;
+    /// elsewhere one product per group.</remarks>
+    public void GroupedMatMulTransposeB(Tensor a, Tensor b, Tensor c, ReadOnlySpan<long> rowsPerGroup, int n, int k,
+        bool accumulate = false)
     {
         if (!GroupsOnCublas(k))
         {
-            ILayerKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => MatMulTransposeB(a, start, rows, b, g, n, k, c, start, accumulate));
+            IGemmKernels.ForEachGroup(rowsPerGroup, (g, start, rows) =>
+                MatMulTransposeB(new(a, start), new(b, g), new(c, start), new(rows, n, k), accumulate));
             return;
         }
-        RunGroupsOnCublas(a, b, rowsPerGroup, accumulate, c, RowOperands.A | RowOperands.C, k, 0, n, (o, g, start, rows) =>
+        RunGroupsOnCublas(a, b, rowsPerGroup, accumulate, c, RowOperands.A | RowOperands.C, k, 0, n, (o, g, start,
+            rows) =>
             CublasRowMajorGemm.TransposeBProblem(o.A(start * k), o.B(g * n * k), o.C(start * n), rows, n, k));
     }
 
     /// <inheritdoc />
-    public void GroupedMatMul(Tensor a, ReadOnlySpan<long> rowsPerGroup, Tensor b, int n, int k, Tensor c, bool accumulate = false)
+    public void GroupedMatMul(Tensor a, Tensor b, Tensor c, ReadOnlySpan<long> rowsPerGroup, int n, int k,
+        bool accumulate = false)
     {
         if (!GroupsOnCublas(k))
         {
-            ILayerKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => MatMul(a, start, rows, b, g, n, k, c, start, accumulate));
+            IGemmKernels.ForEachGroup(rowsPerGroup, (g, start, rows) =>
+                MatMul(new(a, start), new(b, g), new(c, start), new(rows, n, k), accumulate));
             return;
         }
-        RunGroupsOnCublas(a, b, rowsPerGroup, accumulate, c, RowOperands.A | RowOperands.C, k, 0, n, (o, g, start, rows) =>
+        RunGroupsOnCublas(a, b, rowsPerGroup, accumulate, c, RowOperands.A | RowOperands.C, k, 0, n, (o, g, start,
+            rows) =>
             CublasRowMajorGemm.TimesProblem(o.A(start * k), o.B(g * k * n), o.C(start * n), rows, n, k));
     }
 
     /// <inheritdoc />
-    public void GroupedMatMulTransposeA(Tensor a, Tensor b, ReadOnlySpan<long> rowsPerGroup, int m, int n, Tensor c, bool accumulate = false)
+    public void GroupedMatMulTransposeA(Tensor a, Tensor b, Tensor c, ReadOnlySpan<long> rowsPerGroup, int m, int n,
+        bool accumulate = false)
     {
         if (!GroupsOnCublas(m))
         {
-            ILayerKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => MatMulTransposeA(a, start, b, start, rows, m, n, c, g, accumulate));
+            IGemmKernels.ForEachGroup(rowsPerGroup, (g, start, rows) =>
+                MatMulTransposeA(new(a, start), new(b, start), new(c, g), new(m, n, rows), accumulate));
             return;
         }
-        RunGroupsOnCublas(a, b, rowsPerGroup, accumulate, c, RowOperands.A | RowOperands.B, m, n, 0, (o, g, start, rows) =>
+        RunGroupsOnCublas(a, b, rowsPerGroup, accumulate, c, RowOperands.A | RowOperands.B, m, n, 0, (o, g, start,
+            rows) =>
             CublasRowMajorGemm.TransposeAProblem(o.A(start * m), o.B(start * n), o.C(g * m * n), m, n, rows));
     }
 
     /// <inheritdoc />
-    public void SwiGluForward(Tensor gate, Tensor up, Tensor activation) => _backend.Experts.SwiGluForward(gate, up, activation);
+    public void SwiGluForward(Tensor gate, Tensor up, Tensor activation) => _backend.Experts.SwiGluForward(gate, up,
+        activation);
 
     /// <inheritdoc />
     public void SwiGluBackward(Tensor gradActivation, Tensor gate, Tensor up, Tensor gradGate, Tensor gradUp)
@@ -175,7 +236,8 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
         DeviceViews.SameCount(gate, gradGate, nameof(gradGate));
         DeviceViews.SameCount(gate, gradUp, nameof(gradUp));
         if (n == 0) return;
-        _swiGluBackward(n, Floats(gradActivation, nameof(gradActivation)), Floats(gate, nameof(gate)), Floats(up, nameof(up)),
+        _swiGluBackward(n, Floats(gradActivation, nameof(gradActivation)), Floats(gate, nameof(gate)), Floats(up,
+            nameof(up)),
             Floats(gradGate, nameof(gradGate)), Floats(gradUp, nameof(gradUp)));
     }
 
@@ -194,50 +256,61 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
         if (n == 0) return;
         if (function == ScoreFunction.Softmax)
         {
-            _softmaxBackward(scores.Rows, Floats(scores, nameof(scores)), Floats(gradScores, nameof(gradScores)), Floats(gradLogits, nameof(gradLogits)), scores.RowLength);
+            _softmaxBackward(scores.Rows, Floats(scores, nameof(scores)), Floats(gradScores, nameof(gradScores)),
+                Floats(gradLogits, nameof(gradLogits)), scores.RowLength);
         }
         else
         {
-            _sigmoidBackward(n, Floats(scores, nameof(scores)), Floats(gradScores, nameof(gradScores)), Floats(gradLogits, nameof(gradLogits)));
+            _sigmoidBackward(n, Floats(scores, nameof(scores)), Floats(gradScores, nameof(gradScores)),
+                Floats(gradLogits, nameof(gradLogits)));
         }
     }
 
     /// <inheritdoc />
-    public void TopK(Tensor scores, Tensor? expertBias, int numExpertGroups, int numLimitedGroups, bool routeNorm, float normEpsilon,
-        float routeScale, Tensor topScores, Tensor expertIds, bool zeroDiscardedGroups = false)
-        => _backend.Router.TopK(scores, expertBias, topScores, expertIds, routeNorm, normEpsilon, routeScale, numExpertGroups, numLimitedGroups,
-            zeroDiscardedGroups);
+    public void TopK(Tensor scores, Tensor? expertBias, TopKOptions options, Tensor topScores, Tensor expertIds)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _backend.Router.TopK(scores, expertBias, topScores, expertIds, options.RouteNorm, options.NormEpsilon,
+            options.RouteScale,
+            options.NumExpertGroups, options.NumLimitedGroups, options.ZeroDiscardedGroups);
+    }
 
     /// <inheritdoc />
-    public void TopScoresBackward(Tensor scores, Tensor expertIds, Tensor gradTopScores, bool routeNorm, float normEpsilon, float routeScale,
+    public void TopScoresBackward(Tensor scores, Tensor expertIds, Tensor gradTopScores, TopKOptions options,
         Tensor gradScores)
     {
+        ArgumentNullException.ThrowIfNull(options);
         DeviceViews.SameCount(scores, gradScores, nameof(gradScores));
         DeviceViews.SameCount(expertIds, gradTopScores, nameof(gradTopScores));
         if (scores.Rows == 0 || scores.ElementCount == 0) return;
-        _topScoresBackward(scores.Rows, Floats(scores, nameof(scores)), DeviceViews.Longs(_acc, expertIds, nameof(expertIds)),
-            Floats(gradTopScores, nameof(gradTopScores)), scores.RowLength, expertIds.RowLength, routeNorm ? 1 : 0, normEpsilon, routeScale,
+        _topScoresBackward(scores.Rows, Floats(scores, nameof(scores)), DeviceViews.Longs(_acc, expertIds,
+            nameof(expertIds)),
+            Floats(gradTopScores,
+                nameof(gradTopScores)), scores.RowLength, expertIds.RowLength, options.RouteNorm ? 1 : 0,
+            options.NormEpsilon, options.RouteScale,
             Floats(gradScores, nameof(gradScores)));
     }
 
     /// <inheritdoc />
     /// <remarks>
     /// Counted on the device (one atomic increment per id); only the E counts come to the host, one small copy that
-    /// waits for the router's kernels. Ids outside <c>[0, E)</c> are not counted, so the counts then sum to less than T·K.
+    /// waits for the router's kernels. Ids outside <c>[0, E)</c> are not counted, so the counts then sum to less than
+    /// T·K.
     /// </remarks>
     public long[] CountPerExpert(Tensor expertIds, int numExperts)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(numExperts);
         if (numExperts == 0) return [];
-        Tensor counts = Zeros(DType.Int64, numExperts);
+        Tensor counts = RentZeros(DType.Int64, numExperts);
         try
         {
-            if (expertIds.ElementCount > 0) _countIds(expertIds.ElementCount, DeviceViews.Longs(_acc, expertIds, nameof(expertIds)), DeviceViews.Longs(_acc, counts, nameof(counts)));
+            if (expertIds.ElementCount > 0) _countIds(expertIds.ElementCount, DeviceViews.Longs(_acc, expertIds,
+                nameof(expertIds)), DeviceViews.Longs(_acc, counts, nameof(counts)));
             return counts.ToHost().AsSpan<long>().ToArray();
         }
         finally
         {
-            Release(counts);
+            Return(counts);
         }
     }
 
@@ -260,7 +333,8 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
         DeviceViews.SameCount(value, expAvg, nameof(expAvg));
         DeviceViews.SameCount(value, expAvgSq, nameof(expAvgSq));
         if (n == 0) return;
-        _adamW(n, Floats(value, nameof(value)), Floats(grad, nameof(grad)), Floats(expAvg, nameof(expAvg)), Floats(expAvgSq, nameof(expAvgSq)),
+        _adamW(n, Floats(value, nameof(value)), Floats(grad, nameof(grad)), Floats(expAvg, nameof(expAvg)),
+            Floats(expAvgSq, nameof(expAvgSq)),
             s.Beta1, s.Beta2, s.StepSize, s.Bias2Sqrt, s.Epsilon, s.Decay);
     }
 
@@ -273,12 +347,15 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
     /// operands are the contiguous ranges <c>A[aStart, aStart + m·k)</c> and <c>B[bStart, bStart + n·k)</c>; with
     /// <see cref="BFloat16Products"/> they are first rounded to bfloat16 (a scratch copy each).
     /// </summary>
-    private void Product(Tensor a, int aStart, int aRowStride, int aReduceStride, Tensor b, int bStart, int bColumnStride, int bReduceStride,
-        Tensor c, int cStart, int m, int n, int k, bool accumulate, Action<CublasRowMajorGemm, nint, nint, nint, bool> cublas)
+    private void Product(Tensor a, int aStart, int aRowStride, int aReduceStride, Tensor b, int bStart,
+        int bColumnStride, int bReduceStride,
+        Tensor c, int cStart, int m, int n, int k, bool accumulate,
+        Action<CublasRowMajorGemm, nint, nint, nint, bool> cublas)
     {
         if (m == 0 || n == 0) return;
         ArrayView<float> cView = Floats(c, nameof(c));
-        if ((long)cStart + (long)m * n > cView.Length) throw new ArgumentException($"the [{m}, {n}] product does not fit into {c} at element {cStart}", nameof(c));
+        if ((long)cStart + (long)m * n > cView.Length) throw new ArgumentException($"the [{m}, {n}] product does " +
+            $"not fit into {c} at element {cStart}", nameof(c));
         if (k == 0)
         {
             if (!accumulate) cView.SubView(cStart, (long)m * n).MemSetToZero(_acc.DefaultStream);
@@ -293,31 +370,35 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
                 cublas(_cublas, Pointer(a, aStart, nameof(a)), Pointer(b, bStart, nameof(b)), pc, false);
                 return;
             }
-            Tensor halfA = Allocate(DType.BFloat16, aLength), halfB = Allocate(DType.BFloat16, bLength);
+            Tensor halfA = Rent(DType.BFloat16, aLength), halfB = Rent(DType.BFloat16, bLength);
             _toBFloat16(aLength, Floats(a, nameof(a)), aStart, DeviceViews.BFloat16Bits(_acc, halfA, nameof(a)));
             _toBFloat16(bLength, Floats(b, nameof(b)), bStart, DeviceViews.BFloat16Bits(_acc, halfB, nameof(b)));
-            cublas(_cublas, DevicePointers.Of(halfA, nameof(a)).Pointer, DevicePointers.Of(halfB, nameof(b)).Pointer, pc, true);
+            cublas(_cublas, DevicePointers.Of(halfA, nameof(a)).Pointer, DevicePointers.Of(halfB, nameof(b)).Pointer,
+                pc, true);
             // Stream-ordered reuse: the GEMM queued before reads them first.
-            Release(halfA);
-            Release(halfB);
+            Return(halfA);
+            Return(halfB);
             return;
         }
         if (!BFloat16Products)
         {
-            _product(m * n, Floats(a, nameof(a)), aStart, aRowStride, aReduceStride, Floats(b, nameof(b)), bStart, bColumnStride, bReduceStride,
+            _product(m * n, Floats(a, nameof(a)), aStart, aRowStride, aReduceStride, Floats(b, nameof(b)), bStart,
+                bColumnStride, bReduceStride,
                 cView, cStart, n, k, accumulate ? 1 : 0);
             return;
         }
-        Tensor roundedA = Allocate(DType.Float32, aLength), roundedB = Allocate(DType.Float32, bLength);
+        Tensor roundedA = Rent(DType.Float32, aLength), roundedB = Rent(DType.Float32, bLength);
         _roundToBFloat16(aLength, Floats(a, nameof(a)), aStart, Floats(roundedA, nameof(a)));
         _roundToBFloat16(bLength, Floats(b, nameof(b)), bStart, Floats(roundedB, nameof(b)));
-        _product(m * n, Floats(roundedA, nameof(a)), 0, aRowStride, aReduceStride, Floats(roundedB, nameof(b)), 0, bColumnStride, bReduceStride,
+        _product(m * n, Floats(roundedA, nameof(a)), 0, aRowStride, aReduceStride, Floats(roundedB, nameof(b)), 0,
+            bColumnStride, bReduceStride,
             cView, cStart, n, k, accumulate ? 1 : 0);
-        Release(roundedA);
-        Release(roundedB);
+        Return(roundedA);
+        Return(roundedB);
     }
 
-    /// <summary>Whether grouped products go to cuBLAS as one grouped call (a reduction or row length of 0 takes the per-group path).</summary>
+    /// <summary>Whether grouped products go to cuBLAS as one grouped call (a reduction or row length of 0 takes the
+    /// per-group path).</summary>
     private bool GroupsOnCublas(int inner) => _cublas is not null && inner > 0;
 
     /// <summary>The three operands' device pointers and element sizes: element offsets to addresses.</summary>
@@ -336,10 +417,12 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
     /// <summary>
     /// One cuBLAS grouped call for every group with rows (<paramref name="problem"/> places group g's product in the
     /// operands). float32 products go as they are; bfloat16 products take <see cref="GemmPath"/>: the operands are
-    /// copied to bfloat16 storage (or rounded in float32 storage) in stream-ordered scratch, and with a bfloat16 output the
+    /// copied to bfloat16 storage (or rounded in float32 storage) in stream-ordered scratch, and with a bfloat16 output
+    /// the
     /// product lands in scratch and is widened into <paramref name="c"/> (added when <paramref name="accumulate"/>).
     /// </summary>
-    private void RunGroupsOnCublas(Tensor a, Tensor b, ReadOnlySpan<long> rowsPerGroup, bool accumulate, Tensor c, RowOperands rowOperands,
+    private void RunGroupsOnCublas(Tensor a, Tensor b, ReadOnlySpan<long> rowsPerGroup, bool accumulate, Tensor c,
+        RowOperands rowOperands,
         int aColumns, int bColumns, int cColumns, GroupProblem problem)
     {
         var scratch = new List<Tensor>(3);
@@ -354,30 +437,36 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
                 capacity = Math.Max(capacity, rows);
                 total += rows;
             }
-            if (BFloat16Products && GemmPath == BFloat16GemmPath.PaddedBatched && total > 0 && (everyGroup || accumulate)
+            if (BFloat16Products && GemmPath == BFloat16GemmPath.PaddedBatched && total > 0 && (everyGroup
+                || accumulate)
                 && capacity * rowsPerGroup.Length <= total + (total / 4))
             {
-                RunPadded(a, b, rowsPerGroup, (int)capacity, accumulate, c, rowOperands, aColumns, bColumns, cColumns, problem, scratch);
+                RunPadded(a, b, rowsPerGroup, (int)capacity, accumulate, c, rowOperands, aColumns, bColumns, cColumns,
+                    problem, scratch);
                 return;
             }
             if (!BFloat16Products)
             {
-                var o = new Operands(Pointer(a, 0, nameof(a)), 4, Pointer(b, 0, nameof(b)), 4, Pointer(c, 0, nameof(c)), 4);
-                ILayerKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => problems.Add(problem(o, g, start, rows)));
+                var o = new Operands(Pointer(a, 0, nameof(a)), 4, Pointer(b, 0, nameof(b)), 4, Pointer(c, 0, nameof(c)),
+                    4);
+                IGemmKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => problems.Add(problem(o, g, start, rows)));
                 _cublas!.Grouped(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(problems), accumulate);
                 return;
             }
             if (GemmPath == BFloat16GemmPath.RoundedInFloat32)
             {
                 Tensor ra = Rounded(a, scratch), rb = Rounded(b, scratch);
-                var o = new Operands(Pointer(ra, 0, nameof(a)), 4, Pointer(rb, 0, nameof(b)), 4, Pointer(c, 0, nameof(c)), 4);
-                ILayerKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => problems.Add(problem(o, g, start, rows)));
-                _cublas!.Grouped(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(problems), accumulate, bfloat16Values: true);
+                var o = new Operands(Pointer(ra, 0, nameof(a)), 4, Pointer(rb, 0, nameof(b)), 4, Pointer(c, 0,
+                    nameof(c)), 4);
+                IGemmKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => problems.Add(problem(o, g, start, rows)));
+                _cublas!.Grouped(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(problems), accumulate,
+                    bfloat16Values: true);
                 return;
             }
             Tensor ha = Half(a, scratch), hb = Half(b, scratch);
             nint pa = DevicePointers.Of(ha, nameof(a)).Pointer, pb = DevicePointers.Of(hb, nameof(b)).Pointer;
-            // A bfloat16 output in scratch is widened over all of C: only when every group writes its rows, or C is added to.
+            // A bfloat16 output in scratch is widened over all of C: only when every group writes its rows, or C is
+            // added to.
             // The padded path falls back to it too: one grouped call, where one call per group pays cuBLAS's per-shape
             // setup for every new row count (routing changes every training step).
             bool halfOutput = GemmPath is BFloat16GemmPath.GroupedBFloat16Output or BFloat16GemmPath.PaddedBatched
@@ -385,24 +474,29 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
             Tensor? hc = null;
             if (halfOutput)
             {
-                hc = Allocate(DType.BFloat16, c.ElementCount);
+                hc = Rent(DType.BFloat16, c.ElementCount);
                 scratch.Add(hc);
                 if (!everyGroup) Dispatch.Clear(hc);
             }
-            var operands = new Operands(pa, 2, pb, 2, hc is null ? Pointer(c, 0, nameof(c)) : DevicePointers.Of(hc, nameof(c)).Pointer, hc is null ? 4 : 2);
-            ILayerKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => problems.Add(problem(operands, g, start, rows)));
-            _cublas!.GroupedBFloat16(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(problems), accumulate && hc is null,
+            var operands = new Operands(pa, 2, pb, 2, hc is null ? Pointer(c, 0, nameof(c)) : DevicePointers.Of(hc,
+                nameof(c)).Pointer, hc is null ? 4 : 2);
+            IGemmKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => problems.Add(problem(operands, g, start,
+                rows)));
+            _cublas!.GroupedBFloat16(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(problems), accumulate
+                && hc is null,
                 bfloat16Output: hc is not null, grouped: hc is not null);
-            if (hc is not null) _widenBFloat16(c.ElementCount, DeviceViews.BFloat16Bits(_acc, hc, nameof(c)), Floats(c, nameof(c)), accumulate ? 1 : 0);
+            if (hc is not null) _widenBFloat16(c.ElementCount, DeviceViews.BFloat16Bits(_acc, hc, nameof(c)), Floats(c,
+                nameof(c)), accumulate ? 1 : 0);
         }
         finally
         {
             // Stream-ordered reuse: the products queued before read them first.
-            foreach (Tensor t in scratch) Release(t);
+            foreach (Tensor t in scratch) Return(t);
         }
     }
 
-    /// <summary>Which operands of a grouped product are row blocks of the groups (the others are indexed by group).</summary>
+    /// <summary>Which operands of a grouped product are row blocks of the groups (the others are indexed by
+    /// group).</summary>
     [Flags]
     private enum RowOperands
     {
@@ -413,11 +507,13 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
 
     /// <summary>
     /// <see cref="BFloat16GemmPath.PaddedBatched"/>: the row operands copied to bfloat16 with every group at
-    /// <paramref name="capacity"/> rows (zeros after its own), the group-indexed ones to bfloat16 as they are, one strided
+    /// <paramref name="capacity"/> rows (zeros after its own), the group-indexed ones to bfloat16 as they are, one
+    /// strided
     /// batched call (its strides read off the problems of groups 0 and 1), and a row output copied back from the
     /// padded float32 scratch. Zero rows add nothing to a reduction over rows, so weight gradients come out exact.
     /// </summary>
-    private void RunPadded(Tensor a, Tensor b, ReadOnlySpan<long> rowsPerGroup, int capacity, bool accumulate, Tensor c, RowOperands rowOperands,
+    private void RunPadded(Tensor a, Tensor b, ReadOnlySpan<long> rowsPerGroup, int capacity, bool accumulate, Tensor c,
+        RowOperands rowOperands,
         int aColumns, int bColumns, int cColumns, GroupProblem problem, List<Tensor> scratch)
     {
         int groups = rowsPerGroup.Length;
@@ -435,9 +531,10 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
         long paddedRows = (long)capacity * groups;
         Tensor Pad(Tensor t, int columns)
         {
-            Tensor padded = Allocate(DType.BFloat16, checked((int)(paddedRows * columns)));
+            Tensor padded = Rent(DType.BFloat16, checked((int)(paddedRows * columns)));
             scratch.Add(padded);
-            _padToBFloat16(padded.ElementCount, Floats(t, "operand"), layout, groups, capacity, columns, DeviceViews.BFloat16Bits(_acc, padded, "operand"));
+            _padToBFloat16(padded.ElementCount, Floats(t, "operand"), layout, groups, capacity, columns,
+                DeviceViews.BFloat16Bits(_acc, padded, "operand"));
             return padded;
         }
         Tensor ha = rowOperands.HasFlag(RowOperands.A) ? Pad(a, aColumns) : Half(a, scratch);
@@ -445,34 +542,37 @@ public sealed class IlgpuLayerKernels : ILayerKernels, IDisposable
         Tensor? paddedC = null;
         if (rowOperands.HasFlag(RowOperands.C))
         {
-            paddedC = Allocate(DType.Float32, checked((int)(paddedRows * cColumns)));
+            paddedC = Rent(DType.Float32, checked((int)(paddedRows * cColumns)));
             scratch.Add(paddedC);
         }
         var o = new Operands(DevicePointers.Of(ha, nameof(a)).Pointer, 2, DevicePointers.Of(hb, nameof(b)).Pointer, 2,
             paddedC is null ? Pointer(c, 0, nameof(c)) : DevicePointers.Of(paddedC, nameof(c)).Pointer, 4);
         GemmProblem first = problem(o, 0, 0, capacity);
         GemmProblem second = groups > 1 ? problem(o, 1, capacity, capacity) : first;
-        _cublas!.StridedBatchedBFloat16(first, second.First - first.First, second.Second - first.Second, second.C - first.C, groups,
+        _cublas!.StridedBatchedBFloat16(first, second.First - first.First, second.Second - first.Second,
+            second.C - first.C, groups,
             accumulate && paddedC is null);
         if (paddedC is not null)
         {
-            _unpadInto(paddedC.ElementCount, Floats(paddedC, nameof(c)), layout, groups, capacity, cColumns, Floats(c, nameof(c)), accumulate ? 1 : 0);
+            _unpadInto(paddedC.ElementCount, Floats(paddedC, nameof(c)), layout, groups, capacity, cColumns, Floats(c,
+                nameof(c)), accumulate ? 1 : 0);
         }
     }
 
     /// <summary>A bfloat16 copy of <paramref name="t"/> in scratch.</summary>
     private Tensor Half(Tensor t, List<Tensor> scratch)
     {
-        Tensor half = Allocate(DType.BFloat16, t.ElementCount);
+        Tensor half = Rent(DType.BFloat16, t.ElementCount);
         scratch.Add(half);
-        if (t.ElementCount > 0) _toBFloat16(t.ElementCount, Floats(t, "operand"), 0, DeviceViews.BFloat16Bits(_acc, half, "operand"));
+        if (t.ElementCount > 0) _toBFloat16(t.ElementCount, Floats(t, "operand"), 0, DeviceViews.BFloat16Bits(_acc,
+            half, "operand"));
         return half;
     }
 
     /// <summary><paramref name="t"/> rounded to bfloat16 values in float32 storage, in scratch.</summary>
     private Tensor Rounded(Tensor t, List<Tensor> scratch)
     {
-        Tensor rounded = Allocate(DType.Float32, t.ElementCount);
+        Tensor rounded = Rent(DType.Float32, t.ElementCount);
         scratch.Add(rounded);
         if (t.ElementCount > 0) _roundToBFloat16(t.ElementCount, Floats(t, "operand"), 0, Floats(rounded, "operand"));
         return rounded;

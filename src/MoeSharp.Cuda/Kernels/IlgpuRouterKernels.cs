@@ -22,16 +22,20 @@ internal sealed class IlgpuRouterKernels
     private readonly IlgpuTensorAllocator _allocator;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int> _softmax;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>> _sigmoid;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, float, float, ArrayView<float>, ArrayView<long>> _topK;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, float,
+        float, ArrayView<float>, ArrayView<long>> _topK;
 
     /// <summary>Compiles the kernels on <paramref name="allocator"/>'s accelerator.</summary>
     public IlgpuRouterKernels(IlgpuTensorAllocator allocator)
     {
         _allocator = allocator ?? throw new ArgumentNullException(nameof(allocator));
         Accelerator acc = allocator.Accelerator;
-        _softmax = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(RouterKernelBodies.SoftmaxRows);
-        _sigmoid = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(RouterKernelBodies.Sigmoid);
-        _topK = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, float, float, ArrayView<float>, ArrayView<long>>(
+        _softmax = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>,
+            int>(RouterKernelBodies.SoftmaxRows);
+        _sigmoid = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>,
+            ArrayView<float>>(RouterKernelBodies.Sigmoid);
+        _topK = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int, int,
+            int, int, float, float, ArrayView<float>, ArrayView<long>>(
             RouterKernelBodies.TopK);
     }
 
@@ -44,7 +48,8 @@ internal sealed class IlgpuRouterKernels
         int columns = logits.RowLength;
         if (n == 0 || columns == 0) return;
         Accelerator acc = _allocator.Accelerator;
-        _softmax(n / columns, DeviceViews.Floats(acc, logits, nameof(logits)), DeviceViews.Floats(acc, scores, nameof(scores)), columns);
+        _softmax(n / columns, DeviceViews.Floats(acc, logits, nameof(logits)), DeviceViews.Floats(acc, scores,
+            nameof(scores)), columns);
     }
 
     /// <summary>Element-wise sigmoid.</summary>
@@ -60,8 +65,10 @@ internal sealed class IlgpuRouterKernels
 
     /// <summary>
     /// Token-choice top-k: per token, the K experts with the largest <c>scores + expertBias</c> (ties toward the lower
-    /// id, NaN last) among the experts of the <paramref name="numLimitedGroups"/> best of <paramref name="numExpertGroups"/>
-    /// groups (a group's score is the sum of its two best biased scores; 0 groups: every expert), ids ascending; top scores are the chosen unbiased scores, divided by their sum +
+    /// id, NaN last) among the experts of the <paramref name="numLimitedGroups"/> best of
+    /// <paramref name="numExpertGroups"/>
+    /// groups (a group's score is the sum of its two best biased scores; 0 groups: every expert), ids ascending; top
+    /// scores are the chosen unbiased scores, divided by their sum +
     /// <paramref name="normEpsilon"/> when <paramref name="routeNorm"/>, times <paramref name="routeScale"/>.
     /// </summary>
     /// <param name="scores">[T, E] float32.</param>
@@ -73,9 +80,12 @@ internal sealed class IlgpuRouterKernels
     /// <param name="routeScale">Multiplies every top score.</param>
     /// <param name="numExpertGroups">G for node-limited routing, or 0.</param>
     /// <param name="numLimitedGroups">Groups kept per token when G &gt; 0.</param>
-    /// <param name="zeroDiscardedGroups">Experts of the groups not kept compete with choice score +0 instead of being left out.</param>
-    /// <exception cref="ArgumentException">Shapes disagree, K is not in [1, E], the groups are invalid, or a tensor is not on this device.</exception>
-    public void TopK(Tensor scores, Tensor? expertBias, Tensor topScores, Tensor expertIds, bool routeNorm = false, float normEpsilon = 1e-20f, float routeScale = 1f,
+    /// <param name="zeroDiscardedGroups">Experts of the groups not kept compete with choice score +0 instead of being
+    /// left out.</param>
+    /// <exception cref="ArgumentException">Shapes disagree, K is not in [1, E], the groups are invalid, or a tensor is
+    /// not on this device.</exception>
+    public void TopK(Tensor scores, Tensor? expertBias, Tensor topScores, Tensor expertIds, bool routeNorm = false,
+        float normEpsilon = 1e-20f, float routeScale = 1f,
         int numExpertGroups = 0, int numLimitedGroups = 0, bool zeroDiscardedGroups = false)
     {
         ArgumentNullException.ThrowIfNull(scores);
@@ -84,25 +94,33 @@ internal sealed class IlgpuRouterKernels
         int tokens = scores.Rows, experts = scores.RowLength, k = topScores.RowLength;
         if (topScores.Rows != tokens || expertIds.Rows != tokens || expertIds.RowLength != k)
         {
-            throw new ArgumentException($"topScores {topScores.ShapeString} and expertIds {expertIds.ShapeString} must both be [{tokens}, K]", nameof(expertIds));
+            throw new ArgumentException($"topScores {topScores.ShapeString} and expertIds {expertIds.ShapeString} " +
+                $"must both be [{tokens}, K]", nameof(expertIds));
         }
-        if (tokens > 0 && (k < 1 || k > experts)) throw new ArgumentException($"K = {k} must be in [1, {experts}]", nameof(topScores));
+        if (tokens > 0 && (k < 1 || k > experts)) throw new ArgumentException($"K = {k} must be in [1, {experts}]",
+            nameof(topScores));
         if (expertBias is not null && expertBias.ElementCount != experts)
         {
-            throw new ArgumentException($"expertBias has {expertBias.ElementCount} elements but E = {experts}", nameof(expertBias));
+            throw new ArgumentException($"expertBias has {expertBias.ElementCount} elements but E = {experts}",
+                nameof(expertBias));
         }
         if (numExpertGroups > 0 && (experts % numExpertGroups != 0 || experts / numExpertGroups < 2
-            || numLimitedGroups < 1 || numLimitedGroups > numExpertGroups || numLimitedGroups * (experts / numExpertGroups) < k))
+            || numLimitedGroups < 1 || numLimitedGroups > numExpertGroups
+            || numLimitedGroups * (experts / numExpertGroups) < k))
         {
             throw new ArgumentException(
-                $"node-limited routing needs G = {numExpertGroups} dividing E = {experts} into groups of at least two and 1 ≤ {numLimitedGroups} ≤ G groups holding at least K = {k} experts",
+                $"node-limited routing needs G = {numExpertGroups} dividing E = {experts} into groups of at least " +
+                    $"two and 1 ≤ {numLimitedGroups} ≤ G groups holding at least K = {k} experts",
                 nameof(numExpertGroups));
         }
         if (tokens == 0) return;
         Accelerator acc = _allocator.Accelerator;
         ArrayView<float> s = DeviceViews.Floats(acc, scores, nameof(scores));
-        _topK(tokens, s, expertBias is null ? s : DeviceViews.Floats(acc, expertBias, nameof(expertBias)), expertBias is null ? 0 : 1,
-            experts, k, Math.Max(numExpertGroups, 0), numLimitedGroups, zeroDiscardedGroups ? 1 : 0, routeNorm ? 1 : 0, normEpsilon, routeScale,
-            DeviceViews.Floats(acc, topScores, nameof(topScores)), DeviceViews.Longs(acc, expertIds, nameof(expertIds)));
+        _topK(tokens, s, expertBias is null ? s : DeviceViews.Floats(acc, expertBias, nameof(expertBias)),
+            expertBias is null ? 0 : 1,
+            experts, k, Math.Max(numExpertGroups,
+                0), numLimitedGroups, zeroDiscardedGroups ? 1 : 0, routeNorm ? 1 : 0, normEpsilon, routeScale,
+            DeviceViews.Floats(acc, topScores, nameof(topScores)), DeviceViews.Longs(acc, expertIds,
+                nameof(expertIds)));
     }
 }

@@ -30,7 +30,8 @@ internal static class RouterKernelBodies
 
     /// <summary>
     /// Thread t: the top-k of <c>scores[t] + bias</c> with ties toward the lower expert id (NaN ranks last), among the
-    /// experts of the <paramref name="limitedGroups"/> best of <paramref name="groups"/> groups when groups &gt; 0 (with
+    /// experts of the <paramref name="limitedGroups"/> best of <paramref name="groups"/> groups when groups &gt; 0
+    /// (with
     /// <paramref name="zeroDiscarded"/> set, the other experts compete with choice score +0 instead, as transformers'
     /// DeepSeek-V3 router does), written ascending to <c>ids[t]</c>; <c>topScores[t]</c> = the chosen unbiased scores,
     /// divided by their sum + eps when <paramref name="routeNorm"/> is set, times <paramref name="routeScale"/>. The id
@@ -47,7 +48,8 @@ internal static class RouterKernelBodies
         bool groupEligible = true;
         for (int e = 0; e < experts; e++)
         {
-            if (groups > 0 && e % perGroup == 0) groupEligible = GroupChosen(scores, bias, hasBias, row, perGroup, groups, limitedGroups, e / perGroup);
+            if (groups > 0 && e % perGroup == 0) groupEligible = GroupChosen(scores, bias, hasBias, row, perGroup,
+                groups, limitedGroups, e / perGroup);
             if (!groupEligible && zeroDiscarded == 0) continue;
             float v = groupEligible ? Biased(scores, bias, hasBias, row, e) : 0f;
             if (filled == k && !Better(v, topScores[at + k - 1])) continue;
@@ -90,7 +92,8 @@ internal static class RouterKernelBodies
     /// than <paramref name="limited"/> groups precede it in that order. Recomputing the group scores costs O(G·E)
     /// per token but needs no per-thread memory.
     /// </summary>
-    private static bool GroupChosen(ArrayView<float> scores, ArrayView<float> bias, int hasBias, int row, int perGroup, int groups, int limited, int g)
+    private static bool GroupChosen(ArrayView<float> scores, ArrayView<float> bias, int hasBias, int row, int perGroup,
+        int groups, int limited, int g)
     {
         float mine = GroupScore(scores, bias, hasBias, row, perGroup, g);
         int ahead = 0;
@@ -104,7 +107,8 @@ internal static class RouterKernelBodies
     }
 
     /// <summary>The sum of the two best biased scores of group <paramref name="g"/>, as the host computes it.</summary>
-    private static float GroupScore(ArrayView<float> scores, ArrayView<float> bias, int hasBias, int row, int perGroup, int g)
+    private static float GroupScore(ArrayView<float> scores, ArrayView<float> bias, int hasBias, int row, int perGroup,
+        int g)
     {
         float best = float.NegativeInfinity, second = float.NegativeInfinity;
         for (int e = g * perGroup; e < (g + 1) * perGroup; e++)
@@ -126,6 +130,7 @@ internal static class RouterKernelBodies
     private static float Biased(ArrayView<float> scores, ArrayView<float> bias, int hasBias, int row, int e)
         => hasBias != 0 ? scores[row + e] + bias[e] : scores[row + e];
 
-    /// <summary>True when <paramref name="v"/> ranks strictly above <paramref name="current"/> (NaN ranks last).</summary>
+    /// <summary>True when <paramref name="v"/> ranks strictly above <paramref name="current"/> (NaN ranks
+    /// last).</summary>
     private static bool Better(float v, float current) => v > current || (float.IsNaN(current) && !float.IsNaN(v));
 }

@@ -10,7 +10,8 @@ public static class HostScoreFunctions
     /// <param name="logits">z: [T, E].</param>
     /// <param name="scores">Output: [T, E] (may alias <paramref name="logits"/>).</param>
     /// <param name="columns">E, the row length.</param>
-    /// <exception cref="ArgumentException">Lengths differ or are not a multiple of <paramref name="columns"/>.</exception>
+    /// <exception cref="ArgumentException">Lengths differ or are not a multiple of
+    /// <paramref name="columns"/>.</exception>
     public static void Softmax(ReadOnlySpan<float> logits, Span<float> scores, int columns)
     {
         int rows = CheckRows(logits.Length, scores.Length, columns, nameof(scores));
@@ -35,9 +36,11 @@ public static class HostScoreFunctions
     /// <param name="scores">s: [T, E], the forward output.</param>
     /// <param name="gradScores">ds: [T, E].</param>
     /// <param name="gradLogits">Output dz: [T, E] (may alias <paramref name="gradScores"/>).</param>
-    /// <param name="columns">E.</param>
-    /// <exception cref="ArgumentException">Lengths differ or are not a multiple of <paramref name="columns"/>.</exception>
-    public static void SoftmaxBackward(ReadOnlySpan<float> scores, ReadOnlySpan<float> gradScores, Span<float> gradLogits, int columns)
+    /// <param name="columns">E, the row length (one score per expert).</param>
+    /// <exception cref="ArgumentException">Lengths differ or are not a multiple of
+    /// <paramref name="columns"/>.</exception>
+    public static void SoftmaxBackward(ReadOnlySpan<float> scores, ReadOnlySpan<float> gradScores,
+        Span<float> gradLogits, int columns)
     {
         int rows = CheckRows(scores.Length, gradScores.Length, columns, nameof(gradScores));
         CheckRows(scores.Length, gradLogits.Length, columns, nameof(gradLogits));
@@ -64,10 +67,11 @@ public static class HostScoreFunctions
 
     /// <summary>Sigmoid backward: <c>dz = ds · s · (1 − s)</c>.</summary>
     /// <param name="scores">s, the forward output.</param>
-    /// <param name="gradScores">ds.</param>
+    /// <param name="gradScores">ds, the gradient of the loss w.r.t. the scores.</param>
     /// <param name="gradLogits">Output dz (may alias <paramref name="gradScores"/>).</param>
     /// <exception cref="ArgumentException">Lengths differ.</exception>
-    public static void SigmoidBackward(ReadOnlySpan<float> scores, ReadOnlySpan<float> gradScores, Span<float> gradLogits)
+    public static void SigmoidBackward(ReadOnlySpan<float> scores, ReadOnlySpan<float> gradScores,
+        Span<float> gradLogits)
     {
         CheckSame(scores.Length, gradScores.Length, nameof(gradScores));
         CheckSame(scores.Length, gradLogits.Length, nameof(gradLogits));
@@ -79,7 +83,8 @@ public static class HostScoreFunctions
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(columns);
         if (inputLength % columns != 0)
         {
-            throw new ArgumentException($"length {inputLength} is not a multiple of the row length {columns}", nameof(columns));
+            throw new ArgumentException($"length {inputLength} is not a multiple of the row length {columns}",
+                nameof(columns));
         }
         CheckSame(inputLength, outputLength, outputName);
         return inputLength / columns;

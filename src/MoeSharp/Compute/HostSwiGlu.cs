@@ -45,7 +45,8 @@ public static unsafe class HostSwiGlu
         CheckSame(n, up.Length, nameof(up));
         CheckSame(n, gradGate.Length, nameof(gradGate));
         CheckSame(n, gradUp.Length, nameof(gradUp));
-        fixed (float* pda = gradActivation) fixed (float* pg = gate) fixed (float* pu = up) fixed (float* pdg = gradGate) fixed (float* pdu = gradUp)
+        fixed (float* pda = gradActivation) fixed (float* pg = gate) fixed (float* pu = up)
+        fixed (float* pdg = gradGate) fixed (float* pdu = gradUp)
         {
             nint da0 = (nint)pda, g0 = (nint)pg, u0 = (nint)pu, dg0 = (nint)pdg, du0 = (nint)pdu;
             HostParallel.For(n, 20, (start, end) =>

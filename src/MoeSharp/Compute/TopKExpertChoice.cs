@@ -17,7 +17,8 @@ internal static class TopKExpertChoice
     /// <param name="eligible">Scratch: [E].</param>
     /// <param name="groupScores">Scratch: [G] (empty when G = 0).</param>
     /// <param name="chosen">Output ids: [K], ascending.</param>
-    /// <param name="zeroDiscardedGroups">Experts of the groups not kept compete with choice score 0 instead of being left out.</param>
+    /// <param name="zeroDiscardedGroups">Experts of the groups not kept compete with choice score 0 instead of being
+    /// left out.</param>
     public static void Choose(ReadOnlySpan<float> biased, int numExpertGroups, int numLimitedGroups,
         Span<bool> eligible, Span<float> groupScores, Span<int> chosen, bool zeroDiscardedGroups = false)
     {
@@ -53,9 +54,11 @@ internal static class TopKExpertChoice
     }
 
     /// <summary>The score an expert competes with: its biased score, or +0 in a discarded group.</summary>
-    private static float ChoiceScore(ReadOnlySpan<float> biased, ReadOnlySpan<bool> eligible, int e) => eligible[e] ? biased[e] : 0f;
+    private static float ChoiceScore(ReadOnlySpan<float> biased, ReadOnlySpan<bool> eligible, int e)
+        => eligible[e] ? biased[e] : 0f;
 
-    /// <summary>True when <paramref name="v"/> ranks strictly above <paramref name="current"/> (NaN ranks last).</summary>
+    /// <summary>True when <paramref name="v"/> ranks strictly above <paramref name="current"/> (NaN ranks
+    /// last).</summary>
     private static bool Better(float v, float current) => v > current || (float.IsNaN(current) && !float.IsNaN(v));
 
     private static void MarkEligibleGroups(ReadOnlySpan<float> biased, int groups, int limited,

@@ -16,10 +16,11 @@ public sealed class GroupedExperts
 {
     private readonly ILayerKernels _kernels;
 
-    /// <summary>Creates experts with zero weights (fill <see cref="W1"/>, <see cref="W2"/>, <see cref="W3"/>).</summary>
-    /// <param name="numLocalExperts">E_local.</param>
-    /// <param name="dim">D.</param>
-    /// <param name="hidden">H.</param>
+    /// <summary>Creates experts with zero weights (fill <see cref="W1"/>, <see cref="W2"/>,
+    /// <see cref="W3"/>).</summary>
+    /// <param name="numLocalExperts">E_local, the experts on this rank.</param>
+    /// <param name="dim">D, the model dimension.</param>
+    /// <param name="hidden">H, each expert's hidden dimension.</param>
     /// <param name="kernels">Where the weights live and the products run; the host when null.</param>
     /// <exception cref="ArgumentOutOfRangeException">A size is not positive.</exception>
     /// <exception cref="SizeLimitException">E_local · H · D exceeds what one tensor can index.</exception>
@@ -34,18 +35,18 @@ public sealed class GroupedExperts
         NumLocalExperts = numLocalExperts;
         Dim = dim;
         Hidden = hidden;
-        W1 = _kernels.Zeros(DType.Float32, numLocalExperts, hidden, dim);
-        W2 = _kernels.Zeros(DType.Float32, numLocalExperts, dim, hidden);
-        W3 = _kernels.Zeros(DType.Float32, numLocalExperts, hidden, dim);
+        W1 = _kernels.RentZeros(DType.Float32, numLocalExperts, hidden, dim);
+        W2 = _kernels.RentZeros(DType.Float32, numLocalExperts, dim, hidden);
+        W3 = _kernels.RentZeros(DType.Float32, numLocalExperts, hidden, dim);
     }
 
-    /// <summary>E_local.</summary>
+    /// <summary>E_local, the experts on this rank (the leading axis of the weights).</summary>
     public int NumLocalExperts { get; }
 
-    /// <summary>D.</summary>
+    /// <summary>D, the model dimension: the length of an input and an output row.</summary>
     public int Dim { get; }
 
-    /// <summary>H.</summary>
+    /// <summary>H, each expert's hidden dimension (the length of its gate, up and activation rows).</summary>
     public int Hidden { get; }
 
     /// <summary>Gate projections: [E_local, H, D] float32.</summary>
@@ -61,23 +62,29 @@ public sealed class GroupedExperts
     /// <param name="xRouted">Expert-major rows: [R, D] float32 (kept by reference for the backward).</param>
     /// <param name="tokensPerLocalExpert">[E_local] rows per local expert, summing to R (zeros allowed).</param>
     /// <returns>The output rows [R, D] and the saved activations.</returns>
-    /// <exception cref="ArgumentException">A shape is wrong, a count is negative or the counts do not sum to R.</exception>
+    /// <exception cref="ArgumentException">A shape is wrong, a count is negative or the counts do not sum to
+    /// R.</exception>
     public SwiGluForwardResult Forward(Tensor xRouted, ReadOnlySpan<long> tokensPerLocalExpert)
     {
         int rows = CheckRows(xRouted, nameof(xRouted));
         long[] counts = CheckCounts(tokensPerLocalExpert, rows);
         int h = Hidden, d = Dim;
-        Tensor gate = _kernels.Allocate(DType.Float32, rows, h);
-        Tensor up = _kernels.Allocate(DType.Float32, rows, h);
-        Tensor activation = _kernels.Allocate(DType.Float32, rows, h);
-        Tensor output = _kernels.Allocate(DType.Float32, rows, d);
+        using var scope = new TensorScope(_kernels.Allocator);
+        Tensor gate = scope.Rent(DType.Float32, rows, h);
+        Tensor up = scope.Rent(DType.Float32, rows, h);
+        Tensor activation = scope.Rent(DType.Float32, rows, h);
+        Tensor output = scope.Rent(DType.Float32, rows, d);
 
-        // g = x·w1ᵀ and u = x·w3ᵀ per expert, a = silu(g) ⊙ u on every row at once (element-wise), y = a·w2ᵀ per expert.
-        _kernels.GroupedMatMulTransposeB(xRouted, counts, W1, h, d, gate);
-        _kernels.GroupedMatMulTransposeB(xRouted, counts, W3, h, d, up);
-        _kernels.SwiGluForward(gate, up, activation);
-        _kernels.GroupedMatMulTransposeB(activation, counts, W2, d, h, output);
-        return new SwiGluForwardResult(output, xRouted, gate, up, activation, counts);
+        // g = x·w1ᵀ and u = x·w3ᵀ per expert, a = silu(g) ⊙ u on every row at once (element-wise), y = a·w2ᵀ per
+        // expert.
+        IGemmKernels gemm = _kernels.Gemm;
+        gemm.GroupedMatMulTransposeB(xRouted, W1, gate, counts, h, d);
+        gemm.GroupedMatMulTransposeB(xRouted, W3, up, counts, h, d);
+        _kernels.Elementwise.SwiGluForward(gate, up, activation);
+        gemm.GroupedMatMulTransposeB(activation, W2, output, counts, d, h);
+        return new SwiGluForwardResult(scope.Keep(output), xRouted, scope.Keep(gate), scope.Keep(up),
+            scope.Keep(activation),
+            counts);
     }
 
     /// <summary>Gradients of the input rows and of every local expert's weights.</summary>
@@ -85,14 +92,16 @@ public sealed class GroupedExperts
     /// <param name="gradOutput">dy: [R, D] float32.</param>
     /// <returns>dx [R, D] and dw1, dw2, dw3 shaped like the weights (zero for experts without rows).</returns>
     /// <exception cref="ArgumentException">A shape is wrong.</exception>
-    public SwiGluGradients Backward(SwiGluForwardResult forward, Tensor gradOutput) => Backward(forward, gradOutput, null);
+    public SwiGluGradients Backward(SwiGluForwardResult forward, Tensor gradOutput) => Backward(forward, gradOutput,
+        null);
 
     /// <summary>
     /// <see cref="Backward(SwiGluForwardResult, Tensor)"/>; when <paramref name="accumulateInto"/> is given,
     /// the weight gradients continue the reduction over rows from its GradW1/2/3 (updated in place and
     /// returned) instead of starting from zero.
     /// </summary>
-    internal SwiGluGradients Backward(SwiGluForwardResult forward, Tensor gradOutput, SwiGluGradients? accumulateInto)
+    internal SwiGluGradients Backward(SwiGluForwardResult forward, Tensor gradOutput,
+        SwiGluWeightGradients? accumulateInto)
     {
         ArgumentNullException.ThrowIfNull(forward);
         if (forward.RowsPerExpert.Length != NumLocalExperts || forward.Gate.Rank != 2 || forward.Gate.Dim(1) != Hidden)
@@ -103,26 +112,35 @@ public sealed class GroupedExperts
         CheckGrad(gradOutput, rows, nameof(gradOutput));
         int h = Hidden, d = Dim;
         bool accumulate = accumulateInto is not null;
-        Tensor gradX = _kernels.Allocate(DType.Float32, rows, d);
-        Tensor gradW1 = accumulateInto?.GradW1 ?? _kernels.Zeros(DType.Float32, NumLocalExperts, h, d);
-        Tensor gradW2 = accumulateInto?.GradW2 ?? _kernels.Zeros(DType.Float32, NumLocalExperts, d, h);
-        Tensor gradW3 = accumulateInto?.GradW3 ?? _kernels.Zeros(DType.Float32, NumLocalExperts, h, d);
-        Tensor gradActivation = _kernels.Allocate(DType.Float32, rows, h);
-        Tensor gradGate = _kernels.Allocate(DType.Float32, rows, h);
-        Tensor gradUp = _kernels.Allocate(DType.Float32, rows, h);
+        using var scope = new TensorScope(_kernels.Allocator);
+        Tensor gradX = scope.Rent(DType.Float32, rows, d);
+        Tensor gradW1 = accumulateInto?.GradW1 ?? scope.Adopt(_kernels.RentZeros(DType.Float32, NumLocalExperts, h,
+            d))!;
+        Tensor gradW2 = accumulateInto?.GradW2 ?? scope.Adopt(_kernels.RentZeros(DType.Float32, NumLocalExperts, d,
+            h))!;
+        Tensor gradW3 = accumulateInto?.GradW3 ?? scope.Adopt(_kernels.RentZeros(DType.Float32, NumLocalExperts, h,
+            d))!;
+        Tensor gradActivation = scope.Rent(DType.Float32, rows, h);
+        Tensor gradGate = scope.Rent(DType.Float32, rows, h);
+        Tensor gradUp = scope.Rent(DType.Float32, rows, h);
         Tensor x = forward.Input, activation = forward.Activation;
 
         long[] counts = forward.RowsPerExpert;
-        _kernels.GroupedMatMul(gradOutput, counts, W2, h, d, gradActivation);                        // da = dy · w2
-        _kernels.GroupedMatMulTransposeA(gradOutput, activation, counts, d, h, gradW2, accumulate);   // dw2 = dyᵀ · a
-        _kernels.SwiGluBackward(gradActivation, forward.Gate, forward.Up, gradGate, gradUp);
-        _kernels.GroupedMatMulTransposeA(gradGate, x, counts, h, d, gradW1, accumulate);             // dw1 = dgᵀ · x
-        _kernels.GroupedMatMulTransposeA(gradUp, x, counts, h, d, gradW3, accumulate);               // dw3 = duᵀ · x
-        _kernels.GroupedMatMul(gradGate, counts, W1, d, h, gradX);                                   // dx = dg · w1
-        _kernels.GroupedMatMul(gradUp, counts, W3, d, h, gradX, accumulate: true);                   //    + du · w3
-        _kernels.Release(gradActivation);
-        _kernels.Release(gradGate);
-        _kernels.Release(gradUp);
+        IGemmKernels gemm = _kernels.Gemm;
+        gemm.GroupedMatMul(gradOutput, W2, gradActivation, counts, h, d);                        // da = dy · w2
+        gemm.GroupedMatMulTransposeA(gradOutput, activation, gradW2, counts, d, h, accumulate);   // dw2 = dyᵀ · a
+        _kernels.Elementwise.SwiGluBackward(gradActivation, forward.Gate, forward.Up, gradGate, gradUp);
+        gemm.GroupedMatMulTransposeA(gradGate, x, gradW1, counts, h, d, accumulate);             // dw1 = dgᵀ · x
+        gemm.GroupedMatMulTransposeA(gradUp, x, gradW3, counts, h, d, accumulate);               // dw3 = duᵀ · x
+        gemm.GroupedMatMul(gradGate, W1, gradX, counts, d, h);                                   // dx = dg · w1
+        gemm.GroupedMatMul(gradUp, W3, gradX, counts, d, h, accumulate: true);                   //    + du · w3
+        scope.Keep(gradX);
+        if (accumulateInto is null)
+        {
+            scope.Keep(gradW1);
+            scope.Keep(gradW2);
+            scope.Keep(gradW3);
+        }
         return new SwiGluGradients(gradX, gradW1, gradW2, gradW3);
     }
 
@@ -158,13 +176,15 @@ public sealed class GroupedExperts
         {
             if (counts[e] < 0)
             {
-                throw new ArgumentOutOfRangeException("tokensPerLocalExpert", counts[e], $"negative row count for local expert {e}");
+                throw new ArgumentOutOfRangeException("tokensPerLocalExpert", counts[e],
+                    $"negative row count for local expert {e}");
             }
             total += counts[e];
         }
         if (total != rows)
         {
-            throw new ArgumentException($"tokensPerLocalExpert sums to {total} but xRouted has {rows} rows", "tokensPerLocalExpert");
+            throw new ArgumentException($"tokensPerLocalExpert sums to {total} but xRouted has {rows} rows",
+                "tokensPerLocalExpert");
         }
         return counts.ToArray();
     }

@@ -12,8 +12,8 @@ public sealed class SharedExpert
     private readonly GroupedExperts _single;
 
     /// <summary>Creates a shared expert with zero weights.</summary>
-    /// <param name="dim">D.</param>
-    /// <param name="hidden">Hs.</param>
+    /// <param name="dim">D, the model dimension.</param>
+    /// <param name="hidden">Hs, the shared expert's hidden dimension.</param>
     /// <param name="kernels">Where the weights live and the products run; the host when null.</param>
     /// <exception cref="ArgumentOutOfRangeException">A size is not positive.</exception>
     public SharedExpert(int dim, int hidden, ILayerKernels? kernels = null)
@@ -25,10 +25,10 @@ public sealed class SharedExpert
         W3 = _single.W3.Reshape(hidden, dim);
     }
 
-    /// <summary>D.</summary>
+    /// <summary>D, the model dimension: the length of an input and an output row.</summary>
     public int Dim => _single.Dim;
 
-    /// <summary>Hs.</summary>
+    /// <summary>Hs, the shared expert's hidden dimension.</summary>
     public int Hidden => _single.Hidden;
 
     /// <summary>Gate projection: [Hs, D] float32.</summary>
@@ -59,7 +59,8 @@ public sealed class SharedExpert
     /// <param name="gradOutput">dy: [T, D] float32.</param>
     /// <returns>dx [T, D], dw1 [Hs, D], dw2 [D, Hs], dw3 [Hs, D].</returns>
     /// <exception cref="ArgumentException">A shape is wrong.</exception>
-    public SwiGluGradients Backward(SwiGluForwardResult forward, Tensor gradOutput) => Backward(forward, gradOutput, null);
+    public SwiGluGradients Backward(SwiGluForwardResult forward, Tensor gradOutput) => Backward(forward, gradOutput,
+        null);
 
     /// <summary>
     /// Gradients of x and of the weights; the weight gradients continue the reduction over tokens from the
@@ -68,22 +69,26 @@ public sealed class SharedExpert
     /// </summary>
     /// <param name="forward">The result of <see cref="Forward"/>.</param>
     /// <param name="gradOutput">dy: [T, D] float32.</param>
-    /// <param name="accumulateInto">Running weight gradients (GradW1 [Hs, D], GradW2 [D, Hs], GradW3 [Hs, D]), or null to start from zero.</param>
-    /// <returns>dx [T, D] and the weight gradients (the tensors of <paramref name="accumulateInto"/> when given).</returns>
+    /// <param name="accumulateInto">
+    /// Running weight gradients (GradW1 [Hs, D], GradW2 [D, Hs], GradW3 [Hs, D]), or null to start from zero.
+    /// </param>
+    /// <returns>dx [T, D] and the weight gradients (the tensors of <paramref name="accumulateInto"/> when
+    /// given).</returns>
     /// <exception cref="ArgumentException">A shape is wrong.</exception>
-    public SwiGluGradients Backward(SwiGluForwardResult forward, Tensor gradOutput, SwiGluGradients? accumulateInto)
+    public SwiGluGradients Backward(SwiGluForwardResult forward, Tensor gradOutput,
+        SwiGluWeightGradients? accumulateInto)
     {
-        SwiGluGradients? running = null;
+        SwiGluWeightGradients? running = null;
         if (accumulateInto is not null)
         {
             CheckShape(accumulateInto.GradW1, Hidden, Dim);
             CheckShape(accumulateInto.GradW2, Dim, Hidden);
             CheckShape(accumulateInto.GradW3, Hidden, Dim);
-            running = new SwiGluGradients(accumulateInto.GradX, accumulateInto.GradW1.Reshape(1, Hidden, Dim),
-                accumulateInto.GradW2.Reshape(1, Dim, Hidden), accumulateInto.GradW3.Reshape(1, Hidden, Dim));
+            running = accumulateInto.Reshape([1, Hidden, Dim], [1, Dim, Hidden]);
         }
         SwiGluGradients g = _single.Backward(forward, gradOutput, running);
-        return new SwiGluGradients(g.GradX, g.GradW1.Reshape(Hidden, Dim), g.GradW2.Reshape(Dim, Hidden), g.GradW3.Reshape(Hidden, Dim));
+        SwiGluWeightGradients weights = g.Weights.Reshape([Hidden, Dim], [Dim, Hidden]);
+        return new SwiGluGradients(g.GradX, weights.GradW1, weights.GradW2, weights.GradW3);
     }
 
     private static void CheckShape(Tensor tensor, int rows, int columns)
@@ -91,7 +96,8 @@ public sealed class SharedExpert
         ArgumentNullException.ThrowIfNull(tensor, "accumulateInto");
         if (tensor.DType != DType.Float32 || tensor.Rank != 2 || tensor.Dim(0) != rows || tensor.Dim(1) != columns)
         {
-            throw new ArgumentException($"accumulateInto holds {tensor}, expected float32 [{rows}, {columns}]", "accumulateInto");
+            throw new ArgumentException($"accumulateInto holds {tensor}, expected float32 [{rows}, {columns}]",
+                "accumulateInto");
         }
     }
 }

@@ -41,7 +41,9 @@ public sealed class MoeLayer : IDisposable
     private readonly IProcessGroup? _world;
     private readonly ExpertLoadBalancer? _balancer;
     private readonly ILayerKernels _kernels;
-    private readonly List<Tensor> _forwardScratch = [];
+    /// <summary>The last forward's working tensors, which <see cref="Backward"/> reads; ended by the next
+    /// forward.</summary>
+    private TensorScope? _forwardScope;
     private ForwardContext? _saved;
     private bool _disposed;
 
@@ -74,45 +76,54 @@ public sealed class MoeLayer : IDisposable
         if (kernels is null && !dispatcher.Kernels.IsHost)
         {
             throw new ArgumentException(
-                $"the dispatcher runs on {dispatcher.Kernels.DeviceName}: pass that device's layer kernels (rank {dispatcher.EpRank})", nameof(kernels));
+                $"the dispatcher runs on {dispatcher.Kernels.DeviceName}: pass that device's layer kernels (rank " +
+                    $"{dispatcher.EpRank})", nameof(kernels));
         }
         if (kernels is not null && kernels.Dispatch.DeviceName != dispatcher.Kernels.DeviceName)
         {
             throw new ArgumentException(
-                $"the layer kernels run on {kernels.Dispatch.DeviceName} but the dispatcher on {dispatcher.Kernels.DeviceName} (rank {dispatcher.EpRank})",
+                $"the layer kernels run on {kernels.Dispatch.DeviceName} but the dispatcher on " +
+                    $"{dispatcher.Kernels.DeviceName} (rank {dispatcher.EpRank})",
                 nameof(kernels));
         }
         if (dispatcher.Config.NumExperts != args.NumExperts || dispatcher.Config.TopK != args.TopK)
         {
             throw new ArgumentException(
-                $"the dispatcher routes E = {dispatcher.Config.NumExperts}, K = {dispatcher.Config.TopK} but the layer has E = {args.NumExperts}, K = {args.TopK}",
+                $"the dispatcher routes E = {dispatcher.Config.NumExperts}, K = {dispatcher.Config.TopK} but the " +
+                    $"layer has E = {args.NumExperts}, K = {args.TopK}",
                 nameof(dispatcher));
         }
-        if (world is null ? dispatcher.EpSize != 1 || dispatcher.SpSize != 1 : world.Size != dispatcher.EpSize || world.Rank != dispatcher.EpRank)
+        if (world is null ? dispatcher.EpSize != 1 || dispatcher.SpSize != 1 : world.Size != dispatcher.EpSize
+            || world.Rank != dispatcher.EpRank)
         {
             throw new ArgumentException(
-                $"the world group (size {world?.Size.ToString() ?? "none"}, rank {world?.Rank.ToString() ?? "none"}) must be the dispatcher's EP group (size {dispatcher.EpSize}, rank {dispatcher.EpRank}, SP size {dispatcher.SpSize})",
+                $"the world group (size {world?.Size.ToString() ?? "none"}, rank " +
+                    $"{world?.Rank.ToString() ?? "none"}) must be the dispatcher's EP group (size " +
+                        $"{dispatcher.EpSize}, rank {dispatcher.EpRank}, SP size {dispatcher.SpSize})",
                 nameof(world));
         }
 
         if (args.SharedExpertGate && args.SharedHidden == 0)
         {
-            throw new ArgumentException("a shared expert gate (SharedExpertGate) needs a shared expert (SharedHidden > 0)", nameof(args));
+            throw new ArgumentException("a shared expert gate (SharedExpertGate) needs a shared expert " +
+                "(SharedHidden > 0)", nameof(args));
         }
 
         // Sizes before allocation: one SizeLimitException with the figures instead of an overflow or an OOM mid-way.
-        MoeLayerMemoryEstimate.EnsureFits(args, dispatcher.NumLocalExperts, (kernels?.Dispatch ?? dispatcher.Kernels).IsHost,
+        MoeLayerMemoryEstimate.EnsureFits(args, dispatcher.NumLocalExperts, (kernels?.Dispatch
+            ?? dispatcher.Kernels).IsHost,
             dispatcher.EpRank);
 
         Args = args;
         Dispatcher = dispatcher;
         _world = world;
         _kernels = kernels ?? new HostLayerKernels(dispatcher.Kernels);
-        Router = new TokenChoiceTopKRouter(args.Dim, args.NumExperts, args.TopK, args.ScoreFunc, args.RouteNorm, args.RouteScale,
+        Router = new TokenChoiceTopKRouter(args.Dim, args.NumExperts, args.TopK, args.ScoreFunc, args.RouteNorm,
+            args.RouteScale,
             args.NumExpertGroups, args.NumLimitedGroups, _kernels) { ZeroDiscardedGroups = args.ZeroDiscardedGroups };
         Experts = new GroupedExperts(dispatcher.NumLocalExperts, args.Dim, args.Hidden, _kernels);
         Shared = args.SharedHidden > 0 ? new SharedExpert(args.Dim, args.SharedHidden, _kernels) : null;
-        SharedGate = args.SharedExpertGate ? _kernels.Zeros(DType.Float32, 1, args.Dim) : null;
+        SharedGate = args.SharedExpertGate ? _kernels.RentZeros(DType.Float32, 1, args.Dim) : null;
         _balancer = args.LoadBalancing ? new ExpertLoadBalancer(args.NumExperts) : null;
 
         var parameters = new List<Parameter>
@@ -144,7 +155,8 @@ public sealed class MoeLayer : IDisposable
 
     /// <summary>A layer on <paramref name="groups"/> with an <see cref="AllToAllTokenDispatcher"/>.</summary>
     /// <param name="args">Layer shape and routing options.</param>
-    /// <param name="config">Dispatcher configuration (layout, sharding, alignment, where scores multiply); E and K must match.</param>
+    /// <param name="config">Dispatcher configuration (layout, sharding, alignment, where scores multiply); E and K must
+    /// match.</param>
     /// <param name="groups">The world (EP group) split into SP groups.</param>
     public static MoeLayer Create(MoeLayerArgs args, TokenDispatcherConfig config, ParallelGroups groups)
     {
@@ -158,7 +170,8 @@ public sealed class MoeLayer : IDisposable
     /// <summary>The dispatcher (its config says where scores multiply, the layout and the sharding).</summary>
     public TokenDispatcher Dispatcher { get; }
 
-    /// <summary>The router; its <see cref="TokenChoiceTopKRouter.GateWeight"/> is <c>[E, D]</c>, replicated on every rank.</summary>
+    /// <summary>The router; its <see cref="TokenChoiceTopKRouter.GateWeight"/> is <c>[E, D]</c>, replicated on every
+    /// rank.</summary>
     public TokenChoiceTopKRouter Router { get; }
 
     /// <summary>This rank's E/S experts.</summary>
@@ -168,7 +181,8 @@ public sealed class MoeLayer : IDisposable
     public SharedExpert? Shared { get; }
 
     /// <summary>
-    /// The shared expert's sigmoid gate <c>[1, D]</c> float32 (Qwen2-MoE's <c>shared_expert_gate</c>; replicated), or null:
+    /// The shared expert's sigmoid gate <c>[1, D]</c> float32 (Qwen2-MoE's <c>shared_expert_gate</c>; replicated), or
+    /// null:
     /// the shared output of token t is multiplied by <c>sigmoid(x_t · g)</c>.
     /// </summary>
     public Tensor? SharedGate { get; }
@@ -182,10 +196,12 @@ public sealed class MoeLayer : IDisposable
     /// <summary>Global id of this rank's first expert: <c>EpRank · E/S</c>.</summary>
     public int FirstExpert => Dispatcher.EpRank * Dispatcher.NumLocalExperts;
 
-    /// <summary><c>[E]</c> float32 load-balancing bias (replicated), or null without <see cref="MoeLayerArgs.LoadBalancing"/>.</summary>
+    /// <summary><c>[E]</c> float32 load-balancing bias (replicated), or null without
+    /// <see cref="MoeLayerArgs.LoadBalancing"/>.</summary>
     public Tensor? ExpertBias => _balancer?.ExpertBias;
 
-    /// <summary><c>[E]</c> int64 tokens per expert this rank routed (its own tokens) since the last <see cref="UpdateExpertBias"/>, or null.</summary>
+    /// <summary><c>[E]</c> int64 tokens per expert this rank routed (its own tokens) since the last
+    /// <see cref="UpdateExpertBias"/>, or null.</summary>
     public Tensor? TokensPerExpert => _balancer?.TokensPerExpert;
 
     /// <summary>
@@ -200,48 +216,57 @@ public sealed class MoeLayer : IDisposable
     /// </summary>
     public RouterOutput? LastRouting => _saved?.Routing;
 
-    /// <summary>Row of the last forward's <c>x</c> where this rank's own tokens start (0 in the sharded layout).</summary>
+    /// <summary>Row of the last forward's <c>x</c> where this rank's own tokens start (0 in the sharded
+    /// layout).</summary>
     public int LastOwnTokenStart => _saved?.OwnStart ?? 0;
 
     /// <summary>
     /// Forward pass. Collective over the world when there is more than one rank. Keeps what
     /// <see cref="Backward"/> needs (one forward at a time).
     /// </summary>
-    /// <param name="x">float32 tokens: <c>[T, D]</c> (replicated layout: every token of the SP group) or <c>[T_s, D]</c> (sharded: this rank's shard).</param>
-    /// <param name="totalTokens">T of the whole sequence; needed in the sharded layout with pad-to-multiple sharding and SP &gt; 1.</param>
-    /// <returns>Shaped like <paramref name="x"/>: replicated, the full SP-summed output on every SP rank; sharded, this shard's output.</returns>
-    /// <exception cref="ArgumentException"><paramref name="x"/> is not float32 <c>[·, D]</c>, or the dispatcher rejects the shard.</exception>
+    /// <param name="x">float32 tokens: <c>[T, D]</c> (replicated layout: every token of the SP group) or <c>[T_s,
+    /// D]</c> (sharded: this rank's shard).</param>
+    /// <param name="totalTokens">T of the whole sequence; needed in the sharded layout with pad-to-multiple sharding
+    /// and SP &gt; 1.</param>
+    /// <returns>Shaped like <paramref name="x"/>: replicated, the full SP-summed output on every SP rank; sharded, this
+    /// shard's output.</returns>
+    /// <exception cref="ArgumentException"><paramref name="x"/> is not float32 <c>[·, D]</c>, or the dispatcher rejects
+    /// the shard.</exception>
     public Tensor Forward(Tensor x, int? totalTokens = null)
     {
         ArgumentNullException.ThrowIfNull(x);
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (x.DType != DType.Float32 || x.Rank != 2 || x.Dim(1) != Args.Dim)
         {
-            throw new ArgumentException($"x must be float32 [T, {Args.Dim}]; got {x} (rank {Dispatcher.EpRank})", nameof(x));
+            throw new ArgumentException($"x must be float32 [T, {Args.Dim}]; got {x} (rank {Dispatcher.EpRank})",
+                nameof(x));
         }
         if (x.Device != _kernels.Dispatch.DeviceName)
         {
-            throw new ArgumentException($"x is on {x.Device} but the layer runs on {_kernels.Dispatch.DeviceName} (rank {Dispatcher.EpRank})", nameof(x));
+            throw new ArgumentException($"x is on {x.Device} but the layer runs on {_kernels.Dispatch.DeviceName} " +
+                $"(rank {Dispatcher.EpRank})", nameof(x));
         }
-        ReleaseForwardScratch();
+        EndForwardScope();
+        TensorScope scope = _forwardScope = new TensorScope(_kernels.Allocator);
         int ownStart = 0, ownRows = x.Rows;
         if (Dispatcher.Config.Layout == SequenceLayout.Replicated)
         {
-            SequenceShard shard = SequenceShard.For(Dispatcher.Config.Sharding, x.Rows, Dispatcher.SpSize, Dispatcher.SpRank);
+            SequenceShard shard = SequenceShard.For(Dispatcher.Config.Sharding, x.Rows, Dispatcher.SpSize,
+                Dispatcher.SpRank);
             ownStart = shard.Start;
             ownRows = shard.RealRows;
         }
-        Tensor ownX = SliceRows(x, ownStart, ownRows, _forwardScratch);
+        Tensor ownX = SliceRows(x, ownStart, ownRows, scope);
         RouterOutput routing = Router.Forward(ownX, ExpertBias);
-        _forwardScratch.AddRange([routing.Scores, routing.TopScores, routing.ExpertIds]);
+        AdoptAll(scope, routing.Scores, routing.TopScores, routing.ExpertIds);
         _balancer?.Accumulate(routing.TokensPerExpert);
 
         // The dispatcher reads scores and ids at x's row positions; rows outside the shard are never read.
         Tensor topScores = routing.TopScores, expertIds = routing.ExpertIds;
         if (ownRows != x.Rows)
         {
-            topScores = Scratch(_kernels.Zeros(DType.Float32, x.Rows, Args.TopK));
-            expertIds = Scratch(_kernels.Zeros(DType.Int64, x.Rows, Args.TopK));
+            topScores = scope.Adopt(_kernels.RentZeros(DType.Float32, x.Rows, Args.TopK))!;
+            expertIds = scope.Adopt(_kernels.RentZeros(DType.Int64, x.Rows, Args.TopK))!;
             _kernels.Dispatch.CopyRows(routing.TopScores, 0, topScores, ownStart, ownRows);
             _kernels.Dispatch.CopyRows(routing.ExpertIds, 0, expertIds, ownStart, ownRows);
         }
@@ -257,24 +282,25 @@ public sealed class MoeLayer : IDisposable
         {
             sharedForward = Shared.Forward(own);
             if (SharedGate is null) return sharedForward.Output;
-            gateForward = GateSharedOutput(own, sharedForward.Output);
+            gateForward = GateSharedOutput(own, sharedForward.Output, scope);
             return gateForward.Gated;
         };
-        CombineResult combined = Dispatcher.CombineWithState(expertsForward.Output, dispatched.Metadata, x, sharedFunction);
+        CombineResult combined = Dispatcher.CombineWithState(expertsForward.Output, dispatched.Metadata, x,
+            sharedFunction);
         Tensor output = Dispatcher.ReduceSequenceParallel(combined.Output);
         // Everything Backward reads stays until the next forward (Backward may run more than once).
-        _forwardScratch.AddRange([dispatched.RoutedTokens, expertsForward.Output, combined.State.CombinedRows]);
-        _forwardScratch.AddRange(expertsForward.SavedActivations);
+        AdoptAll(scope, dispatched.RoutedTokens, expertsForward.Output, combined.State.CombinedRows);
+        AdoptAll(scope, expertsForward.SavedActivations);
         if (sharedForward is not null)
         {
-            _forwardScratch.Add(sharedForward.Output);
-            _forwardScratch.AddRange(sharedForward.SavedActivations);
-            if (!ReferenceEquals(sharedForward.Input, x)) _forwardScratch.Add(sharedForward.Input);
+            scope.Adopt(sharedForward.Output);
+            AdoptAll(scope, sharedForward.SavedActivations);
+            if (!ReferenceEquals(sharedForward.Input, x)) scope.Adopt(sharedForward.Input);
         }
-        if (gateForward is not null) _forwardScratch.AddRange([gateForward.Gate, gateForward.Identity, gateForward.Gated]);
-        if (!ReferenceEquals(output, combined.Output)) _forwardScratch.Add(combined.Output);
+        if (!ReferenceEquals(output, combined.Output)) scope.Adopt(combined.Output);
 
-        _saved = new ForwardContext(x, ownX, ownStart, routing, dispatched.Metadata, expertsForward, sharedForward, gateForward,
+        _saved = new ForwardContext(x, ownX, ownStart, routing, dispatched.Metadata, expertsForward, sharedForward,
+            gateForward,
             combined.State, output.ShapeArray());
         return output;
     }
@@ -284,49 +310,65 @@ public sealed class MoeLayer : IDisposable
     /// <see cref="Parameter.Grad"/>) and returns them with the input gradient. Collective over the world; the
     /// exchanges mirror the forward ones (combine's backward uses dispatch's exchange and vice versa).
     /// </summary>
-    /// <param name="gradOutput">Gradient of the loss w.r.t. the forward's output, shaped like it (replicated layout: the same on every SP rank).</param>
+    /// <param name="gradOutput">Gradient of the loss w.r.t. the forward's output, shaped like it (replicated layout:
+    /// the same on every SP rank).</param>
     /// <exception cref="InvalidOperationException">No forward pass to differentiate.</exception>
     /// <exception cref="ArgumentException"><paramref name="gradOutput"/> has the wrong shape or dtype.</exception>
     public MoeLayerGradients Backward(Tensor gradOutput)
     {
         ArgumentNullException.ThrowIfNull(gradOutput);
         ObjectDisposedException.ThrowIf(_disposed, this);
-        ForwardContext saved = _saved ?? throw new InvalidOperationException($"Backward needs a Forward first (rank {Dispatcher.EpRank})");
-        if (gradOutput.DType != DType.Float32 || !gradOutput.Shape.SequenceEqual(saved.OutputShape) || gradOutput.Device != _kernels.Dispatch.DeviceName)
+        ForwardContext saved = _saved ?? throw new InvalidOperationException($"Backward needs a Forward first (rank " +
+            $"{Dispatcher.EpRank})");
+        if (gradOutput.DType != DType.Float32 || !gradOutput.Shape.SequenceEqual(saved.OutputShape)
+            || gradOutput.Device != _kernels.Dispatch.DeviceName)
         {
             throw new ArgumentException(
-                $"gradOutput must be float32 [{string.Join(", ", saved.OutputShape)}] on {_kernels.Dispatch.DeviceName} like the forward output; got {gradOutput} on {gradOutput.Device} (rank {Dispatcher.EpRank})",
+                $"gradOutput must be float32 [{string.Join(", ", saved.OutputShape)}] on " +
+                    $"{_kernels.Dispatch.DeviceName} like the forward output; got {gradOutput} on " +
+                        $"{gradOutput.Device} (rank {Dispatcher.EpRank})",
                 nameof(gradOutput));
         }
         int ownRows = saved.OwnX.Rows;
-        var scratch = new List<Tensor>();
+        // The call's working tensors, returned when it ends; never the caller's gradOutput, never the result.
+        using var scope = new TensorScope(_kernels.Allocator);
+        var adopted = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
+        void Scratch(Tensor? t)
+        {
+            if (t is null || ReferenceEquals(t, gradOutput) || !adopted.Add(t)) return;
+            scope.Adopt(t);
+        }
 
         CombineBackwardResult combineGrad = Dispatcher.CombineBackward(gradOutput, saved.CombineState);
-        Tensor gradW1 = GradOf(MoeLayerCheckpoint.ExpertsW1), gradW2 = GradOf(MoeLayerCheckpoint.ExpertsW2), gradW3 = GradOf(MoeLayerCheckpoint.ExpertsW3);
+        Tensor gradW1 = GradOf(MoeLayerCheckpoint.ExpertsW1);
+        Tensor gradW2 = GradOf(MoeLayerCheckpoint.ExpertsW2);
+        Tensor gradW3 = GradOf(MoeLayerCheckpoint.ExpertsW3);
         _kernels.Dispatch.Clear(gradW1);
         _kernels.Dispatch.Clear(gradW2);
         _kernels.Dispatch.Clear(gradW3);
-        // Every row an expert processed is on this rank, in global token order: one chain from zero.
+        // Every row an expert processed is on this rank, in global token order: one chain from the cleared gradients.
         SwiGluGradients expertGrads = Experts.Backward(saved.ExpertsForward, combineGrad.GradRoutedOutput,
-            new SwiGluGradients(gradW1, gradW1, gradW2, gradW3));
+            new SwiGluWeightGradients(gradW1, gradW2, gradW3));
         DispatchBackwardResult dispatchGrad = Dispatcher.DispatchBackward(expertGrads.GradX, saved.Metadata, saved.X);
-        scratch.AddRange([combineGrad.GradRoutedOutput, expertGrads.GradX]);
+        Scratch(combineGrad.GradRoutedOutput);
+        Scratch(expertGrads.GradX);
 
-        Tensor gradTopScoresAll = (Dispatcher.Config.ScoreBeforeExperts ? dispatchGrad.GradTopScores : combineGrad.GradTopScores)
+        Tensor gradTopScoresAll =
+            (Dispatcher.Config.ScoreBeforeExperts ? dispatchGrad.GradTopScores : combineGrad.GradTopScores)
             ?? throw new InvalidOperationException("the dispatcher returned no score gradient");
-        foreach (Tensor? g in new[] { combineGrad.GradTopScores, dispatchGrad.GradTopScores })
-        {
-            if (g is not null) scratch.Add(g);
-        }
-        Tensor gradTopScores = SliceRows(gradTopScoresAll, saved.OwnStart, ownRows, scratch);
-        Tensor gradOwnOutput = SliceRows(gradOutput, saved.OwnStart, ownRows, scratch);
+        Scratch(combineGrad.GradTopScores);
+        Scratch(dispatchGrad.GradTopScores);
+        Tensor gradTopScores = SliceRows(gradTopScoresAll, saved.OwnStart, ownRows, scope);
+        Tensor gradOwnOutput = SliceRows(gradOutput, saved.OwnStart, ownRows, scope);
 
         Tensor gradGate = GradOf(MoeLayerCheckpoint.GateWeight);
         var accumulators = new List<Tensor> { gradGate };
-        SwiGluGradients? sharedRunning = null;
+        SwiGluWeightGradients? sharedRunning = null;
         if (Shared is not null)
         {
-            sharedRunning = new SwiGluGradients(gradGate, GradOf(MoeLayerCheckpoint.SharedW1), GradOf(MoeLayerCheckpoint.SharedW2), GradOf(MoeLayerCheckpoint.SharedW3));
+            sharedRunning = new SwiGluWeightGradients(GradOf(MoeLayerCheckpoint.SharedW1),
+                GradOf(MoeLayerCheckpoint.SharedW2),
+                GradOf(MoeLayerCheckpoint.SharedW3));
             accumulators.Add(sharedRunning.GradW1);
             accumulators.Add(sharedRunning.GradW2);
             accumulators.Add(sharedRunning.GradW3);
@@ -336,24 +378,22 @@ public sealed class MoeLayer : IDisposable
         RankOrderedAccumulation.Run(_world, _kernels, accumulators, () =>
         {
             routerGradX = Router.Backward(saved.Routing, saved.OwnX, gradTopScores, gradGate).GradX;
-            if (Shared is not null) sharedGradX = SharedBackward(saved, gradOwnOutput, sharedRunning!, scratch);
+            if (Shared is not null) sharedGradX = SharedBackward(saved, gradOwnOutput, sharedRunning!, scope);
         });
 
         // Per row: dispatch terms (ascending expert id), then the router's, then the shared expert's.
         Tensor gradX = dispatchGrad.GradX;
-        _kernels.AddRows(gradX, saved.OwnStart, routerGradX!);
-        scratch.Add(routerGradX!);
+        _kernels.Elementwise.AddRows(gradX, saved.OwnStart, routerGradX!);
+        Scratch(routerGradX);
         if (sharedGradX is not null)
         {
-            _kernels.AddRows(gradX, saved.OwnStart, sharedGradX);
-            scratch.Add(sharedGradX);
+            _kernels.Elementwise.AddRows(gradX, saved.OwnStart, sharedGradX);
+            Scratch(sharedGradX);
         }
         Tensor reduced = Dispatcher.ReduceSequenceParallel(gradX);
-        if (!ReferenceEquals(reduced, gradX)) scratch.Add(gradX);
-        foreach (Tensor t in scratch.Distinct(ReferenceEqualityComparer.Instance).Cast<Tensor>())
-        {
-            if (!ReferenceEquals(t, gradOutput) && !ReferenceEquals(t, reduced)) _kernels.Release(t);
-        }
+        if (!ReferenceEquals(reduced, gradX)) Scratch(gradX);
+        // A dispatcher may hand a tensor straight through (the result aliasing a working tensor): the caller keeps it.
+        if (adopted.Contains(reduced)) scope.Keep(reduced);
 
         return new MoeLayerGradients(reduced, gradGate, gradW1, gradW2, gradW3,
             sharedRunning?.GradW1, sharedRunning?.GradW2, sharedRunning?.GradW3);
@@ -370,7 +410,8 @@ public sealed class MoeLayer : IDisposable
     public long[] UpdateExpertBias(float coeff)
     {
         ExpertLoadBalancer balancer = _balancer
-            ?? throw new InvalidOperationException($"the layer was created without load balancing (MoeLayerArgs.LoadBalancing) (rank {Dispatcher.EpRank})");
+            ?? throw new InvalidOperationException($"the layer was created without load balancing " +
+                $"(MoeLayerArgs.LoadBalancing) (rank {Dispatcher.EpRank})");
         long[] summed = balancer.TokensPerExpert.AsSpan<long>().ToArray();
         _world?.AllReduceSum(summed.AsSpan());
         balancer.UpdateExpertBias(coeff, summed);
@@ -378,19 +419,20 @@ public sealed class MoeLayer : IDisposable
     }
 
     /// <summary>
-    /// Qwen2-MoE's gated shared output <c>sigmoid(x · gᵀ) ⊙ shared(x)</c>, row-wise (so bitwise the same in every layout).
+    /// Qwen2-MoE's gated shared output <c>sigmoid(x · gᵀ) ⊙ shared(x)</c>, row-wise (so bitwise the same in every
+    /// layout).
     /// </summary>
-    private SharedGateForward GateSharedOutput(Tensor own, Tensor sharedOutput)
+    private SharedGateForward GateSharedOutput(Tensor own, Tensor sharedOutput, TensorScope scope)
     {
         int rows = own.Rows;
-        Tensor gate = _kernels.Allocate(DType.Float32, rows, 1);
-        _kernels.MatMulTransposeB(own, 0, rows, SharedGate!, 0, 1, Args.Dim, gate, 0);
-        _kernels.Score(ScoreFunction.Sigmoid, gate, gate);
+        Tensor gate = scope.Rent(DType.Float32, rows, 1);
+        _kernels.Gemm.MatMulTransposeB(own, SharedGate!, gate, new GemmShape(rows, 1, Args.Dim));
+        _kernels.Router.Score(ScoreFunction.Sigmoid, gate, gate);
         var identityRows = new int[rows];
         for (int i = 0; i < rows; i++) identityRows[i] = i;
         Tensor identity = Tensor.FromArray(identityRows, rows);
-        if (!_kernels.Dispatch.IsHost) identity = _kernels.Dispatch.ToDevice(identity);
-        Tensor gated = _kernels.Allocate(DType.Float32, rows, Args.Dim);
+        if (!_kernels.Dispatch.IsHost) identity = scope.Adopt(_kernels.Dispatch.ToDevice(identity))!;
+        Tensor gated = scope.Rent(DType.Float32, rows, Args.Dim);
         _kernels.Dispatch.GatherRows(sharedOutput, 0, identity, gate.Reshape(rows), gated);
         return new SharedGateForward(gate, identity, gated);
     }
@@ -400,21 +442,22 @@ public sealed class MoeLayer : IDisposable
     /// <c>u = shared(x)</c>, <c>du = s ⊙ dy</c>, <c>dz = (dy · u) s (1 − s)</c>, <c>dg += dzᵀ x</c>, <c>dx += dz g</c>.
     /// Weight gradients continue the rank-ordered chains in <paramref name="running"/> and the gate's gradient.
     /// </summary>
-    private Tensor SharedBackward(ForwardContext saved, Tensor gradOwnOutput, SwiGluGradients running, List<Tensor> scratch)
+    private Tensor SharedBackward(ForwardContext saved, Tensor gradOwnOutput, SwiGluWeightGradients running,
+        TensorScope scope)
     {
         SharedGateForward? gate = saved.SharedGateForward;
         if (gate is null) return Shared!.Backward(saved.SharedForward!, gradOwnOutput, running).GradX;
         int rows = gradOwnOutput.Rows;
-        Tensor gradGateLogit = _kernels.Allocate(DType.Float32, rows, 1);
-        _kernels.Dispatch.RowDots(saved.SharedForward!.Output, gate.Identity, gradOwnOutput, 0, 1, gradGateLogit.Reshape(rows), 0);
-        _kernels.ScoreBackward(ScoreFunction.Sigmoid, gate.Gate, gradGateLogit, gradGateLogit);
-        Tensor gradShared = _kernels.Allocate(DType.Float32, rows, Args.Dim);
+        Tensor gradGateLogit = scope.Rent(DType.Float32, rows, 1);
+        _kernels.Dispatch.RowDots(saved.SharedForward!.Output, gate.Identity, gradOwnOutput, 0, 1,
+            gradGateLogit.Reshape(rows), 0);
+        _kernels.Router.ScoreBackward(ScoreFunction.Sigmoid, gate.Gate, gradGateLogit, gradGateLogit);
+        Tensor gradShared = scope.Rent(DType.Float32, rows, Args.Dim);
         _kernels.Dispatch.GatherRows(gradOwnOutput, 0, gate.Identity, gate.Gate.Reshape(rows), gradShared);
         Tensor gradX = Shared!.Backward(saved.SharedForward, gradShared, running).GradX;
-        _kernels.MatMulTransposeA(gradGateLogit, 0, saved.OwnX, 0, rows, 1, Args.Dim, GradOf(MoeLayerCheckpoint.SharedGate), 0,
-            accumulate: true);
-        _kernels.MatMul(gradGateLogit, 0, rows, SharedGate!, 0, Args.Dim, 1, gradX, 0, accumulate: true);
-        scratch.AddRange([gradGateLogit, gradShared]);
+        _kernels.Gemm.MatMulTransposeA(gradGateLogit, saved.OwnX, GradOf(MoeLayerCheckpoint.SharedGate),
+            new GemmShape(1, Args.Dim, rows), accumulate: true);
+        _kernels.Gemm.MatMul(gradGateLogit, SharedGate!, gradX, new GemmShape(rows, Args.Dim, 1), accumulate: true);
         return gradX;
     }
 
@@ -427,24 +470,27 @@ public sealed class MoeLayer : IDisposable
         throw new InvalidOperationException($"no parameter {name}");
     }
 
-    /// <summary>Rows <c>[start, start + rows)</c> of <paramref name="t"/>: <paramref name="t"/> itself when that is all of it, else a copy added to <paramref name="scratch"/>.</summary>
-    private Tensor SliceRows(Tensor t, int start, int rows, List<Tensor> scratch)
+    /// <summary>
+    /// Rows <c>[start, start + rows)</c> of <paramref name="t"/>: <paramref name="t"/> itself when that is all of it,
+    /// else
+    /// a copy rented from <paramref name="scope"/>.
+    /// </summary>
+    private Tensor SliceRows(Tensor t, int start, int rows, TensorScope scope)
     {
         if (start == 0 && rows == t.Rows) return t;
-        Tensor slice = _kernels.Allocate(t.DType, rows, t.RowLength);
+        Tensor slice = scope.Rent(t.DType, rows, t.RowLength);
         _kernels.Dispatch.CopyRows(t, start, slice, 0, rows);
-        scratch.Add(slice);
         return slice;
     }
 
-    private Tensor Scratch(Tensor t)
+    private static void AdoptAll(TensorScope scope, params Tensor[] tensors)
     {
-        _forwardScratch.Add(t);
-        return t;
+        foreach (Tensor t in tensors) scope.Adopt(t);
     }
 
     /// <summary>
-    /// Hands the last forward's working tensors back (<see cref="Backward"/> is not possible afterwards) and, on a device,
+    /// Hands the last forward's working tensors back (<see cref="Backward"/> is not possible afterwards) and, on a
+    /// device,
     /// the weights and gradients to the device's allocator. The layer cannot be used after it; the dispatcher, the
     /// process groups and the device stay with their owners.
     /// </summary>
@@ -452,34 +498,38 @@ public sealed class MoeLayer : IDisposable
     {
         if (_disposed) return;
         _disposed = true;
-        ReleaseForwardScratch();
+        EndForwardScope();
         _saved = null;
         if (_kernels.Dispatch.IsHost) return;
         foreach (Parameter p in Parameters)
         {
-            _kernels.Release(p.Value);
-            if (p.AllocatedGrad is { } grad) _kernels.Release(grad);
+            _kernels.Allocator.Return(p.Value);
+            if (p.AllocatedGrad is { } grad) _kernels.Allocator.Return(grad);
         }
     }
 
     // Gradients are allocated at the first backward: a layer that only runs forward holds just its weights.
-    private Parameter NewParameter(string name, Tensor value) => new(name, value, () => _kernels.Zeros(DType.Float32, value.ShapeArray()));
+    private Parameter NewParameter(string name, Tensor value)
+        => new(name, value, () => _kernels.RentZeros(DType.Float32, value.ShapeArray()));
 
     /// <summary>
-    /// Hands the previous forward's working tensors (routing, routed rows, expert outputs, dispatch metadata) back to
-    /// a device backend's allocator; on the host they are left to the GC, as every other host tensor.
+    /// Ends the previous forward's scope: its working tensors (routing, routed rows, expert outputs, dispatch metadata)
+    /// go back to a device backend's allocator; on the host the layer's allocator leaves them to the GC
+    /// (<see cref="ManagedTensorAllocator"/>), as every other host tensor.
     /// </summary>
-    private void ReleaseForwardScratch()
+    private void EndForwardScope()
     {
         if (_saved is not null && !Dispatcher.Kernels.IsHost) Dispatcher.Release(_saved.Metadata);
-        foreach (Tensor t in _forwardScratch.Distinct(ReferenceEqualityComparer.Instance).Cast<Tensor>()) _kernels.Release(t);
-        _forwardScratch.Clear();
+        _forwardScope?.Dispose();
+        _forwardScope = null;
     }
 
-    private sealed record ForwardContext(Tensor X, Tensor OwnX, int OwnStart, RouterOutput Routing, DispatchMetadata Metadata,
+    private sealed record ForwardContext(Tensor X, Tensor OwnX, int OwnStart, RouterOutput Routing,
+        DispatchMetadata Metadata,
         SwiGluForwardResult ExpertsForward, SwiGluForwardResult? SharedForward, SharedGateForward? SharedGateForward,
         CombineState CombineState, int[] OutputShape);
 
-    /// <summary>The shared expert gate's forward: sigmoid values [T, 1], the identity row map [T] and the gated output.</summary>
+    /// <summary>The shared expert gate's forward: sigmoid values [T, 1], the identity row map [T] and the gated
+    /// output.</summary>
     private sealed record SharedGateForward(Tensor Gate, Tensor Identity, Tensor Gated);
 }

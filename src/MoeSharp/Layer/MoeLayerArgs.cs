@@ -8,7 +8,8 @@ namespace MoeSharp.Layer;
 /// </summary>
 public sealed record MoeLayerArgs
 {
-    /// <summary>Creates the arguments of a layer with model dim D, expert hidden dim H, E experts and top-K routing.</summary>
+    /// <summary>Creates the arguments of a layer with model dim D, expert hidden dim H, E experts and top-K
+    /// routing.</summary>
     /// <param name="dim">D, at least 1.</param>
     /// <param name="hidden">H, the routed experts' hidden dim, at least 1.</param>
     /// <param name="numExperts">E, at least 1.</param>
@@ -21,7 +22,8 @@ public sealed record MoeLayerArgs
         ArgumentOutOfRangeException.ThrowIfLessThan(numExperts, 1);
         if (topK < 1 || topK > numExperts)
         {
-            throw new ArgumentOutOfRangeException(nameof(topK), topK, $"top-k must be in [1, {numExperts}] (the number of experts)");
+            throw new ArgumentOutOfRangeException(nameof(topK), topK,
+                $"top-k must be in [1, {numExperts}] (the number of experts)");
         }
         Dim = dim;
         Hidden = hidden;
@@ -34,18 +36,19 @@ public sealed record MoeLayerArgs
     /// Mixtral, DeepSeek-V3), routing as the family's modeling code does; see <see cref="Checkpoints.HfMoeConfig"/>.
     /// </summary>
     /// <exception cref="InvalidDataException">The config is missing a key, malformed or of another family.</exception>
-    public static MoeLayerArgs FromHfConfig(string checkpointDirectory) => Checkpoints.HfMoeConfig.Read(checkpointDirectory).Args;
+    public static MoeLayerArgs FromHfConfig(string checkpointDirectory)
+        => Checkpoints.HfMoeConfig.Read(checkpointDirectory).Args;
 
-    /// <summary>D.</summary>
+    /// <summary>D, the model dimension: the length of a token row in and out of the layer.</summary>
     public int Dim { get; }
 
-    /// <summary>H.</summary>
+    /// <summary>H, each routed expert's hidden dimension.</summary>
     public int Hidden { get; }
 
-    /// <summary>E.</summary>
+    /// <summary>E, the routed experts over all ranks.</summary>
     public int NumExperts { get; }
 
-    /// <summary>K.</summary>
+    /// <summary>K, the experts each token is routed to.</summary>
     public int TopK { get; }
 
     /// <summary>Softmax or sigmoid over the router logits.</summary>

@@ -52,7 +52,8 @@ public static class MoeLayerCheckpoint
     /// <summary>Shared expert's sigmoid gate (Qwen2-MoE's <c>shared_expert_gate</c>): [1, D].</summary>
     public const string SharedGate = "shared.gate.weight";
 
-    /// <summary>Loads golden-named weights from a file (see the class remarks). Every rank reads the file and keeps its experts.</summary>
+    /// <summary>Loads golden-named weights from a file (see the class remarks). Every rank reads the file and keeps its
+    /// experts.</summary>
     /// <exception cref="InvalidDataException">A tensor is missing or mis-shaped, or the file is malformed.</exception>
     public static void Load(MoeLayer layer, string path)
     {
@@ -60,7 +61,8 @@ public static class MoeLayerCheckpoint
         Load(layer, SafetensorsFile.Read(path));
     }
 
-    /// <summary>Loads golden-named weights (see the class remarks). <c>router.expert_bias</c> is read when the layer balances load and the file has it.</summary>
+    /// <summary>Loads golden-named weights (see the class remarks). <c>router.expert_bias</c> is read when the layer
+    /// balances load and the file has it.</summary>
     /// <exception cref="InvalidDataException">A tensor is missing or mis-shaped.</exception>
     public static void Load(MoeLayer layer, SafetensorsContent file)
     {
@@ -68,9 +70,11 @@ public static class MoeLayerCheckpoint
         Load(layer, file, file.SourceName);
     }
 
-    /// <summary>Loads golden-named weights from name/tensor pairs (e.g. a <see cref="StateDict"/>); <paramref name="sourceName"/> names them in errors.</summary>
+    /// <summary>Loads golden-named weights from name/tensor pairs (e.g. a <see cref="StateDict"/>);
+    /// <paramref name="sourceName"/> names them in errors.</summary>
     /// <exception cref="InvalidDataException">A tensor is missing or mis-shaped.</exception>
-    public static void Load(MoeLayer layer, IEnumerable<KeyValuePair<string, Tensor>> tensors, string sourceName = "<memory>")
+    public static void Load(MoeLayer layer, IEnumerable<KeyValuePair<string, Tensor>> tensors,
+        string sourceName = "<memory>")
     {
         ArgumentNullException.ThrowIfNull(layer);
         ArgumentNullException.ThrowIfNull(tensors);
@@ -94,7 +98,8 @@ public static class MoeLayerCheckpoint
             plan.Add(Copy.Whole(Require(file, SharedW3, hs, d), shared.W3));
         }
         if (layer.SharedGate is { } sharedGate) plan.Add(Copy.Whole(Require(file, SharedGate, 1, d), sharedGate));
-        if (layer.ExpertBias is { } bias && file.Contains(ExpertBias)) plan.Add(Copy.Whole(Require(file, ExpertBias, e), bias));
+        if (layer.ExpertBias is { } bias && file.Contains(ExpertBias)) plan.Add(Copy.Whole(Require(file, ExpertBias, e),
+            bias));
         Apply(plan);
     }
 
@@ -136,8 +141,10 @@ public static class MoeLayerCheckpoint
     public static void Save(MoeLayer layer, string path, IReadOnlyDictionary<string, string>? metadata = null)
         => SaveInBlocks(layer, path, metadata, SaveBlockBytes);
 
-    /// <summary><see cref="Save(MoeLayer, string, IReadOnlyDictionary{string, string}?)"/> with another gather block size (tests use tiny ones).</summary>
-    internal static void SaveInBlocks(MoeLayer layer, string path, IReadOnlyDictionary<string, string>? metadata, int blockBytes)
+    /// <summary><see cref="Save(MoeLayer, string, IReadOnlyDictionary{string, string}?)"/> with another gather block
+    /// size (tests use tiny ones).</summary>
+    internal static void SaveInBlocks(MoeLayer layer, string path, IReadOnlyDictionary<string, string>? metadata,
+        int blockBytes)
     {
         ArgumentNullException.ThrowIfNull(layer);
         ArgumentException.ThrowIfNullOrEmpty(path);
@@ -175,14 +182,16 @@ public static class MoeLayerCheckpoint
         writer?.Commit();
     }
 
-    /// <summary>Largest block of expert rows (over all ranks together) that <see cref="Save"/> gathers at once.</summary>
+    /// <summary>Largest block of expert rows (over all ranks together) that <see cref="Save"/> gathers at
+    /// once.</summary>
     public const int SaveBlockBytes = 64 << 20;
 
     /// <summary>
     /// Streams a stacked expert weight to rank 0's writer: for each local expert j and row block, every rank's slab
     /// is all-gathered (rank s holds global expert s·El + j) and rank 0 writes each at its offset.
     /// </summary>
-    private static void StreamExperts(MoeLayer layer, SafetensorsStreamWriter? writer, string name, Tensor local, int rows, int columns,
+    private static void StreamExperts(MoeLayer layer, SafetensorsStreamWriter? writer, string name, Tensor local,
+        int rows, int columns,
         int blockBytes)
     {
         int ranks = layer.World?.Size ?? 1, perRank = layer.Experts.NumLocalExperts;
@@ -196,7 +205,8 @@ public static class MoeLayerCheckpoint
                 int count = Math.Min(blockRows, rows - row), elements = count * columns;
                 long first = ((long)j * rows + row) * columns;
                 Span<float> mine = slab.AsSpan(0, elements);
-                if (local.DeviceBuffer is { } device) device.CopyToHost(first * sizeof(float), MemoryMarshal.AsBytes(mine));
+                if (local.DeviceBuffer is { } device) device.CopyToHost(first * sizeof(float),
+                    MemoryMarshal.AsBytes(mine));
                 else local.AsSpan<float>().Slice((int)first, elements).CopyTo(mine);
                 if (ranks > 1) layer.World!.AllGather<float>(mine, gathered.AsSpan(0, ranks * elements));
                 if (writer is null) continue;
@@ -209,10 +219,12 @@ public static class MoeLayerCheckpoint
         }
     }
 
-    /// <summary>The Hugging Face name of each golden-named tensor of <paramref name="state"/> (the mapping in the class remarks).</summary>
+    /// <summary>The Hugging Face name of each golden-named tensor of <paramref name="state"/> (the mapping in the class
+    /// remarks).</summary>
     /// <param name="state">Golden-named tensors, e.g. from <see cref="StateDict"/>.</param>
     /// <param name="prefix">Prepended to every name, e.g. <c>model.layers.0.mlp.</c>.</param>
-    public static IReadOnlyList<KeyValuePair<string, Tensor>> ToHuggingFace(IEnumerable<KeyValuePair<string, Tensor>> state, string prefix = "")
+    public static IReadOnlyList<KeyValuePair<string, Tensor>> ToHuggingFace(IEnumerable<KeyValuePair<string,
+        Tensor>> state, string prefix = "")
     {
         ArgumentNullException.ThrowIfNull(state);
         ArgumentNullException.ThrowIfNull(prefix);
@@ -242,12 +254,14 @@ public static class MoeLayerCheckpoint
             {
                 var one = Tensor.Uninitialized(DType.Float32, rows, columns);
                 stacked.Row<float>(i).CopyTo(one.AsSpan<float>());
-                result.Add(new(string.Create(CultureInfo.InvariantCulture, $"{prefix}experts.{i}.{projection}.weight"), one));
+                result.Add(new(string.Create(CultureInfo.InvariantCulture, $"{prefix}experts.{i}.{projection}.weight"),
+                    one));
             }
         }
     }
 
-    /// <summary>Loads Hugging Face per-expert weights from a file; see <see cref="LoadHuggingFace(MoeLayer, SafetensorsContent, string)"/>.</summary>
+    /// <summary>Loads Hugging Face per-expert weights from a file; see
+    /// <see cref="LoadHuggingFace(MoeLayer, SafetensorsContent, string)"/>.</summary>
     public static void LoadHuggingFace(MoeLayer layer, string path, string prefix = "")
     {
         ArgumentNullException.ThrowIfNull(layer);
@@ -296,7 +310,8 @@ public static class MoeLayerCheckpoint
             plan.Add(Copy.Whole(Require(file, prefix + "shared_expert_gate.weight", 1, d), sharedGate));
         }
         string biasName = prefix + "gate.e_score_correction_bias";
-        if (layer.ExpertBias is { } bias && file.Contains(biasName)) plan.Add(Copy.Whole(Require(file, biasName, e), bias));
+        if (layer.ExpertBias is { } bias && file.Contains(biasName)) plan.Add(Copy.Whole(Require(file, biasName, e),
+            bias));
         Apply(plan);
     }
 
@@ -310,13 +325,15 @@ public static class MoeLayerCheckpoint
         }
         if (!tensor.Shape.SequenceEqual(shape))
         {
-            throw new InvalidDataException($"{file.SourceName}: tensor '{name}' has shape {tensor.ShapeString} but the layer expects {expected}");
+            throw new InvalidDataException($"{file.SourceName}: tensor '{name}' has shape {tensor.ShapeString} but " +
+                $"the layer expects {expected}");
         }
         return tensor.DType switch
         {
             DType.Float32 => tensor,
             DType.BFloat16 => tensor.ToFloat32(),
-            _ => throw new InvalidDataException($"{file.SourceName}: tensor '{name}' is {tensor.DType}; expected F32 or BF16 {expected}"),
+            _ => throw new InvalidDataException($"{file.SourceName}: tensor '{name}' is {tensor.DType}; expected " +
+                $"F32 or BF16 {expected}"),
         };
     }
 
@@ -326,7 +343,8 @@ public static class MoeLayerCheckpoint
         foreach (Copy c in plan)
         {
             ReadOnlySpan<float> source = c.Source.AsSpan<float>().Slice(c.SourceOffset, c.Count);
-            if (c.Target.DeviceBuffer is { } device) device.CopyFromHost(MemoryMarshal.AsBytes(source), (long)c.TargetOffset * sizeof(float));
+            if (c.Target.DeviceBuffer is { } device) device.CopyFromHost(MemoryMarshal.AsBytes(source),
+                (long)c.TargetOffset * sizeof(float));
             else source.CopyTo(c.Target.AsSpan<float>().Slice(c.TargetOffset, c.Count));
         }
     }
@@ -337,10 +355,12 @@ public static class MoeLayerCheckpoint
         public static Copy Whole(Tensor source, Tensor target) => new(source, 0, target, 0, target.ElementCount);
 
         /// <summary>This rank's experts out of a stacked [E, …] tensor.</summary>
-        public static Copy FromSlice(Tensor source, int offset, Tensor target) => new(source, offset, target, 0, target.ElementCount);
+        public static Copy FromSlice(Tensor source, int offset, Tensor target) => new(source, offset, target, 0,
+            target.ElementCount);
 
         /// <summary>One expert's matrix into its place in the local stack.</summary>
-        public static Copy IntoSlice(Tensor source, Tensor target, int offset) => new(source, 0, target, offset, source.ElementCount);
+        public static Copy IntoSlice(Tensor source, Tensor target, int offset) => new(source, 0, target, offset,
+            source.ElementCount);
     }
 
     /// <summary>A host copy of a weight on any device.</summary>
@@ -353,7 +373,8 @@ public static class MoeLayerCheckpoint
         if (elements > Array.MaxLength)
         {
             throw new InvalidOperationException(
-                $"StateDict would gather {total} × {rows} × {columns} = {elements} elements into one tensor, more than an array holds; use Save, which streams");
+                $"StateDict would gather {total} × {rows} × {columns} = {elements} elements into one tensor, more " +
+                    "than an array holds; use Save, which streams");
         }
         if (!local.IsOnHost) local = local.ToHost();
         var full = Tensor.Uninitialized(DType.Float32, total, rows, columns);
@@ -365,12 +386,14 @@ public static class MoeLayerCheckpoint
     /// <summary>Name → tensor with a source name for messages.</summary>
     private sealed class TensorLookup(IEnumerable<KeyValuePair<string, Tensor>> tensors, string sourceName)
     {
-        private readonly Dictionary<string, Tensor> _byName = tensors.ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
+        private readonly Dictionary<string, Tensor> _byName = tensors.ToDictionary(kv => kv.Key, kv => kv.Value,
+            StringComparer.Ordinal);
 
         public string SourceName { get; } = sourceName;
 
         public bool Contains(string name) => _byName.ContainsKey(name);
 
-        public bool TryGet(string name, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Tensor? tensor) => _byName.TryGetValue(name, out tensor);
+        public bool TryGet(string name, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Tensor? tensor)
+            => _byName.TryGetValue(name, out tensor);
     }
 }

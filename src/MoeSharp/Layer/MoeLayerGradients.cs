@@ -2,8 +2,10 @@ using MoeSharp.Tensors;
 
 namespace MoeSharp.Layer;
 
-/// <summary>What <see cref="MoeLayer.Backward"/> returns. Weight gradients are the same tensors as the layer's <see cref="Training.Parameter.Grad"/> buffers.</summary>
-/// <param name="GradX">Gradient of the layer input, shaped like the forward's <c>x</c> (<c>[T, D]</c> replicated, <c>[T_s, D]</c> sharded); in the replicated layout already summed over the SP group.</param>
+/// <summary>What <see cref="MoeLayer.Backward"/> returns. Weight gradients are the same tensors as the layer's
+/// <see cref="Training.Parameter.Grad"/> buffers.</summary>
+/// <param name="GradX">Gradient of the layer input, shaped like the forward's <c>x</c> (<c>[T, D]</c> replicated,
+/// <c>[T_s, D]</c> sharded); in the replicated layout already summed over the SP group.</param>
 /// <param name="GradGateWeight"><c>[E, D]</c>: summed over every rank's tokens.</param>
 /// <param name="GradW1"><c>[E/S, H, D]</c>: this rank's experts, over every token they processed.</param>
 /// <param name="GradW2"><c>[E/S, D, H]</c>.</param>

@@ -5,13 +5,15 @@ namespace MoeSharp.Layer;
 
 /// <summary>
 /// The MoE layer's own tensors on one rank, sized in 64 bits before anything is allocated: the router's gate
-/// <c>[E, D]</c>, the local experts' <c>W1, W3 [E_local, H, D]</c> and <c>W2 [E_local, D, H]</c>, the shared expert's three
+/// <c>[E, D]</c>, the local experts' <c>W1, W3 [E_local, H, D]</c> and <c>W2 [E_local, D, H]</c>, the shared expert's
+/// three
 /// <c>[H_s, D]</c> matrices and its gate <c>[1, D]</c>, all float32. The dispatcher's rows are
 /// <see cref="Dispatch.DispatchMemoryEstimate"/>'s.
 /// </summary>
 public static class MoeLayerMemoryEstimate
 {
-    /// <summary>Host estimates at or below this are not checked against the available memory (reading it costs a file read).</summary>
+    /// <summary>Host estimates at or below this are not checked against the available memory (reading it costs a file
+    /// read).</summary>
     private const long MemoryCheckThresholdBytes = 1L << 30;
 
     /// <summary>Bytes of the layer's parameters on one rank (saturating at <see cref="long.MaxValue"/>).</summary>
@@ -26,28 +28,32 @@ public static class MoeLayerMemoryEstimate
         return MemoryBudget.Multiply(Add(Add(experts, shared), gates), sizeof(float));
     }
 
-    /// <summary>Bytes of a training rank: the parameters, their gradients and AdamW's two moments (four copies).</summary>
+    /// <summary>Bytes of a training rank: the parameters, their gradients and AdamW's two moments (four
+    /// copies).</summary>
     /// <param name="args">The layer's shape.</param>
-    /// <param name="numLocalExperts">E_local.</param>
+    /// <param name="numLocalExperts">E_local, the experts on this rank.</param>
     public static long TrainingBytesPerRank(MoeLayerArgs args, int numLocalExperts)
         => MemoryBudget.Multiply(ParameterBytesPerRank(args, numLocalExperts), 4);
 
-    /// <summary>Elements of the layer's largest tensor on one rank (one expert weight tensor, the gate or a shared matrix).</summary>
+    /// <summary>Elements of the layer's largest tensor on one rank (one expert weight tensor, the gate or a shared
+    /// matrix).</summary>
     /// <param name="args">The layer's shape.</param>
-    /// <param name="numLocalExperts">E_local.</param>
+    /// <param name="numLocalExperts">E_local, the experts on this rank.</param>
     public static long LargestTensorElements(MoeLayerArgs args, int numLocalExperts)
     {
         ArgumentNullException.ThrowIfNull(args);
         return Math.Max(ExpertElements(args, numLocalExperts),
-            Math.Max(MemoryBudget.Multiply(args.NumExperts, args.Dim), MemoryBudget.Multiply(args.SharedHidden, args.Dim)));
+            Math.Max(MemoryBudget.Multiply(args.NumExperts, args.Dim), MemoryBudget.Multiply(args.SharedHidden,
+                args.Dim)));
     }
 
     /// <summary>
-    /// Throws a <see cref="SizeLimitException"/> (needed and available bytes) before the layer allocates when one of its
+    /// Throws a <see cref="SizeLimitException"/> (needed and available bytes) before the layer allocates when one of
+    /// its
     /// tensors cannot be indexed or, on the host, its parameters exceed the available memory.
     /// </summary>
     /// <param name="args">The layer's shape.</param>
-    /// <param name="numLocalExperts">E_local.</param>
+    /// <param name="numLocalExperts">E_local, the experts on this rank.</param>
     /// <param name="onHost">Whether the weights live in host memory (the memory check applies).</param>
     /// <param name="rank">This rank, for the message.</param>
     public static void EnsureFits(MoeLayerArgs args, int numLocalExperts, bool onHost, int rank)

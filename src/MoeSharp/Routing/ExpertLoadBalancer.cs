@@ -11,7 +11,7 @@ namespace MoeSharp.Routing;
 public sealed class ExpertLoadBalancer
 {
     /// <summary>Creates a balancer with a zero bias and zero counts.</summary>
-    /// <param name="numExperts">E.</param>
+    /// <param name="numExperts">E, the experts whose load is balanced.</param>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="numExperts"/> is not positive.</exception>
     public ExpertLoadBalancer(int numExperts)
     {
@@ -35,7 +35,8 @@ public sealed class ExpertLoadBalancer
         int e = ExpertBias.ElementCount;
         if (tokensPerExpert.DType != DType.Int64 || tokensPerExpert.ElementCount != e)
         {
-            throw new ArgumentException($"tokensPerExpert must be Int64 [{e}] but is {tokensPerExpert}", nameof(tokensPerExpert));
+            throw new ArgumentException($"tokensPerExpert must be Int64 [{e}] but is {tokensPerExpert}",
+                nameof(tokensPerExpert));
         }
         Span<long> acc = TokensPerExpert.AsSpan<long>();
         ReadOnlySpan<long> add = tokensPerExpert.AsSpan<long>();

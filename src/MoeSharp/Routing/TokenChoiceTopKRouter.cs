@@ -17,28 +17,31 @@ namespace MoeSharp.Routing;
 /// </remarks>
 public sealed class TokenChoiceTopKRouter
 {
-    private const float NormEpsilon = 1e-20f;
     private readonly ILayerKernels _kernels;
 
     /// <summary>Creates a router with a zero gate weight (fill <see cref="GateWeight"/> before use).</summary>
     /// <param name="dim">D, the model dimension.</param>
-    /// <param name="numExperts">E.</param>
+    /// <param name="numExperts">E, the experts a token chooses among.</param>
     /// <param name="topK">K, experts per token, in <c>[1, E]</c>.</param>
     /// <param name="scoreFunc">Softmax or sigmoid.</param>
     /// <param name="routeNorm">Normalize the chosen scores to sum to one.</param>
     /// <param name="routeScale">Factor applied to the routing weights.</param>
-    /// <param name="numExpertGroups">G for node-limited routing (0: off); must divide E with at least two experts per group.</param>
-    /// <param name="numLimitedGroups">Groups that stay eligible per token, in <c>[1, G]</c>, holding at least K experts.</param>
+    /// <param name="numExpertGroups">G for node-limited routing (0: off); must divide E with at least two experts per
+    /// group.</param>
+    /// <param name="numLimitedGroups">Groups that stay eligible per token, in <c>[1, G]</c>, holding at least K
+    /// experts.</param>
     /// <param name="kernels">Where the gate lives and the routing runs; the host when null.</param>
     /// <exception cref="ArgumentException">A size is out of range or inconsistent.</exception>
     public TokenChoiceTopKRouter(int dim, int numExperts, int topK, ScoreFunction scoreFunc = ScoreFunction.Softmax,
-        bool routeNorm = false, float routeScale = 1f, int numExpertGroups = 0, int numLimitedGroups = 0, ILayerKernels? kernels = null)
+        bool routeNorm = false, float routeScale = 1f, int numExpertGroups = 0, int numLimitedGroups = 0,
+        ILayerKernels? kernels = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(dim);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(numExperts);
         if (topK < 1 || topK > numExperts)
         {
-            throw new ArgumentOutOfRangeException(nameof(topK), topK, $"top-k must be in [1, {numExperts}] (the number of experts)");
+            throw new ArgumentOutOfRangeException(nameof(topK), topK,
+                $"top-k must be in [1, {numExperts}] (the number of experts)");
         }
         if (!Enum.IsDefined(scoreFunc))
         {
@@ -54,7 +57,8 @@ public sealed class TokenChoiceTopKRouter
             if (numExperts % numExpertGroups != 0 || numExperts / numExpertGroups < 2)
             {
                 throw new ArgumentException(
-                    $"num_expert_groups {numExpertGroups} must divide the {numExperts} experts into groups of at least two",
+                    $"num_expert_groups {numExpertGroups} must divide the {numExperts} experts into groups of at " +
+                        "least two",
                     nameof(numExpertGroups));
             }
             if (numLimitedGroups < 1 || numLimitedGroups > numExpertGroups)
@@ -65,7 +69,8 @@ public sealed class TokenChoiceTopKRouter
             if (numLimitedGroups * (numExperts / numExpertGroups) < topK)
             {
                 throw new ArgumentException(
-                    $"num_limited_groups {numLimitedGroups} × {numExperts / numExpertGroups} experts per group leaves fewer than top-k {topK} eligible",
+                    $"num_limited_groups {numLimitedGroups} × {numExperts / numExpertGroups} experts per group " +
+                        $"leaves fewer than top-k {topK} eligible",
                     nameof(numLimitedGroups));
             }
         }
@@ -75,41 +80,48 @@ public sealed class TokenChoiceTopKRouter
                 "num_limited_groups needs num_expert_groups > 0");
         }
 
+        Options = new TopKOptions
+        {
+            NumExpertGroups = numExpertGroups,
+            NumLimitedGroups = numLimitedGroups,
+            RouteNorm = routeNorm,
+            RouteScale = routeScale,
+        };
         Dim = dim;
         NumExperts = numExperts;
         TopK = topK;
         ScoreFunc = scoreFunc;
-        RouteNorm = routeNorm;
-        RouteScale = routeScale;
-        NumExpertGroups = numExpertGroups;
-        NumLimitedGroups = numLimitedGroups;
         _kernels = kernels ?? new HostLayerKernels();
-        GateWeight = _kernels.Zeros(DType.Float32, numExperts, dim);
+        GateWeight = _kernels.RentZeros(DType.Float32, numExperts, dim);
     }
 
-    /// <summary>D.</summary>
+    /// <summary>D, the model dimension: the length of a token row and of a gate row.</summary>
     public int Dim { get; }
 
-    /// <summary>E.</summary>
+    /// <summary>E, the number of experts a token chooses among.</summary>
     public int NumExperts { get; }
 
-    /// <summary>K.</summary>
+    /// <summary>K, the experts each token is routed to.</summary>
     public int TopK { get; }
 
     /// <summary>Softmax or sigmoid.</summary>
     public ScoreFunction ScoreFunc { get; }
 
+    /// <summary>How the top-k chooses and weighs experts (groups, normalisation, scale), as the kernels take
+    /// it.</summary>
+    public TopKOptions Options { get; private set; }
+
     /// <summary>Whether the chosen scores are normalized to sum to one.</summary>
-    public bool RouteNorm { get; }
+    public bool RouteNorm => Options.RouteNorm;
 
     /// <summary>Factor on the routing weights.</summary>
-    public float RouteScale { get; }
+    public float RouteScale => Options.RouteScale;
 
     /// <summary>G (0: no node-limited routing).</summary>
-    public int NumExpertGroups { get; }
+    public int NumExpertGroups => Options.NumExpertGroups;
 
     /// <summary>Groups kept eligible per token when <see cref="NumExpertGroups"/> &gt; 0.</summary>
-    public int NumLimitedGroups { get; }
+    public int NumLimitedGroups => Options.NumLimitedGroups;
 
     /// <summary>
     /// How node-limited routing treats the experts of the groups not kept: false (the default, torchtitan's
@@ -118,14 +130,19 @@ public sealed class TokenChoiceTopKRouter
     /// The two differ only when fewer than K kept experts have a biased score above 0 (a negative bias) or one equals
     /// 0; ties go to the lower id either way. Without groups it has no effect.
     /// </summary>
-    public bool ZeroDiscardedGroups { get; init; }
+    public bool ZeroDiscardedGroups
+    {
+        get => Options.ZeroDiscardedGroups;
+        init => Options = Options with { ZeroDiscardedGroups = value };
+    }
 
     /// <summary>The gate (router linear layer, no bias): [E, D] float32, updated in place by optimizers.</summary>
     public Tensor GateWeight { get; }
 
     /// <summary>Routes the tokens.</summary>
     /// <param name="x">Tokens: [T, D] float32.</param>
-    /// <param name="expertBias">Optional load-balancing bias: [E] float32, added to the scores for choosing only.</param>
+    /// <param name="expertBias">Optional load-balancing bias: [E] float32, added to the scores for choosing
+    /// only.</param>
     /// <returns>Routing weights, ids (ascending per token), counts per expert and the saved scores.</returns>
     /// <exception cref="ArgumentException">A shape or dtype is wrong.</exception>
     public RouterOutput Forward(Tensor x, Tensor? expertBias = null)
@@ -134,19 +151,21 @@ public sealed class TokenChoiceTopKRouter
         if (expertBias is not null) CheckShape(expertBias, nameof(expertBias), DType.Float32, NumExperts);
 
         int e = NumExperts, k = TopK;
-        Tensor scores = _kernels.Allocate(DType.Float32, tokens, e);
-        _kernels.MatMulTransposeB(x, 0, tokens, GateWeight, 0, e, Dim, scores, 0);
-        _kernels.Score(ScoreFunc, scores, scores);
+        using var scope = new TensorScope(_kernels.Allocator);
+        Tensor scores = scope.Rent(DType.Float32, tokens, e);
+        _kernels.Gemm.MatMulTransposeB(x, GateWeight, scores, new GemmShape(tokens, e, Dim));
+        _kernels.Router.Score(ScoreFunc, scores, scores);
 
-        Tensor topScores = _kernels.Allocate(DType.Float32, tokens, k);
-        Tensor expertIds = _kernels.Allocate(DType.Int64, tokens, k);
+        Tensor topScores = scope.Rent(DType.Float32, tokens, k);
+        Tensor expertIds = scope.Rent(DType.Int64, tokens, k);
         // The bias is small host state of the load balancer: a backend off the host gets a copy per call.
-        Tensor? bias = expertBias is null || _kernels.Dispatch.IsHost ? expertBias : _kernels.Dispatch.ToDevice(expertBias);
-        _kernels.TopK(scores, bias, NumExpertGroups, NumLimitedGroups, RouteNorm, NormEpsilon, RouteScale, topScores, expertIds,
-            ZeroDiscardedGroups);
-        if (!ReferenceEquals(bias, expertBias)) _kernels.Release(bias);
-        var tokensPerExpert = Tensor.FromArray(_kernels.CountPerExpert(expertIds, e), e);
-        return new RouterOutput(topScores, expertIds, tokensPerExpert, scores);
+        Tensor? bias = expertBias is null || _kernels.Dispatch.IsHost
+            ? expertBias
+            : _kernels.Dispatch.ToDevice(expertBias);
+        if (!ReferenceEquals(bias, expertBias)) scope.Adopt(bias);
+        _kernels.Router.TopK(scores, bias, Options, topScores, expertIds);
+        var tokensPerExpert = Tensor.FromArray(_kernels.Router.CountPerExpert(expertIds, e), e);
+        return new RouterOutput(scope.Keep(topScores), scope.Keep(expertIds), tokensPerExpert, scope.Keep(scores));
     }
 
     /// <summary>
@@ -164,7 +183,8 @@ public sealed class TokenChoiceTopKRouter
     /// </param>
     /// <returns>Gradients of x ([T, D]) and of the gate weight ([E, D]).</returns>
     /// <exception cref="ArgumentException">A shape or dtype is wrong.</exception>
-    public RouterGradients Backward(RouterOutput forward, Tensor x, Tensor gradTopScores, Tensor? accumulateGateGradient = null)
+    public RouterGradients Backward(RouterOutput forward, Tensor x, Tensor gradTopScores,
+        Tensor? accumulateGateGradient = null)
     {
         ArgumentNullException.ThrowIfNull(forward);
         int tokens = CheckTokens(x, nameof(x));
@@ -173,17 +193,21 @@ public sealed class TokenChoiceTopKRouter
         CheckShape(forward.Scores, nameof(forward), DType.Float32, tokens, e);
         CheckShape(forward.ExpertIds, nameof(forward), DType.Int64, tokens, k);
 
-        if (accumulateGateGradient is not null) CheckShape(accumulateGateGradient, nameof(accumulateGateGradient), DType.Float32, e, Dim);
+        if (accumulateGateGradient is not null) CheckShape(accumulateGateGradient, nameof(accumulateGateGradient),
+            DType.Float32, e, Dim);
         // dL/dscores (zero for unchosen experts), then the score function turns it into dL/dlogits in place.
-        Tensor gradLogits = _kernels.Allocate(DType.Float32, tokens, e);
-        _kernels.TopScoresBackward(forward.Scores, forward.ExpertIds, gradTopScores, RouteNorm, NormEpsilon, RouteScale, gradLogits);
-        _kernels.ScoreBackward(ScoreFunc, forward.Scores, gradLogits, gradLogits);
+        using var scope = new TensorScope(_kernels.Allocator);
+        Tensor gradLogits = scope.Rent(DType.Float32, tokens, e);
+        _kernels.Router.TopScoresBackward(forward.Scores, forward.ExpertIds, gradTopScores, Options, gradLogits);
+        _kernels.Router.ScoreBackward(ScoreFunc, forward.Scores, gradLogits, gradLogits);
 
-        Tensor gradX = _kernels.Allocate(DType.Float32, tokens, Dim);
-        Tensor gradGate = accumulateGateGradient ?? _kernels.Allocate(DType.Float32, e, Dim);
-        _kernels.MatMul(gradLogits, 0, tokens, GateWeight, 0, Dim, e, gradX, 0);
-        _kernels.MatMulTransposeA(gradLogits, 0, x, 0, tokens, e, Dim, gradGate, 0, accumulate: accumulateGateGradient is not null);
-        _kernels.Release(gradLogits);
+        Tensor gradX = scope.Rent(DType.Float32, tokens, Dim);
+        Tensor gradGate = accumulateGateGradient ?? scope.Rent(DType.Float32, e, Dim);
+        _kernels.Gemm.MatMul(gradLogits, GateWeight, gradX, new GemmShape(tokens, Dim, e));
+        _kernels.Gemm.MatMulTransposeA(gradLogits, x, gradGate, new GemmShape(e, Dim, tokens),
+            accumulate: accumulateGateGradient is not null);
+        scope.Keep(gradX);
+        if (accumulateGateGradient is null) scope.Keep(gradGate);
         return new RouterGradients(gradX, gradGate);
     }
 

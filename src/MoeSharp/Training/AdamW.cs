@@ -27,19 +27,25 @@ public sealed class AdamW
     /// The backend the parameters live on (the moments are kept there too and the step runs there); the host
     /// when null.
     /// </param>
-    /// <exception cref="ArgumentException">A hyper-parameter is out of range, a name repeats or a parameter is not on the kernels' device.</exception>
-    public AdamW(IEnumerable<Parameter> parameters, float learningRate = 1e-3f, float beta1 = 0.9f, float beta2 = 0.999f,
+    /// <exception cref="ArgumentException">A hyper-parameter is out of range, a name repeats or a parameter is not on
+    /// the kernels' device.</exception>
+    public AdamW(IEnumerable<Parameter> parameters, float learningRate = 1e-3f, float beta1 = 0.9f,
+        float beta2 = 0.999f,
         float epsilon = 1e-8f, float weightDecay = 0.01f, ILayerKernels? kernels = null)
     {
         ArgumentNullException.ThrowIfNull(parameters);
         if (!(learningRate >= 0) || !float.IsFinite(learningRate))
         {
-            throw new ArgumentOutOfRangeException(nameof(learningRate), learningRate, "learning rate must be finite and ≥ 0");
+            throw new ArgumentOutOfRangeException(nameof(learningRate), learningRate,
+                "learning rate must be finite and ≥ 0");
         }
-        if (!(beta1 >= 0 && beta1 < 1)) throw new ArgumentOutOfRangeException(nameof(beta1), beta1, "beta1 must be in [0, 1)");
-        if (!(beta2 >= 0 && beta2 < 1)) throw new ArgumentOutOfRangeException(nameof(beta2), beta2, "beta2 must be in [0, 1)");
+        if (!(beta1 >= 0 && beta1 < 1)) throw new ArgumentOutOfRangeException(nameof(beta1), beta1,
+            "beta1 must be in [0, 1)");
+        if (!(beta2 >= 0 && beta2 < 1)) throw new ArgumentOutOfRangeException(nameof(beta2), beta2,
+            "beta2 must be in [0, 1)");
         if (!(epsilon > 0)) throw new ArgumentOutOfRangeException(nameof(epsilon), epsilon, "epsilon must be > 0");
-        if (!(weightDecay >= 0)) throw new ArgumentOutOfRangeException(nameof(weightDecay), weightDecay, "weight decay must be ≥ 0");
+        if (!(weightDecay >= 0)) throw new ArgumentOutOfRangeException(nameof(weightDecay), weightDecay,
+            "weight decay must be ≥ 0");
 
         _parameters = parameters.ToArray();
         var names = new HashSet<string>();
@@ -56,11 +62,12 @@ public sealed class AdamW
         {
             if (p.Value.Device != _kernels.Dispatch.DeviceName)
             {
-                throw new ArgumentException($"parameter '{p.Name}' is on {p.Value.Device} but the optimizer runs on {_kernels.Dispatch.DeviceName}", nameof(parameters));
+                throw new ArgumentException($"parameter '{p.Name}' is on {p.Value.Device} but the optimizer runs on " +
+                    $"{_kernels.Dispatch.DeviceName}", nameof(parameters));
             }
         }
-        _expAvg = _parameters.Select(p => _kernels.Zeros(DType.Float32, p.Value.ElementCount)).ToArray();
-        _expAvgSq = _parameters.Select(p => _kernels.Zeros(DType.Float32, p.Value.ElementCount)).ToArray();
+        _expAvg = _parameters.Select(p => _kernels.RentZeros(DType.Float32, p.Value.ElementCount)).ToArray();
+        _expAvgSq = _parameters.Select(p => _kernels.RentZeros(DType.Float32, p.Value.ElementCount)).ToArray();
         LearningRate = learningRate;
         Beta1 = beta1;
         Beta2 = beta2;
@@ -71,13 +78,13 @@ public sealed class AdamW
     /// <summary>Learning rate (may be changed between steps by a schedule).</summary>
     public float LearningRate { get; set; }
 
-    /// <summary>β1.</summary>
+    /// <summary>β1, the decay rate of the first moment (the running mean of the gradients).</summary>
     public float Beta1 { get; }
 
-    /// <summary>β2.</summary>
+    /// <summary>β2, the decay rate of the second moment (the running mean of the squared gradients).</summary>
     public float Beta2 { get; }
 
-    /// <summary>ε.</summary>
+    /// <summary>ε, added to the root of the second moment so the step never divides by zero.</summary>
     public float Epsilon { get; }
 
     /// <summary>Decoupled weight decay λ.</summary>
@@ -101,7 +108,7 @@ public sealed class AdamW
         var scalars = new AdamWScalars(Beta1, Beta2, stepSize, bias2Sqrt, Epsilon, decay);
         for (int i = 0; i < _parameters.Length; i++)
         {
-            _kernels.AdamWStep(_parameters[i].Value, _parameters[i].Grad, _expAvg[i], _expAvgSq[i], scalars);
+            _kernels.Optimizer.AdamWStep(_parameters[i].Value, _parameters[i].Grad, _expAvg[i], _expAvgSq[i], scalars);
         }
     }
 
@@ -136,7 +143,8 @@ public sealed class AdamW
     /// <param name="stepCount">Steps taken when the moments were saved, ≥ 0.</param>
     /// <param name="sourceName">Names the source in errors, e.g. a file.</param>
     /// <exception cref="InvalidDataException">A moment is missing, not float32 or of another size.</exception>
-    public void LoadState(IEnumerable<KeyValuePair<string, Tensor>> moments, int stepCount, string sourceName = "<memory>")
+    public void LoadState(IEnumerable<KeyValuePair<string, Tensor>> moments, int stepCount,
+        string sourceName = "<memory>")
     {
         ArgumentNullException.ThrowIfNull(moments);
         ArgumentOutOfRangeException.ThrowIfNegative(stepCount);
@@ -164,7 +172,8 @@ public sealed class AdamW
             if (t.DType != DType.Float32 || t.ElementCount != target.ElementCount || !t.IsOnHost)
             {
                 throw new InvalidDataException(
-                    $"{sourceName}: optimizer moment '{name}' is {t} but the optimizer expects {target.ElementCount} float32 values on the host");
+                    $"{sourceName}: optimizer moment '{name}' is {t} but the optimizer expects " +
+                        $"{target.ElementCount} float32 values on the host");
             }
             return t;
         }

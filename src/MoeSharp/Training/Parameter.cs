@@ -10,15 +10,18 @@ public sealed class Parameter
     /// <param name="value">The tensor updated in place (float32).</param>
     /// <exception cref="ArgumentException">The tensor is not float32 or the name is empty.</exception>
     public Parameter(string name, Tensor value)
-        : this(name, value, Tensor.Zeros(DType.Float32, (value ?? throw new ArgumentNullException(nameof(value))).ShapeArray()))
+        : this(name, value, Tensor.Zeros(DType.Float32, (value
+            ?? throw new ArgumentNullException(nameof(value))).ShapeArray()))
     {
     }
 
-    /// <summary>Creates a parameter whose gradient lives in <paramref name="grad"/> (e.g. on the value's device).</summary>
+    /// <summary>Creates a parameter whose gradient lives in <paramref name="grad"/> (e.g. on the value's
+    /// device).</summary>
     /// <param name="name">Name, e.g. <c>experts.w1</c> (unique within an optimizer).</param>
     /// <param name="value">The tensor updated in place (float32).</param>
     /// <param name="grad">Its gradient: float32, the same shape and device.</param>
-    /// <exception cref="ArgumentException">A tensor is not float32, the shapes or devices differ, or the name is empty.</exception>
+    /// <exception cref="ArgumentException">A tensor is not float32, the shapes or devices differ, or the name is
+    /// empty.</exception>
     public Parameter(string name, Tensor value, Tensor grad)
         : this(name, value, () => grad)
     {
@@ -32,7 +35,8 @@ public sealed class Parameter
     /// </summary>
     /// <param name="name">Name, e.g. <c>experts.w1</c> (unique within an optimizer).</param>
     /// <param name="value">The tensor updated in place (float32).</param>
-    /// <param name="createGrad">Allocates the gradient: float32, the value's shape and device (checked when called).</param>
+    /// <param name="createGrad">Allocates the gradient: float32, the value's shape and device (checked when
+    /// called).</param>
     /// <exception cref="ArgumentException">The value is not float32 or the name is empty.</exception>
     public Parameter(string name, Tensor value, Func<Tensor> createGrad)
     {
@@ -47,11 +51,13 @@ public sealed class Parameter
         Value = value;
         _grad = new Lazy<Tensor>(() =>
         {
-            Tensor grad = createGrad() ?? throw new InvalidOperationException($"the gradient factory of parameter '{name}' returned null");
+            Tensor grad = createGrad() ?? throw new InvalidOperationException($"the gradient factory of parameter " +
+                $"'{name}' returned null");
             if (grad.DType != DType.Float32 || !grad.Shape.SequenceEqual(value.Shape) || grad.Device != value.Device)
             {
                 throw new ArgumentException(
-                    $"the gradient of parameter '{name}' must be float32 {value.ShapeString} on {value.Device}; got {grad} on {grad.Device}", "grad");
+                    $"the gradient of parameter '{name}' must be float32 {value.ShapeString} on {value.Device}; got " +
+                        $"{grad} on {grad.Device}", "grad");
             }
             return grad;
         });

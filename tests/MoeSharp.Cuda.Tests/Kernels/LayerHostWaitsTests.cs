@@ -48,8 +48,8 @@ public class LayerHostWaitsTests(CpuBackendFixture fixture)
                 Tensor y = layer.Forward(x);
                 Tensor gradX = layer.Backward(grad).GradX;
                 optimizer.Step();
-                backend.Layer.Release(y);
-                backend.Layer.Release(gradX);
+                backend.Layer.Allocator.Return(y);
+                backend.Layer.Allocator.Return(gradX);
             }
         }
         finally
