@@ -15,7 +15,7 @@ public sealed class HostLayerKernels : ILayerKernels
     public HostLayerKernels(IMoeKernels? dispatch = null)
     {
         Dispatch = dispatch ?? new HostMoeKernels();
-        if (!Dispatch.IsHost) throw new ArgumentException($"host layer kernels need host dispatch kernels, not {Dispatch.DeviceName}", nameof(dispatch));
+        if (!Dispatch.Device.IsHost) throw new ArgumentException($"host layer kernels need host dispatch kernels, not {Dispatch.Device.Name}", nameof(dispatch));
     }
 
     /// <inheritdoc />

@@ -5,8 +5,8 @@ namespace MoeSharp.Dispatch;
 
 /// <summary>What <see cref="TokenDispatcher.Dispatch"/> returns.</summary>
 /// <param name="RoutedTokens">
-/// <c>[R, D]</c> in the dtype of x (float32 or bfloat16): the rows this rank's experts must process, expert-major (for each local expert,
-/// the rows from source rank 0, 1, …), each expert's block padded with zero rows to the alignment.
+/// <c>[R, D]</c> in the dtype of x (float32 or bfloat16): the rows this rank's experts must process, expert-major (for
+/// each local expert, the rows from source rank 0, 1, …), each expert's block padded with zero rows to the alignment.
 /// </param>
 /// <param name="TokensPerLocalExpert"><c>[E/S]</c>: rows per local expert, alignment padding included.</param>
 /// <param name="Metadata">What combine and the backward passes need; pass it back unchanged.</param>
@@ -20,13 +20,13 @@ public sealed record DispatchResult(Tensor RoutedTokens, ImmutableArray<int> Tok
     private int _disposed;
 
     /// <summary>
-    /// Returns <see cref="RoutedTokens"/> to the dispatcher's <see cref="TokenDispatcher.Pool"/> and releases
+    /// Returns <see cref="RoutedTokens"/> to the dispatcher's <see cref="TokenDispatcher.Allocator"/> and releases
     /// <see cref="Metadata"/> (<see cref="TokenDispatcher.Release"/>). Only the first call does anything.
     /// </summary>
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
-        Metadata.Owner.Pool.Return(RoutedTokens);
+        Metadata.Owner.Allocator.Return(RoutedTokens);
         Metadata.Owner.Release(Metadata);
     }
 }

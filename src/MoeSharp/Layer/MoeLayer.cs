@@ -71,15 +71,15 @@ public sealed class MoeLayer : IDisposable
     {
         ArgumentNullException.ThrowIfNull(args);
         ArgumentNullException.ThrowIfNull(dispatcher);
-        if (kernels is null && !dispatcher.Kernels.IsHost)
+        if (kernels is null && !dispatcher.Kernels.Device.IsHost)
         {
             throw new ArgumentException(
-                $"the dispatcher runs on {dispatcher.Kernels.DeviceName}: pass that device's layer kernels (rank {dispatcher.EpRank})", nameof(kernels));
+                $"the dispatcher runs on {dispatcher.Kernels.Device.Name}: pass that device's layer kernels (rank {dispatcher.EpRank})", nameof(kernels));
         }
-        if (kernels is not null && kernels.Dispatch.DeviceName != dispatcher.Kernels.DeviceName)
+        if (kernels is not null && kernels.Dispatch.Device.Name != dispatcher.Kernels.Device.Name)
         {
             throw new ArgumentException(
-                $"the layer kernels run on {kernels.Dispatch.DeviceName} but the dispatcher on {dispatcher.Kernels.DeviceName} (rank {dispatcher.EpRank})",
+                $"the layer kernels run on {kernels.Dispatch.Device.Name} but the dispatcher on {dispatcher.Kernels.Device.Name} (rank {dispatcher.EpRank})",
                 nameof(kernels));
         }
         if (dispatcher.Config.NumExperts != args.NumExperts || dispatcher.Config.TopK != args.TopK)
@@ -101,7 +101,7 @@ public sealed class MoeLayer : IDisposable
         }
 
         // Sizes before allocation: one SizeLimitException with the figures instead of an overflow or an OOM mid-way.
-        MoeLayerMemoryEstimate.EnsureFits(args, dispatcher.NumLocalExperts, (kernels?.Dispatch ?? dispatcher.Kernels).IsHost,
+        MoeLayerMemoryEstimate.EnsureFits(args, dispatcher.NumLocalExperts, (kernels?.Dispatch ?? dispatcher.Kernels).Device.IsHost,
             dispatcher.EpRank);
 
         Args = args;
@@ -219,9 +219,9 @@ public sealed class MoeLayer : IDisposable
         {
             throw new ArgumentException($"x must be float32 [T, {Args.Dim}]; got {x} (rank {Dispatcher.EpRank})", nameof(x));
         }
-        if (x.Device != _kernels.Dispatch.DeviceName)
+        if (x.Device != _kernels.Dispatch.Device.Name)
         {
-            throw new ArgumentException($"x is on {x.Device} but the layer runs on {_kernels.Dispatch.DeviceName} (rank {Dispatcher.EpRank})", nameof(x));
+            throw new ArgumentException($"x is on {x.Device} but the layer runs on {_kernels.Dispatch.Device.Name} (rank {Dispatcher.EpRank})", nameof(x));
         }
         ReleaseForwardScratch();
         int ownStart = 0, ownRows = x.Rows;
@@ -292,10 +292,10 @@ public sealed class MoeLayer : IDisposable
         ArgumentNullException.ThrowIfNull(gradOutput);
         ObjectDisposedException.ThrowIf(_disposed, this);
         ForwardContext saved = _saved ?? throw new InvalidOperationException($"Backward needs a Forward first (rank {Dispatcher.EpRank})");
-        if (gradOutput.DType != DType.Float32 || !gradOutput.Shape.SequenceEqual(saved.OutputShape) || gradOutput.Device != _kernels.Dispatch.DeviceName)
+        if (gradOutput.DType != DType.Float32 || !gradOutput.Shape.SequenceEqual(saved.OutputShape) || gradOutput.Device != _kernels.Dispatch.Device.Name)
         {
             throw new ArgumentException(
-                $"gradOutput must be float32 [{string.Join(", ", saved.OutputShape)}] on {_kernels.Dispatch.DeviceName} like the forward output; got {gradOutput} on {gradOutput.Device} (rank {Dispatcher.EpRank})",
+                $"gradOutput must be float32 [{string.Join(", ", saved.OutputShape)}] on {_kernels.Dispatch.Device.Name} like the forward output; got {gradOutput} on {gradOutput.Device} (rank {Dispatcher.EpRank})",
                 nameof(gradOutput));
         }
         int ownRows = saved.OwnX.Rows;
@@ -389,7 +389,7 @@ public sealed class MoeLayer : IDisposable
         var identityRows = new int[rows];
         for (int i = 0; i < rows; i++) identityRows[i] = i;
         Tensor identity = Tensor.FromArray(identityRows, rows);
-        if (!_kernels.Dispatch.IsHost) identity = _kernels.Dispatch.ToDevice(identity);
+        if (!_kernels.Dispatch.Device.IsHost) identity = _kernels.Dispatch.Device.ToDevice(identity);
         Tensor gated = _kernels.Allocate(DType.Float32, rows, Args.Dim);
         _kernels.Dispatch.GatherRows(sharedOutput, 0, identity, gate.Reshape(rows), gated);
         return new SharedGateForward(gate, identity, gated);
@@ -454,7 +454,7 @@ public sealed class MoeLayer : IDisposable
         _disposed = true;
         ReleaseForwardScratch();
         _saved = null;
-        if (_kernels.Dispatch.IsHost) return;
+        if (_kernels.Dispatch.Device.IsHost) return;
         foreach (Parameter p in Parameters)
         {
             _kernels.Release(p.Value);
@@ -471,7 +471,7 @@ public sealed class MoeLayer : IDisposable
     /// </summary>
     private void ReleaseForwardScratch()
     {
-        if (_saved is not null && !Dispatcher.Kernels.IsHost) Dispatcher.Release(_saved.Metadata);
+        if (_saved is not null && !Dispatcher.Kernels.Device.IsHost) Dispatcher.Release(_saved.Metadata);
         foreach (Tensor t in _forwardScratch.Distinct(ReferenceEqualityComparer.Instance).Cast<Tensor>()) _kernels.Release(t);
         _forwardScratch.Clear();
     }

@@ -141,7 +141,7 @@ public sealed class TokenChoiceTopKRouter
         Tensor topScores = _kernels.Allocate(DType.Float32, tokens, k);
         Tensor expertIds = _kernels.Allocate(DType.Int64, tokens, k);
         // The bias is small host state of the load balancer: a backend off the host gets a copy per call.
-        Tensor? bias = expertBias is null || _kernels.Dispatch.IsHost ? expertBias : _kernels.Dispatch.ToDevice(expertBias);
+        Tensor? bias = expertBias is null || _kernels.Dispatch.Device.IsHost ? expertBias : _kernels.Dispatch.Device.ToDevice(expertBias);
         _kernels.TopK(scores, bias, NumExpertGroups, NumLimitedGroups, RouteNorm, NormEpsilon, RouteScale, topScores, expertIds,
             ZeroDiscardedGroups);
         if (!ReferenceEquals(bias, expertBias)) _kernels.Release(bias);

@@ -54,9 +54,9 @@ public sealed class AdamW
         _kernels = kernels ?? new HostLayerKernels();
         foreach (Parameter p in _parameters)
         {
-            if (p.Value.Device != _kernels.Dispatch.DeviceName)
+            if (p.Value.Device != _kernels.Dispatch.Device.Name)
             {
-                throw new ArgumentException($"parameter '{p.Name}' is on {p.Value.Device} but the optimizer runs on {_kernels.Dispatch.DeviceName}", nameof(parameters));
+                throw new ArgumentException($"parameter '{p.Name}' is on {p.Value.Device} but the optimizer runs on {_kernels.Dispatch.Device.Name}", nameof(parameters));
             }
         }
         _expAvg = _parameters.Select(p => _kernels.Zeros(DType.Float32, p.Value.ElementCount)).ToArray();

@@ -46,7 +46,7 @@ public class BFloat16GroupedProductTests
         {
             var expected = Tensor.FromArray(start.AsSpan(0, count).ToArray(), outRows, outColumns);
             product(host, expected);
-            Tensor actual = cuda.Kernels.ToDevice(Tensor.FromArray(start.AsSpan(0, count).ToArray(), outRows, outColumns));
+            Tensor actual = cuda.Kernels.Device.ToDevice(Tensor.FromArray(start.AsSpan(0, count).ToArray(), outRows, outColumns));
             product(kernels, actual);
             float[] e = expected.AsSpan<float>().ToArray(), got = actual.ToHost().AsSpan<float>().ToArray();
             for (int i = 0; i < e.Length; i++)
@@ -65,6 +65,6 @@ public class BFloat16GroupedProductTests
     private static Tensor Up(ILayerKernels kernels, float[] values, params int[] shape)
     {
         var t = Tensor.FromArray(values, shape);
-        return kernels is HostLayerKernels ? t : kernels.Dispatch.ToDevice(t);
+        return kernels is HostLayerKernels ? t : kernels.Dispatch.Device.ToDevice(t);
     }
 }
