@@ -9,7 +9,8 @@ namespace MoeSharp.Compute;
 /// </summary>
 public interface IComputeDevice
 {
-    /// <summary>Where the tensors live, e.g. <c>host</c>, <c>cuda:0</c> or <c>ilgpu-cpu</c>; a tensor's <see cref="Tensor.Device"/>.</summary>
+    /// <summary>Where the tensors live, e.g. <c>host</c>, <c>cuda:0</c> or <c>ilgpu-cpu</c>; a tensor's <see
+    /// cref="Tensor.Device"/>.</summary>
     string Name { get; }
 
     /// <summary>
@@ -18,17 +19,20 @@ public interface IComputeDevice
     /// </summary>
     bool IsHost { get; }
 
-    /// <summary>Where this device's tensors come from and go back to (<see cref="ITensorAllocator.Rent"/>/<see cref="ITensorAllocator.Return"/>).</summary>
+    /// <summary>Where this device's tensors come from and go back to (<see cref="ITensorAllocator.Rent"/>/<see
+    /// cref="ITensorAllocator.Return"/>).</summary>
     ITensorAllocator Allocator { get; }
 
     /// <summary>This device's copy of <paramref name="host"/> (the tensor itself when it already lives here).</summary>
     /// <param name="host">A tensor on the host, or on this device.</param>
     Tensor ToDevice(Tensor host);
 
-    /// <summary>A host copy of <paramref name="tensor"/> (the tensor itself on the host); waits for the work that writes it.</summary>
+    /// <summary>A host copy of <paramref name="tensor"/> (the tensor itself on the host); waits for the work that
+    /// writes it.</summary>
     /// <param name="tensor">A tensor of this device or of the host.</param>
     Tensor ToHost(Tensor tensor);
 
-    /// <summary>Waits until every kernel and copy issued so far has finished (for timing; a no-op on the host).</summary>
+    /// <summary>Waits until every kernel and copy issued so far has finished (for timing; a no-op on the
+    /// host).</summary>
     void Synchronize();
 }

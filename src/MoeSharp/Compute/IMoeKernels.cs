@@ -24,7 +24,8 @@ public interface IMoeKernels
     /// <summary>Sets every element to zero.</summary>
     void Clear(Tensor tensor);
 
-    /// <summary>Copies <paramref name="rows"/> rows of <paramref name="source"/> into <paramref name="destination"/>.</summary>
+    /// <summary>Copies <paramref name="rows"/> rows of <paramref name="source"/> into <paramref
+    /// name="destination"/>.</summary>
     void CopyRows(Tensor source, int sourceRow, Tensor destination, int destinationRow, int rows);
 
     /// <summary>
@@ -54,7 +55,8 @@ public interface IMoeKernels
     /// Writes the count exchange's messages (<see cref="CountMessages"/>, the wire format) from a scan left on the
     /// device by <see cref="ScanEntries"/>, so the counts never visit the host before they are exchanged.
     /// </summary>
-    /// <param name="scan">int32 holding a scan in the <see cref="EntryScanWords"/> layout at <paramref name="scanOffset"/>.</param>
+    /// <param name="scan">int32 holding a scan in the <see cref="EntryScanWords"/> layout at <paramref
+    /// name="scanOffset"/>.</param>
     /// <param name="scanOffset">First element of the scan.</param>
     /// <param name="messages">The messages' layout and header.</param>
     /// <param name="send">int32, at least <see cref="CountMessages.TotalLength"/> elements.</param>
@@ -82,7 +84,8 @@ public interface IMoeKernels
 
     /// <summary>
     /// The maps between the received rank-major rows and the expert-major routed rows, built from per-block runs:
-    /// received rows <c>[blockStart[b], blockStart[b + 1])</c> are expert-major rows <c>blockDestination[b] + 0, 1, …</c>.
+    /// received rows <c>[blockStart[b], blockStart[b + 1])</c> are expert-major rows <c>blockDestination[b] + 0, 1,
+    /// …</c>.
     /// <c>rankMajorRowOf[r]</c> is received row r's routed row; <c>expertMajorRowOf[q]</c> is routed row q's received
     /// row, or -1 for a row no block covers (alignment padding).
     /// </summary>
@@ -90,7 +93,8 @@ public interface IMoeKernels
     /// <param name="blockDestination"><c>[B]</c> first routed row of each block.</param>
     /// <param name="expertMajorRowOf"><c>[R]</c> int32, overwritten.</param>
     /// <param name="rankMajorRowOf"><c>[blockStart[B]]</c> int32, overwritten.</param>
-    void BuildPermutation(ReadOnlySpan<int> blockStart, ReadOnlySpan<int> blockDestination, Tensor expertMajorRowOf, Tensor rankMajorRowOf);
+    void BuildPermutation(ReadOnlySpan<int> blockStart, ReadOnlySpan<int> blockDestination, Tensor expertMajorRowOf,
+        Tensor rankMajorRowOf);
 
     /// <summary>
     /// Row gather with optional scale: <c>destination[i] = source[sourceRowOffset + rowOf[i]] · scale[i]</c> (one
@@ -107,7 +111,8 @@ public interface IMoeKernels
     /// <summary>
     /// The dispatch gather in token order: the same result as
     /// <c>GatherRows(source, sourceRowOffset, map.RowToken, map.Scale, destination)</c> — row r gets
-    /// <c>source[sourceRowOffset + RowToken[r]] · Scale[r]</c>, or zeros where <c>RowToken[r] &lt; 0</c> — but each token
+    /// <c>source[sourceRowOffset + RowToken[r]] · Scale[r]</c>, or zeros where <c>RowToken[r] &lt; 0</c> — but each
+    /// token
     /// row is read once and written to its K rows (<see cref="TokenScatter.EntryRow"/>), so a host backend streams the
     /// tokens through memory once instead of once per expert. A backend may compute it as the gather.
     /// </summary>
@@ -126,12 +131,16 @@ public interface IMoeKernels
     /// accumulator, rounded once to bfloat16 at the end.
     /// </summary>
     /// <param name="rows"><c>[N, D]</c> float32 or bfloat16 rows in the local layout.</param>
-    /// <param name="positions"><c>[T_s, K]</c> int32, each token's rows in ascending order; -1 entries are skipped.</param>
+    /// <param name="positions"><c>[T_s, K]</c> int32, each token's rows in ascending order; -1 entries are
+    /// skipped.</param>
     /// <param name="scale"><c>[N]</c> float32 per row, or null.</param>
-    /// <param name="initial"><c>[T_s, D]</c> starting values (the shared experts' output) in the rows' dtype, or null.</param>
-    /// <param name="destination"><c>[*, D]</c> in the rows' dtype; rows <c>[offset, offset + T_s)</c> are overwritten.</param>
+    /// <param name="initial"><c>[T_s, D]</c> starting values (the shared experts' output) in the rows' dtype, or
+    /// null.</param>
+    /// <param name="destination"><c>[*, D]</c> in the rows' dtype; rows <c>[offset, offset + T_s)</c> are
+    /// overwritten.</param>
     /// <param name="destinationOffset">Row of <paramref name="destination"/> that token 0 goes to.</param>
-    void GatherReduce(Tensor rows, Tensor positions, Tensor? scale, Tensor? initial, Tensor destination, int destinationOffset);
+    void GatherReduce(Tensor rows, Tensor positions, Tensor? scale, Tensor? initial, Tensor destination,
+        int destinationOffset);
 
     /// <summary>
     /// Score gradients: <c>result[resultOffset + i] = Σ_d a[aRow[i], d] · b[bRowOffset + i / entriesPerBRow, d]</c>,

@@ -4,18 +4,21 @@ using MoeSharp.Tensors;
 namespace MoeSharp.Compute;
 
 /// <summary>
-/// The routing entries of one shard, as <see cref="IMoeKernels.PrepareEntries"/> and <see cref="IMoeKernels.ScanEntries"/>
+/// The routing entries of one shard, as <see cref="IMoeKernels.PrepareEntries"/> and <see
+/// cref="IMoeKernels.ScanEntries"/>
 /// read them: entries <c>[0, RealTokens·K)</c> are rows <c>[RowOffset, RowOffset + RealTokens)</c> of
 /// <see cref="ExpertIds"/>/<see cref="TopScores"/> flattened token-major (K = their row length); the
 /// <c>PadTokens·K</c> entries after them are the SP pad rows' entries, expert 0 with score 0.
 /// </summary>
 /// <param name="TopScores"><c>[T, K]</c> float32 routing scores.</param>
 /// <param name="ExpertIds"><c>[T, K]</c> int32 or int64 expert ids.</param>
-/// <param name="RowOffset">First row of the shard in <paramref name="TopScores"/> and <paramref name="ExpertIds"/>.</param>
+/// <param name="RowOffset">First row of the shard in <paramref name="TopScores"/> and <paramref
+/// name="ExpertIds"/>.</param>
 /// <param name="RealTokens">Tokens of the shard (T_s).</param>
 /// <param name="PadTokens">Pad rows after them (pad-to-multiple sharding only).</param>
 /// <param name="NumExperts">E: valid ids are <c>[0, E)</c>.</param>
-public sealed record ShardEntries(Tensor TopScores, Tensor ExpertIds, int RowOffset, int RealTokens, int PadTokens, int NumExperts);
+public sealed record ShardEntries(Tensor TopScores, Tensor ExpertIds, int RowOffset, int RealTokens, int PadTokens,
+    int NumExperts);
 
 /// <summary>
 /// A shard's routing entries flattened to one id and one score each (N = (T_s + pad)·K entries), which the entry scan
@@ -35,7 +38,8 @@ public sealed record EntryColumns(Tensor Ids, Tensor Scores);
 /// <param name="Ranks">S: messages, one per rank of the EP group.</param>
 /// <param name="ExpertsPerRank">e = E/S: counts per message.</param>
 /// <param name="PadEntries">Pad entries of the sender's shard, counted on expert 0 (the scan leaves them out).</param>
-/// <param name="Header">Values every message carries after its counts (what they mean is the exchange's business).</param>
+/// <param name="Header">Values every message carries after its counts (what they mean is the exchange's
+/// business).</param>
 public sealed record CountMessages(int Ranks, int ExpertsPerRank, int PadEntries, ImmutableArray<int> Header)
 {
     /// <summary>int32 values of one message: the counts, the header and the flag.</summary>
@@ -81,7 +85,8 @@ public sealed record LocalLayoutMaps(Tensor RowToken, Tensor RowScore, Tensor En
 
 /// <summary>
 /// How <see cref="IMoeKernels.ScatterTokenRows"/> places token rows: token t's row goes to rows
-/// <c>EntryRow[t·K .. t·K + K)</c>, multiplied by <see cref="Scale"/> there; rows whose <see cref="RowToken"/> is -1 get
+/// <c>EntryRow[t·K .. t·K + K)</c>, multiplied by <see cref="Scale"/> there; rows whose <see cref="RowToken"/> is -1
+/// get
 /// zeros.
 /// </summary>
 /// <param name="RowToken"><c>[Rd]</c> int32 token of each destination row, or -1.</param>

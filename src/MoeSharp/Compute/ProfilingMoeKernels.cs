@@ -42,10 +42,12 @@ public sealed class ProfilingMoeKernels(IMoeKernels inner) : IMoeKernels
     }
 
     /// <inheritdoc />
-    public void BuildPermutation(ReadOnlySpan<int> blockStart, ReadOnlySpan<int> blockDestination, Tensor expertMajorRowOf, Tensor rankMajorRowOf)
+    public void BuildPermutation(ReadOnlySpan<int> blockStart, ReadOnlySpan<int> blockDestination,
+        Tensor expertMajorRowOf, Tensor rankMajorRowOf)
     {
         int[] starts = blockStart.ToArray(), destinations = blockDestination.ToArray();
-        _times.Time(nameof(BuildPermutation), () => inner.BuildPermutation(starts, destinations, expertMajorRowOf, rankMajorRowOf));
+        _times.Time(nameof(BuildPermutation), () => inner.BuildPermutation(starts, destinations, expertMajorRowOf,
+            rankMajorRowOf));
     }
 
     /// <inheritdoc />
@@ -66,13 +68,18 @@ public sealed class ProfilingMoeKernels(IMoeKernels inner) : IMoeKernels
 
     /// <inheritdoc />
     public void ScatterTokenRows(Tensor source, int sourceRowOffset, TokenScatter map, Tensor destination)
-        => _times.Time(nameof(ScatterTokenRows), () => inner.ScatterTokenRows(source, sourceRowOffset, map, destination));
+        => _times.Time(nameof(ScatterTokenRows), () => inner.ScatterTokenRows(source, sourceRowOffset, map,
+            destination));
 
     /// <inheritdoc />
-    public void GatherReduce(Tensor rows, Tensor positions, Tensor? scale, Tensor? initial, Tensor destination, int destinationOffset)
-        => _times.Time(nameof(GatherReduce), () => inner.GatherReduce(rows, positions, scale, initial, destination, destinationOffset));
+    public void GatherReduce(Tensor rows, Tensor positions, Tensor? scale, Tensor? initial, Tensor destination,
+        int destinationOffset)
+        => _times.Time(nameof(GatherReduce), () => inner.GatherReduce(rows, positions, scale, initial, destination,
+            destinationOffset));
 
     /// <inheritdoc />
-    public void RowDots(Tensor a, Tensor aRow, Tensor b, int bRowOffset, int entriesPerBRow, Tensor result, int resultOffset)
-        => _times.Time(nameof(RowDots), () => inner.RowDots(a, aRow, b, bRowOffset, entriesPerBRow, result, resultOffset));
+    public void RowDots(Tensor a, Tensor aRow, Tensor b, int bRowOffset, int entriesPerBRow, Tensor result,
+        int resultOffset)
+        => _times.Time(nameof(RowDots), () => inner.RowDots(a, aRow, b, bRowOffset, entriesPerBRow, result,
+            resultOffset));
 }

@@ -48,7 +48,8 @@ internal sealed class AllToAllExchange : ITokenExchange
         => ReplicaHash.CheckAgreement(_groups.World, _groups.SpSize, ReplicaHash.Of(topScores, expertIds));
 
     /// <inheritdoc />
-    public CountedEntries CountEntries(ShardEntries shard, EntryColumns entries, ShardClaim claim, int? declaredTotalTokens)
+    public CountedEntries CountEntries(ShardEntries shard, EntryColumns entries, ShardClaim claim,
+        int? declaredTotalTokens)
     {
         var messages = new CountMessages(EpSize, LocalExperts, claim.PadRows * _config.TopK,
             MessageHeader(claim, declaredTotalTokens));
@@ -89,7 +90,8 @@ internal sealed class AllToAllExchange : ITokenExchange
         {
             if (words[p * messages.Length + messages.FlagOffset] == 0) continue;
             throw new PeerRankException(
-                $"rank {p} passed an invalid routing entry (an expert id outside [0, {experts}) or a non-finite score; " +
+                $"rank {p} passed an invalid routing entry (an expert id outside [0, {experts}) or a non-finite " +
+                $"score; " +
                 $"its own error names it), so no rank dispatches (rank {EpRank})",
                 _groups.World.WorldRanks[p], "expertIds");
         }
@@ -113,7 +115,8 @@ internal sealed class AllToAllExchange : ITokenExchange
         return ReadCountMessages(receive, messages, claim);
     }
 
-    /// <summary>What every count message carries after its counts: declared T (-1 when unknown), real rows, pad rows.</summary>
+    /// <summary>What every count message carries after its counts: declared T (-1 when unknown), real rows, pad
+    /// rows.</summary>
     private ImmutableArray<int> MessageHeader(ShardClaim claim, int? declaredTotalTokens)
     {
         int declared = _config.Layout == SequenceLayout.Replicated
@@ -152,8 +155,8 @@ internal sealed class AllToAllExchange : ITokenExchange
                 if (total >= 0 && d != total)
                 {
                     throw new ArgumentException(
-                        $"ranks {totalFrom} and {r} of SP group {group} disagree on the token count T: {total} vs {d} " +
-                        $"(seen on rank {EpRank})");
+                        $"ranks {totalFrom} and {r} of SP group {group} disagree on the token count T: {total} vs " +
+                        $"{d} (seen on rank {EpRank})");
                 }
                 total = d;
                 totalFrom = r;
@@ -170,15 +173,18 @@ internal sealed class AllToAllExchange : ITokenExchange
                 if (Real(r) != expected.RealRows)
                 {
                     throw new ArgumentException(
-                        $"rank {r} (SP rank {r - first} of group {group}) holds {Real(r)} tokens but {_config.Sharding} " +
-                        $"sharding of T = {total} over {sp} ranks gives it {expected.RealRows} (seen on rank {EpRank})");
+                        $"rank {r} (SP rank {r - first} of group {group}) holds {Real(r)} tokens but " +
+                        $"{_config.Sharding} " +
+                        $"sharding of T = {total} over {sp} ranks gives it {expected.RealRows} (seen on rank " +
+                        $"{EpRank})");
                 }
                 if (r == EpRank) mine = expected with { Start = Math.Min(start, total) };
                 start += Real(r);
             }
         }
         // Every rank's header was read, its own included: a shard left open is resolved now.
-        return mine ?? throw new InvalidOperationException($"the count exchange did not resolve the shard (rank {EpRank})");
+        return mine ?? throw new InvalidOperationException($"the count exchange did not resolve the shard (rank " +
+            $"{EpRank})");
     }
 
     /// <inheritdoc />
@@ -210,12 +216,14 @@ internal sealed class AllToAllExchange : ITokenExchange
                     return world.AllToAllVAsync<BFloat16>(send.AsMemory<BFloat16>(), sendCounts,
                         receive.AsMemory<BFloat16>(), receiveCounts);
                 }
-                world.AllToAllV<BFloat16>(send.AsSpan<BFloat16>(), sendCounts, receive.AsSpan<BFloat16>(), receiveCounts);
+                world.AllToAllV<BFloat16>(send.AsSpan<BFloat16>(), sendCounts, receive.AsSpan<BFloat16>(),
+                    receiveCounts);
                 return CollectiveRequest.Completed;
             }
             if (overlap)
             {
-                return world.AllToAllVAsync<float>(send.AsMemory<float>(), sendCounts, receive.AsMemory<float>(), receiveCounts);
+                return world.AllToAllVAsync<float>(send.AsMemory<float>(), sendCounts, receive.AsMemory<float>(),
+                    receiveCounts);
             }
             world.AllToAllV<float>(send.AsSpan<float>(), sendCounts, receive.AsSpan<float>(), receiveCounts);
             return CollectiveRequest.Completed;

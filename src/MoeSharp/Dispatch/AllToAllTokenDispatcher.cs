@@ -15,7 +15,8 @@ namespace MoeSharp.Dispatch;
 /// </remarks>
 public sealed class AllToAllTokenDispatcher : TokenDispatcher
 {
-    /// <summary>Creates a dispatcher over <paramref name="groups"/> (EP = the world, SP groups of consecutive ranks).</summary>
+    /// <summary>Creates a dispatcher over <paramref name="groups"/> (EP = the world, SP groups of consecutive
+    /// ranks).</summary>
     /// <exception cref="ArgumentException">E is not divisible by the EP size, or K &gt; E.</exception>
     /// <param name="config">What to route.</param>
     /// <param name="groups">EP and SP groups.</param>
@@ -28,5 +29,6 @@ public sealed class AllToAllTokenDispatcher : TokenDispatcher
     {
     }
 
-    private static ParallelGroups CheckGroups(ParallelGroups groups) => groups ?? throw new ArgumentNullException(nameof(groups));
+    private static ParallelGroups CheckGroups(ParallelGroups groups)
+        => groups ?? throw new ArgumentNullException(nameof(groups));
 }

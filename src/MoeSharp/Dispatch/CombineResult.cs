@@ -33,7 +33,8 @@ public sealed class CombineState : IDisposable
     /// <summary>Expert outputs in the local layout, before the score multiply.</summary>
     internal Tensor CombinedRows { get; }
 
-    /// <summary>Returns the received rows to the dispatcher's allocator (when combine rented them); once only.</summary>
+    /// <summary>Returns the received rows to the dispatcher's allocator (when combine rented them); once
+    /// only.</summary>
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0 || !_ownsRows) return;

@@ -45,7 +45,8 @@ internal sealed record DispatchPlan
     /// <summary>N: entries this rank routes, which is the rows it sends (SP pad entries included).</summary>
     public required int SentRows { get; init; }
 
-    /// <summary>Rows of the local layout: <see cref="SentRows"/>, plus alignment padding when rows do not move.</summary>
+    /// <summary>Rows of the local layout: <see cref="SentRows"/>, plus alignment padding when rows do not
+    /// move.</summary>
     public required int LocalRows { get; init; }
 
     /// <summary>
@@ -97,8 +98,8 @@ internal sealed record DispatchPlan
         if (expertCounts.Length != config.NumExperts || receiveCounts.Length != epSize * e)
         {
             throw new ArgumentException(
-                $"{expertCounts.Length} expert counts and {receiveCounts.Length} receive counts for E = {config.NumExperts} " +
-                $"over S = {epSize} ranks (rank {epRank})");
+                $"{expertCounts.Length} expert counts and {receiveCounts.Length} receive counts for E = " +
+                $"{config.NumExperts} over S = {epSize} ranks (rank {epRank})");
         }
         int[] received = receiveCounts.ToArray();
         // Sizes before allocation: the padded rows are checked (64-bit) against what a tensor indexes and the memory.
@@ -122,7 +123,8 @@ internal sealed record DispatchPlan
         {
             rowOfSorted = PaddedRuns(expertCounts, config.ExpertAlignment, out localRows);
         }
-        (ImmutableArray<int> blockStart, ImmutableArray<int> blockDestination) = rowsMove && (e > 1 || routed != rowsReceived)
+        (ImmutableArray<int> blockStart,
+            ImmutableArray<int> blockDestination) = rowsMove && (e > 1 || routed != rowsReceived)
             ? PermutationBlocks(received, tokensPerLocalExpert, epSize)
             : (default, default);
 

@@ -14,7 +14,8 @@ namespace MoeSharp.Dispatch;
 /// <c>using var d = dispatcher.Dispatch(...)</c> hands <see cref="RoutedTokens"/> back to the dispatcher's pool and
 /// releases <see cref="Metadata"/> at the end of the scope: do that once combine (and any backward pass) is done.
 /// </remarks>
-public sealed record DispatchResult(Tensor RoutedTokens, ImmutableArray<int> TokensPerLocalExpert, DispatchMetadata Metadata)
+public sealed record DispatchResult(Tensor RoutedTokens, ImmutableArray<int> TokensPerLocalExpert,
+    DispatchMetadata Metadata)
     : IDisposable
 {
     private int _disposed;

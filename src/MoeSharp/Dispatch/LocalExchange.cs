@@ -22,18 +22,21 @@ internal sealed class LocalExchange(IMoeKernels kernels) : ITokenExchange
     }
 
     /// <inheritdoc />
-    public CountedEntries CountEntries(ShardEntries shard, EntryColumns entries, ShardClaim claim, int? declaredTotalTokens)
+    public CountedEntries CountEntries(ShardEntries shard, EntryColumns entries, ShardClaim claim,
+        int? declaredTotalTokens)
     {
         EntryScan scan = kernels.PrepareEntries(shard, entries);
         if (scan.FirstInvalidEntry >= 0) return new CountedEntries(scan, null);
         // SP = 1: the shard is the whole input, always known.
-        SequenceShard known = claim.Shard ?? throw new InvalidOperationException("a local dispatch always knows its shard");
+        SequenceShard known = claim.Shard ?? throw new InvalidOperationException("a local dispatch always knows " +
+            "its shard");
         return new CountedEntries(scan, new ExchangedCounts(scan.Counts, known));
     }
 
     /// <inheritdoc />
     /// <remarks>
-    /// An all-to-all-v over one rank is a copy. The dispatcher never asks for it (<see cref="MovesRows"/> is false, so it
+    /// An all-to-all-v over one rank is a copy. The dispatcher never asks for it (<see cref="MovesRows"/> is false, so
+    /// it
     /// uses the local rows in place), but the copy is what the exchange means.
     /// </remarks>
     public void ExchangeRows(Tensor send, ImmutableArray<int> sendRows, Tensor receive, ImmutableArray<int> receiveRows)
@@ -41,7 +44,8 @@ internal sealed class LocalExchange(IMoeKernels kernels) : ITokenExchange
         if (sendRows.Length != 1 || receiveRows.Length != 1 || sendRows[0] != receiveRows[0])
         {
             throw new ArgumentException(
-                $"one rank sends itself what it receives; got {sendRows.Length} send and {receiveRows.Length} receive splits");
+                $"one rank sends itself what it receives; got {sendRows.Length} send and {receiveRows.Length} " +
+                $"receive splits");
         }
         kernels.CopyRows(send, 0, receive, 0, sendRows[0]);
     }

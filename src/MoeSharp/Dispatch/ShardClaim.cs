@@ -20,7 +20,8 @@ internal readonly record struct ShardClaim
     /// <summary>Tokens of the shard that exist (known either way).</summary>
     public int RealRows { get; }
 
-    /// <summary>Pad rows after them (none when the start is not yet known: only balanced sharding leaves it open).</summary>
+    /// <summary>Pad rows after them (none when the start is not yet known: only balanced sharding leaves it
+    /// open).</summary>
     public int PadRows => Shard?.PadRows ?? 0;
 
     /// <summary>Rows the shard routes: real plus pad.</summary>
@@ -29,6 +30,7 @@ internal readonly record struct ShardClaim
     /// <summary>A shard this rank knows completely.</summary>
     public static ShardClaim Known(SequenceShard shard) => new(shard, shard.RealRows);
 
-    /// <summary><paramref name="rows"/> tokens whose place in a sequence of unknown length the exchange will tell.</summary>
+    /// <summary><paramref name="rows"/> tokens whose place in a sequence of unknown length the exchange will
+    /// tell.</summary>
     public static ShardClaim StartUnknown(int rows) => new(null, rows);
 }

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using MoeSharp.Collectives;
 using MoeSharp.Compute;
 using MoeSharp.Tensors;
@@ -39,7 +40,8 @@ public class TokenDispatcher
         if (config.NumExperts % epSize != 0)
         {
             throw new ArgumentException(
-                $"the number of experts E = {config.NumExperts} must be divisible by the EP size {epSize} (rank {epRank})",
+                $"the number of experts E = {config.NumExperts} must be divisible by the EP size {epSize} (rank " +
+                $"{epRank})",
                 nameof(config));
         }
         if (config.TopK > config.NumExperts)
@@ -74,7 +76,8 @@ public class TokenDispatcher
     /// <summary>E/S: experts this rank owns (global ids <c>[EpRank·E/S, (EpRank+1)·E/S)</c>).</summary>
     public int NumLocalExperts => Config.NumExperts / EpSize;
 
-    /// <summary>The compute backend: the kernels, and through <see cref="IMoeKernels.Device"/> where the tensors live.</summary>
+    /// <summary>The compute backend: the kernels, and through <see cref="IMoeKernels.Device"/> where the tensors
+    /// live.</summary>
     public IMoeKernels Kernels { get; }
 
     /// <summary>
@@ -118,16 +121,18 @@ public class TokenDispatcher
         LocalLayoutMaps local;
         using (var entryScope = new TensorScope(Allocator))
         {
-            var columns = new EntryColumns(entryScope.Rent(DType.Int32, entries), entryScope.Rent(DType.Float32, entries));
+            var columns = new EntryColumns(
+                entryScope.Rent(DType.Int32, entries), entryScope.Rent(DType.Float32, entries));
             var shard = new ShardEntries(topScores, expertIds, inputRowOffset, claim.RealRows, claim.PadRows,
                 Config.NumExperts);
             CountedEntries counted = _exchange.CountEntries(shard, columns, claim, totalTokens);
             if (counted.Exchanged is not { } exchanged) throw InvalidEntry(counted.Scan, inputRowOffset);
-            plan = DispatchPlan.Create(Config, EpSize, EpRank, _exchange.MovesRows, exchanged.Shard, counted.Scan.Counts,
-                exchanged.ReceiveCounts, new RowFormat(x.RowLength, x.DType, Kernels.Device.IsHost));
+            var rows = new RowFormat(x.RowLength, x.DType, Kernels.Device.IsHost);
+            plan = DispatchPlan.Create(Config, EpSize, EpRank, _exchange.MovesRows, exchanged.Shard,
+                counted.Scan.Counts, exchanged.ReceiveCounts, rows);
             Tensor order = entryScope.Rent(DType.Int32, entries);
             Kernels.StableSortByExpert(columns.Ids, plan.ExpertCounts.AsSpan(), order);
-            local = BuildLocalLayout(plan, order, columns.Scores, scope);
+            local = BuildLocalLayout(plan, order, columns.Scores, scope, entryScope);
         }
 
         // Gather: each token row to its K rows of the local layout (scaled here when scores multiply before experts).
@@ -146,12 +151,16 @@ public class TokenDispatcher
     /// <summary>
     /// Sends the experts' outputs back and adds each token's terms in ascending expert id.
     /// </summary>
-    /// <param name="routedOutput"><c>[R, D]</c> expert outputs in the dispatch's row dtype, in the layout dispatch returned.</param>
+    /// <param name="routedOutput"><c>[R, D]</c> expert outputs in the dispatch's row dtype, in the layout dispatch
+    /// returned.</param>
     /// <param name="metadata">The dispatch's metadata.</param>
     /// <param name="x">The dispatch's <c>x</c> (its own rows feed <paramref name="sharedExperts"/>).</param>
-    /// <param name="sharedExperts">Optional shared experts, run while the exchange is in flight; they return the row dtype.</param>
-    /// <returns>In the row dtype. Replicated layout: <c>[T, D]</c> with only this rank's shard filled; sharded: <c>[T_s, D]</c>.</returns>
-    public Tensor Combine(Tensor routedOutput, DispatchMetadata metadata, Tensor x, SharedExpertsFunction? sharedExperts = null)
+    /// <param name="sharedExperts">Optional shared experts, run while the exchange is in flight; they return the row
+    /// dtype.</param>
+    /// <returns>In the row dtype. Replicated layout: <c>[T, D]</c> with only this rank's shard filled; sharded:
+    /// <c>[T_s, D]</c>.</returns>
+    public Tensor Combine(Tensor routedOutput, DispatchMetadata metadata, Tensor x,
+        SharedExpertsFunction? sharedExperts = null)
     {
         CombineResult result = CombineWithState(routedOutput, metadata, x, sharedExperts);
         // No backward will read the received rows: their storage can serve the next call.
@@ -196,7 +205,8 @@ public class TokenDispatcher
 
         // Postprocess: each token's terms added in ascending expert id, into the row only that token owns.
         Tensor output = NewOutput(metadata, scope);
-        Kernels.GatherReduce(localRows, metadata.Local.TokenPositions, Config.ScoreBeforeExperts ? null : metadata.Local.RowScore,
+        Kernels.GatherReduce(localRows, metadata.Local.TokenPositions,
+            Config.ScoreBeforeExperts ? null : metadata.Local.RowScore,
             shared, output, plan.InputRowOffset);
         bool received = !ReferenceEquals(localRows, routedOutput);
         if (received) scope.Keep(localRows);
@@ -221,7 +231,8 @@ public class TokenDispatcher
         // Gather: each token's gradient to its K rows (scaled here when scores multiplied at combine).
         bool scoreAfter = !Config.ScoreBeforeExperts;
         Tensor gathered = scope.Rent(metadata.RowType, metadata.Plan.LocalRows, metadata.Dim);
-        Kernels.ScatterTokenRows(gradOutput, metadata.Plan.InputRowOffset, TokenScatterOf(metadata.Local, scoreAfter), gathered);
+        Kernels.ScatterTokenRows(gradOutput, metadata.Plan.InputRowOffset, TokenScatterOf(metadata.Local, scoreAfter),
+            gathered);
         Tensor? gradScores = scoreAfter ? ScoreGradients(state.CombinedRows, gradOutput, metadata, scope) : null;
 
         // Exchange and permute, as dispatch.
@@ -235,7 +246,8 @@ public class TokenDispatcher
     /// </summary>
     /// <param name="gradRoutedTokens"><c>[R, D]</c>: gradient of the routed rows, expert-major.</param>
     /// <param name="metadata">The dispatch's metadata.</param>
-    /// <param name="x">The dispatch's <c>x</c> (for the score gradient when scores multiply before the experts).</param>
+    /// <param name="x">The dispatch's <c>x</c> (for the score gradient when scores multiply before the
+    /// experts).</param>
     public DispatchBackwardResult DispatchBackward(Tensor gradRoutedTokens, DispatchMetadata metadata, Tensor x)
     {
         CheckMetadata(metadata);
@@ -256,7 +268,8 @@ public class TokenDispatcher
 
         // Postprocess: each token's terms summed in ascending expert id.
         Tensor gradX = NewOutput(metadata, scope);
-        Kernels.GatherReduce(localRows, metadata.Local.TokenPositions, Config.ScoreBeforeExperts ? metadata.Local.RowScore : null,
+        Kernels.GatherReduce(localRows, metadata.Local.TokenPositions,
+            Config.ScoreBeforeExperts ? metadata.Local.RowScore : null,
             null, gradX, plan.InputRowOffset);
         Tensor? gradScores = Config.ScoreBeforeExperts ? ScoreGradients(localRows, x, metadata, scope) : null;
         return new DispatchBackwardResult(scope.Keep(gradX), gradScores is null ? null : scope.Keep(gradScores));
@@ -264,7 +277,8 @@ public class TokenDispatcher
 
     /// <summary>
     /// Hands a dispatch's metadata tensors back to <see cref="Allocator"/> once its combine and backward are done (the
-    /// same as disposing it); the metadata cannot be used afterwards. Optional: unreleased metadata is collected by the GC.
+    /// same as disposing it); the metadata cannot be used afterwards. Optional: unreleased metadata is collected by the
+    /// GC.
     /// </summary>
     /// <exception cref="ArgumentException">The metadata is another dispatcher's, or was already released.</exception>
     public void Release(DispatchMetadata metadata)
@@ -298,14 +312,16 @@ public class TokenDispatcher
     {
         if (totalTokens is < 0)
         {
-            throw new ArgumentOutOfRangeException(nameof(totalTokens), totalTokens, "the total token count T must not be negative");
+            throw new ArgumentOutOfRangeException(nameof(totalTokens), totalTokens,
+                "the total token count T must not be negative");
         }
         if (Config.Layout == SequenceLayout.Replicated)
         {
             if (totalTokens is int t && t != inputRows)
             {
                 throw new ArgumentException(
-                    $"totalTokens = {t} but x has {inputRows} rows, and in the replicated layout x holds every token (rank {EpRank})",
+                    $"totalTokens = {t} but x has {inputRows} rows, and in the replicated layout x holds every " +
+                    $"token (rank {EpRank})",
                     nameof(totalTokens));
             }
             return ShardClaim.Known(SequenceShard.For(Config.Sharding, inputRows, SpSize, SpRank));
@@ -315,7 +331,8 @@ public class TokenDispatcher
             if (totalTokens is int t && t != inputRows)
             {
                 throw new ArgumentException(
-                    $"totalTokens = {t} but x has {inputRows} rows and the SP size is 1 (rank {EpRank})", nameof(totalTokens));
+                    $"totalTokens = {t} but x has {inputRows} rows and the SP size is 1 (rank {EpRank})",
+                        nameof(totalTokens));
             }
             return ShardClaim.Known(new SequenceShard(inputRows, 0, inputRows, 0));
         }
@@ -325,8 +342,8 @@ public class TokenDispatcher
             if (expected.RealRows != inputRows)
             {
                 throw new ArgumentException(
-                    $"x has {inputRows} rows but SP rank {SpRank} of {SpSize} holds {expected.RealRows} of T = {total} " +
-                    $"tokens under {Config.Sharding} sharding (rank {EpRank})",
+                    $"x has {inputRows} rows but SP rank {SpRank} of {SpSize} holds {expected.RealRows} of T = " +
+                    $"{total} tokens under {Config.Sharding} sharding (rank {EpRank})",
                     "x");
             }
             return ShardClaim.Known(expected);
@@ -334,7 +351,8 @@ public class TokenDispatcher
         if (Config.Sharding == SpShardingPolicy.PadToMultiple)
         {
             throw new ArgumentException(
-                $"the sharded layout with PadToMultiple sharding and SP = {SpSize} needs totalTokens: a rank cannot tell " +
+                $"the sharded layout with PadToMultiple sharding and SP = {SpSize} needs totalTokens: a rank " +
+                $"cannot tell " +
                 $"its pad rows from its shard alone (rank {EpRank})",
                 nameof(totalTokens));
         }
@@ -349,16 +367,20 @@ public class TokenDispatcher
         ArgumentNullException.ThrowIfNull(expertIds);
         if ((x.DType != DType.Float32 && x.DType != DType.BFloat16) || x.Rank != 2)
         {
-            throw new ArgumentException($"x must be a float32 or bfloat16 [T, D] tensor; got {x.DType} {x.ShapeString} (rank {EpRank})", nameof(x));
+            throw new ArgumentException($"x must be a float32 or bfloat16 [T, D] tensor; got {x.DType} " +
+                $"{x.ShapeString} (rank {EpRank})", nameof(x));
         }
         int t = x.Dim(0), k = Config.TopK;
         if (topScores.DType != DType.Float32 || topScores.Rank != 2 || topScores.Dim(0) != t || topScores.Dim(1) != k)
         {
-            throw new ArgumentException($"topScores must be float32 [{t}, {k}] (T from x, K from the config); got {topScores.DType} {topScores.ShapeString} (rank {EpRank})", nameof(topScores));
+            throw new ArgumentException($"topScores must be float32 [{t}, {k}] (T from x, K from the config); got " +
+                $"{topScores.DType} {topScores.ShapeString} (rank {EpRank})", nameof(topScores));
         }
-        if ((expertIds.DType != DType.Int32 && expertIds.DType != DType.Int64) || expertIds.Rank != 2 || expertIds.Dim(0) != t || expertIds.Dim(1) != k)
+        bool idType = expertIds.DType == DType.Int32 || expertIds.DType == DType.Int64;
+        if (!idType || expertIds.Rank != 2 || expertIds.Dim(0) != t || expertIds.Dim(1) != k)
         {
-            throw new ArgumentException($"expertIds must be int32 or int64 [{t}, {k}]; got {expertIds.DType} {expertIds.ShapeString} (rank {EpRank})", nameof(expertIds));
+            throw new ArgumentException($"expertIds must be int32 or int64 [{t}, {k}]; got {expertIds.DType} " +
+                $"{expertIds.ShapeString} (rank {EpRank})", nameof(expertIds));
         }
     }
 
@@ -370,27 +392,31 @@ public class TokenDispatcher
         if ((ulong)scan.InvalidId >= (ulong)Config.NumExperts)
         {
             return new ArgumentOutOfRangeException("expertIds", scan.InvalidId,
-                $"expertIds[token {token}, slot {slot}] = {scan.InvalidId} is outside [0, {Config.NumExperts}) (rank {EpRank})");
+                $"expertIds[token {token}, slot {slot}] = {scan.InvalidId} is outside [0, {Config.NumExperts}) " +
+                $"(rank {EpRank})");
         }
         return new ArgumentException(
             $"topScores[token {token}, slot {slot}] = {scan.InvalidScore} is not finite (rank {EpRank})", "topScores");
     }
 
     /// <summary>
-    /// The four row maps of the local layout (rented in <paramref name="scope"/>): sorted position i holds entry
-    /// <c>order[i]</c> and lands in the plan's row for it.
+    /// The four row maps of the local layout (rented in <paramref name="scope"/>, the metadata's): sorted position i
+    /// holds entry <c>order[i]</c> and lands in the plan's row for it. The uploaded row map is
+    /// <paramref name="scratch"/>'s.
     /// </summary>
-    private LocalLayoutMaps BuildLocalLayout(DispatchPlan plan, Tensor order, Tensor entryScores, TensorScope scope)
+    private LocalLayoutMaps BuildLocalLayout(DispatchPlan plan, Tensor order, Tensor entryScores, TensorScope scope,
+        TensorScope scratch)
     {
         int realTokens = plan.Shard.RealRows, k = Config.TopK;
         Tensor? rowOfSorted = null;
         if (!plan.RowOfSorted.IsDefault)
         {
             // The map follows from the counts alone, which the host has: built there, copied to the device.
-            Tensor host = Tensor.FromArray(plan.RowOfSorted.ToArray(), plan.SentRows);
+            // The plan's array is only read, so the host tensor wraps it without a copy.
+            Tensor host = Tensor.FromArray(ImmutableCollectionsMarshal.AsArray(plan.RowOfSorted)!, plan.SentRows);
             rowOfSorted = Kernels.Device.ToDevice(host);
             // On the host the "copy" is the array itself, which no allocator lent.
-            if (!ReferenceEquals(rowOfSorted, host)) scope.Adopt(rowOfSorted);
+            if (!ReferenceEquals(rowOfSorted, host)) scratch.Adopt(rowOfSorted);
         }
         var maps = new LocalLayoutMaps(
             RowToken: scope.Rent(DType.Int32, plan.LocalRows),
@@ -405,7 +431,8 @@ public class TokenDispatcher
     private TokenScatter TokenScatterOf(LocalLayoutMaps local, bool scale)
         => new(local.RowToken, local.EntryRow, Config.TopK, scale ? local.RowScore : null);
 
-    /// <summary>The maps between the received rank-major rows and the expert-major routed rows, from the plan's blocks.</summary>
+    /// <summary>The maps between the received rank-major rows and the expert-major routed rows, from the plan's
+    /// blocks.</summary>
     private ExpertMajorPermutation BuildPermutation(DispatchPlan plan, TensorScope scope)
     {
         Tensor expertMajor = scope.Rent(DType.Int32, plan.RoutedRows);
@@ -426,7 +453,8 @@ public class TokenDispatcher
         return routed;
     }
 
-    /// <summary>Inverse permute: expert-major rows back to the rank-major order they arrived in (pads dropped).</summary>
+    /// <summary>Inverse permute: expert-major rows back to the rank-major order they arrived in (pads
+    /// dropped).</summary>
     private Tensor ToRankMajor(Tensor routedRows, DispatchMetadata metadata, TensorScope scope)
     {
         if (metadata.Permutation is null) return routedRows;
@@ -449,8 +477,8 @@ public class TokenDispatcher
         if (result.DType != metadata.RowType || result.Rank != 2 || result.Dim(0) != n || result.Dim(1) != d)
         {
             throw new InvalidOperationException(
-                $"the shared experts must return {metadata.RowType} [{n}, {d}] for this rank's {n} tokens; got {result.DType} " +
-                $"{result.ShapeString} (rank {EpRank})");
+                $"the shared experts must return {metadata.RowType} [{n}, {d}] for this rank's {n} tokens; got " +
+                $"{result.DType} {result.ShapeString} (rank {EpRank})");
         }
         return result;
     }
@@ -484,7 +512,8 @@ public class TokenDispatcher
         ArgumentNullException.ThrowIfNull(metadata);
         if (!ReferenceEquals(metadata.Owner, this))
         {
-            throw new ArgumentException($"the metadata comes from another dispatcher (rank {EpRank})", nameof(metadata));
+            throw new ArgumentException($"the metadata comes from another dispatcher (rank {EpRank})",
+                nameof(metadata));
         }
         if (metadata.IsReleased)
         {
@@ -499,7 +528,8 @@ public class TokenDispatcher
         if (rows.DType != metadata.RowType || rows.Rank != 2 || rows.Dim(0) != expectedRows || rows.Dim(1) != dim)
         {
             throw new ArgumentException(
-                $"{name} must be {metadata.RowType} [{expectedRows}, {dim}] as dispatched; got {rows.DType} {rows.ShapeString} (rank {EpRank})", name);
+                $"{name} must be {metadata.RowType} [{expectedRows}, {dim}] as dispatched; got {rows.DType} " +
+                $"{rows.ShapeString} (rank {EpRank})", name);
         }
     }
 
@@ -509,7 +539,8 @@ public class TokenDispatcher
         if (tensor.DType != dtype || !tensor.Shape.SequenceEqual(shape))
         {
             throw new ArgumentException(
-                $"{name} must be {dtype} [{string.Join(", ", shape)}] as at dispatch; got {tensor.DType} {tensor.ShapeString} (rank {EpRank})", name);
+                $"{name} must be {dtype} [{string.Join(", ", shape)}] as at dispatch; got {tensor.DType} " +
+                $"{tensor.ShapeString} (rank {EpRank})", name);
         }
     }
 }

@@ -19,7 +19,8 @@ public class DispatchPlanTests
     public void LocalPlan_WithoutAlignment_IsTheIdentity()
     {
         var config = new TokenDispatcherConfig(numExperts: 3, topK: 2);
-        DispatchPlan plan = DispatchPlan.Create(config, epSize: 1, epRank: 0, rowsMove: false, Whole(4), [3, 0, 5], [3, 0, 5], Rows);
+        DispatchPlan plan = DispatchPlan.Create(config, epSize: 1, epRank: 0, rowsMove: false, Whole(4), [3, 0, 5], [3,
+            0, 5], Rows);
 
         Assert.Equal([8], plan.InputSplits.ToArray());
         Assert.Equal([8], plan.OutputSplits.ToArray());
@@ -52,7 +53,8 @@ public class DispatchPlanTests
         var config = new TokenDispatcherConfig(numExperts: 4, topK: 2) { ExpertAlignment = 2 };
         int[] mine = [1, 2, 3, 0];        // this rank's entries per expert
         int[] received = [2, 1, 3, 0];    // rank 0 sends 2 for expert 2 and 1 for expert 3; rank 1 (itself) 3 and 0
-        DispatchPlan plan = DispatchPlan.Create(config, epSize: 2, epRank: 1, rowsMove: true, Whole(3), mine, received, Rows);
+        DispatchPlan plan = DispatchPlan.Create(config, epSize: 2, epRank: 1, rowsMove: true, Whole(3), mine, received,
+            Rows);
 
         Assert.Equal([3, 3], plan.InputSplits.ToArray());
         Assert.Equal([3, 3], plan.OutputSplits.ToArray());
@@ -74,7 +76,8 @@ public class DispatchPlanTests
     public void OneLocalExpert_WithoutPadding_NeedsNoPermutation()
     {
         var config = new TokenDispatcherConfig(numExperts: 2, topK: 1);
-        DispatchPlan plan = DispatchPlan.Create(config, epSize: 2, epRank: 0, rowsMove: true, Whole(4), [3, 1], [3, 2], Rows);
+        DispatchPlan plan = DispatchPlan.Create(config, epSize: 2, epRank: 0, rowsMove: true, Whole(4), [3, 1], [3, 2],
+            Rows);
         Assert.False(plan.NeedsPermutation);
         Assert.Equal([3, 1], plan.InputSplits.ToArray());
         Assert.Equal([3, 2], plan.OutputSplits.ToArray());
@@ -95,8 +98,10 @@ public class DispatchPlanTests
     public void CountsOfTheWrongLength_AreRejected()
     {
         var config = new TokenDispatcherConfig(4, 1);
-        Assert.Throws<ArgumentException>(() => DispatchPlan.Create(config, 2, 0, true, Whole(1), [1, 0, 0], [1, 0, 0, 0], Rows));
-        Assert.Throws<ArgumentException>(() => DispatchPlan.Create(config, 2, 0, true, Whole(1), [1, 0, 0, 0], [1, 0, 0], Rows));
+        Assert.Throws<ArgumentException>(() => DispatchPlan.Create(config, 2, 0, true, Whole(1), [1, 0, 0], [1, 0, 0,
+            0], Rows));
+        Assert.Throws<ArgumentException>(() => DispatchPlan.Create(config, 2, 0, true, Whole(1), [1, 0, 0, 0], [1, 0,
+            0], Rows));
     }
 
     [Fact]
@@ -108,19 +113,22 @@ public class DispatchPlanTests
 
     /// <summary>
     /// For any counts: the permutation blocks tile the received rows in rank-major order, place them expert-major with
-    /// sources in order, never overlap, and leave exactly each expert's alignment padding uncovered at the end of its run.
+    /// sources in order, never overlap, and leave exactly each expert's alignment padding uncovered at the end of its
+    /// run.
     /// </summary>
     [Fact]
     public void PermutationBlocks_PlaceEveryReceivedRowOnce_ExpertMajor()
     {
-        Gen.Select(Gen.Int[1, 4], Gen.Int[1, 3], Gen.Int[1, 4], Gen.Int[0, int.MaxValue - 1]).Sample((s, e, alignment, seed) =>
+        Gen.Select(Gen.Int[1, 4], Gen.Int[1, 3], Gen.Int[1, 4], Gen.Int[0, int.MaxValue - 1]).Sample((s, e, alignment,
+            seed) =>
         {
             var random = new Random(seed);
             int experts = s * e;
             int[] received = Enumerable.Range(0, s * e).Select(_ => random.Next(4)).ToArray();
             int[] mine = Enumerable.Range(0, experts).Select(_ => random.Next(4)).ToArray();
             var config = new TokenDispatcherConfig(experts, 1) { ExpertAlignment = alignment };
-            DispatchPlan plan = DispatchPlan.Create(config, s, 0, rowsMove: true, Whole(mine.Sum()), mine, received, Rows);
+            DispatchPlan plan = DispatchPlan.Create(config, s, 0, rowsMove: true, Whole(mine.Sum()), mine, received,
+                Rows);
 
             Assert.Equal(received.Sum(), plan.RowsReceived);
             Assert.Equal(plan.TokensPerLocalExpert.Sum(), plan.RoutedRows);
@@ -170,7 +178,8 @@ public class DispatchPlanTests
             var random = new Random(seed);
             int[] counts = Enumerable.Range(0, experts).Select(_ => random.Next(6)).ToArray();
             var config = new TokenDispatcherConfig(experts, 1) { ExpertAlignment = alignment };
-            DispatchPlan plan = DispatchPlan.Create(config, 1, 0, rowsMove: false, Whole(counts.Sum()), counts, counts, Rows);
+            DispatchPlan plan = DispatchPlan.Create(config, 1, 0, rowsMove: false, Whole(counts.Sum()), counts, counts,
+                Rows);
 
             Assert.Equal(counts.Sum(), plan.RowOfSorted.Length);
             Assert.Equal(plan.RoutedRows, plan.LocalRows);
