@@ -9,8 +9,10 @@ namespace MoeSharp.Compute;
 /// </summary>
 public interface IComputeDevice
 {
-    /// <summary>Where the tensors live, e.g. <c>host</c>, <c>cuda:0</c> or <c>ilgpu-cpu</c>; a tensor's <see
-    /// cref="Tensor.Device"/>.</summary>
+    /// <summary>
+    /// Where the tensors live, e.g. <c>host</c>, <c>cuda:0</c> or <c>ilgpu-cpu</c>; a tensor's
+    /// <see cref="Tensor.Device"/>.
+    /// </summary>
     string Name { get; }
 
     /// <summary>
@@ -19,8 +21,10 @@ public interface IComputeDevice
     /// </summary>
     bool IsHost { get; }
 
-    /// <summary>Where this device's tensors come from and go back to (<see cref="ITensorAllocator.Rent"/>/<see
-    /// cref="ITensorAllocator.Return"/>).</summary>
+    /// <summary>
+    /// Where this device's tensors come from and go back to
+    /// (<see cref="ITensorAllocator.Rent"/>/<see cref="ITensorAllocator.Return"/>).
+    /// </summary>
     ITensorAllocator Allocator { get; }
 
     /// <summary>This device's copy of <paramref name="host"/> (the tensor itself when it already lives here).</summary>

@@ -24,8 +24,9 @@ public interface IMoeKernels
     /// <summary>Sets every element to zero.</summary>
     void Clear(Tensor tensor);
 
-    /// <summary>Copies <paramref name="rows"/> rows of <paramref name="source"/> into <paramref
-    /// name="destination"/>.</summary>
+    /// <summary>
+    /// Copies <paramref name="rows"/> rows of <paramref name="source"/> into <paramref name="destination"/>.
+    /// </summary>
     void CopyRows(Tensor source, int sourceRow, Tensor destination, int destinationRow, int rows);
 
     /// <summary>
@@ -55,8 +56,9 @@ public interface IMoeKernels
     /// Writes the count exchange's messages (<see cref="CountMessages"/>, the wire format) from a scan left on the
     /// device by <see cref="ScanEntries"/>, so the counts never visit the host before they are exchanged.
     /// </summary>
-    /// <param name="scan">int32 holding a scan in the <see cref="EntryScanWords"/> layout at <paramref
-    /// name="scanOffset"/>.</param>
+    /// <param name="scan">
+    /// int32 holding a scan in the <see cref="EntryScanWords"/> layout at <paramref name="scanOffset"/>.
+    /// </param>
     /// <param name="scanOffset">First element of the scan.</param>
     /// <param name="messages">The messages' layout and header.</param>
     /// <param name="send">int32, at least <see cref="CountMessages.TotalLength"/> elements.</param>

@@ -4,16 +4,15 @@ using MoeSharp.Tensors;
 namespace MoeSharp.Compute;
 
 /// <summary>
-/// The routing entries of one shard, as <see cref="IMoeKernels.PrepareEntries"/> and <see
-/// cref="IMoeKernels.ScanEntries"/>
-/// read them: entries <c>[0, RealTokens·K)</c> are rows <c>[RowOffset, RowOffset + RealTokens)</c> of
-/// <see cref="ExpertIds"/>/<see cref="TopScores"/> flattened token-major (K = their row length); the
-/// <c>PadTokens·K</c> entries after them are the SP pad rows' entries, expert 0 with score 0.
+/// The routing entries of one shard, as <see cref="IMoeKernels.PrepareEntries"/> and
+/// <see cref="IMoeKernels.ScanEntries"/> read them: entries <c>[0, RealTokens·K)</c> are rows
+/// <c>[RowOffset, RowOffset + RealTokens)</c> of <see cref="ExpertIds"/>/<see cref="TopScores"/> flattened token-major
+/// (K = their row length); the <c>PadTokens·K</c> entries after them are the SP pad rows' entries, expert 0 with
+/// score 0.
 /// </summary>
 /// <param name="TopScores"><c>[T, K]</c> float32 routing scores.</param>
 /// <param name="ExpertIds"><c>[T, K]</c> int32 or int64 expert ids.</param>
-/// <param name="RowOffset">First row of the shard in <paramref name="TopScores"/> and <paramref
-/// name="ExpertIds"/>.</param>
+/// <param name="RowOffset">First row of the shard in the routing tensors.</param>
 /// <param name="RealTokens">Tokens of the shard (T_s).</param>
 /// <param name="PadTokens">Pad rows after them (pad-to-multiple sharding only).</param>
 /// <param name="NumExperts">E: valid ids are <c>[0, E)</c>.</param>

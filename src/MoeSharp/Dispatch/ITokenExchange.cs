@@ -20,18 +20,17 @@ internal interface ITokenExchange
     bool MovesRows { get; }
 
     /// <summary>
-    /// Checks that the SP group's replicated copies of the routing agree (<see
-    /// cref="TokenDispatcherConfig.CheckReplicatedInputs"/>);
-    /// every rank throws the same error when they do not.
+    /// Checks that the SP group's replicated copies of the routing agree
+    /// (<see cref="TokenDispatcherConfig.CheckReplicatedInputs"/>); every rank throws the same error when they do not.
     /// </summary>
     void CheckReplicasAgree(Tensor topScores, Tensor expertIds);
 
     /// <summary>
-    /// Scans this rank's entries (validates, flattens and counts them per expert: <see
-    /// cref="IMoeKernels.PrepareEntries"/>)
-    /// and, when they are valid, exchanges the counts: each rank learns how many rows every rank sends it per local
-    /// expert, and where its shard lies when <paramref name="claim"/> left that open. The SP group's agreement on T is
-    /// checked on the way, so every rank throws the same error instead of some waiting.
+    /// Scans this rank's entries (validates, flattens and counts them per expert:
+    /// <see cref="IMoeKernels.PrepareEntries"/>) and, when they are valid, exchanges the counts: each rank learns how
+    /// many rows every rank sends it per local expert, and where its shard lies when <paramref name="claim"/> left that
+    /// open. The SP group's agreement on T is checked on the way, so every rank throws the same error instead of some
+    /// waiting.
     /// </summary>
     /// <param name="shard">This rank's routing entries.</param>
     /// <param name="entries"><c>[N]</c> ids and scores, overwritten by the scan.</param>

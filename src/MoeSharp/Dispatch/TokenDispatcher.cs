@@ -197,10 +197,10 @@ public class TokenDispatcher
             catch
             {
                 // Let the exchange finish so peers are not left waiting on this rank's buffers.
-                try { pending.Wait(); } catch (CollectiveException) { }
+                try { pending.Wait(); } catch (CollectiveException) { if (_exchange.MovesRows) scope.Keep(localRows); }
                 throw;
             }
-            pending.Wait();
+            if (_exchange.MovesRows) Receive(scope, localRows, pending.Wait);
         }
 
         // Postprocess: each token's terms added in ascending expert id, into the row only that token owns.
@@ -263,7 +263,8 @@ public class TokenDispatcher
             using var inFlight = new TensorScope(Allocator);
             Tensor send = ToRankMajor(gradRoutedTokens, metadata, inFlight);
             localRows = scope.Rent(metadata.RowType, plan.LocalRows, metadata.Dim);
-            _exchange.ExchangeRows(send, plan.OutputSplits, localRows, plan.InputSplits);
+            Tensor receive = localRows;
+            Receive(scope, receive, () => _exchange.ExchangeRows(send, plan.OutputSplits, receive, plan.InputSplits));
         }
 
         // Postprocess: each token's terms summed in ascending expert id.
@@ -446,11 +447,30 @@ public class TokenDispatcher
     {
         DispatchPlan plan = metadata.Plan;
         Tensor received = scope.Rent(metadata.RowType, plan.RowsReceived, metadata.Dim);
-        _exchange.ExchangeRows(localRows, plan.InputSplits, received, plan.OutputSplits);
+        Receive(scope, received,
+            () => _exchange.ExchangeRows(localRows, plan.InputSplits, received, plan.OutputSplits));
         if (metadata.Permutation is null) return received;
         Tensor routed = scope.Rent(metadata.RowType, plan.RoutedRows, metadata.Dim);
         Kernels.GatherRows(received, 0, metadata.Permutation.ExpertMajorRowOf, null, routed);
         return routed;
+    }
+
+    /// <summary>
+    /// Runs <paramref name="exchange"/>, which writes <paramref name="receive"/>. When it fails the buffer leaves
+    /// <paramref name="scope"/> unreturned, for the GC: a peer or the device may still be writing it, so it must not
+    /// serve another call.
+    /// </summary>
+    private static void Receive(TensorScope scope, Tensor receive, Action exchange)
+    {
+        try
+        {
+            exchange();
+        }
+        catch
+        {
+            scope.Keep(receive);
+            throw;
+        }
     }
 
     /// <summary>Inverse permute: expert-major rows back to the rank-major order they arrived in (pads
