@@ -114,9 +114,8 @@ public interface IMoeKernels
     /// The dispatch gather in token order: the same result as
     /// <c>GatherRows(source, sourceRowOffset, map.RowToken, map.Scale, destination)</c> — row r gets
     /// <c>source[sourceRowOffset + RowToken[r]] · Scale[r]</c>, or zeros where <c>RowToken[r] &lt; 0</c> — but each
-    /// token
-    /// row is read once and written to its K rows (<see cref="TokenScatter.EntryRow"/>), so a host backend streams the
-    /// tokens through memory once instead of once per expert. A backend may compute it as the gather.
+    /// token row is read once and written to its K rows (<see cref="TokenScatter.EntryRow"/>), so a host backend
+    /// streams the tokens through memory once instead of once per expert. A backend may compute it as the gather.
     /// </summary>
     /// <param name="source"><c>[Rs, D]</c> float32 or bfloat16 token rows.</param>
     /// <param name="sourceRowOffset">Row of <paramref name="source"/> of token 0.</param>

@@ -84,9 +84,8 @@ public sealed record LocalLayoutMaps(Tensor RowToken, Tensor RowScore, Tensor En
 
 /// <summary>
 /// How <see cref="IMoeKernels.ScatterTokenRows"/> places token rows: token t's row goes to rows
-/// <c>EntryRow[t·K .. t·K + K)</c>, multiplied by <see cref="Scale"/> there; rows whose <see cref="RowToken"/> is -1
-/// get
-/// zeros.
+/// <c>EntryRow[t·K .. t·K + K)</c>, multiplied by <see cref="Scale"/> there; rows whose <see cref="RowToken"/> is
+/// -1 get zeros.
 /// </summary>
 /// <param name="RowToken"><c>[Rd]</c> int32 token of each destination row, or -1.</param>
 /// <param name="EntryRow"><c>[T_s·K]</c> int32 destination row of each (token, slot).</param>

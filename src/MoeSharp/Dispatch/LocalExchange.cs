@@ -35,9 +35,8 @@ internal sealed class LocalExchange(IMoeKernels kernels) : ITokenExchange
 
     /// <inheritdoc />
     /// <remarks>
-    /// An all-to-all-v over one rank is a copy. The dispatcher never asks for it (<see cref="MovesRows"/> is false, so
-    /// it
-    /// uses the local rows in place), but the copy is what the exchange means.
+    /// An all-to-all-v over one rank is a copy. The dispatcher never asks for it (<see cref="MovesRows"/> is false,
+    /// so it uses the local rows in place), but the copy is what the exchange means.
     /// </remarks>
     public void ExchangeRows(Tensor send, ImmutableArray<int> sendRows, Tensor receive, ImmutableArray<int> receiveRows)
     {
