@@ -48,7 +48,7 @@ public class DispatchCombineBenchmarks : IWorkPerOperation
     [GlobalCleanup]
     public void Cleanup()
     {
-        _dispatcher.Pool.Return(_dispatched.RoutedTokens);
+        _dispatcher.Allocator.Return(_dispatched.RoutedTokens);
         _dispatcher.Release(_dispatched.Metadata);
     }
 
@@ -57,7 +57,7 @@ public class DispatchCombineBenchmarks : IWorkPerOperation
     public Tensor Dispatch()
     {
         DispatchResult d = _dispatcher.Dispatch(_x, _scores, _ids);
-        _dispatcher.Pool.Return(d.RoutedTokens);
+        _dispatcher.Allocator.Return(d.RoutedTokens);
         _dispatcher.Release(d.Metadata);
         return d.RoutedTokens;
     }
@@ -67,7 +67,7 @@ public class DispatchCombineBenchmarks : IWorkPerOperation
     public Tensor Combine()
     {
         Tensor output = _dispatcher.Combine(_dispatched.RoutedTokens, _dispatched.Metadata, _x);
-        _dispatcher.Pool.Return(output);
+        _dispatcher.Allocator.Return(output);
         return output;
     }
 

@@ -25,6 +25,8 @@ public class KernelBenchmarks : IWorkPerOperation
     private Tensor _scores = null!;
     private Tensor _ids64 = null!;
     private Tensor _entryScores = null!;
+    private ShardEntries _shard = null!;
+    private EntryColumns _columns = null!;
     private Tensor _x = null!, _ids = null!, _order = null!, _rowOf = null!, _scale = null!, _positions = null!;
     private Tensor _routed = null!, _combined = null!;
     private float[] _copySource = null!, _copyDestination = null!;
@@ -40,7 +42,9 @@ public class KernelBenchmarks : IWorkPerOperation
         _ids64 = ids64;
         _ids = Tensor.Uninitialized(DType.Int32, N);
         _entryScores = Tensor.Uninitialized(DType.Float32, N);
-        _counts = _kernels.PrepareEntries(scores, ids64, 0, Tokens, 0, Experts, _ids, _entryScores).Counts;
+        _shard = new ShardEntries(scores, ids64, 0, Tokens, 0, Experts);
+        _columns = new EntryColumns(_ids, _entryScores);
+        _counts = _kernels.PrepareEntries(_shard, _columns).Counts;
 
         _order = Tensor.Uninitialized(DType.Int32, N);
         _kernels.StableSortByExpert(_ids, _counts, _order);
@@ -98,7 +102,7 @@ public class KernelBenchmarks : IWorkPerOperation
 
     /// <summary>Reading, validating and counting the N (id, score) entries: the histogram step of dispatch.</summary>
     [Benchmark]
-    public void PrepareEntries() => _kernels.PrepareEntries(_scores, _ids64, 0, Tokens, 0, Experts, _ids, _entryScores);
+    public void PrepareEntries() => _kernels.PrepareEntries(_shard, _columns);
 
     /// <summary>Compulsory traffic: distinct bytes read plus bytes written (a gather's reread source rows are not counted).</summary>
     public double WorkPerOperation(BenchmarkCase benchmarkCase)

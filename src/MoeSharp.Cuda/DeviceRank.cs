@@ -88,7 +88,7 @@ public sealed class DeviceRank : IDisposable
     }
 
     /// <summary>This rank's device copy of a host tensor.</summary>
-    public Tensor Upload(Tensor host) => Backend.Kernels.ToDevice(host);
+    public Tensor Upload(Tensor host) => Backend.Kernels.Device.ToDevice(host);
 
     /// <summary>Frees the NCCL communicator (if any) and the backend (unless borrowed); the host group stays with its owner.</summary>
     public void Dispose()

@@ -69,10 +69,10 @@ public static class CheckpointLayerRunner
             var (groupStart, _) = LayerWorldRunner.GroupRows(x.Rows, layout.Groups, rank / layout.Sp);
             int outStart = layout.Layout == SequenceLayout.Replicated ? groupStart : ownGlobal;
             Tensor input = device?.Upload(rankX) ?? rankX;
-            moe.Kernels.Dispatch.Synchronize();
+            moe.Kernels.Dispatch.Device.Synchronize();
             clock.Restart();
             Tensor output = moe.Forward(input, layout.Layout == SequenceLayout.Sharded ? groupTokens : null);
-            moe.Kernels.Dispatch.Synchronize();
+            moe.Kernels.Dispatch.Device.Synchronize();
             TimeSpan forward = clock.Elapsed;
             Tensor hostY = output.IsOnHost ? output : output.ToHost();
             long[] counts = moe.LastRouting!.TokensPerExpert.AsSpan<long>().ToArray();

@@ -48,26 +48,26 @@ internal static class DeviceDispatchBenchmark
         TokenDispatcher dispatcher = world.Size == 1
             ? new LocalTokenDispatcher(config, kernels)
             : new AllToAllTokenDispatcher(config, groups, kernels);
-        Tensor x = kernels.ToDevice(mine.X), scores = kernels.ToDevice(mine.Scores), ids = kernels.ToDevice(mine.Ids);
+        Tensor x = kernels.Device.ToDevice(mine.X), scores = kernels.Device.ToDevice(mine.Scores), ids = kernels.Device.ToDevice(mine.Ids);
 
         var both = new List<double>();
         var dispatchOnly = new List<double>();
         int[] sendRows = [], receiveRows = [];
         for (int i = 0; i < warmup + repeats; i++)
         {
-            kernels.Synchronize();
+            kernels.Device.Synchronize();
             world.Barrier();
             long start = Stopwatch.GetTimestamp();
             DispatchResult dispatched = dispatcher.Dispatch(x, scores, ids);
-            kernels.Synchronize();
+            kernels.Device.Synchronize();
             double dispatchSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
             Tensor combined = dispatcher.Combine(dispatched.RoutedTokens, dispatched.Metadata, x);
-            kernels.Synchronize();
+            kernels.Device.Synchronize();
             double total = Stopwatch.GetElapsedTime(start).TotalSeconds;
             sendRows = dispatched.Metadata.InputSplits.ToArray();
             receiveRows = dispatched.Metadata.OutputSplits.ToArray();
-            dispatcher.Pool.Return(combined);
-            dispatcher.Pool.Return(dispatched.RoutedTokens);
+            dispatcher.Allocator.Return(combined);
+            dispatcher.Allocator.Return(dispatched.RoutedTokens);
             dispatcher.Release(dispatched.Metadata);
             if (world.Rank == 0) progress?.Invoke(i + 1, warmup + repeats);
             if (i < warmup)
@@ -96,43 +96,43 @@ internal static class DeviceDispatchBenchmark
     {
         int[] sendCounts = sendRows.Select(r => r * dim).ToArray();
         int[] receiveCounts = receiveRows.Select(r => r * dim).ToArray();
-        Tensor send = kernels.Allocator.Rent(rowType, Math.Max(1, sendCounts.Sum()));
-        Tensor receive = kernels.Allocator.Rent(rowType, Math.Max(1, receiveCounts.Sum()));
+        Tensor send = kernels.Device.Allocator.Rent(rowType, Math.Max(1, sendCounts.Sum()));
+        Tensor receive = kernels.Device.Allocator.Rent(rowType, Math.Max(1, receiveCounts.Sum()));
         kernels.Clear(send);
         var times = new List<double>();
         for (int i = 0; i < warmup + repeats; i++)
         {
-            kernels.Synchronize();
+            kernels.Device.Synchronize();
             world.Barrier();
             long start = Stopwatch.GetTimestamp();
             collectives.AllToAllV(send, sendCounts, receive, receiveCounts);
             collectives.AllToAllV(receive, receiveCounts, send, sendCounts);
-            kernels.Synchronize();
+            kernels.Device.Synchronize();
             double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
             if (i >= warmup) times.Add(SlowestRank(world, seconds));
         }
-        kernels.Allocator.Return(send);
-        kernels.Allocator.Return(receive);
+        kernels.Device.Allocator.Return(send);
+        kernels.Device.Allocator.Return(receive);
         return Summarize(times);
     }
 
     private static Stats TimeCopy(IProcessGroup world, Compute.IMoeKernels kernels, long rows, int dim, DType rowType, int warmup, int repeats)
     {
-        Tensor source = kernels.Allocator.Rent(rowType, (int)rows, dim);
-        Tensor destination = kernels.Allocator.Rent(rowType, (int)rows, dim);
+        Tensor source = kernels.Device.Allocator.Rent(rowType, (int)rows, dim);
+        Tensor destination = kernels.Device.Allocator.Rent(rowType, (int)rows, dim);
         kernels.Clear(source);
         var times = new List<double>();
         for (int i = 0; i < warmup + repeats; i++)
         {
-            kernels.Synchronize();
+            kernels.Device.Synchronize();
             long start = Stopwatch.GetTimestamp();
             kernels.CopyRows(source, 0, destination, 0, (int)rows);
-            kernels.Synchronize();
+            kernels.Device.Synchronize();
             double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
             if (i >= warmup) times.Add(SlowestRank(world, seconds));
         }
-        kernels.Allocator.Return(source);
-        kernels.Allocator.Return(destination);
+        kernels.Device.Allocator.Return(source);
+        kernels.Device.Allocator.Return(destination);
         return Summarize(times);
     }
 

@@ -57,8 +57,8 @@ internal static class DispatchBenchmark
             Tensor combined = dispatcher.Combine(expertOutput, dispatched.Metadata, mine.X);
             double combineSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
             // Hand the outputs back as a training loop would, so each iteration reuses warm memory.
-            dispatcher.Pool.Return(combined);
-            if (!ReferenceEquals(dispatched.RoutedTokens, expertOutput)) dispatcher.Pool.Return(dispatched.RoutedTokens);
+            dispatcher.Allocator.Return(combined);
+            if (!ReferenceEquals(dispatched.RoutedTokens, expertOutput)) dispatcher.Allocator.Return(dispatched.RoutedTokens);
             dispatcher.Release(dispatched.Metadata);
             if (i >= warmup)
             {

@@ -60,10 +60,10 @@ internal static class GroupedGemmBenchmark
         var times = new List<double>();
         for (int i = 0; i < warmup + repeats; i++)
         {
-            backend.Kernels.Synchronize();
+            backend.Kernels.Device.Synchronize();
             long start = Stopwatch.GetTimestamp();
             gemm();
-            backend.Kernels.Synchronize();
+            backend.Kernels.Device.Synchronize();
             if (i >= warmup) times.Add(Stopwatch.GetElapsedTime(start).TotalSeconds);
         }
         return DispatchBenchmark.Median(times);

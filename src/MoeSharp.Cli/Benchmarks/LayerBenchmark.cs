@@ -58,8 +58,8 @@ internal static class LayerBenchmark
         var (layer, _, _) = CreateLayer(args, backend, bfloat16Products, profile: false);
         MoeLayerCheckpoint.Load(layer, weights);
         ILayerKernels kernels = layer.Kernels;
-        Tensor[] xs = [.. xHost.Select(kernels.Dispatch.ToDevice)];
-        Tensor grad = kernels.Dispatch.ToDevice(gradHost);
+        Tensor[] xs = [.. xHost.Select(kernels.Dispatch.Device.ToDevice)];
+        Tensor grad = kernels.Dispatch.Device.ToDevice(gradHost);
         var optimizer = new AdamW(layer.Parameters, 1e-4f, weightDecay: 0f, kernels: kernels);
         var forward = new List<double>();
         var backward = new List<double>();
@@ -69,16 +69,16 @@ internal static class LayerBenchmark
         for (int i = 0; i < warmup + repeats; i++)
         {
             if (i == warmup) freedBefore = backend?.Allocator.FreedOnReturn ?? 0;
-            kernels.Dispatch.Synchronize();
+            kernels.Dispatch.Device.Synchronize();
             long t0 = Stopwatch.GetTimestamp();
             Tensor y = layer.Forward(xs[i % InputSets]);
-            kernels.Dispatch.Synchronize();
+            kernels.Dispatch.Device.Synchronize();
             long t1 = Stopwatch.GetTimestamp();
             Tensor gradX = layer.Backward(grad).GradX;
-            kernels.Dispatch.Synchronize();
+            kernels.Dispatch.Device.Synchronize();
             long t2 = Stopwatch.GetTimestamp();
             optimizer.Step();
-            kernels.Dispatch.Synchronize();
+            kernels.Dispatch.Device.Synchronize();
             long t3 = Stopwatch.GetTimestamp();
             kernels.Allocator.Return(y);
             kernels.Allocator.Return(gradX);
@@ -95,8 +95,8 @@ internal static class LayerBenchmark
         var (profiled, dispatchProfile, layerProfile) = CreateLayer(args, backend, bfloat16Products, profile: true);
         MoeLayerCheckpoint.Load(profiled, weights);
         kernels = profiled.Kernels;
-        xs = [.. xHost.Select(kernels.Dispatch.ToDevice)];
-        grad = kernels.Dispatch.ToDevice(gradHost);
+        xs = [.. xHost.Select(kernels.Dispatch.Device.ToDevice)];
+        grad = kernels.Dispatch.Device.ToDevice(gradHost);
         optimizer = new AdamW(profiled.Parameters, 1e-4f, weightDecay: 0f, kernels: kernels);
         var phases = new Dictionary<(string, string), double>();
         int profiledSteps = Math.Min(repeats, 3);
@@ -124,7 +124,7 @@ internal static class LayerBenchmark
             dispatchProfile!.Reset();
             layerProfile!.Reset();
             T result = body();
-            kernels.Dispatch.Synchronize();
+            kernels.Dispatch.Device.Synchronize();
             if (!counted) return result;
             foreach (var (kernel, (seconds, _)) in dispatchProfile.Totals.Concat(layerProfile.Totals))
             {
@@ -152,7 +152,7 @@ internal static class LayerBenchmark
     private static void ReleaseLayer(MoeLayer layer, AdamW optimizer, Tensor[] xs, Tensor grad)
     {
         ILayerKernels kernels = layer.Kernels;
-        kernels.Dispatch.Synchronize();
+        kernels.Dispatch.Device.Synchronize();
         foreach (Parameter p in layer.Parameters)
         {
             kernels.Allocator.Return(p.Value);
@@ -170,16 +170,16 @@ internal static class LayerBenchmark
         using var gemm = new CublasGroupedGemm(device, stream: 0, useGroupedBatched: false, bindContext: () => backend.Accelerator.Bind());
         int rows = checked((int)shape.Rows);
         var random = new Random(3);
-        Tensor a = backend.Kernels.ToDevice(RandomBFloat16(random, rows, shape.Dim));
-        Tensor b = backend.Kernels.ToDevice(RandomBFloat16(random, 1, shape.Hidden, shape.Dim));
+        Tensor a = backend.Kernels.Device.ToDevice(RandomBFloat16(random, rows, shape.Dim));
+        Tensor b = backend.Kernels.Device.ToDevice(RandomBFloat16(random, 1, shape.Hidden, shape.Dim));
         Tensor c = backend.Allocator.Rent(DType.Float32, rows, shape.Hidden);
         var times = new List<double>();
         for (int i = 0; i < warmup + repeats; i++)
         {
-            backend.Kernels.Synchronize();
+            backend.Kernels.Device.Synchronize();
             long start = Stopwatch.GetTimestamp();
             gemm.Run(a, b, c, [rows]);
-            backend.Kernels.Synchronize();
+            backend.Kernels.Device.Synchronize();
             if (i >= warmup) times.Add(Stopwatch.GetElapsedTime(start).TotalSeconds);
         }
         foreach (Tensor t in new[] { a, b, c }) backend.Allocator.Return(t);

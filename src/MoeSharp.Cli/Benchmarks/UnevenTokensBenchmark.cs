@@ -212,12 +212,12 @@ internal static class UnevenTokensBenchmark
         /// <summary>One timed dispatch + combine and, apart, the SP reduce; seconds on this rank.</summary>
         public (double DispatchCombine, double Reduce) RunTimed(IProcessGroup world)
         {
-            _dispatcher.Kernels.Synchronize();
+            _dispatcher.Kernels.Device.Synchronize();
             world.Barrier();
             long start = Stopwatch.GetTimestamp();
             DispatchResult dispatched = _dispatcher.Dispatch(_x, _scores, _ids, _tokens);
             Tensor combined = _dispatcher.Combine(dispatched.RoutedTokens, dispatched.Metadata, _x);
-            _dispatcher.Kernels.Synchronize();
+            _dispatcher.Kernels.Device.Synchronize();
             double both = Stopwatch.GetElapsedTime(start).TotalSeconds;
             RecordCounts(dispatched.Metadata, world.Rank);
             ReleaseDispatch(dispatched);
@@ -225,10 +225,10 @@ internal static class UnevenTokensBenchmark
             world.Barrier();
             start = Stopwatch.GetTimestamp();
             Tensor reduced = _dispatcher.ReduceSequenceParallel(combined);
-            _dispatcher.Kernels.Synchronize();
+            _dispatcher.Kernels.Device.Synchronize();
             double reduce = Stopwatch.GetElapsedTime(start).TotalSeconds;
-            if (!ReferenceEquals(reduced, combined)) _dispatcher.Pool.Return(reduced);
-            _dispatcher.Pool.Return(combined);
+            if (!ReferenceEquals(reduced, combined)) _dispatcher.Allocator.Return(reduced);
+            _dispatcher.Allocator.Return(combined);
             return (both, reduce);
         }
 
@@ -244,7 +244,7 @@ internal static class UnevenTokensBenchmark
             int rowBytes = host.RowLength * host.DType.SizeOf();
             int first = _dispatcher.Config.Layout == SequenceLayout.Replicated ? shard.Start : 0;
             byte[] rows = host.AsBytes().Slice(first * rowBytes, shard.RealRows * rowBytes).ToArray();
-            _dispatcher.Pool.Return(final);
+            _dispatcher.Allocator.Return(final);
             return (rows, shard.Start, rowBytes);
         }
 
@@ -254,7 +254,7 @@ internal static class UnevenTokensBenchmark
             DispatchResult dispatched = _dispatcher.Dispatch(_x, _scores, _ids, _tokens);
             Tensor final = Final(dispatched);
             byte[] bytes = final.ToHost().AsBytes().ToArray();
-            _dispatcher.Pool.Return(final);
+            _dispatcher.Allocator.Return(final);
             return bytes;
         }
 
@@ -263,13 +263,13 @@ internal static class UnevenTokensBenchmark
             Tensor combined = _dispatcher.Combine(dispatched.RoutedTokens, dispatched.Metadata, _x);
             ReleaseDispatch(dispatched);
             Tensor reduced = _dispatcher.ReduceSequenceParallel(combined);
-            if (!ReferenceEquals(reduced, combined)) _dispatcher.Pool.Return(combined);
+            if (!ReferenceEquals(reduced, combined)) _dispatcher.Allocator.Return(combined);
             return reduced;
         }
 
         private void ReleaseDispatch(DispatchResult dispatched)
         {
-            _dispatcher.Pool.Return(dispatched.RoutedTokens);
+            _dispatcher.Allocator.Return(dispatched.RoutedTokens);
             _dispatcher.Release(dispatched.Metadata);
         }
 

@@ -110,7 +110,7 @@ internal static class MoeTrainer
             layerStarted = Stopwatch.GetTimestamp();
             Tensor gradX = layer.Backward(gradYOnDevice).GradX;
             layerOptimizer.Step();
-            kernels.Dispatch.Synchronize();
+            kernels.Dispatch.Device.Synchronize();
             layerTime += Stopwatch.GetElapsedTime(layerStarted);
             foreach (Tensor t in new[] { xOnDevice, yOnDevice, gradYOnDevice, gradX }) kernels.Allocator.Return(t);
             Tensor yOwn = LayerWorldRunner.Rows(y, ownOffset, ownCount);

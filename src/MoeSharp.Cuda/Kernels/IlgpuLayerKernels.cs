@@ -525,7 +525,7 @@ public sealed class IlgpuLayerKernels
             table[groups + g] = (int)rowsPerGroup[g];
             start += rowsPerGroup[g];
         }
-        Tensor startAndCount = Dispatch.ToDevice(Tensor.FromArray(table, table.Length));
+        Tensor startAndCount = Dispatch.Device.ToDevice(Tensor.FromArray(table, table.Length));
         scratch.Add(startAndCount);
         ArrayView<int> layout = DeviceViews.Ints(_acc, startAndCount, "layout");
         long paddedRows = (long)capacity * groups;

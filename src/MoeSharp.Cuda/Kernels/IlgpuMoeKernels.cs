@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using ILGPU;
 using ILGPU.Runtime;
 using MoeSharp.Compute;
@@ -77,6 +78,7 @@ public sealed class IlgpuMoeKernels : IMoeKernels, Collectives.IRankOrderedSum, 
         _accelerator = accelerator;
         _allocator = allocator;
         _ownsAllocator = ownsAllocator;
+        Device = new IlgpuComputeDevice(allocator);
         // CUDA gets float64 products that ptxas cannot contract; every other accelerator runs .NET operators (see StrictFloat).
         bool cuda = accelerator.AcceleratorType == AcceleratorType.Cuda;
         _initScan = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>>(InitScan);
@@ -120,35 +122,19 @@ public sealed class IlgpuMoeKernels : IMoeKernels, Collectives.IRankOrderedSum, 
     /// <summary>The accelerator the kernels run on.</summary>
     public Accelerator Accelerator => _accelerator;
 
-    /// <summary>The caching device allocator behind <see cref="Allocator"/>.</summary>
+    /// <summary>The caching device allocator behind the device's allocator.</summary>
     public IlgpuTensorAllocator DeviceAllocator => _allocator;
 
-    /// <inheritdoc />
-    public string DeviceName => _allocator.DeviceName;
+    /// <inheritdoc cref="IMoeKernels.Device" />
+    public IlgpuComputeDevice Device { get; }
 
-    /// <inheritdoc />
-    public bool IsHost => false;
-
-    /// <inheritdoc />
-    public ITensorAllocator Allocator => _allocator;
+    IComputeDevice IMoeKernels.Device => Device;
 
     /// <summary>Name of a device: <c>cuda:N</c> for CUDA (N the accelerator's device id when known), else <c>ilgpu-cpu</c>-style names.</summary>
     public static string DefaultDeviceName(Accelerator accelerator)
     {
         ArgumentNullException.ThrowIfNull(accelerator);
         return accelerator.AcceleratorType == AcceleratorType.Cuda ? "cuda" : "ilgpu-" + accelerator.AcceleratorType.ToString().ToLowerInvariant();
-    }
-
-    /// <inheritdoc />
-    public Tensor ToDevice(Tensor host)
-    {
-        ArgumentNullException.ThrowIfNull(host);
-        if (!host.IsOnHost)
-        {
-            if (host.DeviceBuffer is IlgpuDeviceBuffer b && b.Accelerator == _accelerator) return host;
-            host = host.ToHost();
-        }
-        return _allocator.Upload(host);
     }
 
     /// <inheritdoc />
@@ -169,8 +155,10 @@ public sealed class IlgpuMoeKernels : IMoeKernels, Collectives.IRankOrderedSum, 
     }
 
     /// <inheritdoc />
-    public EntryScan PrepareEntries(Tensor topScores, Tensor expertIds, int rowOffset, int realTokens, int padTokens, int numExperts, Tensor ids, Tensor entryScores)
+    public EntryScan PrepareEntries(ShardEntries shard, EntryColumns entries)
     {
+        (Tensor topScores, Tensor expertIds, int rowOffset, int realTokens, _, int numExperts) = shard;
+        (Tensor ids, Tensor entryScores) = entries;
         ArrayView<int> scratch = ScanScratch(EntryScanWords.Length(numExperts));
         RunScan(topScores, expertIds, rowOffset, realTokens, numExperts, ids, entryScores, scratch);
         // The one device-to-host copy of a dispatch: header and counts together.
@@ -182,9 +170,10 @@ public sealed class IlgpuMoeKernels : IMoeKernels, Collectives.IRankOrderedSum, 
     }
 
     /// <inheritdoc />
-    public void ScanEntries(Tensor topScores, Tensor expertIds, int rowOffset, int realTokens, int padTokens, int numExperts, Tensor ids, Tensor entryScores,
-        Tensor scan, int scanOffset)
+    public void ScanEntries(ShardEntries shard, EntryColumns entries, Tensor scan, int scanOffset)
     {
+        (Tensor topScores, Tensor expertIds, int rowOffset, int realTokens, _, int numExperts) = shard;
+        (Tensor ids, Tensor entryScores) = entries;
         int length = EntryScanWords.Length(numExperts);
         ArrayView<int> words = Ints(scan, nameof(scan));
         if (scanOffset < 0 || scanOffset + (long)length > words.Length)
@@ -196,17 +185,19 @@ public sealed class IlgpuMoeKernels : IMoeKernels, Collectives.IRankOrderedSum, 
 
     /// <inheritdoc />
     /// <remarks>This backend carries at most four header values (kernel arguments).</remarks>
-    public void PackCountMessages(Tensor scan, int scanOffset, int ranks, int expertsPerRank, int padEntries, ReadOnlySpan<int> header, Tensor send)
+    public void PackCountMessages(Tensor scan, int scanOffset, CountMessages messages, Tensor send)
     {
+        (int ranks, int expertsPerRank, int padEntries, ImmutableArray<int> headerValues) = messages;
+        ReadOnlySpan<int> header = headerValues.AsSpan();
         if (header.Length > 4) throw new ArgumentException($"{header.Length} header values; this backend packs at most 4", nameof(header));
         int length = expertsPerRank + header.Length + 1;
-        ArrayView<int> messages = Ints(send, nameof(send));
-        if ((long)ranks * length > messages.Length) throw new ArgumentException($"{ranks} messages of {length} values do not fit {send}", nameof(send));
+        ArrayView<int> sent = Ints(send, nameof(send));
+        if ((long)ranks * length > sent.Length) throw new ArgumentException($"{ranks} messages of {length} values do not fit {send}", nameof(send));
         Span<int> h = stackalloc int[4];
         header.CopyTo(h);
         if (ranks == 0) return;
         _packCounts(ranks * length, Ints(scan, nameof(scan)).SubView(scanOffset, EntryScanWords.Length(ranks * expertsPerRank)), expertsPerRank,
-            header.Length, padEntries, h[0], h[1], h[2], h[3], messages);
+            header.Length, padEntries, h[0], h[1], h[2], h[3], sent);
     }
 
     /// <inheritdoc />
@@ -316,9 +307,10 @@ public sealed class IlgpuMoeKernels : IMoeKernels, Collectives.IRankOrderedSum, 
     }
 
     /// <inheritdoc />
-    public void BuildLocalLayout(Tensor order, Tensor entryScores, int realTokens, int topK, Tensor? rowOfSorted,
-        Tensor rowToken, Tensor rowScore, Tensor entryRow, Tensor tokenPositions)
+    public void BuildLocalLayout(SortedEntries sortedEntries, LocalLayoutMaps maps)
     {
+        (Tensor order, Tensor entryScores, int realTokens, int topK, Tensor? rowOfSorted) = sortedEntries;
+        (Tensor rowToken, Tensor rowScore, Tensor entryRow, Tensor tokenPositions) = maps;
         ArrayView<int> sorted = Ints(order, nameof(order));
         ArrayView<int> token = Ints(rowToken, nameof(rowToken));
         ArrayView<float> score = Floats(rowScore, nameof(rowScore));
@@ -363,8 +355,9 @@ public sealed class IlgpuMoeKernels : IMoeKernels, Collectives.IRankOrderedSum, 
     /// Rows of a multiple of 128 words (128 float32 or 256 bfloat16 values) go token by token, each token row read once
     /// (<see cref="TokenScatterKernelBodies"/>); other widths are computed as the gather.
     /// </remarks>
-    public void ScatterTokenRows(Tensor source, int sourceRowOffset, Tensor rowToken, Tensor entryRow, int topK, Tensor? scale, Tensor destination)
+    public void ScatterTokenRows(Tensor source, int sourceRowOffset, TokenScatter map, Tensor destination)
     {
+        (Tensor rowToken, Tensor entryRow, int topK, Tensor? scale) = map;
         int elementsPerWord = destination.DType == DType.BFloat16 ? 2 : 1;
         int d = destination.RowLength, words = d / elementsPerWord;
         if (d % (elementsPerWord * BFloat16KernelBodies.TileWords) != 0 || destination.DType != source.DType)
@@ -466,8 +459,6 @@ public sealed class IlgpuMoeKernels : IMoeKernels, Collectives.IRankOrderedSum, 
         _gatherReduceBf16(total, src, slots, k, scales, scale is null ? 0 : 1, init, initial is null ? 0 : 1, d, dst, destinationOffset);
     }
 
-    /// <summary>Waits for every kernel and copy launched so far.</summary>
-    public void Synchronize() => _allocator.HostWaits.Synchronize(_accelerator.DefaultStream, "Synchronize");
 
     /// <summary>Frees the scratch memory, and the allocator when this instance created it.</summary>
     public void Dispose()
@@ -492,7 +483,7 @@ public sealed class IlgpuMoeKernels : IMoeKernels, Collectives.IRankOrderedSum, 
     {
         ArgumentNullException.ThrowIfNull(tensor, name);
         if (tensor.DeviceBuffer is IlgpuDeviceBuffer buffer && buffer.Accelerator == _accelerator) return buffer;
-        throw new ArgumentException($"{name} ({tensor}) lives on {tensor.Device}, not on this backend's {DeviceName}: copy it with ToDevice", name);
+        throw new ArgumentException($"{name} ({tensor}) lives on {tensor.Device}, not on this backend's {Device.Name}: copy it with ToDevice", name);
     }
 
     private ArrayView<float> Floats(Tensor t, string name) => Typed<float>(t, DType.Float32, name);

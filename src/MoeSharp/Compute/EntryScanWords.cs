@@ -13,11 +13,17 @@ internal static class EntryScanWords
     /// <summary>Words of a scan over <paramref name="numExperts"/> experts.</summary>
     public static int Length(int numExperts) => HeaderLength + numExperts;
 
-    /// <summary>The scan the words describe, with <paramref name="padEntries"/> pad entries counted on expert 0.</summary>
+    /// <summary>
+    /// The scan the words describe, with <paramref name="padEntries"/> pad entries counted on expert 0.
+    /// </summary>
     /// <exception cref="ArgumentException">Fewer words than the layout needs.</exception>
     public static EntryScan Decode(ReadOnlySpan<int> words, int numExperts, int padEntries)
     {
-        if (words.Length < Length(numExperts)) throw new ArgumentException($"{words.Length} words cannot hold a scan of {numExperts} experts", nameof(words));
+        if (words.Length < Length(numExperts))
+        {
+            throw new ArgumentException(
+                $"{words.Length} words cannot hold a scan of {numExperts} experts", nameof(words));
+        }
         int[] counts = words.Slice(HeaderLength, numExperts).ToArray();
         if (words[0] != int.MaxValue)
         {
@@ -28,7 +34,9 @@ internal static class EntryScanWords
         return new EntryScan(counts, -1, 0, 0f);
     }
 
-    /// <summary>Writes <paramref name="scan"/> in this layout, its counts without the <paramref name="padEntries"/> pad entries.</summary>
+    /// <summary>
+    /// Writes <paramref name="scan"/> in this layout, its counts without the <paramref name="padEntries"/> pad entries.
+    /// </summary>
     public static void Encode(EntryScan scan, int padEntries, Span<int> words)
     {
         ArgumentNullException.ThrowIfNull(scan);

@@ -16,10 +16,10 @@ public sealed class HostLayerKernels : ILayerKernels
     public HostLayerKernels(IMoeKernels? dispatch = null)
     {
         Dispatch = dispatch ?? new HostMoeKernels();
-        if (!Dispatch.IsHost)
+        if (!Dispatch.Device.IsHost)
         {
             throw new ArgumentException(
-                $"host layer kernels need host dispatch kernels, not {Dispatch.DeviceName}", nameof(dispatch));
+                $"host layer kernels need host dispatch kernels, not {Dispatch.Device.Name}", nameof(dispatch));
         }
     }
 

@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
@@ -22,28 +23,15 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
 
     /// <summary>Creates the host backend.</summary>
     /// <param name="pool">Where its tensors come from; a new pool when null.</param>
-    public HostMoeKernels(TensorPool? pool = null) => Pool = pool ?? new TensorPool();
+    public HostMoeKernels(TensorPool? pool = null) => Device = new HostComputeDevice(pool ?? new TensorPool());
 
-    /// <summary>The host tensor pool behind <see cref="Allocator"/>.</summary>
-    public TensorPool Pool { get; }
+    /// <summary>The host tensor pool behind the device's allocator.</summary>
+    public TensorPool Pool => Device.Pool;
 
-    /// <inheritdoc />
-    public string DeviceName => "host";
+    /// <inheritdoc cref="IMoeKernels.Device" />
+    public HostComputeDevice Device { get; }
 
-    /// <inheritdoc />
-    public bool IsHost => true;
-
-    /// <inheritdoc />
-    public ITensorAllocator Allocator => Pool;
-
-    /// <inheritdoc />
-    public Tensor ToDevice(Tensor host) => host.IsOnHost ? host : host.ToHost();
-
-    /// <inheritdoc />
-    public void Synchronize()
-    {
-        // Host kernels return when done.
-    }
+    IComputeDevice IMoeKernels.Device => Device;
 
     /// <inheritdoc />
     public void Clear(Tensor tensor) => tensor.AsBytes().Clear();
@@ -57,22 +45,24 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
     }
 
     /// <inheritdoc />
-    public void ScanEntries(Tensor topScores, Tensor expertIds, int rowOffset, int realTokens, int padTokens, int numExperts, Tensor ids, Tensor entryScores,
-        Tensor scan, int scanOffset)
+    public void ScanEntries(ShardEntries shard, EntryColumns entries, Tensor scan, int scanOffset)
     {
-        EntryScan result = PrepareEntries(topScores, expertIds, rowOffset, realTokens, padTokens, numExperts, ids, entryScores);
+        (Tensor topScores, _, _, _, int padTokens, int numExperts) = shard;
+        EntryScan result = PrepareEntries(shard, entries);
         EntryScanWords.Encode(result, padTokens * topScores.RowLength, scan.AsSpan<int>().Slice(scanOffset, EntryScanWords.Length(numExperts)));
     }
 
     /// <inheritdoc />
-    public void PackCountMessages(Tensor scan, int scanOffset, int ranks, int expertsPerRank, int padEntries, ReadOnlySpan<int> header, Tensor send)
+    public void PackCountMessages(Tensor scan, int scanOffset, CountMessages messages, Tensor send)
     {
+        (int ranks, int expertsPerRank, int padEntries, ImmutableArray<int> headerValues) = messages;
+        ReadOnlySpan<int> header = headerValues.AsSpan();
         ReadOnlySpan<int> words = scan.AsSpan<int>().Slice(scanOffset);
-        Span<int> messages = send.AsSpan<int>();
-        int length = expertsPerRank + header.Length + 1;
+        Span<int> sent = send.AsSpan<int>();
+        int length = messages.Length;
         for (int q = 0; q < ranks; q++)
         {
-            Span<int> message = messages.Slice(q * length, length);
+            Span<int> message = sent.Slice(q * length, length);
             words.Slice(EntryScanWords.HeaderLength + q * expertsPerRank, expertsPerRank).CopyTo(message);
             if (q == 0 && expertsPerRank > 0) message[0] += padEntries;
             header.CopyTo(message.Slice(expertsPerRank));
@@ -81,8 +71,10 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
     }
 
     /// <inheritdoc />
-    public EntryScan PrepareEntries(Tensor topScores, Tensor expertIds, int rowOffset, int realTokens, int padTokens, int numExperts, Tensor ids, Tensor entryScores)
+    public EntryScan PrepareEntries(ShardEntries shard, EntryColumns entries)
     {
+        (Tensor topScores, Tensor expertIds, int rowOffset, int realTokens, _, int numExperts) = shard;
+        (Tensor ids, Tensor entryScores) = entries;
         int k = topScores.RowLength, real = realTokens * k;
         ReadOnlySpan<float> scores = topScores.AsSpan<float>().Slice(rowOffset * k, real);
         bool wide = expertIds.DType == DType.Int64;
@@ -107,9 +99,10 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
     }
 
     /// <inheritdoc />
-    public void BuildLocalLayout(Tensor order, Tensor entryScores, int realTokens, int topK, Tensor? rowOfSorted,
-        Tensor rowToken, Tensor rowScore, Tensor entryRow, Tensor tokenPositions)
+    public void BuildLocalLayout(SortedEntries sortedEntries, LocalLayoutMaps maps)
     {
+        (Tensor order, Tensor entryScores, int realTokens, int topK, Tensor? rowOfSorted) = sortedEntries;
+        (Tensor rowToken, Tensor rowScore, Tensor entryRow, Tensor tokenPositions) = maps;
         ReadOnlySpan<int> sorted = order.AsSpan<int>();
         ReadOnlySpan<float> entryScore = entryScores.AsSpan<float>();
         ReadOnlySpan<int> rowOf = rowOfSorted is null ? default : rowOfSorted.AsSpan<int>();
@@ -266,8 +259,9 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
     }
 
     /// <inheritdoc />
-    public void ScatterTokenRows(Tensor source, int sourceRowOffset, Tensor rowToken, Tensor entryRow, int topK, Tensor? scale, Tensor destination)
+    public void ScatterTokenRows(Tensor source, int sourceRowOffset, TokenScatter map, Tensor destination)
     {
+        (Tensor rowToken, Tensor entryRow, int topK, Tensor? scale) = map;
         if (destination.DType == DType.BFloat16)
         {
             ScatterBFloat16TokenRows(source, sourceRowOffset, rowToken, entryRow, topK, scale, destination);

@@ -9,84 +9,60 @@ namespace MoeSharp.Compute;
 /// the work is split over cores or threads, and no kernel contracts a multiply and an add into one rounding.
 /// </summary>
 /// <remarks>
+/// Device identity (name, allocator, transfers, synchronisation) is <see cref="Device"/>'s; the kernels' wider inputs
+/// come as small records (<see cref="ShardEntries"/>, <see cref="SortedEntries"/>, <see cref="LocalLayoutMaps"/>,
+/// <see cref="TokenScatter"/>, <see cref="CountMessages"/>).
 /// Shapes use the design's letters: N routed entries (shard rows × K), E experts, D row length, T_s tokens of
 /// the shard. Host-side results (counts, the first invalid entry) are the only data a kernel hands back to
 /// the host: one small device-to-host copy per dispatch.
 /// </remarks>
 public interface IMoeKernels
 {
-    /// <summary>Where this backend's tensors live, e.g. <c>host</c> or <c>cuda:0</c>.</summary>
-    string DeviceName { get; }
-
-    /// <summary>True when the tensors are host memory.</summary>
-    bool IsHost { get; }
-
-    /// <summary>Where this backend's tensors come from.</summary>
-    ITensorAllocator Allocator { get; }
-
-    /// <summary>This backend's copy of a host tensor (the tensor itself on the host backend).</summary>
-    Tensor ToDevice(Tensor host);
-
-    /// <summary>Waits until every kernel and copy issued so far has finished (for timing; a no-op on the host).</summary>
-    void Synchronize();
+    /// <summary>Where the tensors live: the device's name, allocator, transfers and synchronisation.</summary>
+    IComputeDevice Device { get; }
 
     /// <summary>Sets every element to zero.</summary>
     void Clear(Tensor tensor);
 
-    /// <summary>Copies <paramref name="rows"/> rows of <paramref name="source"/> into <paramref name="destination"/>.</summary>
+    /// <summary>
+    /// Copies <paramref name="rows"/> rows of <paramref name="source"/> into <paramref name="destination"/>.
+    /// </summary>
     void CopyRows(Tensor source, int sourceRow, Tensor destination, int destinationRow, int rows);
 
     /// <summary>
-    /// Reads a shard's routing entries, validates them and counts them per expert (the histogram).
-    /// Entries <c>[0, realTokens·K)</c> are <c>expertIds/topScores</c> rows <c>[rowOffset, rowOffset + realTokens)</c>
-    /// flattened token-major; the <c>padTokens·K</c> entries after them are pad entries with id 0 and score 0.
+    /// Reads a shard's routing entries (<see cref="ShardEntries"/>), validates them and counts them per expert (the
+    /// histogram), writing each entry's id and score to <paramref name="entries"/>.
     /// </summary>
-    /// <param name="topScores"><c>[T, K]</c> float32.</param>
-    /// <param name="expertIds"><c>[T, K]</c> int32 or int64.</param>
-    /// <param name="rowOffset">First row of the shard.</param>
-    /// <param name="realTokens">Tokens of the shard.</param>
-    /// <param name="padTokens">Pad rows after them.</param>
-    /// <param name="numExperts">E; ids must be in <c>[0, E)</c>.</param>
-    /// <param name="ids"><c>[N]</c> int32, overwritten with the entries' expert ids.</param>
-    /// <param name="entryScores"><c>[N]</c> float32, overwritten with the entries' scores.</param>
+    /// <param name="shard">Which rows of the routing are the shard's, and how many pad entries follow them.</param>
+    /// <param name="entries"><c>[N]</c> ids and scores, overwritten.</param>
     /// <returns>
     /// Counts per expert and the first invalid entry (an id outside <c>[0, E)</c> or a non-finite score), if any;
     /// when there is one, the counts and outputs are unspecified.
     /// </returns>
-    EntryScan PrepareEntries(Tensor topScores, Tensor expertIds, int rowOffset, int realTokens, int padTokens, int numExperts, Tensor ids, Tensor entryScores);
+    EntryScan PrepareEntries(ShardEntries shard, EntryColumns entries);
 
     /// <summary>
     /// <see cref="PrepareEntries"/> without bringing the result to the host: the scan is written in the
     /// <see cref="EntryScanWords"/> layout to int32 <paramref name="scan"/> from element <paramref name="scanOffset"/>,
     /// so a device count exchange can send it on and the host read everything in one copy afterwards.
     /// </summary>
-    /// <param name="topScores"><c>[T, K]</c> float32.</param>
-    /// <param name="expertIds"><c>[T, K]</c> int32 or int64.</param>
-    /// <param name="rowOffset">First row of the shard.</param>
-    /// <param name="realTokens">Tokens of the shard.</param>
-    /// <param name="padTokens">Pad rows after them.</param>
-    /// <param name="numExperts">E.</param>
-    /// <param name="ids"><c>[N]</c> int32, overwritten with the entries' expert ids.</param>
-    /// <param name="entryScores"><c>[N]</c> float32, overwritten with the entries' scores.</param>
+    /// <param name="shard">Which rows of the routing are the shard's, and how many pad entries follow them.</param>
+    /// <param name="entries"><c>[N]</c> ids and scores, overwritten.</param>
     /// <param name="scan">int32, at least <c>scanOffset + EntryScanWords.Length(E)</c> elements.</param>
     /// <param name="scanOffset">First element of the scan.</param>
-    void ScanEntries(Tensor topScores, Tensor expertIds, int rowOffset, int realTokens, int padTokens, int numExperts, Tensor ids, Tensor entryScores,
-        Tensor scan, int scanOffset);
+    void ScanEntries(ShardEntries shard, EntryColumns entries, Tensor scan, int scanOffset);
 
     /// <summary>
-    /// The count messages of a device count exchange, built from a scan: message q (<c>e + header.Length + 1</c> int32
-    /// at <c>send[q · (e + header.Length + 1)]</c>) holds the counts of experts <c>[q·e, (q+1)·e)</c> (with
-    /// <paramref name="padEntries"/> added to expert 0), then <paramref name="header"/>, then 1 if the scan found an
-    /// invalid entry, else 0.
+    /// Writes the count exchange's messages (<see cref="CountMessages"/>, the wire format) from a scan left on the
+    /// device by <see cref="ScanEntries"/>, so the counts never visit the host before they are exchanged.
     /// </summary>
-    /// <param name="scan">int32 holding a scan in the <see cref="EntryScanWords"/> layout at <paramref name="scanOffset"/>.</param>
+    /// <param name="scan">
+    /// int32 holding a scan in the <see cref="EntryScanWords"/> layout at <paramref name="scanOffset"/>.
+    /// </param>
     /// <param name="scanOffset">First element of the scan.</param>
-    /// <param name="ranks">Messages (S).</param>
-    /// <param name="expertsPerRank">e = E/S.</param>
-    /// <param name="padEntries">Pad entries, counted on expert 0.</param>
-    /// <param name="header">Values every message carries after its counts.</param>
-    /// <param name="send">int32, at least <c>S · (e + header.Length + 1)</c> elements.</param>
-    void PackCountMessages(Tensor scan, int scanOffset, int ranks, int expertsPerRank, int padEntries, ReadOnlySpan<int> header, Tensor send);
+    /// <param name="messages">The messages' layout and header.</param>
+    /// <param name="send">int32, at least <see cref="CountMessages.TotalLength"/> elements.</param>
+    void PackCountMessages(Tensor scan, int scanOffset, CountMessages messages, Tensor send);
 
     /// <summary>
     /// Stable counting sort by expert: <c>order[i]</c> is the entry that lands at sorted position i, entries
@@ -98,27 +74,20 @@ public interface IMoeKernels
     void StableSortByExpert(Tensor expertIds, ReadOnlySpan<int> counts, Tensor order);
 
     /// <summary>
-    /// The per-row maps of the local layout. Sorted position i holds entry <c>e = order[i]</c> and lands in row
-    /// <c>r = rowOfSorted[i]</c> (or i): <c>rowToken[r] = e / K</c> for a real entry (<c>e &lt; realTokens·K</c>),
-    /// else -1; <c>rowScore[r] = entryScores[e]</c>; <c>entryRow[e] = r</c>; rows no entry lands in get token -1 and
-    /// score 0. <c>tokenPositions[t]</c> is token t's K rows in ascending order (= ascending expert id): the
-    /// combine order.
+    /// The per-row maps of the local layout (<see cref="LocalLayoutMaps"/>). Sorted position i holds entry
+    /// <c>e = Order[i]</c> and lands in row <c>r = RowOfSorted[i]</c> (or i): <c>RowToken[r] = e / K</c> for a real
+    /// entry (<c>e &lt; RealTokens·K</c>), else -1; <c>RowScore[r] = Scores[e]</c>; <c>EntryRow[e] = r</c>; rows no
+    /// entry lands in get token -1 and score 0. <c>TokenPositions[t]</c> is token t's K rows in ascending order
+    /// (= ascending expert id): the combine order.
     /// </summary>
-    /// <param name="order"><c>[N]</c> from <see cref="StableSortByExpert"/>.</param>
-    /// <param name="entryScores"><c>[N]</c> from <see cref="PrepareEntries"/>.</param>
-    /// <param name="realTokens">T_s.</param>
-    /// <param name="topK">K.</param>
-    /// <param name="rowOfSorted"><c>[N]</c> int32 row of each sorted position (expert alignment), or null for the identity.</param>
-    /// <param name="rowToken"><c>[Rows]</c> int32, overwritten.</param>
-    /// <param name="rowScore"><c>[Rows]</c> float32, overwritten.</param>
-    /// <param name="entryRow"><c>[T_s·K]</c> int32, overwritten.</param>
-    /// <param name="tokenPositions"><c>[T_s, K]</c> int32, overwritten.</param>
-    void BuildLocalLayout(Tensor order, Tensor entryScores, int realTokens, int topK, Tensor? rowOfSorted,
-        Tensor rowToken, Tensor rowScore, Tensor entryRow, Tensor tokenPositions);
+    /// <param name="sortedEntries">The entries in expert order and where each sorted position lands.</param>
+    /// <param name="maps">The four maps, overwritten.</param>
+    void BuildLocalLayout(SortedEntries sortedEntries, LocalLayoutMaps maps);
 
     /// <summary>
     /// The maps between the received rank-major rows and the expert-major routed rows, built from per-block runs:
-    /// received rows <c>[blockStart[b], blockStart[b + 1])</c> are expert-major rows <c>blockDestination[b] + 0, 1, …</c>.
+    /// received rows <c>[blockStart[b], blockStart[b + 1])</c> are expert-major rows <c>blockDestination[b] + 0, 1,
+    /// …</c>.
     /// <c>rankMajorRowOf[r]</c> is received row r's routed row; <c>expertMajorRowOf[q]</c> is routed row q's received
     /// row, or -1 for a row no block covers (alignment padding).
     /// </summary>
@@ -126,7 +95,8 @@ public interface IMoeKernels
     /// <param name="blockDestination"><c>[B]</c> first routed row of each block.</param>
     /// <param name="expertMajorRowOf"><c>[R]</c> int32, overwritten.</param>
     /// <param name="rankMajorRowOf"><c>[blockStart[B]]</c> int32, overwritten.</param>
-    void BuildPermutation(ReadOnlySpan<int> blockStart, ReadOnlySpan<int> blockDestination, Tensor expertMajorRowOf, Tensor rankMajorRowOf);
+    void BuildPermutation(ReadOnlySpan<int> blockStart, ReadOnlySpan<int> blockDestination, Tensor expertMajorRowOf,
+        Tensor rankMajorRowOf);
 
     /// <summary>
     /// Row gather with optional scale: <c>destination[i] = source[sourceRowOffset + rowOf[i]] · scale[i]</c> (one
@@ -142,19 +112,16 @@ public interface IMoeKernels
 
     /// <summary>
     /// The dispatch gather in token order: the same result as
-    /// <c>GatherRows(source, sourceRowOffset, rowToken, scale, destination)</c> — row r gets
-    /// <c>source[sourceRowOffset + rowToken[r]] · scale[r]</c>, or zeros where <c>rowToken[r] &lt; 0</c> — but each token
-    /// row is read once and written to its K rows (<c>entryRow</c>), so a host backend streams the tokens through
-    /// memory once instead of once per expert. A backend may compute it as the gather.
+    /// <c>GatherRows(source, sourceRowOffset, map.RowToken, map.Scale, destination)</c> — row r gets
+    /// <c>source[sourceRowOffset + RowToken[r]] · Scale[r]</c>, or zeros where <c>RowToken[r] &lt; 0</c> — but each
+    /// token row is read once and written to its K rows (<see cref="TokenScatter.EntryRow"/>), so a host backend
+    /// streams the tokens through memory once instead of once per expert. A backend may compute it as the gather.
     /// </summary>
     /// <param name="source"><c>[Rs, D]</c> float32 or bfloat16 token rows.</param>
     /// <param name="sourceRowOffset">Row of <paramref name="source"/> of token 0.</param>
-    /// <param name="rowToken"><c>[Rd]</c> int32 token of each destination row, or -1.</param>
-    /// <param name="entryRow"><c>[T_s·K]</c> int32 destination row of each (token, slot).</param>
-    /// <param name="topK">K.</param>
-    /// <param name="scale"><c>[Rd]</c> float32 per destination row, or null.</param>
+    /// <param name="map">Where each token's rows go, and their scale.</param>
     /// <param name="destination"><c>[Rd, D]</c>, the dtype of <paramref name="source"/>.</param>
-    void ScatterTokenRows(Tensor source, int sourceRowOffset, Tensor rowToken, Tensor entryRow, int topK, Tensor? scale, Tensor destination);
+    void ScatterTokenRows(Tensor source, int sourceRowOffset, TokenScatter map, Tensor destination);
 
     /// <summary>
     /// Ordered gather-reduce (combine): for each token t,
@@ -165,12 +132,16 @@ public interface IMoeKernels
     /// accumulator, rounded once to bfloat16 at the end.
     /// </summary>
     /// <param name="rows"><c>[N, D]</c> float32 or bfloat16 rows in the local layout.</param>
-    /// <param name="positions"><c>[T_s, K]</c> int32, each token's rows in ascending order; -1 entries are skipped.</param>
+    /// <param name="positions"><c>[T_s, K]</c> int32, each token's rows in ascending order; -1 entries are
+    /// skipped.</param>
     /// <param name="scale"><c>[N]</c> float32 per row, or null.</param>
-    /// <param name="initial"><c>[T_s, D]</c> starting values (the shared experts' output) in the rows' dtype, or null.</param>
-    /// <param name="destination"><c>[*, D]</c> in the rows' dtype; rows <c>[offset, offset + T_s)</c> are overwritten.</param>
+    /// <param name="initial"><c>[T_s, D]</c> starting values (the shared experts' output) in the rows' dtype, or
+    /// null.</param>
+    /// <param name="destination"><c>[*, D]</c> in the rows' dtype; rows <c>[offset, offset + T_s)</c> are
+    /// overwritten.</param>
     /// <param name="destinationOffset">Row of <paramref name="destination"/> that token 0 goes to.</param>
-    void GatherReduce(Tensor rows, Tensor positions, Tensor? scale, Tensor? initial, Tensor destination, int destinationOffset);
+    void GatherReduce(Tensor rows, Tensor positions, Tensor? scale, Tensor? initial, Tensor destination,
+        int destinationOffset);
 
     /// <summary>
     /// Score gradients: <c>result[resultOffset + i] = Σ_d a[aRow[i], d] · b[bRowOffset + i / entriesPerBRow, d]</c>,

@@ -6,7 +6,7 @@ namespace MoeSharp.Compute;
 /// <summary>
 /// A decorator that times every kernel call of another layer backend, as <see cref="ProfilingMoeKernels"/> does for
 /// the dispatcher: the device is synchronized before and after each call (<see cref="KernelCallTimes"/> with
-/// <see cref="IMoeKernels.Synchronize"/> of <see cref="ILayerKernels.Dispatch"/>), so its device work, and no one
+/// <see cref="IComputeDevice.Synchronize"/> of <see cref="ILayerKernels.Dispatch"/>), so its device work, and no one
 /// else's, is charged to it. Grouped products are timed as one call each, whatever the backend does inside. For
 /// finding where a layer step goes; the extra synchronization makes the step slower. It stands in for all four kernel
 /// seams itself (one decorator, one table of times); allocation passes straight through.
@@ -15,7 +15,7 @@ namespace MoeSharp.Compute;
 public sealed class ProfilingLayerKernels(ILayerKernels inner)
     : ILayerKernels, IGemmKernels, IRouterKernels, IElementwiseKernels, IOptimizerKernels
 {
-    private readonly KernelCallTimes _times = new(inner.Dispatch.Synchronize);
+    private readonly KernelCallTimes _times = new(inner.Dispatch.Device.Synchronize);
 
     /// <summary>Seconds and calls per kernel since the last <see cref="Reset"/>.</summary>
     public IReadOnlyDictionary<string, (double Seconds, int Calls)> Totals => _times.Totals;

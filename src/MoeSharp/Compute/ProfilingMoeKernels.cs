@@ -4,14 +4,14 @@ namespace MoeSharp.Compute;
 
 /// <summary>
 /// A decorator that times every kernel of another backend: each call is preceded and followed by
-/// <see cref="IMoeKernels.Synchronize"/> (<see cref="KernelCallTimes"/>) so asynchronous device work is charged to the
-/// kernel that issued it. For
-/// finding where dispatch and combine spend their time; the extra synchronization makes the total slower.
+/// the device's <see cref="IComputeDevice.Synchronize"/> (<see cref="KernelCallTimes"/>) so asynchronous device work is
+/// charged to the kernel that issued it. For finding where dispatch and combine spend their time; the extra
+/// synchronization makes the total slower.
 /// </summary>
 /// <param name="inner">The backend to time.</param>
 public sealed class ProfilingMoeKernels(IMoeKernels inner) : IMoeKernels
 {
-    private readonly KernelCallTimes _times = new(inner.Synchronize);
+    private readonly KernelCallTimes _times = new(inner.Device.Synchronize);
 
     /// <summary>Seconds and calls per kernel since the last <see cref="Reset"/>.</summary>
     public IReadOnlyDictionary<string, (double Seconds, int Calls)> Totals => _times.Totals;
@@ -20,19 +20,8 @@ public sealed class ProfilingMoeKernels(IMoeKernels inner) : IMoeKernels
     public void Reset() => _times.Reset();
 
     /// <inheritdoc />
-    public string DeviceName => inner.DeviceName;
-
-    /// <inheritdoc />
-    public bool IsHost => inner.IsHost;
-
-    /// <inheritdoc />
-    public ITensorAllocator Allocator => inner.Allocator;
-
-    /// <inheritdoc />
-    public Tensor ToDevice(Tensor host) => _times.Time(nameof(ToDevice), () => inner.ToDevice(host));
-
-    /// <inheritdoc />
-    public void Synchronize() => inner.Synchronize();
+    /// <remarks>The inner backend's device: transfers and waits are not timed as kernels.</remarks>
+    public IComputeDevice Device => inner.Device;
 
     /// <inheritdoc />
     public void Clear(Tensor tensor) => _times.Time(nameof(Clear), () => inner.Clear(tensor));
@@ -42,8 +31,8 @@ public sealed class ProfilingMoeKernels(IMoeKernels inner) : IMoeKernels
         => _times.Time(nameof(CopyRows), () => inner.CopyRows(source, sourceRow, destination, destinationRow, rows));
 
     /// <inheritdoc />
-    public EntryScan PrepareEntries(Tensor topScores, Tensor expertIds, int rowOffset, int realTokens, int padTokens, int numExperts, Tensor ids, Tensor entryScores)
-        => _times.Time(nameof(PrepareEntries), () => inner.PrepareEntries(topScores, expertIds, rowOffset, realTokens, padTokens, numExperts, ids, entryScores));
+    public EntryScan PrepareEntries(ShardEntries shard, EntryColumns entries)
+        => _times.Time(nameof(PrepareEntries), () => inner.PrepareEntries(shard, entries));
 
     /// <inheritdoc />
     public void StableSortByExpert(Tensor expertIds, ReadOnlySpan<int> counts, Tensor order)
@@ -53,42 +42,44 @@ public sealed class ProfilingMoeKernels(IMoeKernels inner) : IMoeKernels
     }
 
     /// <inheritdoc />
-    public void BuildPermutation(ReadOnlySpan<int> blockStart, ReadOnlySpan<int> blockDestination, Tensor expertMajorRowOf, Tensor rankMajorRowOf)
+    public void BuildPermutation(ReadOnlySpan<int> blockStart, ReadOnlySpan<int> blockDestination,
+        Tensor expertMajorRowOf, Tensor rankMajorRowOf)
     {
         int[] starts = blockStart.ToArray(), destinations = blockDestination.ToArray();
-        _times.Time(nameof(BuildPermutation), () => inner.BuildPermutation(starts, destinations, expertMajorRowOf, rankMajorRowOf));
+        _times.Time(nameof(BuildPermutation), () => inner.BuildPermutation(starts, destinations, expertMajorRowOf,
+            rankMajorRowOf));
     }
 
     /// <inheritdoc />
-    public void BuildLocalLayout(Tensor order, Tensor entryScores, int realTokens, int topK, Tensor? rowOfSorted,
-        Tensor rowToken, Tensor rowScore, Tensor entryRow, Tensor tokenPositions)
-        => _times.Time(nameof(BuildLocalLayout), () => inner.BuildLocalLayout(order, entryScores, realTokens, topK, rowOfSorted, rowToken, rowScore, entryRow, tokenPositions));
+    public void BuildLocalLayout(SortedEntries sortedEntries, LocalLayoutMaps maps)
+        => _times.Time(nameof(BuildLocalLayout), () => inner.BuildLocalLayout(sortedEntries, maps));
 
     /// <inheritdoc />
     public void GatherRows(Tensor source, int sourceRowOffset, Tensor rowOf, Tensor? scale, Tensor destination)
         => _times.Time(nameof(GatherRows), () => inner.GatherRows(source, sourceRowOffset, rowOf, scale, destination));
 
     /// <inheritdoc />
-    public void ScanEntries(Tensor topScores, Tensor expertIds, int rowOffset, int realTokens, int padTokens, int numExperts, Tensor ids, Tensor entryScores,
-        Tensor scan, int scanOffset)
-        => _times.Time(nameof(ScanEntries), () => inner.ScanEntries(topScores, expertIds, rowOffset, realTokens, padTokens, numExperts, ids, entryScores, scan, scanOffset));
+    public void ScanEntries(ShardEntries shard, EntryColumns entries, Tensor scan, int scanOffset)
+        => _times.Time(nameof(ScanEntries), () => inner.ScanEntries(shard, entries, scan, scanOffset));
 
     /// <inheritdoc />
-    public void PackCountMessages(Tensor scan, int scanOffset, int ranks, int expertsPerRank, int padEntries, ReadOnlySpan<int> header, Tensor send)
-    {
-        int[] values = header.ToArray();
-        _times.Time(nameof(PackCountMessages), () => inner.PackCountMessages(scan, scanOffset, ranks, expertsPerRank, padEntries, values, send));
-    }
+    public void PackCountMessages(Tensor scan, int scanOffset, CountMessages messages, Tensor send)
+        => _times.Time(nameof(PackCountMessages), () => inner.PackCountMessages(scan, scanOffset, messages, send));
 
     /// <inheritdoc />
-    public void ScatterTokenRows(Tensor source, int sourceRowOffset, Tensor rowToken, Tensor entryRow, int topK, Tensor? scale, Tensor destination)
-        => _times.Time(nameof(ScatterTokenRows), () => inner.ScatterTokenRows(source, sourceRowOffset, rowToken, entryRow, topK, scale, destination));
+    public void ScatterTokenRows(Tensor source, int sourceRowOffset, TokenScatter map, Tensor destination)
+        => _times.Time(nameof(ScatterTokenRows), () => inner.ScatterTokenRows(source, sourceRowOffset, map,
+            destination));
 
     /// <inheritdoc />
-    public void GatherReduce(Tensor rows, Tensor positions, Tensor? scale, Tensor? initial, Tensor destination, int destinationOffset)
-        => _times.Time(nameof(GatherReduce), () => inner.GatherReduce(rows, positions, scale, initial, destination, destinationOffset));
+    public void GatherReduce(Tensor rows, Tensor positions, Tensor? scale, Tensor? initial, Tensor destination,
+        int destinationOffset)
+        => _times.Time(nameof(GatherReduce), () => inner.GatherReduce(rows, positions, scale, initial, destination,
+            destinationOffset));
 
     /// <inheritdoc />
-    public void RowDots(Tensor a, Tensor aRow, Tensor b, int bRowOffset, int entriesPerBRow, Tensor result, int resultOffset)
-        => _times.Time(nameof(RowDots), () => inner.RowDots(a, aRow, b, bRowOffset, entriesPerBRow, result, resultOffset));
+    public void RowDots(Tensor a, Tensor aRow, Tensor b, int bRowOffset, int entriesPerBRow, Tensor result,
+        int resultOffset)
+        => _times.Time(nameof(RowDots), () => inner.RowDots(a, aRow, b, bRowOffset, entriesPerBRow, result,
+            resultOffset));
 }

@@ -3,7 +3,8 @@ using MoeSharp.Tensors;
 namespace MoeSharp.Dispatch;
 
 /// <summary>Gradients from <see cref="TokenDispatcher.CombineBackward"/>.</summary>
-/// <param name="GradRoutedOutput"><c>[R, D]</c>: gradient of the experts' output, expert-major like the dispatch.</param>
+/// <param name="GradRoutedOutput"><c>[R, D]</c>: gradient of the experts' output, expert-major like the
+/// dispatch.</param>
 /// <param name="GradTopScores">
 /// Shaped like the dispatch's <c>topScores</c> (<c>[T, K]</c> or <c>[T_s, K]</c>; rows outside the shard are
 /// zero) when scores multiply at combine; null when they multiply before the experts.

@@ -5,8 +5,8 @@ namespace MoeSharp.Dispatch;
 
 /// <summary>What <see cref="TokenDispatcher.Dispatch"/> returns.</summary>
 /// <param name="RoutedTokens">
-/// <c>[R, D]</c> in the dtype of x (float32 or bfloat16): the rows this rank's experts must process, expert-major (for each local expert,
-/// the rows from source rank 0, 1, …), each expert's block padded with zero rows to the alignment.
+/// <c>[R, D]</c> in the dtype of x (float32 or bfloat16): the rows this rank's experts must process, expert-major (for
+/// each local expert, the rows from source rank 0, 1, …), each expert's block padded with zero rows to the alignment.
 /// </param>
 /// <param name="TokensPerLocalExpert"><c>[E/S]</c>: rows per local expert, alignment padding included.</param>
 /// <param name="Metadata">What combine and the backward passes need; pass it back unchanged.</param>
@@ -14,19 +14,20 @@ namespace MoeSharp.Dispatch;
 /// <c>using var d = dispatcher.Dispatch(...)</c> hands <see cref="RoutedTokens"/> back to the dispatcher's pool and
 /// releases <see cref="Metadata"/> at the end of the scope: do that once combine (and any backward pass) is done.
 /// </remarks>
-public sealed record DispatchResult(Tensor RoutedTokens, ImmutableArray<int> TokensPerLocalExpert, DispatchMetadata Metadata)
+public sealed record DispatchResult(Tensor RoutedTokens, ImmutableArray<int> TokensPerLocalExpert,
+    DispatchMetadata Metadata)
     : IDisposable
 {
     private int _disposed;
 
     /// <summary>
-    /// Returns <see cref="RoutedTokens"/> to the dispatcher's <see cref="TokenDispatcher.Pool"/> and releases
+    /// Returns <see cref="RoutedTokens"/> to the dispatcher's <see cref="TokenDispatcher.Allocator"/> and releases
     /// <see cref="Metadata"/> (<see cref="TokenDispatcher.Release"/>). Only the first call does anything.
     /// </summary>
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
-        Metadata.Owner.Pool.Return(RoutedTokens);
+        Metadata.Owner.Allocator.Return(RoutedTokens);
         Metadata.Owner.Release(Metadata);
     }
 }

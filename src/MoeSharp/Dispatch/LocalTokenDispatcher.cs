@@ -1,12 +1,11 @@
-using MoeSharp.Collectives;
 using MoeSharp.Compute;
 using MoeSharp.Tensors;
 
 namespace MoeSharp.Dispatch;
 
 /// <summary>
-/// The dispatcher for EP = 1 (and SP = 1): every expert is local, so dispatch is one gather into the
-/// expert-major layout and combine one ordered gather-reduce, with no exchange and no extra copy.
+/// The dispatcher for EP = 1 (and SP = 1): every expert is local (<see cref="LocalExchange"/>), so dispatch is one
+/// gather into the expert-major layout and combine one ordered gather-reduce, with no exchange and no extra copy.
 /// </summary>
 public sealed class LocalTokenDispatcher : TokenDispatcher
 {
@@ -15,21 +14,7 @@ public sealed class LocalTokenDispatcher : TokenDispatcher
     /// <param name="kernels">Compute backend; the host kernels when null.</param>
     /// <param name="pool">Where tensors come from; a new pool when null.</param>
     public LocalTokenDispatcher(TokenDispatcherConfig config, IMoeKernels? kernels = null, TensorPool? pool = null)
-        : base(config, epSize: 1, epRank: 0, spSize: 1, spRank: 0, kernels, pool)
+        : base(config, epSize: 1, epRank: 0, spSize: 1, spRank: 0, kernels, pool, k => new LocalExchange(k))
     {
-    }
-
-    private protected override ExchangedCounts ExchangeCounts(int[] counts, SequenceShard shard, int? declaredTotalTokens)
-        => new(counts, shard);
-
-    private protected override void ExchangeRows(Tensor send, ReadOnlySpan<int> sendRows, Tensor receive, ReadOnlySpan<int> receiveRows)
-        => throw new InvalidOperationException("a local dispatcher exchanges no rows");
-
-    private protected override CollectiveRequest ExchangeRowsAsync(Tensor send, ReadOnlySpan<int> sendRows, Tensor receive, ReadOnlySpan<int> receiveRows)
-        => throw new InvalidOperationException("a local dispatcher exchanges no rows");
-
-    private protected override void SumOverSequenceParallel(Tensor values)
-    {
-        // SP = 1: the output is already the sum.
     }
 }

@@ -73,17 +73,17 @@ public sealed class MoeLayer : IDisposable
     {
         ArgumentNullException.ThrowIfNull(args);
         ArgumentNullException.ThrowIfNull(dispatcher);
-        if (kernels is null && !dispatcher.Kernels.IsHost)
+        if (kernels is null && !dispatcher.Kernels.Device.IsHost)
         {
             throw new ArgumentException(
-                $"the dispatcher runs on {dispatcher.Kernels.DeviceName}: pass that device's layer kernels (rank " +
+                $"the dispatcher runs on {dispatcher.Kernels.Device.Name}: pass that device's layer kernels (rank " +
                     $"{dispatcher.EpRank})", nameof(kernels));
         }
-        if (kernels is not null && kernels.Dispatch.DeviceName != dispatcher.Kernels.DeviceName)
+        if (kernels is not null && kernels.Dispatch.Device.Name != dispatcher.Kernels.Device.Name)
         {
             throw new ArgumentException(
-                $"the layer kernels run on {kernels.Dispatch.DeviceName} but the dispatcher on " +
-                    $"{dispatcher.Kernels.DeviceName} (rank {dispatcher.EpRank})",
+                $"the layer kernels run on {kernels.Dispatch.Device.Name} but the dispatcher on " +
+                    $"{dispatcher.Kernels.Device.Name} (rank {dispatcher.EpRank})",
                 nameof(kernels));
         }
         if (dispatcher.Config.NumExperts != args.NumExperts || dispatcher.Config.TopK != args.TopK)
@@ -111,7 +111,7 @@ public sealed class MoeLayer : IDisposable
 
         // Sizes before allocation: one SizeLimitException with the figures instead of an overflow or an OOM mid-way.
         MoeLayerMemoryEstimate.EnsureFits(args, dispatcher.NumLocalExperts, (kernels?.Dispatch
-            ?? dispatcher.Kernels).IsHost,
+            ?? dispatcher.Kernels).Device.IsHost,
             dispatcher.EpRank);
 
         Args = args;
@@ -241,9 +241,9 @@ public sealed class MoeLayer : IDisposable
             throw new ArgumentException($"x must be float32 [T, {Args.Dim}]; got {x} (rank {Dispatcher.EpRank})",
                 nameof(x));
         }
-        if (x.Device != _kernels.Dispatch.DeviceName)
+        if (x.Device != _kernels.Dispatch.Device.Name)
         {
-            throw new ArgumentException($"x is on {x.Device} but the layer runs on {_kernels.Dispatch.DeviceName} " +
+            throw new ArgumentException($"x is on {x.Device} but the layer runs on {_kernels.Dispatch.Device.Name} " +
                 $"(rank {Dispatcher.EpRank})", nameof(x));
         }
         EndForwardScope();
@@ -321,11 +321,11 @@ public sealed class MoeLayer : IDisposable
         ForwardContext saved = _saved ?? throw new InvalidOperationException($"Backward needs a Forward first (rank " +
             $"{Dispatcher.EpRank})");
         if (gradOutput.DType != DType.Float32 || !gradOutput.Shape.SequenceEqual(saved.OutputShape)
-            || gradOutput.Device != _kernels.Dispatch.DeviceName)
+            || gradOutput.Device != _kernels.Dispatch.Device.Name)
         {
             throw new ArgumentException(
                 $"gradOutput must be float32 [{string.Join(", ", saved.OutputShape)}] on " +
-                    $"{_kernels.Dispatch.DeviceName} like the forward output; got {gradOutput} on " +
+                    $"{_kernels.Dispatch.Device.Name} like the forward output; got {gradOutput} on " +
                         $"{gradOutput.Device} (rank {Dispatcher.EpRank})",
                 nameof(gradOutput));
         }
@@ -431,7 +431,7 @@ public sealed class MoeLayer : IDisposable
         var identityRows = new int[rows];
         for (int i = 0; i < rows; i++) identityRows[i] = i;
         Tensor identity = Tensor.FromArray(identityRows, rows);
-        if (!_kernels.Dispatch.IsHost) identity = scope.Adopt(_kernels.Dispatch.ToDevice(identity))!;
+        if (!_kernels.Dispatch.Device.IsHost) identity = scope.Adopt(_kernels.Dispatch.Device.ToDevice(identity))!;
         Tensor gated = scope.Rent(DType.Float32, rows, Args.Dim);
         _kernels.Dispatch.GatherRows(sharedOutput, 0, identity, gate.Reshape(rows), gated);
         return new SharedGateForward(gate, identity, gated);
@@ -500,7 +500,7 @@ public sealed class MoeLayer : IDisposable
         _disposed = true;
         EndForwardScope();
         _saved = null;
-        if (_kernels.Dispatch.IsHost) return;
+        if (_kernels.Dispatch.Device.IsHost) return;
         foreach (Parameter p in Parameters)
         {
             _kernels.Allocator.Return(p.Value);
@@ -519,7 +519,7 @@ public sealed class MoeLayer : IDisposable
     /// </summary>
     private void EndForwardScope()
     {
-        if (_saved is not null && !Dispatcher.Kernels.IsHost) Dispatcher.Release(_saved.Metadata);
+        if (_saved is not null && !Dispatcher.Kernels.Device.IsHost) Dispatcher.Release(_saved.Metadata);
         _forwardScope?.Dispose();
         _forwardScope = null;
     }

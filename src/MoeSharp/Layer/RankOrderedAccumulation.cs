@@ -36,7 +36,7 @@ internal static class RankOrderedAccumulation
     /// </summary>
     public static void Run(IProcessGroup? world, ILayerKernels? kernels, IReadOnlyList<Tensor> accumulators, Action accumulateLocal)
     {
-        if (kernels is not null && !kernels.Dispatch.IsHost)
+        if (kernels is not null && !kernels.Dispatch.Device.IsHost)
         {
             RunOnDevice(world, kernels, accumulators, accumulateLocal);
             return;

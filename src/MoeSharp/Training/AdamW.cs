@@ -60,10 +60,10 @@ public sealed class AdamW
         _kernels = kernels ?? new HostLayerKernels();
         foreach (Parameter p in _parameters)
         {
-            if (p.Value.Device != _kernels.Dispatch.DeviceName)
+            if (p.Value.Device != _kernels.Dispatch.Device.Name)
             {
                 throw new ArgumentException($"parameter '{p.Name}' is on {p.Value.Device} but the optimizer runs on " +
-                    $"{_kernels.Dispatch.DeviceName}", nameof(parameters));
+                    $"{_kernels.Dispatch.Device.Name}", nameof(parameters));
             }
         }
         _expAvg = _parameters.Select(p => _kernels.RentZeros(DType.Float32, p.Value.ElementCount)).ToArray();

@@ -54,7 +54,7 @@ public class BFloat16GroupedProductTests
         {
             var expected = Tensor.FromArray(start.AsSpan(0, count).ToArray(), outRows, outColumns);
             product(host, expected);
-            Tensor actual = cuda.Kernels.ToDevice(Tensor.FromArray(start.AsSpan(0, count).ToArray(), outRows,
+            Tensor actual = cuda.Kernels.Device.ToDevice(Tensor.FromArray(start.AsSpan(0, count).ToArray(), outRows,
                 outColumns));
             product(kernels, actual);
             float[] e = expected.AsSpan<float>().ToArray(), got = actual.ToHost().AsSpan<float>().ToArray();
@@ -77,6 +77,6 @@ public class BFloat16GroupedProductTests
     private static Tensor Up(ILayerKernels kernels, float[] values, params int[] shape)
     {
         var t = Tensor.FromArray(values, shape);
-        return kernels is HostLayerKernels ? t : kernels.Dispatch.ToDevice(t);
+        return kernels is HostLayerKernels ? t : kernels.Dispatch.Device.ToDevice(t);
     }
 }

@@ -25,7 +25,7 @@ public class CudaGpuTests
             {
                 var config = new TokenDispatcherConfig(experts, k) { ScoreBeforeExperts = before, ExpertAlignment = 16 };
                 Tensor[] host = Run(new LocalTokenDispatcher(config), rows, scores, ids, t => t);
-                Tensor[] dev = Run(new LocalTokenDispatcher(config, cuda.Kernels), rows, scores, ids, cuda.Kernels.ToDevice);
+                Tensor[] dev = Run(new LocalTokenDispatcher(config, cuda.Kernels), rows, scores, ids, cuda.Kernels.Device.ToDevice);
                 for (int i = 0; i < host.Length; i++)
                 {
                     Assert.True(host[i].BitwiseEquals(dev[i]), $"result {i} ({rows.DType}, score {(before ? "before" : "after")}) differs on CUDA");
@@ -44,7 +44,7 @@ public class CudaGpuTests
         for (int round = 0; round < 200; round++)
         {
             int[] values = Enumerable.Range(0, 1 + round % 37).Select(i => round * 1000 + i).ToArray();
-            uploaded.Add(cuda.Kernels.ToDevice(Tensor.FromArray(values, values.Length)));
+            uploaded.Add(cuda.Kernels.Device.ToDevice(Tensor.FromArray(values, values.Length)));
         }
         for (int round = 0; round < uploaded.Count; round++)
         {

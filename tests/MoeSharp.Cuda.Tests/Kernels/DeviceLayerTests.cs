@@ -48,12 +48,12 @@ public class DeviceLayerTests(CpuBackendFixture fixture)
         MoeLayerCheckpoint.Load(device, weights);
 
         Tensor hostOut = host.Forward(x);
-        Tensor deviceOut = device.Forward(backend.Kernels.ToDevice(x));
+        Tensor deviceOut = device.Forward(backend.Kernels.Device.ToDevice(x));
         Assert.True(host.LastRouting!.ExpertIds.BitwiseEquals(device.LastRouting!.ExpertIds.ToHost()), "expert ids differ");
         AssertClose(host.LastRouting.TopScores, device.LastRouting.TopScores, "top scores");
         AssertClose(hostOut, deviceOut, "output");
 
-        MoeLayerGradients hg = host.Backward(gradOut), dg = device.Backward(backend.Kernels.ToDevice(gradOut));
+        MoeLayerGradients hg = host.Backward(gradOut), dg = device.Backward(backend.Kernels.Device.ToDevice(gradOut));
         AssertClose(hg.GradX, dg.GradX, "grad x");
         AssertClose(hg.GradGateWeight, dg.GradGateWeight, "grad gate");
         AssertClose(hg.GradW1, dg.GradW1, "grad w1");

@@ -54,13 +54,13 @@ public class DispatchEndToEndTests(CpuBackendFixture fixture)
                 IlgpuMoeKernels mine = kernels[rank];
                 using var groups = ParallelGroups.Create(new HostStagedProcessGroup(group), sp);
                 var dispatcher = new AllToAllTokenDispatcher(config, groups, mine);
-                Tensor x = mine.ToDevice(file.Get($"x.g{g}"));
-                DispatchResult result = dispatcher.Dispatch(x, mine.ToDevice(file.Get($"scores.g{g}")), mine.ToDevice(file.Get($"ids.g{g}")));
+                Tensor x = mine.Device.ToDevice(file.Get($"x.g{g}"));
+                DispatchResult result = dispatcher.Dispatch(x, mine.Device.ToDevice(file.Get($"scores.g{g}")), mine.Device.ToDevice(file.Get($"ids.g{g}")));
                 Tensor routed = result.RoutedTokens.ToHost();
                 long[] expectedCounts = file.Get($"counts.r{rank}").AsSpan<long>().ToArray();
                 if (!expectedCounts.SequenceEqual(result.TokensPerLocalExpert.Select(c => (long)c))) return $"rank {rank}: counts differ";
                 if (Mismatch(file.Get($"routed.r{rank}"), routed) is { } m1) return $"rank {rank} routed: {m1}";
-                Tensor expertOut = mine.ToDevice(ApplyExperts(routed, result.TokensPerLocalExpert, rank * localExperts));
+                Tensor expertOut = mine.Device.ToDevice(ApplyExperts(routed, result.TokensPerLocalExpert, rank * localExperts));
                 Tensor output = dispatcher.Combine(expertOut, result.Metadata, x);
                 if (Mismatch(file.Get($"out.r{rank}"), output.ToHost()) is { } m2) return $"rank {rank} out: {m2}";
                 Tensor final = dispatcher.ReduceSequenceParallel(output);
@@ -91,7 +91,7 @@ public class DispatchEndToEndTests(CpuBackendFixture fixture)
                 Tensor gradOut = Rows(Floats(r, tokens, d), bf16);
                 Tensor shared = Rows(Floats(r, tokens, d), bf16);
                 var host = Run(new LocalTokenDispatcher(config), x, scores, ids, gradOut, shared, t => t);
-                var dev = Run(new LocalTokenDispatcher(config, device), x, scores, ids, gradOut, shared, device.ToDevice);
+                var dev = Run(new LocalTokenDispatcher(config, device), x, scores, ids, gradOut, shared, device.Device.ToDevice);
                 Assert.Equal(host.Length, dev.Length);
                 for (int i = 0; i < host.Length; i++) Assert.Null(Mismatch(host[i], dev[i]));
             }, iter: 60, threads: 1);
@@ -168,7 +168,7 @@ public class DispatchEndToEndTests(CpuBackendFixture fixture)
                 if (group.Rank == 1) ids[3] = 9;
                 var x = Tensor.FromArray(new float[3 * 5], 3, 5);
                 var scores = Tensor.FromArray(new float[] { 1, 1, 1, 1, 1, 1 }, 3, 2);
-                dispatcher.Dispatch(mine.ToDevice(x), mine.ToDevice(scores), mine.ToDevice(Tensor.FromArray(ids, 3, 2)));
+                dispatcher.Dispatch(mine.Device.ToDevice(x), mine.Device.ToDevice(scores), mine.Device.ToDevice(Tensor.FromArray(ids, 3, 2)));
             }, TimeSpan.FromSeconds(20)));
             var bad = Assert.IsAssignableFrom<ArgumentException>(error.RankErrors[1]);
             Assert.Contains("9", bad.Message);

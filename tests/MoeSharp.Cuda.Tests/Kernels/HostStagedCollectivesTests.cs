@@ -54,8 +54,8 @@ public class HostStagedCollectivesTests(CpuBackendFixture fixture)
                 for (int i = 0; i < sendCounts[q]; i++) sendBits.Add(Bits(rank, q, i));
             sendBits.Add(-1);
             IlgpuMoeKernels mine = kernels.Of(rank);
-            Tensor send = mine.ToDevice(HostTensor(dtype, sendBits.ToArray()));
-            Tensor receive = mine.ToDevice(HostTensor(dtype, Enumerable.Repeat(-1, receiveCounts.Sum() + 2).ToArray()));
+            Tensor send = mine.Device.ToDevice(HostTensor(dtype, sendBits.ToArray()));
+            Tensor receive = mine.Device.ToDevice(HostTensor(dtype, Enumerable.Repeat(-1, receiveCounts.Sum() + 2).ToArray()));
             if (async) group.AllToAllVAsync(send, sendCounts, receive, receiveCounts).Wait();
             else group.AllToAllV(send, sendCounts, receive, receiveCounts);
             return BitsOf(receive.ToHost());
@@ -83,7 +83,7 @@ public class HostStagedCollectivesTests(CpuBackendFixture fixture)
             var group = new HostStagedProcessGroup(inner);
             Tensor host = Tensor.FromArray((float[])values[group.Rank].Clone(), 4);
             if (dtype == DType.BFloat16) host = host.ToBFloat16();
-            Tensor device = kernels.Of(group.Rank).ToDevice(host);
+            Tensor device = kernels.Of(group.Rank).Device.ToDevice(host);
             group.AllReduceSum(device);
             Tensor reference = host.Clone();
             inner.AllReduceSum(reference);
@@ -97,7 +97,7 @@ public class HostStagedCollectivesTests(CpuBackendFixture fixture)
     public void TheHostGroup_RejectsAnAcceleratorTensor_NamingItsDevice()
     {
         using InProcessProcessGroup group = InProcessProcessGroup.CreateWorld(1)[0];
-        Tensor device = fixture.Backend.Kernels.ToDevice(Tensor.Zeros(DType.Float32, 4));
+        Tensor device = fixture.Backend.Kernels.Device.ToDevice(Tensor.Zeros(DType.Float32, 4));
 
         var error = Assert.Throws<ArgumentException>(() => group.AllReduceSum(device));
 

@@ -26,13 +26,13 @@ public class HostWaitsTests(CpuBackendFixture fixture)
     [Fact]
     public void CopiesAndSynchronize_DrainThroughTheGuard_BeforeTheyBlock()
     {
-        Tensor device = Backend.Kernels.ToDevice(Tensor.FromArray(new[] { 1f, 2f, 3f }, 3));
+        Tensor device = Backend.Kernels.Device.ToDevice(Tensor.FromArray(new[] { 1f, 2f, 3f }, 3));
         var drain = new RecordingDrain();
         Backend.Allocator.HostWaits.Guard(drain);
         try
         {
             Assert.Equal([1f, 2f, 3f], device.ToHost().AsSpan<float>().ToArray());
-            Backend.Kernels.Synchronize();
+            Backend.Kernels.Device.Synchronize();
             device.DeviceBuffer!.CopyFromHost(Tensor.FromArray(new[] { 4f, 5f, 6f }, 3).AsBytes(), 0);
         }
         finally
@@ -46,7 +46,7 @@ public class HostWaitsTests(CpuBackendFixture fixture)
     [Fact]
     public void AFailingDrain_FailsTheRead_BeforeAnythingIsCopied()
     {
-        Tensor device = Backend.Kernels.ToDevice(Tensor.FromArray(new[] { 7f, 8f }, 2));
+        Tensor device = Backend.Kernels.Device.ToDevice(Tensor.FromArray(new[] { 7f, 8f }, 2));
         Backend.Allocator.HostWaits.Guard(new RecordingDrain(new CollectiveException("rank 1: copy to host did not complete within 00:00:01")));
         var destination = new byte[8];
         try

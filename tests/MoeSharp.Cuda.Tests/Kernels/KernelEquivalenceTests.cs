@@ -16,7 +16,7 @@ public class KernelEquivalenceTests(CpuBackendFixture fixture)
     private readonly IlgpuMoeKernels _device = fixture.Backend.Kernels;
     private readonly HostMoeKernels _host = new();
 
-    private Tensor Dev(Tensor host) => _device.ToDevice(host);
+    private Tensor Dev(Tensor host) => _device.Device.ToDevice(host);
 
     private static Tensor RandomFloats(Random r, params int[] shape)
     {
@@ -56,9 +56,10 @@ public class KernelEquivalenceTests(CpuBackendFixture fixture)
                 int n = (real + pad) * k;
                 var hostIds = Tensor.Zeros(DType.Int32, n);
                 var hostScores = Tensor.Zeros(DType.Float32, n);
-                EntryScan expected = _host.PrepareEntries(scores, ids, rowOffset, real, pad, experts, hostIds, hostScores);
-                Tensor devIds = _device.Allocator.Rent(DType.Int32, n), devScores = _device.Allocator.Rent(DType.Float32, n);
-                EntryScan actual = _device.PrepareEntries(Dev(scores), Dev(ids), rowOffset, real, pad, experts, devIds, devScores);
+                EntryScan expected = _host.PrepareEntries(new ShardEntries(scores, ids, rowOffset, real, pad, experts), new EntryColumns(hostIds, hostScores));
+                Tensor devIds = _device.Device.Allocator.Rent(DType.Int32, n), devScores = _device.Device.Allocator.Rent(DType.Float32, n);
+                EntryScan actual = _device.PrepareEntries(new ShardEntries(Dev(scores), Dev(ids), rowOffset, real, pad, experts),
+                    new EntryColumns(devIds, devScores));
                 Assert.Equal(expected.FirstInvalidEntry, actual.FirstInvalidEntry);
                 if (expected.FirstInvalidEntry >= 0)
                 {
@@ -89,12 +90,16 @@ public class KernelEquivalenceTests(CpuBackendFixture fixture)
 
                 var hostScan = Tensor.Zeros(DType.Int32, offset + length);
                 var hostSend = Tensor.Zeros(DType.Int32, ranks * (e + header.Length + 1));
-                _host.ScanEntries(scores, ids, 0, tokens, pad, experts, Tensor.Zeros(DType.Int32, n), Tensor.Zeros(DType.Float32, n), hostScan, offset);
-                _host.PackCountMessages(hostScan, offset, ranks, e, pad * k, header, hostSend);
+                var messages = new CountMessages(ranks, e, pad * k, [.. header]);
+                _host.ScanEntries(new ShardEntries(scores, ids, 0, tokens, pad, experts),
+                    new EntryColumns(Tensor.Zeros(DType.Int32, n), Tensor.Zeros(DType.Float32, n)), hostScan, offset);
+                _host.PackCountMessages(hostScan, offset, messages, hostSend);
 
                 Tensor devScan = Dev(Tensor.Zeros(DType.Int32, offset + length)), devSend = Dev(Tensor.Zeros(DType.Int32, ranks * (e + header.Length + 1)));
-                _device.ScanEntries(Dev(scores), Dev(ids), 0, tokens, pad, experts, _device.Allocator.Rent(DType.Int32, n), _device.Allocator.Rent(DType.Float32, n), devScan, offset);
-                _device.PackCountMessages(devScan, offset, ranks, e, pad * k, header, devSend);
+                _device.ScanEntries(new ShardEntries(Dev(scores), Dev(ids), 0, tokens, pad, experts),
+                    new EntryColumns(_device.Device.Allocator.Rent(DType.Int32, n), _device.Device.Allocator.Rent(DType.Float32, n)),
+                    devScan, offset);
+                _device.PackCountMessages(devScan, offset, messages, devSend);
 
                 int[] hw = hostScan.AsSpan<int>().ToArray(), dw = devScan.ToHost().AsSpan<int>().ToArray();
                 int[] hs = hostSend.AsSpan<int>().ToArray(), ds = devSend.ToHost().AsSpan<int>().ToArray();
@@ -109,7 +114,9 @@ public class KernelEquivalenceTests(CpuBackendFixture fixture)
                 }
                 Assert.Equal(hw, dw);
                 Assert.Equal(hs, ds);
-                Assert.Equal(_host.PrepareEntries(scores, ids, 0, tokens, pad, experts, Tensor.Zeros(DType.Int32, n), Tensor.Zeros(DType.Float32, n)).Counts, decoded.Counts);
+                EntryScan direct = _host.PrepareEntries(new ShardEntries(scores, ids, 0, tokens, pad, experts),
+                    new EntryColumns(Tensor.Zeros(DType.Int32, n), Tensor.Zeros(DType.Float32, n)));
+                Assert.Equal(direct.Counts, decoded.Counts);
             }, iter: 120, threads: 1);
     }
 
@@ -148,7 +155,7 @@ public class KernelEquivalenceTests(CpuBackendFixture fixture)
                 var idTensor = Tensor.FromArray(ids, n);
                 var hostOrder = Tensor.Zeros(DType.Int32, n);
                 _host.StableSortByExpert(idTensor, counts, hostOrder);
-                Tensor devOrder = _device.Allocator.Rent(DType.Int32, n);
+                Tensor devOrder = _device.Device.Allocator.Rent(DType.Int32, n);
                 _device.StableSortByExpert(Dev(idTensor), counts, devOrder);
                 AssertBitwise(hostOrder, devOrder, "order");
             }, iter: 60, threads: 1);
@@ -184,10 +191,11 @@ public class KernelEquivalenceTests(CpuBackendFixture fixture)
                     map = Tensor.FromArray(m, n);
                 }
                 Tensor[] host = [Tensor.Zeros(DType.Int32, rows), Tensor.Zeros(DType.Float32, rows), Tensor.Zeros(DType.Int32, real * k), Tensor.Zeros(DType.Int32, real, k)];
-                _host.BuildLocalLayout(order, entryScores, real, k, map, host[0], host[1], host[2], host[3]);
-                var a = _device.Allocator;
+                _host.BuildLocalLayout(new SortedEntries(order, entryScores, real, k, map), new LocalLayoutMaps(host[0], host[1], host[2], host[3]));
+                var a = _device.Device.Allocator;
                 Tensor[] dev = [a.Rent(DType.Int32, rows), a.Rent(DType.Float32, rows), a.Rent(DType.Int32, real * k), a.Rent(DType.Int32, real, k)];
-                _device.BuildLocalLayout(Dev(order), Dev(entryScores), real, k, map is null ? null : Dev(map), dev[0], dev[1], dev[2], dev[3]);
+                _device.BuildLocalLayout(new SortedEntries(Dev(order), Dev(entryScores), real, k, map is null ? null : Dev(map)),
+                    new LocalLayoutMaps(dev[0], dev[1], dev[2], dev[3]));
                 string[] names = ["rowToken", "rowScore", "entryRow", "tokenPositions"];
                 for (int i = 0; i < 4; i++) AssertBitwise(host[i], dev[i], names[i]);
             }, iter: 100, threads: 1);
@@ -226,7 +234,7 @@ public class KernelEquivalenceTests(CpuBackendFixture fixture)
             var hostExpert = Tensor.Zeros(DType.Int32, routed);
             var hostRank = Tensor.Zeros(DType.Int32, received);
             _host.BuildPermutation(blockStart, destination, hostExpert, hostRank);
-            Tensor devExpert = _device.Allocator.Rent(DType.Int32, routed), devRank = _device.Allocator.Rent(DType.Int32, received);
+            Tensor devExpert = _device.Device.Allocator.Rent(DType.Int32, routed), devRank = _device.Device.Allocator.Rent(DType.Int32, received);
             _device.BuildPermutation(blockStart, destination, devExpert, devRank);
             AssertBitwise(hostExpert, devExpert, "expert-major map");
             AssertBitwise(hostRank, devRank, "rank-major map");
@@ -253,7 +261,7 @@ public class KernelEquivalenceTests(CpuBackendFixture fixture)
                 Tensor? scale = scaled ? RandomFloats(r, destRows) : null;
                 var hostOut = Tensor.Zeros(rowType, destRows, d);
                 _host.GatherRows(source, offset, map, scale, hostOut);
-                Tensor devOut = _device.Allocator.Rent(rowType, destRows, d);
+                Tensor devOut = _device.Device.Allocator.Rent(rowType, destRows, d);
                 _device.GatherRows(Dev(source), offset, Dev(map), scale is null ? null : Dev(scale), devOut);
                 AssertBitwise(hostOut, devOut, "gathered rows");
             }, iter: 150, threads: 1);
@@ -278,8 +286,8 @@ public class KernelEquivalenceTests(CpuBackendFixture fixture)
                 Tensor? scale = scaled ? RandomFloats(r, rows) : null;
                 var hostOut = Rows(RandomFloats(r, rows, d), bf16);
                 Tensor devOut = Dev(hostOut);
-                _host.ScatterTokenRows(source, offset, rowToken, entryRow, k, scale, hostOut);
-                _device.ScatterTokenRows(Dev(source), offset, Dev(rowToken), Dev(entryRow), k, scale is null ? null : Dev(scale), devOut);
+                _host.ScatterTokenRows(source, offset, new TokenScatter(rowToken, entryRow, k, scale), hostOut);
+                _device.ScatterTokenRows(Dev(source), offset, new TokenScatter(Dev(rowToken), Dev(entryRow), k, scale is null ? null : Dev(scale)), devOut);
                 AssertBitwise(hostOut, devOut, $"scattered {rowType} rows, D = {d}");
             }, iter: 120, threads: 1);
     }

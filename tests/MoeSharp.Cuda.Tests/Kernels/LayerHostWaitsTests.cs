@@ -37,7 +37,7 @@ public class LayerHostWaitsTests(CpuBackendFixture fixture)
             new(MoeLayerCheckpoint.ExpertsW3, Random(8, 24, 16)),
         ]);
         var optimizer = new AdamW(layer.Parameters, kernels: backend.Layer);
-        Tensor x = backend.Kernels.ToDevice(Random(40, 16)), grad = backend.Kernels.ToDevice(Random(40, 16));
+        Tensor x = backend.Kernels.Device.ToDevice(Random(40, 16)), grad = backend.Kernels.Device.ToDevice(Random(40, 16));
         var drain = new RecordingDrain();
         backend.Allocator.HostWaits.Guard(drain);
         try

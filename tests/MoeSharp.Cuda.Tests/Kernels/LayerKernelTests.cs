@@ -21,7 +21,7 @@ public class LayerKernelTests(CpuBackendFixture fixture)
     private static float[] Random(Random r, int n, double scale = 4) => Enumerable.Range(0, n).Select(_
         => (float)((r.NextDouble() * 2 - 1) * scale)).ToArray();
 
-    private Tensor Up(float[] values, params int[] shape) => _b.Kernels.ToDevice(Tensor.FromArray(values, shape));
+    private Tensor Up(float[] values, params int[] shape) => _b.Kernels.Device.ToDevice(Tensor.FromArray(values, shape));
 
     private static float[] Floats(Tensor t) => t.ToHost().AsSpan<float>().ToArray();
 

@@ -24,7 +24,7 @@ public class RouterKernelTests(CpuBackendFixture fixture)
             var r = new Random(seed);
             float[] z = Random(r, tokens * experts), u = Random(r, tokens * experts);
             var expected = new float[z.Length];
-            Tensor dz = _b.Kernels.ToDevice(Tensor.FromArray(z, tokens, experts)), du = _b.Kernels.ToDevice(Tensor.FromArray(u, tokens, experts));
+            Tensor dz = _b.Kernels.Device.ToDevice(Tensor.FromArray(z, tokens, experts)), du = _b.Kernels.Device.ToDevice(Tensor.FromArray(u, tokens, experts));
             Tensor output = _b.Allocator.Rent(DType.Float32, tokens, experts);
 
             HostScoreFunctions.Softmax(z, expected, experts);
@@ -52,7 +52,7 @@ public class RouterKernelTests(CpuBackendFixture fixture)
             float[] s = Enumerable.Range(0, tokens * experts).Select(_ => r.Next(12) == 0 ? float.NaN : r.Next(4) / 4f).ToArray();
             float[]? bias = biased ? Enumerable.Range(0, experts).Select(_ => r.Next(3) / 8f).ToArray() : null;
             Tensor top = _b.Allocator.Rent(DType.Float32, tokens, k), ids = _b.Allocator.Rent(DType.Int64, tokens, k);
-            _b.Router.TopK(_b.Kernels.ToDevice(Tensor.FromArray(s, tokens, experts)), bias is null ? null : _b.Kernels.ToDevice(Tensor.FromArray(bias, experts)),
+            _b.Router.TopK(_b.Kernels.Device.ToDevice(Tensor.FromArray(s, tokens, experts)), bias is null ? null : _b.Kernels.Device.ToDevice(Tensor.FromArray(bias, experts)),
                 top, ids, norm, 1e-20f, 2.5f);
             long[] gotIds = ids.ToHost().AsSpan<long>().ToArray();
             float[] gotTop = top.ToHost().AsSpan<float>().ToArray();

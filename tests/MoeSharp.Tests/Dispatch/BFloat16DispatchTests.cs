@@ -1,4 +1,5 @@
 using CsCheck;
+using MoeSharp.Compute;
 using MoeSharp.Verification;
 using MoeSharp.Dispatch;
 using MoeSharp.Tensors;
@@ -105,7 +106,8 @@ public class BFloat16DispatchTests
         Tensor? scale = scaled ? Tensor.FromArray(Enumerable.Range(0, rows).Select(_ => (float)random.NextDouble()).ToArray(), rows) : null;
         var scattered = Tensor.Zeros(DType.BFloat16, rows, dim);
         var gathered = Tensor.Zeros(DType.BFloat16, rows, dim);
-        kernels.ScatterTokenRows(source, 0, Tensor.FromArray(tokenOf, rows), Tensor.FromArray(rowOfEntry, tokens * k), k, scale, scattered);
+        kernels.ScatterTokenRows(source, 0, new TokenScatter(Tensor.FromArray(tokenOf, rows), Tensor.FromArray(rowOfEntry, tokens * k), k, scale),
+            scattered);
         kernels.GatherRows(source, 0, Tensor.FromArray(tokenOf, rows), scale, gathered);
         string? mismatch = DispatchHarness.BitwiseMismatch($"T {tokens}, D {dim}", gathered, scattered);
         Assert.True(mismatch is null, mismatch);
