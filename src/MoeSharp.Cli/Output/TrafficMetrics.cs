@@ -11,7 +11,7 @@ internal static class TrafficMetrics
     /// <summary>The event name of traffic lines.</summary>
     public const string EventName = "traffic";
 
-    /// <summary>The line for <paramref name="report"/> of step <paramref name="step"/> (1-based) of a command.</summary>
+    /// <summary>The line for <paramref name="report"/>, step <paramref name="step"/> (1-based) of a command.</summary>
     public static MetricsRecord ToRecord(string command, int step, TrafficReport report)
     {
         ArgumentNullException.ThrowIfNull(report);

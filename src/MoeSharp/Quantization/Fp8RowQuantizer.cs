@@ -12,19 +12,19 @@ namespace MoeSharp.Quantization;
 /// <para>
 /// <b>Scale rule</b> (<see cref="BlockScale"/>): a block's scale is the smallest power of two <c>s ≥ 2^-126</c> with
 /// <c>amax ≤ 448·s</c>, <c>amax</c> the largest magnitude among the block's <b>finite</b> elements; a block with no
-/// finite non-zero element has scale 1. Power-of-two ("UE8M0") scales make the scaling exact: <c>x / s</c> and
-/// <c>code · s</c> round nowhere, so the one rounding is float32 → E4M3 (to nearest, ties to even) and every backend,
-/// and a float64 reference, produce the same bits with or without fused multiply-adds or fast reciprocals. The price
-/// is at most one binade of range at the bottom of the block (its largest element lands in (224, 448] rather than on
-/// 448); the relative precision of normal codes (3 mantissa bits) is the same. DeepEP's FP8 dispatch uses
-/// <c>amax/448</c> with <c>amax</c> clamped below at 1e-4, and this rule only as its <c>round_scale</c>/UE8M0 option
-/// (computed there from the float32 product <c>amax · (1/448)</c>, which can differ at exact binade boundaries).
+/// finite non-zero element has scale 1. Power-of-two ("UE8M0") scales make the scaling exact: <c>x / s</c> and <c>code
+/// · s</c> round nowhere, so the one rounding is float32 → E4M3 (to nearest, ties to even) and every backend, and a
+/// float64 reference, produce the same bits with or without fused multiply-adds or fast reciprocals. The price is at
+/// most one binade of range at the bottom of the block (its largest element lands in (224, 448] rather than on 448);
+/// the relative precision of normal codes (3 mantissa bits) is the same. DeepEP's FP8 dispatch uses <c>amax/448</c>
+/// with <c>amax</c> clamped below at 1e-4, and this rule only as its <c>round_scale</c>/UE8M0 option (computed there
+/// from the float32 product <c>amax · (1/448)</c>, which can differ at exact binade boundaries).
 /// </para>
 /// <para>
 /// <b>Non-finite input</b>: NaN and ±Infinity elements become the NaN code (sign kept) and dequantise to NaN; they are
-/// left out of <c>amax</c>, so the rest of their block quantises as if they were absent. (In DeepEP an infinity sets
-/// the block's scale to infinity and every element of the block to NaN or zero.) No finite element ever saturates: the
-/// scale maps <c>amax</c> to at most 448.
+/// left out of <c>amax</c>, so the rest of their block quantises as if they were absent. (In DeepEP an infinity makes
+/// the block's scale infinite and its codes zero, so the whole block dequantises to NaN.) No finite element ever
+/// saturates: the scale maps <c>amax</c> to at most 448.
 /// </para>
 /// <para>
 /// The result depends only on the row, never on which rank, layout or position quantises it. Dequantising multiplies
@@ -47,10 +47,10 @@ public static class Fp8RowQuantizer
         return (dim + BlockSize - 1) / BlockSize;
     }
 
-    /// <summary>Bytes one quantised row occupies on the wire: <c>dim</c> codes and <c>4·ceil(dim/128)</c> scale bytes.</summary>
+    /// <summary>Bytes of one quantised row on the wire: <c>dim</c> codes, <c>4·ceil(dim/128)</c> scale bytes.</summary>
     public static int WireBytesPerRow(int dim) => dim + sizeof(float) * ScalesPerRow(dim);
 
-    /// <summary>The scale of a block whose largest finite magnitude is <paramref name="amax"/> (see the remarks).</summary>
+    /// <summary>The scale of a block whose largest finite magnitude is <paramref name="amax"/> (see remarks).</summary>
     public static float BlockScale(float amax)
     {
         uint bits = BitConverter.SingleToUInt32Bits(amax) & 0x7FFF_FFFFu;
@@ -59,7 +59,7 @@ public static class Fp8RowQuantizer
         int exponent = MinScaleExponent;
         if (floatExponent != 0)
         {
-            // amax = 1.f · 2^k; amax / 2^(k-8) = 1.f · 256 ≤ 448 exactly when 1.f ≤ 1.75 (fraction bits ≤ 0x600000).
+            // amax = 1.f · 2^k; amax / 2^(k-8) = 1.f · 256 ≤ 448 exactly when 1.f ≤ 1.75 (fraction ≤ 0x600000).
             int k = floatExponent - 127;
             exponent = Math.Max(MinScaleExponent, (bits & 0x7F_FFFFu) <= 0x60_0000u ? k - 8 : k - 7);
         }
@@ -70,7 +70,7 @@ public static class Fp8RowQuantizer
     /// Quantises float32 rows: <paramref name="rows"/> is <c>[R, dim]</c> row-major, <paramref name="codes"/> the same
     /// length, <paramref name="scales"/> <c>[R, ScalesPerRow(dim)]</c>.
     /// </summary>
-    /// <exception cref="ArgumentException">The lengths do not describe whole rows of <paramref name="dim"/> columns.</exception>
+    /// <exception cref="ArgumentException">Lengths are not whole rows of <paramref name="dim"/> columns.</exception>
     public static void Quantize(ReadOnlySpan<float> rows, int dim, Span<Float8E4M3> codes, Span<float> scales)
     {
         int rowCount = CheckShapes(rows.Length, dim, codes.Length, scales.Length);
@@ -86,7 +86,7 @@ public static class Fp8RowQuantizer
     }
 
     /// <summary>Quantises bfloat16 rows (widened exactly first); shapes as for the float32 overload.</summary>
-    /// <exception cref="ArgumentException">The lengths do not describe whole rows of <paramref name="dim"/> columns.</exception>
+    /// <exception cref="ArgumentException">Lengths are not whole rows of <paramref name="dim"/> columns.</exception>
     public static void Quantize(ReadOnlySpan<BFloat16> rows, int dim, Span<Float8E4M3> codes, Span<float> scales)
     {
         int rowCount = CheckShapes(rows.Length, dim, codes.Length, scales.Length);
@@ -105,7 +105,7 @@ public static class Fp8RowQuantizer
     }
 
     /// <summary>Dequantises to float32: <c>rows[i] = code[i] · scale</c> of its block, exact.</summary>
-    /// <exception cref="ArgumentException">The lengths do not describe whole rows of <paramref name="dim"/> columns.</exception>
+    /// <exception cref="ArgumentException">Lengths are not whole rows of <paramref name="dim"/> columns.</exception>
     public static void Dequantize(ReadOnlySpan<Float8E4M3> codes, ReadOnlySpan<float> scales, int dim, Span<float> rows)
     {
         int rowCount = CheckShapes(rows.Length, dim, codes.Length, scales.Length);
@@ -121,8 +121,9 @@ public static class Fp8RowQuantizer
     }
 
     /// <summary>Dequantises to bfloat16: the exact float32 product rounded once to nearest even.</summary>
-    /// <exception cref="ArgumentException">The lengths do not describe whole rows of <paramref name="dim"/> columns.</exception>
-    public static void Dequantize(ReadOnlySpan<Float8E4M3> codes, ReadOnlySpan<float> scales, int dim, Span<BFloat16> rows)
+    /// <exception cref="ArgumentException">Lengths are not whole rows of <paramref name="dim"/> columns.</exception>
+    public static void Dequantize(
+        ReadOnlySpan<Float8E4M3> codes, ReadOnlySpan<float> scales, int dim, Span<BFloat16> rows)
     {
         int rowCount = CheckShapes(rows.Length, dim, codes.Length, scales.Length);
         int perRow = ScalesPerRow(dim);
@@ -161,7 +162,7 @@ public static class Fp8RowQuantizer
         return block;
     }
 
-    /// <summary>Dequantises a block into a new <c>[R, D]</c> tensor of <paramref name="dtype"/> (float32 or bfloat16).</summary>
+    /// <summary>Dequantises into a new <c>[R, D]</c> tensor of <paramref name="dtype"/> (float32, bfloat16).</summary>
     /// <exception cref="ArgumentException"><paramref name="dtype"/> is neither float32 nor bfloat16.</exception>
     public static Tensor Dequantize(Fp8RowBlock block, DType dtype)
     {

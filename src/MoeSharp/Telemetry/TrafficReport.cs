@@ -17,7 +17,7 @@ public sealed class TrafficReport
     private readonly long[] _bytes;   // [source, expert]
     private readonly double[] _waits; // [rank, peer], milliseconds
 
-    /// <summary>An empty report for <paramref name="worldSize"/> ranks and <paramref name="numExperts"/> experts.</summary>
+    /// <summary>An empty report: <paramref name="worldSize"/> ranks, <paramref name="numExperts"/> experts.</summary>
     /// <exception cref="ArgumentOutOfRangeException">A size is not positive, the experts do not divide evenly over
     /// the ranks, or the matrices would not fit an array.</exception>
     public TrafficReport(int worldSize, int numExperts)
@@ -84,7 +84,7 @@ public sealed class TrafficReport
         return expert / ExpertsPerRank;
     }
 
-    /// <summary>Adds <paramref name="rows"/> rows of <paramref name="bytes"/> bytes sent from a rank to an expert.</summary>
+    /// <summary>Adds <paramref name="rows"/> rows (<paramref name="bytes"/> bytes) sent to an expert.</summary>
     /// <exception cref="ArgumentOutOfRangeException">An index is out of range or a count negative.</exception>
     public void AddSent(int source, int expert, long rows, long bytes)
     {
@@ -97,14 +97,15 @@ public sealed class TrafficReport
     }
 
     /// <summary>Adds time <paramref name="rank"/> spent waiting for <paramref name="peer"/>'s data.</summary>
-    /// <exception cref="ArgumentOutOfRangeException">A rank is out of range, or the time negative or not finite.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A rank out of range, or a negative or infinite time.</exception>
     public void AddWait(int rank, int peer, double milliseconds)
     {
         CheckRank(rank, nameof(rank));
         CheckRank(peer, nameof(peer));
         if (!(milliseconds >= 0) || double.IsInfinity(milliseconds))
         {
-            throw new ArgumentOutOfRangeException(nameof(milliseconds), milliseconds, "must be finite and not negative");
+            throw new ArgumentOutOfRangeException(
+                nameof(milliseconds), milliseconds, "must be finite and not negative");
         }
         _waits[rank * WorldSize + peer] += milliseconds;
     }

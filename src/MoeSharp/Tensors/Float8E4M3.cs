@@ -68,7 +68,7 @@ public readonly struct Float8E4M3 : IEquatable<Float8E4M3>
     /// <summary>Widens to float32 exactly.</summary>
     public static implicit operator float(Float8E4M3 value) => value.ToSingle();
 
-    /// <summary>The E4M3 code of a float32 bit pattern: integer operations only, so every backend gets the same bits.</summary>
+    /// <summary>The E4M3 code of a float32 bit pattern: integer operations only, the same bits everywhere.</summary>
     internal static byte Encode(uint floatBits)
     {
         uint sign = (floatBits >> 24) & 0x80u;
@@ -98,7 +98,7 @@ public readonly struct Float8E4M3 : IEquatable<Float8E4M3>
         return (byte)(sign | quotient);
     }
 
-    /// <summary>The float32 value of every code, built from the bit layout: exponent field, mantissa field, bias 7.</summary>
+    /// <summary>The float32 value of every code, built from the bit layout (exponent, mantissa, bias 7).</summary>
     private static float[] BuildWidened()
     {
         var table = new float[256];

@@ -100,7 +100,10 @@ public class Float8E4M3Tests
         {
             float value = BitConverter.UInt32BitsToSingle(bits);
             byte expected = Reference(value), actual = Float8E4M3.FromSingle(value).Bits;
-            if (expected != actual) Assert.Fail($"0x{bits:X8} ({value:R}): expected 0x{expected:X2}, got 0x{actual:X2}");
+            if (expected != actual)
+            {
+                Assert.Fail($"0x{bits:X8} ({value:R}): expected 0x{expected:X2}, got 0x{actual:X2}");
+            }
             checkedCount++;
         }
         Assert.Equal(2 * 256 * 64 * 8, checkedCount);

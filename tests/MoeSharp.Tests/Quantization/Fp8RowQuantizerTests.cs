@@ -43,14 +43,18 @@ public class Fp8RowQuantizerTests
     [InlineData(float.PositiveInfinity, 1f)]
     [InlineData(float.NaN, 1f)]
     [InlineData(float.MaxValue, 1.329228e36f)] // 2^120
-    public void BlockScaleFollowsTheRule(float amax, float expected) => Assert.Equal(expected, Fp8RowQuantizer.BlockScale(amax));
+    public void BlockScaleFollowsTheRule(float amax, float expected)
+        => Assert.Equal(expected, Fp8RowQuantizer.BlockScale(amax));
 
     [Fact]
     public void BlockScaleMatchesAFloat64SearchEverywhere()
     {
         var random = new Random(7);
         var values = new List<float> { float.Epsilon, 1e-40f, 1.1754944e-38f, 448f * MathF.Pow(2, -126), 5.2e-36f };
-        for (int i = 0; i < 200_000; i++) values.Add(BitConverter.UInt32BitsToSingle((uint)random.Next(1, 0x7F80_0000)));
+        for (int i = 0; i < 200_000; i++)
+        {
+            values.Add(BitConverter.UInt32BitsToSingle((uint)random.Next(1, 0x7F80_0000)));
+        }
         for (int e = -140; e < 120; e++)
         {
             float edge = (float)(448.0 * Math.Pow(2, e));
@@ -181,7 +185,8 @@ public class Fp8RowQuantizerTests
         for (int k = 0; k < order.Length; k++)
         {
             Assert.Equal(all.AsSpan(order[k] * dim, dim).ToArray(), codes.AsSpan(k * dim, dim).ToArray());
-            Assert.Equal(allScales.AsSpan(order[k] * perRow, perRow).ToArray(), scales.AsSpan(k * perRow, perRow).ToArray());
+            Assert.Equal(
+                allScales.AsSpan(order[k] * perRow, perRow).ToArray(), scales.AsSpan(k * perRow, perRow).ToArray());
         }
     }
 
@@ -226,12 +231,16 @@ public class Fp8RowQuantizerTests
     [Fact]
     public void BadShapesAreRefusedWithTheirSizes()
     {
-        var ex = Assert.Throws<ArgumentException>(() => Fp8RowQuantizer.Quantize(new float[10], 4, new Float8E4M3[10], new float[3]));
+        var ex = Assert.Throws<ArgumentException>(
+            () => Fp8RowQuantizer.Quantize(new float[10], 4, new Float8E4M3[10], new float[3]));
         Assert.Contains("10", ex.Message);
-        Assert.Throws<ArgumentException>(() => Fp8RowQuantizer.Quantize(new float[8], 4, new Float8E4M3[7], new float[2]));
-        ex = Assert.Throws<ArgumentException>(() => Fp8RowQuantizer.Quantize(new float[8], 4, new Float8E4M3[8], new float[1]));
+        Assert.Throws<ArgumentException>(
+            () => Fp8RowQuantizer.Quantize(new float[8], 4, new Float8E4M3[7], new float[2]));
+        ex = Assert.Throws<ArgumentException>(
+            () => Fp8RowQuantizer.Quantize(new float[8], 4, new Float8E4M3[8], new float[1]));
         Assert.Contains("expected 2", ex.Message);
-        Assert.Throws<ArgumentOutOfRangeException>(() => Fp8RowQuantizer.Quantize(new float[8], 0, new Float8E4M3[8], new float[1]));
+        Assert.Throws<ArgumentOutOfRangeException>(
+            () => Fp8RowQuantizer.Quantize(new float[8], 0, new Float8E4M3[8], new float[1]));
         using Tensor ints = Tensor.FromArray(new int[4], 2, 2);
         Assert.Throws<ArgumentException>(() => Fp8RowQuantizer.Quantize(ints));
         using Tensor flat = Tensor.FromArray(new float[4], 4);
@@ -247,7 +256,7 @@ public class Fp8RowQuantizerTests
         return (codes, scales);
     }
 
-    /// <summary>Rows with magnitudes spread over many binades (so blocks reach subnormal codes), and a few zeros.</summary>
+    /// <summary>Rows with magnitudes over many binades (so blocks reach subnormal codes), and a few zeros.</summary>
     internal static float[] RandomRows(int rows, int dim, int seed)
     {
         var random = new Random(seed);

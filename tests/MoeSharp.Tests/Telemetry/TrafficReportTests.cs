@@ -2,10 +2,10 @@ using MoeSharp.Telemetry;
 
 namespace MoeSharp.Tests.Telemetry;
 
-/// <summary>The traffic report: accumulation, the rank and expert views, balancedness, and the rank-order reduction.</summary>
+/// <summary>The traffic report: accumulation, rank and expert views, balancedness, the rank-order reduction.</summary>
 public class TrafficReportTests
 {
-    /// <summary>4 ranks, 8 experts (2 per rank); source s sends (s + 1)·(e + 1) rows of 10 bytes each to expert e.</summary>
+    /// <summary>4 ranks, 8 experts (2 per rank); source s sends (s + 1)·(e + 1) rows of 10 bytes to expert e.</summary>
     private static TrafficReport Sample()
     {
         var report = new TrafficReport(4, 8);
