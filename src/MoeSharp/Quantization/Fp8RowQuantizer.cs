@@ -98,7 +98,7 @@ public static class Fp8RowQuantizer
             {
                 int start = r * dim + b * BlockSize, width = Math.Min(BlockSize, dim - b * BlockSize);
                 ReadOnlySpan<BFloat16> block = rows.Slice(start, width);
-                for (int j = 0; j < width; j++) wide[j] = block[j].ToSingle();
+                Compute.BFloat16Rows.Widen(block, wide[..width]);
                 scales[r * perRow + b] = QuantizeBlock(wide[..width], codes.Slice(start, width));
             }
         }
@@ -134,8 +134,7 @@ public static class Fp8RowQuantizer
             {
                 int start = r * dim + b * BlockSize, width = Math.Min(BlockSize, dim - b * BlockSize);
                 DequantizeBlock(codes.Slice(start, width), scales[r * perRow + b], wide[..width]);
-                Span<BFloat16> block = rows.Slice(start, width);
-                for (int j = 0; j < width; j++) block[j] = BFloat16.FromSingle(wide[j]);
+                Compute.BFloat16Rows.Narrow(wide[..width], rows.Slice(start, width));
             }
         }
     }
@@ -195,14 +194,15 @@ public static class Fp8RowQuantizer
         int j = 0;
         if (Vector.IsHardwareAccelerated)
         {
-            int width = Vector<uint>.Count;
-            Span<uint> lanes = stackalloc uint[width];
+            // Four vectors of codes (one per uint lane) narrow into one vector of bytes.
+            int lanes = Vector<uint>.Count, width = Vector<byte>.Count;
             var factor = new Vector<float>(inverse);
             for (; j <= values.Length - width; j += width)
             {
-                Vector<float> scaled = new Vector<float>(values.Slice(j)) * factor;
-                Fp8Vector.Encode(Vector.AsVectorUInt32(scaled)).CopyTo(lanes);
-                for (int k = 0; k < width; k++) bytes[j + k] = (byte)lanes[k];
+                Vector<uint> c0 = Encode(values.Slice(j), factor), c1 = Encode(values.Slice(j + lanes), factor);
+                Vector<uint> c2 = Encode(values.Slice(j + 2 * lanes), factor);
+                Vector<uint> c3 = Encode(values.Slice(j + 3 * lanes), factor);
+                Vector.Narrow(Vector.Narrow(c0, c1), Vector.Narrow(c2, c3)).CopyTo(bytes.Slice(j));
             }
         }
         for (; j < values.Length; j++)
@@ -212,6 +212,9 @@ public static class Fp8RowQuantizer
         }
         return scale;
     }
+
+    private static Vector<uint> Encode(ReadOnlySpan<float> values, Vector<float> factor) =>
+        Fp8Vector.Encode(Vector.AsVectorUInt32(new Vector<float>(values) * factor));
 
     /// <summary>The largest magnitude among the finite elements (0 when there is none).</summary>
     private static float FiniteAmax(ReadOnlySpan<float> values)
@@ -244,7 +247,24 @@ public static class Fp8RowQuantizer
     /// <summary>Widens one block's codes and multiplies by its scale (both exact).</summary>
     private static void DequantizeBlock(ReadOnlySpan<Float8E4M3> codes, float scale, Span<float> values)
     {
-        for (int j = 0; j < codes.Length; j++) values[j] = codes[j].ToSingle() * scale;
+        ReadOnlySpan<byte> bytes = MemoryMarshal.AsBytes(codes);
+        int j = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            int lanes = Vector<uint>.Count, width = Vector<byte>.Count;
+            var factor = new Vector<float>(scale);
+            for (; j <= bytes.Length - width; j += width)
+            {
+                Vector.Widen(new Vector<byte>(bytes.Slice(j)), out Vector<ushort> low, out Vector<ushort> high);
+                Vector.Widen(low, out Vector<uint> c0, out Vector<uint> c1);
+                Vector.Widen(high, out Vector<uint> c2, out Vector<uint> c3);
+                (Fp8Vector.Decode(c0) * factor).CopyTo(values.Slice(j));
+                (Fp8Vector.Decode(c1) * factor).CopyTo(values.Slice(j + lanes));
+                (Fp8Vector.Decode(c2) * factor).CopyTo(values.Slice(j + 2 * lanes));
+                (Fp8Vector.Decode(c3) * factor).CopyTo(values.Slice(j + 3 * lanes));
+            }
+        }
+        for (; j < codes.Length; j++) values[j] = codes[j].ToSingle() * scale;
     }
 
     private static int CheckShapes(int valueCount, int dim, int codeCount, int scaleCount)

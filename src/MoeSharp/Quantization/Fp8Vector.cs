@@ -3,7 +3,7 @@ using System.Numerics;
 namespace MoeSharp.Quantization;
 
 /// <summary>
-/// float32 → E4M3 codes a vector at a time, with the rule of <see cref="Tensors.Float8E4M3.FromSingle"/> (the tests
+/// float32 ↔ E4M3 a vector at a time. Encoding follows <see cref="Tensors.Float8E4M3.FromSingle"/> (the tests
 /// check the two agree): integer rounding for normals, and for subnormals the floating-point addition of 2^14, whose
 /// unit in the last place is 2^-9 (the E4M3 subnormal step), so the hardware's round-to-nearest-even does the rounding.
 /// </summary>
@@ -27,5 +27,19 @@ internal static class Fp8Vector
         code = Vector.ConditionalSelect(
             Vector.GreaterThanOrEqual(magnitude, new Vector<uint>(0x7F80_0000u)), new Vector<uint>(0x7Fu), code);
         return code | sign;
+    }
+
+    /// <summary>
+    /// The float32 value of each lane's E4M3 code (low byte): the 7 magnitude bits shifted into a float32's exponent
+    /// and mantissa fields make 2^-120 times the value (a float32 subnormal for E4M3's subnormals), so one exact
+    /// multiplication by 2^120 finishes it; the NaN codes are patched and the sign put back.
+    /// </summary>
+    public static Vector<float> Decode(Vector<uint> codes)
+    {
+        Vector<uint> magnitude = codes & new Vector<uint>(0x7Fu);
+        Vector<float> value = Vector.AsVectorSingle(magnitude << 20) * new Vector<float>(MathF.ScaleB(1f, 120));
+        Vector<uint> nan = Vector.Equals(magnitude, new Vector<uint>(0x7Fu));
+        Vector<uint> bits = Vector.ConditionalSelect(nan, new Vector<uint>(0x7FC0_0000u), Vector.AsVectorUInt32(value));
+        return Vector.AsVectorSingle(bits | ((codes & new Vector<uint>(0x80u)) << 24));
     }
 }

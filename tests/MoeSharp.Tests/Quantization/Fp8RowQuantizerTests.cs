@@ -110,6 +110,28 @@ public class Fp8RowQuantizerTests
         }
     }
 
+    [Theory]
+    [InlineData(1f)]
+    [InlineData(0.5f)]
+    [InlineData(1.1754944e-38f)]  // 2^-126: subnormal products
+    [InlineData(1.2676506e30f)]   // 2^100
+    public void DequantisingEveryCodeMultipliesItsExactValue(float scale)
+    {
+        // 256 codes in two full blocks: the vector path sees every code; 3 more columns take the scalar tail.
+        var codes = Enumerable.Range(0, 259).Select(i => Float8E4M3.FromBits((byte)i)).ToArray();
+        var back = new float[codes.Length];
+        Fp8RowQuantizer.Dequantize(codes, [scale, scale, scale], codes.Length, back);
+        for (int i = 0; i < codes.Length; i++)
+        {
+            float expected = codes[i].ToSingle() * scale;
+            Assert.Equal(float.IsNaN(expected), float.IsNaN(back[i]));
+            if (!float.IsNaN(expected))
+            {
+                Assert.Equal(BitConverter.SingleToUInt32Bits(expected), BitConverter.SingleToUInt32Bits(back[i]));
+            }
+        }
+    }
+
     [Fact]
     public void NonFiniteElementsBecomeNaNAndDoNotMoveTheScale()
     {
