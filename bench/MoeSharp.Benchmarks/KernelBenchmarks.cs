@@ -44,10 +44,10 @@ public class KernelBenchmarks : IWorkPerOperation
         _entryScores = Tensor.Uninitialized(DType.Float32, N);
         _shard = new ShardEntries(scores, ids64, 0, Tokens, 0, Experts);
         _columns = new EntryColumns(_ids, _entryScores);
-        _counts = _kernels.PrepareEntries(_shard, _columns).Counts;
+        _counts = _kernels.Entries.PrepareEntries(_shard, _columns).Counts;
 
         _order = Tensor.Uninitialized(DType.Int32, N);
-        _kernels.StableSortByExpert(_ids, _counts, _order);
+        _kernels.Entries.StableSortByExpert(_ids, _counts, _order);
         ReadOnlySpan<int> order = _order.AsSpan<int>();
 
         // Sorted row i holds entry order[i], i.e. token order[i] / K: the gather's source row.
@@ -62,7 +62,7 @@ public class KernelBenchmarks : IWorkPerOperation
         for (int t = 0; t < Tokens; t++) positions.Slice(t * K, K).Sort();
 
         _routed = Tensor.Uninitialized(DType.Float32, N, D);
-        _kernels.GatherRows(_x, 0, _rowOf, null, _routed);
+        _kernels.Rows.GatherRows(_x, 0, _rowOf, null, _routed);
         _combined = Tensor.Uninitialized(DType.Float32, Tokens, D);
 
         _copySource = GC.AllocateUninitializedArray<float>(N * D);
@@ -86,23 +86,24 @@ public class KernelBenchmarks : IWorkPerOperation
 
     /// <summary>Dispatch's gather: N rows of x into the expert-sorted layout.</summary>
     [Benchmark]
-    public void GatherRows() => _kernels.GatherRows(_x, 0, _rowOf, null, _routed);
+    public void GatherRows() => _kernels.Rows.GatherRows(_x, 0, _rowOf, null, _routed);
 
     /// <summary>Dispatch's gather with the routing score multiplied in (ScoreBeforeExperts).</summary>
     [Benchmark]
-    public void GatherRowsScaled() => _kernels.GatherRows(_x, 0, _rowOf, _scale, _routed);
+    public void GatherRowsScaled() => _kernels.Rows.GatherRows(_x, 0, _rowOf, _scale, _routed);
 
     /// <summary>Combine: each token's K = 8 scaled rows added in ascending expert id.</summary>
     [Benchmark]
-    public void GatherReduce() => _kernels.GatherReduce(_routed, _positions, _scale, null, _combined, 0);
+    public void GatherReduce()
+        => _kernels.Rows.GatherReduce(new TokenGather(_routed, _positions, _scale, null), _combined, 0);
 
     /// <summary>Stable counting sort of the N expert ids.</summary>
     [Benchmark]
-    public void StableSortByExpert() => _kernels.StableSortByExpert(_ids, _counts, _order);
+    public void StableSortByExpert() => _kernels.Entries.StableSortByExpert(_ids, _counts, _order);
 
     /// <summary>Reading, validating and counting the N (id, score) entries: the histogram step of dispatch.</summary>
     [Benchmark]
-    public void PrepareEntries() => _kernels.PrepareEntries(_shard, _columns);
+    public void PrepareEntries() => _kernels.Entries.PrepareEntries(_shard, _columns);
 
     /// <summary>Compulsory traffic: distinct bytes read plus bytes written (a gather's reread source rows are not counted).</summary>
     public double WorkPerOperation(BenchmarkCase benchmarkCase)

@@ -119,7 +119,7 @@ public static class LayerWorldRunner
 
             // Weight gradients with all experts, gathered like the weights themselves.
             var gradLayer = CreateLayer(args, scoreBeforeExperts, layout, groups, device);
-            void Copy(Tensor from, Tensor to) => layer.Kernels.Dispatch.CopyRows(from, 0, to, 0, from.Rows);
+            void Copy(Tensor from, Tensor to) => layer.Kernels.Dispatch.Rows.CopyRows(from, 0, to, 0, from.Rows);
             Copy(g.GradGateWeight, gradLayer.Router.GateWeight);
             Copy(g.GradW1, gradLayer.Experts.W1);
             Copy(g.GradW2, gradLayer.Experts.W2);

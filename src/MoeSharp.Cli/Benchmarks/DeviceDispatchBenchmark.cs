@@ -98,7 +98,7 @@ internal static class DeviceDispatchBenchmark
         int[] receiveCounts = receiveRows.Select(r => r * dim).ToArray();
         Tensor send = kernels.Device.Allocator.Rent(rowType, Math.Max(1, sendCounts.Sum()));
         Tensor receive = kernels.Device.Allocator.Rent(rowType, Math.Max(1, receiveCounts.Sum()));
-        kernels.Clear(send);
+        kernels.Rows.Clear(send);
         var times = new List<double>();
         for (int i = 0; i < warmup + repeats; i++)
         {
@@ -120,13 +120,13 @@ internal static class DeviceDispatchBenchmark
     {
         Tensor source = kernels.Device.Allocator.Rent(rowType, (int)rows, dim);
         Tensor destination = kernels.Device.Allocator.Rent(rowType, (int)rows, dim);
-        kernels.Clear(source);
+        kernels.Rows.Clear(source);
         var times = new List<double>();
         for (int i = 0; i < warmup + repeats; i++)
         {
             kernels.Device.Synchronize();
             long start = Stopwatch.GetTimestamp();
-            kernels.CopyRows(source, 0, destination, 0, (int)rows);
+            kernels.Rows.CopyRows(source, 0, destination, 0, (int)rows);
             kernels.Device.Synchronize();
             double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
             if (i >= warmup) times.Add(SlowestRank(world, seconds));

@@ -140,7 +140,7 @@ public sealed class IlgpuLayerKernels
     public Tensor RentZeros(DType dtype, params int[] shape)
     {
         Tensor tensor = Rent(dtype, shape);
-        Dispatch.Clear(tensor);
+        Dispatch.Rows.Clear(tensor);
         return tensor;
     }
 
@@ -476,7 +476,7 @@ public sealed class IlgpuLayerKernels
             {
                 hc = Rent(DType.BFloat16, c.ElementCount);
                 scratch.Add(hc);
-                if (!everyGroup) Dispatch.Clear(hc);
+                if (!everyGroup) Dispatch.Rows.Clear(hc);
             }
             var operands = new Operands(pa, 2, pb, 2, hc is null ? Pointer(c, 0, nameof(c)) : DevicePointers.Of(hc,
                 nameof(c)).Pointer, hc is null ? 4 : 2);

@@ -21,7 +21,7 @@ namespace MoeSharp.Cuda.Kernels;
 /// float kernels give a NaN, but its payload may differ from the host's on CUDA (the GPU produces the
 /// canonical NaN).
 /// </remarks>
-public sealed class IlgpuMoeKernels : IMoeKernels, Collectives.IRankOrderedSum, IDisposable
+public sealed class IlgpuMoeKernels : IMoeKernels, IEntryKernels, IRowKernels, Collectives.IRankOrderedSum, IDisposable
 {
     private readonly Accelerator _accelerator;
     private readonly IlgpuTensorAllocator _allocator;
@@ -129,6 +129,20 @@ public sealed class IlgpuMoeKernels : IMoeKernels, Collectives.IRankOrderedSum, 
     public IlgpuComputeDevice Device { get; }
 
     IComputeDevice IMoeKernels.Device => Device;
+
+    /// <inheritdoc />
+    public IEntryKernels Entries => this;
+
+    /// <inheritdoc />
+    public IRowKernels Rows => this;
+
+    /// <inheritdoc />
+    public void GatherReduce(TokenGather gather, Tensor destination, int destinationOffset)
+        => GatherReduce(gather.Rows, gather.Positions, gather.Scale, gather.Initial, destination, destinationOffset);
+
+    /// <inheritdoc />
+    public void RowDots(RowPairs pairs, Tensor result, int resultOffset)
+        => RowDots(pairs.A, pairs.ARow, pairs.B, pairs.BRowOffset, pairs.EntriesPerBRow, result, resultOffset);
 
     /// <summary>Name of a device: <c>cuda:N</c> for CUDA (N the accelerator's device id when known), else <c>ilgpu-cpu</c>-style names.</summary>
     public static string DefaultDeviceName(Accelerator accelerator)
@@ -384,8 +398,8 @@ public sealed class IlgpuMoeKernels : IMoeKernels, Collectives.IRankOrderedSum, 
         return buffer.View<uint>(t.ByteCount / sizeof(uint));
     }
 
-    /// <inheritdoc />
-    public void GatherReduce(Tensor rows, Tensor positions, Tensor? scale, Tensor? initial, Tensor destination, int destinationOffset)
+    /// <summary>The kernel over its parameters spread out (the seam passes them as a record).</summary>
+    private void GatherReduce(Tensor rows, Tensor positions, Tensor? scale, Tensor? initial, Tensor destination, int destinationOffset)
     {
         int d = destination.RowLength, tokens = positions.Rows, k = positions.RowLength, total = tokens * d;
         if (total == 0) return;
@@ -401,8 +415,8 @@ public sealed class IlgpuMoeKernels : IMoeKernels, Collectives.IRankOrderedSum, 
             d, dst, destinationOffset);
     }
 
-    /// <inheritdoc />
-    public void RowDots(Tensor a, Tensor aRow, Tensor b, int bRowOffset, int entriesPerBRow, Tensor result, int resultOffset)
+    /// <summary>The kernel over its parameters spread out (the seam passes them as a record).</summary>
+    private void RowDots(Tensor a, Tensor aRow, Tensor b, int bRowOffset, int entriesPerBRow, Tensor result, int resultOffset)
     {
         int m = aRow.ElementCount;
         if (m == 0) return;

@@ -1,7 +1,7 @@
 namespace MoeSharp.Compute;
 
 /// <summary>
-/// The int32 layout of an entry scan left on a device (<see cref="IMoeKernels.ScanEntries"/>): word 0 the first
+/// The int32 layout of an entry scan left on a device (<see cref="IEntryKernels.ScanEntries"/>): word 0 the first
 /// invalid entry (<see cref="int.MaxValue"/> when none), words 1–2 its id (low and high 32 bits), word 3 its score's
 /// bits, then one count per expert of the real entries (pad entries are not counted there).
 /// </summary>

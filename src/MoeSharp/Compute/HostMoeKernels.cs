@@ -13,7 +13,7 @@ namespace MoeSharp.Compute;
 /// (<see cref="Vector{T}"/>, scalar tail computing the same IEEE operations), parallel over rows on all
 /// cores. No fused multiply-add anywhere, so results match the reference's separate roundings.
 /// </summary>
-public sealed unsafe class HostMoeKernels : IMoeKernels
+public sealed unsafe class HostMoeKernels : IMoeKernels, IEntryKernels, IRowKernels
 {
     /// <summary>
     /// Gathers whose destination is at least this large write with non-temporal stores: the rows go straight
@@ -32,6 +32,20 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
     public HostComputeDevice Device { get; }
 
     IComputeDevice IMoeKernels.Device => Device;
+
+    /// <inheritdoc />
+    public IEntryKernels Entries => this;
+
+    /// <inheritdoc />
+    public IRowKernels Rows => this;
+
+    /// <inheritdoc />
+    public void GatherReduce(TokenGather gather, Tensor destination, int destinationOffset)
+        => GatherReduce(gather.Rows, gather.Positions, gather.Scale, gather.Initial, destination, destinationOffset);
+
+    /// <inheritdoc />
+    public void RowDots(RowPairs pairs, Tensor result, int resultOffset)
+        => RowDots(pairs.A, pairs.ARow, pairs.B, pairs.BRowOffset, pairs.EntriesPerBRow, result, resultOffset);
 
     /// <inheritdoc />
     public void Clear(Tensor tensor) => tensor.AsBytes().Clear();
@@ -300,8 +314,8 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
         });
     }
 
-    /// <inheritdoc />
-    public void GatherReduce(Tensor rows, Tensor positions, Tensor? scale, Tensor? initial, Tensor destination, int destinationOffset)
+    /// <summary>The kernel over its parameters spread out (the seam passes them as a record).</summary>
+    private void GatherReduce(Tensor rows, Tensor positions, Tensor? scale, Tensor? initial, Tensor destination, int destinationOffset)
     {
         if (destination.DType == DType.BFloat16)
         {
@@ -327,8 +341,8 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
         });
     }
 
-    /// <inheritdoc />
-    public void RowDots(Tensor a, Tensor aRow, Tensor b, int bRowOffset, int entriesPerBRow, Tensor result, int resultOffset)
+    /// <summary>The kernel over its parameters spread out (the seam passes them as a record).</summary>
+    private void RowDots(Tensor a, Tensor aRow, Tensor b, int bRowOffset, int entriesPerBRow, Tensor result, int resultOffset)
     {
         if (a.DType == DType.BFloat16)
         {
@@ -431,7 +445,7 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
         });
 
     /// <summary>
-    /// <see cref="GatherReduce"/> of bfloat16 rows: each token's terms (widened, scaled in float32) are added in
+    /// <see cref="IRowKernels.GatherReduce"/> of bfloat16 rows: each token's terms (widened, scaled in float32) are added in
     /// order in float32 accumulators that start from the widened initial row (or +0) and are rounded once, a vector
     /// of values at a time across all of the token's rows (the accumulators stay in registers).
     /// </summary>
@@ -495,7 +509,7 @@ public sealed unsafe class HostMoeKernels : IMoeKernels
         }
     }
 
-    /// <summary><see cref="RowDots"/> of bfloat16 rows (widened exactly; the float64 sum is the same operation).</summary>
+    /// <summary><see cref="IRowKernels.RowDots"/> of bfloat16 rows (widened exactly; the float64 sum is the same operation).</summary>
     private static void RowDotsBFloat16(Tensor a, Tensor aRow, Tensor b, int bRowOffset, int entriesPerBRow, Tensor result, int resultOffset)
     {
         var (av, aOffset) = a.Data<BFloat16>();

@@ -38,7 +38,7 @@ public interface ILayerKernels
     Tensor RentZeros(DType dtype, params int[] shape)
     {
         Tensor tensor = Allocator.Rent(dtype, shape);
-        Dispatch.Clear(tensor);
+        Dispatch.Rows.Clear(tensor);
         return tensor;
     }
 }

@@ -9,9 +9,13 @@ namespace MoeSharp.Compute;
 /// the work is split over cores or threads, and no kernel contracts a multiply and an add into one rounding.
 /// </summary>
 /// <remarks>
-/// Device identity (name, allocator, transfers, synchronisation) is <see cref="Device"/>'s; the kernels' wider inputs
-/// come as small records (<see cref="ShardEntries"/>, <see cref="SortedEntries"/>, <see cref="LocalLayoutMaps"/>,
-/// <see cref="TokenScatter"/>, <see cref="CountMessages"/>).
+/// Three members, two of them narrow seams: <see cref="Device"/> (name, allocator, transfers, synchronisation),
+/// <see cref="Entries"/> (the routing-entry side: scan, count messages, sort, local layout, permutation; int32 maps
+/// built from the routing) and <see cref="Rows"/> (the row side: clears, copies, gathers, the scatter, the combine
+/// and the score gradients, over float32 or bfloat16 rows). An implementation may implement both seams itself and
+/// return <c>this</c> from both. The kernels' wider inputs come as small records (<see cref="ShardEntries"/>,
+/// <see cref="SortedEntries"/>, <see cref="LocalLayoutMaps"/>, <see cref="TokenScatter"/>, <see cref="TokenGather"/>,
+/// <see cref="RowPairs"/>, <see cref="CountMessages"/>).
 /// Shapes use the design's letters: N routed entries (shard rows × K), E experts, D row length, T_s tokens of
 /// the shard. Host-side results (counts, the first invalid entry) are the only data a kernel hands back to
 /// the host: one small device-to-host copy per dispatch.
@@ -21,14 +25,26 @@ public interface IMoeKernels
     /// <summary>Where the tensors live: the device's name, allocator, transfers and synchronisation.</summary>
     IComputeDevice Device { get; }
 
-    /// <summary>Sets every element to zero.</summary>
-    void Clear(Tensor tensor);
+    /// <summary>
+    /// The routing-entry kernels: they read the router's ids and scores and build the dispatch's int32 maps
+    /// (counts, order, local layout, permutation). Their tensors live on <see cref="Device"/>.
+    /// </summary>
+    IEntryKernels Entries { get; }
 
     /// <summary>
-    /// Copies <paramref name="rows"/> rows of <paramref name="source"/> into <paramref name="destination"/>.
+    /// The row kernels: they move, scale and reduce the token rows (float32 or bfloat16) along those maps. Their
+    /// tensors live on <see cref="Device"/>.
     /// </summary>
-    void CopyRows(Tensor source, int sourceRow, Tensor destination, int destinationRow, int rows);
+    IRowKernels Rows { get; }
+}
 
+/// <summary>
+/// The routing-entry half of <see cref="IMoeKernels"/>: validating and counting a shard's routing entries, the count
+/// exchange's messages, the stable sort by expert and the int32 maps of the local layout and the expert-major
+/// permutation. Deterministic, like every kernel of the seam.
+/// </summary>
+public interface IEntryKernels
+{
     /// <summary>
     /// Reads a shard's routing entries (<see cref="ShardEntries"/>), validates them and counts them per expert (the
     /// histogram), writing each entry's id and score to <paramref name="entries"/>.
@@ -42,7 +58,7 @@ public interface IMoeKernels
     EntryScan PrepareEntries(ShardEntries shard, EntryColumns entries);
 
     /// <summary>
-    /// <see cref="PrepareEntries"/> without bringing the result to the host: the scan is written in the
+    /// <see cref="IEntryKernels.PrepareEntries"/> without bringing the result to the host: the scan is written in the
     /// <see cref="EntryScanWords"/> layout to int32 <paramref name="scan"/> from element <paramref name="scanOffset"/>,
     /// so a device count exchange can send it on and the host read everything in one copy afterwards.
     /// </summary>
@@ -69,7 +85,7 @@ public interface IMoeKernels
     /// of one expert keeping their original order. O(N + E).
     /// </summary>
     /// <param name="expertIds"><c>[N]</c> int32.</param>
-    /// <param name="counts"><c>[E]</c> from <see cref="PrepareEntries"/>.</param>
+    /// <param name="counts"><c>[E]</c> from <see cref="IEntryKernels.PrepareEntries"/>.</param>
     /// <param name="order"><c>[N]</c> int32, overwritten.</param>
     void StableSortByExpert(Tensor expertIds, ReadOnlySpan<int> counts, Tensor order);
 
@@ -97,6 +113,22 @@ public interface IMoeKernels
     /// <param name="rankMajorRowOf"><c>[blockStart[B]]</c> int32, overwritten.</param>
     void BuildPermutation(ReadOnlySpan<int> blockStart, ReadOnlySpan<int> blockDestination, Tensor expertMajorRowOf,
         Tensor rankMajorRowOf);
+}
+
+/// <summary>
+/// The row half of <see cref="IMoeKernels"/>: clears, copies, gathers, the token scatter, the ordered combine and the
+/// score gradients over float32 or bfloat16 rows, along maps the entry kernels built. Deterministic, like every
+/// kernel of the seam: no atomics, no fused multiply-add.
+/// </summary>
+public interface IRowKernels
+{
+    /// <summary>Sets every element to zero.</summary>
+    void Clear(Tensor tensor);
+
+    /// <summary>
+    /// Copies <paramref name="rows"/> rows of <paramref name="source"/> into <paramref name="destination"/>.
+    /// </summary>
+    void CopyRows(Tensor source, int sourceRow, Tensor destination, int destinationRow, int rows);
 
     /// <summary>
     /// Row gather with optional scale: <c>destination[i] = source[sourceRowOffset + rowOf[i]] · scale[i]</c> (one
@@ -126,38 +158,29 @@ public interface IMoeKernels
     /// <summary>
     /// Ordered gather-reduce (combine): for each token t,
     /// <c>destination[offset + t] = ((init[t] + rows[p0]·scale[p0]) + rows[p1]·scale[p1]) + …</c> over its
-    /// positions <c>p0 &lt; p1 &lt; …</c> (ascending, so ascending expert id), starting from +0 when
-    /// <paramref name="initial"/> is null. Each product is rounded before the add: no fused multiply-add.
-    /// No atomics: each destination row is owned by one token. bfloat16 rows are widened and summed in a float32
-    /// accumulator, rounded once to bfloat16 at the end.
+    /// positions <c>p0 &lt; p1 &lt; …</c> (<see cref="TokenGather"/>: ascending, so ascending expert id), starting
+    /// from +0 when <see cref="TokenGather.Initial"/> is null. Each product is rounded before the add: no fused
+    /// multiply-add. No atomics: each destination row is owned by one token. bfloat16 rows are widened and summed
+    /// in a float32 accumulator, rounded once to bfloat16 at the end.
     /// </summary>
-    /// <param name="rows"><c>[N, D]</c> float32 or bfloat16 rows in the local layout.</param>
-    /// <param name="positions"><c>[T_s, K]</c> int32, each token's rows in ascending order; -1 entries are
-    /// skipped.</param>
-    /// <param name="scale"><c>[N]</c> float32 per row, or null.</param>
-    /// <param name="initial"><c>[T_s, D]</c> starting values (the shared experts' output) in the rows' dtype, or
-    /// null.</param>
+    /// <param name="gather">The rows, each token's positions among them, their scale and the starting values.</param>
     /// <param name="destination"><c>[*, D]</c> in the rows' dtype; rows <c>[offset, offset + T_s)</c> are
     /// overwritten.</param>
     /// <param name="destinationOffset">Row of <paramref name="destination"/> that token 0 goes to.</param>
-    void GatherReduce(Tensor rows, Tensor positions, Tensor? scale, Tensor? initial, Tensor destination,
-        int destinationOffset);
+    void GatherReduce(TokenGather gather, Tensor destination, int destinationOffset);
 
     /// <summary>
-    /// Score gradients: <c>result[resultOffset + i] = Σ_d a[aRow[i], d] · b[bRowOffset + i / entriesPerBRow, d]</c>,
-    /// accumulated in float64 in ascending d and rounded to float32 once.
+    /// Score gradients over <see cref="RowPairs"/>:
+    /// <c>result[resultOffset + i] = Σ_d A[ARow[i], d] · B[BRowOffset + i / EntriesPerBRow, d]</c>, accumulated in
+    /// float64 in ascending d and rounded to float32 once.
     /// </summary>
-    /// <param name="a"><c>[N, D]</c> float32 or bfloat16 rows in the local layout (widened exactly).</param>
-    /// <param name="aRow"><c>[M]</c> int32 row of a for each result.</param>
-    /// <param name="b"><c>[*, D]</c> token rows, the dtype of <paramref name="a"/>.</param>
-    /// <param name="bRowOffset">Row of b for result 0.</param>
-    /// <param name="entriesPerBRow">Consecutive results that share a row of b (K).</param>
+    /// <param name="pairs">Which row of a is dotted with which row of b for each result.</param>
     /// <param name="result">float32; elements <c>[resultOffset, resultOffset + M)</c> are overwritten.</param>
     /// <param name="resultOffset">First element written.</param>
-    void RowDots(Tensor a, Tensor aRow, Tensor b, int bRowOffset, int entriesPerBRow, Tensor result, int resultOffset);
+    void RowDots(RowPairs pairs, Tensor result, int resultOffset);
 }
 
-/// <summary>What <see cref="IMoeKernels.PrepareEntries"/> found.</summary>
+/// <summary>What <see cref="IEntryKernels.PrepareEntries"/> found.</summary>
 /// <param name="Counts"><c>[E]</c> entries per expert, pad entries included.</param>
 /// <param name="FirstInvalidEntry">Flat index (token-major within the shard) of the first invalid entry, or -1.</param>
 /// <param name="InvalidId">That entry's expert id.</param>

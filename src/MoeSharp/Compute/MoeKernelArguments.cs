@@ -4,8 +4,8 @@ using MoeSharp.Tensors;
 namespace MoeSharp.Compute;
 
 /// <summary>
-/// The routing entries of one shard, as <see cref="IMoeKernels.PrepareEntries"/> and
-/// <see cref="IMoeKernels.ScanEntries"/> read them: entries <c>[0, RealTokens·K)</c> are rows
+/// The routing entries of one shard, as <see cref="IEntryKernels.PrepareEntries"/> and
+/// <see cref="IEntryKernels.ScanEntries"/> read them: entries <c>[0, RealTokens·K)</c> are rows
 /// <c>[RowOffset, RowOffset + RealTokens)</c> of <see cref="ExpertIds"/>/<see cref="TopScores"/> flattened token-major
 /// (K = their row length); the <c>PadTokens·K</c> entries after them are the SP pad rows' entries, expert 0 with
 /// score 0.
@@ -28,7 +28,7 @@ public sealed record ShardEntries(Tensor TopScores, Tensor ExpertIds, int RowOff
 public sealed record EntryColumns(Tensor Ids, Tensor Scores);
 
 /// <summary>
-/// The wire format of the count exchange (<see cref="IMoeKernels.PackCountMessages"/> writes it on a device; the
+/// The wire format of the count exchange (<see cref="IEntryKernels.PackCountMessages"/> writes it on a device; the
 /// exchange reads it on the host): <see cref="Ranks"/> messages of <see cref="Length"/> int32 each, message q (sent to
 /// rank q) holding the sender's counts of experts <c>[q·e, (q+1)·e)</c> (its <see cref="PadEntries"/> counted on
 /// expert 0), then <see cref="Header"/>, then a flag at <see cref="FlagOffset"/>: 1 when the sender's scan found an
@@ -55,10 +55,10 @@ public sealed record CountMessages(int Ranks, int ExpertsPerRank, int PadEntries
 }
 
 /// <summary>
-/// The entries in expert order, input of <see cref="IMoeKernels.BuildLocalLayout"/>: sorted position i holds entry
+/// The entries in expert order, input of <see cref="IEntryKernels.BuildLocalLayout"/>: sorted position i holds entry
 /// <c>Order[i]</c> and lands in row <c>RowOfSorted[i]</c> of the local layout (row i when there is no map).
 /// </summary>
-/// <param name="Order"><c>[N]</c> int32 from <see cref="IMoeKernels.StableSortByExpert"/>.</param>
+/// <param name="Order"><c>[N]</c> int32 from <see cref="IEntryKernels.StableSortByExpert"/>.</param>
 /// <param name="Scores"><c>[N]</c> float32 score of each entry (in entry order, from the scan).</param>
 /// <param name="RealTokens">T_s: entries <c>[0, T_s·K)</c> are real, the rest SP pad entries.</param>
 /// <param name="TopK">K.</param>
@@ -70,7 +70,7 @@ public sealed record SortedEntries(Tensor Order, Tensor Scores, int RealTokens, 
 
 /// <summary>
 /// The per-row maps of a dispatch's local layout (see <c>docs/architecture.md</c>), which
-/// <see cref="IMoeKernels.BuildLocalLayout"/> writes. Four maps because the combine is an ordered reduce without
+/// <see cref="IEntryKernels.BuildLocalLayout"/> writes. Four maps because the combine is an ordered reduce without
 /// atomics: rows are found from tokens (<see cref="EntryRow"/>, <see cref="TokenPositions"/>) as well as tokens from
 /// rows (<see cref="RowToken"/>, <see cref="RowScore"/>), so each kernel is written by one owner per output row.
 /// </summary>
@@ -83,7 +83,7 @@ public sealed record SortedEntries(Tensor Order, Tensor Scores, int RealTokens, 
 public sealed record LocalLayoutMaps(Tensor RowToken, Tensor RowScore, Tensor EntryRow, Tensor TokenPositions);
 
 /// <summary>
-/// How <see cref="IMoeKernels.ScatterTokenRows"/> places token rows: token t's row goes to rows
+/// How <see cref="IRowKernels.ScatterTokenRows"/> places token rows: token t's row goes to rows
 /// <c>EntryRow[t·K .. t·K + K)</c>, multiplied by <see cref="Scale"/> there; rows whose <see cref="RowToken"/> is
 /// -1 get zeros.
 /// </summary>
@@ -92,3 +92,27 @@ public sealed record LocalLayoutMaps(Tensor RowToken, Tensor RowScore, Tensor En
 /// <param name="TopK">K.</param>
 /// <param name="Scale"><c>[Rd]</c> float32 per destination row, or null for a plain copy.</param>
 public sealed record TokenScatter(Tensor RowToken, Tensor EntryRow, int TopK, Tensor? Scale);
+
+/// <summary>
+/// What <see cref="IRowKernels.GatherReduce"/> combines: token t's rows are <c>Rows[Positions[t, j]]</c> for its K
+/// positions in ascending order, each multiplied by <see cref="Scale"/>, summed onto <see cref="Initial"/> (the inverse
+/// of <see cref="TokenScatter"/>).
+/// </summary>
+/// <param name="Rows"><c>[N, D]</c> float32 or bfloat16 rows in the local layout.</param>
+/// <param name="Positions"><c>[T_s, K]</c> int32, each token's rows in ascending order; -1 entries are skipped.</param>
+/// <param name="Scale"><c>[N]</c> float32 per row, or null.</param>
+/// <param name="Initial">
+/// <c>[T_s, D]</c> starting values (the shared experts' output) in the rows' dtype, or null for +0.
+/// </param>
+public sealed record TokenGather(Tensor Rows, Tensor Positions, Tensor? Scale, Tensor? Initial);
+
+/// <summary>
+/// The row pairs of <see cref="IRowKernels.RowDots"/>: result i dots row <c>ARow[i]</c> of <see cref="A"/> with row
+/// <c>BRowOffset + i / EntriesPerBRow</c> of <see cref="B"/>.
+/// </summary>
+/// <param name="A"><c>[N, D]</c> float32 or bfloat16 rows in the local layout (widened exactly).</param>
+/// <param name="ARow"><c>[M]</c> int32 row of <see cref="A"/> for each result.</param>
+/// <param name="B"><c>[*, D]</c> token rows, the dtype of <see cref="A"/>.</param>
+/// <param name="BRowOffset">Row of <see cref="B"/> for result 0.</param>
+/// <param name="EntriesPerBRow">Consecutive results that share a row of <see cref="B"/> (K).</param>
+public sealed record RowPairs(Tensor A, Tensor ARow, Tensor B, int BRowOffset, int EntriesPerBRow);

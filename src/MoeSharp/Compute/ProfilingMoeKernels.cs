@@ -9,7 +9,7 @@ namespace MoeSharp.Compute;
 /// synchronization makes the total slower.
 /// </summary>
 /// <param name="inner">The backend to time.</param>
-public sealed class ProfilingMoeKernels(IMoeKernels inner) : IMoeKernels
+public sealed class ProfilingMoeKernels(IMoeKernels inner) : IMoeKernels, IEntryKernels, IRowKernels
 {
     private readonly KernelCallTimes _times = new(inner.Device.Synchronize);
 
@@ -24,21 +24,28 @@ public sealed class ProfilingMoeKernels(IMoeKernels inner) : IMoeKernels
     public IComputeDevice Device => inner.Device;
 
     /// <inheritdoc />
-    public void Clear(Tensor tensor) => _times.Time(nameof(Clear), () => inner.Clear(tensor));
+    public IEntryKernels Entries => this;
+
+    /// <inheritdoc />
+    public IRowKernels Rows => this;
+
+    /// <inheritdoc />
+    public void Clear(Tensor tensor) => _times.Time(nameof(Clear), () => inner.Rows.Clear(tensor));
 
     /// <inheritdoc />
     public void CopyRows(Tensor source, int sourceRow, Tensor destination, int destinationRow, int rows)
-        => _times.Time(nameof(CopyRows), () => inner.CopyRows(source, sourceRow, destination, destinationRow, rows));
+        => _times.Time(nameof(CopyRows), () =>
+            inner.Rows.CopyRows(source, sourceRow, destination, destinationRow, rows));
 
     /// <inheritdoc />
     public EntryScan PrepareEntries(ShardEntries shard, EntryColumns entries)
-        => _times.Time(nameof(PrepareEntries), () => inner.PrepareEntries(shard, entries));
+        => _times.Time(nameof(PrepareEntries), () => inner.Entries.PrepareEntries(shard, entries));
 
     /// <inheritdoc />
     public void StableSortByExpert(Tensor expertIds, ReadOnlySpan<int> counts, Tensor order)
     {
         int[] copy = counts.ToArray();
-        _times.Time(nameof(StableSortByExpert), () => inner.StableSortByExpert(expertIds, copy, order));
+        _times.Time(nameof(StableSortByExpert), () => inner.Entries.StableSortByExpert(expertIds, copy, order));
     }
 
     /// <inheritdoc />
@@ -46,40 +53,38 @@ public sealed class ProfilingMoeKernels(IMoeKernels inner) : IMoeKernels
         Tensor expertMajorRowOf, Tensor rankMajorRowOf)
     {
         int[] starts = blockStart.ToArray(), destinations = blockDestination.ToArray();
-        _times.Time(nameof(BuildPermutation), () => inner.BuildPermutation(starts, destinations, expertMajorRowOf,
-            rankMajorRowOf));
+        _times.Time(nameof(BuildPermutation),
+            () => inner.Entries.BuildPermutation(starts, destinations, expertMajorRowOf, rankMajorRowOf));
     }
 
     /// <inheritdoc />
     public void BuildLocalLayout(SortedEntries sortedEntries, LocalLayoutMaps maps)
-        => _times.Time(nameof(BuildLocalLayout), () => inner.BuildLocalLayout(sortedEntries, maps));
+        => _times.Time(nameof(BuildLocalLayout), () => inner.Entries.BuildLocalLayout(sortedEntries, maps));
 
     /// <inheritdoc />
     public void GatherRows(Tensor source, int sourceRowOffset, Tensor rowOf, Tensor? scale, Tensor destination)
-        => _times.Time(nameof(GatherRows), () => inner.GatherRows(source, sourceRowOffset, rowOf, scale, destination));
+        => _times.Time(nameof(GatherRows), () =>
+            inner.Rows.GatherRows(source, sourceRowOffset, rowOf, scale, destination));
 
     /// <inheritdoc />
     public void ScanEntries(ShardEntries shard, EntryColumns entries, Tensor scan, int scanOffset)
-        => _times.Time(nameof(ScanEntries), () => inner.ScanEntries(shard, entries, scan, scanOffset));
+        => _times.Time(nameof(ScanEntries), () => inner.Entries.ScanEntries(shard, entries, scan, scanOffset));
 
     /// <inheritdoc />
     public void PackCountMessages(Tensor scan, int scanOffset, CountMessages messages, Tensor send)
-        => _times.Time(nameof(PackCountMessages), () => inner.PackCountMessages(scan, scanOffset, messages, send));
+        => _times.Time(nameof(PackCountMessages), () =>
+            inner.Entries.PackCountMessages(scan, scanOffset, messages, send));
 
     /// <inheritdoc />
     public void ScatterTokenRows(Tensor source, int sourceRowOffset, TokenScatter map, Tensor destination)
-        => _times.Time(nameof(ScatterTokenRows), () => inner.ScatterTokenRows(source, sourceRowOffset, map,
+        => _times.Time(nameof(ScatterTokenRows), () => inner.Rows.ScatterTokenRows(source, sourceRowOffset, map,
             destination));
 
     /// <inheritdoc />
-    public void GatherReduce(Tensor rows, Tensor positions, Tensor? scale, Tensor? initial, Tensor destination,
-        int destinationOffset)
-        => _times.Time(nameof(GatherReduce), () => inner.GatherReduce(rows, positions, scale, initial, destination,
-            destinationOffset));
+    public void GatherReduce(TokenGather gather, Tensor destination, int destinationOffset)
+        => _times.Time(nameof(GatherReduce), () => inner.Rows.GatherReduce(gather, destination, destinationOffset));
 
     /// <inheritdoc />
-    public void RowDots(Tensor a, Tensor aRow, Tensor b, int bRowOffset, int entriesPerBRow, Tensor result,
-        int resultOffset)
-        => _times.Time(nameof(RowDots), () => inner.RowDots(a, aRow, b, bRowOffset, entriesPerBRow, result,
-            resultOffset));
+    public void RowDots(RowPairs pairs, Tensor result, int resultOffset)
+        => _times.Time(nameof(RowDots), () => inner.Rows.RowDots(pairs, result, resultOffset));
 }

@@ -55,15 +55,15 @@ internal sealed class AllToAllExchange : ITokenExchange
             MessageHeader(claim, declaredTotalTokens));
         // Device kernels keep the scan on the device: the messages go out without a copy to the host first.
         if (!_kernels.Device.IsHost) return CountOnDevice(shard, entries, claim, messages);
-        EntryScan scan = _kernels.PrepareEntries(shard, entries);
+        EntryScan scan = _kernels.Entries.PrepareEntries(shard, entries);
         if (scan.FirstInvalidEntry >= 0) return new CountedEntries(scan, null);
         return new CountedEntries(scan, ExchangeCountsOnHost(scan.Counts, claim, messages));
     }
 
     /// <summary>
-    /// The scan, the count messages and their exchange on the device (<see cref="IMoeKernels.ScanEntries"/>,
-    /// <see cref="IMoeKernels.PackCountMessages"/>, a device all-to-all), then one device-to-host copy for this rank's
-    /// scan and every rank's messages together. Every rank learns whether any rank's entries were invalid.
+    /// The scan, the count messages and their exchange on the device (<see cref="IEntryKernels.ScanEntries"/>,
+    /// <see cref="IEntryKernels.PackCountMessages"/>, a device all-to-all), then one device-to-host copy for this
+    /// rank's scan and every rank's messages together. Every rank learns whether any rank's entries were invalid.
     /// </summary>
     private CountedEntries CountOnDevice(ShardEntries shard, EntryColumns entries, ShardClaim claim,
         CountMessages messages)
@@ -75,8 +75,8 @@ internal sealed class AllToAllExchange : ITokenExchange
         {
             Tensor block = scope.Rent(DType.Int32, total + EntryScanWords.Length(experts));
             Tensor send = scope.Rent(DType.Int32, total);
-            _kernels.ScanEntries(shard, entries, block, total);
-            _kernels.PackCountMessages(block, total, messages, send);
+            _kernels.Entries.ScanEntries(shard, entries, block, total);
+            _kernels.Entries.PackCountMessages(block, total, messages, send);
             int[] sizes = Enumerable.Repeat(messages.Length, EpSize).ToArray();
             _groups.World.AllToAllV(send, sizes, block, sizes);
             words = _kernels.Device.ToHost(block).AsSpan<int>().ToArray();

@@ -27,7 +27,7 @@ internal interface ITokenExchange
 
     /// <summary>
     /// Scans this rank's entries (validates, flattens and counts them per expert:
-    /// <see cref="IMoeKernels.PrepareEntries"/>) and, when they are valid, exchanges the counts: each rank learns how
+    /// <see cref="IEntryKernels.PrepareEntries"/>) and, when they are valid, exchanges the counts: each rank learns how
     /// many rows every rank sends it per local expert, and where its shard lies when <paramref name="claim"/> left that
     /// open. The SP group's agreement on T is checked on the way, so every rank throws the same error instead of some
     /// waiting.

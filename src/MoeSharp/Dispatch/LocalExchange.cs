@@ -25,7 +25,7 @@ internal sealed class LocalExchange(IMoeKernels kernels) : ITokenExchange
     public CountedEntries CountEntries(ShardEntries shard, EntryColumns entries, ShardClaim claim,
         int? declaredTotalTokens)
     {
-        EntryScan scan = kernels.PrepareEntries(shard, entries);
+        EntryScan scan = kernels.Entries.PrepareEntries(shard, entries);
         if (scan.FirstInvalidEntry >= 0) return new CountedEntries(scan, null);
         // SP = 1: the shard is the whole input, always known.
         SequenceShard known = claim.Shard ?? throw new InvalidOperationException("a local dispatch always knows " +
@@ -46,7 +46,7 @@ internal sealed class LocalExchange(IMoeKernels kernels) : ITokenExchange
                 $"one rank sends itself what it receives; got {sendRows.Length} send and {receiveRows.Length} " +
                 $"receive splits");
         }
-        kernels.CopyRows(send, 0, receive, 0, sendRows[0]);
+        kernels.Rows.CopyRows(send, 0, receive, 0, sendRows[0]);
     }
 
     /// <inheritdoc />

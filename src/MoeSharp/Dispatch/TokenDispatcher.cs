@@ -131,13 +131,13 @@ public class TokenDispatcher
             plan = DispatchPlan.Create(Config, EpSize, EpRank, _exchange.MovesRows, exchanged.Shard,
                 counted.Scan.Counts, exchanged.ReceiveCounts, rows);
             Tensor order = entryScope.Rent(DType.Int32, entries);
-            Kernels.StableSortByExpert(columns.Ids, plan.ExpertCounts.AsSpan(), order);
+            Kernels.Entries.StableSortByExpert(columns.Ids, plan.ExpertCounts.AsSpan(), order);
             local = BuildLocalLayout(plan, order, columns.Scores, scope, entryScope);
         }
 
         // Gather: each token row to its K rows of the local layout (scaled here when scores multiply before experts).
         Tensor gathered = scope.Rent(x.DType, plan.LocalRows, x.RowLength);
-        Kernels.ScatterTokenRows(x, inputRowOffset, TokenScatterOf(local, Config.ScoreBeforeExperts), gathered);
+        Kernels.Rows.ScatterTokenRows(x, inputRowOffset, TokenScatterOf(local, Config.ScoreBeforeExperts), gathered);
         ExpertMajorPermutation? permutation = plan.NeedsPermutation ? BuildPermutation(plan, scope) : null;
         var metadata = new DispatchMetadata(this, plan, x.ShapeArray(), x.DType, local, permutation);
 
@@ -205,9 +205,8 @@ public class TokenDispatcher
 
         // Postprocess: each token's terms added in ascending expert id, into the row only that token owns.
         Tensor output = NewOutput(metadata, scope);
-        Kernels.GatherReduce(localRows, metadata.Local.TokenPositions,
-            Config.ScoreBeforeExperts ? null : metadata.Local.RowScore,
-            shared, output, plan.InputRowOffset);
+        Kernels.Rows.GatherReduce(new TokenGather(localRows, metadata.Local.TokenPositions,
+            Config.ScoreBeforeExperts ? null : metadata.Local.RowScore, shared), output, plan.InputRowOffset);
         bool received = !ReferenceEquals(localRows, routedOutput);
         if (received) scope.Keep(localRows);
         return new CombineResult(scope.Keep(output), new CombineState(metadata, localRows, ownsRows: received));
@@ -231,8 +230,8 @@ public class TokenDispatcher
         // Gather: each token's gradient to its K rows (scaled here when scores multiplied at combine).
         bool scoreAfter = !Config.ScoreBeforeExperts;
         Tensor gathered = scope.Rent(metadata.RowType, metadata.Plan.LocalRows, metadata.Dim);
-        Kernels.ScatterTokenRows(gradOutput, metadata.Plan.InputRowOffset, TokenScatterOf(metadata.Local, scoreAfter),
-            gathered);
+        Kernels.Rows.ScatterTokenRows(gradOutput, metadata.Plan.InputRowOffset,
+            TokenScatterOf(metadata.Local, scoreAfter), gathered);
         Tensor? gradScores = scoreAfter ? ScoreGradients(state.CombinedRows, gradOutput, metadata, scope) : null;
 
         // Exchange and permute, as dispatch.
@@ -269,9 +268,8 @@ public class TokenDispatcher
 
         // Postprocess: each token's terms summed in ascending expert id.
         Tensor gradX = NewOutput(metadata, scope);
-        Kernels.GatherReduce(localRows, metadata.Local.TokenPositions,
-            Config.ScoreBeforeExperts ? metadata.Local.RowScore : null,
-            null, gradX, plan.InputRowOffset);
+        Kernels.Rows.GatherReduce(new TokenGather(localRows, metadata.Local.TokenPositions,
+            Config.ScoreBeforeExperts ? metadata.Local.RowScore : null, null), gradX, plan.InputRowOffset);
         Tensor? gradScores = Config.ScoreBeforeExperts ? ScoreGradients(localRows, x, metadata, scope) : null;
         return new DispatchBackwardResult(scope.Keep(gradX), gradScores is null ? null : scope.Keep(gradScores));
     }
@@ -300,7 +298,7 @@ public class TokenDispatcher
         if (Config.Layout == SequenceLayout.Sharded || SpSize == 1) return partial;
         using var scope = new TensorScope(Allocator);
         Tensor sum = scope.Rent(partial.DType, partial.ShapeArray());
-        Kernels.CopyRows(partial, 0, sum, 0, partial.Rows);
+        Kernels.Rows.CopyRows(partial, 0, sum, 0, partial.Rows);
         _exchange.SumOverSequenceParallel(sum);
         return scope.Keep(sum);
     }
@@ -424,7 +422,7 @@ public class TokenDispatcher
             RowScore: scope.Rent(DType.Float32, plan.LocalRows),
             EntryRow: scope.Rent(DType.Int32, realTokens * k),
             TokenPositions: scope.Rent(DType.Int32, realTokens, k));
-        Kernels.BuildLocalLayout(new SortedEntries(order, entryScores, realTokens, k, rowOfSorted), maps);
+        Kernels.Entries.BuildLocalLayout(new SortedEntries(order, entryScores, realTokens, k, rowOfSorted), maps);
         return maps;
     }
 
@@ -438,7 +436,8 @@ public class TokenDispatcher
     {
         Tensor expertMajor = scope.Rent(DType.Int32, plan.RoutedRows);
         Tensor rankMajor = scope.Rent(DType.Int32, plan.RowsReceived);
-        Kernels.BuildPermutation(plan.BlockStart.AsSpan(), plan.BlockDestination.AsSpan(), expertMajor, rankMajor);
+        Kernels.Entries.BuildPermutation(plan.BlockStart.AsSpan(), plan.BlockDestination.AsSpan(), expertMajor,
+            rankMajor);
         return new ExpertMajorPermutation(expertMajor, rankMajor);
     }
 
@@ -451,7 +450,7 @@ public class TokenDispatcher
             () => _exchange.ExchangeRows(localRows, plan.InputSplits, received, plan.OutputSplits));
         if (metadata.Permutation is null) return received;
         Tensor routed = scope.Rent(metadata.RowType, plan.RoutedRows, metadata.Dim);
-        Kernels.GatherRows(received, 0, metadata.Permutation.ExpertMajorRowOf, null, routed);
+        Kernels.Rows.GatherRows(received, 0, metadata.Permutation.ExpertMajorRowOf, null, routed);
         return routed;
     }
 
@@ -479,7 +478,7 @@ public class TokenDispatcher
     {
         if (metadata.Permutation is null) return routedRows;
         Tensor send = scope.Rent(metadata.RowType, metadata.Plan.RowsReceived, metadata.Dim);
-        Kernels.GatherRows(routedRows, 0, metadata.Permutation.RankMajorRowOf, null, send);
+        Kernels.Rows.GatherRows(routedRows, 0, metadata.Permutation.RankMajorRowOf, null, send);
         return send;
     }
 
@@ -491,7 +490,7 @@ public class TokenDispatcher
         {
             // The shared experts may keep their input (for their backward): it is theirs, not this call's.
             own = Allocator.Rent(metadata.RowType, n, d);
-            Kernels.CopyRows(x, metadata.Plan.InputRowOffset, own, 0, n);
+            Kernels.Rows.CopyRows(x, metadata.Plan.InputRowOffset, own, 0, n);
         }
         Tensor result = sharedExperts(own) ?? throw new InvalidOperationException("the shared experts returned null");
         if (result.DType != metadata.RowType || result.Rank != 2 || result.Dim(0) != n || result.Dim(1) != d)
@@ -511,8 +510,8 @@ public class TokenDispatcher
     {
         int k = Config.TopK, offset = metadata.Plan.InputRowOffset;
         Tensor grad = scope.Rent(DType.Float32, metadata.InputShape[0], k);
-        Kernels.Clear(grad);
-        Kernels.RowDots(localRows, metadata.Local.EntryRow, tokenRows, offset, k, grad, offset * k);
+        Kernels.Rows.Clear(grad);
+        Kernels.Rows.RowDots(new RowPairs(localRows, metadata.Local.EntryRow, tokenRows, offset, k), grad, offset * k);
         return grad;
     }
 
@@ -521,7 +520,7 @@ public class TokenDispatcher
         int[] shape = OutputShape(metadata);
         Tensor output = scope.Rent(metadata.RowType, shape);
         // The replicated output has rows outside this shard, which stay zero.
-        if (shape[0] != metadata.Shard.RealRows) Kernels.Clear(output);
+        if (shape[0] != metadata.Shard.RealRows) Kernels.Rows.Clear(output);
         return output;
     }
 

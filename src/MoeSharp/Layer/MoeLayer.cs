@@ -267,8 +267,8 @@ public sealed class MoeLayer : IDisposable
         {
             topScores = scope.Adopt(_kernels.RentZeros(DType.Float32, x.Rows, Args.TopK))!;
             expertIds = scope.Adopt(_kernels.RentZeros(DType.Int64, x.Rows, Args.TopK))!;
-            _kernels.Dispatch.CopyRows(routing.TopScores, 0, topScores, ownStart, ownRows);
-            _kernels.Dispatch.CopyRows(routing.ExpertIds, 0, expertIds, ownStart, ownRows);
+            _kernels.Dispatch.Rows.CopyRows(routing.TopScores, 0, topScores, ownStart, ownRows);
+            _kernels.Dispatch.Rows.CopyRows(routing.ExpertIds, 0, expertIds, ownStart, ownRows);
         }
 
         DispatchResult dispatched = Dispatcher.Dispatch(x, topScores, expertIds, totalTokens);
@@ -343,9 +343,9 @@ public sealed class MoeLayer : IDisposable
         Tensor gradW1 = GradOf(MoeLayerCheckpoint.ExpertsW1);
         Tensor gradW2 = GradOf(MoeLayerCheckpoint.ExpertsW2);
         Tensor gradW3 = GradOf(MoeLayerCheckpoint.ExpertsW3);
-        _kernels.Dispatch.Clear(gradW1);
-        _kernels.Dispatch.Clear(gradW2);
-        _kernels.Dispatch.Clear(gradW3);
+        _kernels.Dispatch.Rows.Clear(gradW1);
+        _kernels.Dispatch.Rows.Clear(gradW2);
+        _kernels.Dispatch.Rows.Clear(gradW3);
         // Every row an expert processed is on this rank, in global token order: one chain from the cleared gradients.
         SwiGluGradients expertGrads = Experts.Backward(saved.ExpertsForward, combineGrad.GradRoutedOutput,
             new SwiGluWeightGradients(gradW1, gradW2, gradW3));
@@ -433,7 +433,7 @@ public sealed class MoeLayer : IDisposable
         Tensor identity = Tensor.FromArray(identityRows, rows);
         if (!_kernels.Dispatch.Device.IsHost) identity = scope.Adopt(_kernels.Dispatch.Device.ToDevice(identity))!;
         Tensor gated = scope.Rent(DType.Float32, rows, Args.Dim);
-        _kernels.Dispatch.GatherRows(sharedOutput, 0, identity, gate.Reshape(rows), gated);
+        _kernels.Dispatch.Rows.GatherRows(sharedOutput, 0, identity, gate.Reshape(rows), gated);
         return new SharedGateForward(gate, identity, gated);
     }
 
@@ -449,11 +449,11 @@ public sealed class MoeLayer : IDisposable
         if (gate is null) return Shared!.Backward(saved.SharedForward!, gradOwnOutput, running).GradX;
         int rows = gradOwnOutput.Rows;
         Tensor gradGateLogit = scope.Rent(DType.Float32, rows, 1);
-        _kernels.Dispatch.RowDots(saved.SharedForward!.Output, gate.Identity, gradOwnOutput, 0, 1,
+        _kernels.Dispatch.Rows.RowDots(new RowPairs(saved.SharedForward!.Output, gate.Identity, gradOwnOutput, 0, 1),
             gradGateLogit.Reshape(rows), 0);
         _kernels.Router.ScoreBackward(ScoreFunction.Sigmoid, gate.Gate, gradGateLogit, gradGateLogit);
         Tensor gradShared = scope.Rent(DType.Float32, rows, Args.Dim);
-        _kernels.Dispatch.GatherRows(gradOwnOutput, 0, gate.Identity, gate.Gate.Reshape(rows), gradShared);
+        _kernels.Dispatch.Rows.GatherRows(gradOwnOutput, 0, gate.Identity, gate.Gate.Reshape(rows), gradShared);
         Tensor gradX = Shared!.Backward(saved.SharedForward, gradShared, running).GradX;
         _kernels.Gemm.MatMulTransposeA(gradGateLogit, saved.OwnX, GradOf(MoeLayerCheckpoint.SharedGate),
             new GemmShape(1, Args.Dim, rows), accumulate: true);
@@ -479,7 +479,7 @@ public sealed class MoeLayer : IDisposable
     {
         if (start == 0 && rows == t.Rows) return t;
         Tensor slice = scope.Rent(t.DType, rows, t.RowLength);
-        _kernels.Dispatch.CopyRows(t, start, slice, 0, rows);
+        _kernels.Dispatch.Rows.CopyRows(t, start, slice, 0, rows);
         return slice;
     }
 

@@ -81,7 +81,7 @@ internal static class RankOrderedAccumulation
 
     private static void RunOnDevice(IProcessGroup? world, ILayerKernels kernels, IReadOnlyList<Tensor> accumulators, Action accumulateLocal)
     {
-        foreach (Tensor t in accumulators) kernels.Dispatch.Clear(t);
+        foreach (Tensor t in accumulators) kernels.Dispatch.Rows.Clear(t);
         accumulateLocal();
         if (world is null || world.Size == 1) return;
         foreach (Tensor t in accumulators) world.AllReduceSum(t);

@@ -188,6 +188,6 @@ public sealed class AdamW
     /// <summary>Sets every parameter's gradient to zero.</summary>
     public void ZeroGrad()
     {
-        foreach (Parameter p in _parameters) _kernels.Dispatch.Clear(p.Grad);
+        foreach (Parameter p in _parameters) _kernels.Dispatch.Rows.Clear(p.Grad);
     }
 }

@@ -56,9 +56,9 @@ public class KernelEquivalenceTests(CpuBackendFixture fixture)
                 int n = (real + pad) * k;
                 var hostIds = Tensor.Zeros(DType.Int32, n);
                 var hostScores = Tensor.Zeros(DType.Float32, n);
-                EntryScan expected = _host.PrepareEntries(new ShardEntries(scores, ids, rowOffset, real, pad, experts), new EntryColumns(hostIds, hostScores));
+                EntryScan expected = _host.Entries.PrepareEntries(new ShardEntries(scores, ids, rowOffset, real, pad, experts), new EntryColumns(hostIds, hostScores));
                 Tensor devIds = _device.Device.Allocator.Rent(DType.Int32, n), devScores = _device.Device.Allocator.Rent(DType.Float32, n);
-                EntryScan actual = _device.PrepareEntries(new ShardEntries(Dev(scores), Dev(ids), rowOffset, real, pad, experts),
+                EntryScan actual = _device.Entries.PrepareEntries(new ShardEntries(Dev(scores), Dev(ids), rowOffset, real, pad, experts),
                     new EntryColumns(devIds, devScores));
                 Assert.Equal(expected.FirstInvalidEntry, actual.FirstInvalidEntry);
                 if (expected.FirstInvalidEntry >= 0)
@@ -91,15 +91,15 @@ public class KernelEquivalenceTests(CpuBackendFixture fixture)
                 var hostScan = Tensor.Zeros(DType.Int32, offset + length);
                 var hostSend = Tensor.Zeros(DType.Int32, ranks * (e + header.Length + 1));
                 var messages = new CountMessages(ranks, e, pad * k, [.. header]);
-                _host.ScanEntries(new ShardEntries(scores, ids, 0, tokens, pad, experts),
+                _host.Entries.ScanEntries(new ShardEntries(scores, ids, 0, tokens, pad, experts),
                     new EntryColumns(Tensor.Zeros(DType.Int32, n), Tensor.Zeros(DType.Float32, n)), hostScan, offset);
-                _host.PackCountMessages(hostScan, offset, messages, hostSend);
+                _host.Entries.PackCountMessages(hostScan, offset, messages, hostSend);
 
                 Tensor devScan = Dev(Tensor.Zeros(DType.Int32, offset + length)), devSend = Dev(Tensor.Zeros(DType.Int32, ranks * (e + header.Length + 1)));
-                _device.ScanEntries(new ShardEntries(Dev(scores), Dev(ids), 0, tokens, pad, experts),
+                _device.Entries.ScanEntries(new ShardEntries(Dev(scores), Dev(ids), 0, tokens, pad, experts),
                     new EntryColumns(_device.Device.Allocator.Rent(DType.Int32, n), _device.Device.Allocator.Rent(DType.Float32, n)),
                     devScan, offset);
-                _device.PackCountMessages(devScan, offset, messages, devSend);
+                _device.Entries.PackCountMessages(devScan, offset, messages, devSend);
 
                 int[] hw = hostScan.AsSpan<int>().ToArray(), dw = devScan.ToHost().AsSpan<int>().ToArray();
                 int[] hs = hostSend.AsSpan<int>().ToArray(), ds = devSend.ToHost().AsSpan<int>().ToArray();
@@ -114,7 +114,7 @@ public class KernelEquivalenceTests(CpuBackendFixture fixture)
                 }
                 Assert.Equal(hw, dw);
                 Assert.Equal(hs, ds);
-                EntryScan direct = _host.PrepareEntries(new ShardEntries(scores, ids, 0, tokens, pad, experts),
+                EntryScan direct = _host.Entries.PrepareEntries(new ShardEntries(scores, ids, 0, tokens, pad, experts),
                     new EntryColumns(Tensor.Zeros(DType.Int32, n), Tensor.Zeros(DType.Float32, n)));
                 Assert.Equal(direct.Counts, decoded.Counts);
             }, iter: 120, threads: 1);
@@ -154,9 +154,9 @@ public class KernelEquivalenceTests(CpuBackendFixture fixture)
                 for (int i = 0; i < n; i++) counts[ids[i] = r.Next(2) == 0 ? r.Next(Math.Min(3, experts)) : r.Next(experts)]++;
                 var idTensor = Tensor.FromArray(ids, n);
                 var hostOrder = Tensor.Zeros(DType.Int32, n);
-                _host.StableSortByExpert(idTensor, counts, hostOrder);
+                _host.Entries.StableSortByExpert(idTensor, counts, hostOrder);
                 Tensor devOrder = _device.Device.Allocator.Rent(DType.Int32, n);
-                _device.StableSortByExpert(Dev(idTensor), counts, devOrder);
+                _device.Entries.StableSortByExpert(Dev(idTensor), counts, devOrder);
                 AssertBitwise(hostOrder, devOrder, "order");
             }, iter: 60, threads: 1);
     }
@@ -173,7 +173,7 @@ public class KernelEquivalenceTests(CpuBackendFixture fixture)
                 var counts = new int[experts];
                 for (int i = 0; i < n; i++) counts[ids[i] = i >= real * k ? 0 : r.Next(experts)]++;
                 var order = Tensor.Zeros(DType.Int32, n);
-                _host.StableSortByExpert(Tensor.FromArray(ids, n), counts, order);
+                _host.Entries.StableSortByExpert(Tensor.FromArray(ids, n), counts, order);
                 var entryScores = RandomFloats(r, n);
                 int align = new[] { 1, 4, 16 }[alignPick];
                 Tensor? map = null;
@@ -191,10 +191,10 @@ public class KernelEquivalenceTests(CpuBackendFixture fixture)
                     map = Tensor.FromArray(m, n);
                 }
                 Tensor[] host = [Tensor.Zeros(DType.Int32, rows), Tensor.Zeros(DType.Float32, rows), Tensor.Zeros(DType.Int32, real * k), Tensor.Zeros(DType.Int32, real, k)];
-                _host.BuildLocalLayout(new SortedEntries(order, entryScores, real, k, map), new LocalLayoutMaps(host[0], host[1], host[2], host[3]));
+                _host.Entries.BuildLocalLayout(new SortedEntries(order, entryScores, real, k, map), new LocalLayoutMaps(host[0], host[1], host[2], host[3]));
                 var a = _device.Device.Allocator;
                 Tensor[] dev = [a.Rent(DType.Int32, rows), a.Rent(DType.Float32, rows), a.Rent(DType.Int32, real * k), a.Rent(DType.Int32, real, k)];
-                _device.BuildLocalLayout(new SortedEntries(Dev(order), Dev(entryScores), real, k, map is null ? null : Dev(map)),
+                _device.Entries.BuildLocalLayout(new SortedEntries(Dev(order), Dev(entryScores), real, k, map is null ? null : Dev(map)),
                     new LocalLayoutMaps(dev[0], dev[1], dev[2], dev[3]));
                 string[] names = ["rowToken", "rowScore", "entryRow", "tokenPositions"];
                 for (int i = 0; i < 4; i++) AssertBitwise(host[i], dev[i], names[i]);
@@ -233,9 +233,9 @@ public class KernelEquivalenceTests(CpuBackendFixture fixture)
             int received = blockStart[blocks];
             var hostExpert = Tensor.Zeros(DType.Int32, routed);
             var hostRank = Tensor.Zeros(DType.Int32, received);
-            _host.BuildPermutation(blockStart, destination, hostExpert, hostRank);
+            _host.Entries.BuildPermutation(blockStart, destination, hostExpert, hostRank);
             Tensor devExpert = _device.Device.Allocator.Rent(DType.Int32, routed), devRank = _device.Device.Allocator.Rent(DType.Int32, received);
-            _device.BuildPermutation(blockStart, destination, devExpert, devRank);
+            _device.Entries.BuildPermutation(blockStart, destination, devExpert, devRank);
             AssertBitwise(hostExpert, devExpert, "expert-major map");
             AssertBitwise(hostRank, devRank, "rank-major map");
             // The maps are inverse on covered rows; uncovered routed rows are -1.
@@ -260,9 +260,9 @@ public class KernelEquivalenceTests(CpuBackendFixture fixture)
                 var map = Tensor.FromArray(rowOf, destRows);
                 Tensor? scale = scaled ? RandomFloats(r, destRows) : null;
                 var hostOut = Tensor.Zeros(rowType, destRows, d);
-                _host.GatherRows(source, offset, map, scale, hostOut);
+                _host.Rows.GatherRows(source, offset, map, scale, hostOut);
                 Tensor devOut = _device.Device.Allocator.Rent(rowType, destRows, d);
-                _device.GatherRows(Dev(source), offset, Dev(map), scale is null ? null : Dev(scale), devOut);
+                _device.Rows.GatherRows(Dev(source), offset, Dev(map), scale is null ? null : Dev(scale), devOut);
                 AssertBitwise(hostOut, devOut, "gathered rows");
             }, iter: 150, threads: 1);
     }
@@ -286,8 +286,8 @@ public class KernelEquivalenceTests(CpuBackendFixture fixture)
                 Tensor? scale = scaled ? RandomFloats(r, rows) : null;
                 var hostOut = Rows(RandomFloats(r, rows, d), bf16);
                 Tensor devOut = Dev(hostOut);
-                _host.ScatterTokenRows(source, offset, new TokenScatter(rowToken, entryRow, k, scale), hostOut);
-                _device.ScatterTokenRows(Dev(source), offset, new TokenScatter(Dev(rowToken), Dev(entryRow), k, scale is null ? null : Dev(scale)), devOut);
+                _host.Rows.ScatterTokenRows(source, offset, new TokenScatter(rowToken, entryRow, k, scale), hostOut);
+                _device.Rows.ScatterTokenRows(Dev(source), offset, new TokenScatter(Dev(rowToken), Dev(entryRow), k, scale is null ? null : Dev(scale)), devOut);
                 AssertBitwise(hostOut, devOut, $"scattered {rowType} rows, D = {d}");
             }, iter: 120, threads: 1);
     }
@@ -313,8 +313,9 @@ public class KernelEquivalenceTests(CpuBackendFixture fixture)
                 Tensor? initial = withInitial ? Rows(RandomFloats(r, tokens, d), bf16) : null;
                 var hostOut = Rows(RandomFloats(r, tokens + destOffset, d), bf16);
                 Tensor devOut = Dev(hostOut);
-                _host.GatherReduce(rows, pos, scale, initial, hostOut, destOffset);
-                _device.GatherReduce(Dev(rows), Dev(pos), scale is null ? null : Dev(scale), initial is null ? null : Dev(initial), devOut, destOffset);
+                _host.Rows.GatherReduce(new TokenGather(rows, pos, scale, initial), hostOut, destOffset);
+                _device.Rows.GatherReduce(new TokenGather(Dev(rows), Dev(pos), scale is null ? null : Dev(scale),
+                    initial is null ? null : Dev(initial)), devOut, destOffset);
                 AssertBitwise(hostOut, devOut, "reduced rows");
             }, iter: 150, threads: 1);
     }
@@ -333,8 +334,8 @@ public class KernelEquivalenceTests(CpuBackendFixture fixture)
                 int resultOffset = r.Next(3);
                 var hostOut = RandomFloats(r, m + resultOffset + 1);
                 Tensor devOut = Dev(hostOut);
-                _host.RowDots(a, aRow, b, bOffset, k, hostOut, resultOffset);
-                _device.RowDots(Dev(a), Dev(aRow), Dev(b), bOffset, k, devOut, resultOffset);
+                _host.Rows.RowDots(new RowPairs(a, aRow, b, bOffset, k), hostOut, resultOffset);
+                _device.Rows.RowDots(new RowPairs(Dev(a), Dev(aRow), Dev(b), bOffset, k), devOut, resultOffset);
                 AssertBitwise(hostOut, devOut, "row dots");
             }, iter: 100, threads: 1);
     }
@@ -346,11 +347,11 @@ public class KernelEquivalenceTests(CpuBackendFixture fixture)
         var source = RandomFloats(r, 7, 5);
         var dest = RandomFloats(r, 9, 5);
         Tensor devDest = Dev(dest);
-        _host.CopyRows(source, 2, dest, 3, 4);
-        _device.CopyRows(Dev(source), 2, devDest, 3, 4);
+        _host.Rows.CopyRows(source, 2, dest, 3, 4);
+        _device.Rows.CopyRows(Dev(source), 2, devDest, 3, 4);
         AssertBitwise(dest, devDest, "copied rows");
-        _host.Clear(dest);
-        _device.Clear(devDest);
+        _host.Rows.Clear(dest);
+        _device.Rows.Clear(devDest);
         AssertBitwise(dest, devDest, "cleared");
     }
 
@@ -358,7 +359,7 @@ public class KernelEquivalenceTests(CpuBackendFixture fixture)
     public void HostTensor_IsRejectedWithItsName()
     {
         var host = Tensor.Zeros(DType.Float32, 2, 2);
-        var e = Assert.Throws<ArgumentException>(() => _device.Clear(host));
+        var e = Assert.Throws<ArgumentException>(() => _device.Rows.Clear(host));
         Assert.Equal("tensor", e.ParamName);
     }
 }

@@ -106,9 +106,9 @@ public class BFloat16DispatchTests
         Tensor? scale = scaled ? Tensor.FromArray(Enumerable.Range(0, rows).Select(_ => (float)random.NextDouble()).ToArray(), rows) : null;
         var scattered = Tensor.Zeros(DType.BFloat16, rows, dim);
         var gathered = Tensor.Zeros(DType.BFloat16, rows, dim);
-        kernels.ScatterTokenRows(source, 0, new TokenScatter(Tensor.FromArray(tokenOf, rows), Tensor.FromArray(rowOfEntry, tokens * k), k, scale),
+        kernels.Rows.ScatterTokenRows(source, 0, new TokenScatter(Tensor.FromArray(tokenOf, rows), Tensor.FromArray(rowOfEntry, tokens * k), k, scale),
             scattered);
-        kernels.GatherRows(source, 0, Tensor.FromArray(tokenOf, rows), scale, gathered);
+        kernels.Rows.GatherRows(source, 0, Tensor.FromArray(tokenOf, rows), scale, gathered);
         string? mismatch = DispatchHarness.BitwiseMismatch($"T {tokens}, D {dim}", gathered, scattered);
         Assert.True(mismatch is null, mismatch);
     }
