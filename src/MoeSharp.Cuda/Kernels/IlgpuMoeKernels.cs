@@ -138,11 +138,11 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IEntryKernels, IRowKernels, C
 
     /// <inheritdoc />
     public void GatherReduce(TokenGather gather, Tensor destination, int destinationOffset)
-        => GatherReduce(gather.Rows, gather.Positions, gather.Scale, gather.Initial, destination, destinationOffset);
+        => GatherReduceCore(gather.Rows, gather.Positions, gather.Scale, gather.Initial, destination, destinationOffset);
 
     /// <inheritdoc />
     public void RowDots(RowPairs pairs, Tensor result, int resultOffset)
-        => RowDots(pairs.A, pairs.ARow, pairs.B, pairs.BRowOffset, pairs.EntriesPerBRow, result, resultOffset);
+        => RowDotsCore(pairs.A, pairs.ARow, pairs.B, pairs.BRowOffset, pairs.EntriesPerBRow, result, resultOffset);
 
     /// <summary>Name of a device: <c>cuda:N</c> for CUDA (N the accelerator's device id when known), else <c>ilgpu-cpu</c>-style names.</summary>
     public static string DefaultDeviceName(Accelerator accelerator)
@@ -399,7 +399,7 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IEntryKernels, IRowKernels, C
     }
 
     /// <summary>The kernel over its parameters spread out (the seam passes them as a record).</summary>
-    private void GatherReduce(Tensor rows, Tensor positions, Tensor? scale, Tensor? initial, Tensor destination, int destinationOffset)
+    private void GatherReduceCore(Tensor rows, Tensor positions, Tensor? scale, Tensor? initial, Tensor destination, int destinationOffset)
     {
         int d = destination.RowLength, tokens = positions.Rows, k = positions.RowLength, total = tokens * d;
         if (total == 0) return;
@@ -416,7 +416,7 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IEntryKernels, IRowKernels, C
     }
 
     /// <summary>The kernel over its parameters spread out (the seam passes them as a record).</summary>
-    private void RowDots(Tensor a, Tensor aRow, Tensor b, int bRowOffset, int entriesPerBRow, Tensor result, int resultOffset)
+    private void RowDotsCore(Tensor a, Tensor aRow, Tensor b, int bRowOffset, int entriesPerBRow, Tensor result, int resultOffset)
     {
         int m = aRow.ElementCount;
         if (m == 0) return;

@@ -17,6 +17,10 @@ public sealed class HostGemmKernels : IGemmKernels
     }
 
     /// <inheritdoc />
+    /// <remarks><see cref="HostGemm"/>'s fused multiply-add chains run in ascending reduction order.</remarks>
+    public bool ContinuesReductionChain => true;
+
+    /// <inheritdoc />
     public void MatMulTransposeB(MatrixOperand a, MatrixOperand b, MatrixOperand c, GemmShape shape,
         bool accumulate = false)
         => HostGemm.MatMulTransposeB(a.HostSpan(shape.K, (long)shape.M * shape.K), b.HostSpan((long)shape.N * shape.K,

@@ -41,11 +41,11 @@ public sealed unsafe class HostMoeKernels : IMoeKernels, IEntryKernels, IRowKern
 
     /// <inheritdoc />
     public void GatherReduce(TokenGather gather, Tensor destination, int destinationOffset)
-        => GatherReduce(gather.Rows, gather.Positions, gather.Scale, gather.Initial, destination, destinationOffset);
+        => GatherReduceCore(gather.Rows, gather.Positions, gather.Scale, gather.Initial, destination, destinationOffset);
 
     /// <inheritdoc />
     public void RowDots(RowPairs pairs, Tensor result, int resultOffset)
-        => RowDots(pairs.A, pairs.ARow, pairs.B, pairs.BRowOffset, pairs.EntriesPerBRow, result, resultOffset);
+        => RowDotsCore(pairs.A, pairs.ARow, pairs.B, pairs.BRowOffset, pairs.EntriesPerBRow, result, resultOffset);
 
     /// <inheritdoc />
     public void Clear(Tensor tensor) => tensor.AsBytes().Clear();
@@ -315,7 +315,7 @@ public sealed unsafe class HostMoeKernels : IMoeKernels, IEntryKernels, IRowKern
     }
 
     /// <summary>The kernel over its parameters spread out (the seam passes them as a record).</summary>
-    private void GatherReduce(Tensor rows, Tensor positions, Tensor? scale, Tensor? initial, Tensor destination, int destinationOffset)
+    private void GatherReduceCore(Tensor rows, Tensor positions, Tensor? scale, Tensor? initial, Tensor destination, int destinationOffset)
     {
         if (destination.DType == DType.BFloat16)
         {
@@ -342,7 +342,7 @@ public sealed unsafe class HostMoeKernels : IMoeKernels, IEntryKernels, IRowKern
     }
 
     /// <summary>The kernel over its parameters spread out (the seam passes them as a record).</summary>
-    private void RowDots(Tensor a, Tensor aRow, Tensor b, int bRowOffset, int entriesPerBRow, Tensor result, int resultOffset)
+    private void RowDotsCore(Tensor a, Tensor aRow, Tensor b, int bRowOffset, int entriesPerBRow, Tensor result, int resultOffset)
     {
         if (a.DType == DType.BFloat16)
         {
@@ -445,7 +445,7 @@ public sealed unsafe class HostMoeKernels : IMoeKernels, IEntryKernels, IRowKern
         });
 
     /// <summary>
-    /// <see cref="IRowKernels.GatherReduce"/> of bfloat16 rows: each token's terms (widened, scaled in float32) are added in
+    /// <see cref="GatherReduce"/> of bfloat16 rows: each token's terms (widened, scaled in float32) are added in
     /// order in float32 accumulators that start from the widened initial row (or +0) and are rounded once, a vector
     /// of values at a time across all of the token's rows (the accumulators stay in registers).
     /// </summary>
@@ -509,7 +509,7 @@ public sealed unsafe class HostMoeKernels : IMoeKernels, IEntryKernels, IRowKern
         }
     }
 
-    /// <summary><see cref="IRowKernels.RowDots"/> of bfloat16 rows (widened exactly; the float64 sum is the same operation).</summary>
+    /// <summary><see cref="RowDots"/> of bfloat16 rows (widened exactly; the float64 sum is the same operation).</summary>
     private static void RowDotsBFloat16(Tensor a, Tensor aRow, Tensor b, int bRowOffset, int entriesPerBRow, Tensor result, int resultOffset)
     {
         var (av, aOffset) = a.Data<BFloat16>();

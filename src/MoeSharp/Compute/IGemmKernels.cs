@@ -16,6 +16,14 @@ namespace MoeSharp.Compute;
 public interface IGemmKernels
 {
     /// <summary>
+    /// True when <see cref="MatMulTransposeA"/> with <c>accumulate</c> continues one chain per element in ascending
+    /// row order on host memory, so calls over consecutive row blocks give the bits of one call over all of them: the
+    /// layer then passes weight gradients along the ranks in rank order (bitwise the same for every split) instead of
+    /// summing per-rank partials. False unless a backend says so (a BLAS library's blocking has no such chain).
+    /// </summary>
+    bool ContinuesReductionChain => false;
+
+    /// <summary>
     /// The linear layer <c>x · Wᵀ</c>: rows <c>[c.Offset, +M)</c> of <paramref name="c"/> (<c>[·, N]</c>) (+)= rows
     /// <c>[a.Offset, +M)</c> of <paramref name="a"/> (<c>[·, K]</c>) times the transpose of matrix <c>b.Offset</c> of
     /// <paramref name="b"/> (<c>[N, K]</c>).

@@ -33,6 +33,9 @@ public sealed class ProfilingLayerKernels(ILayerKernels inner)
     public IGemmKernels Gemm => this;
 
     /// <inheritdoc />
+    public bool ContinuesReductionChain => inner.Gemm.ContinuesReductionChain;
+
+    /// <inheritdoc />
     public IRouterKernels Router => this;
 
     /// <inheritdoc />

@@ -430,8 +430,10 @@ public sealed class MoeLayer : IDisposable
         _kernels.Router.Score(ScoreFunction.Sigmoid, gate, gate);
         var identityRows = new int[rows];
         for (int i = 0; i < rows; i++) identityRows[i] = i;
-        Tensor identity = Tensor.FromArray(identityRows, rows);
-        if (!_kernels.Dispatch.Device.IsHost) identity = scope.Adopt(_kernels.Dispatch.Device.ToDevice(identity))!;
+        Tensor hostIdentity = Tensor.FromArray(identityRows, rows);
+        // The host device hands the tensor itself back; only a device's copy belongs to the scope.
+        Tensor identity = _kernels.Dispatch.Device.ToDevice(hostIdentity);
+        if (!ReferenceEquals(identity, hostIdentity)) scope.Adopt(identity);
         Tensor gated = scope.Rent(DType.Float32, rows, Args.Dim);
         _kernels.Dispatch.Rows.GatherRows(sharedOutput, 0, identity, gate.Reshape(rows), gated);
         return new SharedGateForward(gate, identity, gated);
@@ -489,9 +491,9 @@ public sealed class MoeLayer : IDisposable
     }
 
     /// <summary>
-    /// Hands the last forward's working tensors back (<see cref="Backward"/> is not possible afterwards) and, on a
-    /// device,
-    /// the weights and gradients to the device's allocator. The layer cannot be used after it; the dispatcher, the
+    /// Hands the last forward's working tensors back (<see cref="Backward"/> is not possible afterwards) and the
+    /// weights and gradients to the layer kernels' allocator (on the host <see cref="ManagedTensorAllocator"/>,
+    /// whose return does nothing: the GC reclaims them). The layer cannot be used after it; the dispatcher, the
     /// process groups and the device stay with their owners.
     /// </summary>
     public void Dispose()
@@ -500,7 +502,6 @@ public sealed class MoeLayer : IDisposable
         _disposed = true;
         EndForwardScope();
         _saved = null;
-        if (_kernels.Dispatch.Device.IsHost) return;
         foreach (Parameter p in Parameters)
         {
             _kernels.Allocator.Return(p.Value);
@@ -513,13 +514,14 @@ public sealed class MoeLayer : IDisposable
         => new(name, value, () => _kernels.RentZeros(DType.Float32, value.ShapeArray()));
 
     /// <summary>
-    /// Ends the previous forward's scope: its working tensors (routing, routed rows, expert outputs, dispatch metadata)
-    /// go back to a device backend's allocator; on the host the layer's allocator leaves them to the GC
-    /// (<see cref="ManagedTensorAllocator"/>), as every other host tensor.
+    /// Ends the previous forward's scope: its working tensors (routing, routed rows, expert outputs) go back to the
+    /// layer kernels' allocator (on the host <see cref="ManagedTensorAllocator"/>, which leaves them to the GC, as
+    /// every other host tensor the layer hands out) and the dispatch metadata, which nothing outside the layer
+    /// holds, to the dispatcher's.
     /// </summary>
     private void EndForwardScope()
     {
-        if (_saved is not null && !Dispatcher.Kernels.Device.IsHost) Dispatcher.Release(_saved.Metadata);
+        if (_saved is not null) Dispatcher.Release(_saved.Metadata);
         _forwardScope?.Dispose();
         _forwardScope = null;
     }

@@ -16,7 +16,8 @@ namespace MoeSharp.Layer;
 /// The chain serializes the weight-gradient GEMMs over the ranks; they are the small part of the layer
 /// (router gate and shared expert). A chain started from +0 never yields −0, so the final broadcast, a
 /// rank-order sum with zeros from every other rank, changes no bit.
-/// On a device backend the GEMMs follow the BLAS library's blocking, so there is no chain to continue: each
+/// Which of the two the backend gets is its GEMM's to say (<see cref="IGemmKernels.ContinuesReductionChain"/>): on a
+/// device backend the GEMMs follow the BLAS library's blocking, so there is no chain to continue: each
 /// rank accumulates its own tokens from zero and the ranks' results are summed (an all-reduce on the device
 /// group), which agrees with the host within float32 tolerance.
 /// </remarks>
@@ -32,11 +33,12 @@ internal static class RankOrderedAccumulation
 
     /// <summary>
     /// <see cref="Run(IProcessGroup?, IReadOnlyList{Tensor}, Action)"/> on the tensors of <paramref name="kernels"/>'
-    /// backend (the host when null or a host backend; otherwise local accumulation and a sum over the ranks).
+    /// backend: the chain over the ranks when the backend is null (the host) or its GEMM continues a reduction chain
+    /// (<see cref="IGemmKernels.ContinuesReductionChain"/>), otherwise local accumulation and a sum over the ranks.
     /// </summary>
     public static void Run(IProcessGroup? world, ILayerKernels? kernels, IReadOnlyList<Tensor> accumulators, Action accumulateLocal)
     {
-        if (kernels is not null && !kernels.Dispatch.Device.IsHost)
+        if (kernels is not null && !kernels.Gemm.ContinuesReductionChain)
         {
             RunOnDevice(world, kernels, accumulators, accumulateLocal);
             return;

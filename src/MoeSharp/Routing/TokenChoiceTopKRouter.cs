@@ -158,10 +158,9 @@ public sealed class TokenChoiceTopKRouter
 
         Tensor topScores = scope.Rent(DType.Float32, tokens, k);
         Tensor expertIds = scope.Rent(DType.Int64, tokens, k);
-        // The bias is small host state of the load balancer: a backend off the host gets a copy per call.
-        Tensor? bias = expertBias is null || _kernels.Dispatch.Device.IsHost
-            ? expertBias
-            : _kernels.Dispatch.Device.ToDevice(expertBias);
+        // The bias is small host state of the load balancer: a backend off the host gets a copy per call (the host
+        // device hands the tensor itself back, which stays the caller's).
+        Tensor? bias = expertBias is null ? null : _kernels.Dispatch.Device.ToDevice(expertBias);
         if (!ReferenceEquals(bias, expertBias)) scope.Adopt(bias);
         _kernels.Router.TopK(scores, bias, Options, topScores, expertIds);
         var tokensPerExpert = Tensor.FromArray(_kernels.Router.CountPerExpert(expertIds, e), e);
