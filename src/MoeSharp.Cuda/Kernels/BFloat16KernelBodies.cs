@@ -5,7 +5,8 @@ namespace MoeSharp.Cuda.Kernels;
 /// <summary>
 /// bfloat16 bit arithmetic for kernels: values widen exactly to float32, and a float32 is rounded back with
 /// <c>BFloat16.FromSingle</c>'s rule (nearest even; a NaN stays a quiet NaN), so kernels match the host bit for bit.
-/// Words hold two values: element 2i in the low half. The row kernels reach these through <see cref="BFloat16DeviceRow"/>.
+/// Words hold two values: element 2i in the low half. The row kernels reach these through <see
+/// cref="BFloat16DeviceRow"/>.
 /// </summary>
 internal static class BFloat16KernelBodies
 {

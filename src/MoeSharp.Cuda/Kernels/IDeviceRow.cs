@@ -16,15 +16,20 @@ internal interface IDeviceWord
     /// <summary>The float32 value of the word's first (low) value, exactly.</summary>
     float Low(uint word);
 
-    /// <summary>The float32 value of the word's second (high) value; unused when <see cref="ValuesPerWord"/> is 1.</summary>
+    /// <summary>
+    /// The float32 value of the word's second (high) value; unused when <see cref="ValuesPerWord"/> is 1.
+    /// </summary>
     float High(uint word);
 
-    /// <summary>Rounds <paramref name="low"/> (and <paramref name="high"/> when a word holds two) into one word.</summary>
+    /// <summary>
+    /// Rounds <paramref name="low"/> (and <paramref name="high"/> when a word holds two) into one word.
+    /// </summary>
     uint Pack(float low, float high);
 }
 
 /// <summary>The values of a row one at a time (any row length), stored as <typeparamref name="TElement"/>.</summary>
-/// <typeparam name="TElement">The storage of one value: <c>float</c>, or the <c>ushort</c> bit pattern of a bfloat16.</typeparam>
+/// <typeparam name="TElement">The storage of one value: <c>float</c>, or the <c>ushort</c> bit pattern of a
+/// bfloat16.</typeparam>
 internal interface IDeviceRow<TElement> : IDeviceWord
     where TElement : unmanaged
 {
@@ -73,7 +78,8 @@ internal readonly struct BFloat16DeviceRow : IDeviceRow<ushort>
     public float High(uint word) => BFloat16KernelBodies.High(word);
 
     /// <inheritdoc />
-    public uint Pack(float low, float high) => BFloat16KernelBodies.Round(low) | (BFloat16KernelBodies.Round(high) << 16);
+    public uint Pack(float low, float high)
+        => BFloat16KernelBodies.Round(low) | (BFloat16KernelBodies.Round(high) << 16);
 
     /// <inheritdoc />
     public float Widen(ushort value) => BFloat16KernelBodies.Low(value);

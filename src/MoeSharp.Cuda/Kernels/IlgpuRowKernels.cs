@@ -13,11 +13,12 @@ namespace MoeSharp.Cuda.Kernels;
 internal abstract class IlgpuRowKernels
 {
     /// <inheritdoc cref="Compute.IMoeKernels.GatherRows"/>
-    public abstract void GatherRows(Tensor source, int sourceRowOffset, Tensor rowOf, Tensor? scale, Tensor destination);
+    public abstract void GatherRows(Tensor source, int sourceRowOffset, Tensor rowOf, Tensor? scale,
+        Tensor destination);
 
     /// <inheritdoc cref="Compute.IMoeKernels.ScatterTokenRows"/>
-    public abstract void ScatterTokenRows(Tensor source, int sourceRowOffset, Tensor rowToken, Tensor entryRow, int topK,
-        Tensor? scale, Tensor destination);
+    public abstract void ScatterTokenRows(Tensor source, int sourceRowOffset, Tensor rowToken, Tensor entryRow,
+        int topK, Tensor? scale, Tensor destination);
 
     /// <inheritdoc cref="Compute.IMoeKernels.GatherReduce"/>
     public abstract void GatherReduce(Tensor rows, Tensor positions, Tensor? scale, Tensor? initial, Tensor destination,
@@ -32,8 +33,8 @@ internal abstract class IlgpuRowKernels
 }
 
 /// <summary>
-/// <see cref="IlgpuRowKernels"/> for rows of <typeparamref name="TElement"/> (<typeparamref name="TRow"/> its arithmetic).
-/// Each kernel is compiled the first time it is launched (a row type uses only some of the layouts).
+/// <see cref="IlgpuRowKernels"/> for rows of <typeparamref name="TElement"/> (<typeparamref name="TRow"/> its
+/// arithmetic). Each kernel is compiled the first time it is launched (a row type uses only some of the layouts).
 /// </summary>
 /// <remarks>
 /// Which layout a row length gets is a measured choice per row type, kept as it was when the kernels had one copy per
@@ -52,20 +53,23 @@ internal sealed class IlgpuRowKernels<TElement, TRow> : IlgpuRowKernels
     private readonly bool _cuda;
     private readonly int _valuesPerPack;
 
-    private Action<Index1D, ArrayView<TElement>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<TElement>>?
-        _gather;
-    private Action<Index1D, ArrayView<UInt4>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<UInt4>>? _gatherPacks;
-    private Action<Index1D, ArrayView<uint>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<uint>>? _gatherTiled;
-    private Action<Index1D, ArrayView<TElement>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<TElement>, int, int,
-        ArrayView<TElement>, int>? _reduce;
+    private Action<Index1D, ArrayView<TElement>, int, ArrayView<int>, ArrayView<float>, int, int,
+        ArrayView<TElement>>? _gather;
+    private Action<Index1D, ArrayView<UInt4>, int, ArrayView<int>, ArrayView<float>, int, int,
+        ArrayView<UInt4>>? _gatherPacks;
+    private Action<Index1D, ArrayView<uint>, int, ArrayView<int>, ArrayView<float>, int, int,
+        ArrayView<uint>>? _gatherTiled;
+    private Action<Index1D, ArrayView<TElement>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<TElement>, int,
+        int, ArrayView<TElement>, int>? _reduce;
     private Action<Index1D, ArrayView<UInt4>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<UInt4>, int, int,
         ArrayView<UInt4>, int>? _reducePacks;
     private Action<Index1D, ArrayView<uint>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<uint>, int, int,
         ArrayView<uint>, int>? _reduceTiled;
-    private Action<Index1D, ArrayView<uint>, int, ArrayView<int>, int, ArrayView<float>, int, int, ArrayView<uint>>? _scatter;
+    private Action<Index1D, ArrayView<uint>, int, ArrayView<int>, int, ArrayView<float>, int, int,
+        ArrayView<uint>>? _scatter;
     private Action<Index1D, ArrayView<int>, int, ArrayView<uint>>? _clearTokenless;
-    private Action<Index1D, ArrayView<TElement>, ArrayView<int>, ArrayView<TElement>, int, int, int, ArrayView<float>, int>?
-        _rowDots;
+    private Action<Index1D, ArrayView<TElement>, ArrayView<int>, ArrayView<TElement>, int, int, int, ArrayView<float>,
+        int>? _rowDots;
     private Action<Index1D, ArrayView<TElement>, int, int, ArrayView<TElement>>? _sumRanks;
 
     /// <summary>Row kernels on <paramref name="accelerator"/> for tensors of <paramref name="dtype"/>.</summary>
@@ -82,7 +86,8 @@ internal sealed class IlgpuRowKernels<TElement, TRow> : IlgpuRowKernels
         _buffer = buffer;
         _tiledGather = tiledGather;
         _packedReduce = packedReduce;
-        // CUDA gets float64 products that ptxas cannot contract; every other accelerator runs .NET operators (see StrictFloat).
+        // CUDA gets float64 products that ptxas cannot contract; every other accelerator runs .NET operators
+        // (see StrictFloat).
         _cuda = accelerator.AcceleratorType == AcceleratorType.Cuda;
         _valuesPerPack = 4 * default(TRow).ValuesPerWord();
     }
@@ -99,7 +104,8 @@ internal sealed class IlgpuRowKernels<TElement, TRow> : IlgpuRowKernels
         if (_tiledGather && d % (perWord * TiledRowKernelBodies.TileWords) == 0)
         {
             _gatherTiled ??= Load<ArrayView<uint>, ArrayView<int>, ArrayView<float>, ArrayView<uint>>(
-                TiledRowKernelBodies.GatherRows<CudaStrictFloat, TRow>, TiledRowKernelBodies.GatherRows<ManagedStrictFloat, TRow>);
+                TiledRowKernelBodies.GatherRows<CudaStrictFloat, TRow>,
+                TiledRowKernelBodies.GatherRows<ManagedStrictFloat, TRow>);
             _gatherTiled(total / _valuesPerPack, Words(source, nameof(source)), sourceRowOffset, map, scales, hasScale,
                 d / perWord, Words(destination, nameof(destination)));
             return;
@@ -108,13 +114,15 @@ internal sealed class IlgpuRowKernels<TElement, TRow> : IlgpuRowKernels
         {
             // Rows of whole 16-byte packs start on 16-byte boundaries (buffers are 256-byte aligned): move packs.
             _gatherPacks ??= Load<ArrayView<UInt4>, ArrayView<int>, ArrayView<float>, ArrayView<UInt4>>(
-                PackedRowKernelBodies.GatherRows<CudaStrictFloat, TRow>, PackedRowKernelBodies.GatherRows<ManagedStrictFloat, TRow>);
-            _gatherPacks(total / _valuesPerPack, Words(source, nameof(source)).Cast<UInt4>(), sourceRowOffset, map, scales,
-                hasScale, d / _valuesPerPack, Words(destination, nameof(destination)).Cast<UInt4>());
+                PackedRowKernelBodies.GatherRows<CudaStrictFloat, TRow>,
+                PackedRowKernelBodies.GatherRows<ManagedStrictFloat, TRow>);
+            _gatherPacks(total / _valuesPerPack, Words(source, nameof(source)).Cast<UInt4>(), sourceRowOffset, map,
+                scales, hasScale, d / _valuesPerPack, Words(destination, nameof(destination)).Cast<UInt4>());
             return;
         }
         _gather ??= Load<ArrayView<TElement>, ArrayView<int>, ArrayView<float>, ArrayView<TElement>>(
-            RowKernelBodies.GatherRows<CudaStrictFloat, TElement, TRow>, RowKernelBodies.GatherRows<ManagedStrictFloat, TElement, TRow>);
+            RowKernelBodies.GatherRows<CudaStrictFloat, TElement, TRow>,
+            RowKernelBodies.GatherRows<ManagedStrictFloat, TElement, TRow>);
         _gather(total, Elements(source, nameof(source)), sourceRowOffset, map, scales, hasScale, d,
             Elements(destination, nameof(destination)));
     }
@@ -124,8 +132,8 @@ internal sealed class IlgpuRowKernels<TElement, TRow> : IlgpuRowKernels
     /// Rows of whole tiles go token by token, each token row read once (<see cref="TokenScatterKernelBodies"/>); other
     /// widths are computed as the gather.
     /// </remarks>
-    public override void ScatterTokenRows(Tensor source, int sourceRowOffset, Tensor rowToken, Tensor entryRow, int topK,
-        Tensor? scale, Tensor destination)
+    public override void ScatterTokenRows(Tensor source, int sourceRowOffset, Tensor rowToken, Tensor entryRow,
+        int topK, Tensor? scale, Tensor destination)
     {
         int perWord = _valuesPerPack / 4;
         int d = destination.RowLength, words = d / perWord;
@@ -146,11 +154,10 @@ internal sealed class IlgpuRowKernels<TElement, TRow> : IlgpuRowKernels
         }
         if (tokens == 0 || topK == 0) return;
         ArrayView<int> rowOfEntry = Ints(entryRow, nameof(entryRow));
-        _scatter ??= _cuda
-            ? _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<uint>, int, ArrayView<int>, int, ArrayView<float>, int,
-                int, ArrayView<uint>>(TokenScatterKernelBodies.ScatterTokensTiled<CudaStrictFloat, TRow>)
-            : _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<uint>, int, ArrayView<int>, int, ArrayView<float>, int,
-                int, ArrayView<uint>>(TokenScatterKernelBodies.ScatterTokensTiled<ManagedStrictFloat, TRow>);
+        _scatter ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<uint>, int, ArrayView<int>, int,
+            ArrayView<float>, int, int, ArrayView<uint>>(_cuda
+                ? TokenScatterKernelBodies.ScatterTokensTiled<CudaStrictFloat, TRow>
+                : TokenScatterKernelBodies.ScatterTokensTiled<ManagedStrictFloat, TRow>);
         _scatter(tokens * (words / 4), Words(source, nameof(source)), sourceRowOffset, rowOfEntry, topK,
             scale is null ? rowOfEntry.Cast<float>() : Floats(scale, nameof(scale)), scale is null ? 0 : 1, words, to);
     }
@@ -171,7 +178,8 @@ internal sealed class IlgpuRowKernels<TElement, TRow> : IlgpuRowKernels
             _reduceTiled ??= LoadReduce<ArrayView<uint>>(TiledRowKernelBodies.GatherReduce<CudaStrictFloat, TRow>,
                 TiledRowKernelBodies.GatherReduce<ManagedStrictFloat, TRow>);
             _reduceTiled(total / _valuesPerPack, Words(rows, nameof(rows)), slots, k, scales, hasScale,
-                initial is null ? dst : Words(initial, nameof(initial)), hasInitial, d / perWord, dst, destinationOffset);
+                initial is null ? dst : Words(initial, nameof(initial)), hasInitial, d / perWord, dst,
+                destinationOffset);
             return;
         }
         if (_packedReduce && d % _valuesPerPack == 0)
@@ -180,8 +188,8 @@ internal sealed class IlgpuRowKernels<TElement, TRow> : IlgpuRowKernels
             _reducePacks ??= LoadReduce<ArrayView<UInt4>>(PackedRowKernelBodies.GatherReduce<CudaStrictFloat, TRow>,
                 PackedRowKernelBodies.GatherReduce<ManagedStrictFloat, TRow>);
             _reducePacks(total / _valuesPerPack, Words(rows, nameof(rows)).Cast<UInt4>(), slots, k, scales, hasScale,
-                initial is null ? dst : Words(initial, nameof(initial)).Cast<UInt4>(), hasInitial, d / _valuesPerPack, dst,
-                destinationOffset);
+                initial is null ? dst : Words(initial, nameof(initial)).Cast<UInt4>(), hasInitial, d / _valuesPerPack,
+                dst, destinationOffset);
             return;
         }
         ArrayView<TElement> to = Elements(destination, nameof(destination));
@@ -197,10 +205,10 @@ internal sealed class IlgpuRowKernels<TElement, TRow> : IlgpuRowKernels
     {
         int m = aRow.ElementCount;
         if (m == 0) return;
-        _rowDots ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<TElement>, ArrayView<int>, ArrayView<TElement>,
-            int, int, int, ArrayView<float>, int>(RowKernelBodies.RowDots<TElement, TRow>);
-        _rowDots(m, Elements(a, nameof(a)), Ints(aRow, nameof(aRow)), Elements(b, nameof(b)), bRowOffset, entriesPerBRow,
-            a.RowLength, Floats(result, nameof(result)), resultOffset);
+        _rowDots ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<TElement>, ArrayView<int>,
+            ArrayView<TElement>, int, int, int, ArrayView<float>, int>(RowKernelBodies.RowDots<TElement, TRow>);
+        _rowDots(m, Elements(a, nameof(a)), Ints(aRow, nameof(aRow)), Elements(b, nameof(b)), bRowOffset,
+            entriesPerBRow, a.RowLength, Floats(result, nameof(result)), resultOffset);
     }
 
     /// <inheritdoc />
@@ -208,22 +216,26 @@ internal sealed class IlgpuRowKernels<TElement, TRow> : IlgpuRowKernels
     {
         int n = values.ElementCount;
         if (n == 0) return;
-        _sumRanks ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<TElement>, int, int, ArrayView<TElement>>(
-            RowKernelBodies.SumRanks<TElement, TRow>);
+        _sumRanks ??= _accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<TElement>, int, int,
+            ArrayView<TElement>>(RowKernelBodies.SumRanks<TElement, TRow>);
         _sumRanks(n, Elements(gathered, nameof(gathered)), n, ranks, Elements(values, nameof(values)));
     }
 
-    /// <summary>A gather kernel in the instantiation that suits the accelerator (see <see cref="IStrictFloat"/>).</summary>
-    private Action<Index1D, TSource, int, TMap, TScale, int, int, TDestination> Load<TSource, TMap, TScale, TDestination>(
-        Action<Index1D, TSource, int, TMap, TScale, int, int, TDestination> cuda,
-        Action<Index1D, TSource, int, TMap, TScale, int, int, TDestination> managed)
+    /// <summary>
+    /// A gather kernel in the instantiation that suits the accelerator (see <see cref="IStrictFloat"/>).
+    /// </summary>
+    private Action<Index1D, TSource, int, TMap, TScale, int, int, TDestination>
+        Load<TSource, TMap, TScale, TDestination>(
+            Action<Index1D, TSource, int, TMap, TScale, int, int, TDestination> cuda,
+            Action<Index1D, TSource, int, TMap, TScale, int, int, TDestination> managed)
         where TSource : struct where TMap : struct where TScale : struct where TDestination : struct
         => _accelerator.LoadAutoGroupedStreamKernel(_cuda ? cuda : managed);
 
     /// <summary>A gather-reduce kernel over views of <typeparamref name="TView"/>, as <see cref="Load"/>.</summary>
-    private Action<Index1D, TView, ArrayView<int>, int, ArrayView<float>, int, TView, int, int, TView, int> LoadReduce<TView>(
-        Action<Index1D, TView, ArrayView<int>, int, ArrayView<float>, int, TView, int, int, TView, int> cuda,
-        Action<Index1D, TView, ArrayView<int>, int, ArrayView<float>, int, TView, int, int, TView, int> managed)
+    private Action<Index1D, TView, ArrayView<int>, int, ArrayView<float>, int, TView, int, int, TView, int>
+        LoadReduce<TView>(
+            Action<Index1D, TView, ArrayView<int>, int, ArrayView<float>, int, TView, int, int, TView, int> cuda,
+            Action<Index1D, TView, ArrayView<int>, int, ArrayView<float>, int, TView, int, int, TView, int> managed)
         where TView : struct
         => _accelerator.LoadAutoGroupedStreamKernel(_cuda ? cuda : managed);
 

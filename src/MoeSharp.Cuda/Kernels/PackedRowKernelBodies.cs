@@ -14,8 +14,8 @@ internal static class PackedRowKernelBodies
     /// Thread i is pack j of destination row r: the source row's pack, scaled and rounded when
     /// <paramref name="hasScale"/> is set, or zeros where <c>rowOf[r] &lt; 0</c>.
     /// </summary>
-    public static void GatherRows<TFloat, TRow>(Index1D i, ArrayView<UInt4> source, int sourceRowOffset, ArrayView<int> rowOf,
-        ArrayView<float> scale, int hasScale, int packs, ArrayView<UInt4> destination)
+    public static void GatherRows<TFloat, TRow>(Index1D i, ArrayView<UInt4> source, int sourceRowOffset,
+        ArrayView<int> rowOf, ArrayView<float> scale, int hasScale, int packs, ArrayView<UInt4> destination)
         where TFloat : struct, IStrictFloat
         where TRow : struct, IDeviceWord
     {

@@ -10,7 +10,10 @@ namespace MoeSharp.Cuda.Kernels;
 /// </summary>
 internal static class RowKernelBodies
 {
-    /// <summary>Thread i (element j of destination row r): <c>source[offset + rowOf[r], j] · scale[r]</c>, one rounding, or +0.</summary>
+    /// <summary>
+    /// Thread i (element j of destination row r): <c>source[offset + rowOf[r], j] · scale[r]</c>, one rounding,
+    /// or +0.
+    /// </summary>
     public static void GatherRows<TFloat, TElement, TRow>(Index1D i, ArrayView<TElement> source, int sourceRowOffset,
         ArrayView<int> rowOf, ArrayView<float> scale, int hasScale, int d, ArrayView<TElement> destination)
         where TFloat : struct, IStrictFloat
@@ -33,8 +36,8 @@ internal static class RowKernelBodies
     /// Thread i (element j of token t): the ordered float32 sum <c>((init + rows[p0]·s[p0]) + rows[p1]·s[p1]) + …</c>
     /// over the token's positions in ascending order, each product rounded before its add, rounded once.
     /// </summary>
-    public static void GatherReduce<TFloat, TElement, TRow>(Index1D i, ArrayView<TElement> rows, ArrayView<int> positions,
-        int k, ArrayView<float> scale, int hasScale, ArrayView<TElement> initial, int hasInitial, int d,
+    public static void GatherReduce<TFloat, TElement, TRow>(Index1D i, ArrayView<TElement> rows,
+        ArrayView<int> positions, int k, ArrayView<float> scale, int hasScale, ArrayView<TElement> initial, int hasInitial, int d,
         ArrayView<TElement> destination, int destinationOffset)
         where TFloat : struct, IStrictFloat
         where TElement : unmanaged
@@ -69,8 +72,8 @@ internal static class RowKernelBodies
     /// rounded once. A float64 product of two float32 values is exact (24 + 24 significant bits fit in 53), so even if
     /// ptxas contracts the multiply and add into <c>fma.rn.f64</c> the result is the same as separate roundings.
     /// </summary>
-    public static void RowDots<TElement, TRow>(Index1D i, ArrayView<TElement> a, ArrayView<int> aRow, ArrayView<TElement> b,
-        int bRowOffset, int perB, int d, ArrayView<float> result, int resultOffset)
+    public static void RowDots<TElement, TRow>(Index1D i, ArrayView<TElement> a, ArrayView<int> aRow,
+        ArrayView<TElement> b, int bRowOffset, int perB, int d, ArrayView<float> result, int resultOffset)
         where TElement : unmanaged
         where TRow : struct, IDeviceRow<TElement>
     {
@@ -83,8 +86,8 @@ internal static class RowKernelBodies
     }
 
     /// <summary>
-    /// Thread i: <c>values[i] = ((g[0·n + i] + g[1·n + i]) + …)</c>, widened, float32 adds in rank order (no multiply to
-    /// fuse), rounded once.
+    /// Thread i: <c>values[i] = ((g[0·n + i] + g[1·n + i]) + …)</c>, widened, float32 adds in rank order (no multiply
+    /// to fuse), rounded once.
     /// </summary>
     public static void SumRanks<TElement, TRow>(Index1D i, ArrayView<TElement> gathered, int n, int ranks,
         ArrayView<TElement> values)

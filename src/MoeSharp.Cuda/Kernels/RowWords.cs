@@ -6,7 +6,10 @@ namespace MoeSharp.Cuda.Kernels;
 /// </summary>
 internal static class RowWords
 {
-    /// <summary>Each value of <paramref name="word"/> times <paramref name="s"/> in float32, rounded once to the row type.</summary>
+    /// <summary>
+    /// Each value of <paramref name="word"/> times <paramref name="s"/> in float32, rounded once to the row
+    /// type.
+    /// </summary>
     public static uint Scale<TFloat, TRow>(uint word, float s)
         where TFloat : struct, IStrictFloat
         where TRow : struct, IDeviceWord

@@ -21,8 +21,8 @@ internal static class TiledRowKernelBodies
     /// Thread i is words <c>tile·128 + m·32 + lane</c> of destination row r: the source row's words, each value scaled
     /// and rounded when <paramref name="hasScale"/> is set, or zeros where <c>rowOf[r] &lt; 0</c>.
     /// </summary>
-    public static void GatherRows<TFloat, TRow>(Index1D i, ArrayView<uint> source, int sourceRowOffset, ArrayView<int> rowOf,
-        ArrayView<float> scale, int hasScale, int words, ArrayView<uint> destination)
+    public static void GatherRows<TFloat, TRow>(Index1D i, ArrayView<uint> source, int sourceRowOffset,
+        ArrayView<int> rowOf, ArrayView<float> scale, int hasScale, int words, ArrayView<uint> destination)
         where TFloat : struct, IStrictFloat
         where TRow : struct, IDeviceWord
     {
@@ -54,7 +54,8 @@ internal static class TiledRowKernelBodies
 
     /// <summary>
     /// <see cref="PackedRowKernelBodies.GatherReduce{TFloat, TRow}"/> in the tiled layout: thread i sums the words
-    /// <c>tile·128 + m·32 + lane</c> of its token, each value's terms in slot order in a float32 accumulator, rounded once.
+    /// <c>tile·128 + m·32 + lane</c> of its token, each value's terms in slot order in a float32 accumulator, rounded
+    /// once.
     /// </summary>
     public static void GatherReduce<TFloat, TRow>(Index1D i, ArrayView<uint> rows, ArrayView<int> positions, int k,
         ArrayView<float> scale, int hasScale, ArrayView<uint> initial, int hasInitial, int words,

@@ -45,7 +45,10 @@ internal static class TokenScatterKernelBodies
         }
     }
 
-    /// <summary>Thread i (a word quad of row r, as above): zeros where no token lands in row r (SP pad entries, alignment rows).</summary>
+    /// <summary>
+    /// Thread i (a word quad of row r, as above): zeros where no token lands in row r (SP pad entries,
+    /// alignment rows).
+    /// </summary>
     public static void ClearTokenlessRowsTiled(Index1D i, ArrayView<int> rowToken, int words, ArrayView<uint> destination)
     {
         int perRow = words / 4, index = i;

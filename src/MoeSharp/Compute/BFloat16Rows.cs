@@ -29,15 +29,23 @@ internal static class BFloat16Rows
     public static void Narrow(ReadOnlySpan<float> source, Span<BFloat16> destination)
         => RowSpans<BFloat16, BFloat16Row>.Narrow(source, destination);
 
-    /// <summary><c>destination[i] = bfloat16(float(source[i]) · scale)</c>: one float32 product, rounded once.</summary>
+    /// <summary>
+    /// <c>destination[i] = bfloat16(float(source[i]) · scale)</c>: one float32 product, rounded once.
+    /// </summary>
     public static void Scale(ReadOnlySpan<BFloat16> source, float scale, Span<BFloat16> destination)
         => RowSpans<BFloat16, BFloat16Row>.Scale(source, scale, destination);
 
-    /// <summary>A vector of bfloat16 bit patterns widened to two float32 vectors (low lanes, high lanes), exactly.</summary>
+    /// <summary>
+    /// A vector of bfloat16 bit patterns widened to two float32 vectors (low lanes, high lanes), exactly.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static (Vector<float> Low, Vector<float> High) WidenVector(Vector<ushort> bits) => BFloat16Row.WidenBits(bits);
+    public static (Vector<float> Low, Vector<float> High) WidenVector(Vector<ushort> bits)
+        => BFloat16Row.WidenBits(bits);
 
-    /// <summary>Two float32 vectors rounded to bfloat16 (as <see cref="BFloat16.FromSingle"/>), packed as bit patterns.</summary>
+    /// <summary>
+    /// Two float32 vectors rounded to bfloat16 (as <see cref="BFloat16.FromSingle"/>), packed as bit patterns.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector<ushort> NarrowVector(Vector<float> low, Vector<float> high) => BFloat16Row.NarrowBits(low, high);
+    public static Vector<ushort> NarrowVector(Vector<float> low, Vector<float> high)
+        => BFloat16Row.NarrowBits(low, high);
 }

@@ -31,7 +31,9 @@ public class PtxContractionTests
     private static string[] FloatArithmetic(string ptx) =>
         Regex.Matches(ptx, @"\b(mul|add|sub|fma|mad)(\.[a-z]+)*\.f32\b").Select(m => m.Value).Distinct().Order().ToArray();
 
-    /// <summary>Every row kernel with a product, for each row type (bfloat16 or float32), in its CUDA instantiation.</summary>
+    /// <summary>
+    /// Every row kernel with a product, for each row type (bfloat16 or float32), in its CUDA instantiation.
+    /// </summary>
     public static TheoryData<Type, string, bool> StrictKernels()
     {
         var data = new TheoryData<Type, string, bool>();

@@ -10,14 +10,17 @@ namespace MoeSharp.Tests.Compute;
 /// <summary>
 /// The row kernels written once over the row element give, for every row type, the bits of their scalar definitions
 /// (widen, float32 product and ordered float32 sum, one narrowing; copies move bits), for row lengths around the block
-/// width (vector body and scalar tail), missing rows and positions, optional scales and initial rows; and a row type the
-/// kernels have never seen (<see cref="Tf32Row"/>) plugs in as one struct.
+/// width (vector body and scalar tail), missing rows and positions, optional scales and initial rows; and a row type
+/// the kernels have never seen (<see cref="Tf32Row"/>) plugs in as one struct.
 /// </summary>
 public class HostRowKernelsTests
 {
-    private static readonly float[] Specials = [float.NaN, float.PositiveInfinity, -0f, 0f, float.Epsilon, float.MaxValue];
+    private static readonly float[] Specials =
+        [float.NaN, float.PositiveInfinity, -0f, 0f, float.Epsilon, float.MaxValue];
 
-    /// <summary>A float32 value: mostly small, also any bit pattern (NaN payloads, subnormals), rounding ties, specials.</summary>
+    /// <summary>
+    /// A float32 value: mostly small, also any bit pattern (NaN payloads, subnormals), rounding ties, specials.
+    /// </summary>
     private static float AnyFloat(Random random) => random.Next(7) switch
     {
         < 4 => (float)(random.NextDouble() * 8 - 4),
@@ -27,7 +30,8 @@ public class HostRowKernelsTests
     };
 
     /// <summary>One generated case: a row length around the block width and the seed of everything else.</summary>
-    private static readonly Gen<(int D, int Seed)> Cases = Gen.Select(Gen.Int[1, 3 * Vector<float>.Count * 2 + 3], Gen.Int);
+    private static readonly Gen<(int D, int Seed)> Cases =
+        Gen.Select(Gen.Int[1, 3 * Vector<float>.Count * 2 + 3], Gen.Int);
 
     private static readonly HostMoeKernels Kernels = new();
 
@@ -37,11 +41,13 @@ public class HostRowKernelsTests
 
     [Fact]
     public void BFloat16_RowKernels_AreTheScalarDefinitions()
-        => Cases.Sample(c => CheckAll<BFloat16, BFloat16Row>(c.D, c.Seed, v => v.ToSingle(), BFloat16.FromSingle, Kernels));
+        => Cases.Sample(c =>
+            CheckAll<BFloat16, BFloat16Row>(c.D, c.Seed, v => v.ToSingle(), BFloat16.FromSingle, Kernels));
 
     [Fact]
     public void ANewRowType_PlugsIn_AsOneStruct()
-        => Cases.Sample(c => CheckAll<float, Tf32Row>(c.D, c.Seed, v => v, Tf32Row.Round, HostRowKernels<float, Tf32Row>.Instance));
+        => Cases.Sample(c =>
+            CheckAll<float, Tf32Row>(c.D, c.Seed, v => v, Tf32Row.Round, HostRowKernels<float, Tf32Row>.Instance));
 
     [Fact]
     public void StreamedOutputs_AreTheScalarDefinitions()
@@ -58,9 +64,11 @@ public class HostRowKernelsTests
         where TOps : struct, IRowElement<T>
         => Check<T, TOps>(d, seed, rows: 1 + (seed & 15), widen, narrow, kernels, gatherOnly: false);
 
-    /// <summary>Runs gather (plain, scaled), token scatter, gather-reduce and row dots and compares every output bit.</summary>
-    private static void Check<T, TOps>(int d, int seed, int rows, Func<T, float> widen, Func<float, T> narrow, object kernels,
-        bool gatherOnly)
+    /// <summary>
+    /// Runs gather (plain, scaled), token scatter, gather-reduce and row dots and compares every output bit.
+    /// </summary>
+    private static void Check<T, TOps>(int d, int seed, int rows, Func<T, float> widen, Func<float, T> narrow,
+        object kernels, bool gatherOnly)
         where T : unmanaged
         where TOps : struct, IRowElement<T>
     {
@@ -75,7 +83,8 @@ public class HostRowKernelsTests
         {
             if (!SameBits(expected, actual) && !(nansMeet && IsNaN(expected) && IsNaN(actual)))
             {
-                Assert.Fail($"{what}, D {d}, seed {seed}: expected {FloatBits(widen(expected)):X8}, got {FloatBits(widen(actual)):X8}");
+                Assert.Fail($"{what}, D {d}, seed {seed}: "
+                    + $"expected {FloatBits(widen(expected)):X8}, got {FloatBits(widen(actual)):X8}");
             }
         }
         bool IsNaN(T v) => float.IsNaN(widen(v));
@@ -124,9 +133,9 @@ public class HostRowKernelsTests
                 for (int j = 0; j < d; j++)
                 {
                     int t = rowToken[r];
-                    T expected = t < 0 ? default
-                        : scaled ? narrow(widen(tokenRows[(t + offset) * d + j]) * rowScale[r]) : tokenRows[(t + offset) * d + j];
-                    bool nansMeet = scaled && t >= 0 && float.IsNaN(rowScale[r]) && IsNaN(tokenRows[(t + offset) * d + j]);
+                    T value = t < 0 ? default : tokenRows[(t + offset) * d + j];
+                    T expected = t < 0 ? default : scaled ? narrow(widen(value) * rowScale[r]) : value;
+                    bool nansMeet = scaled && t >= 0 && float.IsNaN(rowScale[r]) && IsNaN(value);
                     Same(expected, destination[r * d + j], $"scatter (scaled {scaled}) row {r} value {j}", nansMeet);
                 }
             }
@@ -142,9 +151,10 @@ public class HostRowKernelsTests
         {
             T[] sums = RowsOf(tokens + destinationOffset);
             T[] before = (T[])sums.Clone();
-            Reduce(kernels, Matrix(routed, n, d), Matrix(positions, tokens, k), scaled ? Tensor.FromArray(routedScale, n) : null,
-                initialized ? Matrix(initial, tokens, d) : null, Matrix(sums, tokens + destinationOffset, d), destinationOffset);
-            for (int i = 0; i < destinationOffset * d; i++) Same(before[i], sums[i], "rows before the destination offset");
+            Reduce(kernels, Matrix(routed, n, d), Matrix(positions, tokens, k),
+                scaled ? Tensor.FromArray(routedScale, n) : null, initialized ? Matrix(initial, tokens, d) : null,
+                Matrix(sums, tokens + destinationOffset, d), destinationOffset);
+            for (int i = 0; i < destinationOffset * d; i++) Same(before[i], sums[i], "rows before the offset");
             for (int t = 0; t < tokens; t++)
             {
                 for (int j = 0; j < d; j++)
@@ -159,8 +169,8 @@ public class HostRowKernelsTests
                         nans += (float.IsNaN(v) ? 1 : 0) + (scaled && float.IsNaN(routedScale[p]) ? 1 : 0);
                         acc += scaled ? v * routedScale[p] : v;
                     }
-                    Same(narrow(acc), sums[(destinationOffset + t) * d + j], $"reduce ({scaled}, {initialized}) token {t} value {j}",
-                        nans >= 2);
+                    Same(narrow(acc), sums[(destinationOffset + t) * d + j],
+                        $"reduce ({scaled}, {initialized}) token {t} value {j}", nans >= 2);
                 }
             }
         }
@@ -175,7 +185,10 @@ public class HostRowKernelsTests
         for (int i = 0; i < m; i++)
         {
             double sum = 0;
-            for (int j = 0; j < d; j++) sum += (double)widen(routed[aRow[i] * d + j]) * widen(b[(offset + i / perB) * d + j]);
+            for (int j = 0; j < d; j++)
+            {
+                sum += (double)widen(routed[aRow[i] * d + j]) * widen(b[(offset + i / perB) * d + j]);
+            }
             Assert.Equal(FloatBits((float)sum), FloatBits(dots[1 + i]));
         }
     }
@@ -187,28 +200,31 @@ public class HostRowKernelsTests
     private static uint Bits<T>(T value) where T : unmanaged
         => Unsafe.SizeOf<T>() == 2 ? Unsafe.As<T, ushort>(ref value) : Unsafe.As<T, uint>(ref value);
 
-    // The public backend for float32 and bfloat16 (so its dtype switch is covered); the generic class for a new row type.
-    private static void Gather(object kernels, Tensor source, int offset, Tensor rowOf, Tensor? scale, Tensor destination)
+    // The public backend for float32 and bfloat16 (so its dtype switch is covered); the generic class for a new
+    // row type.
+    private static void Gather(object kernels, Tensor source, int offset, Tensor rowOf, Tensor? scale,
+        Tensor destination)
     {
         if (kernels is IMoeKernels moe) moe.GatherRows(source, offset, rowOf, scale, destination);
         else ((HostRowKernels)kernels).GatherRows(source, offset, rowOf, scale, destination);
     }
 
-    private static void Scatter(object kernels, Tensor source, int offset, Tensor rowToken, Tensor entryRow, int k, Tensor? scale,
-        Tensor destination)
+    private static void Scatter(object kernels, Tensor source, int offset, Tensor rowToken, Tensor entryRow, int k,
+        Tensor? scale, Tensor destination)
     {
         if (kernels is IMoeKernels moe) moe.ScatterTokenRows(source, offset, rowToken, entryRow, k, scale, destination);
         else ((HostRowKernels)kernels).ScatterTokenRows(source, offset, rowToken, entryRow, k, scale, destination);
     }
 
-    private static void Reduce(object kernels, Tensor rows, Tensor positions, Tensor? scale, Tensor? initial, Tensor destination,
-        int destinationOffset)
+    private static void Reduce(object kernels, Tensor rows, Tensor positions, Tensor? scale, Tensor? initial,
+        Tensor destination, int offset)
     {
-        if (kernels is IMoeKernels moe) moe.GatherReduce(rows, positions, scale, initial, destination, destinationOffset);
-        else ((HostRowKernels)kernels).GatherReduce(rows, positions, scale, initial, destination, destinationOffset);
+        if (kernels is IMoeKernels moe) moe.GatherReduce(rows, positions, scale, initial, destination, offset);
+        else ((HostRowKernels)kernels).GatherReduce(rows, positions, scale, initial, destination, offset);
     }
 
-    private static void Dots(object kernels, Tensor a, Tensor aRow, Tensor b, int offset, int perB, Tensor result, int resultOffset)
+    private static void Dots(object kernels, Tensor a, Tensor aRow, Tensor b, int offset, int perB, Tensor result,
+        int resultOffset)
     {
         if (kernels is IMoeKernels moe) moe.RowDots(a, aRow, b, offset, perB, result, resultOffset);
         else ((HostRowKernels)kernels).RowDots(a, aRow, b, offset, perB, result, resultOffset);
@@ -247,8 +263,10 @@ public class HostRowKernelsTests
         private static Vector<float> RoundVector(Vector<float> values)
         {
             Vector<uint> bits = Vector.AsVectorUInt32(values);
-            Vector<uint> rounded = (bits + new Vector<uint>(0xFFFu) + ((bits >> 13) & Vector<uint>.One)) & new Vector<uint>(0xFFFF_E000u);
-            Vector<uint> nan = Vector.GreaterThan(bits & new Vector<uint>(0x7FFF_FFFFu), new Vector<uint>(0x7F80_0000u));
+            Vector<uint> rounded = (bits + new Vector<uint>(0xFFFu) + ((bits >> 13) & Vector<uint>.One))
+                & new Vector<uint>(0xFFFF_E000u);
+            Vector<uint> magnitude = bits & new Vector<uint>(0x7FFF_FFFFu);
+            Vector<uint> nan = Vector.GreaterThan(magnitude, new Vector<uint>(0x7F80_0000u));
             return Vector.AsVectorSingle(Vector.ConditionalSelect(nan, bits, rounded));
         }
     }

@@ -29,7 +29,9 @@ internal readonly struct BFloat16Row : IRowElement<BFloat16>
         where TStore : struct, IVectorStore
         => TStore.Store(NarrowBits(low, high), ref Unsafe.As<BFloat16, ushort>(ref destination));
 
-    /// <summary>A vector of bfloat16 bit patterns widened to two float32 vectors (low lanes, high lanes), exactly.</summary>
+    /// <summary>
+    /// A vector of bfloat16 bit patterns widened to two float32 vectors (low lanes, high lanes), exactly.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static (Vector<float> Low, Vector<float> High) WidenBits(Vector<ushort> bits)
     {
@@ -37,7 +39,9 @@ internal readonly struct BFloat16Row : IRowElement<BFloat16>
         return (Vector.AsVectorSingle(low << 16), Vector.AsVectorSingle(high << 16));
     }
 
-    /// <summary>Two float32 vectors rounded as <see cref="Narrow"/> and packed into one vector of bit patterns.</summary>
+    /// <summary>
+    /// Two float32 vectors rounded as <see cref="Narrow"/> and packed into one vector of bit patterns.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector<ushort> NarrowBits(Vector<float> low, Vector<float> high)
         => Vector.Narrow(RoundedHigh(Vector.AsVectorUInt32(low)), RoundedHigh(Vector.AsVectorUInt32(high)));

@@ -19,11 +19,12 @@ internal abstract class HostRowKernels
     };
 
     /// <inheritdoc cref="IMoeKernels.GatherRows"/>
-    public abstract void GatherRows(Tensor source, int sourceRowOffset, Tensor rowOf, Tensor? scale, Tensor destination);
+    public abstract void GatherRows(Tensor source, int sourceRowOffset, Tensor rowOf, Tensor? scale,
+        Tensor destination);
 
     /// <inheritdoc cref="IMoeKernels.ScatterTokenRows"/>
-    public abstract void ScatterTokenRows(Tensor source, int sourceRowOffset, Tensor rowToken, Tensor entryRow, int topK,
-        Tensor? scale, Tensor destination);
+    public abstract void ScatterTokenRows(Tensor source, int sourceRowOffset, Tensor rowToken, Tensor entryRow,
+        int topK, Tensor? scale, Tensor destination);
 
     /// <inheritdoc cref="IMoeKernels.GatherReduce"/>
     public abstract void GatherReduce(Tensor rows, Tensor positions, Tensor? scale, Tensor? initial, Tensor destination,

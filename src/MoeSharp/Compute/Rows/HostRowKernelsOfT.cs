@@ -13,7 +13,8 @@ namespace MoeSharp.Compute.Rows;
 /// scalar tail computing the same IEEE operations, parallel over rows or tokens on all cores.
 /// </summary>
 /// <typeparam name="TElement">The row element as stored.</typeparam>
-/// <typeparam name="TOps">Its widening and narrowing; a struct, so the JIT compiles each instantiation on its own.</typeparam>
+/// <typeparam name="TOps">Its widening and narrowing; a struct, so the JIT compiles each instantiation on its
+/// own.</typeparam>
 internal sealed unsafe class HostRowKernels<TElement, TOps> : HostRowKernels
     where TElement : unmanaged
     where TOps : struct, IRowElement<TElement>
@@ -79,8 +80,8 @@ internal sealed unsafe class HostRowKernels<TElement, TOps> : HostRowKernels
 
     /// <inheritdoc />
     /// <remarks>Each token row is read once (it stays in cache for its K copies) and written to its K rows.</remarks>
-    public override void ScatterTokenRows(Tensor source, int sourceRowOffset, Tensor rowToken, Tensor entryRow, int topK,
-        Tensor? scale, Tensor destination)
+    public override void ScatterTokenRows(Tensor source, int sourceRowOffset, Tensor rowToken, Tensor entryRow,
+        int topK, Tensor? scale, Tensor destination)
     {
         var (src, srcOffset) = source.Data<TElement>();
         var (dst, dstOffset) = destination.Data<TElement>();
@@ -107,7 +108,8 @@ internal sealed unsafe class HostRowKernels<TElement, TOps> : HostRowKernels
                         float s = scales is null ? 1f : scales[scaleOffset + r];
                         if (streaming) StreamRow(from, to, d, s, scales is not null);
                         else if (scales is null) new ReadOnlySpan<TElement>(from, d).CopyTo(new Span<TElement>(to, d));
-                        else RowSpans<TElement, TOps>.Scale(new ReadOnlySpan<TElement>(from, d), s, new Span<TElement>(to, d));
+                        else RowSpans<TElement, TOps>.Scale(new ReadOnlySpan<TElement>(from, d), s,
+                            new Span<TElement>(to, d));
                     }
                 }
                 if (streaming) Sse.StoreFence();
@@ -174,7 +176,8 @@ internal sealed unsafe class HostRowKernels<TElement, TOps> : HostRowKernels
         {
             if (p >= 0 && (long)(p + 1) * d > rows.Length)
             {
-                throw new ArgumentOutOfRangeException(nameof(positions), p, $"a position past the {rows.Length / d} rows");
+                throw new ArgumentOutOfRangeException(nameof(positions), p,
+                    $"a position past the {rows.Length / d} rows");
             }
         }
         int block = IRowElement<TElement>.BlockLength, j = 0;
@@ -219,7 +222,10 @@ internal sealed unsafe class HostRowKernels<TElement, TOps> : HostRowKernels
     private static void StreamRow(TElement* from, TElement* to, int n, float s, bool scale)
     {
         int j = 0;
-        for (; j < n && ((nuint)(to + j) & 31) != 0; j++) to[j] = scale ? TOps.Narrow(TOps.Widen(from[j]) * s) : from[j];
+        for (; j < n && ((nuint)(to + j) & 31) != 0; j++)
+        {
+            to[j] = scale ? TOps.Narrow(TOps.Widen(from[j]) * s) : from[j];
+        }
         if (scale)
         {
             int block = IRowElement<TElement>.BlockLength;
@@ -242,9 +248,11 @@ internal sealed unsafe class HostRowKernels<TElement, TOps> : HostRowKernels
         for (; j < n; j++) to[j] = scale ? TOps.Narrow(TOps.Widen(from[j]) * s) : from[j];
     }
 
-    /// <summary>Zeros the rows no token lands in (SP pad entries, alignment padding) before a token-order scatter.</summary>
-    private static void ClearTokenlessRows(TElement[] destination, int destinationOffset, int[] rowToken, int rowTokenOffset,
-        int rows, int d)
+    /// <summary>
+    /// Zeros the rows no token lands in (SP pad entries, alignment padding) before a token-order scatter.
+    /// </summary>
+    private static void ClearTokenlessRows(TElement[] destination, int destinationOffset, int[] rowToken,
+        int rowTokenOffset, int rows, int d)
         => HostParallel.For(rows, 8L, (start, end) =>
         {
             for (int r = start; r < end; r++)

@@ -20,7 +20,8 @@ internal readonly struct PlainStore : IVectorStore
 {
     /// <inheritdoc />
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Store<T>(Vector<T> value, ref T destination) where T : unmanaged => value.StoreUnsafe(ref destination);
+    public static void Store<T>(Vector<T> value, ref T destination) where T : unmanaged
+        => value.StoreUnsafe(ref destination);
 }
 
 /// <summary>
@@ -29,7 +30,9 @@ internal readonly struct PlainStore : IVectorStore
 /// </summary>
 internal readonly unsafe struct NonTemporalStore : IVectorStore
 {
-    /// <summary>Whether this machine has the instruction and <see cref="Vector{T}"/> is the 32 bytes it stores.</summary>
+    /// <summary>
+    /// Whether this machine has the instruction and <see cref="Vector{T}"/> is the 32 bytes it stores.
+    /// </summary>
     public static bool IsSupported => Avx.IsSupported && Vector<byte>.Count == 32;
 
     /// <inheritdoc />

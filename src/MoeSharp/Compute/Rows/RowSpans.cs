@@ -39,8 +39,8 @@ internal static class RowSpans<TElement, TOps>
         ref TElement to = ref MemoryMarshal.GetReference(destination);
         for (; j <= source.Length - block; j += block)
         {
-            TOps.NarrowBlock<PlainStore>(Vector.LoadUnsafe(ref from, (nuint)j), Vector.LoadUnsafe(ref from, (nuint)(j + half)),
-                ref Unsafe.Add(ref to, j));
+            Vector<float> low = Vector.LoadUnsafe(ref from, (nuint)j), high = Vector.LoadUnsafe(ref from, (nuint)(j + half));
+            TOps.NarrowBlock<PlainStore>(low, high, ref Unsafe.Add(ref to, j));
         }
         for (; j < source.Length; j++) destination[j] = TOps.Narrow(source[j]);
     }
