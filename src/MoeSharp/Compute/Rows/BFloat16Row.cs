@@ -11,6 +11,9 @@ namespace MoeSharp.Compute.Rows;
 internal readonly struct BFloat16Row : IRowElement<BFloat16>
 {
     /// <inheritdoc />
+    public static bool StreamsLargeOutputs => false;
+
+    /// <inheritdoc />
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Widen(BFloat16 value) => value.ToSingle();
 

@@ -7,6 +7,9 @@ namespace MoeSharp.Compute.Rows;
 internal readonly struct Float32Row : IRowElement<float>
 {
     /// <inheritdoc />
+    public static bool StreamsLargeOutputs => true;
+
+    /// <inheritdoc />
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Widen(float value) => value;
 

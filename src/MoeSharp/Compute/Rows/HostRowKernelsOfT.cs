@@ -42,7 +42,8 @@ internal sealed unsafe class HostRowKernels<TElement, TOps> : HostRowKernels
         var (scales, scaleOffset) = DataOrNull<float>(scale);
         int d = destination.RowLength;
         int rows = rowOf.ElementCount;
-        if (NonTemporalStore.IsSupported && (long)rows * d * sizeof(TElement) >= StreamingBytes)
+        bool streaming = NonTemporalStore.IsSupported && (long)rows * d * sizeof(TElement) >= StreamingBytes;
+        if (streaming && TOps.StreamsLargeOutputs)
         {
             HostParallel.For(rows, 2L * sizeof(TElement) * d, (start, end) =>
             {
@@ -89,7 +90,8 @@ internal sealed unsafe class HostRowKernels<TElement, TOps> : HostRowKernels
         var (rowOfEntry, entryOffset) = entryRow.Data<int>();
         var (scales, scaleOffset) = DataOrNull<float>(scale);
         int d = destination.RowLength, rows = rowToken.ElementCount, tokens = entryRow.ElementCount / Math.Max(1, topK);
-        bool streaming = NonTemporalStore.IsSupported && (long)rows * d * sizeof(TElement) >= StreamingBytes;
+        bool streaming = NonTemporalStore.IsSupported && (long)rows * d * sizeof(TElement) >= StreamingBytes
+            && (scales is null || TOps.StreamsLargeOutputs);
 
         ClearTokenlessRows(dst, dstOffset, tokenOf, tokenOffset, rows, d);
         HostParallel.For(tokens, (long)sizeof(TElement) * d * (topK + 1), (start, end) =>
