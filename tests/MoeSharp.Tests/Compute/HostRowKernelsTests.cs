@@ -165,17 +165,20 @@ public class HostRowKernelsTests
                 for (int j = 0; j < d; j++)
                 {
                     float acc = initialized ? widen(initial[t * d + j]) : 0f;
-                    int nans = float.IsNaN(acc) ? 1 : 0;
+                    bool nansMeet = false;
                     for (int slot = 0; slot < k; slot++)
                     {
                         int p = positions[t * k + slot];
                         if (p < 0) continue;
                         float v = widen(routed[p * d + j]);
-                        nans += (float.IsNaN(v) ? 1 : 0) + (scaled && float.IsNaN(routedScale[p]) ? 1 : 0);
-                        acc += scaled ? v * routedScale[p] : v;
+                        nansMeet |= scaled && float.IsNaN(v) && float.IsNaN(routedScale[p]);
+                        float term = scaled ? v * routedScale[p] : v;
+                        // A NaN made by inf − inf meeting a NaN term counts too.
+                        nansMeet |= float.IsNaN(acc) && float.IsNaN(term);
+                        acc += term;
                     }
                     Same(narrow(acc), sums[(destinationOffset + t) * d + j],
-                        $"reduce ({scaled}, {initialized}) token {t} value {j}", nans >= 2);
+                        $"reduce ({scaled}, {initialized}) token {t} value {j}", nansMeet);
                 }
             }
         }
@@ -190,11 +193,15 @@ public class HostRowKernelsTests
         for (int i = 0; i < m; i++)
         {
             double sum = 0;
+            bool nansMeet = false;
             for (int j = 0; j < d; j++)
             {
-                sum += (double)widen(routed[aRow[i] * d + j]) * widen(b[(offset + i / perB) * d + j]);
+                float x = widen(routed[aRow[i] * d + j]), y = widen(b[(offset + i / perB) * d + j]);
+                double product = (double)x * y;
+                nansMeet |= (float.IsNaN(x) && float.IsNaN(y)) || (double.IsNaN(sum) && double.IsNaN(product));
+                sum += product;
             }
-            Assert.Equal(FloatBits((float)sum), FloatBits(dots[1 + i]));
+            if (!(nansMeet && float.IsNaN(dots[1 + i]))) Assert.Equal(FloatBits((float)sum), FloatBits(dots[1 + i]));
         }
     }
 
