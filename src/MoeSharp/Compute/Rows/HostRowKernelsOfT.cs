@@ -169,7 +169,12 @@ internal sealed unsafe class HostRowKernels<TElement, TOps> : HostRowKernels
     }
 
     /// <summary>One token's ordered sum over D, a block at a time across its rows, then a scalar tail.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    /// <remarks>
+    /// Compiled fully optimised at its first call: unoptimised (tier-0) code would call the operator struct's methods
+    /// instead of inlining them, which made the first calls of small reduces several times slower than the old
+    /// non-generic code. The same holds for <see cref="StreamRow"/> and <see cref="RowSpans{TElement, TOps}.Scale"/>.
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ReduceToken(ReadOnlySpan<TElement> rows, ReadOnlySpan<int> positions, float[]? scales,
         int scalesOffset, ReadOnlySpan<TElement> initial, bool hasInitial, Span<TElement> destination, int d)
     {
@@ -221,6 +226,7 @@ internal sealed unsafe class HostRowKernels<TElement, TOps> : HostRowKernels
     /// <c>to = from · s</c> (or a bit copy) with 32-byte non-temporal stores once <paramref name="to"/> is aligned; the
     /// same IEEE product per element as <see cref="RowSpans{TElement, TOps}.Scale"/>.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void StreamRow(TElement* from, TElement* to, int n, float s, bool scale)
     {
         int j = 0;

@@ -46,7 +46,7 @@ internal static class RowSpans<TElement, TOps>
     }
 
     /// <summary><c>destination[i] = narrow(widen(source[i]) · scale)</c>: one float32 product, rounded once.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Scale(ReadOnlySpan<TElement> source, float scale, Span<TElement> destination)
     {
         if (destination.Length < source.Length) throw new ArgumentException("shorter than source", nameof(destination));
