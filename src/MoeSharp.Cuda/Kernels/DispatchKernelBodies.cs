@@ -3,10 +3,10 @@ using ILGPU;
 namespace MoeSharp.Cuda.Kernels;
 
 /// <summary>
-/// The ILGPU kernel bodies behind <see cref="IlgpuMoeKernels"/>, one thread per element, row, token, chunk or
-/// expert as named. Each reproduces <c>HostMoeKernels</c>' arithmetic operation for operation; flags are ints
-/// (not bools) because they are kernel scalars, and an absent optional view is replaced by any valid view
-/// with its flag off.
+/// The index kernels behind <see cref="IlgpuMoeKernels"/> (scan, sort, layout, permutation), one thread per entry,
+/// row, token, chunk or expert as named; each reproduces <c>HostMoeKernels</c> exactly. The row kernels, written once
+/// over the row type, are in <see cref="RowKernelBodies"/>, <see cref="PackedRowKernelBodies"/> and
+/// <see cref="TiledRowKernelBodies"/>. Flags are ints (not bools) because they are kernel scalars.
 /// </summary>
 internal static class DispatchKernelBodies
 {
@@ -56,7 +56,7 @@ internal static class DispatchKernelBodies
     }
 
     /// <summary>
-    /// Thread i: value <c>i % length</c> of count message <c>q = i / length</c> (<c>IMoeKernels.PackCountMessages</c>):
+    /// Thread i: value <c>i % length</c> of count message <c>q = i / length</c> (<c>IEntryKernels.PackCountMessages</c>):
     /// the scan's counts of experts <c>[q·e, (q+1)·e)</c> (pad entries added to expert 0), the header values, then 1
     /// when the scan found an invalid entry.
     /// </summary>
@@ -81,22 +81,6 @@ internal static class DispatchKernelBodies
             value = scan[0] == int.MaxValue ? 0 : 1;
         }
         send[i] = value;
-    }
-
-    /// <summary>Thread i: <c>values[i] = ((g[0·n + i] + g[1·n + i]) + …)</c>, float32 adds in rank order (no multiply to fuse).</summary>
-    public static void SumRanks32(Index1D i, ArrayView<float> gathered, int n, int ranks, ArrayView<float> values)
-    {
-        float sum = gathered[i];
-        for (int r = 1; r < ranks; r++) sum += gathered[(long)r * n + i];
-        values[i] = sum;
-    }
-
-    /// <summary>Thread i: as <see cref="SumRanks32"/> for bfloat16 values, widened, summed in float32 and rounded once.</summary>
-    public static void SumRanksBFloat16(Index1D i, ArrayView<ushort> gathered, int n, int ranks, ArrayView<ushort> values)
-    {
-        float sum = BFloat16KernelBodies.Low(gathered[i]);
-        for (int r = 1; r < ranks; r++) sum += BFloat16KernelBodies.Low(gathered[(long)r * n + i]);
-        values[i] = (ushort)BFloat16KernelBodies.Round(sum);
     }
 
     /// <summary>As <see cref="FetchInvalid32"/> for int64 ids.</summary>
@@ -242,90 +226,5 @@ internal static class DispatchKernelBodies
             }
             positions[start + p] = v;
         }
-    }
-
-    /// <summary>Thread i (element j of destination row r): <c>source[offset + rowOf[r], j] · scale[r]</c>, one rounding, or +0.</summary>
-    public static void GatherRows<TFloat>(Index1D i, ArrayView<float> source, int sourceRowOffset, ArrayView<int> rowOf, ArrayView<float> scale, int hasScale,
-        int d, ArrayView<float> destination)
-        where TFloat : struct, IStrictFloat
-    {
-        int r = i / d, j = i - r * d;
-        int from = rowOf[r];
-        if (from < 0)
-        {
-            destination[i] = 0f;
-            return;
-        }
-        float v = source[(from + sourceRowOffset) * d + j];
-        destination[i] = hasScale != 0 ? default(TFloat).Mul(v, scale[r]) : v;
-    }
-
-    /// <summary>
-    /// Thread i (element j of token t): the ordered sum <c>((init + rows[p0]·s[p0]) + rows[p1]·s[p1]) + …</c> over the
-    /// token's positions in ascending order, each product rounded before its add.
-    /// </summary>
-    public static void GatherReduce<TFloat>(Index1D i, ArrayView<float> rows, ArrayView<int> positions, int k, ArrayView<float> scale, int hasScale,
-        ArrayView<float> initial, int hasInitial, int d, ArrayView<float> destination, int destinationOffset)
-        where TFloat : struct, IStrictFloat
-    {
-        int t = i / d, j = i - t * d;
-        float acc = hasInitial != 0 ? initial[i] : 0f;
-        // Slots in blocks of four: the four rows are loaded before the first add, so four loads are in flight at
-        // once (the adds must stay in slot order).
-        for (int slot = 0; slot < k; slot += 4)
-        {
-            int p0 = positions[t * k + slot];
-            int p1 = slot + 1 < k ? positions[t * k + slot + 1] : -1;
-            int p2 = slot + 2 < k ? positions[t * k + slot + 2] : -1;
-            int p3 = slot + 3 < k ? positions[t * k + slot + 3] : -1;
-            float v0 = p0 >= 0 ? rows[(long)p0 * d + j] : 0f;
-            float v1 = p1 >= 0 ? rows[(long)p1 * d + j] : 0f;
-            float v2 = p2 >= 0 ? rows[(long)p2 * d + j] : 0f;
-            float v3 = p3 >= 0 ? rows[(long)p3 * d + j] : 0f;
-            if (p0 >= 0) acc = default(TFloat).Add(acc, hasScale != 0 ? default(TFloat).Mul(v0, scale[p0]) : v0);
-            if (p1 >= 0) acc = default(TFloat).Add(acc, hasScale != 0 ? default(TFloat).Mul(v1, scale[p1]) : v1);
-            if (p2 >= 0) acc = default(TFloat).Add(acc, hasScale != 0 ? default(TFloat).Mul(v2, scale[p2]) : v2);
-            if (p3 >= 0) acc = default(TFloat).Add(acc, hasScale != 0 ? default(TFloat).Mul(v3, scale[p3]) : v3);
-        }
-        destination[(long)(destinationOffset + t) * d + j] = acc;
-    }
-
-    /// <summary>
-    /// <see cref="GatherRows{TFloat}"/> four floats per thread (D divisible by 4): a quarter of the threads and index
-    /// arithmetic (2.75 TB/s against 1.47 TB/s for one float per thread on an H100). Thread i is quad j of row r.
-    /// </summary>
-    public static void GatherRows4<TFloat>(Index1D i, ArrayView<Float4> source, int sourceRowOffset, ArrayView<int> rowOf, ArrayView<float> scale, int hasScale,
-        int quads, ArrayView<Float4> destination)
-        where TFloat : struct, IStrictFloat
-    {
-        int r = i / quads, j = i - r * quads;
-        int from = rowOf[r];
-        if (from < 0)
-        {
-            destination[i] = default;
-            return;
-        }
-        Float4 v = source[(long)(from + sourceRowOffset) * quads + j];
-        if (hasScale != 0)
-        {
-            float s = scale[r];
-            TFloat f = default;
-            v = new Float4(f.Mul(v.X, s), f.Mul(v.Y, s), f.Mul(v.Z, s), f.Mul(v.W, s));
-        }
-        destination[i] = v;
-    }
-
-    /// <summary>
-    /// Thread i: <c>Σ_d a[aRow[i], d] · b[bRowOffset + i / perB, d]</c> in float64, ascending d, rounded once.
-    /// A float64 product of two float32 values is exact (24 + 24 significant bits fit in 53), so even if ptxas
-    /// contracts the multiply and add into <c>fma.rn.f64</c> the result is the same as separate roundings.
-    /// </summary>
-    public static void RowDots(Index1D i, ArrayView<float> a, ArrayView<int> aRow, ArrayView<float> b, int bRowOffset, int perB, int d,
-        ArrayView<float> result, int resultOffset)
-    {
-        int ar = aRow[i] * d, br = (bRowOffset + i / perB) * d;
-        double sum = 0;
-        for (int j = 0; j < d; j++) sum += (double)a[ar + j] * b[br + j];
-        result[resultOffset + i] = (float)sum;
     }
 }

@@ -28,13 +28,13 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IEntryKernels, IRowKernels, C
     private readonly bool _ownsAllocator;
     private MemoryBuffer1D<int, Stride1D.Dense>? _scanScratch;
 
+    private readonly IlgpuRowKernels _float32Rows;
+    private readonly IlgpuRowKernels _bfloat16Rows;
     private readonly Action<Index1D, ArrayView<int>> _initScan;
     private readonly Action<Index1D, ArrayView<int>, ArrayView<float>, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<int>> _scan32;
     private readonly Action<Index1D, ArrayView<long>, ArrayView<float>, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<int>> _scan64;
     private readonly Action<Index1D, ArrayView<int>, ArrayView<float>, int, ArrayView<int>> _fetch32;
     private readonly Action<Index1D, ArrayView<int>, int, int, int, int, int, int, int, ArrayView<int>> _packCounts;
-    private readonly Action<Index1D, ArrayView<float>, int, int, ArrayView<float>> _sumRanks32;
-    private readonly Action<Index1D, ArrayView<ushort>, int, int, ArrayView<ushort>> _sumRanksBf16;
     private readonly Action<Index1D, ArrayView<long>, ArrayView<float>, int, ArrayView<int>> _fetch64;
     private readonly Action<Index1D, ArrayView<int>, int, int, ArrayView<int>> _columnScan;
     private readonly Action<KernelConfig, ArrayView<int>, int, int, ArrayView<int>, ArrayView<int>> _chunkRanks;
@@ -44,19 +44,6 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IEntryKernels, IRowKernels, C
     private readonly Action<Index1D, ArrayView<int>, ArrayView<float>, ArrayView<int>, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<int>> _scatterLayout;
     private readonly Action<Index1D, ArrayView<int>, int, ArrayView<int>> _sortPositions;
     private readonly Action<Index1D, ArrayView<int>, int, ArrayView<int>, ArrayView<int>> _mapBlocks;
-    private readonly Action<Index1D, ArrayView<float>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<float>> _gatherRows;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<float>, int, int, ArrayView<float>, int> _gatherReduce;
-    private readonly Action<Index1D, ArrayView<Float4>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<Float4>> _gatherRows4;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, ArrayView<float>, int> _rowDots;
-    private readonly Action<Index1D, ArrayView<UInt4>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<UInt4>> _gatherBf16x8;
-    private readonly Action<Index1D, ArrayView<ushort>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<ushort>> _gatherBf16;
-    private readonly Action<Index1D, ArrayView<uint>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<uint>> _gatherBf16Tiled;
-    private readonly Action<Index1D, ArrayView<uint>, int, ArrayView<int>, int, ArrayView<float>, int, int, int, ArrayView<uint>> _scatterTokensTiled;
-    private readonly Action<Index1D, ArrayView<int>, int, ArrayView<uint>> _clearTokenlessRowsTiled;
-    private readonly Action<Index1D, ArrayView<uint>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<uint>, int, int, ArrayView<uint>, int> _gatherReduceBf16Tiled;
-    private readonly Action<Index1D, ArrayView<UInt4>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<UInt4>, int, int, ArrayView<UInt4>, int> _gatherReduceBf16x8;
-    private readonly Action<Index1D, ArrayView<ushort>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<ushort>, int, int, ArrayView<ushort>, int> _gatherReduceBf16;
-    private readonly Action<Index1D, ArrayView<ushort>, ArrayView<int>, ArrayView<ushort>, int, int, int, ArrayView<float>, int> _rowDotsBf16;
 
     /// <summary>Creates the kernels on <paramref name="accelerator"/>, with their own caching allocator.</summary>
     /// <param name="accelerator">Where tensors live and kernels run; the caller keeps ownership.</param>
@@ -79,15 +66,15 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IEntryKernels, IRowKernels, C
         _allocator = allocator;
         _ownsAllocator = ownsAllocator;
         Device = new IlgpuComputeDevice(allocator);
-        // CUDA gets float64 products that ptxas cannot contract; every other accelerator runs .NET operators (see StrictFloat).
-        bool cuda = accelerator.AcceleratorType == AcceleratorType.Cuda;
+        _float32Rows = new IlgpuRowKernels<float, Float32DeviceRow>(accelerator, DType.Float32, Buffer,
+            tiledGather: false, packedReduce: false);
+        _bfloat16Rows = new IlgpuRowKernels<ushort, BFloat16DeviceRow>(accelerator, DType.BFloat16, Buffer,
+            tiledGather: true, packedReduce: true);
         _initScan = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>>(InitScan);
         _scan32 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<float>, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<int>>(ScanEntries32);
         _scan64 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<long>, ArrayView<float>, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<int>>(ScanEntries64);
         _fetch32 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<float>, int, ArrayView<int>>(FetchInvalid32);
         _packCounts = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, int, int, int, int, int, int, int, ArrayView<int>>(DispatchKernelBodies.PackCountMessages);
-        _sumRanks32 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, int, ArrayView<float>>(DispatchKernelBodies.SumRanks32);
-        _sumRanksBf16 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, int, int, ArrayView<ushort>>(DispatchKernelBodies.SumRanksBFloat16);
         _fetch64 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<long>, ArrayView<float>, int, ArrayView<int>>(FetchInvalid64);
         _columnScan = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, int, int, ArrayView<int>>(ColumnScan);
         _chunkRanks = accelerator.LoadStreamKernel<ArrayView<int>, int, int, ArrayView<int>, ArrayView<int>>(ChunkRanks);
@@ -97,26 +84,6 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IEntryKernels, IRowKernels, C
         _clearRows = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<float>>(ClearRows);
         _scatterLayout = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<float>, ArrayView<int>, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<int>>(ScatterLayout);
         _sortPositions = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, int, ArrayView<int>>(SortPositions);
-        _gatherRows = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<float>>(cuda ? DispatchKernelBodies.GatherRows<CudaStrictFloat> : DispatchKernelBodies.GatherRows<ManagedStrictFloat>);
-        _gatherReduce = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<float>, int, int, ArrayView<float>, int>(cuda ? DispatchKernelBodies.GatherReduce<CudaStrictFloat> : DispatchKernelBodies.GatherReduce<ManagedStrictFloat>);
-        _gatherRows4 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<Float4>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<Float4>>(cuda ? DispatchKernelBodies.GatherRows4<CudaStrictFloat> : DispatchKernelBodies.GatherRows4<ManagedStrictFloat>);
-        _rowDots = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, ArrayView<float>, int>(DispatchKernelBodies.RowDots);
-        _gatherBf16x8 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<UInt4>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<UInt4>>(
-            cuda ? BFloat16KernelBodies.GatherRows8<CudaStrictFloat> : BFloat16KernelBodies.GatherRows8<ManagedStrictFloat>);
-        _gatherBf16 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<ushort>>(
-            cuda ? BFloat16KernelBodies.GatherRows1<CudaStrictFloat> : BFloat16KernelBodies.GatherRows1<ManagedStrictFloat>);
-        _gatherReduceBf16x8 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<UInt4>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<UInt4>, int, int, ArrayView<UInt4>, int>(
-            cuda ? BFloat16KernelBodies.GatherReduce8<CudaStrictFloat> : BFloat16KernelBodies.GatherReduce8<ManagedStrictFloat>);
-        _gatherBf16Tiled = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<uint>, int, ArrayView<int>, ArrayView<float>, int, int, ArrayView<uint>>(
-            cuda ? BFloat16KernelBodies.GatherRowsTiled<CudaStrictFloat> : BFloat16KernelBodies.GatherRowsTiled<ManagedStrictFloat>);
-        _gatherReduceBf16Tiled = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<uint>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<uint>, int, int, ArrayView<uint>, int>(
-            cuda ? BFloat16KernelBodies.GatherReduceTiled<CudaStrictFloat> : BFloat16KernelBodies.GatherReduceTiled<ManagedStrictFloat>);
-        _scatterTokensTiled = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<uint>, int, ArrayView<int>, int, ArrayView<float>, int, int, int, ArrayView<uint>>(
-            cuda ? TokenScatterKernelBodies.ScatterTokensTiled<CudaStrictFloat> : TokenScatterKernelBodies.ScatterTokensTiled<ManagedStrictFloat>);
-        _clearTokenlessRowsTiled = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, int, ArrayView<uint>>(TokenScatterKernelBodies.ClearTokenlessRowsTiled);
-        _gatherReduceBf16 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<int>, int, ArrayView<float>, int, ArrayView<ushort>, int, int, ArrayView<ushort>, int>(
-            cuda ? BFloat16KernelBodies.GatherReduce1<CudaStrictFloat> : BFloat16KernelBodies.GatherReduce1<ManagedStrictFloat>);
-        _rowDotsBf16 = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<int>, ArrayView<ushort>, int, int, int, ArrayView<float>, int>(BFloat16KernelBodies.RowDots);
     }
 
     /// <summary>The accelerator the kernels run on.</summary>
@@ -135,14 +102,6 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IEntryKernels, IRowKernels, C
 
     /// <inheritdoc />
     public IRowKernels Rows => this;
-
-    /// <inheritdoc />
-    public void GatherReduce(TokenGather gather, Tensor destination, int destinationOffset)
-        => GatherReduceCore(gather.Rows, gather.Positions, gather.Scale, gather.Initial, destination, destinationOffset);
-
-    /// <inheritdoc />
-    public void RowDots(RowPairs pairs, Tensor result, int resultOffset)
-        => RowDotsCore(pairs.A, pairs.ARow, pairs.B, pairs.BRowOffset, pairs.EntriesPerBRow, result, resultOffset);
 
     /// <summary>Name of a device: <c>cuda:N</c> for CUDA (N the accelerator's device id when known), else <c>ilgpu-cpu</c>-style names.</summary>
     public static string DefaultDeviceName(Accelerator accelerator)
@@ -225,9 +184,7 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IEntryKernels, IRowKernels, C
         {
             throw new ArgumentException($"gathered {gathered} does not hold {ranks} copies of {values}", nameof(gathered));
         }
-        if (n == 0) return;
-        if (values.DType == DType.BFloat16) _sumRanksBf16(n, Halves(gathered, nameof(gathered)), n, ranks, Halves(values, nameof(values)));
-        else _sumRanks32(n, Floats(gathered, nameof(gathered)), n, ranks, Floats(values, nameof(values)));
+        RowKernelsOf(values, nameof(values)).SumInRankOrder(gathered, ranks, values);
     }
 
     /// <inheritdoc />
@@ -343,26 +300,7 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IEntryKernels, IRowKernels, C
 
     /// <inheritdoc />
     public void GatherRows(Tensor source, int sourceRowOffset, Tensor rowOf, Tensor? scale, Tensor destination)
-    {
-        int d = destination.RowLength, total = rowOf.ElementCount * d;
-        if (total == 0) return;
-        if (destination.DType == DType.BFloat16)
-        {
-            GatherBFloat16Rows(source, sourceRowOffset, rowOf, scale, destination, d, total);
-            return;
-        }
-        ArrayView<float> dst = Floats(destination, nameof(destination));
-        if (d % 4 == 0)
-        {
-            // Rows of a multiple of 4 floats start on 16-byte boundaries (buffers are 256-byte aligned): move quads.
-            ArrayView<float> src = Floats(source, nameof(source));
-            _gatherRows4(total / 4, src.Cast<Float4>(), sourceRowOffset, Ints(rowOf, nameof(rowOf)),
-                scale is null ? dst : Floats(scale, nameof(scale)), scale is null ? 0 : 1, d / 4, dst.Cast<Float4>());
-            return;
-        }
-        _gatherRows(total, Floats(source, nameof(source)), sourceRowOffset, Ints(rowOf, nameof(rowOf)),
-            scale is null ? dst : Floats(scale, nameof(scale)), scale is null ? 0 : 1, d, dst);
-    }
+        => RowKernelsOf(destination, nameof(destination)).GatherRows(source, sourceRowOffset, rowOf, scale, destination);
 
     /// <inheritdoc />
     /// <remarks>
@@ -372,106 +310,32 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IEntryKernels, IRowKernels, C
     public void ScatterTokenRows(Tensor source, int sourceRowOffset, TokenScatter map, Tensor destination)
     {
         (Tensor rowToken, Tensor entryRow, int topK, Tensor? scale) = map;
-        int elementsPerWord = destination.DType == DType.BFloat16 ? 2 : 1;
-        int d = destination.RowLength, words = d / elementsPerWord;
-        if (d % (elementsPerWord * BFloat16KernelBodies.TileWords) != 0 || destination.DType != source.DType)
-        {
-            GatherRows(source, sourceRowOffset, rowToken, scale, destination);
-            return;
-        }
-        int rows = rowToken.ElementCount, tokens = entryRow.ElementCount / Math.Max(1, topK);
-        ArrayView<uint> to = Words(destination, nameof(destination));
-        ArrayView<int> tokenOf = Ints(rowToken, nameof(rowToken));
-        // Rows no token lands in exist only when there are more rows than (token, slot) entries.
-        if (rows > tokens * topK && rows > 0) _clearTokenlessRowsTiled(rows * (words / 4), tokenOf, words, to);
-        if (tokens == 0 || topK == 0) return;
-        ArrayView<int> rowOfEntry = Ints(entryRow, nameof(entryRow));
-        _scatterTokensTiled(tokens * (words / 4), Words(source, nameof(source)), sourceRowOffset, rowOfEntry, topK,
-            scale is null ? rowOfEntry.Cast<float>() : Floats(scale, nameof(scale)), scale is null ? 0 : 1, elementsPerWord - 1, words, to);
+        RowKernelsOf(destination, nameof(destination))
+            .ScatterTokenRows(source, sourceRowOffset, rowToken, entryRow, topK, scale, destination);
     }
 
-    /// <summary>A float32 or bfloat16 tensor as 32-bit words (one float32, or two bfloat16 values, per word).</summary>
-    private ArrayView<uint> Words(Tensor t, string name)
+    /// <inheritdoc />
+    public void GatherReduce(TokenGather gather, Tensor destination, int destinationOffset)
     {
-        IlgpuDeviceBuffer buffer = Buffer(t, name);
-        if (t.DType is not (DType.Float32 or DType.BFloat16)) throw new ArgumentException($"{name} must be float32 or bfloat16; got {t}", name);
-        return buffer.View<uint>(t.ByteCount / sizeof(uint));
+        (Tensor rows, Tensor positions, Tensor? scale, Tensor? initial) = gather;
+        RowKernelsOf(destination, nameof(destination))
+            .GatherReduce(rows, positions, scale, initial, destination, destinationOffset);
     }
 
-    /// <summary>The kernel over its parameters spread out (the seam passes them as a record).</summary>
-    private void GatherReduceCore(Tensor rows, Tensor positions, Tensor? scale, Tensor? initial, Tensor destination, int destinationOffset)
+    /// <inheritdoc />
+    public void RowDots(RowPairs pairs, Tensor result, int resultOffset)
     {
-        int d = destination.RowLength, tokens = positions.Rows, k = positions.RowLength, total = tokens * d;
-        if (total == 0) return;
-        if (destination.DType == DType.BFloat16)
-        {
-            GatherReduceBFloat16(rows, positions, scale, initial, destination, destinationOffset, d, k, total);
-            return;
-        }
-        ArrayView<float> dst = Floats(destination, nameof(destination));
-        _gatherReduce(total, Floats(rows, nameof(rows)), Ints(positions, nameof(positions)), k,
-            scale is null ? dst : Floats(scale, nameof(scale)), scale is null ? 0 : 1,
-            initial is null ? dst : Floats(initial, nameof(initial)), initial is null ? 0 : 1,
-            d, dst, destinationOffset);
+        (Tensor a, Tensor aRow, Tensor b, int bRowOffset, int entriesPerBRow) = pairs;
+        RowKernelsOf(a, nameof(a)).RowDots(a, aRow, b, bRowOffset, entriesPerBRow, result, resultOffset);
     }
 
-    /// <summary>The kernel over its parameters spread out (the seam passes them as a record).</summary>
-    private void RowDotsCore(Tensor a, Tensor aRow, Tensor b, int bRowOffset, int entriesPerBRow, Tensor result, int resultOffset)
+    /// <summary>The row kernels for the rows of <paramref name="tensor"/>: the one place a row type is chosen.</summary>
+    private IlgpuRowKernels RowKernelsOf(Tensor tensor, string name) => tensor.DType switch
     {
-        int m = aRow.ElementCount;
-        if (m == 0) return;
-        if (a.DType == DType.BFloat16)
-        {
-            _rowDotsBf16(m, Halves(a, nameof(a)), Ints(aRow, nameof(aRow)), Halves(b, nameof(b)), bRowOffset, entriesPerBRow, a.RowLength,
-                Floats(result, nameof(result)), resultOffset);
-            return;
-        }
-        _rowDots(m, Floats(a, nameof(a)), Ints(aRow, nameof(aRow)), Floats(b, nameof(b)), bRowOffset, entriesPerBRow, a.RowLength,
-            Floats(result, nameof(result)), resultOffset);
-    }
-
-    private void GatherBFloat16Rows(Tensor source, int sourceRowOffset, Tensor rowOf, Tensor? scale, Tensor destination, int d, int total)
-    {
-        ArrayView<ushort> dst = Halves(destination, nameof(destination));
-        ArrayView<ushort> src = Halves(source, nameof(source));
-        ArrayView<int> map = Ints(rowOf, nameof(rowOf));
-        ArrayView<float> scales = scale is null ? map.Cast<float>() : Floats(scale, nameof(scale));
-        if (d % (2 * BFloat16KernelBodies.TileWords) == 0)
-        {
-            _gatherBf16Tiled(total / 8, src.Cast<uint>(), sourceRowOffset, map, scales, scale is null ? 0 : 1, d / 2, dst.Cast<uint>());
-            return;
-        }
-        if (d % 8 == 0)
-        {
-            // Rows of a multiple of 8 values start on 16-byte boundaries (buffers are 256-byte aligned): move packs of 8.
-            _gatherBf16x8(total / 8, src.Cast<UInt4>(), sourceRowOffset, map, scales, scale is null ? 0 : 1, d / 8, dst.Cast<UInt4>());
-            return;
-        }
-        _gatherBf16(total, src, sourceRowOffset, map, scales, scale is null ? 0 : 1, d, dst);
-    }
-
-    private void GatherReduceBFloat16(Tensor rows, Tensor positions, Tensor? scale, Tensor? initial, Tensor destination, int destinationOffset,
-        int d, int k, int total)
-    {
-        ArrayView<ushort> dst = Halves(destination, nameof(destination));
-        ArrayView<ushort> src = Halves(rows, nameof(rows));
-        ArrayView<int> slots = Ints(positions, nameof(positions));
-        ArrayView<float> scales = scale is null ? slots.Cast<float>() : Floats(scale, nameof(scale));
-        ArrayView<ushort> init = initial is null ? dst : Halves(initial, nameof(initial));
-        if (d % (2 * BFloat16KernelBodies.TileWords) == 0)
-        {
-            _gatherReduceBf16Tiled(total / 8, src.Cast<uint>(), slots, k, scales, scale is null ? 0 : 1, init.Cast<uint>(), initial is null ? 0 : 1,
-                d / 2, dst.Cast<uint>(), destinationOffset);
-            return;
-        }
-        if (d % 8 == 0)
-        {
-            _gatherReduceBf16x8(total / 8, src.Cast<UInt4>(), slots, k, scales, scale is null ? 0 : 1, init.Cast<UInt4>(), initial is null ? 0 : 1,
-                d / 8, dst.Cast<UInt4>(), destinationOffset);
-            return;
-        }
-        _gatherReduceBf16(total, src, slots, k, scales, scale is null ? 0 : 1, init, initial is null ? 0 : 1, d, dst, destinationOffset);
-    }
+        DType.Float32 => _float32Rows,
+        DType.BFloat16 => _bfloat16Rows,
+        _ => throw new ArgumentException($"{name} must be float32 or bfloat16; got {tensor}", name),
+    };
 
 
     /// <summary>Frees the scratch memory, and the allocator when this instance created it.</summary>
@@ -503,9 +367,6 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IEntryKernels, IRowKernels, C
     private ArrayView<float> Floats(Tensor t, string name) => Typed<float>(t, DType.Float32, name);
 
     private ArrayView<int> Ints(Tensor t, string name) => Typed<int>(t, DType.Int32, name);
-
-    /// <summary>A bfloat16 tensor as its raw 16-bit patterns.</summary>
-    private ArrayView<ushort> Halves(Tensor t, string name) => Typed<ushort>(t, DType.BFloat16, name);
 
     private ArrayView<long> Longs(Tensor t, string name) => Typed<long>(t, DType.Int64, name);
 

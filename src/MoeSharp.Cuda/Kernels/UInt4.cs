@@ -1,9 +1,9 @@
 namespace MoeSharp.Cuda.Kernels;
 
 /// <summary>
-/// Sixteen raw bytes moved together: eight bfloat16 values, two per word (element 2i in the low half of word i,
-/// little-endian). The bfloat16 bandwidth kernels handle one per thread, as the float32 ones handle a
-/// <see cref="Float4"/>.
+/// Sixteen raw bytes moved together: four 32-bit words of a row (four float32, or eight bfloat16 values with element
+/// 2i in the low half of word i, little-endian). The packed row kernels handle one per thread
+/// (<see cref="PackedRowKernelBodies"/>).
 /// </summary>
 internal struct UInt4
 {

@@ -4,23 +4,19 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using MoeSharp.Compute.Rows;
 using MoeSharp.Tensors;
 
 namespace MoeSharp.Compute;
 
 /// <summary>
-/// The host backend of <see cref="IMoeKernels"/>: managed code, SIMD over the row dimension
-/// (<see cref="Vector{T}"/>, scalar tail computing the same IEEE operations), parallel over rows on all
-/// cores. No fused multiply-add anywhere, so results match the reference's separate roundings.
+/// The host backend of <see cref="IMoeKernels"/>: managed code, parallel over rows on all cores. The row kernels
+/// (gather, scatter, gather-reduce, row dots) are written once over the row element (<see cref="HostRowKernels"/>
+/// picks the instantiation by dtype): SIMD over the row dimension, a scalar tail computing the same IEEE operations,
+/// no fused multiply-add anywhere, so results match the reference's separate roundings.
 /// </summary>
-public sealed unsafe class HostMoeKernels : IMoeKernels, IEntryKernels, IRowKernels
+public sealed class HostMoeKernels : IMoeKernels, IEntryKernels, IRowKernels
 {
-    /// <summary>
-    /// Gathers whose destination is at least this large write with non-temporal stores: the rows go straight
-    /// to memory instead of first reading each destination line into a cache they would only evict again.
-    /// </summary>
-    private const long StreamingBytes = 32L << 20;
-
     /// <summary>Creates the host backend.</summary>
     /// <param name="pool">Where its tensors come from; a new pool when null.</param>
     public HostMoeKernels(TensorPool? pool = null) => Device = new HostComputeDevice(pool ?? new TensorPool());
@@ -38,14 +34,6 @@ public sealed unsafe class HostMoeKernels : IMoeKernels, IEntryKernels, IRowKern
 
     /// <inheritdoc />
     public IRowKernels Rows => this;
-
-    /// <inheritdoc />
-    public void GatherReduce(TokenGather gather, Tensor destination, int destinationOffset)
-        => GatherReduceCore(gather.Rows, gather.Positions, gather.Scale, gather.Initial, destination, destinationOffset);
-
-    /// <inheritdoc />
-    public void RowDots(RowPairs pairs, Tensor result, int resultOffset)
-        => RowDotsCore(pairs.A, pairs.ARow, pairs.B, pairs.BRowOffset, pairs.EntriesPerBRow, result, resultOffset);
 
     /// <inheritdoc />
     public void Clear(Tensor tensor) => tensor.AsBytes().Clear();
@@ -215,387 +203,29 @@ public sealed unsafe class HostMoeKernels : IMoeKernels, IEntryKernels, IRowKern
 
     /// <inheritdoc />
     public void GatherRows(Tensor source, int sourceRowOffset, Tensor rowOf, Tensor? scale, Tensor destination)
-    {
-        if (destination.DType == DType.BFloat16)
-        {
-            GatherBFloat16Rows(source, sourceRowOffset, rowOf, scale, destination);
-            return;
-        }
-        var (src, srcOffset) = source.Data<float>();
-        var (dst, dstOffset) = destination.Data<float>();
-        var (map, mapOffset) = rowOf.Data<int>();
-        var (scales, scaleOffset) = DataOrNull<float>(scale);
-        int d = destination.RowLength;
-        int rows = rowOf.ElementCount;
-        if (Avx.IsSupported && (long)rows * d * sizeof(float) >= StreamingBytes)
-        {
-            HostParallel.For(rows, 8L * d, (start, end) =>
-            {
-                fixed (float* srcArray = src)
-                fixed (float* dstArray = dst)
-                {
-                    float* srcBase = srcArray + srcOffset, dstBase = dstArray + dstOffset;
-                    for (int i = start; i < end; i++)
-                    {
-                        int from = map[mapOffset + i];
-                        float* to = dstBase + (long)i * d;
-                        if (from < 0) new Span<float>(to, d).Clear();
-                        else StreamRow(srcBase + (long)(from + sourceRowOffset) * d, to, d,
-                            scales is null ? 1f : scales[scaleOffset + i], scales is not null);
-                    }
-                }
-                // Non-temporal stores are weakly ordered: fence before other threads read the rows.
-                Sse.StoreFence();
-            });
-            return;
-        }
-        HostParallel.For(rows, 8L * d, (start, end) =>
-        {
-            for (int i = start; i < end; i++)
-            {
-                Span<float> to = dst.AsSpan(dstOffset + i * d, d);
-                int from = map[mapOffset + i];
-                if (from >= 0) from += sourceRowOffset;
-                if (from < 0)
-                {
-                    to.Clear();
-                }
-                else if (scales is null)
-                {
-                    src.AsSpan(srcOffset + from * d, d).CopyTo(to);
-                }
-                else
-                {
-                    Scale(src.AsSpan(srcOffset + from * d, d), scales[scaleOffset + i], to);
-                }
-            }
-        });
-    }
+        => HostRowKernels.For(destination.DType).GatherRows(source, sourceRowOffset, rowOf, scale, destination);
 
     /// <inheritdoc />
     public void ScatterTokenRows(Tensor source, int sourceRowOffset, TokenScatter map, Tensor destination)
     {
         (Tensor rowToken, Tensor entryRow, int topK, Tensor? scale) = map;
-        if (destination.DType == DType.BFloat16)
-        {
-            ScatterBFloat16TokenRows(source, sourceRowOffset, rowToken, entryRow, topK, scale, destination);
-            return;
-        }
-        var (src, srcOffset) = source.Data<float>();
-        var (dst, dstOffset) = destination.Data<float>();
-        var (tokenOf, tokenOffset) = rowToken.Data<int>();
-        var (rowOfEntry, entryOffset) = entryRow.Data<int>();
-        var (scales, scaleOffset) = DataOrNull<float>(scale);
-        int d = destination.RowLength, rows = rowToken.ElementCount, tokens = entryRow.ElementCount / Math.Max(1, topK);
-        bool streaming = Avx.IsSupported && (long)rows * d * sizeof(float) >= StreamingBytes;
-
-        ClearTokenlessRows(dst, dstOffset, tokenOf, tokenOffset, rows, d);
-        // Each token row is read once (it stays in cache for its K copies) and written to its K rows.
-        HostParallel.For(tokens, 4L * d * (topK + 1), (start, end) =>
-        {
-            fixed (float* srcArray = src)
-            fixed (float* dstArray = dst)
-            {
-                float* srcBase = srcArray + srcOffset, dstBase = dstArray + dstOffset;
-                for (int t = start; t < end; t++)
-                {
-                    float* from = srcBase + (long)(sourceRowOffset + t) * d;
-                    for (int k = 0; k < topK; k++)
-                    {
-                        int r = rowOfEntry[entryOffset + t * topK + k];
-                        float s = scales is null ? 1f : scales[scaleOffset + r];
-                        if (streaming) StreamRow(from, dstBase + (long)r * d, d, s, scales is not null);
-                        else if (scales is null) new ReadOnlySpan<float>(from, d).CopyTo(new Span<float>(dstBase + (long)r * d, d));
-                        else Scale(new ReadOnlySpan<float>(from, d), s, new Span<float>(dstBase + (long)r * d, d));
-                    }
-                }
-                if (streaming) Sse.StoreFence();
-            }
-        });
+        HostRowKernels.For(destination.DType)
+            .ScatterTokenRows(source, sourceRowOffset, rowToken, entryRow, topK, scale, destination);
     }
 
-    /// <summary>The kernel over its parameters spread out (the seam passes them as a record).</summary>
-    private void GatherReduceCore(Tensor rows, Tensor positions, Tensor? scale, Tensor? initial, Tensor destination, int destinationOffset)
+    /// <inheritdoc />
+    public void GatherReduce(TokenGather gather, Tensor destination, int destinationOffset)
     {
-        if (destination.DType == DType.BFloat16)
-        {
-            GatherReduceBFloat16(rows, positions, scale, initial, destination, destinationOffset);
-            return;
-        }
-        var (src, srcOffset) = rows.Data<float>();
-        var (dst, dstOffset) = destination.Data<float>();
-        var (pos, posOffset) = positions.Data<int>();
-        var (scales, scaleOffset) = DataOrNull<float>(scale);
-        var (init, initOffset) = DataOrNull<float>(initial);
-        int d = destination.RowLength;
-        int tokens = positions.Rows;
-        int k = positions.RowLength;
-        HostParallel.For(tokens, 4L * d * (k + 1), (start, end) =>
-        {
-            for (int t = start; t < end; t++)
-            {
-                ReduceToken(src, srcOffset, pos.AsSpan(posOffset + t * k, k), scales, scaleOffset,
-                    init is null ? default : init.AsSpan(initOffset + t * d, d), init is not null,
-                    dst.AsSpan(dstOffset + (destinationOffset + t) * d, d), d);
-            }
-        });
+        (Tensor rows, Tensor positions, Tensor? scale, Tensor? initial) = gather;
+        HostRowKernels.For(destination.DType).GatherReduce(rows, positions, scale, initial, destination,
+            destinationOffset);
     }
 
-    /// <summary>The kernel over its parameters spread out (the seam passes them as a record).</summary>
-    private void RowDotsCore(Tensor a, Tensor aRow, Tensor b, int bRowOffset, int entriesPerBRow, Tensor result, int resultOffset)
+    /// <inheritdoc />
+    public void RowDots(RowPairs pairs, Tensor result, int resultOffset)
     {
-        if (a.DType == DType.BFloat16)
-        {
-            RowDotsBFloat16(a, aRow, b, bRowOffset, entriesPerBRow, result, resultOffset);
-            return;
-        }
-        var (av, aOffset) = a.Data<float>();
-        var (bv, bOffset) = b.Data<float>();
-        var (rowsOfA, rowsOffset) = aRow.Data<int>();
-        var (outv, outOffset) = result.Data<float>();
-        int d = a.RowLength, m = aRow.ElementCount;
-        HostParallel.For(m, 8L * d, (start, end) =>
-        {
-            for (int i = start; i < end; i++)
-            {
-                ReadOnlySpan<float> x = av.AsSpan(aOffset + rowsOfA[rowsOffset + i] * d, d);
-                ReadOnlySpan<float> y = bv.AsSpan(bOffset + (bRowOffset + i / entriesPerBRow) * d, d);
-                double sum = 0;
-                for (int j = 0; j < d; j++) sum += (double)x[j] * y[j];
-                outv[outOffset + resultOffset + i] = (float)sum;
-            }
-        });
-    }
-
-    /// <summary>
-    /// <see cref="GatherRows"/> of bfloat16 rows: a copy, or the row widened, multiplied by its float32 scale and
-    /// rounded once back to bfloat16.
-    /// </summary>
-    private static void GatherBFloat16Rows(Tensor source, int sourceRowOffset, Tensor rowOf, Tensor? scale, Tensor destination)
-    {
-        var (map, mapOffset) = rowOf.Data<int>();
-        var (src, srcOffset) = source.Data<BFloat16>();
-        var (dst, dstOffset) = destination.Data<BFloat16>();
-        var (scales, scaleOffset) = DataOrNull<float>(scale);
-        int d = destination.RowLength, rows = rowOf.ElementCount;
-        HostParallel.For(rows, 4L * d, (start, end) =>
-        {
-            for (int i = start; i < end; i++)
-            {
-                Span<BFloat16> to = dst.AsSpan(dstOffset + i * d, d);
-                int from = map[mapOffset + i];
-                if (from < 0) to.Clear();
-                else if (scales is null) src.AsSpan(srcOffset + (from + sourceRowOffset) * d, d).CopyTo(to);
-                else BFloat16Rows.Scale(src.AsSpan(srcOffset + (from + sourceRowOffset) * d, d), scales[scaleOffset + i],
-                    to);
-            }
-        });
-    }
-
-    /// <summary>
-    /// <see cref="ScatterTokenRows"/> of bfloat16 rows, token by token as the float32 form: unscaled rows are raw
-    /// copies (streamed as 32-bit words when D is even and the output large), scaled ones widened, multiplied in
-    /// float32 and rounded once.
-    /// </summary>
-    private static void ScatterBFloat16TokenRows(Tensor source, int sourceRowOffset, Tensor rowToken, Tensor entryRow, int topK, Tensor? scale,
-        Tensor destination)
-    {
-        var (src, srcOffset) = source.Data<BFloat16>();
-        var (dst, dstOffset) = destination.Data<BFloat16>();
-        var (tokenOf, tokenOffset) = rowToken.Data<int>();
-        var (rowOfEntry, entryOffset) = entryRow.Data<int>();
-        var (scales, scaleOffset) = DataOrNull<float>(scale);
-        int d = destination.RowLength, rows = rowToken.ElementCount, tokens = entryRow.ElementCount / Math.Max(1, topK);
-        bool streaming = Avx.IsSupported && scales is null && d % 2 == 0 && (long)rows * d * 2 >= StreamingBytes;
-        ClearTokenlessRows(dst, dstOffset, tokenOf, tokenOffset, rows, d);
-        HostParallel.For(tokens, 2L * d * (topK + 1), (start, end) =>
-        {
-            fixed (BFloat16* srcArray = src)
-            fixed (BFloat16* dstArray = dst)
-            {
-                BFloat16* srcBase = srcArray + srcOffset, dstBase = dstArray + dstOffset;
-                for (int t = start; t < end; t++)
-                {
-                    BFloat16* from = srcBase + (long)(sourceRowOffset + t) * d;
-                    for (int k = 0; k < topK; k++)
-                    {
-                        int r = rowOfEntry[entryOffset + t * topK + k];
-                        BFloat16* to = dstBase + (long)r * d;
-                        // A pair of bfloat16 values is moved as one 32-bit word: a bit copy, no arithmetic.
-                        if (streaming) StreamRow((float*)from, (float*)to, d / 2, 1f, scale: false);
-                        else if (scales is null) new ReadOnlySpan<BFloat16>(from, d).CopyTo(new Span<BFloat16>(to, d));
-                        else BFloat16Rows.Scale(new ReadOnlySpan<BFloat16>(from, d), scales[scaleOffset + r],
-                            new Span<BFloat16>(to, d));
-                    }
-                }
-                if (streaming) Sse.StoreFence();
-            }
-        });
-    }
-
-    /// <summary>Zeros the rows no token lands in (SP pad entries, alignment padding) before a token-order scatter.</summary>
-    private static void ClearTokenlessRows<T>(T[] destination, int destinationOffset, int[] rowToken, int rowTokenOffset,
-        int rows, int d) where T : unmanaged
-        => HostParallel.For(rows, 8L, (start, end) =>
-        {
-            for (int r = start; r < end; r++)
-            {
-                if (rowToken[rowTokenOffset + r] < 0) destination.AsSpan(destinationOffset + r * d, d).Clear();
-            }
-        });
-
-    /// <summary>
-    /// <see cref="GatherReduce"/> of bfloat16 rows: each token's terms (widened, scaled in float32) are added in
-    /// order in float32 accumulators that start from the widened initial row (or +0) and are rounded once, a vector
-    /// of values at a time across all of the token's rows (the accumulators stay in registers).
-    /// </summary>
-    private static void GatherReduceBFloat16(Tensor rows, Tensor positions, Tensor? scale, Tensor? initial, Tensor destination, int destinationOffset)
-    {
-        var (src, srcOffset) = rows.Data<BFloat16>();
-        var (dst, dstOffset) = destination.Data<BFloat16>();
-        var (pos, posOffset) = positions.Data<int>();
-        var (scales, scaleOffset) = DataOrNull<float>(scale);
-        var (init, initOffset) = DataOrNull<BFloat16>(initial);
-        int d = destination.RowLength, tokens = positions.Rows, k = positions.RowLength;
-        HostParallel.For(tokens, 2L * d * (k + 1), (start, end) =>
-        {
-            for (int t = start; t < end; t++)
-            {
-                ReduceBFloat16Token(src, srcOffset, pos.AsSpan(posOffset + t * k, k), scales, scaleOffset,
-                    init is null ? default : init.AsSpan(initOffset + t * d, d), init is not null,
-                    dst.AsSpan(dstOffset + (destinationOffset + t) * d, d), d);
-            }
-        });
-    }
-
-    /// <summary>One token's ordered bfloat16 sum, <see cref="Vector{T}"/> of ushort (two float vectors) at a time, scalar tail.</summary>
-    private static void ReduceBFloat16Token(BFloat16[] rowArray, int rowsOffset, ReadOnlySpan<int> positions,
-        float[]? scales, int scalesOffset, ReadOnlySpan<BFloat16> initial, bool hasInitial, Span<BFloat16> destination, int d)
-    {
-        ReadOnlySpan<BFloat16> rows = rowArray.AsSpan(rowsOffset);
-        ReadOnlySpan<ushort> rowBits = MemoryMarshal.Cast<BFloat16, ushort>(rows);
-        ReadOnlySpan<ushort> initialBits = MemoryMarshal.Cast<BFloat16, ushort>(initial);
-        int width = Vector<ushort>.Count, j = 0;
-        for (; j <= d - width; j += width)
-        {
-            Vector<float> low = Vector<float>.Zero, high = Vector<float>.Zero;
-            if (hasInitial) (low, high) = BFloat16Rows.WidenVector(new Vector<ushort>(initialBits.Slice(j)));
-            foreach (int p in positions)
-            {
-                if (p < 0) continue;
-                var (a, b) = BFloat16Rows.WidenVector(new Vector<ushort>(rowBits.Slice(p * d + j)));
-                if (scales is not null)
-                {
-                    var s = new Vector<float>(scales[scalesOffset + p]);
-                    a *= s;
-                    b *= s;
-                }
-                // Rounded product, then rounded sum: the JIT does not contract this into an FMA.
-                low += a;
-                high += b;
-            }
-            BFloat16Rows.NarrowVector(low, high).CopyTo(MemoryMarshal.Cast<BFloat16, ushort>(destination).Slice(j));
-        }
-        for (; j < d; j++)
-        {
-            float acc = hasInitial ? initial[j].ToSingle() : 0f;
-            foreach (int p in positions)
-            {
-                if (p < 0) continue;
-                float v = rows[p * d + j].ToSingle();
-                acc += scales is null ? v : v * scales[scalesOffset + p];
-            }
-            destination[j] = BFloat16.FromSingle(acc);
-        }
-    }
-
-    /// <summary><see cref="RowDots"/> of bfloat16 rows (widened exactly; the float64 sum is the same operation).</summary>
-    private static void RowDotsBFloat16(Tensor a, Tensor aRow, Tensor b, int bRowOffset, int entriesPerBRow, Tensor result, int resultOffset)
-    {
-        var (av, aOffset) = a.Data<BFloat16>();
-        var (bv, bOffset) = b.Data<BFloat16>();
-        var (rowsOfA, rowsOffset) = aRow.Data<int>();
-        var (outv, outOffset) = result.Data<float>();
-        int d = a.RowLength, m = aRow.ElementCount;
-        HostParallel.For(m, 4L * d, (start, end) =>
-        {
-            for (int i = start; i < end; i++)
-            {
-                ReadOnlySpan<BFloat16> x = av.AsSpan(aOffset + rowsOfA[rowsOffset + i] * d, d);
-                ReadOnlySpan<BFloat16> y = bv.AsSpan(bOffset + (bRowOffset + i / entriesPerBRow) * d, d);
-                double sum = 0;
-                for (int j = 0; j < d; j++) sum += (double)x[j].ToSingle() * y[j].ToSingle();
-                outv[outOffset + resultOffset + i] = (float)sum;
-            }
-        });
-    }
-
-    /// <summary>One token's ordered sum over D, vector by vector: the token's rows are read once.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void ReduceToken(float[] rowArray, int rowsOffset, ReadOnlySpan<int> positions, float[]? scales,
-        int scalesOffset, ReadOnlySpan<float> initial, bool hasInitial, Span<float> destination, int d)
-    {
-        int width = Vector<float>.Count;
-        int j = 0;
-        ReadOnlySpan<float> rows = rowArray.AsSpan(rowsOffset);
-        ref float rowsBase = ref MemoryMarshal.GetReference(rows);
-        for (; j <= d - width; j += width)
-        {
-            Vector<float> acc = hasInitial ? new Vector<float>(initial.Slice(j)) : Vector<float>.Zero;
-            foreach (int p in positions)
-            {
-                if (p < 0) continue;
-                var row = Vector.LoadUnsafe(ref rowsBase, (nuint)((long)p * d + j));
-                // Rounded product, then rounded sum: the JIT does not contract this into an FMA.
-                acc += scales is null ? row : row * scales[scalesOffset + p];
-            }
-            acc.CopyTo(destination.Slice(j));
-        }
-        for (; j < d; j++)
-        {
-            float acc = hasInitial ? initial[j] : 0f;
-            foreach (int p in positions)
-            {
-                if (p < 0) continue;
-                float v = rowArray[rowsOffset + (long)p * d + j];
-                acc += scales is null ? v : v * scales[scalesOffset + p];
-            }
-            destination[j] = acc;
-        }
-    }
-
-    /// <summary>
-    /// <c>to = from · s</c> (or a copy) with 32-byte non-temporal stores once <paramref name="to"/> is aligned;
-    /// the same IEEE product per element as <see cref="Scale"/>.
-    /// </summary>
-    private static void StreamRow(float* from, float* to, int n, float s, bool scale)
-    {
-        int j = 0;
-        for (; j < n && ((nuint)(to + j) & 31) != 0; j++) to[j] = scale ? from[j] * s : from[j];
-        Vector256<float> vs = Vector256.Create(s);
-        if (scale)
-        {
-            for (; j <= n - 8; j += 8) Avx.StoreAlignedNonTemporal(to + j, Avx.Multiply(Avx.LoadVector256(from + j), vs));
-        }
-        else
-        {
-            for (; j <= n - 8; j += 8) Avx.StoreAlignedNonTemporal(to + j, Avx.LoadVector256(from + j));
-        }
-        for (; j < n; j++) to[j] = scale ? from[j] * s : from[j];
-    }
-
-    /// <summary><c>to = from · s</c>, one rounding per element.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Scale(ReadOnlySpan<float> from, float s, Span<float> to)
-    {
-        int width = Vector<float>.Count;
-        int j = 0;
-        var vs = new Vector<float>(s);
-        for (; j <= from.Length - width; j += width)
-        {
-            (new Vector<float>(from.Slice(j)) * vs).CopyTo(to.Slice(j));
-        }
-        for (; j < from.Length; j++) to[j] = from[j] * s;
+        (Tensor a, Tensor aRow, Tensor b, int bRowOffset, int entriesPerBRow) = pairs;
+        HostRowKernels.For(a.DType).RowDots(a, aRow, b, bRowOffset, entriesPerBRow, result, resultOffset);
     }
 
     private static void ExclusivePrefix(ReadOnlySpan<int> counts, Span<int> starts)
@@ -607,10 +237,6 @@ public sealed unsafe class HostMoeKernels : IMoeKernels, IEntryKernels, IRowKern
             running += counts[e];
         }
     }
-
-    /// <summary>The array and offset of an optional tensor: <c>(null, 0)</c> when there is none.</summary>
-    private static (T[]? Array, int Offset) DataOrNull<T>(Tensor? tensor) where T : unmanaged
-        => tensor is null ? (null, 0) : tensor.Data<T>();
 
     private static (int Start, int End) ChunkRange(int n, int chunks, int c)
         => ((int)((long)n * c / chunks), (int)((long)n * (c + 1) / chunks));

@@ -31,22 +31,37 @@ public class PtxContractionTests
     private static string[] FloatArithmetic(string ptx) =>
         Regex.Matches(ptx, @"\b(mul|add|sub|fma|mad)(\.[a-z]+)*\.f32\b").Select(m => m.Value).Distinct().Order().ToArray();
 
-    [Theory]
-    [InlineData(nameof(DispatchKernelBodies.GatherReduce))]
-    [InlineData(nameof(DispatchKernelBodies.GatherRows))]
-    [InlineData(nameof(DispatchKernelBodies.GatherRows4))]
-    public void StrictKernels_HaveNoFloat32Multiply(string kernel)
-        => AssertNoContractableMultiply(Ptx(kernel, typeof(DispatchKernelBodies), typeof(CudaStrictFloat)));
+    /// <summary>
+    /// Every row kernel with a product, for each row type (bfloat16 or float32), in its CUDA instantiation.
+    /// </summary>
+    public static TheoryData<Type, string, bool> StrictKernels()
+    {
+        var data = new TheoryData<Type, string, bool>();
+        foreach (bool bfloat16 in new[] { false, true })
+        {
+            data.Add(typeof(RowKernelBodies), nameof(RowKernelBodies.GatherRows), bfloat16);
+            data.Add(typeof(RowKernelBodies), nameof(RowKernelBodies.GatherReduce), bfloat16);
+            data.Add(typeof(PackedRowKernelBodies), nameof(PackedRowKernelBodies.GatherRows), bfloat16);
+            data.Add(typeof(PackedRowKernelBodies), nameof(PackedRowKernelBodies.GatherReduce), bfloat16);
+            data.Add(typeof(TiledRowKernelBodies), nameof(TiledRowKernelBodies.GatherRows), bfloat16);
+            data.Add(typeof(TiledRowKernelBodies), nameof(TiledRowKernelBodies.GatherReduce), bfloat16);
+            data.Add(typeof(TokenScatterKernelBodies), nameof(TokenScatterKernelBodies.ScatterTokensTiled), bfloat16);
+        }
+        return data;
+    }
 
     [Theory]
-    [InlineData(nameof(BFloat16KernelBodies.GatherReduce8))]
-    [InlineData(nameof(BFloat16KernelBodies.GatherReduce1))]
-    [InlineData(nameof(BFloat16KernelBodies.GatherRows8))]
-    [InlineData(nameof(BFloat16KernelBodies.GatherRows1))]
-    [InlineData(nameof(BFloat16KernelBodies.GatherRowsTiled))]
-    [InlineData(nameof(BFloat16KernelBodies.GatherReduceTiled))]
-    public void StrictBFloat16Kernels_HaveNoFloat32Multiply(string kernel)
-        => AssertNoContractableMultiply(Ptx(kernel, typeof(BFloat16KernelBodies), typeof(CudaStrictFloat)));
+    [MemberData(nameof(StrictKernels))]
+    public void StrictRowKernels_HaveNoFloat32Multiply(Type bodies, string kernel, bool bfloat16)
+    {
+        Type row = bfloat16 ? typeof(BFloat16DeviceRow) : typeof(Float32DeviceRow);
+        Type element = bfloat16 ? typeof(ushort) : typeof(float);
+        // The one-value kernels also take the storage type; the packed and tiled ones move 32-bit words.
+        Type[] arguments = bodies == typeof(RowKernelBodies)
+            ? [typeof(CudaStrictFloat), element, row]
+            : [typeof(CudaStrictFloat), row];
+        AssertNoContractableMultiply(Ptx(kernel, bodies, arguments));
+    }
 
     /// <summary>Products exist (as float64 multiplies rounded to float32), float32 arithmetic is adds only.</summary>
     private static void AssertNoContractableMultiply(string ptx)
