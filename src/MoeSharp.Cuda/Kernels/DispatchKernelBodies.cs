@@ -56,7 +56,8 @@ internal static class DispatchKernelBodies
     }
 
     /// <summary>
-    /// Thread i: value <c>i % length</c> of count message <c>q = i / length</c> (<c>IEntryKernels.PackCountMessages</c>):
+    /// Thread i: value <c>i % length</c> of count message <c>q = i / length</c>
+    /// (<c>IEntryKernels.PackCountMessages</c>):
     /// the scan's counts of experts <c>[q·e, (q+1)·e)</c> (pad entries added to expert 0), the header values, then 1
     /// when the scan found an invalid entry.
     /// </summary>

@@ -300,7 +300,8 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IEntryKernels, IRowKernels, C
 
     /// <inheritdoc />
     public void GatherRows(Tensor source, int sourceRowOffset, Tensor rowOf, Tensor? scale, Tensor destination)
-        => RowKernelsOf(destination, nameof(destination)).GatherRows(source, sourceRowOffset, rowOf, scale, destination);
+        => RowKernelsOf(destination, nameof(destination))
+            .GatherRows(source, sourceRowOffset, rowOf, scale, destination);
 
     /// <inheritdoc />
     /// <remarks>
