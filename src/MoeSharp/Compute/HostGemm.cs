@@ -193,11 +193,11 @@ internal static unsafe class HostGemm
     private static void ComputeBlock(float* a, long aRow, long aCol, float* bPack, long panelStride, float* c,
         int n, int k, int i0, int rows, int j0, int cols, bool accumulate, int kc)
     {
-        int MR = GemmMicroKernel.MR, NR = GemmMicroKernel.NR;
-        int mPanels = (rows + MR - 1) / MR;
-        int nPanels = (cols + NR - 1) / NR;
+        int mr = GemmMicroKernel.MR, nr = GemmMicroKernel.NR;
+        int mPanels = (rows + mr - 1) / mr;
+        int nPanels = (cols + nr - 1) / nr;
         int depthMax = Math.Min(kc, k);
-        using GemmScratch.Lease aLease = GemmScratch.Rent(GemmScratch.Slot.PackedA, (long)mPanels * MR * depthMax);
+        using GemmScratch.Lease aLease = GemmScratch.Rent(GemmScratch.Slot.PackedA, (long)mPanels * mr * depthMax);
         float* aPack = aLease.Pointer;
         float* tile = stackalloc float[12 * 32];
         {
@@ -206,29 +206,29 @@ internal static unsafe class HostGemm
                 int depth = Math.Min(kc, k - p0);
                 for (int ip = 0; ip < mPanels; ip++)
                 {
-                    GemmMicroKernel.PackA(a, aRow, aCol, i0 + (ip * MR), Math.Min(MR, rows - (ip * MR)), p0, depth,
-                        aPack + ((long)ip * MR * depth));
+                    GemmMicroKernel.PackA(a, aRow, aCol, i0 + (ip * mr), Math.Min(mr, rows - (ip * mr)), p0, depth,
+                        aPack + ((long)ip * mr * depth));
                 }
 
                 bool fromZero = p0 == 0 && !accumulate;
                 for (int jp = 0; jp < nPanels; jp++)
                 {
-                    int jj = j0 + (jp * NR);
-                    int nValid = Math.Min(NR, cols - (jp * NR));
-                    float* bPanel = bPack + ((jj / NR) * panelStride) + ((long)p0 * NR);
+                    int jj = j0 + (jp * nr);
+                    int nValid = Math.Min(nr, cols - (jp * nr));
+                    float* bPanel = bPack + ((jj / nr) * panelStride) + ((long)p0 * nr);
                     for (int ip = 0; ip < mPanels; ip++)
                     {
-                        int ii = i0 + (ip * MR);
-                        int mValid = Math.Min(MR, rows - (ip * MR));
-                        float* aPanel = aPack + ((long)ip * MR * depth);
-                        if (mValid == MR && nValid == NR)
+                        int ii = i0 + (ip * mr);
+                        int mValid = Math.Min(mr, rows - (ip * mr));
+                        float* aPanel = aPack + ((long)ip * mr * depth);
+                        if (mValid == mr && nValid == nr)
                         {
                             // A whole tile: the kernel reads and writes C in place.
                             GemmMicroKernel.Kernel(depth, aPanel, bPanel, c + ((long)ii * n) + jj, n, !fromZero);
                             continue;
                         }
                         LoadTile(tile, c, n, ii, jj, mValid, nValid, fromZero);
-                        GemmMicroKernel.Kernel(depth, aPanel, bPanel, tile, NR, load: true);
+                        GemmMicroKernel.Kernel(depth, aPanel, bPanel, tile, nr, load: true);
                         StoreTile(tile, c, n, ii, jj, mValid, nValid);
                     }
                 }
@@ -238,21 +238,21 @@ internal static unsafe class HostGemm
 
     private static void LoadTile(float* tile, float* c, int n, int ii, int jj, int mValid, int nValid, bool fromZero)
     {
-        int NR = GemmMicroKernel.NR;
-        new Span<float>(tile, GemmMicroKernel.MR * NR).Clear();
+        int nr = GemmMicroKernel.NR;
+        new Span<float>(tile, GemmMicroKernel.MR * nr).Clear();
         if (fromZero) return;
         for (int r = 0; r < mValid; r++)
         {
-            new ReadOnlySpan<float>(c + ((long)(ii + r) * n) + jj, nValid).CopyTo(new Span<float>(tile + (r * NR), nValid));
+            new ReadOnlySpan<float>(c + ((long)(ii + r) * n) + jj, nValid).CopyTo(new Span<float>(tile + (r * nr), nValid));
         }
     }
 
     private static void StoreTile(float* tile, float* c, int n, int ii, int jj, int mValid, int nValid)
     {
-        int NR = GemmMicroKernel.NR;
+        int nr = GemmMicroKernel.NR;
         for (int r = 0; r < mValid; r++)
         {
-            new ReadOnlySpan<float>(tile + (r * NR), nValid).CopyTo(new Span<float>(c + ((long)(ii + r) * n) + jj, nValid));
+            new ReadOnlySpan<float>(tile + (r * nr), nValid).CopyTo(new Span<float>(c + ((long)(ii + r) * n) + jj, nValid));
         }
     }
 }
