@@ -19,14 +19,25 @@ internal static class DispatchBenchmark
     /// <param name="DispatchBytes">Bytes dispatch must move on this rank: x read once, N routed rows written.</param>
     /// <param name="CombineBytes">Bytes combine must move on this rank: N rows read, the output written.</param>
     /// <param name="Exchange">The exchange alone (worlds of more than one rank), else null.</param>
-    public sealed record Result(double DispatchSeconds, double CombineSeconds, long DispatchBytes, long CombineBytes, ExchangeBenchmark.Result? Exchange);
+    public sealed record Result(double DispatchSeconds, double CombineSeconds, long DispatchBytes, long CombineBytes, ExchangeBenchmark.Result? Exchange)
+    {
+        /// <summary>With <c>--traffic</c>: median dispatch and combine with traffic telemetry on, timed in the same
+        /// loop as the plain ones; null otherwise.</summary>
+        public (double Dispatch, double Combine)? WithTraffic { get; init; }
+
+        /// <summary>
+        /// With <c>--traffic</c>: the median over timed iterations of (dispatch + combine on) / (dispatch + combine
+        /// off) − 1, each pair run back to back, so slow phases of a noisy machine fall on both halves of a pair.
+        /// </summary>
+        public double? PairedTrafficOverhead { get; init; }
+    }
 
     /// <summary>
     /// This rank's part of the benchmark; every rank of <paramref name="world"/> calls it. <paramref name="progress"/>
     /// (runs done, runs in all) is called on rank 0 after each dispatch + combine.
     /// </summary>
     public static Result RunRank(IProcessGroup world, int tokens, int dim, int experts, int topK, bool scoreBefore, int warmup, int repeats, int seed,
-        DType rowType = DType.Float32, Action<int, int>? progress = null)
+        DType rowType = DType.Float32, Action<int, int>? progress = null, bool traffic = false)
     {
         var config = new TokenDispatcherConfig(experts, topK) { ScoreBeforeExperts = scoreBefore };
         // Every rank draws the same sequence and keeps its own inputs, so a run is reproducible at any size.
@@ -36,13 +47,28 @@ internal static class DispatchBenchmark
         mine = mine.WithRowType(rowType);
 
         using var groups = ParallelGroups.Create(world, 1);
-        TokenDispatcher dispatcher = world.Size == 1 ? new LocalTokenDispatcher(config) : new AllToAllTokenDispatcher(config, groups);
+        TokenDispatcher Create(TokenDispatcherConfig c) => world.Size == 1 ? new LocalTokenDispatcher(c) : new AllToAllTokenDispatcher(c, groups);
+        TokenDispatcher dispatcher = Create(config);
+        // --traffic: a second dispatcher with telemetry on, on the same pool-less inputs, timed in the same loop in
+        // alternating order so drift and noise fall on both alike.
+        TokenDispatcher? withTraffic = traffic ? Create(config with { CollectTraffic = true }) : null;
         var dispatchTimes = new List<double>();
         var combineTimes = new List<double>();
+        var trafficDispatchTimes = new List<double>();
+        var trafficCombineTimes = new List<double>();
         // The expert output is computed once, untimed: the benchmark times the dispatcher, not the experts.
         Tensor? expertOutput = null;
         int[] sendRows = [], receiveRows = [];
         for (int i = 0; i < warmup + repeats; i++)
+        {
+            bool trafficFirst = i % 2 == 1;
+            if (withTraffic is not null && trafficFirst) TimeOnce(withTraffic, i >= warmup, trafficDispatchTimes, trafficCombineTimes);
+            TimeOnce(dispatcher, i >= warmup, dispatchTimes, combineTimes);
+            if (withTraffic is not null && !trafficFirst) TimeOnce(withTraffic, i >= warmup, trafficDispatchTimes, trafficCombineTimes);
+            if (world.Rank == 0) progress?.Invoke(i + 1, warmup + repeats);
+        }
+
+        void TimeOnce(TokenDispatcher dispatcher, bool timed, List<double> dispatchTimes, List<double> combineTimes)
         {
             world.Barrier();
             long start = Stopwatch.GetTimestamp();
@@ -60,12 +86,11 @@ internal static class DispatchBenchmark
             dispatcher.Allocator.Return(combined);
             if (!ReferenceEquals(dispatched.RoutedTokens, expertOutput)) dispatcher.Allocator.Return(dispatched.RoutedTokens);
             dispatcher.Release(dispatched.Metadata);
-            if (i >= warmup)
+            if (timed)
             {
                 dispatchTimes.Add(dispatchSeconds);
                 combineTimes.Add(combineSeconds);
             }
-            if (world.Rank == 0) progress?.Invoke(i + 1, warmup + repeats);
         }
         long tokenBytes = (long)tokens * dim * rowType.SizeOf();
         long routedBytes = tokenBytes * topK;
@@ -74,7 +99,16 @@ internal static class DispatchBenchmark
                 ? ExchangeBenchmark.RunRank<BFloat16>(world, sendRows, receiveRows, dim, warmup, repeats)
                 : ExchangeBenchmark.RunRank<float>(world, sendRows, receiveRows, dim, warmup, repeats))
             : null;
-        return new Result(Median(dispatchTimes), Median(combineTimes), tokenBytes + routedBytes, routedBytes + tokenBytes, exchange);
+        // Before the medians below sort the lists in place: iteration i of each list is one pair.
+        double? paired = traffic
+            ? Median(Enumerable.Range(0, repeats).Select(i => (trafficDispatchTimes[i] + trafficCombineTimes[i])
+                / (dispatchTimes[i] + combineTimes[i]) - 1).ToList())
+            : null;
+        return new Result(Median(dispatchTimes), Median(combineTimes), tokenBytes + routedBytes, routedBytes + tokenBytes, exchange)
+        {
+            WithTraffic = traffic ? (Median(trafficDispatchTimes), Median(trafficCombineTimes)) : null,
+            PairedTrafficOverhead = paired,
+        };
     }
 
     /// <summary>The median of <paramref name="values"/> (sorted in place).</summary>
