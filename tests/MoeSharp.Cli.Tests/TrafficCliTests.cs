@@ -123,7 +123,7 @@ public sealed class TrafficCliTests : IDisposable
             .Select(l => JsonDocument.Parse(l).RootElement).ToArray();
         string[] kinds = records.Where(r => r.GetProperty("impl").GetString() == "moesharp-host-traffic")
             .Select(r => r.GetProperty("kind").GetString()!).ToArray();
-        Assert.Equal(["dispatch", "combine", "dispatch_combine"], kinds);
+        Assert.Equal(["dispatch", "combine", "dispatch_combine", "traffic_work"], kinds);
         Assert.Contains(records, r => r.GetProperty("impl").GetString() == "moesharp-host"
             && r.GetProperty("kind").GetString() == "dispatch_combine");
     }

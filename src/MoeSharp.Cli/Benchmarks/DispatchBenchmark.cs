@@ -2,6 +2,7 @@ using System.Diagnostics;
 using MoeSharp.Verification;
 using MoeSharp.Collectives;
 using MoeSharp.Dispatch;
+using MoeSharp.Telemetry;
 using MoeSharp.Experts;
 using MoeSharp.Tensors;
 
@@ -30,6 +31,13 @@ internal static class DispatchBenchmark
         /// off) − 1, each pair run back to back, so slow phases of a noisy machine fall on both halves of a pair.
         /// </summary>
         public double? PairedTrafficOverhead { get; init; }
+
+        /// <summary>
+        /// With <c>--traffic</c>: the median time of the telemetry's own work per dispatch + combine, timed alone on
+        /// the last dispatch's plan: the calls the dispatcher adds (this rank's partial from the plan, the all-gather
+        /// after dispatch, the one after combine). Clock reads around the exchanges are not in it.
+        /// </summary>
+        public double? TelemetryWorkSeconds { get; init; }
     }
 
     /// <summary>
@@ -59,6 +67,7 @@ internal static class DispatchBenchmark
         // The expert output is computed once, untimed: the benchmark times the dispatcher, not the experts.
         Tensor? expertOutput = null;
         int[] sendRows = [], receiveRows = [];
+        DispatchMetadata? lastMetadata = null;
         for (int i = 0; i < warmup + repeats; i++)
         {
             bool trafficFirst = i % 2 == 1;
@@ -78,6 +87,7 @@ internal static class DispatchBenchmark
                 world.Rank * dispatcher.NumLocalExperts);
             sendRows = dispatched.Metadata.InputSplits.ToArray();
             receiveRows = dispatched.Metadata.OutputSplits.ToArray();
+            lastMetadata = dispatched.Metadata;
             world.Barrier();
             start = Stopwatch.GetTimestamp();
             Tensor combined = dispatcher.Combine(expertOutput, dispatched.Metadata, mine.X);
@@ -99,6 +109,7 @@ internal static class DispatchBenchmark
                 ? ExchangeBenchmark.RunRank<BFloat16>(world, sendRows, receiveRows, dim, warmup, repeats)
                 : ExchangeBenchmark.RunRank<float>(world, sendRows, receiveRows, dim, warmup, repeats))
             : null;
+        double? telemetryWork = traffic ? TimeTelemetryWork(world, lastMetadata!, experts, repeats) : null;
         // Before the medians below sort the lists in place: iteration i of each list is one pair.
         double? paired = traffic
             ? Median(Enumerable.Range(0, repeats).Select(i => (trafficDispatchTimes[i] + trafficCombineTimes[i])
@@ -108,7 +119,33 @@ internal static class DispatchBenchmark
         {
             WithTraffic = traffic ? (Median(trafficDispatchTimes), Median(trafficCombineTimes)) : null,
             PairedTrafficOverhead = paired,
+            TelemetryWorkSeconds = telemetryWork,
         };
+    }
+
+    /// <summary>
+    /// The median of <paramref name="repeats"/> timings of what <see cref="TokenDispatcherConfig.CollectTraffic"/> adds
+    /// to one dispatch + combine, on <paramref name="metadata"/>'s plan (TokenDispatcher's DispatchTraffic and
+    /// CombineTraffic make the same calls).
+    /// </summary>
+    private static double TimeTelemetryWork(IProcessGroup world, DispatchMetadata metadata, int experts, int repeats)
+    {
+        var times = new List<double>();
+        for (int i = 0; i < repeats; i++)
+        {
+            world.Barrier();
+            long start = Stopwatch.GetTimestamp();
+            TrafficReport partial = TrafficCollection.Partial(metadata.Plan, world.Size, world.Rank, experts,
+                metadata.Dim, metadata.RowType);
+            partial.AddExchangeWait(world.Rank, TrafficExchange.Counts, 0.5);
+            partial.AddExchangeWait(world.Rank, TrafficExchange.RowsForward, 0.5);
+            TrafficReport dispatched = TrafficCollection.Gather(world, partial, world.Rank);
+            var back = new TrafficReport(world.Size, experts);
+            back.AddExchangeWait(world.Rank, TrafficExchange.RowsBack, 0.5);
+            _ = TrafficReport.Reduce([dispatched, TrafficCollection.Gather(world, back, world.Rank)]);
+            times.Add(Stopwatch.GetElapsedTime(start).TotalSeconds);
+        }
+        return Median(times);
     }
 
     /// <summary>The median of <paramref name="values"/> (sorted in place).</summary>
