@@ -33,8 +33,8 @@ public static class LayerWorldRunner
     /// <summary>
     /// Creates the layer of one rank for <paramref name="layout"/>, on the host or on <paramref name="device"/> (there with
     /// bfloat16 product inputs when <paramref name="bfloat16Products"/>). Profiling decorators, when given, wrap the
-    /// device's kernels and are used in their place. <paramref name="collectTraffic"/> turns on the dispatcher's traffic
-    /// telemetry (<see cref="TokenDispatcherConfig.CollectTraffic"/>).
+    /// device's kernels and are used in their place. <paramref name="collectTraffic"/> turns on the dispatcher's
+    /// traffic telemetry (<see cref="TokenDispatcherConfig.CollectTraffic"/>).
     /// </summary>
     public static MoeLayer CreateLayer(MoeLayerArgs args, bool scoreBeforeExperts, LayerLayout layout, ParallelGroups? groups, DeviceRank? device = null,
         bool bfloat16Products = false, ProfilingMoeKernels? dispatchProfile = null, ProfilingLayerKernels? layerProfile = null,

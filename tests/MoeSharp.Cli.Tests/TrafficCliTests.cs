@@ -11,8 +11,9 @@ public sealed class TrafficCliTests : IDisposable
 {
     private static readonly string[] RunCase =
         ["run", "--world", "4", "--sp", "1", "--tokens", "33", "--dim", "4", "--experts", "8", "--top-k", "2"];
-    private static readonly string[] TrainCase = ["train", "--steps", "3", "--world", "2", "--sp", "1", "--tokens", "32",
-        "--dim", "8", "--hidden", "8", "--experts", "4", "--shared-hidden", "4", "--log-every", "100"];
+    private static readonly string[] TrainCase = ["train", "--steps", "3", "--world", "2", "--sp", "1",
+        "--tokens", "32", "--dim", "8", "--hidden", "8", "--experts", "4", "--shared-hidden", "4",
+        "--log-every", "100"];
 
     private readonly string _dir = TempDirectory();
 

@@ -55,25 +55,26 @@ internal static class DispatchBenchmark
         mine = mine.WithRowType(rowType);
 
         using var groups = ParallelGroups.Create(world, 1);
-        TokenDispatcher Create(TokenDispatcherConfig c) => world.Size == 1 ? new LocalTokenDispatcher(c) : new AllToAllTokenDispatcher(c, groups);
+        TokenDispatcher Create(TokenDispatcherConfig c)
+            => world.Size == 1 ? new LocalTokenDispatcher(c) : new AllToAllTokenDispatcher(c, groups);
         TokenDispatcher dispatcher = Create(config);
         // --traffic: a second dispatcher with telemetry on, on the same pool-less inputs, timed in the same loop in
         // alternating order so drift and noise fall on both alike.
         TokenDispatcher? withTraffic = traffic ? Create(config with { CollectTraffic = true }) : null;
         var dispatchTimes = new List<double>();
         var combineTimes = new List<double>();
-        var trafficDispatchTimes = new List<double>();
-        var trafficCombineTimes = new List<double>();
+        var trafficDispatch = new List<double>();
+        var trafficCombine = new List<double>();
         // The expert output is computed once, untimed: the benchmark times the dispatcher, not the experts.
         Tensor? expertOutput = null;
         int[] sendRows = [], receiveRows = [];
         DispatchMetadata? lastMetadata = null;
         for (int i = 0; i < warmup + repeats; i++)
         {
-            bool trafficFirst = i % 2 == 1;
-            if (withTraffic is not null && trafficFirst) TimeOnce(withTraffic, i >= warmup, trafficDispatchTimes, trafficCombineTimes);
-            TimeOnce(dispatcher, i >= warmup, dispatchTimes, combineTimes);
-            if (withTraffic is not null && !trafficFirst) TimeOnce(withTraffic, i >= warmup, trafficDispatchTimes, trafficCombineTimes);
+            bool trafficFirst = i % 2 == 1, timed = i >= warmup;
+            if (withTraffic is not null && trafficFirst) TimeOnce(withTraffic, timed, trafficDispatch, trafficCombine);
+            TimeOnce(dispatcher, timed, dispatchTimes, combineTimes);
+            if (withTraffic is not null && !trafficFirst) TimeOnce(withTraffic, timed, trafficDispatch, trafficCombine);
             if (world.Rank == 0) progress?.Invoke(i + 1, warmup + repeats);
         }
 
@@ -112,12 +113,12 @@ internal static class DispatchBenchmark
         double? telemetryWork = traffic ? TimeTelemetryWork(world, lastMetadata!, experts, repeats) : null;
         // Before the medians below sort the lists in place: iteration i of each list is one pair.
         double? paired = traffic
-            ? Median(Enumerable.Range(0, repeats).Select(i => (trafficDispatchTimes[i] + trafficCombineTimes[i])
+            ? Median(Enumerable.Range(0, repeats).Select(i => (trafficDispatch[i] + trafficCombine[i])
                 / (dispatchTimes[i] + combineTimes[i]) - 1).ToList())
             : null;
         return new Result(Median(dispatchTimes), Median(combineTimes), tokenBytes + routedBytes, routedBytes + tokenBytes, exchange)
         {
-            WithTraffic = traffic ? (Median(trafficDispatchTimes), Median(trafficCombineTimes)) : null,
+            WithTraffic = traffic ? (Median(trafficDispatch), Median(trafficCombine)) : null,
             PairedTrafficOverhead = paired,
             TelemetryWorkSeconds = telemetryWork,
         };

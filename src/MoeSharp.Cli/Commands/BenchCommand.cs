@@ -106,9 +106,10 @@ internal sealed class BenchCommand : Command<BenchSettings>
         if (r.WithTraffic is { } withTraffic)
         {
             double onSeconds = withTraffic.Dispatch + withTraffic.Combine;
-            Row("dispatch (traffic on)", withTraffic.Dispatch, r.DispatchBytes, r.DispatchBytes / withTraffic.Dispatch / 1e9,
-                copyGbs);
-            Row("combine (traffic on)", withTraffic.Combine, r.CombineBytes, r.CombineBytes / withTraffic.Combine / 1e9, copyGbs);
+            Row("dispatch (traffic on)", withTraffic.Dispatch, r.DispatchBytes,
+                r.DispatchBytes / withTraffic.Dispatch / 1e9, copyGbs);
+            Row("combine (traffic on)", withTraffic.Combine, r.CombineBytes,
+                r.CombineBytes / withTraffic.Combine / 1e9, copyGbs);
             Row("dispatch + combine (traffic on)", onSeconds, r.DispatchBytes + r.CombineBytes,
                 (r.DispatchBytes + r.CombineBytes) / onSeconds / 1e9, copyGbs);
         }
@@ -118,8 +119,8 @@ internal sealed class BenchCommand : Command<BenchSettings>
             double off = r.DispatchSeconds + r.CombineSeconds, onMs = traffic.Dispatch + traffic.Combine;
             double work = r.TelemetryWorkSeconds!.Value;
             AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
-                $"traffic telemetry: dispatch + combine {onMs * 1e3:F2} ms on vs {off * 1e3:F2} ms off (medians, same " +
-                $"loop, alternating order): {(onMs / off - 1) * 100:+0.00;-0.00} %")));
+                $"traffic telemetry: dispatch + combine {onMs * 1e3:F2} ms on vs {off * 1e3:F2} ms off " +
+                $"(medians, same loop, alternating order): {(onMs / off - 1) * 100:+0.00;-0.00} %")));
             AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
                 $"  median of the {s.Repeats} back-to-back pairs' ratios: " +
                 $"{r.PairedTrafficOverhead!.Value * 100:+0.00;-0.00} %")));

@@ -8,7 +8,8 @@ namespace MoeSharp.Dispatch;
 /// Everything combine and the backward passes need from a dispatch (the handle of DeepEP's
 /// layout → dispatch → combine): its <see cref="DispatchPlan"/> and the row maps built from it on the device.
 /// Immutable but for <see cref="Traffic"/>; it belongs to the dispatcher that made it. Disposing it hands the row
-/// maps back to the dispatcher's allocator (<see cref="TokenDispatcher.Release"/>); metadata never disposed is simply collected by the GC.
+/// maps back to the dispatcher's allocator (<see cref="TokenDispatcher.Release"/>); metadata never disposed is
+/// simply collected by the GC.
 /// </summary>
 /// <remarks>
 /// The "local layout" is the order of this rank's routed rows before they leave: expert-sorted positions

@@ -1,6 +1,8 @@
 namespace MoeSharp.Telemetry;
 
-/// <summary>The exchanges of one dispatch step that <see cref="TrafficReport.ExchangeWaitMilliseconds"/> times.</summary>
+/// <summary>
+/// The exchanges of one dispatch step that <see cref="TrafficReport.ExchangeWaitMilliseconds"/> times.
+/// </summary>
 public enum TrafficExchange
 {
     /// <summary>The count exchange of dispatch (every rank learns how many rows it receives).</summary>
