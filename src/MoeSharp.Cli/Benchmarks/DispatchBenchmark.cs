@@ -83,6 +83,9 @@ internal static class DispatchBenchmark
             world.Barrier();
             long start = Stopwatch.GetTimestamp();
             DispatchResult dispatched = dispatcher.Dispatch(mine.X, mine.Scores, mine.Ids);
+            // With --traffic both variants stop the clock after a barrier: the telemetry's all-gather waits for the
+            // slowest rank, so without one the plain variant alone would leave the ranks' imbalance out of its time.
+            if (traffic) world.Barrier();
             double dispatchSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
             expertOutput ??= ScaledIdentityExperts.Apply(dispatched.RoutedTokens, dispatched.TokensPerLocalExpert.AsSpan(),
                 world.Rank * dispatcher.NumLocalExperts);
@@ -92,6 +95,7 @@ internal static class DispatchBenchmark
             world.Barrier();
             start = Stopwatch.GetTimestamp();
             Tensor combined = dispatcher.Combine(expertOutput, dispatched.Metadata, mine.X);
+            if (traffic) world.Barrier();
             double combineSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
             // Hand the outputs back as a training loop would, so each iteration reuses warm memory.
             dispatcher.Allocator.Return(combined);

@@ -87,7 +87,8 @@ internal sealed class BenchSettings : CommandSettings
 
     [CommandOption("--traffic")]
     [Description("Also time dispatch and combine with traffic telemetry on (a second dispatcher in the same loop, "
-        + "alternating order) and print the overhead; host dispatch benchmark only.")]
+        + "alternating order; both timed to a barrier after each phase, so both count the slowest rank) and print the "
+        + "overhead, and the telemetry's own work timed alone; host dispatch benchmark only.")]
     public bool Traffic { get; init; }
 
     [CommandOption("--json")]
