@@ -33,10 +33,12 @@ public static class LayerWorldRunner
     /// <summary>
     /// Creates the layer of one rank for <paramref name="layout"/>, on the host or on <paramref name="device"/> (there with
     /// bfloat16 product inputs when <paramref name="bfloat16Products"/>). Profiling decorators, when given, wrap the
-    /// device's kernels and are used in their place.
+    /// device's kernels and are used in their place. <paramref name="collectTraffic"/> turns on the dispatcher's
+    /// traffic telemetry (<see cref="TokenDispatcherConfig.CollectTraffic"/>).
     /// </summary>
     public static MoeLayer CreateLayer(MoeLayerArgs args, bool scoreBeforeExperts, LayerLayout layout, ParallelGroups? groups, DeviceRank? device = null,
-        bool bfloat16Products = false, ProfilingMoeKernels? dispatchProfile = null, ProfilingLayerKernels? layerProfile = null)
+        bool bfloat16Products = false, ProfilingMoeKernels? dispatchProfile = null, ProfilingLayerKernels? layerProfile = null,
+        bool collectTraffic = false)
     {
         if (bfloat16Products && device is null) throw new ArgumentException("bfloat16 products need a device backend (--device cuda or ilgpu-cpu)", nameof(bfloat16Products));
         var config = new TokenDispatcherConfig(args.NumExperts, args.TopK)
@@ -45,6 +47,7 @@ public static class LayerWorldRunner
             Layout = layout.Layout,
             Sharding = layout.Sharding,
             ExpertAlignment = layout.Alignment,
+            CollectTraffic = collectTraffic,
         };
         IMoeKernels? dispatchKernels = dispatchProfile ?? (IMoeKernels?)device?.Backend.Kernels;
         ILayerKernels? layerKernels = layerProfile ?? (ILayerKernels?)device?.Backend.LayerKernels(bfloat16Products);

@@ -15,6 +15,10 @@ public sealed record RunSummary(IReadOnlyList<RankStatistics> Ranks, long Mismat
 {
     /// <summary>Where rank 0 computed, e.g. <c>host</c> or <c>cuda NVIDIA H100 (nccl)</c>.</summary>
     public string Device { get; init; } = "host";
+
+    /// <summary>The run's traffic (dispatch and combine), the same on every rank; null unless the case's dispatcher
+    /// config collects it (<see cref="TokenDispatcherConfig.CollectTraffic"/>).</summary>
+    public MoeSharp.Telemetry.TrafficReport? Traffic { get; init; }
 }
 
 /// <summary>One rank's row of the <c>moe run</c> table.</summary>
@@ -56,7 +60,10 @@ public static class RunVerification
             ReadOnlySpan<int> row = all.AsSpan(r * width, width);
             ranks[r] = new RankStatistics(r, row[0], row[1], row[2], row[3], row.Slice(5, row[4]).ToArray());
         }
-        return new RunSummary(ranks, mismatches[0], mismatch, clock.Elapsed) { Device = compute.Describe(device) };
+        return new RunSummary(ranks, mismatches[0], mismatch, clock.Elapsed) {
+            Device = compute.Describe(device),
+            Traffic = outcome.Metadata.Traffic,
+        };
     }
 
     /// <summary>

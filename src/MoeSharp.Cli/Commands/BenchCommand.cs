@@ -1,3 +1,4 @@
+using System.Globalization;
 using MoeSharp.Cli.Benchmarks;
 using MoeSharp.Cli.Output;
 using MoeSharp.Verification;
@@ -29,7 +30,7 @@ internal sealed class BenchCommand : Command<BenchSettings>
         {
             if (shape.Experts % world.Size != 0) throw new ArgumentException($"--experts {shape.Experts} must be a multiple of the world size {world.Size}");
             var result = DispatchBenchmark.RunRank(world, shape.Tokens, shape.Dim, shape.Experts, shape.TopK, scoreBefore, s.Warmup, s.Repeats, s.Seed, shape.RowType,
-                (done, total) => progress.Report(done, total, "dispatch + combine runs"));
+                (done, total) => progress.Report(done, total, "dispatch + combine runs"), s.Traffic);
             // Every rank takes part in the copy measurement so no core sits idle in an MPI job's timing.
             double copy = CopyBandwidth.Measure(result.DispatchBytes / 2, s.Warmup, s.Repeats);
             return new Tuple<DispatchBenchmark.Result, double, int>(result, copy, world.Size);
@@ -54,6 +55,14 @@ internal sealed class BenchCommand : Command<BenchSettings>
             ("dispatch_combine", "moesharp-host", r.DispatchSeconds + r.CombineSeconds, r.DispatchBytes + r.CombineBytes),
             ("copy", "moesharp-copy", r.DispatchBytes / 2 / copy, r.DispatchBytes / 2),
         };
+        if (r.WithTraffic is { } on)
+        {
+            measurements.Add(("dispatch", "moesharp-host-traffic", on.Dispatch, r.DispatchBytes));
+            measurements.Add(("combine", "moesharp-host-traffic", on.Combine, r.CombineBytes));
+            measurements.Add(("dispatch_combine", "moesharp-host-traffic", on.Dispatch + on.Combine,
+                r.DispatchBytes + r.CombineBytes));
+            measurements.Add(("traffic_work", "moesharp-host-traffic", r.TelemetryWorkSeconds!.Value, 0));
+        }
         if (r.Exchange is { } exchange)
         {
             measurements.Add(("exchange", "moesharp-host", exchange.WrapperSeconds, exchange.BytesSent));
@@ -94,7 +103,31 @@ internal sealed class BenchCommand : Command<BenchSettings>
             Row("row exchange (all-to-all-v)", ex.WrapperSeconds, ex.BytesSent, wrapperGbs!.Value, reference);
             if (ex.RawSeconds is double rawSeconds) Row("raw MPI_Alltoallv (reference)", rawSeconds, ex.BytesSent, rawGbs!.Value, reference);
         }
+        if (r.WithTraffic is { } withTraffic)
+        {
+            double onSeconds = withTraffic.Dispatch + withTraffic.Combine;
+            Row("dispatch (traffic on)", withTraffic.Dispatch, r.DispatchBytes,
+                r.DispatchBytes / withTraffic.Dispatch / 1e9, copyGbs);
+            Row("combine (traffic on)", withTraffic.Combine, r.CombineBytes,
+                r.CombineBytes / withTraffic.Combine / 1e9, copyGbs);
+            Row("dispatch + combine (traffic on)", onSeconds, r.DispatchBytes + r.CombineBytes,
+                (r.DispatchBytes + r.CombineBytes) / onSeconds / 1e9, copyGbs);
+        }
         AnsiConsole.Write(table);
+        if (r.WithTraffic is { } traffic)
+        {
+            double off = r.DispatchSeconds + r.CombineSeconds, onMs = traffic.Dispatch + traffic.Combine;
+            double work = r.TelemetryWorkSeconds!.Value;
+            AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
+                $"traffic telemetry: dispatch + combine {onMs * 1e3:F2} ms on vs {off * 1e3:F2} ms off " +
+                $"(medians, same loop, alternating order): {(onMs / off - 1) * 100:+0.00;-0.00} %")));
+            AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
+                $"  median of the {s.Repeats} back-to-back pairs' ratios: " +
+                $"{r.PairedTrafficOverhead!.Value * 100:+0.00;-0.00} %")));
+            AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
+                $"  the telemetry's own work timed alone: {work * 1e3:F3} ms per dispatch + combine = " +
+                $"{work / off * 100:F3} % of the off median")));
+        }
         return 0;
     }
 }

@@ -85,6 +85,12 @@ internal sealed class BenchSettings : CommandSettings
     [Description("With --layer: the experts' hidden size. Default 768.")]
     public int Hidden { get; init; } = 768;
 
+    [CommandOption("--traffic")]
+    [Description("Also time dispatch and combine with traffic telemetry on (a second dispatcher in the same loop, "
+        + "alternating order; both timed to a barrier after each phase, so both count the slowest rank) and print the "
+        + "overhead, and the telemetry's own work timed alone; host dispatch benchmark only.")]
+    public bool Traffic { get; init; }
+
     [CommandOption("--json")]
     [Description("Print the --metrics records (one JSON object per measurement, schema moesharp-metrics/1, docs/metrics.md) to stdout instead of a table.")]
     public bool Json { get; init; }
@@ -109,6 +115,11 @@ internal sealed class BenchSettings : CommandSettings
     public override ValidationResult Validate()
     {
         if (Uneven && Layer) return ValidationResult.Error("--uneven and --layer are two modes of bench: give one of them");
+        if (Traffic && (Uneven || Layer || Gemm || Device is not (null or "host")))
+        {
+            return ValidationResult.Error("--traffic times the host dispatch benchmark: not with --uneven, --layer, " +
+                $"--gemm or --device {Device}");
+        }
         if (Uneven) return ValidateUneven();
         if (Layer) return LayerBenchReport.Check(this) is { } layerError ? ValidationResult.Error(layerError) : ValidationResult.Success();
         BenchShape shape;

@@ -11,6 +11,9 @@ internal sealed record RunCase(int World, int Sp, int Tokens, int Dim, int Exper
     /// <summary>The dtype of the token rows (float32 unless <c>--dtype</c> says bfloat16).</summary>
     public DType RowType { get; init; } = DType.Float32;
 
+    /// <summary>Whether the dispatchers collect traffic telemetry (<c>--traffic</c>).</summary>
+    public bool Traffic { get; init; }
+
     /// <summary>
     /// The embedded default: the seed's case (7 tokens on 4 SP ranks, one pad row) and a large one
     /// (4096 tokens on 8 ranks, 64 experts, top-8).
@@ -61,6 +64,7 @@ internal sealed record RunCase(int World, int Sp, int Tokens, int Dim, int Exper
             Layout = Layout,
             ExpertAlignment = Align,
             CheckReplicatedInputs = true,
+            CollectTraffic = Traffic,
         };
         var random = new Random(Seed);
         var groups = new GroupInputs[World / Sp];

@@ -19,6 +19,7 @@ internal sealed class RunCommand : Command<RunSettings>
         TimeSpan? timeout = settings.TimeoutSeconds is double s ? TimeSpan.FromSeconds(s) : null;
         CommKind comm = CommKinds.Parse(settings.Comm);
         IReadOnlyList<RunCase> cases = settings.IsDefault ? RunCase.Defaults : [RunCase.From(settings)];
+        if (settings.Traffic is not null) cases = cases.Select(c => c with { Traffic = true }).ToList();
         ComputeOptions compute = ComputeOptions.Parse(settings.Device, settings.Gpus);
 
         var results = new List<(RunCase Case, RunSummary Summary)>();
@@ -44,10 +45,17 @@ internal sealed class RunCommand : Command<RunSettings>
 
         bool allVerified = true;
         using MetricsSink? metrics = MetricsSink.Open(settings.Metrics);
-        foreach (var (runCase, summary) in results)
+        for (int i = 0; i < results.Count; i++)
         {
+            var (runCase, summary) = results[i];
             allVerified &= Report(runCase, summary);
             metrics?.Write(Record(runCase, summary, settings, compute));
+            if (summary.Traffic is { } traffic) metrics?.Write(TrafficMetrics.ToRecord("run", i + 1, traffic));
+        }
+        if (settings.Traffic is { } png && results[^1].Summary.Traffic is { } last)
+        {
+            TrafficHeatmap.Save(png, last);
+            AnsiConsole.MarkupLine(Markup.Escape($"traffic heatmap written to {png}"));
         }
         if (!allVerified) return 1;
         AnsiConsole.MarkupLine("[green]verified: bitwise identical to the single-rank reference[/]");

@@ -78,6 +78,11 @@ internal sealed class RunSettings : CommandSettings
     [Description("Write one JSON object per case to FILE (JSON lines, schema moesharp-metrics/1, docs/metrics.md).")]
     public string? Metrics { get; init; }
 
+    [CommandOption("--traffic <PNG>")]
+    [Description("Collect traffic telemetry (docs/metrics.md, event traffic) and draw the rows sent between ranks "
+        + "as a heatmap PNG (the last case's when several run); with --metrics, one traffic line per case.")]
+    public string? Traffic { get; init; }
+
     [CommandOption("--config <TOML>")]
     [Description("Read options from a TOML job file (docs/config.md); options on the command line override it.")]
     public string? Config { get; init; }
@@ -92,6 +97,7 @@ internal sealed class RunSettings : CommandSettings
         {
             if (MpiJob.CheckLaunched(CommKinds.Parse(Comm)) is { } notInJob) return ValidationResult.Error(notInJob);
             if (Metrics is not null) OutputPaths.CheckFile("--metrics", Metrics);
+            if (Traffic is not null) OutputPaths.CheckFile("--traffic", Traffic);
             _ = ParseSharding(Sharding);
             _ = ParseLayout(Layout);
             _ = ParseScoreBefore(Score);

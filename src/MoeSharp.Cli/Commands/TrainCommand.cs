@@ -26,6 +26,7 @@ internal sealed class TrainCommand : Command<TrainSettings>
         {
             Compute = compute, BFloat16Products = s.BFloat16Products, Profile = s.Profile, ScoreFunc = s.ScoreFunction, RouteNorm = s.RouteNorm,
             RouteScale = s.RouteScale, ExpertGroups = s.ExpertGroups, LimitedGroups = s.LimitedGroups, LoadFrom = s.Load, SaveTo = s.Save,
+            Traffic = s.Traffic is not null,
         };
         // Before any work: a checkpoint that does not fit these options is a usage error, not a failed rank
         // (under MPI checked with the job's size, where the ranks agree on it and rank 0 prints it once).
@@ -73,6 +74,11 @@ internal sealed class TrainCommand : Command<TrainSettings>
         {
             LossPlot.Save(path, losses, string.Create(CultureInfo.InvariantCulture, $"moe train: world {worldSize}, sp {s.Sp}, seed {s.Seed}"), resumedAt + 1);
             AnsiConsole.MarkupLine($"loss curve written to {Markup.Escape(path)}");
+        }
+        if (s.Traffic is { } trafficPath && log.TrafficTotal is { } traffic)
+        {
+            TrafficHeatmap.Save(trafficPath, traffic);
+            AnsiConsole.MarkupLine(Markup.Escape($"traffic heatmap (all steps) written to {trafficPath}"));
         }
         if (s.Save is { } saved) AnsiConsole.MarkupLine(Markup.Escape($"checkpoint of step {s.Steps} written to {saved}"));
         if (stepTimes.Count > 1)

@@ -116,6 +116,11 @@ internal sealed class TrainSettings : CommandSettings
     [Description("Write one JSON object per step to FILE (JSON lines, schema moesharp-metrics/1, docs/metrics.md).")]
     public string? Metrics { get; init; }
 
+    [CommandOption("--traffic <PNG>")]
+    [Description("Collect traffic telemetry of each step's forward dispatch and combine and draw the rows sent between "
+        + "ranks over all steps as a heatmap PNG; with --metrics, one traffic line per step (docs/metrics.md).")]
+    public string? Traffic { get; init; }
+
     [CommandOption("--save <DIR>")]
     [Description("After the last step, save the layer's weights and bias, the head, the AdamW moments and the step to DIR (docs/config.md).")]
     public string? Save { get; init; }
@@ -183,6 +188,7 @@ internal sealed class TrainSettings : CommandSettings
             CheckRouter();
             if (Metrics is not null) OutputPaths.CheckFile("--metrics", Metrics);
             if (Plot is not null) OutputPaths.CheckFile("--plot", Plot);
+            if (Traffic is not null) OutputPaths.CheckFile("--traffic", Traffic);
             if (Save is not null) OutputPaths.CheckDirectory("--save", Save);
             if (Load is not null && !Directory.Exists(Load)) throw new ArgumentException($"--load {Load}: no such directory");
             _ = ComputeOptions.Parse(Device, Gpus);

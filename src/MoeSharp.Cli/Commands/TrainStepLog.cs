@@ -17,6 +17,9 @@ internal sealed class StepLog(
     /// <summary>The world size the records name (the job's size under MPI); set before training.</summary>
     public int World { get; set; } = s.WorldOrDefault;
 
+    /// <summary>The traffic of every step logged so far, added in step order; null when not collected.</summary>
+    public MoeSharp.Telemetry.TrafficReport? TrafficTotal { get; private set; }
+
     /// <summary>Logs a step and reports progress (plain runs, where no progress bar is drawn).</summary>
     public void Step(StepReport r)
     {
@@ -29,6 +32,13 @@ internal sealed class StepLog(
     {
         stepTimes.Enqueue((r.Milliseconds, r.LayerMilliseconds));
         metrics?.Write(Record(r));
+        if (r.Traffic is { } traffic)
+        {
+            metrics?.Write(TrafficMetrics.ToRecord("train", r.Step, traffic));
+            TrafficTotal = TrafficTotal is null
+                ? traffic
+                : MoeSharp.Telemetry.TrafficReport.Reduce([TrafficTotal, traffic]);
+        }
         if (r.Step % s.LogEvery != 0 && r.Step != 1 && r.Step != s.Steps) return;
         string load = string.Join(" ", r.TokensPerExpert);
         // Rounded first: a tiny negative bias would otherwise print as "-+0.000".

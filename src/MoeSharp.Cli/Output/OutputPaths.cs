@@ -33,6 +33,29 @@ internal static class OutputPaths
         CheckWritableDirectory(option, path, parent);
     }
 
+    /// <summary>
+    /// Writes <paramref name="path"/> whole or not at all: <paramref name="write"/> fills a hidden file beside it,
+    /// which then replaces <paramref name="path"/> in one rename; a failure leaves the old file (or none) and no
+    /// temporary file behind.
+    /// </summary>
+    public static void ReplaceWhole(string path, Action<string> write)
+    {
+        ArgumentNullException.ThrowIfNull(write);
+        string full = Path.GetFullPath(path);
+        string directory = Path.GetDirectoryName(full) ?? ".";
+        string temporary = Path.Combine(directory,
+            $".{Path.GetFileName(full)}.{Environment.ProcessId}-{Guid.NewGuid():N}{Path.GetExtension(full)}");
+        try
+        {
+            write(temporary);
+            File.Move(temporary, full, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(temporary)) File.Delete(temporary);
+        }
+    }
+
     private static string Full(string option, string path)
     {
         if (string.IsNullOrWhiteSpace(path)) throw new ArgumentException($"{option} needs a path");

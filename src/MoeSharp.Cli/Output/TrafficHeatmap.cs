@@ -21,12 +21,15 @@ internal enum TrafficView
 /// </summary>
 internal static class TrafficHeatmap
 {
-    /// <summary>Writes <paramref name="view"/> of <paramref name="report"/> to <paramref name="path"/>.</summary>
+    /// <summary>
+    /// Writes <paramref name="view"/> of <paramref name="report"/> to <paramref name="path"/>, whole or not at all
+    /// (<see cref="OutputPaths.ReplaceWhole"/>).
+    /// </summary>
     public static void Save(string path, TrafficReport report, TrafficView view = TrafficView.RowsBetweenRanks,
         int width = 800, int height = 600)
     {
         (Plot plot, _) = Build(report, view);
-        plot.SavePng(path, width, height);
+        OutputPaths.ReplaceWhole(path, temporary => plot.SavePng(temporary, width, height));
     }
 
     /// <summary>The plot and its heatmap (tests map cells to pixels with <see cref="CellCenter"/>).</summary>

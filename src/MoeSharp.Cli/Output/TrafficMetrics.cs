@@ -18,10 +18,13 @@ internal static class TrafficMetrics
         int world = report.WorldSize, experts = report.NumExperts;
         var bySourceAndExpert = new long[world][];
         var waits = new double[world][];
+        var exchangeWaits = new double[world][];
+        int exchanges = TrafficReport.ExchangeCount;
         for (int s = 0; s < world; s++)
         {
             bySourceAndExpert[s] = report.RowCounts.Slice(s * experts, experts).ToArray();
             waits[s] = report.WaitMilliseconds.Slice(s * world, world).ToArray();
+            exchangeWaits[s] = report.ExchangeWaitMilliseconds.Slice(s * exchanges, exchanges).ToArray();
         }
         return MetricsRecord.Create(command, EventName)
             .With("step", step)
@@ -35,6 +38,7 @@ internal static class TrafficMetrics
             .With("bytes_between_ranks", Jagged(report.BytesBetweenRanks()))
             .With("rows_by_source_expert", bySourceAndExpert)
             .With("wait_ms", waits)
+            .With("exchange_wait_ms", exchangeWaits)
             .With("world", world)
             .With("experts", experts);
     }

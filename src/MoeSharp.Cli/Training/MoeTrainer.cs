@@ -6,6 +6,7 @@ using MoeSharp.Compute;
 using MoeSharp.Dispatch;
 using MoeSharp.Layer;
 using MoeSharp.Tensors;
+using MoeSharp.Telemetry;
 using MoeSharp.Training;
 
 namespace MoeSharp.Cli.Training;
@@ -61,7 +62,8 @@ internal static class MoeTrainer
         ProfilingLayerKernels? layerProfile = o.Profile
             ? new ProfilingLayerKernels((ILayerKernels?)device?.Backend.LayerKernels(o.BFloat16Products) ?? new HostLayerKernels(dispatchProfile))
             : null;
-        MoeLayer layer = LayerWorldRunner.CreateLayer(args, o.ScoreBeforeExperts, layout, groups, device, o.BFloat16Products, dispatchProfile, layerProfile);
+        MoeLayer layer = LayerWorldRunner.CreateLayer(args, o.ScoreBeforeExperts, layout, groups, device, o.BFloat16Products, dispatchProfile, layerProfile,
+            collectTraffic: o.Traffic);
         ILayerKernels kernels = layer.Kernels;
         MoeLayerCheckpoint.Load(layer, weights);
         // The head is one host row; the layer's weights and moments stay on its device. AdamW updates every parameter
@@ -88,6 +90,8 @@ internal static class MoeTrainer
             Tensor yOnDevice = layer.Forward(xOnDevice, o.Layout == SequenceLayout.Sharded ? groupTokens : null);
             Tensor y = yOnDevice.ToHost();
             TimeSpan layerTime = Stopwatch.GetElapsedTime(layerStarted);
+            // The forward's dispatch and combine: the backward passes are not recorded.
+            TrafficReport? traffic = layer.Dispatcher.LastTraffic;
             int rows = y.Rows, d = o.Dim;
 
             // Row-wise: prediction, error, dL/dpred and dL/dy for every row this rank holds.
@@ -128,7 +132,10 @@ internal static class MoeTrainer
             long[] load = layer.UpdateExpertBias(o.BiasUpdateCoeff);
             IReadOnlyList<KernelTime>? kernelTimes = step == o.Steps && step > firstStep ? ProfileRows(dispatchProfile, layerProfile) : null;
             if (world.Rank == 0) report?.Invoke(new StepReport(step, loss, load, layer.ExpertBias!.AsSpan<float>().ToArray(),
-                Stopwatch.GetElapsedTime(started).TotalMilliseconds, layerTime.TotalMilliseconds, kernelTimes));
+                Stopwatch.GetElapsedTime(started).TotalMilliseconds, layerTime.TotalMilliseconds, kernelTimes)
+            {
+                Traffic = traffic,
+            });
             if (step == firstStep)
             {
                 // The first step compiles kernels and fills the pools: profile the steady state.

@@ -58,6 +58,9 @@ internal sealed record TrainOptions(
     /// <summary>Write a checkpoint of the last step to this directory (<c>--save</c>).</summary>
     public string? SaveTo { get; init; }
 
+    /// <summary>Whether the layer's dispatcher collects traffic telemetry (<c>--traffic</c>).</summary>
+    public bool Traffic { get; init; }
+
     /// <summary>
     /// The options a checkpoint must share with the run that resumes it for the losses to continue bitwise: the
     /// seed (teacher and batches), the batch, the shapes and the router. Learning rate, bias step and layout may change.
@@ -89,7 +92,11 @@ internal sealed record TrainOptions(
 /// <param name="LayerMilliseconds">Of that, the layer's own work on rank 0: forward (until its output is on the host), backward and the layer's AdamW step, finished on the device.</param>
 /// <param name="Profile">With <see cref="TrainOptions.Profile"/>, on the last step: per kernel, its total seconds and calls over steps 2 to the last.</param>
 internal sealed record StepReport(int Step, double Loss, long[] TokensPerExpert, float[] ExpertBias, double Milliseconds, double LayerMilliseconds,
-    IReadOnlyList<KernelTime>? Profile = null);
+    IReadOnlyList<KernelTime>? Profile = null)
+{
+    /// <summary>The step's forward dispatch and combine traffic (<c>--traffic</c>); null when not collected.</summary>
+    public MoeSharp.Telemetry.TrafficReport? Traffic { get; init; }
+}
 
 /// <summary>One row of a kernel profile.</summary>
 /// <param name="Kernel">Which seam and member, e.g. <c>layer GroupedMatMulTransposeB</c>.</param>

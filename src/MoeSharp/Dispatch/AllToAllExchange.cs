@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using MoeSharp.Collectives;
 using MoeSharp.Compute;
+using MoeSharp.Telemetry;
 using MoeSharp.Tensors;
 
 namespace MoeSharp.Dispatch;
@@ -78,7 +79,9 @@ internal sealed class AllToAllExchange : ITokenExchange
             _kernels.Entries.ScanEntries(shard, entries, block, total);
             _kernels.Entries.PackCountMessages(block, total, messages, send);
             int[] sizes = Enumerable.Repeat(messages.Length, EpSize).ToArray();
+            long started = _config.CollectTraffic ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
             _groups.World.AllToAllV(send, sizes, block, sizes);
+            if (_config.CollectTraffic) LastCountExchangeMilliseconds = TrafficCollection.MillisecondsSince(started);
             words = _kernels.Device.ToHost(block).AsSpan<int>().ToArray();
         }
 
@@ -109,7 +112,9 @@ internal sealed class AllToAllExchange : ITokenExchange
             messages.Header.AsSpan().CopyTo(message.Slice(messages.HeaderOffset));
             // The flag stays 0: a rank with an invalid entry throws before the host exchange.
         }
+        long started = _config.CollectTraffic ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
         _groups.World.AllToAll<int>(send, receive);
+        if (_config.CollectTraffic) LastCountExchangeMilliseconds = TrafficCollection.MillisecondsSince(started);
         return ReadCountMessages(receive, messages, claim);
     }
 
@@ -207,6 +212,13 @@ internal sealed class AllToAllExchange : ITokenExchange
         _groups.World.AllToAllV(send, sendCounts, receive, receiveCounts);
         return CollectiveRequest.Completed;
     }
+
+    /// <inheritdoc />
+    public double LastCountExchangeMilliseconds { get; private set; }
+
+    /// <inheritdoc />
+    public TrafficReport GatherTraffic(TrafficReport partial)
+        => TrafficCollection.Gather(_groups.World, partial, EpRank);
 
     /// <inheritdoc />
     public void SumOverSequenceParallel(Tensor values)

@@ -7,8 +7,9 @@ namespace MoeSharp.Dispatch;
 /// <summary>
 /// Everything combine and the backward passes need from a dispatch (the handle of DeepEP's
 /// layout → dispatch → combine): its <see cref="DispatchPlan"/> and the row maps built from it on the device.
-/// Immutable; it belongs to the dispatcher that made it. Disposing it hands the row maps back to the dispatcher's
-/// allocator (<see cref="TokenDispatcher.Release"/>); metadata never disposed is simply collected by the GC.
+/// Immutable but for <see cref="Traffic"/>; it belongs to the dispatcher that made it. Disposing it hands the row
+/// maps back to the dispatcher's allocator (<see cref="TokenDispatcher.Release"/>); metadata never disposed is
+/// simply collected by the GC.
 /// </summary>
 /// <remarks>
 /// The "local layout" is the order of this rank's routed rows before they leave: expert-sorted positions
@@ -29,6 +30,13 @@ public sealed class DispatchMetadata : IDisposable
         Local = local;
         Permutation = permutation;
     }
+
+    /// <summary>
+    /// This dispatch's traffic when <see cref="TokenDispatcherConfig.CollectTraffic"/> is on (null otherwise): after
+    /// dispatch as <see cref="DispatchResult.Traffic"/>; after <see cref="TokenDispatcher.CombineWithState"/> the same
+    /// with every rank's back-exchange wait. Still readable once released.
+    /// </summary>
+    public Telemetry.TrafficReport? Traffic { get; internal set; }
 
     /// <summary>The rows of the token axis this rank routed.</summary>
     public SequenceShard Shard => Plan.Shard;

@@ -21,6 +21,13 @@ public sealed record DispatchResult(Tensor RoutedTokens, ImmutableArray<int> Tok
     private int _disposed;
 
     /// <summary>
+    /// The dispatch's traffic over the EP group (rows, bytes, count and forward waits), the same on every rank; null
+    /// unless <see cref="TokenDispatcherConfig.CollectTraffic"/> is on. <see cref="DispatchMetadata.Traffic"/> gains
+    /// the back wait once combined.
+    /// </summary>
+    public Telemetry.TrafficReport? Traffic { get; init; }
+
+    /// <summary>
     /// Returns <see cref="RoutedTokens"/> to the dispatcher's <see cref="TokenDispatcher.Allocator"/> and releases
     /// <see cref="Metadata"/> (<see cref="TokenDispatcher.Release"/>). Only the first call does anything.
     /// </summary>

@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using MoeSharp.Collectives;
 using MoeSharp.Compute;
+using MoeSharp.Telemetry;
 using MoeSharp.Tensors;
 
 namespace MoeSharp.Dispatch;
@@ -47,6 +48,16 @@ internal interface ITokenExchange
     /// move.</summary>
     CollectiveRequest StartExchangeRows(Tensor send, ImmutableArray<int> sendRows, Tensor receive,
         ImmutableArray<int> receiveRows);
+
+    /// <summary>
+    /// Milliseconds the last <see cref="CountEntries"/> spent in its collective (the count messages' exchange, not the
+    /// scan); timed only when <see cref="TokenDispatcherConfig.CollectTraffic"/> is on, 0 otherwise and for one rank.
+    /// </summary>
+    double LastCountExchangeMilliseconds { get; }
+
+    /// <summary>Every rank's row of <paramref name="partial"/> over the EP group, the same report on every rank
+    /// (<see cref="TrafficCollection.Gather"/>).</summary>
+    TrafficReport GatherTraffic(TrafficReport partial);
 
     /// <summary>Sums <paramref name="values"/> over the SP group in place, in SP-rank order (every rank gets the same
     /// bits).</summary>

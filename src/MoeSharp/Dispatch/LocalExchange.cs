@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using MoeSharp.Collectives;
 using MoeSharp.Compute;
+using MoeSharp.Telemetry;
 using MoeSharp.Tensors;
 
 namespace MoeSharp.Dispatch;
@@ -56,6 +57,12 @@ internal sealed class LocalExchange(IMoeKernels kernels) : ITokenExchange
         ExchangeRows(send, sendRows, receive, receiveRows);
         return CollectiveRequest.Completed;
     }
+
+    /// <inheritdoc />
+    public double LastCountExchangeMilliseconds => 0;
+
+    /// <inheritdoc />
+    public TrafficReport GatherTraffic(TrafficReport partial) => TrafficCollection.Gather(null, partial, 0);
 
     /// <inheritdoc />
     public void SumOverSequenceParallel(Tensor values)

@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using MoeSharp.Collectives;
 using MoeSharp.Compute;
+using MoeSharp.Telemetry;
 using MoeSharp.Tensors;
 
 namespace MoeSharp.Dispatch;
@@ -88,6 +89,14 @@ public class TokenDispatcher
     public ITensorAllocator Allocator => Kernels.Device.Allocator;
 
     /// <summary>
+    /// The traffic of the last <see cref="Dispatch"/> or <see cref="CombineWithState"/> on this dispatcher, the same
+    /// on every rank of the EP group: after a dispatch its rows, bytes, count and forward waits; after the combine
+    /// also the back wait. Null while <see cref="TokenDispatcherConfig.CollectTraffic"/> is off or before the first
+    /// dispatch. The backward passes are not recorded.
+    /// </summary>
+    public TrafficReport? LastTraffic { get; private set; }
+
+    /// <summary>
     /// Routes this rank's tokens to their experts.
     /// </summary>
     /// <param name="x">
@@ -119,6 +128,7 @@ public class TokenDispatcher
         // Scan and count the entries, learn every rank's counts, plan, and lay the entries out by expert.
         DispatchPlan plan;
         LocalLayoutMaps local;
+        double countMs;
         using (var entryScope = new TensorScope(Allocator))
         {
             var columns = new EntryColumns(
@@ -126,6 +136,7 @@ public class TokenDispatcher
             var shard = new ShardEntries(topScores, expertIds, inputRowOffset, claim.RealRows, claim.PadRows,
                 Config.NumExperts);
             CountedEntries counted = _exchange.CountEntries(shard, columns, claim, totalTokens);
+            countMs = _exchange.LastCountExchangeMilliseconds;
             if (counted.Exchanged is not { } exchanged) throw InvalidEntry(counted.Scan, inputRowOffset);
             var rows = new RowFormat(x.RowLength, x.DType, Kernels.Device.IsHost);
             plan = DispatchPlan.Create(Config, EpSize, EpRank, _exchange.MovesRows, exchanged.Shard,
@@ -142,10 +153,12 @@ public class TokenDispatcher
         var metadata = new DispatchMetadata(this, plan, x.ShapeArray(), x.DType, local, permutation);
 
         // Exchange and postprocess: the rows to the ranks that own their experts, there permuted expert-major.
-        Tensor routed = _exchange.MovesRows ? ToExpertMajor(gathered, metadata, scope) : gathered;
+        double forwardMs = 0;
+        Tensor routed = _exchange.MovesRows ? ToExpertMajor(gathered, metadata, scope, out forwardMs) : gathered;
         scope.Keep(routed);
         foreach (Tensor map in metadata.Tensors) scope.Keep(map);
-        return new DispatchResult(routed, plan.TokensPerLocalExpert, metadata);
+        if (Config.CollectTraffic) metadata.Traffic = LastTraffic = DispatchTraffic(metadata, countMs, forwardMs);
+        return new DispatchResult(routed, plan.TokensPerLocalExpert, metadata) { Traffic = metadata.Traffic };
     }
 
     /// <summary>
@@ -184,11 +197,14 @@ public class TokenDispatcher
         using (var inFlight = new TensorScope(Allocator))
         {
             CollectiveRequest pending = CollectiveRequest.Completed;
+            double backMs = 0;
             if (_exchange.MovesRows)
             {
                 Tensor send = ToRankMajor(routedOutput, metadata, inFlight);
                 localRows = scope.Rent(metadata.RowType, plan.LocalRows, metadata.Dim);
+                long started = Config.CollectTraffic ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
                 pending = _exchange.StartExchangeRows(send, plan.OutputSplits, localRows, plan.InputSplits);
+                if (Config.CollectTraffic) backMs = TrafficCollection.MillisecondsSince(started);
             }
             try
             {
@@ -200,7 +216,17 @@ public class TokenDispatcher
                 try { pending.Wait(); } catch (CollectiveException) { if (_exchange.MovesRows) scope.Keep(localRows); }
                 throw;
             }
-            if (_exchange.MovesRows) Receive(scope, localRows, pending.Wait);
+            if (_exchange.MovesRows)
+            {
+                // The shared experts' time is not waiting: only the start and the wait are counted.
+                long waited = Config.CollectTraffic ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
+                Receive(scope, localRows, pending.Wait);
+                if (Config.CollectTraffic) backMs += TrafficCollection.MillisecondsSince(waited);
+            }
+            if (Config.CollectTraffic && metadata.Traffic is { } dispatched)
+            {
+                metadata.Traffic = LastTraffic = CombineTraffic(dispatched, backMs);
+            }
         }
 
         // Postprocess: each token's terms added in ascending expert id, into the row only that token owns.
@@ -235,7 +261,7 @@ public class TokenDispatcher
         Tensor? gradScores = scoreAfter ? ScoreGradients(state.CombinedRows, gradOutput, metadata, scope) : null;
 
         // Exchange and permute, as dispatch.
-        Tensor gradRouted = _exchange.MovesRows ? ToExpertMajor(gathered, metadata, scope) : gathered;
+        Tensor gradRouted = _exchange.MovesRows ? ToExpertMajor(gathered, metadata, scope, out _) : gathered;
         return new CombineBackwardResult(scope.Keep(gradRouted), gradScores is null ? null : scope.Keep(gradScores));
     }
 
@@ -441,13 +467,43 @@ public class TokenDispatcher
         return new ExpertMajorPermutation(expertMajor, rankMajor);
     }
 
-    /// <summary>Forward exchange: local-layout rows to this rank's experts, expert-major.</summary>
-    private Tensor ToExpertMajor(Tensor localRows, DispatchMetadata metadata, TensorScope scope)
+    /// <summary>
+    /// The traffic of a dispatch: this rank's row from the plan and its waits, gathered over the EP group.
+    /// </summary>
+    private TrafficReport DispatchTraffic(DispatchMetadata metadata, double countMs, double forwardMs)
+    {
+        TrafficReport partial = TrafficCollection.Partial(metadata.Plan, EpSize, EpRank, Config.NumExperts,
+            metadata.Dim, metadata.RowType);
+        partial.AddExchangeWait(EpRank, TrafficExchange.Counts, countMs);
+        partial.AddExchangeWait(EpRank, TrafficExchange.RowsForward, forwardMs);
+        return _exchange.GatherTraffic(partial);
+    }
+
+    /// <summary>
+    /// The dispatch's report with every rank's back-exchange wait added (gathered over the EP group). The matrix stays
+    /// the dispatch's: combine sends the same rows back, its transpose.
+    /// </summary>
+    private TrafficReport CombineTraffic(TrafficReport dispatched, double backMs)
+    {
+        var partial = new TrafficReport(EpSize, Config.NumExperts);
+        partial.AddExchangeWait(EpRank, TrafficExchange.RowsBack, backMs);
+        // Each entry has one non-zero contributor, so the sum is exact and the same on every rank.
+        return TrafficReport.Reduce([dispatched, _exchange.GatherTraffic(partial)]);
+    }
+
+    /// <summary>
+    /// Forward exchange: local-layout rows to this rank's experts, expert-major; <paramref name="exchangeMs"/> is the
+    /// time in the row exchange when traffic is collected (0 otherwise).
+    /// </summary>
+    private Tensor ToExpertMajor(Tensor localRows, DispatchMetadata metadata, TensorScope scope,
+        out double exchangeMs)
     {
         DispatchPlan plan = metadata.Plan;
         Tensor received = scope.Rent(metadata.RowType, plan.RowsReceived, metadata.Dim);
+        long started = Config.CollectTraffic ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
         Receive(scope, received,
             () => _exchange.ExchangeRows(localRows, plan.InputSplits, received, plan.OutputSplits));
+        exchangeMs = Config.CollectTraffic ? TrafficCollection.MillisecondsSince(started) : 0;
         if (metadata.Permutation is null) return received;
         Tensor routed = scope.Rent(metadata.RowType, plan.RoutedRows, metadata.Dim);
         Kernels.Rows.GatherRows(received, 0, metadata.Permutation.ExpertMajorRowOf, null, routed);

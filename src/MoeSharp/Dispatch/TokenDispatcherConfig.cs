@@ -38,6 +38,16 @@ public sealed record TokenDispatcherConfig
     /// </summary>
     public bool CheckReplicatedInputs { get; init; } = DebugBuild;
 
+    /// <summary>
+    /// When true, every dispatch and combine fills a <see cref="Telemetry.TrafficReport"/>
+    /// (<see cref="DispatchResult.Traffic"/>, <see cref="DispatchMetadata.Traffic"/>,
+    /// <see cref="TokenDispatcher.LastTraffic"/>): rows and bytes from each rank to each expert, taken from the counts
+    /// the plan already has, and the time each rank spent in the count exchange and the two row exchanges. It costs
+    /// two clock reads per exchange and one small all-gather over the EP group per dispatch and per combine, so every
+    /// rank of the group must set it alike. Off by default: then nothing is timed or gathered.
+    /// </summary>
+    public bool CollectTraffic { get; init; }
+
 #if DEBUG
     private const bool DebugBuild = true;
 #else

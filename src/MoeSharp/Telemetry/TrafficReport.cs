@@ -16,6 +16,7 @@ public sealed class TrafficReport
     private readonly long[] _rows;    // [source, expert]
     private readonly long[] _bytes;   // [source, expert]
     private readonly double[] _waits; // [rank, peer], milliseconds
+    private readonly double[] _exchangeWaits; // [rank, TrafficExchange], milliseconds
 
     /// <summary>An empty report: <paramref name="worldSize"/> ranks, <paramref name="numExperts"/> experts.</summary>
     /// <exception cref="ArgumentOutOfRangeException">A size is not positive, the experts do not divide evenly over
@@ -39,6 +40,7 @@ public sealed class TrafficReport
         _rows = new long[worldSize * numExperts];
         _bytes = new long[worldSize * numExperts];
         _waits = new double[worldSize * worldSize];
+        _exchangeWaits = new double[worldSize * ExchangeCount];
     }
 
     /// <summary>
@@ -58,6 +60,22 @@ public sealed class TrafficReport
         waits.CopyTo(_waits);
     }
 
+    /// <summary>
+    /// <see cref="TrafficReport(int, int, ReadOnlySpan{long}, ReadOnlySpan{long}, ReadOnlySpan{double})"/> with the
+    /// per-exchange waits too (as <see cref="ExchangeWaitMilliseconds"/> gives them).
+    /// </summary>
+    /// <exception cref="ArgumentException">A span's length does not match the sizes.</exception>
+    public TrafficReport(int worldSize, int numExperts, ReadOnlySpan<long> rows, ReadOnlySpan<long> bytes,
+        ReadOnlySpan<double> waits, ReadOnlySpan<double> exchangeWaits)
+        : this(worldSize, numExperts, rows, bytes, waits)
+    {
+        CheckLength(exchangeWaits.Length, _exchangeWaits.Length, nameof(exchangeWaits));
+        exchangeWaits.CopyTo(_exchangeWaits);
+    }
+
+    /// <summary>The exchanges <see cref="ExchangeWaitMilliseconds"/> times, one column each.</summary>
+    public const int ExchangeCount = 3;
+
     /// <summary>Ranks in the expert-parallel group.</summary>
     public int WorldSize { get; }
 
@@ -75,6 +93,16 @@ public sealed class TrafficReport
 
     /// <summary>Milliseconds each rank waited for each peer, <c>[rank, peer]</c> row-major.</summary>
     public ReadOnlySpan<double> WaitMilliseconds => _waits;
+
+    /// <summary>
+    /// Milliseconds each rank spent in each exchange of the step, <c>[rank, <see cref="TrafficExchange"/>]</c>
+    /// row-major (<see cref="ExchangeCount"/> columns): the whole collective as this rank saw it, start to finish.
+    /// </summary>
+    /// <remarks>
+    /// An all-to-all-v is one call that returns when every peer's rows are in, so it cannot tell which peer a rank
+    /// waited for: the dispatcher fills this matrix and leaves the per-peer <see cref="WaitMilliseconds"/> at zero.
+    /// </remarks>
+    public ReadOnlySpan<double> ExchangeWaitMilliseconds => _exchangeWaits;
 
     /// <summary>The rank that holds <paramref name="expert"/>.</summary>
     public int DestinationOf(int expert)
@@ -108,6 +136,24 @@ public sealed class TrafficReport
                 nameof(milliseconds), milliseconds, "must be finite and not negative");
         }
         _waits[rank * WorldSize + peer] += milliseconds;
+    }
+
+    /// <summary>Adds time <paramref name="rank"/> spent in <paramref name="exchange"/>.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">A rank or exchange out of range, or a negative or infinite
+    /// time.</exception>
+    public void AddExchangeWait(int rank, TrafficExchange exchange, double milliseconds)
+    {
+        CheckRank(rank, nameof(rank));
+        if ((uint)exchange >= ExchangeCount)
+        {
+            throw new ArgumentOutOfRangeException(nameof(exchange), exchange, "not an exchange of the step");
+        }
+        if (!(milliseconds >= 0) || double.IsInfinity(milliseconds))
+        {
+            throw new ArgumentOutOfRangeException(
+                nameof(milliseconds), milliseconds, "must be finite and not negative");
+        }
+        _exchangeWaits[rank * ExchangeCount + (int)exchange] += milliseconds;
     }
 
     /// <summary>Rows sent from <paramref name="source"/> to <paramref name="expert"/>.</summary>
@@ -185,6 +231,7 @@ public sealed class TrafficReport
                 total._bytes[i] += part._bytes[i];
             }
             for (int i = 0; i < total._waits.Length; i++) total._waits[i] += part._waits[i];
+            for (int i = 0; i < total._exchangeWaits.Length; i++) total._exchangeWaits[i] += part._exchangeWaits[i];
         }
         return total;
     }
