@@ -107,11 +107,14 @@ public sealed class TrafficCliTests : IDisposable
     [Theory]
     [InlineData("--uneven")]
     [InlineData("--layer")]
-    public void Bench_Traffic_WithAnotherMode_IsAUsageError(string mode)
+    [InlineData("--gemm")]
+    [InlineData("--device", "ilgpu-cpu")]
+    public void Bench_Traffic_WithAnotherMode_IsAUsageError(string mode, string? value = null)
     {
-        string line = AssertUsageError(Invoke("bench", "--traffic", mode));
-        Assert.Contains("--traffic", line);
-        Assert.Contains(mode, line);
+        string[] args = value is null ? ["bench", "--traffic", mode] : ["bench", "--traffic", mode, value];
+        string line = AssertUsageError(Invoke(args));
+        string other = value is null ? mode : $"{mode} {value}";
+        Assert.Equal($"moe: --traffic times the host dispatch benchmark, not with {other}", line);
     }
 
     [Fact]

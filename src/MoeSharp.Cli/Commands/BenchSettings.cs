@@ -115,10 +115,11 @@ internal sealed class BenchSettings : CommandSettings
     public override ValidationResult Validate()
     {
         if (Uneven && Layer) return ValidationResult.Error("--uneven and --layer are two modes of bench: give one of them");
-        if (Traffic && (Uneven || Layer || Gemm || Device is not (null or "host")))
+        string? otherMode = Uneven ? "--uneven" : Layer ? "--layer" : Gemm ? "--gemm"
+            : Device is not (null or "host") ? $"--device {Device}" : null;
+        if (Traffic && otherMode is not null)
         {
-            return ValidationResult.Error("--traffic times the host dispatch benchmark: not with --uneven, --layer, " +
-                $"--gemm or --device {Device}");
+            return ValidationResult.Error($"--traffic times the host dispatch benchmark, not with {otherMode}");
         }
         if (Uneven) return ValidateUneven();
         if (Layer) return LayerBenchReport.Check(this) is { } layerError ? ValidationResult.Error(layerError) : ValidationResult.Success();
