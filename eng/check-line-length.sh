@@ -2,16 +2,12 @@
 # Reports C# lines over 120 characters (docs/conventions.md) and exits 1 if there is one it does not accept.
 # CSharpier wraps code at 120 columns but cannot break a comment or a string literal. A line that is long only
 # because of a string literal is accepted (split the literal by hand where it reads better). A long comment must be
-# wrapped by hand, except the lines listed in eng/long-lines.txt: the long comment lines that existed when the check
-# began, keyed by file and text (not line number), so moving them is free and editing one means wrapping it.
+# wrapped by hand.
 #   bash eng/check-line-length.sh           check (CI, through eng/check-format.sh)
-#   bash eng/check-line-length.sh --update  rewrite eng/long-lines.txt from the tree (only to shrink it, or once
-#                                           after a formatting pass)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export LC_ALL=C.UTF-8 # lengths in characters, not bytes
 limit=120
-allowed=eng/long-lines.txt
 long=$(mktemp)
 trap 'rm -f "$long"' EXIT
 
@@ -32,20 +28,8 @@ git ls-files -z '*.cs' | xargs -0 grep -nE "^.{$((limit + 1)),}" /dev/null | whi
   fi
 done >"$long"
 
-if [ "${1:-}" = "--update" ]; then
-  cut -f1,4 "$long" | sort -u >"$allowed"
-  echo "$allowed: $(wc -l <"$allowed") lines over $limit characters listed"
-  exit 0
-fi
-
-touch "$allowed"
-bad=0
 while IFS=$'\t' read -r file number length trimmed; do
-  if ! grep -qFx -- "$file"$'\t'"$trimmed" "$allowed"; then
-    echo "$file:$number: $length characters (at most $limit; wrap it, CSharpier cannot)"
-    bad=$((bad + 1))
-  fi
+  echo "$file:$number: $length characters (at most $limit; wrap it, CSharpier cannot)"
 done <"$long"
-listed=$(wc -l <"$long")
-echo "lines over $limit characters: $((bad)) new, $((listed - bad)) listed in $allowed"
-[ "$bad" -eq 0 ]
+echo "lines over $limit characters: $(wc -l <"$long")"
+[ ! -s "$long" ]

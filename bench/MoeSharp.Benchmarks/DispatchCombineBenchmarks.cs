@@ -19,7 +19,9 @@ public class DispatchCombineBenchmarks : IWorkPerOperation
     private const int TopK = 8;
 
     private LocalTokenDispatcher _dispatcher = null!;
-    private Tensor _x = null!, _scores = null!, _ids = null!;
+    private Tensor _x = null!,
+        _scores = null!,
+        _ids = null!;
     private DispatchResult _dispatched = null!;
 
     /// <summary>T: tokens.</summary>
@@ -39,7 +41,9 @@ public class DispatchCombineBenchmarks : IWorkPerOperation
     public void Setup()
     {
         (_x, _scores, _ids) = RandomInputs.Create(new Random(1), T, D, Experts, TopK);
-        _dispatcher = new LocalTokenDispatcher(new TokenDispatcherConfig(Experts, TopK) { ScoreBeforeExperts = ScoreBeforeExperts });
+        _dispatcher = new LocalTokenDispatcher(
+            new TokenDispatcherConfig(Experts, TopK) { ScoreBeforeExperts = ScoreBeforeExperts }
+        );
         // Identity experts: combine reads the routed rows as the experts' output (it does not write them).
         _dispatched = _dispatcher.Dispatch(_x, _scores, _ids);
     }
@@ -74,7 +78,8 @@ public class DispatchCombineBenchmarks : IWorkPerOperation
     /// <summary>Either way: the T·D token rows once and the T·K·D routed rows once, float32.</summary>
     public double WorkPerOperation(BenchmarkCase benchmarkCase)
     {
-        long t = benchmarkCase.Param<int>(nameof(T)), d = benchmarkCase.Param<int>(nameof(D));
+        long t = benchmarkCase.Param<int>(nameof(T)),
+            d = benchmarkCase.Param<int>(nameof(D));
         return (t * d + t * TopK * d) * sizeof(float);
     }
 }

@@ -16,7 +16,9 @@ public class Fp8QuantizeBenchmarks
     private const int D = 7168;
 
     private float[] _f32 = [];
-    private BFloat16[] _bf16 = [], _bf16Copy = [], _bf16Back = [];
+    private BFloat16[] _bf16 = [],
+        _bf16Copy = [],
+        _bf16Back = [];
     private float[] _f32Back = [];
     private Float8E4M3[] _codes = [];
     private float[] _scales = [];
@@ -27,7 +29,8 @@ public class Fp8QuantizeBenchmarks
     {
         var random = new Random(18);
         _f32 = new float[Rows * D];
-        for (int i = 0; i < _f32.Length; i++) _f32[i] = (float)(random.NextDouble() * 2 - 1);
+        for (int i = 0; i < _f32.Length; i++)
+            _f32[i] = (float)(random.NextDouble() * 2 - 1);
         _bf16 = _f32.Select(BFloat16.FromSingle).ToArray();
         _bf16Copy = new BFloat16[_bf16.Length];
         _bf16Back = new BFloat16[_bf16.Length];

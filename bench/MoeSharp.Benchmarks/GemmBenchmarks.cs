@@ -4,13 +4,19 @@ using MoeSharp.Compute;
 
 namespace MoeSharp.Benchmarks;
 
-/// <summary><see cref="HostGemm.MatMulTransposeB"/> (<c>C[M, N] = A[M, K] · B[N, K]ᵀ</c>, the linear layer) on all cores.</summary>
+/// <summary>
+/// <see cref="HostGemm.MatMulTransposeB"/> (<c>C[M, N] = A[M, K] · B[N, K]ᵀ</c>, the linear layer) on all cores.
+/// </summary>
 [MemoryDiagnoser]
 [Config(typeof(FlopsConfig))]
 public class GemmBenchmarks : IWorkPerOperation
 {
-    private float[] _a = null!, _b = null!, _c = null!;
-    private int _m, _n, _k;
+    private float[] _a = null!,
+        _b = null!,
+        _c = null!;
+    private int _m,
+        _n,
+        _k;
 
     /// <summary>M×N×K.</summary>
     [Params("1024x1024x1024", "4096x2048x512")]
@@ -25,8 +31,10 @@ public class GemmBenchmarks : IWorkPerOperation
         _a = new float[_m * _k];
         _b = new float[_n * _k];
         _c = new float[_m * _n];
-        foreach (ref float v in _a.AsSpan()) v = (float)(random.NextDouble() * 2 - 1);
-        foreach (ref float v in _b.AsSpan()) v = (float)(random.NextDouble() * 2 - 1);
+        foreach (ref float v in _a.AsSpan())
+            v = (float)(random.NextDouble() * 2 - 1);
+        foreach (ref float v in _b.AsSpan())
+            v = (float)(random.NextDouble() * 2 - 1);
     }
 
     /// <summary>One product.</summary>

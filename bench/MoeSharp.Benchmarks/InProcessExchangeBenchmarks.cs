@@ -22,7 +22,8 @@ public class InProcessExchangeBenchmarks : IWorkPerOperation
     private const int FloatsPerRank = BytesPerRank / sizeof(float);
     private const int Dim = 2048;
 
-    private float[][] _send = null!, _receive = null!;
+    private float[][] _send = null!,
+        _receive = null!;
     private int[] _counts = null!;
 
     /// <summary>Ranks of the world.</summary>
@@ -49,30 +50,42 @@ public class InProcessExchangeBenchmarks : IWorkPerOperation
     [Benchmark(Baseline = true, OperationsPerInvoke = Iterations)]
     public void AllToAllV()
     {
-        InProcessWorld.Run(Ranks, group =>
-        {
-            float[] send = _send[group.Rank], receive = _receive[group.Rank];
-            group.Barrier();
-            for (int i = 0; i < Iterations; i++) group.AllToAllV<float>(send, _counts, receive, _counts);
-        });
+        InProcessWorld.Run(
+            Ranks,
+            group =>
+            {
+                float[] send = _send[group.Rank],
+                    receive = _receive[group.Rank];
+                group.Barrier();
+                for (int i = 0; i < Iterations; i++)
+                    group.AllToAllV<float>(send, _counts, receive, _counts);
+            }
+        );
     }
 
     /// <summary>
-    /// The same exchange through the tensor collectives (<see cref="ITensorCollectives.AllToAllV"/>) on tensors over the
-    /// same arrays: what the dispatcher calls, against the span call it replaced (the baseline).
+    /// The same exchange through the tensor collectives (<see cref="ITensorCollectives.AllToAllV"/>) on tensors over
+    /// the same arrays: what the dispatcher calls, against the span call it replaced (the baseline).
     /// </summary>
     [Benchmark(OperationsPerInvoke = Iterations)]
     public void AllToAllVTensor()
     {
-        InProcessWorld.Run(Ranks, group =>
-        {
-            Tensor send = Tensor.FromArray(_send[group.Rank], FloatsPerRank);
-            Tensor receive = Tensor.FromArray(_receive[group.Rank], FloatsPerRank);
-            group.Barrier();
-            for (int i = 0; i < Iterations; i++) group.AllToAllV(send, _counts, receive, _counts);
-        });
+        InProcessWorld.Run(
+            Ranks,
+            group =>
+            {
+                Tensor send = Tensor.FromArray(_send[group.Rank], FloatsPerRank);
+                Tensor receive = Tensor.FromArray(_receive[group.Rank], FloatsPerRank);
+                group.Barrier();
+                for (int i = 0; i < Iterations; i++)
+                    group.AllToAllV(send, _counts, receive, _counts);
+            }
+        );
     }
 
-    /// <summary>Over the whole world: every rank's 16 MiB read from its send buffer and written to a receive buffer.</summary>
-    public double WorkPerOperation(BenchmarkCase benchmarkCase) => 2.0 * BytesPerRank * benchmarkCase.Param<int>(nameof(Ranks));
+    /// <summary>
+    /// Over the whole world: every rank's 16 MiB read from its send buffer and written to a receive buffer.
+    /// </summary>
+    public double WorkPerOperation(BenchmarkCase benchmarkCase) =>
+        2.0 * BytesPerRank * benchmarkCase.Param<int>(nameof(Ranks));
 }

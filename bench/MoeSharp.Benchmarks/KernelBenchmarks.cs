@@ -27,9 +27,16 @@ public class KernelBenchmarks : IWorkPerOperation
     private Tensor _entryScores = null!;
     private ShardEntries _shard = null!;
     private EntryColumns _columns = null!;
-    private Tensor _x = null!, _ids = null!, _order = null!, _rowOf = null!, _scale = null!, _positions = null!;
-    private Tensor _routed = null!, _combined = null!;
-    private float[] _copySource = null!, _copyDestination = null!;
+    private Tensor _x = null!,
+        _ids = null!,
+        _order = null!,
+        _rowOf = null!,
+        _scale = null!,
+        _positions = null!;
+    private Tensor _routed = null!,
+        _combined = null!;
+    private float[] _copySource = null!,
+        _copyDestination = null!;
 
     /// <summary>Random routing of T tokens to K distinct experts each, sorted as dispatch sorts it.</summary>
     [GlobalSetup]
@@ -53,13 +60,16 @@ public class KernelBenchmarks : IWorkPerOperation
         // Sorted row i holds entry order[i], i.e. token order[i] / K: the gather's source row.
         _rowOf = Tensor.Uninitialized(DType.Int32, N);
         Span<int> rowOf = _rowOf.AsSpan<int>();
-        for (int i = 0; i < N; i++) rowOf[i] = order[i] / K;
+        for (int i = 0; i < N; i++)
+            rowOf[i] = order[i] / K;
 
         // Each token's K sorted positions in ascending order (ascending expert id): the combine's input.
         _positions = Tensor.Uninitialized(DType.Int32, Tokens, K);
         Span<int> positions = _positions.AsSpan<int>();
-        for (int i = 0; i < N; i++) positions[order[i]] = i;
-        for (int t = 0; t < Tokens; t++) positions.Slice(t * K, K).Sort();
+        for (int i = 0; i < N; i++)
+            positions[order[i]] = i;
+        for (int t = 0; t < Tokens; t++)
+            positions.Slice(t * K, K).Sort();
 
         _routed = Tensor.Uninitialized(DType.Float32, N, D);
         _kernels.Rows.GatherRows(_x, 0, _rowOf, null, _routed);
@@ -75,13 +85,19 @@ public class KernelBenchmarks : IWorkPerOperation
     [Benchmark(Baseline = true)]
     public void MemoryCopy()
     {
-        float[] source = _copySource, destination = _copyDestination;
+        float[] source = _copySource,
+            destination = _copyDestination;
         int chunks = Environment.ProcessorCount * 4;
-        Parallel.For(0, chunks, c =>
-        {
-            int begin = (int)((long)source.Length * c / chunks), end = (int)((long)source.Length * (c + 1) / chunks);
-            source.AsSpan(begin, end - begin).CopyTo(destination.AsSpan(begin, end - begin));
-        });
+        Parallel.For(
+            0,
+            chunks,
+            c =>
+            {
+                int begin = (int)((long)source.Length * c / chunks),
+                    end = (int)((long)source.Length * (c + 1) / chunks);
+                source.AsSpan(begin, end - begin).CopyTo(destination.AsSpan(begin, end - begin));
+            }
+        );
     }
 
     /// <summary>Dispatch's gather: N rows of x into the expert-sorted layout.</summary>
@@ -94,8 +110,8 @@ public class KernelBenchmarks : IWorkPerOperation
 
     /// <summary>Combine: each token's K = 8 scaled rows added in ascending expert id.</summary>
     [Benchmark]
-    public void GatherReduce()
-        => _kernels.Rows.GatherReduce(new TokenGather(_routed, _positions, _scale, null), _combined, 0);
+    public void GatherReduce() =>
+        _kernels.Rows.GatherReduce(new TokenGather(_routed, _positions, _scale, null), _combined, 0);
 
     /// <summary>Stable counting sort of the N expert ids.</summary>
     [Benchmark]
@@ -105,18 +121,22 @@ public class KernelBenchmarks : IWorkPerOperation
     [Benchmark]
     public void PrepareEntries() => _kernels.Entries.PrepareEntries(_shard, _columns);
 
-    /// <summary>Compulsory traffic: distinct bytes read plus bytes written (a gather's reread source rows are not counted).</summary>
+    /// <summary>
+    /// Compulsory traffic: distinct bytes read plus bytes written (a gather's reread source rows are not counted).
+    /// </summary>
     public double WorkPerOperation(BenchmarkCase benchmarkCase)
     {
         const double row = D * sizeof(float);
         return benchmarkCase.Method() switch
         {
-            nameof(MemoryCopy) => 2.0 * N * row,                                         // read + write N rows
-            nameof(GatherRows) => (double)Tokens * row + N * row + N * 4.0,              // x once, N rows written, + row map
-            nameof(GatherRowsScaled) => (double)Tokens * row + N * row + N * 8.0,        // + scales and row map
-            nameof(GatherReduce) => (double)N * row + Tokens * row + N * 8.0,            // N rows in, T rows out, + scales and positions
-            nameof(StableSortByExpert) => N * 3.0 * sizeof(int),                         // ids read twice, order written
-            nameof(PrepareEntries) => N * (double)(sizeof(long) + 3 * sizeof(float)),   // ids and scores read, ids and scores written
+            nameof(MemoryCopy) => 2.0 * N * row, // read + write N rows
+            nameof(GatherRows) => (double)Tokens * row + N * row + N * 4.0, // x once, N rows written, + row map
+            nameof(GatherRowsScaled) => (double)Tokens * row + N * row + N * 8.0, // + scales and row map
+            // N rows in, T rows out, + scales and positions
+            nameof(GatherReduce) => (double)N * row + Tokens * row + N * 8.0,
+            nameof(StableSortByExpert) => N * 3.0 * sizeof(int), // ids read twice, order written
+            // ids and scores read, ids and scores written
+            nameof(PrepareEntries) => N * (double)(sizeof(long) + 3 * sizeof(float)),
             _ => double.NaN,
         };
     }

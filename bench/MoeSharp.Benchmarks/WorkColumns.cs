@@ -36,20 +36,40 @@ public sealed class WorkColumn : IColumn
     }
 
     /// <summary>MiB moved per operation.</summary>
-    public static readonly WorkColumn MiBPerOp = new("MiB/op", rate: false, "MiB", 1.0 / (1 << 20),
-        "Bytes moved per operation (distinct bytes read + bytes written), in MiB");
+    public static readonly WorkColumn MiBPerOp = new(
+        "MiB/op",
+        rate: false,
+        "MiB",
+        1.0 / (1 << 20),
+        "Bytes moved per operation (distinct bytes read + bytes written), in MiB"
+    );
 
     /// <summary>Bytes moved over the mean time, in 10^9 bytes per second.</summary>
-    public static readonly WorkColumn GBPerSecond = new("GB/s", rate: true, "GB/s", 1.0,
-        "MiB/op over the mean time, in 10^9 bytes per second");
+    public static readonly WorkColumn GBPerSecond = new(
+        "GB/s",
+        rate: true,
+        "GB/s",
+        1.0,
+        "MiB/op over the mean time, in 10^9 bytes per second"
+    );
 
     /// <summary>Floating-point operations per operation, in 10^9.</summary>
-    public static readonly WorkColumn GflopPerOp = new("GFLOP/op", rate: false, "GFLOP", 1e-9,
-        "Floating-point operations per operation (2·M·N·K), in 10^9");
+    public static readonly WorkColumn GflopPerOp = new(
+        "GFLOP/op",
+        rate: false,
+        "GFLOP",
+        1e-9,
+        "Floating-point operations per operation (2·M·N·K), in 10^9"
+    );
 
     /// <summary>Floating-point operations over the mean time, in 10^9 per second.</summary>
-    public static readonly WorkColumn GflopPerSecond = new("GFLOP/s", rate: true, "GFLOP/s", 1.0,
-        "GFLOP/op over the mean time, in 10^9 floating-point operations per second");
+    public static readonly WorkColumn GflopPerSecond = new(
+        "GFLOP/s",
+        rate: true,
+        "GFLOP/s",
+        1.0,
+        "GFLOP/op over the mean time, in 10^9 floating-point operations per second"
+    );
 
     /// <inheritdoc />
     public string Id => nameof(WorkColumn) + "." + ColumnName;
@@ -76,17 +96,21 @@ public sealed class WorkColumn : IColumn
     public string Legend { get; }
 
     /// <inheritdoc />
-    public string GetValue(Summary summary, BenchmarkCase benchmarkCase) => GetValue(summary, benchmarkCase, summary.Style);
+    public string GetValue(Summary summary, BenchmarkCase benchmarkCase) =>
+        GetValue(summary, benchmarkCase, summary.Style);
 
     /// <inheritdoc />
     public string GetValue(Summary summary, BenchmarkCase benchmarkCase, SummaryStyle style)
     {
-        if (Activator.CreateInstance(benchmarkCase.Descriptor.Type) is not IWorkPerOperation source) return "-";
+        if (Activator.CreateInstance(benchmarkCase.Descriptor.Type) is not IWorkPerOperation source)
+            return "-";
         double work = source.WorkPerOperation(benchmarkCase);
-        if (!_rate) return (work * _scale).ToString("N1", CultureInfo.InvariantCulture);
+        if (!_rate)
+            return (work * _scale).ToString("N1", CultureInfo.InvariantCulture);
         // Mean is in nanoseconds per operation, so work / ns = 10^9 work per second.
         double? meanNs = summary[benchmarkCase]?.ResultStatistics?.Mean;
-        if (meanNs is not > 0) return "-";
+        if (meanNs is not > 0)
+            return "-";
         return (work / meanNs.Value).ToString("N2", CultureInfo.InvariantCulture);
     }
 

@@ -25,7 +25,7 @@ var layerArgs = new MoeLayerArgs(Meta("dim"), Meta("hidden"), Meta("experts"), M
     NumExpertGroups = Meta("num_expert_groups"),
     NumLimitedGroups = Meta("num_limited_groups"),
     SharedHidden = Meta("shared_hidden"),
-    LoadBalancing = checkpoint.Contains(MoeLayerCheckpoint.ExpertBias),   // the router chooses with the bias
+    LoadBalancing = checkpoint.Contains(MoeLayerCheckpoint.ExpertBias), // the router chooses with the bias
 };
 bool scoreBefore = checkpoint.Metadata["score_before_experts"] == "true";
 Tensor x = checkpoint["x"];
@@ -35,30 +35,41 @@ using MoeLayer single = MoeLayer.CreateLocal(layerArgs, scoreBefore);
 MoeLayerCheckpoint.Load(single, checkpoint);
 Tensor y = single.Forward(x);
 double error = RelativeError(y, checkpoint["out"]);
-Console.WriteLine($"{Path.GetFileName(path)}: {x.Rows} tokens, D = {layerArgs.Dim}, {layerArgs.NumExperts} experts, " +
-    $"top-{layerArgs.TopK}; one rank: relative error {error:E2} against the file's output");
-if (!(error < 1e-4)) throw new InvalidOperationException($"relative error {error} is not below 1e-4");
+Console.WriteLine(
+    $"{Path.GetFileName(path)}: {x.Rows} tokens, D = {layerArgs.Dim}, {layerArgs.NumExperts} experts, "
+        + $"top-{layerArgs.TopK}; one rank: relative error {error:E2} against the file's output"
+);
+if (!(error < 1e-4))
+    throw new InvalidOperationException($"relative error {error} is not below 1e-4");
 
 // Four expert-parallel ranks, each loading only its own experts from the same file and running the whole sequence.
-Tensor[] outputs = InProcessWorld.Run(4, world =>
-{
-    using var groups = ParallelGroups.Create(world, spSize: 1);
-    using MoeLayer layer = MoeLayer.Create(layerArgs, new TokenDispatcherConfig(layerArgs.NumExperts, layerArgs.TopK)
+Tensor[] outputs = InProcessWorld.Run(
+    4,
+    world =>
     {
-        ScoreBeforeExperts = scoreBefore,
-    }, groups);
-    MoeLayerCheckpoint.Load(layer, checkpoint);
-    return layer.Forward(x);
-});
+        using var groups = ParallelGroups.Create(world, spSize: 1);
+        using MoeLayer layer = MoeLayer.Create(
+            layerArgs,
+            new TokenDispatcherConfig(layerArgs.NumExperts, layerArgs.TopK) { ScoreBeforeExperts = scoreBefore },
+            groups
+        );
+        MoeLayerCheckpoint.Load(layer, checkpoint);
+        return layer.Forward(x);
+    }
+);
 bool bitwise = outputs.All(o => o.BitwiseEquals(y));
-Console.WriteLine($"four ranks (experts split {layerArgs.NumExperts / 4} per rank): " +
-    (bitwise ? "bitwise equal to one rank" : "DIFFERENT from one rank"));
+Console.WriteLine(
+    $"four ranks (experts split {layerArgs.NumExperts / 4} per rank): "
+        + (bitwise ? "bitwise equal to one rank" : "DIFFERENT from one rank")
+);
 return bitwise ? 0 : 1;
 
 static double RelativeError(Tensor actual, Tensor expected)
 {
-    ReadOnlySpan<float> a = actual.AsSpan<float>(), e = expected.AsSpan<float>();
-    double diff = 0, norm = 0;
+    ReadOnlySpan<float> a = actual.AsSpan<float>(),
+        e = expected.AsSpan<float>();
+    double diff = 0,
+        norm = 0;
     for (int i = 0; i < a.Length; i++)
     {
         diff += (double)(a[i] - e[i]) * (a[i] - e[i]);
@@ -73,7 +84,8 @@ static string DefaultCheckpoint()
     for (DirectoryInfo? dir = new(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
     {
         string candidate = Path.Combine(dir.FullName, "golden", "layer_sigmoid_norm_shared_bias.safetensors");
-        if (File.Exists(candidate)) return candidate;
+        if (File.Exists(candidate))
+            return candidate;
     }
     throw new FileNotFoundException($"no golden/ folder above {AppContext.BaseDirectory}: pass a checkpoint path");
 }

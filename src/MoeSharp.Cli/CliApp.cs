@@ -19,15 +19,18 @@ internal static class CliApp
 
     /// <summary>Runs the command line and returns the process exit code.</summary>
     /// <param name="args">The command line.</param>
-    /// <param name="interceptor">Sees each command's bound settings before validation (the fuzz harness stops there).</param>
+    /// <param name="interceptor">Sees each command's bound settings before validation (the fuzz harness stops
+    /// there).</param>
     public static int Run(string[] args, ICommandInterceptor? interceptor = null)
     {
         // Without a terminal Spectre assumes 80 columns and wraps the tables; logs and CI read better wide.
         // mpiexec hands each rank a pseudo-terminal that is really a pipe to the launcher: same treatment,
         // and nothing that redraws in place (progress bars), since the launcher interleaves ranks' lines.
         bool underMpiexec = LaunchedByMpiexec();
-        if (Console.IsOutputRedirected || underMpiexec) AnsiConsole.Profile.Width = Math.Max(AnsiConsole.Profile.Width, 160);
-        if (underMpiexec) AnsiConsole.Profile.Capabilities.Interactive = false;
+        if (Console.IsOutputRedirected || underMpiexec)
+            AnsiConsole.Profile.Width = Math.Max(AnsiConsole.Profile.Width, 160);
+        if (underMpiexec)
+            AnsiConsole.Profile.Capabilities.Interactive = false;
         using var signals = Faults.SignalExit.Register();
         var app = new CommandApp();
         app.Configure(config =>
@@ -36,23 +39,45 @@ internal static class CliApp
             config.SetApplicationVersion(Version);
             // Help and --version through the console the process set up (and tests capture).
             config.ConfigureConsole(AnsiConsole.Console);
-            if (interceptor is not null) config.SetInterceptor(interceptor);
+            if (interceptor is not null)
+                config.SetInterceptor(interceptor);
             config.PropagateExceptions();
             config.UseStrictParsing();
-            config.AddCommand<RunCommand>("run")
-                .WithDescription("Run dispatch → experts → combine on in-process or MPI ranks (host, CUDA or ILGPU CPU kernels) with random inputs and verify bitwise against a single-rank run.");
-            config.AddCommand<VerifyGoldenCommand>("verify-golden")
-                .WithDescription("Replay golden .safetensors files: dispatch files through the dispatcher, every tensor bitwise; moe_layer files through the layer, within the golden tolerance, then the multi-rank layouts against one rank (and, with --device, the layer on the device within tolerance).");
-            config.AddCommand<TrainCommand>("train")
-                .WithDescription("Train a small MoE regression model on in-process or MPI ranks, on the host or the GPUs (AdamW, aux-loss-free balancing); on the host, losses are bitwise the same on every layout.");
-            config.AddCommand<SoakCommand>("soak")
-                .WithDescription("Chaos soak: random dispatcher configurations, some with one injected fault at a random collective of a random rank; every fault-free run bitwise equal to one rank, every faulted run ending within the timeout + 2 s naming the culprit.");
-            config.AddCommand<BenchCommand>("bench")
-                .WithDescription("Time dispatch and combine next to the machine's memory-copy bandwidth (host, or GPUs with --device cuda); --gemm times cuBLAS grouped GEMM.");
-            config.AddCommand<LayerCommand>("layer")
-                .WithDescription("Run the MoE block of one decoder layer of a Hugging Face checkpoint (Qwen2-MoE, Qwen3-MoE, Mixtral, DeepSeek-V3) forward, each rank reading only its own experts; print the routing load and the time.");
-            config.AddCommand<CpuBenchCommand>("bench-cpu")
-                .WithDescription("Time the host GEMM against the cores' FMA peak and the in-process all-to-all-v against a copy, on --threads threads.");
+            config
+                .AddCommand<RunCommand>("run")
+                .WithDescription(
+                    "Run dispatch → experts → combine on in-process or MPI ranks (host, CUDA or ILGPU CPU kernels) with random inputs and verify bitwise against a single-rank run."
+                );
+            config
+                .AddCommand<VerifyGoldenCommand>("verify-golden")
+                .WithDescription(
+                    "Replay golden .safetensors files: dispatch files through the dispatcher, every tensor bitwise; moe_layer files through the layer, within the golden tolerance, then the multi-rank layouts against one rank (and, with --device, the layer on the device within tolerance)."
+                );
+            config
+                .AddCommand<TrainCommand>("train")
+                .WithDescription(
+                    "Train a small MoE regression model on in-process or MPI ranks, on the host or the GPUs (AdamW, aux-loss-free balancing); on the host, losses are bitwise the same on every layout."
+                );
+            config
+                .AddCommand<SoakCommand>("soak")
+                .WithDescription(
+                    "Chaos soak: random dispatcher configurations, some with one injected fault at a random collective of a random rank; every fault-free run bitwise equal to one rank, every faulted run ending within the timeout + 2 s naming the culprit."
+                );
+            config
+                .AddCommand<BenchCommand>("bench")
+                .WithDescription(
+                    "Time dispatch and combine next to the machine's memory-copy bandwidth (host, or GPUs with --device cuda); --gemm times cuBLAS grouped GEMM."
+                );
+            config
+                .AddCommand<LayerCommand>("layer")
+                .WithDescription(
+                    "Run the MoE block of one decoder layer of a Hugging Face checkpoint (Qwen2-MoE, Qwen3-MoE, Mixtral, DeepSeek-V3) forward, each rank reading only its own experts; print the routing load and the time."
+                );
+            config
+                .AddCommand<CpuBenchCommand>("bench-cpu")
+                .WithDescription(
+                    "Time the host GEMM against the cores' FMA peak and the in-process all-to-all-v against a copy, on --threads threads."
+                );
         });
         if (Faults.MalformedOptions.Find(args) is string malformed)
         {
@@ -62,7 +87,8 @@ internal static class CliApp
         try
         {
             int code = app.Run(JobConfig.Expand(args));
-            if (args.Length == 0 || args is ["--help" or "-h"]) Console.WriteLine(ExitCodes.HelpText);
+            if (args.Length == 0 || args is ["--help" or "-h"])
+                Console.WriteLine(ExitCodes.HelpText);
             return code;
         }
         catch (ReportedByRankZeroException)
@@ -99,12 +125,20 @@ internal static class CliApp
     /// </summary>
     public static string Version =>
         typeof(CliApp).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion
-        ?? typeof(CliApp).Assembly.GetName().Version?.ToString() ?? "unknown";
+        ?? typeof(CliApp).Assembly.GetName().Version?.ToString()
+        ?? "unknown";
 
-    private static bool IsUsageError(Exception ex) => Unwrap(ex) is CommandAppException or ArgumentException
-        or InvalidDataException or FileNotFoundException or DirectoryNotFoundException or FormatException;
+    private static bool IsUsageError(Exception ex) =>
+        Unwrap(ex)
+            is CommandAppException
+                or ArgumentException
+                or InvalidDataException
+                or FileNotFoundException
+                or DirectoryNotFoundException
+                or FormatException;
 
-    private static Exception Unwrap(Exception ex) => ex is RankFailedException { InnerException: { } inner } ? inner : ex;
+    private static Exception Unwrap(Exception ex) =>
+        ex is RankFailedException { InnerException: { } inner } ? inner : ex;
 
     private static string Describe(Exception ex)
     {

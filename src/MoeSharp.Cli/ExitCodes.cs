@@ -26,6 +26,6 @@ internal static class ExitCodes
 
     /// <summary>The table printed under <c>moe --help</c>.</summary>
     public const string HelpText =
-        "Exit codes: 0 success; 1 a verification ran and did not match; 2 bad options or input (one line naming it); " +
-        "3 a runtime failure (a rank failed, a timeout, out of memory); 130/143 interrupted by SIGINT/SIGTERM.";
+        "Exit codes: 0 success; 1 a verification ran and did not match; 2 bad options or input (one line naming it); "
+        + "3 a runtime failure (a rank failed, a timeout, out of memory); 130/143 interrupted by SIGINT/SIGTERM.";
 }

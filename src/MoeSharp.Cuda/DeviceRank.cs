@@ -13,7 +13,13 @@ public sealed class DeviceRank : IDisposable
     private readonly bool _ownsWorld;
     private readonly bool _ownsBackend;
 
-    private DeviceRank(IlgpuBackend backend, IProcessGroup world, string exchange, bool ownsWorld, bool ownsBackend = true)
+    private DeviceRank(
+        IlgpuBackend backend,
+        IProcessGroup world,
+        string exchange,
+        bool ownsWorld,
+        bool ownsBackend = true
+    )
     {
         _ownsBackend = ownsBackend;
         Backend = backend;
@@ -52,8 +58,15 @@ public sealed class DeviceRank : IDisposable
             }
             // ILGPU runs its kernels in a driver-API context of its own on the legacy default stream: NCCL must use
             // that context (so the pointers are valid) and that stream (so the exchange is ordered after the kernels).
-            NcclProcessGroup nccl = NcclProcessGroup.Create(hostWorld, device, computeStream: 0, ownsBootstrap: false,
-                bindContext: () => backend.Accelerator.Bind(), computeStreamIsLegacyDefault: true, orderedSum: backend.Kernels);
+            NcclProcessGroup nccl = NcclProcessGroup.Create(
+                hostWorld,
+                device,
+                computeStream: 0,
+                ownsBootstrap: false,
+                bindContext: () => backend.Accelerator.Bind(),
+                computeStreamIsLegacyDefault: true,
+                orderedSum: backend.Kernels
+            );
             // Exchanges are queued on the backend's stream without a wait: its blocking host waits drain through the
             // group, so a peer's failure becomes an exception there instead of a hang.
             backend.Allocator.HostWaits.Guard(nccl);
@@ -66,16 +79,24 @@ public sealed class DeviceRank : IDisposable
         }
     }
 
-    /// <summary>A rank on ILGPU's CPU accelerator (the CUDA backend's kernels run on .NET threads) with host-staged exchanges.</summary>
+    /// <summary>
+    /// A rank on ILGPU's CPU accelerator (the CUDA backend's kernels run on .NET threads) with host-staged exchanges.
+    /// </summary>
     public static DeviceRank CreateCpu(IProcessGroup hostWorld)
     {
         ArgumentNullException.ThrowIfNull(hostWorld);
-        return new DeviceRank(IlgpuBackend.CreateCpu(), new HostStagedProcessGroup(hostWorld), "host-staged", ownsWorld: false);
+        return new DeviceRank(
+            IlgpuBackend.CreateCpu(),
+            new HostStagedProcessGroup(hostWorld),
+            "host-staged",
+            ownsWorld: false
+        );
     }
 
     /// <summary>
     /// A rank on a CPU-accelerator backend the caller keeps (<see cref="Dispose"/> leaves it open), so runs that follow
-    /// one another (a soak) skip creating an accelerator and compiling its kernels each time. One rank at a time may use it.
+    /// one another (a soak) skip creating an accelerator and compiling its kernels each time. One rank at a time may
+    /// use it.
     /// </summary>
     /// <param name="hostWorld">The ranks.</param>
     /// <param name="backend">A backend from <see cref="IlgpuBackend.CreateCpu"/>, owned by the caller.</param>
@@ -83,18 +104,27 @@ public sealed class DeviceRank : IDisposable
     {
         ArgumentNullException.ThrowIfNull(hostWorld);
         ArgumentNullException.ThrowIfNull(backend);
-        return new DeviceRank(backend, new HostStagedProcessGroup(hostWorld), "host-staged", ownsWorld: false,
-            ownsBackend: false);
+        return new DeviceRank(
+            backend,
+            new HostStagedProcessGroup(hostWorld),
+            "host-staged",
+            ownsWorld: false,
+            ownsBackend: false
+        );
     }
 
     /// <summary>This rank's device copy of a host tensor.</summary>
     public Tensor Upload(Tensor host) => Backend.Kernels.Device.ToDevice(host);
 
-    /// <summary>Frees the NCCL communicator (if any) and the backend (unless borrowed); the host group stays with its owner.</summary>
+    /// <summary>
+    /// Frees the NCCL communicator (if any) and the backend (unless borrowed); the host group stays with its owner.
+    /// </summary>
     public void Dispose()
     {
         Backend.Allocator.HostWaits.Guard(null);
-        if (_ownsWorld) World.Dispose();
-        if (_ownsBackend) Backend.Dispose();
+        if (_ownsWorld)
+            World.Dispose();
+        if (_ownsBackend)
+            Backend.Dispose();
     }
 }

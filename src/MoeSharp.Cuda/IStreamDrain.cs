@@ -10,6 +10,7 @@ public interface IStreamDrain
 {
     /// <summary>Returns once the compute stream is idle.</summary>
     /// <param name="operation">What the caller waits for, for the error message (e.g. <c>copy to host</c>).</param>
-    /// <exception cref="MoeSharp.Collectives.CollectiveException">The work cannot complete: an abort, a peer's failure or the timeout.</exception>
+    /// <exception cref="MoeSharp.Collectives.CollectiveException">The work cannot complete: an abort, a peer's failure
+    /// or the timeout.</exception>
     void Drain(string operation);
 }

@@ -21,16 +21,25 @@ public sealed class IlgpuBackend : IDisposable
     private IlgpuLayerKernels? _layerBFloat16;
     private bool _disposed;
 
-    private IlgpuBackend(Context context, Accelerator accelerator, string deviceName, Native.PrimaryContextAdoption? primaryContext = null)
+    private IlgpuBackend(
+        Context context,
+        Accelerator accelerator,
+        string deviceName,
+        Native.PrimaryContextAdoption? primaryContext = null
+    )
     {
         _context = context;
         _primaryContext = primaryContext;
         Accelerator = accelerator;
         try
         {
-            // A layer step at Qwen3-like sizes hands back more than 8 GB of working tensors; beyond the cap every return
-            // frees (waiting for the device) and the next step allocates again. A quarter of a GPU's memory keeps them.
-            long retained = accelerator.AcceleratorType == AcceleratorType.Cuda ? Math.Max(8L << 30, accelerator.MemorySize / 4) : 8L << 30;
+            // A layer step at Qwen3-like sizes hands back more than 8 GB of working tensors; beyond the cap every
+            // return frees (waiting for the device) and the next step allocates again. A quarter of a GPU's memory
+            // keeps them.
+            long retained =
+                accelerator.AcceleratorType == AcceleratorType.Cuda
+                    ? Math.Max(8L << 30, accelerator.MemorySize / 4)
+                    : 8L << 30;
             Allocator = new IlgpuTensorAllocator(accelerator, deviceName, retained);
             Kernels = new IlgpuMoeKernels(Allocator);
             Router = new IlgpuRouterKernels(Allocator);
@@ -66,7 +75,10 @@ public sealed class IlgpuBackend : IDisposable
     /// <exception cref="DllNotFoundException">On CUDA, cuBLAS cannot be loaded.</exception>
     public IlgpuLayerKernels Layer => LayerKernels(bfloat16Products: false);
 
-    /// <summary>The layer's kernels with float32 products, or with bfloat16 product inputs (<see cref="IlgpuLayerKernels.BFloat16Products"/>).</summary>
+    /// <summary>
+    /// The layer's kernels with float32 products, or with bfloat16 product inputs (<see
+    /// cref="IlgpuLayerKernels.BFloat16Products"/>).
+    /// </summary>
     /// <exception cref="DllNotFoundException">On CUDA, cuBLAS cannot be loaded.</exception>
     public IlgpuLayerKernels LayerKernels(bool bfloat16Products)
     {
@@ -79,11 +91,14 @@ public sealed class IlgpuBackend : IDisposable
     /// <summary>True for a CUDA device.</summary>
     public bool IsCuda => Accelerator.AcceleratorType == AcceleratorType.Cuda;
 
-    /// <summary>The CUDA stream (<c>cudaStream_t</c>) the kernels and copies are ordered on, for NCCL and cuBLAS; zero off CUDA.</summary>
+    /// <summary>
+    /// The CUDA stream (<c>cudaStream_t</c>) the kernels and copies are ordered on, for NCCL and cuBLAS; zero off CUDA.
+    /// </summary>
     public IntPtr StreamPointer => Accelerator.DefaultStream is CudaStream cuda ? cuda.StreamPtr : IntPtr.Zero;
 
     /// <summary>The backend on CUDA device <paramref name="deviceIndex"/> (device name <c>cuda:N</c>).</summary>
-    /// <exception cref="ArgumentOutOfRangeException">No such CUDA device (none at all when CUDA or its driver is missing).</exception>
+    /// <exception cref="ArgumentOutOfRangeException">No such CUDA device (none at all when CUDA or its driver is
+    /// missing).</exception>
     public static IlgpuBackend CreateCuda(int deviceIndex = 0)
     {
         // Algorithms remaps MathF (exp) to ILGPU's XMath inside GPU kernels. Not OptimizationLevel.O2: on an H100 its
@@ -94,7 +109,11 @@ public sealed class IlgpuBackend : IDisposable
             var devices = context.GetCudaDevices();
             if (deviceIndex < 0 || deviceIndex >= devices.Count)
             {
-                throw new ArgumentOutOfRangeException(nameof(deviceIndex), deviceIndex, $"there are {devices.Count} CUDA devices");
+                throw new ArgumentOutOfRangeException(
+                    nameof(deviceIndex),
+                    deviceIndex,
+                    $"there are {devices.Count} CUDA devices"
+                );
             }
             CudaAccelerator accelerator = context.CreateCudaAccelerator(deviceIndex);
             Native.PrimaryContextAdoption? primary = null;
@@ -118,7 +137,9 @@ public sealed class IlgpuBackend : IDisposable
         }
     }
 
-    /// <summary>The backend on ILGPU's CPU accelerator (kernels run on .NET threads): tests and machines without a GPU.</summary>
+    /// <summary>
+    /// The backend on ILGPU's CPU accelerator (kernels run on .NET threads): tests and machines without a GPU.
+    /// </summary>
     public static IlgpuBackend CreateCpu()
     {
         Context context = Context.Create(builder => builder.CPU().EnableAlgorithms());
@@ -146,22 +167,37 @@ public sealed class IlgpuBackend : IDisposable
     /// <exception cref="InvalidOperationException">CUDA cannot be used here; the message says why.</exception>
     public static int CudaDeviceCount()
     {
-        if (!CudaIsAvailable(out string reason)) throw new InvalidOperationException(reason);
+        if (!CudaIsAvailable(out string reason))
+            throw new InvalidOperationException(reason);
         using Context context = Context.Create(builder => builder.Cuda());
         return context.GetCudaDevices().Count;
     }
 
-    /// <summary>True when at least one CUDA device can be used; false (never an exception) when CUDA, its driver or a GPU is missing.</summary>
+    /// <summary>
+    /// True when at least one CUDA device can be used; false (never an exception) when CUDA, its driver or a GPU is
+    /// missing.
+    /// </summary>
     public static bool CudaIsAvailable(out string reason)
     {
         try
         {
             using Context context = Context.Create(builder => builder.Cuda());
             int count = context.GetCudaDevices().Count;
-            reason = count > 0 ? $"{count} CUDA device(s)" : "no CUDA device found (no GPU, or libcuda / the NVIDIA driver is missing)";
+            reason =
+                count > 0
+                    ? $"{count} CUDA device(s)"
+                    : "no CUDA device found (no GPU, or libcuda / the NVIDIA driver is missing)";
             return count > 0;
         }
-        catch (Exception e) when (e is DllNotFoundException or TypeInitializationException or InvalidOperationException or NotSupportedException or EntryPointNotFoundException or ILGPU.Runtime.Cuda.CudaException)
+        catch (Exception e)
+            when (e
+                    is DllNotFoundException
+                        or TypeInitializationException
+                        or InvalidOperationException
+                        or NotSupportedException
+                        or EntryPointNotFoundException
+                        or ILGPU.Runtime.Cuda.CudaException
+            )
         {
             reason = $"CUDA could not be probed: {e.GetType().Name}: {e.Message}";
             return false;
@@ -171,7 +207,8 @@ public sealed class IlgpuBackend : IDisposable
     /// <summary>Frees the kernels, the allocator's memory, the accelerator and the context.</summary>
     public void Dispose()
     {
-        if (_disposed) return;
+        if (_disposed)
+            return;
         _disposed = true;
         _layer?.Dispose();
         _layerBFloat16?.Dispose();

@@ -54,17 +54,24 @@ internal sealed class ExchangePlan
     private bool[] Large { get; }
 
     public bool IsLargeSend(int peer) => Large[peer];
+
     public bool IsLargeReceive(int peer) => Large[SendCounts.Length + peer];
 
     /// <summary>Plans an all-to-all-v from element counts laid out back to back.</summary>
-    public static ExchangePlan ForCounts(ReadOnlySpan<int> sendCounts, ReadOnlySpan<int> receiveCounts, int elementSize, ExchangeLimits limits)
+    public static ExchangePlan ForCounts(
+        ReadOnlySpan<int> sendCounts,
+        ReadOnlySpan<int> receiveCounts,
+        int elementSize,
+        ExchangeLimits limits
+    )
     {
         int size = sendCounts.Length;
         var sendOffsets = new long[size];
         var sendBytes = new long[size];
         var receiveOffsets = new long[size];
         var receiveBytes = new long[size];
-        long s = 0, r = 0;
+        long s = 0,
+            r = 0;
         for (int q = 0; q < size; q++)
         {
             sendOffsets[q] = s;
@@ -78,7 +85,13 @@ internal sealed class ExchangePlan
     }
 
     /// <summary>Plans an exchange from explicit byte layouts (send chunks may overlap, as in an all-gather).</summary>
-    public static ExchangePlan Create(long[] sendOffsets, long[] sendBytes, long[] receiveOffsets, long[] receiveBytes, ExchangeLimits limits)
+    public static ExchangePlan Create(
+        long[] sendOffsets,
+        long[] sendBytes,
+        long[] receiveOffsets,
+        long[] receiveBytes,
+        ExchangeLimits limits
+    )
     {
         int size = sendBytes.Length;
         var plan = new ExchangePlan(size) { PieceBytes = limits.PieceBytes };
@@ -95,18 +108,40 @@ internal sealed class ExchangePlan
             plan.HasLarge |= plan.Large[q] || plan.Large[size + q];
         }
 
-        plan.SendStageBytes = Side(plan.Large.AsSpan(0, size), sendOffsets, sendBytes, plan.SendCounts, plan.SendDispls, limits);
-        plan.ReceiveStageBytes = Side(plan.Large.AsSpan(size, size), receiveOffsets, receiveBytes, plan.ReceiveCounts, plan.ReceiveDispls, limits);
+        plan.SendStageBytes = Side(
+            plan.Large.AsSpan(0, size),
+            sendOffsets,
+            sendBytes,
+            plan.SendCounts,
+            plan.SendDispls,
+            limits
+        );
+        plan.ReceiveStageBytes = Side(
+            plan.Large.AsSpan(size, size),
+            receiveOffsets,
+            receiveBytes,
+            plan.ReceiveCounts,
+            plan.ReceiveDispls,
+            limits
+        );
         return plan;
     }
 
     // Fills one side's collective counts and displacements; returns the staging size, or 0 for in place.
-    private static long Side(ReadOnlySpan<bool> large, long[] offsets, long[] bytes, int[] counts, int[] displs, ExchangeLimits limits)
+    private static long Side(
+        ReadOnlySpan<bool> large,
+        long[] offsets,
+        long[] bytes,
+        int[] counts,
+        int[] displs,
+        ExchangeLimits limits
+    )
     {
         bool inPlace = true;
         for (int q = 0; q < bytes.Length; q++)
         {
-            if (!large[q] && bytes[q] > 0 && offsets[q] + bytes[q] > limits.MaxCollectiveBytes) inPlace = false;
+            if (!large[q] && bytes[q] > 0 && offsets[q] + bytes[q] > limits.MaxCollectiveBytes)
+                inPlace = false;
         }
 
         long compact = 0;

@@ -5,10 +5,14 @@ namespace MoeSharp.Mpi;
 /// <summary>An MPI function returned an error code.</summary>
 public sealed class MpiException : CollectiveException
 {
-    /// <summary>Creates the exception for <paramref name="function"/> failing with <paramref name="errorCode"/>.</summary>
+    /// <summary>
+    /// Creates the exception for <paramref name="function"/> failing with <paramref name="errorCode"/>.
+    /// </summary>
     public MpiException(string function, int errorCode, string? errorText, int worldRank)
-        : base($"rank {worldRank}: {function} failed with MPI error {errorCode}" +
-               (string.IsNullOrEmpty(errorText) ? "" : $": {errorText}"))
+        : base(
+            $"rank {worldRank}: {function} failed with MPI error {errorCode}"
+                + (string.IsNullOrEmpty(errorText) ? "" : $": {errorText}")
+        )
     {
         Function = function;
         ErrorCode = errorCode;

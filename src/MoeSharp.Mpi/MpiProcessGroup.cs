@@ -35,7 +35,16 @@ public sealed unsafe class MpiProcessGroup : IProcessGroup
     private readonly ExchangeLimits _limits;
     private int _disposed;
 
-    private MpiProcessGroup(MpiRuntime runtime, nint comm, bool isWorld, int rank, int size, int[] worldRanks, TimeSpan timeout, ExchangeLimits limits)
+    private MpiProcessGroup(
+        MpiRuntime runtime,
+        nint comm,
+        bool isWorld,
+        int rank,
+        int size,
+        int[] worldRanks,
+        TimeSpan timeout,
+        ExchangeLimits limits
+    )
     {
         _runtime = runtime;
         _comm = comm;
@@ -53,20 +62,36 @@ public sealed unsafe class MpiProcessGroup : IProcessGroup
     /// </summary>
     /// <param name="timeout">How long a collective may wait for its peers before the job is aborted
     /// (default <see cref="DefaultTimeout"/>; <see cref="Timeout.InfiniteTimeSpan"/> never aborts).</param>
-    /// <exception cref="DllNotFoundException">No MPI library is installed; the message says how to install one.</exception>
-    /// <exception cref="InvalidOperationException">MPI was already initialized or finalized in this process.</exception>
+    /// <exception cref="DllNotFoundException">No MPI library is installed; the message says how to install
+    /// one.</exception>
+    /// <exception cref="InvalidOperationException">MPI was already initialized or finalized in this
+    /// process.</exception>
     /// <exception cref="NotSupportedException">The MPI library lacks thread support.</exception>
-    public static MpiProcessGroup InitWorld(TimeSpan? timeout = null) => InitWorldWithLimits(timeout, ExchangeLimits.Mpi);
+    public static MpiProcessGroup InitWorld(TimeSpan? timeout = null) =>
+        InitWorldWithLimits(timeout, ExchangeLimits.Mpi);
 
     /// <summary>As <see cref="InitWorld(TimeSpan?)"/>, with lowered message limits for tests.</summary>
     internal static MpiProcessGroup InitWorldWithLimits(TimeSpan? timeout, ExchangeLimits limits)
     {
         TimeSpan t = timeout ?? DefaultTimeout;
         if (t <= TimeSpan.Zero && t != System.Threading.Timeout.InfiniteTimeSpan)
-            throw new ArgumentOutOfRangeException(nameof(timeout), t, "The timeout must be positive or Timeout.InfiniteTimeSpan.");
+            throw new ArgumentOutOfRangeException(
+                nameof(timeout),
+                t,
+                "The timeout must be positive or Timeout.InfiniteTimeSpan."
+            );
         MpiRuntime runtime = MpiRuntime.Initialize();
         int[] worldRanks = Enumerable.Range(0, runtime.WorldSize).ToArray();
-        return new MpiProcessGroup(runtime, runtime.Abi.CommWorld, isWorld: true, runtime.WorldRank, runtime.WorldSize, worldRanks, t, limits);
+        return new MpiProcessGroup(
+            runtime,
+            runtime.Abi.CommWorld,
+            isWorld: true,
+            runtime.WorldRank,
+            runtime.WorldSize,
+            worldRanks,
+            t,
+            limits
+        );
     }
 
     /// <summary>
@@ -119,7 +144,8 @@ public sealed unsafe class MpiProcessGroup : IProcessGroup
         using (_runtime.Enter())
             _runtime.Check(_runtime.Abi.CommSplit(_comm, color, key, out comm), "MPI_Comm_split");
 
-        int rank, size;
+        int rank,
+            size;
         using (_runtime.Enter())
         {
             _runtime.Check(_runtime.Abi.CommRank(comm, out rank), "MPI_Comm_rank");
@@ -142,13 +168,20 @@ public sealed unsafe class MpiProcessGroup : IProcessGroup
     }
 
     /// <inheritdoc/>
-    public void AllToAll<T>(ReadOnlySpan<T> send, Span<T> receive) where T : unmanaged
+    public void AllToAll<T>(ReadOnlySpan<T> send, Span<T> receive)
+        where T : unmanaged
     {
         ThrowIfDisposed();
         if (send.Length % Size != 0)
-            throw new ArgumentException($"send.Length {send.Length} is not a multiple of the group size {Size} (rank {Rank}).", nameof(send));
+            throw new ArgumentException(
+                $"send.Length {send.Length} is not a multiple of the group size {Size} (rank {Rank}).",
+                nameof(send)
+            );
         if (receive.Length != send.Length)
-            throw new ArgumentException($"receive.Length {receive.Length} differs from send.Length {send.Length} (rank {Rank}).", nameof(receive));
+            throw new ArgumentException(
+                $"receive.Length {receive.Length} differs from send.Length {send.Length} (rank {Rank}).",
+                nameof(receive)
+            );
 
         T[]? copy = Detach(ref send, receive);
         long total = (long)send.Length * sizeof(T);
@@ -165,12 +198,22 @@ public sealed unsafe class MpiProcessGroup : IProcessGroup
         byte placeholder;
         using (Watchdog.Start(_runtime, Timeout, "AllToAll"))
         using (_runtime.Enter())
-        fixed (T* s = send)
-        fixed (T* r = receive)
-        {
-            _runtime.Check(_runtime.Abi.Alltoall(OrPlaceholder(s, &placeholder), chunkBytes, _runtime.Abi.Byte,
-                OrPlaceholder(r, &placeholder), chunkBytes, _runtime.Abi.Byte, _comm), "MPI_Alltoall");
-        }
+            fixed (T* s = send)
+            fixed (T* r = receive)
+            {
+                _runtime.Check(
+                    _runtime.Abi.Alltoall(
+                        OrPlaceholder(s, &placeholder),
+                        chunkBytes,
+                        _runtime.Abi.Byte,
+                        OrPlaceholder(r, &placeholder),
+                        chunkBytes,
+                        _runtime.Abi.Byte,
+                        _comm
+                    ),
+                    "MPI_Alltoall"
+                );
+            }
         GC.KeepAlive(copy);
     }
 
@@ -178,7 +221,14 @@ public sealed unsafe class MpiProcessGroup : IProcessGroup
     /// <c>MPI_Alltoallv</c> of bytes called directly, with no validation, planning or large-message handling:
     /// the baseline the benchmark compares <see cref="AllToAllV{T}"/> against. Counts and displacements in bytes.
     /// </summary>
-    internal void RawAllToAllVBytes(ReadOnlySpan<byte> send, int[] sendCounts, int[] sendDispls, Span<byte> receive, int[] receiveCounts, int[] receiveDispls)
+    internal void RawAllToAllVBytes(
+        ReadOnlySpan<byte> send,
+        int[] sendCounts,
+        int[] sendDispls,
+        Span<byte> receive,
+        int[] receiveCounts,
+        int[] receiveDispls
+    )
     {
         fixed (byte* s = send)
         fixed (byte* r = receive)
@@ -186,20 +236,40 @@ public sealed unsafe class MpiProcessGroup : IProcessGroup
         fixed (int* sd = sendDispls)
         fixed (int* rc = receiveCounts)
         fixed (int* rd = receiveDispls)
-        using (_runtime.Enter())
-        {
-            _runtime.Check(_runtime.Abi.Alltoallv(s, sc, sd, _runtime.Abi.Byte, r, rc, rd, _runtime.Abi.Byte, _comm), "MPI_Alltoallv");
-        }
+            using (_runtime.Enter())
+            {
+                _runtime.Check(
+                    _runtime.Abi.Alltoallv(s, sc, sd, _runtime.Abi.Byte, r, rc, rd, _runtime.Abi.Byte, _comm),
+                    "MPI_Alltoallv"
+                );
+            }
     }
 
     /// <inheritdoc/>
-    public void AllToAllV<T>(ReadOnlySpan<T> send, ReadOnlySpan<int> sendCounts, Span<T> receive, ReadOnlySpan<int> receiveCounts)
+    public void AllToAllV<T>(
+        ReadOnlySpan<T> send,
+        ReadOnlySpan<int> sendCounts,
+        Span<T> receive,
+        ReadOnlySpan<int> receiveCounts
+    )
         where T : unmanaged
     {
         ThrowIfDisposed();
-        ValidateCounts(send.Length, sendCounts, nameof(sendCounts), receive.Length, receiveCounts, nameof(receiveCounts));
+        ValidateCounts(
+            send.Length,
+            sendCounts,
+            nameof(sendCounts),
+            receive.Length,
+            receiveCounts,
+            nameof(receiveCounts)
+        );
         T[]? copy = Detach(ref send, receive);
-        ExchangeBlocking(send, receive, ExchangePlan.ForCounts(sendCounts, receiveCounts, sizeof(T), _limits), "AllToAllV");
+        ExchangeBlocking(
+            send,
+            receive,
+            ExchangePlan.ForCounts(sendCounts, receiveCounts, sizeof(T), _limits),
+            "AllToAllV"
+        );
         GC.KeepAlive(copy);
     }
 
@@ -209,14 +279,27 @@ public sealed unsafe class MpiProcessGroup : IProcessGroup
     /// briefly, then yielding) until it completes, then unpins them. The count arrays are copied, so the caller
     /// may reuse them at once.
     /// </remarks>
-    public CollectiveRequest AllToAllVAsync<T>(ReadOnlyMemory<T> send, int[] sendCounts, Memory<T> receive, int[] receiveCounts)
+    public CollectiveRequest AllToAllVAsync<T>(
+        ReadOnlyMemory<T> send,
+        int[] sendCounts,
+        Memory<T> receive,
+        int[] receiveCounts
+    )
         where T : unmanaged
     {
         ThrowIfDisposed();
         ArgumentNullException.ThrowIfNull(sendCounts);
         ArgumentNullException.ThrowIfNull(receiveCounts);
-        ValidateCounts(send.Length, sendCounts, nameof(sendCounts), receive.Length, receiveCounts, nameof(receiveCounts));
-        if (send.Span.Overlaps(receive.Span)) send = send.ToArray();
+        ValidateCounts(
+            send.Length,
+            sendCounts,
+            nameof(sendCounts),
+            receive.Length,
+            receiveCounts,
+            nameof(receiveCounts)
+        );
+        if (send.Span.Overlaps(receive.Span))
+            send = send.ToArray();
 
         ExchangePlan plan = ExchangePlan.ForCounts(sendCounts, receiveCounts, sizeof(T), _limits);
         System.Buffers.MemoryHandle sendPin = send.Pin();
@@ -224,7 +307,15 @@ public sealed unsafe class MpiProcessGroup : IProcessGroup
         PendingExchange exchange;
         try
         {
-            exchange = PendingExchange.Start(_runtime, _comm, Rank, plan, (byte*)sendPin.Pointer, (byte*)receivePin.Pointer, nonblocking: true);
+            exchange = PendingExchange.Start(
+                _runtime,
+                _comm,
+                Rank,
+                plan,
+                (byte*)sendPin.Pointer,
+                (byte*)receivePin.Pointer,
+                nonblocking: true
+            );
         }
         catch
         {
@@ -235,36 +326,50 @@ public sealed unsafe class MpiProcessGroup : IProcessGroup
 
         MpiRuntime runtime = _runtime;
         TimeSpan timeout = Timeout;
-        Task completion = Task.Factory.StartNew(() =>
-        {
-            try
+        Task completion = Task.Factory.StartNew(
+            () =>
             {
-                long start = Environment.TickCount64;
-                var spin = new SpinWait();
-                while (!exchange.Test())
+                try
                 {
-                    if (timeout != System.Threading.Timeout.InfiniteTimeSpan && Environment.TickCount64 - start > (long)timeout.TotalMilliseconds)
-                        runtime.AbortJob($"rank {runtime.WorldRank}: AllToAllVAsync did not complete within {timeout} (a peer failed or never arrived); aborting the MPI job");
-                    // Spins first (low latency for short exchanges), then yields and sleeps so a long exchange
-                    // overlapped with compute does not take a core from it.
-                    spin.SpinOnce(sleep1Threshold: 200);
+                    long start = Environment.TickCount64;
+                    var spin = new SpinWait();
+                    while (!exchange.Test())
+                    {
+                        if (
+                            timeout != System.Threading.Timeout.InfiniteTimeSpan
+                            && Environment.TickCount64 - start > (long)timeout.TotalMilliseconds
+                        )
+                            runtime.AbortJob(
+                                $"rank {runtime.WorldRank}: AllToAllVAsync did not complete within {timeout} (a peer failed or never arrived); aborting the MPI job"
+                            );
+                        // Spins first (low latency for short exchanges), then yields and sleeps so a long exchange
+                        // overlapped with compute does not take a core from it.
+                        spin.SpinOnce(sleep1Threshold: 200);
+                    }
                 }
-            }
-            finally
-            {
-                sendPin.Dispose();
-                receivePin.Dispose();
-            }
-        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+                finally
+                {
+                    sendPin.Dispose();
+                    receivePin.Dispose();
+                }
+            },
+            CancellationToken.None,
+            TaskCreationOptions.LongRunning,
+            TaskScheduler.Default
+        );
         return new CollectiveRequest(completion);
     }
 
     /// <inheritdoc/>
-    public void AllGather<T>(ReadOnlySpan<T> send, Span<T> receive) where T : unmanaged
+    public void AllGather<T>(ReadOnlySpan<T> send, Span<T> receive)
+        where T : unmanaged
     {
         ThrowIfDisposed();
         if ((long)receive.Length != (long)send.Length * Size)
-            throw new ArgumentException($"receive.Length {receive.Length} is not send.Length {send.Length} × group size {Size} (rank {Rank}).", nameof(receive));
+            throw new ArgumentException(
+                $"receive.Length {receive.Length} is not send.Length {send.Length} × group size {Size} (rank {Rank}).",
+                nameof(receive)
+            );
         T[]? copy = Detach(ref send, receive);
         long chunk = (long)send.Length * sizeof(T);
         if (chunk * Size > _limits.MaxCollectiveBytes)
@@ -279,19 +384,34 @@ public sealed unsafe class MpiProcessGroup : IProcessGroup
                 bytes[q] = chunk;
                 receiveOffsets[q] = q * chunk;
             }
-            ExchangeBlocking(send, receive, ExchangePlan.Create(sendOffsets, bytes, receiveOffsets, bytes, _limits), "AllGather");
+            ExchangeBlocking(
+                send,
+                receive,
+                ExchangePlan.Create(sendOffsets, bytes, receiveOffsets, bytes, _limits),
+                "AllGather"
+            );
             return;
         }
 
         byte placeholder;
         using (Watchdog.Start(_runtime, Timeout, "AllGather"))
         using (_runtime.Enter())
-        fixed (T* s = send)
-        fixed (T* r = receive)
-        {
-            _runtime.Check(_runtime.Abi.Allgather(OrPlaceholder(s, &placeholder), (int)chunk, _runtime.Abi.Byte,
-                OrPlaceholder(r, &placeholder), (int)chunk, _runtime.Abi.Byte, _comm), "MPI_Allgather");
-        }
+            fixed (T* s = send)
+            fixed (T* r = receive)
+            {
+                _runtime.Check(
+                    _runtime.Abi.Allgather(
+                        OrPlaceholder(s, &placeholder),
+                        (int)chunk,
+                        _runtime.Abi.Byte,
+                        OrPlaceholder(r, &placeholder),
+                        (int)chunk,
+                        _runtime.Abi.Byte,
+                        _comm
+                    ),
+                    "MPI_Allgather"
+                );
+            }
         GC.KeepAlive(copy);
     }
 
@@ -314,13 +434,13 @@ public sealed unsafe class MpiProcessGroup : IProcessGroup
     /// Host tensors of any dtype, moved from and into their own storage by <see cref="AllToAllV{T}"/> (no staging
     /// copy unless the two tensors share storage, which MPI forbids).
     /// </remarks>
-    public void AllToAllV(Tensor send, ReadOnlySpan<int> sendCounts, Tensor receive, ReadOnlySpan<int> receiveCounts)
-        => HostTensorCollectives.AllToAllV(this, send, sendCounts, receive, receiveCounts);
+    public void AllToAllV(Tensor send, ReadOnlySpan<int> sendCounts, Tensor receive, ReadOnlySpan<int> receiveCounts) =>
+        HostTensorCollectives.AllToAllV(this, send, sendCounts, receive, receiveCounts);
 
     /// <inheritdoc/>
     /// <remarks>As <see cref="AllToAllVAsync{T}"/>, on the tensors' storage.</remarks>
-    public CollectiveRequest AllToAllVAsync(Tensor send, int[] sendCounts, Tensor receive, int[] receiveCounts)
-        => HostTensorCollectives.AllToAllVAsync(this, send, sendCounts, receive, receiveCounts);
+    public CollectiveRequest AllToAllVAsync(Tensor send, int[] sendCounts, Tensor receive, int[] receiveCounts) =>
+        HostTensorCollectives.AllToAllVAsync(this, send, sendCounts, receive, receiveCounts);
 
     /// <inheritdoc/>
     /// <remarks>As <see cref="AllReduceSum(Span{float})"/>: an all-gather and a local sum in rank order.</remarks>
@@ -346,7 +466,8 @@ public sealed unsafe class MpiProcessGroup : IProcessGroup
     /// </summary>
     public void Dispose()
     {
-        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+            return;
         if (_isWorld)
         {
             _runtime.FinalizeOnce();
@@ -358,7 +479,8 @@ public sealed unsafe class MpiProcessGroup : IProcessGroup
         }
     }
 
-    private void OrderedAllReduce<T>(Span<T> values) where T : unmanaged, System.Numerics.INumber<T>
+    private void OrderedAllReduce<T>(Span<T> values)
+        where T : unmanaged, System.Numerics.INumber<T>
     {
         ThrowIfDisposed();
         T[] gathered = ArrayPool<T>.Shared.Rent(values.Length * Size);
@@ -374,17 +496,25 @@ public sealed unsafe class MpiProcessGroup : IProcessGroup
         }
     }
 
-    private void ExchangeBlocking<T>(ReadOnlySpan<T> send, Span<T> receive, ExchangePlan plan, string operation) where T : unmanaged
+    private void ExchangeBlocking<T>(ReadOnlySpan<T> send, Span<T> receive, ExchangePlan plan, string operation)
+        where T : unmanaged
     {
         using (Watchdog.Start(_runtime, Timeout, operation))
-        fixed (T* s = send)
-        fixed (T* r = receive)
-        {
-            PendingExchange.Start(_runtime, _comm, Rank, plan, (byte*)s, (byte*)r, nonblocking: false).Wait();
-        }
+            fixed (T* s = send)
+            fixed (T* r = receive)
+            {
+                PendingExchange.Start(_runtime, _comm, Rank, plan, (byte*)s, (byte*)r, nonblocking: false).Wait();
+            }
     }
 
-    private void ValidateCounts(int sendLength, ReadOnlySpan<int> sendCounts, string sendName, int receiveLength, ReadOnlySpan<int> receiveCounts, string receiveName)
+    private void ValidateCounts(
+        int sendLength,
+        ReadOnlySpan<int> sendCounts,
+        string sendName,
+        int receiveLength,
+        ReadOnlySpan<int> receiveCounts,
+        string receiveName
+    )
     {
         Validate(sendLength, sendCounts, sendName, "send");
         Validate(receiveLength, receiveCounts, receiveName, "receive");
@@ -392,7 +522,10 @@ public sealed unsafe class MpiProcessGroup : IProcessGroup
         void Validate(int length, ReadOnlySpan<int> counts, string name, string buffer)
         {
             if (counts.Length != Size)
-                throw new ArgumentException($"{name} has {counts.Length} entries; the group has {Size} ranks (rank {Rank}).", name);
+                throw new ArgumentException(
+                    $"{name} has {counts.Length} entries; the group has {Size} ranks (rank {Rank}).",
+                    name
+                );
             long sum = 0;
             for (int q = 0; q < counts.Length; q++)
             {
@@ -401,21 +534,26 @@ public sealed unsafe class MpiProcessGroup : IProcessGroup
                 sum += counts[q];
             }
             if (sum > length)
-                throw new ArgumentException($"{name} sum to {sum} elements but the {buffer} buffer holds {length} (rank {Rank}).", name);
+                throw new ArgumentException(
+                    $"{name} sum to {sum} elements but the {buffer} buffer holds {length} (rank {Rank}).",
+                    name
+                );
         }
     }
 
     // MPI forbids overlapping send and receive buffers; copying the send side keeps the caller's contract simple.
     private static T[]? Detach<T>(ref ReadOnlySpan<T> send, Span<T> receive)
     {
-        if (!send.Overlaps(receive)) return null;
+        if (!send.Overlaps(receive))
+            return null;
         T[] copy = send.ToArray();
         send = copy;
         return copy;
     }
 
     // MPI may reject null buffers even with zero counts, and empty spans pin to null.
-    private static void* OrPlaceholder<T>(T* p, byte* placeholder) where T : unmanaged => p == null ? placeholder : p;
+    private static void* OrPlaceholder<T>(T* p, byte* placeholder)
+        where T : unmanaged => p == null ? placeholder : p;
 
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
 }

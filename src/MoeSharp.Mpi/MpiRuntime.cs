@@ -44,11 +44,14 @@ internal sealed class MpiRuntime
         {
             Check(abi, abi.Finalized(out bool finalized), "MPI_Finalized", -1);
             if (finalized)
-                throw new InvalidOperationException("MPI has already been finalized in this process and cannot be initialized again.");
+                throw new InvalidOperationException(
+                    "MPI has already been finalized in this process and cannot be initialized again."
+                );
             Check(abi, abi.Initialized(out bool initialized), "MPI_Initialized", -1);
             if (initialized)
                 throw new InvalidOperationException(
-                    "MPI is already initialized in this process: create the world group once and use Split for sub-groups.");
+                    "MPI is already initialized in this process: create the world group once and use Split for sub-groups."
+                );
 
             Check(abi, abi.InitThread((int)MpiThreadLevel.Multiple, out int provided), "MPI_Init_thread", -1);
             var level = (MpiThreadLevel)provided;
@@ -56,9 +59,10 @@ internal sealed class MpiRuntime
             {
                 abi.Finalize();
                 throw new NotSupportedException(
-                    $"{abi.Flavor} ({abi.LibraryName}) provides only MPI_THREAD_{level.ToString().ToUpperInvariant()}; MoeSharp needs " +
-                    "MPI_THREAD_MULTIPLE (or at least MPI_THREAD_SERIALIZED) because asynchronous exchanges complete on another thread. " +
-                    "Use an MPI build with thread support.");
+                    $"{abi.Flavor} ({abi.LibraryName}) provides only MPI_THREAD_{level.ToString().ToUpperInvariant()}; MoeSharp needs "
+                        + "MPI_THREAD_MULTIPLE (or at least MPI_THREAD_SERIALIZED) because asynchronous exchanges complete on another thread. "
+                        + "Use an MPI build with thread support."
+                );
             }
 
             // The default handler (MPI_ERRORS_ARE_FATAL) would kill the job on any error; returning codes lets
@@ -102,8 +106,10 @@ internal sealed class MpiRuntime
     /// <summary>Calls <c>MPI_Finalize</c> once.</summary>
     public void FinalizeOnce()
     {
-        if (Interlocked.Exchange(ref _finalized, 1) != 0) return;
-        using (Enter()) Check(Abi.Finalize(), "MPI_Finalize");
+        if (Interlocked.Exchange(ref _finalized, 1) != 0)
+            return;
+        using (Enter())
+            Check(Abi.Finalize(), "MPI_Finalize");
     }
 
     /// <summary>How long <see cref="AbortJob"/> waits between printing its message and aborting the job.</summary>

@@ -10,8 +10,11 @@ namespace MoeSharp.Mpi;
 /// </summary>
 internal static class OrderedSum
 {
-    /// <summary>Writes into <paramref name="result"/> the rank-ordered sum of the chunks of <paramref name="gathered"/>.</summary>
-    public static void Sum<T>(ReadOnlySpan<T> gathered, Span<T> result) where T : unmanaged, INumber<T>
+    /// <summary>
+    /// Writes into <paramref name="result"/> the rank-ordered sum of the chunks of <paramref name="gathered"/>.
+    /// </summary>
+    public static void Sum<T>(ReadOnlySpan<T> gathered, Span<T> result)
+        where T : unmanaged, INumber<T>
     {
         int n = result.Length;
         gathered[..n].CopyTo(result);
@@ -25,7 +28,8 @@ internal static class OrderedSum
                 for (; i <= n - Vector<T>.Count; i += Vector<T>.Count)
                     (new Vector<T>(result[i..]) + new Vector<T>(next[i..])).CopyTo(result[i..]);
             }
-            for (; i < n; i++) result[i] += next[i];
+            for (; i < n; i++)
+                result[i] += next[i];
         }
     }
 }

@@ -35,15 +35,26 @@ internal sealed unsafe class PendingExchange
     /// Starts the exchange. With <paramref name="nonblocking"/> the collective part is <c>MPI_Ialltoallv</c>;
     /// otherwise <c>MPI_Alltoallv</c> has completed when this returns (point-to-point pieces may still be pending).
     /// </summary>
-    public static PendingExchange Start(MpiRuntime runtime, nint comm, int rank, ExchangePlan plan, byte* send, byte* receive, bool nonblocking)
+    public static PendingExchange Start(
+        MpiRuntime runtime,
+        nint comm,
+        int rank,
+        ExchangePlan plan,
+        byte* send,
+        byte* receive,
+        bool nonblocking
+    )
     {
         int size = plan.SendCounts.Length;
         int pieces = 0;
         for (int q = 0; q < size; q++)
         {
-            if (q == rank) continue;
-            if (plan.IsLargeSend(q)) pieces += PieceCount(plan.SendBytes[q], plan.PieceBytes);
-            if (plan.IsLargeReceive(q)) pieces += PieceCount(plan.ReceiveBytes[q], plan.PieceBytes);
+            if (q == rank)
+                continue;
+            if (plan.IsLargeSend(q))
+                pieces += PieceCount(plan.SendBytes[q], plan.PieceBytes);
+            if (plan.IsLargeReceive(q))
+                pieces += PieceCount(plan.ReceiveBytes[q], plan.PieceBytes);
         }
 
         var exchange = new PendingExchange(runtime, plan, receive, pieces + 1);
@@ -55,7 +66,12 @@ internal sealed unsafe class PendingExchange
             for (int q = 0; q < size; q++)
             {
                 if (plan.SendCounts[q] > 0)
-                    Buffer.MemoryCopy(send + plan.SendOffsets[q], exchange._sendStage + plan.SendDispls[q], plan.SendCounts[q], plan.SendCounts[q]);
+                    Buffer.MemoryCopy(
+                        send + plan.SendOffsets[q],
+                        exchange._sendStage + plan.SendDispls[q],
+                        plan.SendCounts[q],
+                        plan.SendCounts[q]
+                    );
             }
             sendBase = exchange._sendStage;
         }
@@ -73,26 +89,55 @@ internal sealed unsafe class PendingExchange
                 // Receives first, so that the peers' sends find them posted.
                 for (int q = 0; q < size; q++)
                 {
-                    if (q == rank || !plan.IsLargeReceive(q)) continue;
+                    if (q == rank || !plan.IsLargeReceive(q))
+                        continue;
                     for (long at = 0; at < plan.ReceiveBytes[q]; at += plan.PieceBytes)
                     {
                         int n = (int)Math.Min(plan.PieceBytes, plan.ReceiveBytes[q] - at);
-                        runtime.Check(abi.Irecv(receive + plan.ReceiveOffsets[q] + at, n, abi.Byte, q, PieceTag, comm, out nint request), "MPI_Irecv");
+                        runtime.Check(
+                            abi.Irecv(
+                                receive + plan.ReceiveOffsets[q] + at,
+                                n,
+                                abi.Byte,
+                                q,
+                                PieceTag,
+                                comm,
+                                out nint request
+                            ),
+                            "MPI_Irecv"
+                        );
                         exchange._requests[exchange._requestCount++] = request;
                     }
                 }
                 for (int q = 0; q < size; q++)
                 {
-                    if (q == rank || !plan.IsLargeSend(q)) continue;
+                    if (q == rank || !plan.IsLargeSend(q))
+                        continue;
                     for (long at = 0; at < plan.SendBytes[q]; at += plan.PieceBytes)
                     {
                         int n = (int)Math.Min(plan.PieceBytes, plan.SendBytes[q] - at);
-                        runtime.Check(abi.Isend(send + plan.SendOffsets[q] + at, n, abi.Byte, q, PieceTag, comm, out nint request), "MPI_Isend");
+                        runtime.Check(
+                            abi.Isend(
+                                send + plan.SendOffsets[q] + at,
+                                n,
+                                abi.Byte,
+                                q,
+                                PieceTag,
+                                comm,
+                                out nint request
+                            ),
+                            "MPI_Isend"
+                        );
                         exchange._requests[exchange._requestCount++] = request;
                     }
                 }
                 if (plan.IsLargeSend(rank))
-                    Buffer.MemoryCopy(send + plan.SendOffsets[rank], receive + plan.ReceiveOffsets[rank], plan.ReceiveBytes[rank], plan.SendBytes[rank]);
+                    Buffer.MemoryCopy(
+                        send + plan.SendOffsets[rank],
+                        receive + plan.ReceiveOffsets[rank],
+                        plan.ReceiveBytes[rank],
+                        plan.SendBytes[rank]
+                    );
             }
 
             // MPI may reject null buffers even with zero counts, and an empty span pins to null: point such a
@@ -101,20 +146,44 @@ internal sealed unsafe class PendingExchange
             {
                 exchange._placeholder = GC.AllocateArray<byte>(1, pinned: true);
                 byte* p = (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(exchange._placeholder));
-                if (sendBase == null) sendBase = p;
-                if (receiveBase == null) receiveBase = p;
+                if (sendBase == null)
+                    sendBase = p;
+                if (receiveBase == null)
+                    receiveBase = p;
             }
-            fixed (int* sc = plan.SendCounts, sd = plan.SendDispls, rc = plan.ReceiveCounts, rd = plan.ReceiveDispls)
+            fixed (
+                int* sc = plan.SendCounts,
+                    sd = plan.SendDispls,
+                    rc = plan.ReceiveCounts,
+                    rd = plan.ReceiveDispls
+            )
             {
                 if (nonblocking)
                 {
                     // The count arrays are allocated pinned (ExchangePlan), so these pointers outlive the fixed block.
-                    runtime.Check(abi.Ialltoallv(sendBase, sc, sd, abi.Byte, receiveBase, rc, rd, abi.Byte, comm, out nint request), "MPI_Ialltoallv");
+                    runtime.Check(
+                        abi.Ialltoallv(
+                            sendBase,
+                            sc,
+                            sd,
+                            abi.Byte,
+                            receiveBase,
+                            rc,
+                            rd,
+                            abi.Byte,
+                            comm,
+                            out nint request
+                        ),
+                        "MPI_Ialltoallv"
+                    );
                     exchange._requests[exchange._requestCount++] = request;
                 }
                 else
                 {
-                    runtime.Check(abi.Alltoallv(sendBase, sc, sd, abi.Byte, receiveBase, rc, rd, abi.Byte, comm), "MPI_Alltoallv");
+                    runtime.Check(
+                        abi.Alltoallv(sendBase, sc, sd, abi.Byte, receiveBase, rc, rd, abi.Byte, comm),
+                        "MPI_Alltoallv"
+                    );
                 }
             }
         }
@@ -141,7 +210,8 @@ internal sealed unsafe class PendingExchange
             using (_runtime.Enter())
                 _runtime.Check(_runtime.Abi.Testall(_requests.AsSpan(0, _requestCount), out done), "MPI_Testall");
         }
-        if (done) Complete();
+        if (done)
+            Complete();
         return done;
     }
 
@@ -154,7 +224,8 @@ internal sealed unsafe class PendingExchange
             for (int q = 0; q < _plan.ReceiveCounts.Length; q++)
             {
                 int n = _plan.ReceiveCounts[q];
-                if (n > 0) Buffer.MemoryCopy(_receiveStage + _plan.ReceiveDispls[q], _receive + _plan.ReceiveOffsets[q], n, n);
+                if (n > 0)
+                    Buffer.MemoryCopy(_receiveStage + _plan.ReceiveDispls[q], _receive + _plan.ReceiveOffsets[q], n, n);
             }
             NativeMemory.Free(_receiveStage);
             _receiveStage = null;

@@ -14,10 +14,17 @@ internal readonly struct Watchdog : IDisposable
     /// <summary>Arms a watchdog for <paramref name="operation"/>; infinite timeouts arm nothing.</summary>
     public static Watchdog Start(MpiRuntime runtime, TimeSpan timeout, string operation)
     {
-        if (timeout == Timeout.InfiniteTimeSpan) return default;
+        if (timeout == Timeout.InfiniteTimeSpan)
+            return default;
         var timer = new Timer(
-            _ => runtime.AbortJob($"rank {runtime.WorldRank}: {operation} did not complete within {timeout} (a peer failed or never arrived); aborting the MPI job"),
-            null, timeout, Timeout.InfiniteTimeSpan);
+            _ =>
+                runtime.AbortJob(
+                    $"rank {runtime.WorldRank}: {operation} did not complete within {timeout} (a peer failed or never arrived); aborting the MPI job"
+                ),
+            null,
+            timeout,
+            Timeout.InfiniteTimeSpan
+        );
         return new Watchdog(timer);
     }
 

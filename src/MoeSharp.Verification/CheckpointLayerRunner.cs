@@ -20,22 +20,44 @@ public static class CheckpointLayerRunner
     /// <param name="Y">[T, D] float32, in token order.</param>
     /// <param name="TokensPerExpert">[E] tokens routed to each expert, summed over ranks.</param>
     /// <param name="BytesRead">Checkpoint bytes read by all ranks (headers included).</param>
-    /// <param name="RankBytes">Bytes of the tensors the ranks needed (their own experts, router, shared expert), summed.</param>
+    /// <param name="RankBytes">Bytes of the tensors the ranks needed (their own experts, router, shared expert),
+    /// summed.</param>
     /// <param name="Build">Slowest rank's time to build the empty layer (allocating its float32 weights).</param>
     /// <param name="Load">Slowest rank's load time (open, check, read, widen, dequantise).</param>
     /// <param name="Forward">Slowest rank's forward time.</param>
-    public sealed record Result(Tensor Y, long[] TokensPerExpert, long BytesRead, long RankBytes, TimeSpan Build, TimeSpan Load, TimeSpan Forward);
+    public sealed record Result(
+        Tensor Y,
+        long[] TokensPerExpert,
+        long BytesRead,
+        long RankBytes,
+        TimeSpan Build,
+        TimeSpan Load,
+        TimeSpan Forward
+    );
 
-    /// <summary>Loads layer <paramref name="layer"/> on every rank of <paramref name="layout"/> and runs it on <paramref name="x"/>.</summary>
-    /// <exception cref="InvalidDataException">The layer is dense or a tensor is missing or mis-shaped (names both).</exception>
-    public static Result Run(string directory, HfMoeConfig config, int layer, Tensor x, LayerLayout layout,
-        ComputeOptions? compute = null, TimeSpan? timeout = null)
+    /// <summary>
+    /// Loads layer <paramref name="layer"/> on every rank of <paramref name="layout"/> and runs it on <paramref
+    /// name="x"/>.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The layer is dense or a tensor is missing or mis-shaped (names
+    /// both).</exception>
+    public static Result Run(
+        string directory,
+        HfMoeConfig config,
+        int layer,
+        Tensor x,
+        LayerLayout layout,
+        ComputeOptions? compute = null,
+        TimeSpan? timeout = null
+    )
     {
         HfMoeLayerLoader.CheckMoeLayer(config, layer);
         MoeLayerArgs args = config.Args;
         if (args.NumExperts % layout.World != 0)
         {
-            throw new ArgumentException($"--world {layout.World} must divide the {args.NumExperts} experts of {config.Source}");
+            throw new ArgumentException(
+                $"--world {layout.World} must divide the {args.NumExperts} experts of {config.Source}"
+            );
         }
         RankResult[] ranks = layout.RunRanks(compute, timeout, RunRank);
 
@@ -45,10 +67,18 @@ public static class CheckpointLayerRunner
         foreach (RankResult r in ranks)
         {
             r.Y.AsSpan<float>().CopyTo(y.AsSpan<float>().Slice(r.OutStart * d));
-            for (int e = 0; e < tokensPerExpert.Length; e++) tokensPerExpert[e] += r.TokensPerExpert[e];
+            for (int e = 0; e < tokensPerExpert.Length; e++)
+                tokensPerExpert[e] += r.TokensPerExpert[e];
         }
-        return new Result(y, tokensPerExpert, ranks.Sum(r => r.BytesRead), ranks.Sum(r => r.RankBytes),
-            ranks.Max(r => r.Build), ranks.Max(r => r.Load), ranks.Max(r => r.Forward));
+        return new Result(
+            y,
+            tokensPerExpert,
+            ranks.Sum(r => r.BytesRead),
+            ranks.Sum(r => r.RankBytes),
+            ranks.Max(r => r.Build),
+            ranks.Max(r => r.Load),
+            ranks.Max(r => r.Forward)
+        );
 
         RankResult RunRank(ParallelGroups? groups, DeviceRank? device)
         {
@@ -57,7 +87,8 @@ public static class CheckpointLayerRunner
             MoeLayer moe = LayerWorldRunner.CreateLayer(args, scoreBeforeExperts: false, layout, groups, device);
             TimeSpan build = clock.Elapsed;
             clock.Restart();
-            long bytesRead, rankBytes;
+            long bytesRead,
+                rankBytes;
             using (SafetensorsCheckpoint checkpoint = SafetensorsCheckpoint.Open(directory))
             {
                 HfMoeLayerLoader.Load(moe, checkpoint, config, layer);
@@ -78,11 +109,27 @@ public static class CheckpointLayerRunner
             long[] counts = moe.LastRouting!.TokensPerExpert.AsSpan<long>().ToArray();
             // Replicated: every SP rank holds its group's full output; only the group's first rank reports it.
             bool reports = layout.Layout == SequenceLayout.Sharded || rank % layout.Sp == 0;
-            return new RankResult(reports ? hostY : Tensor.Zeros(DType.Float32, 0, args.Dim), reports ? outStart : 0, counts,
-                bytesRead, rankBytes, build, load, forward);
+            return new RankResult(
+                reports ? hostY : Tensor.Zeros(DType.Float32, 0, args.Dim),
+                reports ? outStart : 0,
+                counts,
+                bytesRead,
+                rankBytes,
+                build,
+                load,
+                forward
+            );
         }
     }
 
-    private sealed record RankResult(Tensor Y, int OutStart, long[] TokensPerExpert, long BytesRead, long RankBytes, TimeSpan Build,
-        TimeSpan Load, TimeSpan Forward);
+    private sealed record RankResult(
+        Tensor Y,
+        int OutStart,
+        long[] TokensPerExpert,
+        long BytesRead,
+        long RankBytes,
+        TimeSpan Build,
+        TimeSpan Load,
+        TimeSpan Forward
+    );
 }

@@ -20,8 +20,11 @@ public sealed record DispatchCase(int World, int Sp, TokenDispatcherConfig Confi
 /// <summary>Tokens of one data-parallel group: <c>x [T, D]</c>, <c>scores [T, K]</c>, <c>ids [T, K]</c>.</summary>
 public sealed record GroupInputs(Tensor X, Tensor Scores, Tensor Ids)
 {
-    /// <summary>These inputs with x in <paramref name="rowType"/> (float32 x rounded to bfloat16, or as it is).</summary>
-    public GroupInputs WithRowType(DType rowType) => rowType == DType.BFloat16 && X.DType != DType.BFloat16 ? this with { X = X.ToBFloat16() } : this;
+    /// <summary>
+    /// These inputs with x in <paramref name="rowType"/> (float32 x rounded to bfloat16, or as it is).
+    /// </summary>
+    public GroupInputs WithRowType(DType rowType) =>
+        rowType == DType.BFloat16 && X.DType != DType.BFloat16 ? this with { X = X.ToBFloat16() } : this;
 }
 
 /// <summary>What one rank saw and produced.</summary>
@@ -33,4 +36,11 @@ public sealed record GroupInputs(Tensor X, Tensor Scores, Tensor Ids)
 /// <param name="Final">
 /// The group's result as this rank has it: the SP-reduced output (replicated) or this rank's shard (sharded).
 /// </param>
-public sealed record RankOutcome(int Rank, SequenceShard Shard, DispatchMetadata Metadata, Tensor Routed, Tensor Output, Tensor Final);
+public sealed record RankOutcome(
+    int Rank,
+    SequenceShard Shard,
+    DispatchMetadata Metadata,
+    Tensor Routed,
+    Tensor Output,
+    Tensor Final
+);

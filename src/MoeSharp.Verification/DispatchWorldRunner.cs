@@ -13,8 +13,8 @@ namespace MoeSharp.Verification;
 public static class DispatchWorldRunner
 {
     /// <summary>Runs <paramref name="problem"/> on in-process ranks.</summary>
-    public static RankOutcome[] RunInProcess(DispatchCase problem, TimeSpan? timeout = null)
-        => InProcessWorld.Run(problem.World, world => RunRank(world, problem), timeout);
+    public static RankOutcome[] RunInProcess(DispatchCase problem, TimeSpan? timeout = null) =>
+        InProcessWorld.Run(problem.World, world => RunRank(world, problem), timeout);
 
     /// <summary>
     /// One rank's part of <paramref name="problem"/>, on any process group of the right size, with host kernels or on
@@ -25,14 +25,18 @@ public static class DispatchWorldRunner
     {
         if (world.Size != problem.World)
         {
-            throw new ArgumentException($"the problem needs a world of {problem.World} ranks but the process group has {world.Size}", nameof(world));
+            throw new ArgumentException(
+                $"the problem needs a world of {problem.World} ranks but the process group has {world.Size}",
+                nameof(world)
+            );
         }
         using var groups = ParallelGroups.Create(device?.World ?? world, problem.Sp);
         var dispatcher = new AllToAllTokenDispatcher(problem.Config, groups, device?.Backend.Kernels);
         GroupInputs inputs = problem.Groups[groups.DataParallelIndex];
-        GroupInputs mine = problem.Config.Layout == SequenceLayout.Sharded
-            ? ShardOf(inputs, problem.Config.Sharding, problem.Sp, groups.SpRank)
-            : inputs;
+        GroupInputs mine =
+            problem.Config.Layout == SequenceLayout.Sharded
+                ? ShardOf(inputs, problem.Config.Sharding, problem.Sp, groups.SpRank)
+                : inputs;
         Tensor Upload(Tensor t) => device?.Upload(t) ?? t;
 
         Tensor x = Upload(mine.X);
@@ -40,20 +44,41 @@ public static class DispatchWorldRunner
         // The test experts are a host function: on a device the routed rows make a round trip through the host,
         // outside the dispatcher, so the dispatcher's own path stays the device's.
         Tensor routed = dispatched.RoutedTokens.ToHost();
-        Tensor expertOutput = Upload(ScaledIdentityExperts.Apply(routed, dispatched.TokensPerLocalExpert.AsSpan(),
-            world.Rank * dispatcher.NumLocalExperts));
+        Tensor expertOutput = Upload(
+            ScaledIdentityExperts.Apply(
+                routed,
+                dispatched.TokensPerLocalExpert.AsSpan(),
+                world.Rank * dispatcher.NumLocalExperts
+            )
+        );
         Tensor output = dispatcher.Combine(expertOutput, dispatched.Metadata, x);
         Tensor final = dispatcher.ReduceSequenceParallel(output);
-        return new RankOutcome(world.Rank, dispatched.Metadata.Shard, dispatched.Metadata, routed, output.ToHost(), final.ToHost());
+        return new RankOutcome(
+            world.Rank,
+            dispatched.Metadata.Shard,
+            dispatched.Metadata,
+            routed,
+            output.ToHost(),
+            final.ToHost()
+        );
     }
 
     /// <summary>The single-rank reference: all experts local, no SP, one group's tokens.</summary>
     public static Tensor RunReference(TokenDispatcherConfig config, GroupInputs inputs)
     {
-        var reference = config with { Layout = SequenceLayout.Replicated, Sharding = SpShardingPolicy.PadToMultiple, ExpertAlignment = 1 };
+        var reference = config with
+        {
+            Layout = SequenceLayout.Replicated,
+            Sharding = SpShardingPolicy.PadToMultiple,
+            ExpertAlignment = 1,
+        };
         var dispatcher = new LocalTokenDispatcher(reference);
         DispatchResult dispatched = dispatcher.Dispatch(inputs.X, inputs.Scores, inputs.Ids);
-        Tensor expertOutput = ScaledIdentityExperts.Apply(dispatched.RoutedTokens, dispatched.TokensPerLocalExpert.AsSpan(), 0);
+        Tensor expertOutput = ScaledIdentityExperts.Apply(
+            dispatched.RoutedTokens,
+            dispatched.TokensPerLocalExpert.AsSpan(),
+            0
+        );
         return dispatcher.Combine(expertOutput, dispatched.Metadata, inputs.X);
     }
 
@@ -74,7 +99,8 @@ public static class DispatchWorldRunner
             }
             Tensor x = problem.Groups[g].X;
             var final = Tensor.Uninitialized(x.DType, x.ShapeArray());
-            int rowBytes = x.RowLength * x.DType.SizeOf(), row = 0;
+            int rowBytes = x.RowLength * x.DType.SizeOf(),
+                row = 0;
             for (int s = 0; s < problem.Sp; s++)
             {
                 Tensor shard = outcomes[first + s].Final;
@@ -86,14 +112,17 @@ public static class DispatchWorldRunner
         return finals;
     }
 
-    /// <summary>The rows of SP rank <paramref name="spRank"/> under <paramref name="policy"/>, for the sharded layout.</summary>
+    /// <summary>
+    /// The rows of SP rank <paramref name="spRank"/> under <paramref name="policy"/>, for the sharded layout.
+    /// </summary>
     public static GroupInputs ShardOf(GroupInputs inputs, SpShardingPolicy policy, int sp, int spRank)
     {
         SequenceShard shard = SequenceShard.For(policy, inputs.X.Rows, sp, spRank);
         return new GroupInputs(
             SliceRows(inputs.X, shard.Start, shard.RealRows),
             SliceRows(inputs.Scores, shard.Start, shard.RealRows),
-            SliceRows(inputs.Ids, shard.Start, shard.RealRows));
+            SliceRows(inputs.Ids, shard.Start, shard.RealRows)
+        );
     }
 
     private static Tensor SliceRows(Tensor t, int start, int rows)
@@ -102,7 +131,8 @@ public static class DispatchWorldRunner
         shape[0] = rows;
         var slice = Tensor.Uninitialized(t.DType, shape);
         int rowBytes = (int)(t.ByteCount / Math.Max(1, t.Rows));
-        if (t.Rows > 0) t.AsBytes().Slice(start * rowBytes, rows * rowBytes).CopyTo(slice.AsBytes());
+        if (t.Rows > 0)
+            t.AsBytes().Slice(start * rowBytes, rows * rowBytes).CopyTo(slice.AsBytes());
         return slice;
     }
 }

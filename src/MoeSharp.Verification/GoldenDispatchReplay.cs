@@ -21,17 +21,26 @@ public static class GoldenDispatchReplay
     /// <exception cref="InvalidDataException">Metadata or tensors are missing or inconsistent.</exception>
     public static DispatchCase ReadCase(SafetensorsContent file)
     {
-        int world = Int(file, "world"), sp = Int(file, "sp"), experts = Int(file, "experts"), topK = Int(file, "top_k");
+        int world = Int(file, "world"),
+            sp = Int(file, "sp"),
+            experts = Int(file, "experts"),
+            topK = Int(file, "top_k");
         if (file.Metadata.TryGetValue("ep", out string? ep) && ep != world.ToString(CultureInfo.InvariantCulture))
         {
-            throw new InvalidDataException($"{file.SourceName}: metadata ep = {ep} differs from world = {world}; only EP = world is defined");
+            throw new InvalidDataException(
+                $"{file.SourceName}: metadata ep = {ep} differs from world = {world}; only EP = world is defined"
+            );
         }
         if (world < 1 || sp < 1 || world % sp != 0)
         {
             throw new InvalidDataException($"{file.SourceName}: metadata sp = {sp} must divide world = {world}");
         }
         GoldenDispatchMetadata.Check(file, world, sp, experts, topK);
-        var config = new TokenDispatcherConfig(experts, topK) { ScoreBeforeExperts = Bool(file, "score_before_experts"), CheckReplicatedInputs = true };
+        var config = new TokenDispatcherConfig(experts, topK)
+        {
+            ScoreBeforeExperts = Bool(file, "score_before_experts"),
+            CheckReplicatedInputs = true,
+        };
         var groups = new GroupInputs[world / sp];
         for (int g = 0; g < groups.Length; g++)
         {
@@ -40,7 +49,9 @@ public static class GoldenDispatchReplay
         return new DispatchCase(world, sp, config, groups);
     }
 
-    /// <summary>Replays the file on in-process ranks; returns null when everything matches, else the first mismatch.</summary>
+    /// <summary>
+    /// Replays the file on in-process ranks; returns null when everything matches, else the first mismatch.
+    /// </summary>
     public static string? Replay(SafetensorsContent file, TimeSpan? timeout = null, ComputeOptions? compute = null)
     {
         DispatchCase seed = ReadCase(file);
@@ -53,16 +64,29 @@ public static class GoldenDispatchReplay
     /// counts and combine output, and its share of each group's final output under the seed configuration and
     /// the balanced/sharded variants. Returns this rank's first mismatch, or null.
     /// </summary>
-    public static string? CheckRank(IProcessGroup world, SafetensorsContent file, DispatchCase seed, ComputeOptions? compute = null)
+    public static string? CheckRank(
+        IProcessGroup world,
+        SafetensorsContent file,
+        DispatchCase seed,
+        ComputeOptions? compute = null
+    )
     {
-        int r = world.Rank, group = r / seed.Sp, spRank = r % seed.Sp;
+        int r = world.Rank,
+            group = r / seed.Sp,
+            spRank = r % seed.Sp;
         using DeviceRank? device = (compute ?? ComputeOptions.Host).CreateRank(world);
         RankOutcome outcome = DispatchWorldRunner.RunRank(world, seed, device);
         Tensor expectedFinal = file.Get($"final.g{group}");
         string? mismatch =
             TensorComparison.FirstBitwiseMismatch($"routed.r{r}", file.Get($"routed.r{r}"), outcome.Routed)
-            ?? TensorComparison.FirstBitwiseMismatch($"counts.r{r}", file.Get($"counts.r{r}"),
-                Tensor.FromArray(outcome.Metadata.TokensPerLocalExpert.ToArray(), outcome.Metadata.TokensPerLocalExpert.Length))
+            ?? TensorComparison.FirstBitwiseMismatch(
+                $"counts.r{r}",
+                file.Get($"counts.r{r}"),
+                Tensor.FromArray(
+                    outcome.Metadata.TokensPerLocalExpert.ToArray(),
+                    outcome.Metadata.TokensPerLocalExpert.Length
+                )
+            )
             ?? TensorComparison.FirstBitwiseMismatch($"out.r{r}", file.Get($"out.r{r}"), outcome.Output)
             ?? TensorComparison.FirstBitwiseMismatch($"final.g{group}", expectedFinal, outcome.Final);
 
@@ -72,7 +96,14 @@ public static class GoldenDispatchReplay
         {
             ("balanced sharding", seed.Config with { Sharding = SpShardingPolicy.Balanced }),
             ("sharded layout", seed.Config with { Layout = SequenceLayout.Sharded }),
-            ("balanced sharding, sharded layout", seed.Config with { Sharding = SpShardingPolicy.Balanced, Layout = SequenceLayout.Sharded }),
+            (
+                "balanced sharding, sharded layout",
+                seed.Config with
+                {
+                    Sharding = SpShardingPolicy.Balanced,
+                    Layout = SequenceLayout.Sharded,
+                }
+            ),
         };
         foreach (var (name, config) in variants)
         {
@@ -83,7 +114,11 @@ public static class GoldenDispatchReplay
                 SequenceShard shard = SequenceShard.For(config.Sharding, expectedFinal.Rows, seed.Sp, spRank);
                 expected = SliceRows(expectedFinal, shard.Start, shard.RealRows);
             }
-            mismatch ??= TensorComparison.FirstBitwiseMismatch($"final.g{group} ({name}, rank {r})", expected, variant.Final);
+            mismatch ??= TensorComparison.FirstBitwiseMismatch(
+                $"final.g{group} ({name}, rank {r})",
+                expected,
+                variant.Final
+            );
         }
         return mismatch;
     }
@@ -117,8 +152,8 @@ public static class GoldenDispatchReplay
         };
     }
 
-    private static string Text(SafetensorsContent file, string key)
-        => file.Metadata.TryGetValue(key, out string? text)
+    private static string Text(SafetensorsContent file, string key) =>
+        file.Metadata.TryGetValue(key, out string? text)
             ? text
             : throw new InvalidDataException($"{file.SourceName}: metadata has no '{key}' entry");
 }

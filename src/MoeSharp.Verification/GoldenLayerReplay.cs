@@ -27,10 +27,17 @@ public static class GoldenLayerReplay
     /// <param name="Mismatch">Null when everything passed, else the first failure.</param>
     /// <param name="Layouts">Multi-rank layouts checked.</param>
     /// <param name="WeightGradsBitwise">Whether every layout's weight gradients were bitwise those of one rank.</param>
-    public sealed record Report(double MaxRelativeError, string WorstTensor, string? Mismatch, int Layouts, bool WeightGradsBitwise);
+    public sealed record Report(
+        double MaxRelativeError,
+        string WorstTensor,
+        string? Mismatch,
+        int Layouts,
+        bool WeightGradsBitwise
+    );
 
     /// <summary>True for <c>kind = moe_layer</c>.</summary>
-    public static bool Applies(SafetensorsContent file) => file.Metadata.TryGetValue("kind", out string? kind) && kind == "moe_layer";
+    public static bool Applies(SafetensorsContent file) =>
+        file.Metadata.TryGetValue("kind", out string? kind) && kind == "moe_layer";
 
     /// <summary>The layer the metadata describes and where scores multiply.</summary>
     /// <exception cref="InvalidDataException">A metadata entry is missing or malformed.</exception>
@@ -43,7 +50,9 @@ public static class GoldenLayerReplay
             {
                 "softmax" => ScoreFunction.Softmax,
                 "sigmoid" => ScoreFunction.Sigmoid,
-                _ => throw new InvalidDataException($"{file.SourceName}: metadata score_func = '{func}' is not softmax or sigmoid"),
+                _ => throw new InvalidDataException(
+                    $"{file.SourceName}: metadata score_func = '{func}' is not softmax or sigmoid"
+                ),
             },
             RouteNorm = Bool(file, "route_norm"),
             RouteScale = float.Parse(Text(file, "route_scale"), NumberStyles.Float, CultureInfo.InvariantCulture),
@@ -59,12 +68,22 @@ public static class GoldenLayerReplay
     public static Report Replay(SafetensorsContent file, TimeSpan? timeout = null)
     {
         var (args, before) = ReadArgs(file);
-        Tensor x = file.Get("x"), gradOut = file.Get("grad_out");
-        LayerWorldRunner.Result single = LayerWorldRunner.Run(args, before, file, x, gradOut, LayerLayout.Single, timeout);
+        Tensor x = file.Get("x"),
+            gradOut = file.Get("grad_out");
+        LayerWorldRunner.Result single = LayerWorldRunner.Run(
+            args,
+            before,
+            file,
+            x,
+            gradOut,
+            LayerLayout.Single,
+            timeout
+        );
 
         var worst = new WorstError();
         string? mismatch = CompareToFile(file, single, "", worst);
-        if (mismatch is not null) return new Report(worst.Error, worst.Tensor, mismatch, 0, false);
+        if (mismatch is not null)
+            return new Report(worst.Error, worst.Tensor, mismatch, 0, false);
 
         int layouts = 0;
         bool weightsBitwise = true;
@@ -72,33 +91,48 @@ public static class GoldenLayerReplay
         {
             LayerWorldRunner.Result r = LayerWorldRunner.Run(args, before, file, x, gradOut, layout, timeout);
             layouts++;
-            mismatch = TensorComparison.FirstBitwiseMismatch($"out ({layout})", single.Out, r.Out)
+            mismatch =
+                TensorComparison.FirstBitwiseMismatch($"out ({layout})", single.Out, r.Out)
                 ?? TensorComparison.FirstBitwiseMismatch($"grad.x ({layout})", single.Grads["x"], r.Grads["x"])
                 ?? TensorComparison.FirstBitwiseMismatch($"top_scores ({layout})", single.TopScores, r.TopScores)
                 ?? TensorComparison.FirstBitwiseMismatch($"expert_ids ({layout})", single.ExpertIds, r.ExpertIds)
-                ?? TensorComparison.FirstBitwiseMismatch($"tokens_per_expert ({layout})", single.TokensPerExpert, r.TokensPerExpert);
+                ?? TensorComparison.FirstBitwiseMismatch(
+                    $"tokens_per_expert ({layout})",
+                    single.TokensPerExpert,
+                    r.TokensPerExpert
+                );
             foreach (var (name, expected) in single.Grads)
             {
-                if (mismatch is not null || name == "x") continue;
-                if (TensorComparison.FirstBitwiseMismatch(name, expected, r.Grads[name]) is null) continue;
+                if (mismatch is not null || name == "x")
+                    continue;
+                if (TensorComparison.FirstBitwiseMismatch(name, expected, r.Grads[name]) is null)
+                    continue;
                 weightsBitwise = false;
                 double error = TensorComparison.RelativeError(expected, r.Grads[name]);
                 if (!(error < LayoutTolerance))
                 {
-                    mismatch = $"grad.{name} ({layout}): relative error {error:E2} to the one-rank run ≥ {LayoutTolerance:E0}";
+                    mismatch =
+                        $"grad.{name} ({layout}): relative error {error:E2} to the one-rank run ≥ {LayoutTolerance:E0}";
                 }
             }
-            if (mismatch is not null) return new Report(worst.Error, worst.Tensor, mismatch, layouts, weightsBitwise);
+            if (mismatch is not null)
+                return new Report(worst.Error, worst.Tensor, mismatch, layouts, weightsBitwise);
         }
         return new Report(worst.Error, worst.Tensor, null, layouts, weightsBitwise);
     }
 
     /// <summary>What a device replay found.</summary>
-    /// <param name="MaxRelativeError">Largest relative error against the file over every compared tensor and layout.</param>
+    /// <param name="MaxRelativeError">Largest relative error against the file over every compared tensor and
+    /// layout.</param>
     /// <param name="WorstTensor">The tensor (and layout) with that error.</param>
     /// <param name="Mismatch">Null when everything passed, else the first failure.</param>
     /// <param name="Layouts">The layouts run, e.g. <c>world 1 sp 1 …</c>.</param>
-    public sealed record DeviceReport(double MaxRelativeError, string WorstTensor, string? Mismatch, IReadOnlyList<string> Layouts);
+    public sealed record DeviceReport(
+        double MaxRelativeError,
+        string WorstTensor,
+        string? Mismatch,
+        IReadOnlyList<string> Layouts
+    );
 
     /// <summary>
     /// Replays the file with the layer on <paramref name="compute"/>'s device (router, experts, gradients there; cuBLAS
@@ -106,21 +140,37 @@ public static class GoldenLayerReplay
     /// balanced) when E allows. Every tensor must be within <see cref="Tolerance"/> of the float64 reference, the
     /// expert ids and counts exact; across layouts a device run is not bitwise (its products are cuBLAS's).
     /// </summary>
-    public static DeviceReport ReplayOnDevice(SafetensorsContent file, ComputeOptions compute, int ranks, TimeSpan? timeout = null)
+    public static DeviceReport ReplayOnDevice(
+        SafetensorsContent file,
+        ComputeOptions compute,
+        int ranks,
+        TimeSpan? timeout = null
+    )
     {
         var (args, before) = ReadArgs(file);
-        Tensor x = file.Get("x"), gradOut = file.Get("grad_out");
+        Tensor x = file.Get("x"),
+            gradOut = file.Get("grad_out");
         var layouts = new List<LayerLayout> { LayerLayout.Single };
         int world = ranks;
-        while (world > 1 && args.NumExperts % world != 0) world--;
-        if (world > 1) layouts.Add(new LayerLayout(world, world % 2 == 0 ? 2 : 1, SequenceLayout.Sharded, SpShardingPolicy.Balanced));
+        while (world > 1 && args.NumExperts % world != 0)
+            world--;
+        if (world > 1)
+            layouts.Add(
+                new LayerLayout(world, world % 2 == 0 ? 2 : 1, SequenceLayout.Sharded, SpShardingPolicy.Balanced)
+            );
 
         var worst = new WorstError();
         foreach (LayerLayout layout in layouts)
         {
             LayerWorldRunner.Result r = LayerWorldRunner.Run(args, before, file, x, gradOut, layout, timeout, compute);
             string? mismatch = CompareToFile(file, r, $" ({layout})", worst);
-            if (mismatch is not null) return new DeviceReport(worst.Error, worst.Tensor, mismatch, layouts.Select(l => l.ToString()).ToList());
+            if (mismatch is not null)
+                return new DeviceReport(
+                    worst.Error,
+                    worst.Tensor,
+                    mismatch,
+                    layouts.Select(l => l.ToString()).ToList()
+                );
         }
         return new DeviceReport(worst.Error, worst.Tensor, null, layouts.Select(l => l.ToString()).ToList());
     }
@@ -131,15 +181,26 @@ public static class GoldenLayerReplay
     /// or null; <paramref name="worst"/> keeps the largest relative error seen. <paramref name="where"/> follows every
     /// tensor name in messages (e.g. the layout).
     /// </summary>
-    private static string? CompareToFile(SafetensorsContent file, LayerWorldRunner.Result r, string where, WorstError worst)
+    private static string? CompareToFile(
+        SafetensorsContent file,
+        LayerWorldRunner.Result r,
+        string where,
+        WorstError worst
+    )
     {
         string? mismatch =
             TensorComparison.FirstBitwiseMismatch("expert_ids" + where, file.Get("expert_ids"), r.ExpertIds)
-            ?? TensorComparison.FirstBitwiseMismatch("tokens_per_expert" + where, file.Get("tokens_per_expert"), r.TokensPerExpert)
-            ?? Close("out", r.Out) ?? Close("top_scores", r.TopScores);
+            ?? TensorComparison.FirstBitwiseMismatch(
+                "tokens_per_expert" + where,
+                file.Get("tokens_per_expert"),
+                r.TokensPerExpert
+            )
+            ?? Close("out", r.Out)
+            ?? Close("top_scores", r.TopScores);
         foreach (string name in file.Names.Where(n => n.StartsWith("grad.", StringComparison.Ordinal)))
         {
-            if (mismatch is not null) break;
+            if (mismatch is not null)
+                break;
             mismatch = r.Grads.TryGetValue(name["grad.".Length..], out Tensor? grad)
                 ? Close(name, grad)
                 : $"{name}{where}: the layer produced no such gradient";
@@ -153,7 +214,8 @@ public static class GoldenLayerReplay
         string? Close(string name, Tensor actual)
         {
             Tensor expected = file.Get(name);
-            if (!expected.Shape.SequenceEqual(actual.Shape)) return $"{name}{where}: expected shape {expected.ShapeString}, actual {actual.ShapeString}";
+            if (!expected.Shape.SequenceEqual(actual.Shape))
+                return $"{name}{where}: expected shape {expected.ShapeString}, actual {actual.ShapeString}";
             double error = TensorComparison.RelativeError(expected, actual);
             worst.Track(name + where, error);
             return error < Tolerance ? null : $"{name}{where}: relative error {error:E2} ≥ {Tolerance:E0}";
@@ -170,7 +232,8 @@ public static class GoldenLayerReplay
         public void Track(string tensor, double error)
         {
             // "Not ≤" so that a NaN error is kept.
-            if (error <= Error) return;
+            if (error <= Error)
+                return;
             Error = error;
             Tensor = tensor;
         }
@@ -184,13 +247,18 @@ public static class GoldenLayerReplay
             : throw new InvalidDataException($"{file.SourceName}: metadata {key} = '{text}' is not an integer");
     }
 
-    private static bool Bool(SafetensorsContent file, string key) => Text(file, key) switch
-    {
-        "true" or "True" or "1" => true,
-        "false" or "False" or "0" => false,
-        var text => throw new InvalidDataException($"{file.SourceName}: metadata {key} = '{text}' is not true or false"),
-    };
+    private static bool Bool(SafetensorsContent file, string key) =>
+        Text(file, key) switch
+        {
+            "true" or "True" or "1" => true,
+            "false" or "False" or "0" => false,
+            var text => throw new InvalidDataException(
+                $"{file.SourceName}: metadata {key} = '{text}' is not true or false"
+            ),
+        };
 
-    private static string Text(SafetensorsContent file, string key)
-        => file.Metadata.TryGetValue(key, out string? text) ? text : throw new InvalidDataException($"{file.SourceName}: metadata has no '{key}' entry");
+    private static string Text(SafetensorsContent file, string key) =>
+        file.Metadata.TryGetValue(key, out string? text)
+            ? text
+            : throw new InvalidDataException($"{file.SourceName}: metadata has no '{key}' entry");
 }

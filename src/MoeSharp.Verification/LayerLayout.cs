@@ -25,13 +25,20 @@ public sealed record LayerLayout(int World, int Sp, SequenceLayout Layout, SpSha
     public T[] RunRanks<T>(ComputeOptions? compute, TimeSpan? timeout, Func<ParallelGroups?, DeviceRank?, T> runRank)
     {
         bool oneReplicatedRank = World == 1 && Layout == SequenceLayout.Replicated;
-        if (oneReplicatedRank && compute is not { OnDevice: true }) return [runRank(null, null)];
-        return InProcessWorld.Run(World, world =>
-        {
-            using DeviceRank? device = compute?.CreateRank(world);
-            using ParallelGroups? groups = oneReplicatedRank ? null : ParallelGroups.Create(device?.World ?? world, Sp);
-            return runRank(groups, device);
-        }, timeout);
+        if (oneReplicatedRank && compute is not { OnDevice: true })
+            return [runRank(null, null)];
+        return InProcessWorld.Run(
+            World,
+            world =>
+            {
+                using DeviceRank? device = compute?.CreateRank(world);
+                using ParallelGroups? groups = oneReplicatedRank
+                    ? null
+                    : ParallelGroups.Create(device?.World ?? world, Sp);
+                return runRank(groups, device);
+            },
+            timeout
+        );
     }
 
     /// <summary>A short description, e.g. <c>world 4 sp 2 sharded balanced</c>.</summary>
@@ -39,19 +46,26 @@ public sealed record LayerLayout(int World, int Sp, SequenceLayout Layout, SpSha
         $"world {World} sp {Sp} {Layout.ToString().ToLowerInvariant()} {(Sharding == SpShardingPolicy.Balanced ? "balanced" : "pad")}"
         + (Alignment > 1 ? $" align {Alignment}" : "");
 
-    /// <summary>The layouts the golden replay checks against one rank: world 2 and 4, SP 1 and 2, both layouts and policies (E must divide the world).</summary>
+    /// <summary>
+    /// The layouts the golden replay checks against one rank: world 2 and 4, SP 1 and 2, both layouts and policies (E
+    /// must divide the world).
+    /// </summary>
     public static IEnumerable<LayerLayout> Variants(int experts)
     {
         foreach (int world in new[] { 2, 4 })
         {
-            if (experts % world != 0) continue;
+            if (experts % world != 0)
+                continue;
             foreach (int sp in new[] { 1, 2 })
             {
                 foreach (SequenceLayout layout in new[] { SequenceLayout.Replicated, SequenceLayout.Sharded })
                 {
-                    foreach (SpShardingPolicy policy in new[] { SpShardingPolicy.PadToMultiple, SpShardingPolicy.Balanced })
+                    foreach (
+                        SpShardingPolicy policy in new[] { SpShardingPolicy.PadToMultiple, SpShardingPolicy.Balanced }
+                    )
                     {
-                        if (sp == 1 && policy == SpShardingPolicy.Balanced) continue; // same as pad with one SP rank
+                        if (sp == 1 && policy == SpShardingPolicy.Balanced)
+                            continue; // same as pad with one SP rank
                         yield return new LayerLayout(world, sp, layout, policy);
                     }
                 }

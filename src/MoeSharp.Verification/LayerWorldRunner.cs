@@ -20,10 +20,20 @@ public static class LayerWorldRunner
     /// <param name="TopScores">[N, K].</param>
     /// <param name="ExpertIds">[N, K] int64.</param>
     /// <param name="TokensPerExpert">[E] int64, summed over ranks.</param>
-    /// <param name="Grads">Golden-named gradients: <c>x</c> [N, D] and every weight (experts gathered to [E, …]).</param>
-    public sealed record Result(Tensor Out, Tensor TopScores, Tensor ExpertIds, Tensor TokensPerExpert, IReadOnlyDictionary<string, Tensor> Grads);
+    /// <param name="Grads">Golden-named gradients: <c>x</c> [N, D] and every weight (experts gathered to [E,
+    /// …]).</param>
+    public sealed record Result(
+        Tensor Out,
+        Tensor TopScores,
+        Tensor ExpertIds,
+        Tensor TokensPerExpert,
+        IReadOnlyDictionary<string, Tensor> Grads
+    );
 
-    /// <summary>Rows <c>[start, start + count)</c> of data-parallel group <paramref name="group"/> of <paramref name="groups"/> over N tokens.</summary>
+    /// <summary>
+    /// Rows <c>[start, start + count)</c> of data-parallel group <paramref name="group"/> of <paramref name="groups"/>
+    /// over N tokens.
+    /// </summary>
     public static (int Start, int Count) GroupRows(int tokens, int groups, int group)
     {
         SequenceShard s = SequenceShard.For(SpShardingPolicy.Balanced, tokens, groups, group);
@@ -31,16 +41,28 @@ public static class LayerWorldRunner
     }
 
     /// <summary>
-    /// Creates the layer of one rank for <paramref name="layout"/>, on the host or on <paramref name="device"/> (there with
-    /// bfloat16 product inputs when <paramref name="bfloat16Products"/>). Profiling decorators, when given, wrap the
-    /// device's kernels and are used in their place. <paramref name="collectTraffic"/> turns on the dispatcher's
+    /// Creates the layer of one rank for <paramref name="layout"/>, on the host or on <paramref name="device"/> (there
+    /// with bfloat16 product inputs when <paramref name="bfloat16Products"/>). Profiling decorators, when given, wrap
+    /// the device's kernels and are used in their place. <paramref name="collectTraffic"/> turns on the dispatcher's
     /// traffic telemetry (<see cref="TokenDispatcherConfig.CollectTraffic"/>).
     /// </summary>
-    public static MoeLayer CreateLayer(MoeLayerArgs args, bool scoreBeforeExperts, LayerLayout layout, ParallelGroups? groups, DeviceRank? device = null,
-        bool bfloat16Products = false, ProfilingMoeKernels? dispatchProfile = null, ProfilingLayerKernels? layerProfile = null,
-        bool collectTraffic = false)
+    public static MoeLayer CreateLayer(
+        MoeLayerArgs args,
+        bool scoreBeforeExperts,
+        LayerLayout layout,
+        ParallelGroups? groups,
+        DeviceRank? device = null,
+        bool bfloat16Products = false,
+        ProfilingMoeKernels? dispatchProfile = null,
+        ProfilingLayerKernels? layerProfile = null,
+        bool collectTraffic = false
+    )
     {
-        if (bfloat16Products && device is null) throw new ArgumentException("bfloat16 products need a device backend (--device cuda or ilgpu-cpu)", nameof(bfloat16Products));
+        if (bfloat16Products && device is null)
+            throw new ArgumentException(
+                "bfloat16 products need a device backend (--device cuda or ilgpu-cpu)",
+                nameof(bfloat16Products)
+            );
         var config = new TokenDispatcherConfig(args.NumExperts, args.TopK)
         {
             ScoreBeforeExperts = scoreBeforeExperts,
@@ -53,7 +75,12 @@ public static class LayerWorldRunner
         ILayerKernels? layerKernels = layerProfile ?? (ILayerKernels?)device?.Backend.LayerKernels(bfloat16Products);
         return groups is null
             ? new MoeLayer(args, new LocalTokenDispatcher(config, dispatchKernels), null, layerKernels)
-            : new MoeLayer(args, new AllToAllTokenDispatcher(config, groups, dispatchKernels), groups.World, layerKernels);
+            : new MoeLayer(
+                args,
+                new AllToAllTokenDispatcher(config, groups, dispatchKernels),
+                groups.World,
+                layerKernels
+            );
     }
 
     /// <summary>
@@ -62,7 +89,8 @@ public static class LayerWorldRunner
     /// </summary>
     public static (Tensor X, int GroupTokens, int OwnGlobalStart) RankRows(Tensor all, LayerLayout layout, int rank)
     {
-        int g = rank / layout.Sp, s = rank % layout.Sp;
+        int g = rank / layout.Sp,
+            s = rank % layout.Sp;
         var (groupStart, groupCount) = GroupRows(all.Rows, layout.Groups, g);
         SequenceShard shard = SequenceShard.For(layout.Sharding, groupCount, layout.Sp, s);
         return layout.Layout == SequenceLayout.Replicated
@@ -78,12 +106,23 @@ public static class LayerWorldRunner
     /// <param name="gradOut">[N, D].</param>
     /// <param name="layout">Where to run.</param>
     /// <param name="timeout">Collective timeout.</param>
-    /// <param name="compute">Where each rank's layer runs (the host when null); results come back as host tensors.</param>
-    public static Result Run(MoeLayerArgs args, bool scoreBeforeExperts, IEnumerable<KeyValuePair<string, Tensor>> weights,
-        Tensor x, Tensor gradOut, LayerLayout layout, TimeSpan? timeout = null, ComputeOptions? compute = null)
+    /// <param name="compute">Where each rank's layer runs (the host when null); results come back as host
+    /// tensors.</param>
+    public static Result Run(
+        MoeLayerArgs args,
+        bool scoreBeforeExperts,
+        IEnumerable<KeyValuePair<string, Tensor>> weights,
+        Tensor x,
+        Tensor gradOut,
+        LayerLayout layout,
+        TimeSpan? timeout = null,
+        ComputeOptions? compute = null
+    )
     {
         var weightList = weights.ToList();
-        int n = x.Rows, d = args.Dim, k = args.TopK;
+        int n = x.Rows,
+            d = args.Dim,
+            k = args.TopK;
         RankResult[] ranks = layout.RunRanks(compute, timeout, RunRank);
 
         var output = Tensor.Zeros(DType.Float32, n, d);
@@ -101,7 +140,8 @@ public static class LayerWorldRunner
             rr.ExpertIds.AsSpan<long>().CopyTo(expertIds.AsSpan<long>().Slice(rr.OwnGlobalStart * k));
             Span<long> counts = tokensPerExpert.AsSpan<long>();
             ReadOnlySpan<long> mine = rr.TokensPerExpert.AsSpan<long>();
-            for (int e = 0; e < counts.Length; e++) counts[e] += mine[e];
+            for (int e = 0; e < counts.Length; e++)
+                counts[e] += mine[e];
         }
         var grads = new Dictionary<string, Tensor>(ranks[0].WeightGrads) { ["x"] = gradX };
         return new Result(output, topScores, expertIds, tokensPerExpert, grads);
@@ -133,11 +173,20 @@ public static class LayerWorldRunner
                 Copy(g.GradSharedW2!, shared.W2);
                 Copy(g.GradSharedW3!, shared.W3);
             }
-            var weightGrads = MoeLayerCheckpoint.StateDict(gradLayer)
+            var weightGrads = MoeLayerCheckpoint
+                .StateDict(gradLayer)
                 .Where(kv => kv.Key != MoeLayerCheckpoint.ExpertBias)
                 .ToDictionary(kv => kv.Key, kv => kv.Value);
-            return new RankResult(y.ToHost(), g.GradX.ToHost(), routing.TopScores.ToHost(), routing.ExpertIds.ToHost(), routing.TokensPerExpert,
-                ownGlobal, outStart, weightGrads);
+            return new RankResult(
+                y.ToHost(),
+                g.GradX.ToHost(),
+                routing.TopScores.ToHost(),
+                routing.ExpertIds.ToHost(),
+                routing.TokensPerExpert,
+                ownGlobal,
+                outStart,
+                weightGrads
+            );
         }
     }
 
@@ -151,6 +200,14 @@ public static class LayerWorldRunner
         return result;
     }
 
-    private sealed record RankResult(Tensor Out, Tensor GradX, Tensor TopScores, Tensor ExpertIds, Tensor TokensPerExpert,
-        int OwnGlobalStart, int OutGlobalStart, Dictionary<string, Tensor> WeightGrads);
+    private sealed record RankResult(
+        Tensor Out,
+        Tensor GradX,
+        Tensor TopScores,
+        Tensor ExpertIds,
+        Tensor TokensPerExpert,
+        int OwnGlobalStart,
+        int OutGlobalStart,
+        Dictionary<string, Tensor> WeightGrads
+    );
 }

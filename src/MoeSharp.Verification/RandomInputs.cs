@@ -23,12 +23,20 @@ public static class RandomInputs
     /// Scores in [-0.5, 1.5) rather than [0, 1): a router without a softmax or with a bias gives negative or large
     /// weights, and dispatch and combine must carry them unchanged.
     /// </param>
-    public static GroupInputs Create(Random random, int tokens, int dim, int experts, int topK,
-        DType idType = DType.Int64, bool signedScores = false)
+    public static GroupInputs Create(
+        Random random,
+        int tokens,
+        int dim,
+        int experts,
+        int topK,
+        DType idType = DType.Int64,
+        bool signedScores = false
+    )
     {
         ArgumentNullException.ThrowIfNull(random);
         var x = Tensor.Uninitialized(DType.Float32, tokens, dim);
-        foreach (ref float v in x.AsSpan<float>()) v = (float)(random.NextDouble() * 2 - 1);
+        foreach (ref float v in x.AsSpan<float>())
+            v = (float)(random.NextDouble() * 2 - 1);
         var scores = Tensor.Uninitialized(DType.Float32, tokens, topK);
         foreach (ref float v in scores.AsSpan<float>())
             v = signedScores ? (float)(random.NextDouble() * 2 - 0.5) : (float)random.NextDouble();
@@ -59,7 +67,8 @@ public static class RandomInputs
         for (int t = 0; t < tokens; t++)
         {
             // A partial Fisher–Yates shuffle: the first K of a random permutation of the experts.
-            for (int e = 0; e < experts; e++) pool[e] = e;
+            for (int e = 0; e < experts; e++)
+                pool[e] = e;
             for (int k = 0; k < topK; k++)
             {
                 int pick = random.Next(k, experts);

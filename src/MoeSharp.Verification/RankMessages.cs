@@ -24,7 +24,8 @@ public static class RankMessages
         for (int r = 0; r < world.Size; r++)
         {
             ReadOnlySpan<byte> entry = all.AsSpan(r * (MessageBytes + 1), MessageBytes + 1);
-            if (entry[0] == 0) continue;
+            if (entry[0] == 0)
+                continue;
             ReadOnlySpan<byte> text = entry.Slice(1);
             int end = text.IndexOf((byte)0);
             return $"rank {r}: {Encoding.UTF8.GetString(end < 0 ? text : text.Slice(0, end))}";

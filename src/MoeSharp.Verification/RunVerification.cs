@@ -11,7 +11,12 @@ namespace MoeSharp.Verification;
 /// <param name="Mismatches">Ranks whose result differed from the single-rank reference.</param>
 /// <param name="FirstMismatch">Rank 0's own mismatch, if any (other ranks print theirs).</param>
 /// <param name="Elapsed">Dispatch → experts → combine → reduce on rank 0.</param>
-public sealed record RunSummary(IReadOnlyList<RankStatistics> Ranks, long Mismatches, string? FirstMismatch, TimeSpan Elapsed)
+public sealed record RunSummary(
+    IReadOnlyList<RankStatistics> Ranks,
+    long Mismatches,
+    string? FirstMismatch,
+    TimeSpan Elapsed
+)
 {
     /// <summary>Where rank 0 computed, e.g. <c>host</c> or <c>cuda NVIDIA H100 (nccl)</c>.</summary>
     public string Device { get; init; } = "host";
@@ -22,7 +27,14 @@ public sealed record RunSummary(IReadOnlyList<RankStatistics> Ranks, long Mismat
 }
 
 /// <summary>One rank's row of the <c>moe run</c> table.</summary>
-public sealed record RankStatistics(int Rank, int ShardTokens, int PadRows, int RowsSent, int RowsReceived, int[] RowsPerLocalExpert);
+public sealed record RankStatistics(
+    int Rank,
+    int ShardTokens,
+    int PadRows,
+    int RowsSent,
+    int RowsReceived,
+    int[] RowsPerLocalExpert
+);
 
 /// <summary>
 /// One rank's part of <c>moe run</c> on any process group: run the problem, compare this rank's share of the
@@ -40,11 +52,13 @@ public static class RunVerification
         clock.Stop();
 
         string? mismatch = CompareWithReference(problem, outcome);
-        if (mismatch is not null) Console.Error.WriteLine($"rank {world.Rank}: {mismatch}");
+        if (mismatch is not null)
+            Console.Error.WriteLine($"rank {world.Rank}: {mismatch}");
         Span<long> mismatches = [mismatch is null ? 0 : 1];
         world.AllReduceSum(mismatches);
 
-        int e = outcome.Metadata.TokensPerLocalExpert.Length, width = 5 + e;
+        int e = outcome.Metadata.TokensPerLocalExpert.Length,
+            width = 5 + e;
         var mine = new int[width];
         mine[0] = outcome.Shard.RealRows;
         mine[1] = outcome.Shard.PadRows;
@@ -60,7 +74,8 @@ public static class RunVerification
             ReadOnlySpan<int> row = all.AsSpan(r * width, width);
             ranks[r] = new RankStatistics(r, row[0], row[1], row[2], row[3], row.Slice(5, row[4]).ToArray());
         }
-        return new RunSummary(ranks, mismatches[0], mismatch, clock.Elapsed) {
+        return new RunSummary(ranks, mismatches[0], mismatch, clock.Elapsed)
+        {
             Device = compute.Describe(device),
             Traffic = outcome.Metadata.Traffic,
         };
@@ -72,9 +87,11 @@ public static class RunVerification
     /// </summary>
     private static string? CompareWithReference(DispatchCase problem, RankOutcome outcome)
     {
-        int group = outcome.Rank / problem.Sp, spRank = outcome.Rank % problem.Sp;
+        int group = outcome.Rank / problem.Sp,
+            spRank = outcome.Rank % problem.Sp;
         bool sharded = problem.Config.Layout == SequenceLayout.Sharded;
-        if (!sharded && spRank != 0) return null;
+        if (!sharded && spRank != 0)
+            return null;
         Tensor reference = DispatchWorldRunner.RunReference(problem.Config, problem.Groups[group]);
         if (sharded)
         {

@@ -23,22 +23,30 @@ public static class ScaledIdentityExperts
     {
         ArgumentNullException.ThrowIfNull(routed);
         int total = 0;
-        foreach (int c in tokensPerLocalExpert) total += c;
+        foreach (int c in tokensPerLocalExpert)
+            total += c;
         if (routed.Rank != 2 || routed.Dim(0) != total)
         {
-            throw new ArgumentException($"routed must have {total} rows (the sum of tokensPerLocalExpert); got {routed.ShapeString}", nameof(routed));
+            throw new ArgumentException(
+                $"routed must have {total} rows (the sum of tokensPerLocalExpert); got {routed.ShapeString}",
+                nameof(routed)
+            );
         }
         // bfloat16 rows: the same float32 product of the widened row, rounded once to bfloat16.
-        if (routed.DType == DType.BFloat16) return Apply(routed.ToFloat32(), tokensPerLocalExpert, firstExpertId).ToBFloat16();
+        if (routed.DType == DType.BFloat16)
+            return Apply(routed.ToFloat32(), tokensPerLocalExpert, firstExpertId).ToBFloat16();
         var output = Tensor.Uninitialized(DType.Float32, routed.ShapeArray());
         ReadOnlySpan<float> src = routed.AsSpan<float>();
         Span<float> dst = output.AsSpan<float>();
-        int d = routed.RowLength, row = 0;
+        int d = routed.RowLength,
+            row = 0;
         for (int j = 0; j < tokensPerLocalExpert.Length; j++)
         {
             float factor = Factor(firstExpertId + j);
-            int start = row * d, length = tokensPerLocalExpert[j] * d;
-            for (int i = start; i < start + length; i++) dst[i] = src[i] * factor;
+            int start = row * d,
+                length = tokensPerLocalExpert[j] * d;
+            for (int i = start; i < start + length; i++)
+                dst[i] = src[i] * factor;
             row += tokensPerLocalExpert[j];
         }
         return output;

@@ -12,12 +12,36 @@ public class BenchUnevenTests
 {
     private static readonly string[] Tiny =
     [
-        "bench", "--uneven", "--world", "4", "--tokens", "12", "--dim", "4", "--experts", "4", "--top-k", "2",
-        "--repeats", "1", "--warmup", "0",
+        "bench",
+        "--uneven",
+        "--world",
+        "4",
+        "--tokens",
+        "12",
+        "--dim",
+        "4",
+        "--experts",
+        "4",
+        "--top-k",
+        "2",
+        "--repeats",
+        "1",
+        "--warmup",
+        "0",
     ];
 
-    private sealed record JsonRow(int Sp, int R, int Tokens, string Sharding, string Layout, long RealRows, long PadRows,
-        long RowsToOtherRanks, long ReduceBytes, bool Bitwise);
+    private sealed record JsonRow(
+        int Sp,
+        int R,
+        int Tokens,
+        string Sharding,
+        string Layout,
+        long RealRows,
+        long PadRows,
+        long RowsToOtherRanks,
+        long ReduceBytes,
+        bool Bitwise
+    );
 
     private static List<JsonRow> RunJson(params string[] args)
     {
@@ -35,9 +59,20 @@ public class BenchUnevenTests
             int Int(string name) => e.GetProperty(name).GetInt32();
             long Long(string name) => e.GetProperty(name).GetInt64();
             string Text(string name) => e.GetProperty(name).GetString()!;
-            rows.Add(new JsonRow(Int("sp"), Int("r"), Int("tokens"), Text("sharding"), Text("layout"), Long("real_rows"),
-                Long("pad_rows"), Long("rows_to_other_ranks"), Long("reduce_bytes"),
-                e.GetProperty("bitwise_equal_to_reference").GetBoolean()));
+            rows.Add(
+                new JsonRow(
+                    Int("sp"),
+                    Int("r"),
+                    Int("tokens"),
+                    Text("sharding"),
+                    Text("layout"),
+                    Long("real_rows"),
+                    Long("pad_rows"),
+                    Long("rows_to_other_ranks"),
+                    Long("reduce_bytes"),
+                    e.GetProperty("bitwise_equal_to_reference").GetBoolean()
+                )
+            );
         }
         return rows;
     }
@@ -53,7 +88,11 @@ public class BenchUnevenTests
         // Pad rows of PadToMultiple, worked out by hand: groups × (ceil(T/SP)·SP − T) pad tokens × K rows each.
         var expectedPad = new Dictionary<(int Sp, int Tokens), long>
         {
-            [(2, 12)] = 0, [(2, 13)] = 2 * 1 * 2, [(4, 12)] = 0, [(4, 13)] = 1 * 3 * 2, [(4, 15)] = 1 * 1 * 2,
+            [(2, 12)] = 0,
+            [(2, 13)] = 2 * 1 * 2,
+            [(4, 12)] = 0,
+            [(4, 13)] = 1 * 3 * 2,
+            [(4, 15)] = 1 * 1 * 2,
         };
         foreach (JsonRow row in rows)
         {
@@ -78,8 +117,26 @@ public class BenchUnevenTests
     [Fact]
     public void IlgpuCpu_RunsTheSameSweep()
     {
-        List<JsonRow> rows = RunJson("bench", "--uneven", "--device", "ilgpu-cpu", "--world", "2", "--tokens", "4",
-            "--dim", "2", "--experts", "2", "--top-k", "1", "--repeats", "1", "--warmup", "0");
+        List<JsonRow> rows = RunJson(
+            "bench",
+            "--uneven",
+            "--device",
+            "ilgpu-cpu",
+            "--world",
+            "2",
+            "--tokens",
+            "4",
+            "--dim",
+            "2",
+            "--experts",
+            "2",
+            "--top-k",
+            "1",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0"
+        );
         Assert.Equal(8, rows.Count);
         Assert.All(rows, r => Assert.True(r.Bitwise, r.ToString()));
         // T = 5 on SP 2: one pad token, routed once (K = 1), from rank 1 to expert 0 on rank 0.
@@ -98,18 +155,34 @@ public class BenchUnevenTests
         string header = Assert.Single(lines, l => l.Contains("sharding") && l.Contains("layout"));
         string[] columns =
         [
-            "SP", "r", "T", "real rows", "pad rows", "pad/real", "a2a MB", "reduce MB", "d+c ms", "reduce ms",
-            "total ms", "vs ref", "bitwise",
+            "SP",
+            "r",
+            "T",
+            "real rows",
+            "pad rows",
+            "pad/real",
+            "a2a MB",
+            "reduce MB",
+            "d+c ms",
+            "reduce ms",
+            "total ms",
+            "vs ref",
+            "bitwise",
         ];
         foreach (string column in columns)
         {
             Assert.Contains(column, header);
         }
-        Assert.Equal(20, lines.Count(l => l.StartsWith('│') && (l.Contains("PadToMultiple") || l.Contains("Balanced"))));
+        Assert.Equal(
+            20,
+            lines.Count(l => l.StartsWith('│') && (l.Contains("PadToMultiple") || l.Contains("Balanced")))
+        );
         Assert.Equal(5 * 3, lines.Count(l => l.TrimEnd().EndsWith("yes │", StringComparison.Ordinal)));
         // SP 4, T = 13, pad-to-multiple: 3 pad tokens × K = 2 beside 26 real rows.
-        Assert.Contains(lines, l => l.Contains("│  4 │ 1 │ 13 │ PadToMultiple") &&
-            l.Contains("│        26 │        6 │"));
+        Assert.Contains(
+            lines,
+            l => l.Contains("│  4 │ 1 │ 13 │ PadToMultiple") && l.Contains("│        26 │        6 │")
+        );
     }
 
     [Theory]

@@ -7,7 +7,8 @@ namespace MoeSharp.Tests.Cli;
 internal sealed record CliOutcome(int ExitCode, string Out, string Error)
 {
     /// <summary>The lines of stderr, trimmed, without blanks.</summary>
-    public string[] ErrorLines => Error.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+    public string[] ErrorLines =>
+        Error.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
     public override string ToString() => $"exit {ExitCode}\nstdout:\n{Out}\nstderr:\n{Error}";
 }
@@ -19,15 +20,18 @@ internal static class CliInvoker
     {
         var stdout = new StringWriter();
         var stderr = new StringWriter();
-        TextWriter oldOut = Console.Out, oldError = Console.Error;
+        TextWriter oldOut = Console.Out,
+            oldError = Console.Error;
         IAnsiConsole oldAnsi = AnsiConsole.Console;
-        IAnsiConsole captured = AnsiConsole.Create(new AnsiConsoleSettings
-        {
-            Out = new AnsiConsoleOutput(stdout),
-            Ansi = AnsiSupport.No,
-            ColorSystem = ColorSystemSupport.NoColors,
-            Interactive = InteractionSupport.No,
-        });
+        IAnsiConsole captured = AnsiConsole.Create(
+            new AnsiConsoleSettings
+            {
+                Out = new AnsiConsoleOutput(stdout),
+                Ansi = AnsiSupport.No,
+                ColorSystem = ColorSystemSupport.NoColors,
+                Interactive = InteractionSupport.No,
+            }
+        );
         captured.Profile.Width = 200;
         Console.SetOut(stdout);
         Console.SetError(stderr);
@@ -67,7 +71,8 @@ internal static class CliInvoker
     {
         for (DirectoryInfo? dir = new(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {
-            if (File.Exists(Path.Combine(dir.FullName, "MoeSharp.slnx"))) return dir.FullName;
+            if (File.Exists(Path.Combine(dir.FullName, "MoeSharp.slnx")))
+                return dir.FullName;
         }
         throw new DirectoryNotFoundException($"no MoeSharp.slnx above {AppContext.BaseDirectory}");
     }

@@ -6,7 +6,9 @@ using static MoeSharp.Tests.Cli.CliInvoker;
 
 namespace MoeSharp.Tests.Cli;
 
-/// <summary>--version, the metrics schema on run and bench, the MPI-job check, the console and progress conventions.</summary>
+/// <summary>
+/// --version, the metrics schema on run and bench, the MPI-job check, the console and progress conventions.
+/// </summary>
 [Collection(ConsoleCollection.Name)]
 public sealed class CliOutputConventionsTests : IDisposable
 {
@@ -27,7 +29,23 @@ public sealed class CliOutputConventionsTests : IDisposable
     public void Run_Metrics_OneRecordPerCase()
     {
         string metrics = Path.Combine(_dir, "run.jsonl");
-        CliOutcome result = Invoke("run", "--world", "2", "--sp", "1", "--tokens", "33", "--dim", "4", "--experts", "4", "--top-k", "2", "--metrics", metrics);
+        CliOutcome result = Invoke(
+            "run",
+            "--world",
+            "2",
+            "--sp",
+            "1",
+            "--tokens",
+            "33",
+            "--dim",
+            "4",
+            "--experts",
+            "4",
+            "--top-k",
+            "2",
+            "--metrics",
+            metrics
+        );
         Assert.True(result.ExitCode == 0, result.ToString());
         JsonElement line = JsonDocument.Parse(Assert.Single(File.ReadAllLines(metrics))).RootElement;
         Assert.Equal("moesharp-metrics/1", line.GetProperty("schema").GetString());
@@ -42,15 +60,37 @@ public sealed class CliOutputConventionsTests : IDisposable
     public void Bench_MetricsFile_AndJson_AreTheSameRecords()
     {
         string metrics = Path.Combine(_dir, "bench.jsonl");
-        string[] args = ["bench", "--world", "2", "--tokens", "64", "--dim", "16", "--experts", "4", "--top-k", "2", "--repeats", "1", "--warmup", "0"];
+        string[] args =
+        [
+            "bench",
+            "--world",
+            "2",
+            "--tokens",
+            "64",
+            "--dim",
+            "16",
+            "--experts",
+            "4",
+            "--top-k",
+            "2",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+        ];
         CliOutcome table = Invoke([.. args, "--metrics", metrics]);
         Assert.True(table.ExitCode == 0, table.ToString());
         Assert.Contains("dispatch + combine", table.Out);
         CliOutcome json = Invoke([.. args, "--json"]);
         Assert.True(json.ExitCode == 0, json.ToString());
 
-        JsonElement[] file = File.ReadAllLines(metrics).Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToArray();
-        JsonElement[] stdout = json.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToArray();
+        JsonElement[] file = File.ReadAllLines(metrics)
+            .Select(l => JsonDocument.Parse(l).RootElement.Clone())
+            .ToArray();
+        JsonElement[] stdout = json
+            .Out.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(l => JsonDocument.Parse(l).RootElement.Clone())
+            .ToArray();
         string[] kinds = ["dispatch", "combine", "dispatch_combine", "copy", "exchange"];
         Assert.Equal(kinds, file.Select(r => r.GetProperty("kind").GetString()));
         Assert.Equal(kinds, stdout.Select(r => r.GetProperty("kind").GetString()));
@@ -69,10 +109,31 @@ public sealed class CliOutputConventionsTests : IDisposable
     {
         // ILGPU's CPU accelerator runs the device path without a GPU.
         string metrics = Path.Combine(_dir, "device.jsonl");
-        CliOutcome result = Invoke("bench", "--device", "ilgpu-cpu", "--world", "2", "--tokens", "64", "--dim", "16", "--experts", "4",
-            "--top-k", "2", "--repeats", "1", "--warmup", "0", "--metrics", metrics);
+        CliOutcome result = Invoke(
+            "bench",
+            "--device",
+            "ilgpu-cpu",
+            "--world",
+            "2",
+            "--tokens",
+            "64",
+            "--dim",
+            "16",
+            "--experts",
+            "4",
+            "--top-k",
+            "2",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--metrics",
+            metrics
+        );
         Assert.True(result.ExitCode == 0, result.ToString());
-        JsonElement[] records = File.ReadAllLines(metrics).Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToArray();
+        JsonElement[] records = File.ReadAllLines(metrics)
+            .Select(l => JsonDocument.Parse(l).RootElement.Clone())
+            .ToArray();
         Assert.Contains(records, r => r.GetProperty("kind").GetString() == "dispatch_combine");
         foreach (JsonElement r in records)
         {
@@ -93,7 +154,8 @@ public sealed class CliOutputConventionsTests : IDisposable
     [InlineData("verify-golden", "--comm", "mpi", "x.safetensors")]
     public void CommMpi_OutsideAnMpiJob_SaysSo(params string[] args)
     {
-        if (MoeSharp.Cli.Commands.MpiJob.IsLaunched) return; // the tests themselves run under an MPI launcher: nothing to check
+        if (MoeSharp.Cli.Commands.MpiJob.IsLaunched)
+            return; // the tests themselves run under an MPI launcher: nothing to check
         string line = AssertUsageError(Invoke(args));
         Assert.Contains("not part of an MPI job", line);
         Assert.Contains("mpiexec", line);
@@ -144,6 +206,9 @@ public sealed class CliOutputConventionsTests : IDisposable
     public void MetricsRecord_WritesNaNLosses_AsStrings()
     {
         string json = MetricsRecord.Create("train", "step").With("step", 1).With("loss", double.NaN).ToJson();
-        Assert.Equal("""{"schema":"moesharp-metrics/1","command":"train","event":"step","step":1,"loss":"NaN"}""", json);
+        Assert.Equal(
+            """{"schema":"moesharp-metrics/1","command":"train","event":"step","step":1,"loss":"NaN"}""",
+            json
+        );
     }
 }

@@ -1,8 +1,8 @@
 using System.Text.Json;
 using MoeSharp.Cli;
 using MoeSharp.Tensors;
-using MoeSharp.Tests.Dispatch;
 using MoeSharp.Testing;
+using MoeSharp.Tests.Dispatch;
 using Spectre.Console;
 
 namespace MoeSharp.Tests.Cli;
@@ -14,7 +14,9 @@ public sealed class ConsoleCollection
     public const string Name = "Console";
 }
 
-/// <summary>The <c>moe</c> command line through <see cref="CliApp.Run"/>: exit codes 0 / 1 / 2 and what it prints.</summary>
+/// <summary>
+/// The <c>moe</c> command line through <see cref="CliApp.Run"/>: exit codes 0 / 1 / 2 and what it prints.
+/// </summary>
 [Collection(ConsoleCollection.Name)]
 public class CliTests
 {
@@ -33,17 +35,69 @@ public class CliTests
     internal static void AssertUsageError(CliResult result)
     {
         Assert.True(result.ExitCode == 2, result.ToString());
-        string line = Assert.Single(result.Error.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+        string line = Assert.Single(
+            result.Error.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+        );
         Assert.StartsWith("moe: ", line);
         Assert.DoesNotContain("   at ", result.Error);
     }
 
     [Theory]
-    [InlineData("run", "--world", "4", "--sp", "2", "--tokens", "37", "--dim", "5", "--experts", "8", "--top-k", "3", "--align", "4", "--score", "before")]
+    [InlineData(
+        "run",
+        "--world",
+        "4",
+        "--sp",
+        "2",
+        "--tokens",
+        "37",
+        "--dim",
+        "5",
+        "--experts",
+        "8",
+        "--top-k",
+        "3",
+        "--align",
+        "4",
+        "--score",
+        "before"
+    )]
     [InlineData("run", "--world", "2", "--sp", "1", "--tokens", "0", "--dim", "3", "--experts", "4", "--top-k", "2")]
-    [InlineData("run", "--world", "8", "--sp", "4", "--tokens", "4097", "--sharding", "balanced", "--layout", "sharded", "--dim", "16")]
+    [InlineData(
+        "run",
+        "--world",
+        "8",
+        "--sp",
+        "4",
+        "--tokens",
+        "4097",
+        "--sharding",
+        "balanced",
+        "--layout",
+        "sharded",
+        "--dim",
+        "16"
+    )]
     [InlineData("run", "--tokens", "3", "--sp", "8", "--world", "8")]
-    [InlineData("run", "--device", "ilgpu-cpu", "--world", "4", "--sp", "2", "--tokens", "61", "--dim", "8", "--experts", "8", "--top-k", "2", "--align", "4")]
+    [InlineData(
+        "run",
+        "--device",
+        "ilgpu-cpu",
+        "--world",
+        "4",
+        "--sp",
+        "2",
+        "--tokens",
+        "61",
+        "--dim",
+        "8",
+        "--experts",
+        "8",
+        "--top-k",
+        "2",
+        "--align",
+        "4"
+    )]
     public void Run_Verifies_AndExits0(params string[] args)
     {
         CliResult result = Invoke(args);
@@ -56,7 +110,10 @@ public class CliTests
     [Fact]
     public void VerifyGolden_OnIlgpuCpu_PassesTheDispatchFiles()
     {
-        string[] dispatchFiles = GoldenFiles.SafetensorsFiles().Where(f => !SafetensorsFile.Read(f).Metadata.ContainsKey("kind")).ToArray();
+        string[] dispatchFiles = GoldenFiles
+            .SafetensorsFiles()
+            .Where(f => !SafetensorsFile.Read(f).Metadata.ContainsKey("kind"))
+            .ToArray();
         CliResult result = Invoke(["verify-golden", "--device", "ilgpu-cpu", .. dispatchFiles]);
         Assert.True(result.ExitCode == 0, result.ToString());
         Assert.Contains($"{dispatchFiles.Length} passed, 0 failed", result.Out);
@@ -66,7 +123,10 @@ public class CliTests
     [Fact]
     public void VerifyGolden_OnIlgpuCpu_RunsTheLayerFilesWithTheLayerOnTheDevice()
     {
-        string[] layerFiles = GoldenFiles.SafetensorsFiles().Where(f => SafetensorsFile.Read(f).Metadata.ContainsKey("kind")).ToArray();
+        string[] layerFiles = GoldenFiles
+            .SafetensorsFiles()
+            .Where(f => SafetensorsFile.Read(f).Metadata.ContainsKey("kind"))
+            .ToArray();
         CliResult result = Invoke(["verify-golden", "--device", "ilgpu-cpu", .. layerFiles]);
         Assert.True(result.ExitCode == 0, result.ToString());
         Assert.Contains($"{layerFiles.Length} passed, 0 failed", result.Out);
@@ -78,7 +138,16 @@ public class CliTests
     [InlineData("bfloat16 product inputs", "--gemm-dtype", "bf16")]
     public void Train_OnIlgpuCpu_RunsAndTheLossFalls(string header, params string[] options)
     {
-        CliResult result = Invoke(["train", "--device", "ilgpu-cpu", "--steps", "30", "--log-every", "100", .. options]);
+        CliResult result = Invoke([
+            "train",
+            "--device",
+            "ilgpu-cpu",
+            "--steps",
+            "30",
+            "--log-every",
+            "100",
+            .. options,
+        ]);
         Assert.True(result.ExitCode == 0, result.ToString());
         Assert.Contains(header, result.Out);
         Assert.Contains(": fell from", result.Out);
@@ -87,7 +156,16 @@ public class CliTests
     [Fact]
     public void Train_Profile_PrintsEveryKernelsTimePerStep()
     {
-        CliResult result = Invoke(["train", "--device", "ilgpu-cpu", "--steps", "3", "--log-every", "100", "--profile"]);
+        CliResult result = Invoke([
+            "train",
+            "--device",
+            "ilgpu-cpu",
+            "--steps",
+            "3",
+            "--log-every",
+            "100",
+            "--profile",
+        ]);
         Assert.True(result.ExitCode == 0, result.ToString());
         Assert.Contains("kernel profile on rank 0, per step over steps 2-3", result.Out);
         // The layer's grouped products and the dispatcher's gather each appear with their calls per step.
@@ -108,7 +186,20 @@ public class CliTests
     [Fact]
     public void BenchCpu_Gemm_ReportsEveryProductAgainstThePeak()
     {
-        CliResult result = Invoke(["bench-cpu", "--what", "gemm", "--threads", "1", "--warmup", "0", "--repeats", "1", "--ghz", "2", "--json"]);
+        CliResult result = Invoke([
+            "bench-cpu",
+            "--what",
+            "gemm",
+            "--threads",
+            "1",
+            "--warmup",
+            "0",
+            "--repeats",
+            "1",
+            "--ghz",
+            "2",
+            "--json",
+        ]);
         Assert.True(result.ExitCode == 0, result.ToString());
         string[] lines = result.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal(9, lines.Length);
@@ -228,10 +319,24 @@ public class CliTests
     [Fact]
     public void Bench_Json_Exits0_AndPrintsTimes()
     {
-        CliResult result = Invoke("bench", "--tokens", "64", "--dim", "16", "--repeats", "1", "--warmup", "0", "--json");
+        CliResult result = Invoke(
+            "bench",
+            "--tokens",
+            "64",
+            "--dim",
+            "16",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--json"
+        );
         Assert.True(result.ExitCode == 0, result.ToString());
         // One moesharp-metrics/1 record per measurement (docs/metrics.md).
-        JsonElement[] records = result.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToArray();
+        JsonElement[] records = result
+            .Out.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(l => JsonDocument.Parse(l).RootElement.Clone())
+            .ToArray();
         JsonElement Kind(string kind) => records.Single(r => r.GetProperty("kind").GetString() == kind);
         Assert.True(Kind("dispatch").GetProperty("ms").GetDouble() >= 0);
         Assert.True(Kind("combine").GetProperty("ms").GetDouble() >= 0);
@@ -241,7 +346,23 @@ public class CliTests
     [Fact]
     public void Bench_MultiRankTable_Exits0()
     {
-        CliResult result = Invoke("bench", "--world", "2", "--tokens", "32", "--dim", "8", "--experts", "4", "--top-k", "2", "--repeats", "1", "--warmup", "0");
+        CliResult result = Invoke(
+            "bench",
+            "--world",
+            "2",
+            "--tokens",
+            "32",
+            "--dim",
+            "8",
+            "--experts",
+            "4",
+            "--top-k",
+            "2",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0"
+        );
         Assert.True(result.ExitCode == 0, result.ToString());
         Assert.Contains("dispatch + combine", result.Out);
     }

@@ -3,11 +3,27 @@ using static MoeSharp.Tests.Cli.CliInvoker;
 
 namespace MoeSharp.Tests.Cli;
 
-/// <summary><c>moe train</c>: <c>--metrics</c>, <c>--save</c>/<c>--load</c>, the router options and the output checks.</summary>
+/// <summary>
+/// <c>moe train</c>: <c>--metrics</c>, <c>--save</c>/<c>--load</c>, the router options and the output checks.
+/// </summary>
 [Collection(ConsoleCollection.Name)]
 public sealed class CliTrainConventionsTests : IDisposable
 {
-    private static readonly string[] Small = ["--tokens", "32", "--dim", "8", "--hidden", "8", "--experts", "4", "--shared-hidden", "4", "--log-every", "100"];
+    private static readonly string[] Small =
+    [
+        "--tokens",
+        "32",
+        "--dim",
+        "8",
+        "--hidden",
+        "8",
+        "--experts",
+        "4",
+        "--shared-hidden",
+        "4",
+        "--log-every",
+        "100",
+    ];
     private readonly string _dir = TempDirectory();
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
@@ -44,7 +60,9 @@ public sealed class CliTrainConventionsTests : IDisposable
     [InlineData("2")]
     public void SaveThenLoad_GivesTheUninterruptedLossesBitwise(string resumeWorld)
     {
-        string whole = Path.Combine(_dir, "whole.jsonl"), resumed = Path.Combine(_dir, "resumed.jsonl"), checkpoint = Path.Combine(_dir, "ck");
+        string whole = Path.Combine(_dir, "whole.jsonl"),
+            resumed = Path.Combine(_dir, "resumed.jsonl"),
+            checkpoint = Path.Combine(_dir, "ck");
         Assert.Equal(0, Invoke(["train", "--steps", "9", "--metrics", whole, .. Small]).ExitCode);
         CliOutcome saved = Invoke(["train", "--steps", "4", "--save", checkpoint, .. Small]);
         Assert.True(saved.ExitCode == 0, saved.ToString());
@@ -53,7 +71,17 @@ public sealed class CliTrainConventionsTests : IDisposable
 
         // Resumed on the same world, or on two ranks with a sharded layout: every expert is in the checkpoint.
         string[] layout = resumeWorld == "1" ? [] : ["--world", "2", "--sp", "2", "--layout", "sharded"];
-        CliOutcome loaded = Invoke(["train", "--steps", "9", "--load", checkpoint, "--metrics", resumed, .. layout, .. Small]);
+        CliOutcome loaded = Invoke([
+            "train",
+            "--steps",
+            "9",
+            "--load",
+            checkpoint,
+            "--metrics",
+            resumed,
+            .. layout,
+            .. Small,
+        ]);
         Assert.True(loaded.ExitCode == 0, loaded.ToString());
         Assert.Contains("resuming after step 4", loaded.Out);
 
@@ -70,10 +98,14 @@ public sealed class CliTrainConventionsTests : IDisposable
         string checkpoint = Path.Combine(_dir, "ck");
         Assert.Equal(0, Invoke(["train", "--steps", "2", "--save", checkpoint, .. Small]).ExitCode);
 
-        string shape = AssertUsageError(Invoke(["train", "--steps", "4", "--load", checkpoint, .. Small, "--dim", "4"]));
+        string shape = AssertUsageError(
+            Invoke(["train", "--steps", "4", "--load", checkpoint, .. Small, "--dim", "4"])
+        );
         Assert.Contains("--dim 8", shape);
         Assert.Contains("--dim 4", shape);
-        string router = AssertUsageError(Invoke(["train", "--steps", "4", "--load", checkpoint, "--score-func", "sigmoid", .. Small]));
+        string router = AssertUsageError(
+            Invoke(["train", "--steps", "4", "--load", checkpoint, "--score-func", "sigmoid", .. Small])
+        );
         Assert.Contains("--score-func softmax", router);
         string done = AssertUsageError(Invoke(["train", "--steps", "2", "--load", checkpoint, .. Small]));
         Assert.Contains("already at step 2", done);
@@ -84,10 +116,28 @@ public sealed class CliTrainConventionsTests : IDisposable
     [Fact]
     public void RouterOptions_ReachTheLayer()
     {
-        string plain = Path.Combine(_dir, "plain.jsonl"), routed = Path.Combine(_dir, "routed.jsonl");
+        string plain = Path.Combine(_dir, "plain.jsonl"),
+            routed = Path.Combine(_dir, "routed.jsonl");
         Assert.Equal(0, Invoke(["train", "--steps", "3", "--metrics", plain, .. Small]).ExitCode);
-        CliOutcome result = Invoke(["train", "--steps", "3", "--metrics", routed, "--score-func", "sigmoid", "--route-norm", "--route-scale", "2",
-            "--expert-groups", "2", "--limited-groups", "1", "--top-k", "2", .. Small]);
+        CliOutcome result = Invoke([
+            "train",
+            "--steps",
+            "3",
+            "--metrics",
+            routed,
+            "--score-func",
+            "sigmoid",
+            "--route-norm",
+            "--route-scale",
+            "2",
+            "--expert-groups",
+            "2",
+            "--limited-groups",
+            "1",
+            "--top-k",
+            "2",
+            .. Small,
+        ]);
         Assert.True(result.ExitCode == 0, result.ToString());
         Assert.Contains("sigmoid scores, normalized, scale 2, 1 of 2 expert groups", result.Out);
 
@@ -116,7 +166,9 @@ public sealed class CliTrainConventionsTests : IDisposable
     [Fact]
     public void ExpertGroupsThatLeaveTooFewExperts_NameTheOptions()
     {
-        string line = AssertUsageError(Invoke(["train", "--expert-groups", "2", "--limited-groups", "1", "--top-k", "3", .. Small]));
+        string line = AssertUsageError(
+            Invoke(["train", "--expert-groups", "2", "--limited-groups", "1", "--top-k", "3", .. Small])
+        );
         Assert.Contains("--limited-groups 1", line);
         Assert.Contains("--top-k 3", line);
     }
@@ -149,7 +201,10 @@ public sealed class CliTrainConventionsTests : IDisposable
     }
 
     private static JsonElement[] ReadLines(string path) =>
-        File.ReadAllLines(path).Where(l => l.Length > 0).Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToArray();
+        File.ReadAllLines(path)
+            .Where(l => l.Length > 0)
+            .Select(l => JsonDocument.Parse(l).RootElement.Clone())
+            .ToArray();
 
     private static string Bits(JsonElement line) => line.GetProperty("loss_bits").GetString()!;
 }

@@ -17,8 +17,23 @@ public sealed class LayerCommandTests
         string output = Path.Combine(Path.GetTempPath(), $"moe-layer-{Guid.NewGuid():N}.safetensors");
         try
         {
-            var result = CliTests.Invoke("layer", "--checkpoint", folder, "--layer", $"{layer}", "--input", Path.Combine(folder, "input.safetensors"),
-                "--output", output, "--world", "4", "--sp", "2", "--device", device);
+            var result = CliTests.Invoke(
+                "layer",
+                "--checkpoint",
+                folder,
+                "--layer",
+                $"{layer}",
+                "--input",
+                Path.Combine(folder, "input.safetensors"),
+                "--output",
+                output,
+                "--world",
+                "4",
+                "--sp",
+                "2",
+                "--device",
+                device
+            );
             Assert.True(result.ExitCode == 0, result.ToString());
             Assert.Contains("routing load", result.Out);
             Assert.Contains("forward", result.Out);
@@ -43,7 +58,15 @@ public sealed class LayerCommandTests
     [Fact]
     public void Random_tokens_run_without_an_input()
     {
-        var result = CliTests.Invoke("layer", "--checkpoint", CheckpointData.Folder("mixtral"), "--layer", "1", "--tokens", "5");
+        var result = CliTests.Invoke(
+            "layer",
+            "--checkpoint",
+            CheckpointData.Folder("mixtral"),
+            "--layer",
+            "1",
+            "--tokens",
+            "5"
+        );
         Assert.True(result.ExitCode == 0, result.ToString());
         Assert.Contains("T 5", result.Out);
     }
@@ -86,9 +109,10 @@ public sealed class LayerCommandTests
     [InlineData("--layer", "-1")]
     public void Bad_options_are_exit_2(params string[] options)
     {
-        string[] args = options.Length == 2 && options[1] == "1" && options[0] == "--layer"
-            ? ["layer", "--checkpoint", "/nonexistent/checkpoint", .. options]
-            : ["layer", "--checkpoint", CheckpointData.Folder("qwen3_moe"), .. options];
+        string[] args =
+            options.Length == 2 && options[1] == "1" && options[0] == "--layer"
+                ? ["layer", "--checkpoint", "/nonexistent/checkpoint", .. options]
+                : ["layer", "--checkpoint", CheckpointData.Folder("qwen3_moe"), .. options];
         CliTests.AssertUsageError(CliTests.Invoke(args));
     }
 }

@@ -10,19 +10,53 @@ namespace MoeSharp.Tests.Cli;
 public sealed class TrafficCliTests : IDisposable
 {
     private static readonly string[] RunCase =
-        ["run", "--world", "4", "--sp", "1", "--tokens", "33", "--dim", "4", "--experts", "8", "--top-k", "2"];
-    private static readonly string[] TrainCase = ["train", "--steps", "3", "--world", "2", "--sp", "1",
-        "--tokens", "32", "--dim", "8", "--hidden", "8", "--experts", "4", "--shared-hidden", "4",
-        "--log-every", "100"];
+    [
+        "run",
+        "--world",
+        "4",
+        "--sp",
+        "1",
+        "--tokens",
+        "33",
+        "--dim",
+        "4",
+        "--experts",
+        "8",
+        "--top-k",
+        "2",
+    ];
+    private static readonly string[] TrainCase =
+    [
+        "train",
+        "--steps",
+        "3",
+        "--world",
+        "2",
+        "--sp",
+        "1",
+        "--tokens",
+        "32",
+        "--dim",
+        "8",
+        "--hidden",
+        "8",
+        "--experts",
+        "4",
+        "--shared-hidden",
+        "4",
+        "--log-every",
+        "100",
+    ];
 
     private readonly string _dir = TempDirectory();
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private static JsonElement[] Lines(string path, string eventName) => File.ReadAllLines(path)
-        .Select(l => JsonDocument.Parse(l).RootElement)
-        .Where(r => r.GetProperty("event").GetString() == eventName)
-        .ToArray();
+    private static JsonElement[] Lines(string path, string eventName) =>
+        File.ReadAllLines(path)
+            .Select(l => JsonDocument.Parse(l).RootElement)
+            .Where(r => r.GetProperty("event").GetString() == eventName)
+            .ToArray();
 
     private static void AssertPng(string path)
     {
@@ -35,7 +69,8 @@ public sealed class TrafficCliTests : IDisposable
     [Fact]
     public void Run_Traffic_WritesTheHeatmap_AndATrafficLineMatchingWhatEachRankSent()
     {
-        string png = Path.Combine(_dir, "traffic.png"), metrics = Path.Combine(_dir, "m.jsonl");
+        string png = Path.Combine(_dir, "traffic.png"),
+            metrics = Path.Combine(_dir, "m.jsonl");
         CliOutcome result = Invoke([.. RunCase, "--traffic", png, "--metrics", metrics]);
         Assert.True(result.ExitCode == 0, result.ToString());
         Assert.Contains("traffic heatmap written to", result.Out);
@@ -52,8 +87,7 @@ public sealed class TrafficCliTests : IDisposable
         for (int r = 0; r < 4; r++)
         {
             long sent = traffic.GetProperty("rows_between_ranks")[r].EnumerateArray().Sum(v => v.GetInt64());
-            long received = Enumerable.Range(0, 4)
-                .Sum(s => traffic.GetProperty("rows_between_ranks")[s][r].GetInt64());
+            long received = Enumerable.Range(0, 4).Sum(s => traffic.GetProperty("rows_between_ranks")[s][r].GetInt64());
             Assert.Equal(run.GetProperty("rows_sent")[r].GetInt64(), sent);
             Assert.Equal(run.GetProperty("rows_received")[r].GetInt64(), received);
             Assert.Equal(3, traffic.GetProperty("exchange_wait_ms")[r].GetArrayLength());
@@ -72,7 +106,8 @@ public sealed class TrafficCliTests : IDisposable
     [Fact]
     public void Train_Traffic_OneLinePerStep_AndTheHeatmapOfAllSteps()
     {
-        string png = Path.Combine(_dir, "t.png"), metrics = Path.Combine(_dir, "m.jsonl");
+        string png = Path.Combine(_dir, "t.png"),
+            metrics = Path.Combine(_dir, "m.jsonl");
         CliOutcome result = Invoke([.. TrainCase, "--traffic", png, "--metrics", metrics]);
         Assert.True(result.ExitCode == 0, result.ToString());
         AssertPng(png);
@@ -120,16 +155,41 @@ public sealed class TrafficCliTests : IDisposable
     [Fact]
     public void Bench_Traffic_TimesBothInOneRun()
     {
-        CliOutcome result = Invoke("bench", "--world", "2", "--tokens", "64", "--dim", "8", "--experts", "4",
-            "--top-k", "2", "--warmup", "1", "--repeats", "3", "--traffic", "--json");
+        CliOutcome result = Invoke(
+            "bench",
+            "--world",
+            "2",
+            "--tokens",
+            "64",
+            "--dim",
+            "8",
+            "--experts",
+            "4",
+            "--top-k",
+            "2",
+            "--warmup",
+            "1",
+            "--repeats",
+            "3",
+            "--traffic",
+            "--json"
+        );
         Assert.True(result.ExitCode == 0, result.ToString());
-        JsonElement[] records = result.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries)
-            .Select(l => JsonDocument.Parse(l).RootElement).ToArray();
-        string[] kinds = records.Where(r => r.GetProperty("impl").GetString() == "moesharp-host-traffic")
-            .Select(r => r.GetProperty("kind").GetString()!).ToArray();
+        JsonElement[] records = result
+            .Out.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(l => JsonDocument.Parse(l).RootElement)
+            .ToArray();
+        string[] kinds = records
+            .Where(r => r.GetProperty("impl").GetString() == "moesharp-host-traffic")
+            .Select(r => r.GetProperty("kind").GetString()!)
+            .ToArray();
         Assert.Equal(["dispatch", "combine", "dispatch_combine", "traffic_work"], kinds);
-        Assert.Contains(records, r => r.GetProperty("impl").GetString() == "moesharp-host"
-            && r.GetProperty("kind").GetString() == "dispatch_combine");
+        Assert.Contains(
+            records,
+            r =>
+                r.GetProperty("impl").GetString() == "moesharp-host"
+                && r.GetProperty("kind").GetString() == "dispatch_combine"
+        );
     }
 
     [Fact]
@@ -137,11 +197,16 @@ public sealed class TrafficCliTests : IDisposable
     {
         string path = Path.Combine(_dir, "t.png");
         File.WriteAllText(path, "old");
-        Assert.Throws<IOException>(() => OutputPaths.ReplaceWhole(path, temporary =>
-        {
-            File.WriteAllText(temporary, "half");
-            throw new IOException("disk full");
-        }));
+        Assert.Throws<IOException>(() =>
+            OutputPaths.ReplaceWhole(
+                path,
+                temporary =>
+                {
+                    File.WriteAllText(temporary, "half");
+                    throw new IOException("disk full");
+                }
+            )
+        );
         Assert.Equal("old", File.ReadAllText(path));
         Assert.Equal([path], Directory.GetFiles(_dir));
     }

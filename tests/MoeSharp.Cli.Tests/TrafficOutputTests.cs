@@ -13,7 +13,8 @@ public class TrafficOutputTests
         var report = new TrafficReport(3, 6);
         for (int s = 0; s < 3; s++)
         {
-            for (int e = 0; e < 6; e++) report.AddSent(s, e, 10 * s + e, 100 * (10 * s + e));
+            for (int e = 0; e < 6; e++)
+                report.AddSent(s, e, 10 * s + e, 100 * (10 * s + e));
         }
         report.AddWait(2, 0, 1.5);
         return report;
@@ -60,7 +61,8 @@ public class TrafficOutputTests
             Assert.Equal((640, 480), (bitmap.Width, bitmap.Height));
 
             long[,] matrix = view == TrafficView.RowsBetweenRanks ? report.RowsBetweenRanks() : BySourceExpert(report);
-            int rows = matrix.GetLength(0), columns = matrix.GetLength(1);
+            int rows = matrix.GetLength(0),
+                columns = matrix.GetLength(1);
             long max = matrix.Cast<long>().Max();
             for (int r = 0; r < rows; r++)
             {
@@ -69,10 +71,15 @@ public class TrafficOutputTests
                     ScottPlot.Pixel pixel = plot.GetPixel(TrafficHeatmap.CellCenter(rows, r, c));
                     SKColor actual = bitmap.GetPixel((int)pixel.X, (int)pixel.Y);
                     ScottPlot.Color expected = heatmap.Colormap.GetColor((double)matrix[r, c] / max);
-                    bool close = Math.Abs(actual.Red - expected.R) <= 3 && Math.Abs(actual.Green - expected.G) <= 3
+                    bool close =
+                        Math.Abs(actual.Red - expected.R) <= 3
+                        && Math.Abs(actual.Green - expected.G) <= 3
                         && Math.Abs(actual.Blue - expected.B) <= 3;
-                    Assert.True(close, $"cell ({r}, {c}) = {matrix[r, c]} at pixel ({pixel.X}, {pixel.Y}): {actual} " +
-                        $"but the colour map gives {expected}");
+                    Assert.True(
+                        close,
+                        $"cell ({r}, {c}) = {matrix[r, c]} at pixel ({pixel.X}, {pixel.Y}): {actual} "
+                            + $"but the colour map gives {expected}"
+                    );
                 }
             }
         }
@@ -103,7 +110,8 @@ public class TrafficOutputTests
         var m = new long[report.WorldSize, report.NumExperts];
         for (int s = 0; s < report.WorldSize; s++)
         {
-            for (int e = 0; e < report.NumExperts; e++) m[s, e] = report.Rows(s, e);
+            for (int e = 0; e < report.NumExperts; e++)
+                m[s, e] = report.Rows(s, e);
         }
         return m;
     }

@@ -1,8 +1,8 @@
 using System.Text;
-using MoeSharp.Cli;
 using MoeSharp.Checkpoints;
-using MoeSharp.Verification;
+using MoeSharp.Cli;
 using MoeSharp.Tensors;
+using MoeSharp.Verification;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -19,24 +19,27 @@ public static class FuzzTargets
     /// The targets by name: <c>safetensors</c>, <c>golden</c>, <c>cli</c>, <c>index</c> (a checkpoint's
     /// <c>model.safetensors.index.json</c>) and <c>hfconfig</c> (a checkpoint's <c>config.json</c>).
     /// </summary>
-    public static IReadOnlyDictionary<string, Action<byte[]>> ByName { get; } = new Dictionary<string, Action<byte[]>>
-    {
-        ["safetensors"] = Safetensors,
-        ["golden"] = GoldenMetadata,
-        ["cli"] = CliOptions,
-        ["index"] = CheckpointIndex,
-        ["hfconfig"] = HfConfig,
-    };
+    public static IReadOnlyDictionary<string, Action<byte[]>> ByName { get; } =
+        new Dictionary<string, Action<byte[]>>
+        {
+            ["safetensors"] = Safetensors,
+            ["golden"] = GoldenMetadata,
+            ["cli"] = CliOptions,
+            ["index"] = CheckpointIndex,
+            ["hfconfig"] = HfConfig,
+        };
 
     // One checkpoint directory per process: a real shard holding tensors "a" and "b"; each input replaces its index.
     private static readonly Lazy<string> IndexDirectory = new(() =>
     {
         string dir = Directory.CreateTempSubdirectory("moesharp-fuzz-index-").FullName;
-        SafetensorsFile.Write(Path.Combine(dir, "model-00001-of-00001.safetensors"),
-        [
-            new KeyValuePair<string, Tensor>("a", Tensor.FromArray(new float[] { 1, 2, 3, 4 }, 2, 2)),
-            new KeyValuePair<string, Tensor>("b", Tensor.FromArray(new float[] { 5, 6 }, 2)),
-        ]);
+        SafetensorsFile.Write(
+            Path.Combine(dir, "model-00001-of-00001.safetensors"),
+            [
+                new KeyValuePair<string, Tensor>("a", Tensor.FromArray(new float[] { 1, 2, 3, 4 }, 2, 2)),
+                new KeyValuePair<string, Tensor>("b", Tensor.FromArray(new float[] { 5, 6 }, 2)),
+            ]
+        );
         return dir;
     });
 
@@ -54,24 +57,23 @@ public static class FuzzTargets
             Span<float> first = stackalloc float[1];
             foreach (string name in new[] { "a", "b", "c" })
             {
-                if (checkpoint.TryGetTensor(name, out _)) checkpoint.ReadFloat32(name, 0, first);
+                if (checkpoint.TryGetTensor(name, out _))
+                    checkpoint.ReadFloat32(name, 0, first);
             }
         }
-        catch (InvalidDataException)
-        {
-        }
+        catch (InvalidDataException) { }
     }
 
-    /// <summary>A checkpoint's <c>config.json</c>: a family's MoE configuration, or an <see cref="InvalidDataException"/>.</summary>
+    /// <summary>
+    /// A checkpoint's <c>config.json</c>: a family's MoE configuration, or an <see cref="InvalidDataException"/>.
+    /// </summary>
     public static void HfConfig(byte[] bytes)
     {
         try
         {
             _ = HfMoeConfig.Parse(Encoding.UTF8.GetString(bytes), "fuzz/config.json");
         }
-        catch (InvalidDataException)
-        {
-        }
+        catch (InvalidDataException) { }
     }
 
     /// <summary>The safetensors reader: a file is read or refused with an <see cref="InvalidDataException"/>.</summary>
@@ -80,14 +82,15 @@ public static class FuzzTargets
         try
         {
             SafetensorsContent file = SafetensorsFile.ReadFrom(bytes, "fuzz.safetensors");
-            foreach (string name in file.Names) _ = file.Get(name).ElementCount;
+            foreach (string name in file.Names)
+                _ = file.Get(name).ElementCount;
         }
-        catch (InvalidDataException)
-        {
-        }
+        catch (InvalidDataException) { }
     }
 
-    /// <summary>A dispatch golden file's metadata: read into a problem, or refused with an <see cref="InvalidDataException"/>.</summary>
+    /// <summary>
+    /// A dispatch golden file's metadata: read into a problem, or refused with an <see cref="InvalidDataException"/>.
+    /// </summary>
     public static void GoldenMetadata(byte[] bytes)
     {
         SafetensorsContent file;
@@ -103,9 +106,7 @@ public static class FuzzTargets
         {
             _ = GoldenDispatchReplay.ReadCase(file);
         }
-        catch (InvalidDataException)
-        {
-        }
+        catch (InvalidDataException) { }
     }
 
     /// <summary>
@@ -117,9 +118,12 @@ public static class FuzzTargets
         string[] args = Encoding.UTF8.GetString(bytes).Split('\n', StringSplitOptions.RemoveEmptyEntries);
         var stop = new StopBeforeExecute();
         var stderr = new StringWriter();
-        TextWriter oldOut = Console.Out, oldError = Console.Error;
+        TextWriter oldOut = Console.Out,
+            oldError = Console.Error;
         IAnsiConsole oldAnsi = AnsiConsole.Console;
-        AnsiConsole.Console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(TextWriter.Null), Ansi = AnsiSupport.No });
+        AnsiConsole.Console = AnsiConsole.Create(
+            new AnsiConsoleSettings { Out = new AnsiConsoleOutput(TextWriter.Null), Ansi = AnsiSupport.No }
+        );
         Console.SetOut(TextWriter.Null);
         Console.SetError(stderr);
         int code;
@@ -134,11 +138,18 @@ public static class FuzzTargets
             Console.SetError(oldError);
         }
         string error = stderr.ToString();
-        if (stop.Reached || code == ExitCodes.Success) return; // valid options (or --help): the command would run
-        if (code != ExitCodes.UsageError) throw new InvalidOperationException($"exit {code} before the command ran: {error}");
+        if (stop.Reached || code == ExitCodes.Success)
+            return; // valid options (or --help): the command would run
+        if (code != ExitCodes.UsageError)
+            throw new InvalidOperationException($"exit {code} before the command ran: {error}");
         string[] lines = error.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        if (lines.Length != 1 || !lines[0].StartsWith("moe: ", StringComparison.Ordinal) || error.Contains("Nullable`", StringComparison.Ordinal)
-            || error.Contains("TimeSpan", StringComparison.Ordinal) || error.Contains("   at ", StringComparison.Ordinal))
+        if (
+            lines.Length != 1
+            || !lines[0].StartsWith("moe: ", StringComparison.Ordinal)
+            || error.Contains("Nullable`", StringComparison.Ordinal)
+            || error.Contains("TimeSpan", StringComparison.Ordinal)
+            || error.Contains("   at ", StringComparison.Ordinal)
+        )
         {
             throw new InvalidOperationException($"usage error not one clean line: {error}");
         }
@@ -152,7 +163,8 @@ public static class FuzzTargets
         public void Intercept(CommandContext context, CommandSettings settings)
         {
             ValidationResult result = settings.Validate();
-            if (!result.Successful) return; // the app reports it as a usage error
+            if (!result.Successful)
+                return; // the app reports it as a usage error
             Reached = true;
             throw new OperationCanceledException("stopped before the command ran");
         }

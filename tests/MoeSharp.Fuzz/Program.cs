@@ -10,7 +10,8 @@ if (args.Length == 0 || !FuzzTargets.ByName.TryGetValue(args[0], out Action<byte
 }
 if (args.Length > 1)
 {
-    foreach (string file in args.Skip(1)) target(File.ReadAllBytes(file));
+    foreach (string file in args.Skip(1))
+        target(File.ReadAllBytes(file));
     return 0;
 }
 Fuzzer.OutOfProcess.Run(stream =>

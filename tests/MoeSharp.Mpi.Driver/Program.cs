@@ -12,7 +12,13 @@ switch (scenario)
         return Run(MpiProcessGroup.InitWorld(TimeSpan.FromMinutes(2)), Scenarios.All);
     case "collectives-large":
         // Tiny limits push every exchange through the large-message path (point-to-point pieces, staging).
-        return Run(MpiProcessGroup.InitWorldWithLimits(TimeSpan.FromMinutes(2), new ExchangeLimits(MaxCollectiveBytes: 64, PieceBytes: 7)), Scenarios.All);
+        return Run(
+            MpiProcessGroup.InitWorldWithLimits(
+                TimeSpan.FromMinutes(2),
+                new ExchangeLimits(MaxCollectiveBytes: 64, PieceBytes: 7)
+            ),
+            Scenarios.All
+        );
     case "huge":
         return Run(MpiProcessGroup.InitWorld(TimeSpan.FromMinutes(10)), Scenarios.Huge);
     case "timeout":

@@ -14,7 +14,10 @@ internal static class Scenarios
         {
             int[] expected = Enumerable.Range(0, world.Size).Where(r => r % 2 == world.Rank % 2).Reverse().ToArray();
             Expect(half.Size == expected.Length, $"split size {half.Size}, expected {expected.Length}");
-            Expect(half.WorldRanks.SequenceEqual(expected), $"split world ranks [{string.Join(",", half.WorldRanks)}], expected [{string.Join(",", expected)}]");
+            Expect(
+                half.WorldRanks.SequenceEqual(expected),
+                $"split world ranks [{string.Join(",", half.WorldRanks)}], expected [{string.Join(",", expected)}]"
+            );
             Expect(half.WorldRanks[half.Rank] == world.Rank, "split rank does not map back to this world rank");
             Check(half);
         }
@@ -37,12 +40,13 @@ internal static class Scenarios
         {
             var send = new long[chunk * g.Size];
             for (int q = 0; q < g.Size; q++)
-                for (int i = 0; i < chunk; i++) send[q * chunk + i] = Value(g.Rank, q, i);
+            for (int i = 0; i < chunk; i++)
+                send[q * chunk + i] = Value(g.Rank, q, i);
             var receive = new long[send.Length];
             g.AllToAll<long>(send, receive);
             for (int p = 0; p < g.Size; p++)
-                for (int i = 0; i < chunk; i++)
-                    Expect(receive[p * chunk + i] == Value(p, g.Rank, i), $"AllToAll chunk {chunk}: from {p} element {i}");
+            for (int i = 0; i < chunk; i++)
+                Expect(receive[p * chunk + i] == Value(p, g.Rank, i), $"AllToAll chunk {chunk}: from {p} element {i}");
         }
 
         // AllToAllV with random counts (zeros included) drawn from a seed every rank shares.
@@ -63,7 +67,8 @@ internal static class Scenarios
             var receive2 = new float[receiveCounts.Sum()];
             CollectiveRequest request = g.AllToAllVAsync<float>(send, sendCounts, receive2, receiveCounts);
             double busy = 0;
-            for (int i = 0; i < 200_000; i++) busy += Math.Sqrt(i);
+            for (int i = 0; i < 200_000; i++)
+                busy += Math.Sqrt(i);
             request.Wait();
             Expect(request.IsCompleted && busy > 0, "AllToAllVAsync completion");
             Verify(receive2, receiveCounts, g.Rank, $"AllToAllVAsync round {round}");
@@ -76,7 +81,8 @@ internal static class Scenarios
             var receive = new long[n * g.Size];
             g.AllGather<long>(send, receive);
             for (int p = 0; p < g.Size; p++)
-                for (int i = 0; i < n; i++) Expect(receive[p * n + i] == Value(p, 0, i), $"AllGather from {p} element {i}");
+            for (int i = 0; i < n; i++)
+                Expect(receive[p * n + i] == Value(p, 0, i), $"AllGather from {p} element {i}");
         }
         int[] worlds = new int[g.Size];
         g.AllGather(new ReadOnlySpan<int>(in wr), worlds);
@@ -85,7 +91,10 @@ internal static class Scenarios
         // AllReduceSum: terms chosen so that a different association order changes the rounded result.
         int n2 = 37;
         float[] f = Enumerable.Range(0, n2).Select(i => Term(g.Rank, i)).ToArray();
-        double[] d = Enumerable.Range(0, n2).Select(i => (double)Term(g.Rank, i) * 1e-3 + 1e16 * (g.Rank % 2 == 0 ? 1 : -1)).ToArray();
+        double[] d = Enumerable
+            .Range(0, n2)
+            .Select(i => (double)Term(g.Rank, i) * 1e-3 + 1e16 * (g.Rank % 2 == 0 ? 1 : -1))
+            .ToArray();
         long[] l = Enumerable.Range(0, n2).Select(i => Value(g.Rank, i, i) * (g.Rank % 2 == 0 ? 1 : -1)).ToArray();
         g.AllReduceSum(f);
         g.AllReduceSum(d);
@@ -101,8 +110,14 @@ internal static class Scenarios
                 ed += (double)Term(p, i) * 1e-3 + 1e16 * (p % 2 == 0 ? 1 : -1);
                 el += Value(p, i, i) * (p % 2 == 0 ? 1 : -1);
             }
-            Expect(BitConverter.SingleToInt32Bits(f[i]) == BitConverter.SingleToInt32Bits(ef), $"float AllReduceSum element {i}: {f[i]:R} vs rank-order {ef:R}");
-            Expect(BitConverter.DoubleToInt64Bits(d[i]) == BitConverter.DoubleToInt64Bits(ed), $"double AllReduceSum element {i}: {d[i]:R} vs rank-order {ed:R}");
+            Expect(
+                BitConverter.SingleToInt32Bits(f[i]) == BitConverter.SingleToInt32Bits(ef),
+                $"float AllReduceSum element {i}: {f[i]:R} vs rank-order {ef:R}"
+            );
+            Expect(
+                BitConverter.DoubleToInt64Bits(d[i]) == BitConverter.DoubleToInt64Bits(ed),
+                $"double AllReduceSum element {i}: {d[i]:R} vs rank-order {ed:R}"
+            );
             Expect(l[i] == el, $"long AllReduceSum element {i}");
         }
         TensorScenarios.Check(g);
@@ -115,10 +130,13 @@ internal static class Scenarios
         const int rows = 600_000_000; // 2.4 GB of float32
         int[] sendCounts = new int[g.Size];
         int[] receiveCounts = new int[g.Size];
-        if (g.Rank == 0 && g.Size > 1) sendCounts[1] = rows;
-        if (g.Rank == 1) receiveCounts[0] = rows;
+        if (g.Rank == 0 && g.Size > 1)
+            sendCounts[1] = rows;
+        if (g.Rank == 1)
+            receiveCounts[0] = rows;
         var send = new float[sendCounts.Sum()];
-        for (int i = 0; i < send.Length; i++) send[i] = i % 1_000_003;
+        for (int i = 0; i < send.Length; i++)
+            send[i] = i % 1_000_003;
         var receive = new float[receiveCounts.Sum()];
         g.AllToAllV<float>(send, sendCounts, receive, receiveCounts);
         for (int i = 0; i < receive.Length; i++)
@@ -129,7 +147,8 @@ internal static class Scenarios
     public static void Fail(IProcessGroup g)
     {
         g.Barrier();
-        if (g.Rank == 1) throw new InvalidOperationException("deliberate failure in the test scenario");
+        if (g.Rank == 1)
+            throw new InvalidOperationException("deliberate failure in the test scenario");
         g.Barrier();
         Thread.Sleep(TimeSpan.FromMinutes(1)); // never reached while the abort works
     }
@@ -137,21 +156,23 @@ internal static class Scenarios
     /// <summary>Rank 1 stays away from a barrier the others enter.</summary>
     public static void Stall(IProcessGroup g)
     {
-        if (g.Rank == 1) Thread.Sleep(TimeSpan.FromMinutes(1));
+        if (g.Rank == 1)
+            Thread.Sleep(TimeSpan.FromMinutes(1));
         g.Barrier();
     }
 
     private static long Value(int from, int to, int i) => from * 1_000_000L + to * 1_000L + i;
 
-    private static float Term(int rank, int i) => rank % 2 == 0 ? 1e8f + rank * 3.3f + i : 1.7f * (rank + 1) + 0.01f * i;
+    private static float Term(int rank, int i) =>
+        rank % 2 == 0 ? 1e8f + rank * 3.3f + i : 1.7f * (rank + 1) + 0.01f * i;
 
     private static int[,] Counts(int size, int seed)
     {
         var rng = new Random(seed);
         var counts = new int[size, size];
         for (int p = 0; p < size; p++)
-            for (int q = 0; q < size; q++)
-                counts[p, q] = rng.Next(3) == 0 ? 0 : rng.Next(1, 40);
+        for (int q = 0; q < size; q++)
+            counts[p, q] = rng.Next(3) == 0 ? 0 : rng.Next(1, 40);
         return counts;
     }
 
@@ -160,7 +181,8 @@ internal static class Scenarios
         var data = new float[sendCounts.Sum()];
         int at = 0;
         for (int q = 0; q < sendCounts.Length; q++)
-            for (int i = 0; i < sendCounts[q]; i++) data[at++] = rank * 10_000 + q * 100 + i;
+        for (int i = 0; i < sendCounts[q]; i++)
+            data[at++] = rank * 10_000 + q * 100 + i;
         return data;
     }
 
@@ -168,12 +190,13 @@ internal static class Scenarios
     {
         int at = 0;
         for (int p = 0; p < receiveCounts.Length; p++)
-            for (int i = 0; i < receiveCounts[p]; i++, at++)
-                Expect(receive[at] == p * 10_000 + rank * 100 + i, $"{what}: from {p} row {i} is {receive[at]}");
+        for (int i = 0; i < receiveCounts[p]; i++, at++)
+            Expect(receive[at] == p * 10_000 + rank * 100 + i, $"{what}: from {p} row {i} is {receive[at]}");
     }
 
     private static void Expect(bool condition, string what)
     {
-        if (!condition) throw new InvalidOperationException($"check failed: {what}");
+        if (!condition)
+            throw new InvalidOperationException($"check failed: {what}");
     }
 }

@@ -15,7 +15,8 @@ internal static class TensorScenarios
     {
         foreach (DType dtype in new[] { DType.Float32, DType.BFloat16, DType.Int32, DType.Int64 })
         {
-            foreach (bool async in new[] { false, true }) Exchange(g, dtype, async);
+            foreach (bool async in new[] { false, true })
+                Exchange(g, dtype, async);
         }
         Sum(g);
         RefusesDeviceTensors(g);
@@ -28,16 +29,20 @@ internal static class TensorScenarios
         int[] receiveCounts = Enumerable.Range(0, g.Size).Select(p => (p + 2 * g.Rank) % 5).ToArray();
         var sent = new List<long>();
         for (int q = 0; q < g.Size; q++)
-            for (int i = 0; i < sendCounts[q]; i++) sent.Add(Bits(g.Rank, q, i));
+        for (int i = 0; i < sendCounts[q]; i++)
+            sent.Add(Bits(g.Rank, q, i));
         var expected = new List<long>();
         for (int p = 0; p < g.Size; p++)
-            for (int i = 0; i < receiveCounts[p]; i++) expected.Add(Bits(p, g.Rank, i));
+        for (int i = 0; i < receiveCounts[p]; i++)
+            expected.Add(Bits(p, g.Rank, i));
         expected.AddRange([-1, -1]);
 
         Tensor send = Of(dtype, sent);
         Tensor receive = Of(dtype, Enumerable.Repeat(-1L, expected.Count).ToList());
-        if (async) g.AllToAllVAsync(send, sendCounts, receive, receiveCounts).Wait();
-        else g.AllToAllV(send, sendCounts, receive, receiveCounts);
+        if (async)
+            g.AllToAllVAsync(send, sendCounts, receive, receiveCounts).Wait();
+        else
+            g.AllToAllV(send, sendCounts, receive, receiveCounts);
         Expect(receive.BitwiseEquals(Of(dtype, expected)), $"{dtype} tensor AllToAllV{(async ? "Async" : "")}");
     }
 
@@ -56,11 +61,16 @@ internal static class TensorScenarios
         for (int i = 0; i < 2; i++)
         {
             float wide = BFloat16.FromSingle(all[i]).ToSingle();
-            for (int p = 1; p < g.Size; p++) wide += BFloat16.FromSingle(all[2 * p + i]).ToSingle();
-            Expect(BitConverter.SingleToInt32Bits(f.AsSpan<float>()[i]) == BitConverter.SingleToInt32Bits(span[i]),
-                $"float32 tensor AllReduceSum element {i}: {f.AsSpan<float>()[i]:R} vs span {span[i]:R}");
-            Expect(b.AsSpan<BFloat16>()[i] == BFloat16.FromSingle(wide),
-                $"bfloat16 tensor AllReduceSum element {i}: {b.AsSpan<BFloat16>()[i]} vs {BFloat16.FromSingle(wide)}");
+            for (int p = 1; p < g.Size; p++)
+                wide += BFloat16.FromSingle(all[2 * p + i]).ToSingle();
+            Expect(
+                BitConverter.SingleToInt32Bits(f.AsSpan<float>()[i]) == BitConverter.SingleToInt32Bits(span[i]),
+                $"float32 tensor AllReduceSum element {i}: {f.AsSpan<float>()[i]:R} vs span {span[i]:R}"
+            );
+            Expect(
+                b.AsSpan<BFloat16>()[i] == BFloat16.FromSingle(wide),
+                $"bfloat16 tensor AllReduceSum element {i}: {b.AsSpan<BFloat16>()[i]} vs {BFloat16.FromSingle(wide)}"
+            );
         }
     }
 
@@ -71,9 +81,11 @@ internal static class TensorScenarios
         {
             g.AllReduceSum(device);
         }
-        catch (ArgumentException e) when (e.Message.Contains("lives on stand-in:0") &&
-                                          e.Message.Contains("MpiProcessGroup(rank") &&
-                                          e.Message.Contains("exchanges host tensors only"))
+        catch (ArgumentException e)
+            when (e.Message.Contains("lives on stand-in:0")
+                && e.Message.Contains("MpiProcessGroup(rank")
+                && e.Message.Contains("exchanges host tensors only")
+            )
         {
             return;
         }
@@ -82,18 +94,22 @@ internal static class TensorScenarios
 
     private static long Bits(int p, int q, int i) => 0x7F81 + 97 * p + 13 * q + i;
 
-    private static Tensor Of(DType dtype, List<long> bits) => dtype switch
-    {
-        DType.Float32 => Tensor.FromArray(bits.Select(x => BitConverter.Int32BitsToSingle((int)x)).ToArray(),
-            bits.Count),
-        DType.BFloat16 => Tensor.FromArray(bits.Select(x => BFloat16.FromBits((ushort)x)).ToArray(), bits.Count),
-        DType.Int32 => Tensor.FromArray(bits.Select(x => (int)x).ToArray(), bits.Count),
-        _ => Tensor.FromArray(bits.ToArray(), bits.Count),
-    };
+    private static Tensor Of(DType dtype, List<long> bits) =>
+        dtype switch
+        {
+            DType.Float32 => Tensor.FromArray(
+                bits.Select(x => BitConverter.Int32BitsToSingle((int)x)).ToArray(),
+                bits.Count
+            ),
+            DType.BFloat16 => Tensor.FromArray(bits.Select(x => BFloat16.FromBits((ushort)x)).ToArray(), bits.Count),
+            DType.Int32 => Tensor.FromArray(bits.Select(x => (int)x).ToArray(), bits.Count),
+            _ => Tensor.FromArray(bits.ToArray(), bits.Count),
+        };
 
     private static void Expect(bool condition, string what)
     {
-        if (!condition) throw new InvalidOperationException($"check failed: {what}");
+        if (!condition)
+            throw new InvalidOperationException($"check failed: {what}");
     }
 
     /// <summary>Device storage no MPI group can reach; only its name is ever read.</summary>
@@ -105,7 +121,7 @@ internal static class TensorScenarios
 
         public override void CopyToHost(long byteOffset, Span<byte> destination) => throw new NotSupportedException();
 
-        public override void CopyFromHost(ReadOnlySpan<byte> source, long byteOffset)
-            => throw new NotSupportedException();
+        public override void CopyFromHost(ReadOnlySpan<byte> source, long byteOffset) =>
+            throw new NotSupportedException();
     }
 }

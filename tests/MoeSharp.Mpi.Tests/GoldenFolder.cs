@@ -16,10 +16,16 @@ public static class GoldenFolder
         for (DirectoryInfo? dir = new(AppContext.BaseDirectory); folder is null && dir is not null; dir = dir.Parent)
         {
             string candidate = Path.Combine(dir.FullName, "golden");
-            if (File.Exists(Path.Combine(candidate, "README.md"))) folder = candidate;
+            if (File.Exists(Path.Combine(candidate, "README.md")))
+                folder = candidate;
         }
         if (folder is null || !Directory.Exists(folder))
-            throw new DirectoryNotFoundException($"no golden folder above {AppContext.BaseDirectory}; set MOESHARP_GOLDEN_DIR");
-        return Directory.GetFiles(folder, "*.safetensors").OrderBy(p => Path.GetFileName(p), StringComparer.Ordinal).ToArray();
+            throw new DirectoryNotFoundException(
+                $"no golden folder above {AppContext.BaseDirectory}; set MOESHARP_GOLDEN_DIR"
+            );
+        return Directory
+            .GetFiles(folder, "*.safetensors")
+            .OrderBy(p => Path.GetFileName(p), StringComparer.Ordinal)
+            .ToArray();
     }
 }

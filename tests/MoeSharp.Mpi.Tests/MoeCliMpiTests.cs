@@ -35,7 +35,11 @@ public sealed partial class MoeCliMpiTests
     public void Train_without_world_takes_the_job_size()
     {
         // --sp 2 with no --world: the job's two ranks are the world (checked at run time, not against a default of 1).
-        MpiRun run = MpiLauncher.Default.RunMoe(2, ["train", "--comm", "mpi", "--sp", "2", "--layout", "sharded", "--steps", "3", "--log-every", "1"], Limit);
+        MpiRun run = MpiLauncher.Default.RunMoe(
+            2,
+            ["train", "--comm", "mpi", "--sp", "2", "--layout", "sharded", "--steps", "3", "--log-every", "1"],
+            Limit
+        );
         Assert.True(run.ExitCode == 0, run.ToString());
         Assert.Contains("train: world 2, sp 2", Plain(run.Output));
         Assert.Equal(3, LossBits(run.Output).Length);
@@ -55,7 +59,11 @@ public sealed partial class MoeCliMpiTests
 
     private static void RunVerifiesOnce(MpiLauncher launcher)
     {
-        MpiRun run = launcher.RunMoe(4, ["run", "--comm", "mpi", "--world", "4", "--sp", "2", "--tokens", "1001"], Limit);
+        MpiRun run = launcher.RunMoe(
+            4,
+            ["run", "--comm", "mpi", "--world", "4", "--sp", "2", "--tokens", "1001"],
+            Limit
+        );
         Assert.True(run.ExitCode == 0, run.ToString());
         Assert.Single(Regex.Matches(Plain(run.Output), "verified: bitwise identical to the single-rank reference"));
     }
@@ -68,7 +76,10 @@ public sealed partial class MoeCliMpiTests
         Assert.True(run.ExitCode == 0, run.ToString());
         string[] lines = Plain(run.Output).Split('\n');
         foreach (string file in files.Select(f => Path.GetFileName(f)))
-            Assert.True(lines.Count(l => l.StartsWith($"PASS {file}", StringComparison.Ordinal)) == 1, $"{file} did not pass once\n{run}");
+            Assert.True(
+                lines.Count(l => l.StartsWith($"PASS {file}", StringComparison.Ordinal)) == 1,
+                $"{file} did not pass once\n{run}"
+            );
         Assert.Contains($"{files.Count} passed, 0 failed, 0 skipped, 0 not applicable", Plain(run.Output));
     }
 
@@ -87,10 +98,18 @@ public sealed partial class MoeCliMpiTests
 
     private static void BenchJson(MpiLauncher launcher)
     {
-        MpiRun run = launcher.RunMoe(2, ["bench", "--comm", "mpi", "--tokens", "512", "--dim", "256", "--repeats", "3", "--warmup", "1", "--json"], Limit);
+        MpiRun run = launcher.RunMoe(
+            2,
+            ["bench", "--comm", "mpi", "--tokens", "512", "--dim", "256", "--repeats", "3", "--warmup", "1", "--json"],
+            Limit
+        );
         Assert.True(run.ExitCode == 0, run.ToString());
         // One moesharp-metrics/1 record per measurement (docs/metrics.md), from rank 0 only.
-        string[] lines = Plain(run.Output).Split('\n').Where(l => l.TrimStart().StartsWith('{')).Select(l => l.Trim()).ToArray();
+        string[] lines = Plain(run.Output)
+            .Split('\n')
+            .Where(l => l.TrimStart().StartsWith('{'))
+            .Select(l => l.Trim())
+            .ToArray();
         JsonElement[] records = lines.Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToArray();
         JsonElement Kind(string kind) => records.Single(r => r.GetProperty("kind").GetString() == kind);
         Assert.All(records, r => Assert.Equal(2, r.GetProperty("world").GetInt32()));
@@ -111,7 +130,9 @@ public sealed partial class MoeCliMpiTests
     private static string[] LossBits(string output) =>
         StepLoss().Matches(Plain(output)).Select(m => $"{m.Groups[1].Value}:{m.Groups[2].Value}").ToArray();
 
-    /// <summary>Output without terminal escapes: Open MPI gives ranks a pseudo-terminal, so colors come through.</summary>
+    /// <summary>
+    /// Output without terminal escapes: Open MPI gives ranks a pseudo-terminal, so colors come through.
+    /// </summary>
     private static string Plain(string text) => Escape().Replace(text, "").Replace("\r", "");
 
     [GeneratedRegex(@"step\s+(\d+)\s+loss \S+ \((0x[0-9A-F]{16})\)")]

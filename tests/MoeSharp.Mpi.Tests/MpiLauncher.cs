@@ -4,11 +4,13 @@ using System.Runtime.InteropServices;
 namespace MoeSharp.Mpi.Tests;
 
 /// <summary>An <c>mpiexec</c> on this machine and the MPI library it belongs to.</summary>
-/// <param name="Command">The launcher: <c>mpiexec</c>, or <c>mpiexec.mpich</c> for MPICH's Hydra side by side with Open MPI.</param>
+/// <param name="Command">The launcher: <c>mpiexec</c>, or <c>mpiexec.mpich</c> for MPICH's Hydra side by side with Open
+/// MPI.</param>
 public sealed record MpiLauncher(string Command)
 {
     /// <summary>Open MPI's launcher (the default <c>mpiexec</c> where both are installed).</summary>
-    public static MpiLauncher Default { get; } = new(Environment.GetEnvironmentVariable("MOESHARP_MPIEXEC") ?? "mpiexec");
+    public static MpiLauncher Default { get; } =
+        new(Environment.GetEnvironmentVariable("MOESHARP_MPIEXEC") ?? "mpiexec");
 
     /// <summary>MPICH's Hydra under its Debian name.</summary>
     public static MpiLauncher Mpich { get; } = new("mpiexec.mpich");
@@ -37,13 +39,20 @@ public sealed record MpiLauncher(string Command)
     /// <summary>True for Open MPI's launcher, which needs <c>--allow-run-as-root --oversubscribe</c> here.</summary>
     public bool IsOpenMpi => _isOpenMpi.Value;
 
-    private readonly Lazy<bool> _isOpenMpi = new(() => Version(Command).Contains("Open", StringComparison.OrdinalIgnoreCase));
+    private readonly Lazy<bool> _isOpenMpi = new(() =>
+        Version(Command).Contains("Open", StringComparison.OrdinalIgnoreCase)
+    );
 
-    /// <summary>Runs <c>mpiexec -n <paramref name="ranks"/> dotnet driver.dll <paramref name="scenario"/></c>.</summary>
+    /// <summary>
+    /// Runs <c>mpiexec -n <paramref name="ranks"/> dotnet driver.dll <paramref name="scenario"/></c>.
+    /// </summary>
     public MpiRun Run(int ranks, string scenario, TimeSpan limit) => RunDotnet(ranks, [DriverPath, scenario], limit);
 
-    /// <summary>Runs <c>mpiexec -n <paramref name="ranks"/> dotnet moe.dll <paramref name="moeArgs"/></c> (the built CLI).</summary>
-    public MpiRun RunMoe(int ranks, IEnumerable<string> moeArgs, TimeSpan limit) => RunDotnet(ranks, [MoePath, .. moeArgs], limit);
+    /// <summary>
+    /// Runs <c>mpiexec -n <paramref name="ranks"/> dotnet moe.dll <paramref name="moeArgs"/></c> (the built CLI).
+    /// </summary>
+    public MpiRun RunMoe(int ranks, IEnumerable<string> moeArgs, TimeSpan limit) =>
+        RunDotnet(ranks, [MoePath, .. moeArgs], limit);
 
     /// <summary>Runs <c>mpiexec -n <paramref name="ranks"/> dotnet <paramref name="dotnetArgs"/></c>.</summary>
     public MpiRun RunDotnet(int ranks, IReadOnlyList<string> dotnetArgs, TimeSpan limit)
@@ -63,7 +72,8 @@ public sealed record MpiLauncher(string Command)
             start.ArgumentList.Add("--oversubscribe");
         }
         start.ArgumentList.Add("dotnet");
-        foreach (string arg in dotnetArgs) start.ArgumentList.Add(arg);
+        foreach (string arg in dotnetArgs)
+            start.ArgumentList.Add(arg);
         // Keep the ranks from picking the other implementation when both are installed.
         start.Environment.Remove("MOESHARP_MPI_LIBRARY");
         return Wait(start, limit);
@@ -79,14 +89,16 @@ public sealed record MpiLauncher(string Command)
             UseShellExecute = false,
         };
         start.ArgumentList.Add(MoePath);
-        foreach (string arg in moeArgs) start.ArgumentList.Add(arg);
+        foreach (string arg in moeArgs)
+            start.ArgumentList.Add(arg);
         return Wait(start, limit);
     }
 
     private static MpiRun Wait(ProcessStartInfo start, TimeSpan limit)
     {
         var clock = Stopwatch.StartNew();
-        using Process process = Process.Start(start) ?? throw new InvalidOperationException($"could not start {start.FileName}");
+        using Process process =
+            Process.Start(start) ?? throw new InvalidOperationException($"could not start {start.FileName}");
         Task<string> stdout = process.StandardOutput.ReadToEndAsync();
         Task<string> stderr = process.StandardError.ReadToEndAsync();
         if (!process.WaitForExit(limit))
@@ -111,8 +123,17 @@ public sealed record MpiLauncher(string Command)
             string tfm = here.Name;
             string configuration = here.Parent!.Name;
             string testsDir = here.Parent!.Parent!.Parent!.Parent!.FullName;
-            string path = Path.Combine(testsDir, "MoeSharp.Mpi.Driver", "bin", configuration, tfm, "MoeSharp.Mpi.Driver.dll");
-            return File.Exists(path) ? path : throw new FileNotFoundException($"MPI test driver not built at {path}", path);
+            string path = Path.Combine(
+                testsDir,
+                "MoeSharp.Mpi.Driver",
+                "bin",
+                configuration,
+                tfm,
+                "MoeSharp.Mpi.Driver.dll"
+            );
+            return File.Exists(path)
+                ? path
+                : throw new FileNotFoundException($"MPI test driver not built at {path}", path);
         }
     }
 
@@ -136,11 +157,18 @@ public sealed record MpiLauncher(string Command)
 
     private static string? Find(string command)
     {
-        if (command.Contains('/')) return File.Exists(command) ? command : null;
-        foreach (string dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
+        if (command.Contains('/'))
+            return File.Exists(command) ? command : null;
+        foreach (
+            string dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(
+                Path.PathSeparator,
+                StringSplitOptions.RemoveEmptyEntries
+            )
+        )
         {
             string candidate = Path.Combine(dir, command);
-            if (File.Exists(candidate)) return candidate;
+            if (File.Exists(candidate))
+                return candidate;
         }
         return null;
     }
@@ -149,7 +177,11 @@ public sealed record MpiLauncher(string Command)
     {
         try
         {
-            var start = new ProcessStartInfo(command, "--version") { RedirectStandardOutput = true, RedirectStandardError = true };
+            var start = new ProcessStartInfo(command, "--version")
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+            };
             using Process p = Process.Start(start)!;
             string text = p.StandardOutput.ReadToEnd() + p.StandardError.ReadToEnd();
             p.WaitForExit(10_000);
@@ -166,5 +198,6 @@ public sealed record MpiLauncher(string Command)
 public sealed record MpiRun(int ExitCode, string Output, string Error, TimeSpan Elapsed)
 {
     /// <inheritdoc/>
-    public override string ToString() => $"exit {ExitCode} after {Elapsed.TotalSeconds:F1} s\n--- stdout\n{Output}\n--- stderr\n{Error}";
+    public override string ToString() =>
+        $"exit {ExitCode} after {Elapsed.TotalSeconds:F1} s\n--- stdout\n{Output}\n--- stderr\n{Error}";
 }

@@ -22,13 +22,20 @@ internal static class CopyBandwidth
         for (int i = 0; i < warmup + repeats; i++)
         {
             long start = Stopwatch.GetTimestamp();
-            Parallel.For(0, chunks, options, c =>
-            {
-                int begin = (int)((long)floats * c / chunks), end = (int)((long)floats * (c + 1) / chunks);
-                source.AsSpan(begin, end - begin).CopyTo(destination.AsSpan(begin, end - begin));
-            });
+            Parallel.For(
+                0,
+                chunks,
+                options,
+                c =>
+                {
+                    int begin = (int)((long)floats * c / chunks),
+                        end = (int)((long)floats * (c + 1) / chunks);
+                    source.AsSpan(begin, end - begin).CopyTo(destination.AsSpan(begin, end - begin));
+                }
+            );
             double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
-            if (i >= warmup) times.Add(seconds);
+            if (i >= warmup)
+                times.Add(seconds);
         }
         return 2.0 * floats * sizeof(float) / DispatchBenchmark.Median(times);
     }

@@ -1,10 +1,10 @@
 using System.Diagnostics;
-using MoeSharp.Verification;
 using MoeSharp.Collectives;
 using MoeSharp.Dispatch;
-using MoeSharp.Telemetry;
 using MoeSharp.Experts;
+using MoeSharp.Telemetry;
 using MoeSharp.Tensors;
+using MoeSharp.Verification;
 
 namespace MoeSharp.Cli.Benchmarks;
 
@@ -20,7 +20,13 @@ internal static class DispatchBenchmark
     /// <param name="DispatchBytes">Bytes dispatch must move on this rank: x read once, N routed rows written.</param>
     /// <param name="CombineBytes">Bytes combine must move on this rank: N rows read, the output written.</param>
     /// <param name="Exchange">The exchange alone (worlds of more than one rank), else null.</param>
-    public sealed record Result(double DispatchSeconds, double CombineSeconds, long DispatchBytes, long CombineBytes, ExchangeBenchmark.Result? Exchange)
+    public sealed record Result(
+        double DispatchSeconds,
+        double CombineSeconds,
+        long DispatchBytes,
+        long CombineBytes,
+        ExchangeBenchmark.Result? Exchange
+    )
     {
         /// <summary>With <c>--traffic</c>: median dispatch and combine with traffic telemetry on, timed in the same
         /// loop as the plain ones; null otherwise.</summary>
@@ -44,19 +50,32 @@ internal static class DispatchBenchmark
     /// This rank's part of the benchmark; every rank of <paramref name="world"/> calls it. <paramref name="progress"/>
     /// (runs done, runs in all) is called on rank 0 after each dispatch + combine.
     /// </summary>
-    public static Result RunRank(IProcessGroup world, int tokens, int dim, int experts, int topK, bool scoreBefore, int warmup, int repeats, int seed,
-        DType rowType = DType.Float32, Action<int, int>? progress = null, bool traffic = false)
+    public static Result RunRank(
+        IProcessGroup world,
+        int tokens,
+        int dim,
+        int experts,
+        int topK,
+        bool scoreBefore,
+        int warmup,
+        int repeats,
+        int seed,
+        DType rowType = DType.Float32,
+        Action<int, int>? progress = null,
+        bool traffic = false
+    )
     {
         var config = new TokenDispatcherConfig(experts, topK) { ScoreBeforeExperts = scoreBefore };
         // Every rank draws the same sequence and keeps its own inputs, so a run is reproducible at any size.
         var random = new Random(seed);
         GroupInputs mine = RandomInputs.Create(random, tokens, dim, experts, topK);
-        for (int r = 1; r <= world.Rank; r++) mine = RandomInputs.Create(random, tokens, dim, experts, topK);
+        for (int r = 1; r <= world.Rank; r++)
+            mine = RandomInputs.Create(random, tokens, dim, experts, topK);
         mine = mine.WithRowType(rowType);
 
         using var groups = ParallelGroups.Create(world, 1);
-        TokenDispatcher Create(TokenDispatcherConfig c)
-            => world.Size == 1 ? new LocalTokenDispatcher(c) : new AllToAllTokenDispatcher(c, groups);
+        TokenDispatcher Create(TokenDispatcherConfig c) =>
+            world.Size == 1 ? new LocalTokenDispatcher(c) : new AllToAllTokenDispatcher(c, groups);
         TokenDispatcher dispatcher = Create(config);
         // --traffic: a second dispatcher with telemetry on, on the same pool-less inputs, timed in the same loop in
         // alternating order so drift and noise fall on both alike.
@@ -67,15 +86,20 @@ internal static class DispatchBenchmark
         var trafficCombine = new List<double>();
         // The expert output is computed once, untimed: the benchmark times the dispatcher, not the experts.
         Tensor? expertOutput = null;
-        int[] sendRows = [], receiveRows = [];
+        int[] sendRows = [],
+            receiveRows = [];
         DispatchMetadata? lastMetadata = null;
         for (int i = 0; i < warmup + repeats; i++)
         {
-            bool trafficFirst = i % 2 == 1, timed = i >= warmup;
-            if (withTraffic is not null && trafficFirst) TimeOnce(withTraffic, timed, trafficDispatch, trafficCombine);
+            bool trafficFirst = i % 2 == 1,
+                timed = i >= warmup;
+            if (withTraffic is not null && trafficFirst)
+                TimeOnce(withTraffic, timed, trafficDispatch, trafficCombine);
             TimeOnce(dispatcher, timed, dispatchTimes, combineTimes);
-            if (withTraffic is not null && !trafficFirst) TimeOnce(withTraffic, timed, trafficDispatch, trafficCombine);
-            if (world.Rank == 0) progress?.Invoke(i + 1, warmup + repeats);
+            if (withTraffic is not null && !trafficFirst)
+                TimeOnce(withTraffic, timed, trafficDispatch, trafficCombine);
+            if (world.Rank == 0)
+                progress?.Invoke(i + 1, warmup + repeats);
         }
 
         void TimeOnce(TokenDispatcher dispatcher, bool timed, List<double> dispatchTimes, List<double> combineTimes)
@@ -85,21 +109,27 @@ internal static class DispatchBenchmark
             DispatchResult dispatched = dispatcher.Dispatch(mine.X, mine.Scores, mine.Ids);
             // With --traffic both variants stop the clock after a barrier: the telemetry's all-gather waits for the
             // slowest rank, so without one the plain variant alone would leave the ranks' imbalance out of its time.
-            if (traffic) world.Barrier();
+            if (traffic)
+                world.Barrier();
             double dispatchSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
-            expertOutput ??= ScaledIdentityExperts.Apply(dispatched.RoutedTokens, dispatched.TokensPerLocalExpert.AsSpan(),
-                world.Rank * dispatcher.NumLocalExperts);
+            expertOutput ??= ScaledIdentityExperts.Apply(
+                dispatched.RoutedTokens,
+                dispatched.TokensPerLocalExpert.AsSpan(),
+                world.Rank * dispatcher.NumLocalExperts
+            );
             sendRows = dispatched.Metadata.InputSplits.ToArray();
             receiveRows = dispatched.Metadata.OutputSplits.ToArray();
             lastMetadata = dispatched.Metadata;
             world.Barrier();
             start = Stopwatch.GetTimestamp();
             Tensor combined = dispatcher.Combine(expertOutput, dispatched.Metadata, mine.X);
-            if (traffic) world.Barrier();
+            if (traffic)
+                world.Barrier();
             double combineSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
             // Hand the outputs back as a training loop would, so each iteration reuses warm memory.
             dispatcher.Allocator.Return(combined);
-            if (!ReferenceEquals(dispatched.RoutedTokens, expertOutput)) dispatcher.Allocator.Return(dispatched.RoutedTokens);
+            if (!ReferenceEquals(dispatched.RoutedTokens, expertOutput))
+                dispatcher.Allocator.Return(dispatched.RoutedTokens);
             dispatcher.Release(dispatched.Metadata);
             if (timed)
             {
@@ -109,18 +139,31 @@ internal static class DispatchBenchmark
         }
         long tokenBytes = (long)tokens * dim * rowType.SizeOf();
         long routedBytes = tokenBytes * topK;
-        ExchangeBenchmark.Result? exchange = world.Size > 1
-            ? (rowType == DType.BFloat16
-                ? ExchangeBenchmark.RunRank<BFloat16>(world, sendRows, receiveRows, dim, warmup, repeats)
-                : ExchangeBenchmark.RunRank<float>(world, sendRows, receiveRows, dim, warmup, repeats))
-            : null;
+        ExchangeBenchmark.Result? exchange =
+            world.Size > 1
+                ? (
+                    rowType == DType.BFloat16
+                        ? ExchangeBenchmark.RunRank<BFloat16>(world, sendRows, receiveRows, dim, warmup, repeats)
+                        : ExchangeBenchmark.RunRank<float>(world, sendRows, receiveRows, dim, warmup, repeats)
+                )
+                : null;
         double? telemetryWork = traffic ? TimeTelemetryWork(world, lastMetadata!, experts, repeats) : null;
         // Before the medians below sort the lists in place: iteration i of each list is one pair.
         double? paired = traffic
-            ? Median(Enumerable.Range(0, repeats).Select(i => (trafficDispatch[i] + trafficCombine[i])
-                / (dispatchTimes[i] + combineTimes[i]) - 1).ToList())
+            ? Median(
+                Enumerable
+                    .Range(0, repeats)
+                    .Select(i => (trafficDispatch[i] + trafficCombine[i]) / (dispatchTimes[i] + combineTimes[i]) - 1)
+                    .ToList()
+            )
             : null;
-        return new Result(Median(dispatchTimes), Median(combineTimes), tokenBytes + routedBytes, routedBytes + tokenBytes, exchange)
+        return new Result(
+            Median(dispatchTimes),
+            Median(combineTimes),
+            tokenBytes + routedBytes,
+            routedBytes + tokenBytes,
+            exchange
+        )
         {
             WithTraffic = traffic ? (Median(trafficDispatch), Median(trafficCombine)) : null,
             PairedTrafficOverhead = paired,
@@ -140,8 +183,14 @@ internal static class DispatchBenchmark
         {
             world.Barrier();
             long start = Stopwatch.GetTimestamp();
-            TrafficReport partial = TrafficCollection.Partial(metadata.Plan, world.Size, world.Rank, experts,
-                metadata.Dim, metadata.RowType);
+            TrafficReport partial = TrafficCollection.Partial(
+                metadata.Plan,
+                world.Size,
+                world.Rank,
+                experts,
+                metadata.Dim,
+                metadata.RowType
+            );
             partial.AddExchangeWait(world.Rank, TrafficExchange.Counts, 0.5);
             partial.AddExchangeWait(world.Rank, TrafficExchange.RowsForward, 0.5);
             TrafficReport dispatched = TrafficCollection.Gather(world, partial, world.Rank);

@@ -12,7 +12,9 @@ namespace MoeSharp.Cli.Benchmarks;
 /// </summary>
 internal static class GroupedGemmBenchmark
 {
-    /// <summary>A shape: <c>x [rows, k]</c> split into <paramref name="Groups"/> equal groups, each times <c>W_g [n, k]ᵀ</c>.</summary>
+    /// <summary>
+    /// A shape: <c>x [rows, k]</c> split into <paramref name="Groups"/> equal groups, each times <c>W_g [n, k]ᵀ</c>.
+    /// </summary>
     public sealed record Shape(string Name, int Rows, int Groups, int N, int K);
 
     /// <summary>The reference's shapes: up and down projections of the two presets (E/4 local experts).</summary>
@@ -36,7 +38,12 @@ internal static class GroupedGemmBenchmark
     {
         int device = backend.Accelerator is ILGPU.Runtime.Cuda.CudaAccelerator cuda ? cuda.DeviceId : 0;
         // ILGPU works in a context of its own on the legacy stream: cuBLAS must use both.
-        using var gemm = new CublasGroupedGemm(device, stream: 0, useGroupedBatched: false, bindContext: () => backend.Accelerator.Bind());
+        using var gemm = new CublasGroupedGemm(
+            device,
+            stream: 0,
+            useGroupedBatched: false,
+            bindContext: () => backend.Accelerator.Bind()
+        );
         var results = new List<Result>();
         var random = new Random(7);
         foreach (Shape shape in Shapes)
@@ -45,12 +52,15 @@ internal static class GroupedGemmBenchmark
             Tensor w = RandomBFloat16(backend, random, shape.Groups, shape.N, shape.K);
             Tensor dense = RandomBFloat16(backend, random, 1, shape.N, shape.K);
             Tensor output = backend.Allocator.Rent(DType.Float32, shape.Rows, shape.N);
-            int[] perExpert = Enumerable.Range(0, shape.Groups)
-                .Select(g => (int)((long)shape.Rows * (g + 1) / shape.Groups - (long)shape.Rows * g / shape.Groups)).ToArray();
+            int[] perExpert = Enumerable
+                .Range(0, shape.Groups)
+                .Select(g => (int)((long)shape.Rows * (g + 1) / shape.Groups - (long)shape.Rows * g / shape.Groups))
+                .ToArray();
             double grouped = Time(backend, warmup, repeats, () => gemm.Run(x, w, output, perExpert));
             double one = Time(backend, warmup, repeats, () => gemm.Run(x, dense, output, [shape.Rows]));
             results.Add(new Result(shape, grouped, one));
-            foreach (Tensor t in new[] { x, w, dense, output }) backend.Allocator.Return(t);
+            foreach (Tensor t in new[] { x, w, dense, output })
+                backend.Allocator.Return(t);
         }
         return results;
     }
@@ -64,7 +74,8 @@ internal static class GroupedGemmBenchmark
             long start = Stopwatch.GetTimestamp();
             gemm();
             backend.Kernels.Device.Synchronize();
-            if (i >= warmup) times.Add(Stopwatch.GetElapsedTime(start).TotalSeconds);
+            if (i >= warmup)
+                times.Add(Stopwatch.GetElapsedTime(start).TotalSeconds);
         }
         return DispatchBenchmark.Median(times);
     }
@@ -78,7 +89,8 @@ internal static class GroupedGemmBenchmark
     {
         Tensor t = backend.Allocator.Rent(DType.BFloat16, shape);
         var block = Tensor.Uninitialized(DType.BFloat16, 32 << 20);
-        foreach (ref BFloat16 v in block.AsSpan<BFloat16>()) v = BFloat16.FromSingle((float)(random.NextDouble() * 2 - 1));
+        foreach (ref BFloat16 v in block.AsSpan<BFloat16>())
+            v = BFloat16.FromSingle((float)(random.NextDouble() * 2 - 1));
         ReadOnlySpan<byte> bytes = block.AsBytes();
         long total = (long)t.ElementCount * 2;
         for (long offset = 0; offset < total; offset += bytes.Length)

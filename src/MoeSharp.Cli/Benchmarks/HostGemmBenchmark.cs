@@ -4,15 +4,17 @@ using MoeSharp.Compute;
 namespace MoeSharp.Cli.Benchmarks;
 
 /// <summary>
-/// <see cref="HostGemm"/>'s three products (<c>A·Bᵀ</c>, <c>A·B</c>, <c>Aᵀ·B</c>) on 1024³ and on the expert products of
-/// the two layer shapes of issue 12, as GFLOP/s next to the cores' FMA peak.
+/// <see cref="HostGemm"/>'s three products (<c>A·Bᵀ</c>, <c>A·B</c>, <c>Aᵀ·B</c>) on 1024³ and on the expert products
+/// of the two layer shapes of issue 12, as GFLOP/s next to the cores' FMA peak.
 /// </summary>
 internal static class HostGemmBenchmark
 {
     /// <summary>One product shape: <c>C[M, N]</c> over a reduction of <c>K</c>.</summary>
     public sealed record Shape(string Name, int M, int N, int K);
 
-    /// <summary>1024³, and one expert's rows of T·K/E at the layer shapes (T 2048, D=H 512) and (T 8192, D=H 1024), E 16, K 2.</summary>
+    /// <summary>
+    /// 1024³, and one expert's rows of T·K/E at the layer shapes (T 2048, D=H 512) and (T 8192, D=H 1024), E 16, K 2.
+    /// </summary>
     public static IReadOnlyList<Shape> Shapes { get; } =
     [
         new("1024^3", 1024, 1024, 1024),
@@ -24,8 +26,8 @@ internal static class HostGemmBenchmark
     /// <param name="Shape">The shape.</param>
     /// <param name="Product">Which product.</param>
     /// <param name="Seconds">Median wall-clock seconds.</param>
-    /// <param name="CpuSeconds">Mean CPU seconds of the process per product (all threads): on a machine shared with other
-    /// jobs it shows what the kernel costs when it does run.</param>
+    /// <param name="CpuSeconds">Mean CPU seconds of the process per product (all threads): on a machine shared with
+    /// other jobs it shows what the kernel costs when it does run.</param>
     public sealed record Result(Shape Shape, string Product, double Seconds, double CpuSeconds)
     {
         /// <summary>2·M·N·K.</summary>
@@ -45,11 +47,17 @@ internal static class HostGemmBenchmark
         var random = new Random(3);
         foreach (Shape s in shapes)
         {
-            float[] a = Random(random, s.M * s.K), b = Random(random, s.N * s.K), c = new float[s.M * s.N];
-            results.Add(Time(s, "A·Bᵀ (forward)", warmup, repeats, () => HostGemm.MatMulTransposeB(a, b, c, s.M, s.N, s.K)));
+            float[] a = Random(random, s.M * s.K),
+                b = Random(random, s.N * s.K),
+                c = new float[s.M * s.N];
+            results.Add(
+                Time(s, "A·Bᵀ (forward)", warmup, repeats, () => HostGemm.MatMulTransposeB(a, b, c, s.M, s.N, s.K))
+            );
             results.Add(Time(s, "A·B (input grad)", warmup, repeats, () => HostGemm.MatMul(a, b, c, s.M, s.N, s.K)));
             // Aᵀ·B with A [K, M]: the weight gradient reduces over the K rows.
-            results.Add(Time(s, "Aᵀ·B (weight grad)", warmup, repeats, () => HostGemm.MatMulTransposeA(a, b, c, s.M, s.N, s.K)));
+            results.Add(
+                Time(s, "Aᵀ·B (weight grad)", warmup, repeats, () => HostGemm.MatMulTransposeA(a, b, c, s.M, s.N, s.K))
+            );
         }
         return results;
     }
@@ -57,7 +65,8 @@ internal static class HostGemmBenchmark
     private static float[] Random(Random random, int count)
     {
         var values = new float[count];
-        for (int i = 0; i < count; i++) values[i] = (float)(random.NextDouble() * 2 - 1);
+        for (int i = 0; i < count; i++)
+            values[i] = (float)(random.NextDouble() * 2 - 1);
         return values;
     }
 
@@ -74,7 +83,8 @@ internal static class HostGemmBenchmark
             product();
             double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
             process.Refresh();
-            if (i < warmup) continue;
+            if (i < warmup)
+                continue;
             times.Add(seconds);
             cpu += process.TotalProcessorTime - cpuStart;
         }

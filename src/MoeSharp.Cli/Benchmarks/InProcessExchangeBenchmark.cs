@@ -25,26 +25,30 @@ internal static class InProcessExchangeBenchmark
     {
         int perPeer = checked((int)(bytesPerRank / sizeof(float) / world));
         int[] counts = Enumerable.Repeat(perPeer, world).ToArray();
-        var times = InProcessWorld.Run(world, group =>
-        {
-            var send = GC.AllocateUninitializedArray<float>(perPeer * world, pinned: true);
-            var receive = GC.AllocateUninitializedArray<float>(perPeer * world, pinned: true);
-            new Random(group.Rank).NextBytes(System.Runtime.InteropServices.MemoryMarshal.AsBytes(send.AsSpan()));
-            receive.AsSpan().Clear();
-            var seconds = new List<double>();
-            var all = new double[group.Size];
-            for (int i = 0; i < warmup + repeats; i++)
+        var times = InProcessWorld.Run(
+            world,
+            group =>
             {
-                group.Barrier();
-                long start = Stopwatch.GetTimestamp();
-                group.AllToAllV<float>(send, counts, receive, counts);
-                double mine = Stopwatch.GetElapsedTime(start).TotalSeconds;
-                // The exchange is done when its slowest rank is.
-                group.AllGather<double>([mine], all);
-                if (i >= warmup) seconds.Add(all.Max());
+                var send = GC.AllocateUninitializedArray<float>(perPeer * world, pinned: true);
+                var receive = GC.AllocateUninitializedArray<float>(perPeer * world, pinned: true);
+                new Random(group.Rank).NextBytes(System.Runtime.InteropServices.MemoryMarshal.AsBytes(send.AsSpan()));
+                receive.AsSpan().Clear();
+                var seconds = new List<double>();
+                var all = new double[group.Size];
+                for (int i = 0; i < warmup + repeats; i++)
+                {
+                    group.Barrier();
+                    long start = Stopwatch.GetTimestamp();
+                    group.AllToAllV<float>(send, counts, receive, counts);
+                    double mine = Stopwatch.GetElapsedTime(start).TotalSeconds;
+                    // The exchange is done when its slowest rank is.
+                    group.AllGather<double>([mine], all);
+                    if (i >= warmup)
+                        seconds.Add(all.Max());
+                }
+                return DispatchBenchmark.Median(seconds);
             }
-            return DispatchBenchmark.Median(seconds);
-        });
+        );
         long worldBytes = (long)perPeer * world * world * sizeof(float);
         double copy = 2.0 * worldBytes / CopyBandwidth.Measure(worldBytes, warmup, repeats);
         return new Result(world, (long)perPeer * world * sizeof(float), times[0], copy);

@@ -11,8 +11,8 @@ namespace MoeSharp.Cli.Benchmarks;
 
 /// <summary>
 /// One MoE layer step on one rank (<c>moe bench --layer</c>): forward, backward and the AdamW step of a
-/// <see cref="MoeLayer"/> (softmax router, local dispatch, grouped SwiGLU experts, score after the experts, combine), the
-/// shape of <c>bench/reference/torchtitan_moe_layer.py</c>. Two passes: a timed one (the device synchronized only
+/// <see cref="MoeLayer"/> (softmax router, local dispatch, grouped SwiGLU experts, score after the experts, combine),
+/// the shape of <c>bench/reference/torchtitan_moe_layer.py</c>. Two passes: a timed one (the device synchronized only
 /// between forward, backward and optimizer) and a profiled one that charges every kernel to a phase, with the device
 /// synchronized around each kernel.
 /// </summary>
@@ -34,24 +34,49 @@ internal static class LayerBenchmark
         public double ProductFlops => 9 * ProjectionFlops;
     }
 
-    /// <summary>Medians in seconds, the phases from the profiled pass (synchronized per kernel), the dense GEMM reference.</summary>
-    public sealed record Result(Shape Shape, string Device, string Card, bool BFloat16Products, int Repeats,
-        double Step, double StepMin, double Forward, double Backward, double Optimizer,
-        IReadOnlyList<(string Stage, string Phase, double Seconds)> Phases, double? DenseProjectionSeconds, string GemmPath, double FreesPerStep)
+    /// <summary>
+    /// Medians in seconds, the phases from the profiled pass (synchronized per kernel), the dense GEMM reference.
+    /// </summary>
+    public sealed record Result(
+        Shape Shape,
+        string Device,
+        string Card,
+        bool BFloat16Products,
+        int Repeats,
+        double Step,
+        double StepMin,
+        double Forward,
+        double Backward,
+        double Optimizer,
+        IReadOnlyList<(string Stage, string Phase, double Seconds)> Phases,
+        double? DenseProjectionSeconds,
+        string GemmPath,
+        double FreesPerStep
+    )
     {
         /// <summary>Seconds in the nine expert products (profiled pass).</summary>
         public double ProductSeconds => Phases.Where(p => p.Phase == LayerPhases.Products).Sum(p => p.Seconds);
     }
 
     /// <summary>Runs the benchmark on <paramref name="backend"/> (null: the host kernels).</summary>
-    public static Result Run(IlgpuBackend? backend, Shape shape, bool bfloat16Products, int warmup, int repeats, int seed)
+    public static Result Run(
+        IlgpuBackend? backend,
+        Shape shape,
+        bool bfloat16Products,
+        int warmup,
+        int repeats,
+        int seed
+    )
     {
         var args = new MoeLayerArgs(shape.Dim, shape.Hidden, shape.Experts, shape.TopK);
         var weights = RandomWeights(args, seed);
         var random = new Random(seed + 1);
-        // Inputs rotate among a few batches, so the routing (and every group's row count) changes from step to step as in
-        // training: a backend must not be timed on shapes it has seen the step before.
-        Tensor[] xHost = [.. Enumerable.Range(0, InputSets).Select(_ => RandomActivations(random, 1.0, shape.Tokens, shape.Dim))];
+        // Inputs rotate among a few batches, so the routing (and every group's row count) changes from step to step as
+        // in training: a backend must not be timed on shapes it has seen the step before.
+        Tensor[] xHost =
+        [
+            .. Enumerable.Range(0, InputSets).Select(_ => RandomActivations(random, 1.0, shape.Tokens, shape.Dim)),
+        ];
         Tensor gradHost = RandomActivations(random, 1.0 / shape.Tokens, shape.Tokens, shape.Dim);
 
         // Timed pass.
@@ -68,7 +93,8 @@ internal static class LayerBenchmark
         long freedBefore = 0;
         for (int i = 0; i < warmup + repeats; i++)
         {
-            if (i == warmup) freedBefore = backend?.Allocator.FreedOnReturn ?? 0;
+            if (i == warmup)
+                freedBefore = backend?.Allocator.FreedOnReturn ?? 0;
             kernels.Dispatch.Device.Synchronize();
             long t0 = Stopwatch.GetTimestamp();
             Tensor y = layer.Forward(xs[i % InputSets]);
@@ -82,7 +108,8 @@ internal static class LayerBenchmark
             long t3 = Stopwatch.GetTimestamp();
             kernels.Allocator.Return(y);
             kernels.Allocator.Return(gradX);
-            if (i < warmup) continue;
+            if (i < warmup)
+                continue;
             forward.Add(Stopwatch.GetElapsedTime(t0, t1).TotalSeconds);
             backward.Add(Stopwatch.GetElapsedTime(t1, t2).TotalSeconds);
             adam.Add(Stopwatch.GetElapsedTime(t2, t3).TotalSeconds);
@@ -106,7 +133,15 @@ internal static class LayerBenchmark
             Tensor x = xs[i % InputSets];
             Tensor y = Stage(counted, "forward", () => profiled.Forward(x));
             Tensor gradX = Stage(counted, "backward", () => profiled.Backward(grad).GradX);
-            Stage(counted, "optimizer", () => { optimizer.Step(); return x; });
+            Stage(
+                counted,
+                "optimizer",
+                () =>
+                {
+                    optimizer.Step();
+                    return x;
+                }
+            );
             kernels.Allocator.Return(y);
             kernels.Allocator.Return(gradX);
         }
@@ -114,10 +149,28 @@ internal static class LayerBenchmark
 
         double? dense = backend is { IsCuda: true } ? DenseProjection(backend, shape, warmup, repeats) : null;
         string card = backend?.Accelerator.Name ?? Environment.ProcessorCount + " host cores";
-        string device = backend is null ? "host" : backend.IsCuda ? "cuda" : "ilgpu-cpu";
-        return new Result(shape, device, card, bfloat16Products, repeats, Median(step), step.Min(), Median(forward), Median(backward), Median(adam),
-            phases.Select(kv => (kv.Key.Item1, kv.Key.Item2, kv.Value / profiledSteps)).ToList(), dense,
-            backend is { IsCuda: true } && bfloat16Products ? backend.LayerKernels(true).GemmPath.ToString() : backend is null ? "host" : "ilgpu", freesPerStep);
+        string device =
+            backend is null ? "host"
+            : backend.IsCuda ? "cuda"
+            : "ilgpu-cpu";
+        return new Result(
+            shape,
+            device,
+            card,
+            bfloat16Products,
+            repeats,
+            Median(step),
+            step.Min(),
+            Median(forward),
+            Median(backward),
+            Median(adam),
+            phases.Select(kv => (kv.Key.Item1, kv.Key.Item2, kv.Value / profiledSteps)).ToList(),
+            dense,
+            backend is { IsCuda: true } && bfloat16Products ? backend.LayerKernels(true).GemmPath.ToString()
+                : backend is null ? "host"
+                : "ilgpu",
+            freesPerStep
+        );
 
         T Stage<T>(bool counted, string stage, Func<T> body)
         {
@@ -125,7 +178,8 @@ internal static class LayerBenchmark
             layerProfile!.Reset();
             T result = body();
             kernels.Dispatch.Device.Synchronize();
-            if (!counted) return result;
+            if (!counted)
+                return result;
             foreach (var (kernel, (seconds, _)) in dispatchProfile.Totals.Concat(layerProfile.Totals))
             {
                 var key = (stage, LayerPhases.Of(stage, kernel, layerProfile.Totals.ContainsKey(kernel)));
@@ -135,16 +189,29 @@ internal static class LayerBenchmark
         }
     }
 
-    /// <summary>The layer on one rank with a local dispatcher, on the host or the backend, optionally with profiling decorators.</summary>
-    private static (MoeLayer Layer, ProfilingMoeKernels? Dispatch, ProfilingLayerKernels? Layers) CreateLayer(MoeLayerArgs args, IlgpuBackend? backend,
-        bool bfloat16Products, bool profile)
+    /// <summary>
+    /// The layer on one rank with a local dispatcher, on the host or the backend, optionally with profiling decorators.
+    /// </summary>
+    private static (MoeLayer Layer, ProfilingMoeKernels? Dispatch, ProfilingLayerKernels? Layers) CreateLayer(
+        MoeLayerArgs args,
+        IlgpuBackend? backend,
+        bool bfloat16Products,
+        bool profile
+    )
     {
         IMoeKernels dispatch = backend is null ? new HostMoeKernels() : backend.Kernels;
-        ILayerKernels layerKernels = backend is null ? new HostLayerKernels(dispatch) : backend.LayerKernels(bfloat16Products);
+        ILayerKernels layerKernels = backend is null
+            ? new HostLayerKernels(dispatch)
+            : backend.LayerKernels(bfloat16Products);
         ProfilingMoeKernels? dispatchProfile = profile ? new ProfilingMoeKernels(dispatch) : null;
         ProfilingLayerKernels? layerProfile = profile ? new ProfilingLayerKernels(layerKernels) : null;
         var config = new TokenDispatcherConfig(args.NumExperts, args.TopK);
-        var layer = new MoeLayer(args, new LocalTokenDispatcher(config, dispatchProfile ?? dispatch), null, layerProfile ?? (backend is null ? null : layerKernels));
+        var layer = new MoeLayer(
+            args,
+            new LocalTokenDispatcher(config, dispatchProfile ?? dispatch),
+            null,
+            layerProfile ?? (backend is null ? null : layerKernels)
+        );
         return (layer, dispatchProfile, layerProfile);
     }
 
@@ -159,15 +226,23 @@ internal static class LayerBenchmark
             kernels.Allocator.Return(p.Grad);
         }
         _ = optimizer;
-        foreach (Tensor x in xs) kernels.Allocator.Return(x);
+        foreach (Tensor x in xs)
+            kernels.Allocator.Return(x);
         kernels.Allocator.Return(grad);
     }
 
-    /// <summary>One dense bfloat16 cuBLAS GEMM of an expert projection's FLOPs (<c>[T·K, D] · [H, D]ᵀ</c>, float32 out).</summary>
+    /// <summary>
+    /// One dense bfloat16 cuBLAS GEMM of an expert projection's FLOPs (<c>[T·K, D] · [H, D]ᵀ</c>, float32 out).
+    /// </summary>
     private static double DenseProjection(IlgpuBackend backend, Shape shape, int warmup, int repeats)
     {
         int device = backend.Accelerator is ILGPU.Runtime.Cuda.CudaAccelerator cuda ? cuda.DeviceId : 0;
-        using var gemm = new CublasGroupedGemm(device, stream: 0, useGroupedBatched: false, bindContext: () => backend.Accelerator.Bind());
+        using var gemm = new CublasGroupedGemm(
+            device,
+            stream: 0,
+            useGroupedBatched: false,
+            bindContext: () => backend.Accelerator.Bind()
+        );
         int rows = checked((int)shape.Rows);
         var random = new Random(3);
         Tensor a = backend.Kernels.Device.ToDevice(RandomBFloat16(random, rows, shape.Dim));
@@ -180,16 +255,20 @@ internal static class LayerBenchmark
             long start = Stopwatch.GetTimestamp();
             gemm.Run(a, b, c, [rows]);
             backend.Kernels.Device.Synchronize();
-            if (i >= warmup) times.Add(Stopwatch.GetElapsedTime(start).TotalSeconds);
+            if (i >= warmup)
+                times.Add(Stopwatch.GetElapsedTime(start).TotalSeconds);
         }
-        foreach (Tensor t in new[] { a, b, c }) backend.Allocator.Return(t);
+        foreach (Tensor t in new[] { a, b, c })
+            backend.Allocator.Return(t);
         return Median(times);
     }
 
     private static List<KeyValuePair<string, Tensor>> RandomWeights(MoeLayerArgs a, int seed)
     {
         var random = new Random(seed);
-        int e = a.NumExperts, d = a.Dim, h = a.Hidden;
+        int e = a.NumExperts,
+            d = a.Dim,
+            h = a.Hidden;
         return
         [
             new(MoeLayerCheckpoint.GateWeight, RandomTensor(random, 1 / Math.Sqrt(d), e, d)),
@@ -199,23 +278,31 @@ internal static class LayerBenchmark
         ];
     }
 
-    /// <summary>Uniform values in <c>[-scale, scale)</c>: a random block repeated (the expert weights are up to 200 M values).</summary>
+    /// <summary>
+    /// Uniform values in <c>[-scale, scale)</c>: a random block repeated (the expert weights are up to 200 M values).
+    /// </summary>
     private static Tensor RandomTensor(Random random, double scale, params int[] shape)
     {
         var t = Tensor.Uninitialized(DType.Float32, shape);
         Span<float> values = t.AsSpan<float>();
         var block = new float[Math.Min(values.Length, 1 << 20) | 1];
-        for (int i = 0; i < block.Length; i++) block[i] = (float)((random.NextDouble() * 2 - 1) * scale);
+        for (int i = 0; i < block.Length; i++)
+            block[i] = (float)((random.NextDouble() * 2 - 1) * scale);
         // An odd block length, so repeats do not line up with rows of power-of-two length.
-        for (int i = 0; i < values.Length; i += block.Length) block.AsSpan(0, Math.Min(block.Length, values.Length - i)).CopyTo(values[i..]);
+        for (int i = 0; i < values.Length; i += block.Length)
+            block.AsSpan(0, Math.Min(block.Length, values.Length - i)).CopyTo(values[i..]);
         return t;
     }
 
-    /// <summary>Uniform values in <c>[-scale, scale)</c>, every one drawn (token rows must differ for the routing to be realistic).</summary>
+    /// <summary>
+    /// Uniform values in <c>[-scale, scale)</c>, every one drawn (token rows must differ for the routing to be
+    /// realistic).
+    /// </summary>
     private static Tensor RandomActivations(Random random, double scale, params int[] shape)
     {
         var t = Tensor.Uninitialized(DType.Float32, shape);
-        foreach (ref float v in t.AsSpan<float>()) v = (float)((random.NextDouble() * 2 - 1) * scale);
+        foreach (ref float v in t.AsSpan<float>())
+            v = (float)((random.NextDouble() * 2 - 1) * scale);
         return t;
     }
 
@@ -224,8 +311,10 @@ internal static class LayerBenchmark
         var t = Tensor.Uninitialized(DType.BFloat16, shape);
         Span<BFloat16> values = t.AsSpan<BFloat16>();
         var block = new BFloat16[Math.Min(values.Length, 1 << 20) | 1];
-        for (int i = 0; i < block.Length; i++) block[i] = BFloat16.FromSingle((float)(random.NextDouble() * 2 - 1));
-        for (int i = 0; i < values.Length; i += block.Length) block.AsSpan(0, Math.Min(block.Length, values.Length - i)).CopyTo(values[i..]);
+        for (int i = 0; i < block.Length; i++)
+            block[i] = BFloat16.FromSingle((float)(random.NextDouble() * 2 - 1));
+        for (int i = 0; i < values.Length; i += block.Length)
+            block.AsSpan(0, Math.Min(block.Length, values.Length - i)).CopyTo(values[i..]);
         return t;
     }
 
@@ -245,13 +334,22 @@ internal static class LayerPhases
     /// </summary>
     public static string Of(string stage, string kernel, bool layerKernel)
     {
-        if (stage == "optimizer") return "optimizer";
-        if (!layerKernel) return kernel is "GatherReduce" or "RowDots" ? "combine" : "dispatch";
+        if (stage == "optimizer")
+            return "optimizer";
+        if (!layerKernel)
+            return kernel is "GatherReduce" or "RowDots" ? "combine" : "dispatch";
         return kernel switch
         {
             "GroupedMatMulTransposeB" or "GroupedMatMul" or "GroupedMatMulTransposeA" => Products,
             "SwiGluForward" or "SwiGluBackward" => "SwiGLU",
-            "MatMulTransposeB" or "MatMul" or "MatMulTransposeA" or "Score" or "ScoreBackward" or "TopK" or "TopScoresBackward" or "CountPerExpert" => "router",
+            "MatMulTransposeB"
+            or "MatMul"
+            or "MatMulTransposeA"
+            or "Score"
+            or "ScoreBackward"
+            or "TopK"
+            or "TopScoresBackward"
+            or "CountPerExpert" => "router",
             "AdamWStep" => "optimizer",
             _ => "other (" + kernel + ")",
         };

@@ -1,10 +1,10 @@
 using System.Diagnostics;
 using MoeSharp.Cli.Commands;
-using MoeSharp.Verification;
 using MoeSharp.Collectives;
 using MoeSharp.Cuda;
 using MoeSharp.Dispatch;
 using MoeSharp.Tensors;
+using MoeSharp.Verification;
 
 namespace MoeSharp.Cli.Benchmarks;
 
@@ -52,9 +52,19 @@ internal static class UnevenTokensBenchmark
     /// <param name="ReduceSeconds">Median of the slowest rank's SP reduce (replicated layout; 0 when sharded).</param>
     /// <param name="TotalSeconds">Median of the slowest rank's dispatch + combine + reduce.</param>
     /// <param name="MatchesReference">Every rank's final rows are bitwise the reference's.</param>
-    public sealed record Row(int Sp, int Remainder, int Tokens, Variant Variant, long RealRows, long PadRows,
-        long RowsToOtherRanks, double DispatchCombineSeconds, double ReduceSeconds, double TotalSeconds,
-        bool MatchesReference);
+    public sealed record Row(
+        int Sp,
+        int Remainder,
+        int Tokens,
+        Variant Variant,
+        long RealRows,
+        long PadRows,
+        long RowsToOtherRanks,
+        double DispatchCombineSeconds,
+        double ReduceSeconds,
+        double TotalSeconds,
+        bool MatchesReference
+    );
 
     /// <summary>
     /// This rank's part of the sweep; every rank of <paramref name="world"/> calls it with the same arguments.
@@ -67,8 +77,15 @@ internal static class UnevenTokensBenchmark
     /// <param name="repeats">Timed iterations per (SP, T); each runs every variant once.</param>
     /// <param name="seed">Seed of the inputs.</param>
     /// <returns>The rows in sweep order (SP, then r, then variant); the same on every rank.</returns>
-    public static List<Row> RunRank(IProcessGroup world, DeviceRank? device, UnevenBenchOptions options,
-        bool scoreBefore, int warmup, int repeats, int seed)
+    public static List<Row> RunRank(
+        IProcessGroup world,
+        DeviceRank? device,
+        UnevenBenchOptions options,
+        bool scoreBefore,
+        int warmup,
+        int repeats,
+        int seed
+    )
     {
         var rows = new List<Row>();
         // One pool for the rank's four dispatchers: they run one after another, so they can share warm memory (four
@@ -95,7 +112,8 @@ internal static class UnevenTokensBenchmark
                     {
                         int v = (i + j) % runners.Length;
                         var (both, reduce) = runners[v].RunTimed(world);
-                        if (i < warmup) continue;
+                        if (i < warmup)
+                            continue;
                         times[v].Both.Add(both);
                         times[v].Reduce.Add(reduce);
                         times[v].Total.Add(both + reduce);
@@ -105,9 +123,21 @@ internal static class UnevenTokensBenchmark
                 {
                     long[] counts = SumOverWorld(world, runners[v].Counts);
                     bool agreed = AllRanks(world, matches[v]);
-                    rows.Add(new Row(sp, r, tokens, Variants[v], counts[0], counts[1], counts[2],
-                        MedianOfSlowest(world, times[v].Both), MedianOfSlowest(world, times[v].Reduce),
-                        MedianOfSlowest(world, times[v].Total), agreed));
+                    rows.Add(
+                        new Row(
+                            sp,
+                            r,
+                            tokens,
+                            Variants[v],
+                            counts[0],
+                            counts[1],
+                            counts[2],
+                            MedianOfSlowest(world, times[v].Both),
+                            MedianOfSlowest(world, times[v].Reduce),
+                            MedianOfSlowest(world, times[v].Total),
+                            agreed
+                        )
+                    );
                 }
             }
         }
@@ -122,7 +152,8 @@ internal static class UnevenTokensBenchmark
     {
         var random = new Random(seed);
         GroupInputs inputs = RandomInputs.Create(random, tokens, o.Dim, o.Experts, o.TopK);
-        for (int g = 1; g <= group; g++) inputs = RandomInputs.Create(random, tokens, o.Dim, o.Experts, o.TopK);
+        for (int g = 1; g <= group; g++)
+            inputs = RandomInputs.Create(random, tokens, o.Dim, o.Experts, o.TopK);
         return inputs.WithRowType(o.RowType);
     }
 
@@ -151,7 +182,8 @@ internal static class UnevenTokensBenchmark
         var all = new long[mine.Length * world.Size];
         world.AllGather<long>(mine, all);
         var sum = new long[mine.Length];
-        for (int i = 0; i < all.Length; i++) sum[i % mine.Length] += all[i];
+        for (int i = 0; i < all.Length; i++)
+            sum[i % mine.Length] += all[i];
         return sum;
     }
 
@@ -170,7 +202,8 @@ internal static class UnevenTokensBenchmark
         for (int i = 0; i < n; i++)
         {
             double max = 0;
-            for (int p = 0; p < world.Size; p++) max = Math.Max(max, all[p * n + i]);
+            for (int p = 0; p < world.Size; p++)
+                max = Math.Max(max, all[p * n + i]);
             slowest.Add(max);
         }
         return DispatchBenchmark.Median(slowest);
@@ -180,11 +213,21 @@ internal static class UnevenTokensBenchmark
     private sealed class VariantRunner
     {
         private readonly TokenDispatcher _dispatcher;
-        private readonly Tensor _x, _scores, _ids;
+        private readonly Tensor _x,
+            _scores,
+            _ids;
         private readonly int _tokens;
 
-        public VariantRunner(Variant variant, ParallelGroups groups, DeviceRank? device, TensorPool pool,
-            GroupInputs inputs, int tokens, UnevenBenchOptions options, bool scoreBefore)
+        public VariantRunner(
+            Variant variant,
+            ParallelGroups groups,
+            DeviceRank? device,
+            TensorPool pool,
+            GroupInputs inputs,
+            int tokens,
+            UnevenBenchOptions options,
+            bool scoreBefore
+        )
         {
             var config = new TokenDispatcherConfig(options.Experts, options.TopK)
             {
@@ -192,11 +235,16 @@ internal static class UnevenTokensBenchmark
                 Sharding = variant.Sharding,
                 Layout = variant.Layout,
             };
-            _dispatcher = new AllToAllTokenDispatcher(config, groups, device?.Backend.Kernels,
-                device is null ? pool : null);
-            GroupInputs mine = variant.Layout == SequenceLayout.Sharded
-                ? DispatchWorldRunner.ShardOf(inputs, variant.Sharding, groups.SpSize, groups.SpRank)
-                : inputs;
+            _dispatcher = new AllToAllTokenDispatcher(
+                config,
+                groups,
+                device?.Backend.Kernels,
+                device is null ? pool : null
+            );
+            GroupInputs mine =
+                variant.Layout == SequenceLayout.Sharded
+                    ? DispatchWorldRunner.ShardOf(inputs, variant.Sharding, groups.SpSize, groups.SpRank)
+                    : inputs;
             Tensor Upload(Tensor t) => device?.Upload(t) ?? t;
             _x = Upload(mine.X);
             _scores = Upload(mine.Scores);
@@ -227,7 +275,8 @@ internal static class UnevenTokensBenchmark
             Tensor reduced = _dispatcher.ReduceSequenceParallel(combined);
             _dispatcher.Kernels.Device.Synchronize();
             double reduce = Stopwatch.GetElapsedTime(start).TotalSeconds;
-            if (!ReferenceEquals(reduced, combined)) _dispatcher.Allocator.Return(reduced);
+            if (!ReferenceEquals(reduced, combined))
+                _dispatcher.Allocator.Return(reduced);
             _dispatcher.Allocator.Return(combined);
             return (both, reduce);
         }
@@ -263,7 +312,8 @@ internal static class UnevenTokensBenchmark
             Tensor combined = _dispatcher.Combine(dispatched.RoutedTokens, dispatched.Metadata, _x);
             ReleaseDispatch(dispatched);
             Tensor reduced = _dispatcher.ReduceSequenceParallel(combined);
-            if (!ReferenceEquals(reduced, combined)) _dispatcher.Allocator.Return(combined);
+            if (!ReferenceEquals(reduced, combined))
+                _dispatcher.Allocator.Return(combined);
             return reduced;
         }
 
@@ -279,7 +329,8 @@ internal static class UnevenTokensBenchmark
             long toOthers = 0;
             for (int q = 0; q < metadata.InputSplits.Length; q++)
             {
-                if (q != rank) toOthers += metadata.InputSplits[q];
+                if (q != rank)
+                    toOthers += metadata.InputSplits[q];
             }
             Counts = [(long)metadata.Shard.RealRows * k, (long)metadata.Shard.PadRows * k, toOthers];
         }

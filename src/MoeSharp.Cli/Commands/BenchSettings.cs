@@ -10,16 +10,32 @@ namespace MoeSharp.Cli.Commands;
 internal sealed class BenchSettings : CommandSettings
 {
     [CommandOption("--world <N>")]
-    [Description("In-process ranks (= EP size); 1 uses the local dispatcher; under --comm mpi the job's size counts. Default 1 (8 with --uneven).")]
-    public int World { get => WorldOption ?? 1; init => WorldOption = value; }
+    [Description(
+        "In-process ranks (= EP size); 1 uses the local dispatcher; under --comm mpi the job's size counts. Default 1 (8 with --uneven)."
+    )]
+    public int World
+    {
+        get => WorldOption ?? 1;
+        init => WorldOption = value;
+    }
 
     [CommandOption("--tokens <T>")]
-    [Description("Tokens per rank. Default 16384. With --uneven: T per SP group before the remainder r, a multiple of the largest SP; default 4096.")]
-    public int Tokens { get => TokensOption ?? 16384; init => TokensOption = value; }
+    [Description(
+        "Tokens per rank. Default 16384. With --uneven: T per SP group before the remainder r, a multiple of the largest SP; default 4096."
+    )]
+    public int Tokens
+    {
+        get => TokensOption ?? 16384;
+        init => TokensOption = value;
+    }
 
     [CommandOption("--dim <D>")]
     [Description("Model dimension. Default 2048 (256 with --uneven).")]
-    public int Dim { get => DimOption ?? 2048; init => DimOption = value; }
+    public int Dim
+    {
+        get => DimOption ?? 2048;
+        init => DimOption = value;
+    }
 
     [CommandOption("--experts <E>")]
     [Description("Experts; a multiple of --world. Default 64.")]
@@ -46,11 +62,15 @@ internal sealed class BenchSettings : CommandSettings
     public int Seed { get; init; }
 
     [CommandOption("--comm <KIND>")]
-    [Description("inproc (threads of this process, default) or mpi (under mpiexec; the job's size is the world, and the exchange is also timed through raw MPI_Alltoallv).")]
+    [Description(
+        "inproc (threads of this process, default) or mpi (under mpiexec; the job's size is the world, and the exchange is also timed through raw MPI_Alltoallv)."
+    )]
     public string? Comm { get; init; }
 
     [CommandOption("--device <DEVICE>")]
-    [Description("host (default), cuda (one rank per GPU, NCCL exchanges; in-process --gpus, not --world, sets the ranks) or ilgpu-cpu.")]
+    [Description(
+        "host (default), cuda (one rank per GPU, NCCL exchanges; in-process --gpus, not --world, sets the ranks) or ilgpu-cpu."
+    )]
     public string? Device { get; init; }
 
     [CommandOption("--gpus <N>")]
@@ -58,7 +78,9 @@ internal sealed class BenchSettings : CommandSettings
     public int? Gpus { get; init; }
 
     [CommandOption("--preset <NAME>")]
-    [Description("Shape preset: deepseek (4096 tokens/rank, D 7168, E 256, top-8) or qwen3 (8192 tokens/rank, D 2048, E 128, top-8); overrides --tokens/--dim/--experts/--top-k; rows bfloat16 unless --dtype.")]
+    [Description(
+        "Shape preset: deepseek (4096 tokens/rank, D 7168, E 256, top-8) or qwen3 (8192 tokens/rank, D 2048, E 128, top-8); overrides --tokens/--dim/--experts/--top-k; rows bfloat16 unless --dtype."
+    )]
     public string? Preset { get; init; }
 
     [CommandOption("--dtype <TYPE>")]
@@ -66,7 +88,9 @@ internal sealed class BenchSettings : CommandSettings
     public string? DType { get; init; }
 
     [CommandOption("--gemm")]
-    [Description("With --device cuda: time the experts' grouped GEMM (cuBLAS, bfloat16 in, float32 out) next to a dense GEMM of the same FLOPs instead of dispatch.")]
+    [Description(
+        "With --device cuda: time the experts' grouped GEMM (cuBLAS, bfloat16 in, float32 out) next to a dense GEMM of the same FLOPs instead of dispatch."
+    )]
     public bool Gemm { get; init; }
 
     [CommandOption("--profile")]
@@ -74,11 +98,15 @@ internal sealed class BenchSettings : CommandSettings
     public bool Profile { get; init; }
 
     [CommandOption("--uneven")]
-    [Description("Sweep T = --tokens + r (r = 0, 1, SP-1) over SP 2, 4, 8 (those dividing --world): PadToMultiple and Balanced sharding, replicated and sharded layouts side by side; time, bytes exchanged, pad rows; outputs checked bitwise against PadToMultiple/replicated.")]
+    [Description(
+        "Sweep T = --tokens + r (r = 0, 1, SP-1) over SP 2, 4, 8 (those dividing --world): PadToMultiple and Balanced sharding, replicated and sharded layouts side by side; time, bytes exchanged, pad rows; outputs checked bitwise against PadToMultiple/replicated."
+    )]
     public bool Uneven { get; init; }
 
     [CommandOption("--layer")]
-    [Description("Time the MoE layer step on one rank instead of dispatch: forward, backward and AdamW with each phase, and the expert products' TFLOP/s next to a dense bfloat16 cuBLAS GEMM (cuda). Presets qwen3 (T 16384, D 2048, H 768, E 128, K 8) and small (T 8192, D 1024, H 1024, E 16, K 2); --dtype bf16 (default on a device) rounds the products' inputs to bfloat16.")]
+    [Description(
+        "Time the MoE layer step on one rank instead of dispatch: forward, backward and AdamW with each phase, and the expert products' TFLOP/s next to a dense bfloat16 cuBLAS GEMM (cuda). Presets qwen3 (T 16384, D 2048, H 768, E 128, K 8) and small (T 8192, D 1024, H 1024, E 16, K 2); --dtype bf16 (default on a device) rounds the products' inputs to bfloat16."
+    )]
     public bool Layer { get; init; }
 
     [CommandOption("--hidden <H>")]
@@ -86,17 +114,23 @@ internal sealed class BenchSettings : CommandSettings
     public int Hidden { get; init; } = 768;
 
     [CommandOption("--traffic")]
-    [Description("Also time dispatch and combine with traffic telemetry on (a second dispatcher in the same loop, "
-        + "alternating order; both timed to a barrier after each phase, so both count the slowest rank) and print the "
-        + "overhead, and the telemetry's own work timed alone; host dispatch benchmark only.")]
+    [Description(
+        "Also time dispatch and combine with traffic telemetry on (a second dispatcher in the same loop, "
+            + "alternating order; both timed to a barrier after each phase, so both count the slowest rank) and print the "
+            + "overhead, and the telemetry's own work timed alone; host dispatch benchmark only."
+    )]
     public bool Traffic { get; init; }
 
     [CommandOption("--json")]
-    [Description("Print the --metrics records (one JSON object per measurement, schema moesharp-metrics/1, docs/metrics.md) to stdout instead of a table.")]
+    [Description(
+        "Print the --metrics records (one JSON object per measurement, schema moesharp-metrics/1, docs/metrics.md) to stdout instead of a table."
+    )]
     public bool Json { get; init; }
 
     [CommandOption("--metrics <FILE>")]
-    [Description("Write one JSON object per measurement to FILE (JSON lines, schema moesharp-metrics/1, docs/metrics.md).")]
+    [Description(
+        "Write one JSON object per measurement to FILE (JSON lines, schema moesharp-metrics/1, docs/metrics.md)."
+    )]
     public string? Metrics { get; init; }
 
     [CommandOption("--config <TOML>")]
@@ -114,20 +148,31 @@ internal sealed class BenchSettings : CommandSettings
 
     public override ValidationResult Validate()
     {
-        if (Uneven && Layer) return ValidationResult.Error("--uneven and --layer are two modes of bench: give one of them");
-        string? otherMode = Uneven ? "--uneven" : Layer ? "--layer" : Gemm ? "--gemm"
-            : Device is not (null or "host") ? $"--device {Device}" : null;
+        if (Uneven && Layer)
+            return ValidationResult.Error("--uneven and --layer are two modes of bench: give one of them");
+        string? otherMode =
+            Uneven ? "--uneven"
+            : Layer ? "--layer"
+            : Gemm ? "--gemm"
+            : Device is not (null or "host") ? $"--device {Device}"
+            : null;
         if (Traffic && otherMode is not null)
         {
             return ValidationResult.Error($"--traffic times the host dispatch benchmark, not with {otherMode}");
         }
-        if (Uneven) return ValidateUneven();
-        if (Layer) return LayerBenchReport.Check(this) is { } layerError ? ValidationResult.Error(layerError) : ValidationResult.Success();
+        if (Uneven)
+            return ValidateUneven();
+        if (Layer)
+            return LayerBenchReport.Check(this) is { } layerError
+                ? ValidationResult.Error(layerError)
+                : ValidationResult.Success();
         BenchShape shape;
         try
         {
-            if (MpiJob.CheckLaunched(CommKinds.Parse(Comm)) is { } notInJob) return ValidationResult.Error(notInJob);
-            if (Metrics is not null) OutputPaths.CheckFile("--metrics", Metrics);
+            if (MpiJob.CheckLaunched(CommKinds.Parse(Comm)) is { } notInJob)
+                return ValidationResult.Error(notInJob);
+            if (Metrics is not null)
+                OutputPaths.CheckFile("--metrics", Metrics);
             _ = RunSettings.ParseScoreBefore(Score);
             _ = CommKinds.Parse(Comm);
             _ = ComputeOptions.Parse(Device, Gpus);
@@ -138,14 +183,30 @@ internal sealed class BenchSettings : CommandSettings
             return ValidationResult.Error(ex.Message);
         }
         // Both would otherwise be ignored silently on the host.
-        if (Gemm && Device != "cuda") return ValidationResult.Error("--gemm needs --device cuda (cuBLAS)");
-        if (Profile && Device is null or "host") return ValidationResult.Error("--profile needs --device cuda or ilgpu-cpu");
-        if (Warmup < 0) return ValidationResult.Error($"--warmup {Warmup} must not be negative");
-        if (Repeats < 1) return ValidationResult.Error($"--repeats {Repeats} must be at least 1");
-        ValidationResult basic = RunCaseOptions.Check(World, 1, shape.Tokens, shape.Dim, shape.Experts, shape.TopK, 1, null);
-        if (!basic.Successful) return basic;
-        if (Comm is null or "inproc" && Device is null or "host" && shape.Experts % World != 0) return ValidationResult.Error($"--experts {shape.Experts} must be a multiple of --world {World}");
-        if (shape.TopK > shape.Experts) return ValidationResult.Error($"--top-k {shape.TopK} must not exceed --experts {shape.Experts}");
+        if (Gemm && Device != "cuda")
+            return ValidationResult.Error("--gemm needs --device cuda (cuBLAS)");
+        if (Profile && Device is null or "host")
+            return ValidationResult.Error("--profile needs --device cuda or ilgpu-cpu");
+        if (Warmup < 0)
+            return ValidationResult.Error($"--warmup {Warmup} must not be negative");
+        if (Repeats < 1)
+            return ValidationResult.Error($"--repeats {Repeats} must be at least 1");
+        ValidationResult basic = RunCaseOptions.Check(
+            World,
+            1,
+            shape.Tokens,
+            shape.Dim,
+            shape.Experts,
+            shape.TopK,
+            1,
+            null
+        );
+        if (!basic.Successful)
+            return basic;
+        if (Comm is null or "inproc" && Device is null or "host" && shape.Experts % World != 0)
+            return ValidationResult.Error($"--experts {shape.Experts} must be a multiple of --world {World}");
+        if (shape.TopK > shape.Experts)
+            return ValidationResult.Error($"--top-k {shape.TopK} must not exceed --experts {shape.Experts}");
         return Faults.SettingsLimits.Bench(this, shape);
     }
 
@@ -155,13 +216,21 @@ internal sealed class BenchSettings : CommandSettings
         {
             _ = RunSettings.ParseScoreBefore(Score);
             CommKind comm = CommKinds.Parse(Comm);
-            if (MpiJob.CheckLaunched(comm) is { } notInJob) return ValidationResult.Error(notInJob);
-            if (Metrics is not null) OutputPaths.CheckFile("--metrics", Metrics);
+            if (MpiJob.CheckLaunched(comm) is { } notInJob)
+                return ValidationResult.Error(notInJob);
+            if (Metrics is not null)
+                OutputPaths.CheckFile("--metrics", Metrics);
             ComputeOptions compute = ComputeOptions.Parse(Device, Gpus);
-            if (Warmup < 0) return ValidationResult.Error($"--warmup {Warmup} must not be negative");
-            if (Repeats < 1) return ValidationResult.Error($"--repeats {Repeats} must be at least 1");
-            // The world of an MPI job or of the GPUs is known only at run time: check against the smallest (2) here, exactly then.
-            _ = UnevenBenchOptions.Resolve(this, comm == CommKind.InProcess && compute.Device != DeviceKind.Cuda ? null : 2);
+            if (Warmup < 0)
+                return ValidationResult.Error($"--warmup {Warmup} must not be negative");
+            if (Repeats < 1)
+                return ValidationResult.Error($"--repeats {Repeats} must be at least 1");
+            // The world of an MPI job or of the GPUs is known only at run time: check against the smallest (2) here,
+            // exactly then.
+            _ = UnevenBenchOptions.Resolve(
+                this,
+                comm == CommKind.InProcess && compute.Device != DeviceKind.Cuda ? null : 2
+            );
         }
         catch (ArgumentException ex)
         {

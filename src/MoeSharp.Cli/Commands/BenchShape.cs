@@ -14,7 +14,8 @@ internal sealed record BenchShape(string Name, int Tokens, int Dim, int Experts,
     /// <exception cref="ArgumentException">An unknown preset.</exception>
     public static BenchShape Resolve(BenchSettings s)
     {
-        // The presets' rows are bfloat16 (as the GPU issue and bench/reference define them) unless --dtype says otherwise.
+        // The presets' rows are bfloat16 (as the GPU issue and bench/reference define them) unless --dtype says
+        // otherwise.
         DType rowType = ParseRowType(s.DType) ?? (s.Preset is null ? DType.Float32 : DType.BFloat16);
         return s.Preset switch
         {
@@ -29,13 +30,17 @@ internal sealed record BenchShape(string Name, int Tokens, int Dim, int Experts,
     /// <summary>The short name the reference's JSON uses: <c>f32</c> or <c>bf16</c>.</summary>
     public string RowTypeName => RowType == DType.BFloat16 ? "bf16" : "f32";
 
-    /// <summary>A dtype option (<paramref name="option"/>, <c>--dtype</c> by default): float32 (f32) or bfloat16 (bf16); null when not given.</summary>
+    /// <summary>
+    /// A dtype option (<paramref name="option"/>, <c>--dtype</c> by default): float32 (f32) or bfloat16 (bf16); null
+    /// when not given.
+    /// </summary>
     /// <exception cref="ArgumentException">Any other value; the message names the option.</exception>
-    public static DType? ParseRowType(string? value, string option = "--dtype") => value switch
-    {
-        null => null,
-        "float32" or "f32" => DType.Float32,
-        "bfloat16" or "bf16" => DType.BFloat16,
-        _ => throw new ArgumentException($"{option} '{value}' is not float32 (f32) or bfloat16 (bf16)"),
-    };
+    public static DType? ParseRowType(string? value, string option = "--dtype") =>
+        value switch
+        {
+            null => null,
+            "float32" or "f32" => DType.Float32,
+            "bfloat16" or "bf16" => DType.BFloat16,
+            _ => throw new ArgumentException($"{option} '{value}' is not float32 (f32) or bfloat16 (bf16)"),
+        };
 }

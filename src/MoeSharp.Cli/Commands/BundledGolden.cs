@@ -15,7 +15,9 @@ internal static class BundledGolden
     {
         string[] files = Directory.Exists(Folder) ? Directory.GetFiles(Folder, "*.safetensors") : [];
         if (files.Length == 0)
-            throw new DirectoryNotFoundException($"verify-golden: no FILES given and no bundled golden files in {Folder}");
+            throw new DirectoryNotFoundException(
+                $"verify-golden: no FILES given and no bundled golden files in {Folder}"
+            );
         return files.OrderBy(f => Path.GetFileName(f), StringComparer.Ordinal).ToArray();
     }
 }

@@ -14,10 +14,11 @@ internal enum CommKind
 internal static class CommKinds
 {
     /// <summary><c>inproc</c> (default) or <c>mpi</c>.</summary>
-    public static CommKind Parse(string? text) => text switch
-    {
-        null or "inproc" => CommKind.InProcess,
-        "mpi" => CommKind.Mpi,
-        _ => throw new ArgumentException($"--comm '{text}' is not inproc or mpi"),
-    };
+    public static CommKind Parse(string? text) =>
+        text switch
+        {
+            null or "inproc" => CommKind.InProcess,
+            "mpi" => CommKind.Mpi,
+            _ => throw new ArgumentException($"--comm '{text}' is not inproc or mpi"),
+        };
 }

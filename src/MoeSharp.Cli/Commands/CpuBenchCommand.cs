@@ -16,67 +16,118 @@ internal sealed class CpuBenchCommand : Command<CpuBenchSettings>
 {
     public override int Execute(CommandContext context, CpuBenchSettings s, CancellationToken cancellationToken)
     {
-        if (s.Threads is int threads) HostThreads.Count = threads;
+        if (s.Threads is int threads)
+            HostThreads.Count = threads;
         int n = HostThreads.Count;
-        string isa = Avx512F.IsSupported ? "AVX-512" : Avx2.IsSupported && Fma.IsSupported ? "AVX2+FMA" : "no FMA ISA";
+        string isa =
+            Avx512F.IsSupported ? "AVX-512"
+            : Avx2.IsSupported && Fma.IsSupported ? "AVX2+FMA"
+            : "no FMA ISA";
         if (!s.Json)
         {
-            AnsiConsole.MarkupLine(Markup.Escape($"bench-cpu: {n} threads of {Environment.ProcessorCount} cores, {isa}, " +
-                $"median of {s.Repeats} after {s.Warmup} warm-up"));
+            AnsiConsole.MarkupLine(
+                Markup.Escape(
+                    $"bench-cpu: {n} threads of {Environment.ProcessorCount} cores, {isa}, "
+                        + $"median of {s.Repeats} after {s.Warmup} warm-up"
+                )
+            );
         }
         foreach (string part in s.Parts)
         {
-            if (part == "gemm") Gemm(s, n, isa);
-            else Exchange(s, n);
+            if (part == "gemm")
+                Gemm(s, n, isa);
+            else
+                Exchange(s, n);
         }
         return 0;
     }
 
     private static void Gemm(CpuBenchSettings s, int threads, string isa)
     {
-        double ghz = s.Ghz ?? CpuGhz() ?? throw new ArgumentException("--ghz: no cpu MHz in /proc/cpuinfo; give the clock");
+        double ghz =
+            s.Ghz ?? CpuGhz() ?? throw new ArgumentException("--ghz: no cpu MHz in /proc/cpuinfo; give the clock");
         double peak = threads * ghz * s.FmaUnits * s.FmaLanes * 2;
-        string formula = string.Create(CultureInfo.InvariantCulture,
-            $"{threads} cores x {ghz:F2} GHz x {s.FmaUnits} FMA units x {s.FmaLanes} lanes x 2 = {peak:F1} GFLOP/s");
+        string formula = string.Create(
+            CultureInfo.InvariantCulture,
+            $"{threads} cores x {ghz:F2} GHz x {s.FmaUnits} FMA units x {s.FmaLanes} lanes x 2 = {peak:F1} GFLOP/s"
+        );
         var results = HostGemmBenchmark.Run(HostGemmBenchmark.Shapes, s.Warmup, s.Repeats);
         if (s.Json)
         {
             foreach (var r in results)
             {
-                Console.WriteLine(JsonSerializer.Serialize(new
-                {
-                    what = "gemm", threads, isa, shape = r.Shape.Name, m = r.Shape.M, n = r.Shape.N, k = r.Shape.K, product = r.Product,
-                    ms = r.Seconds * 1e3, gflops = r.Gflops, peakGflops = peak, fractionOfPeak = r.Gflops / peak,
-                    cpuMs = r.CpuSeconds * 1e3, gflopsPerCore = r.GflopsPerCpu, fractionOfCorePeak = r.GflopsPerCpu / (peak / threads),
-                }));
+                Console.WriteLine(
+                    JsonSerializer.Serialize(
+                        new
+                        {
+                            what = "gemm",
+                            threads,
+                            isa,
+                            shape = r.Shape.Name,
+                            m = r.Shape.M,
+                            n = r.Shape.N,
+                            k = r.Shape.K,
+                            product = r.Product,
+                            ms = r.Seconds * 1e3,
+                            gflops = r.Gflops,
+                            peakGflops = peak,
+                            fractionOfPeak = r.Gflops / peak,
+                            cpuMs = r.CpuSeconds * 1e3,
+                            gflopsPerCore = r.GflopsPerCpu,
+                            fractionOfCorePeak = r.GflopsPerCpu / (peak / threads),
+                        }
+                    )
+                );
             }
             return;
         }
         AnsiConsole.MarkupLine(Markup.Escape($"FMA peak: {formula}"));
         var table = new Table().Border(TableBorder.Rounded);
-        foreach (string c in new[] { "shape (M x N x K)", "product" }) table.AddColumn(c);
-        foreach (string c in new[] { "time (ms)", "GFLOP/s", "of peak", "CPU ms", "GFLOP/CPU-s", "of core peak" }) table.AddColumn(new TableColumn(c).RightAligned());
+        foreach (string c in new[] { "shape (M x N x K)", "product" })
+            table.AddColumn(c);
+        foreach (string c in new[] { "time (ms)", "GFLOP/s", "of peak", "CPU ms", "GFLOP/CPU-s", "of core peak" })
+            table.AddColumn(new TableColumn(c).RightAligned());
         foreach (var r in results)
         {
-            table.AddRow(Markup.Escape(r.Shape.Name), Markup.Escape(r.Product), $"{r.Seconds * 1e3:F2}", $"{r.Gflops:F1}", $"{r.Gflops / peak:P0}",
-                $"{r.CpuSeconds * 1e3:F2}", $"{r.GflopsPerCpu:F1}", $"{r.GflopsPerCpu / (peak / threads):P0}");
+            table.AddRow(
+                Markup.Escape(r.Shape.Name),
+                Markup.Escape(r.Product),
+                $"{r.Seconds * 1e3:F2}",
+                $"{r.Gflops:F1}",
+                $"{r.Gflops / peak:P0}",
+                $"{r.CpuSeconds * 1e3:F2}",
+                $"{r.GflopsPerCpu:F1}",
+                $"{r.GflopsPerCpu / (peak / threads):P0}"
+            );
         }
         AnsiConsole.Write(table);
     }
 
     private static void Exchange(CpuBenchSettings s, int threads)
     {
-        var results = s.WorldSizes.Select(w => InProcessExchangeBenchmark.Run(w, (long)s.MiB << 20, s.Warmup, s.Repeats)).ToList();
+        var results = s
+            .WorldSizes.Select(w => InProcessExchangeBenchmark.Run(w, (long)s.MiB << 20, s.Warmup, s.Repeats))
+            .ToList();
         if (s.Json)
         {
             foreach (var r in results)
             {
-                Console.WriteLine(JsonSerializer.Serialize(new
-                {
-                    what = "exchange", threads, world = r.World, bytesPerRank = r.BytesPerRank, exchangeMs = r.ExchangeSeconds * 1e3,
-                    exchangeGBs = r.Bytes / r.ExchangeSeconds / 1e9, copyMs = r.CopySeconds * 1e3, copyGBs = r.Bytes / r.CopySeconds / 1e9,
-                    fractionOfCopy = r.CopySeconds / r.ExchangeSeconds,
-                }));
+                Console.WriteLine(
+                    JsonSerializer.Serialize(
+                        new
+                        {
+                            what = "exchange",
+                            threads,
+                            world = r.World,
+                            bytesPerRank = r.BytesPerRank,
+                            exchangeMs = r.ExchangeSeconds * 1e3,
+                            exchangeGBs = r.Bytes / r.ExchangeSeconds / 1e9,
+                            copyMs = r.CopySeconds * 1e3,
+                            copyGBs = r.Bytes / r.CopySeconds / 1e9,
+                            fractionOfCopy = r.CopySeconds / r.ExchangeSeconds,
+                        }
+                    )
+                );
             }
             return;
         }
@@ -88,8 +139,15 @@ internal sealed class CpuBenchCommand : Command<CpuBenchSettings>
         }
         foreach (var r in results)
         {
-            table.AddRow($"{r.World}", $"{r.BytesPerRank / 1e6:F0}", $"{r.ExchangeSeconds * 1e3:F2}", $"{r.Bytes / r.ExchangeSeconds / 1e9:F2}",
-                $"{r.CopySeconds * 1e3:F2}", $"{r.Bytes / r.CopySeconds / 1e9:F2}", $"{r.CopySeconds / r.ExchangeSeconds:P0}");
+            table.AddRow(
+                $"{r.World}",
+                $"{r.BytesPerRank / 1e6:F0}",
+                $"{r.ExchangeSeconds * 1e3:F2}",
+                $"{r.Bytes / r.ExchangeSeconds / 1e9:F2}",
+                $"{r.CopySeconds * 1e3:F2}",
+                $"{r.Bytes / r.CopySeconds / 1e9:F2}",
+                $"{r.CopySeconds / r.ExchangeSeconds:P0}"
+            );
         }
         AnsiConsole.Write(table);
     }
@@ -98,12 +156,15 @@ internal sealed class CpuBenchCommand : Command<CpuBenchSettings>
     private static double? CpuGhz()
     {
         const string path = "/proc/cpuinfo";
-        if (!File.Exists(path)) return null;
+        if (!File.Exists(path))
+            return null;
         foreach (string line in File.ReadLines(path))
         {
-            if (!line.StartsWith("cpu MHz", StringComparison.Ordinal)) continue;
+            if (!line.StartsWith("cpu MHz", StringComparison.Ordinal))
+                continue;
             string value = line[(line.IndexOf(':') + 1)..].Trim();
-            if (double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out double mhz)) return mhz / 1000;
+            if (double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out double mhz))
+                return mhz / 1000;
         }
         return null;
     }

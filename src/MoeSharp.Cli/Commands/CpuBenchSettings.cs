@@ -8,7 +8,9 @@ namespace MoeSharp.Cli.Commands;
 internal sealed class CpuBenchSettings : CommandSettings
 {
     [CommandOption("--what <LIST>")]
-    [Description("Comma-separated: gemm (host GEMM GFLOP/s against the FMA peak), exchange (in-process all-to-all-v against a copy of the same bytes). Default gemm,exchange.")]
+    [Description(
+        "Comma-separated: gemm (host GEMM GFLOP/s against the FMA peak), exchange (in-process all-to-all-v against a copy of the same bytes). Default gemm,exchange."
+    )]
     public string What { get; init; } = "gemm,exchange";
 
     [CommandOption("--threads <N>")]
@@ -32,7 +34,9 @@ internal sealed class CpuBenchSettings : CommandSettings
     public int FmaUnits { get; init; } = 2;
 
     [CommandOption("--fma-lanes <N>")]
-    [Description("float32 lanes per FMA pipe for the peak (8: a 256-bit pipe, as on AMD Zen 4, which splits AVX-512 in two; 16: a 512-bit pipe). Default 8.")]
+    [Description(
+        "float32 lanes per FMA pipe for the peak (8: a 256-bit pipe, as on AMD Zen 4, which splits AVX-512 in two; 16: a 512-bit pipe). Default 8."
+    )]
     public int FmaLanes { get; init; } = 8;
 
     [CommandOption("--warmup <N>")]
@@ -51,25 +55,35 @@ internal sealed class CpuBenchSettings : CommandSettings
     public string[] Parts => What.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
     /// <summary>The world sizes of the exchange.</summary>
-    public int[] WorldSizes => Worlds.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-        .Select(w => int.TryParse(w, out int v) ? v : 0).ToArray();
+    public int[] WorldSizes =>
+        Worlds
+            .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(w => int.TryParse(w, out int v) ? v : 0)
+            .ToArray();
 
     public override ValidationResult Validate()
     {
         foreach (string part in Parts)
         {
-            if (part is not ("gemm" or "exchange")) return ValidationResult.Error($"--what: '{part}' is neither gemm nor exchange");
+            if (part is not ("gemm" or "exchange"))
+                return ValidationResult.Error($"--what: '{part}' is neither gemm nor exchange");
         }
-        if (Threads is < 1) return ValidationResult.Error($"--threads {Threads} must be at least 1");
+        if (Threads is < 1)
+            return ValidationResult.Error($"--threads {Threads} must be at least 1");
         if (WorldSizes.Length == 0 || WorldSizes.Any(w => w is < 2 or > 256))
         {
             return ValidationResult.Error($"--world '{Worlds}' must list sizes from 2 to 256");
         }
-        if (MiB is < 1 or > 1024) return ValidationResult.Error($"--mib {MiB} must be from 1 to 1024");
-        if (Ghz is <= 0) return ValidationResult.Error($"--ghz {Ghz} must be positive");
-        if (FmaUnits < 1 || FmaLanes < 1) return ValidationResult.Error("--fma-units and --fma-lanes must be at least 1");
-        if (Warmup < 0) return ValidationResult.Error($"--warmup {Warmup} must not be negative");
-        if (Repeats < 1) return ValidationResult.Error($"--repeats {Repeats} must be at least 1");
+        if (MiB is < 1 or > 1024)
+            return ValidationResult.Error($"--mib {MiB} must be from 1 to 1024");
+        if (Ghz is <= 0)
+            return ValidationResult.Error($"--ghz {Ghz} must be positive");
+        if (FmaUnits < 1 || FmaLanes < 1)
+            return ValidationResult.Error("--fma-units and --fma-lanes must be at least 1");
+        if (Warmup < 0)
+            return ValidationResult.Error($"--warmup {Warmup} must not be negative");
+        if (Repeats < 1)
+            return ValidationResult.Error($"--repeats {Repeats} must be at least 1");
         return ValidationResult.Success();
     }
 }

@@ -1,8 +1,8 @@
 using System.Globalization;
 using MoeSharp.Checkpoints;
-using MoeSharp.Verification;
 using MoeSharp.Dispatch;
 using MoeSharp.Tensors;
+using MoeSharp.Verification;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -23,51 +23,93 @@ internal sealed class LayerCommand : Command<LayerSettings>
         HfMoeConfig config = HfMoeConfig.Read(directory);
         HfMoeLayerLoader.CheckMoeLayer(config, layer); // before reading any input or weight
         int d = config.HiddenSize;
-        Tensor x = settings.Input is { } input ? ReadInput(input, d) : RandomTokens(settings.Tokens ?? 16, d, settings.Seed ?? 0);
-        var layout = new LayerLayout(settings.World ?? 1, settings.Sp ?? 1,
-            settings.Sharded ? SequenceLayout.Sharded : SequenceLayout.Replicated, SpShardingPolicy.PadToMultiple);
+        Tensor x = settings.Input is { } input
+            ? ReadInput(input, d)
+            : RandomTokens(settings.Tokens ?? 16, d, settings.Seed ?? 0);
+        var layout = new LayerLayout(
+            settings.World ?? 1,
+            settings.Sp ?? 1,
+            settings.Sharded ? SequenceLayout.Sharded : SequenceLayout.Replicated,
+            SpShardingPolicy.PadToMultiple
+        );
         ComputeOptions compute = ComputeOptions.Parse(settings.Device, settings.Gpus);
         TimeSpan? timeout = settings.TimeoutSeconds is double s ? TimeSpan.FromSeconds(s) : null;
 
-        CheckpointLayerRunner.Result result = CheckpointLayerRunner.Run(directory, config, layer, x, layout, compute, timeout);
-        if (settings.Output is { } output) SafetensorsFile.Write(output, [new("y", result.Y)]);
+        CheckpointLayerRunner.Result result = CheckpointLayerRunner.Run(
+            directory,
+            config,
+            layer,
+            x,
+            layout,
+            compute,
+            timeout
+        );
+        if (settings.Output is { } output)
+            SafetensorsFile.Write(output, [new("y", result.Y)]);
 
         var a = config.Args;
-        AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
-            $"{config.Family} layer {layer}: D {a.Dim}, E {a.NumExperts}, K {a.TopK}, H {a.Hidden}, shared {a.SharedHidden}; " +
-            $"T {x.Rows}; {layout}; {compute.DeviceName}")));
-        AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
-            $"build {result.Build.TotalMilliseconds:F1} ms, load {result.Load.TotalMilliseconds:F1} ms, read {result.BytesRead:N0} bytes for {result.RankBytes:N0} bytes of the ranks' tensors; " +
-            $"forward {result.Forward.TotalMilliseconds:F2} ms")));
+        AnsiConsole.MarkupLine(
+            Markup.Escape(
+                string.Create(
+                    CultureInfo.InvariantCulture,
+                    $"{config.Family} layer {layer}: D {a.Dim}, E {a.NumExperts}, K {a.TopK}, H {a.Hidden}, shared {a.SharedHidden}; "
+                        + $"T {x.Rows}; {layout}; {compute.DeviceName}"
+                )
+            )
+        );
+        AnsiConsole.MarkupLine(
+            Markup.Escape(
+                string.Create(
+                    CultureInfo.InvariantCulture,
+                    $"build {result.Build.TotalMilliseconds:F1} ms, load {result.Load.TotalMilliseconds:F1} ms, read {result.BytesRead:N0} bytes for {result.RankBytes:N0} bytes of the ranks' tensors; "
+                        + $"forward {result.Forward.TotalMilliseconds:F2} ms"
+                )
+            )
+        );
         var table = new Table().AddColumns("expert", "tokens", "share");
         long total = result.TokensPerExpert.Sum();
         for (int e = 0; e < result.TokensPerExpert.Length; e++)
         {
             long n = result.TokensPerExpert[e];
-            table.AddRow(e.ToString(CultureInfo.InvariantCulture), n.ToString(CultureInfo.InvariantCulture),
-                (total == 0 ? 0 : 100.0 * n / total).ToString("F1", CultureInfo.InvariantCulture) + " %");
+            table.AddRow(
+                e.ToString(CultureInfo.InvariantCulture),
+                n.ToString(CultureInfo.InvariantCulture),
+                (total == 0 ? 0 : 100.0 * n / total).ToString("F1", CultureInfo.InvariantCulture) + " %"
+            );
         }
         AnsiConsole.Write(table);
         double mean = (double)total / result.TokensPerExpert.Length;
-        AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
-            $"routing load: min {result.TokensPerExpert.Min()}, max {result.TokensPerExpert.Max()}, mean {mean:F2} tokens per expert " +
-            $"(max/mean {(mean == 0 ? 0 : result.TokensPerExpert.Max() / mean):F2})")));
-        if (settings.Output is { } written) AnsiConsole.MarkupLine(Markup.Escape($"wrote y [{x.Rows}, {d}] to {written}"));
+        AnsiConsole.MarkupLine(
+            Markup.Escape(
+                string.Create(
+                    CultureInfo.InvariantCulture,
+                    $"routing load: min {result.TokensPerExpert.Min()}, max {result.TokensPerExpert.Max()}, mean {mean:F2} tokens per expert "
+                        + $"(max/mean {(mean == 0 ? 0 : result.TokensPerExpert.Max() / mean):F2})"
+                )
+            )
+        );
+        if (settings.Output is { } written)
+            AnsiConsole.MarkupLine(Markup.Escape($"wrote y [{x.Rows}, {d}] to {written}"));
         return 0;
     }
 
     /// <summary>Tensor <c>x</c> of a safetensors file: float32 or bfloat16 (widened exactly) [T, D].</summary>
     private static Tensor ReadInput(string path, int d)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"--input '{path}' does not exist", path);
+        if (!File.Exists(path))
+            throw new FileNotFoundException($"--input '{path}' does not exist", path);
         SafetensorsContent file = SafetensorsFile.Read(path);
         if (!file.TryGet("x", out Tensor? x))
         {
-            throw new InvalidDataException($"--input {path}: no tensor 'x' (it has {string.Join(", ", file.Names.Take(10))})");
+            throw new InvalidDataException(
+                $"--input {path}: no tensor 'x' (it has {string.Join(", ", file.Names.Take(10))})"
+            );
         }
         if (x.Rank != 2 || x.Dim(1) != d || x.Dim(0) < 1 || x.DType is not (DType.Float32 or DType.BFloat16))
         {
-            throw new InvalidDataException($"--input {path}: tensor 'x' is {x}; expected float32 or bfloat16 [T, {d}] (hidden_size)");
+            throw new InvalidDataException(
+                $"--input {path}: tensor 'x' is {x}; expected float32 or bfloat16 [T, {d}] (hidden_size)"
+            );
         }
         return x.DType == DType.Float32 ? x : x.ToFloat32();
     }
@@ -80,7 +122,8 @@ internal sealed class LayerCommand : Command<LayerSettings>
         for (int i = 0; i < values.Length; i++)
         {
             // Box–Muller: standard normal tokens, like the scale of a normalised hidden state.
-            double u1 = 1 - random.NextDouble(), u2 = random.NextDouble();
+            double u1 = 1 - random.NextDouble(),
+                u2 = random.NextDouble();
             values[i] = (float)(Math.Sqrt(-2 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2));
         }
         return x;

@@ -9,7 +9,9 @@ namespace MoeSharp.Cli.Commands;
 internal sealed class LayerSettings : CommandSettings
 {
     [CommandOption("--checkpoint <DIR>")]
-    [Description("Hugging Face checkpoint directory: config.json and one or more .safetensors (with or without model.safetensors.index.json). Qwen2-MoE, Qwen3-MoE, Mixtral, DeepSeek-V3.")]
+    [Description(
+        "Hugging Face checkpoint directory: config.json and one or more .safetensors (with or without model.safetensors.index.json). Qwen2-MoE, Qwen3-MoE, Mixtral, DeepSeek-V3."
+    )]
     public string? Checkpoint { get; init; }
 
     [CommandOption("--layer <N>")]
@@ -17,7 +19,9 @@ internal sealed class LayerSettings : CommandSettings
     public int? Layer { get; init; }
 
     [CommandOption("--input <FILE>")]
-    [Description("safetensors file with tensor 'x' [[T, hidden_size]], float32 or bfloat16. Default: --tokens random tokens.")]
+    [Description(
+        "safetensors file with tensor 'x' [[T, hidden_size]], float32 or bfloat16. Default: --tokens random tokens."
+    )]
     public string? Input { get; init; }
 
     [CommandOption("--output <FILE>")]
@@ -58,15 +62,24 @@ internal sealed class LayerSettings : CommandSettings
 
     public override ValidationResult Validate()
     {
-        if (string.IsNullOrEmpty(Checkpoint)) return ValidationResult.Error("layer needs --checkpoint DIR");
-        if (Layer is null) return ValidationResult.Error("layer needs --layer N");
-        if (Layer < 0) return ValidationResult.Error($"--layer {Layer} must be at least 0");
-        if (Tokens is < 1) return ValidationResult.Error($"--tokens {Tokens} must be at least 1");
-        if (Tokens is not null && Input is not null) return ValidationResult.Error("--tokens and --input exclude each other");
-        if (World is < 1) return ValidationResult.Error($"--world {World} must be at least 1");
-        if (Sp is < 1) return ValidationResult.Error($"--sp {Sp} must be at least 1");
-        if ((World ?? 1) % (Sp ?? 1) != 0) return ValidationResult.Error($"--sp {Sp} must divide --world {World ?? 1}");
-        if (TimeoutSeconds is <= 0) return ValidationResult.Error($"--timeout {TimeoutSeconds} must be positive");
+        if (string.IsNullOrEmpty(Checkpoint))
+            return ValidationResult.Error("layer needs --checkpoint DIR");
+        if (Layer is null)
+            return ValidationResult.Error("layer needs --layer N");
+        if (Layer < 0)
+            return ValidationResult.Error($"--layer {Layer} must be at least 0");
+        if (Tokens is < 1)
+            return ValidationResult.Error($"--tokens {Tokens} must be at least 1");
+        if (Tokens is not null && Input is not null)
+            return ValidationResult.Error("--tokens and --input exclude each other");
+        if (World is < 1)
+            return ValidationResult.Error($"--world {World} must be at least 1");
+        if (Sp is < 1)
+            return ValidationResult.Error($"--sp {Sp} must be at least 1");
+        if ((World ?? 1) % (Sp ?? 1) != 0)
+            return ValidationResult.Error($"--sp {Sp} must divide --world {World ?? 1}");
+        if (TimeoutSeconds is <= 0)
+            return ValidationResult.Error($"--timeout {TimeoutSeconds} must be positive");
         try
         {
             _ = ComputeOptions.Parse(Device, Gpus);

@@ -1,6 +1,6 @@
-using MoeSharp.Verification;
 using MoeSharp.Collectives;
 using MoeSharp.Mpi;
+using MoeSharp.Verification;
 
 namespace MoeSharp.Cli.Commands;
 
@@ -25,13 +25,21 @@ internal static class RankLauncher
     /// <exception cref="ReportedByRankZeroException">
     /// On every rank: an option disagrees with the MPI job (seen by any rank); rank 0 has already printed it.
     /// </exception>
-    public static T? Run<T>(CommKind comm, int inProcessWorld, Func<IProcessGroup, T> body, TimeSpan? timeout,
-        Action<int>? checkJobSize = null) where T : class
+    public static T? Run<T>(
+        CommKind comm,
+        int inProcessWorld,
+        Func<IProcessGroup, T> body,
+        TimeSpan? timeout,
+        Action<int>? checkJobSize = null
+    )
+        where T : class
     {
-        if (comm == CommKind.InProcess) return InProcessWorld.Run(inProcessWorld, body, timeout)[0];
+        if (comm == CommKind.InProcess)
+            return InProcessWorld.Run(inProcessWorld, body, timeout)[0];
 
         using MpiProcessGroup world = MpiProcessGroup.InitWorld(timeout);
-        if (checkJobSize is not null) CheckOnEveryRank(world, checkJobSize);
+        if (checkJobSize is not null)
+            CheckOnEveryRank(world, checkJobSize);
         try
         {
             T result = body(world);
@@ -59,7 +67,8 @@ internal static class RankLauncher
         // Every rank learns the first problem (ranks may have been started with different options), so all
         // of them leave together and MPI_Finalize is reached by all; no one waits in a collective.
         string? first = RankMessages.FirstInRankOrder(world, problem);
-        if (first is null) return;
+        if (first is null)
+            return;
         // The message already names the option; the rank prefix matters only when another rank saw it.
         string message = problem ?? first;
         if (world.Rank == 0)

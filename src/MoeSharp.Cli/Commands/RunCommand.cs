@@ -1,6 +1,6 @@
 using MoeSharp.Cli.Output;
-using MoeSharp.Verification;
 using MoeSharp.Collectives;
+using MoeSharp.Verification;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -19,7 +19,8 @@ internal sealed class RunCommand : Command<RunSettings>
         TimeSpan? timeout = settings.TimeoutSeconds is double s ? TimeSpan.FromSeconds(s) : null;
         CommKind comm = CommKinds.Parse(settings.Comm);
         IReadOnlyList<RunCase> cases = settings.IsDefault ? RunCase.Defaults : [RunCase.From(settings)];
-        if (settings.Traffic is not null) cases = cases.Select(c => c with { Traffic = true }).ToList();
+        if (settings.Traffic is not null)
+            cases = cases.Select(c => c with { Traffic = true }).ToList();
         ComputeOptions compute = ComputeOptions.Parse(settings.Device, settings.Gpus);
 
         var results = new List<(RunCase Case, RunSummary Summary)>();
@@ -28,18 +29,38 @@ internal sealed class RunCommand : Command<RunSettings>
             foreach (RunCase runCase in cases)
             {
                 DispatchCase problem = runCase.Build();
-                results.Add((runCase, InProcessWorld.Run(runCase.World, world => RunVerification.RunRank(world, problem, compute), timeout)[0]));
+                results.Add(
+                    (
+                        runCase,
+                        InProcessWorld.Run(
+                            runCase.World,
+                            world => RunVerification.RunRank(world, problem, compute),
+                            timeout
+                        )[0]
+                    )
+                );
             }
         }
         else
         {
             // MPI initializes once per process, so one launch runs every case, each sized to the job.
-            var mpiResults = RankLauncher.Run(comm, 0, world =>
-                cases.Select(c => c.ForWorld(world.Size, settings.World))
-                     .Select(c => (c, RunVerification.RunRank(world, c.Build(), compute)))
-                     .ToList(), timeout,
-                checkJobSize: size => { foreach (RunCase c in cases) c.ForWorld(size, settings.World).Validate(); });
-            if (mpiResults is null) return 0; // not rank 0: rank 0 reports, and every rank aborts on failure
+            var mpiResults = RankLauncher.Run(
+                comm,
+                0,
+                world =>
+                    cases
+                        .Select(c => c.ForWorld(world.Size, settings.World))
+                        .Select(c => (c, RunVerification.RunRank(world, c.Build(), compute)))
+                        .ToList(),
+                timeout,
+                checkJobSize: size =>
+                {
+                    foreach (RunCase c in cases)
+                        c.ForWorld(size, settings.World).Validate();
+                }
+            );
+            if (mpiResults is null)
+                return 0; // not rank 0: rank 0 reports, and every rank aborts on failure
             results.AddRange(mpiResults);
         }
 
@@ -50,32 +71,43 @@ internal sealed class RunCommand : Command<RunSettings>
             var (runCase, summary) = results[i];
             allVerified &= Report(runCase, summary);
             metrics?.Write(Record(runCase, summary, settings, compute));
-            if (summary.Traffic is { } traffic) metrics?.Write(TrafficMetrics.ToRecord("run", i + 1, traffic));
+            if (summary.Traffic is { } traffic)
+                metrics?.Write(TrafficMetrics.ToRecord("run", i + 1, traffic));
         }
         if (settings.Traffic is { } png && results[^1].Summary.Traffic is { } last)
         {
             TrafficHeatmap.Save(png, last);
             AnsiConsole.MarkupLine(Markup.Escape($"traffic heatmap written to {png}"));
         }
-        if (!allVerified) return 1;
+        if (!allVerified)
+            return 1;
         AnsiConsole.MarkupLine("[green]verified: bitwise identical to the single-rank reference[/]");
         return 0;
     }
 
     /// <summary>A case as a <c>moesharp-metrics/1</c> record (docs/metrics.md).</summary>
     internal static MetricsRecord Record(RunCase c, RunSummary summary, RunSettings settings, ComputeOptions compute) =>
-        MetricsRecord.Create("run", "case")
+        MetricsRecord
+            .Create("run", "case")
             .With("verified", summary.Mismatches == 0)
             .With("mismatches", summary.Mismatches)
             .With("ms", summary.Elapsed.TotalMilliseconds)
             .With("rows_sent", summary.Ranks.Select(r => r.RowsSent).ToArray())
             .With("rows_received", summary.Ranks.Select(r => r.RowsReceived).ToArray())
-            .With("world", c.World).With("sp", c.Sp).With("tokens", c.Tokens).With("dim", c.Dim).With("experts", c.Experts)
-            .With("top_k", c.TopK).With("sharding", c.Sharding == MoeSharp.Dispatch.SpShardingPolicy.Balanced ? "balanced" : "pad")
+            .With("world", c.World)
+            .With("sp", c.Sp)
+            .With("tokens", c.Tokens)
+            .With("dim", c.Dim)
+            .With("experts", c.Experts)
+            .With("top_k", c.TopK)
+            .With("sharding", c.Sharding == MoeSharp.Dispatch.SpShardingPolicy.Balanced ? "balanced" : "pad")
             .With("layout", c.Layout == MoeSharp.Dispatch.SequenceLayout.Sharded ? "sharded" : "replicated")
-            .With("score_before_experts", c.ScoreBefore).With("align", c.Align).With("seed", c.Seed)
+            .With("score_before_experts", c.ScoreBefore)
+            .With("align", c.Align)
+            .With("seed", c.Seed)
             .With("dtype", c.RowType == MoeSharp.Tensors.DType.BFloat16 ? "bf16" : "f32")
-            .With("device", compute.DeviceName).With("comm", settings.Comm ?? "inproc");
+            .With("device", compute.DeviceName)
+            .With("comm", settings.Comm ?? "inproc");
 
     private static bool Report(RunCase runCase, RunSummary summary)
     {
@@ -84,11 +116,15 @@ internal sealed class RunCommand : Command<RunSettings>
         if (summary.Mismatches > 0)
         {
             string detail = summary.FirstMismatch is null ? "see the ranks' messages above" : summary.FirstMismatch;
-            AnsiConsole.MarkupLine($"[red]NOT verified: {summary.Mismatches} rank(s) differ from the single-rank reference; {Markup.Escape(detail)}[/]");
+            AnsiConsole.MarkupLine(
+                $"[red]NOT verified: {summary.Mismatches} rank(s) differ from the single-rank reference; {Markup.Escape(detail)}[/]"
+            );
             return false;
         }
-        AnsiConsole.MarkupLine($"{runCase.World / runCase.Sp} group(s) match the single-rank reference bitwise " +
-            $"({summary.Elapsed.TotalMilliseconds:F1} ms for dispatch, experts, combine and reduce on rank 0)");
+        AnsiConsole.MarkupLine(
+            $"{runCase.World / runCase.Sp} group(s) match the single-rank reference bitwise "
+                + $"({summary.Elapsed.TotalMilliseconds:F1} ms for dispatch, experts, combine and reduce on rank 0)"
+        );
         AnsiConsole.WriteLine();
         return true;
     }
@@ -104,9 +140,15 @@ internal sealed class RunCommand : Command<RunSettings>
         foreach (RankStatistics r in summary.Ranks)
         {
             table.AddRow(
-                r.Rank.ToString(), (r.Rank / runCase.Sp).ToString(), (r.Rank % runCase.Sp).ToString(),
-                r.ShardTokens.ToString(), r.PadRows.ToString(), r.RowsSent.ToString(), r.RowsReceived.ToString(),
-                Markup.Escape(RowsPerExpert(r.RowsPerLocalExpert)));
+                r.Rank.ToString(),
+                (r.Rank / runCase.Sp).ToString(),
+                (r.Rank % runCase.Sp).ToString(),
+                r.ShardTokens.ToString(),
+                r.PadRows.ToString(),
+                r.RowsSent.ToString(),
+                r.RowsReceived.ToString(),
+                Markup.Escape(RowsPerExpert(r.RowsPerLocalExpert))
+            );
         }
         return table;
     }

@@ -7,7 +7,9 @@ using Spectre.Console.Cli;
 
 namespace MoeSharp.Cli.Commands;
 
-/// <summary>Options of <c>moe run</c>. With none given, the embedded default runs the seed case and a large one.</summary>
+/// <summary>
+/// Options of <c>moe run</c>. With none given, the embedded default runs the seed case and a large one.
+/// </summary>
 internal sealed class RunSettings : CommandSettings
 {
     [CommandOption("--world <N>")]
@@ -63,11 +65,15 @@ internal sealed class RunSettings : CommandSettings
     public string? DType { get; init; }
 
     [CommandOption("--comm <KIND>")]
-    [Description("How ranks talk: inproc (threads of this process, default) or mpi (under mpiexec, one process per rank; the job's size is the world).")]
+    [Description(
+        "How ranks talk: inproc (threads of this process, default) or mpi (under mpiexec, one process per rank; the job's size is the world)."
+    )]
     public string? Comm { get; init; }
 
     [CommandOption("--device <DEVICE>")]
-    [Description("host (managed kernels, default), cuda (ILGPU kernels on NVIDIA GPUs, NCCL exchanges when each rank has its own GPU) or ilgpu-cpu (the CUDA backend's kernels on ILGPU's CPU accelerator).")]
+    [Description(
+        "host (managed kernels, default), cuda (ILGPU kernels on NVIDIA GPUs, NCCL exchanges when each rank has its own GPU) or ilgpu-cpu (the CUDA backend's kernels on ILGPU's CPU accelerator)."
+    )]
     public string? Device { get; init; }
 
     [CommandOption("--gpus <N>")]
@@ -79,8 +85,10 @@ internal sealed class RunSettings : CommandSettings
     public string? Metrics { get; init; }
 
     [CommandOption("--traffic <PNG>")]
-    [Description("Collect traffic telemetry (docs/metrics.md, event traffic) and draw the rows sent between ranks "
-        + "as a heatmap PNG (the last case's when several run); with --metrics, one traffic line per case.")]
+    [Description(
+        "Collect traffic telemetry (docs/metrics.md, event traffic) and draw the rows sent between ranks "
+            + "as a heatmap PNG (the last case's when several run); with --metrics, one traffic line per case."
+    )]
     public string? Traffic { get; init; }
 
     [CommandOption("--config <TOML>")]
@@ -88,16 +96,30 @@ internal sealed class RunSettings : CommandSettings
     public string? Config { get; init; }
 
     /// <summary>True when no problem option was given: run the embedded default cases.</summary>
-    public bool IsDefault => World is null && Sp is null && Tokens is null && Dim is null && Experts is null && TopK is null
-        && Sharding is null && Layout is null && Score is null && Align is null && Seed is null && DType is null;
+    public bool IsDefault =>
+        World is null
+        && Sp is null
+        && Tokens is null
+        && Dim is null
+        && Experts is null
+        && TopK is null
+        && Sharding is null
+        && Layout is null
+        && Score is null
+        && Align is null
+        && Seed is null
+        && DType is null;
 
     public override ValidationResult Validate()
     {
         try
         {
-            if (MpiJob.CheckLaunched(CommKinds.Parse(Comm)) is { } notInJob) return ValidationResult.Error(notInJob);
-            if (Metrics is not null) OutputPaths.CheckFile("--metrics", Metrics);
-            if (Traffic is not null) OutputPaths.CheckFile("--traffic", Traffic);
+            if (MpiJob.CheckLaunched(CommKinds.Parse(Comm)) is { } notInJob)
+                return ValidationResult.Error(notInJob);
+            if (Metrics is not null)
+                OutputPaths.CheckFile("--metrics", Metrics);
+            if (Traffic is not null)
+                OutputPaths.CheckFile("--traffic", Traffic);
             _ = ParseSharding(Sharding);
             _ = ParseLayout(Layout);
             _ = ParseScoreBefore(Score);
@@ -113,24 +135,27 @@ internal sealed class RunSettings : CommandSettings
         return ranges.Successful ? Faults.SettingsLimits.Run(this) : ranges;
     }
 
-    public static SpShardingPolicy ParseSharding(string? text) => text switch
-    {
-        null or "pad" => SpShardingPolicy.PadToMultiple,
-        "balanced" => SpShardingPolicy.Balanced,
-        _ => throw new ArgumentException($"--sharding '{text}' is not pad or balanced"),
-    };
+    public static SpShardingPolicy ParseSharding(string? text) =>
+        text switch
+        {
+            null or "pad" => SpShardingPolicy.PadToMultiple,
+            "balanced" => SpShardingPolicy.Balanced,
+            _ => throw new ArgumentException($"--sharding '{text}' is not pad or balanced"),
+        };
 
-    public static SequenceLayout ParseLayout(string? text) => text switch
-    {
-        null or "replicated" => SequenceLayout.Replicated,
-        "sharded" => SequenceLayout.Sharded,
-        _ => throw new ArgumentException($"--layout '{text}' is not replicated or sharded"),
-    };
+    public static SequenceLayout ParseLayout(string? text) =>
+        text switch
+        {
+            null or "replicated" => SequenceLayout.Replicated,
+            "sharded" => SequenceLayout.Sharded,
+            _ => throw new ArgumentException($"--layout '{text}' is not replicated or sharded"),
+        };
 
-    public static bool ParseScoreBefore(string? text) => text switch
-    {
-        "before" => true,
-        null or "after" => false,
-        _ => throw new ArgumentException($"--score '{text}' is not before or after"),
-    };
+    public static bool ParseScoreBefore(string? text) =>
+        text switch
+        {
+            "before" => true,
+            null or "after" => false,
+            _ => throw new ArgumentException($"--score '{text}' is not before or after"),
+        };
 }

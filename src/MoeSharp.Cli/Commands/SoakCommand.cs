@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using MoeSharp.Cli.Soak;
-using MoeSharp.Verification;
 using MoeSharp.Collectives;
 using MoeSharp.Mpi;
+using MoeSharp.Verification;
 using Spectre.Console.Cli;
 
 namespace MoeSharp.Cli.Commands;
@@ -17,10 +17,12 @@ internal sealed class SoakCommand : Command<SoakSettings>
     public override int Execute(CommandContext context, SoakSettings settings, CancellationToken cancellationToken)
     {
         using var devices = new SoakDevices(ComputeOptions.Parse(settings.Device, null));
-        SoakTally? tally = CommKinds.Parse(settings.Comm) == CommKind.InProcess
-            ? InProcess(settings, devices)
-            : OnMpiJob(settings, devices);
-        if (tally is null) return ExitCodes.Success; // not rank 0 of an MPI job: rank 0 reports
+        SoakTally? tally =
+            CommKinds.Parse(settings.Comm) == CommKind.InProcess
+                ? InProcess(settings, devices)
+                : OnMpiJob(settings, devices);
+        if (tally is null)
+            return ExitCodes.Success; // not rank 0 of an MPI job: rank 0 reports
         Console.WriteLine(tally);
         return tally.Hangs == 0 && tally.Wrong == 0 ? ExitCodes.Success : ExitCodes.Mismatch;
     }
@@ -29,7 +31,8 @@ internal sealed class SoakCommand : Command<SoakSettings>
     {
         var random = new Random(s.Seed);
         var tally = new SoakTally();
-        TimeSpan faultTimeout = TimeSpan.FromSeconds(s.TimeoutSeconds), quietTimeout = TimeSpan.FromSeconds(30);
+        TimeSpan faultTimeout = TimeSpan.FromSeconds(s.TimeoutSeconds),
+            quietTimeout = TimeSpan.FromSeconds(30);
         var clock = Stopwatch.StartNew();
         while (clock.Elapsed.TotalSeconds < s.Seconds && (s.Runs is null || tally.Runs < s.Runs))
         {
@@ -55,8 +58,10 @@ internal sealed class SoakCommand : Command<SoakSettings>
             TimeSpan timeout = plan is null ? quietTimeout : faultTimeout;
             string? problemText = InProcessSoak.RunOne(problem, plan, devices, timeout, out bool fired);
             tally.Runs++;
-            if (fired) tally.Faulted++;
-            else if (plan is not null && problemText is null) problemText = "the planned fault found no call to fire at";
+            if (fired)
+                tally.Faulted++;
+            else if (plan is not null && problemText is null)
+                problemText = "the planned fault found no call to fire at";
             Report(tally, problem, plan, problemText);
         }
         return tally;
@@ -64,12 +69,18 @@ internal sealed class SoakCommand : Command<SoakSettings>
 
     /// <summary>
     /// Runs <paramref name="problem"/> again with one throw on a rank and call drawn alike on every process (same seed,
-    /// call counts gathered from the fault-free run), announced on stderr with the seconds since the process started. The
-    /// culprit's error reaches the catch in <see cref="OnMpiJob"/>, which ends the job with MPI_Abort; this does not return
-    /// normally.
+    /// call counts gathered from the fault-free run), announced on stderr with the seconds since the process started.
+    /// The culprit's error reaches the catch in <see cref="OnMpiJob"/>, which ends the job with MPI_Abort; this does
+    /// not return normally.
     /// </summary>
-    private static void FaultOnce(MpiProcessGroup job, IProcessGroup group, DispatchCase problem,
-        FaultInjectingProcessGroup recorded, Random random, SoakDevices devices)
+    private static void FaultOnce(
+        MpiProcessGroup job,
+        IProcessGroup group,
+        DispatchCase problem,
+        FaultInjectingProcessGroup recorded,
+        Random random,
+        SoakDevices devices
+    )
     {
         Span<long> counts = new long[job.Size];
         counts[job.Rank] = recorded.Calls.Count;
@@ -82,28 +93,40 @@ internal sealed class SoakCommand : Command<SoakSettings>
         if (job.Rank == 0)
         {
             double uptime = (DateTime.Now - Process.GetCurrentProcess().StartTime).TotalSeconds;
-            Console.Error.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                $"soak: injecting a throw on rank {culprit} at its collective call {call} of {counts[culprit]} after {uptime:F2} s"));
+            Console.Error.WriteLine(
+                string.Create(
+                    System.Globalization.CultureInfo.InvariantCulture,
+                    $"soak: injecting a throw on rank {culprit} at its collective call {call} of {counts[culprit]} after {uptime:F2} s"
+                )
+            );
         }
-        if (job.Rank >= problem.World) return;
+        if (job.Rank >= problem.World)
+            return;
         SoakRank.Run(new FaultInjectingProcessGroup(group, plan), problem, SoakRank.References(problem), devices);
-        throw new InvalidOperationException($"rank {job.Rank}: the injected fault on rank {culprit} did not end the job");
+        throw new InvalidOperationException(
+            $"rank {job.Rank}: the injected fault on rank {culprit} did not end the job"
+        );
     }
 
-    /// <summary>Counts a misbehaving run (<paramref name="problemText"/> not null) as a hang or a wrong result and prints it.</summary>
+    /// <summary>
+    /// Counts a misbehaving run (<paramref name="problemText"/> not null) as a hang or a wrong result and prints it.
+    /// </summary>
     private static void Report(SoakTally tally, DispatchCase problem, FaultPlan? plan, string? problemText)
     {
-        if (problemText is null) return;
-        if (problemText.StartsWith("hang", StringComparison.Ordinal)) tally.Hangs++;
-        else tally.Wrong++;
+        if (problemText is null)
+            return;
+        if (problemText.StartsWith("hang", StringComparison.Ordinal))
+            tally.Hangs++;
+        else
+            tally.Wrong++;
         string fault = plan is null ? "" : $"; fault {plan.Kind} on rank {plan.Rank} at call #{plan.Collective}";
         Console.Error.WriteLine($"soak run {tally.Runs} ({SoakConfiguration.Describe(problem)}{fault}): {problemText}");
     }
 
     /// <summary>
     /// Under mpiexec: every process draws the same problems from the same seed; each runs on the job's first ranks (a
-    /// sub-group), and the job sums the mismatches. No faults: an MPI job ends on a failed collective (MPI_Abort), which the
-    /// MPI tests cover; here the job must stay bitwise right across hundreds of configurations.
+    /// sub-group), and the job sums the mismatches. No faults: an MPI job ends on a failed collective (MPI_Abort),
+    /// which the MPI tests cover; here the job must stay bitwise right across hundreds of configurations.
     /// </summary>
     private static SoakTally? OnMpiJob(SoakSettings s, SoakDevices devices)
     {
@@ -119,16 +142,21 @@ internal sealed class SoakCommand : Command<SoakSettings>
                 bool more = clock.Elapsed.TotalSeconds < s.Seconds && (s.Runs is null || tally.Runs < s.Runs);
                 Span<long> go = [job.Rank == 0 && more ? 1 : 0];
                 job.AllReduceSum(go);
-                if (go[0] == 0) break;
+                if (go[0] == 0)
+                    break;
                 DispatchCase problem = SoakConfiguration.Draw(random, job.Size, random.Next(1, job.Size + 1));
                 bool participates = job.Rank < problem.World;
                 using IProcessGroup group = job.Split(participates ? 0 : 1, job.Rank);
                 var recorded = new FaultInjectingProcessGroup(group, null);
-                string? mismatch = participates ? SoakRank.Run(recorded, problem, SoakRank.References(problem), devices) : null;
-                if (s.FaultOnce && problem.World > 1 && mismatch is null) FaultOnce(job, group, problem, recorded, random, devices);
+                string? mismatch = participates
+                    ? SoakRank.Run(recorded, problem, SoakRank.References(problem), devices)
+                    : null;
+                if (s.FaultOnce && problem.World > 1 && mismatch is null)
+                    FaultOnce(job, group, problem, recorded, random, devices);
                 string? first = RankMessages.FirstInRankOrder(job, mismatch);
                 tally.Runs++;
-                if (first is null) continue;
+                if (first is null)
+                    continue;
                 tally.Wrong++;
                 if (job.Rank == 0)
                 {

@@ -18,7 +18,9 @@ internal sealed class SoakSettings : CommandSettings
     public int? Runs { get; init; }
 
     [CommandOption("--comm <KIND>")]
-    [Description("inproc (default: worlds of 1 to --max-world threads, faults injected) or mpi (under mpiexec: worlds of the job's first ranks, fault-free, since a failed collective ends an MPI job by design).")]
+    [Description(
+        "inproc (default: worlds of 1 to --max-world threads, faults injected) or mpi (under mpiexec: worlds of the job's first ranks, fault-free, since a failed collective ends an MPI job by design)."
+    )]
     public string? Comm { get; init; }
 
     [CommandOption("--device <DEVICE>")]
@@ -26,11 +28,15 @@ internal sealed class SoakSettings : CommandSettings
     public string? Device { get; init; }
 
     [CommandOption("--fault-rate <P>")]
-    [Description("Fraction of in-process runs with one injected fault (throw, delay past the timeout, return early, corrupt counts, mismatched shapes) at a random collective call of a random rank, drawn from the calls a fault-free probe of the same problem makes, so each planned fault fires. Default 0.2.")]
+    [Description(
+        "Fraction of in-process runs with one injected fault (throw, delay past the timeout, return early, corrupt counts, mismatched shapes) at a random collective call of a random rank, drawn from the calls a fault-free probe of the same problem makes, so each planned fault fires. Default 0.2."
+    )]
     public double FaultRate { get; init; } = 0.2;
 
     [CommandOption("--fault-once")]
-    [Description("With --comm mpi: after one fault-free run of at least two ranks, run it again with a throw at a random collective call of a random rank (drawn from the calls that run made); the job must end by MPI_Abort naming the culprit (exit non-zero). For tests of the job-ending path.")]
+    [Description(
+        "With --comm mpi: after one fault-free run of at least two ranks, run it again with a throw at a random collective call of a random rank (drawn from the calls that run made); the job must end by MPI_Abort naming the culprit (exit non-zero). For tests of the job-ending path."
+    )]
     public bool FaultOnce { get; init; }
 
     [CommandOption("--max-world <N>")]
@@ -56,13 +62,19 @@ internal sealed class SoakSettings : CommandSettings
         {
             return ValidationResult.Error(ex.Message);
         }
-        if (!double.IsFinite(Seconds) || Seconds <= 0 || Seconds > 86400) return Error($"--seconds {Seconds} must be in (0, 86400]");
-        if (FaultOnce && CommKinds.Parse(Comm) == CommKind.InProcess) return Error($"--fault-once needs --comm mpi");
-        if (Runs is < 1) return Error($"--runs {Runs} must be at least 1");
-        if (!(FaultRate is >= 0 and <= 1)) return Error($"--fault-rate {FaultRate} must be in [0, 1]");
-        if (MaxWorld is < 1 or > 16) return Error($"--max-world {MaxWorld} must be in [1, 16]");
+        if (!double.IsFinite(Seconds) || Seconds <= 0 || Seconds > 86400)
+            return Error($"--seconds {Seconds} must be in (0, 86400]");
+        if (FaultOnce && CommKinds.Parse(Comm) == CommKind.InProcess)
+            return Error($"--fault-once needs --comm mpi");
+        if (Runs is < 1)
+            return Error($"--runs {Runs} must be at least 1");
+        if (!(FaultRate is >= 0 and <= 1))
+            return Error($"--fault-rate {FaultRate} must be in [0, 1]");
+        if (MaxWorld is < 1 or > 16)
+            return Error($"--max-world {MaxWorld} must be in [1, 16]");
         return Faults.OptionLimits.Timeout(TimeoutSeconds);
     }
 
-    private static ValidationResult Error(FormattableString message) => ValidationResult.Error(message.ToString(CultureInfo.InvariantCulture));
+    private static ValidationResult Error(FormattableString message) =>
+        ValidationResult.Error(message.ToString(CultureInfo.InvariantCulture));
 }

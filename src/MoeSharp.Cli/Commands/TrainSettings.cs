@@ -73,15 +73,21 @@ internal sealed class TrainSettings : CommandSettings
     public float RouteScale { get; init; } = 1f;
 
     [CommandOption("--expert-groups <G>")]
-    [Description("Node-limited routing: split the experts into G groups (each of at least two experts; 0: off, default).")]
+    [Description(
+        "Node-limited routing: split the experts into G groups (each of at least two experts; 0: off, default)."
+    )]
     public int ExpertGroups { get; init; }
 
     [CommandOption("--limited-groups <N>")]
-    [Description("With --expert-groups: the N best groups of each token stay eligible (1 to G; default 0, which needs --expert-groups 0).")]
+    [Description(
+        "With --expert-groups: the N best groups of each token stay eligible (1 to G; default 0, which needs --expert-groups 0)."
+    )]
     public int LimitedGroups { get; init; }
 
     [CommandOption("--device <DEVICE>")]
-    [Description("host (managed kernels, default; losses bitwise the same on every layout), cuda (the layer on NVIDIA GPUs: ILGPU kernels, cuBLAS products, NCCL exchanges when each rank has its own GPU) or ilgpu-cpu (the CUDA backend's kernels on ILGPU's CPU accelerator).")]
+    [Description(
+        "host (managed kernels, default; losses bitwise the same on every layout), cuda (the layer on NVIDIA GPUs: ILGPU kernels, cuBLAS products, NCCL exchanges when each rank has its own GPU) or ilgpu-cpu (the CUDA backend's kernels on ILGPU's CPU accelerator)."
+    )]
     public string? Device { get; init; }
 
     [CommandOption("--gpus <N>")]
@@ -89,7 +95,9 @@ internal sealed class TrainSettings : CommandSettings
     public int? Gpus { get; init; }
 
     [CommandOption("--gemm-dtype <TYPE>")]
-    [Description("With --device: the dtype of the layer's matrix-product inputs, float32 (default) or bfloat16 (bf16: rounded inputs, float32 accumulation, tensor cores on a GPU; weights, gradients and AdamW stay float32).")]
+    [Description(
+        "With --device: the dtype of the layer's matrix-product inputs, float32 (default) or bfloat16 (bf16: rounded inputs, float32 accumulation, tensor cores on a GPU; weights, gradients and AdamW stay float32)."
+    )]
     public string? GemmDType { get; init; }
 
     [CommandOption("--lr <LR>")]
@@ -117,16 +125,22 @@ internal sealed class TrainSettings : CommandSettings
     public string? Metrics { get; init; }
 
     [CommandOption("--traffic <PNG>")]
-    [Description("Collect traffic telemetry of each step's forward dispatch and combine and draw the rows sent between "
-        + "ranks over all steps as a heatmap PNG; with --metrics, one traffic line per step (docs/metrics.md).")]
+    [Description(
+        "Collect traffic telemetry of each step's forward dispatch and combine and draw the rows sent between "
+            + "ranks over all steps as a heatmap PNG; with --metrics, one traffic line per step (docs/metrics.md)."
+    )]
     public string? Traffic { get; init; }
 
     [CommandOption("--save <DIR>")]
-    [Description("After the last step, save the layer's weights and bias, the head, the AdamW moments and the step to DIR (docs/config.md).")]
+    [Description(
+        "After the last step, save the layer's weights and bias, the head, the AdamW moments and the step to DIR (docs/config.md)."
+    )]
     public string? Save { get; init; }
 
     [CommandOption("--load <DIR>")]
-    [Description("Resume from a --save directory: run its next step to --steps (all steps, resumed ones included); on the host the losses are bitwise those of an uninterrupted run.")]
+    [Description(
+        "Resume from a --save directory: run its next step to --steps (all steps, resumed ones included); on the host the losses are bitwise those of an uninterrupted run."
+    )]
     public string? Load { get; init; }
 
     [CommandOption("--config <TOML>")]
@@ -134,11 +148,15 @@ internal sealed class TrainSettings : CommandSettings
     public string? Config { get; init; }
 
     [CommandOption("--comm <KIND>")]
-    [Description("How ranks talk: inproc (threads of this process, default) or mpi (under mpiexec, one process per rank; the job's size is the world).")]
+    [Description(
+        "How ranks talk: inproc (threads of this process, default) or mpi (under mpiexec, one process per rank; the job's size is the world)."
+    )]
     public string? Comm { get; init; }
 
     [CommandOption("--profile")]
-    [Description("Time each of the layer's and the dispatcher's kernels from step 2 on (synchronizing around each, so the steps run slower) and print the table after the last step.")]
+    [Description(
+        "Time each of the layer's and the dispatcher's kernels from step 2 on (synchronizing around each, so the steps run slower) and print the table after the last step."
+    )]
     public bool Profile { get; init; }
 
     [CommandOption("--timeout <SECONDS>")]
@@ -146,7 +164,8 @@ internal sealed class TrainSettings : CommandSettings
     public double? TimeoutSeconds { get; init; }
 
     /// <summary>The sharding policy named by <see cref="Sharding"/>.</summary>
-    public SpShardingPolicy ShardingPolicy => Sharding == "pad" ? SpShardingPolicy.PadToMultiple : SpShardingPolicy.Balanced;
+    public SpShardingPolicy ShardingPolicy =>
+        Sharding == "pad" ? SpShardingPolicy.PadToMultiple : SpShardingPolicy.Balanced;
 
     /// <summary>The layout named by <see cref="Layout"/>.</summary>
     public SequenceLayout SequenceLayout => Layout == "sharded" ? SequenceLayout.Sharded : SequenceLayout.Replicated;
@@ -158,9 +177,12 @@ internal sealed class TrainSettings : CommandSettings
     /// <exception cref="ArgumentException">The message names the option.</exception>
     public void CheckJob(int jobSize)
     {
-        if (World is int w && w != jobSize) throw new ArgumentException($"--world {w} but the MPI job has {jobSize} ranks (mpiexec -n)");
-        if (jobSize % Sp != 0) throw new ArgumentException($"--sp {Sp} must divide the MPI job's {jobSize} ranks");
-        if (Experts % jobSize != 0) throw new ArgumentException($"--experts {Experts} must be a multiple of the MPI job's {jobSize} ranks");
+        if (World is int w && w != jobSize)
+            throw new ArgumentException($"--world {w} but the MPI job has {jobSize} ranks (mpiexec -n)");
+        if (jobSize % Sp != 0)
+            throw new ArgumentException($"--sp {Sp} must divide the MPI job's {jobSize} ranks");
+        if (Experts % jobSize != 0)
+            throw new ArgumentException($"--experts {Experts} must be a multiple of the MPI job's {jobSize} ranks");
     }
 
     /// <summary>True for <c>--gemm-dtype bfloat16</c> (or bf16).</summary>
@@ -172,27 +194,35 @@ internal sealed class TrainSettings : CommandSettings
 
     /// <summary>The score function named by <see cref="ScoreFunc"/>.</summary>
     /// <exception cref="ArgumentException">It is neither softmax nor sigmoid.</exception>
-    public ScoreFunction ScoreFunction => ScoreFunc switch
-    {
-        "softmax" => ScoreFunction.Softmax,
-        "sigmoid" => ScoreFunction.Sigmoid,
-        _ => throw new ArgumentException($"--score-func '{ScoreFunc}' is not softmax or sigmoid"),
-    };
+    public ScoreFunction ScoreFunction =>
+        ScoreFunc switch
+        {
+            "softmax" => ScoreFunction.Softmax,
+            "sigmoid" => ScoreFunction.Sigmoid,
+            _ => throw new ArgumentException($"--score-func '{ScoreFunc}' is not softmax or sigmoid"),
+        };
 
     public override ValidationResult Validate()
     {
         try
         {
-            if (MpiJob.CheckLaunched(CommKinds.Parse(Comm)) is { } notInJob) return ValidationResult.Error(notInJob);
+            if (MpiJob.CheckLaunched(CommKinds.Parse(Comm)) is { } notInJob)
+                return ValidationResult.Error(notInJob);
             _ = ScoreFunction;
             CheckRouter();
-            if (Metrics is not null) OutputPaths.CheckFile("--metrics", Metrics);
-            if (Plot is not null) OutputPaths.CheckFile("--plot", Plot);
-            if (Traffic is not null) OutputPaths.CheckFile("--traffic", Traffic);
-            if (Save is not null) OutputPaths.CheckDirectory("--save", Save);
-            if (Load is not null && !Directory.Exists(Load)) throw new ArgumentException($"--load {Load}: no such directory");
+            if (Metrics is not null)
+                OutputPaths.CheckFile("--metrics", Metrics);
+            if (Plot is not null)
+                OutputPaths.CheckFile("--plot", Plot);
+            if (Traffic is not null)
+                OutputPaths.CheckFile("--traffic", Traffic);
+            if (Save is not null)
+                OutputPaths.CheckDirectory("--save", Save);
+            if (Load is not null && !Directory.Exists(Load))
+                throw new ArgumentException($"--load {Load}: no such directory");
             _ = ComputeOptions.Parse(Device, Gpus);
-            if (BFloat16Products && Device is null or "host") throw new ArgumentException($"--gemm-dtype {GemmDType} needs --device cuda or ilgpu-cpu");
+            if (BFloat16Products && Device is null or "host")
+                throw new ArgumentException($"--gemm-dtype {GemmDType} needs --device cuda or ilgpu-cpu");
         }
         catch (ArgumentException ex)
         {
@@ -201,43 +231,66 @@ internal sealed class TrainSettings : CommandSettings
         int world = WorldOrDefault;
         // Under --comm mpi without --world the job's size is the world, known only at run time (CheckJob).
         bool worldKnown = World is not null || CommKinds.Parse(Comm) != CommKind.Mpi;
-        if (Steps < 1) return ValidationResult.Error($"--steps {Steps} must be at least 1");
-        if (world < 1) return ValidationResult.Error($"--world {world} must be at least 1");
-        if (Sp < 1 || (worldKnown && world % Sp != 0)) return ValidationResult.Error($"--sp {Sp} must be at least 1 and divide --world {world}");
-        if (Sharding is not ("pad" or "balanced")) return ValidationResult.Error($"--sharding '{Sharding}' must be pad or balanced");
-        if (Layout is not ("replicated" or "sharded")) return ValidationResult.Error($"--layout '{Layout}' must be replicated or sharded");
-        if (Tokens < 1 || Dim < 1 || Hidden < 1 || SharedHidden < 0) return ValidationResult.Error("--tokens, --dim and --hidden must be positive and --shared-hidden non-negative");
-        if (Experts < 1 || (worldKnown && Experts % world != 0)) return ValidationResult.Error($"--experts {Experts} must be a positive multiple of --world {world}");
-        if (TopK < 1 || TopK > Experts) return ValidationResult.Error($"--top-k {TopK} must be in [1, {Experts}]");
-        if (!(LearningRate > 0) || !float.IsFinite(LearningRate)) return ValidationResult.Error($"--lr {LearningRate} must be positive");
-        if (!(BiasUpdateCoeff >= 0) || !float.IsFinite(BiasUpdateCoeff)) return ValidationResult.Error($"--bias-update-coeff {BiasUpdateCoeff} must be non-negative");
-        if (LogEvery < 1) return ValidationResult.Error($"--log-every {LogEvery} must be at least 1");
+        if (Steps < 1)
+            return ValidationResult.Error($"--steps {Steps} must be at least 1");
+        if (world < 1)
+            return ValidationResult.Error($"--world {world} must be at least 1");
+        if (Sp < 1 || (worldKnown && world % Sp != 0))
+            return ValidationResult.Error($"--sp {Sp} must be at least 1 and divide --world {world}");
+        if (Sharding is not ("pad" or "balanced"))
+            return ValidationResult.Error($"--sharding '{Sharding}' must be pad or balanced");
+        if (Layout is not ("replicated" or "sharded"))
+            return ValidationResult.Error($"--layout '{Layout}' must be replicated or sharded");
+        if (Tokens < 1 || Dim < 1 || Hidden < 1 || SharedHidden < 0)
+            return ValidationResult.Error(
+                "--tokens, --dim and --hidden must be positive and --shared-hidden non-negative"
+            );
+        if (Experts < 1 || (worldKnown && Experts % world != 0))
+            return ValidationResult.Error($"--experts {Experts} must be a positive multiple of --world {world}");
+        if (TopK < 1 || TopK > Experts)
+            return ValidationResult.Error($"--top-k {TopK} must be in [1, {Experts}]");
+        if (!(LearningRate > 0) || !float.IsFinite(LearningRate))
+            return ValidationResult.Error($"--lr {LearningRate} must be positive");
+        if (!(BiasUpdateCoeff >= 0) || !float.IsFinite(BiasUpdateCoeff))
+            return ValidationResult.Error($"--bias-update-coeff {BiasUpdateCoeff} must be non-negative");
+        if (LogEvery < 1)
+            return ValidationResult.Error($"--log-every {LogEvery} must be at least 1");
         ValidationResult timeout = Faults.OptionLimits.Timeout(TimeoutSeconds);
         return timeout.Successful ? Faults.SettingsLimits.Train(this) : timeout;
     }
 
-    /// <summary>The router's rules (<see cref="MoeSharp.Routing.TokenChoiceTopKRouter"/>) in the options' names.</summary>
+    /// <summary>
+    /// The router's rules (<see cref="MoeSharp.Routing.TokenChoiceTopKRouter"/>) in the options' names.
+    /// </summary>
     private void CheckRouter()
     {
-        if (!float.IsFinite(RouteScale)) throw new ArgumentException($"--route-scale {RouteScale} must be finite");
-        if (ExpertGroups < 0) throw new ArgumentException($"--expert-groups {ExpertGroups} must not be negative");
+        if (!float.IsFinite(RouteScale))
+            throw new ArgumentException($"--route-scale {RouteScale} must be finite");
+        if (ExpertGroups < 0)
+            throw new ArgumentException($"--expert-groups {ExpertGroups} must not be negative");
         if (ExpertGroups == 0)
         {
-            if (LimitedGroups != 0) throw new ArgumentException($"--limited-groups {LimitedGroups} needs --expert-groups");
+            if (LimitedGroups != 0)
+                throw new ArgumentException($"--limited-groups {LimitedGroups} needs --expert-groups");
             return;
         }
         if (Experts % ExpertGroups != 0 || Experts / ExpertGroups < 2)
         {
-            throw new ArgumentException($"--expert-groups {ExpertGroups} must divide --experts {Experts} into groups of at least two");
+            throw new ArgumentException(
+                $"--expert-groups {ExpertGroups} must divide --experts {Experts} into groups of at least two"
+            );
         }
         if (LimitedGroups < 1 || LimitedGroups > ExpertGroups)
         {
-            throw new ArgumentException($"--limited-groups {LimitedGroups} must be in [1, {ExpertGroups}] (--expert-groups)");
+            throw new ArgumentException(
+                $"--limited-groups {LimitedGroups} must be in [1, {ExpertGroups}] (--expert-groups)"
+            );
         }
         if (LimitedGroups * (Experts / ExpertGroups) < TopK)
         {
             throw new ArgumentException(
-                $"--limited-groups {LimitedGroups} × {Experts / ExpertGroups} experts per group leaves fewer than --top-k {TopK} experts eligible");
+                $"--limited-groups {LimitedGroups} × {Experts / ExpertGroups} experts per group leaves fewer than --top-k {TopK} experts eligible"
+            );
         }
     }
 }

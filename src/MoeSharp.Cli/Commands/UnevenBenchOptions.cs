@@ -14,7 +14,14 @@ namespace MoeSharp.Cli.Commands;
 /// <param name="RowType">dtype of the token rows.</param>
 /// <param name="SpSizes">The swept SP sizes, ascending.</param>
 internal sealed record UnevenBenchOptions(
-    int World, int BaseTokens, int Dim, int Experts, int TopK, DType RowType, IReadOnlyList<int> SpSizes)
+    int World,
+    int BaseTokens,
+    int Dim,
+    int Experts,
+    int TopK,
+    DType RowType,
+    IReadOnlyList<int> SpSizes
+)
 {
     /// <summary>World when <c>--world</c> is not given: every SP size of the sweep divides it.</summary>
     public const int DefaultWorld = 8;
@@ -39,16 +46,21 @@ internal sealed record UnevenBenchOptions(
         if (s.Preset is not null)
         {
             throw new ArgumentException(
-                $"--preset '{s.Preset}' does not apply to --uneven: give --dim, --experts and --top-k");
+                $"--preset '{s.Preset}' does not apply to --uneven: give --dim, --experts and --top-k"
+            );
         }
-        if (s.Gemm) throw new ArgumentException("--gemm does not apply to --uneven");
-        if (s.Profile) throw new ArgumentException("--profile does not apply to --uneven");
+        if (s.Gemm)
+            throw new ArgumentException("--gemm does not apply to --uneven");
+        if (s.Profile)
+            throw new ArgumentException("--profile does not apply to --uneven");
         int w = world ?? s.WorldOption ?? DefaultWorld;
         int baseTokens = s.TokensOption ?? DefaultBaseTokens;
         int dim = s.DimOption ?? DefaultDim;
-        int experts = s.Experts, topK = s.TopK;
+        int experts = s.Experts,
+            topK = s.TopK;
         DType rowType = BenchShape.ParseRowType(s.DType) ?? DType.Float32;
-        if (w < 2) throw new ArgumentException($"--world {w} must be at least 2 with --uneven (SP 2 needs two ranks)");
+        if (w < 2)
+            throw new ArgumentException($"--world {w} must be at least 2 with --uneven (SP 2 needs two ranks)");
         int[] sps = SweptSpSizes.Where(sp => w % sp == 0).ToArray();
         if (sps.Length == 0)
         {
@@ -57,10 +69,12 @@ internal sealed record UnevenBenchOptions(
         if (baseTokens < 0 || baseTokens % sps[^1] != 0)
         {
             throw new ArgumentException(
-                $"--tokens {baseTokens} must be a non-negative multiple of {sps[^1]} (the largest SP size swept) " +
-                "with --uneven, so that r = T mod SP");
+                $"--tokens {baseTokens} must be a non-negative multiple of {sps[^1]} (the largest SP size swept) "
+                    + "with --uneven, so that r = T mod SP"
+            );
         }
-        if (dim < 1) throw new ArgumentException($"--dim {dim} must be at least 1");
+        if (dim < 1)
+            throw new ArgumentException($"--dim {dim} must be at least 1");
         if (experts < 1 || experts % w != 0)
         {
             throw new ArgumentException($"--experts {experts} must be a positive multiple of the world size {w}");

@@ -9,8 +9,10 @@ namespace MoeSharp.Cli.Commands;
 internal sealed class VerifyGoldenSettings : CommandSettings
 {
     [CommandArgument(0, "[FILES]")]
-    [Description("Golden .safetensors files (dispatch and moe_layer kinds; other kinds are reported as not applicable). " +
-        "Default: every file of the golden folder that ships with the tool.")]
+    [Description(
+        "Golden .safetensors files (dispatch and moe_layer kinds; other kinds are reported as not applicable). "
+            + "Default: every file of the golden folder that ships with the tool."
+    )]
     public string[] Files { get; init; } = [];
 
     [CommandOption("--timeout <SECONDS>")]
@@ -18,23 +20,31 @@ internal sealed class VerifyGoldenSettings : CommandSettings
     public double? TimeoutSeconds { get; init; }
 
     [CommandOption("--comm <KIND>")]
-    [Description("inproc (each file on its own world of threads, default) or mpi (under mpiexec: each dispatch file on the first 'world' ranks of the job, files needing more ranks are skipped; moe_layer files replay on in-process ranks of rank 0).")]
+    [Description(
+        "inproc (each file on its own world of threads, default) or mpi (under mpiexec: each dispatch file on the first 'world' ranks of the job, files needing more ranks are skipped; moe_layer files replay on in-process ranks of rank 0)."
+    )]
     public string? Comm { get; init; }
 
     [CommandOption("--device <DEVICE>")]
-    [Description("host (default), cuda or ilgpu-cpu: where the dispatch files replay (layer files replay on the host).")]
+    [Description(
+        "host (default), cuda or ilgpu-cpu: where the dispatch files replay (layer files replay on the host)."
+    )]
     public string? Device { get; init; }
 
     [CommandOption("--gpus <N>")]
-    [Description("With --device cuda: GPUs to use (rank r on GPU r mod N; NCCL when a file's world fits). Default: every visible GPU.")]
+    [Description(
+        "With --device cuda: GPUs to use (rank r on GPU r mod N; NCCL when a file's world fits). Default: every visible GPU."
+    )]
     public int? Gpus { get; init; }
 
     public override ValidationResult Validate()
     {
-        if (!Faults.OptionLimits.Timeout(TimeoutSeconds).Successful) return Faults.OptionLimits.Timeout(TimeoutSeconds);
+        if (!Faults.OptionLimits.Timeout(TimeoutSeconds).Successful)
+            return Faults.OptionLimits.Timeout(TimeoutSeconds);
         try
         {
-            if (MpiJob.CheckLaunched(CommKinds.Parse(Comm)) is { } notInJob) return ValidationResult.Error(notInJob);
+            if (MpiJob.CheckLaunched(CommKinds.Parse(Comm)) is { } notInJob)
+                return ValidationResult.Error(notInJob);
             _ = ComputeOptions.Parse(Device, Gpus);
         }
         catch (ArgumentException ex)

@@ -11,20 +11,27 @@ internal static class ConfigSections
     /// <summary>Generic sections: section → the options (long names) it may set.</summary>
     public static IReadOnlyDictionary<string, IReadOnlySet<string>> Generic { get; } =
         new Dictionary<string, IReadOnlySet<string>>(StringComparer.Ordinal)
-    {
-        ["job"] = new HashSet<string> { "seed", "description" },
-        ["model"] = new HashSet<string> { "dim", "hidden", "experts", "top-k", "shared-hidden" },
-        ["moe"] = new HashSet<string>
         {
-            "score-func", "route-norm", "route-scale", "expert-groups", "limited-groups", "score-before-experts", "score",
-            "bias-update-coeff", "align",
-        },
-        ["parallelism"] = new HashSet<string> { "world", "sp", "layout", "sharding", "comm", "device", "gpus" },
-        ["training"] = new HashSet<string> { "steps", "tokens", "dtype", "gemm-dtype", "timeout" },
-        ["optimizer"] = new HashSet<string> { "lr" },
-        ["checkpoint"] = new HashSet<string> { "save", "load" },
-        ["metrics"] = new HashSet<string> { "metrics", "log-every", "plot", "profile" },
-    };
+            ["job"] = new HashSet<string> { "seed", "description" },
+            ["model"] = new HashSet<string> { "dim", "hidden", "experts", "top-k", "shared-hidden" },
+            ["moe"] = new HashSet<string>
+            {
+                "score-func",
+                "route-norm",
+                "route-scale",
+                "expert-groups",
+                "limited-groups",
+                "score-before-experts",
+                "score",
+                "bias-update-coeff",
+                "align",
+            },
+            ["parallelism"] = new HashSet<string> { "world", "sp", "layout", "sharding", "comm", "device", "gpus" },
+            ["training"] = new HashSet<string> { "steps", "tokens", "dtype", "gemm-dtype", "timeout" },
+            ["optimizer"] = new HashSet<string> { "lr" },
+            ["checkpoint"] = new HashSet<string> { "save", "load" },
+            ["metrics"] = new HashSet<string> { "metrics", "log-every", "plot", "profile" },
+        };
 
     /// <summary>Keys that describe the job and set no option (torchtitan's <c>job.description</c>).</summary>
     public static bool IsDescriptive(string option) => option == "description";

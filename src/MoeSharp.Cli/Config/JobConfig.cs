@@ -30,32 +30,44 @@ internal static class JobConfig
     /// <paramref name="args"/> with the job file's options appended (those not given on the command line); the
     /// arguments unchanged when there is no <c>--config</c> or the command takes none.
     /// </summary>
-    /// <exception cref="ArgumentException">The file cannot be read or parsed, or a key or value is wrong (one line).</exception>
+    /// <exception cref="ArgumentException">The file cannot be read or parsed, or a key or value is wrong (one
+    /// line).</exception>
     public static string[] Expand(string[] args)
     {
         int at = Array.FindIndex(args, a => a == Option || a.StartsWith(Option + "=", StringComparison.Ordinal));
-        if (at < 0 || args.Length == 0 || !Commands.TryGetValue(args[0], out Type? settings)) return args;
-        string? path = args[at] == Option ? (at + 1 < args.Length ? args[at + 1] : null) : args[at][(Option.Length + 1)..];
-        if (string.IsNullOrEmpty(path)) return args; // Spectre reports the missing value
+        if (at < 0 || args.Length == 0 || !Commands.TryGetValue(args[0], out Type? settings))
+            return args;
+        string? path =
+            args[at] == Option ? (at + 1 < args.Length ? args[at + 1] : null) : args[at][(Option.Length + 1)..];
+        if (string.IsNullOrEmpty(path))
+            return args; // Spectre reports the missing value
 
         TomlTable file = Read(path);
         Dictionary<string, Type> options = OptionsOf(settings);
-        var given = new HashSet<string>(args.Where(a => a.StartsWith("--", StringComparison.Ordinal))
-            .Select(a => a[2..].Split('=', 2)[0]), StringComparer.Ordinal);
+        var given = new HashSet<string>(
+            args.Where(a => a.StartsWith("--", StringComparison.Ordinal)).Select(a => a[2..].Split('=', 2)[0]),
+            StringComparer.Ordinal
+        );
         // Generic sections first, then the command's own section, which replaces what they set.
         var fromFile = new Dictionary<string, string[]>(StringComparer.Ordinal);
         foreach (var (section, body) in file.OrderBy(kv => Commands.ContainsKey(kv.Key)))
         {
             if (body is not TomlTable table)
             {
-                throw Error(path, $"'{section}' = {Show(body)} is outside a section; put it under one of "
-                    + string.Join(", ", ConfigSections.Generic.Keys.Concat(Commands.Keys).Select(s => $"[{s}]")));
+                throw Error(
+                    path,
+                    $"'{section}' = {Show(body)} is outside a section; put it under one of "
+                        + string.Join(", ", ConfigSections.Generic.Keys.Concat(Commands.Keys).Select(s => $"[{s}]"))
+                );
             }
             bool commandSection = Commands.TryGetValue(section, out Type? sectionSettings);
             if (!commandSection && !ConfigSections.Generic.ContainsKey(section))
             {
-                throw Error(path, $"unknown section [{section}]; known: "
-                    + string.Join(", ", ConfigSections.Generic.Keys.Concat(Commands.Keys).Select(s => $"[{s}]")));
+                throw Error(
+                    path,
+                    $"unknown section [{section}]; known: "
+                        + string.Join(", ", ConfigSections.Generic.Keys.Concat(Commands.Keys).Select(s => $"[{s}]"))
+                );
             }
             foreach (var (key, value) in table)
             {
@@ -63,21 +75,25 @@ internal static class JobConfig
                 bool known = commandSection
                     ? OptionsOf(sectionSettings!).ContainsKey(option)
                     : ConfigSections.Generic[section].Contains(option);
-                if (!known) throw Error(path, $"[{section}] unknown key '{key}' (= {Show(value)})");
+                if (!known)
+                    throw Error(path, $"[{section}] unknown key '{key}' (= {Show(value)})");
                 if (ConfigSections.IsDescriptive(option))
                 {
-                    if (value is not string) throw Error(path, $"[{section}] {key} = {Show(value)}: expected a string");
+                    if (value is not string)
+                        throw Error(path, $"[{section}] {key} = {Show(value)}: expected a string");
                     continue;
                 }
                 // Keys of another command's section, or options this command lacks, do not apply here.
-                if ((commandSection && section != args[0]) || !options.TryGetValue(option, out Type? type)) continue;
+                if ((commandSection && section != args[0]) || !options.TryGetValue(option, out Type? type))
+                    continue;
                 fromFile[option] = Tokens(path, section, key, option, value, type);
             }
         }
         var expanded = new List<string>(args);
         foreach (var (option, tokens) in fromFile)
         {
-            if (!given.Contains(option)) expanded.AddRange(tokens);
+            if (!given.Contains(option))
+                expanded.AddRange(tokens);
         }
         return [.. expanded];
     }
@@ -109,8 +125,10 @@ internal static class JobConfig
         var options = new Dictionary<string, Type>(StringComparer.Ordinal);
         foreach (PropertyInfo property in settings.GetProperties())
         {
-            if (property.GetCustomAttribute<CommandOptionAttribute>() is not { } attribute) continue;
-            foreach (string name in attribute.LongNames) options[name] = property.PropertyType;
+            if (property.GetCustomAttribute<CommandOptionAttribute>() is not { } attribute)
+                continue;
+            foreach (string name in attribute.LongNames)
+                options[name] = property.PropertyType;
         }
         options.Remove("config");
         return options;
@@ -124,17 +142,22 @@ internal static class JobConfig
         string? text = (target, value) switch
         {
             (_, _) when target == typeof(bool) && value is bool b => b ? "" : null,
-            (_, long n) when target == typeof(int) && n is >= int.MinValue and <= int.MaxValue =>
-                n.ToString(CultureInfo.InvariantCulture),
-            (_, long n) when target == typeof(float) || target == typeof(double) => n.ToString(CultureInfo.InvariantCulture),
-            (_, double d) when target == typeof(float) || target == typeof(double) =>
-                d.ToString("R", CultureInfo.InvariantCulture),
+            (_, long n) when target == typeof(int) && n is >= int.MinValue and <= int.MaxValue => n.ToString(
+                CultureInfo.InvariantCulture
+            ),
+            (_, long n) when target == typeof(float) || target == typeof(double) => n.ToString(
+                CultureInfo.InvariantCulture
+            ),
+            (_, double d) when target == typeof(float) || target == typeof(double) => d.ToString(
+                "R",
+                CultureInfo.InvariantCulture
+            ),
             (_, string s) when target == typeof(string) => s,
             _ => throw Error(path, $"[{section}] {key} = {Show(value)}: expected {Expected(target)} ({flag})"),
         };
         return text switch
         {
-            null => [],          // a false flag: not given
+            null => [], // a false flag: not given
             "" when target == typeof(bool) => [flag],
             _ => [flag, text],
         };
@@ -146,17 +169,18 @@ internal static class JobConfig
         : target == typeof(float) || target == typeof(double) ? "a number"
         : "a string";
 
-    private static string Show(object? value) => value switch
-    {
-        string s => $"\"{s}\"",
-        bool b => b ? "true" : "false",
-        double d => d.ToString("R", CultureInfo.InvariantCulture),
-        IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),
-        TomlTable => "a table",
-        TomlArray => "an array",
-        null => "nothing",
-        _ => value.ToString() ?? "?",
-    };
+    private static string Show(object? value) =>
+        value switch
+        {
+            string s => $"\"{s}\"",
+            bool b => b ? "true" : "false",
+            double d => d.ToString("R", CultureInfo.InvariantCulture),
+            IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),
+            TomlTable => "a table",
+            TomlArray => "an array",
+            null => "nothing",
+            _ => value.ToString() ?? "?",
+        };
 
     private static ArgumentException Error(string path, string message) => new($"{Option} {path}: {message}");
 }

@@ -21,8 +21,10 @@ internal static class CommandMemory
     {
         if (world is int w && w > InProcessWorld.MaxRanks && comm is null or "inproc")
         {
-            return ValidationResult.Error($"{option} {w} exceeds the {InProcessWorld.MaxRanks} in-process ranks this tool runs " +
-                "(one thread each); run more ranks with --comm mpi");
+            return ValidationResult.Error(
+                $"{option} {w} exceeds the {InProcessWorld.MaxRanks} in-process ranks this tool runs "
+                    + "(one thread each); run more ranks with --comm mpi"
+            );
         }
         return ValidationResult.Success();
     }
@@ -35,10 +37,26 @@ internal static class CommandMemory
             Layout = c.Layout,
             ExpertAlignment = c.Align,
         };
-        string options = Describe(("--world", c.World), ("--sp", c.Sp), ("--tokens", c.Tokens), ("--dim", c.Dim),
-            ("--experts", c.Experts), ("--align", c.Align));
+        string options = Describe(
+            ("--world", c.World),
+            ("--sp", c.Sp),
+            ("--tokens", c.Tokens),
+            ("--dim", c.Dim),
+            ("--experts", c.Experts),
+            ("--align", c.Align)
+        );
         long perRank = DispatchMemoryEstimate.BytesPerRank(config, c.World, c.Sp, c.Tokens, c.Dim, c.RowType);
-        long reference = DispatchMemoryEstimate.BytesPerRank(config with { ExpertAlignment = 1 }, 1, 1, c.Tokens, c.Dim, c.RowType);
+        long reference = DispatchMemoryEstimate.BytesPerRank(
+            config with
+            {
+                ExpertAlignment = 1,
+            },
+            1,
+            1,
+            c.Tokens,
+            c.Dim,
+            c.RowType
+        );
         long bytesPerToken = (long)c.Dim * c.RowType.SizeOf() + 8L * c.TopK;
         long inputs = MemoryBudget.Multiply(MemoryBudget.Multiply(c.Tokens, bytesPerToken), c.World / c.Sp);
         long largest = DispatchMemoryEstimate.LargestTensorElements(config, c.World, c.Sp, c.Tokens, c.Dim);
@@ -49,7 +67,12 @@ internal static class CommandMemory
     public static ValidationResult Bench(BenchShape shape, int world, bool inProcess, ComputeOptions compute)
     {
         var config = new TokenDispatcherConfig(Math.Max(1, shape.Experts), Math.Max(1, shape.TopK));
-        string options = Describe(("--world", world), ("--tokens", shape.Tokens), ("--dim", shape.Dim), ("--experts", shape.Experts));
+        string options = Describe(
+            ("--world", world),
+            ("--tokens", shape.Tokens),
+            ("--dim", shape.Dim),
+            ("--experts", shape.Experts)
+        );
         long perRank = DispatchMemoryEstimate.BytesPerRank(config, world, 1, shape.Tokens, shape.Dim, shape.RowType);
         long largest = DispatchMemoryEstimate.LargestTensorElements(config, world, 1, shape.Tokens, shape.Dim);
         return Check(inProcess ? world : 1, perRank, 0, largest, compute, options);
@@ -57,13 +80,30 @@ internal static class CommandMemory
 
     /// <summary>
     /// <c>moe train</c>: the global batch (generated whole on every step), and per rank the layer's rows in the
-    /// forward and backward (routed rows of width D and 2H), the experts' weights, their gradients and AdamW's two moments.
+    /// forward and backward (routed rows of width D and 2H), the experts' weights, their gradients and AdamW's two
+    /// moments.
     /// </summary>
-    public static ValidationResult Train(int world, int sp, int tokens, int dim, int hidden, int experts, int topK, int sharedHidden,
-        bool inProcess, ComputeOptions compute)
+    public static ValidationResult Train(
+        int world,
+        int sp,
+        int tokens,
+        int dim,
+        int hidden,
+        int experts,
+        int topK,
+        int sharedHidden,
+        bool inProcess,
+        ComputeOptions compute
+    )
     {
-        string options = Describe(("--world", world), ("--sp", sp), ("--tokens", tokens), ("--dim", dim), ("--hidden", hidden),
-            ("--experts", experts));
+        string options = Describe(
+            ("--world", world),
+            ("--sp", sp),
+            ("--tokens", tokens),
+            ("--dim", dim),
+            ("--hidden", hidden),
+            ("--experts", experts)
+        );
         long groups = Math.Max(1, world / Math.Max(1, sp));
         long groupTokens = (tokens + groups - 1) / groups;
         long entries = MemoryBudget.Multiply((groupTokens + sp - 1) / Math.Max(1, sp), topK);
@@ -75,39 +115,61 @@ internal static class CommandMemory
         int localExperts = Math.Max(1, experts / Math.Max(1, world));
         perRank = Add(perRank, MoeLayerMemoryEstimate.TrainingBytesPerRank(layer, localExperts));
         long batch = MemoryBudget.Multiply(tokens, 4L * (dim + 2));
-        long largest = Math.Max(MemoryBudget.Multiply(tokens, dim), MemoryBudget.Multiply(entries, 2L * Math.Max(dim, hidden)));
+        long largest = Math.Max(
+            MemoryBudget.Multiply(tokens, dim),
+            MemoryBudget.Multiply(entries, 2L * Math.Max(dim, hidden))
+        );
         largest = Math.Max(largest, MoeLayerMemoryEstimate.LargestTensorElements(layer, localExperts));
         return Check(inProcess ? world : 1, perRank, batch, largest, compute, options);
     }
 
-    private static ValidationResult Check(int ranksInProcess, long perRank, long shared, long largestTensor, ComputeOptions compute,
-        string options)
+    private static ValidationResult Check(
+        int ranksInProcess,
+        long perRank,
+        long shared,
+        long largestTensor,
+        ComputeOptions compute,
+        string options
+    )
     {
         if (largestTensor > MemoryBudget.MaxTensorElements)
         {
-            return ValidationResult.Error(string.Create(CultureInfo.InvariantCulture,
-                $"needs a tensor of {largestTensor} elements, more than the {MemoryBudget.MaxTensorElements} one tensor can index ({options})"));
+            return ValidationResult.Error(
+                string.Create(
+                    CultureInfo.InvariantCulture,
+                    $"needs a tensor of {largestTensor} elements, more than the {MemoryBudget.MaxTensorElements} one tensor can index ({options})"
+                )
+            );
         }
         // On CUDA the rows live in device memory (checked against GPU 0's free memory when a GPU answers); ILGPU's CPU
         // accelerator allocates host memory.
         if (compute.Device == DeviceKind.Cuda && DeviceMemory.Query() is GpuMemory gpu)
         {
-            ValidationResult device = DeviceMemory.Decide(perRank, ranksInProcess, compute.Gpus > 0 ? compute.Gpus : gpu.Gpus,
-                gpu.FreeBytes, options);
-            if (!device.Successful) return device;
+            ValidationResult device = DeviceMemory.Decide(
+                perRank,
+                ranksInProcess,
+                compute.Gpus > 0 ? compute.Gpus : gpu.Gpus,
+                gpu.FreeBytes,
+                options
+            );
+            if (!device.Successful)
+                return device;
         }
-        long host = compute.Device == DeviceKind.Cuda ? shared : Add(MemoryBudget.Multiply(perRank, ranksInProcess), shared);
+        long host =
+            compute.Device == DeviceKind.Cuda ? shared : Add(MemoryBudget.Multiply(perRank, ranksInProcess), shared);
         long available = MemoryBudget.AvailableHostBytes();
         if (host > available)
         {
-            return ValidationResult.Error($"needs {MemoryBudget.FormatBytes(host)} of host memory per process, " +
-                $"{MemoryBudget.FormatBytes(available)} available ({options})");
+            return ValidationResult.Error(
+                $"needs {MemoryBudget.FormatBytes(host)} of host memory per process, "
+                    + $"{MemoryBudget.FormatBytes(available)} available ({options})"
+            );
         }
         return ValidationResult.Success();
     }
 
-    private static string Describe(params (string Option, long Value)[] options)
-        => string.Join(' ', options.Select(o => string.Create(CultureInfo.InvariantCulture, $"{o.Option} {o.Value}")));
+    private static string Describe(params (string Option, long Value)[] options) =>
+        string.Join(' ', options.Select(o => string.Create(CultureInfo.InvariantCulture, $"{o.Option} {o.Value}")));
 
     private static long Add(long a, long b) => a > long.MaxValue - b ? long.MaxValue : a + b;
 }

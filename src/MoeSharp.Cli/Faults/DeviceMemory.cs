@@ -25,18 +25,27 @@ internal static class DeviceMemory
     /// <param name="gpus">GPUs the ranks take, round robin.</param>
     /// <param name="freeOnGpu0">Free bytes on GPU 0.</param>
     /// <param name="options">The options the figures come from, for the message.</param>
-    public static ValidationResult Decide(long perRankBytes, int ranksInProcess, int gpus, long freeOnGpu0, string options)
+    public static ValidationResult Decide(
+        long perRankBytes,
+        int ranksInProcess,
+        int gpus,
+        long freeOnGpu0,
+        string options
+    )
     {
         long ranksPerGpu = (Math.Max(1, ranksInProcess) + Math.Max(1, gpus) - 1) / Math.Max(1, gpus);
         long needed = MemoryBudget.Multiply(perRankBytes, ranksPerGpu);
-        if (needed <= freeOnGpu0) return ValidationResult.Success();
-        return ValidationResult.Error($"needs {MemoryBudget.FormatBytes(needed)} of device memory per GPU, " +
-            $"{MemoryBudget.FormatBytes(freeOnGpu0)} free on GPU 0 ({options})");
+        if (needed <= freeOnGpu0)
+            return ValidationResult.Success();
+        return ValidationResult.Error(
+            $"needs {MemoryBudget.FormatBytes(needed)} of device memory per GPU, "
+                + $"{MemoryBudget.FormatBytes(freeOnGpu0)} free on GPU 0 ({options})"
+        );
     }
 
     /// <summary>
-    /// GPU 0's free memory and the GPU count, or null when there is no CUDA runtime or no GPU (the check is skipped; the
-    /// command then reports the missing device as it did before).
+    /// GPU 0's free memory and the GPU count, or null when there is no CUDA runtime or no GPU (the check is skipped;
+    /// the command then reports the missing device as it did before).
     /// </summary>
     public static GpuMemory? Query()
     {
@@ -44,7 +53,8 @@ internal static class DeviceMemory
         {
             CudaRuntime cuda = CudaRuntime.Shared;
             int gpus = cuda.DeviceCount();
-            if (gpus == 0) return null;
+            if (gpus == 0)
+                return null;
             int previous = cuda.GetDevice();
             cuda.SetDevice(0);
             (long free, _) = cuda.MemGetInfo();

@@ -1,6 +1,8 @@
 namespace MoeSharp.Cli.Faults;
 
-/// <summary>The files <c>moe verify-golden</c> replays: each argument, a directory standing for its .safetensors files.</summary>
+/// <summary>
+/// The files <c>moe verify-golden</c> replays: each argument, a directory standing for its .safetensors files.
+/// </summary>
 internal static class GoldenFiles
 {
     /// <summary>The arguments with each directory replaced by its <c>*.safetensors</c> files, in name order.</summary>
@@ -16,7 +18,8 @@ internal static class GoldenFiles
                 continue;
             }
             string[] inside = Directory.GetFiles(argument, "*.safetensors");
-            if (inside.Length == 0) throw new ArgumentException($"'{argument}' is a directory with no .safetensors files");
+            if (inside.Length == 0)
+                throw new ArgumentException($"'{argument}' is a directory with no .safetensors files");
             Array.Sort(inside, StringComparer.Ordinal);
             files.AddRange(inside);
         }

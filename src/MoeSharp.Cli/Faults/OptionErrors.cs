@@ -18,13 +18,18 @@ internal static partial class OptionErrors
     public static string? Rewrite(string message, IReadOnlyList<string> args)
     {
         Match match = ConversionFailure().Match(message.Trim());
-        if (!match.Success) return null;
+        if (!match.Success)
+            return null;
         string value = match.Groups["value"].Value;
         string option = OptionOf(value, args) ?? "an option";
-        bool integral = long.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out _)
+        bool integral =
+            long.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out _)
             || value.All(c => char.IsAsciiDigit(c) || c is '-' or '+') && value.Any(char.IsAsciiDigit);
         return integral
-            ? string.Create(CultureInfo.InvariantCulture, $"{option} '{value}' is out of range: it must be a whole number from {int.MinValue} to {int.MaxValue}")
+            ? string.Create(
+                CultureInfo.InvariantCulture,
+                $"{option} '{value}' is out of range: it must be a whole number from {int.MinValue} to {int.MaxValue}"
+            )
             : $"{option} '{value}' is not a number";
     }
 
@@ -34,9 +39,11 @@ internal static partial class OptionErrors
         for (int i = 0; i < args.Count; i++)
         {
             string a = args[i];
-            if (a == value && i > 0 && args[i - 1].StartsWith('-')) return args[i - 1];
+            if (a == value && i > 0 && args[i - 1].StartsWith('-'))
+                return args[i - 1];
             int eq = a.IndexOf('=', StringComparison.Ordinal);
-            if (a.StartsWith('-') && eq > 0 && a[(eq + 1)..] == value) return a[..eq];
+            if (a.StartsWith('-') && eq > 0 && a[(eq + 1)..] == value)
+                return a[..eq];
         }
         return null;
     }

@@ -14,7 +14,8 @@ internal static class SettingsLimits
     public static ValidationResult Run(RunSettings s)
     {
         ValidationResult ranks = CommandMemory.InProcessRanks(s.World, s.Comm);
-        if (!ranks.Successful || s.IsDefault) return ranks;
+        if (!ranks.Successful || s.IsDefault)
+            return ranks;
         RunCase c = RunCase.From(s);
         try
         {
@@ -32,7 +33,8 @@ internal static class SettingsLimits
     public static ValidationResult Bench(BenchSettings s, BenchShape shape)
     {
         ValidationResult ranks = CommandMemory.InProcessRanks(s.World, s.Comm);
-        if (!ranks.Successful) return ranks;
+        if (!ranks.Successful)
+            return ranks;
         bool inProcess = CommKinds.Parse(s.Comm) == CommKind.InProcess;
         return CommandMemory.Bench(shape, s.World, inProcess, ComputeOptions.Parse(s.Device, s.Gpus));
     }
@@ -41,9 +43,20 @@ internal static class SettingsLimits
     public static ValidationResult Train(TrainSettings s)
     {
         ValidationResult ranks = CommandMemory.InProcessRanks(s.World, s.Comm);
-        if (!ranks.Successful) return ranks;
+        if (!ranks.Successful)
+            return ranks;
         bool inProcess = CommKinds.Parse(s.Comm) == CommKind.InProcess;
-        return CommandMemory.Train(s.WorldOrDefault, s.Sp, s.Tokens, s.Dim, s.Hidden, s.Experts, s.TopK, s.SharedHidden, inProcess,
-            ComputeOptions.Parse(s.Device, s.Gpus));
+        return CommandMemory.Train(
+            s.WorldOrDefault,
+            s.Sp,
+            s.Tokens,
+            s.Dim,
+            s.Hidden,
+            s.Experts,
+            s.TopK,
+            s.SharedHidden,
+            inProcess,
+            ComputeOptions.Parse(s.Device, s.Gpus)
+        );
     }
 }

@@ -8,9 +8,10 @@ namespace MoeSharp.Cli.Faults;
 /// <remarks>
 /// Ranks are threads blocked in collectives or kernels (or MPI processes); there is nothing to save halfway, so the
 /// process ends (without the exit handlers of native libraries, see <see cref="ExitNow"/>) instead of waiting for ranks
-/// to notice a cancellation: every in-process rank stops with it, the driver frees its device memory, and under <c>mpiexec</c> (which forwards the signal to every process, and ends the
-/// job when one exits non-zero) the whole job ends. Without this, the command-line framework swallows SIGINT and the
-/// command runs on to completion with exit code 0.
+/// to notice a cancellation: every in-process rank stops with it, the driver frees its device memory, and under
+/// <c>mpiexec</c> (which forwards the signal to every process, and ends the job when one exits non-zero) the whole job
+/// ends. Without this, the command-line framework swallows SIGINT and the command runs on to completion with exit code
+/// 0.
 /// </remarks>
 internal sealed class SignalExit : IDisposable
 {
@@ -35,7 +36,8 @@ internal sealed class SignalExit : IDisposable
     /// <inheritdoc/>
     public void Dispose()
     {
-        foreach (PosixSignalRegistration registration in _registrations) registration.Dispose();
+        foreach (PosixSignalRegistration registration in _registrations)
+            registration.Dispose();
     }
 
     private static void Handle(PosixSignalContext context)
@@ -43,11 +45,14 @@ internal sealed class SignalExit : IDisposable
         context.Cancel = true;
         bool interrupt = context.Signal == PosixSignal.SIGINT;
         int code = interrupt ? ExitCodes.Interrupted : ExitCodes.Terminated;
-        if (Interlocked.CompareExchange(ref _pending, code, 0) != 0) return;
+        if (Interlocked.CompareExchange(ref _pending, code, 0) != 0)
+            return;
         try
         {
             Console.Out.Flush();
-            Console.Error.WriteLine($"moe: interrupted by {(interrupt ? "SIGINT" : "SIGTERM")}; stopping every rank (exit code {code})");
+            Console.Error.WriteLine(
+                $"moe: interrupted by {(interrupt ? "SIGINT" : "SIGTERM")}; stopping every rank (exit code {code})"
+            );
             Console.Error.Flush();
         }
         finally
@@ -62,7 +67,8 @@ internal sealed class SignalExit : IDisposable
     // contexts, and an MPI launcher sees the process end as it would after a signal.
     private static void ExitNow(int code)
     {
-        if (OperatingSystem.IsLinux() || OperatingSystem.IsMacOS()) ImmediateExit(code);
+        if (OperatingSystem.IsLinux() || OperatingSystem.IsMacOS())
+            ImmediateExit(code);
         Environment.Exit(code);
     }
 

@@ -20,7 +20,8 @@ internal static class ConsoleSetup
         // On a terminal .NET's console starts by switching the keypad to application mode (terminfo keypad_xmit,
         // ESC[?1h ESC=), which the MPI launcher forwards from every rank into the job's output. A terminal type
         // without that capability, read when the console first initializes, keeps it out.
-        if (underMpi) Environment.SetEnvironmentVariable("TERM", "dumb");
+        if (underMpi)
+            Environment.SetEnvironmentVariable("TERM", "dumb");
         AnsiConsole.Console = AnsiConsole.Create(Settings(Console.Out, !Console.IsOutputRedirected, underMpi));
     }
 

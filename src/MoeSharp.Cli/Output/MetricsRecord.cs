@@ -29,7 +29,8 @@ internal sealed class MetricsRecord
     }
 
     /// <summary>
-    /// A record of <paramref name="command"/> (<c>run</c>, <c>train</c>, <c>bench</c>) and <paramref name="eventName"/>.
+    /// A record of <paramref name="command"/> (<c>run</c>, <c>train</c>, <c>bench</c>) and <paramref
+    /// name="eventName"/>.
     /// </summary>
     public static MetricsRecord Create(string command, string eventName) => new(command, eventName);
 
@@ -40,10 +41,13 @@ internal sealed class MetricsRecord
         return this;
     }
 
-    /// <summary>Sets every field of <paramref name="fields"/> not set yet (configuration after the event's own fields).</summary>
+    /// <summary>
+    /// Sets every field of <paramref name="fields"/> not set yet (configuration after the event's own fields).
+    /// </summary>
     public MetricsRecord WithAll(IEnumerable<KeyValuePair<string, object?>> fields)
     {
-        foreach (var (key, value) in fields) _fields.TryAdd(key, value);
+        foreach (var (key, value) in fields)
+            _fields.TryAdd(key, value);
         return this;
     }
 

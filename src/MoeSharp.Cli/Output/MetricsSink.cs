@@ -36,7 +36,8 @@ internal sealed class MetricsSink : IDisposable
                 _file ??= new StreamWriter(_path, append: false) { AutoFlush = true };
                 _file.WriteLine(line);
             }
-            if (_toStdout) Console.Out.WriteLine(line);
+            if (_toStdout)
+                Console.Out.WriteLine(line);
         }
     }
 

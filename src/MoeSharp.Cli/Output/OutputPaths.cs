@@ -7,11 +7,13 @@ namespace MoeSharp.Cli.Output;
 internal static class OutputPaths
 {
     /// <summary>Checks that <paramref name="path"/> can be created or replaced as a file.</summary>
-    /// <exception cref="ArgumentException">It cannot; the message names <paramref name="option"/> and the path.</exception>
+    /// <exception cref="ArgumentException">It cannot; the message names <paramref name="option"/> and the
+    /// path.</exception>
     public static void CheckFile(string option, string path)
     {
         string full = Full(option, path);
-        if (Directory.Exists(full)) throw new ArgumentException($"{option} {path}: is a directory, not a file");
+        if (Directory.Exists(full))
+            throw new ArgumentException($"{option} {path}: is a directory, not a file");
         string directory = Path.GetDirectoryName(full) ?? full;
         CheckWritableDirectory(option, path, directory);
     }
@@ -19,11 +21,13 @@ internal static class OutputPaths
     /// <summary>
     /// Checks that <paramref name="path"/> is a writable directory or can be created as one (in a writable parent).
     /// </summary>
-    /// <exception cref="ArgumentException">It cannot; the message names <paramref name="option"/> and the path.</exception>
+    /// <exception cref="ArgumentException">It cannot; the message names <paramref name="option"/> and the
+    /// path.</exception>
     public static void CheckDirectory(string option, string path)
     {
         string full = Full(option, path);
-        if (File.Exists(full)) throw new ArgumentException($"{option} {path}: is a file, not a directory");
+        if (File.Exists(full))
+            throw new ArgumentException($"{option} {path}: is a file, not a directory");
         if (Directory.Exists(full))
         {
             CheckWritableDirectory(option, path, full);
@@ -43,8 +47,10 @@ internal static class OutputPaths
         ArgumentNullException.ThrowIfNull(write);
         string full = Path.GetFullPath(path);
         string directory = Path.GetDirectoryName(full) ?? ".";
-        string temporary = Path.Combine(directory,
-            $".{Path.GetFileName(full)}.{Environment.ProcessId}-{Guid.NewGuid():N}{Path.GetExtension(full)}");
+        string temporary = Path.Combine(
+            directory,
+            $".{Path.GetFileName(full)}.{Environment.ProcessId}-{Guid.NewGuid():N}{Path.GetExtension(full)}"
+        );
         try
         {
             write(temporary);
@@ -52,13 +58,15 @@ internal static class OutputPaths
         }
         finally
         {
-            if (File.Exists(temporary)) File.Delete(temporary);
+            if (File.Exists(temporary))
+                File.Delete(temporary);
         }
     }
 
     private static string Full(string option, string path)
     {
-        if (string.IsNullOrWhiteSpace(path)) throw new ArgumentException($"{option} needs a path");
+        if (string.IsNullOrWhiteSpace(path))
+            throw new ArgumentException($"{option} needs a path");
         try
         {
             return Path.GetFullPath(path);
@@ -82,9 +90,16 @@ internal static class OutputPaths
         string probe = Path.Combine(directory, $".moe-write-check-{Environment.ProcessId}-{Guid.NewGuid():N}");
         try
         {
-            using (new FileStream(probe, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.DeleteOnClose))
-            {
-            }
+            using (
+                new FileStream(
+                    probe,
+                    FileMode.CreateNew,
+                    FileAccess.Write,
+                    FileShare.None,
+                    1,
+                    FileOptions.DeleteOnClose
+                )
+            ) { }
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {

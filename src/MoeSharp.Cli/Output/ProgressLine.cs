@@ -53,15 +53,21 @@ internal sealed class ProgressLine
             bool last = done >= total;
             // On a terminal the first report draws at once (the run has started); later ones at most every interval.
             bool due = (_inPlace && !_everDrawn) || elapsed - _lastWritten >= interval;
-            if (!due && !(last && _drawn)) return;
+            if (!due && !(last && _drawn))
+                return;
             _everDrawn = true;
             _lastWritten = elapsed;
-            string left = done > 0 && !last
-                ? string.Create(CultureInfo.InvariantCulture,
-                    $", about {elapsed.TotalSeconds * (total - done) / done:F0} s left")
-                : "";
-            string line = string.Create(CultureInfo.InvariantCulture,
-                $"{_what}: {done}/{total} {unit}, {elapsed.TotalSeconds:F0} s{left}");
+            string left =
+                done > 0 && !last
+                    ? string.Create(
+                        CultureInfo.InvariantCulture,
+                        $", about {elapsed.TotalSeconds * (total - done) / done:F0} s left"
+                    )
+                    : "";
+            string line = string.Create(
+                CultureInfo.InvariantCulture,
+                $"{_what}: {done}/{total} {unit}, {elapsed.TotalSeconds:F0} s{left}"
+            );
             if (_inPlace)
             {
                 _error.Write("\r" + line.PadRight(60) + (last ? "\n" : ""));
@@ -80,7 +86,8 @@ internal sealed class ProgressLine
     {
         lock (_gate)
         {
-            if (!_drawn) return;
+            if (!_drawn)
+                return;
             _error.WriteLine();
             _drawn = false;
         }

@@ -9,8 +9,10 @@ internal enum TrafficView
 {
     /// <summary>Rows from each source rank (y) to each destination rank (x).</summary>
     RowsBetweenRanks,
+
     /// <summary>Bytes from each source rank to each destination rank.</summary>
     BytesBetweenRanks,
+
     /// <summary>Rows from each source rank to each expert.</summary>
     RowsBySourceAndExpert,
 }
@@ -25,8 +27,13 @@ internal static class TrafficHeatmap
     /// Writes <paramref name="view"/> of <paramref name="report"/> to <paramref name="path"/>, whole or not at all
     /// (<see cref="OutputPaths.ReplaceWhole"/>).
     /// </summary>
-    public static void Save(string path, TrafficReport report, TrafficView view = TrafficView.RowsBetweenRanks,
-        int width = 800, int height = 600)
+    public static void Save(
+        string path,
+        TrafficReport report,
+        TrafficView view = TrafficView.RowsBetweenRanks,
+        int width = 800,
+        int height = 600
+    )
     {
         (Plot plot, _) = Build(report, view);
         OutputPaths.ReplaceWhole(path, temporary => plot.SavePng(temporary, width, height));
@@ -43,7 +50,8 @@ internal static class TrafficHeatmap
             TrafficView.RowsBySourceAndExpert => (BySourceAndExpert(report), "rows sent", "expert"),
             _ => throw new ArgumentOutOfRangeException(nameof(view), view, "unknown view"),
         };
-        int rows = matrix.GetLength(0), columns = matrix.GetLength(1);
+        int rows = matrix.GetLength(0),
+            columns = matrix.GetLength(1);
         var intensities = new double[rows, columns];
         long max = 0;
         for (int r = 0; r < rows; r++)
@@ -75,7 +83,8 @@ internal static class TrafficHeatmap
     {
         var ticks = new ScottPlot.TickGenerators.NumericManual();
         int step = Math.Max(1, (count + 15) / 16);
-        for (int i = 0; i < count; i += step) ticks.AddMajor(position(i), i.ToString(CultureInfo.InvariantCulture));
+        for (int i = 0; i < count; i += step)
+            ticks.AddMajor(position(i), i.ToString(CultureInfo.InvariantCulture));
         return ticks;
     }
 
@@ -87,7 +96,8 @@ internal static class TrafficHeatmap
         var matrix = new long[report.WorldSize, report.NumExperts];
         for (int s = 0; s < report.WorldSize; s++)
         {
-            for (int e = 0; e < report.NumExperts; e++) matrix[s, e] = report.RowCounts[s * report.NumExperts + e];
+            for (int e = 0; e < report.NumExperts; e++)
+                matrix[s, e] = report.RowCounts[s * report.NumExperts + e];
         }
         return matrix;
     }

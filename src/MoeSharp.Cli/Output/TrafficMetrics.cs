@@ -15,7 +15,8 @@ internal static class TrafficMetrics
     public static MetricsRecord ToRecord(string command, int step, TrafficReport report)
     {
         ArgumentNullException.ThrowIfNull(report);
-        int world = report.WorldSize, experts = report.NumExperts;
+        int world = report.WorldSize,
+            experts = report.NumExperts;
         var bySourceAndExpert = new long[world][];
         var waits = new double[world][];
         var exchangeWaits = new double[world][];
@@ -26,7 +27,8 @@ internal static class TrafficMetrics
             waits[s] = report.WaitMilliseconds.Slice(s * world, world).ToArray();
             exchangeWaits[s] = report.ExchangeWaitMilliseconds.Slice(s * exchanges, exchanges).ToArray();
         }
-        return MetricsRecord.Create(command, EventName)
+        return MetricsRecord
+            .Create(command, EventName)
             .With("step", step)
             .With("rows_total", report.TotalRows)
             .With("bytes_total", report.TotalBytes)
@@ -49,7 +51,8 @@ internal static class TrafficMetrics
         for (int r = 0; r < rows.Length; r++)
         {
             rows[r] = new long[matrix.GetLength(1)];
-            for (int c = 0; c < rows[r].Length; c++) rows[r][c] = matrix[r, c];
+            for (int c = 0; c < rows[r].Length; c++)
+                rows[r][c] = matrix[r, c];
         }
         return rows;
     }

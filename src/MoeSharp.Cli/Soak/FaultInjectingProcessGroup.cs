@@ -14,8 +14,12 @@ internal sealed class FaultInjectingProcessGroup : IProcessGroup
     private readonly FaultPlan? _plan;
     private readonly FaultState _state;
 
-    /// <summary>Decorates <paramref name="inner"/>; with a null <paramref name="plan"/> (or another rank's) it only counts calls.</summary>
-    public FaultInjectingProcessGroup(IProcessGroup inner, FaultPlan? plan) : this(inner, plan, new FaultState()) { }
+    /// <summary>
+    /// Decorates <paramref name="inner"/>; with a null <paramref name="plan"/> (or another rank's) it only counts
+    /// calls.
+    /// </summary>
+    public FaultInjectingProcessGroup(IProcessGroup inner, FaultPlan? plan)
+        : this(inner, plan, new FaultState()) { }
 
     private FaultInjectingProcessGroup(IProcessGroup inner, FaultPlan? plan, FaultState state)
     {
@@ -55,35 +59,59 @@ internal sealed class FaultInjectingProcessGroup : IProcessGroup
     /// <inheritdoc/>
     public void Barrier()
     {
-        if (Fault(shapes: false, counts: false) is not FaultKind.ReturnEarly) _inner.Barrier();
+        if (Fault(shapes: false, counts: false) is not FaultKind.ReturnEarly)
+            _inner.Barrier();
     }
 
     /// <inheritdoc/>
-    public void AllToAll<T>(ReadOnlySpan<T> send, Span<T> receive) where T : unmanaged
+    public void AllToAll<T>(ReadOnlySpan<T> send, Span<T> receive)
+        where T : unmanaged
     {
         switch (Fault(shapes: send.Length > 0, counts: false))
         {
-            case FaultKind.ReturnEarly: return;
-            case FaultKind.MismatchedShapes: _inner.AllToAll(send[..^1], receive[..^1]); return;
-            default: _inner.AllToAll(send, receive); return;
+            case FaultKind.ReturnEarly:
+                return;
+            case FaultKind.MismatchedShapes:
+                _inner.AllToAll(send[..^1], receive[..^1]);
+                return;
+            default:
+                _inner.AllToAll(send, receive);
+                return;
         }
     }
 
     /// <inheritdoc/>
-    public void AllToAllV<T>(ReadOnlySpan<T> send, ReadOnlySpan<int> sendCounts, Span<T> receive, ReadOnlySpan<int> receiveCounts)
+    public void AllToAllV<T>(
+        ReadOnlySpan<T> send,
+        ReadOnlySpan<int> sendCounts,
+        Span<T> receive,
+        ReadOnlySpan<int> receiveCounts
+    )
         where T : unmanaged
     {
         switch (Fault(shapes: CanShorten(receive.Length, receiveCounts), counts: CanCorrupt(sendCounts)))
         {
-            case FaultKind.ReturnEarly: return;
-            case FaultKind.MismatchedShapes: _inner.AllToAllV(send, sendCounts, receive[..^1], receiveCounts); return;
-            case FaultKind.CorruptCounts: _inner.AllToAllV(send, Corrupt(sendCounts), receive, receiveCounts); return;
-            default: _inner.AllToAllV(send, sendCounts, receive, receiveCounts); return;
+            case FaultKind.ReturnEarly:
+                return;
+            case FaultKind.MismatchedShapes:
+                _inner.AllToAllV(send, sendCounts, receive[..^1], receiveCounts);
+                return;
+            case FaultKind.CorruptCounts:
+                _inner.AllToAllV(send, Corrupt(sendCounts), receive, receiveCounts);
+                return;
+            default:
+                _inner.AllToAllV(send, sendCounts, receive, receiveCounts);
+                return;
         }
     }
 
     /// <inheritdoc/>
-    public CollectiveRequest AllToAllVAsync<T>(ReadOnlyMemory<T> send, int[] sendCounts, Memory<T> receive, int[] receiveCounts)
+    public CollectiveRequest AllToAllVAsync<T>(
+        ReadOnlyMemory<T> send,
+        int[] sendCounts,
+        Memory<T> receive,
+        int[] receiveCounts
+    )
         where T : unmanaged
     {
         return Fault(shapes: CanShorten(receive.Length, receiveCounts), counts: CanCorrupt(sendCounts)) switch
@@ -96,13 +124,19 @@ internal sealed class FaultInjectingProcessGroup : IProcessGroup
     }
 
     /// <inheritdoc/>
-    public void AllGather<T>(ReadOnlySpan<T> send, Span<T> receive) where T : unmanaged
+    public void AllGather<T>(ReadOnlySpan<T> send, Span<T> receive)
+        where T : unmanaged
     {
         switch (Fault(shapes: send.Length > 0, counts: false))
         {
-            case FaultKind.ReturnEarly: return;
-            case FaultKind.MismatchedShapes: _inner.AllGather(send[..^1], receive[..^Size]); return;
-            default: _inner.AllGather(send, receive); return;
+            case FaultKind.ReturnEarly:
+                return;
+            case FaultKind.MismatchedShapes:
+                _inner.AllGather(send[..^1], receive[..^Size]);
+                return;
+            default:
+                _inner.AllGather(send, receive);
+                return;
         }
     }
 
@@ -111,9 +145,14 @@ internal sealed class FaultInjectingProcessGroup : IProcessGroup
     {
         switch (Fault(shapes: values.Length > 0, counts: false))
         {
-            case FaultKind.ReturnEarly: return;
-            case FaultKind.MismatchedShapes: _inner.AllReduceSum(values[..^1]); return;
-            default: _inner.AllReduceSum(values); return;
+            case FaultKind.ReturnEarly:
+                return;
+            case FaultKind.MismatchedShapes:
+                _inner.AllReduceSum(values[..^1]);
+                return;
+            default:
+                _inner.AllReduceSum(values);
+                return;
         }
     }
 
@@ -122,9 +161,14 @@ internal sealed class FaultInjectingProcessGroup : IProcessGroup
     {
         switch (Fault(shapes: values.Length > 0, counts: false))
         {
-            case FaultKind.ReturnEarly: return;
-            case FaultKind.MismatchedShapes: _inner.AllReduceSum(values[..^1]); return;
-            default: _inner.AllReduceSum(values); return;
+            case FaultKind.ReturnEarly:
+                return;
+            case FaultKind.MismatchedShapes:
+                _inner.AllReduceSum(values[..^1]);
+                return;
+            default:
+                _inner.AllReduceSum(values);
+                return;
         }
     }
 
@@ -133,9 +177,14 @@ internal sealed class FaultInjectingProcessGroup : IProcessGroup
     {
         switch (Fault(shapes: values.Length > 0, counts: false))
         {
-            case FaultKind.ReturnEarly: return;
-            case FaultKind.MismatchedShapes: _inner.AllReduceSum(values[..^1]); return;
-            default: _inner.AllReduceSum(values); return;
+            case FaultKind.ReturnEarly:
+                return;
+            case FaultKind.MismatchedShapes:
+                _inner.AllReduceSum(values[..^1]);
+                return;
+            default:
+                _inner.AllReduceSum(values);
+                return;
         }
     }
 
@@ -145,12 +194,17 @@ internal sealed class FaultInjectingProcessGroup : IProcessGroup
         bool shapes = receive.IsOnHost && CanShorten(receive.ElementCount, receiveCounts);
         switch (Fault(shapes, counts: CanCorrupt(sendCounts)))
         {
-            case FaultKind.ReturnEarly: return;
+            case FaultKind.ReturnEarly:
+                return;
             case FaultKind.MismatchedShapes:
                 _inner.AllToAllV(send, sendCounts, OneShorter(receive), receiveCounts);
                 return;
-            case FaultKind.CorruptCounts: _inner.AllToAllV(send, Corrupt(sendCounts), receive, receiveCounts); return;
-            default: _inner.AllToAllV(send, sendCounts, receive, receiveCounts); return;
+            case FaultKind.CorruptCounts:
+                _inner.AllToAllV(send, Corrupt(sendCounts), receive, receiveCounts);
+                return;
+            default:
+                _inner.AllToAllV(send, sendCounts, receive, receiveCounts);
+                return;
         }
     }
 
@@ -172,9 +226,14 @@ internal sealed class FaultInjectingProcessGroup : IProcessGroup
     {
         switch (Fault(shapes: values.IsOnHost && values.ElementCount > 0, counts: false))
         {
-            case FaultKind.ReturnEarly: return;
-            case FaultKind.MismatchedShapes: _inner.AllReduceSum(OneShorter(values)); return;
-            default: _inner.AllReduceSum(values); return;
+            case FaultKind.ReturnEarly:
+                return;
+            case FaultKind.MismatchedShapes:
+                _inner.AllReduceSum(OneShorter(values));
+                return;
+            default:
+                _inner.AllReduceSum(values);
+                return;
         }
     }
 
@@ -192,15 +251,20 @@ internal sealed class FaultInjectingProcessGroup : IProcessGroup
     {
         int call = _state.Calls++;
         _state.Eligible.Add(new EligibleCall(call, shapes, counts));
-        if (_plan is null || _state.Fired || call < _plan.Collective || WorldRanks[Rank] != _plan.Rank) return null;
-        if (_plan.Kind == FaultKind.CorruptCounts && !counts) return null;
-        if (_plan.Kind == FaultKind.MismatchedShapes && !shapes) return null;
+        if (_plan is null || _state.Fired || call < _plan.Collective || WorldRanks[Rank] != _plan.Rank)
+            return null;
+        if (_plan.Kind == FaultKind.CorruptCounts && !counts)
+            return null;
+        if (_plan.Kind == FaultKind.MismatchedShapes && !shapes)
+            return null;
         _state.Fired = true;
         _state.FiredAt = System.Diagnostics.Stopwatch.GetTimestamp();
         switch (_plan.Kind)
         {
             case FaultKind.Throw:
-                throw new InjectedFaultException($"injected fault: rank {_plan.Rank} threw at its collective call #{call}");
+                throw new InjectedFaultException(
+                    $"injected fault: rank {_plan.Rank} threw at its collective call #{call}"
+                );
             case FaultKind.DelayPastTimeout:
                 Thread.Sleep(Timeout + TimeSpan.FromMilliseconds(200));
                 return null;
@@ -216,7 +280,8 @@ internal sealed class FaultInjectingProcessGroup : IProcessGroup
     private static bool CanShorten(int length, ReadOnlySpan<int> counts)
     {
         long total = 0;
-        foreach (int count in counts) total += count;
+        foreach (int count in counts)
+            total += count;
         return length > 0 && length == total;
     }
 

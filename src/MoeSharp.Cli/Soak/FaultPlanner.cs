@@ -22,10 +22,12 @@ internal static class FaultPlanner
             foreach (FaultKind kind in Kinds)
             {
                 EligibleCall[] eligible = calls[rank].Where(c => c.Takes(kind)).ToArray();
-                if (eligible.Length > 0) pairs.Add((rank, kind, eligible));
+                if (eligible.Length > 0)
+                    pairs.Add((rank, kind, eligible));
             }
         }
-        if (pairs.Count == 0) return null;
+        if (pairs.Count == 0)
+            return null;
         var (r, k, options) = pairs[random.Next(pairs.Count)];
         return new FaultPlan(r, options[random.Next(options.Length)].Index, k);
     }

@@ -6,9 +6,10 @@ using MoeSharp.Verification;
 namespace MoeSharp.Cli.Soak;
 
 /// <summary>
-/// Where a soak's ranks compute, kept across runs: on ILGPU's CPU accelerator each rank index keeps one backend (creating
-/// an accelerator and compiling its kernels costs about a second per rank), so a short soak does tens of runs instead of
-/// a handful. Host kernels need nothing; CUDA ranks are made per run (their NCCL communicator belongs to one world).
+/// Where a soak's ranks compute, kept across runs: on ILGPU's CPU accelerator each rank index keeps one backend
+/// (creating an accelerator and compiling its kernels costs about a second per rank), so a short soak does tens of runs
+/// instead of a handful. Host kernels need nothing; CUDA ranks are made per run (their NCCL communicator belongs to one
+/// world).
 /// </summary>
 internal sealed class SoakDevices(ComputeOptions compute) : IDisposable
 {
@@ -18,14 +19,18 @@ internal sealed class SoakDevices(ComputeOptions compute) : IDisposable
     /// <summary>Host kernels (nothing to keep).</summary>
     public static SoakDevices Host { get; } = new(ComputeOptions.Host);
 
-    /// <summary>This rank's device compute for one run (null on host); disposing it leaves a kept backend open.</summary>
+    /// <summary>
+    /// This rank's device compute for one run (null on host); disposing it leaves a kept backend open.
+    /// </summary>
     public DeviceRank? CreateRank(IProcessGroup world)
     {
-        if (compute.Device != DeviceKind.IlgpuCpu) return compute.CreateRank(world);
+        if (compute.Device != DeviceKind.IlgpuCpu)
+            return compute.CreateRank(world);
         IlgpuBackend backend;
         lock (_lock)
         {
-            while (_backends.Count <= world.Rank) _backends.Add(null);
+            while (_backends.Count <= world.Rank)
+                _backends.Add(null);
             backend = _backends[world.Rank] ??= IlgpuBackend.CreateCpu();
         }
         return DeviceRank.CreateCpu(world, backend);
@@ -48,7 +53,8 @@ internal sealed class SoakDevices(ComputeOptions compute) : IDisposable
     {
         lock (_lock)
         {
-            foreach (IlgpuBackend backend in _backends.OfType<IlgpuBackend>()) backend.Dispose();
+            foreach (IlgpuBackend backend in _backends.OfType<IlgpuBackend>())
+                backend.Dispose();
             _backends = [];
         }
     }

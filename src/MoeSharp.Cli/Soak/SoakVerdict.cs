@@ -19,5 +19,6 @@ internal sealed class SoakTally
     public int Wrong { get; set; }
 
     /// <summary><c>soak: R runs (F with an injected fault), H hangs, W wrong results</c>.</summary>
-    public override string ToString() => $"soak: {Runs} runs ({Faulted} with an injected fault), {Hangs} hangs, {Wrong} wrong results";
+    public override string ToString() =>
+        $"soak: {Runs} runs ({Faulted} with an injected fault), {Hangs} hangs, {Wrong} wrong results";
 }

@@ -15,8 +15,14 @@ internal static class LossPlot
     public static void Save(string path, IReadOnlyList<double> losses, string title, int firstStep = 1)
     {
         var plot = new ScottPlot.Plot();
-        var shown = losses.Select((loss, i) => (Step: (double)(firstStep + i), Loss: loss)).Where(p => p.Loss > 0 && double.IsFinite(p.Loss)).ToArray();
-        var line = plot.Add.Scatter(shown.Select(p => p.Step).ToArray(), shown.Select(p => Math.Log10(p.Loss)).ToArray());
+        var shown = losses
+            .Select((loss, i) => (Step: (double)(firstStep + i), Loss: loss))
+            .Where(p => p.Loss > 0 && double.IsFinite(p.Loss))
+            .ToArray();
+        var line = plot.Add.Scatter(
+            shown.Select(p => p.Step).ToArray(),
+            shown.Select(p => Math.Log10(p.Loss)).ToArray()
+        );
         line.MarkerSize = 0;
         // ScottPlot 5 draws a log axis as log10 of the data with ticks labelled by the values they stand for: powers
         // of ten with log-spaced minor ticks when the curve spans a decade or more, finer labelled ticks otherwise.
@@ -27,7 +33,8 @@ internal static class LossPlot
             LabelFormatter = y => Math.Pow(10, y).ToString("G3", System.Globalization.CultureInfo.InvariantCulture),
             IntegerTicksOnly = decades,
         };
-        if (decades) ticks.MinorTickGenerator = new ScottPlot.TickGenerators.LogMinorTickGenerator();
+        if (decades)
+            ticks.MinorTickGenerator = new ScottPlot.TickGenerators.LogMinorTickGenerator();
         plot.Axes.Left.TickGenerator = ticks;
         plot.Title(title);
         plot.XLabel("step");

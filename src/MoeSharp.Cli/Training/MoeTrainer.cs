@@ -1,19 +1,19 @@
 using System.Diagnostics;
-using MoeSharp.Verification;
-using MoeSharp.Cuda;
 using MoeSharp.Collectives;
 using MoeSharp.Compute;
+using MoeSharp.Cuda;
 using MoeSharp.Dispatch;
 using MoeSharp.Layer;
-using MoeSharp.Tensors;
 using MoeSharp.Telemetry;
+using MoeSharp.Tensors;
 using MoeSharp.Training;
+using MoeSharp.Verification;
 
 namespace MoeSharp.Cli.Training;
 
 /// <summary>
-/// A small regression model trained on a world of ranks (in-process or MPI): <c>pred = head · MoE(x)</c> (head: D → 1), target
-/// a fixed random teacher <c>tanh(x·a)·(x·b)</c>, MSE loss, AdamW, aux-loss-free load balancing. Every
+/// A small regression model trained on a world of ranks (in-process or MPI): <c>pred = head · MoE(x)</c> (head: D → 1),
+/// target a fixed random teacher <c>tanh(x·a)·(x·b)</c>, MSE loss, AdamW, aux-loss-free load balancing. Every
 /// step's global batch (<see cref="TrainOptions.Tokens"/> rows, from the seed and the step) is split
 /// into consecutive chunks, one per data-parallel group.
 /// </summary>
@@ -25,10 +25,13 @@ namespace MoeSharp.Cli.Training;
 /// </remarks>
 internal static class MoeTrainer
 {
-    /// <summary>Trains on <see cref="TrainOptions.World"/> in-process ranks; <paramref name="report"/> is called on rank 0's thread after every step.</summary>
+    /// <summary>
+    /// Trains on <see cref="TrainOptions.World"/> in-process ranks; <paramref name="report"/> is called on rank 0's
+    /// thread after every step.
+    /// </summary>
     /// <returns>The loss of every step.</returns>
-    public static double[] Train(TrainOptions o, Action<StepReport>? report = null, TimeSpan? timeout = null)
-        => InProcessWorld.Run(o.World, world => TrainRank(world, o, report), timeout)[0];
+    public static double[] Train(TrainOptions o, Action<StepReport>? report = null, TimeSpan? timeout = null) =>
+        InProcessWorld.Run(o.World, world => TrainRank(world, o, report), timeout)[0];
 
     /// <summary>
     /// One rank's training on any process group (in-process threads or MPI): collective, every rank of
@@ -37,15 +40,25 @@ internal static class MoeTrainer
     /// <param name="world">The training world; its size must be <see cref="TrainOptions.World"/>.</param>
     /// <param name="o">The options, the same on every rank.</param>
     /// <param name="report">Called on rank 0 after every step.</param>
-    /// <returns>The loss of every step run (from the checkpoint's next step when resuming; the same on every rank).</returns>
+    /// <returns>The loss of every step run (from the checkpoint's next step when resuming; the same on every
+    /// rank).</returns>
     public static double[] TrainRank(IProcessGroup world, TrainOptions o, Action<StepReport>? report = null)
     {
         ArgumentNullException.ThrowIfNull(world);
-        if (world.Size != o.World) throw new ArgumentException($"--world {o.World} but the process group has {world.Size} ranks", nameof(world));
+        if (world.Size != o.World)
+            throw new ArgumentException(
+                $"--world {o.World} but the process group has {world.Size} ranks",
+                nameof(world)
+            );
         var args = new MoeLayerArgs(o.Dim, o.Hidden, o.Experts, o.TopK)
         {
-            SharedHidden = o.SharedHidden, LoadBalancing = true, ScoreFunc = o.ScoreFunc, RouteNorm = o.RouteNorm, RouteScale = o.RouteScale,
-            NumExpertGroups = o.ExpertGroups, NumLimitedGroups = o.LimitedGroups,
+            SharedHidden = o.SharedHidden,
+            LoadBalancing = true,
+            ScoreFunc = o.ScoreFunc,
+            RouteNorm = o.RouteNorm,
+            RouteScale = o.RouteScale,
+            NumExpertGroups = o.ExpertGroups,
+            NumLimitedGroups = o.LimitedGroups,
         };
         var layout = new LayerLayout(o.World, o.Sp, o.Layout, o.Sharding);
         // Every rank draws the same initial weights and teacher from the seed, so nothing needs broadcasting.
@@ -56,14 +69,31 @@ internal static class MoeTrainer
         float[] teacherB = Uniform(init, o.Dim, 1.5 / Math.Sqrt(o.Dim));
 
         using DeviceRank? device = o.Compute.CreateRank(world);
-        using ParallelGroups? groups = o.World == 1 && o.Layout == SequenceLayout.Replicated ? null : ParallelGroups.Create(device?.World ?? world, o.Sp);
+        using ParallelGroups? groups =
+            o.World == 1 && o.Layout == SequenceLayout.Replicated
+                ? null
+                : ParallelGroups.Create(device?.World ?? world, o.Sp);
         // On the host the decorators wrap the managed kernels (the synchronization around each call is a no-op there).
-        ProfilingMoeKernels? dispatchProfile = o.Profile ? new ProfilingMoeKernels((IMoeKernels?)device?.Backend.Kernels ?? new HostMoeKernels()) : null;
-        ProfilingLayerKernels? layerProfile = o.Profile
-            ? new ProfilingLayerKernels((ILayerKernels?)device?.Backend.LayerKernels(o.BFloat16Products) ?? new HostLayerKernels(dispatchProfile))
+        ProfilingMoeKernels? dispatchProfile = o.Profile
+            ? new ProfilingMoeKernels((IMoeKernels?)device?.Backend.Kernels ?? new HostMoeKernels())
             : null;
-        MoeLayer layer = LayerWorldRunner.CreateLayer(args, o.ScoreBeforeExperts, layout, groups, device, o.BFloat16Products, dispatchProfile, layerProfile,
-            collectTraffic: o.Traffic);
+        ProfilingLayerKernels? layerProfile = o.Profile
+            ? new ProfilingLayerKernels(
+                (ILayerKernels?)device?.Backend.LayerKernels(o.BFloat16Products)
+                    ?? new HostLayerKernels(dispatchProfile)
+            )
+            : null;
+        MoeLayer layer = LayerWorldRunner.CreateLayer(
+            args,
+            o.ScoreBeforeExperts,
+            layout,
+            groups,
+            device,
+            o.BFloat16Products,
+            dispatchProfile,
+            layerProfile,
+            collectTraffic: o.Traffic
+        );
         ILayerKernels kernels = layer.Kernels;
         MoeLayerCheckpoint.Load(layer, weights);
         // The head is one host row; the layer's weights and moments stay on its device. AdamW updates every parameter
@@ -73,7 +103,9 @@ internal static class MoeTrainer
         var headOptimizer = new AdamW([head], o.LearningRate, weightDecay: 0f);
         IProcessGroup? collective = groups is null ? null : world;
         // A resumed run continues after the checkpoint's step; the batches are functions of the seed and the step.
-        int firstStep = o.LoadFrom is { } from ? TrainCheckpoint.Load(from, world, layer, layerOptimizer, head, headOptimizer) + 1 : 1;
+        int firstStep = o.LoadFrom is { } from
+            ? TrainCheckpoint.Load(from, world, layer, layerOptimizer, head, headOptimizer) + 1
+            : 1;
         var stepLosses = new double[o.Steps - firstStep + 1];
 
         for (int step = firstStep; step <= o.Steps; step++)
@@ -83,7 +115,8 @@ internal static class MoeTrainer
             var (x, groupTokens, ownGlobal) = LayerWorldRunner.RankRows(all, layout, world.Rank);
             var (groupStart, _) = LayerWorldRunner.GroupRows(o.Tokens, layout.Groups, world.Rank / o.Sp);
             int rowsGlobal = o.Layout == SequenceLayout.Replicated ? groupStart : ownGlobal;
-            int ownOffset = ownGlobal - rowsGlobal, ownCount = OwnCount(o, layout, world.Rank, groupTokens);
+            int ownOffset = ownGlobal - rowsGlobal,
+                ownCount = OwnCount(o, layout, world.Rank, groupTokens);
 
             Tensor xOnDevice = device?.Upload(x) ?? x;
             long layerStarted = Stopwatch.GetTimestamp();
@@ -92,7 +125,8 @@ internal static class MoeTrainer
             TimeSpan layerTime = Stopwatch.GetElapsedTime(layerStarted);
             // The forward's dispatch and combine: the backward passes are not recorded.
             TrafficReport? traffic = layer.Dispatcher.LastTraffic;
-            int rows = y.Rows, d = o.Dim;
+            int rows = y.Rows,
+                d = o.Dim;
 
             // Row-wise: prediction, error, dL/dpred and dL/dy for every row this rank holds.
             var pred = new float[rows];
@@ -105,7 +139,8 @@ internal static class MoeTrainer
                 float error = pred[i] - Teacher(all.Row<float>(rowsGlobal + i), teacherA, teacherB);
                 gradPred[i] = scale * error;
                 // Each token's loss is counted by the one rank that owns it.
-                if (i >= ownOffset && i < ownOffset + ownCount) tokenLoss[rowsGlobal + i] = (double)error * error;
+                if (i >= ownOffset && i < ownOffset + ownCount)
+                    tokenLoss[rowsGlobal + i] = (double)error * error;
             }
             var gradY = Tensor.Uninitialized(DType.Float32, rows, d);
             HostGemm.MatMul(gradPred, head.Value.AsSpan<float>(), gradY.AsSpan<float>(), rows, d, 1);
@@ -116,26 +151,51 @@ internal static class MoeTrainer
             layerOptimizer.Step();
             kernels.Dispatch.Device.Synchronize();
             layerTime += Stopwatch.GetElapsedTime(layerStarted);
-            foreach (Tensor t in new[] { xOnDevice, yOnDevice, gradYOnDevice, gradX }) kernels.Allocator.Return(t);
+            foreach (Tensor t in new[] { xOnDevice, yOnDevice, gradYOnDevice, gradX })
+                kernels.Allocator.Return(t);
             Tensor yOwn = LayerWorldRunner.Rows(y, ownOffset, ownCount);
             float[] gradPredOwn = gradPred.AsSpan(ownOffset, ownCount).ToArray();
-            RankOrderedAccumulation.Run(collective, [head.Grad], () =>
-                HostGemm.MatMulTransposeA(gradPredOwn, yOwn.AsSpan<float>(), head.Grad.AsSpan<float>(), 1, d, ownCount, accumulate: true));
+            RankOrderedAccumulation.Run(
+                collective,
+                [head.Grad],
+                () =>
+                    HostGemm.MatMulTransposeA(
+                        gradPredOwn,
+                        yOwn.AsSpan<float>(),
+                        head.Grad.AsSpan<float>(),
+                        1,
+                        d,
+                        ownCount,
+                        accumulate: true
+                    )
+            );
 
             collective?.AllReduceSum(tokenLoss.AsSpan());
             double loss = 0;
-            foreach (double l in tokenLoss) loss += l;
+            foreach (double l in tokenLoss)
+                loss += l;
             loss /= o.Tokens;
             stepLosses[step - firstStep] = loss;
 
             headOptimizer.Step();
             long[] load = layer.UpdateExpertBias(o.BiasUpdateCoeff);
-            IReadOnlyList<KernelTime>? kernelTimes = step == o.Steps && step > firstStep ? ProfileRows(dispatchProfile, layerProfile) : null;
-            if (world.Rank == 0) report?.Invoke(new StepReport(step, loss, load, layer.ExpertBias!.AsSpan<float>().ToArray(),
-                Stopwatch.GetElapsedTime(started).TotalMilliseconds, layerTime.TotalMilliseconds, kernelTimes)
-            {
-                Traffic = traffic,
-            });
+            IReadOnlyList<KernelTime>? kernelTimes =
+                step == o.Steps && step > firstStep ? ProfileRows(dispatchProfile, layerProfile) : null;
+            if (world.Rank == 0)
+                report?.Invoke(
+                    new StepReport(
+                        step,
+                        loss,
+                        load,
+                        layer.ExpertBias!.AsSpan<float>().ToArray(),
+                        Stopwatch.GetElapsedTime(started).TotalMilliseconds,
+                        layerTime.TotalMilliseconds,
+                        kernelTimes
+                    )
+                    {
+                        Traffic = traffic,
+                    }
+                );
             if (step == firstStep)
             {
                 // The first step compiles kernels and fills the pools: profile the steady state.
@@ -143,23 +203,26 @@ internal static class MoeTrainer
                 layerProfile?.Reset();
             }
         }
-        if (o.SaveTo is { } to) TrainCheckpoint.Save(to, world, o, o.Steps, layer, layerOptimizer, head, headOptimizer);
+        if (o.SaveTo is { } to)
+            TrainCheckpoint.Save(to, world, o, o.Steps, layer, layerOptimizer, head, headOptimizer);
         return stepLosses;
     }
 
     /// <summary>The profilers' totals, slowest first; null when not profiling.</summary>
     private static List<KernelTime>? ProfileRows(ProfilingMoeKernels? dispatch, ProfilingLayerKernels? layer)
     {
-        if (dispatch is null || layer is null) return null;
-        return dispatch.Totals.Select(t => new KernelTime("dispatch " + t.Key, t.Value.Seconds, t.Value.Calls))
+        if (dispatch is null || layer is null)
+            return null;
+        return dispatch
+            .Totals.Select(t => new KernelTime("dispatch " + t.Key, t.Value.Seconds, t.Value.Calls))
             .Concat(layer.Totals.Select(t => new KernelTime("layer " + t.Key, t.Value.Seconds, t.Value.Calls)))
             .OrderByDescending(t => t.Seconds)
             .ToList();
     }
 
     /// <summary>Tokens this rank owns (its SP shard of its group's chunk).</summary>
-    private static int OwnCount(TrainOptions o, LayerLayout layout, int rank, int groupTokens)
-        => SequenceShard.For(o.Sharding, groupTokens, layout.Sp, rank % layout.Sp).RealRows;
+    private static int OwnCount(TrainOptions o, LayerLayout layout, int rank, int groupTokens) =>
+        SequenceShard.For(o.Sharding, groupTokens, layout.Sp, rank % layout.Sp).RealRows;
 
     /// <summary>The global batch of a step: [N, D] uniform in [-1, 1), the same on every rank.</summary>
     private static Tensor Batch(TrainOptions o, int step)
@@ -171,7 +234,8 @@ internal static class MoeTrainer
 
     private static float Teacher(ReadOnlySpan<float> x, float[] a, float[] b)
     {
-        double u = 0, v = 0;
+        double u = 0,
+            v = 0;
         for (int j = 0; j < x.Length; j++)
         {
             u += x[j] * a[j];
@@ -182,7 +246,10 @@ internal static class MoeTrainer
 
     private static List<KeyValuePair<string, Tensor>> InitialWeights(MoeLayerArgs a, Random random)
     {
-        int e = a.NumExperts, d = a.Dim, h = a.Hidden, hs = a.SharedHidden;
+        int e = a.NumExperts,
+            d = a.Dim,
+            h = a.Hidden,
+            hs = a.SharedHidden;
         var weights = new List<KeyValuePair<string, Tensor>>
         {
             new(MoeLayerCheckpoint.GateWeight, Tensor.FromArray(Uniform(random, e * d, 1 / Math.Sqrt(d)), e, d)),
@@ -192,9 +259,15 @@ internal static class MoeTrainer
         };
         if (hs > 0)
         {
-            weights.Add(new(MoeLayerCheckpoint.SharedW1, Tensor.FromArray(Uniform(random, hs * d, 1 / Math.Sqrt(d)), hs, d)));
-            weights.Add(new(MoeLayerCheckpoint.SharedW2, Tensor.FromArray(Uniform(random, d * hs, 1 / Math.Sqrt(hs)), d, hs)));
-            weights.Add(new(MoeLayerCheckpoint.SharedW3, Tensor.FromArray(Uniform(random, hs * d, 1 / Math.Sqrt(d)), hs, d)));
+            weights.Add(
+                new(MoeLayerCheckpoint.SharedW1, Tensor.FromArray(Uniform(random, hs * d, 1 / Math.Sqrt(d)), hs, d))
+            );
+            weights.Add(
+                new(MoeLayerCheckpoint.SharedW2, Tensor.FromArray(Uniform(random, d * hs, 1 / Math.Sqrt(hs)), d, hs))
+            );
+            weights.Add(
+                new(MoeLayerCheckpoint.SharedW3, Tensor.FromArray(Uniform(random, hs * d, 1 / Math.Sqrt(d)), hs, d))
+            );
         }
         return weights;
     }
@@ -202,7 +275,8 @@ internal static class MoeTrainer
     private static float[] Uniform(Random random, int length, double scale)
     {
         var values = new float[length];
-        for (int i = 0; i < length; i++) values[i] = (float)((random.NextDouble() * 2 - 1) * scale);
+        for (int i = 0; i < length; i++)
+            values[i] = (float)((random.NextDouble() * 2 - 1) * scale);
         return values;
     }
 }

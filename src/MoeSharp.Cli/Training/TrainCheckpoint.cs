@@ -33,7 +33,11 @@ internal static class TrainCheckpoint
     private const string LayerMoments = "layer.";
     private const string HeadMoments = "head.";
     private static readonly HashSet<string> ExpertParameters =
-        [MoeLayerCheckpoint.ExpertsW1, MoeLayerCheckpoint.ExpertsW2, MoeLayerCheckpoint.ExpertsW3];
+    [
+        MoeLayerCheckpoint.ExpertsW1,
+        MoeLayerCheckpoint.ExpertsW2,
+        MoeLayerCheckpoint.ExpertsW3,
+    ];
 
     /// <summary>
     /// Reads the step a checkpoint directory is at and checks it against the run's options, before any work.
@@ -55,7 +59,8 @@ internal static class TrainCheckpoint
             if (StepOf(layer) != step)
             {
                 throw new InvalidDataException(
-                    $"{LayerFile} is at step {StepOf(layer)} but {TrainerFile} at step {step} (an interrupted save?)");
+                    $"{LayerFile} is at step {StepOf(layer)} but {TrainerFile} at step {step} (an interrupted save?)"
+                );
             }
         }
         catch (Exception ex) when (ex is IOException or InvalidDataException or UnauthorizedAccessException)
@@ -68,21 +73,32 @@ internal static class TrainCheckpoint
             if (saved != value)
             {
                 throw new ArgumentException(
-                    $"--load {directory}: the checkpoint was trained with --{key} {saved}; this run has --{key} {value}");
+                    $"--load {directory}: the checkpoint was trained with --{key} {saved}; this run has --{key} {value}"
+                );
             }
         }
         if (step >= o.Steps)
         {
-            throw new ArgumentException($"--steps {o.Steps}: the checkpoint in {directory} is already at step {step}; "
-                + "--steps counts all steps, resumed ones included");
+            throw new ArgumentException(
+                $"--steps {o.Steps}: the checkpoint in {directory} is already at step {step}; "
+                    + "--steps counts all steps, resumed ones included"
+            );
         }
         return step;
     }
 
-    /// <summary>Collective: restores the state of <paramref name="directory"/> on this rank (its experts' slices).</summary>
+    /// <summary>
+    /// Collective: restores the state of <paramref name="directory"/> on this rank (its experts' slices).
+    /// </summary>
     /// <returns>The last step the checkpoint took.</returns>
-    public static int Load(string directory, IProcessGroup world, MoeLayer layer, AdamW layerOptimizer, Parameter head,
-        AdamW headOptimizer)
+    public static int Load(
+        string directory,
+        IProcessGroup world,
+        MoeLayer layer,
+        AdamW layerOptimizer,
+        Parameter head,
+        AdamW headOptimizer
+    )
     {
         var trainer = SafetensorsFile.Read(Path.Combine(directory, TrainerFile));
         MoeLayerCheckpoint.Load(layer, Path.Combine(directory, LayerFile));
@@ -90,7 +106,8 @@ internal static class TrainCheckpoint
         if (!savedHead.Shape.SequenceEqual(head.Value.Shape) || savedHead.DType != DType.Float32)
         {
             throw new InvalidDataException(
-                $"{trainer.SourceName}: '{HeadWeight}' is {savedHead}; expected float32 {head.Value.ShapeString}");
+                $"{trainer.SourceName}: '{HeadWeight}' is {savedHead}; expected float32 {head.Value.ShapeString}"
+            );
         }
         var layerMoments = new List<KeyValuePair<string, Tensor>>();
         var headMoments = new List<KeyValuePair<string, Tensor>>();
@@ -116,8 +133,16 @@ internal static class TrainCheckpoint
     /// Collective: gathers this step's state and writes it to <paramref name="directory"/> from rank 0 (each file
     /// atomically: written aside, then renamed).
     /// </summary>
-    public static void Save(string directory, IProcessGroup world, TrainOptions o, int step, MoeLayer layer, AdamW layerOptimizer,
-        Parameter head, AdamW headOptimizer)
+    public static void Save(
+        string directory,
+        IProcessGroup world,
+        TrainOptions o,
+        int step,
+        MoeLayer layer,
+        AdamW layerOptimizer,
+        Parameter head,
+        AdamW headOptimizer
+    )
     {
         string stepText = step.ToString(CultureInfo.InvariantCulture);
         var tensors = new List<KeyValuePair<string, Tensor>> { new(HeadWeight, head.Value.Clone()) };
@@ -125,7 +150,8 @@ internal static class TrainCheckpoint
         {
             tensors.Add(new(LayerMoments + name, IsExpertMoment(name) ? AllExperts(moment, world) : moment));
         }
-        foreach (var (name, moment) in headOptimizer.MomentsStateDict()) tensors.Add(new(HeadMoments + name, moment));
+        foreach (var (name, moment) in headOptimizer.MomentsStateDict())
+            tensors.Add(new(HeadMoments + name, moment));
         var metadata = new Dictionary<string, string>(o.Identity().ToDictionary(kv => kv.Key, kv => kv.Value))
         {
             ["format"] = Format,
@@ -134,22 +160,28 @@ internal static class TrainCheckpoint
             ["head_adamw_steps"] = headOptimizer.StepCount.ToString(CultureInfo.InvariantCulture),
         };
         var layerState = MoeLayerCheckpoint.StateDict(layer); // collective: every rank takes part
-        if (world.Rank != 0) return;
+        if (world.Rank != 0)
+            return;
         Directory.CreateDirectory(directory);
         SafetensorsFile.Write(Path.Combine(directory, TrainerFile), tensors, metadata);
-        SafetensorsFile.Write(Path.Combine(directory, LayerFile), layerState,
-            new Dictionary<string, string> { ["format"] = Format, ["step"] = stepText });
+        SafetensorsFile.Write(
+            Path.Combine(directory, LayerFile),
+            layerState,
+            new Dictionary<string, string> { ["format"] = Format, ["step"] = stepText }
+        );
     }
 
     private static bool IsExpertMoment(string name) =>
-        ExpertParameters.Contains(name[(name.IndexOf('.') + 1)..]) && name.StartsWith("exp_avg", StringComparison.Ordinal);
+        ExpertParameters.Contains(name[(name.IndexOf('.') + 1)..])
+        && name.StartsWith("exp_avg", StringComparison.Ordinal);
 
     /// <summary>
     /// All E experts' moments from every rank's slice (the experts are split over the whole world, in rank order).
     /// </summary>
     private static Tensor AllExperts(Tensor local, IProcessGroup world)
     {
-        if (world.Size == 1) return local;
+        if (world.Size == 1)
+            return local;
         int[] shape = local.ShapeArray();
         shape[0] *= world.Size;
         var full = Tensor.Uninitialized(DType.Float32, shape);
@@ -168,20 +200,31 @@ internal static class TrainCheckpoint
         int local = layer.Args.NumExperts / worldSize;
         int perExpert = all.ElementCount / shape[0];
         shape[0] = local;
-        return Tensor.FromArray(all.AsSpan<float>().Slice(layer.FirstExpert * perExpert, local * perExpert).ToArray(), shape);
+        return Tensor.FromArray(
+            all.AsSpan<float>().Slice(layer.FirstExpert * perExpert, local * perExpert).ToArray(),
+            shape
+        );
     }
 
     private static int StepOf(SafetensorsContent file)
     {
         if (file.Metadata.GetValueOrDefault("format") != Format)
         {
-            throw new InvalidDataException($"{file.SourceName}: not a checkpoint of moe train (metadata 'format' is not {Format})");
+            throw new InvalidDataException(
+                $"{file.SourceName}: not a checkpoint of moe train (metadata 'format' is not {Format})"
+            );
         }
         return IntOf(file, "step");
     }
 
     private static int IntOf(SafetensorsContent file, string key) =>
-        int.TryParse(file.Metadata.GetValueOrDefault(key), NumberStyles.None, CultureInfo.InvariantCulture, out int value) && value >= 0
+        int.TryParse(
+            file.Metadata.GetValueOrDefault(key),
+            NumberStyles.None,
+            CultureInfo.InvariantCulture,
+            out int value
+        )
+        && value >= 0
             ? value
             : throw new InvalidDataException($"{file.SourceName}: metadata '{key}' is missing or not a step count");
 }

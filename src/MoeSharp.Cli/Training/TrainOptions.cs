@@ -23,18 +23,35 @@ namespace MoeSharp.Cli.Training;
 /// <param name="BiasUpdateCoeff">Aux-loss-free load-balancing step (0: off).</param>
 /// <param name="Seed">Seeds weights, teacher and data.</param>
 internal sealed record TrainOptions(
-    int Steps = 200, int World = 1, int Sp = 1, SequenceLayout Layout = SequenceLayout.Replicated,
-    SpShardingPolicy Sharding = SpShardingPolicy.Balanced, int Tokens = 64, int Dim = 16, int Hidden = 32, int Experts = 8,
-    int TopK = 2, int SharedHidden = 16, bool ScoreBeforeExperts = false, float LearningRate = 3e-3f, float BiasUpdateCoeff = 1e-3f,
-    int Seed = 0)
+    int Steps = 200,
+    int World = 1,
+    int Sp = 1,
+    SequenceLayout Layout = SequenceLayout.Replicated,
+    SpShardingPolicy Sharding = SpShardingPolicy.Balanced,
+    int Tokens = 64,
+    int Dim = 16,
+    int Hidden = 32,
+    int Experts = 8,
+    int TopK = 2,
+    int SharedHidden = 16,
+    bool ScoreBeforeExperts = false,
+    float LearningRate = 3e-3f,
+    float BiasUpdateCoeff = 1e-3f,
+    int Seed = 0
+)
 {
     /// <summary>Where each rank's layer runs: the host (default), CUDA or ILGPU's CPU accelerator.</summary>
     public ComputeOptions Compute { get; init; } = ComputeOptions.Host;
 
-    /// <summary>On a device: round the layer's product inputs to bfloat16, accumulating in float32 (<c>--gemm-dtype bfloat16</c>).</summary>
+    /// <summary>
+    /// On a device: round the layer's product inputs to bfloat16, accumulating in float32 (<c>--gemm-dtype
+    /// bfloat16</c>).
+    /// </summary>
     public bool BFloat16Products { get; init; }
 
-    /// <summary>On a device: time every kernel call from step 2 on and report the totals with the last step (<c>--profile</c>).</summary>
+    /// <summary>
+    /// On a device: time every kernel call from step 2 on and report the totals with the last step (<c>--profile</c>).
+    /// </summary>
     public bool Profile { get; init; }
 
     /// <summary>Softmax or sigmoid router scores (<c>--score-func</c>).</summary>
@@ -49,10 +66,14 @@ internal sealed record TrainOptions(
     /// <summary>Expert groups for node-limited routing, 0 off (<c>--expert-groups</c>).</summary>
     public int ExpertGroups { get; init; }
 
-    /// <summary>Groups each token may route to when <see cref="ExpertGroups"/> &gt; 0 (<c>--limited-groups</c>).</summary>
+    /// <summary>
+    /// Groups each token may route to when <see cref="ExpertGroups"/> &gt; 0 (<c>--limited-groups</c>).
+    /// </summary>
     public int LimitedGroups { get; init; }
 
-    /// <summary>Resume from this checkpoint directory (<c>--load</c>): its step, weights, moments and balancing bias.</summary>
+    /// <summary>
+    /// Resume from this checkpoint directory (<c>--load</c>): its step, weights, moments and balancing bias.
+    /// </summary>
     public string? LoadFrom { get; init; }
 
     /// <summary>Write a checkpoint of the last step to this directory (<c>--save</c>).</summary>
@@ -63,24 +84,25 @@ internal sealed record TrainOptions(
 
     /// <summary>
     /// The options a checkpoint must share with the run that resumes it for the losses to continue bitwise: the
-    /// seed (teacher and batches), the batch, the shapes and the router. Learning rate, bias step and layout may change.
+    /// seed (teacher and batches), the batch, the shapes and the router. Learning rate, bias step and layout may
+    /// change.
     /// </summary>
     public IReadOnlyList<KeyValuePair<string, string>> Identity() =>
-    [
-        new("seed", Seed.ToString(CultureInfo.InvariantCulture)),
-        new("tokens", Tokens.ToString(CultureInfo.InvariantCulture)),
-        new("dim", Dim.ToString(CultureInfo.InvariantCulture)),
-        new("hidden", Hidden.ToString(CultureInfo.InvariantCulture)),
-        new("experts", Experts.ToString(CultureInfo.InvariantCulture)),
-        new("top-k", TopK.ToString(CultureInfo.InvariantCulture)),
-        new("shared-hidden", SharedHidden.ToString(CultureInfo.InvariantCulture)),
-        new("score-func", ScoreFunc == ScoreFunction.Sigmoid ? "sigmoid" : "softmax"),
-        new("route-norm", RouteNorm ? "true" : "false"),
-        new("route-scale", RouteScale.ToString("R", CultureInfo.InvariantCulture)),
-        new("expert-groups", ExpertGroups.ToString(CultureInfo.InvariantCulture)),
-        new("limited-groups", LimitedGroups.ToString(CultureInfo.InvariantCulture)),
-        new("score-before-experts", ScoreBeforeExperts ? "true" : "false"),
-    ];
+        [
+            new("seed", Seed.ToString(CultureInfo.InvariantCulture)),
+            new("tokens", Tokens.ToString(CultureInfo.InvariantCulture)),
+            new("dim", Dim.ToString(CultureInfo.InvariantCulture)),
+            new("hidden", Hidden.ToString(CultureInfo.InvariantCulture)),
+            new("experts", Experts.ToString(CultureInfo.InvariantCulture)),
+            new("top-k", TopK.ToString(CultureInfo.InvariantCulture)),
+            new("shared-hidden", SharedHidden.ToString(CultureInfo.InvariantCulture)),
+            new("score-func", ScoreFunc == ScoreFunction.Sigmoid ? "sigmoid" : "softmax"),
+            new("route-norm", RouteNorm ? "true" : "false"),
+            new("route-scale", RouteScale.ToString("R", CultureInfo.InvariantCulture)),
+            new("expert-groups", ExpertGroups.ToString(CultureInfo.InvariantCulture)),
+            new("limited-groups", LimitedGroups.ToString(CultureInfo.InvariantCulture)),
+            new("score-before-experts", ScoreBeforeExperts ? "true" : "false"),
+        ];
 }
 
 /// <summary>One step as rank 0 saw it.</summary>
@@ -88,11 +110,21 @@ internal sealed record TrainOptions(
 /// <param name="Loss">Mean squared error over the global batch, before this step's update.</param>
 /// <param name="TokensPerExpert">[E] routed tokens this step, summed over ranks.</param>
 /// <param name="ExpertBias">[E] bias after this step's update.</param>
-/// <param name="Milliseconds">Wall time of the step on rank 0: batch, forward, loss, backward, AdamW and bias update.</param>
-/// <param name="LayerMilliseconds">Of that, the layer's own work on rank 0: forward (until its output is on the host), backward and the layer's AdamW step, finished on the device.</param>
-/// <param name="Profile">With <see cref="TrainOptions.Profile"/>, on the last step: per kernel, its total seconds and calls over steps 2 to the last.</param>
-internal sealed record StepReport(int Step, double Loss, long[] TokensPerExpert, float[] ExpertBias, double Milliseconds, double LayerMilliseconds,
-    IReadOnlyList<KernelTime>? Profile = null)
+/// <param name="Milliseconds">Wall time of the step on rank 0: batch, forward, loss, backward, AdamW and bias
+/// update.</param>
+/// <param name="LayerMilliseconds">Of that, the layer's own work on rank 0: forward (until its output is on the host),
+/// backward and the layer's AdamW step, finished on the device.</param>
+/// <param name="Profile">With <see cref="TrainOptions.Profile"/>, on the last step: per kernel, its total seconds and
+/// calls over steps 2 to the last.</param>
+internal sealed record StepReport(
+    int Step,
+    double Loss,
+    long[] TokensPerExpert,
+    float[] ExpertBias,
+    double Milliseconds,
+    double LayerMilliseconds,
+    IReadOnlyList<KernelTime>? Profile = null
+)
 {
     /// <summary>The step's forward dispatch and combine traffic (<c>--traffic</c>); null when not collected.</summary>
     public MoeSharp.Telemetry.TrafficReport? Traffic { get; init; }

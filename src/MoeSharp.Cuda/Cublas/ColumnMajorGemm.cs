@@ -16,8 +16,17 @@ namespace MoeSharp.Cuda.Cublas;
 /// <param name="Ldc">Leading dimension of C.</param>
 /// <param name="SwapOperands">True when cuBLAS's A is the caller's weights and cuBLAS's B the caller's
 /// activations.</param>
-internal readonly record struct ColumnMajorGemm(int TransA, int TransB, int M, int N, int K, int Lda, int Ldb, int Ldc,
-    bool SwapOperands)
+internal readonly record struct ColumnMajorGemm(
+    int TransA,
+    int TransB,
+    int M,
+    int N,
+    int K,
+    int Lda,
+    int Ldb,
+    int Ldc,
+    bool SwapOperands
+)
 {
     /// <summary>
     /// Row-major <c>C[rows, n] = A[rows, k] · B[n, k]ᵀ</c> (the expert layout: activations times a weight stored
@@ -36,10 +45,16 @@ internal readonly record struct ColumnMajorGemm(int TransA, int TransB, int M, i
     {
         CheckSizes(rows, n, k);
         return new ColumnMajorGemm(
-            TransA: CublasConstants.OpT, TransB: CublasConstants.OpN,
-            M: n, N: rows, K: k,
-            Lda: k, Ldb: k, Ldc: n,
-            SwapOperands: true);
+            TransA: CublasConstants.OpT,
+            TransB: CublasConstants.OpN,
+            M: n,
+            N: rows,
+            K: k,
+            Lda: k,
+            Ldb: k,
+            Ldc: n,
+            SwapOperands: true
+        );
     }
 
     /// <summary>
@@ -51,10 +66,16 @@ internal readonly record struct ColumnMajorGemm(int TransA, int TransB, int M, i
     {
         CheckSizes(rows, n, k);
         return new ColumnMajorGemm(
-            TransA: CublasConstants.OpN, TransB: CublasConstants.OpN,
-            M: n, N: rows, K: k,
-            Lda: n, Ldb: k, Ldc: n,
-            SwapOperands: true);
+            TransA: CublasConstants.OpN,
+            TransB: CublasConstants.OpN,
+            M: n,
+            N: rows,
+            K: k,
+            Lda: n,
+            Ldb: k,
+            Ldc: n,
+            SwapOperands: true
+        );
     }
 
     /// <summary>
@@ -66,10 +87,16 @@ internal readonly record struct ColumnMajorGemm(int TransA, int TransB, int M, i
     {
         CheckSizes(m, n, k);
         return new ColumnMajorGemm(
-            TransA: CublasConstants.OpN, TransB: CublasConstants.OpT,
-            M: n, N: m, K: k,
-            Lda: n, Ldb: m, Ldc: n,
-            SwapOperands: true);
+            TransA: CublasConstants.OpN,
+            TransB: CublasConstants.OpT,
+            M: n,
+            N: m,
+            K: k,
+            Lda: n,
+            Ldb: m,
+            Ldc: n,
+            SwapOperands: true
+        );
     }
 
     private static void CheckSizes(int rows, int n, int k)

@@ -69,34 +69,53 @@ internal sealed unsafe class CublasGroupedGemm : IDisposable
         ArgumentNullException.ThrowIfNull(weights);
         ArgumentNullException.ThrowIfNull(output);
         if (routed.Rank != 2 || weights.Rank != 3 || output.Rank != 2)
-            throw new ArgumentException($"expected routed [R, K], weights [E, N, K], output [R, N]; got " +
-                $"{routed.ShapeString}, {weights.ShapeString}, {output.ShapeString}");
-        int r = routed.Dim(0), k = routed.Dim(1), e = weights.Dim(0), n = weights.Dim(1);
+            throw new ArgumentException(
+                $"expected routed [R, K], weights [E, N, K], output [R, N]; got "
+                    + $"{routed.ShapeString}, {weights.ShapeString}, {output.ShapeString}"
+            );
+        int r = routed.Dim(0),
+            k = routed.Dim(1),
+            e = weights.Dim(0),
+            n = weights.Dim(1);
         if (weights.Dim(2) != k)
             throw new ArgumentException($"weights {weights.ShapeString} do not match routed K = {k}", nameof(weights));
         if (output.Dim(0) != r || output.Dim(1) != n)
             throw new ArgumentException($"output {output.ShapeString} should be [{r}, {n}]", nameof(output));
         if (tokensPerLocalExpert.Length != e)
-            throw new ArgumentException($"{tokensPerLocalExpert.Length} row counts for {e} local experts",
-                nameof(tokensPerLocalExpert));
+            throw new ArgumentException(
+                $"{tokensPerLocalExpert.Length} row counts for {e} local experts",
+                nameof(tokensPerLocalExpert)
+            );
         long total = 0;
-        foreach (int m in tokensPerLocalExpert) total += m;
+        foreach (int m in tokensPerLocalExpert)
+            total += m;
         if (total != r)
-            throw new ArgumentException($"tokensPerLocalExpert sums to {total}, routed has {r} rows",
-                nameof(tokensPerLocalExpert));
+            throw new ArgumentException(
+                $"tokensPerLocalExpert sums to {total}, routed has {r} rows",
+                nameof(tokensPerLocalExpert)
+            );
         if (routed.DType != weights.DType || output.DType != DType.Float32)
-            throw new ArgumentException($"routed and weights must share a dtype and output be Float32; got " +
-                $"{routed.DType}, {weights.DType}, {output.DType}");
+            throw new ArgumentException(
+                $"routed and weights must share a dtype and output be Float32; got "
+                    + $"{routed.DType}, {weights.DType}, {output.DType}"
+            );
 
         nint a = DevicePointers.Of(routed, nameof(routed)).Pointer;
         nint b = DevicePointers.Of(weights, nameof(weights)).Pointer;
         nint c = DevicePointers.Of(output, nameof(output)).Pointer;
         switch (routed.DType)
         {
-            case DType.BFloat16: RunBFloat16(a, b, c, tokensPerLocalExpert, n, k); break;
-            case DType.Float32: RunFloat32(a, b, c, tokensPerLocalExpert, n, k); break;
-            default: throw new ArgumentException($"grouped GEMM takes BFloat16 or Float32 inputs, not {routed.DType}",
-                nameof(routed));
+            case DType.BFloat16:
+                RunBFloat16(a, b, c, tokensPerLocalExpert, n, k);
+                break;
+            case DType.Float32:
+                RunFloat32(a, b, c, tokensPerLocalExpert, n, k);
+                break;
+            default:
+                throw new ArgumentException(
+                    $"grouped GEMM takes BFloat16 or Float32 inputs, not {routed.DType}",
+                    nameof(routed)
+                );
         }
     }
 
@@ -130,8 +149,19 @@ internal sealed unsafe class CublasGroupedGemm : IDisposable
         {
             ColumnMajorGemm p = ColumnMajorGemm.ForRowMajorTimesTransposed(g.Rows, n, k);
             // SwapOperands: cuBLAS's A is the weight matrix, its B the routed rows (see ColumnMajorGemm).
-            _cublas.GemmEx(handle, p, 1f, b + (nint)g.BOffsetBytes, inputType, a + (nint)g.AOffsetBytes, inputType,
-                0f, c + (nint)g.COffsetBytes, CublasConstants.CudaR32F, computeType);
+            _cublas.GemmEx(
+                handle,
+                p,
+                1f,
+                b + (nint)g.BOffsetBytes,
+                inputType,
+                a + (nint)g.AOffsetBytes,
+                inputType,
+                0f,
+                c + (nint)g.COffsetBytes,
+                CublasConstants.CudaR32F,
+                computeType
+            );
         }
     }
 
@@ -144,8 +174,12 @@ internal sealed unsafe class CublasGroupedGemm : IDisposable
         {
             ExpertGemm g = plan[i];
             // cuBLAS's A is the weight matrix, its B the routed rows (see ColumnMajorGemm).
-            problems[i] = new GemmProblem(ColumnMajorGemm.ForRowMajorTimesTransposed(g.Rows, n, k),
-                b + (nint)g.BOffsetBytes, a + (nint)g.AOffsetBytes, c + (nint)g.COffsetBytes);
+            problems[i] = new GemmProblem(
+                ColumnMajorGemm.ForRowMajorTimesTransposed(g.Rows, n, k),
+                b + (nint)g.BOffsetBytes,
+                a + (nint)g.AOffsetBytes,
+                c + (nint)g.COffsetBytes
+            );
         }
         if (!_grouped.TryRun(handle, problems, 0f, inputType, computeType))
             RunEach(a, b, c, plan, n, k, inputType, computeType);
@@ -158,7 +192,8 @@ internal sealed unsafe class CublasGroupedGemm : IDisposable
     public void Dispose()
     {
         nint handle = Interlocked.Exchange(ref _handle, 0);
-        if (handle == 0) return;
+        if (handle == 0)
+            return;
         BindDevice();
         _grouped.Dispose();
         _cublas.Destroy(handle);
@@ -166,7 +201,9 @@ internal sealed unsafe class CublasGroupedGemm : IDisposable
 
     private void BindDevice()
     {
-        if (_bindContext is null) _cuda.SetDevice(Device);
-        else _bindContext();
+        if (_bindContext is null)
+            _cuda.SetDevice(Device);
+        else
+            _bindContext();
     }
 }

@@ -33,30 +33,44 @@ internal sealed unsafe class CublasRowMajorGemm : IDisposable
 
     /// <summary>Row-major <c>C[m, n] (+)= A[m, k] · B[n, k]ᵀ</c>; A and B bfloat16 when
     /// <paramref name="bfloat16Inputs"/>, else float32.</summary>
-    public void MatMulTransposeB(nint a, nint b, nint c, int m, int n, int k, bool accumulate,
-        bool bfloat16Inputs = false)
-        => Run(ColumnMajorGemm.ForRowMajorTimesTransposed(m, n, k), b, a, c, accumulate, bfloat16Inputs);
+    public void MatMulTransposeB(
+        nint a,
+        nint b,
+        nint c,
+        int m,
+        int n,
+        int k,
+        bool accumulate,
+        bool bfloat16Inputs = false
+    ) => Run(ColumnMajorGemm.ForRowMajorTimesTransposed(m, n, k), b, a, c, accumulate, bfloat16Inputs);
 
     /// <summary>Row-major <c>C[m, n] (+)= A[m, k] · B[k, n]</c>.</summary>
-    public void MatMul(nint a, nint b, nint c, int m, int n, int k, bool accumulate, bool bfloat16Inputs = false)
-        => Run(ColumnMajorGemm.ForRowMajorTimes(m, n, k), b, a, c, accumulate, bfloat16Inputs);
+    public void MatMul(nint a, nint b, nint c, int m, int n, int k, bool accumulate, bool bfloat16Inputs = false) =>
+        Run(ColumnMajorGemm.ForRowMajorTimes(m, n, k), b, a, c, accumulate, bfloat16Inputs);
 
     /// <summary>Row-major <c>C[m, n] (+)= A[k, m]ᵀ · B[k, n]</c>, reducing over the k rows.</summary>
-    public void MatMulTransposeA(nint a, nint b, nint c, int m, int n, int k, bool accumulate,
-        bool bfloat16Inputs = false)
-        => Run(ColumnMajorGemm.ForRowMajorTransposedTimes(m, n, k), b, a, c, accumulate, bfloat16Inputs);
+    public void MatMulTransposeA(
+        nint a,
+        nint b,
+        nint c,
+        int m,
+        int n,
+        int k,
+        bool accumulate,
+        bool bfloat16Inputs = false
+    ) => Run(ColumnMajorGemm.ForRowMajorTransposedTimes(m, n, k), b, a, c, accumulate, bfloat16Inputs);
 
     /// <summary>The row-major <c>C[m, n] = A[m, k] · B[n, k]ᵀ</c> as a problem for <see cref="Grouped"/>.</summary>
-    public static GemmProblem TransposeBProblem(nint a, nint b, nint c, int m, int n, int k)
-        => new(ColumnMajorGemm.ForRowMajorTimesTransposed(m, n, k), b, a, c);
+    public static GemmProblem TransposeBProblem(nint a, nint b, nint c, int m, int n, int k) =>
+        new(ColumnMajorGemm.ForRowMajorTimesTransposed(m, n, k), b, a, c);
 
     /// <summary>The row-major <c>C[m, n] = A[m, k] · B[k, n]</c> as a problem for <see cref="Grouped"/>.</summary>
-    public static GemmProblem TimesProblem(nint a, nint b, nint c, int m, int n, int k)
-        => new(ColumnMajorGemm.ForRowMajorTimes(m, n, k), b, a, c);
+    public static GemmProblem TimesProblem(nint a, nint b, nint c, int m, int n, int k) =>
+        new(ColumnMajorGemm.ForRowMajorTimes(m, n, k), b, a, c);
 
     /// <summary>The row-major <c>C[m, n] = A[k, m]ᵀ · B[k, n]</c> as a problem for <see cref="Grouped"/>.</summary>
-    public static GemmProblem TransposeAProblem(nint a, nint b, nint c, int m, int n, int k)
-        => new(ColumnMajorGemm.ForRowMajorTransposedTimes(m, n, k), b, a, c);
+    public static GemmProblem TransposeAProblem(nint a, nint b, nint c, int m, int n, int k) =>
+        new(ColumnMajorGemm.ForRowMajorTransposedTimes(m, n, k), b, a, c);
 
     /// <summary>
     /// Every problem (<c>+=</c> when <paramref name="accumulate"/>) over float32 buffers in one
@@ -74,8 +88,10 @@ internal sealed unsafe class CublasRowMajorGemm : IDisposable
     {
         int compute = bfloat16Values ? CublasConstants.Compute32FFast16BF : CublasConstants.Compute32F;
         _bindContext();
-        if (_grouped.TryRun(Handle, problems, accumulate ? 1f : 0f, CublasConstants.CudaR32F, compute)) return;
-        foreach (GemmProblem p in problems) Gemm(p, accumulate, CublasConstants.CudaR32F, compute);
+        if (_grouped.TryRun(Handle, problems, accumulate ? 1f : 0f, CublasConstants.CudaR32F, compute))
+            return;
+        foreach (GemmProblem p in problems)
+            Gemm(p, accumulate, CublasConstants.CudaR32F, compute);
     }
 
     /// <summary>
@@ -89,13 +105,33 @@ internal sealed unsafe class CublasRowMajorGemm : IDisposable
     {
         int output = bfloat16Output ? CublasConstants.CudaR16BF : CublasConstants.CudaR32F;
         _bindContext();
-        if (grouped && _grouped.TryRun(Handle, problems, accumulate ? 1f : 0f, CublasConstants.CudaR16BF,
-            CublasConstants.Compute32F, output)) return;
+        if (
+            grouped
+            && _grouped.TryRun(
+                Handle,
+                problems,
+                accumulate ? 1f : 0f,
+                CublasConstants.CudaR16BF,
+                CublasConstants.Compute32F,
+                output
+            )
+        )
+            return;
         foreach (GemmProblem p in problems)
         {
-            _cublas.GemmEx(Handle, p.Gemm, 1f, p.First, CublasConstants.CudaR16BF, p.Second, CublasConstants.CudaR16BF,
+            _cublas.GemmEx(
+                Handle,
+                p.Gemm,
+                1f,
+                p.First,
+                CublasConstants.CudaR16BF,
+                p.Second,
+                CublasConstants.CudaR16BF,
                 accumulate ? 1f : 0f,
-                p.C, output, CublasConstants.Compute32F);
+                p.C,
+                output,
+                CublasConstants.Compute32F
+            );
         }
     }
 
@@ -106,30 +142,62 @@ internal sealed unsafe class CublasRowMajorGemm : IDisposable
     /// bfloat16
     /// A and B, float32 accumulation and C (<c>+=</c> when <paramref name="accumulate"/>).
     /// </summary>
-    public void StridedBatchedBFloat16(GemmProblem first, long firstStrideBytes, long secondStrideBytes,
-        long cStrideBytes, int batch, bool accumulate)
+    public void StridedBatchedBFloat16(
+        GemmProblem first,
+        long firstStrideBytes,
+        long secondStrideBytes,
+        long cStrideBytes,
+        int batch,
+        bool accumulate
+    )
     {
         _bindContext();
-        _cublas.GemmStridedBatchedEx(Handle, first.Gemm, 1f, first.First, CublasConstants.CudaR16BF,
-            firstStrideBytes / 2, first.Second,
-            CublasConstants.CudaR16BF, secondStrideBytes / 2, accumulate ? 1f : 0f, first.C, CublasConstants.CudaR32F,
-            cStrideBytes / 4, batch,
-            CublasConstants.Compute32F);
+        _cublas.GemmStridedBatchedEx(
+            Handle,
+            first.Gemm,
+            1f,
+            first.First,
+            CublasConstants.CudaR16BF,
+            firstStrideBytes / 2,
+            first.Second,
+            CublasConstants.CudaR16BF,
+            secondStrideBytes / 2,
+            accumulate ? 1f : 0f,
+            first.C,
+            CublasConstants.CudaR32F,
+            cStrideBytes / 4,
+            batch,
+            CublasConstants.Compute32F
+        );
     }
 
     private void Run(in ColumnMajorGemm g, nint first, nint second, nint c, bool accumulate, bool bfloat16Inputs)
     {
         _bindContext();
-        Gemm(new GemmProblem(g, first, second, c), accumulate,
+        Gemm(
+            new GemmProblem(g, first, second, c),
+            accumulate,
             bfloat16Inputs ? CublasConstants.CudaR16BF : CublasConstants.CudaR32F,
-            CublasConstants.Compute32F);
+            CublasConstants.Compute32F
+        );
     }
 
     /// <summary>One <c>cublasGemmEx</c>: inputs of <paramref name="inputType"/>, float32 C (<c>+=</c> when
     /// accumulating).</summary>
-    private void Gemm(in GemmProblem p, bool accumulate, int inputType, int computeType)
-        => _cublas.GemmEx(Handle, p.Gemm, 1f, p.First, inputType, p.Second, inputType, accumulate ? 1f : 0f,
-            p.C, CublasConstants.CudaR32F, computeType);
+    private void Gemm(in GemmProblem p, bool accumulate, int inputType, int computeType) =>
+        _cublas.GemmEx(
+            Handle,
+            p.Gemm,
+            1f,
+            p.First,
+            inputType,
+            p.Second,
+            inputType,
+            accumulate ? 1f : 0f,
+            p.C,
+            CublasConstants.CudaR32F,
+            computeType
+        );
 
     private nint Handle => _handle != 0 ? _handle : throw new ObjectDisposedException(nameof(CublasRowMajorGemm));
 
@@ -137,7 +205,8 @@ internal sealed unsafe class CublasRowMajorGemm : IDisposable
     public void Dispose()
     {
         nint handle = Interlocked.Exchange(ref _handle, 0);
-        if (handle == 0) return;
+        if (handle == 0)
+            return;
         _bindContext();
         _grouped.Dispose();
         _cublas.Destroy(handle);

@@ -10,15 +10,25 @@ namespace MoeSharp.Cuda.Cublas;
 /// <param name="AOffsetBytes">Byte offset of its first routed row.</param>
 /// <param name="BOffsetBytes">Byte offset of its weight matrix.</param>
 /// <param name="COffsetBytes">Byte offset of its first output row.</param>
-internal readonly record struct ExpertGemm(int Expert, int Rows, long AOffsetBytes, long BOffsetBytes,
-    long COffsetBytes)
+internal readonly record struct ExpertGemm(
+    int Expert,
+    int Rows,
+    long AOffsetBytes,
+    long BOffsetBytes,
+    long COffsetBytes
+)
 {
     /// <summary>
     /// One entry per expert with rows, in expert order. <paramref name="inputElementSize"/> is the A/B element size
     /// (2 for bfloat16, 4 for float32), <paramref name="outputElementSize"/> C's (4: float32).
     /// </summary>
-    public static ExpertGemm[] Plan(ReadOnlySpan<int> rowsPerExpert, int n, int k, int inputElementSize,
-        int outputElementSize)
+    public static ExpertGemm[] Plan(
+        ReadOnlySpan<int> rowsPerExpert,
+        int n,
+        int k,
+        int inputElementSize,
+        int outputElementSize
+    )
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(n, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(k, 1);
@@ -30,8 +40,15 @@ internal readonly record struct ExpertGemm(int Expert, int Rows, long AOffsetByt
             if (m < 0)
                 throw new ArgumentOutOfRangeException(nameof(rowsPerExpert), m, $"expert {e} has a negative row count");
             if (m > 0)
-                plan.Add(new ExpertGemm(e, m, rowStart * k * inputElementSize, (long)e * n * k * inputElementSize,
-                    rowStart * n * outputElementSize));
+                plan.Add(
+                    new ExpertGemm(
+                        e,
+                        m,
+                        rowStart * k * inputElementSize,
+                        (long)e * n * k * inputElementSize,
+                        rowStart * n * outputElementSize
+                    )
+                );
             rowStart += m;
         }
         return [.. plan];

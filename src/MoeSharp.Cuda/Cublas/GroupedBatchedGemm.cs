@@ -42,24 +42,47 @@ internal sealed unsafe class GroupedBatchedGemm : IDisposable
     /// library
     /// lacks the call or refuses these types.
     /// </summary>
-    public bool TryRun(nint handle, ReadOnlySpan<GemmProblem> problems, float beta, int inputType, int computeType,
-        int outputType = CublasConstants.CudaR32F)
+    public bool TryRun(
+        nint handle,
+        ReadOnlySpan<GemmProblem> problems,
+        float beta,
+        int inputType,
+        int computeType,
+        int outputType = CublasConstants.CudaR32F
+    )
     {
-        if (problems.IsEmpty) return true;
+        if (problems.IsEmpty)
+            return true;
         var types = (inputType, computeType, outputType);
-        if (!Available || _refused.Contains(types)) return false;
+        if (!Available || _refused.Contains(types))
+            return false;
         int groups = problems.Length;
-        var transA = new int[groups]; var transB = new int[groups];
-        var m = new int[groups]; var n = new int[groups]; var k = new int[groups];
-        var lda = new int[groups]; var ldb = new int[groups]; var ldc = new int[groups];
-        var alpha = new float[groups]; var betas = new float[groups]; var groupSize = new int[groups];
+        var transA = new int[groups];
+        var transB = new int[groups];
+        var m = new int[groups];
+        var n = new int[groups];
+        var k = new int[groups];
+        var lda = new int[groups];
+        var ldb = new int[groups];
+        var ldc = new int[groups];
+        var alpha = new float[groups];
+        var betas = new float[groups];
+        var groupSize = new int[groups];
         // Device arrays of pointers, laid out [A pointers | B pointers | C pointers], one per problem.
         var pointers = new nint[3 * groups];
         for (int i = 0; i < groups; i++)
         {
             ColumnMajorGemm g = problems[i].Gemm;
-            (transA[i], transB[i], m[i], n[i], k[i], lda[i], ldb[i], ldc[i]) = (g.TransA, g.TransB, g.M, g.N, g.K,
-                g.Lda, g.Ldb, g.Ldc);
+            (transA[i], transB[i], m[i], n[i], k[i], lda[i], ldb[i], ldc[i]) = (
+                g.TransA,
+                g.TransB,
+                g.M,
+                g.N,
+                g.K,
+                g.Lda,
+                g.Ldb,
+                g.Ldc
+            );
             (alpha[i], betas[i], groupSize[i]) = (1f, beta, 1);
             pointers[i] = problems[i].First;
             pointers[groups + i] = problems[i].Second;
@@ -74,19 +97,50 @@ internal sealed unsafe class GroupedBatchedGemm : IDisposable
             _cuda.MemcpyAsync(scratch, (nint)host, bytes, CudaConstants.MemcpyHostToDevice, _stream);
         try
         {
-            fixed (int* ta = transA, tb = transB, pm = m, pn = n, pk = k, plda = lda, pldb = ldb, pldc = ldc,
-                gs = groupSize)
-            fixed (float* pa = alpha, pb = betas)
+            fixed (
+                int* ta = transA,
+                    tb = transB,
+                    pm = m,
+                    pn = n,
+                    pk = k,
+                    plda = lda,
+                    pldb = ldb,
+                    pldc = ldc,
+                    gs = groupSize
+            )
+            fixed (
+                float* pa = alpha,
+                    pb = betas
+            )
             {
-                _cublas.GemmGroupedBatchedEx(handle, ta, tb, pm, pn, pk, pa,
-                    scratch, inputType, plda,
-                    scratch + groups * sizeof(nint), inputType, pldb, pb,
-                    scratch + 2 * groups * sizeof(nint), outputType, pldc,
-                    groups, gs, computeType);
+                _cublas.GemmGroupedBatchedEx(
+                    handle,
+                    ta,
+                    tb,
+                    pm,
+                    pn,
+                    pk,
+                    pa,
+                    scratch,
+                    inputType,
+                    plda,
+                    scratch + groups * sizeof(nint),
+                    inputType,
+                    pldb,
+                    pb,
+                    scratch + 2 * groups * sizeof(nint),
+                    outputType,
+                    pldc,
+                    groups,
+                    gs,
+                    computeType
+                );
             }
         }
-        catch (CublasException e) when (!_accepted.Contains(types)
-            && e.Status is CublasConstants.StatusNotSupported or CublasConstants.StatusInvalidValue)
+        catch (CublasException e)
+            when (!_accepted.Contains(types)
+                && e.Status is CublasConstants.StatusNotSupported or CublasConstants.StatusInvalidValue
+            )
         {
             // Refused on its first use: a type combination outside the library's list, not a bad call of ours (the same
             // shapes run through cublasGemmEx next).
@@ -100,7 +154,8 @@ internal sealed unsafe class GroupedBatchedGemm : IDisposable
     /// <summary>Frees the pointer scratch after the stream's work that may still read it.</summary>
     public void Dispose()
     {
-        if (_pointerScratch == 0) return;
+        if (_pointerScratch == 0)
+            return;
         _cuda.StreamSynchronize(_stream);
         _cuda.FreeNoThrow(_pointerScratch);
         _pointerScratch = 0;
@@ -109,7 +164,8 @@ internal sealed unsafe class GroupedBatchedGemm : IDisposable
 
     private nint PointerScratch(long bytes)
     {
-        if (_pointerScratchBytes >= bytes) return _pointerScratch;
+        if (_pointerScratchBytes >= bytes)
+            return _pointerScratch;
         // Growing frees the old array; work still queued on the stream may read it, so wait for the stream first.
         if (_pointerScratch != 0)
         {

@@ -8,9 +8,9 @@ public enum BFloat16GemmPath
 {
     /// <summary>
     /// Each group's rows copied to bfloat16 at a fixed stride (the largest group's rows, the rest zero), then one
-    /// <c>cublasGemmStridedBatchedEx</c> call with a float32 output, whose rows are copied back. Taken while the padding
-    /// adds at most a quarter to the rows; beyond that <see cref="GroupedBFloat16Output"/>, and when an empty group's
-    /// output must be left alone, <see cref="PerGroup"/>.
+    /// <c>cublasGemmStridedBatchedEx</c> call with a float32 output, whose rows are copied back. Taken while the
+    /// padding adds at most a quarter to the rows; beyond that <see cref="GroupedBFloat16Output"/>, and when an empty
+    /// group's output must be left alone, <see cref="PerGroup"/>.
     /// </summary>
     PaddedBatched,
 

@@ -20,7 +20,8 @@ internal static class BFloat16KernelBodies
     public static uint Round(float value)
     {
         uint bits = Interop.FloatAsInt(value);
-        if ((bits & 0x7FFF_FFFFu) > 0x7F80_0000u) return (bits >> 16) | 0x0040u;
+        if ((bits & 0x7FFF_FFFFu) > 0x7F80_0000u)
+            return (bits >> 16) | 0x0040u;
         return (bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16;
     }
 }

@@ -78,8 +78,8 @@ internal readonly struct BFloat16DeviceRow : IDeviceRow<ushort>
     public float High(uint word) => BFloat16KernelBodies.High(word);
 
     /// <inheritdoc />
-    public uint Pack(float low, float high)
-        => BFloat16KernelBodies.Round(low) | (BFloat16KernelBodies.Round(high) << 16);
+    public uint Pack(float low, float high) =>
+        BFloat16KernelBodies.Round(low) | (BFloat16KernelBodies.Round(high) << 16);
 
     /// <inheritdoc />
     public float Widen(ushort value) => BFloat16KernelBodies.Low(value);

@@ -40,7 +40,8 @@ public sealed class IlgpuComputeDevice : IComputeDevice
         ArgumentNullException.ThrowIfNull(host);
         if (!host.IsOnHost)
         {
-            if (host.DeviceBuffer is IlgpuDeviceBuffer b && b.Accelerator == Accelerator) return host;
+            if (host.DeviceBuffer is IlgpuDeviceBuffer b && b.Accelerator == Accelerator)
+                return host;
             host = host.ToHost();
         }
         return _allocator.Upload(host);

@@ -23,8 +23,12 @@ internal sealed class IlgpuExpertKernels
     public IlgpuExpertKernels(IlgpuTensorAllocator allocator)
     {
         _allocator = allocator ?? throw new ArgumentNullException(nameof(allocator));
-        _swiGlu = allocator.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>,
-            ArrayView<float>>(ExpertKernelBodies.SwiGluForward);
+        _swiGlu = allocator.Accelerator.LoadAutoGroupedStreamKernel<
+            Index1D,
+            ArrayView<float>,
+            ArrayView<float>,
+            ArrayView<float>
+        >(ExpertKernelBodies.SwiGluForward);
     }
 
     /// <summary><c>activation = silu(gate) ⊙ up</c>, element-wise.</summary>
@@ -37,9 +41,14 @@ internal sealed class IlgpuExpertKernels
     {
         int n = DeviceViews.SameCount(gate, up, nameof(up));
         DeviceViews.SameCount(gate, activation, nameof(activation));
-        if (n == 0) return;
+        if (n == 0)
+            return;
         Accelerator acc = _allocator.Accelerator;
-        _swiGlu(n, DeviceViews.Floats(acc, gate, nameof(gate)), DeviceViews.Floats(acc, up, nameof(up)),
-            DeviceViews.Floats(acc, activation, nameof(activation)));
+        _swiGlu(
+            n,
+            DeviceViews.Floats(acc, gate, nameof(gate)),
+            DeviceViews.Floats(acc, up, nameof(up)),
+            DeviceViews.Floats(acc, activation, nameof(activation))
+        );
     }
 }

@@ -24,22 +24,68 @@ namespace MoeSharp.Cuda.Kernels;
 /// blocking, so products agree within float32 tolerance (the golden layer files' bounds), not bitwise.
 /// </remarks>
 public sealed class IlgpuLayerKernels
-    : ILayerKernels, IGemmKernels, IRouterKernels, IElementwiseKernels, IOptimizerKernels, IDisposable
+    : ILayerKernels,
+        IGemmKernels,
+        IRouterKernels,
+        IElementwiseKernels,
+        IOptimizerKernels,
+        IDisposable
 {
     private readonly IlgpuBackend _backend;
     private readonly Accelerator _acc;
     private readonly CublasRowMajorGemm? _cublas;
-    private readonly Action<Index1D, ArrayView<float>, int, int, int, ArrayView<float>, int, int, int, ArrayView<float>,
-        int, int, int, int> _product;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-        ArrayView<float>> _swiGluBackward;
+    private readonly Action<
+        Index1D,
+        ArrayView<float>,
+        int,
+        int,
+        int,
+        ArrayView<float>,
+        int,
+        int,
+        int,
+        ArrayView<float>,
+        int,
+        int,
+        int,
+        int
+    > _product;
+    private readonly Action<
+        Index1D,
+        ArrayView<float>,
+        ArrayView<float>,
+        ArrayView<float>,
+        ArrayView<float>,
+        ArrayView<float>
+    > _swiGluBackward;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int> _softmaxBackward;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> _sigmoidBackward;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<long>, ArrayView<float>, int, int, int, float, float,
-        ArrayView<float>> _topScoresBackward;
+    private readonly Action<
+        Index1D,
+        ArrayView<float>,
+        ArrayView<long>,
+        ArrayView<float>,
+        int,
+        int,
+        int,
+        float,
+        float,
+        ArrayView<float>
+    > _topScoresBackward;
     private readonly Action<Index1D, ArrayView<float>, int, ArrayView<float>> _addInto;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, float,
-        float, float, float, float, float> _adamW;
+    private readonly Action<
+        Index1D,
+        ArrayView<float>,
+        ArrayView<float>,
+        ArrayView<float>,
+        ArrayView<float>,
+        float,
+        float,
+        float,
+        float,
+        float,
+        float
+    > _adamW;
     private readonly Action<Index1D, ArrayView<float>, int, ArrayView<ushort>> _toBFloat16;
     private readonly Action<Index1D, ArrayView<float>, int, ArrayView<float>> _roundToBFloat16;
     private readonly Action<Index1D, ArrayView<ushort>, ArrayView<float>, int> _widenBFloat16;
@@ -61,40 +107,113 @@ public sealed class IlgpuLayerKernels
         _backend = backend ?? throw new ArgumentNullException(nameof(backend));
         BFloat16Products = bfloat16Products;
         _acc = backend.Accelerator;
-        _product = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, int, int, ArrayView<float>, int,
-            int, int, ArrayView<float>, int, int, int, int>(LayerKernelBodies.StridedProduct);
-        _swiGluBackward = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>,
-            ArrayView<float>, ArrayView<float>, ArrayView<float>>(LayerKernelBodies.SwiGluBackward);
-        _softmaxBackward = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>,
-            ArrayView<float>, int>(LayerKernelBodies.SoftmaxBackwardRows);
-        _sigmoidBackward = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>,
-            ArrayView<float>>(LayerKernelBodies.SigmoidBackward);
-        _topScoresBackward = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<long>,
-            ArrayView<float>, int, int, int, float, float, ArrayView<float>>(LayerKernelBodies.TopScoresBackward);
-        _addInto = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int,
-            ArrayView<float>>(LayerKernelBodies.AddInto);
-        _adamW = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-            ArrayView<float>, float, float, float, float, float, float>(LayerKernelBodies.AdamW);
-        _toBFloat16 = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int,
-            ArrayView<ushort>>(LayerKernelBodies.ToBFloat16);
-        _roundToBFloat16 = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int,
-            ArrayView<float>>(LayerKernelBodies.RoundToBFloat16);
-        _countIds = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<long>,
-            ArrayView<long>>(LayerKernelBodies.CountIds);
-        _widenBFloat16 = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<float>,
-            int>(LayerKernelBodies.WidenBFloat16);
-        _padToBFloat16 = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, int, int, int,
-            ArrayView<ushort>>(LayerKernelBodies.PadToBFloat16);
-        _unpadInto = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, int, int, int,
-            ArrayView<float>, int>(LayerKernelBodies.UnpadInto);
-        GemmPath = gemmPath ?? Environment.GetEnvironmentVariable(GemmPathVariable) switch
-        {
-            "grouped16" => BFloat16GemmPath.GroupedBFloat16Output,
-            "each" => BFloat16GemmPath.PerGroup,
-            "rounded" => BFloat16GemmPath.RoundedInFloat32,
-            _ => BFloat16GemmPath.PaddedBatched,
-        };
-        if (backend.IsCuda) _cublas = new CublasRowMajorGemm(backend.StreamPointer, () => _acc.Bind());
+        _product = _acc.LoadAutoGroupedStreamKernel<
+            Index1D,
+            ArrayView<float>,
+            int,
+            int,
+            int,
+            ArrayView<float>,
+            int,
+            int,
+            int,
+            ArrayView<float>,
+            int,
+            int,
+            int,
+            int
+        >(LayerKernelBodies.StridedProduct);
+        _swiGluBackward = _acc.LoadAutoGroupedStreamKernel<
+            Index1D,
+            ArrayView<float>,
+            ArrayView<float>,
+            ArrayView<float>,
+            ArrayView<float>,
+            ArrayView<float>
+        >(LayerKernelBodies.SwiGluBackward);
+        _softmaxBackward = _acc.LoadAutoGroupedStreamKernel<
+            Index1D,
+            ArrayView<float>,
+            ArrayView<float>,
+            ArrayView<float>,
+            int
+        >(LayerKernelBodies.SoftmaxBackwardRows);
+        _sigmoidBackward = _acc.LoadAutoGroupedStreamKernel<
+            Index1D,
+            ArrayView<float>,
+            ArrayView<float>,
+            ArrayView<float>
+        >(LayerKernelBodies.SigmoidBackward);
+        _topScoresBackward = _acc.LoadAutoGroupedStreamKernel<
+            Index1D,
+            ArrayView<float>,
+            ArrayView<long>,
+            ArrayView<float>,
+            int,
+            int,
+            int,
+            float,
+            float,
+            ArrayView<float>
+        >(LayerKernelBodies.TopScoresBackward);
+        _addInto = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, ArrayView<float>>(
+            LayerKernelBodies.AddInto
+        );
+        _adamW = _acc.LoadAutoGroupedStreamKernel<
+            Index1D,
+            ArrayView<float>,
+            ArrayView<float>,
+            ArrayView<float>,
+            ArrayView<float>,
+            float,
+            float,
+            float,
+            float,
+            float,
+            float
+        >(LayerKernelBodies.AdamW);
+        _toBFloat16 = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, ArrayView<ushort>>(
+            LayerKernelBodies.ToBFloat16
+        );
+        _roundToBFloat16 = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, ArrayView<float>>(
+            LayerKernelBodies.RoundToBFloat16
+        );
+        _countIds = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<long>, ArrayView<long>>(
+            LayerKernelBodies.CountIds
+        );
+        _widenBFloat16 = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<float>, int>(
+            LayerKernelBodies.WidenBFloat16
+        );
+        _padToBFloat16 = _acc.LoadAutoGroupedStreamKernel<
+            Index1D,
+            ArrayView<float>,
+            ArrayView<int>,
+            int,
+            int,
+            int,
+            ArrayView<ushort>
+        >(LayerKernelBodies.PadToBFloat16);
+        _unpadInto = _acc.LoadAutoGroupedStreamKernel<
+            Index1D,
+            ArrayView<float>,
+            ArrayView<int>,
+            int,
+            int,
+            int,
+            ArrayView<float>,
+            int
+        >(LayerKernelBodies.UnpadInto);
+        GemmPath =
+            gemmPath
+            ?? Environment.GetEnvironmentVariable(GemmPathVariable) switch
+            {
+                "grouped16" => BFloat16GemmPath.GroupedBFloat16Output,
+                "each" => BFloat16GemmPath.PerGroup,
+                "rounded" => BFloat16GemmPath.RoundedInFloat32,
+                _ => BFloat16GemmPath.PaddedBatched,
+            };
+        if (backend.IsCuda)
+            _cublas = new CublasRowMajorGemm(backend.StreamPointer, () => _acc.Bind());
     }
 
     /// <inheritdoc />
@@ -149,84 +268,195 @@ public sealed class IlgpuLayerKernels
     private void Return(Tensor? tensor) => _backend.Allocator.Return(tensor);
 
     /// <inheritdoc />
-    public void MatMulTransposeB(MatrixOperand a, MatrixOperand b, MatrixOperand c, GemmShape shape,
-        bool accumulate = false)
+    public void MatMulTransposeB(
+        MatrixOperand a,
+        MatrixOperand b,
+        MatrixOperand c,
+        GemmShape shape,
+        bool accumulate = false
+    )
     {
         (int rows, int n, int k) = shape;
-        Product(a.Tensor, a.Offset * k, k, 1, b.Tensor, b.Offset * n * k, k, 1, c.Tensor, c.Offset * n, rows, n, k,
+        Product(
+            a.Tensor,
+            a.Offset * k,
+            k,
+            1,
+            b.Tensor,
+            b.Offset * n * k,
+            k,
+            1,
+            c.Tensor,
+            c.Offset * n,
+            rows,
+            n,
+            k,
             accumulate,
-            (cublas, pa, pb, pc, half) => cublas.MatMulTransposeB(pa, pb, pc, rows, n, k, accumulate, half));
+            (cublas, pa, pb, pc, half) => cublas.MatMulTransposeB(pa, pb, pc, rows, n, k, accumulate, half)
+        );
     }
 
     /// <inheritdoc />
     public void MatMul(MatrixOperand a, MatrixOperand b, MatrixOperand c, GemmShape shape, bool accumulate = false)
     {
         (int rows, int n, int k) = shape;
-        Product(a.Tensor, a.Offset * k, k, 1, b.Tensor, b.Offset * k * n, 1, n, c.Tensor, c.Offset * n, rows, n, k,
+        Product(
+            a.Tensor,
+            a.Offset * k,
+            k,
+            1,
+            b.Tensor,
+            b.Offset * k * n,
+            1,
+            n,
+            c.Tensor,
+            c.Offset * n,
+            rows,
+            n,
+            k,
             accumulate,
-            (cublas, pa, pb, pc, half) => cublas.MatMul(pa, pb, pc, rows, n, k, accumulate, half));
+            (cublas, pa, pb, pc, half) => cublas.MatMul(pa, pb, pc, rows, n, k, accumulate, half)
+        );
     }
 
     /// <inheritdoc />
-    public void MatMulTransposeA(MatrixOperand a, MatrixOperand b, MatrixOperand c, GemmShape shape,
-        bool accumulate = false)
+    public void MatMulTransposeA(
+        MatrixOperand a,
+        MatrixOperand b,
+        MatrixOperand c,
+        GemmShape shape,
+        bool accumulate = false
+    )
     {
         (int m, int n, int rows) = shape;
-        Product(a.Tensor, a.Offset * m, 1, m, b.Tensor, b.Offset * n, 1, n, c.Tensor, c.Offset * m * n, m, n, rows,
+        Product(
+            a.Tensor,
+            a.Offset * m,
+            1,
+            m,
+            b.Tensor,
+            b.Offset * n,
+            1,
+            n,
+            c.Tensor,
+            c.Offset * m * n,
+            m,
+            n,
+            rows,
             accumulate,
-            (cublas, pa, pb, pc, half) => cublas.MatMulTransposeA(pa, pb, pc, m, n, rows, accumulate, half));
+            (cublas, pa, pb, pc, half) => cublas.MatMulTransposeA(pa, pb, pc, m, n, rows, accumulate, half)
+        );
     }
 
     /// <inheritdoc />
     /// <remarks>On CUDA all groups go in one grouped cuBLAS call, each operand rounded once with bfloat16 products;
     /// elsewhere one product per group.</remarks>
-    public void GroupedMatMulTransposeB(Tensor a, Tensor b, Tensor c, ReadOnlySpan<long> rowsPerGroup, int n, int k,
-        bool accumulate = false)
+    public void GroupedMatMulTransposeB(
+        Tensor a,
+        Tensor b,
+        Tensor c,
+        ReadOnlySpan<long> rowsPerGroup,
+        int n,
+        int k,
+        bool accumulate = false
+    )
     {
         if (!GroupsOnCublas(k))
         {
-            IGemmKernels.ForEachGroup(rowsPerGroup, (g, start, rows) =>
-                MatMulTransposeB(new(a, start), new(b, g), new(c, start), new(rows, n, k), accumulate));
+            IGemmKernels.ForEachGroup(
+                rowsPerGroup,
+                (g, start, rows) =>
+                    MatMulTransposeB(new(a, start), new(b, g), new(c, start), new(rows, n, k), accumulate)
+            );
             return;
         }
-        RunGroupsOnCublas(a, b, rowsPerGroup, accumulate, c, RowOperands.A | RowOperands.C, k, 0, n, (o, g, start,
-            rows) =>
-            CublasRowMajorGemm.TransposeBProblem(o.A(start * k), o.B(g * n * k), o.C(start * n), rows, n, k));
+        RunGroupsOnCublas(
+            a,
+            b,
+            rowsPerGroup,
+            accumulate,
+            c,
+            RowOperands.A | RowOperands.C,
+            k,
+            0,
+            n,
+            (o, g, start, rows) =>
+                CublasRowMajorGemm.TransposeBProblem(o.A(start * k), o.B(g * n * k), o.C(start * n), rows, n, k)
+        );
     }
 
     /// <inheritdoc />
-    public void GroupedMatMul(Tensor a, Tensor b, Tensor c, ReadOnlySpan<long> rowsPerGroup, int n, int k,
-        bool accumulate = false)
+    public void GroupedMatMul(
+        Tensor a,
+        Tensor b,
+        Tensor c,
+        ReadOnlySpan<long> rowsPerGroup,
+        int n,
+        int k,
+        bool accumulate = false
+    )
     {
         if (!GroupsOnCublas(k))
         {
-            IGemmKernels.ForEachGroup(rowsPerGroup, (g, start, rows) =>
-                MatMul(new(a, start), new(b, g), new(c, start), new(rows, n, k), accumulate));
+            IGemmKernels.ForEachGroup(
+                rowsPerGroup,
+                (g, start, rows) => MatMul(new(a, start), new(b, g), new(c, start), new(rows, n, k), accumulate)
+            );
             return;
         }
-        RunGroupsOnCublas(a, b, rowsPerGroup, accumulate, c, RowOperands.A | RowOperands.C, k, 0, n, (o, g, start,
-            rows) =>
-            CublasRowMajorGemm.TimesProblem(o.A(start * k), o.B(g * k * n), o.C(start * n), rows, n, k));
+        RunGroupsOnCublas(
+            a,
+            b,
+            rowsPerGroup,
+            accumulate,
+            c,
+            RowOperands.A | RowOperands.C,
+            k,
+            0,
+            n,
+            (o, g, start, rows) =>
+                CublasRowMajorGemm.TimesProblem(o.A(start * k), o.B(g * k * n), o.C(start * n), rows, n, k)
+        );
     }
 
     /// <inheritdoc />
-    public void GroupedMatMulTransposeA(Tensor a, Tensor b, Tensor c, ReadOnlySpan<long> rowsPerGroup, int m, int n,
-        bool accumulate = false)
+    public void GroupedMatMulTransposeA(
+        Tensor a,
+        Tensor b,
+        Tensor c,
+        ReadOnlySpan<long> rowsPerGroup,
+        int m,
+        int n,
+        bool accumulate = false
+    )
     {
         if (!GroupsOnCublas(m))
         {
-            IGemmKernels.ForEachGroup(rowsPerGroup, (g, start, rows) =>
-                MatMulTransposeA(new(a, start), new(b, start), new(c, g), new(m, n, rows), accumulate));
+            IGemmKernels.ForEachGroup(
+                rowsPerGroup,
+                (g, start, rows) =>
+                    MatMulTransposeA(new(a, start), new(b, start), new(c, g), new(m, n, rows), accumulate)
+            );
             return;
         }
-        RunGroupsOnCublas(a, b, rowsPerGroup, accumulate, c, RowOperands.A | RowOperands.B, m, n, 0, (o, g, start,
-            rows) =>
-            CublasRowMajorGemm.TransposeAProblem(o.A(start * m), o.B(start * n), o.C(g * m * n), m, n, rows));
+        RunGroupsOnCublas(
+            a,
+            b,
+            rowsPerGroup,
+            accumulate,
+            c,
+            RowOperands.A | RowOperands.B,
+            m,
+            n,
+            0,
+            (o, g, start, rows) =>
+                CublasRowMajorGemm.TransposeAProblem(o.A(start * m), o.B(start * n), o.C(g * m * n), m, n, rows)
+        );
     }
 
     /// <inheritdoc />
-    public void SwiGluForward(Tensor gate, Tensor up, Tensor activation) => _backend.Experts.SwiGluForward(gate, up,
-        activation);
+    public void SwiGluForward(Tensor gate, Tensor up, Tensor activation) =>
+        _backend.Experts.SwiGluForward(gate, up, activation);
 
     /// <inheritdoc />
     public void SwiGluBackward(Tensor gradActivation, Tensor gate, Tensor up, Tensor gradGate, Tensor gradUp)
@@ -235,17 +465,25 @@ public sealed class IlgpuLayerKernels
         DeviceViews.SameCount(gate, up, nameof(up));
         DeviceViews.SameCount(gate, gradGate, nameof(gradGate));
         DeviceViews.SameCount(gate, gradUp, nameof(gradUp));
-        if (n == 0) return;
-        _swiGluBackward(n, Floats(gradActivation, nameof(gradActivation)), Floats(gate, nameof(gate)), Floats(up,
-            nameof(up)),
-            Floats(gradGate, nameof(gradGate)), Floats(gradUp, nameof(gradUp)));
+        if (n == 0)
+            return;
+        _swiGluBackward(
+            n,
+            Floats(gradActivation, nameof(gradActivation)),
+            Floats(gate, nameof(gate)),
+            Floats(up, nameof(up)),
+            Floats(gradGate, nameof(gradGate)),
+            Floats(gradUp, nameof(gradUp))
+        );
     }
 
     /// <inheritdoc />
     public void Score(ScoreFunction function, Tensor logits, Tensor scores)
     {
-        if (function == ScoreFunction.Softmax) _backend.Router.Softmax(logits, scores);
-        else _backend.Router.Sigmoid(logits, scores);
+        if (function == ScoreFunction.Softmax)
+            _backend.Router.Softmax(logits, scores);
+        else
+            _backend.Router.Sigmoid(logits, scores);
     }
 
     /// <inheritdoc />
@@ -253,16 +491,26 @@ public sealed class IlgpuLayerKernels
     {
         int n = DeviceViews.SameCount(scores, gradScores, nameof(gradScores));
         DeviceViews.SameCount(scores, gradLogits, nameof(gradLogits));
-        if (n == 0) return;
+        if (n == 0)
+            return;
         if (function == ScoreFunction.Softmax)
         {
-            _softmaxBackward(scores.Rows, Floats(scores, nameof(scores)), Floats(gradScores, nameof(gradScores)),
-                Floats(gradLogits, nameof(gradLogits)), scores.RowLength);
+            _softmaxBackward(
+                scores.Rows,
+                Floats(scores, nameof(scores)),
+                Floats(gradScores, nameof(gradScores)),
+                Floats(gradLogits, nameof(gradLogits)),
+                scores.RowLength
+            );
         }
         else
         {
-            _sigmoidBackward(n, Floats(scores, nameof(scores)), Floats(gradScores, nameof(gradScores)),
-                Floats(gradLogits, nameof(gradLogits)));
+            _sigmoidBackward(
+                n,
+                Floats(scores, nameof(scores)),
+                Floats(gradScores, nameof(gradScores)),
+                Floats(gradLogits, nameof(gradLogits))
+            );
         }
     }
 
@@ -270,25 +518,46 @@ public sealed class IlgpuLayerKernels
     public void TopK(Tensor scores, Tensor? expertBias, TopKOptions options, Tensor topScores, Tensor expertIds)
     {
         ArgumentNullException.ThrowIfNull(options);
-        _backend.Router.TopK(scores, expertBias, topScores, expertIds, options.RouteNorm, options.NormEpsilon,
+        _backend.Router.TopK(
+            scores,
+            expertBias,
+            topScores,
+            expertIds,
+            options.RouteNorm,
+            options.NormEpsilon,
             options.RouteScale,
-            options.NumExpertGroups, options.NumLimitedGroups, options.ZeroDiscardedGroups);
+            options.NumExpertGroups,
+            options.NumLimitedGroups,
+            options.ZeroDiscardedGroups
+        );
     }
 
     /// <inheritdoc />
-    public void TopScoresBackward(Tensor scores, Tensor expertIds, Tensor gradTopScores, TopKOptions options,
-        Tensor gradScores)
+    public void TopScoresBackward(
+        Tensor scores,
+        Tensor expertIds,
+        Tensor gradTopScores,
+        TopKOptions options,
+        Tensor gradScores
+    )
     {
         ArgumentNullException.ThrowIfNull(options);
         DeviceViews.SameCount(scores, gradScores, nameof(gradScores));
         DeviceViews.SameCount(expertIds, gradTopScores, nameof(gradTopScores));
-        if (scores.Rows == 0 || scores.ElementCount == 0) return;
-        _topScoresBackward(scores.Rows, Floats(scores, nameof(scores)), DeviceViews.Longs(_acc, expertIds,
-            nameof(expertIds)),
-            Floats(gradTopScores,
-                nameof(gradTopScores)), scores.RowLength, expertIds.RowLength, options.RouteNorm ? 1 : 0,
-            options.NormEpsilon, options.RouteScale,
-            Floats(gradScores, nameof(gradScores)));
+        if (scores.Rows == 0 || scores.ElementCount == 0)
+            return;
+        _topScoresBackward(
+            scores.Rows,
+            Floats(scores, nameof(scores)),
+            DeviceViews.Longs(_acc, expertIds, nameof(expertIds)),
+            Floats(gradTopScores, nameof(gradTopScores)),
+            scores.RowLength,
+            expertIds.RowLength,
+            options.RouteNorm ? 1 : 0,
+            options.NormEpsilon,
+            options.RouteScale,
+            Floats(gradScores, nameof(gradScores))
+        );
     }
 
     /// <inheritdoc />
@@ -300,12 +569,17 @@ public sealed class IlgpuLayerKernels
     public long[] CountPerExpert(Tensor expertIds, int numExperts)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(numExperts);
-        if (numExperts == 0) return [];
+        if (numExperts == 0)
+            return [];
         Tensor counts = RentZeros(DType.Int64, numExperts);
         try
         {
-            if (expertIds.ElementCount > 0) _countIds(expertIds.ElementCount, DeviceViews.Longs(_acc, expertIds,
-                nameof(expertIds)), DeviceViews.Longs(_acc, counts, nameof(counts)));
+            if (expertIds.ElementCount > 0)
+                _countIds(
+                    expertIds.ElementCount,
+                    DeviceViews.Longs(_acc, expertIds, nameof(expertIds)),
+                    DeviceViews.Longs(_acc, counts, nameof(counts))
+                );
             return counts.ToHost().AsSpan<long>().ToArray();
         }
         finally
@@ -322,7 +596,8 @@ public sealed class IlgpuLayerKernels
         {
             throw new ArgumentException($"rows {rows} do not fit into {into} at row {intoRow}", nameof(rows));
         }
-        if (n == 0) return;
+        if (n == 0)
+            return;
         _addInto(n, Floats(into, nameof(into)), intoRow * into.RowLength, Floats(rows, nameof(rows)));
     }
 
@@ -332,10 +607,21 @@ public sealed class IlgpuLayerKernels
         int n = DeviceViews.SameCount(value, grad, nameof(grad));
         DeviceViews.SameCount(value, expAvg, nameof(expAvg));
         DeviceViews.SameCount(value, expAvgSq, nameof(expAvgSq));
-        if (n == 0) return;
-        _adamW(n, Floats(value, nameof(value)), Floats(grad, nameof(grad)), Floats(expAvg, nameof(expAvg)),
+        if (n == 0)
+            return;
+        _adamW(
+            n,
+            Floats(value, nameof(value)),
+            Floats(grad, nameof(grad)),
+            Floats(expAvg, nameof(expAvg)),
             Floats(expAvgSq, nameof(expAvgSq)),
-            s.Beta1, s.Beta2, s.StepSize, s.Bias2Sqrt, s.Epsilon, s.Decay);
+            s.Beta1,
+            s.Beta2,
+            s.StepSize,
+            s.Bias2Sqrt,
+            s.Epsilon,
+            s.Decay
+        );
     }
 
     /// <summary>Closes the cuBLAS handle (the kernels belong to the accelerator).</summary>
@@ -347,21 +633,40 @@ public sealed class IlgpuLayerKernels
     /// operands are the contiguous ranges <c>A[aStart, aStart + m·k)</c> and <c>B[bStart, bStart + n·k)</c>; with
     /// <see cref="BFloat16Products"/> they are first rounded to bfloat16 (a scratch copy each).
     /// </summary>
-    private void Product(Tensor a, int aStart, int aRowStride, int aReduceStride, Tensor b, int bStart,
-        int bColumnStride, int bReduceStride,
-        Tensor c, int cStart, int m, int n, int k, bool accumulate,
-        Action<CublasRowMajorGemm, nint, nint, nint, bool> cublas)
+    private void Product(
+        Tensor a,
+        int aStart,
+        int aRowStride,
+        int aReduceStride,
+        Tensor b,
+        int bStart,
+        int bColumnStride,
+        int bReduceStride,
+        Tensor c,
+        int cStart,
+        int m,
+        int n,
+        int k,
+        bool accumulate,
+        Action<CublasRowMajorGemm, nint, nint, nint, bool> cublas
+    )
     {
-        if (m == 0 || n == 0) return;
+        if (m == 0 || n == 0)
+            return;
         ArrayView<float> cView = Floats(c, nameof(c));
-        if ((long)cStart + (long)m * n > cView.Length) throw new ArgumentException($"the [{m}, {n}] product does " +
-            $"not fit into {c} at element {cStart}", nameof(c));
+        if ((long)cStart + (long)m * n > cView.Length)
+            throw new ArgumentException(
+                $"the [{m}, {n}] product does " + $"not fit into {c} at element {cStart}",
+                nameof(c)
+            );
         if (k == 0)
         {
-            if (!accumulate) cView.SubView(cStart, (long)m * n).MemSetToZero(_acc.DefaultStream);
+            if (!accumulate)
+                cView.SubView(cStart, (long)m * n).MemSetToZero(_acc.DefaultStream);
             return;
         }
-        int aLength = checked(m * k), bLength = checked(n * k);
+        int aLength = checked(m * k),
+            bLength = checked(n * k);
         if (_cublas is not null)
         {
             nint pc = Pointer(c, cStart, nameof(c));
@@ -370,11 +675,17 @@ public sealed class IlgpuLayerKernels
                 cublas(_cublas, Pointer(a, aStart, nameof(a)), Pointer(b, bStart, nameof(b)), pc, false);
                 return;
             }
-            Tensor halfA = Rent(DType.BFloat16, aLength), halfB = Rent(DType.BFloat16, bLength);
+            Tensor halfA = Rent(DType.BFloat16, aLength),
+                halfB = Rent(DType.BFloat16, bLength);
             _toBFloat16(aLength, Floats(a, nameof(a)), aStart, DeviceViews.BFloat16Bits(_acc, halfA, nameof(a)));
             _toBFloat16(bLength, Floats(b, nameof(b)), bStart, DeviceViews.BFloat16Bits(_acc, halfB, nameof(b)));
-            cublas(_cublas, DevicePointers.Of(halfA, nameof(a)).Pointer, DevicePointers.Of(halfB, nameof(b)).Pointer,
-                pc, true);
+            cublas(
+                _cublas,
+                DevicePointers.Of(halfA, nameof(a)).Pointer,
+                DevicePointers.Of(halfB, nameof(b)).Pointer,
+                pc,
+                true
+            );
             // Stream-ordered reuse: the GEMM queued before reads them first.
             Return(halfA);
             Return(halfB);
@@ -382,17 +693,44 @@ public sealed class IlgpuLayerKernels
         }
         if (!BFloat16Products)
         {
-            _product(m * n, Floats(a, nameof(a)), aStart, aRowStride, aReduceStride, Floats(b, nameof(b)), bStart,
-                bColumnStride, bReduceStride,
-                cView, cStart, n, k, accumulate ? 1 : 0);
+            _product(
+                m * n,
+                Floats(a, nameof(a)),
+                aStart,
+                aRowStride,
+                aReduceStride,
+                Floats(b, nameof(b)),
+                bStart,
+                bColumnStride,
+                bReduceStride,
+                cView,
+                cStart,
+                n,
+                k,
+                accumulate ? 1 : 0
+            );
             return;
         }
-        Tensor roundedA = Rent(DType.Float32, aLength), roundedB = Rent(DType.Float32, bLength);
+        Tensor roundedA = Rent(DType.Float32, aLength),
+            roundedB = Rent(DType.Float32, bLength);
         _roundToBFloat16(aLength, Floats(a, nameof(a)), aStart, Floats(roundedA, nameof(a)));
         _roundToBFloat16(bLength, Floats(b, nameof(b)), bStart, Floats(roundedB, nameof(b)));
-        _product(m * n, Floats(roundedA, nameof(a)), 0, aRowStride, aReduceStride, Floats(roundedB, nameof(b)), 0,
-            bColumnStride, bReduceStride,
-            cView, cStart, n, k, accumulate ? 1 : 0);
+        _product(
+            m * n,
+            Floats(roundedA, nameof(a)),
+            0,
+            aRowStride,
+            aReduceStride,
+            Floats(roundedB, nameof(b)),
+            0,
+            bColumnStride,
+            bReduceStride,
+            cView,
+            cStart,
+            n,
+            k,
+            accumulate ? 1 : 0
+        );
         Return(roundedA);
         Return(roundedB);
     }
@@ -421,77 +759,141 @@ public sealed class IlgpuLayerKernels
     /// the
     /// product lands in scratch and is widened into <paramref name="c"/> (added when <paramref name="accumulate"/>).
     /// </summary>
-    private void RunGroupsOnCublas(Tensor a, Tensor b, ReadOnlySpan<long> rowsPerGroup, bool accumulate, Tensor c,
+    private void RunGroupsOnCublas(
+        Tensor a,
+        Tensor b,
+        ReadOnlySpan<long> rowsPerGroup,
+        bool accumulate,
+        Tensor c,
         RowOperands rowOperands,
-        int aColumns, int bColumns, int cColumns, GroupProblem problem)
+        int aColumns,
+        int bColumns,
+        int cColumns,
+        GroupProblem problem
+    )
     {
         var scratch = new List<Tensor>(3);
         try
         {
             var problems = new List<GemmProblem>(rowsPerGroup.Length);
             bool everyGroup = true;
-            long capacity = 0, total = 0;
+            long capacity = 0,
+                total = 0;
             foreach (long rows in rowsPerGroup)
             {
                 everyGroup &= rows > 0;
                 capacity = Math.Max(capacity, rows);
                 total += rows;
             }
-            if (BFloat16Products && GemmPath == BFloat16GemmPath.PaddedBatched && total > 0 && (everyGroup
-                || accumulate)
-                && capacity * rowsPerGroup.Length <= total + (total / 4))
+            if (
+                BFloat16Products
+                && GemmPath == BFloat16GemmPath.PaddedBatched
+                && total > 0
+                && (everyGroup || accumulate)
+                && capacity * rowsPerGroup.Length <= total + (total / 4)
+            )
             {
-                RunPadded(a, b, rowsPerGroup, (int)capacity, accumulate, c, rowOperands, aColumns, bColumns, cColumns,
-                    problem, scratch);
+                RunPadded(
+                    a,
+                    b,
+                    rowsPerGroup,
+                    (int)capacity,
+                    accumulate,
+                    c,
+                    rowOperands,
+                    aColumns,
+                    bColumns,
+                    cColumns,
+                    problem,
+                    scratch
+                );
                 return;
             }
             if (!BFloat16Products)
             {
-                var o = new Operands(Pointer(a, 0, nameof(a)), 4, Pointer(b, 0, nameof(b)), 4, Pointer(c, 0, nameof(c)),
-                    4);
+                var o = new Operands(
+                    Pointer(a, 0, nameof(a)),
+                    4,
+                    Pointer(b, 0, nameof(b)),
+                    4,
+                    Pointer(c, 0, nameof(c)),
+                    4
+                );
                 IGemmKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => problems.Add(problem(o, g, start, rows)));
                 _cublas!.Grouped(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(problems), accumulate);
                 return;
             }
             if (GemmPath == BFloat16GemmPath.RoundedInFloat32)
             {
-                Tensor ra = Rounded(a, scratch), rb = Rounded(b, scratch);
-                var o = new Operands(Pointer(ra, 0, nameof(a)), 4, Pointer(rb, 0, nameof(b)), 4, Pointer(c, 0,
-                    nameof(c)), 4);
+                Tensor ra = Rounded(a, scratch),
+                    rb = Rounded(b, scratch);
+                var o = new Operands(
+                    Pointer(ra, 0, nameof(a)),
+                    4,
+                    Pointer(rb, 0, nameof(b)),
+                    4,
+                    Pointer(c, 0, nameof(c)),
+                    4
+                );
                 IGemmKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => problems.Add(problem(o, g, start, rows)));
-                _cublas!.Grouped(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(problems), accumulate,
-                    bfloat16Values: true);
+                _cublas!.Grouped(
+                    System.Runtime.InteropServices.CollectionsMarshal.AsSpan(problems),
+                    accumulate,
+                    bfloat16Values: true
+                );
                 return;
             }
-            Tensor ha = Half(a, scratch), hb = Half(b, scratch);
-            nint pa = DevicePointers.Of(ha, nameof(a)).Pointer, pb = DevicePointers.Of(hb, nameof(b)).Pointer;
+            Tensor ha = Half(a, scratch),
+                hb = Half(b, scratch);
+            nint pa = DevicePointers.Of(ha, nameof(a)).Pointer,
+                pb = DevicePointers.Of(hb, nameof(b)).Pointer;
             // A bfloat16 output in scratch is widened over all of C: only when every group writes its rows, or C is
             // added to.
             // The padded path falls back to it too: one grouped call, where one call per group pays cuBLAS's per-shape
             // setup for every new row count (routing changes every training step).
-            bool halfOutput = GemmPath is BFloat16GemmPath.GroupedBFloat16Output or BFloat16GemmPath.PaddedBatched
-                && (everyGroup || accumulate) && c.ElementCount > 0;
+            bool halfOutput =
+                GemmPath is BFloat16GemmPath.GroupedBFloat16Output or BFloat16GemmPath.PaddedBatched
+                && (everyGroup || accumulate)
+                && c.ElementCount > 0;
             Tensor? hc = null;
             if (halfOutput)
             {
                 hc = Rent(DType.BFloat16, c.ElementCount);
                 scratch.Add(hc);
-                if (!everyGroup) Dispatch.Rows.Clear(hc);
+                if (!everyGroup)
+                    Dispatch.Rows.Clear(hc);
             }
-            var operands = new Operands(pa, 2, pb, 2, hc is null ? Pointer(c, 0, nameof(c)) : DevicePointers.Of(hc,
-                nameof(c)).Pointer, hc is null ? 4 : 2);
-            IGemmKernels.ForEachGroup(rowsPerGroup, (g, start, rows) => problems.Add(problem(operands, g, start,
-                rows)));
-            _cublas!.GroupedBFloat16(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(problems), accumulate
-                && hc is null,
-                bfloat16Output: hc is not null, grouped: hc is not null);
-            if (hc is not null) _widenBFloat16(c.ElementCount, DeviceViews.BFloat16Bits(_acc, hc, nameof(c)), Floats(c,
-                nameof(c)), accumulate ? 1 : 0);
+            var operands = new Operands(
+                pa,
+                2,
+                pb,
+                2,
+                hc is null ? Pointer(c, 0, nameof(c)) : DevicePointers.Of(hc, nameof(c)).Pointer,
+                hc is null ? 4 : 2
+            );
+            IGemmKernels.ForEachGroup(
+                rowsPerGroup,
+                (g, start, rows) => problems.Add(problem(operands, g, start, rows))
+            );
+            _cublas!.GroupedBFloat16(
+                System.Runtime.InteropServices.CollectionsMarshal.AsSpan(problems),
+                accumulate && hc is null,
+                bfloat16Output: hc is not null,
+                grouped: hc is not null
+            );
+            if (hc is not null)
+                _widenBFloat16(
+                    c.ElementCount,
+                    DeviceViews.BFloat16Bits(_acc, hc, nameof(c)),
+                    Floats(c, nameof(c)),
+                    accumulate ? 1 : 0
+                );
         }
         finally
         {
             // Stream-ordered reuse: the products queued before read them first.
-            foreach (Tensor t in scratch) Return(t);
+            foreach (Tensor t in scratch)
+                Return(t);
         }
     }
 
@@ -512,9 +914,20 @@ public sealed class IlgpuLayerKernels
     /// batched call (its strides read off the problems of groups 0 and 1), and a row output copied back from the
     /// padded float32 scratch. Zero rows add nothing to a reduction over rows, so weight gradients come out exact.
     /// </summary>
-    private void RunPadded(Tensor a, Tensor b, ReadOnlySpan<long> rowsPerGroup, int capacity, bool accumulate, Tensor c,
+    private void RunPadded(
+        Tensor a,
+        Tensor b,
+        ReadOnlySpan<long> rowsPerGroup,
+        int capacity,
+        bool accumulate,
+        Tensor c,
         RowOperands rowOperands,
-        int aColumns, int bColumns, int cColumns, GroupProblem problem, List<Tensor> scratch)
+        int aColumns,
+        int bColumns,
+        int cColumns,
+        GroupProblem problem,
+        List<Tensor> scratch
+    )
     {
         int groups = rowsPerGroup.Length;
         var table = new int[2 * groups];
@@ -533,8 +946,15 @@ public sealed class IlgpuLayerKernels
         {
             Tensor padded = Rent(DType.BFloat16, checked((int)(paddedRows * columns)));
             scratch.Add(padded);
-            _padToBFloat16(padded.ElementCount, Floats(t, "operand"), layout, groups, capacity, columns,
-                DeviceViews.BFloat16Bits(_acc, padded, "operand"));
+            _padToBFloat16(
+                padded.ElementCount,
+                Floats(t, "operand"),
+                layout,
+                groups,
+                capacity,
+                columns,
+                DeviceViews.BFloat16Bits(_acc, padded, "operand")
+            );
             return padded;
         }
         Tensor ha = rowOperands.HasFlag(RowOperands.A) ? Pad(a, aColumns) : Half(a, scratch);
@@ -545,17 +965,36 @@ public sealed class IlgpuLayerKernels
             paddedC = Rent(DType.Float32, checked((int)(paddedRows * cColumns)));
             scratch.Add(paddedC);
         }
-        var o = new Operands(DevicePointers.Of(ha, nameof(a)).Pointer, 2, DevicePointers.Of(hb, nameof(b)).Pointer, 2,
-            paddedC is null ? Pointer(c, 0, nameof(c)) : DevicePointers.Of(paddedC, nameof(c)).Pointer, 4);
+        var o = new Operands(
+            DevicePointers.Of(ha, nameof(a)).Pointer,
+            2,
+            DevicePointers.Of(hb, nameof(b)).Pointer,
+            2,
+            paddedC is null ? Pointer(c, 0, nameof(c)) : DevicePointers.Of(paddedC, nameof(c)).Pointer,
+            4
+        );
         GemmProblem first = problem(o, 0, 0, capacity);
         GemmProblem second = groups > 1 ? problem(o, 1, capacity, capacity) : first;
-        _cublas!.StridedBatchedBFloat16(first, second.First - first.First, second.Second - first.Second,
-            second.C - first.C, groups,
-            accumulate && paddedC is null);
+        _cublas!.StridedBatchedBFloat16(
+            first,
+            second.First - first.First,
+            second.Second - first.Second,
+            second.C - first.C,
+            groups,
+            accumulate && paddedC is null
+        );
         if (paddedC is not null)
         {
-            _unpadInto(paddedC.ElementCount, Floats(paddedC, nameof(c)), layout, groups, capacity, cColumns, Floats(c,
-                nameof(c)), accumulate ? 1 : 0);
+            _unpadInto(
+                paddedC.ElementCount,
+                Floats(paddedC, nameof(c)),
+                layout,
+                groups,
+                capacity,
+                cColumns,
+                Floats(c, nameof(c)),
+                accumulate ? 1 : 0
+            );
         }
     }
 
@@ -564,8 +1003,8 @@ public sealed class IlgpuLayerKernels
     {
         Tensor half = Rent(DType.BFloat16, t.ElementCount);
         scratch.Add(half);
-        if (t.ElementCount > 0) _toBFloat16(t.ElementCount, Floats(t, "operand"), 0, DeviceViews.BFloat16Bits(_acc,
-            half, "operand"));
+        if (t.ElementCount > 0)
+            _toBFloat16(t.ElementCount, Floats(t, "operand"), 0, DeviceViews.BFloat16Bits(_acc, half, "operand"));
         return half;
     }
 
@@ -574,12 +1013,13 @@ public sealed class IlgpuLayerKernels
     {
         Tensor rounded = Rent(DType.Float32, t.ElementCount);
         scratch.Add(rounded);
-        if (t.ElementCount > 0) _roundToBFloat16(t.ElementCount, Floats(t, "operand"), 0, Floats(rounded, "operand"));
+        if (t.ElementCount > 0)
+            _roundToBFloat16(t.ElementCount, Floats(t, "operand"), 0, Floats(rounded, "operand"));
         return rounded;
     }
 
     private ArrayView<float> Floats(Tensor t, string name) => DeviceViews.Floats(_acc, t, name);
 
-    private static nint Pointer(Tensor t, int elementOffset, string name)
-        => DevicePointers.Of(t, name).Pointer + (nint)((long)elementOffset * sizeof(float));
+    private static nint Pointer(Tensor t, int elementOffset, string name) =>
+        DevicePointers.Of(t, name).Pointer + (nint)((long)elementOffset * sizeof(float));
 }

@@ -22,21 +22,50 @@ internal sealed class IlgpuRouterKernels
     private readonly IlgpuTensorAllocator _allocator;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int> _softmax;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>> _sigmoid;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, float,
-        float, ArrayView<float>, ArrayView<long>> _topK;
+    private readonly Action<
+        Index1D,
+        ArrayView<float>,
+        ArrayView<float>,
+        int,
+        int,
+        int,
+        int,
+        int,
+        int,
+        int,
+        float,
+        float,
+        ArrayView<float>,
+        ArrayView<long>
+    > _topK;
 
     /// <summary>Compiles the kernels on <paramref name="allocator"/>'s accelerator.</summary>
     public IlgpuRouterKernels(IlgpuTensorAllocator allocator)
     {
         _allocator = allocator ?? throw new ArgumentNullException(nameof(allocator));
         Accelerator acc = allocator.Accelerator;
-        _softmax = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>,
-            int>(RouterKernelBodies.SoftmaxRows);
-        _sigmoid = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>,
-            ArrayView<float>>(RouterKernelBodies.Sigmoid);
-        _topK = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int, int,
-            int, int, float, float, ArrayView<float>, ArrayView<long>>(
-            RouterKernelBodies.TopK);
+        _softmax = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(
+            RouterKernelBodies.SoftmaxRows
+        );
+        _sigmoid = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(
+            RouterKernelBodies.Sigmoid
+        );
+        _topK = acc.LoadAutoGroupedStreamKernel<
+            Index1D,
+            ArrayView<float>,
+            ArrayView<float>,
+            int,
+            int,
+            int,
+            int,
+            int,
+            int,
+            int,
+            float,
+            float,
+            ArrayView<float>,
+            ArrayView<long>
+        >(RouterKernelBodies.TopK);
     }
 
     /// <summary>Row-wise softmax.</summary>
@@ -46,10 +75,15 @@ internal sealed class IlgpuRouterKernels
     {
         int n = DeviceViews.SameCount(logits, scores, nameof(scores));
         int columns = logits.RowLength;
-        if (n == 0 || columns == 0) return;
+        if (n == 0 || columns == 0)
+            return;
         Accelerator acc = _allocator.Accelerator;
-        _softmax(n / columns, DeviceViews.Floats(acc, logits, nameof(logits)), DeviceViews.Floats(acc, scores,
-            nameof(scores)), columns);
+        _softmax(
+            n / columns,
+            DeviceViews.Floats(acc, logits, nameof(logits)),
+            DeviceViews.Floats(acc, scores, nameof(scores)),
+            columns
+        );
     }
 
     /// <summary>Element-wise sigmoid.</summary>
@@ -58,7 +92,8 @@ internal sealed class IlgpuRouterKernels
     public void Sigmoid(Tensor logits, Tensor scores)
     {
         int n = DeviceViews.SameCount(logits, scores, nameof(scores));
-        if (n == 0) return;
+        if (n == 0)
+            return;
         Accelerator acc = _allocator.Accelerator;
         _sigmoid(n, DeviceViews.Floats(acc, logits, nameof(logits)), DeviceViews.Floats(acc, scores, nameof(scores)));
     }
@@ -84,43 +119,78 @@ internal sealed class IlgpuRouterKernels
     /// left out.</param>
     /// <exception cref="ArgumentException">Shapes disagree, K is not in [1, E], the groups are invalid, or a tensor is
     /// not on this device.</exception>
-    public void TopK(Tensor scores, Tensor? expertBias, Tensor topScores, Tensor expertIds, bool routeNorm = false,
-        float normEpsilon = 1e-20f, float routeScale = 1f,
-        int numExpertGroups = 0, int numLimitedGroups = 0, bool zeroDiscardedGroups = false)
+    public void TopK(
+        Tensor scores,
+        Tensor? expertBias,
+        Tensor topScores,
+        Tensor expertIds,
+        bool routeNorm = false,
+        float normEpsilon = 1e-20f,
+        float routeScale = 1f,
+        int numExpertGroups = 0,
+        int numLimitedGroups = 0,
+        bool zeroDiscardedGroups = false
+    )
     {
         ArgumentNullException.ThrowIfNull(scores);
         ArgumentNullException.ThrowIfNull(topScores);
         ArgumentNullException.ThrowIfNull(expertIds);
-        int tokens = scores.Rows, experts = scores.RowLength, k = topScores.RowLength;
+        int tokens = scores.Rows,
+            experts = scores.RowLength,
+            k = topScores.RowLength;
         if (topScores.Rows != tokens || expertIds.Rows != tokens || expertIds.RowLength != k)
         {
-            throw new ArgumentException($"topScores {topScores.ShapeString} and expertIds {expertIds.ShapeString} " +
-                $"must both be [{tokens}, K]", nameof(expertIds));
+            throw new ArgumentException(
+                $"topScores {topScores.ShapeString} and expertIds {expertIds.ShapeString} "
+                    + $"must both be [{tokens}, K]",
+                nameof(expertIds)
+            );
         }
-        if (tokens > 0 && (k < 1 || k > experts)) throw new ArgumentException($"K = {k} must be in [1, {experts}]",
-            nameof(topScores));
+        if (tokens > 0 && (k < 1 || k > experts))
+            throw new ArgumentException($"K = {k} must be in [1, {experts}]", nameof(topScores));
         if (expertBias is not null && expertBias.ElementCount != experts)
         {
-            throw new ArgumentException($"expertBias has {expertBias.ElementCount} elements but E = {experts}",
-                nameof(expertBias));
+            throw new ArgumentException(
+                $"expertBias has {expertBias.ElementCount} elements but E = {experts}",
+                nameof(expertBias)
+            );
         }
-        if (numExpertGroups > 0 && (experts % numExpertGroups != 0 || experts / numExpertGroups < 2
-            || numLimitedGroups < 1 || numLimitedGroups > numExpertGroups
-            || numLimitedGroups * (experts / numExpertGroups) < k))
+        if (
+            numExpertGroups > 0
+            && (
+                experts % numExpertGroups != 0
+                || experts / numExpertGroups < 2
+                || numLimitedGroups < 1
+                || numLimitedGroups > numExpertGroups
+                || numLimitedGroups * (experts / numExpertGroups) < k
+            )
+        )
         {
             throw new ArgumentException(
-                $"node-limited routing needs G = {numExpertGroups} dividing E = {experts} into groups of at least " +
-                    $"two and 1 ≤ {numLimitedGroups} ≤ G groups holding at least K = {k} experts",
-                nameof(numExpertGroups));
+                $"node-limited routing needs G = {numExpertGroups} dividing E = {experts} into groups of at least "
+                    + $"two and 1 ≤ {numLimitedGroups} ≤ G groups holding at least K = {k} experts",
+                nameof(numExpertGroups)
+            );
         }
-        if (tokens == 0) return;
+        if (tokens == 0)
+            return;
         Accelerator acc = _allocator.Accelerator;
         ArrayView<float> s = DeviceViews.Floats(acc, scores, nameof(scores));
-        _topK(tokens, s, expertBias is null ? s : DeviceViews.Floats(acc, expertBias, nameof(expertBias)),
+        _topK(
+            tokens,
+            s,
+            expertBias is null ? s : DeviceViews.Floats(acc, expertBias, nameof(expertBias)),
             expertBias is null ? 0 : 1,
-            experts, k, Math.Max(numExpertGroups,
-                0), numLimitedGroups, zeroDiscardedGroups ? 1 : 0, routeNorm ? 1 : 0, normEpsilon, routeScale,
-            DeviceViews.Floats(acc, topScores, nameof(topScores)), DeviceViews.Longs(acc, expertIds,
-                nameof(expertIds)));
+            experts,
+            k,
+            Math.Max(numExpertGroups, 0),
+            numLimitedGroups,
+            zeroDiscardedGroups ? 1 : 0,
+            routeNorm ? 1 : 0,
+            normEpsilon,
+            routeScale,
+            DeviceViews.Floats(acc, topScores, nameof(topScores)),
+            DeviceViews.Longs(acc, expertIds, nameof(expertIds))
+        );
     }
 }

@@ -15,21 +15,37 @@ internal static class LayerKernelBodies
     /// with A and B addressed by strides (row/reduction for A, column/reduction for B) so the three layouts of the
     /// layer share one kernel.
     /// </summary>
-    public static void StridedProduct(Index1D i, ArrayView<float> a, int aStart, int aRowStride, int aReduceStride,
-        ArrayView<float> b, int bStart, int bColumnStride, int bReduceStride,
-        ArrayView<float> c, int cStart, int n, int k, int accumulate)
+    public static void StridedProduct(
+        Index1D i,
+        ArrayView<float> a,
+        int aStart,
+        int aRowStride,
+        int aReduceStride,
+        ArrayView<float> b,
+        int bStart,
+        int bColumnStride,
+        int bReduceStride,
+        ArrayView<float> c,
+        int cStart,
+        int n,
+        int k,
+        int accumulate
+    )
     {
-        int row = i / n, column = i % n;
+        int row = i / n,
+            column = i % n;
         float sum = accumulate != 0 ? c[cStart + i] : 0f;
-        int at = aStart + row * aRowStride, bt = bStart + column * bColumnStride;
-        for (int p = 0; p < k; p++) sum += a[at + p * aReduceStride] * b[bt + p * bReduceStride];
+        int at = aStart + row * aRowStride,
+            bt = bStart + column * bColumnStride;
+        for (int p = 0; p < k; p++)
+            sum += a[at + p * aReduceStride] * b[bt + p * bReduceStride];
         c[cStart + i] = sum;
     }
 
     /// <summary>Thread i: <c>source[start + i]</c> rounded to bfloat16 (its 16 bits), for products with bfloat16
     /// inputs.</summary>
-    public static void ToBFloat16(Index1D i, ArrayView<float> source, int start, ArrayView<ushort> destination)
-        => destination[i] = (ushort)BFloat16KernelBodies.Round(source[start + i]);
+    public static void ToBFloat16(Index1D i, ArrayView<float> source, int start, ArrayView<ushort> destination) =>
+        destination[i] = (ushort)BFloat16KernelBodies.Round(source[start + i]);
 
     /// <summary>
     /// Thread j of <c>groups·capacity·columns</c>: element j of the padded bfloat16 layout, where group g's rows
@@ -37,24 +53,45 @@ internal static class LayerKernelBodies
     /// number)
     /// occupy rows <c>[g·capacity, g·capacity + count)</c>, rounded to bfloat16, and every other row is zero.
     /// </summary>
-    public static void PadToBFloat16(Index1D j, ArrayView<float> source, ArrayView<int> startAndCount, int groups,
-        int capacity, int columns,
-        ArrayView<ushort> padded)
+    public static void PadToBFloat16(
+        Index1D j,
+        ArrayView<float> source,
+        ArrayView<int> startAndCount,
+        int groups,
+        int capacity,
+        int columns,
+        ArrayView<ushort> padded
+    )
     {
-        int row = j / columns, column = j - (row * columns), g = row / capacity, r = row - (g * capacity);
-        padded[j] = r < startAndCount[groups + g]
-            ? (ushort)BFloat16KernelBodies.Round(source[((long)(startAndCount[g] + r) * columns) + column])
-            : (ushort)0;
+        int row = j / columns,
+            column = j - (row * columns),
+            g = row / capacity,
+            r = row - (g * capacity);
+        padded[j] =
+            r < startAndCount[groups + g]
+                ? (ushort)BFloat16KernelBodies.Round(source[((long)(startAndCount[g] + r) * columns) + column])
+                : (ushort)0;
     }
 
     /// <summary>Thread j: the inverse of <see cref="PadToBFloat16"/> for float32 rows, written (or added) into
     /// <paramref name="destination"/>.</summary>
-    public static void UnpadInto(Index1D j, ArrayView<float> padded, ArrayView<int> startAndCount, int groups,
-        int capacity, int columns,
-        ArrayView<float> destination, int accumulate)
+    public static void UnpadInto(
+        Index1D j,
+        ArrayView<float> padded,
+        ArrayView<int> startAndCount,
+        int groups,
+        int capacity,
+        int columns,
+        ArrayView<float> destination,
+        int accumulate
+    )
     {
-        int row = j / columns, column = j - (row * columns), g = row / capacity, r = row - (g * capacity);
-        if (r >= startAndCount[groups + g]) return;
+        int row = j / columns,
+            column = j - (row * columns),
+            g = row / capacity,
+            r = row - (g * capacity);
+        if (r >= startAndCount[groups + g])
+            return;
         long d = ((long)(startAndCount[g] + r) * columns) + column;
         destination[d] = accumulate != 0 ? destination[d] + padded[j] : padded[j];
     }
@@ -64,7 +101,8 @@ internal static class LayerKernelBodies
     public static void CountIds(Index1D i, ArrayView<long> ids, ArrayView<long> counts)
     {
         long id = ids[i];
-        if (id >= 0 && id < counts.Length) Atomic.Add(ref counts[id], 1L);
+        if (id >= 0 && id < counts.Length)
+            Atomic.Add(ref counts[id], 1L);
     }
 
     /// <summary>Thread i: <c>destination[i] = source[i]</c> (bfloat16 bits) widened to float32, added to it when
@@ -77,13 +115,18 @@ internal static class LayerKernelBodies
 
     /// <summary>Thread i: <c>source[start + i]</c> rounded to bfloat16 and widened back (the strided product's bfloat16
     /// inputs).</summary>
-    public static void RoundToBFloat16(Index1D i, ArrayView<float> source, int start, ArrayView<float> destination)
-        => destination[i] = BFloat16KernelBodies.Low(BFloat16KernelBodies.Round(source[start + i]));
+    public static void RoundToBFloat16(Index1D i, ArrayView<float> source, int start, ArrayView<float> destination) =>
+        destination[i] = BFloat16KernelBodies.Low(BFloat16KernelBodies.Round(source[start + i]));
 
     /// <summary>Thread i: <c>HostSwiGlu.Backward</c>'s element i.</summary>
-    public static void SwiGluBackward(Index1D i, ArrayView<float> gradActivation, ArrayView<float> gate,
+    public static void SwiGluBackward(
+        Index1D i,
+        ArrayView<float> gradActivation,
+        ArrayView<float> gate,
         ArrayView<float> up,
-        ArrayView<float> gradGate, ArrayView<float> gradUp)
+        ArrayView<float> gradGate,
+        ArrayView<float> gradUp
+    )
     {
         float g = gate[i];
         float sig = 1f / (1f + MathF.Exp(-g));
@@ -93,33 +136,57 @@ internal static class LayerKernelBodies
     }
 
     /// <summary>Thread t: softmax backward of row t, <c>dz = s ⊙ (ds − Σ s·ds)</c>, the sum in ascending e.</summary>
-    public static void SoftmaxBackwardRows(Index1D t, ArrayView<float> scores, ArrayView<float> gradScores,
-        ArrayView<float> gradLogits, int columns)
+    public static void SoftmaxBackwardRows(
+        Index1D t,
+        ArrayView<float> scores,
+        ArrayView<float> gradScores,
+        ArrayView<float> gradLogits,
+        int columns
+    )
     {
         int start = t * columns;
         float dot = 0f;
-        for (int e = 0; e < columns; e++) dot += scores[start + e] * gradScores[start + e];
-        for (int e = 0; e < columns; e++) gradLogits[start + e] = scores[start + e] * (gradScores[start + e] - dot);
+        for (int e = 0; e < columns; e++)
+            dot += scores[start + e] * gradScores[start + e];
+        for (int e = 0; e < columns; e++)
+            gradLogits[start + e] = scores[start + e] * (gradScores[start + e] - dot);
     }
 
     /// <summary>Thread i: sigmoid backward, <c>dz = ds · s · (1 − s)</c>.</summary>
-    public static void SigmoidBackward(Index1D i, ArrayView<float> scores, ArrayView<float> gradScores,
-        ArrayView<float> gradLogits)
-        => gradLogits[i] = gradScores[i] * scores[i] * (1f - scores[i]);
+    public static void SigmoidBackward(
+        Index1D i,
+        ArrayView<float> scores,
+        ArrayView<float> gradScores,
+        ArrayView<float> gradLogits
+    ) => gradLogits[i] = gradScores[i] * scores[i] * (1f - scores[i]);
 
     /// <summary>Thread t: row t of the top-score backward (zeros, then the chosen experts' gradients).</summary>
-    public static void TopScoresBackward(Index1D t, ArrayView<float> scores, ArrayView<long> ids,
-        ArrayView<float> gradTop, int experts, int k,
-        int routeNorm, float normEpsilon, float routeScale, ArrayView<float> gradScores)
+    public static void TopScoresBackward(
+        Index1D t,
+        ArrayView<float> scores,
+        ArrayView<long> ids,
+        ArrayView<float> gradTop,
+        int experts,
+        int k,
+        int routeNorm,
+        float normEpsilon,
+        float routeScale,
+        ArrayView<float> gradScores
+    )
     {
-        int row = t * experts, at = t * k;
-        for (int e = 0; e < experts; e++) gradScores[row + e] = 0f;
+        int row = t * experts,
+            at = t * k;
+        for (int e = 0; e < experts; e++)
+            gradScores[row + e] = 0f;
         if (routeNorm != 0)
         {
-            float sum = 0f, weighted = 0f;
-            for (int j = 0; j < k; j++) sum += scores[row + (int)ids[at + j]];
+            float sum = 0f,
+                weighted = 0f;
+            for (int j = 0; j < k; j++)
+                sum += scores[row + (int)ids[at + j]];
             float denominator = sum + normEpsilon;
-            for (int j = 0; j < k; j++) weighted += gradTop[at + j] * scores[row + (int)ids[at + j]];
+            for (int j = 0; j < k; j++)
+                weighted += gradTop[at + j] * scores[row + (int)ids[at + j]];
             float mean = weighted / denominator;
             for (int j = 0; j < k; j++)
             {
@@ -128,18 +195,29 @@ internal static class LayerKernelBodies
         }
         else
         {
-            for (int j = 0; j < k; j++) gradScores[row + (int)ids[at + j]] = routeScale * gradTop[at + j];
+            for (int j = 0; j < k; j++)
+                gradScores[row + (int)ids[at + j]] = routeScale * gradTop[at + j];
         }
     }
 
     /// <summary>Thread i: <c>into[start + i] += rows[i]</c>.</summary>
-    public static void AddInto(Index1D i, ArrayView<float> into, int start, ArrayView<float> rows)
-        => into[start + i] += rows[i];
+    public static void AddInto(Index1D i, ArrayView<float> into, int start, ArrayView<float> rows) =>
+        into[start + i] += rows[i];
 
     /// <summary>Thread i: one AdamW update of element i (the host's order of operations).</summary>
-    public static void AdamW(Index1D i, ArrayView<float> value, ArrayView<float> grad, ArrayView<float> expAvg,
+    public static void AdamW(
+        Index1D i,
+        ArrayView<float> value,
+        ArrayView<float> grad,
+        ArrayView<float> expAvg,
         ArrayView<float> expAvgSq,
-        float beta1, float beta2, float stepSize, float bias2Sqrt, float epsilon, float decay)
+        float beta1,
+        float beta2,
+        float stepSize,
+        float bias2Sqrt,
+        float epsilon,
+        float decay
+    )
     {
         float g = grad[i];
         float m = (beta1 * expAvg[i]) + ((1f - beta1) * g);

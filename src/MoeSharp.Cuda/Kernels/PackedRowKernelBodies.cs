@@ -14,12 +14,21 @@ internal static class PackedRowKernelBodies
     /// Thread i is pack j of destination row r: the source row's pack, scaled and rounded when
     /// <paramref name="hasScale"/> is set, or zeros where <c>rowOf[r] &lt; 0</c>.
     /// </summary>
-    public static void GatherRows<TFloat, TRow>(Index1D i, ArrayView<UInt4> source, int sourceRowOffset,
-        ArrayView<int> rowOf, ArrayView<float> scale, int hasScale, int packs, ArrayView<UInt4> destination)
+    public static void GatherRows<TFloat, TRow>(
+        Index1D i,
+        ArrayView<UInt4> source,
+        int sourceRowOffset,
+        ArrayView<int> rowOf,
+        ArrayView<float> scale,
+        int hasScale,
+        int packs,
+        ArrayView<UInt4> destination
+    )
         where TFloat : struct, IStrictFloat
         where TRow : struct, IDeviceWord
     {
-        int r = i / packs, j = i - r * packs;
+        int r = i / packs,
+            j = i - r * packs;
         int from = rowOf[r];
         if (from < 0)
         {
@@ -30,8 +39,12 @@ internal static class PackedRowKernelBodies
         if (hasScale != 0)
         {
             float s = scale[r];
-            v = new UInt4(RowWords.Scale<TFloat, TRow>(v.A, s), RowWords.Scale<TFloat, TRow>(v.B, s),
-                RowWords.Scale<TFloat, TRow>(v.C, s), RowWords.Scale<TFloat, TRow>(v.D, s));
+            v = new UInt4(
+                RowWords.Scale<TFloat, TRow>(v.A, s),
+                RowWords.Scale<TFloat, TRow>(v.B, s),
+                RowWords.Scale<TFloat, TRow>(v.C, s),
+                RowWords.Scale<TFloat, TRow>(v.D, s)
+            );
         }
         destination[i] = v;
     }
@@ -42,13 +55,24 @@ internal static class PackedRowKernelBodies
     /// product rounded before its add, rounded once. Two slots' packs are loaded before their adds, so 32 bytes per
     /// thread are in flight while the adds stay in slot order.
     /// </summary>
-    public static void GatherReduce<TFloat, TRow>(Index1D i, ArrayView<UInt4> rows, ArrayView<int> positions, int k,
-        ArrayView<float> scale, int hasScale, ArrayView<UInt4> initial, int hasInitial, int packs,
-        ArrayView<UInt4> destination, int destinationOffset)
+    public static void GatherReduce<TFloat, TRow>(
+        Index1D i,
+        ArrayView<UInt4> rows,
+        ArrayView<int> positions,
+        int k,
+        ArrayView<float> scale,
+        int hasScale,
+        ArrayView<UInt4> initial,
+        int hasInitial,
+        int packs,
+        ArrayView<UInt4> destination,
+        int destinationOffset
+    )
         where TFloat : struct, IStrictFloat
         where TRow : struct, IDeviceWord
     {
-        int t = i / packs, j = i - t * packs;
+        int t = i / packs,
+            j = i - t * packs;
         UInt4 init = hasInitial != 0 ? initial[i] : default;
         var acc = new RowWords.PackSums<TFloat, TRow>(init);
         for (int slot = 0; slot < k; slot += 2)
@@ -57,8 +81,10 @@ internal static class PackedRowKernelBodies
             int p1 = slot + 1 < k ? positions[t * k + slot + 1] : -1;
             UInt4 v0 = p0 >= 0 ? rows[(long)p0 * packs + j] : default;
             UInt4 v1 = p1 >= 0 ? rows[(long)p1 * packs + j] : default;
-            if (p0 >= 0) acc.Add(v0, hasScale != 0 ? scale[p0] : 1f, hasScale);
-            if (p1 >= 0) acc.Add(v1, hasScale != 0 ? scale[p1] : 1f, hasScale);
+            if (p0 >= 0)
+                acc.Add(v0, hasScale != 0 ? scale[p0] : 1f, hasScale);
+            if (p1 >= 0)
+                acc.Add(v1, hasScale != 0 ? scale[p1] : 1f, hasScale);
         }
         destination[(long)(destinationOffset + t) * packs + j] = acc.Round();
     }

@@ -13,7 +13,8 @@ internal static class RouterKernelBodies
     {
         int start = t * columns;
         float max = float.NegativeInfinity;
-        for (int e = 0; e < columns; e++) max = Math.Max(max, logits[start + e]);
+        for (int e = 0; e < columns; e++)
+            max = Math.Max(max, logits[start + e]);
         float sum = 0f;
         for (int e = 0; e < columns; e++)
         {
@@ -21,12 +22,13 @@ internal static class RouterKernelBodies
             scores[start + e] = v;
             sum += v;
         }
-        for (int e = 0; e < columns; e++) scores[start + e] = scores[start + e] / sum;
+        for (int e = 0; e < columns; e++)
+            scores[start + e] = scores[start + e] / sum;
     }
 
     /// <summary>Thread i: <c>1 / (1 + exp(−z))</c>.</summary>
-    public static void Sigmoid(Index1D i, ArrayView<float> logits, ArrayView<float> scores)
-        => scores[i] = 1f / (1f + MathF.Exp(-logits[i]));
+    public static void Sigmoid(Index1D i, ArrayView<float> logits, ArrayView<float> scores) =>
+        scores[i] = 1f / (1f + MathF.Exp(-logits[i]));
 
     /// <summary>
     /// Thread t: the top-k of <c>scores[t] + bias</c> with ties toward the lower expert id (NaN ranks last), among the
@@ -38,21 +40,37 @@ internal static class RouterKernelBodies
     /// row doubles as the selection list and the top-score row holds its choice scores until the end, so no per-thread
     /// local memory is needed.
     /// </summary>
-    public static void TopK(Index1D t, ArrayView<float> scores, ArrayView<float> bias, int hasBias, int experts, int k,
-        int groups, int limitedGroups, int zeroDiscarded, int routeNorm, float normEpsilon, float routeScale,
-        ArrayView<float> topScores, ArrayView<long> ids)
+    public static void TopK(
+        Index1D t,
+        ArrayView<float> scores,
+        ArrayView<float> bias,
+        int hasBias,
+        int experts,
+        int k,
+        int groups,
+        int limitedGroups,
+        int zeroDiscarded,
+        int routeNorm,
+        float normEpsilon,
+        float routeScale,
+        ArrayView<float> topScores,
+        ArrayView<long> ids
+    )
     {
-        int row = t * experts, at = t * k;
+        int row = t * experts,
+            at = t * k;
         int filled = 0;
         int perGroup = groups > 0 ? experts / groups : experts;
         bool groupEligible = true;
         for (int e = 0; e < experts; e++)
         {
-            if (groups > 0 && e % perGroup == 0) groupEligible = GroupChosen(scores, bias, hasBias, row, perGroup,
-                groups, limitedGroups, e / perGroup);
-            if (!groupEligible && zeroDiscarded == 0) continue;
+            if (groups > 0 && e % perGroup == 0)
+                groupEligible = GroupChosen(scores, bias, hasBias, row, perGroup, groups, limitedGroups, e / perGroup);
+            if (!groupEligible && zeroDiscarded == 0)
+                continue;
             float v = groupEligible ? Biased(scores, bias, hasBias, row, e) : 0f;
-            if (filled == k && !Better(v, topScores[at + k - 1])) continue;
+            if (filled == k && !Better(v, topScores[at + k - 1]))
+                continue;
             int pos = filled < k ? filled++ : k - 1;
             while (pos > 0 && Better(v, topScores[at + pos - 1]))
             {
@@ -83,7 +101,8 @@ internal static class RouterKernelBodies
             sum += s;
         }
         float denominator = routeNorm != 0 ? sum + normEpsilon : 1f;
-        for (int j = 0; j < k; j++) topScores[at + j] = topScores[at + j] / denominator * routeScale;
+        for (int j = 0; j < k; j++)
+            topScores[at + j] = topScores[at + j] / denominator * routeScale;
     }
 
     /// <summary>
@@ -92,25 +111,42 @@ internal static class RouterKernelBodies
     /// than <paramref name="limited"/> groups precede it in that order. Recomputing the group scores costs O(G·E)
     /// per token but needs no per-thread memory.
     /// </summary>
-    private static bool GroupChosen(ArrayView<float> scores, ArrayView<float> bias, int hasBias, int row, int perGroup,
-        int groups, int limited, int g)
+    private static bool GroupChosen(
+        ArrayView<float> scores,
+        ArrayView<float> bias,
+        int hasBias,
+        int row,
+        int perGroup,
+        int groups,
+        int limited,
+        int g
+    )
     {
         float mine = GroupScore(scores, bias, hasBias, row, perGroup, g);
         int ahead = 0;
         for (int h = 0; h < groups; h++)
         {
-            if (h == g) continue;
+            if (h == g)
+                continue;
             float other = GroupScore(scores, bias, hasBias, row, perGroup, h);
-            if (Better(other, mine) || (!Better(mine, other) && h < g)) ahead++;
+            if (Better(other, mine) || (!Better(mine, other) && h < g))
+                ahead++;
         }
         return ahead < limited;
     }
 
     /// <summary>The sum of the two best biased scores of group <paramref name="g"/>, as the host computes it.</summary>
-    private static float GroupScore(ArrayView<float> scores, ArrayView<float> bias, int hasBias, int row, int perGroup,
-        int g)
+    private static float GroupScore(
+        ArrayView<float> scores,
+        ArrayView<float> bias,
+        int hasBias,
+        int row,
+        int perGroup,
+        int g
+    )
     {
-        float best = float.NegativeInfinity, second = float.NegativeInfinity;
+        float best = float.NegativeInfinity,
+            second = float.NegativeInfinity;
         for (int e = g * perGroup; e < (g + 1) * perGroup; e++)
         {
             float v = Biased(scores, bias, hasBias, row, e);
@@ -127,8 +163,8 @@ internal static class RouterKernelBodies
         return best + second;
     }
 
-    private static float Biased(ArrayView<float> scores, ArrayView<float> bias, int hasBias, int row, int e)
-        => hasBias != 0 ? scores[row + e] + bias[e] : scores[row + e];
+    private static float Biased(ArrayView<float> scores, ArrayView<float> bias, int hasBias, int row, int e) =>
+        hasBias != 0 ? scores[row + e] + bias[e] : scores[row + e];
 
     /// <summary>True when <paramref name="v"/> ranks strictly above <paramref name="current"/> (NaN ranks
     /// last).</summary>

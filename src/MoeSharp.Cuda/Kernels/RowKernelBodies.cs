@@ -14,13 +14,22 @@ internal static class RowKernelBodies
     /// Thread i (element j of destination row r): <c>source[offset + rowOf[r], j] · scale[r]</c>, one rounding,
     /// or +0.
     /// </summary>
-    public static void GatherRows<TFloat, TElement, TRow>(Index1D i, ArrayView<TElement> source, int sourceRowOffset,
-        ArrayView<int> rowOf, ArrayView<float> scale, int hasScale, int d, ArrayView<TElement> destination)
+    public static void GatherRows<TFloat, TElement, TRow>(
+        Index1D i,
+        ArrayView<TElement> source,
+        int sourceRowOffset,
+        ArrayView<int> rowOf,
+        ArrayView<float> scale,
+        int hasScale,
+        int d,
+        ArrayView<TElement> destination
+    )
         where TFloat : struct, IStrictFloat
         where TElement : unmanaged
         where TRow : struct, IDeviceRow<TElement>
     {
-        int r = i / d, j = i - r * d;
+        int r = i / d,
+            j = i - r * d;
         int from = rowOf[r];
         if (from < 0)
         {
@@ -36,16 +45,27 @@ internal static class RowKernelBodies
     /// Thread i (element j of token t): the ordered float32 sum <c>((init + rows[p0]·s[p0]) + rows[p1]·s[p1]) + …</c>
     /// over the token's positions in ascending order, each product rounded before its add, rounded once.
     /// </summary>
-    public static void GatherReduce<TFloat, TElement, TRow>(Index1D i, ArrayView<TElement> rows,
-        ArrayView<int> positions, int k, ArrayView<float> scale, int hasScale, ArrayView<TElement> initial, int hasInitial, int d,
-        ArrayView<TElement> destination, int destinationOffset)
+    public static void GatherReduce<TFloat, TElement, TRow>(
+        Index1D i,
+        ArrayView<TElement> rows,
+        ArrayView<int> positions,
+        int k,
+        ArrayView<float> scale,
+        int hasScale,
+        ArrayView<TElement> initial,
+        int hasInitial,
+        int d,
+        ArrayView<TElement> destination,
+        int destinationOffset
+    )
         where TFloat : struct, IStrictFloat
         where TElement : unmanaged
         where TRow : struct, IDeviceRow<TElement>
     {
         TFloat f = default;
         TRow row = default;
-        int t = i / d, j = i - t * d;
+        int t = i / d,
+            j = i - t * d;
         float acc = hasInitial != 0 ? row.Widen(initial[i]) : 0f;
         // Slots in blocks of four: the four rows are loaded before the first add, so four loads are in flight at
         // once (the adds must stay in slot order).
@@ -59,10 +79,14 @@ internal static class RowKernelBodies
             float v1 = p1 >= 0 ? row.Widen(rows[(long)p1 * d + j]) : 0f;
             float v2 = p2 >= 0 ? row.Widen(rows[(long)p2 * d + j]) : 0f;
             float v3 = p3 >= 0 ? row.Widen(rows[(long)p3 * d + j]) : 0f;
-            if (p0 >= 0) acc = f.Add(acc, hasScale != 0 ? f.Mul(v0, scale[p0]) : v0);
-            if (p1 >= 0) acc = f.Add(acc, hasScale != 0 ? f.Mul(v1, scale[p1]) : v1);
-            if (p2 >= 0) acc = f.Add(acc, hasScale != 0 ? f.Mul(v2, scale[p2]) : v2);
-            if (p3 >= 0) acc = f.Add(acc, hasScale != 0 ? f.Mul(v3, scale[p3]) : v3);
+            if (p0 >= 0)
+                acc = f.Add(acc, hasScale != 0 ? f.Mul(v0, scale[p0]) : v0);
+            if (p1 >= 0)
+                acc = f.Add(acc, hasScale != 0 ? f.Mul(v1, scale[p1]) : v1);
+            if (p2 >= 0)
+                acc = f.Add(acc, hasScale != 0 ? f.Mul(v2, scale[p2]) : v2);
+            if (p3 >= 0)
+                acc = f.Add(acc, hasScale != 0 ? f.Mul(v3, scale[p3]) : v3);
         }
         destination[(long)(destinationOffset + t) * d + j] = row.Narrow(acc);
     }
@@ -72,16 +96,27 @@ internal static class RowKernelBodies
     /// rounded once. A float64 product of two float32 values is exact (24 + 24 significant bits fit in 53), so even if
     /// ptxas contracts the multiply and add into <c>fma.rn.f64</c> the result is the same as separate roundings.
     /// </summary>
-    public static void RowDots<TElement, TRow>(Index1D i, ArrayView<TElement> a, ArrayView<int> aRow,
-        ArrayView<TElement> b, int bRowOffset, int perB, int d, ArrayView<float> result, int resultOffset)
+    public static void RowDots<TElement, TRow>(
+        Index1D i,
+        ArrayView<TElement> a,
+        ArrayView<int> aRow,
+        ArrayView<TElement> b,
+        int bRowOffset,
+        int perB,
+        int d,
+        ArrayView<float> result,
+        int resultOffset
+    )
         where TElement : unmanaged
         where TRow : struct, IDeviceRow<TElement>
     {
         TRow row = default;
         int index = i;
-        long ar = (long)aRow[index] * d, br = (long)(bRowOffset + index / perB) * d;
+        long ar = (long)aRow[index] * d,
+            br = (long)(bRowOffset + index / perB) * d;
         double sum = 0;
-        for (int j = 0; j < d; j++) sum += (double)row.Widen(a[ar + j]) * row.Widen(b[br + j]);
+        for (int j = 0; j < d; j++)
+            sum += (double)row.Widen(a[ar + j]) * row.Widen(b[br + j]);
         result[resultOffset + i] = (float)sum;
     }
 
@@ -89,14 +124,20 @@ internal static class RowKernelBodies
     /// Thread i: <c>values[i] = ((g[0·n + i] + g[1·n + i]) + …)</c>, widened, float32 adds in rank order (no multiply
     /// to fuse), rounded once.
     /// </summary>
-    public static void SumRanks<TElement, TRow>(Index1D i, ArrayView<TElement> gathered, int n, int ranks,
-        ArrayView<TElement> values)
+    public static void SumRanks<TElement, TRow>(
+        Index1D i,
+        ArrayView<TElement> gathered,
+        int n,
+        int ranks,
+        ArrayView<TElement> values
+    )
         where TElement : unmanaged
         where TRow : struct, IDeviceRow<TElement>
     {
         TRow row = default;
         float sum = row.Widen(gathered[i]);
-        for (int r = 1; r < ranks; r++) sum += row.Widen(gathered[(long)r * n + i]);
+        for (int r = 1; r < ranks; r++)
+            sum += row.Widen(gathered[(long)r * n + i]);
         values[i] = row.Narrow(sum);
     }
 }

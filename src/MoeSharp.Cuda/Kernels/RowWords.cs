@@ -26,16 +26,27 @@ internal static class RowWords
         where TFloat : struct, IStrictFloat
         where TRow : struct, IDeviceWord
     {
-        private float _a0, _a1, _b0, _b1, _c0, _c1, _d0, _d1;
+        private float _a0,
+            _a1,
+            _b0,
+            _b1,
+            _c0,
+            _c1,
+            _d0,
+            _d1;
 
         /// <summary>Sums that start from the pack's values (+0 for a <c>default</c> pack).</summary>
         public PackSums(UInt4 start)
         {
             TRow row = default;
-            _a0 = row.Low(start.A); _a1 = row.High(start.A);
-            _b0 = row.Low(start.B); _b1 = row.High(start.B);
-            _c0 = row.Low(start.C); _c1 = row.High(start.C);
-            _d0 = row.Low(start.D); _d1 = row.High(start.D);
+            _a0 = row.Low(start.A);
+            _a1 = row.High(start.A);
+            _b0 = row.Low(start.B);
+            _b1 = row.High(start.B);
+            _c0 = row.Low(start.C);
+            _c1 = row.High(start.C);
+            _d0 = row.Low(start.D);
+            _d1 = row.High(start.D);
         }
 
         /// <summary>Adds the pack's values (times <paramref name="s"/> when scaled), no fused multiply-add.</summary>
@@ -47,7 +58,8 @@ internal static class RowWords
             _b0 = f.Add(_b0, Term(row.Low(v.B), s, hasScale));
             _c0 = f.Add(_c0, Term(row.Low(v.C), s, hasScale));
             _d0 = f.Add(_d0, Term(row.Low(v.D), s, hasScale));
-            if (row.ValuesPerWord() != 2) return;
+            if (row.ValuesPerWord() != 2)
+                return;
             _a1 = f.Add(_a1, Term(row.High(v.A), s, hasScale));
             _b1 = f.Add(_b1, Term(row.High(v.B), s, hasScale));
             _c1 = f.Add(_c1, Term(row.High(v.C), s, hasScale));

@@ -43,7 +43,9 @@ internal readonly struct CudaStrictFloat : IStrictFloat
     public float Add(float a, float b) => a + b;
 }
 
-/// <summary>ILGPU's CPU accelerator (and any non-PTX one): the plain C# operators, which .NET never contracts.</summary>
+/// <summary>
+/// ILGPU's CPU accelerator (and any non-PTX one): the plain C# operators, which .NET never contracts.
+/// </summary>
 internal readonly struct ManagedStrictFloat : IStrictFloat
 {
     /// <inheritdoc />

@@ -21,23 +21,37 @@ internal static class TiledRowKernelBodies
     /// Thread i is words <c>tile·128 + m·32 + lane</c> of destination row r: the source row's words, each value scaled
     /// and rounded when <paramref name="hasScale"/> is set, or zeros where <c>rowOf[r] &lt; 0</c>.
     /// </summary>
-    public static void GatherRows<TFloat, TRow>(Index1D i, ArrayView<uint> source, int sourceRowOffset,
-        ArrayView<int> rowOf, ArrayView<float> scale, int hasScale, int words, ArrayView<uint> destination)
+    public static void GatherRows<TFloat, TRow>(
+        Index1D i,
+        ArrayView<uint> source,
+        int sourceRowOffset,
+        ArrayView<int> rowOf,
+        ArrayView<float> scale,
+        int hasScale,
+        int words,
+        ArrayView<uint> destination
+    )
         where TFloat : struct, IStrictFloat
         where TRow : struct, IDeviceWord
     {
-        int perRow = words / 4, index = i;
-        int r = index / perRow, within = index - r * perRow;
+        int perRow = words / 4,
+            index = i;
+        int r = index / perRow,
+            within = index - r * perRow;
         int first = within / 32 * TileWords + within % 32;
         long to = (long)r * words + first;
         int from = rowOf[r];
         if (from < 0)
         {
-            for (int m = 0; m < 4; m++) destination[to + m * 32] = 0u;
+            for (int m = 0; m < 4; m++)
+                destination[to + m * 32] = 0u;
             return;
         }
         long at = (long)(from + sourceRowOffset) * words + first;
-        uint w0 = source[at], w1 = source[at + 32], w2 = source[at + 64], w3 = source[at + 96];
+        uint w0 = source[at],
+            w1 = source[at + 32],
+            w2 = source[at + 64],
+            w3 = source[at + 96];
         if (hasScale != 0)
         {
             float s = scale[r];
@@ -57,28 +71,43 @@ internal static class TiledRowKernelBodies
     /// <c>tile·128 + m·32 + lane</c> of its token, each value's terms in slot order in a float32 accumulator, rounded
     /// once.
     /// </summary>
-    public static void GatherReduce<TFloat, TRow>(Index1D i, ArrayView<uint> rows, ArrayView<int> positions, int k,
-        ArrayView<float> scale, int hasScale, ArrayView<uint> initial, int hasInitial, int words,
-        ArrayView<uint> destination, int destinationOffset)
+    public static void GatherReduce<TFloat, TRow>(
+        Index1D i,
+        ArrayView<uint> rows,
+        ArrayView<int> positions,
+        int k,
+        ArrayView<float> scale,
+        int hasScale,
+        ArrayView<uint> initial,
+        int hasInitial,
+        int words,
+        ArrayView<uint> destination,
+        int destinationOffset
+    )
         where TFloat : struct, IStrictFloat
         where TRow : struct, IDeviceWord
     {
-        int perRow = words / 4, index = i;
-        int t = index / perRow, within = index - t * perRow;
+        int perRow = words / 4,
+            index = i;
+        int t = index / perRow,
+            within = index - t * perRow;
         int first = within / 32 * TileWords + within % 32;
         long own = (long)t * words + first;
-        var acc = new RowWords.PackSums<TFloat, TRow>(hasInitial != 0
-            ? new UInt4(initial[own], initial[own + 32], initial[own + 64], initial[own + 96])
-            : default);
+        var acc = new RowWords.PackSums<TFloat, TRow>(
+            hasInitial != 0 ? new UInt4(initial[own], initial[own + 32], initial[own + 64], initial[own + 96]) : default
+        );
         for (int slot = 0; slot < k; slot += 2)
         {
             int p0 = positions[t * k + slot];
             int p1 = slot + 1 < k ? positions[t * k + slot + 1] : -1;
-            long a0 = (long)p0 * words + first, a1 = (long)p1 * words + first;
+            long a0 = (long)p0 * words + first,
+                a1 = (long)p1 * words + first;
             UInt4 v0 = p0 >= 0 ? new UInt4(rows[a0], rows[a0 + 32], rows[a0 + 64], rows[a0 + 96]) : default;
             UInt4 v1 = p1 >= 0 ? new UInt4(rows[a1], rows[a1 + 32], rows[a1 + 64], rows[a1 + 96]) : default;
-            if (p0 >= 0) acc.Add(v0, hasScale != 0 ? scale[p0] : 1f, hasScale);
-            if (p1 >= 0) acc.Add(v1, hasScale != 0 ? scale[p1] : 1f, hasScale);
+            if (p0 >= 0)
+                acc.Add(v0, hasScale != 0 ? scale[p0] : 1f, hasScale);
+            if (p1 >= 0)
+                acc.Add(v1, hasScale != 0 ? scale[p1] : 1f, hasScale);
         }
         UInt4 sum = acc.Round();
         long to = (long)(destinationOffset + t) * words + first;

@@ -15,16 +15,30 @@ internal static class TokenScatterKernelBodies
     /// when <c>hasScale</c> is set: one float32 product rounded once to the row type) to the token's K rows
     /// (<c>entryRow[t·k + slot]</c>).
     /// </summary>
-    public static void ScatterTokensTiled<TFloat, TRow>(Index1D i, ArrayView<uint> source, int sourceRowOffset,
-        ArrayView<int> entryRow, int k, ArrayView<float> scale, int hasScale, int words, ArrayView<uint> destination)
+    public static void ScatterTokensTiled<TFloat, TRow>(
+        Index1D i,
+        ArrayView<uint> source,
+        int sourceRowOffset,
+        ArrayView<int> entryRow,
+        int k,
+        ArrayView<float> scale,
+        int hasScale,
+        int words,
+        ArrayView<uint> destination
+    )
         where TFloat : struct, IStrictFloat
         where TRow : struct, IDeviceWord
     {
-        int perRow = words / 4, index = i;
-        int t = index / perRow, within = index - t * perRow;
+        int perRow = words / 4,
+            index = i;
+        int t = index / perRow,
+            within = index - t * perRow;
         int first = within / 32 * TiledRowKernelBodies.TileWords + within % 32;
         long at = (long)(sourceRowOffset + t) * words + first;
-        uint w0 = source[at], w1 = source[at + 32], w2 = source[at + 64], w3 = source[at + 96];
+        uint w0 = source[at],
+            w1 = source[at + 32],
+            w2 = source[at + 64],
+            w3 = source[at + 96];
         for (int slot = 0; slot < k; slot++)
         {
             int r = entryRow[t * k + slot];
@@ -49,11 +63,19 @@ internal static class TokenScatterKernelBodies
     /// Thread i (a word quad of row r, as above): zeros where no token lands in row r (SP pad entries,
     /// alignment rows).
     /// </summary>
-    public static void ClearTokenlessRowsTiled(Index1D i, ArrayView<int> rowToken, int words, ArrayView<uint> destination)
+    public static void ClearTokenlessRowsTiled(
+        Index1D i,
+        ArrayView<int> rowToken,
+        int words,
+        ArrayView<uint> destination
+    )
     {
-        int perRow = words / 4, index = i;
-        int r = index / perRow, within = index - r * perRow;
-        if (rowToken[r] >= 0) return;
+        int perRow = words / 4,
+            index = i;
+        int r = index / perRow,
+            within = index - r * perRow;
+        if (rowToken[r] >= 0)
+            return;
         long to = (long)r * words + within / 32 * TiledRowKernelBodies.TileWords + within % 32;
         destination[to] = 0u;
         destination[to + 32] = 0u;

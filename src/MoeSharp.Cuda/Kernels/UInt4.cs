@@ -7,7 +7,10 @@ namespace MoeSharp.Cuda.Kernels;
 /// </summary>
 internal struct UInt4
 {
-    public uint A, B, C, D;
+    public uint A,
+        B,
+        C,
+        D;
 
     public UInt4(uint a, uint b, uint c, uint d)
     {

@@ -16,11 +16,15 @@ internal sealed class HostWaits
     /// <summary>Installs <paramref name="drain"/> (null removes it); later waits go through it.</summary>
     public void Guard(IStreamDrain? drain) => Volatile.Write(ref _drain, drain);
 
-    /// <summary>Call before a blocking copy between the host and the device: drains the stream through the guard, if any.</summary>
+    /// <summary>
+    /// Call before a blocking copy between the host and the device: drains the stream through the guard, if any.
+    /// </summary>
     /// <param name="operation">What waits, for the guard's error message.</param>
     public void BeforeBlockingCall(string operation) => Volatile.Read(ref _drain)?.Drain(operation);
 
-    /// <summary>Waits for everything queued on <paramref name="stream"/>, through the guard first when there is one.</summary>
+    /// <summary>
+    /// Waits for everything queued on <paramref name="stream"/>, through the guard first when there is one.
+    /// </summary>
     public void Synchronize(AcceleratorStream stream, string operation)
     {
         ArgumentNullException.ThrowIfNull(stream);

@@ -51,7 +51,10 @@ public sealed class IlgpuDeviceBuffer : DeviceBuffer, IDevicePointer, IDisposabl
     /// </summary>
     public IntPtr NativePointer => _buffer.NativePtr;
 
-    /// <summary>The CUDA stream handle (<c>cudaStream_t</c>) that this buffer's copies and this backend's kernels are ordered on, or zero off CUDA.</summary>
+    /// <summary>
+    /// The CUDA stream handle (<c>cudaStream_t</c>) that this buffer's copies and this backend's kernels are ordered
+    /// on, or zero off CUDA.
+    /// </summary>
     public IntPtr StreamPointer => _buffer.Accelerator.DefaultStream is CudaStream cuda ? cuda.StreamPtr : IntPtr.Zero;
 
     /// <inheritdoc />
@@ -64,12 +67,17 @@ public sealed class IlgpuDeviceBuffer : DeviceBuffer, IDevicePointer, IDisposabl
     public ArrayView<byte> Bytes => _buffer.View.AsContiguous();
 
     /// <summary>The first <paramref name="count"/> elements of the buffer as <typeparamref name="T"/>.</summary>
-    public ArrayView<T> View<T>(long count) where T : unmanaged
+    public ArrayView<T> View<T>(long count)
+        where T : unmanaged
     {
         long size = System.Runtime.CompilerServices.Unsafe.SizeOf<T>();
         if (count < 0 || count * size > _buffer.Length)
         {
-            throw new ArgumentOutOfRangeException(nameof(count), count, $"{count} elements of {size} bytes do not fit a buffer of {_buffer.Length} bytes");
+            throw new ArgumentOutOfRangeException(
+                nameof(count),
+                count,
+                $"{count} elements of {size} bytes do not fit a buffer of {_buffer.Length} bytes"
+            );
         }
         return Bytes.SubView(0, count * size).Cast<T>();
     }
@@ -78,7 +86,8 @@ public sealed class IlgpuDeviceBuffer : DeviceBuffer, IDevicePointer, IDisposabl
     public override void CopyToHost(long byteOffset, Span<byte> destination)
     {
         CheckRange(byteOffset, destination.Length);
-        if (destination.IsEmpty) return;
+        if (destination.IsEmpty)
+            return;
         AcceleratorStream stream = _buffer.Accelerator.DefaultStream;
         // Drain first: the copy itself blocks (pageable memory) behind whatever is queued, exchanges included.
         _waits?.BeforeBlockingCall("copy to host");
@@ -90,7 +99,8 @@ public sealed class IlgpuDeviceBuffer : DeviceBuffer, IDevicePointer, IDisposabl
     public override void CopyFromHost(ReadOnlySpan<byte> source, long byteOffset)
     {
         CheckRange(byteOffset, source.Length);
-        if (source.IsEmpty) return;
+        if (source.IsEmpty)
+            return;
         AcceleratorStream stream = _buffer.Accelerator.DefaultStream;
         _waits?.BeforeBlockingCall("copy from host");
         Bytes.SubView(byteOffset, source.Length).CopyFromCPU(stream, source);
@@ -105,8 +115,11 @@ public sealed class IlgpuDeviceBuffer : DeviceBuffer, IDevicePointer, IDisposabl
         ObjectDisposedException.ThrowIf(_buffer.IsDisposed, this);
         if (byteOffset < 0 || byteOffset + length > _buffer.Length)
         {
-            throw new ArgumentOutOfRangeException(nameof(byteOffset), byteOffset,
-                $"bytes [{byteOffset}, {byteOffset + length}) are outside the {_buffer.Length}-byte buffer on {DeviceName}");
+            throw new ArgumentOutOfRangeException(
+                nameof(byteOffset),
+                byteOffset,
+                $"bytes [{byteOffset}, {byteOffset + length}) are outside the {_buffer.Length}-byte buffer on {DeviceName}"
+            );
         }
     }
 }

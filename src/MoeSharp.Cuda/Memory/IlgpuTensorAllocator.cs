@@ -16,7 +16,9 @@ namespace MoeSharp.Cuda.Memory;
 /// </summary>
 public sealed class IlgpuTensorAllocator : ITensorAllocator, IDisposable
 {
-    /// <summary>Buffer sizes are multiples of this (CUDA allocations are 256-byte aligned anyway), never zero.</summary>
+    /// <summary>
+    /// Buffer sizes are multiples of this (CUDA allocations are 256-byte aligned anyway), never zero.
+    /// </summary>
     private const long Granularity = 256;
 
     private readonly object _lock = new();
@@ -27,7 +29,10 @@ public sealed class IlgpuTensorAllocator : ITensorAllocator, IDisposable
     private StagedUploads? _staged;
     private bool _disposed;
 
-    /// <summary>Creates an allocator on <paramref name="accelerator"/> that keeps at most <paramref name="maxRetainedBytes"/> of returned buffers.</summary>
+    /// <summary>
+    /// Creates an allocator on <paramref name="accelerator"/> that keeps at most <paramref name="maxRetainedBytes"/> of
+    /// returned buffers.
+    /// </summary>
     /// <param name="accelerator">Where the memory lives; the caller keeps ownership.</param>
     /// <param name="deviceName">Device name of the tensors, e.g. <c>cuda:0</c>.</param>
     /// <param name="maxRetainedBytes">Cap on cached bytes; beyond it returned buffers are freed.</param>
@@ -45,30 +50,67 @@ public sealed class IlgpuTensorAllocator : ITensorAllocator, IDisposable
     /// <summary>Device name of the tensors.</summary>
     public string DeviceName { get; }
 
-    /// <summary>Page-locked staging slots the non-blocking small uploads have needed so far (CUDA only; 0 elsewhere).</summary>
-    public int StagingSlots { get { lock (_lock) return _staged?.Slots ?? 0; } }
+    /// <summary>
+    /// Page-locked staging slots the non-blocking small uploads have needed so far (CUDA only; 0 elsewhere).
+    /// </summary>
+    public int StagingSlots
+    {
+        get
+        {
+            lock (_lock)
+                return _staged?.Slots ?? 0;
+        }
+    }
 
-    /// <summary>How this device's blocking host waits go (copies of its buffers, the kernels' reads and <c>Synchronize</c>).</summary>
+    /// <summary>
+    /// How this device's blocking host waits go (copies of its buffers, the kernels' reads and <c>Synchronize</c>).
+    /// </summary>
     internal HostWaits HostWaits { get; } = new();
 
     /// <summary>Most bytes of returned buffers kept for reuse.</summary>
     public long MaxRetainedBytes { get; }
 
     /// <summary>Bytes of buffers waiting to be reused.</summary>
-    public long RetainedBytes { get { lock (_lock) return _retainedBytes; } }
+    public long RetainedBytes
+    {
+        get
+        {
+            lock (_lock)
+                return _retainedBytes;
+        }
+    }
 
-    /// <summary>Buffers freed on return because the cache was full (each free waits for the device): should stay flat in a loop.</summary>
-    public long FreedOnReturn { get { lock (_lock) return _freedOnReturn; } }
+    /// <summary>
+    /// Buffers freed on return because the cache was full (each free waits for the device): should stay flat in a loop.
+    /// </summary>
+    public long FreedOnReturn
+    {
+        get
+        {
+            lock (_lock)
+                return _freedOnReturn;
+        }
+    }
 
     /// <summary>Buffers allocated and not yet freed (rented or cached).</summary>
-    public int LiveBuffers { get { lock (_lock) return _all.Count; } }
+    public int LiveBuffers
+    {
+        get
+        {
+            lock (_lock)
+                return _all.Count;
+        }
+    }
 
-    /// <summary>A device tensor of <paramref name="shape"/> with unspecified contents, on a reused buffer when one fits.</summary>
+    /// <summary>
+    /// A device tensor of <paramref name="shape"/> with unspecified contents, on a reused buffer when one fits.
+    /// </summary>
     public Tensor Rent(DType dtype, params int[] shape)
     {
         ArgumentNullException.ThrowIfNull(shape);
         long count = 1;
-        foreach (int d in shape) count *= Math.Max(d, 0);
+        foreach (int d in shape)
+            count *= Math.Max(d, 0);
         long bytes = RoundUp(count * dtype.SizeOf());
         lock (_lock)
         {
@@ -78,8 +120,10 @@ public sealed class IlgpuTensorAllocator : ITensorAllocator, IDisposable
             for (int i = 0; i < _free.Count; i++)
             {
                 long length = _free[i].LengthInBytes;
-                if (length < bytes || length > 2 * bytes) continue;
-                if (best < 0 || length < _free[best].LengthInBytes) best = i;
+                if (length < bytes || length > 2 * bytes)
+                    continue;
+                if (best < 0 || length < _free[best].LengthInBytes)
+                    best = i;
             }
             if (best >= 0)
             {
@@ -95,10 +139,10 @@ public sealed class IlgpuTensorAllocator : ITensorAllocator, IDisposable
     }
 
     /// <summary>
-    /// A device tensor holding a copy of host tensor <paramref name="host"/>, whose values are taken before this returns.
-    /// On CUDA a small tensor (up to <see cref="StagedUploads.MaxBytes"/>, such as a dispatch's index tables) is copied
-    /// through page-locked staging on the stream without blocking the host; others (and any on ILGPU's CPU accelerator)
-    /// are copied synchronously.
+    /// A device tensor holding a copy of host tensor <paramref name="host"/>, whose values are taken before this
+    /// returns. On CUDA a small tensor (up to <see cref="StagedUploads.MaxBytes"/>, such as a dispatch's index tables)
+    /// is copied through page-locked staging on the stream without blocking the host; others (and any on ILGPU's CPU
+    /// accelerator) are copied synchronously.
     /// </summary>
     public Tensor Upload(Tensor host)
     {
@@ -126,22 +170,31 @@ public sealed class IlgpuTensorAllocator : ITensorAllocator, IDisposable
     /// <exception cref="InvalidOperationException">The buffer was already returned.</exception>
     public void Return(Tensor? tensor)
     {
-        if (tensor is null || tensor.IsOnHost) return;
+        if (tensor is null || tensor.IsOnHost)
+            return;
         if (tensor.DeviceBuffer is not IlgpuDeviceBuffer buffer)
         {
-            throw new ArgumentException($"tensor {tensor} on {tensor.Device} was not allocated by this ILGPU allocator ({DeviceName})", nameof(tensor));
+            throw new ArgumentException(
+                $"tensor {tensor} on {tensor.Device} was not allocated by this ILGPU allocator ({DeviceName})",
+                nameof(tensor)
+            );
         }
         lock (_lock)
         {
-            if (_disposed) return;
+            if (_disposed)
+                return;
             if (!_all.Contains(buffer))
             {
-                throw new ArgumentException($"tensor {tensor} on {tensor.Device} was not allocated by this allocator ({DeviceName})", nameof(tensor));
+                throw new ArgumentException(
+                    $"tensor {tensor} on {tensor.Device} was not allocated by this allocator ({DeviceName})",
+                    nameof(tensor)
+                );
             }
             foreach (IlgpuDeviceBuffer held in _free)
             {
                 // Returning twice would hand one buffer to two owners.
-                if (ReferenceEquals(held, buffer)) throw new InvalidOperationException("this tensor's buffer was already returned to the allocator");
+                if (ReferenceEquals(held, buffer))
+                    throw new InvalidOperationException("this tensor's buffer was already returned to the allocator");
             }
             if (_retainedBytes + buffer.LengthInBytes > MaxRetainedBytes)
             {
@@ -162,7 +215,8 @@ public sealed class IlgpuTensorAllocator : ITensorAllocator, IDisposable
     {
         lock (_lock)
         {
-            if (_free.Count > 0) HostWaits.BeforeBlockingCall("free of device memory");
+            if (_free.Count > 0)
+                HostWaits.BeforeBlockingCall("free of device memory");
             foreach (IlgpuDeviceBuffer buffer in _free)
             {
                 _all.Remove(buffer);
@@ -178,9 +232,11 @@ public sealed class IlgpuTensorAllocator : ITensorAllocator, IDisposable
     {
         lock (_lock)
         {
-            if (_disposed) return;
+            if (_disposed)
+                return;
             _disposed = true;
-            foreach (IlgpuDeviceBuffer buffer in _all) buffer.Dispose();
+            foreach (IlgpuDeviceBuffer buffer in _all)
+                buffer.Dispose();
             _all.Clear();
             _free.Clear();
             _retainedBytes = 0;
@@ -204,5 +260,6 @@ public sealed class IlgpuTensorAllocator : ITensorAllocator, IDisposable
         return buffer;
     }
 
-    private static long RoundUp(long bytes) => Math.Max(Granularity, (bytes + Granularity - 1) / Granularity * Granularity);
+    private static long RoundUp(long bytes) =>
+        Math.Max(Granularity, (bytes + Granularity - 1) / Granularity * Granularity);
 }

@@ -1,14 +1,17 @@
 namespace MoeSharp.Cuda.Native;
 
 /// <summary>
-/// cuBLAS and <c>library_types.h</c> constants MoeSharp passes; each value is pinned by a test that quotes the header line.
+/// cuBLAS and <c>library_types.h</c> constants MoeSharp passes; each value is pinned by a test that quotes the header
+/// line.
 /// </summary>
 internal static class CublasConstants
 {
     /// <summary><c>CUBLAS_STATUS_SUCCESS = 0</c>.</summary>
     public const int StatusSuccess = 0;
 
-    /// <summary><c>CUBLAS_STATUS_INVALID_VALUE = 7</c>: an argument (or, for some calls, a type combination) is not accepted.</summary>
+    /// <summary>
+    /// <c>CUBLAS_STATUS_INVALID_VALUE = 7</c>: an argument (or, for some calls, a type combination) is not accepted.
+    /// </summary>
     public const int StatusInvalidValue = 7;
 
     /// <summary><c>CUBLAS_STATUS_NOT_SUPPORTED = 15</c>: the operation or type combination is not supported.</summary>

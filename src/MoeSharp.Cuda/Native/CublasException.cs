@@ -5,7 +5,10 @@ public sealed class CublasException : Exception
 {
     /// <summary>Creates the exception for <paramref name="function"/> failing with <paramref name="status"/>.</summary>
     public CublasException(string function, int status, string? statusText)
-        : base($"{function} failed with cuBLAS status {status}" + (string.IsNullOrEmpty(statusText) ? "" : $": {statusText}"))
+        : base(
+            $"{function} failed with cuBLAS status {status}"
+                + (string.IsNullOrEmpty(statusText) ? "" : $": {statusText}")
+        )
     {
         Function = function;
         Status = status;

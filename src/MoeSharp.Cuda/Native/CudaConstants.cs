@@ -12,7 +12,10 @@ internal static class CudaConstants
     /// <summary><c>cudaErrorNoDevice = 100</c>: no CUDA-capable device was detected.</summary>
     public const int ErrorNoDevice = 100;
 
-    /// <summary><c>cudaErrorNotReady = 600</c>: what <c>cudaStreamQuery</c> / <c>cudaEventQuery</c> return while work is pending.</summary>
+    /// <summary>
+    /// <c>cudaErrorNotReady = 600</c>: what <c>cudaStreamQuery</c> / <c>cudaEventQuery</c> return while work is
+    /// pending.
+    /// </summary>
     public const int ErrorNotReady = 600;
 
     /// <summary><c>cudaMemcpyHostToDevice = 1</c>.</summary>
@@ -24,7 +27,9 @@ internal static class CudaConstants
     /// <summary><c>cudaMemcpyDeviceToDevice = 3</c>.</summary>
     public const int MemcpyDeviceToDevice = 3;
 
-    /// <summary><c>#define cudaStreamNonBlocking 0x01</c>: no implicit synchronization with the legacy default stream.</summary>
+    /// <summary>
+    /// <c>#define cudaStreamNonBlocking 0x01</c>: no implicit synchronization with the legacy default stream.
+    /// </summary>
     public const uint StreamNonBlocking = 0x01;
 
     /// <summary><c>#define cudaEventDefault 0x00</c>.</summary>

@@ -11,7 +11,9 @@ public sealed unsafe class CudaDeviceBuffer : DeviceBuffer, IDevicePointer, IDis
     private readonly CudaRuntime _cuda;
     private nint _pointer;
 
-    /// <summary>Allocates <paramref name="lengthInBytes"/> bytes on <paramref name="device"/> (made current on this thread).</summary>
+    /// <summary>
+    /// Allocates <paramref name="lengthInBytes"/> bytes on <paramref name="device"/> (made current on this thread).
+    /// </summary>
     public CudaDeviceBuffer(int device, long lengthInBytes)
         : this(CudaRuntime.Shared, device, lengthInBytes) { }
 
@@ -42,17 +44,24 @@ public sealed unsafe class CudaDeviceBuffer : DeviceBuffer, IDevicePointer, IDis
     public override void CopyToHost(long byteOffset, Span<byte> destination)
     {
         CheckRange(byteOffset, destination.Length);
-        if (destination.IsEmpty) return;
+        if (destination.IsEmpty)
+            return;
         _cuda.SetDevice(DeviceOrdinal);
         fixed (byte* target = destination)
-            _cuda.Memcpy((nint)target, Pointer + (nint)byteOffset, destination.Length, CudaConstants.MemcpyDeviceToHost);
+            _cuda.Memcpy(
+                (nint)target,
+                Pointer + (nint)byteOffset,
+                destination.Length,
+                CudaConstants.MemcpyDeviceToHost
+            );
     }
 
     /// <inheritdoc/>
     public override void CopyFromHost(ReadOnlySpan<byte> source, long byteOffset)
     {
         CheckRange(byteOffset, source.Length);
-        if (source.IsEmpty) return;
+        if (source.IsEmpty)
+            return;
         _cuda.SetDevice(DeviceOrdinal);
         fixed (byte* from = source)
             _cuda.Memcpy(Pointer + (nint)byteOffset, (nint)from, source.Length, CudaConstants.MemcpyHostToDevice);
@@ -62,7 +71,8 @@ public sealed unsafe class CudaDeviceBuffer : DeviceBuffer, IDevicePointer, IDis
     public void Dispose()
     {
         nint pointer = Interlocked.Exchange(ref _pointer, 0);
-        if (pointer == 0) return;
+        if (pointer == 0)
+            return;
         _cuda.SetDevice(DeviceOrdinal);
         _cuda.FreeNoThrow(pointer);
     }
@@ -70,7 +80,10 @@ public sealed unsafe class CudaDeviceBuffer : DeviceBuffer, IDevicePointer, IDis
     private void CheckRange(long byteOffset, int length)
     {
         if (byteOffset < 0 || byteOffset + length > LengthInBytes)
-            throw new ArgumentOutOfRangeException(nameof(byteOffset), byteOffset,
-                $"bytes [{byteOffset}, {byteOffset + length}) are outside the {LengthInBytes}-byte buffer on {DeviceName}");
+            throw new ArgumentOutOfRangeException(
+                nameof(byteOffset),
+                byteOffset,
+                $"bytes [{byteOffset}, {byteOffset + length}) are outside the {LengthInBytes}-byte buffer on {DeviceName}"
+            );
     }
 }

@@ -18,34 +18,50 @@ internal sealed unsafe class CudaRuntime
     public static IReadOnlyList<string> Sonames { get; } = ["libcudart.so.13", "libcudart.so.12"];
 
     /// <summary>What installs the library, for the missing-library message.</summary>
-    public const string Provider = "the CUDA runtime (CUDA 13 toolkit, /usr/local/cuda/lib64, or the nvidia-cuda-runtime wheel's lib folder)";
+    public const string Provider =
+        "the CUDA runtime (CUDA 13 toolkit, /usr/local/cuda/lib64, or the nvidia-cuda-runtime wheel's lib folder)";
 
-    private static readonly Lazy<CudaRuntime> Instance = new(() => new CudaRuntime(), LazyThreadSafetyMode.ExecutionAndPublication);
+    private static readonly Lazy<CudaRuntime> Instance = new(
+        () => new CudaRuntime(),
+        LazyThreadSafetyMode.ExecutionAndPublication
+    );
 
     // cudaError_t f(...) unless noted.
-    private readonly delegate* unmanaged<int*, int> _getDeviceCount;               // (int* count)
-    private readonly delegate* unmanaged<int, int> _setDevice;                     // (int device)
-    private readonly delegate* unmanaged<int*, int> _getDevice;                    // (int* device)
-    private readonly delegate* unmanaged<nint*, nuint, int> _malloc;               // (void** devPtr, size_t size)
-    private readonly delegate* unmanaged<nint, int> _free;                         // (void* devPtr)
-    private readonly delegate* unmanaged<nint*, nuint, int> _mallocHost;           // (void** ptr, size_t size): page-locked host memory
-    private readonly delegate* unmanaged<nint, int> _freeHost;                     // (void* ptr)
-    private readonly delegate* unmanaged<nint, nint, nuint, int, int> _memcpy;     // (void* dst, const void* src, size_t count, cudaMemcpyKind kind)
+    private readonly delegate* unmanaged<int*, int> _getDeviceCount; // (int* count)
+    private readonly delegate* unmanaged<int, int> _setDevice; // (int device)
+    private readonly delegate* unmanaged<int*, int> _getDevice; // (int* device)
+    private readonly delegate* unmanaged<nint*, nuint, int> _malloc; // (void** devPtr, size_t size)
+    private readonly delegate* unmanaged<nint, int> _free; // (void* devPtr)
+
+    // (void** ptr, size_t size): page-locked host memory
+    private readonly delegate* unmanaged<nint*, nuint, int> _mallocHost;
+    private readonly delegate* unmanaged<nint, int> _freeHost; // (void* ptr)
+
+    // (void* dst, const void* src, size_t count, cudaMemcpyKind kind)
+    private readonly delegate* unmanaged<nint, nint, nuint, int, int> _memcpy;
     private readonly delegate* unmanaged<nint, nint, nuint, int, nint, int> _memcpyAsync; // (..., cudaStream_t stream)
-    private readonly delegate* unmanaged<nint*, uint, int> _streamCreateWithFlags; // (cudaStream_t* pStream, unsigned int flags)
+
+    // (cudaStream_t* pStream, unsigned int flags)
+    private readonly delegate* unmanaged<nint*, uint, int> _streamCreateWithFlags;
     private readonly delegate* unmanaged<nint, int> _streamDestroy;
     private readonly delegate* unmanaged<nint, int> _streamSynchronize;
     private readonly delegate* unmanaged<nint, int> _streamQuery;
-    private readonly delegate* unmanaged<nint, nint, uint, int> _streamWaitEvent;  // (cudaStream_t, cudaEvent_t, unsigned int flags)
-    private readonly delegate* unmanaged<nint*, uint, int> _eventCreateWithFlags;  // (cudaEvent_t* event, unsigned int flags)
-    private readonly delegate* unmanaged<nint, nint, int> _eventRecord;            // (cudaEvent_t, cudaStream_t)
+
+    // (cudaStream_t, cudaEvent_t, unsigned int flags)
+    private readonly delegate* unmanaged<nint, nint, uint, int> _streamWaitEvent;
+
+    // (cudaEvent_t* event, unsigned int flags)
+    private readonly delegate* unmanaged<nint*, uint, int> _eventCreateWithFlags;
+    private readonly delegate* unmanaged<nint, nint, int> _eventRecord; // (cudaEvent_t, cudaStream_t)
     private readonly delegate* unmanaged<nint, int> _eventSynchronize;
     private readonly delegate* unmanaged<nint, int> _eventQuery;
-    private readonly delegate* unmanaged<float*, nint, nint, int> _eventElapsedTime; // (float* ms, cudaEvent_t start, cudaEvent_t end)
+
+    // (float* ms, cudaEvent_t start, cudaEvent_t end)
+    private readonly delegate* unmanaged<float*, nint, nint, int> _eventElapsedTime;
     private readonly delegate* unmanaged<nint, int> _eventDestroy;
-    private readonly delegate* unmanaged<nuint*, nuint*, int> _memGetInfo;         // (size_t* free, size_t* total)
-    private readonly delegate* unmanaged<int, byte*> _getErrorString;              // const char* (cudaError_t)
-    private readonly delegate* unmanaged<int, byte*> _getErrorName;                // const char* (cudaError_t)
+    private readonly delegate* unmanaged<nuint*, nuint*, int> _memGetInfo; // (size_t* free, size_t* total)
+    private readonly delegate* unmanaged<int, byte*> _getErrorString; // const char* (cudaError_t)
+    private readonly delegate* unmanaged<int, byte*> _getErrorName; // const char* (cudaError_t)
 
     private CudaRuntime()
     {
@@ -77,7 +93,9 @@ internal sealed unsafe class CudaRuntime
         _getErrorName = (delegate* unmanaged<int, byte*>)F("cudaGetErrorName");
     }
 
-    /// <summary>The process's CUDA runtime; throws <see cref="DllNotFoundException"/> when it is not installed.</summary>
+    /// <summary>
+    /// The process's CUDA runtime; throws <see cref="DllNotFoundException"/> when it is not installed.
+    /// </summary>
     public static CudaRuntime Shared => Instance.Value;
 
     /// <summary>The soname that loaded.</summary>
@@ -88,12 +106,15 @@ internal sealed unsafe class CudaRuntime
     {
         int count;
         int rc = _getDeviceCount(&count);
-        if (rc == CudaConstants.ErrorNoDevice) return 0;
+        if (rc == CudaConstants.ErrorNoDevice)
+            return 0;
         Check(rc, "cudaGetDeviceCount");
         return count;
     }
 
-    /// <summary>Makes <paramref name="device"/> current on the calling thread (the runtime's device is per thread).</summary>
+    /// <summary>
+    /// Makes <paramref name="device"/> current on the calling thread (the runtime's device is per thread).
+    /// </summary>
     public void SetDevice(int device) => Check(_setDevice(device), "cudaSetDevice");
 
     /// <summary>The calling thread's current device.</summary>
@@ -107,7 +128,8 @@ internal sealed unsafe class CudaRuntime
     /// <summary>Free and total bytes of the current device (creates its primary context if there is none).</summary>
     public (long Free, long Total) MemGetInfo()
     {
-        nuint free, total;
+        nuint free,
+            total;
         Check(_memGetInfo(&free, &total), "cudaMemGetInfo");
         return ((long)free, (long)total);
     }
@@ -127,7 +149,9 @@ internal sealed unsafe class CudaRuntime
     /// <summary>Frees without throwing, for Dispose paths; returns the error code.</summary>
     public int FreeNoThrow(nint pointer) => _free(pointer);
 
-    /// <summary>Allocates <paramref name="bytes"/> of page-locked host memory (copies from it run asynchronously).</summary>
+    /// <summary>
+    /// Allocates <paramref name="bytes"/> of page-locked host memory (copies from it run asynchronously).
+    /// </summary>
     public nint MallocHost(long bytes)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(bytes);
@@ -136,18 +160,23 @@ internal sealed unsafe class CudaRuntime
         return pointer;
     }
 
-    /// <summary>Frees a <see cref="MallocHost"/> allocation; returns the error code (Dispose paths must not throw).</summary>
+    /// <summary>
+    /// Frees a <see cref="MallocHost"/> allocation; returns the error code (Dispose paths must not throw).
+    /// </summary>
     public int FreeHost(nint pointer) => _freeHost(pointer);
 
     /// <summary>Synchronous copy (returns when done).</summary>
-    public void Memcpy(nint destination, nint source, long bytes, int kind)
-        => Check(_memcpy(destination, source, (nuint)bytes, kind), "cudaMemcpy");
+    public void Memcpy(nint destination, nint source, long bytes, int kind) =>
+        Check(_memcpy(destination, source, (nuint)bytes, kind), "cudaMemcpy");
 
     /// <summary>Copy ordered on <paramref name="stream"/>.</summary>
-    public void MemcpyAsync(nint destination, nint source, long bytes, int kind, nint stream)
-        => Check(_memcpyAsync(destination, source, (nuint)bytes, kind, stream), "cudaMemcpyAsync");
+    public void MemcpyAsync(nint destination, nint source, long bytes, int kind, nint stream) =>
+        Check(_memcpyAsync(destination, source, (nuint)bytes, kind, stream), "cudaMemcpyAsync");
 
-    /// <summary>Creates a stream with <paramref name="flags"/> (e.g. <see cref="CudaConstants.StreamNonBlocking"/>) on the current device.</summary>
+    /// <summary>
+    /// Creates a stream with <paramref name="flags"/> (e.g. <see cref="CudaConstants.StreamNonBlocking"/>) on the
+    /// current device.
+    /// </summary>
     public nint StreamCreate(uint flags)
     {
         nint stream;
@@ -164,8 +193,11 @@ internal sealed unsafe class CudaRuntime
     /// <summary>True when all work on the stream is done, false while some is pending.</summary>
     public bool StreamQuery(nint stream) => Ready(_streamQuery(stream), "cudaStreamQuery");
 
-    /// <summary>Makes later work on <paramref name="stream"/> wait until <paramref name="cudaEvent"/> completes.</summary>
-    public void StreamWaitEvent(nint stream, nint cudaEvent) => Check(_streamWaitEvent(stream, cudaEvent, 0), "cudaStreamWaitEvent");
+    /// <summary>
+    /// Makes later work on <paramref name="stream"/> wait until <paramref name="cudaEvent"/> completes.
+    /// </summary>
+    public void StreamWaitEvent(nint stream, nint cudaEvent) =>
+        Check(_streamWaitEvent(stream, cudaEvent, 0), "cudaStreamWaitEvent");
 
     /// <summary>Creates an event with <paramref name="flags"/>.</summary>
     public nint EventCreate(uint flags)
@@ -204,7 +236,8 @@ internal sealed unsafe class CudaRuntime
 
     private bool Ready(int code, string function)
     {
-        if (code == CudaConstants.ErrorNotReady) return false;
+        if (code == CudaConstants.ErrorNotReady)
+            return false;
         Check(code, function);
         return true;
     }

@@ -13,11 +13,14 @@ internal static class DevicePointers
     {
         ArgumentNullException.ThrowIfNull(tensor, argument);
         if (tensor.IsOnHost)
-            throw new InvalidOperationException($"{argument} is a host tensor {tensor}; NCCL and cuBLAS need device memory.");
+            throw new InvalidOperationException(
+                $"{argument} is a host tensor {tensor}; NCCL and cuBLAS need device memory."
+            );
         if (tensor.DeviceBuffer is not IDevicePointer pointer)
             throw new InvalidOperationException(
-                $"{argument} lives in a {tensor.DeviceBuffer!.GetType().Name} on {tensor.Device}, which exposes no native CUDA pointer " +
-                $"(it must implement {nameof(IDevicePointer)}).");
+                $"{argument} lives in a {tensor.DeviceBuffer!.GetType().Name} on {tensor.Device}, which exposes no native CUDA pointer "
+                    + $"(it must implement {nameof(IDevicePointer)})."
+            );
         return pointer;
     }
 }

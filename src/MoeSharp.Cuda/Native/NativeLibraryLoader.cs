@@ -27,16 +27,18 @@ internal static class NativeLibraryLoader
     }
 
     /// <summary>The message for a library that none of <paramref name="sonames"/> found.</summary>
-    public static string MissingMessage(IReadOnlyList<string> sonames, string provider)
-        => $"{string.Join(" / ", sonames)} not found: install {provider}, or put the folder holding it on LD_LIBRARY_PATH.";
+    public static string MissingMessage(IReadOnlyList<string> sonames, string provider) =>
+        $"{string.Join(" / ", sonames)} not found: install {provider}, or put the folder holding it on LD_LIBRARY_PATH.";
 
     /// <summary>Resolves a required export; a missing one names the library (an older version lacks it).</summary>
-    public static nint Export(nint library, string libraryName, string function)
-        => NativeLibrary.TryGetExport(library, function, out nint address)
+    public static nint Export(nint library, string libraryName, string function) =>
+        NativeLibrary.TryGetExport(library, function, out nint address)
             ? address
-            : throw new EntryPointNotFoundException($"{libraryName} has no export {function}: the library is older than MoeSharp needs.");
+            : throw new EntryPointNotFoundException(
+                $"{libraryName} has no export {function}: the library is older than MoeSharp needs."
+            );
 
     /// <summary>Resolves an optional export (a function newer versions add); zero when absent.</summary>
-    public static nint OptionalExport(nint library, string function)
-        => NativeLibrary.TryGetExport(library, function, out nint address) ? address : 0;
+    public static nint OptionalExport(nint library, string function) =>
+        NativeLibrary.TryGetExport(library, function, out nint address) ? address : 0;
 }

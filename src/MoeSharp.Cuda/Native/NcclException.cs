@@ -8,10 +8,14 @@ namespace MoeSharp.Cuda.Native;
 /// </summary>
 public sealed class NcclException : CollectiveException
 {
-    /// <summary>Creates the exception for <paramref name="function"/> failing with <paramref name="errorCode"/>.</summary>
+    /// <summary>
+    /// Creates the exception for <paramref name="function"/> failing with <paramref name="errorCode"/>.
+    /// </summary>
     public NcclException(string function, int errorCode, string? errorText, int rank)
-        : base($"rank {rank}: {function} failed with NCCL error {errorCode}" +
-               (string.IsNullOrEmpty(errorText) ? "" : $": {errorText}"))
+        : base(
+            $"rank {rank}: {function} failed with NCCL error {errorCode}"
+                + (string.IsNullOrEmpty(errorText) ? "" : $": {errorText}")
+        )
     {
         Function = function;
         ErrorCode = errorCode;

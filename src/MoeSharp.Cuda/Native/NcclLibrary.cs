@@ -17,24 +17,42 @@ internal sealed unsafe class NcclLibrary
     public static IReadOnlyList<string> Sonames { get; } = ["libnccl.so.2"];
 
     /// <summary>What installs the library, for the missing-library message.</summary>
-    public const string Provider = "NCCL (apt libnccl2, or the nvidia-nccl-cu13 wheel: add its site-packages/nvidia/nccl/lib)";
+    public const string Provider =
+        "NCCL (apt libnccl2, or the nvidia-nccl-cu13 wheel: add its site-packages/nvidia/nccl/lib)";
 
-    private static readonly Lazy<NcclLibrary> Instance = new(() => new NcclLibrary(), LazyThreadSafetyMode.ExecutionAndPublication);
+    private static readonly Lazy<NcclLibrary> Instance = new(
+        () => new NcclLibrary(),
+        LazyThreadSafetyMode.ExecutionAndPublication
+    );
 
-    private readonly delegate* unmanaged<int*, int> _getVersion;                                   // (int* version)
-    private readonly delegate* unmanaged<NcclUniqueId*, int> _getUniqueId;                         // (ncclUniqueId* uniqueId)
-    private readonly delegate* unmanaged<nint*, int, NcclUniqueId, int, int> _commInitRank;       // (ncclComm_t* comm, int nranks, ncclUniqueId commId, int rank)
-    private readonly delegate* unmanaged<nint*, int, int*, int> _commInitAll;                      // (ncclComm_t* comm, int ndev, const int* devlist)
-    private readonly delegate* unmanaged<nint, int> _commDestroy;                                  // (ncclComm_t comm)
-    private readonly delegate* unmanaged<nint, int> _commAbort;                                    // (ncclComm_t comm)
-    private readonly delegate* unmanaged<nint, int*, int> _commGetAsyncError;                      // (ncclComm_t comm, ncclResult_t* asyncError)
-    private readonly delegate* unmanaged<int, byte*> _getErrorString;                              // const char* (ncclResult_t)
+    private readonly delegate* unmanaged<int*, int> _getVersion; // (int* version)
+    private readonly delegate* unmanaged<NcclUniqueId*, int> _getUniqueId; // (ncclUniqueId* uniqueId)
+
+    // (ncclComm_t* comm, int nranks, ncclUniqueId commId, int rank)
+    private readonly delegate* unmanaged<nint*, int, NcclUniqueId, int, int> _commInitRank;
+
+    // (ncclComm_t* comm, int ndev, const int* devlist)
+    private readonly delegate* unmanaged<nint*, int, int*, int> _commInitAll;
+    private readonly delegate* unmanaged<nint, int> _commDestroy; // (ncclComm_t comm)
+    private readonly delegate* unmanaged<nint, int> _commAbort; // (ncclComm_t comm)
+
+    // (ncclComm_t comm, ncclResult_t* asyncError)
+    private readonly delegate* unmanaged<nint, int*, int> _commGetAsyncError;
+    private readonly delegate* unmanaged<int, byte*> _getErrorString; // const char* (ncclResult_t)
     private readonly delegate* unmanaged<int> _groupStart;
     private readonly delegate* unmanaged<int> _groupEnd;
-    private readonly delegate* unmanaged<nint, nuint, int, int, nint, nint, int> _send;            // (const void* sendbuff, size_t count, ncclDataType_t, int peer, ncclComm_t, cudaStream_t)
-    private readonly delegate* unmanaged<nint, nuint, int, int, nint, nint, int> _recv;            // (void* recvbuff, size_t count, ncclDataType_t, int peer, ncclComm_t, cudaStream_t)
-    private readonly delegate* unmanaged<nint, nint, nuint, int, int, nint, nint, int> _allReduce; // (sendbuff, recvbuff, size_t count, ncclDataType_t, ncclRedOp_t, ncclComm_t, cudaStream_t)
-    private readonly delegate* unmanaged<nint, nint, nuint, int, nint, nint, int> _allGather;      // (sendbuff, recvbuff, size_t sendcount, ncclDataType_t, ncclComm_t, cudaStream_t)
+
+    // (const void* sendbuff, size_t count, ncclDataType_t, int peer, ncclComm_t, cudaStream_t)
+    private readonly delegate* unmanaged<nint, nuint, int, int, nint, nint, int> _send;
+
+    // (void* recvbuff, size_t count, ncclDataType_t, int peer, ncclComm_t, cudaStream_t)
+    private readonly delegate* unmanaged<nint, nuint, int, int, nint, nint, int> _recv;
+
+    // (sendbuff, recvbuff, size_t count, ncclDataType_t, ncclRedOp_t, ncclComm_t, cudaStream_t)
+    private readonly delegate* unmanaged<nint, nint, nuint, int, int, nint, nint, int> _allReduce;
+
+    // (sendbuff, recvbuff, size_t sendcount, ncclDataType_t, ncclComm_t, cudaStream_t)
+    private readonly delegate* unmanaged<nint, nint, nuint, int, nint, nint, int> _allGather;
 
     private NcclLibrary()
     {
@@ -71,7 +89,9 @@ internal sealed unsafe class NcclLibrary
         return version;
     }
 
-    /// <summary>Creates a unique id (rank 0 only), to be shared with every rank before <see cref="CommInitRank"/>.</summary>
+    /// <summary>
+    /// Creates a unique id (rank 0 only), to be shared with every rank before <see cref="CommInitRank"/>.
+    /// </summary>
     public NcclUniqueId GetUniqueId(int rank)
     {
         NcclUniqueId id;
@@ -79,7 +99,9 @@ internal sealed unsafe class NcclLibrary
         return id;
     }
 
-    /// <summary>Joins a communicator of <paramref name="size"/> ranks on the current device; blocks until all have joined.</summary>
+    /// <summary>
+    /// Joins a communicator of <paramref name="size"/> ranks on the current device; blocks until all have joined.
+    /// </summary>
     public nint CommInitRank(int size, NcclUniqueId id, int rank)
     {
         nint comm;
@@ -87,7 +109,9 @@ internal sealed unsafe class NcclLibrary
         return comm;
     }
 
-    /// <summary>One communicator per device in <paramref name="devices"/>, created by one thread (single-process clique).</summary>
+    /// <summary>
+    /// One communicator per device in <paramref name="devices"/>, created by one thread (single-process clique).
+    /// </summary>
     public nint[] CommInitAll(ReadOnlySpan<int> devices)
     {
         var comms = new nint[devices.Length];
@@ -97,13 +121,17 @@ internal sealed unsafe class NcclLibrary
         return comms;
     }
 
-    /// <summary>Frees a communicator after its work completed; returns the code (Dispose paths must not throw).</summary>
+    /// <summary>
+    /// Frees a communicator after its work completed; returns the code (Dispose paths must not throw).
+    /// </summary>
     public int CommDestroy(nint comm) => _commDestroy(comm);
 
     /// <summary>Aborts the communicator's pending operations and frees it; returns the code.</summary>
     public int CommAbort(nint comm) => _commAbort(comm);
 
-    /// <summary>The communicator's asynchronous error (<c>ncclSuccess</c> when none, <c>ncclInProgress</c> while initializing).</summary>
+    /// <summary>
+    /// The communicator's asynchronous error (<c>ncclSuccess</c> when none, <c>ncclInProgress</c> while initializing).
+    /// </summary>
     public int CommGetAsyncError(nint comm, int rank)
     {
         int asyncError;
@@ -117,21 +145,37 @@ internal sealed unsafe class NcclLibrary
     /// <summary>Launches the fused calls since <see cref="GroupStart"/> on their streams.</summary>
     public void GroupEnd(int rank) => Check(_groupEnd(), "ncclGroupEnd", rank);
 
-    /// <summary>Sends <paramref name="count"/> elements to <paramref name="peer"/> on <paramref name="stream"/>.</summary>
-    public void Send(nint buffer, long count, int dataType, int peer, nint comm, nint stream, int rank)
-        => Check(_send(buffer, (nuint)count, dataType, peer, comm, stream), "ncclSend", rank);
+    /// <summary>
+    /// Sends <paramref name="count"/> elements to <paramref name="peer"/> on <paramref name="stream"/>.
+    /// </summary>
+    public void Send(nint buffer, long count, int dataType, int peer, nint comm, nint stream, int rank) =>
+        Check(_send(buffer, (nuint)count, dataType, peer, comm, stream), "ncclSend", rank);
 
-    /// <summary>Receives <paramref name="count"/> elements from <paramref name="peer"/> on <paramref name="stream"/>.</summary>
-    public void Recv(nint buffer, long count, int dataType, int peer, nint comm, nint stream, int rank)
-        => Check(_recv(buffer, (nuint)count, dataType, peer, comm, stream), "ncclRecv", rank);
+    /// <summary>
+    /// Receives <paramref name="count"/> elements from <paramref name="peer"/> on <paramref name="stream"/>.
+    /// </summary>
+    public void Recv(nint buffer, long count, int dataType, int peer, nint comm, nint stream, int rank) =>
+        Check(_recv(buffer, (nuint)count, dataType, peer, comm, stream), "ncclRecv", rank);
 
-    /// <summary>All-reduce (NCCL's order of summation, not rank order: MoeSharp's ordered sum uses <see cref="AllGather"/>).</summary>
-    public void AllReduce(nint send, nint receive, long count, int dataType, int op, nint comm, nint stream, int rank)
-        => Check(_allReduce(send, receive, (nuint)count, dataType, op, comm, stream), "ncclAllReduce", rank);
+    /// <summary>
+    /// All-reduce (NCCL's order of summation, not rank order: MoeSharp's ordered sum uses <see cref="AllGather"/>).
+    /// </summary>
+    public void AllReduce(
+        nint send,
+        nint receive,
+        long count,
+        int dataType,
+        int op,
+        nint comm,
+        nint stream,
+        int rank
+    ) => Check(_allReduce(send, receive, (nuint)count, dataType, op, comm, stream), "ncclAllReduce", rank);
 
-    /// <summary>All-gather: rank i's <paramref name="sendCount"/> elements land at <c>receive + i·sendCount</c>.</summary>
-    public void AllGather(nint send, nint receive, long sendCount, int dataType, nint comm, nint stream, int rank)
-        => Check(_allGather(send, receive, (nuint)sendCount, dataType, comm, stream), "ncclAllGather", rank);
+    /// <summary>
+    /// All-gather: rank i's <paramref name="sendCount"/> elements land at <c>receive + i·sendCount</c>.
+    /// </summary>
+    public void AllGather(nint send, nint receive, long sendCount, int dataType, nint comm, nint stream, int rank) =>
+        Check(_allGather(send, receive, (nuint)sendCount, dataType, comm, stream), "ncclAllGather", rank);
 
     /// <summary>The library's text for <paramref name="code"/>.</summary>
     public string? ErrorString(int code)

@@ -14,7 +14,10 @@ internal unsafe struct NcclUniqueId
     public static NcclUniqueId FromBytes(ReadOnlySpan<byte> bytes)
     {
         if (bytes.Length != NcclConstants.UniqueIdBytes)
-            throw new ArgumentException($"an ncclUniqueId has {NcclConstants.UniqueIdBytes} bytes, not {bytes.Length}", nameof(bytes));
+            throw new ArgumentException(
+                $"an ncclUniqueId has {NcclConstants.UniqueIdBytes} bytes, not {bytes.Length}",
+                nameof(bytes)
+            );
         var id = new NcclUniqueId();
         bytes.CopyTo(new Span<byte>(id.Internal, NcclConstants.UniqueIdBytes));
         return id;

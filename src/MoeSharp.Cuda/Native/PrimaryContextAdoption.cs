@@ -22,8 +22,10 @@ internal sealed class PrimaryContextAdoption : IDisposable
 {
     private const string Driver = "libcuda.so.1";
     private static readonly PropertyInfo NativePtrProperty =
-        typeof(Accelerator).GetProperty(nameof(Accelerator.NativePtr), BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic)
-        ?? throw new MissingMemberException(nameof(Accelerator), nameof(Accelerator.NativePtr));
+        typeof(Accelerator).GetProperty(
+            nameof(Accelerator.NativePtr),
+            BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic
+        ) ?? throw new MissingMemberException(nameof(Accelerator), nameof(Accelerator.NativePtr));
 
     private readonly CudaAccelerator _accelerator;
     private readonly IntPtr _ilgpuContext;
@@ -35,7 +37,9 @@ internal sealed class PrimaryContextAdoption : IDisposable
         _ilgpuContext = ilgpuContext;
     }
 
-    /// <summary>Switches <paramref name="accelerator"/> to its device's primary context and makes that context current.</summary>
+    /// <summary>
+    /// Switches <paramref name="accelerator"/> to its device's primary context and makes that context current.
+    /// </summary>
     public static PrimaryContextAdoption Adopt(CudaAccelerator accelerator)
     {
         ArgumentNullException.ThrowIfNull(accelerator);
@@ -46,17 +50,21 @@ internal sealed class PrimaryContextAdoption : IDisposable
         return new PrimaryContextAdoption(accelerator, own);
     }
 
-    /// <summary>Gives ILGPU its own context back, for it to destroy; the primary context stays (see the remarks).</summary>
+    /// <summary>
+    /// Gives ILGPU its own context back, for it to destroy; the primary context stays (see the remarks).
+    /// </summary>
     public void Dispose()
     {
-        if (_disposed) return;
+        if (_disposed)
+            return;
         _disposed = true;
         NativePtrProperty.SetValue(_accelerator, _ilgpuContext);
     }
 
     private static void Check(int result, string call)
     {
-        if (result != 0) throw new InvalidOperationException($"{call} failed with CUDA driver error {result}");
+        if (result != 0)
+            throw new InvalidOperationException($"{call} failed with CUDA driver error {result}");
     }
 
     [DllImport(Driver)]

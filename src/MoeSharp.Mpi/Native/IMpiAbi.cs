@@ -4,7 +4,8 @@ namespace MoeSharp.Mpi.Native;
 /// The MPI functions MoeSharp calls, with the ABI differences hidden: Open MPI's handles are addresses of
 /// exported objects (pointers), MPICH's are 32-bit integers. Every handle here is widened to
 /// <see cref="nint"/>; each implementation converts at the call. Methods return the raw MPI error code
-/// (<see cref="Success"/> on success) so that <see cref="MpiRuntime.Check(int, string)"/> turns codes into exceptions in one place.
+/// (<see cref="Success"/> on success) so that <see cref="MpiRuntime.Check(int, string)"/> turns codes into exceptions
+/// in one place.
 /// </summary>
 /// <remarks>Statuses are never read: implementations pass a scratch buffer large enough for either ABI.</remarks>
 internal unsafe interface IMpiAbi
@@ -41,19 +42,56 @@ internal unsafe interface IMpiAbi
     int CommFree(nint comm);
     int CommSetErrhandler(nint comm, nint errhandler);
     int Barrier(nint comm);
-    int Alltoall(void* send, int sendCount, nint sendType, void* receive, int receiveCount, nint receiveType, nint comm);
+    int Alltoall(
+        void* send,
+        int sendCount,
+        nint sendType,
+        void* receive,
+        int receiveCount,
+        nint receiveType,
+        nint comm
+    );
 
-    int Alltoallv(void* send, int* sendCounts, int* sendDispls, nint sendType,
-                  void* receive, int* receiveCounts, int* receiveDispls, nint receiveType, nint comm);
+    int Alltoallv(
+        void* send,
+        int* sendCounts,
+        int* sendDispls,
+        nint sendType,
+        void* receive,
+        int* receiveCounts,
+        int* receiveDispls,
+        nint receiveType,
+        nint comm
+    );
 
-    int Ialltoallv(void* send, int* sendCounts, int* sendDispls, nint sendType,
-                   void* receive, int* receiveCounts, int* receiveDispls, nint receiveType, nint comm, out nint request);
+    int Ialltoallv(
+        void* send,
+        int* sendCounts,
+        int* sendDispls,
+        nint sendType,
+        void* receive,
+        int* receiveCounts,
+        int* receiveDispls,
+        nint receiveType,
+        nint comm,
+        out nint request
+    );
 
-    int Allgather(void* send, int sendCount, nint sendType, void* receive, int receiveCount, nint receiveType, nint comm);
+    int Allgather(
+        void* send,
+        int sendCount,
+        nint sendType,
+        void* receive,
+        int receiveCount,
+        nint receiveType,
+        nint comm
+    );
     int Isend(void* buffer, int count, nint type, int destination, int tag, nint comm, out nint request);
     int Irecv(void* buffer, int count, nint type, int source, int tag, nint comm, out nint request);
 
-    /// <summary><c>MPI_Testall</c>; completed requests are set to <c>MPI_REQUEST_NULL</c> in <paramref name="requests"/>.</summary>
+    /// <summary>
+    /// <c>MPI_Testall</c>; completed requests are set to <c>MPI_REQUEST_NULL</c> in <paramref name="requests"/>.
+    /// </summary>
     int Testall(Span<nint> requests, out bool completed);
 
     /// <summary><c>MPI_Waitall</c>.</summary>

@@ -25,11 +25,10 @@ internal static class MpiLibrary
     public static IMpiAbi Load()
     {
         string? forced = Environment.GetEnvironmentVariable(LibraryVariable);
-        string[] candidates = !string.IsNullOrWhiteSpace(forced)
-            ? [forced]
-            : LaunchedByMpich()
-                ? [MpichSoname, DebianMpichSoname, OpenMpiSoname]
-                : [OpenMpiSoname, MpichSoname, DebianMpichSoname];
+        string[] candidates =
+            !string.IsNullOrWhiteSpace(forced) ? [forced]
+            : LaunchedByMpich() ? [MpichSoname, DebianMpichSoname, OpenMpiSoname]
+            : [OpenMpiSoname, MpichSoname, DebianMpichSoname];
 
         foreach (string name in candidates)
         {
@@ -43,13 +42,16 @@ internal static class MpiLibrary
         }
 
         throw new DllNotFoundException(
-            $"No MPI library found: tried {string.Join(", ", candidates)}. Install Open MPI ({OpenMpiSoname}: " +
-            $"apt-get install openmpi-bin libopenmpi-dev) or MPICH ({MpichSoname} / {DebianMpichSoname}: " +
-            $"apt-get install mpich), or set {LibraryVariable} to the library's path.");
+            $"No MPI library found: tried {string.Join(", ", candidates)}. Install Open MPI ({OpenMpiSoname}: "
+                + $"apt-get install openmpi-bin libopenmpi-dev) or MPICH ({MpichSoname} / {DebianMpichSoname}: "
+                + $"apt-get install mpich), or set {LibraryVariable} to the library's path."
+        );
     }
 
-    private static bool LaunchedByMpich()
-        => Environment.GetEnvironmentVariable("OMPI_COMM_WORLD_SIZE") is null
-           && (Environment.GetEnvironmentVariable("PMI_RANK") is not null
-               || Environment.GetEnvironmentVariable("PMI_SIZE") is not null);
+    private static bool LaunchedByMpich() =>
+        Environment.GetEnvironmentVariable("OMPI_COMM_WORLD_SIZE") is null
+        && (
+            Environment.GetEnvironmentVariable("PMI_RANK") is not null
+            || Environment.GetEnvironmentVariable("PMI_SIZE") is not null
+        );
 }

@@ -58,7 +58,9 @@ internal sealed unsafe class MpichAbi : IMpiAbi
         _barrier = (delegate* unmanaged<int, int>)F("MPI_Barrier");
         _alltoall = (delegate* unmanaged<void*, int, int, void*, int, int, int, int>)F("MPI_Alltoall");
         _alltoallv = (delegate* unmanaged<void*, int*, int*, int, void*, int*, int*, int, int, int>)F("MPI_Alltoallv");
-        _ialltoallv = (delegate* unmanaged<void*, int*, int*, int, void*, int*, int*, int, int, int*, int>)F("MPI_Ialltoallv");
+        _ialltoallv = (delegate* unmanaged<void*, int*, int*, int, void*, int*, int*, int, int, int*, int>)F(
+            "MPI_Ialltoallv"
+        );
         _allgather = (delegate* unmanaged<void*, int, int, void*, int, int, int, int>)F("MPI_Allgather");
         _isend = (delegate* unmanaged<void*, int, int, int, int, int, int*, int>)F("MPI_Isend");
         _irecv = (delegate* unmanaged<void*, int, int, int, int, int, int*, int>)F("MPI_Irecv");
@@ -102,6 +104,7 @@ internal sealed unsafe class MpichAbi : IMpiAbi
     }
 
     public int Finalize() => _finalize();
+
     public int Abort(nint comm, int errorCode) => _abort(H(comm), errorCode);
 
     public int CommRank(nint comm, out int rank)
@@ -135,26 +138,81 @@ internal sealed unsafe class MpichAbi : IMpiAbi
     }
 
     public int CommSetErrhandler(nint comm, nint errhandler) => _commSetErrhandler(H(comm), H(errhandler));
+
     public int Barrier(nint comm) => _barrier(H(comm));
 
-    public int Alltoall(void* send, int sendCount, nint sendType, void* receive, int receiveCount, nint receiveType, nint comm)
-        => _alltoall(send, sendCount, H(sendType), receive, receiveCount, H(receiveType), H(comm));
+    public int Alltoall(
+        void* send,
+        int sendCount,
+        nint sendType,
+        void* receive,
+        int receiveCount,
+        nint receiveType,
+        nint comm
+    ) => _alltoall(send, sendCount, H(sendType), receive, receiveCount, H(receiveType), H(comm));
 
-    public int Alltoallv(void* send, int* sendCounts, int* sendDispls, nint sendType,
-                         void* receive, int* receiveCounts, int* receiveDispls, nint receiveType, nint comm)
-        => _alltoallv(send, sendCounts, sendDispls, H(sendType), receive, receiveCounts, receiveDispls, H(receiveType), H(comm));
+    public int Alltoallv(
+        void* send,
+        int* sendCounts,
+        int* sendDispls,
+        nint sendType,
+        void* receive,
+        int* receiveCounts,
+        int* receiveDispls,
+        nint receiveType,
+        nint comm
+    ) =>
+        _alltoallv(
+            send,
+            sendCounts,
+            sendDispls,
+            H(sendType),
+            receive,
+            receiveCounts,
+            receiveDispls,
+            H(receiveType),
+            H(comm)
+        );
 
-    public int Ialltoallv(void* send, int* sendCounts, int* sendDispls, nint sendType,
-                          void* receive, int* receiveCounts, int* receiveDispls, nint receiveType, nint comm, out nint request)
+    public int Ialltoallv(
+        void* send,
+        int* sendCounts,
+        int* sendDispls,
+        nint sendType,
+        void* receive,
+        int* receiveCounts,
+        int* receiveDispls,
+        nint receiveType,
+        nint comm,
+        out nint request
+    )
     {
         int r;
-        int rc = _ialltoallv(send, sendCounts, sendDispls, H(sendType), receive, receiveCounts, receiveDispls, H(receiveType), H(comm), &r);
+        int rc = _ialltoallv(
+            send,
+            sendCounts,
+            sendDispls,
+            H(sendType),
+            receive,
+            receiveCounts,
+            receiveDispls,
+            H(receiveType),
+            H(comm),
+            &r
+        );
         request = r;
         return rc;
     }
 
-    public int Allgather(void* send, int sendCount, nint sendType, void* receive, int receiveCount, nint receiveType, nint comm)
-        => _allgather(send, sendCount, H(sendType), receive, receiveCount, H(receiveType), H(comm));
+    public int Allgather(
+        void* send,
+        int sendCount,
+        nint sendType,
+        void* receive,
+        int receiveCount,
+        nint receiveType,
+        nint comm
+    ) => _allgather(send, sendCount, H(sendType), receive, receiveCount, H(receiveType), H(comm));
 
     public int Isend(void* buffer, int count, nint type, int destination, int tag, nint comm, out nint request)
     {
@@ -176,7 +234,8 @@ internal sealed unsafe class MpichAbi : IMpiAbi
     {
         // MPICH requests are ints: copy in, call, copy back (completed ones become MPI_REQUEST_NULL).
         int[] handles = new int[requests.Length];
-        for (int i = 0; i < handles.Length; i++) handles[i] = H(requests[i]);
+        for (int i = 0; i < handles.Length; i++)
+            handles[i] = H(requests[i]);
         byte[] statuses = new byte[StatusBytes * Math.Max(requests.Length, 1)];
         int flag;
         int rc;
@@ -185,7 +244,8 @@ internal sealed unsafe class MpichAbi : IMpiAbi
         {
             rc = _testall(handles.Length, r, &flag, s);
         }
-        for (int i = 0; i < handles.Length; i++) requests[i] = handles[i];
+        for (int i = 0; i < handles.Length; i++)
+            requests[i] = handles[i];
         completed = flag != 0;
         return rc;
     }
@@ -193,7 +253,8 @@ internal sealed unsafe class MpichAbi : IMpiAbi
     public int Waitall(Span<nint> requests)
     {
         int[] handles = new int[requests.Length];
-        for (int i = 0; i < handles.Length; i++) handles[i] = H(requests[i]);
+        for (int i = 0; i < handles.Length; i++)
+            handles[i] = H(requests[i]);
         byte[] statuses = new byte[StatusBytes * Math.Max(requests.Length, 1)];
         int rc;
         fixed (int* r = handles)
@@ -201,7 +262,8 @@ internal sealed unsafe class MpichAbi : IMpiAbi
         {
             rc = _waitall(handles.Length, r, s);
         }
-        for (int i = 0; i < handles.Length; i++) requests[i] = handles[i];
+        for (int i = 0; i < handles.Length; i++)
+            requests[i] = handles[i];
         return rc;
     }
 

@@ -26,7 +26,18 @@ internal sealed unsafe class OpenMpiAbi : IMpiAbi
     private readonly delegate* unmanaged<nint, int> _barrier;
     private readonly delegate* unmanaged<void*, int, nint, void*, int, nint, nint, int> _alltoall;
     private readonly delegate* unmanaged<void*, int*, int*, nint, void*, int*, int*, nint, nint, int> _alltoallv;
-    private readonly delegate* unmanaged<void*, int*, int*, nint, void*, int*, int*, nint, nint, nint*, int> _ialltoallv;
+    private readonly delegate* unmanaged<
+        void*,
+        int*,
+        int*,
+        nint,
+        void*,
+        int*,
+        int*,
+        nint,
+        nint,
+        nint*,
+        int> _ialltoallv;
     private readonly delegate* unmanaged<void*, int, nint, void*, int, nint, nint, int> _allgather;
     private readonly delegate* unmanaged<void*, int, nint, int, int, nint, nint*, int> _isend;
     private readonly delegate* unmanaged<void*, int, nint, int, int, nint, nint*, int> _irecv;
@@ -51,8 +62,12 @@ internal sealed unsafe class OpenMpiAbi : IMpiAbi
         _commSetErrhandler = (delegate* unmanaged<nint, nint, int>)F("MPI_Comm_set_errhandler");
         _barrier = (delegate* unmanaged<nint, int>)F("MPI_Barrier");
         _alltoall = (delegate* unmanaged<void*, int, nint, void*, int, nint, nint, int>)F("MPI_Alltoall");
-        _alltoallv = (delegate* unmanaged<void*, int*, int*, nint, void*, int*, int*, nint, nint, int>)F("MPI_Alltoallv");
-        _ialltoallv = (delegate* unmanaged<void*, int*, int*, nint, void*, int*, int*, nint, nint, nint*, int>)F("MPI_Ialltoallv");
+        _alltoallv = (delegate* unmanaged<void*, int*, int*, nint, void*, int*, int*, nint, nint, int>)F(
+            "MPI_Alltoallv"
+        );
+        _ialltoallv = (delegate* unmanaged<void*, int*, int*, nint, void*, int*, int*, nint, nint, nint*, int>)F(
+            "MPI_Ialltoallv"
+        );
         _allgather = (delegate* unmanaged<void*, int, nint, void*, int, nint, nint, int>)F("MPI_Allgather");
         _isend = (delegate* unmanaged<void*, int, nint, int, int, nint, nint*, int>)F("MPI_Isend");
         _irecv = (delegate* unmanaged<void*, int, nint, int, int, nint, nint*, int>)F("MPI_Irecv");
@@ -98,6 +113,7 @@ internal sealed unsafe class OpenMpiAbi : IMpiAbi
     }
 
     public int Finalize() => _finalize();
+
     public int Abort(nint comm, int errorCode) => _abort(comm, errorCode);
 
     public int CommRank(nint comm, out int rank)
@@ -125,27 +141,72 @@ internal sealed unsafe class OpenMpiAbi : IMpiAbi
     }
 
     public int CommFree(nint comm) => _commFree(&comm);
+
     public int CommSetErrhandler(nint comm, nint errhandler) => _commSetErrhandler(comm, errhandler);
+
     public int Barrier(nint comm) => _barrier(comm);
 
-    public int Alltoall(void* send, int sendCount, nint sendType, void* receive, int receiveCount, nint receiveType, nint comm)
-        => _alltoall(send, sendCount, sendType, receive, receiveCount, receiveType, comm);
+    public int Alltoall(
+        void* send,
+        int sendCount,
+        nint sendType,
+        void* receive,
+        int receiveCount,
+        nint receiveType,
+        nint comm
+    ) => _alltoall(send, sendCount, sendType, receive, receiveCount, receiveType, comm);
 
-    public int Alltoallv(void* send, int* sendCounts, int* sendDispls, nint sendType,
-                         void* receive, int* receiveCounts, int* receiveDispls, nint receiveType, nint comm)
-        => _alltoallv(send, sendCounts, sendDispls, sendType, receive, receiveCounts, receiveDispls, receiveType, comm);
+    public int Alltoallv(
+        void* send,
+        int* sendCounts,
+        int* sendDispls,
+        nint sendType,
+        void* receive,
+        int* receiveCounts,
+        int* receiveDispls,
+        nint receiveType,
+        nint comm
+    ) => _alltoallv(send, sendCounts, sendDispls, sendType, receive, receiveCounts, receiveDispls, receiveType, comm);
 
-    public int Ialltoallv(void* send, int* sendCounts, int* sendDispls, nint sendType,
-                          void* receive, int* receiveCounts, int* receiveDispls, nint receiveType, nint comm, out nint request)
+    public int Ialltoallv(
+        void* send,
+        int* sendCounts,
+        int* sendDispls,
+        nint sendType,
+        void* receive,
+        int* receiveCounts,
+        int* receiveDispls,
+        nint receiveType,
+        nint comm,
+        out nint request
+    )
     {
         nint r;
-        int rc = _ialltoallv(send, sendCounts, sendDispls, sendType, receive, receiveCounts, receiveDispls, receiveType, comm, &r);
+        int rc = _ialltoallv(
+            send,
+            sendCounts,
+            sendDispls,
+            sendType,
+            receive,
+            receiveCounts,
+            receiveDispls,
+            receiveType,
+            comm,
+            &r
+        );
         request = r;
         return rc;
     }
 
-    public int Allgather(void* send, int sendCount, nint sendType, void* receive, int receiveCount, nint receiveType, nint comm)
-        => _allgather(send, sendCount, sendType, receive, receiveCount, receiveType, comm);
+    public int Allgather(
+        void* send,
+        int sendCount,
+        nint sendType,
+        void* receive,
+        int receiveCount,
+        nint receiveType,
+        nint comm
+    ) => _allgather(send, sendCount, sendType, receive, receiveCount, receiveType, comm);
 
     public int Isend(void* buffer, int count, nint type, int destination, int tag, nint comm, out nint request)
     {

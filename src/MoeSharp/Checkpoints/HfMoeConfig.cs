@@ -14,8 +14,17 @@ public sealed class HfMoeConfig
 {
     private readonly int[] _mlpOnlyLayers;
 
-    private HfMoeConfig(HfMoeFamily family, string source, int hiddenSize, int numLayers, MoeLayerArgs args,
-        int firstDenseLayers, int sparseStep, int[] mlpOnlyLayers, int[]? weightBlockSize)
+    private HfMoeConfig(
+        HfMoeFamily family,
+        string source,
+        int hiddenSize,
+        int numLayers,
+        MoeLayerArgs args,
+        int firstDenseLayers,
+        int sparseStep,
+        int[] mlpOnlyLayers,
+        int[]? weightBlockSize
+    )
     {
         Family = family;
         Source = source;
@@ -46,7 +55,9 @@ public sealed class HfMoeConfig
     /// <summary>DeepSeek-V3's <c>first_k_dense_replace</c>: layers below it are dense (0 for other families).</summary>
     public int FirstDenseLayers { get; }
 
-    /// <summary>Qwen's <c>decoder_sparse_step</c>: layer i is MoE when <c>(i + 1) % step == 0</c> (1 for other families).</summary>
+    /// <summary>
+    /// Qwen's <c>decoder_sparse_step</c>: layer i is MoE when <c>(i + 1) % step == 0</c> (1 for other families).
+    /// </summary>
     public int SparseStep { get; }
 
     /// <summary>Qwen's <c>mlp_only_layers</c>: dense layers named explicitly.</summary>
@@ -57,16 +68,19 @@ public sealed class HfMoeConfig
 
     /// <summary>Reads <c>config.json</c> of a checkpoint directory.</summary>
     /// <exception cref="FileNotFoundException">There is no config.json.</exception>
-    /// <exception cref="InvalidDataException">The config is malformed, of another family, or a key is out of range.</exception>
+    /// <exception cref="InvalidDataException">The config is malformed, of another family, or a key is out of
+    /// range.</exception>
     public static HfMoeConfig Read(string directory)
     {
         string path = Path.Combine(directory, "config.json");
-        if (!File.Exists(path)) throw new FileNotFoundException($"{directory}: no config.json", path);
+        if (!File.Exists(path))
+            throw new FileNotFoundException($"{directory}: no config.json", path);
         return Parse(File.ReadAllText(path), path);
     }
 
     /// <summary>Parses a <c>config.json</c> text; <paramref name="source"/> names it in messages.</summary>
-    /// <exception cref="InvalidDataException">The config is malformed, of another family, or a key is out of range.</exception>
+    /// <exception cref="InvalidDataException">The config is malformed, of another family, or a key is out of
+    /// range.</exception>
     public static HfMoeConfig Parse(string json, string source)
     {
         ArgumentNullException.ThrowIfNull(json);
@@ -84,7 +98,9 @@ public sealed class HfMoeConfig
         {
             if (document.RootElement.ValueKind != JsonValueKind.Object)
             {
-                throw new InvalidDataException($"{source}: a config must be a JSON object, not {document.RootElement.ValueKind}");
+                throw new InvalidDataException(
+                    $"{source}: a config must be a JSON object, not {document.RootElement.ValueKind}"
+                );
             }
             var c = new Keys(document.RootElement, source);
             string modelType = c.String("model_type");
@@ -95,7 +111,8 @@ public sealed class HfMoeConfig
                 "mixtral" => HfMoeFamily.Mixtral,
                 "deepseek_v3" => HfMoeFamily.DeepseekV3,
                 _ => throw new InvalidDataException(
-                    $"{source}: model_type '{modelType}' is not a MoE family MoeSharp reads (qwen2_moe, qwen3_moe, mixtral, deepseek_v3)"),
+                    $"{source}: model_type '{modelType}' is not a MoE family MoeSharp reads (qwen2_moe, qwen3_moe, mixtral, deepseek_v3)"
+                ),
             };
             int d = c.Int("hidden_size");
             int layers = c.Int("num_hidden_layers");
@@ -105,13 +122,22 @@ public sealed class HfMoeConfig
                 return family switch
                 {
                     HfMoeFamily.Qwen2Moe or HfMoeFamily.Qwen3Moe => Qwen(family, c, source, d, layers, k),
-                    HfMoeFamily.Mixtral => new HfMoeConfig(family, source, d, layers,
+                    HfMoeFamily.Mixtral => new HfMoeConfig(
+                        family,
+                        source,
+                        d,
+                        layers,
                         // MixtralSparseMoeBlock: softmax, top-k, always renormalised.
                         new MoeLayerArgs(d, c.Int("intermediate_size"), c.Int("num_local_experts"), k)
                         {
                             ScoreFunc = ScoreFunction.Softmax,
                             RouteNorm = true,
-                        }, 0, 1, [], null),
+                        },
+                        0,
+                        1,
+                        [],
+                        null
+                    ),
                     _ => DeepseekV3(c, source, d, layers, k),
                 };
             }
@@ -122,25 +148,37 @@ public sealed class HfMoeConfig
         }
     }
 
-    /// <summary>Whether decoder layer <paramref name="layer"/> has a MoE block (else a dense MLP), as the family builds it.</summary>
-    public bool IsMoeLayer(int layer) => layer >= 0 && layer < NumLayers && Family switch
-    {
-        HfMoeFamily.Qwen2Moe or HfMoeFamily.Qwen3Moe => !_mlpOnlyLayers.Contains(layer) && (layer + 1) % SparseStep == 0,
-        HfMoeFamily.DeepseekV3 => layer >= FirstDenseLayers,
-        _ => true,
-    };
+    /// <summary>
+    /// Whether decoder layer <paramref name="layer"/> has a MoE block (else a dense MLP), as the family builds it.
+    /// </summary>
+    public bool IsMoeLayer(int layer) =>
+        layer >= 0
+        && layer < NumLayers
+        && Family switch
+        {
+            HfMoeFamily.Qwen2Moe or HfMoeFamily.Qwen3Moe => !_mlpOnlyLayers.Contains(layer)
+                && (layer + 1) % SparseStep == 0,
+            HfMoeFamily.DeepseekV3 => layer >= FirstDenseLayers,
+            _ => true,
+        };
 
     /// <summary>The prefix of layer <paramref name="layer"/>'s MoE block, e.g. <c>model.layers.3.mlp.</c>.</summary>
-    public string BlockPrefix(int layer) => string.Create(CultureInfo.InvariantCulture,
-        $"model.layers.{layer}.{(Family == HfMoeFamily.Mixtral ? "block_sparse_moe" : "mlp")}.");
+    public string BlockPrefix(int layer) =>
+        string.Create(
+            CultureInfo.InvariantCulture,
+            $"model.layers.{layer}.{(Family == HfMoeFamily.Mixtral ? "block_sparse_moe" : "mlp")}."
+        );
 
     /// <summary>The router gate's name: [E, D].</summary>
     public string GateName(int layer) => BlockPrefix(layer) + "gate.weight";
 
     /// <summary>DeepSeek-V3's <c>e_score_correction_bias</c> [E], or null for families without one.</summary>
-    public string? ScoreBiasName(int layer) => Family == HfMoeFamily.DeepseekV3 ? BlockPrefix(layer) + "gate.e_score_correction_bias" : null;
+    public string? ScoreBiasName(int layer) =>
+        Family == HfMoeFamily.DeepseekV3 ? BlockPrefix(layer) + "gate.e_score_correction_bias" : null;
 
-    /// <summary>Routed expert <paramref name="expert"/>'s gate (w1, [H, D]), up (w3, [H, D]) and down (w2, [D, H]) projections.</summary>
+    /// <summary>
+    /// Routed expert <paramref name="expert"/>'s gate (w1, [H, D]), up (w3, [H, D]) and down (w2, [D, H]) projections.
+    /// </summary>
     public (string Gate, string Up, string Down) ExpertNames(int layer, int expert)
     {
         string e = BlockPrefix(layer) + string.Create(CultureInfo.InvariantCulture, $"experts.{expert}.");
@@ -149,7 +187,9 @@ public sealed class HfMoeConfig
             : (e + "gate_proj.weight", e + "up_proj.weight", e + "down_proj.weight");
     }
 
-    /// <summary>The shared expert's projections (Qwen2-MoE <c>shared_expert.</c>, DeepSeek-V3 <c>shared_experts.</c>), or null.</summary>
+    /// <summary>
+    /// The shared expert's projections (Qwen2-MoE <c>shared_expert.</c>, DeepSeek-V3 <c>shared_experts.</c>), or null.
+    /// </summary>
     public (string Gate, string Up, string Down)? SharedNames(int layer)
     {
         string? shared = Family switch
@@ -158,17 +198,20 @@ public sealed class HfMoeConfig
             HfMoeFamily.DeepseekV3 => "shared_experts.",
             _ => null,
         };
-        if (shared is null || Args.SharedHidden == 0) return null;
+        if (shared is null || Args.SharedHidden == 0)
+            return null;
         string p = BlockPrefix(layer) + shared;
         return (p + "gate_proj.weight", p + "up_proj.weight", p + "down_proj.weight");
     }
 
     /// <summary>Qwen2-MoE's <c>shared_expert_gate.weight</c> [1, D], or null.</summary>
-    public string? SharedGateName(int layer) => Args.SharedExpertGate ? BlockPrefix(layer) + "shared_expert_gate.weight" : null;
+    public string? SharedGateName(int layer) =>
+        Args.SharedExpertGate ? BlockPrefix(layer) + "shared_expert_gate.weight" : null;
 
     private static HfMoeConfig Qwen(HfMoeFamily family, Keys c, string source, int d, int layers, int k)
     {
-        // Qwen2MoeSparseMoeBlock / Qwen3MoeSparseMoeBlock: softmax in float32, top-k, renormalised only with norm_topk_prob.
+        // Qwen2MoeSparseMoeBlock / Qwen3MoeSparseMoeBlock: softmax in float32, top-k, renormalised only with
+        // norm_topk_prob.
         int sharedHidden = family == HfMoeFamily.Qwen2Moe ? c.OptionalInt("shared_expert_intermediate_size", 0) : 0;
         var args = new MoeLayerArgs(d, c.Int("moe_intermediate_size"), c.Int("num_experts"), k)
         {
@@ -178,21 +221,24 @@ public sealed class HfMoeConfig
             SharedExpertGate = sharedHidden > 0,
         };
         int step = c.OptionalInt("decoder_sparse_step", 1);
-        if (step < 1) throw new InvalidDataException($"{source}: decoder_sparse_step is {step}; it must be at least 1");
+        if (step < 1)
+            throw new InvalidDataException($"{source}: decoder_sparse_step is {step}; it must be at least 1");
         return new HfMoeConfig(family, source, d, layers, args, 0, step, c.OptionalIntArray("mlp_only_layers"), null);
     }
 
     private static HfMoeConfig DeepseekV3(Keys c, string source, int d, int layers, int k)
     {
         string scoring = c.OptionalString("scoring_func", "sigmoid");
-        if (scoring != "sigmoid") throw new InvalidDataException($"{source}: scoring_func '{scoring}': DeepSeek-V3 routing is 'sigmoid'");
+        if (scoring != "sigmoid")
+            throw new InvalidDataException($"{source}: scoring_func '{scoring}': DeepSeek-V3 routing is 'sigmoid'");
         int experts = c.Int("n_routed_experts");
-        int groups = c.OptionalInt("n_group", 1), topkGroups = c.OptionalInt("topk_group", 1);
+        int groups = c.OptionalInt("n_group", 1),
+            topkGroups = c.OptionalInt("topk_group", 1);
         int shared = c.OptionalInt("n_shared_experts", 0);
         int hidden = c.Int("moe_intermediate_size");
-        // DeepseekV3TopkRouter: sigmoid scores; choose with scores + e_score_correction_bias among the topk_group groups
-        // with the best sum of their top-2, the other groups' experts masked to 0.0 (not left out) before the top-k over
-        // all experts; weights are the unbiased scores, over their sum + 1e-20 with norm_topk_prob, times
+        // DeepseekV3TopkRouter: sigmoid scores; choose with scores + e_score_correction_bias among the topk_group
+        // groups with the best sum of their top-2, the other groups' experts masked to 0.0 (not left out) before the
+        // top-k over all experts; weights are the unbiased scores, over their sum + 1e-20 with norm_topk_prob, times
         // routed_scaling_factor. One group is no grouping.
         var args = new MoeLayerArgs(d, hidden, experts, k)
         {
@@ -205,19 +251,42 @@ public sealed class HfMoeConfig
             SharedHidden = hidden * shared,
             LoadBalancing = true,
         };
-        _ = new TokenChoiceTopKRouter(1, experts, k, args.ScoreFunc, args.RouteNorm, args.RouteScale,
-            args.NumExpertGroups, args.NumLimitedGroups); // validates the grouping before any weight is read
+        _ = new TokenChoiceTopKRouter(
+            1,
+            experts,
+            k,
+            args.ScoreFunc,
+            args.RouteNorm,
+            args.RouteScale,
+            args.NumExpertGroups,
+            args.NumLimitedGroups
+        ); // validates the grouping before any weight is read
         int[]? block = null;
-        if (c.Root.TryGetProperty("quantization_config", out JsonElement quantization) && quantization.ValueKind == JsonValueKind.Object)
+        if (
+            c.Root.TryGetProperty("quantization_config", out JsonElement quantization)
+            && quantization.ValueKind == JsonValueKind.Object
+        )
         {
             var q = new Keys(quantization, source + " quantization_config");
             block = q.OptionalIntArray("weight_block_size");
             if (block.Length != 2 || block[0] < 1 || block[1] < 1)
             {
-                throw new InvalidDataException($"{source}: quantization_config.weight_block_size must be two positive integers");
+                throw new InvalidDataException(
+                    $"{source}: quantization_config.weight_block_size must be two positive integers"
+                );
             }
         }
-        return new HfMoeConfig(HfMoeFamily.DeepseekV3, source, d, layers, args, c.OptionalInt("first_k_dense_replace", 0), 1, [], block);
+        return new HfMoeConfig(
+            HfMoeFamily.DeepseekV3,
+            source,
+            d,
+            layers,
+            args,
+            c.OptionalInt("first_k_dense_replace", 0),
+            1,
+            [],
+            block
+        );
     }
 
     /// <summary>Typed access to config keys with messages naming the file and the key.</summary>
@@ -225,35 +294,56 @@ public sealed class HfMoeConfig
     {
         public JsonElement Root => root;
 
-        public string String(string key) => Get(key) is { ValueKind: JsonValueKind.String } v ? v.GetString()! : throw Bad(key, "a string");
+        public string String(string key) =>
+            Get(key) is { ValueKind: JsonValueKind.String } v ? v.GetString()! : throw Bad(key, "a string");
 
         public string OptionalString(string key, string fallback) => Has(key) ? String(key) : fallback;
 
-        public int Int(string key) => Get(key) is { ValueKind: JsonValueKind.Number } v && v.TryGetInt32(out int i) && i >= 0
-            ? i : throw Bad(key, "a non-negative integer");
+        public int Int(string key) =>
+            Get(key) is { ValueKind: JsonValueKind.Number } v && v.TryGetInt32(out int i) && i >= 0
+                ? i
+                : throw Bad(key, "a non-negative integer");
 
         public int OptionalInt(string key, int fallback) => Has(key) ? Int(key) : fallback;
 
-        public bool OptionalBool(string key, bool fallback) => !Has(key) ? fallback
-            : Get(key) is { ValueKind: JsonValueKind.True or JsonValueKind.False } v ? v.GetBoolean() : throw Bad(key, "true or false");
+        public bool OptionalBool(string key, bool fallback) =>
+            !Has(key) ? fallback
+            : Get(key) is { ValueKind: JsonValueKind.True or JsonValueKind.False } v ? v.GetBoolean()
+            : throw Bad(key, "true or false");
 
-        public double OptionalDouble(string key, double fallback) => !Has(key) ? fallback
-            : Get(key) is { ValueKind: JsonValueKind.Number } v && double.IsFinite(v.GetDouble()) ? v.GetDouble() : throw Bad(key, "a number");
+        public double OptionalDouble(string key, double fallback) =>
+            !Has(key) ? fallback
+            : Get(key) is { ValueKind: JsonValueKind.Number } v && double.IsFinite(v.GetDouble()) ? v.GetDouble()
+            : throw Bad(key, "a number");
 
         public int[] OptionalIntArray(string key)
         {
-            if (!Has(key)) return [];
+            if (!Has(key))
+                return [];
             JsonElement v = Get(key)!.Value;
-            if (v.ValueKind != JsonValueKind.Array) throw Bad(key, "an array of integers");
-            return [.. v.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.Number && e.TryGetInt32(out int i) ? i : throw Bad(key, "an array of integers"))];
+            if (v.ValueKind != JsonValueKind.Array)
+                throw Bad(key, "an array of integers");
+            return
+            [
+                .. v.EnumerateArray()
+                    .Select(e =>
+                        e.ValueKind == JsonValueKind.Number && e.TryGetInt32(out int i)
+                            ? i
+                            : throw Bad(key, "an array of integers")
+                    ),
+            ];
         }
 
-        private bool Has(string key) => root.TryGetProperty(key, out JsonElement v) && v.ValueKind != JsonValueKind.Null;
+        private bool Has(string key) =>
+            root.TryGetProperty(key, out JsonElement v) && v.ValueKind != JsonValueKind.Null;
 
         private JsonElement? Get(string key) => root.TryGetProperty(key, out JsonElement v) ? v : null;
 
-        private InvalidDataException Bad(string key, string what) => new(Has(key)
-            ? $"{source}: '{key}' is {Get(key)!.Value.GetRawText()}, not {what}"
-            : $"{source}: missing key '{key}' ({what})");
+        private InvalidDataException Bad(string key, string what) =>
+            new(
+                Has(key)
+                    ? $"{source}: '{key}' is {Get(key)!.Value.GetRawText()}, not {what}"
+                    : $"{source}: missing key '{key}' ({what})"
+            );
     }
 }

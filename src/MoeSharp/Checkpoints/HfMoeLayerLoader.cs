@@ -20,30 +20,41 @@ public static class HfMoeLayerLoader
     /// <summary>Rows staged per copy to a device tensor, and per dequantisation pass.</summary>
     private const int StagingElements = 1 << 20;
 
-    /// <summary>Checks that decoder layer <paramref name="layer"/> has a MoE block; call before building the layer.</summary>
+    /// <summary>
+    /// Checks that decoder layer <paramref name="layer"/> has a MoE block; call before building the layer.
+    /// </summary>
     /// <exception cref="InvalidDataException">The layer is dense or out of range; the message names it.</exception>
     public static void CheckMoeLayer(HfMoeConfig config, int layer)
     {
         ArgumentNullException.ThrowIfNull(config);
         if (layer < 0 || layer >= config.NumLayers)
         {
-            throw new InvalidDataException($"{config.Source}: layer {layer} does not exist (num_hidden_layers is {config.NumLayers})");
+            throw new InvalidDataException(
+                $"{config.Source}: layer {layer} does not exist (num_hidden_layers is {config.NumLayers})"
+            );
         }
-        if (config.IsMoeLayer(layer)) return;
+        if (config.IsMoeLayer(layer))
+            return;
         string why = config.Family switch
         {
             HfMoeFamily.DeepseekV3 => $"below first_k_dense_replace = {config.FirstDenseLayers}",
-            _ => config.MlpOnlyLayers.Contains(layer) ? "listed in mlp_only_layers" : $"(layer + 1) is not a multiple of decoder_sparse_step = {config.SparseStep}",
+            _ => config.MlpOnlyLayers.Contains(layer)
+                ? "listed in mlp_only_layers"
+                : $"(layer + 1) is not a multiple of decoder_sparse_step = {config.SparseStep}",
         };
         throw new InvalidDataException($"{config.Source}: layer {layer} is a dense MLP layer, not MoE ({why})");
     }
 
-    /// <summary>Loads decoder layer <paramref name="layer"/>'s MoE block into <paramref name="target"/> (this rank's experts only).</summary>
+    /// <summary>
+    /// Loads decoder layer <paramref name="layer"/>'s MoE block into <paramref name="target"/> (this rank's experts
+    /// only).
+    /// </summary>
     /// <param name="target">A layer built with <see cref="HfMoeConfig.Args"/> (any EP rank, host or device).</param>
     /// <param name="checkpoint">The checkpoint's tensors.</param>
     /// <param name="config">Its config.json.</param>
     /// <param name="layer">Decoder layer index.</param>
-    /// <exception cref="InvalidDataException">The layer is dense, or a tensor is missing, mis-shaped or of an unreadable dtype.</exception>
+    /// <exception cref="InvalidDataException">The layer is dense, or a tensor is missing, mis-shaped or of an
+    /// unreadable dtype.</exception>
     public static void Load(MoeLayer target, SafetensorsCheckpoint checkpoint, HfMoeConfig config, int layer)
     {
         ArgumentNullException.ThrowIfNull(target);
@@ -51,13 +62,19 @@ public static class HfMoeLayerLoader
         CheckMoeLayer(config, layer);
         if (target.Args != config.Args)
         {
-            throw new ArgumentException($"the layer was built with {target.Args} but {config.Source} describes {config.Args}", nameof(target));
+            throw new ArgumentException(
+                $"the layer was built with {target.Args} but {config.Source} describes {config.Args}",
+                nameof(target)
+            );
         }
         var plan = Plan(target, checkpoint, config, layer);
-        foreach (Read read in plan) Execute(read, checkpoint);
+        foreach (Read read in plan)
+            Execute(read, checkpoint);
     }
 
-    /// <summary>Bytes of the checkpoint tensors one rank reads for the layer (what <see cref="Load"/> will read).</summary>
+    /// <summary>
+    /// Bytes of the checkpoint tensors one rank reads for the layer (what <see cref="Load"/> will read).
+    /// </summary>
     public static long RankBytes(MoeLayer target, SafetensorsCheckpoint checkpoint, HfMoeConfig config, int layer)
     {
         ArgumentNullException.ThrowIfNull(target);
@@ -68,13 +85,16 @@ public static class HfMoeLayerLoader
     private static List<Read> Plan(MoeLayer target, SafetensorsCheckpoint checkpoint, HfMoeConfig config, int layer)
     {
         MoeLayerArgs a = config.Args;
-        int e = a.NumExperts, d = a.Dim, h = a.Hidden;
+        int e = a.NumExperts,
+            d = a.Dim,
+            h = a.Hidden;
         var plan = new List<Read>();
         void Add(string name, Tensor into, int offset, params int[] shape) =>
             plan.Add(Check(checkpoint, config, layer, name, shape, into, offset));
 
         Add(config.GateName(layer), target.Router.GateWeight, 0, e, d);
-        if (config.ScoreBiasName(layer) is { } bias) Add(bias, target.ExpertBias!, 0, e);
+        if (config.ScoreBiasName(layer) is { } bias)
+            Add(bias, target.ExpertBias!, 0, e);
         for (int j = 0; j < target.Experts.NumLocalExperts; j++)
         {
             var (gate, up, down) = config.ExpertNames(layer, target.FirstExpert + j);
@@ -89,11 +109,20 @@ public static class HfMoeLayerLoader
             Add(sUp, shared.W3, 0, hs, d);
             Add(sDown, shared.W2, 0, d, hs);
         }
-        if (config.SharedGateName(layer) is { } sharedGate) Add(sharedGate, target.SharedGate!, 0, 1, d);
+        if (config.SharedGateName(layer) is { } sharedGate)
+            Add(sharedGate, target.SharedGate!, 0, 1, d);
         return plan;
     }
 
-    private static Read Check(SafetensorsCheckpoint checkpoint, HfMoeConfig config, int layer, string name, int[] shape, Tensor into, int offset)
+    private static Read Check(
+        SafetensorsCheckpoint checkpoint,
+        HfMoeConfig config,
+        int layer,
+        string name,
+        int[] shape,
+        Tensor into,
+        int offset
+    )
     {
         string expected = "[" + string.Join(", ", shape) + "]";
         string where = $"{checkpoint.Directory}: layer {layer}";
@@ -103,19 +132,26 @@ public static class HfMoeLayerLoader
         }
         if (!info.Shape.SequenceEqual(shape.Select(s => (long)s)))
         {
-            throw new InvalidDataException($"{where}: tensor '{name}' has shape {info.ShapeText} but the layer expects {expected}");
+            throw new InvalidDataException(
+                $"{where}: tensor '{name}' has shape {info.ShapeText} but the layer expects {expected}"
+            );
         }
         if (info.ElementType == StoredElementType.Other)
         {
-            throw new InvalidDataException($"{where}: tensor '{name}' is {info.DTypeName}; MoeSharp reads F32, BF16, F16 and F8_E4M3");
+            throw new InvalidDataException(
+                $"{where}: tensor '{name}' is {info.DTypeName}; MoeSharp reads F32, BF16, F16 and F8_E4M3"
+            );
         }
         SafetensorsTensorInfo? scale = null;
-        int blockRows = 0, blockColumns = 0;
+        int blockRows = 0,
+            blockColumns = 0;
         if (info.ElementType == StoredElementType.Float8E4M3)
         {
             if (shape.Length != 2)
             {
-                throw new InvalidDataException($"{where}: tensor '{name}' is F8_E4M3 but not a matrix; only block-scaled weights are read");
+                throw new InvalidDataException(
+                    $"{where}: tensor '{name}' is F8_E4M3 but not a matrix; only block-scaled weights are read"
+                );
             }
             IReadOnlyList<int> block = config.WeightBlockSize ?? [128, 128];
             blockRows = block[0];
@@ -124,12 +160,18 @@ public static class HfMoeLayerLoader
             long[] scaleShape = [(shape[0] + blockRows - 1) / blockRows, (shape[1] + blockColumns - 1) / blockColumns];
             if (!checkpoint.TryGetTensor(scaleName, out SafetensorsTensorInfo found))
             {
-                throw new InvalidDataException($"{where}: tensor '{name}' is F8_E4M3 but its block scale '{scaleName}' is missing");
+                throw new InvalidDataException(
+                    $"{where}: tensor '{name}' is F8_E4M3 but its block scale '{scaleName}' is missing"
+                );
             }
-            if (!found.Shape.SequenceEqual(scaleShape) || found.ElementType is StoredElementType.Other or StoredElementType.Float8E4M3)
+            if (
+                !found.Shape.SequenceEqual(scaleShape)
+                || found.ElementType is StoredElementType.Other or StoredElementType.Float8E4M3
+            )
             {
                 throw new InvalidDataException(
-                    $"{where}: block scale '{scaleName}' is {found.DTypeName} {found.ShapeText}; expected a float [{scaleShape[0]}, {scaleShape[1]}] for {blockRows} × {blockColumns} blocks");
+                    $"{where}: block scale '{scaleName}' is {found.DTypeName} {found.ShapeText}; expected a float [{scaleShape[0]}, {scaleShape[1]}] for {blockRows} × {blockColumns} blocks"
+                );
             }
             scale = found;
         }
@@ -148,7 +190,8 @@ public static class HfMoeLayerLoader
         }
         // Chunks of whole rows (whole block rows when scaled), so a chunk never splits a scale block vertically.
         int rowsPerChunk = Math.Max(1, StagingElements / columns);
-        if (read.BlockRows > 0) rowsPerChunk = Math.Max(1, rowsPerChunk / read.BlockRows) * read.BlockRows;
+        if (read.BlockRows > 0)
+            rowsPerChunk = Math.Max(1, rowsPerChunk / read.BlockRows) * read.BlockRows;
         float[]? staging = read.Into.IsOnHost ? null : new float[Math.Min(rows, rowsPerChunk) * columns];
         for (int row = 0; row < rows; row += rowsPerChunk)
         {
@@ -158,14 +201,29 @@ public static class HfMoeLayerLoader
                 ? read.Into.AsSpan<float>().Slice(read.Offset + row * columns, elements)
                 : staging.AsSpan(0, elements);
             checkpoint.ReadFloat32(read.Info.Name, (long)row * columns, chunk);
-            if (scales is not null) Dequantize(chunk, row, columns, scales, read.BlockRows, read.BlockColumns);
-            read.Into.DeviceBuffer?.CopyFromHost(MemoryMarshal.AsBytes((ReadOnlySpan<float>)chunk), (long)(read.Offset + row * columns) * sizeof(float));
+            if (scales is not null)
+                Dequantize(chunk, row, columns, scales, read.BlockRows, read.BlockColumns);
+            read.Into.DeviceBuffer?.CopyFromHost(
+                MemoryMarshal.AsBytes((ReadOnlySpan<float>)chunk),
+                (long)(read.Offset + row * columns) * sizeof(float)
+            );
         }
     }
 
-    /// <summary>DeepSeek-V3's block-wise FP8 scaling: <c>w[i, j] = q[i, j] · scale_inv[i / bRows, j / bColumns]</c>.</summary>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
-    private static void Dequantize(Span<float> chunk, int firstRow, int columns, float[] scales, int blockRows, int blockColumns)
+    /// <summary>
+    /// DeepSeek-V3's block-wise FP8 scaling: <c>w[i, j] = q[i, j] · scale_inv[i / bRows, j / bColumns]</c>.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(
+        System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization
+    )]
+    private static void Dequantize(
+        Span<float> chunk,
+        int firstRow,
+        int columns,
+        float[] scales,
+        int blockRows,
+        int blockColumns
+    )
     {
         int scaleColumns = (columns + blockColumns - 1) / blockColumns;
         int rows = chunk.Length / columns;
@@ -173,11 +231,19 @@ public static class HfMoeLayerLoader
         {
             Span<float> row = chunk.Slice(r * columns, columns);
             int scaleRow = (firstRow + r) / blockRows * scaleColumns;
-            for (int c = 0; c < columns; c++) row[c] *= scales[scaleRow + c / blockColumns];
+            for (int c = 0; c < columns; c++)
+                row[c] *= scales[scaleRow + c / blockColumns];
         }
     }
 
     /// <summary>One checked tensor and where it goes.</summary>
-    private sealed record Read(SafetensorsTensorInfo Info, Tensor Into, int Offset, int[] Shape, SafetensorsTensorInfo? Scale,
-        int BlockRows, int BlockColumns);
+    private sealed record Read(
+        SafetensorsTensorInfo Info,
+        Tensor Into,
+        int Offset,
+        int[] Shape,
+        SafetensorsTensorInfo? Scale,
+        int BlockRows,
+        int BlockColumns
+    );
 }

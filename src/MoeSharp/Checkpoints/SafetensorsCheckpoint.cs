@@ -32,7 +32,8 @@ public sealed class SafetensorsCheckpoint : IDisposable
     {
         get
         {
-            lock (_lock) return _open.Values.Sum(f => f.BytesRead);
+            lock (_lock)
+                return _open.Values.Sum(f => f.BytesRead);
         }
     }
 
@@ -41,7 +42,8 @@ public sealed class SafetensorsCheckpoint : IDisposable
     {
         get
         {
-            lock (_lock) return [.. _open.Keys.Order(StringComparer.Ordinal)];
+            lock (_lock)
+                return [.. _open.Keys.Order(StringComparer.Ordinal)];
         }
     }
 
@@ -51,16 +53,20 @@ public sealed class SafetensorsCheckpoint : IDisposable
     public static SafetensorsCheckpoint Open(string directory)
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
-        if (!System.IO.Directory.Exists(directory)) throw new DirectoryNotFoundException($"checkpoint directory '{directory}' does not exist");
+        if (!System.IO.Directory.Exists(directory))
+            throw new DirectoryNotFoundException($"checkpoint directory '{directory}' does not exist");
         string index = Path.Combine(directory, IndexFileName);
-        if (File.Exists(index)) return new SafetensorsCheckpoint(directory, ReadWeightMap(index));
+        if (File.Exists(index))
+            return new SafetensorsCheckpoint(directory, ReadWeightMap(index));
 
         var checkpoint = new SafetensorsCheckpoint(directory, null);
         string[] shards = System.IO.Directory.GetFiles(directory, "*.safetensors");
-        if (shards.Length == 0) throw new InvalidDataException($"{directory}: no {IndexFileName} and no .safetensors file");
+        if (shards.Length == 0)
+            throw new InvalidDataException($"{directory}: no {IndexFileName} and no .safetensors file");
         try
         {
-            foreach (string shard in shards.Order(StringComparer.Ordinal)) checkpoint.OpenShard(Path.GetFileName(shard));
+            foreach (string shard in shards.Order(StringComparer.Ordinal))
+                checkpoint.OpenShard(Path.GetFileName(shard));
         }
         catch
         {
@@ -70,8 +76,11 @@ public sealed class SafetensorsCheckpoint : IDisposable
         return checkpoint;
     }
 
-    /// <summary>Finds a tensor (opening the shard the index names for it); false when the checkpoint has none.</summary>
-    /// <exception cref="InvalidDataException">The index names a shard that lacks the tensor, or a shard is malformed.</exception>
+    /// <summary>
+    /// Finds a tensor (opening the shard the index names for it); false when the checkpoint has none.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The index names a shard that lacks the tensor, or a shard is
+    /// malformed.</exception>
     public bool TryGetTensor(string name, out SafetensorsTensorInfo info)
     {
         ArgumentNullException.ThrowIfNull(name);
@@ -83,13 +92,17 @@ public sealed class SafetensorsCheckpoint : IDisposable
         }
         if (file is not null && _weightMap is not null)
         {
-            throw new InvalidDataException($"{Directory}: {IndexFileName} puts tensor '{name}' in {Path.GetFileName(file.Path)}, which has no such tensor");
+            throw new InvalidDataException(
+                $"{Directory}: {IndexFileName} puts tensor '{name}' in {Path.GetFileName(file.Path)}, which has no such tensor"
+            );
         }
         info = null!;
         return false;
     }
 
-    /// <summary>Reads elements of a tensor widened to float32 (see <see cref="LazySafetensorsFile.ReadFloat32"/>).</summary>
+    /// <summary>
+    /// Reads elements of a tensor widened to float32 (see <see cref="LazySafetensorsFile.ReadFloat32"/>).
+    /// </summary>
     /// <exception cref="KeyNotFoundException">The checkpoint has no such tensor.</exception>
     public void ReadFloat32(string name, long firstElement, Span<float> destination)
     {
@@ -102,7 +115,8 @@ public sealed class SafetensorsCheckpoint : IDisposable
     {
         lock (_lock)
         {
-            foreach (LazySafetensorsFile file in _open.Values) file.Dispose();
+            foreach (LazySafetensorsFile file in _open.Values)
+                file.Dispose();
             _open.Clear();
         }
     }
@@ -123,9 +137,13 @@ public sealed class SafetensorsCheckpoint : IDisposable
     {
         lock (_lock)
         {
-            if (_open.TryGetValue(shard, out LazySafetensorsFile? file)) return file;
+            if (_open.TryGetValue(shard, out LazySafetensorsFile? file))
+                return file;
             string path = Path.Combine(Directory, shard);
-            if (!File.Exists(path)) throw new InvalidDataException($"{Directory}: shard '{shard}' (named by {IndexFileName}) does not exist");
+            if (!File.Exists(path))
+                throw new InvalidDataException(
+                    $"{Directory}: shard '{shard}' (named by {IndexFileName}) does not exist"
+                );
             file = LazySafetensorsFile.Open(path);
             if (_weightMap is null)
             {
@@ -135,7 +153,9 @@ public sealed class SafetensorsCheckpoint : IDisposable
                     if (other is not null)
                     {
                         file.Dispose();
-                        throw new InvalidDataException($"{Directory}: tensor '{name}' is in both {Path.GetFileName(other.Path)} and {shard}");
+                        throw new InvalidDataException(
+                            $"{Directory}: tensor '{name}' is in both {Path.GetFileName(other.Path)} and {shard}"
+                        );
                     }
                 }
             }
@@ -156,8 +176,12 @@ public sealed class SafetensorsCheckpoint : IDisposable
         bool found = false;
         try
         {
-            var reader = new Utf8JsonReader(bytes, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Skip });
-            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject) throw new InvalidDataException($"{index}: not a JSON object");
+            var reader = new Utf8JsonReader(
+                bytes,
+                new JsonReaderOptions { CommentHandling = JsonCommentHandling.Skip }
+            );
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+                throw new InvalidDataException($"{index}: not a JSON object");
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
                 bool isMap = reader.ValueTextEquals("weight_map"u8);
@@ -167,18 +191,27 @@ public sealed class SafetensorsCheckpoint : IDisposable
                     reader.Skip();
                     continue;
                 }
-                if (reader.TokenType != JsonTokenType.StartObject) throw new InvalidDataException($"{index}: 'weight_map' is not an object");
+                if (reader.TokenType != JsonTokenType.StartObject)
+                    throw new InvalidDataException($"{index}: 'weight_map' is not an object");
                 found = true;
                 while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
                 {
                     string name = reader.GetString()!;
                     reader.Read();
                     string? shard = reader.TokenType == JsonTokenType.String ? reader.GetString() : null;
-                    if (string.IsNullOrEmpty(shard) || shard.Contains('/') || shard.Contains('\\') || shard.Contains(".."))
+                    if (
+                        string.IsNullOrEmpty(shard)
+                        || shard.Contains('/')
+                        || shard.Contains('\\')
+                        || shard.Contains("..")
+                    )
                     {
-                        throw new InvalidDataException($"{index}: weight_map['{name}'] is not a shard file name in the checkpoint directory");
+                        throw new InvalidDataException(
+                            $"{index}: weight_map['{name}'] is not a shard file name in the checkpoint directory"
+                        );
                     }
-                    if (!shards.TryGetValue(shard, out string? interned)) shards.Add(shard, interned = shard);
+                    if (!shards.TryGetValue(shard, out string? interned))
+                        shards.Add(shard, interned = shard);
                     weightMap[name] = interned;
                 }
             }

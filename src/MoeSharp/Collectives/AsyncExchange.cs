@@ -22,7 +22,9 @@ internal sealed class AsyncExchange
 
     public Task Task => _completion.Task;
 
-    /// <summary>Fires when the exchange has waited longer than the timeout; set once the exchange is registered.</summary>
+    /// <summary>
+    /// Fires when the exchange has waited longer than the timeout; set once the exchange is registered.
+    /// </summary>
     public Timer? Timer { get; set; }
 
     private bool _completed;
@@ -30,12 +32,15 @@ internal sealed class AsyncExchange
     /// <summary>Releases the pins and the timer and completes the request; later calls do nothing.</summary>
     public void Complete(Exception? error)
     {
-        if (_completed) return;
+        if (_completed)
+            return;
         _completed = true;
         Timer?.Dispose();
         _sendPin.Dispose();
         _receivePin.Dispose();
-        if (error is null) _completion.TrySetResult();
-        else _completion.TrySetException(error);
+        if (error is null)
+            _completion.TrySetResult();
+        else
+            _completion.TrySetException(error);
     }
 }

@@ -7,11 +7,12 @@ namespace MoeSharp.Collectives;
 public class CollectiveException : Exception
 {
     /// <summary>Creates the exception.</summary>
-    public CollectiveException(string message, Exception? inner = null) : base(message, inner) { }
+    public CollectiveException(string message, Exception? inner = null)
+        : base(message, inner) { }
 
     /// <summary>Creates the exception naming the world rank that failed first.</summary>
-    public CollectiveException(string message, int failedRank, Exception? inner = null) : base(message, inner)
-        => FailedRank = failedRank;
+    public CollectiveException(string message, int failedRank, Exception? inner = null)
+        : base(message, inner) => FailedRank = failedRank;
 
     /// <summary>World rank whose failure or absence caused this, when known.</summary>
     public int? FailedRank { get; }

@@ -17,10 +17,18 @@ internal static class CollectiveTensorChecks
     /// <param name="argument">The parameter that held it.</param>
     /// <param name="reach">What the group exchanges, completing "exchanges … only", e.g. <c>host tensors</c>.</param>
     /// <param name="hint">What to do instead, appended after a semicolon; none when null.</param>
-    public static ArgumentException Unreachable(IProcessGroup group, Tensor tensor, string argument, string reach,
-        string? hint = null)
-        => new($"rank {WorldRank(group)}: {argument} {tensor} lives on {tensor.Device}, " +
-            $"but {group} exchanges {reach} only{(hint is null ? "" : "; " + hint)}", argument);
+    public static ArgumentException Unreachable(
+        IProcessGroup group,
+        Tensor tensor,
+        string argument,
+        string reach,
+        string? hint = null
+    ) =>
+        new(
+            $"rank {WorldRank(group)}: {argument} {tensor} lives on {tensor.Device}, "
+                + $"but {group} exchanges {reach} only{(hint is null ? "" : "; " + hint)}",
+            argument
+        );
 
     /// <summary>Throws <see cref="Unreachable"/> unless <paramref name="tensor"/> is in host memory.</summary>
     public static void RequireHost(IProcessGroup group, Tensor tensor, string argument)
@@ -28,8 +36,13 @@ internal static class CollectiveTensorChecks
         ArgumentNullException.ThrowIfNull(tensor, argument);
         if (!tensor.IsOnHost)
         {
-            throw Unreachable(group, tensor, argument, "host tensors",
-                "device tensors go through a device group (NCCL's, or a HostStagedProcessGroup over this one)");
+            throw Unreachable(
+                group,
+                tensor,
+                argument,
+                "host tensors",
+                "device tensors go through a device group (NCCL's, or a HostStagedProcessGroup over this one)"
+            );
         }
     }
 
@@ -41,9 +54,10 @@ internal static class CollectiveTensorChecks
         if (send.DType != receive.DType)
         {
             throw new ArgumentException(
-                $"rank {WorldRank(group)}: send is {send.DType} but receive is {receive.DType}; " +
-                "an exchange moves one dtype",
-                nameof(receive));
+                $"rank {WorldRank(group)}: send is {send.DType} but receive is {receive.DType}; "
+                    + "an exchange moves one dtype",
+                nameof(receive)
+            );
         }
     }
 
@@ -55,7 +69,8 @@ internal static class CollectiveTensorChecks
         {
             throw new ArgumentException(
                 $"rank {WorldRank(group)}: the rank-ordered all-reduce sums float32 or bfloat16 tensors, not {values}",
-                nameof(values));
+                nameof(values)
+            );
         }
     }
 

@@ -34,21 +34,30 @@ public sealed class HostStagedProcessGroup(IProcessGroup inner) : IProcessGroup
     public void Barrier() => inner.Barrier();
 
     /// <inheritdoc />
-    public void AllToAll<T>(ReadOnlySpan<T> send, Span<T> receive) where T : unmanaged => inner.AllToAll(send, receive);
+    public void AllToAll<T>(ReadOnlySpan<T> send, Span<T> receive)
+        where T : unmanaged => inner.AllToAll(send, receive);
 
     /// <inheritdoc />
-    public void AllToAllV<T>(ReadOnlySpan<T> send, ReadOnlySpan<int> sendCounts, Span<T> receive,
-        ReadOnlySpan<int> receiveCounts) where T : unmanaged
-        => inner.AllToAllV(send, sendCounts, receive, receiveCounts);
+    public void AllToAllV<T>(
+        ReadOnlySpan<T> send,
+        ReadOnlySpan<int> sendCounts,
+        Span<T> receive,
+        ReadOnlySpan<int> receiveCounts
+    )
+        where T : unmanaged => inner.AllToAllV(send, sendCounts, receive, receiveCounts);
 
     /// <inheritdoc />
-    public CollectiveRequest AllToAllVAsync<T>(ReadOnlyMemory<T> send, int[] sendCounts, Memory<T> receive,
-        int[] receiveCounts) where T : unmanaged
-        => inner.AllToAllVAsync(send, sendCounts, receive, receiveCounts);
+    public CollectiveRequest AllToAllVAsync<T>(
+        ReadOnlyMemory<T> send,
+        int[] sendCounts,
+        Memory<T> receive,
+        int[] receiveCounts
+    )
+        where T : unmanaged => inner.AllToAllVAsync(send, sendCounts, receive, receiveCounts);
 
     /// <inheritdoc />
-    public void AllGather<T>(ReadOnlySpan<T> send, Span<T> receive) where T : unmanaged
-        => inner.AllGather(send, receive);
+    public void AllGather<T>(ReadOnlySpan<T> send, Span<T> receive)
+        where T : unmanaged => inner.AllGather(send, receive);
 
     /// <inheritdoc />
     public void AllReduceSum(Span<float> values) => inner.AllReduceSum(values);
@@ -76,7 +85,8 @@ public sealed class HostStagedProcessGroup(IProcessGroup inner) : IProcessGroup
         Tensor hostSend = StageDown(send, Total(sendCounts, send.ElementCount));
         Tensor hostReceive = receive.IsOnHost ? receive : Tensor.Uninitialized(receive.DType, receive.ElementCount);
         inner.AllToAllV(hostSend, sendCounts, hostReceive, receiveCounts);
-        if (!receive.IsOnHost) StageUp(hostReceive, receive, Total(receiveCounts, receive.ElementCount));
+        if (!receive.IsOnHost)
+            StageUp(hostReceive, receive, Total(receiveCounts, receive.ElementCount));
     }
 
     /// <inheritdoc />
@@ -96,27 +106,30 @@ public sealed class HostStagedProcessGroup(IProcessGroup inner) : IProcessGroup
         ArgumentNullException.ThrowIfNull(values);
         Tensor host = values.ToHost();
         inner.AllReduceSum(host);
-        if (!values.IsOnHost) StageUp(host, values, values.ElementCount);
+        if (!values.IsOnHost)
+            StageUp(host, values, values.ElementCount);
     }
 
     /// <summary>A host tensor as long as <paramref name="tensor"/>, its first elements copied.</summary>
     private static Tensor StageDown(Tensor tensor, long elements)
     {
-        if (tensor.IsOnHost) return tensor;
+        if (tensor.IsOnHost)
+            return tensor;
         var host = Tensor.Uninitialized(tensor.DType, tensor.ElementCount);
         tensor.DeviceBuffer!.CopyToHost(0, host.AsBytes()[..ByteCount(tensor, elements)]);
         return host;
     }
 
     /// <summary>Copies the first <paramref name="elements"/> of <paramref name="host"/> to the device.</summary>
-    private static void StageUp(Tensor host, Tensor device, long elements)
-        => device.DeviceBuffer!.CopyFromHost(host.AsBytes()[..ByteCount(device, elements)], 0);
+    private static void StageUp(Tensor host, Tensor device, long elements) =>
+        device.DeviceBuffer!.CopyFromHost(host.AsBytes()[..ByteCount(device, elements)], 0);
 
     /// <summary>The elements the counts name, clamped to the tensor (the inner group rejects bad counts).</summary>
     private static long Total(ReadOnlySpan<int> counts, int elements)
     {
         long total = 0;
-        foreach (int count in counts) total += Math.Max(count, 0);
+        foreach (int count in counts)
+            total += Math.Max(count, 0);
         return Math.Min(total, elements);
     }
 

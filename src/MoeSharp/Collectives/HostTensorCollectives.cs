@@ -11,8 +11,13 @@ namespace MoeSharp.Collectives;
 internal static class HostTensorCollectives
 {
     /// <summary><see cref="ITensorCollectives.AllToAllV"/> through the span all-to-all-v of the group.</summary>
-    public static void AllToAllV(IProcessGroup group, Tensor send, ReadOnlySpan<int> sendCounts, Tensor receive,
-        ReadOnlySpan<int> receiveCounts)
+    public static void AllToAllV(
+        IProcessGroup group,
+        Tensor send,
+        ReadOnlySpan<int> sendCounts,
+        Tensor receive,
+        ReadOnlySpan<int> receiveCounts
+    )
     {
         CheckPair(group, send, receive);
         switch (send.DType)
@@ -21,8 +26,12 @@ internal static class HostTensorCollectives
                 group.AllToAllV<float>(send.AsSpan<float>(), sendCounts, receive.AsSpan<float>(), receiveCounts);
                 break;
             case DType.BFloat16:
-                group.AllToAllV<BFloat16>(send.AsSpan<BFloat16>(), sendCounts, receive.AsSpan<BFloat16>(),
-                    receiveCounts);
+                group.AllToAllV<BFloat16>(
+                    send.AsSpan<BFloat16>(),
+                    sendCounts,
+                    receive.AsSpan<BFloat16>(),
+                    receiveCounts
+                );
                 break;
             case DType.Int32:
                 group.AllToAllV<int>(send.AsSpan<int>(), sendCounts, receive.AsSpan<int>(), receiveCounts);
@@ -36,20 +45,41 @@ internal static class HostTensorCollectives
     }
 
     /// <summary><see cref="ITensorCollectives.AllToAllVAsync"/> through <paramref name="group"/>'s span form.</summary>
-    public static CollectiveRequest AllToAllVAsync(IProcessGroup group, Tensor send, int[] sendCounts, Tensor receive,
-        int[] receiveCounts)
+    public static CollectiveRequest AllToAllVAsync(
+        IProcessGroup group,
+        Tensor send,
+        int[] sendCounts,
+        Tensor receive,
+        int[] receiveCounts
+    )
     {
         CheckPair(group, send, receive);
         return send.DType switch
         {
-            DType.Float32 => group.AllToAllVAsync<float>(send.AsMemory<float>(), sendCounts, receive.AsMemory<float>(),
-                receiveCounts),
-            DType.BFloat16 => group.AllToAllVAsync<BFloat16>(send.AsMemory<BFloat16>(), sendCounts,
-                receive.AsMemory<BFloat16>(), receiveCounts),
-            DType.Int32 => group.AllToAllVAsync<int>(send.AsMemory<int>(), sendCounts, receive.AsMemory<int>(),
-                receiveCounts),
-            DType.Int64 => group.AllToAllVAsync<long>(send.AsMemory<long>(), sendCounts, receive.AsMemory<long>(),
-                receiveCounts),
+            DType.Float32 => group.AllToAllVAsync<float>(
+                send.AsMemory<float>(),
+                sendCounts,
+                receive.AsMemory<float>(),
+                receiveCounts
+            ),
+            DType.BFloat16 => group.AllToAllVAsync<BFloat16>(
+                send.AsMemory<BFloat16>(),
+                sendCounts,
+                receive.AsMemory<BFloat16>(),
+                receiveCounts
+            ),
+            DType.Int32 => group.AllToAllVAsync<int>(
+                send.AsMemory<int>(),
+                sendCounts,
+                receive.AsMemory<int>(),
+                receiveCounts
+            ),
+            DType.Int64 => group.AllToAllVAsync<long>(
+                send.AsMemory<long>(),
+                sendCounts,
+                receive.AsMemory<long>(),
+                receiveCounts
+            ),
             _ => throw UnknownDType(send),
         };
     }
@@ -79,6 +109,6 @@ internal static class HostTensorCollectives
         CollectiveTensorChecks.RequireSameDType(group, send, receive);
     }
 
-    private static ArgumentException UnknownDType(Tensor tensor)
-        => new($"a collective cannot move {tensor}: unknown dtype {tensor.DType}", nameof(tensor));
+    private static ArgumentException UnknownDType(Tensor tensor) =>
+        new($"a collective cannot move {tensor}: unknown dtype {tensor.DType}", nameof(tensor));
 }

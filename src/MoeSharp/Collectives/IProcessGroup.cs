@@ -40,25 +40,39 @@ public interface IProcessGroup : ITensorCollectives, IDisposable
     /// <c>Size</c> chunks of <c>send.Length / Size</c> elements; chunk <c>q</c> of the send buffer lands
     /// in chunk <c>Rank</c> of rank q's receive buffer.
     /// </summary>
-    void AllToAll<T>(ReadOnlySpan<T> send, Span<T> receive) where T : unmanaged;
+    void AllToAll<T>(ReadOnlySpan<T> send, Span<T> receive)
+        where T : unmanaged;
 
     /// <summary>
     /// Collective all-to-all with variable chunk sizes (in elements): the first
     /// <c>sendCounts[0]</c> elements go to rank 0, the next <c>sendCounts[1]</c> to rank 1, and so on;
     /// the receive buffer holds the chunks from rank 0, 1, … back to back (<paramref name="receiveCounts"/>).
     /// </summary>
-    void AllToAllV<T>(ReadOnlySpan<T> send, ReadOnlySpan<int> sendCounts, Span<T> receive, ReadOnlySpan<int> receiveCounts)
+    void AllToAllV<T>(
+        ReadOnlySpan<T> send,
+        ReadOnlySpan<int> sendCounts,
+        Span<T> receive,
+        ReadOnlySpan<int> receiveCounts
+    )
         where T : unmanaged;
 
     /// <summary>
     /// Starts <see cref="AllToAllV{T}"/> and returns at once, so the caller can compute while rows move.
     /// The buffers belong to the exchange until the returned request completes.
     /// </summary>
-    CollectiveRequest AllToAllVAsync<T>(ReadOnlyMemory<T> send, int[] sendCounts, Memory<T> receive, int[] receiveCounts)
+    CollectiveRequest AllToAllVAsync<T>(
+        ReadOnlyMemory<T> send,
+        int[] sendCounts,
+        Memory<T> receive,
+        int[] receiveCounts
+    )
         where T : unmanaged;
 
-    /// <summary>Collective: every rank receives every rank's <paramref name="send"/> (equal lengths), rank-major.</summary>
-    void AllGather<T>(ReadOnlySpan<T> send, Span<T> receive) where T : unmanaged;
+    /// <summary>
+    /// Collective: every rank receives every rank's <paramref name="send"/> (equal lengths), rank-major.
+    /// </summary>
+    void AllGather<T>(ReadOnlySpan<T> send, Span<T> receive)
+        where T : unmanaged;
 
     /// <summary>
     /// Collective: element-wise sum over the ranks, in place. The sum is taken in rank order

@@ -44,7 +44,8 @@ internal sealed class InProcessGroupState
     {
         lock (Sync)
         {
-            if (World.Failure is { } failure) throw Aborted(c, sequence, failure);
+            if (World.Failure is { } failure)
+                throw Aborted(c, sequence, failure);
             if (!_slots.TryGetValue(sequence, out var slot))
             {
                 slot = new CollectiveSlot(sequence, Size);
@@ -53,9 +54,15 @@ internal sealed class InProcessGroupState
 
             if (slot.First is { } first && (first.Kind != c.Kind || first.ElementType != c.ElementType))
             {
-                throw FailLocked(c, sequence, new CollectiveException(
-                    $"collective mismatch at #{sequence} of {Name}: rank {c.WorldRank} called {c.Signature} " +
-                    $"but rank {first.WorldRank} called {first.Signature}", c.WorldRank));
+                throw FailLocked(
+                    c,
+                    sequence,
+                    new CollectiveException(
+                        $"collective mismatch at #{sequence} of {Name}: rank {c.WorldRank} called {c.Signature} "
+                            + $"but rank {first.WorldRank} called {first.Signature}",
+                        c.WorldRank
+                    )
+                );
             }
 
             slot.First ??= c;
@@ -63,7 +70,12 @@ internal sealed class InProcessGroupState
             slot.Arrived++;
             if (c.Async is { } pending && World.Timeout != System.Threading.Timeout.InfiniteTimeSpan)
             {
-                pending.Timer = new Timer(_ => OnAsyncTimeout(slot, c), null, World.Timeout, System.Threading.Timeout.InfiniteTimeSpan);
+                pending.Timer = new Timer(
+                    _ => OnAsyncTimeout(slot, c),
+                    null,
+                    World.Timeout,
+                    System.Threading.Timeout.InfiniteTimeSpan
+                );
             }
 
             if (!slot.AllArrived)
@@ -101,24 +113,31 @@ internal sealed class InProcessGroupState
             {
                 // Arrival first: a barrier that every rank entered has succeeded everywhere, even if a rank
                 // failed right after; exchanges still see the failure when they begin their work.
-                if (slot.AllArrived) return;
-                if (World.Failure is { } failure) throw LeaveFailedLocked(slot, c, failure);
+                if (slot.AllArrived)
+                    return;
+                if (World.Failure is { } failure)
+                    throw LeaveFailedLocked(slot, c, failure);
                 WaitOrTimeOutLocked(slot, c);
             }
         }
     }
 
-    /// <summary>Phase 2 begins: this rank is about to read peers' buffers (they stay valid until <see cref="EndWork"/>).</summary>
+    /// <summary>
+    /// Phase 2 begins: this rank is about to read peers' buffers (they stay valid until <see cref="EndWork"/>).
+    /// </summary>
     public void BeginWork(CollectiveSlot slot, RankContribution c)
     {
         lock (Sync)
         {
-            if (World.Failure is { } failure) throw LeaveFailedLocked(slot, c, failure);
+            if (World.Failure is { } failure)
+                throw LeaveFailedLocked(slot, c, failure);
             slot.InFlight++;
         }
     }
 
-    /// <summary>Phase 2 ends: this rank has read everything it needs (or failed with <paramref name="error"/>).</summary>
+    /// <summary>
+    /// Phase 2 ends: this rank has read everything it needs (or failed with <paramref name="error"/>).
+    /// </summary>
     public void EndWork(CollectiveSlot slot, RankContribution c, Exception? error = null)
     {
         lock (Sync)
@@ -126,9 +145,14 @@ internal sealed class InProcessGroupState
             slot.InFlight--;
             if (error is not null)
             {
-                World.FailLocked(new CollectiveException(
-                    $"rank {c.WorldRank}: {c.Signature} #{slot.Sequence} of {Name} failed while copying: {error.Message}",
-                    c.WorldRank, error), c.WorldRank);
+                World.FailLocked(
+                    new CollectiveException(
+                        $"rank {c.WorldRank}: {c.Signature} #{slot.Sequence} of {Name} failed while copying: {error.Message}",
+                        c.WorldRank,
+                        error
+                    ),
+                    c.WorldRank
+                );
             }
             else
             {
@@ -141,7 +165,9 @@ internal sealed class InProcessGroupState
         }
     }
 
-    /// <summary>Phase 3: blocks until every rank has finished its work, so this rank's buffers are free again.</summary>
+    /// <summary>
+    /// Phase 3: blocks until every rank has finished its work, so this rank's buffers are free again.
+    /// </summary>
     public void WaitAllWorked(CollectiveSlot slot, RankContribution c)
     {
         lock (Sync)
@@ -149,8 +175,10 @@ internal sealed class InProcessGroupState
             while (true)
             {
                 // Checked before the failure: once every rank has its data the collective succeeded everywhere.
-                if (slot.AllWorked) return;
-                if (World.Failure is { } failure) throw LeaveFailedLocked(slot, c, failure);
+                if (slot.AllWorked)
+                    return;
+                if (World.Failure is { } failure)
+                    throw LeaveFailedLocked(slot, c, failure);
                 WaitOrTimeOutLocked(slot, c);
             }
         }
@@ -159,7 +187,8 @@ internal sealed class InProcessGroupState
     /// <summary>This rank leaves <paramref name="slot"/> after a successful collective.</summary>
     public void Leave(CollectiveSlot slot, RankContribution c)
     {
-        lock (Sync) MarkFinishedLocked(slot, c);
+        lock (Sync)
+            MarkFinishedLocked(slot, c);
     }
 
     /// <summary>Split, after every rank has arrived: this rank's sub-group and its rank in it.</summary>
@@ -173,8 +202,16 @@ internal sealed class InProcessGroupState
                 slot.SplitGroups = [];
                 foreach (var byColor in slot.Members.Select(m => m!).GroupBy(m => m.Color))
                 {
-                    int[] members = byColor.OrderBy(m => m.Key).ThenBy(m => m.GroupRank).Select(m => m.WorldRank).ToArray();
-                    slot.SplitGroups[byColor.Key] = new InProcessGroupState(World, members, $"group [{string.Join(", ", members)}]");
+                    int[] members = byColor
+                        .OrderBy(m => m.Key)
+                        .ThenBy(m => m.GroupRank)
+                        .Select(m => m.WorldRank)
+                        .ToArray();
+                    slot.SplitGroups[byColor.Key] = new InProcessGroupState(
+                        World,
+                        members,
+                        $"group [{string.Join(", ", members)}]"
+                    );
                 }
             }
 
@@ -183,32 +220,43 @@ internal sealed class InProcessGroupState
         }
     }
 
-    /// <summary>Called by the world, under its lock, when it is aborted: fails the pending asynchronous exchanges.</summary>
+    /// <summary>
+    /// Called by the world, under its lock, when it is aborted: fails the pending asynchronous exchanges.
+    /// </summary>
     public void OnWorldFailedLocked()
     {
-        foreach (var slot in _slots.Values.ToArray()) CompleteAsyncLocked(slot);
+        foreach (var slot in _slots.Values.ToArray())
+            CompleteAsyncLocked(slot);
     }
 
-    /// <summary>Called under the world lock when a rank exits: fails any collective still waiting for an exited rank.</summary>
+    /// <summary>
+    /// Called under the world lock when a rank exits: fails any collective still waiting for an exited rank.
+    /// </summary>
     public void CheckExitedLocked()
     {
         foreach (var slot in _slots.Values.ToArray())
         {
-            if (World.Failure is not null) return;
+            if (World.Failure is not null)
+                return;
             CheckExitedLocked(slot);
         }
     }
 
     private void CheckExitedLocked(CollectiveSlot slot)
     {
-        if (World.Failure is not null || slot.First is not { } first) return;
+        if (World.Failure is not null || slot.First is not { } first)
+            return;
         for (int g = 0; g < Size; g++)
         {
             if (slot.Members[g] is null && World.HasExited(_worldRanks[g]))
             {
-                World.FailLocked(new CollectiveException(
-                    $"{first.Signature} #{slot.Sequence} of {Name} cannot complete: rank {_worldRanks[g]} exited without calling it",
-                    _worldRanks[g]), _worldRanks[g]);
+                World.FailLocked(
+                    new CollectiveException(
+                        $"{first.Signature} #{slot.Sequence} of {Name} cannot complete: rank {_worldRanks[g]} exited without calling it",
+                        _worldRanks[g]
+                    ),
+                    _worldRanks[g]
+                );
                 return;
             }
         }
@@ -248,7 +296,8 @@ internal sealed class InProcessGroupState
     {
         lock (Sync)
         {
-            if (c.Finished || World.Failure is not null) return;
+            if (c.Finished || World.Failure is not null)
+                return;
             World.FailLocked(TimeoutError(slot, c), c.WorldRank, c);
         }
     }
@@ -258,7 +307,8 @@ internal sealed class InProcessGroupState
     {
         foreach (var m in slot.Members)
         {
-            if (m?.Async is not { } pending || m.Finished) continue;
+            if (m?.Async is not { } pending || m.Finished)
+                continue;
             if (slot.AllWorked)
             {
                 MarkFinishedLocked(slot, m);
@@ -294,14 +344,16 @@ internal sealed class InProcessGroupState
     private CollectiveException TimeoutError(CollectiveSlot slot, RankContribution c)
     {
         // Before everyone arrives the culprits are the absent ranks; after, the ranks still copying.
-        var missing = Enumerable.Range(0, Size)
+        var missing = Enumerable
+            .Range(0, Size)
             .Where(g => slot.AllArrived ? !slot.Members[g]!.Worked : slot.Members[g] is null)
             .Select(g => _worldRanks[g])
             .ToArray();
         return new CollectiveException(
-            $"rank {c.WorldRank}: {c.Signature} #{slot.Sequence} of {Name} timed out after " +
-            $"{World.Timeout.TotalSeconds:0.###} s waiting for ranks [{string.Join(", ", missing)}]",
-            missing.Length > 0 ? missing[0] : c.WorldRank);
+            $"rank {c.WorldRank}: {c.Signature} #{slot.Sequence} of {Name} timed out after "
+                + $"{World.Timeout.TotalSeconds:0.###} s waiting for ranks [{string.Join(", ", missing)}]",
+            missing.Length > 0 ? missing[0] : c.WorldRank
+        );
     }
 
     /// <summary>
@@ -310,7 +362,8 @@ internal sealed class InProcessGroupState
     /// </summary>
     private CollectiveException LeaveFailedLocked(CollectiveSlot slot, RankContribution c, CollectiveException failure)
     {
-        while (slot.InFlight > 0) Monitor.Wait(Sync);
+        while (slot.InFlight > 0)
+            Monitor.Wait(Sync);
         MarkFinishedLocked(slot, c);
         return Aborted(c, slot.Sequence, failure);
     }
@@ -323,7 +376,8 @@ internal sealed class InProcessGroupState
     private CollectiveException Aborted(RankContribution c, long sequence, CollectiveException failure)
     {
         // The rank that detected the failure throws it as is; every other rank names its own collective.
-        if (ReferenceEquals(World.FailureSource, c)) return failure;
+        if (ReferenceEquals(World.FailureSource, c))
+            return failure;
         string message = $"rank {c.WorldRank}: {c.Signature} #{sequence} of {Name} aborted: {failure.Message}";
         return failure.FailedRank is { } failed
             ? new CollectiveException(message, failed, failure)
@@ -332,10 +386,12 @@ internal sealed class InProcessGroupState
 
     private void MarkFinishedLocked(CollectiveSlot slot, RankContribution c)
     {
-        if (c.Finished) return;
+        if (c.Finished)
+            return;
         c.Finished = true;
         slot.Finished++;
-        if (slot.Finished == Size) _slots.Remove(slot.Sequence);
+        if (slot.Finished == Size)
+            _slots.Remove(slot.Sequence);
     }
 
     /// <summary>Checks that what each rank sends matches what its peer expects; null when consistent.</summary>
@@ -352,11 +408,12 @@ internal sealed class InProcessGroupState
                 {
                     for (int q = 0; q < Size; q++)
                     {
-                        int sends = members[p]!.SendCounts[q], expects = members[q]!.ReceiveCounts[p];
+                        int sends = members[p]!.SendCounts[q],
+                            expects = members[q]!.ReceiveCounts[p];
                         if (sends != expects)
                         {
-                            return $"{first.Signature} #{slot.Sequence} of {Name}: rank {_worldRanks[p]} sends {sends} elements " +
-                                   $"to rank {_worldRanks[q]} but rank {_worldRanks[q]} expects {expects} from rank {_worldRanks[p]}";
+                            return $"{first.Signature} #{slot.Sequence} of {Name}: rank {_worldRanks[p]} sends {sends} elements "
+                                + $"to rank {_worldRanks[q]} but rank {_worldRanks[q]} expects {expects} from rank {_worldRanks[p]}";
                         }
                     }
                 }
@@ -367,8 +424,8 @@ internal sealed class InProcessGroupState
                 {
                     if (members[p]!.Length != members[0]!.Length)
                     {
-                        return $"{first.Signature} #{slot.Sequence} of {Name}: rank {_worldRanks[p]} passes {members[p]!.Length} values " +
-                               $"but rank {_worldRanks[0]} passes {members[0]!.Length}";
+                        return $"{first.Signature} #{slot.Sequence} of {Name}: rank {_worldRanks[p]} passes {members[p]!.Length} values "
+                            + $"but rank {_worldRanks[0]} passes {members[0]!.Length}";
                     }
                 }
 

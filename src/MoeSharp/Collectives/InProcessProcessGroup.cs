@@ -46,9 +46,16 @@ public sealed class InProcessProcessGroup : IProcessGroup
         ArgumentOutOfRangeException.ThrowIfLessThan(size, 1);
         var wait = timeout ?? TimeSpan.FromSeconds(60);
         // Monitor.Wait and Timer take at most int.MaxValue milliseconds (about 24 days).
-        if (wait != System.Threading.Timeout.InfiniteTimeSpan && (wait <= TimeSpan.Zero || wait.TotalMilliseconds > int.MaxValue))
+        if (
+            wait != System.Threading.Timeout.InfiniteTimeSpan
+            && (wait <= TimeSpan.Zero || wait.TotalMilliseconds > int.MaxValue)
+        )
         {
-            throw new ArgumentOutOfRangeException(nameof(timeout), wait, "the timeout must be positive and at most int.MaxValue ms, or infinite");
+            throw new ArgumentOutOfRangeException(
+                nameof(timeout),
+                wait,
+                "the timeout must be positive and at most int.MaxValue ms, or infinite"
+            );
         }
 
         var world = new InProcessWorldState(size, wait);
@@ -75,7 +82,8 @@ public sealed class InProcessProcessGroup : IProcessGroup
     {
         get
         {
-            lock (_state.World.Sync) return _state.World.Failure;
+            lock (_state.World.Sync)
+                return _state.World.Failure;
         }
     }
 
@@ -84,7 +92,8 @@ public sealed class InProcessProcessGroup : IProcessGroup
     {
         get
         {
-            lock (_state.World.Sync) return _state.World.FailureOrigin;
+            lock (_state.World.Sync)
+                return _state.World.FailureOrigin;
         }
     }
 
@@ -120,20 +129,24 @@ public sealed class InProcessProcessGroup : IProcessGroup
     /// <inheritdoc/>
     /// <exception cref="ArgumentException"><paramref name="send"/>'s length is not a multiple of
     /// <see cref="Size"/>, or <paramref name="receive"/>'s length differs from it.</exception>
-    public unsafe void AllToAll<T>(ReadOnlySpan<T> send, Span<T> receive) where T : unmanaged
+    public unsafe void AllToAll<T>(ReadOnlySpan<T> send, Span<T> receive)
+        where T : unmanaged
     {
         ThrowIfDisposed();
         if (send.Length % Size != 0)
         {
             throw new ArgumentException(
-                $"rank {WorldRank}: send has {send.Length} elements, not a multiple of the group size {Size}", nameof(send));
+                $"rank {WorldRank}: send has {send.Length} elements, not a multiple of the group size {Size}",
+                nameof(send)
+            );
         }
 
         if (receive.Length != send.Length)
         {
             throw new ArgumentException(
                 $"rank {WorldRank}: receive has {receive.Length} elements but send has {send.Length}; all-to-all needs equal lengths",
-                nameof(receive));
+                nameof(receive)
+            );
         }
 
         int[] counts = Enumerable.Repeat(send.Length / Size, Size).ToArray();
@@ -146,10 +159,16 @@ public sealed class InProcessProcessGroup : IProcessGroup
     }
 
     /// <inheritdoc/>
-    /// <remarks>The buffers may be longer than their counts add up to; elements past the counts are untouched.</remarks>
+    /// <remarks>The buffers may be longer than their counts add up to; elements past the counts are
+    /// untouched.</remarks>
     /// <exception cref="ArgumentException">A count array does not have <see cref="Size"/> entries, holds a
     /// negative count, or adds up to more than its buffer holds.</exception>
-    public unsafe void AllToAllV<T>(ReadOnlySpan<T> send, ReadOnlySpan<int> sendCounts, Span<T> receive, ReadOnlySpan<int> receiveCounts)
+    public unsafe void AllToAllV<T>(
+        ReadOnlySpan<T> send,
+        ReadOnlySpan<int> sendCounts,
+        Span<T> receive,
+        ReadOnlySpan<int> receiveCounts
+    )
         where T : unmanaged
     {
         ThrowIfDisposed();
@@ -158,8 +177,17 @@ public sealed class InProcessProcessGroup : IProcessGroup
         fixed (T* s = send)
         fixed (T* r = receive)
         {
-            Exchange(CollectiveKind.AllToAllV, typeof(T), sizeof(T),
-                (nint)s, sendOffsets, sendCounts.ToArray(), (nint)r, receiveOffsets, receiveCounts.ToArray());
+            Exchange(
+                CollectiveKind.AllToAllV,
+                typeof(T),
+                sizeof(T),
+                (nint)s,
+                sendOffsets,
+                sendCounts.ToArray(),
+                (nint)r,
+                receiveOffsets,
+                receiveCounts.ToArray()
+            );
         }
     }
 
@@ -170,7 +198,12 @@ public sealed class InProcessProcessGroup : IProcessGroup
     /// is already aborted; a later failure or timeout surfaces from <see cref="CollectiveRequest.Wait"/>.
     /// </remarks>
     /// <exception cref="ArgumentException">As for <see cref="AllToAllV{T}"/>.</exception>
-    public unsafe CollectiveRequest AllToAllVAsync<T>(ReadOnlyMemory<T> send, int[] sendCounts, Memory<T> receive, int[] receiveCounts)
+    public unsafe CollectiveRequest AllToAllVAsync<T>(
+        ReadOnlyMemory<T> send,
+        int[] sendCounts,
+        Memory<T> receive,
+        int[] receiveCounts
+    )
         where T : unmanaged
     {
         ThrowIfDisposed();
@@ -209,14 +242,17 @@ public sealed class InProcessProcessGroup : IProcessGroup
     /// <inheritdoc/>
     /// <exception cref="ArgumentException"><paramref name="receive"/> does not hold exactly
     /// <see cref="Size"/> times <paramref name="send"/>'s length.</exception>
-    public unsafe void AllGather<T>(ReadOnlySpan<T> send, Span<T> receive) where T : unmanaged
+    public unsafe void AllGather<T>(ReadOnlySpan<T> send, Span<T> receive)
+        where T : unmanaged
     {
         ThrowIfDisposed();
         if (receive.Length != (long)send.Length * Size)
         {
             throw new ArgumentException(
-                $"rank {WorldRank}: receive has {receive.Length} elements but all-gather of {send.Length} elements " +
-                $"over {Size} ranks needs {(long)send.Length * Size}", nameof(receive));
+                $"rank {WorldRank}: receive has {receive.Length} elements but all-gather of {send.Length} elements "
+                    + $"over {Size} ranks needs {(long)send.Length * Size}",
+                nameof(receive)
+            );
         }
 
         // Every peer gets the whole send buffer; the receive buffer holds one block per rank.
@@ -224,7 +260,17 @@ public sealed class InProcessProcessGroup : IProcessGroup
         fixed (T* s = send)
         fixed (T* r = receive)
         {
-            Exchange(CollectiveKind.AllGather, typeof(T), sizeof(T), (nint)s, new long[Size], counts, (nint)r, PrefixSums(counts), counts);
+            Exchange(
+                CollectiveKind.AllGather,
+                typeof(T),
+                sizeof(T),
+                (nint)s,
+                new long[Size],
+                counts,
+                (nint)r,
+                PrefixSums(counts),
+                counts
+            );
         }
     }
 
@@ -242,13 +288,13 @@ public sealed class InProcessProcessGroup : IProcessGroup
     /// Host tensors of any dtype; the ranks copy straight between the tensors' storage, as
     /// <see cref="AllToAllV{T}"/> does.
     /// </remarks>
-    public void AllToAllV(Tensor send, ReadOnlySpan<int> sendCounts, Tensor receive, ReadOnlySpan<int> receiveCounts)
-        => HostTensorCollectives.AllToAllV(this, send, sendCounts, receive, receiveCounts);
+    public void AllToAllV(Tensor send, ReadOnlySpan<int> sendCounts, Tensor receive, ReadOnlySpan<int> receiveCounts) =>
+        HostTensorCollectives.AllToAllV(this, send, sendCounts, receive, receiveCounts);
 
     /// <inheritdoc/>
     /// <remarks>As <see cref="AllToAllVAsync{T}"/>, on the tensors' storage.</remarks>
-    public CollectiveRequest AllToAllVAsync(Tensor send, int[] sendCounts, Tensor receive, int[] receiveCounts)
-        => HostTensorCollectives.AllToAllVAsync(this, send, sendCounts, receive, receiveCounts);
+    public CollectiveRequest AllToAllVAsync(Tensor send, int[] sendCounts, Tensor receive, int[] receiveCounts) =>
+        HostTensorCollectives.AllToAllVAsync(this, send, sendCounts, receive, receiveCounts);
 
     /// <inheritdoc/>
     public void AllReduceSum(Tensor values) => HostTensorCollectives.AllReduceSum(this, values);
@@ -258,8 +304,13 @@ public sealed class InProcessProcessGroup : IProcessGroup
     {
         ArgumentNullException.ThrowIfNull(error);
         _state.World.Fail(
-            new CollectiveException($"rank {WorldRank} failed: {error.GetType().Name}: {error.Message}", WorldRank, error),
-            WorldRank);
+            new CollectiveException(
+                $"rank {WorldRank} failed: {error.GetType().Name}: {error.Message}",
+                WorldRank,
+                error
+            ),
+            WorldRank
+        );
     }
 
     /// <summary>
@@ -271,8 +322,17 @@ public sealed class InProcessProcessGroup : IProcessGroup
     /// <inheritdoc/>
     public override string ToString() => $"InProcessProcessGroup(rank {Rank} of {Size}, {_state.Name})";
 
-    private unsafe void Exchange(CollectiveKind kind, Type elementType, int elementSize,
-        nint send, long[] sendOffsets, int[] sendCounts, nint receive, long[] receiveOffsets, int[] receiveCounts)
+    private unsafe void Exchange(
+        CollectiveKind kind,
+        Type elementType,
+        int elementSize,
+        nint send,
+        long[] sendOffsets,
+        int[] sendCounts,
+        nint receive,
+        long[] receiveOffsets,
+        int[] receiveCounts
+    )
     {
         var c = new RankContribution(Rank, WorldRank, kind, elementType, elementSize)
         {
@@ -301,7 +361,8 @@ public sealed class InProcessProcessGroup : IProcessGroup
         _state.Leave(slot, c);
     }
 
-    private unsafe void AllReduce<T>(Span<T> values) where T : unmanaged, INumber<T>
+    private unsafe void AllReduce<T>(Span<T> values)
+        where T : unmanaged, INumber<T>
     {
         ThrowIfDisposed();
         fixed (T* p = values)
@@ -347,7 +408,9 @@ public sealed class InProcessProcessGroup : IProcessGroup
         if (counts.Length != Size)
         {
             throw new ArgumentException(
-                $"rank {WorldRank}: {countsName} has {counts.Length} entries but the group has {Size} ranks", countsName);
+                $"rank {WorldRank}: {countsName} has {counts.Length} entries but the group has {Size} ranks",
+                countsName
+            );
         }
 
         var offsets = new long[Size];
@@ -356,7 +419,10 @@ public sealed class InProcessProcessGroup : IProcessGroup
         {
             if (counts[i] < 0)
             {
-                throw new ArgumentException($"rank {WorldRank}: {countsName}[{i}] = {counts[i]} is negative", countsName);
+                throw new ArgumentException(
+                    $"rank {WorldRank}: {countsName}[{i}] = {counts[i]} is negative",
+                    countsName
+                );
             }
 
             offsets[i] = total;
@@ -366,7 +432,9 @@ public sealed class InProcessProcessGroup : IProcessGroup
         if (total > bufferLength)
         {
             throw new ArgumentException(
-                $"rank {WorldRank}: {countsName} add up to {total} elements but {bufferName} holds {bufferLength}", bufferName);
+                $"rank {WorldRank}: {countsName} add up to {total} elements but {bufferName} holds {bufferLength}",
+                bufferName
+            );
         }
 
         return offsets;
@@ -375,7 +443,8 @@ public sealed class InProcessProcessGroup : IProcessGroup
     private static long[] PrefixSums(int[] counts)
     {
         var offsets = new long[counts.Length];
-        for (int i = 1; i < counts.Length; i++) offsets[i] = offsets[i - 1] + counts[i - 1];
+        for (int i = 1; i < counts.Length; i++)
+            offsets[i] = offsets[i - 1] + counts[i - 1];
         return offsets;
     }
 

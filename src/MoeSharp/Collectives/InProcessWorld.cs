@@ -32,8 +32,11 @@ public static class InProcessWorld
         ArgumentNullException.ThrowIfNull(body);
         if (size > MaxRanks)
         {
-            throw new ArgumentOutOfRangeException(nameof(size), size,
-                $"an in-process world has at most {MaxRanks} ranks (one thread each); use MPI for more");
+            throw new ArgumentOutOfRangeException(
+                nameof(size),
+                size,
+                $"an in-process world has at most {MaxRanks} ranks (one thread each); use MPI for more"
+            );
         }
         var groups = InProcessProcessGroup.CreateWorld(size, timeout);
         var results = new T[size];
@@ -50,17 +53,26 @@ public static class InProcessWorld
             };
         }
 
-        foreach (var thread in threads) thread.Start();
-        foreach (var thread in threads) thread.Join();
+        foreach (var thread in threads)
+            thread.Start();
+        foreach (var thread in threads)
+            thread.Join();
 
         int origin = groups[0].FailureOrigin;
-        foreach (var group in groups) group.Dispose();
+        foreach (var group in groups)
+            group.Dispose();
         if (Array.FindIndex(errors, e => e is not null) is var firstThrown and >= 0)
         {
             // The rank that reported the failure first is the cause; others threw because of it.
             int rank = origin >= 0 && errors[origin] is not null ? origin : firstThrown;
             // A rank that threw only because a peer's input was invalid points at the peer, whose own error says why.
-            if (errors[rank] is PeerRankException { PeerWorldRank: int peer } && peer >= 0 && peer < size && errors[peer] is not null) rank = peer;
+            if (
+                errors[rank] is PeerRankException { PeerWorldRank: int peer }
+                && peer >= 0
+                && peer < size
+                && errors[peer] is not null
+            )
+                rank = peer;
             throw new RankFailedException(rank, errors[rank]!, errors);
         }
 
@@ -72,14 +84,23 @@ public static class InProcessWorld
     public static void Run(int size, Action<IProcessGroup> body, TimeSpan? timeout = null)
     {
         ArgumentNullException.ThrowIfNull(body);
-        Run(size, group =>
-        {
-            body(group);
-            return true;
-        }, timeout);
+        Run(
+            size,
+            group =>
+            {
+                body(group);
+                return true;
+            },
+            timeout
+        );
     }
 
-    private static void RunRank<T>(InProcessProcessGroup group, Func<IProcessGroup, T> body, T[] results, Exception?[] errors)
+    private static void RunRank<T>(
+        InProcessProcessGroup group,
+        Func<IProcessGroup, T> body,
+        T[] results,
+        Exception?[] errors
+    )
     {
         int rank = group.Rank;
         // Rank threads and their kernels' threads share the process's thread budget.

@@ -31,7 +31,9 @@ internal sealed class InProcessWorldState
     /// <summary>Why the world was aborted; null while it is healthy.</summary>
     public CollectiveException? Failure { get; private set; }
 
-    /// <summary>World rank that reported <see cref="Failure"/> (the rank that threw, timed out or saw a mismatch).</summary>
+    /// <summary>
+    /// World rank that reported <see cref="Failure"/> (the rank that threw, timed out or saw a mismatch).
+    /// </summary>
     public int FailureOrigin { get; private set; } = -1;
 
     /// <summary>
@@ -42,7 +44,8 @@ internal sealed class InProcessWorldState
 
     public void Register(InProcessGroupState group)
     {
-        lock (Sync) _groups.Add(group);
+        lock (Sync)
+            _groups.Add(group);
     }
 
     /// <summary>
@@ -52,11 +55,13 @@ internal sealed class InProcessWorldState
     /// <returns>The failure now in force (the earlier one if the world was already aborted).</returns>
     public CollectiveException FailLocked(CollectiveException failure, int originWorldRank, object? source = null)
     {
-        if (Failure is not null) return Failure;
+        if (Failure is not null)
+            return Failure;
         Failure = failure;
         FailureOrigin = originWorldRank;
         FailureSource = source;
-        foreach (var group in _groups) group.OnWorldFailedLocked();
+        foreach (var group in _groups)
+            group.OnWorldFailedLocked();
         Monitor.PulseAll(Sync);
         return failure;
     }
@@ -64,7 +69,8 @@ internal sealed class InProcessWorldState
     /// <summary>Takes the lock and aborts the world (see <see cref="FailLocked"/>).</summary>
     public CollectiveException Fail(CollectiveException failure, int originWorldRank)
     {
-        lock (Sync) return FailLocked(failure, originWorldRank);
+        lock (Sync)
+            return FailLocked(failure, originWorldRank);
     }
 
     /// <summary>
@@ -76,7 +82,8 @@ internal sealed class InProcessWorldState
         lock (Sync)
         {
             _exited[worldRank] = true;
-            foreach (var group in _groups) group.CheckExitedLocked();
+            foreach (var group in _groups)
+                group.CheckExitedLocked();
         }
     }
 

@@ -11,8 +11,8 @@ public sealed class PeerRankException : ArgumentException
     /// <param name="message">Names the peer and what it did.</param>
     /// <param name="peerWorldRank">The world rank whose input was invalid.</param>
     /// <param name="paramName">The argument that was invalid on the peer.</param>
-    public PeerRankException(string message, int peerWorldRank, string? paramName = null) : base(message, paramName)
-        => PeerWorldRank = peerWorldRank;
+    public PeerRankException(string message, int peerWorldRank, string? paramName = null)
+        : base(message, paramName) => PeerWorldRank = peerWorldRank;
 
     /// <summary>The world rank whose input was invalid.</summary>
     public int PeerWorldRank { get; }

@@ -9,7 +9,8 @@ namespace MoeSharp.Collectives;
 internal static class RankOrderSum
 {
     /// <summary>Writes into <paramref name="sum"/> the rank-ordered sum of the members' values.</summary>
-    public static unsafe void Sum<T>(CollectiveSlot slot, Span<T> sum) where T : unmanaged, INumber<T>
+    public static unsafe void Sum<T>(CollectiveSlot slot, Span<T> sum)
+        where T : unmanaged, INumber<T>
     {
         var members = slot.Members;
         new ReadOnlySpan<T>((void*)members[0]!.SendBase, sum.Length).CopyTo(sum);
@@ -20,7 +21,8 @@ internal static class RankOrderSum
     }
 
     /// <summary><c>accumulator[i] += addend[i]</c>; vector lanes add exactly like the scalar tail.</summary>
-    private static void Add<T>(Span<T> accumulator, ReadOnlySpan<T> addend) where T : unmanaged, INumber<T>
+    private static void Add<T>(Span<T> accumulator, ReadOnlySpan<T> addend)
+        where T : unmanaged, INumber<T>
     {
         int i = 0;
         if (Vector.IsHardwareAccelerated && Vector<T>.IsSupported)
@@ -33,6 +35,7 @@ internal static class RankOrderSum
             }
         }
 
-        for (; i < accumulator.Length; i++) accumulator[i] += addend[i];
+        for (; i < accumulator.Length; i++)
+            accumulator[i] += addend[i];
     }
 }

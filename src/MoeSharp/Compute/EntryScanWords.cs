@@ -22,7 +22,9 @@ internal static class EntryScanWords
         if (words.Length < Length(numExperts))
         {
             throw new ArgumentException(
-                $"{words.Length} words cannot hold a scan of {numExperts} experts", nameof(words));
+                $"{words.Length} words cannot hold a scan of {numExperts} experts",
+                nameof(words)
+            );
         }
         int[] counts = words.Slice(HeaderLength, numExperts).ToArray();
         if (words[0] != int.MaxValue)
@@ -30,7 +32,8 @@ internal static class EntryScanWords
             long id = ((long)words[2] << 32) | (uint)words[1];
             return new EntryScan(counts, words[0], id, BitConverter.Int32BitsToSingle(words[3]));
         }
-        if (numExperts > 0) counts[0] += padEntries;
+        if (numExperts > 0)
+            counts[0] += padEntries;
         return new EntryScan(counts, -1, 0, 0f);
     }
 
@@ -46,6 +49,7 @@ internal static class EntryScanWords
         words[2] = valid ? 0 : (int)(scan.InvalidId >> 32);
         words[3] = valid ? 0 : BitConverter.SingleToInt32Bits(scan.InvalidScore);
         scan.Counts.CopyTo(words.Slice(HeaderLength));
-        if (valid && scan.Counts.Length > 0) words[HeaderLength] -= padEntries;
+        if (valid && scan.Counts.Length > 0)
+            words[HeaderLength] -= padEntries;
     }
 }

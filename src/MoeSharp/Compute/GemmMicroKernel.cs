@@ -22,7 +22,8 @@ internal static unsafe class GemmMicroKernel
     /// instructions of the 256-bit kernel per FMA and fewer broadcasts per FMA. Otherwise 6 × 16 tiles of 256-bit
     /// vectors (AVX2 + FMA, or whatever <see cref="Vector256"/> maps to).
     /// </summary>
-    public static readonly bool Wide = Vector512.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Avx512F.IsSupported;
+    public static readonly bool Wide =
+        Vector512.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Avx512F.IsSupported;
 
     /// <summary>Rows of the output tile (broadcast operand).</summary>
     public static readonly int MR = Wide ? 12 : 6;
@@ -30,7 +31,9 @@ internal static unsafe class GemmMicroKernel
     /// <summary>Columns of the output tile (two vectors).</summary>
     public static readonly int NR = Wide ? 32 : 16;
 
-    /// <summary>Reduction depth of one packed block: a B micro-panel (<c>KC · NR</c> floats) fills about half of L1.</summary>
+    /// <summary>
+    /// Reduction depth of one packed block: a B micro-panel (<c>KC · NR</c> floats) fills about half of L1.
+    /// </summary>
     public static readonly int KC = Wide ? 128 : 256;
 
     /// <summary>
@@ -41,8 +44,10 @@ internal static unsafe class GemmMicroKernel
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Kernel(int depth, float* a, float* b, float* c, long ldc, bool load)
     {
-        if (Wide) Kernel512(depth, a, b, c, ldc, load);
-        else Kernel256(depth, a, b, c, ldc, load);
+        if (Wide)
+            Kernel512(depth, a, b, c, ldc, load);
+        else
+            Kernel256(depth, a, b, c, ldc, load);
     }
 
     /// <summary>
@@ -51,7 +56,16 @@ internal static unsafe class GemmMicroKernel
     /// missing rows.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void PackA(float* src, long rowStride, long colStride, int i0, int rows, int p0, int depth, float* dst)
+    public static void PackA(
+        float* src,
+        long rowStride,
+        long colStride,
+        int i0,
+        int rows,
+        int p0,
+        int depth,
+        float* dst
+    )
     {
         float* s0 = src + (i0 * rowStride) + (p0 * colStride);
         if (colStride == 1)
@@ -63,7 +77,8 @@ internal static unsafe class GemmMicroKernel
         if (rowStride == 1 && rows == MR)
         {
             // Aᵀ·B with a whole panel: each step's MR values are contiguous.
-            for (int p = 0; p < depth; p++) CopyRun(s0 + (p * colStride), dst + (p * MR), MR);
+            for (int p = 0; p < depth; p++)
+                CopyRun(s0 + (p * colStride), dst + (p * MR), MR);
             return;
         }
         for (int p = 0; p < depth; p++)
@@ -71,8 +86,10 @@ internal static unsafe class GemmMicroKernel
             float* s = s0 + (p * colStride);
             float* d = dst + (p * MR);
             int r = 0;
-            for (; r < rows; r++) d[r] = s[r * rowStride];
-            for (; r < MR; r++) d[r] = 0f;
+            for (; r < rows; r++)
+                d[r] = s[r * rowStride];
+            for (; r < MR; r++)
+                d[r] = 0f;
         }
     }
 
@@ -93,7 +110,8 @@ internal static unsafe class GemmMicroKernel
         if (jStride == 1 && cols == NR)
         {
             // Contiguous whole panels (A·B, Aᵀ·B): copy rows of the panel.
-            for (int p = 0; p < depth; p++) CopyRun(s0 + (p * pStride), dst + (p * NR), NR);
+            for (int p = 0; p < depth; p++)
+                CopyRun(s0 + (p * pStride), dst + (p * NR), NR);
             return;
         }
         for (int p = 0; p < depth; p++)
@@ -101,8 +119,10 @@ internal static unsafe class GemmMicroKernel
             float* s = s0 + (p * pStride);
             float* d = dst + (p * NR);
             int c = 0;
-            for (; c < cols; c++) d[c] = s[c * jStride];
-            for (; c < NR; c++) d[c] = 0f;
+            for (; c < cols; c++)
+                d[c] = s[c * jStride];
+            for (; c < NR; c++)
+                d[c] = 0f;
         }
     }
 
@@ -122,10 +142,12 @@ internal static unsafe class GemmMicroKernel
             {
                 float* s = src + (r0 * stride);
                 int p = 0;
-                for (; p + 8 <= depth; p += 8) Transpose8x8(s + p, stride, dst + (p * width) + r0, width);
+                for (; p + 8 <= depth; p += 8)
+                    Transpose8x8(s + p, stride, dst + (p * width) + r0, width);
                 for (; p < depth; p++)
                 {
-                    for (int r = 0; r < 8; r++) dst[(p * width) + r0 + r] = s[(r * stride) + p];
+                    for (int r = 0; r < 8; r++)
+                        dst[(p * width) + r0 + r] = s[(r * stride) + p];
                 }
             }
         }
@@ -136,8 +158,10 @@ internal static unsafe class GemmMicroKernel
             {
                 float* d = dst + (p * width);
                 int r = r0;
-                for (; r < lines; r++) d[r] = src[(r * stride) + p];
-                for (; r < width; r++) d[r] = 0f;
+                for (; r < lines; r++)
+                    d[r] = src[(r * stride) + p];
+                for (; r < width; r++)
+                    d[r] = 0f;
             }
         }
     }
@@ -145,18 +169,30 @@ internal static unsafe class GemmMicroKernel
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Transpose8x8(float* s, long stride, float* d, int width)
     {
-        Vector256<float> r0 = Avx.LoadVector256(s), r1 = Avx.LoadVector256(s + stride);
-        Vector256<float> r2 = Avx.LoadVector256(s + (2 * stride)), r3 = Avx.LoadVector256(s + (3 * stride));
-        Vector256<float> r4 = Avx.LoadVector256(s + (4 * stride)), r5 = Avx.LoadVector256(s + (5 * stride));
-        Vector256<float> r6 = Avx.LoadVector256(s + (6 * stride)), r7 = Avx.LoadVector256(s + (7 * stride));
-        Vector256<float> t0 = Avx.UnpackLow(r0, r1), t1 = Avx.UnpackHigh(r0, r1);
-        Vector256<float> t2 = Avx.UnpackLow(r2, r3), t3 = Avx.UnpackHigh(r2, r3);
-        Vector256<float> t4 = Avx.UnpackLow(r4, r5), t5 = Avx.UnpackHigh(r4, r5);
-        Vector256<float> t6 = Avx.UnpackLow(r6, r7), t7 = Avx.UnpackHigh(r6, r7);
-        Vector256<float> u0 = Avx.Shuffle(t0, t2, 0x44), u1 = Avx.Shuffle(t0, t2, 0xEE);
-        Vector256<float> u2 = Avx.Shuffle(t1, t3, 0x44), u3 = Avx.Shuffle(t1, t3, 0xEE);
-        Vector256<float> u4 = Avx.Shuffle(t4, t6, 0x44), u5 = Avx.Shuffle(t4, t6, 0xEE);
-        Vector256<float> u6 = Avx.Shuffle(t5, t7, 0x44), u7 = Avx.Shuffle(t5, t7, 0xEE);
+        Vector256<float> r0 = Avx.LoadVector256(s),
+            r1 = Avx.LoadVector256(s + stride);
+        Vector256<float> r2 = Avx.LoadVector256(s + (2 * stride)),
+            r3 = Avx.LoadVector256(s + (3 * stride));
+        Vector256<float> r4 = Avx.LoadVector256(s + (4 * stride)),
+            r5 = Avx.LoadVector256(s + (5 * stride));
+        Vector256<float> r6 = Avx.LoadVector256(s + (6 * stride)),
+            r7 = Avx.LoadVector256(s + (7 * stride));
+        Vector256<float> t0 = Avx.UnpackLow(r0, r1),
+            t1 = Avx.UnpackHigh(r0, r1);
+        Vector256<float> t2 = Avx.UnpackLow(r2, r3),
+            t3 = Avx.UnpackHigh(r2, r3);
+        Vector256<float> t4 = Avx.UnpackLow(r4, r5),
+            t5 = Avx.UnpackHigh(r4, r5);
+        Vector256<float> t6 = Avx.UnpackLow(r6, r7),
+            t7 = Avx.UnpackHigh(r6, r7);
+        Vector256<float> u0 = Avx.Shuffle(t0, t2, 0x44),
+            u1 = Avx.Shuffle(t0, t2, 0xEE);
+        Vector256<float> u2 = Avx.Shuffle(t1, t3, 0x44),
+            u3 = Avx.Shuffle(t1, t3, 0xEE);
+        Vector256<float> u4 = Avx.Shuffle(t4, t6, 0x44),
+            u5 = Avx.Shuffle(t4, t6, 0xEE);
+        Vector256<float> u6 = Avx.Shuffle(t5, t7, 0x44),
+            u7 = Avx.Shuffle(t5, t7, 0xEE);
         Avx.Store(d, Avx.Permute2x128(u0, u4, 0x20));
         Avx.Store(d + width, Avx.Permute2x128(u1, u5, 0x20));
         Avx.Store(d + (2 * width), Avx.Permute2x128(u2, u6, 0x20));
@@ -171,8 +207,10 @@ internal static unsafe class GemmMicroKernel
     private static void CopyRun(float* s, float* d, int count)
     {
         int i = 0;
-        for (; i + 8 <= count; i += 8) Vector256.Store(Vector256.Load(s + i), d + i);
-        for (; i < count; i++) d[i] = s[i];
+        for (; i + 8 <= count; i += 8)
+            Vector256.Store(Vector256.Load(s + i), d + i);
+        for (; i < count; i++)
+            d[i] = s[i];
     }
 
     /// <summary>
@@ -182,37 +220,55 @@ internal static unsafe class GemmMicroKernel
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Kernel256(int depth, float* a, float* b, float* c, long ldc, bool load)
     {
-        Vector256<float> c00 = Ld256(c, ldc, 0, 0, load), c01 = Ld256(c, ldc, 0, 8, load);
-        Vector256<float> c10 = Ld256(c, ldc, 1, 0, load), c11 = Ld256(c, ldc, 1, 8, load);
-        Vector256<float> c20 = Ld256(c, ldc, 2, 0, load), c21 = Ld256(c, ldc, 2, 8, load);
-        Vector256<float> c30 = Ld256(c, ldc, 3, 0, load), c31 = Ld256(c, ldc, 3, 8, load);
-        Vector256<float> c40 = Ld256(c, ldc, 4, 0, load), c41 = Ld256(c, ldc, 4, 8, load);
-        Vector256<float> c50 = Ld256(c, ldc, 5, 0, load), c51 = Ld256(c, ldc, 5, 8, load);
+        Vector256<float> c00 = Ld256(c, ldc, 0, 0, load),
+            c01 = Ld256(c, ldc, 0, 8, load);
+        Vector256<float> c10 = Ld256(c, ldc, 1, 0, load),
+            c11 = Ld256(c, ldc, 1, 8, load);
+        Vector256<float> c20 = Ld256(c, ldc, 2, 0, load),
+            c21 = Ld256(c, ldc, 2, 8, load);
+        Vector256<float> c30 = Ld256(c, ldc, 3, 0, load),
+            c31 = Ld256(c, ldc, 3, 8, load);
+        Vector256<float> c40 = Ld256(c, ldc, 4, 0, load),
+            c41 = Ld256(c, ldc, 4, 8, load);
+        Vector256<float> c50 = Ld256(c, ldc, 5, 0, load),
+            c51 = Ld256(c, ldc, 5, 8, load);
         for (int p = 0; p < depth; p++)
         {
             Vector256<float> b0 = Vector256.Load(b);
             Vector256<float> b1 = Vector256.Load(b + 8);
             Vector256<float> av = Vector256.Create(a[0]);
-            c00 = Vector256.FusedMultiplyAdd(av, b0, c00); c01 = Vector256.FusedMultiplyAdd(av, b1, c01);
+            c00 = Vector256.FusedMultiplyAdd(av, b0, c00);
+            c01 = Vector256.FusedMultiplyAdd(av, b1, c01);
             av = Vector256.Create(a[1]);
-            c10 = Vector256.FusedMultiplyAdd(av, b0, c10); c11 = Vector256.FusedMultiplyAdd(av, b1, c11);
+            c10 = Vector256.FusedMultiplyAdd(av, b0, c10);
+            c11 = Vector256.FusedMultiplyAdd(av, b1, c11);
             av = Vector256.Create(a[2]);
-            c20 = Vector256.FusedMultiplyAdd(av, b0, c20); c21 = Vector256.FusedMultiplyAdd(av, b1, c21);
+            c20 = Vector256.FusedMultiplyAdd(av, b0, c20);
+            c21 = Vector256.FusedMultiplyAdd(av, b1, c21);
             av = Vector256.Create(a[3]);
-            c30 = Vector256.FusedMultiplyAdd(av, b0, c30); c31 = Vector256.FusedMultiplyAdd(av, b1, c31);
+            c30 = Vector256.FusedMultiplyAdd(av, b0, c30);
+            c31 = Vector256.FusedMultiplyAdd(av, b1, c31);
             av = Vector256.Create(a[4]);
-            c40 = Vector256.FusedMultiplyAdd(av, b0, c40); c41 = Vector256.FusedMultiplyAdd(av, b1, c41);
+            c40 = Vector256.FusedMultiplyAdd(av, b0, c40);
+            c41 = Vector256.FusedMultiplyAdd(av, b1, c41);
             av = Vector256.Create(a[5]);
-            c50 = Vector256.FusedMultiplyAdd(av, b0, c50); c51 = Vector256.FusedMultiplyAdd(av, b1, c51);
+            c50 = Vector256.FusedMultiplyAdd(av, b0, c50);
+            c51 = Vector256.FusedMultiplyAdd(av, b1, c51);
             a += 6;
             b += 16;
         }
-        c00.Store(c + (0 * ldc) + 0); c01.Store(c + (0 * ldc) + 8);
-        c10.Store(c + (1 * ldc) + 0); c11.Store(c + (1 * ldc) + 8);
-        c20.Store(c + (2 * ldc) + 0); c21.Store(c + (2 * ldc) + 8);
-        c30.Store(c + (3 * ldc) + 0); c31.Store(c + (3 * ldc) + 8);
-        c40.Store(c + (4 * ldc) + 0); c41.Store(c + (4 * ldc) + 8);
-        c50.Store(c + (5 * ldc) + 0); c51.Store(c + (5 * ldc) + 8);
+        c00.Store(c + (0 * ldc) + 0);
+        c01.Store(c + (0 * ldc) + 8);
+        c10.Store(c + (1 * ldc) + 0);
+        c11.Store(c + (1 * ldc) + 8);
+        c20.Store(c + (2 * ldc) + 0);
+        c21.Store(c + (2 * ldc) + 8);
+        c30.Store(c + (3 * ldc) + 0);
+        c31.Store(c + (3 * ldc) + 8);
+        c40.Store(c + (4 * ldc) + 0);
+        c41.Store(c + (4 * ldc) + 8);
+        c50.Store(c + (5 * ldc) + 0);
+        c51.Store(c + (5 * ldc) + 8);
     }
 
     /// <summary>
@@ -222,69 +278,105 @@ internal static unsafe class GemmMicroKernel
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Kernel512(int depth, float* a, float* b, float* c, long ldc, bool load)
     {
-        Vector512<float> c000 = Ld512(c, ldc, 0, 0, load), c001 = Ld512(c, ldc, 0, 16, load);
-        Vector512<float> c010 = Ld512(c, ldc, 1, 0, load), c011 = Ld512(c, ldc, 1, 16, load);
-        Vector512<float> c020 = Ld512(c, ldc, 2, 0, load), c021 = Ld512(c, ldc, 2, 16, load);
-        Vector512<float> c030 = Ld512(c, ldc, 3, 0, load), c031 = Ld512(c, ldc, 3, 16, load);
-        Vector512<float> c040 = Ld512(c, ldc, 4, 0, load), c041 = Ld512(c, ldc, 4, 16, load);
-        Vector512<float> c050 = Ld512(c, ldc, 5, 0, load), c051 = Ld512(c, ldc, 5, 16, load);
-        Vector512<float> c060 = Ld512(c, ldc, 6, 0, load), c061 = Ld512(c, ldc, 6, 16, load);
-        Vector512<float> c070 = Ld512(c, ldc, 7, 0, load), c071 = Ld512(c, ldc, 7, 16, load);
-        Vector512<float> c080 = Ld512(c, ldc, 8, 0, load), c081 = Ld512(c, ldc, 8, 16, load);
-        Vector512<float> c090 = Ld512(c, ldc, 9, 0, load), c091 = Ld512(c, ldc, 9, 16, load);
-        Vector512<float> c100 = Ld512(c, ldc, 10, 0, load), c101 = Ld512(c, ldc, 10, 16, load);
-        Vector512<float> c110 = Ld512(c, ldc, 11, 0, load), c111 = Ld512(c, ldc, 11, 16, load);
+        Vector512<float> c000 = Ld512(c, ldc, 0, 0, load),
+            c001 = Ld512(c, ldc, 0, 16, load);
+        Vector512<float> c010 = Ld512(c, ldc, 1, 0, load),
+            c011 = Ld512(c, ldc, 1, 16, load);
+        Vector512<float> c020 = Ld512(c, ldc, 2, 0, load),
+            c021 = Ld512(c, ldc, 2, 16, load);
+        Vector512<float> c030 = Ld512(c, ldc, 3, 0, load),
+            c031 = Ld512(c, ldc, 3, 16, load);
+        Vector512<float> c040 = Ld512(c, ldc, 4, 0, load),
+            c041 = Ld512(c, ldc, 4, 16, load);
+        Vector512<float> c050 = Ld512(c, ldc, 5, 0, load),
+            c051 = Ld512(c, ldc, 5, 16, load);
+        Vector512<float> c060 = Ld512(c, ldc, 6, 0, load),
+            c061 = Ld512(c, ldc, 6, 16, load);
+        Vector512<float> c070 = Ld512(c, ldc, 7, 0, load),
+            c071 = Ld512(c, ldc, 7, 16, load);
+        Vector512<float> c080 = Ld512(c, ldc, 8, 0, load),
+            c081 = Ld512(c, ldc, 8, 16, load);
+        Vector512<float> c090 = Ld512(c, ldc, 9, 0, load),
+            c091 = Ld512(c, ldc, 9, 16, load);
+        Vector512<float> c100 = Ld512(c, ldc, 10, 0, load),
+            c101 = Ld512(c, ldc, 10, 16, load);
+        Vector512<float> c110 = Ld512(c, ldc, 11, 0, load),
+            c111 = Ld512(c, ldc, 11, 16, load);
         for (int p = 0; p < depth; p++)
         {
             Vector512<float> b0 = Vector512.Load(b);
             Vector512<float> b1 = Vector512.Load(b + 16);
             Vector512<float> av;
             av = Vector512.Create(a[0]);
-            c000 = Vector512.FusedMultiplyAdd(av, b0, c000); c001 = Vector512.FusedMultiplyAdd(av, b1, c001);
+            c000 = Vector512.FusedMultiplyAdd(av, b0, c000);
+            c001 = Vector512.FusedMultiplyAdd(av, b1, c001);
             av = Vector512.Create(a[1]);
-            c010 = Vector512.FusedMultiplyAdd(av, b0, c010); c011 = Vector512.FusedMultiplyAdd(av, b1, c011);
+            c010 = Vector512.FusedMultiplyAdd(av, b0, c010);
+            c011 = Vector512.FusedMultiplyAdd(av, b1, c011);
             av = Vector512.Create(a[2]);
-            c020 = Vector512.FusedMultiplyAdd(av, b0, c020); c021 = Vector512.FusedMultiplyAdd(av, b1, c021);
+            c020 = Vector512.FusedMultiplyAdd(av, b0, c020);
+            c021 = Vector512.FusedMultiplyAdd(av, b1, c021);
             av = Vector512.Create(a[3]);
-            c030 = Vector512.FusedMultiplyAdd(av, b0, c030); c031 = Vector512.FusedMultiplyAdd(av, b1, c031);
+            c030 = Vector512.FusedMultiplyAdd(av, b0, c030);
+            c031 = Vector512.FusedMultiplyAdd(av, b1, c031);
             av = Vector512.Create(a[4]);
-            c040 = Vector512.FusedMultiplyAdd(av, b0, c040); c041 = Vector512.FusedMultiplyAdd(av, b1, c041);
+            c040 = Vector512.FusedMultiplyAdd(av, b0, c040);
+            c041 = Vector512.FusedMultiplyAdd(av, b1, c041);
             av = Vector512.Create(a[5]);
-            c050 = Vector512.FusedMultiplyAdd(av, b0, c050); c051 = Vector512.FusedMultiplyAdd(av, b1, c051);
+            c050 = Vector512.FusedMultiplyAdd(av, b0, c050);
+            c051 = Vector512.FusedMultiplyAdd(av, b1, c051);
             av = Vector512.Create(a[6]);
-            c060 = Vector512.FusedMultiplyAdd(av, b0, c060); c061 = Vector512.FusedMultiplyAdd(av, b1, c061);
+            c060 = Vector512.FusedMultiplyAdd(av, b0, c060);
+            c061 = Vector512.FusedMultiplyAdd(av, b1, c061);
             av = Vector512.Create(a[7]);
-            c070 = Vector512.FusedMultiplyAdd(av, b0, c070); c071 = Vector512.FusedMultiplyAdd(av, b1, c071);
+            c070 = Vector512.FusedMultiplyAdd(av, b0, c070);
+            c071 = Vector512.FusedMultiplyAdd(av, b1, c071);
             av = Vector512.Create(a[8]);
-            c080 = Vector512.FusedMultiplyAdd(av, b0, c080); c081 = Vector512.FusedMultiplyAdd(av, b1, c081);
+            c080 = Vector512.FusedMultiplyAdd(av, b0, c080);
+            c081 = Vector512.FusedMultiplyAdd(av, b1, c081);
             av = Vector512.Create(a[9]);
-            c090 = Vector512.FusedMultiplyAdd(av, b0, c090); c091 = Vector512.FusedMultiplyAdd(av, b1, c091);
+            c090 = Vector512.FusedMultiplyAdd(av, b0, c090);
+            c091 = Vector512.FusedMultiplyAdd(av, b1, c091);
             av = Vector512.Create(a[10]);
-            c100 = Vector512.FusedMultiplyAdd(av, b0, c100); c101 = Vector512.FusedMultiplyAdd(av, b1, c101);
+            c100 = Vector512.FusedMultiplyAdd(av, b0, c100);
+            c101 = Vector512.FusedMultiplyAdd(av, b1, c101);
             av = Vector512.Create(a[11]);
-            c110 = Vector512.FusedMultiplyAdd(av, b0, c110); c111 = Vector512.FusedMultiplyAdd(av, b1, c111);
+            c110 = Vector512.FusedMultiplyAdd(av, b0, c110);
+            c111 = Vector512.FusedMultiplyAdd(av, b1, c111);
             a += 12;
             b += 32;
         }
-        c000.Store(c + (0 * ldc) + 0); c001.Store(c + (0 * ldc) + 16);
-        c010.Store(c + (1 * ldc) + 0); c011.Store(c + (1 * ldc) + 16);
-        c020.Store(c + (2 * ldc) + 0); c021.Store(c + (2 * ldc) + 16);
-        c030.Store(c + (3 * ldc) + 0); c031.Store(c + (3 * ldc) + 16);
-        c040.Store(c + (4 * ldc) + 0); c041.Store(c + (4 * ldc) + 16);
-        c050.Store(c + (5 * ldc) + 0); c051.Store(c + (5 * ldc) + 16);
-        c060.Store(c + (6 * ldc) + 0); c061.Store(c + (6 * ldc) + 16);
-        c070.Store(c + (7 * ldc) + 0); c071.Store(c + (7 * ldc) + 16);
-        c080.Store(c + (8 * ldc) + 0); c081.Store(c + (8 * ldc) + 16);
-        c090.Store(c + (9 * ldc) + 0); c091.Store(c + (9 * ldc) + 16);
-        c100.Store(c + (10 * ldc) + 0); c101.Store(c + (10 * ldc) + 16);
-        c110.Store(c + (11 * ldc) + 0); c111.Store(c + (11 * ldc) + 16);
+        c000.Store(c + (0 * ldc) + 0);
+        c001.Store(c + (0 * ldc) + 16);
+        c010.Store(c + (1 * ldc) + 0);
+        c011.Store(c + (1 * ldc) + 16);
+        c020.Store(c + (2 * ldc) + 0);
+        c021.Store(c + (2 * ldc) + 16);
+        c030.Store(c + (3 * ldc) + 0);
+        c031.Store(c + (3 * ldc) + 16);
+        c040.Store(c + (4 * ldc) + 0);
+        c041.Store(c + (4 * ldc) + 16);
+        c050.Store(c + (5 * ldc) + 0);
+        c051.Store(c + (5 * ldc) + 16);
+        c060.Store(c + (6 * ldc) + 0);
+        c061.Store(c + (6 * ldc) + 16);
+        c070.Store(c + (7 * ldc) + 0);
+        c071.Store(c + (7 * ldc) + 16);
+        c080.Store(c + (8 * ldc) + 0);
+        c081.Store(c + (8 * ldc) + 16);
+        c090.Store(c + (9 * ldc) + 0);
+        c091.Store(c + (9 * ldc) + 16);
+        c100.Store(c + (10 * ldc) + 0);
+        c101.Store(c + (10 * ldc) + 16);
+        c110.Store(c + (11 * ldc) + 0);
+        c111.Store(c + (11 * ldc) + 16);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> Ld256(float* c, long ldc, int row, int column, bool load)
-        => load ? Vector256.Load(c + (row * ldc) + column) : Vector256<float>.Zero;
+    private static Vector256<float> Ld256(float* c, long ldc, int row, int column, bool load) =>
+        load ? Vector256.Load(c + (row * ldc) + column) : Vector256<float>.Zero;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Ld512(float* c, long ldc, int row, int column, bool load)
-        => load ? Vector512.Load(c + (row * ldc) + column) : Vector512<float>.Zero;
+    private static Vector512<float> Ld512(float* c, long ldc, int row, int column, bool load) =>
+        load ? Vector512.Load(c + (row * ldc) + column) : Vector512<float>.Zero;
 }

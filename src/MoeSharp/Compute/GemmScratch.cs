@@ -26,8 +26,11 @@ internal static unsafe class GemmScratch
         PackedA,
     }
 
-    [ThreadStatic] private static SlotState? t_b;
-    [ThreadStatic] private static SlotState? t_a;
+    [ThreadStatic]
+    private static SlotState? t_b;
+
+    [ThreadStatic]
+    private static SlotState? t_a;
 
     /// <summary>A 64-byte-aligned buffer of at least <paramref name="floats"/> floats until disposed.</summary>
     public static Lease Rent(Slot slot, long floats)
@@ -67,8 +70,10 @@ internal static unsafe class GemmScratch
         /// <summary>Gives the buffer back to its slot or frees it.</summary>
         public void Dispose()
         {
-            if (_owner is null) NativeMemory.AlignedFree(Pointer);
-            else _owner.InUse = false;
+            if (_owner is null)
+                NativeMemory.AlignedFree(Pointer);
+            else
+                _owner.InUse = false;
         }
     }
 

@@ -16,15 +16,25 @@ internal static unsafe class HostAdamW
         int n = theta.Length;
         if (g.Length != n || m.Length != n || v.Length != n)
         {
-            throw new ArgumentException($"AdamW: value has {n} elements but grad {g.Length}, exp_avg {m.Length}, " +
-                $"exp_avg_sq {v.Length}");
+            throw new ArgumentException(
+                $"AdamW: value has {n} elements but grad {g.Length}, exp_avg {m.Length}, " + $"exp_avg_sq {v.Length}"
+            );
         }
-        fixed (float* pt = theta) fixed (float* pg = g) fixed (float* pm = m) fixed (float* pv = v)
+        fixed (float* pt = theta)
+        fixed (float* pg = g)
+        fixed (float* pm = m)
+        fixed (float* pv = v)
         {
-            nint t = (nint)pt, gr = (nint)pg, ma = (nint)pm, va = (nint)pv;
+            nint t = (nint)pt,
+                gr = (nint)pg,
+                ma = (nint)pm,
+                va = (nint)pv;
             // Four arrays are touched per element: 16 bytes each way.
-            HostParallel.For(n, 32, (start, end) => Range((float*)t, (float*)gr, (float*)ma, (float*)va, start, end,
-                s));
+            HostParallel.For(
+                n,
+                32,
+                (start, end) => Range((float*)t, (float*)gr, (float*)ma, (float*)va, start, end, s)
+            );
         }
     }
 

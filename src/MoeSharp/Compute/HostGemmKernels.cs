@@ -12,58 +12,139 @@ public sealed class HostGemmKernels : IGemmKernels
     /// <summary>The one instance (the kernels have no state).</summary>
     public static HostGemmKernels Instance { get; } = new();
 
-    private HostGemmKernels()
-    {
-    }
+    private HostGemmKernels() { }
 
     /// <inheritdoc />
     /// <remarks><see cref="HostGemm"/>'s fused multiply-add chains run in ascending reduction order.</remarks>
     public bool ContinuesReductionChain => true;
 
     /// <inheritdoc />
-    public void MatMulTransposeB(MatrixOperand a, MatrixOperand b, MatrixOperand c, GemmShape shape,
-        bool accumulate = false)
-        => HostGemm.MatMulTransposeB(a.HostSpan(shape.K, (long)shape.M * shape.K), b.HostSpan((long)shape.N * shape.K,
-            (long)shape.N * shape.K),
-            c.HostSpan(shape.N, (long)shape.M * shape.N), shape.M, shape.N, shape.K, accumulate);
+    public void MatMulTransposeB(
+        MatrixOperand a,
+        MatrixOperand b,
+        MatrixOperand c,
+        GemmShape shape,
+        bool accumulate = false
+    ) =>
+        HostGemm.MatMulTransposeB(
+            a.HostSpan(shape.K, (long)shape.M * shape.K),
+            b.HostSpan((long)shape.N * shape.K, (long)shape.N * shape.K),
+            c.HostSpan(shape.N, (long)shape.M * shape.N),
+            shape.M,
+            shape.N,
+            shape.K,
+            accumulate
+        );
 
     /// <inheritdoc />
-    public void MatMul(MatrixOperand a, MatrixOperand b, MatrixOperand c, GemmShape shape, bool accumulate = false)
-        => HostGemm.MatMul(a.HostSpan(shape.K, (long)shape.M * shape.K), b.HostSpan((long)shape.K * shape.N,
-            (long)shape.K * shape.N),
-            c.HostSpan(shape.N, (long)shape.M * shape.N), shape.M, shape.N, shape.K, accumulate);
+    public void MatMul(MatrixOperand a, MatrixOperand b, MatrixOperand c, GemmShape shape, bool accumulate = false) =>
+        HostGemm.MatMul(
+            a.HostSpan(shape.K, (long)shape.M * shape.K),
+            b.HostSpan((long)shape.K * shape.N, (long)shape.K * shape.N),
+            c.HostSpan(shape.N, (long)shape.M * shape.N),
+            shape.M,
+            shape.N,
+            shape.K,
+            accumulate
+        );
 
     /// <inheritdoc />
-    public void MatMulTransposeA(MatrixOperand a, MatrixOperand b, MatrixOperand c, GemmShape shape,
-        bool accumulate = false)
-        => HostGemm.MatMulTransposeA(a.HostSpan(shape.M, (long)shape.K * shape.M), b.HostSpan(shape.N,
-            (long)shape.K * shape.N),
-            c.HostSpan((long)shape.M * shape.N, (long)shape.M * shape.N), shape.M, shape.N, shape.K, accumulate);
+    public void MatMulTransposeA(
+        MatrixOperand a,
+        MatrixOperand b,
+        MatrixOperand c,
+        GemmShape shape,
+        bool accumulate = false
+    ) =>
+        HostGemm.MatMulTransposeA(
+            a.HostSpan(shape.M, (long)shape.K * shape.M),
+            b.HostSpan(shape.N, (long)shape.K * shape.N),
+            c.HostSpan((long)shape.M * shape.N, (long)shape.M * shape.N),
+            shape.M,
+            shape.N,
+            shape.K,
+            accumulate
+        );
 
     /// <inheritdoc />
     /// <remarks>The experts run side by side (see <see cref="ForEachGroup"/>); each product is the same as
     /// alone.</remarks>
-    public void GroupedMatMulTransposeB(Tensor a, Tensor b, Tensor c, ReadOnlySpan<long> rowsPerGroup, int n, int k,
-        bool accumulate = false)
-        => ForEachGroup(rowsPerGroup, (g, start, rows, threads) => HostGemm.MatMulTransposeB(RowBlock(a, start, rows,
-            k),
-            Matrix(b, g, n * k), RowBlock(c, start, rows, n), rows, n, k, accumulate, threads));
+    public void GroupedMatMulTransposeB(
+        Tensor a,
+        Tensor b,
+        Tensor c,
+        ReadOnlySpan<long> rowsPerGroup,
+        int n,
+        int k,
+        bool accumulate = false
+    ) =>
+        ForEachGroup(
+            rowsPerGroup,
+            (g, start, rows, threads) =>
+                HostGemm.MatMulTransposeB(
+                    RowBlock(a, start, rows, k),
+                    Matrix(b, g, n * k),
+                    RowBlock(c, start, rows, n),
+                    rows,
+                    n,
+                    k,
+                    accumulate,
+                    threads
+                )
+        );
 
     /// <inheritdoc />
     /// <remarks>The experts run side by side (see <see cref="ForEachGroup"/>).</remarks>
-    public void GroupedMatMul(Tensor a, Tensor b, Tensor c, ReadOnlySpan<long> rowsPerGroup, int n, int k,
-        bool accumulate = false)
-        => ForEachGroup(rowsPerGroup, (g, start, rows, threads) => HostGemm.MatMul(RowBlock(a, start, rows, k),
-            Matrix(b, g, k * n), RowBlock(c, start, rows, n), rows, n, k, accumulate, threads));
+    public void GroupedMatMul(
+        Tensor a,
+        Tensor b,
+        Tensor c,
+        ReadOnlySpan<long> rowsPerGroup,
+        int n,
+        int k,
+        bool accumulate = false
+    ) =>
+        ForEachGroup(
+            rowsPerGroup,
+            (g, start, rows, threads) =>
+                HostGemm.MatMul(
+                    RowBlock(a, start, rows, k),
+                    Matrix(b, g, k * n),
+                    RowBlock(c, start, rows, n),
+                    rows,
+                    n,
+                    k,
+                    accumulate,
+                    threads
+                )
+        );
 
     /// <inheritdoc />
     /// <remarks>The experts run side by side (see <see cref="ForEachGroup"/>); each writes only its own
     /// <c>C[g]</c>.</remarks>
-    public void GroupedMatMulTransposeA(Tensor a, Tensor b, Tensor c, ReadOnlySpan<long> rowsPerGroup, int m, int n,
-        bool accumulate = false)
-        => ForEachGroup(rowsPerGroup, (g, start, rows, threads) => HostGemm.MatMulTransposeA(RowBlock(a, start, rows,
-            m),
-            RowBlock(b, start, rows, n), Matrix(c, g, m * n), m, n, rows, accumulate, threads));
+    public void GroupedMatMulTransposeA(
+        Tensor a,
+        Tensor b,
+        Tensor c,
+        ReadOnlySpan<long> rowsPerGroup,
+        int m,
+        int n,
+        bool accumulate = false
+    ) =>
+        ForEachGroup(
+            rowsPerGroup,
+            (g, start, rows, threads) =>
+                HostGemm.MatMulTransposeA(
+                    RowBlock(a, start, rows, m),
+                    RowBlock(b, start, rows, n),
+                    Matrix(c, g, m * n),
+                    m,
+                    n,
+                    rows,
+                    accumulate,
+                    threads
+                )
+        );
 
     /// <summary>
     /// Runs <paramref name="body"/>(group, first row, rows, threads) for every group with rows: one fork over all the
@@ -79,26 +160,33 @@ public sealed class HostGemmKernels : IGemmKernels
         for (int g = 0; g < rowsPerGroup.Length; g++)
         {
             int rows = (int)rowsPerGroup[g];
-            if (rows > 0) groups.Add((g, start, rows));
+            if (rows > 0)
+                groups.Add((g, start, rows));
             start += rows;
         }
         int threads = HostThreads.Current;
         if (groups.Count <= 1 || threads == 1)
         {
-            foreach (var (g, s, rows) in groups) body(g, s, rows, threads);
+            foreach (var (g, s, rows) in groups)
+                body(g, s, rows, threads);
             return;
         }
         int perGroup = Math.Max(1, threads / groups.Count);
-        Parallel.For(0, groups.Count, new ParallelOptions { MaxDegreeOfParallelism = threads }, i =>
-        {
-            var (g, s, rows) = groups[i];
-            body(g, s, rows, perGroup);
-        });
+        Parallel.For(
+            0,
+            groups.Count,
+            new ParallelOptions { MaxDegreeOfParallelism = threads },
+            i =>
+            {
+                var (g, s, rows) = groups[i];
+                body(g, s, rows, perGroup);
+            }
+        );
     }
 
-    private static Span<float> RowBlock(Tensor t, int row, int rows, int width)
-        => t.AsSpan<float>().Slice(row * width, rows * width);
+    private static Span<float> RowBlock(Tensor t, int row, int rows, int width) =>
+        t.AsSpan<float>().Slice(row * width, rows * width);
 
-    private static Span<float> Matrix(Tensor t, int index, int elements) => t.AsSpan<float>().Slice(index * elements,
-        elements);
+    private static Span<float> Matrix(Tensor t, int index, int elements) =>
+        t.AsSpan<float>().Slice(index * elements, elements);
 }

@@ -19,7 +19,9 @@ public sealed class HostLayerKernels : ILayerKernels
         if (!Dispatch.Device.IsHost)
         {
             throw new ArgumentException(
-                $"host layer kernels need host dispatch kernels, not {Dispatch.Device.Name}", nameof(dispatch));
+                $"host layer kernels need host dispatch kernels, not {Dispatch.Device.Name}",
+                nameof(dispatch)
+            );
         }
     }
 

@@ -42,7 +42,9 @@ public sealed class HostMoeKernels : IMoeKernels, IEntryKernels, IRowKernels
     public void CopyRows(Tensor source, int sourceRow, Tensor destination, int destinationRow, int rows)
     {
         int d = source.RowLength;
-        source.AsBytes().Slice(sourceRow * d * source.DType.SizeOf(), rows * d * source.DType.SizeOf())
+        source
+            .AsBytes()
+            .Slice(sourceRow * d * source.DType.SizeOf(), rows * d * source.DType.SizeOf())
             .CopyTo(destination.AsBytes().Slice(destinationRow * d * destination.DType.SizeOf()));
     }
 
@@ -51,7 +53,11 @@ public sealed class HostMoeKernels : IMoeKernels, IEntryKernels, IRowKernels
     {
         (Tensor topScores, _, _, _, int padTokens, int numExperts) = shard;
         EntryScan result = PrepareEntries(shard, entries);
-        EntryScanWords.Encode(result, padTokens * topScores.RowLength, scan.AsSpan<int>().Slice(scanOffset, EntryScanWords.Length(numExperts)));
+        EntryScanWords.Encode(
+            result,
+            padTokens * topScores.RowLength,
+            scan.AsSpan<int>().Slice(scanOffset, EntryScanWords.Length(numExperts))
+        );
     }
 
     /// <inheritdoc />
@@ -66,7 +72,8 @@ public sealed class HostMoeKernels : IMoeKernels, IEntryKernels, IRowKernels
         {
             Span<int> message = sent.Slice(q * length, length);
             words.Slice(EntryScanWords.HeaderLength + q * expertsPerRank, expertsPerRank).CopyTo(message);
-            if (q == 0 && expertsPerRank > 0) message[0] += padEntries;
+            if (q == 0 && expertsPerRank > 0)
+                message[0] += padEntries;
             header.CopyTo(message.Slice(expertsPerRank));
             message[length - 1] = words[0] == int.MaxValue ? 0 : 1;
         }
@@ -77,7 +84,8 @@ public sealed class HostMoeKernels : IMoeKernels, IEntryKernels, IRowKernels
     {
         (Tensor topScores, Tensor expertIds, int rowOffset, int realTokens, _, int numExperts) = shard;
         (Tensor ids, Tensor entryScores) = entries;
-        int k = topScores.RowLength, real = realTokens * k;
+        int k = topScores.RowLength,
+            real = realTokens * k;
         ReadOnlySpan<float> scores = topScores.AsSpan<float>().Slice(rowOffset * k, real);
         bool wide = expertIds.DType == DType.Int64;
         ReadOnlySpan<long> ids64 = wide ? expertIds.AsSpan<long>().Slice(rowOffset * k, real) : default;
@@ -89,14 +97,16 @@ public sealed class HostMoeKernels : IMoeKernels, IEntryKernels, IRowKernels
         {
             long id = wide ? ids64[i] : ids32[i];
             float s = scores[i];
-            if ((ulong)id >= (ulong)numExperts || !float.IsFinite(s)) return new EntryScan(counts, i, id, s);
+            if ((ulong)id >= (ulong)numExperts || !float.IsFinite(s))
+                return new EntryScan(counts, i, id, s);
             outIds[i] = (int)id;
             outScores[i] = s;
             counts[id]++;
         }
         outIds.Slice(real).Clear();
         outScores.Slice(real).Clear();
-        if (numExperts > 0) counts[0] += outIds.Length - real;
+        if (numExperts > 0)
+            counts[0] += outIds.Length - real;
         return new EntryScan(counts, -1, 0, 0f);
     }
 
@@ -134,12 +144,17 @@ public sealed class HostMoeKernels : IMoeKernels, IEntryKernels, IRowKernels
         }
         Span<int> pos = tokenPositions.AsSpan<int>();
         rowOfEntry.CopyTo(pos);
-        for (int t = 0; t < realTokens; t++) pos.Slice(t * topK, topK).Sort();
+        for (int t = 0; t < realTokens; t++)
+            pos.Slice(t * topK, topK).Sort();
     }
 
-
     /// <inheritdoc />
-    public void BuildPermutation(ReadOnlySpan<int> blockStart, ReadOnlySpan<int> blockDestination, Tensor expertMajorRowOf, Tensor rankMajorRowOf)
+    public void BuildPermutation(
+        ReadOnlySpan<int> blockStart,
+        ReadOnlySpan<int> blockDestination,
+        Tensor expertMajorRowOf,
+        Tensor rankMajorRowOf
+    )
     {
         Span<int> toReceived = expertMajorRowOf.AsSpan<int>();
         Span<int> toRouted = rankMajorRowOf.AsSpan<int>();
@@ -172,18 +187,25 @@ public sealed class HostMoeKernels : IMoeKernels, IEntryKernels, IRowKernels
             ExclusivePrefix(counts, next);
             ReadOnlySpan<int> ids = idsArray.AsSpan(idsOffset, n);
             Span<int> sorted = orderArray.AsSpan(orderOffset, n);
-            for (int i = 0; i < n; i++) sorted[next[ids[i]]++] = i;
+            for (int i = 0; i < n; i++)
+                sorted[next[ids[i]]++] = i;
             return;
         }
 
         // Parallel stable counting sort: each chunk counts its ids, then writes its entries of expert e
         // after those of earlier chunks, so the result equals the serial sort.
         var chunkCounts = new int[chunks, experts];
-        Parallel.For(0, chunks, options, c =>
-        {
-            var (start, end) = ChunkRange(n, chunks, c);
-            for (int i = start; i < end; i++) chunkCounts[c, idsArray[idsOffset + i]]++;
-        });
+        Parallel.For(
+            0,
+            chunks,
+            options,
+            c =>
+            {
+                var (start, end) = ChunkRange(n, chunks, c);
+                for (int i = start; i < end; i++)
+                    chunkCounts[c, idsArray[idsOffset + i]]++;
+            }
+        );
         var chunkNext = new int[chunks, experts];
         int running = 0;
         for (int e = 0; e < experts; e++)
@@ -194,22 +216,29 @@ public sealed class HostMoeKernels : IMoeKernels, IEntryKernels, IRowKernels
                 running += chunkCounts[c, e];
             }
         }
-        Parallel.For(0, chunks, options, c =>
-        {
-            var (start, end) = ChunkRange(n, chunks, c);
-            for (int i = start; i < end; i++) orderArray[orderOffset + chunkNext[c, idsArray[idsOffset + i]]++] = i;
-        });
+        Parallel.For(
+            0,
+            chunks,
+            options,
+            c =>
+            {
+                var (start, end) = ChunkRange(n, chunks, c);
+                for (int i = start; i < end; i++)
+                    orderArray[orderOffset + chunkNext[c, idsArray[idsOffset + i]]++] = i;
+            }
+        );
     }
 
     /// <inheritdoc />
-    public void GatherRows(Tensor source, int sourceRowOffset, Tensor rowOf, Tensor? scale, Tensor destination)
-        => HostRowKernels.For(destination.DType).GatherRows(source, sourceRowOffset, rowOf, scale, destination);
+    public void GatherRows(Tensor source, int sourceRowOffset, Tensor rowOf, Tensor? scale, Tensor destination) =>
+        HostRowKernels.For(destination.DType).GatherRows(source, sourceRowOffset, rowOf, scale, destination);
 
     /// <inheritdoc />
     public void ScatterTokenRows(Tensor source, int sourceRowOffset, TokenScatter map, Tensor destination)
     {
         (Tensor rowToken, Tensor entryRow, int topK, Tensor? scale) = map;
-        HostRowKernels.For(destination.DType)
+        HostRowKernels
+            .For(destination.DType)
             .ScatterTokenRows(source, sourceRowOffset, rowToken, entryRow, topK, scale, destination);
     }
 
@@ -217,8 +246,9 @@ public sealed class HostMoeKernels : IMoeKernels, IEntryKernels, IRowKernels
     public void GatherReduce(TokenGather gather, Tensor destination, int destinationOffset)
     {
         (Tensor rows, Tensor positions, Tensor? scale, Tensor? initial) = gather;
-        HostRowKernels.For(destination.DType).GatherReduce(rows, positions, scale, initial, destination,
-            destinationOffset);
+        HostRowKernels
+            .For(destination.DType)
+            .GatherReduce(rows, positions, scale, initial, destination, destinationOffset);
     }
 
     /// <inheritdoc />
@@ -238,6 +268,6 @@ public sealed class HostMoeKernels : IMoeKernels, IEntryKernels, IRowKernels
         }
     }
 
-    private static (int Start, int End) ChunkRange(int n, int chunks, int c)
-        => ((int)((long)n * c / chunks), (int)((long)n * (c + 1) / chunks));
+    private static (int Start, int End) ChunkRange(int n, int chunks, int c) =>
+        ((int)((long)n * c / chunks), (int)((long)n * (c + 1) / chunks));
 }

@@ -8,12 +8,15 @@ public sealed class HostOptimizerKernels : IOptimizerKernels
     /// <summary>The one instance (the kernel has no state).</summary>
     public static HostOptimizerKernels Instance { get; } = new();
 
-    private HostOptimizerKernels()
-    {
-    }
+    private HostOptimizerKernels() { }
 
     /// <inheritdoc />
-    public void AdamWStep(Tensor value, Tensor grad, Tensor expAvg, Tensor expAvgSq, AdamWScalars scalars)
-        => HostAdamW.Step(value.AsSpan<float>(), grad.AsSpan<float>(), expAvg.AsSpan<float>(), expAvgSq.AsSpan<float>(),
-            scalars);
+    public void AdamWStep(Tensor value, Tensor grad, Tensor expAvg, Tensor expAvgSq, AdamWScalars scalars) =>
+        HostAdamW.Step(
+            value.AsSpan<float>(),
+            grad.AsSpan<float>(),
+            expAvg.AsSpan<float>(),
+            expAvgSq.AsSpan<float>(),
+            scalars
+        );
 }

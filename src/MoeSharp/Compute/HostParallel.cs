@@ -16,7 +16,8 @@ internal static class HostParallel
     /// <param name="body">Processes items <c>[start, end)</c>.</param>
     public static void For(int count, long bytesPerItem, Action<int, int> body)
     {
-        if (count <= 0) return;
+        if (count <= 0)
+            return;
         long total = count * Math.Max(1, bytesPerItem);
         int workers = HostThreads.Current;
         if (workers == 1 || total < SerialThresholdBytes || count == 1)
@@ -26,11 +27,16 @@ internal static class HostParallel
         }
         // A few chunks per core balances uneven rows without paying per-row scheduling.
         int chunks = (int)Math.Min(count, Math.Min(workers * 4L, Math.Max(1, total / (SerialThresholdBytes / 4))));
-        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = workers }, c =>
-        {
-            int start = (int)((long)count * c / chunks);
-            int end = (int)((long)count * (c + 1) / chunks);
-            body(start, end);
-        });
+        Parallel.For(
+            0,
+            chunks,
+            new ParallelOptions { MaxDegreeOfParallelism = workers },
+            c =>
+            {
+                int start = (int)((long)count * c / chunks);
+                int end = (int)((long)count * (c + 1) / chunks);
+                body(start, end);
+            }
+        );
     }
 }

@@ -12,9 +12,7 @@ public sealed class HostRouterKernels : IRouterKernels
     /// <summary>The one instance (the kernels have no state).</summary>
     public static HostRouterKernels Instance { get; } = new();
 
-    private HostRouterKernels()
-    {
-    }
+    private HostRouterKernels() { }
 
     /// <inheritdoc />
     public void Score(ScoreFunction function, Tensor logits, Tensor scores)
@@ -34,14 +32,20 @@ public sealed class HostRouterKernels : IRouterKernels
     {
         if (function == ScoreFunction.Softmax)
         {
-            HostScoreFunctions.SoftmaxBackward(scores.AsSpan<float>(), gradScores.AsSpan<float>(),
+            HostScoreFunctions.SoftmaxBackward(
+                scores.AsSpan<float>(),
+                gradScores.AsSpan<float>(),
                 gradLogits.AsSpan<float>(),
-                scores.RowLength);
+                scores.RowLength
+            );
         }
         else
         {
-            HostScoreFunctions.SigmoidBackward(scores.AsSpan<float>(), gradScores.AsSpan<float>(),
-                gradLogits.AsSpan<float>());
+            HostScoreFunctions.SigmoidBackward(
+                scores.AsSpan<float>(),
+                gradScores.AsSpan<float>(),
+                gradLogits.AsSpan<float>()
+            );
         }
     }
 
@@ -51,8 +55,11 @@ public sealed class HostRouterKernels : IRouterKernels
     public void TopK(Tensor scores, Tensor? expertBias, TopKOptions options, Tensor topScores, Tensor expertIds)
     {
         ArgumentNullException.ThrowIfNull(options);
-        int tokens = scores.Rows, e = scores.RowLength, k = topScores.RowLength;
-        if (tokens > 0 && options.Problem(e, k) is { } problem) throw new ArgumentException(problem, nameof(options));
+        int tokens = scores.Rows,
+            e = scores.RowLength,
+            k = topScores.RowLength;
+        if (tokens > 0 && options.Problem(e, k) is { } problem)
+            throw new ArgumentException(problem, nameof(options));
         ReadOnlySpan<float> s = scores.AsSpan<float>();
         ReadOnlySpan<float> bias = expertBias is null ? default : expertBias.AsSpan<float>();
         var biased = new float[e];
@@ -62,11 +69,20 @@ public sealed class HostRouterKernels : IRouterKernels
         for (int t = 0; t < tokens; t++)
         {
             ReadOnlySpan<float> row = s.Slice(t * e, e);
-            if (bias.IsEmpty) row.CopyTo(biased);
-            else for (int i = 0; i < e; i++) biased[i] = row[i] + bias[i];
-            TopKExpertChoice.Choose(biased, options.NumExpertGroups, options.NumLimitedGroups, eligible, groupScores,
+            if (bias.IsEmpty)
+                row.CopyTo(biased);
+            else
+                for (int i = 0; i < e; i++)
+                    biased[i] = row[i] + bias[i];
+            TopKExpertChoice.Choose(
+                biased,
+                options.NumExpertGroups,
+                options.NumLimitedGroups,
+                eligible,
+                groupScores,
                 chosen,
-                options.ZeroDiscardedGroups);
+                options.ZeroDiscardedGroups
+            );
 
             Span<float> ts = topScores.Row<float>(t);
             Span<long> ids = expertIds.Row<long>(t);
@@ -78,16 +94,24 @@ public sealed class HostRouterKernels : IRouterKernels
                 sum += ts[j];
             }
             float denominator = options.Denominator(sum);
-            for (int j = 0; j < k; j++) ts[j] = ts[j] / denominator * options.RouteScale;
+            for (int j = 0; j < k; j++)
+                ts[j] = ts[j] / denominator * options.RouteScale;
         }
     }
 
     /// <inheritdoc />
-    public void TopScoresBackward(Tensor scores, Tensor expertIds, Tensor gradTopScores, TopKOptions options,
-        Tensor gradScores)
+    public void TopScoresBackward(
+        Tensor scores,
+        Tensor expertIds,
+        Tensor gradTopScores,
+        TopKOptions options,
+        Tensor gradScores
+    )
     {
         ArgumentNullException.ThrowIfNull(options);
-        int tokens = scores.Rows, e = scores.RowLength, k = expertIds.RowLength;
+        int tokens = scores.Rows,
+            e = scores.RowLength,
+            k = expertIds.RowLength;
         float routeScale = options.RouteScale;
         ReadOnlySpan<float> all = scores.AsSpan<float>();
         Span<float> gz = gradScores.AsSpan<float>();
@@ -101,16 +125,21 @@ public sealed class HostRouterKernels : IRouterKernels
             if (options.RouteNorm)
             {
                 // top_j = scale · p_j / S with S = Σ p + ε, so dL/dp_j = scale · (g_j − Σ_i g_i p_i / S) / S.
-                float sum = 0f, weighted = 0f;
-                for (int j = 0; j < k; j++) sum += row[(int)ids[j]];
+                float sum = 0f,
+                    weighted = 0f;
+                for (int j = 0; j < k; j++)
+                    sum += row[(int)ids[j]];
                 float denominator = options.Denominator(sum);
-                for (int j = 0; j < k; j++) weighted += g[j] * row[(int)ids[j]];
+                for (int j = 0; j < k; j++)
+                    weighted += g[j] * row[(int)ids[j]];
                 float mean = weighted / denominator;
-                for (int j = 0; j < k; j++) gs[(int)ids[j]] = routeScale * (g[j] - mean) / denominator;
+                for (int j = 0; j < k; j++)
+                    gs[(int)ids[j]] = routeScale * (g[j] - mean) / denominator;
             }
             else
             {
-                for (int j = 0; j < k; j++) gs[(int)ids[j]] = routeScale * g[j];
+                for (int j = 0; j < k; j++)
+                    gs[(int)ids[j]] = routeScale * g[j];
             }
         }
     }
@@ -119,7 +148,8 @@ public sealed class HostRouterKernels : IRouterKernels
     public long[] CountPerExpert(Tensor expertIds, int numExperts)
     {
         var counts = new long[numExperts];
-        foreach (long id in expertIds.AsSpan<long>()) counts[id]++;
+        foreach (long id in expertIds.AsSpan<long>())
+            counts[id]++;
         return counts;
     }
 }

@@ -20,7 +20,8 @@ public static class HostScoreFunctions
             ReadOnlySpan<float> z = logits.Slice(t * columns, columns);
             Span<float> s = scores.Slice(t * columns, columns);
             float max = float.NegativeInfinity;
-            for (int e = 0; e < columns; e++) max = Math.Max(max, z[e]);
+            for (int e = 0; e < columns; e++)
+                max = Math.Max(max, z[e]);
             float sum = 0f;
             for (int e = 0; e < columns; e++)
             {
@@ -28,7 +29,8 @@ public static class HostScoreFunctions
                 s[e] = v;
                 sum += v;
             }
-            for (int e = 0; e < columns; e++) s[e] /= sum;
+            for (int e = 0; e < columns; e++)
+                s[e] /= sum;
         }
     }
 
@@ -39,8 +41,12 @@ public static class HostScoreFunctions
     /// <param name="columns">E, the row length (one score per expert).</param>
     /// <exception cref="ArgumentException">Lengths differ or are not a multiple of
     /// <paramref name="columns"/>.</exception>
-    public static void SoftmaxBackward(ReadOnlySpan<float> scores, ReadOnlySpan<float> gradScores,
-        Span<float> gradLogits, int columns)
+    public static void SoftmaxBackward(
+        ReadOnlySpan<float> scores,
+        ReadOnlySpan<float> gradScores,
+        Span<float> gradLogits,
+        int columns
+    )
     {
         int rows = CheckRows(scores.Length, gradScores.Length, columns, nameof(gradScores));
         CheckRows(scores.Length, gradLogits.Length, columns, nameof(gradLogits));
@@ -50,8 +56,10 @@ public static class HostScoreFunctions
             ReadOnlySpan<float> ds = gradScores.Slice(t * columns, columns);
             Span<float> dz = gradLogits.Slice(t * columns, columns);
             float dot = 0f;
-            for (int e = 0; e < columns; e++) dot += s[e] * ds[e];
-            for (int e = 0; e < columns; e++) dz[e] = s[e] * (ds[e] - dot);
+            for (int e = 0; e < columns; e++)
+                dot += s[e] * ds[e];
+            for (int e = 0; e < columns; e++)
+                dz[e] = s[e] * (ds[e] - dot);
         }
     }
 
@@ -62,7 +70,8 @@ public static class HostScoreFunctions
     public static void Sigmoid(ReadOnlySpan<float> logits, Span<float> scores)
     {
         CheckSame(logits.Length, scores.Length, nameof(scores));
-        for (int i = 0; i < logits.Length; i++) scores[i] = 1f / (1f + MathF.Exp(-logits[i]));
+        for (int i = 0; i < logits.Length; i++)
+            scores[i] = 1f / (1f + MathF.Exp(-logits[i]));
     }
 
     /// <summary>Sigmoid backward: <c>dz = ds · s · (1 − s)</c>.</summary>
@@ -70,12 +79,16 @@ public static class HostScoreFunctions
     /// <param name="gradScores">ds, the gradient of the loss w.r.t. the scores.</param>
     /// <param name="gradLogits">Output dz (may alias <paramref name="gradScores"/>).</param>
     /// <exception cref="ArgumentException">Lengths differ.</exception>
-    public static void SigmoidBackward(ReadOnlySpan<float> scores, ReadOnlySpan<float> gradScores,
-        Span<float> gradLogits)
+    public static void SigmoidBackward(
+        ReadOnlySpan<float> scores,
+        ReadOnlySpan<float> gradScores,
+        Span<float> gradLogits
+    )
     {
         CheckSame(scores.Length, gradScores.Length, nameof(gradScores));
         CheckSame(scores.Length, gradLogits.Length, nameof(gradLogits));
-        for (int i = 0; i < scores.Length; i++) gradLogits[i] = gradScores[i] * scores[i] * (1f - scores[i]);
+        for (int i = 0; i < scores.Length; i++)
+            gradLogits[i] = gradScores[i] * scores[i] * (1f - scores[i]);
     }
 
     private static int CheckRows(int inputLength, int outputLength, int columns, string outputName)
@@ -83,8 +96,10 @@ public static class HostScoreFunctions
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(columns);
         if (inputLength % columns != 0)
         {
-            throw new ArgumentException($"length {inputLength} is not a multiple of the row length {columns}",
-                nameof(columns));
+            throw new ArgumentException(
+                $"length {inputLength} is not a multiple of the row length {columns}",
+                nameof(columns)
+            );
         }
         CheckSame(inputLength, outputLength, outputName);
         return inputLength / columns;

@@ -15,15 +15,26 @@ public static unsafe class HostSwiGlu
     {
         CheckSame(gate.Length, up.Length, nameof(up));
         CheckSame(gate.Length, activation.Length, nameof(activation));
-        fixed (float* pg = gate) fixed (float* pu = up) fixed (float* pa = activation)
+        fixed (float* pg = gate)
+        fixed (float* pu = up)
+        fixed (float* pa = activation)
         {
-            nint g0 = (nint)pg, u0 = (nint)pu, a0 = (nint)pa;
+            nint g0 = (nint)pg,
+                u0 = (nint)pu,
+                a0 = (nint)pa;
             // Element-wise: chunks over threads compute exactly what one loop would.
-            HostParallel.For(gate.Length, 12, (start, end) =>
-            {
-                float* g = (float*)g0, u = (float*)u0, a = (float*)a0;
-                for (int i = start; i < end; i++) a[i] = g[i] / (1f + MathF.Exp(-g[i])) * u[i];
-            });
+            HostParallel.For(
+                gate.Length,
+                12,
+                (start, end) =>
+                {
+                    float* g = (float*)g0,
+                        u = (float*)u0,
+                        a = (float*)a0;
+                    for (int i = start; i < end; i++)
+                        a[i] = g[i] / (1f + MathF.Exp(-g[i])) * u[i];
+                }
+            );
         }
     }
 
@@ -37,30 +48,50 @@ public static unsafe class HostSwiGlu
     /// <param name="gradGate">Output dg: [R, H].</param>
     /// <param name="gradUp">Output du: [R, H].</param>
     /// <exception cref="ArgumentException">Lengths differ.</exception>
-    public static void Backward(ReadOnlySpan<float> gradActivation, ReadOnlySpan<float> gate, ReadOnlySpan<float> up,
-        Span<float> gradGate, Span<float> gradUp)
+    public static void Backward(
+        ReadOnlySpan<float> gradActivation,
+        ReadOnlySpan<float> gate,
+        ReadOnlySpan<float> up,
+        Span<float> gradGate,
+        Span<float> gradUp
+    )
     {
         int n = gate.Length;
         CheckSame(n, gradActivation.Length, nameof(gradActivation));
         CheckSame(n, up.Length, nameof(up));
         CheckSame(n, gradGate.Length, nameof(gradGate));
         CheckSame(n, gradUp.Length, nameof(gradUp));
-        fixed (float* pda = gradActivation) fixed (float* pg = gate) fixed (float* pu = up)
-        fixed (float* pdg = gradGate) fixed (float* pdu = gradUp)
+        fixed (float* pda = gradActivation)
+        fixed (float* pg = gate)
+        fixed (float* pu = up)
+        fixed (float* pdg = gradGate)
+        fixed (float* pdu = gradUp)
         {
-            nint da0 = (nint)pda, g0 = (nint)pg, u0 = (nint)pu, dg0 = (nint)pdg, du0 = (nint)pdu;
-            HostParallel.For(n, 20, (start, end) =>
-            {
-                float* daP = (float*)da0, gP = (float*)g0, uP = (float*)u0, dgP = (float*)dg0, duP = (float*)du0;
-                for (int i = start; i < end; i++)
+            nint da0 = (nint)pda,
+                g0 = (nint)pg,
+                u0 = (nint)pu,
+                dg0 = (nint)pdg,
+                du0 = (nint)pdu;
+            HostParallel.For(
+                n,
+                20,
+                (start, end) =>
                 {
-                    float g = gP[i];
-                    float sig = 1f / (1f + MathF.Exp(-g));
-                    float da = daP[i];
-                    duP[i] = da * g * sig;
-                    dgP[i] = da * uP[i] * sig * (1f + (g * (1f - sig)));
+                    float* daP = (float*)da0,
+                        gP = (float*)g0,
+                        uP = (float*)u0,
+                        dgP = (float*)dg0,
+                        duP = (float*)du0;
+                    for (int i = start; i < end; i++)
+                    {
+                        float g = gP[i];
+                        float sig = 1f / (1f + MathF.Exp(-g));
+                        float da = daP[i];
+                        duP[i] = da * g * sig;
+                        dgP[i] = da * uP[i] * sig * (1f + (g * (1f - sig)));
+                    }
                 }
-            });
+            );
         }
     }
 

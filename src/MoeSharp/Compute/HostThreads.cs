@@ -24,7 +24,8 @@ public static class HostThreads
     /// <see cref="Environment.ProcessorCount"/>, until a program sets it.
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">The value set is less than 1.</exception>
-    /// <exception cref="ArgumentException"><see cref="EnvironmentVariable"/> is set but not a whole number from 1 to 4096.</exception>
+    /// <exception cref="ArgumentException"><see cref="EnvironmentVariable"/> is set but not a whole number from 1 to
+    /// 4096.</exception>
     public static int Count
     {
         get => s_count > 0 ? s_count : s_count = FromEnvironment();
@@ -53,11 +54,21 @@ public static class HostThreads
     private static int FromEnvironment()
     {
         string? text = Environment.GetEnvironmentVariable(EnvironmentVariable);
-        if (string.IsNullOrWhiteSpace(text)) return Environment.ProcessorCount;
-        if (int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int n) && n is >= 1 and <= 4096)
+        if (string.IsNullOrWhiteSpace(text))
+            return Environment.ProcessorCount;
+        if (
+            int.TryParse(
+                text,
+                System.Globalization.NumberStyles.None,
+                System.Globalization.CultureInfo.InvariantCulture,
+                out int n
+            ) && n is >= 1 and <= 4096
+        )
         {
             return n;
         }
-        throw new ArgumentException($"environment variable {EnvironmentVariable}='{text}' must be a whole number from 1 to 4096");
+        throw new ArgumentException(
+            $"environment variable {EnvironmentVariable}='{text}' must be a whole number from 1 to 4096"
+        );
     }
 }

@@ -72,10 +72,19 @@ public interface IGemmKernels
     /// <param name="n">N, the output columns.</param>
     /// <param name="k">K, the length of the reduction.</param>
     /// <param name="accumulate">Add to <paramref name="c"/>.</param>
-    void GroupedMatMulTransposeB(Tensor a, Tensor b, Tensor c, ReadOnlySpan<long> rowsPerGroup, int n, int k,
-        bool accumulate = false)
-        => ForEachGroup(rowsPerGroup, (g, start, rows) =>
-            MatMulTransposeB(new(a, start), new(b, g), new(c, start), new(rows, n, k), accumulate));
+    void GroupedMatMulTransposeB(
+        Tensor a,
+        Tensor b,
+        Tensor c,
+        ReadOnlySpan<long> rowsPerGroup,
+        int n,
+        int k,
+        bool accumulate = false
+    ) =>
+        ForEachGroup(
+            rowsPerGroup,
+            (g, start, rows) => MatMulTransposeB(new(a, start), new(b, g), new(c, start), new(rows, n, k), accumulate)
+        );
 
     /// <summary><see cref="MatMul"/> for every group of consecutive rows, with <c>b[g]</c> (<c>[K, N]</c>).</summary>
     /// <param name="a">Output-gradient rows <c>[R, K]</c>, expert-major.</param>
@@ -85,10 +94,19 @@ public interface IGemmKernels
     /// <param name="n">N, the output columns.</param>
     /// <param name="k">K, the length of the reduction.</param>
     /// <param name="accumulate">Add to <paramref name="c"/>.</param>
-    void GroupedMatMul(Tensor a, Tensor b, Tensor c, ReadOnlySpan<long> rowsPerGroup, int n, int k,
-        bool accumulate = false)
-        => ForEachGroup(rowsPerGroup, (g, start, rows) =>
-            MatMul(new(a, start), new(b, g), new(c, start), new(rows, n, k), accumulate));
+    void GroupedMatMul(
+        Tensor a,
+        Tensor b,
+        Tensor c,
+        ReadOnlySpan<long> rowsPerGroup,
+        int n,
+        int k,
+        bool accumulate = false
+    ) =>
+        ForEachGroup(
+            rowsPerGroup,
+            (g, start, rows) => MatMul(new(a, start), new(b, g), new(c, start), new(rows, n, k), accumulate)
+        );
 
     /// <summary>
     /// <see cref="MatMulTransposeA"/> for every group of consecutive rows into <c>c[g]</c>; groups without rows leave
@@ -101,10 +119,19 @@ public interface IGemmKernels
     /// <param name="m">M, the gradient rows.</param>
     /// <param name="n">N, the output columns.</param>
     /// <param name="accumulate">Continue from <paramref name="c"/>'s values.</param>
-    void GroupedMatMulTransposeA(Tensor a, Tensor b, Tensor c, ReadOnlySpan<long> rowsPerGroup, int m, int n,
-        bool accumulate = false)
-        => ForEachGroup(rowsPerGroup, (g, start, rows) =>
-            MatMulTransposeA(new(a, start), new(b, start), new(c, g), new(m, n, rows), accumulate));
+    void GroupedMatMulTransposeA(
+        Tensor a,
+        Tensor b,
+        Tensor c,
+        ReadOnlySpan<long> rowsPerGroup,
+        int m,
+        int n,
+        bool accumulate = false
+    ) =>
+        ForEachGroup(
+            rowsPerGroup,
+            (g, start, rows) => MatMulTransposeA(new(a, start), new(b, start), new(c, g), new(m, n, rows), accumulate)
+        );
 
     /// <summary>
     /// Calls <paramref name="body"/>(group, first row, rows) for every group that has rows, in order; the groups' rows
@@ -118,7 +145,8 @@ public interface IGemmKernels
         for (int g = 0; g < rowsPerGroup.Length; g++)
         {
             int rows = (int)rowsPerGroup[g];
-            if (rows > 0) body(g, start, rows);
+            if (rows > 0)
+                body(g, start, rows);
             start += rows;
         }
     }

@@ -111,8 +111,12 @@ public interface IEntryKernels
     /// <param name="blockDestination"><c>[B]</c> first routed row of each block.</param>
     /// <param name="expertMajorRowOf"><c>[R]</c> int32, overwritten.</param>
     /// <param name="rankMajorRowOf"><c>[blockStart[B]]</c> int32, overwritten.</param>
-    void BuildPermutation(ReadOnlySpan<int> blockStart, ReadOnlySpan<int> blockDestination, Tensor expertMajorRowOf,
-        Tensor rankMajorRowOf);
+    void BuildPermutation(
+        ReadOnlySpan<int> blockStart,
+        ReadOnlySpan<int> blockDestination,
+        Tensor expertMajorRowOf,
+        Tensor rankMajorRowOf
+    );
 }
 
 /// <summary>

@@ -25,5 +25,11 @@ public interface IOptimizerKernels
 /// <param name="Bias2Sqrt">√(1 − β2^t).</param>
 /// <param name="Epsilon">ε, keeps the denominator away from zero.</param>
 /// <param name="Decay">1 − lr·weight decay.</param>
-public readonly record struct AdamWScalars(float Beta1, float Beta2, float StepSize, float Bias2Sqrt, float Epsilon,
-    float Decay);
+public readonly record struct AdamWScalars(
+    float Beta1,
+    float Beta2,
+    float StepSize,
+    float Bias2Sqrt,
+    float Epsilon,
+    float Decay
+);

@@ -45,8 +45,13 @@ public interface IRouterKernels
     /// <param name="gradTopScores">[T, K] gradient of the top scores.</param>
     /// <param name="options">The forward's options (normalisation and scale).</param>
     /// <param name="gradScores">Output [T, E].</param>
-    void TopScoresBackward(Tensor scores, Tensor expertIds, Tensor gradTopScores, TopKOptions options,
-        Tensor gradScores);
+    void TopScoresBackward(
+        Tensor scores,
+        Tensor expertIds,
+        Tensor gradTopScores,
+        TopKOptions options,
+        Tensor gradScores
+    );
 
     /// <summary>Tokens per expert of <c>[T, K]</c> int64 ids: a host array (one small copy from a device).</summary>
     /// <param name="expertIds">The ids.</param>

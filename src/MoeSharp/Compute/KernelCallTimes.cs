@@ -19,10 +19,23 @@ internal sealed class KernelCallTimes(Action synchronize)
     /// <summary>Forgets the totals (after warm-up, say).</summary>
     public void Reset() => _totals.Clear();
 
-    /// <summary>Runs <paramref name="call"/> synchronized on both sides and adds its time to <paramref name="name"/>.</summary>
-    public void Time(string name, Action call) => Time(name, () => { call(); return 0; });
+    /// <summary>
+    /// Runs <paramref name="call"/> synchronized on both sides and adds its time to <paramref name="name"/>.
+    /// </summary>
+    public void Time(string name, Action call) =>
+        Time(
+            name,
+            () =>
+            {
+                call();
+                return 0;
+            }
+        );
 
-    /// <summary>Runs <paramref name="call"/> synchronized on both sides, adds its time to <paramref name="name"/> and returns its result.</summary>
+    /// <summary>
+    /// Runs <paramref name="call"/> synchronized on both sides, adds its time to <paramref name="name"/> and returns
+    /// its result.
+    /// </summary>
     public T Time<T>(string name, Func<T> call)
     {
         synchronize();

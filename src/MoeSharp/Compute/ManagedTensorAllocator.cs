@@ -12,9 +12,7 @@ public sealed class ManagedTensorAllocator : ITensorAllocator
     /// <summary>The one instance (the allocator has no state).</summary>
     public static ManagedTensorAllocator Instance { get; } = new();
 
-    private ManagedTensorAllocator()
-    {
-    }
+    private ManagedTensorAllocator() { }
 
     /// <inheritdoc />
     public Tensor Rent(DType dtype, params int[] shape) => Tensor.Uninitialized(dtype, shape);

@@ -41,8 +41,10 @@ public readonly record struct MatrixOperand(Tensor Tensor, int Offset = 0)
         Span<float> all = Tensor.AsSpan<float>();
         if (length < 0 || first + length > all.Length)
         {
-            throw new ArgumentOutOfRangeException(nameof(length),
-                $"elements [{first}, {first + length}) are not inside {Tensor.DType} {Tensor.ShapeString}");
+            throw new ArgumentOutOfRangeException(
+                nameof(length),
+                $"elements [{first}, {first + length}) are not inside {Tensor.DType} {Tensor.ShapeString}"
+            );
         }
         return all.Slice((int)first, (int)length);
     }

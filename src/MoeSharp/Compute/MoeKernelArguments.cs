@@ -16,8 +16,14 @@ namespace MoeSharp.Compute;
 /// <param name="RealTokens">Tokens of the shard (T_s).</param>
 /// <param name="PadTokens">Pad rows after them (pad-to-multiple sharding only).</param>
 /// <param name="NumExperts">E: valid ids are <c>[0, E)</c>.</param>
-public sealed record ShardEntries(Tensor TopScores, Tensor ExpertIds, int RowOffset, int RealTokens, int PadTokens,
-    int NumExperts);
+public sealed record ShardEntries(
+    Tensor TopScores,
+    Tensor ExpertIds,
+    int RowOffset,
+    int RealTokens,
+    int PadTokens,
+    int NumExperts
+);
 
 /// <summary>
 /// A shard's routing entries flattened to one id and one score each (N = (T_s + pad)·K entries), which the entry scan

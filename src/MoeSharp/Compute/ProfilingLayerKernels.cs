@@ -13,7 +13,11 @@ namespace MoeSharp.Compute;
 /// </summary>
 /// <param name="inner">The backend to time.</param>
 public sealed class ProfilingLayerKernels(ILayerKernels inner)
-    : ILayerKernels, IGemmKernels, IRouterKernels, IElementwiseKernels, IOptimizerKernels
+    : ILayerKernels,
+        IGemmKernels,
+        IRouterKernels,
+        IElementwiseKernels,
+        IOptimizerKernels
 {
     private readonly KernelCallTimes _times = new(inner.Dispatch.Device.Synchronize);
 
@@ -48,82 +52,123 @@ public sealed class ProfilingLayerKernels(ILayerKernels inner)
     public Tensor RentZeros(DType dtype, params int[] shape) => inner.RentZeros(dtype, shape);
 
     /// <inheritdoc />
-    public void MatMulTransposeB(MatrixOperand a, MatrixOperand b, MatrixOperand c, GemmShape shape,
-        bool accumulate = false)
-        => _times.Time(nameof(MatMulTransposeB), () => inner.Gemm.MatMulTransposeB(a, b, c, shape, accumulate));
+    public void MatMulTransposeB(
+        MatrixOperand a,
+        MatrixOperand b,
+        MatrixOperand c,
+        GemmShape shape,
+        bool accumulate = false
+    ) => _times.Time(nameof(MatMulTransposeB), () => inner.Gemm.MatMulTransposeB(a, b, c, shape, accumulate));
 
     /// <inheritdoc />
-    public void MatMul(MatrixOperand a, MatrixOperand b, MatrixOperand c, GemmShape shape, bool accumulate = false)
-        => _times.Time(nameof(MatMul), () => inner.Gemm.MatMul(a, b, c, shape, accumulate));
+    public void MatMul(MatrixOperand a, MatrixOperand b, MatrixOperand c, GemmShape shape, bool accumulate = false) =>
+        _times.Time(nameof(MatMul), () => inner.Gemm.MatMul(a, b, c, shape, accumulate));
 
     /// <inheritdoc />
-    public void MatMulTransposeA(MatrixOperand a, MatrixOperand b, MatrixOperand c, GemmShape shape,
-        bool accumulate = false)
-        => _times.Time(nameof(MatMulTransposeA), () => inner.Gemm.MatMulTransposeA(a, b, c, shape, accumulate));
+    public void MatMulTransposeA(
+        MatrixOperand a,
+        MatrixOperand b,
+        MatrixOperand c,
+        GemmShape shape,
+        bool accumulate = false
+    ) => _times.Time(nameof(MatMulTransposeA), () => inner.Gemm.MatMulTransposeA(a, b, c, shape, accumulate));
 
     /// <inheritdoc />
-    public void GroupedMatMulTransposeB(Tensor a, Tensor b, Tensor c, ReadOnlySpan<long> rowsPerGroup, int n, int k,
-        bool accumulate = false)
+    public void GroupedMatMulTransposeB(
+        Tensor a,
+        Tensor b,
+        Tensor c,
+        ReadOnlySpan<long> rowsPerGroup,
+        int n,
+        int k,
+        bool accumulate = false
+    )
     {
         long[] groups = rowsPerGroup.ToArray();
-        _times.Time(nameof(GroupedMatMulTransposeB), () => inner.Gemm.GroupedMatMulTransposeB(a, b, c, groups, n, k,
-            accumulate));
+        _times.Time(
+            nameof(GroupedMatMulTransposeB),
+            () => inner.Gemm.GroupedMatMulTransposeB(a, b, c, groups, n, k, accumulate)
+        );
     }
 
     /// <inheritdoc />
-    public void GroupedMatMul(Tensor a, Tensor b, Tensor c, ReadOnlySpan<long> rowsPerGroup, int n, int k,
-        bool accumulate = false)
+    public void GroupedMatMul(
+        Tensor a,
+        Tensor b,
+        Tensor c,
+        ReadOnlySpan<long> rowsPerGroup,
+        int n,
+        int k,
+        bool accumulate = false
+    )
     {
         long[] groups = rowsPerGroup.ToArray();
         _times.Time(nameof(GroupedMatMul), () => inner.Gemm.GroupedMatMul(a, b, c, groups, n, k, accumulate));
     }
 
     /// <inheritdoc />
-    public void GroupedMatMulTransposeA(Tensor a, Tensor b, Tensor c, ReadOnlySpan<long> rowsPerGroup, int m, int n,
-        bool accumulate = false)
+    public void GroupedMatMulTransposeA(
+        Tensor a,
+        Tensor b,
+        Tensor c,
+        ReadOnlySpan<long> rowsPerGroup,
+        int m,
+        int n,
+        bool accumulate = false
+    )
     {
         long[] groups = rowsPerGroup.ToArray();
-        _times.Time(nameof(GroupedMatMulTransposeA), () => inner.Gemm.GroupedMatMulTransposeA(a, b, c, groups, m, n,
-            accumulate));
+        _times.Time(
+            nameof(GroupedMatMulTransposeA),
+            () => inner.Gemm.GroupedMatMulTransposeA(a, b, c, groups, m, n, accumulate)
+        );
     }
 
     /// <inheritdoc />
-    public void SwiGluForward(Tensor gate, Tensor up, Tensor activation)
-        => _times.Time(nameof(SwiGluForward), () => inner.Elementwise.SwiGluForward(gate, up, activation));
+    public void SwiGluForward(Tensor gate, Tensor up, Tensor activation) =>
+        _times.Time(nameof(SwiGluForward), () => inner.Elementwise.SwiGluForward(gate, up, activation));
 
     /// <inheritdoc />
-    public void SwiGluBackward(Tensor gradActivation, Tensor gate, Tensor up, Tensor gradGate, Tensor gradUp)
-        => _times.Time(nameof(SwiGluBackward),
-            () => inner.Elementwise.SwiGluBackward(gradActivation, gate, up, gradGate, gradUp));
+    public void SwiGluBackward(Tensor gradActivation, Tensor gate, Tensor up, Tensor gradGate, Tensor gradUp) =>
+        _times.Time(
+            nameof(SwiGluBackward),
+            () => inner.Elementwise.SwiGluBackward(gradActivation, gate, up, gradGate, gradUp)
+        );
 
     /// <inheritdoc />
-    public void AddRows(Tensor into, int intoRow, Tensor rows)
-        => _times.Time(nameof(AddRows), () => inner.Elementwise.AddRows(into, intoRow, rows));
+    public void AddRows(Tensor into, int intoRow, Tensor rows) =>
+        _times.Time(nameof(AddRows), () => inner.Elementwise.AddRows(into, intoRow, rows));
 
     /// <inheritdoc />
-    public void Score(ScoreFunction function, Tensor logits, Tensor scores)
-        => _times.Time(nameof(Score), () => inner.Router.Score(function, logits, scores));
+    public void Score(ScoreFunction function, Tensor logits, Tensor scores) =>
+        _times.Time(nameof(Score), () => inner.Router.Score(function, logits, scores));
 
     /// <inheritdoc />
-    public void ScoreBackward(ScoreFunction function, Tensor scores, Tensor gradScores, Tensor gradLogits)
-        => _times.Time(nameof(ScoreBackward), () => inner.Router.ScoreBackward(function, scores, gradScores,
-            gradLogits));
+    public void ScoreBackward(ScoreFunction function, Tensor scores, Tensor gradScores, Tensor gradLogits) =>
+        _times.Time(nameof(ScoreBackward), () => inner.Router.ScoreBackward(function, scores, gradScores, gradLogits));
 
     /// <inheritdoc />
-    public void TopK(Tensor scores, Tensor? expertBias, TopKOptions options, Tensor topScores, Tensor expertIds)
-        => _times.Time(nameof(TopK), () => inner.Router.TopK(scores, expertBias, options, topScores, expertIds));
+    public void TopK(Tensor scores, Tensor? expertBias, TopKOptions options, Tensor topScores, Tensor expertIds) =>
+        _times.Time(nameof(TopK), () => inner.Router.TopK(scores, expertBias, options, topScores, expertIds));
 
     /// <inheritdoc />
-    public void TopScoresBackward(Tensor scores, Tensor expertIds, Tensor gradTopScores, TopKOptions options,
-        Tensor gradScores)
-        => _times.Time(nameof(TopScoresBackward),
-            () => inner.Router.TopScoresBackward(scores, expertIds, gradTopScores, options, gradScores));
+    public void TopScoresBackward(
+        Tensor scores,
+        Tensor expertIds,
+        Tensor gradTopScores,
+        TopKOptions options,
+        Tensor gradScores
+    ) =>
+        _times.Time(
+            nameof(TopScoresBackward),
+            () => inner.Router.TopScoresBackward(scores, expertIds, gradTopScores, options, gradScores)
+        );
 
     /// <inheritdoc />
-    public long[] CountPerExpert(Tensor expertIds, int numExperts)
-        => _times.Time(nameof(CountPerExpert), () => inner.Router.CountPerExpert(expertIds, numExperts));
+    public long[] CountPerExpert(Tensor expertIds, int numExperts) =>
+        _times.Time(nameof(CountPerExpert), () => inner.Router.CountPerExpert(expertIds, numExperts));
 
     /// <inheritdoc />
-    public void AdamWStep(Tensor value, Tensor grad, Tensor expAvg, Tensor expAvgSq, AdamWScalars scalars)
-        => _times.Time(nameof(AdamWStep), () => inner.Optimizer.AdamWStep(value, grad, expAvg, expAvgSq, scalars));
+    public void AdamWStep(Tensor value, Tensor grad, Tensor expAvg, Tensor expAvgSq, AdamWScalars scalars) =>
+        _times.Time(nameof(AdamWStep), () => inner.Optimizer.AdamWStep(value, grad, expAvg, expAvgSq, scalars));
 }

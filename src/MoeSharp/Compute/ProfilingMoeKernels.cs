@@ -33,13 +33,12 @@ public sealed class ProfilingMoeKernels(IMoeKernels inner) : IMoeKernels, IEntry
     public void Clear(Tensor tensor) => _times.Time(nameof(Clear), () => inner.Rows.Clear(tensor));
 
     /// <inheritdoc />
-    public void CopyRows(Tensor source, int sourceRow, Tensor destination, int destinationRow, int rows)
-        => _times.Time(nameof(CopyRows), () =>
-            inner.Rows.CopyRows(source, sourceRow, destination, destinationRow, rows));
+    public void CopyRows(Tensor source, int sourceRow, Tensor destination, int destinationRow, int rows) =>
+        _times.Time(nameof(CopyRows), () => inner.Rows.CopyRows(source, sourceRow, destination, destinationRow, rows));
 
     /// <inheritdoc />
-    public EntryScan PrepareEntries(ShardEntries shard, EntryColumns entries)
-        => _times.Time(nameof(PrepareEntries), () => inner.Entries.PrepareEntries(shard, entries));
+    public EntryScan PrepareEntries(ShardEntries shard, EntryColumns entries) =>
+        _times.Time(nameof(PrepareEntries), () => inner.Entries.PrepareEntries(shard, entries));
 
     /// <inheritdoc />
     public void StableSortByExpert(Tensor expertIds, ReadOnlySpan<int> counts, Tensor order)
@@ -49,42 +48,52 @@ public sealed class ProfilingMoeKernels(IMoeKernels inner) : IMoeKernels, IEntry
     }
 
     /// <inheritdoc />
-    public void BuildPermutation(ReadOnlySpan<int> blockStart, ReadOnlySpan<int> blockDestination,
-        Tensor expertMajorRowOf, Tensor rankMajorRowOf)
+    public void BuildPermutation(
+        ReadOnlySpan<int> blockStart,
+        ReadOnlySpan<int> blockDestination,
+        Tensor expertMajorRowOf,
+        Tensor rankMajorRowOf
+    )
     {
-        int[] starts = blockStart.ToArray(), destinations = blockDestination.ToArray();
-        _times.Time(nameof(BuildPermutation),
-            () => inner.Entries.BuildPermutation(starts, destinations, expertMajorRowOf, rankMajorRowOf));
+        int[] starts = blockStart.ToArray(),
+            destinations = blockDestination.ToArray();
+        _times.Time(
+            nameof(BuildPermutation),
+            () => inner.Entries.BuildPermutation(starts, destinations, expertMajorRowOf, rankMajorRowOf)
+        );
     }
 
     /// <inheritdoc />
-    public void BuildLocalLayout(SortedEntries sortedEntries, LocalLayoutMaps maps)
-        => _times.Time(nameof(BuildLocalLayout), () => inner.Entries.BuildLocalLayout(sortedEntries, maps));
+    public void BuildLocalLayout(SortedEntries sortedEntries, LocalLayoutMaps maps) =>
+        _times.Time(nameof(BuildLocalLayout), () => inner.Entries.BuildLocalLayout(sortedEntries, maps));
 
     /// <inheritdoc />
-    public void GatherRows(Tensor source, int sourceRowOffset, Tensor rowOf, Tensor? scale, Tensor destination)
-        => _times.Time(nameof(GatherRows), () =>
-            inner.Rows.GatherRows(source, sourceRowOffset, rowOf, scale, destination));
+    public void GatherRows(Tensor source, int sourceRowOffset, Tensor rowOf, Tensor? scale, Tensor destination) =>
+        _times.Time(
+            nameof(GatherRows),
+            () => inner.Rows.GatherRows(source, sourceRowOffset, rowOf, scale, destination)
+        );
 
     /// <inheritdoc />
-    public void ScanEntries(ShardEntries shard, EntryColumns entries, Tensor scan, int scanOffset)
-        => _times.Time(nameof(ScanEntries), () => inner.Entries.ScanEntries(shard, entries, scan, scanOffset));
+    public void ScanEntries(ShardEntries shard, EntryColumns entries, Tensor scan, int scanOffset) =>
+        _times.Time(nameof(ScanEntries), () => inner.Entries.ScanEntries(shard, entries, scan, scanOffset));
 
     /// <inheritdoc />
-    public void PackCountMessages(Tensor scan, int scanOffset, CountMessages messages, Tensor send)
-        => _times.Time(nameof(PackCountMessages), () =>
-            inner.Entries.PackCountMessages(scan, scanOffset, messages, send));
+    public void PackCountMessages(Tensor scan, int scanOffset, CountMessages messages, Tensor send) =>
+        _times.Time(nameof(PackCountMessages), () => inner.Entries.PackCountMessages(scan, scanOffset, messages, send));
 
     /// <inheritdoc />
-    public void ScatterTokenRows(Tensor source, int sourceRowOffset, TokenScatter map, Tensor destination)
-        => _times.Time(nameof(ScatterTokenRows), () => inner.Rows.ScatterTokenRows(source, sourceRowOffset, map,
-            destination));
+    public void ScatterTokenRows(Tensor source, int sourceRowOffset, TokenScatter map, Tensor destination) =>
+        _times.Time(
+            nameof(ScatterTokenRows),
+            () => inner.Rows.ScatterTokenRows(source, sourceRowOffset, map, destination)
+        );
 
     /// <inheritdoc />
-    public void GatherReduce(TokenGather gather, Tensor destination, int destinationOffset)
-        => _times.Time(nameof(GatherReduce), () => inner.Rows.GatherReduce(gather, destination, destinationOffset));
+    public void GatherReduce(TokenGather gather, Tensor destination, int destinationOffset) =>
+        _times.Time(nameof(GatherReduce), () => inner.Rows.GatherReduce(gather, destination, destinationOffset));
 
     /// <inheritdoc />
-    public void RowDots(RowPairs pairs, Tensor result, int resultOffset)
-        => _times.Time(nameof(RowDots), () => inner.Rows.RowDots(pairs, result, resultOffset));
+    public void RowDots(RowPairs pairs, Tensor result, int resultOffset) =>
+        _times.Time(nameof(RowDots), () => inner.Rows.RowDots(pairs, result, resultOffset));
 }

@@ -19,8 +19,15 @@ internal static class TopKExpertChoice
     /// <param name="chosen">Output ids: [K], ascending.</param>
     /// <param name="zeroDiscardedGroups">Experts of the groups not kept compete with choice score 0 instead of being
     /// left out.</param>
-    public static void Choose(ReadOnlySpan<float> biased, int numExpertGroups, int numLimitedGroups,
-        Span<bool> eligible, Span<float> groupScores, Span<int> chosen, bool zeroDiscardedGroups = false)
+    public static void Choose(
+        ReadOnlySpan<float> biased,
+        int numExpertGroups,
+        int numLimitedGroups,
+        Span<bool> eligible,
+        Span<float> groupScores,
+        Span<int> chosen,
+        bool zeroDiscardedGroups = false
+    )
     {
         int numExperts = biased.Length;
         if (numExpertGroups > 0)
@@ -39,9 +46,11 @@ internal static class TopKExpertChoice
         int filled = 0;
         for (int e = 0; e < numExperts; e++)
         {
-            if (!eligible[e] && !zeroDiscardedGroups) continue;
+            if (!eligible[e] && !zeroDiscardedGroups)
+                continue;
             float v = ChoiceScore(biased, eligible, e);
-            if (filled == k && !Better(v, ChoiceScore(biased, eligible, chosen[k - 1]))) continue;
+            if (filled == k && !Better(v, ChoiceScore(biased, eligible, chosen[k - 1])))
+                continue;
             int pos = filled < k ? filled++ : k - 1;
             while (pos > 0 && Better(v, ChoiceScore(biased, eligible, chosen[pos - 1])))
             {
@@ -54,26 +63,39 @@ internal static class TopKExpertChoice
     }
 
     /// <summary>The score an expert competes with: its biased score, or +0 in a discarded group.</summary>
-    private static float ChoiceScore(ReadOnlySpan<float> biased, ReadOnlySpan<bool> eligible, int e)
-        => eligible[e] ? biased[e] : 0f;
+    private static float ChoiceScore(ReadOnlySpan<float> biased, ReadOnlySpan<bool> eligible, int e) =>
+        eligible[e] ? biased[e] : 0f;
 
     /// <summary>True when <paramref name="v"/> ranks strictly above <paramref name="current"/> (NaN ranks
     /// last).</summary>
     private static bool Better(float v, float current) => v > current || (float.IsNaN(current) && !float.IsNaN(v));
 
-    private static void MarkEligibleGroups(ReadOnlySpan<float> biased, int groups, int limited,
-        Span<bool> eligible, Span<float> groupScores)
+    private static void MarkEligibleGroups(
+        ReadOnlySpan<float> biased,
+        int groups,
+        int limited,
+        Span<bool> eligible,
+        Span<float> groupScores
+    )
     {
         int perGroup = biased.Length / groups;
         for (int g = 0; g < groups; g++)
         {
             // A group's score is the sum of its two best experts (DeepSeek-V3 node-limited routing).
-            float best = float.NegativeInfinity, second = float.NegativeInfinity;
+            float best = float.NegativeInfinity,
+                second = float.NegativeInfinity;
             for (int e = g * perGroup; e < (g + 1) * perGroup; e++)
             {
                 float v = biased[e];
-                if (v > best) { second = best; best = v; }
-                else if (v > second) { second = v; }
+                if (v > best)
+                {
+                    second = best;
+                    best = v;
+                }
+                else if (v > second)
+                {
+                    second = v;
+                }
             }
             groupScores[g] = best + second;
         }
@@ -86,9 +108,11 @@ internal static class TopKExpertChoice
             int bestGroup = -1;
             for (int g = 0; g < groups; g++)
             {
-                if (taken[g]) continue;
+                if (taken[g])
+                    continue;
                 // Strict '>' while scanning ascending ids breaks ties toward the lower group id.
-                if (bestGroup < 0 || Better(groupScores[g], groupScores[bestGroup])) bestGroup = g;
+                if (bestGroup < 0 || Better(groupScores[g], groupScores[bestGroup]))
+                    bestGroup = g;
             }
             taken[bestGroup] = true;
             eligible.Slice(bestGroup * perGroup, perGroup).Fill(true);

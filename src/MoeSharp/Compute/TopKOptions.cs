@@ -54,17 +54,20 @@ public sealed record TopKOptions
     /// <returns>One line naming the values, or null.</returns>
     public string? Problem(int numExperts, int topK)
     {
-        if (topK < 1 || topK > numExperts) return $"top-k {topK} must be in [1, {numExperts}] (the number of experts)";
-        if (!float.IsFinite(RouteScale)) return $"route scale {RouteScale} must be finite";
-        if (NumExpertGroups < 0) return $"num_expert_groups {NumExpertGroups} must not be negative";
+        if (topK < 1 || topK > numExperts)
+            return $"top-k {topK} must be in [1, {numExperts}] (the number of experts)";
+        if (!float.IsFinite(RouteScale))
+            return $"route scale {RouteScale} must be finite";
+        if (NumExpertGroups < 0)
+            return $"num_expert_groups {NumExpertGroups} must not be negative";
         if (NumExpertGroups == 0)
         {
             return NumLimitedGroups == 0 ? null : $"num_limited_groups {NumLimitedGroups} needs num_expert_groups > 0";
         }
         if (numExperts % NumExpertGroups != 0 || numExperts / NumExpertGroups < 2)
         {
-            return $"num_expert_groups {NumExpertGroups} must divide the {numExperts} experts into groups of at " +
-                "least two";
+            return $"num_expert_groups {NumExpertGroups} must divide the {numExperts} experts into groups of at "
+                + "least two";
         }
         if (NumLimitedGroups < 1 || NumLimitedGroups > NumExpertGroups)
         {
@@ -72,8 +75,8 @@ public sealed record TopKOptions
         }
         int perGroup = numExperts / NumExpertGroups;
         return NumLimitedGroups * perGroup < topK
-            ? $"num_limited_groups {NumLimitedGroups} × {perGroup} experts per group leaves fewer than top-k {topK} " +
-                "eligible"
+            ? $"num_limited_groups {NumLimitedGroups} × {perGroup} experts per group leaves fewer than top-k {topK} "
+                + "eligible"
             : null;
     }
 }

@@ -45,19 +45,29 @@ internal sealed class AllToAllExchange : ITokenExchange
     public bool MovesRows => EpSize > 1;
 
     /// <inheritdoc />
-    public void CheckReplicasAgree(Tensor topScores, Tensor expertIds)
-        => ReplicaHash.CheckAgreement(_groups.World, _groups.SpSize, ReplicaHash.Of(topScores, expertIds));
+    public void CheckReplicasAgree(Tensor topScores, Tensor expertIds) =>
+        ReplicaHash.CheckAgreement(_groups.World, _groups.SpSize, ReplicaHash.Of(topScores, expertIds));
 
     /// <inheritdoc />
-    public CountedEntries CountEntries(ShardEntries shard, EntryColumns entries, ShardClaim claim,
-        int? declaredTotalTokens)
+    public CountedEntries CountEntries(
+        ShardEntries shard,
+        EntryColumns entries,
+        ShardClaim claim,
+        int? declaredTotalTokens
+    )
     {
-        var messages = new CountMessages(EpSize, LocalExperts, claim.PadRows * _config.TopK,
-            MessageHeader(claim, declaredTotalTokens));
+        var messages = new CountMessages(
+            EpSize,
+            LocalExperts,
+            claim.PadRows * _config.TopK,
+            MessageHeader(claim, declaredTotalTokens)
+        );
         // Device kernels keep the scan on the device: the messages go out without a copy to the host first.
-        if (!_kernels.Device.IsHost) return CountOnDevice(shard, entries, claim, messages);
+        if (!_kernels.Device.IsHost)
+            return CountOnDevice(shard, entries, claim, messages);
         EntryScan scan = _kernels.Entries.PrepareEntries(shard, entries);
-        if (scan.FirstInvalidEntry >= 0) return new CountedEntries(scan, null);
+        if (scan.FirstInvalidEntry >= 0)
+            return new CountedEntries(scan, null);
         return new CountedEntries(scan, ExchangeCountsOnHost(scan.Counts, claim, messages));
     }
 
@@ -66,10 +76,15 @@ internal sealed class AllToAllExchange : ITokenExchange
     /// <see cref="IEntryKernels.PackCountMessages"/>, a device all-to-all), then one device-to-host copy for this
     /// rank's scan and every rank's messages together. Every rank learns whether any rank's entries were invalid.
     /// </summary>
-    private CountedEntries CountOnDevice(ShardEntries shard, EntryColumns entries, ShardClaim claim,
-        CountMessages messages)
+    private CountedEntries CountOnDevice(
+        ShardEntries shard,
+        EntryColumns entries,
+        ShardClaim claim,
+        CountMessages messages
+    )
     {
-        int experts = _config.NumExperts, total = messages.TotalLength;
+        int experts = _config.NumExperts,
+            total = messages.TotalLength;
         int[] words;
         // One int32 block: the received messages first, this rank's scan after them, so one copy brings both.
         using (var scope = new TensorScope(_kernels.Device.Allocator))
@@ -81,20 +96,25 @@ internal sealed class AllToAllExchange : ITokenExchange
             int[] sizes = Enumerable.Repeat(messages.Length, EpSize).ToArray();
             long started = _config.CollectTraffic ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
             _groups.World.AllToAllV(send, sizes, block, sizes);
-            if (_config.CollectTraffic) LastCountExchangeMilliseconds = TrafficCollection.MillisecondsSince(started);
+            if (_config.CollectTraffic)
+                LastCountExchangeMilliseconds = TrafficCollection.MillisecondsSince(started);
             words = _kernels.Device.ToHost(block).AsSpan<int>().ToArray();
         }
 
         EntryScan scan = EntryScanWords.Decode(words.AsSpan(total), experts, messages.PadEntries);
-        if (scan.FirstInvalidEntry >= 0) return new CountedEntries(scan, null);
+        if (scan.FirstInvalidEntry >= 0)
+            return new CountedEntries(scan, null);
         for (int p = 0; p < EpSize; p++)
         {
-            if (words[p * messages.Length + messages.FlagOffset] == 0) continue;
+            if (words[p * messages.Length + messages.FlagOffset] == 0)
+                continue;
             throw new PeerRankException(
-                $"rank {p} passed an invalid routing entry (an expert id outside [0, {experts}) or a non-finite " +
-                $"score; " +
-                $"its own error names it), so no rank dispatches (rank {EpRank})",
-                _groups.World.WorldRanks[p], "expertIds");
+                $"rank {p} passed an invalid routing entry (an expert id outside [0, {experts}) or a non-finite "
+                    + $"score; "
+                    + $"its own error names it), so no rank dispatches (rank {EpRank})",
+                _groups.World.WorldRanks[p],
+                "expertIds"
+            );
         }
         return new CountedEntries(scan, ReadCountMessages(words, messages, claim));
     }
@@ -102,7 +122,8 @@ internal sealed class AllToAllExchange : ITokenExchange
     /// <summary>The count exchange on the host: this rank's counts viewed <c>[S, e]</c>, message q to rank q.</summary>
     private ExchangedCounts ExchangeCountsOnHost(int[] counts, ShardClaim claim, CountMessages messages)
     {
-        int e = LocalExperts, length = messages.Length;
+        int e = LocalExperts,
+            length = messages.Length;
         var send = new int[messages.TotalLength];
         var receive = new int[messages.TotalLength];
         for (int q = 0; q < EpSize; q++)
@@ -114,7 +135,8 @@ internal sealed class AllToAllExchange : ITokenExchange
         }
         long started = _config.CollectTraffic ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
         _groups.World.AllToAll<int>(send, receive);
-        if (_config.CollectTraffic) LastCountExchangeMilliseconds = TrafficCollection.MillisecondsSince(started);
+        if (_config.CollectTraffic)
+            LastCountExchangeMilliseconds = TrafficCollection.MillisecondsSince(started);
         return ReadCountMessages(receive, messages, claim);
     }
 
@@ -122,9 +144,8 @@ internal sealed class AllToAllExchange : ITokenExchange
     /// rows.</summary>
     private ImmutableArray<int> MessageHeader(ShardClaim claim, int? declaredTotalTokens)
     {
-        int declared = _config.Layout == SequenceLayout.Replicated
-            ? claim.Shard!.Value.TotalTokens
-            : declaredTotalTokens ?? -1;
+        int declared =
+            _config.Layout == SequenceLayout.Replicated ? claim.Shard!.Value.TotalTokens : declaredTotalTokens ?? -1;
         return [declared, claim.RealRows, claim.PadRows];
     }
 
@@ -133,7 +154,8 @@ internal sealed class AllToAllExchange : ITokenExchange
     {
         int e = LocalExperts;
         var receiveCounts = new int[EpSize * e];
-        for (int p = 0; p < EpSize; p++) words.AsSpan(p * messages.Length, e).CopyTo(receiveCounts.AsSpan(p * e, e));
+        for (int p = 0; p < EpSize; p++)
+            words.AsSpan(p * messages.Length, e).CopyTo(receiveCounts.AsSpan(p * e, e));
         return new ExchangedCounts(receiveCounts, CheckSequenceAgreement(words, messages, claim));
     }
 
@@ -143,32 +165,40 @@ internal sealed class AllToAllExchange : ITokenExchange
     /// </summary>
     private SequenceShard CheckSequenceAgreement(int[] words, CountMessages messages, ShardClaim claim)
     {
-        int sp = _groups.SpSize, length = messages.Length, header = messages.HeaderOffset;
+        int sp = _groups.SpSize,
+            length = messages.Length,
+            header = messages.HeaderOffset;
         SequenceShard? mine = claim.Shard;
         int Declared(int rank) => words[rank * length + header];
         int Real(int rank) => words[rank * length + header + 1];
         for (int group = 0; group < EpSize / sp; group++)
         {
             int first = group * sp;
-            int total = -1, totalFrom = -1;
+            int total = -1,
+                totalFrom = -1;
             for (int r = first; r < first + sp; r++)
             {
                 int d = Declared(r);
-                if (d < 0) continue;
+                if (d < 0)
+                    continue;
                 if (total >= 0 && d != total)
                 {
                     throw new ArgumentException(
-                        $"ranks {totalFrom} and {r} of SP group {group} disagree on the token count T: {total} vs " +
-                        $"{d} (seen on rank {EpRank})");
+                        $"ranks {totalFrom} and {r} of SP group {group} disagree on the token count T: {total} vs "
+                            + $"{d} (seen on rank {EpRank})"
+                    );
                 }
                 total = d;
                 totalFrom = r;
             }
-            if (_config.Layout == SequenceLayout.Replicated) continue;
+            if (_config.Layout == SequenceLayout.Replicated)
+                continue;
 
             int sum = 0;
-            for (int r = first; r < first + sp; r++) sum += Real(r);
-            if (total < 0) total = sum;
+            for (int r = first; r < first + sp; r++)
+                sum += Real(r);
+            if (total < 0)
+                total = sum;
             int start = 0;
             for (int r = first; r < first + sp; r++)
             {
@@ -176,39 +206,57 @@ internal sealed class AllToAllExchange : ITokenExchange
                 if (Real(r) != expected.RealRows)
                 {
                     throw new ArgumentException(
-                        $"rank {r} (SP rank {r - first} of group {group}) holds {Real(r)} tokens but " +
-                        $"{_config.Sharding} " +
-                        $"sharding of T = {total} over {sp} ranks gives it {expected.RealRows} (seen on rank " +
-                        $"{EpRank})");
+                        $"rank {r} (SP rank {r - first} of group {group}) holds {Real(r)} tokens but "
+                            + $"{_config.Sharding} "
+                            + $"sharding of T = {total} over {sp} ranks gives it {expected.RealRows} (seen on rank "
+                            + $"{EpRank})"
+                    );
                 }
-                if (r == EpRank) mine = expected with { Start = Math.Min(start, total) };
+                if (r == EpRank)
+                    mine = expected with { Start = Math.Min(start, total) };
                 start += Real(r);
             }
         }
         // Every rank's header was read, its own included: a shard left open is resolved now.
-        return mine ?? throw new InvalidOperationException($"the count exchange did not resolve the shard (rank " +
-            $"{EpRank})");
+        return mine
+            ?? throw new InvalidOperationException(
+                $"the count exchange did not resolve the shard (rank " + $"{EpRank})"
+            );
     }
 
     /// <inheritdoc />
-    public void ExchangeRows(Tensor send, ImmutableArray<int> sendRows, Tensor receive, ImmutableArray<int> receiveRows)
-        => MoveRows(send, sendRows, receive, receiveRows, overlap: false);
+    public void ExchangeRows(
+        Tensor send,
+        ImmutableArray<int> sendRows,
+        Tensor receive,
+        ImmutableArray<int> receiveRows
+    ) => MoveRows(send, sendRows, receive, receiveRows, overlap: false);
 
     /// <inheritdoc />
-    public CollectiveRequest StartExchangeRows(Tensor send, ImmutableArray<int> sendRows, Tensor receive,
-        ImmutableArray<int> receiveRows)
-        => MoveRows(send, sendRows, receive, receiveRows, overlap: true);
+    public CollectiveRequest StartExchangeRows(
+        Tensor send,
+        ImmutableArray<int> sendRows,
+        Tensor receive,
+        ImmutableArray<int> receiveRows
+    ) => MoveRows(send, sendRows, receive, receiveRows, overlap: true);
 
     /// <summary>
     /// The row all-to-all-v through the world's tensor collectives, whatever memory and row type the rows have. With
     /// <paramref name="overlap"/> it returns once the exchange is started.
     /// </summary>
-    private CollectiveRequest MoveRows(Tensor send, ImmutableArray<int> sendRows, Tensor receive,
-        ImmutableArray<int> receiveRows, bool overlap)
+    private CollectiveRequest MoveRows(
+        Tensor send,
+        ImmutableArray<int> sendRows,
+        Tensor receive,
+        ImmutableArray<int> receiveRows,
+        bool overlap
+    )
     {
         int d = send.RowLength;
-        int[] sendCounts = ToElements(sendRows, d), receiveCounts = ToElements(receiveRows, d);
-        if (overlap) return _groups.World.AllToAllVAsync(send, sendCounts, receive, receiveCounts);
+        int[] sendCounts = ToElements(sendRows, d),
+            receiveCounts = ToElements(receiveRows, d);
+        if (overlap)
+            return _groups.World.AllToAllVAsync(send, sendCounts, receive, receiveCounts);
         _groups.World.AllToAllV(send, sendCounts, receive, receiveCounts);
         return CollectiveRequest.Completed;
     }
@@ -217,8 +265,8 @@ internal sealed class AllToAllExchange : ITokenExchange
     public double LastCountExchangeMilliseconds { get; private set; }
 
     /// <inheritdoc />
-    public TrafficReport GatherTraffic(TrafficReport partial)
-        => TrafficCollection.Gather(_groups.World, partial, EpRank);
+    public TrafficReport GatherTraffic(TrafficReport partial) =>
+        TrafficCollection.Gather(_groups.World, partial, EpRank);
 
     /// <inheritdoc />
     public void SumOverSequenceParallel(Tensor values)
@@ -238,7 +286,8 @@ internal sealed class AllToAllExchange : ITokenExchange
             if (n > int.MaxValue)
             {
                 throw new InvalidOperationException(
-                    $"{rows[i]} rows of {dim} elements exceed one exchange's 2^31 elements (rank {EpRank})");
+                    $"{rows[i]} rows of {dim} elements exceed one exchange's 2^31 elements (rank {EpRank})"
+                );
             }
             elements[i] = (int)n;
         }

@@ -22,13 +22,23 @@ public sealed class AllToAllTokenDispatcher : TokenDispatcher
     /// <param name="groups">EP and SP groups.</param>
     /// <param name="kernels">Compute backend; the host kernels when null.</param>
     /// <param name="pool">Where tensors come from; a new pool when null.</param>
-    public AllToAllTokenDispatcher(TokenDispatcherConfig config, ParallelGroups groups, IMoeKernels? kernels = null,
-        TensorPool? pool = null)
-        : base(config, CheckGroups(groups).EpSize, groups.World.Rank, groups.SpSize, groups.SpRank, kernels, pool,
-            k => new AllToAllExchange(groups, k, config))
-    {
-    }
+    public AllToAllTokenDispatcher(
+        TokenDispatcherConfig config,
+        ParallelGroups groups,
+        IMoeKernels? kernels = null,
+        TensorPool? pool = null
+    )
+        : base(
+            config,
+            CheckGroups(groups).EpSize,
+            groups.World.Rank,
+            groups.SpSize,
+            groups.SpRank,
+            kernels,
+            pool,
+            k => new AllToAllExchange(groups, k, config)
+        ) { }
 
-    private static ParallelGroups CheckGroups(ParallelGroups groups)
-        => groups ?? throw new ArgumentNullException(nameof(groups));
+    private static ParallelGroups CheckGroups(ParallelGroups groups) =>
+        groups ?? throw new ArgumentNullException(nameof(groups));
 }

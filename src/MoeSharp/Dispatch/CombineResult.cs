@@ -37,7 +37,8 @@ public sealed class CombineState : IDisposable
     /// only.</summary>
     public void Dispose()
     {
-        if (Interlocked.Exchange(ref _disposed, 1) != 0 || !_ownsRows) return;
+        if (Interlocked.Exchange(ref _disposed, 1) != 0 || !_ownsRows)
+            return;
         Metadata.Owner.Allocator.Return(CombinedRows);
     }
 }

@@ -18,7 +18,14 @@ public static class DispatchMemoryEstimate
     /// <param name="dim">D.</param>
     /// <param name="rowType">The row dtype.</param>
     /// <param name="epSize">The EP size (E/S local experts, each padded up to the alignment).</param>
-    public static long BytesPerRank(TokenDispatcherConfig config, int epSize, int spSize, long totalTokens, int dim, DType rowType)
+    public static long BytesPerRank(
+        TokenDispatcherConfig config,
+        int epSize,
+        int spSize,
+        long totalTokens,
+        int dim,
+        DType rowType
+    )
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentOutOfRangeException.ThrowIfLessThan(epSize, 1);
@@ -31,17 +38,23 @@ public static class DispatchMemoryEstimate
         long rowBytes = MemoryBudget.Multiply(dim, rowType.SizeOf());
         long rows = Add(MemoryBudget.Multiply(inputRows, 3), Add(entries, MemoryBudget.Multiply(routed, 3)));
         long bytes = MemoryBudget.Multiply(rows, rowBytes);
-        bytes = Add(bytes, MemoryBudget.Multiply(entries, 16));            // ids, scores, order, positions
-        bytes = Add(bytes, MemoryBudget.Multiply(config.NumExperts, 16));  // counts, splits, the count messages
+        bytes = Add(bytes, MemoryBudget.Multiply(entries, 16)); // ids, scores, order, positions
+        bytes = Add(bytes, MemoryBudget.Multiply(config.NumExperts, 16)); // counts, splits, the count messages
         return bytes;
     }
 
     /// <summary>
-    /// The largest single tensor's element count for the same problem (the routed rows, or the input rows if larger), to
-    /// check against <see cref="MemoryBudget.MaxTensorElements"/>.
+    /// The largest single tensor's element count for the same problem (the routed rows, or the input rows if larger),
+    /// to check against <see cref="MemoryBudget.MaxTensorElements"/>.
     /// </summary>
     /// <inheritdoc cref="BytesPerRank"/>
-    public static long LargestTensorElements(TokenDispatcherConfig config, int epSize, int spSize, long totalTokens, int dim)
+    public static long LargestTensorElements(
+        TokenDispatcherConfig config,
+        int epSize,
+        int spSize,
+        long totalTokens,
+        int dim
+    )
     {
         ArgumentNullException.ThrowIfNull(config);
         long shard = (totalTokens + spSize - 1) / spSize;

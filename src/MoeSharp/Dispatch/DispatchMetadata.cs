@@ -20,8 +20,14 @@ public sealed class DispatchMetadata : IDisposable
 {
     private int _released;
 
-    internal DispatchMetadata(TokenDispatcher owner, DispatchPlan plan, int[] inputShape, DType rowType,
-        LocalLayoutMaps local, ExpertMajorPermutation? permutation)
+    internal DispatchMetadata(
+        TokenDispatcher owner,
+        DispatchPlan plan,
+        int[] inputShape,
+        DType rowType,
+        LocalLayoutMaps local,
+        ExpertMajorPermutation? permutation
+    )
     {
         Owner = owner;
         Plan = plan;
@@ -97,7 +103,8 @@ public sealed class DispatchMetadata : IDisposable
             yield return Local.RowScore;
             yield return Local.TokenPositions;
             yield return Local.EntryRow;
-            if (Permutation is null) yield break;
+            if (Permutation is null)
+                yield break;
             yield return Permutation.ExpertMajorRowOf;
             yield return Permutation.RankMajorRowOf;
         }
@@ -109,8 +116,10 @@ public sealed class DispatchMetadata : IDisposable
     /// </summary>
     public void Dispose()
     {
-        if (Interlocked.Exchange(ref _released, 1) != 0) return;
-        foreach (Tensor tensor in Tensors) Owner.Allocator.Return(tensor);
+        if (Interlocked.Exchange(ref _released, 1) != 0)
+            return;
+        foreach (Tensor tensor in Tensors)
+            Owner.Allocator.Return(tensor);
     }
 }
 

@@ -17,9 +17,7 @@ namespace MoeSharp.Dispatch;
 /// </remarks>
 internal sealed record DispatchPlan
 {
-    private DispatchPlan()
-    {
-    }
+    private DispatchPlan() { }
 
     /// <summary>This rank's rows of the token axis, as the count exchange resolved them.</summary>
     public required SequenceShard Shard { get; init; }
@@ -90,21 +88,37 @@ internal sealed record DispatchPlan
     /// <param name="receiveCounts"><c>[S·e]</c> rows each rank sends this rank per local expert.</param>
     /// <param name="rows">The row shape, for the size checks.</param>
     /// <exception cref="SizeLimitException">The routed rows exceed what a tensor indexes or the memory.</exception>
-    public static DispatchPlan Create(TokenDispatcherConfig config, int epSize, int epRank, bool rowsMove,
-        SequenceShard shard, ReadOnlySpan<int> expertCounts, ReadOnlySpan<int> receiveCounts, RowFormat rows)
+    public static DispatchPlan Create(
+        TokenDispatcherConfig config,
+        int epSize,
+        int epRank,
+        bool rowsMove,
+        SequenceShard shard,
+        ReadOnlySpan<int> expertCounts,
+        ReadOnlySpan<int> receiveCounts,
+        RowFormat rows
+    )
     {
         ArgumentNullException.ThrowIfNull(config);
         int e = config.NumExperts / epSize;
         if (expertCounts.Length != config.NumExperts || receiveCounts.Length != epSize * e)
         {
             throw new ArgumentException(
-                $"{expertCounts.Length} expert counts and {receiveCounts.Length} receive counts for E = " +
-                $"{config.NumExperts} over S = {epSize} ranks (rank {epRank})");
+                $"{expertCounts.Length} expert counts and {receiveCounts.Length} receive counts for E = "
+                    + $"{config.NumExperts} over S = {epSize} ranks (rank {epRank})"
+            );
         }
         int[] received = receiveCounts.ToArray();
         // Sizes before allocation: the padded rows are checked (64-bit) against what a tensor indexes and the memory.
-        int[] tokensPerLocalExpert = DispatchSizes.AlignedExpertRows(received, e, config.ExpertAlignment, rows.Dim,
-            rows.Type, rows.OnHost, epRank);
+        int[] tokensPerLocalExpert = DispatchSizes.AlignedExpertRows(
+            received,
+            e,
+            config.ExpertAlignment,
+            rows.Dim,
+            rows.Type,
+            rows.OnHost,
+            epRank
+        );
         var inputSplits = new int[epSize];
         var outputSplits = new int[epSize];
         for (int q = 0; q < epSize; q++)
@@ -115,7 +129,9 @@ internal sealed record DispatchPlan
                 outputSplits[q] += received[q * e + j];
             }
         }
-        int sent = Sum(expertCounts), rowsReceived = Sum(received), routed = Sum(tokensPerLocalExpert);
+        int sent = Sum(expertCounts),
+            rowsReceived = Sum(received),
+            routed = Sum(tokensPerLocalExpert);
 
         ImmutableArray<int> rowOfSorted = default;
         int localRows = sent;
@@ -123,10 +139,10 @@ internal sealed record DispatchPlan
         {
             rowOfSorted = PaddedRuns(expertCounts, config.ExpertAlignment, out localRows);
         }
-        (ImmutableArray<int> blockStart,
-            ImmutableArray<int> blockDestination) = rowsMove && (e > 1 || routed != rowsReceived)
-            ? PermutationBlocks(received, tokensPerLocalExpert, epSize)
-            : (default, default);
+        (ImmutableArray<int> blockStart, ImmutableArray<int> blockDestination) =
+            rowsMove && (e > 1 || routed != rowsReceived)
+                ? PermutationBlocks(received, tokensPerLocalExpert, epSize)
+                : (default, default);
 
         return new DispatchPlan
         {
@@ -155,10 +171,12 @@ internal sealed record DispatchPlan
     {
         var map = new int[Sum(counts)];
         // The padded total was checked against the tensor limit with the counts (DispatchSizes), so ints do not wrap.
-        int position = 0, row = 0;
+        int position = 0,
+            row = 0;
         foreach (int c in counts)
         {
-            for (int r = 0; r < c; r++) map[position++] = row + r;
+            for (int r = 0; r < c; r++)
+                map[position++] = row + r;
             row = checked(row + (int)DispatchSizes.AlignUp(c, alignment));
         }
         rows = row;
@@ -170,14 +188,19 @@ internal sealed record DispatchPlan
     /// and in the routed rows (expert-major: expert j's rows from sources 0, 1, … in order). The row maps follow on
     /// the backend from these S·e runs.
     /// </summary>
-    private static (ImmutableArray<int> Start, ImmutableArray<int> Destination) PermutationBlocks(int[] receiveCounts,
-        int[] tokensPerLocalExpert, int epSize)
+    private static (ImmutableArray<int> Start, ImmutableArray<int> Destination) PermutationBlocks(
+        int[] receiveCounts,
+        int[] tokensPerLocalExpert,
+        int epSize
+    )
     {
         int e = tokensPerLocalExpert.Length;
         var blockStart = new int[epSize * e + 1];
-        for (int b = 0; b < epSize * e; b++) blockStart[b + 1] = blockStart[b] + receiveCounts[b];
+        for (int b = 0; b < epSize * e; b++)
+            blockStart[b + 1] = blockStart[b] + receiveCounts[b];
         var next = new int[e];
-        for (int j = 1; j < e; j++) next[j] = next[j - 1] + tokensPerLocalExpert[j - 1];
+        for (int j = 1; j < e; j++)
+            next[j] = next[j - 1] + tokensPerLocalExpert[j - 1];
         var blockDestination = new int[epSize * e];
         for (int p = 0; p < epSize; p++)
         {
@@ -193,7 +216,8 @@ internal sealed record DispatchPlan
     private static int Sum(ReadOnlySpan<int> values)
     {
         int sum = 0;
-        foreach (int v in values) sum += v;
+        foreach (int v in values)
+            sum += v;
         return sum;
     }
 }

@@ -14,9 +14,11 @@ namespace MoeSharp.Dispatch;
 /// <c>using var d = dispatcher.Dispatch(...)</c> hands <see cref="RoutedTokens"/> back to the dispatcher's pool and
 /// releases <see cref="Metadata"/> at the end of the scope: do that once combine (and any backward pass) is done.
 /// </remarks>
-public sealed record DispatchResult(Tensor RoutedTokens, ImmutableArray<int> TokensPerLocalExpert,
-    DispatchMetadata Metadata)
-    : IDisposable
+public sealed record DispatchResult(
+    Tensor RoutedTokens,
+    ImmutableArray<int> TokensPerLocalExpert,
+    DispatchMetadata Metadata
+) : IDisposable
 {
     private int _disposed;
 
@@ -33,7 +35,8 @@ public sealed record DispatchResult(Tensor RoutedTokens, ImmutableArray<int> Tok
     /// </summary>
     public void Dispose()
     {
-        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+            return;
         Metadata.Owner.Allocator.Return(RoutedTokens);
         Metadata.Owner.Release(Metadata);
     }

@@ -34,28 +34,43 @@ internal static class DispatchSizes
     /// <param name="rowType">The row dtype.</param>
     /// <param name="onHost">Whether the rows live in host memory (the memory estimate applies).</param>
     /// <param name="rank">This rank, for the message.</param>
-    public static int[] AlignedExpertRows(int[] receiveCounts, int localExperts, int alignment, int dim, DType rowType,
-        bool onHost, int rank)
+    public static int[] AlignedExpertRows(
+        int[] receiveCounts,
+        int localExperts,
+        int alignment,
+        int dim,
+        DType rowType,
+        bool onHost,
+        int rank
+    )
     {
         var aligned = new long[localExperts];
-        for (int b = 0; b < receiveCounts.Length; b++) aligned[b % localExperts] += receiveCounts[b];
+        for (int b = 0; b < receiveCounts.Length; b++)
+            aligned[b % localExperts] += receiveCounts[b];
         long total = 0;
         for (int j = 0; j < localExperts; j++)
         {
             aligned[j] = AlignUp(aligned[j], alignment);
             total += aligned[j];
         }
-        string what = string.Create(CultureInfo.InvariantCulture,
-            $"the routed rows ({localExperts} local experts, each padded to a multiple of the expert alignment " +
-            $"{alignment}) on rank {rank}");
+        string what = string.Create(
+            CultureInfo.InvariantCulture,
+            $"the routed rows ({localExperts} local experts, each padded to a multiple of the expert alignment "
+                + $"{alignment}) on rank {rank}"
+        );
         MemoryBudget.EnsureTensorFits(total, what);
         MemoryBudget.EnsureTensorFits(MemoryBudget.Multiply(total, dim), $"[{total}, {dim}]: {what}");
         // The routed rows, the rows in flight and the experts' outputs: three tensors of this size at once.
         long bytes = MemoryBudget.Multiply(MemoryBudget.Multiply(total, dim), 3L * rowType.SizeOf());
         if (onHost && bytes > MemoryCheckThresholdBytes)
         {
-            MemoryBudget.EnsureHostFits(bytes, string.Create(CultureInfo.InvariantCulture,
-                $"for {total} routed rows of dimension {dim} on rank {rank}"));
+            MemoryBudget.EnsureHostFits(
+                bytes,
+                string.Create(
+                    CultureInfo.InvariantCulture,
+                    $"for {total} routed rows of dimension {dim} on rank {rank}"
+                )
+            );
         }
         return Array.ConvertAll(aligned, r => (int)r);
     }

@@ -46,8 +46,12 @@ internal interface ITokenExchange
 
     /// <summary>Starts <see cref="ExchangeRows"/> and returns at once, so the caller computes while rows
     /// move.</summary>
-    CollectiveRequest StartExchangeRows(Tensor send, ImmutableArray<int> sendRows, Tensor receive,
-        ImmutableArray<int> receiveRows);
+    CollectiveRequest StartExchangeRows(
+        Tensor send,
+        ImmutableArray<int> sendRows,
+        Tensor receive,
+        ImmutableArray<int> receiveRows
+    );
 
     /// <summary>
     /// Milliseconds the last <see cref="CountEntries"/> spent in its collective (the count messages' exchange, not the

@@ -23,14 +23,19 @@ internal sealed class LocalExchange(IMoeKernels kernels) : ITokenExchange
     }
 
     /// <inheritdoc />
-    public CountedEntries CountEntries(ShardEntries shard, EntryColumns entries, ShardClaim claim,
-        int? declaredTotalTokens)
+    public CountedEntries CountEntries(
+        ShardEntries shard,
+        EntryColumns entries,
+        ShardClaim claim,
+        int? declaredTotalTokens
+    )
     {
         EntryScan scan = kernels.Entries.PrepareEntries(shard, entries);
-        if (scan.FirstInvalidEntry >= 0) return new CountedEntries(scan, null);
+        if (scan.FirstInvalidEntry >= 0)
+            return new CountedEntries(scan, null);
         // SP = 1: the shard is the whole input, always known.
-        SequenceShard known = claim.Shard ?? throw new InvalidOperationException("a local dispatch always knows " +
-            "its shard");
+        SequenceShard known =
+            claim.Shard ?? throw new InvalidOperationException("a local dispatch always knows " + "its shard");
         return new CountedEntries(scan, new ExchangedCounts(scan.Counts, known));
     }
 
@@ -44,15 +49,20 @@ internal sealed class LocalExchange(IMoeKernels kernels) : ITokenExchange
         if (sendRows.Length != 1 || receiveRows.Length != 1 || sendRows[0] != receiveRows[0])
         {
             throw new ArgumentException(
-                $"one rank sends itself what it receives; got {sendRows.Length} send and {receiveRows.Length} " +
-                $"receive splits");
+                $"one rank sends itself what it receives; got {sendRows.Length} send and {receiveRows.Length} "
+                    + $"receive splits"
+            );
         }
         kernels.Rows.CopyRows(send, 0, receive, 0, sendRows[0]);
     }
 
     /// <inheritdoc />
-    public CollectiveRequest StartExchangeRows(Tensor send, ImmutableArray<int> sendRows, Tensor receive,
-        ImmutableArray<int> receiveRows)
+    public CollectiveRequest StartExchangeRows(
+        Tensor send,
+        ImmutableArray<int> sendRows,
+        Tensor receive,
+        ImmutableArray<int> receiveRows
+    )
     {
         ExchangeRows(send, sendRows, receive, receiveRows);
         return CollectiveRequest.Completed;

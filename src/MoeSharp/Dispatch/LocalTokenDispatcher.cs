@@ -14,7 +14,5 @@ public sealed class LocalTokenDispatcher : TokenDispatcher
     /// <param name="kernels">Compute backend; the host kernels when null.</param>
     /// <param name="pool">Where tensors come from; a new pool when null.</param>
     public LocalTokenDispatcher(TokenDispatcherConfig config, IMoeKernels? kernels = null, TensorPool? pool = null)
-        : base(config, epSize: 1, epRank: 0, spSize: 1, spRank: 0, kernels, pool, k => new LocalExchange(k))
-    {
-    }
+        : base(config, epSize: 1, epRank: 0, spSize: 1, spRank: 0, kernels, pool, k => new LocalExchange(k)) { }
 }

@@ -45,7 +45,9 @@ public sealed class ParallelGroups : IDisposable
         if (spSize < 1 || world.Size % spSize != 0)
         {
             throw new ArgumentException(
-                $"SP size {spSize} must be at least 1 and divide the world size {world.Size} (rank {world.Rank})", nameof(spSize));
+                $"SP size {spSize} must be at least 1 and divide the world size {world.Size} (rank {world.Rank})",
+                nameof(spSize)
+            );
         }
         IProcessGroup? sp = spSize == 1 ? null : world.Split(world.Rank / spSize, world.Rank);
         return new ParallelGroups(world, sp, spSize);

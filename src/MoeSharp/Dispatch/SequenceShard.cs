@@ -37,7 +37,8 @@ public readonly record struct SequenceShard(int TotalTokens, int Start, int Real
             }
             case SpShardingPolicy.Balanced:
             {
-                int q = totalTokens / spSize, r = totalTokens % spSize;
+                int q = totalTokens / spSize,
+                    r = totalTokens % spSize;
                 int start = spRank * q + Math.Min(spRank, r);
                 return new SequenceShard(totalTokens, start, q + (spRank < r ? 1 : 0), 0);
             }

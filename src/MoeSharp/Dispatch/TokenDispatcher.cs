@@ -34,21 +34,32 @@ public class TokenDispatcher
 {
     private readonly ITokenExchange _exchange;
 
-    private protected TokenDispatcher(TokenDispatcherConfig config, int epSize, int epRank, int spSize, int spRank,
-        IMoeKernels? kernels, TensorPool? pool, Func<IMoeKernels, ITokenExchange> exchange)
+    private protected TokenDispatcher(
+        TokenDispatcherConfig config,
+        int epSize,
+        int epRank,
+        int spSize,
+        int spRank,
+        IMoeKernels? kernels,
+        TensorPool? pool,
+        Func<IMoeKernels, ITokenExchange> exchange
+    )
     {
         ArgumentNullException.ThrowIfNull(config);
         if (config.NumExperts % epSize != 0)
         {
             throw new ArgumentException(
-                $"the number of experts E = {config.NumExperts} must be divisible by the EP size {epSize} (rank " +
-                $"{epRank})",
-                nameof(config));
+                $"the number of experts E = {config.NumExperts} must be divisible by the EP size {epSize} (rank "
+                    + $"{epRank})",
+                nameof(config)
+            );
         }
         if (config.TopK > config.NumExperts)
         {
             throw new ArgumentException(
-                $"top-k K = {config.TopK} exceeds the number of experts E = {config.NumExperts}", nameof(config));
+                $"top-k K = {config.TopK} exceeds the number of experts E = {config.NumExperts}",
+                nameof(config)
+            );
         }
         Config = config;
         EpSize = epSize;
@@ -132,15 +143,32 @@ public class TokenDispatcher
         using (var entryScope = new TensorScope(Allocator))
         {
             var columns = new EntryColumns(
-                entryScope.Rent(DType.Int32, entries), entryScope.Rent(DType.Float32, entries));
-            var shard = new ShardEntries(topScores, expertIds, inputRowOffset, claim.RealRows, claim.PadRows,
-                Config.NumExperts);
+                entryScope.Rent(DType.Int32, entries),
+                entryScope.Rent(DType.Float32, entries)
+            );
+            var shard = new ShardEntries(
+                topScores,
+                expertIds,
+                inputRowOffset,
+                claim.RealRows,
+                claim.PadRows,
+                Config.NumExperts
+            );
             CountedEntries counted = _exchange.CountEntries(shard, columns, claim, totalTokens);
             countMs = _exchange.LastCountExchangeMilliseconds;
-            if (counted.Exchanged is not { } exchanged) throw InvalidEntry(counted.Scan, inputRowOffset);
+            if (counted.Exchanged is not { } exchanged)
+                throw InvalidEntry(counted.Scan, inputRowOffset);
             var rows = new RowFormat(x.RowLength, x.DType, Kernels.Device.IsHost);
-            plan = DispatchPlan.Create(Config, EpSize, EpRank, _exchange.MovesRows, exchanged.Shard,
-                counted.Scan.Counts, exchanged.ReceiveCounts, rows);
+            plan = DispatchPlan.Create(
+                Config,
+                EpSize,
+                EpRank,
+                _exchange.MovesRows,
+                exchanged.Shard,
+                counted.Scan.Counts,
+                exchanged.ReceiveCounts,
+                rows
+            );
             Tensor order = entryScope.Rent(DType.Int32, entries);
             Kernels.Entries.StableSortByExpert(columns.Ids, plan.ExpertCounts.AsSpan(), order);
             local = BuildLocalLayout(plan, order, columns.Scores, scope, entryScope);
@@ -156,8 +184,10 @@ public class TokenDispatcher
         double forwardMs = 0;
         Tensor routed = _exchange.MovesRows ? ToExpertMajor(gathered, metadata, scope, out forwardMs) : gathered;
         scope.Keep(routed);
-        foreach (Tensor map in metadata.Tensors) scope.Keep(map);
-        if (Config.CollectTraffic) metadata.Traffic = LastTraffic = DispatchTraffic(metadata, countMs, forwardMs);
+        foreach (Tensor map in metadata.Tensors)
+            scope.Keep(map);
+        if (Config.CollectTraffic)
+            metadata.Traffic = LastTraffic = DispatchTraffic(metadata, countMs, forwardMs);
         return new DispatchResult(routed, plan.TokensPerLocalExpert, metadata) { Traffic = metadata.Traffic };
     }
 
@@ -172,8 +202,12 @@ public class TokenDispatcher
     /// dtype.</param>
     /// <returns>In the row dtype. Replicated layout: <c>[T, D]</c> with only this rank's shard filled; sharded:
     /// <c>[T_s, D]</c>.</returns>
-    public Tensor Combine(Tensor routedOutput, DispatchMetadata metadata, Tensor x,
-        SharedExpertsFunction? sharedExperts = null)
+    public Tensor Combine(
+        Tensor routedOutput,
+        DispatchMetadata metadata,
+        Tensor x,
+        SharedExpertsFunction? sharedExperts = null
+    )
     {
         CombineResult result = CombineWithState(routedOutput, metadata, x, sharedExperts);
         // No backward will read the received rows: their storage can serve the next call.
@@ -182,8 +216,12 @@ public class TokenDispatcher
     }
 
     /// <summary><see cref="Combine"/>, also returning what <see cref="CombineBackward"/> needs.</summary>
-    public CombineResult CombineWithState(Tensor routedOutput, DispatchMetadata metadata, Tensor x,
-        SharedExpertsFunction? sharedExperts = null)
+    public CombineResult CombineWithState(
+        Tensor routedOutput,
+        DispatchMetadata metadata,
+        Tensor x,
+        SharedExpertsFunction? sharedExperts = null
+    )
     {
         CheckMetadata(metadata);
         CheckRows(routedOutput, nameof(routedOutput), metadata);
@@ -204,7 +242,8 @@ public class TokenDispatcher
                 localRows = scope.Rent(metadata.RowType, plan.LocalRows, metadata.Dim);
                 long started = Config.CollectTraffic ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
                 pending = _exchange.StartExchangeRows(send, plan.OutputSplits, localRows, plan.InputSplits);
-                if (Config.CollectTraffic) backMs = TrafficCollection.MillisecondsSince(started);
+                if (Config.CollectTraffic)
+                    backMs = TrafficCollection.MillisecondsSince(started);
             }
             try
             {
@@ -213,7 +252,15 @@ public class TokenDispatcher
             catch
             {
                 // Let the exchange finish so peers are not left waiting on this rank's buffers.
-                try { pending.Wait(); } catch (CollectiveException) { if (_exchange.MovesRows) scope.Keep(localRows); }
+                try
+                {
+                    pending.Wait();
+                }
+                catch (CollectiveException)
+                {
+                    if (_exchange.MovesRows)
+                        scope.Keep(localRows);
+                }
                 throw;
             }
             if (_exchange.MovesRows)
@@ -221,7 +268,8 @@ public class TokenDispatcher
                 // The shared experts' time is not waiting: only the start and the wait are counted.
                 long waited = Config.CollectTraffic ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
                 Receive(scope, localRows, pending.Wait);
-                if (Config.CollectTraffic) backMs += TrafficCollection.MillisecondsSince(waited);
+                if (Config.CollectTraffic)
+                    backMs += TrafficCollection.MillisecondsSince(waited);
             }
             if (Config.CollectTraffic && metadata.Traffic is { } dispatched)
             {
@@ -231,10 +279,19 @@ public class TokenDispatcher
 
         // Postprocess: each token's terms added in ascending expert id, into the row only that token owns.
         Tensor output = NewOutput(metadata, scope);
-        Kernels.Rows.GatherReduce(new TokenGather(localRows, metadata.Local.TokenPositions,
-            Config.ScoreBeforeExperts ? null : metadata.Local.RowScore, shared), output, plan.InputRowOffset);
+        Kernels.Rows.GatherReduce(
+            new TokenGather(
+                localRows,
+                metadata.Local.TokenPositions,
+                Config.ScoreBeforeExperts ? null : metadata.Local.RowScore,
+                shared
+            ),
+            output,
+            plan.InputRowOffset
+        );
         bool received = !ReferenceEquals(localRows, routedOutput);
-        if (received) scope.Keep(localRows);
+        if (received)
+            scope.Keep(localRows);
         return new CombineResult(scope.Keep(output), new CombineState(metadata, localRows, ownsRows: received));
     }
 
@@ -256,8 +313,12 @@ public class TokenDispatcher
         // Gather: each token's gradient to its K rows (scaled here when scores multiplied at combine).
         bool scoreAfter = !Config.ScoreBeforeExperts;
         Tensor gathered = scope.Rent(metadata.RowType, metadata.Plan.LocalRows, metadata.Dim);
-        Kernels.Rows.ScatterTokenRows(gradOutput, metadata.Plan.InputRowOffset,
-            TokenScatterOf(metadata.Local, scoreAfter), gathered);
+        Kernels.Rows.ScatterTokenRows(
+            gradOutput,
+            metadata.Plan.InputRowOffset,
+            TokenScatterOf(metadata.Local, scoreAfter),
+            gathered
+        );
         Tensor? gradScores = scoreAfter ? ScoreGradients(state.CombinedRows, gradOutput, metadata, scope) : null;
 
         // Exchange and permute, as dispatch.
@@ -294,8 +355,16 @@ public class TokenDispatcher
 
         // Postprocess: each token's terms summed in ascending expert id.
         Tensor gradX = NewOutput(metadata, scope);
-        Kernels.Rows.GatherReduce(new TokenGather(localRows, metadata.Local.TokenPositions,
-            Config.ScoreBeforeExperts ? metadata.Local.RowScore : null, null), gradX, plan.InputRowOffset);
+        Kernels.Rows.GatherReduce(
+            new TokenGather(
+                localRows,
+                metadata.Local.TokenPositions,
+                Config.ScoreBeforeExperts ? metadata.Local.RowScore : null,
+                null
+            ),
+            gradX,
+            plan.InputRowOffset
+        );
         Tensor? gradScores = Config.ScoreBeforeExperts ? ScoreGradients(localRows, x, metadata, scope) : null;
         return new DispatchBackwardResult(scope.Keep(gradX), gradScores is null ? null : scope.Keep(gradScores));
     }
@@ -321,7 +390,8 @@ public class TokenDispatcher
     public Tensor ReduceSequenceParallel(Tensor partial)
     {
         ArgumentNullException.ThrowIfNull(partial);
-        if (Config.Layout == SequenceLayout.Sharded || SpSize == 1) return partial;
+        if (Config.Layout == SequenceLayout.Sharded || SpSize == 1)
+            return partial;
         using var scope = new TensorScope(Allocator);
         Tensor sum = scope.Rent(partial.DType, partial.ShapeArray());
         Kernels.Rows.CopyRows(partial, 0, sum, 0, partial.Rows);
@@ -337,17 +407,21 @@ public class TokenDispatcher
     {
         if (totalTokens is < 0)
         {
-            throw new ArgumentOutOfRangeException(nameof(totalTokens), totalTokens,
-                "the total token count T must not be negative");
+            throw new ArgumentOutOfRangeException(
+                nameof(totalTokens),
+                totalTokens,
+                "the total token count T must not be negative"
+            );
         }
         if (Config.Layout == SequenceLayout.Replicated)
         {
             if (totalTokens is int t && t != inputRows)
             {
                 throw new ArgumentException(
-                    $"totalTokens = {t} but x has {inputRows} rows, and in the replicated layout x holds every " +
-                    $"token (rank {EpRank})",
-                    nameof(totalTokens));
+                    $"totalTokens = {t} but x has {inputRows} rows, and in the replicated layout x holds every "
+                        + $"token (rank {EpRank})",
+                    nameof(totalTokens)
+                );
             }
             return ShardClaim.Known(SequenceShard.For(Config.Sharding, inputRows, SpSize, SpRank));
         }
@@ -357,7 +431,8 @@ public class TokenDispatcher
             {
                 throw new ArgumentException(
                     $"totalTokens = {t} but x has {inputRows} rows and the SP size is 1 (rank {EpRank})",
-                        nameof(totalTokens));
+                    nameof(totalTokens)
+                );
             }
             return ShardClaim.Known(new SequenceShard(inputRows, 0, inputRows, 0));
         }
@@ -367,19 +442,21 @@ public class TokenDispatcher
             if (expected.RealRows != inputRows)
             {
                 throw new ArgumentException(
-                    $"x has {inputRows} rows but SP rank {SpRank} of {SpSize} holds {expected.RealRows} of T = " +
-                    $"{total} tokens under {Config.Sharding} sharding (rank {EpRank})",
-                    "x");
+                    $"x has {inputRows} rows but SP rank {SpRank} of {SpSize} holds {expected.RealRows} of T = "
+                        + $"{total} tokens under {Config.Sharding} sharding (rank {EpRank})",
+                    "x"
+                );
             }
             return ShardClaim.Known(expected);
         }
         if (Config.Sharding == SpShardingPolicy.PadToMultiple)
         {
             throw new ArgumentException(
-                $"the sharded layout with PadToMultiple sharding and SP = {SpSize} needs totalTokens: a rank " +
-                $"cannot tell " +
-                $"its pad rows from its shard alone (rank {EpRank})",
-                nameof(totalTokens));
+                $"the sharded layout with PadToMultiple sharding and SP = {SpSize} needs totalTokens: a rank "
+                    + $"cannot tell "
+                    + $"its pad rows from its shard alone (rank {EpRank})",
+                nameof(totalTokens)
+            );
         }
         // Balanced sharding without T: the count exchange learns T and the shard's start.
         return ShardClaim.StartUnknown(inputRows);
@@ -392,20 +469,29 @@ public class TokenDispatcher
         ArgumentNullException.ThrowIfNull(expertIds);
         if ((x.DType != DType.Float32 && x.DType != DType.BFloat16) || x.Rank != 2)
         {
-            throw new ArgumentException($"x must be a float32 or bfloat16 [T, D] tensor; got {x.DType} " +
-                $"{x.ShapeString} (rank {EpRank})", nameof(x));
+            throw new ArgumentException(
+                $"x must be a float32 or bfloat16 [T, D] tensor; got {x.DType} " + $"{x.ShapeString} (rank {EpRank})",
+                nameof(x)
+            );
         }
-        int t = x.Dim(0), k = Config.TopK;
+        int t = x.Dim(0),
+            k = Config.TopK;
         if (topScores.DType != DType.Float32 || topScores.Rank != 2 || topScores.Dim(0) != t || topScores.Dim(1) != k)
         {
-            throw new ArgumentException($"topScores must be float32 [{t}, {k}] (T from x, K from the config); got " +
-                $"{topScores.DType} {topScores.ShapeString} (rank {EpRank})", nameof(topScores));
+            throw new ArgumentException(
+                $"topScores must be float32 [{t}, {k}] (T from x, K from the config); got "
+                    + $"{topScores.DType} {topScores.ShapeString} (rank {EpRank})",
+                nameof(topScores)
+            );
         }
         bool idType = expertIds.DType == DType.Int32 || expertIds.DType == DType.Int64;
         if (!idType || expertIds.Rank != 2 || expertIds.Dim(0) != t || expertIds.Dim(1) != k)
         {
-            throw new ArgumentException($"expertIds must be int32 or int64 [{t}, {k}]; got {expertIds.DType} " +
-                $"{expertIds.ShapeString} (rank {EpRank})", nameof(expertIds));
+            throw new ArgumentException(
+                $"expertIds must be int32 or int64 [{t}, {k}]; got {expertIds.DType} "
+                    + $"{expertIds.ShapeString} (rank {EpRank})",
+                nameof(expertIds)
+            );
         }
     }
 
@@ -413,15 +499,21 @@ public class TokenDispatcher
     private ArgumentException InvalidEntry(EntryScan scan, int rowOffset)
     {
         int k = Config.TopK;
-        int token = rowOffset + scan.FirstInvalidEntry / k, slot = scan.FirstInvalidEntry % k;
+        int token = rowOffset + scan.FirstInvalidEntry / k,
+            slot = scan.FirstInvalidEntry % k;
         if ((ulong)scan.InvalidId >= (ulong)Config.NumExperts)
         {
-            return new ArgumentOutOfRangeException("expertIds", scan.InvalidId,
-                $"expertIds[token {token}, slot {slot}] = {scan.InvalidId} is outside [0, {Config.NumExperts}) " +
-                $"(rank {EpRank})");
+            return new ArgumentOutOfRangeException(
+                "expertIds",
+                scan.InvalidId,
+                $"expertIds[token {token}, slot {slot}] = {scan.InvalidId} is outside [0, {Config.NumExperts}) "
+                    + $"(rank {EpRank})"
+            );
         }
         return new ArgumentException(
-            $"topScores[token {token}, slot {slot}] = {scan.InvalidScore} is not finite (rank {EpRank})", "topScores");
+            $"topScores[token {token}, slot {slot}] = {scan.InvalidScore} is not finite (rank {EpRank})",
+            "topScores"
+        );
     }
 
     /// <summary>
@@ -429,10 +521,16 @@ public class TokenDispatcher
     /// holds entry <c>order[i]</c> and lands in the plan's row for it. The uploaded row map is
     /// <paramref name="scratch"/>'s.
     /// </summary>
-    private LocalLayoutMaps BuildLocalLayout(DispatchPlan plan, Tensor order, Tensor entryScores, TensorScope scope,
-        TensorScope scratch)
+    private LocalLayoutMaps BuildLocalLayout(
+        DispatchPlan plan,
+        Tensor order,
+        Tensor entryScores,
+        TensorScope scope,
+        TensorScope scratch
+    )
     {
-        int realTokens = plan.Shard.RealRows, k = Config.TopK;
+        int realTokens = plan.Shard.RealRows,
+            k = Config.TopK;
         Tensor? rowOfSorted = null;
         if (!plan.RowOfSorted.IsDefault)
         {
@@ -441,20 +539,22 @@ public class TokenDispatcher
             Tensor host = Tensor.FromArray(ImmutableCollectionsMarshal.AsArray(plan.RowOfSorted)!, plan.SentRows);
             rowOfSorted = Kernels.Device.ToDevice(host);
             // On the host the "copy" is the array itself, which no allocator lent.
-            if (!ReferenceEquals(rowOfSorted, host)) scratch.Adopt(rowOfSorted);
+            if (!ReferenceEquals(rowOfSorted, host))
+                scratch.Adopt(rowOfSorted);
         }
         var maps = new LocalLayoutMaps(
             RowToken: scope.Rent(DType.Int32, plan.LocalRows),
             RowScore: scope.Rent(DType.Float32, plan.LocalRows),
             EntryRow: scope.Rent(DType.Int32, realTokens * k),
-            TokenPositions: scope.Rent(DType.Int32, realTokens, k));
+            TokenPositions: scope.Rent(DType.Int32, realTokens, k)
+        );
         Kernels.Entries.BuildLocalLayout(new SortedEntries(order, entryScores, realTokens, k, rowOfSorted), maps);
         return maps;
     }
 
     /// <summary>The dispatch gather's map: every row of the local layout from its token, scaled when asked.</summary>
-    private TokenScatter TokenScatterOf(LocalLayoutMaps local, bool scale)
-        => new(local.RowToken, local.EntryRow, Config.TopK, scale ? local.RowScore : null);
+    private TokenScatter TokenScatterOf(LocalLayoutMaps local, bool scale) =>
+        new(local.RowToken, local.EntryRow, Config.TopK, scale ? local.RowScore : null);
 
     /// <summary>The maps between the received rank-major rows and the expert-major routed rows, from the plan's
     /// blocks.</summary>
@@ -462,8 +562,12 @@ public class TokenDispatcher
     {
         Tensor expertMajor = scope.Rent(DType.Int32, plan.RoutedRows);
         Tensor rankMajor = scope.Rent(DType.Int32, plan.RowsReceived);
-        Kernels.Entries.BuildPermutation(plan.BlockStart.AsSpan(), plan.BlockDestination.AsSpan(), expertMajor,
-            rankMajor);
+        Kernels.Entries.BuildPermutation(
+            plan.BlockStart.AsSpan(),
+            plan.BlockDestination.AsSpan(),
+            expertMajor,
+            rankMajor
+        );
         return new ExpertMajorPermutation(expertMajor, rankMajor);
     }
 
@@ -472,8 +576,14 @@ public class TokenDispatcher
     /// </summary>
     private TrafficReport DispatchTraffic(DispatchMetadata metadata, double countMs, double forwardMs)
     {
-        TrafficReport partial = TrafficCollection.Partial(metadata.Plan, EpSize, EpRank, Config.NumExperts,
-            metadata.Dim, metadata.RowType);
+        TrafficReport partial = TrafficCollection.Partial(
+            metadata.Plan,
+            EpSize,
+            EpRank,
+            Config.NumExperts,
+            metadata.Dim,
+            metadata.RowType
+        );
         partial.AddExchangeWait(EpRank, TrafficExchange.Counts, countMs);
         partial.AddExchangeWait(EpRank, TrafficExchange.RowsForward, forwardMs);
         return _exchange.GatherTraffic(partial);
@@ -495,16 +605,19 @@ public class TokenDispatcher
     /// Forward exchange: local-layout rows to this rank's experts, expert-major; <paramref name="exchangeMs"/> is the
     /// time in the row exchange when traffic is collected (0 otherwise).
     /// </summary>
-    private Tensor ToExpertMajor(Tensor localRows, DispatchMetadata metadata, TensorScope scope,
-        out double exchangeMs)
+    private Tensor ToExpertMajor(Tensor localRows, DispatchMetadata metadata, TensorScope scope, out double exchangeMs)
     {
         DispatchPlan plan = metadata.Plan;
         Tensor received = scope.Rent(metadata.RowType, plan.RowsReceived, metadata.Dim);
         long started = Config.CollectTraffic ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
-        Receive(scope, received,
-            () => _exchange.ExchangeRows(localRows, plan.InputSplits, received, plan.OutputSplits));
+        Receive(
+            scope,
+            received,
+            () => _exchange.ExchangeRows(localRows, plan.InputSplits, received, plan.OutputSplits)
+        );
         exchangeMs = Config.CollectTraffic ? TrafficCollection.MillisecondsSince(started) : 0;
-        if (metadata.Permutation is null) return received;
+        if (metadata.Permutation is null)
+            return received;
         Tensor routed = scope.Rent(metadata.RowType, plan.RoutedRows, metadata.Dim);
         Kernels.Rows.GatherRows(received, 0, metadata.Permutation.ExpertMajorRowOf, null, routed);
         return routed;
@@ -532,7 +645,8 @@ public class TokenDispatcher
     /// dropped).</summary>
     private Tensor ToRankMajor(Tensor routedRows, DispatchMetadata metadata, TensorScope scope)
     {
-        if (metadata.Permutation is null) return routedRows;
+        if (metadata.Permutation is null)
+            return routedRows;
         Tensor send = scope.Rent(metadata.RowType, metadata.Plan.RowsReceived, metadata.Dim);
         Kernels.Rows.GatherRows(routedRows, 0, metadata.Permutation.RankMajorRowOf, null, send);
         return send;
@@ -540,7 +654,8 @@ public class TokenDispatcher
 
     private Tensor? RunSharedExperts(SharedExpertsFunction sharedExperts, Tensor x, DispatchMetadata metadata)
     {
-        int n = metadata.Shard.RealRows, d = metadata.Dim;
+        int n = metadata.Shard.RealRows,
+            d = metadata.Dim;
         Tensor own = x;
         if (x.Rows != n)
         {
@@ -552,8 +667,9 @@ public class TokenDispatcher
         if (result.DType != metadata.RowType || result.Rank != 2 || result.Dim(0) != n || result.Dim(1) != d)
         {
             throw new InvalidOperationException(
-                $"the shared experts must return {metadata.RowType} [{n}, {d}] for this rank's {n} tokens; got " +
-                $"{result.DType} {result.ShapeString} (rank {EpRank})");
+                $"the shared experts must return {metadata.RowType} [{n}, {d}] for this rank's {n} tokens; got "
+                    + $"{result.DType} {result.ShapeString} (rank {EpRank})"
+            );
         }
         return result;
     }
@@ -564,7 +680,8 @@ public class TokenDispatcher
     /// </summary>
     private Tensor ScoreGradients(Tensor localRows, Tensor tokenRows, DispatchMetadata metadata, TensorScope scope)
     {
-        int k = Config.TopK, offset = metadata.Plan.InputRowOffset;
+        int k = Config.TopK,
+            offset = metadata.Plan.InputRowOffset;
         Tensor grad = scope.Rent(DType.Float32, metadata.InputShape[0], k);
         Kernels.Rows.Clear(grad);
         Kernels.Rows.RowDots(new RowPairs(localRows, metadata.Local.EntryRow, tokenRows, offset, k), grad, offset * k);
@@ -576,7 +693,8 @@ public class TokenDispatcher
         int[] shape = OutputShape(metadata);
         Tensor output = scope.Rent(metadata.RowType, shape);
         // The replicated output has rows outside this shard, which stay zero.
-        if (shape[0] != metadata.Shard.RealRows) Kernels.Rows.Clear(output);
+        if (shape[0] != metadata.Shard.RealRows)
+            Kernels.Rows.Clear(output);
         return output;
     }
 
@@ -587,8 +705,10 @@ public class TokenDispatcher
         ArgumentNullException.ThrowIfNull(metadata);
         if (!ReferenceEquals(metadata.Owner, this))
         {
-            throw new ArgumentException($"the metadata comes from another dispatcher (rank {EpRank})",
-                nameof(metadata));
+            throw new ArgumentException(
+                $"the metadata comes from another dispatcher (rank {EpRank})",
+                nameof(metadata)
+            );
         }
         if (metadata.IsReleased)
         {
@@ -599,12 +719,15 @@ public class TokenDispatcher
     private void CheckRows(Tensor rows, string name, DispatchMetadata metadata)
     {
         ArgumentNullException.ThrowIfNull(rows, name);
-        int expectedRows = metadata.RoutedRows, dim = metadata.Dim;
+        int expectedRows = metadata.RoutedRows,
+            dim = metadata.Dim;
         if (rows.DType != metadata.RowType || rows.Rank != 2 || rows.Dim(0) != expectedRows || rows.Dim(1) != dim)
         {
             throw new ArgumentException(
-                $"{name} must be {metadata.RowType} [{expectedRows}, {dim}] as dispatched; got {rows.DType} " +
-                $"{rows.ShapeString} (rank {EpRank})", name);
+                $"{name} must be {metadata.RowType} [{expectedRows}, {dim}] as dispatched; got {rows.DType} "
+                    + $"{rows.ShapeString} (rank {EpRank})",
+                name
+            );
         }
     }
 
@@ -614,8 +737,10 @@ public class TokenDispatcher
         if (tensor.DType != dtype || !tensor.Shape.SequenceEqual(shape))
         {
             throw new ArgumentException(
-                $"{name} must be {dtype} [{string.Join(", ", shape)}] as at dispatch; got {tensor.DType} " +
-                $"{tensor.ShapeString} (rank {EpRank})", name);
+                $"{name} must be {dtype} [{string.Join(", ", shape)}] as at dispatch; got {tensor.DType} "
+                    + $"{tensor.ShapeString} (rank {EpRank})",
+                name
+            );
         }
     }
 }

@@ -1,9 +1,14 @@
 namespace MoeSharp.Dispatch;
 
-/// <summary>What a token dispatcher routes and how (torchtitan's dispatcher arguments plus MoeSharp's additions).</summary>
+/// <summary>
+/// What a token dispatcher routes and how (torchtitan's dispatcher arguments plus MoeSharp's additions).
+/// </summary>
 public sealed record TokenDispatcherConfig
 {
-    /// <summary>Creates a configuration for <paramref name="numExperts"/> experts (E) and top-<paramref name="topK"/> routing (K).</summary>
+    /// <summary>
+    /// Creates a configuration for <paramref name="numExperts"/> experts (E) and top-<paramref name="topK"/> routing
+    /// (K).
+    /// </summary>
     public TokenDispatcherConfig(int numExperts, int topK)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(numExperts, 1);
@@ -32,9 +37,10 @@ public sealed record TokenDispatcherConfig
 
     /// <summary>
     /// When true, a replicated-layout dispatch with SP &gt; 1 first checks that every SP rank holds the same routing: a
-    /// 64-bit hash of each rank's ids and scores, gathered over the world (one small collective, plus a copy to the host
-    /// for device tensors). Copies that disagree would otherwise route tokens twice or not at all, silently. Every rank
-    /// throws the same <see cref="ArgumentException"/> naming the ranks that differ. On by default in debug builds.
+    /// 64-bit hash of each rank's ids and scores, gathered over the world (one small collective, plus a copy to the
+    /// host for device tensors). Copies that disagree would otherwise route tokens twice or not at all, silently. Every
+    /// rank throws the same <see cref="ArgumentException"/> naming the ranks that differ. On by default in debug
+    /// builds.
     /// </summary>
     public bool CheckReplicatedInputs { get; init; } = DebugBuild;
 

@@ -16,23 +16,30 @@ internal static class TrafficCollection
     /// exchange moves them; rows for its own experts stay on the rank and are counted on the diagonal too) and their
     /// bytes (rows × D × the row dtype's size).
     /// </summary>
-    public static TrafficReport Partial(DispatchPlan plan, int epSize, int epRank, int numExperts, int dim,
-        DType rowType)
+    public static TrafficReport Partial(
+        DispatchPlan plan,
+        int epSize,
+        int epRank,
+        int numExperts,
+        int dim,
+        DType rowType
+    )
     {
         var partial = new TrafficReport(epSize, numExperts);
         long rowBytes = (long)dim * rowType.SizeOf();
         for (int e = 0; e < numExperts; e++)
         {
             int rows = plan.ExpertCounts[e];
-            if (rows != 0) partial.AddSent(epRank, e, rows, rows * rowBytes);
+            if (rows != 0)
+                partial.AddSent(epRank, e, rows, rows * rowBytes);
         }
         return partial;
     }
 
     /// <summary>Milliseconds since <paramref name="startTimestamp"/> (a <see cref="System.Diagnostics.Stopwatch"/>
     /// timestamp).</summary>
-    public static double MillisecondsSince(long startTimestamp)
-        => System.Diagnostics.Stopwatch.GetElapsedTime(startTimestamp).TotalMilliseconds;
+    public static double MillisecondsSince(long startTimestamp) =>
+        System.Diagnostics.Stopwatch.GetElapsedTime(startTimestamp).TotalMilliseconds;
 
     /// <summary>
     /// Every rank's row of its partial report, gathered over <paramref name="world"/> (one all-gather of
@@ -44,23 +51,30 @@ internal static class TrafficCollection
     /// <param name="rank">This rank.</param>
     public static TrafficReport Gather(IProcessGroup? world, TrafficReport partial, int rank)
     {
-        int s = partial.WorldSize, e = partial.NumExperts, x = TrafficReport.ExchangeCount;
+        int s = partial.WorldSize,
+            e = partial.NumExperts,
+            x = TrafficReport.ExchangeCount;
         int width = 2 * e + s + x;
         var mine = new long[width];
         partial.RowCounts.Slice(rank * e, e).CopyTo(mine);
         partial.ByteCounts.Slice(rank * e, e).CopyTo(mine.AsSpan(e));
         ReadOnlySpan<double> waits = partial.WaitMilliseconds.Slice(rank * s, s);
         ReadOnlySpan<double> exchangeWaits = partial.ExchangeWaitMilliseconds.Slice(rank * x, x);
-        for (int p = 0; p < s; p++) mine[2 * e + p] = BitConverter.DoubleToInt64Bits(waits[p]);
-        for (int i = 0; i < x; i++) mine[2 * e + s + i] = BitConverter.DoubleToInt64Bits(exchangeWaits[i]);
+        for (int p = 0; p < s; p++)
+            mine[2 * e + p] = BitConverter.DoubleToInt64Bits(waits[p]);
+        for (int i = 0; i < x; i++)
+            mine[2 * e + s + i] = BitConverter.DoubleToInt64Bits(exchangeWaits[i]);
 
         long[] all = mine;
         if (world is not null && world.Size > 1)
         {
-            all = new long[(long)width * world.Size <= Array.MaxLength
-                ? width * world.Size
-                : throw new InvalidOperationException($"a traffic report of {s} ranks × {e} experts exceeds one " +
-                    $"array (rank {rank})")];
+            all = new long[
+                (long)width * world.Size <= Array.MaxLength
+                    ? width * world.Size
+                    : throw new InvalidOperationException(
+                        $"a traffic report of {s} ranks × {e} experts exceeds one " + $"array (rank {rank})"
+                    )
+            ];
             world.AllGather<long>(mine, all);
         }
 
@@ -75,8 +89,10 @@ internal static class TrafficCollection
             ReadOnlySpan<long> row = all.AsSpan(r * width, width);
             row.Slice(0, e).CopyTo(rows.AsSpan(source * e, e));
             row.Slice(e, e).CopyTo(bytes.AsSpan(source * e, e));
-            for (int p = 0; p < s; p++) peerWaits[source * s + p] = BitConverter.Int64BitsToDouble(row[2 * e + p]);
-            for (int i = 0; i < x; i++) stepWaits[source * x + i] = BitConverter.Int64BitsToDouble(row[2 * e + s + i]);
+            for (int p = 0; p < s; p++)
+                peerWaits[source * s + p] = BitConverter.Int64BitsToDouble(row[2 * e + p]);
+            for (int i = 0; i < x; i++)
+                stepWaits[source * x + i] = BitConverter.Int64BitsToDouble(row[2 * e + s + i]);
         }
         return new TrafficReport(s, e, rows, bytes, peerWaits, stepWaits);
     }

@@ -29,8 +29,10 @@ public sealed class GroupedExperts
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(numLocalExperts);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(dim);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(hidden);
-        MemoryBudget.EnsureTensorFits(MemoryBudget.Multiply(MemoryBudget.Multiply(numLocalExperts, hidden), dim),
-            $"an expert weight tensor [{numLocalExperts}, {hidden}, {dim}]");
+        MemoryBudget.EnsureTensorFits(
+            MemoryBudget.Multiply(MemoryBudget.Multiply(numLocalExperts, hidden), dim),
+            $"an expert weight tensor [{numLocalExperts}, {hidden}, {dim}]"
+        );
         _kernels = kernels ?? new HostLayerKernels();
         NumLocalExperts = numLocalExperts;
         Dim = dim;
@@ -68,7 +70,8 @@ public sealed class GroupedExperts
     {
         int rows = CheckRows(xRouted, nameof(xRouted));
         long[] counts = CheckCounts(tokensPerLocalExpert, rows);
-        int h = Hidden, d = Dim;
+        int h = Hidden,
+            d = Dim;
         using var scope = new TensorScope(_kernels.Allocator);
         Tensor gate = scope.Rent(DType.Float32, rows, h);
         Tensor up = scope.Rent(DType.Float32, rows, h);
@@ -82,9 +85,14 @@ public sealed class GroupedExperts
         gemm.GroupedMatMulTransposeB(xRouted, W3, up, counts, h, d);
         _kernels.Elementwise.SwiGluForward(gate, up, activation);
         gemm.GroupedMatMulTransposeB(activation, W2, output, counts, d, h);
-        return new SwiGluForwardResult(scope.Keep(output), xRouted, scope.Keep(gate), scope.Keep(up),
+        return new SwiGluForwardResult(
+            scope.Keep(output),
+            xRouted,
+            scope.Keep(gate),
+            scope.Keep(up),
             scope.Keep(activation),
-            counts);
+            counts
+        );
     }
 
     /// <summary>Gradients of the input rows and of every local expert's weights.</summary>
@@ -92,16 +100,19 @@ public sealed class GroupedExperts
     /// <param name="gradOutput">dy: [R, D] float32.</param>
     /// <returns>dx [R, D] and dw1, dw2, dw3 shaped like the weights (zero for experts without rows).</returns>
     /// <exception cref="ArgumentException">A shape is wrong.</exception>
-    public SwiGluGradients Backward(SwiGluForwardResult forward, Tensor gradOutput) => Backward(forward, gradOutput,
-        null);
+    public SwiGluGradients Backward(SwiGluForwardResult forward, Tensor gradOutput) =>
+        Backward(forward, gradOutput, null);
 
     /// <summary>
     /// <see cref="Backward(SwiGluForwardResult, Tensor)"/>; when <paramref name="accumulateInto"/> is given,
     /// the weight gradients continue the reduction over rows from its GradW1/2/3 (updated in place and
     /// returned) instead of starting from zero.
     /// </summary>
-    internal SwiGluGradients Backward(SwiGluForwardResult forward, Tensor gradOutput,
-        SwiGluWeightGradients? accumulateInto)
+    internal SwiGluGradients Backward(
+        SwiGluForwardResult forward,
+        Tensor gradOutput,
+        SwiGluWeightGradients? accumulateInto
+    )
     {
         ArgumentNullException.ThrowIfNull(forward);
         if (forward.RowsPerExpert.Length != NumLocalExperts || forward.Gate.Rank != 2 || forward.Gate.Dim(1) != Hidden)
@@ -110,30 +121,32 @@ public sealed class GroupedExperts
         }
         int rows = forward.Input.Dim(0);
         CheckGrad(gradOutput, rows, nameof(gradOutput));
-        int h = Hidden, d = Dim;
+        int h = Hidden,
+            d = Dim;
         bool accumulate = accumulateInto is not null;
         using var scope = new TensorScope(_kernels.Allocator);
         Tensor gradX = scope.Rent(DType.Float32, rows, d);
-        Tensor gradW1 = accumulateInto?.GradW1 ?? scope.Adopt(_kernels.RentZeros(DType.Float32, NumLocalExperts, h,
-            d))!;
-        Tensor gradW2 = accumulateInto?.GradW2 ?? scope.Adopt(_kernels.RentZeros(DType.Float32, NumLocalExperts, d,
-            h))!;
-        Tensor gradW3 = accumulateInto?.GradW3 ?? scope.Adopt(_kernels.RentZeros(DType.Float32, NumLocalExperts, h,
-            d))!;
+        Tensor gradW1 =
+            accumulateInto?.GradW1 ?? scope.Adopt(_kernels.RentZeros(DType.Float32, NumLocalExperts, h, d))!;
+        Tensor gradW2 =
+            accumulateInto?.GradW2 ?? scope.Adopt(_kernels.RentZeros(DType.Float32, NumLocalExperts, d, h))!;
+        Tensor gradW3 =
+            accumulateInto?.GradW3 ?? scope.Adopt(_kernels.RentZeros(DType.Float32, NumLocalExperts, h, d))!;
         Tensor gradActivation = scope.Rent(DType.Float32, rows, h);
         Tensor gradGate = scope.Rent(DType.Float32, rows, h);
         Tensor gradUp = scope.Rent(DType.Float32, rows, h);
-        Tensor x = forward.Input, activation = forward.Activation;
+        Tensor x = forward.Input,
+            activation = forward.Activation;
 
         long[] counts = forward.RowsPerExpert;
         IGemmKernels gemm = _kernels.Gemm;
-        gemm.GroupedMatMul(gradOutput, W2, gradActivation, counts, h, d);                        // da = dy · w2
-        gemm.GroupedMatMulTransposeA(gradOutput, activation, gradW2, counts, d, h, accumulate);   // dw2 = dyᵀ · a
+        gemm.GroupedMatMul(gradOutput, W2, gradActivation, counts, h, d); // da = dy · w2
+        gemm.GroupedMatMulTransposeA(gradOutput, activation, gradW2, counts, d, h, accumulate); // dw2 = dyᵀ · a
         _kernels.Elementwise.SwiGluBackward(gradActivation, forward.Gate, forward.Up, gradGate, gradUp);
-        gemm.GroupedMatMulTransposeA(gradGate, x, gradW1, counts, h, d, accumulate);             // dw1 = dgᵀ · x
-        gemm.GroupedMatMulTransposeA(gradUp, x, gradW3, counts, h, d, accumulate);               // dw3 = duᵀ · x
-        gemm.GroupedMatMul(gradGate, W1, gradX, counts, d, h);                                   // dx = dg · w1
-        gemm.GroupedMatMul(gradUp, W3, gradX, counts, d, h, accumulate: true);                   //    + du · w3
+        gemm.GroupedMatMulTransposeA(gradGate, x, gradW1, counts, h, d, accumulate); // dw1 = dgᵀ · x
+        gemm.GroupedMatMulTransposeA(gradUp, x, gradW3, counts, h, d, accumulate); // dw3 = duᵀ · x
+        gemm.GroupedMatMul(gradGate, W1, gradX, counts, d, h); // dx = dg · w1
+        gemm.GroupedMatMul(gradUp, W3, gradX, counts, d, h, accumulate: true); //    + du · w3
         scope.Keep(gradX);
         if (accumulateInto is null)
         {
@@ -169,22 +182,28 @@ public sealed class GroupedExperts
         {
             throw new ArgumentException(
                 $"tokensPerLocalExpert has {counts.Length} entries but there are {NumLocalExperts} local experts",
-                "tokensPerLocalExpert");
+                "tokensPerLocalExpert"
+            );
         }
         long total = 0;
         for (int e = 0; e < counts.Length; e++)
         {
             if (counts[e] < 0)
             {
-                throw new ArgumentOutOfRangeException("tokensPerLocalExpert", counts[e],
-                    $"negative row count for local expert {e}");
+                throw new ArgumentOutOfRangeException(
+                    "tokensPerLocalExpert",
+                    counts[e],
+                    $"negative row count for local expert {e}"
+                );
             }
             total += counts[e];
         }
         if (total != rows)
         {
-            throw new ArgumentException($"tokensPerLocalExpert sums to {total} but xRouted has {rows} rows",
-                "tokensPerLocalExpert");
+            throw new ArgumentException(
+                $"tokensPerLocalExpert sums to {total} but xRouted has {rows} rows",
+                "tokensPerLocalExpert"
+            );
         }
         return counts.ToArray();
     }

@@ -59,8 +59,8 @@ public sealed class SharedExpert
     /// <param name="gradOutput">dy: [T, D] float32.</param>
     /// <returns>dx [T, D], dw1 [Hs, D], dw2 [D, Hs], dw3 [Hs, D].</returns>
     /// <exception cref="ArgumentException">A shape is wrong.</exception>
-    public SwiGluGradients Backward(SwiGluForwardResult forward, Tensor gradOutput) => Backward(forward, gradOutput,
-        null);
+    public SwiGluGradients Backward(SwiGluForwardResult forward, Tensor gradOutput) =>
+        Backward(forward, gradOutput, null);
 
     /// <summary>
     /// Gradients of x and of the weights; the weight gradients continue the reduction over tokens from the
@@ -75,8 +75,11 @@ public sealed class SharedExpert
     /// <returns>dx [T, D] and the weight gradients (the tensors of <paramref name="accumulateInto"/> when
     /// given).</returns>
     /// <exception cref="ArgumentException">A shape is wrong.</exception>
-    public SwiGluGradients Backward(SwiGluForwardResult forward, Tensor gradOutput,
-        SwiGluWeightGradients? accumulateInto)
+    public SwiGluGradients Backward(
+        SwiGluForwardResult forward,
+        Tensor gradOutput,
+        SwiGluWeightGradients? accumulateInto
+    )
     {
         SwiGluWeightGradients? running = null;
         if (accumulateInto is not null)
@@ -96,8 +99,10 @@ public sealed class SharedExpert
         ArgumentNullException.ThrowIfNull(tensor, "accumulateInto");
         if (tensor.DType != DType.Float32 || tensor.Rank != 2 || tensor.Dim(0) != rows || tensor.Dim(1) != columns)
         {
-            throw new ArgumentException($"accumulateInto holds {tensor}, expected float32 [{rows}, {columns}]",
-                "accumulateInto");
+            throw new ArgumentException(
+                $"accumulateInto holds {tensor}, expected float32 [{rows}, {columns}]",
+                "accumulateInto"
+            );
         }
     }
 }

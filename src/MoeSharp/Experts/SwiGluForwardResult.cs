@@ -9,8 +9,14 @@ namespace MoeSharp.Experts;
 /// <remarks>The input tensor is kept by reference: do not modify it before the backward pass.</remarks>
 public sealed class SwiGluForwardResult
 {
-    internal SwiGluForwardResult(Tensor output, Tensor input, Tensor gate, Tensor up, Tensor activation,
-        long[] rowsPerExpert)
+    internal SwiGluForwardResult(
+        Tensor output,
+        Tensor input,
+        Tensor gate,
+        Tensor up,
+        Tensor activation,
+        long[] rowsPerExpert
+    )
     {
         Output = output;
         Input = input;

@@ -18,6 +18,6 @@ public sealed record SwiGluWeightGradients(Tensor GradW1, Tensor GradW2, Tensor 
     /// <param name="gateShape">The new shape of GradW1 and GradW3.</param>
     /// <param name="downShape">The new shape of GradW2.</param>
     /// <exception cref="ArgumentException">A shape has another element count than its tensor.</exception>
-    public SwiGluWeightGradients Reshape(int[] gateShape, int[] downShape)
-        => new(GradW1.Reshape(gateShape), GradW2.Reshape(downShape), GradW3.Reshape(gateShape));
+    public SwiGluWeightGradients Reshape(int[] gateShape, int[] downShape) =>
+        new(GradW1.Reshape(gateShape), GradW2.Reshape(downShape), GradW3.Reshape(gateShape));
 }

@@ -41,6 +41,7 @@ public sealed class MoeLayer : IDisposable
     private readonly IProcessGroup? _world;
     private readonly ExpertLoadBalancer? _balancer;
     private readonly ILayerKernels _kernels;
+
     /// <summary>The last forward's working tensors, which <see cref="Backward"/> reads; ended by the next
     /// forward.</summary>
     private TensorScope? _forwardScope;
@@ -76,51 +77,75 @@ public sealed class MoeLayer : IDisposable
         if (kernels is null && !dispatcher.Kernels.Device.IsHost)
         {
             throw new ArgumentException(
-                $"the dispatcher runs on {dispatcher.Kernels.Device.Name}: pass that device's layer kernels (rank " +
-                    $"{dispatcher.EpRank})", nameof(kernels));
+                $"the dispatcher runs on {dispatcher.Kernels.Device.Name}: pass that device's layer kernels (rank "
+                    + $"{dispatcher.EpRank})",
+                nameof(kernels)
+            );
         }
         if (kernels is not null && kernels.Dispatch.Device.Name != dispatcher.Kernels.Device.Name)
         {
             throw new ArgumentException(
-                $"the layer kernels run on {kernels.Dispatch.Device.Name} but the dispatcher on " +
-                    $"{dispatcher.Kernels.Device.Name} (rank {dispatcher.EpRank})",
-                nameof(kernels));
+                $"the layer kernels run on {kernels.Dispatch.Device.Name} but the dispatcher on "
+                    + $"{dispatcher.Kernels.Device.Name} (rank {dispatcher.EpRank})",
+                nameof(kernels)
+            );
         }
         if (dispatcher.Config.NumExperts != args.NumExperts || dispatcher.Config.TopK != args.TopK)
         {
             throw new ArgumentException(
-                $"the dispatcher routes E = {dispatcher.Config.NumExperts}, K = {dispatcher.Config.TopK} but the " +
-                    $"layer has E = {args.NumExperts}, K = {args.TopK}",
-                nameof(dispatcher));
+                $"the dispatcher routes E = {dispatcher.Config.NumExperts}, K = {dispatcher.Config.TopK} but the "
+                    + $"layer has E = {args.NumExperts}, K = {args.TopK}",
+                nameof(dispatcher)
+            );
         }
-        if (world is null ? dispatcher.EpSize != 1 || dispatcher.SpSize != 1 : world.Size != dispatcher.EpSize
-            || world.Rank != dispatcher.EpRank)
+        if (
+            world is null
+                ? dispatcher.EpSize != 1 || dispatcher.SpSize != 1
+                : world.Size != dispatcher.EpSize || world.Rank != dispatcher.EpRank
+        )
         {
             throw new ArgumentException(
-                $"the world group (size {world?.Size.ToString() ?? "none"}, rank " +
-                    $"{world?.Rank.ToString() ?? "none"}) must be the dispatcher's EP group (size " +
-                        $"{dispatcher.EpSize}, rank {dispatcher.EpRank}, SP size {dispatcher.SpSize})",
-                nameof(world));
+                $"the world group (size {world?.Size.ToString() ?? "none"}, rank "
+                    + $"{world?.Rank.ToString() ?? "none"}) must be the dispatcher's EP group (size "
+                    + $"{dispatcher.EpSize}, rank {dispatcher.EpRank}, SP size {dispatcher.SpSize})",
+                nameof(world)
+            );
         }
 
         if (args.SharedExpertGate && args.SharedHidden == 0)
         {
-            throw new ArgumentException("a shared expert gate (SharedExpertGate) needs a shared expert " +
-                "(SharedHidden > 0)", nameof(args));
+            throw new ArgumentException(
+                "a shared expert gate (SharedExpertGate) needs a shared expert " + "(SharedHidden > 0)",
+                nameof(args)
+            );
         }
 
         // Sizes before allocation: one SizeLimitException with the figures instead of an overflow or an OOM mid-way.
-        MoeLayerMemoryEstimate.EnsureFits(args, dispatcher.NumLocalExperts, (kernels?.Dispatch
-            ?? dispatcher.Kernels).Device.IsHost,
-            dispatcher.EpRank);
+        MoeLayerMemoryEstimate.EnsureFits(
+            args,
+            dispatcher.NumLocalExperts,
+            (kernels?.Dispatch ?? dispatcher.Kernels).Device.IsHost,
+            dispatcher.EpRank
+        );
 
         Args = args;
         Dispatcher = dispatcher;
         _world = world;
         _kernels = kernels ?? new HostLayerKernels(dispatcher.Kernels);
-        Router = new TokenChoiceTopKRouter(args.Dim, args.NumExperts, args.TopK, args.ScoreFunc, args.RouteNorm,
+        Router = new TokenChoiceTopKRouter(
+            args.Dim,
+            args.NumExperts,
+            args.TopK,
+            args.ScoreFunc,
+            args.RouteNorm,
             args.RouteScale,
-            args.NumExpertGroups, args.NumLimitedGroups, _kernels) { ZeroDiscardedGroups = args.ZeroDiscardedGroups };
+            args.NumExpertGroups,
+            args.NumLimitedGroups,
+            _kernels
+        )
+        {
+            ZeroDiscardedGroups = args.ZeroDiscardedGroups,
+        };
         Experts = new GroupedExperts(dispatcher.NumLocalExperts, args.Dim, args.Hidden, _kernels);
         Shared = args.SharedHidden > 0 ? new SharedExpert(args.Dim, args.SharedHidden, _kernels) : null;
         SharedGate = args.SharedExpertGate ? _kernels.RentZeros(DType.Float32, 1, args.Dim) : null;
@@ -139,7 +164,8 @@ public sealed class MoeLayer : IDisposable
             parameters.Add(NewParameter(MoeLayerCheckpoint.SharedW2, Shared.W2));
             parameters.Add(NewParameter(MoeLayerCheckpoint.SharedW3, Shared.W3));
         }
-        if (SharedGate is not null) parameters.Add(NewParameter(MoeLayerCheckpoint.SharedGate, SharedGate));
+        if (SharedGate is not null)
+            parameters.Add(NewParameter(MoeLayerCheckpoint.SharedGate, SharedGate));
         Parameters = parameters;
     }
 
@@ -238,21 +264,31 @@ public sealed class MoeLayer : IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (x.DType != DType.Float32 || x.Rank != 2 || x.Dim(1) != Args.Dim)
         {
-            throw new ArgumentException($"x must be float32 [T, {Args.Dim}]; got {x} (rank {Dispatcher.EpRank})",
-                nameof(x));
+            throw new ArgumentException(
+                $"x must be float32 [T, {Args.Dim}]; got {x} (rank {Dispatcher.EpRank})",
+                nameof(x)
+            );
         }
         if (x.Device != _kernels.Dispatch.Device.Name)
         {
-            throw new ArgumentException($"x is on {x.Device} but the layer runs on {_kernels.Dispatch.Device.Name} " +
-                $"(rank {Dispatcher.EpRank})", nameof(x));
+            throw new ArgumentException(
+                $"x is on {x.Device} but the layer runs on {_kernels.Dispatch.Device.Name} "
+                    + $"(rank {Dispatcher.EpRank})",
+                nameof(x)
+            );
         }
         EndForwardScope();
         TensorScope scope = _forwardScope = new TensorScope(_kernels.Allocator);
-        int ownStart = 0, ownRows = x.Rows;
+        int ownStart = 0,
+            ownRows = x.Rows;
         if (Dispatcher.Config.Layout == SequenceLayout.Replicated)
         {
-            SequenceShard shard = SequenceShard.For(Dispatcher.Config.Sharding, x.Rows, Dispatcher.SpSize,
-                Dispatcher.SpRank);
+            SequenceShard shard = SequenceShard.For(
+                Dispatcher.Config.Sharding,
+                x.Rows,
+                Dispatcher.SpSize,
+                Dispatcher.SpRank
+            );
             ownStart = shard.Start;
             ownRows = shard.RealRows;
         }
@@ -262,7 +298,8 @@ public sealed class MoeLayer : IDisposable
         _balancer?.Accumulate(routing.TokensPerExpert);
 
         // The dispatcher reads scores and ids at x's row positions; rows outside the shard are never read.
-        Tensor topScores = routing.TopScores, expertIds = routing.ExpertIds;
+        Tensor topScores = routing.TopScores,
+            expertIds = routing.ExpertIds;
         if (ownRows != x.Rows)
         {
             topScores = scope.Adopt(_kernels.RentZeros(DType.Float32, x.Rows, Args.TopK))!;
@@ -273,20 +310,28 @@ public sealed class MoeLayer : IDisposable
 
         DispatchResult dispatched = Dispatcher.Dispatch(x, topScores, expertIds, totalTokens);
         var counts = new long[dispatched.TokensPerLocalExpert.Length];
-        for (int i = 0; i < counts.Length; i++) counts[i] = dispatched.TokensPerLocalExpert[i];
+        for (int i = 0; i < counts.Length; i++)
+            counts[i] = dispatched.TokensPerLocalExpert[i];
         SwiGluForwardResult expertsForward = Experts.Forward(dispatched.RoutedTokens, counts);
 
         SwiGluForwardResult? sharedForward = null;
         SharedGateForward? gateForward = null;
-        SharedExpertsFunction? sharedFunction = Shared is null ? null : own =>
-        {
-            sharedForward = Shared.Forward(own);
-            if (SharedGate is null) return sharedForward.Output;
-            gateForward = GateSharedOutput(own, sharedForward.Output, scope);
-            return gateForward.Gated;
-        };
-        CombineResult combined = Dispatcher.CombineWithState(expertsForward.Output, dispatched.Metadata, x,
-            sharedFunction);
+        SharedExpertsFunction? sharedFunction = Shared is null
+            ? null
+            : own =>
+            {
+                sharedForward = Shared.Forward(own);
+                if (SharedGate is null)
+                    return sharedForward.Output;
+                gateForward = GateSharedOutput(own, sharedForward.Output, scope);
+                return gateForward.Gated;
+            };
+        CombineResult combined = Dispatcher.CombineWithState(
+            expertsForward.Output,
+            dispatched.Metadata,
+            x,
+            sharedFunction
+        );
         Tensor output = Dispatcher.ReduceSequenceParallel(combined.Output);
         // Everything Backward reads stays until the next forward (Backward may run more than once).
         AdoptAll(scope, dispatched.RoutedTokens, expertsForward.Output, combined.State.CombinedRows);
@@ -295,13 +340,24 @@ public sealed class MoeLayer : IDisposable
         {
             scope.Adopt(sharedForward.Output);
             AdoptAll(scope, sharedForward.SavedActivations);
-            if (!ReferenceEquals(sharedForward.Input, x)) scope.Adopt(sharedForward.Input);
+            if (!ReferenceEquals(sharedForward.Input, x))
+                scope.Adopt(sharedForward.Input);
         }
-        if (!ReferenceEquals(output, combined.Output)) scope.Adopt(combined.Output);
+        if (!ReferenceEquals(output, combined.Output))
+            scope.Adopt(combined.Output);
 
-        _saved = new ForwardContext(x, ownX, ownStart, routing, dispatched.Metadata, expertsForward, sharedForward,
+        _saved = new ForwardContext(
+            x,
+            ownX,
+            ownStart,
+            routing,
+            dispatched.Metadata,
+            expertsForward,
+            sharedForward,
             gateForward,
-            combined.State, output.ShapeArray());
+            combined.State,
+            output.ShapeArray()
+        );
         return output;
     }
 
@@ -318,16 +374,21 @@ public sealed class MoeLayer : IDisposable
     {
         ArgumentNullException.ThrowIfNull(gradOutput);
         ObjectDisposedException.ThrowIf(_disposed, this);
-        ForwardContext saved = _saved ?? throw new InvalidOperationException($"Backward needs a Forward first (rank " +
-            $"{Dispatcher.EpRank})");
-        if (gradOutput.DType != DType.Float32 || !gradOutput.Shape.SequenceEqual(saved.OutputShape)
-            || gradOutput.Device != _kernels.Dispatch.Device.Name)
+        ForwardContext saved =
+            _saved
+            ?? throw new InvalidOperationException($"Backward needs a Forward first (rank " + $"{Dispatcher.EpRank})");
+        if (
+            gradOutput.DType != DType.Float32
+            || !gradOutput.Shape.SequenceEqual(saved.OutputShape)
+            || gradOutput.Device != _kernels.Dispatch.Device.Name
+        )
         {
             throw new ArgumentException(
-                $"gradOutput must be float32 [{string.Join(", ", saved.OutputShape)}] on " +
-                    $"{_kernels.Dispatch.Device.Name} like the forward output; got {gradOutput} on " +
-                        $"{gradOutput.Device} (rank {Dispatcher.EpRank})",
-                nameof(gradOutput));
+                $"gradOutput must be float32 [{string.Join(", ", saved.OutputShape)}] on "
+                    + $"{_kernels.Dispatch.Device.Name} like the forward output; got {gradOutput} on "
+                    + $"{gradOutput.Device} (rank {Dispatcher.EpRank})",
+                nameof(gradOutput)
+            );
         }
         int ownRows = saved.OwnX.Rows;
         // The call's working tensors, returned when it ends; never the caller's gradOutput, never the result.
@@ -335,7 +396,8 @@ public sealed class MoeLayer : IDisposable
         var adopted = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
         void Scratch(Tensor? t)
         {
-            if (t is null || ReferenceEquals(t, gradOutput) || !adopted.Add(t)) return;
+            if (t is null || ReferenceEquals(t, gradOutput) || !adopted.Add(t))
+                return;
             scope.Adopt(t);
         }
 
@@ -347,8 +409,11 @@ public sealed class MoeLayer : IDisposable
         _kernels.Dispatch.Rows.Clear(gradW2);
         _kernels.Dispatch.Rows.Clear(gradW3);
         // Every row an expert processed is on this rank, in global token order: one chain from the cleared gradients.
-        SwiGluGradients expertGrads = Experts.Backward(saved.ExpertsForward, combineGrad.GradRoutedOutput,
-            new SwiGluWeightGradients(gradW1, gradW2, gradW3));
+        SwiGluGradients expertGrads = Experts.Backward(
+            saved.ExpertsForward,
+            combineGrad.GradRoutedOutput,
+            new SwiGluWeightGradients(gradW1, gradW2, gradW3)
+        );
         DispatchBackwardResult dispatchGrad = Dispatcher.DispatchBackward(expertGrads.GradX, saved.Metadata, saved.X);
         Scratch(combineGrad.GradRoutedOutput);
         Scratch(expertGrads.GradX);
@@ -366,20 +431,30 @@ public sealed class MoeLayer : IDisposable
         SwiGluWeightGradients? sharedRunning = null;
         if (Shared is not null)
         {
-            sharedRunning = new SwiGluWeightGradients(GradOf(MoeLayerCheckpoint.SharedW1),
+            sharedRunning = new SwiGluWeightGradients(
+                GradOf(MoeLayerCheckpoint.SharedW1),
                 GradOf(MoeLayerCheckpoint.SharedW2),
-                GradOf(MoeLayerCheckpoint.SharedW3));
+                GradOf(MoeLayerCheckpoint.SharedW3)
+            );
             accumulators.Add(sharedRunning.GradW1);
             accumulators.Add(sharedRunning.GradW2);
             accumulators.Add(sharedRunning.GradW3);
         }
-        if (SharedGate is not null) accumulators.Add(GradOf(MoeLayerCheckpoint.SharedGate));
-        Tensor? routerGradX = null, sharedGradX = null;
-        RankOrderedAccumulation.Run(_world, _kernels, accumulators, () =>
-        {
-            routerGradX = Router.Backward(saved.Routing, saved.OwnX, gradTopScores, gradGate).GradX;
-            if (Shared is not null) sharedGradX = SharedBackward(saved, gradOwnOutput, sharedRunning!, scope);
-        });
+        if (SharedGate is not null)
+            accumulators.Add(GradOf(MoeLayerCheckpoint.SharedGate));
+        Tensor? routerGradX = null,
+            sharedGradX = null;
+        RankOrderedAccumulation.Run(
+            _world,
+            _kernels,
+            accumulators,
+            () =>
+            {
+                routerGradX = Router.Backward(saved.Routing, saved.OwnX, gradTopScores, gradGate).GradX;
+                if (Shared is not null)
+                    sharedGradX = SharedBackward(saved, gradOwnOutput, sharedRunning!, scope);
+            }
+        );
 
         // Per row: dispatch terms (ascending expert id), then the router's, then the shared expert's.
         Tensor gradX = dispatchGrad.GradX;
@@ -391,12 +466,22 @@ public sealed class MoeLayer : IDisposable
             Scratch(sharedGradX);
         }
         Tensor reduced = Dispatcher.ReduceSequenceParallel(gradX);
-        if (!ReferenceEquals(reduced, gradX)) Scratch(gradX);
+        if (!ReferenceEquals(reduced, gradX))
+            Scratch(gradX);
         // A dispatcher may hand a tensor straight through (the result aliasing a working tensor): the caller keeps it.
-        if (adopted.Contains(reduced)) scope.Keep(reduced);
+        if (adopted.Contains(reduced))
+            scope.Keep(reduced);
 
-        return new MoeLayerGradients(reduced, gradGate, gradW1, gradW2, gradW3,
-            sharedRunning?.GradW1, sharedRunning?.GradW2, sharedRunning?.GradW3);
+        return new MoeLayerGradients(
+            reduced,
+            gradGate,
+            gradW1,
+            gradW2,
+            gradW3,
+            sharedRunning?.GradW1,
+            sharedRunning?.GradW2,
+            sharedRunning?.GradW3
+        );
     }
 
     /// <summary>
@@ -409,9 +494,12 @@ public sealed class MoeLayer : IDisposable
     /// <exception cref="InvalidOperationException">The layer has no load balancing.</exception>
     public long[] UpdateExpertBias(float coeff)
     {
-        ExpertLoadBalancer balancer = _balancer
-            ?? throw new InvalidOperationException($"the layer was created without load balancing " +
-                $"(MoeLayerArgs.LoadBalancing) (rank {Dispatcher.EpRank})");
+        ExpertLoadBalancer balancer =
+            _balancer
+            ?? throw new InvalidOperationException(
+                $"the layer was created without load balancing "
+                    + $"(MoeLayerArgs.LoadBalancing) (rank {Dispatcher.EpRank})"
+            );
         long[] summed = balancer.TokensPerExpert.AsSpan<long>().ToArray();
         _world?.AllReduceSum(summed.AsSpan());
         balancer.UpdateExpertBias(coeff, summed);
@@ -429,11 +517,13 @@ public sealed class MoeLayer : IDisposable
         _kernels.Gemm.MatMulTransposeB(own, SharedGate!, gate, new GemmShape(rows, 1, Args.Dim));
         _kernels.Router.Score(ScoreFunction.Sigmoid, gate, gate);
         var identityRows = new int[rows];
-        for (int i = 0; i < rows; i++) identityRows[i] = i;
+        for (int i = 0; i < rows; i++)
+            identityRows[i] = i;
         Tensor hostIdentity = Tensor.FromArray(identityRows, rows);
         // The host device hands the tensor itself back; only a device's copy belongs to the scope.
         Tensor identity = _kernels.Dispatch.Device.ToDevice(hostIdentity);
-        if (!ReferenceEquals(identity, hostIdentity)) scope.Adopt(identity);
+        if (!ReferenceEquals(identity, hostIdentity))
+            scope.Adopt(identity);
         Tensor gated = scope.Rent(DType.Float32, rows, Args.Dim);
         _kernels.Dispatch.Rows.GatherRows(sharedOutput, 0, identity, gate.Reshape(rows), gated);
         return new SharedGateForward(gate, identity, gated);
@@ -444,21 +534,34 @@ public sealed class MoeLayer : IDisposable
     /// <c>u = shared(x)</c>, <c>du = s ⊙ dy</c>, <c>dz = (dy · u) s (1 − s)</c>, <c>dg += dzᵀ x</c>, <c>dx += dz g</c>.
     /// Weight gradients continue the rank-ordered chains in <paramref name="running"/> and the gate's gradient.
     /// </summary>
-    private Tensor SharedBackward(ForwardContext saved, Tensor gradOwnOutput, SwiGluWeightGradients running,
-        TensorScope scope)
+    private Tensor SharedBackward(
+        ForwardContext saved,
+        Tensor gradOwnOutput,
+        SwiGluWeightGradients running,
+        TensorScope scope
+    )
     {
         SharedGateForward? gate = saved.SharedGateForward;
-        if (gate is null) return Shared!.Backward(saved.SharedForward!, gradOwnOutput, running).GradX;
+        if (gate is null)
+            return Shared!.Backward(saved.SharedForward!, gradOwnOutput, running).GradX;
         int rows = gradOwnOutput.Rows;
         Tensor gradGateLogit = scope.Rent(DType.Float32, rows, 1);
-        _kernels.Dispatch.Rows.RowDots(new RowPairs(saved.SharedForward!.Output, gate.Identity, gradOwnOutput, 0, 1),
-            gradGateLogit.Reshape(rows), 0);
+        _kernels.Dispatch.Rows.RowDots(
+            new RowPairs(saved.SharedForward!.Output, gate.Identity, gradOwnOutput, 0, 1),
+            gradGateLogit.Reshape(rows),
+            0
+        );
         _kernels.Router.ScoreBackward(ScoreFunction.Sigmoid, gate.Gate, gradGateLogit, gradGateLogit);
         Tensor gradShared = scope.Rent(DType.Float32, rows, Args.Dim);
         _kernels.Dispatch.Rows.GatherRows(gradOwnOutput, 0, gate.Identity, gate.Gate.Reshape(rows), gradShared);
         Tensor gradX = Shared!.Backward(saved.SharedForward, gradShared, running).GradX;
-        _kernels.Gemm.MatMulTransposeA(gradGateLogit, saved.OwnX, GradOf(MoeLayerCheckpoint.SharedGate),
-            new GemmShape(1, Args.Dim, rows), accumulate: true);
+        _kernels.Gemm.MatMulTransposeA(
+            gradGateLogit,
+            saved.OwnX,
+            GradOf(MoeLayerCheckpoint.SharedGate),
+            new GemmShape(1, Args.Dim, rows),
+            accumulate: true
+        );
         _kernels.Gemm.MatMul(gradGateLogit, SharedGate!, gradX, new GemmShape(rows, Args.Dim, 1), accumulate: true);
         return gradX;
     }
@@ -467,7 +570,8 @@ public sealed class MoeLayer : IDisposable
     {
         foreach (Parameter p in Parameters)
         {
-            if (p.Name == name) return p.Grad;
+            if (p.Name == name)
+                return p.Grad;
         }
         throw new InvalidOperationException($"no parameter {name}");
     }
@@ -479,7 +583,8 @@ public sealed class MoeLayer : IDisposable
     /// </summary>
     private Tensor SliceRows(Tensor t, int start, int rows, TensorScope scope)
     {
-        if (start == 0 && rows == t.Rows) return t;
+        if (start == 0 && rows == t.Rows)
+            return t;
         Tensor slice = scope.Rent(t.DType, rows, t.RowLength);
         _kernels.Dispatch.Rows.CopyRows(t, start, slice, 0, rows);
         return slice;
@@ -487,7 +592,8 @@ public sealed class MoeLayer : IDisposable
 
     private static void AdoptAll(TensorScope scope, params Tensor[] tensors)
     {
-        foreach (Tensor t in tensors) scope.Adopt(t);
+        foreach (Tensor t in tensors)
+            scope.Adopt(t);
     }
 
     /// <summary>
@@ -498,20 +604,22 @@ public sealed class MoeLayer : IDisposable
     /// </summary>
     public void Dispose()
     {
-        if (_disposed) return;
+        if (_disposed)
+            return;
         _disposed = true;
         EndForwardScope();
         _saved = null;
         foreach (Parameter p in Parameters)
         {
             _kernels.Allocator.Return(p.Value);
-            if (p.AllocatedGrad is { } grad) _kernels.Allocator.Return(grad);
+            if (p.AllocatedGrad is { } grad)
+                _kernels.Allocator.Return(grad);
         }
     }
 
     // Gradients are allocated at the first backward: a layer that only runs forward holds just its weights.
-    private Parameter NewParameter(string name, Tensor value)
-        => new(name, value, () => _kernels.RentZeros(DType.Float32, value.ShapeArray()));
+    private Parameter NewParameter(string name, Tensor value) =>
+        new(name, value, () => _kernels.RentZeros(DType.Float32, value.ShapeArray()));
 
     /// <summary>
     /// Ends the previous forward's scope: its working tensors (routing, routed rows, expert outputs) go back to the
@@ -521,15 +629,24 @@ public sealed class MoeLayer : IDisposable
     /// </summary>
     private void EndForwardScope()
     {
-        if (_saved is not null) Dispatcher.Release(_saved.Metadata);
+        if (_saved is not null)
+            Dispatcher.Release(_saved.Metadata);
         _forwardScope?.Dispose();
         _forwardScope = null;
     }
 
-    private sealed record ForwardContext(Tensor X, Tensor OwnX, int OwnStart, RouterOutput Routing,
+    private sealed record ForwardContext(
+        Tensor X,
+        Tensor OwnX,
+        int OwnStart,
+        RouterOutput Routing,
         DispatchMetadata Metadata,
-        SwiGluForwardResult ExpertsForward, SwiGluForwardResult? SharedForward, SharedGateForward? SharedGateForward,
-        CombineState CombineState, int[] OutputShape);
+        SwiGluForwardResult ExpertsForward,
+        SwiGluForwardResult? SharedForward,
+        SharedGateForward? SharedGateForward,
+        CombineState CombineState,
+        int[] OutputShape
+    );
 
     /// <summary>The shared expert gate's forward: sigmoid values [T, 1], the identity row map [T] and the gated
     /// output.</summary>

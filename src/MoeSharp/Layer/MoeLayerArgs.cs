@@ -22,8 +22,11 @@ public sealed record MoeLayerArgs
         ArgumentOutOfRangeException.ThrowIfLessThan(numExperts, 1);
         if (topK < 1 || topK > numExperts)
         {
-            throw new ArgumentOutOfRangeException(nameof(topK), topK,
-                $"top-k must be in [1, {numExperts}] (the number of experts)");
+            throw new ArgumentOutOfRangeException(
+                nameof(topK),
+                topK,
+                $"top-k must be in [1, {numExperts}] (the number of experts)"
+            );
         }
         Dim = dim;
         Hidden = hidden;
@@ -36,8 +39,8 @@ public sealed record MoeLayerArgs
     /// Mixtral, DeepSeek-V3), routing as the family's modeling code does; see <see cref="Checkpoints.HfMoeConfig"/>.
     /// </summary>
     /// <exception cref="InvalidDataException">The config is missing a key, malformed or of another family.</exception>
-    public static MoeLayerArgs FromHfConfig(string checkpointDirectory)
-        => Checkpoints.HfMoeConfig.Read(checkpointDirectory).Args;
+    public static MoeLayerArgs FromHfConfig(string checkpointDirectory) =>
+        Checkpoints.HfMoeConfig.Read(checkpointDirectory).Args;
 
     /// <summary>D, the model dimension: the length of a token row in and out of the layer.</summary>
     public int Dim { get; }

@@ -73,19 +73,21 @@ public static class MoeLayerCheckpoint
     /// <summary>Loads golden-named weights from name/tensor pairs (e.g. a <see cref="StateDict"/>);
     /// <paramref name="sourceName"/> names them in errors.</summary>
     /// <exception cref="InvalidDataException">A tensor is missing or mis-shaped.</exception>
-    public static void Load(MoeLayer layer, IEnumerable<KeyValuePair<string, Tensor>> tensors,
-        string sourceName = "<memory>")
+    public static void Load(
+        MoeLayer layer,
+        IEnumerable<KeyValuePair<string, Tensor>> tensors,
+        string sourceName = "<memory>"
+    )
     {
         ArgumentNullException.ThrowIfNull(layer);
         ArgumentNullException.ThrowIfNull(tensors);
         ArgumentNullException.ThrowIfNull(sourceName);
         var file = new TensorLookup(tensors, sourceName);
         MoeLayerArgs a = layer.Args;
-        int e = a.NumExperts, d = a.Dim, h = a.Hidden;
-        var plan = new List<Copy>
-        {
-            Copy.Whole(Require(file, GateWeight, e, d), layer.Router.GateWeight),
-        };
+        int e = a.NumExperts,
+            d = a.Dim,
+            h = a.Hidden;
+        var plan = new List<Copy> { Copy.Whole(Require(file, GateWeight, e, d), layer.Router.GateWeight) };
         int first = layer.FirstExpert;
         plan.Add(Copy.FromSlice(Require(file, ExpertsW1, e, h, d), first * h * d, layer.Experts.W1));
         plan.Add(Copy.FromSlice(Require(file, ExpertsW2, e, d, h), first * d * h, layer.Experts.W2));
@@ -97,9 +99,10 @@ public static class MoeLayerCheckpoint
             plan.Add(Copy.Whole(Require(file, SharedW2, d, hs), shared.W2));
             plan.Add(Copy.Whole(Require(file, SharedW3, hs, d), shared.W3));
         }
-        if (layer.SharedGate is { } sharedGate) plan.Add(Copy.Whole(Require(file, SharedGate, 1, d), sharedGate));
-        if (layer.ExpertBias is { } bias && file.Contains(ExpertBias)) plan.Add(Copy.Whole(Require(file, ExpertBias, e),
-            bias));
+        if (layer.SharedGate is { } sharedGate)
+            plan.Add(Copy.Whole(Require(file, SharedGate, 1, d), sharedGate));
+        if (layer.ExpertBias is { } bias && file.Contains(ExpertBias))
+            plan.Add(Copy.Whole(Require(file, ExpertBias, e), bias));
         Apply(plan);
     }
 
@@ -120,14 +123,16 @@ public static class MoeLayerCheckpoint
             new(ExpertsW2, GatherExperts(layer, layer.Experts.W2, a.Dim, a.Hidden)),
             new(ExpertsW3, GatherExperts(layer, layer.Experts.W3, a.Hidden, a.Dim)),
         };
-        if (layer.ExpertBias is { } bias) state.Insert(1, new(ExpertBias, HostCopy(bias)));
+        if (layer.ExpertBias is { } bias)
+            state.Insert(1, new(ExpertBias, HostCopy(bias)));
         if (layer.Shared is { } shared)
         {
             state.Add(new(SharedW1, HostCopy(shared.W1)));
             state.Add(new(SharedW2, HostCopy(shared.W2)));
             state.Add(new(SharedW3, HostCopy(shared.W3)));
         }
-        if (layer.SharedGate is { } sharedGate) state.Add(new(SharedGate, HostCopy(sharedGate)));
+        if (layer.SharedGate is { } sharedGate)
+            state.Add(new(SharedGate, HostCopy(sharedGate)));
         return state;
     }
 
@@ -138,25 +143,31 @@ public static class MoeLayerCheckpoint
     /// their offsets, so no rank ever holds more than its own experts and one block, and the stacked tensors may be
     /// larger than any array.
     /// </summary>
-    public static void Save(MoeLayer layer, string path, IReadOnlyDictionary<string, string>? metadata = null)
-        => SaveInBlocks(layer, path, metadata, SaveBlockBytes);
+    public static void Save(MoeLayer layer, string path, IReadOnlyDictionary<string, string>? metadata = null) =>
+        SaveInBlocks(layer, path, metadata, SaveBlockBytes);
 
     /// <summary><see cref="Save(MoeLayer, string, IReadOnlyDictionary{string, string}?)"/> with another gather block
     /// size (tests use tiny ones).</summary>
-    internal static void SaveInBlocks(MoeLayer layer, string path, IReadOnlyDictionary<string, string>? metadata,
-        int blockBytes)
+    internal static void SaveInBlocks(
+        MoeLayer layer,
+        string path,
+        IReadOnlyDictionary<string, string>? metadata,
+        int blockBytes
+    )
     {
         ArgumentNullException.ThrowIfNull(layer);
         ArgumentException.ThrowIfNullOrEmpty(path);
         MoeLayerArgs a = layer.Args;
-        long e = a.NumExperts, d = a.Dim, h = a.Hidden, hs = a.SharedHidden;
+        long e = a.NumExperts,
+            d = a.Dim,
+            h = a.Hidden,
+            hs = a.SharedHidden;
         var replicated = new List<(string Name, Tensor Value)> { (GateWeight, layer.Router.GateWeight) };
-        if (layer.ExpertBias is { } bias) replicated.Add((ExpertBias, bias));
-        var layout = new List<(string Name, DType DType, long[] Shape)>
-        {
-            (GateWeight, DType.Float32, [e, d]),
-        };
-        if (layer.ExpertBias is not null) layout.Add((ExpertBias, DType.Float32, [e]));
+        if (layer.ExpertBias is { } bias)
+            replicated.Add((ExpertBias, bias));
+        var layout = new List<(string Name, DType DType, long[] Shape)> { (GateWeight, DType.Float32, [e, d]) };
+        if (layer.ExpertBias is not null)
+            layout.Add((ExpertBias, DType.Float32, [e]));
         layout.Add((ExpertsW1, DType.Float32, [e, h, d]));
         layout.Add((ExpertsW2, DType.Float32, [e, d, h]));
         layout.Add((ExpertsW3, DType.Float32, [e, h, d]));
@@ -175,7 +186,8 @@ public static class MoeLayerCheckpoint
 
         bool writes = layer.Dispatcher.EpRank == 0;
         using SafetensorsStreamWriter? writer = writes ? new SafetensorsStreamWriter(path, layout, metadata) : null;
-        foreach (var (name, value) in replicated) writer?.Write(name, 0, HostCopy(value).AsSpan<float>());
+        foreach (var (name, value) in replicated)
+            writer?.Write(name, 0, HostCopy(value).AsSpan<float>());
         StreamExperts(layer, writer, ExpertsW1, layer.Experts.W1, (int)h, (int)d, blockBytes);
         StreamExperts(layer, writer, ExpertsW2, layer.Experts.W2, (int)d, (int)h, blockBytes);
         StreamExperts(layer, writer, ExpertsW3, layer.Experts.W3, (int)h, (int)d, blockBytes);
@@ -190,11 +202,18 @@ public static class MoeLayerCheckpoint
     /// Streams a stacked expert weight to rank 0's writer: for each local expert j and row block, every rank's slab
     /// is all-gathered (rank s holds global expert s·El + j) and rank 0 writes each at its offset.
     /// </summary>
-    private static void StreamExperts(MoeLayer layer, SafetensorsStreamWriter? writer, string name, Tensor local,
-        int rows, int columns,
-        int blockBytes)
+    private static void StreamExperts(
+        MoeLayer layer,
+        SafetensorsStreamWriter? writer,
+        string name,
+        Tensor local,
+        int rows,
+        int columns,
+        int blockBytes
+    )
     {
-        int ranks = layer.World?.Size ?? 1, perRank = layer.Experts.NumLocalExperts;
+        int ranks = layer.World?.Size ?? 1,
+            perRank = layer.Experts.NumLocalExperts;
         int blockRows = (int)Math.Clamp(blockBytes / ((long)ranks * columns * sizeof(float)), 1, rows);
         var slab = new float[blockRows * columns];
         var gathered = ranks > 1 ? new float[ranks * slab.Length] : slab;
@@ -202,14 +221,18 @@ public static class MoeLayerCheckpoint
         {
             for (int row = 0; row < rows; row += blockRows)
             {
-                int count = Math.Min(blockRows, rows - row), elements = count * columns;
+                int count = Math.Min(blockRows, rows - row),
+                    elements = count * columns;
                 long first = ((long)j * rows + row) * columns;
                 Span<float> mine = slab.AsSpan(0, elements);
-                if (local.DeviceBuffer is { } device) device.CopyToHost(first * sizeof(float),
-                    MemoryMarshal.AsBytes(mine));
-                else local.AsSpan<float>().Slice((int)first, elements).CopyTo(mine);
-                if (ranks > 1) layer.World!.AllGather<float>(mine, gathered.AsSpan(0, ranks * elements));
-                if (writer is null) continue;
+                if (local.DeviceBuffer is { } device)
+                    device.CopyToHost(first * sizeof(float), MemoryMarshal.AsBytes(mine));
+                else
+                    local.AsSpan<float>().Slice((int)first, elements).CopyTo(mine);
+                if (ranks > 1)
+                    layer.World!.AllGather<float>(mine, gathered.AsSpan(0, ranks * elements));
+                if (writer is null)
+                    continue;
                 for (int s = 0; s < ranks; s++)
                 {
                     long expert = (long)s * perRank + j;
@@ -223,8 +246,10 @@ public static class MoeLayerCheckpoint
     /// remarks).</summary>
     /// <param name="state">Golden-named tensors, e.g. from <see cref="StateDict"/>.</param>
     /// <param name="prefix">Prepended to every name, e.g. <c>model.layers.0.mlp.</c>.</param>
-    public static IReadOnlyList<KeyValuePair<string, Tensor>> ToHuggingFace(IEnumerable<KeyValuePair<string,
-        Tensor>> state, string prefix = "")
+    public static IReadOnlyList<KeyValuePair<string, Tensor>> ToHuggingFace(
+        IEnumerable<KeyValuePair<string, Tensor>> state,
+        string prefix = ""
+    )
     {
         ArgumentNullException.ThrowIfNull(state);
         ArgumentNullException.ThrowIfNull(prefix);
@@ -233,29 +258,50 @@ public static class MoeLayerCheckpoint
         {
             switch (name)
             {
-                case GateWeight: result.Add(new(prefix + "gate.weight", tensor)); break;
-                case ExpertBias: result.Add(new(prefix + "gate.e_score_correction_bias", tensor)); break;
-                case ExpertsW1: AddPerExpert(tensor, "gate_proj"); break;
-                case ExpertsW2: AddPerExpert(tensor, "down_proj"); break;
-                case ExpertsW3: AddPerExpert(tensor, "up_proj"); break;
-                case SharedW1: result.Add(new(prefix + "shared_expert.gate_proj.weight", tensor)); break;
-                case SharedW2: result.Add(new(prefix + "shared_expert.down_proj.weight", tensor)); break;
-                case SharedW3: result.Add(new(prefix + "shared_expert.up_proj.weight", tensor)); break;
-                case SharedGate: result.Add(new(prefix + "shared_expert_gate.weight", tensor)); break;
-                default: throw new ArgumentException($"'{name}' is not a MoE layer tensor name", nameof(state));
+                case GateWeight:
+                    result.Add(new(prefix + "gate.weight", tensor));
+                    break;
+                case ExpertBias:
+                    result.Add(new(prefix + "gate.e_score_correction_bias", tensor));
+                    break;
+                case ExpertsW1:
+                    AddPerExpert(tensor, "gate_proj");
+                    break;
+                case ExpertsW2:
+                    AddPerExpert(tensor, "down_proj");
+                    break;
+                case ExpertsW3:
+                    AddPerExpert(tensor, "up_proj");
+                    break;
+                case SharedW1:
+                    result.Add(new(prefix + "shared_expert.gate_proj.weight", tensor));
+                    break;
+                case SharedW2:
+                    result.Add(new(prefix + "shared_expert.down_proj.weight", tensor));
+                    break;
+                case SharedW3:
+                    result.Add(new(prefix + "shared_expert.up_proj.weight", tensor));
+                    break;
+                case SharedGate:
+                    result.Add(new(prefix + "shared_expert_gate.weight", tensor));
+                    break;
+                default:
+                    throw new ArgumentException($"'{name}' is not a MoE layer tensor name", nameof(state));
             }
         }
         return result;
 
         void AddPerExpert(Tensor stacked, string projection)
         {
-            int rows = stacked.Dim(1), columns = stacked.Dim(2);
+            int rows = stacked.Dim(1),
+                columns = stacked.Dim(2);
             for (int i = 0; i < stacked.Dim(0); i++)
             {
                 var one = Tensor.Uninitialized(DType.Float32, rows, columns);
                 stacked.Row<float>(i).CopyTo(one.AsSpan<float>());
-                result.Add(new(string.Create(CultureInfo.InvariantCulture, $"{prefix}experts.{i}.{projection}.weight"),
-                    one));
+                result.Add(
+                    new(string.Create(CultureInfo.InvariantCulture, $"{prefix}experts.{i}.{projection}.weight"), one)
+                );
             }
         }
     }
@@ -285,11 +331,10 @@ public static class MoeLayerCheckpoint
     private static void LoadHuggingFace(MoeLayer layer, TensorLookup file, string prefix)
     {
         MoeLayerArgs a = layer.Args;
-        int e = a.NumExperts, d = a.Dim, h = a.Hidden;
-        var plan = new List<Copy>
-        {
-            Copy.Whole(Require(file, prefix + "gate.weight", e, d), layer.Router.GateWeight),
-        };
+        int e = a.NumExperts,
+            d = a.Dim,
+            h = a.Hidden;
+        var plan = new List<Copy> { Copy.Whole(Require(file, prefix + "gate.weight", e, d), layer.Router.GateWeight) };
         for (int j = 0; j < layer.Experts.NumLocalExperts; j++)
         {
             int i = layer.FirstExpert + j;
@@ -310,8 +355,8 @@ public static class MoeLayerCheckpoint
             plan.Add(Copy.Whole(Require(file, prefix + "shared_expert_gate.weight", 1, d), sharedGate));
         }
         string biasName = prefix + "gate.e_score_correction_bias";
-        if (layer.ExpertBias is { } bias && file.Contains(biasName)) plan.Add(Copy.Whole(Require(file, biasName, e),
-            bias));
+        if (layer.ExpertBias is { } bias && file.Contains(biasName))
+            plan.Add(Copy.Whole(Require(file, biasName, e), bias));
         Apply(plan);
     }
 
@@ -325,15 +370,18 @@ public static class MoeLayerCheckpoint
         }
         if (!tensor.Shape.SequenceEqual(shape))
         {
-            throw new InvalidDataException($"{file.SourceName}: tensor '{name}' has shape {tensor.ShapeString} but " +
-                $"the layer expects {expected}");
+            throw new InvalidDataException(
+                $"{file.SourceName}: tensor '{name}' has shape {tensor.ShapeString} but "
+                    + $"the layer expects {expected}"
+            );
         }
         return tensor.DType switch
         {
             DType.Float32 => tensor,
             DType.BFloat16 => tensor.ToFloat32(),
-            _ => throw new InvalidDataException($"{file.SourceName}: tensor '{name}' is {tensor.DType}; expected " +
-                $"F32 or BF16 {expected}"),
+            _ => throw new InvalidDataException(
+                $"{file.SourceName}: tensor '{name}' is {tensor.DType}; expected " + $"F32 or BF16 {expected}"
+            ),
         };
     }
 
@@ -343,9 +391,10 @@ public static class MoeLayerCheckpoint
         foreach (Copy c in plan)
         {
             ReadOnlySpan<float> source = c.Source.AsSpan<float>().Slice(c.SourceOffset, c.Count);
-            if (c.Target.DeviceBuffer is { } device) device.CopyFromHost(MemoryMarshal.AsBytes(source),
-                (long)c.TargetOffset * sizeof(float));
-            else source.CopyTo(c.Target.AsSpan<float>().Slice(c.TargetOffset, c.Count));
+            if (c.Target.DeviceBuffer is { } device)
+                device.CopyFromHost(MemoryMarshal.AsBytes(source), (long)c.TargetOffset * sizeof(float));
+            else
+                source.CopyTo(c.Target.AsSpan<float>().Slice(c.TargetOffset, c.Count));
         }
     }
 
@@ -355,12 +404,12 @@ public static class MoeLayerCheckpoint
         public static Copy Whole(Tensor source, Tensor target) => new(source, 0, target, 0, target.ElementCount);
 
         /// <summary>This rank's experts out of a stacked [E, …] tensor.</summary>
-        public static Copy FromSlice(Tensor source, int offset, Tensor target) => new(source, offset, target, 0,
-            target.ElementCount);
+        public static Copy FromSlice(Tensor source, int offset, Tensor target) =>
+            new(source, offset, target, 0, target.ElementCount);
 
         /// <summary>One expert's matrix into its place in the local stack.</summary>
-        public static Copy IntoSlice(Tensor source, Tensor target, int offset) => new(source, 0, target, offset,
-            source.ElementCount);
+        public static Copy IntoSlice(Tensor source, Tensor target, int offset) =>
+            new(source, 0, target, offset, source.ElementCount);
     }
 
     /// <summary>A host copy of a weight on any device.</summary>
@@ -373,27 +422,34 @@ public static class MoeLayerCheckpoint
         if (elements > Array.MaxLength)
         {
             throw new InvalidOperationException(
-                $"StateDict would gather {total} × {rows} × {columns} = {elements} elements into one tensor, more " +
-                    "than an array holds; use Save, which streams");
+                $"StateDict would gather {total} × {rows} × {columns} = {elements} elements into one tensor, more "
+                    + "than an array holds; use Save, which streams"
+            );
         }
-        if (!local.IsOnHost) local = local.ToHost();
+        if (!local.IsOnHost)
+            local = local.ToHost();
         var full = Tensor.Uninitialized(DType.Float32, total, rows, columns);
-        if (layer.World is { Size: > 1 } world) world.AllGather<float>(local.AsSpan<float>(), full.AsSpan<float>());
-        else local.AsSpan<float>().CopyTo(full.AsSpan<float>());
+        if (layer.World is { Size: > 1 } world)
+            world.AllGather<float>(local.AsSpan<float>(), full.AsSpan<float>());
+        else
+            local.AsSpan<float>().CopyTo(full.AsSpan<float>());
         return full;
     }
 
     /// <summary>Name → tensor with a source name for messages.</summary>
     private sealed class TensorLookup(IEnumerable<KeyValuePair<string, Tensor>> tensors, string sourceName)
     {
-        private readonly Dictionary<string, Tensor> _byName = tensors.ToDictionary(kv => kv.Key, kv => kv.Value,
-            StringComparer.Ordinal);
+        private readonly Dictionary<string, Tensor> _byName = tensors.ToDictionary(
+            kv => kv.Key,
+            kv => kv.Value,
+            StringComparer.Ordinal
+        );
 
         public string SourceName { get; } = sourceName;
 
         public bool Contains(string name) => _byName.ContainsKey(name);
 
-        public bool TryGet(string name, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Tensor? tensor)
-            => _byName.TryGetValue(name, out tensor);
+        public bool TryGet(string name, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Tensor? tensor) =>
+            _byName.TryGetValue(name, out tensor);
     }
 }

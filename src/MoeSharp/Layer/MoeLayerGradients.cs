@@ -14,5 +14,12 @@ namespace MoeSharp.Layer;
 /// <param name="GradSharedW2"><c>[D, Hs]</c>, or null.</param>
 /// <param name="GradSharedW3"><c>[Hs, D]</c>, or null.</param>
 public sealed record MoeLayerGradients(
-    Tensor GradX, Tensor GradGateWeight, Tensor GradW1, Tensor GradW2, Tensor GradW3,
-    Tensor? GradSharedW1, Tensor? GradSharedW2, Tensor? GradSharedW3);
+    Tensor GradX,
+    Tensor GradGateWeight,
+    Tensor GradW1,
+    Tensor GradW2,
+    Tensor GradW3,
+    Tensor? GradSharedW1,
+    Tensor? GradSharedW2,
+    Tensor? GradSharedW3
+);

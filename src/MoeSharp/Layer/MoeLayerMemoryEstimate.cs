@@ -32,8 +32,8 @@ public static class MoeLayerMemoryEstimate
     /// copies).</summary>
     /// <param name="args">The layer's shape.</param>
     /// <param name="numLocalExperts">E_local, the experts on this rank.</param>
-    public static long TrainingBytesPerRank(MoeLayerArgs args, int numLocalExperts)
-        => MemoryBudget.Multiply(ParameterBytesPerRank(args, numLocalExperts), 4);
+    public static long TrainingBytesPerRank(MoeLayerArgs args, int numLocalExperts) =>
+        MemoryBudget.Multiply(ParameterBytesPerRank(args, numLocalExperts), 4);
 
     /// <summary>Elements of the layer's largest tensor on one rank (one expert weight tensor, the gate or a shared
     /// matrix).</summary>
@@ -42,9 +42,13 @@ public static class MoeLayerMemoryEstimate
     public static long LargestTensorElements(MoeLayerArgs args, int numLocalExperts)
     {
         ArgumentNullException.ThrowIfNull(args);
-        return Math.Max(ExpertElements(args, numLocalExperts),
-            Math.Max(MemoryBudget.Multiply(args.NumExperts, args.Dim), MemoryBudget.Multiply(args.SharedHidden,
-                args.Dim)));
+        return Math.Max(
+            ExpertElements(args, numLocalExperts),
+            Math.Max(
+                MemoryBudget.Multiply(args.NumExperts, args.Dim),
+                MemoryBudget.Multiply(args.SharedHidden, args.Dim)
+            )
+        );
     }
 
     /// <summary>
@@ -58,16 +62,19 @@ public static class MoeLayerMemoryEstimate
     /// <param name="rank">This rank, for the message.</param>
     public static void EnsureFits(MoeLayerArgs args, int numLocalExperts, bool onHost, int rank)
     {
-        string shape = string.Create(CultureInfo.InvariantCulture,
-            $"the MoE layer's weights (E {args.NumExperts}, {numLocalExperts} local, D {args.Dim}, H {args.Hidden}, " +
-            $"shared H {args.SharedHidden}) on rank {rank}");
+        string shape = string.Create(
+            CultureInfo.InvariantCulture,
+            $"the MoE layer's weights (E {args.NumExperts}, {numLocalExperts} local, D {args.Dim}, H {args.Hidden}, "
+                + $"shared H {args.SharedHidden}) on rank {rank}"
+        );
         MemoryBudget.EnsureTensorFits(LargestTensorElements(args, numLocalExperts), shape);
         long bytes = ParameterBytesPerRank(args, numLocalExperts);
-        if (onHost && bytes > MemoryCheckThresholdBytes) MemoryBudget.EnsureHostFits(bytes, $"for {shape}");
+        if (onHost && bytes > MemoryCheckThresholdBytes)
+            MemoryBudget.EnsureHostFits(bytes, $"for {shape}");
     }
 
-    private static long ExpertElements(MoeLayerArgs args, int numLocalExperts)
-        => MemoryBudget.Multiply(MemoryBudget.Multiply(numLocalExperts, args.Hidden), args.Dim);
+    private static long ExpertElements(MoeLayerArgs args, int numLocalExperts) =>
+        MemoryBudget.Multiply(MemoryBudget.Multiply(numLocalExperts, args.Hidden), args.Dim);
 
     private static long Add(long a, long b) => a > long.MaxValue - b ? long.MaxValue : a + b;
 }

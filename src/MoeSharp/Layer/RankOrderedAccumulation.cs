@@ -28,65 +28,88 @@ internal static class RankOrderedAccumulation
     /// runs <paramref name="accumulateLocal"/> on each rank in rank order (each continuing from the previous
     /// rank's values) and leaves the final values in every rank's <paramref name="accumulators"/>.
     /// </summary>
-    public static void Run(IProcessGroup? world, IReadOnlyList<Tensor> accumulators, Action accumulateLocal)
-        => Run(world, null, accumulators, accumulateLocal);
+    public static void Run(IProcessGroup? world, IReadOnlyList<Tensor> accumulators, Action accumulateLocal) =>
+        Run(world, null, accumulators, accumulateLocal);
 
     /// <summary>
     /// <see cref="Run(IProcessGroup?, IReadOnlyList{Tensor}, Action)"/> on the tensors of <paramref name="kernels"/>'
     /// backend: the chain over the ranks when the backend is null (the host) or its GEMM continues a reduction chain
     /// (<see cref="IGemmKernels.ContinuesReductionChain"/>), otherwise local accumulation and a sum over the ranks.
     /// </summary>
-    public static void Run(IProcessGroup? world, ILayerKernels? kernels, IReadOnlyList<Tensor> accumulators, Action accumulateLocal)
+    public static void Run(
+        IProcessGroup? world,
+        ILayerKernels? kernels,
+        IReadOnlyList<Tensor> accumulators,
+        Action accumulateLocal
+    )
     {
         if (kernels is not null && !kernels.Gemm.ContinuesReductionChain)
         {
             RunOnDevice(world, kernels, accumulators, accumulateLocal);
             return;
         }
-        foreach (Tensor t in accumulators) t.AsSpan<float>().Clear();
+        foreach (Tensor t in accumulators)
+            t.AsSpan<float>().Clear();
         if (world is null || world.Size == 1)
         {
             accumulateLocal();
             return;
         }
 
-        int size = world.Size, rank = world.Rank;
+        int size = world.Size,
+            rank = world.Rank;
         int total = 0;
-        foreach (Tensor t in accumulators) total += t.ElementCount;
+        foreach (Tensor t in accumulators)
+            total += t.ElementCount;
         var buffer = new float[total];
         var sendCounts = new int[size];
         var receiveCounts = new int[size];
         for (int step = 0; step < size; step++)
         {
-            if (rank == step) accumulateLocal();
-            if (step == size - 1) break;
+            if (rank == step)
+                accumulateLocal();
+            if (step == size - 1)
+                break;
 
             // Point-to-point from rank `step` to rank `step + 1`, as an all-to-all-v every rank joins.
             Array.Clear(sendCounts);
             Array.Clear(receiveCounts);
-            bool sends = rank == step, receives = rank == step + 1;
+            bool sends = rank == step,
+                receives = rank == step + 1;
             if (sends)
             {
                 sendCounts[step + 1] = total;
                 Pack(accumulators, buffer);
             }
-            if (receives) receiveCounts[step] = total;
+            if (receives)
+                receiveCounts[step] = total;
             world.AllToAllV<float>(sends ? buffer : [], sendCounts, receives ? buffer : [], receiveCounts);
-            if (receives) Unpack(buffer, accumulators);
+            if (receives)
+                Unpack(buffer, accumulators);
         }
 
-        if (rank == size - 1) Pack(accumulators, buffer);
-        else Array.Clear(buffer);
+        if (rank == size - 1)
+            Pack(accumulators, buffer);
+        else
+            Array.Clear(buffer);
         world.AllReduceSum(buffer.AsSpan());
         Unpack(buffer, accumulators);
     }
 
-    private static void RunOnDevice(IProcessGroup? world, ILayerKernels kernels, IReadOnlyList<Tensor> accumulators, Action accumulateLocal)
+    private static void RunOnDevice(
+        IProcessGroup? world,
+        ILayerKernels kernels,
+        IReadOnlyList<Tensor> accumulators,
+        Action accumulateLocal
+    )
     {
-        foreach (Tensor t in accumulators) kernels.Dispatch.Rows.Clear(t);
+        foreach (Tensor t in accumulators)
+            kernels.Dispatch.Rows.Clear(t);
         accumulateLocal();
-        if (world is null || world.Size == 1) return;
-        foreach (Tensor t in accumulators) world.AllReduceSum(t);
+        if (world is null || world.Size == 1)
+            return;
+        foreach (Tensor t in accumulators)
+            world.AllReduceSum(t);
     }
 
     private static void Pack(IReadOnlyList<Tensor> tensors, float[] buffer)

@@ -54,7 +54,8 @@ public static class Fp8RowQuantizer
     public static float BlockScale(float amax)
     {
         uint bits = BitConverter.SingleToUInt32Bits(amax) & 0x7FFF_FFFFu;
-        if (bits == 0 || bits >= 0x7F80_0000u) return 1f;
+        if (bits == 0 || bits >= 0x7F80_0000u)
+            return 1f;
         int floatExponent = (int)(bits >> 23);
         int exponent = MinScaleExponent;
         if (floatExponent != 0)
@@ -79,7 +80,8 @@ public static class Fp8RowQuantizer
         {
             for (int b = 0; b < perRow; b++)
             {
-                int start = r * dim + b * BlockSize, width = Math.Min(BlockSize, dim - b * BlockSize);
+                int start = r * dim + b * BlockSize,
+                    width = Math.Min(BlockSize, dim - b * BlockSize);
                 scales[r * perRow + b] = QuantizeBlock(rows.Slice(start, width), codes.Slice(start, width));
             }
         }
@@ -96,7 +98,8 @@ public static class Fp8RowQuantizer
         {
             for (int b = 0; b < perRow; b++)
             {
-                int start = r * dim + b * BlockSize, width = Math.Min(BlockSize, dim - b * BlockSize);
+                int start = r * dim + b * BlockSize,
+                    width = Math.Min(BlockSize, dim - b * BlockSize);
                 ReadOnlySpan<BFloat16> block = rows.Slice(start, width);
                 Compute.BFloat16Rows.Widen(block, wide[..width]);
                 scales[r * perRow + b] = QuantizeBlock(wide[..width], codes.Slice(start, width));
@@ -114,7 +117,8 @@ public static class Fp8RowQuantizer
         {
             for (int b = 0; b < perRow; b++)
             {
-                int start = r * dim + b * BlockSize, width = Math.Min(BlockSize, dim - b * BlockSize);
+                int start = r * dim + b * BlockSize,
+                    width = Math.Min(BlockSize, dim - b * BlockSize);
                 DequantizeBlock(codes.Slice(start, width), scales[r * perRow + b], rows.Slice(start, width));
             }
         }
@@ -123,7 +127,11 @@ public static class Fp8RowQuantizer
     /// <summary>Dequantises to bfloat16: the exact float32 product rounded once to nearest even.</summary>
     /// <exception cref="ArgumentException">Lengths are not whole rows of <paramref name="dim"/> columns.</exception>
     public static void Dequantize(
-        ReadOnlySpan<Float8E4M3> codes, ReadOnlySpan<float> scales, int dim, Span<BFloat16> rows)
+        ReadOnlySpan<Float8E4M3> codes,
+        ReadOnlySpan<float> scales,
+        int dim,
+        Span<BFloat16> rows
+    )
     {
         int rowCount = CheckShapes(rows.Length, dim, codes.Length, scales.Length);
         int perRow = ScalesPerRow(dim);
@@ -132,7 +140,8 @@ public static class Fp8RowQuantizer
         {
             for (int b = 0; b < perRow; b++)
             {
-                int start = r * dim + b * BlockSize, width = Math.Min(BlockSize, dim - b * BlockSize);
+                int start = r * dim + b * BlockSize,
+                    width = Math.Min(BlockSize, dim - b * BlockSize);
                 DequantizeBlock(codes.Slice(start, width), scales[r * perRow + b], wide[..width]);
                 Compute.BFloat16Rows.Narrow(wide[..width], rows.Slice(start, width));
             }
@@ -146,15 +155,19 @@ public static class Fp8RowQuantizer
         ArgumentNullException.ThrowIfNull(rows);
         if (rows.Shape.Length != 2 || rows.Shape[1] == 0)
         {
-            throw new ArgumentException(
-                $"rows must be [R, D] with D > 0, got {rows.ShapeString}", nameof(rows));
+            throw new ArgumentException($"rows must be [R, D] with D > 0, got {rows.ShapeString}", nameof(rows));
         }
-        int rowCount = rows.Shape[0], dim = rows.Shape[1];
+        int rowCount = rows.Shape[0],
+            dim = rows.Shape[1];
         var block = new Fp8RowBlock(rowCount, dim);
         switch (rows.DType)
         {
-            case DType.Float32: Quantize(rows.AsSpan<float>(), dim, block.Codes, block.Scales); break;
-            case DType.BFloat16: Quantize(rows.AsSpan<BFloat16>(), dim, block.Codes, block.Scales); break;
+            case DType.Float32:
+                Quantize(rows.AsSpan<float>(), dim, block.Codes, block.Scales);
+                break;
+            case DType.BFloat16:
+                Quantize(rows.AsSpan<BFloat16>(), dim, block.Codes, block.Scales);
+                break;
             default:
                 throw new ArgumentException($"rows must be float32 or bfloat16, got {rows.DType}", nameof(rows));
         }
@@ -189,17 +202,19 @@ public static class Fp8RowQuantizer
     private static float QuantizeBlock(ReadOnlySpan<float> values, Span<Float8E4M3> codes)
     {
         float scale = BlockScale(FiniteAmax(values));
-        float inverse = 1f / scale;  // a power of two ≥ 2^-120 and ≤ 2^126: exact
+        float inverse = 1f / scale; // a power of two ≥ 2^-120 and ≤ 2^126: exact
         Span<byte> bytes = MemoryMarshal.AsBytes(codes);
         int j = 0;
         if (Vector.IsHardwareAccelerated)
         {
             // Four vectors of codes (one per uint lane) narrow into one vector of bytes.
-            int lanes = Vector<uint>.Count, width = Vector<byte>.Count;
+            int lanes = Vector<uint>.Count,
+                width = Vector<byte>.Count;
             var factor = new Vector<float>(inverse);
             for (; j <= values.Length - width; j += width)
             {
-                Vector<uint> c0 = Encode(values.Slice(j), factor), c1 = Encode(values.Slice(j + lanes), factor);
+                Vector<uint> c0 = Encode(values.Slice(j), factor),
+                    c1 = Encode(values.Slice(j + lanes), factor);
                 Vector<uint> c2 = Encode(values.Slice(j + 2 * lanes), factor);
                 Vector<uint> c3 = Encode(values.Slice(j + 3 * lanes), factor);
                 Vector.Narrow(Vector.Narrow(c0, c1), Vector.Narrow(c2, c3)).CopyTo(bytes.Slice(j));
@@ -220,7 +235,7 @@ public static class Fp8RowQuantizer
     private static float FiniteAmax(ReadOnlySpan<float> values)
     {
         ReadOnlySpan<uint> bits = MemoryMarshal.Cast<float, uint>(values);
-        uint max = 0;  // magnitudes of finite floats order like their bit patterns
+        uint max = 0; // magnitudes of finite floats order like their bit patterns
         int j = 0;
         if (Vector.IsHardwareAccelerated)
         {
@@ -234,12 +249,14 @@ public static class Fp8RowQuantizer
                 Vector<uint> finite = Vector.LessThan(magnitude, infinity);
                 maxes = Vector.Max(maxes, magnitude & finite);
             }
-            for (int k = 0; k < width; k++) max = Math.Max(max, maxes[k]);
+            for (int k = 0; k < width; k++)
+                max = Math.Max(max, maxes[k]);
         }
         for (; j < bits.Length; j++)
         {
             uint magnitude = bits[j] & 0x7FFF_FFFFu;
-            if (magnitude < 0x7F80_0000u) max = Math.Max(max, magnitude);
+            if (magnitude < 0x7F80_0000u)
+                max = Math.Max(max, magnitude);
         }
         return BitConverter.UInt32BitsToSingle(max);
     }
@@ -251,7 +268,8 @@ public static class Fp8RowQuantizer
         int j = 0;
         if (Vector.IsHardwareAccelerated)
         {
-            int lanes = Vector<uint>.Count, width = Vector<byte>.Count;
+            int lanes = Vector<uint>.Count,
+                width = Vector<byte>.Count;
             var factor = new Vector<float>(scale);
             for (; j <= bytes.Length - width; j += width)
             {
@@ -264,7 +282,8 @@ public static class Fp8RowQuantizer
                 (Fp8Vector.Decode(c3) * factor).CopyTo(values.Slice(j + 3 * lanes));
             }
         }
-        for (; j < codes.Length; j++) values[j] = codes[j].ToSingle() * scale;
+        for (; j < codes.Length; j++)
+            values[j] = codes[j].ToSingle() * scale;
     }
 
     private static int CheckShapes(int valueCount, int dim, int codeCount, int scaleCount)
@@ -283,7 +302,8 @@ public static class Fp8RowQuantizer
         if (scaleCount != expectedScales)
         {
             throw new ArgumentException(
-                $"scales hold {scaleCount} values, expected {expectedScales} ({rowCount} × {ScalesPerRow(dim)})");
+                $"scales hold {scaleCount} values, expected {expectedScales} ({rowCount} × {ScalesPerRow(dim)})"
+            );
         }
         return rowCount;
     }

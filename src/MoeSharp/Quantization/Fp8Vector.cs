@@ -17,15 +17,21 @@ internal static class Fp8Vector
 
         Vector<uint> rebiased = magnitude - new Vector<uint>(120u << 23);
         Vector<uint> normal = (rebiased + new Vector<uint>(0x7_FFFFu) + ((rebiased >> 20) & Vector<uint>.One)) >> 20;
-        normal = Vector.Min(normal, new Vector<uint>(0x7Eu));  // saturate finite magnitudes beyond 448
+        normal = Vector.Min(normal, new Vector<uint>(0x7Eu)); // saturate finite magnitudes beyond 448
 
         Vector<float> shifted = Vector.AsVectorSingle(magnitude) + new Vector<float>(16384f);
-        Vector<uint> subnormal = Vector.AsVectorUInt32(shifted) - new Vector<uint>(0x4680_0000u);  // bits of 2^14
+        Vector<uint> subnormal = Vector.AsVectorUInt32(shifted) - new Vector<uint>(0x4680_0000u); // bits of 2^14
 
         Vector<uint> code = Vector.ConditionalSelect(
-            Vector.LessThan(magnitude, new Vector<uint>(0x3C80_0000u)), subnormal, normal);
+            Vector.LessThan(magnitude, new Vector<uint>(0x3C80_0000u)),
+            subnormal,
+            normal
+        );
         code = Vector.ConditionalSelect(
-            Vector.GreaterThanOrEqual(magnitude, new Vector<uint>(0x7F80_0000u)), new Vector<uint>(0x7Fu), code);
+            Vector.GreaterThanOrEqual(magnitude, new Vector<uint>(0x7F80_0000u)),
+            new Vector<uint>(0x7Fu),
+            code
+        );
         return code | sign;
     }
 

@@ -35,12 +35,15 @@ public sealed class ExpertLoadBalancer
         int e = ExpertBias.ElementCount;
         if (tokensPerExpert.DType != DType.Int64 || tokensPerExpert.ElementCount != e)
         {
-            throw new ArgumentException($"tokensPerExpert must be Int64 [{e}] but is {tokensPerExpert}",
-                nameof(tokensPerExpert));
+            throw new ArgumentException(
+                $"tokensPerExpert must be Int64 [{e}] but is {tokensPerExpert}",
+                nameof(tokensPerExpert)
+            );
         }
         Span<long> acc = TokensPerExpert.AsSpan<long>();
         ReadOnlySpan<long> add = tokensPerExpert.AsSpan<long>();
-        for (int i = 0; i < e; i++) acc[i] += add[i];
+        for (int i = 0; i < e; i++)
+            acc[i] += add[i];
     }
 
     /// <summary>
@@ -73,7 +76,8 @@ public sealed class ExpertLoadBalancer
         {
             throw new ArgumentException(
                 $"summedTokensPerExpert has {summedTokensPerExpert.Length} entries but there are {e} experts",
-                nameof(summedTokensPerExpert));
+                nameof(summedTokensPerExpert)
+            );
         }
         if (!float.IsFinite(coeff))
         {
@@ -82,7 +86,8 @@ public sealed class ExpertLoadBalancer
 
         // Counts are compared in double: exact for any realistic count, so the signs are exact.
         double mean = 0;
-        for (int i = 0; i < e; i++) mean += summedTokensPerExpert[i];
+        for (int i = 0; i < e; i++)
+            mean += summedTokensPerExpert[i];
         mean /= e;
         Span<float> delta = e <= 1024 ? stackalloc float[e] : new float[e];
         float deltaMean = 0f;
@@ -93,7 +98,8 @@ public sealed class ExpertLoadBalancer
         }
         deltaMean /= e;
         Span<float> bias = ExpertBias.AsSpan<float>();
-        for (int i = 0; i < e; i++) bias[i] += delta[i] - deltaMean;
+        for (int i = 0; i < e; i++)
+            bias[i] += delta[i] - deltaMean;
         TokensPerExpert.AsSpan<long>().Clear();
     }
 }

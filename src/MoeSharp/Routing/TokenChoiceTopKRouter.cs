@@ -32,16 +32,27 @@ public sealed class TokenChoiceTopKRouter
     /// experts.</param>
     /// <param name="kernels">Where the gate lives and the routing runs; the host when null.</param>
     /// <exception cref="ArgumentException">A size is out of range or inconsistent.</exception>
-    public TokenChoiceTopKRouter(int dim, int numExperts, int topK, ScoreFunction scoreFunc = ScoreFunction.Softmax,
-        bool routeNorm = false, float routeScale = 1f, int numExpertGroups = 0, int numLimitedGroups = 0,
-        ILayerKernels? kernels = null)
+    public TokenChoiceTopKRouter(
+        int dim,
+        int numExperts,
+        int topK,
+        ScoreFunction scoreFunc = ScoreFunction.Softmax,
+        bool routeNorm = false,
+        float routeScale = 1f,
+        int numExpertGroups = 0,
+        int numLimitedGroups = 0,
+        ILayerKernels? kernels = null
+    )
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(dim);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(numExperts);
         if (topK < 1 || topK > numExperts)
         {
-            throw new ArgumentOutOfRangeException(nameof(topK), topK,
-                $"top-k must be in [1, {numExperts}] (the number of experts)");
+            throw new ArgumentOutOfRangeException(
+                nameof(topK),
+                topK,
+                $"top-k must be in [1, {numExperts}] (the number of experts)"
+            );
         }
         if (!Enum.IsDefined(scoreFunc))
         {
@@ -57,27 +68,35 @@ public sealed class TokenChoiceTopKRouter
             if (numExperts % numExpertGroups != 0 || numExperts / numExpertGroups < 2)
             {
                 throw new ArgumentException(
-                    $"num_expert_groups {numExpertGroups} must divide the {numExperts} experts into groups of at " +
-                        "least two",
-                    nameof(numExpertGroups));
+                    $"num_expert_groups {numExpertGroups} must divide the {numExperts} experts into groups of at "
+                        + "least two",
+                    nameof(numExpertGroups)
+                );
             }
             if (numLimitedGroups < 1 || numLimitedGroups > numExpertGroups)
             {
-                throw new ArgumentOutOfRangeException(nameof(numLimitedGroups), numLimitedGroups,
-                    $"num_limited_groups must be in [1, {numExpertGroups}] (num_expert_groups)");
+                throw new ArgumentOutOfRangeException(
+                    nameof(numLimitedGroups),
+                    numLimitedGroups,
+                    $"num_limited_groups must be in [1, {numExpertGroups}] (num_expert_groups)"
+                );
             }
             if (numLimitedGroups * (numExperts / numExpertGroups) < topK)
             {
                 throw new ArgumentException(
-                    $"num_limited_groups {numLimitedGroups} × {numExperts / numExpertGroups} experts per group " +
-                        $"leaves fewer than top-k {topK} eligible",
-                    nameof(numLimitedGroups));
+                    $"num_limited_groups {numLimitedGroups} × {numExperts / numExpertGroups} experts per group "
+                        + $"leaves fewer than top-k {topK} eligible",
+                    nameof(numLimitedGroups)
+                );
             }
         }
         else if (numLimitedGroups != 0)
         {
-            throw new ArgumentOutOfRangeException(nameof(numLimitedGroups), numLimitedGroups,
-                "num_limited_groups needs num_expert_groups > 0");
+            throw new ArgumentOutOfRangeException(
+                nameof(numLimitedGroups),
+                numLimitedGroups,
+                "num_limited_groups needs num_expert_groups > 0"
+            );
         }
 
         Options = new TopKOptions
@@ -148,9 +167,11 @@ public sealed class TokenChoiceTopKRouter
     public RouterOutput Forward(Tensor x, Tensor? expertBias = null)
     {
         int tokens = CheckTokens(x, nameof(x));
-        if (expertBias is not null) CheckShape(expertBias, nameof(expertBias), DType.Float32, NumExperts);
+        if (expertBias is not null)
+            CheckShape(expertBias, nameof(expertBias), DType.Float32, NumExperts);
 
-        int e = NumExperts, k = TopK;
+        int e = NumExperts,
+            k = TopK;
         using var scope = new TensorScope(_kernels.Allocator);
         Tensor scores = scope.Rent(DType.Float32, tokens, e);
         _kernels.Gemm.MatMulTransposeB(x, GateWeight, scores, new GemmShape(tokens, e, Dim));
@@ -161,7 +182,8 @@ public sealed class TokenChoiceTopKRouter
         // The bias is small host state of the load balancer: a backend off the host gets a copy per call (the host
         // device hands the tensor itself back, which stays the caller's).
         Tensor? bias = expertBias is null ? null : _kernels.Dispatch.Device.ToDevice(expertBias);
-        if (!ReferenceEquals(bias, expertBias)) scope.Adopt(bias);
+        if (!ReferenceEquals(bias, expertBias))
+            scope.Adopt(bias);
         _kernels.Router.TopK(scores, bias, Options, topScores, expertIds);
         var tokensPerExpert = Tensor.FromArray(_kernels.Router.CountPerExpert(expertIds, e), e);
         return new RouterOutput(scope.Keep(topScores), scope.Keep(expertIds), tokensPerExpert, scope.Keep(scores));
@@ -182,18 +204,23 @@ public sealed class TokenChoiceTopKRouter
     /// </param>
     /// <returns>Gradients of x ([T, D]) and of the gate weight ([E, D]).</returns>
     /// <exception cref="ArgumentException">A shape or dtype is wrong.</exception>
-    public RouterGradients Backward(RouterOutput forward, Tensor x, Tensor gradTopScores,
-        Tensor? accumulateGateGradient = null)
+    public RouterGradients Backward(
+        RouterOutput forward,
+        Tensor x,
+        Tensor gradTopScores,
+        Tensor? accumulateGateGradient = null
+    )
     {
         ArgumentNullException.ThrowIfNull(forward);
         int tokens = CheckTokens(x, nameof(x));
-        int e = NumExperts, k = TopK;
+        int e = NumExperts,
+            k = TopK;
         CheckShape(gradTopScores, nameof(gradTopScores), DType.Float32, tokens, k);
         CheckShape(forward.Scores, nameof(forward), DType.Float32, tokens, e);
         CheckShape(forward.ExpertIds, nameof(forward), DType.Int64, tokens, k);
 
-        if (accumulateGateGradient is not null) CheckShape(accumulateGateGradient, nameof(accumulateGateGradient),
-            DType.Float32, e, Dim);
+        if (accumulateGateGradient is not null)
+            CheckShape(accumulateGateGradient, nameof(accumulateGateGradient), DType.Float32, e, Dim);
         // dL/dscores (zero for unchosen experts), then the score function turns it into dL/dlogits in place.
         using var scope = new TensorScope(_kernels.Allocator);
         Tensor gradLogits = scope.Rent(DType.Float32, tokens, e);
@@ -203,10 +230,16 @@ public sealed class TokenChoiceTopKRouter
         Tensor gradX = scope.Rent(DType.Float32, tokens, Dim);
         Tensor gradGate = accumulateGateGradient ?? scope.Rent(DType.Float32, e, Dim);
         _kernels.Gemm.MatMul(gradLogits, GateWeight, gradX, new GemmShape(tokens, Dim, e));
-        _kernels.Gemm.MatMulTransposeA(gradLogits, x, gradGate, new GemmShape(e, Dim, tokens),
-            accumulate: accumulateGateGradient is not null);
+        _kernels.Gemm.MatMulTransposeA(
+            gradLogits,
+            x,
+            gradGate,
+            new GemmShape(e, Dim, tokens),
+            accumulate: accumulateGateGradient is not null
+        );
         scope.Keep(gradX);
-        if (accumulateGateGradient is null) scope.Keep(gradGate);
+        if (accumulateGateGradient is null)
+            scope.Keep(gradGate);
         return new RouterGradients(gradX, gradGate);
     }
 
@@ -225,8 +258,7 @@ public sealed class TokenChoiceTopKRouter
         ArgumentNullException.ThrowIfNull(tensor, name);
         if (tensor.DType != dtype || !tensor.Shape.SequenceEqual(shape))
         {
-            throw new ArgumentException(
-                $"{name} must be {dtype} [{string.Join(", ", shape)}] but is {tensor}", name);
+            throw new ArgumentException($"{name} must be {dtype} [{string.Join(", ", shape)}] but is {tensor}", name);
         }
     }
 }

@@ -13,8 +13,8 @@ namespace MoeSharp.Telemetry;
 /// </remarks>
 public sealed class TrafficReport
 {
-    private readonly long[] _rows;    // [source, expert]
-    private readonly long[] _bytes;   // [source, expert]
+    private readonly long[] _rows; // [source, expert]
+    private readonly long[] _bytes; // [source, expert]
     private readonly double[] _waits; // [rank, peer], milliseconds
     private readonly double[] _exchangeWaits; // [rank, TrafficExchange], milliseconds
 
@@ -28,12 +28,18 @@ public sealed class TrafficReport
         if (numExperts % worldSize != 0)
         {
             throw new ArgumentOutOfRangeException(
-                nameof(numExperts), numExperts, $"experts must divide evenly over the {worldSize} ranks");
+                nameof(numExperts),
+                numExperts,
+                $"experts must divide evenly over the {worldSize} ranks"
+            );
         }
         if ((long)worldSize * numExperts > Array.MaxLength || (long)worldSize * worldSize > Array.MaxLength)
         {
             throw new ArgumentOutOfRangeException(
-                nameof(worldSize), worldSize, $"{worldSize} ranks × {numExperts} experts exceed one array");
+                nameof(worldSize),
+                worldSize,
+                $"{worldSize} ranks × {numExperts} experts exceed one array"
+            );
         }
         WorldSize = worldSize;
         NumExperts = numExperts;
@@ -49,7 +55,12 @@ public sealed class TrafficReport
     /// </summary>
     /// <exception cref="ArgumentException">A span's length does not match the sizes.</exception>
     public TrafficReport(
-        int worldSize, int numExperts, ReadOnlySpan<long> rows, ReadOnlySpan<long> bytes, ReadOnlySpan<double> waits)
+        int worldSize,
+        int numExperts,
+        ReadOnlySpan<long> rows,
+        ReadOnlySpan<long> bytes,
+        ReadOnlySpan<double> waits
+    )
         : this(worldSize, numExperts)
     {
         CheckLength(rows.Length, _rows.Length, nameof(rows));
@@ -65,8 +76,14 @@ public sealed class TrafficReport
     /// per-exchange waits too (as <see cref="ExchangeWaitMilliseconds"/> gives them).
     /// </summary>
     /// <exception cref="ArgumentException">A span's length does not match the sizes.</exception>
-    public TrafficReport(int worldSize, int numExperts, ReadOnlySpan<long> rows, ReadOnlySpan<long> bytes,
-        ReadOnlySpan<double> waits, ReadOnlySpan<double> exchangeWaits)
+    public TrafficReport(
+        int worldSize,
+        int numExperts,
+        ReadOnlySpan<long> rows,
+        ReadOnlySpan<long> bytes,
+        ReadOnlySpan<double> waits,
+        ReadOnlySpan<double> exchangeWaits
+    )
         : this(worldSize, numExperts, rows, bytes, waits)
     {
         CheckLength(exchangeWaits.Length, _exchangeWaits.Length, nameof(exchangeWaits));
@@ -133,7 +150,10 @@ public sealed class TrafficReport
         if (!(milliseconds >= 0) || double.IsInfinity(milliseconds))
         {
             throw new ArgumentOutOfRangeException(
-                nameof(milliseconds), milliseconds, "must be finite and not negative");
+                nameof(milliseconds),
+                milliseconds,
+                "must be finite and not negative"
+            );
         }
         _waits[rank * WorldSize + peer] += milliseconds;
     }
@@ -151,7 +171,10 @@ public sealed class TrafficReport
         if (!(milliseconds >= 0) || double.IsInfinity(milliseconds))
         {
             throw new ArgumentOutOfRangeException(
-                nameof(milliseconds), milliseconds, "must be finite and not negative");
+                nameof(milliseconds),
+                milliseconds,
+                "must be finite and not negative"
+            );
         }
         _exchangeWaits[rank * ExchangeCount + (int)exchange] += milliseconds;
     }
@@ -176,7 +199,8 @@ public sealed class TrafficReport
         var load = new long[NumExperts];
         for (int s = 0; s < WorldSize; s++)
         {
-            for (int e = 0; e < NumExperts; e++) load[e] += _rows[s * NumExperts + e];
+            for (int e = 0; e < NumExperts; e++)
+                load[e] += _rows[s * NumExperts + e];
         }
         return load;
     }
@@ -186,7 +210,8 @@ public sealed class TrafficReport
     {
         long[] perExpert = RowsPerExpert();
         var load = new long[WorldSize];
-        for (int e = 0; e < NumExperts; e++) load[e / ExpertsPerRank] += perExpert[e];
+        for (int e = 0; e < NumExperts; e++)
+            load[e / ExpertsPerRank] += perExpert[e];
         return load;
     }
 
@@ -222,16 +247,20 @@ public sealed class TrafficReport
             if (part.WorldSize != total.WorldSize || part.NumExperts != total.NumExperts)
             {
                 throw new ArgumentException(
-                    $"partial {p} is {part.WorldSize} ranks × {part.NumExperts} experts, partial 0 is " +
-                    $"{total.WorldSize} × {total.NumExperts}", nameof(partialsInRankOrder));
+                    $"partial {p} is {part.WorldSize} ranks × {part.NumExperts} experts, partial 0 is "
+                        + $"{total.WorldSize} × {total.NumExperts}",
+                    nameof(partialsInRankOrder)
+                );
             }
             for (int i = 0; i < total._rows.Length; i++)
             {
                 total._rows[i] += part._rows[i];
                 total._bytes[i] += part._bytes[i];
             }
-            for (int i = 0; i < total._waits.Length; i++) total._waits[i] += part._waits[i];
-            for (int i = 0; i < total._exchangeWaits.Length; i++) total._exchangeWaits[i] += part._exchangeWaits[i];
+            for (int i = 0; i < total._waits.Length; i++)
+                total._waits[i] += part._waits[i];
+            for (int i = 0; i < total._exchangeWaits.Length; i++)
+                total._exchangeWaits[i] += part._exchangeWaits[i];
         }
         return total;
     }
@@ -241,7 +270,8 @@ public sealed class TrafficReport
         var matrix = new long[WorldSize, WorldSize];
         for (int s = 0; s < WorldSize; s++)
         {
-            for (int e = 0; e < NumExperts; e++) matrix[s, e / ExpertsPerRank] += perExpert[s * NumExperts + e];
+            for (int e = 0; e < NumExperts; e++)
+                matrix[s, e / ExpertsPerRank] += perExpert[s * NumExperts + e];
         }
         return matrix;
     }
@@ -255,7 +285,8 @@ public sealed class TrafficReport
     private static long Sum(long[] values)
     {
         long sum = 0;
-        foreach (long v in values) sum += v;
+        foreach (long v in values)
+            sum += v;
         return sum;
     }
 
@@ -269,6 +300,7 @@ public sealed class TrafficReport
 
     private static void CheckLength(int actual, int expected, string name)
     {
-        if (actual != expected) throw new ArgumentException($"{name} holds {actual} values, expected {expected}", name);
+        if (actual != expected)
+            throw new ArgumentException($"{name} holds {actual} values, expected {expected}", name);
     }
 }

@@ -13,9 +13,14 @@ public abstract class DeviceBuffer
     /// <summary>Size of the buffer in bytes (at least the tensor's bytes).</summary>
     public abstract long LengthInBytes { get; }
 
-    /// <summary>Copies <c>destination.Length</c> bytes starting at <paramref name="byteOffset"/> to host memory; returns when done.</summary>
+    /// <summary>
+    /// Copies <c>destination.Length</c> bytes starting at <paramref name="byteOffset"/> to host memory; returns when
+    /// done.
+    /// </summary>
     public abstract void CopyToHost(long byteOffset, Span<byte> destination);
 
-    /// <summary>Copies <paramref name="source"/> into the buffer at <paramref name="byteOffset"/>; returns when done.</summary>
+    /// <summary>
+    /// Copies <paramref name="source"/> into the buffer at <paramref name="byteOffset"/>; returns when done.
+    /// </summary>
     public abstract void CopyFromHost(ReadOnlySpan<byte> source, long byteOffset);
 }

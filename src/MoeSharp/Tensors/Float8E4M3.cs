@@ -33,8 +33,8 @@ public readonly struct Float8E4M3 : IEquatable<Float8E4M3>
     public const float MinNormal = 1f / 64f;
 
     // float32 bit patterns of the thresholds FromSingle compares magnitudes against.
-    private const uint Float32MinNormalBits = 0x3C80_0000u;  // 2^-6
-    private const uint Float32MaxFiniteBits = 0x43E0_0000u;  // 448
+    private const uint Float32MinNormalBits = 0x3C80_0000u; // 2^-6
+    private const uint Float32MaxFiniteBits = 0x43E0_0000u; // 448
     private const uint Float32InfinityBits = 0x7F80_0000u;
 
     private static readonly float[] Widened = BuildWidened();
@@ -73,8 +73,10 @@ public readonly struct Float8E4M3 : IEquatable<Float8E4M3>
     {
         uint sign = (floatBits >> 24) & 0x80u;
         uint magnitude = floatBits & 0x7FFF_FFFFu;
-        if (magnitude >= Float32InfinityBits) return (byte)(sign | 0x7Fu);
-        if (magnitude >= Float32MaxFiniteBits) return (byte)(sign | 0x7Eu);
+        if (magnitude >= Float32InfinityBits)
+            return (byte)(sign | 0x7Fu);
+        if (magnitude >= Float32MaxFiniteBits)
+            return (byte)(sign | 0x7Eu);
         if (magnitude >= Float32MinNormalBits)
         {
             // Re-bias the exponent (127 → 7), then round the 23-bit mantissa to 3 bits: add just under half of the
@@ -87,14 +89,17 @@ public readonly struct Float8E4M3 : IEquatable<Float8E4M3>
         // Subnormal range: the code is the magnitude in units of 2^-9, rounded to nearest even (8 is 2^-6, the
         // smallest normal, whose code is also 8). Float32 subnormals are far below half a unit: zero.
         int exponent = (int)(magnitude >> 23);
-        if (exponent == 0) return (byte)sign;
-        uint significand = (magnitude & 0x7F_FFFFu) | 0x80_0000u;  // value = significand · 2^(exponent - 150)
-        int shift = 141 - exponent;                                  // value / 2^-9 = significand >> shift
-        if (shift > 24) return (byte)sign;                           // below a quarter unit
+        if (exponent == 0)
+            return (byte)sign;
+        uint significand = (magnitude & 0x7F_FFFFu) | 0x80_0000u; // value = significand · 2^(exponent - 150)
+        int shift = 141 - exponent; // value / 2^-9 = significand >> shift
+        if (shift > 24)
+            return (byte)sign; // below a quarter unit
         uint quotient = significand >> shift;
         uint remainder = significand & ((1u << shift) - 1u);
         uint half = 1u << (shift - 1);
-        if (remainder > half || (remainder == half && (quotient & 1u) != 0)) quotient++;
+        if (remainder > half || (remainder == half && (quotient & 1u) != 0))
+            quotient++;
         return (byte)(sign | quotient);
     }
 
@@ -105,11 +110,15 @@ public readonly struct Float8E4M3 : IEquatable<Float8E4M3>
         for (int code = 0; code < 256; code++)
         {
             uint sign = (uint)(code & 0x80) << 24;
-            uint exponent = (uint)(code >> 3) & 0xFu, mantissa = (uint)code & 7u;
+            uint exponent = (uint)(code >> 3) & 0xFu,
+                mantissa = (uint)code & 7u;
             uint bits;
-            if ((code & 0x7F) == 0x7F) bits = sign | 0x7FC0_0000u;
-            else if (exponent != 0) bits = sign | ((exponent + 120u) << 23) | (mantissa << 20);
-            else bits = BitConverter.SingleToUInt32Bits(mantissa * MinSubnormal) | sign;
+            if ((code & 0x7F) == 0x7F)
+                bits = sign | 0x7FC0_0000u;
+            else if (exponent != 0)
+                bits = sign | ((exponent + 120u) << 23) | (mantissa << 20);
+            else
+                bits = BitConverter.SingleToUInt32Bits(mantissa * MinSubnormal) | sign;
             table[code] = BitConverter.UInt32BitsToSingle(bits);
         }
         return table;

@@ -19,15 +19,22 @@ namespace MoeSharp.Tensors;
 /// </remarks>
 public sealed class LazySafetensorsFile : IDisposable
 {
-    /// <summary>Bounce buffer per read call: small next to any layer, large enough that syscalls do not dominate.</summary>
+    /// <summary>
+    /// Bounce buffer per read call: small next to any layer, large enough that syscalls do not dominate.
+    /// </summary>
     private const int BounceBytes = 256 * 1024;
 
     private readonly SafeFileHandle _handle;
     private readonly Dictionary<string, SafetensorsTensorInfo> _tensors;
     private long _bytesRead;
 
-    private LazySafetensorsFile(string path, SafeFileHandle handle, Dictionary<string, SafetensorsTensorInfo> tensors,
-        IReadOnlyDictionary<string, string> metadata, long headerBytes)
+    private LazySafetensorsFile(
+        string path,
+        SafeFileHandle handle,
+        Dictionary<string, SafetensorsTensorInfo> tensors,
+        IReadOnlyDictionary<string, string> metadata,
+        long headerBytes
+    )
     {
         Path = path;
         _handle = handle;
@@ -49,12 +56,19 @@ public sealed class LazySafetensorsFile : IDisposable
     public long BytesRead => Interlocked.Read(ref _bytesRead);
 
     /// <summary>Opens a file and reads its header.</summary>
-    /// <exception cref="InvalidDataException">The header is malformed; the message names the file and the tensor.</exception>
+    /// <exception cref="InvalidDataException">The header is malformed; the message names the file and the
+    /// tensor.</exception>
     /// <exception cref="IOException">The file cannot be read.</exception>
     public static LazySafetensorsFile Open(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        SafeFileHandle handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.RandomAccess);
+        SafeFileHandle handle = File.OpenHandle(
+            path,
+            FileMode.Open,
+            FileAccess.Read,
+            FileShare.Read,
+            FileOptions.RandomAccess
+        );
         try
         {
             long fileLength = RandomAccess.GetLength(handle);
@@ -62,13 +76,20 @@ public sealed class LazySafetensorsFile : IDisposable
             int got = ReadFully(handle, prefix, 0);
             if (got < 8)
             {
-                throw SafetensorsFormatError.Create(path, null, $"file is {got} bytes, shorter than the 8-byte header length");
+                throw SafetensorsFormatError.Create(
+                    path,
+                    null,
+                    $"file is {got} bytes, shorter than the 8-byte header length"
+                );
             }
             ulong length = BinaryPrimitives.ReadUInt64LittleEndian(prefix);
             if (length > SafetensorsHeader.MaxHeaderBytes || (long)length > fileLength - 8)
             {
-                throw SafetensorsFormatError.Create(path, null,
-                    $"header length {length} is over the {SafetensorsHeader.MaxHeaderBytes}-byte limit or beyond the file's {fileLength} bytes");
+                throw SafetensorsFormatError.Create(
+                    path,
+                    null,
+                    $"header length {length} is over the {SafetensorsHeader.MaxHeaderBytes}-byte limit or beyond the file's {fileLength} bytes"
+                );
             }
             byte[] json = new byte[length];
             if (ReadFully(handle, json, 8) < json.Length)
@@ -95,17 +116,25 @@ public sealed class LazySafetensorsFile : IDisposable
     /// <exception cref="ArgumentOutOfRangeException">The range goes past the tensor's end.</exception>
     public void ReadFloat32(string name, long firstElement, Span<float> destination)
     {
-        SafetensorsTensorInfo info = _tensors.TryGetValue(name, out var found) ? found
+        SafetensorsTensorInfo info = _tensors.TryGetValue(name, out var found)
+            ? found
             : throw new KeyNotFoundException($"{Path}: no tensor '{name}'");
         StoredElementType type = info.ElementType;
         if (type == StoredElementType.Other)
         {
-            throw SafetensorsFormatError.Create(Path, name, $"dtype {info.DTypeName} cannot be read as float (MoeSharp reads F32, BF16, F16, F8_E4M3)");
+            throw SafetensorsFormatError.Create(
+                Path,
+                name,
+                $"dtype {info.DTypeName} cannot be read as float (MoeSharp reads F32, BF16, F16, F8_E4M3)"
+            );
         }
         if (firstElement < 0 || firstElement + destination.Length > info.ElementCount)
         {
-            throw new ArgumentOutOfRangeException(nameof(firstElement), firstElement,
-                $"elements [{firstElement}, {firstElement + destination.Length}) go past tensor '{name}' {info.ShapeText}");
+            throw new ArgumentOutOfRangeException(
+                nameof(firstElement),
+                firstElement,
+                $"elements [{firstElement}, {firstElement + destination.Length}) go past tensor '{name}' {info.ShapeText}"
+            );
         }
         int size = type.SizeOf();
         byte[] bounce = ArrayPool<byte>.Shared.Rent(Math.Min(BounceBytes, Math.Max(size, destination.Length * size)));
@@ -113,7 +142,7 @@ public sealed class LazySafetensorsFile : IDisposable
         {
             int perChunk = bounce.Length / size;
             long offset = info.FileOffset + firstElement * size;
-            for (int done = 0; done < destination.Length;)
+            for (int done = 0; done < destination.Length; )
             {
                 int count = Math.Min(perChunk, destination.Length - done);
                 Span<byte> chunk = bounce.AsSpan(0, count * size);
@@ -121,7 +150,11 @@ public sealed class LazySafetensorsFile : IDisposable
                 Interlocked.Add(ref _bytesRead, got);
                 if (got < chunk.Length)
                 {
-                    throw SafetensorsFormatError.Create(Path, name, $"the file ends at byte {offset + got}, inside the tensor");
+                    throw SafetensorsFormatError.Create(
+                        Path,
+                        name,
+                        $"the file ends at byte {offset + got}, inside the tensor"
+                    );
                 }
                 StoredElementTypes.ToFloat32(type, chunk, destination.Slice(done, count));
                 done += count;
@@ -143,14 +176,19 @@ public sealed class LazySafetensorsFile : IDisposable
         while (total < buffer.Length)
         {
             int got = RandomAccess.Read(handle, buffer[total..], offset + total);
-            if (got == 0) break;
+            if (got == 0)
+                break;
             total += got;
         }
         return total;
     }
 
     private static (Dictionary<string, SafetensorsTensorInfo>, IReadOnlyDictionary<string, string>) ParseHeader(
-        byte[] json, string path, long dataStart, long dataLength)
+        byte[] json,
+        string path,
+        long dataStart,
+        long dataLength
+    )
     {
         JsonDocument document;
         try
@@ -173,10 +211,12 @@ public sealed class LazySafetensorsFile : IDisposable
             {
                 if (property.Name == SafetensorsHeader.MetadataKey)
                 {
-                    if (property.Value.ValueKind != JsonValueKind.Object) continue;
+                    if (property.Value.ValueKind != JsonValueKind.Object)
+                        continue;
                     foreach (JsonProperty item in property.Value.EnumerateObject())
                     {
-                        if (item.Value.ValueKind == JsonValueKind.String) metadata[item.Name] = item.Value.GetString()!;
+                        if (item.Value.ValueKind == JsonValueKind.String)
+                            metadata[item.Name] = item.Value.GetString()!;
                     }
                     continue;
                 }
@@ -194,13 +234,22 @@ public sealed class LazySafetensorsFile : IDisposable
     {
         string name = property.Name;
         JsonElement entry = property.Value;
-        if (entry.ValueKind != JsonValueKind.Object
-            || !entry.TryGetProperty("dtype", out JsonElement dtype) || dtype.ValueKind != JsonValueKind.String
-            || !entry.TryGetProperty("shape", out JsonElement shapeElement) || shapeElement.ValueKind != JsonValueKind.Array
-            || !entry.TryGetProperty("data_offsets", out JsonElement offsets) || offsets.ValueKind != JsonValueKind.Array
-            || offsets.GetArrayLength() != 2)
+        if (
+            entry.ValueKind != JsonValueKind.Object
+            || !entry.TryGetProperty("dtype", out JsonElement dtype)
+            || dtype.ValueKind != JsonValueKind.String
+            || !entry.TryGetProperty("shape", out JsonElement shapeElement)
+            || shapeElement.ValueKind != JsonValueKind.Array
+            || !entry.TryGetProperty("data_offsets", out JsonElement offsets)
+            || offsets.ValueKind != JsonValueKind.Array
+            || offsets.GetArrayLength() != 2
+        )
         {
-            throw SafetensorsFormatError.Create(path, name, "entry needs a string 'dtype', an array 'shape' and two 'data_offsets'");
+            throw SafetensorsFormatError.Create(
+                path,
+                name,
+                "entry needs a string 'dtype', an array 'shape' and two 'data_offsets'"
+            );
         }
         var shape = new long[shapeElement.GetArrayLength()];
         long elements = 1;
@@ -209,26 +258,45 @@ public sealed class LazySafetensorsFile : IDisposable
         {
             if (!dim.TryGetInt64(out long size) || size < 0)
             {
-                throw SafetensorsFormatError.Create(path, name, $"shape[{d}] is {dim.GetRawText()}, not a non-negative integer");
+                throw SafetensorsFormatError.Create(
+                    path,
+                    name,
+                    $"shape[{d}] is {dim.GetRawText()}, not a non-negative integer"
+                );
             }
             shape[d++] = size;
             elements = size == 0 || elements == 0 ? 0 : checked(elements * size);
         }
-        if (!offsets[0].TryGetInt64(out long begin) || !offsets[1].TryGetInt64(out long end) || begin < 0 || end < begin)
+        if (
+            !offsets[0].TryGetInt64(out long begin)
+            || !offsets[1].TryGetInt64(out long end)
+            || begin < 0
+            || end < begin
+        )
         {
-            throw SafetensorsFormatError.Create(path, name, $"data_offsets {offsets.GetRawText()} are not 0 <= begin <= end");
+            throw SafetensorsFormatError.Create(
+                path,
+                name,
+                $"data_offsets {offsets.GetRawText()} are not 0 <= begin <= end"
+            );
         }
         if (end > dataLength)
         {
-            throw SafetensorsFormatError.Create(path, name,
-                $"data_offsets [{begin}, {end}] go beyond the data block, which has {dataLength} bytes");
+            throw SafetensorsFormatError.Create(
+                path,
+                name,
+                $"data_offsets [{begin}, {end}] go beyond the data block, which has {dataLength} bytes"
+            );
         }
         string dtypeName = dtype.GetString()!;
         int size1 = StoredElementTypes.SizeOf(dtypeName);
         if (size1 > 0 && end - begin != elements * size1)
         {
-            throw SafetensorsFormatError.Create(path, name,
-                $"data_offsets [{begin}, {end}] span {end - begin} bytes but {dtypeName} {shapeElement.GetRawText()} needs {elements * size1}");
+            throw SafetensorsFormatError.Create(
+                path,
+                name,
+                $"data_offsets [{begin}, {end}] span {end - begin} bytes but {dtypeName} {shapeElement.GetRawText()} needs {elements * size1}"
+            );
         }
         return new SafetensorsTensorInfo(name, dtypeName, shape, dataStart + begin, end - begin);
     }

@@ -12,7 +12,10 @@ public static class MemoryBudget
     /// <summary>The most elements one tensor holds (its storage is one .NET array, indexed by int).</summary>
     public const long MaxTensorElements = int.MaxValue;
 
-    /// <summary>Bytes of host memory available to this process now: Linux's <c>MemAvailable</c>, capped by the GC's limit (a container's).</summary>
+    /// <summary>
+    /// Bytes of host memory available to this process now: Linux's <c>MemAvailable</c>, capped by the GC's limit (a
+    /// container's).
+    /// </summary>
     public static long AvailableHostBytes()
     {
         GCMemoryInfo info = GC.GetGCMemoryInfo();
@@ -32,24 +35,34 @@ public static class MemoryBudget
         long available = AvailableHostBytes();
         if (neededBytes > available)
         {
-            throw new SizeLimitException($"needs {FormatBytes(neededBytes)} of host memory {what}, {FormatBytes(available)} available",
-                neededBytes, available);
+            throw new SizeLimitException(
+                $"needs {FormatBytes(neededBytes)} of host memory {what}, {FormatBytes(available)} available",
+                neededBytes,
+                available
+            );
         }
     }
 
-    /// <summary>Throws a <see cref="SizeLimitException"/> when a tensor of <paramref name="elements"/> elements cannot exist.</summary>
+    /// <summary>
+    /// Throws a <see cref="SizeLimitException"/> when a tensor of <paramref name="elements"/> elements cannot exist.
+    /// </summary>
     /// <param name="elements">The element count, computed in checked 64-bit arithmetic.</param>
     /// <param name="what">Names the tensor and where its size comes from.</param>
     public static void EnsureTensorFits(long elements, string what)
     {
         if (elements < 0 || elements > MaxTensorElements)
         {
-            throw new SizeLimitException($"{what} would hold {elements.ToString(CultureInfo.InvariantCulture)} elements, " +
-                $"more than the {MaxTensorElements.ToString(CultureInfo.InvariantCulture)} a tensor can index");
+            throw new SizeLimitException(
+                $"{what} would hold {elements.ToString(CultureInfo.InvariantCulture)} elements, "
+                    + $"more than the {MaxTensorElements.ToString(CultureInfo.InvariantCulture)} a tensor can index"
+            );
         }
     }
 
-    /// <summary><paramref name="a"/> · <paramref name="b"/> in 64 bits; saturates at <see cref="long.MaxValue"/> instead of wrapping.</summary>
+    /// <summary>
+    /// <paramref name="a"/> · <paramref name="b"/> in 64 bits; saturates at <see cref="long.MaxValue"/> instead of
+    /// wrapping.
+    /// </summary>
     public static long Multiply(long a, long b)
     {
         try
@@ -79,10 +92,12 @@ public static class MemoryBudget
     {
         try
         {
-            if (!OperatingSystem.IsLinux()) return null;
+            if (!OperatingSystem.IsLinux())
+                return null;
             foreach (string line in File.ReadLines("/proc/meminfo"))
             {
-                if (!line.StartsWith("MemAvailable:", StringComparison.Ordinal)) continue;
+                if (!line.StartsWith("MemAvailable:", StringComparison.Ordinal))
+                    continue;
                 string[] parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
                 return long.Parse(parts[1], CultureInfo.InvariantCulture) * 1024;
             }

@@ -12,7 +12,11 @@ public sealed class SafetensorsContent : IEnumerable<KeyValuePair<string, Tensor
     private readonly Dictionary<string, Tensor> _byName;
     private readonly string[] _names;
 
-    internal SafetensorsContent(string sourceName, IReadOnlyList<KeyValuePair<string, Tensor>> tensors, IReadOnlyDictionary<string, string> metadata)
+    internal SafetensorsContent(
+        string sourceName,
+        IReadOnlyList<KeyValuePair<string, Tensor>> tensors,
+        IReadOnlyDictionary<string, string> metadata
+    )
     {
         SourceName = sourceName;
         _names = tensors.Select(t => t.Key).ToArray();
@@ -44,11 +48,16 @@ public sealed class SafetensorsContent : IEnumerable<KeyValuePair<string, Tensor
     public Tensor Get(string name)
     {
         ArgumentNullException.ThrowIfNull(name);
-        if (_byName.TryGetValue(name, out Tensor? tensor)) return tensor;
+        if (_byName.TryGetValue(name, out Tensor? tensor))
+            return tensor;
         // Listing what the file does hold usually shows the typo at once; cap it for files with thousands of tensors.
         const int shown = 20;
-        string available = _names.Length == 0 ? "it has no tensors"
-            : "it has " + string.Join(", ", _names.Take(shown).Select(n => $"'{n}'")) + (_names.Length > shown ? $" and {_names.Length - shown} more" : "");
+        string available =
+            _names.Length == 0
+                ? "it has no tensors"
+                : "it has "
+                    + string.Join(", ", _names.Take(shown).Select(n => $"'{n}'"))
+                    + (_names.Length > shown ? $" and {_names.Length - shown} more" : "");
         throw new KeyNotFoundException($"{SourceName}: no tensor '{name}'; {available}");
     }
 
@@ -62,7 +71,8 @@ public sealed class SafetensorsContent : IEnumerable<KeyValuePair<string, Tensor
     /// <summary>Name/tensor pairs in data-block order.</summary>
     public IEnumerator<KeyValuePair<string, Tensor>> GetEnumerator()
     {
-        foreach (string name in _names) yield return new KeyValuePair<string, Tensor>(name, _byName[name]);
+        foreach (string name in _names)
+            yield return new KeyValuePair<string, Tensor>(name, _byName[name]);
     }
 
     IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();

@@ -19,7 +19,14 @@ public static class SafetensorsFile
     public static SafetensorsContent Read(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1 << 16, FileOptions.SequentialScan);
+        using var stream = new FileStream(
+            path,
+            FileMode.Open,
+            FileAccess.Read,
+            FileShare.Read,
+            bufferSize: 1 << 16,
+            FileOptions.SequentialScan
+        );
         return SafetensorsReader.Read(stream, path);
     }
 
@@ -49,11 +56,17 @@ public static class SafetensorsFile
     /// temporary file in the same folder that is renamed over the target only once complete.
     /// </summary>
     /// <param name="path">The file to write.</param>
-    /// <param name="tensors">Name/tensor pairs, laid out in this order. A <see cref="SafetensorsContent"/> works.</param>
+    /// <param name="tensors">Name/tensor pairs, laid out in this order. A <see cref="SafetensorsContent"/>
+    /// works.</param>
     /// <param name="metadata">The <c>__metadata__</c> map; null or empty writes none.</param>
-    /// <exception cref="ArgumentException">A name is null, repeated or <c>__metadata__</c>, a tensor is null, or a metadata value is null. Nothing is written.</exception>
+    /// <exception cref="ArgumentException">A name is null, repeated or <c>__metadata__</c>, a tensor is null, or a
+    /// metadata value is null. Nothing is written.</exception>
     /// <exception cref="IOException">The file cannot be written; an existing file is left as it was.</exception>
-    public static void Write(string path, IEnumerable<KeyValuePair<string, Tensor>> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    public static void Write(
+        string path,
+        IEnumerable<KeyValuePair<string, Tensor>> tensors,
+        IReadOnlyDictionary<string, string>? metadata = null
+    )
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         // Prepare validates everything before the file system is touched.
@@ -65,8 +78,13 @@ public static class SafetensorsFile
     /// <param name="stream">The destination.</param>
     /// <param name="tensors">Name/tensor pairs, laid out in this order.</param>
     /// <param name="metadata">The <c>__metadata__</c> map; null or empty writes none.</param>
-    /// <exception cref="ArgumentException">A name is null, repeated or <c>__metadata__</c>, a tensor is null, or a metadata value is null. Nothing is written.</exception>
-    public static void WriteTo(Stream stream, IEnumerable<KeyValuePair<string, Tensor>> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    /// <exception cref="ArgumentException">A name is null, repeated or <c>__metadata__</c>, a tensor is null, or a
+    /// metadata value is null. Nothing is written.</exception>
+    public static void WriteTo(
+        Stream stream,
+        IEnumerable<KeyValuePair<string, Tensor>> tensors,
+        IReadOnlyDictionary<string, string>? metadata = null
+    )
     {
         ArgumentNullException.ThrowIfNull(stream);
         var (list, prefix) = SafetensorsWriter.Prepare(tensors, metadata);

@@ -16,10 +16,13 @@ internal static class SafetensorsFormatError
     /// <summary>An exception whose message is <c>"{sourceName}: tensor '{tensorName}': {problem}"</c>.</summary>
     public static InvalidDataException Create(string sourceName, string? tensorName, string problem)
     {
-        string message = tensorName is null ? $"{sourceName}: {problem}" : $"{sourceName}: tensor '{tensorName}': {problem}";
+        string message = tensorName is null
+            ? $"{sourceName}: {problem}"
+            : $"{sourceName}: tensor '{tensorName}': {problem}";
         var exception = new InvalidDataException(message);
         exception.Data[SourceKey] = sourceName;
-        if (tensorName is not null) exception.Data[TensorKey] = tensorName;
+        if (tensorName is not null)
+            exception.Data[TensorKey] = tensorName;
         return exception;
     }
 }

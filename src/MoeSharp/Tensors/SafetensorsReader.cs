@@ -32,19 +32,28 @@ internal static class SafetensorsReader
         {
             // Entries tile the data block in order, so reading them one after another walks it sequentially.
             Tensor tensor = Tensor.Uninitialized(entry.DType, entry.Shape);
-            long read = TensorByteChunks.Visit(tensor, chunk => stream.ReadAtLeast(chunk, chunk.Length, throwOnEndOfStream: false));
+            long read = TensorByteChunks.Visit(
+                tensor,
+                chunk => stream.ReadAtLeast(chunk, chunk.Length, throwOnEndOfStream: false)
+            );
             if (read < entry.ByteLength)
             {
-                throw SafetensorsFormatError.Create(sourceName, entry.Name,
-                    $"data_offsets {entry.OffsetsText} go beyond the data block, which ends after {entry.Begin + read} bytes");
+                throw SafetensorsFormatError.Create(
+                    sourceName,
+                    entry.Name,
+                    $"data_offsets {entry.OffsetsText} go beyond the data block, which ends after {entry.Begin + read} bytes"
+                );
             }
             tensors.Add(new(entry.Name, tensor));
         }
 
         if (remaining is null && stream.ReadByte() >= 0)
         {
-            throw SafetensorsFormatError.Create(sourceName, null,
-                $"the data block goes on after byte {header.DataLength}, the end of the last tensor: those bytes belong to no tensor");
+            throw SafetensorsFormatError.Create(
+                sourceName,
+                null,
+                $"the data block goes on after byte {header.DataLength}, the end of the last tensor: those bytes belong to no tensor"
+            );
         }
         return new SafetensorsContent(sourceName, tensors, header.Metadata);
     }
@@ -72,14 +81,20 @@ internal static class SafetensorsReader
     {
         if (prefix.Length < 8)
         {
-            throw SafetensorsFormatError.Create(sourceName, null,
-                $"file is {prefix.Length} bytes, shorter than the 8-byte header length that starts every safetensors file");
+            throw SafetensorsFormatError.Create(
+                sourceName,
+                null,
+                $"file is {prefix.Length} bytes, shorter than the 8-byte header length that starts every safetensors file"
+            );
         }
         ulong length = BinaryPrimitives.ReadUInt64LittleEndian(prefix);
         if (length > SafetensorsHeader.MaxHeaderBytes)
         {
-            throw SafetensorsFormatError.Create(sourceName, null,
-                $"header length {length} is over the {SafetensorsHeader.MaxHeaderBytes}-byte limit (not a safetensors file, or a corrupt one)");
+            throw SafetensorsFormatError.Create(
+                sourceName,
+                null,
+                $"header length {length} is over the {SafetensorsHeader.MaxHeaderBytes}-byte limit (not a safetensors file, or a corrupt one)"
+            );
         }
         if (fileLength is long total && (long)length > total - 8)
         {
@@ -89,5 +104,9 @@ internal static class SafetensorsReader
     }
 
     private static InvalidDataException HeaderBeyondFile(string sourceName, long headerLength, long fileLength) =>
-        SafetensorsFormatError.Create(sourceName, null, $"header length {headerLength} goes beyond the end of the file, which has {fileLength} bytes");
+        SafetensorsFormatError.Create(
+            sourceName,
+            null,
+            $"header length {headerLength} goes beyond the end of the file, which has {fileLength} bytes"
+        );
 }

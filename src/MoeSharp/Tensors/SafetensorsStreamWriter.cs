@@ -15,12 +15,17 @@ namespace MoeSharp.Tensors;
 /// </summary>
 public sealed class SafetensorsStreamWriter : IDisposable
 {
-    private static readonly JsonWriterOptions JsonOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+    private static readonly JsonWriterOptions JsonOptions = new()
+    {
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
 
     private readonly string _path;
     private readonly string _temporary;
     private readonly SafeFileHandle _handle;
-    private readonly Dictionary<string, (long Offset, long Elements, DType DType)> _tensors = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (long Offset, long Elements, DType DType)> _tensors = new(
+        StringComparer.Ordinal
+    );
     private readonly Dictionary<string, long> _written = new(StringComparer.Ordinal);
     private bool _committed;
 
@@ -28,15 +33,20 @@ public sealed class SafetensorsStreamWriter : IDisposable
     /// <param name="path">The file to write (replaced atomically by <see cref="Commit"/>).</param>
     /// <param name="tensors">Name, dtype (F32 or BF16) and shape of each tensor, in file order.</param>
     /// <param name="metadata">The <c>__metadata__</c> map, or null.</param>
-    /// <exception cref="ArgumentException">A name repeats or is reserved, a dimension is negative, or a dtype is not float.</exception>
-    public SafetensorsStreamWriter(string path, IEnumerable<(string Name, DType DType, long[] Shape)> tensors,
-        IReadOnlyDictionary<string, string>? metadata = null)
+    /// <exception cref="ArgumentException">A name repeats or is reserved, a dimension is negative, or a dtype is not
+    /// float.</exception>
+    public SafetensorsStreamWriter(
+        string path,
+        IEnumerable<(string Name, DType DType, long[] Shape)> tensors,
+        IReadOnlyDictionary<string, string>? metadata = null
+    )
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(tensors);
         byte[] prefix = BuildPrefix(tensors, metadata, _tensors);
         _path = Path.GetFullPath(path);
-        string directory = Path.GetDirectoryName(_path) ?? throw new ArgumentException($"'{path}' names no file", nameof(path));
+        string directory =
+            Path.GetDirectoryName(_path) ?? throw new ArgumentException($"'{path}' names no file", nameof(path));
         _temporary = Path.Combine(directory, $".{Path.GetFileName(_path)}.{Guid.NewGuid():N}.tmp");
         _handle = File.OpenHandle(_temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, FileOptions.None);
         try
@@ -57,15 +67,22 @@ public sealed class SafetensorsStreamWriter : IDisposable
         }
     }
 
-    /// <summary>Writes float32 values into tensor <paramref name="name"/> from element <paramref name="firstElement"/> on (converted to the tensor's dtype).</summary>
+    /// <summary>
+    /// Writes float32 values into tensor <paramref name="name"/> from element <paramref name="firstElement"/> on
+    /// (converted to the tensor's dtype).
+    /// </summary>
     /// <exception cref="ArgumentException">No such tensor, or the range goes past its end.</exception>
     public void Write(string name, long firstElement, ReadOnlySpan<float> values)
     {
         ArgumentNullException.ThrowIfNull(name);
-        if (!_tensors.TryGetValue(name, out var tensor)) throw new ArgumentException($"no tensor '{name}' was declared", nameof(name));
+        if (!_tensors.TryGetValue(name, out var tensor))
+            throw new ArgumentException($"no tensor '{name}' was declared", nameof(name));
         if (firstElement < 0 || firstElement + values.Length > tensor.Elements)
         {
-            throw new ArgumentException($"elements [{firstElement}, {firstElement + values.Length}) go past tensor '{name}' ({tensor.Elements} elements)", nameof(firstElement));
+            throw new ArgumentException(
+                $"elements [{firstElement}, {firstElement + values.Length}) go past tensor '{name}' ({tensor.Elements} elements)",
+                nameof(firstElement)
+            );
         }
         int size = tensor.DType.SizeOf();
         long offset = tensor.Offset + firstElement * size;
@@ -79,7 +96,8 @@ public sealed class SafetensorsStreamWriter : IDisposable
             for (int done = 0; done < values.Length; done += narrow.Length)
             {
                 int count = Math.Min(narrow.Length, values.Length - done);
-                for (int i = 0; i < count; i++) narrow[i] = BFloat16.FromSingle(values[done + i]);
+                for (int i = 0; i < count; i++)
+                    narrow[i] = BFloat16.FromSingle(values[done + i]);
                 RandomAccess.Write(_handle, MemoryMarshal.AsBytes(narrow.AsSpan(0, count)), offset + (long)done * size);
             }
         }
@@ -87,14 +105,17 @@ public sealed class SafetensorsStreamWriter : IDisposable
     }
 
     /// <summary>Flushes the file to disk and renames it over the target.</summary>
-    /// <exception cref="InvalidOperationException">A tensor has not been written in full (counting written elements).</exception>
+    /// <exception cref="InvalidOperationException">A tensor has not been written in full (counting written
+    /// elements).</exception>
     public void Commit()
     {
         foreach (var (name, tensor) in _tensors)
         {
             if (_written[name] != tensor.Elements)
             {
-                throw new InvalidOperationException($"{_path}: tensor '{name}' got {_written[name]} of its {tensor.Elements} elements");
+                throw new InvalidOperationException(
+                    $"{_path}: tensor '{name}' got {_written[name]} of its {tensor.Elements} elements"
+                );
             }
         }
         RandomAccess.FlushToDisk(_handle);
@@ -103,11 +124,14 @@ public sealed class SafetensorsStreamWriter : IDisposable
         _committed = true;
     }
 
-    /// <summary>Closes the file; without <see cref="Commit"/> the temporary file is deleted and the target left as it was.</summary>
+    /// <summary>
+    /// Closes the file; without <see cref="Commit"/> the temporary file is deleted and the target left as it was.
+    /// </summary>
     public void Dispose()
     {
         _handle?.Dispose();
-        if (_committed || _temporary is null) return;
+        if (_committed || _temporary is null)
+            return;
         try
         {
             File.Delete(_temporary);
@@ -118,8 +142,11 @@ public sealed class SafetensorsStreamWriter : IDisposable
         }
     }
 
-    private static byte[] BuildPrefix(IEnumerable<(string Name, DType DType, long[] Shape)> tensors, IReadOnlyDictionary<string, string>? metadata,
-        Dictionary<string, (long Offset, long Elements, DType DType)> layout)
+    private static byte[] BuildPrefix(
+        IEnumerable<(string Name, DType DType, long[] Shape)> tensors,
+        IReadOnlyDictionary<string, string>? metadata,
+        Dictionary<string, (long Offset, long Elements, DType DType)> layout
+    )
     {
         using var buffer = new MemoryStream();
         using (var json = new Utf8JsonWriter(buffer, JsonOptions))
@@ -128,22 +155,31 @@ public sealed class SafetensorsStreamWriter : IDisposable
             if (metadata is { Count: > 0 })
             {
                 json.WriteStartObject(SafetensorsHeader.MetadataKey);
-                foreach (var (key, value) in metadata) json.WriteString(key, value ?? throw new ArgumentException($"metadata value for '{key}' is null", nameof(metadata)));
+                foreach (var (key, value) in metadata)
+                    json.WriteString(
+                        key,
+                        value ?? throw new ArgumentException($"metadata value for '{key}' is null", nameof(metadata))
+                    );
                 json.WriteEndObject();
             }
             long offset = 0;
             foreach (var (name, dtype, shape) in tensors)
             {
-                if (name is null || name == SafetensorsHeader.MetadataKey) throw new ArgumentException($"tensor name '{name}' is null or reserved", nameof(tensors));
-                if (dtype is not (DType.Float32 or DType.BFloat16)) throw new ArgumentException($"tensor '{name}': {dtype} is not F32 or BF16", nameof(tensors));
-                if (shape.Any(d => d < 0)) throw new ArgumentException($"tensor '{name}' has a negative dimension", nameof(tensors));
+                if (name is null || name == SafetensorsHeader.MetadataKey)
+                    throw new ArgumentException($"tensor name '{name}' is null or reserved", nameof(tensors));
+                if (dtype is not (DType.Float32 or DType.BFloat16))
+                    throw new ArgumentException($"tensor '{name}': {dtype} is not F32 or BF16", nameof(tensors));
+                if (shape.Any(d => d < 0))
+                    throw new ArgumentException($"tensor '{name}' has a negative dimension", nameof(tensors));
                 long elements = shape.Aggregate(1L, (a, b) => checked(a * b));
-                if (!layout.TryAdd(name, (offset, elements, dtype))) throw new ArgumentException($"tensor name '{name}' appears twice", nameof(tensors));
+                if (!layout.TryAdd(name, (offset, elements, dtype)))
+                    throw new ArgumentException($"tensor name '{name}' appears twice", nameof(tensors));
                 long bytes = elements * dtype.SizeOf();
                 json.WriteStartObject(name);
                 json.WriteString("dtype", dtype.SafetensorsName());
                 json.WriteStartArray("shape");
-                foreach (long dim in shape) json.WriteNumberValue(dim);
+                foreach (long dim in shape)
+                    json.WriteNumberValue(dim);
                 json.WriteEndArray();
                 json.WriteStartArray("data_offsets");
                 json.WriteNumberValue(offset);

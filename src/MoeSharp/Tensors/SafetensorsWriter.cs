@@ -13,32 +13,45 @@ namespace MoeSharp.Tensors;
 internal static class SafetensorsWriter
 {
     // The header is a file format, not HTML: keep non-ASCII names readable instead of \u-escaping them.
-    private static readonly JsonWriterOptions JsonOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+    private static readonly JsonWriterOptions JsonOptions = new()
+    {
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
 
     /// <summary>Checks the arguments and builds the complete prefix (length and padded header).</summary>
-    /// <exception cref="ArgumentException">A name is null, repeated or reserved, or a metadata value is null.</exception>
+    /// <exception cref="ArgumentException">A name is null, repeated or reserved, or a metadata value is
+    /// null.</exception>
     public static (List<KeyValuePair<string, Tensor>> Tensors, byte[] Prefix) Prepare(
-        IEnumerable<KeyValuePair<string, Tensor>> tensors, IReadOnlyDictionary<string, string>? metadata)
+        IEnumerable<KeyValuePair<string, Tensor>> tensors,
+        IReadOnlyDictionary<string, string>? metadata
+    )
     {
         ArgumentNullException.ThrowIfNull(tensors);
         var list = new List<KeyValuePair<string, Tensor>>();
         var names = new HashSet<string>(StringComparer.Ordinal);
         foreach (KeyValuePair<string, Tensor> pair in tensors)
         {
-            if (pair.Key is null) throw new ArgumentException($"tensor {list.Count} has a null name", nameof(tensors));
+            if (pair.Key is null)
+                throw new ArgumentException($"tensor {list.Count} has a null name", nameof(tensors));
             if (pair.Key == SafetensorsHeader.MetadataKey)
             {
-                throw new ArgumentException($"tensor {list.Count} is named '{SafetensorsHeader.MetadataKey}', which the format reserves for metadata", nameof(tensors));
+                throw new ArgumentException(
+                    $"tensor {list.Count} is named '{SafetensorsHeader.MetadataKey}', which the format reserves for metadata",
+                    nameof(tensors)
+                );
             }
-            if (pair.Value is null) throw new ArgumentException($"tensor '{pair.Key}' is null", nameof(tensors));
-            if (!names.Add(pair.Key)) throw new ArgumentException($"tensor name '{pair.Key}' appears twice", nameof(tensors));
+            if (pair.Value is null)
+                throw new ArgumentException($"tensor '{pair.Key}' is null", nameof(tensors));
+            if (!names.Add(pair.Key))
+                throw new ArgumentException($"tensor name '{pair.Key}' appears twice", nameof(tensors));
             list.Add(pair);
         }
         if (metadata is not null)
         {
             foreach (KeyValuePair<string, string> item in metadata)
             {
-                if (item.Value is null) throw new ArgumentException($"metadata value for key '{item.Key}' is null", nameof(metadata));
+                if (item.Value is null)
+                    throw new ArgumentException($"metadata value for key '{item.Key}' is null", nameof(metadata));
             }
         }
 
@@ -50,7 +63,8 @@ internal static class SafetensorsWriter
             if (metadata is { Count: > 0 })
             {
                 json.WriteStartObject(SafetensorsHeader.MetadataKey);
-                foreach (KeyValuePair<string, string> item in metadata) json.WriteString(item.Key, item.Value);
+                foreach (KeyValuePair<string, string> item in metadata)
+                    json.WriteString(item.Key, item.Value);
                 json.WriteEndObject();
             }
             long offset = 0;
@@ -60,7 +74,8 @@ internal static class SafetensorsWriter
                 json.WriteStartObject(pair.Key);
                 json.WriteString("dtype", tensor.DType.SafetensorsName());
                 json.WriteStartArray("shape");
-                foreach (int dim in tensor.Shape) json.WriteNumberValue(dim);
+                foreach (int dim in tensor.Shape)
+                    json.WriteNumberValue(dim);
                 json.WriteEndArray();
                 json.WriteStartArray("data_offsets");
                 json.WriteNumberValue(offset);
@@ -87,11 +102,14 @@ internal static class SafetensorsWriter
         stream.Write(prefix);
         foreach (KeyValuePair<string, Tensor> pair in tensors)
         {
-            TensorByteChunks.Visit(pair.Value, chunk =>
-            {
-                stream.Write(chunk);
-                return chunk.Length;
-            });
+            TensorByteChunks.Visit(
+                pair.Value,
+                chunk =>
+                {
+                    stream.Write(chunk);
+                    return chunk.Length;
+                }
+            );
         }
     }
 
@@ -103,11 +121,20 @@ internal static class SafetensorsWriter
     public static void WriteFile(string path, List<KeyValuePair<string, Tensor>> tensors, byte[] prefix)
     {
         string fullPath = Path.GetFullPath(path);
-        string directory = Path.GetDirectoryName(fullPath) ?? throw new ArgumentException($"'{path}' names no file", nameof(path));
+        string directory =
+            Path.GetDirectoryName(fullPath) ?? throw new ArgumentException($"'{path}' names no file", nameof(path));
         string temporary = Path.Combine(directory, $".{Path.GetFileName(fullPath)}.{Guid.NewGuid():N}.tmp");
         try
         {
-            using (var file = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 1 << 16))
+            using (
+                var file = new FileStream(
+                    temporary,
+                    FileMode.CreateNew,
+                    FileAccess.Write,
+                    FileShare.None,
+                    bufferSize: 1 << 16
+                )
+            )
             {
                 Write(file, tensors, prefix);
                 file.Flush(flushToDisk: true);

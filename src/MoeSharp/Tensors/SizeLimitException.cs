@@ -8,13 +8,15 @@ namespace MoeSharp.Tensors;
 public sealed class SizeLimitException : ArgumentException
 {
     /// <summary>Creates the exception; <paramref name="message"/> names the size and the limit.</summary>
-    public SizeLimitException(string message) : base(message) { }
+    public SizeLimitException(string message)
+        : base(message) { }
 
     /// <summary>Creates the exception for a memory estimate over the available memory.</summary>
     /// <param name="message">Says what needs the memory.</param>
     /// <param name="neededBytes">The estimate.</param>
     /// <param name="availableBytes">What the machine reports available.</param>
-    public SizeLimitException(string message, long neededBytes, long availableBytes) : base(message)
+    public SizeLimitException(string message, long neededBytes, long availableBytes)
+        : base(message)
     {
         NeededBytes = neededBytes;
         AvailableBytes = availableBytes;

@@ -20,9 +20,9 @@ namespace MoeSharp.Tensors;
 /// tensor (copy it with <see cref="ToHost"/>).
 /// <para>
 /// A tensor rented from a <see cref="TensorPool"/> goes back to it on <see cref="Dispose"/> (<c>using var</c>); for
-/// every other tensor <see cref="Dispose"/> does nothing. A pool made with <c>poisonReturned</c> (or every pool when the
-/// environment variable <c>MOESHARP_POOL_POISON</c> is <c>1</c>) fills returned storage with NaN (integers with their
-/// minimum value) and makes every later access to the returned tensor, or a view of it, throw.
+/// every other tensor <see cref="Dispose"/> does nothing. A pool made with <c>poisonReturned</c> (or every pool when
+/// the environment variable <c>MOESHARP_POOL_POISON</c> is <c>1</c>) fills returned storage with NaN (integers with
+/// their minimum value) and makes every later access to the returned tensor, or a view of it, throw.
 /// </para>
 /// </remarks>
 public sealed class Tensor : IDisposable
@@ -43,11 +43,20 @@ public sealed class Tensor : IDisposable
     /// <summary>The pool lease of a rented tensor, or null.</summary>
     private readonly StorageLease? _lease;
 
-    /// <summary>The lease's generation when this tensor was rented: a different one means the storage went back.</summary>
+    /// <summary>
+    /// The lease's generation when this tensor was rented: a different one means the storage went back.
+    /// </summary>
     private readonly int _generation;
 
-    private Tensor(DType dtype, int[] shape, object storage, int count, StorageLease? lease = null, int generation = 0,
-        int offset = 0)
+    private Tensor(
+        DType dtype,
+        int[] shape,
+        object storage,
+        int count,
+        StorageLease? lease = null,
+        int generation = 0,
+        int offset = 0
+    )
     {
         DType = dtype;
         _shape = shape;
@@ -65,12 +74,13 @@ public sealed class Tensor : IDisposable
     internal bool IsReturned => _lease is not null && _lease.Generation != _generation;
 
     /// <summary>
-    /// Hands a tensor rented from a <see cref="TensorPool"/> back to it (as <see cref="TensorPool.Return"/>); does nothing
-    /// for other tensors, or when the storage already went back.
+    /// Hands a tensor rented from a <see cref="TensorPool"/> back to it (as <see cref="TensorPool.Return"/>); does
+    /// nothing for other tensors, or when the storage already went back.
     /// </summary>
     public void Dispose()
     {
-        if (_lease is not null && !IsReturned) _lease.Pool.Return(this);
+        if (_lease is not null && !IsReturned)
+            _lease.Pool.Return(this);
     }
 
     /// <summary>Element type.</summary>
@@ -85,14 +95,19 @@ public sealed class Tensor : IDisposable
     /// <summary>The device storage of a device tensor; null on the host.</summary>
     public DeviceBuffer? DeviceBuffer => _storage as DeviceBuffer;
 
-    /// <summary>A device tensor of <paramref name="shape"/> over <paramref name="buffer"/>, which holds at least its bytes.</summary>
+    /// <summary>
+    /// A device tensor of <paramref name="shape"/> over <paramref name="buffer"/>, which holds at least its bytes.
+    /// </summary>
     public static Tensor OnDevice(DeviceBuffer buffer, DType dtype, params int[] shape)
     {
         ArgumentNullException.ThrowIfNull(buffer);
         int count = CheckedCount(shape);
         if (buffer.LengthInBytes < (long)count * dtype.SizeOf())
         {
-            throw new ArgumentException($"a buffer of {buffer.LengthInBytes} bytes cannot hold {dtype} [{string.Join(", ", shape)}]", nameof(buffer));
+            throw new ArgumentException(
+                $"a buffer of {buffer.LengthInBytes} bytes cannot hold {dtype} [{string.Join(", ", shape)}]",
+                nameof(buffer)
+            );
         }
         return new Tensor(dtype, (int[])shape.Clone(), buffer, count);
     }
@@ -100,7 +115,8 @@ public sealed class Tensor : IDisposable
     /// <summary>A host copy of this tensor (the tensor itself when it is already on the host).</summary>
     public Tensor ToHost()
     {
-        if (IsOnHost) return this;
+        if (IsOnHost)
+            return this;
         var host = Uninitialized(DType, _shape);
         ((DeviceBuffer)_storage).CopyToHost(0, host.AsBytes());
         return host;
@@ -124,7 +140,8 @@ public sealed class Tensor : IDisposable
         get
         {
             int n = 1;
-            for (int i = 1; i < _shape.Length; i++) n *= _shape[i];
+            for (int i = 1; i < _shape.Length; i++)
+                n *= _shape[i];
             return n;
         }
     }
@@ -145,7 +162,9 @@ public sealed class Tensor : IDisposable
         return new Tensor(dtype, (int[])shape.Clone(), Allocate(dtype, count, zeroed: true), count);
     }
 
-    /// <summary>A new tensor whose contents are unspecified (fast: no zeroing). Write every element before reading.</summary>
+    /// <summary>
+    /// A new tensor whose contents are unspecified (fast: no zeroing). Write every element before reading.
+    /// </summary>
     public static Tensor Uninitialized(DType dtype, params int[] shape)
     {
         int count = CheckedCount(shape);
@@ -161,8 +180,8 @@ public sealed class Tensor : IDisposable
     /// <remarks>
     /// The caller must keep the array alive and leave the slice alone (no writes from elsewhere) while the tensor, or
     /// anything computed lazily from it, is in use; returning an <c>ArrayPool</c> array while the tensor lives is a use
-    /// after free. The array need not be pinned: the in-process and MPI collectives pin the spans and memory they hand to
-    /// other ranks or to MPI for the length of the exchange (<c>fixed</c>, <see cref="Memory{T}.Pin"/>), and device
+    /// after free. The array need not be pinned: the in-process and MPI collectives pin the spans and memory they hand
+    /// to other ranks or to MPI for the length of the exchange (<c>fixed</c>, <see cref="Memory{T}.Pin"/>), and device
     /// uploads copy from a span.
     /// <para>
     /// Native memory (a <see cref="System.Buffers.MemoryManager{T}"/> over unmanaged memory, such as a pinned native
@@ -175,27 +194,33 @@ public sealed class Tensor : IDisposable
     /// The shape's element count differs from the memory's length, or the memory is not backed by a managed array
     /// (native memory from a <see cref="System.Buffers.MemoryManager{T}"/>).
     /// </exception>
-    public static Tensor FromMemory<T>(Memory<T> memory, params int[] shape) where T : unmanaged
+    public static Tensor FromMemory<T>(Memory<T> memory, params int[] shape)
+        where T : unmanaged
     {
         DType dtype = DTypeOf<T>();
         int count = CheckedCount(shape);
         if (count != memory.Length)
         {
             throw new ArgumentException(
-                $"shape [{string.Join(", ", shape)}] holds {count} elements but the memory has {memory.Length}", nameof(shape));
+                $"shape [{string.Join(", ", shape)}] holds {count} elements but the memory has {memory.Length}",
+                nameof(shape)
+            );
         }
         if (!MemoryMarshal.TryGetArray((ReadOnlyMemory<T>)memory, out ArraySegment<T> segment) || segment.Array is null)
         {
             throw new ArgumentException(
-                "FromMemory wraps slices of managed arrays; this memory is not backed by an array (native memory from a " +
-                "MemoryManager<T>): copy it with Tensor.FromArray(memory.ToArray(), ...)", nameof(memory));
+                "FromMemory wraps slices of managed arrays; this memory is not backed by an array (native memory from a "
+                    + "MemoryManager<T>): copy it with Tensor.FromArray(memory.ToArray(), ...)",
+                nameof(memory)
+            );
         }
         return new Tensor(dtype, (int[])shape.Clone(), segment.Array, count, offset: segment.Offset);
     }
 
     /// <summary>Wraps an array (shared, not copied) as a tensor of the given shape.</summary>
     /// <exception cref="ArgumentException">The shape's element count differs from the array's length.</exception>
-    public static Tensor FromArray<T>(T[] data, params int[] shape) where T : unmanaged
+    public static Tensor FromArray<T>(T[] data, params int[] shape)
+        where T : unmanaged
     {
         ArgumentNullException.ThrowIfNull(data);
         DType dtype = DTypeOf<T>();
@@ -203,43 +228,55 @@ public sealed class Tensor : IDisposable
         if (count != data.Length)
         {
             throw new ArgumentException(
-                $"shape [{string.Join(", ", shape)}] holds {count} elements but the array has {data.Length}", nameof(shape));
+                $"shape [{string.Join(", ", shape)}] holds {count} elements but the array has {data.Length}",
+                nameof(shape)
+            );
         }
         return new Tensor(dtype, (int[])shape.Clone(), data, count);
     }
 
     /// <summary>The dtype whose CLR element type is <typeparamref name="T"/>.</summary>
-    public static DType DTypeOf<T>() where T : unmanaged
+    public static DType DTypeOf<T>()
+        where T : unmanaged
     {
-        if (typeof(T) == typeof(float)) return DType.Float32;
-        if (typeof(T) == typeof(BFloat16)) return DType.BFloat16;
-        if (typeof(T) == typeof(int)) return DType.Int32;
-        if (typeof(T) == typeof(long)) return DType.Int64;
+        if (typeof(T) == typeof(float))
+            return DType.Float32;
+        if (typeof(T) == typeof(BFloat16))
+            return DType.BFloat16;
+        if (typeof(T) == typeof(int))
+            return DType.Int32;
+        if (typeof(T) == typeof(long))
+            return DType.Int64;
         throw new NotSupportedException($"no tensor dtype stores {typeof(T).Name}");
     }
 
     /// <summary>The storage as a span of <typeparamref name="T"/>, which must match <see cref="DType"/>.</summary>
     /// <exception cref="InvalidOperationException">The element type does not match.</exception>
-    public Span<T> AsSpan<T>() where T : unmanaged => Typed<T>().AsSpan(_offset, _count);
+    public Span<T> AsSpan<T>()
+        where T : unmanaged => Typed<T>().AsSpan(_offset, _count);
 
     /// <summary>The storage as memory of <typeparamref name="T"/> (for asynchronous exchanges).</summary>
-    public Memory<T> AsMemory<T>() where T : unmanaged => new(Typed<T>(), _offset, _count);
+    public Memory<T> AsMemory<T>()
+        where T : unmanaged => new(Typed<T>(), _offset, _count);
 
     /// <summary>
     /// The backing array and the index of element 0 in it, for kernels that capture the array in parallel loops (spans
     /// cannot be captured). Element <c>i</c> is <c>Array[Offset + i]</c>; the array may be longer on both sides
     /// (pooled storage, a caller's slice): index only <c>Offset</c> up to <c>Offset + ElementCount</c>.
     /// </summary>
-    internal (T[] Array, int Offset) Data<T>() where T : unmanaged => (Typed<T>(), _offset);
+    internal (T[] Array, int Offset) Data<T>()
+        where T : unmanaged => (Typed<T>(), _offset);
 
     /// <summary>
     /// The backing array, whatever its element type (for <see cref="TensorPool"/>); host tensors at offset 0 only (the
     /// pool's storage always is: a caller's slice never goes into a pool).
     /// </summary>
-    internal Array Storage => _offset != 0
-        ? throw new InvalidOperationException(
-            $"tensor {DType} {ShapeString} is a slice at element {_offset} of a caller's array: it cannot go into a pool")
-        : _storage as Array ?? throw OnDeviceError("its host array");
+    internal Array Storage =>
+        _offset != 0
+            ? throw new InvalidOperationException(
+                $"tensor {DType} {ShapeString} is a slice at element {_offset} of a caller's array: it cannot go into a pool"
+            )
+            : _storage as Array ?? throw OnDeviceError("its host array");
 
     /// <summary>A tensor over <paramref name="storage"/> tied to a pool lease at its current generation.</summary>
     internal static Tensor OverStorage(DType dtype, int[] shape, Array storage, StorageLease lease)
@@ -248,11 +285,18 @@ public sealed class Tensor : IDisposable
         return new Tensor(dtype, plain._shape, storage, plain._count, lease, lease.Generation);
     }
 
-    /// <summary>A tensor of <paramref name="shape"/> over the first elements of <paramref name="storage"/>, which is at least that long.</summary>
+    /// <summary>
+    /// A tensor of <paramref name="shape"/> over the first elements of <paramref name="storage"/>, which is at least
+    /// that long.
+    /// </summary>
     internal static Tensor OverStorage(DType dtype, int[] shape, Array storage)
     {
         int count = CheckedCount(shape);
-        if (storage.Length < count) throw new ArgumentException($"storage of {storage.Length} elements is shorter than shape [{string.Join(", ", shape)}]", nameof(storage));
+        if (storage.Length < count)
+            throw new ArgumentException(
+                $"storage of {storage.Length} elements is shorter than shape [{string.Join(", ", shape)}]",
+                nameof(storage)
+            );
         return new Tensor(dtype, (int[])shape.Clone(), storage, count);
     }
 
@@ -260,21 +304,23 @@ public sealed class Tensor : IDisposable
     internal static Array AllocateStorage(DType dtype, int count) => Allocate(dtype, count, zeroed: false);
 
     /// <summary>Row <paramref name="row"/> of a tensor seen as <c>[Rows, RowLength]</c>.</summary>
-    public Span<T> Row<T>(int row) where T : unmanaged
+    public Span<T> Row<T>(int row)
+        where T : unmanaged
     {
         int len = RowLength;
         return Typed<T>().AsSpan(_offset + row * len, len);
     }
 
     /// <summary>The raw bytes of the storage (little-endian, as every supported machine is).</summary>
-    public Span<byte> AsBytes() => DType switch
-    {
-        DType.Float32 => MemoryMarshal.AsBytes(AsSpan<float>()),
-        DType.BFloat16 => MemoryMarshal.AsBytes(AsSpan<BFloat16>()),
-        DType.Int32 => MemoryMarshal.AsBytes(AsSpan<int>()),
-        DType.Int64 => MemoryMarshal.AsBytes(AsSpan<long>()),
-        _ => throw new InvalidOperationException($"unknown dtype {DType}"),
-    };
+    public Span<byte> AsBytes() =>
+        DType switch
+        {
+            DType.Float32 => MemoryMarshal.AsBytes(AsSpan<float>()),
+            DType.BFloat16 => MemoryMarshal.AsBytes(AsSpan<BFloat16>()),
+            DType.Int32 => MemoryMarshal.AsBytes(AsSpan<int>()),
+            DType.Int64 => MemoryMarshal.AsBytes(AsSpan<long>()),
+            _ => throw new InvalidOperationException($"unknown dtype {DType}"),
+        };
 
     /// <summary>A view of the same storage with another shape of equal element count.</summary>
     public Tensor Reshape(params int[] shape)
@@ -283,7 +329,9 @@ public sealed class Tensor : IDisposable
         if (count != ElementCount)
         {
             throw new ArgumentException(
-                $"cannot reshape [{string.Join(", ", _shape)}] ({ElementCount} elements) to [{string.Join(", ", shape)}] ({count})", nameof(shape));
+                $"cannot reshape [{string.Join(", ", _shape)}] ({ElementCount} elements) to [{string.Join(", ", shape)}] ({count})",
+                nameof(shape)
+            );
         }
         return new Tensor(DType, (int[])shape.Clone(), _storage, count, _lease, _generation, _offset);
     }
@@ -299,22 +347,26 @@ public sealed class Tensor : IDisposable
     /// <summary>Converts to float32 (exact from bfloat16 and from integers within 2^24).</summary>
     public Tensor ToFloat32()
     {
-        if (DType == DType.Float32) return Clone();
+        if (DType == DType.Float32)
+            return Clone();
         var result = Uninitialized(DType.Float32, _shape);
         Span<float> dst = result.AsSpan<float>();
         switch (DType)
         {
             case DType.BFloat16:
                 ReadOnlySpan<BFloat16> b = AsSpan<BFloat16>();
-                for (int i = 0; i < b.Length; i++) dst[i] = b[i].ToSingle();
+                for (int i = 0; i < b.Length; i++)
+                    dst[i] = b[i].ToSingle();
                 break;
             case DType.Int32:
                 ReadOnlySpan<int> i32 = AsSpan<int>();
-                for (int i = 0; i < i32.Length; i++) dst[i] = i32[i];
+                for (int i = 0; i < i32.Length; i++)
+                    dst[i] = i32[i];
                 break;
             case DType.Int64:
                 ReadOnlySpan<long> i64 = AsSpan<long>();
-                for (int i = 0; i < i64.Length; i++) dst[i] = i64[i];
+                for (int i = 0; i < i64.Length; i++)
+                    dst[i] = i64[i];
                 break;
         }
         return result;
@@ -324,16 +376,21 @@ public sealed class Tensor : IDisposable
     /// <exception cref="InvalidOperationException">The tensor is not float32 or bfloat16.</exception>
     public Tensor ToBFloat16()
     {
-        if (DType == DType.BFloat16) return Clone();
-        if (DType != DType.Float32) throw new InvalidOperationException($"cannot convert {DType} to bfloat16");
+        if (DType == DType.BFloat16)
+            return Clone();
+        if (DType != DType.Float32)
+            throw new InvalidOperationException($"cannot convert {DType} to bfloat16");
         var result = Uninitialized(DType.BFloat16, _shape);
         ReadOnlySpan<float> src = AsSpan<float>();
         Span<BFloat16> dst = result.AsSpan<BFloat16>();
-        for (int i = 0; i < src.Length; i++) dst[i] = BFloat16.FromSingle(src[i]);
+        for (int i = 0; i < src.Length; i++)
+            dst[i] = BFloat16.FromSingle(src[i]);
         return result;
     }
 
-    /// <summary>Same dtype, same shape and the same bytes (so NaNs compare by payload and -0 differs from +0).</summary>
+    /// <summary>
+    /// Same dtype, same shape and the same bytes (so NaNs compare by payload and -0 differs from +0).
+    /// </summary>
     public bool BitwiseEquals(Tensor other)
     {
         ArgumentNullException.ThrowIfNull(other);
@@ -346,20 +403,25 @@ public sealed class Tensor : IDisposable
     /// <inheritdoc />
     public override string ToString() => $"Tensor({DType}, {ShapeString})";
 
-    private T[] Typed<T>() where T : unmanaged
+    private T[] Typed<T>()
+        where T : unmanaged
     {
         if (_lease is { Poisons: true } && IsReturned)
         {
-            throw new ObjectDisposedException(ToString(),
-                $"tensor {DType} {ShapeString} was returned to its pool and may now be another tensor's storage (use after return)");
+            throw new ObjectDisposedException(
+                ToString(),
+                $"tensor {DType} {ShapeString} was returned to its pool and may now be another tensor's storage (use after return)"
+            );
         }
-        if (_storage is T[] typed) return typed;
-        if (_storage is DeviceBuffer) throw OnDeviceError("a span");
+        if (_storage is T[] typed)
+            return typed;
+        if (_storage is DeviceBuffer)
+            throw OnDeviceError("a span");
         throw new InvalidOperationException($"tensor of dtype {DType} cannot be read as {typeof(T).Name}");
     }
 
-    private InvalidOperationException OnDeviceError(string what)
-        => new($"tensor {DType} {ShapeString} lives on {Device}: {what} needs host memory (copy it with ToHost())");
+    private InvalidOperationException OnDeviceError(string what) =>
+        new($"tensor {DType} {ShapeString} lives on {Device}: {what} needs host memory (copy it with ToHost())");
 
     private static int CheckedCount(int[] shape)
     {
@@ -369,24 +431,40 @@ public sealed class Tensor : IDisposable
         {
             if (shape[i] < 0)
             {
-                throw new ArgumentOutOfRangeException(nameof(shape), shape[i], $"dimension {i} of [{string.Join(", ", shape)}] is negative");
+                throw new ArgumentOutOfRangeException(
+                    nameof(shape),
+                    shape[i],
+                    $"dimension {i} of [{string.Join(", ", shape)}] is negative"
+                );
             }
             count *= shape[i];
             if (count > Array.MaxLength)
             {
-                throw new ArgumentOutOfRangeException(nameof(shape), $"shape [{string.Join(", ", shape)}] has more than {Array.MaxLength} elements");
+                throw new ArgumentOutOfRangeException(
+                    nameof(shape),
+                    $"shape [{string.Join(", ", shape)}] has more than {Array.MaxLength} elements"
+                );
             }
         }
         return (int)count;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Array Allocate(DType dtype, int count, bool zeroed) => dtype switch
-    {
-        DType.Float32 => zeroed ? GC.AllocateArray<float>(count, pinned: true) : GC.AllocateUninitializedArray<float>(count, pinned: true),
-        DType.BFloat16 => zeroed ? GC.AllocateArray<BFloat16>(count, pinned: true) : GC.AllocateUninitializedArray<BFloat16>(count, pinned: true),
-        DType.Int32 => zeroed ? GC.AllocateArray<int>(count, pinned: true) : GC.AllocateUninitializedArray<int>(count, pinned: true),
-        DType.Int64 => zeroed ? GC.AllocateArray<long>(count, pinned: true) : GC.AllocateUninitializedArray<long>(count, pinned: true),
-        _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "unknown dtype"),
-    };
+    private static Array Allocate(DType dtype, int count, bool zeroed) =>
+        dtype switch
+        {
+            DType.Float32 => zeroed
+                ? GC.AllocateArray<float>(count, pinned: true)
+                : GC.AllocateUninitializedArray<float>(count, pinned: true),
+            DType.BFloat16 => zeroed
+                ? GC.AllocateArray<BFloat16>(count, pinned: true)
+                : GC.AllocateUninitializedArray<BFloat16>(count, pinned: true),
+            DType.Int32 => zeroed
+                ? GC.AllocateArray<int>(count, pinned: true)
+                : GC.AllocateUninitializedArray<int>(count, pinned: true),
+            DType.Int64 => zeroed
+                ? GC.AllocateArray<long>(count, pinned: true)
+                : GC.AllocateUninitializedArray<long>(count, pinned: true),
+            _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "unknown dtype"),
+        };
 }

@@ -48,14 +48,24 @@ public sealed class TensorPool : ITensorAllocator
     public long MaxRetainedBytes { get; }
 
     /// <summary>Bytes of storage waiting to be reused.</summary>
-    public long RetainedBytes { get { lock (_lock) return _retainedBytes; } }
+    public long RetainedBytes
+    {
+        get
+        {
+            lock (_lock)
+                return _retainedBytes;
+        }
+    }
 
-    /// <summary>A tensor of <paramref name="shape"/> with unspecified contents, on reused storage when some fits.</summary>
+    /// <summary>
+    /// A tensor of <paramref name="shape"/> with unspecified contents, on reused storage when some fits.
+    /// </summary>
     public Tensor Rent(DType dtype, params int[] shape)
     {
         ArgumentNullException.ThrowIfNull(shape);
         long count = 1;
-        foreach (int d in shape) count *= Math.Max(d, 0);
+        foreach (int d in shape)
+            count *= Math.Max(d, 0);
         long bytes = count * dtype.SizeOf();
         if (bytes < MinPooledBytes)
         {
@@ -72,8 +82,14 @@ public sealed class TensorPool : ITensorAllocator
             for (int i = 0; i < _free.Count; i++)
             {
                 Array candidate = _free[i].Storage;
-                if (candidate.GetType().GetElementType() != element || candidate.Length < count || candidate.Length > 2 * count) continue;
-                if (best < 0 || candidate.Length < _free[best].Storage.Length) best = i;
+                if (
+                    candidate.GetType().GetElementType() != element
+                    || candidate.Length < count
+                    || candidate.Length > 2 * count
+                )
+                    continue;
+                if (best < 0 || candidate.Length < _free[best].Storage.Length)
+                    best = i;
             }
             if (best >= 0)
             {
@@ -85,14 +101,21 @@ public sealed class TensorPool : ITensorAllocator
         }
         // Headroom: routed row counts change a little from call to call, so a slightly larger array keeps fitting.
         long padded = Math.Min(Array.MaxLength, count + count / 8);
-        return Tensor.OverStorage(dtype, shape, Tensor.AllocateStorage(dtype, (int)padded), new StorageLease(this, PoisonsReturned));
+        return Tensor.OverStorage(
+            dtype,
+            shape,
+            Tensor.AllocateStorage(dtype, (int)padded),
+            new StorageLease(this, PoisonsReturned)
+        );
     }
 
     /// <summary>Hands <paramref name="tensor"/>'s storage back for reuse. Null is ignored.</summary>
-    /// <exception cref="InvalidOperationException">The tensor, or another view of its storage, was already returned.</exception>
+    /// <exception cref="InvalidOperationException">The tensor, or another view of its storage, was already
+    /// returned.</exception>
     public void Return(Tensor? tensor)
     {
-        if (tensor is null || !tensor.IsOnHost) return;
+        if (tensor is null || !tensor.IsOnHost)
+            return;
         Array storage = tensor.Storage;
         long bytes = (long)storage.Length * tensor.DType.SizeOf();
         StorageLease? lease = tensor.Lease is { } own && ReferenceEquals(own.Pool, this) ? own : null;
@@ -100,34 +123,47 @@ public sealed class TensorPool : ITensorAllocator
         {
             if (lease is not null)
             {
-                if (tensor.IsReturned) throw AlreadyReturned(tensor);
+                if (tensor.IsReturned)
+                    throw AlreadyReturned(tensor);
                 lease.Generation++;
-                if (lease.Poisons) Poison(storage);
+                if (lease.Poisons)
+                    Poison(storage);
             }
-            if (bytes < MinPooledBytes) return;
+            if (bytes < MinPooledBytes)
+                return;
             foreach ((Array held, _) in _free)
             {
                 // Returning twice would hand one array to two owners.
-                if (ReferenceEquals(held, storage)) throw AlreadyReturned(tensor);
+                if (ReferenceEquals(held, storage))
+                    throw AlreadyReturned(tensor);
             }
-            if (_retainedBytes + bytes > MaxRetainedBytes) return;
+            if (_retainedBytes + bytes > MaxRetainedBytes)
+                return;
             _free.Add((storage, lease ?? new StorageLease(this, PoisonsReturned)));
             _retainedBytes += bytes;
         }
     }
 
-    private static InvalidOperationException AlreadyReturned(Tensor tensor)
-        => new($"the storage of tensor {tensor.DType} {tensor.ShapeString} was already returned to the pool");
+    private static InvalidOperationException AlreadyReturned(Tensor tensor) =>
+        new($"the storage of tensor {tensor.DType} {tensor.ShapeString} was already returned to the pool");
 
     /// <summary>NaN in floating-point storage, the minimum value in integer storage: loud in any later use.</summary>
     private static void Poison(Array storage)
     {
         switch (storage)
         {
-            case float[] f: f.AsSpan().Fill(float.NaN); break;
-            case BFloat16[] b: b.AsSpan().Fill(BFloat16.FromSingle(float.NaN)); break;
-            case int[] i: i.AsSpan().Fill(int.MinValue); break;
-            case long[] l: l.AsSpan().Fill(long.MinValue); break;
+            case float[] f:
+                f.AsSpan().Fill(float.NaN);
+                break;
+            case BFloat16[] b:
+                b.AsSpan().Fill(BFloat16.FromSingle(float.NaN));
+                break;
+            case int[] i:
+                i.AsSpan().Fill(int.MinValue);
+                break;
+            case long[] l:
+                l.AsSpan().Fill(long.MinValue);
+                break;
         }
     }
 }

@@ -1,9 +1,10 @@
 namespace MoeSharp.Tensors;
 
 /// <summary>
-/// The tensors one call rents, handed back together when the call ends: <c>using var scope = new TensorScope(allocator)</c>,
-/// rent through it, and <see cref="Keep"/> what outlives the call (its results). Every other tensor goes back to the
-/// allocator on <see cref="Dispose"/>, also when the call throws, so no path leaks warm memory or returns a tensor twice.
+/// The tensors one call rents, handed back together when the call ends: <c>using var scope = new
+/// TensorScope(allocator)</c>, rent through it, and <see cref="Keep"/> what outlives the call (its results). Every
+/// other tensor goes back to the allocator on <see cref="Dispose"/>, also when the call throws, so no path leaks warm
+/// memory or returns a tensor twice.
 /// </summary>
 /// <remarks>
 /// Not thread-safe: a scope belongs to the call that made it. Tensors are returned in reverse order of renting, each
@@ -36,17 +37,22 @@ public sealed class TensorScope : IDisposable
         return tensor;
     }
 
-    /// <summary>Makes the scope return <paramref name="tensor"/> (rented from the same allocator elsewhere) when it ends.</summary>
+    /// <summary>
+    /// Makes the scope return <paramref name="tensor"/> (rented from the same allocator elsewhere) when it ends.
+    /// </summary>
     /// <param name="tensor">A tensor of <see cref="Allocator"/>; null is ignored.</param>
     /// <returns><paramref name="tensor"/>.</returns>
     public Tensor? Adopt(Tensor? tensor)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (tensor is not null) _owned.Add(tensor);
+        if (tensor is not null)
+            _owned.Add(tensor);
         return tensor;
     }
 
-    /// <summary>Takes <paramref name="tensor"/> out of the scope: the caller owns it now (a result of the call).</summary>
+    /// <summary>
+    /// Takes <paramref name="tensor"/> out of the scope: the caller owns it now (a result of the call).
+    /// </summary>
     /// <param name="tensor">A tensor rented or adopted by this scope.</param>
     /// <returns><paramref name="tensor"/>.</returns>
     /// <exception cref="ArgumentException">The scope does not hold <paramref name="tensor"/>.</exception>
@@ -57,7 +63,10 @@ public sealed class TensorScope : IDisposable
         int removed = _owned.RemoveAll(t => ReferenceEquals(t, tensor));
         if (removed == 0)
         {
-            throw new ArgumentException($"tensor {tensor.DType} {tensor.ShapeString} is not held by this scope", nameof(tensor));
+            throw new ArgumentException(
+                $"tensor {tensor.DType} {tensor.ShapeString} is not held by this scope",
+                nameof(tensor)
+            );
         }
         return tensor;
     }
@@ -65,12 +74,14 @@ public sealed class TensorScope : IDisposable
     /// <summary>Returns every tensor the scope still holds, newest first, each once.</summary>
     public void Dispose()
     {
-        if (_disposed) return;
+        if (_disposed)
+            return;
         _disposed = true;
         var seen = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
         for (int i = _owned.Count - 1; i >= 0; i--)
         {
-            if (seen.Add(_owned[i])) Allocator.Return(_owned[i]);
+            if (seen.Add(_owned[i]))
+                Allocator.Return(_owned[i]);
         }
         _owned.Clear();
     }

@@ -29,23 +29,33 @@ public sealed class AdamW
     /// </param>
     /// <exception cref="ArgumentException">A hyper-parameter is out of range, a name repeats or a parameter is not on
     /// the kernels' device.</exception>
-    public AdamW(IEnumerable<Parameter> parameters, float learningRate = 1e-3f, float beta1 = 0.9f,
+    public AdamW(
+        IEnumerable<Parameter> parameters,
+        float learningRate = 1e-3f,
+        float beta1 = 0.9f,
         float beta2 = 0.999f,
-        float epsilon = 1e-8f, float weightDecay = 0.01f, ILayerKernels? kernels = null)
+        float epsilon = 1e-8f,
+        float weightDecay = 0.01f,
+        ILayerKernels? kernels = null
+    )
     {
         ArgumentNullException.ThrowIfNull(parameters);
         if (!(learningRate >= 0) || !float.IsFinite(learningRate))
         {
-            throw new ArgumentOutOfRangeException(nameof(learningRate), learningRate,
-                "learning rate must be finite and ≥ 0");
+            throw new ArgumentOutOfRangeException(
+                nameof(learningRate),
+                learningRate,
+                "learning rate must be finite and ≥ 0"
+            );
         }
-        if (!(beta1 >= 0 && beta1 < 1)) throw new ArgumentOutOfRangeException(nameof(beta1), beta1,
-            "beta1 must be in [0, 1)");
-        if (!(beta2 >= 0 && beta2 < 1)) throw new ArgumentOutOfRangeException(nameof(beta2), beta2,
-            "beta2 must be in [0, 1)");
-        if (!(epsilon > 0)) throw new ArgumentOutOfRangeException(nameof(epsilon), epsilon, "epsilon must be > 0");
-        if (!(weightDecay >= 0)) throw new ArgumentOutOfRangeException(nameof(weightDecay), weightDecay,
-            "weight decay must be ≥ 0");
+        if (!(beta1 >= 0 && beta1 < 1))
+            throw new ArgumentOutOfRangeException(nameof(beta1), beta1, "beta1 must be in [0, 1)");
+        if (!(beta2 >= 0 && beta2 < 1))
+            throw new ArgumentOutOfRangeException(nameof(beta2), beta2, "beta2 must be in [0, 1)");
+        if (!(epsilon > 0))
+            throw new ArgumentOutOfRangeException(nameof(epsilon), epsilon, "epsilon must be > 0");
+        if (!(weightDecay >= 0))
+            throw new ArgumentOutOfRangeException(nameof(weightDecay), weightDecay, "weight decay must be ≥ 0");
 
         _parameters = parameters.ToArray();
         var names = new HashSet<string>();
@@ -62,8 +72,11 @@ public sealed class AdamW
         {
             if (p.Value.Device != _kernels.Dispatch.Device.Name)
             {
-                throw new ArgumentException($"parameter '{p.Name}' is on {p.Value.Device} but the optimizer runs on " +
-                    $"{_kernels.Dispatch.Device.Name}", nameof(parameters));
+                throw new ArgumentException(
+                    $"parameter '{p.Name}' is on {p.Value.Device} but the optimizer runs on "
+                        + $"{_kernels.Dispatch.Device.Name}",
+                    nameof(parameters)
+                );
             }
         }
         _expAvg = _parameters.Select(p => _kernels.RentZeros(DType.Float32, p.Value.ElementCount)).ToArray();
@@ -143,8 +156,11 @@ public sealed class AdamW
     /// <param name="stepCount">Steps taken when the moments were saved, ≥ 0.</param>
     /// <param name="sourceName">Names the source in errors, e.g. a file.</param>
     /// <exception cref="InvalidDataException">A moment is missing, not float32 or of another size.</exception>
-    public void LoadState(IEnumerable<KeyValuePair<string, Tensor>> moments, int stepCount,
-        string sourceName = "<memory>")
+    public void LoadState(
+        IEnumerable<KeyValuePair<string, Tensor>> moments,
+        int stepCount,
+        string sourceName = "<memory>"
+    )
     {
         ArgumentNullException.ThrowIfNull(moments);
         ArgumentOutOfRangeException.ThrowIfNegative(stepCount);
@@ -158,8 +174,10 @@ public sealed class AdamW
         foreach (var (source, target) in plan)
         {
             ReadOnlySpan<float> values = source.AsSpan<float>();
-            if (target.DeviceBuffer is { } device) device.CopyFromHost(MemoryMarshal.AsBytes(values), 0);
-            else values.CopyTo(target.AsSpan<float>());
+            if (target.DeviceBuffer is { } device)
+                device.CopyFromHost(MemoryMarshal.AsBytes(values), 0);
+            else
+                values.CopyTo(target.AsSpan<float>());
         }
         StepCount = stepCount;
 
@@ -172,8 +190,9 @@ public sealed class AdamW
             if (t.DType != DType.Float32 || t.ElementCount != target.ElementCount || !t.IsOnHost)
             {
                 throw new InvalidDataException(
-                    $"{sourceName}: optimizer moment '{name}' is {t} but the optimizer expects " +
-                        $"{target.ElementCount} float32 values on the host");
+                    $"{sourceName}: optimizer moment '{name}' is {t} but the optimizer expects "
+                        + $"{target.ElementCount} float32 values on the host"
+                );
             }
             return t;
         }
@@ -188,6 +207,7 @@ public sealed class AdamW
     /// <summary>Sets every parameter's gradient to zero.</summary>
     public void ZeroGrad()
     {
-        foreach (Parameter p in _parameters) _kernels.Dispatch.Rows.Clear(p.Grad);
+        foreach (Parameter p in _parameters)
+            _kernels.Dispatch.Rows.Clear(p.Grad);
     }
 }

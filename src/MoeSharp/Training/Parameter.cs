@@ -10,10 +10,11 @@ public sealed class Parameter
     /// <param name="value">The tensor updated in place (float32).</param>
     /// <exception cref="ArgumentException">The tensor is not float32 or the name is empty.</exception>
     public Parameter(string name, Tensor value)
-        : this(name, value, Tensor.Zeros(DType.Float32, (value
-            ?? throw new ArgumentNullException(nameof(value))).ShapeArray()))
-    {
-    }
+        : this(
+            name,
+            value,
+            Tensor.Zeros(DType.Float32, (value ?? throw new ArgumentNullException(nameof(value))).ShapeArray())
+        ) { }
 
     /// <summary>Creates a parameter whose gradient lives in <paramref name="grad"/> (e.g. on the value's
     /// device).</summary>
@@ -51,13 +52,18 @@ public sealed class Parameter
         Value = value;
         _grad = new Lazy<Tensor>(() =>
         {
-            Tensor grad = createGrad() ?? throw new InvalidOperationException($"the gradient factory of parameter " +
-                $"'{name}' returned null");
+            Tensor grad =
+                createGrad()
+                ?? throw new InvalidOperationException(
+                    $"the gradient factory of parameter " + $"'{name}' returned null"
+                );
             if (grad.DType != DType.Float32 || !grad.Shape.SequenceEqual(value.Shape) || grad.Device != value.Device)
             {
                 throw new ArgumentException(
-                    $"the gradient of parameter '{name}' must be float32 {value.ShapeString} on {value.Device}; got " +
-                        $"{grad} on {grad.Device}", "grad");
+                    $"the gradient of parameter '{name}' must be float32 {value.ShapeString} on {value.Device}; got "
+                        + $"{grad} on {grad.Device}",
+                    "grad"
+                );
             }
             return grad;
         });

@@ -13,13 +13,18 @@ public class FaultCliTests
     {
         var stdout = new StringWriter();
         var stderr = new StringWriter();
-        TextWriter oldOut = Console.Out, oldError = Console.Error;
+        TextWriter oldOut = Console.Out,
+            oldError = Console.Error;
         IAnsiConsole oldAnsi = AnsiConsole.Console;
-        AnsiConsole.Console = AnsiConsole.Create(new AnsiConsoleSettings
-        {
-            Out = new AnsiConsoleOutput(stdout), Ansi = AnsiSupport.No, ColorSystem = ColorSystemSupport.NoColors,
-            Interactive = InteractionSupport.No,
-        });
+        AnsiConsole.Console = AnsiConsole.Create(
+            new AnsiConsoleSettings
+            {
+                Out = new AnsiConsoleOutput(stdout),
+                Ansi = AnsiSupport.No,
+                ColorSystem = ColorSystemSupport.NoColors,
+                Interactive = InteractionSupport.No,
+            }
+        );
         Console.SetOut(stdout);
         Console.SetError(stderr);
         try
@@ -43,9 +48,60 @@ public class FaultCliTests
     [InlineData("--tokens", "run", "--tokens", "1000000000000")]
     [InlineData("--tokens", "train", "--tokens", "2147483647")]
     [InlineData("--experts", "run", "--world", "1", "--sp", "1", "--experts", "2147483647")]
-    [InlineData("--align", "run", "--world", "2", "--sp", "1", "--tokens", "64", "--dim", "16", "--experts", "8", "--top-k", "2", "--align", "1073741824")]
-    [InlineData("--align", "run", "--device", "ilgpu-cpu", "--world", "2", "--sp", "1", "--tokens", "64", "--dim", "16", "--experts", "8", "--top-k", "2", "--align", "2000000000")]
-    [InlineData("--dim", "run", "--world", "1", "--sp", "1", "--tokens", "1000000", "--dim", "1024", "--experts", "8", "--top-k", "2")]
+    [InlineData(
+        "--align",
+        "run",
+        "--world",
+        "2",
+        "--sp",
+        "1",
+        "--tokens",
+        "64",
+        "--dim",
+        "16",
+        "--experts",
+        "8",
+        "--top-k",
+        "2",
+        "--align",
+        "1073741824"
+    )]
+    [InlineData(
+        "--align",
+        "run",
+        "--device",
+        "ilgpu-cpu",
+        "--world",
+        "2",
+        "--sp",
+        "1",
+        "--tokens",
+        "64",
+        "--dim",
+        "16",
+        "--experts",
+        "8",
+        "--top-k",
+        "2",
+        "--align",
+        "2000000000"
+    )]
+    [InlineData(
+        "--dim",
+        "run",
+        "--world",
+        "1",
+        "--sp",
+        "1",
+        "--tokens",
+        "1000000",
+        "--dim",
+        "1024",
+        "--experts",
+        "8",
+        "--top-k",
+        "2"
+    )]
     [InlineData("--world", "run", "--world", "4096", "--sp", "1")]
     [InlineData("--tokens", "bench", "--tokens", "1000000", "--dim", "100000")]
     public void HostileOption_Exits2_WithOneLineNamingIt(string option, params string[] args)
@@ -63,15 +119,47 @@ public class FaultCliTests
     [Fact]
     public void MemoryRefusal_SaysWhatIsNeeded_AndWhatIsAvailable()
     {
-        var (code, _, error) = Invoke("run", "--world", "1", "--sp", "1", "--tokens", "1000000", "--dim", "1024", "--experts", "8", "--top-k", "2");
+        var (code, _, error) = Invoke(
+            "run",
+            "--world",
+            "1",
+            "--sp",
+            "1",
+            "--tokens",
+            "1000000",
+            "--dim",
+            "1024",
+            "--experts",
+            "8",
+            "--top-k",
+            "2"
+        );
         Assert.Equal(ExitCodes.UsageError, code);
-        Assert.Matches(@"^moe: needs [\d.]+ [GT]B of host memory per process, [\d.]+ [KMGT]B available \(.*--tokens 1000000 --dim 1024.*\)$", error.Trim());
+        Assert.Matches(
+            @"^moe: needs [\d.]+ [GT]B of host memory per process, [\d.]+ [KMGT]B available \(.*--tokens 1000000 --dim 1024.*\)$",
+            error.Trim()
+        );
     }
 
     [Fact]
     public void BenchJson_WithNoTokens_PrintsValidJson()
     {
-        var (code, output, error) = Invoke("bench", "--tokens", "0", "--dim", "8", "--experts", "4", "--top-k", "2", "--repeats", "1", "--warmup", "0", "--json");
+        var (code, output, error) = Invoke(
+            "bench",
+            "--tokens",
+            "0",
+            "--dim",
+            "8",
+            "--experts",
+            "4",
+            "--top-k",
+            "2",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--json"
+        );
         Assert.True(code == 0, error);
         // Zero bytes in zero time: the rates are not finite, written as the schema's "NaN"/"Infinity" strings.
         string[] lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
@@ -80,8 +168,11 @@ public class FaultCliTests
         {
             using var json = System.Text.Json.JsonDocument.Parse(line);
             System.Text.Json.JsonElement rate = json.RootElement.GetProperty("gb_per_s");
-            Assert.True(rate.ValueKind == System.Text.Json.JsonValueKind.Number
-                || rate.GetString() is "NaN" or "Infinity" or "-Infinity", line);
+            Assert.True(
+                rate.ValueKind == System.Text.Json.JsonValueKind.Number
+                    || rate.GetString() is "NaN" or "Infinity" or "-Infinity",
+                line
+            );
         }
     }
 
@@ -123,7 +214,16 @@ public class FaultCliTests
         string dir = Directory.CreateTempSubdirectory("moesharp-faults-").FullName;
         try
         {
-            var (tensors, metadata) = Dispatch.NaiveGolden.Build(world: 4, sp: 2, tokens: 6, dim: 3, experts: 8, topK: 2, scoreBefore: false, seed: 2);
+            var (tensors, metadata) = Dispatch.NaiveGolden.Build(
+                world: 4,
+                sp: 2,
+                tokens: 6,
+                dim: 3,
+                experts: 8,
+                topK: 2,
+                scoreBefore: false,
+                seed: 2
+            );
             tensors["ids.g1"].AsSpan<long>()[0] = 99; // token 0 of group 1: SP rank 0 of that group, world rank 2
             string path = Path.Combine(dir, "badid.safetensors");
             MoeSharp.Tensors.SafetensorsFile.Write(path, tensors, metadata);
@@ -143,14 +243,32 @@ public class FaultCliTests
     [InlineData("TERM", 143, "SIGTERM")]
     public async Task Signal_EndsTheCommandWithinTwoSeconds_WithOneLine(string signal, int expectedCode, string name)
     {
-        if (!OperatingSystem.IsLinux()) return;
+        if (!OperatingSystem.IsLinux())
+            return;
         string moe = Path.Combine(AppContext.BaseDirectory, "moe.dll");
-        // A shell's background jobs inherit SIGINT ignored; env restores the default so the test sees what a terminal would.
+        // A shell's background jobs inherit SIGINT ignored; env restores the default so the test sees what a terminal
+        // would.
         var start = new ProcessStartInfo("env") { RedirectStandardError = true, RedirectStandardOutput = true };
-        foreach (string a in new[] { "--default-signal=INT", "dotnet", moe, "train", "--steps", "1000000", "--log-every", "1000000", "--world", "2" }) start.ArgumentList.Add(a);
+        foreach (
+            string a in new[]
+            {
+                "--default-signal=INT",
+                "dotnet",
+                moe,
+                "train",
+                "--steps",
+                "1000000",
+                "--log-every",
+                "1000000",
+                "--world",
+                "2",
+            }
+        )
+            start.ArgumentList.Add(a);
         using Process process = Process.Start(start)!;
         await process.StandardOutput.ReadLineAsync(); // the header: the command is running
-        using (Process kill = Process.Start("kill", $"-{signal} {process.Id}")) await kill.WaitForExitAsync();
+        using (Process kill = Process.Start("kill", $"-{signal} {process.Id}"))
+            await kill.WaitForExitAsync();
         var clock = Stopwatch.StartNew();
         Task<string> error = process.StandardError.ReadToEndAsync();
         using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(10));
@@ -166,6 +284,9 @@ public class FaultCliTests
         }
         Assert.True(ended && clock.Elapsed < TimeSpan.FromSeconds(2), $"still running after {clock.Elapsed}");
         Assert.Equal(expectedCode, process.ExitCode);
-        Assert.Equal($"moe: interrupted by {name}; stopping every rank (exit code {expectedCode})", (await error).Trim());
+        Assert.Equal(
+            $"moe: interrupted by {name}; stopping every rank (exit code {expectedCode})",
+            (await error).Trim()
+        );
     }
 }

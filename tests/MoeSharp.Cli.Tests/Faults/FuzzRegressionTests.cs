@@ -17,7 +17,8 @@ public class FuzzRegressionTests
         foreach (string kind in new[] { "corpus", "regressions" })
         {
             string dir = Path.Combine(fuzz, kind);
-            if (!Directory.Exists(dir)) continue;
+            if (!Directory.Exists(dir))
+                continue;
             foreach (string targetDir in Directory.GetDirectories(dir).Order(StringComparer.Ordinal))
             {
                 foreach (string file in Directory.GetFiles(targetDir).Order(StringComparer.Ordinal))
@@ -47,7 +48,8 @@ public class FuzzRegressionTests
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {
-            if (File.Exists(Path.Combine(dir.FullName, "MoeSharp.slnx"))) return dir.FullName;
+            if (File.Exists(Path.Combine(dir.FullName, "MoeSharp.slnx")))
+                return dir.FullName;
         }
         throw new DirectoryNotFoundException("no MoeSharp.slnx above the test binaries");
     }

@@ -16,15 +16,34 @@ public sealed class TrainingDeterminismTests
     {
         var single = new TrainOptions(Steps: 6, Seed: 7);
         double[] expected = MoeTrainer.Train(single);
-        foreach (var o in new[]
-        {
-            single with { World = 4, Sp = 2 },
-            single with { World = 4, Sp = 2, Layout = SequenceLayout.Sharded },
-            single with { World = 2, Sp = 1, Tokens = 64 },
-        })
+        foreach (
+            var o in new[]
+            {
+                single with
+                {
+                    World = 4,
+                    Sp = 2,
+                },
+                single with
+                {
+                    World = 4,
+                    Sp = 2,
+                    Layout = SequenceLayout.Sharded,
+                },
+                single with
+                {
+                    World = 2,
+                    Sp = 1,
+                    Tokens = 64,
+                },
+            }
+        )
         {
             double[] actual = MoeTrainer.Train(o);
-            Assert.Equal(expected.Select(BitConverter.DoubleToInt64Bits), actual.Select(BitConverter.DoubleToInt64Bits));
+            Assert.Equal(
+                expected.Select(BitConverter.DoubleToInt64Bits),
+                actual.Select(BitConverter.DoubleToInt64Bits)
+            );
         }
     }
 
@@ -34,13 +53,31 @@ public sealed class TrainingDeterminismTests
         var host = new TrainOptions(Steps: 12, Seed: 3);
         double[] expected = MoeTrainer.Train(host);
         var device = ComputeOptions.Parse("ilgpu-cpu", null);
-        foreach (var o in new[] { host with { Compute = device }, host with { World = 2, Sp = 2, Layout = SequenceLayout.Sharded, Compute = device } })
+        foreach (
+            var o in new[]
+            {
+                host with
+                {
+                    Compute = device,
+                },
+                host with
+                {
+                    World = 2,
+                    Sp = 2,
+                    Layout = SequenceLayout.Sharded,
+                    Compute = device,
+                },
+            }
+        )
         {
             double[] actual = MoeTrainer.Train(o);
             for (int i = 0; i < expected.Length; i++)
             {
                 // Router, experts and AdamW run as device kernels; the products sum without fused multiply-adds there.
-                Assert.True(Math.Abs(actual[i] - expected[i]) <= 1e-5 * expected[i], $"step {i + 1}: host {expected[i]:R}, device {actual[i]:R} ({o})");
+                Assert.True(
+                    Math.Abs(actual[i] - expected[i]) <= 1e-5 * expected[i],
+                    $"step {i + 1}: host {expected[i]:R}, device {actual[i]:R} ({o})"
+                );
             }
         }
     }
@@ -49,7 +86,9 @@ public sealed class TrainingDeterminismTests
     public void The_loss_falls()
     {
         double[] losses = MoeTrainer.Train(new TrainOptions(Steps: 60, Seed: 1));
-        Assert.True(losses.TakeLast(10).Average() < 0.5 * losses.Take(10).Average(),
-            $"loss did not fall enough: first {losses.Take(10).Average()}, last {losses.TakeLast(10).Average()}");
+        Assert.True(
+            losses.TakeLast(10).Average() < 0.5 * losses.Take(10).Average(),
+            $"loss did not fall enough: first {losses.Take(10).Average()}, last {losses.TakeLast(10).Average()}"
+        );
     }
 }

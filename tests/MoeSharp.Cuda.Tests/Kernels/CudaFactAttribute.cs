@@ -9,6 +9,7 @@ public sealed class CudaFactAttribute : FactAttribute
     /// <summary>Probes CUDA once per attribute instance.</summary>
     public CudaFactAttribute()
     {
-        if (!IlgpuBackend.CudaIsAvailable(out string reason)) Skip = $"needs a CUDA GPU: {reason}";
+        if (!IlgpuBackend.CudaIsAvailable(out string reason))
+            Skip = $"needs a CUDA GPU: {reason}";
     }
 }

@@ -25,10 +25,22 @@ public class DeviceLayerTests(CpuBackendFixture fixture)
 
     private static void AssertTracksHost(IlgpuBackend backend)
     {
-        var args = new MoeLayerArgs(dim: 64, hidden: 96, numExperts: 16, topK: 4) { SharedHidden = 32, ScoreFunc = ScoreFunction.Sigmoid, RouteNorm = true, LoadBalancing = true };
+        var args = new MoeLayerArgs(dim: 64, hidden: 96, numExperts: 16, topK: 4)
+        {
+            SharedHidden = 32,
+            ScoreFunc = ScoreFunction.Sigmoid,
+            RouteNorm = true,
+            LoadBalancing = true,
+        };
         var r = new Random(11);
-        Tensor Random(double scale, params int[] shape)
-            => Tensor.FromArray(Enumerable.Range(0, shape.Aggregate(1, (a, b) => a * b)).Select(_ => (float)((r.NextDouble() * 2 - 1) * scale)).ToArray(), shape);
+        Tensor Random(double scale, params int[] shape) =>
+            Tensor.FromArray(
+                Enumerable
+                    .Range(0, shape.Aggregate(1, (a, b) => a * b))
+                    .Select(_ => (float)((r.NextDouble() * 2 - 1) * scale))
+                    .ToArray(),
+                shape
+            );
         var weights = new List<KeyValuePair<string, Tensor>>
         {
             new(MoeLayerCheckpoint.GateWeight, Random(0.2, 16, 64)),
@@ -39,7 +51,8 @@ public class DeviceLayerTests(CpuBackendFixture fixture)
             new(MoeLayerCheckpoint.SharedW2, Random(0.1, 64, 32)),
             new(MoeLayerCheckpoint.SharedW3, Random(0.1, 32, 64)),
         };
-        Tensor x = Random(1, 333, 64), gradOut = Random(1, 333, 64);
+        Tensor x = Random(1, 333, 64),
+            gradOut = Random(1, 333, 64);
         var config = new TokenDispatcherConfig(16, 4);
 
         var host = new MoeLayer(args, new LocalTokenDispatcher(config), null);
@@ -49,11 +62,15 @@ public class DeviceLayerTests(CpuBackendFixture fixture)
 
         Tensor hostOut = host.Forward(x);
         Tensor deviceOut = device.Forward(backend.Kernels.Device.ToDevice(x));
-        Assert.True(host.LastRouting!.ExpertIds.BitwiseEquals(device.LastRouting!.ExpertIds.ToHost()), "expert ids differ");
+        Assert.True(
+            host.LastRouting!.ExpertIds.BitwiseEquals(device.LastRouting!.ExpertIds.ToHost()),
+            "expert ids differ"
+        );
         AssertClose(host.LastRouting.TopScores, device.LastRouting.TopScores, "top scores");
         AssertClose(hostOut, deviceOut, "output");
 
-        MoeLayerGradients hg = host.Backward(gradOut), dg = device.Backward(backend.Kernels.Device.ToDevice(gradOut));
+        MoeLayerGradients hg = host.Backward(gradOut),
+            dg = device.Backward(backend.Kernels.Device.ToDevice(gradOut));
         AssertClose(hg.GradX, dg.GradX, "grad x");
         AssertClose(hg.GradGateWeight, dg.GradGateWeight, "grad gate");
         AssertClose(hg.GradW1, dg.GradW1, "grad w1");
@@ -68,9 +85,11 @@ public class DeviceLayerTests(CpuBackendFixture fixture)
 
     private static void AssertClose(Tensor expected, Tensor actual, string what)
     {
-        float[] e = expected.ToHost().AsSpan<float>().ToArray(), a = actual.ToHost().AsSpan<float>().ToArray();
+        float[] e = expected.ToHost().AsSpan<float>().ToArray(),
+            a = actual.ToHost().AsSpan<float>().ToArray();
         Assert.Equal(e.Length, a.Length);
-        double num = 0, den = 0;
+        double num = 0,
+            den = 0;
         for (int i = 0; i < e.Length; i++)
         {
             num += (e[i] - a[i]) * (double)(e[i] - a[i]);

@@ -17,7 +17,8 @@ public class HostWaitsTests(CpuBackendFixture fixture)
         public void Drain(string operation)
         {
             Operations.Add(operation);
-            if (failure is not null) throw failure;
+            if (failure is not null)
+                throw failure;
         }
     }
 
@@ -47,7 +48,9 @@ public class HostWaitsTests(CpuBackendFixture fixture)
     public void AFailingDrain_FailsTheRead_BeforeAnythingIsCopied()
     {
         Tensor device = Backend.Kernels.Device.ToDevice(Tensor.FromArray(new[] { 7f, 8f }, 2));
-        Backend.Allocator.HostWaits.Guard(new RecordingDrain(new CollectiveException("rank 1: copy to host did not complete within 00:00:01")));
+        Backend.Allocator.HostWaits.Guard(
+            new RecordingDrain(new CollectiveException("rank 1: copy to host did not complete within 00:00:01"))
+        );
         var destination = new byte[8];
         try
         {

@@ -25,19 +25,33 @@ public class LayerHostWaitsTests(CpuBackendFixture fixture)
     {
         IlgpuBackend backend = fixture.Backend;
         var args = new MoeLayerArgs(dim: 16, hidden: 24, numExperts: 8, topK: 2);
-        var layer = new MoeLayer(args, new LocalTokenDispatcher(new TokenDispatcherConfig(8, 2), backend.Kernels), null, backend.Layer);
+        var layer = new MoeLayer(
+            args,
+            new LocalTokenDispatcher(new TokenDispatcherConfig(8, 2), backend.Kernels),
+            null,
+            backend.Layer
+        );
         var r = new Random(5);
-        Tensor Random(params int[] shape)
-            => Tensor.FromArray(Enumerable.Range(0, shape.Aggregate(1, (a, b) => a * b)).Select(_ => (float)(r.NextDouble() - 0.5)).ToArray(), shape);
-        MoeLayerCheckpoint.Load(layer,
-        [
-            new(MoeLayerCheckpoint.GateWeight, Random(8, 16)),
-            new(MoeLayerCheckpoint.ExpertsW1, Random(8, 24, 16)),
-            new(MoeLayerCheckpoint.ExpertsW2, Random(8, 16, 24)),
-            new(MoeLayerCheckpoint.ExpertsW3, Random(8, 24, 16)),
-        ]);
+        Tensor Random(params int[] shape) =>
+            Tensor.FromArray(
+                Enumerable
+                    .Range(0, shape.Aggregate(1, (a, b) => a * b))
+                    .Select(_ => (float)(r.NextDouble() - 0.5))
+                    .ToArray(),
+                shape
+            );
+        MoeLayerCheckpoint.Load(
+            layer,
+            [
+                new(MoeLayerCheckpoint.GateWeight, Random(8, 16)),
+                new(MoeLayerCheckpoint.ExpertsW1, Random(8, 24, 16)),
+                new(MoeLayerCheckpoint.ExpertsW2, Random(8, 16, 24)),
+                new(MoeLayerCheckpoint.ExpertsW3, Random(8, 24, 16)),
+            ]
+        );
         var optimizer = new AdamW(layer.Parameters, kernels: backend.Layer);
-        Tensor x = backend.Kernels.Device.ToDevice(Random(40, 16)), grad = backend.Kernels.Device.ToDevice(Random(40, 16));
+        Tensor x = backend.Kernels.Device.ToDevice(Random(40, 16)),
+            grad = backend.Kernels.Device.ToDevice(Random(40, 16));
         var drain = new RecordingDrain();
         backend.Allocator.HostWaits.Guard(drain);
         try
@@ -56,6 +70,9 @@ public class LayerHostWaitsTests(CpuBackendFixture fixture)
         {
             backend.Allocator.HostWaits.Guard(null);
         }
-        Assert.Equal(["copy to host", "read of the routing counts"], drain.Operations.Where(o => o != "copy from host"));
+        Assert.Equal(
+            ["copy to host", "read of the routing counts"],
+            drain.Operations.Where(o => o != "copy from host")
+        );
     }
 }

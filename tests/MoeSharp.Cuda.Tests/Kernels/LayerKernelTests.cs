@@ -18,54 +18,103 @@ public class LayerKernelTests(CpuBackendFixture fixture)
     private readonly IlgpuBackend _b = fixture.Backend;
     private readonly HostLayerKernels _host = new();
 
-    private static float[] Random(Random r, int n, double scale = 4) => Enumerable.Range(0, n).Select(_
-        => (float)((r.NextDouble() * 2 - 1) * scale)).ToArray();
+    private static float[] Random(Random r, int n, double scale = 4) =>
+        Enumerable.Range(0, n).Select(_ => (float)((r.NextDouble() * 2 - 1) * scale)).ToArray();
 
-    private Tensor Up(float[] values, params int[] shape) => _b.Kernels.Device.ToDevice(Tensor.FromArray(values, shape));
+    private Tensor Up(float[] values, params int[] shape) =>
+        _b.Kernels.Device.ToDevice(Tensor.FromArray(values, shape));
 
     private static float[] Floats(Tensor t) => t.ToHost().AsSpan<float>().ToArray();
 
     [Fact]
     public void Products_AtOffsets_MatchTheHostWithinTolerance()
     {
-        Gen.Select(Gen.Int[0, 9], Gen.Int[1, 9], Gen.Int[0, 9], Gen.Int[0, 3], Gen.Bool, Gen.Int[0,
-            int.MaxValue - 1]).Sample((rows, n, k, index, accumulate, seed) =>
-        {
-            var r = new Random(seed);
-            int offset = r.Next(3), stack = index + 1, total = rows + offset + 1;
-            // Activations start at row `offset` (outputs one further down for x·wᵀ), weights are matrix `index` of a
-            // stack.
-            var cases = new (string Name, Action<ILayerKernels, Tensor, Tensor, Tensor> Run, int[] AShape, int[] BShape,
-                int[] CShape)[]
-            {
-                ("x·wᵀ", (kk, a, b, c) => kk.Gemm.MatMulTransposeB(new(a, offset), new(b, index), new(c, offset + 1),
-                    new(rows, n, k), accumulate),
-                    [total, k], [stack, n, k], [total + 1, n]),
-                ("dy·w", (kk, a, b, c) => kk.Gemm.MatMul(new(a, offset), new(b, index), new(c, offset), new(rows, n, k),
-                    accumulate),
-                    [total, k], [stack, k, n], [total, n]),
-                ("dyᵀ·x", (kk, a, b, c) => kk.Gemm.MatMulTransposeA(new(a, offset), new(b, offset + 1), new(c, index),
-                    new(n, k, rows), accumulate),
-                    [total, n], [total + 1, k], [stack, n, k]),
-            };
-            foreach (var (name, run, aShape, bShape, cShape) in cases)
-            {
-                float[] a = Random(r, aShape.Aggregate(1, (x, y) => x * y)), b = Random(r, bShape.Aggregate(1, (x, y)
-                    => x * y));
-                float[] c = Random(r, cShape.Aggregate(1, (x, y) => x * y));
-                Tensor hostC = Tensor.FromArray((float[])c.Clone(), cShape), deviceC = Up(c, cShape);
-                run(_host, Tensor.FromArray(a, aShape), Tensor.FromArray(b, bShape), hostC);
-                run(_b.Layer, Up(a, aShape), Up(b, bShape), deviceC);
-                float[] expected = hostC.AsSpan<float>().ToArray(), actual = Floats(deviceC);
-                for (int i = 0; i < expected.Length; i++)
+        Gen.Select(Gen.Int[0, 9], Gen.Int[1, 9], Gen.Int[0, 9], Gen.Int[0, 3], Gen.Bool, Gen.Int[0, int.MaxValue - 1])
+            .Sample(
+                (rows, n, k, index, accumulate, seed) =>
                 {
-                    // At most 9 products of magnitude ≤ 16 on top of a value ≤ 4: float32 rounding stays far below
-                    // 1e-4.
-                    Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-4f, $"{name} element {i}: host " +
-                        $"{expected[i]}, device {actual[i]}");
-                }
-            }
-        }, iter: 60, threads: 1);
+                    var r = new Random(seed);
+                    int offset = r.Next(3),
+                        stack = index + 1,
+                        total = rows + offset + 1;
+                    // Activations start at row `offset` (outputs one further down for x·wᵀ), weights are matrix `index`
+                    // of a stack.
+                    var cases = new (
+                        string Name,
+                        Action<ILayerKernels, Tensor, Tensor, Tensor> Run,
+                        int[] AShape,
+                        int[] BShape,
+                        int[] CShape
+                    )[]
+                    {
+                        (
+                            "x·wᵀ",
+                            (kk, a, b, c) =>
+                                kk.Gemm.MatMulTransposeB(
+                                    new(a, offset),
+                                    new(b, index),
+                                    new(c, offset + 1),
+                                    new(rows, n, k),
+                                    accumulate
+                                ),
+                            [total, k],
+                            [stack, n, k],
+                            [total + 1, n]
+                        ),
+                        (
+                            "dy·w",
+                            (kk, a, b, c) =>
+                                kk.Gemm.MatMul(
+                                    new(a, offset),
+                                    new(b, index),
+                                    new(c, offset),
+                                    new(rows, n, k),
+                                    accumulate
+                                ),
+                            [total, k],
+                            [stack, k, n],
+                            [total, n]
+                        ),
+                        (
+                            "dyᵀ·x",
+                            (kk, a, b, c) =>
+                                kk.Gemm.MatMulTransposeA(
+                                    new(a, offset),
+                                    new(b, offset + 1),
+                                    new(c, index),
+                                    new(n, k, rows),
+                                    accumulate
+                                ),
+                            [total, n],
+                            [total + 1, k],
+                            [stack, n, k]
+                        ),
+                    };
+                    foreach (var (name, run, aShape, bShape, cShape) in cases)
+                    {
+                        float[] a = Random(r, aShape.Aggregate(1, (x, y) => x * y)),
+                            b = Random(r, bShape.Aggregate(1, (x, y) => x * y));
+                        float[] c = Random(r, cShape.Aggregate(1, (x, y) => x * y));
+                        Tensor hostC = Tensor.FromArray((float[])c.Clone(), cShape),
+                            deviceC = Up(c, cShape);
+                        run(_host, Tensor.FromArray(a, aShape), Tensor.FromArray(b, bShape), hostC);
+                        run(_b.Layer, Up(a, aShape), Up(b, bShape), deviceC);
+                        float[] expected = hostC.AsSpan<float>().ToArray(),
+                            actual = Floats(deviceC);
+                        for (int i = 0; i < expected.Length; i++)
+                        {
+                            // At most 9 products of magnitude ≤ 16 on top of a value ≤ 4: float32 rounding stays far
+                            // below 1e-4.
+                            Assert.True(
+                                Math.Abs(expected[i] - actual[i]) <= 1e-4f,
+                                $"{name} element {i}: host " + $"{expected[i]}, device {actual[i]}"
+                            );
+                        }
+                    }
+                },
+                iter: 60,
+                threads: 1
+            );
     }
 
     [Fact]
@@ -73,122 +122,206 @@ public class LayerKernelTests(CpuBackendFixture fixture)
     {
         using var half = new IlgpuLayerKernels(_b, bfloat16Products: true);
         Assert.True(half.BFloat16Products);
-        Gen.Select(Gen.Int[1, 9], Gen.Int[1, 9], Gen.Int[1, 40], Gen.Int[0, int.MaxValue - 1]).Sample((rows, n, k,
-            seed) =>
-        {
-            var r = new Random(seed);
-            float[] a = Random(r, rows * k), b = Random(r, n * k);
-            static float[] Rounded(float[] v) => Tensor.FromArray(v,
-                v.Length).ToBFloat16().ToFloat32().AsSpan<float>().ToArray();
-            // The host product of the bfloat16-rounded inputs is the definition (each product is exact in float32).
-            var expected = Tensor.Zeros(DType.Float32, rows, n);
-            _host.Gemm.MatMulTransposeB(Tensor.FromArray(Rounded(a), rows, k), Tensor.FromArray(Rounded(b), n, k),
-                expected, new(rows, n, k));
-            Tensor actual = _b.Layer.RentZeros(DType.Float32, rows, n);
-            half.MatMulTransposeB(Up(a, rows, k), Up(b, n, k), actual, new(rows, n, k));
-            float[] e = expected.AsSpan<float>().ToArray(), got = Floats(actual);
-            for (int i = 0; i < e.Length; i++) Assert.True(Math.Abs(e[i] - got[i]) <= 1e-4f,
-                $"element {i}: {e[i]} vs {got[i]}");
-            // And they are not the float32 products: rounding the inputs must show somewhere.
-            var full = Tensor.Zeros(DType.Float32, rows, n);
-            _host.Gemm.MatMulTransposeB(Tensor.FromArray(a, rows, k), Tensor.FromArray(b, n, k), full, new(rows, n, k));
-            Assert.True(rows * n * k < 4 || !full.AsSpan<float>().SequenceEqual(got), "bfloat16 products gave the " +
-                "float32 bits");
-        }, iter: 40, threads: 1);
+        Gen.Select(Gen.Int[1, 9], Gen.Int[1, 9], Gen.Int[1, 40], Gen.Int[0, int.MaxValue - 1])
+            .Sample(
+                (rows, n, k, seed) =>
+                {
+                    var r = new Random(seed);
+                    float[] a = Random(r, rows * k),
+                        b = Random(r, n * k);
+                    static float[] Rounded(float[] v) =>
+                        Tensor.FromArray(v, v.Length).ToBFloat16().ToFloat32().AsSpan<float>().ToArray();
+                    // The host product of the bfloat16-rounded inputs is the definition (each product is exact in
+                    // float32).
+                    var expected = Tensor.Zeros(DType.Float32, rows, n);
+                    _host.Gemm.MatMulTransposeB(
+                        Tensor.FromArray(Rounded(a), rows, k),
+                        Tensor.FromArray(Rounded(b), n, k),
+                        expected,
+                        new(rows, n, k)
+                    );
+                    Tensor actual = _b.Layer.RentZeros(DType.Float32, rows, n);
+                    half.MatMulTransposeB(Up(a, rows, k), Up(b, n, k), actual, new(rows, n, k));
+                    float[] e = expected.AsSpan<float>().ToArray(),
+                        got = Floats(actual);
+                    for (int i = 0; i < e.Length; i++)
+                        Assert.True(Math.Abs(e[i] - got[i]) <= 1e-4f, $"element {i}: {e[i]} vs {got[i]}");
+                    // And they are not the float32 products: rounding the inputs must show somewhere.
+                    var full = Tensor.Zeros(DType.Float32, rows, n);
+                    _host.Gemm.MatMulTransposeB(
+                        Tensor.FromArray(a, rows, k),
+                        Tensor.FromArray(b, n, k),
+                        full,
+                        new(rows, n, k)
+                    );
+                    Assert.True(
+                        rows * n * k < 4 || !full.AsSpan<float>().SequenceEqual(got),
+                        "bfloat16 products gave the " + "float32 bits"
+                    );
+                },
+                iter: 40,
+                threads: 1
+            );
     }
 
     [Fact]
     public void ElementwiseKernels_MatchTheHostBitwise()
     {
-        Gen.Select(Gen.Int[0, 12], Gen.Int[1, 10], Gen.Int[0, int.MaxValue - 1]).Sample((tokens, experts, seed) =>
-        {
-            var r = new Random(seed);
-            int n = tokens * experts;
-            float[] da = Random(r, n), g = Random(r, n), u = Random(r, n);
-            float[] probabilities = Enumerable.Range(0, n).Select(_ => (float)r.NextDouble()).ToArray();
+        Gen.Select(Gen.Int[0, 12], Gen.Int[1, 10], Gen.Int[0, int.MaxValue - 1])
+            .Sample(
+                (tokens, experts, seed) =>
+                {
+                    var r = new Random(seed);
+                    int n = tokens * experts;
+                    float[] da = Random(r, n),
+                        g = Random(r, n),
+                        u = Random(r, n);
+                    float[] probabilities = Enumerable.Range(0, n).Select(_ => (float)r.NextDouble()).ToArray();
 
-            Tensor hg = Tensor.Zeros(DType.Float32, n), hu = Tensor.Zeros(DType.Float32, n);
-            _host.Elementwise.SwiGluBackward(Tensor.FromArray(da, n), Tensor.FromArray(g, n), Tensor.FromArray(u, n),
-                hg, hu);
-            Tensor dg = _b.Layer.Allocator.Rent(DType.Float32, n), du = _b.Layer.Allocator.Rent(DType.Float32, n);
-            _b.Layer.Elementwise.SwiGluBackward(Up(da, n), Up(g, n), Up(u, n), dg, du);
-            Assert.Equal(hg.AsSpan<float>().ToArray(), Floats(dg));
-            Assert.Equal(hu.AsSpan<float>().ToArray(), Floats(du));
+                    Tensor hg = Tensor.Zeros(DType.Float32, n),
+                        hu = Tensor.Zeros(DType.Float32, n);
+                    _host.Elementwise.SwiGluBackward(
+                        Tensor.FromArray(da, n),
+                        Tensor.FromArray(g, n),
+                        Tensor.FromArray(u, n),
+                        hg,
+                        hu
+                    );
+                    Tensor dg = _b.Layer.Allocator.Rent(DType.Float32, n),
+                        du = _b.Layer.Allocator.Rent(DType.Float32, n);
+                    _b.Layer.Elementwise.SwiGluBackward(Up(da, n), Up(g, n), Up(u, n), dg, du);
+                    Assert.Equal(hg.AsSpan<float>().ToArray(), Floats(dg));
+                    Assert.Equal(hu.AsSpan<float>().ToArray(), Floats(du));
 
-            foreach (ScoreFunction f in new[] { ScoreFunction.Softmax, ScoreFunction.Sigmoid })
-            {
-                Tensor hz = Tensor.Zeros(DType.Float32, tokens, experts);
-                _host.Router.ScoreBackward(f, Tensor.FromArray(probabilities, tokens, experts), Tensor.FromArray(da,
-                    tokens, experts), hz);
-                Tensor dz = _b.Layer.Allocator.Rent(DType.Float32, tokens, experts);
-                _b.Layer.Router.ScoreBackward(f, Up(probabilities, tokens, experts), Up(da, tokens, experts), dz);
-                Assert.Equal(hz.AsSpan<float>().ToArray(), Floats(dz));
-            }
+                    foreach (ScoreFunction f in new[] { ScoreFunction.Softmax, ScoreFunction.Sigmoid })
+                    {
+                        Tensor hz = Tensor.Zeros(DType.Float32, tokens, experts);
+                        _host.Router.ScoreBackward(
+                            f,
+                            Tensor.FromArray(probabilities, tokens, experts),
+                            Tensor.FromArray(da, tokens, experts),
+                            hz
+                        );
+                        Tensor dz = _b.Layer.Allocator.Rent(DType.Float32, tokens, experts);
+                        _b.Layer.Router.ScoreBackward(
+                            f,
+                            Up(probabilities, tokens, experts),
+                            Up(da, tokens, experts),
+                            dz
+                        );
+                        Assert.Equal(hz.AsSpan<float>().ToArray(), Floats(dz));
+                    }
 
-            int offset = tokens / 2;
-            Tensor into = Tensor.FromArray((float[])g.Clone(), tokens, experts), intoDevice = Up(g, tokens, experts);
-            float[] rows = Random(r, (tokens - offset) * experts);
-            _host.Elementwise.AddRows(into, offset, Tensor.FromArray(rows, tokens - offset, experts));
-            _b.Layer.Elementwise.AddRows(intoDevice, offset, Up(rows, tokens - offset, experts));
-            Assert.Equal(into.AsSpan<float>().ToArray(), Floats(intoDevice));
+                    int offset = tokens / 2;
+                    Tensor into = Tensor.FromArray((float[])g.Clone(), tokens, experts),
+                        intoDevice = Up(g, tokens, experts);
+                    float[] rows = Random(r, (tokens - offset) * experts);
+                    _host.Elementwise.AddRows(into, offset, Tensor.FromArray(rows, tokens - offset, experts));
+                    _b.Layer.Elementwise.AddRows(intoDevice, offset, Up(rows, tokens - offset, experts));
+                    Assert.Equal(into.AsSpan<float>().ToArray(), Floats(intoDevice));
 
-            var scalars = new AdamWScalars(0.9f, 0.999f, 1e-3f / 0.19f, MathF.Sqrt(0.002f), 1e-8f, 1f - 1e-5f);
-            float[] m = Random(r, n, 0.1), v = probabilities;
-            Tensor hv = Tensor.FromArray((float[])g.Clone(), n), hm = Tensor.FromArray((float[])m.Clone(),
-                n), hs = Tensor.FromArray((float[])v.Clone(), n);
-            Tensor dv = Up(g, n), dm = Up(m, n), ds = Up(v, n);
-            _host.Optimizer.AdamWStep(hv, Tensor.FromArray(da, n), hm, hs, scalars);
-            _b.Layer.Optimizer.AdamWStep(dv, Up(da, n), dm, ds, scalars);
-            Assert.Equal(hv.AsSpan<float>().ToArray(), Floats(dv));
-            Assert.Equal(hm.AsSpan<float>().ToArray(), Floats(dm));
-            Assert.Equal(hs.AsSpan<float>().ToArray(), Floats(ds));
-        }, iter: 40, threads: 1);
+                    var scalars = new AdamWScalars(0.9f, 0.999f, 1e-3f / 0.19f, MathF.Sqrt(0.002f), 1e-8f, 1f - 1e-5f);
+                    float[] m = Random(r, n, 0.1),
+                        v = probabilities;
+                    Tensor hv = Tensor.FromArray((float[])g.Clone(), n),
+                        hm = Tensor.FromArray((float[])m.Clone(), n),
+                        hs = Tensor.FromArray((float[])v.Clone(), n);
+                    Tensor dv = Up(g, n),
+                        dm = Up(m, n),
+                        ds = Up(v, n);
+                    _host.Optimizer.AdamWStep(hv, Tensor.FromArray(da, n), hm, hs, scalars);
+                    _b.Layer.Optimizer.AdamWStep(dv, Up(da, n), dm, ds, scalars);
+                    Assert.Equal(hv.AsSpan<float>().ToArray(), Floats(dv));
+                    Assert.Equal(hm.AsSpan<float>().ToArray(), Floats(dm));
+                    Assert.Equal(hs.AsSpan<float>().ToArray(), Floats(ds));
+                },
+                iter: 40,
+                threads: 1
+            );
     }
 
     [Fact]
     public void TopK_NodeLimitedOrNot_AndItsBackward_MatchTheHostBitwise()
     {
-        Gen.Select(Gen.Int[0, 16], Gen.Int[1, 4], Gen.Int[2, 4], Gen.Int[0, 3], Gen.Int[0,
-            int.MaxValue - 1]).Sample((tokens, groups, perGroup, pick, seed) =>
-        {
-            var r = new Random(seed);
-            int experts = groups * perGroup;
-            bool limited = pick % 2 == 1 && groups > 1;
-            int limitedGroups = limited ? 1 + r.Next(groups) : 0;
-            int k = 1 + r.Next(limited ? limitedGroups * perGroup : experts);
-            bool norm = pick >= 2, biased = r.Next(2) == 0;
-            // transformers' DeepSeek-V3 rule (discarded groups compete with 0) or torchtitan's (left out).
-            bool zeroDiscarded = r.Next(2) == 0;
-            // Few distinct values, so expert and group ties are common; an occasional NaN ranks last. Negative biases
-            // push kept experts below the 0 of the discarded ones, and ties at 0 happen.
-            float[] s = Enumerable.Range(0, tokens * experts).Select(_
-                => r.Next(16) == 0 ? float.NaN : r.Next(5) / 4f).ToArray();
-            float[]? bias = biased ? Enumerable.Range(0, experts).Select(_ => (r.Next(5) - 2) / 4f).ToArray() : null;
-            int g = limited ? groups : 0;
-            var options = new TopKOptions
-            {
-                NumExpertGroups = g, NumLimitedGroups = limitedGroups, RouteNorm = norm, RouteScale = 2.5f,
-                ZeroDiscardedGroups = zeroDiscarded,
-            };
+        Gen.Select(Gen.Int[0, 16], Gen.Int[1, 4], Gen.Int[2, 4], Gen.Int[0, 3], Gen.Int[0, int.MaxValue - 1])
+            .Sample(
+                (tokens, groups, perGroup, pick, seed) =>
+                {
+                    var r = new Random(seed);
+                    int experts = groups * perGroup;
+                    bool limited = pick % 2 == 1 && groups > 1;
+                    int limitedGroups = limited ? 1 + r.Next(groups) : 0;
+                    int k = 1 + r.Next(limited ? limitedGroups * perGroup : experts);
+                    bool norm = pick >= 2,
+                        biased = r.Next(2) == 0;
+                    // transformers' DeepSeek-V3 rule (discarded groups compete with 0) or torchtitan's (left out).
+                    bool zeroDiscarded = r.Next(2) == 0;
+                    // Few distinct values, so expert and group ties are common; an occasional NaN ranks last. Negative
+                    // biases push kept experts below the 0 of the discarded ones, and ties at 0 happen.
+                    float[] s = Enumerable
+                        .Range(0, tokens * experts)
+                        .Select(_ => r.Next(16) == 0 ? float.NaN : r.Next(5) / 4f)
+                        .ToArray();
+                    float[]? bias = biased
+                        ? Enumerable.Range(0, experts).Select(_ => (r.Next(5) - 2) / 4f).ToArray()
+                        : null;
+                    int g = limited ? groups : 0;
+                    var options = new TopKOptions
+                    {
+                        NumExpertGroups = g,
+                        NumLimitedGroups = limitedGroups,
+                        RouteNorm = norm,
+                        RouteScale = 2.5f,
+                        ZeroDiscardedGroups = zeroDiscarded,
+                    };
 
-            Tensor hTop = Tensor.Zeros(DType.Float32, tokens, k), hIds = Tensor.Zeros(DType.Int64, tokens, k);
-            _host.Router.TopK(Tensor.FromArray(s, tokens, experts), bias is null ? null : Tensor.FromArray(bias,
-                experts), options, hTop, hIds);
-            Tensor dTop = _b.Layer.Allocator.Rent(DType.Float32, tokens, k), dIds = _b.Layer.Allocator.Rent(DType.Int64,
-                tokens, k);
-            _b.Layer.Router.TopK(Up(s, tokens, experts), bias is null ? null : Up(bias, experts), options, dTop, dIds);
-            Assert.Equal(hIds.AsSpan<long>().ToArray(), dIds.ToHost().AsSpan<long>().ToArray());
-            Assert.Equal(hTop.AsSpan<float>().ToArray(), Floats(dTop));
-            Assert.Equal(_host.Router.CountPerExpert(hIds, experts), _b.Layer.Router.CountPerExpert(dIds, experts));
+                    Tensor hTop = Tensor.Zeros(DType.Float32, tokens, k),
+                        hIds = Tensor.Zeros(DType.Int64, tokens, k);
+                    _host.Router.TopK(
+                        Tensor.FromArray(s, tokens, experts),
+                        bias is null ? null : Tensor.FromArray(bias, experts),
+                        options,
+                        hTop,
+                        hIds
+                    );
+                    Tensor dTop = _b.Layer.Allocator.Rent(DType.Float32, tokens, k),
+                        dIds = _b.Layer.Allocator.Rent(DType.Int64, tokens, k);
+                    _b.Layer.Router.TopK(
+                        Up(s, tokens, experts),
+                        bias is null ? null : Up(bias, experts),
+                        options,
+                        dTop,
+                        dIds
+                    );
+                    Assert.Equal(hIds.AsSpan<long>().ToArray(), dIds.ToHost().AsSpan<long>().ToArray());
+                    Assert.Equal(hTop.AsSpan<float>().ToArray(), Floats(dTop));
+                    Assert.Equal(
+                        _host.Router.CountPerExpert(hIds, experts),
+                        _b.Layer.Router.CountPerExpert(dIds, experts)
+                    );
 
-            float[] gradTop = Random(r, tokens * k);
-            Tensor hGrad = Tensor.Zeros(DType.Float32, tokens, experts), dGrad = _b.Layer.Allocator.Rent(DType.Float32,
-                tokens, experts);
-            _host.Router.TopScoresBackward(Tensor.FromArray(s, tokens, experts), hIds, Tensor.FromArray(gradTop, tokens,
-                k), options, hGrad);
-            _b.Layer.Router.TopScoresBackward(Up(s, tokens, experts), dIds, Up(gradTop, tokens, k), options, dGrad);
-            Assert.Equal(hGrad.AsSpan<float>().ToArray(), Floats(dGrad));
-        }, iter: 120, threads: 1);
+                    float[] gradTop = Random(r, tokens * k);
+                    Tensor hGrad = Tensor.Zeros(DType.Float32, tokens, experts),
+                        dGrad = _b.Layer.Allocator.Rent(DType.Float32, tokens, experts);
+                    _host.Router.TopScoresBackward(
+                        Tensor.FromArray(s, tokens, experts),
+                        hIds,
+                        Tensor.FromArray(gradTop, tokens, k),
+                        options,
+                        hGrad
+                    );
+                    _b.Layer.Router.TopScoresBackward(
+                        Up(s, tokens, experts),
+                        dIds,
+                        Up(gradTop, tokens, k),
+                        options,
+                        dGrad
+                    );
+                    Assert.Equal(hGrad.AsSpan<float>().ToArray(), Floats(dGrad));
+                },
+                iter: 120,
+                threads: 1
+            );
     }
 
     [Fact]
@@ -199,14 +332,18 @@ public class LayerKernelTests(CpuBackendFixture fixture)
         // expert each; K = 3. Left out, group 1 cannot fill the third place (expert 1 does); at 0 its expert 2 does.
         float[] s = [0.9f, 0.2f, 0.3f, 0.4f, 0.7f, 0.3f];
         float[] bias = [0f, -1f, -1f, -1f, 0f, -1.5f];
-        foreach ((bool zero, long[] expected) in new[] { (false, new long[] { 0, 1, 4 }), (true, new long[] { 0, 2,
-            4 }) })
+        foreach (
+            (bool zero, long[] expected) in new[] { (false, new long[] { 0, 1, 4 }), (true, new long[] { 0, 2, 4 }) }
+        )
         {
             Tensor dTop = _b.Layer.Allocator.Rent(DType.Float32, 1, 3);
             Tensor dIds = _b.Layer.Allocator.Rent(DType.Int64, 1, 3);
             var options = new TopKOptions
             {
-                NumExpertGroups = 3, NumLimitedGroups = 2, RouteNorm = true, RouteScale = 2.5f,
+                NumExpertGroups = 3,
+                NumLimitedGroups = 2,
+                RouteNorm = true,
+                RouteScale = 2.5f,
                 ZeroDiscardedGroups = zero,
             };
             _b.Layer.Router.TopK(Up(s, 1, 6), Up(bias, 6), options, dTop, dIds);

@@ -21,15 +21,31 @@ public class PtxContractionTests
     private static string Ptx(string kernelName, Type type, params Type[] typeArguments)
     {
         using var context = Context.Create(builder => builder.Cuda().EnableAlgorithms());
-        using var backend = new PTXBackend(context, new CudaCapabilityContext(CudaArchitecture.SM_90), CudaArchitecture.SM_90, CudaInstructionSet.ISA_80, null);
-        MethodInfo method = type.GetMethod(kernelName, BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Static)!;
-        if (typeArguments.Length > 0) method = method.MakeGenericMethod(typeArguments);
-        var kernel = (PTXCompiledKernel)backend.Compile(EntryPointDescription.FromImplicitlyGroupedKernel(method), default);
+        using var backend = new PTXBackend(
+            context,
+            new CudaCapabilityContext(CudaArchitecture.SM_90),
+            CudaArchitecture.SM_90,
+            CudaInstructionSet.ISA_80,
+            null
+        );
+        MethodInfo method = type.GetMethod(
+            kernelName,
+            BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Static
+        )!;
+        if (typeArguments.Length > 0)
+            method = method.MakeGenericMethod(typeArguments);
+        var kernel = (PTXCompiledKernel)
+            backend.Compile(EntryPointDescription.FromImplicitlyGroupedKernel(method), default);
         return kernel.PTXAssembly;
     }
 
     private static string[] FloatArithmetic(string ptx) =>
-        Regex.Matches(ptx, @"\b(mul|add|sub|fma|mad)(\.[a-z]+)*\.f32\b").Select(m => m.Value).Distinct().Order().ToArray();
+        Regex
+            .Matches(ptx, @"\b(mul|add|sub|fma|mad)(\.[a-z]+)*\.f32\b")
+            .Select(m => m.Value)
+            .Distinct()
+            .Order()
+            .ToArray();
 
     /// <summary>
     /// Every row kernel with a product, for each row type (bfloat16 or float32), in its CUDA instantiation.
@@ -57,9 +73,10 @@ public class PtxContractionTests
         Type row = bfloat16 ? typeof(BFloat16DeviceRow) : typeof(Float32DeviceRow);
         Type element = bfloat16 ? typeof(ushort) : typeof(float);
         // The one-value kernels also take the storage type; the packed and tiled ones move 32-bit words.
-        Type[] arguments = bodies == typeof(RowKernelBodies)
-            ? [typeof(CudaStrictFloat), element, row]
-            : [typeof(CudaStrictFloat), row];
+        Type[] arguments =
+            bodies == typeof(RowKernelBodies)
+                ? [typeof(CudaStrictFloat), element, row]
+                : [typeof(CudaStrictFloat), row];
         AssertNoContractableMultiply(Ptx(kernel, bodies, arguments));
     }
 
@@ -75,12 +92,14 @@ public class PtxContractionTests
     [Fact]
     public void PlainCSharp_EmitsContractableMulAndAdd()
     {
-        // The evidence that the float64 products are needed: ILGPU 1.5.3 emits mul.f32 / add.f32 without a rounding modifier.
+        // The evidence that the float64 products are needed: ILGPU 1.5.3 emits mul.f32 / add.f32 without a rounding
+        // modifier.
         string[] ops = FloatArithmetic(Ptx(nameof(PlainMultiplyAdd), typeof(PtxContractionTests)));
         Assert.Contains("mul.f32", ops);
         Assert.Contains("add.f32", ops);
     }
 
     /// <summary>A kernel written the naive way: <c>c = c + a · b</c>.</summary>
-    internal static void PlainMultiplyAdd(Index1D i, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c) => c[i] = c[i] + a[i] * b[i];
+    internal static void PlainMultiplyAdd(Index1D i, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c) =>
+        c[i] = c[i] + a[i] * b[i];
 }

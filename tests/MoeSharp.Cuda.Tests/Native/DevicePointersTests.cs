@@ -10,14 +10,18 @@ public class DevicePointersTests
     {
         public override string DeviceName => "opaque:0";
         public override long LengthInBytes => 64;
+
         public override void CopyToHost(long byteOffset, Span<byte> destination) { }
+
         public override void CopyFromHost(ReadOnlySpan<byte> source, long byteOffset) { }
     }
 
     [Fact]
     public void HostTensor_IsRefused()
     {
-        var ex = Assert.Throws<InvalidOperationException>(() => DevicePointers.Of(Tensor.Zeros(DType.Float32, 2, 3), "send"));
+        var ex = Assert.Throws<InvalidOperationException>(() =>
+            DevicePointers.Of(Tensor.Zeros(DType.Float32, 2, 3), "send")
+        );
         Assert.Contains("send is a host tensor", ex.Message);
     }
 

@@ -9,7 +9,12 @@ public class LibraryLoadingTests
     public void MissingLibrary_MessageNamesEverySonameAndTheProvider()
     {
         var ex = Assert.Throws<DllNotFoundException>(() =>
-            NativeLibraryLoader.Load(["libmoesharp-absent.so.9", "libmoesharp-absent.so.8"], "the absent package", out _));
+            NativeLibraryLoader.Load(
+                ["libmoesharp-absent.so.9", "libmoesharp-absent.so.8"],
+                "the absent package",
+                out _
+            )
+        );
         Assert.Contains("libmoesharp-absent.so.9 / libmoesharp-absent.so.8 not found", ex.Message);
         Assert.Contains("install the absent package", ex.Message);
         Assert.Contains("LD_LIBRARY_PATH", ex.Message);
@@ -54,9 +59,15 @@ public class LibraryLoadingTests
         var cuda = new CudaException("cudaMalloc", 2, "cudaErrorMemoryAllocation", "out of memory");
         Assert.Equal("cudaMalloc failed with CUDA error 2 (cudaErrorMemoryAllocation): out of memory", cuda.Message);
         var nccl = new NcclException("ncclGroupEnd", 6, "remote process exited or there was a network error", 3);
-        Assert.Equal("rank 3: ncclGroupEnd failed with NCCL error 6: remote process exited or there was a network error", nccl.Message);
+        Assert.Equal(
+            "rank 3: ncclGroupEnd failed with NCCL error 6: remote process exited or there was a network error",
+            nccl.Message
+        );
         Assert.IsAssignableFrom<MoeSharp.Collectives.CollectiveException>(nccl);
         var cublas = new CublasException("cublasGemmEx", 7, "an invalid value was used as an argument");
-        Assert.Equal("cublasGemmEx failed with cuBLAS status 7: an invalid value was used as an argument", cublas.Message);
+        Assert.Equal(
+            "cublasGemmEx failed with cuBLAS status 7: an invalid value was used as an argument",
+            cublas.Message
+        );
     }
 }

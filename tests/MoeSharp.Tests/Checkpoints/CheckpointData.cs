@@ -8,16 +8,20 @@ namespace MoeSharp.Tests.Checkpoints;
 /// </summary>
 internal static class CheckpointData
 {
-    /// <summary>The checkpoint folder of a family (<c>qwen2_moe</c>, <c>qwen3_moe</c>, <c>mixtral</c>, <c>deepseek_v3</c>,
+    /// <summary>The checkpoint folder of a family (<c>qwen2_moe</c>, <c>qwen3_moe</c>, <c>mixtral</c>,
+    /// <c>deepseek_v3</c>,
     /// <c>deepseek_v3_negative_bias</c>).</summary>
     public static string Folder(string family)
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {
             string candidate = Path.Combine(dir.FullName, "tests", "MoeSharp.Tests", "Checkpoints", "data", family);
-            if (Directory.Exists(candidate)) return candidate;
+            if (Directory.Exists(candidate))
+                return candidate;
         }
-        throw new DirectoryNotFoundException($"no tests/MoeSharp.Tests/Checkpoints/data/{family} above {AppContext.BaseDirectory}");
+        throw new DirectoryNotFoundException(
+            $"no tests/MoeSharp.Tests/Checkpoints/data/{family} above {AppContext.BaseDirectory}"
+        );
     }
 
     /// <summary>The input x of a family's case, widened to float32.</summary>
@@ -34,9 +38,11 @@ internal static class CheckpointData
     /// <summary>Largest absolute error over the largest absolute expected value.</summary>
     public static double RelativeError(Tensor actual, Tensor expected)
     {
-        ReadOnlySpan<float> a = actual.AsSpan<float>(), e = expected.AsSpan<float>();
+        ReadOnlySpan<float> a = actual.AsSpan<float>(),
+            e = expected.AsSpan<float>();
         Assert.Equal(e.Length, a.Length);
-        double error = 0, scale = 0;
+        double error = 0,
+            scale = 0;
         for (int i = 0; i < a.Length; i++)
         {
             error = Math.Max(error, Math.Abs((double)a[i] - e[i]));

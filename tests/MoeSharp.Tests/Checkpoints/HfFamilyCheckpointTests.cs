@@ -1,7 +1,7 @@
 using MoeSharp.Checkpoints;
-using MoeSharp.Verification;
 using MoeSharp.Routing;
 using MoeSharp.Tensors;
+using MoeSharp.Verification;
 using Xunit.Abstractions;
 
 namespace MoeSharp.Tests.Checkpoints;
@@ -13,15 +13,16 @@ namespace MoeSharp.Tests.Checkpoints;
 /// </summary>
 public sealed class HfFamilyCheckpointTests(ITestOutputHelper output)
 {
-    public static TheoryData<string, int> Cases() => new()
-    {
-        { "qwen2_moe", 1 },
-        { "qwen3_moe", 1 },
-        { "mixtral", 0 },
-        { "deepseek_v3", 2 },
-        // Kept groups with fewer than K positive biased scores: transformers' 0.0 masking picks differently.
-        { "deepseek_v3_negative_bias", 1 },
-    };
+    public static TheoryData<string, int> Cases() =>
+        new()
+        {
+            { "qwen2_moe", 1 },
+            { "qwen3_moe", 1 },
+            { "mixtral", 0 },
+            { "deepseek_v3", 2 },
+            // Kept groups with fewer than K positive biased scores: transformers' 0.0 masking picks differently.
+            { "deepseek_v3_negative_bias", 1 },
+        };
 
     [Theory]
     [MemberData(nameof(Cases))]
@@ -49,23 +50,45 @@ public sealed class HfFamilyCheckpointTests(ITestOutputHelper output)
     {
         HfMoeConfig qwen2 = HfMoeConfig.Read(CheckpointData.Folder("qwen2_moe"));
         Assert.Equal(HfMoeFamily.Qwen2Moe, qwen2.Family);
-        Assert.Equal((ScoreFunction.Softmax, false, 24, true), (qwen2.Args.ScoreFunc, qwen2.Args.RouteNorm, qwen2.Args.SharedHidden, qwen2.Args.SharedExpertGate));
+        Assert.Equal(
+            (ScoreFunction.Softmax, false, 24, true),
+            (qwen2.Args.ScoreFunc, qwen2.Args.RouteNorm, qwen2.Args.SharedHidden, qwen2.Args.SharedExpertGate)
+        );
         Assert.False(qwen2.IsMoeLayer(0)); // mlp_only_layers
         Assert.True(qwen2.IsMoeLayer(1));
         Assert.Equal("model.layers.1.mlp.shared_expert_gate.weight", qwen2.SharedGateName(1));
 
         HfMoeConfig qwen3 = HfMoeConfig.Read(CheckpointData.Folder("qwen3_moe"));
-        Assert.Equal((ScoreFunction.Softmax, true, 0), (qwen3.Args.ScoreFunc, qwen3.Args.RouteNorm, qwen3.Args.SharedHidden));
+        Assert.Equal(
+            (ScoreFunction.Softmax, true, 0),
+            (qwen3.Args.ScoreFunc, qwen3.Args.RouteNorm, qwen3.Args.SharedHidden)
+        );
 
         HfMoeConfig mixtral = HfMoeConfig.Read(CheckpointData.Folder("mixtral"));
         Assert.True(mixtral.Args.RouteNorm);
-        Assert.Equal(("model.layers.0.block_sparse_moe.experts.3.w1.weight", "model.layers.0.block_sparse_moe.experts.3.w3.weight",
-            "model.layers.0.block_sparse_moe.experts.3.w2.weight"), mixtral.ExpertNames(0, 3));
+        Assert.Equal(
+            (
+                "model.layers.0.block_sparse_moe.experts.3.w1.weight",
+                "model.layers.0.block_sparse_moe.experts.3.w3.weight",
+                "model.layers.0.block_sparse_moe.experts.3.w2.weight"
+            ),
+            mixtral.ExpertNames(0, 3)
+        );
 
         HfMoeConfig deepseek = HfMoeConfig.Read(CheckpointData.Folder("deepseek_v3"));
         var a = deepseek.Args;
-        Assert.Equal((ScoreFunction.Sigmoid, true, 2.5f, 4, 2, 24, true),
-            (a.ScoreFunc, a.RouteNorm, a.RouteScale, a.NumExpertGroups, a.NumLimitedGroups, a.SharedHidden, a.LoadBalancing));
+        Assert.Equal(
+            (ScoreFunction.Sigmoid, true, 2.5f, 4, 2, 24, true),
+            (
+                a.ScoreFunc,
+                a.RouteNorm,
+                a.RouteScale,
+                a.NumExpertGroups,
+                a.NumLimitedGroups,
+                a.SharedHidden,
+                a.LoadBalancing
+            )
+        );
         Assert.True(a.ZeroDiscardedGroups); // masked_fill(~score_mask, 0.0), not torchtitan's exclusion
         Assert.False(deepseek.IsMoeLayer(0)); // first_k_dense_replace
         Assert.Equal(new[] { 16, 16 }, deepseek.WeightBlockSize!);

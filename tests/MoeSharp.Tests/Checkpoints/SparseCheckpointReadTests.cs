@@ -19,7 +19,14 @@ namespace MoeSharp.Tests.Checkpoints;
 /// </summary>
 public sealed class SparseCheckpointReadTests(ITestOutputHelper output)
 {
-    private const int Layers = 32, Shards = 8, D = 512, H = 256, E = 64, K = 4, Layer = 13, World = 4;
+    private const int Layers = 32,
+        Shards = 8,
+        D = 512,
+        H = 256,
+        E = 64,
+        K = 4,
+        Layer = 13,
+        World = 4;
 
     [Fact]
     public void One_layer_of_a_many_shard_checkpoint_reads_only_the_ranks_bytes()
@@ -29,24 +36,32 @@ public sealed class SparseCheckpointReadTests(ITestOutputHelper output)
         {
             long logical = WriteSparseCheckpoint(folder);
             HfMoeConfig config = HfMoeConfig.Read(folder);
-            var results = InProcessWorld.Run(World, world =>
-            {
-                using var groups = ParallelGroups.Create(world, 1);
-                long before = GC.GetAllocatedBytesForCurrentThread();
-                var layer = MoeLayer.Create(config.Args, new TokenDispatcherConfig(E, K), groups);
-                using var checkpoint = SafetensorsCheckpoint.Open(folder);
-                HfMoeLayerLoader.Load(layer, checkpoint, config, Layer);
-                long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-                long share = layer.Parameters.Sum(p => p.Value.ByteCount);
-                long needed = HfMoeLayerLoader.RankBytes(layer, checkpoint, config, Layer);
-                CheckValues(layer);
-                return (checkpoint.BytesRead, needed, allocated, share, checkpoint.OpenedFiles.Count);
-            }, TimeSpan.FromSeconds(120));
+            var results = InProcessWorld.Run(
+                World,
+                world =>
+                {
+                    using var groups = ParallelGroups.Create(world, 1);
+                    long before = GC.GetAllocatedBytesForCurrentThread();
+                    var layer = MoeLayer.Create(config.Args, new TokenDispatcherConfig(E, K), groups);
+                    using var checkpoint = SafetensorsCheckpoint.Open(folder);
+                    HfMoeLayerLoader.Load(layer, checkpoint, config, Layer);
+                    long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+                    long share = layer.Parameters.Sum(p => p.Value.ByteCount);
+                    long needed = HfMoeLayerLoader.RankBytes(layer, checkpoint, config, Layer);
+                    CheckValues(layer);
+                    return (checkpoint.BytesRead, needed, allocated, share, checkpoint.OpenedFiles.Count);
+                },
+                TimeSpan.FromSeconds(120)
+            );
             foreach (var (read, needed, allocated, share, files) in results)
             {
-                output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"checkpoint {logical:N0} bytes: read {read:N0} for {needed:N0} needed ({(double)read / needed:F3}×) from {files} shard(s); " +
-                    $"allocated {allocated:N0} for a float32 share of {share:N0} ({(double)allocated / share:F3}×)"));
+                output.WriteLine(
+                    string.Create(
+                        CultureInfo.InvariantCulture,
+                        $"checkpoint {logical:N0} bytes: read {read:N0} for {needed:N0} needed ({(double)read / needed:F3}×) from {files} shard(s); "
+                            + $"allocated {allocated:N0} for a float32 share of {share:N0} ({(double)allocated / share:F3}×)"
+                    )
+                );
                 Assert.True(read <= 1.1 * needed, $"read {read} bytes for {needed}");
                 Assert.True(allocated <= 1.2 * share, $"allocated {allocated} bytes for a share of {share}");
                 Assert.Equal(1, files);
@@ -76,14 +91,26 @@ public sealed class SparseCheckpointReadTests(ITestOutputHelper output)
         }
     }
 
-    private static string ConfigJson() => JsonSerializer.Serialize(new Dictionary<string, object>
-    {
-        ["model_type"] = "qwen3_moe", ["hidden_size"] = D, ["moe_intermediate_size"] = H, ["num_experts"] = E,
-        ["num_experts_per_tok"] = K, ["norm_topk_prob"] = true, ["num_hidden_layers"] = Layers, ["decoder_sparse_step"] = 1,
-        ["mlp_only_layers"] = Array.Empty<int>(), ["torch_dtype"] = "bfloat16",
-    });
+    private static string ConfigJson() =>
+        JsonSerializer.Serialize(
+            new Dictionary<string, object>
+            {
+                ["model_type"] = "qwen3_moe",
+                ["hidden_size"] = D,
+                ["moe_intermediate_size"] = H,
+                ["num_experts"] = E,
+                ["num_experts_per_tok"] = K,
+                ["norm_topk_prob"] = true,
+                ["num_hidden_layers"] = Layers,
+                ["decoder_sparse_step"] = 1,
+                ["mlp_only_layers"] = Array.Empty<int>(),
+                ["torch_dtype"] = "bfloat16",
+            }
+        );
 
-    /// <summary>Writes config, index and shards; only layer 13's MoE tensors get bytes, everything else is a hole.</summary>
+    /// <summary>
+    /// Writes config, index and shards; only layer 13's MoE tensors get bytes, everything else is a hole.
+    /// </summary>
     private static long WriteSparseCheckpoint(string folder)
     {
         File.WriteAllText(Path.Combine(folder, "config.json"), ConfigJson());
@@ -92,7 +119,10 @@ public sealed class SparseCheckpointReadTests(ITestOutputHelper output)
         long total = 0;
         for (int shard = 0; shard < Shards; shard++)
         {
-            string file = string.Create(CultureInfo.InvariantCulture, $"model-{shard + 1:D5}-of-{Shards:D5}.safetensors");
+            string file = string.Create(
+                CultureInfo.InvariantCulture,
+                $"model-{shard + 1:D5}-of-{Shards:D5}.safetensors"
+            );
             var tensors = new List<(string Name, string DType, long[] Shape)>();
             for (int layer = shard * Layers / Shards; layer < (shard + 1) * Layers / Shards; layer++)
             {
@@ -111,10 +141,13 @@ public sealed class SparseCheckpointReadTests(ITestOutputHelper output)
                 }
             }
             total += WriteShard(Path.Combine(folder, file), tensors);
-            foreach (var t in tensors) weightMap[t.Name] = file;
+            foreach (var t in tensors)
+                weightMap[t.Name] = file;
         }
-        File.WriteAllText(Path.Combine(folder, SafetensorsCheckpoint.IndexFileName),
-            JsonSerializer.Serialize(new { metadata = new { total_size = total }, weight_map = weightMap }));
+        File.WriteAllText(
+            Path.Combine(folder, SafetensorsCheckpoint.IndexFileName),
+            JsonSerializer.Serialize(new { metadata = new { total_size = total }, weight_map = weightMap })
+        );
         return total;
     }
 
@@ -126,7 +159,12 @@ public sealed class SparseCheckpointReadTests(ITestOutputHelper output)
         foreach (var (name, dtype, shape) in tensors)
         {
             long bytes = shape.Aggregate(1L, (a, b) => a * b) * StoredElementTypes.SizeOf(dtype);
-            header[name] = new { dtype, shape, data_offsets = new[] { offset, offset + bytes } };
+            header[name] = new
+            {
+                dtype,
+                shape,
+                data_offsets = new[] { offset, offset + bytes },
+            };
             offsets.Add(offset);
             offset += bytes;
         }
@@ -144,13 +182,17 @@ public sealed class SparseCheckpointReadTests(ITestOutputHelper output)
         for (int i = 0; i < tensors.Count; i++)
         {
             var (name, _, shape) = tensors[i];
-            if (!name.StartsWith(layerPrefix, StringComparison.Ordinal)) continue;
+            if (!name.StartsWith(layerPrefix, StringComparison.Ordinal))
+                continue;
             long count = shape.Aggregate(1L, (a, b) => a * b);
             var bytes = new byte[count * 2];
             int seed = Seed(name);
             for (long j = 0; j < count; j++)
             {
-                BinaryPrimitives.WriteUInt16LittleEndian(bytes.AsSpan((int)j * 2), BFloat16.FromSingle(Value(seed, j)).Bits);
+                BinaryPrimitives.WriteUInt16LittleEndian(
+                    bytes.AsSpan((int)j * 2),
+                    BFloat16.FromSingle(Value(seed, j)).Bits
+                );
             }
             file.Position = dataStart + offsets[i];
             file.Write(bytes);

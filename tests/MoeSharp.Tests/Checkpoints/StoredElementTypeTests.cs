@@ -8,9 +8,9 @@ public sealed class StoredElementTypeTests
     [Theory]
     [InlineData(0x38, 1.0f)]
     [InlineData(0xB8, -1.0f)]
-    [InlineData(0x7E, 448f)]          // largest finite E4M3FN
-    [InlineData(0x08, 0.015625f)]     // smallest normal, 2^-6
-    [InlineData(0x01, 0.001953125f)]  // smallest subnormal, 2^-9
+    [InlineData(0x7E, 448f)] // largest finite E4M3FN
+    [InlineData(0x08, 0.015625f)] // smallest normal, 2^-6
+    [InlineData(0x01, 0.001953125f)] // smallest subnormal, 2^-9
     [InlineData(0x00, 0f)]
     [InlineData(0x3C, 1.5f)]
     public void F8_E4M3_widens_exactly(byte code, float expected)
@@ -24,7 +24,11 @@ public sealed class StoredElementTypeTests
     public void F8_E4M3_has_NaN_only_at_all_ones()
     {
         var values = new float[256];
-        StoredElementTypes.ToFloat32(StoredElementType.Float8E4M3, Enumerable.Range(0, 256).Select(i => (byte)i).ToArray(), values);
+        StoredElementTypes.ToFloat32(
+            StoredElementType.Float8E4M3,
+            Enumerable.Range(0, 256).Select(i => (byte)i).ToArray(),
+            values
+        );
         Assert.Equal([0x7F, 0xFF], Enumerable.Range(0, 256).Where(i => float.IsNaN(values[i])));
         Assert.DoesNotContain(values, float.IsInfinity);
     }

@@ -5,7 +5,9 @@ using MoeSharp.Tensors;
 
 namespace MoeSharp.Tests.Checkpoints;
 
-/// <summary><see cref="MoeLayerCheckpoint.Save"/> streams the experts from their owners: the file equals the gathered state.</summary>
+/// <summary>
+/// <see cref="MoeLayerCheckpoint.Save"/> streams the experts from their owners: the file equals the gathered state.
+/// </summary>
 public sealed class StreamingSaveTests
 {
     private static readonly MoeLayerArgs Args = new(dim: 12, hidden: 10, numExperts: 8, topK: 2)
@@ -22,27 +24,49 @@ public sealed class StreamingSaveTests
     public void Save_from_every_rank_writes_the_gathered_state_bitwise(int world, int blockBytes)
     {
         var random = new Random(99);
-        var weights = MoeLayer.CreateLocal(Args).Parameters
-            .Select(p => new KeyValuePair<string, Tensor>(p.Name, Tensor.FromArray(
-                Enumerable.Range(0, p.Value.ElementCount).Select(_ => (float)random.NextDouble()).ToArray(), p.Value.ShapeArray())))
+        var weights = MoeLayer
+            .CreateLocal(Args)
+            .Parameters.Select(p => new KeyValuePair<string, Tensor>(
+                p.Name,
+                Tensor.FromArray(
+                    Enumerable.Range(0, p.Value.ElementCount).Select(_ => (float)random.NextDouble()).ToArray(),
+                    p.Value.ShapeArray()
+                )
+            ))
             .ToList();
         // One rank's local layer holds all 8 experts: full stacks.
-        weights.Add(new(MoeLayerCheckpoint.ExpertBias, Tensor.FromArray(Enumerable.Range(0, 8).Select(i => i * 0.25f).ToArray(), 8)));
+        weights.Add(
+            new(
+                MoeLayerCheckpoint.ExpertBias,
+                Tensor.FromArray(Enumerable.Range(0, 8).Select(i => i * 0.25f).ToArray(), 8)
+            )
+        );
         string path = Path.Combine(Path.GetTempPath(), $"moe-save-{Guid.NewGuid():N}.safetensors");
         try
         {
-            var states = InProcessWorld.Run(world, w =>
-            {
-                using var groups = ParallelGroups.Create(w, 1);
-                var layer = MoeLayer.Create(Args, new TokenDispatcherConfig(8, 2), groups);
-                MoeLayerCheckpoint.Load(layer, weights);
-                MoeLayerCheckpoint.SaveInBlocks(layer, path, new Dictionary<string, string> { ["kind"] = "test" }, blockBytes);
-                return MoeLayerCheckpoint.StateDict(layer);
-            }, TimeSpan.FromSeconds(60));
+            var states = InProcessWorld.Run(
+                world,
+                w =>
+                {
+                    using var groups = ParallelGroups.Create(w, 1);
+                    var layer = MoeLayer.Create(Args, new TokenDispatcherConfig(8, 2), groups);
+                    MoeLayerCheckpoint.Load(layer, weights);
+                    MoeLayerCheckpoint.SaveInBlocks(
+                        layer,
+                        path,
+                        new Dictionary<string, string> { ["kind"] = "test" },
+                        blockBytes
+                    );
+                    return MoeLayerCheckpoint.StateDict(layer);
+                },
+                TimeSpan.FromSeconds(60)
+            );
             SafetensorsContent file = SafetensorsFile.Read(path);
             Assert.Equal(states[0].Select(kv => kv.Key), file.Names);
-            foreach (var (name, tensor) in states[0]) Assert.True(file[name].BitwiseEquals(tensor), name);
-            foreach (var (name, tensor) in weights) Assert.True(file[name].BitwiseEquals(tensor), name);
+            foreach (var (name, tensor) in states[0])
+                Assert.True(file[name].BitwiseEquals(tensor), name);
+            foreach (var (name, tensor) in weights)
+                Assert.True(file[name].BitwiseEquals(tensor), name);
             Assert.Equal("test", file.Metadata["kind"]);
             Assert.Empty(Directory.GetFiles(Path.GetTempPath(), $".{Path.GetFileName(path)}.*.tmp"));
         }
@@ -56,7 +80,9 @@ public sealed class StreamingSaveTests
     public void An_incomplete_stream_leaves_no_file()
     {
         string path = Path.Combine(Path.GetTempPath(), $"moe-partial-{Guid.NewGuid():N}.safetensors");
-        using (var writer = new SafetensorsStreamWriter(path, [("a", DType.Float32, [2, 3]), ("b", DType.BFloat16, [4])]))
+        using (
+            var writer = new SafetensorsStreamWriter(path, [("a", DType.Float32, [2, 3]), ("b", DType.BFloat16, [4])])
+        )
         {
             writer.Write("a", 0, [1, 2, 3, 4, 5, 6]);
             Assert.Throws<InvalidOperationException>(writer.Commit);

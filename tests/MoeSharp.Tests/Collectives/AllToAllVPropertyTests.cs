@@ -30,23 +30,31 @@ public class AllToAllVPropertyTests
         var (size, d, rows) = layout;
         float Value(int p, int q, int i) => p * 10_000 + q * 100 + i + 0.5f;
 
-        var received = InProcessWorld.Run(size, g =>
-        {
-            int me = g.Rank;
-            int[] sendCounts = Enumerable.Range(0, size).Select(q => rows[me * size + q] * d).ToArray();
-            int[] receiveCounts = Enumerable.Range(0, size).Select(p => rows[p * size + me] * d).ToArray();
-            var send = Enumerable.Range(0, size)
-                .SelectMany(q => Enumerable.Range(0, sendCounts[q]).Select(i => Value(me, q, i)))
-                .ToArray();
-            var receive = new float[receiveCounts.Sum()];
-            if (useAsync) g.AllToAllVAsync<float>(send, sendCounts, receive, receiveCounts).Wait();
-            else g.AllToAllV<float>(send, sendCounts, receive, receiveCounts);
-            return receive;
-        }, TimeSpan.FromSeconds(20));
+        var received = InProcessWorld.Run(
+            size,
+            g =>
+            {
+                int me = g.Rank;
+                int[] sendCounts = Enumerable.Range(0, size).Select(q => rows[me * size + q] * d).ToArray();
+                int[] receiveCounts = Enumerable.Range(0, size).Select(p => rows[p * size + me] * d).ToArray();
+                var send = Enumerable
+                    .Range(0, size)
+                    .SelectMany(q => Enumerable.Range(0, sendCounts[q]).Select(i => Value(me, q, i)))
+                    .ToArray();
+                var receive = new float[receiveCounts.Sum()];
+                if (useAsync)
+                    g.AllToAllVAsync<float>(send, sendCounts, receive, receiveCounts).Wait();
+                else
+                    g.AllToAllV<float>(send, sendCounts, receive, receiveCounts);
+                return receive;
+            },
+            TimeSpan.FromSeconds(20)
+        );
 
         for (int q = 0; q < size; q++)
         {
-            var expected = Enumerable.Range(0, size)
+            var expected = Enumerable
+                .Range(0, size)
                 .SelectMany(p => Enumerable.Range(0, rows[p * size + q] * d).Select(i => Value(p, q, i)));
             Assert.Equal(expected, received[q]);
         }

@@ -17,7 +17,8 @@ public class FailureTests
     {
         var group = (InProcessProcessGroup)g;
         var clock = Stopwatch.StartNew();
-        while (group.Failure is null && clock.Elapsed < Long) Thread.Sleep(5);
+        while (group.Failure is null && clock.Elapsed < Long)
+            Thread.Sleep(5);
     }
 
     [Fact]
@@ -25,12 +26,19 @@ public class FailureTests
     {
         var boom = new InvalidOperationException("boom");
         var clock = Stopwatch.StartNew();
-        var error = Assert.Throws<RankFailedException>(() => InProcessWorld.Run(4, g =>
-        {
-            g.Barrier();
-            if (g.Rank == 2) throw boom;
-            g.AllReduceSum(new float[3].AsSpan());
-        }, Long));
+        var error = Assert.Throws<RankFailedException>(() =>
+            InProcessWorld.Run(
+                4,
+                g =>
+                {
+                    g.Barrier();
+                    if (g.Rank == 2)
+                        throw boom;
+                    g.AllReduceSum(new float[3].AsSpan());
+                },
+                Long
+            )
+        );
 
         Assert.True(clock.Elapsed < Long / 2, $"took {clock.Elapsed}: the abort did not wake the waiters");
         Assert.Equal(2, error.Rank);
@@ -49,17 +57,24 @@ public class FailureTests
     [Fact]
     public void RankThrows_PendingAsyncExchangeFails_AndLaterCollectivesThrowAtOnce()
     {
-        var error = Assert.Throws<RankFailedException>(() => InProcessWorld.Run(3, g =>
-        {
-            if (g.Rank == 1) throw new ArgumentException("bad input on rank 1");
-            var request = g.AllToAllVAsync<int>(new int[3], [1, 1, 1], new int[3], [1, 1, 1]);
-            var wait = Assert.Throws<CollectiveException>(request.Wait);
-            Assert.Equal(1, wait.FailedRank);
-            Assert.Contains("bad input on rank 1", wait.Message);
-            var later = Assert.Throws<CollectiveException>(g.Barrier);
-            Assert.Equal(1, later.FailedRank);
-            throw later;
-        }, Long));
+        var error = Assert.Throws<RankFailedException>(() =>
+            InProcessWorld.Run(
+                3,
+                g =>
+                {
+                    if (g.Rank == 1)
+                        throw new ArgumentException("bad input on rank 1");
+                    var request = g.AllToAllVAsync<int>(new int[3], [1, 1, 1], new int[3], [1, 1, 1]);
+                    var wait = Assert.Throws<CollectiveException>(request.Wait);
+                    Assert.Equal(1, wait.FailedRank);
+                    Assert.Contains("bad input on rank 1", wait.Message);
+                    var later = Assert.Throws<CollectiveException>(g.Barrier);
+                    Assert.Equal(1, later.FailedRank);
+                    throw later;
+                },
+                Long
+            )
+        );
 
         Assert.Equal(1, error.Rank);
         Assert.IsType<ArgumentException>(error.InnerException);
@@ -68,13 +83,21 @@ public class FailureTests
     [Fact]
     public void FailureInASubGroup_AbortsTheWorldAndOtherSubGroups()
     {
-        var error = Assert.Throws<RankFailedException>(() => InProcessWorld.Run(8, g =>
-        {
-            var pair = g.Split(g.Rank / 2, 0);
-            if (g.Rank == 5) throw new InvalidOperationException("expert 5 exploded");
-            if (g.Rank % 2 == 0) pair.Barrier(); // rank 4 waits in its pair with rank 5
-            g.Barrier();
-        }, Long));
+        var error = Assert.Throws<RankFailedException>(() =>
+            InProcessWorld.Run(
+                8,
+                g =>
+                {
+                    var pair = g.Split(g.Rank / 2, 0);
+                    if (g.Rank == 5)
+                        throw new InvalidOperationException("expert 5 exploded");
+                    if (g.Rank % 2 == 0)
+                        pair.Barrier(); // rank 4 waits in its pair with rank 5
+                    g.Barrier();
+                },
+                Long
+            )
+        );
 
         Assert.Equal(5, error.Rank);
         foreach (int r in new[] { 0, 1, 2, 3, 4, 6, 7 })
@@ -90,15 +113,26 @@ public class FailureTests
     [Fact]
     public void MissingRank_TimesOutNamingIt()
     {
-        var error = Assert.Throws<RankFailedException>(() => InProcessWorld.Run(3, g =>
-        {
-            if (g.Rank == 1) WaitForWorldFailure(g); // skips the collective but stays alive
-            else g.AllReduceSum(new double[2].AsSpan());
-        }, TimeSpan.FromMilliseconds(500)));
+        var error = Assert.Throws<RankFailedException>(() =>
+            InProcessWorld.Run(
+                3,
+                g =>
+                {
+                    if (g.Rank == 1)
+                        WaitForWorldFailure(g); // skips the collective but stays alive
+                    else
+                        g.AllReduceSum(new double[2].AsSpan());
+                },
+                TimeSpan.FromMilliseconds(500)
+            )
+        );
 
         Assert.Contains(error.Rank, new[] { 0, 2 });
         var timedOut = Assert.IsType<CollectiveException>(error.InnerException);
-        Assert.Matches(@"rank [02]: AllReduceSum<Double> #0 of world timed out after 0\.5 s waiting for ranks \[1\]", timedOut.Message);
+        Assert.Matches(
+            @"rank [02]: AllReduceSum<Double> #0 of world timed out after 0\.5 s waiting for ranks \[1\]",
+            timedOut.Message
+        );
         Assert.Equal(1, timedOut.FailedRank);
         Assert.Null(error.RankErrors[1]);
         var other = Assert.IsType<CollectiveException>(error.RankErrors[2 - error.Rank]);
@@ -109,16 +143,22 @@ public class FailureTests
     [Fact]
     public void MissingRank_TimesOutAnAsyncExchange()
     {
-        var error = Assert.Throws<RankFailedException>(() => InProcessWorld.Run(2, g =>
-        {
-            if (g.Rank == 1)
-            {
-                WaitForWorldFailure(g);
-                return;
-            }
+        var error = Assert.Throws<RankFailedException>(() =>
+            InProcessWorld.Run(
+                2,
+                g =>
+                {
+                    if (g.Rank == 1)
+                    {
+                        WaitForWorldFailure(g);
+                        return;
+                    }
 
-            g.AllToAllVAsync<long>(new long[2], [1, 1], new long[2], [1, 1]).Wait();
-        }, TimeSpan.FromMilliseconds(300)));
+                    g.AllToAllVAsync<long>(new long[2], [1, 1], new long[2], [1, 1]).Wait();
+                },
+                TimeSpan.FromMilliseconds(300)
+            )
+        );
 
         Assert.Equal(0, error.Rank);
         var timedOut = Assert.IsType<CollectiveException>(error.InnerException);
@@ -130,10 +170,17 @@ public class FailureTests
     public void RankThatReturnsEarly_FailsPeersWaitingForIt_WithoutWaitingForTheTimeout()
     {
         var clock = Stopwatch.StartNew();
-        var error = Assert.Throws<RankFailedException>(() => InProcessWorld.Run(3, g =>
-        {
-            if (g.Rank != 2) g.Barrier();
-        }, Long));
+        var error = Assert.Throws<RankFailedException>(() =>
+            InProcessWorld.Run(
+                3,
+                g =>
+                {
+                    if (g.Rank != 2)
+                        g.Barrier();
+                },
+                Long
+            )
+        );
 
         Assert.True(clock.Elapsed < Long / 2, $"took {clock.Elapsed}");
         var peer = Assert.IsType<CollectiveException>(error.InnerException);
@@ -144,11 +191,19 @@ public class FailureTests
     [Fact]
     public void DifferentCollectives_AtTheSameStep_FailEveryRank()
     {
-        var error = Assert.Throws<RankFailedException>(() => InProcessWorld.Run(2, g =>
-        {
-            if (g.Rank == 0) g.Barrier();
-            else g.AllReduceSum(new long[1].AsSpan());
-        }, Long));
+        var error = Assert.Throws<RankFailedException>(() =>
+            InProcessWorld.Run(
+                2,
+                g =>
+                {
+                    if (g.Rank == 0)
+                        g.Barrier();
+                    else
+                        g.AllReduceSum(new long[1].AsSpan());
+                },
+                Long
+            )
+        );
 
         foreach (var e in error.RankErrors)
         {
@@ -162,43 +217,76 @@ public class FailureTests
     [Fact]
     public void DifferentElementTypes_FailEveryRank()
     {
-        var error = Assert.Throws<RankFailedException>(() => InProcessWorld.Run(2, g =>
-        {
-            if (g.Rank == 0) g.AllGather<int>([1], new int[2]);
-            else g.AllGather<float>([1f], new float[2]);
-        }, Long));
+        var error = Assert.Throws<RankFailedException>(() =>
+            InProcessWorld.Run(
+                2,
+                g =>
+                {
+                    if (g.Rank == 0)
+                        g.AllGather<int>([1], new int[2]);
+                    else
+                        g.AllGather<float>([1f], new float[2]);
+                },
+                Long
+            )
+        );
 
-        Assert.All(error.RankErrors, e => Assert.Contains("AllGather<Int32>", Assert.IsType<CollectiveException>(e).Message));
+        Assert.All(
+            error.RankErrors,
+            e => Assert.Contains("AllGather<Int32>", Assert.IsType<CollectiveException>(e).Message)
+        );
         Assert.All(error.RankErrors, e => Assert.Contains("AllGather<Single>", e!.Message));
     }
 
     [Fact]
     public void InconsistentCounts_NameSenderReceiverAndBothValues()
     {
-        var error = Assert.Throws<RankFailedException>(() => InProcessWorld.Run(3, g =>
-        {
-            // Rank 0 sends 2 elements to rank 1, but rank 1 expects 3 from rank 0.
-            int[] sendCounts = [1, g.Rank == 0 ? 2 : 1, 1];
-            int[] receiveCounts = [g.Rank == 1 ? 3 : 1, 1, 1];
-            g.AllToAllV<int>(new int[5], sendCounts, new int[5], receiveCounts);
-        }, Long));
+        var error = Assert.Throws<RankFailedException>(() =>
+            InProcessWorld.Run(
+                3,
+                g =>
+                {
+                    // Rank 0 sends 2 elements to rank 1, but rank 1 expects 3 from rank 0.
+                    int[] sendCounts = [1, g.Rank == 0 ? 2 : 1, 1];
+                    int[] receiveCounts = [g.Rank == 1 ? 3 : 1, 1, 1];
+                    g.AllToAllV<int>(new int[5], sendCounts, new int[5], receiveCounts);
+                },
+                Long
+            )
+        );
 
-        Assert.All(error.RankErrors, e => Assert.Contains(
-            "rank 0 sends 2 elements to rank 1 but rank 1 expects 3 from rank 0", Assert.IsType<CollectiveException>(e).Message));
+        Assert.All(
+            error.RankErrors,
+            e =>
+                Assert.Contains(
+                    "rank 0 sends 2 elements to rank 1 but rank 1 expects 3 from rank 0",
+                    Assert.IsType<CollectiveException>(e).Message
+                )
+        );
     }
 
     [Fact]
     public void UnequalAllToAllChunks_AndAllReduceLengths_AreDetected()
     {
-        var chunks = Assert.Throws<RankFailedException>(() => InProcessWorld.Run(2, g =>
-        {
-            int n = g.Rank == 0 ? 2 : 4;
-            g.AllToAll<int>(new int[n], new int[n]);
-        }, Long));
-        Assert.Contains("rank 0 sends 1 elements to rank 1 but rank 1 expects 2 from rank 0", chunks.InnerException!.Message);
+        var chunks = Assert.Throws<RankFailedException>(() =>
+            InProcessWorld.Run(
+                2,
+                g =>
+                {
+                    int n = g.Rank == 0 ? 2 : 4;
+                    g.AllToAll<int>(new int[n], new int[n]);
+                },
+                Long
+            )
+        );
+        Assert.Contains(
+            "rank 0 sends 1 elements to rank 1 but rank 1 expects 2 from rank 0",
+            chunks.InnerException!.Message
+        );
 
-        var lengths = Assert.Throws<RankFailedException>(() => InProcessWorld.Run(2, g =>
-            g.AllReduceSum(new float[g.Rank + 1].AsSpan()), Long));
+        var lengths = Assert.Throws<RankFailedException>(() =>
+            InProcessWorld.Run(2, g => g.AllReduceSum(new float[g.Rank + 1].AsSpan()), Long)
+        );
         Assert.Contains("rank 1 passes 2 values but rank 0 passes 1", lengths.InnerException!.Message);
     }
 

@@ -37,14 +37,17 @@ public class InProcessCollectivesTests
     public void Barrier_ReturnsOnlyAfterEveryRankEntered(int size)
     {
         int entered = 0;
-        var seen = InProcessWorld.Run(size, g =>
-        {
-            Interlocked.Increment(ref entered);
-            g.Barrier();
-            int count = Volatile.Read(ref entered);
-            g.Barrier();
-            return count;
-        });
+        var seen = InProcessWorld.Run(
+            size,
+            g =>
+            {
+                Interlocked.Increment(ref entered);
+                g.Barrier();
+                int count = Volatile.Read(ref entered);
+                g.Barrier();
+                return count;
+            }
+        );
 
         Assert.All(seen, count => Assert.Equal(size, count));
     }
@@ -57,19 +60,24 @@ public class InProcessCollectivesTests
     [InlineData(8, 5)]
     public void AllToAll_SendsChunkQToRankQ(int size, int chunk)
     {
-        var received = InProcessWorld.Run(size, g =>
-        {
-            var send = new int[size * chunk];
-            for (int q = 0; q < size; q++)
-                for (int i = 0; i < chunk; i++) send[q * chunk + i] = Tag(g.Rank, q, i);
-            var receive = new int[size * chunk];
-            g.AllToAll<int>(send, receive);
-            return receive;
-        });
+        var received = InProcessWorld.Run(
+            size,
+            g =>
+            {
+                var send = new int[size * chunk];
+                for (int q = 0; q < size; q++)
+                for (int i = 0; i < chunk; i++)
+                    send[q * chunk + i] = Tag(g.Rank, q, i);
+                var receive = new int[size * chunk];
+                g.AllToAll<int>(send, receive);
+                return receive;
+            }
+        );
 
         for (int q = 0; q < size; q++)
-            for (int p = 0; p < size; p++)
-                for (int i = 0; i < chunk; i++) Assert.Equal(Tag(p, q, i), received[q][p * chunk + i]);
+        for (int p = 0; p < size; p++)
+        for (int i = 0; i < chunk; i++)
+            Assert.Equal(Tag(p, q, i), received[q][p * chunk + i]);
     }
 
     [Theory]
@@ -82,7 +90,9 @@ public class InProcessCollectivesTests
 
         for (int q = 0; q < size; q++)
         {
-            var expected = Enumerable.Range(0, size).SelectMany(p => Enumerable.Range(0, Count(p, q)).Select(i => Tag(p, q, i)));
+            var expected = Enumerable
+                .Range(0, size)
+                .SelectMany(p => Enumerable.Range(0, Count(p, q)).Select(i => Tag(p, q, i)));
             Assert.Equal(expected, received[q]);
         }
     }
@@ -99,13 +109,16 @@ public class InProcessCollectivesTests
     [Fact]
     public void AllToAllV_LeavesElementsPastTheCountsUntouched()
     {
-        var received = InProcessWorld.Run(2, g =>
-        {
-            var send = new[] { 10 * g.Rank, 10 * g.Rank + 1, -7 };
-            var receive = new[] { -1, -1, -1 };
-            g.AllToAllV<int>(send, [1, 1], receive, [1, 1]);
-            return receive;
-        });
+        var received = InProcessWorld.Run(
+            2,
+            g =>
+            {
+                var send = new[] { 10 * g.Rank, 10 * g.Rank + 1, -7 };
+                var receive = new[] { -1, -1, -1 };
+                g.AllToAllV<int>(send, [1, 1], receive, [1, 1]);
+                return receive;
+            }
+        );
 
         Assert.Equal([0, 10, -1], received[0]);
         Assert.Equal([1, 11, -1], received[1]);
@@ -115,27 +128,35 @@ public class InProcessCollectivesTests
     [MemberData(nameof(Sizes))]
     public void AllGather_ConcatenatesEveryRanksBlockRankMajor(int size)
     {
-        var gathered = InProcessWorld.Run(size, g =>
-        {
-            var send = Enumerable.Range(0, 4).Select(i => (double)Tag(g.Rank, 0, i)).ToArray();
-            var receive = new double[4 * size];
-            g.AllGather<double>(send, receive);
-            return receive;
-        });
+        var gathered = InProcessWorld.Run(
+            size,
+            g =>
+            {
+                var send = Enumerable.Range(0, 4).Select(i => (double)Tag(g.Rank, 0, i)).ToArray();
+                var receive = new double[4 * size];
+                g.AllGather<double>(send, receive);
+                return receive;
+            }
+        );
 
-        var expected = Enumerable.Range(0, size).SelectMany(p => Enumerable.Range(0, 4).Select(i => (double)Tag(p, 0, i)));
+        var expected = Enumerable
+            .Range(0, size)
+            .SelectMany(p => Enumerable.Range(0, 4).Select(i => (double)Tag(p, 0, i)));
         Assert.All(gathered, r => Assert.Equal(expected, r));
     }
 
     [Fact]
     public void AllGather_OfEmptyBlocks_Completes()
     {
-        var gathered = InProcessWorld.Run(3, g =>
-        {
-            var receive = Array.Empty<long>();
-            g.AllGather<long>(ReadOnlySpan<long>.Empty, receive);
-            return receive.Length;
-        });
+        var gathered = InProcessWorld.Run(
+            3,
+            g =>
+            {
+                var receive = Array.Empty<long>();
+                g.AllGather<long>(ReadOnlySpan<long>.Empty, receive);
+                return receive.Length;
+            }
+        );
         Assert.All(gathered, n => Assert.Equal(0, n));
     }
 
@@ -145,18 +166,25 @@ public class InProcessCollectivesTests
     {
         // Magnitudes far apart make float addition order-sensitive; 37 values cover vector lanes and the tail.
         float Value(int rank, int i) => (rank % 2 == 0 ? 1e8f : 1f) * (i + 1) * (rank % 3 == 1 ? -1f : 1.37f);
-        var sums = InProcessWorld.Run(size, g =>
-        {
-            var values = Enumerable.Range(0, 37).Select(i => Value(g.Rank, i)).ToArray();
-            g.AllReduceSum(values.AsSpan());
-            return values;
-        });
+        var sums = InProcessWorld.Run(
+            size,
+            g =>
+            {
+                var values = Enumerable.Range(0, 37).Select(i => Value(g.Rank, i)).ToArray();
+                g.AllReduceSum(values.AsSpan());
+                return values;
+            }
+        );
 
         for (int i = 0; i < 37; i++)
         {
             float expected = Value(0, i);
-            for (int p = 1; p < size; p++) expected += Value(p, i);
-            Assert.All(sums, s => Assert.Equal(BitConverter.SingleToInt32Bits(expected), BitConverter.SingleToInt32Bits(s[i])));
+            for (int p = 1; p < size; p++)
+                expected += Value(p, i);
+            Assert.All(
+                sums,
+                s => Assert.Equal(BitConverter.SingleToInt32Bits(expected), BitConverter.SingleToInt32Bits(s[i]))
+            );
         }
     }
 
@@ -164,14 +192,17 @@ public class InProcessCollectivesTests
     [MemberData(nameof(Sizes))]
     public void AllReduceSum_DoubleAndLong_AddInRankOrder(int size)
     {
-        var sums = InProcessWorld.Run(size, g =>
-        {
-            var doubles = Enumerable.Range(0, 19).Select(i => Math.Pow(10, g.Rank * 5) * 0.1 * (i + 1)).ToArray();
-            var longs = Enumerable.Range(0, 19).Select(i => (long)g.Rank << 33 | (long)i).ToArray();
-            g.AllReduceSum(doubles.AsSpan());
-            g.AllReduceSum(longs.AsSpan());
-            return (doubles, longs);
-        });
+        var sums = InProcessWorld.Run(
+            size,
+            g =>
+            {
+                var doubles = Enumerable.Range(0, 19).Select(i => Math.Pow(10, g.Rank * 5) * 0.1 * (i + 1)).ToArray();
+                var longs = Enumerable.Range(0, 19).Select(i => (long)g.Rank << 33 | (long)i).ToArray();
+                g.AllReduceSum(doubles.AsSpan());
+                g.AllReduceSum(longs.AsSpan());
+                return (doubles, longs);
+            }
+        );
 
         for (int i = 0; i < 19; i++)
         {
@@ -183,7 +214,11 @@ public class InProcessCollectivesTests
                 expectedLong += (long)p << 33 | (long)i;
             }
 
-            Assert.All(sums, s => Assert.Equal(BitConverter.DoubleToInt64Bits(expected), BitConverter.DoubleToInt64Bits(s.doubles[i])));
+            Assert.All(
+                sums,
+                s =>
+                    Assert.Equal(BitConverter.DoubleToInt64Bits(expected), BitConverter.DoubleToInt64Bits(s.doubles[i]))
+            );
             Assert.All(sums, s => Assert.Equal(expectedLong, s.longs[i]));
         }
     }
@@ -197,22 +232,25 @@ public class InProcessCollectivesTests
     [Fact]
     public void ManyCollectivesInARow_StayInStep()
     {
-        var totals = InProcessWorld.Run(4, g =>
-        {
-            long total = 0;
-            var value = new long[1];
-            var gathered = new int[4];
-            for (int step = 0; step < 200; step++)
+        var totals = InProcessWorld.Run(
+            4,
+            g =>
             {
-                value[0] = step * 10 + g.Rank;
-                g.AllReduceSum(value.AsSpan());
-                total += value[0];
-                g.AllGather<int>([step + g.Rank], gathered);
-                Assert.Equal(Enumerable.Range(step, 4), gathered);
-            }
+                long total = 0;
+                var value = new long[1];
+                var gathered = new int[4];
+                for (int step = 0; step < 200; step++)
+                {
+                    value[0] = step * 10 + g.Rank;
+                    g.AllReduceSum(value.AsSpan());
+                    total += value[0];
+                    g.AllGather<int>([step + g.Rank], gathered);
+                    Assert.Equal(Enumerable.Range(step, 4), gathered);
+                }
 
-            return total;
-        });
+                return total;
+            }
+        );
 
         long expected = Enumerable.Range(0, 200).Sum(step => 4L * step * 10 + 6);
         Assert.All(totals, t => Assert.Equal(expected, t));
@@ -221,10 +259,14 @@ public class InProcessCollectivesTests
     /// <summary>Rank g.Rank sends count(rank, q) tagged elements to each q; returns what it received.</summary>
     internal static int[] AllToAllVWithCounts(IProcessGroup g, Func<int, int, int> count)
     {
-        int size = g.Size, me = g.Rank;
+        int size = g.Size,
+            me = g.Rank;
         int[] sendCounts = Enumerable.Range(0, size).Select(q => count(me, q)).ToArray();
         int[] receiveCounts = Enumerable.Range(0, size).Select(p => count(p, me)).ToArray();
-        var send = Enumerable.Range(0, size).SelectMany(q => Enumerable.Range(0, sendCounts[q]).Select(i => Tag(me, q, i))).ToArray();
+        var send = Enumerable
+            .Range(0, size)
+            .SelectMany(q => Enumerable.Range(0, sendCounts[q]).Select(i => Tag(me, q, i)))
+            .ToArray();
         var receive = new int[receiveCounts.Sum()];
         g.AllToAllV<int>(send, sendCounts, receive, receiveCounts);
         return receive;

@@ -8,12 +8,21 @@ public class SplitTests
     [Fact]
     public void SplitByPairs_FormsGroupsOrderedByKeyThenRank()
     {
-        var results = InProcessWorld.Run(8, g =>
-        {
-            using var pair = g.Split(g.Rank / 2, 0);
-            using var parity = g.Split(g.Rank % 2, -g.Rank); // reverse order by key
-            return (pair.Rank, pair.Size, Pair: pair.WorldRanks.ToArray(), parity.Rank, Parity: parity.WorldRanks.ToArray());
-        });
+        var results = InProcessWorld.Run(
+            8,
+            g =>
+            {
+                using var pair = g.Split(g.Rank / 2, 0);
+                using var parity = g.Split(g.Rank % 2, -g.Rank); // reverse order by key
+                return (
+                    pair.Rank,
+                    pair.Size,
+                    Pair: pair.WorldRanks.ToArray(),
+                    parity.Rank,
+                    Parity: parity.WorldRanks.ToArray()
+                );
+            }
+        );
 
         for (int r = 0; r < 8; r++)
         {
@@ -29,33 +38,36 @@ public class SplitTests
     [Fact]
     public void SubGroupAndWorldCollectives_Interleave()
     {
-        var results = InProcessWorld.Run(8, g =>
-        {
-            var pair = g.Split(g.Rank / 2, 0);
-            var quad = g.Split(g.Rank / 4, g.Rank);
-            var outputs = new List<long>();
-            for (int step = 0; step < 20; step++)
+        var results = InProcessWorld.Run(
+            8,
+            g =>
             {
-                var v = new long[] { g.Rank + step };
-                pair.AllReduceSum(v.AsSpan());
-                outputs.Add(v[0]);
+                var pair = g.Split(g.Rank / 2, 0);
+                var quad = g.Split(g.Rank / 4, g.Rank);
+                var outputs = new List<long>();
+                for (int step = 0; step < 20; step++)
+                {
+                    var v = new long[] { g.Rank + step };
+                    pair.AllReduceSum(v.AsSpan());
+                    outputs.Add(v[0]);
 
-                var gathered = new int[4];
-                quad.AllGather<int>([g.Rank], gathered);
-                Assert.Equal(Enumerable.Range(g.Rank / 4 * 4, 4), gathered);
+                    var gathered = new int[4];
+                    quad.AllGather<int>([g.Rank], gathered);
+                    Assert.Equal(Enumerable.Range(g.Rank / 4 * 4, 4), gathered);
 
-                var w = new long[] { 1 };
-                g.AllReduceSum(w.AsSpan());
-                outputs.Add(w[0]);
+                    var w = new long[] { 1 };
+                    g.AllReduceSum(w.AsSpan());
+                    outputs.Add(w[0]);
 
-                var toPeers = new int[] { g.Rank, g.Rank };
-                var fromPeers = new int[2];
-                pair.AllToAll<int>(toPeers, fromPeers);
-                Assert.Equal([g.Rank / 2 * 2, g.Rank / 2 * 2 + 1], fromPeers);
+                    var toPeers = new int[] { g.Rank, g.Rank };
+                    var fromPeers = new int[2];
+                    pair.AllToAll<int>(toPeers, fromPeers);
+                    Assert.Equal([g.Rank / 2 * 2, g.Rank / 2 * 2 + 1], fromPeers);
+                }
+
+                return outputs.ToArray();
             }
-
-            return outputs.ToArray();
-        });
+        );
 
         for (int r = 0; r < 8; r++)
         {
@@ -68,14 +80,17 @@ public class SplitTests
     [Fact]
     public void SplitOfASubGroup_MapsToWorldRanks()
     {
-        var results = InProcessWorld.Run(8, g =>
-        {
-            var half = g.Split(g.Rank / 4, 0);
-            var quarter = half.Split(half.Rank / 2, 0);
-            var sum = new long[] { g.Rank };
-            quarter.AllReduceSum(sum.AsSpan());
-            return (quarter.WorldRanks.ToArray(), sum[0]);
-        });
+        var results = InProcessWorld.Run(
+            8,
+            g =>
+            {
+                var half = g.Split(g.Rank / 4, 0);
+                var quarter = half.Split(half.Rank / 2, 0);
+                var sum = new long[] { g.Rank };
+                quarter.AllReduceSum(sum.AsSpan());
+                return (quarter.WorldRanks.ToArray(), sum[0]);
+            }
+        );
 
         for (int r = 0; r < 8; r++)
         {
@@ -88,18 +103,21 @@ public class SplitTests
     [Fact]
     public void AsyncExchangeOnASubGroup_OverlapsWorldCollectives()
     {
-        var results = InProcessWorld.Run(4, g =>
-        {
-            var pair = g.Split(g.Rank / 2, 0);
-            var send = new[] { g.Rank * 10, g.Rank * 10 + 1 };
-            var receive = new int[2];
-            var request = pair.AllToAllVAsync<int>(send, [1, 1], receive, [1, 1]);
-            g.Barrier();
-            var w = new double[] { g.Rank };
-            g.AllReduceSum(w.AsSpan());
-            request.Wait();
-            return (receive, w[0]);
-        });
+        var results = InProcessWorld.Run(
+            4,
+            g =>
+            {
+                var pair = g.Split(g.Rank / 2, 0);
+                var send = new[] { g.Rank * 10, g.Rank * 10 + 1 };
+                var receive = new int[2];
+                var request = pair.AllToAllVAsync<int>(send, [1, 1], receive, [1, 1]);
+                g.Barrier();
+                var w = new double[] { g.Rank };
+                g.AllReduceSum(w.AsSpan());
+                request.Wait();
+                return (receive, w[0]);
+            }
+        );
 
         for (int r = 0; r < 4; r++)
         {

@@ -16,7 +16,8 @@ public class TensorCollectivesTests
         {
             var data = new TheoryData<DType, int>();
             foreach (DType dtype in new[] { DType.Float32, DType.BFloat16, DType.Int32, DType.Int64 })
-                foreach (int size in new[] { 1, 3, 4 }) data.Add(dtype, size);
+            foreach (int size in new[] { 1, 3, 4 })
+                data.Add(dtype, size);
             return data;
         }
     }
@@ -35,76 +36,101 @@ public class TensorCollectivesTests
         int total = Enumerable.Range(0, size).Sum(q => Count(rank, q));
         var values = new List<long>();
         for (int q = 0; q < size; q++)
-            for (int i = 0; i < Count(rank, q); i++) values.Add(Bits(rank, q, i));
-        for (int i = 0; i < slack; i++) values.Add(-1);
+        for (int i = 0; i < Count(rank, q); i++)
+            values.Add(Bits(rank, q, i));
+        for (int i = 0; i < slack; i++)
+            values.Add(-1);
         return FromBits(dtype, values.ToArray(), total + slack);
     }
 
-    private static Tensor FromBits(DType dtype, long[] bits, int n) => dtype switch
-    {
-        DType.Float32 => Tensor.FromArray(bits.Select(b => BitConverter.Int32BitsToSingle((int)b)).ToArray(), n),
-        DType.BFloat16 => Tensor.FromArray(bits.Select(b => BFloat16.FromBits((ushort)b)).ToArray(), n),
-        DType.Int32 => Tensor.FromArray(bits.Select(b => (int)b).ToArray(), n),
-        _ => Tensor.FromArray(bits, n),
-    };
+    private static Tensor FromBits(DType dtype, long[] bits, int n) =>
+        dtype switch
+        {
+            DType.Float32 => Tensor.FromArray(bits.Select(b => BitConverter.Int32BitsToSingle((int)b)).ToArray(), n),
+            DType.BFloat16 => Tensor.FromArray(bits.Select(b => BFloat16.FromBits((ushort)b)).ToArray(), n),
+            DType.Int32 => Tensor.FromArray(bits.Select(b => (int)b).ToArray(), n),
+            _ => Tensor.FromArray(bits, n),
+        };
 
-    private static long[] ToBits(Tensor t) => t.DType switch
-    {
-        DType.Float32 => t.AsSpan<float>().ToArray().Select(f => (long)BitConverter.SingleToInt32Bits(f)).ToArray(),
-        DType.BFloat16 => t.AsSpan<BFloat16>().ToArray().Select(b => (long)(short)b.Bits).ToArray(),
-        DType.Int32 => t.AsSpan<int>().ToArray().Select(i => (long)i).ToArray(),
-        _ => t.AsSpan<long>().ToArray(),
-    };
+    private static long[] ToBits(Tensor t) =>
+        t.DType switch
+        {
+            DType.Float32 => t.AsSpan<float>().ToArray().Select(f => (long)BitConverter.SingleToInt32Bits(f)).ToArray(),
+            DType.BFloat16 => t.AsSpan<BFloat16>().ToArray().Select(b => (long)(short)b.Bits).ToArray(),
+            DType.Int32 => t.AsSpan<int>().ToArray().Select(i => (long)i).ToArray(),
+            _ => t.AsSpan<long>().ToArray(),
+        };
 
     /// <summary>What rank q receives: each rank's chunk for q in rank order, then the untouched slack.</summary>
     private static long[] Expected(DType dtype, int q, int size, int slack)
     {
         var values = new List<long>();
         for (int p = 0; p < size; p++)
-            for (int i = 0; i < Count(p, q); i++) values.Add(Bits(p, q, i));
-        for (int i = 0; i < slack; i++) values.Add(-1);
+        for (int i = 0; i < Count(p, q); i++)
+            values.Add(Bits(p, q, i));
+        for (int i = 0; i < slack; i++)
+            values.Add(-1);
         return ToBits(FromBits(dtype, values.ToArray(), values.Count));
     }
 
-    private static int[] SendCounts(int rank, int size)
-        => Enumerable.Range(0, size).Select(q => Count(rank, q)).ToArray();
+    private static int[] SendCounts(int rank, int size) =>
+        Enumerable.Range(0, size).Select(q => Count(rank, q)).ToArray();
 
-    private static int[] ReceiveCounts(int rank, int size)
-        => Enumerable.Range(0, size).Select(p => Count(p, rank)).ToArray();
+    private static int[] ReceiveCounts(int rank, int size) =>
+        Enumerable.Range(0, size).Select(p => Count(p, rank)).ToArray();
 
-    private static Tensor Slack(DType dtype, int rank, int size, int slack)
-        => FromBits(dtype, Enumerable.Repeat(-1L, ReceiveCounts(rank, size).Sum() + slack).ToArray(),
-            ReceiveCounts(rank, size).Sum() + slack);
+    private static Tensor Slack(DType dtype, int rank, int size, int slack) =>
+        FromBits(
+            dtype,
+            Enumerable.Repeat(-1L, ReceiveCounts(rank, size).Sum() + slack).ToArray(),
+            ReceiveCounts(rank, size).Sum() + slack
+        );
 
     [Theory]
     [MemberData(nameof(DTypesAndSizes))]
     public void AllToAllV_MovesHostTensorsBitForBit_AndLeavesElementsPastTheCounts(DType dtype, int size)
     {
-        var received = InProcessWorld.Run(size, g =>
-        {
-            Tensor receive = Slack(dtype, g.Rank, size, slack: 2);
-            g.AllToAllV(Message(dtype, g.Rank, size, slack: 1), SendCounts(g.Rank, size), receive,
-                ReceiveCounts(g.Rank, size));
-            return ToBits(receive);
-        });
+        var received = InProcessWorld.Run(
+            size,
+            g =>
+            {
+                Tensor receive = Slack(dtype, g.Rank, size, slack: 2);
+                g.AllToAllV(
+                    Message(dtype, g.Rank, size, slack: 1),
+                    SendCounts(g.Rank, size),
+                    receive,
+                    ReceiveCounts(g.Rank, size)
+                );
+                return ToBits(receive);
+            }
+        );
 
-        for (int q = 0; q < size; q++) Assert.Equal(Expected(dtype, q, size, slack: 2), received[q]);
+        for (int q = 0; q < size; q++)
+            Assert.Equal(Expected(dtype, q, size, slack: 2), received[q]);
     }
 
     [Theory]
     [MemberData(nameof(DTypesAndSizes))]
     public void AllToAllVAsync_MovesHostTensorsBitForBit(DType dtype, int size)
     {
-        var received = InProcessWorld.Run(size, g =>
-        {
-            Tensor receive = Slack(dtype, g.Rank, size, slack: 0);
-            CollectiveRequest request = g.AllToAllVAsync(Message(dtype, g.Rank, size, slack: 0),
-                SendCounts(g.Rank, size), receive, ReceiveCounts(g.Rank, size));
-            request.Wait();
-            return ToBits(receive);
-        });
+        var received = InProcessWorld.Run(
+            size,
+            g =>
+            {
+                Tensor receive = Slack(dtype, g.Rank, size, slack: 0);
+                CollectiveRequest request = g.AllToAllVAsync(
+                    Message(dtype, g.Rank, size, slack: 0),
+                    SendCounts(g.Rank, size),
+                    receive,
+                    ReceiveCounts(g.Rank, size)
+                );
+                request.Wait();
+                return ToBits(receive);
+            }
+        );
 
-        for (int q = 0; q < size; q++) Assert.Equal(Expected(dtype, q, size, slack: 0), received[q]);
+        for (int q = 0; q < size; q++)
+            Assert.Equal(Expected(dtype, q, size, slack: 0), received[q]);
     }
 
     [Fact]
@@ -118,19 +144,23 @@ public class TensorCollectivesTests
             [-1e8f, -1e8f, 1f, -0f],
             [1f, 0.7f, -3f, -0f],
         ];
-        var results = InProcessWorld.Run(values.Length, g =>
-        {
-            Tensor t = Tensor.FromArray((float[])values[g.Rank].Clone(), 4);
-            g.AllReduceSum(t);
-            float[] span = (float[])values[g.Rank].Clone();
-            g.AllReduceSum(span.AsSpan());
-            return (Tensor: t.AsSpan<float>().ToArray(), Span: span);
-        });
+        var results = InProcessWorld.Run(
+            values.Length,
+            g =>
+            {
+                Tensor t = Tensor.FromArray((float[])values[g.Rank].Clone(), 4);
+                g.AllReduceSum(t);
+                float[] span = (float[])values[g.Rank].Clone();
+                g.AllReduceSum(span.AsSpan());
+                return (Tensor: t.AsSpan<float>().ToArray(), Span: span);
+            }
+        );
 
         for (int i = 0; i < 4; i++)
         {
             float expected = values[0][i];
-            for (int r = 1; r < values.Length; r++) expected += values[r][i];
+            for (int r = 1; r < values.Length; r++)
+                expected += values[r][i];
             foreach (var result in results)
             {
                 int bits = BitConverter.SingleToInt32Bits(expected);
@@ -145,12 +175,15 @@ public class TensorCollectivesTests
     {
         // 1 + 2^-8 is a tie that rounds back to 1 in bfloat16; summed in float32 the two halves make 1 + 2^-7, exact.
         float[] values = [1f, 1f / 256, 1f / 256];
-        var results = InProcessWorld.Run(values.Length, g =>
-        {
-            var t = Tensor.FromArray([BFloat16.FromSingle(values[g.Rank])], 1);
-            g.AllReduceSum(t);
-            return t.AsSpan<BFloat16>()[0];
-        });
+        var results = InProcessWorld.Run(
+            values.Length,
+            g =>
+            {
+                var t = Tensor.FromArray([BFloat16.FromSingle(values[g.Rank])], 1);
+                g.AllReduceSum(t);
+                return t.AsSpan<BFloat16>()[0];
+            }
+        );
 
         Assert.All(results, r => Assert.Equal(1f + 1f / 128, r.ToSingle()));
     }
@@ -169,7 +202,8 @@ public class TensorCollectivesTests
     {
         using var g = InProcessProcessGroup.CreateWorld(1)[0];
         var error = Assert.Throws<ArgumentException>(() =>
-            g.AllToAllV(Tensor.Zeros(DType.Float32, 2), [2], Tensor.Zeros(DType.Int32, 2), [2]));
+            g.AllToAllV(Tensor.Zeros(DType.Float32, 2), [2], Tensor.Zeros(DType.Int32, 2), [2])
+        );
         Assert.Contains("send is Float32 but receive is Int32", error.Message);
     }
 
@@ -205,16 +239,20 @@ public class TensorCollectivesTests
     public void HostStaged_ExchangesDeviceTensors_CopyingOnlyTheCountedElements(DType dtype)
     {
         const int size = 3;
-        var results = InProcessWorld.Run(size, inner =>
-        {
-            var g = new HostStagedProcessGroup(inner);
-            Tensor send = ByteArrayDeviceBuffer.Upload(Message(dtype, g.Rank, size, slack: 3));
-            Tensor receive = ByteArrayDeviceBuffer.Upload(Slack(dtype, g.Rank, size, slack: 2));
-            g.AllToAllV(send, SendCounts(g.Rank, size), receive, ReceiveCounts(g.Rank, size));
-            long copied = ((ByteArrayDeviceBuffer)send.DeviceBuffer!).BytesCopied
-                + ((ByteArrayDeviceBuffer)receive.DeviceBuffer!).BytesCopied;
-            return (Bits: ToBits(receive.ToHost()), Copied: copied);
-        });
+        var results = InProcessWorld.Run(
+            size,
+            inner =>
+            {
+                var g = new HostStagedProcessGroup(inner);
+                Tensor send = ByteArrayDeviceBuffer.Upload(Message(dtype, g.Rank, size, slack: 3));
+                Tensor receive = ByteArrayDeviceBuffer.Upload(Slack(dtype, g.Rank, size, slack: 2));
+                g.AllToAllV(send, SendCounts(g.Rank, size), receive, ReceiveCounts(g.Rank, size));
+                long copied =
+                    ((ByteArrayDeviceBuffer)send.DeviceBuffer!).BytesCopied
+                    + ((ByteArrayDeviceBuffer)receive.DeviceBuffer!).BytesCopied;
+                return (Bits: ToBits(receive.ToHost()), Copied: copied);
+            }
+        );
 
         for (int q = 0; q < size; q++)
         {
@@ -227,23 +265,34 @@ public class TensorCollectivesTests
     [Fact]
     public void HostStaged_SumsDeviceTensorsLikeTheHostGroup_AndPassesHostTensorsThrough()
     {
-        float[][] values = [[1e8f, 0.1f], [3f, 1e-8f], [-1e8f, 1f]];
-        var results = InProcessWorld.Run(values.Length, inner =>
-        {
-            var g = new HostStagedProcessGroup(inner);
-            Tensor device = ByteArrayDeviceBuffer.Upload(Tensor.FromArray((float[])values[g.Rank].Clone(), 2));
-            g.AllReduceSum(device);
-            var host = Tensor.FromArray((float[])values[g.Rank].Clone(), 2);
-            g.AllReduceSum(host);
-            var wide = Tensor.FromArray((float[])values[g.Rank].Clone(), 2);
-            inner.AllReduceSum(wide);
-            return (Device: device.ToHost(), Host: host, Inner: wide);
-        });
+        float[][] values =
+        [
+            [1e8f, 0.1f],
+            [3f, 1e-8f],
+            [-1e8f, 1f],
+        ];
+        var results = InProcessWorld.Run(
+            values.Length,
+            inner =>
+            {
+                var g = new HostStagedProcessGroup(inner);
+                Tensor device = ByteArrayDeviceBuffer.Upload(Tensor.FromArray((float[])values[g.Rank].Clone(), 2));
+                g.AllReduceSum(device);
+                var host = Tensor.FromArray((float[])values[g.Rank].Clone(), 2);
+                g.AllReduceSum(host);
+                var wide = Tensor.FromArray((float[])values[g.Rank].Clone(), 2);
+                inner.AllReduceSum(wide);
+                return (Device: device.ToHost(), Host: host, Inner: wide);
+            }
+        );
 
-        Assert.All(results, r =>
-        {
-            Assert.True(r.Device.BitwiseEquals(r.Inner));
-            Assert.True(r.Host.BitwiseEquals(r.Inner));
-        });
+        Assert.All(
+            results,
+            r =>
+            {
+                Assert.True(r.Device.BitwiseEquals(r.Inner));
+                Assert.True(r.Host.BitwiseEquals(r.Inner));
+            }
+        );
     }
 }

@@ -13,12 +13,13 @@ public sealed class HostGemmTests
     {
         var c = new double[m * n];
         for (int i = 0; i < m; i++)
-            for (int j = 0; j < n; j++)
-            {
-                double s = 0;
-                for (int p = 0; p < k; p++) s += (double)a(i, p) * b(p, j);
-                c[(i * n) + j] = s;
-            }
+        for (int j = 0; j < n; j++)
+        {
+            double s = 0;
+            for (int p = 0; p < k; p++)
+                s += (double)a(i, p) * b(p, j);
+            c[(i * n) + j] = s;
+        }
         return c;
     }
 
@@ -27,35 +28,46 @@ public sealed class HostGemmTests
         for (int i = 0; i < expected.Length; i++)
         {
             // Each term is ≤ 1 in magnitude: a float32 chain of k FMAs is off by at most ~k·2^-24·k.
-            Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-6 * (k + 1) * Math.Sqrt(k + 1), $"element {i}: {actual[i]} vs {expected[i]}");
+            Assert.True(
+                Math.Abs(expected[i] - actual[i]) <= 1e-6 * (k + 1) * Math.Sqrt(k + 1),
+                $"element {i}: {actual[i]} vs {expected[i]}"
+            );
         }
     }
 
     [Fact]
     public void All_three_variants_match_naive_float64_on_random_shapes()
     {
-        Gen.Select(Gen.Int[0, 40], Gen.Int[0, 40], Gen.Int[0, 300], Gen.Int).Sample((m, n, k, seed) =>
-        {
-            var random = new Random(seed);
-            float[] a = RandomArray(random, m * k), b = RandomArray(random, n * k);
-            var c = new float[m * n];
-            HostGemm.MatMulTransposeB(a, b, c, m, n, k);
-            AssertClose(Naive(m, n, k, (i, p) => a[(i * k) + p], (p, j) => b[(j * k) + p]), c, k);
-            HostGemm.MatMul(a, b, c, m, n, k);
-            AssertClose(Naive(m, n, k, (i, p) => a[(i * k) + p], (p, j) => b[(p * n) + j]), c, k);
-            HostGemm.MatMulTransposeA(a, b, c, m, n, k);
-            AssertClose(Naive(m, n, k, (i, p) => a[(p * m) + i], (p, j) => b[(p * n) + j]), c, k);
-        }, iter: 60);
+        Gen.Select(Gen.Int[0, 40], Gen.Int[0, 40], Gen.Int[0, 300], Gen.Int)
+            .Sample(
+                (m, n, k, seed) =>
+                {
+                    var random = new Random(seed);
+                    float[] a = RandomArray(random, m * k),
+                        b = RandomArray(random, n * k);
+                    var c = new float[m * n];
+                    HostGemm.MatMulTransposeB(a, b, c, m, n, k);
+                    AssertClose(Naive(m, n, k, (i, p) => a[(i * k) + p], (p, j) => b[(j * k) + p]), c, k);
+                    HostGemm.MatMul(a, b, c, m, n, k);
+                    AssertClose(Naive(m, n, k, (i, p) => a[(i * k) + p], (p, j) => b[(p * n) + j]), c, k);
+                    HostGemm.MatMulTransposeA(a, b, c, m, n, k);
+                    AssertClose(Naive(m, n, k, (i, p) => a[(p * m) + i], (p, j) => b[(p * n) + j]), c, k);
+                },
+                iter: 60
+            );
     }
 
     [Fact]
     public void Accumulate_continues_from_existing_values_and_K_zero_clears()
     {
         var random = new Random(3);
-        float[] a = RandomArray(random, 5 * 7), b = RandomArray(random, 4 * 7);
+        float[] a = RandomArray(random, 5 * 7),
+            b = RandomArray(random, 4 * 7);
         var c = Enumerable.Repeat(2f, 20).ToArray();
         HostGemm.MatMulTransposeB(a, b, c, 5, 4, 7, accumulate: true);
-        double[] expected = Naive(5, 4, 7, (i, p) => a[(i * 7) + p], (p, j) => b[(j * 7) + p]).Select(v => v + 2).ToArray();
+        double[] expected = Naive(5, 4, 7, (i, p) => a[(i * 7) + p], (p, j) => b[(j * 7) + p])
+            .Select(v => v + 2)
+            .ToArray();
         AssertClose(expected, c, 7);
         HostGemm.MatMulTransposeB([], [], c, 5, 4, 0);
         Assert.All(c, v => Assert.Equal(0f, v));
@@ -64,23 +76,34 @@ public sealed class HostGemmTests
     [Fact]
     public void A_row_is_bitwise_identical_alone_or_inside_a_batch()
     {
-        Gen.Select(Gen.Int[1, 600], Gen.Int[1, 70], Gen.Int[1, 700], Gen.Int).Sample((m, n, k, seed) =>
-        {
-            var random = new Random(seed);
-            float[] a = RandomArray(random, m * k), b = RandomArray(random, n * k);
-            var batch = new float[m * n];
-            HostGemm.MatMulTransposeB(a, b, batch, m, n, k);
-            int row = random.Next(m);
-            var alone = new float[n];
-            HostGemm.MatMulTransposeB(a.AsSpan(row * k, k), b, alone, 1, n, k);
-            Assert.True(alone.AsSpan().SequenceEqual(batch.AsSpan(row * n, n)), $"row {row} of {m} differs (n={n}, k={k})");
+        Gen.Select(Gen.Int[1, 600], Gen.Int[1, 70], Gen.Int[1, 700], Gen.Int)
+            .Sample(
+                (m, n, k, seed) =>
+                {
+                    var random = new Random(seed);
+                    float[] a = RandomArray(random, m * k),
+                        b = RandomArray(random, n * k);
+                    var batch = new float[m * n];
+                    HostGemm.MatMulTransposeB(a, b, batch, m, n, k);
+                    int row = random.Next(m);
+                    var alone = new float[n];
+                    HostGemm.MatMulTransposeB(a.AsSpan(row * k, k), b, alone, 1, n, k);
+                    Assert.True(
+                        alone.AsSpan().SequenceEqual(batch.AsSpan(row * n, n)),
+                        $"row {row} of {m} differs (n={n}, k={k})"
+                    );
 
-            // Same for A·B (the input-gradient product).
-            var bKn = RandomArray(random, k * n);
-            HostGemm.MatMul(a, bKn, batch, m, n, k);
-            HostGemm.MatMul(a.AsSpan(row * k, k), bKn, alone, 1, n, k);
-            Assert.True(alone.AsSpan().SequenceEqual(batch.AsSpan(row * n, n)), $"A·B row {row} of {m} differs");
-        }, iter: 25);
+                    // Same for A·B (the input-gradient product).
+                    var bKn = RandomArray(random, k * n);
+                    HostGemm.MatMul(a, bKn, batch, m, n, k);
+                    HostGemm.MatMul(a.AsSpan(row * k, k), bKn, alone, 1, n, k);
+                    Assert.True(
+                        alone.AsSpan().SequenceEqual(batch.AsSpan(row * n, n)),
+                        $"A·B row {row} of {m} differs"
+                    );
+                },
+                iter: 25
+            );
     }
 
     [Fact]
@@ -88,41 +111,66 @@ public sealed class HostGemmTests
     {
         // The contract that makes the GEMM row-invariant, checked on whichever kernel this machine runs (the 512-bit
         // one where AVX-512 is present): c = fma(a_p, b_p, c) for p = 0, 1, … from zero, nothing else.
-        Gen.Select(Gen.Int[1, 30], Gen.Int[1, 70], Gen.Int[1, 400], Gen.Int).Sample((m, n, k, seed) =>
-        {
-            var random = new Random(seed);
-            float[] a = RandomArray(random, m * k), b = RandomArray(random, n * k);
-            var c = new float[m * n];
-            HostGemm.MatMulTransposeB(a, b, c, m, n, k);
-            for (int i = 0; i < m; i++)
-            {
-                for (int j = 0; j < n; j++)
+        Gen.Select(Gen.Int[1, 30], Gen.Int[1, 70], Gen.Int[1, 400], Gen.Int)
+            .Sample(
+                (m, n, k, seed) =>
                 {
-                    float chain = 0f;
-                    for (int p = 0; p < k; p++) chain = MathF.FusedMultiplyAdd(a[(i * k) + p], b[(j * k) + p], chain);
-                    Assert.Equal(BitConverter.SingleToInt32Bits(chain), BitConverter.SingleToInt32Bits(c[(i * n) + j]));
-                }
-            }
-        }, iter: 40);
+                    var random = new Random(seed);
+                    float[] a = RandomArray(random, m * k),
+                        b = RandomArray(random, n * k);
+                    var c = new float[m * n];
+                    HostGemm.MatMulTransposeB(a, b, c, m, n, k);
+                    for (int i = 0; i < m; i++)
+                    {
+                        for (int j = 0; j < n; j++)
+                        {
+                            float chain = 0f;
+                            for (int p = 0; p < k; p++)
+                                chain = MathF.FusedMultiplyAdd(a[(i * k) + p], b[(j * k) + p], chain);
+                            Assert.Equal(
+                                BitConverter.SingleToInt32Bits(chain),
+                                BitConverter.SingleToInt32Bits(c[(i * n) + j])
+                            );
+                        }
+                    }
+                },
+                iter: 40
+            );
     }
 
     [Fact]
     public void Partitioning_and_thread_count_never_change_a_bit()
     {
         var random = new Random(11);
-        const int m = 203, n = 97, k = 531;
-        float[] a = RandomArray(random, m * k), b = RandomArray(random, n * k);
+        const int m = 203,
+            n = 97,
+            k = 531;
+        float[] a = RandomArray(random, m * k),
+            b = RandomArray(random, n * k);
         var reference = new float[m * n];
         HostGemm.MatMulTransposeB(a, b, reference, m, n, k);
-        foreach (var (mc, nc, kc, dop) in new[] { (6, 16, 1, 1), (12, 32, 37, 2), (72, 256, 256, -1), (198, 96, 1000, 3), (6, 16, 531, 4) })
+        foreach (
+            var (mc, nc, kc, dop) in new[]
+            {
+                (6, 16, 1, 1),
+                (12, 32, 37, 2),
+                (72, 256, 256, -1),
+                (198, 96, 1000, 3),
+                (6, 16, 531, 4),
+            }
+        )
         {
             var c = new float[m * n];
             HostGemm.MatMulTransposeBBlocked(a, b, c, m, n, k, mc, nc, kc, dop);
-            Assert.True(c.AsSpan().SequenceEqual(reference), $"blocking mc={mc} nc={nc} kc={kc} dop={dop} changed the result");
+            Assert.True(
+                c.AsSpan().SequenceEqual(reference),
+                $"blocking mc={mc} nc={nc} kc={kc} dop={dop} changed the result"
+            );
         }
 
         // Weight-gradient product: same result for any thread count.
-        float[] dy = RandomArray(random, k * m), x = RandomArray(random, k * n);
+        float[] dy = RandomArray(random, k * m),
+            x = RandomArray(random, k * n);
         var w1 = new float[m * n];
         var w2 = new float[m * n];
         HostGemm.MatMulTransposeA(dy, x, w1, m, n, k, maxDegreeOfParallelism: 1);
@@ -133,7 +181,9 @@ public sealed class HostGemmTests
     [Fact]
     public void Wrong_lengths_name_the_argument()
     {
-        var ex = Assert.Throws<ArgumentException>(() => HostGemm.MatMulTransposeB(new float[5], new float[6], new float[6], 2, 3, 2));
+        var ex = Assert.Throws<ArgumentException>(() =>
+            HostGemm.MatMulTransposeB(new float[5], new float[6], new float[6], 2, 3, 2)
+        );
         Assert.Equal("a", ex.ParamName);
         Assert.Contains("M=2", ex.Message);
         ex = Assert.Throws<ArgumentException>(() => HostGemm.MatMul(new float[4], new float[6], new float[5], 2, 3, 2));
@@ -144,18 +194,28 @@ public sealed class HostGemmTests
     private static float Chain(int k, Func<int, float> a, Func<int, float> b)
     {
         float c = 0f;
-        for (int p = 0; p < k; p++) c = MathF.FusedMultiplyAdd(a(p), b(p), c);
+        for (int p = 0; p < k; p++)
+            c = MathF.FusedMultiplyAdd(a(p), b(p), c);
         return c;
     }
 
     public static TheoryData<int, int, int> TilingEdges()
     {
-        int mr = GemmMicroKernel.MR, nr = GemmMicroKernel.NR, kc = GemmMicroKernel.KC;
+        int mr = GemmMicroKernel.MR,
+            nr = GemmMicroKernel.NR,
+            kc = GemmMicroKernel.KC;
         return new TheoryData<int, int, int>
         {
-            { 1, 1, 1 }, { 1, nr, kc }, { 1, 3 * nr + 5, kc + 1 }, { mr + 1, 1, 9 }, { 7, 9, 7 },
-            { mr - 1, nr - 1, 2 * kc + 7 }, { 3 * mr + 5, 2 * nr + 3, kc - 1 }, { 97, 131, 3 * kc + 13 },
-            { 8, 8, 8 }, { 9, 17, 15 },
+            { 1, 1, 1 },
+            { 1, nr, kc },
+            { 1, 3 * nr + 5, kc + 1 },
+            { mr + 1, 1, 9 },
+            { 7, 9, 7 },
+            { mr - 1, nr - 1, 2 * kc + 7 },
+            { 3 * mr + 5, 2 * nr + 3, kc - 1 },
+            { 97, 131, 3 * kc + 13 },
+            { 8, 8, 8 },
+            { 9, 17, 15 },
         };
     }
 
@@ -166,7 +226,8 @@ public sealed class HostGemmTests
         // Odd sizes, one row or column, K not a multiple of the block: partial tiles, the 8 × 8 transposing packers'
         // remainders and the zero padding all feed the same ascending FMA chain per element, bitwise.
         var random = new Random((m * 7919) + (n * 104729) + k);
-        float[] a = RandomArray(random, m * k), b = RandomArray(random, n * k);
+        float[] a = RandomArray(random, m * k),
+            b = RandomArray(random, n * k);
         foreach (int threads in new[] { 1, 2, 5 })
         {
             var nt = new float[m * n];
@@ -188,8 +249,10 @@ public sealed class HostGemmTests
         }
 
         static void AssertBits(float expected, float actual, string product, int i, int j, int threads) =>
-            Assert.True(BitConverter.SingleToInt32Bits(expected) == BitConverter.SingleToInt32Bits(actual),
-                $"{product} element ({i}, {j}) on {threads} threads: {actual} is not the FMA chain's {expected}");
+            Assert.True(
+                BitConverter.SingleToInt32Bits(expected) == BitConverter.SingleToInt32Bits(actual),
+                $"{product} element ({i}, {j}) on {threads} threads: {actual} is not the FMA chain's {expected}"
+            );
     }
 
     [Fact]
@@ -198,11 +261,15 @@ public sealed class HostGemmTests
         // A large product leaves its packed panels behind in this thread's buffers; a smaller one of other values must
         // not see them (every padded lane is written), and the large one recomputed must be bitwise the same.
         var random = new Random(5);
-        const int m = 61, n = 77, k = 300;
-        float[] a = RandomArray(random, m * k), b = RandomArray(random, n * k);
+        const int m = 61,
+            n = 77,
+            k = 300;
+        float[] a = RandomArray(random, m * k),
+            b = RandomArray(random, n * k);
         var first = new float[m * n];
         HostGemm.MatMulTransposeB(a, b, first, m, n, k, maxDegreeOfParallelism: 1);
-        float[] a2 = RandomArray(random, 3 * 5), b2 = RandomArray(random, 2 * 5);
+        float[] a2 = RandomArray(random, 3 * 5),
+            b2 = RandomArray(random, 2 * 5);
         var small = new float[3 * 2];
         HostGemm.MatMulTransposeB(a2, b2, small, 3, 2, 5, maxDegreeOfParallelism: 1);
         for (int i = 0; i < 3; i++)
@@ -224,7 +291,10 @@ public sealed class HostGemmTests
     {
         // 13 lines of 19 steps into panels 16 wide: one 8 × 8 block pair through registers, the remainders
         // element-wise.
-        const int lines = 13, depth = 19, width = 16, stride = 23;
+        const int lines = 13,
+            depth = 19,
+            width = 16,
+            stride = 23;
         var src = Enumerable.Range(0, lines * stride).Select(v => (float)v).ToArray();
         var dst = Enumerable.Repeat(float.NaN, depth * width).ToArray();
         unsafe

@@ -36,35 +36,59 @@ public sealed class TopKOptionsTests
     [Fact]
     public void Problem_AcceptsExactlyWhatTheRouterAccepts()
     {
-        Gen.Select(Gen.Int[1, 12], Gen.Int[0, 13], Gen.Int[0, 6], Gen.Int[0, 7]).Sample((experts, k, groups, limited) =>
-        {
-            var options = new TopKOptions { NumExpertGroups = groups, NumLimitedGroups = limited };
-            bool routerAccepts;
-            try
-            {
-                _ = new TokenChoiceTopKRouter(2, experts, k, numExpertGroups: groups, numLimitedGroups: limited);
-                routerAccepts = true;
-            }
-            catch (ArgumentException)
-            {
-                routerAccepts = false;
-            }
-            Assert.Equal(routerAccepts, options.Problem(experts, k) is null);
-        }, iter: 400);
+        Gen.Select(Gen.Int[1, 12], Gen.Int[0, 13], Gen.Int[0, 6], Gen.Int[0, 7])
+            .Sample(
+                (experts, k, groups, limited) =>
+                {
+                    var options = new TopKOptions { NumExpertGroups = groups, NumLimitedGroups = limited };
+                    bool routerAccepts;
+                    try
+                    {
+                        _ = new TokenChoiceTopKRouter(
+                            2,
+                            experts,
+                            k,
+                            numExpertGroups: groups,
+                            numLimitedGroups: limited
+                        );
+                        routerAccepts = true;
+                    }
+                    catch (ArgumentException)
+                    {
+                        routerAccepts = false;
+                    }
+                    Assert.Equal(routerAccepts, options.Problem(experts, k) is null);
+                },
+                iter: 400
+            );
     }
 
     [Fact]
     public void Router_HandsItsOptionsToTheKernels()
     {
-        var router = new TokenChoiceTopKRouter(2, 8, 2, routeNorm: true, routeScale: 2.5f, numExpertGroups: 4,
-            numLimitedGroups: 2)
+        var router = new TokenChoiceTopKRouter(
+            2,
+            8,
+            2,
+            routeNorm: true,
+            routeScale: 2.5f,
+            numExpertGroups: 4,
+            numLimitedGroups: 2
+        )
         {
             ZeroDiscardedGroups = true,
         };
-        Assert.Equal(new TopKOptions
-        {
-            NumExpertGroups = 4, NumLimitedGroups = 2, RouteNorm = true, RouteScale = 2.5f, ZeroDiscardedGroups = true,
-        }, router.Options);
+        Assert.Equal(
+            new TopKOptions
+            {
+                NumExpertGroups = 4,
+                NumLimitedGroups = 2,
+                RouteNorm = true,
+                RouteScale = 2.5f,
+                ZeroDiscardedGroups = true,
+            },
+            router.Options
+        );
     }
 
     [Fact]

@@ -1,8 +1,8 @@
 using System.Collections.Immutable;
 using CsCheck;
-using MoeSharp.Verification;
 using MoeSharp.Dispatch;
 using MoeSharp.Tensors;
+using MoeSharp.Verification;
 
 namespace MoeSharp.Tests.Dispatch;
 
@@ -15,19 +15,34 @@ public class DispatchBackwardTests
 {
     private static float C(int e) => 0.5f + e / 4f;
 
-    private static Tensor Scale(Tensor rows, ImmutableArray<int> tokensPerLocalExpert, int firstExpert)
-        => DispatchHarness.ApplyExperts(rows, tokensPerLocalExpert, firstExpert, (e, v) => v * C(e));
+    private static Tensor Scale(Tensor rows, ImmutableArray<int> tokensPerLocalExpert, int firstExpert) =>
+        DispatchHarness.ApplyExperts(rows, tokensPerLocalExpert, firstExpert, (e, v) => v * C(e));
 
     private sealed record Grads(Tensor GradX, Tensor GradScores);
 
     /// <summary>Forward and backward on one rank; the gradients SP-reduced where the layout is replicated.</summary>
-    private static Grads Backward(TokenDispatcher dispatcher, int firstExpert, GroupInputs mine, int? total, Tensor gradOut, bool scoreBefore)
+    private static Grads Backward(
+        TokenDispatcher dispatcher,
+        int firstExpert,
+        GroupInputs mine,
+        int? total,
+        Tensor gradOut,
+        bool scoreBefore
+    )
     {
         DispatchResult d = dispatcher.Dispatch(mine.X, mine.Scores, mine.Ids, total);
-        CombineResult combined = dispatcher.CombineWithState(Scale(d.RoutedTokens, d.TokensPerLocalExpert, firstExpert), d.Metadata, mine.X);
+        CombineResult combined = dispatcher.CombineWithState(
+            Scale(d.RoutedTokens, d.TokensPerLocalExpert, firstExpert),
+            d.Metadata,
+            mine.X
+        );
         CombineBackwardResult cb = dispatcher.CombineBackward(gradOut, combined.State);
         Assert.Equal(d.RoutedTokens.ShapeArray(), cb.GradRoutedOutput.ShapeArray());
-        DispatchBackwardResult db = dispatcher.DispatchBackward(Scale(cb.GradRoutedOutput, d.TokensPerLocalExpert, firstExpert), d.Metadata, mine.X);
+        DispatchBackwardResult db = dispatcher.DispatchBackward(
+            Scale(cb.GradRoutedOutput, d.TokensPerLocalExpert, firstExpert),
+            d.Metadata,
+            mine.X
+        );
         Assert.Equal(mine.X.ShapeArray(), db.GradX.ShapeArray());
         Tensor? scores = scoreBefore ? db.GradTopScores : cb.GradTopScores;
         Assert.NotNull(scores);
@@ -40,7 +55,8 @@ public class DispatchBackwardTests
     {
         var random = new Random(seed);
         var grad = Tensor.Uninitialized(DType.Float32, g.X.ShapeArray());
-        foreach (ref float v in grad.AsSpan<float>()) v = (float)(random.NextDouble() * 2 - 1);
+        foreach (ref float v in grad.AsSpan<float>())
+            v = (float)(random.NextDouble() * 2 - 1);
         return grad;
     }
 
@@ -50,46 +66,85 @@ public class DispatchBackwardTests
         shape[0] = count;
         var slice = Tensor.Uninitialized(DType.Float32, shape);
         int width = t.RowLength;
-        if (count > 0) t.AsSpan<float>().Slice(start * width, count * width).CopyTo(slice.AsSpan<float>());
+        if (count > 0)
+            t.AsSpan<float>().Slice(start * width, count * width).CopyTo(slice.AsSpan<float>());
         return slice;
     }
 
     [Fact]
     public void Gradients_MatchTheDenseFormula_AndAreBitwiseTheSameOnEveryLayout()
     {
-        DispatchGen.Problems(tokens: Gen.Int[0, 40]).Sample(p =>
-        {
-            GroupInputs[] inputs = p.Inputs();
-            Tensor[] gradOut = inputs.Select((g, i) => GradOut(g, p.Seed + i)).ToArray();
-            Grads[] ranks = DispatchHarness.Run(p, inputs, c =>
-            {
-                var (start, real, _) = NaiveDispatch.Shard(p.Sharding, c.Full.X.Rows, p.Sp, c.Groups.SpRank);
-                Tensor g = gradOut[c.Group];
-                // Replicated: the gradient of the SP-summed result, the same on every SP rank; sharded: the shard's rows.
-                Tensor mineGrad = p.Layout == SequenceLayout.Replicated ? g : Rows(g, start, real);
-                return Backward(c.Dispatcher, c.Rank * p.LocalExperts, c.Mine, c.TotalTokens, mineGrad, p.ScoreBefore);
-            });
+        DispatchGen
+            .Problems(tokens: Gen.Int[0, 40])
+            .Sample(
+                p =>
+                {
+                    GroupInputs[] inputs = p.Inputs();
+                    Tensor[] gradOut = inputs.Select((g, i) => GradOut(g, p.Seed + i)).ToArray();
+                    Grads[] ranks = DispatchHarness.Run(
+                        p,
+                        inputs,
+                        c =>
+                        {
+                            var (start, real, _) = NaiveDispatch.Shard(
+                                p.Sharding,
+                                c.Full.X.Rows,
+                                p.Sp,
+                                c.Groups.SpRank
+                            );
+                            Tensor g = gradOut[c.Group];
+                            // Replicated: the gradient of the SP-summed result, the same on every SP rank; sharded: the
+                            // shard's rows.
+                            Tensor mineGrad = p.Layout == SequenceLayout.Replicated ? g : Rows(g, start, real);
+                            return Backward(
+                                c.Dispatcher,
+                                c.Rank * p.LocalExperts,
+                                c.Mine,
+                                c.TotalTokens,
+                                mineGrad,
+                                p.ScoreBefore
+                            );
+                        }
+                    );
 
-            for (int group = 0; group < p.GroupCount; group++)
-            {
-                GroupInputs inputsG = inputs[group];
-                Tensor gradX = Assemble(p, ranks, group, r => r.GradX, p.Dim);
-                Tensor gradS = Assemble(p, ranks, group, r => r.GradScores, p.TopK);
+                    for (int group = 0; group < p.GroupCount; group++)
+                    {
+                        GroupInputs inputsG = inputs[group];
+                        Tensor gradX = Assemble(p, ranks, group, r => r.GradX, p.Dim);
+                        Tensor gradS = Assemble(p, ranks, group, r => r.GradScores, p.TopK);
 
-                // Bitwise: the same as the single-rank local dispatcher.
-                var local = new LocalTokenDispatcher(p.Config with { Layout = SequenceLayout.Replicated, Sharding = SpShardingPolicy.PadToMultiple, ExpertAlignment = 1 });
-                Grads single = Backward(local, 0, inputsG, null, gradOut[group], p.ScoreBefore);
-                Assert.Null(DispatchHarness.BitwiseMismatch($"{p}: grad x of group {group}", single.GradX, gradX));
-                Assert.Null(DispatchHarness.BitwiseMismatch($"{p}: grad scores of group {group}", single.GradScores, gradS));
+                        // Bitwise: the same as the single-rank local dispatcher.
+                        var local = new LocalTokenDispatcher(
+                            p.Config with
+                            {
+                                Layout = SequenceLayout.Replicated,
+                                Sharding = SpShardingPolicy.PadToMultiple,
+                                ExpertAlignment = 1,
+                            }
+                        );
+                        Grads single = Backward(local, 0, inputsG, null, gradOut[group], p.ScoreBefore);
+                        Assert.Null(
+                            DispatchHarness.BitwiseMismatch($"{p}: grad x of group {group}", single.GradX, gradX)
+                        );
+                        Assert.Null(
+                            DispatchHarness.BitwiseMismatch(
+                                $"{p}: grad scores of group {group}",
+                                single.GradScores,
+                                gradS
+                            )
+                        );
 
-                // Dense float64 formula.
-                var (wantX, wantS) = Dense(inputsG, gradOut[group]);
-                double errorX = NaiveDispatch.RelativeError(wantX, gradX.AsSpan<float>());
-                double errorS = NaiveDispatch.RelativeError(wantS, gradS.AsSpan<float>());
-                Assert.True(errorX < 1e-5, $"{p}: grad x of group {group}: relative error {errorX}");
-                Assert.True(errorS < 1e-5, $"{p}: grad scores of group {group}: relative error {errorS}");
-            }
-        }, iter: 60, threads: 1);
+                        // Dense float64 formula.
+                        var (wantX, wantS) = Dense(inputsG, gradOut[group]);
+                        double errorX = NaiveDispatch.RelativeError(wantX, gradX.AsSpan<float>());
+                        double errorS = NaiveDispatch.RelativeError(wantS, gradS.AsSpan<float>());
+                        Assert.True(errorX < 1e-5, $"{p}: grad x of group {group}: relative error {errorX}");
+                        Assert.True(errorS < 1e-5, $"{p}: grad scores of group {group}: relative error {errorS}");
+                    }
+                },
+                iter: 60,
+                threads: 1
+            );
     }
 
     [Theory]
@@ -111,7 +166,8 @@ public class DispatchBackwardTests
             DispatchResult d = dispatcher.Dispatch(inputs.X, inputs.Scores, inputs.Ids);
             Tensor output = dispatcher.Combine(Scale(d.RoutedTokens, d.TokensPerLocalExpert, 0), d.Metadata, inputs.X);
             double sum = 0;
-            for (int i = 0; i < output.ElementCount; i++) sum += (double)output.AsSpan<float>()[i] * gradOut.AsSpan<float>()[i];
+            for (int i = 0; i < output.ElementCount; i++)
+                sum += (double)output.AsSpan<float>()[i] * gradOut.AsSpan<float>()[i];
             return sum;
         }
 
@@ -127,8 +183,10 @@ public class DispatchBackwardTests
                 double minus = Loss(g);
                 parameter.AsSpan<float>()[i] = saved;
                 double numeric = (plus - minus) / (2 * h);
-                Assert.True(Math.Abs(numeric - analytic.AsSpan<float>()[i]) < 1e-4 * Math.Max(1, Math.Abs(numeric)),
-                    $"{name}[{i}]: finite difference {numeric}, analytic {analytic.AsSpan<float>()[i]}");
+                Assert.True(
+                    Math.Abs(numeric - analytic.AsSpan<float>()[i]) < 1e-4 * Math.Max(1, Math.Abs(numeric)),
+                    $"{name}[{i}]: finite difference {numeric}, analytic {analytic.AsSpan<float>()[i]}"
+                );
             }
         }
         Check(g.X, grads.GradX, "grad x");
@@ -138,24 +196,31 @@ public class DispatchBackwardTests
     private static Tensor Assemble(DispatchProblem p, Grads[] ranks, int group, Func<Grads, Tensor> pick, int rowLength)
     {
         int first = group * p.Sp;
-        if (p.Layout == SequenceLayout.Replicated) return pick(ranks[first]);
+        if (p.Layout == SequenceLayout.Replicated)
+            return pick(ranks[first]);
         return DispatchHarness.Concat(Enumerable.Range(first, p.Sp).Select(r => pick(ranks[r])).ToArray(), rowLength);
     }
 
     private static (double[] X, double[] S) Dense(GroupInputs g, Tensor gradOut)
     {
-        int tokens = g.X.Rows, d = g.X.RowLength, k = g.Scores.Dim(1);
+        int tokens = g.X.Rows,
+            d = g.X.RowLength,
+            k = g.Scores.Dim(1);
         var gx = new double[tokens * d];
         var gs = new double[tokens * k];
-        ReadOnlySpan<float> x = g.X.AsSpan<float>(), s = g.Scores.AsSpan<float>(), go = gradOut.AsSpan<float>();
+        ReadOnlySpan<float> x = g.X.AsSpan<float>(),
+            s = g.Scores.AsSpan<float>(),
+            go = gradOut.AsSpan<float>();
         for (int t = 0; t < tokens; t++)
         {
             double dot = 0;
-            for (int j = 0; j < d; j++) dot += (double)x[t * d + j] * go[t * d + j];
+            for (int j = 0; j < d; j++)
+                dot += (double)x[t * d + j] * go[t * d + j];
             for (int slot = 0; slot < k; slot++)
             {
                 double c = 0.5 + DispatchInputs.Id(g.Ids, t * k + slot) / 4.0;
-                for (int j = 0; j < d; j++) gx[t * d + j] += s[t * k + slot] * c * go[t * d + j];
+                for (int j = 0; j < d; j++)
+                    gx[t * d + j] += s[t * k + slot] * c * go[t * d + j];
                 gs[t * k + slot] = c * dot;
             }
         }

@@ -1,8 +1,8 @@
 using System.Diagnostics;
-using MoeSharp.Verification;
 using MoeSharp.Collectives;
 using MoeSharp.Dispatch;
 using MoeSharp.Tensors;
+using MoeSharp.Verification;
 
 namespace MoeSharp.Tests.Dispatch;
 
@@ -15,14 +15,30 @@ public class DispatchBadInputTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(5);
 
-    private static GroupInputs Inputs(int tokens = 6, int dim = 3, int experts = 8, int topK = 2, bool int64 = false, int seed = 3)
-        => RandomInputs.Create(
-            new Random(seed), tokens, dim, experts, topK, int64 ? DType.Int64 : DType.Int32, signedScores: true);
+    private static GroupInputs Inputs(
+        int tokens = 6,
+        int dim = 3,
+        int experts = 8,
+        int topK = 2,
+        bool int64 = false,
+        int seed = 3
+    ) =>
+        RandomInputs.Create(
+            new Random(seed),
+            tokens,
+            dim,
+            experts,
+            topK,
+            int64 ? DType.Int64 : DType.Int32,
+            signedScores: true
+        );
 
     private static void SetId(Tensor ids, int flat, long value)
     {
-        if (ids.DType == DType.Int64) ids.AsSpan<long>()[flat] = value;
-        else ids.AsSpan<int>()[flat] = checked((int)value);
+        if (ids.DType == DType.Int64)
+            ids.AsSpan<long>()[flat] = value;
+        else
+            ids.AsSpan<int>()[flat] = checked((int)value);
     }
 
     [Theory]
@@ -60,32 +76,65 @@ public class DispatchBadInputTests
         Assert.Contains("not finite", error.Message);
     }
 
-    public static TheoryData<string, string> BadShapes() => new()
-    {
-        { "x rank 1", "x" }, { "x int64", "x" }, { "x int32", "x" },
-        { "scores wrong K", "topScores" }, { "scores wrong T", "topScores" }, { "scores int32", "topScores" }, { "scores rank 1", "topScores" },
-        { "ids wrong K", "expertIds" }, { "ids wrong T", "expertIds" }, { "ids float32", "expertIds" }, { "ids rank 3", "expertIds" },
-    };
+    public static TheoryData<string, string> BadShapes() =>
+        new()
+        {
+            { "x rank 1", "x" },
+            { "x int64", "x" },
+            { "x int32", "x" },
+            { "scores wrong K", "topScores" },
+            { "scores wrong T", "topScores" },
+            { "scores int32", "topScores" },
+            { "scores rank 1", "topScores" },
+            { "ids wrong K", "expertIds" },
+            { "ids wrong T", "expertIds" },
+            { "ids float32", "expertIds" },
+            { "ids rank 3", "expertIds" },
+        };
 
     [Theory]
     [MemberData(nameof(BadShapes))]
     public void WrongShapesOrDTypes_NameTheArgument(string which, string param)
     {
         GroupInputs g = Inputs();
-        Tensor x = g.X, scores = g.Scores, ids = g.Ids;
+        Tensor x = g.X,
+            scores = g.Scores,
+            ids = g.Ids;
         switch (which)
         {
-            case "x rank 1": x = Tensor.Zeros(DType.Float32, 18); break;
-            case "x int64": x = Tensor.Zeros(DType.Int64, 6, 3); break;
-            case "x int32": x = Tensor.Zeros(DType.Int32, 6, 3); break;
-            case "scores wrong K": scores = Tensor.Zeros(DType.Float32, 6, 3); break;
-            case "scores wrong T": scores = Tensor.Zeros(DType.Float32, 5, 2); break;
-            case "scores int32": scores = Tensor.Zeros(DType.Int32, 6, 2); break;
-            case "scores rank 1": scores = Tensor.Zeros(DType.Float32, 12); break;
-            case "ids wrong K": ids = Tensor.Zeros(DType.Int32, 6, 1); break;
-            case "ids wrong T": ids = Tensor.Zeros(DType.Int64, 7, 2); break;
-            case "ids float32": ids = Tensor.Zeros(DType.Float32, 6, 2); break;
-            case "ids rank 3": ids = Tensor.Zeros(DType.Int32, 6, 2, 1); break;
+            case "x rank 1":
+                x = Tensor.Zeros(DType.Float32, 18);
+                break;
+            case "x int64":
+                x = Tensor.Zeros(DType.Int64, 6, 3);
+                break;
+            case "x int32":
+                x = Tensor.Zeros(DType.Int32, 6, 3);
+                break;
+            case "scores wrong K":
+                scores = Tensor.Zeros(DType.Float32, 6, 3);
+                break;
+            case "scores wrong T":
+                scores = Tensor.Zeros(DType.Float32, 5, 2);
+                break;
+            case "scores int32":
+                scores = Tensor.Zeros(DType.Int32, 6, 2);
+                break;
+            case "scores rank 1":
+                scores = Tensor.Zeros(DType.Float32, 12);
+                break;
+            case "ids wrong K":
+                ids = Tensor.Zeros(DType.Int32, 6, 1);
+                break;
+            case "ids wrong T":
+                ids = Tensor.Zeros(DType.Int64, 7, 2);
+                break;
+            case "ids float32":
+                ids = Tensor.Zeros(DType.Float32, 6, 2);
+                break;
+            case "ids rank 3":
+                ids = Tensor.Zeros(DType.Int32, 6, 2, 1);
+                break;
         }
         var dispatcher = new LocalTokenDispatcher(new TokenDispatcherConfig(8, 2));
         var error = Assert.ThrowsAny<ArgumentException>(() => dispatcher.Dispatch(x, scores, ids));
@@ -95,11 +144,17 @@ public class DispatchBadInputTests
     [Fact]
     public void ExpertsNotDivisibleByEp_FailsOnEveryRank()
     {
-        var error = Assert.Throws<RankFailedException>(() => InProcessWorld.Run(4, world =>
-        {
-            using var groups = ParallelGroups.Create(world, 1);
-            _ = new AllToAllTokenDispatcher(new TokenDispatcherConfig(6, 2), groups);
-        }, Timeout));
+        var error = Assert.Throws<RankFailedException>(() =>
+            InProcessWorld.Run(
+                4,
+                world =>
+                {
+                    using var groups = ParallelGroups.Create(world, 1);
+                    _ = new AllToAllTokenDispatcher(new TokenDispatcherConfig(6, 2), groups);
+                },
+                Timeout
+            )
+        );
         Assert.All(error.RankErrors, e => Assert.Contains("divisible", Assert.IsType<ArgumentException>(e).Message));
     }
 
@@ -108,11 +163,17 @@ public class DispatchBadInputTests
     {
         var error = Assert.Throws<ArgumentException>(() => new LocalTokenDispatcher(new TokenDispatcherConfig(4, 5)));
         Assert.Contains("K = 5", error.Message);
-        Assert.Throws<RankFailedException>(() => InProcessWorld.Run(2, world =>
-        {
-            using var groups = ParallelGroups.Create(world, 1);
-            _ = new AllToAllTokenDispatcher(new TokenDispatcherConfig(2, 3), groups);
-        }, Timeout));
+        Assert.Throws<RankFailedException>(() =>
+            InProcessWorld.Run(
+                2,
+                world =>
+                {
+                    using var groups = ParallelGroups.Create(world, 1);
+                    _ = new AllToAllTokenDispatcher(new TokenDispatcherConfig(2, 3), groups);
+                },
+                Timeout
+            )
+        );
     }
 
     [Theory]
@@ -122,7 +183,16 @@ public class DispatchBadInputTests
     [InlineData(2, -1)]
     public void SpNotDividingTheWorld_IsRejected(int world, int sp)
     {
-        var error = Assert.Throws<RankFailedException>(() => InProcessWorld.Run(world, g => { ParallelGroups.Create(g, sp).Dispose(); }, Timeout));
+        var error = Assert.Throws<RankFailedException>(() =>
+            InProcessWorld.Run(
+                world,
+                g =>
+                {
+                    ParallelGroups.Create(g, sp).Dispose();
+                },
+                Timeout
+            )
+        );
         var inner = Assert.IsType<ArgumentException>(error.InnerException);
         Assert.Equal("spSize", inner.ParamName);
     }
@@ -135,13 +205,22 @@ public class DispatchBadInputTests
         GroupInputs full = Inputs(tokens: 9);
         GroupInputs shorter = Slice(full, 8);
         var clock = Stopwatch.StartNew();
-        var error = Assert.Throws<RankFailedException>(() => InProcessWorld.Run(4, world =>
-        {
-            using var groups = ParallelGroups.Create(world, 2);
-            var dispatcher = new AllToAllTokenDispatcher(new TokenDispatcherConfig(8, 2) { Sharding = sharding }, groups);
-            GroupInputs mine = world.Rank == 1 ? shorter : full;
-            dispatcher.Dispatch(mine.X, mine.Scores, mine.Ids);
-        }, Timeout));
+        var error = Assert.Throws<RankFailedException>(() =>
+            InProcessWorld.Run(
+                4,
+                world =>
+                {
+                    using var groups = ParallelGroups.Create(world, 2);
+                    var dispatcher = new AllToAllTokenDispatcher(
+                        new TokenDispatcherConfig(8, 2) { Sharding = sharding },
+                        groups
+                    );
+                    GroupInputs mine = world.Rank == 1 ? shorter : full;
+                    dispatcher.Dispatch(mine.X, mine.Scores, mine.Ids);
+                },
+                Timeout
+            )
+        );
         Assert.True(clock.Elapsed < Timeout / 2, $"took {clock.Elapsed}");
         Assert.Contains("disagree", Assert.IsType<ArgumentException>(error.InnerException).Message);
         // The same check on the same data: every rank reports it, not a timeout or a peer's abort.
@@ -154,14 +233,21 @@ public class DispatchBadInputTests
         GroupInputs full = Inputs(tokens: 10);
         var config = new TokenDispatcherConfig(8, 2) { Layout = SequenceLayout.Sharded };
         var clock = Stopwatch.StartNew();
-        var error = Assert.Throws<RankFailedException>(() => InProcessWorld.Run(2, world =>
-        {
-            using var groups = ParallelGroups.Create(world, 2);
-            var dispatcher = new AllToAllTokenDispatcher(config, groups);
-            GroupInputs mine = DispatchWorldRunner.ShardOf(full, config.Sharding, 2, groups.SpRank);
-            if (world.Rank == 1) mine = Slice(mine, mine.X.Rows - 1);
-            dispatcher.Dispatch(mine.X, mine.Scores, mine.Ids, totalTokens: 10);
-        }, Timeout));
+        var error = Assert.Throws<RankFailedException>(() =>
+            InProcessWorld.Run(
+                2,
+                world =>
+                {
+                    using var groups = ParallelGroups.Create(world, 2);
+                    var dispatcher = new AllToAllTokenDispatcher(config, groups);
+                    GroupInputs mine = DispatchWorldRunner.ShardOf(full, config.Sharding, 2, groups.SpRank);
+                    if (world.Rank == 1)
+                        mine = Slice(mine, mine.X.Rows - 1);
+                    dispatcher.Dispatch(mine.X, mine.Scores, mine.Ids, totalTokens: 10);
+                },
+                Timeout
+            )
+        );
         Assert.True(clock.Elapsed < Timeout / 2, $"took {clock.Elapsed}");
         Assert.Equal(1, error.Rank);
         var inner = Assert.IsType<ArgumentException>(error.InnerException);
@@ -174,14 +260,24 @@ public class DispatchBadInputTests
     {
         // Without totalTokens the ranks learn T from the count exchange; shards of 5 and 3 are not balanced.
         GroupInputs full = Inputs(tokens: 8);
-        var config = new TokenDispatcherConfig(8, 2) { Layout = SequenceLayout.Sharded, Sharding = SpShardingPolicy.Balanced };
-        var error = Assert.Throws<RankFailedException>(() => InProcessWorld.Run(2, world =>
+        var config = new TokenDispatcherConfig(8, 2)
         {
-            using var groups = ParallelGroups.Create(world, 2);
-            var dispatcher = new AllToAllTokenDispatcher(config, groups);
-            GroupInputs mine = world.Rank == 0 ? Slice(full, 5) : Slice(full, 3);
-            dispatcher.Dispatch(mine.X, mine.Scores, mine.Ids);
-        }, Timeout));
+            Layout = SequenceLayout.Sharded,
+            Sharding = SpShardingPolicy.Balanced,
+        };
+        var error = Assert.Throws<RankFailedException>(() =>
+            InProcessWorld.Run(
+                2,
+                world =>
+                {
+                    using var groups = ParallelGroups.Create(world, 2);
+                    var dispatcher = new AllToAllTokenDispatcher(config, groups);
+                    GroupInputs mine = world.Rank == 0 ? Slice(full, 5) : Slice(full, 3);
+                    dispatcher.Dispatch(mine.X, mine.Scores, mine.Ids);
+                },
+                Timeout
+            )
+        );
         Assert.All(error.RankErrors, e => Assert.Contains("sharding", Assert.IsType<ArgumentException>(e).Message));
     }
 
@@ -195,9 +291,20 @@ public class DispatchBadInputTests
         DispatchResult d = first.Dispatch(g.X, g.Scores, g.Ids);
         CombineResult combined = first.CombineWithState(d.RoutedTokens, d.Metadata, g.X);
 
-        Assert.Equal("metadata", Assert.ThrowsAny<ArgumentException>(() => second.Combine(d.RoutedTokens, d.Metadata, g.X)).ParamName);
-        Assert.Equal("metadata", Assert.ThrowsAny<ArgumentException>(() => second.DispatchBackward(d.RoutedTokens, d.Metadata, g.X)).ParamName);
-        Assert.Equal("metadata", Assert.ThrowsAny<ArgumentException>(() => second.CombineBackward(combined.Output, combined.State)).ParamName);
+        Assert.Equal(
+            "metadata",
+            Assert.ThrowsAny<ArgumentException>(() => second.Combine(d.RoutedTokens, d.Metadata, g.X)).ParamName
+        );
+        Assert.Equal(
+            "metadata",
+            Assert
+                .ThrowsAny<ArgumentException>(() => second.DispatchBackward(d.RoutedTokens, d.Metadata, g.X))
+                .ParamName
+        );
+        Assert.Equal(
+            "metadata",
+            Assert.ThrowsAny<ArgumentException>(() => second.CombineBackward(combined.Output, combined.State)).ParamName
+        );
     }
 
     [Fact]
@@ -207,22 +314,49 @@ public class DispatchBadInputTests
         GroupInputs g = Inputs();
         DispatchResult d = dispatcher.Dispatch(g.X, g.Scores, g.Ids);
         int rows = d.RoutedTokens.Rows;
-        foreach (Tensor bad in new[]
-        {
-            Tensor.Zeros(DType.Float32, rows + 1, 3), Tensor.Zeros(DType.Float32, rows - 1, 3),
-            Tensor.Zeros(DType.Float32, rows, 4), Tensor.Zeros(DType.Float32, rows * 3), d.RoutedTokens.ToBFloat16(),
-        })
+        foreach (
+            Tensor bad in new[]
+            {
+                Tensor.Zeros(DType.Float32, rows + 1, 3),
+                Tensor.Zeros(DType.Float32, rows - 1, 3),
+                Tensor.Zeros(DType.Float32, rows, 4),
+                Tensor.Zeros(DType.Float32, rows * 3),
+                d.RoutedTokens.ToBFloat16(),
+            }
+        )
         {
             Tensor before = bad.Clone();
-            Assert.Equal("routedOutput", Assert.ThrowsAny<ArgumentException>(() => dispatcher.Combine(bad, d.Metadata, g.X)).ParamName);
+            Assert.Equal(
+                "routedOutput",
+                Assert.ThrowsAny<ArgumentException>(() => dispatcher.Combine(bad, d.Metadata, g.X)).ParamName
+            );
             Assert.True(before.BitwiseEquals(bad));
         }
-        Assert.Equal("x", Assert.ThrowsAny<ArgumentException>(() => dispatcher.Combine(d.RoutedTokens, d.Metadata, Tensor.Zeros(DType.Float32, 5, 3))).ParamName);
-        Assert.Equal("gradRoutedTokens", Assert.ThrowsAny<ArgumentException>(
-            () => dispatcher.DispatchBackward(Tensor.Zeros(DType.Float32, rows + 4, 3), d.Metadata, g.X)).ParamName);
+        Assert.Equal(
+            "x",
+            Assert
+                .ThrowsAny<ArgumentException>(() =>
+                    dispatcher.Combine(d.RoutedTokens, d.Metadata, Tensor.Zeros(DType.Float32, 5, 3))
+                )
+                .ParamName
+        );
+        Assert.Equal(
+            "gradRoutedTokens",
+            Assert
+                .ThrowsAny<ArgumentException>(() =>
+                    dispatcher.DispatchBackward(Tensor.Zeros(DType.Float32, rows + 4, 3), d.Metadata, g.X)
+                )
+                .ParamName
+        );
         CombineResult combined = dispatcher.CombineWithState(d.RoutedTokens, d.Metadata, g.X);
-        Assert.Equal("gradOutput", Assert.ThrowsAny<ArgumentException>(
-            () => dispatcher.CombineBackward(Tensor.Zeros(DType.Float32, 6, 2), combined.State)).ParamName);
+        Assert.Equal(
+            "gradOutput",
+            Assert
+                .ThrowsAny<ArgumentException>(() =>
+                    dispatcher.CombineBackward(Tensor.Zeros(DType.Float32, 6, 2), combined.State)
+                )
+                .ParamName
+        );
     }
 
     [Fact]
@@ -231,7 +365,9 @@ public class DispatchBadInputTests
         var dispatcher = new LocalTokenDispatcher(new TokenDispatcherConfig(8, 2));
         GroupInputs g = Inputs(int64: true);
         SetId(g.Ids, 11, 99); // last token, last slot: everything before it was read
-        Tensor x = g.X.Clone(), scores = g.Scores.Clone(), ids = g.Ids.Clone();
+        Tensor x = g.X.Clone(),
+            scores = g.Scores.Clone(),
+            ids = g.Ids.Clone();
         Assert.ThrowsAny<ArgumentException>(() => dispatcher.Dispatch(g.X, g.Scores, g.Ids));
         Assert.True(x.BitwiseEquals(g.X) && scores.BitwiseEquals(g.Scores) && ids.BitwiseEquals(g.Ids));
 
@@ -245,11 +381,15 @@ public class DispatchBadInputTests
         g.Scores.AsSpan<float>()[11] = 0.5f;
         DispatchResult d = dispatcher.Dispatch(g.X, g.Scores, g.Ids);
         Tensor routed = d.RoutedTokens.Clone();
-        Assert.Throws<InvalidOperationException>(() => dispatcher.Combine(d.RoutedTokens, d.Metadata, g.X, _ => throw new InvalidOperationException("shared")));
+        Assert.Throws<InvalidOperationException>(() =>
+            dispatcher.Combine(d.RoutedTokens, d.Metadata, g.X, _ => throw new InvalidOperationException("shared"))
+        );
         Assert.True(routed.BitwiseEquals(d.RoutedTokens) && x.BitwiseEquals(g.X));
 
         // Shared experts of the wrong shape are reported, not summed.
-        var error = Assert.Throws<InvalidOperationException>(() => dispatcher.Combine(d.RoutedTokens, d.Metadata, g.X, own => Tensor.Zeros(DType.Float32, own.Rows + 1, 3)));
+        var error = Assert.Throws<InvalidOperationException>(() =>
+            dispatcher.Combine(d.RoutedTokens, d.Metadata, g.X, own => Tensor.Zeros(DType.Float32, own.Rows + 1, 3))
+        );
         Assert.Contains("shared experts", error.Message);
     }
 
@@ -258,8 +398,14 @@ public class DispatchBadInputTests
     {
         var dispatcher = new LocalTokenDispatcher(new TokenDispatcherConfig(8, 2));
         GroupInputs g = Inputs();
-        Assert.Equal("totalTokens", Assert.ThrowsAny<ArgumentException>(() => dispatcher.Dispatch(g.X, g.Scores, g.Ids, 7)).ParamName);
-        Assert.Equal("totalTokens", Assert.ThrowsAny<ArgumentException>(() => dispatcher.Dispatch(g.X, g.Scores, g.Ids, -1)).ParamName);
+        Assert.Equal(
+            "totalTokens",
+            Assert.ThrowsAny<ArgumentException>(() => dispatcher.Dispatch(g.X, g.Scores, g.Ids, 7)).ParamName
+        );
+        Assert.Equal(
+            "totalTokens",
+            Assert.ThrowsAny<ArgumentException>(() => dispatcher.Dispatch(g.X, g.Scores, g.Ids, -1)).ParamName
+        );
     }
 
     private static GroupInputs Slice(GroupInputs g, int rows)

@@ -1,9 +1,9 @@
 using System.Collections.Immutable;
 using CsCheck;
-using MoeSharp.Verification;
 using MoeSharp.Collectives;
 using MoeSharp.Dispatch;
 using MoeSharp.Tensors;
+using MoeSharp.Verification;
 
 namespace MoeSharp.Tests.Dispatch;
 
@@ -12,39 +12,59 @@ namespace MoeSharp.Tests.Dispatch;
 /// </summary>
 /// <param name="PassTotal">Whether ranks pass <c>totalTokens</c> (always passed where the dispatcher needs it).</param>
 /// <param name="Seed">Seed of the inputs (<see cref="Inputs"/> is reproducible).</param>
-internal sealed record DispatchProblem(int World, int Sp, int Dim, int Experts, int TopK, bool ScoreBefore,
-    SpShardingPolicy Sharding, SequenceLayout Layout, int Align, bool Int64Ids, bool PassTotal, int[] Tokens, int Seed)
+internal sealed record DispatchProblem(
+    int World,
+    int Sp,
+    int Dim,
+    int Experts,
+    int TopK,
+    bool ScoreBefore,
+    SpShardingPolicy Sharding,
+    SequenceLayout Layout,
+    int Align,
+    bool Int64Ids,
+    bool PassTotal,
+    int[] Tokens,
+    int Seed
+)
 {
     public int GroupCount => World / Sp;
 
     public int LocalExperts => Experts / World;
 
-    public TokenDispatcherConfig Config => new(Experts, TopK)
-    {
-        ScoreBeforeExperts = ScoreBefore,
-        Sharding = Sharding,
-        Layout = Layout,
-        ExpertAlignment = Align,
-    };
+    public TokenDispatcherConfig Config =>
+        new(Experts, TopK)
+        {
+            ScoreBeforeExperts = ScoreBefore,
+            Sharding = Sharding,
+            Layout = Layout,
+            ExpertAlignment = Align,
+        };
 
     /// <summary>Random inputs of every group: x in [-1, 1), scores in [-0.5, 1.5), K distinct ids per token.</summary>
     public GroupInputs[] Inputs()
     {
         var random = new Random(Seed);
         DType idType = Int64Ids ? DType.Int64 : DType.Int32;
-        return Tokens.Select(t => RandomInputs.Create(random, t, Dim, Experts, TopK, idType, signedScores: true)).ToArray();
+        return Tokens
+            .Select(t => RandomInputs.Create(random, t, Dim, Experts, TopK, idType, signedScores: true))
+            .ToArray();
     }
 
     public override string ToString() =>
-        $"world {World}, sp {Sp}, T [{string.Join(", ", Tokens)}], D {Dim}, E {Experts}, K {TopK}, score {(ScoreBefore ? "before" : "after")}, " +
-        $"{Sharding}, {Layout}, align {Align}, {(Int64Ids ? "int64" : "int32")} ids, totalTokens {(PassTotal ? "given" : "omitted")}, seed {Seed}";
+        $"world {World}, sp {Sp}, T [{string.Join(", ", Tokens)}], D {Dim}, E {Experts}, K {TopK}, score {(ScoreBefore ? "before" : "after")}, "
+        + $"{Sharding}, {Layout}, align {Align}, {(Int64Ids ? "int64" : "int32")} ids, totalTokens {(PassTotal ? "given" : "omitted")}, seed {Seed}";
 }
 
 /// <summary>CsCheck generators of dispatch problems.</summary>
 internal static class DispatchGen
 {
     /// <summary>T: often tiny (T &lt; SP, T = 0), sometimes a few hundred.</summary>
-    public static readonly Gen<int> Tokens = Gen.Frequency((4, Gen.Int[0, 12]), (3, Gen.Int[13, 80]), (1, Gen.Int[81, 300]));
+    public static readonly Gen<int> Tokens = Gen.Frequency(
+        (4, Gen.Int[0, 12]),
+        (3, Gen.Int[13, 80]),
+        (1, Gen.Int[81, 300])
+    );
 
     public static Gen<DispatchProblem> Problems(int maxWorld = 8, Gen<int>? tokens = null) =>
         from world in Gen.Int[1, maxWorld]
@@ -63,21 +83,42 @@ internal static class DispatchGen
         from passTotal in Gen.Bool
         from t in (tokens ?? Tokens).Array[world / sp]
         from seed in Gen.Int[0, int.MaxValue - 1]
-        select new DispatchProblem(world, sp, dim, experts, topK, scoreBefore, sharding, layout, align, int64, passTotal, t, seed);
+        select new DispatchProblem(
+            world,
+            sp,
+            dim,
+            experts,
+            topK,
+            scoreBefore,
+            sharding,
+            layout,
+            align,
+            int64,
+            passTotal,
+            t,
+            seed
+        );
 }
 
 /// <summary>Input builders.</summary>
 internal static class DispatchInputs
 {
-    public static int Id(Tensor ids, int flat) => ids.DType == DType.Int64 ? (int)ids.AsSpan<long>()[flat] : ids.AsSpan<int>()[flat];
+    public static int Id(Tensor ids, int flat) =>
+        ids.DType == DType.Int64 ? (int)ids.AsSpan<long>()[flat] : ids.AsSpan<int>()[flat];
 
     /// <summary>The tag of token t of group g: every element of its row holds it (exact in float32).</summary>
     public static float Tag(int group, int token) => group * 1000 + token + 1;
 }
 
 /// <summary>What a rank's body gets.</summary>
-internal sealed record RankContext(IProcessGroup World, ParallelGroups Groups, TokenDispatcher Dispatcher,
-    GroupInputs Full, GroupInputs Mine, int? TotalTokens)
+internal sealed record RankContext(
+    IProcessGroup World,
+    ParallelGroups Groups,
+    TokenDispatcher Dispatcher,
+    GroupInputs Full,
+    GroupInputs Mine,
+    int? TotalTokens
+)
 {
     public int Rank => World.Rank;
 
@@ -91,24 +132,36 @@ internal static class DispatchHarness
 {
     public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
 
-    public static T[] Run<T>(DispatchProblem p, GroupInputs[] inputs, Func<RankContext, T> body, TimeSpan? timeout = null)
-        => InProcessWorld.Run(p.World, world =>
-        {
-            using var groups = ParallelGroups.Create(world, p.Sp);
-            TokenDispatcherConfig config = p.Config;
-            // World 1: alternate between the local dispatcher and the all-to-all one over a world of one.
-            TokenDispatcher dispatcher = p.World == 1 && p.Seed % 2 == 0
-                ? new LocalTokenDispatcher(config)
-                : new AllToAllTokenDispatcher(config, groups);
-            GroupInputs full = inputs[groups.DataParallelIndex];
-            bool sharded = p.Layout == SequenceLayout.Sharded;
-            GroupInputs mine = sharded ? DispatchWorldRunner.ShardOf(full, p.Sharding, p.Sp, groups.SpRank) : full;
-            bool needsTotal = sharded && p.Sharding == SpShardingPolicy.PadToMultiple && p.Sp > 1;
-            int? total = p.PassTotal || needsTotal ? full.X.Rows : null;
-            return body(new RankContext(world, groups, dispatcher, full, mine, total));
-        }, timeout ?? Timeout);
+    public static T[] Run<T>(
+        DispatchProblem p,
+        GroupInputs[] inputs,
+        Func<RankContext, T> body,
+        TimeSpan? timeout = null
+    ) =>
+        InProcessWorld.Run(
+            p.World,
+            world =>
+            {
+                using var groups = ParallelGroups.Create(world, p.Sp);
+                TokenDispatcherConfig config = p.Config;
+                // World 1: alternate between the local dispatcher and the all-to-all one over a world of one.
+                TokenDispatcher dispatcher =
+                    p.World == 1 && p.Seed % 2 == 0
+                        ? new LocalTokenDispatcher(config)
+                        : new AllToAllTokenDispatcher(config, groups);
+                GroupInputs full = inputs[groups.DataParallelIndex];
+                bool sharded = p.Layout == SequenceLayout.Sharded;
+                GroupInputs mine = sharded ? DispatchWorldRunner.ShardOf(full, p.Sharding, p.Sp, groups.SpRank) : full;
+                bool needsTotal = sharded && p.Sharding == SpShardingPolicy.PadToMultiple && p.Sp > 1;
+                int? total = p.PassTotal || needsTotal ? full.X.Rows : null;
+                return body(new RankContext(world, groups, dispatcher, full, mine, total));
+            },
+            timeout ?? Timeout
+        );
 
-    /// <summary>Each group's final output from per-rank finals: the first rank's (replicated) or the shards concatenated.</summary>
+    /// <summary>
+    /// Each group's final output from per-rank finals: the first rank's (replicated) or the shards concatenated.
+    /// </summary>
     public static Tensor[] Finals(DispatchProblem p, GroupInputs[] inputs, IReadOnlyList<Tensor> rankFinals)
     {
         var finals = new Tensor[p.GroupCount];
@@ -119,7 +172,10 @@ internal static class DispatchHarness
                 finals[g] = rankFinals[g * p.Sp];
                 continue;
             }
-            finals[g] = Concat(Enumerable.Range(0, p.Sp).Select(s => rankFinals[g * p.Sp + s]).ToArray(), inputs[g].X.RowLength);
+            finals[g] = Concat(
+                Enumerable.Range(0, p.Sp).Select(s => rankFinals[g * p.Sp + s]).ToArray(),
+                inputs[g].X.RowLength
+            );
         }
         return finals;
     }
@@ -139,23 +195,30 @@ internal static class DispatchHarness
     }
 
     /// <summary>Applies the element-wise expert <paramref name="f"/>(e, v) to expert-major rows.</summary>
-    public static Tensor ApplyExperts(Tensor routed, ImmutableArray<int> tokensPerLocalExpert, int firstExpert, Func<int, float, float> f)
+    public static Tensor ApplyExperts(
+        Tensor routed,
+        ImmutableArray<int> tokensPerLocalExpert,
+        int firstExpert,
+        Func<int, float, float> f
+    )
     {
         var output = Tensor.Uninitialized(DType.Float32, routed.ShapeArray());
         ReadOnlySpan<float> src = routed.AsSpan<float>();
         Span<float> dst = output.AsSpan<float>();
-        int d = routed.RowLength, row = 0;
+        int d = routed.RowLength,
+            row = 0;
         for (int j = 0; j < tokensPerLocalExpert.Length; j++)
         {
             int e = firstExpert + j;
-            for (int i = row * d; i < (row + tokensPerLocalExpert[j]) * d; i++) dst[i] = f(e, src[i]);
+            for (int i = row * d; i < (row + tokensPerLocalExpert[j]) * d; i++)
+                dst[i] = f(e, src[i]);
             row += tokensPerLocalExpert[j];
         }
         return output;
     }
 
-    public static string? BitwiseMismatch(string name, Tensor expected, Tensor actual)
-        => TensorComparison.FirstBitwiseMismatch(name, expected, actual);
+    public static string? BitwiseMismatch(string name, Tensor expected, Tensor actual) =>
+        TensorComparison.FirstBitwiseMismatch(name, expected, actual);
 }
 
 /// <summary>
@@ -180,7 +243,8 @@ internal static class NaiveDispatch
             return (Math.Min(start, tokens), real, size - real);
         }
         int starts = 0;
-        for (int r = 0; r < s; r++) starts += tokens / sp + (r < tokens % sp ? 1 : 0);
+        for (int r = 0; r < s; r++)
+            starts += tokens / sp + (r < tokens % sp ? 1 : 0);
         return (starts, tokens / sp + (s < tokens % sp ? 1 : 0), 0);
     }
 
@@ -190,16 +254,23 @@ internal static class NaiveDispatch
     public static (int Expert, int Slot)[] SortedEntries(GroupInputs g, int t)
     {
         int k = g.Scores.Dim(1);
-        return Enumerable.Range(0, k).Select(slot => (DispatchInputs.Id(g.Ids, t * k + slot), slot))
-            .OrderBy(p => p.Item1).ThenBy(p => p.slot).ToArray();
+        return Enumerable
+            .Range(0, k)
+            .Select(slot => (DispatchInputs.Id(g.Ids, t * k + slot), slot))
+            .OrderBy(p => p.Item1)
+            .ThenBy(p => p.slot)
+            .ToArray();
     }
 
     /// <summary>out[t] = (shared[t] or 0) + Σ terms in ascending expert id, every operation in float32.</summary>
     public static Tensor Final32(GroupInputs g, bool scoreBefore, Func<int, float, float> f, Tensor? shared = null)
     {
-        int tokens = g.X.Rows, d = g.X.RowLength, k = g.Scores.Dim(1);
+        int tokens = g.X.Rows,
+            d = g.X.RowLength,
+            k = g.Scores.Dim(1);
         var output = Tensor.Uninitialized(DType.Float32, tokens, d);
-        ReadOnlySpan<float> x = g.X.AsSpan<float>(), s = g.Scores.AsSpan<float>();
+        ReadOnlySpan<float> x = g.X.AsSpan<float>(),
+            s = g.Scores.AsSpan<float>();
         Span<float> o = output.AsSpan<float>();
         for (int t = 0; t < tokens; t++)
         {
@@ -209,7 +280,8 @@ internal static class NaiveDispatch
                 float acc = shared is null ? 0f : shared.AsSpan<float>()[t * d + j];
                 foreach (var (e, slot) in entries)
                 {
-                    float score = s[t * k + slot], v = x[t * d + j];
+                    float score = s[t * k + slot],
+                        v = x[t * d + j];
                     acc += scoreBefore ? f(e, v * score) : f(e, v) * score;
                 }
                 o[t * d + j] = acc;
@@ -221,16 +293,20 @@ internal static class NaiveDispatch
     /// <summary>The dense definition in float64 for the scaled-identity expert: Σ_k s·(1 + e/8)·x.</summary>
     public static double[] DenseScaled64(GroupInputs g)
     {
-        int tokens = g.X.Rows, d = g.X.RowLength, k = g.Scores.Dim(1);
+        int tokens = g.X.Rows,
+            d = g.X.RowLength,
+            k = g.Scores.Dim(1);
         var output = new double[tokens * d];
-        ReadOnlySpan<float> x = g.X.AsSpan<float>(), s = g.Scores.AsSpan<float>();
+        ReadOnlySpan<float> x = g.X.AsSpan<float>(),
+            s = g.Scores.AsSpan<float>();
         for (int t = 0; t < tokens; t++)
         {
             for (int slot = 0; slot < k; slot++)
             {
                 int e = DispatchInputs.Id(g.Ids, t * k + slot);
                 double c = 1 + e / 8.0;
-                for (int j = 0; j < d; j++) output[t * d + j] += s[t * k + slot] * c * x[t * d + j];
+                for (int j = 0; j < d; j++)
+                    output[t * d + j] += s[t * k + slot] * c * x[t * d + j];
             }
         }
         return output;
@@ -240,7 +316,8 @@ internal static class NaiveDispatch
     public static double RelativeError(ReadOnlySpan<double> expected, ReadOnlySpan<float> actual)
     {
         Assert.Equal(expected.Length, actual.Length);
-        double diff = 0, norm = 0;
+        double diff = 0,
+            norm = 0;
         for (int i = 0; i < expected.Length; i++)
         {
             double delta = actual[i] - expected[i];

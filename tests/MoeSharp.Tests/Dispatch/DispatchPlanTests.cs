@@ -19,8 +19,16 @@ public class DispatchPlanTests
     public void LocalPlan_WithoutAlignment_IsTheIdentity()
     {
         var config = new TokenDispatcherConfig(numExperts: 3, topK: 2);
-        DispatchPlan plan = DispatchPlan.Create(config, epSize: 1, epRank: 0, rowsMove: false, Whole(4), [3, 0, 5], [3,
-            0, 5], Rows);
+        DispatchPlan plan = DispatchPlan.Create(
+            config,
+            epSize: 1,
+            epRank: 0,
+            rowsMove: false,
+            Whole(4),
+            [3, 0, 5],
+            [3, 0, 5],
+            Rows
+        );
 
         Assert.Equal([8], plan.InputSplits.ToArray());
         Assert.Equal([8], plan.OutputSplits.ToArray());
@@ -51,10 +59,18 @@ public class DispatchPlanTests
     {
         // S = 2 ranks, E = 4 experts, e = 2 local experts; this is rank 1 (experts 2 and 3).
         var config = new TokenDispatcherConfig(numExperts: 4, topK: 2) { ExpertAlignment = 2 };
-        int[] mine = [1, 2, 3, 0];        // this rank's entries per expert
-        int[] received = [2, 1, 3, 0];    // rank 0 sends 2 for expert 2 and 1 for expert 3; rank 1 (itself) 3 and 0
-        DispatchPlan plan = DispatchPlan.Create(config, epSize: 2, epRank: 1, rowsMove: true, Whole(3), mine, received,
-            Rows);
+        int[] mine = [1, 2, 3, 0]; // this rank's entries per expert
+        int[] received = [2, 1, 3, 0]; // rank 0 sends 2 for expert 2 and 1 for expert 3; rank 1 (itself) 3 and 0
+        DispatchPlan plan = DispatchPlan.Create(
+            config,
+            epSize: 2,
+            epRank: 1,
+            rowsMove: true,
+            Whole(3),
+            mine,
+            received,
+            Rows
+        );
 
         Assert.Equal([3, 3], plan.InputSplits.ToArray());
         Assert.Equal([3, 3], plan.OutputSplits.ToArray());
@@ -76,8 +92,16 @@ public class DispatchPlanTests
     public void OneLocalExpert_WithoutPadding_NeedsNoPermutation()
     {
         var config = new TokenDispatcherConfig(numExperts: 2, topK: 1);
-        DispatchPlan plan = DispatchPlan.Create(config, epSize: 2, epRank: 0, rowsMove: true, Whole(4), [3, 1], [3, 2],
-            Rows);
+        DispatchPlan plan = DispatchPlan.Create(
+            config,
+            epSize: 2,
+            epRank: 0,
+            rowsMove: true,
+            Whole(4),
+            [3, 1],
+            [3, 2],
+            Rows
+        );
         Assert.False(plan.NeedsPermutation);
         Assert.Equal([3, 1], plan.InputSplits.ToArray());
         Assert.Equal([3, 2], plan.OutputSplits.ToArray());
@@ -98,10 +122,12 @@ public class DispatchPlanTests
     public void CountsOfTheWrongLength_AreRejected()
     {
         var config = new TokenDispatcherConfig(4, 1);
-        Assert.Throws<ArgumentException>(() => DispatchPlan.Create(config, 2, 0, true, Whole(1), [1, 0, 0], [1, 0, 0,
-            0], Rows));
-        Assert.Throws<ArgumentException>(() => DispatchPlan.Create(config, 2, 0, true, Whole(1), [1, 0, 0, 0], [1, 0,
-            0], Rows));
+        Assert.Throws<ArgumentException>(() =>
+            DispatchPlan.Create(config, 2, 0, true, Whole(1), [1, 0, 0], [1, 0, 0, 0], Rows)
+        );
+        Assert.Throws<ArgumentException>(() =>
+            DispatchPlan.Create(config, 2, 0, true, Whole(1), [1, 0, 0, 0], [1, 0, 0], Rows)
+        );
     }
 
     [Fact]
@@ -119,51 +145,63 @@ public class DispatchPlanTests
     [Fact]
     public void PermutationBlocks_PlaceEveryReceivedRowOnce_ExpertMajor()
     {
-        Gen.Select(Gen.Int[1, 4], Gen.Int[1, 3], Gen.Int[1, 4], Gen.Int[0, int.MaxValue - 1]).Sample((s, e, alignment,
-            seed) =>
-        {
-            var random = new Random(seed);
-            int experts = s * e;
-            int[] received = Enumerable.Range(0, s * e).Select(_ => random.Next(4)).ToArray();
-            int[] mine = Enumerable.Range(0, experts).Select(_ => random.Next(4)).ToArray();
-            var config = new TokenDispatcherConfig(experts, 1) { ExpertAlignment = alignment };
-            DispatchPlan plan = DispatchPlan.Create(config, s, 0, rowsMove: true, Whole(mine.Sum()), mine, received,
-                Rows);
-
-            Assert.Equal(received.Sum(), plan.RowsReceived);
-            Assert.Equal(plan.TokensPerLocalExpert.Sum(), plan.RoutedRows);
-            for (int j = 0; j < e; j++)
-            {
-                int rows = Enumerable.Range(0, s).Sum(p => received[p * e + j]);
-                Assert.Equal((rows + alignment - 1) / alignment * alignment, plan.TokensPerLocalExpert[j]);
-            }
-            if (!plan.NeedsPermutation)
-            {
-                Assert.True(e == 1 && plan.RoutedRows == plan.RowsReceived);
-                return;
-            }
-            var sourceOf = Enumerable.Repeat(-1, plan.RoutedRows).ToArray();
-            int expertStart = 0;
-            for (int j = 0; j < e; j++)
-            {
-                int next = expertStart;
-                for (int p = 0; p < s; p++)
+        Gen.Select(Gen.Int[1, 4], Gen.Int[1, 3], Gen.Int[1, 4], Gen.Int[0, int.MaxValue - 1])
+            .Sample(
+                (s, e, alignment, seed) =>
                 {
-                    int b = p * e + j;
-                    Assert.Equal(next, plan.BlockDestination[b]);
-                    for (int r = plan.BlockStart[b]; r < plan.BlockStart[b + 1]; r++)
+                    var random = new Random(seed);
+                    int experts = s * e;
+                    int[] received = Enumerable.Range(0, s * e).Select(_ => random.Next(4)).ToArray();
+                    int[] mine = Enumerable.Range(0, experts).Select(_ => random.Next(4)).ToArray();
+                    var config = new TokenDispatcherConfig(experts, 1) { ExpertAlignment = alignment };
+                    DispatchPlan plan = DispatchPlan.Create(
+                        config,
+                        s,
+                        0,
+                        rowsMove: true,
+                        Whole(mine.Sum()),
+                        mine,
+                        received,
+                        Rows
+                    );
+
+                    Assert.Equal(received.Sum(), plan.RowsReceived);
+                    Assert.Equal(plan.TokensPerLocalExpert.Sum(), plan.RoutedRows);
+                    for (int j = 0; j < e; j++)
                     {
-                        Assert.Equal(-1, sourceOf[next]);
-                        sourceOf[next++] = r;
+                        int rows = Enumerable.Range(0, s).Sum(p => received[p * e + j]);
+                        Assert.Equal((rows + alignment - 1) / alignment * alignment, plan.TokensPerLocalExpert[j]);
                     }
-                }
-                // What follows the expert's received rows up to its padded end is padding, uncovered.
-                for (int q = next; q < expertStart + plan.TokensPerLocalExpert[j]; q++) Assert.Equal(-1, sourceOf[q]);
-                expertStart += plan.TokensPerLocalExpert[j];
-            }
-            Assert.Equal(plan.RowsReceived, plan.BlockStart[^1]);
-            Assert.Equal(Enumerable.Range(0, plan.RowsReceived), sourceOf.Where(r => r >= 0).Order());
-        }, iter: 300);
+                    if (!plan.NeedsPermutation)
+                    {
+                        Assert.True(e == 1 && plan.RoutedRows == plan.RowsReceived);
+                        return;
+                    }
+                    var sourceOf = Enumerable.Repeat(-1, plan.RoutedRows).ToArray();
+                    int expertStart = 0;
+                    for (int j = 0; j < e; j++)
+                    {
+                        int next = expertStart;
+                        for (int p = 0; p < s; p++)
+                        {
+                            int b = p * e + j;
+                            Assert.Equal(next, plan.BlockDestination[b]);
+                            for (int r = plan.BlockStart[b]; r < plan.BlockStart[b + 1]; r++)
+                            {
+                                Assert.Equal(-1, sourceOf[next]);
+                                sourceOf[next++] = r;
+                            }
+                        }
+                        // What follows the expert's received rows up to its padded end is padding, uncovered.
+                        for (int q = next; q < expertStart + plan.TokensPerLocalExpert[j]; q++)
+                            Assert.Equal(-1, sourceOf[q]);
+                        expertStart += plan.TokensPerLocalExpert[j];
+                    }
+                    Assert.Equal(plan.RowsReceived, plan.BlockStart[^1]);
+                    Assert.Equal(Enumerable.Range(0, plan.RowsReceived), sourceOf.Where(r => r >= 0).Order());
+                },
+                iter: 300
+            );
     }
 
     /// <summary>
@@ -173,24 +211,38 @@ public class DispatchPlanTests
     [Fact]
     public void RowOfSorted_KeepsOrder_AndStartsEachRunAligned()
     {
-        Gen.Select(Gen.Int[1, 6], Gen.Int[2, 5], Gen.Int[0, int.MaxValue - 1]).Sample((experts, alignment, seed) =>
-        {
-            var random = new Random(seed);
-            int[] counts = Enumerable.Range(0, experts).Select(_ => random.Next(6)).ToArray();
-            var config = new TokenDispatcherConfig(experts, 1) { ExpertAlignment = alignment };
-            DispatchPlan plan = DispatchPlan.Create(config, 1, 0, rowsMove: false, Whole(counts.Sum()), counts, counts,
-                Rows);
+        Gen.Select(Gen.Int[1, 6], Gen.Int[2, 5], Gen.Int[0, int.MaxValue - 1])
+            .Sample(
+                (experts, alignment, seed) =>
+                {
+                    var random = new Random(seed);
+                    int[] counts = Enumerable.Range(0, experts).Select(_ => random.Next(6)).ToArray();
+                    var config = new TokenDispatcherConfig(experts, 1) { ExpertAlignment = alignment };
+                    DispatchPlan plan = DispatchPlan.Create(
+                        config,
+                        1,
+                        0,
+                        rowsMove: false,
+                        Whole(counts.Sum()),
+                        counts,
+                        counts,
+                        Rows
+                    );
 
-            Assert.Equal(counts.Sum(), plan.RowOfSorted.Length);
-            Assert.Equal(plan.RoutedRows, plan.LocalRows);
-            int position = 0, runStart = 0;
-            for (int x = 0; x < experts; x++)
-            {
-                Assert.Equal(0, runStart % alignment);
-                for (int r = 0; r < counts[x]; r++) Assert.Equal(runStart + r, plan.RowOfSorted[position++]);
-                runStart += plan.TokensPerLocalExpert[x];
-            }
-            Assert.Equal(plan.LocalRows, runStart);
-        }, iter: 200);
+                    Assert.Equal(counts.Sum(), plan.RowOfSorted.Length);
+                    Assert.Equal(plan.RoutedRows, plan.LocalRows);
+                    int position = 0,
+                        runStart = 0;
+                    for (int x = 0; x < experts; x++)
+                    {
+                        Assert.Equal(0, runStart % alignment);
+                        for (int r = 0; r < counts[x]; r++)
+                            Assert.Equal(runStart + r, plan.RowOfSorted[position++]);
+                        runStart += plan.TokensPerLocalExpert[x];
+                    }
+                    Assert.Equal(plan.LocalRows, runStart);
+                },
+                iter: 200
+            );
     }
 }

@@ -1,6 +1,6 @@
-using MoeSharp.Verification;
 using MoeSharp.Tensors;
 using MoeSharp.Testing;
+using MoeSharp.Verification;
 
 namespace MoeSharp.Tests.Dispatch;
 
@@ -16,7 +16,8 @@ public class GoldenDispatchTests
         var data = new TheoryData<string>();
         foreach (string path in GoldenFiles.SafetensorsFiles())
         {
-            if (!SafetensorsFile.Read(path).Metadata.ContainsKey("kind")) data.Add(Path.GetFileName(path));
+            if (!SafetensorsFile.Read(path).Metadata.ContainsKey("kind"))
+                data.Add(Path.GetFileName(path));
         }
         return data;
     }
@@ -68,7 +69,11 @@ public class GoldenDispatchTests
             DispatchCase problem = GoldenDispatchReplay.ReadCase(file);
             for (int g = 0; g < problem.GroupCount; g++)
             {
-                Tensor naive = NaiveDispatch.Final32(problem.Groups[g], problem.Config.ScoreBeforeExperts, NaiveDispatch.Scaled);
+                Tensor naive = NaiveDispatch.Final32(
+                    problem.Groups[g],
+                    problem.Config.ScoreBeforeExperts,
+                    NaiveDispatch.Scaled
+                );
                 Assert.Null(DispatchHarness.BitwiseMismatch($"{name} final.g{g}", file.Get($"final.g{g}"), naive));
             }
         }

@@ -1,6 +1,6 @@
 using System.Globalization;
-using MoeSharp.Verification;
 using MoeSharp.Tensors;
+using MoeSharp.Verification;
 
 namespace MoeSharp.Tests.Dispatch;
 
@@ -16,10 +16,19 @@ internal static class NaiveGolden
 
     /// <summary>The tensors and metadata of the file; all groups have <paramref name="tokens"/> tokens.</summary>
     public static (Dictionary<string, Tensor> Tensors, Dictionary<string, string> Metadata) Build(
-        int world, int sp, int tokens, int dim, int experts, int topK, bool scoreBefore, int seed)
+        int world,
+        int sp,
+        int tokens,
+        int dim,
+        int experts,
+        int topK,
+        bool scoreBefore,
+        int seed
+    )
     {
         var random = new Random(seed);
-        int groups = world / sp, local = experts / world;
+        int groups = world / sp,
+            local = experts / world;
         var inputs = new GroupInputs[groups];
         for (int g = 0; g < groups; g++)
             inputs[g] = RandomInputs.Create(random, tokens, dim, experts, topK, signedScores: true);
@@ -41,13 +50,17 @@ internal static class NaiveGolden
                     int id = real ? (int)g.Ids.AsSpan<long>()[t * topK + k] : 0;
                     float score = real ? g.Scores.AsSpan<float>()[t * topK + k] : 0f;
                     var row = new float[dim];
-                    for (int j = 0; j < dim; j++) row[j] = real ? g.X.AsSpan<float>()[t * dim + j] : 0f;
-                    if (scoreBefore) for (int j = 0; j < dim; j++) row[j] *= score;
+                    for (int j = 0; j < dim; j++)
+                        row[j] = real ? g.X.AsSpan<float>()[t * dim + j] : 0f;
+                    if (scoreBefore)
+                        for (int j = 0; j < dim; j++)
+                            row[j] *= score;
                     flat.Add(new Entry(id, r, i, score, row));
                 }
             }
             var order = new List<Entry>();
-            for (int e = 0; e < experts; e++) order.AddRange(flat.Where(x => x.Expert == e));
+            for (int e = 0; e < experts; e++)
+                order.AddRange(flat.Where(x => x.Expert == e));
             sorted[r] = order;
         }
 
@@ -66,7 +79,8 @@ internal static class NaiveGolden
             var rankMajor = new List<Entry>();
             for (int p = 0; p < world; p++)
             {
-                for (int j = 0; j < local; j++) rankMajor.AddRange(sorted[p].Where(x => x.Expert == q * local + j));
+                for (int j = 0; j < local; j++)
+                    rankMajor.AddRange(sorted[p].Where(x => x.Expert == q * local + j));
             }
             var expertMajor = new List<Entry>();
             var counts = new long[local];
@@ -85,7 +99,8 @@ internal static class NaiveGolden
                 Entry entry = expertMajor[i];
                 Array.Copy(entry.Row, 0, routed, i * dim, dim);
                 var y = new float[dim];
-                for (int j = 0; j < dim; j++) y[j] = entry.Row[j] * (1f + entry.Expert / 8f);
+                for (int j = 0; j < dim; j++)
+                    y[j] = entry.Row[j] * (1f + entry.Expert / 8f);
                 expertOutput[entry] = y;
             }
             tensors[$"routed.r{q}"] = Tensor.FromArray(routed, expertMajor.Count, dim);
@@ -105,7 +120,8 @@ internal static class NaiveGolden
                 foreach (Entry entry in sorted[r].Where(x => x.LocalToken == i))
                 {
                     float[] y = expertOutput[entry];
-                    for (int j = 0; j < dim; j++) acc[j] += scoreBefore ? y[j] : y[j] * entry.Score;
+                    for (int j = 0; j < dim; j++)
+                        acc[j] += scoreBefore ? y[j] : y[j] * entry.Score;
                 }
                 Array.Copy(acc, 0, output, t * dim, dim);
             }
@@ -119,7 +135,8 @@ internal static class NaiveGolden
             var final = new float[tokens * dim];
             for (int s = 0; s < sp; s++)
             {
-                for (int i = 0; i < final.Length; i++) final[i] += outputs[g * sp + s][i];
+                for (int i = 0; i < final.Length; i++)
+                    final[i] += outputs[g * sp + s][i];
             }
             tensors[$"final.g{g}"] = Tensor.FromArray(final, tokens, dim);
         }
@@ -127,14 +144,25 @@ internal static class NaiveGolden
         string Text(int v) => v.ToString(CultureInfo.InvariantCulture);
         var metadata = new Dictionary<string, string>
         {
-            ["world"] = Text(world), ["ep"] = Text(world), ["sp"] = Text(sp), ["tokens"] = Text(tokens), ["dim"] = Text(dim),
-            ["experts"] = Text(experts), ["top_k"] = Text(topK), ["score_before_experts"] = scoreBefore ? "true" : "false",
-            ["seed"] = Text(seed), ["dtype"] = "float32", ["expert_fn"] = "row * (1 + e/8)",
+            ["world"] = Text(world),
+            ["ep"] = Text(world),
+            ["sp"] = Text(sp),
+            ["tokens"] = Text(tokens),
+            ["dim"] = Text(dim),
+            ["experts"] = Text(experts),
+            ["top_k"] = Text(topK),
+            ["score_before_experts"] = scoreBefore ? "true" : "false",
+            ["seed"] = Text(seed),
+            ["dtype"] = "float32",
+            ["expert_fn"] = "row * (1 + e/8)",
         };
         return (tensors, metadata);
     }
 
-    /// <summary>A random configuration from <paramref name="seed"/> (T not a multiple of SP when SP &gt; 1), written to <paramref name="path"/>.</summary>
+    /// <summary>
+    /// A random configuration from <paramref name="seed"/> (T not a multiple of SP when SP &gt; 1), written to
+    /// <paramref name="path"/>.
+    /// </summary>
     public static void WriteRandom(string path, int seed)
     {
         var random = new Random(seed);
@@ -142,7 +170,8 @@ internal static class NaiveGolden
         int[] divisors = Enumerable.Range(1, world).Where(d => world % d == 0).ToArray();
         int sp = divisors[random.Next(divisors.Length)];
         int tokens = random.Next(world * 3, 120);
-        if (sp > 1 && tokens % sp == 0) tokens++;
+        if (sp > 1 && tokens % sp == 0)
+            tokens++;
         int experts = world * random.Next(1, 4);
         int topK = random.Next(1, Math.Min(experts, 4) + 1);
         int dim = new[] { 1, 3, 8, 33 }[random.Next(4)];

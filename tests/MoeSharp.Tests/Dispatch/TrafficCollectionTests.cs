@@ -13,12 +13,24 @@ namespace MoeSharp.Tests.Dispatch;
 public class TrafficCollectionTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
-    private const int World = 4, Experts = 8, TopK = 2, Dim = 3;
+    private const int World = 4,
+        Experts = 8,
+        TopK = 2,
+        Dim = 3;
 
     /// <summary>One rank's view after dispatch and combine.</summary>
-    private sealed record RankRun(int Rank, int[] SentPerExpert, int[] InputSplits, int[] OutputSplits,
-        int RowsReceived, TrafficReport? Dispatched, TrafficReport? Combined, TrafficReport? Last, byte[] Routed,
-        byte[] Output);
+    private sealed record RankRun(
+        int Rank,
+        int[] SentPerExpert,
+        int[] InputSplits,
+        int[] OutputSplits,
+        int RowsReceived,
+        TrafficReport? Dispatched,
+        TrafficReport? Combined,
+        TrafficReport? Last,
+        byte[] Routed,
+        byte[] Output
+    );
 
     /// <summary>
     /// Uneven routing on purpose: ranks hold 5, 8, 11, 14 tokens; every token's first slot goes to rank 0's experts
@@ -32,31 +44,53 @@ public class TrafficCollectionTests
         var ids = new int[tokens * TopK];
         for (int t = 0; t < tokens; t++)
         {
-            for (int j = 0; j < Dim; j++) x[t * Dim + j] = rank * 100 + t + j * 0.25f;
+            for (int j = 0; j < Dim; j++)
+                x[t * Dim + j] = rank * 100 + t + j * 0.25f;
             ids[t * TopK] = (rank + t) % 2;
             ids[t * TopK + 1] = 2 + (t * rank) % 6;
             scores[t * TopK] = 0.75f;
             scores[t * TopK + 1] = 0.25f + t * 0.01f;
         }
-        return (Tensor.FromArray(x, tokens, Dim), Tensor.FromArray(scores, tokens, TopK),
-            Tensor.FromArray(ids, tokens, TopK));
+        return (
+            Tensor.FromArray(x, tokens, Dim),
+            Tensor.FromArray(scores, tokens, TopK),
+            Tensor.FromArray(ids, tokens, TopK)
+        );
     }
 
-    private static RankRun[] Run(bool collect) => InProcessWorld.Run(World, world =>
-    {
-        using var groups = ParallelGroups.Create(world, 1);
-        var dispatcher = new AllToAllTokenDispatcher(
-            new TokenDispatcherConfig(Experts, TopK) { CollectTraffic = collect }, groups);
-        (Tensor x, Tensor scores, Tensor ids) = Inputs(world.Rank);
-        var sent = new int[Experts];
-        foreach (int id in ids.AsSpan<int>()) sent[id]++;
-        DispatchResult result = dispatcher.Dispatch(x, scores, ids);
-        byte[] routed = result.RoutedTokens.AsBytes().ToArray();
-        Tensor output = dispatcher.Combine(result.RoutedTokens, result.Metadata, x);
-        DispatchMetadata m = result.Metadata;
-        return new RankRun(world.Rank, sent, [.. m.InputSplits], [.. m.OutputSplits], m.RowsReceived, result.Traffic,
-            m.Traffic, dispatcher.LastTraffic, routed, output.AsBytes().ToArray());
-    }, Timeout);
+    private static RankRun[] Run(bool collect) =>
+        InProcessWorld.Run(
+            World,
+            world =>
+            {
+                using var groups = ParallelGroups.Create(world, 1);
+                var dispatcher = new AllToAllTokenDispatcher(
+                    new TokenDispatcherConfig(Experts, TopK) { CollectTraffic = collect },
+                    groups
+                );
+                (Tensor x, Tensor scores, Tensor ids) = Inputs(world.Rank);
+                var sent = new int[Experts];
+                foreach (int id in ids.AsSpan<int>())
+                    sent[id]++;
+                DispatchResult result = dispatcher.Dispatch(x, scores, ids);
+                byte[] routed = result.RoutedTokens.AsBytes().ToArray();
+                Tensor output = dispatcher.Combine(result.RoutedTokens, result.Metadata, x);
+                DispatchMetadata m = result.Metadata;
+                return new RankRun(
+                    world.Rank,
+                    sent,
+                    [.. m.InputSplits],
+                    [.. m.OutputSplits],
+                    m.RowsReceived,
+                    result.Traffic,
+                    m.Traffic,
+                    dispatcher.LastTraffic,
+                    routed,
+                    output.AsBytes().ToArray()
+                );
+            },
+            Timeout
+        );
 
     [Fact]
     public void Matrix_IsWhatEachRankSent_PerExpertAndPerPeer()
@@ -69,7 +103,8 @@ public class TrafficCollectionTests
         long[,] bytesBetween = report.BytesBetweenRanks();
         foreach (RankRun r in ranks)
         {
-            for (int e = 0; e < Experts; e++) Assert.Equal(r.SentPerExpert[e], report.Rows(r.Rank, e));
+            for (int e = 0; e < Experts; e++)
+                Assert.Equal(r.SentPerExpert[e], report.Rows(r.Rank, e));
             for (int q = 0; q < World; q++)
             {
                 // The dispatch plan's splits: what this rank sent q, and what q received from it.
@@ -98,7 +133,8 @@ public class TrafficCollectionTests
         }
         foreach (RankRun r in ranks)
         {
-            TrafficReport dispatched = r.Dispatched!, combined = r.Combined!;
+            TrafficReport dispatched = r.Dispatched!,
+                combined = r.Combined!;
             Assert.Same(combined, r.Last);
             Assert.NotSame(dispatched, combined);
             // Combine adds only the back waits: the matrix and the dispatch's waits are unchanged.
@@ -109,11 +145,14 @@ public class TrafficCollectionTests
                 Assert.Equal(0.0, dispatched.ExchangeWaitMilliseconds[rank * 3 + (int)TrafficExchange.RowsBack]);
                 for (int x = 0; x < 2; x++)
                 {
-                    Assert.Equal(dispatched.ExchangeWaitMilliseconds[rank * 3 + x],
-                        combined.ExchangeWaitMilliseconds[rank * 3 + x]);
+                    Assert.Equal(
+                        dispatched.ExchangeWaitMilliseconds[rank * 3 + x],
+                        combined.ExchangeWaitMilliseconds[rank * 3 + x]
+                    );
                 }
             }
-            foreach (double ms in combined.ExchangeWaitMilliseconds) Assert.True(ms >= 0 && double.IsFinite(ms));
+            foreach (double ms in combined.ExchangeWaitMilliseconds)
+                Assert.True(ms >= 0 && double.IsFinite(ms));
             // The all-to-all-v cannot tell peers apart: the per-peer matrix is left empty, not made up.
             Assert.All(combined.WaitMilliseconds.ToArray(), ms => Assert.Equal(0.0, ms));
         }
@@ -123,7 +162,8 @@ public class TrafficCollectionTests
     public void OffByDefault_NoReport_AndResultsAreBitwiseTheSameOnAndOff()
     {
         Assert.False(new TokenDispatcherConfig(Experts, TopK).CollectTraffic);
-        RankRun[] off = Run(collect: false), on = Run(collect: true);
+        RankRun[] off = Run(collect: false),
+            on = Run(collect: true);
         for (int r = 0; r < World; r++)
         {
             Assert.Null(off[r].Dispatched);
@@ -143,7 +183,8 @@ public class TrafficCollectionTests
         TrafficReport report = result.Traffic!;
         Assert.Equal(1, report.WorldSize);
         Assert.Equal((long)ids.AsSpan<int>().Length, report.RowsBetweenRanks()[0, 0]);
-        for (int e = 0; e < Experts; e++) Assert.Equal(result.Metadata.ExpertCounts[e], report.Rows(0, e));
+        for (int e = 0; e < Experts; e++)
+            Assert.Equal(result.Metadata.ExpertCounts[e], report.Rows(0, e));
         Assert.All(report.ExchangeWaitMilliseconds.ToArray(), ms => Assert.Equal(0.0, ms));
         _ = dispatcher.Combine(result.RoutedTokens, result.Metadata, x);
         Assert.Same(result.Metadata.Traffic, dispatcher.LastTraffic);
@@ -153,9 +194,15 @@ public class TrafficCollectionTests
     {
         Assert.True(expected.RowCounts.SequenceEqual(actual.RowCounts));
         Assert.True(expected.ByteCounts.SequenceEqual(actual.ByteCounts));
-        Assert.True(MemoryMarshal.AsBytes(expected.WaitMilliseconds)
-            .SequenceEqual(MemoryMarshal.AsBytes(actual.WaitMilliseconds)));
-        Assert.True(MemoryMarshal.AsBytes(expected.ExchangeWaitMilliseconds)
-            .SequenceEqual(MemoryMarshal.AsBytes(actual.ExchangeWaitMilliseconds)));
+        Assert.True(
+            MemoryMarshal
+                .AsBytes(expected.WaitMilliseconds)
+                .SequenceEqual(MemoryMarshal.AsBytes(actual.WaitMilliseconds))
+        );
+        Assert.True(
+            MemoryMarshal
+                .AsBytes(expected.ExchangeWaitMilliseconds)
+                .SequenceEqual(MemoryMarshal.AsBytes(actual.ExchangeWaitMilliseconds))
+        );
     }
 }

@@ -1,7 +1,7 @@
 using System.Diagnostics;
-using MoeSharp.Verification;
 using MoeSharp.Tensors;
 using MoeSharp.Tests.Dispatch;
+using MoeSharp.Verification;
 
 namespace MoeSharp.Tests.Faults;
 
@@ -17,10 +17,24 @@ public class GoldenMetadataTests
     [InlineData("top_k", "9", "top_k = 9")]
     public void InconsistentMetadata_IsRefused_BeforeAnyRankStarts(string key, string value, string expected)
     {
-        var (tensors, metadata) = NaiveGolden.Build(world: 4, sp: 2, tokens: 9, dim: 3, experts: 8, topK: 2, scoreBefore: false, seed: 3);
+        var (tensors, metadata) = NaiveGolden.Build(
+            world: 4,
+            sp: 2,
+            tokens: 9,
+            dim: 3,
+            experts: 8,
+            topK: 2,
+            scoreBefore: false,
+            seed: 3
+        );
         metadata[key] = value;
-        if (key == "world") metadata["ep"] = value;
-        var file = new SafetensorsContent("bad.safetensors", tensors.Select(p => KeyValuePair.Create(p.Key, p.Value)).ToList(), metadata);
+        if (key == "world")
+            metadata["ep"] = value;
+        var file = new SafetensorsContent(
+            "bad.safetensors",
+            tensors.Select(p => KeyValuePair.Create(p.Key, p.Value)).ToList(),
+            metadata
+        );
         var clock = Stopwatch.StartNew();
         var error = Assert.Throws<InvalidDataException>(() => GoldenDispatchReplay.ReadCase(file));
         Assert.Contains(expected, error.Message);

@@ -4,13 +4,19 @@ using MoeSharp.Tensors;
 
 namespace MoeSharp.Tests.Faults;
 
-/// <summary>The MoE layer's own tensors are sized before allocation: exact estimates, and refusals with the figures.</summary>
+/// <summary>
+/// The MoE layer's own tensors are sized before allocation: exact estimates, and refusals with the figures.
+/// </summary>
 public class LayerSizeTests
 {
     [Fact]
     public void ParameterEstimate_CountsGateExpertsSharedExpertAndItsGate()
     {
-        var args = new MoeLayerArgs(dim: 16, hidden: 32, numExperts: 8, topK: 2) { SharedHidden = 24, SharedExpertGate = true };
+        var args = new MoeLayerArgs(dim: 16, hidden: 32, numExperts: 8, topK: 2)
+        {
+            SharedHidden = 24,
+            SharedExpertGate = true,
+        };
         // gate 8·16 + experts 3·2·32·16 + shared 3·24·16 + shared gate 16, float32.
         long expected = 4L * (8 * 16 + 3 * 2 * 32 * 16 + 3 * 24 * 16 + 16);
         Assert.Equal(expected, MoeLayerMemoryEstimate.ParameterBytesPerRank(args, numLocalExperts: 2));
@@ -31,7 +37,10 @@ public class LayerSizeTests
         var ex = Assert.Throws<SizeLimitException>(() => MoeLayer.CreateLocal(args));
         Assert.Contains("the MoE layer's weights (E 4, 4 local, D 65536, H 65536", ex.Message);
         Assert.Contains("17179869184 elements", ex.Message);
-        Assert.True(GC.GetTotalAllocatedBytes(precise: true) - before < 100_000_000, "the layer allocated before refusing");
+        Assert.True(
+            GC.GetTotalAllocatedBytes(precise: true) - before < 100_000_000,
+            "the layer allocated before refusing"
+        );
     }
 
     [Fact]
@@ -39,7 +48,9 @@ public class LayerSizeTests
     {
         var args = new MoeLayerArgs(dim: int.MaxValue, hidden: int.MaxValue, numExperts: int.MaxValue, topK: 1);
         Assert.Equal(long.MaxValue, MoeLayerMemoryEstimate.ParameterBytesPerRank(args, int.MaxValue));
-        Assert.Throws<SizeLimitException>(() => MoeLayerMemoryEstimate.EnsureFits(args, int.MaxValue, onHost: true, rank: 3));
+        Assert.Throws<SizeLimitException>(() =>
+            MoeLayerMemoryEstimate.EnsureFits(args, int.MaxValue, onHost: true, rank: 3)
+        );
     }
 
     [Fact]

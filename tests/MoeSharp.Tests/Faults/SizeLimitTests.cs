@@ -4,14 +4,16 @@ using MoeSharp.Tensors;
 
 namespace MoeSharp.Tests.Faults;
 
-/// <summary>Sizes are computed in 64 bits and refused before allocation, with a <see cref="SizeLimitException"/>.</summary>
+/// <summary>
+/// Sizes are computed in 64 bits and refused before allocation, with a <see cref="SizeLimitException"/>.
+/// </summary>
 public class SizeLimitTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(20);
 
     [Theory]
-    [InlineData(1 << 30)]        // 4 local experts × 2^30 rows: more rows than an int holds (the int product wraps)
-    [InlineData(2_000_000_000)]  // AlignUp itself would overflow an int
+    [InlineData(1 << 30)] // 4 local experts × 2^30 rows: more rows than an int holds (the int product wraps)
+    [InlineData(2_000_000_000)] // AlignUp itself would overflow an int
     public void HugeAlignment_IsRefusedBeforeAllocation_OnEveryLayout(int alignment)
     {
         var config = new TokenDispatcherConfig(8, 2) { ExpertAlignment = alignment };
@@ -21,18 +23,26 @@ public class SizeLimitTests
         var local = Assert.Throws<SizeLimitException>(() => new LocalTokenDispatcher(config).Dispatch(x, scores, ids));
         Assert.Contains("expert alignment", local.Message);
 
-        var error = Assert.Throws<RankFailedException>(() => InProcessWorld.Run(2, world =>
-        {
-            using var groups = ParallelGroups.Create(world, 1);
-            new AllToAllTokenDispatcher(config, groups).Dispatch(x, scores, ids);
-        }, Timeout));
+        var error = Assert.Throws<RankFailedException>(() =>
+            InProcessWorld.Run(
+                2,
+                world =>
+                {
+                    using var groups = ParallelGroups.Create(world, 1);
+                    new AllToAllTokenDispatcher(config, groups).Dispatch(x, scores, ids);
+                },
+                Timeout
+            )
+        );
         Assert.IsType<SizeLimitException>(error.InnerException);
     }
 
     [Fact]
     public void MemoryBudget_RefusesWhatTheMachineCannotHold()
     {
-        var error = Assert.Throws<SizeLimitException>(() => MemoryBudget.EnsureHostFits(long.MaxValue / 2, "per process"));
+        var error = Assert.Throws<SizeLimitException>(() =>
+            MemoryBudget.EnsureHostFits(long.MaxValue / 2, "per process")
+        );
         Assert.Matches(@"^needs [\d.]+ [KMGT]B of host memory per process, [\d.]+ [KMGT]B available$", error.Message);
         Assert.Equal(long.MaxValue / 2, error.NeededBytes);
         MemoryBudget.EnsureHostFits(1024, "per process");
@@ -50,14 +60,19 @@ public class SizeLimitTests
         // 1e6 tokens × D 1024 × (3 token copies + entries + 3 routed copies of 2 entries each) × 4 bytes, at least.
         Assert.True(large > 1_000_000L * 1024 * 4 * 9, large.ToString());
         var huge = config with { ExpertAlignment = int.MaxValue };
-        Assert.Equal(long.MaxValue, DispatchMemoryEstimate.BytesPerRank(huge, 1, 1, int.MaxValue, int.MaxValue, DType.Float32));
+        Assert.Equal(
+            long.MaxValue,
+            DispatchMemoryEstimate.BytesPerRank(huge, 1, 1, int.MaxValue, int.MaxValue, DType.Float32)
+        );
     }
 
     [Fact]
     public void InProcessWorld_RefusesMoreRanksThanItsLimit_BeforeStartingAnyThread()
     {
         int started = 0;
-        Assert.Throws<ArgumentOutOfRangeException>(() => InProcessWorld.Run(InProcessWorld.MaxRanks + 1, _ => Interlocked.Increment(ref started)));
+        Assert.Throws<ArgumentOutOfRangeException>(() =>
+            InProcessWorld.Run(InProcessWorld.MaxRanks + 1, _ => Interlocked.Increment(ref started))
+        );
         Assert.Equal(0, started);
     }
 }

@@ -27,7 +27,8 @@ internal static class FiniteDifference
     public static double RelativeError(ReadOnlySpan<float> actual, ReadOnlySpan<double> expected)
     {
         Assert.Equal(expected.Length, actual.Length);
-        double diff = 0, norm = 0;
+        double diff = 0,
+            norm = 0;
         for (int i = 0; i < actual.Length; i++)
         {
             diff += (actual[i] - expected[i]) * (actual[i] - expected[i]);

@@ -12,7 +12,8 @@ public sealed class GroupedExpertsTests
         foreach (Tensor w in new[] { experts.W1, experts.W2, experts.W3 })
         {
             Span<float> s = w.AsSpan<float>();
-            for (int i = 0; i < s.Length; i++) s[i] = (float)(random.NextDouble() - 0.5);
+            for (int i = 0; i < s.Length; i++)
+                s[i] = (float)(random.NextDouble() - 0.5);
         }
         return experts;
     }
@@ -38,7 +39,11 @@ public sealed class GroupedExpertsTests
     {
         GroupedExperts experts = RandomExperts(2, 24, 40, 2);
         var random = new Random(5);
-        var big = Tensor.FromArray(Enumerable.Range(0, 300 * 24).Select(_ => (float)random.NextDouble()).ToArray(), 300, 24);
+        var big = Tensor.FromArray(
+            Enumerable.Range(0, 300 * 24).Select(_ => (float)random.NextDouble()).ToArray(),
+            300,
+            24
+        );
         SwiGluForwardResult batch = experts.Forward(big, [120L, 180]);
         var one = Tensor.FromArray(big.Row<float>(200).ToArray(), 1, 24);
         SwiGluForwardResult alone = experts.Forward(one, [0L, 1]);
@@ -50,8 +55,17 @@ public sealed class GroupedExpertsTests
     {
         GroupedExperts experts = RandomExperts(2, 4, 5, 3);
         var x = Tensor.Zeros(DType.Float32, 3, 4);
-        Assert.Equal("tokensPerLocalExpert", Assert.Throws<ArgumentException>(() => experts.Forward(x, [1L, 1])).ParamName);
-        Assert.Equal("tokensPerLocalExpert", Assert.Throws<ArgumentOutOfRangeException>(() => experts.Forward(x, [4L, -1])).ParamName);
-        Assert.Equal("tokensPerLocalExpert", Assert.Throws<ArgumentException>(() => experts.Forward(x, [3L])).ParamName);
+        Assert.Equal(
+            "tokensPerLocalExpert",
+            Assert.Throws<ArgumentException>(() => experts.Forward(x, [1L, 1])).ParamName
+        );
+        Assert.Equal(
+            "tokensPerLocalExpert",
+            Assert.Throws<ArgumentOutOfRangeException>(() => experts.Forward(x, [4L, -1])).ParamName
+        );
+        Assert.Equal(
+            "tokensPerLocalExpert",
+            Assert.Throws<ArgumentException>(() => experts.Forward(x, [3L])).ParamName
+        );
     }
 }

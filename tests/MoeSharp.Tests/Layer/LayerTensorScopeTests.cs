@@ -29,14 +29,19 @@ public sealed class LayerTensorScopeTests
         var pool = new TensorPool(poisonReturned: true);
         var dispatch = new HostMoeKernels(pool);
         var config = new TokenDispatcherConfig(Args.NumExperts, Args.TopK);
-        using var pooled = new MoeLayer(Args, new LocalTokenDispatcher(config, dispatch), null,
-            new PooledHostKernels(dispatch));
+        using var pooled = new MoeLayer(
+            Args,
+            new LocalTokenDispatcher(config, dispatch),
+            null,
+            new PooledHostKernels(dispatch)
+        );
         using var host = new MoeLayer(Args, new LocalTokenDispatcher(config), null);
         var r = new Random(5);
         foreach ((Parameter a, Parameter b) in pooled.Parameters.Zip(host.Parameters))
         {
             Span<float> values = b.Value.AsSpan<float>();
-            for (int i = 0; i < values.Length; i++) values[i] = (float)(r.NextDouble() - 0.5);
+            for (int i = 0; i < values.Length; i++)
+                values[i] = (float)(r.NextDouble() - 0.5);
             values.CopyTo(a.Value.AsSpan<float>());
         }
 
@@ -60,8 +65,10 @@ public sealed class LayerTensorScopeTests
                     Assert.Equal(b.Grad.AsSpan<float>().ToArray(), a.Grad.AsSpan<float>().ToArray());
                 }
             }
-            Assert.Equal(host.LastRouting!.ExpertIds.AsSpan<long>().ToArray(),
-                pooled.LastRouting!.ExpertIds.AsSpan<long>().ToArray());
+            Assert.Equal(
+                host.LastRouting!.ExpertIds.AsSpan<long>().ToArray(),
+                pooled.LastRouting!.ExpertIds.AsSpan<long>().ToArray()
+            );
         }
         Assert.True(pool.RetainedBytes > 0, "the layer's scopes returned nothing to the pool");
     }

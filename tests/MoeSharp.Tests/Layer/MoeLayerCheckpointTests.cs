@@ -8,7 +8,11 @@ public sealed class MoeLayerCheckpointTests : IDisposable
 {
     private readonly string _folder = Directory.CreateTempSubdirectory("moesharp-ckpt-").FullName;
 
-    private static readonly MoeLayerArgs Args = new(dim: 6, hidden: 5, numExperts: 4, topK: 2) { SharedHidden = 3, LoadBalancing = true };
+    private static readonly MoeLayerArgs Args = new(dim: 6, hidden: 5, numExperts: 4, topK: 2)
+    {
+        SharedHidden = 3,
+        LoadBalancing = true,
+    };
 
     public void Dispose() => Directory.Delete(_folder, recursive: true);
 
@@ -25,7 +29,10 @@ public sealed class MoeLayerCheckpointTests : IDisposable
         MoeLayerCheckpoint.Load(loaded, path);
         foreach (var (name, tensor) in weights)
         {
-            Assert.True(tensor.BitwiseEquals(MoeLayerCheckpoint.StateDict(loaded).Single(kv => kv.Key == name).Value), name);
+            Assert.True(
+                tensor.BitwiseEquals(MoeLayerCheckpoint.StateDict(loaded).Single(kv => kv.Key == name).Value),
+                name
+            );
         }
     }
 
@@ -34,16 +41,23 @@ public sealed class MoeLayerCheckpointTests : IDisposable
     {
         var weights = MoeLayerInvarianceTests.RandomWeights(Args, new Random(2));
         Tensor w2 = weights.Single(kv => kv.Key == MoeLayerCheckpoint.ExpertsW2).Value;
-        MoeSharp.Collectives.InProcessWorld.Run(2, world =>
-        {
-            using var groups = MoeSharp.Dispatch.ParallelGroups.Create(world, 1);
-            MoeLayer layer = MoeLayer.Create(Args, new MoeSharp.Dispatch.TokenDispatcherConfig(4, 2), groups);
-            MoeLayerCheckpoint.Load(layer, weights);
-            Assert.Equal(2 * world.Rank, layer.FirstExpert);
-            Assert.True(layer.Experts.W2.Row<float>(1).SequenceEqual(w2.Row<float>(2 * world.Rank + 1)));
-            // Saving gathers every expert back.
-            Assert.True(w2.BitwiseEquals(MoeLayerCheckpoint.StateDict(layer).Single(kv => kv.Key == MoeLayerCheckpoint.ExpertsW2).Value));
-        });
+        MoeSharp.Collectives.InProcessWorld.Run(
+            2,
+            world =>
+            {
+                using var groups = MoeSharp.Dispatch.ParallelGroups.Create(world, 1);
+                MoeLayer layer = MoeLayer.Create(Args, new MoeSharp.Dispatch.TokenDispatcherConfig(4, 2), groups);
+                MoeLayerCheckpoint.Load(layer, weights);
+                Assert.Equal(2 * world.Rank, layer.FirstExpert);
+                Assert.True(layer.Experts.W2.Row<float>(1).SequenceEqual(w2.Row<float>(2 * world.Rank + 1)));
+                // Saving gathers every expert back.
+                Assert.True(
+                    w2.BitwiseEquals(
+                        MoeLayerCheckpoint.StateDict(layer).Single(kv => kv.Key == MoeLayerCheckpoint.ExpertsW2).Value
+                    )
+                );
+            }
+        );
     }
 
     [Fact]
@@ -53,7 +67,10 @@ public sealed class MoeLayerCheckpointTests : IDisposable
         string path = Path.Combine(_folder, "hf.safetensors");
         const string prefix = "model.layers.0.mlp.";
         var hf = MoeLayerCheckpoint.ToHuggingFace(weights, prefix);
-        Assert.Contains(hf, kv => kv.Key == "model.layers.0.mlp.experts.3.down_proj.weight" && kv.Value.Shape.SequenceEqual([6, 5]));
+        Assert.Contains(
+            hf,
+            kv => kv.Key == "model.layers.0.mlp.experts.3.down_proj.weight" && kv.Value.Shape.SequenceEqual([6, 5])
+        );
         Assert.Contains(hf, kv => kv.Key == "model.layers.0.mlp.shared_expert.up_proj.weight");
         SafetensorsFile.Write(path, hf);
 
@@ -69,7 +86,10 @@ public sealed class MoeLayerCheckpointTests : IDisposable
     [Fact]
     public void A_missing_tensor_names_the_tensor_the_shape_and_the_file()
     {
-        var weights = MoeLayerInvarianceTests.RandomWeights(Args, new Random(4)).Where(kv => kv.Key != MoeLayerCheckpoint.SharedW2).ToList();
+        var weights = MoeLayerInvarianceTests
+            .RandomWeights(Args, new Random(4))
+            .Where(kv => kv.Key != MoeLayerCheckpoint.SharedW2)
+            .ToList();
         string path = Path.Combine(_folder, "missing.safetensors");
         SafetensorsFile.Write(path, weights);
         MoeLayer layer = MoeLayer.CreateLocal(Args);
@@ -80,19 +100,28 @@ public sealed class MoeLayerCheckpointTests : IDisposable
         // Nothing was half-loaded.
         Assert.All(layer.Router.GateWeight.AsSpan<float>().ToArray(), v => Assert.Equal(0f, v));
 
-        var hfError = Assert.Throws<InvalidDataException>(() => MoeLayerCheckpoint.LoadHuggingFace(layer, path, "model."));
+        var hfError = Assert.Throws<InvalidDataException>(() =>
+            MoeLayerCheckpoint.LoadHuggingFace(layer, path, "model.")
+        );
         Assert.Contains("'model.gate.weight'", hfError.Message);
     }
 
     [Fact]
     public void A_mis_shaped_tensor_names_expected_and_actual_shapes()
     {
-        var weights = MoeLayerInvarianceTests.RandomWeights(Args, new Random(5))
-            .Select(kv => kv.Key == MoeLayerCheckpoint.ExpertsW1 ? new KeyValuePair<string, Tensor>(kv.Key, Tensor.Zeros(DType.Float32, 4, 6, 5)) : kv)
+        var weights = MoeLayerInvarianceTests
+            .RandomWeights(Args, new Random(5))
+            .Select(kv =>
+                kv.Key == MoeLayerCheckpoint.ExpertsW1
+                    ? new KeyValuePair<string, Tensor>(kv.Key, Tensor.Zeros(DType.Float32, 4, 6, 5))
+                    : kv
+            )
             .ToList();
         string path = Path.Combine(_folder, "shape.safetensors");
         SafetensorsFile.Write(path, weights);
-        var error = Assert.Throws<InvalidDataException>(() => MoeLayerCheckpoint.Load(MoeLayer.CreateLocal(Args), path));
+        var error = Assert.Throws<InvalidDataException>(() =>
+            MoeLayerCheckpoint.Load(MoeLayer.CreateLocal(Args), path)
+        );
         Assert.Contains("'experts.w1'", error.Message);
         Assert.Contains("[4, 6, 5]", error.Message);
         Assert.Contains("[4, 5, 6]", error.Message);

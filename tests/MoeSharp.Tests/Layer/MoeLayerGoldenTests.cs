@@ -1,7 +1,7 @@
-using MoeSharp.Verification;
 using MoeSharp.Layer;
 using MoeSharp.Tensors;
 using MoeSharp.Testing;
+using MoeSharp.Verification;
 using Xunit.Abstractions;
 
 namespace MoeSharp.Tests.Layer;
@@ -20,7 +20,8 @@ public sealed class MoeLayerGoldenTests(ITestOutputHelper output)
         var data = new TheoryData<string>();
         foreach (string path in GoldenFiles.SafetensorsFiles())
         {
-            if (SafetensorsFile.Read(path).Metadata.GetValueOrDefault("kind") == "moe_layer") data.Add(Path.GetFileName(path));
+            if (SafetensorsFile.Read(path).Metadata.GetValueOrDefault("kind") == "moe_layer")
+                data.Add(Path.GetFileName(path));
         }
         return data;
     }
@@ -35,17 +36,23 @@ public sealed class MoeLayerGoldenTests(ITestOutputHelper output)
         var golden = SafetensorsFile.Read(GoldenFiles.PathOf(file));
         var config = MoeLayerConfig.FromMetadata(golden.Metadata, golden.Contains("router.expert_bias"));
         var layer = new SingleRankMoeLayer(config);
-        foreach (var (name, _) in config.Parameters()) golden[name].AsSpan<float>().CopyTo(layer.Parameter(name).AsSpan<float>());
-        if (config.HasExpertBias) golden["router.expert_bias"].AsSpan<float>().CopyTo(layer.ExpertBias!.AsSpan<float>());
+        foreach (var (name, _) in config.Parameters())
+            golden[name].AsSpan<float>().CopyTo(layer.Parameter(name).AsSpan<float>());
+        if (config.HasExpertBias)
+            golden["router.expert_bias"].AsSpan<float>().CopyTo(layer.ExpertBias!.AsSpan<float>());
 
         var state = layer.Forward(golden["x"]);
         Assert.Equal(golden["expert_ids"].AsSpan<long>().ToArray(), state.Routing.ExpertIds.AsSpan<long>().ToArray());
-        Assert.Equal(golden["tokens_per_expert"].AsSpan<long>().ToArray(), state.Routing.TokensPerExpert.AsSpan<long>().ToArray());
+        Assert.Equal(
+            golden["tokens_per_expert"].AsSpan<long>().ToArray(),
+            state.Routing.TokensPerExpert.AsSpan<long>().ToArray()
+        );
         Check("out", state.Out);
         Check("top_scores", state.Routing.TopScores);
 
         var grads = layer.Backward(state, golden["grad_out"]);
-        foreach (var (name, grad) in grads) Check("grad." + name, grad);
+        foreach (var (name, grad) in grads)
+            Check("grad." + name, grad);
         Assert.Equal(config.Parameters().Count() + 1, grads.Count);
 
         void Check(string name, Tensor actual)
@@ -64,7 +71,9 @@ public sealed class MoeLayerGoldenTests(ITestOutputHelper output)
     {
         var golden = SafetensorsFile.Read(GoldenFiles.PathOf(file));
         GoldenLayerReplay.Report report = GoldenLayerReplay.Replay(golden);
-        output.WriteLine($"{file}: max relative error {report.MaxRelativeError:E2} ({report.WorstTensor}), {report.Layouts} layouts, weight grads bitwise: {report.WeightGradsBitwise}");
+        output.WriteLine(
+            $"{file}: max relative error {report.MaxRelativeError:E2} ({report.WorstTensor}), {report.Layouts} layouts, weight grads bitwise: {report.WeightGradsBitwise}"
+        );
         Assert.Null(report.Mismatch);
         Assert.True(report.Layouts >= 6, $"only {report.Layouts} layouts checked");
         Assert.True(report.WeightGradsBitwise);

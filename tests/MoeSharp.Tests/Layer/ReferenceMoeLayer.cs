@@ -18,8 +18,12 @@ internal static class ReferenceMoeLayer
     /// </summary>
     public static Result Forward(MoeLayerConfig c, int tokens, IReadOnlyDictionary<string, double[]> p)
     {
-        int d = c.Dim, e = c.Experts, k = c.TopK, h = c.Hidden;
-        double[] x = p["x"], gate = p["router.gate.weight"];
+        int d = c.Dim,
+            e = c.Experts,
+            k = c.TopK,
+            h = c.Hidden;
+        double[] x = p["x"],
+            gate = p["router.gate.weight"];
         p.TryGetValue("router.expert_bias", out double[]? bias);
         var output = new double[tokens * d];
         var topScores = new double[tokens * k];
@@ -33,18 +37,23 @@ internal static class ReferenceMoeLayer
             for (int i = 0; i < e; i++)
             {
                 double z = 0;
-                for (int j = 0; j < d; j++) z += xt[j] * gate[(i * d) + j];
+                for (int j = 0; j < d; j++)
+                    z += xt[j] * gate[(i * d) + j];
                 scores[i] = z;
             }
             if (c.ScoreFunc == ScoreFunction.Softmax)
             {
-                double max = scores.Max(), sum = 0;
-                for (int i = 0; i < e; i++) sum += scores[i] = Math.Exp(scores[i] - max);
-                for (int i = 0; i < e; i++) scores[i] /= sum;
+                double max = scores.Max(),
+                    sum = 0;
+                for (int i = 0; i < e; i++)
+                    sum += scores[i] = Math.Exp(scores[i] - max);
+                for (int i = 0; i < e; i++)
+                    scores[i] /= sum;
             }
             else
             {
-                for (int i = 0; i < e; i++) scores[i] = 1 / (1 + Math.Exp(-scores[i]));
+                for (int i = 0; i < e; i++)
+                    scores[i] = 1 / (1 + Math.Exp(-scores[i]));
             }
 
             int[] chosen = Choose(c, scores.Select((s, i) => s + (bias?[i] ?? 0)).ToArray());
@@ -65,17 +74,20 @@ internal static class ReferenceMoeLayer
                 if (p.TryGetValue("shared.gate.weight", out double[]? g))
                 {
                     double z = 0;
-                    for (int j = 0; j < d; j++) z += xt[j] * g[j];
+                    for (int j = 0; j < d; j++)
+                        z += xt[j] * g[j];
                     gateValue = 1 / (1 + Math.Exp(-z));
                 }
-                for (int j = 0; j < d; j++) outT[j] += gateValue * y[j];
+                for (int j = 0; j < d; j++)
+                    outT[j] += gateValue * y[j];
             }
             for (int j = 0; j < k; j++)
             {
                 double s = topScores[(t * k) + j];
                 double[] v = xt.Select(a => c.ScoreBeforeExperts ? s * a : a).ToArray();
                 double[] y = SwiGlu(v, p["experts.w1"], p["experts.w2"], p["experts.w3"], chosen[j], h, d);
-                for (int q = 0; q < d; q++) outT[q] += c.ScoreBeforeExperts ? y[q] : s * y[q];
+                for (int q = 0; q < d; q++)
+                    outT[q] += c.ScoreBeforeExperts ? y[q] : s * y[q];
             }
             outT.CopyTo(output, t * d);
         }
@@ -87,7 +99,8 @@ internal static class ReferenceMoeLayer
     {
         double[] output = Forward(c, tokens, p).Out;
         double loss = 0;
-        for (int i = 0; i < output.Length; i++) loss += output[i] * gradOut[i];
+        for (int i = 0; i < output.Length; i++)
+            loss += output[i] * gradOut[i];
         return loss;
     }
 
@@ -99,24 +112,42 @@ internal static class ReferenceMoeLayer
         if (c.NumExpertGroups > 0)
         {
             int per = e / c.NumExpertGroups;
-            var groupScores = Enumerable.Range(0, c.NumExpertGroups)
-                .Select(g => biased.Skip(g * per).Take(per).OrderByDescending(v => v).Take(2).Sum()).ToArray();
-            foreach (int g in Enumerable.Range(0, c.NumExpertGroups).OrderByDescending(g => groupScores[g]).ThenBy(g => g).Take(c.NumLimitedGroups))
+            var groupScores = Enumerable
+                .Range(0, c.NumExpertGroups)
+                .Select(g => biased.Skip(g * per).Take(per).OrderByDescending(v => v).Take(2).Sum())
+                .ToArray();
+            foreach (
+                int g in Enumerable
+                    .Range(0, c.NumExpertGroups)
+                    .OrderByDescending(g => groupScores[g])
+                    .ThenBy(g => g)
+                    .Take(c.NumLimitedGroups)
+            )
             {
-                for (int i = g * per; i < (g + 1) * per; i++) eligible[i] = true;
+                for (int i = g * per; i < (g + 1) * per; i++)
+                    eligible[i] = true;
             }
         }
-        return Enumerable.Range(0, e).Where(i => eligible[i])
-            .OrderByDescending(i => biased[i]).ThenBy(i => i).Take(c.TopK).OrderBy(i => i).ToArray();
+        return Enumerable
+            .Range(0, e)
+            .Where(i => eligible[i])
+            .OrderByDescending(i => biased[i])
+            .ThenBy(i => i)
+            .Take(c.TopK)
+            .OrderBy(i => i)
+            .ToArray();
     }
 
-    /// <summary><c>w2 · (silu(w1 · v) ⊙ (w3 · v))</c> for expert <paramref name="expert"/> of a stacked weight.</summary>
+    /// <summary>
+    /// <c>w2 · (silu(w1 · v) ⊙ (w3 · v))</c> for expert <paramref name="expert"/> of a stacked weight.
+    /// </summary>
     private static double[] SwiGlu(double[] v, double[] w1, double[] w2, double[] w3, int expert, int h, int d)
     {
         var a = new double[h];
         for (int i = 0; i < h; i++)
         {
-            double g = 0, u = 0;
+            double g = 0,
+                u = 0;
             for (int j = 0; j < d; j++)
             {
                 g += w1[(expert * h * d) + (i * d) + j] * v[j];
@@ -128,7 +159,8 @@ internal static class ReferenceMoeLayer
         for (int q = 0; q < d; q++)
         {
             double sum = 0;
-            for (int i = 0; i < h; i++) sum += w2[(expert * d * h) + (q * h) + i] * a[i];
+            for (int i = 0; i < h; i++)
+                sum += w2[(expert * d * h) + (q * h) + i] * a[i];
             y[q] = sum;
         }
         return y;

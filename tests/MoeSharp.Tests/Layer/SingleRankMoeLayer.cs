@@ -15,8 +15,16 @@ internal sealed class SingleRankMoeLayer
     public SingleRankMoeLayer(MoeLayerConfig c)
     {
         Config = c;
-        Router = new TokenChoiceTopKRouter(c.Dim, c.Experts, c.TopK, c.ScoreFunc, c.RouteNorm, c.RouteScale,
-            c.NumExpertGroups, c.NumLimitedGroups);
+        Router = new TokenChoiceTopKRouter(
+            c.Dim,
+            c.Experts,
+            c.TopK,
+            c.ScoreFunc,
+            c.RouteNorm,
+            c.RouteScale,
+            c.NumExpertGroups,
+            c.NumLimitedGroups
+        );
         Experts = new GroupedExperts(c.Experts, c.Dim, c.Hidden);
         Shared = c.SharedHidden > 0 ? new SharedExpert(c.Dim, c.SharedHidden) : null;
         ExpertBias = c.HasExpertBias ? Tensor.Zeros(DType.Float32, c.Experts) : null;
@@ -29,25 +37,34 @@ internal sealed class SingleRankMoeLayer
     public Tensor? ExpertBias { get; }
 
     /// <summary>The parameter tensor stored under a golden name.</summary>
-    public Tensor Parameter(string name) => name switch
-    {
-        "router.gate.weight" => Router.GateWeight,
-        "router.expert_bias" => ExpertBias!,
-        "experts.w1" => Experts.W1,
-        "experts.w2" => Experts.W2,
-        "experts.w3" => Experts.W3,
-        "shared.w1" => Shared!.W1,
-        "shared.w2" => Shared!.W2,
-        "shared.w3" => Shared!.W3,
-        _ => throw new ArgumentException($"unknown parameter {name}", nameof(name)),
-    };
+    public Tensor Parameter(string name) =>
+        name switch
+        {
+            "router.gate.weight" => Router.GateWeight,
+            "router.expert_bias" => ExpertBias!,
+            "experts.w1" => Experts.W1,
+            "experts.w2" => Experts.W2,
+            "experts.w3" => Experts.W3,
+            "shared.w1" => Shared!.W1,
+            "shared.w2" => Shared!.W2,
+            "shared.w3" => Shared!.W3,
+            _ => throw new ArgumentException($"unknown parameter {name}", nameof(name)),
+        };
 
-    internal sealed record State(Tensor X, Tensor Out, RouterOutput Routing, SwiGluForwardResult Routed,
-        SwiGluForwardResult? SharedForward, int[] RowOfSlot);
+    internal sealed record State(
+        Tensor X,
+        Tensor Out,
+        RouterOutput Routing,
+        SwiGluForwardResult Routed,
+        SwiGluForwardResult? SharedForward,
+        int[] RowOfSlot
+    );
 
     public State Forward(Tensor x)
     {
-        int tokens = x.Dim(0), d = Config.Dim, k = Config.TopK;
+        int tokens = x.Dim(0),
+            d = Config.Dim,
+            k = Config.TopK;
         RouterOutput routing = Router.Forward(x, ExpertBias);
         long[] ids = routing.ExpertIds.AsSpan<long>().ToArray();
         ReadOnlySpan<float> scores = routing.TopScores.AsSpan<float>();
@@ -63,7 +80,8 @@ internal sealed class SingleRankMoeLayer
             ReadOnlySpan<float> src = x.Row<float>(slot / k);
             Span<float> dst = routed.Row<float>(r);
             float s = Config.ScoreBeforeExperts ? scores[slot] : 1f;
-            for (int j = 0; j < d; j++) dst[j] = Config.ScoreBeforeExperts ? src[j] * s : src[j];
+            for (int j = 0; j < d; j++)
+                dst[j] = Config.ScoreBeforeExperts ? src[j] * s : src[j];
         }
         SwiGluForwardResult expertsForward = Experts.Forward(routed, routing.TokensPerExpert.AsSpan<long>());
         SwiGluForwardResult? sharedForward = Shared?.Forward(x);
@@ -76,7 +94,8 @@ internal sealed class SingleRankMoeLayer
             {
                 int slot = (t * k) + j;
                 ReadOnlySpan<float> y = expertsForward.Output.Row<float>(rowOfSlot[slot]);
-                for (int q = 0; q < d; q++) o[q] += Config.ScoreBeforeExperts ? y[q] : scores[slot] * y[q];
+                for (int q = 0; q < d; q++)
+                    o[q] += Config.ScoreBeforeExperts ? y[q] : scores[slot] * y[q];
             }
         }
         return new State(x, output, routing, expertsForward, sharedForward, rowOfSlot);
@@ -85,14 +104,17 @@ internal sealed class SingleRankMoeLayer
     /// <summary>Gradients of <c>Σ out ⊙ gradOut</c>, keyed by golden names (<c>x</c> included).</summary>
     public Dictionary<string, Tensor> Backward(State state, Tensor gradOut)
     {
-        int tokens = state.X.Dim(0), d = Config.Dim, k = Config.TopK;
+        int tokens = state.X.Dim(0),
+            d = Config.Dim,
+            k = Config.TopK;
         ReadOnlySpan<float> scores = state.Routing.TopScores.AsSpan<float>();
         var gradRouted = Tensor.Uninitialized(DType.Float32, tokens * k, d);
         for (int slot = 0; slot < tokens * k; slot++)
         {
             ReadOnlySpan<float> g = gradOut.Row<float>(slot / k);
             Span<float> dst = gradRouted.Row<float>(state.RowOfSlot[slot]);
-            for (int q = 0; q < d; q++) dst[q] = Config.ScoreBeforeExperts ? g[q] : scores[slot] * g[q];
+            for (int q = 0; q < d; q++)
+                dst[q] = Config.ScoreBeforeExperts ? g[q] : scores[slot] * g[q];
         }
         SwiGluGradients expertGrads = Experts.Backward(state.Routed, gradRouted);
 
@@ -100,7 +122,8 @@ internal sealed class SingleRankMoeLayer
         var gradTop = Tensor.Uninitialized(DType.Float32, tokens, k);
         for (int slot = 0; slot < tokens * k; slot++)
         {
-            int t = slot / k, r = state.RowOfSlot[slot];
+            int t = slot / k,
+                r = state.RowOfSlot[slot];
             ReadOnlySpan<float> dxr = expertGrads.GradX.Row<float>(r);
             ReadOnlySpan<float> xt = state.X.Row<float>(t);
             Span<float> dx = gradX.Row<float>(t);
@@ -108,14 +131,22 @@ internal sealed class SingleRankMoeLayer
             if (Config.ScoreBeforeExperts)
             {
                 // v = s·x: dL/ds = <dL/dv, x>, dL/dx += s·dL/dv.
-                for (int q = 0; q < d; q++) { dot += dxr[q] * xt[q]; dx[q] += scores[slot] * dxr[q]; }
+                for (int q = 0; q < d; q++)
+                {
+                    dot += dxr[q] * xt[q];
+                    dx[q] += scores[slot] * dxr[q];
+                }
             }
             else
             {
                 // term = s·f(x): dL/ds = <g, f(x)>, dL/dx += J_fᵀ (s·g), already in dxr.
                 ReadOnlySpan<float> y = state.Routed.Output.Row<float>(r);
                 ReadOnlySpan<float> g = gradOut.Row<float>(t);
-                for (int q = 0; q < d; q++) { dot += g[q] * y[q]; dx[q] += dxr[q]; }
+                for (int q = 0; q < d; q++)
+                {
+                    dot += g[q] * y[q];
+                    dx[q] += dxr[q];
+                }
             }
             gradTop.AsSpan<float>()[slot] = (float)dot;
         }
@@ -145,6 +176,7 @@ internal sealed class SingleRankMoeLayer
     {
         Span<float> a = into.AsSpan<float>();
         ReadOnlySpan<float> b = add.AsSpan<float>();
-        for (int i = 0; i < a.Length; i++) a[i] += b[i];
+        for (int i = 0; i < a.Length; i++)
+            a[i] += b[i];
     }
 }

@@ -1,6 +1,6 @@
+using System.Numerics;
 using MoeSharp.Quantization;
 using MoeSharp.Tensors;
-using System.Numerics;
 
 namespace MoeSharp.Tests.Quantization;
 
@@ -12,24 +12,32 @@ namespace MoeSharp.Tests.Quantization;
 public class Float8E4M3Tests
 {
     // The finite non-negative magnitudes, code 0x00..0x7E, from the definition in float64.
-    private static readonly double[] Magnitudes = Enumerable.Range(0, 0x7F).Select(code =>
-    {
-        int exponent = code >> 3, mantissa = code & 7;
-        return exponent == 0 ? mantissa * Math.Pow(2, -9) : (1 + mantissa / 8.0) * Math.Pow(2, exponent - 7);
-    }).ToArray();
+    private static readonly double[] Magnitudes = Enumerable
+        .Range(0, 0x7F)
+        .Select(code =>
+        {
+            int exponent = code >> 3,
+                mantissa = code & 7;
+            return exponent == 0 ? mantissa * Math.Pow(2, -9) : (1 + mantissa / 8.0) * Math.Pow(2, exponent - 7);
+        })
+        .ToArray();
 
     /// <summary>The slow reference: saturating, ties to even, NaN for non-finite input, sign kept.</summary>
     private static byte Reference(float value)
     {
         int sign = BitConverter.SingleToUInt32Bits(value) >> 31 == 1 ? 0x80 : 0;
-        if (!float.IsFinite(value)) return (byte)(sign | 0x7F);
+        if (!float.IsFinite(value))
+            return (byte)(sign | 0x7F);
         double m = Math.Abs((double)value);
-        if (m >= 448) return (byte)(sign | 0x7E);
+        if (m >= 448)
+            return (byte)(sign | 0x7E);
         int best = 0;
         for (int code = 1; code < Magnitudes.Length; code++)
         {
-            double d = Math.Abs(Magnitudes[code] - m), bestD = Math.Abs(Magnitudes[best] - m);
-            if (d < bestD || (d == bestD && (code & 1) == 0)) best = code;
+            double d = Math.Abs(Magnitudes[code] - m),
+                bestD = Math.Abs(Magnitudes[best] - m);
+            if (d < bestD || (d == bestD && (code & 1) == 0))
+                best = code;
         }
         return (byte)(sign | best);
     }
@@ -48,7 +56,8 @@ public class Float8E4M3Tests
             {
                 for (uint top = 0; top < 64; top++)
                 {
-                    foreach (uint l in low) yield return (sign << 31) | (exponent << 23) | (top << 17) | l;
+                    foreach (uint l in low)
+                        yield return (sign << 31) | (exponent << 23) | (top << 17) | l;
                 }
             }
         }
@@ -99,7 +108,8 @@ public class Float8E4M3Tests
         foreach (uint bits in DecisivePatterns())
         {
             float value = BitConverter.UInt32BitsToSingle(bits);
-            byte expected = Reference(value), actual = Float8E4M3.FromSingle(value).Bits;
+            byte expected = Reference(value),
+                actual = Float8E4M3.FromSingle(value).Bits;
             if (expected != actual)
             {
                 Assert.Fail($"0x{bits:X8} ({value:R}): expected 0x{expected:X2}, got 0x{actual:X2}");
@@ -120,7 +130,8 @@ public class Float8E4M3Tests
             for (int k = 0; k < width; k++)
             {
                 byte scalar = Float8E4M3.Encode(all[i + k]);
-                if (codes[k] != scalar) Assert.Fail($"0x{all[i + k]:X8}: vector 0x{codes[k]:X2}, scalar 0x{scalar:X2}");
+                if (codes[k] != scalar)
+                    Assert.Fail($"0x{all[i + k]:X8}: vector 0x{codes[k]:X2}, scalar 0x{scalar:X2}");
             }
         }
     }
@@ -137,28 +148,28 @@ public class Float8E4M3Tests
 
     [Theory]
     [InlineData(1.0f, 0x38)]
-    [InlineData(1.0625f, 0x38)]        // halfway between 1 (mantissa 0) and 1.125 (1): to the even, 1
-    [InlineData(1.0625001f, 0x39)]     // just above halfway: up
-    [InlineData(1.1875f, 0x3A)]        // halfway between 1.125 (odd) and 1.25 (even): up to 1.25
-    [InlineData(0.0009765625f, 0x00)]  // 2^-10, halfway between 0 and the smallest subnormal: to zero
-    [InlineData(0.0029296875f, 0x02)]  // 3·2^-10, halfway between 2^-9 (odd) and 2·2^-9: up
-    [InlineData(0.0048828125f, 0x02)]  // 5·2^-10, halfway between 2·2^-9 (even) and 3·2^-9: down
-    [InlineData(0.0146484375f, 0x08)]  // 15·2^-10, halfway between 7·2^-9 and 2^-6 (code 8, even): up
-    [InlineData(-1.0625f, 0xB8)]       // ties on negative values behave the same on the magnitude
+    [InlineData(1.0625f, 0x38)] // halfway between 1 (mantissa 0) and 1.125 (1): to the even, 1
+    [InlineData(1.0625001f, 0x39)] // just above halfway: up
+    [InlineData(1.1875f, 0x3A)] // halfway between 1.125 (odd) and 1.25 (even): up to 1.25
+    [InlineData(0.0009765625f, 0x00)] // 2^-10, halfway between 0 and the smallest subnormal: to zero
+    [InlineData(0.0029296875f, 0x02)] // 3·2^-10, halfway between 2^-9 (odd) and 2·2^-9: up
+    [InlineData(0.0048828125f, 0x02)] // 5·2^-10, halfway between 2·2^-9 (even) and 3·2^-9: down
+    [InlineData(0.0146484375f, 0x08)] // 15·2^-10, halfway between 7·2^-9 and 2^-6 (code 8, even): up
+    [InlineData(-1.0625f, 0xB8)] // ties on negative values behave the same on the magnitude
     [InlineData(448f, 0x7E)]
-    [InlineData(464f, 0x7E)]           // halfway between 448 and the (NaN) 480 pattern: 448
-    [InlineData(465f, 0x7E)]           // saturates (PyTorch would give NaN)
+    [InlineData(464f, 0x7E)] // halfway between 448 and the (NaN) 480 pattern: 448
+    [InlineData(465f, 0x7E)] // saturates (PyTorch would give NaN)
     [InlineData(1e30f, 0x7E)]
     [InlineData(-1e30f, 0xFE)]
     [InlineData(float.MaxValue, 0x7E)]
     [InlineData(float.PositiveInfinity, 0x7F)]
     [InlineData(float.NegativeInfinity, 0xFF)]
-    [InlineData(float.NaN, 0xFF)]      // .NET's float.NaN has the sign bit set
+    [InlineData(float.NaN, 0xFF)] // .NET's float.NaN has the sign bit set
     [InlineData(0f, 0x00)]
     [InlineData(-0f, 0x80)]
     [InlineData(float.Epsilon, 0x00)]
-    public void RoundsToNearestEvenAndSaturates(float value, int expected)
-        => Assert.Equal((byte)expected, Float8E4M3.FromSingle(value).Bits);
+    public void RoundsToNearestEvenAndSaturates(float value, int expected) =>
+        Assert.Equal((byte)expected, Float8E4M3.FromSingle(value).Bits);
 
     [Fact]
     public void EqualityIsBitwise()
@@ -177,7 +188,8 @@ public class Float8E4M3Tests
         {
             // Half over all bit patterns, half concentrated on magnitudes E4M3 can hold (exponents 110..140).
             uint bits = (uint)random.NextInt64(0, 1L << 32);
-            if ((i & 1) == 0) bits = (bits & 0x807F_FFFFu) | ((uint)random.Next(110, 141) << 23);
+            if ((i & 1) == 0)
+                bits = (bits & 0x807F_FFFFu) | ((uint)random.Next(110, 141) << 23);
             yield return bits;
         }
     }

@@ -21,11 +21,13 @@ public class Fp8GoldenTests
         get
         {
             string? overridden = Environment.GetEnvironmentVariable(GoldenFiles.OverrideVariable);
-            if (!string.IsNullOrEmpty(overridden)) return Path.Combine(overridden, "fp8");
+            if (!string.IsNullOrEmpty(overridden))
+                return Path.Combine(overridden, "fp8");
             for (DirectoryInfo? dir = new(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
             {
                 string candidate = Path.Combine(dir.FullName, "golden", "fp8");
-                if (File.Exists(Path.Combine(candidate, "make_fp8_golden.py"))) return candidate;
+                if (File.Exists(Path.Combine(candidate, "make_fp8_golden.py")))
+                    return candidate;
             }
             throw new DirectoryNotFoundException($"no golden/fp8 folder above {AppContext.BaseDirectory}");
         }
@@ -52,14 +54,17 @@ public class Fp8GoldenTests
         byte[] file = File.ReadAllBytes(path);
         using LazySafetensorsFile golden = LazySafetensorsFile.Open(path);
         Assert.Equal("fp8_rows", golden.Metadata["kind"]);
-        Assert.Equal(Fp8RowQuantizer.BlockSize.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            golden.Metadata["block_columns"]);
+        Assert.Equal(
+            Fp8RowQuantizer.BlockSize.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            golden.Metadata["block_columns"]
+        );
         int blocks = int.Parse(golden.Metadata["blocks"], System.Globalization.CultureInfo.InvariantCulture);
         Assert.Equal(4 * blocks, golden.Tensors.Count);
         for (int b = 0; b < blocks; b++)
         {
             SafetensorsTensorInfo xInfo = golden.Tensors[$"x.b{b}"];
-            int rows = checked((int)xInfo.Shape[0]), dim = checked((int)xInfo.Shape[1]);
+            int rows = checked((int)xInfo.Shape[0]),
+                dim = checked((int)xInfo.Shape[1]);
             var codes = new Float8E4M3[rows * dim];
             var scales = new float[rows * Fp8RowQuantizer.ScalesPerRow(dim)];
             var back = new float[rows * dim];
@@ -84,8 +89,10 @@ public class Fp8GoldenTests
             {
                 if (expectedCodes[i] != actualCodes[i])
                 {
-                    Assert.Fail($"{fileName} block {b} element {i} (row {i / dim}, column {i % dim}): expected code " +
-                        $"0x{expectedCodes[i]:X2}, got 0x{actualCodes[i]:X2}");
+                    Assert.Fail(
+                        $"{fileName} block {b} element {i} (row {i / dim}, column {i % dim}): expected code "
+                            + $"0x{expectedCodes[i]:X2}, got 0x{actualCodes[i]:X2}"
+                    );
                 }
             }
             uint[] expectedScales = MemoryMarshal.Cast<byte, uint>(Raw(file, golden.Tensors[$"scales.b{b}"])).ToArray();
@@ -95,7 +102,8 @@ public class Fp8GoldenTests
             Fp8RowQuantizer.Dequantize(codes, scales, dim, backBf16);
             for (int i = 0; i < expectedBack.Length; i++)
             {
-                bool same = float.IsNaN(expectedBack[i]) ? float.IsNaN(back[i])
+                bool same = float.IsNaN(expectedBack[i])
+                    ? float.IsNaN(back[i])
                     : BitConverter.SingleToUInt32Bits(expectedBack[i]) == BitConverter.SingleToUInt32Bits(back[i]);
                 Assert.True(same, $"{fileName} block {b} element {i}: expected {expectedBack[i]:R}, got {back[i]:R}");
                 Assert.Equal(BFloat16.FromSingle(back[i]), backBf16[i]);

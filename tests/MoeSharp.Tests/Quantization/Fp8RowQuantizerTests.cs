@@ -13,9 +13,11 @@ public class Fp8RowQuantizerTests
     /// <summary>The smallest e ≥ -126 with amax ≤ 448 · 2^e, found by a float64 search.</summary>
     private static float ReferenceScale(float amax)
     {
-        if (!float.IsFinite(amax) || amax == 0) return 1f;
+        if (!float.IsFinite(amax) || amax == 0)
+            return 1f;
         int e = -126;
-        while ((double)Math.Abs(amax) > 448.0 * Math.Pow(2, e)) e++;
+        while ((double)Math.Abs(amax) > 448.0 * Math.Pow(2, e))
+            e++;
         return (float)Math.Pow(2, e);
     }
 
@@ -38,13 +40,13 @@ public class Fp8RowQuantizerTests
     [InlineData(448.00003f, 2f)]
     [InlineData(224f, 0.5f)]
     [InlineData(224.00002f, 1f)]
-    [InlineData(1f, 0.00390625f)]     // 1 ≤ 448 · 2^-8, 1 > 448 · 2^-9
+    [InlineData(1f, 0.00390625f)] // 1 ≤ 448 · 2^-8, 1 > 448 · 2^-9
     [InlineData(0f, 1f)]
     [InlineData(float.PositiveInfinity, 1f)]
     [InlineData(float.NaN, 1f)]
     [InlineData(float.MaxValue, 1.329228e36f)] // 2^120
-    public void BlockScaleFollowsTheRule(float amax, float expected)
-        => Assert.Equal(expected, Fp8RowQuantizer.BlockScale(amax));
+    public void BlockScaleFollowsTheRule(float amax, float expected) =>
+        Assert.Equal(expected, Fp8RowQuantizer.BlockScale(amax));
 
     [Fact]
     public void BlockScaleMatchesAFloat64SearchEverywhere()
@@ -58,7 +60,8 @@ public class Fp8RowQuantizerTests
         for (int e = -140; e < 120; e++)
         {
             float edge = (float)(448.0 * Math.Pow(2, e));
-            if (edge == 0 || !float.IsFinite(edge)) continue;
+            if (edge == 0 || !float.IsFinite(edge))
+                continue;
             values.Add(edge);
             values.Add(MathF.BitIncrement(edge));
             values.Add(MathF.BitDecrement(edge));
@@ -91,14 +94,16 @@ public class Fp8RowQuantizerTests
         {
             for (int b = 0; b < perRow; b++)
             {
-                int start = r * dim + b * 128, end = Math.Min(start + 128, (r + 1) * dim);
+                int start = r * dim + b * 128,
+                    end = Math.Min(start + 128, (r + 1) * dim);
                 float amax = 0;
-                for (int i = start; i < end; i++) amax = Math.Max(amax, Math.Abs(x[i]));
+                for (int i = start; i < end; i++)
+                    amax = Math.Max(amax, Math.Abs(x[i]));
                 float scale = scales[r * perRow + b];
                 Assert.Equal(ReferenceScale(amax), scale);
                 for (int i = start; i < end; i++)
                 {
-                    float quotient = (float)((double)x[i] / scale);  // exact: the scale is a power of two
+                    float quotient = (float)((double)x[i] / scale); // exact: the scale is a power of two
                     Assert.Equal(Float8E4M3.FromSingle(quotient).Bits, codes[i].Bits);
                     Assert.Equal((double)codes[i].ToSingle() * scale, (double)back[i]);
                     double error = Math.Abs((double)back[i] - x[i]);
@@ -113,8 +118,8 @@ public class Fp8RowQuantizerTests
     [Theory]
     [InlineData(1f)]
     [InlineData(0.5f)]
-    [InlineData(1.1754944e-38f)]  // 2^-126: subnormal products
-    [InlineData(1.2676506e30f)]   // 2^100
+    [InlineData(1.1754944e-38f)] // 2^-126: subnormal products
+    [InlineData(1.2676506e30f)] // 2^100
     public void DequantisingEveryCodeMultipliesItsExactValue(float scale)
     {
         // 256 codes in two full blocks: the vector path sees every code; 3 more columns take the scalar tail.
@@ -150,7 +155,8 @@ public class Fp8RowQuantizerTests
         Assert.True(pc[7].IsNaN);
         for (int i = 0; i < 128; i++)
         {
-            if (i is < 5 or > 7) Assert.Equal(cc[i], pc[i]);
+            if (i is < 5 or > 7)
+                Assert.Equal(cc[i], pc[i]);
         }
         var back = new float[128];
         Fp8RowQuantizer.Dequantize(pc, ps, 128, back);
@@ -162,7 +168,8 @@ public class Fp8RowQuantizerTests
     {
         float[] x = new float[256];
         x[1] = -0f;
-        for (int i = 128; i < 256; i++) x[i] = float.NaN;
+        for (int i = 128; i < 256; i++)
+            x[i] = float.NaN;
         (Float8E4M3[] codes, float[] scales) = Quantize(x, 256);
         Assert.Equal(new[] { 1f, 1f }, scales);
         Assert.Equal(0x00, codes[0].Bits);
@@ -180,8 +187,10 @@ public class Fp8RowQuantizerTests
         float[] x = [448f, -447f, 300f, 1e-3f];
         (Float8E4M3[] codes, float[] scales) = Quantize(x, 4);
         Assert.Equal(1f, scales[0]);
-        Assert.Equal(new byte[] { 0x7E, 0xFE, Float8E4M3.FromSingle(300f).Bits, Float8E4M3.FromSingle(1e-3f).Bits },
-            codes.Select(c => c.Bits).ToArray());
+        Assert.Equal(
+            new byte[] { 0x7E, 0xFE, Float8E4M3.FromSingle(300f).Bits, Float8E4M3.FromSingle(1e-3f).Bits },
+            codes.Select(c => c.Bits).ToArray()
+        );
     }
 
     [Fact]
@@ -197,25 +206,29 @@ public class Fp8RowQuantizerTests
     [Fact]
     public void EachRowIsQuantisedOnItsOwn()
     {
-        const int rows = 9, dim = 300;
+        const int rows = 9,
+            dim = 300;
         float[] x = RandomRows(rows, dim, seed: 11);
         (Float8E4M3[] all, float[] allScales) = Quantize(x, dim);
         int perRow = Fp8RowQuantizer.ScalesPerRow(dim);
-        int[] order = [4, 0, 8, 2, 2, 7, 1];  // any subset, order or repetition: a rank sees rows in any layout
+        int[] order = [4, 0, 8, 2, 2, 7, 1]; // any subset, order or repetition: a rank sees rows in any layout
         float[] picked = order.SelectMany(r => x.Skip(r * dim).Take(dim)).ToArray();
         (Float8E4M3[] codes, float[] scales) = Quantize(picked, dim);
         for (int k = 0; k < order.Length; k++)
         {
             Assert.Equal(all.AsSpan(order[k] * dim, dim).ToArray(), codes.AsSpan(k * dim, dim).ToArray());
             Assert.Equal(
-                allScales.AsSpan(order[k] * perRow, perRow).ToArray(), scales.AsSpan(k * perRow, perRow).ToArray());
+                allScales.AsSpan(order[k] * perRow, perRow).ToArray(),
+                scales.AsSpan(k * perRow, perRow).ToArray()
+            );
         }
     }
 
     [Fact]
     public void BFloat16InputQuantisesLikeItsExactWidening()
     {
-        const int rows = 3, dim = 257;
+        const int rows = 3,
+            dim = 257;
         BFloat16[] x = RandomRows(rows, dim, seed: 5).Select(BFloat16.FromSingle).ToArray();
         float[] wide = x.Select(v => v.ToSingle()).ToArray();
         var codes = new Float8E4M3[x.Length];
@@ -253,16 +266,20 @@ public class Fp8RowQuantizerTests
     [Fact]
     public void BadShapesAreRefusedWithTheirSizes()
     {
-        var ex = Assert.Throws<ArgumentException>(
-            () => Fp8RowQuantizer.Quantize(new float[10], 4, new Float8E4M3[10], new float[3]));
+        var ex = Assert.Throws<ArgumentException>(() =>
+            Fp8RowQuantizer.Quantize(new float[10], 4, new Float8E4M3[10], new float[3])
+        );
         Assert.Contains("10", ex.Message);
-        Assert.Throws<ArgumentException>(
-            () => Fp8RowQuantizer.Quantize(new float[8], 4, new Float8E4M3[7], new float[2]));
-        ex = Assert.Throws<ArgumentException>(
-            () => Fp8RowQuantizer.Quantize(new float[8], 4, new Float8E4M3[8], new float[1]));
+        Assert.Throws<ArgumentException>(() =>
+            Fp8RowQuantizer.Quantize(new float[8], 4, new Float8E4M3[7], new float[2])
+        );
+        ex = Assert.Throws<ArgumentException>(() =>
+            Fp8RowQuantizer.Quantize(new float[8], 4, new Float8E4M3[8], new float[1])
+        );
         Assert.Contains("expected 2", ex.Message);
-        Assert.Throws<ArgumentOutOfRangeException>(
-            () => Fp8RowQuantizer.Quantize(new float[8], 0, new Float8E4M3[8], new float[1]));
+        Assert.Throws<ArgumentOutOfRangeException>(() =>
+            Fp8RowQuantizer.Quantize(new float[8], 0, new Float8E4M3[8], new float[1])
+        );
         using Tensor ints = Tensor.FromArray(new int[4], 2, 2);
         Assert.Throws<ArgumentException>(() => Fp8RowQuantizer.Quantize(ints));
         using Tensor flat = Tensor.FromArray(new float[4], 4);

@@ -30,6 +30,9 @@ public sealed class ExpertLoadBalancerTests
         Assert.Equal(-1f - (4f / 3f), b[0], 5);
         Assert.Equal(1f + (2f / 3f), b[1], 5);
         Assert.Equal(2f / 3f, b[2], 5);
-        Assert.Equal("summedTokensPerExpert", Assert.Throws<ArgumentException>(() => balancer.UpdateExpertBias(1f, [1L])).ParamName);
+        Assert.Equal(
+            "summedTokensPerExpert",
+            Assert.Throws<ArgumentException>(() => balancer.UpdateExpertBias(1f, [1L])).ParamName
+        );
     }
 }

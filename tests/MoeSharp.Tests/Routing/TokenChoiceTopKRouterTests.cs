@@ -8,20 +8,33 @@ public sealed class TokenChoiceTopKRouterTests
     /// <summary>
     /// A router whose logits equal chosen values: D = E, gate = identity, so x's row is the logit row.
     /// </summary>
-    private static (TokenChoiceTopKRouter Router, Tensor X) WithLogits(float[][] logits, int topK, ScoreFunction scoreFunc = ScoreFunction.Softmax,
-        bool routeNorm = false, float routeScale = 1f, int groups = 0, int limited = 0)
+    private static (TokenChoiceTopKRouter Router, Tensor X) WithLogits(
+        float[][] logits,
+        int topK,
+        ScoreFunction scoreFunc = ScoreFunction.Softmax,
+        bool routeNorm = false,
+        float routeScale = 1f,
+        int groups = 0,
+        int limited = 0
+    )
     {
         int e = logits[0].Length;
         var router = new TokenChoiceTopKRouter(e, e, topK, scoreFunc, routeNorm, routeScale, groups, limited);
         Span<float> gate = router.GateWeight.AsSpan<float>();
-        for (int i = 0; i < e; i++) gate[(i * e) + i] = 1f;
+        for (int i = 0; i < e; i++)
+            gate[(i * e) + i] = 1f;
         return (router, Tensor.FromArray(logits.SelectMany(r => r).ToArray(), logits.Length, e));
     }
 
     [Fact]
     public void K_equals_E_picks_every_expert_and_softmax_weights_sum_to_one()
     {
-        var (router, x) = WithLogits([[0.3f, -1f, 2f, 0.5f]], topK: 4);
+        var (router, x) = WithLogits(
+            [
+                [0.3f, -1f, 2f, 0.5f],
+            ],
+            topK: 4
+        );
         RouterOutput o = router.Forward(x);
         Assert.Equal([0L, 1, 2, 3], o.ExpertIds.AsSpan<long>().ToArray());
         Assert.Equal(1f, o.TopScores.AsSpan<float>().ToArray().Sum(), 5);
@@ -31,7 +44,15 @@ public sealed class TokenChoiceTopKRouterTests
     [Fact]
     public void K_one_picks_the_argmax_and_scales()
     {
-        var (router, x) = WithLogits([[0.3f, -1f, 2f, 0.5f], [5f, 1f, 1f, 1f]], topK: 1, ScoreFunction.Sigmoid, routeScale: 2f);
+        var (router, x) = WithLogits(
+            [
+                [0.3f, -1f, 2f, 0.5f],
+                [5f, 1f, 1f, 1f],
+            ],
+            topK: 1,
+            ScoreFunction.Sigmoid,
+            routeScale: 2f
+        );
         RouterOutput o = router.Forward(x);
         Assert.Equal([2L, 0], o.ExpertIds.AsSpan<long>().ToArray());
         Assert.Equal(2f / (1f + MathF.Exp(-2f)), o.TopScores.AsSpan<float>()[0], 6);
@@ -41,17 +62,34 @@ public sealed class TokenChoiceTopKRouterTests
     [Fact]
     public void Ties_go_to_the_lower_expert_id()
     {
-        var (router, x) = WithLogits([[1f, 1f, 1f, 1f, 1f], [0f, 2f, 1f, 2f, 1f]], topK: 2);
+        var (router, x) = WithLogits(
+            [
+                [1f, 1f, 1f, 1f, 1f],
+                [0f, 2f, 1f, 2f, 1f],
+            ],
+            topK: 2
+        );
         RouterOutput o = router.Forward(x);
         Assert.Equal([0L, 1, 1, 3], o.ExpertIds.AsSpan<long>().ToArray());
-        (router, x) = WithLogits([[0f, 2f, 1f, 2f, 1f]], topK: 3);
+        (router, x) = WithLogits(
+            [
+                [0f, 2f, 1f, 2f, 1f],
+            ],
+            topK: 3
+        );
         Assert.Equal([1L, 2, 3], router.Forward(x).ExpertIds.AsSpan<long>().ToArray());
     }
 
     [Fact]
     public void Ids_are_ascending_with_their_scores()
     {
-        var (router, x) = WithLogits([[0f, 3f, 1f, 2f]], topK: 3, ScoreFunction.Sigmoid);
+        var (router, x) = WithLogits(
+            [
+                [0f, 3f, 1f, 2f],
+            ],
+            topK: 3,
+            ScoreFunction.Sigmoid
+        );
         RouterOutput o = router.Forward(x);
         Assert.Equal([1L, 2, 3], o.ExpertIds.AsSpan<long>().ToArray());
         float Sig(float z) => 1f / (1f + MathF.Exp(-z));
@@ -63,17 +101,40 @@ public sealed class TokenChoiceTopKRouterTests
     {
         // Groups of 2: g0 = {9, -9} → sum 0; g1 = {1, 1} → 2; g2 = {0.5, 0.6} → 1.1. Best two groups: g1, g2,
         // so expert 0 (the single best expert) is not eligible.
-        var (router, x) = WithLogits([[9f, -9f, 1f, 1f, 0.5f, 0.6f]], topK: 2, ScoreFunction.Sigmoid, groups: 3, limited: 2);
+        var (router, x) = WithLogits(
+            [
+                [9f, -9f, 1f, 1f, 0.5f, 0.6f],
+            ],
+            topK: 2,
+            ScoreFunction.Sigmoid,
+            groups: 3,
+            limited: 2
+        );
         Assert.Equal([2L, 3], router.Forward(x).ExpertIds.AsSpan<long>().ToArray());
         // Equal group scores: the lower group id wins.
-        (router, x) = WithLogits([[1f, 1f, 1f, 1f, 0f, 0f]], topK: 2, ScoreFunction.Sigmoid, groups: 3, limited: 1);
+        (router, x) = WithLogits(
+            [
+                [1f, 1f, 1f, 1f, 0f, 0f],
+            ],
+            topK: 2,
+            ScoreFunction.Sigmoid,
+            groups: 3,
+            limited: 1
+        );
         Assert.Equal([0L, 1], router.Forward(x).ExpertIds.AsSpan<long>().ToArray());
     }
 
     [Fact]
     public void Bias_changes_the_choice_but_not_the_scores()
     {
-        var (router, x) = WithLogits([[2f, 1f, 0f, -1f]], topK: 2, ScoreFunction.Softmax, routeNorm: false);
+        var (router, x) = WithLogits(
+            [
+                [2f, 1f, 0f, -1f],
+            ],
+            topK: 2,
+            ScoreFunction.Softmax,
+            routeNorm: false
+        );
         RouterOutput plain = router.Forward(x);
         Assert.Equal([0L, 1], plain.ExpertIds.AsSpan<long>().ToArray());
         RouterOutput biased = router.Forward(x, Tensor.FromArray([0f, 0f, 0f, 5f], 4));
@@ -85,7 +146,15 @@ public sealed class TokenChoiceTopKRouterTests
     [Fact]
     public void Route_norm_divides_by_the_sum_of_chosen_scores()
     {
-        var (router, x) = WithLogits([[2f, 1f, 0f, -1f]], topK: 2, ScoreFunction.Sigmoid, routeNorm: true, routeScale: 3f);
+        var (router, x) = WithLogits(
+            [
+                [2f, 1f, 0f, -1f],
+            ],
+            topK: 2,
+            ScoreFunction.Sigmoid,
+            routeNorm: true,
+            routeScale: 3f
+        );
         float[] ts = router.Forward(x).TopScores.AsSpan<float>().ToArray();
         Assert.Equal(3f, ts.Sum(), 5);
     }
@@ -104,11 +173,38 @@ public sealed class TokenChoiceTopKRouterTests
     [Fact]
     public void Invalid_configuration_and_inputs_are_rejected_with_the_argument_name()
     {
-        Assert.Equal("topK", Assert.Throws<ArgumentOutOfRangeException>(() => new TokenChoiceTopKRouter(4, 4, 5)).ParamName);
-        Assert.Equal("numExpertGroups", Assert.Throws<ArgumentException>(() => new TokenChoiceTopKRouter(4, 6, 2, numExpertGroups: 4, numLimitedGroups: 1)).ParamName);
-        Assert.Equal("numLimitedGroups", Assert.Throws<ArgumentException>(() => new TokenChoiceTopKRouter(4, 8, 5, numExpertGroups: 4, numLimitedGroups: 2)).ParamName);
+        Assert.Equal(
+            "topK",
+            Assert.Throws<ArgumentOutOfRangeException>(() => new TokenChoiceTopKRouter(4, 4, 5)).ParamName
+        );
+        Assert.Equal(
+            "numExpertGroups",
+            Assert
+                .Throws<ArgumentException>(() =>
+                    new TokenChoiceTopKRouter(4, 6, 2, numExpertGroups: 4, numLimitedGroups: 1)
+                )
+                .ParamName
+        );
+        Assert.Equal(
+            "numLimitedGroups",
+            Assert
+                .Throws<ArgumentException>(() =>
+                    new TokenChoiceTopKRouter(4, 8, 5, numExpertGroups: 4, numLimitedGroups: 2)
+                )
+                .ParamName
+        );
         var router = new TokenChoiceTopKRouter(4, 8, 2);
-        Assert.Equal("x", Assert.Throws<ArgumentException>(() => router.Forward(Tensor.Zeros(DType.Float32, 2, 5))).ParamName);
-        Assert.Equal("expertBias", Assert.Throws<ArgumentException>(() => router.Forward(Tensor.Zeros(DType.Float32, 2, 4), Tensor.Zeros(DType.Float32, 7))).ParamName);
+        Assert.Equal(
+            "x",
+            Assert.Throws<ArgumentException>(() => router.Forward(Tensor.Zeros(DType.Float32, 2, 5))).ParamName
+        );
+        Assert.Equal(
+            "expertBias",
+            Assert
+                .Throws<ArgumentException>(() =>
+                    router.Forward(Tensor.Zeros(DType.Float32, 2, 4), Tensor.Zeros(DType.Float32, 7))
+                )
+                .ParamName
+        );
     }
 }

@@ -17,11 +17,18 @@ public class TrafficExchangeWaitTests
 
         TrafficReport sum = TrafficReport.Reduce([a, b]);
         Assert.Equal([0.75, 0, 0, 0, 0, 2.0], sum.ExchangeWaitMilliseconds.ToArray());
-        var copy = new TrafficReport(2, 4, sum.RowCounts, sum.ByteCounts, sum.WaitMilliseconds,
-            sum.ExchangeWaitMilliseconds);
+        var copy = new TrafficReport(
+            2,
+            4,
+            sum.RowCounts,
+            sum.ByteCounts,
+            sum.WaitMilliseconds,
+            sum.ExchangeWaitMilliseconds
+        );
         Assert.Equal(sum.ExchangeWaitMilliseconds.ToArray(), copy.ExchangeWaitMilliseconds.ToArray());
-        Assert.Throws<ArgumentException>(() => new TrafficReport(2, 4, sum.RowCounts, sum.ByteCounts,
-            sum.WaitMilliseconds, new double[5]));
+        Assert.Throws<ArgumentException>(() =>
+            new TrafficReport(2, 4, sum.RowCounts, sum.ByteCounts, sum.WaitMilliseconds, new double[5])
+        );
     }
 
     [Fact]
@@ -31,8 +38,7 @@ public class TrafficExchangeWaitTests
         Assert.Throws<ArgumentOutOfRangeException>(() => report.AddExchangeWait(2, TrafficExchange.Counts, 1));
         Assert.Throws<ArgumentOutOfRangeException>(() => report.AddExchangeWait(0, (TrafficExchange)3, 1));
         Assert.Throws<ArgumentOutOfRangeException>(() => report.AddExchangeWait(0, TrafficExchange.Counts, -1));
-        Assert.Throws<ArgumentOutOfRangeException>(() => report.AddExchangeWait(0, TrafficExchange.Counts,
-            double.NaN));
+        Assert.Throws<ArgumentOutOfRangeException>(() => report.AddExchangeWait(0, TrafficExchange.Counts, double.NaN));
         Assert.All(report.ExchangeWaitMilliseconds.ToArray(), ms => Assert.Equal(0.0, ms));
     }
 }

@@ -11,7 +11,8 @@ public class TrafficReportTests
         var report = new TrafficReport(4, 8);
         for (int s = 0; s < 4; s++)
         {
-            for (int e = 0; e < 8; e++) report.AddSent(s, e, (s + 1) * (e + 1), 10L * (s + 1) * (e + 1));
+            for (int e = 0; e < 8; e++)
+                report.AddSent(s, e, (s + 1) * (e + 1), 10L * (s + 1) * (e + 1));
         }
         return report;
     }
@@ -46,9 +47,10 @@ public class TrafficReportTests
         even.AddSent(0, 0, 5, 5);
         even.AddSent(1, 1, 5, 5);
         Assert.Equal(1.0, even.RankBalancedness);
-        Assert.Equal(1.0, new TrafficReport(3, 3).RankBalancedness);   // nothing moved
+        Assert.Equal(1.0, new TrafficReport(3, 3).RankBalancedness); // nothing moved
         var allToOne = new TrafficReport(4, 4);
-        for (int s = 0; s < 4; s++) allToOne.AddSent(s, 2, 10, 10);
+        for (int s = 0; s < 4; s++)
+            allToOne.AddSent(s, 2, 10, 10);
         Assert.Equal(0.25, allToOne.RankBalancedness);
         Assert.Equal(0.25, allToOne.ExpertBalancedness);
     }
@@ -61,8 +63,10 @@ public class TrafficReportTests
         for (int s = 0; s < 4; s++)
         {
             var part = new TrafficReport(4, 8);
-            for (int e = 0; e < 8; e++) part.AddSent(s, e, whole.Rows(s, e), whole.ByteCounts[s * 8 + e]);
-            for (int p = 0; p < 4; p++) part.AddWait(s, p, 0.1 * (s * 4 + p));
+            for (int e = 0; e < 8; e++)
+                part.AddSent(s, e, whole.Rows(s, e), whole.ByteCounts[s * 8 + e]);
+            for (int p = 0; p < 4; p++)
+                part.AddWait(s, p, 0.1 * (s * 4 + p));
             partials.Add(part);
         }
         TrafficReport reduced = TrafficReport.Reduce(partials);
@@ -79,12 +83,15 @@ public class TrafficReportTests
         // Floating-point addition is not associative: rank order gives ((0 + 1) + 1e16) − 1e16 = 0, while adding the
         // last two first would give 1. Every rank reducing the same partials in rank order gets the same bits.
         double[] parts = [1.0, 1e16, -1e16];
-        var partials = parts.Select(value =>
-        {
-            var part = new TrafficReport(2, 2);
-            if (value >= 0) part.AddWait(0, 1, value);
-            return (part, value);
-        }).ToList();
+        var partials = parts
+            .Select(value =>
+            {
+                var part = new TrafficReport(2, 2);
+                if (value >= 0)
+                    part.AddWait(0, 1, value);
+                return (part, value);
+            })
+            .ToList();
         // AddWait refuses negative times; build the negative partial from flat arrays as a gathered one would be.
         partials[2] = (new TrafficReport(2, 2, new long[4], new long[4], new double[] { 0, -1e16, 0, 0 }), -1e16);
         TrafficReport reduced = TrafficReport.Reduce(partials.Select(p => p.part).ToList());
@@ -108,7 +115,7 @@ public class TrafficReportTests
     public void BadArgumentsAreRefused()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => new TrafficReport(0, 4));
-        Assert.Throws<ArgumentOutOfRangeException>(() => new TrafficReport(3, 4));   // 4 experts over 3 ranks
+        Assert.Throws<ArgumentOutOfRangeException>(() => new TrafficReport(3, 4)); // 4 experts over 3 ranks
         var report = new TrafficReport(2, 4);
         Assert.Throws<ArgumentOutOfRangeException>(() => report.AddSent(2, 0, 1, 1));
         Assert.Throws<ArgumentOutOfRangeException>(() => report.AddSent(0, 4, 1, 1));

@@ -54,7 +54,8 @@ public class BFloat16Tests
             BFloat16 b = BFloat16.FromBits((ushort)bits);
             float f = b;
             Assert.Equal((uint)bits << 16, BitConverter.SingleToUInt32Bits(f));
-            if (!float.IsNaN(f)) Assert.Equal(b, (BFloat16)f);
+            if (!float.IsNaN(f))
+                Assert.Equal(b, (BFloat16)f);
         }
     }
 
@@ -62,19 +63,29 @@ public class BFloat16Tests
     public void RoundingPicksTheNearestNeighbour()
     {
         // Positive finite floats; the sign is symmetric (checked below).
-        Gen.UInt[0, 0x7F7F_FFFF].Sample(bits =>
-        {
-            double x = BitConverter.UInt32BitsToSingle(bits);
-            ushort below = (ushort)(bits >> 16);
-            double low = BFloat16.FromBits(below).ToSingle();
-            // One bfloat16 ulp above `below`; for the largest finite value that is 2^128, where infinity sits.
-            double high = below == 0x7F7F ? Math.ScaleB(1, 128) : BFloat16.FromBits((ushort)(below + 1)).ToSingle();
-            ushort result = Round(bits);
-            double dLow = x - low, dHigh = high - x;
-            ushort expected = dLow < dHigh ? below : dHigh < dLow ? (ushort)(below + 1) : (below & 1) == 0 ? below : (ushort)(below + 1);
-            Assert.Equal(expected, result);
-            Assert.Equal(result | 0x8000, Round(bits | 0x8000_0000u));
-        }, iter: 20_000);
+        Gen.UInt[0, 0x7F7F_FFFF]
+            .Sample(
+                bits =>
+                {
+                    double x = BitConverter.UInt32BitsToSingle(bits);
+                    ushort below = (ushort)(bits >> 16);
+                    double low = BFloat16.FromBits(below).ToSingle();
+                    // One bfloat16 ulp above `below`; for the largest finite value that is 2^128, where infinity sits.
+                    double high =
+                        below == 0x7F7F ? Math.ScaleB(1, 128) : BFloat16.FromBits((ushort)(below + 1)).ToSingle();
+                    ushort result = Round(bits);
+                    double dLow = x - low,
+                        dHigh = high - x;
+                    ushort expected =
+                        dLow < dHigh ? below
+                        : dHigh < dLow ? (ushort)(below + 1)
+                        : (below & 1) == 0 ? below
+                        : (ushort)(below + 1);
+                    Assert.Equal(expected, result);
+                    Assert.Equal(result | 0x8000, Round(bits | 0x8000_0000u));
+                },
+                iter: 20_000
+            );
     }
 
     [Fact]

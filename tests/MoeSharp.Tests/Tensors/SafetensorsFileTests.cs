@@ -6,7 +6,9 @@ using MoeSharp.Testing;
 
 namespace MoeSharp.Tests.Tensors;
 
-/// <summary>Golden files read and round-trip; writing lays files out as the reference does and never half-writes.</summary>
+/// <summary>
+/// Golden files read and round-trip; writing lays files out as the reference does and never half-writes.
+/// </summary>
 public sealed class SafetensorsFileTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("moesharp-st-").FullName;
@@ -66,7 +68,8 @@ public sealed class SafetensorsFileTests : IDisposable
         long headerLength = (long)BinaryPrimitives.ReadUInt64LittleEndian(bytes);
         Assert.Equal(0, headerLength % 8);
         string header = Encoding.UTF8.GetString(bytes, 8, (int)headerLength);
-        string expected = "{\"__metadata__\":{\"k\":\"v\"},"
+        string expected =
+            "{\"__metadata__\":{\"k\":\"v\"},"
             + "\"b\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,12]},"
             + "\"a\":{\"dtype\":\"I64\",\"shape\":[1,1],\"data_offsets\":[12,20]},"
             + "\"empty\":{\"dtype\":\"BF16\",\"shape\":[0,4],\"data_offsets\":[20,20]},"
@@ -85,7 +88,9 @@ public sealed class SafetensorsFileTests : IDisposable
     {
         var stream = new MemoryStream();
         SafetensorsFile.WriteTo(stream, [new("x", Tensor.Zeros(DType.Int32, 2))], new Dictionary<string, string>());
-        using JsonDocument doc = JsonDocument.Parse(stream.ToArray().AsMemory(8, (int)BinaryPrimitives.ReadUInt64LittleEndian(stream.ToArray())));
+        using JsonDocument doc = JsonDocument.Parse(
+            stream.ToArray().AsMemory(8, (int)BinaryPrimitives.ReadUInt64LittleEndian(stream.ToArray()))
+        );
         Assert.False(doc.RootElement.TryGetProperty("__metadata__", out _));
         Assert.Empty(SafetensorsFile.ReadFrom(stream.ToArray()).Metadata);
     }
@@ -110,7 +115,9 @@ public sealed class SafetensorsFileTests : IDisposable
         Assert.Contains("'x' appears twice", e.Message);
         Assert.Throws<ArgumentException>(() => SafetensorsFile.Write(path, [new("__metadata__", t)]));
         Assert.Throws<ArgumentException>(() => SafetensorsFile.Write(path, [new("x", null!)]));
-        Assert.Throws<ArgumentException>(() => SafetensorsFile.Write(path, [new("x", t)], new Dictionary<string, string> { ["k"] = null! }));
+        Assert.Throws<ArgumentException>(() =>
+            SafetensorsFile.Write(path, [new("x", t)], new Dictionary<string, string> { ["k"] = null! })
+        );
         Assert.Equal("keep me", File.ReadAllText(path));
         Assert.Single(Directory.GetFiles(_dir));
     }
@@ -129,7 +136,10 @@ public sealed class SafetensorsFileTests : IDisposable
     [Fact]
     public void GetNamesTheMissingTensorAndTheFile()
     {
-        SafetensorsContent content = SafetensorsFile.ReadFrom(Write([new("alpha", Tensor.Zeros(DType.Float32, 1))]), "model.safetensors");
+        SafetensorsContent content = SafetensorsFile.ReadFrom(
+            Write([new("alpha", Tensor.Zeros(DType.Float32, 1))]),
+            "model.safetensors"
+        );
         var e = Assert.Throws<KeyNotFoundException>(() => content.Get("beta"));
         Assert.Contains("model.safetensors", e.Message);
         Assert.Contains("'beta'", e.Message);
@@ -151,10 +161,16 @@ public sealed class SafetensorsFileTests : IDisposable
     internal static void AssertSameContent(SafetensorsContent expected, SafetensorsContent actual)
     {
         Assert.Equal(expected.Names, actual.Names);
-        Assert.Equal(expected.Metadata.OrderBy(p => p.Key, StringComparer.Ordinal), actual.Metadata.OrderBy(p => p.Key, StringComparer.Ordinal));
+        Assert.Equal(
+            expected.Metadata.OrderBy(p => p.Key, StringComparer.Ordinal),
+            actual.Metadata.OrderBy(p => p.Key, StringComparer.Ordinal)
+        );
         foreach (string name in expected.Names)
         {
-            Assert.True(expected[name].BitwiseEquals(actual[name]), $"tensor '{name}': {expected[name]} vs {actual[name]}");
+            Assert.True(
+                expected[name].BitwiseEquals(actual[name]),
+                $"tensor '{name}': {expected[name]} vs {actual[name]}"
+            );
         }
     }
 }

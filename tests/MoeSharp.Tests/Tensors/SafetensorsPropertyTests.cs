@@ -3,7 +3,9 @@ using MoeSharp.Tensors;
 
 namespace MoeSharp.Tests.Tensors;
 
-/// <summary>Random tensors of every dtype and shape (zero-sized dimensions and scalars included) round-trip bitwise.</summary>
+/// <summary>
+/// Random tensors of every dtype and shape (zero-sized dimensions and scalars included) round-trip bitwise.
+/// </summary>
 public class SafetensorsPropertyTests
 {
     private static readonly Gen<Tensor> GenTensor =
@@ -16,7 +18,10 @@ public class SafetensorsPropertyTests
 
     private static readonly Gen<(KeyValuePair<string, Tensor>[] Tensors, Dictionary<string, string> Metadata)> GenFile =
         from tensors in GenTensor.Array[0, 6]
-        from metadata in Gen.Dictionary(Gen.String[Gen.Char.AlphaNumeric, 1, 8], Gen.String[Gen.Char['\0', '\uD7FF'], 0, 12])[0, 4]
+        from metadata in Gen.Dictionary(
+            Gen.String[Gen.Char.AlphaNumeric, 1, 8],
+            Gen.String[Gen.Char['\0', '\uD7FF'], 0, 12]
+        )[0, 4]
         select (tensors.Select((t, i) => new KeyValuePair<string, Tensor>($"t{i}.{t.DType}", t)).ToArray(), metadata);
 
     private static Tensor Build(DType dtype, int[] shape, byte[] bytes)
@@ -29,28 +34,37 @@ public class SafetensorsPropertyTests
     [Fact]
     public void RandomFilesRoundTripBitwise()
     {
-        GenFile.Sample(file =>
-        {
-            var stream = new MemoryStream();
-            SafetensorsFile.WriteTo(stream, file.Tensors, file.Metadata);
-            byte[] bytes = stream.ToArray();
-
-            foreach (SafetensorsContent back in new[]
-                     {
-                         SafetensorsFile.ReadFrom(bytes),
-                         SafetensorsFile.ReadFrom(new MemoryStream(bytes)),
-                         SafetensorsFile.ReadFrom(new NonSeekableStream(bytes)),
-                     })
+        GenFile.Sample(
+            file =>
             {
-                Assert.Equal(file.Tensors.Select(t => t.Key), back.Names);
-                Assert.Equal(file.Metadata.OrderBy(p => p.Key, StringComparer.Ordinal), back.Metadata.OrderBy(p => p.Key, StringComparer.Ordinal));
-                foreach (var (name, tensor) in file.Tensors) Assert.True(tensor.BitwiseEquals(back[name]), name);
-            }
+                var stream = new MemoryStream();
+                SafetensorsFile.WriteTo(stream, file.Tensors, file.Metadata);
+                byte[] bytes = stream.ToArray();
 
-            // Writing what was read reproduces the file byte for byte.
-            var again = new MemoryStream();
-            SafetensorsFile.WriteTo(again, SafetensorsFile.ReadFrom(bytes), file.Metadata);
-            Assert.Equal(bytes, again.ToArray());
-        }, iter: 300);
+                foreach (
+                    SafetensorsContent back in new[]
+                    {
+                        SafetensorsFile.ReadFrom(bytes),
+                        SafetensorsFile.ReadFrom(new MemoryStream(bytes)),
+                        SafetensorsFile.ReadFrom(new NonSeekableStream(bytes)),
+                    }
+                )
+                {
+                    Assert.Equal(file.Tensors.Select(t => t.Key), back.Names);
+                    Assert.Equal(
+                        file.Metadata.OrderBy(p => p.Key, StringComparer.Ordinal),
+                        back.Metadata.OrderBy(p => p.Key, StringComparer.Ordinal)
+                    );
+                    foreach (var (name, tensor) in file.Tensors)
+                        Assert.True(tensor.BitwiseEquals(back[name]), name);
+                }
+
+                // Writing what was read reproduces the file byte for byte.
+                var again = new MemoryStream();
+                SafetensorsFile.WriteTo(again, SafetensorsFile.ReadFrom(bytes), file.Metadata);
+                Assert.Equal(bytes, again.ToArray());
+            },
+            iter: 300
+        );
     }
 }

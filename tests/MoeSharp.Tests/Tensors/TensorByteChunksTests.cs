@@ -11,12 +11,16 @@ public class TensorByteChunksTests
         Tensor t = Tensor.FromArray(new long[] { 1, 2, 3, 4, 5 }, 5);
         var seen = new List<byte>();
         var sizes = new List<int>();
-        long total = TensorByteChunks.Visit(t, chunk =>
-        {
-            sizes.Add(chunk.Length);
-            seen.AddRange(chunk.ToArray());
-            return chunk.Length;
-        }, maxChunkBytes: 20);
+        long total = TensorByteChunks.Visit(
+            t,
+            chunk =>
+            {
+                sizes.Add(chunk.Length);
+                seen.AddRange(chunk.ToArray());
+                return chunk.Length;
+            },
+            maxChunkBytes: 20
+        );
         Assert.Equal(40, total);
         Assert.Equal(new[] { 16, 16, 8 }, sizes);
         Assert.Equal(t.AsBytes().ToArray(), seen.ToArray());

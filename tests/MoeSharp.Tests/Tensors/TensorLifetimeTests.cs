@@ -137,30 +137,49 @@ public class TensorLifetimeTests
     [Fact]
     public void UsingADispatchResult_ReturnsTheRoutedRowsAndReleasesTheMetadata_AndAUseAfterThatFails()
     {
-        InProcessWorld.Run(2, world =>
-        {
-            using var groups = ParallelGroups.Create(world, spSize: 1);
-            var pool = new TensorPool(poisonReturned: true);
-            var dispatcher = new AllToAllTokenDispatcher(new TokenDispatcherConfig(4, 2), groups, pool: pool);
-            var random = new Random(world.Rank);
-            const int tokens = 2048, dim = 8; // routed rows above the caching threshold
-            Tensor x = Tensor.FromArray(Enumerable.Range(0, tokens * dim).Select(_ => random.NextSingle()).ToArray(), tokens, dim);
-            Tensor scores = Tensor.FromArray(Enumerable.Repeat(0.5f, tokens * 2).ToArray(), tokens, 2);
-            Tensor ids = Tensor.FromArray(Enumerable.Range(0, tokens * 2).Select(i => (long)(i % 2 == 0 ? i / 2 % 4 : (i / 2 + 1) % 4)).ToArray(), tokens, 2);
-
-            Tensor routed;
-            DispatchMetadata metadata;
-            using (DispatchResult d = dispatcher.Dispatch(x, scores, ids))
+        InProcessWorld.Run(
+            2,
+            world =>
             {
-                routed = d.RoutedTokens;
-                metadata = d.Metadata;
-                Tensor y = ScaledIdentityExperts.Apply(d.RoutedTokens, d.TokensPerLocalExpert.AsSpan(), dispatcher.EpRank * 2);
-                using Tensor output = dispatcher.Combine(y, d.Metadata, x);
-                Assert.Equal(tokens, output.Rows);
+                using var groups = ParallelGroups.Create(world, spSize: 1);
+                var pool = new TensorPool(poisonReturned: true);
+                var dispatcher = new AllToAllTokenDispatcher(new TokenDispatcherConfig(4, 2), groups, pool: pool);
+                var random = new Random(world.Rank);
+                const int tokens = 2048,
+                    dim = 8; // routed rows above the caching threshold
+                Tensor x = Tensor.FromArray(
+                    Enumerable.Range(0, tokens * dim).Select(_ => random.NextSingle()).ToArray(),
+                    tokens,
+                    dim
+                );
+                Tensor scores = Tensor.FromArray(Enumerable.Repeat(0.5f, tokens * 2).ToArray(), tokens, 2);
+                Tensor ids = Tensor.FromArray(
+                    Enumerable
+                        .Range(0, tokens * 2)
+                        .Select(i => (long)(i % 2 == 0 ? i / 2 % 4 : (i / 2 + 1) % 4))
+                        .ToArray(),
+                    tokens,
+                    2
+                );
+
+                Tensor routed;
+                DispatchMetadata metadata;
+                using (DispatchResult d = dispatcher.Dispatch(x, scores, ids))
+                {
+                    routed = d.RoutedTokens;
+                    metadata = d.Metadata;
+                    Tensor y = ScaledIdentityExperts.Apply(
+                        d.RoutedTokens,
+                        d.TokensPerLocalExpert.AsSpan(),
+                        dispatcher.EpRank * 2
+                    );
+                    using Tensor output = dispatcher.Combine(y, d.Metadata, x);
+                    Assert.Equal(tokens, output.Rows);
+                }
+                Assert.Throws<ObjectDisposedException>(() => routed.AsSpan<float>());
+                Assert.True(metadata.IsReleased);
             }
-            Assert.Throws<ObjectDisposedException>(() => routed.AsSpan<float>());
-            Assert.True(metadata.IsReleased);
-        });
+        );
     }
 
     [Fact]

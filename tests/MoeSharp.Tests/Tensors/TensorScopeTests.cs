@@ -8,7 +8,8 @@ public class TensorScopeTests
     public void Dispose_ReturnsWhatWasRentedButNotKept()
     {
         var pool = new TensorPool(poisonReturned: true);
-        Tensor kept, scratch;
+        Tensor kept,
+            scratch;
         using (var scope = new TensorScope(pool))
         {
             scratch = scope.Rent(DType.Float32, 1 << 15);

@@ -19,7 +19,9 @@ public class TensorSliceTests
 {
     private const float Sentinel = -12345.5f;
 
-    /// <summary><paramref name="values"/> placed at <paramref name="offset"/> in a larger array filled with a sentinel.</summary>
+    /// <summary>
+    /// <paramref name="values"/> placed at <paramref name="offset"/> in a larger array filled with a sentinel.
+    /// </summary>
     private static T[] Embed<T>(T[] values, int offset, int tail, T sentinel)
     {
         var host = new T[offset + values.Length + tail];
@@ -32,7 +34,8 @@ public class TensorSliceTests
     {
         for (int i = 0; i < host.Length; i++)
         {
-            if (i >= offset && i < offset + length) continue;
+            if (i >= offset && i < offset + length)
+                continue;
             Assert.Equal(sentinel, host[i]);
         }
     }
@@ -106,7 +109,10 @@ public class TensorSliceTests
     [InlineData(4, DType.BFloat16)]
     public void DispatchAndCombine_OverSlices_EqualTheRunOnFreshArrays_AndLeaveTheRestAlone(int worldSize, DType dtype)
     {
-        const int tokens = 41, dim = 12, experts = 8, topK = 3;
+        const int tokens = 41,
+            dim = 12,
+            experts = 8,
+            topK = 3;
         Tensor[][] fresh = Run(sliced: false);
         Tensor[][] sliced = Run(sliced: true);
         for (int rank = 0; rank < worldSize; rank++)
@@ -117,70 +123,91 @@ public class TensorSliceTests
             }
         }
 
-        Tensor[][] Run(bool sliced) => InProcessWorld.Run(worldSize, world =>
-        {
-            using var groups = ParallelGroups.Create(world, spSize: 1);
-            var dispatcher = new AllToAllTokenDispatcher(new TokenDispatcherConfig(experts, topK), groups);
-            var random = new Random(100 + world.Rank);
-            float[] xValues = Enumerable.Range(0, tokens * dim).Select(_ => random.NextSingle() * 2 - 1).ToArray();
-            float[] scoreValues = Enumerable.Range(0, tokens * topK).Select(_ => random.NextSingle()).ToArray();
-            long[] idValues = Enumerable.Range(0, tokens).SelectMany(_ => Enumerable.Range(0, experts)
-                .OrderBy(_ => random.Next()).Take(topK).Select(e => (long)e)).ToArray();
-
-            Tensor x, scores, ids;
-            Action checkUntouched = () => { };
-            if (!sliced)
-            {
-                x = Tensor.FromArray(xValues, tokens, dim);
-                scores = Tensor.FromArray(scoreValues, tokens, topK);
-                ids = Tensor.FromArray(idValues, tokens, topK);
-            }
-            else
-            {
-                float[] xHost = Embed(xValues, offset: 3 + world.Rank, tail: 5, Sentinel);
-                float[] scoreHost = Embed(scoreValues, offset: 7, tail: 2, Sentinel);
-                long[] idHost = Embed(idValues, offset: 1, tail: 4, long.MinValue);
-                x = Tensor.FromMemory(xHost.AsMemory(3 + world.Rank, xValues.Length), tokens, dim);
-                scores = Tensor.FromMemory(scoreHost.AsMemory(7, scoreValues.Length), tokens, topK);
-                ids = Tensor.FromMemory(idHost.AsMemory(1, idValues.Length), tokens, topK);
-                checkUntouched = () =>
+        Tensor[][] Run(bool sliced) =>
+            InProcessWorld.Run(
+                worldSize,
+                world =>
                 {
-                    AssertOutsideUntouched(xHost, 3 + world.Rank, xValues.Length, Sentinel);
-                    AssertOutsideUntouched(scoreHost, 7, scoreValues.Length, Sentinel);
-                    AssertOutsideUntouched(idHost, 1, idValues.Length, long.MinValue);
-                    Assert.Equal(xValues, xHost.AsSpan(3 + world.Rank, xValues.Length).ToArray());
-                };
-            }
-            if (dtype == DType.BFloat16)
-            {
-                // A bfloat16 slice of its own: the caller's array holds the bfloat16 rows at an offset.
-                BFloat16[] rows = x.ToBFloat16().AsSpan<BFloat16>().ToArray();
-                BFloat16[] rowHost = sliced ? Embed(rows, offset: 9, tail: 1, BFloat16.FromSingle(Sentinel)) : rows;
-                x = sliced
-                    ? Tensor.FromMemory(rowHost.AsMemory(9, rows.Length), tokens, dim)
-                    : Tensor.FromArray(rows, tokens, dim);
-                Action before = checkUntouched;
-                checkUntouched = () =>
-                {
-                    before();
-                    if (sliced) AssertOutsideUntouched(rowHost, 9, rows.Length, BFloat16.FromSingle(Sentinel));
-                };
-            }
+                    using var groups = ParallelGroups.Create(world, spSize: 1);
+                    var dispatcher = new AllToAllTokenDispatcher(new TokenDispatcherConfig(experts, topK), groups);
+                    var random = new Random(100 + world.Rank);
+                    float[] xValues = Enumerable
+                        .Range(0, tokens * dim)
+                        .Select(_ => random.NextSingle() * 2 - 1)
+                        .ToArray();
+                    float[] scoreValues = Enumerable.Range(0, tokens * topK).Select(_ => random.NextSingle()).ToArray();
+                    long[] idValues = Enumerable
+                        .Range(0, tokens)
+                        .SelectMany(_ =>
+                            Enumerable.Range(0, experts).OrderBy(_ => random.Next()).Take(topK).Select(e => (long)e)
+                        )
+                        .ToArray();
 
-            using DispatchResult d = dispatcher.Dispatch(x, scores, ids);
-            Tensor routed = d.RoutedTokens.Clone();
-            int firstExpert = dispatcher.EpRank * (experts / worldSize);
-            Tensor y = ScaledIdentityExperts.Apply(d.RoutedTokens, d.TokensPerLocalExpert.AsSpan(), firstExpert);
-            using Tensor output = dispatcher.Combine(y, d.Metadata, x);
-            checkUntouched();
-            return new[] { routed, output.Clone() };
-        });
+                    Tensor x,
+                        scores,
+                        ids;
+                    Action checkUntouched = () => { };
+                    if (!sliced)
+                    {
+                        x = Tensor.FromArray(xValues, tokens, dim);
+                        scores = Tensor.FromArray(scoreValues, tokens, topK);
+                        ids = Tensor.FromArray(idValues, tokens, topK);
+                    }
+                    else
+                    {
+                        float[] xHost = Embed(xValues, offset: 3 + world.Rank, tail: 5, Sentinel);
+                        float[] scoreHost = Embed(scoreValues, offset: 7, tail: 2, Sentinel);
+                        long[] idHost = Embed(idValues, offset: 1, tail: 4, long.MinValue);
+                        x = Tensor.FromMemory(xHost.AsMemory(3 + world.Rank, xValues.Length), tokens, dim);
+                        scores = Tensor.FromMemory(scoreHost.AsMemory(7, scoreValues.Length), tokens, topK);
+                        ids = Tensor.FromMemory(idHost.AsMemory(1, idValues.Length), tokens, topK);
+                        checkUntouched = () =>
+                        {
+                            AssertOutsideUntouched(xHost, 3 + world.Rank, xValues.Length, Sentinel);
+                            AssertOutsideUntouched(scoreHost, 7, scoreValues.Length, Sentinel);
+                            AssertOutsideUntouched(idHost, 1, idValues.Length, long.MinValue);
+                            Assert.Equal(xValues, xHost.AsSpan(3 + world.Rank, xValues.Length).ToArray());
+                        };
+                    }
+                    if (dtype == DType.BFloat16)
+                    {
+                        // A bfloat16 slice of its own: the caller's array holds the bfloat16 rows at an offset.
+                        BFloat16[] rows = x.ToBFloat16().AsSpan<BFloat16>().ToArray();
+                        BFloat16[] rowHost = sliced
+                            ? Embed(rows, offset: 9, tail: 1, BFloat16.FromSingle(Sentinel))
+                            : rows;
+                        x = sliced
+                            ? Tensor.FromMemory(rowHost.AsMemory(9, rows.Length), tokens, dim)
+                            : Tensor.FromArray(rows, tokens, dim);
+                        Action before = checkUntouched;
+                        checkUntouched = () =>
+                        {
+                            before();
+                            if (sliced)
+                                AssertOutsideUntouched(rowHost, 9, rows.Length, BFloat16.FromSingle(Sentinel));
+                        };
+                    }
+
+                    using DispatchResult d = dispatcher.Dispatch(x, scores, ids);
+                    Tensor routed = d.RoutedTokens.Clone();
+                    int firstExpert = dispatcher.EpRank * (experts / worldSize);
+                    Tensor y = ScaledIdentityExperts.Apply(
+                        d.RoutedTokens,
+                        d.TokensPerLocalExpert.AsSpan(),
+                        firstExpert
+                    );
+                    using Tensor output = dispatcher.Combine(y, d.Metadata, x);
+                    checkUntouched();
+                    return new[] { routed, output.Clone() };
+                }
+            );
     }
 
     [Fact]
     public void LayerForward_OnASliceInput_EqualsTheForwardOnAFreshArray()
     {
-        const int tokens = 23, dim = 16;
+        const int tokens = 23,
+            dim = 16;
         using MoeLayer layer = MoeLayer.CreateLocal(new MoeLayerArgs(dim, 24, 6, 2));
         var random = new Random(7);
         float[] values = Enumerable.Range(0, tokens * dim).Select(_ => random.NextSingle() - 0.5f).ToArray();
@@ -198,29 +225,40 @@ public class TensorSliceTests
     public void AsyncExchange_OfUnpinnedSlices_SurvivesACompactingCollection()
     {
         const int perRank = 64;
-        float[][] received = InProcessWorld.Run(2, world =>
-        {
-            float[] sendValues = Enumerable.Range(0, 2 * perRank).Select(i => world.Rank * 1000f + i).ToArray();
-            float[] sendHost = Embed(sendValues, 11, 3, Sentinel);
-            float[] receiveHost = Embed(new float[2 * perRank], 4, 2, Sentinel);
-            Tensor send = Tensor.FromMemory(sendHost.AsMemory(11, 2 * perRank), 2 * perRank);
-            Tensor receive = Tensor.FromMemory(receiveHost.AsMemory(4, 2 * perRank), 2 * perRank);
-            CollectiveRequest request = world.AllToAllVAsync<float>(send.AsMemory<float>(), [perRank, perRank],
-                receive.AsMemory<float>(), [perRank, perRank]);
-            GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
-            request.Wait();
-            AssertOutsideUntouched(receiveHost, 4, 2 * perRank, Sentinel);
-            return receive.AsSpan<float>().ToArray();
-        });
+        float[][] received = InProcessWorld.Run(
+            2,
+            world =>
+            {
+                float[] sendValues = Enumerable.Range(0, 2 * perRank).Select(i => world.Rank * 1000f + i).ToArray();
+                float[] sendHost = Embed(sendValues, 11, 3, Sentinel);
+                float[] receiveHost = Embed(new float[2 * perRank], 4, 2, Sentinel);
+                Tensor send = Tensor.FromMemory(sendHost.AsMemory(11, 2 * perRank), 2 * perRank);
+                Tensor receive = Tensor.FromMemory(receiveHost.AsMemory(4, 2 * perRank), 2 * perRank);
+                CollectiveRequest request = world.AllToAllVAsync<float>(
+                    send.AsMemory<float>(),
+                    [perRank, perRank],
+                    receive.AsMemory<float>(),
+                    [perRank, perRank]
+                );
+                GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+                request.Wait();
+                AssertOutsideUntouched(receiveHost, 4, 2 * perRank, Sentinel);
+                return receive.AsSpan<float>().ToArray();
+            }
+        );
         for (int rank = 0; rank < 2; rank++)
         {
-            float[] expected = Enumerable.Range(0, 2 * perRank)
-                .Select(i => (i / perRank) * 1000f + rank * perRank + i % perRank).ToArray();
+            float[] expected = Enumerable
+                .Range(0, 2 * perRank)
+                .Select(i => (i / perRank) * 1000f + rank * perRank + i % perRank)
+                .ToArray();
             Assert.Equal(expected, received[rank]);
         }
     }
 
-    /// <summary>Unmanaged memory behind a <see cref="MemoryManager{T}"/>, as a caller with native buffers has.</summary>
+    /// <summary>
+    /// Unmanaged memory behind a <see cref="MemoryManager{T}"/>, as a caller with native buffers has.
+    /// </summary>
     private sealed unsafe class NativeFloats(int length) : MemoryManager<float>
     {
         private readonly float* _pointer = (float*)NativeMemory.AllocZeroed((nuint)length, sizeof(float));
@@ -229,9 +267,7 @@ public class TensorSliceTests
 
         public override MemoryHandle Pin(int elementIndex = 0) => new(_pointer + elementIndex);
 
-        public override void Unpin()
-        {
-        }
+        public override void Unpin() { }
 
         protected override void Dispose(bool disposing) => NativeMemory.Free(_pointer);
     }

@@ -62,7 +62,10 @@ public class TensorTests
     {
         Tensor b = Tensor.FromArray(new[] { BFloat16.FromBits(0x3FC0), BFloat16.FromBits(0xFF80) }, 2);
         Assert.Equal(new[] { 1.5f, float.NegativeInfinity }, b.ToFloat32().AsSpan<float>().ToArray());
-        Assert.Equal(new[] { -7f, 16_777_216f }, Tensor.FromArray(new[] { -7, 16_777_216 }, 2).ToFloat32().AsSpan<float>().ToArray());
+        Assert.Equal(
+            new[] { -7f, 16_777_216f },
+            Tensor.FromArray(new[] { -7, 16_777_216 }, 2).ToFloat32().AsSpan<float>().ToArray()
+        );
         Assert.Equal(new[] { 3f }, Tensor.FromArray(new[] { 3L }, 1).ToFloat32().AsSpan<float>().ToArray());
 
         Tensor f = Tensor.FromArray(new[] { 2.5f }, 1, 1);

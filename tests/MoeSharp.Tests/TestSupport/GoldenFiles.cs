@@ -14,7 +14,8 @@ internal static class GoldenFiles
     /// The golden folder: <see cref="OverrideVariable"/> when set, else the repository's <c>golden/</c> found in
     /// <see cref="AppContext.BaseDirectory"/> or one of its ancestors.
     /// </summary>
-    /// <exception cref="DirectoryNotFoundException">No such folder exists; the message lists where it looked.</exception>
+    /// <exception cref="DirectoryNotFoundException">No such folder exists; the message lists where it
+    /// looked.</exception>
     public static string Directory
     {
         get
@@ -22,25 +23,31 @@ internal static class GoldenFiles
             string? overridden = Environment.GetEnvironmentVariable(OverrideVariable);
             if (!string.IsNullOrEmpty(overridden))
             {
-                if (System.IO.Directory.Exists(overridden)) return Path.GetFullPath(overridden);
+                if (System.IO.Directory.Exists(overridden))
+                    return Path.GetFullPath(overridden);
                 throw new DirectoryNotFoundException($"{OverrideVariable} is '{overridden}', which is not a folder");
             }
             var searched = new List<string>();
             for (DirectoryInfo? dir = new(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
             {
                 string candidate = Path.Combine(dir.FullName, "golden");
-                if (File.Exists(Path.Combine(candidate, "README.md"))) return candidate;
+                if (File.Exists(Path.Combine(candidate, "README.md")))
+                    return candidate;
                 searched.Add(candidate);
             }
             throw new DirectoryNotFoundException(
-                $"no golden folder found above {AppContext.BaseDirectory}; looked in: {string.Join(", ", searched)}. " +
-                $"Set {OverrideVariable} to point at it.");
+                $"no golden folder found above {AppContext.BaseDirectory}; looked in: {string.Join(", ", searched)}. "
+                    + $"Set {OverrideVariable} to point at it."
+            );
         }
     }
 
-    /// <summary>Full paths of every <c>*.safetensors</c> file in <see cref="Directory"/>, sorted by file name (ordinal).</summary>
+    /// <summary>
+    /// Full paths of every <c>*.safetensors</c> file in <see cref="Directory"/>, sorted by file name (ordinal).
+    /// </summary>
     public static IReadOnlyList<string> SafetensorsFiles() =>
-        System.IO.Directory.GetFiles(Directory, "*.safetensors")
+        System
+            .IO.Directory.GetFiles(Directory, "*.safetensors")
             .OrderBy(p => Path.GetFileName(p), StringComparer.Ordinal)
             .ToArray();
 
@@ -54,7 +61,8 @@ internal static class GoldenFiles
     public static TheoryData<string> SafetensorsFileNames()
     {
         var data = new TheoryData<string>();
-        foreach (string path in SafetensorsFiles()) data.Add(Path.GetFileName(path));
+        foreach (string path in SafetensorsFiles())
+            data.Add(Path.GetFileName(path));
         return data;
     }
 }

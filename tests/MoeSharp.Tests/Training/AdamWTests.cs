@@ -10,8 +10,14 @@ public sealed class AdamWTests
     {
         var p = new Parameter("w", Tensor.FromArray([1f, -2f], 2));
         var opt = new AdamW([p], learningRate: 0.1f, beta1: 0.9f, beta2: 0.99f, epsilon: 1e-8f, weightDecay: 0.1f);
-        double[] theta = [1, -2], m = [0, 0], v = [0, 0];
-        double[][] grads = [[0.5, -1], [0.25, 3]];
+        double[] theta = [1, -2],
+            m = [0, 0],
+            v = [0, 0];
+        double[][] grads =
+        [
+            [0.5, -1],
+            [0.25, 3],
+        ];
         for (int step = 1; step <= 2; step++)
         {
             grads[step - 1].Select(g => (float)g).ToArray().CopyTo(p.Grad.AsSpan<float>());
@@ -22,7 +28,8 @@ public sealed class AdamWTests
                 theta[i] *= 1 - (0.1 * 0.1);
                 m[i] = (0.9 * m[i]) + (0.1 * g);
                 v[i] = (0.99 * v[i]) + (0.01 * g * g);
-                double mHat = m[i] / (1 - Math.Pow(0.9, step)), vHat = v[i] / (1 - Math.Pow(0.99, step));
+                double mHat = m[i] / (1 - Math.Pow(0.9, step)),
+                    vHat = v[i] / (1 - Math.Pow(0.99, step));
                 theta[i] -= 0.1 * mHat / (Math.Sqrt(vHat) + 1e-8);
                 Assert.Equal(theta[i], p.Value.AsSpan<float>()[i], 5);
             }

@@ -23,14 +23,14 @@ internal readonly struct BFloat16Row : IRowElement<BFloat16>
 
     /// <inheritdoc />
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static (Vector<float> Low, Vector<float> High) WidenBlock(ref readonly BFloat16 source)
-        => WidenBits(Vector.LoadUnsafe(ref Unsafe.As<BFloat16, ushort>(ref Unsafe.AsRef(in source))));
+    public static (Vector<float> Low, Vector<float> High) WidenBlock(ref readonly BFloat16 source) =>
+        WidenBits(Vector.LoadUnsafe(ref Unsafe.As<BFloat16, ushort>(ref Unsafe.AsRef(in source))));
 
     /// <inheritdoc />
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void NarrowBlock<TStore>(Vector<float> low, Vector<float> high, ref BFloat16 destination)
-        where TStore : struct, IVectorStore
-        => TStore.Store(NarrowBits(low, high), ref Unsafe.As<BFloat16, ushort>(ref destination));
+        where TStore : struct, IVectorStore =>
+        TStore.Store(NarrowBits(low, high), ref Unsafe.As<BFloat16, ushort>(ref destination));
 
     /// <summary>
     /// A vector of bfloat16 bit patterns widened to two float32 vectors (low lanes, high lanes), exactly.
@@ -46,8 +46,8 @@ internal readonly struct BFloat16Row : IRowElement<BFloat16>
     /// Two float32 vectors rounded as <see cref="Narrow"/> and packed into one vector of bit patterns.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector<ushort> NarrowBits(Vector<float> low, Vector<float> high)
-        => Vector.Narrow(RoundedHigh(Vector.AsVectorUInt32(low)), RoundedHigh(Vector.AsVectorUInt32(high)));
+    public static Vector<ushort> NarrowBits(Vector<float> low, Vector<float> high) =>
+        Vector.Narrow(RoundedHigh(Vector.AsVectorUInt32(low)), RoundedHigh(Vector.AsVectorUInt32(high)));
 
     /// <summary>
     /// Each lane's bfloat16 bits in the low half: <c>(bits + 0x7FFF + lsb) >> 16</c>, or the quiet NaN

@@ -25,9 +25,7 @@ internal sealed unsafe class HostRowKernels<TElement, TOps> : HostRowKernels
     /// </summary>
     private const long StreamingBytes = 32L << 20;
 
-    private HostRowKernels()
-    {
-    }
+    private HostRowKernels() { }
 
     /// <summary>The one instance (the kernels keep no state).</summary>
     public static HostRowKernels<TElement, TOps> Instance { get; } = new();
@@ -45,78 +43,125 @@ internal sealed unsafe class HostRowKernels<TElement, TOps> : HostRowKernels
         bool streaming = NonTemporalStore.IsSupported && (long)rows * d * sizeof(TElement) >= StreamingBytes;
         if (streaming && TOps.StreamsLargeOutputs)
         {
-            HostParallel.For(rows, 2L * sizeof(TElement) * d, (start, end) =>
-            {
-                fixed (TElement* srcArray = src)
-                fixed (TElement* dstArray = dst)
+            HostParallel.For(
+                rows,
+                2L * sizeof(TElement) * d,
+                (start, end) =>
                 {
-                    TElement* srcBase = srcArray + srcOffset, dstBase = dstArray + dstOffset;
-                    for (int i = start; i < end; i++)
+                    fixed (TElement* srcArray = src)
+                    fixed (TElement* dstArray = dst)
                     {
-                        int from = map[mapOffset + i];
-                        TElement* to = dstBase + (long)i * d;
-                        if (from < 0) new Span<TElement>(to, d).Clear();
-                        else StreamRow(srcBase + (long)(from + sourceRowOffset) * d, to, d,
-                            scales is null ? 1f : scales[scaleOffset + i], scales is not null);
+                        TElement* srcBase = srcArray + srcOffset,
+                            dstBase = dstArray + dstOffset;
+                        for (int i = start; i < end; i++)
+                        {
+                            int from = map[mapOffset + i];
+                            TElement* to = dstBase + (long)i * d;
+                            if (from < 0)
+                                new Span<TElement>(to, d).Clear();
+                            else
+                                StreamRow(
+                                    srcBase + (long)(from + sourceRowOffset) * d,
+                                    to,
+                                    d,
+                                    scales is null ? 1f : scales[scaleOffset + i],
+                                    scales is not null
+                                );
+                        }
                     }
+                    // Non-temporal stores are weakly ordered: fence before other threads read the rows.
+                    Sse.StoreFence();
                 }
-                // Non-temporal stores are weakly ordered: fence before other threads read the rows.
-                Sse.StoreFence();
-            });
+            );
             return;
         }
-        HostParallel.For(rows, 2L * sizeof(TElement) * d, (start, end) =>
-        {
-            for (int i = start; i < end; i++)
+        HostParallel.For(
+            rows,
+            2L * sizeof(TElement) * d,
+            (start, end) =>
             {
-                Span<TElement> to = dst.AsSpan(dstOffset + i * d, d);
-                int from = map[mapOffset + i];
-                if (from >= 0) from += sourceRowOffset;
-                if (from < 0) to.Clear();
-                else if (scales is null) src.AsSpan(srcOffset + from * d, d).CopyTo(to);
-                else RowSpans<TElement, TOps>.Scale(src.AsSpan(srcOffset + from * d, d), scales[scaleOffset + i], to);
+                for (int i = start; i < end; i++)
+                {
+                    Span<TElement> to = dst.AsSpan(dstOffset + i * d, d);
+                    int from = map[mapOffset + i];
+                    if (from >= 0)
+                        from += sourceRowOffset;
+                    if (from < 0)
+                        to.Clear();
+                    else if (scales is null)
+                        src.AsSpan(srcOffset + from * d, d).CopyTo(to);
+                    else
+                        RowSpans<TElement, TOps>.Scale(
+                            src.AsSpan(srcOffset + from * d, d),
+                            scales[scaleOffset + i],
+                            to
+                        );
+                }
             }
-        });
+        );
     }
 
     /// <inheritdoc />
     /// <remarks>Each token row is read once (it stays in cache for its K copies) and written to its K rows.</remarks>
-    public override void ScatterTokenRows(Tensor source, int sourceRowOffset, Tensor rowToken, Tensor entryRow,
-        int topK, Tensor? scale, Tensor destination)
+    public override void ScatterTokenRows(
+        Tensor source,
+        int sourceRowOffset,
+        Tensor rowToken,
+        Tensor entryRow,
+        int topK,
+        Tensor? scale,
+        Tensor destination
+    )
     {
         var (src, srcOffset) = source.Data<TElement>();
         var (dst, dstOffset) = destination.Data<TElement>();
         var (tokenOf, tokenOffset) = rowToken.Data<int>();
         var (rowOfEntry, entryOffset) = entryRow.Data<int>();
         var (scales, scaleOffset) = DataOrNull<float>(scale);
-        int d = destination.RowLength, rows = rowToken.ElementCount, tokens = entryRow.ElementCount / Math.Max(1, topK);
-        bool streaming = NonTemporalStore.IsSupported && (long)rows * d * sizeof(TElement) >= StreamingBytes
+        int d = destination.RowLength,
+            rows = rowToken.ElementCount,
+            tokens = entryRow.ElementCount / Math.Max(1, topK);
+        bool streaming =
+            NonTemporalStore.IsSupported
+            && (long)rows * d * sizeof(TElement) >= StreamingBytes
             && (scales is null || TOps.StreamsLargeOutputs);
 
         ClearTokenlessRows(dst, dstOffset, tokenOf, tokenOffset, rows, d);
-        HostParallel.For(tokens, (long)sizeof(TElement) * d * (topK + 1), (start, end) =>
-        {
-            fixed (TElement* srcArray = src)
-            fixed (TElement* dstArray = dst)
+        HostParallel.For(
+            tokens,
+            (long)sizeof(TElement) * d * (topK + 1),
+            (start, end) =>
             {
-                TElement* srcBase = srcArray + srcOffset, dstBase = dstArray + dstOffset;
-                for (int t = start; t < end; t++)
+                fixed (TElement* srcArray = src)
+                fixed (TElement* dstArray = dst)
                 {
-                    TElement* from = srcBase + (long)(sourceRowOffset + t) * d;
-                    for (int k = 0; k < topK; k++)
+                    TElement* srcBase = srcArray + srcOffset,
+                        dstBase = dstArray + dstOffset;
+                    for (int t = start; t < end; t++)
                     {
-                        int r = rowOfEntry[entryOffset + t * topK + k];
-                        TElement* to = dstBase + (long)r * d;
-                        float s = scales is null ? 1f : scales[scaleOffset + r];
-                        if (streaming) StreamRow(from, to, d, s, scales is not null);
-                        else if (scales is null) new ReadOnlySpan<TElement>(from, d).CopyTo(new Span<TElement>(to, d));
-                        else RowSpans<TElement, TOps>.Scale(new ReadOnlySpan<TElement>(from, d), s,
-                            new Span<TElement>(to, d));
+                        TElement* from = srcBase + (long)(sourceRowOffset + t) * d;
+                        for (int k = 0; k < topK; k++)
+                        {
+                            int r = rowOfEntry[entryOffset + t * topK + k];
+                            TElement* to = dstBase + (long)r * d;
+                            float s = scales is null ? 1f : scales[scaleOffset + r];
+                            if (streaming)
+                                StreamRow(from, to, d, s, scales is not null);
+                            else if (scales is null)
+                                new ReadOnlySpan<TElement>(from, d).CopyTo(new Span<TElement>(to, d));
+                            else
+                                RowSpans<TElement, TOps>.Scale(
+                                    new ReadOnlySpan<TElement>(from, d),
+                                    s,
+                                    new Span<TElement>(to, d)
+                                );
+                        }
                     }
+                    if (streaming)
+                        Sse.StoreFence();
                 }
-                if (streaming) Sse.StoreFence();
             }
-        });
+        );
     }
 
     /// <inheritdoc />
@@ -125,47 +170,79 @@ internal sealed unsafe class HostRowKernels<TElement, TOps> : HostRowKernels
     /// the widened initial row (or +0) and are rounded once, a block of values at a time across all of the token's
     /// rows (the accumulators stay in registers, the token's rows are read once).
     /// </remarks>
-    public override void GatherReduce(Tensor rows, Tensor positions, Tensor? scale, Tensor? initial, Tensor destination,
-        int destinationOffset)
+    public override void GatherReduce(
+        Tensor rows,
+        Tensor positions,
+        Tensor? scale,
+        Tensor? initial,
+        Tensor destination,
+        int destinationOffset
+    )
     {
         var (src, srcOffset) = rows.Data<TElement>();
         var (dst, dstOffset) = destination.Data<TElement>();
         var (pos, posOffset) = positions.Data<int>();
         var (scales, scaleOffset) = DataOrNull<float>(scale);
         var (init, initOffset) = DataOrNull<TElement>(initial);
-        int d = destination.RowLength, tokens = positions.Rows, k = positions.RowLength;
-        HostParallel.For(tokens, (long)sizeof(TElement) * d * (k + 1), (start, end) =>
-        {
-            for (int t = start; t < end; t++)
+        int d = destination.RowLength,
+            tokens = positions.Rows,
+            k = positions.RowLength;
+        HostParallel.For(
+            tokens,
+            (long)sizeof(TElement) * d * (k + 1),
+            (start, end) =>
             {
-                ReduceToken(src.AsSpan(srcOffset), pos.AsSpan(posOffset + t * k, k), scales, scaleOffset,
-                    init is null ? default : init.AsSpan(initOffset + t * d, d), init is not null,
-                    dst.AsSpan(dstOffset + (destinationOffset + t) * d, d), d);
+                for (int t = start; t < end; t++)
+                {
+                    ReduceToken(
+                        src.AsSpan(srcOffset),
+                        pos.AsSpan(posOffset + t * k, k),
+                        scales,
+                        scaleOffset,
+                        init is null ? default : init.AsSpan(initOffset + t * d, d),
+                        init is not null,
+                        dst.AsSpan(dstOffset + (destinationOffset + t) * d, d),
+                        d
+                    );
+                }
             }
-        });
+        );
     }
 
     /// <inheritdoc />
     /// <remarks>Values widened exactly; each product and the sum in float64, ascending d, rounded once.</remarks>
-    public override void RowDots(Tensor a, Tensor aRow, Tensor b, int bRowOffset, int entriesPerBRow, Tensor result,
-        int resultOffset)
+    public override void RowDots(
+        Tensor a,
+        Tensor aRow,
+        Tensor b,
+        int bRowOffset,
+        int entriesPerBRow,
+        Tensor result,
+        int resultOffset
+    )
     {
         var (av, aOffset) = a.Data<TElement>();
         var (bv, bOffset) = b.Data<TElement>();
         var (rowsOfA, rowsOffset) = aRow.Data<int>();
         var (outv, outOffset) = result.Data<float>();
-        int d = a.RowLength, m = aRow.ElementCount;
-        HostParallel.For(m, 2L * sizeof(TElement) * d, (start, end) =>
-        {
-            for (int i = start; i < end; i++)
+        int d = a.RowLength,
+            m = aRow.ElementCount;
+        HostParallel.For(
+            m,
+            2L * sizeof(TElement) * d,
+            (start, end) =>
             {
-                ReadOnlySpan<TElement> x = av.AsSpan(aOffset + rowsOfA[rowsOffset + i] * d, d);
-                ReadOnlySpan<TElement> y = bv.AsSpan(bOffset + (bRowOffset + i / entriesPerBRow) * d, d);
-                double sum = 0;
-                for (int j = 0; j < d; j++) sum += (double)TOps.Widen(x[j]) * TOps.Widen(y[j]);
-                outv[outOffset + resultOffset + i] = (float)sum;
+                for (int i = start; i < end; i++)
+                {
+                    ReadOnlySpan<TElement> x = av.AsSpan(aOffset + rowsOfA[rowsOffset + i] * d, d);
+                    ReadOnlySpan<TElement> y = bv.AsSpan(bOffset + (bRowOffset + i / entriesPerBRow) * d, d);
+                    double sum = 0;
+                    for (int j = 0; j < d; j++)
+                        sum += (double)TOps.Widen(x[j]) * TOps.Widen(y[j]);
+                    outv[outOffset + resultOffset + i] = (float)sum;
+                }
             }
-        });
+        );
     }
 
     /// <summary>One token's ordered sum over D, a block at a time across its rows, then a scalar tail.</summary>
@@ -175,27 +252,42 @@ internal sealed unsafe class HostRowKernels<TElement, TOps> : HostRowKernels
     /// non-generic code. The same holds for <see cref="StreamRow"/> and <see cref="RowSpans{TElement, TOps}.Scale"/>.
     /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void ReduceToken(ReadOnlySpan<TElement> rows, ReadOnlySpan<int> positions, float[]? scales,
-        int scalesOffset, ReadOnlySpan<TElement> initial, bool hasInitial, Span<TElement> destination, int d)
+    private static void ReduceToken(
+        ReadOnlySpan<TElement> rows,
+        ReadOnlySpan<int> positions,
+        float[]? scales,
+        int scalesOffset,
+        ReadOnlySpan<TElement> initial,
+        bool hasInitial,
+        Span<TElement> destination,
+        int d
+    )
     {
         // The block loop reads without bounds checks: every position's row must lie inside the rows.
         foreach (int p in positions)
         {
             if (p >= 0 && (long)(p + 1) * d > rows.Length)
             {
-                throw new ArgumentOutOfRangeException(nameof(positions), p,
-                    $"a position past the {rows.Length / d} rows");
+                throw new ArgumentOutOfRangeException(
+                    nameof(positions),
+                    p,
+                    $"a position past the {rows.Length / d} rows"
+                );
             }
         }
-        int block = IRowElement<TElement>.BlockLength, j = 0;
+        int block = IRowElement<TElement>.BlockLength,
+            j = 0;
         ref TElement rowsBase = ref MemoryMarshal.GetReference(rows);
         for (; j <= d - block; j += block)
         {
-            Vector<float> low = Vector<float>.Zero, high = Vector<float>.Zero;
-            if (hasInitial) (low, high) = TOps.WidenBlock(in initial[j]);
+            Vector<float> low = Vector<float>.Zero,
+                high = Vector<float>.Zero;
+            if (hasInitial)
+                (low, high) = TOps.WidenBlock(in initial[j]);
             foreach (int p in positions)
             {
-                if (p < 0) continue;
+                if (p < 0)
+                    continue;
                 var (a, b) = TOps.WidenBlock(in Unsafe.Add(ref rowsBase, (nint)((long)p * d + j)));
                 if (scales is not null)
                 {
@@ -214,7 +306,8 @@ internal sealed unsafe class HostRowKernels<TElement, TOps> : HostRowKernels
             float acc = hasInitial ? TOps.Widen(initial[j]) : 0f;
             foreach (int p in positions)
             {
-                if (p < 0) continue;
+                if (p < 0)
+                    continue;
                 float v = TOps.Widen(rows[p * d + j]);
                 acc += scales is null ? v : v * scales[scalesOffset + p];
             }
@@ -253,23 +346,35 @@ internal sealed unsafe class HostRowKernels<TElement, TOps> : HostRowKernels
                 Avx.StoreAlignedNonTemporal((byte*)(to + j), Avx.LoadVector256((byte*)(from + j)));
             }
         }
-        for (; j < n; j++) to[j] = scale ? TOps.Narrow(TOps.Widen(from[j]) * s) : from[j];
+        for (; j < n; j++)
+            to[j] = scale ? TOps.Narrow(TOps.Widen(from[j]) * s) : from[j];
     }
 
     /// <summary>
     /// Zeros the rows no token lands in (SP pad entries, alignment padding) before a token-order scatter.
     /// </summary>
-    private static void ClearTokenlessRows(TElement[] destination, int destinationOffset, int[] rowToken,
-        int rowTokenOffset, int rows, int d)
-        => HostParallel.For(rows, 8L, (start, end) =>
-        {
-            for (int r = start; r < end; r++)
+    private static void ClearTokenlessRows(
+        TElement[] destination,
+        int destinationOffset,
+        int[] rowToken,
+        int rowTokenOffset,
+        int rows,
+        int d
+    ) =>
+        HostParallel.For(
+            rows,
+            8L,
+            (start, end) =>
             {
-                if (rowToken[rowTokenOffset + r] < 0) destination.AsSpan(destinationOffset + r * d, d).Clear();
+                for (int r = start; r < end; r++)
+                {
+                    if (rowToken[rowTokenOffset + r] < 0)
+                        destination.AsSpan(destinationOffset + r * d, d).Clear();
+                }
             }
-        });
+        );
 
     /// <summary>The array and offset of an optional tensor: <c>(null, 0)</c> when there is none.</summary>
-    private static (T[]? Array, int Offset) DataOrNull<T>(Tensor? tensor) where T : unmanaged
-        => tensor is null ? (null, 0) : tensor.Data<T>();
+    private static (T[]? Array, int Offset) DataOrNull<T>(Tensor? tensor)
+        where T : unmanaged => tensor is null ? (null, 0) : tensor.Data<T>();
 }

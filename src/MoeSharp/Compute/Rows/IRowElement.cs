@@ -14,7 +14,8 @@ namespace MoeSharp.Compute.Rows;
 /// The block forms must give, lane by lane, the same bits as the scalar forms, so a row's result does not depend on
 /// where its vector loop ends and its scalar tail begins.
 /// </remarks>
-internal interface IRowElement<TElement> where TElement : unmanaged
+internal interface IRowElement<TElement>
+    where TElement : unmanaged
 {
     /// <summary>Elements in one block: two float32 vectors' worth, whatever the element's size.</summary>
     static int BlockLength => 2 * Vector<float>.Count;

@@ -12,7 +12,8 @@ namespace MoeSharp.Compute.Rows;
 internal interface IVectorStore
 {
     /// <summary>Stores <paramref name="value"/> at <paramref name="destination"/>.</summary>
-    static abstract void Store<T>(Vector<T> value, ref T destination) where T : unmanaged;
+    static abstract void Store<T>(Vector<T> value, ref T destination)
+        where T : unmanaged;
 }
 
 /// <summary>An ordinary (unaligned, cached) vector store.</summary>
@@ -20,8 +21,8 @@ internal readonly struct PlainStore : IVectorStore
 {
     /// <inheritdoc />
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Store<T>(Vector<T> value, ref T destination) where T : unmanaged
-        => value.StoreUnsafe(ref destination);
+    public static void Store<T>(Vector<T> value, ref T destination)
+        where T : unmanaged => value.StoreUnsafe(ref destination);
 }
 
 /// <summary>
@@ -37,6 +38,7 @@ internal readonly unsafe struct NonTemporalStore : IVectorStore
 
     /// <inheritdoc />
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Store<T>(Vector<T> value, ref T destination) where T : unmanaged
-        => Avx.StoreAlignedNonTemporal((byte*)Unsafe.AsPointer(ref destination), value.AsVector256().AsByte());
+    public static void Store<T>(Vector<T> value, ref T destination)
+        where T : unmanaged =>
+        Avx.StoreAlignedNonTemporal((byte*)Unsafe.AsPointer(ref destination), value.AsVector256().AsByte());
 }
