@@ -52,7 +52,8 @@ void RunRank(IProcessGroup world)
     using DispatchResult d = dispatcher.Dispatch(x, topScores, expertIds, totalTokens: TokensPerGroup);
     Tensor y = RunExperts(d.RoutedTokens, d.TokensPerLocalExpert.AsSpan(), firstExpert); // [R, D], expert-major
     using Tensor output = dispatcher.Combine(y, d.Metadata, x, SharedExpert); // shared expert overlaps the exchange
-    // Leaving the scope hands the routed rows and the output back to dispatcher.Pool: the next step reuses warm memory.
+    // Leaving the scope hands the routed rows and the output back to dispatcher.Allocator: the next step reuses warm
+    // memory.
     // README: end
 
     // One rank alone, every expert local: the same rows, bit for bit.
