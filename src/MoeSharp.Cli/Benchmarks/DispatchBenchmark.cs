@@ -38,6 +38,14 @@ internal static class DispatchBenchmark
         /// </summary>
         public double? PairedTrafficOverhead { get; init; }
 
+        /// <summary>With <c>--traffic</c>: the A/A control, a third dispatcher with telemetry off: its median
+        /// dispatch and combine.</summary>
+        public (double Dispatch, double Combine)? Control { get; init; }
+
+        /// <summary>With <c>--traffic</c>: <see cref="PairedTrafficOverhead"/> for the control against the plain
+        /// dispatcher: the harness's own bias, which the traffic figure should be read against.</summary>
+        public double? PairedControlDifference { get; init; }
+
         /// <summary>
         /// With <c>--traffic</c>: the median time of the telemetry's own work per dispatch + combine, timed alone on
         /// the last dispatch's plan: the calls the dispatcher adds (this rank's partial from the plan, the all-gather
@@ -77,9 +85,13 @@ internal static class DispatchBenchmark
         TokenDispatcher Create(TokenDispatcherConfig c) =>
             world.Size == 1 ? new LocalTokenDispatcher(c) : new AllToAllTokenDispatcher(c, groups);
         TokenDispatcher dispatcher = Create(config);
-        // --traffic: a second dispatcher with telemetry on, on the same pool-less inputs, timed in the same loop in
-        // alternating order so drift and noise fall on both alike.
+        // --traffic: a second dispatcher with telemetry on and a third with it off (the A/A control: what two
+        // dispatchers differ by with no telemetry at all), timed in the same loop in rotating order so drift and
+        // noise fall on all three alike.
         TokenDispatcher? withTraffic = traffic ? Create(config with { CollectTraffic = true }) : null;
+        TokenDispatcher? control = traffic ? Create(config) : null;
+        var controlDispatch = new List<double>();
+        var controlCombine = new List<double>();
         var dispatchTimes = new List<double>();
         var combineTimes = new List<double>();
         var trafficDispatch = new List<double>();
@@ -91,15 +103,24 @@ internal static class DispatchBenchmark
         DispatchMetadata? lastMetadata = null;
         for (int i = 0; i < warmup + repeats; i++)
         {
-            bool trafficFirst = i % 2 == 1,
-                timed = i >= warmup;
-            if (withTraffic is not null && trafficFirst)
-                TimeOnce(withTraffic, timed, trafficDispatch, trafficCombine);
-            TimeOnce(dispatcher, timed, dispatchTimes, combineTimes);
-            if (withTraffic is not null && !trafficFirst)
-                TimeOnce(withTraffic, timed, trafficDispatch, trafficCombine);
-            if (world.Rank == 0)
-                progress?.Invoke(i + 1, warmup + repeats);
+            bool timed = i >= warmup;
+            if (withTraffic is null || control is null)
+            {
+                TimeOnce(dispatcher, timed, dispatchTimes, combineTimes);
+            }
+            else
+            {
+                for (int k = 0; k < 3; k++)
+                {
+                    switch ((i + k) % 3)
+                    {
+                        case 0: TimeOnce(dispatcher, timed, dispatchTimes, combineTimes); break;
+                        case 1: TimeOnce(withTraffic, timed, trafficDispatch, trafficCombine); break;
+                        default: TimeOnce(control, timed, controlDispatch, controlCombine); break;
+                    }
+                }
+            }
+            if (world.Rank == 0) progress?.Invoke(i + 1, warmup + repeats);
         }
 
         void TimeOnce(TokenDispatcher dispatcher, bool timed, List<double> dispatchTimes, List<double> combineTimes)
@@ -157,16 +178,16 @@ internal static class DispatchBenchmark
                     .ToList()
             )
             : null;
-        return new Result(
-            Median(dispatchTimes),
-            Median(combineTimes),
-            tokenBytes + routedBytes,
-            routedBytes + tokenBytes,
-            exchange
-        )
+        double? pairedControl = traffic
+            ? Median(Enumerable.Range(0, repeats).Select(i => (controlDispatch[i] + controlCombine[i])
+                / (dispatchTimes[i] + combineTimes[i]) - 1).ToList())
+            : null;
+        return new Result(Median(dispatchTimes), Median(combineTimes), tokenBytes + routedBytes, routedBytes + tokenBytes, exchange)
         {
             WithTraffic = traffic ? (Median(trafficDispatch), Median(trafficCombine)) : null,
             PairedTrafficOverhead = paired,
+            PairedControlDifference = pairedControl,
+            Control = traffic ? (Median(controlDispatch), Median(controlCombine)) : null,
             TelemetryWorkSeconds = telemetryWork,
         };
     }
