@@ -184,10 +184,18 @@ public sealed class TrafficCliTests : IDisposable
             .Select(r => r.GetProperty("kind").GetString()!)
             .ToArray();
         Assert.Equal(["dispatch", "combine", "dispatch_combine", "traffic_work"], kinds);
-        Assert.Contains(records, r => r.GetProperty("impl").GetString() == "moesharp-host"
-            && r.GetProperty("kind").GetString() == "dispatch_combine");
-        Assert.Contains(records, r => r.GetProperty("impl").GetString() == "moesharp-host-control"
-            && r.GetProperty("kind").GetString() == "dispatch_combine");
+        Assert.Contains(
+            records,
+            r =>
+                r.GetProperty("impl").GetString() == "moesharp-host"
+                && r.GetProperty("kind").GetString() == "dispatch_combine"
+        );
+        Assert.Contains(
+            records,
+            r =>
+                r.GetProperty("impl").GetString() == "moesharp-host-control"
+                && r.GetProperty("kind").GetString() == "dispatch_combine"
+        );
     }
 
     [Fact]

@@ -114,13 +114,20 @@ internal static class DispatchBenchmark
                 {
                     switch ((i + k) % 3)
                     {
-                        case 0: TimeOnce(dispatcher, timed, dispatchTimes, combineTimes); break;
-                        case 1: TimeOnce(withTraffic, timed, trafficDispatch, trafficCombine); break;
-                        default: TimeOnce(control, timed, controlDispatch, controlCombine); break;
+                        case 0:
+                            TimeOnce(dispatcher, timed, dispatchTimes, combineTimes);
+                            break;
+                        case 1:
+                            TimeOnce(withTraffic, timed, trafficDispatch, trafficCombine);
+                            break;
+                        default:
+                            TimeOnce(control, timed, controlDispatch, controlCombine);
+                            break;
                     }
                 }
             }
-            if (world.Rank == 0) progress?.Invoke(i + 1, warmup + repeats);
+            if (world.Rank == 0)
+                progress?.Invoke(i + 1, warmup + repeats);
         }
 
         void TimeOnce(TokenDispatcher dispatcher, bool timed, List<double> dispatchTimes, List<double> combineTimes)
@@ -179,10 +186,20 @@ internal static class DispatchBenchmark
             )
             : null;
         double? pairedControl = traffic
-            ? Median(Enumerable.Range(0, repeats).Select(i => (controlDispatch[i] + controlCombine[i])
-                / (dispatchTimes[i] + combineTimes[i]) - 1).ToList())
+            ? Median(
+                Enumerable
+                    .Range(0, repeats)
+                    .Select(i => (controlDispatch[i] + controlCombine[i]) / (dispatchTimes[i] + combineTimes[i]) - 1)
+                    .ToList()
+            )
             : null;
-        return new Result(Median(dispatchTimes), Median(combineTimes), tokenBytes + routedBytes, routedBytes + tokenBytes, exchange)
+        return new Result(
+            Median(dispatchTimes),
+            Median(combineTimes),
+            tokenBytes + routedBytes,
+            routedBytes + tokenBytes,
+            exchange
+        )
         {
             WithTraffic = traffic ? (Median(trafficDispatch), Median(trafficCombine)) : null,
             PairedTrafficOverhead = paired,

@@ -102,8 +102,14 @@ internal sealed class BenchCommand : Command<BenchSettings>
             );
             measurements.Add(("traffic_work", "moesharp-host-traffic", r.TelemetryWorkSeconds!.Value, 0));
             (double controlDispatch, double controlCombine) = r.Control!.Value;
-            measurements.Add(("dispatch_combine", "moesharp-host-control", controlDispatch + controlCombine,
-                r.DispatchBytes + r.CombineBytes));
+            measurements.Add(
+                (
+                    "dispatch_combine",
+                    "moesharp-host-control",
+                    controlDispatch + controlCombine,
+                    r.DispatchBytes + r.CombineBytes
+                )
+            );
         }
         if (r.Exchange is { } exchange)
         {
@@ -202,21 +208,45 @@ internal sealed class BenchCommand : Command<BenchSettings>
             double off = r.DispatchSeconds + r.CombineSeconds,
                 onMs = traffic.Dispatch + traffic.Combine;
             double work = r.TelemetryWorkSeconds!.Value;
-            AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
-                $"traffic telemetry: dispatch + combine {onMs * 1e3:F2} ms on vs {off * 1e3:F2} ms off " +
-                $"(medians, same loop, rotating order): {(onMs / off - 1) * 100:+0.00;-0.00} %")));
-            AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
-                $"  median of the {s.Repeats} back-to-back pairs' ratios: " +
-                $"{r.PairedTrafficOverhead!.Value * 100:+0.00;-0.00} %")));
+            AnsiConsole.MarkupLine(
+                Markup.Escape(
+                    string.Create(
+                        CultureInfo.InvariantCulture,
+                        $"traffic telemetry: dispatch + combine {onMs * 1e3:F2} ms on vs {off * 1e3:F2} ms off "
+                            + $"(medians, same loop, rotating order): {(onMs / off - 1) * 100:+0.00;-0.00} %"
+                    )
+                )
+            );
+            AnsiConsole.MarkupLine(
+                Markup.Escape(
+                    string.Create(
+                        CultureInfo.InvariantCulture,
+                        $"  median of the {s.Repeats} back-to-back pairs' ratios: "
+                            + $"{r.PairedTrafficOverhead!.Value * 100:+0.00;-0.00} %"
+                    )
+                )
+            );
             (double controlDispatch, double controlCombine) = r.Control!.Value;
             double control = controlDispatch + controlCombine;
-            AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
-                $"  A/A control (a third dispatcher, telemetry off): {control * 1e3:F2} ms, " +
-                $"{(control / off - 1) * 100:+0.00;-0.00} % (medians), " +
-                $"{r.PairedControlDifference!.Value * 100:+0.00;-0.00} % (pairs): the harness's own spread")));
-            AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
-                $"  the telemetry's own work timed alone: {work * 1e3:F3} ms per dispatch + combine = " +
-                $"{work / off * 100:F3} % of the off median")));
+            AnsiConsole.MarkupLine(
+                Markup.Escape(
+                    string.Create(
+                        CultureInfo.InvariantCulture,
+                        $"  A/A control (a third dispatcher, telemetry off): {control * 1e3:F2} ms, "
+                            + $"{(control / off - 1) * 100:+0.00;-0.00} % (medians), "
+                            + $"{r.PairedControlDifference!.Value * 100:+0.00;-0.00} % (pairs): the harness's own spread"
+                    )
+                )
+            );
+            AnsiConsole.MarkupLine(
+                Markup.Escape(
+                    string.Create(
+                        CultureInfo.InvariantCulture,
+                        $"  the telemetry's own work timed alone: {work * 1e3:F3} ms per dispatch + combine = "
+                            + $"{work / off * 100:F3} % of the off median"
+                    )
+                )
+            );
         }
         return 0;
     }

@@ -114,10 +114,12 @@ internal sealed class BenchSettings : CommandSettings
     public int Hidden { get; init; } = 768;
 
     [CommandOption("--traffic")]
-    [Description("Also time dispatch and combine with traffic telemetry on (a second dispatcher in the same loop, "
-        + "and a third with it off as an A/A control, in rotating order; all timed to a barrier after each phase, so "
-        + "all count the slowest rank) and print the overhead, and the telemetry's own work timed alone; host "
-        + "dispatch benchmark only.")]
+    [Description(
+        "Also time dispatch and combine with traffic telemetry on (a second dispatcher in the same loop, "
+            + "and a third with it off as an A/A control, in rotating order; all timed to a barrier after each phase, so "
+            + "all count the slowest rank) and print the overhead, and the telemetry's own work timed alone; host "
+            + "dispatch benchmark only."
+    )]
     public bool Traffic { get; init; }
 
     [CommandOption("--json")]
