@@ -21,7 +21,10 @@ public sealed class AllToAllTokenDispatcher : TokenDispatcher
     /// <param name="config">What to route.</param>
     /// <param name="groups">EP and SP groups.</param>
     /// <param name="kernels">Compute backend; the host kernels when null.</param>
-    /// <param name="pool">Where tensors come from; a new pool when null.</param>
+    /// <param name="pool">
+    /// The host kernels' pool when <paramref name="kernels"/> is null (a new pool when this is null too); unused
+    /// otherwise, since tensors then come from the kernels' device (<see cref="TokenDispatcher.Allocator"/>).
+    /// </param>
     public AllToAllTokenDispatcher(
         TokenDispatcherConfig config,
         ParallelGroups groups,

@@ -12,7 +12,10 @@ public sealed class LocalTokenDispatcher : TokenDispatcher
     /// <summary>Creates a local dispatcher.</summary>
     /// <param name="config">What to route; all E experts are local.</param>
     /// <param name="kernels">Compute backend; the host kernels when null.</param>
-    /// <param name="pool">Where tensors come from; a new pool when null.</param>
+    /// <param name="pool">
+    /// The host kernels' pool when <paramref name="kernels"/> is null (a new pool when this is null too); unused
+    /// otherwise, since tensors then come from the kernels' device (<see cref="TokenDispatcher.Allocator"/>).
+    /// </param>
     public LocalTokenDispatcher(TokenDispatcherConfig config, IMoeKernels? kernels = null, TensorPool? pool = null)
         : base(config, epSize: 1, epRank: 0, spSize: 1, spRank: 0, kernels, pool, k => new LocalExchange(k)) { }
 }
