@@ -8,8 +8,9 @@ namespace MoeSharp.Benchmarks;
 
 /// <summary>
 /// <see cref="LocalTokenDispatcher"/> (EP = 1): <see cref="TokenDispatcher.Dispatch"/> and
-/// <see cref="TokenDispatcher.Combine"/> timed separately. Outputs go back to the dispatcher's pool every
-/// iteration, as in a training loop, so steady-state iterations reuse warm memory.
+/// <see cref="TokenDispatcher.Combine"/> timed separately. Outputs go back to the dispatcher's allocator
+/// (<see cref="TokenDispatcher.Allocator"/>) every iteration, as in a training loop, so steady-state iterations reuse
+/// warm memory.
 /// </summary>
 [MemoryDiagnoser]
 [Config(typeof(BandwidthConfig))]

@@ -11,8 +11,9 @@ namespace MoeSharp.Dispatch;
 /// <param name="TokensPerLocalExpert"><c>[E/S]</c>: rows per local expert, alignment padding included.</param>
 /// <param name="Metadata">What combine and the backward passes need; pass it back unchanged.</param>
 /// <remarks>
-/// <c>using var d = dispatcher.Dispatch(...)</c> hands <see cref="RoutedTokens"/> back to the dispatcher's pool and
-/// releases <see cref="Metadata"/> at the end of the scope: do that once combine (and any backward pass) is done.
+/// <c>using var d = dispatcher.Dispatch(...)</c> hands <see cref="RoutedTokens"/> back to the dispatcher's allocator
+/// (<see cref="TokenDispatcher.Allocator"/>) and releases <see cref="Metadata"/> at the end of the scope: do that once
+/// combine (and any backward pass) is done.
 /// </remarks>
 public sealed record DispatchResult(
     Tensor RoutedTokens,
