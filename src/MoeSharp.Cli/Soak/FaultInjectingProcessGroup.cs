@@ -141,52 +141,36 @@ internal sealed class FaultInjectingProcessGroup : IProcessGroup
     }
 
     /// <inheritdoc/>
-    public void AllReduceSum(Span<float> values)
+    public void AllReduceSum(Span<float> values) => ReduceWithFault(values, _inner.AllReduceSum);
+
+    /// <inheritdoc/>
+    public void AllReduceSum(Span<double> values) => ReduceWithFault(values, _inner.AllReduceSum);
+
+    /// <inheritdoc/>
+    public void AllReduceSum(Span<long> values) => ReduceWithFault(values, _inner.AllReduceSum);
+
+    /// <summary>
+    /// An element-wise sum of the inner group with this call's fault: skipped, one element short, or none.
+    /// </summary>
+    private void ReduceWithFault<T>(Span<T> values, SpanReduce<T> reduce)
     {
         switch (Fault(shapes: values.Length > 0, counts: false))
         {
             case FaultKind.ReturnEarly:
                 return;
             case FaultKind.MismatchedShapes:
-                _inner.AllReduceSum(values[..^1]);
+                reduce(values[..^1]);
                 return;
             default:
-                _inner.AllReduceSum(values);
+                reduce(values);
                 return;
         }
     }
 
-    /// <inheritdoc/>
-    public void AllReduceSum(Span<double> values)
-    {
-        switch (Fault(shapes: values.Length > 0, counts: false))
-        {
-            case FaultKind.ReturnEarly:
-                return;
-            case FaultKind.MismatchedShapes:
-                _inner.AllReduceSum(values[..^1]);
-                return;
-            default:
-                _inner.AllReduceSum(values);
-                return;
-        }
-    }
-
-    /// <inheritdoc/>
-    public void AllReduceSum(Span<long> values)
-    {
-        switch (Fault(shapes: values.Length > 0, counts: false))
-        {
-            case FaultKind.ReturnEarly:
-                return;
-            case FaultKind.MismatchedShapes:
-                _inner.AllReduceSum(values[..^1]);
-                return;
-            default:
-                _inner.AllReduceSum(values);
-                return;
-        }
-    }
+    /// <summary>
+    /// One of the inner group's <c>AllReduceSum</c> overloads (a span cannot be a type argument of Action).
+    /// </summary>
+    private delegate void SpanReduce<T>(Span<T> values);
 
     /// <inheritdoc/>
     public void AllToAllV(Tensor send, ReadOnlySpan<int> sendCounts, Tensor receive, ReadOnlySpan<int> receiveCounts)
