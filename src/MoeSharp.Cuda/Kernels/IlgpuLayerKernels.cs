@@ -655,10 +655,7 @@ public sealed class IlgpuLayerKernels
             return;
         ArrayView<float> cView = Floats(c, nameof(c));
         if ((long)cStart + (long)m * n > cView.Length)
-            throw new ArgumentException(
-                $"the [{m}, {n}] product does " + $"not fit into {c} at element {cStart}",
-                nameof(c)
-            );
+            throw new ArgumentException($"the [{m}, {n}] product does not fit into {c} at element {cStart}", nameof(c));
         if (k == 0)
         {
             if (!accumulate)

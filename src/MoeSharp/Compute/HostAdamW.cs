@@ -17,7 +17,7 @@ internal static unsafe class HostAdamW
         if (g.Length != n || m.Length != n || v.Length != n)
         {
             throw new ArgumentException(
-                $"AdamW: value has {n} elements but grad {g.Length}, exp_avg {m.Length}, " + $"exp_avg_sq {v.Length}"
+                $"AdamW: value has {n} elements but grad {g.Length}, exp_avg {m.Length}, exp_avg_sq {v.Length}"
             );
         }
         fixed (float* pt = theta)

@@ -219,9 +219,7 @@ internal sealed class AllToAllExchange : ITokenExchange
         }
         // Every rank's header was read, its own included: a shard left open is resolved now.
         return mine
-            ?? throw new InvalidOperationException(
-                $"the count exchange did not resolve the shard (rank " + $"{EpRank})"
-            );
+            ?? throw new InvalidOperationException($"the count exchange did not resolve the shard (rank {EpRank})");
     }
 
     /// <inheritdoc />

@@ -35,7 +35,7 @@ internal sealed class LocalExchange(IMoeKernels kernels) : ITokenExchange
             return new CountedEntries(scan, null);
         // SP = 1: the shard is the whole input, always known.
         SequenceShard known =
-            claim.Shard ?? throw new InvalidOperationException("a local dispatch always knows " + "its shard");
+            claim.Shard ?? throw new InvalidOperationException("a local dispatch always knows its shard");
         return new CountedEntries(scan, new ExchangedCounts(scan.Counts, known));
     }
 

@@ -470,7 +470,7 @@ public class TokenDispatcher
         if ((x.DType != DType.Float32 && x.DType != DType.BFloat16) || x.Rank != 2)
         {
             throw new ArgumentException(
-                $"x must be a float32 or bfloat16 [T, D] tensor; got {x.DType} " + $"{x.ShapeString} (rank {EpRank})",
+                $"x must be a float32 or bfloat16 [T, D] tensor; got {x.DType} {x.ShapeString} (rank {EpRank})",
                 nameof(x)
             );
         }

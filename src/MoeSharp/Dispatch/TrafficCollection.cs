@@ -72,7 +72,7 @@ internal static class TrafficCollection
                 (long)width * world.Size <= Array.MaxLength
                     ? width * world.Size
                     : throw new InvalidOperationException(
-                        $"a traffic report of {s} ranks × {e} experts exceeds one " + $"array (rank {rank})"
+                        $"a traffic report of {s} ranks × {e} experts exceeds one array (rank {rank})"
                     )
             ];
             world.AllGather<long>(mine, all);

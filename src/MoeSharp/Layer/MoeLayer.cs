@@ -115,7 +115,7 @@ public sealed class MoeLayer : IDisposable
         if (args.SharedExpertGate && args.SharedHidden == 0)
         {
             throw new ArgumentException(
-                "a shared expert gate (SharedExpertGate) needs a shared expert " + "(SharedHidden > 0)",
+                "a shared expert gate (SharedExpertGate) needs a shared expert (SharedHidden > 0)",
                 nameof(args)
             );
         }
@@ -375,8 +375,7 @@ public sealed class MoeLayer : IDisposable
         ArgumentNullException.ThrowIfNull(gradOutput);
         ObjectDisposedException.ThrowIf(_disposed, this);
         ForwardContext saved =
-            _saved
-            ?? throw new InvalidOperationException($"Backward needs a Forward first (rank " + $"{Dispatcher.EpRank})");
+            _saved ?? throw new InvalidOperationException($"Backward needs a Forward first (rank {Dispatcher.EpRank})");
         if (
             gradOutput.DType != DType.Float32
             || !gradOutput.Shape.SequenceEqual(saved.OutputShape)

@@ -380,7 +380,7 @@ public static class MoeLayerCheckpoint
             DType.Float32 => tensor,
             DType.BFloat16 => tensor.ToFloat32(),
             _ => throw new InvalidDataException(
-                $"{file.SourceName}: tensor '{name}' is {tensor.DType}; expected " + $"F32 or BF16 {expected}"
+                $"{file.SourceName}: tensor '{name}' is {tensor.DType}; expected F32 or BF16 {expected}"
             ),
         };
     }

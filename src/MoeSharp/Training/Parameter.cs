@@ -54,9 +54,7 @@ public sealed class Parameter
         {
             Tensor grad =
                 createGrad()
-                ?? throw new InvalidOperationException(
-                    $"the gradient factory of parameter " + $"'{name}' returned null"
-                );
+                ?? throw new InvalidOperationException($"the gradient factory of parameter '{name}' returned null");
             if (grad.DType != DType.Float32 || !grad.Shape.SequenceEqual(value.Shape) || grad.Device != value.Device)
             {
                 throw new ArgumentException(

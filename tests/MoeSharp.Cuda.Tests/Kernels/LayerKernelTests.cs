@@ -107,7 +107,7 @@ public class LayerKernelTests(CpuBackendFixture fixture)
                             // below 1e-4.
                             Assert.True(
                                 Math.Abs(expected[i] - actual[i]) <= 1e-4f,
-                                $"{name} element {i}: host " + $"{expected[i]}, device {actual[i]}"
+                                $"{name} element {i}: host {expected[i]}, device {actual[i]}"
                             );
                         }
                     }
@@ -156,7 +156,7 @@ public class LayerKernelTests(CpuBackendFixture fixture)
                     );
                     Assert.True(
                         rows * n * k < 4 || !full.AsSpan<float>().SequenceEqual(got),
-                        "bfloat16 products gave the " + "float32 bits"
+                        "bfloat16 products gave the float32 bits"
                     );
                 },
                 iter: 40,
