@@ -8,10 +8,10 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 dev=${1:-.device}
 OUT=${OUT:-bench-out}; mkdir -p "$OUT"
-tar xJf "$dev/app-before.tar.xz" -C /tmp && rm -rf "$dev/app-before" && mv /tmp/app "$dev/app-before"
-sed 's#app/moe.dll#app-before/moe.dll#' "$dev/run.sh" > "$dev/run-before.sh"
-mkdir -p "$dev/before"; cp "$dev/run-before.sh" "$dev/before/run.sh"; ln -sfn "../app-before" "$dev/before/app-before"
-ln -sfn ../dotnet-runtime.tar.xz "$dev/before/dotnet-runtime.tar.xz"
+# The older build gets a folder of its own whose run.sh runs its app on the runtime unpacked here first.
+bash "$dev/run.sh" --version > /dev/null
+rm -rf "$dev/before" && mkdir -p "$dev/before" && tar xJf "$dev/app-before.tar.xz" -C "$dev/before"
+cp "$dev/run.sh" "$dev/before/run.sh"
 for round in 1 2; do
   bash "$here/arch-bench.sh" "$dev/before" "before$round" | grep -v '^GPU\|^[0-9]*$'
   bash "$here/arch-bench.sh" "$dev" "after$round" | grep -v '^GPU\|^[0-9]*$'
