@@ -231,10 +231,10 @@ internal static class DispatchBenchmark
             );
             partial.AddExchangeWait(world.Rank, TrafficExchange.Counts, 0.5);
             partial.AddExchangeWait(world.Rank, TrafficExchange.RowsForward, 0.5);
-            TrafficReport dispatched = TrafficCollection.Gather(world, partial, world.Rank);
+            TrafficReport dispatched = TrafficCollection.Gather(world, partial, world.Rank, [start, start, 0]);
             var back = new TrafficReport(world.Size, experts);
             back.AddExchangeWait(world.Rank, TrafficExchange.RowsBack, 0.5);
-            _ = TrafficReport.Reduce([dispatched, TrafficCollection.Gather(world, back, world.Rank)]);
+            _ = TrafficReport.Reduce([dispatched, TrafficCollection.Gather(world, back, world.Rank, [0, 0, start])]);
             times.Add(Stopwatch.GetElapsedTime(start).TotalSeconds);
         }
         return Median(times);

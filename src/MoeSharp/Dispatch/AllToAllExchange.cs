@@ -97,7 +97,10 @@ internal sealed class AllToAllExchange : ITokenExchange
             long started = _config.CollectTraffic ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
             _groups.World.AllToAllV(send, sizes, block, sizes);
             if (_config.CollectTraffic)
+            {
+                LastCountExchangeStarted = started;
                 LastCountExchangeMilliseconds = TrafficCollection.MillisecondsSince(started);
+            }
             words = _kernels.Device.ToHost(block).AsSpan<int>().ToArray();
         }
 
@@ -136,7 +139,10 @@ internal sealed class AllToAllExchange : ITokenExchange
         long started = _config.CollectTraffic ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
         _groups.World.AllToAll<int>(send, receive);
         if (_config.CollectTraffic)
+        {
+            LastCountExchangeStarted = started;
             LastCountExchangeMilliseconds = TrafficCollection.MillisecondsSince(started);
+        }
         return ReadCountMessages(receive, messages, claim);
     }
 
@@ -263,8 +269,11 @@ internal sealed class AllToAllExchange : ITokenExchange
     public double LastCountExchangeMilliseconds { get; private set; }
 
     /// <inheritdoc />
-    public TrafficReport GatherTraffic(TrafficReport partial) =>
-        TrafficCollection.Gather(_groups.World, partial, EpRank);
+    public long LastCountExchangeStarted { get; private set; }
+
+    /// <inheritdoc />
+    public TrafficReport GatherTraffic(TrafficReport partial, ReadOnlySpan<long> arrivals) =>
+        TrafficCollection.Gather(_groups.World, partial, EpRank, arrivals);
 
     /// <inheritdoc />
     public void SumOverSequenceParallel(Tensor values)

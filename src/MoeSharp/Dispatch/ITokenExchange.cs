@@ -59,9 +59,13 @@ internal interface ITokenExchange
     /// </summary>
     double LastCountExchangeMilliseconds { get; }
 
-    /// <summary>Every rank's row of <paramref name="partial"/> over the EP group, the same report on every rank
-    /// (<see cref="TrafficCollection.Gather"/>).</summary>
-    TrafficReport GatherTraffic(TrafficReport partial);
+    /// <summary>When the last <see cref="CountEntries"/> entered its collective (a
+    /// <see cref="System.Diagnostics.Stopwatch"/> timestamp), under the same conditions; 0 otherwise.</summary>
+    long LastCountExchangeStarted { get; }
+
+    /// <summary>Every rank's row of <paramref name="partial"/> over the EP group, the same report on every rank, with
+    /// the per-peer waits derived from <paramref name="arrivals"/> (<see cref="TrafficCollection.Gather"/>).</summary>
+    TrafficReport GatherTraffic(TrafficReport partial, ReadOnlySpan<long> arrivals);
 
     /// <summary>Sums <paramref name="values"/> over the SP group in place, in SP-rank order (every rank gets the same
     /// bits).</summary>

@@ -72,7 +72,11 @@ internal sealed class LocalExchange(IMoeKernels kernels) : ITokenExchange
     public double LastCountExchangeMilliseconds => 0;
 
     /// <inheritdoc />
-    public TrafficReport GatherTraffic(TrafficReport partial) => TrafficCollection.Gather(null, partial, 0);
+    public long LastCountExchangeStarted => 0;
+
+    /// <inheritdoc />
+    public TrafficReport GatherTraffic(TrafficReport partial, ReadOnlySpan<long> arrivals) =>
+        TrafficCollection.Gather(null, partial, 0, arrivals);
 
     /// <inheritdoc />
     public void SumOverSequenceParallel(Tensor values)

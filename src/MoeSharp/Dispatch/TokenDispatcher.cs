@@ -140,6 +140,7 @@ public class TokenDispatcher
         DispatchPlan plan;
         LocalLayoutMaps local;
         double countMs;
+        long countStarted;
         using (var entryScope = new TensorScope(Allocator))
         {
             var columns = new EntryColumns(
@@ -156,6 +157,7 @@ public class TokenDispatcher
             );
             CountedEntries counted = _exchange.CountEntries(shard, columns, claim, totalTokens);
             countMs = _exchange.LastCountExchangeMilliseconds;
+            countStarted = _exchange.LastCountExchangeStarted;
             if (counted.Exchanged is not { } exchanged)
                 throw InvalidEntry(counted.Scan, inputRowOffset);
             var rows = new RowFormat(x.RowLength, x.DType, Kernels.Device.IsHost);
@@ -181,13 +183,13 @@ public class TokenDispatcher
         var metadata = new DispatchMetadata(this, plan, x.ShapeArray(), x.DType, local, permutation);
 
         // Exchange and postprocess: the rows to the ranks that own their experts, there permuted expert-major.
-        double forwardMs = 0;
-        Tensor routed = _exchange.MovesRows ? ToExpertMajor(gathered, metadata, scope, out forwardMs) : gathered;
+        var forward = default(ExchangeTime);
+        Tensor routed = _exchange.MovesRows ? ToExpertMajor(gathered, metadata, scope, out forward) : gathered;
         scope.Keep(routed);
         foreach (Tensor map in metadata.Tensors)
             scope.Keep(map);
         if (Config.CollectTraffic)
-            metadata.Traffic = LastTraffic = DispatchTraffic(metadata, countMs, forwardMs);
+            metadata.Traffic = LastTraffic = DispatchTraffic(metadata, new(countStarted, countMs), forward);
         return new DispatchResult(routed, plan.TokensPerLocalExpert, metadata) { Traffic = metadata.Traffic };
     }
 
@@ -236,14 +238,15 @@ public class TokenDispatcher
         {
             CollectiveRequest pending = CollectiveRequest.Completed;
             double backMs = 0;
+            long backStarted = 0;
             if (_exchange.MovesRows)
             {
                 Tensor send = ToRankMajor(routedOutput, metadata, inFlight);
                 localRows = scope.Rent(metadata.RowType, plan.LocalRows, metadata.Dim);
-                long started = Config.CollectTraffic ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
+                backStarted = Config.CollectTraffic ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
                 pending = _exchange.StartExchangeRows(send, plan.OutputSplits, localRows, plan.InputSplits);
                 if (Config.CollectTraffic)
-                    backMs = TrafficCollection.MillisecondsSince(started);
+                    backMs = TrafficCollection.MillisecondsSince(backStarted);
             }
             try
             {
@@ -273,7 +276,7 @@ public class TokenDispatcher
             }
             if (Config.CollectTraffic && metadata.Traffic is { } dispatched)
             {
-                metadata.Traffic = LastTraffic = CombineTraffic(dispatched, backMs);
+                metadata.Traffic = LastTraffic = CombineTraffic(dispatched, new(backStarted, backMs));
             }
         }
 
@@ -574,7 +577,7 @@ public class TokenDispatcher
     /// <summary>
     /// The traffic of a dispatch: this rank's row from the plan and its waits, gathered over the EP group.
     /// </summary>
-    private TrafficReport DispatchTraffic(DispatchMetadata metadata, double countMs, double forwardMs)
+    private TrafficReport DispatchTraffic(DispatchMetadata metadata, ExchangeTime counts, ExchangeTime forward)
     {
         TrafficReport partial = TrafficCollection.Partial(
             metadata.Plan,
@@ -584,28 +587,34 @@ public class TokenDispatcher
             metadata.Dim,
             metadata.RowType
         );
-        partial.AddExchangeWait(EpRank, TrafficExchange.Counts, countMs);
-        partial.AddExchangeWait(EpRank, TrafficExchange.RowsForward, forwardMs);
-        return _exchange.GatherTraffic(partial);
+        partial.AddExchangeWait(EpRank, TrafficExchange.Counts, counts.Milliseconds);
+        partial.AddExchangeWait(EpRank, TrafficExchange.RowsForward, forward.Milliseconds);
+        return _exchange.GatherTraffic(partial, [counts.Started, forward.Started, 0]);
     }
 
     /// <summary>
     /// The dispatch's report with every rank's back-exchange wait added (gathered over the EP group). The matrix stays
     /// the dispatch's: combine sends the same rows back, its transpose.
     /// </summary>
-    private TrafficReport CombineTraffic(TrafficReport dispatched, double backMs)
+    private TrafficReport CombineTraffic(TrafficReport dispatched, ExchangeTime back)
     {
         var partial = new TrafficReport(EpSize, Config.NumExperts);
-        partial.AddExchangeWait(EpRank, TrafficExchange.RowsBack, backMs);
-        // Each entry has one non-zero contributor, so the sum is exact and the same on every rank.
-        return TrafficReport.Reduce([dispatched, _exchange.GatherTraffic(partial)]);
+        partial.AddExchangeWait(EpRank, TrafficExchange.RowsBack, back.Milliseconds);
+        // Each exchange wait has one non-zero contributor, so that sum is exact; the per-peer waits add the back
+        // exchange's to the dispatch's in the same order on every rank, so every rank gets the same bits.
+        return TrafficReport.Reduce([dispatched, _exchange.GatherTraffic(partial, [0, 0, back.Started])]);
     }
 
     /// <summary>
-    /// Forward exchange: local-layout rows to this rank's experts, expert-major; <paramref name="exchangeMs"/> is the
-    /// time in the row exchange when traffic is collected (0 otherwise).
+    /// Forward exchange: local-layout rows to this rank's experts, expert-major; <paramref name="exchange"/> is when
+    /// the row exchange started and its time when traffic is collected (zeros otherwise).
     /// </summary>
-    private Tensor ToExpertMajor(Tensor localRows, DispatchMetadata metadata, TensorScope scope, out double exchangeMs)
+    private Tensor ToExpertMajor(
+        Tensor localRows,
+        DispatchMetadata metadata,
+        TensorScope scope,
+        out ExchangeTime exchange
+    )
     {
         DispatchPlan plan = metadata.Plan;
         Tensor received = scope.Rent(metadata.RowType, plan.RowsReceived, metadata.Dim);
@@ -615,7 +624,7 @@ public class TokenDispatcher
             received,
             () => _exchange.ExchangeRows(localRows, plan.InputSplits, received, plan.OutputSplits)
         );
-        exchangeMs = Config.CollectTraffic ? TrafficCollection.MillisecondsSince(started) : 0;
+        exchange = new(started, Config.CollectTraffic ? TrafficCollection.MillisecondsSince(started) : 0);
         if (metadata.Permutation is null)
             return received;
         Tensor routed = scope.Rent(metadata.RowType, plan.RoutedRows, metadata.Dim);

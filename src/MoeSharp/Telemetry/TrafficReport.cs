@@ -108,7 +108,10 @@ public sealed class TrafficReport
     /// <summary>Bytes sent (rows, scales and any padding the exchange moves), <c>[source rank, expert]</c>.</summary>
     public ReadOnlySpan<long> ByteCounts => _bytes;
 
-    /// <summary>Milliseconds each rank waited for each peer, <c>[rank, peer]</c> row-major.</summary>
+    /// <summary>
+    /// Milliseconds each rank waited for each peer, <c>[rank, peer]</c> row-major: summed over the step's exchanges,
+    /// how long after the rank each peer entered the exchange, at most the rank's whole time in it.
+    /// </summary>
     public ReadOnlySpan<double> WaitMilliseconds => _waits;
 
     /// <summary>
@@ -116,8 +119,10 @@ public sealed class TrafficReport
     /// row-major (<see cref="ExchangeCount"/> columns): the whole collective as this rank saw it, start to finish.
     /// </summary>
     /// <remarks>
-    /// An all-to-all-v is one call that returns when every peer's rows are in, so it cannot tell which peer a rank
-    /// waited for: the dispatcher fills this matrix and leaves the per-peer <see cref="WaitMilliseconds"/> at zero.
+    /// An all-to-all-v is one call that returns when every peer's rows are in, so it cannot itself tell which peer a
+    /// rank waited for. The dispatcher derives <see cref="WaitMilliseconds"/> from when each rank entered each
+    /// exchange, where the ranks share one clock (in-process ranks, processes on one host); across hosts the per-peer
+    /// matrix stays zero and this one is what there is.
     /// </remarks>
     public ReadOnlySpan<double> ExchangeWaitMilliseconds => _exchangeWaits;
 

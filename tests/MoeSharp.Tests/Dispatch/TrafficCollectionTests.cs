@@ -58,7 +58,7 @@ public class TrafficCollectionTests
         );
     }
 
-    private static RankRun[] Run(bool collect) =>
+    private static RankRun[] Run(bool collect, int lateRank = -1, int lateMilliseconds = 0) =>
         InProcessWorld.Run(
             World,
             world =>
@@ -69,6 +69,8 @@ public class TrafficCollectionTests
                     groups
                 );
                 (Tensor x, Tensor scores, Tensor ids) = Inputs(world.Rank);
+                if (world.Rank == lateRank)
+                    Thread.Sleep(lateMilliseconds);
                 var sent = new int[Experts];
                 foreach (int id in ids.AsSpan<int>())
                     sent[id]++;
@@ -153,9 +155,45 @@ public class TrafficCollectionTests
             }
             foreach (double ms in combined.ExchangeWaitMilliseconds)
                 Assert.True(ms >= 0 && double.IsFinite(ms));
-            // The all-to-all-v cannot tell peers apart: the per-peer matrix is left empty, not made up.
-            Assert.All(combined.WaitMilliseconds.ToArray(), ms => Assert.Equal(0.0, ms));
+            // Each peer wait is part of the rank's time in the exchanges: never negative, never more than all of it.
+            for (int rank = 0; rank < World; rank++)
+            {
+                double inExchanges = 0;
+                for (int x = 0; x < 3; x++)
+                    inExchanges += combined.ExchangeWaitMilliseconds[rank * 3 + x];
+                Assert.Equal(0.0, combined.WaitMilliseconds[rank * World + rank]);
+                for (int peer = 0; peer < World; peer++)
+                {
+                    double ms = combined.WaitMilliseconds[rank * World + peer];
+                    Assert.True(ms >= 0 && ms <= inExchanges, $"rank {rank} waited {ms} ms for {peer}");
+                }
+            }
         }
+    }
+
+    [Fact]
+    public void PeerWaits_NameTheRankThatArrivedLate()
+    {
+        const int late = 2,
+            delayMs = 300;
+        RankRun[] ranks = Run(collect: true, lateRank: late, lateMilliseconds: delayMs);
+        TrafficReport report = ranks[0].Combined!;
+        for (int rank = 0; rank < World; rank++)
+        {
+            if (rank == late)
+                continue;
+            // The others sat in the count exchange until the late rank came: most of the delay is a wait for it.
+            double forLate = report.WaitMilliseconds[rank * World + late];
+            Assert.True(forLate >= delayMs / 2, $"rank {rank} waited {forLate} ms for the late rank");
+            for (int peer = 0; peer < World; peer++)
+            {
+                if (peer != late)
+                    Assert.True(report.WaitMilliseconds[rank * World + peer] < forLate);
+            }
+        }
+        // The late rank found everyone there: it waited for no one as long as they waited for it.
+        for (int peer = 0; peer < World; peer++)
+            Assert.True(report.WaitMilliseconds[late * World + peer] < delayMs / 2);
     }
 
     [Fact]
