@@ -273,6 +273,9 @@ internal static class MoeTrainer
                 : feed.Upload(LayerWorldRunner.RankRows(Batch(o, step), layout, rank).X);
         Tensor target = feed.Teacher(x);
 
+        // Finished before the layer's clock starts (and the head's step before the backward's), so the layer's time is
+        // the layer's alone; each wait costs a launch gap of microseconds.
+        kernels.Dispatch.Device.Synchronize();
         long layerStarted = Stopwatch.GetTimestamp();
         Tensor y = layer.Forward(x, o.Layout == SequenceLayout.Sharded ? groupTokens : null);
         kernels.Dispatch.Device.Synchronize();
@@ -280,6 +283,7 @@ internal static class MoeTrainer
         TrafficReport? traffic = layer.Dispatcher.LastTraffic;
 
         Tensor gradY = feed.Loss(y, target, 2f / o.Tokens, ownOffset, ownCount);
+        kernels.Dispatch.Device.Synchronize();
         layerStarted = Stopwatch.GetTimestamp();
         Tensor gradX = layer.Backward(gradY).GradX;
         layerOptimizer.Step();
