@@ -1,6 +1,6 @@
 namespace MoeSharp.Cli.Training;
 
-/// <summary>How <c>moe train</c> draws each step's batch (<c>--batch</c>); both are functions of the seed and step.</summary>
+/// <summary>How <c>moe train</c> draws each step's batch (<c>--batch</c>), a function of the seed and step.</summary>
 internal enum BatchSource
 {
     /// <summary>

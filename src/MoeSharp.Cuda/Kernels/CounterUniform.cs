@@ -16,7 +16,7 @@ internal static class CounterUniform
 {
     private const ulong Gamma = 0x9E3779B97F4A7C15UL;
 
-    /// <summary>The stream of (<paramref name="seed"/>, <paramref name="step"/>): distinct pairs, distinct keys.</summary>
+    /// <summary>The key of stream (<paramref name="seed"/>, <paramref name="step"/>): one per pair.</summary>
     public static ulong StreamKey(int seed, int step) => Mix(((ulong)(uint)seed << 32) | (uint)step);
 
     /// <summary>Element <paramref name="index"/> (≥ 0) of the stream <paramref name="key"/>: in [-1, 1).</summary>
