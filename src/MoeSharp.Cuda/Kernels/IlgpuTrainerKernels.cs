@@ -19,6 +19,9 @@ namespace MoeSharp.Cuda.Kernels;
 /// </remarks>
 internal sealed class IlgpuTrainerKernels : IDisposable
 {
+    /// <summary>The row kernels' group size off CUDA.</summary>
+    private const int CpuGroupSize = 4;
+
     /// <summary>Rows per partial sum of the head gradient.</summary>
     private const int HeadChunk = 64;
 
@@ -64,12 +67,10 @@ internal sealed class IlgpuTrainerKernels : IDisposable
     {
         _allocator = allocator ?? throw new ArgumentNullException(nameof(allocator));
         Accelerator acc = allocator.Accelerator;
-        // A power of two for the reduction tree; ILGPU's CPU accelerator allows smaller groups than a GPU.
-        _group =
-            (int)
-                BitOperations.RoundUpToPowerOf2(
-                    (uint)Math.Min(TrainerKernelBodies.MaxGroupSize, acc.MaxNumThreadsPerGroup) + 1
-                ) / 2;
+        // A power of two for the reduction tree. ILGPU's CPU accelerator runs a group's threads in lockstep through
+        // barriers, which cost far more than the arithmetic there: it gets small groups (the tree still has levels).
+        int wanted = acc.AcceleratorType == AcceleratorType.Cuda ? TrainerKernelBodies.MaxGroupSize : CpuGroupSize;
+        _group = (int)BitOperations.RoundUpToPowerOf2((uint)Math.Min(wanted, acc.MaxNumThreadsPerGroup) + 1) / 2;
         _batch = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ulong, long>(
             TrainerKernelBodies.CounterBatch
         );
