@@ -16,9 +16,29 @@ public sealed class TrainerKernelTests(CpuBackendFixture fixture)
     private readonly IlgpuBackend _b = fixture.Backend;
 
     [Fact]
-    public void CounterBatch_IsTheHostStreamBitwise_FromAnyFirstIndex()
+    public void CounterBatch_IsTheHostStreamBitwise_FromAnyFirstIndex() => CheckCounterBatch(_b);
+
+    [CudaFact]
+    public void OnCuda_CounterBatch_IsTheHostStreamBitwise()
     {
-        using var kernels = new IlgpuTrainerKernels(_b.Allocator);
+        using IlgpuBackend cuda = IlgpuBackend.CreateCuda(0);
+        CheckCounterBatch(cuda);
+    }
+
+    [Fact]
+    public void TeacherAndLoss_MatchFloat64References() => CheckTeacherAndLoss(_b, maxRows: 150, maxD: 40);
+
+    [CudaFact]
+    public void OnCuda_TeacherAndLoss_MatchFloat64References()
+    {
+        // Rows wider than a CUDA group (256 threads) and several head-gradient chunks (64 rows).
+        using IlgpuBackend cuda = IlgpuBackend.CreateCuda(0);
+        CheckTeacherAndLoss(cuda, maxRows: 300, maxD: 700);
+    }
+
+    private static void CheckCounterBatch(IlgpuBackend backend)
+    {
+        using var kernels = new IlgpuTrainerKernels(backend.Allocator);
         Gen.Select(Gen.Int[0, 300], Gen.Long[0, 1L << 40], Gen.Int, Gen.Int[0, 1 << 20])
             .Sample(
                 (count, first, seed, step) =>
@@ -26,10 +46,10 @@ public sealed class TrainerKernelTests(CpuBackendFixture fixture)
                     ulong key = CounterUniform.StreamKey(seed, step);
                     var expected = new float[count];
                     CounterUniform.Fill(key, first, expected);
-                    Tensor x = _b.Allocator.Rent(DType.Float32, count);
+                    Tensor x = backend.Allocator.Rent(DType.Float32, count);
                     kernels.CounterBatch(key, first, x);
                     Assert.Equal(expected, x.ToHost().AsSpan<float>().ToArray());
-                    _b.Allocator.Return(x);
+                    backend.Allocator.Return(x);
                 },
                 iter: 30,
                 threads: 1
@@ -57,11 +77,16 @@ public sealed class TrainerKernelTests(CpuBackendFixture fixture)
         }
     }
 
-    [Fact]
-    public void TeacherAndLoss_MatchFloat64References()
+    private static void CheckTeacherAndLoss(IlgpuBackend backend, int maxRows, int maxD)
     {
-        using var kernels = new IlgpuTrainerKernels(_b.Allocator);
-        Gen.Select(Gen.Int[0, 150], Gen.Int[1, 40], Gen.Int[0, 150], Gen.Int[0, 150], Gen.Int[0, int.MaxValue - 1])
+        using var kernels = new IlgpuTrainerKernels(backend.Allocator);
+        Gen.Select(
+                Gen.Int[0, maxRows],
+                Gen.Int[1, maxD],
+                Gen.Int[0, maxRows],
+                Gen.Int[0, maxRows],
+                Gen.Int[0, int.MaxValue - 1]
+            )
             .Sample(
                 (rows, d, startPick, countPick, seed) =>
                 {
@@ -77,13 +102,13 @@ public sealed class TrainerKernelTests(CpuBackendFixture fixture)
                     var scope = new List<Tensor>();
                     Tensor Up(float[] v, params int[] shape)
                     {
-                        Tensor t = _b.Allocator.Upload(Tensor.FromArray(v, shape));
+                        Tensor t = backend.Allocator.Upload(Tensor.FromArray(v, shape));
                         scope.Add(t);
                         return t;
                     }
                     Tensor Rent(params int[] shape)
                     {
-                        Tensor t = _b.Allocator.Rent(DType.Float32, shape);
+                        Tensor t = backend.Allocator.Rent(DType.Float32, shape);
                         scope.Add(t);
                         return t;
                     }
@@ -132,7 +157,7 @@ public sealed class TrainerKernelTests(CpuBackendFixture fixture)
                         );
                     }
                     foreach (Tensor held in scope)
-                        _b.Allocator.Return(held);
+                        backend.Allocator.Return(held);
                 },
                 iter: 25,
                 threads: 1
