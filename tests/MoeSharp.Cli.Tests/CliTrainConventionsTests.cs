@@ -107,6 +107,10 @@ public sealed class CliTrainConventionsTests : IDisposable
             Invoke(["train", "--steps", "4", "--load", checkpoint, "--score-func", "sigmoid", .. Small])
         );
         Assert.Contains("--score-func softmax", router);
+        string batch = AssertUsageError(
+            Invoke(["train", "--steps", "4", "--load", checkpoint, "--batch", "counter", .. Small])
+        );
+        Assert.Contains("--batch sequential", batch);
         string done = AssertUsageError(Invoke(["train", "--steps", "2", "--load", checkpoint, .. Small]));
         Assert.Contains("already at step 2", done);
         string missing = AssertUsageError(Invoke(["train", "--load", Path.Combine(_dir, "none"), .. Small]));
@@ -157,6 +161,7 @@ public sealed class CliTrainConventionsTests : IDisposable
     [InlineData("--limited-groups", "1")]
     [InlineData("--expert-groups", "3")]
     [InlineData("--score-func", "tanh")]
+    [InlineData("--batch", "stream")]
     public void BadRouterOptions_AreOneLine(string option, string value)
     {
         string line = AssertUsageError(Invoke(["train", option, value, .. Small]));

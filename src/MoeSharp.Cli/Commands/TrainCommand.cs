@@ -51,6 +51,7 @@ internal sealed class TrainCommand : Command<TrainSettings>
                 LoadFrom = s.Load,
                 SaveTo = s.Save,
                 Traffic = s.Traffic is not null,
+                Batch = s.BatchKind,
             };
         // Before any work: a checkpoint that does not fit these options is a usage error, not a failed rank
         // (under MPI checked with the job's size, where the ranks agree on it and rank 0 prints it once).
@@ -162,12 +163,15 @@ internal sealed class TrainCommand : Command<TrainSettings>
             CultureInfo.InvariantCulture,
             $"{s.ScoreFunc} scores{(s.RouteNorm ? ", normalized" : "")}{(s.RouteScale != 1 ? $", scale {s.RouteScale}" : "")}{groups}"
         );
+        string batch = TrainOptions.NameOf(
+            s.BatchKind ?? TrainOptions.DefaultBatch(ComputeOptions.Parse(s.Device, s.Gpus).Device)
+        );
         string resumed = resumedAt > 0 ? $"; resuming after step {resumedAt} from {s.Load}" : "";
         AnsiConsole.MarkupLine(
             Markup.Escape(
                 string.Create(
                     CultureInfo.InvariantCulture,
-                    $"train: world {world}, sp {s.Sp}, {s.Layout} layout, {s.Sharding} sharding; T {s.Tokens}, D {s.Dim}, H {s.Hidden}, E {s.Experts}, K {s.TopK}, Hs {s.SharedHidden}; seed {s.Seed}; on {s.Device ?? "host"}{(s.BFloat16Products ? ", bfloat16 product inputs" : "")}"
+                    $"train: world {world}, sp {s.Sp}, {s.Layout} layout, {s.Sharding} sharding; T {s.Tokens}, D {s.Dim}, H {s.Hidden}, E {s.Experts}, K {s.TopK}, Hs {s.SharedHidden}; seed {s.Seed}; on {s.Device ?? "host"}{(s.BFloat16Products ? ", bfloat16 product inputs" : "")}; {batch} batches"
                 )
             )
         );

@@ -100,6 +100,12 @@ internal sealed class TrainSettings : CommandSettings
     )]
     public string? GemmDType { get; init; }
 
+    [CommandOption("--batch <SOURCE>")]
+    [Description(
+        "How each step's batch (uniform in [-1, 1)) is drawn: sequential (System.Random, row after row on the host; the default on the host) or counter (each value a hash of seed, step and index, drawn in place on the device; the default with --device, so batch, teacher and loss stay on the device). The two give different batches for the same seed."
+    )]
+    public string? Batch { get; init; }
+
     [CommandOption("--lr <LR>")]
     [Description("AdamW learning rate. Default 0.003.")]
     public float LearningRate { get; init; } = 3e-3f;
@@ -189,6 +195,17 @@ internal sealed class TrainSettings : CommandSettings
     /// <exception cref="ArgumentException">The value is neither float32 nor bfloat16.</exception>
     public bool BFloat16Products => BenchShape.ParseRowType(GemmDType, "--gemm-dtype") == DType.BFloat16;
 
+    /// <summary>The batch source named by <see cref="Batch"/>; null when not given (the device's default).</summary>
+    /// <exception cref="ArgumentException">It is neither sequential nor counter.</exception>
+    public Training.BatchSource? BatchKind =>
+        Batch switch
+        {
+            null => null,
+            "sequential" => Training.BatchSource.Sequential,
+            "counter" => Training.BatchSource.Counter,
+            _ => throw new ArgumentException($"--batch '{Batch}' is not sequential or counter"),
+        };
+
     /// <summary>The world size to check the options against: <see cref="World"/>, or 1 when not given.</summary>
     public int WorldOrDefault => World ?? 1;
 
@@ -209,6 +226,7 @@ internal sealed class TrainSettings : CommandSettings
             if (MpiJob.CheckLaunched(CommKinds.Parse(Comm)) is { } notInJob)
                 return ValidationResult.Error(notInJob);
             _ = ScoreFunction;
+            _ = BatchKind;
             CheckRouter();
             if (Metrics is not null)
                 OutputPaths.CheckFile("--metrics", Metrics);

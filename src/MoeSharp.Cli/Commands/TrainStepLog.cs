@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Globalization;
 using MoeSharp.Cli.Output;
 using MoeSharp.Cli.Training;
+using MoeSharp.Verification;
 using Spectre.Console;
 
 namespace MoeSharp.Cli.Commands;
@@ -108,6 +109,12 @@ internal sealed class StepLog(
             new("seed", s.Seed),
             new("device", s.Device ?? "host"),
             new("gemm_dtype", s.BFloat16Products ? "bf16" : "f32"),
+            new(
+                "batch",
+                TrainOptions.NameOf(
+                    s.BatchKind ?? TrainOptions.DefaultBatch(ComputeOptions.Parse(s.Device, s.Gpus).Device)
+                )
+            ),
             new("comm", s.Comm ?? "inproc"),
         ];
 }

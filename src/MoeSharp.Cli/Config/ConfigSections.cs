@@ -27,7 +27,7 @@ internal static class ConfigSections
                 "align",
             },
             ["parallelism"] = new HashSet<string> { "world", "sp", "layout", "sharding", "comm", "device", "gpus" },
-            ["training"] = new HashSet<string> { "steps", "tokens", "dtype", "gemm-dtype", "timeout" },
+            ["training"] = new HashSet<string> { "steps", "tokens", "dtype", "gemm-dtype", "timeout", "batch" },
             ["optimizer"] = new HashSet<string> { "lr" },
             ["checkpoint"] = new HashSet<string> { "save", "load" },
             ["metrics"] = new HashSet<string> { "metrics", "log-every", "plot", "profile" },

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using MoeSharp.Collectives;
 using MoeSharp.Compute;
 using MoeSharp.Cuda;
+using MoeSharp.Cuda.Kernels;
 using MoeSharp.Dispatch;
 using MoeSharp.Layer;
 using MoeSharp.Telemetry;
@@ -108,67 +109,19 @@ internal static class MoeTrainer
             : 1;
         var stepLosses = new double[o.Steps - firstStep + 1];
 
+        // On a device the batch, the teacher and the loss run there too: only vectors cross to the host each step.
+        using DeviceFeed? feed = device is null ? null : new DeviceFeed(device.Backend, teacherA, teacherB, head.Value);
+
         for (int step = firstStep; step <= o.Steps; step++)
         {
             long started = Stopwatch.GetTimestamp();
-            Tensor all = Batch(o, step);
-            var (x, groupTokens, ownGlobal) = LayerWorldRunner.RankRows(all, layout, world.Rank);
-            var (groupStart, _) = LayerWorldRunner.GroupRows(o.Tokens, layout.Groups, world.Rank / o.Sp);
-            int rowsGlobal = o.Layout == SequenceLayout.Replicated ? groupStart : ownGlobal;
-            int ownOffset = ownGlobal - rowsGlobal,
-                ownCount = OwnCount(o, layout, world.Rank, groupTokens);
-
-            Tensor xOnDevice = device?.Upload(x) ?? x;
-            long layerStarted = Stopwatch.GetTimestamp();
-            Tensor yOnDevice = layer.Forward(xOnDevice, o.Layout == SequenceLayout.Sharded ? groupTokens : null);
-            Tensor y = yOnDevice.ToHost();
-            TimeSpan layerTime = Stopwatch.GetElapsedTime(layerStarted);
-            // The forward's dispatch and combine: the backward passes are not recorded.
-            TrafficReport? traffic = layer.Dispatcher.LastTraffic;
-            int rows = y.Rows,
-                d = o.Dim;
-
-            // Row-wise: prediction, error, dL/dpred and dL/dy for every row this rank holds.
-            var pred = new float[rows];
-            HostGemm.MatMulTransposeB(y.AsSpan<float>(), head.Value.AsSpan<float>(), pred, rows, 1, d);
-            var gradPred = new float[rows];
             var tokenLoss = new double[o.Tokens];
-            float scale = 2f / o.Tokens;
-            for (int i = 0; i < rows; i++)
-            {
-                float error = pred[i] - Teacher(all.Row<float>(rowsGlobal + i), teacherA, teacherB);
-                gradPred[i] = scale * error;
-                // Each token's loss is counted by the one rank that owns it.
-                if (i >= ownOffset && i < ownOffset + ownCount)
-                    tokenLoss[rowsGlobal + i] = (double)error * error;
-            }
-            var gradY = Tensor.Uninitialized(DType.Float32, rows, d);
-            HostGemm.MatMul(gradPred, head.Value.AsSpan<float>(), gradY.AsSpan<float>(), rows, d, 1);
-
-            Tensor gradYOnDevice = device?.Upload(gradY) ?? gradY;
-            layerStarted = Stopwatch.GetTimestamp();
-            Tensor gradX = layer.Backward(gradYOnDevice).GradX;
-            layerOptimizer.Step();
-            kernels.Dispatch.Device.Synchronize();
-            layerTime += Stopwatch.GetElapsedTime(layerStarted);
-            foreach (Tensor t in new[] { xOnDevice, yOnDevice, gradYOnDevice, gradX })
-                kernels.Allocator.Return(t);
-            Tensor yOwn = LayerWorldRunner.Rows(y, ownOffset, ownCount);
-            float[] gradPredOwn = gradPred.AsSpan(ownOffset, ownCount).ToArray();
-            RankOrderedAccumulation.Run(
-                collective,
-                [head.Grad],
-                () =>
-                    HostGemm.MatMulTransposeA(
-                        gradPredOwn,
-                        yOwn.AsSpan<float>(),
-                        head.Grad.AsSpan<float>(),
-                        1,
-                        d,
-                        ownCount,
-                        accumulate: true
-                    )
-            );
+            StepWork work = feed is null
+                ? HostStep(o, layout, world.Rank, step, layer, layerOptimizer, head, teacherA, teacherB, tokenLoss)
+                : DeviceStep(o, layout, world.Rank, step, layer, layerOptimizer, head, feed, tokenLoss);
+            RankOrderedAccumulation.Run(collective, [head.Grad], work.AccumulateHeadGrad);
+            TimeSpan layerTime = work.LayerTime;
+            TrafficReport? traffic = work.Traffic;
 
             collective?.AllReduceSum(tokenLoss.AsSpan());
             double loss = 0;
@@ -178,6 +131,7 @@ internal static class MoeTrainer
             stepLosses[step - firstStep] = loss;
 
             headOptimizer.Step();
+            feed?.SetHead(head.Value);
             long[] load = layer.UpdateExpertBias(o.BiasUpdateCoeff);
             IReadOnlyList<KernelTime>? kernelTimes =
                 step == o.Steps && step > firstStep ? ProfileRows(dispatchProfile, layerProfile) : null;
@@ -208,6 +162,151 @@ internal static class MoeTrainer
         return stepLosses;
     }
 
+    /// <summary>What a step hands to the common tail: the layer's time, its traffic and the head's gradient.</summary>
+    private readonly record struct StepWork(TimeSpan LayerTime, TrafficReport? Traffic, Action AccumulateHeadGrad);
+
+    /// <summary>
+    /// A step on the host: the batch, the forward, the head's prediction and gradients, the backward and the layer's
+    /// AdamW; fills the own tokens' losses into <paramref name="tokenLoss"/>.
+    /// </summary>
+    private static StepWork HostStep(
+        TrainOptions o,
+        LayerLayout layout,
+        int rank,
+        int step,
+        MoeLayer layer,
+        AdamW layerOptimizer,
+        Parameter head,
+        float[] teacherA,
+        float[] teacherB,
+        double[] tokenLoss
+    )
+    {
+        ILayerKernels kernels = layer.Kernels;
+        Tensor all = Batch(o, step);
+        var (x, groupTokens, ownGlobal) = LayerWorldRunner.RankRows(all, layout, rank);
+        var (groupStart, _) = LayerWorldRunner.GroupRows(o.Tokens, layout.Groups, rank / o.Sp);
+        int rowsGlobal = o.Layout == SequenceLayout.Replicated ? groupStart : ownGlobal;
+        int ownOffset = ownGlobal - rowsGlobal,
+            ownCount = OwnCount(o, layout, rank, groupTokens);
+
+        long layerStarted = Stopwatch.GetTimestamp();
+        Tensor y = layer.Forward(x, o.Layout == SequenceLayout.Sharded ? groupTokens : null);
+        TimeSpan layerTime = Stopwatch.GetElapsedTime(layerStarted);
+        // The forward's dispatch and combine: the backward passes are not recorded.
+        TrafficReport? traffic = layer.Dispatcher.LastTraffic;
+        int rows = y.Rows,
+            d = o.Dim;
+
+        // Row-wise: prediction, error, dL/dpred and dL/dy for every row this rank holds.
+        var pred = new float[rows];
+        HostGemm.MatMulTransposeB(y.AsSpan<float>(), head.Value.AsSpan<float>(), pred, rows, 1, d);
+        var gradPred = new float[rows];
+        float scale = 2f / o.Tokens;
+        for (int i = 0; i < rows; i++)
+        {
+            float error = pred[i] - Teacher(all.Row<float>(rowsGlobal + i), teacherA, teacherB);
+            gradPred[i] = scale * error;
+            // Each token's loss is counted by the one rank that owns it.
+            if (i >= ownOffset && i < ownOffset + ownCount)
+                tokenLoss[rowsGlobal + i] = (double)error * error;
+        }
+        var gradY = Tensor.Uninitialized(DType.Float32, rows, d);
+        HostGemm.MatMul(gradPred, head.Value.AsSpan<float>(), gradY.AsSpan<float>(), rows, d, 1);
+
+        layerStarted = Stopwatch.GetTimestamp();
+        Tensor gradX = layer.Backward(gradY).GradX;
+        layerOptimizer.Step();
+        kernels.Dispatch.Device.Synchronize();
+        layerTime += Stopwatch.GetElapsedTime(layerStarted);
+        foreach (Tensor t in new[] { x, y, gradY, gradX })
+            kernels.Allocator.Return(t);
+        Tensor yOwn = LayerWorldRunner.Rows(y, ownOffset, ownCount);
+        float[] gradPredOwn = gradPred.AsSpan(ownOffset, ownCount).ToArray();
+        return new StepWork(
+            layerTime,
+            traffic,
+            () =>
+                HostGemm.MatMulTransposeA(
+                    gradPredOwn,
+                    yOwn.AsSpan<float>(),
+                    head.Grad.AsSpan<float>(),
+                    1,
+                    d,
+                    ownCount,
+                    accumulate: true
+                )
+        );
+    }
+
+    /// <summary>
+    /// A step on the rank's device: the batch drawn there (or uploaded), the teacher, the forward, the head's step
+    /// (<see cref="DeviceFeed.Loss"/>), the backward and the layer's AdamW, then one copy of the own rows' errors and
+    /// the head's gradient to the host. The layer's time covers the forward and the backward with its AdamW, each
+    /// finished on the device.
+    /// </summary>
+    private static StepWork DeviceStep(
+        TrainOptions o,
+        LayerLayout layout,
+        int rank,
+        int step,
+        MoeLayer layer,
+        AdamW layerOptimizer,
+        Parameter head,
+        DeviceFeed feed,
+        double[] tokenLoss
+    )
+    {
+        ILayerKernels kernels = layer.Kernels;
+        var (groupStart, groupTokens) = LayerWorldRunner.GroupRows(o.Tokens, layout.Groups, rank / o.Sp);
+        SequenceShard shard = SequenceShard.For(layout.Sharding, groupTokens, layout.Sp, rank % layout.Sp);
+        bool replicated = o.Layout == SequenceLayout.Replicated;
+        int ownGlobal = groupStart + shard.Start,
+            rowsGlobal = replicated ? groupStart : ownGlobal,
+            rows = replicated ? groupTokens : shard.RealRows,
+            ownOffset = ownGlobal - rowsGlobal,
+            ownCount = OwnCount(o, layout, rank, groupTokens);
+
+        Tensor x =
+            o.BatchOrDefault == BatchSource.Counter
+                ? feed.CounterBatch(o.Seed, step, rowsGlobal, rows, o.Dim)
+                : feed.Upload(LayerWorldRunner.RankRows(Batch(o, step), layout, rank).X);
+        Tensor target = feed.Teacher(x);
+
+        // Finished before the layer's clock starts (and the head's step before the backward's), so the layer's time is
+        // the layer's alone; each wait costs a launch gap of microseconds.
+        kernels.Dispatch.Device.Synchronize();
+        long layerStarted = Stopwatch.GetTimestamp();
+        Tensor y = layer.Forward(x, o.Layout == SequenceLayout.Sharded ? groupTokens : null);
+        kernels.Dispatch.Device.Synchronize();
+        TimeSpan layerTime = Stopwatch.GetElapsedTime(layerStarted);
+        TrafficReport? traffic = layer.Dispatcher.LastTraffic;
+
+        Tensor gradY = feed.Loss(y, target, 2f / o.Tokens, ownOffset, ownCount);
+        kernels.Dispatch.Device.Synchronize();
+        layerStarted = Stopwatch.GetTimestamp();
+        Tensor gradX = layer.Backward(gradY).GradX;
+        layerOptimizer.Step();
+        kernels.Dispatch.Device.Synchronize();
+        layerTime += Stopwatch.GetElapsedTime(layerStarted);
+        kernels.Allocator.Return(y);
+        kernels.Allocator.Return(gradX);
+
+        var (errors, headGrad) = feed.EndStep();
+        for (int i = 0; i < ownCount; i++)
+            tokenLoss[ownGlobal + i] = (double)errors[i] * errors[i];
+        return new StepWork(
+            layerTime,
+            traffic,
+            () =>
+            {
+                Span<float> grad = head.Grad.AsSpan<float>();
+                for (int j = 0; j < grad.Length; j++)
+                    grad[j] += headGrad[j];
+            }
+        );
+    }
+
     /// <summary>The profilers' totals, slowest first; null when not profiling.</summary>
     private static List<KernelTime>? ProfileRows(ProfilingMoeKernels? dispatch, ProfilingLayerKernels? layer)
     {
@@ -227,6 +326,12 @@ internal static class MoeTrainer
     /// <summary>The global batch of a step: [N, D] uniform in [-1, 1), the same on every rank.</summary>
     private static Tensor Batch(TrainOptions o, int step)
     {
+        if (o.BatchOrDefault == BatchSource.Counter)
+        {
+            var values = new float[o.Tokens * o.Dim];
+            CounterUniform.Fill(CounterUniform.StreamKey(o.Seed, step), 0, values);
+            return Tensor.FromArray(values, o.Tokens, o.Dim);
+        }
         // Not HashCode.Combine: it is randomized per process, and the batch must be the same on every run.
         var random = new Random(unchecked((o.Seed * 1_000_003) + step));
         return Tensor.FromArray(Uniform(random, o.Tokens * o.Dim, 1.0), o.Tokens, o.Dim);

@@ -69,7 +69,8 @@ internal static class TrainCheckpoint
         }
         foreach (var (key, value) in o.Identity())
         {
-            string saved = trainer.Metadata.GetValueOrDefault(key) ?? "(none)";
+            // Checkpoints from before --batch drew their batches sequentially.
+            string saved = trainer.Metadata.GetValueOrDefault(key) ?? (key == "batch" ? "sequential" : "(none)");
             if (saved != value)
             {
                 throw new ArgumentException(

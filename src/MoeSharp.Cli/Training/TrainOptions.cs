@@ -82,6 +82,25 @@ internal sealed record TrainOptions(
     /// <summary>Whether the layer's dispatcher collects traffic telemetry (<c>--traffic</c>).</summary>
     public bool Traffic { get; init; }
 
+    /// <summary>How each step's batch is drawn (<c>--batch</c>); null: <see cref="BatchOrDefault"/>.</summary>
+    public BatchSource? Batch { get; init; }
+
+    /// <summary>
+    /// <see cref="Batch"/>, or by default <see cref="BatchSource.Sequential"/> on the host and
+    /// <see cref="BatchSource.Counter"/> on a device (which draws it in place).
+    /// </summary>
+    public BatchSource BatchOrDefault => Batch ?? DefaultBatch(Compute.Device);
+
+    /// <summary>The <c>--batch</c> name of <see cref="BatchOrDefault"/>.</summary>
+    public string BatchName => NameOf(BatchOrDefault);
+
+    /// <summary>The batch source of a run on <paramref name="device"/> unless <c>--batch</c> says otherwise.</summary>
+    public static BatchSource DefaultBatch(DeviceKind device) =>
+        device == DeviceKind.Host ? BatchSource.Sequential : BatchSource.Counter;
+
+    /// <summary>The <c>--batch</c> name of <paramref name="batch"/>.</summary>
+    public static string NameOf(BatchSource batch) => batch == BatchSource.Counter ? "counter" : "sequential";
+
     /// <summary>
     /// The options a checkpoint must share with the run that resumes it for the losses to continue bitwise: the
     /// seed (teacher and batches), the batch, the shapes and the router. Learning rate, bias step and layout may
@@ -102,6 +121,7 @@ internal sealed record TrainOptions(
             new("expert-groups", ExpertGroups.ToString(CultureInfo.InvariantCulture)),
             new("limited-groups", LimitedGroups.ToString(CultureInfo.InvariantCulture)),
             new("score-before-experts", ScoreBeforeExperts ? "true" : "false"),
+            new("batch", BatchName),
         ];
 }
 
@@ -110,10 +130,10 @@ internal sealed record TrainOptions(
 /// <param name="Loss">Mean squared error over the global batch, before this step's update.</param>
 /// <param name="TokensPerExpert">[E] routed tokens this step, summed over ranks.</param>
 /// <param name="ExpertBias">[E] bias after this step's update.</param>
-/// <param name="Milliseconds">Wall time of the step on rank 0: batch, forward, loss, backward, AdamW and bias
+/// <param name="Milliseconds">Wall time of the step on rank 0: batch, teacher, forward, loss, backward, AdamW and bias
 /// update.</param>
-/// <param name="LayerMilliseconds">Of that, the layer's own work on rank 0: forward (until its output is on the host),
-/// backward and the layer's AdamW step, finished on the device.</param>
+/// <param name="LayerMilliseconds">Of that, the layer's own work on rank 0: forward and backward with the layer's AdamW
+/// step, each finished on the device.</param>
 /// <param name="Profile">With <see cref="TrainOptions.Profile"/>, on the last step: per kernel, its total seconds and
 /// calls over steps 2 to the last.</param>
 internal sealed record StepReport(

@@ -47,10 +47,16 @@ public sealed class TrainingDeterminismTests
         }
     }
 
-    [Fact]
-    public void On_the_ilgpu_cpu_backend_the_losses_track_the_host_on_one_and_on_two_ranks()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void On_the_ilgpu_cpu_backend_the_losses_track_the_host_on_one_and_on_two_ranks(bool counter)
     {
-        var host = new TrainOptions(Steps: 12, Seed: 3);
+        BatchSource batch = counter ? BatchSource.Counter : BatchSource.Sequential;
+        // The host draws the same batches as the device: bitwise for counter batches (drawn on the device there),
+        // the same System.Random rows uploaded for sequential ones. Teacher, loss and head gradient run as device
+        // kernels (float64 sums, tanh from float32 exp), the layer's router, experts and AdamW too.
+        var host = new TrainOptions(Steps: 12, Seed: 3) { Batch = batch };
         double[] expected = MoeTrainer.Train(host);
         var device = ComputeOptions.Parse("ilgpu-cpu", null);
         foreach (
@@ -80,6 +86,19 @@ public sealed class TrainingDeterminismTests
                 );
             }
         }
+    }
+
+    [Fact]
+    public void A_device_draws_counter_batches_by_default_and_repeats_its_losses_bitwise()
+    {
+        var o = new TrainOptions(Steps: 3, Seed: 5) { Compute = ComputeOptions.Parse("ilgpu-cpu", null) };
+        Assert.Equal(BatchSource.Counter, o.BatchOrDefault);
+        Assert.Equal(BatchSource.Sequential, new TrainOptions().BatchOrDefault);
+        double[] first = MoeTrainer.Train(o),
+            second = MoeTrainer.Train(o);
+        Assert.Equal(first.Select(BitConverter.DoubleToInt64Bits), second.Select(BitConverter.DoubleToInt64Bits));
+        // Another batch source is another data set: the first step's loss differs.
+        Assert.NotEqual(first[0], MoeTrainer.Train(o with { Steps = 1, Batch = BatchSource.Sequential })[0]);
     }
 
     [Fact]
