@@ -23,7 +23,7 @@ namespace MoeSharp.Cuda.Kernels;
 /// <c>exp</c> and may contract multiply-adds, so they agree with the host within a few ulp; cuBLAS sums in its own
 /// blocking, so products agree within float32 tolerance (the golden layer files' bounds), not bitwise.
 /// </remarks>
-public sealed class IlgpuLayerKernels
+public sealed partial class IlgpuLayerKernels
     : ILayerKernels,
         IGemmKernels,
         IRouterKernels,
