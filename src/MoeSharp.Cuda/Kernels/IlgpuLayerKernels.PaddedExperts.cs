@@ -24,7 +24,9 @@ public sealed partial class IlgpuLayerKernels : IPaddedExpertKernels
     /// <summary>Group capacities are rounded up to a multiple of this (aligned blocks for the tensor cores).</summary>
     private const int CapacityAlignment = 8;
 
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, long, ArrayView<ushort>>? _stack;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, int, ArrayView<ushort>>? _stack;
+    private Action<Index1D, ArrayView<float>, ArrayView<int>, int, int, int, ArrayView<uint>>? _padTiled;
+    private Action<Index1D, ArrayView<float>, ArrayView<int>, int, int, int, ArrayView<float>, int>? _unpadTiled;
     private Action<Index1D, ArrayView<float>, int, ArrayView<ushort>>? _paddedSwiGlu;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, int, ArrayView<ushort>>? _paddedSwiGluBackward;
     private Action<Index1D, ArrayView<ushort>, ArrayView<float>>? _widen;
@@ -68,6 +70,29 @@ public sealed partial class IlgpuLayerKernels : IPaddedExpertKernels
         ArgumentNullException.ThrowIfNull(layout);
         int columns = Columns(rows, nameof(rows));
         CheckPadded(padded, DType.BFloat16, layout, columns, nameof(padded));
+        if (columns % (2 * PaddedExpertKernelBodies.TileWords) == 0)
+        {
+            // Rows of whole tiles: a warp moves 128 contiguous bytes per access, one row lookup per 8 values.
+            _padTiled ??= _acc.LoadAutoGroupedStreamKernel<
+                Index1D,
+                ArrayView<float>,
+                ArrayView<int>,
+                int,
+                int,
+                int,
+                ArrayView<uint>
+            >(PaddedExpertKernelBodies.PadRowsTiled);
+            _padTiled(
+                padded.ElementCount / 8,
+                Floats(rows, nameof(rows)),
+                DeviceViews.Ints(_acc, layout.Table, nameof(layout)),
+                layout.Groups,
+                layout.Capacity,
+                columns / 2,
+                DeviceViews.BFloat16Bits(_acc, padded, nameof(padded)).Cast<uint>()
+            );
+            return;
+        }
         _padToBFloat16(
             padded.ElementCount,
             Floats(rows, nameof(rows)),
@@ -85,6 +110,30 @@ public sealed partial class IlgpuLayerKernels : IPaddedExpertKernels
         ArgumentNullException.ThrowIfNull(layout);
         int columns = Columns(rows, nameof(rows));
         CheckPadded(padded, DType.Float32, layout, columns, nameof(padded));
+        if (columns % PaddedExpertKernelBodies.TileWords == 0)
+        {
+            _unpadTiled ??= _acc.LoadAutoGroupedStreamKernel<
+                Index1D,
+                ArrayView<float>,
+                ArrayView<int>,
+                int,
+                int,
+                int,
+                ArrayView<float>,
+                int
+            >(PaddedExpertKernelBodies.UnpadRowsTiled);
+            _unpadTiled(
+                padded.ElementCount / 4,
+                Floats(padded, nameof(padded)),
+                DeviceViews.Ints(_acc, layout.Table, nameof(layout)),
+                layout.Groups,
+                layout.Capacity,
+                columns,
+                Floats(rows, nameof(rows)),
+                accumulate ? 1 : 0
+            );
+            return;
+        }
         _unpadInto(
             padded.ElementCount,
             Floats(padded, nameof(padded)),
@@ -110,14 +159,14 @@ public sealed partial class IlgpuLayerKernels : IPaddedExpertKernels
             Index1D,
             ArrayView<float>,
             ArrayView<float>,
-            long,
+            int,
             ArrayView<ushort>
         >(PaddedExpertKernelBodies.StackToBFloat16);
         _stack(
             gateUp.ElementCount,
             Floats(w1, nameof(w1)),
             Floats(w3, nameof(w3)),
-            w1.ElementCount / w1.Dim(0),
+            (int)(w1.ElementCount / w1.Dim(0)),
             DeviceViews.BFloat16Bits(_acc, gateUp, nameof(gateUp))
         );
         _toBFloat16(w2.ElementCount, Floats(w2, nameof(w2)), 0, DeviceViews.BFloat16Bits(_acc, down, nameof(down)));

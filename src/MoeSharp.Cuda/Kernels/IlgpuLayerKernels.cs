@@ -86,6 +86,19 @@ public sealed partial class IlgpuLayerKernels
         float,
         float
     > _adamW;
+    private readonly Action<
+        Index1D,
+        ArrayView<float>,
+        ArrayView<float>,
+        ArrayView<float>,
+        ArrayView<float>,
+        float,
+        float,
+        float,
+        float,
+        float,
+        float
+    > _adamWTiled;
     private readonly Action<Index1D, ArrayView<float>, int, ArrayView<ushort>> _toBFloat16;
     private readonly Action<Index1D, ArrayView<float>, int, ArrayView<float>> _roundToBFloat16;
     private readonly Action<Index1D, ArrayView<ushort>, ArrayView<float>, int> _widenBFloat16;
@@ -172,6 +185,19 @@ public sealed partial class IlgpuLayerKernels
             float,
             float
         >(LayerKernelBodies.AdamW);
+        _adamWTiled = _acc.LoadAutoGroupedStreamKernel<
+            Index1D,
+            ArrayView<float>,
+            ArrayView<float>,
+            ArrayView<float>,
+            ArrayView<float>,
+            float,
+            float,
+            float,
+            float,
+            float,
+            float
+        >(LayerKernelBodies.AdamWTiled);
         _toBFloat16 = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, ArrayView<ushort>>(
             LayerKernelBodies.ToBFloat16
         );
@@ -609,8 +635,9 @@ public sealed partial class IlgpuLayerKernels
         DeviceViews.SameCount(value, expAvgSq, nameof(expAvgSq));
         if (n == 0)
             return;
-        _adamW(
-            n,
+        bool tiled = n % 128 == 0;
+        (tiled ? _adamWTiled : _adamW)(
+            tiled ? n / 4 : n,
             Floats(value, nameof(value)),
             Floats(grad, nameof(grad)),
             Floats(expAvg, nameof(expAvg)),

@@ -15,11 +15,11 @@ internal static class PaddedExpertKernelBodies
         Index1D i,
         ArrayView<float> w1,
         ArrayView<float> w3,
-        long block,
+        int block,
         ArrayView<ushort> stacked
     )
     {
-        long e = i / (2 * block),
+        int e = i / (2 * block),
             r = i - (e * 2 * block);
         float v = r < block ? w1[(e * block) + r] : w3[(e * block) + r - block];
         stacked[i] = (ushort)BFloat16KernelBodies.Round(v);
@@ -29,9 +29,9 @@ internal static class PaddedExpertKernelBodies
     /// products (gate in the first H values, up in the next H), rounded to bfloat16.</summary>
     public static void SwiGluForward(Index1D i, ArrayView<float> gateUp, int hidden, ArrayView<ushort> activation)
     {
-        long row = i / hidden,
-            column = i - (row * hidden),
-            at = (row * 2 * hidden) + column;
+        int row = i / hidden,
+            column = i - (row * hidden);
+        long at = ((long)row * 2 * hidden) + column;
         float g = gateUp[at];
         activation[i] = (ushort)BFloat16KernelBodies.Round(g / (1f + MathF.Exp(-g)) * gateUp[at + hidden]);
     }
@@ -46,14 +46,88 @@ internal static class PaddedExpertKernelBodies
         ArrayView<ushort> gradGateUp
     )
     {
-        long row = i / hidden,
-            column = i - (row * hidden),
-            at = (row * 2 * hidden) + column;
+        int row = i / hidden,
+            column = i - (row * hidden);
+        long at = ((long)row * 2 * hidden) + column;
         float g = gateUp[at];
         float sig = 1f / (1f + MathF.Exp(-g));
         float da = gradActivation[i];
         gradGateUp[at + hidden] = (ushort)BFloat16KernelBodies.Round(da * g * sig);
         gradGateUp[at] = (ushort)BFloat16KernelBodies.Round(da * gateUp[at + hidden] * sig * (1f + (g * (1f - sig))));
+    }
+
+    /// <summary>Words a warp's tile spans: 32 threads × 4 words (as in <see cref="TiledRowKernelBodies"/>).</summary>
+    public const int TileWords = 128;
+
+    /// <summary>
+    /// Thread i: output words <c>tile·128 + m·32 + lane</c> (m = 0..3) of padded row r, each two float32 values of the
+    /// group's source row rounded to bfloat16, or zeros after the group's rows (<c>startAndCount</c>: the groups'
+    /// first rows, then their counts). Rows of a whole number of tiles (<paramref name="words"/> a multiple of 128).
+    /// </summary>
+    public static void PadRowsTiled(
+        Index1D i,
+        ArrayView<float> source,
+        ArrayView<int> startAndCount,
+        int groups,
+        int capacity,
+        int words,
+        ArrayView<uint> padded
+    )
+    {
+        int perRow = words / 4,
+            index = i;
+        int r = index / perRow,
+            within = index - (r * perRow);
+        int first = (within / 32 * TileWords) + (within % 32);
+        int g = r / capacity,
+            k = r - (g * capacity);
+        long to = ((long)r * words) + first;
+        if (k >= startAndCount[groups + g])
+        {
+            for (int m = 0; m < 4; m++)
+                padded[to + (m * 32)] = 0u;
+            return;
+        }
+        long at = (((long)(startAndCount[g] + k) * words) + first) * 2;
+        for (int m = 0; m < 4; m++)
+        {
+            uint low = BFloat16KernelBodies.Round(source[at + (m * 64)]),
+                high = BFloat16KernelBodies.Round(source[at + (m * 64) + 1]);
+            padded[to + (m * 32)] = low | (high << 16);
+        }
+    }
+
+    /// <summary>
+    /// Thread i: float32 words <c>tile·128 + m·32 + lane</c> of padded row r copied (or added) to the group's row of
+    /// <paramref name="destination"/>; padding rows are skipped. <paramref name="columns"/> a multiple of 128.
+    /// </summary>
+    public static void UnpadRowsTiled(
+        Index1D i,
+        ArrayView<float> padded,
+        ArrayView<int> startAndCount,
+        int groups,
+        int capacity,
+        int columns,
+        ArrayView<float> destination,
+        int accumulate
+    )
+    {
+        int perRow = columns / 4,
+            index = i;
+        int r = index / perRow,
+            within = index - (r * perRow);
+        int first = (within / 32 * TileWords) + (within % 32);
+        int g = r / capacity,
+            k = r - (g * capacity);
+        if (k >= startAndCount[groups + g])
+            return;
+        long from = ((long)r * columns) + first,
+            to = ((long)(startAndCount[g] + k) * columns) + first;
+        for (int m = 0; m < 4; m++)
+        {
+            float v = padded[from + (m * 32)];
+            destination[to + (m * 32)] = accumulate != 0 ? destination[to + (m * 32)] + v : v;
+        }
     }
 
     /// <summary>Thread i: <c>destination[i] = source[i]</c> widened from bfloat16 (for products on accelerators

@@ -15,15 +15,20 @@ namespace MoeSharp.Cuda.Tests.Kernels;
 [Collection(CpuBackendCollection.Name)]
 public class PaddedExpertsTests(CpuBackendFixture fixture)
 {
-    [Fact]
-    public void PaddedLayer_OnTheCpuAccelerator_IsTheProductByProductLayer() =>
-        AssertSameLayer(fixture.Backend, exact: true);
+    /// <summary>D = 256 takes the tiled pad and unpad kernels (rows of whole 128-word tiles), D = 40 the plain
+    /// ones.</summary>
+    [Theory]
+    [InlineData(40, 48)]
+    [InlineData(256, 8)]
+    public void PaddedLayer_OnTheCpuAccelerator_IsTheProductByProductLayer(int dim, int hidden) =>
+        AssertSameLayer(fixture.Backend, dim, hidden, exact: true);
 
     [CudaFact]
     public void PaddedLayer_OnCuda_TracksTheProductByProductLayer()
     {
         using IlgpuBackend cuda = IlgpuBackend.CreateCuda(0);
-        AssertSameLayer(cuda, exact: false);
+        AssertSameLayer(cuda, 256, 96, exact: false);
+        AssertSameLayer(cuda, 40, 48, exact: false);
     }
 
     [Fact]
@@ -50,11 +55,9 @@ public class PaddedExpertsTests(CpuBackendFixture fixture)
         Assert.Null(fixture.Backend.Layer.PaddedExperts); // float32 products
     }
 
-    private static void AssertSameLayer(IlgpuBackend backend, bool exact)
+    private static void AssertSameLayer(IlgpuBackend backend, int dim, int hidden, bool exact)
     {
-        int tokens = 1024,
-            dim = 32,
-            hidden = 48,
+        int tokens = 512,
             experts = 8,
             topK = 2;
         var args = new MoeLayerArgs(dim, hidden, experts, topK);
