@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Per-kernel device time of one layer step (ncu, duration only), to split the expert products into cuBLAS and conversions.
+# Per-kernel device time of a few layer steps under Nsight Compute (duration only, clocks left alone): which kernels
+# a step's time goes to (cuBLAS products, layout passes, the rest). moe bench --layer --warmup 0 --repeats 1 runs three
+# steps (one timed, two profiled) and one dense GEMM; the summary divides by three.
+# Usage: NCU_SPECS="default:qwen3 each:small" bash bench/gpu/ncu-layer.sh [DEVICE_DIR]   (MOESHARP_BF16_GEMM:preset)
 set -u
 dev=${1:-.device-gpu}
 OUT=${OUT:-out}; mkdir -p "$OUT"
 NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda*/bin/ncu 2>/dev/null | head -1)
 echo "ncu: $NCU"; nvidia-smi -L
-for spec in "default qwen3" "grouped16 qwen3" "default small"; do
-  set -- $spec; path=$1; p=$2
+for spec in ${NCU_SPECS:-default:qwen3 default:small}; do
+  path=${spec%%:*}; p=${spec#*:}
   env $([ "$path" = default ] || echo "MOESHARP_BF16_GEMM=$path") timeout 200 "$NCU" --clock-control none \
     --metrics gpu__time_duration.sum --csv --log-file "$OUT/ncu-$path-$p.csv" \
     bash "$dev/run.sh" bench --layer --device cuda --preset "$p" --warmup 0 --repeats 1 --json > "$OUT/ncu-$path-$p.txt" 2>&1
@@ -23,9 +26,9 @@ for f in sorted(glob.glob(sys.argv[1] + "/ncu-*.csv")):
     for r in rows:
         if r.get("Metric Name") != "gpu__time_duration.sum": continue
         v = float(r["Metric Value"].replace(",", "")); unit = r["Metric Unit"]
-        ms = v / 1e6 if unit == "nsecond" else v / 1e3 if unit == "usecond" else v if unit == "msecond" else v * 1e3
+        ms = v * {"ns": 1e-6, "nsecond": 1e-6, "us": 1e-3, "usecond": 1e-3, "ms": 1.0, "msecond": 1.0}.get(unit, 1e3) / 3
         k = r["Kernel Name"][:90]; tot[k][0] += ms; tot[k][1] += 1; grid[k] = r.get("Grid Size", "")
-    print("==", f, "total ms", round(sum(v[0] for v in tot.values()), 2))
-    for k, (ms, n) in sorted(tot.items(), key=lambda kv: -kv[1][0])[:25]:
-        print(f"{ms:9.2f} ms {n:5d}x  {k}  grid {grid[k]}")
+    print("==", f, "ms per step (kernel time / 3)", round(sum(v[0] for v in tot.values()), 2))
+    for k, (ms, n) in sorted(tot.items(), key=lambda kv: -kv[1][0])[:30]:
+        print(f"{ms:8.3f} ms {n / 3:5.1f}/step  {k}  grid {grid[k]}")
 PY

@@ -29,6 +29,8 @@ public sealed partial class IlgpuLayerKernels : IPaddedExpertKernels
     private Action<Index1D, ArrayView<float>, ArrayView<int>, int, int, int, ArrayView<float>, int>? _unpadTiled;
     private Action<Index1D, ArrayView<float>, int, ArrayView<ushort>>? _paddedSwiGlu;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, int, ArrayView<ushort>>? _paddedSwiGluBackward;
+    private Action<Index1D, ArrayView<float>, int, ArrayView<ushort>>? _paddedSwiGluTiled;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, int, ArrayView<ushort>>? _paddedSwiGluBackwardTiled;
     private Action<Index1D, ArrayView<ushort>, ArrayView<float>>? _widen;
 
     /// <inheritdoc />
@@ -334,6 +336,19 @@ public sealed partial class IlgpuLayerKernels : IPaddedExpertKernels
         (int rows, int hidden) = RowsAndHidden(activation, gateUp, nameof(gateUp));
         if (rows == 0)
             return;
+        if (hidden % PaddedExpertKernelBodies.TileWords == 0)
+        {
+            _paddedSwiGluTiled ??= _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, ArrayView<ushort>>(
+                PaddedExpertKernelBodies.SwiGluForwardTiled
+            );
+            _paddedSwiGluTiled(
+                activation.ElementCount / 4,
+                Floats(gateUp, nameof(gateUp)),
+                hidden,
+                DeviceViews.BFloat16Bits(_acc, activation, nameof(activation))
+            );
+            return;
+        }
         _paddedSwiGlu ??= _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, ArrayView<ushort>>(
             PaddedExpertKernelBodies.SwiGluForward
         );
@@ -352,6 +367,17 @@ public sealed partial class IlgpuLayerKernels : IPaddedExpertKernels
         DeviceViews.SameCount(gateUp, gradGateUp, nameof(gradGateUp));
         if (rows == 0)
             return;
+        bool tiled = hidden % PaddedExpertKernelBodies.TileWords == 0;
+        if (tiled)
+        {
+            _paddedSwiGluBackwardTiled ??= _acc.LoadAutoGroupedStreamKernel<
+                Index1D,
+                ArrayView<float>,
+                ArrayView<float>,
+                int,
+                ArrayView<ushort>
+            >(PaddedExpertKernelBodies.SwiGluBackwardTiled);
+        }
         _paddedSwiGluBackward ??= _acc.LoadAutoGroupedStreamKernel<
             Index1D,
             ArrayView<float>,
@@ -359,8 +385,8 @@ public sealed partial class IlgpuLayerKernels : IPaddedExpertKernels
             int,
             ArrayView<ushort>
         >(PaddedExpertKernelBodies.SwiGluBackward);
-        _paddedSwiGluBackward(
-            gradActivation.ElementCount,
+        (tiled ? _paddedSwiGluBackwardTiled! : _paddedSwiGluBackward)(
+            tiled ? gradActivation.ElementCount / 4 : gradActivation.ElementCount,
             Floats(gradActivation, nameof(gradActivation)),
             Floats(gateUp, nameof(gateUp)),
             hidden,

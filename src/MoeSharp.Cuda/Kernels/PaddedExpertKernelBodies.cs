@@ -130,6 +130,55 @@ internal static class PaddedExpertKernelBodies
         }
     }
 
+    /// <summary>
+    /// Thread i: <see cref="SwiGluForward"/> on columns <c>tile·128 + m·32 + lane</c> (m = 0..3) of activation row r,
+    /// for <paramref name="hidden"/> a multiple of 128 (coalesced 128-byte accesses, a quarter of the index math).
+    /// </summary>
+    public static void SwiGluForwardTiled(Index1D i, ArrayView<float> gateUp, int hidden, ArrayView<ushort> activation)
+    {
+        int perRow = hidden / 4,
+            index = i;
+        int r = index / perRow,
+            within = index - (r * perRow);
+        int first = (within / 32 * TileWords) + (within % 32);
+        long at = ((long)r * 2 * hidden) + first,
+            to = ((long)r * hidden) + first;
+        for (int m = 0; m < 4; m++)
+        {
+            float g = gateUp[at + (m * 32)];
+            activation[to + (m * 32)] = (ushort)
+                BFloat16KernelBodies.Round(g / (1f + MathF.Exp(-g)) * gateUp[at + hidden + (m * 32)]);
+        }
+    }
+
+    /// <summary>Thread i: <see cref="SwiGluBackward"/> on the columns <see cref="SwiGluForwardTiled"/> maps it
+    /// to.</summary>
+    public static void SwiGluBackwardTiled(
+        Index1D i,
+        ArrayView<float> gradActivation,
+        ArrayView<float> gateUp,
+        int hidden,
+        ArrayView<ushort> gradGateUp
+    )
+    {
+        int perRow = hidden / 4,
+            index = i;
+        int r = index / perRow,
+            within = index - (r * perRow);
+        int first = (within / 32 * TileWords) + (within % 32);
+        long at = ((long)r * 2 * hidden) + first,
+            from = ((long)r * hidden) + first;
+        for (int m = 0; m < 4; m++)
+        {
+            long j = at + (m * 32);
+            float g = gateUp[j];
+            float sig = 1f / (1f + MathF.Exp(-g));
+            float da = gradActivation[from + (m * 32)];
+            gradGateUp[j + hidden] = (ushort)BFloat16KernelBodies.Round(da * g * sig);
+            gradGateUp[j] = (ushort)BFloat16KernelBodies.Round(da * gateUp[j + hidden] * sig * (1f + (g * (1f - sig))));
+        }
+    }
+
     /// <summary>Thread i: <c>destination[i] = source[i]</c> widened from bfloat16 (for products on accelerators
     /// without cuBLAS).</summary>
     public static void Widen(Index1D i, ArrayView<ushort> source, ArrayView<float> destination) =>

@@ -15,20 +15,20 @@ namespace MoeSharp.Cuda.Tests.Kernels;
 [Collection(CpuBackendCollection.Name)]
 public class PaddedExpertsTests(CpuBackendFixture fixture)
 {
-    /// <summary>D = 256 takes the tiled pad and unpad kernels (rows of whole 128-word tiles), D = 40 the plain
-    /// ones.</summary>
+    /// <summary>D = 256 and H = 128 take the tiled pad, unpad and SwiGLU kernels (rows of whole 128-word tiles),
+    /// D = 40 and H = 48 the plain ones.</summary>
     [Theory]
-    [InlineData(40, 48)]
-    [InlineData(256, 8)]
-    public void PaddedLayer_OnTheCpuAccelerator_IsTheProductByProductLayer(int dim, int hidden) =>
-        AssertSameLayer(fixture.Backend, dim, hidden, exact: true);
+    [InlineData(40, 48, 8)]
+    [InlineData(256, 128, 4)]
+    public void PaddedLayer_OnTheCpuAccelerator_IsTheProductByProductLayer(int dim, int hidden, int experts) =>
+        AssertSameLayer(fixture.Backend, dim, hidden, experts, exact: true);
 
     [CudaFact]
     public void PaddedLayer_OnCuda_TracksTheProductByProductLayer()
     {
         using IlgpuBackend cuda = IlgpuBackend.CreateCuda(0);
-        AssertSameLayer(cuda, 256, 96, exact: false);
-        AssertSameLayer(cuda, 40, 48, exact: false);
+        AssertSameLayer(cuda, 256, 128, 8, exact: false);
+        AssertSameLayer(cuda, 40, 48, 8, exact: false);
     }
 
     [Fact]
@@ -55,10 +55,9 @@ public class PaddedExpertsTests(CpuBackendFixture fixture)
         Assert.Null(fixture.Backend.Layer.PaddedExperts); // float32 products
     }
 
-    private static void AssertSameLayer(IlgpuBackend backend, int dim, int hidden, bool exact)
+    private static void AssertSameLayer(IlgpuBackend backend, int dim, int hidden, int experts, bool exact)
     {
-        int tokens = 512,
-            experts = 8,
+        int tokens = 64 * experts,
             topK = 2;
         var args = new MoeLayerArgs(dim, hidden, experts, topK);
         var r = new Random(5);
