@@ -25,6 +25,53 @@ internal static class PaddedExpertKernelBodies
         stacked[i] = (ushort)BFloat16KernelBodies.Round(v);
     }
 
+    /// <summary>
+    /// Thread i: words <c>tile·128 + m·32 + lane</c> (m = 0..3) of stacked row r (expert <c>r / 2H</c>, its w1 rows
+    /// then its w3 rows), each two float32 values of the source row rounded to bfloat16. Rows of a whole number of
+    /// 128-word tiles (<paramref name="words"/> = D / 2): coalesced, one row lookup per 8 values.
+    /// </summary>
+    public static void StackRowsTiled(
+        Index1D i,
+        ArrayView<float> w1,
+        ArrayView<float> w3,
+        int hidden,
+        int words,
+        ArrayView<uint> stacked
+    )
+    {
+        int perRow = words / 4,
+            index = i;
+        int r = index / perRow,
+            within = index - (r * perRow);
+        int first = (within / 32 * TileWords) + (within % 32);
+        int e = r / (2 * hidden),
+            j = r - (e * 2 * hidden);
+        long to = ((long)r * words) + first;
+        bool up = j >= hidden;
+        long at = ((((long)e * hidden) + (up ? j - hidden : j)) * words + first) * 2;
+        for (int m = 0; m < 4; m++)
+        {
+            long f = at + (m * 64);
+            float low = up ? w3[f] : w1[f],
+                high = up ? w3[f + 1] : w1[f + 1];
+            stacked[to + (m * 32)] = BFloat16KernelBodies.Round(low) | (BFloat16KernelBodies.Round(high) << 16);
+        }
+    }
+
+    /// <summary>Thread i: words <c>tile·128 + m·32 + lane</c> (m = 0..3) of a bfloat16 copy of
+    /// <paramref name="source"/> (a whole number of 256-value tiles), two rounded values per word.</summary>
+    public static void ToBFloat16Tiled(Index1D i, ArrayView<float> source, ArrayView<uint> destination)
+    {
+        int index = i;
+        long first = ((long)(index / 32) * TileWords) + (index % 32);
+        for (int m = 0; m < 4; m++)
+        {
+            long w = first + (m * 32);
+            destination[w] =
+                BFloat16KernelBodies.Round(source[2 * w]) | (BFloat16KernelBodies.Round(source[(2 * w) + 1]) << 16);
+        }
+    }
+
     /// <summary>Thread i of <c>rows·H</c>: <c>a = silu(g) ⊙ u</c> with g and u from row <c>i / H</c> of the stacked
     /// products (gate in the first H values, up in the next H), rounded to bfloat16.</summary>
     public static void SwiGluForward(Index1D i, ArrayView<float> gateUp, int hidden, ArrayView<ushort> activation)
