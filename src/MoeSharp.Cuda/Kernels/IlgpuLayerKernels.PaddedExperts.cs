@@ -53,7 +53,8 @@ public sealed partial class IlgpuLayerKernels : IPaddedExpertKernels
             largest = Math.Max(largest, rows);
         }
         long capacity = (largest + CapacityAlignment - 1) / CapacityAlignment * CapacityAlignment;
-        if (total == 0 || capacity * rowsPerGroup.Length > total * MaxPaddingRatio || total > int.MaxValue)
+        long paddedRows = capacity * rowsPerGroup.Length;
+        if (total == 0 || paddedRows > total * MaxPaddingRatio || paddedRows > int.MaxValue)
             return null;
         int groups = rowsPerGroup.Length;
         var table = new int[2 * groups];

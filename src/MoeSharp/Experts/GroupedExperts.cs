@@ -71,7 +71,12 @@ public sealed class GroupedExperts
         int rows = CheckRows(xRouted, nameof(xRouted));
         long[] counts = CheckCounts(tokensPerLocalExpert, rows);
         if (_kernels.PaddedExperts is { } padded && padded.Plan(counts) is { } layout)
-            return ForwardPadded(padded, layout, xRouted, counts);
+        {
+            // Padded tensors hold up to 2H values per padded row; past one tensor's index range, product by product.
+            if ((long)layout.PaddedRows * Math.Max(Dim, 2 * Hidden) <= int.MaxValue)
+                return ForwardPadded(padded, layout, xRouted, counts);
+            _kernels.Allocator.Return(layout.Table);
+        }
         int h = Hidden,
             d = Dim;
         using var scope = new TensorScope(_kernels.Allocator);
