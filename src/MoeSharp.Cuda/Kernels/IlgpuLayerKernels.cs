@@ -247,9 +247,10 @@ public sealed partial class IlgpuLayerKernels
 
     /// <summary>
     /// Mixed precision: every product rounds its two inputs to bfloat16 and accumulates in float32 (cuBLAS bfloat16
-    /// GEMMs on the tensor cores), while weights, activations, gradients and optimizer state stay float32. Far faster
-    /// on a GPU, and about three significant digits per input instead of seven: results agree with the float32 layer
-    /// to about 1e-2, not within the golden files' 1e-4.
+    /// GEMMs on the tensor cores), while weights, gradients and optimizer state stay float32; the experts' product
+    /// inputs are kept in bfloat16 where the padded experts run (<see cref="PaddedExperts"/>). Far faster on a GPU,
+    /// and about three significant digits per input instead of seven: results agree with the float32 layer to about
+    /// 1e-2, not within the golden files' 1e-4.
     /// </summary>
     public bool BFloat16Products { get; }
 
