@@ -327,6 +327,9 @@ internal static class LayerPhases
     /// <summary>The nine grouped expert products.</summary>
     public const string Products = "expert products";
 
+    /// <summary>The padded experts' layout passes: rows padded (cast to bfloat16) and back, weights cast.</summary>
+    public const string ExpertLayout = "expert padding and casts";
+
     /// <summary>
     /// The phase of <paramref name="kernel"/> in <paramref name="stage"/> (forward, backward, optimizer):
     /// grouped products, SwiGLU, the router's product, scores, top-k and counts, the dispatcher's ordered gather-reduce
@@ -340,7 +343,13 @@ internal static class LayerPhases
             return kernel is "GatherReduce" or "RowDots" ? "combine" : "dispatch";
         return kernel switch
         {
-            "GroupedMatMulTransposeB" or "GroupedMatMul" or "GroupedMatMulTransposeA" => Products,
+            "GroupedMatMulTransposeB"
+            or "GroupedMatMul"
+            or "GroupedMatMulTransposeA"
+            or "BatchedMatMulTransposeB"
+            or "BatchedMatMul"
+            or "BatchedMatMulTransposeA" => Products,
+            "Plan" or "PadRows" or "UnpadRows" or "StackWeights" => ExpertLayout,
             "SwiGluForward" or "SwiGluBackward" => "SwiGLU",
             "MatMulTransposeB"
             or "MatMul"

@@ -23,7 +23,7 @@ namespace MoeSharp.Cuda.Kernels;
 /// <c>exp</c> and may contract multiply-adds, so they agree with the host within a few ulp; cuBLAS sums in its own
 /// blocking, so products agree within float32 tolerance (the golden layer files' bounds), not bitwise.
 /// </remarks>
-public sealed class IlgpuLayerKernels
+public sealed partial class IlgpuLayerKernels
     : ILayerKernels,
         IGemmKernels,
         IRouterKernels,
@@ -86,6 +86,19 @@ public sealed class IlgpuLayerKernels
         float,
         float
     > _adamW;
+    private readonly Action<
+        Index1D,
+        ArrayView<float>,
+        ArrayView<float>,
+        ArrayView<float>,
+        ArrayView<float>,
+        float,
+        float,
+        float,
+        float,
+        float,
+        float
+    > _adamWTiled;
     private readonly Action<Index1D, ArrayView<float>, int, ArrayView<ushort>> _toBFloat16;
     private readonly Action<Index1D, ArrayView<float>, int, ArrayView<float>> _roundToBFloat16;
     private readonly Action<Index1D, ArrayView<ushort>, ArrayView<float>, int> _widenBFloat16;
@@ -172,6 +185,19 @@ public sealed class IlgpuLayerKernels
             float,
             float
         >(LayerKernelBodies.AdamW);
+        _adamWTiled = _acc.LoadAutoGroupedStreamKernel<
+            Index1D,
+            ArrayView<float>,
+            ArrayView<float>,
+            ArrayView<float>,
+            ArrayView<float>,
+            float,
+            float,
+            float,
+            float,
+            float,
+            float
+        >(LayerKernelBodies.AdamWTiled);
         _toBFloat16 = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, ArrayView<ushort>>(
             LayerKernelBodies.ToBFloat16
         );
@@ -221,9 +247,10 @@ public sealed class IlgpuLayerKernels
 
     /// <summary>
     /// Mixed precision: every product rounds its two inputs to bfloat16 and accumulates in float32 (cuBLAS bfloat16
-    /// GEMMs on the tensor cores), while weights, activations, gradients and optimizer state stay float32. Far faster
-    /// on a GPU, and about three significant digits per input instead of seven: results agree with the float32 layer
-    /// to about 1e-2, not within the golden files' 1e-4.
+    /// GEMMs on the tensor cores), while weights, gradients and optimizer state stay float32; the experts' product
+    /// inputs are kept in bfloat16 where the padded experts run (<see cref="PaddedExperts"/>). Far faster on a GPU,
+    /// and about three significant digits per input instead of seven: results agree with the float32 layer to about
+    /// 1e-2, not within the golden files' 1e-4.
     /// </summary>
     public bool BFloat16Products { get; }
 
@@ -609,8 +636,9 @@ public sealed class IlgpuLayerKernels
         DeviceViews.SameCount(value, expAvgSq, nameof(expAvgSq));
         if (n == 0)
             return;
-        _adamW(
-            n,
+        bool tiled = n % 128 == 0;
+        (tiled ? _adamWTiled : _adamW)(
+            tiled ? n / 4 : n,
             Floats(value, nameof(value)),
             Floats(grad, nameof(grad)),
             Floats(expAvg, nameof(expAvg)),

@@ -219,6 +219,62 @@ internal static class LayerKernelBodies
         float decay
     )
     {
+        AdamWElement(i, value, grad, expAvg, expAvgSq, beta1, beta2, stepSize, bias2Sqrt, epsilon, decay);
+    }
+
+    /// <summary>
+    /// Thread i: <see cref="AdamW"/> on elements <c>tile·128 + m·32 + lane</c> (m = 0..3) of tensors of a whole
+    /// number of 128-element tiles, so each of a warp's accesses covers 128 contiguous bytes and a quarter of the
+    /// threads do the index arithmetic.
+    /// </summary>
+    public static void AdamWTiled(
+        Index1D i,
+        ArrayView<float> value,
+        ArrayView<float> grad,
+        ArrayView<float> expAvg,
+        ArrayView<float> expAvgSq,
+        float beta1,
+        float beta2,
+        float stepSize,
+        float bias2Sqrt,
+        float epsilon,
+        float decay
+    )
+    {
+        int index = i;
+        long first = ((long)(index / 32) * 128) + (index % 32);
+        for (int m = 0; m < 4; m++)
+        {
+            AdamWElement(
+                first + (m * 32),
+                value,
+                grad,
+                expAvg,
+                expAvgSq,
+                beta1,
+                beta2,
+                stepSize,
+                bias2Sqrt,
+                epsilon,
+                decay
+            );
+        }
+    }
+
+    private static void AdamWElement(
+        long i,
+        ArrayView<float> value,
+        ArrayView<float> grad,
+        ArrayView<float> expAvg,
+        ArrayView<float> expAvgSq,
+        float beta1,
+        float beta2,
+        float stepSize,
+        float bias2Sqrt,
+        float epsilon,
+        float decay
+    )
+    {
         float g = grad[i];
         float m = (beta1 * expAvg[i]) + ((1f - beta1) * g);
         float v = (beta2 * expAvgSq[i]) + ((1f - beta2) * g * g);

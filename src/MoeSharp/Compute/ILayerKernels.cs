@@ -32,6 +32,12 @@ public interface ILayerKernels
     /// <summary>The AdamW step.</summary>
     IOptimizerKernels Optimizer { get; }
 
+    /// <summary>
+    /// The experts over padded groups with bfloat16 operands, where the backend has them (a GPU with bfloat16
+    /// products); null (the default) runs the experts product by product through <see cref="Gemm"/>.
+    /// </summary>
+    IPaddedExpertKernels? PaddedExperts => null;
+
     /// <summary>A zero tensor from <see cref="Allocator"/> (return it there, or through a scope, when done).</summary>
     /// <param name="dtype">Element type.</param>
     /// <param name="shape">Dimensions.</param>

@@ -17,7 +17,8 @@ public sealed class ProfilingLayerKernels(ILayerKernels inner)
         IGemmKernels,
         IRouterKernels,
         IElementwiseKernels,
-        IOptimizerKernels
+        IOptimizerKernels,
+        IPaddedExpertKernels
 {
     private readonly KernelCallTimes _times = new(inner.Dispatch.Device.Synchronize);
 
@@ -49,7 +50,80 @@ public sealed class ProfilingLayerKernels(ILayerKernels inner)
     public IOptimizerKernels Optimizer => this;
 
     /// <inheritdoc />
+    public IPaddedExpertKernels? PaddedExperts => inner.PaddedExperts is null ? null : this;
+
+    /// <inheritdoc />
     public Tensor RentZeros(DType dtype, params int[] shape) => inner.RentZeros(dtype, shape);
+
+    private IPaddedExpertKernels Padded =>
+        inner.PaddedExperts ?? throw new InvalidOperationException("the timed kernels have no padded experts");
+
+    /// <inheritdoc />
+    public PaddedGroups? Plan(ReadOnlySpan<long> rowsPerGroup)
+    {
+        long[] groups = rowsPerGroup.ToArray();
+        return _times.Time(nameof(Plan), () => Padded.Plan(groups));
+    }
+
+    /// <inheritdoc />
+    public void PadRows(Tensor rows, PaddedGroups layout, Tensor padded) =>
+        _times.Time(nameof(PadRows), () => Padded.PadRows(rows, layout, padded));
+
+    /// <inheritdoc />
+    public void UnpadRows(Tensor padded, PaddedGroups layout, Tensor rows, bool accumulate) =>
+        _times.Time(nameof(UnpadRows), () => Padded.UnpadRows(padded, layout, rows, accumulate));
+
+    /// <inheritdoc />
+    public void StackWeights(Tensor w1, Tensor w3, Tensor w2, Tensor gateUp, Tensor down) =>
+        _times.Time(nameof(StackWeights), () => Padded.StackWeights(w1, w3, w2, gateUp, down));
+
+    /// <inheritdoc />
+    public void BatchedMatMulTransposeB(
+        Tensor a,
+        Tensor b,
+        Tensor c,
+        PaddedGroups layout,
+        GemmShape shape,
+        bool accumulate = false
+    ) =>
+        _times.Time(
+            nameof(BatchedMatMulTransposeB),
+            () => Padded.BatchedMatMulTransposeB(a, b, c, layout, shape, accumulate)
+        );
+
+    /// <inheritdoc />
+    public void BatchedMatMul(
+        Tensor a,
+        Tensor b,
+        Tensor c,
+        PaddedGroups layout,
+        GemmShape shape,
+        bool accumulate = false
+    ) => _times.Time(nameof(BatchedMatMul), () => Padded.BatchedMatMul(a, b, c, layout, shape, accumulate));
+
+    /// <inheritdoc />
+    public void BatchedMatMulTransposeA(
+        Tensor a,
+        int aColumn,
+        int aRowStride,
+        Tensor b,
+        Tensor c,
+        PaddedGroups layout,
+        GemmShape shape,
+        bool accumulate = false
+    ) =>
+        _times.Time(
+            nameof(BatchedMatMulTransposeA),
+            () => Padded.BatchedMatMulTransposeA(a, aColumn, aRowStride, b, c, layout, shape, accumulate)
+        );
+
+    /// <inheritdoc />
+    public void SwiGluForward(Tensor gateUp, Tensor activation) =>
+        _times.Time(nameof(SwiGluForward), () => Padded.SwiGluForward(gateUp, activation));
+
+    /// <inheritdoc />
+    public void SwiGluBackward(Tensor gradActivation, Tensor gateUp, Tensor gradGateUp) =>
+        _times.Time(nameof(SwiGluBackward), () => Padded.SwiGluBackward(gradActivation, gateUp, gradGateUp));
 
     /// <inheritdoc />
     public void MatMulTransposeB(

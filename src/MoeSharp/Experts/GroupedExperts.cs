@@ -70,6 +70,13 @@ public sealed class GroupedExperts
     {
         int rows = CheckRows(xRouted, nameof(xRouted));
         long[] counts = CheckCounts(tokensPerLocalExpert, rows);
+        if (_kernels.PaddedExperts is { } padded && padded.Plan(counts) is { } layout)
+        {
+            // Padded tensors hold up to 2H values per padded row; past one tensor's index range, product by product.
+            if ((long)layout.PaddedRows * Math.Max(Dim, 2 * Hidden) <= int.MaxValue)
+                return ForwardPadded(padded, layout, xRouted, counts);
+            _kernels.Allocator.Return(layout.Table);
+        }
         int h = Hidden,
             d = Dim;
         using var scope = new TensorScope(_kernels.Allocator);
@@ -115,12 +122,15 @@ public sealed class GroupedExperts
     )
     {
         ArgumentNullException.ThrowIfNull(forward);
-        if (forward.RowsPerExpert.Length != NumLocalExperts || forward.Gate.Rank != 2 || forward.Gate.Dim(1) != Hidden)
+        int width = forward.Padded is null ? Hidden : 2 * Hidden;
+        if (forward.RowsPerExpert.Length != NumLocalExperts || forward.Gate.Rank != 2 || forward.Gate.Dim(1) != width)
         {
             throw new ArgumentException("forward was produced by experts of another shape", nameof(forward));
         }
         int rows = forward.Input.Dim(0);
         CheckGrad(gradOutput, rows, nameof(gradOutput));
+        if (forward.Padded is { } state)
+            return BackwardPadded(state, gradOutput, accumulateInto);
         int h = Hidden,
             d = Dim;
         bool accumulate = accumulateInto is not null;
@@ -147,6 +157,91 @@ public sealed class GroupedExperts
         gemm.GroupedMatMulTransposeA(gradUp, x, gradW3, counts, h, d, accumulate); // dw3 = duᵀ · x
         gemm.GroupedMatMul(gradGate, W1, gradX, counts, d, h); // dx = dg · w1
         gemm.GroupedMatMul(gradUp, W3, gradX, counts, d, h, accumulate: true); //    + du · w3
+        scope.Keep(gradX);
+        if (accumulateInto is null)
+        {
+            scope.Keep(gradW1);
+            scope.Keep(gradW2);
+            scope.Keep(gradW3);
+        }
+        return new SwiGluGradients(gradX, gradW1, gradW2, gradW3);
+    }
+
+    /// <summary>
+    /// <see cref="Forward"/> over padded groups: x cast to bfloat16 once (padded), the weights once (w1 and w3
+    /// stacked), gate and up in one batched product, SwiGLU into bfloat16, the down projection, and the output rows
+    /// copied back from the padded layout.
+    /// </summary>
+    private SwiGluForwardResult ForwardPadded(
+        IPaddedExpertKernels padded,
+        PaddedGroups layout,
+        Tensor xRouted,
+        long[] counts
+    )
+    {
+        int h = Hidden,
+            d = Dim,
+            e = NumLocalExperts,
+            paddedRows = layout.PaddedRows;
+        using var scope = new TensorScope(_kernels.Allocator);
+        scope.Adopt(layout.Table);
+        Tensor x = scope.Rent(DType.BFloat16, paddedRows, d);
+        Tensor gateUpWeights = scope.Rent(DType.BFloat16, e, 2 * h, d);
+        Tensor downWeights = scope.Rent(DType.BFloat16, e, d, h);
+        Tensor gateUp = scope.Rent(DType.Float32, paddedRows, 2 * h);
+        Tensor activation = scope.Rent(DType.BFloat16, paddedRows, h);
+        Tensor paddedOutput = scope.Rent(DType.Float32, paddedRows, d);
+        Tensor output = scope.Rent(DType.Float32, xRouted.Dim(0), d);
+        padded.PadRows(xRouted, layout, x);
+        padded.StackWeights(W1, W3, W2, gateUpWeights, downWeights);
+        padded.BatchedMatMulTransposeB(x, gateUpWeights, gateUp, layout, new(0, 2 * h, d)); // [g | u] = x·[w1; w3]ᵀ
+        padded.SwiGluForward(gateUp, activation);
+        padded.BatchedMatMulTransposeB(activation, downWeights, paddedOutput, layout, new(0, d, h)); // y = a·w2ᵀ
+        padded.UnpadRows(paddedOutput, layout, output, accumulate: false);
+        var state = new PaddedExpertsState(layout, x, gateUp, activation, gateUpWeights, downWeights);
+        foreach (Tensor t in state.Tensors)
+            scope.Keep(t);
+        return new SwiGluForwardResult(scope.Keep(output), xRouted, state, counts);
+    }
+
+    /// <summary>
+    /// The backward of <see cref="ForwardPadded"/>: dy padded to bfloat16 once; da = dy·w2 and dw2 = dyᵀ·a; SwiGLU's
+    /// backward into the stacked bfloat16 [dg | du]; dw1 and dw3 from its two column blocks; dx = [dg | du]·[w1; w3]
+    /// in one product, copied back from the padded layout.
+    /// </summary>
+    private SwiGluGradients BackwardPadded(
+        PaddedExpertsState state,
+        Tensor gradOutput,
+        SwiGluWeightGradients? accumulateInto
+    )
+    {
+        IPaddedExpertKernels padded =
+            _kernels.PaddedExperts
+            ?? throw new InvalidOperationException("the forward ran padded experts that the kernels no longer offer");
+        int h = Hidden,
+            d = Dim,
+            e = NumLocalExperts;
+        PaddedGroups layout = state.Layout;
+        int paddedRows = layout.PaddedRows;
+        bool accumulate = accumulateInto is not null;
+        using var scope = new TensorScope(_kernels.Allocator);
+        // Every group's matrix is written (zero rows add nothing), so the gradients need no clearing.
+        Tensor gradW1 = accumulateInto?.GradW1 ?? scope.Rent(DType.Float32, e, h, d);
+        Tensor gradW2 = accumulateInto?.GradW2 ?? scope.Rent(DType.Float32, e, d, h);
+        Tensor gradW3 = accumulateInto?.GradW3 ?? scope.Rent(DType.Float32, e, h, d);
+        Tensor dy = scope.Rent(DType.BFloat16, paddedRows, d);
+        Tensor gradActivation = scope.Rent(DType.Float32, paddedRows, h);
+        Tensor gradGateUp = scope.Rent(DType.BFloat16, paddedRows, 2 * h);
+        Tensor paddedGradX = scope.Rent(DType.Float32, paddedRows, d);
+        Tensor gradX = scope.Rent(DType.Float32, gradOutput.Dim(0), d);
+        padded.PadRows(gradOutput, layout, dy);
+        padded.BatchedMatMul(dy, state.DownWeights, gradActivation, layout, new(0, h, d)); // da = dy · w2
+        padded.BatchedMatMulTransposeA(dy, 0, d, state.Activation, gradW2, layout, new(d, h, 0), accumulate);
+        padded.SwiGluBackward(gradActivation, state.GateUp, gradGateUp);
+        padded.BatchedMatMulTransposeA(gradGateUp, 0, 2 * h, state.Input, gradW1, layout, new(h, d, 0), accumulate);
+        padded.BatchedMatMulTransposeA(gradGateUp, h, 2 * h, state.Input, gradW3, layout, new(h, d, 0), accumulate);
+        padded.BatchedMatMul(gradGateUp, state.GateUpWeights, paddedGradX, layout, new(0, d, 2 * h)); // dx
+        padded.UnpadRows(paddedGradX, layout, gradX, accumulate: false);
         scope.Keep(gradX);
         if (accumulateInto is null)
         {

@@ -1,3 +1,4 @@
+using MoeSharp.Compute;
 using MoeSharp.Tensors;
 
 namespace MoeSharp.Experts;
@@ -26,6 +27,15 @@ public sealed class SwiGluForwardResult
         RowsPerExpert = rowsPerExpert;
     }
 
+    /// <summary>A result of the padded experts (<see cref="IPaddedExpertKernels"/>): <see cref="Gate"/> and
+    /// <see cref="Up"/> are both the stacked gate-and-up products, <see cref="Activation"/> the padded bfloat16
+    /// activation.</summary>
+    internal SwiGluForwardResult(Tensor output, Tensor input, PaddedExpertsState padded, long[] rowsPerExpert)
+        : this(output, input, padded.GateUp, padded.GateUp, padded.Activation, rowsPerExpert) => Padded = padded;
+
+    /// <summary>What the padded experts' backward reads; null for a product-by-product forward.</summary>
+    internal PaddedExpertsState? Padded { get; }
+
     /// <summary>y: [R, D] float32.</summary>
     public Tensor Output { get; }
 
@@ -45,5 +55,5 @@ public sealed class SwiGluForwardResult
     internal long[] RowsPerExpert { get; }
 
     /// <summary>g, u and a: the working tensors only the backward reads.</summary>
-    internal Tensor[] SavedActivations => [Gate, Up, Activation];
+    internal Tensor[] SavedActivations => Padded?.Tensors ?? [Gate, Up, Activation];
 }
