@@ -34,6 +34,9 @@ public class TokenDispatcher
 {
     private readonly ITokenExchange _exchange;
 
+    /// <summary>The FP8 row kernels when <see cref="TokenDispatcherConfig.WireFormat"/> is FP8, else null.</summary>
+    private readonly IFp8RowKernels? _fp8;
+
     private protected TokenDispatcher(
         TokenDispatcherConfig config,
         int epSize,
@@ -68,6 +71,7 @@ public class TokenDispatcher
         SpRank = spRank;
         Kernels = kernels ?? new HostMoeKernels(pool);
         _exchange = exchange(Kernels);
+        _fp8 = Fp8RowWire.KernelsFor(config, Kernels);
     }
 
     /// <summary>What this dispatcher routes and how.</summary>
@@ -106,6 +110,12 @@ public class TokenDispatcher
     /// dispatch. The backward passes are not recorded.
     /// </summary>
     public TrafficReport? LastTraffic { get; private set; }
+
+    /// <summary>
+    /// Bytes this rank handed to the last dispatch's forward row exchange (codes and scales with an FP8
+    /// <see cref="TokenDispatcherConfig.WireFormat"/>); 0 where no row leaves the rank (EP = 1).
+    /// </summary>
+    internal long LastDispatchBytesSent { get; private set; }
 
     /// <summary>
     /// Routes this rank's tokens to their experts.
@@ -177,6 +187,10 @@ public class TokenDispatcher
         // Gather: each token row to its K rows of the local layout (scaled here when scores multiply before experts).
         Tensor gathered = scope.Rent(x.DType, plan.LocalRows, x.RowLength);
         Kernels.Rows.ScatterTokenRows(x, inputRowOffset, TokenScatterOf(local, Config.ScoreBeforeExperts), gathered);
+        // FP8 rounds the rows also where none moves, so the routed rows do not depend on the EP size.
+        if (_fp8 is not null && !_exchange.MovesRows)
+            RoundTripFp8(gathered);
+        LastDispatchBytesSent = 0;
         ExpertMajorPermutation? permutation = plan.NeedsPermutation ? BuildPermutation(plan, scope) : null;
         var metadata = new DispatchMetadata(this, plan, x.ShapeArray(), x.DType, local, permutation);
 
@@ -581,8 +595,9 @@ public class TokenDispatcher
             EpSize,
             EpRank,
             Config.NumExperts,
-            metadata.Dim,
-            metadata.RowType
+            _fp8 is null
+                ? (long)metadata.Dim * metadata.RowType.SizeOf()
+                : Quantization.Fp8WireRows.BytesPerRow(metadata.Dim)
         );
         partial.AddExchangeWait(EpRank, TrafficExchange.Counts, countMs);
         partial.AddExchangeWait(EpRank, TrafficExchange.RowsForward, forwardMs);
@@ -610,17 +625,52 @@ public class TokenDispatcher
         DispatchPlan plan = metadata.Plan;
         Tensor received = scope.Rent(metadata.RowType, plan.RowsReceived, metadata.Dim);
         long started = Config.CollectTraffic ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
-        Receive(
-            scope,
-            received,
-            () => _exchange.ExchangeRows(localRows, plan.InputSplits, received, plan.OutputSplits)
-        );
+        if (_fp8 is null)
+        {
+            Receive(
+                scope,
+                received,
+                () => _exchange.ExchangeRows(localRows, plan.InputSplits, received, plan.OutputSplits)
+            );
+        }
+        else
+            ExchangeFp8(localRows, received, plan, scope, _fp8);
+        LastDispatchBytesSent = _exchange.LastRowBytesSent;
         exchangeMs = Config.CollectTraffic ? TrafficCollection.MillisecondsSince(started) : 0;
         if (metadata.Permutation is null)
             return received;
         Tensor routed = scope.Rent(metadata.RowType, plan.RoutedRows, metadata.Dim);
         Kernels.Rows.GatherRows(received, 0, metadata.Permutation.ExpertMajorRowOf, null, routed);
         return routed;
+    }
+
+    /// <summary>
+    /// The forward exchange in FP8: the local rows quantised on this rank, codes and scales moved in one all-to-all-v
+    /// of int32 wire rows, dequantised here into <paramref name="received"/> (the row dtype).
+    /// </summary>
+    private void ExchangeFp8(
+        Tensor localRows,
+        Tensor received,
+        DispatchPlan plan,
+        TensorScope scope,
+        IFp8RowKernels fp8
+    )
+    {
+        int words = Quantization.Fp8WireRows.WordsPerRow(localRows.RowLength);
+        Tensor send = scope.Rent(DType.Int32, localRows.Rows, words);
+        fp8.QuantizeRows(localRows, send);
+        Tensor receive = scope.Rent(DType.Int32, received.Rows, words);
+        Receive(scope, receive, () => _exchange.ExchangeRows(send, plan.InputSplits, receive, plan.OutputSplits));
+        fp8.DequantizeRows(receive, received);
+    }
+
+    /// <summary>FP8 where no row moves (EP = 1): the rows quantised and dequantised in place.</summary>
+    private void RoundTripFp8(Tensor rows)
+    {
+        using var scratch = new TensorScope(Allocator);
+        Tensor wire = scratch.Rent(DType.Int32, rows.Rows, Quantization.Fp8WireRows.WordsPerRow(rows.RowLength));
+        _fp8!.QuantizeRows(rows, wire);
+        _fp8.DequantizeRows(wire, rows);
     }
 
     /// <summary>
