@@ -97,7 +97,9 @@ internal static class Fp8RowKernelBodies
         return Float8E4M3.Encode(Interop.FloatAsInt(scaled));
     }
 
-    /// <summary>The code's value times <paramref name="scale"/>; NaN codes give the host's quiet NaN, sign kept.</summary>
+    /// <summary>
+    /// The code's value times <paramref name="scale"/>; NaN codes give the host's quiet NaN, sign kept.
+    /// </summary>
     private static float Value(uint code, float scale)
     {
         uint sign = (code & 0x80u) << 24,

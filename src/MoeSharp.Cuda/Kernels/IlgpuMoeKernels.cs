@@ -238,7 +238,8 @@ public sealed class IlgpuMoeKernels
     public IRowKernels Rows => this;
 
     /// <inheritdoc />
-    /// <remarks>FP8 dispatch (<see cref="Dispatch.RowWireFormat.Fp8E4M3"/>): <see cref="IlgpuFp8RowKernels"/>.</remarks>
+    /// <remarks>For FP8 dispatch (<see cref="Dispatch.RowWireFormat.Fp8E4M3"/>):
+    /// <see cref="IlgpuFp8RowKernels"/>.</remarks>
     public void QuantizeRows(Tensor rows, Tensor wire) => Fp8.QuantizeRows(rows, wire);
 
     /// <inheritdoc />

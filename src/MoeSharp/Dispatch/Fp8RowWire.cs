@@ -10,7 +10,8 @@ internal static class Fp8RowWire
     /// <see cref="RowWireFormat.Native"/>: the backend's own when it implements <see cref="IFp8RowKernels"/>, the
     /// host's for host tensors.
     /// </summary>
-    /// <exception cref="ArgumentException">An unknown format, or FP8 on a device backend without FP8 kernels.</exception>
+    /// <exception cref="ArgumentException">An unknown format, or FP8 on a device backend without FP8
+    /// kernels.</exception>
     public static IFp8RowKernels? KernelsFor(TokenDispatcherConfig config, IMoeKernels kernels)
     {
         switch (config.WireFormat)

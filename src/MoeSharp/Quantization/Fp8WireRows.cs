@@ -7,8 +7,8 @@ namespace MoeSharp.Quantization;
 /// <summary>
 /// The FP8 wire row of dispatch (<see cref="Dispatch.RowWireFormat.Fp8E4M3"/>): one int32 tensor row per token row,
 /// <c>ceil(D/4)</c> words of E4M3 codes (code of column c in byte <c>c mod 4</c> of word <c>c/4</c>, little-endian;
-/// the bytes past D are zero) followed by <c>ceil(D/128)</c> float32 scales by their bits (<see cref="Fp8RowQuantizer"/>'s
-/// codes and scales). Codes and scales travel in one tensor, so one all-to-all-v moves them; int32 words because every
+/// the bytes past D are zero) followed by <c>ceil(D/128)</c> float32 scales by their bits
+/// (<see cref="Fp8RowQuantizer"/>'s codes and scales). Codes and scales travel in one tensor, so one all-to-all-v moves them; int32 words because every
 /// collective backend already moves int32.
 /// </summary>
 public static class Fp8WireRows
@@ -94,7 +94,9 @@ public static class Fp8WireRows
         );
     }
 
-    /// <summary>D of a matching pair: rows <c>[R, D]</c> float32/bfloat16, wire <c>[R, WordsPerRow(D)]</c> int32.</summary>
+    /// <summary>
+    /// D of a matching pair: rows <c>[R, D]</c> float32/bfloat16, wire <c>[R, WordsPerRow(D)]</c> int32.
+    /// </summary>
     internal static int CheckPair(Tensor rows, Tensor wire)
     {
         ArgumentNullException.ThrowIfNull(rows);

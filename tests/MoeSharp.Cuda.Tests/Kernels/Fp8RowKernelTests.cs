@@ -164,7 +164,9 @@ public class Fp8RowKernelTests(CpuBackendFixture fixture)
         }
     }
 
-    /// <summary>Values over many binades, with NaN, ±Infinity, ±0, float32 subnormals and near-maximum values.</summary>
+    /// <summary>
+    /// Values over many binades, with NaN, ±Infinity, ±0, float32 subnormals and near-maximum values.
+    /// </summary>
     private static Tensor SpecialRows(Random random, int rows, int dim)
     {
         float[] specials =
