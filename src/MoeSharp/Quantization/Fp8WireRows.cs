@@ -8,8 +8,8 @@ namespace MoeSharp.Quantization;
 /// The FP8 wire row of dispatch (<see cref="Dispatch.RowWireFormat.Fp8E4M3"/>): one int32 tensor row per token row,
 /// <c>ceil(D/4)</c> words of E4M3 codes (code of column c in byte <c>c mod 4</c> of word <c>c/4</c>, little-endian;
 /// the bytes past D are zero) followed by <c>ceil(D/128)</c> float32 scales by their bits
-/// (<see cref="Fp8RowQuantizer"/>'s codes and scales). Codes and scales travel in one tensor, so one all-to-all-v moves them; int32 words because every
-/// collective backend already moves int32.
+/// (<see cref="Fp8RowQuantizer"/>'s codes and scales). Codes and scales travel in one tensor, so one all-to-all-v
+/// moves them; int32 words because every collective backend already moves int32.
 /// </summary>
 public static class Fp8WireRows
 {
