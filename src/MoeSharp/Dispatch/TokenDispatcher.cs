@@ -196,7 +196,9 @@ public class TokenDispatcher
 
         // Exchange and postprocess: the rows to the ranks that own their experts, there permuted expert-major.
         double forwardMs = 0;
-        Tensor routed = _exchange.MovesRows ? ToExpertMajor(gathered, metadata, scope, out forwardMs) : gathered;
+        Tensor routed = _exchange.MovesRows ? ToExpertMajor(gathered, metadata, scope, _fp8, out forwardMs) : gathered;
+        if (_exchange.MovesRows)
+            LastDispatchBytesSent = _exchange.LastRowBytesSent;
         scope.Keep(routed);
         foreach (Tensor map in metadata.Tensors)
             scope.Keep(map);
@@ -336,7 +338,7 @@ public class TokenDispatcher
         Tensor? gradScores = scoreAfter ? ScoreGradients(state.CombinedRows, gradOutput, metadata, scope) : null;
 
         // Exchange and permute, as dispatch.
-        Tensor gradRouted = _exchange.MovesRows ? ToExpertMajor(gathered, metadata, scope, out _) : gathered;
+        Tensor gradRouted = _exchange.MovesRows ? ToExpertMajor(gathered, metadata, scope, null, out _) : gathered;
         return new CombineBackwardResult(scope.Keep(gradRouted), gradScores is null ? null : scope.Keep(gradScores));
     }
 
@@ -618,14 +620,21 @@ public class TokenDispatcher
 
     /// <summary>
     /// Forward exchange: local-layout rows to this rank's experts, expert-major; <paramref name="exchangeMs"/> is the
-    /// time in the row exchange when traffic is collected (0 otherwise).
+    /// time in the row exchange when traffic is collected (0 otherwise). With <paramref name="fp8"/> the rows travel
+    /// as FP8 wire rows (dispatch only: combine's backward sends gradients in their dtype).
     /// </summary>
-    private Tensor ToExpertMajor(Tensor localRows, DispatchMetadata metadata, TensorScope scope, out double exchangeMs)
+    private Tensor ToExpertMajor(
+        Tensor localRows,
+        DispatchMetadata metadata,
+        TensorScope scope,
+        IFp8RowKernels? fp8,
+        out double exchangeMs
+    )
     {
         DispatchPlan plan = metadata.Plan;
         Tensor received = scope.Rent(metadata.RowType, plan.RowsReceived, metadata.Dim);
         long started = Config.CollectTraffic ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
-        if (_fp8 is null)
+        if (fp8 is null)
         {
             Receive(
                 scope,
@@ -634,8 +643,7 @@ public class TokenDispatcher
             );
         }
         else
-            ExchangeFp8(localRows, received, plan, scope, _fp8);
-        LastDispatchBytesSent = _exchange.LastRowBytesSent;
+            ExchangeFp8(localRows, received, plan, scope, fp8);
         exchangeMs = Config.CollectTraffic ? TrafficCollection.MillisecondsSince(started) : 0;
         if (metadata.Permutation is null)
             return received;

@@ -66,6 +66,74 @@ public class Fp8DispatchTests
     }
 
     [Fact]
+    public void Backward_MovesGradientsInTheirDtype_SoItEqualsTheNativeBackward()
+    {
+        // FP8 rounds only dispatch's forward rows: combine's backward (dispatch's exchange) and dispatch's backward
+        // move gradients unquantised, and neither depends on the forward rows' values.
+        DispatchGen
+            .Problems()
+            .Sample(
+                p =>
+                {
+                    GroupInputs[] inputs = p.Inputs();
+                    var random = new Random(p.Seed + 1);
+                    Tensor[] gradOut = inputs
+                        .Select(g => RandomInputs.Create(random, g.X.Rows, p.Dim, p.Experts, p.TopK, DType.Int32).X)
+                        .ToArray();
+                    Tensor[][] Run(Func<TokenDispatcherConfig, TokenDispatcherConfig>? configure) =>
+                        DispatchHarness.Run(
+                            p,
+                            inputs,
+                            c =>
+                            {
+                                DispatchResult d = c.Dispatch();
+                                CombineResult combined = c.Dispatcher.CombineWithState(
+                                    AffineExperts(d.RoutedTokens, d, c.Rank * p.LocalExperts),
+                                    d.Metadata,
+                                    c.Mine.X
+                                );
+                                Tensor myGrad =
+                                    p.Layout == SequenceLayout.Sharded
+                                        ? DispatchWorldRunner
+                                            .ShardOf(
+                                                new GroupInputs(gradOut[c.Group], c.Full.Scores, c.Full.Ids),
+                                                p.Sharding,
+                                                p.Sp,
+                                                c.Groups.SpRank
+                                            )
+                                            .X
+                                        : gradOut[c.Group];
+                                CombineBackwardResult cb = c.Dispatcher.CombineBackward(myGrad, combined.State);
+                                DispatchBackwardResult db = c.Dispatcher.DispatchBackward(
+                                    cb.GradRoutedOutput,
+                                    d.Metadata,
+                                    c.Mine.X
+                                );
+                                return new[] { cb.GradRoutedOutput, c.Dispatcher.ReduceSequenceParallel(db.GradX) };
+                            },
+                            configure: configure
+                        );
+                    Tensor[][] native = Run(null),
+                        fp8 = Run(Fp8);
+                    for (int r = 0; r < p.World; r++)
+                    {
+                        for (int i = 0; i < 2; i++)
+                        {
+                            string? mismatch = DispatchHarness.BitwiseMismatch(
+                                $"{p}: rank {r} {(i == 0 ? "grad routed" : "grad x")}",
+                                native[r][i],
+                                fp8[r][i]
+                            );
+                            Assert.True(mismatch is null, mismatch);
+                        }
+                    }
+                },
+                iter: 25,
+                threads: 1
+            );
+    }
+
+    [Fact]
     public void Fp8Rounding_ChangesTheOutput_SoTheTestAboveSeesIt()
     {
         // Guards the definition test: were the wire format ignored, native rows would differ from it.
