@@ -44,8 +44,8 @@ public static class LayerWorldRunner
     /// Creates the layer of one rank for <paramref name="layout"/>, on the host or on <paramref name="device"/> (there
     /// with bfloat16 product inputs when <paramref name="bfloat16Products"/>). Profiling decorators, when given, wrap
     /// the device's kernels and are used in their place. <paramref name="collectTraffic"/> turns on the dispatcher's
-    /// traffic telemetry (<see cref="TokenDispatcherConfig.CollectTraffic"/>); <paramref name="wire"/> sets how dispatch
-    /// moves the rows (<see cref="TokenDispatcherConfig.WireFormat"/>).
+    /// traffic telemetry (<see cref="TokenDispatcherConfig.CollectTraffic"/>); <paramref name="wire"/> sets how
+    /// dispatch moves the rows (<see cref="TokenDispatcherConfig.WireFormat"/>).
     /// </summary>
     public static MoeLayer CreateLayer(
         MoeLayerArgs args,

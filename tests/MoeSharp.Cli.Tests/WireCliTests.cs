@@ -3,7 +3,9 @@ using static MoeSharp.Tests.Cli.CliInvoker;
 
 namespace MoeSharp.Tests.Cli;
 
-/// <summary><c>--wire fp8</c> on run and bench: verified runs, the measured bytes ratio, the layer error, bad input.</summary>
+/// <summary>
+/// <c>--wire fp8</c> on run and bench: verified runs, the measured bytes ratio, the layer error, bad input.
+/// </summary>
 [Collection(ConsoleCollection.Name)]
 public sealed class WireCliTests : IDisposable
 {
