@@ -14,7 +14,7 @@ namespace MoeSharp.Cuda.Tests.Kernels;
 /// The ILGPU FP8 wire-row kernels (<see cref="IlgpuFp8RowKernels"/>) on ILGPU's CPU accelerator: the golden fp8 files'
 /// codes and scales in the wire layout, the host's bits on random rows with special values (NaN, ±Infinity, signed
 /// zeros, float32 subnormals, values near float32's maximum), and an FP8 dispatch through the device dispatchers equal
-/// to the host's, at EP 1 and over two in-process ranks.
+/// to the host's, at EP 1 and over two in-process ranks. On a real GPU (skipped elsewhere) the same bits on CUDA.
 /// </summary>
 [Collection(CpuBackendCollection.Name)]
 public class Fp8RowKernelTests(CpuBackendFixture fixture)
@@ -145,21 +145,56 @@ public class Fp8RowKernelTests(CpuBackendFixture fixture)
         Assert.Contains("cvt.rn.f32.f64", ptx);
     }
 
-    private Tensor QuantizeOnDevice(Tensor x)
+    [CudaFact]
+    public void OnCuda_SpecialRows_AndAnFp8Dispatch_GiveTheHostsBits()
     {
-        Tensor wire = Device.Device.Allocator.Rent(DType.Int32, x.Rows, Fp8WireRows.WordsPerRow(x.RowLength));
-        Device.QuantizeRows(Device.Device.ToDevice(x), wire);
+        using IlgpuBackend cuda = IlgpuBackend.CreateCuda(0);
+        var random = new Random(18);
+        foreach (int dim in new[] { 1, 129, 7168 })
+        {
+            foreach (bool bf16 in new[] { false, true })
+            {
+                Tensor x = SpecialRows(random, 64, dim);
+                if (bf16)
+                    x = x.ToBFloat16();
+                var hostWire = Tensor.Zeros(DType.Int32, x.Rows, Fp8WireRows.WordsPerRow(dim));
+                HostFp8RowKernels.Instance.QuantizeRows(x, hostWire);
+                Assert.True(hostWire.BitwiseEquals(QuantizeOn(cuda.Kernels, x)), $"D {dim}, {x.DType}: wire rows");
+                AssertDequantiseMatchesHost(cuda.Kernels, $"D {dim}", hostWire, dim);
+            }
+        }
+        GroupInputs g = RandomInputs.Create(random, 300, 200, 16, 4, DType.Int32).WithRowType(DType.BFloat16);
+        var config = new TokenDispatcherConfig(16, 4) { ExpertAlignment = 16, WireFormat = RowWireFormat.Fp8E4M3 };
+        DispatchResult host = new LocalTokenDispatcher(config).Dispatch(g.X, g.Scores, g.Ids);
+        IlgpuMoeKernels k = cuda.Kernels;
+        DispatchResult dev = new LocalTokenDispatcher(config, k).Dispatch(
+            k.Device.ToDevice(g.X),
+            k.Device.ToDevice(g.Scores),
+            k.Device.ToDevice(g.Ids)
+        );
+        Assert.True(host.RoutedTokens.BitwiseEquals(dev.RoutedTokens.ToHost()), "FP8 routed rows differ on CUDA");
+    }
+
+    private Tensor QuantizeOnDevice(Tensor x) => QuantizeOn(Device, x);
+
+    private static Tensor QuantizeOn(IlgpuMoeKernels kernels, Tensor x)
+    {
+        Tensor wire = kernels.Device.Allocator.Rent(DType.Int32, x.Rows, Fp8WireRows.WordsPerRow(x.RowLength));
+        kernels.QuantizeRows(kernels.Device.ToDevice(x), wire);
         return wire.ToHost();
     }
 
-    private void AssertDequantiseMatchesHost(string name, Tensor hostWire, int dim)
+    private void AssertDequantiseMatchesHost(string name, Tensor hostWire, int dim) =>
+        AssertDequantiseMatchesHost(Device, name, hostWire, dim);
+
+    private static void AssertDequantiseMatchesHost(IlgpuMoeKernels kernels, string name, Tensor hostWire, int dim)
     {
         foreach (DType type in new[] { DType.Float32, DType.BFloat16 })
         {
             var expected = Tensor.Zeros(type, hostWire.Rows, dim);
             HostFp8RowKernels.Instance.DequantizeRows(hostWire, expected);
-            Tensor back = Device.Device.Allocator.Rent(type, hostWire.Rows, dim);
-            Device.DequantizeRows(Device.Device.ToDevice(hostWire), back);
+            Tensor back = kernels.Device.Allocator.Rent(type, hostWire.Rows, dim);
+            kernels.DequantizeRows(kernels.Device.ToDevice(hostWire), back);
             Assert.True(expected.BitwiseEquals(back.ToHost()), $"{name}: dequantised {type} differs from the host");
         }
     }
