@@ -227,6 +227,26 @@ public class Fp8DispatchTests
     }
 
     [Fact]
+    public void MemoryEstimate_CountsTheWireRowsEachWay()
+    {
+        var native = new TokenDispatcherConfig(64, 8);
+        long plain = DispatchMemoryEstimate.BytesPerRank(native, 4, 2, 1000, 7168, DType.BFloat16);
+        long fp8 = DispatchMemoryEstimate.BytesPerRank(
+            native with
+            {
+                WireFormat = RowWireFormat.Fp8E4M3,
+            },
+            4,
+            2,
+            1000,
+            7168,
+            DType.BFloat16
+        );
+        // 500 shard tokens × K 8 entries, sent and received, 7392 bytes each.
+        Assert.Equal(plain + 2L * 500 * 8 * 7392, fp8);
+    }
+
+    [Fact]
     public void UnknownWireFormat_IsRejectedAtConstruction()
     {
         var config = new TokenDispatcherConfig(4, 2) { WireFormat = (RowWireFormat)7 };
