@@ -145,6 +145,22 @@ public class Fp8RowKernelTests(CpuBackendFixture fixture)
         Assert.Contains("cvt.rn.f32.f64", ptx);
     }
 
+    [Fact]
+    public void ProfiledDeviceKernels_RunTheDevicesFp8Kernels()
+    {
+        GroupInputs g = RandomInputs.Create(new Random(9), 40, 200, 8, 2, DType.Int32);
+        var config = new TokenDispatcherConfig(8, 2) { WireFormat = RowWireFormat.Fp8E4M3 };
+        var profiled = new ProfilingMoeKernels(Device);
+        DispatchResult host = new LocalTokenDispatcher(config).Dispatch(g.X, g.Scores, g.Ids);
+        DispatchResult dev = new LocalTokenDispatcher(config, profiled).Dispatch(
+            Device.Device.ToDevice(g.X),
+            Device.Device.ToDevice(g.Scores),
+            Device.Device.ToDevice(g.Ids)
+        );
+        Assert.True(host.RoutedTokens.BitwiseEquals(dev.RoutedTokens.ToHost()));
+        Assert.Equal(1, profiled.Totals["QuantizeRows"].Calls);
+    }
+
     [CudaFact]
     public void OnCuda_SpecialRows_AndAnFp8Dispatch_GiveTheHostsBits()
     {

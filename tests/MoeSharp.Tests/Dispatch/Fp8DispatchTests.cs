@@ -247,6 +247,19 @@ public class Fp8DispatchTests
     }
 
     [Fact]
+    public void ProfiledKernels_TimeTheFp8Kernels_AndGiveTheSameRows()
+    {
+        GroupInputs g = RandomInputs.Create(new Random(4), 50, 300, 8, 2, DType.Int32);
+        var config = new TokenDispatcherConfig(8, 2) { WireFormat = RowWireFormat.Fp8E4M3 };
+        var profiled = new MoeSharp.Compute.ProfilingMoeKernels(new MoeSharp.Compute.HostMoeKernels());
+        using DispatchResult plain = new LocalTokenDispatcher(config).Dispatch(g.X, g.Scores, g.Ids);
+        using DispatchResult timed = new LocalTokenDispatcher(config, profiled).Dispatch(g.X, g.Scores, g.Ids);
+        Assert.True(plain.RoutedTokens.BitwiseEquals(timed.RoutedTokens));
+        Assert.Equal(1, profiled.Totals["QuantizeRows"].Calls);
+        Assert.Equal(1, profiled.Totals["DequantizeRows"].Calls);
+    }
+
+    [Fact]
     public void UnknownWireFormat_IsRejectedAtConstruction()
     {
         var config = new TokenDispatcherConfig(4, 2) { WireFormat = (RowWireFormat)7 };
