@@ -44,7 +44,8 @@ public static class LayerWorldRunner
     /// Creates the layer of one rank for <paramref name="layout"/>, on the host or on <paramref name="device"/> (there
     /// with bfloat16 product inputs when <paramref name="bfloat16Products"/>). Profiling decorators, when given, wrap
     /// the device's kernels and are used in their place. <paramref name="collectTraffic"/> turns on the dispatcher's
-    /// traffic telemetry (<see cref="TokenDispatcherConfig.CollectTraffic"/>).
+    /// traffic telemetry (<see cref="TokenDispatcherConfig.CollectTraffic"/>); <paramref name="wire"/> sets how
+    /// dispatch moves the rows (<see cref="TokenDispatcherConfig.WireFormat"/>).
     /// </summary>
     public static MoeLayer CreateLayer(
         MoeLayerArgs args,
@@ -55,7 +56,8 @@ public static class LayerWorldRunner
         bool bfloat16Products = false,
         ProfilingMoeKernels? dispatchProfile = null,
         ProfilingLayerKernels? layerProfile = null,
-        bool collectTraffic = false
+        bool collectTraffic = false,
+        RowWireFormat wire = RowWireFormat.Native
     )
     {
         if (bfloat16Products && device is null)
@@ -70,6 +72,7 @@ public static class LayerWorldRunner
             Sharding = layout.Sharding,
             ExpertAlignment = layout.Alignment,
             CollectTraffic = collectTraffic,
+            WireFormat = wire,
         };
         IMoeKernels? dispatchKernels = dispatchProfile ?? (IMoeKernels?)device?.Backend.Kernels;
         ILayerKernels? layerKernels = layerProfile ?? (ILayerKernels?)device?.Backend.LayerKernels(bfloat16Products);
@@ -108,6 +111,7 @@ public static class LayerWorldRunner
     /// <param name="timeout">Collective timeout.</param>
     /// <param name="compute">Where each rank's layer runs (the host when null); results come back as host
     /// tensors.</param>
+    /// <param name="wire">How dispatch moves the rows (<see cref="TokenDispatcherConfig.WireFormat"/>).</param>
     public static Result Run(
         MoeLayerArgs args,
         bool scoreBeforeExperts,
@@ -116,7 +120,8 @@ public static class LayerWorldRunner
         Tensor gradOut,
         LayerLayout layout,
         TimeSpan? timeout = null,
-        ComputeOptions? compute = null
+        ComputeOptions? compute = null,
+        RowWireFormat wire = RowWireFormat.Native
     )
     {
         var weightList = weights.ToList();
@@ -149,7 +154,7 @@ public static class LayerWorldRunner
         RankResult RunRank(ParallelGroups? groups, DeviceRank? device)
         {
             int rank = groups?.World.Rank ?? 0;
-            MoeLayer layer = CreateLayer(args, scoreBeforeExperts, layout, groups, device);
+            MoeLayer layer = CreateLayer(args, scoreBeforeExperts, layout, groups, device, wire: wire);
             MoeLayerCheckpoint.Load(layer, weightList);
             var (rankX, groupTokens, ownGlobal) = RankRows(x, layout, rank);
             var (groupStart, _) = GroupRows(n, layout.Groups, rank / layout.Sp);

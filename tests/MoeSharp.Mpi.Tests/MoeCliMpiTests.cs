@@ -57,6 +57,20 @@ public sealed partial class MoeCliMpiTests
     [MpiFact(Mpich = true)]
     public void Mpich_world_that_disagrees_with_the_job_is_one_usage_line() => WorldMismatch(MpiLauncher.Mpich);
 
+    [MpiFact]
+    public void Fp8_wire_run_verifies_over_mpi()
+    {
+        // FP8 wire rows are int32 tensors: the same all-to-all-v as the counts, through MPI between processes.
+        MpiRun run = MpiLauncher.Default.RunMoe(
+            4,
+            ["run", "--comm", "mpi", "--world", "4", "--sp", "2", "--tokens", "301", "--dim", "130", "--wire", "fp8"],
+            Limit
+        );
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Contains("FP8 rows on the wire", Plain(run.Output));
+        Assert.Single(Regex.Matches(Plain(run.Output), "verified: bitwise identical to the single-rank reference"));
+    }
+
     private static void RunVerifiesOnce(MpiLauncher launcher)
     {
         MpiRun run = launcher.RunMoe(

@@ -263,7 +263,7 @@ internal static class LayerBenchmark
         return Median(times);
     }
 
-    private static List<KeyValuePair<string, Tensor>> RandomWeights(MoeLayerArgs a, int seed)
+    internal static List<KeyValuePair<string, Tensor>> RandomWeights(MoeLayerArgs a, int seed)
     {
         var random = new Random(seed);
         int e = a.NumExperts,
@@ -298,7 +298,7 @@ internal static class LayerBenchmark
     /// Uniform values in <c>[-scale, scale)</c>, every one drawn (token rows must differ for the routing to be
     /// realistic).
     /// </summary>
-    private static Tensor RandomActivations(Random random, double scale, params int[] shape)
+    internal static Tensor RandomActivations(Random random, double scale, params int[] shape)
     {
         var t = Tensor.Uninitialized(DType.Float32, shape);
         foreach (ref float v in t.AsSpan<float>())

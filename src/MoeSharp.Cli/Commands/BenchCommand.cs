@@ -17,6 +17,8 @@ internal sealed class BenchCommand : Command<BenchSettings>
 {
     public override int Execute(CommandContext context, BenchSettings s, CancellationToken cancellationToken)
     {
+        if (WireOption.Parse(s.Wire) is MoeSharp.Dispatch.RowWireFormat.Fp8E4M3)
+            return WireBenchReport.Run(s);
         if (s.Layer)
             return LayerBenchReport.Run(s);
         bool scoreBefore = RunSettings.ParseScoreBefore(s.Score);

@@ -122,6 +122,16 @@ internal sealed class BenchSettings : CommandSettings
     )]
     public bool Traffic { get; init; }
 
+    [CommandOption("--wire <FORMAT>")]
+    [Description(
+        "fp8: compare FP8 rows on the wire (E4M3, one power-of-two scale per 128 columns) with native rows in one run. "
+            + "Dispatch (in-process, --world 2 or more): both dispatchers on the same inputs in rotating order, the "
+            + "bytes each forward exchange handed to the all-to-all-v, their ratio, median times and the FP8 output's "
+            + "error. With --layer (host, one rank): the layer output's relative error per token, FP8 against rows of "
+            + "bfloat16 values. --tokens overrides a preset's T. native: the normal benchmark."
+    )]
+    public string? Wire { get; init; }
+
     [CommandOption("--json")]
     [Description(
         "Print the --metrics records (one JSON object per measurement, schema moesharp-metrics/1, docs/metrics.md) to stdout instead of a table."
@@ -161,6 +171,10 @@ internal sealed class BenchSettings : CommandSettings
         {
             return ValidationResult.Error($"--traffic times the host dispatch benchmark, not with {otherMode}");
         }
+        if (Wire is not (null or "native"))
+            return WireBenchReport.Check(this) is { } wireError
+                ? ValidationResult.Error(wireError)
+                : ValidationResult.Success();
         if (Uneven)
             return ValidateUneven();
         if (Layer)

@@ -22,6 +22,9 @@ internal sealed record RunCase(
     /// <summary>The dtype of the token rows (float32 unless <c>--dtype</c> says bfloat16).</summary>
     public DType RowType { get; init; } = DType.Float32;
 
+    /// <summary>How dispatch moves the rows (<c>--wire</c>).</summary>
+    public RowWireFormat Wire { get; init; } = RowWireFormat.Native;
+
     /// <summary>Whether the dispatchers collect traffic telemetry (<c>--traffic</c>).</summary>
     public bool Traffic { get; init; }
 
@@ -76,6 +79,7 @@ internal sealed record RunCase(
         )
         {
             RowType = BenchShape.ParseRowType(s.DType) ?? DType.Float32,
+            Wire = WireOption.Parse(s.Wire) ?? RowWireFormat.Native,
         };
 
     /// <summary>
@@ -116,6 +120,7 @@ internal sealed record RunCase(
             ExpertAlignment = Align,
             CheckReplicatedInputs = true,
             CollectTraffic = Traffic,
+            WireFormat = Wire,
         };
         var random = new Random(Seed);
         var groups = new GroupInputs[World / Sp];
@@ -128,5 +133,6 @@ internal sealed record RunCase(
     public string Describe() =>
         $"world {World}, SP {Sp}, T = {Tokens}, D = {Dim}, E = {Experts}, K = {TopK}, sharding {Sharding}, layout {Layout}, "
         + $"score {(ScoreBefore ? "before" : "after")} experts, align {Align}, seed {Seed}"
-        + (RowType == DType.Float32 ? "" : $", {RowType} rows");
+        + (RowType == DType.Float32 ? "" : $", {RowType} rows")
+        + (Wire == RowWireFormat.Native ? "" : ", FP8 rows on the wire");
 }

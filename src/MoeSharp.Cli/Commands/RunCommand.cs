@@ -106,6 +106,7 @@ internal sealed class RunCommand : Command<RunSettings>
             .With("align", c.Align)
             .With("seed", c.Seed)
             .With("dtype", c.RowType == MoeSharp.Tensors.DType.BFloat16 ? "bf16" : "f32")
+            .With("wire", WireOption.Name(c.Wire))
             .With("device", compute.DeviceName)
             .With("comm", settings.Comm ?? "inproc");
 

@@ -64,6 +64,12 @@ internal sealed class RunSettings : CommandSettings
     [Description("Row dtype: float32 (f32, default) or bfloat16 (bf16); bfloat16 rows are verified bitwise too.")]
     public string? DType { get; init; }
 
+    [CommandOption("--wire <FORMAT>")]
+    [Description(
+        "How dispatch sends the rows: native (their dtype, default) or fp8 (FP8 E4M3 with one power-of-two scale per 128 columns, dequantised on the receiving rank; docs/fp8-and-telemetry.md). The single-rank reference uses the same format, so FP8 runs are verified bitwise too."
+    )]
+    public string? Wire { get; init; }
+
     [CommandOption("--comm <KIND>")]
     [Description(
         "How ranks talk: inproc (threads of this process, default) or mpi (under mpiexec, one process per rank; the job's size is the world)."
@@ -108,7 +114,8 @@ internal sealed class RunSettings : CommandSettings
         && Score is null
         && Align is null
         && Seed is null
-        && DType is null;
+        && DType is null
+        && Wire is null;
 
     public override ValidationResult Validate()
     {
@@ -126,6 +133,7 @@ internal sealed class RunSettings : CommandSettings
             _ = CommKinds.Parse(Comm);
             _ = ComputeOptions.Parse(Device, Gpus);
             _ = BenchShape.ParseRowType(DType);
+            _ = WireOption.Parse(Wire);
         }
         catch (ArgumentException ex)
         {

@@ -36,6 +36,7 @@ internal static class CommandMemory
         {
             Layout = c.Layout,
             ExpertAlignment = c.Align,
+            WireFormat = c.Wire,
         };
         string options = Describe(
             ("--world", c.World),

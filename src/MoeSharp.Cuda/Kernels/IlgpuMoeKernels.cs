@@ -21,7 +21,13 @@ namespace MoeSharp.Cuda.Kernels;
 /// float kernels give a NaN, but its payload may differ from the host's on CUDA (the GPU produces the
 /// canonical NaN).
 /// </remarks>
-public sealed class IlgpuMoeKernels : IMoeKernels, IEntryKernels, IRowKernels, Collectives.IRankOrderedSum, IDisposable
+public sealed class IlgpuMoeKernels
+    : IMoeKernels,
+        IEntryKernels,
+        IRowKernels,
+        IFp8RowKernels,
+        Collectives.IRankOrderedSum,
+        IDisposable
 {
     private readonly Accelerator _accelerator;
     private readonly IlgpuTensorAllocator _allocator;
@@ -230,6 +236,19 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IEntryKernels, IRowKernels, C
 
     /// <inheritdoc />
     public IRowKernels Rows => this;
+
+    /// <inheritdoc />
+    /// <remarks>For FP8 dispatch (<see cref="Dispatch.RowWireFormat.Fp8E4M3"/>):
+    /// <see cref="IlgpuFp8RowKernels"/>.</remarks>
+    public void QuantizeRows(Tensor rows, Tensor wire) => Fp8.QuantizeRows(rows, wire);
+
+    /// <inheritdoc />
+    public void DequantizeRows(Tensor wire, Tensor rows) => Fp8.DequantizeRows(wire, rows);
+
+    /// <summary>The FP8 wire-row kernels, compiled on first use.</summary>
+    private IlgpuFp8RowKernels Fp8 => _fp8 ??= new IlgpuFp8RowKernels(_accelerator);
+
+    private IlgpuFp8RowKernels? _fp8;
 
     /// <summary>
     /// Name of a device: <c>cuda:N</c> for CUDA (N the accelerator's device id when known), else <c>ilgpu-cpu</c>-style

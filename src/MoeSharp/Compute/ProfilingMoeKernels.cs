@@ -9,7 +9,7 @@ namespace MoeSharp.Compute;
 /// synchronization makes the total slower.
 /// </summary>
 /// <param name="inner">The backend to time.</param>
-public sealed class ProfilingMoeKernels(IMoeKernels inner) : IMoeKernels, IEntryKernels, IRowKernels
+public sealed class ProfilingMoeKernels(IMoeKernels inner) : IMoeKernels, IEntryKernels, IRowKernels, IFp8RowKernels
 {
     private readonly KernelCallTimes _times = new(inner.Device.Synchronize);
 
@@ -96,4 +96,25 @@ public sealed class ProfilingMoeKernels(IMoeKernels inner) : IMoeKernels, IEntry
     /// <inheritdoc />
     public void RowDots(RowPairs pairs, Tensor result, int resultOffset) =>
         _times.Time(nameof(RowDots), () => inner.Rows.RowDots(pairs, result, resultOffset));
+
+    /// <inheritdoc />
+    /// <remarks>The inner backend's FP8 kernels (its own, or the host's for host tensors), timed.</remarks>
+    /// <exception cref="NotSupportedException">The inner backend lives off the host and has no FP8 kernels.</exception>
+    public void QuantizeRows(Tensor rows, Tensor wire) =>
+        _times.Time(nameof(QuantizeRows), () => InnerFp8.QuantizeRows(rows, wire));
+
+    /// <inheritdoc />
+    /// <exception cref="NotSupportedException">The inner backend lives off the host and has no FP8 kernels.</exception>
+    public void DequantizeRows(Tensor wire, Tensor rows) =>
+        _times.Time(nameof(DequantizeRows), () => InnerFp8.DequantizeRows(wire, rows));
+
+    private IFp8RowKernels InnerFp8 =>
+        inner as IFp8RowKernels
+        ?? (
+            inner.Device.IsHost
+                ? HostFp8RowKernels.Instance
+                : throw new NotSupportedException(
+                    $"the profiled backend on {inner.Device.Name} ({inner.GetType().Name}) has no FP8 row kernels"
+                )
+        );
 }

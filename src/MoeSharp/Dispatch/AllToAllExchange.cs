@@ -259,11 +259,15 @@ internal sealed class AllToAllExchange : ITokenExchange
         int d = send.RowLength;
         int[] sendCounts = ToElements(sendRows, d),
             receiveCounts = ToElements(receiveRows, d);
+        LastRowBytesSent = sendCounts.Sum(n => (long)n) * send.DType.SizeOf();
         if (overlap)
             return _groups.World.AllToAllVAsync(send, sendCounts, receive, receiveCounts);
         _groups.World.AllToAllV(send, sendCounts, receive, receiveCounts);
         return CollectiveRequest.Completed;
     }
+
+    /// <inheritdoc />
+    public long LastRowBytesSent { get; private set; }
 
     /// <inheritdoc />
     public double LastCountExchangeMilliseconds { get; private set; }

@@ -7,7 +7,8 @@ namespace MoeSharp.Dispatch;
 /// instead of wrapping, so callers can refuse a problem before anything is allocated. It counts the dominant tensors
 /// with uniform routing (each rank receives about as many rows as it sends): the input, output and SP-summed rows, the
 /// routed rows in the local, exchanged, expert-major and expert-output forms, the routing entries' index tensors, and
-/// the per-expert counts. It is an estimate, not a bound: skewed routing can concentrate rows on one rank.
+/// the per-expert counts, and with FP8 rows on the wire the wire rows sent and received. It is an estimate, not a
+/// bound: skewed routing can concentrate rows on one rank.
 /// </summary>
 public static class DispatchMemoryEstimate
 {
@@ -40,6 +41,12 @@ public static class DispatchMemoryEstimate
         long bytes = MemoryBudget.Multiply(rows, rowBytes);
         bytes = Add(bytes, MemoryBudget.Multiply(entries, 16)); // ids, scores, order, positions
         bytes = Add(bytes, MemoryBudget.Multiply(config.NumExperts, 16)); // counts, splits, the count messages
+        if (config.WireFormat == RowWireFormat.Fp8E4M3 && dim > 0)
+        {
+            // The FP8 wire rows sent and received (about as many as the entries each way).
+            long wireRow = Quantization.Fp8WireRows.BytesPerRow(dim);
+            bytes = Add(bytes, MemoryBudget.Multiply(MemoryBudget.Multiply(entries, 2), wireRow));
+        }
         return bytes;
     }
 

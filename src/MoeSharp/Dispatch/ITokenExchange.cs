@@ -54,6 +54,13 @@ internal interface ITokenExchange
     );
 
     /// <summary>
+    /// Bytes the last <see cref="ExchangeRows"/> or <see cref="StartExchangeRows"/> handed to the all-to-all-v from
+    /// this rank (its rows for every rank, its own included: element counts × the send tensor's element size); 0
+    /// where rows never move.
+    /// </summary>
+    long LastRowBytesSent { get; }
+
+    /// <summary>
     /// Milliseconds the last <see cref="CountEntries"/> spent in its collective (the count messages' exchange, not the
     /// scan); timed only when <see cref="TokenDispatcherConfig.CollectTraffic"/> is on, 0 otherwise and for one rank.
     /// </summary>

@@ -69,6 +69,10 @@ internal sealed class LocalExchange(IMoeKernels kernels) : ITokenExchange
     }
 
     /// <inheritdoc />
+    /// <remarks>Rows never leave the rank.</remarks>
+    public long LastRowBytesSent => 0;
+
+    /// <inheritdoc />
     public double LastCountExchangeMilliseconds => 0;
 
     /// <inheritdoc />

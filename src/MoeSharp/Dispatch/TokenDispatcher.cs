@@ -34,6 +34,9 @@ public class TokenDispatcher
 {
     private readonly ITokenExchange _exchange;
 
+    /// <summary>The FP8 row kernels when <see cref="TokenDispatcherConfig.WireFormat"/> is FP8, else null.</summary>
+    private readonly IFp8RowKernels? _fp8;
+
     private protected TokenDispatcher(
         TokenDispatcherConfig config,
         int epSize,
@@ -68,6 +71,7 @@ public class TokenDispatcher
         SpRank = spRank;
         Kernels = kernels ?? new HostMoeKernels(pool);
         _exchange = exchange(Kernels);
+        _fp8 = Fp8RowWire.KernelsFor(config, Kernels);
     }
 
     /// <summary>What this dispatcher routes and how.</summary>
@@ -106,6 +110,12 @@ public class TokenDispatcher
     /// dispatch. The backward passes are not recorded.
     /// </summary>
     public TrafficReport? LastTraffic { get; private set; }
+
+    /// <summary>
+    /// Bytes this rank handed to the last dispatch's forward row exchange (codes and scales with an FP8
+    /// <see cref="TokenDispatcherConfig.WireFormat"/>); 0 where no row leaves the rank (EP = 1).
+    /// </summary>
+    internal long LastDispatchBytesSent { get; private set; }
 
     /// <summary>
     /// Routes this rank's tokens to their experts.
@@ -179,12 +189,18 @@ public class TokenDispatcher
         // Gather: each token row to its K rows of the local layout (scaled here when scores multiply before experts).
         Tensor gathered = scope.Rent(x.DType, plan.LocalRows, x.RowLength);
         Kernels.Rows.ScatterTokenRows(x, inputRowOffset, TokenScatterOf(local, Config.ScoreBeforeExperts), gathered);
+        // FP8 rounds the rows also where none moves, so the routed rows do not depend on the EP size.
+        if (_fp8 is not null && !_exchange.MovesRows)
+            RoundTripFp8(gathered);
+        LastDispatchBytesSent = 0;
         ExpertMajorPermutation? permutation = plan.NeedsPermutation ? BuildPermutation(plan, scope) : null;
         var metadata = new DispatchMetadata(this, plan, x.ShapeArray(), x.DType, local, permutation);
 
         // Exchange and postprocess: the rows to the ranks that own their experts, there permuted expert-major.
         var forward = default(ExchangeTime);
-        Tensor routed = _exchange.MovesRows ? ToExpertMajor(gathered, metadata, scope, out forward) : gathered;
+        Tensor routed = _exchange.MovesRows ? ToExpertMajor(gathered, metadata, scope, _fp8, out forward) : gathered;
+        if (_exchange.MovesRows)
+            LastDispatchBytesSent = _exchange.LastRowBytesSent;
         scope.Keep(routed);
         foreach (Tensor map in metadata.Tensors)
             scope.Keep(map);
@@ -325,7 +341,7 @@ public class TokenDispatcher
         Tensor? gradScores = scoreAfter ? ScoreGradients(state.CombinedRows, gradOutput, metadata, scope) : null;
 
         // Exchange and permute, as dispatch.
-        Tensor gradRouted = _exchange.MovesRows ? ToExpertMajor(gathered, metadata, scope, out _) : gathered;
+        Tensor gradRouted = _exchange.MovesRows ? ToExpertMajor(gathered, metadata, scope, null, out _) : gathered;
         return new CombineBackwardResult(scope.Keep(gradRouted), gradScores is null ? null : scope.Keep(gradScores));
     }
 
@@ -584,8 +600,9 @@ public class TokenDispatcher
             EpSize,
             EpRank,
             Config.NumExperts,
-            metadata.Dim,
-            metadata.RowType
+            _fp8 is null
+                ? (long)metadata.Dim * metadata.RowType.SizeOf()
+                : Quantization.Fp8WireRows.BytesPerRow(metadata.Dim)
         );
         partial.AddExchangeWait(EpRank, TrafficExchange.Counts, counts.Milliseconds);
         partial.AddExchangeWait(EpRank, TrafficExchange.RowsForward, forward.Milliseconds);
@@ -607,29 +624,65 @@ public class TokenDispatcher
 
     /// <summary>
     /// Forward exchange: local-layout rows to this rank's experts, expert-major; <paramref name="exchange"/> is when
-    /// the row exchange started and its time when traffic is collected (zeros otherwise).
+    /// the row exchange started and its time when traffic is collected (zeros otherwise). With <paramref name="fp8"/>
+    /// the rows travel as FP8 wire rows (dispatch only: combine's backward sends gradients in their dtype).
     /// </summary>
     private Tensor ToExpertMajor(
         Tensor localRows,
         DispatchMetadata metadata,
         TensorScope scope,
+        IFp8RowKernels? fp8,
         out ExchangeTime exchange
     )
     {
         DispatchPlan plan = metadata.Plan;
         Tensor received = scope.Rent(metadata.RowType, plan.RowsReceived, metadata.Dim);
         long started = Config.CollectTraffic ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
-        Receive(
-            scope,
-            received,
-            () => _exchange.ExchangeRows(localRows, plan.InputSplits, received, plan.OutputSplits)
-        );
+        if (fp8 is null)
+        {
+            Receive(
+                scope,
+                received,
+                () => _exchange.ExchangeRows(localRows, plan.InputSplits, received, plan.OutputSplits)
+            );
+        }
+        else
+            ExchangeFp8(localRows, received, plan, scope, fp8);
         exchange = new(started, Config.CollectTraffic ? TrafficCollection.MillisecondsSince(started) : 0);
         if (metadata.Permutation is null)
             return received;
         Tensor routed = scope.Rent(metadata.RowType, plan.RoutedRows, metadata.Dim);
         Kernels.Rows.GatherRows(received, 0, metadata.Permutation.ExpertMajorRowOf, null, routed);
         return routed;
+    }
+
+    /// <summary>
+    /// The forward exchange in FP8: the local rows quantised on this rank, codes and scales moved in one all-to-all-v
+    /// of int32 wire rows, dequantised here into <paramref name="received"/> (the row dtype).
+    /// </summary>
+    private void ExchangeFp8(
+        Tensor localRows,
+        Tensor received,
+        DispatchPlan plan,
+        TensorScope scope,
+        IFp8RowKernels fp8
+    )
+    {
+        int words = Quantization.Fp8WireRows.WordsPerRow(localRows.RowLength);
+        Tensor send = scope.Rent(DType.Int32, localRows.Rows, words);
+        fp8.QuantizeRows(localRows, send);
+        Tensor receive = scope.Rent(DType.Int32, received.Rows, words);
+        Receive(scope, receive, () => _exchange.ExchangeRows(send, plan.InputSplits, receive, plan.OutputSplits));
+        fp8.DequantizeRows(receive, received);
+    }
+
+    /// <summary>FP8 where no row moves (EP = 1): the rows quantised and dequantised in place.</summary>
+    private void RoundTripFp8(Tensor rows)
+    {
+        using var scratch = new TensorScope(Allocator);
+        Tensor wire = scratch.Rent(DType.Int32, rows.Rows, Quantization.Fp8WireRows.WordsPerRow(rows.RowLength));
+        _fp8!.QuantizeRows(rows, wire);
+        _fp8.DequantizeRows(wire, rows);
     }
 
     /// <summary>

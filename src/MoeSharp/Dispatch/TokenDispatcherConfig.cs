@@ -54,6 +54,17 @@ public sealed record TokenDispatcherConfig
     /// </summary>
     public bool CollectTraffic { get; init; }
 
+    /// <summary>
+    /// How dispatch moves the <c>x</c> rows (<see cref="RowWireFormat"/>). With <see cref="RowWireFormat.Fp8E4M3"/>
+    /// every routed row (after the score multiply when <see cref="ScoreBeforeExperts"/>) is quantised to FP8 with
+    /// per-128-column power-of-two scales and dequantised to the dtype of <c>x</c> before the experts, also when no row
+    /// leaves the rank (EP = 1), so the routed rows are the same bits for every EP size, SP size, sharding, layout and
+    /// alignment. At D = 7168 a row moves 7392 bytes instead of 14336 in bfloat16 (0.516×). Combine and the backward
+    /// passes are not quantised (the backward treats the rounding as the identity). Every rank of the EP group must
+    /// set it alike. Default <see cref="RowWireFormat.Native"/>.
+    /// </summary>
+    public RowWireFormat WireFormat { get; init; } = RowWireFormat.Native;
+
 #if DEBUG
     private const bool DebugBuild = true;
 #else

@@ -23,10 +23,15 @@ internal static class TrafficCollection
         int numExperts,
         int dim,
         DType rowType
-    )
+    ) => Partial(plan, epSize, epRank, numExperts, (long)dim * rowType.SizeOf());
+
+    /// <summary>
+    /// <see cref="Partial(DispatchPlan, int, int, int, int, DType)"/> with the bytes of one row on the wire given
+    /// (an FP8 row's codes and scales, <see cref="Quantization.Fp8WireRows.BytesPerRow"/>).
+    /// </summary>
+    public static TrafficReport Partial(DispatchPlan plan, int epSize, int epRank, int numExperts, long rowBytes)
     {
         var partial = new TrafficReport(epSize, numExperts);
-        long rowBytes = (long)dim * rowType.SizeOf();
         for (int e = 0; e < numExperts; e++)
         {
             int rows = plan.ExpertCounts[e];

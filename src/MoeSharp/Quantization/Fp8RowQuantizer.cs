@@ -51,11 +51,17 @@ public static class Fp8RowQuantizer
     public static int WireBytesPerRow(int dim) => dim + sizeof(float) * ScalesPerRow(dim);
 
     /// <summary>The scale of a block whose largest finite magnitude is <paramref name="amax"/> (see remarks).</summary>
-    public static float BlockScale(float amax)
+    public static float BlockScale(float amax) =>
+        BitConverter.UInt32BitsToSingle(BlockScaleBits(BitConverter.SingleToUInt32Bits(amax)));
+
+    /// <summary>
+    /// <see cref="BlockScale"/> on bit patterns, integer operations only (the device kernels call it too).
+    /// </summary>
+    internal static uint BlockScaleBits(uint amaxBits)
     {
-        uint bits = BitConverter.SingleToUInt32Bits(amax) & 0x7FFF_FFFFu;
+        uint bits = amaxBits & 0x7FFF_FFFFu;
         if (bits == 0 || bits >= 0x7F80_0000u)
-            return 1f;
+            return 0x3F80_0000u;
         int floatExponent = (int)(bits >> 23);
         int exponent = MinScaleExponent;
         if (floatExponent != 0)
@@ -64,7 +70,7 @@ public static class Fp8RowQuantizer
             int k = floatExponent - 127;
             exponent = Math.Max(MinScaleExponent, (bits & 0x7F_FFFFu) <= 0x60_0000u ? k - 8 : k - 7);
         }
-        return BitConverter.UInt32BitsToSingle((uint)(exponent + 127) << 23);
+        return (uint)(exponent + 127) << 23;
     }
 
     /// <summary>

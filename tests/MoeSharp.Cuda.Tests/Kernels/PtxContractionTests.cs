@@ -18,7 +18,7 @@ namespace MoeSharp.Cuda.Tests.Kernels;
 /// </summary>
 public class PtxContractionTests
 {
-    private static string Ptx(string kernelName, Type type, params Type[] typeArguments)
+    internal static string Ptx(string kernelName, Type type, params Type[] typeArguments)
     {
         using var context = Context.Create(builder => builder.Cuda().EnableAlgorithms());
         using var backend = new PTXBackend(
@@ -39,7 +39,7 @@ public class PtxContractionTests
         return kernel.PTXAssembly;
     }
 
-    private static string[] FloatArithmetic(string ptx) =>
+    internal static string[] FloatArithmetic(string ptx) =>
         Regex
             .Matches(ptx, @"\b(mul|add|sub|fma|mad)(\.[a-z]+)*\.f32\b")
             .Select(m => m.Value)

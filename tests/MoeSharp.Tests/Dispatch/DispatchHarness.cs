@@ -136,14 +136,15 @@ internal static class DispatchHarness
         DispatchProblem p,
         GroupInputs[] inputs,
         Func<RankContext, T> body,
-        TimeSpan? timeout = null
+        TimeSpan? timeout = null,
+        Func<TokenDispatcherConfig, TokenDispatcherConfig>? configure = null
     ) =>
         InProcessWorld.Run(
             p.World,
             world =>
             {
                 using var groups = ParallelGroups.Create(world, p.Sp);
-                TokenDispatcherConfig config = p.Config;
+                TokenDispatcherConfig config = configure is null ? p.Config : configure(p.Config);
                 // World 1: alternate between the local dispatcher and the all-to-all one over a world of one.
                 TokenDispatcher dispatcher =
                     p.World == 1 && p.Seed % 2 == 0
