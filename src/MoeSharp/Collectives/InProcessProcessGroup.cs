@@ -198,11 +198,30 @@ public sealed class InProcessProcessGroup : IProcessGroup
     /// is already aborted; a later failure or timeout surfaces from <see cref="CollectiveRequest.Wait"/>.
     /// </remarks>
     /// <exception cref="ArgumentException">As for <see cref="AllToAllV{T}"/>.</exception>
-    public unsafe CollectiveRequest AllToAllVAsync<T>(
+    public CollectiveRequest AllToAllVAsync<T>(
         ReadOnlyMemory<T> send,
         int[] sendCounts,
         Memory<T> receive,
         int[] receiveCounts
+    )
+        where T : unmanaged => AllToAllVBlocks(send, sendCounts, null, receive, receiveCounts, null, wait: false);
+
+    /// <summary>
+    /// The all-to-all-v where either side's chunks may be lists of blocks (<see cref="ChunkBlocks"/>) instead of runs
+    /// at the counts' prefix sums: each element still moves once, straight from the sender's buffer into the
+    /// receiver's. With <paramref name="wait"/> it returns once this rank's data has arrived and its buffers are free
+    /// (as <see cref="AllToAllV{T}"/>), else at once (as <see cref="AllToAllVAsync{T}"/>).
+    /// </summary>
+    /// <exception cref="ArgumentException">As for <see cref="AllToAllV{T}"/>, or blocks that do not add up to the
+    /// counts or leave their buffer.</exception>
+    internal unsafe CollectiveRequest AllToAllVBlocks<T>(
+        ReadOnlyMemory<T> send,
+        int[] sendCounts,
+        ChunkBlocks? sendBlocks,
+        Memory<T> receive,
+        int[] receiveCounts,
+        ChunkBlocks? receiveBlocks,
+        bool wait
     )
         where T : unmanaged
     {
@@ -211,6 +230,27 @@ public sealed class InProcessProcessGroup : IProcessGroup
         ArgumentNullException.ThrowIfNull(receiveCounts);
         long[] sendOffsets = CheckCounts(sendCounts, send.Length, nameof(sendCounts), nameof(send));
         long[] receiveOffsets = CheckCounts(receiveCounts, receive.Length, nameof(receiveCounts), nameof(receive));
+        CheckBlocks(sendBlocks, sendCounts, send.Length, nameof(sendBlocks));
+        CheckBlocks(receiveBlocks, receiveCounts, receive.Length, nameof(receiveBlocks));
+        if (wait)
+        {
+            using var sendHandle = send.Pin();
+            using var receiveHandle = receive.Pin();
+            Exchange(
+                CollectiveKind.AllToAllV,
+                typeof(T),
+                sizeof(T),
+                (nint)sendHandle.Pointer,
+                sendOffsets,
+                (int[])sendCounts.Clone(),
+                (nint)receiveHandle.Pointer,
+                receiveOffsets,
+                (int[])receiveCounts.Clone(),
+                sendBlocks,
+                receiveBlocks
+            );
+            return CollectiveRequest.Completed;
+        }
 
         // Pinned until the exchange completes: peers read and write these addresses from other threads.
         var sendPin = send.Pin();
@@ -224,6 +264,8 @@ public sealed class InProcessProcessGroup : IProcessGroup
             ReceiveBase = (nint)receivePin.Pointer,
             ReceiveOffsets = receiveOffsets,
             ReceiveCounts = (int[])receiveCounts.Clone(),
+            SendBlocks = sendBlocks,
+            ReceiveBlocks = receiveBlocks,
             Async = pending,
         };
         try
@@ -331,11 +373,15 @@ public sealed class InProcessProcessGroup : IProcessGroup
         int[] sendCounts,
         nint receive,
         long[] receiveOffsets,
-        int[] receiveCounts
+        int[] receiveCounts,
+        ChunkBlocks? sendBlocks = null,
+        ChunkBlocks? receiveBlocks = null
     )
     {
         var c = new RankContribution(Rank, WorldRank, kind, elementType, elementSize)
         {
+            SendBlocks = sendBlocks,
+            ReceiveBlocks = receiveBlocks,
             SendBase = send,
             SendOffsets = sendOffsets,
             SendCounts = sendCounts,
@@ -438,6 +484,12 @@ public sealed class InProcessProcessGroup : IProcessGroup
         }
 
         return offsets;
+    }
+
+    private void CheckBlocks(ChunkBlocks? blocks, ReadOnlySpan<int> counts, int bufferLength, string name)
+    {
+        if (blocks?.Check(counts, bufferLength) is { } error)
+            throw new ArgumentException($"rank {WorldRank}: {name}: {error}", name);
     }
 
     private static long[] PrefixSums(int[] counts)

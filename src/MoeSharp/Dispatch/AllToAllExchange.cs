@@ -17,7 +17,7 @@ namespace MoeSharp.Dispatch;
 /// device, the scan, the messages and their exchange stay there, and one copy brings this rank's scan and every
 /// rank's counts to the host together.
 /// </remarks>
-internal sealed class AllToAllExchange : ITokenExchange
+internal sealed class AllToAllExchange : ITokenExchange, IPlacedRowExchange
 {
     private readonly ParallelGroups _groups;
     private readonly IMoeKernels _kernels;
@@ -257,6 +257,33 @@ internal sealed class AllToAllExchange : ITokenExchange
             return _groups.World.AllToAllVAsync(send, sendCounts, receive, receiveCounts);
         _groups.World.AllToAllV(send, sendCounts, receive, receiveCounts);
         return CollectiveRequest.Completed;
+    }
+
+    /// <inheritdoc />
+    public bool PlacesRows(Tensor rows) => _groups.World is InProcessProcessGroup && rows.IsOnHost;
+
+    /// <inheritdoc />
+    public CollectiveRequest ExchangePlacedRows(
+        Tensor send,
+        ImmutableArray<int> sendRows,
+        ChunkBlocks? sendBlocks,
+        Tensor receive,
+        ImmutableArray<int> receiveRows,
+        ChunkBlocks? receiveBlocks,
+        bool overlap
+    )
+    {
+        int d = send.RowLength;
+        return InProcessBlockExchange.AllToAllV(
+            (InProcessProcessGroup)_groups.World,
+            send,
+            ToElements(sendRows, d),
+            sendBlocks,
+            receive,
+            ToElements(receiveRows, d),
+            receiveBlocks,
+            wait: !overlap
+        );
     }
 
     /// <inheritdoc />

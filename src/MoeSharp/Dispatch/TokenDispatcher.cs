@@ -238,10 +238,9 @@ public class TokenDispatcher
             double backMs = 0;
             if (_exchange.MovesRows)
             {
-                Tensor send = ToRankMajor(routedOutput, metadata, inFlight);
                 localRows = scope.Rent(metadata.RowType, plan.LocalRows, metadata.Dim);
                 long started = Config.CollectTraffic ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
-                pending = _exchange.StartExchangeRows(send, plan.OutputSplits, localRows, plan.InputSplits);
+                pending = SendRowsBack(routedOutput, metadata, inFlight, localRows, overlap: true);
                 if (Config.CollectTraffic)
                     backMs = TrafficCollection.MillisecondsSince(started);
             }
@@ -347,10 +346,9 @@ public class TokenDispatcher
         if (_exchange.MovesRows)
         {
             using var inFlight = new TensorScope(Allocator);
-            Tensor send = ToRankMajor(gradRoutedTokens, metadata, inFlight);
             localRows = scope.Rent(metadata.RowType, plan.LocalRows, metadata.Dim);
             Tensor receive = localRows;
-            Receive(scope, receive, () => _exchange.ExchangeRows(send, plan.OutputSplits, receive, plan.InputSplits));
+            Receive(scope, receive, () => SendRowsBack(gradRoutedTokens, metadata, inFlight, receive, overlap: false));
         }
 
         // Postprocess: each token's terms summed in ascending expert id.
@@ -608,6 +606,30 @@ public class TokenDispatcher
     private Tensor ToExpertMajor(Tensor localRows, DispatchMetadata metadata, TensorScope scope, out double exchangeMs)
     {
         DispatchPlan plan = metadata.Plan;
+        if (metadata.Permutation is not null && _exchange is IPlacedRowExchange placed && placed.PlacesRows(localRows))
+        {
+            // Each row goes straight to its expert-major row: no permuting copy after the exchange.
+            Tensor placedRows = scope.Rent(metadata.RowType, plan.RoutedRows, metadata.Dim);
+            ExpertMajorBlocks.ClearPadRows(plan, placedRows);
+            long begun = Config.CollectTraffic ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
+            ChunkBlocks blocks = ExpertMajorBlocks.Of(plan, metadata.Dim);
+            Receive(
+                scope,
+                placedRows,
+                () =>
+                    placed.ExchangePlacedRows(
+                        localRows,
+                        plan.InputSplits,
+                        null,
+                        placedRows,
+                        plan.OutputSplits,
+                        blocks,
+                        overlap: false
+                    )
+            );
+            exchangeMs = Config.CollectTraffic ? TrafficCollection.MillisecondsSince(begun) : 0;
+            return placedRows;
+        }
         Tensor received = scope.Rent(metadata.RowType, plan.RowsReceived, metadata.Dim);
         long started = Config.CollectTraffic ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
         Receive(
@@ -639,6 +661,41 @@ public class TokenDispatcher
             scope.Keep(receive);
             throw;
         }
+    }
+
+    /// <summary>
+    /// The backward exchange (combine, dispatch's backward): expert-major rows back to the ranks they came from, into
+    /// <paramref name="receive"/> in the local layout. Where the exchange places rows, each row leaves straight from
+    /// its expert-major block; otherwise the rows are first permuted back to rank-major. With
+    /// <paramref name="overlap"/> it returns once the exchange is started.
+    /// </summary>
+    private CollectiveRequest SendRowsBack(
+        Tensor routedRows,
+        DispatchMetadata metadata,
+        TensorScope scope,
+        Tensor receive,
+        bool overlap
+    )
+    {
+        DispatchPlan plan = metadata.Plan;
+        if (metadata.Permutation is not null && _exchange is IPlacedRowExchange placed && placed.PlacesRows(routedRows))
+        {
+            ChunkBlocks blocks = ExpertMajorBlocks.Of(plan, metadata.Dim);
+            return placed.ExchangePlacedRows(
+                routedRows,
+                plan.OutputSplits,
+                blocks,
+                receive,
+                plan.InputSplits,
+                null,
+                overlap
+            );
+        }
+        Tensor send = ToRankMajor(routedRows, metadata, scope);
+        if (overlap)
+            return _exchange.StartExchangeRows(send, plan.OutputSplits, receive, plan.InputSplits);
+        _exchange.ExchangeRows(send, plan.OutputSplits, receive, plan.InputSplits);
+        return CollectiveRequest.Completed;
     }
 
     /// <summary>Inverse permute: expert-major rows back to the rank-major order they arrived in (pads
