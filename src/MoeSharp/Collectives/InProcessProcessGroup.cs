@@ -228,8 +228,20 @@ public sealed class InProcessProcessGroup : IProcessGroup
         ThrowIfDisposed();
         ArgumentNullException.ThrowIfNull(sendCounts);
         ArgumentNullException.ThrowIfNull(receiveCounts);
-        long[] sendOffsets = CheckCounts(sendCounts, send.Length, nameof(sendCounts), nameof(send));
-        long[] receiveOffsets = CheckCounts(receiveCounts, receive.Length, nameof(receiveCounts), nameof(receive));
+        // With blocks the counts need not fit the buffer as one run each (a sender may send an element twice): the
+        // blocks are checked against it instead.
+        long[] sendOffsets = CheckCounts(
+            sendCounts,
+            sendBlocks is null ? send.Length : long.MaxValue,
+            nameof(sendCounts),
+            nameof(send)
+        );
+        long[] receiveOffsets = CheckCounts(
+            receiveCounts,
+            receiveBlocks is null ? receive.Length : long.MaxValue,
+            nameof(receiveCounts),
+            nameof(receive)
+        );
         CheckBlocks(sendBlocks, sendCounts, send.Length, nameof(sendBlocks));
         CheckBlocks(receiveBlocks, receiveCounts, receive.Length, nameof(receiveBlocks));
         if (wait)
@@ -449,7 +461,7 @@ public sealed class InProcessProcessGroup : IProcessGroup
     }
 
     /// <summary>Validates a count array against its buffer and returns each chunk's offset.</summary>
-    private long[] CheckCounts(ReadOnlySpan<int> counts, int bufferLength, string countsName, string bufferName)
+    private long[] CheckCounts(ReadOnlySpan<int> counts, long bufferLength, string countsName, string bufferName)
     {
         if (counts.Length != Size)
         {

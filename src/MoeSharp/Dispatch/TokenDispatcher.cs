@@ -174,15 +174,26 @@ public class TokenDispatcher
             local = BuildLocalLayout(plan, order, columns.Scores, scope, entryScope);
         }
 
-        // Gather: each token row to its K rows of the local layout (scaled here when scores multiply before experts).
-        Tensor gathered = scope.Rent(x.DType, plan.LocalRows, x.RowLength);
-        Kernels.Rows.ScatterTokenRows(x, inputRowOffset, TokenScatterOf(local, Config.ScoreBeforeExperts), gathered);
         ExpertMajorPermutation? permutation = plan.NeedsPermutation ? BuildPermutation(plan, scope) : null;
         var metadata = new DispatchMetadata(this, plan, x.ShapeArray(), x.DType, local, permutation);
-
-        // Exchange and postprocess: the rows to the ranks that own their experts, there permuted expert-major.
         double forwardMs = 0;
-        Tensor routed = _exchange.MovesRows ? ToExpertMajor(gathered, metadata, scope, out forwardMs) : gathered;
+        Tensor routed;
+        if (TokenRowBlocks(x, plan, local) is { } tokenRows)
+        {
+            // The receivers pull each row straight from its token row of x: no gather into a local layout first.
+            routed = ToExpertMajor(x, tokenRows, metadata, scope, out forwardMs);
+        }
+        else
+        {
+            // Gather: each token row to its K rows of the local layout (scaled here when scores multiply before
+            // experts).
+            Tensor gathered = scope.Rent(x.DType, plan.LocalRows, x.RowLength);
+            var scatter = TokenScatterOf(local, Config.ScoreBeforeExperts);
+            Kernels.Rows.ScatterTokenRows(x, inputRowOffset, scatter, gathered);
+
+            // Exchange and postprocess: the rows to the ranks that own their experts, there permuted expert-major.
+            routed = _exchange.MovesRows ? ToExpertMajor(gathered, null, metadata, scope, out forwardMs) : gathered;
+        }
         scope.Keep(routed);
         foreach (Tensor map in metadata.Tensors)
             scope.Keep(map);
@@ -321,7 +332,7 @@ public class TokenDispatcher
         Tensor? gradScores = scoreAfter ? ScoreGradients(state.CombinedRows, gradOutput, metadata, scope) : null;
 
         // Exchange and permute, as dispatch.
-        Tensor gradRouted = _exchange.MovesRows ? ToExpertMajor(gathered, metadata, scope, out _) : gathered;
+        Tensor gradRouted = _exchange.MovesRows ? ToExpertMajor(gathered, null, metadata, scope, out _) : gathered;
         return new CombineBackwardResult(scope.Keep(gradRouted), gradScores is null ? null : scope.Keep(gradScores));
     }
 
@@ -603,16 +614,28 @@ public class TokenDispatcher
     /// Forward exchange: local-layout rows to this rank's experts, expert-major; <paramref name="exchangeMs"/> is the
     /// time in the row exchange when traffic is collected (0 otherwise).
     /// </summary>
-    private Tensor ToExpertMajor(Tensor localRows, DispatchMetadata metadata, TensorScope scope, out double exchangeMs)
+    /// <param name="localRows">The local layout's rows, or the token rows <paramref name="sendBlocks"/> name.</param>
+    /// <param name="sendBlocks">Where each local-layout row lies in <paramref name="localRows"/> when it is not the
+    /// local layout itself (<see cref="TokenRowBlocks"/>); only with an exchange that places rows.</param>
+    /// <param name="metadata">The dispatch's metadata.</param>
+    /// <param name="scope">Where the routed rows are rented.</param>
+    /// <param name="exchangeMs">The exchange's time when traffic is collected, else 0.</param>
+    private Tensor ToExpertMajor(
+        Tensor localRows,
+        ChunkBlocks? sendBlocks,
+        DispatchMetadata metadata,
+        TensorScope scope,
+        out double exchangeMs
+    )
     {
         DispatchPlan plan = metadata.Plan;
-        if (metadata.Permutation is not null && _exchange is IPlacedRowExchange placed && placed.PlacesRows(localRows))
+        if (_exchange is IPlacedRowExchange placed && placed.PlacesRows(localRows))
         {
             // Each row goes straight to its expert-major row: no permuting copy after the exchange.
             Tensor placedRows = scope.Rent(metadata.RowType, plan.RoutedRows, metadata.Dim);
             ExpertMajorBlocks.ClearPadRows(plan, placedRows);
             long begun = Config.CollectTraffic ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
-            ChunkBlocks blocks = ExpertMajorBlocks.Of(plan, metadata.Dim);
+            ChunkBlocks? blocks = plan.NeedsPermutation ? ExpertMajorBlocks.Of(plan, metadata.Dim) : null;
             Receive(
                 scope,
                 placedRows,
@@ -620,7 +643,7 @@ public class TokenDispatcher
                     placed.ExchangePlacedRows(
                         localRows,
                         plan.InputSplits,
-                        null,
+                        sendBlocks,
                         placedRows,
                         plan.OutputSplits,
                         blocks,
@@ -661,6 +684,40 @@ public class TokenDispatcher
             scope.Keep(receive);
             throw;
         }
+    }
+
+    /// <summary>
+    /// Where each row of the local layout lies in <paramref name="x"/> (one block of D elements per row, peer by peer),
+    /// when the rows can leave straight from it: an exchange that places rows, rows that are plain copies of token rows
+    /// (scores multiply after the experts) and no SP pad entries (whose rows are zeros, not token rows). Else null.
+    /// </summary>
+    private ChunkBlocks? TokenRowBlocks(Tensor x, DispatchPlan plan, LocalLayoutMaps local)
+    {
+        if (
+            !_exchange.MovesRows
+            || _exchange is not IPlacedRowExchange placed
+            || !placed.PlacesRows(x)
+            || Config.ScoreBeforeExperts
+            || plan.SentRows != plan.Shard.RealRows * Config.TopK
+            || plan.LocalRows != plan.SentRows
+        )
+        {
+            return null;
+        }
+        ReadOnlySpan<int> rowToken = local.RowToken.AsSpan<int>();
+        int rows = plan.SentRows,
+            d = x.RowLength;
+        var peerStart = new int[plan.InputSplits.Length + 1];
+        for (int q = 0; q < plan.InputSplits.Length; q++)
+            peerStart[q + 1] = peerStart[q] + plan.InputSplits[q];
+        var offset = new long[rows];
+        var length = new long[rows];
+        for (int r = 0; r < rows; r++)
+        {
+            offset[r] = (long)(plan.InputRowOffset + rowToken[r]) * d;
+            length[r] = d;
+        }
+        return new ChunkBlocks(peerStart, offset, length);
     }
 
     /// <summary>

@@ -83,6 +83,55 @@ public sealed class BlockExchangeTests
     }
 
     [Fact]
+    public void Send_blocks_may_name_the_same_elements_several_times_as_the_dispatch_s_token_rows_do()
+    {
+        const int world = 3,
+            row = 5;
+        // Rank r holds 4 rows; it sends peer p rows p, 0, p (row 0 twice to peer 0): 3 blocks of one row each, more
+        // elements in all than its buffer holds.
+        var outcome = InProcessWorld.Run(
+            world,
+            group =>
+            {
+                int me = group.Rank;
+                var send = Enumerable.Range(0, 4 * row).Select(i => (me * 100f) + i).ToArray();
+                int[] peerStart = [0, 3, 6, 9];
+                long[] offset = Enumerable
+                    .Range(0, world)
+                    .SelectMany(p => new long[] { p * row, 0, p * row })
+                    .ToArray();
+                long[] length = Enumerable.Repeat((long)row, 3 * world).ToArray();
+                int[] counts = Enumerable.Repeat(3 * row, world).ToArray();
+                var receive = new float[3 * row * world];
+                ((InProcessProcessGroup)group)
+                    .AllToAllVBlocks<float>(
+                        send,
+                        counts,
+                        new ChunkBlocks(peerStart, offset, length),
+                        receive,
+                        counts,
+                        null,
+                        wait: true
+                    )
+                    .Wait();
+                return receive;
+            }
+        );
+        for (int me = 0; me < world; me++)
+        {
+            for (int p = 0; p < world; p++)
+            {
+                int[] rows = [me, 0, me];
+                for (int k = 0; k < 3; k++)
+                {
+                    for (int i = 0; i < row; i++)
+                        Assert.Equal((p * 100f) + (rows[k] * row) + i, outcome[me][(((p * 3) + k) * row) + i]);
+                }
+            }
+        }
+    }
+
+    [Fact]
     public void Blocks_that_do_not_add_up_to_the_count_are_refused_before_anything_moves()
     {
         var group = InProcessProcessGroup.CreateWorld(1)[0];
