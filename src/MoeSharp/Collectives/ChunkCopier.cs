@@ -124,6 +124,40 @@ internal static class ChunkCopier
         return segments;
     }
 
+    /// <summary>
+    /// The address of every row the peers of <paramref name="slot"/> offer <paramref name="receiver"/>, rank 0's first,
+    /// each peer's in its block order (the order a copy would put them in): for a read without a copy.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">A peer's block is not a whole number of rows.</exception>
+    public static nint[] RowAddresses(CollectiveSlot slot, RankContribution receiver, int rowLength)
+    {
+        var members = slot.Members;
+        int me = receiver.GroupRank;
+        long elementSize = receiver.ElementSize,
+            total = 0;
+        foreach (int count in receiver.ReceiveCounts)
+            total += count;
+        var rows = new nint[total / rowLength];
+        int at = 0;
+        for (int p = 0; p < members.Length; p++)
+        {
+            RankContribution sender = members[p]!;
+            var (offsets, lengths, first, end) = Runs(sender.SendBlocks, me, sender.SendOffsets, sender.SendCounts);
+            for (int b = first; b < end; b++)
+            {
+                if (lengths[b] % rowLength != 0)
+                {
+                    throw new InvalidOperationException(
+                        $"rank {sender.WorldRank} offers a block of {lengths[b]} elements, not whole rows of {rowLength}"
+                    );
+                }
+                for (long e = 0; e < lengths[b]; e += rowLength)
+                    rows[at++] = sender.SendBase + (nint)((offsets[b] + e) * elementSize);
+            }
+        }
+        return rows;
+    }
+
     /// <summary>The runs of one side's chunk for <paramref name="peer"/>: its blocks, or its one run.</summary>
     private static (long[] Offsets, long[] Lengths, int First, int End) Runs(
         ChunkBlocks? blocks,

@@ -59,6 +59,34 @@ internal static class InProcessBlockExchange
         };
     }
 
+    /// <summary>
+    /// <see cref="InProcessProcessGroup.ReadPeerRows{T}"/> on <paramref name="send"/>'s rows (of its row length), the
+    /// dtype switch once.
+    /// </summary>
+    public static void ReadPeerRows(
+        InProcessProcessGroup group,
+        Tensor send,
+        int[] sendCounts,
+        ChunkBlocks? sendBlocks,
+        int[] receiveCounts,
+        Action<nint[]> read
+    )
+    {
+        CollectiveTensorChecks.RequireHost(group, send, nameof(send));
+        int d = send.RowLength;
+        switch (send.DType)
+        {
+            case DType.Float32:
+                group.ReadPeerRows<float>(send.AsMemory<float>(), sendCounts, sendBlocks, receiveCounts, d, read);
+                break;
+            case DType.BFloat16:
+                group.ReadPeerRows<BFloat16>(send.AsMemory<BFloat16>(), sendCounts, sendBlocks, receiveCounts, d, read);
+                break;
+            default:
+                throw new ArgumentException($"peers cannot read rows of {send}: not float32 or bfloat16", nameof(send));
+        }
+    }
+
     private static CollectiveRequest Move<T>(
         InProcessProcessGroup group,
         Tensor send,

@@ -293,6 +293,57 @@ public sealed class InProcessProcessGroup : IProcessGroup
         return new CollectiveRequest(pending.Task);
     }
 
+    /// <summary>
+    /// The all-to-all-v without its copy: every rank offers rows of its buffer (<paramref name="sendCounts"/>[q]
+    /// elements to rank q, at <paramref name="sendBlocks"/> or the counts' prefix sums); once all have arrived, this
+    /// rank runs <paramref name="read"/> on the address of every row its peers offer it (rank 0's first, each in its
+    /// block order: the order the all-to-all-v would have put them in), and returns when every rank's read is done, so
+    /// no peer reads this rank's rows any more. A read that throws aborts the world, as a failed copy does.
+    /// </summary>
+    /// <param name="send">This rank's rows.</param>
+    /// <param name="sendCounts">Elements offered to each rank, whole rows.</param>
+    /// <param name="sendBlocks">Where each rank's rows lie, or null for one run per rank.</param>
+    /// <param name="receiveCounts">Elements each rank offers this one, whole rows.</param>
+    /// <param name="rowLength">Elements per row.</param>
+    /// <param name="read">This rank's work on its peers' rows; the addresses are valid only during the call.</param>
+    internal unsafe void ReadPeerRows<T>(
+        ReadOnlyMemory<T> send,
+        int[] sendCounts,
+        ChunkBlocks? sendBlocks,
+        int[] receiveCounts,
+        int rowLength,
+        Action<nint[]> read
+    )
+        where T : unmanaged
+    {
+        ThrowIfDisposed();
+        ArgumentNullException.ThrowIfNull(read);
+        ArgumentOutOfRangeException.ThrowIfLessThan(rowLength, 1);
+        long[] sendOffsets = CheckCounts(
+            sendCounts,
+            sendBlocks is null ? send.Length : long.MaxValue,
+            nameof(sendCounts),
+            nameof(send)
+        );
+        long[] receiveOffsets = CheckCounts(receiveCounts, long.MaxValue, nameof(receiveCounts), nameof(receiveCounts));
+        CheckBlocks(sendBlocks, sendCounts, send.Length, nameof(sendBlocks));
+        using var sendHandle = send.Pin();
+        Exchange(
+            CollectiveKind.ReadPeerRows,
+            typeof(T),
+            sizeof(T),
+            (nint)sendHandle.Pointer,
+            sendOffsets,
+            (int[])sendCounts.Clone(),
+            0,
+            receiveOffsets,
+            (int[])receiveCounts.Clone(),
+            sendBlocks,
+            null,
+            (slot, c) => read(ChunkCopier.RowAddresses(slot, c, rowLength))
+        );
+    }
+
     /// <inheritdoc/>
     /// <exception cref="ArgumentException"><paramref name="receive"/> does not hold exactly
     /// <see cref="Size"/> times <paramref name="send"/>'s length.</exception>
@@ -387,7 +438,8 @@ public sealed class InProcessProcessGroup : IProcessGroup
         long[] receiveOffsets,
         int[] receiveCounts,
         ChunkBlocks? sendBlocks = null,
-        ChunkBlocks? receiveBlocks = null
+        ChunkBlocks? receiveBlocks = null,
+        Action<CollectiveSlot, RankContribution>? work = null
     )
     {
         var c = new RankContribution(Rank, WorldRank, kind, elementType, elementSize)
@@ -407,7 +459,7 @@ public sealed class InProcessProcessGroup : IProcessGroup
         Exception? error = null;
         try
         {
-            ChunkCopier.Pull(slot, c);
+            (work ?? ChunkCopier.Pull)(slot, c);
         }
         catch (Exception ex)
         {

@@ -287,6 +287,26 @@ internal sealed class AllToAllExchange : ITokenExchange, IPlacedRowExchange
     }
 
     /// <inheritdoc />
+    public void ReadPeerRows(
+        Tensor send,
+        ImmutableArray<int> sendRows,
+        ChunkBlocks? sendBlocks,
+        ImmutableArray<int> receiveRows,
+        Action<nint[]> read
+    )
+    {
+        int d = send.RowLength;
+        InProcessBlockExchange.ReadPeerRows(
+            (InProcessProcessGroup)_groups.World,
+            send,
+            ToElements(sendRows, d),
+            sendBlocks,
+            ToElements(receiveRows, d),
+            read
+        );
+    }
+
+    /// <inheritdoc />
     public double LastCountExchangeMilliseconds { get; private set; }
 
     /// <inheritdoc />

@@ -28,4 +28,18 @@ internal interface IPlacedRowExchange
         ChunkBlocks? receiveBlocks,
         bool overlap
     );
+
+    /// <summary>
+    /// The backward exchange without its copy: every rank offers its <paramref name="send"/> rows
+    /// (<paramref name="sendRows"/>[q] to rank q, at <paramref name="sendBlocks"/> or one run each), and
+    /// <paramref name="read"/> gets the address of every row the others offer this rank, in the order the exchange
+    /// would have received them; it returns once every rank has read, so the rows may be reused.
+    /// </summary>
+    void ReadPeerRows(
+        Tensor send,
+        ImmutableArray<int> sendRows,
+        ChunkBlocks? sendBlocks,
+        ImmutableArray<int> receiveRows,
+        Action<nint[]> read
+    );
 }

@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using MoeSharp.Collectives;
 using MoeSharp.Compute;
+using MoeSharp.Compute.Rows;
 using MoeSharp.Telemetry;
 using MoeSharp.Tensors;
 
@@ -220,6 +221,8 @@ public class TokenDispatcher
         SharedExpertsFunction? sharedExperts = null
     )
     {
+        if (CombineReadingPeers(routedOutput, metadata, x, sharedExperts) is { } combined)
+            return combined;
         CombineResult result = CombineWithState(routedOutput, metadata, x, sharedExperts);
         // No backward will read the received rows: their storage can serve the next call.
         result.State.Dispose();
@@ -303,6 +306,63 @@ public class TokenDispatcher
         if (received)
             scope.Keep(localRows);
         return new CombineResult(scope.Keep(output), new CombineState(metadata, localRows, ownsRows: received));
+    }
+
+    /// <summary>
+    /// <see cref="Combine"/> in one pass where the ranks are in-process threads on host rows: each token's terms are
+    /// read straight from the expert-major rows of the ranks that computed them (no exchange into a local copy first)
+    /// and added in the same order, so the same bits. Null where that does not apply; no backward state is kept (the
+    /// received rows it would hold are never made).
+    /// </summary>
+    private Tensor? CombineReadingPeers(
+        Tensor routedOutput,
+        DispatchMetadata metadata,
+        Tensor x,
+        SharedExpertsFunction? sharedExperts
+    )
+    {
+        if (
+            !_exchange.MovesRows
+            || _exchange is not IPlacedRowExchange placed
+            || Kernels is not HostMoeKernels
+            || routedOutput is null
+            || !placed.PlacesRows(routedOutput)
+        )
+        {
+            return null;
+        }
+        CheckMetadata(metadata);
+        CheckRows(routedOutput, nameof(routedOutput), metadata);
+        CheckSameShape(x, nameof(x), metadata.InputShape, metadata.RowType);
+        DispatchPlan plan = metadata.Plan;
+        using var scope = new TensorScope(Allocator);
+        Tensor? shared = sharedExperts is null ? null : RunSharedExperts(sharedExperts, x, metadata);
+        Tensor output = NewOutput(metadata, scope);
+        ChunkBlocks? blocks = metadata.Permutation is null ? null : ExpertMajorBlocks.Of(plan, metadata.Dim);
+        HostRowKernels rows = HostRowKernels.For(metadata.RowType);
+        Tensor? scale = Config.ScoreBeforeExperts ? null : metadata.Local.RowScore;
+        long started = Config.CollectTraffic ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
+        placed.ReadPeerRows(
+            routedOutput,
+            plan.OutputSplits,
+            blocks,
+            plan.InputSplits,
+            addresses =>
+                rows.GatherReduceAt(
+                    addresses,
+                    metadata.Local.TokenPositions,
+                    scale,
+                    shared,
+                    output,
+                    plan.InputRowOffset
+                )
+        );
+        if (Config.CollectTraffic && metadata.Traffic is { } dispatched)
+        {
+            // The reduce is the exchange here: its time is the back wait.
+            metadata.Traffic = LastTraffic = CombineTraffic(dispatched, TrafficCollection.MillisecondsSince(started));
+        }
+        return scope.Keep(output);
     }
 
     /// <summary>

@@ -132,6 +132,91 @@ public sealed class BlockExchangeTests
     }
 
     [Fact]
+    public void Reading_peer_rows_sees_every_offered_row_in_the_order_the_exchange_would_deliver_it()
+    {
+        const int world = 3,
+            row = 4;
+        // Rank r offers peer p (p + 1) rows, from blocks laid out backwards in its buffer.
+        var outcome = InProcessWorld.Run(
+            world,
+            group =>
+            {
+                int me = group.Rank;
+                int[] sendRows = Enumerable.Range(0, world).Select(p => p + 1).ToArray();
+                int rows = sendRows.Sum();
+                var send = Enumerable.Range(0, rows * row).Select(i => (me * 1000f) + i).ToArray();
+                var peerStart = new int[world + 1];
+                var offset = new long[rows];
+                var length = new long[rows];
+                for (int p = 0, b = 0; p < world; p++)
+                {
+                    peerStart[p + 1] = peerStart[p] + sendRows[p];
+                    for (int k = 0; k < sendRows[p]; k++, b++)
+                    {
+                        offset[b] = (long)(rows - 1 - b) * row;
+                        length[b] = row;
+                    }
+                }
+                int[] sendCounts = sendRows.Select(n => n * row).ToArray();
+                int[] receiveCounts = Enumerable.Repeat((me + 1) * row, world).ToArray();
+                var seen = new List<float>();
+                ((InProcessProcessGroup)group).ReadPeerRows<float>(
+                    send,
+                    sendCounts,
+                    new ChunkBlocks(peerStart, offset, length),
+                    receiveCounts,
+                    row,
+                    addresses =>
+                    {
+                        unsafe
+                        {
+                            foreach (nint a in addresses)
+                                seen.Add(((float*)a)[0]);
+                        }
+                    }
+                );
+                return seen.ToArray();
+            }
+        );
+        for (int me = 0; me < world; me++)
+        {
+            // From each peer p: its blocks for me, rows (me·(me+1)/2 + k) counted from the end of p's 6 rows.
+            int before = me * (me + 1) / 2;
+            var expected = Enumerable
+                .Range(0, world)
+                .SelectMany(p => Enumerable.Range(0, me + 1).Select(k => (p * 1000f) + ((6 - 1 - before - k) * row)))
+                .ToArray();
+            Assert.Equal(expected, outcome[me]);
+        }
+    }
+
+    [Fact]
+    public void A_read_that_throws_fails_every_rank_instead_of_leaving_them_waiting()
+    {
+        var error = Assert.Throws<RankFailedException>(() =>
+            InProcessWorld.Run(
+                2,
+                group =>
+                    ((InProcessProcessGroup)group).ReadPeerRows<float>(
+                        new float[8],
+                        [4, 4],
+                        null,
+                        [4, 4],
+                        4,
+                        _ =>
+                        {
+                            if (group.Rank == 1)
+                                throw new InvalidOperationException("read failed on purpose");
+                        }
+                    ),
+                TimeSpan.FromSeconds(20)
+            )
+        );
+        Assert.Equal(1, error.Rank);
+        Assert.Contains("read failed on purpose", error.ToString());
+    }
+
+    [Fact]
     public void Blocks_that_do_not_add_up_to_the_count_are_refused_before_anything_moves()
     {
         var group = InProcessProcessGroup.CreateWorld(1)[0];
