@@ -54,8 +54,9 @@ internal sealed class BenchCommand : Command<BenchSettings>
                     (done, total) => progress.Report(done, total, "dispatch + combine runs"),
                     s.Traffic
                 );
-                // Every rank takes part in the copy measurement so no core sits idle in an MPI job's timing.
-                double copy = CopyBandwidth.Measure(result.DispatchBytes / 2, s.Warmup, s.Repeats);
+                // Every rank copies at the same time, on its share of the threads: the reference is what this rank's
+                // bytes take to copy on the cores the ranks share, as its dispatch does.
+                double copy = CopyBandwidth.MeasureTogether(world, result.DispatchBytes / 2, s.Warmup, s.Repeats);
                 return new Tuple<DispatchBenchmark.Result, double, int>(result, copy, world.Size);
             },
             null,

@@ -12,4 +12,5 @@ internal enum CollectiveKind
     AllToAllV,
     AllGather,
     AllReduceSum,
+    ReadPeerRows,
 }

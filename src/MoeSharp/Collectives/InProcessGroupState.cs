@@ -404,6 +404,7 @@ internal sealed class InProcessGroupState
             case CollectiveKind.AllToAll:
             case CollectiveKind.AllToAllV:
             case CollectiveKind.AllGather:
+            case CollectiveKind.ReadPeerRows:
                 for (int p = 0; p < Size; p++)
                 {
                     for (int q = 0; q < Size; q++)

@@ -198,19 +198,71 @@ public sealed class InProcessProcessGroup : IProcessGroup
     /// is already aborted; a later failure or timeout surfaces from <see cref="CollectiveRequest.Wait"/>.
     /// </remarks>
     /// <exception cref="ArgumentException">As for <see cref="AllToAllV{T}"/>.</exception>
-    public unsafe CollectiveRequest AllToAllVAsync<T>(
+    public CollectiveRequest AllToAllVAsync<T>(
         ReadOnlyMemory<T> send,
         int[] sendCounts,
         Memory<T> receive,
         int[] receiveCounts
+    )
+        where T : unmanaged => AllToAllVBlocks(send, sendCounts, null, receive, receiveCounts, null, wait: false);
+
+    /// <summary>
+    /// The all-to-all-v where either side's chunks may be lists of blocks (<see cref="ChunkBlocks"/>) instead of runs
+    /// at the counts' prefix sums: each element still moves once, straight from the sender's buffer into the
+    /// receiver's. With <paramref name="wait"/> it returns once this rank's data has arrived and its buffers are free
+    /// (as <see cref="AllToAllV{T}"/>), else at once (as <see cref="AllToAllVAsync{T}"/>).
+    /// </summary>
+    /// <exception cref="ArgumentException">As for <see cref="AllToAllV{T}"/>, or blocks that do not add up to the
+    /// counts or leave their buffer.</exception>
+    internal unsafe CollectiveRequest AllToAllVBlocks<T>(
+        ReadOnlyMemory<T> send,
+        int[] sendCounts,
+        ChunkBlocks? sendBlocks,
+        Memory<T> receive,
+        int[] receiveCounts,
+        ChunkBlocks? receiveBlocks,
+        bool wait
     )
         where T : unmanaged
     {
         ThrowIfDisposed();
         ArgumentNullException.ThrowIfNull(sendCounts);
         ArgumentNullException.ThrowIfNull(receiveCounts);
-        long[] sendOffsets = CheckCounts(sendCounts, send.Length, nameof(sendCounts), nameof(send));
-        long[] receiveOffsets = CheckCounts(receiveCounts, receive.Length, nameof(receiveCounts), nameof(receive));
+        // With blocks the counts need not fit the buffer as one run each (a sender may send an element twice): the
+        // blocks are checked against it instead.
+        long[] sendOffsets = CheckCounts(
+            sendCounts,
+            sendBlocks is null ? send.Length : long.MaxValue,
+            nameof(sendCounts),
+            nameof(send)
+        );
+        long[] receiveOffsets = CheckCounts(
+            receiveCounts,
+            receiveBlocks is null ? receive.Length : long.MaxValue,
+            nameof(receiveCounts),
+            nameof(receive)
+        );
+        CheckBlocks(sendBlocks, sendCounts, send.Length, nameof(sendBlocks));
+        CheckBlocks(receiveBlocks, receiveCounts, receive.Length, nameof(receiveBlocks));
+        if (wait)
+        {
+            using var sendHandle = send.Pin();
+            using var receiveHandle = receive.Pin();
+            Exchange(
+                CollectiveKind.AllToAllV,
+                typeof(T),
+                sizeof(T),
+                (nint)sendHandle.Pointer,
+                sendOffsets,
+                (int[])sendCounts.Clone(),
+                (nint)receiveHandle.Pointer,
+                receiveOffsets,
+                (int[])receiveCounts.Clone(),
+                sendBlocks,
+                receiveBlocks
+            );
+            return CollectiveRequest.Completed;
+        }
 
         // Pinned until the exchange completes: peers read and write these addresses from other threads.
         var sendPin = send.Pin();
@@ -224,6 +276,8 @@ public sealed class InProcessProcessGroup : IProcessGroup
             ReceiveBase = (nint)receivePin.Pointer,
             ReceiveOffsets = receiveOffsets,
             ReceiveCounts = (int[])receiveCounts.Clone(),
+            SendBlocks = sendBlocks,
+            ReceiveBlocks = receiveBlocks,
             Async = pending,
         };
         try
@@ -237,6 +291,57 @@ public sealed class InProcessProcessGroup : IProcessGroup
         }
 
         return new CollectiveRequest(pending.Task);
+    }
+
+    /// <summary>
+    /// The all-to-all-v without its copy: every rank offers rows of its buffer (<paramref name="sendCounts"/>[q]
+    /// elements to rank q, at <paramref name="sendBlocks"/> or the counts' prefix sums); once all have arrived, this
+    /// rank runs <paramref name="read"/> on the address of every row its peers offer it (rank 0's first, each in its
+    /// block order: the order the all-to-all-v would have put them in), and returns when every rank's read is done, so
+    /// no peer reads this rank's rows any more. A read that throws aborts the world, as a failed copy does.
+    /// </summary>
+    /// <param name="send">This rank's rows.</param>
+    /// <param name="sendCounts">Elements offered to each rank, whole rows.</param>
+    /// <param name="sendBlocks">Where each rank's rows lie, or null for one run per rank.</param>
+    /// <param name="receiveCounts">Elements each rank offers this one, whole rows.</param>
+    /// <param name="rowLength">Elements per row.</param>
+    /// <param name="read">This rank's work on its peers' rows; the addresses are valid only during the call.</param>
+    internal unsafe void ReadPeerRows<T>(
+        ReadOnlyMemory<T> send,
+        int[] sendCounts,
+        ChunkBlocks? sendBlocks,
+        int[] receiveCounts,
+        int rowLength,
+        Action<nint[]> read
+    )
+        where T : unmanaged
+    {
+        ThrowIfDisposed();
+        ArgumentNullException.ThrowIfNull(read);
+        ArgumentOutOfRangeException.ThrowIfLessThan(rowLength, 1);
+        long[] sendOffsets = CheckCounts(
+            sendCounts,
+            sendBlocks is null ? send.Length : long.MaxValue,
+            nameof(sendCounts),
+            nameof(send)
+        );
+        long[] receiveOffsets = CheckCounts(receiveCounts, long.MaxValue, nameof(receiveCounts), nameof(receiveCounts));
+        CheckBlocks(sendBlocks, sendCounts, send.Length, nameof(sendBlocks));
+        using var sendHandle = send.Pin();
+        Exchange(
+            CollectiveKind.ReadPeerRows,
+            typeof(T),
+            sizeof(T),
+            (nint)sendHandle.Pointer,
+            sendOffsets,
+            (int[])sendCounts.Clone(),
+            0,
+            receiveOffsets,
+            (int[])receiveCounts.Clone(),
+            sendBlocks,
+            null,
+            (slot, c) => read(ChunkCopier.RowAddresses(slot, c, rowLength))
+        );
     }
 
     /// <inheritdoc/>
@@ -331,11 +436,16 @@ public sealed class InProcessProcessGroup : IProcessGroup
         int[] sendCounts,
         nint receive,
         long[] receiveOffsets,
-        int[] receiveCounts
+        int[] receiveCounts,
+        ChunkBlocks? sendBlocks = null,
+        ChunkBlocks? receiveBlocks = null,
+        Action<CollectiveSlot, RankContribution>? work = null
     )
     {
         var c = new RankContribution(Rank, WorldRank, kind, elementType, elementSize)
         {
+            SendBlocks = sendBlocks,
+            ReceiveBlocks = receiveBlocks,
             SendBase = send,
             SendOffsets = sendOffsets,
             SendCounts = sendCounts,
@@ -349,7 +459,7 @@ public sealed class InProcessProcessGroup : IProcessGroup
         Exception? error = null;
         try
         {
-            ChunkCopier.Pull(slot, c);
+            (work ?? ChunkCopier.Pull)(slot, c);
         }
         catch (Exception ex)
         {
@@ -403,7 +513,7 @@ public sealed class InProcessProcessGroup : IProcessGroup
     }
 
     /// <summary>Validates a count array against its buffer and returns each chunk's offset.</summary>
-    private long[] CheckCounts(ReadOnlySpan<int> counts, int bufferLength, string countsName, string bufferName)
+    private long[] CheckCounts(ReadOnlySpan<int> counts, long bufferLength, string countsName, string bufferName)
     {
         if (counts.Length != Size)
         {
@@ -438,6 +548,12 @@ public sealed class InProcessProcessGroup : IProcessGroup
         }
 
         return offsets;
+    }
+
+    private void CheckBlocks(ChunkBlocks? blocks, ReadOnlySpan<int> counts, int bufferLength, string name)
+    {
+        if (blocks?.Check(counts, bufferLength) is { } error)
+            throw new ArgumentException($"rank {WorldRank}: {name}: {error}", name);
     }
 
     private static long[] PrefixSums(int[] counts)

@@ -50,6 +50,14 @@ internal sealed class RankContribution
     /// <summary>Elements this rank expects from each peer.</summary>
     public int[] ReceiveCounts { get; init; } = [];
 
+    /// <summary>Where the chunk for each peer lies when not at <see cref="SendOffsets"/> in one run; null when it
+    /// does.</summary>
+    public ChunkBlocks? SendBlocks { get; init; }
+
+    /// <summary>Where the chunk from each peer goes when not at <see cref="ReceiveOffsets"/> in one run; null when it
+    /// does.</summary>
+    public ChunkBlocks? ReceiveBlocks { get; init; }
+
     /// <summary>All-reduce: number of values.</summary>
     public int Length { get; init; }
 

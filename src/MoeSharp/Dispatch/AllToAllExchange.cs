@@ -17,7 +17,7 @@ namespace MoeSharp.Dispatch;
 /// device, the scan, the messages and their exchange stay there, and one copy brings this rank's scan and every
 /// rank's counts to the host together.
 /// </remarks>
-internal sealed class AllToAllExchange : ITokenExchange
+internal sealed class AllToAllExchange : ITokenExchange, IPlacedRowExchange
 {
     private readonly ParallelGroups _groups;
     private readonly IMoeKernels _kernels;
@@ -268,6 +268,54 @@ internal sealed class AllToAllExchange : ITokenExchange
 
     /// <inheritdoc />
     public long LastRowBytesSent { get; private set; }
+
+    /// <inheritdoc />
+    public bool PlacesRows(Tensor rows) => _groups.World is InProcessProcessGroup && rows.IsOnHost;
+
+    /// <inheritdoc />
+    public CollectiveRequest ExchangePlacedRows(
+        Tensor send,
+        ImmutableArray<int> sendRows,
+        ChunkBlocks? sendBlocks,
+        Tensor receive,
+        ImmutableArray<int> receiveRows,
+        ChunkBlocks? receiveBlocks,
+        bool overlap
+    )
+    {
+        int d = send.RowLength;
+        LastRowBytesSent = sendRows.Sum(n => (long)n) * d * send.DType.SizeOf();
+        return InProcessBlockExchange.AllToAllV(
+            (InProcessProcessGroup)_groups.World,
+            send,
+            ToElements(sendRows, d),
+            sendBlocks,
+            receive,
+            ToElements(receiveRows, d),
+            receiveBlocks,
+            wait: !overlap
+        );
+    }
+
+    /// <inheritdoc />
+    public void ReadPeerRows(
+        Tensor send,
+        ImmutableArray<int> sendRows,
+        ChunkBlocks? sendBlocks,
+        ImmutableArray<int> receiveRows,
+        Action<nint[]> read
+    )
+    {
+        int d = send.RowLength;
+        InProcessBlockExchange.ReadPeerRows(
+            (InProcessProcessGroup)_groups.World,
+            send,
+            ToElements(sendRows, d),
+            sendBlocks,
+            ToElements(receiveRows, d),
+            read
+        );
+    }
 
     /// <inheritdoc />
     public double LastCountExchangeMilliseconds { get; private set; }

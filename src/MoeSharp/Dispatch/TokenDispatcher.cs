@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using MoeSharp.Collectives;
 using MoeSharp.Compute;
+using MoeSharp.Compute.Rows;
 using MoeSharp.Telemetry;
 using MoeSharp.Tensors;
 
@@ -186,19 +187,32 @@ public class TokenDispatcher
             local = BuildLocalLayout(plan, order, columns.Scores, scope, entryScope);
         }
 
-        // Gather: each token row to its K rows of the local layout (scaled here when scores multiply before experts).
-        Tensor gathered = scope.Rent(x.DType, plan.LocalRows, x.RowLength);
-        Kernels.Rows.ScatterTokenRows(x, inputRowOffset, TokenScatterOf(local, Config.ScoreBeforeExperts), gathered);
-        // FP8 rounds the rows also where none moves, so the routed rows do not depend on the EP size.
-        if (_fp8 is not null && !_exchange.MovesRows)
-            RoundTripFp8(gathered);
-        LastDispatchBytesSent = 0;
         ExpertMajorPermutation? permutation = plan.NeedsPermutation ? BuildPermutation(plan, scope) : null;
         var metadata = new DispatchMetadata(this, plan, x.ShapeArray(), x.DType, local, permutation);
-
-        // Exchange and postprocess: the rows to the ranks that own their experts, there permuted expert-major.
+        LastDispatchBytesSent = 0;
         var forward = default(ExchangeTime);
-        Tensor routed = _exchange.MovesRows ? ToExpertMajor(gathered, metadata, scope, _fp8, out forward) : gathered;
+        Tensor routed;
+        if (_fp8 is null && TokenRowBlocks(x, plan, local) is { } tokenRows)
+        {
+            // The receivers pull each row straight from its token row of x: no gather into a local layout first.
+            routed = ToExpertMajor(x, tokenRows, metadata, scope, null, out forward);
+        }
+        else
+        {
+            // Gather: each token row to its K rows of the local layout (scaled here when scores multiply before
+            // experts).
+            Tensor gathered = scope.Rent(x.DType, plan.LocalRows, x.RowLength);
+            var scatter = TokenScatterOf(local, Config.ScoreBeforeExperts);
+            Kernels.Rows.ScatterTokenRows(x, inputRowOffset, scatter, gathered);
+            // FP8 rounds the rows also where none moves, so the routed rows do not depend on the EP size.
+            if (_fp8 is not null && !_exchange.MovesRows)
+                RoundTripFp8(gathered);
+
+            // Exchange and postprocess: the rows to the ranks that own their experts, there permuted expert-major.
+            routed = _exchange.MovesRows
+                ? ToExpertMajor(gathered, null, metadata, scope, _fp8, out forward)
+                : gathered;
+        }
         if (_exchange.MovesRows)
             LastDispatchBytesSent = _exchange.LastRowBytesSent;
         scope.Keep(routed);
@@ -227,6 +241,8 @@ public class TokenDispatcher
         SharedExpertsFunction? sharedExperts = null
     )
     {
+        if (CombineReadingPeers(routedOutput, metadata, x, sharedExperts) is { } combined)
+            return combined;
         CombineResult result = CombineWithState(routedOutput, metadata, x, sharedExperts);
         // No backward will read the received rows: their storage can serve the next call.
         result.State.Dispose();
@@ -257,10 +273,9 @@ public class TokenDispatcher
             long backStarted = 0;
             if (_exchange.MovesRows)
             {
-                Tensor send = ToRankMajor(routedOutput, metadata, inFlight);
                 localRows = scope.Rent(metadata.RowType, plan.LocalRows, metadata.Dim);
                 backStarted = Config.CollectTraffic ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
-                pending = _exchange.StartExchangeRows(send, plan.OutputSplits, localRows, plan.InputSplits);
+                pending = SendRowsBack(routedOutput, metadata, inFlight, localRows, overlap: true);
                 if (Config.CollectTraffic)
                     backMs = TrafficCollection.MillisecondsSince(backStarted);
             }
@@ -315,6 +330,64 @@ public class TokenDispatcher
     }
 
     /// <summary>
+    /// <see cref="Combine"/> in one pass where the ranks are in-process threads on host rows: each token's terms are
+    /// read straight from the expert-major rows of the ranks that computed them (no exchange into a local copy first)
+    /// and added in the same order, so the same bits. Null where that does not apply; no backward state is kept (the
+    /// received rows it would hold are never made).
+    /// </summary>
+    private Tensor? CombineReadingPeers(
+        Tensor routedOutput,
+        DispatchMetadata metadata,
+        Tensor x,
+        SharedExpertsFunction? sharedExperts
+    )
+    {
+        if (
+            !_exchange.MovesRows
+            || _exchange is not IPlacedRowExchange placed
+            || Kernels is not HostMoeKernels
+            || routedOutput is null
+            || !placed.PlacesRows(routedOutput)
+        )
+        {
+            return null;
+        }
+        CheckMetadata(metadata);
+        CheckRows(routedOutput, nameof(routedOutput), metadata);
+        CheckSameShape(x, nameof(x), metadata.InputShape, metadata.RowType);
+        DispatchPlan plan = metadata.Plan;
+        using var scope = new TensorScope(Allocator);
+        Tensor? shared = sharedExperts is null ? null : RunSharedExperts(sharedExperts, x, metadata);
+        Tensor output = NewOutput(metadata, scope);
+        ChunkBlocks? blocks = metadata.Permutation is null ? null : ExpertMajorBlocks.Of(plan, metadata.Dim);
+        HostRowKernels rows = HostRowKernels.For(metadata.RowType);
+        Tensor? scale = Config.ScoreBeforeExperts ? null : metadata.Local.RowScore;
+        long started = Config.CollectTraffic ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
+        placed.ReadPeerRows(
+            routedOutput,
+            plan.OutputSplits,
+            blocks,
+            plan.InputSplits,
+            addresses =>
+                rows.GatherReduceAt(
+                    addresses,
+                    metadata.Local.TokenPositions,
+                    scale,
+                    shared,
+                    output,
+                    plan.InputRowOffset
+                )
+        );
+        if (Config.CollectTraffic && metadata.Traffic is { } dispatched)
+        {
+            // The reduce is the exchange here: its time is the back wait.
+            var back = new ExchangeTime(started, TrafficCollection.MillisecondsSince(started));
+            metadata.Traffic = LastTraffic = CombineTraffic(dispatched, back);
+        }
+        return scope.Keep(output);
+    }
+
+    /// <summary>
     /// Backward of <see cref="Combine"/>: sends each token's output gradient to the rows that produced it
     /// (dispatch's exchange).
     /// </summary>
@@ -341,7 +414,9 @@ public class TokenDispatcher
         Tensor? gradScores = scoreAfter ? ScoreGradients(state.CombinedRows, gradOutput, metadata, scope) : null;
 
         // Exchange and permute, as dispatch.
-        Tensor gradRouted = _exchange.MovesRows ? ToExpertMajor(gathered, metadata, scope, null, out _) : gathered;
+        Tensor gradRouted = _exchange.MovesRows
+            ? ToExpertMajor(gathered, null, metadata, scope, null, out _)
+            : gathered;
         return new CombineBackwardResult(scope.Keep(gradRouted), gradScores is null ? null : scope.Keep(gradScores));
     }
 
@@ -366,10 +441,9 @@ public class TokenDispatcher
         if (_exchange.MovesRows)
         {
             using var inFlight = new TensorScope(Allocator);
-            Tensor send = ToRankMajor(gradRoutedTokens, metadata, inFlight);
             localRows = scope.Rent(metadata.RowType, plan.LocalRows, metadata.Dim);
             Tensor receive = localRows;
-            Receive(scope, receive, () => _exchange.ExchangeRows(send, plan.OutputSplits, receive, plan.InputSplits));
+            Receive(scope, receive, () => SendRowsBack(gradRoutedTokens, metadata, inFlight, receive, overlap: false));
         }
 
         // Postprocess: each token's terms summed in ascending expert id.
@@ -627,8 +701,16 @@ public class TokenDispatcher
     /// the row exchange started and its time when traffic is collected (zeros otherwise). With <paramref name="fp8"/>
     /// the rows travel as FP8 wire rows (dispatch only: combine's backward sends gradients in their dtype).
     /// </summary>
+    /// <param name="localRows">The local layout's rows, or the token rows <paramref name="sendBlocks"/> name.</param>
+    /// <param name="sendBlocks">Where each local-layout row lies in <paramref name="localRows"/> when it is not the
+    /// local layout itself (<see cref="TokenRowBlocks"/>); only with an exchange that places rows.</param>
+    /// <param name="metadata">The dispatch's metadata.</param>
+    /// <param name="scope">Where the routed rows are rented.</param>
+    /// <param name="fp8">The FP8 row kernels when rows travel as FP8 wire rows, else null.</param>
+    /// <param name="exchange">When the exchange started and its time, when traffic is collected; else zeros.</param>
     private Tensor ToExpertMajor(
         Tensor localRows,
+        ChunkBlocks? sendBlocks,
         DispatchMetadata metadata,
         TensorScope scope,
         IFp8RowKernels? fp8,
@@ -636,6 +718,30 @@ public class TokenDispatcher
     )
     {
         DispatchPlan plan = metadata.Plan;
+        if (fp8 is null && _exchange is IPlacedRowExchange placed && placed.PlacesRows(localRows))
+        {
+            // Each row goes straight to its expert-major row: no permuting copy after the exchange.
+            Tensor placedRows = scope.Rent(metadata.RowType, plan.RoutedRows, metadata.Dim);
+            ExpertMajorBlocks.ClearPadRows(plan, placedRows);
+            long begun = Config.CollectTraffic ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
+            ChunkBlocks? blocks = plan.NeedsPermutation ? ExpertMajorBlocks.Of(plan, metadata.Dim) : null;
+            Receive(
+                scope,
+                placedRows,
+                () =>
+                    placed.ExchangePlacedRows(
+                        localRows,
+                        plan.InputSplits,
+                        sendBlocks,
+                        placedRows,
+                        plan.OutputSplits,
+                        blocks,
+                        overlap: false
+                    )
+            );
+            exchange = new(begun, Config.CollectTraffic ? TrafficCollection.MillisecondsSince(begun) : 0);
+            return placedRows;
+        }
         Tensor received = scope.Rent(metadata.RowType, plan.RowsReceived, metadata.Dim);
         long started = Config.CollectTraffic ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
         if (fp8 is null)
@@ -701,6 +807,75 @@ public class TokenDispatcher
             scope.Keep(receive);
             throw;
         }
+    }
+
+    /// <summary>
+    /// Where each row of the local layout lies in <paramref name="x"/> (one block of D elements per row, peer by peer),
+    /// when the rows can leave straight from it: an exchange that places rows, rows that are plain copies of token rows
+    /// (scores multiply after the experts) and no SP pad entries (whose rows are zeros, not token rows). Else null.
+    /// </summary>
+    private ChunkBlocks? TokenRowBlocks(Tensor x, DispatchPlan plan, LocalLayoutMaps local)
+    {
+        if (
+            !_exchange.MovesRows
+            || _exchange is not IPlacedRowExchange placed
+            || !placed.PlacesRows(x)
+            || Config.ScoreBeforeExperts
+            || plan.SentRows != plan.Shard.RealRows * Config.TopK
+            || plan.LocalRows != plan.SentRows
+        )
+        {
+            return null;
+        }
+        ReadOnlySpan<int> rowToken = local.RowToken.AsSpan<int>();
+        int rows = plan.SentRows,
+            d = x.RowLength;
+        var peerStart = new int[plan.InputSplits.Length + 1];
+        for (int q = 0; q < plan.InputSplits.Length; q++)
+            peerStart[q + 1] = peerStart[q] + plan.InputSplits[q];
+        var offset = new long[rows];
+        var length = new long[rows];
+        for (int r = 0; r < rows; r++)
+        {
+            offset[r] = (long)(plan.InputRowOffset + rowToken[r]) * d;
+            length[r] = d;
+        }
+        return new ChunkBlocks(peerStart, offset, length);
+    }
+
+    /// <summary>
+    /// The backward exchange (combine, dispatch's backward): expert-major rows back to the ranks they came from, into
+    /// <paramref name="receive"/> in the local layout. Where the exchange places rows, each row leaves straight from
+    /// its expert-major block; otherwise the rows are first permuted back to rank-major. With
+    /// <paramref name="overlap"/> it returns once the exchange is started.
+    /// </summary>
+    private CollectiveRequest SendRowsBack(
+        Tensor routedRows,
+        DispatchMetadata metadata,
+        TensorScope scope,
+        Tensor receive,
+        bool overlap
+    )
+    {
+        DispatchPlan plan = metadata.Plan;
+        if (metadata.Permutation is not null && _exchange is IPlacedRowExchange placed && placed.PlacesRows(routedRows))
+        {
+            ChunkBlocks blocks = ExpertMajorBlocks.Of(plan, metadata.Dim);
+            return placed.ExchangePlacedRows(
+                routedRows,
+                plan.OutputSplits,
+                blocks,
+                receive,
+                plan.InputSplits,
+                null,
+                overlap
+            );
+        }
+        Tensor send = ToRankMajor(routedRows, metadata, scope);
+        if (overlap)
+            return _exchange.StartExchangeRows(send, plan.OutputSplits, receive, plan.InputSplits);
+        _exchange.ExchangeRows(send, plan.OutputSplits, receive, plan.InputSplits);
+        return CollectiveRequest.Completed;
     }
 
     /// <summary>Inverse permute: expert-major rows back to the rank-major order they arrived in (pads

@@ -51,6 +51,20 @@ internal abstract class HostRowKernels
         int destinationOffset
     );
 
+    /// <summary>
+    /// <see cref="GatherReduce"/> with the rows read where they are: the row of position <c>p</c> starts at address
+    /// <paramref name="rowAddress"/>[p] (rows that other in-process ranks hold, read in place instead of copied here
+    /// first). The same terms in the same order, so the same bits.
+    /// </summary>
+    public abstract void GatherReduceAt(
+        nint[] rowAddress,
+        Tensor positions,
+        Tensor? scale,
+        Tensor? initial,
+        Tensor destination,
+        int destinationOffset
+    );
+
     /// <inheritdoc cref="IRowKernels.RowDots"/>
     public abstract void RowDots(
         Tensor a,

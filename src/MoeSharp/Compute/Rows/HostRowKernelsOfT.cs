@@ -210,6 +210,46 @@ internal sealed unsafe class HostRowKernels<TElement, TOps> : HostRowKernels
     }
 
     /// <inheritdoc />
+    /// <remarks>As <see cref="GatherReduce"/>, each row read at its address.</remarks>
+    public override void GatherReduceAt(
+        nint[] rowAddress,
+        Tensor positions,
+        Tensor? scale,
+        Tensor? initial,
+        Tensor destination,
+        int destinationOffset
+    )
+    {
+        var (dst, dstOffset) = destination.Data<TElement>();
+        var (pos, posOffset) = positions.Data<int>();
+        var (scales, scaleOffset) = DataOrNull<float>(scale);
+        var (init, initOffset) = DataOrNull<TElement>(initial);
+        int d = destination.RowLength,
+            tokens = positions.Rows,
+            k = positions.RowLength;
+        HostParallel.For(
+            tokens,
+            (long)sizeof(TElement) * d * (k + 1),
+            (start, end) =>
+            {
+                for (int t = start; t < end; t++)
+                {
+                    ReduceTokenAt(
+                        rowAddress,
+                        pos.AsSpan(posOffset + t * k, k),
+                        scales,
+                        scaleOffset,
+                        init is null ? default : init.AsSpan(initOffset + t * d, d),
+                        init is not null,
+                        dst.AsSpan(dstOffset + (destinationOffset + t) * d, d),
+                        d
+                    );
+                }
+            }
+        );
+    }
+
+    /// <inheritdoc />
     /// <remarks>Values widened exactly; each product and the sum in float64, ascending d, rounded once.</remarks>
     public override void RowDots(
         Tensor a,
@@ -309,6 +349,69 @@ internal sealed unsafe class HostRowKernels<TElement, TOps> : HostRowKernels
                 if (p < 0)
                     continue;
                 float v = TOps.Widen(rows[p * d + j]);
+                acc += scales is null ? v : v * scales[scalesOffset + p];
+            }
+            destination[j] = TOps.Narrow(acc);
+        }
+    }
+
+    /// <summary>
+    /// <see cref="ReduceToken"/> with the token's rows at their addresses: the same widening, products and float32 adds
+    /// in slot order, block by block, then the same scalar tail.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void ReduceTokenAt(
+        nint[] rowAddress,
+        ReadOnlySpan<int> positions,
+        float[]? scales,
+        int scalesOffset,
+        ReadOnlySpan<TElement> initial,
+        bool hasInitial,
+        Span<TElement> destination,
+        int d
+    )
+    {
+        foreach (int p in positions)
+        {
+            if (p >= rowAddress.Length)
+                throw new ArgumentOutOfRangeException(
+                    nameof(positions),
+                    p,
+                    $"a position past the {rowAddress.Length} rows"
+                );
+        }
+        int block = IRowElement<TElement>.BlockLength,
+            j = 0;
+        for (; j <= d - block; j += block)
+        {
+            Vector<float> low = Vector<float>.Zero,
+                high = Vector<float>.Zero;
+            if (hasInitial)
+                (low, high) = TOps.WidenBlock(in initial[j]);
+            foreach (int p in positions)
+            {
+                if (p < 0)
+                    continue;
+                var (a, b) = TOps.WidenBlock(in ((TElement*)rowAddress[p])[j]);
+                if (scales is not null)
+                {
+                    var s = new Vector<float>(scales[scalesOffset + p]);
+                    a *= s;
+                    b *= s;
+                }
+                low += a;
+                high += b;
+            }
+            TOps.NarrowBlock<PlainStore>(low, high, ref destination[j]);
+        }
+        for (; j < d; j++)
+        {
+            float acc = hasInitial ? TOps.Widen(initial[j]) : 0f;
+            foreach (int p in positions)
+            {
+                if (p < 0)
+                    continue;
+                float v = TOps.Widen(((TElement*)rowAddress[p])[j]);
                 acc += scales is null ? v : v * scales[scalesOffset + p];
             }
             destination[j] = TOps.Narrow(acc);
