@@ -127,6 +127,178 @@ internal static unsafe class HostGemm
     }
 
     /// <summary>
+    /// <see cref="MatMulTransposeB"/> for every group of consecutive rows: the rows of group g times <c>b[g]ᵀ</c>
+    /// (<c>[N, K]</c>) into the same rows of <paramref name="c"/>, all groups in one parallel pass. Groups without rows
+    /// have no output rows.
+    /// </summary>
+    /// <param name="a">A: [R, K], the groups' rows one after another.</param>
+    /// <param name="b">B: [G, N, K].</param>
+    /// <param name="c">C: [R, N].</param>
+    /// <param name="rowsPerGroup">Rows of each of the G groups, summing to R.</param>
+    /// <param name="n">Columns of C.</param>
+    /// <param name="k">Reduction length.</param>
+    /// <param name="accumulate">Continue from C's values instead of zero.</param>
+    /// <param name="maxDegreeOfParallelism">Threads to use (-1: <see cref="HostThreads.Current"/>). Never changes the
+    /// result.</param>
+    /// <exception cref="ArgumentException">A span is shorter than its shape needs.</exception>
+    public static void GroupedMatMulTransposeB(
+        ReadOnlySpan<float> a,
+        ReadOnlySpan<float> b,
+        Span<float> c,
+        ReadOnlySpan<long> rowsPerGroup,
+        int n,
+        int k,
+        bool accumulate = false,
+        int maxDegreeOfParallelism = -1
+    )
+    {
+        long rows = ValidateGroups(rowsPerGroup, n, k);
+        CheckAtLeast(a.Length, rows * k, nameof(a));
+        CheckAtLeast(b.Length, (long)rowsPerGroup.Length * n * k, nameof(b));
+        CheckAtLeast(c.Length, rows * n, nameof(c));
+        fixed (float* pa = a)
+        fixed (float* pb = b)
+        fixed (float* pc = c)
+        {
+            var problems = new List<Problem>(rowsPerGroup.Length);
+            long start = 0;
+            for (int g = 0; g < rowsPerGroup.Length; g++)
+            {
+                int m = (int)rowsPerGroup[g];
+                if (m > 0)
+                    problems.Add(
+                        new Problem(pa + (start * k), k, 1, pb + ((long)g * n * k), 1, k, pc + (start * n), m, n, k)
+                    );
+                start += m;
+            }
+            RunMany(problems.ToArray(), accumulate, DefaultMC, DefaultNC, DefaultKC, maxDegreeOfParallelism);
+        }
+    }
+
+    /// <summary>
+    /// <see cref="MatMul"/> for every group of consecutive rows, with <c>b[g]</c> (<c>[K, N]</c>), all groups in one
+    /// parallel pass.
+    /// </summary>
+    /// <param name="a">A: [R, K], the groups' rows one after another.</param>
+    /// <param name="b">B: [G, K, N].</param>
+    /// <param name="c">C: [R, N].</param>
+    /// <param name="rowsPerGroup">Rows of each of the G groups, summing to R.</param>
+    /// <param name="n">Columns of C.</param>
+    /// <param name="k">Reduction length.</param>
+    /// <param name="accumulate">Continue from C's values instead of zero.</param>
+    /// <param name="maxDegreeOfParallelism">Threads to use (-1: <see cref="HostThreads.Current"/>). Never changes the
+    /// result.</param>
+    /// <exception cref="ArgumentException">A span is shorter than its shape needs.</exception>
+    public static void GroupedMatMul(
+        ReadOnlySpan<float> a,
+        ReadOnlySpan<float> b,
+        Span<float> c,
+        ReadOnlySpan<long> rowsPerGroup,
+        int n,
+        int k,
+        bool accumulate = false,
+        int maxDegreeOfParallelism = -1
+    )
+    {
+        long rows = ValidateGroups(rowsPerGroup, n, k);
+        CheckAtLeast(a.Length, rows * k, nameof(a));
+        CheckAtLeast(b.Length, (long)rowsPerGroup.Length * n * k, nameof(b));
+        CheckAtLeast(c.Length, rows * n, nameof(c));
+        fixed (float* pa = a)
+        fixed (float* pb = b)
+        fixed (float* pc = c)
+        {
+            var problems = new List<Problem>(rowsPerGroup.Length);
+            long start = 0;
+            for (int g = 0; g < rowsPerGroup.Length; g++)
+            {
+                int m = (int)rowsPerGroup[g];
+                if (m > 0)
+                    problems.Add(
+                        new Problem(pa + (start * k), k, 1, pb + ((long)g * k * n), n, 1, pc + (start * n), m, n, k)
+                    );
+                start += m;
+            }
+            RunMany(problems.ToArray(), accumulate, DefaultMC, DefaultNC, DefaultKC, maxDegreeOfParallelism);
+        }
+    }
+
+    /// <summary>
+    /// <see cref="MatMulTransposeA"/> for every group of consecutive rows into <c>c[g]</c> (reducing over the group's
+    /// rows in ascending order), all groups in one parallel pass; groups without rows leave <c>c[g]</c> as it is.
+    /// </summary>
+    /// <param name="a">A: [R, M], the groups' rows one after another.</param>
+    /// <param name="b">B: [R, N], likewise.</param>
+    /// <param name="c">C: [G, M, N].</param>
+    /// <param name="rowsPerGroup">Rows of each of the G groups, summing to R.</param>
+    /// <param name="m">Rows of each C[g].</param>
+    /// <param name="n">Columns of each C[g].</param>
+    /// <param name="accumulate">Continue from C's values instead of zero.</param>
+    /// <param name="maxDegreeOfParallelism">Threads to use (-1: <see cref="HostThreads.Current"/>). Never changes the
+    /// result.</param>
+    /// <exception cref="ArgumentException">A span is shorter than its shape needs.</exception>
+    public static void GroupedMatMulTransposeA(
+        ReadOnlySpan<float> a,
+        ReadOnlySpan<float> b,
+        Span<float> c,
+        ReadOnlySpan<long> rowsPerGroup,
+        int m,
+        int n,
+        bool accumulate = false,
+        int maxDegreeOfParallelism = -1
+    )
+    {
+        long rows = ValidateGroups(rowsPerGroup, m, n);
+        CheckAtLeast(a.Length, rows * m, nameof(a));
+        CheckAtLeast(b.Length, rows * n, nameof(b));
+        CheckAtLeast(c.Length, (long)rowsPerGroup.Length * m * n, nameof(c));
+        fixed (float* pa = a)
+        fixed (float* pb = b)
+        fixed (float* pc = c)
+        {
+            var problems = new List<Problem>(rowsPerGroup.Length);
+            long start = 0;
+            for (int g = 0; g < rowsPerGroup.Length; g++)
+            {
+                int k = (int)rowsPerGroup[g];
+                if (k > 0)
+                    problems.Add(
+                        new Problem(pa + (start * m), 1, m, pb + (start * n), n, 1, pc + ((long)g * m * n), m, n, k)
+                    );
+                start += k;
+            }
+            RunMany(problems.ToArray(), accumulate, DefaultMC, DefaultNC, DefaultKC, maxDegreeOfParallelism);
+        }
+    }
+
+    /// <summary>Checks the group sizes and the two matrix extents; returns the total rows.</summary>
+    private static long ValidateGroups(ReadOnlySpan<long> rowsPerGroup, int first, int second)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(first);
+        ArgumentOutOfRangeException.ThrowIfNegative(second);
+        long total = 0;
+        for (int g = 0; g < rowsPerGroup.Length; g++)
+        {
+            if (rowsPerGroup[g] is < 0 or > int.MaxValue)
+            {
+                throw new ArgumentOutOfRangeException(
+                    nameof(rowsPerGroup),
+                    rowsPerGroup[g],
+                    $"group {g} has {rowsPerGroup[g]} rows"
+                );
+            }
+            total += rowsPerGroup[g];
+        }
+        return total;
+    }
+
+    private static void CheckAtLeast(int actual, long needed, string name)
+    {
+        if (actual < needed)
+            throw new ArgumentException($"{name} has {actual} elements but the groups' shapes need {needed}", name);
+    }
+
+    /// <summary>
     /// <see cref="MatMulTransposeB"/> with explicit block sizes, so tests can show that the partitioning
     /// never changes a bit of the result.
     /// </summary>
@@ -183,7 +355,7 @@ internal static unsafe class HostGemm
     }
 
     /// <summary>
-    /// The blocked driver. The left operand is <c>A(i, p) = a[i*aRow + p*aCol]</c>, the right one
+    /// The blocked driver for one product. The left operand is <c>A(i, p) = a[i*aRow + p*aCol]</c>, the right one
     /// <c>B(p, j) = b[p*bP + j*bJ]</c>; C is row-major <c>[m, n]</c>.
     /// </summary>
     private static void Run(
@@ -204,21 +376,45 @@ internal static unsafe class HostGemm
         int maxDegreeOfParallelism
     )
     {
-        if (m == 0 || n == 0)
-            return;
-        if (k == 0)
-        {
-            if (!accumulate)
-                new Span<float>(c, checked(m * n)).Clear();
-            return;
-        }
+        Problem[] one = [new Problem(a, aRow, aCol, b, bP, bJ, c, m, n, k)];
+        RunMany(one, accumulate, mc, nc, kc, maxDegreeOfParallelism);
+    }
 
-        mc = Math.Max(GemmMicroKernel.MR, mc / GemmMicroKernel.MR * GemmMicroKernel.MR);
-        nc = Math.Max(GemmMicroKernel.NR, nc / GemmMicroKernel.NR * GemmMicroKernel.NR);
+    /// <summary>
+    /// The blocked driver for several independent products at once (a grouped call: one per expert). Their B panels
+    /// are packed in one parallel pass and their C blocks computed in one more, so every thread stays busy however
+    /// the rows fall on the experts, and nothing forks per expert. Products whose packed B together exceed a thread's
+    /// kept scratch run in consecutive waves. Each element is still its own ascending chain: grouping, like blocking
+    /// and threads, never changes a bit.
+    /// </summary>
+    private static void RunMany(Problem[] problems, bool accumulate, int mc, int nc, int kc, int maxDegreeOfParallelism)
+    {
+        var work = new List<Problem>(problems.Length);
+        long flops = 0;
+        foreach (Problem p in problems)
+        {
+            if (p.M == 0 || p.N == 0)
+                continue;
+            if (p.K == 0)
+            {
+                if (!accumulate)
+                    new Span<float>(p.C, checked(p.M * p.N)).Clear();
+                continue;
+            }
+            work.Add(p);
+            flops += (long)p.M * p.N * p.K;
+        }
+        if (work.Count == 0)
+            return;
+
+        int mr = GemmMicroKernel.MR,
+            nr = GemmMicroKernel.NR;
+        mc = Math.Max(mr, mc / mr * mr);
+        nc = Math.Max(nr, nc / nr * nr);
         kc = Math.Max(1, kc);
         if (maxDegreeOfParallelism < 1)
             maxDegreeOfParallelism = HostThreads.Current;
-        bool sequential = maxDegreeOfParallelism == 1 || (long)m * n * k < SequentialFlops;
+        bool sequential = maxDegreeOfParallelism == 1 || flops < SequentialFlops;
         if (!sequential)
         {
             // Small products (an expert's few hundred rows) would leave threads idle: narrow the blocks until every
@@ -226,75 +422,162 @@ internal static unsafe class HostGemm
             // its own columns, so narrower column blocks pack A more often while shorter row blocks cost nothing extra
             // (B is packed once); then columns down to two micro-panels, then rows down to one.
             int wanted = 2 * maxDegreeOfParallelism;
-            int mr = GemmMicroKernel.MR,
-                nr = GemmMicroKernel.NR;
-            while (Blocks(m, mc) * Blocks(n, nc) < wanted && mc > 2 * mr)
+            while (TotalBlocks(work, mc, nc) < wanted && mc > 2 * mr)
                 mc = Math.Max(2 * mr, mc / 2);
-            while (Blocks(m, mc) * Blocks(n, nc) < wanted && nc > 2 * nr)
+            while (TotalBlocks(work, mc, nc) < wanted && nc > 2 * nr)
                 nc = Math.Max(2 * nr, nc / 2);
-            while (Blocks(m, mc) * Blocks(n, nc) < wanted && mc > mr)
+            while (TotalBlocks(work, mc, nc) < wanted && mc > mr)
                 mc = Math.Max(mr, mc / 2);
-            mc = Math.Max(GemmMicroKernel.MR, mc / GemmMicroKernel.MR * GemmMicroKernel.MR);
-            nc = Math.Max(GemmMicroKernel.NR, nc / GemmMicroKernel.NR * GemmMicroKernel.NR);
+            mc = Math.Max(mr, mc / mr * mr);
+            nc = Math.Max(nr, nc / nr * nr);
         }
         var options = new ParallelOptions { MaxDegreeOfParallelism = sequential ? 1 : maxDegreeOfParallelism };
 
-        // B is packed once for the whole call ([panel][K][NR]) and shared by every task.
-        int nPanels = (n + GemmMicroKernel.NR - 1) / GemmMicroKernel.NR;
-        long panelStride = (long)k * GemmMicroKernel.NR;
-        using GemmScratch.Lease bLease = GemmScratch.Rent(GemmScratch.Slot.PackedB, nPanels * panelStride);
-        nint b0 = (nint)b,
-            bPackAddr = (nint)bLease.Pointer;
+        long keptFloats = GemmScratch.MaxKeptBytes / sizeof(float);
+        for (int first = 0; first < work.Count; )
+        {
+            // A wave: consecutive products whose packed B fit the kept scratch together (at least one product).
+            int end = first + 1;
+            long floats = PackedBFloats(work[first]);
+            while (end < work.Count && floats + PackedBFloats(work[end]) <= keptFloats)
+                floats += PackedBFloats(work[end++]);
+            RunWave(work.GetRange(first, end - first).ToArray(), floats, accumulate, mc, nc, kc, options);
+            first = end;
+        }
+    }
+
+    /// <summary>Packs every B of <paramref name="wave"/> ([panel][K][NR] each), then computes all their C
+    /// blocks.</summary>
+    private static void RunWave(
+        Problem[] wave,
+        long packedFloats,
+        bool accumulate,
+        int mc,
+        int nc,
+        int kc,
+        ParallelOptions options
+    )
+    {
+        int nr = GemmMicroKernel.NR;
+        int count = wave.Length;
+        // Prefix sums: B panels, packed-B offsets and C blocks of the products before each one.
+        var panelStart = new int[count + 1];
+        var packStart = new long[count];
+        var blockStart = new int[count + 1];
+        var nBlocksOf = new int[count];
+        long offset = 0;
+        for (int i = 0; i < count; i++)
+        {
+            Problem p = wave[i];
+            int panels = (p.N + nr - 1) / nr;
+            panelStart[i + 1] = panelStart[i] + panels;
+            packStart[i] = offset;
+            offset += panels * (long)p.K * nr;
+            nBlocksOf[i] = Blocks(p.N, nc);
+            blockStart[i + 1] = blockStart[i] + (Blocks(p.M, mc) * nBlocksOf[i]);
+        }
+
+        using GemmScratch.Lease bLease = GemmScratch.Rent(GemmScratch.Slot.PackedB, packedFloats);
+        nint bPackAddr = (nint)bLease.Pointer;
         Parallel.For(
             0,
-            nPanels,
+            panelStart[count],
             options,
-            jp =>
+            panel =>
             {
-                int j0 = jp * GemmMicroKernel.NR;
-                GemmMicroKernel.PackB(
-                    (float*)b0,
-                    bP,
-                    bJ,
-                    j0,
-                    Math.Min(GemmMicroKernel.NR, n - j0),
-                    0,
-                    k,
-                    (float*)bPackAddr + (jp * panelStride)
-                );
+                int i = Owner(panelStart, panel);
+                Problem p = wave[i];
+                int jp = panel - panelStart[i];
+                int j0 = jp * nr;
+                float* dst = (float*)bPackAddr + packStart[i] + (jp * (long)p.K * nr);
+                GemmMicroKernel.PackB(p.B, p.BP, p.BJ, j0, Math.Min(nr, p.N - j0), 0, p.K, dst);
             }
         );
-
-        int mBlocks = (m + mc - 1) / mc;
-        int nBlocks = (n + nc - 1) / nc;
-        nint aAddr = (nint)a,
-            cAddr = (nint)c;
         Parallel.For(
             0,
-            mBlocks * nBlocks,
+            blockStart[count],
             options,
             task =>
             {
-                int i0 = task / nBlocks * mc;
-                int j0 = task % nBlocks * nc;
+                int i = Owner(blockStart, task);
+                Problem p = wave[i];
+                int local = task - blockStart[i];
+                int i0 = local / nBlocksOf[i] * mc;
+                int j0 = local % nBlocksOf[i] * nc;
                 ComputeBlock(
-                    (float*)aAddr,
-                    aRow,
-                    aCol,
-                    (float*)bPackAddr,
-                    panelStride,
-                    (float*)cAddr,
-                    n,
-                    k,
+                    p.A,
+                    p.ARow,
+                    p.ACol,
+                    (float*)bPackAddr + packStart[i],
+                    (long)p.K * nr,
+                    p.C,
+                    p.N,
+                    p.K,
                     i0,
-                    Math.Min(mc, m - i0),
+                    Math.Min(mc, p.M - i0),
                     j0,
-                    Math.Min(nc, n - j0),
+                    Math.Min(nc, p.N - j0),
                     accumulate,
                     kc
                 );
             }
         );
+    }
+
+    /// <summary>The product whose range <c>[starts[i], starts[i+1])</c> holds <paramref name="index"/>.</summary>
+    private static int Owner(int[] starts, int index)
+    {
+        int lo = 0,
+            hi = starts.Length - 2;
+        while (lo < hi)
+        {
+            int mid = (lo + hi + 1) / 2;
+            if (starts[mid] <= index)
+                lo = mid;
+            else
+                hi = mid - 1;
+        }
+        return lo;
+    }
+
+    private static long PackedBFloats(Problem p) =>
+        (p.N + GemmMicroKernel.NR - 1) / GemmMicroKernel.NR * (long)p.K * GemmMicroKernel.NR;
+
+    private static long TotalBlocks(List<Problem> work, int mc, int nc)
+    {
+        long total = 0;
+        foreach (Problem p in work)
+            total += (long)Blocks(p.M, mc) * Blocks(p.N, nc);
+        return total;
+    }
+
+    /// <summary>
+    /// One product of <see cref="RunMany"/>: <c>A(i, p) = A[i*ARow + p*ACol]</c>, <c>B(p, j) = B[p*BP + j*BJ]</c>,
+    /// C row-major <c>[M, N]</c>.
+    /// </summary>
+    private readonly struct Problem(
+        float* a,
+        long aRow,
+        long aCol,
+        float* b,
+        long bP,
+        long bJ,
+        float* c,
+        int m,
+        int n,
+        int k
+    )
+    {
+        public float* A { get; } = a;
+        public long ARow { get; } = aRow;
+        public long ACol { get; } = aCol;
+        public float* B { get; } = b;
+        public long BP { get; } = bP;
+        public long BJ { get; } = bJ;
+        public float* C { get; } = c;
+        public int M { get; } = m;
+        public int N { get; } = n;
+        public int K { get; } = k;
     }
 
     private static int Blocks(int extent, int block) => (extent + block - 1) / block;
