@@ -433,21 +433,28 @@ internal static unsafe class HostGemm
         }
         var options = new ParallelOptions { MaxDegreeOfParallelism = sequential ? 1 : maxDegreeOfParallelism };
 
-        long keptFloats = GemmScratch.MaxKeptBytes / sizeof(float);
         for (int first = 0; first < work.Count; )
         {
-            // A wave: consecutive products whose packed B fit the kept scratch together (at least one product).
+            // A wave: consecutive products whose packed operands fit the kept scratch together (at least one product).
             int end = first + 1;
-            long floats = PackedBFloats(work[first]);
-            while (end < work.Count && floats + PackedBFloats(work[end]) <= keptFloats)
-                floats += PackedBFloats(work[end++]);
+            long floats = PackedFloats(work[first], nc);
+            while (end < work.Count && floats + PackedFloats(work[end], nc) <= KeptFloats)
+                floats += PackedFloats(work[end++], nc);
             RunWave(work.GetRange(first, end - first).ToArray(), floats, accumulate, mc, nc, kc, options);
             first = end;
         }
     }
 
-    /// <summary>Packs every B of <paramref name="wave"/> ([panel][K][NR] each), then computes all their C
-    /// blocks.</summary>
+    /// <summary>
+    /// Packs every B of <paramref name="wave"/> ([panel][K][NR] each) and, for products with more than one column
+    /// block, every A ([panel][K][MR]) in one parallel pass, then computes all their C blocks in another.
+    /// </summary>
+    /// <remarks>
+    /// A task packs the A rows of its block itself when its product has one column block (each row is packed once
+    /// either way, and then while it is hot). With several column blocks every task would pack the same rows again for
+    /// its own columns (narrow blocks of small products at many threads: up to eight times), so those A are packed once
+    /// beside B.
+    /// </remarks>
     private static void RunWave(
         Problem[] wave,
         long packedFloats,
@@ -458,11 +465,14 @@ internal static unsafe class HostGemm
         ParallelOptions options
     )
     {
-        int nr = GemmMicroKernel.NR;
+        int mr = GemmMicroKernel.MR,
+            nr = GemmMicroKernel.NR;
         int count = wave.Length;
-        // Prefix sums: B panels, packed-B offsets and C blocks of the products before each one.
+        // Prefix sums over the products: B panels, A panels (0 when the tasks pack A), C blocks; offsets in the buffer.
         var panelStart = new int[count + 1];
+        var aPanelStart = new int[count + 1];
         var packStart = new long[count];
+        var aPackStart = new long[count];
         var blockStart = new int[count + 1];
         var nBlocksOf = new int[count];
         long offset = 0;
@@ -473,24 +483,41 @@ internal static unsafe class HostGemm
             panelStart[i + 1] = panelStart[i] + panels;
             packStart[i] = offset;
             offset += panels * (long)p.K * nr;
+            int aPanels = PrepacksA(p, nc) ? (p.M + mr - 1) / mr : 0;
+            aPanelStart[i + 1] = aPanelStart[i] + aPanels;
+            aPackStart[i] = offset;
+            offset += aPanels * (long)p.K * mr;
             nBlocksOf[i] = Blocks(p.N, nc);
             blockStart[i + 1] = blockStart[i] + (Blocks(p.M, mc) * nBlocksOf[i]);
         }
 
-        using GemmScratch.Lease bLease = GemmScratch.Rent(GemmScratch.Slot.PackedB, packedFloats);
-        nint bPackAddr = (nint)bLease.Pointer;
+        using GemmScratch.Lease lease = GemmScratch.Rent(GemmScratch.Slot.PackedB, packedFloats);
+        nint packAddr = (nint)lease.Pointer;
+        int bItems = panelStart[count];
         Parallel.For(
             0,
-            panelStart[count],
+            bItems + aPanelStart[count],
             options,
-            panel =>
+            item =>
             {
-                int i = Owner(panelStart, panel);
-                Problem p = wave[i];
-                int jp = panel - panelStart[i];
-                int j0 = jp * nr;
-                float* dst = (float*)bPackAddr + packStart[i] + (jp * (long)p.K * nr);
-                GemmMicroKernel.PackB(p.B, p.BP, p.BJ, j0, Math.Min(nr, p.N - j0), 0, p.K, dst);
+                if (item < bItems)
+                {
+                    int i = Owner(panelStart, item);
+                    Problem p = wave[i];
+                    int jp = item - panelStart[i];
+                    int j0 = jp * nr;
+                    float* dst = (float*)packAddr + packStart[i] + (jp * (long)p.K * nr);
+                    GemmMicroKernel.PackB(p.B, p.BP, p.BJ, j0, Math.Min(nr, p.N - j0), 0, p.K, dst);
+                }
+                else
+                {
+                    int i = Owner(aPanelStart, item - bItems);
+                    Problem p = wave[i];
+                    int ip = item - bItems - aPanelStart[i];
+                    int i0 = ip * mr;
+                    float* dst = (float*)packAddr + aPackStart[i] + (ip * (long)p.K * mr);
+                    GemmMicroKernel.PackA(p.A, p.ARow, p.ACol, i0, Math.Min(mr, p.M - i0), 0, p.K, dst);
+                }
             }
         );
         Parallel.For(
@@ -504,11 +531,13 @@ internal static unsafe class HostGemm
                 int local = task - blockStart[i];
                 int i0 = local / nBlocksOf[i] * mc;
                 int j0 = local % nBlocksOf[i] * nc;
+                bool packedA = aPanelStart[i + 1] > aPanelStart[i];
                 ComputeBlock(
                     p.A,
                     p.ARow,
                     p.ACol,
-                    (float*)bPackAddr + packStart[i],
+                    packedA ? (float*)packAddr + aPackStart[i] : null,
+                    (float*)packAddr + packStart[i],
                     (long)p.K * nr,
                     p.C,
                     p.N,
@@ -540,8 +569,22 @@ internal static unsafe class HostGemm
         return lo;
     }
 
+    /// <summary>Floats of packing buffer a thread keeps between calls.</summary>
+    private static long KeptFloats => GemmScratch.MaxKeptBytes / sizeof(float);
+
     private static long PackedBFloats(Problem p) =>
         (p.N + GemmMicroKernel.NR - 1) / GemmMicroKernel.NR * (long)p.K * GemmMicroKernel.NR;
+
+    private static long PackedAFloats(Problem p) =>
+        (p.M + GemmMicroKernel.MR - 1) / GemmMicroKernel.MR * (long)p.K * GemmMicroKernel.MR;
+
+    /// <summary>
+    /// Whether <paramref name="p"/>'s A is packed once beside its B: when it has several column blocks and both fit
+    /// the kept scratch (a larger product packs A per task rather than allocate fresh pages per call).
+    /// </summary>
+    private static bool PrepacksA(Problem p, int nc) => p.N > nc && PackedBFloats(p) + PackedAFloats(p) <= KeptFloats;
+
+    private static long PackedFloats(Problem p, int nc) => PackedBFloats(p) + (PrepacksA(p, nc) ? PackedAFloats(p) : 0);
 
     private static long TotalBlocks(List<Problem> work, int mc, int nc)
     {
@@ -590,6 +633,7 @@ internal static unsafe class HostGemm
         float* a,
         long aRow,
         long aCol,
+        float* aPrepacked,
         float* bPack,
         long panelStride,
         float* c,
@@ -608,14 +652,18 @@ internal static unsafe class HostGemm
         int mPanels = (rows + mr - 1) / mr;
         int nPanels = (cols + nr - 1) / nr;
         int depthMax = Math.Min(kc, k);
-        using GemmScratch.Lease aLease = GemmScratch.Rent(GemmScratch.Slot.PackedA, (long)mPanels * mr * depthMax);
+        // A packed beforehand is [panel][K][MR] over the whole product; otherwise this task packs [panel][depth][MR].
+        using GemmScratch.Lease aLease = GemmScratch.Rent(
+            GemmScratch.Slot.PackedA,
+            aPrepacked == null ? (long)mPanels * mr * depthMax : 0
+        );
         float* aPack = aLease.Pointer;
         float* tile = stackalloc float[12 * 32];
         {
             for (int p0 = 0; p0 < k; p0 += kc)
             {
                 int depth = Math.Min(kc, k - p0);
-                for (int ip = 0; ip < mPanels; ip++)
+                for (int ip = 0; ip < mPanels && aPrepacked == null; ip++)
                 {
                     GemmMicroKernel.PackA(
                         a,
@@ -639,7 +687,10 @@ internal static unsafe class HostGemm
                     {
                         int ii = i0 + (ip * mr);
                         int mValid = Math.Min(mr, rows - (ip * mr));
-                        float* aPanel = aPack + ((long)ip * mr * depth);
+                        float* aPanel =
+                            aPrepacked != null
+                                ? aPrepacked + (((long)(i0 / mr) + ip) * k * mr) + ((long)p0 * mr)
+                                : aPack + ((long)ip * mr * depth);
                         if (mValid == mr && nValid == nr)
                         {
                             // A whole tile: the kernel reads and writes C in place.

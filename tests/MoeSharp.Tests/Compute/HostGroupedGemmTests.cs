@@ -117,6 +117,51 @@ public sealed class HostGroupedGemmTests
         CheckAllThree([3, 0, 17, 9, 12], 1024, 1024, 7, 3);
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    public void Products_wider_than_a_column_block_pack_A_once_and_keep_every_chain(int threads)
+    {
+        // N = 300 is more than one 256-column block, so A is packed once beside B instead of by each task.
+        const int m = 30,
+            n = 300,
+            k = 140;
+        var random = new Random(threads);
+        float[] a = RandomArray(random, m * k),
+            b = RandomArray(random, n * k);
+        var c = new float[m * n];
+        HostGemm.MatMulTransposeB(a, b, c, m, n, k, maxDegreeOfParallelism: threads);
+        AssertChains(c, m, n, k, (i, p) => a[(i * k) + p], (p, j) => b[(j * k) + p], "A·Bᵀ");
+        HostGemm.MatMul(a, b, c, m, n, k, maxDegreeOfParallelism: threads);
+        AssertChains(c, m, n, k, (i, p) => a[(i * k) + p], (p, j) => b[(p * n) + j], "A·B");
+        HostGemm.MatMulTransposeA(a, b, c, m, n, k, maxDegreeOfParallelism: threads);
+        AssertChains(c, m, n, k, (i, p) => a[(p * m) + i], (p, j) => b[(p * n) + j], "Aᵀ·B");
+    }
+
+    /// <summary>Every element is the ascending fused multiply-add chain from zero, bitwise.</summary>
+    private static void AssertChains(
+        float[] c,
+        int m,
+        int n,
+        int k,
+        Func<int, int, float> a,
+        Func<int, int, float> b,
+        string what
+    )
+    {
+        for (int i = 0; i < m; i++)
+        {
+            for (int j = 0; j < n; j++)
+            {
+                float chain = 0f;
+                for (int p = 0; p < k; p++)
+                    chain = MathF.FusedMultiplyAdd(a(i, p), b(p, j), chain);
+                if (BitConverter.SingleToInt32Bits(chain) != BitConverter.SingleToInt32Bits(c[(i * n) + j]))
+                    Assert.Fail($"{what}: C[{i}, {j}] is {c[(i * n) + j]}, the chain {chain}");
+            }
+        }
+    }
+
     [Fact]
     public void Empty_groups_leave_their_weight_gradient_as_it_is()
     {
