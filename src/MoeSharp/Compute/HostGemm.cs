@@ -450,10 +450,10 @@ internal static unsafe class HostGemm
     /// block, every A ([panel][K][MR]) in one parallel pass, then computes all their C blocks in another.
     /// </summary>
     /// <remarks>
-    /// A task packs the A rows of its block itself when its product has one column block (each row is packed once
-    /// either way, and then while it is hot). With several column blocks every task would pack the same rows again for
-    /// its own columns (narrow blocks of small products at many threads: up to eight times), so those A are packed once
-    /// beside B.
+    /// A task packs the A rows of its block itself when its product has one or two column blocks (each row is packed
+    /// at most twice, and then while it is hot). With more, every task would pack the same rows again for its own
+    /// columns (narrow blocks of small products at many threads: up to eight times), so those A are packed once beside
+    /// B.
     /// </remarks>
     private static void RunWave(
         Problem[] wave,
@@ -579,10 +579,12 @@ internal static unsafe class HostGemm
         (p.M + GemmMicroKernel.MR - 1) / GemmMicroKernel.MR * (long)p.K * GemmMicroKernel.MR;
 
     /// <summary>
-    /// Whether <paramref name="p"/>'s A is packed once beside its B: when it has several column blocks and both fit
-    /// the kept scratch (a larger product packs A per task rather than allocate fresh pages per call).
+    /// Whether <paramref name="p"/>'s A is packed once beside its B: when it has three column blocks or more (with
+    /// two, packing a hot block again costs about what writing the packed copy out and reading it back does) and both
+    /// fit the kept scratch (a larger product packs A per task rather than allocate fresh pages per call).
     /// </summary>
-    private static bool PrepacksA(Problem p, int nc) => p.N > nc && PackedBFloats(p) + PackedAFloats(p) <= KeptFloats;
+    private static bool PrepacksA(Problem p, int nc) =>
+        Blocks(p.N, nc) >= 3 && PackedBFloats(p) + PackedAFloats(p) <= KeptFloats;
 
     private static long PackedFloats(Problem p, int nc) => PackedBFloats(p) + (PrepacksA(p, nc) ? PackedAFloats(p) : 0);
 

@@ -120,11 +120,11 @@ public sealed class HostGroupedGemmTests
     [Theory]
     [InlineData(1)]
     [InlineData(3)]
-    public void Products_wider_than_a_column_block_pack_A_once_and_keep_every_chain(int threads)
+    public void Products_of_three_column_blocks_pack_A_once_and_keep_every_chain(int threads)
     {
-        // N = 300 is more than one 256-column block, so A is packed once beside B instead of by each task.
+        // N = 600 is three 256-column blocks, so A is packed once beside B instead of by each task.
         const int m = 30,
-            n = 300,
+            n = 600,
             k = 140;
         var random = new Random(threads);
         float[] a = RandomArray(random, m * k),
