@@ -22,7 +22,9 @@ namespace MoeSharp.Compute;
 /// </remarks>
 internal static unsafe class HostGemm
 {
-    private const int DefaultMC = 72; // 12 micro-panels of 6 rows or 6 of 12: the A block stays in L2.
+    // 24 micro-panels of 6 rows or 12 of 12: the A block (at most 144 KiB) stays in L2, and each B micro-panel loaded
+    // into L1 serves 144 rows before the next one (72 rows read every B panel twice as often from L3).
+    private const int DefaultMC = 144;
     private const int DefaultNC = 256; // 16 micro-panels of 16 columns or 8 of 32 per task.
     private static readonly int DefaultKC = GemmMicroKernel.KC; // depth of one packed block.
     private const long SequentialFlops = 1L << 16; // below this, threads cost more than they save.
