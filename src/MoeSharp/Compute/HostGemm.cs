@@ -383,11 +383,12 @@ internal static unsafe class HostGemm
     }
 
     /// <summary>
-    /// The blocked driver for several independent products at once (a grouped call: one per expert). Their B panels
-    /// are packed in one parallel pass and their C blocks computed in one more, so every thread stays busy however
-    /// the rows fall on the experts, and nothing forks per expert. Products whose packed B together exceed a thread's
-    /// kept scratch run in consecutive waves. Each element is still its own ascending chain: grouping, like blocking
-    /// and threads, never changes a bit.
+    /// The blocked driver for several independent products at once (a grouped call: one per expert). With at least
+    /// two products per thread each product runs whole on one thread. With fewer (16 experts on 16 threads) their B
+    /// panels are packed in one parallel pass and their C blocks computed in one more, so every thread stays busy
+    /// however the rows fall on the experts, and nothing forks per expert; products whose packed operands together
+    /// exceed a thread's kept scratch run in consecutive waves. Each element is still its own ascending chain:
+    /// grouping, like blocking and threads, never changes a bit.
     /// </summary>
     private static void RunMany(Problem[] problems, bool accumulate, int mc, int nc, int kc, int maxDegreeOfParallelism)
     {
@@ -417,6 +418,20 @@ internal static unsafe class HostGemm
         if (maxDegreeOfParallelism < 1)
             maxDegreeOfParallelism = HostThreads.Current;
         bool sequential = maxDegreeOfParallelism == 1 || flops < SequentialFlops;
+        if (!sequential && work.Count >= 2 * maxDegreeOfParallelism)
+        {
+            // Two products or more per thread (16 experts on 2 threads): each runs whole on one thread, largest first,
+            // so its B is packed and used at once, while hot in that core's cache; the shared pass below would pack
+            // every B first and read them back from memory.
+            Problem[] largestFirst = work.OrderByDescending(p => (long)p.M * p.N * p.K).ToArray();
+            Parallel.For(
+                0,
+                largestFirst.Length,
+                new ParallelOptions { MaxDegreeOfParallelism = maxDegreeOfParallelism },
+                i => RunMany([largestFirst[i]], accumulate, mc, nc, kc, 1)
+            );
+            return;
+        }
         if (!sequential)
         {
             // Small products (an expert's few hundred rows) would leave threads idle: narrow the blocks until every
