@@ -492,6 +492,7 @@ internal static unsafe class HostGemm
         var aPackStart = new long[count];
         var blockStart = new int[count + 1];
         var nBlocksOf = new int[count];
+        var mcOf = new int[count];
         long offset = 0;
         for (int i = 0; i < count; i++)
         {
@@ -505,7 +506,11 @@ internal static unsafe class HostGemm
             aPackStart[i] = offset;
             offset += aPanels * (long)p.K * mr;
             nBlocksOf[i] = Blocks(p.N, nc);
-            blockStart[i + 1] = blockStart[i] + (Blocks(p.M, mc) * nBlocksOf[i]);
+            // As many row blocks as mc gives, of (nearly) equal whole panels: 1024 rows are 7 × 132 + 100, not
+            // 7 × 144 + 16, so the last round of tasks is not left to a few full blocks while the other threads wait.
+            int mBlocks = Blocks(p.M, mc);
+            mcOf[i] = Blocks(Blocks(p.M, mr), mBlocks) * mr;
+            blockStart[i + 1] = blockStart[i] + (Blocks(p.M, mcOf[i]) * nBlocksOf[i]);
         }
 
         using GemmScratch.Lease lease = GemmScratch.Rent(GemmScratch.Slot.PackedB, packedFloats);
@@ -546,7 +551,7 @@ internal static unsafe class HostGemm
                 int i = Owner(blockStart, task);
                 Problem p = wave[i];
                 int local = task - blockStart[i];
-                int i0 = local / nBlocksOf[i] * mc;
+                int i0 = local / nBlocksOf[i] * mcOf[i];
                 int j0 = local % nBlocksOf[i] * nc;
                 bool packedA = aPanelStart[i + 1] > aPanelStart[i];
                 ComputeBlock(
@@ -560,7 +565,7 @@ internal static unsafe class HostGemm
                     p.N,
                     p.K,
                     i0,
-                    Math.Min(mc, p.M - i0),
+                    Math.Min(mcOf[i], p.M - i0),
                     j0,
                     Math.Min(nc, p.N - j0),
                     accumulate,
