@@ -27,3 +27,11 @@ timeout "${BUDGET_S:-280}" python3 "$D/cpu/compare.py" --moe "bash $D/run.sh" --
   --threads "2,$(nproc)" --fma-lanes "$lanes" --tokens "${TOKENS:-8192}" --dim "${DIM:-2048}" --repeats "${REPEATS:-5}" --timeout "${STEP_TIMEOUT:-90}" \
   --jsonl "$OUT/results-cpu.jsonl" --log "$OUT/log-cpu.txt" ${SKIP:+--skip "$SKIP"} | tee "$OUT/tables-cpu.md"
 echo "compare.py rc=${PIPESTATUS[0]}"
+# Where the layer step's time goes at every core (moe train --profile: kernel totals per step), both layer shapes;
+# a few seconds each, bounded. → $OUT/profile-layer-*.txt
+for shape in "2048 512" "8192 1024"; do
+  set -- $shape
+  MOESHARP_THREADS=$(nproc) timeout 60 bash "$D/run.sh" train --shared-hidden 0 --steps 4 --tokens "$1" --dim "$2" \
+    --hidden "$2" --experts 16 --top-k 2 --profile > "$OUT/profile-layer-T$1-D$2-$(nproc)thr.txt" 2>&1
+  tail -28 "$OUT/profile-layer-T$1-D$2-$(nproc)thr.txt"
+done

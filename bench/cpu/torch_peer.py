@@ -3,7 +3,7 @@
   dispatch: torchtitan's dispatcher algorithm at EP 1 (bench/reference/torchtitan_dispatcher.py: histc, stable
             argsort, gather, score multiply and deterministic scatter_add), identity experts; the same shapes and
             byte count as `moe bench` (x read once + N routed rows written; the same again for combine).
-  gemm:     torch.matmul on the shapes of `moe bench-cpu --what gemm`.
+  gemm:     torch.matmul on the shapes of `moe bench-cpu --what gemm` (grouped shapes: one matmul per expert).
   layer:    torchtitan's MoE layer with per-expert products (router gate + softmax + top-k with a load-balancing
             bias, the dispatcher above, SwiGLU experts as a for-loop of matmuls per expert as in
             torchtitan's _run_experts_for_loop, combine), forward + backward + torch.optim.AdamW step.
@@ -125,6 +125,20 @@ def bench_gemm(a) -> list:
         for product, fn in (("A·Bᵀ (forward)", lambda: torch.matmul(a_mk, b_nk.t())),
                             ("A·B (input grad)", lambda: torch.matmul(a_mk, b_kn)),
                             ("Aᵀ·B (weight grad)", lambda: torch.matmul(a_km.t(), b_kn))):
+            ms = median_ms(fn, a.warmup, a.iters)
+            out.append({"what": "gemm", "peer": "torch", "threads": torch.get_num_threads(), "shape": name,
+                        "product": product, "ms": ms, "gflops": 2.0 * M * N * K / (ms / 1e3) / 1e9})
+    # The layer's grouped products as torchtitan's _run_experts_for_loop runs them: one matmul per expert.
+    for name, M, N, K, G in (("16 experts T2048 D512 (16 x 256x512x512)", 4096, 512, 512, 16),
+                             ("16 experts T8192 D1024 (16 x 1024x1024x1024)", 16384, 1024, 1024, 16)):
+        r = M // G
+        x = torch.rand(M, K, generator=g) * 2 - 1
+        w = torch.rand(G, N, K, generator=g) * 2 - 1
+        dy = torch.rand(M, N, generator=g) * 2 - 1
+        xs, dys = torch.split(x, r), torch.split(dy, r)
+        for product, fn in (("A·Bᵀ (forward)", lambda: [torch.matmul(xs[e], w[e].t()) for e in range(G)]),
+                            ("A·B (input grad)", lambda: [torch.matmul(dys[e], w[e]) for e in range(G)]),
+                            ("Aᵀ·B (weight grad)", lambda: [torch.matmul(dys[e].t(), xs[e]) for e in range(G)])):
             ms = median_ms(fn, a.warmup, a.iters)
             out.append({"what": "gemm", "peer": "torch", "threads": torch.get_num_threads(), "shape": name,
                         "product": product, "ms": ms, "gflops": 2.0 * M * N * K / (ms / 1e3) / 1e9})

@@ -5,12 +5,16 @@ namespace MoeSharp.Cli.Benchmarks;
 
 /// <summary>
 /// <see cref="HostGemm"/>'s three products (<c>A·Bᵀ</c>, <c>A·B</c>, <c>Aᵀ·B</c>) on 1024³ and on the expert products
-/// of the two layer shapes of issue 12, as GFLOP/s next to the cores' FMA peak.
+/// of the two layer shapes of issue 12, alone and as the layer runs them (all 16 experts in one grouped call), as
+/// GFLOP/s next to the cores' FMA peak.
 /// </summary>
 internal static class HostGemmBenchmark
 {
-    /// <summary>One product shape: <c>C[M, N]</c> over a reduction of <c>K</c>.</summary>
-    public sealed record Shape(string Name, int M, int N, int K);
+    /// <summary>
+    /// One product shape: <c>C[M, N]</c> over a reduction of <c>K</c>; with <paramref name="Groups"/> &gt; 1 the M rows
+    /// are that many equal experts' rows, each with its own B (the layer's grouped call).
+    /// </summary>
+    public sealed record Shape(string Name, int M, int N, int K, int Groups = 1);
 
     /// <summary>
     /// 1024³, and one expert's rows of T·K/E at the layer shapes (T 2048, D=H 512) and (T 8192, D=H 1024), E 16, K 2.
@@ -20,6 +24,8 @@ internal static class HostGemmBenchmark
         new("1024^3", 1024, 1024, 1024),
         new("expert T2048 D512 (256x512x512)", 256, 512, 512),
         new("expert T8192 D1024 (1024x1024x1024)", 1024, 1024, 1024),
+        new("16 experts T2048 D512 (16 x 256x512x512)", 4096, 512, 512, 16),
+        new("16 experts T8192 D1024 (16 x 1024x1024x1024)", 16384, 1024, 1024, 16),
     ];
 
     /// <summary>Median seconds of each product on one shape.</summary>
@@ -47,6 +53,11 @@ internal static class HostGemmBenchmark
         var random = new Random(3);
         foreach (Shape s in shapes)
         {
+            if (s.Groups > 1)
+            {
+                results.AddRange(Grouped(s, random, warmup, repeats));
+                continue;
+            }
             float[] a = Random(random, s.M * s.K),
                 b = Random(random, s.N * s.K),
                 c = new float[s.M * s.N];
@@ -60,6 +71,42 @@ internal static class HostGemmBenchmark
             );
         }
         return results;
+    }
+
+    /// <summary>
+    /// The layer's grouped products on equal groups: <c>x[g] · W[g]ᵀ</c>, <c>dy[g] · W[g]</c> and <c>dy[g]ᵀ · x[g]</c>
+    /// into <c>dW[g]</c>, each 2·M·N·K FLOPs over all groups.
+    /// </summary>
+    private static IEnumerable<Result> Grouped(Shape s, Random random, int warmup, int repeats)
+    {
+        long[] rows = Enumerable.Repeat((long)(s.M / s.Groups), s.Groups).ToArray();
+        float[] x = Random(random, s.M * s.K),
+            w = Random(random, s.Groups * s.N * s.K),
+            y = new float[s.M * s.N],
+            dy = Random(random, s.M * s.N),
+            dx = new float[s.M * s.K],
+            dw = new float[s.Groups * s.N * s.K];
+        yield return Time(
+            s,
+            "A·Bᵀ (forward)",
+            warmup,
+            repeats,
+            () => HostGemm.GroupedMatMulTransposeB(x, w, y, rows, s.N, s.K)
+        );
+        yield return Time(
+            s,
+            "A·B (input grad)",
+            warmup,
+            repeats,
+            () => HostGemm.GroupedMatMul(dy, w, dx, rows, s.K, s.N)
+        );
+        yield return Time(
+            s,
+            "Aᵀ·B (weight grad)",
+            warmup,
+            repeats,
+            () => HostGemm.GroupedMatMulTransposeA(dy, x, dw, rows, s.N, s.K)
+        );
     }
 
     private static float[] Random(Random random, int count)

@@ -32,9 +32,11 @@ internal static unsafe class GemmMicroKernel
     public static readonly int NR = Wide ? 32 : 16;
 
     /// <summary>
-    /// Reduction depth of one packed block: a B micro-panel (<c>KC · NR</c> floats) fills about half of L1.
+    /// Reduction depth of one packed block: a B micro-panel (<c>KC · NR</c> floats: 24 KiB at 512 bits, 16 KiB at 256)
+    /// and the A micro-panel it meets (9 or 6 KiB) together about fill a 32 KiB L1 (48 KiB on recent Intel cores). At
+    /// 512 bits 192 measured 5–15 % more GFLOP per CPU-second than 128 on Zen 4 (C tiles reloaded less often).
     /// </summary>
-    public static readonly int KC = Wide ? 128 : 256;
+    public static readonly int KC = Wide ? 192 : 256;
 
     /// <summary>
     /// Runs the FMA chains of one full <c>MR × NR</c> tile of C (row stride <paramref name="ldc"/>) over

@@ -22,7 +22,9 @@ namespace MoeSharp.Compute;
 /// </remarks>
 internal static unsafe class HostGemm
 {
-    private const int DefaultMC = 72; // 12 micro-panels of 6 rows or 6 of 12: the A block stays in L2.
+    // 24 micro-panels of 6 rows or 12 of 12: the A block (at most 144 KiB) stays in L2, and each B micro-panel loaded
+    // into L1 serves 144 rows before the next one (72 rows read every B panel twice as often from L3).
+    private const int DefaultMC = 144;
     private const int DefaultNC = 256; // 16 micro-panels of 16 columns or 8 of 32 per task.
     private static readonly int DefaultKC = GemmMicroKernel.KC; // depth of one packed block.
     private const long SequentialFlops = 1L << 16; // below this, threads cost more than they save.
@@ -127,6 +129,178 @@ internal static unsafe class HostGemm
     }
 
     /// <summary>
+    /// <see cref="MatMulTransposeB"/> for every group of consecutive rows: the rows of group g times <c>b[g]ᵀ</c>
+    /// (<c>[N, K]</c>) into the same rows of <paramref name="c"/>, all groups in one parallel pass. Groups without rows
+    /// have no output rows.
+    /// </summary>
+    /// <param name="a">A: [R, K], the groups' rows one after another.</param>
+    /// <param name="b">B: [G, N, K].</param>
+    /// <param name="c">C: [R, N].</param>
+    /// <param name="rowsPerGroup">Rows of each of the G groups, summing to R.</param>
+    /// <param name="n">Columns of C.</param>
+    /// <param name="k">Reduction length.</param>
+    /// <param name="accumulate">Continue from C's values instead of zero.</param>
+    /// <param name="maxDegreeOfParallelism">Threads to use (-1: <see cref="HostThreads.Current"/>). Never changes the
+    /// result.</param>
+    /// <exception cref="ArgumentException">A span is shorter than its shape needs.</exception>
+    public static void GroupedMatMulTransposeB(
+        ReadOnlySpan<float> a,
+        ReadOnlySpan<float> b,
+        Span<float> c,
+        ReadOnlySpan<long> rowsPerGroup,
+        int n,
+        int k,
+        bool accumulate = false,
+        int maxDegreeOfParallelism = -1
+    )
+    {
+        long rows = ValidateGroups(rowsPerGroup, n, k);
+        CheckAtLeast(a.Length, rows * k, nameof(a));
+        CheckAtLeast(b.Length, (long)rowsPerGroup.Length * n * k, nameof(b));
+        CheckAtLeast(c.Length, rows * n, nameof(c));
+        fixed (float* pa = a)
+        fixed (float* pb = b)
+        fixed (float* pc = c)
+        {
+            var problems = new List<Problem>(rowsPerGroup.Length);
+            long start = 0;
+            for (int g = 0; g < rowsPerGroup.Length; g++)
+            {
+                int m = (int)rowsPerGroup[g];
+                if (m > 0)
+                    problems.Add(
+                        new Problem(pa + (start * k), k, 1, pb + ((long)g * n * k), 1, k, pc + (start * n), m, n, k)
+                    );
+                start += m;
+            }
+            RunMany(problems.ToArray(), accumulate, DefaultMC, DefaultNC, DefaultKC, maxDegreeOfParallelism);
+        }
+    }
+
+    /// <summary>
+    /// <see cref="MatMul"/> for every group of consecutive rows, with <c>b[g]</c> (<c>[K, N]</c>), all groups in one
+    /// parallel pass.
+    /// </summary>
+    /// <param name="a">A: [R, K], the groups' rows one after another.</param>
+    /// <param name="b">B: [G, K, N].</param>
+    /// <param name="c">C: [R, N].</param>
+    /// <param name="rowsPerGroup">Rows of each of the G groups, summing to R.</param>
+    /// <param name="n">Columns of C.</param>
+    /// <param name="k">Reduction length.</param>
+    /// <param name="accumulate">Continue from C's values instead of zero.</param>
+    /// <param name="maxDegreeOfParallelism">Threads to use (-1: <see cref="HostThreads.Current"/>). Never changes the
+    /// result.</param>
+    /// <exception cref="ArgumentException">A span is shorter than its shape needs.</exception>
+    public static void GroupedMatMul(
+        ReadOnlySpan<float> a,
+        ReadOnlySpan<float> b,
+        Span<float> c,
+        ReadOnlySpan<long> rowsPerGroup,
+        int n,
+        int k,
+        bool accumulate = false,
+        int maxDegreeOfParallelism = -1
+    )
+    {
+        long rows = ValidateGroups(rowsPerGroup, n, k);
+        CheckAtLeast(a.Length, rows * k, nameof(a));
+        CheckAtLeast(b.Length, (long)rowsPerGroup.Length * n * k, nameof(b));
+        CheckAtLeast(c.Length, rows * n, nameof(c));
+        fixed (float* pa = a)
+        fixed (float* pb = b)
+        fixed (float* pc = c)
+        {
+            var problems = new List<Problem>(rowsPerGroup.Length);
+            long start = 0;
+            for (int g = 0; g < rowsPerGroup.Length; g++)
+            {
+                int m = (int)rowsPerGroup[g];
+                if (m > 0)
+                    problems.Add(
+                        new Problem(pa + (start * k), k, 1, pb + ((long)g * k * n), n, 1, pc + (start * n), m, n, k)
+                    );
+                start += m;
+            }
+            RunMany(problems.ToArray(), accumulate, DefaultMC, DefaultNC, DefaultKC, maxDegreeOfParallelism);
+        }
+    }
+
+    /// <summary>
+    /// <see cref="MatMulTransposeA"/> for every group of consecutive rows into <c>c[g]</c> (reducing over the group's
+    /// rows in ascending order), all groups in one parallel pass; groups without rows leave <c>c[g]</c> as it is.
+    /// </summary>
+    /// <param name="a">A: [R, M], the groups' rows one after another.</param>
+    /// <param name="b">B: [R, N], likewise.</param>
+    /// <param name="c">C: [G, M, N].</param>
+    /// <param name="rowsPerGroup">Rows of each of the G groups, summing to R.</param>
+    /// <param name="m">Rows of each C[g].</param>
+    /// <param name="n">Columns of each C[g].</param>
+    /// <param name="accumulate">Continue from C's values instead of zero.</param>
+    /// <param name="maxDegreeOfParallelism">Threads to use (-1: <see cref="HostThreads.Current"/>). Never changes the
+    /// result.</param>
+    /// <exception cref="ArgumentException">A span is shorter than its shape needs.</exception>
+    public static void GroupedMatMulTransposeA(
+        ReadOnlySpan<float> a,
+        ReadOnlySpan<float> b,
+        Span<float> c,
+        ReadOnlySpan<long> rowsPerGroup,
+        int m,
+        int n,
+        bool accumulate = false,
+        int maxDegreeOfParallelism = -1
+    )
+    {
+        long rows = ValidateGroups(rowsPerGroup, m, n);
+        CheckAtLeast(a.Length, rows * m, nameof(a));
+        CheckAtLeast(b.Length, rows * n, nameof(b));
+        CheckAtLeast(c.Length, (long)rowsPerGroup.Length * m * n, nameof(c));
+        fixed (float* pa = a)
+        fixed (float* pb = b)
+        fixed (float* pc = c)
+        {
+            var problems = new List<Problem>(rowsPerGroup.Length);
+            long start = 0;
+            for (int g = 0; g < rowsPerGroup.Length; g++)
+            {
+                int k = (int)rowsPerGroup[g];
+                if (k > 0)
+                    problems.Add(
+                        new Problem(pa + (start * m), 1, m, pb + (start * n), n, 1, pc + ((long)g * m * n), m, n, k)
+                    );
+                start += k;
+            }
+            RunMany(problems.ToArray(), accumulate, DefaultMC, DefaultNC, DefaultKC, maxDegreeOfParallelism);
+        }
+    }
+
+    /// <summary>Checks the group sizes and the two matrix extents; returns the total rows.</summary>
+    private static long ValidateGroups(ReadOnlySpan<long> rowsPerGroup, int first, int second)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(first);
+        ArgumentOutOfRangeException.ThrowIfNegative(second);
+        long total = 0;
+        for (int g = 0; g < rowsPerGroup.Length; g++)
+        {
+            if (rowsPerGroup[g] is < 0 or > int.MaxValue)
+            {
+                throw new ArgumentOutOfRangeException(
+                    nameof(rowsPerGroup),
+                    rowsPerGroup[g],
+                    $"group {g} has {rowsPerGroup[g]} rows"
+                );
+            }
+            total += rowsPerGroup[g];
+        }
+        return total;
+    }
+
+    private static void CheckAtLeast(int actual, long needed, string name)
+    {
+        if (actual < needed)
+            throw new ArgumentException($"{name} has {actual} elements but the groups' shapes need {needed}", name);
+    }
+
+    /// <summary>
     /// <see cref="MatMulTransposeB"/> with explicit block sizes, so tests can show that the partitioning
     /// never changes a bit of the result.
     /// </summary>
@@ -183,7 +357,7 @@ internal static unsafe class HostGemm
     }
 
     /// <summary>
-    /// The blocked driver. The left operand is <c>A(i, p) = a[i*aRow + p*aCol]</c>, the right one
+    /// The blocked driver for one product. The left operand is <c>A(i, p) = a[i*aRow + p*aCol]</c>, the right one
     /// <c>B(p, j) = b[p*bP + j*bJ]</c>; C is row-major <c>[m, n]</c>.
     /// </summary>
     private static void Run(
@@ -204,21 +378,60 @@ internal static unsafe class HostGemm
         int maxDegreeOfParallelism
     )
     {
-        if (m == 0 || n == 0)
-            return;
-        if (k == 0)
-        {
-            if (!accumulate)
-                new Span<float>(c, checked(m * n)).Clear();
-            return;
-        }
+        Problem[] one = [new Problem(a, aRow, aCol, b, bP, bJ, c, m, n, k)];
+        RunMany(one, accumulate, mc, nc, kc, maxDegreeOfParallelism);
+    }
 
-        mc = Math.Max(GemmMicroKernel.MR, mc / GemmMicroKernel.MR * GemmMicroKernel.MR);
-        nc = Math.Max(GemmMicroKernel.NR, nc / GemmMicroKernel.NR * GemmMicroKernel.NR);
+    /// <summary>
+    /// The blocked driver for several independent products at once (a grouped call: one per expert). With at least
+    /// two products per thread each product runs whole on one thread. With fewer (16 experts on 16 threads) their B
+    /// panels are packed in one parallel pass and their C blocks computed in one more, so every thread stays busy
+    /// however the rows fall on the experts, and nothing forks per expert; products whose packed operands together
+    /// exceed a thread's kept scratch run in consecutive waves. Each element is still its own ascending chain:
+    /// grouping, like blocking and threads, never changes a bit.
+    /// </summary>
+    private static void RunMany(Problem[] problems, bool accumulate, int mc, int nc, int kc, int maxDegreeOfParallelism)
+    {
+        var work = new List<Problem>(problems.Length);
+        long flops = 0;
+        foreach (Problem p in problems)
+        {
+            if (p.M == 0 || p.N == 0)
+                continue;
+            if (p.K == 0)
+            {
+                if (!accumulate)
+                    new Span<float>(p.C, checked(p.M * p.N)).Clear();
+                continue;
+            }
+            work.Add(p);
+            flops += (long)p.M * p.N * p.K;
+        }
+        if (work.Count == 0)
+            return;
+
+        int mr = GemmMicroKernel.MR,
+            nr = GemmMicroKernel.NR;
+        mc = Math.Max(mr, mc / mr * mr);
+        nc = Math.Max(nr, nc / nr * nr);
         kc = Math.Max(1, kc);
         if (maxDegreeOfParallelism < 1)
             maxDegreeOfParallelism = HostThreads.Current;
-        bool sequential = maxDegreeOfParallelism == 1 || (long)m * n * k < SequentialFlops;
+        bool sequential = maxDegreeOfParallelism == 1 || flops < SequentialFlops;
+        if (!sequential && work.Count >= 2 * maxDegreeOfParallelism)
+        {
+            // Two products or more per thread (16 experts on 2 threads): each runs whole on one thread, largest first,
+            // so its B is packed and used at once, while hot in that core's cache; the shared pass below would pack
+            // every B first and read them back from memory.
+            Problem[] largestFirst = work.OrderByDescending(p => (long)p.M * p.N * p.K).ToArray();
+            Parallel.For(
+                0,
+                largestFirst.Length,
+                new ParallelOptions { MaxDegreeOfParallelism = maxDegreeOfParallelism },
+                i => RunMany([largestFirst[i]], accumulate, mc, nc, kc, 1)
+            );
+            return;
+        }
         if (!sequential)
         {
             // Small products (an expert's few hundred rows) would leave threads idle: narrow the blocks until every
@@ -226,75 +439,212 @@ internal static unsafe class HostGemm
             // its own columns, so narrower column blocks pack A more often while shorter row blocks cost nothing extra
             // (B is packed once); then columns down to two micro-panels, then rows down to one.
             int wanted = 2 * maxDegreeOfParallelism;
-            int mr = GemmMicroKernel.MR,
-                nr = GemmMicroKernel.NR;
-            while (Blocks(m, mc) * Blocks(n, nc) < wanted && mc > 2 * mr)
+            while (TotalBlocks(work, mc, nc) < wanted && mc > 2 * mr)
                 mc = Math.Max(2 * mr, mc / 2);
-            while (Blocks(m, mc) * Blocks(n, nc) < wanted && nc > 2 * nr)
+            while (TotalBlocks(work, mc, nc) < wanted && nc > 2 * nr)
                 nc = Math.Max(2 * nr, nc / 2);
-            while (Blocks(m, mc) * Blocks(n, nc) < wanted && mc > mr)
+            while (TotalBlocks(work, mc, nc) < wanted && mc > mr)
                 mc = Math.Max(mr, mc / 2);
-            mc = Math.Max(GemmMicroKernel.MR, mc / GemmMicroKernel.MR * GemmMicroKernel.MR);
-            nc = Math.Max(GemmMicroKernel.NR, nc / GemmMicroKernel.NR * GemmMicroKernel.NR);
+            mc = Math.Max(mr, mc / mr * mr);
+            nc = Math.Max(nr, nc / nr * nr);
         }
         var options = new ParallelOptions { MaxDegreeOfParallelism = sequential ? 1 : maxDegreeOfParallelism };
 
-        // B is packed once for the whole call ([panel][K][NR]) and shared by every task.
-        int nPanels = (n + GemmMicroKernel.NR - 1) / GemmMicroKernel.NR;
-        long panelStride = (long)k * GemmMicroKernel.NR;
-        using GemmScratch.Lease bLease = GemmScratch.Rent(GemmScratch.Slot.PackedB, nPanels * panelStride);
-        nint b0 = (nint)b,
-            bPackAddr = (nint)bLease.Pointer;
+        for (int first = 0; first < work.Count; )
+        {
+            // A wave: consecutive products whose packed operands fit the kept scratch together (at least one product).
+            int end = first + 1;
+            long floats = PackedFloats(work[first], nc);
+            while (end < work.Count && floats + PackedFloats(work[end], nc) <= KeptFloats)
+                floats += PackedFloats(work[end++], nc);
+            RunWave(work.GetRange(first, end - first).ToArray(), floats, accumulate, mc, nc, kc, options);
+            first = end;
+        }
+    }
+
+    /// <summary>
+    /// Packs every B of <paramref name="wave"/> ([panel][K][NR] each) and, for products with more than one column
+    /// block, every A ([panel][K][MR]) in one parallel pass, then computes all their C blocks in another.
+    /// </summary>
+    /// <remarks>
+    /// A task packs the A rows of its block itself when its product has one or two column blocks (each row is packed
+    /// at most twice, and then while it is hot). With more, every task would pack the same rows again for its own
+    /// columns (narrow blocks of small products at many threads: up to eight times), so those A are packed once beside
+    /// B.
+    /// </remarks>
+    private static void RunWave(
+        Problem[] wave,
+        long packedFloats,
+        bool accumulate,
+        int mc,
+        int nc,
+        int kc,
+        ParallelOptions options
+    )
+    {
+        int mr = GemmMicroKernel.MR,
+            nr = GemmMicroKernel.NR;
+        int count = wave.Length;
+        // Prefix sums over the products: B panels, A panels (0 when the tasks pack A), C blocks; offsets in the buffer.
+        var panelStart = new int[count + 1];
+        var aPanelStart = new int[count + 1];
+        var packStart = new long[count];
+        var aPackStart = new long[count];
+        var blockStart = new int[count + 1];
+        var nBlocksOf = new int[count];
+        var mcOf = new int[count];
+        long offset = 0;
+        for (int i = 0; i < count; i++)
+        {
+            Problem p = wave[i];
+            int panels = (p.N + nr - 1) / nr;
+            panelStart[i + 1] = panelStart[i] + panels;
+            packStart[i] = offset;
+            offset += panels * (long)p.K * nr;
+            int aPanels = PrepacksA(p, nc) ? (p.M + mr - 1) / mr : 0;
+            aPanelStart[i + 1] = aPanelStart[i] + aPanels;
+            aPackStart[i] = offset;
+            offset += aPanels * (long)p.K * mr;
+            nBlocksOf[i] = Blocks(p.N, nc);
+            // As many row blocks as mc gives, of (nearly) equal whole panels: 1024 rows are 7 × 132 + 100, not
+            // 7 × 144 + 16, so the last round of tasks is not left to a few full blocks while the other threads wait.
+            int mBlocks = Blocks(p.M, mc);
+            mcOf[i] = Blocks(Blocks(p.M, mr), mBlocks) * mr;
+            blockStart[i + 1] = blockStart[i] + (Blocks(p.M, mcOf[i]) * nBlocksOf[i]);
+        }
+
+        using GemmScratch.Lease lease = GemmScratch.Rent(GemmScratch.Slot.PackedB, packedFloats);
+        nint packAddr = (nint)lease.Pointer;
+        int bItems = panelStart[count];
         Parallel.For(
             0,
-            nPanels,
+            bItems + aPanelStart[count],
             options,
-            jp =>
+            item =>
             {
-                int j0 = jp * GemmMicroKernel.NR;
-                GemmMicroKernel.PackB(
-                    (float*)b0,
-                    bP,
-                    bJ,
-                    j0,
-                    Math.Min(GemmMicroKernel.NR, n - j0),
-                    0,
-                    k,
-                    (float*)bPackAddr + (jp * panelStride)
-                );
+                if (item < bItems)
+                {
+                    int i = Owner(panelStart, item);
+                    Problem p = wave[i];
+                    int jp = item - panelStart[i];
+                    int j0 = jp * nr;
+                    float* dst = (float*)packAddr + packStart[i] + (jp * (long)p.K * nr);
+                    GemmMicroKernel.PackB(p.B, p.BP, p.BJ, j0, Math.Min(nr, p.N - j0), 0, p.K, dst);
+                }
+                else
+                {
+                    int i = Owner(aPanelStart, item - bItems);
+                    Problem p = wave[i];
+                    int ip = item - bItems - aPanelStart[i];
+                    int i0 = ip * mr;
+                    float* dst = (float*)packAddr + aPackStart[i] + (ip * (long)p.K * mr);
+                    GemmMicroKernel.PackA(p.A, p.ARow, p.ACol, i0, Math.Min(mr, p.M - i0), 0, p.K, dst);
+                }
             }
         );
-
-        int mBlocks = (m + mc - 1) / mc;
-        int nBlocks = (n + nc - 1) / nc;
-        nint aAddr = (nint)a,
-            cAddr = (nint)c;
         Parallel.For(
             0,
-            mBlocks * nBlocks,
+            blockStart[count],
             options,
             task =>
             {
-                int i0 = task / nBlocks * mc;
-                int j0 = task % nBlocks * nc;
+                int i = Owner(blockStart, task);
+                Problem p = wave[i];
+                int local = task - blockStart[i];
+                int i0 = local / nBlocksOf[i] * mcOf[i];
+                int j0 = local % nBlocksOf[i] * nc;
+                bool packedA = aPanelStart[i + 1] > aPanelStart[i];
                 ComputeBlock(
-                    (float*)aAddr,
-                    aRow,
-                    aCol,
-                    (float*)bPackAddr,
-                    panelStride,
-                    (float*)cAddr,
-                    n,
-                    k,
+                    p.A,
+                    p.ARow,
+                    p.ACol,
+                    packedA ? (float*)packAddr + aPackStart[i] : null,
+                    (float*)packAddr + packStart[i],
+                    (long)p.K * nr,
+                    p.C,
+                    p.N,
+                    p.K,
                     i0,
-                    Math.Min(mc, m - i0),
+                    Math.Min(mcOf[i], p.M - i0),
                     j0,
-                    Math.Min(nc, n - j0),
+                    Math.Min(nc, p.N - j0),
                     accumulate,
                     kc
                 );
             }
         );
+    }
+
+    /// <summary>The product whose range <c>[starts[i], starts[i+1])</c> holds <paramref name="index"/>.</summary>
+    private static int Owner(int[] starts, int index)
+    {
+        int lo = 0,
+            hi = starts.Length - 2;
+        while (lo < hi)
+        {
+            int mid = (lo + hi + 1) / 2;
+            if (starts[mid] <= index)
+                lo = mid;
+            else
+                hi = mid - 1;
+        }
+        return lo;
+    }
+
+    /// <summary>Floats of packing buffer a thread keeps between calls.</summary>
+    private static long KeptFloats => GemmScratch.MaxKeptBytes / sizeof(float);
+
+    private static long PackedBFloats(Problem p) =>
+        (p.N + GemmMicroKernel.NR - 1) / GemmMicroKernel.NR * (long)p.K * GemmMicroKernel.NR;
+
+    private static long PackedAFloats(Problem p) =>
+        (p.M + GemmMicroKernel.MR - 1) / GemmMicroKernel.MR * (long)p.K * GemmMicroKernel.MR;
+
+    /// <summary>
+    /// Whether <paramref name="p"/>'s A is packed once beside its B: when it has three column blocks or more (with
+    /// two, packing a hot block again costs about what writing the packed copy out and reading it back does) and both
+    /// fit the kept scratch (a larger product packs A per task rather than allocate fresh pages per call).
+    /// </summary>
+    private static bool PrepacksA(Problem p, int nc) =>
+        Blocks(p.N, nc) >= 3 && PackedBFloats(p) + PackedAFloats(p) <= KeptFloats;
+
+    private static long PackedFloats(Problem p, int nc) => PackedBFloats(p) + (PrepacksA(p, nc) ? PackedAFloats(p) : 0);
+
+    private static long TotalBlocks(List<Problem> work, int mc, int nc)
+    {
+        long total = 0;
+        foreach (Problem p in work)
+            total += (long)Blocks(p.M, mc) * Blocks(p.N, nc);
+        return total;
+    }
+
+    /// <summary>
+    /// One product of <see cref="RunMany"/>: <c>A(i, p) = A[i*ARow + p*ACol]</c>, <c>B(p, j) = B[p*BP + j*BJ]</c>,
+    /// C row-major <c>[M, N]</c>.
+    /// </summary>
+    private readonly struct Problem(
+        float* a,
+        long aRow,
+        long aCol,
+        float* b,
+        long bP,
+        long bJ,
+        float* c,
+        int m,
+        int n,
+        int k
+    )
+    {
+        public float* A { get; } = a;
+        public long ARow { get; } = aRow;
+        public long ACol { get; } = aCol;
+        public float* B { get; } = b;
+        public long BP { get; } = bP;
+        public long BJ { get; } = bJ;
+        public float* C { get; } = c;
+        public int M { get; } = m;
+        public int N { get; } = n;
+        public int K { get; } = k;
     }
 
     private static int Blocks(int extent, int block) => (extent + block - 1) / block;
@@ -307,6 +657,7 @@ internal static unsafe class HostGemm
         float* a,
         long aRow,
         long aCol,
+        float* aPrepacked,
         float* bPack,
         long panelStride,
         float* c,
@@ -325,14 +676,18 @@ internal static unsafe class HostGemm
         int mPanels = (rows + mr - 1) / mr;
         int nPanels = (cols + nr - 1) / nr;
         int depthMax = Math.Min(kc, k);
-        using GemmScratch.Lease aLease = GemmScratch.Rent(GemmScratch.Slot.PackedA, (long)mPanels * mr * depthMax);
+        // A packed beforehand is [panel][K][MR] over the whole product; otherwise this task packs [panel][depth][MR].
+        using GemmScratch.Lease aLease = GemmScratch.Rent(
+            GemmScratch.Slot.PackedA,
+            aPrepacked == null ? (long)mPanels * mr * depthMax : 0
+        );
         float* aPack = aLease.Pointer;
         float* tile = stackalloc float[12 * 32];
         {
             for (int p0 = 0; p0 < k; p0 += kc)
             {
                 int depth = Math.Min(kc, k - p0);
-                for (int ip = 0; ip < mPanels; ip++)
+                for (int ip = 0; ip < mPanels && aPrepacked == null; ip++)
                 {
                     GemmMicroKernel.PackA(
                         a,
@@ -356,7 +711,10 @@ internal static unsafe class HostGemm
                     {
                         int ii = i0 + (ip * mr);
                         int mValid = Math.Min(mr, rows - (ip * mr));
-                        float* aPanel = aPack + ((long)ip * mr * depth);
+                        float* aPanel =
+                            aPrepacked != null
+                                ? aPrepacked + (((long)(i0 / mr) + ip) * k * mr) + ((long)p0 * mr)
+                                : aPack + ((long)ip * mr * depth);
                         if (mValid == mr && nValid == nr)
                         {
                             // A whole tile: the kernel reads and writes C in place.
