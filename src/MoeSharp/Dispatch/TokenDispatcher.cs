@@ -30,7 +30,7 @@ namespace MoeSharp.Dispatch;
 /// to <see cref="Allocator"/> when the call ends, also when it throws.
 /// </para>
 /// </remarks>
-public class TokenDispatcher
+public partial class TokenDispatcher
 {
     private readonly ITokenExchange _exchange;
 
@@ -58,6 +58,14 @@ public class TokenDispatcher
         {
             throw new ArgumentException(
                 $"top-k K = {config.TopK} exceeds the number of experts E = {config.NumExperts}",
+                nameof(config)
+            );
+        }
+        if (config.Capacity is not null && config.CollectTraffic)
+        {
+            throw new ArgumentException(
+                "capacity mode keeps the counts on the device, and traffic collection reads them: set one of "
+                    + $"Capacity and CollectTraffic (rank {epRank})",
                 nameof(config)
             );
         }
@@ -134,6 +142,8 @@ public class TokenDispatcher
         ShardClaim claim = ClaimShard(x.Rows, totalTokens);
         int inputRowOffset = Config.Layout == SequenceLayout.Replicated ? claim.Shard!.Value.Start : 0;
         int entries = DispatchSizes.Entries(claim.Rows, Config.TopK, EpRank);
+        if (Config.Capacity is { } capacity)
+            return DispatchWithCapacity(capacity, x, topScores, expertIds, claim, entries);
         using var scope = new TensorScope(Allocator);
 
         // Scan and count the entries, learn every rank's counts, plan, and lay the entries out by expert.
@@ -236,9 +246,10 @@ public class TokenDispatcher
         {
             CollectiveRequest pending = CollectiveRequest.Completed;
             double backMs = 0;
+            Tensor? send = null;
             if (_exchange.MovesRows)
             {
-                Tensor send = ToRankMajor(routedOutput, metadata, inFlight);
+                send = ToRankMajor(routedOutput, metadata, inFlight);
                 localRows = scope.Rent(metadata.RowType, plan.LocalRows, metadata.Dim);
                 long started = Config.CollectTraffic ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
                 pending = _exchange.StartExchangeRows(send, plan.OutputSplits, localRows, plan.InputSplits);
@@ -268,6 +279,8 @@ public class TokenDispatcher
                 // The shared experts' time is not waiting: only the start and the wait are counted.
                 long waited = Config.CollectTraffic ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
                 Receive(scope, localRows, pending.Wait);
+                if (metadata.Capacity?.Overflow is { } overflow)
+                    ExchangeOverflow(send!, overflow.SlotRows, overflow.ReceiveRows, localRows, overflow.SendRows);
                 if (Config.CollectTraffic)
                     backMs += TrafficCollection.MillisecondsSince(waited);
             }
@@ -351,6 +364,8 @@ public class TokenDispatcher
             localRows = scope.Rent(metadata.RowType, plan.LocalRows, metadata.Dim);
             Tensor receive = localRows;
             Receive(scope, receive, () => _exchange.ExchangeRows(send, plan.OutputSplits, receive, plan.InputSplits));
+            if (metadata.Capacity?.Overflow is { } overflow)
+                ExchangeOverflow(send, overflow.SlotRows, overflow.ReceiveRows, receive, overflow.SendRows);
         }
 
         // Postprocess: each token's terms summed in ascending expert id.
@@ -615,6 +630,8 @@ public class TokenDispatcher
             received,
             () => _exchange.ExchangeRows(localRows, plan.InputSplits, received, plan.OutputSplits)
         );
+        if (metadata.Capacity?.Overflow is { } overflow)
+            ExchangeOverflow(localRows, overflow.SlotRows, overflow.SendRows, received, overflow.ReceiveRows);
         exchangeMs = Config.CollectTraffic ? TrafficCollection.MillisecondsSince(started) : 0;
         if (metadata.Permutation is null)
             return received;

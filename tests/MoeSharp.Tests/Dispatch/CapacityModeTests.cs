@@ -1,0 +1,220 @@
+using CsCheck;
+using MoeSharp.Dispatch;
+using MoeSharp.Tensors;
+using MoeSharp.Testing;
+using MoeSharp.Verification;
+
+namespace MoeSharp.Tests.Dispatch;
+
+/// <summary>
+/// Capacity mode (<see cref="DispatchCapacity"/>) against the normal mode, bitwise: every golden file under a bound that
+/// fits, one that overflows everywhere and a factor; adversarial routing (everything to one expert, one rank receiving
+/// everything) with the overflow round counted; random problems under random bounds.
+/// </summary>
+public class CapacityModeTests
+{
+    public static TheoryData<string> DispatchFiles() => GoldenDispatchTests.DispatchFiles();
+
+    [Theory]
+    [MemberData(nameof(DispatchFiles))]
+    public void GoldenFile_CapacityMode_IsBitwiseTheNormalMode(string fileName)
+    {
+        SafetensorsContent file = SafetensorsFile.Read(GoldenFiles.PathOf(fileName));
+        DispatchCase problem = GoldenDispatchReplay.ReadCase(file);
+        int tokens = problem.Groups[0].X.Rows;
+        foreach (DispatchCapacity capacity in Capacities(problem.World))
+        {
+            CapacityOutcome[] outcomes = CapacityComparison.CompareInProcess(
+                problem,
+                capacity,
+                DispatchHarness.Timeout
+            );
+            foreach (CapacityOutcome outcome in outcomes)
+                Assert.True(outcome.Mismatch is null, $"{fileName}, {capacity}: {outcome.Mismatch}");
+            // One row per rank cannot hold a step with more entries than ranks: the overflow round must have run.
+            if (capacity.FixedRowsPerRank == 1 && problem.World > 1 && tokens * problem.Config.TopK > problem.World)
+                Assert.All(outcomes, o => Assert.Equal(1, o.OverflowRounds));
+            // A factor of S holds every routing: no overflow round.
+            if (capacity.CapacityFactor == problem.World)
+                Assert.All(outcomes, o => Assert.Equal(0, o.OverflowRounds));
+        }
+    }
+
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(2, 1)]
+    [InlineData(4, 1)]
+    [InlineData(4, 2)]
+    public void EveryTokenToOneExpert_OverflowsAndStaysBitwise(int world, int sp)
+    {
+        // K = 1, every token to expert 0: rank 0 receives every row of every rank.
+        DispatchCase problem = Adversarial(world, sp, tokens: 37, experts: 2 * world, topK: 1, firstExpert: 0);
+        CapacityOutcome[] outcomes = CapacityComparison.CompareInProcess(
+            problem,
+            DispatchCapacity.Factor(1.0),
+            DispatchHarness.Timeout
+        );
+        AssertBitwise(outcomes);
+        Assert.All(outcomes, o => Assert.Equal(world > 1 ? 1 : 0, o.OverflowRounds));
+    }
+
+    [Theory]
+    [InlineData(2, 1)]
+    [InlineData(4, 1)]
+    [InlineData(4, 4)]
+    public void OneRankReceivingEverything_WithAlignment_OverflowsAndStaysBitwise(int world, int sp)
+    {
+        // K = 2, every token to the last rank's two experts; alignment pads the receiver's runs.
+        DispatchCase problem = Adversarial(
+            world,
+            sp,
+            tokens: 50,
+            experts: 2 * world,
+            topK: 2,
+            firstExpert: 2 * world - 2
+        );
+        problem = problem with { Config = problem.Config with { ExpertAlignment = 8 } };
+        CapacityOutcome[] outcomes = CapacityComparison.CompareInProcess(
+            problem,
+            DispatchCapacity.Factor(1.25),
+            DispatchHarness.Timeout
+        );
+        AssertBitwise(outcomes);
+        Assert.All(outcomes, o => Assert.Equal(1, o.OverflowRounds));
+    }
+
+    [Fact]
+    public void AFactorOfTheEpSize_NeverOverflows_EvenWhenOneRankReceivesEverything()
+    {
+        DispatchCase problem = Adversarial(4, 1, tokens: 29, experts: 8, topK: 2, firstExpert: 6);
+        CapacityOutcome[] outcomes = CapacityComparison.CompareInProcess(
+            problem,
+            DispatchCapacity.Factor(4),
+            DispatchHarness.Timeout
+        );
+        AssertBitwise(outcomes);
+        Assert.All(outcomes, o => Assert.Equal(0, o.OverflowRounds));
+    }
+
+    [Fact]
+    public void RandomProblems_UnderRandomBounds_AreBitwiseTheNormalMode()
+    {
+        // Groups may differ in T here, so the bound is a fixed row count (a factor would give ranks different C).
+        (from p in DispatchGen.Problems(maxWorld: 4) from rows in Gen.Int[1, 64] select (p, rows)).Sample(
+            c =>
+            {
+                (DispatchProblem p, int rows) = c;
+                var problem = new DispatchCase(p.World, p.Sp, p.Config, p.Inputs());
+                CapacityOutcome[] outcomes = CapacityComparison.CompareInProcess(
+                    problem,
+                    DispatchCapacity.RowsPerRank(rows),
+                    DispatchHarness.Timeout
+                );
+                foreach (CapacityOutcome outcome in outcomes)
+                    Assert.True(outcome.Mismatch is null, $"{p}, {rows} rows per rank: {outcome.Mismatch}");
+                Assert.Single(outcomes.Select(o => o.OverflowRounds).Distinct());
+            },
+            iter: 40,
+            threads: 1
+        );
+    }
+
+    [Fact]
+    public void TheDispatcher_CountsItsOverflowRounds()
+    {
+        DispatchCase problem = Adversarial(1, 1, tokens: 12, experts: 4, topK: 1, firstExpert: 3);
+        var config = problem.Config with { Capacity = DispatchCapacity.RowsPerRank(1) };
+        var dispatcher = new LocalTokenDispatcher(config);
+        GroupInputs g = problem.Groups[0];
+        using (DispatchResult result = dispatcher.Dispatch(g.X, g.Scores, g.Ids))
+        {
+            // EP = 1: no row leaves the rank, so nothing can overflow whatever the bound.
+            Assert.Equal(0, result.OverflowRounds);
+            Assert.Empty(result.TokensPerLocalExpert);
+            Assert.Equal([0, 0, 0, 12], result.DeviceTokensPerLocalExpert!.AsSpan<int>().ToArray());
+        }
+        Assert.Equal(0, dispatcher.OverflowRounds);
+
+        long[] counted = MoeSharp.Collectives.InProcessWorld.Run(
+            2,
+            world =>
+            {
+                using var groups = ParallelGroups.Create(world, 1);
+                var ep2 = new AllToAllTokenDispatcher(config, groups);
+                for (int step = 0; step < 3; step++)
+                {
+                    using DispatchResult d = ep2.Dispatch(g.X, g.Scores, g.Ids);
+                }
+                return ep2.OverflowRounds;
+            },
+            DispatchHarness.Timeout
+        );
+        Assert.Equal([3L, 3L], counted);
+    }
+
+    [Fact]
+    public void InvalidEntry_Throws_AsInTheNormalMode()
+    {
+        DispatchCase problem = Adversarial(1, 1, tokens: 4, experts: 4, topK: 1, firstExpert: 1);
+        GroupInputs g = problem.Groups[0];
+        g.Ids.AsSpan<long>()[2] = 9;
+        var dispatcher = new LocalTokenDispatcher(problem.Config with { Capacity = DispatchCapacity.Factor(1) });
+        var error = Assert.Throws<ArgumentOutOfRangeException>(() => dispatcher.Dispatch(g.X, g.Scores, g.Ids));
+        Assert.Contains("expertIds[token 2, slot 0] = 9", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void CapacityWithTrafficCollection_IsRejected()
+    {
+        var config = new TokenDispatcherConfig(4, 1) { Capacity = DispatchCapacity.Factor(1), CollectTraffic = true };
+        var error = Assert.Throws<ArgumentException>(() => new LocalTokenDispatcher(config));
+        Assert.Contains("CollectTraffic", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(0.0)]
+    [InlineData(-1.0)]
+    [InlineData(double.NaN)]
+    [InlineData(double.PositiveInfinity)]
+    public void BadFactor_IsRejected(double factor) =>
+        Assert.Throws<ArgumentOutOfRangeException>(() => DispatchCapacity.Factor(factor));
+
+    /// <summary>A bound that fits balanced routing, one that overflows whenever rows move, and one that always
+    /// fits.</summary>
+    private static DispatchCapacity[] Capacities(int world) =>
+        [DispatchCapacity.Factor(1.0), DispatchCapacity.RowsPerRank(1), DispatchCapacity.Factor(world)];
+
+    private static void AssertBitwise(CapacityOutcome[] outcomes)
+    {
+        foreach (CapacityOutcome outcome in outcomes)
+            Assert.True(outcome.Mismatch is null, outcome.Mismatch);
+    }
+
+    /// <summary>
+    /// Every token of every group routed to experts <c>firstExpert, firstExpert + 1, …</c> (K of them), scores and rows
+    /// random.
+    /// </summary>
+    internal static DispatchCase Adversarial(int world, int sp, int tokens, int experts, int topK, int firstExpert)
+    {
+        var random = new Random(world * 100 + sp * 10 + topK);
+        var groups = new GroupInputs[world / sp];
+        for (int g = 0; g < groups.Length; g++)
+        {
+            GroupInputs inputs = RandomInputs.Create(
+                random,
+                tokens,
+                24,
+                experts,
+                topK,
+                DType.Int64,
+                signedScores: true
+            );
+            Span<long> ids = inputs.Ids.AsSpan<long>();
+            for (int i = 0; i < ids.Length; i++)
+                ids[i] = firstExpert + i % topK;
+            groups[g] = inputs;
+        }
+        var config = new TokenDispatcherConfig(experts, topK) { ScoreBeforeExperts = true };
+        return new DispatchCase(world, sp, config, groups);
+    }
+}
