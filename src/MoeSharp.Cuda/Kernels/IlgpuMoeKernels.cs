@@ -21,8 +21,15 @@ namespace MoeSharp.Cuda.Kernels;
 /// float kernels give a NaN, but its payload may differ from the host's on CUDA (the GPU produces the
 /// canonical NaN).
 /// </remarks>
-public sealed class IlgpuMoeKernels : IMoeKernels, IEntryKernels, IRowKernels, Collectives.IRankOrderedSum, IDisposable
+public sealed class IlgpuMoeKernels
+    : IMoeKernels,
+        IEntryKernels,
+        IRowKernels,
+        Collectives.IRankOrderedSum,
+        Dispatch.ICapacityKernelSource,
+        IDisposable
 {
+    private IlgpuCapacityKernels? _capacityKernels;
     private readonly Accelerator _accelerator;
     private readonly IlgpuTensorAllocator _allocator;
     private readonly bool _ownsAllocator;
@@ -227,6 +234,10 @@ public sealed class IlgpuMoeKernels : IMoeKernels, IEntryKernels, IRowKernels, C
 
     /// <inheritdoc />
     public IEntryKernels Entries => this;
+
+    /// <summary>Capacity mode's kernels on this accelerator, compiled on first use.</summary>
+    Dispatch.ICapacityKernels Dispatch.ICapacityKernelSource.CapacityKernels =>
+        _capacityKernels ??= new IlgpuCapacityKernels(_allocator);
 
     /// <inheritdoc />
     public IRowKernels Rows => this;

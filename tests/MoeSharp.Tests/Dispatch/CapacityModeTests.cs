@@ -119,6 +119,58 @@ public class CapacityModeTests
         );
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void BackwardPasses_ThroughTheOverflowRound_AreBitwiseTheNormalMode(bool scoreBefore)
+    {
+        DispatchCase problem = Adversarial(2, 1, tokens: 23, experts: 4, topK: 2, firstExpert: 2);
+        var config = problem.Config with { ScoreBeforeExperts = scoreBefore };
+        string?[] mismatches = MoeSharp.Collectives.InProcessWorld.Run(
+            2,
+            world =>
+            {
+                using var groups = ParallelGroups.Create(world, 1);
+                GroupInputs g = problem.Groups[world.Rank];
+                Tensor[] normal = Backward(new AllToAllTokenDispatcher(config, groups), g);
+                var capacity = new AllToAllTokenDispatcher(
+                    config with
+                    {
+                        Capacity = DispatchCapacity.Factor(1),
+                    },
+                    groups
+                );
+                Tensor[] bounded = Backward(capacity, g);
+                Assert.Equal(1, capacity.OverflowRounds);
+                string[] names = ["combine output", "grad x", "grad scores (combine)", "grad scores (dispatch)"];
+                return names
+                    .Select(
+                        (name, i) => DispatchHarness.BitwiseMismatch($"rank {world.Rank} {name}", normal[i], bounded[i])
+                    )
+                    .FirstOrDefault(m => m is not null);
+            },
+            DispatchHarness.Timeout
+        );
+        Assert.All(mismatches, Assert.Null);
+    }
+
+    /// <summary>
+    /// Dispatch, the routed rows doubled as the experts, combine, then both backward passes with the output gradient
+    /// x: the combine output, grad x, and the score gradients of combine and dispatch (zeros where a pass has none).
+    /// </summary>
+    private static Tensor[] Backward(TokenDispatcher dispatcher, GroupInputs g)
+    {
+        DispatchResult dispatched = dispatcher.Dispatch(g.X, g.Scores, g.Ids);
+        Tensor expertOutput = dispatched.RoutedTokens.ToHost();
+        foreach (ref float v in expertOutput.AsSpan<float>())
+            v *= 2f;
+        CombineResult combined = dispatcher.CombineWithState(expertOutput, dispatched.Metadata, g.X);
+        CombineBackwardResult back = dispatcher.CombineBackward(g.X, combined.State);
+        DispatchBackwardResult dx = dispatcher.DispatchBackward(back.GradRoutedOutput, dispatched.Metadata, g.X);
+        Tensor none = Tensor.Zeros(DType.Float32, g.Scores.ShapeArray());
+        return [combined.Output, dx.GradX, back.GradTopScores ?? none, dx.GradTopScores ?? none];
+    }
+
     [Fact]
     public void TheDispatcher_CountsItsOverflowRounds()
     {
@@ -190,31 +242,6 @@ public class CapacityModeTests
             Assert.True(outcome.Mismatch is null, outcome.Mismatch);
     }
 
-    /// <summary>
-    /// Every token of every group routed to experts <c>firstExpert, firstExpert + 1, …</c> (K of them), scores and rows
-    /// random.
-    /// </summary>
-    internal static DispatchCase Adversarial(int world, int sp, int tokens, int experts, int topK, int firstExpert)
-    {
-        var random = new Random(world * 100 + sp * 10 + topK);
-        var groups = new GroupInputs[world / sp];
-        for (int g = 0; g < groups.Length; g++)
-        {
-            GroupInputs inputs = RandomInputs.Create(
-                random,
-                tokens,
-                24,
-                experts,
-                topK,
-                DType.Int64,
-                signedScores: true
-            );
-            Span<long> ids = inputs.Ids.AsSpan<long>();
-            for (int i = 0; i < ids.Length; i++)
-                ids[i] = firstExpert + i % topK;
-            groups[g] = inputs;
-        }
-        var config = new TokenDispatcherConfig(experts, topK) { ScoreBeforeExperts = true };
-        return new DispatchCase(world, sp, config, groups);
-    }
+    private static DispatchCase Adversarial(int world, int sp, int tokens, int experts, int topK, int firstExpert) =>
+        AdversarialRouting.Case(world, sp, tokens, 24, experts, topK, firstExpert);
 }
