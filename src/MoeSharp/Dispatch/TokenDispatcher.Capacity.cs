@@ -17,7 +17,7 @@ public partial class TokenDispatcher
     /// </summary>
     public long OverflowRounds => Interlocked.Read(ref _overflowRounds);
 
-    /// <summary>The capacity kernels of <see cref="Kernels"/>: its own on a device, the host loops on the host.</summary>
+    /// <summary>The capacity kernels of <see cref="Kernels"/>: its own on a device, host loops on the host.</summary>
     private ICapacityKernels CapacityKernels =>
         _capacityKernels ??=
             Kernels as ICapacityKernelSource is { } source ? source.CapacityKernels

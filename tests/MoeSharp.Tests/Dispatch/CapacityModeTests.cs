@@ -7,9 +7,9 @@ using MoeSharp.Verification;
 namespace MoeSharp.Tests.Dispatch;
 
 /// <summary>
-/// Capacity mode (<see cref="DispatchCapacity"/>) against the normal mode, bitwise: every golden file under a bound that
-/// fits, one that overflows everywhere and a factor; adversarial routing (everything to one expert, one rank receiving
-/// everything) with the overflow round counted; random problems under random bounds.
+/// Capacity mode (<see cref="DispatchCapacity"/>) against the normal mode, bitwise: every golden file under a bound
+/// that fits, one that overflows everywhere and a factor; adversarial routing (everything to one expert, one rank
+/// receiving everything) with the overflow round counted; random problems under random bounds; the backward passes.
 /// </summary>
 public class CapacityModeTests
 {
