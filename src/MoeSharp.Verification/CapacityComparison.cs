@@ -105,15 +105,11 @@ public static class CapacityComparison
         using DispatchResult dispatched = dispatcher.Dispatch(x, Upload(mine.Scores), Upload(mine.Ids), inputs.X.Rows);
         Tensor routed = dispatched.RoutedTokens.ToHost();
         int[] perExpert = dispatched.DeviceTokensPerLocalExpert!.ToHost().AsSpan<int>().ToArray();
-        int used = perExpert.Sum();
-        Tensor applied = ScaledIdentityExperts.Apply(
-            Rows(routed, 0, used),
+        Tensor expertOutput = ScaledIdentityExperts.ApplyToPrefix(
+            routed,
             perExpert,
             world.Rank * dispatcher.NumLocalExperts
         );
-        // The rows after the experts' share are the buffer's unused rows: any values do, zeros are the experts' output.
-        var expertOutput = Tensor.Zeros(routed.DType, routed.ShapeArray());
-        applied.AsBytes().CopyTo(expertOutput.AsBytes());
         Tensor output = dispatcher.Combine(Upload(expertOutput), dispatched.Metadata, x);
         Tensor final = dispatcher.ReduceSequenceParallel(output);
         return new CapacityRun(routed, perExpert, output.ToHost(), final.ToHost(), dispatched.OverflowRounds);

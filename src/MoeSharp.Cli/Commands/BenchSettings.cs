@@ -134,6 +134,18 @@ internal sealed class BenchSettings : CommandSettings
     )]
     public string? Metrics { get; init; }
 
+    [CommandOption("--capacity-factor <F>")]
+    [Description(
+        "Time dispatch -> combine in capacity mode (docs/capacity.md; slots of C = ceil(F*N/S) rows per peer, counts "
+            + "kept on the device) beside the normal mode in one loop, on --world in-process ranks, host or --device; "
+            + "reports both medians, their ratio and how often the overflow round ran."
+    )]
+    public double? CapacityFactor { get; init; }
+
+    [CommandOption("--capacity-rows <R>")]
+    [Description("As --capacity-factor with a fixed bound of R rows per rank (C = ceil(R/S) per peer).")]
+    public int? CapacityRows { get; init; }
+
     [CommandOption("--config <TOML>")]
     [Description("Read options from a TOML job file (docs/config.md); options on the command line override it.")]
     public string? Config { get; init; }
@@ -157,6 +169,18 @@ internal sealed class BenchSettings : CommandSettings
             : Gemm ? "--gemm"
             : Device is not (null or "host") ? $"--device {Device}"
             : null;
+        try
+        {
+            if (CapacityOptions.Parse(CapacityFactor, CapacityRows) is not null && (Uneven || Layer || Gemm || Traffic))
+                return ValidationResult.Error(
+                    "--capacity-factor/--capacity-rows time dispatch and combine, not with --uneven, --layer, --gemm "
+                        + "or --traffic"
+                );
+        }
+        catch (ArgumentException ex)
+        {
+            return ValidationResult.Error(ex.Message);
+        }
         if (Traffic && otherMode is not null)
         {
             return ValidationResult.Error($"--traffic times the host dispatch benchmark, not with {otherMode}");

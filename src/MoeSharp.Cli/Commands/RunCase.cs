@@ -25,6 +25,9 @@ internal sealed record RunCase(
     /// <summary>Whether the dispatchers collect traffic telemetry (<c>--traffic</c>).</summary>
     public bool Traffic { get; init; }
 
+    /// <summary>Capacity mode (<c>--capacity-factor</c>, <c>--capacity-rows</c>), or null for the normal mode.</summary>
+    public DispatchCapacity? Capacity { get; init; }
+
     /// <summary>
     /// The embedded default: the seed's case (7 tokens on 4 SP ranks, one pad row) and a large one
     /// (4096 tokens on 8 ranks, 64 experts, top-8).
@@ -116,6 +119,7 @@ internal sealed record RunCase(
             ExpertAlignment = Align,
             CheckReplicatedInputs = true,
             CollectTraffic = Traffic,
+            Capacity = Capacity,
         };
         var random = new Random(Seed);
         var groups = new GroupInputs[World / Sp];
@@ -128,5 +132,6 @@ internal sealed record RunCase(
     public string Describe() =>
         $"world {World}, SP {Sp}, T = {Tokens}, D = {Dim}, E = {Experts}, K = {TopK}, sharding {Sharding}, layout {Layout}, "
         + $"score {(ScoreBefore ? "before" : "after")} experts, align {Align}, seed {Seed}"
-        + (RowType == DType.Float32 ? "" : $", {RowType} rows");
+        + (RowType == DType.Float32 ? "" : $", {RowType} rows")
+        + (Capacity is null ? "" : $", {Capacity}");
 }
