@@ -25,7 +25,8 @@ internal sealed record RunCase(
     /// <summary>Whether the dispatchers collect traffic telemetry (<c>--traffic</c>).</summary>
     public bool Traffic { get; init; }
 
-    /// <summary>Capacity mode (<c>--capacity-factor</c>, <c>--capacity-rows</c>), or null for the normal mode.</summary>
+    /// <summary>Capacity mode (<c>--capacity-factor</c>, <c>--capacity-rows</c>), or null for the normal
+    /// mode.</summary>
     public DispatchCapacity? Capacity { get; init; }
 
     /// <summary>
