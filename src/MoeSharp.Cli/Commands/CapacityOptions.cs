@@ -2,7 +2,8 @@ using MoeSharp.Dispatch;
 
 namespace MoeSharp.Cli.Commands;
 
-/// <summary><c>--capacity-factor</c> and <c>--capacity-rows</c>: capacity mode (<see cref="DispatchCapacity"/>).</summary>
+/// <summary><c>--capacity-factor</c> and <c>--capacity-rows</c>: capacity mode (<see cref="DispatchCapacity"/>).
+/// </summary>
 internal static class CapacityOptions
 {
     /// <summary>The capacity mode the options ask for, or null for the normal mode.</summary>
