@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using MoeSharp.Collectives;
 using MoeSharp.Cuda;
+using MoeSharp.Cuda.Graphs;
+using MoeSharp.Cuda.Kernels;
 using MoeSharp.Dispatch;
 using MoeSharp.Tensors;
 using MoeSharp.Verification;
@@ -9,9 +11,10 @@ namespace MoeSharp.Cli.Benchmarks;
 
 /// <summary>
 /// Capacity mode beside the normal mode on one rank of an in-process world: the same inputs through two dispatchers
-/// (dispatch → the routed rows as the experts' output → combine), alternating which runs first in each repeat, each
-/// step ended by a device synchronize; the step time is the slowest rank's. The combine outputs of the two modes are
-/// compared bitwise once, so a figure is only reported for a capacity mode that agrees.
+/// (dispatch → the golden files' scaled-identity experts → combine), rotating which runs first in each repeat, each
+/// step ended by a device synchronize; the step time is the slowest rank's. With a CUDA graph (one rank on a CUDA GPU)
+/// the capacity-mode step is also captured once and its replay timed in the same loop. The combine outputs are compared
+/// bitwise, so a figure is only reported next to whether the modes agree.
 /// </summary>
 internal static class CapacityBenchmark
 {
@@ -20,6 +23,7 @@ internal static class CapacityBenchmark
     public sealed record Result(
         double NormalSeconds,
         double CapacitySeconds,
+        double? GraphSeconds,
         int OverflowRounds,
         int Steps,
         bool Bitwise,
@@ -33,17 +37,24 @@ internal static class CapacityBenchmark
         DispatchCapacity capacity,
         BenchProblem problem,
         int warmup,
-        int repeats
+        int repeats,
+        bool graph
     )
     {
         using DeviceRank? device = compute.CreateRank(world);
+        if (graph && (device is null || world.Size != 1))
+            throw new ArgumentException("--graph needs --device cuda and one rank (--world 1)");
+        using CapturableStream? stream = graph ? CapturableStream.Use(device!.Backend.Accelerator) : null;
         using var groups = ParallelGroups.Create(device?.World ?? world, 1);
         var config = new TokenDispatcherConfig(problem.Experts, problem.TopK)
         {
             ScoreBeforeExperts = problem.ScoreBefore,
         };
-        var normal = new AllToAllTokenDispatcher(config, groups, device?.Backend.Kernels);
-        var bounded = new AllToAllTokenDispatcher(config with { Capacity = capacity }, groups, device?.Backend.Kernels);
+        // A captured step cannot read the host: the capacity mode then skips the validation read (EP = 1 only).
+        DispatchCapacity bound = graph ? capacity with { ValidateOnHost = false } : capacity;
+        TokenDispatcher normal = Create(config, groups, device),
+            bounded = Create(config with { Capacity = bound }, groups, device);
+        var experts = new Experts(device, world.Rank * normal.NumLocalExperts);
         GroupInputs inputs = RandomInputs
             .Create(
                 new Random(problem.Seed + world.Rank),
@@ -58,42 +69,45 @@ internal static class CapacityBenchmark
         Tensor x = Upload(inputs.X),
             scores = Upload(inputs.Scores),
             ids = Upload(inputs.Ids);
+        var step = new StepRunner(experts, x, scores, ids, device);
 
-        bool bitwise = Output(normal, x, scores, ids)
-            .AsBytes()
-            .SequenceEqual(Output(bounded, x, scores, ids).AsBytes());
-        var normalTimes = new List<double>();
-        var boundedTimes = new List<double>();
+        byte[] expected = step.Output(normal);
+        bool bitwise = expected.AsSpan().SequenceEqual(step.Output(bounded));
+        using CudaGraphStep? captured = graph ? step.Capture(bounded, stream!) : null;
+        if (captured is not null)
+        {
+            captured.Replay();
+            bitwise &= expected.AsSpan().SequenceEqual(step.CapturedOutput!.ToHost().AsBytes());
+        }
+
+        int modes = captured is null ? 2 : 3;
+        var times = Enumerable.Range(0, modes).Select(_ => new List<double>()).ToArray();
         int overflow = 0;
         for (int i = 0; i < warmup + repeats; i++)
         {
-            bool boundedFirst = i % 2 == 1;
-            double a = 0,
-                b = 0;
-            for (int turn = 0; turn < 2; turn++)
+            var seconds = new double[modes];
+            for (int turn = 0; turn < modes; turn++)
             {
-                bool runBounded = (turn == 0) == boundedFirst;
+                int mode = (turn + i) % modes;
                 world.Barrier();
-                (double seconds, int rounds) = Step(runBounded ? bounded : normal, x, scores, ids, device);
-                if (runBounded)
+                (seconds[mode], int rounds) = mode switch
                 {
-                    b = seconds;
-                    if (i >= warmup)
-                        overflow += rounds;
-                }
-                else
-                {
-                    a = seconds;
-                }
+                    0 => step.Time(normal),
+                    1 => step.Time(bounded),
+                    _ => step.Replay(captured!),
+                };
+                if (mode == 1 && i >= warmup)
+                    overflow += rounds;
             }
             if (i < warmup)
                 continue;
-            normalTimes.Add(Slowest(world, a));
-            boundedTimes.Add(Slowest(world, b));
+            for (int mode = 0; mode < modes; mode++)
+                times[mode].Add(Slowest(world, seconds[mode]));
         }
         return new Result(
-            DispatchBenchmark.Median(normalTimes),
-            DispatchBenchmark.Median(boundedTimes),
+            DispatchBenchmark.Median(times[0]),
+            DispatchBenchmark.Median(times[1]),
+            captured is null ? null : DispatchBenchmark.Median(times[2]),
             overflow,
             repeats,
             bitwise,
@@ -101,36 +115,116 @@ internal static class CapacityBenchmark
         );
     }
 
-    /// <summary>One timed step: dispatch, the routed rows as the experts' output, combine, a device wait.</summary>
-    private static (double Seconds, int OverflowRounds) Step(
-        TokenDispatcher dispatcher,
-        Tensor x,
-        Tensor scores,
-        Tensor ids,
-        DeviceRank? device
-    )
-    {
-        long start = Stopwatch.GetTimestamp();
-        using DispatchResult dispatched = dispatcher.Dispatch(x, scores, ids);
-        Tensor output = dispatcher.Combine(dispatched.RoutedTokens, dispatched.Metadata, x);
-        device?.Backend.Kernels.Device.Synchronize();
-        double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
-        dispatcher.Allocator.Return(output);
-        return (seconds, dispatched.OverflowRounds);
-    }
-
-    /// <summary>The combine output of one step, on the host.</summary>
-    private static Tensor Output(TokenDispatcher dispatcher, Tensor x, Tensor scores, Tensor ids)
-    {
-        using DispatchResult dispatched = dispatcher.Dispatch(x, scores, ids);
-        return dispatcher.Combine(dispatched.RoutedTokens, dispatched.Metadata, x).ToHost();
-    }
+    private static TokenDispatcher Create(TokenDispatcherConfig config, ParallelGroups groups, DeviceRank? device) =>
+        groups.EpSize == 1
+            ? new LocalTokenDispatcher(config, device?.Backend.Kernels)
+            : new AllToAllTokenDispatcher(config, groups, device?.Backend.Kernels);
 
     private static double Slowest(IProcessGroup world, double seconds)
     {
         var all = new double[world.Size];
         world.AllGather<double>([seconds], all);
         return all.Max();
+    }
+
+    /// <summary>
+    /// The scaled-identity experts: on a device a kernel over the device counts (the normal mode's host counts are
+    /// uploaded for it), on the host the verification project's loop.
+    /// </summary>
+    private sealed class Experts(DeviceRank? device, int firstExpert)
+    {
+        private readonly DeviceScaledExperts? _kernel = device is null
+            ? null
+            : new DeviceScaledExperts(device.Backend.Allocator);
+
+        public Tensor Apply(DispatchResult dispatched)
+        {
+            Tensor routed = dispatched.RoutedTokens;
+            if (_kernel is null || routed.DType != DType.Float32)
+            {
+                // bfloat16 rows on a device: the routed rows stand in for the experts' output.
+                if (_kernel is not null)
+                    return routed;
+                int[] counts =
+                    dispatched.DeviceTokensPerLocalExpert?.AsSpan<int>().ToArray()
+                    ?? dispatched.TokensPerLocalExpert.ToArray();
+                return ScaledIdentityExperts.ApplyToPrefix(routed, counts, firstExpert);
+            }
+            Tensor? uploaded = null;
+            Tensor counts32 =
+                dispatched.DeviceTokensPerLocalExpert
+                ?? (
+                    uploaded = device!.Upload(
+                        Tensor.FromArray(
+                            dispatched.TokensPerLocalExpert.ToArray(),
+                            dispatched.TokensPerLocalExpert.Length
+                        )
+                    )
+                );
+            Tensor output = _kernel.Apply(routed, counts32, firstExpert);
+            device!.Backend.Allocator.Return(uploaded);
+            return output;
+        }
+
+        public void Return(DispatchResult dispatched, Tensor output)
+        {
+            if (!ReferenceEquals(output, dispatched.RoutedTokens))
+                dispatched.Metadata.Owner.Allocator.Return(output);
+        }
+    }
+
+    /// <summary>One step's work on fixed inputs: timed eagerly, captured, or read for the bitwise check.</summary>
+    private sealed class StepRunner(Experts experts, Tensor x, Tensor scores, Tensor ids, DeviceRank? device)
+    {
+        /// <summary>The captured step's combine output (valid after a replay).</summary>
+        public Tensor? CapturedOutput { get; private set; }
+
+        public (double Seconds, int OverflowRounds) Time(TokenDispatcher dispatcher)
+        {
+            long start = Stopwatch.GetTimestamp();
+            (Tensor output, int rounds) = Run(dispatcher);
+            device?.Backend.Kernels.Device.Synchronize();
+            double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+            dispatcher.Allocator.Return(output);
+            return (seconds, rounds);
+        }
+
+        public (double Seconds, int OverflowRounds) Replay(CudaGraphStep graph)
+        {
+            long start = Stopwatch.GetTimestamp();
+            graph.Replay();
+            device!.Backend.Kernels.Device.Synchronize();
+            return (Stopwatch.GetElapsedTime(start).TotalSeconds, 0);
+        }
+
+        public byte[] Output(TokenDispatcher dispatcher)
+        {
+            (Tensor output, _) = Run(dispatcher);
+            byte[] bytes = output.ToHost().AsBytes().ToArray();
+            dispatcher.Allocator.Return(output);
+            return bytes;
+        }
+
+        /// <summary>
+        /// Warms the pool with two eager steps, then captures one: its output stays rented (the graph writes it on
+        /// every replay); its other tensors go back to the pool, whose later users are ordered on the same stream.
+        /// </summary>
+        public CudaGraphStep Capture(TokenDispatcher dispatcher, CapturableStream stream)
+        {
+            for (int i = 0; i < 2; i++)
+                dispatcher.Allocator.Return(Run(dispatcher).Output);
+            device!.Backend.Kernels.Device.Synchronize();
+            return CudaGraphStep.Capture(stream, () => CapturedOutput = Run(dispatcher).Output);
+        }
+
+        private (Tensor Output, int OverflowRounds) Run(TokenDispatcher dispatcher)
+        {
+            using DispatchResult dispatched = dispatcher.Dispatch(x, scores, ids);
+            Tensor expertOutput = experts.Apply(dispatched);
+            Tensor output = dispatcher.Combine(expertOutput, dispatched.Metadata, x);
+            experts.Return(dispatched, expertOutput);
+            return (output, dispatched.OverflowRounds);
+        }
     }
 }
 

@@ -146,6 +146,14 @@ internal sealed class BenchSettings : CommandSettings
     [Description("As --capacity-factor with a fixed bound of R rows per rank (C = ceil(R/S) per peer).")]
     public int? CapacityRows { get; init; }
 
+    [CommandOption("--graph")]
+    [Description(
+        "With --capacity-factor/--capacity-rows, --device cuda and --world 1: also capture the capacity-mode step "
+            + "(dispatch -> scaled-identity experts on the device -> combine) in a CUDA graph and time its replay in "
+            + "the same loop; float32 rows."
+    )]
+    public bool Graph { get; init; }
+
     [CommandOption("--config <TOML>")]
     [Description("Read options from a TOML job file (docs/config.md); options on the command line override it.")]
     public string? Config { get; init; }
@@ -171,7 +179,20 @@ internal sealed class BenchSettings : CommandSettings
             : null;
         try
         {
-            if (CapacityOptions.Parse(CapacityFactor, CapacityRows) is not null && (Uneven || Layer || Gemm || Traffic))
+            bool capacity = CapacityOptions.Parse(CapacityFactor, CapacityRows) is not null;
+            if (
+                Graph
+                && (
+                    !capacity
+                    || Device != "cuda"
+                    || World != 1
+                    || BenchShape.ParseRowType(DType) == Tensors.DType.BFloat16
+                )
+            )
+                return ValidationResult.Error(
+                    "--graph needs --capacity-factor or --capacity-rows, --device cuda, --world 1 and float32 rows"
+                );
+            if (capacity && (Uneven || Layer || Gemm || Traffic))
                 return ValidationResult.Error(
                     "--capacity-factor/--capacity-rows time dispatch and combine, not with --uneven, --layer, --gemm "
                         + "or --traffic"
