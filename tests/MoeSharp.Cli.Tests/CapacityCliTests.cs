@@ -3,7 +3,8 @@ using static MoeSharp.Tests.Cli.CliInvoker;
 
 namespace MoeSharp.Tests.Cli;
 
-/// <summary><c>--capacity-factor</c> and <c>--capacity-rows</c> on run and bench: verified, reported, bad input.</summary>
+/// <summary><c>--capacity-factor</c> and <c>--capacity-rows</c> on run and bench: verified, reported, bad
+/// input.</summary>
 [Collection(ConsoleCollection.Name)]
 public sealed class CapacityCliTests
 {

@@ -164,7 +164,8 @@ internal sealed unsafe class CudaRuntime
     /// <summary>Frees without throwing, for Dispose paths; returns the error code.</summary>
     public int FreeNoThrow(nint pointer) => _free(pointer);
 
-    /// <summary>Starts capturing the work queued on <paramref name="stream"/> into a graph (not run meanwhile).</summary>
+    /// <summary>Starts capturing the work queued on <paramref name="stream"/> into a graph (none of it runs
+    /// meanwhile).</summary>
     /// <param name="stream">A stream other than the legacy default stream.</param>
     /// <param name="mode">cudaStreamCaptureMode: 0 global, 1 thread-local, 2 relaxed.</param>
     public void StreamBeginCapture(nint stream, int mode) =>

@@ -75,6 +75,32 @@ public class CapacityModeDeviceTests(CapacityBackendsFixture fixture) : IClassFi
         Assert.Contains("read of the routing counts", RecordStep(backend, normal, g));
     }
 
+    [Fact]
+    public void DeviceScaledExperts_OnTheCapacityBuffer_AreTheHostExperts()
+    {
+        IlgpuBackend backend = fixture.Backends[0];
+        GroupInputs g = AdversarialRouting.Case(1, 1, 40, 8, 8, 2, 3).Groups[0];
+        var config = new TokenDispatcherConfig(8, 2) { Capacity = DispatchCapacity.Factor(1), ExpertAlignment = 4 };
+        var dispatcher = new LocalTokenDispatcher(config, backend.Kernels);
+        using DispatchResult d = dispatcher.Dispatch(
+            backend.Kernels.Device.ToDevice(g.X),
+            backend.Kernels.Device.ToDevice(g.Scores),
+            backend.Kernels.Device.ToDevice(g.Ids)
+        );
+        Tensor device = new MoeSharp.Cuda.Kernels.DeviceScaledExperts(backend.Allocator).Apply(
+            d.RoutedTokens,
+            d.DeviceTokensPerLocalExpert!,
+            5
+        );
+        Tensor host = ScaledIdentityExperts.ApplyToPrefix(
+            d.RoutedTokens.ToHost(),
+            d.DeviceTokensPerLocalExpert!.ToHost().AsSpan<int>(),
+            5
+        );
+        Assert.True(host.AsBytes().SequenceEqual(device.ToHost().AsBytes()));
+        backend.Allocator.Return(device);
+    }
+
     /// <summary>
     /// Two dispatch → experts → combine steps (the experts an identity on the device, so nothing of theirs reads the
     /// host); the blocking waits of the second, warm one, as the backend's host-wait guard saw them.
