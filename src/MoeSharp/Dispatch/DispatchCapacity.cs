@@ -10,10 +10,11 @@ namespace MoeSharp.Dispatch;
 /// the output is bitwise the normal mode's.
 /// </summary>
 /// <remarks>
-/// With S ranks in the EP group and N routing entries per rank, each rank can receive <c>S·C</c> rows in the first
-/// round: <see cref="Factor"/> sets <c>C = ⌈f·N/S⌉</c> (so f = 1 fits perfectly balanced routing, and f = S fits
-/// every routing), <see cref="RowsPerRank"/> sets <c>C = ⌈R/S⌉</c>. Every rank of the group must arrive at the same
-/// <c>C</c> (the same bound and, under a factor, the same N); ranks that do not all throw the same error. With EP = 1
+/// With S ranks in the EP group and N = ⌈T/SP⌉·K routing entries per rank (the largest shard's, so the ranks of an
+/// SP group agree under any sharding), each rank can receive <c>S·C</c> rows in the first round: <see cref="Factor"/>
+/// sets <c>C = ⌈f·N/S⌉</c> (so f = 1 fits perfectly balanced routing, and f = S fits every routing),
+/// <see cref="RowsPerRank"/> sets <c>C = ⌈R/S⌉</c>. Every rank of the group must arrive at the same <c>C</c> (the same
+/// bound and, under a factor, the same T in every SP group); ranks that do not all throw the same error. With EP = 1
 /// no row leaves the rank and the routed rows are <c>N</c> (plus alignment padding) whatever the bound.
 /// </remarks>
 public sealed record DispatchCapacity
@@ -67,7 +68,7 @@ public sealed record DispatchCapacity
     }
 
     /// <summary>C: the rows one rank sends one peer in the first round.</summary>
-    /// <param name="entries">N: this rank's routing entries.</param>
+    /// <param name="entries">N: the largest shard's routing entries, ⌈T/SP⌉·K.</param>
     /// <param name="epSize">S.</param>
     /// <exception cref="SizeLimitException">C exceeds what a tensor indexes.</exception>
     internal int RowsPerPeer(int entries, int epSize)

@@ -54,7 +54,9 @@ public partial class TokenDispatcher
         int e = NumLocalExperts,
             k = Config.TopK,
             alignment = Config.ExpertAlignment;
-        int rowsPerPeer = moves ? capacity.RowsPerPeer(entries, EpSize) : entries;
+        // The largest shard's entries, ⌈T/SP⌉·K: the same on every rank of an SP group whatever the sharding policy.
+        long largestShard = ((long)shard.TotalTokens + SpSize - 1) / SpSize * Config.TopK;
+        int rowsPerPeer = moves ? capacity.RowsPerPeer((int)Math.Min(largestShard, int.MaxValue), EpSize) : entries;
         var shape = new CapacityShape(EpSize, e, rowsPerPeer, alignment);
         int inputRowOffset = Config.Layout == SequenceLayout.Replicated ? shard.Start : 0;
         using var scope = new TensorScope(Allocator);
@@ -211,7 +213,7 @@ public partial class TokenDispatcher
         {
             throw new ArgumentException(
                 $"ranks 0 and {other} of the EP group compute different capacities C under {Config.Capacity}: every "
-                    + $"rank must route the same number of entries under a capacity factor (rank {EpRank})"
+                    + $"SP group must hold the same number of tokens T under a capacity factor (rank {EpRank})"
             );
         }
         if (words[CapacityStatus.Overflow] == 0)

@@ -41,6 +41,34 @@ public class CapacityModeTests
     }
 
     [Theory]
+    [InlineData(SpShardingPolicy.Balanced, SequenceLayout.Replicated)]
+    [InlineData(SpShardingPolicy.Balanced, SequenceLayout.Sharded)]
+    [InlineData(SpShardingPolicy.PadToMultiple, SequenceLayout.Sharded)]
+    public void AFactor_UnderUnevenShards_AgreesOnC_AndStaysBitwise(SpShardingPolicy sharding, SequenceLayout layout)
+    {
+        // T = 7 over SP 4: balanced shards of 2, 2, 2, 1 tokens; C comes from the largest, so every rank agrees.
+        DispatchCase seed = GoldenDispatchReplay.ReadCase(
+            SafetensorsFile.Read(GoldenFiles.PathOf("seed_pr_t7_sp4.safetensors"))
+        );
+        DispatchCase problem = seed with { Config = seed.Config with { Sharding = sharding, Layout = layout } };
+        AssertBitwise(
+            CapacityComparison.CompareInProcess(problem, DispatchCapacity.Factor(1), DispatchHarness.Timeout)
+        );
+    }
+
+    [Fact]
+    public void AFactor_WithGroupsOfDifferentT_IsOneErrorOnEveryRank()
+    {
+        DispatchCase a = Adversarial(2, 1, tokens: 5, experts: 4, topK: 1, firstExpert: 0);
+        DispatchCase b = Adversarial(2, 1, tokens: 9, experts: 4, topK: 1, firstExpert: 0);
+        DispatchCase problem = a with { Groups = [a.Groups[0], b.Groups[1]] };
+        var error = Assert.ThrowsAny<Exception>(() =>
+            CapacityComparison.CompareInProcess(problem, DispatchCapacity.Factor(1), DispatchHarness.Timeout)
+        );
+        Assert.Contains("different capacities", error.ToString(), StringComparison.Ordinal);
+    }
+
+    [Theory]
     [InlineData(1, 1)]
     [InlineData(2, 1)]
     [InlineData(4, 1)]
