@@ -131,7 +131,7 @@ internal static class CapacityKernelBodies
 
     /// <summary>
     /// Thread q: message q, this rank's counts of rank q's experts, then C, whether any slot of this rank overflows,
-    /// and whether its scan found an invalid entry.
+    /// whether its scan found an invalid entry, and its T.
     /// </summary>
     public static void PackMessages(
         Index1D q,
@@ -140,10 +140,11 @@ internal static class CapacityKernelBodies
         int ranks,
         int localExperts,
         int capacity,
+        int tokens,
         ArrayView<int> send
     )
     {
-        int length = localExperts + 3;
+        int length = localExperts + 4;
         int overflows = 0;
         for (int r = 0; r < ranks; r++)
         {
@@ -156,23 +157,26 @@ internal static class CapacityKernelBodies
         send[at + localExperts] = capacity;
         send[at + localExperts + 1] = overflows;
         send[at + localExperts + 2] = status[0] == int.MaxValue ? 0 : 1;
+        send[at + localExperts + 3] = tokens;
     }
 
     /// <summary>
     /// One thread: the first rank with an invalid entry, whether any rank overflowed, the first rank whose C differs
-    /// from rank 0's, into status words 4–6.
+    /// from rank 0's, the first rank whose T differs from its SP group's first rank's, into status words 4–7.
     /// </summary>
     public static void ReadMessages(
         Index1D i,
         ArrayView<int> received,
         int ranks,
         int localExperts,
+        int spSize,
         ArrayView<int> status
     )
     {
-        int length = localExperts + 3;
+        int length = localExperts + 4;
         int invalid = -1,
             mismatch = -1,
+            tokensMismatch = -1,
             overflow = 0;
         for (int p = ranks - 1; p >= 0; p--)
         {
@@ -183,10 +187,13 @@ internal static class CapacityKernelBodies
                 mismatch = p;
             if (received[at + localExperts + 1] != 0)
                 overflow = 1;
+            if (received[at + localExperts + 3] != received[p / spSize * spSize * length + localExperts + 3])
+                tokensMismatch = p;
         }
         status[4] = invalid;
         status[5] = overflow;
         status[6] = mismatch;
+        status[7] = tokensMismatch;
     }
 
     /// <summary>Thread j: local expert j's received rows, padded to the alignment.</summary>
@@ -214,7 +221,7 @@ internal static class CapacityKernelBodies
         ArrayView<int> rankMajorRowOf
     )
     {
-        int length = localExperts + 3,
+        int length = localExperts + 4,
             slots = ranks * capacity,
             row = s;
         int p,
@@ -319,7 +326,7 @@ internal static class CapacityKernelBodies
     {
         int rows = 0;
         for (int p = 0; p < ranks; p++)
-            rows += received[p * (localExperts + 3) + j];
+            rows += received[p * (localExperts + 4) + j];
         return rows;
     }
 }

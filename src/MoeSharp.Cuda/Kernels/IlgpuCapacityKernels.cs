@@ -59,8 +59,8 @@ internal sealed class IlgpuCapacityKernels : ICapacityKernels
         ArrayView<int>
     > _placeRanked;
     private readonly Action<Index1D, ArrayView<int>, int, int, int, int, ArrayView<int>> _localRows;
-    private readonly Action<Index1D, ArrayView<int>, ArrayView<int>, int, int, int, ArrayView<int>> _pack;
-    private readonly Action<Index1D, ArrayView<int>, int, int, ArrayView<int>> _read;
+    private readonly Action<Index1D, ArrayView<int>, ArrayView<int>, int, int, int, int, ArrayView<int>> _pack;
+    private readonly Action<Index1D, ArrayView<int>, int, int, int, ArrayView<int>> _read;
     private readonly Action<Index1D, ArrayView<int>, int, int, int, ArrayView<int>> _receivedRows;
     private readonly Action<Index1D, ArrayView<int>, int, int, int, int, ArrayView<int>, ArrayView<int>> _receiveMap;
     private readonly Action<Index1D, ArrayView<int>, ArrayView<int>> _remap;
@@ -124,10 +124,17 @@ internal sealed class IlgpuCapacityKernels : ICapacityKernels
         _localRows = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, int, int, int, int, ArrayView<int>>(
             CapacityKernelBodies.LocalRows
         );
-        _pack = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<int>, int, int, int, ArrayView<int>>(
-            CapacityKernelBodies.PackMessages
-        );
-        _read = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, int, int, ArrayView<int>>(
+        _pack = a.LoadAutoGroupedStreamKernel<
+            Index1D,
+            ArrayView<int>,
+            ArrayView<int>,
+            int,
+            int,
+            int,
+            int,
+            ArrayView<int>
+        >(CapacityKernelBodies.PackMessages);
+        _read = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, int, int, int, ArrayView<int>>(
             CapacityKernelBodies.ReadMessages
         );
         _receivedRows = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, int, int, int, ArrayView<int>>(
@@ -249,11 +256,20 @@ internal sealed class IlgpuCapacityKernels : ICapacityKernels
 
     /// <inheritdoc />
     public void PackMessages(Tensor counts, Tensor status, CapacityShape shape, Tensor send) =>
-        _pack(shape.Ranks, Ints(counts), Ints(status), shape.Ranks, shape.LocalExperts, shape.RowsPerPeer, Ints(send));
+        _pack(
+            shape.Ranks,
+            Ints(counts),
+            Ints(status),
+            shape.Ranks,
+            shape.LocalExperts,
+            shape.RowsPerPeer,
+            shape.Tokens,
+            Ints(send)
+        );
 
     /// <inheritdoc />
     public void ReadMessages(Tensor received, CapacityShape shape, Tensor status) =>
-        _read(1, Ints(received), shape.Ranks, shape.LocalExperts, Ints(status));
+        _read(1, Ints(received), shape.Ranks, shape.LocalExperts, shape.SpSize, Ints(status));
 
     /// <inheritdoc />
     public void ReceivePermutation(

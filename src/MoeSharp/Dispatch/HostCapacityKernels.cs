@@ -122,6 +122,7 @@ internal sealed class HostCapacityKernels : ICapacityKernels
             message[CapacityMessages.CapacityOffset(e)] = shape.RowsPerPeer;
             message[CapacityMessages.OverflowOffset(e)] = overflows ? 1 : 0;
             message[CapacityMessages.InvalidOffset(e)] = invalid;
+            message[CapacityMessages.TokensOffset(e)] = shape.Tokens;
         }
     }
 
@@ -134,6 +135,7 @@ internal sealed class HostCapacityKernels : ICapacityKernels
             length = CapacityMessages.Length(e);
         int invalidRank = -1,
             mismatch = -1,
+            tokensMismatch = -1,
             overflow = 0;
         for (int p = shape.Ranks - 1; p >= 0; p--)
         {
@@ -143,10 +145,14 @@ internal sealed class HostCapacityKernels : ICapacityKernels
             if (message[CapacityMessages.CapacityOffset(e)] != messages[CapacityMessages.CapacityOffset(e)])
                 mismatch = p;
             overflow |= message[CapacityMessages.OverflowOffset(e)];
+            int first = p / shape.SpSize * shape.SpSize * length + CapacityMessages.TokensOffset(e);
+            if (message[CapacityMessages.TokensOffset(e)] != messages[first])
+                tokensMismatch = p;
         }
         words[CapacityStatus.InvalidRank] = invalidRank;
         words[CapacityStatus.Overflow] = overflow;
         words[CapacityStatus.CapacityMismatchRank] = mismatch;
+        words[CapacityStatus.TokensMismatchRank] = tokensMismatch;
     }
 
     /// <inheritdoc />

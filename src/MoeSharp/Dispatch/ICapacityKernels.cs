@@ -38,14 +38,15 @@ internal interface ICapacityKernels
 
     /// <summary>
     /// The count messages (<see cref="CapacityMessages"/>): message q holds this rank's counts for rank q's experts,
-    /// then C, whether any of this rank's slots overflows, and whether its scan found an invalid entry.
+    /// then C, whether any of this rank's slots overflows, whether its scan found an invalid entry, and its T.
     /// </summary>
     void PackMessages(Tensor counts, Tensor status, CapacityShape shape, Tensor send);
 
     /// <summary>
-    /// Reads every rank's received message into <paramref name="status"/> words 4–6 (<see cref="CapacityStatus"/>):
+    /// Reads every rank's received message into <paramref name="status"/> words 4–7 (<see cref="CapacityStatus"/>):
     /// the first rank with an invalid entry, whether any rank overflowed, the first rank whose C differs from rank
-    /// 0's. Every rank computes the same words from the same messages.
+    /// 0's, the first rank whose T differs from its SP group's. Every rank computes the same words from the same
+    /// messages.
     /// </summary>
     void ReadMessages(Tensor received, CapacityShape shape, Tensor status);
 
@@ -87,17 +88,28 @@ internal interface ICapacityKernelSource
 /// <param name="LocalExperts">e = E/S.</param>
 /// <param name="RowsPerPeer">C: rows of each peer's slot.</param>
 /// <param name="Alignment">A: the expert alignment.</param>
-internal readonly record struct CapacityShape(int Ranks, int LocalExperts, int RowsPerPeer, int Alignment)
+/// <param name="SpSize">Ranks of each SP group (consecutive ranks), for the check of T.</param>
+/// <param name="Tokens">T of this rank's SP group, sent in the messages.</param>
+internal readonly record struct CapacityShape(
+    int Ranks,
+    int LocalExperts,
+    int RowsPerPeer,
+    int Alignment,
+    int SpSize = 1,
+    int Tokens = 0
+)
 {
     /// <summary>E = S·e.</summary>
     public int Experts => Ranks * LocalExperts;
 }
 
-/// <summary>The layout of a capacity-mode count message: e counts, C, the overflow flag, the invalid flag.</summary>
+/// <summary>
+/// The layout of a capacity-mode count message: e counts, C, the overflow flag, the invalid flag, the sender's T.
+/// </summary>
 internal static class CapacityMessages
 {
     /// <summary>int32 values of one message over <paramref name="localExperts"/> experts.</summary>
-    public static int Length(int localExperts) => localExperts + 3;
+    public static int Length(int localExperts) => localExperts + 4;
 
     /// <summary>Offset of C.</summary>
     public static int CapacityOffset(int localExperts) => localExperts;
@@ -107,12 +119,16 @@ internal static class CapacityMessages
 
     /// <summary>Offset of the sender's invalid-entry flag.</summary>
     public static int InvalidOffset(int localExperts) => localExperts + 2;
+
+    /// <summary>Offset of the sender's T (its SP group's token count).</summary>
+    public static int TokensOffset(int localExperts) => localExperts + 3;
 }
 
 /// <summary>
 /// The status block of a capacity-mode dispatch, the only thing it reads to the host without an overflow: words 0–3
 /// the scan's first invalid entry (<see cref="EntryScanWords"/> header), then the first rank with an invalid entry
-/// (-1 for none), whether any rank overflowed (0 or 1), and the first rank whose C differs from rank 0's (-1).
+/// (-1 for none), whether any rank overflowed (0 or 1), the first rank whose C differs from rank 0's (-1), and the
+/// first rank whose T differs from its SP group's first rank's (-1).
 /// </summary>
 internal static class CapacityStatus
 {
@@ -127,4 +143,7 @@ internal static class CapacityStatus
 
     /// <summary>Word of the first rank whose capacity differs.</summary>
     public const int CapacityMismatchRank = 6;
+
+    /// <summary>Word of the first rank whose T differs from its SP group's.</summary>
+    public const int TokensMismatchRank = 7;
 }

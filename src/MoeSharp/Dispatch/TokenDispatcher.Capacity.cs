@@ -57,7 +57,7 @@ public partial class TokenDispatcher
         // The largest shard's entries, ⌈T/SP⌉·K: the same on every rank of an SP group whatever the sharding policy.
         long largestShard = ((long)shard.TotalTokens + SpSize - 1) / SpSize * Config.TopK;
         int rowsPerPeer = moves ? capacity.RowsPerPeer((int)Math.Min(largestShard, int.MaxValue), EpSize) : entries;
-        var shape = new CapacityShape(EpSize, e, rowsPerPeer, alignment);
+        var shape = new CapacityShape(EpSize, e, rowsPerPeer, alignment, SpSize, shard.TotalTokens);
         int inputRowOffset = Config.Layout == SequenceLayout.Replicated ? shard.Start : 0;
         using var scope = new TensorScope(Allocator);
         using var entryScope = new TensorScope(Allocator);
@@ -207,6 +207,14 @@ public partial class TokenDispatcher
                     + $"non-finite score; its own error names it), so no rank dispatches (rank {EpRank})",
                 peer,
                 "expertIds"
+            );
+        }
+        if (words[CapacityStatus.TokensMismatchRank] is int disagreeing and >= 0)
+        {
+            int first = disagreeing / SpSize * SpSize;
+            throw new ArgumentException(
+                $"ranks {first} and {disagreeing} of SP group {disagreeing / SpSize} disagree on the token count T "
+                    + $"(seen on rank {EpRank})"
             );
         }
         if (words[CapacityStatus.CapacityMismatchRank] is int other and >= 0)

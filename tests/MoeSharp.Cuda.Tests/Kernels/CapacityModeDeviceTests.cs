@@ -76,6 +76,34 @@ public class CapacityModeDeviceTests(CapacityBackendsFixture fixture) : IClassFi
     }
 
     [Fact]
+    public void SpRanksThatDisagreeOnT_ThrowOnEveryRank()
+    {
+        GroupInputs six = AdversarialRouting.Case(1, 1, 6, 8, 4, 1, 0).Groups[0];
+        GroupInputs eight = AdversarialRouting.Case(1, 1, 8, 8, 4, 1, 0).Groups[0];
+        var config = new TokenDispatcherConfig(4, 1) { Capacity = DispatchCapacity.RowsPerRank(64) };
+        var error = Assert.ThrowsAny<Exception>(() =>
+            InProcessWorld.Run(
+                2,
+                world =>
+                {
+                    using DeviceRank rank = DeviceRank.CreateCpu(world, fixture.Backends[world.Rank]);
+                    using var groups = ParallelGroups.Create(rank.World, 2);
+                    GroupInputs g = world.Rank == 0 ? six : eight;
+                    var dispatcher = new AllToAllTokenDispatcher(config, groups, rank.Backend.Kernels);
+                    using DispatchResult d = dispatcher.Dispatch(
+                        rank.Upload(g.X),
+                        rank.Upload(g.Scores),
+                        rank.Upload(g.Ids)
+                    );
+                    return 0;
+                },
+                Timeout
+            )
+        );
+        Assert.Contains("disagree on the token count T", error.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void DeviceScaledExperts_OnTheCapacityBuffer_AreTheHostExperts()
     {
         IlgpuBackend backend = fixture.Backends[0];

@@ -57,6 +57,29 @@ public class CapacityModeTests
     }
 
     [Fact]
+    public void SpRanksThatDisagreeOnT_ThrowOnEveryRank_AsInTheNormalMode()
+    {
+        // SP = 2, replicated layout: rank 0 holds 6 tokens, rank 1 holds 8; a fixed bound, so C agrees.
+        GroupInputs six = Adversarial(1, 1, tokens: 6, experts: 4, topK: 1, firstExpert: 0).Groups[0];
+        GroupInputs eight = Adversarial(1, 1, tokens: 8, experts: 4, topK: 1, firstExpert: 0).Groups[0];
+        var config = new TokenDispatcherConfig(4, 1) { Capacity = DispatchCapacity.RowsPerRank(64) };
+        var error = Assert.ThrowsAny<Exception>(() =>
+            MoeSharp.Collectives.InProcessWorld.Run(
+                2,
+                world =>
+                {
+                    using var groups = ParallelGroups.Create(world, 2);
+                    GroupInputs g = world.Rank == 0 ? six : eight;
+                    using DispatchResult d = new AllToAllTokenDispatcher(config, groups).Dispatch(g.X, g.Scores, g.Ids);
+                    return 0;
+                },
+                DispatchHarness.Timeout
+            )
+        );
+        Assert.Contains("disagree on the token count T", error.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void AFactor_WithGroupsOfDifferentT_IsOneErrorOnEveryRank()
     {
         DispatchCase a = Adversarial(2, 1, tokens: 5, experts: 4, topK: 1, firstExpert: 0);
