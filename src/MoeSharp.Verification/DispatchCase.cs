@@ -43,4 +43,11 @@ public sealed record RankOutcome(
     Tensor Routed,
     Tensor Output,
     Tensor Final
-);
+)
+{
+    /// <summary>
+    /// Rows per local expert (alignment padding included): the dispatch's <c>TokensPerLocalExpert</c>, or in capacity
+    /// mode its device counts read back by the runner.
+    /// </summary>
+    public int[] RowsPerLocalExpert { get; init; } = [];
+}

@@ -44,12 +44,12 @@ public static class DispatchWorldRunner
         // The test experts are a host function: on a device the routed rows make a round trip through the host,
         // outside the dispatcher, so the dispatcher's own path stays the device's.
         Tensor routed = dispatched.RoutedTokens.ToHost();
+        // Capacity mode keeps the rows per expert on the device: the test experts read them, not the dispatcher.
+        int[] perExpert =
+            dispatched.DeviceTokensPerLocalExpert?.ToHost().AsSpan<int>().ToArray()
+            ?? dispatched.TokensPerLocalExpert.ToArray();
         Tensor expertOutput = Upload(
-            ScaledIdentityExperts.Apply(
-                routed,
-                dispatched.TokensPerLocalExpert.AsSpan(),
-                world.Rank * dispatcher.NumLocalExperts
-            )
+            ScaledIdentityExperts.ApplyToPrefix(routed, perExpert, world.Rank * dispatcher.NumLocalExperts)
         );
         Tensor output = dispatcher.Combine(expertOutput, dispatched.Metadata, x);
         Tensor final = dispatcher.ReduceSequenceParallel(output);
@@ -60,7 +60,10 @@ public static class DispatchWorldRunner
             routed,
             output.ToHost(),
             final.ToHost()
-        );
+        )
+        {
+            RowsPerLocalExpert = perExpert,
+        };
     }
 
     /// <summary>The single-rank reference: all experts local, no SP, one group's tokens.</summary>
@@ -68,6 +71,7 @@ public static class DispatchWorldRunner
     {
         var reference = config with
         {
+            Capacity = null,
             Layout = SequenceLayout.Replicated,
             Sharding = SpShardingPolicy.PadToMultiple,
             ExpertAlignment = 1,

@@ -24,6 +24,9 @@ public sealed record RunSummary(
     /// <summary>The run's traffic (dispatch and combine), the same on every rank; null unless the case's dispatcher
     /// config collects it (<see cref="TokenDispatcherConfig.CollectTraffic"/>).</summary>
     public MoeSharp.Telemetry.TrafficReport? Traffic { get; init; }
+
+    /// <summary>1 when the capacity-mode dispatch ran its overflow round (the same on every rank), else 0.</summary>
+    public int OverflowRounds { get; init; }
 }
 
 /// <summary>One rank's row of the <c>moe run</c> table.</summary>
@@ -57,7 +60,7 @@ public static class RunVerification
         Span<long> mismatches = [mismatch is null ? 0 : 1];
         world.AllReduceSum(mismatches);
 
-        int e = outcome.Metadata.TokensPerLocalExpert.Length,
+        int e = outcome.RowsPerLocalExpert.Length,
             width = 5 + e;
         var mine = new int[width];
         mine[0] = outcome.Shard.RealRows;
@@ -65,7 +68,7 @@ public static class RunVerification
         mine[2] = outcome.Metadata.RowsSent;
         mine[3] = outcome.Metadata.RowsReceived;
         mine[4] = e;
-        outcome.Metadata.TokensPerLocalExpert.CopyTo(mine, 5);
+        outcome.RowsPerLocalExpert.CopyTo(mine, 5);
         var all = new int[width * world.Size];
         world.AllGather<int>(mine, all);
         var ranks = new RankStatistics[world.Size];
@@ -78,6 +81,7 @@ public static class RunVerification
         {
             Device = compute.Describe(device),
             Traffic = outcome.Metadata.Traffic,
+            OverflowRounds = outcome.Metadata.OverflowRounds,
         };
     }
 

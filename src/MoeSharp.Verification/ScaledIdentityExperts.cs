@@ -72,4 +72,35 @@ public static class ScaledIdentityExperts
         for (; i < from.Length; i++)
             to[i] = from[i] * factor;
     }
+
+    /// <summary>
+    /// <see cref="Apply"/> on the first <c>Σ tokensPerLocalExpert</c> rows of <paramref name="routed"/>, with zero rows
+    /// after them: capacity mode's routed buffer ends in unused rows, which combine never reads.
+    /// </summary>
+    /// <param name="routed"><c>[R', D]</c> float32 or bfloat16, at least the counts' sum of rows.</param>
+    /// <param name="tokensPerLocalExpert"><c>[E_local]</c>.</param>
+    /// <param name="firstExpertId">Global id of the first local expert.</param>
+    /// <returns><c>[R', D]</c> in the dtype of <paramref name="routed"/>, a new tensor.</returns>
+    public static Tensor ApplyToPrefix(Tensor routed, ReadOnlySpan<int> tokensPerLocalExpert, int firstExpertId)
+    {
+        ArgumentNullException.ThrowIfNull(routed);
+        int used = 0;
+        foreach (int c in tokensPerLocalExpert)
+            used += c;
+        if (used == routed.Rows)
+            return Apply(routed, tokensPerLocalExpert, firstExpertId);
+        if (routed.Rank != 2 || used > routed.Rows)
+        {
+            throw new ArgumentException(
+                $"routed must have at least {used} rows (the sum of tokensPerLocalExpert); got {routed.ShapeString}",
+                nameof(routed)
+            );
+        }
+        int rowBytes = routed.RowLength * routed.DType.SizeOf();
+        var prefix = Tensor.Uninitialized(routed.DType, used, routed.RowLength);
+        routed.AsBytes().Slice(0, used * rowBytes).CopyTo(prefix.AsBytes());
+        var output = Tensor.Zeros(routed.DType, routed.ShapeArray());
+        Apply(prefix, tokensPerLocalExpert, firstExpertId).AsBytes().CopyTo(output.AsBytes());
+        return output;
+    }
 }

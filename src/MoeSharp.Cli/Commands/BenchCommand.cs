@@ -24,6 +24,8 @@ internal sealed class BenchCommand : Command<BenchSettings>
         bool scoreBefore = RunSettings.ParseScoreBefore(s.Score);
         CommKind comm = CommKinds.Parse(s.Comm);
         ComputeOptions compute = ComputeOptions.Parse(s.Device, s.Gpus);
+        if (CapacityOptions.Parse(s.CapacityFactor, s.CapacityRows) is { } capacity)
+            return CapacityBenchReport.Run(s, capacity, compute, scoreBefore);
         if (s.Uneven)
             return UnevenBenchReport.Run(s, compute, comm, scoreBefore);
         if (compute.OnDevice)

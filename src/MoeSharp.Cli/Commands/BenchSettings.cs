@@ -144,6 +144,26 @@ internal sealed class BenchSettings : CommandSettings
     )]
     public string? Metrics { get; init; }
 
+    [CommandOption("--capacity-factor <F>")]
+    [Description(
+        "Time dispatch -> combine in capacity mode (docs/capacity.md; slots of C = ceil(F*N/S) rows per peer, counts "
+            + "kept on the device) beside the normal mode in one loop, on --world in-process ranks, host or --device; "
+            + "reports both medians, their ratio and how often the overflow round ran."
+    )]
+    public double? CapacityFactor { get; init; }
+
+    [CommandOption("--capacity-rows <R>")]
+    [Description("As --capacity-factor with a fixed bound of R rows per rank (C = ceil(R/S) per peer).")]
+    public int? CapacityRows { get; init; }
+
+    [CommandOption("--graph")]
+    [Description(
+        "With --capacity-factor/--capacity-rows, --device cuda and --world 1: also capture the capacity-mode step "
+            + "(dispatch -> scaled-identity experts on the device -> combine) in a CUDA graph and time its replay in "
+            + "the same loop; float32 rows."
+    )]
+    public bool Graph { get; init; }
+
     [CommandOption("--config <TOML>")]
     [Description("Read options from a TOML job file (docs/config.md); options on the command line override it.")]
     public string? Config { get; init; }
@@ -167,6 +187,35 @@ internal sealed class BenchSettings : CommandSettings
             : Gemm ? "--gemm"
             : Device is not (null or "host") ? $"--device {Device}"
             : null;
+        try
+        {
+            bool capacity = CapacityOptions.Parse(CapacityFactor, CapacityRows) is not null;
+            if (
+                Graph
+                && (
+                    !capacity
+                    || Device != "cuda"
+                    || World != 1
+                    || BenchShape.ParseRowType(DType) == Tensors.DType.BFloat16
+                )
+            )
+                return ValidationResult.Error(
+                    "--graph needs --capacity-factor or --capacity-rows, --device cuda, --world 1 and float32 rows"
+                );
+            if (capacity && WireOption.Parse(Wire) is Dispatch.RowWireFormat.Fp8E4M3)
+                return ValidationResult.Error(
+                    "--capacity-factor/--capacity-rows move rows in their own dtype: not with --wire fp8"
+                );
+            if (capacity && (Uneven || Layer || Gemm || Traffic))
+                return ValidationResult.Error(
+                    "--capacity-factor/--capacity-rows time dispatch and combine, not with --uneven, --layer, --gemm "
+                        + "or --traffic"
+                );
+        }
+        catch (ArgumentException ex)
+        {
+            return ValidationResult.Error(ex.Message);
+        }
         if (Traffic && otherMode is not null)
         {
             return ValidationResult.Error($"--traffic times the host dispatch benchmark, not with {otherMode}");

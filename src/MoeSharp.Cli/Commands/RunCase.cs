@@ -28,6 +28,10 @@ internal sealed record RunCase(
     /// <summary>Whether the dispatchers collect traffic telemetry (<c>--traffic</c>).</summary>
     public bool Traffic { get; init; }
 
+    /// <summary>Capacity mode (<c>--capacity-factor</c>, <c>--capacity-rows</c>), or null for the normal
+    /// mode.</summary>
+    public DispatchCapacity? Capacity { get; init; }
+
     /// <summary>
     /// The embedded default: the seed's case (7 tokens on 4 SP ranks, one pad row) and a large one
     /// (4096 tokens on 8 ranks, 64 experts, top-8).
@@ -121,6 +125,7 @@ internal sealed record RunCase(
             CheckReplicatedInputs = true,
             CollectTraffic = Traffic,
             WireFormat = Wire,
+            Capacity = Capacity,
         };
         var random = new Random(Seed);
         var groups = new GroupInputs[World / Sp];
@@ -134,5 +139,6 @@ internal sealed record RunCase(
         $"world {World}, SP {Sp}, T = {Tokens}, D = {Dim}, E = {Experts}, K = {TopK}, sharding {Sharding}, layout {Layout}, "
         + $"score {(ScoreBefore ? "before" : "after")} experts, align {Align}, seed {Seed}"
         + (RowType == DType.Float32 ? "" : $", {RowType} rows")
-        + (Wire == RowWireFormat.Native ? "" : ", FP8 rows on the wire");
+        + (Wire == RowWireFormat.Native ? "" : ", FP8 rows on the wire")
+        + (Capacity is null ? "" : $", {Capacity}");
 }

@@ -22,6 +22,8 @@ internal sealed class RunCommand : Command<RunSettings>
         if (settings.Traffic is not null)
             cases = cases.Select(c => c with { Traffic = true }).ToList();
         ComputeOptions compute = ComputeOptions.Parse(settings.Device, settings.Gpus);
+        if (CapacityOptions.Parse(settings.CapacityFactor, settings.CapacityRows) is { } capacity)
+            cases = cases.Select(c => c with { Capacity = capacity }).ToList();
 
         var results = new List<(RunCase Case, RunSummary Summary)>();
         if (comm == CommKind.InProcess)
@@ -108,12 +110,23 @@ internal sealed class RunCommand : Command<RunSettings>
             .With("dtype", c.RowType == MoeSharp.Tensors.DType.BFloat16 ? "bf16" : "f32")
             .With("wire", WireOption.Name(c.Wire))
             .With("device", compute.DeviceName)
-            .With("comm", settings.Comm ?? "inproc");
+            .With("comm", settings.Comm ?? "inproc")
+            .With("capacity", c.Capacity?.ToString() ?? "off")
+            .With("overflow_rounds", summary.OverflowRounds);
 
     private static bool Report(RunCase runCase, RunSummary summary)
     {
         AnsiConsole.MarkupLine($"[bold]{Markup.Escape(runCase.Describe())}, on {Markup.Escape(summary.Device)}[/]");
         AnsiConsole.Write(RankTable(runCase, summary));
+        if (runCase.Capacity is { } capacity)
+        {
+            AnsiConsole.MarkupLine(
+                Markup.Escape(
+                    $"capacity mode ({capacity}): the overflow round "
+                        + (summary.OverflowRounds > 0 ? "ran" : "did not run")
+                )
+            );
+        }
         if (summary.Mismatches > 0)
         {
             string detail = summary.FirstMismatch is null ? "see the ranks' messages above" : summary.FirstMismatch;

@@ -97,6 +97,18 @@ internal sealed class RunSettings : CommandSettings
     )]
     public string? Traffic { get; init; }
 
+    [CommandOption("--capacity-factor <F>")]
+    [Description(
+        "Capacity mode (docs/capacity.md): each rank sends each peer a fixed slot of C = ceil(F*N/S) rows, the counts "
+            + "stay on the device, and an overflow round moves what does not fit; verified bitwise like the normal "
+            + "mode. Not with --traffic."
+    )]
+    public double? CapacityFactor { get; init; }
+
+    [CommandOption("--capacity-rows <R>")]
+    [Description("Capacity mode with a fixed bound of R rows per rank (C = ceil(R/S) per peer) instead of a factor.")]
+    public int? CapacityRows { get; init; }
+
     [CommandOption("--config <TOML>")]
     [Description("Read options from a TOML job file (docs/config.md); options on the command line override it.")]
     public string? Config { get; init; }
@@ -134,6 +146,18 @@ internal sealed class RunSettings : CommandSettings
             _ = ComputeOptions.Parse(Device, Gpus);
             _ = BenchShape.ParseRowType(DType);
             _ = WireOption.Parse(Wire);
+            if (
+                CapacityOptions.Parse(CapacityFactor, CapacityRows) is not null
+                && WireOption.Parse(Wire) is Dispatch.RowWireFormat.Fp8E4M3
+            )
+                return ValidationResult.Error(
+                    "--capacity-factor/--capacity-rows move rows in their own dtype: not with --wire fp8"
+                );
+            if (CapacityOptions.Parse(CapacityFactor, CapacityRows) is not null && Traffic is not null)
+                return ValidationResult.Error(
+                    "--traffic reads the counts that capacity mode keeps on the device: "
+                        + "give --traffic or --capacity-factor/--capacity-rows, not both"
+                );
         }
         catch (ArgumentException ex)
         {

@@ -27,8 +27,10 @@ public sealed class IlgpuMoeKernels
         IRowKernels,
         IFp8RowKernels,
         Collectives.IRankOrderedSum,
+        Dispatch.ICapacityKernelSource,
         IDisposable
 {
+    private IlgpuCapacityKernels? _capacityKernels;
     private readonly Accelerator _accelerator;
     private readonly IlgpuTensorAllocator _allocator;
     private readonly bool _ownsAllocator;
@@ -233,6 +235,10 @@ public sealed class IlgpuMoeKernels
 
     /// <inheritdoc />
     public IEntryKernels Entries => this;
+
+    /// <summary>Capacity mode's kernels on this accelerator, compiled on first use.</summary>
+    Dispatch.ICapacityKernels Dispatch.ICapacityKernelSource.CapacityKernels =>
+        _capacityKernels ??= new IlgpuCapacityKernels(_allocator);
 
     /// <inheritdoc />
     public IRowKernels Rows => this;

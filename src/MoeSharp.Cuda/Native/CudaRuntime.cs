@@ -63,6 +63,15 @@ internal sealed unsafe class CudaRuntime
     private readonly delegate* unmanaged<int, byte*> _getErrorString; // const char* (cudaError_t)
     private readonly delegate* unmanaged<int, byte*> _getErrorName; // const char* (cudaError_t)
 
+    // CUDA graphs (stream capture): (cudaStream_t, cudaStreamCaptureMode), (cudaStream_t, cudaGraph_t*),
+    // (cudaGraphExec_t*, cudaGraph_t, unsigned long long flags), (cudaGraphExec_t, cudaStream_t), destroys.
+    private readonly delegate* unmanaged<nint, int, int> _streamBeginCapture;
+    private readonly delegate* unmanaged<nint, nint*, int> _streamEndCapture;
+    private readonly delegate* unmanaged<nint*, nint, ulong, int> _graphInstantiateWithFlags;
+    private readonly delegate* unmanaged<nint, nint, int> _graphLaunch;
+    private readonly delegate* unmanaged<nint, int> _graphExecDestroy;
+    private readonly delegate* unmanaged<nint, int> _graphDestroy;
+
     private CudaRuntime()
     {
         nint lib = NativeLibraryLoader.Load(Sonames, Provider, out string name);
@@ -91,6 +100,12 @@ internal sealed unsafe class CudaRuntime
         _memGetInfo = (delegate* unmanaged<nuint*, nuint*, int>)F("cudaMemGetInfo");
         _getErrorString = (delegate* unmanaged<int, byte*>)F("cudaGetErrorString");
         _getErrorName = (delegate* unmanaged<int, byte*>)F("cudaGetErrorName");
+        _streamBeginCapture = (delegate* unmanaged<nint, int, int>)F("cudaStreamBeginCapture");
+        _streamEndCapture = (delegate* unmanaged<nint, nint*, int>)F("cudaStreamEndCapture");
+        _graphInstantiateWithFlags = (delegate* unmanaged<nint*, nint, ulong, int>)F("cudaGraphInstantiateWithFlags");
+        _graphLaunch = (delegate* unmanaged<nint, nint, int>)F("cudaGraphLaunch");
+        _graphExecDestroy = (delegate* unmanaged<nint, int>)F("cudaGraphExecDestroy");
+        _graphDestroy = (delegate* unmanaged<nint, int>)F("cudaGraphDestroy");
     }
 
     /// <summary>
@@ -148,6 +163,38 @@ internal sealed unsafe class CudaRuntime
 
     /// <summary>Frees without throwing, for Dispose paths; returns the error code.</summary>
     public int FreeNoThrow(nint pointer) => _free(pointer);
+
+    /// <summary>Starts capturing the work queued on <paramref name="stream"/> into a graph (none of it runs
+    /// meanwhile).</summary>
+    /// <param name="stream">A stream other than the legacy default stream.</param>
+    /// <param name="mode">cudaStreamCaptureMode: 0 global, 1 thread-local, 2 relaxed.</param>
+    public void StreamBeginCapture(nint stream, int mode) =>
+        Check(_streamBeginCapture(stream, mode), "cudaStreamBeginCapture");
+
+    /// <summary>Ends the capture on <paramref name="stream"/> and returns the captured graph.</summary>
+    public nint StreamEndCapture(nint stream)
+    {
+        nint graph;
+        Check(_streamEndCapture(stream, &graph), "cudaStreamEndCapture");
+        return graph;
+    }
+
+    /// <summary>An executable graph of <paramref name="graph"/>.</summary>
+    public nint GraphInstantiate(nint graph)
+    {
+        nint exec;
+        Check(_graphInstantiateWithFlags(&exec, graph, 0), "cudaGraphInstantiateWithFlags");
+        return exec;
+    }
+
+    /// <summary>Queues one run of an executable graph on <paramref name="stream"/>.</summary>
+    public void GraphLaunch(nint exec, nint stream) => Check(_graphLaunch(exec, stream), "cudaGraphLaunch");
+
+    /// <summary>Destroys an executable graph without throwing; returns the error code.</summary>
+    public int GraphExecDestroy(nint exec) => _graphExecDestroy(exec);
+
+    /// <summary>Destroys a graph without throwing; returns the error code.</summary>
+    public int GraphDestroy(nint graph) => _graphDestroy(graph);
 
     /// <summary>
     /// Allocates <paramref name="bytes"/> of page-locked host memory (copies from it run asynchronously).

@@ -94,6 +94,15 @@ public sealed class DispatchMetadata : IDisposable
     /// <summary>Rank-major ↔ expert-major maps, or null when the received layout is already expert-major.</summary>
     internal ExpertMajorPermutation? Permutation { get; }
 
+    /// <summary>Capacity mode's slot size, device counts and overflow round; null in the normal mode.</summary>
+    internal CapacityState? Capacity { get; init; }
+
+    /// <summary>
+    /// Whether the dispatch ran the capacity mode's overflow round (some rank of the EP group had more rows for a peer
+    /// than its slot holds): 0 or 1; always 0 in the normal mode.
+    /// </summary>
+    public int OverflowRounds => Capacity?.Overflow is null ? 0 : 1;
+
     /// <summary>The tensors the metadata owns: the row maps and the permutation.</summary>
     internal IEnumerable<Tensor> Tensors
     {
@@ -103,6 +112,8 @@ public sealed class DispatchMetadata : IDisposable
             yield return Local.RowScore;
             yield return Local.TokenPositions;
             yield return Local.EntryRow;
+            if (Capacity is not null)
+                yield return Capacity.TokensPerLocalExpert;
             if (Permutation is null)
                 yield break;
             yield return Permutation.ExpertMajorRowOf;

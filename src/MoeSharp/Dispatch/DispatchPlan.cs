@@ -164,6 +164,53 @@ internal sealed record DispatchPlan
     }
 
     /// <summary>
+    /// The plan of a capacity-mode dispatch (<see cref="DispatchCapacity"/>), made without the counts: the first
+    /// round's equal splits of C rows per peer, and the sizes of the fixed buffers. The counts, the rows per expert and
+    /// the permutation stay on the device (<see cref="CapacityState"/>), so <see cref="ExpertCounts"/>,
+    /// <see cref="ReceiveCounts"/> and <see cref="TokensPerLocalExpert"/> are empty.
+    /// </summary>
+    /// <param name="config">The layout.</param>
+    /// <param name="epSize">S.</param>
+    /// <param name="shard">This rank's shard.</param>
+    /// <param name="sentRows">N: entries this rank routes.</param>
+    /// <param name="rowsPerPeer">C (with one rank: the local rows).</param>
+    /// <param name="localRows">Rows of the local layout: S·C plus this rank's overflow rows, or the routed rows when
+    /// rows do not move.</param>
+    /// <param name="rowsReceived">S·C plus the overflow rows received (the local rows when rows do not move).</param>
+    /// <param name="routedRows">Rows of the routed tensor.</param>
+    public static DispatchPlan ForCapacity(
+        TokenDispatcherConfig config,
+        int epSize,
+        SequenceShard shard,
+        int sentRows,
+        int rowsPerPeer,
+        int localRows,
+        int rowsReceived,
+        int routedRows
+    )
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ImmutableArray<int> splits = ImmutableArray.CreateRange(Enumerable.Repeat(rowsPerPeer, epSize));
+        return new DispatchPlan
+        {
+            Shard = shard,
+            InputRowOffset = config.Layout == SequenceLayout.Replicated ? shard.Start : 0,
+            ExpertCounts = [],
+            ReceiveCounts = [],
+            InputSplits = splits,
+            OutputSplits = splits,
+            TokensPerLocalExpert = [],
+            SentRows = sentRows,
+            LocalRows = localRows,
+            RowOfSorted = default,
+            RowsReceived = rowsReceived,
+            RoutedRows = routedRows,
+            BlockStart = default,
+            BlockDestination = default,
+        };
+    }
+
+    /// <summary>
     /// Where each sorted position lands when each expert's run is followed by zero rows up to a multiple of
     /// <paramref name="alignment"/>; <paramref name="rows"/> is the padded total.
     /// </summary>

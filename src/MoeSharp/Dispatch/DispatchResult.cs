@@ -31,6 +31,21 @@ public sealed record DispatchResult(
     public Telemetry.TrafficReport? Traffic { get; init; }
 
     /// <summary>
+    /// In capacity mode (<see cref="TokenDispatcherConfig.Capacity"/>): <c>[E/S]</c> int32 on the dispatcher's device,
+    /// the rows per local expert (alignment padding included) that <see cref="TokensPerLocalExpert"/> holds in the
+    /// normal mode; the routed rows after their sum are zero rows. Owned by <see cref="Metadata"/> (released with it).
+    /// Null in the normal mode, where <see cref="TokensPerLocalExpert"/> has the counts; in capacity mode that array is
+    /// empty, since reading the counts to the host is what the mode avoids.
+    /// </summary>
+    public Tensor? DeviceTokensPerLocalExpert => Metadata.Capacity?.TokensPerLocalExpert;
+
+    /// <summary>
+    /// 1 when this capacity-mode dispatch ran the overflow round (a second, sized exchange of the rows beyond the
+    /// slots), else 0; always 0 in the normal mode. <see cref="TokenDispatcher.OverflowRounds"/> counts them.
+    /// </summary>
+    public int OverflowRounds => Metadata.OverflowRounds;
+
+    /// <summary>
     /// Returns <see cref="RoutedTokens"/> to the dispatcher's <see cref="TokenDispatcher.Allocator"/> and releases
     /// <see cref="Metadata"/> (<see cref="TokenDispatcher.Release"/>). Only the first call does anything.
     /// </summary>

@@ -31,7 +31,7 @@ namespace MoeSharp.Dispatch;
 /// to <see cref="Allocator"/> when the call ends, also when it throws.
 /// </para>
 /// </remarks>
-public class TokenDispatcher
+public partial class TokenDispatcher
 {
     private readonly ITokenExchange _exchange;
 
@@ -62,6 +62,22 @@ public class TokenDispatcher
         {
             throw new ArgumentException(
                 $"top-k K = {config.TopK} exceeds the number of experts E = {config.NumExperts}",
+                nameof(config)
+            );
+        }
+        if (config.Capacity is not null && config.WireFormat != RowWireFormat.Native)
+        {
+            throw new ArgumentException(
+                "capacity mode's overflow round moves rows in their own dtype, not as FP8 wire rows: set one of "
+                    + $"Capacity and WireFormat (rank {epRank})",
+                nameof(config)
+            );
+        }
+        if (config.Capacity is not null && config.CollectTraffic)
+        {
+            throw new ArgumentException(
+                "capacity mode keeps the counts on the device, and traffic collection reads them: set one of "
+                    + $"Capacity and CollectTraffic (rank {epRank})",
                 nameof(config)
             );
         }
@@ -145,6 +161,8 @@ public class TokenDispatcher
         ShardClaim claim = ClaimShard(x.Rows, totalTokens);
         int inputRowOffset = Config.Layout == SequenceLayout.Replicated ? claim.Shard!.Value.Start : 0;
         int entries = DispatchSizes.Entries(claim.Rows, Config.TopK, EpRank);
+        if (Config.Capacity is { } capacity)
+            return DispatchWithCapacity(capacity, x, topScores, expertIds, claim, entries);
         using var scope = new TensorScope(Allocator);
 
         // Scan and count the entries, learn every rank's counts, plan, and lay the entries out by expert.
@@ -271,11 +289,19 @@ public class TokenDispatcher
             CollectiveRequest pending = CollectiveRequest.Completed;
             double backMs = 0;
             long backStarted = 0;
+            Tensor? send = null;
             if (_exchange.MovesRows)
             {
                 localRows = scope.Rent(metadata.RowType, plan.LocalRows, metadata.Dim);
                 backStarted = Config.CollectTraffic ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
-                pending = SendRowsBack(routedOutput, metadata, inFlight, localRows, overlap: true);
+                if (metadata.Capacity is null)
+                    pending = SendRowsBack(routedOutput, metadata, inFlight, localRows, overlap: true);
+                else
+                {
+                    // Capacity mode sends the rank-major rows again in the overflow round: keep them.
+                    send = ToRankMajor(routedOutput, metadata, inFlight);
+                    pending = _exchange.StartExchangeRows(send, plan.OutputSplits, localRows, plan.InputSplits);
+                }
                 if (Config.CollectTraffic)
                     backMs = TrafficCollection.MillisecondsSince(backStarted);
             }
@@ -302,6 +328,8 @@ public class TokenDispatcher
                 // The shared experts' time is not waiting: only the start and the wait are counted.
                 long waited = Config.CollectTraffic ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
                 Receive(scope, localRows, pending.Wait);
+                if (metadata.Capacity?.Overflow is { } overflow)
+                    ExchangeOverflow(send!, overflow.SlotRows, overflow.ReceiveRows, localRows, overflow.SendRows);
                 if (Config.CollectTraffic)
                     backMs += TrafficCollection.MillisecondsSince(waited);
             }
@@ -344,6 +372,7 @@ public class TokenDispatcher
     {
         if (
             !_exchange.MovesRows
+            || metadata.Capacity is not null
             || _exchange is not IPlacedRowExchange placed
             || Kernels is not HostMoeKernels
             || routedOutput is null
@@ -443,7 +472,26 @@ public class TokenDispatcher
             using var inFlight = new TensorScope(Allocator);
             localRows = scope.Rent(metadata.RowType, plan.LocalRows, metadata.Dim);
             Tensor receive = localRows;
-            Receive(scope, receive, () => SendRowsBack(gradRoutedTokens, metadata, inFlight, receive, overlap: false));
+            if (metadata.Capacity is null)
+            {
+                Receive(
+                    scope,
+                    receive,
+                    () => SendRowsBack(gradRoutedTokens, metadata, inFlight, receive, overlap: false)
+                );
+            }
+            else
+            {
+                // Capacity mode sends the rank-major rows again in the overflow round: keep them.
+                Tensor send = ToRankMajor(gradRoutedTokens, metadata, inFlight);
+                Receive(
+                    scope,
+                    receive,
+                    () => _exchange.ExchangeRows(send, plan.OutputSplits, receive, plan.InputSplits)
+                );
+                if (metadata.Capacity.Overflow is { } overflow)
+                    ExchangeOverflow(send, overflow.SlotRows, overflow.ReceiveRows, receive, overflow.SendRows);
+            }
         }
 
         // Postprocess: each token's terms summed in ascending expert id.
@@ -718,7 +766,12 @@ public class TokenDispatcher
     )
     {
         DispatchPlan plan = metadata.Plan;
-        if (fp8 is null && _exchange is IPlacedRowExchange placed && placed.PlacesRows(localRows))
+        if (
+            fp8 is null
+            && metadata.Capacity is null
+            && _exchange is IPlacedRowExchange placed
+            && placed.PlacesRows(localRows)
+        )
         {
             // Each row goes straight to its expert-major row: no permuting copy after the exchange.
             Tensor placedRows = scope.Rent(metadata.RowType, plan.RoutedRows, metadata.Dim);
@@ -754,6 +807,8 @@ public class TokenDispatcher
         }
         else
             ExchangeFp8(localRows, received, plan, scope, fp8);
+        if (metadata.Capacity?.Overflow is { } overflow)
+            ExchangeOverflow(localRows, overflow.SlotRows, overflow.SendRows, received, overflow.ReceiveRows);
         exchange = new(started, Config.CollectTraffic ? TrafficCollection.MillisecondsSince(started) : 0);
         if (metadata.Permutation is null)
             return received;

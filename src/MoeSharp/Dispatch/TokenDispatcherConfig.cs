@@ -65,6 +65,16 @@ public sealed record TokenDispatcherConfig
     /// </summary>
     public RowWireFormat WireFormat { get; init; } = RowWireFormat.Native;
 
+    /// <summary>
+    /// Capacity mode (<see cref="DispatchCapacity"/>): null (the default) for the normal mode, which reads the routing
+    /// counts to the host once per dispatch and sizes every buffer exactly. In capacity mode the counts stay on the
+    /// device, the first exchange round moves fixed slots, and an overflow round (counted in
+    /// <see cref="DispatchResult.OverflowRounds"/>) moves what did not fit; the outputs are bitwise the normal mode's.
+    /// The routed rows are then a fixed number of rows whose counts per expert are on the device
+    /// (<see cref="DispatchResult.DeviceTokensPerLocalExpert"/>). Not combined with <see cref="CollectTraffic"/>.
+    /// </summary>
+    public DispatchCapacity? Capacity { get; init; }
+
 #if DEBUG
     private const bool DebugBuild = true;
 #else
