@@ -167,6 +167,7 @@ public sealed class MoeLayer : IDisposable
         if (SharedGate is not null)
             parameters.Add(NewParameter(MoeLayerCheckpoint.SharedGate, SharedGate));
         Parameters = parameters;
+        Experts.AttachParameters(parameters[1], parameters[2], parameters[3]);
     }
 
     /// <summary>A single-rank layer (EP = SP = 1) with a <see cref="LocalTokenDispatcher"/>.</summary>
@@ -608,6 +609,7 @@ public sealed class MoeLayer : IDisposable
         _disposed = true;
         EndForwardScope();
         _saved = null;
+        Experts.ReleaseCopies();
         foreach (Parameter p in Parameters)
         {
             _kernels.Allocator.Return(p.Value);
