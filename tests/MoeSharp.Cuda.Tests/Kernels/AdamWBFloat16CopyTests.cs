@@ -10,9 +10,9 @@ namespace MoeSharp.Cuda.Tests.Kernels;
 /// <summary>
 /// AdamW that also writes the padded experts' persistent bfloat16 weights: the float32 update keeps the host's bits,
 /// the copy holds each new value rounded to nearest-even bfloat16 at its layout's place, and a layer whose forward
-/// reads AdamW-written copies computes exactly what a layer casting the same weights afresh computes. Weights written
-/// outside AdamW (a checkpoint load, a direct write announced with <see cref="Experts.GroupedExperts.MarkWeightsChanged"/>)
-/// are cast again before they are read.
+/// reads AdamW-written copies computes exactly what a layer casting the same weights afresh computes. Weights
+/// written outside AdamW (a checkpoint load, a direct write announced with
+/// <see cref="Experts.GroupedExperts.MarkWeightsChanged"/>) are cast again before they are read.
 /// </summary>
 [Collection(CpuBackendCollection.Name)]
 public class AdamWBFloat16CopyTests(CpuBackendFixture fixture)
