@@ -147,6 +147,24 @@ public sealed class GroupedExperts
         Backward(forward, gradOutput, null);
 
     /// <summary>
+    /// <see cref="Backward(SwiGluForwardResult, Tensor)"/> with the weight gradients written into
+    /// <paramref name="into"/> (overwritten, as if the reduction over rows started from zero there). The padded path
+    /// writes every expert's matrix, so it neither clears them first nor reads them back in its products (on an H200
+    /// at qwen3 that is 2.4 GB of clearing and 2.4 GB of reading less); the other paths clear and accumulate.
+    /// </summary>
+    internal SwiGluGradients BackwardInto(SwiGluForwardResult forward, Tensor gradOutput, SwiGluWeightGradients into)
+    {
+        ArgumentNullException.ThrowIfNull(forward);
+        if (forward.Padded is null)
+        {
+            _kernels.Dispatch.Rows.Clear(into.GradW1);
+            _kernels.Dispatch.Rows.Clear(into.GradW2);
+            _kernels.Dispatch.Rows.Clear(into.GradW3);
+        }
+        return Backward(forward, gradOutput, into, overwrite: true);
+    }
+
+    /// <summary>
     /// <see cref="Backward(SwiGluForwardResult, Tensor)"/>; when <paramref name="accumulateInto"/> is given,
     /// the weight gradients continue the reduction over rows from its GradW1/2/3 (updated in place and
     /// returned) instead of starting from zero.
@@ -154,7 +172,8 @@ public sealed class GroupedExperts
     internal SwiGluGradients Backward(
         SwiGluForwardResult forward,
         Tensor gradOutput,
-        SwiGluWeightGradients? accumulateInto
+        SwiGluWeightGradients? accumulateInto,
+        bool overwrite = false
     )
     {
         ArgumentNullException.ThrowIfNull(forward);
@@ -166,7 +185,7 @@ public sealed class GroupedExperts
         int rows = forward.Input.Dim(0);
         CheckGrad(gradOutput, rows, nameof(gradOutput));
         if (forward.Padded is { } state)
-            return BackwardPadded(state, gradOutput, accumulateInto);
+            return BackwardPadded(state, gradOutput, accumulateInto, overwrite);
         int h = Hidden,
             d = Dim;
         bool accumulate = accumulateInto is not null;
@@ -278,7 +297,8 @@ public sealed class GroupedExperts
     private SwiGluGradients BackwardPadded(
         PaddedExpertsState state,
         Tensor gradOutput,
-        SwiGluWeightGradients? accumulateInto
+        SwiGluWeightGradients? accumulateInto,
+        bool overwrite
     )
     {
         IPaddedExpertKernels padded =
@@ -289,7 +309,7 @@ public sealed class GroupedExperts
             e = NumLocalExperts;
         PaddedGroups layout = state.Layout;
         int paddedRows = layout.PaddedRows;
-        bool accumulate = accumulateInto is not null;
+        bool accumulate = accumulateInto is not null && !overwrite;
         using var scope = new TensorScope(_kernels.Allocator);
         // Every group's matrix is written (zero rows add nothing), so the gradients need no clearing.
         Tensor gradW1 = accumulateInto?.GradW1 ?? scope.Rent(DType.Float32, e, h, d);

@@ -131,6 +131,51 @@ public class AdamWBFloat16CopyTests(CpuBackendFixture fixture)
         Assert.Equal(Floats(NewLayer(weights).Forward(x)), Floats(trained.Forward(x)));
     }
 
+    /// <summary>The padded experts overwrite the layer's weight gradients instead of clearing and accumulating: a
+    /// second backward of the same step gives the same gradients, not twice them.</summary>
+    [Fact]
+    public void PaddedLayer_SecondBackward_OverwritesTheWeightGradients()
+    {
+        const int dim = 40,
+            hidden = 48,
+            experts = 8,
+            topK = 2,
+            tokens = 512; // PaddedExpertsTests' plain shape and inputs: even enough routing to pad
+        var r = new Random(5);
+        Tensor Random(double scale, params int[] shape) =>
+            Tensor.FromArray(Values(r, shape.Aggregate(1, (a, b) => a * b), scale), shape);
+        var weights = new List<KeyValuePair<string, Tensor>>
+        {
+            new(MoeLayerCheckpoint.GateWeight, Random(0.01, experts, dim)),
+            new(MoeLayerCheckpoint.ExpertsW1, Random(0.2, experts, hidden, dim)),
+            new(MoeLayerCheckpoint.ExpertsW2, Random(0.2, experts, dim, hidden)),
+            new(MoeLayerCheckpoint.ExpertsW3, Random(0.2, experts, hidden, dim)),
+        };
+        Tensor x = Up(Random(1, tokens, dim)),
+            gradOut = Up(Random(1, tokens, dim));
+        using var kernels = new IlgpuLayerKernels(_b, true, BFloat16GemmPath.PaddedBatched);
+        var timed = new ProfilingLayerKernels(kernels);
+        var layer = new MoeLayer(
+            new MoeLayerArgs(dim, hidden, experts, topK),
+            new LocalTokenDispatcher(new TokenDispatcherConfig(experts, topK), _b.Kernels),
+            null,
+            timed
+        );
+        MoeLayerCheckpoint.Load(layer, weights);
+        float[][] Step()
+        {
+            layer.Forward(x);
+            MoeLayerGradients g = layer.Backward(gradOut);
+            return [Floats(g.GradW1), Floats(g.GradW2), Floats(g.GradW3)];
+        }
+        float[][] first = Step(),
+            second = Step();
+        Assert.True(timed.Totals.ContainsKey(nameof(IPaddedExpertKernels.BatchedMatMulTransposeA)), "not padded");
+        Assert.Contains(first[0], v => v != 0);
+        for (int i = 0; i < 3; i++)
+            Assert.Equal(first[i], second[i]);
+    }
+
     private Tensor Up(Tensor host) => _b.Kernels.Device.ToDevice(host);
 
     private static float[] Values(Random r, int n, double scale = 4) =>
