@@ -161,10 +161,11 @@ internal sealed class IlgpuRowKernels<TElement, TRow> : IlgpuRowKernels
     >? _scatter;
     private Action<Index1D, ArrayView<int>, int, ArrayView<uint>>? _clearTokenless;
     private Action<
-        Index1D,
+        KernelConfig,
         ArrayView<TElement>,
         ArrayView<int>,
         ArrayView<TElement>,
+        int,
         int,
         int,
         int,
@@ -427,25 +428,29 @@ internal sealed class IlgpuRowKernels<TElement, TRow> : IlgpuRowKernels
         int m = aRow.ElementCount;
         if (m == 0)
             return;
-        _rowDots ??= _accelerator.LoadAutoGroupedStreamKernel<
-            Index1D,
+        // Groups of RowDotsKernelBodies.Tile rows (coalesced loads, same sums as one thread per row); the CPU
+        // accelerator, whose barriers cost more than the arithmetic, gets its largest group up to that.
+        int group = Math.Min(RowDotsKernelBodies.Tile, _accelerator.MaxNumThreadsPerGroup);
+        _rowDots ??= _accelerator.LoadStreamKernel<
             ArrayView<TElement>,
             ArrayView<int>,
             ArrayView<TElement>,
             int,
             int,
             int,
+            int,
             ArrayView<float>,
             int
-        >(RowKernelBodies.RowDots<TElement, TRow>);
+        >(RowDotsKernelBodies.RowDotsTiled<TElement, TRow>);
         _rowDots(
-            m,
+            new KernelConfig((m + group - 1) / group, group),
             Elements(a, nameof(a)),
             Ints(aRow, nameof(aRow)),
             Elements(b, nameof(b)),
             bRowOffset,
             entriesPerBRow,
             a.RowLength,
+            m,
             Floats(result, nameof(result)),
             resultOffset
         );

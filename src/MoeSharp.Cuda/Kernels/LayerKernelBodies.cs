@@ -261,7 +261,93 @@ internal static class LayerKernelBodies
         }
     }
 
-    private static void AdamWElement(
+    /// <summary>Thread i: <see cref="AdamW"/> on element i, its new value also written rounded to bfloat16 at
+    /// <paramref name="map"/>'s place in <paramref name="copy"/>.</summary>
+    public static void AdamWWithCopy(
+        Index1D i,
+        ArrayView<float> value,
+        ArrayView<float> grad,
+        ArrayView<float> expAvg,
+        ArrayView<float> expAvgSq,
+        ArrayView<ushort> copy,
+        CopyMap map,
+        float beta1,
+        float beta2,
+        float stepSize,
+        float bias2Sqrt,
+        float epsilon,
+        float decay
+    )
+    {
+        float updated = AdamWElement(
+            i,
+            value,
+            grad,
+            expAvg,
+            expAvgSq,
+            beta1,
+            beta2,
+            stepSize,
+            bias2Sqrt,
+            epsilon,
+            decay
+        );
+        copy[map.At(i)] = (ushort)BFloat16KernelBodies.Round(updated);
+    }
+
+    /// <summary><see cref="AdamWWithCopy"/> in <see cref="AdamWTiled"/>'s element order (tensors of whole
+    /// 128-element tiles).</summary>
+    public static void AdamWWithCopyTiled(
+        Index1D i,
+        ArrayView<float> value,
+        ArrayView<float> grad,
+        ArrayView<float> expAvg,
+        ArrayView<float> expAvgSq,
+        ArrayView<ushort> copy,
+        CopyMap map,
+        float beta1,
+        float beta2,
+        float stepSize,
+        float bias2Sqrt,
+        float epsilon,
+        float decay
+    )
+    {
+        int index = i;
+        long first = ((long)(index / 32) * 128) + (index % 32);
+        for (int m = 0; m < 4; m++)
+        {
+            long at = first + (m * 32);
+            float updated = AdamWElement(
+                at,
+                value,
+                grad,
+                expAvg,
+                expAvgSq,
+                beta1,
+                beta2,
+                stepSize,
+                bias2Sqrt,
+                epsilon,
+                decay
+            );
+            copy[map.At(at)] = (ushort)BFloat16KernelBodies.Round(updated);
+        }
+    }
+
+    /// <summary>Where value element i's bfloat16 copy goes: <c>(i / Block)·Stride + Offset + i mod Block</c>
+    /// (<c>BFloat16CopyLayout</c> on the device).</summary>
+    public readonly struct CopyMap(int block, int stride, int offset)
+    {
+        private readonly long _block = block,
+            _stride = stride,
+            _offset = offset;
+
+        /// <summary>The copy's index of value element <paramref name="i"/>.</summary>
+        public long At(long i) => ((i / _block) * _stride) + _offset + (i % _block);
+    }
+
+    private static float AdamWElement(
         long i,
         ArrayView<float> value,
         ArrayView<float> grad,
@@ -281,6 +367,8 @@ internal static class LayerKernelBodies
         expAvg[i] = m;
         expAvgSq[i] = v;
         float denom = (MathF.Sqrt(v) / bias2Sqrt) + epsilon;
-        value[i] = (value[i] * decay) - (stepSize * m / denom);
+        float updated = (value[i] * decay) - (stepSize * m / denom);
+        value[i] = updated;
+        return updated;
     }
 }

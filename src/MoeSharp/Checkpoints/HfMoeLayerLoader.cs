@@ -68,6 +68,7 @@ public static class HfMoeLayerLoader
             );
         }
         var plan = Plan(target, checkpoint, config, layer);
+        target.Experts.MarkWeightsChanged(); // the padded experts' bfloat16 copies are stale (even if a read fails)
         foreach (Read read in plan)
             Execute(read, checkpoint);
     }

@@ -16,6 +16,66 @@ public interface IOptimizerKernels
     /// <param name="expAvgSq">v, updated in place.</param>
     /// <param name="scalars">The step's scalars.</param>
     void AdamWStep(Tensor value, Tensor grad, Tensor expAvg, Tensor expAvgSq, AdamWScalars scalars);
+
+    /// <summary>Whether <see cref="AdamWStep(Tensor, Tensor, Tensor, Tensor, AdamWScalars, BFloat16CopyLayout)"/>
+    /// is offered (a device whose padded experts read bfloat16 weights).</summary>
+    bool WritesBFloat16Copies => false;
+
+    /// <summary>
+    /// <see cref="AdamWStep(Tensor, Tensor, Tensor, Tensor, AdamWScalars)"/> (the same float32 bits) that also writes
+    /// each updated value rounded to bfloat16 into <paramref name="copy"/>, in the same pass.
+    /// </summary>
+    /// <param name="value">θ, updated in place.</param>
+    /// <param name="grad">g, the gradient of the loss w.r.t. θ.</param>
+    /// <param name="expAvg">m, updated in place.</param>
+    /// <param name="expAvgSq">v, updated in place.</param>
+    /// <param name="scalars">The step's scalars.</param>
+    /// <param name="copy">Where the bfloat16 values go.</param>
+    /// <exception cref="NotSupportedException"><see cref="WritesBFloat16Copies"/> is false.</exception>
+    void AdamWStep(
+        Tensor value,
+        Tensor grad,
+        Tensor expAvg,
+        Tensor expAvgSq,
+        AdamWScalars scalars,
+        BFloat16CopyLayout copy
+    ) => throw new NotSupportedException($"{GetType().Name} does not write bfloat16 weight copies");
+}
+
+/// <summary>
+/// Where a float32 tensor's bfloat16 copy lives inside a larger bfloat16 tensor: value element i goes to
+/// <c>Target[(i / Block)·Stride + Offset + i mod Block]</c>, so blocks of <see cref="Block"/> values are spread
+/// <see cref="Stride"/> apart (e.g. w1 and w3 <c>[E, H, D]</c> interleaved per expert into <c>[E, 2H, D]</c>:
+/// Block = H·D, Stride = 2H·D, Offset 0 for w1 and H·D for w3).
+/// </summary>
+/// <param name="Target">bfloat16 tensor written.</param>
+/// <param name="Block">Contiguous values per block, &gt; 0.</param>
+/// <param name="Stride">Distance between blocks in the target, ≥ Block.</param>
+/// <param name="Offset">Where the first block starts in the target, ≥ 0.</param>
+public readonly record struct BFloat16CopyLayout(Tensor Target, int Block, int Stride, int Offset)
+{
+    /// <summary>Checks that <paramref name="values"/> float32 values fit the target in this layout.</summary>
+    /// <param name="values">Element count of the source.</param>
+    /// <exception cref="ArgumentException">The layout is malformed or runs past the target.</exception>
+    public void CheckFits(long values)
+    {
+        if (
+            Target is null
+            || Target.DType != DType.BFloat16
+            || Block <= 0
+            || Stride < Block
+            || Offset < 0
+            || values % Block != 0
+            || (values == 0 ? 0 : ((values / Block) - 1) * Stride + Offset + Block) > Target.ElementCount
+        )
+        {
+            throw new ArgumentException(
+                $"bfloat16 copy layout (block {Block}, stride {Stride}, offset {Offset}) does not hold {values} "
+                    + $"values in {Target}",
+                nameof(values)
+            );
+        }
+    }
 }
 
 /// <summary>The scalars of one AdamW step (bias corrections folded in).</summary>

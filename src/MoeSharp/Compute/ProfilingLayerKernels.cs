@@ -245,4 +245,17 @@ public sealed class ProfilingLayerKernels(ILayerKernels inner)
     /// <inheritdoc />
     public void AdamWStep(Tensor value, Tensor grad, Tensor expAvg, Tensor expAvgSq, AdamWScalars scalars) =>
         _times.Time(nameof(AdamWStep), () => inner.Optimizer.AdamWStep(value, grad, expAvg, expAvgSq, scalars));
+
+    /// <inheritdoc />
+    public bool WritesBFloat16Copies => inner.Optimizer.WritesBFloat16Copies;
+
+    /// <inheritdoc />
+    public void AdamWStep(
+        Tensor value,
+        Tensor grad,
+        Tensor expAvg,
+        Tensor expAvgSq,
+        AdamWScalars scalars,
+        BFloat16CopyLayout copy
+    ) => _times.Time(nameof(AdamWStep), () => inner.Optimizer.AdamWStep(value, grad, expAvg, expAvgSq, scalars, copy));
 }

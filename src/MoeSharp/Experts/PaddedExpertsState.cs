@@ -6,7 +6,7 @@ namespace MoeSharp.Experts;
 /// <summary>
 /// What a padded experts forward (<see cref="IPaddedExpertKernels"/>) keeps for its backward: the layout, the padded
 /// bfloat16 input rows, the stacked float32 gate-and-up products, the bfloat16 activation and the weights' bfloat16
-/// copies (each cast once per forward, read again by the backward).
+/// copies (read again by the backward).
 /// </summary>
 /// <param name="Layout">The padded groups.</param>
 /// <param name="Input">x padded: [G·capacity, D] bfloat16.</param>
@@ -14,15 +14,21 @@ namespace MoeSharp.Experts;
 /// <param name="Activation">silu(g) ⊙ u: [G·capacity, H] bfloat16.</param>
 /// <param name="GateUpWeights">[w1; w3] per expert: [G, 2H, D] bfloat16.</param>
 /// <param name="DownWeights">w2: [G, D, H] bfloat16.</param>
+/// <param name="OwnsWeights">Whether the weights' copies are this forward's (else the experts' persistent
+/// copies, which stay when the state is released).</param>
 internal sealed record PaddedExpertsState(
     PaddedGroups Layout,
     Tensor Input,
     Tensor GateUp,
     Tensor Activation,
     Tensor GateUpWeights,
-    Tensor DownWeights
+    Tensor DownWeights,
+    bool OwnsWeights
 )
 {
     /// <summary>Every tensor, to return to the allocator once the backward no longer needs them.</summary>
-    public Tensor[] Tensors => [Layout.Table, Input, GateUp, Activation, GateUpWeights, DownWeights];
+    public Tensor[] Tensors =>
+        OwnsWeights
+            ? [Layout.Table, Input, GateUp, Activation, GateUpWeights, DownWeights]
+            : [Layout.Table, Input, GateUp, Activation];
 }

@@ -167,6 +167,7 @@ public sealed class MoeLayer : IDisposable
         if (SharedGate is not null)
             parameters.Add(NewParameter(MoeLayerCheckpoint.SharedGate, SharedGate));
         Parameters = parameters;
+        Experts.AttachParameters(parameters[1], parameters[2], parameters[3]);
     }
 
     /// <summary>A single-rank layer (EP = SP = 1) with a <see cref="LocalTokenDispatcher"/>.</summary>
@@ -404,11 +405,9 @@ public sealed class MoeLayer : IDisposable
         Tensor gradW1 = GradOf(MoeLayerCheckpoint.ExpertsW1);
         Tensor gradW2 = GradOf(MoeLayerCheckpoint.ExpertsW2);
         Tensor gradW3 = GradOf(MoeLayerCheckpoint.ExpertsW3);
-        _kernels.Dispatch.Rows.Clear(gradW1);
-        _kernels.Dispatch.Rows.Clear(gradW2);
-        _kernels.Dispatch.Rows.Clear(gradW3);
-        // Every row an expert processed is on this rank, in global token order: one chain from the cleared gradients.
-        SwiGluGradients expertGrads = Experts.Backward(
+        // Every row an expert processed is on this rank, in global token order: one chain from zero gradients (cleared
+        // first, or overwritten by the padded experts, which write every expert's matrix).
+        SwiGluGradients expertGrads = Experts.BackwardInto(
             saved.ExpertsForward,
             combineGrad.GradRoutedOutput,
             new SwiGluWeightGradients(gradW1, gradW2, gradW3)
@@ -608,6 +607,7 @@ public sealed class MoeLayer : IDisposable
         _disposed = true;
         EndForwardScope();
         _saved = null;
+        Experts.ReleaseCopies();
         foreach (Parameter p in Parameters)
         {
             _kernels.Allocator.Return(p.Value);

@@ -103,6 +103,7 @@ public static class MoeLayerCheckpoint
             plan.Add(Copy.Whole(Require(file, SharedGate, 1, d), sharedGate));
         if (layer.ExpertBias is { } bias && file.Contains(ExpertBias))
             plan.Add(Copy.Whole(Require(file, ExpertBias, e), bias));
+        layer.Experts.MarkWeightsChanged(); // the padded experts' bfloat16 copies are stale (even if a copy fails)
         Apply(plan);
     }
 

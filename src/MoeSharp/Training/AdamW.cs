@@ -119,9 +119,22 @@ public sealed class AdamW
         float stepSize = LearningRate / bias1;
         float decay = 1f - (LearningRate * WeightDecay);
         var scalars = new AdamWScalars(Beta1, Beta2, stepSize, bias2Sqrt, Epsilon, decay);
+        IOptimizerKernels optimizer = _kernels.Optimizer;
         for (int i = 0; i < _parameters.Length; i++)
         {
-            _kernels.Optimizer.AdamWStep(_parameters[i].Value, _parameters[i].Grad, _expAvg[i], _expAvgSq[i], scalars);
+            Parameter p = _parameters[i];
+            // A parameter with a bfloat16 copy (the padded experts' weights) gets it written in the same pass; if
+            // the kernels cannot, the copy's owner learns that it is stale and casts again before reading it.
+            if (p.Shadow is { } shadow && optimizer.WritesBFloat16Copies)
+            {
+                optimizer.AdamWStep(p.Value, p.Grad, _expAvg[i], _expAvgSq[i], scalars, shadow.Layout);
+                shadow.Written();
+            }
+            else
+            {
+                optimizer.AdamWStep(p.Value, p.Grad, _expAvg[i], _expAvgSq[i], scalars);
+                p.Shadow?.Skipped();
+            }
         }
     }
 

@@ -78,6 +78,10 @@ public sealed class Parameter
     /// <summary>The gradient buffer (allocated on first use): write or accumulate into it before a step.</summary>
     public Tensor Grad => _grad.Value;
 
+    /// <summary>A bfloat16 copy the optimizer keeps current with the values, if the parameter's owner keeps one
+    /// (the padded experts' weights on a device).</summary>
+    internal BFloat16Shadow? Shadow { get; set; }
+
     /// <summary>The gradient if it was allocated, else null (releasing it must not allocate it first).</summary>
     internal Tensor? AllocatedGrad => _grad.IsValueCreated ? _grad.Value : null;
 }
