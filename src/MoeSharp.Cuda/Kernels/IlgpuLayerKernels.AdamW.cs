@@ -47,7 +47,8 @@ public sealed partial class IlgpuLayerKernels
         copy.CheckFits(n);
         if (n == 0)
             return;
-        bool tiled = n % 128 == 0;
+        // Tiled: whole 128-value tiles that never straddle two blocks of the copy layout.
+        bool tiled = n % 128 == 0 && copy.Block % 128 == 0;
         var kernel = tiled
             ? _adamWWithCopyTiled ??= Load(LayerKernelBodies.AdamWWithCopyTiled)
             : _adamWWithCopy ??= Load(LayerKernelBodies.AdamWWithCopy);

@@ -314,10 +314,13 @@ internal static class LayerKernelBodies
     )
     {
         int index = i;
-        long first = ((long)(index / 32) * 128) + (index % 32);
+        int first = ((index / 32) * 128) + (index % 32);
+        // The caller guarantees Block % 128 == 0, so the 128-value tile lies in one block: one division per thread
+        // (the 64-bit division and remainder per value cost more than the update itself).
+        long copyFirst = map.At(first);
         for (int m = 0; m < 4; m++)
         {
-            long at = first + (m * 32);
+            int at = first + (m * 32);
             float updated = AdamWElement(
                 at,
                 value,
@@ -331,7 +334,7 @@ internal static class LayerKernelBodies
                 epsilon,
                 decay
             );
-            copy[map.At(at)] = (ushort)BFloat16KernelBodies.Round(updated);
+            copy[copyFirst + (m * 32)] = (ushort)BFloat16KernelBodies.Round(updated);
         }
     }
 
@@ -339,12 +342,17 @@ internal static class LayerKernelBodies
     /// (<c>BFloat16CopyLayout</c> on the device).</summary>
     public readonly struct CopyMap(int block, int stride, int offset)
     {
-        private readonly long _block = block,
+        private readonly int _block = block,
             _stride = stride,
             _offset = offset;
 
-        /// <summary>The copy's index of value element <paramref name="i"/>.</summary>
-        public long At(long i) => ((i / _block) * _stride) + _offset + (i % _block);
+        /// <summary>The copy's index of value element <paramref name="i"/> (a value tensor has fewer than 2³¹
+        /// elements, so 32-bit division: a 64-bit one is emulated on the GPU).</summary>
+        public long At(int i)
+        {
+            int block = i / _block;
+            return ((long)block * _stride) + _offset + (i - (block * _block));
+        }
     }
 
     private static float AdamWElement(
