@@ -227,9 +227,7 @@ public partial class TokenDispatcher
                 RoundTripFp8(gathered);
 
             // Exchange and postprocess: the rows to the ranks that own their experts, there permuted expert-major.
-            routed = _exchange.MovesRows
-                ? ToExpertMajor(gathered, null, metadata, scope, _fp8, out forward)
-                : gathered;
+            routed = _exchange.MovesRows ? ToExpertMajor(gathered, null, metadata, scope, _fp8, out forward) : gathered;
         }
         if (_exchange.MovesRows)
             LastDispatchBytesSent = _exchange.LastRowBytesSent;
