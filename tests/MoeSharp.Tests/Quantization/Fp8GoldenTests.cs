@@ -12,26 +12,9 @@ namespace MoeSharp.Tests.Quantization;
 /// </summary>
 public class Fp8GoldenTests
 {
-    /// <summary>
-    /// <c>fp8/</c> under <see cref="GoldenFiles.OverrideVariable"/> when that is set, else the repository's
-    /// <c>golden/fp8/</c> found above the test binaries (the build copies only the top-level golden files).
-    /// </summary>
-    private static string Folder
-    {
-        get
-        {
-            string? overridden = Environment.GetEnvironmentVariable(GoldenFiles.OverrideVariable);
-            if (!string.IsNullOrEmpty(overridden))
-                return Path.Combine(overridden, "fp8");
-            for (DirectoryInfo? dir = new(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            {
-                string candidate = Path.Combine(dir.FullName, "golden", "fp8");
-                if (File.Exists(Path.Combine(candidate, "make_fp8_golden.py")))
-                    return candidate;
-            }
-            throw new DirectoryNotFoundException($"no golden/fp8 folder above {AppContext.BaseDirectory}");
-        }
-    }
+    /// <summary>The <c>golden/fp8/</c> folder (<see cref="Fp8GoldenRows.Folder"/>: the build copies only the
+    /// top-level golden files).</summary>
+    private static string Folder => Fp8GoldenRows.Folder;
 
     public static TheoryData<string> Files()
     {
