@@ -2,6 +2,21 @@ using ILGPU;
 using ILGPU.Runtime;
 using MoeSharp.Compute;
 using MoeSharp.Tensors;
+using AdamWWithCopyKernel = System.Action<
+    ILGPU.Index1D,
+    ILGPU.ArrayView<float>,
+    ILGPU.ArrayView<float>,
+    ILGPU.ArrayView<float>,
+    ILGPU.ArrayView<float>,
+    ILGPU.ArrayView<ushort>,
+    MoeSharp.Cuda.Kernels.LayerKernelBodies.CopyMap,
+    float,
+    float,
+    float,
+    float,
+    float,
+    float
+>;
 
 namespace MoeSharp.Cuda.Kernels;
 
@@ -11,21 +26,7 @@ namespace MoeSharp.Cuda.Kernels;
 /// </summary>
 public sealed partial class IlgpuLayerKernels
 {
-    private Action<
-        Index1D,
-        ArrayView<float>,
-        ArrayView<float>,
-        ArrayView<float>,
-        ArrayView<float>,
-        ArrayView<ushort>,
-        LayerKernelBodies.CopyMap,
-        float,
-        float,
-        float,
-        float,
-        float,
-        float
-    >? _adamWWithCopy,
+    private AdamWWithCopyKernel? _adamWWithCopy,
         _adamWWithCopyTiled;
 
     /// <inheritdoc />
@@ -68,51 +69,6 @@ public sealed partial class IlgpuLayerKernels
             s.Decay
         );
 
-        Action<
-            Index1D,
-            ArrayView<float>,
-            ArrayView<float>,
-            ArrayView<float>,
-            ArrayView<float>,
-            ArrayView<ushort>,
-            LayerKernelBodies.CopyMap,
-            float,
-            float,
-            float,
-            float,
-            float,
-            float
-        > Load(
-            Action<
-                Index1D,
-                ArrayView<float>,
-                ArrayView<float>,
-                ArrayView<float>,
-                ArrayView<float>,
-                ArrayView<ushort>,
-                LayerKernelBodies.CopyMap,
-                float,
-                float,
-                float,
-                float,
-                float,
-                float
-            > body
-        ) =>
-            _acc.LoadAutoGroupedStreamKernel<
-                Index1D,
-                ArrayView<float>,
-                ArrayView<float>,
-                ArrayView<float>,
-                ArrayView<float>,
-                ArrayView<ushort>,
-                LayerKernelBodies.CopyMap,
-                float,
-                float,
-                float,
-                float,
-                float,
-                float
-            >(body);
+        AdamWWithCopyKernel Load(AdamWWithCopyKernel body) => _acc.LoadAutoGroupedStreamKernel(body);
     }
 }
