@@ -292,14 +292,7 @@ public partial class TokenDispatcher
             {
                 localRows = scope.Rent(metadata.RowType, plan.LocalRows, metadata.Dim);
                 backStarted = Config.CollectTraffic ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
-                if (metadata.Capacity is null)
-                    pending = SendRowsBack(routedOutput, metadata, inFlight, localRows, overlap: true);
-                else
-                {
-                    // Capacity mode sends the rank-major rows again in the overflow round: keep them.
-                    send = ToRankMajor(routedOutput, metadata, inFlight);
-                    pending = _exchange.StartExchangeRows(send, plan.OutputSplits, localRows, plan.InputSplits);
-                }
+                pending = SendRowsBack(routedOutput, metadata, inFlight, localRows, overlap: true, out send);
                 if (Config.CollectTraffic)
                     backMs = TrafficCollection.MillisecondsSince(backStarted);
             }
@@ -370,11 +363,9 @@ public partial class TokenDispatcher
     {
         if (
             !_exchange.MovesRows
-            || metadata.Capacity is not null
-            || _exchange is not IPlacedRowExchange placed
             || Kernels is not HostMoeKernels
             || routedOutput is null
-            || !placed.PlacesRows(routedOutput)
+            || PlacedExchange(routedOutput) is not { } placed
         )
         {
             return null;
@@ -470,26 +461,14 @@ public partial class TokenDispatcher
             using var inFlight = new TensorScope(Allocator);
             localRows = scope.Rent(metadata.RowType, plan.LocalRows, metadata.Dim);
             Tensor receive = localRows;
-            if (metadata.Capacity is null)
-            {
-                Receive(
-                    scope,
-                    receive,
-                    () => SendRowsBack(gradRoutedTokens, metadata, inFlight, receive, overlap: false)
-                );
-            }
-            else
-            {
-                // Capacity mode sends the rank-major rows again in the overflow round: keep them.
-                Tensor send = ToRankMajor(gradRoutedTokens, metadata, inFlight);
-                Receive(
-                    scope,
-                    receive,
-                    () => _exchange.ExchangeRows(send, plan.OutputSplits, receive, plan.InputSplits)
-                );
-                if (metadata.Capacity.Overflow is { } overflow)
-                    ExchangeOverflow(send, overflow.SlotRows, overflow.ReceiveRows, receive, overflow.SendRows);
-            }
+            Tensor? send = null;
+            Receive(
+                scope,
+                receive,
+                () => SendRowsBack(gradRoutedTokens, metadata, inFlight, receive, overlap: false, out send)
+            );
+            if (metadata.Capacity?.Overflow is { } overflow)
+                ExchangeOverflow(send!, overflow.SlotRows, overflow.ReceiveRows, receive, overflow.SendRows);
         }
 
         // Postprocess: each token's terms summed in ascending expert id.
@@ -764,12 +743,7 @@ public partial class TokenDispatcher
     )
     {
         DispatchPlan plan = metadata.Plan;
-        if (
-            fp8 is null
-            && metadata.Capacity is null
-            && _exchange is IPlacedRowExchange placed
-            && placed.PlacesRows(localRows)
-        )
+        if (fp8 is null && PlacedExchange(localRows) is { } placed)
         {
             // Each row goes straight to its expert-major row: no permuting copy after the exchange.
             Tensor placedRows = scope.Rent(metadata.RowType, plan.RoutedRows, metadata.Dim);
@@ -863,6 +837,13 @@ public partial class TokenDispatcher
     }
 
     /// <summary>
+    /// The exchange when <paramref name="rows"/> can move straight between the ranks' buffers (in-process ranks, host
+    /// rows); null otherwise and in capacity mode, whose slots and overflow round go through the plain exchange.
+    /// </summary>
+    private IPlacedRowExchange? PlacedExchange(Tensor rows) =>
+        Config.Capacity is null && _exchange is IPlacedRowExchange placed && placed.PlacesRows(rows) ? placed : null;
+
+    /// <summary>
     /// Where each row of the local layout lies in <paramref name="x"/> (one block of D elements per row, peer by peer),
     /// when the rows can leave straight from it: an exchange that places rows, rows that are plain copies of token rows
     /// (scores multiply after the experts) and no SP pad entries (whose rows are zeros, not token rows). Else null.
@@ -871,8 +852,7 @@ public partial class TokenDispatcher
     {
         if (
             !_exchange.MovesRows
-            || _exchange is not IPlacedRowExchange placed
-            || !placed.PlacesRows(x)
+            || PlacedExchange(x) is null
             || Config.ScoreBeforeExperts
             || plan.SentRows != plan.Shard.RealRows * Config.TopK
             || plan.LocalRows != plan.SentRows
@@ -899,19 +879,22 @@ public partial class TokenDispatcher
     /// <summary>
     /// The backward exchange (combine, dispatch's backward): expert-major rows back to the ranks they came from, into
     /// <paramref name="receive"/> in the local layout. Where the exchange places rows, each row leaves straight from
-    /// its expert-major block; otherwise the rows are first permuted back to rank-major. With
-    /// <paramref name="overlap"/> it returns once the exchange is started.
+    /// its expert-major block; otherwise the rows are first permuted back to rank-major, into
+    /// <paramref name="rankMajor"/> (null where rows were placed), which capacity mode's overflow round sends again.
+    /// With <paramref name="overlap"/> it returns once the exchange is started.
     /// </summary>
     private CollectiveRequest SendRowsBack(
         Tensor routedRows,
         DispatchMetadata metadata,
         TensorScope scope,
         Tensor receive,
-        bool overlap
+        bool overlap,
+        out Tensor? rankMajor
     )
     {
+        rankMajor = null;
         DispatchPlan plan = metadata.Plan;
-        if (metadata.Permutation is not null && _exchange is IPlacedRowExchange placed && placed.PlacesRows(routedRows))
+        if (metadata.Permutation is not null && PlacedExchange(routedRows) is { } placed)
         {
             ChunkBlocks blocks = ExpertMajorBlocks.Of(plan, metadata.Dim);
             return placed.ExchangePlacedRows(
@@ -924,7 +907,7 @@ public partial class TokenDispatcher
                 overlap
             );
         }
-        Tensor send = ToRankMajor(routedRows, metadata, scope);
+        Tensor send = rankMajor = ToRankMajor(routedRows, metadata, scope);
         if (overlap)
             return _exchange.StartExchangeRows(send, plan.OutputSplits, receive, plan.InputSplits);
         _exchange.ExchangeRows(send, plan.OutputSplits, receive, plan.InputSplits);
