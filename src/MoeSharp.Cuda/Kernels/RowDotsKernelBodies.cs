@@ -3,8 +3,10 @@ using ILGPU;
 namespace MoeSharp.Cuda.Kernels;
 
 /// <summary>
-/// <see cref="RowKernelBodies.RowDots{TElement, TRow}"/> with coalesced loads: one thread still sums one result in
-/// float64 in ascending d (the documented order, so the bits do not change), but a group of
+/// Result i: <c>Σ_d a[aRow[i], d] · b[bRowOffset + i / perB, d]</c>, values widened, in float64, ascending d, rounded
+/// once (a float64 product of two float32 values is exact, so a contraction into <c>fma.rn.f64</c> gives the same
+/// bits), with coalesced loads: one thread sums one result in that order (so the bits are those of one thread per
+/// row), but a group of
 /// <see cref="Tile"/> threads loads its <see cref="Tile"/> rows' next <see cref="Tile"/> columns together, a warp
 /// reading 128 contiguous bytes of one row at a time, into shared memory that each thread then reads its row from.
 /// One thread per row read its own row alone (a warp touching 32 rows per load) and, grouped automatically in 1024s,
@@ -21,7 +23,7 @@ internal static class RowDotsKernelBodies
     /// <summary>
     /// Group g, thread t: result <c>g·n + t</c> (n = the group's size ≤ <see cref="Tile"/>) of
     /// <c>Σ_d a[aRow[i], d] · b[bRowOffset + i / perB, d]</c>, values widened, in float64, ascending d, rounded
-    /// once — the same sum as <see cref="RowKernelBodies.RowDots{TElement, TRow}"/>.
+    /// once.
     /// </summary>
     public static void RowDotsTiled<TElement, TRow>(
         ArrayView<TElement> a,

@@ -92,35 +92,6 @@ internal static class RowKernelBodies
     }
 
     /// <summary>
-    /// Thread i: <c>Σ_d a[aRow[i], d] · b[bRowOffset + i / perB, d]</c>, values widened, in float64, ascending d,
-    /// rounded once. A float64 product of two float32 values is exact (24 + 24 significant bits fit in 53), so even if
-    /// ptxas contracts the multiply and add into <c>fma.rn.f64</c> the result is the same as separate roundings.
-    /// </summary>
-    public static void RowDots<TElement, TRow>(
-        Index1D i,
-        ArrayView<TElement> a,
-        ArrayView<int> aRow,
-        ArrayView<TElement> b,
-        int bRowOffset,
-        int perB,
-        int d,
-        ArrayView<float> result,
-        int resultOffset
-    )
-        where TElement : unmanaged
-        where TRow : struct, IDeviceRow<TElement>
-    {
-        TRow row = default;
-        int index = i;
-        long ar = (long)aRow[index] * d,
-            br = (long)(bRowOffset + index / perB) * d;
-        double sum = 0;
-        for (int j = 0; j < d; j++)
-            sum += (double)row.Widen(a[ar + j]) * row.Widen(b[br + j]);
-        result[resultOffset + i] = (float)sum;
-    }
-
-    /// <summary>
     /// Thread i: <c>values[i] = ((g[0·n + i] + g[1·n + i]) + …)</c>, widened, float32 adds in rank order (no multiply
     /// to fuse), rounded once.
     /// </summary>
