@@ -36,6 +36,28 @@ public sealed partial class IlgpuLayerKernels : IPaddedExpertKernels
     private Action<Index1D, ArrayView<float>, int, ArrayView<ushort>>? _paddedSwiGluTiled;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, int, ArrayView<ushort>>? _paddedSwiGluBackwardTiled;
     private Action<Index1D, ArrayView<ushort>, ArrayView<float>>? _widen;
+    private Action<
+        Index1D,
+        ArrayView<float>,
+        int,
+        ArrayView<int>,
+        int,
+        ArrayView<float>,
+        int,
+        int,
+        ArrayView<uint>
+    >? _placeTiled;
+    private Action<Index1D, ArrayView<int>, int, ArrayView<uint>>? _clearTokenless;
+    private Action<
+        Index1D,
+        ArrayView<float>,
+        int,
+        ArrayView<int>,
+        ArrayView<float>,
+        int,
+        int,
+        ArrayView<ushort>
+    >? _placeRows;
 
     /// <inheritdoc />
     /// <remarks>With <see cref="BFloat16Products"/> and the <see cref="BFloat16GemmPath.PaddedBatched"/> path; null
@@ -108,6 +130,97 @@ public sealed partial class IlgpuLayerKernels : IPaddedExpertKernels
             layout.Capacity,
             columns,
             DeviceViews.BFloat16Bits(_acc, padded, nameof(padded))
+        );
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// Rows of whole 256-value tiles go token by token, each token row read once and written to its K rows (as
+    /// <c>TokenScatterKernelBodies</c>), after the rows no token lands in are cleared; other widths one element per
+    /// thread from the row's token.
+    /// </remarks>
+    public void PlaceTokenRows(Tensor tokens, int tokenRowOffset, TokenScatter map, Tensor padded)
+    {
+        ArgumentNullException.ThrowIfNull(map);
+        int columns = Columns(tokens, nameof(tokens));
+        CheckDType(padded, DType.BFloat16, nameof(padded));
+        int rows = map.RowToken.ElementCount,
+            tokenCount = map.EntryRow.ElementCount / Math.Max(1, map.TopK);
+        if (padded.Rank != 2 || padded.Dim(0) != rows || padded.Dim(1) != columns)
+        {
+            throw new ArgumentException($"padded must be bfloat16 [{rows}, {columns}] but is {padded}", nameof(padded));
+        }
+        if (rows == 0 || columns == 0)
+            return;
+        bool cuda = _acc.AcceleratorType == AcceleratorType.Cuda;
+        ArrayView<int> rowToken = DeviceViews.Ints(_acc, map.RowToken, nameof(map));
+        ArrayView<float> scale = map.Scale is null ? rowToken.Cast<float>() : Floats(map.Scale, nameof(map));
+        int hasScale = map.Scale is null ? 0 : 1;
+        if (columns % (2 * PaddedExpertKernelBodies.TileWords) != 0)
+        {
+            _placeRows ??= _acc.LoadAutoGroupedStreamKernel<
+                Index1D,
+                ArrayView<float>,
+                int,
+                ArrayView<int>,
+                ArrayView<float>,
+                int,
+                int,
+                ArrayView<ushort>
+            >(
+                cuda
+                    ? PlacedRowKernelBodies.PlaceRows<CudaStrictFloat>
+                    : PlacedRowKernelBodies.PlaceRows<ManagedStrictFloat>
+            );
+            _placeRows(
+                padded.ElementCount,
+                Floats(tokens, nameof(tokens)),
+                tokenRowOffset,
+                rowToken,
+                scale,
+                hasScale,
+                columns,
+                DeviceViews.BFloat16Bits(_acc, padded, nameof(padded))
+            );
+            return;
+        }
+        int words = columns / 2;
+        ArrayView<uint> to = DeviceViews.BFloat16Bits(_acc, padded, nameof(padded)).Cast<uint>();
+        // Rows no token lands in exist only when there are more rows than (token, slot) entries.
+        if (rows > tokenCount * map.TopK)
+        {
+            _clearTokenless ??= _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, int, ArrayView<uint>>(
+                TokenScatterKernelBodies.ClearTokenlessRowsTiled
+            );
+            _clearTokenless(rows * (words / 4), rowToken, words, to);
+        }
+        if (tokenCount == 0 || map.TopK == 0)
+            return;
+        _placeTiled ??= _acc.LoadAutoGroupedStreamKernel<
+            Index1D,
+            ArrayView<float>,
+            int,
+            ArrayView<int>,
+            int,
+            ArrayView<float>,
+            int,
+            int,
+            ArrayView<uint>
+        >(
+            cuda
+                ? PlacedRowKernelBodies.PlaceTokensTiled<CudaStrictFloat>
+                : PlacedRowKernelBodies.PlaceTokensTiled<ManagedStrictFloat>
+        );
+        _placeTiled(
+            tokenCount * (words / 4),
+            Floats(tokens, nameof(tokens)),
+            tokenRowOffset,
+            DeviceViews.Ints(_acc, map.EntryRow, nameof(map)),
+            map.TopK,
+            scale,
+            hasScale,
+            words,
+            to
         );
     }
 

@@ -30,6 +30,19 @@ public interface IPaddedExpertKernels
     /// <param name="padded">bfloat16 output.</param>
     void PadRows(Tensor rows, PaddedGroups layout, Tensor padded);
 
+    /// <summary>
+    /// The dispatch gather straight into the padded layout: token t's float32 row, times
+    /// <c>map.Scale[r]</c> when there is a scale (one float32 product), rounded once to bfloat16 into each of its
+    /// rows <c>r = map.EntryRow[t·K + slot]</c> of <paramref name="padded"/>; rows whose <c>map.RowToken</c> is -1
+    /// (SP pad entries, alignment and capacity padding) are zeros. The same bits as
+    /// <see cref="IRowKernels.ScatterTokenRows"/> into float32 rows followed by <see cref="PadRows"/>, in one pass.
+    /// </summary>
+    /// <param name="tokens"><c>[*, D]</c> float32 token rows.</param>
+    /// <param name="tokenRowOffset">Row of <paramref name="tokens"/> of token 0.</param>
+    /// <param name="map">Where each token's rows go (rows of <paramref name="padded"/>) and their scale.</param>
+    /// <param name="padded"><c>[rows, D]</c> bfloat16, one row per entry of <c>map.RowToken</c>.</param>
+    void PlaceTokenRows(Tensor tokens, int tokenRowOffset, TokenScatter map, Tensor padded);
+
     /// <summary>float32 padded rows back into the routed rows <c>[R, C]</c> (added when
     /// <paramref name="accumulate"/>).</summary>
     /// <param name="padded">float32 <c>[G·capacity, C]</c>.</param>

@@ -70,6 +70,10 @@ public sealed class ProfilingLayerKernels(ILayerKernels inner)
         _times.Time(nameof(PadRows), () => Padded.PadRows(rows, layout, padded));
 
     /// <inheritdoc />
+    public void PlaceTokenRows(Tensor tokens, int tokenRowOffset, TokenScatter map, Tensor padded) =>
+        _times.Time(nameof(PlaceTokenRows), () => Padded.PlaceTokenRows(tokens, tokenRowOffset, map, padded));
+
+    /// <inheritdoc />
     public void UnpadRows(Tensor padded, PaddedGroups layout, Tensor rows, bool accumulate) =>
         _times.Time(nameof(UnpadRows), () => Padded.UnpadRows(padded, layout, rows, accumulate));
 

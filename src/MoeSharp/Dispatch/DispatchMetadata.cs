@@ -94,6 +94,13 @@ public sealed class DispatchMetadata : IDisposable
     /// <summary>Rank-major ↔ expert-major maps, or null when the received layout is already expert-major.</summary>
     internal ExpertMajorPermutation? Permutation { get; }
 
+    /// <summary>
+    /// Where the experts had the routed rows placed (<see cref="IRoutedRowPlacement"/>): the routed rows are the
+    /// padded experts' bfloat16 rows, and combine's backward writes the output gradient there the same way; null for
+    /// the packed expert-major rows in the row dtype.
+    /// </summary>
+    internal IRoutedRowPlacement? Placement { get; init; }
+
     /// <summary>Capacity mode's slot size, device counts and overflow round; null in the normal mode.</summary>
     internal CapacityState? Capacity { get; init; }
 

@@ -164,6 +164,35 @@ internal sealed record DispatchPlan
     }
 
     /// <summary>
+    /// This plan with every local expert's rows in a block of <paramref name="capacity"/> rows (expert j's i-th row
+    /// at <c>j·capacity + i</c>, the rest of the block zero rows): the layout of the padded experts
+    /// (<see cref="IRoutedRowPlacement"/>). Only where rows do not move, so the local layout is the routed one;
+    /// <see cref="TokensPerLocalExpert"/> keeps the rows per expert, alignment padding included.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">Rows move, or an expert's rows exceed the capacity.</exception>
+    public DispatchPlan WithExpertCapacity(int capacity)
+    {
+        int e = TokensPerLocalExpert.Length;
+        if (ExpertCounts.Length != e || SentRows != RowsReceived)
+            throw new InvalidOperationException("expert blocks of a fixed capacity need rows that stay on the rank");
+        var map = new int[SentRows];
+        int position = 0;
+        for (int j = 0; j < e; j++)
+        {
+            if (TokensPerLocalExpert[j] > capacity)
+            {
+                throw new InvalidOperationException(
+                    $"expert {j} has {TokensPerLocalExpert[j]} rows, more than the capacity {capacity}"
+                );
+            }
+            for (int r = 0; r < ExpertCounts[j]; r++)
+                map[position++] = (j * capacity) + r;
+        }
+        int rows = checked(e * capacity);
+        return this with { RowOfSorted = ImmutableArray.Create(map), LocalRows = rows, RoutedRows = rows };
+    }
+
+    /// <summary>
     /// The plan of a capacity-mode dispatch (<see cref="DispatchCapacity"/>), made without the counts: the first
     /// round's equal splits of C rows per peer, and the sizes of the fixed buffers. The counts, the rows per expert and
     /// the permutation stay on the device (<see cref="CapacityState"/>), so <see cref="ExpertCounts"/>,

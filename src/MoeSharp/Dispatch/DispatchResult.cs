@@ -31,6 +31,13 @@ public sealed record DispatchResult(
     public Telemetry.TrafficReport? Traffic { get; init; }
 
     /// <summary>
+    /// The padded layout the experts asked for (<see cref="IRoutedRowPlacement"/>) when the dispatch wrote
+    /// <see cref="RoutedTokens"/> in it: bfloat16 <c>[G·capacity, D]</c>, expert j's rows from row <c>j·capacity</c>,
+    /// zeros after them. Null for the packed expert-major rows. Its device table belongs to the experts that run it.
+    /// </summary>
+    internal Compute.PaddedGroups? ExpertLayout { get; init; }
+
+    /// <summary>
     /// In capacity mode (<see cref="TokenDispatcherConfig.Capacity"/>): <c>[E/S]</c> int32 on the dispatcher's device,
     /// the rows per local expert (alignment padding included) that <see cref="TokensPerLocalExpert"/> holds in the
     /// normal mode; the routed rows after their sum are zero rows. Owned by <see cref="Metadata"/> (released with it).

@@ -150,7 +150,21 @@ public partial class TokenDispatcher
     /// <exception cref="ArgumentException">Bad shapes or dtypes, an expert id outside <c>[0, E)</c> (the message names
     /// the token, slot and value), a non-finite score, or ranks of an SP group that disagree on T. Where counts are
     /// exchanged on the device, the other ranks throw too, naming the rank whose entry was invalid.</exception>
-    public DispatchResult Dispatch(Tensor x, Tensor topScores, Tensor expertIds, int? totalTokens = null)
+    public DispatchResult Dispatch(Tensor x, Tensor topScores, Tensor expertIds, int? totalTokens = null) =>
+        DispatchWithPlacement(x, topScores, expertIds, totalTokens, null);
+
+    /// <summary>
+    /// <see cref="Dispatch"/>, with the routed rows written where
+    /// <paramref name="placement"/> asks when it applies (<see cref="DispatchResult.ExpertLayout"/> says whether it
+    /// did): rows stay on the rank, float32 tokens, no capacity mode and no FP8 wire.
+    /// </summary>
+    internal DispatchResult DispatchWithPlacement(
+        Tensor x,
+        Tensor topScores,
+        Tensor expertIds,
+        int? totalTokens,
+        IRoutedRowPlacement? placement
+    )
     {
         // Preprocess: check the inputs and find this rank's shard.
         ValidateShapes(x, topScores, expertIds);
@@ -167,6 +181,7 @@ public partial class TokenDispatcher
 
         // Scan and count the entries, learn every rank's counts, plan, and lay the entries out by expert.
         DispatchPlan plan;
+        PaddedGroups? expertLayout = null;
         LocalLayoutMaps local;
         double countMs;
         long countStarted;
@@ -200,17 +215,37 @@ public partial class TokenDispatcher
                 exchanged.ReceiveCounts,
                 rows
             );
+            if (
+                placement is not null
+                && !_exchange.MovesRows
+                && _fp8 is null
+                && x.DType == DType.Float32
+                && placement.Place(plan.TokensPerLocalExpert.AsSpan()) is { } layout
+            )
+            {
+                // The experts' padded rows are the routed rows: the gather writes them, no layout pass follows.
+                expertLayout = layout;
+                plan = plan.WithExpertCapacity(layout.Capacity);
+            }
             Tensor order = entryScope.Rent(DType.Int32, entries);
             Kernels.Entries.StableSortByExpert(columns.Ids, plan.ExpertCounts.AsSpan(), order);
             local = BuildLocalLayout(plan, order, columns.Scores, scope, entryScope);
         }
 
         ExpertMajorPermutation? permutation = plan.NeedsPermutation ? BuildPermutation(plan, scope) : null;
-        var metadata = new DispatchMetadata(this, plan, x.ShapeArray(), x.DType, local, permutation);
+        var metadata = new DispatchMetadata(this, plan, x.ShapeArray(), x.DType, local, permutation)
+        {
+            Placement = expertLayout is null ? null : placement,
+        };
         LastDispatchBytesSent = 0;
         var forward = default(ExchangeTime);
         Tensor routed;
-        if (_fp8 is null && TokenRowBlocks(x, plan, local) is { } tokenRows)
+        if (expertLayout is not null)
+        {
+            routed = scope.Rent(DType.BFloat16, plan.RoutedRows, x.RowLength);
+            placement!.WriteTokenRows(x, inputRowOffset, TokenScatterOf(local, Config.ScoreBeforeExperts), routed);
+        }
+        else if (_fp8 is null && TokenRowBlocks(x, plan, local) is { } tokenRows)
         {
             // The receivers pull each row straight from its token row of x: no gather into a local layout first.
             routed = ToExpertMajor(x, tokenRows, metadata, scope, null, out forward);
@@ -236,7 +271,11 @@ public partial class TokenDispatcher
             scope.Keep(map);
         if (Config.CollectTraffic)
             metadata.Traffic = LastTraffic = DispatchTraffic(metadata, new(countStarted, countMs), forward);
-        return new DispatchResult(routed, plan.TokensPerLocalExpert, metadata) { Traffic = metadata.Traffic };
+        return new DispatchResult(routed, plan.TokensPerLocalExpert, metadata)
+        {
+            Traffic = metadata.Traffic,
+            ExpertLayout = expertLayout,
+        };
     }
 
     /// <summary>
@@ -422,13 +461,19 @@ public partial class TokenDispatcher
 
         // Gather: each token's gradient to its K rows (scaled here when scores multiplied at combine).
         bool scoreAfter = !Config.ScoreBeforeExperts;
-        Tensor gathered = scope.Rent(metadata.RowType, metadata.Plan.LocalRows, metadata.Dim);
-        Kernels.Rows.ScatterTokenRows(
-            gradOutput,
-            metadata.Plan.InputRowOffset,
-            TokenScatterOf(metadata.Local, scoreAfter),
-            gathered
-        );
+        TokenScatter scatter = TokenScatterOf(metadata.Local, scoreAfter);
+        Tensor gathered;
+        if (metadata.Placement is { } placement)
+        {
+            // Straight into the experts' padded bfloat16 rows, where the forward's routed rows were placed.
+            gathered = scope.Rent(DType.BFloat16, metadata.Plan.LocalRows, metadata.Dim);
+            placement.WriteTokenRows(gradOutput, metadata.Plan.InputRowOffset, scatter, gathered);
+        }
+        else
+        {
+            gathered = scope.Rent(metadata.RowType, metadata.Plan.LocalRows, metadata.Dim);
+            Kernels.Rows.ScatterTokenRows(gradOutput, metadata.Plan.InputRowOffset, scatter, gathered);
+        }
         Tensor? gradScores = scoreAfter ? ScoreGradients(state.CombinedRows, gradOutput, metadata, scope) : null;
 
         // Exchange and permute, as dispatch.

@@ -1,4 +1,5 @@
 using MoeSharp.Compute;
+using MoeSharp.Dispatch;
 using MoeSharp.Tensors;
 using MoeSharp.Training;
 
@@ -13,7 +14,7 @@ namespace MoeSharp.Experts;
 /// the output does not change with the batch, the rank or the other experts' loads; a device backend's BLAS
 /// may block differently per batch size (float32 tolerance).
 /// </remarks>
-public sealed class GroupedExperts
+public sealed class GroupedExperts : IRoutedRowPlacement
 {
     private readonly ILayerKernels _kernels;
     private (Parameter W1, Parameter W2, Parameter W3)? _parameters;
@@ -96,6 +97,50 @@ public sealed class GroupedExperts
         _copies = null;
     }
 
+    /// <summary>
+    /// Whether a layer's dispatch may write the routed rows straight into the padded experts' layout
+    /// (<see cref="RowPlacement"/>); on by default. Off, the padded experts pad and unpad the rows themselves (the
+    /// same values, one pass more each way): for comparing the two.
+    /// </summary>
+    internal bool PlaceRoutedRows { get; set; } = true;
+
+    /// <summary>
+    /// Where a dispatch may write these experts' routed rows (<see cref="IRoutedRowPlacement"/>): the padded bfloat16
+    /// layout when the kernels have padded experts; null otherwise (the packed rows).
+    /// </summary>
+    internal IRoutedRowPlacement? RowPlacement => PlaceRoutedRows && _kernels.PaddedExperts is not null ? this : null;
+
+    /// <inheritdoc />
+    PaddedGroups? IRoutedRowPlacement.Place(ReadOnlySpan<int> rowsPerLocalExpert)
+    {
+        if (_kernels.PaddedExperts is not { } padded || rowsPerLocalExpert.Length != NumLocalExperts)
+            return null;
+        var counts = new long[rowsPerLocalExpert.Length];
+        for (int e = 0; e < counts.Length; e++)
+            counts[e] = rowsPerLocalExpert[e];
+        return PaddedLayout(padded, counts);
+    }
+
+    /// <inheritdoc />
+    void IRoutedRowPlacement.WriteTokenRows(Tensor tokens, int tokenRowOffset, TokenScatter map, Tensor rows) =>
+        (
+            _kernels.PaddedExperts ?? throw new InvalidOperationException("the kernels no longer offer padded experts")
+        ).PlaceTokenRows(tokens, tokenRowOffset, map, rows);
+
+    /// <summary>
+    /// The padded layout of these counts when the padded experts take them: <see cref="IPaddedExpertKernels.Plan"/>
+    /// accepts the padding and the padded tensors (up to 2H values per padded row) fit one tensor's index range.
+    /// </summary>
+    private PaddedGroups? PaddedLayout(IPaddedExpertKernels padded, long[] counts)
+    {
+        if (padded.Plan(counts) is not { } layout)
+            return null;
+        if ((long)layout.PaddedRows * Math.Max(Dim, 2 * Hidden) <= int.MaxValue)
+            return layout;
+        _kernels.Allocator.Return(layout.Table);
+        return null;
+    }
+
     /// <summary>Runs every local expert on its rows.</summary>
     /// <param name="xRouted">Expert-major rows: [R, D] float32 (kept by reference for the backward).</param>
     /// <param name="tokensPerLocalExpert">[E_local] rows per local expert, summing to R (zeros allowed).</param>
@@ -106,13 +151,8 @@ public sealed class GroupedExperts
     {
         int rows = CheckRows(xRouted, nameof(xRouted));
         long[] counts = CheckCounts(tokensPerLocalExpert, rows);
-        if (_kernels.PaddedExperts is { } padded && padded.Plan(counts) is { } layout)
-        {
-            // Padded tensors hold up to 2H values per padded row; past one tensor's index range, product by product.
-            if ((long)layout.PaddedRows * Math.Max(Dim, 2 * Hidden) <= int.MaxValue)
-                return ForwardPadded(padded, layout, xRouted, counts);
-            _kernels.Allocator.Return(layout.Table);
-        }
+        if (_kernels.PaddedExperts is { } padded && PaddedLayout(padded, counts) is { } layout)
+            return ForwardPadded(padded, layout, xRouted, placed: false);
         int h = Hidden,
             d = Dim;
         using var scope = new TensorScope(_kernels.Allocator);
@@ -136,6 +176,39 @@ public sealed class GroupedExperts
             scope.Keep(activation),
             counts
         );
+    }
+
+    /// <summary>
+    /// <see cref="Forward"/> on rows a dispatch already wrote in the padded layout (<see cref="RowPlacement"/>):
+    /// no padding pass before the products, and the output stays padded (float32 <c>[G·capacity, D]</c>, the rows the
+    /// dispatch's combine reads); the backward takes its gradient padded in bfloat16 and returns dx padded in float32.
+    /// </summary>
+    /// <param name="placedRows">bfloat16 <c>[G·capacity, D]</c>, zeros after each expert's rows (kept by reference
+    /// for the backward; the caller keeps owning it).</param>
+    /// <param name="layout">The layout <see cref="IRoutedRowPlacement.Place"/> gave; its table is this forward's
+    /// from now on.</param>
+    internal SwiGluForwardResult ForwardPlaced(Tensor placedRows, PaddedGroups layout)
+    {
+        ArgumentNullException.ThrowIfNull(placedRows);
+        ArgumentNullException.ThrowIfNull(layout);
+        IPaddedExpertKernels padded =
+            _kernels.PaddedExperts
+            ?? throw new InvalidOperationException("rows were placed for padded experts that the kernels do not offer");
+        if (
+            placedRows.DType != DType.BFloat16
+            || placedRows.Rank != 2
+            || placedRows.Dim(0) != layout.PaddedRows
+            || placedRows.Dim(1) != Dim
+            || layout.Groups != NumLocalExperts
+        )
+        {
+            throw new ArgumentException(
+                $"placed rows must be bfloat16 [{layout.PaddedRows}, {Dim}] for {NumLocalExperts} experts but are "
+                    + $"{placedRows} for {layout.Groups}",
+                nameof(placedRows)
+            );
+        }
+        return ForwardPadded(padded, layout, placedRows, placed: true);
     }
 
     /// <summary>Gradients of the input rows and of every local expert's weights.</summary>
@@ -183,6 +256,22 @@ public sealed class GroupedExperts
             throw new ArgumentException("forward was produced by experts of another shape", nameof(forward));
         }
         int rows = forward.Input.Dim(0);
+        if (forward.Padded is { Placed: true } placedState)
+        {
+            // Rows placed by the dispatch: dy comes padded in bfloat16 like them.
+            if (
+                gradOutput is not { DType: DType.BFloat16, Rank: 2 }
+                || gradOutput.Dim(0) != rows
+                || gradOutput.Dim(1) != Dim
+            )
+            {
+                throw new ArgumentException(
+                    $"gradOutput must be bfloat16 [{rows}, {Dim}] like the placed rows but is {gradOutput}",
+                    nameof(gradOutput)
+                );
+            }
+            return BackwardPadded(placedState, gradOutput, accumulateInto, overwrite);
+        }
         CheckGrad(gradOutput, rows, nameof(gradOutput));
         if (forward.Padded is { } state)
             return BackwardPadded(state, gradOutput, accumulateInto, overwrite);
@@ -223,38 +312,48 @@ public sealed class GroupedExperts
     }
 
     /// <summary>
-    /// <see cref="Forward"/> over padded groups: x cast to bfloat16 once (padded), the weights once (w1 and w3
-    /// stacked), gate and up in one batched product, SwiGLU into bfloat16, the down projection, and the output rows
-    /// copied back from the padded layout.
+    /// <see cref="Forward"/> over padded groups: x cast to bfloat16 once (padded; unless <paramref name="placed"/>,
+    /// where <paramref name="rows"/> already are), the weights once (w1 and w3 stacked), gate and up in one batched
+    /// product, SwiGLU into bfloat16, the down projection, and the output rows copied back from the padded layout
+    /// (unless placed: then the padded output is the result).
     /// </summary>
     private SwiGluForwardResult ForwardPadded(
         IPaddedExpertKernels padded,
         PaddedGroups layout,
-        Tensor xRouted,
-        long[] counts
+        Tensor rows,
+        bool placed
     )
     {
+        long[] counts = layout.RowsPerGroup.ToArray();
         int h = Hidden,
             d = Dim,
             e = NumLocalExperts,
             paddedRows = layout.PaddedRows;
         using var scope = new TensorScope(_kernels.Allocator);
         scope.Adopt(layout.Table);
-        Tensor x = scope.Rent(DType.BFloat16, paddedRows, d);
+        Tensor x = placed ? rows : scope.Rent(DType.BFloat16, paddedRows, d);
         (Tensor gateUpWeights, Tensor downWeights) = BFloat16Weights(padded, scope);
         Tensor gateUp = scope.Rent(DType.Float32, paddedRows, 2 * h);
         Tensor activation = scope.Rent(DType.BFloat16, paddedRows, h);
         Tensor paddedOutput = scope.Rent(DType.Float32, paddedRows, d);
-        Tensor output = scope.Rent(DType.Float32, xRouted.Dim(0), d);
-        padded.PadRows(xRouted, layout, x);
+        if (!placed)
+            padded.PadRows(rows, layout, x);
         padded.BatchedMatMulTransposeB(x, gateUpWeights, gateUp, layout, new(0, 2 * h, d)); // [g | u] = x·[w1; w3]ᵀ
         padded.SwiGluForward(gateUp, activation);
         padded.BatchedMatMulTransposeB(activation, downWeights, paddedOutput, layout, new(0, d, h)); // y = a·w2ᵀ
-        padded.UnpadRows(paddedOutput, layout, output, accumulate: false);
-        var state = new PaddedExpertsState(layout, x, gateUp, activation, gateUpWeights, downWeights, _copies is null);
+        Tensor output = paddedOutput;
+        if (!placed)
+        {
+            output = scope.Rent(DType.Float32, rows.Dim(0), d);
+            padded.UnpadRows(paddedOutput, layout, output, accumulate: false);
+        }
+        var state = new PaddedExpertsState(layout, x, gateUp, activation, gateUpWeights, downWeights, _copies is null)
+        {
+            Placed = placed,
+        };
         foreach (Tensor t in state.Tensors)
             scope.Keep(t);
-        return new SwiGluForwardResult(scope.Keep(output), xRouted, state, counts);
+        return new SwiGluForwardResult(scope.Keep(output), rows, state, counts);
     }
 
     /// <summary>
@@ -315,19 +414,24 @@ public sealed class GroupedExperts
         Tensor gradW1 = accumulateInto?.GradW1 ?? scope.Rent(DType.Float32, e, h, d);
         Tensor gradW2 = accumulateInto?.GradW2 ?? scope.Rent(DType.Float32, e, d, h);
         Tensor gradW3 = accumulateInto?.GradW3 ?? scope.Rent(DType.Float32, e, h, d);
-        Tensor dy = scope.Rent(DType.BFloat16, paddedRows, d);
+        Tensor dy = state.Placed ? gradOutput : scope.Rent(DType.BFloat16, paddedRows, d);
         Tensor gradActivation = scope.Rent(DType.Float32, paddedRows, h);
         Tensor gradGateUp = scope.Rent(DType.BFloat16, paddedRows, 2 * h);
         Tensor paddedGradX = scope.Rent(DType.Float32, paddedRows, d);
-        Tensor gradX = scope.Rent(DType.Float32, gradOutput.Dim(0), d);
-        padded.PadRows(gradOutput, layout, dy);
+        if (!state.Placed)
+            padded.PadRows(gradOutput, layout, dy);
         padded.BatchedMatMul(dy, state.DownWeights, gradActivation, layout, new(0, h, d)); // da = dy · w2
         padded.BatchedMatMulTransposeA(dy, 0, d, state.Activation, gradW2, layout, new(d, h, 0), accumulate);
         padded.SwiGluBackward(gradActivation, state.GateUp, gradGateUp);
         padded.BatchedMatMulTransposeA(gradGateUp, 0, 2 * h, state.Input, gradW1, layout, new(h, d, 0), accumulate);
         padded.BatchedMatMulTransposeA(gradGateUp, h, 2 * h, state.Input, gradW3, layout, new(h, d, 0), accumulate);
         padded.BatchedMatMul(gradGateUp, state.GateUpWeights, paddedGradX, layout, new(0, d, 2 * h)); // dx
-        padded.UnpadRows(paddedGradX, layout, gradX, accumulate: false);
+        Tensor gradX = paddedGradX;
+        if (!state.Placed)
+        {
+            gradX = scope.Rent(DType.Float32, gradOutput.Dim(0), d);
+            padded.UnpadRows(paddedGradX, layout, gradX, accumulate: false);
+        }
         scope.Keep(gradX);
         if (accumulateInto is null)
         {

@@ -26,9 +26,21 @@ internal sealed record PaddedExpertsState(
     bool OwnsWeights
 )
 {
-    /// <summary>Every tensor, to return to the allocator once the backward no longer needs them.</summary>
+    /// <summary>
+    /// Whether a dispatch placed the input rows (<see cref="GroupedExperts.ForwardPlaced"/>): the input is the
+    /// dispatch's (not in <see cref="Tensors"/>), the output stays padded, and the backward takes dy padded in
+    /// bfloat16 and returns dx padded.
+    /// </summary>
+    public bool Placed { get; init; }
+
+    /// <summary>Every tensor this forward owns, to return to the allocator once the backward no longer needs
+    /// them.</summary>
     public Tensor[] Tensors =>
-        OwnsWeights
-            ? [Layout.Table, Input, GateUp, Activation, GateUpWeights, DownWeights]
-            : [Layout.Table, Input, GateUp, Activation];
+        [
+            Layout.Table,
+            .. Placed ? Array.Empty<Tensor>() : [Input],
+            GateUp,
+            Activation,
+            .. OwnsWeights ? [GateUpWeights, DownWeights] : Array.Empty<Tensor>(),
+        ];
 }

@@ -309,11 +309,25 @@ public sealed class MoeLayer : IDisposable
             _kernels.Dispatch.Rows.CopyRows(routing.ExpertIds, 0, expertIds, ownStart, ownRows);
         }
 
-        DispatchResult dispatched = Dispatcher.Dispatch(x, topScores, expertIds, totalTokens);
-        var counts = new long[dispatched.TokensPerLocalExpert.Length];
-        for (int i = 0; i < counts.Length; i++)
-            counts[i] = dispatched.TokensPerLocalExpert[i];
-        SwiGluForwardResult expertsForward = Experts.Forward(dispatched.RoutedTokens, counts);
+        // The padded experts may have the dispatch write their bfloat16 rows itself (one rank, rows that stay): then
+        // combine and the backward passes read and write the experts' padded rows, with no layout pass between.
+        DispatchResult dispatched = Dispatcher.DispatchWithPlacement(
+            x,
+            topScores,
+            expertIds,
+            totalTokens,
+            Experts.RowPlacement
+        );
+        SwiGluForwardResult expertsForward;
+        if (dispatched.ExpertLayout is { } placedLayout)
+            expertsForward = Experts.ForwardPlaced(dispatched.RoutedTokens, placedLayout);
+        else
+        {
+            var counts = new long[dispatched.TokensPerLocalExpert.Length];
+            for (int i = 0; i < counts.Length; i++)
+                counts[i] = dispatched.TokensPerLocalExpert[i];
+            expertsForward = Experts.Forward(dispatched.RoutedTokens, counts);
+        }
 
         SwiGluForwardResult? sharedForward = null;
         SharedGateForward? gateForward = null;

@@ -35,6 +35,68 @@ public class PaddedExpertsTests(CpuBackendFixture fixture)
         AssertSameLayer(cuda, 40, 48, 8, 512, exact: false);
     }
 
+    /// <summary>
+    /// The dispatch writing the padded experts' bfloat16 rows itself (and combine, the combine backward and the
+    /// dispatch backward reading and writing the experts' padded rows) is the layer whose experts pad and unpad the
+    /// rows in passes of their own, bit for bit: scores after or before the experts, with alignment padding, tiled
+    /// (D = 256) and plain (D = 40) kernels.
+    /// </summary>
+    [Theory]
+    [InlineData(40, 48, 8, 512, false, 1)]
+    [InlineData(256, 128, 4, 128, false, 1)]
+    [InlineData(256, 128, 4, 128, true, 4)]
+    [InlineData(40, 48, 8, 512, true, 8)]
+    public void PlacedRows_AreThePaddedLayerWithItsLayoutPasses(
+        int dim,
+        int hidden,
+        int experts,
+        int tokens,
+        bool scoreBefore,
+        int alignment
+    )
+    {
+        IlgpuBackend backend = fixture.Backend;
+        int topK = 2;
+        var args = new MoeLayerArgs(dim, hidden, experts, topK);
+        List<KeyValuePair<string, Tensor>> weights = Weights(new Random(7), dim, hidden, experts);
+        var r = new Random(11);
+        Tensor x = Random(r, 1, tokens, dim),
+            gradOut = Random(r, 1, tokens, dim);
+        var config = new TokenDispatcherConfig(experts, topK)
+        {
+            ScoreBeforeExperts = scoreBefore,
+            ExpertAlignment = alignment,
+        };
+        using var placedKernels = new IlgpuLayerKernels(backend, true, BFloat16GemmPath.PaddedBatched);
+        using var paddingKernels = new IlgpuLayerKernels(backend, true, BFloat16GemmPath.PaddedBatched);
+        var placedTimes = new ProfilingLayerKernels(placedKernels);
+        var paddingTimes = new ProfilingLayerKernels(paddingKernels);
+        var placed = new MoeLayer(args, new LocalTokenDispatcher(config, backend.Kernels), null, placedTimes);
+        var padding = new MoeLayer(args, new LocalTokenDispatcher(config, backend.Kernels), null, paddingTimes);
+        padding.Experts.PlaceRoutedRows = false;
+        MoeLayerCheckpoint.Load(placed, weights);
+        MoeLayerCheckpoint.Load(padding, weights);
+
+        Tensor a = placed.Forward(backend.Kernels.Device.ToDevice(x));
+        Tensor b = padding.Forward(backend.Kernels.Device.ToDevice(x));
+        MoeLayerGradients ga = placed.Backward(backend.Kernels.Device.ToDevice(gradOut)),
+            gb = padding.Backward(backend.Kernels.Device.ToDevice(gradOut));
+
+        Assert.Equal(2, placedTimes.Totals[nameof(IPaddedExpertKernels.PlaceTokenRows)].Calls);
+        Assert.False(placedTimes.Totals.ContainsKey(nameof(IPaddedExpertKernels.PadRows)), "placed rows padded again");
+        Assert.False(placedTimes.Totals.ContainsKey(nameof(IPaddedExpertKernels.UnpadRows)), "padded rows unpadded");
+        Assert.Equal(2, paddingTimes.Totals[nameof(IPaddedExpertKernels.PadRows)].Calls);
+        Assert.False(paddingTimes.Totals.ContainsKey(nameof(IPaddedExpertKernels.PlaceTokenRows)), "placed anyway");
+        Same(b, a, "output", exact: true);
+        Same(gb.GradX, ga.GradX, "grad x", exact: true);
+        Same(gb.GradW1, ga.GradW1, "grad w1", exact: true);
+        Same(gb.GradW2, ga.GradW2, "grad w2", exact: true);
+        Same(gb.GradW3, ga.GradW3, "grad w3", exact: true);
+        Same(gb.GradGateWeight, ga.GradGateWeight, "grad gate", exact: true);
+        placed.Dispose();
+        padding.Dispose();
+    }
+
     [Fact]
     public void Plan_PadsBalancedGroups_AndDeclinesUnevenOnes()
     {
@@ -58,6 +120,24 @@ public class PaddedExpertsTests(CpuBackendFixture fixture)
         Assert.Null(each.PaddedExperts);
         Assert.Null(fixture.Backend.Layer.PaddedExperts); // float32 products
     }
+
+    private static Tensor Random(Random r, double scale, params int[] shape) =>
+        Tensor.FromArray(
+            Enumerable
+                .Range(0, shape.Aggregate(1, (a, b) => a * b))
+                .Select(_ => (float)((r.NextDouble() * 2 - 1) * scale))
+                .ToArray(),
+            shape
+        );
+
+    /// <summary>A small gate keeps the routing near uniform, so the groups fit the padded layout.</summary>
+    private static List<KeyValuePair<string, Tensor>> Weights(Random r, int dim, int hidden, int experts) =>
+        [
+            new(MoeLayerCheckpoint.GateWeight, Random(r, 0.01, experts, dim)),
+            new(MoeLayerCheckpoint.ExpertsW1, Random(r, 0.2, experts, hidden, dim)),
+            new(MoeLayerCheckpoint.ExpertsW2, Random(r, 0.2, experts, dim, hidden)),
+            new(MoeLayerCheckpoint.ExpertsW3, Random(r, 0.2, experts, hidden, dim)),
+        ];
 
     private static void AssertSameLayer(IlgpuBackend backend, int dim, int hidden, int experts, int tokens, bool exact)
     {
