@@ -334,7 +334,7 @@ internal static class LayerPhases
     /// The phase of <paramref name="kernel"/> in <paramref name="stage"/> (forward, backward, optimizer):
     /// grouped products, SwiGLU, the router's product, scores, top-k and counts, the dispatcher's ordered gather-reduce
     /// (combine; in the backward the rows of the dispatch backward), its other kernels (dispatch), AdamW, the rest.
-    /// The token scatter into the padded experts' rows counts as the dispatch's forward and combine's backward.
+    /// The token scatter into the padded experts' rows counts as dispatch, as the dispatcher's own scatter does.
     /// </summary>
     public static string Of(string stage, string kernel, bool layerKernel)
     {
@@ -351,8 +351,8 @@ internal static class LayerPhases
             or "BatchedMatMul"
             or "BatchedMatMulTransposeA" => Products,
             "Plan" or "PadRows" or "UnpadRows" or "StackWeights" => ExpertLayout,
-            // The dispatch's gather (forward) or the combine backward's scatter, written into the padded experts' rows.
-            "PlaceTokenRows" => stage == "backward" ? "combine" : "dispatch",
+            // The token scatter into the padded experts' rows: the dispatcher's ScatterTokenRows, written in bfloat16.
+            "PlaceTokenRows" => "dispatch",
             "SwiGluForward" or "SwiGluBackward" => "SwiGLU",
             "MatMulTransposeB"
             or "MatMul"

@@ -61,10 +61,52 @@ internal static class RowDotsKernelBodies
             int width = d - column < n ? d - column : n;
             if (t < width)
             {
-                for (int r = 0; r < rows; r++)
+                int r = 0,
+                    c = column + t;
+                // Eight rows' loads are issued before any store to shared memory: loaded and stored one row at a
+                // time, a load cannot start before the store ahead of it unless the compiler proves they do not
+                // alias, and the combine phase of the qwen3 backward (this kernel and one gather-reduce that needs
+                // about 0.35 ms) took 2.6 ms on an H200.
+                for (; r + 8 <= rows; r += 8)
                 {
-                    sa[(r * Pitch) + t] = row.Widen(a[aStart[r] + column + t]);
-                    sb[(r * Pitch) + t] = row.Widen(b[bStart[r] + column + t]);
+                    TElement a0 = a[aStart[r] + c],
+                        a1 = a[aStart[r + 1] + c],
+                        a2 = a[aStart[r + 2] + c],
+                        a3 = a[aStart[r + 3] + c],
+                        a4 = a[aStart[r + 4] + c],
+                        a5 = a[aStart[r + 5] + c],
+                        a6 = a[aStart[r + 6] + c],
+                        a7 = a[aStart[r + 7] + c];
+                    TElement b0 = b[bStart[r] + c],
+                        b1 = b[bStart[r + 1] + c],
+                        b2 = b[bStart[r + 2] + c],
+                        b3 = b[bStart[r + 3] + c],
+                        b4 = b[bStart[r + 4] + c],
+                        b5 = b[bStart[r + 5] + c],
+                        b6 = b[bStart[r + 6] + c],
+                        b7 = b[bStart[r + 7] + c];
+                    int at = (r * Pitch) + t;
+                    sa[at] = row.Widen(a0);
+                    sa[at + Pitch] = row.Widen(a1);
+                    sa[at + (2 * Pitch)] = row.Widen(a2);
+                    sa[at + (3 * Pitch)] = row.Widen(a3);
+                    sa[at + (4 * Pitch)] = row.Widen(a4);
+                    sa[at + (5 * Pitch)] = row.Widen(a5);
+                    sa[at + (6 * Pitch)] = row.Widen(a6);
+                    sa[at + (7 * Pitch)] = row.Widen(a7);
+                    sb[at] = row.Widen(b0);
+                    sb[at + Pitch] = row.Widen(b1);
+                    sb[at + (2 * Pitch)] = row.Widen(b2);
+                    sb[at + (3 * Pitch)] = row.Widen(b3);
+                    sb[at + (4 * Pitch)] = row.Widen(b4);
+                    sb[at + (5 * Pitch)] = row.Widen(b5);
+                    sb[at + (6 * Pitch)] = row.Widen(b6);
+                    sb[at + (7 * Pitch)] = row.Widen(b7);
+                }
+                for (; r < rows; r++)
+                {
+                    sa[(r * Pitch) + t] = row.Widen(a[aStart[r] + c]);
+                    sb[(r * Pitch) + t] = row.Widen(b[bStart[r] + c]);
                 }
             }
             Group.Barrier();
