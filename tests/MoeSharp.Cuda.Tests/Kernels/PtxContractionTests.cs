@@ -80,6 +80,13 @@ public class PtxContractionTests
         AssertNoContractableMultiply(Ptx(kernel, bodies, arguments));
     }
 
+    /// <summary>The token scatter into the padded experts' bfloat16 rows scales as the row kernels do.</summary>
+    [Theory]
+    [InlineData(nameof(PlacedRowKernelBodies.PlaceTokensTiled))]
+    [InlineData(nameof(PlacedRowKernelBodies.PlaceRows))]
+    public void PlacedRowKernels_HaveNoFloat32Multiply(string kernel) =>
+        AssertNoContractableMultiply(Ptx(kernel, typeof(PlacedRowKernelBodies), typeof(CudaStrictFloat)));
+
     /// <summary>Products exist (as float64 multiplies rounded to float32), float32 arithmetic is adds only.</summary>
     private static void AssertNoContractableMultiply(string ptx)
     {
