@@ -53,9 +53,28 @@ public class PaddedExpertsTests(CpuBackendFixture fixture)
         int tokens,
         bool scoreBefore,
         int alignment
+    ) => AssertPlacedIsPadded(fixture.Backend, dim, hidden, experts, tokens, scoreBefore, alignment);
+
+    /// <summary>On CUDA too the two layers run the same cuBLAS calls on the same operands, so the same bits.</summary>
+    [CudaFact]
+    public void PlacedRows_OnCuda_AreThePaddedLayerWithItsLayoutPasses()
+    {
+        using IlgpuBackend cuda = IlgpuBackend.CreateCuda(0);
+        AssertPlacedIsPadded(cuda, 256, 128, 8, 512, scoreBefore: false, alignment: 1);
+        AssertPlacedIsPadded(cuda, 256, 128, 8, 512, scoreBefore: true, alignment: 4);
+        AssertPlacedIsPadded(cuda, 40, 48, 8, 512, scoreBefore: false, alignment: 8);
+    }
+
+    private static void AssertPlacedIsPadded(
+        IlgpuBackend backend,
+        int dim,
+        int hidden,
+        int experts,
+        int tokens,
+        bool scoreBefore,
+        int alignment
     )
     {
-        IlgpuBackend backend = fixture.Backend;
         int topK = 2;
         var args = new MoeLayerArgs(dim, hidden, experts, topK);
         List<KeyValuePair<string, Tensor>> weights = Weights(new Random(7), dim, hidden, experts);

@@ -55,6 +55,44 @@ public class DispatchPlanTests
     }
 
     [Fact]
+    public void LocalPlan_WithExpertCapacity_PutsEachExpertsRowsInItsBlock()
+    {
+        var config = new TokenDispatcherConfig(numExperts: 3, topK: 2) { ExpertAlignment = 4 };
+        DispatchPlan plan = DispatchPlan
+            .Create(config, 1, 0, rowsMove: false, Whole(4), [3, 0, 5], [3, 0, 5], Rows)
+            .WithExpertCapacity(8);
+
+        // Blocks of 8: expert 0 rows 0-2, expert 1 none, expert 2 rows 16-20; the rest of each block is padding.
+        Assert.Equal([0, 1, 2, 16, 17, 18, 19, 20], plan.RowOfSorted.ToArray());
+        Assert.Equal(24, plan.LocalRows);
+        Assert.Equal(24, plan.RoutedRows);
+        Assert.Equal([4, 0, 8], plan.TokensPerLocalExpert.ToArray());
+        Assert.Equal(8, plan.SentRows);
+        Assert.False(plan.NeedsPermutation);
+    }
+
+    [Fact]
+    public void ExpertCapacity_BelowAnExpertsRows_OrWithRowsThatMove_IsRefused()
+    {
+        var config = new TokenDispatcherConfig(numExperts: 3, topK: 2) { ExpertAlignment = 4 };
+        DispatchPlan local = DispatchPlan.Create(config, 1, 0, rowsMove: false, Whole(4), [3, 0, 5], [3, 0, 5], Rows);
+        // Expert 2's 5 rows are 8 with the alignment padding.
+        Assert.Throws<InvalidOperationException>(() => local.WithExpertCapacity(6));
+        var two = new TokenDispatcherConfig(numExperts: 4, topK: 2);
+        DispatchPlan moving = DispatchPlan.Create(
+            two,
+            2,
+            1,
+            rowsMove: true,
+            Whole(3),
+            [1, 2, 3, 0],
+            [2, 1, 3, 0],
+            Rows
+        );
+        Assert.Throws<InvalidOperationException>(() => moving.WithExpertCapacity(8));
+    }
+
+    [Fact]
     public void ExchangePlan_SplitsAndBlocks_AreWorkedOutByHand()
     {
         // S = 2 ranks, E = 4 experts, e = 2 local experts; this is rank 1 (experts 2 and 3).
