@@ -4,7 +4,7 @@ namespace MoeSharp.Dispatch;
 
 /// <summary>Gradients from <see cref="TokenDispatcher.CombineBackward"/>.</summary>
 /// <param name="GradRoutedOutput"><c>[R, D]</c>: gradient of the experts' output, expert-major like the
-/// dispatch.</param>
+/// dispatch (in bfloat16 where the dispatch placed the rows in the padded experts' layout).</param>
 /// <param name="GradTopScores">
 /// Shaped like the dispatch's <c>topScores</c> (<c>[T, K]</c> or <c>[T_s, K]</c>; rows outside the shard are
 /// zero) when scores multiply at combine; null when they multiply before the experts.

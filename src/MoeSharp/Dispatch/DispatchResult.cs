@@ -6,7 +6,8 @@ namespace MoeSharp.Dispatch;
 /// <summary>What <see cref="TokenDispatcher.Dispatch"/> returns.</summary>
 /// <param name="RoutedTokens">
 /// <c>[R, D]</c> in the dtype of x (float32 or bfloat16): the rows this rank's experts must process, expert-major (for
-/// each local expert, the rows from source rank 0, 1, …), each expert's block padded with zero rows to the alignment.
+/// each local expert, the rows from source rank 0, 1, …), each expert's block padded with zero rows to the alignment
+/// (bfloat16 rows in the padded experts' layout where a layer's experts placed them: <see cref="ExpertLayout"/>).
 /// </param>
 /// <param name="TokensPerLocalExpert"><c>[E/S]</c>: rows per local expert, alignment padding included.</param>
 /// <param name="Metadata">What combine and the backward passes need; pass it back unchanged.</param>
