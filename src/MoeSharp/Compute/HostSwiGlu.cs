@@ -1,8 +1,12 @@
+using System.Runtime.Intrinsics;
+
 namespace MoeSharp.Compute;
 
 /// <summary>
 /// The element-wise part of SwiGLU: <c>a = silu(g) ⊙ u</c> with <c>silu(z) = z · sigmoid(z)</c>, forward
-/// and backward, in float32. Every element is one fixed sequence of operations (row-invariant).
+/// and backward, in float32. Every element is one fixed sequence of operations (row-invariant): the vector loops
+/// compute each lane with the scalar tail's float32 operations in the same order, and <see cref="VectorExpF"/> gives
+/// <see cref="MathF.Exp"/>'s bits.
 /// </summary>
 public static unsafe class HostSwiGlu
 {
@@ -31,7 +35,16 @@ public static unsafe class HostSwiGlu
                     float* g = (float*)g0,
                         u = (float*)u0,
                         a = (float*)a0;
-                    for (int i = start; i < end; i++)
+                    int i = start;
+                    if (VectorExpF.IsAvailable)
+                    {
+                        for (; i + 8 <= end; i += 8)
+                        {
+                            Vector256<float> gi = Vector256.Load(g + i);
+                            (gi / (Vector256<float>.One + VectorExpF.Exp(-gi)) * Vector256.Load(u + i)).Store(a + i);
+                        }
+                    }
+                    for (; i < end; i++)
                         a[i] = g[i] / (1f + MathF.Exp(-g[i])) * u[i];
                 }
             );
@@ -82,7 +95,20 @@ public static unsafe class HostSwiGlu
                         uP = (float*)u0,
                         dgP = (float*)dg0,
                         duP = (float*)du0;
-                    for (int i = start; i < end; i++)
+                    int i = start;
+                    if (VectorExpF.IsAvailable)
+                    {
+                        for (; i + 8 <= end; i += 8)
+                        {
+                            Vector256<float> g = Vector256.Load(gP + i);
+                            Vector256<float> sig = Vector256<float>.One / (Vector256<float>.One + VectorExpF.Exp(-g));
+                            Vector256<float> da = Vector256.Load(daP + i);
+                            (da * g * sig).Store(duP + i);
+                            Vector256<float> slope = Vector256<float>.One + (g * (Vector256<float>.One - sig));
+                            (da * Vector256.Load(uP + i) * sig * slope).Store(dgP + i);
+                        }
+                    }
+                    for (; i < end; i++)
                     {
                         float g = gP[i];
                         float sig = 1f / (1f + MathF.Exp(-g));
