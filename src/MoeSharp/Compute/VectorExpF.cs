@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -74,6 +75,7 @@ internal static unsafe class VectorExpF
 
     /// <summary>e^x per lane, bitwise <see cref="MathF.Exp"/>. Only when <see cref="IsAvailable"/>.</summary>
     /// <param name="x">Eight arguments.</param>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Exp(Vector256<float> x)
     {
         Vector256<float> y = Vector256.Create(
@@ -88,6 +90,7 @@ internal static unsafe class VectorExpF
 
     /// <summary>glibc's expf between its special cases, on four float64 lanes; the result before the float32
     /// rounding.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<double> Reduced(Vector256<double> x)
     {
         var invLn2N = Vector256.Create(s_invLn2N);
@@ -110,10 +113,12 @@ internal static unsafe class VectorExpF
         return y * s;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<double> MultiplyAdd(Vector256<double> a, Vector256<double> b, Vector256<double> c) =>
         Fma.IsSupported ? Fma.MultiplyAdd(a, b, c) : (a * b) + c;
 
     /// <summary>The lanes of glibc's special-case branch (and any NaN) from <see cref="MathF.Exp"/>.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
     private static Vector256<float> Special(Vector256<float> x, Vector256<float> y)
     {
         float* lanes = stackalloc float[Vector256<float>.Count];
