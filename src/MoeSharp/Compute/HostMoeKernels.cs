@@ -94,6 +94,9 @@ public sealed class HostMoeKernels : IMoeKernels, IEntryKernels, IRowKernels
     }
 
     /// <inheritdoc />
+    /// <remarks>Compiled optimized at once (as the other per-entry loops here): a loop over every entry runs once per
+    /// step, so tiered compilation would keep it unoptimized for many steps.</remarks>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public EntryScan PrepareEntries(ShardEntries shard, EntryColumns entries)
     {
         (Tensor topScores, Tensor expertIds, int rowOffset, int realTokens, _, int numExperts) = shard;
@@ -125,6 +128,7 @@ public sealed class HostMoeKernels : IMoeKernels, IEntryKernels, IRowKernels
     }
 
     /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void BuildLocalLayout(SortedEntries sortedEntries, LocalLayoutMaps maps)
     {
         (Tensor order, Tensor entryScores, int realTokens, int topK, Tensor? rowOfSorted) = sortedEntries;

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using MoeSharp.Routing;
 using MoeSharp.Tensors;
 
@@ -68,6 +69,7 @@ public sealed class HostRouterKernels : IRouterKernels
         );
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void TopKTokens(
         Tensor scores,
         Tensor? expertBias,
@@ -139,6 +141,7 @@ public sealed class HostRouterKernels : IRouterKernels
         );
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void TopScoresBackwardTokens(
         Tensor scores,
         Tensor expertIds,
