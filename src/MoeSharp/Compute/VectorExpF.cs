@@ -6,9 +6,9 @@ using System.Runtime.Intrinsics.X86;
 namespace MoeSharp.Compute;
 
 /// <summary>
-/// e^x on eight float32 lanes at once, bitwise what <see cref="MathF.Exp"/> returns, so the SwiGLU kernels keep their
-/// results while leaving the one-call-per-element exponential behind. <see cref="MathF.Exp"/> is the C library's
-/// <c>expf</c>; glibc's (since 2.28, from Arm's optimized-routines) reduces <c>x·32/ln 2 = k + r</c>, takes
+/// e^x on eight float32 lanes at once, bitwise what <see cref="MathF.Exp"/> returns, so the SwiGLU and score kernels
+/// keep their results while leaving the one-call-per-element exponential behind. <see cref="MathF.Exp"/> is the C
+/// library's <c>expf</c>; glibc's (since 2.28, from Arm's optimized-routines) reduces <c>x·32/ln 2 = k + r</c>, takes
 /// <c>2^(k/32)</c> from a 32-entry table and <c>2^(r/32)</c> from a cubic, all in float64, and rounds to float32 once.
 /// This class runs those operations in the same order on float64 vectors, with the fused multiply-adds of glibc's FMA
 /// variant (which glibc picks on CPUs with FMA) or separate roundings (its SSE2 variant) otherwise.
