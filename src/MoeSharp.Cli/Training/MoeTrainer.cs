@@ -219,9 +219,10 @@ internal static class MoeTrainer
         layerOptimizer.Step();
         kernels.Dispatch.Device.Synchronize();
         layerTime += Stopwatch.GetElapsedTime(layerStarted);
+        // The own rows are copied out before y goes back: the host allocator recycles the layer's storage.
+        Tensor yOwn = LayerWorldRunner.Rows(y, ownOffset, ownCount);
         foreach (Tensor t in new[] { x, y, gradY, gradX })
             kernels.Allocator.Return(t);
-        Tensor yOwn = LayerWorldRunner.Rows(y, ownOffset, ownCount);
         float[] gradPredOwn = gradPred.AsSpan(ownOffset, ownCount).ToArray();
         return new StepWork(
             layerTime,

@@ -38,6 +38,9 @@ internal static unsafe class HostAdamW
         }
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(
+        System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization
+    )]
     private static void Range(float* theta, float* g, float* m, float* v, int start, int end, AdamWScalars s)
     {
         int j = start;

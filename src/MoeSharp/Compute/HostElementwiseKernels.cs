@@ -1,3 +1,5 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
 using MoeSharp.Tensors;
 
 namespace MoeSharp.Compute;
@@ -25,11 +27,29 @@ public sealed class HostElementwiseKernels : IElementwiseKernels
         );
 
     /// <inheritdoc />
-    public void AddRows(Tensor into, int intoRow, Tensor rows)
+    public unsafe void AddRows(Tensor into, int intoRow, Tensor rows)
     {
         Span<float> a = into.AsSpan<float>().Slice(intoRow * into.RowLength, rows.ElementCount);
         ReadOnlySpan<float> b = rows.AsSpan<float>();
-        for (int i = 0; i < a.Length; i++)
-            a[i] += b[i];
+        fixed (float* pa = a)
+        fixed (float* pb = b)
+        {
+            nint a0 = (nint)pa,
+                b0 = (nint)pb;
+            // One float32 addition per element, whatever the vector width or the chunk: the sum's bits stay fixed.
+            HostParallel.For(a.Length, 12, (start, end) => AddRange((float*)a0, (float*)b0, start, end));
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void AddRange(float* a, float* b, int start, int end)
+    {
+        var sum = new Span<float>(a + start, end - start);
+        var addend = new ReadOnlySpan<float>(b + start, end - start);
+        int i = 0;
+        for (; i + Vector<float>.Count <= sum.Length; i += Vector<float>.Count)
+            (new Vector<float>(sum[i..]) + new Vector<float>(addend[i..])).CopyTo(sum[i..]);
+        for (; i < sum.Length; i++)
+            sum[i] += addend[i];
     }
 }

@@ -5,7 +5,8 @@ namespace MoeSharp.Compute;
 /// <summary>
 /// The host implementation of <see cref="ILayerKernels"/>: <see cref="HostGemmKernels"/>,
 /// <see cref="HostRouterKernels"/>, <see cref="HostElementwiseKernels"/> and <see cref="HostOptimizerKernels"/> on
-/// managed tensors from <see cref="ManagedTensorAllocator"/>. Every result is bitwise deterministic.
+/// managed tensors from a <see cref="ManagedTensorAllocator"/> over the dispatch kernels' pool. Every result is
+/// bitwise deterministic.
 /// </summary>
 public sealed class HostLayerKernels : ILayerKernels
 {
@@ -23,14 +24,19 @@ public sealed class HostLayerKernels : ILayerKernels
                 nameof(dispatch)
             );
         }
+        Allocator = new ManagedTensorAllocator(
+            Dispatch.Device is HostComputeDevice host ? host.Pool : new TensorPool()
+        );
     }
 
     /// <inheritdoc />
     public IMoeKernels Dispatch { get; }
 
     /// <inheritdoc />
-    /// <remarks>Managed arrays the GC reclaims (<see cref="ManagedTensorAllocator"/>); returning is a no-op.</remarks>
-    public ITensorAllocator Allocator => ManagedTensorAllocator.Instance;
+    /// <remarks>Managed arrays from the dispatch kernels' <see cref="TensorPool"/> (a pool of its own when the
+    /// dispatch device is not a <see cref="HostComputeDevice"/>), recycled when returned
+    /// (<see cref="ManagedTensorAllocator"/>).</remarks>
+    public ITensorAllocator Allocator { get; }
 
     /// <inheritdoc />
     public IGemmKernels Gemm => HostGemmKernels.Instance;

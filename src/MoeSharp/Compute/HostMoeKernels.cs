@@ -36,7 +36,21 @@ public sealed class HostMoeKernels : IMoeKernels, IEntryKernels, IRowKernels
     public IRowKernels Rows => this;
 
     /// <inheritdoc />
-    public void Clear(Tensor tensor) => tensor.AsBytes().Clear();
+    public unsafe void Clear(Tensor tensor)
+    {
+        Span<byte> bytes = tensor.AsBytes();
+        fixed (byte* p = bytes)
+        {
+            nint start = (nint)p;
+            // A serial clear of a large tensor runs at one core's store bandwidth; chunks over threads reach the
+            // memory's.
+            HostParallel.For(
+                bytes.Length,
+                1,
+                (first, end) => new Span<byte>((byte*)start + first, end - first).Clear()
+            );
+        }
+    }
 
     /// <inheritdoc />
     public void CopyRows(Tensor source, int sourceRow, Tensor destination, int destinationRow, int rows)
@@ -80,6 +94,9 @@ public sealed class HostMoeKernels : IMoeKernels, IEntryKernels, IRowKernels
     }
 
     /// <inheritdoc />
+    /// <remarks>Compiled optimized at once (as the other per-entry loops here): a loop over every entry runs once per
+    /// step, so tiered compilation would keep it unoptimized for many steps.</remarks>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public EntryScan PrepareEntries(ShardEntries shard, EntryColumns entries)
     {
         (Tensor topScores, Tensor expertIds, int rowOffset, int realTokens, _, int numExperts) = shard;
@@ -111,6 +128,7 @@ public sealed class HostMoeKernels : IMoeKernels, IEntryKernels, IRowKernels
     }
 
     /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void BuildLocalLayout(SortedEntries sortedEntries, LocalLayoutMaps maps)
     {
         (Tensor order, Tensor entryScores, int realTokens, int topK, Tensor? rowOfSorted) = sortedEntries;

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using MoeSharp.Routing;
 using MoeSharp.Tensors;
 
@@ -60,13 +61,34 @@ public sealed class HostRouterKernels : IRouterKernels
             k = topScores.RowLength;
         if (tokens > 0 && options.Problem(e, k) is { } problem)
             throw new ArgumentException(problem, nameof(options));
+        // Tokens are independent: each chunk of them chooses with scratch of its own, as one loop over all would.
+        HostParallel.For(
+            tokens,
+            16L * e,
+            (start, end) => TopKTokens(scores, expertBias, options, topScores, expertIds, start, end)
+        );
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void TopKTokens(
+        Tensor scores,
+        Tensor? expertBias,
+        TopKOptions options,
+        Tensor topScores,
+        Tensor expertIds,
+        int start,
+        int end
+    )
+    {
+        int e = scores.RowLength,
+            k = topScores.RowLength;
         ReadOnlySpan<float> s = scores.AsSpan<float>();
         ReadOnlySpan<float> bias = expertBias is null ? default : expertBias.AsSpan<float>();
         var biased = new float[e];
         var eligible = new bool[e];
         var groupScores = new float[options.NumExpertGroups];
         var chosen = new int[k];
-        for (int t = 0; t < tokens; t++)
+        for (int t = start; t < end; t++)
         {
             ReadOnlySpan<float> row = s.Slice(t * e, e);
             if (bias.IsEmpty)
@@ -110,13 +132,33 @@ public sealed class HostRouterKernels : IRouterKernels
     {
         ArgumentNullException.ThrowIfNull(options);
         int tokens = scores.Rows,
-            e = scores.RowLength,
+            e = scores.RowLength;
+        // Tokens are independent: each chunk clears and fills its own rows of the gradient.
+        HostParallel.For(
+            tokens,
+            8L * e,
+            (start, end) => TopScoresBackwardTokens(scores, expertIds, gradTopScores, options, gradScores, start, end)
+        );
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void TopScoresBackwardTokens(
+        Tensor scores,
+        Tensor expertIds,
+        Tensor gradTopScores,
+        TopKOptions options,
+        Tensor gradScores,
+        int start,
+        int end
+    )
+    {
+        int e = scores.RowLength,
             k = expertIds.RowLength;
         float routeScale = options.RouteScale;
         ReadOnlySpan<float> all = scores.AsSpan<float>();
         Span<float> gz = gradScores.AsSpan<float>();
-        gz.Clear();
-        for (int t = 0; t < tokens; t++)
+        gz.Slice(start * e, (end - start) * e).Clear();
+        for (int t = start; t < end; t++)
         {
             ReadOnlySpan<long> ids = expertIds.Row<long>(t);
             ReadOnlySpan<float> g = gradTopScores.Row<float>(t);

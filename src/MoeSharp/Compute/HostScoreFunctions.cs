@@ -1,3 +1,6 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
 namespace MoeSharp.Compute;
 
 /// <summary>
@@ -12,26 +15,55 @@ public static class HostScoreFunctions
     /// <param name="columns">E, the row length.</param>
     /// <exception cref="ArgumentException">Lengths differ or are not a multiple of
     /// <paramref name="columns"/>.</exception>
-    public static void Softmax(ReadOnlySpan<float> logits, Span<float> scores, int columns)
+    public static unsafe void Softmax(ReadOnlySpan<float> logits, Span<float> scores, int columns)
     {
         int rows = CheckRows(logits.Length, scores.Length, columns, nameof(scores));
-        for (int t = 0; t < rows; t++)
+        fixed (float* pz = logits)
+        fixed (float* ps = scores)
         {
-            ReadOnlySpan<float> z = logits.Slice(t * columns, columns);
-            Span<float> s = scores.Slice(t * columns, columns);
-            float max = float.NegativeInfinity;
-            for (int e = 0; e < columns; e++)
-                max = Math.Max(max, z[e]);
-            float sum = 0f;
-            for (int e = 0; e < columns; e++)
-            {
-                float v = MathF.Exp(z[e] - max);
-                s[e] = v;
-                sum += v;
-            }
-            for (int e = 0; e < columns; e++)
-                s[e] /= sum;
+            nint z0 = (nint)pz,
+                s0 = (nint)ps;
+            // Rows are independent: any split over threads computes each row as one loop would.
+            HostParallel.For(
+                rows,
+                8L * columns,
+                (start, end) =>
+                {
+                    for (int t = start; t < end; t++)
+                    {
+                        long at = (long)t * columns;
+                        SoftmaxRow(
+                            new ReadOnlySpan<float>((float*)z0 + at, columns),
+                            new Span<float>((float*)s0 + at, columns)
+                        );
+                    }
+                }
+            );
         }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void SoftmaxRow(ReadOnlySpan<float> z, Span<float> s)
+    {
+        float max = float.NegativeInfinity;
+        for (int e = 0; e < z.Length; e++)
+            max = Math.Max(max, z[e]);
+        // exp(z − max) element by element (eight at a time where VectorExpF gives MathF.Exp's bits), then the sum in
+        // ascending order as before.
+        int j = 0;
+        if (VectorExpF.IsAvailable)
+        {
+            var m = Vector256.Create(max);
+            for (; j + Vector256<float>.Count <= z.Length; j += Vector256<float>.Count)
+                VectorExpF.Exp(Vector256.Create(z.Slice(j, Vector256<float>.Count)) - m).CopyTo(s[j..]);
+        }
+        for (; j < z.Length; j++)
+            s[j] = MathF.Exp(z[j] - max);
+        float sum = 0f;
+        for (int e = 0; e < s.Length; e++)
+            sum += s[e];
+        for (int e = 0; e < s.Length; e++)
+            s[e] /= sum;
     }
 
     /// <summary>Softmax backward: <c>dz = s ⊙ (ds − Σ s·ds)</c> per row.</summary>
@@ -67,11 +99,34 @@ public static class HostScoreFunctions
     /// <param name="logits">z: any length.</param>
     /// <param name="scores">Output, same length (may alias).</param>
     /// <exception cref="ArgumentException">Lengths differ.</exception>
-    public static void Sigmoid(ReadOnlySpan<float> logits, Span<float> scores)
+    public static unsafe void Sigmoid(ReadOnlySpan<float> logits, Span<float> scores)
     {
         CheckSame(logits.Length, scores.Length, nameof(scores));
-        for (int i = 0; i < logits.Length; i++)
-            scores[i] = 1f / (1f + MathF.Exp(-logits[i]));
+        fixed (float* pz = logits)
+        fixed (float* ps = scores)
+        {
+            nint z0 = (nint)pz,
+                s0 = (nint)ps;
+            // Element-wise: chunks over threads, eight lanes at a time, compute exactly what one scalar loop would.
+            HostParallel.For(logits.Length, 8, (start, end) => SigmoidRange((float*)z0, (float*)s0, start, end));
+        }
+    }
+
+    // Optimized at once: called a few times per step, the vector loop would run unoptimized (tier 0) for many steps.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void SigmoidRange(float* z, float* s, int start, int end)
+    {
+        int i = start;
+        if (VectorExpF.IsAvailable)
+        {
+            for (; i + Vector256<float>.Count <= end; i += Vector256<float>.Count)
+            {
+                Vector256<float> e = VectorExpF.Exp(-Vector256.Load(z + i));
+                (Vector256<float>.One / (Vector256<float>.One + e)).Store(s + i);
+            }
+        }
+        for (; i < end; i++)
+            s[i] = 1f / (1f + MathF.Exp(-z[i]));
     }
 
     /// <summary>Sigmoid backward: <c>dz = ds · s · (1 − s)</c>.</summary>

@@ -610,9 +610,9 @@ public sealed class MoeLayer : IDisposable
 
     /// <summary>
     /// Hands the last forward's working tensors back (<see cref="Backward"/> is not possible afterwards) and the
-    /// weights and gradients to the layer kernels' allocator (on the host <see cref="ManagedTensorAllocator"/>,
-    /// whose return does nothing: the GC reclaims them). The layer cannot be used after it; the dispatcher, the
-    /// process groups and the device stay with their owners.
+    /// weights and gradients to the layer kernels' allocator (on the host <see cref="ManagedTensorAllocator"/>, which
+    /// recycles only what it rented: weights handed in are left to the GC). The layer cannot be used after it; the
+    /// dispatcher, the process groups and the device stay with their owners.
     /// </summary>
     public void Dispose()
     {
@@ -636,9 +636,9 @@ public sealed class MoeLayer : IDisposable
 
     /// <summary>
     /// Ends the previous forward's scope: its working tensors (routing, routed rows, expert outputs) go back to the
-    /// layer kernels' allocator (on the host <see cref="ManagedTensorAllocator"/>, which leaves them to the GC, as
-    /// every other host tensor the layer hands out) and the dispatch metadata, which nothing outside the layer
-    /// holds, to the dispatcher's.
+    /// layer kernels' allocator (on the host <see cref="ManagedTensorAllocator"/>, which recycles those from its
+    /// pool for the next step) and the dispatch metadata, which nothing outside the layer holds, to the
+    /// dispatcher's.
     /// </summary>
     private void EndForwardScope()
     {
