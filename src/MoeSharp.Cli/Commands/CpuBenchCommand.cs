@@ -9,8 +9,9 @@ using Spectre.Console.Cli;
 namespace MoeSharp.Cli.Commands;
 
 /// <summary>
-/// <c>moe bench-cpu</c>: the host GEMM's GFLOP/s against the cores' FMA peak, and the in-process all-to-all-v
-/// against a copy of the same bytes, on <c>--threads</c> threads.
+/// <c>moe bench-cpu</c>: the host GEMM's GFLOP/s against the cores' FMA peak (the nominal formula and the rate of
+/// register-only FMA chains measured on the same threads), and the in-process all-to-all-v against a copy of the same
+/// bytes, on <c>--threads</c> threads.
 /// </summary>
 internal sealed class CpuBenchCommand : Command<CpuBenchSettings>
 {
@@ -51,9 +52,35 @@ internal sealed class CpuBenchCommand : Command<CpuBenchSettings>
             CultureInfo.InvariantCulture,
             $"{threads} cores x {ghz:F2} GHz x {s.FmaUnits} FMA units x {s.FmaLanes} lanes x 2 = {peak:F1} GFLOP/s"
         );
+        // Measured before the GEMM, on as many threads as it gets: the chains' rate at the width its kernel uses.
+        var probes = new[] { 512, 256 }
+            .Select(bits => FmaPeakProbe.Measure(bits, threads, s.ProbeRounds))
+            .OfType<FmaPeakProbe.Result>()
+            .ToList();
+        int kernelBits = GemmMicroKernel.Wide ? 512 : 256;
+        double measured = probes.FirstOrDefault(p => p.Bits == kernelBits)?.Gflops ?? double.NaN;
         var results = HostGemmBenchmark.Run(HostGemmBenchmark.Shapes, s.Warmup, s.Repeats);
         if (s.Json)
         {
+            foreach (var p in probes)
+            {
+                Console.WriteLine(
+                    JsonSerializer.Serialize(
+                        new
+                        {
+                            what = "fma-peak",
+                            threads,
+                            isa,
+                            bits = p.Bits,
+                            chainsPerThread = FmaPeakProbe.Chains,
+                            gflops = p.Gflops,
+                            gemmKernel = p.Bits == kernelBits,
+                            nominalGflops = peak,
+                            nominalFormula = formula,
+                        }
+                    )
+                );
+            }
             foreach (var r in results)
             {
                 Console.WriteLine(
@@ -72,6 +99,8 @@ internal sealed class CpuBenchCommand : Command<CpuBenchSettings>
                             gflops = r.Gflops,
                             peakGflops = peak,
                             fractionOfPeak = r.Gflops / peak,
+                            measuredPeakGflops = double.IsNaN(measured) ? (double?)null : measured,
+                            fractionOfMeasuredPeak = double.IsNaN(measured) ? (double?)null : r.Gflops / measured,
                             cpuMs = r.CpuSeconds * 1e3,
                             gflopsPerCore = r.GflopsPerCpu,
                             fractionOfCorePeak = r.GflopsPerCpu / (peak / threads),
@@ -81,11 +110,35 @@ internal sealed class CpuBenchCommand : Command<CpuBenchSettings>
             }
             return;
         }
-        AnsiConsole.MarkupLine(Markup.Escape($"FMA peak: {formula}"));
+        AnsiConsole.MarkupLine(Markup.Escape($"FMA peak, nominal: {formula}"));
+        foreach (var p in probes)
+        {
+            string use = p.Bits == kernelBits ? " (the GEMM kernel's width: \"of measured\")" : "";
+            AnsiConsole.MarkupLine(
+                Markup.Escape(
+                    string.Create(
+                        CultureInfo.InvariantCulture,
+                        $"FMA peak, measured: {p.Bits}-bit, {threads} threads x {FmaPeakProbe.Chains} register chains "
+                            + $"= {p.Gflops:F1} GFLOP/s ({p.Gflops / peak:P0} of nominal){use}"
+                    )
+                )
+            );
+        }
         var table = new Table().Border(TableBorder.Rounded);
         foreach (string c in new[] { "shape (M x N x K)", "product" })
             table.AddColumn(c);
-        foreach (string c in new[] { "time (ms)", "GFLOP/s", "of peak", "CPU ms", "GFLOP/CPU-s", "of core peak" })
+        foreach (
+            string c in new[]
+            {
+                "time (ms)",
+                "GFLOP/s",
+                "of nominal",
+                "of measured",
+                "CPU ms",
+                "GFLOP/CPU-s",
+                "of core nominal",
+            }
+        )
             table.AddColumn(new TableColumn(c).RightAligned());
         foreach (var r in results)
         {
@@ -95,6 +148,7 @@ internal sealed class CpuBenchCommand : Command<CpuBenchSettings>
                 $"{r.Seconds * 1e3:F2}",
                 $"{r.Gflops:F1}",
                 $"{r.Gflops / peak:P0}",
+                double.IsNaN(measured) ? "-" : $"{r.Gflops / measured:P0}",
                 $"{r.CpuSeconds * 1e3:F2}",
                 $"{r.GflopsPerCpu:F1}",
                 $"{r.GflopsPerCpu / (peak / threads):P0}"
