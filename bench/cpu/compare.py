@@ -149,9 +149,12 @@ def main() -> int:
                                 f"{pct(t['gflops'] if t else None, nom)} | {pct(t['gflops'] if t else None, meas)} | "
                                 f"{fmt(m['gflops'] / t['gflops'] if t else None, 'x')} |")
                 nominal = mine[0]["peakGflops"] if mine else float("nan")
-                measured = "; ".join(f"{p['bits']}-bit {p['gflops']:.1f}" + (" (the kernel's)" if p.get("gemmKernel") else "")
-                                     for p in probes) or "–"
-                add_table((f"GEMM, {n} threads (FMA peak: nominal {nominal:.1f} GFLOP/s, measured {measured} GFLOP/s)", rows))
+                widths = sorted({p["bits"] for p in probes}, reverse=True)
+                measured = "; ".join(f"{b}-bit " + " / ".join(f"{p['gflops']:.1f}" for p in probes if p["bits"] == b)
+                                     + (" (the kernel's)" if any(p.get("gemmKernel") for p in probes if p["bits"] == b) else "")
+                                     for b in widths) or "–"
+                add_table((f"GEMM, {n} threads (FMA peak: nominal {nominal:.1f} GFLOP/s, measured before / after the GEMM "
+                           f"{measured} GFLOP/s; 'of measured' against the higher)", rows))
             if "dispatch" not in skip:
                 shape = ["--tokens", str(a.tokens), "--dim", str(a.dim), "--experts", str(a.experts), "--top-k", str(a.top_k)]
                 reps = ["--warmup", "1", "--repeats", str(a.repeats)]

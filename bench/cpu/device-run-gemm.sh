@@ -3,12 +3,15 @@
 # the GEMM table beside torch.matmul (MKL) at 2 threads (pinned to cores 0-1) and at every core, then, when D/variants/
 # holds other builds of MoeSharp.dll (D/variants/NAME/MoeSharp.dll), the same bench-cpu run of each build and of this
 # one, interleaved in two rounds so that the machine's drift hits them alike. Run from the repository root with the
-# packed CLI and these scripts in one folder D (D/run.sh from bench/gpu/pack-device.sh, D/cpu/*.py):
+# packed CLI and these scripts in one folder D (D/run.sh from bench/gpu/pack-device.sh, D/cpu/*.py, D/reference/; the
+# last is taken from the repository's bench/reference when missing: torch_peer.py imports its dispatcher, so without it
+# the PyTorch column stays empty, as it did once):
 #   bash D/cpu/device-run-gemm.sh D   → $OUT/tables-cpu.md, results-cpu.jsonl, log-cpu.txt, machine-cpu.txt, ab-gemm.jsonl
 set -uo pipefail
 D=${1:?usage: device-run-gemm.sh DEVICE_FOLDER}
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
+[[ -d "$D/reference" ]] || cp -r bench/reference "$D/reference"
 {
   echo "date: $(date -u)"; lscpu | grep -E '^(Model name|CPU\(s\)|Thread|Core|Socket|Flags)' | cut -c1-400
   python3 -c 'import torch; print("torch", torch.__version__)'

@@ -15,9 +15,9 @@ namespace MoeSharp.Cli.Benchmarks;
 internal static class FmaPeakProbe
 {
     /// <summary>
-    /// Independent chains per thread: an FMA has a latency of 4 cycles on current x86 cores and two issue each cycle, so 8
-    /// chains in flight keep both units busy; 12 leave headroom for a latency of 6, and with the two constant operands
-    /// still fit the 16 vector registers of an AVX2-only core without spills.
+    /// Independent chains per thread: an FMA has a latency of 4 cycles on current x86 cores and two issue each cycle,
+    /// so 8 chains in flight keep both units busy; 12 leave headroom for a latency of 6, and with the two constant
+    /// operands still fit the 16 vector registers of an AVX2-only core without spills.
     /// </summary>
     public const int Chains = 12;
 
@@ -28,7 +28,8 @@ internal static class FmaPeakProbe
     /// <summary>The measured throughput of one vector width on some threads.</summary>
     /// <param name="Bits">Vector width: 512 or 256.</param>
     /// <param name="Threads">Threads that ran the chains at once.</param>
-    /// <param name="Gflops">Float32 GFLOP/s of all threads together (an FMA is 2 FLOPs per lane), the best round.</param>
+    /// <param name="Gflops">Float32 GFLOP/s of all threads together (an FMA is 2 FLOPs per lane), the best
+    /// round.</param>
     public sealed record Result(int Bits, int Threads, double Gflops);
 
     /// <summary>
@@ -105,8 +106,8 @@ internal static class FmaPeakProbe
         return new Result(bits, threads, best);
     }
 
-    /// <summary><see cref="Chains"/> chains <c>c = c·x + y</c> of 512-bit vectors, <paramref name="blocks"/> steps each.
-    /// x just below 1 and y small keep every value normal and finite.</summary>
+    /// <summary><see cref="Chains"/> chains <c>c = c·x + y</c> of 512-bit vectors, <paramref name="blocks"/> steps
+    /// each. x just below 1 and y small keep every value normal and finite.</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static float Chains512(int blocks)
     {

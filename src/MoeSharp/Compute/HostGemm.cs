@@ -386,9 +386,9 @@ internal static unsafe class HostGemm
     /// The blocked driver for several independent products at once (a grouped call: one per expert). With at least
     /// two products per thread each product runs whole on one thread. With fewer (16 experts on 16 threads) all their
     /// C blocks are computed in one parallel pass that also packs their operands (<see cref="RunWave"/>), so every
-    /// thread stays busy however the rows fall on the experts, and nothing forks per expert; products whose packed operands together
-    /// exceed a thread's kept scratch run in consecutive waves. Each element is still its own ascending chain:
-    /// grouping, like blocking and threads, never changes a bit.
+    /// thread stays busy however the rows fall on the experts, and nothing forks per expert; products whose packed
+    /// operands together exceed a thread's kept scratch run in consecutive waves. Each element is still its own
+    /// ascending chain: grouping, like blocking and threads, never changes a bit.
     /// </summary>
     private static void RunMany(Problem[] problems, bool accumulate, int mc, int nc, int kc, int maxDegreeOfParallelism)
     {
@@ -634,7 +634,8 @@ internal static unsafe class HostGemm
         /// <summary>The product's B panels, <c>[panel][K][NR]</c>.</summary>
         public float* B { get; } = b;
 
-        /// <summary>The state index of B panel 0's chunk 0; panel q's chunk c is at <c>BChunks + q·chunks + c</c>.</summary>
+        /// <summary>The state index of B panel 0's chunk 0; panel q's chunk c is at
+        /// <c>BChunks + q·chunks + c</c>.</summary>
         public int BChunks { get; } = bChunks;
 
         /// <summary>The product's A panels, <c>[panel][K][MR]</c>; null when each task packs its own A rows.</summary>
