@@ -53,8 +53,8 @@ internal sealed class CpuBenchCommand : Command<CpuBenchSettings>
             $"{threads} cores x {ghz:F2} GHz x {s.FmaUnits} FMA units x {s.FmaLanes} lanes x 2 = {peak:F1} GFLOP/s"
         );
         // Measured on as many threads as the GEMM gets, right before and right after it (on a shared or virtual
-        // machine the rate the cores deliver drifts over seconds): the higher of the two at the width the kernel uses is
-        // the ceiling its rows are measured against.
+        // machine the rate the cores deliver drifts over seconds): the higher of the two at the width the kernel uses
+        // is the ceiling its rows are measured against.
         var before = Probe(threads, s.ProbeRounds);
         var results = HostGemmBenchmark.Run(HostGemmBenchmark.Shapes, s.Warmup, s.Repeats);
         var after = Probe(threads, s.ProbeRounds);
