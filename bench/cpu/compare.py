@@ -54,6 +54,11 @@ def fmt(value, suffix: str = "") -> str:
     return f"{value:.2f}{suffix}" if suffix else f"{value:.1f}"
 
 
+def pct(value, peak) -> str:
+    """value as a percentage of peak; – where either is missing."""
+    return f"{value / peak:.0%}" if (value is not None and peak) else "–"
+
+
 def dispatch_combine(records):
     """(dispatch + combine ms, fraction of copy) from `moe bench --json`: the moesharp-metrics/1 records (one per
     kind: dispatch_combine, copy) or the older single object (dispatchMs, combineMs, fractionOfCopy)."""
@@ -126,21 +131,30 @@ def main() -> int:
                     rows.append(f"| {label} | {fmt(mine)} | {fmt(theirs)} | {fmt(theirs / mine if (mine and theirs) else None, 'x')} |")
                 add_table((f"Layer step (forward, backward, AdamW), float32, {n} threads", rows))
             if "gemm" not in skip:
-                mine = keep(json_lines(run(moe + ["bench-cpu", "--what", "gemm", "--json", "--threads", str(n), "--repeats", str(a.repeats),
-                                                  "--fma-lanes", str(a.fma_lanes)],
-                                           env, a.timeout, log)), peer="moesharp")
+                out = keep(json_lines(run(moe + ["bench-cpu", "--what", "gemm", "--json", "--threads", str(n), "--repeats", str(a.repeats),
+                                                 "--fma-lanes", str(a.fma_lanes)],
+                                          env, a.timeout, log)), peer="moesharp")
+                mine = [r for r in out if r.get("what") == "gemm"]
+                probes = [r for r in out if r.get("what") == "fma-peak"]
                 theirs = keep(json_lines(run(py + ["gemm", "--threads", str(n), "--iters", str(a.repeats)], env, a.timeout, log)))
-                rows = ["| shape | product | MoeSharp GFLOP/s | of FMA peak | PyTorch GFLOP/s | PyTorch of peak "
-                        "| MoeSharp / PyTorch |", "|---|---|---:|---:|---:|---:|---:|"]
+                rows = ["| shape | product | MoeSharp GFLOP/s | of nominal peak | of measured peak | PyTorch GFLOP/s "
+                        "| PyTorch of nominal | PyTorch of measured | MoeSharp / PyTorch |",
+                        "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
                 for m in mine:
                     t = next((t for t in theirs if t["shape"] == m["shape"] and t["product"] == m["product"]), None)
-                    # The peer's fraction of the same peak shows how far the assumed clock is from the real one.
-                    tpeak = f"{t['gflops'] / m['peakGflops']:.0%}" if t and m.get("peakGflops") else "–"
+                    # The peer's fraction of the same peaks shows how far each peak is from what these cores deliver.
+                    nom, meas = m.get("peakGflops"), m.get("measuredPeakGflops")
                     rows.append(f"| {m['shape']} | {m['product']} | {m['gflops']:.1f} | {m['fractionOfPeak']:.0%} | "
-                                f"{fmt(t['gflops'] if t else None)} | {tpeak} | "
+                                f"{pct(m['gflops'], meas)} | {fmt(t['gflops'] if t else None)} | "
+                                f"{pct(t['gflops'] if t else None, nom)} | {pct(t['gflops'] if t else None, meas)} | "
                                 f"{fmt(m['gflops'] / t['gflops'] if t else None, 'x')} |")
-                peak = mine[0]["peakGflops"] if mine else float("nan")
-                add_table((f"GEMM, {n} threads (FMA peak {peak:.1f} GFLOP/s)", rows))
+                nominal = mine[0]["peakGflops"] if mine else float("nan")
+                widths = sorted({p["bits"] for p in probes}, reverse=True)
+                measured = "; ".join(f"{b}-bit " + " / ".join(f"{p['gflops']:.1f}" for p in probes if p["bits"] == b)
+                                     + (" (the kernel's)" if any(p.get("gemmKernel") for p in probes if p["bits"] == b) else "")
+                                     for b in widths) or "–"
+                add_table((f"GEMM, {n} threads (FMA peak: nominal {nominal:.1f} GFLOP/s, measured before / after the GEMM "
+                           f"{measured} GFLOP/s; 'of measured' against the higher)", rows))
             if "dispatch" not in skip:
                 shape = ["--tokens", str(a.tokens), "--dim", str(a.dim), "--experts", str(a.experts), "--top-k", str(a.top_k)]
                 reps = ["--warmup", "1", "--repeats", str(a.repeats)]

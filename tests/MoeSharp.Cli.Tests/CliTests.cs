@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using System.Text.Json;
 using MoeSharp.Cli;
 using MoeSharp.Tensors;
@@ -184,7 +185,7 @@ public class CliTests
     }
 
     [Fact]
-    public void BenchCpu_Gemm_ReportsEveryProductAgainstThePeak()
+    public void BenchCpu_Gemm_ReportsEveryProductAgainstTheNominalAndTheMeasuredPeak()
     {
         CliResult result = Invoke([
             "bench-cpu",
@@ -196,16 +197,41 @@ public class CliTests
             "0",
             "--repeats",
             "1",
+            "--probe-rounds",
+            "1",
             "--ghz",
             "2",
             "--json",
         ]);
         Assert.True(result.ExitCode == 0, result.ToString());
         string[] lines = result.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        string[] gemm = lines.Where(l => l.Contains("\"what\":\"gemm\"", StringComparison.Ordinal)).ToArray();
+        string[] probes = lines.Where(l => l.Contains("\"what\":\"fma-peak\"", StringComparison.Ordinal)).ToArray();
         // Three products on 1024³, one expert of each layer shape, and all 16 experts of each (grouped).
-        Assert.Equal(15, lines.Length);
+        Assert.Equal(15, gemm.Length);
         // 1 thread x 2 GHz x 2 FMA units x 8 lanes x 2 = 64 GFLOP/s.
-        Assert.All(lines, l => Assert.Contains("\"peakGflops\":64", l));
+        Assert.All(gemm, l => Assert.Contains("\"peakGflops\":64", l));
+        // The measured peak: one line per vector width this machine has in hardware, before and after the GEMM; the
+        // higher of the two at the kernel's width is the one the GEMM rows are measured against.
+        Assert.Equal(
+            2 * ((Vector512.IsHardwareAccelerated ? 1 : 0) + (Vector256.IsHardwareAccelerated ? 1 : 0)),
+            probes.Length
+        );
+        JsonElement[] kernelProbes = probes
+            .Select(l => JsonDocument.Parse(l).RootElement)
+            .Where(p => p.GetProperty("gemmKernel").GetBoolean())
+            .ToArray();
+        Assert.Equal(["before", "after"], kernelProbes.Select(p => p.GetProperty("when").GetString()));
+        double kernelPeak = kernelProbes.Max(p => p.GetProperty("gflops").GetDouble());
+        Assert.True(kernelPeak > 0, probes[0]);
+        Assert.All(
+            gemm,
+            l =>
+                Assert.Equal(
+                    kernelPeak,
+                    JsonDocument.Parse(l).RootElement.GetProperty("measuredPeakGflops").GetDouble()
+                )
+        );
     }
 
     [Fact]
@@ -244,6 +270,7 @@ public class CliTests
     [InlineData("bench-cpu", "--threads", "0")]
     [InlineData("bench-cpu", "--what", "copy")]
     [InlineData("bench-cpu", "--world", "1")]
+    [InlineData("bench-cpu", "--probe-rounds", "0")]
     [InlineData("train", "--device", "ilgpu-cpu", "--gemm-dtype", "fp8")]
     [InlineData("run", "--gpus", "2")]
     [InlineData("run", "--device", "cuda", "--gpus", "0")]

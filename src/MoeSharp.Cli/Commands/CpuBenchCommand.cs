@@ -9,8 +9,9 @@ using Spectre.Console.Cli;
 namespace MoeSharp.Cli.Commands;
 
 /// <summary>
-/// <c>moe bench-cpu</c>: the host GEMM's GFLOP/s against the cores' FMA peak, and the in-process all-to-all-v
-/// against a copy of the same bytes, on <c>--threads</c> threads.
+/// <c>moe bench-cpu</c>: the host GEMM's GFLOP/s against the cores' FMA peak (the nominal formula and the rate of
+/// register-only FMA chains measured on the same threads), and the in-process all-to-all-v against a copy of the same
+/// bytes, on <c>--threads</c> threads.
 /// </summary>
 internal sealed class CpuBenchCommand : Command<CpuBenchSettings>
 {
@@ -51,9 +52,43 @@ internal sealed class CpuBenchCommand : Command<CpuBenchSettings>
             CultureInfo.InvariantCulture,
             $"{threads} cores x {ghz:F2} GHz x {s.FmaUnits} FMA units x {s.FmaLanes} lanes x 2 = {peak:F1} GFLOP/s"
         );
+        // Measured on as many threads as the GEMM gets, right before and right after it (on a shared or virtual
+        // machine the rate the cores deliver drifts over seconds): the higher of the two at the width the kernel uses
+        // is the ceiling its rows are measured against.
+        var before = Probe(threads, s.ProbeRounds);
         var results = HostGemmBenchmark.Run(HostGemmBenchmark.Shapes, s.Warmup, s.Repeats);
+        var after = Probe(threads, s.ProbeRounds);
+        int kernelBits = GemmMicroKernel.Wide ? 512 : 256;
+        var probes = before
+            .Select(p => (When: "before", Probe: p))
+            .Concat(after.Select(p => (When: "after", Probe: p)));
+        double measured = probes
+            .Where(p => p.Probe.Bits == kernelBits)
+            .Select(p => p.Probe.Gflops)
+            .DefaultIfEmpty(double.NaN)
+            .Max();
         if (s.Json)
         {
+            foreach (var (when, p) in probes)
+            {
+                Console.WriteLine(
+                    JsonSerializer.Serialize(
+                        new
+                        {
+                            what = "fma-peak",
+                            threads,
+                            isa,
+                            when,
+                            bits = p.Bits,
+                            chainsPerThread = FmaPeakProbe.Chains,
+                            gflops = p.Gflops,
+                            gemmKernel = p.Bits == kernelBits,
+                            nominalGflops = peak,
+                            nominalFormula = formula,
+                        }
+                    )
+                );
+            }
             foreach (var r in results)
             {
                 Console.WriteLine(
@@ -72,6 +107,8 @@ internal sealed class CpuBenchCommand : Command<CpuBenchSettings>
                             gflops = r.Gflops,
                             peakGflops = peak,
                             fractionOfPeak = r.Gflops / peak,
+                            measuredPeakGflops = double.IsNaN(measured) ? (double?)null : measured,
+                            fractionOfMeasuredPeak = double.IsNaN(measured) ? (double?)null : r.Gflops / measured,
                             cpuMs = r.CpuSeconds * 1e3,
                             gflopsPerCore = r.GflopsPerCpu,
                             fractionOfCorePeak = r.GflopsPerCpu / (peak / threads),
@@ -81,11 +118,43 @@ internal sealed class CpuBenchCommand : Command<CpuBenchSettings>
             }
             return;
         }
-        AnsiConsole.MarkupLine(Markup.Escape($"FMA peak: {formula}"));
+        AnsiConsole.MarkupLine(Markup.Escape($"FMA peak, nominal: {formula}"));
+        foreach (var (when, p) in probes)
+        {
+            string use = p.Bits == kernelBits ? " (the GEMM kernel's width)" : "";
+            AnsiConsole.MarkupLine(
+                Markup.Escape(
+                    string.Create(
+                        CultureInfo.InvariantCulture,
+                        $"FMA peak, measured {when} the GEMM: {p.Bits}-bit, {threads} threads x {FmaPeakProbe.Chains} "
+                            + $"register chains = {p.Gflops:F1} GFLOP/s ({p.Gflops / peak:P0} of nominal){use}"
+                    )
+                )
+            );
+        }
+        AnsiConsole.MarkupLine(
+            Markup.Escape(
+                string.Create(
+                    CultureInfo.InvariantCulture,
+                    $"\"of measured\": against {measured:F1} GFLOP/s, the higher"
+                )
+            )
+        );
         var table = new Table().Border(TableBorder.Rounded);
         foreach (string c in new[] { "shape (M x N x K)", "product" })
             table.AddColumn(c);
-        foreach (string c in new[] { "time (ms)", "GFLOP/s", "of peak", "CPU ms", "GFLOP/CPU-s", "of core peak" })
+        foreach (
+            string c in new[]
+            {
+                "time (ms)",
+                "GFLOP/s",
+                "of nominal",
+                "of measured",
+                "CPU ms",
+                "GFLOP/CPU-s",
+                "of core nominal",
+            }
+        )
             table.AddColumn(new TableColumn(c).RightAligned());
         foreach (var r in results)
         {
@@ -95,6 +164,7 @@ internal sealed class CpuBenchCommand : Command<CpuBenchSettings>
                 $"{r.Seconds * 1e3:F2}",
                 $"{r.Gflops:F1}",
                 $"{r.Gflops / peak:P0}",
+                double.IsNaN(measured) ? "-" : $"{r.Gflops / measured:P0}",
                 $"{r.CpuSeconds * 1e3:F2}",
                 $"{r.GflopsPerCpu:F1}",
                 $"{r.GflopsPerCpu / (peak / threads):P0}"
@@ -151,6 +221,14 @@ internal sealed class CpuBenchCommand : Command<CpuBenchSettings>
         }
         AnsiConsole.Write(table);
     }
+
+    /// <summary>The measured FMA rate at each vector width this machine has, on <paramref name="threads"/>
+    /// threads.</summary>
+    private static List<FmaPeakProbe.Result> Probe(int threads, int rounds) =>
+        new[] { 512, 256 }
+            .Select(bits => FmaPeakProbe.Measure(bits, threads, rounds))
+            .OfType<FmaPeakProbe.Result>()
+            .ToList();
 
     /// <summary>The first core's clock from /proc/cpuinfo, in GHz; null where there is none.</summary>
     private static double? CpuGhz()

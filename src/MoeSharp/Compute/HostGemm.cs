@@ -384,11 +384,11 @@ internal static unsafe class HostGemm
 
     /// <summary>
     /// The blocked driver for several independent products at once (a grouped call: one per expert). With at least
-    /// two products per thread each product runs whole on one thread. With fewer (16 experts on 16 threads) their B
-    /// panels are packed in one parallel pass and their C blocks computed in one more, so every thread stays busy
-    /// however the rows fall on the experts, and nothing forks per expert; products whose packed operands together
-    /// exceed a thread's kept scratch run in consecutive waves. Each element is still its own ascending chain:
-    /// grouping, like blocking and threads, never changes a bit.
+    /// two products per thread each product runs whole on one thread. With fewer (16 experts on 16 threads) all their
+    /// C blocks are computed in one parallel pass that also packs their operands (<see cref="RunWave"/>), so every
+    /// thread stays busy however the rows fall on the experts, and nothing forks per expert; products whose packed
+    /// operands together exceed a thread's kept scratch run in consecutive waves. Each element is still its own
+    /// ascending chain: grouping, like blocking and threads, never changes a bit.
     /// </summary>
     private static void RunMany(Problem[] problems, bool accumulate, int mc, int nc, int kc, int maxDegreeOfParallelism)
     {
@@ -424,10 +424,9 @@ internal static unsafe class HostGemm
             // so its B is packed and used at once, while hot in that core's cache; the shared pass below would pack
             // every B first and read them back from memory.
             Problem[] largestFirst = work.OrderByDescending(p => (long)p.M * p.N * p.K).ToArray();
-            Parallel.For(
-                0,
+            HostGemmWorkers.For(
                 largestFirst.Length,
-                new ParallelOptions { MaxDegreeOfParallelism = maxDegreeOfParallelism },
+                maxDegreeOfParallelism,
                 i => RunMany([largestFirst[i]], accumulate, mc, nc, kc, 1)
             );
             return;
@@ -448,7 +447,7 @@ internal static unsafe class HostGemm
             mc = Math.Max(mr, mc / mr * mr);
             nc = Math.Max(nr, nc / nr * nr);
         }
-        var options = new ParallelOptions { MaxDegreeOfParallelism = sequential ? 1 : maxDegreeOfParallelism };
+        int threads = sequential ? 1 : maxDegreeOfParallelism;
 
         for (int first = 0; first < work.Count; )
         {
@@ -457,54 +456,56 @@ internal static unsafe class HostGemm
             long floats = PackedFloats(work[first], nc);
             while (end < work.Count && floats + PackedFloats(work[end], nc) <= KeptFloats)
                 floats += PackedFloats(work[end++], nc);
-            RunWave(work.GetRange(first, end - first).ToArray(), floats, accumulate, mc, nc, kc, options);
+            RunWave(work.GetRange(first, end - first).ToArray(), floats, accumulate, mc, nc, kc, threads);
             first = end;
         }
     }
 
     /// <summary>
-    /// Packs every B of <paramref name="wave"/> ([panel][K][NR] each) and, for products with more than one column
-    /// block, every A ([panel][K][MR]) in one parallel pass, then computes all their C blocks in another.
+    /// Computes every C block of <paramref name="wave"/> in one parallel pass, packing its operands on the way: B
+    /// ([panel][K][NR] per product) and, for products with more than one or two column blocks, A ([panel][K][MR]) into
+    /// one shared buffer, one panel's chunk of <paramref name="kc"/> reduction steps at a time, by the first task that
+    /// needs it (<see cref="PanelChunks"/>).
     /// </summary>
     /// <remarks>
-    /// A task packs the A rows of its block itself when its product has one or two column blocks (each row is packed
-    /// at most twice, and then while it is hot). With more, every task would pack the same rows again for its own
-    /// columns (narrow blocks of small products at many threads: up to eight times), so those A are packed once beside
-    /// B.
+    /// Packing inside the pass rather than in a pass of its own saves a fork and join of every thread per call (on 16
+    /// threads a good part of a small expert's product) and uses each packed chunk while it is still in the packer's
+    /// caches instead of writing all of B out and reading it back. A task packs the A rows of its block itself when its
+    /// product has one or two column blocks (each row is packed at most twice, and then while it is hot). With more,
+    /// every task would pack the same rows again for its own columns (narrow blocks of small products at many threads:
+    /// up to eight times), so those A are packed once into the shared buffer as well.
     /// </remarks>
-    private static void RunWave(
-        Problem[] wave,
-        long packedFloats,
-        bool accumulate,
-        int mc,
-        int nc,
-        int kc,
-        ParallelOptions options
-    )
+    private static void RunWave(Problem[] wave, long packedFloats, bool accumulate, int mc, int nc, int kc, int threads)
     {
         int mr = GemmMicroKernel.MR,
             nr = GemmMicroKernel.NR;
         int count = wave.Length;
-        // Prefix sums over the products: B panels, A panels (0 when the tasks pack A), C blocks; offsets in the buffer.
-        var panelStart = new int[count + 1];
-        var aPanelStart = new int[count + 1];
+        // Per product: where its packed B and A start in the buffer and in the chunks' states (A: none when the tasks
+        // pack A), its column blocks and row-block height, and the first of its C blocks.
         var packStart = new long[count];
         var aPackStart = new long[count];
+        var bChunkStart = new int[count];
+        var aChunkStart = new int[count];
         var blockStart = new int[count + 1];
         var nBlocksOf = new int[count];
         var mcOf = new int[count];
         long offset = 0;
+        int chunkStates = 0;
         for (int i = 0; i < count; i++)
         {
             Problem p = wave[i];
-            int panels = (p.N + nr - 1) / nr;
-            panelStart[i + 1] = panelStart[i] + panels;
+            int chunks = Blocks(p.K, kc);
+            int panels = Blocks(p.N, nr);
             packStart[i] = offset;
             offset += panels * (long)p.K * nr;
-            int aPanels = PrepacksA(p, nc) ? (p.M + mr - 1) / mr : 0;
-            aPanelStart[i + 1] = aPanelStart[i] + aPanels;
+            bChunkStart[i] = chunkStates;
+            chunkStates += panels * chunks;
+            bool prepacked = PrepacksA(p, nc);
+            int aPanels = prepacked ? Blocks(p.M, mr) : 0;
             aPackStart[i] = offset;
             offset += aPanels * (long)p.K * mr;
+            aChunkStart[i] = prepacked ? chunkStates : -1;
+            chunkStates += aPanels * chunks;
             nBlocksOf[i] = Blocks(p.N, nc);
             // As many row blocks as mc gives, of (nearly) equal whole panels: 1024 rows are 7 × 132 + 100, not
             // 7 × 144 + 16, so the last round of tasks is not left to a few full blocks while the other threads wait.
@@ -515,62 +516,29 @@ internal static unsafe class HostGemm
 
         using GemmScratch.Lease lease = GemmScratch.Rent(GemmScratch.Slot.PackedB, packedFloats);
         nint packAddr = (nint)lease.Pointer;
-        int bItems = panelStart[count];
-        Parallel.For(
-            0,
-            bItems + aPanelStart[count],
-            options,
-            item =>
-            {
-                if (item < bItems)
-                {
-                    int i = Owner(panelStart, item);
-                    Problem p = wave[i];
-                    int jp = item - panelStart[i];
-                    int j0 = jp * nr;
-                    float* dst = (float*)packAddr + packStart[i] + (jp * (long)p.K * nr);
-                    GemmMicroKernel.PackB(p.B, p.BP, p.BJ, j0, Math.Min(nr, p.N - j0), 0, p.K, dst);
-                }
-                else
-                {
-                    int i = Owner(aPanelStart, item - bItems);
-                    Problem p = wave[i];
-                    int ip = item - bItems - aPanelStart[i];
-                    int i0 = ip * mr;
-                    float* dst = (float*)packAddr + aPackStart[i] + (ip * (long)p.K * mr);
-                    GemmMicroKernel.PackA(p.A, p.ARow, p.ACol, i0, Math.Min(mr, p.M - i0), 0, p.K, dst);
-                }
-            }
-        );
-        Parallel.For(
-            0,
+        var states = new PanelChunks(chunkStates);
+        HostGemmWorkers.For(
             blockStart[count],
-            options,
+            threads,
             task =>
             {
                 int i = Owner(blockStart, task);
                 Problem p = wave[i];
                 int local = task - blockStart[i];
-                int i0 = local / nBlocksOf[i] * mcOf[i];
-                int j0 = local % nBlocksOf[i] * nc;
-                bool packedA = aPanelStart[i + 1] > aPanelStart[i];
-                ComputeBlock(
-                    p.A,
-                    p.ARow,
-                    p.ACol,
-                    packedA ? (float*)packAddr + aPackStart[i] : null,
+                int rowBlock = local / nBlocksOf[i],
+                    columnBlock = local % nBlocksOf[i];
+                int i0 = rowBlock * mcOf[i];
+                int j0 = columnBlock * nc;
+                var shared = new SharedPacking(
                     (float*)packAddr + packStart[i],
-                    (long)p.K * nr,
-                    p.C,
-                    p.N,
-                    p.K,
-                    i0,
-                    Math.Min(mcOf[i], p.M - i0),
-                    j0,
-                    Math.Min(nc, p.N - j0),
-                    accumulate,
-                    kc
+                    bChunkStart[i],
+                    aChunkStart[i] >= 0 ? (float*)packAddr + aPackStart[i] : null,
+                    aChunkStart[i],
+                    states,
+                    rowBlock,
+                    columnBlock
                 );
+                ComputeBlock(p, shared, i0, Math.Min(mcOf[i], p.M - i0), j0, Math.Min(nc, p.N - j0), accumulate, kc);
             }
         );
     }
@@ -649,20 +617,87 @@ internal static unsafe class HostGemm
 
     private static int Blocks(int extent, int block) => (extent + block - 1) / block;
 
-    /// <summary>One task: the C block <c>[i0, i0+rows) × [j0, j0+cols)</c> over the whole reduction.</summary>
+    /// <summary>
+    /// Where one task finds the packed panels of its product in the wave's shared buffer, the chunks' states, and its
+    /// block's position (to start claiming at a panel that tasks sharing the same panels do not start at).
+    /// </summary>
+    private readonly struct SharedPacking(
+        float* b,
+        int bChunks,
+        float* a,
+        int aChunks,
+        PanelChunks states,
+        int rowBlock,
+        int columnBlock
+    )
+    {
+        /// <summary>The product's B panels, <c>[panel][K][NR]</c>.</summary>
+        public float* B { get; } = b;
+
+        /// <summary>The state index of B panel 0's chunk 0; panel q's chunk c is at
+        /// <c>BChunks + q·chunks + c</c>.</summary>
+        public int BChunks { get; } = bChunks;
+
+        /// <summary>The product's A panels, <c>[panel][K][MR]</c>; null when each task packs its own A rows.</summary>
+        public float* A { get; } = a;
+
+        /// <summary>The state index of A panel 0's chunk 0, as for B.</summary>
+        public int AChunks { get; } = aChunks;
+
+        /// <summary>Which panels' chunks are packed.</summary>
+        public PanelChunks States { get; } = states;
+
+        /// <summary>The block's row-block index (tasks of one column block differ in it).</summary>
+        public int RowBlock { get; } = rowBlock;
+
+        /// <summary>The block's column-block index (tasks of one row block differ in it).</summary>
+        public int ColumnBlock { get; } = columnBlock;
+    }
+
+    /// <summary>
+    /// The state of every panel chunk of a wave's shared packing: not packed, being packed by one task, packed. The
+    /// first task to need a chunk claims and packs it; another that needs it meanwhile waits the few microseconds a
+    /// chunk takes. A packer never waits while it holds a claim, so no task can wait on itself through others.
+    /// </summary>
+    private sealed class PanelChunks(int count)
+    {
+        private const int Free = 0,
+            Packing = 1,
+            Packed = 2;
+        private readonly int[] _states = new int[count];
+
+        /// <summary>Claims chunk <paramref name="index"/> for the caller to pack, unless another task has; never
+        /// waits.</summary>
+        public bool TryClaim(int index) => Interlocked.CompareExchange(ref _states[index], Packing, Free) == Free;
+
+        /// <summary>Marks a claimed chunk packed (its stores visible before the state).</summary>
+        public void Publish(int index) => Volatile.Write(ref _states[index], Packed);
+
+        /// <summary>Whether chunk <paramref name="index"/> is packed.</summary>
+        public bool IsPacked(int index) => Volatile.Read(ref _states[index]) == Packed;
+
+        /// <summary>Spins (never sleeping) until another task has published chunk <paramref name="index"/>.</summary>
+        public void WaitFor(int index)
+        {
+            var spin = new SpinWait();
+            while (!IsPacked(index))
+                spin.SpinOnce(sleep1Threshold: -1);
+        }
+    }
+
+    /// <summary>
+    /// One task: the C block <c>[i0, i0+rows) × [j0, j0+cols)</c> over the whole reduction, chunk by chunk of
+    /// <paramref name="kc"/> steps. Before each chunk it claims and packs the chunks of the shared panels it needs that
+    /// no other task has claimed, from a panel that depends on its block's position (so tasks that share panels start
+    /// on different ones), then waits for any claimed elsewhere as it reaches them. Packing is a copy: who packs a
+    /// chunk, and when, never changes a bit.
+    /// </summary>
     [System.Runtime.CompilerServices.MethodImpl(
         System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization
     )]
     private static void ComputeBlock(
-        float* a,
-        long aRow,
-        long aCol,
-        float* aPrepacked,
-        float* bPack,
-        long panelStride,
-        float* c,
-        int n,
-        int k,
+        Problem p,
+        SharedPacking shared,
         int i0,
         int rows,
         int j0,
@@ -673,26 +708,34 @@ internal static unsafe class HostGemm
     {
         int mr = GemmMicroKernel.MR,
             nr = GemmMicroKernel.NR;
+        int k = p.K,
+            n = p.N;
+        int chunks = Blocks(k, kc);
         int mPanels = (rows + mr - 1) / mr;
         int nPanels = (cols + nr - 1) / nr;
+        int firstAPanel = i0 / mr,
+            firstBPanel = j0 / nr;
         int depthMax = Math.Min(kc, k);
-        // A packed beforehand is [panel][K][MR] over the whole product; otherwise this task packs [panel][depth][MR].
+        PanelChunks states = shared.States;
+        // A packed in the shared buffer is [panel][K][MR] over the whole product; otherwise this task packs
+        // [panel][depth][MR] for each chunk.
         using GemmScratch.Lease aLease = GemmScratch.Rent(
             GemmScratch.Slot.PackedA,
-            aPrepacked == null ? (long)mPanels * mr * depthMax : 0
+            shared.A == null ? (long)mPanels * mr * depthMax : 0
         );
         float* aPack = aLease.Pointer;
         float* tile = stackalloc float[12 * 32];
+        for (int p0 = 0, chunk = 0; p0 < k; p0 += kc, chunk++)
         {
-            for (int p0 = 0; p0 < k; p0 += kc)
+            int depth = Math.Min(kc, k - p0);
+            if (shared.A == null)
             {
-                int depth = Math.Min(kc, k - p0);
-                for (int ip = 0; ip < mPanels && aPrepacked == null; ip++)
+                for (int ip = 0; ip < mPanels; ip++)
                 {
                     GemmMicroKernel.PackA(
-                        a,
-                        aRow,
-                        aCol,
+                        p.A,
+                        p.ARow,
+                        p.ACol,
                         i0 + (ip * mr),
                         Math.Min(mr, rows - (ip * mr)),
                         p0,
@@ -700,31 +743,78 @@ internal static unsafe class HostGemm
                         aPack + ((long)ip * mr * depth)
                     );
                 }
-
-                bool fromZero = p0 == 0 && !accumulate;
-                for (int jp = 0; jp < nPanels; jp++)
+            }
+            else
+            {
+                for (int t = 0; t < mPanels; t++)
                 {
-                    int jj = j0 + (jp * nr);
-                    int nValid = Math.Min(nr, cols - (jp * nr));
-                    float* bPanel = bPack + ((jj / nr) * panelStride) + ((long)p0 * nr);
-                    for (int ip = 0; ip < mPanels; ip++)
+                    int q = firstAPanel + ((t + shared.ColumnBlock) % mPanels);
+                    int index = shared.AChunks + (q * chunks) + chunk;
+                    if (states.IsPacked(index) || !states.TryClaim(index))
+                        continue;
+                    int r0 = q * mr;
+                    GemmMicroKernel.PackA(
+                        p.A,
+                        p.ARow,
+                        p.ACol,
+                        r0,
+                        Math.Min(mr, p.M - r0),
+                        p0,
+                        depth,
+                        shared.A + ((long)q * k * mr) + ((long)p0 * mr)
+                    );
+                    states.Publish(index);
+                }
+            }
+            for (int t = 0; t < nPanels; t++)
+            {
+                int q = firstBPanel + ((t + shared.RowBlock) % nPanels);
+                int index = shared.BChunks + (q * chunks) + chunk;
+                if (states.IsPacked(index) || !states.TryClaim(index))
+                    continue;
+                int c0 = q * nr;
+                GemmMicroKernel.PackB(
+                    p.B,
+                    p.BP,
+                    p.BJ,
+                    c0,
+                    Math.Min(nr, n - c0),
+                    p0,
+                    depth,
+                    shared.B + ((long)q * k * nr) + ((long)p0 * nr)
+                );
+                states.Publish(index);
+            }
+            if (shared.A != null)
+            {
+                for (int ip = 0; ip < mPanels; ip++)
+                    states.WaitFor(shared.AChunks + ((firstAPanel + ip) * chunks) + chunk);
+            }
+
+            bool fromZero = p0 == 0 && !accumulate;
+            for (int jp = 0; jp < nPanels; jp++)
+            {
+                int jj = j0 + (jp * nr);
+                int nValid = Math.Min(nr, cols - (jp * nr));
+                states.WaitFor(shared.BChunks + ((firstBPanel + jp) * chunks) + chunk);
+                float* bPanel = shared.B + ((long)(firstBPanel + jp) * k * nr) + ((long)p0 * nr);
+                for (int ip = 0; ip < mPanels; ip++)
+                {
+                    int ii = i0 + (ip * mr);
+                    int mValid = Math.Min(mr, rows - (ip * mr));
+                    float* aPanel =
+                        shared.A != null
+                            ? shared.A + ((long)(firstAPanel + ip) * k * mr) + ((long)p0 * mr)
+                            : aPack + ((long)ip * mr * depth);
+                    if (mValid == mr && nValid == nr)
                     {
-                        int ii = i0 + (ip * mr);
-                        int mValid = Math.Min(mr, rows - (ip * mr));
-                        float* aPanel =
-                            aPrepacked != null
-                                ? aPrepacked + (((long)(i0 / mr) + ip) * k * mr) + ((long)p0 * mr)
-                                : aPack + ((long)ip * mr * depth);
-                        if (mValid == mr && nValid == nr)
-                        {
-                            // A whole tile: the kernel reads and writes C in place.
-                            GemmMicroKernel.Kernel(depth, aPanel, bPanel, c + ((long)ii * n) + jj, n, !fromZero);
-                            continue;
-                        }
-                        LoadTile(tile, c, n, ii, jj, mValid, nValid, fromZero);
-                        GemmMicroKernel.Kernel(depth, aPanel, bPanel, tile, nr, load: true);
-                        StoreTile(tile, c, n, ii, jj, mValid, nValid);
+                        // A whole tile: the kernel reads and writes C in place.
+                        GemmMicroKernel.Kernel(depth, aPanel, bPanel, p.C + ((long)ii * n) + jj, n, !fromZero);
+                        continue;
                     }
+                    LoadTile(tile, p.C, n, ii, jj, mValid, nValid, fromZero);
+                    GemmMicroKernel.Kernel(depth, aPanel, bPanel, tile, nr, load: true);
+                    StoreTile(tile, p.C, n, ii, jj, mValid, nValid);
                 }
             }
         }

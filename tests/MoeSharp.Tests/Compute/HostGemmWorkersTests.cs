@@ -1,0 +1,74 @@
+using MoeSharp.Compute;
+
+namespace MoeSharp.Tests.Compute;
+
+public sealed class HostGemmWorkersTests
+{
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(7, 3)]
+    [InlineData(100, 8)]
+    [InlineData(3, 16)]
+    public void Every_task_runs_exactly_once(int count, int threads)
+    {
+        for (int round = 0; round < 20; round++)
+        {
+            var runs = new int[count];
+            HostGemmWorkers.For(count, threads, i => Interlocked.Increment(ref runs[i]));
+            Assert.All(runs, r => Assert.Equal(1, r));
+        }
+    }
+
+    [Fact]
+    public void A_pass_inside_a_pass_runs_on_the_thread_pool_and_completes()
+    {
+        var runs = new int[6 * 5];
+        HostGemmWorkers.For(
+            6,
+            4,
+            outer => HostGemmWorkers.For(5, 4, inner => Interlocked.Increment(ref runs[(outer * 5) + inner]))
+        );
+        Assert.All(runs, r => Assert.Equal(1, r));
+    }
+
+    [Fact]
+    public void Callers_on_several_threads_at_once_each_get_all_their_tasks_run()
+    {
+        var runs = new int[8, 50];
+        Parallel.For(
+            0,
+            8,
+            new ParallelOptions { MaxDegreeOfParallelism = 8 },
+            caller =>
+            {
+                for (int round = 0; round < 10; round++)
+                    HostGemmWorkers.For(5, 3, i => Interlocked.Increment(ref runs[caller, (round * 5) + i]));
+            }
+        );
+        foreach (int r in runs)
+            Assert.Equal(1, r);
+    }
+
+    [Fact]
+    public void A_task_that_throws_surfaces_after_the_other_tasks_ran_and_the_team_stays_usable()
+    {
+        var runs = new int[40];
+        var error = Assert.Throws<InvalidOperationException>(() =>
+            HostGemmWorkers.For(
+                40,
+                4,
+                i =>
+                {
+                    Interlocked.Increment(ref runs[i]);
+                    if (i == 13)
+                        throw new InvalidOperationException("task 13");
+                }
+            )
+        );
+        Assert.Equal("task 13", error.Message);
+        Assert.All(runs, r => Assert.Equal(1, r));
+        var after = new int[10];
+        HostGemmWorkers.For(10, 4, i => Interlocked.Increment(ref after[i]));
+        Assert.All(after, r => Assert.Equal(1, r));
+    }
+}
