@@ -58,20 +58,7 @@ public sealed partial class IlgpuLayerKernels
         ArrayView<float>,
         ArrayView<float>
     > _swiGluBackward;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int> _softmaxBackward;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> _sigmoidBackward;
-    private readonly Action<
-        Index1D,
-        ArrayView<float>,
-        ArrayView<long>,
-        ArrayView<float>,
-        int,
-        int,
-        int,
-        float,
-        float,
-        ArrayView<float>
-    > _topScoresBackward;
     private readonly Action<Index1D, ArrayView<float>, int, ArrayView<float>> _addInto;
     private readonly Action<
         Index1D,
@@ -144,31 +131,12 @@ public sealed partial class IlgpuLayerKernels
             ArrayView<float>,
             ArrayView<float>
         >(LayerKernelBodies.SwiGluBackward);
-        _softmaxBackward = _acc.LoadAutoGroupedStreamKernel<
-            Index1D,
-            ArrayView<float>,
-            ArrayView<float>,
-            ArrayView<float>,
-            int
-        >(LayerKernelBodies.SoftmaxBackwardRows);
         _sigmoidBackward = _acc.LoadAutoGroupedStreamKernel<
             Index1D,
             ArrayView<float>,
             ArrayView<float>,
             ArrayView<float>
         >(LayerKernelBodies.SigmoidBackward);
-        _topScoresBackward = _acc.LoadAutoGroupedStreamKernel<
-            Index1D,
-            ArrayView<float>,
-            ArrayView<long>,
-            ArrayView<float>,
-            int,
-            int,
-            int,
-            float,
-            float,
-            ArrayView<float>
-        >(LayerKernelBodies.TopScoresBackward);
         _addInto = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, ArrayView<float>>(
             LayerKernelBodies.AddInto
         );
@@ -522,13 +490,7 @@ public sealed partial class IlgpuLayerKernels
             return;
         if (function == ScoreFunction.Softmax)
         {
-            _softmaxBackward(
-                scores.Rows,
-                Floats(scores, nameof(scores)),
-                Floats(gradScores, nameof(gradScores)),
-                Floats(gradLogits, nameof(gradLogits)),
-                scores.RowLength
-            );
+            _backend.Router.SoftmaxBackward(scores, gradScores, gradLogits);
         }
         else
         {
@@ -569,21 +531,14 @@ public sealed partial class IlgpuLayerKernels
     )
     {
         ArgumentNullException.ThrowIfNull(options);
-        DeviceViews.SameCount(scores, gradScores, nameof(gradScores));
-        DeviceViews.SameCount(expertIds, gradTopScores, nameof(gradTopScores));
-        if (scores.Rows == 0 || scores.ElementCount == 0)
-            return;
-        _topScoresBackward(
-            scores.Rows,
-            Floats(scores, nameof(scores)),
-            DeviceViews.Longs(_acc, expertIds, nameof(expertIds)),
-            Floats(gradTopScores, nameof(gradTopScores)),
-            scores.RowLength,
-            expertIds.RowLength,
-            options.RouteNorm ? 1 : 0,
+        _backend.Router.TopScoresBackward(
+            scores,
+            expertIds,
+            gradTopScores,
+            options.RouteNorm,
             options.NormEpsilon,
             options.RouteScale,
-            Floats(gradScores, nameof(gradScores))
+            gradScores
         );
     }
 

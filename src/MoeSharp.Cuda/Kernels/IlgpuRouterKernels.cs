@@ -7,8 +7,9 @@ namespace MoeSharp.Cuda.Kernels;
 
 /// <summary>
 /// Router kernels on an ILGPU accelerator: softmax and sigmoid over <c>[T, E]</c> scores (as
-/// <c>HostScoreFunctions</c>) and token-choice top-k with ties toward the lower expert id, optionally node-limited
-/// (as the router's <c>TopKExpertChoice</c>), one thread per token.
+/// <c>HostScoreFunctions</c>), token-choice top-k with ties toward the lower expert id, optionally node-limited
+/// (as the router's <c>TopKExpertChoice</c>), and the softmax's and top-k's backward passes; one thread per token
+/// over rows staged in shared memory, 32 tokens a group.
 /// </summary>
 /// <remarks>
 /// Tolerance: on ILGPU's CPU accelerator every kernel is bitwise equal to the host (the kernels run .NET's
@@ -20,12 +21,13 @@ namespace MoeSharp.Cuda.Kernels;
 internal sealed class IlgpuRouterKernels
 {
     private readonly IlgpuTensorAllocator _allocator;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int> _softmax;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int> _softmax;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>> _sigmoid;
     private readonly Action<
-        Index1D,
+        KernelConfig,
         ArrayView<float>,
         ArrayView<float>,
+        int,
         int,
         int,
         int,
@@ -38,22 +40,44 @@ internal sealed class IlgpuRouterKernels
         ArrayView<float>,
         ArrayView<long>
     > _topK;
+    private readonly Action<
+        KernelConfig,
+        ArrayView<float>,
+        ArrayView<float>,
+        ArrayView<float>,
+        int,
+        int
+    > _softmaxBackward;
+    private readonly Action<
+        KernelConfig,
+        ArrayView<float>,
+        ArrayView<long>,
+        ArrayView<float>,
+        int,
+        int,
+        int,
+        int,
+        float,
+        float,
+        ArrayView<float>
+    > _topScoresBackward;
+
+    /// <summary>Tokens per group of the tiled kernels: a warp, one thread per token.</summary>
+    private const int TileRows = 32;
 
     /// <summary>Compiles the kernels on <paramref name="allocator"/>'s accelerator.</summary>
     public IlgpuRouterKernels(IlgpuTensorAllocator allocator)
     {
         _allocator = allocator ?? throw new ArgumentNullException(nameof(allocator));
         Accelerator acc = allocator.Accelerator;
-        _softmax = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(
-            RouterKernelBodies.SoftmaxRows
-        );
+        _softmax = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int>(RouterKernelBodies.SoftmaxTiles);
         _sigmoid = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(
             RouterKernelBodies.Sigmoid
         );
-        _topK = acc.LoadAutoGroupedStreamKernel<
-            Index1D,
+        _topK = acc.LoadStreamKernel<
             ArrayView<float>,
             ArrayView<float>,
+            int,
             int,
             int,
             int,
@@ -65,7 +89,47 @@ internal sealed class IlgpuRouterKernels
             float,
             ArrayView<float>,
             ArrayView<long>
-        >(RouterKernelBodies.TopK);
+        >(RouterKernelBodies.TopKTiles);
+        _softmaxBackward = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(
+            RouterKernelBodies.SoftmaxBackwardTiles
+        );
+        _topScoresBackward = acc.LoadStreamKernel<
+            ArrayView<float>,
+            ArrayView<long>,
+            ArrayView<float>,
+            int,
+            int,
+            int,
+            int,
+            float,
+            float,
+            ArrayView<float>
+        >(RouterKernelBodies.TopScoresBackwardTiles);
+    }
+
+    /// <summary>
+    /// The launch of a tiled router kernel over <paramref name="rows"/> tokens that keeps
+    /// <paramref name="wordsPerRow"/> float32 words of shared memory per token: 32 tokens a group (fewer when the
+    /// tile would pass the 48 KiB a group may always have, or on ILGPU's CPU accelerator, whose groups hold 16), so
+    /// a token's row moves through one coalesced pass.
+    /// </summary>
+    /// <exception cref="NotSupportedException">One token's words alone pass the limit (E in the thousands).</exception>
+    private KernelConfig Tiles(int rows, int wordsPerRow)
+    {
+        Accelerator acc = _allocator.Accelerator;
+        int limit = Math.Min(acc.MaxSharedMemoryPerGroup, 48 * 1024) / sizeof(float);
+        int perGroup = Math.Min(Math.Min(TileRows, acc.MaxNumThreadsPerGroup), limit / wordsPerRow);
+        if (perGroup < 1)
+        {
+            throw new NotSupportedException(
+                $"a router row of {wordsPerRow} shared words passes the {limit}-word limit of one group"
+            );
+        }
+        return new KernelConfig(
+            (rows + perGroup - 1) / perGroup,
+            perGroup,
+            SharedMemoryConfig.RequestDynamic<float>(perGroup * wordsPerRow)
+        );
     }
 
     /// <summary>Row-wise softmax.</summary>
@@ -78,10 +142,12 @@ internal sealed class IlgpuRouterKernels
         if (n == 0 || columns == 0)
             return;
         Accelerator acc = _allocator.Accelerator;
+        int rows = n / columns;
         _softmax(
-            n / columns,
+            Tiles(rows, RouterKernelBodies.Pitch(columns)),
             DeviceViews.Floats(acc, logits, nameof(logits)),
             DeviceViews.Floats(acc, scores, nameof(scores)),
+            rows,
             columns
         );
     }
@@ -177,10 +243,11 @@ internal sealed class IlgpuRouterKernels
         Accelerator acc = _allocator.Accelerator;
         ArrayView<float> s = DeviceViews.Floats(acc, scores, nameof(scores));
         _topK(
-            tokens,
+            Tiles(tokens, RouterKernelBodies.Pitch(experts) + (2 * RouterKernelBodies.Pitch(k))),
             s,
             expertBias is null ? s : DeviceViews.Floats(acc, expertBias, nameof(expertBias)),
             expertBias is null ? 0 : 1,
+            tokens,
             experts,
             k,
             Math.Max(numExpertGroups, 0),
@@ -191,6 +258,71 @@ internal sealed class IlgpuRouterKernels
             routeScale,
             DeviceViews.Floats(acc, topScores, nameof(topScores)),
             DeviceViews.Longs(acc, expertIds, nameof(expertIds))
+        );
+    }
+
+    /// <summary>Softmax backward per row, <c>dz = s ⊙ (ds − Σ s·ds)</c> (the sum in ascending column order, as the
+    /// host's).</summary>
+    /// <param name="scores">s: [T, E] float32, the forward's softmax.</param>
+    /// <param name="gradScores">ds: [T, E].</param>
+    /// <param name="gradLogits">Output dz: [T, E] (may alias either input).</param>
+    public void SoftmaxBackward(Tensor scores, Tensor gradScores, Tensor gradLogits)
+    {
+        int n = DeviceViews.SameCount(scores, gradScores, nameof(gradScores));
+        DeviceViews.SameCount(scores, gradLogits, nameof(gradLogits));
+        int columns = scores.RowLength;
+        if (n == 0 || columns == 0)
+            return;
+        Accelerator acc = _allocator.Accelerator;
+        int rows = n / columns;
+        _softmaxBackward(
+            Tiles(rows, 2 * RouterKernelBodies.Pitch(columns)),
+            DeviceViews.Floats(acc, scores, nameof(scores)),
+            DeviceViews.Floats(acc, gradScores, nameof(gradScores)),
+            DeviceViews.Floats(acc, gradLogits, nameof(gradLogits)),
+            rows,
+            columns
+        );
+    }
+
+    /// <summary>The top-score backward: <c>gradScores[t]</c> zero except at the chosen experts (see
+    /// <see cref="RouterKernelBodies.TopScoresBackwardTiles"/>).</summary>
+    /// <param name="scores">[T, E] float32, the unbiased scores of the forward.</param>
+    /// <param name="expertIds">[T, K] int64, the forward's ids.</param>
+    /// <param name="gradTopScores">[T, K] float32.</param>
+    /// <param name="routeNorm">Whether the forward normalized the chosen scores.</param>
+    /// <param name="normEpsilon">Added to the sum when normalizing.</param>
+    /// <param name="routeScale">Multiplied every top score.</param>
+    /// <param name="gradScores">Output [T, E].</param>
+    public void TopScoresBackward(
+        Tensor scores,
+        Tensor expertIds,
+        Tensor gradTopScores,
+        bool routeNorm,
+        float normEpsilon,
+        float routeScale,
+        Tensor gradScores
+    )
+    {
+        DeviceViews.SameCount(scores, gradScores, nameof(gradScores));
+        DeviceViews.SameCount(expertIds, gradTopScores, nameof(gradTopScores));
+        int rows = scores.Rows,
+            experts = scores.RowLength;
+        if (rows == 0 || scores.ElementCount == 0)
+            return;
+        Accelerator acc = _allocator.Accelerator;
+        _topScoresBackward(
+            Tiles(rows, 2 * RouterKernelBodies.Pitch(experts)),
+            DeviceViews.Floats(acc, scores, nameof(scores)),
+            DeviceViews.Longs(acc, expertIds, nameof(expertIds)),
+            DeviceViews.Floats(acc, gradTopScores, nameof(gradTopScores)),
+            rows,
+            experts,
+            expertIds.RowLength,
+            routeNorm ? 1 : 0,
+            normEpsilon,
+            routeScale,
+            DeviceViews.Floats(acc, gradScores, nameof(gradScores))
         );
     }
 }

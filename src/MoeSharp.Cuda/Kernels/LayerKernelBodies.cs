@@ -3,9 +3,9 @@ using ILGPU;
 namespace MoeSharp.Cuda.Kernels;
 
 /// <summary>
-/// Kernel bodies behind <see cref="IlgpuLayerKernels"/>: the backward element-wise functions, the router's
-/// top-score backward, row addition, the AdamW step and a plain strided matrix product (for accelerators without
-/// cuBLAS), each the host's operation sequence.
+/// Kernel bodies behind <see cref="IlgpuLayerKernels"/>: the backward element-wise functions, row addition, the
+/// AdamW step and a plain strided matrix product (for accelerators without cuBLAS), each the host's operation
+/// sequence.
 /// </summary>
 internal static class LayerKernelBodies
 {
@@ -135,23 +135,6 @@ internal static class LayerKernelBodies
         gradGate[i] = da * up[i] * sig * (1f + (g * (1f - sig)));
     }
 
-    /// <summary>Thread t: softmax backward of row t, <c>dz = s ⊙ (ds − Σ s·ds)</c>, the sum in ascending e.</summary>
-    public static void SoftmaxBackwardRows(
-        Index1D t,
-        ArrayView<float> scores,
-        ArrayView<float> gradScores,
-        ArrayView<float> gradLogits,
-        int columns
-    )
-    {
-        int start = t * columns;
-        float dot = 0f;
-        for (int e = 0; e < columns; e++)
-            dot += scores[start + e] * gradScores[start + e];
-        for (int e = 0; e < columns; e++)
-            gradLogits[start + e] = scores[start + e] * (gradScores[start + e] - dot);
-    }
-
     /// <summary>Thread i: sigmoid backward, <c>dz = ds · s · (1 − s)</c>.</summary>
     public static void SigmoidBackward(
         Index1D i,
@@ -159,46 +142,6 @@ internal static class LayerKernelBodies
         ArrayView<float> gradScores,
         ArrayView<float> gradLogits
     ) => gradLogits[i] = gradScores[i] * scores[i] * (1f - scores[i]);
-
-    /// <summary>Thread t: row t of the top-score backward (zeros, then the chosen experts' gradients).</summary>
-    public static void TopScoresBackward(
-        Index1D t,
-        ArrayView<float> scores,
-        ArrayView<long> ids,
-        ArrayView<float> gradTop,
-        int experts,
-        int k,
-        int routeNorm,
-        float normEpsilon,
-        float routeScale,
-        ArrayView<float> gradScores
-    )
-    {
-        int row = t * experts,
-            at = t * k;
-        for (int e = 0; e < experts; e++)
-            gradScores[row + e] = 0f;
-        if (routeNorm != 0)
-        {
-            float sum = 0f,
-                weighted = 0f;
-            for (int j = 0; j < k; j++)
-                sum += scores[row + (int)ids[at + j]];
-            float denominator = sum + normEpsilon;
-            for (int j = 0; j < k; j++)
-                weighted += gradTop[at + j] * scores[row + (int)ids[at + j]];
-            float mean = weighted / denominator;
-            for (int j = 0; j < k; j++)
-            {
-                gradScores[row + (int)ids[at + j]] = routeScale * (gradTop[at + j] - mean) / denominator;
-            }
-        }
-        else
-        {
-            for (int j = 0; j < k; j++)
-                gradScores[row + (int)ids[at + j]] = routeScale * gradTop[at + j];
-        }
-    }
 
     /// <summary>Thread i: <c>into[start + i] += rows[i]</c>.</summary>
     public static void AddInto(Index1D i, ArrayView<float> into, int start, ArrayView<float> rows) =>
