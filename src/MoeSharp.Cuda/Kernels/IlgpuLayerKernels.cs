@@ -60,32 +60,6 @@ public sealed partial class IlgpuLayerKernels
     > _swiGluBackward;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> _sigmoidBackward;
     private readonly Action<Index1D, ArrayView<float>, int, ArrayView<float>> _addInto;
-    private readonly Action<
-        Index1D,
-        ArrayView<float>,
-        ArrayView<float>,
-        ArrayView<float>,
-        ArrayView<float>,
-        float,
-        float,
-        float,
-        float,
-        float,
-        float
-    > _adamW;
-    private readonly Action<
-        Index1D,
-        ArrayView<float>,
-        ArrayView<float>,
-        ArrayView<float>,
-        ArrayView<float>,
-        float,
-        float,
-        float,
-        float,
-        float,
-        float
-    > _adamWTiled;
     private readonly Action<Index1D, ArrayView<float>, int, ArrayView<ushort>> _toBFloat16;
     private readonly Action<Index1D, ArrayView<float>, int, ArrayView<float>> _roundToBFloat16;
     private readonly Action<Index1D, ArrayView<ushort>, ArrayView<float>, int> _widenBFloat16;
@@ -140,32 +114,6 @@ public sealed partial class IlgpuLayerKernels
         _addInto = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, ArrayView<float>>(
             LayerKernelBodies.AddInto
         );
-        _adamW = _acc.LoadAutoGroupedStreamKernel<
-            Index1D,
-            ArrayView<float>,
-            ArrayView<float>,
-            ArrayView<float>,
-            ArrayView<float>,
-            float,
-            float,
-            float,
-            float,
-            float,
-            float
-        >(LayerKernelBodies.AdamW);
-        _adamWTiled = _acc.LoadAutoGroupedStreamKernel<
-            Index1D,
-            ArrayView<float>,
-            ArrayView<float>,
-            ArrayView<float>,
-            ArrayView<float>,
-            float,
-            float,
-            float,
-            float,
-            float,
-            float
-        >(LayerKernelBodies.AdamWTiled);
         _toBFloat16 = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, ArrayView<ushort>>(
             LayerKernelBodies.ToBFloat16
         );
@@ -583,32 +531,13 @@ public sealed partial class IlgpuLayerKernels
         _addInto(n, Floats(into, nameof(into)), intoRow * into.RowLength, Floats(rows, nameof(rows)));
     }
 
-    /// <inheritdoc />
-    public void AdamWStep(Tensor value, Tensor grad, Tensor expAvg, Tensor expAvgSq, AdamWScalars s)
+    /// <summary>Closes the cuBLAS handle and frees AdamW's placeholder (the kernels belong to the
+    /// accelerator).</summary>
+    public void Dispose()
     {
-        int n = DeviceViews.SameCount(value, grad, nameof(grad));
-        DeviceViews.SameCount(value, expAvg, nameof(expAvg));
-        DeviceViews.SameCount(value, expAvgSq, nameof(expAvgSq));
-        if (n == 0)
-            return;
-        bool tiled = n % 128 == 0;
-        (tiled ? _adamWTiled : _adamW)(
-            tiled ? n / 4 : n,
-            Floats(value, nameof(value)),
-            Floats(grad, nameof(grad)),
-            Floats(expAvg, nameof(expAvg)),
-            Floats(expAvgSq, nameof(expAvgSq)),
-            s.Beta1,
-            s.Beta2,
-            s.StepSize,
-            s.Bias2Sqrt,
-            s.Epsilon,
-            s.Decay
-        );
+        _cublas?.Dispose();
+        _noCopy?.Dispose();
     }
-
-    /// <summary>Closes the cuBLAS handle (the kernels belong to the accelerator).</summary>
-    public void Dispose() => _cublas?.Dispose();
 
     /// <summary>
     /// <c>C[m, n] (+)= Σ_p A(row, p)·B(p, column)</c> over <paramref name="k"/>: cuBLAS on CUDA, the strided kernel

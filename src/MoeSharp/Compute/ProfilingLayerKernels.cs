@@ -258,4 +258,8 @@ public sealed class ProfilingLayerKernels(ILayerKernels inner)
         AdamWScalars scalars,
         BFloat16CopyLayout copy
     ) => _times.Time(nameof(AdamWStep), () => inner.Optimizer.AdamWStep(value, grad, expAvg, expAvgSq, scalars, copy));
+
+    /// <inheritdoc />
+    public void AdamWSteps(IReadOnlyList<AdamWTensors> parameters, AdamWScalars scalars) =>
+        _times.Time(nameof(AdamWSteps), () => inner.Optimizer.AdamWSteps(parameters, scalars));
 }
