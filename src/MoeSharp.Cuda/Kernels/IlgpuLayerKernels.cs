@@ -470,6 +470,69 @@ public sealed partial class IlgpuLayerKernels
     }
 
     /// <inheritdoc />
+    /// <remarks>A softmax and the top-k run as one kernel (<see cref="IlgpuRouterKernels.SoftmaxTopK"/>).</remarks>
+    public void ScoreTopK(
+        ScoreFunction function,
+        Tensor logits,
+        Tensor scores,
+        Tensor? expertBias,
+        TopKOptions options,
+        Tensor topScores,
+        Tensor expertIds
+    )
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (function != ScoreFunction.Softmax)
+        {
+            Score(function, logits, scores);
+            TopK(scores, expertBias, options, topScores, expertIds);
+            return;
+        }
+        _backend.Router.SoftmaxTopK(
+            logits,
+            scores,
+            expertBias,
+            topScores,
+            expertIds,
+            options.RouteNorm,
+            options.NormEpsilon,
+            options.RouteScale,
+            options.NumExpertGroups,
+            options.NumLimitedGroups,
+            options.ZeroDiscardedGroups
+        );
+    }
+
+    /// <inheritdoc />
+    /// <remarks>With a softmax, one kernel (<see cref="IlgpuRouterKernels.TopScoresSoftmaxBackward"/>).</remarks>
+    public void TopScoresScoreBackward(
+        ScoreFunction function,
+        Tensor scores,
+        Tensor expertIds,
+        Tensor gradTopScores,
+        TopKOptions options,
+        Tensor gradLogits
+    )
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (function != ScoreFunction.Softmax)
+        {
+            TopScoresBackward(scores, expertIds, gradTopScores, options, gradLogits);
+            ScoreBackward(function, scores, gradLogits, gradLogits);
+            return;
+        }
+        _backend.Router.TopScoresSoftmaxBackward(
+            scores,
+            expertIds,
+            gradTopScores,
+            options.RouteNorm,
+            options.NormEpsilon,
+            options.RouteScale,
+            gradLogits
+        );
+    }
+
+    /// <inheritdoc />
     public void TopScoresBackward(
         Tensor scores,
         Tensor expertIds,

@@ -239,6 +239,35 @@ public sealed class ProfilingLayerKernels(ILayerKernels inner)
         );
 
     /// <inheritdoc />
+    public void ScoreTopK(
+        ScoreFunction function,
+        Tensor logits,
+        Tensor scores,
+        Tensor? expertBias,
+        TopKOptions options,
+        Tensor topScores,
+        Tensor expertIds
+    ) =>
+        _times.Time(
+            nameof(ScoreTopK),
+            () => inner.Router.ScoreTopK(function, logits, scores, expertBias, options, topScores, expertIds)
+        );
+
+    /// <inheritdoc />
+    public void TopScoresScoreBackward(
+        ScoreFunction function,
+        Tensor scores,
+        Tensor expertIds,
+        Tensor gradTopScores,
+        TopKOptions options,
+        Tensor gradLogits
+    ) =>
+        _times.Time(
+            nameof(TopScoresScoreBackward),
+            () => inner.Router.TopScoresScoreBackward(function, scores, expertIds, gradTopScores, options, gradLogits)
+        );
+
+    /// <inheritdoc />
     public long[] CountPerExpert(Tensor expertIds, int numExperts) =>
         _times.Time(nameof(CountPerExpert), () => inner.Router.CountPerExpert(expertIds, numExperts));
 

@@ -10,8 +10,9 @@ namespace MoeSharp.Cuda.Tests.Kernels;
 
 /// <summary>
 /// Kernels whose CUDA form the CPU accelerator cannot vouch for, compiled offline by ILGPU's PTX backend for an
-/// H100/H200 (sm_90): the router's tiles (explicit groups, dynamic shared memory) and the multi-tensor AdamW (a
-/// structure of array views as a parameter). A construct the PTX backend rejects fails here, not on the GPU.
+/// H100/H200 (sm_90): the router's tiles (explicit groups, dynamic shared memory, fused pairs) and the multi-tensor
+/// AdamW (a structure of array views as a parameter). A construct the PTX backend rejects fails here, not on the
+/// GPU.
 /// </summary>
 public class PtxCompileTests
 {
@@ -20,6 +21,8 @@ public class PtxCompileTests
     [InlineData(typeof(RouterKernelBodies), nameof(RouterKernelBodies.SoftmaxBackwardTiles), true)]
     [InlineData(typeof(RouterKernelBodies), nameof(RouterKernelBodies.TopKTiles), true)]
     [InlineData(typeof(RouterKernelBodies), nameof(RouterKernelBodies.TopScoresBackwardTiles), true)]
+    [InlineData(typeof(RouterKernelBodies), nameof(RouterKernelBodies.SoftmaxTopKTiles), true)]
+    [InlineData(typeof(RouterKernelBodies), nameof(RouterKernelBodies.TopScoresSoftmaxBackwardTiles), true)]
     [InlineData(typeof(AdamWKernelBodies), nameof(AdamWKernelBodies.AdamWChunks), false)]
     [InlineData(typeof(PaddedExpertKernelBodies), nameof(PaddedExpertKernelBodies.SwiGluForwardTiled), false)]
     [InlineData(typeof(PaddedExpertKernelBodies), nameof(PaddedExpertKernelBodies.SwiGluBackwardTiled), false)]
