@@ -59,7 +59,8 @@ public sealed partial class IlgpuLayerKernels
         ArrayView<float>
     > _swiGluBackward;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> _sigmoidBackward;
-    private readonly Action<Index1D, ArrayView<float>, int, ArrayView<float>> _addInto;
+    private readonly Action<Index1D, ArrayView<float>, int, ArrayView<float>> _addInto,
+        _addIntoTiled;
     private readonly Action<Index1D, ArrayView<float>, int, ArrayView<ushort>> _toBFloat16;
     private readonly Action<Index1D, ArrayView<float>, int, ArrayView<float>> _roundToBFloat16;
     private readonly Action<Index1D, ArrayView<ushort>, ArrayView<float>, int> _widenBFloat16;
@@ -113,6 +114,9 @@ public sealed partial class IlgpuLayerKernels
         >(LayerKernelBodies.SigmoidBackward);
         _addInto = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, ArrayView<float>>(
             LayerKernelBodies.AddInto
+        );
+        _addIntoTiled = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, ArrayView<float>>(
+            LayerKernelBodies.AddIntoTiled
         );
         _toBFloat16 = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, ArrayView<ushort>>(
             LayerKernelBodies.ToBFloat16
@@ -591,7 +595,13 @@ public sealed partial class IlgpuLayerKernels
         }
         if (n == 0)
             return;
-        _addInto(n, Floats(into, nameof(into)), intoRow * into.RowLength, Floats(rows, nameof(rows)));
+        bool tiled = n % 128 == 0;
+        (tiled ? _addIntoTiled : _addInto)(
+            tiled ? n / 4 : n,
+            Floats(into, nameof(into)),
+            intoRow * into.RowLength,
+            Floats(rows, nameof(rows))
+        );
     }
 
     /// <summary>Closes the cuBLAS handle and frees AdamW's placeholder (the kernels belong to the

@@ -146,4 +146,29 @@ internal static class LayerKernelBodies
     /// <summary>Thread i: <c>into[start + i] += rows[i]</c>.</summary>
     public static void AddInto(Index1D i, ArrayView<float> into, int start, ArrayView<float> rows) =>
         into[start + i] += rows[i];
+
+    /// <summary>
+    /// Thread i: <see cref="AddInto"/> on values <c>c·128 + m·32 + lane</c> (m = 0..3) of chunk <c>c = i / 32</c>,
+    /// for a whole number of 128-value chunks: each access of a warp covers 128 contiguous bytes, and a thread's
+    /// eight loads come before its first store (the compiler may not move a load above a store to a view that could
+    /// alias it).
+    /// </summary>
+    public static void AddIntoTiled(Index1D i, ArrayView<float> into, int start, ArrayView<float> rows)
+    {
+        int index = i;
+        long first = ((long)(index / 32) * 128) + (index % 32),
+            to = start + first;
+        float r0 = rows[first],
+            r1 = rows[first + 32],
+            r2 = rows[first + 64],
+            r3 = rows[first + 96];
+        float a0 = into[to],
+            a1 = into[to + 32],
+            a2 = into[to + 64],
+            a3 = into[to + 96];
+        into[to] = a0 + r0;
+        into[to + 32] = a1 + r1;
+        into[to + 64] = a2 + r2;
+        into[to + 96] = a3 + r3;
+    }
 }

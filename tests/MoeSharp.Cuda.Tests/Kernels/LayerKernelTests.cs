@@ -267,6 +267,21 @@ public class LayerKernelTests(CpuBackendFixture fixture)
         }
     }
 
+    /// <summary>Rows of a whole number of 128-value chunks take the tiled row addition: the host's sums.</summary>
+    [Fact]
+    public void AddRows_OfWholeChunks_MatchTheHostBitwise()
+    {
+        var r = new Random(3);
+        float[] into = Random(r, 5 * 256),
+            rows = Random(r, 3 * 256);
+        Tensor hInto = Tensor.FromArray((float[])into.Clone(), 5, 256),
+            dInto = Up(into, 5, 256);
+        _host.Elementwise.AddRows(hInto, 1, Tensor.FromArray(rows, 3, 256));
+        _b.Layer.Elementwise.AddRows(dInto, 1, Up(rows, 3, 256));
+        Assert.Equal(hInto.AsSpan<float>().ToArray(), Floats(dInto));
+        Assert.NotEqual(into, Floats(dInto));
+    }
+
     /// <summary>
     /// The router's fused calls (softmax and top-k in one kernel, their backward passes in one) against the host's
     /// two calls each, over both score functions, node-limited or not, with or without bias and route norm, and

@@ -25,6 +25,7 @@ public class PtxCompileTests
     [InlineData(typeof(RouterKernelBodies), nameof(RouterKernelBodies.TopScoresSoftmaxBackwardTiles), true)]
     [InlineData(typeof(AdamWKernelBodies), nameof(AdamWKernelBodies.AdamWChunks), false)]
     [InlineData(typeof(PaddedExpertKernelBodies), nameof(PaddedExpertKernelBodies.SwiGluForwardTiled), false)]
+    [InlineData(typeof(LayerKernelBodies), nameof(LayerKernelBodies.AddIntoTiled), false)]
     [InlineData(typeof(PaddedExpertKernelBodies), nameof(PaddedExpertKernelBodies.SwiGluBackwardTiled), false)]
     public void Kernel_CompilesToPtx(Type bodies, string kernel, bool explicitlyGrouped)
     {
