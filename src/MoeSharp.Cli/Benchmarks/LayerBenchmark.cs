@@ -360,7 +360,9 @@ internal static class LayerPhases
             or "Score"
             or "ScoreBackward"
             or "TopK"
+            or "ScoreTopK"
             or "TopScoresBackward"
+            or "TopScoresScoreBackward"
             or "CountPerExpert" => "router",
             "AdamWStep" => "optimizer",
             _ => "other (" + kernel + ")",

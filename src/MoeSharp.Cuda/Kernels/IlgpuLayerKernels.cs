@@ -58,47 +58,9 @@ public sealed partial class IlgpuLayerKernels
         ArrayView<float>,
         ArrayView<float>
     > _swiGluBackward;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int> _softmaxBackward;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> _sigmoidBackward;
-    private readonly Action<
-        Index1D,
-        ArrayView<float>,
-        ArrayView<long>,
-        ArrayView<float>,
-        int,
-        int,
-        int,
-        float,
-        float,
-        ArrayView<float>
-    > _topScoresBackward;
-    private readonly Action<Index1D, ArrayView<float>, int, ArrayView<float>> _addInto;
-    private readonly Action<
-        Index1D,
-        ArrayView<float>,
-        ArrayView<float>,
-        ArrayView<float>,
-        ArrayView<float>,
-        float,
-        float,
-        float,
-        float,
-        float,
-        float
-    > _adamW;
-    private readonly Action<
-        Index1D,
-        ArrayView<float>,
-        ArrayView<float>,
-        ArrayView<float>,
-        ArrayView<float>,
-        float,
-        float,
-        float,
-        float,
-        float,
-        float
-    > _adamWTiled;
+    private readonly Action<Index1D, ArrayView<float>, int, ArrayView<float>> _addInto,
+        _addIntoTiled;
     private readonly Action<Index1D, ArrayView<float>, int, ArrayView<ushort>> _toBFloat16;
     private readonly Action<Index1D, ArrayView<float>, int, ArrayView<float>> _roundToBFloat16;
     private readonly Action<Index1D, ArrayView<ushort>, ArrayView<float>, int> _widenBFloat16;
@@ -144,60 +106,18 @@ public sealed partial class IlgpuLayerKernels
             ArrayView<float>,
             ArrayView<float>
         >(LayerKernelBodies.SwiGluBackward);
-        _softmaxBackward = _acc.LoadAutoGroupedStreamKernel<
-            Index1D,
-            ArrayView<float>,
-            ArrayView<float>,
-            ArrayView<float>,
-            int
-        >(LayerKernelBodies.SoftmaxBackwardRows);
         _sigmoidBackward = _acc.LoadAutoGroupedStreamKernel<
             Index1D,
             ArrayView<float>,
             ArrayView<float>,
             ArrayView<float>
         >(LayerKernelBodies.SigmoidBackward);
-        _topScoresBackward = _acc.LoadAutoGroupedStreamKernel<
-            Index1D,
-            ArrayView<float>,
-            ArrayView<long>,
-            ArrayView<float>,
-            int,
-            int,
-            int,
-            float,
-            float,
-            ArrayView<float>
-        >(LayerKernelBodies.TopScoresBackward);
         _addInto = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, ArrayView<float>>(
             LayerKernelBodies.AddInto
         );
-        _adamW = _acc.LoadAutoGroupedStreamKernel<
-            Index1D,
-            ArrayView<float>,
-            ArrayView<float>,
-            ArrayView<float>,
-            ArrayView<float>,
-            float,
-            float,
-            float,
-            float,
-            float,
-            float
-        >(LayerKernelBodies.AdamW);
-        _adamWTiled = _acc.LoadAutoGroupedStreamKernel<
-            Index1D,
-            ArrayView<float>,
-            ArrayView<float>,
-            ArrayView<float>,
-            ArrayView<float>,
-            float,
-            float,
-            float,
-            float,
-            float,
-            float
-        >(LayerKernelBodies.AdamWTiled);
+        _addIntoTiled = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, ArrayView<float>>(
+            LayerKernelBodies.AddIntoTiled
+        );
         _toBFloat16 = _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, ArrayView<ushort>>(
             LayerKernelBodies.ToBFloat16
         );
@@ -522,13 +442,7 @@ public sealed partial class IlgpuLayerKernels
             return;
         if (function == ScoreFunction.Softmax)
         {
-            _softmaxBackward(
-                scores.Rows,
-                Floats(scores, nameof(scores)),
-                Floats(gradScores, nameof(gradScores)),
-                Floats(gradLogits, nameof(gradLogits)),
-                scores.RowLength
-            );
+            _backend.Router.SoftmaxBackward(scores, gradScores, gradLogits);
         }
         else
         {
@@ -560,6 +474,69 @@ public sealed partial class IlgpuLayerKernels
     }
 
     /// <inheritdoc />
+    /// <remarks>A softmax and the top-k run as one kernel (<see cref="IlgpuRouterKernels.SoftmaxTopK"/>).</remarks>
+    public void ScoreTopK(
+        ScoreFunction function,
+        Tensor logits,
+        Tensor scores,
+        Tensor? expertBias,
+        TopKOptions options,
+        Tensor topScores,
+        Tensor expertIds
+    )
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (function != ScoreFunction.Softmax)
+        {
+            Score(function, logits, scores);
+            TopK(scores, expertBias, options, topScores, expertIds);
+            return;
+        }
+        _backend.Router.SoftmaxTopK(
+            logits,
+            scores,
+            expertBias,
+            topScores,
+            expertIds,
+            options.RouteNorm,
+            options.NormEpsilon,
+            options.RouteScale,
+            options.NumExpertGroups,
+            options.NumLimitedGroups,
+            options.ZeroDiscardedGroups
+        );
+    }
+
+    /// <inheritdoc />
+    /// <remarks>With a softmax, one kernel (<see cref="IlgpuRouterKernels.TopScoresSoftmaxBackward"/>).</remarks>
+    public void TopScoresScoreBackward(
+        ScoreFunction function,
+        Tensor scores,
+        Tensor expertIds,
+        Tensor gradTopScores,
+        TopKOptions options,
+        Tensor gradLogits
+    )
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (function != ScoreFunction.Softmax)
+        {
+            TopScoresBackward(scores, expertIds, gradTopScores, options, gradLogits);
+            ScoreBackward(function, scores, gradLogits, gradLogits);
+            return;
+        }
+        _backend.Router.TopScoresSoftmaxBackward(
+            scores,
+            expertIds,
+            gradTopScores,
+            options.RouteNorm,
+            options.NormEpsilon,
+            options.RouteScale,
+            gradLogits
+        );
+    }
+
+    /// <inheritdoc />
     public void TopScoresBackward(
         Tensor scores,
         Tensor expertIds,
@@ -569,21 +546,14 @@ public sealed partial class IlgpuLayerKernels
     )
     {
         ArgumentNullException.ThrowIfNull(options);
-        DeviceViews.SameCount(scores, gradScores, nameof(gradScores));
-        DeviceViews.SameCount(expertIds, gradTopScores, nameof(gradTopScores));
-        if (scores.Rows == 0 || scores.ElementCount == 0)
-            return;
-        _topScoresBackward(
-            scores.Rows,
-            Floats(scores, nameof(scores)),
-            DeviceViews.Longs(_acc, expertIds, nameof(expertIds)),
-            Floats(gradTopScores, nameof(gradTopScores)),
-            scores.RowLength,
-            expertIds.RowLength,
-            options.RouteNorm ? 1 : 0,
+        _backend.Router.TopScoresBackward(
+            scores,
+            expertIds,
+            gradTopScores,
+            options.RouteNorm,
             options.NormEpsilon,
             options.RouteScale,
-            Floats(gradScores, nameof(gradScores))
+            gradScores
         );
     }
 
@@ -625,35 +595,22 @@ public sealed partial class IlgpuLayerKernels
         }
         if (n == 0)
             return;
-        _addInto(n, Floats(into, nameof(into)), intoRow * into.RowLength, Floats(rows, nameof(rows)));
-    }
-
-    /// <inheritdoc />
-    public void AdamWStep(Tensor value, Tensor grad, Tensor expAvg, Tensor expAvgSq, AdamWScalars s)
-    {
-        int n = DeviceViews.SameCount(value, grad, nameof(grad));
-        DeviceViews.SameCount(value, expAvg, nameof(expAvg));
-        DeviceViews.SameCount(value, expAvgSq, nameof(expAvgSq));
-        if (n == 0)
-            return;
         bool tiled = n % 128 == 0;
-        (tiled ? _adamWTiled : _adamW)(
+        (tiled ? _addIntoTiled : _addInto)(
             tiled ? n / 4 : n,
-            Floats(value, nameof(value)),
-            Floats(grad, nameof(grad)),
-            Floats(expAvg, nameof(expAvg)),
-            Floats(expAvgSq, nameof(expAvgSq)),
-            s.Beta1,
-            s.Beta2,
-            s.StepSize,
-            s.Bias2Sqrt,
-            s.Epsilon,
-            s.Decay
+            Floats(into, nameof(into)),
+            intoRow * into.RowLength,
+            Floats(rows, nameof(rows))
         );
     }
 
-    /// <summary>Closes the cuBLAS handle (the kernels belong to the accelerator).</summary>
-    public void Dispose() => _cublas?.Dispose();
+    /// <summary>Closes the cuBLAS handle and frees AdamW's placeholder (the kernels belong to the
+    /// accelerator).</summary>
+    public void Dispose()
+    {
+        _cublas?.Dispose();
+        _noCopy?.Dispose();
+    }
 
     /// <summary>
     /// <c>C[m, n] (+)= Σ_p A(row, p)·B(p, column)</c> over <paramref name="k"/>: cuBLAS on CUDA, the strided kernel

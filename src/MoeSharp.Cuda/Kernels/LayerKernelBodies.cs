@@ -3,9 +3,9 @@ using ILGPU;
 namespace MoeSharp.Cuda.Kernels;
 
 /// <summary>
-/// Kernel bodies behind <see cref="IlgpuLayerKernels"/>: the backward element-wise functions, the router's
-/// top-score backward, row addition, the AdamW step and a plain strided matrix product (for accelerators without
-/// cuBLAS), each the host's operation sequence.
+/// Kernel bodies behind <see cref="IlgpuLayerKernels"/>: the backward element-wise functions, row addition and a
+/// plain strided matrix product (for accelerators without cuBLAS), each the host's operation sequence (AdamW:
+/// <see cref="AdamWKernelBodies"/>).
 /// </summary>
 internal static class LayerKernelBodies
 {
@@ -135,23 +135,6 @@ internal static class LayerKernelBodies
         gradGate[i] = da * up[i] * sig * (1f + (g * (1f - sig)));
     }
 
-    /// <summary>Thread t: softmax backward of row t, <c>dz = s ⊙ (ds − Σ s·ds)</c>, the sum in ascending e.</summary>
-    public static void SoftmaxBackwardRows(
-        Index1D t,
-        ArrayView<float> scores,
-        ArrayView<float> gradScores,
-        ArrayView<float> gradLogits,
-        int columns
-    )
-    {
-        int start = t * columns;
-        float dot = 0f;
-        for (int e = 0; e < columns; e++)
-            dot += scores[start + e] * gradScores[start + e];
-        for (int e = 0; e < columns; e++)
-            gradLogits[start + e] = scores[start + e] * (gradScores[start + e] - dot);
-    }
-
     /// <summary>Thread i: sigmoid backward, <c>dz = ds · s · (1 − s)</c>.</summary>
     public static void SigmoidBackward(
         Index1D i,
@@ -160,223 +143,32 @@ internal static class LayerKernelBodies
         ArrayView<float> gradLogits
     ) => gradLogits[i] = gradScores[i] * scores[i] * (1f - scores[i]);
 
-    /// <summary>Thread t: row t of the top-score backward (zeros, then the chosen experts' gradients).</summary>
-    public static void TopScoresBackward(
-        Index1D t,
-        ArrayView<float> scores,
-        ArrayView<long> ids,
-        ArrayView<float> gradTop,
-        int experts,
-        int k,
-        int routeNorm,
-        float normEpsilon,
-        float routeScale,
-        ArrayView<float> gradScores
-    )
-    {
-        int row = t * experts,
-            at = t * k;
-        for (int e = 0; e < experts; e++)
-            gradScores[row + e] = 0f;
-        if (routeNorm != 0)
-        {
-            float sum = 0f,
-                weighted = 0f;
-            for (int j = 0; j < k; j++)
-                sum += scores[row + (int)ids[at + j]];
-            float denominator = sum + normEpsilon;
-            for (int j = 0; j < k; j++)
-                weighted += gradTop[at + j] * scores[row + (int)ids[at + j]];
-            float mean = weighted / denominator;
-            for (int j = 0; j < k; j++)
-            {
-                gradScores[row + (int)ids[at + j]] = routeScale * (gradTop[at + j] - mean) / denominator;
-            }
-        }
-        else
-        {
-            for (int j = 0; j < k; j++)
-                gradScores[row + (int)ids[at + j]] = routeScale * gradTop[at + j];
-        }
-    }
-
     /// <summary>Thread i: <c>into[start + i] += rows[i]</c>.</summary>
     public static void AddInto(Index1D i, ArrayView<float> into, int start, ArrayView<float> rows) =>
         into[start + i] += rows[i];
 
-    /// <summary>Thread i: one AdamW update of element i (the host's order of operations).</summary>
-    public static void AdamW(
-        Index1D i,
-        ArrayView<float> value,
-        ArrayView<float> grad,
-        ArrayView<float> expAvg,
-        ArrayView<float> expAvgSq,
-        float beta1,
-        float beta2,
-        float stepSize,
-        float bias2Sqrt,
-        float epsilon,
-        float decay
-    )
-    {
-        AdamWElement(i, value, grad, expAvg, expAvgSq, beta1, beta2, stepSize, bias2Sqrt, epsilon, decay);
-    }
-
     /// <summary>
-    /// Thread i: <see cref="AdamW"/> on elements <c>tile·128 + m·32 + lane</c> (m = 0..3) of tensors of a whole
-    /// number of 128-element tiles, so each of a warp's accesses covers 128 contiguous bytes and a quarter of the
-    /// threads do the index arithmetic.
+    /// Thread i: <see cref="AddInto"/> on values <c>c·128 + m·32 + lane</c> (m = 0..3) of chunk <c>c = i / 32</c>,
+    /// for a whole number of 128-value chunks: each access of a warp covers 128 contiguous bytes, and a thread's
+    /// eight loads come before its first store (the compiler may not move a load above a store to a view that could
+    /// alias it).
     /// </summary>
-    public static void AdamWTiled(
-        Index1D i,
-        ArrayView<float> value,
-        ArrayView<float> grad,
-        ArrayView<float> expAvg,
-        ArrayView<float> expAvgSq,
-        float beta1,
-        float beta2,
-        float stepSize,
-        float bias2Sqrt,
-        float epsilon,
-        float decay
-    )
+    public static void AddIntoTiled(Index1D i, ArrayView<float> into, int start, ArrayView<float> rows)
     {
         int index = i;
-        long first = ((long)(index / 32) * 128) + (index % 32);
-        for (int m = 0; m < 4; m++)
-        {
-            AdamWElement(
-                first + (m * 32),
-                value,
-                grad,
-                expAvg,
-                expAvgSq,
-                beta1,
-                beta2,
-                stepSize,
-                bias2Sqrt,
-                epsilon,
-                decay
-            );
-        }
-    }
-
-    /// <summary>Thread i: <see cref="AdamW"/> on element i, its new value also written rounded to bfloat16 at
-    /// <paramref name="map"/>'s place in <paramref name="copy"/>.</summary>
-    public static void AdamWWithCopy(
-        Index1D i,
-        ArrayView<float> value,
-        ArrayView<float> grad,
-        ArrayView<float> expAvg,
-        ArrayView<float> expAvgSq,
-        ArrayView<ushort> copy,
-        CopyMap map,
-        float beta1,
-        float beta2,
-        float stepSize,
-        float bias2Sqrt,
-        float epsilon,
-        float decay
-    )
-    {
-        float updated = AdamWElement(
-            i,
-            value,
-            grad,
-            expAvg,
-            expAvgSq,
-            beta1,
-            beta2,
-            stepSize,
-            bias2Sqrt,
-            epsilon,
-            decay
-        );
-        copy[map.At(i)] = (ushort)BFloat16KernelBodies.Round(updated);
-    }
-
-    /// <summary><see cref="AdamWWithCopy"/> in <see cref="AdamWTiled"/>'s element order (tensors of whole
-    /// 128-element tiles).</summary>
-    public static void AdamWWithCopyTiled(
-        Index1D i,
-        ArrayView<float> value,
-        ArrayView<float> grad,
-        ArrayView<float> expAvg,
-        ArrayView<float> expAvgSq,
-        ArrayView<ushort> copy,
-        CopyMap map,
-        float beta1,
-        float beta2,
-        float stepSize,
-        float bias2Sqrt,
-        float epsilon,
-        float decay
-    )
-    {
-        int index = i;
-        int first = ((index / 32) * 128) + (index % 32);
-        // The caller guarantees Block % 128 == 0, so the 128-value tile lies in one block: one division per thread
-        // (the 64-bit division and remainder per value cost more than the update itself).
-        long copyFirst = map.At(first);
-        for (int m = 0; m < 4; m++)
-        {
-            int at = first + (m * 32);
-            float updated = AdamWElement(
-                at,
-                value,
-                grad,
-                expAvg,
-                expAvgSq,
-                beta1,
-                beta2,
-                stepSize,
-                bias2Sqrt,
-                epsilon,
-                decay
-            );
-            copy[copyFirst + (m * 32)] = (ushort)BFloat16KernelBodies.Round(updated);
-        }
-    }
-
-    /// <summary>Where value element i's bfloat16 copy goes: <c>(i / Block)·Stride + Offset + i mod Block</c>
-    /// (<c>BFloat16CopyLayout</c> on the device).</summary>
-    public readonly struct CopyMap(int block, int stride, int offset)
-    {
-        private readonly int _block = block,
-            _stride = stride,
-            _offset = offset;
-
-        /// <summary>The copy's index of value element <paramref name="i"/> (a value tensor has fewer than 2³¹
-        /// elements, so 32-bit division: a 64-bit one is emulated on the GPU).</summary>
-        public long At(int i)
-        {
-            int block = i / _block;
-            return ((long)block * _stride) + _offset + (i - (block * _block));
-        }
-    }
-
-    private static float AdamWElement(
-        long i,
-        ArrayView<float> value,
-        ArrayView<float> grad,
-        ArrayView<float> expAvg,
-        ArrayView<float> expAvgSq,
-        float beta1,
-        float beta2,
-        float stepSize,
-        float bias2Sqrt,
-        float epsilon,
-        float decay
-    )
-    {
-        float g = grad[i];
-        float m = (beta1 * expAvg[i]) + ((1f - beta1) * g);
-        float v = (beta2 * expAvgSq[i]) + ((1f - beta2) * g * g);
-        expAvg[i] = m;
-        expAvgSq[i] = v;
-        float denom = (MathF.Sqrt(v) / bias2Sqrt) + epsilon;
-        float updated = (value[i] * decay) - (stepSize * m / denom);
-        value[i] = updated;
-        return updated;
+        long first = ((long)(index / 32) * 128) + (index % 32),
+            to = start + first;
+        float r0 = rows[first],
+            r1 = rows[first + 32],
+            r2 = rows[first + 64],
+            r3 = rows[first + 96];
+        float a0 = into[to],
+            a1 = into[to + 32],
+            a2 = into[to + 64],
+            a3 = into[to + 96];
+        into[to] = a0 + r0;
+        into[to + 32] = a1 + r1;
+        into[to + 64] = a2 + r2;
+        into[to + 96] = a3 + r3;
     }
 }

@@ -180,6 +180,8 @@ internal static class PaddedExpertKernelBodies
     /// <summary>
     /// Thread i: <see cref="SwiGluForward"/> on columns <c>tile·128 + m·32 + lane</c> (m = 0..3) of activation row r,
     /// for <paramref name="hidden"/> a multiple of 128 (coalesced 128-byte accesses, a quarter of the index math).
+    /// All eight loads come before the first store, so a thread keeps them all in flight (the compiler may not move
+    /// a load above a store to a view that could alias it).
     /// </summary>
     public static void SwiGluForwardTiled(Index1D i, ArrayView<float> gateUp, int hidden, ArrayView<ushort> activation)
     {
@@ -189,17 +191,24 @@ internal static class PaddedExpertKernelBodies
             within = index - (r * perRow);
         int first = (within / 32 * TileWords) + (within % 32);
         long at = ((long)r * 2 * hidden) + first,
-            to = ((long)r * hidden) + first;
-        for (int m = 0; m < 4; m++)
-        {
-            float g = gateUp[at + (m * 32)];
-            activation[to + (m * 32)] = (ushort)
-                BFloat16KernelBodies.Round(g / (1f + MathF.Exp(-g)) * gateUp[at + hidden + (m * 32)]);
-        }
+            to = ((long)r * hidden) + first,
+            up = at + hidden;
+        float g0 = gateUp[at],
+            g1 = gateUp[at + 32],
+            g2 = gateUp[at + 64],
+            g3 = gateUp[at + 96];
+        float u0 = gateUp[up],
+            u1 = gateUp[up + 32],
+            u2 = gateUp[up + 64],
+            u3 = gateUp[up + 96];
+        activation[to] = SwiGlu(g0, u0);
+        activation[to + 32] = SwiGlu(g1, u1);
+        activation[to + 64] = SwiGlu(g2, u2);
+        activation[to + 96] = SwiGlu(g3, u3);
     }
 
     /// <summary>Thread i: <see cref="SwiGluBackward"/> on the columns <see cref="SwiGluForwardTiled"/> maps it
-    /// to.</summary>
+    /// to, its twelve loads before its first store.</summary>
     public static void SwiGluBackwardTiled(
         Index1D i,
         ArrayView<float> gradActivation,
@@ -214,17 +223,46 @@ internal static class PaddedExpertKernelBodies
             within = index - (r * perRow);
         int first = (within / 32 * TileWords) + (within % 32);
         long at = ((long)r * 2 * hidden) + first,
-            from = ((long)r * hidden) + first;
-        for (int m = 0; m < 4; m++)
-        {
-            long j = at + (m * 32);
-            float g = gateUp[j];
-            float sig = 1f / (1f + MathF.Exp(-g));
-            float da = gradActivation[from + (m * 32)];
-            gradGateUp[j + hidden] = (ushort)BFloat16KernelBodies.Round(da * g * sig);
-            gradGateUp[j] = (ushort)BFloat16KernelBodies.Round(da * gateUp[j + hidden] * sig * (1f + (g * (1f - sig))));
-        }
+            from = ((long)r * hidden) + first,
+            up = at + hidden;
+        float g0 = gateUp[at],
+            g1 = gateUp[at + 32],
+            g2 = gateUp[at + 64],
+            g3 = gateUp[at + 96];
+        float u0 = gateUp[up],
+            u1 = gateUp[up + 32],
+            u2 = gateUp[up + 64],
+            u3 = gateUp[up + 96];
+        float d0 = gradActivation[from],
+            d1 = gradActivation[from + 32],
+            d2 = gradActivation[from + 64],
+            d3 = gradActivation[from + 96];
+        float s0 = Sigmoid(g0),
+            s1 = Sigmoid(g1),
+            s2 = Sigmoid(g2),
+            s3 = Sigmoid(g3);
+        gradGateUp[up] = GradUp(d0, g0, s0);
+        gradGateUp[up + 32] = GradUp(d1, g1, s1);
+        gradGateUp[up + 64] = GradUp(d2, g2, s2);
+        gradGateUp[up + 96] = GradUp(d3, g3, s3);
+        gradGateUp[at] = GradGate(d0, g0, u0, s0);
+        gradGateUp[at + 32] = GradGate(d1, g1, u1, s1);
+        gradGateUp[at + 64] = GradGate(d2, g2, u2, s2);
+        gradGateUp[at + 96] = GradGate(d3, g3, u3, s3);
     }
+
+    /// <summary><c>silu(g)·u</c> rounded to bfloat16, in <see cref="SwiGluForward"/>'s operation order.</summary>
+    private static ushort SwiGlu(float g, float u) => (ushort)BFloat16KernelBodies.Round(g / (1f + MathF.Exp(-g)) * u);
+
+    /// <summary><c>1 / (1 + exp(−g))</c>.</summary>
+    private static float Sigmoid(float g) => 1f / (1f + MathF.Exp(-g));
+
+    /// <summary>The up gradient <c>da·g·σ(g)</c> rounded to bfloat16.</summary>
+    private static ushort GradUp(float da, float g, float sig) => (ushort)BFloat16KernelBodies.Round(da * g * sig);
+
+    /// <summary>The gate gradient <c>da·u·σ(g)·(1 + g·(1 − σ(g)))</c> rounded to bfloat16.</summary>
+    private static ushort GradGate(float da, float g, float u, float sig) =>
+        (ushort)BFloat16KernelBodies.Round(da * u * sig * (1f + (g * (1f - sig))));
 
     /// <summary>Thread i: <c>destination[i] = source[i]</c> widened from bfloat16 (for products on accelerators
     /// without cuBLAS).</summary>

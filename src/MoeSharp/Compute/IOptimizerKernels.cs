@@ -40,7 +40,43 @@ public interface IOptimizerKernels
         AdamWScalars scalars,
         BFloat16CopyLayout copy
     ) => throw new NotSupportedException($"{GetType().Name} does not write bfloat16 weight copies");
+
+    /// <summary>
+    /// One AdamW update of every parameter in <paramref name="parameters"/>, each with the bits of
+    /// <see cref="AdamWStep(Tensor, Tensor, Tensor, Tensor, AdamWScalars)"/> (and its bfloat16 copy written where
+    /// <see cref="AdamWTensors.Copy"/> is set): a device runs them as one multi-tensor kernel. By default, one step
+    /// per parameter.
+    /// </summary>
+    /// <param name="parameters">The parameters with their gradients and moments.</param>
+    /// <param name="scalars">The step's scalars.</param>
+    /// <exception cref="NotSupportedException">A copy is asked for and <see cref="WritesBFloat16Copies"/> is
+    /// false.</exception>
+    void AdamWSteps(IReadOnlyList<AdamWTensors> parameters, AdamWScalars scalars)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        foreach (AdamWTensors p in parameters)
+        {
+            if (p.Copy is { } copy)
+                AdamWStep(p.Value, p.Grad, p.ExpAvg, p.ExpAvgSq, scalars, copy);
+            else
+                AdamWStep(p.Value, p.Grad, p.ExpAvg, p.ExpAvgSq, scalars);
+        }
+    }
 }
+
+/// <summary>One parameter's part of <see cref="IOptimizerKernels.AdamWSteps"/>.</summary>
+/// <param name="Value">θ, updated in place.</param>
+/// <param name="Grad">g, the gradient of the loss w.r.t. θ.</param>
+/// <param name="ExpAvg">m, updated in place.</param>
+/// <param name="ExpAvgSq">v, updated in place.</param>
+/// <param name="Copy">Where the updated values also go rounded to bfloat16, or null.</param>
+public readonly record struct AdamWTensors(
+    Tensor Value,
+    Tensor Grad,
+    Tensor ExpAvg,
+    Tensor ExpAvgSq,
+    BFloat16CopyLayout? Copy = null
+);
 
 /// <summary>
 /// Where a float32 tensor's bfloat16 copy lives inside a larger bfloat16 tensor: value element i goes to

@@ -53,6 +53,56 @@ public interface IRouterKernels
         Tensor gradScores
     );
 
+    /// <summary>
+    /// <see cref="Score"/> of <paramref name="logits"/> into <paramref name="scores"/>, then <see cref="TopK"/> of
+    /// the scores: the router's forward after its product, as one call a device may run as one kernel (the same
+    /// values as the two calls). By default, the two calls.
+    /// </summary>
+    /// <param name="function">Softmax or sigmoid.</param>
+    /// <param name="logits">[T, E] float32 logits.</param>
+    /// <param name="scores">Output [T, E] scores (may be <paramref name="logits"/> itself).</param>
+    /// <param name="expertBias">[E] float32 bias for choosing only, or null.</param>
+    /// <param name="options">Groups, normalisation and scale.</param>
+    /// <param name="topScores">Output [T, K] float32.</param>
+    /// <param name="expertIds">Output [T, K] int64.</param>
+    void ScoreTopK(
+        ScoreFunction function,
+        Tensor logits,
+        Tensor scores,
+        Tensor? expertBias,
+        TopKOptions options,
+        Tensor topScores,
+        Tensor expertIds
+    )
+    {
+        Score(function, logits, scores);
+        TopK(scores, expertBias, options, topScores, expertIds);
+    }
+
+    /// <summary>
+    /// <see cref="TopScoresBackward"/> into <paramref name="gradLogits"/>, then <see cref="ScoreBackward"/> in place:
+    /// the logits' gradient from the top scores', as one call a device may run as one kernel (the same values as the
+    /// two calls). By default, the two calls.
+    /// </summary>
+    /// <param name="function">The function the scores came from.</param>
+    /// <param name="scores">The unbiased [T, E] scores of the forward.</param>
+    /// <param name="expertIds">Its [T, K] int64 choice.</param>
+    /// <param name="gradTopScores">[T, K] gradient of the top scores.</param>
+    /// <param name="options">The forward's options (normalisation and scale).</param>
+    /// <param name="gradLogits">Output [T, E].</param>
+    void TopScoresScoreBackward(
+        ScoreFunction function,
+        Tensor scores,
+        Tensor expertIds,
+        Tensor gradTopScores,
+        TopKOptions options,
+        Tensor gradLogits
+    )
+    {
+        TopScoresBackward(scores, expertIds, gradTopScores, options, gradLogits);
+        ScoreBackward(function, scores, gradLogits, gradLogits);
+    }
+
     /// <summary>Tokens per expert of <c>[T, K]</c> int64 ids: a host array (one small copy from a device).</summary>
     /// <param name="expertIds">The ids.</param>
     /// <param name="numExperts">E.</param>

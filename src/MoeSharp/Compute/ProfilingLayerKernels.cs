@@ -243,6 +243,35 @@ public sealed class ProfilingLayerKernels(ILayerKernels inner)
         );
 
     /// <inheritdoc />
+    public void ScoreTopK(
+        ScoreFunction function,
+        Tensor logits,
+        Tensor scores,
+        Tensor? expertBias,
+        TopKOptions options,
+        Tensor topScores,
+        Tensor expertIds
+    ) =>
+        _times.Time(
+            nameof(ScoreTopK),
+            () => inner.Router.ScoreTopK(function, logits, scores, expertBias, options, topScores, expertIds)
+        );
+
+    /// <inheritdoc />
+    public void TopScoresScoreBackward(
+        ScoreFunction function,
+        Tensor scores,
+        Tensor expertIds,
+        Tensor gradTopScores,
+        TopKOptions options,
+        Tensor gradLogits
+    ) =>
+        _times.Time(
+            nameof(TopScoresScoreBackward),
+            () => inner.Router.TopScoresScoreBackward(function, scores, expertIds, gradTopScores, options, gradLogits)
+        );
+
+    /// <inheritdoc />
     public long[] CountPerExpert(Tensor expertIds, int numExperts) =>
         _times.Time(nameof(CountPerExpert), () => inner.Router.CountPerExpert(expertIds, numExperts));
 
@@ -262,4 +291,8 @@ public sealed class ProfilingLayerKernels(ILayerKernels inner)
         AdamWScalars scalars,
         BFloat16CopyLayout copy
     ) => _times.Time(nameof(AdamWStep), () => inner.Optimizer.AdamWStep(value, grad, expAvg, expAvgSq, scalars, copy));
+
+    /// <inheritdoc />
+    public void AdamWSteps(IReadOnlyList<AdamWTensors> parameters, AdamWScalars scalars) =>
+        _times.Time(nameof(AdamWSteps), () => inner.Optimizer.AdamWSteps(parameters, scalars));
 }

@@ -175,7 +175,6 @@ public sealed class TokenChoiceTopKRouter
         using var scope = new TensorScope(_kernels.Allocator);
         Tensor scores = scope.Rent(DType.Float32, tokens, e);
         _kernels.Gemm.MatMulTransposeB(x, GateWeight, scores, new GemmShape(tokens, e, Dim));
-        _kernels.Router.Score(ScoreFunc, scores, scores);
 
         Tensor topScores = scope.Rent(DType.Float32, tokens, k);
         Tensor expertIds = scope.Rent(DType.Int64, tokens, k);
@@ -184,7 +183,7 @@ public sealed class TokenChoiceTopKRouter
         Tensor? bias = expertBias is null ? null : _kernels.Dispatch.Device.ToDevice(expertBias);
         if (!ReferenceEquals(bias, expertBias))
             scope.Adopt(bias);
-        _kernels.Router.TopK(scores, bias, Options, topScores, expertIds);
+        _kernels.Router.ScoreTopK(ScoreFunc, scores, scores, bias, Options, topScores, expertIds);
         var tokensPerExpert = Tensor.FromArray(_kernels.Router.CountPerExpert(expertIds, e), e);
         return new RouterOutput(scope.Keep(topScores), scope.Keep(expertIds), tokensPerExpert, scope.Keep(scores));
     }
@@ -224,8 +223,14 @@ public sealed class TokenChoiceTopKRouter
         // dL/dscores (zero for unchosen experts), then the score function turns it into dL/dlogits in place.
         using var scope = new TensorScope(_kernels.Allocator);
         Tensor gradLogits = scope.Rent(DType.Float32, tokens, e);
-        _kernels.Router.TopScoresBackward(forward.Scores, forward.ExpertIds, gradTopScores, Options, gradLogits);
-        _kernels.Router.ScoreBackward(ScoreFunc, forward.Scores, gradLogits, gradLogits);
+        _kernels.Router.TopScoresScoreBackward(
+            ScoreFunc,
+            forward.Scores,
+            forward.ExpertIds,
+            gradTopScores,
+            Options,
+            gradLogits
+        );
 
         Tensor gradX = scope.Rent(DType.Float32, tokens, Dim);
         Tensor gradGate = accumulateGateGradient ?? scope.Rent(DType.Float32, e, Dim);

@@ -120,21 +120,23 @@ public sealed class AdamW
         float decay = 1f - (LearningRate * WeightDecay);
         var scalars = new AdamWScalars(Beta1, Beta2, stepSize, bias2Sqrt, Epsilon, decay);
         IOptimizerKernels optimizer = _kernels.Optimizer;
+        // Every parameter in one call (one multi-tensor launch on a device). A parameter with a bfloat16 copy (the
+        // padded experts' weights) gets it written in the same pass; if the kernels cannot, the copy's owner learns
+        // that it is stale and casts again before reading it.
+        bool copies = optimizer.WritesBFloat16Copies;
+        var tensors = new AdamWTensors[_parameters.Length];
         for (int i = 0; i < _parameters.Length; i++)
         {
             Parameter p = _parameters[i];
-            // A parameter with a bfloat16 copy (the padded experts' weights) gets it written in the same pass; if
-            // the kernels cannot, the copy's owner learns that it is stale and casts again before reading it.
-            if (p.Shadow is { } shadow && optimizer.WritesBFloat16Copies)
-            {
-                optimizer.AdamWStep(p.Value, p.Grad, _expAvg[i], _expAvgSq[i], scalars, shadow.Layout);
-                shadow.Written();
-            }
+            tensors[i] = new AdamWTensors(p.Value, p.Grad, _expAvg[i], _expAvgSq[i], copies ? p.Shadow?.Layout : null);
+        }
+        optimizer.AdamWSteps(tensors, scalars);
+        foreach (Parameter p in _parameters)
+        {
+            if (copies)
+                p.Shadow?.Written();
             else
-            {
-                optimizer.AdamWStep(p.Value, p.Grad, _expAvg[i], _expAvgSq[i], scalars);
                 p.Shadow?.Skipped();
-            }
         }
     }
 

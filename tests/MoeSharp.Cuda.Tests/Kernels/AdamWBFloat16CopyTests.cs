@@ -66,6 +66,68 @@ public class AdamWBFloat16CopyTests(CpuBackendFixture fixture)
         );
     }
 
+    /// <summary>
+    /// Eleven parameters in one call (more than one launch's eight), of sizes that fill whole 128-value chunks or end
+    /// inside one, every other one with a copy (blocks of whole chunks or not): each keeps the host's bits and its
+    /// copy holds its rounded values.
+    /// </summary>
+    [Fact]
+    public void AdamWSteps_ManyParameters_EachKeepsTheHostBits_AndItsCopy()
+    {
+        int[] sizes = [1, 127, 128, 129, 256, 1000, 384, 5, 640, 130, 2048];
+        var r = new Random(11);
+        var s = new AdamWScalars(0.9f, 0.95f, 1e-3f / 0.1f, MathF.Sqrt(0.05f), 1e-8f, 1f - 1e-4f);
+        var parameters = new List<AdamWTensors>();
+        var expected = new List<(Tensor Value, Tensor M, Tensor V)>();
+        var copies = new List<(Tensor Target, int Block)>();
+        foreach (int n in sizes)
+        {
+            float[] value = Values(r, n),
+                grad = Values(r, n),
+                m = Values(r, n);
+            float[] v = Enumerable.Range(0, n).Select(_ => (float)r.NextDouble()).ToArray();
+            Tensor hv = Tensor.FromArray((float[])value.Clone(), n),
+                hm = Tensor.FromArray((float[])m.Clone(), n),
+                hs = Tensor.FromArray((float[])v.Clone(), n);
+            new HostLayerKernels().Optimizer.AdamWStep(hv, Tensor.FromArray(grad, n), hm, hs, s);
+            expected.Add((hv, hm, hs));
+            // Blocks of n (one block) or, for even sizes, n/2 spread 2 blocks apart.
+            int block = n % 2 == 0 && parameters.Count % 4 == 1 ? n / 2 : n;
+            Tensor target = Up(Tensor.FromArray(new BFloat16[2 * n], 2 * n));
+            BFloat16CopyLayout? copy = parameters.Count % 2 == 1 ? new(target, block, 2 * block, 0) : null;
+            copies.Add((target, copy is null ? 0 : block));
+            parameters.Add(
+                new AdamWTensors(
+                    Up(Tensor.FromArray((float[])value.Clone(), n)),
+                    Up(Tensor.FromArray(grad, n)),
+                    Up(Tensor.FromArray((float[])m.Clone(), n)),
+                    Up(Tensor.FromArray((float[])v.Clone(), n)),
+                    copy
+                )
+            );
+        }
+
+        _b.Layer.Optimizer.AdamWSteps(parameters, s);
+
+        for (int p = 0; p < sizes.Length; p++)
+        {
+            float[] updated = expected[p].Value.AsSpan<float>().ToArray();
+            Assert.Equal(updated, Floats(parameters[p].Value));
+            Assert.Equal(expected[p].M.AsSpan<float>().ToArray(), Floats(parameters[p].ExpAvg));
+            Assert.Equal(expected[p].V.AsSpan<float>().ToArray(), Floats(parameters[p].ExpAvgSq));
+            ushort[] copy = copies[p].Target.ToHost().AsSpan<BFloat16>().ToArray().Select(b => b.Bits).ToArray();
+            int block = copies[p].Block;
+            for (int i = 0; i < copy.Length; i++)
+            {
+                ushort want =
+                    block > 0 && (i / block) % 2 == 0
+                        ? RoundToBFloat16(updated[((i / block / 2) * block) + (i % block)])
+                        : (ushort)0;
+                Assert.True(copy[i] == want, $"parameter {p}, copy element {i}: {copy[i]:X4}, expected {want:X4}");
+            }
+        }
+    }
+
     [Fact]
     public void PaddedLayer_ReadsAdamWWrittenCopies_AndRecastsWeightsWrittenElsewhere()
     {

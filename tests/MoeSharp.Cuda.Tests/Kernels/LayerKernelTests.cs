@@ -267,6 +267,108 @@ public class LayerKernelTests(CpuBackendFixture fixture)
         }
     }
 
+    /// <summary>Rows of a whole number of 128-value chunks take the tiled row addition: the host's sums.</summary>
+    [Fact]
+    public void AddRows_OfWholeChunks_MatchTheHostBitwise()
+    {
+        var r = new Random(3);
+        float[] into = Random(r, 5 * 256),
+            rows = Random(r, 3 * 256);
+        Tensor hInto = Tensor.FromArray((float[])into.Clone(), 5, 256),
+            dInto = Up(into, 5, 256);
+        _host.Elementwise.AddRows(hInto, 1, Tensor.FromArray(rows, 3, 256));
+        _b.Layer.Elementwise.AddRows(dInto, 1, Up(rows, 3, 256));
+        Assert.Equal(hInto.AsSpan<float>().ToArray(), Floats(dInto));
+        Assert.NotEqual(into, Floats(dInto));
+    }
+
+    /// <summary>
+    /// The router's fused calls (softmax and top-k in one kernel, their backward passes in one) against the host's
+    /// two calls each, over both score functions, node-limited or not, with or without bias and route norm, and
+    /// token counts that leave the last group of a launch part full.
+    /// </summary>
+    [Fact]
+    public void ScoreTopK_AndTopScoresScoreBackward_MatchTheHostsTwoCallsBitwise()
+    {
+        Gen.Select(Gen.Int[0, 40], Gen.Int[1, 4], Gen.Int[2, 5], Gen.Int[0, 7], Gen.Int[0, int.MaxValue - 1])
+            .Sample(
+                (tokens, groups, perGroup, pick, seed) =>
+                {
+                    var r = new Random(seed);
+                    int experts = groups * perGroup;
+                    bool limited = pick % 2 == 1 && groups > 1;
+                    int limitedGroups = limited ? 1 + r.Next(groups) : 0;
+                    int k = 1 + r.Next(limited ? limitedGroups * perGroup : experts);
+                    ScoreFunction function = pick >= 4 ? ScoreFunction.Sigmoid : ScoreFunction.Softmax;
+                    var options = new TopKOptions
+                    {
+                        NumExpertGroups = limited ? groups : 0,
+                        NumLimitedGroups = limitedGroups,
+                        RouteNorm = pick % 4 >= 2,
+                        RouteScale = 2.5f,
+                        ZeroDiscardedGroups = r.Next(2) == 0,
+                    };
+                    // Logits of few distinct values, so the scores tie often.
+                    float[] z = Enumerable.Range(0, tokens * experts).Select(_ => r.Next(5) / 2f - 1f).ToArray();
+                    float[]? bias =
+                        r.Next(2) == 0
+                            ? Enumerable.Range(0, experts).Select(_ => (r.Next(5) - 2) / 8f).ToArray()
+                            : null;
+
+                    Tensor hScores = Tensor.Zeros(DType.Float32, tokens, experts),
+                        hTop = Tensor.Zeros(DType.Float32, tokens, k),
+                        hIds = Tensor.Zeros(DType.Int64, tokens, k);
+                    _host.Router.ScoreTopK(
+                        function,
+                        Tensor.FromArray(z, tokens, experts),
+                        hScores,
+                        bias is null ? null : Tensor.FromArray(bias, experts),
+                        options,
+                        hTop,
+                        hIds
+                    );
+                    Tensor dScores = Up(z, tokens, experts),
+                        dTop = _b.Layer.Allocator.Rent(DType.Float32, tokens, k),
+                        dIds = _b.Layer.Allocator.Rent(DType.Int64, tokens, k);
+                    _b.Layer.Router.ScoreTopK(
+                        function,
+                        dScores,
+                        dScores,
+                        bias is null ? null : Up(bias, experts),
+                        options,
+                        dTop,
+                        dIds
+                    );
+                    Assert.Equal(hScores.AsSpan<float>().ToArray(), Floats(dScores));
+                    Assert.Equal(hIds.AsSpan<long>().ToArray(), dIds.ToHost().AsSpan<long>().ToArray());
+                    Assert.Equal(hTop.AsSpan<float>().ToArray(), Floats(dTop));
+
+                    float[] gradTop = Random(r, tokens * k);
+                    Tensor hGrad = Tensor.Zeros(DType.Float32, tokens, experts),
+                        dGrad = _b.Layer.Allocator.Rent(DType.Float32, tokens, experts);
+                    _host.Router.TopScoresScoreBackward(
+                        function,
+                        hScores,
+                        hIds,
+                        Tensor.FromArray(gradTop, tokens, k),
+                        options,
+                        hGrad
+                    );
+                    _b.Layer.Router.TopScoresScoreBackward(
+                        function,
+                        dScores,
+                        dIds,
+                        Up(gradTop, tokens, k),
+                        options,
+                        dGrad
+                    );
+                    Assert.Equal(hGrad.AsSpan<float>().ToArray(), Floats(dGrad));
+                },
+                iter: 120,
+                threads: 1
+            );
+    }
+
     [Fact]
     public void TopK_NodeLimitedOrNot_AndItsBackward_MatchTheHostBitwise()
     {
