@@ -559,30 +559,17 @@ public sealed partial class IlgpuLayerKernels
 
     /// <inheritdoc />
     /// <remarks>
-    /// Counted on the device (one atomic increment per id); only the E counts come to the host, one small copy that
-    /// waits for the router's kernels. Ids outside <c>[0, E)</c> are not counted, so the counts then sum to less than
-    /// T·K.
+    /// Counted on the device, one atomic increment per id into <paramref name="counts"/>; nothing comes to the host.
+    /// Ids outside <c>[0, E)</c> are not counted, so the counts then grow by less than T·K.
     /// </remarks>
-    public long[] CountPerExpert(Tensor expertIds, int numExperts)
+    public void CountPerExpert(Tensor expertIds, Tensor counts)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(numExperts);
-        if (numExperts == 0)
-            return [];
-        Tensor counts = RentZeros(DType.Int64, numExperts);
-        try
-        {
-            if (expertIds.ElementCount > 0)
-                _countIds(
-                    expertIds.ElementCount,
-                    DeviceViews.Longs(_acc, expertIds, nameof(expertIds)),
-                    DeviceViews.Longs(_acc, counts, nameof(counts))
-                );
-            return counts.ToHost().AsSpan<long>().ToArray();
-        }
-        finally
-        {
-            Return(counts);
-        }
+        if (expertIds.ElementCount > 0 && counts.ElementCount > 0)
+            _countIds(
+                expertIds.ElementCount,
+                DeviceViews.Longs(_acc, expertIds, nameof(expertIds)),
+                DeviceViews.Longs(_acc, counts, nameof(counts))
+            );
     }
 
     /// <inheritdoc />

@@ -187,11 +187,10 @@ public sealed class HostRouterKernels : IRouterKernels
     }
 
     /// <inheritdoc />
-    public long[] CountPerExpert(Tensor expertIds, int numExperts)
+    public void CountPerExpert(Tensor expertIds, Tensor counts)
     {
-        var counts = new long[numExperts];
+        Span<long> into = counts.AsSpan<long>();
         foreach (long id in expertIds.AsSpan<long>())
-            counts[id]++;
-        return counts;
+            into[(int)id]++;
     }
 }

@@ -103,8 +103,12 @@ public interface IRouterKernels
         ScoreBackward(function, scores, gradLogits, gradLogits);
     }
 
-    /// <summary>Tokens per expert of <c>[T, K]</c> int64 ids: a host array (one small copy from a device).</summary>
+    /// <summary>
+    /// Adds the tokens per expert of <c>[T, K]</c> int64 ids to <paramref name="counts"/>, on this backend's device
+    /// and queued like the other kernels: nothing waits for it, and the counts stay where the ids are (start from
+    /// zeros for one call's counts; keep adding for a running total).
+    /// </summary>
     /// <param name="expertIds">The ids.</param>
-    /// <param name="numExperts">E.</param>
-    long[] CountPerExpert(Tensor expertIds, int numExperts);
+    /// <param name="counts"><c>[E]</c> int64 on the same device: <c>counts[e]</c> grows by the ids equal to e.</param>
+    void CountPerExpert(Tensor expertIds, Tensor counts);
 }

@@ -272,8 +272,8 @@ public sealed class ProfilingLayerKernels(ILayerKernels inner)
         );
 
     /// <inheritdoc />
-    public long[] CountPerExpert(Tensor expertIds, int numExperts) =>
-        _times.Time(nameof(CountPerExpert), () => inner.Router.CountPerExpert(expertIds, numExperts));
+    public void CountPerExpert(Tensor expertIds, Tensor counts) =>
+        _times.Time(nameof(CountPerExpert), () => inner.Router.CountPerExpert(expertIds, counts));
 
     /// <inheritdoc />
     public void AdamWStep(Tensor value, Tensor grad, Tensor expAvg, Tensor expAvgSq, AdamWScalars scalars) =>

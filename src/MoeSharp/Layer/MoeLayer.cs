@@ -149,7 +149,7 @@ public sealed class MoeLayer : IDisposable
         Experts = new GroupedExperts(dispatcher.NumLocalExperts, args.Dim, args.Hidden, _kernels);
         Shared = args.SharedHidden > 0 ? new SharedExpert(args.Dim, args.SharedHidden, _kernels) : null;
         SharedGate = args.SharedExpertGate ? _kernels.RentZeros(DType.Float32, 1, args.Dim) : null;
-        _balancer = args.LoadBalancing ? new ExpertLoadBalancer(args.NumExperts) : null;
+        _balancer = args.LoadBalancing ? new ExpertLoadBalancer(args.NumExperts, _kernels) : null;
 
         var parameters = new List<Parameter>
         {
@@ -227,8 +227,9 @@ public sealed class MoeLayer : IDisposable
     /// <see cref="MoeLayerArgs.LoadBalancing"/>.</summary>
     public Tensor? ExpertBias => _balancer?.ExpertBias;
 
-    /// <summary><c>[E]</c> int64 tokens per expert this rank routed (its own tokens) since the last
-    /// <see cref="UpdateExpertBias"/>, or null.</summary>
+    /// <summary><c>[E]</c> int64 host tensor: tokens per expert this rank routed (its own tokens) since the last
+    /// <see cref="UpdateExpertBias"/>, or null. On a device the counts stay there during the steps; reading this
+    /// brings them to the host (one small copy that waits for the device).</summary>
     public Tensor? TokensPerExpert => _balancer?.TokensPerExpert;
 
     /// <summary>
@@ -239,7 +240,9 @@ public sealed class MoeLayer : IDisposable
 
     /// <summary>
     /// The last forward's routing of this rank's own tokens (rows <see cref="LastOwnTokenStart"/>… of x), or null
-    /// before any forward; its tensors are on the layer's device and stay valid until the next forward.
+    /// before any forward; its tensors are on the layer's device and stay valid until the next forward. Its
+    /// <see cref="RouterOutput.TokensPerExpert"/> copies the device counts to the host on first read: read it before
+    /// the next forward (afterwards it throws unless read before).
     /// </summary>
     public RouterOutput? LastRouting => _saved?.Routing;
 
@@ -296,7 +299,11 @@ public sealed class MoeLayer : IDisposable
         Tensor ownX = SliceRows(x, ownStart, ownRows, scope);
         RouterOutput routing = Router.Forward(ownX, ExpertBias);
         AdoptAll(scope, routing.Scores, routing.TopScores, routing.ExpertIds);
-        _balancer?.Accumulate(routing.TokensPerExpert);
+        // Device counts are working tensors like the rest (host ones are the routing's own). Neither they nor the
+        // balancer's running total are read here: on one rank the forward's only wait is the dispatcher's count read.
+        if (!routing.ExpertCounts.IsOnHost)
+            scope.Adopt(routing.ExpertCounts);
+        _balancer?.Accumulate(routing);
 
         // The dispatcher reads scores and ids at x's row positions; rows outside the shard are never read.
         Tensor topScores = routing.TopScores,
@@ -503,6 +510,8 @@ public sealed class MoeLayer : IDisposable
     /// </summary>
     /// <param name="coeff">The bias step size.</param>
     /// <returns>The summed tokens per expert the update used: <c>[E]</c>.</returns>
+    /// <remarks>On a device this reads the counts of the forwards since the last update (one small copy that
+    /// waits for the device): call it after the step, outside forward and backward.</remarks>
     /// <exception cref="InvalidOperationException">The layer has no load balancing.</exception>
     public long[] UpdateExpertBias(float coeff)
     {
@@ -621,6 +630,7 @@ public sealed class MoeLayer : IDisposable
         _disposed = true;
         EndForwardScope();
         _saved = null;
+        _balancer?.Dispose();
         Experts.ReleaseCopies();
         foreach (Parameter p in Parameters)
         {
@@ -643,7 +653,12 @@ public sealed class MoeLayer : IDisposable
     private void EndForwardScope()
     {
         if (_saved is not null)
+        {
             Dispatcher.Release(_saved.Metadata);
+            // The routing may outlive the scope in a caller's hands: its device counts must not be read from storage
+            // the next forward reuses.
+            _saved.Routing.ReleaseCounts();
+        }
         _forwardScope?.Dispose();
         _forwardScope = null;
     }

@@ -162,7 +162,9 @@ public sealed class TokenChoiceTopKRouter
     /// <param name="x">Tokens: [T, D] float32.</param>
     /// <param name="expertBias">Optional load-balancing bias: [E] float32, added to the scores for choosing
     /// only.</param>
-    /// <returns>Routing weights, ids (ascending per token), counts per expert and the saved scores.</returns>
+    /// <returns>Routing weights, ids (ascending per token), counts per expert and the saved scores, on the kernels'
+    /// device: nothing here waits for it (<see cref="RouterOutput.TokensPerExpert"/> reads the counts when
+    /// asked).</returns>
     /// <exception cref="ArgumentException">A shape or dtype is wrong.</exception>
     public RouterOutput Forward(Tensor x, Tensor? expertBias = null)
     {
@@ -184,8 +186,18 @@ public sealed class TokenChoiceTopKRouter
         if (!ReferenceEquals(bias, expertBias))
             scope.Adopt(bias);
         _kernels.Router.ScoreTopK(ScoreFunc, scores, scores, bias, Options, topScores, expertIds);
-        var tokensPerExpert = Tensor.FromArray(_kernels.Router.CountPerExpert(expertIds, e), e);
-        return new RouterOutput(scope.Keep(topScores), scope.Keep(expertIds), tokensPerExpert, scope.Keep(scores));
+        // The counts stay where the ids are: on a device nothing here waits for the kernels (RouterOutput copies them
+        // to the host when they are read). On the host they are a plain array that no allocator recycles, readable
+        // for as long as the caller holds them.
+        bool onHost = _kernels.Dispatch.Device.IsHost;
+        Tensor counts = onHost ? Tensor.Zeros(DType.Int64, e) : scope.Adopt(_kernels.RentZeros(DType.Int64, e))!;
+        _kernels.Router.CountPerExpert(expertIds, counts);
+        return new RouterOutput(
+            scope.Keep(topScores),
+            scope.Keep(expertIds),
+            onHost ? counts : scope.Keep(counts),
+            scope.Keep(scores)
+        );
     }
 
     /// <summary>

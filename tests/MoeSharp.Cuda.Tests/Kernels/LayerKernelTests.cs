@@ -424,9 +424,15 @@ public class LayerKernelTests(CpuBackendFixture fixture)
                     );
                     Assert.Equal(hIds.AsSpan<long>().ToArray(), dIds.ToHost().AsSpan<long>().ToArray());
                     Assert.Equal(hTop.AsSpan<float>().ToArray(), Floats(dTop));
+                    // The device adds to the counts it is given (here a running total started at 3).
+                    Tensor hCounts = Tensor.Zeros(DType.Int64, experts);
+                    _host.Router.CountPerExpert(hIds, hCounts);
+                    long[] threes = Enumerable.Repeat(3L, experts).ToArray();
+                    Tensor dCounts = _b.Kernels.Device.ToDevice(Tensor.FromArray(threes, experts));
+                    _b.Layer.Router.CountPerExpert(dIds, dCounts);
                     Assert.Equal(
-                        _host.Router.CountPerExpert(hIds, experts),
-                        _b.Layer.Router.CountPerExpert(dIds, experts)
+                        hCounts.AsSpan<long>().ToArray().Select(c => c + 3),
+                        dCounts.ToHost().AsSpan<long>().ToArray()
                     );
 
                     float[] gradTop = Random(r, tokens * k);
