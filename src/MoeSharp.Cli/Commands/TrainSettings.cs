@@ -102,7 +102,7 @@ internal sealed class TrainSettings : CommandSettings
 
     [CommandOption("--batch <SOURCE>")]
     [Description(
-        "How each step's batch (uniform in [-1, 1)) is drawn: sequential (System.Random, row after row on the host; the default on the host) or counter (each value a hash of seed, step and index, drawn in place on the device; the default with --device, so batch, teacher and loss stay on the device). The two give different batches for the same seed."
+        "How each step's batch (uniform in [[-1, 1)) is drawn: sequential (System.Random, row after row on the host; the default on the host) or counter (each value a hash of seed, step and index, drawn in place on the device; the default with --device, so batch, teacher and loss stay on the device). The two give different batches for the same seed."
     )]
     public string? Batch { get; init; }
 
