@@ -70,14 +70,15 @@ internal static class RowDotsKernelBodies
                 // could address shared memory), so loaded and stored one row at a time each load waited for the store
                 // before it, and the combine phase of the qwen3 backward (this kernel and one gather-reduce that needs
                 // about 0.35 ms) took 2.6 ms on an H200.
-                if (rows == n && n % 8 == 0 && bRows <= 8)
+                if (rows == n && n % 8 == 0 && bRows <= 16)
                 {
-                    // A whole group of 8, 16, 24 or 32 rows and at most eight b rows (K ≥ 4 at the combine).
+                    // A whole group of 8, 16, 24 or 32 rows and at most sixteen b rows (K ≥ 2 at the combine).
                     Eight<TElement> a0 = Eight<TElement>.Load(a, aStart, 0, c),
                         a1 = n > 8 ? Eight<TElement>.Load(a, aStart, 8, c) : default,
                         a2 = n > 16 ? Eight<TElement>.Load(a, aStart, 16, c) : default,
                         a3 = n > 24 ? Eight<TElement>.Load(a, aStart, 24, c) : default,
-                        b0 = Eight<TElement>.LoadFirst(b, bStart, bRows, c);
+                        b0 = Eight<TElement>.LoadFirst(b, bStart, 0, bRows < 8 ? bRows : 8, c),
+                        b1 = bRows > 8 ? Eight<TElement>.LoadFirst(b, bStart, 8, bRows - 8, c) : default;
                     a0.Store<TRow>(sa, t);
                     if (n > 8)
                         a1.Store<TRow>(sa, t + (8 * Pitch));
@@ -85,7 +86,9 @@ internal static class RowDotsKernelBodies
                         a2.Store<TRow>(sa, t + (16 * Pitch));
                     if (n > 24)
                         a3.Store<TRow>(sa, t + (24 * Pitch));
-                    b0.StoreWide<TRow>(sb, t, bRows);
+                    b0.StoreWide<TRow>(sb, t, bRows < 8 ? bRows : 8);
+                    if (bRows > 8)
+                        b1.StoreWide<TRow>(sb, t + (8 * Pitch), bRows - 8);
                 }
                 else
                 {
@@ -99,8 +102,11 @@ internal static class RowDotsKernelBodies
                     }
                     for (; r < rows; r++)
                         sa[(r * Pitch) + t] = row.Widen(a[aStart[r] + c]);
-                    for (r = 0; r < bRows; r++)
-                        sb[(r * Pitch) + t] = row.Widen(b[bStart[r] + c]);
+                    for (r = 0; r < bRows; r += 8)
+                    {
+                        int count = bRows - r < 8 ? bRows - r : 8;
+                        Eight<TElement>.LoadFirst(b, bStart, r, count, c).StoreWide<TRow>(sb, (r * Pitch) + t, count);
+                    }
                 }
             }
             Group.Barrier();
@@ -143,26 +149,32 @@ internal static class RowDotsKernelBodies
                 _v7 = values[start[r + 7] + c],
             };
 
-        /// <summary>Element c of the first <paramref name="count"/> (1 to 8) rows starting at <c>start[0]</c> …; the
-        /// rest left zero.</summary>
-        public static Eight<TElement> LoadFirst(ArrayView<TElement> values, ArrayView<long> start, int count, int c)
+        /// <summary>Element c of the <paramref name="count"/> (1 to 8) rows starting at <c>start[r]</c> …; the rest
+        /// left zero.</summary>
+        public static Eight<TElement> LoadFirst(
+            ArrayView<TElement> values,
+            ArrayView<long> start,
+            int r,
+            int count,
+            int c
+        )
         {
             Eight<TElement> e = default;
-            e._v0 = values[start[0] + c];
+            e._v0 = values[start[r] + c];
             if (count > 1)
-                e._v1 = values[start[1] + c];
+                e._v1 = values[start[r + 1] + c];
             if (count > 2)
-                e._v2 = values[start[2] + c];
+                e._v2 = values[start[r + 2] + c];
             if (count > 3)
-                e._v3 = values[start[3] + c];
+                e._v3 = values[start[r + 3] + c];
             if (count > 4)
-                e._v4 = values[start[4] + c];
+                e._v4 = values[start[r + 4] + c];
             if (count > 5)
-                e._v5 = values[start[5] + c];
+                e._v5 = values[start[r + 5] + c];
             if (count > 6)
-                e._v6 = values[start[6] + c];
+                e._v6 = values[start[r + 6] + c];
             if (count > 7)
-                e._v7 = values[start[7] + c];
+                e._v7 = values[start[r + 7] + c];
             return e;
         }
 
