@@ -123,7 +123,10 @@ public sealed class IlgpuMoeKernels
             DType.Float32,
             Buffer,
             tiledGather: false,
-            packedReduce: false
+            packedReduce: false,
+            // Float32 rows of whole tiles: four values a thread, each slot's position and score read once for them (one
+            // value a thread read every position and score per value: the qwen3 combine took 0.61 ms for 1.07 GB).
+            tiledReduce: true
         );
         _bfloat16Rows = new IlgpuRowKernels<ushort, BFloat16DeviceRow>(
             accelerator,

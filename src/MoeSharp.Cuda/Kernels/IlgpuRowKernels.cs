@@ -75,7 +75,8 @@ internal sealed class IlgpuRowKernels<TElement, TRow> : IlgpuRowKernels
     private readonly DType _dtype;
     private readonly Func<Tensor, string, IlgpuDeviceBuffer> _buffer;
     private readonly bool _tiledGather,
-        _packedReduce;
+        _packedReduce,
+        _tiledReduce;
     private readonly bool _cuda;
     private readonly int _valuesPerPack;
 
@@ -180,12 +181,15 @@ internal sealed class IlgpuRowKernels<TElement, TRow> : IlgpuRowKernels
     /// <param name="buffer">The device buffer of a tensor (named for errors), checked to be on the accelerator.</param>
     /// <param name="tiledGather">Whether gathers of whole tiles use the tiled layout.</param>
     /// <param name="packedReduce">Whether reduces use the tiled and packed layouts.</param>
+    /// <param name="tiledReduce">Whether reduces of whole tiles use the tiled layout (implied by
+    /// <paramref name="packedReduce"/>).</param>
     public IlgpuRowKernels(
         Accelerator accelerator,
         DType dtype,
         Func<Tensor, string, IlgpuDeviceBuffer> buffer,
         bool tiledGather,
-        bool packedReduce
+        bool packedReduce,
+        bool tiledReduce = false
     )
     {
         _accelerator = accelerator;
@@ -193,6 +197,7 @@ internal sealed class IlgpuRowKernels<TElement, TRow> : IlgpuRowKernels
         _buffer = buffer;
         _tiledGather = tiledGather;
         _packedReduce = packedReduce;
+        _tiledReduce = packedReduce || tiledReduce;
         // CUDA gets float64 products that ptxas cannot contract; every other accelerator runs .NET operators
         // (see StrictFloat).
         _cuda = accelerator.AcceleratorType == AcceleratorType.Cuda;
@@ -350,7 +355,7 @@ internal sealed class IlgpuRowKernels<TElement, TRow> : IlgpuRowKernels
         int hasScale = scale is null ? 0 : 1,
             hasInitial = initial is null ? 0 : 1;
         int perWord = _valuesPerPack / 4;
-        if (_packedReduce && d % (perWord * TiledRowKernelBodies.TileWords) == 0)
+        if (_tiledReduce && d % (perWord * TiledRowKernelBodies.TileWords) == 0)
         {
             ArrayView<uint> dst = Words(destination, nameof(destination));
             _reduceTiled ??= LoadReduce<ArrayView<uint>>(

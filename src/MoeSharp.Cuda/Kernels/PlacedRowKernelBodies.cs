@@ -45,15 +45,45 @@ internal static class PlacedRowKernelBodies
             d0 = source[at + 192],
             d1 = source[at + 193];
         TFloat f = default;
-        for (int slot = 0; slot < k; slot++)
+        var v = new TokenWords(a0, a1, b0, b1, c0, c1, d0, d1);
+        // Up to eight slots' rows, then their scores, are loaded before the first store: one round trip each instead
+        // of two per slot (ILGPU's generic stores keep a later load from moving above them).
+        for (int slot = 0; slot < k; slot += 8)
         {
-            int r = entryRow[(t * k) + slot];
-            long to = ((long)r * words) + first;
-            float s = hasScale != 0 ? scale[r] : 1f;
-            padded[to] = Word(f, a0, a1, s, hasScale);
-            padded[to + 32] = Word(f, b0, b1, s, hasScale);
-            padded[to + 64] = Word(f, c0, c1, s, hasScale);
-            padded[to + 96] = Word(f, d0, d1, s, hasScale);
+            int n = k - slot < 8 ? k - slot : 8,
+                at0 = (t * k) + slot;
+            int r0 = entryRow[at0],
+                r1 = n > 1 ? entryRow[at0 + 1] : 0,
+                r2 = n > 2 ? entryRow[at0 + 2] : 0,
+                r3 = n > 3 ? entryRow[at0 + 3] : 0,
+                r4 = n > 4 ? entryRow[at0 + 4] : 0,
+                r5 = n > 5 ? entryRow[at0 + 5] : 0,
+                r6 = n > 6 ? entryRow[at0 + 6] : 0,
+                r7 = n > 7 ? entryRow[at0 + 7] : 0;
+            bool scaled = hasScale != 0;
+            float s0 = scaled ? scale[r0] : 1f,
+                s1 = scaled && n > 1 ? scale[r1] : 1f,
+                s2 = scaled && n > 2 ? scale[r2] : 1f,
+                s3 = scaled && n > 3 ? scale[r3] : 1f,
+                s4 = scaled && n > 4 ? scale[r4] : 1f,
+                s5 = scaled && n > 5 ? scale[r5] : 1f,
+                s6 = scaled && n > 6 ? scale[r6] : 1f,
+                s7 = scaled && n > 7 ? scale[r7] : 1f;
+            Put(f, padded, ((long)r0 * words) + first, v, s0, hasScale);
+            if (n > 1)
+                Put(f, padded, ((long)r1 * words) + first, v, s1, hasScale);
+            if (n > 2)
+                Put(f, padded, ((long)r2 * words) + first, v, s2, hasScale);
+            if (n > 3)
+                Put(f, padded, ((long)r3 * words) + first, v, s3, hasScale);
+            if (n > 4)
+                Put(f, padded, ((long)r4 * words) + first, v, s4, hasScale);
+            if (n > 5)
+                Put(f, padded, ((long)r5 * words) + first, v, s5, hasScale);
+            if (n > 6)
+                Put(f, padded, ((long)r6 * words) + first, v, s6, hasScale);
+            if (n > 7)
+                Put(f, padded, ((long)r7 * words) + first, v, s7, hasScale);
         }
     }
 
@@ -86,6 +116,29 @@ internal static class PlacedRowKernelBodies
         if (hasScale != 0)
             v = default(TFloat).Mul(v, scale[r]);
         padded[i] = (ushort)BFloat16KernelBodies.Round(v);
+    }
+
+    /// <summary>A thread's eight float32 values of its token (low and high halves of four bfloat16 words).</summary>
+    private readonly struct TokenWords(float a0, float a1, float b0, float b1, float c0, float c1, float d0, float d1)
+    {
+        public readonly float A0 = a0,
+            A1 = a1,
+            B0 = b0,
+            B1 = b1,
+            C0 = c0,
+            C1 = c1,
+            D0 = d0,
+            D1 = d1;
+    }
+
+    /// <summary>The four bfloat16 words <c>to + m·32</c> of one placed row: the values times s when scaled.</summary>
+    private static void Put<TFloat>(TFloat f, ArrayView<uint> padded, long to, TokenWords v, float s, int hasScale)
+        where TFloat : struct, IStrictFloat
+    {
+        padded[to] = Word(f, v.A0, v.A1, s, hasScale);
+        padded[to + 32] = Word(f, v.B0, v.B1, s, hasScale);
+        padded[to + 64] = Word(f, v.C0, v.C1, s, hasScale);
+        padded[to + 96] = Word(f, v.D0, v.D1, s, hasScale);
     }
 
     private static uint Word<TFloat>(TFloat f, float low, float high, float s, int hasScale)

@@ -1001,7 +1001,9 @@ public partial class TokenDispatcher
         int k = Config.TopK,
             offset = metadata.Plan.InputRowOffset;
         Tensor grad = scope.Rent(DType.Float32, metadata.InputShape[0], k);
-        Kernels.Rows.Clear(grad);
+        // Only rows outside this shard need zeros: the dots write every entry of the shard's rows.
+        if (metadata.Local.EntryRow.ElementCount != grad.ElementCount)
+            Kernels.Rows.Clear(grad);
         Kernels.Rows.RowDots(new RowPairs(localRows, metadata.Local.EntryRow, tokenRows, offset, k), grad, offset * k);
         return grad;
     }

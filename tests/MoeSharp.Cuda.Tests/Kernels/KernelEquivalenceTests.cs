@@ -506,7 +506,7 @@ public class KernelEquivalenceTests(CpuBackendFixture fixture)
     [Fact]
     public void RowDots_MatchesHost()
     {
-        Gen.Select(Gen.Int[0, 12], Gen.Int[1, 4], Gen.Int[0, 40], Gen.Bool, Gen.Int[0, int.MaxValue - 1])
+        Gen.Select(Gen.Int[0, 20], Gen.Int[1, 9], Gen.Int[0, 40], Gen.Bool, Gen.Int[0, int.MaxValue - 1])
             .Sample(
                 (tokens, k, d, bf16, seed) =>
                 {
