@@ -32,7 +32,8 @@ internal static unsafe class SkinnyTransposeAProduct
     /// <summary>Tokens per block: 128 rows of a 64-column strip are 32 KiB, inside L1 with A's block.</summary>
     private const int BlockTokens = 128;
 
-    /// <summary>At most this many rows (two of the GEMM's 512-bit row panels: it would use its packed B at most twice).</summary>
+    /// <summary>At most this many rows: two of the GEMM's 512-bit row panels, which would use its packed B at most
+    /// twice.</summary>
     private const int MaxRows = 24;
 
     /// <summary>Below this many multiply-adds the product runs on the calling thread.</summary>
