@@ -4,9 +4,8 @@ using System.Runtime.ExceptionServices;
 namespace MoeSharp.Compute;
 
 /// <summary>
-/// The threads that run <see cref="HostGemm"/>'s parallel passes (and <see cref="HostParallel"/>'s chunks of the other
-/// host kernels): a team kept for the GEMM, all woken at once for a pass and spinning a short while after it, so that
-/// the next product or kernel finds them awake.
+/// The threads that run <see cref="HostGemm"/>'s parallel passes: a team kept for the GEMM, all woken at once for a
+/// pass and spinning a short while after it, so that the next product finds them awake.
 /// </summary>
 /// <remarks>
 /// <para>

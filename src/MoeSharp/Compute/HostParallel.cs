@@ -1,7 +1,7 @@
 namespace MoeSharp.Compute;
 
 /// <summary>
-/// Splits a loop over items into contiguous chunks run on <see cref="HostGemmWorkers"/>, serially when the work is too
+/// Splits a loop over items into contiguous chunks run on the thread pool, serially when the work is too
 /// small to pay for the hand-off. Chunking never changes results: kernels assign each output to exactly
 /// one item and compute it the same way in any chunk.
 /// </summary>
@@ -27,12 +27,10 @@ internal static class HostParallel
         }
         // A few chunks per core balances uneven rows without paying per-row scheduling.
         int chunks = (int)Math.Min(count, Math.Min(workers * 4L, Math.Max(1, total / (SerialThresholdBytes / 4))));
-        // On the GEMM's team rather than the thread pool: its helpers are woken in one sweep (or still spin from the
-        // product before), where Parallel.For brings its workers in one after another, and on few cores the pool's
-        // workers had to wait for the team's spinning helpers to give the cores back.
-        HostGemmWorkers.For(
+        Parallel.For(
+            0,
             chunks,
-            workers,
+            new ParallelOptions { MaxDegreeOfParallelism = workers },
             c =>
             {
                 int start = (int)((long)count * c / chunks);
