@@ -187,6 +187,7 @@ public sealed class HostRouterKernels : IRouterKernels
     }
 
     /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public long[] CountPerExpert(Tensor expertIds, int numExperts)
     {
         var counts = new long[numExperts];
