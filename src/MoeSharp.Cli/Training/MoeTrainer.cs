@@ -211,7 +211,8 @@ internal static class MoeTrainer
             if (i >= ownOffset && i < ownOffset + ownCount)
                 tokenLoss[rowsGlobal + i] = (double)error * error;
         }
-        var gradY = Tensor.Uninitialized(DType.Float32, rows, d);
+        // From the layer's pool (it goes back there below): a fresh [rows, D] block each step faulted in its pages.
+        Tensor gradY = kernels.Allocator.Rent(DType.Float32, rows, d);
         HostGemm.MatMul(gradPred, head.Value.AsSpan<float>(), gradY.AsSpan<float>(), rows, d, 1);
 
         layerStarted = Stopwatch.GetTimestamp();

@@ -124,6 +124,13 @@ internal static unsafe class HostGemm
         fixed (float* pb = b)
         fixed (float* pc = c)
         {
+            // Few rows (the router's E, the trainer's head): packing B would cost more than the product; same chains.
+            if (k > 0 && SkinnyTransposeAProduct.Handles(m, n))
+            {
+                int threads = maxDegreeOfParallelism < 1 ? HostThreads.Current : maxDegreeOfParallelism;
+                SkinnyTransposeAProduct.Run(pa, pb, pc, m, n, k, accumulate, threads);
+                return;
+            }
             Run(pa, 1, m, pb, n, 1, pc, m, n, k, accumulate, DefaultMC, DefaultNC, DefaultKC, maxDegreeOfParallelism);
         }
     }

@@ -167,6 +167,7 @@ public sealed class HostMoeKernels : IMoeKernels, IEntryKernels, IRowKernels
     }
 
     /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void BuildPermutation(
         ReadOnlySpan<int> blockStart,
         ReadOnlySpan<int> blockDestination,
@@ -191,6 +192,7 @@ public sealed class HostMoeKernels : IMoeKernels, IEntryKernels, IRowKernels
     private const int SerialSortEntries = 1 << 16;
 
     /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void StableSortByExpert(Tensor expertIds, ReadOnlySpan<int> counts, Tensor order)
     {
         var (idsArray, idsOffset) = expertIds.Data<int>();

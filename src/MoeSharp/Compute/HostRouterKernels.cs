@@ -187,6 +187,7 @@ public sealed class HostRouterKernels : IRouterKernels
     }
 
     /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void CountPerExpert(Tensor expertIds, Tensor counts)
     {
         Span<long> into = counts.AsSpan<long>();

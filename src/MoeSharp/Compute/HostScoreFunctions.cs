@@ -27,6 +27,7 @@ public static class HostScoreFunctions
             HostParallel.For(
                 rows,
                 8L * columns,
+                [MethodImpl(MethodImplOptions.AggressiveOptimization)]
                 (start, end) =>
                 {
                     for (int t = start; t < end; t++)
@@ -73,6 +74,7 @@ public static class HostScoreFunctions
     /// <param name="columns">E, the row length (one score per expert).</param>
     /// <exception cref="ArgumentException">Lengths differ or are not a multiple of
     /// <paramref name="columns"/>.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void SoftmaxBackward(
         ReadOnlySpan<float> scores,
         ReadOnlySpan<float> gradScores,
@@ -134,6 +136,7 @@ public static class HostScoreFunctions
     /// <param name="gradScores">ds, the gradient of the loss w.r.t. the scores.</param>
     /// <param name="gradLogits">Output dz (may alias <paramref name="gradScores"/>).</param>
     /// <exception cref="ArgumentException">Lengths differ.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void SigmoidBackward(
         ReadOnlySpan<float> scores,
         ReadOnlySpan<float> gradScores,

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace MoeSharp.Compute;
 
 /// <summary>
@@ -19,6 +21,7 @@ internal static class TopKExpertChoice
     /// <param name="chosen">Output ids: [K], ascending.</param>
     /// <param name="zeroDiscardedGroups">Experts of the groups not kept compete with choice score 0 instead of being
     /// left out.</param>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Choose(
         ReadOnlySpan<float> biased,
         int numExpertGroups,

@@ -46,6 +46,7 @@ internal sealed unsafe class HostRowKernels<TElement, TOps> : HostRowKernels
             HostParallel.For(
                 rows,
                 2L * sizeof(TElement) * d,
+                [MethodImpl(MethodImplOptions.AggressiveOptimization)]
                 (start, end) =>
                 {
                     fixed (TElement* srcArray = src)
@@ -78,6 +79,7 @@ internal sealed unsafe class HostRowKernels<TElement, TOps> : HostRowKernels
         HostParallel.For(
             rows,
             2L * sizeof(TElement) * d,
+            [MethodImpl(MethodImplOptions.AggressiveOptimization)]
             (start, end) =>
             {
                 for (int i = start; i < end; i++)
@@ -130,6 +132,7 @@ internal sealed unsafe class HostRowKernels<TElement, TOps> : HostRowKernels
         HostParallel.For(
             tokens,
             (long)sizeof(TElement) * d * (topK + 1),
+            [MethodImpl(MethodImplOptions.AggressiveOptimization)]
             (start, end) =>
             {
                 fixed (TElement* srcArray = src)
@@ -190,6 +193,7 @@ internal sealed unsafe class HostRowKernels<TElement, TOps> : HostRowKernels
         HostParallel.For(
             tokens,
             (long)sizeof(TElement) * d * (k + 1),
+            [MethodImpl(MethodImplOptions.AggressiveOptimization)]
             (start, end) =>
             {
                 for (int t = start; t < end; t++)
@@ -230,6 +234,7 @@ internal sealed unsafe class HostRowKernels<TElement, TOps> : HostRowKernels
         HostParallel.For(
             tokens,
             (long)sizeof(TElement) * d * (k + 1),
+            [MethodImpl(MethodImplOptions.AggressiveOptimization)]
             (start, end) =>
             {
                 for (int t = start; t < end; t++)
@@ -270,6 +275,7 @@ internal sealed unsafe class HostRowKernels<TElement, TOps> : HostRowKernels
         HostParallel.For(
             m,
             2L * sizeof(TElement) * d,
+            [MethodImpl(MethodImplOptions.AggressiveOptimization)]
             (start, end) =>
             {
                 int i = start;
@@ -520,6 +526,7 @@ internal sealed unsafe class HostRowKernels<TElement, TOps> : HostRowKernels
         HostParallel.For(
             rows,
             8L,
+            [MethodImpl(MethodImplOptions.AggressiveOptimization)]
             (start, end) =>
             {
                 for (int r = start; r < end; r++)
