@@ -28,7 +28,7 @@ internal static class HostGemmWorkers
     /// </summary>
     private static readonly long SpinTicks = Stopwatch.Frequency / 10_000; // 100 µs
 
-    private static readonly object s_grow = new();
+    private static readonly object GrowLock = new();
     private static Helper[] s_helpers = [];
     private static Pass? s_pass;
     private static int s_busy;
@@ -83,7 +83,7 @@ internal static class HostGemmWorkers
         Helper[] team = Volatile.Read(ref s_helpers);
         if (team.Length >= helpers)
             return team;
-        lock (s_grow)
+        lock (GrowLock)
         {
             team = s_helpers;
             if (team.Length < helpers)

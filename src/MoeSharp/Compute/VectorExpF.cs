@@ -23,7 +23,7 @@ namespace MoeSharp.Compute;
 internal static unsafe class VectorExpF
 {
     /// <summary>glibc's <c>__exp2f_data.tab</c>: the bits of <c>2^(i/32)</c> minus <c>i &lt;&lt; 47</c>.</summary>
-    private static readonly ulong* s_table = Table([
+    private static readonly ulong* ExpTable = Table([
         0x3ff0000000000000,
         0x3fefd9b0d3158574,
         0x3fefb5586cf9890f,
@@ -58,13 +58,13 @@ internal static unsafe class VectorExpF
         0x3fefd0765b6e4540,
     ]);
 
-    private static readonly double s_invLn2N = BitConverter.Int64BitsToDouble(0x3FF71547652B82FE) * 32; // 32/ln 2
-    private static readonly double s_shift = BitConverter.Int64BitsToDouble(0x4338000000000000); // 1.5·2^52
+    private static readonly double InvLn2N = BitConverter.Int64BitsToDouble(0x3FF71547652B82FE) * 32; // 32/ln 2
+    private static readonly double Shift = BitConverter.Int64BitsToDouble(0x4338000000000000); // 1.5·2^52
 
     // The cubic's coefficients (glibc's poly_scaled).
-    private static readonly double s_c0 = BitConverter.Int64BitsToDouble(0x3FAC6AF84B912394) / 32 / 32 / 32;
-    private static readonly double s_c1 = BitConverter.Int64BitsToDouble(0x3FCEBFCE50FAC4F3) / 32 / 32;
-    private static readonly double s_c2 = BitConverter.Int64BitsToDouble(0x3FE62E42FF0C52D6) / 32;
+    private static readonly double C0 = BitConverter.Int64BitsToDouble(0x3FAC6AF84B912394) / 32 / 32 / 32;
+    private static readonly double C1 = BitConverter.Int64BitsToDouble(0x3FCEBFCE50FAC4F3) / 32 / 32;
+    private static readonly double C2 = BitConverter.Int64BitsToDouble(0x3FE62E42FF0C52D6) / 32;
 
     /// <summary>Bits of float32 88: from this magnitude on glibc takes its special-case branch.</summary>
     private const int SpecialMagnitude = 0x42B00000;
@@ -93,8 +93,8 @@ internal static unsafe class VectorExpF
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<double> Reduced(Vector256<double> x)
     {
-        var invLn2N = Vector256.Create(s_invLn2N);
-        var shift = Vector256.Create(s_shift);
+        var invLn2N = Vector256.Create(InvLn2N);
+        var shift = Vector256.Create(Shift);
         // x·32/ln 2 = k + r with k an integer, r in [-1/2, 1/2]: k from the shift's rounding, its bits the table index.
         Vector256<double> z = invLn2N * x;
         Vector256<double> kd = Fma.IsSupported ? Fma.MultiplyAdd(invLn2N, x, shift) : z + shift;
@@ -102,13 +102,13 @@ internal static unsafe class VectorExpF
         kd -= shift;
         Vector256<double> r = Fma.IsSupported ? Fma.MultiplySubtract(invLn2N, x, kd) : z - kd;
         // 2^(k/32): the table's entry for k mod 32 with k/32 added to the exponent.
-        Vector256<ulong> t = Avx2.GatherVector256((long*)s_table, (ki & Vector256.Create(31UL)).AsInt64(), 8)
+        Vector256<ulong> t = Avx2.GatherVector256((long*)ExpTable, (ki & Vector256.Create(31UL)).AsInt64(), 8)
             .AsUInt64();
         Vector256<double> s = (t + (ki << 47)).AsDouble();
         // 2^(r/32) ≈ c0·r³ + c1·r² + c2·r + 1, as (c0·r + c1)·r² + (c2·r + 1).
-        Vector256<double> c = MultiplyAdd(Vector256.Create(s_c0), r, Vector256.Create(s_c1));
+        Vector256<double> c = MultiplyAdd(Vector256.Create(C0), r, Vector256.Create(C1));
         Vector256<double> r2 = r * r;
-        Vector256<double> y = MultiplyAdd(Vector256.Create(s_c2), r, Vector256<double>.One);
+        Vector256<double> y = MultiplyAdd(Vector256.Create(C2), r, Vector256<double>.One);
         y = MultiplyAdd(c, r2, y);
         return y * s;
     }
