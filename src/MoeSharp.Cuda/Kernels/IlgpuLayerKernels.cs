@@ -459,18 +459,7 @@ public sealed partial class IlgpuLayerKernels
     public void TopK(Tensor scores, Tensor? expertBias, TopKOptions options, Tensor topScores, Tensor expertIds)
     {
         ArgumentNullException.ThrowIfNull(options);
-        _backend.Router.TopK(
-            scores,
-            expertBias,
-            topScores,
-            expertIds,
-            options.RouteNorm,
-            options.NormEpsilon,
-            options.RouteScale,
-            options.NumExpertGroups,
-            options.NumLimitedGroups,
-            options.ZeroDiscardedGroups
-        );
+        _backend.Router.TopK(scores, expertBias, options, topScores, expertIds);
     }
 
     /// <inheritdoc />
@@ -492,19 +481,7 @@ public sealed partial class IlgpuLayerKernels
             TopK(scores, expertBias, options, topScores, expertIds);
             return;
         }
-        _backend.Router.SoftmaxTopK(
-            logits,
-            scores,
-            expertBias,
-            topScores,
-            expertIds,
-            options.RouteNorm,
-            options.NormEpsilon,
-            options.RouteScale,
-            options.NumExpertGroups,
-            options.NumLimitedGroups,
-            options.ZeroDiscardedGroups
-        );
+        _backend.Router.SoftmaxTopK(logits, scores, expertBias, options, topScores, expertIds);
     }
 
     /// <inheritdoc />

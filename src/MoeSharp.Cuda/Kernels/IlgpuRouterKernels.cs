@@ -1,5 +1,6 @@
 using ILGPU;
 using ILGPU.Runtime;
+using MoeSharp.Compute;
 using MoeSharp.Cuda.Memory;
 using MoeSharp.Tensors;
 
@@ -207,20 +208,34 @@ internal sealed class IlgpuRouterKernels
         int numExpertGroups = 0,
         int numLimitedGroups = 0,
         bool zeroDiscardedGroups = false
-    )
-    {
-        RouterKernelBodies.TopKChoice c = Choice(
+    ) =>
+        TopK(
             scores,
             expertBias,
+            new TopKOptions
+            {
+                RouteNorm = routeNorm,
+                NormEpsilon = normEpsilon,
+                RouteScale = routeScale,
+                NumExpertGroups = numExpertGroups,
+                NumLimitedGroups = numLimitedGroups,
+                ZeroDiscardedGroups = zeroDiscardedGroups,
+            },
             topScores,
-            expertIds,
-            routeNorm,
-            normEpsilon,
-            routeScale,
-            numExpertGroups,
-            numLimitedGroups,
-            zeroDiscardedGroups
+            expertIds
         );
+
+    /// <summary><see cref="TopK(Tensor, Tensor?, Tensor, Tensor, bool, float, float, int, int, bool)"/> with the
+    /// choice's settings as one <see cref="TopKOptions"/>.</summary>
+    /// <param name="scores">[T, E] float32.</param>
+    /// <param name="expertBias">[E] float32 bias for choosing only, or null.</param>
+    /// <param name="options">Groups, normalisation and scale.</param>
+    /// <param name="topScores">Output [T, K] float32.</param>
+    /// <param name="expertIds">Output [T, K] int64.</param>
+    /// <exception cref="ArgumentException">As the other overload.</exception>
+    public void TopK(Tensor scores, Tensor? expertBias, TopKOptions options, Tensor topScores, Tensor expertIds)
+    {
+        RouterKernelBodies.TopKChoice c = Choice(scores, expertBias, options, topScores, expertIds);
         int tokens = scores.Rows;
         if (tokens == 0)
             return;
@@ -238,48 +253,29 @@ internal sealed class IlgpuRouterKernels
     }
 
     /// <summary>
-    /// <see cref="Softmax"/> of <paramref name="logits"/> into <paramref name="scores"/>, then <see cref="TopK"/> of
-    /// the scores, in one launch (the same bits as the two calls).
+    /// <see cref="Softmax"/> of <paramref name="logits"/> into <paramref name="scores"/>, then
+    /// <see cref="TopK(Tensor, Tensor?, TopKOptions, Tensor, Tensor)"/> of the scores, in one launch (the same bits as
+    /// the two calls).
     /// </summary>
     /// <param name="logits">z: [T, E] float32.</param>
     /// <param name="scores">Output softmax: [T, E] (may alias <paramref name="logits"/>).</param>
     /// <param name="expertBias">[E] float32 bias for choosing only, or null.</param>
+    /// <param name="options">Groups, normalisation and scale.</param>
     /// <param name="topScores">Output [T, K] float32.</param>
     /// <param name="expertIds">Output [T, K] int64.</param>
-    /// <param name="routeNorm">Normalize the chosen scores to sum to one.</param>
-    /// <param name="normEpsilon">Added to the sum when normalizing.</param>
-    /// <param name="routeScale">Multiplies every top score.</param>
-    /// <param name="numExpertGroups">G for node-limited routing, or 0.</param>
-    /// <param name="numLimitedGroups">Groups kept per token when G &gt; 0.</param>
-    /// <param name="zeroDiscardedGroups">Experts of the groups not kept compete with choice score +0.</param>
-    /// <exception cref="ArgumentException">As <see cref="TopK"/>, or the logits and scores differ in size.</exception>
+    /// <exception cref="ArgumentException">As <see cref="TopK(Tensor, Tensor?, TopKOptions, Tensor, Tensor)"/>, or the
+    /// logits and scores differ in size.</exception>
     public void SoftmaxTopK(
         Tensor logits,
         Tensor scores,
         Tensor? expertBias,
+        TopKOptions options,
         Tensor topScores,
-        Tensor expertIds,
-        bool routeNorm,
-        float normEpsilon,
-        float routeScale,
-        int numExpertGroups,
-        int numLimitedGroups,
-        bool zeroDiscardedGroups
+        Tensor expertIds
     )
     {
         DeviceViews.SameCount(logits, scores, nameof(scores));
-        RouterKernelBodies.TopKChoice c = Choice(
-            scores,
-            expertBias,
-            topScores,
-            expertIds,
-            routeNorm,
-            normEpsilon,
-            routeScale,
-            numExpertGroups,
-            numLimitedGroups,
-            zeroDiscardedGroups
-        );
+        RouterKernelBodies.TopKChoice c = Choice(scores, expertBias, options, topScores, expertIds);
         int tokens = scores.Rows;
         if (tokens == 0 || c.Experts == 0)
             return;
@@ -301,16 +297,14 @@ internal sealed class IlgpuRouterKernels
     private static RouterKernelBodies.TopKChoice Choice(
         Tensor scores,
         Tensor? expertBias,
+        TopKOptions options,
         Tensor topScores,
-        Tensor expertIds,
-        bool routeNorm,
-        float normEpsilon,
-        float routeScale,
-        int numExpertGroups,
-        int numLimitedGroups,
-        bool zeroDiscardedGroups
+        Tensor expertIds
     )
     {
+        ArgumentNullException.ThrowIfNull(options);
+        int numExpertGroups = options.NumExpertGroups,
+            numLimitedGroups = options.NumLimitedGroups;
         ArgumentNullException.ThrowIfNull(scores);
         ArgumentNullException.ThrowIfNull(topScores);
         ArgumentNullException.ThrowIfNull(expertIds);
@@ -357,11 +351,11 @@ internal sealed class IlgpuRouterKernels
             K = k,
             Groups = Math.Max(numExpertGroups, 0),
             LimitedGroups = numLimitedGroups,
-            ZeroDiscarded = zeroDiscardedGroups ? 1 : 0,
+            ZeroDiscarded = options.ZeroDiscardedGroups ? 1 : 0,
             HasBias = expertBias is null ? 0 : 1,
-            RouteNorm = routeNorm ? 1 : 0,
-            NormEpsilon = normEpsilon,
-            RouteScale = routeScale,
+            RouteNorm = options.RouteNorm ? 1 : 0,
+            NormEpsilon = options.NormEpsilon,
+            RouteScale = options.RouteScale,
         };
     }
 
