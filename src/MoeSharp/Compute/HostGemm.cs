@@ -28,6 +28,7 @@ internal static unsafe class HostGemm
     private const int DefaultNC = 256; // 16 micro-panels of 16 columns or 8 of 32 per task.
     private static readonly int DefaultKC = GemmMicroKernel.KC; // depth of one packed block.
     private const long SequentialFlops = 1L << 16; // below this, threads cost more than they save.
+    private const int MaxSequentialNC = 1024; // widest C block on one thread: 144 x 1024 floats, 576 KiB.
 
     /// <summary>
     /// <c>C[M, N] = A[M, K] · B[N, K]ᵀ</c> (the linear layer <c>x · Wᵀ</c>), or <c>C += …</c> when
@@ -425,18 +426,25 @@ internal static unsafe class HostGemm
         if (maxDegreeOfParallelism < 1)
             maxDegreeOfParallelism = HostThreads.Current;
         bool sequential = maxDegreeOfParallelism == 1 || flops < SequentialFlops;
-        if (!sequential && work.Count >= 2 * maxDegreeOfParallelism)
+        if (work.Count >= 2 * (sequential ? 1 : maxDegreeOfParallelism))
         {
-            // Two products or more per thread (16 experts on 2 threads): each runs whole on one thread, largest first,
-            // so its B is packed and used at once, while hot in that core's cache; the shared pass below would pack
-            // every B first and read them back from memory.
+            // Two products or more per thread (16 experts on 2 threads, or on one): each runs whole on one thread,
+            // largest first, so its B is packed into that thread's kept buffer and used at once, while hot in the core's
+            // cache; the shared pass below would pack every B first and read them back from memory.
             Problem[] largestFirst = work.OrderByDescending(p => (long)p.M * p.N * p.K).ToArray();
             HostGemmWorkers.For(
                 largestFirst.Length,
-                maxDegreeOfParallelism,
+                sequential ? 1 : maxDegreeOfParallelism,
                 i => RunMany([largestFirst[i]], accumulate, mc, nc, kc, 1)
             );
             return;
+        }
+        if (sequential && work.Count == 1)
+        {
+            // One thread gains nothing from column blocks (the tasks run row block by row block, so B's reuse does not
+            // depend on them) and would pack each A row once per block: one block as wide as C, up to a C block of
+            // MaxSequentialNC columns that still sits in L2 beside the A block.
+            nc = Math.Max(nc, Math.Min(MaxSequentialNC, Blocks(work[0].N, nr) * nr));
         }
         if (!sequential)
         {
