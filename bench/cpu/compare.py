@@ -137,15 +137,16 @@ def main() -> int:
                 mine = [r for r in out if r.get("what") == "gemm"]
                 probes = [r for r in out if r.get("what") == "fma-peak"]
                 theirs = keep(json_lines(run(py + ["gemm", "--threads", str(n), "--iters", str(a.repeats)], env, a.timeout, log)))
-                rows = ["| shape | product | MoeSharp GFLOP/s | of nominal peak | of measured peak | PyTorch GFLOP/s "
-                        "| PyTorch of nominal | PyTorch of measured | MoeSharp / PyTorch |",
-                        "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+                rows = ["| shape | product | MoeSharp GFLOP/s | of nominal peak | of measured peak | of adjacent peak "
+                        "| PyTorch GFLOP/s | PyTorch of nominal | PyTorch of measured | MoeSharp / PyTorch |",
+                        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
                 for m in mine:
                     t = next((t for t in theirs if t["shape"] == m["shape"] and t["product"] == m["product"]), None)
                     # The peer's fraction of the same peaks shows how far each peak is from what these cores deliver.
                     nom, meas = m.get("peakGflops"), m.get("measuredPeakGflops")
                     rows.append(f"| {m['shape']} | {m['product']} | {m['gflops']:.1f} | {m['fractionOfPeak']:.0%} | "
-                                f"{pct(m['gflops'], meas)} | {fmt(t['gflops'] if t else None)} | "
+                                f"{pct(m['gflops'], meas)} | {pct(m['gflops'], m.get('adjacentPeakGflops'))} | "
+                                f"{fmt(t['gflops'] if t else None)} | "
                                 f"{pct(t['gflops'] if t else None, nom)} | {pct(t['gflops'] if t else None, meas)} | "
                                 f"{fmt(m['gflops'] / t['gflops'] if t else None, 'x')} |")
                 nominal = mine[0]["peakGflops"] if mine else float("nan")
@@ -154,7 +155,8 @@ def main() -> int:
                                      + (" (the kernel's)" if any(p.get("gemmKernel") for p in probes if p["bits"] == b) else "")
                                      for b in widths) or "–"
                 add_table((f"GEMM, {n} threads (FMA peak: nominal {nominal:.1f} GFLOP/s, measured before / after the GEMM "
-                           f"{measured} GFLOP/s; 'of measured' against the higher)", rows))
+                           f"{measured} GFLOP/s; 'of measured' against the higher; 'of adjacent' against the higher of two short "
+                           f"probes right before and after that product)", rows))
             if "dispatch" not in skip:
                 shape = ["--tokens", str(a.tokens), "--dim", str(a.dim), "--experts", str(a.experts), "--top-k", str(a.top_k)]
                 reps = ["--warmup", "1", "--repeats", str(a.repeats)]

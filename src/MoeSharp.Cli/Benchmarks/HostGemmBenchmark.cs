@@ -34,7 +34,16 @@ internal static class HostGemmBenchmark
     /// <param name="Seconds">Median wall-clock seconds.</param>
     /// <param name="CpuSeconds">Mean CPU seconds of the process per product (all threads): on a machine shared with
     /// other jobs it shows what the kernel costs when it does run.</param>
-    public sealed record Result(Shape Shape, string Product, double Seconds, double CpuSeconds)
+    /// <param name="AdjacentPeakGflops">The higher of the measured FMA peaks taken right before and right after this
+    /// product's timed runs (NaN without a probe): on a machine whose clock drifts over seconds, the ceiling at the
+    /// moment the product ran.</param>
+    public sealed record Result(
+        Shape Shape,
+        string Product,
+        double Seconds,
+        double CpuSeconds,
+        double AdjacentPeakGflops = double.NaN
+    )
     {
         /// <summary>2·M·N·K.</summary>
         public double Flops => 2.0 * Shape.M * Shape.N * Shape.K;
@@ -46,28 +55,39 @@ internal static class HostGemmBenchmark
         public double GflopsPerCpu => Flops / CpuSeconds / 1e9;
     }
 
-    /// <summary>Times each product of each shape (random inputs, median after warm-up).</summary>
-    public static List<Result> Run(IReadOnlyList<Shape> shapes, int warmup, int repeats)
+    /// <summary>
+    /// Times each product of each shape (random inputs, median after warm-up), with <paramref name="probe"/> (a
+    /// measured FMA peak in GFLOP/s) called right before and right after each product's runs when given.
+    /// </summary>
+    public static List<Result> Run(IReadOnlyList<Shape> shapes, int warmup, int repeats, Func<double>? probe = null)
     {
+        Result Time(Shape shape, string name, Action product)
+        {
+            double before = probe?.Invoke() ?? double.NaN;
+            Result r = TimeProduct(shape, name, warmup, repeats, product);
+            double after = probe?.Invoke() ?? double.NaN;
+            return r with { AdjacentPeakGflops = Math.Max(before, after) };
+        }
+
         var results = new List<Result>();
         var random = new Random(3);
         foreach (Shape s in shapes)
         {
             if (s.Groups > 1)
             {
-                results.AddRange(Grouped(s, random, warmup, repeats));
+                results.AddRange(Grouped(s, random, Time));
                 continue;
             }
             float[] a = Random(random, s.M * s.K),
                 b = Random(random, s.N * s.K),
                 c = new float[s.M * s.N];
             results.Add(
-                Time(s, "A·Bᵀ (forward)", warmup, repeats, () => HostGemm.MatMulTransposeB(a, b, c, s.M, s.N, s.K))
+                Time(s, "A·Bᵀ (forward)", () => HostGemm.MatMulTransposeB(a, b, c, s.M, s.N, s.K))
             );
-            results.Add(Time(s, "A·B (input grad)", warmup, repeats, () => HostGemm.MatMul(a, b, c, s.M, s.N, s.K)));
+            results.Add(Time(s, "A·B (input grad)", () => HostGemm.MatMul(a, b, c, s.M, s.N, s.K)));
             // Aᵀ·B with A [K, M]: the weight gradient reduces over the K rows.
             results.Add(
-                Time(s, "Aᵀ·B (weight grad)", warmup, repeats, () => HostGemm.MatMulTransposeA(a, b, c, s.M, s.N, s.K))
+                Time(s, "Aᵀ·B (weight grad)", () => HostGemm.MatMulTransposeA(a, b, c, s.M, s.N, s.K))
             );
         }
         return results;
@@ -77,7 +97,7 @@ internal static class HostGemmBenchmark
     /// The layer's grouped products on equal groups: <c>x[g] · W[g]ᵀ</c>, <c>dy[g] · W[g]</c> and <c>dy[g]ᵀ · x[g]</c>
     /// into <c>dW[g]</c>, each 2·M·N·K FLOPs over all groups.
     /// </summary>
-    private static IEnumerable<Result> Grouped(Shape s, Random random, int warmup, int repeats)
+    private static IEnumerable<Result> Grouped(Shape s, Random random, Func<Shape, string, Action, Result> time)
     {
         long[] rows = Enumerable.Repeat((long)(s.M / s.Groups), s.Groups).ToArray();
         float[] x = Random(random, s.M * s.K),
@@ -86,27 +106,9 @@ internal static class HostGemmBenchmark
             dy = Random(random, s.M * s.N),
             dx = new float[s.M * s.K],
             dw = new float[s.Groups * s.N * s.K];
-        yield return Time(
-            s,
-            "A·Bᵀ (forward)",
-            warmup,
-            repeats,
-            () => HostGemm.GroupedMatMulTransposeB(x, w, y, rows, s.N, s.K)
-        );
-        yield return Time(
-            s,
-            "A·B (input grad)",
-            warmup,
-            repeats,
-            () => HostGemm.GroupedMatMul(dy, w, dx, rows, s.K, s.N)
-        );
-        yield return Time(
-            s,
-            "Aᵀ·B (weight grad)",
-            warmup,
-            repeats,
-            () => HostGemm.GroupedMatMulTransposeA(dy, x, dw, rows, s.N, s.K)
-        );
+        yield return time(s, "A·Bᵀ (forward)", () => HostGemm.GroupedMatMulTransposeB(x, w, y, rows, s.N, s.K));
+        yield return time(s, "A·B (input grad)", () => HostGemm.GroupedMatMul(dy, w, dx, rows, s.K, s.N));
+        yield return time(s, "Aᵀ·B (weight grad)", () => HostGemm.GroupedMatMulTransposeA(dy, x, dw, rows, s.N, s.K));
     }
 
     private static float[] Random(Random random, int count)
@@ -117,7 +119,7 @@ internal static class HostGemmBenchmark
         return values;
     }
 
-    private static Result Time(Shape shape, string name, int warmup, int repeats, Action product)
+    private static Result TimeProduct(Shape shape, string name, int warmup, int repeats, Action product)
     {
         var times = new List<double>();
         using var process = Process.GetCurrentProcess();
