@@ -81,14 +81,10 @@ internal static class HostGemmBenchmark
             float[] a = Random(random, s.M * s.K),
                 b = Random(random, s.N * s.K),
                 c = new float[s.M * s.N];
-            results.Add(
-                Time(s, "A·Bᵀ (forward)", () => HostGemm.MatMulTransposeB(a, b, c, s.M, s.N, s.K))
-            );
+            results.Add(Time(s, "A·Bᵀ (forward)", () => HostGemm.MatMulTransposeB(a, b, c, s.M, s.N, s.K)));
             results.Add(Time(s, "A·B (input grad)", () => HostGemm.MatMul(a, b, c, s.M, s.N, s.K)));
             // Aᵀ·B with A [K, M]: the weight gradient reduces over the K rows.
-            results.Add(
-                Time(s, "Aᵀ·B (weight grad)", () => HostGemm.MatMulTransposeA(a, b, c, s.M, s.N, s.K))
-            );
+            results.Add(Time(s, "Aᵀ·B (weight grad)", () => HostGemm.MatMulTransposeA(a, b, c, s.M, s.N, s.K)));
         }
         return results;
     }

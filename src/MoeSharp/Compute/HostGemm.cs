@@ -429,8 +429,8 @@ internal static unsafe class HostGemm
         if (work.Count >= 2 * (sequential ? 1 : maxDegreeOfParallelism))
         {
             // Two products or more per thread (16 experts on 2 threads, or on one): each runs whole on one thread,
-            // largest first, so its B is packed into that thread's kept buffer and used at once, while hot in the core's
-            // cache; the shared pass below would pack every B first and read them back from memory.
+            // largest first, so its B is packed into that thread's kept buffer and used at once, while hot in the
+            // core's cache; the shared pass below would pack every B first and read them back from memory.
             Problem[] largestFirst = work.OrderByDescending(p => (long)p.M * p.N * p.K).ToArray();
             HostGemmWorkers.For(
                 largestFirst.Length,
