@@ -54,6 +54,15 @@ def fmt(value, suffix: str = "") -> str:
     return f"{value:.2f}{suffix}" if suffix else f"{value:.1f}"
 
 
+def median_rows(rows: list) -> list:
+    """One row per (shape, product) in first-seen order: the round whose GFLOP/s is the median of that row's rounds (the
+    lower middle one of an even count), so its peaks and fractions stay those measured with it."""
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault((r.get("shape"), r.get("product")), []).append(r)
+    return [sorted(g, key=lambda r: r["gflops"])[(len(g) - 1) // 2] for g in groups.values()]
+
+
 def pct(value, peak) -> str:
     """value as a percentage of peak; – where either is missing."""
     return f"{value / peak:.0%}" if (value is not None and peak) else "–"
@@ -84,6 +93,9 @@ def main() -> int:
     ap.add_argument("--timeout", type=int, default=240, help="seconds per command")
     ap.add_argument("--repeats", type=int, default=5, help="timed runs of moe bench and the dispatch peer (median)")
     ap.add_argument("--fma-lanes", type=int, default=8, help="float32 lanes per FMA unit for the peak (bench-cpu --fma-lanes)")
+    ap.add_argument("--gemm-rounds", type=int, default=1,
+                    help="GEMM: alternate MoeSharp's and PyTorch's runs this many times; rows give each side's median GFLOP/s "
+                         "over the rounds (the VM's clock drifts between processes)")
     ap.add_argument("--pin", action="store_true", help="run each command under taskset on cores 0..threads-1")
     ap.add_argument("--jsonl", default="results-cpu.jsonl")
     ap.add_argument("--log", default="log-cpu.txt")
@@ -131,12 +143,16 @@ def main() -> int:
                     rows.append(f"| {label} | {fmt(mine)} | {fmt(theirs)} | {fmt(theirs / mine if (mine and theirs) else None, 'x')} |")
                 add_table((f"Layer step (forward, backward, AdamW), float32, {n} threads", rows))
             if "gemm" not in skip:
-                out = keep(json_lines(run(moe + ["bench-cpu", "--what", "gemm", "--json", "--threads", str(n), "--repeats", str(a.repeats),
-                                                 "--fma-lanes", str(a.fma_lanes)],
-                                          env, a.timeout, log)), peer="moesharp")
-                mine = [r for r in out if r.get("what") == "gemm"]
+                out, theirs = [], []
+                for rnd in range(1, a.gemm_rounds + 1):
+                    out += keep(json_lines(run(moe + ["bench-cpu", "--what", "gemm", "--json", "--threads", str(n),
+                                                      "--repeats", str(a.repeats), "--fma-lanes", str(a.fma_lanes)],
+                                               env, a.timeout, log)), peer="moesharp", round=rnd)
+                    theirs += keep(json_lines(run(py + ["gemm", "--threads", str(n), "--iters", str(a.repeats)], env, a.timeout,
+                                                  log)), round=rnd)
+                mine = median_rows([r for r in out if r.get("what") == "gemm"])
+                theirs = median_rows(theirs)
                 probes = [r for r in out if r.get("what") == "fma-peak"]
-                theirs = keep(json_lines(run(py + ["gemm", "--threads", str(n), "--iters", str(a.repeats)], env, a.timeout, log)))
                 rows = ["| shape | product | MoeSharp GFLOP/s | of nominal peak | of measured peak | of adjacent peak "
                         "| PyTorch GFLOP/s | PyTorch of nominal | PyTorch of measured | MoeSharp / PyTorch |",
                         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -154,7 +170,9 @@ def main() -> int:
                 measured = "; ".join(f"{b}-bit " + " / ".join(f"{p['gflops']:.1f}" for p in probes if p["bits"] == b)
                                      + (" (the kernel's)" if any(p.get("gemmKernel") for p in probes if p["bits"] == b) else "")
                                      for b in widths) or "–"
-                add_table((f"GEMM, {n} threads (FMA peak: nominal {nominal:.1f} GFLOP/s, measured before / after the GEMM "
+                rounds = (f"; each side's median row of {a.gemm_rounds} alternating rounds, peaks of the same round"
+                          if a.gemm_rounds > 1 else "")
+                add_table((f"GEMM, {n} threads{rounds} (FMA peak: nominal {nominal:.1f} GFLOP/s, measured before / after the GEMM "
                            f"{measured} GFLOP/s; 'of measured' against the higher; 'of adjacent' against the higher of two short "
                            f"probes right before and after that product)", rows))
             if "dispatch" not in skip:
