@@ -36,7 +36,7 @@ internal static unsafe class GemmMicroKernel
     /// streams from L2 under the kernel's prefetches instead of sitting in L1, and each C tile is loaded and stored
     /// half as often as at 192. On the GPU machine's Xeon (48 KiB L1, 2 MiB L2) it ran the kernel alone 2–15 % faster
     /// than 192 without prefetches in interleaved rounds, and never slower on Zen 4 (bench/RESULTS-cpu.md, stop 24).
-    /// At 256 bits a B micro-panel of 16 KiB and the A one of 6 KiB fit a 32 KiB L1 at 256.
+    /// At 256 bits KC stays 256: a B micro-panel of 16 KiB and the A one of 6 KiB fit a 32 KiB L1.
     /// </summary>
     public static readonly int KC = Wide ? 384 : 256;
 

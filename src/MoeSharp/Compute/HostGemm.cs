@@ -439,11 +439,11 @@ internal static unsafe class HostGemm
             );
             return;
         }
-        if (sequential && work.Count == 1)
+        if (sequential && work.Count == 1 && nc == DefaultNC)
         {
             // One thread gains nothing from column blocks (the tasks run row block by row block, so B's reuse does not
             // depend on them) and would pack each A row once per block: one block as wide as C, up to a C block of
-            // MaxSequentialNC columns that still sits in L2 beside the A block.
+            // MaxSequentialNC columns that still sits in L2 beside the A block. An explicit blocking (tests) is kept.
             nc = Math.Max(nc, Math.Min(MaxSequentialNC, Blocks(work[0].N, nr) * nr));
         }
         if (!sequential)
