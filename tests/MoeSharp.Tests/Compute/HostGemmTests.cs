@@ -286,14 +286,17 @@ public sealed class HostGemmTests
         Assert.True(again.AsSpan().SequenceEqual(first));
     }
 
-    [Fact]
-    public void Transposing_packer_writes_every_line_and_zero_pads_the_rest()
+    [Theory]
+    [InlineData(13, 16)] // an 8-line group, a 4-line group, one line element-wise
+    [InlineData(12, 12)] // a whole 12-row A panel: 8 + 4 lines
+    [InlineData(7, 12)] // a 4-line group and three lines element-wise, five zero lines
+    [InlineData(4, 32)] // only a 4-line group in a 32-wide B panel
+    [InlineData(3, 12)] // element-wise only
+    [InlineData(28, 32)] // three 8-line groups and a 4-line group
+    public void Transposing_packer_writes_every_line_and_zero_pads_the_rest(int lines, int width)
     {
-        // 13 lines of 19 steps into panels 16 wide: one 8 × 8 block pair through registers, the remainders
-        // element-wise.
-        const int lines = 13,
-            depth = 19,
-            width = 16,
+        // Lines of 19 steps: two blocks of 8 steps through registers and 3 element-wise steps for every group.
+        const int depth = 19,
             stride = 23;
         var src = Enumerable.Range(0, lines * stride).Select(v => (float)v).ToArray();
         var dst = Enumerable.Repeat(float.NaN, depth * width).ToArray();
