@@ -99,7 +99,7 @@ public sealed partial class IlgpuLayerKernels : IPaddedExpertKernels
         ArgumentNullException.ThrowIfNull(layout);
         int columns = Columns(rows, nameof(rows));
         CheckPadded(padded, DType.BFloat16, layout, columns, nameof(padded));
-        if (columns % (2 * PaddedExpertKernelBodies.TileWords) == 0)
+        if (columns % (2 * TiledRowKernelBodies.TileWords) == 0)
         {
             // Rows of whole tiles: a warp moves 128 contiguous bytes per access, one row lookup per 8 values.
             _padTiled ??= _acc.LoadAutoGroupedStreamKernel<
@@ -156,7 +156,7 @@ public sealed partial class IlgpuLayerKernels : IPaddedExpertKernels
         ArrayView<int> rowToken = DeviceViews.Ints(_acc, map.RowToken, nameof(map));
         ArrayView<float> scale = map.Scale is null ? rowToken.Cast<float>() : Floats(map.Scale, nameof(map));
         int hasScale = map.Scale is null ? 0 : 1;
-        if (columns % (2 * PaddedExpertKernelBodies.TileWords) != 0)
+        if (columns % (2 * TiledRowKernelBodies.TileWords) != 0)
         {
             _placeRows ??= _acc.LoadAutoGroupedStreamKernel<
                 Index1D,
@@ -230,7 +230,7 @@ public sealed partial class IlgpuLayerKernels : IPaddedExpertKernels
         ArgumentNullException.ThrowIfNull(layout);
         int columns = Columns(rows, nameof(rows));
         CheckPadded(padded, DType.Float32, layout, columns, nameof(padded));
-        if (columns % PaddedExpertKernelBodies.TileWords == 0)
+        if (columns % TiledRowKernelBodies.TileWords == 0)
         {
             _unpadTiled ??= _acc.LoadAutoGroupedStreamKernel<
                 Index1D,
@@ -278,7 +278,7 @@ public sealed partial class IlgpuLayerKernels : IPaddedExpertKernels
         int experts = w1.Dim(0),
             dim = w1.Dim(w1.Rank - 1),
             hidden = (int)(w1.ElementCount / experts / dim);
-        if (dim % (2 * PaddedExpertKernelBodies.TileWords) == 0 && w2.ElementCount % 256 == 0)
+        if (dim % (2 * TiledRowKernelBodies.TileWords) == 0 && w2.ElementCount % 256 == 0)
         {
             // Whole tiles: coalesced 128-byte accesses and one row lookup per 8 values (one value per thread with a
             // division each ran at about a third of the copy bandwidth on an H200).
@@ -487,7 +487,7 @@ public sealed partial class IlgpuLayerKernels : IPaddedExpertKernels
         (int rows, int hidden) = RowsAndHidden(activation, gateUp, nameof(gateUp));
         if (rows == 0)
             return;
-        if (hidden % PaddedExpertKernelBodies.TileWords == 0)
+        if (hidden % TiledRowKernelBodies.TileWords == 0)
         {
             _paddedSwiGluTiled ??= _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, ArrayView<ushort>>(
                 PaddedExpertKernelBodies.SwiGluForwardTiled
@@ -518,7 +518,7 @@ public sealed partial class IlgpuLayerKernels : IPaddedExpertKernels
         DeviceViews.SameCount(gateUp, gradGateUp, nameof(gradGateUp));
         if (rows == 0)
             return;
-        bool tiled = hidden % PaddedExpertKernelBodies.TileWords == 0;
+        bool tiled = hidden % TiledRowKernelBodies.TileWords == 0;
         if (tiled)
         {
             _paddedSwiGluBackwardTiled ??= _acc.LoadAutoGroupedStreamKernel<

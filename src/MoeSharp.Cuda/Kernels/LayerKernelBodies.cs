@@ -156,7 +156,7 @@ internal static class LayerKernelBodies
     public static void AddIntoTiled(Index1D i, ArrayView<float> into, int start, ArrayView<float> rows)
     {
         int index = i;
-        long first = ((long)(index / 32) * 128) + (index % 32),
+        long first = TiledRowKernelBodies.FirstWord(index),
             to = start + first;
         float r0 = rows[first],
             r1 = rows[first + 32],

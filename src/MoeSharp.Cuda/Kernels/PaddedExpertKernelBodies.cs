@@ -43,7 +43,7 @@ internal static class PaddedExpertKernelBodies
             index = i;
         int r = index / perRow,
             within = index - (r * perRow);
-        int first = (within / 32 * TileWords) + (within % 32);
+        long first = TiledRowKernelBodies.FirstWord(within);
         int e = r / (2 * hidden),
             j = r - (e * 2 * hidden);
         long to = ((long)r * words) + first;
@@ -63,7 +63,7 @@ internal static class PaddedExpertKernelBodies
     public static void ToBFloat16Tiled(Index1D i, ArrayView<float> source, ArrayView<uint> destination)
     {
         int index = i;
-        long first = ((long)(index / 32) * TileWords) + (index % 32);
+        long first = TiledRowKernelBodies.FirstWord(index);
         for (int m = 0; m < 4; m++)
         {
             long w = first + (m * 32);
@@ -103,9 +103,6 @@ internal static class PaddedExpertKernelBodies
         gradGateUp[at] = (ushort)BFloat16KernelBodies.Round(da * gateUp[at + hidden] * sig * (1f + (g * (1f - sig))));
     }
 
-    /// <summary>Words a warp's tile spans: 32 threads × 4 words (as in <see cref="TiledRowKernelBodies"/>).</summary>
-    public const int TileWords = 128;
-
     /// <summary>
     /// Thread i: output words <c>tile·128 + m·32 + lane</c> (m = 0..3) of padded row r, each two float32 values of the
     /// group's source row rounded to bfloat16, or zeros after the group's rows (<c>startAndCount</c>: the groups'
@@ -125,7 +122,7 @@ internal static class PaddedExpertKernelBodies
             index = i;
         int r = index / perRow,
             within = index - (r * perRow);
-        int first = (within / 32 * TileWords) + (within % 32);
+        long first = TiledRowKernelBodies.FirstWord(within);
         int g = r / capacity,
             k = r - (g * capacity);
         long to = ((long)r * words) + first;
@@ -163,7 +160,7 @@ internal static class PaddedExpertKernelBodies
             index = i;
         int r = index / perRow,
             within = index - (r * perRow);
-        int first = (within / 32 * TileWords) + (within % 32);
+        long first = TiledRowKernelBodies.FirstWord(within);
         int g = r / capacity,
             k = r - (g * capacity);
         if (k >= startAndCount[groups + g])
@@ -189,7 +186,7 @@ internal static class PaddedExpertKernelBodies
             index = i;
         int r = index / perRow,
             within = index - (r * perRow);
-        int first = (within / 32 * TileWords) + (within % 32);
+        long first = TiledRowKernelBodies.FirstWord(within);
         long at = ((long)r * 2 * hidden) + first,
             to = ((long)r * hidden) + first,
             up = at + hidden;
@@ -221,7 +218,7 @@ internal static class PaddedExpertKernelBodies
             index = i;
         int r = index / perRow,
             within = index - (r * perRow);
-        int first = (within / 32 * TileWords) + (within % 32);
+        long first = TiledRowKernelBodies.FirstWord(within);
         long at = ((long)r * 2 * hidden) + first,
             from = ((long)r * hidden) + first,
             up = at + hidden;

@@ -34,7 +34,7 @@ internal static class PlacedRowKernelBodies
             index = i;
         int t = index / perRow,
             within = index - (t * perRow);
-        int first = (within / 32 * PaddedExpertKernelBodies.TileWords) + (within % 32);
+        long first = TiledRowKernelBodies.FirstWord(within);
         long at = ((((long)sourceRowOffset + t) * words) + first) * 2;
         float a0 = source[at],
             a1 = source[at + 1],

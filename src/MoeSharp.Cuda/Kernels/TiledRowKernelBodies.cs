@@ -18,6 +18,12 @@ internal static class TiledRowKernelBodies
     public const int TileWords = 128;
 
     /// <summary>
+    /// The first of the words <c>tile·128 + m·32 + lane</c> (m = 0..3) that thread <paramref name="thread"/> of a row
+    /// (or of a flat run of whole tiles) handles: tile <c>thread / 32</c>, lane <c>thread mod 32</c>.
+    /// </summary>
+    public static long FirstWord(int thread) => ((long)(thread / 32) * TileWords) + (thread % 32);
+
+    /// <summary>
     /// Thread i is words <c>tile·128 + m·32 + lane</c> of destination row r: the source row's words, each value scaled
     /// and rounded when <paramref name="hasScale"/> is set, or zeros where <c>rowOf[r] &lt; 0</c>.
     /// </summary>
