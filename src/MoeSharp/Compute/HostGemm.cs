@@ -701,6 +701,57 @@ internal static unsafe class HostGemm
     }
 
     /// <summary>
+    /// The chunk of reduction steps from <paramref name="p0"/> of one operand's shared panels
+    /// (<c>[panel][K][width]</c> at <paramref name="packed"/>, chunk states from <paramref name="firstState"/>, panel
+    /// <c>q</c>'s at <c>firstState + q·chunks + chunk</c>).
+    /// </summary>
+    private readonly ref struct ChunkClaim(
+        PanelChunks states,
+        int firstState,
+        int chunks,
+        int chunk,
+        float* packed,
+        int k,
+        int p0
+    )
+    {
+        /// <summary>
+        /// Claims every chunk of panels <c>[first, first+count)</c> that no task has claimed, starting at panel
+        /// <c>first + rotation % count</c> (so tasks that share the panels start on different ones), packs the claimed
+        /// ones together (<see cref="GemmPanelSource.PackAll"/>: a row-by-row copy where the layout allows), then
+        /// publishes them. It never waits while it holds a claim.
+        /// </summary>
+        public void PackUnclaimed(
+            GemmPanelSource source,
+            int first,
+            int count,
+            int rotation,
+            int depth,
+            Span<int> panels,
+            Span<nint> destinations
+        )
+        {
+            int width = source.Width;
+            int claimed = 0;
+            for (int t = 0; t < count; t++)
+            {
+                int q = first + ((t + rotation) % count);
+                int index = firstState + (q * chunks) + chunk;
+                if (states.IsPacked(index) || !states.TryClaim(index))
+                    continue;
+                panels[claimed] = q;
+                destinations[claimed] = (nint)(packed + ((long)q * k * width) + ((long)p0 * width));
+                claimed++;
+            }
+            if (claimed == 0)
+                return;
+            source.PackAll(panels[..claimed], destinations[..claimed], p0, depth);
+            for (int i = 0; i < claimed; i++)
+                states.Publish(firstState + (panels[i] * chunks) + chunk);
+        }
+    }
+
+    /// <summary>
     /// One task: the C block <c>[i0, i0+rows) × [j0, j0+cols)</c> over the whole reduction, chunk by chunk of
     /// <paramref name="kc"/> steps. Before each chunk it claims and packs the chunks of the shared panels it needs that
     /// no other task has claimed, from a panel that depends on its block's position (so tasks that share panels start
@@ -740,6 +791,12 @@ internal static unsafe class HostGemm
         );
         float* aPack = aLease.Pointer;
         float* tile = stackalloc float[12 * 32];
+        var aSource = new GemmPanelSource(p.A, p.ARow, p.ACol, p.M, isA: true);
+        var bSource = new GemmPanelSource(p.B, p.BJ, p.BP, n, isA: false);
+        // The panels one packing round covers and where each goes.
+        int listLength = Math.Max(mPanels, nPanels);
+        Span<int> panels = listLength <= 64 ? stackalloc int[64] : new int[listLength];
+        Span<nint> destinations = listLength <= 64 ? stackalloc nint[64] : new nint[listLength];
         for (int p0 = 0, chunk = 0; p0 < k; p0 += kc, chunk++)
         {
             int depth = Math.Min(kc, k - p0);
@@ -747,59 +804,18 @@ internal static unsafe class HostGemm
             {
                 for (int ip = 0; ip < mPanels; ip++)
                 {
-                    GemmMicroKernel.PackA(
-                        p.A,
-                        p.ARow,
-                        p.ACol,
-                        i0 + (ip * mr),
-                        Math.Min(mr, rows - (ip * mr)),
-                        p0,
-                        depth,
-                        aPack + ((long)ip * mr * depth)
-                    );
+                    panels[ip] = firstAPanel + ip;
+                    destinations[ip] = (nint)(aPack + ((long)ip * mr * depth));
                 }
+                aSource.PackAll(panels[..mPanels], destinations[..mPanels], p0, depth);
             }
             else
             {
-                for (int t = 0; t < mPanels; t++)
-                {
-                    int q = firstAPanel + ((t + shared.ColumnBlock) % mPanels);
-                    int index = shared.AChunks + (q * chunks) + chunk;
-                    if (states.IsPacked(index) || !states.TryClaim(index))
-                        continue;
-                    int r0 = q * mr;
-                    GemmMicroKernel.PackA(
-                        p.A,
-                        p.ARow,
-                        p.ACol,
-                        r0,
-                        Math.Min(mr, p.M - r0),
-                        p0,
-                        depth,
-                        shared.A + ((long)q * k * mr) + ((long)p0 * mr)
-                    );
-                    states.Publish(index);
-                }
+                var claim = new ChunkClaim(states, shared.AChunks, chunks, chunk, shared.A, k, p0);
+                claim.PackUnclaimed(aSource, firstAPanel, mPanels, shared.ColumnBlock, depth, panels, destinations);
             }
-            for (int t = 0; t < nPanels; t++)
-            {
-                int q = firstBPanel + ((t + shared.RowBlock) % nPanels);
-                int index = shared.BChunks + (q * chunks) + chunk;
-                if (states.IsPacked(index) || !states.TryClaim(index))
-                    continue;
-                int c0 = q * nr;
-                GemmMicroKernel.PackB(
-                    p.B,
-                    p.BP,
-                    p.BJ,
-                    c0,
-                    Math.Min(nr, n - c0),
-                    p0,
-                    depth,
-                    shared.B + ((long)q * k * nr) + ((long)p0 * nr)
-                );
-                states.Publish(index);
-            }
+            var bClaim = new ChunkClaim(states, shared.BChunks, chunks, chunk, shared.B, k, p0);
+            bClaim.PackUnclaimed(bSource, firstBPanel, nPanels, shared.RowBlock, depth, panels, destinations);
             if (shared.A != null)
             {
                 for (int ip = 0; ip < mPanels; ip++)
@@ -828,7 +844,7 @@ internal static unsafe class HostGemm
                         continue;
                     }
                     LoadTile(tile, p.C, n, ii, jj, mValid, nValid, fromZero);
-                    GemmMicroKernel.Kernel(depth, aPanel, bPanel, tile, nr, load: true);
+                    GemmMicroKernel.EdgeKernel(mValid, depth, aPanel, bPanel, tile, nr, load: true);
                     StoreTile(tile, p.C, n, ii, jj, mValid, nValid);
                 }
             }
