@@ -1,9 +1,9 @@
 namespace MoeSharp.Compute;
 
 /// <summary>
-/// Splits a loop over items into contiguous chunks run on the thread pool, serially when the work is too
-/// small to pay for the hand-off. Chunking never changes results: kernels assign each output to exactly
-/// one item and compute it the same way in any chunk.
+/// Splits a loop over items into contiguous chunks run on the host kernels' team (<see cref="HostWorkerTeam"/>; the
+/// thread pool while another caller holds it), serially when the work is too small to pay for the hand-off. Chunking
+/// never changes results: kernels assign each output to exactly one item and compute it the same way in any chunk.
 /// </summary>
 internal static class HostParallel
 {
@@ -27,10 +27,9 @@ internal static class HostParallel
         }
         // A few chunks per core balances uneven rows without paying per-row scheduling.
         int chunks = (int)Math.Min(count, Math.Min(workers * 4L, Math.Max(1, total / (SerialThresholdBytes / 4))));
-        Parallel.For(
-            0,
+        HostWorkerTeam.For(
             chunks,
-            new ParallelOptions { MaxDegreeOfParallelism = workers },
+            workers,
             c =>
             {
                 int start = (int)((long)count * c / chunks);

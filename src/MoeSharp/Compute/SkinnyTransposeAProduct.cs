@@ -63,7 +63,7 @@ internal static unsafe class SkinnyTransposeAProduct
         nint pa = (nint)a,
             pb = (nint)b,
             pc = (nint)c;
-        HostGemmWorkers.For(
+        HostWorkerTeam.For(
             strips * groups,
             threads,
             task =>

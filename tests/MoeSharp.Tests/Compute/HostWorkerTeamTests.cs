@@ -2,7 +2,7 @@ using MoeSharp.Compute;
 
 namespace MoeSharp.Tests.Compute;
 
-public sealed class HostGemmWorkersTests
+public sealed class HostWorkerTeamTests
 {
     [Theory]
     [InlineData(1, 1)]
@@ -14,7 +14,7 @@ public sealed class HostGemmWorkersTests
         for (int round = 0; round < 20; round++)
         {
             var runs = new int[count];
-            HostGemmWorkers.For(count, threads, i => Interlocked.Increment(ref runs[i]));
+            HostWorkerTeam.For(count, threads, i => Interlocked.Increment(ref runs[i]));
             Assert.All(runs, r => Assert.Equal(1, r));
         }
     }
@@ -23,10 +23,10 @@ public sealed class HostGemmWorkersTests
     public void A_pass_inside_a_pass_runs_on_the_thread_pool_and_completes()
     {
         var runs = new int[6 * 5];
-        HostGemmWorkers.For(
+        HostWorkerTeam.For(
             6,
             4,
-            outer => HostGemmWorkers.For(5, 4, inner => Interlocked.Increment(ref runs[(outer * 5) + inner]))
+            outer => HostWorkerTeam.For(5, 4, inner => Interlocked.Increment(ref runs[(outer * 5) + inner]))
         );
         Assert.All(runs, r => Assert.Equal(1, r));
     }
@@ -42,7 +42,7 @@ public sealed class HostGemmWorkersTests
             caller =>
             {
                 for (int round = 0; round < 10; round++)
-                    HostGemmWorkers.For(5, 3, i => Interlocked.Increment(ref runs[caller, (round * 5) + i]));
+                    HostWorkerTeam.For(5, 3, i => Interlocked.Increment(ref runs[caller, (round * 5) + i]));
             }
         );
         foreach (int r in runs)
@@ -54,7 +54,7 @@ public sealed class HostGemmWorkersTests
     {
         var runs = new int[40];
         var error = Assert.Throws<InvalidOperationException>(() =>
-            HostGemmWorkers.For(
+            HostWorkerTeam.For(
                 40,
                 4,
                 i =>
@@ -68,7 +68,7 @@ public sealed class HostGemmWorkersTests
         Assert.Equal("task 13", error.Message);
         Assert.All(runs, r => Assert.Equal(1, r));
         var after = new int[10];
-        HostGemmWorkers.For(10, 4, i => Interlocked.Increment(ref after[i]));
+        HostWorkerTeam.For(10, 4, i => Interlocked.Increment(ref after[i]));
         Assert.All(after, r => Assert.Equal(1, r));
     }
 }
