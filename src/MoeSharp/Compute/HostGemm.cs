@@ -582,7 +582,8 @@ internal static unsafe class HostGemm
     /// thread runs the wave or at most two tasks share them; otherwise one at a time, so that the many tasks sharing
     /// the panels of a product split into narrow blocks (one expert on 16 threads: 11 row blocks per column block)
     /// pack them in parallel instead of waiting for the first. On the GPU machine's Xeon that lone product ran at
-    /// 440–550 GFLOP/s with every task claiming all it found, against 610–680 for claims one at a time.
+    /// 440–550 GFLOP/s with every task claiming all it found (main's one-at-a-time claims: 610–680 in the same run),
+    /// and at 540–705 with this rule (bench/RESULTS-cpu.md, stop 25).
     /// </summary>
     private static int PanelsPerPacking(int sharers, int threads) => threads == 1 || sharers <= 2 ? int.MaxValue : 1;
 
