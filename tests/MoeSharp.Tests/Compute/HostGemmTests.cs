@@ -216,6 +216,13 @@ public sealed class HostGemmTests
             { 97, 131, 3 * kc + 13 },
             { 8, 8, 8 },
             { 9, 17, 15 },
+            // Edge panels of 2, 3, 4, 6 and 10 rows (the 4-row kernel once, twice, or the whole tile), and six B panels
+            // with a partial last one over three chunks (panels packed row by row in a rotated order).
+            { (2 * mr) + 2, (5 * nr) + 9, (2 * kc) + 1 },
+            { mr + 3, nr, 17 },
+            { 4, (2 * nr) + 7, kc + 3 },
+            { mr + 6, 3 * nr, 5 },
+            { 10, 1, 33 },
         };
     }
 
