@@ -480,7 +480,7 @@ internal static unsafe class HostGemm
     /// Computes every C block of <paramref name="wave"/> in one parallel pass, packing its operands on the way: B
     /// ([panel][K][NR] per product) and, for products with more than one or two column blocks, A ([panel][K][MR]) into
     /// one shared buffer, one panel's chunk of <paramref name="kc"/> reduction steps at a time, by the first task that
-    /// needs it (<see cref="PanelChunks"/>).
+    /// needs it (<see cref="GemmPanelChunks"/>).
     /// </summary>
     /// <remarks>
     /// Packing inside the pass rather than in a pass of its own saves a fork and join of every thread per call (on 16
@@ -531,7 +531,7 @@ internal static unsafe class HostGemm
 
         using GemmScratch.Lease lease = GemmScratch.Rent(GemmScratch.Slot.PackedB, packedFloats);
         nint packAddr = (nint)lease.Pointer;
-        var states = new PanelChunks(chunkStates);
+        var states = new GemmPanelChunks(chunkStates);
         HostWorkerTeam.For(
             blockStart[count],
             threads,
@@ -654,7 +654,7 @@ internal static unsafe class HostGemm
         int bChunks,
         float* a,
         int aChunks,
-        PanelChunks states,
+        GemmPanelChunks states,
         int rowBlock,
         int columnBlock,
         int bPanelsPerPacking,
@@ -675,7 +675,7 @@ internal static unsafe class HostGemm
         public int AChunks { get; } = aChunks;
 
         /// <summary>Which panels' chunks are packed.</summary>
-        public PanelChunks States { get; } = states;
+        public GemmPanelChunks States { get; } = states;
 
         /// <summary>The block's row-block index (tasks of one column block differ in it).</summary>
         public int RowBlock { get; } = rowBlock;
@@ -688,93 +688,6 @@ internal static unsafe class HostGemm
 
         /// <summary>Most shared A panel chunks the task claims before packing them.</summary>
         public int APanelsPerPacking { get; } = aPanelsPerPacking;
-    }
-
-    /// <summary>
-    /// The state of every panel chunk of a wave's shared packing: not packed, being packed by one task, packed. The
-    /// first task to need a chunk claims and packs it; another that needs it meanwhile waits the few microseconds a
-    /// chunk takes. A packer never waits while it holds a claim, so no task can wait on itself through others.
-    /// </summary>
-    private sealed class PanelChunks(int count)
-    {
-        private const int Free = 0,
-            Packing = 1,
-            Packed = 2;
-        private readonly int[] _states = new int[count];
-
-        /// <summary>Claims chunk <paramref name="index"/> for the caller to pack, unless another task has; never
-        /// waits.</summary>
-        public bool TryClaim(int index) => Interlocked.CompareExchange(ref _states[index], Packing, Free) == Free;
-
-        /// <summary>Marks a claimed chunk packed (its stores visible before the state).</summary>
-        public void Publish(int index) => Volatile.Write(ref _states[index], Packed);
-
-        /// <summary>Whether chunk <paramref name="index"/> is packed.</summary>
-        public bool IsPacked(int index) => Volatile.Read(ref _states[index]) == Packed;
-
-        /// <summary>Spins (never sleeping) until another task has published chunk <paramref name="index"/>.</summary>
-        public void WaitFor(int index)
-        {
-            var spin = new SpinWait();
-            while (!IsPacked(index))
-                spin.SpinOnce(sleep1Threshold: -1);
-        }
-    }
-
-    /// <summary>
-    /// The chunk of reduction steps from <paramref name="p0"/> of one operand's shared panels
-    /// (<c>[panel][K][width]</c> at <paramref name="packed"/>, chunk states from <paramref name="firstState"/>, panel
-    /// <c>q</c>'s at <c>firstState + q·chunks + chunk</c>).
-    /// </summary>
-    private readonly ref struct ChunkClaim(
-        PanelChunks states,
-        int firstState,
-        int chunks,
-        int chunk,
-        float* packed,
-        int k,
-        int p0
-    )
-    {
-        /// <summary>
-        /// Claims every chunk of panels <c>[first, first+count)</c> that no task has claimed, starting at panel
-        /// <c>first + rotation % count</c> (so tasks that share the panels start on different ones), packs the claimed
-        /// ones together up to <paramref name="perPacking"/> at a time (<see cref="GemmPanelSource.PackAll"/>: a
-        /// row-by-row copy where the layout allows), and publishes each batch once packed. It never waits while it
-        /// holds a claim.
-        /// </summary>
-        public void PackUnclaimed(
-            GemmPanelSource source,
-            int first,
-            int count,
-            int rotation,
-            int depth,
-            int perPacking,
-            Span<int> panels,
-            Span<nint> destinations
-        )
-        {
-            int width = source.Width;
-            for (int t = 0; t < count; )
-            {
-                int claimed = 0;
-                for (; t < count && claimed < perPacking; t++)
-                {
-                    int q = first + ((t + rotation) % count);
-                    int index = firstState + (q * chunks) + chunk;
-                    if (states.IsPacked(index) || !states.TryClaim(index))
-                        continue;
-                    panels[claimed] = q;
-                    destinations[claimed] = (nint)(packed + ((long)q * k * width) + ((long)p0 * width));
-                    claimed++;
-                }
-                if (claimed == 0)
-                    return;
-                source.PackAll(panels[..claimed], destinations[..claimed], p0, depth);
-                for (int i = 0; i < claimed; i++)
-                    states.Publish(firstState + (panels[i] * chunks) + chunk);
-            }
-        }
     }
 
     /// <summary>
@@ -808,7 +721,7 @@ internal static unsafe class HostGemm
         int firstAPanel = i0 / mr,
             firstBPanel = j0 / nr;
         int depthMax = Math.Min(kc, k);
-        PanelChunks states = shared.States;
+        GemmPanelChunks states = shared.States;
         // A packed in the shared buffer is [panel][K][MR] over the whole product; otherwise this task packs
         // [panel][depth][MR] for each chunk.
         using GemmScratch.Lease aLease = GemmScratch.Rent(
@@ -837,7 +750,7 @@ internal static unsafe class HostGemm
             }
             else
             {
-                var claim = new ChunkClaim(states, shared.AChunks, chunks, chunk, shared.A, k, p0);
+                var claim = new GemmChunkClaim(states, shared.AChunks, chunks, chunk, shared.A, k, p0);
                 claim.PackUnclaimed(
                     aSource,
                     firstAPanel,
@@ -849,7 +762,7 @@ internal static unsafe class HostGemm
                     destinations
                 );
             }
-            var bClaim = new ChunkClaim(states, shared.BChunks, chunks, chunk, shared.B, k, p0);
+            var bClaim = new GemmChunkClaim(states, shared.BChunks, chunks, chunk, shared.B, k, p0);
             bClaim.PackUnclaimed(
                 bSource,
                 firstBPanel,
