@@ -3,7 +3,8 @@ namespace MoeSharp.Compute;
 /// <summary>
 /// One operand of a <see cref="HostGemm"/> product seen as the micro-kernel's panels: A as panels of
 /// <see cref="GemmMicroKernel.MR"/> rows, B as panels of <see cref="GemmMicroKernel.NR"/> columns. Line <c>l</c> (a row
-/// of A, a column of B) at reduction step <c>p</c> is <c>Base[l·LineStride + p·StepStride]</c>.
+/// of A, a column of B) at reduction step <c>p</c> is <c>source[l·lineStride + p·stepStride]</c>, for
+/// <c>l &lt; lines</c>.
 /// </summary>
 internal readonly unsafe struct GemmPanelSource(float* source, long lineStride, long stepStride, int lines, bool isA)
 {
