@@ -74,78 +74,42 @@ internal static unsafe class GemmMicroKernel
     }
 
     /// <summary>
-    /// Packs rows <c>[i0, i0+rows)</c> of the logical left operand <c>A(i, p)</c> (element at
-    /// <c>src[i*rowStride + p*colStride]</c>) into <c>[P][MR]</c> micro-panel order, zero-padding
-    /// missing rows.
+    /// Packs lines <c>[first, first+lines)</c> of an operand whose line <c>l</c> at reduction step <c>p</c> is
+    /// <c>src[l*lineStride + p*stepStride]</c> (A's rows with <paramref name="width"/> = <see cref="MR"/>, B's columns
+    /// with <see cref="NR"/>) into <c>[P][width]</c> micro-panel order, zero-padding the lines past
+    /// <paramref name="lines"/>. Whole panels whose lines are contiguous at every step go through
+    /// <see cref="PackContiguousPanels"/> instead, several at a time.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void PackA(
+    public static void PackPanel(
         float* src,
-        long rowStride,
-        long colStride,
-        int i0,
-        int rows,
+        long lineStride,
+        long stepStride,
+        int first,
+        int lines,
         int p0,
         int depth,
-        float* dst
+        float* dst,
+        int width
     )
     {
-        float* s0 = src + (i0 * rowStride) + (p0 * colStride);
-        if (colStride == 1)
+        float* s0 = src + (first * lineStride) + (p0 * stepStride);
+        if (stepStride == 1)
         {
-            // Row-major A (A·Bᵀ, A·B): a transpose of the rows × depth slab.
-            TransposeInto(s0, rowStride, rows, depth, dst, MR);
-            return;
-        }
-        if (rowStride == 1 && rows == MR)
-        {
-            // Aᵀ·B with a whole panel: each step's MR values are contiguous.
-            for (int p = 0; p < depth; p++)
-                CopyRun(s0 + (p * colStride), dst + (p * MR), MR);
+            // Each line contiguous along the steps (row-major A of A·Bᵀ and A·B, B given as [N, K] in A·Bᵀ): a
+            // transpose of the lines × depth slab.
+            TransposeInto(s0, lineStride, lines, depth, dst, width);
             return;
         }
         for (int p = 0; p < depth; p++)
         {
-            float* s = s0 + (p * colStride);
-            float* d = dst + (p * MR);
-            int r = 0;
-            for (; r < rows; r++)
-                d[r] = s[r * rowStride];
-            for (; r < MR; r++)
-                d[r] = 0f;
-        }
-    }
-
-    /// <summary>
-    /// Packs columns <c>[j0, j0+cols)</c> of the logical right operand <c>B(p, j)</c> (element at
-    /// <c>src[p*pStride + j*jStride]</c>) into <c>[P][NR]</c> micro-panel order, zero-padding.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void PackB(float* src, long pStride, long jStride, int j0, int cols, int p0, int depth, float* dst)
-    {
-        float* s0 = src + (j0 * jStride) + (p0 * pStride);
-        if (pStride == 1)
-        {
-            // B given as [N, K] (A·Bᵀ): a transpose of the cols × depth slab.
-            TransposeInto(s0, jStride, cols, depth, dst, NR);
-            return;
-        }
-        if (jStride == 1 && cols == NR)
-        {
-            // Contiguous whole panels (A·B, Aᵀ·B): copy rows of the panel.
-            for (int p = 0; p < depth; p++)
-                CopyRun(s0 + (p * pStride), dst + (p * NR), NR);
-            return;
-        }
-        for (int p = 0; p < depth; p++)
-        {
-            float* s = s0 + (p * pStride);
-            float* d = dst + (p * NR);
-            int c = 0;
-            for (; c < cols; c++)
-                d[c] = s[c * jStride];
-            for (; c < NR; c++)
-                d[c] = 0f;
+            float* s = s0 + (p * stepStride);
+            float* d = dst + (p * width);
+            int l = 0;
+            for (; l < lines; l++)
+                d[l] = s[l * lineStride];
+            for (; l < width; l++)
+                d[l] = 0f;
         }
     }
 

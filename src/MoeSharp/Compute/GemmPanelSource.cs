@@ -6,21 +6,29 @@ namespace MoeSharp.Compute;
 /// of A, a column of B) at reduction step <c>p</c> is <c>source[l·lineStride + p·stepStride]</c>, for
 /// <c>l &lt; lines</c>.
 /// </summary>
-internal readonly unsafe struct GemmPanelSource(float* source, long lineStride, long stepStride, int lines, bool isA)
+internal readonly unsafe struct GemmPanelSource(float* source, long lineStride, long stepStride, int lines, int width)
 {
-    /// <summary>Lines per panel.</summary>
-    public int Width => isA ? GemmMicroKernel.MR : GemmMicroKernel.NR;
+    /// <summary>
+    /// Lines per panel: <see cref="GemmMicroKernel.MR"/> for A, <see cref="GemmMicroKernel.NR"/> for B.
+    /// </summary>
+    public int Width => width;
 
     /// <summary>Packs steps <c>[p0, p0+depth)</c> of panel <paramref name="panel"/> into <c>[step][Width]</c> order,
     /// zero-padding the lines past the operand's last.</summary>
     public void Pack(int panel, int p0, int depth, float* destination)
     {
-        int first = panel * Width;
-        int count = Math.Min(Width, lines - first);
-        if (isA)
-            GemmMicroKernel.PackA(source, lineStride, stepStride, first, count, p0, depth, destination);
-        else
-            GemmMicroKernel.PackB(source, stepStride, lineStride, first, count, p0, depth, destination);
+        int first = panel * width;
+        GemmMicroKernel.PackPanel(
+            source,
+            lineStride,
+            stepStride,
+            first,
+            Math.Min(width, lines - first),
+            p0,
+            depth,
+            destination,
+            width
+        );
     }
 
     /// <summary>

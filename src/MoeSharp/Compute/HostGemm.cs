@@ -730,8 +730,8 @@ internal static unsafe class HostGemm
         );
         float* aPack = aLease.Pointer;
         float* tile = stackalloc float[12 * 32];
-        var aSource = new GemmPanelSource(p.A, p.ARow, p.ACol, p.M, isA: true);
-        var bSource = new GemmPanelSource(p.B, p.BJ, p.BP, n, isA: false);
+        var aSource = new GemmPanelSource(p.A, p.ARow, p.ACol, p.M, mr);
+        var bSource = new GemmPanelSource(p.B, p.BJ, p.BP, n, nr);
         // The panels one packing round covers and where each goes.
         int listLength = Math.Max(mPanels, nPanels);
         Span<int> panels = listLength <= 64 ? stackalloc int[64] : new int[listLength];
