@@ -97,6 +97,9 @@ def main() -> int:
                     help="GEMM: alternate MoeSharp's and PyTorch's runs this many times; rows give each side's median GFLOP/s "
                          "over the rounds (the VM's clock drifts between processes)")
     ap.add_argument("--pin", action="store_true", help="run each command under taskset on cores 0..threads-1")
+    ap.add_argument("--cores", default=None,
+                    help="with --pin, the taskset core list for the smallest thread count instead of 0..threads-1 "
+                         "(both peers and the probes on the same cores)")
     ap.add_argument("--jsonl", default="results-cpu.jsonl")
     ap.add_argument("--log", default="log-cpu.txt")
     a = ap.parse_args()
@@ -120,7 +123,8 @@ def main() -> int:
             return recs
 
         for n in threads:
-            pin = ["taskset", "-c", f"0-{n - 1}"] if a.pin else []
+            cores = a.cores if a.cores and n == min(threads) else f"0-{n - 1}"
+            pin = ["taskset", "-c", cores] if a.pin else []
             moe = pin + moe_base
             py = pin + py_base
             env = {"MOESHARP_THREADS": n, "OMP_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n, "MKL_NUM_THREADS": n}
