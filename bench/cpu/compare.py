@@ -96,6 +96,10 @@ def main() -> int:
     ap.add_argument("--gemm-rounds", type=int, default=1,
                     help="GEMM: alternate MoeSharp's and PyTorch's runs this many times; rows give each side's median GFLOP/s "
                          "over the rounds (the VM's clock drifts between processes)")
+    ap.add_argument("--gemm-warmup", type=int, default=20,
+                    help="GEMM: untimed calls of each product first, both peers (a few leave a product on 16 threads "
+                         "short of its steady rate: bench/RESULTS-cpu.md, stop 26)")
+    ap.add_argument("--gemm-repeats", type=int, default=11, help="GEMM: timed calls of each product (median), both peers")
     ap.add_argument("--pin", action="store_true", help="run each command under taskset on cores 0..threads-1")
     ap.add_argument("--cores", default=None,
                     help="with --pin, the taskset core list for the smallest thread count instead of 0..threads-1 "
@@ -150,10 +154,11 @@ def main() -> int:
                 out, theirs = [], []
                 for rnd in range(1, a.gemm_rounds + 1):
                     out += keep(json_lines(run(moe + ["bench-cpu", "--what", "gemm", "--json", "--threads", str(n),
-                                                      "--repeats", str(a.repeats), "--fma-lanes", str(a.fma_lanes)],
+                                                      "--warmup", str(a.gemm_warmup), "--repeats", str(a.gemm_repeats),
+                                                      "--fma-lanes", str(a.fma_lanes)],
                                                env, a.timeout, log)), peer="moesharp", round=rnd)
-                    theirs += keep(json_lines(run(py + ["gemm", "--threads", str(n), "--iters", str(a.repeats)], env, a.timeout,
-                                                  log)), round=rnd)
+                    theirs += keep(json_lines(run(py + ["gemm", "--threads", str(n), "--warmup", str(a.gemm_warmup),
+                                                        "--iters", str(a.gemm_repeats)], env, a.timeout, log)), round=rnd)
                 mine = median_rows([r for r in out if r.get("what") == "gemm"])
                 theirs = median_rows(theirs)
                 probes = [r for r in out if r.get("what") == "fma-peak"]
@@ -176,7 +181,8 @@ def main() -> int:
                                      for b in widths) or "–"
                 rounds = (f"; each side's median row of {a.gemm_rounds} alternating rounds, peaks of the same round"
                           if a.gemm_rounds > 1 else "")
-                add_table((f"GEMM, {n} threads{rounds} (FMA peak: nominal {nominal:.1f} GFLOP/s, measured before / after the GEMM "
+                add_table((f"GEMM, {n} threads{rounds}, each product the median of {a.gemm_repeats} calls after "
+                           f"{a.gemm_warmup} untimed (FMA peak: nominal {nominal:.1f} GFLOP/s, measured before / after the GEMM "
                            f"{measured} GFLOP/s; 'of measured' against the higher; 'of adjacent' against the higher of two short "
                            f"probes right before and after that product)", rows))
             if "dispatch" not in skip:
