@@ -47,7 +47,8 @@ internal sealed class CpuBenchSettings : CommandSettings
 
     [CommandOption("--warmup <N>")]
     [Description(
-        "Untimed runs first. Default 20: with two, products on 16 threads were timed short of their steady rate."
+        "Untimed runs of each measurement first. Default 20: with two, GEMM products on 16 threads were timed "
+            + "short of their steady rate."
     )]
     public int Warmup { get; init; } = 20;
 
