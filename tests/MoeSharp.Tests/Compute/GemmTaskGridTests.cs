@@ -1,0 +1,68 @@
+using MoeSharp.Compute;
+
+namespace MoeSharp.Tests.Compute;
+
+public sealed class GemmTaskGridTests
+{
+    private static int Blocks(int extent, int block) => (extent + block - 1) / block;
+
+    [Theory]
+    [InlineData(256, 512, 16)] // one expert of the T 2048 layer on 16 threads
+    [InlineData(256, 512, 8)]
+    [InlineData(256, 512, 4)]
+    [InlineData(100, 1024, 16)]
+    [InlineData(1000, 64, 12)]
+    [InlineData(13, 40, 16)]
+    [InlineData(1, 1, 3)]
+    public void Blocks_are_whole_panels_within_the_default_block_and_one_round_when_possible(int m, int n, int threads)
+    {
+        int mr = GemmMicroKernel.MR,
+            nr = GemmMicroKernel.NR;
+        int maxRows = 12 * mr,
+            maxColumns = 8 * nr;
+        (int rows, int columns) = GemmTaskGrid.Choose(m, n, threads, maxRows, maxColumns);
+
+        Assert.True(rows > 0 && rows % mr == 0 && rows <= maxRows, $"row block {rows}");
+        Assert.True(columns > 0 && columns % nr == 0 && columns <= maxColumns, $"column block {columns}");
+        // A product that fits one round of the largest blocks never gets more tasks than threads.
+        if (Blocks(m, maxRows) * Blocks(n, maxColumns) <= threads)
+            Assert.True(Blocks(m, rows) * Blocks(n, columns) <= threads, $"{rows} x {columns} on {threads} threads");
+    }
+
+    [Fact]
+    public void One_small_expert_on_16_threads_gets_16_blocks_that_read_little()
+    {
+        // 22 panels of 12 rows in two row blocks of 11, 16 panels of 32 columns in eight column blocks of 2: each block
+        // reads 132 + 64 operand lines for 132 × 64 outputs, not 24 + 128 for 24 × 128 in three rounds of 44 blocks.
+        if (GemmMicroKernel.MR != 12 || GemmMicroKernel.NR != 32)
+            return; // the 256-bit kernel's panels (6 × 16) give another grid
+        Assert.Equal((132, 64), GemmTaskGrid.Choose(256, 512, 16, 144, 256));
+    }
+
+    [Theory]
+    [InlineData(256, 512, 512)]
+    [InlineData(100, 200, 400)]
+    [InlineData(40, 1000, 70)]
+    public void A_lone_product_on_many_threads_is_bitwise_the_one_thread_product(int m, int n, int k)
+    {
+        var random = new Random(m + n + k);
+        float[] a = Enumerable.Range(0, m * k).Select(_ => (float)((random.NextDouble() * 2) - 1)).ToArray();
+        float[] b = Enumerable.Range(0, n * k).Select(_ => (float)((random.NextDouble() * 2) - 1)).ToArray();
+        float[] at = Enumerable.Range(0, k * m).Select(_ => (float)((random.NextDouble() * 2) - 1)).ToArray();
+        float[] bkn = Enumerable.Range(0, k * n).Select(_ => (float)((random.NextDouble() * 2) - 1)).ToArray();
+        float[][] one = [new float[m * n], new float[m * n], new float[m * n]];
+        HostGemm.MatMulTransposeB(a, b, one[0], m, n, k, maxDegreeOfParallelism: 1);
+        HostGemm.MatMul(a, bkn, one[1], m, n, k, maxDegreeOfParallelism: 1);
+        HostGemm.MatMulTransposeA(at, bkn, one[2], m, n, k, maxDegreeOfParallelism: 1);
+        foreach (int threads in new[] { 3, 4, 8, 16 })
+        {
+            float[][] many = [new float[m * n], new float[m * n], new float[m * n]];
+            HostGemm.MatMulTransposeB(a, b, many[0], m, n, k, maxDegreeOfParallelism: threads);
+            HostGemm.MatMul(a, bkn, many[1], m, n, k, maxDegreeOfParallelism: threads);
+            HostGemm.MatMulTransposeA(at, bkn, many[2], m, n, k, maxDegreeOfParallelism: threads);
+            string[] names = ["A·Bᵀ", "A·B", "Aᵀ·B"];
+            for (int v = 0; v < 3; v++)
+                Assert.True(many[v].AsSpan().SequenceEqual(one[v]), $"{names[v]} on {threads} threads changed a bit");
+        }
+    }
+}
