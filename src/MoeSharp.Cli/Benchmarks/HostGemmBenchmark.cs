@@ -115,24 +115,28 @@ internal static class HostGemmBenchmark
         return values;
     }
 
+    /// <summary>
+    /// Runs <paramref name="product"/> <paramref name="warmup"/> times untimed, then <paramref name="repeats"/> times
+    /// back to back, each timed on its own. The process's CPU time is read once around the timed runs: reading it
+    /// between runs (a <c>/proc</c> read) left gaps in which the GEMM's helper threads could go back to sleep, so
+    /// each timed product paid their wake-up, which neither a layer step (its kernels follow one another) nor the
+    /// PyTorch peer (timed back to back) pays.
+    /// </summary>
     private static Result TimeProduct(Shape shape, string name, int warmup, int repeats, Action product)
     {
-        var times = new List<double>();
+        for (int i = 0; i < warmup; i++)
+            product();
+        var times = new List<double>(repeats);
         using var process = Process.GetCurrentProcess();
-        TimeSpan cpu = TimeSpan.Zero;
-        for (int i = 0; i < warmup + repeats; i++)
+        TimeSpan cpuStart = process.TotalProcessorTime;
+        for (int i = 0; i < repeats; i++)
         {
-            process.Refresh();
-            TimeSpan cpuStart = process.TotalProcessorTime;
             long start = Stopwatch.GetTimestamp();
             product();
-            double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
-            process.Refresh();
-            if (i < warmup)
-                continue;
-            times.Add(seconds);
-            cpu += process.TotalProcessorTime - cpuStart;
+            times.Add(Stopwatch.GetElapsedTime(start).TotalSeconds);
         }
+        process.Refresh();
+        TimeSpan cpu = process.TotalProcessorTime - cpuStart;
         return new Result(shape, name, DispatchBenchmark.Median(times), cpu.TotalSeconds / repeats);
     }
 }
