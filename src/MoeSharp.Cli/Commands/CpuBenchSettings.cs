@@ -53,7 +53,7 @@ internal sealed class CpuBenchSettings : CommandSettings
     public int Warmup { get; init; } = 20;
 
     [CommandOption("--repeats <N>")]
-    [Description("Timed runs; the median is reported. Default 7.")]
+    [Description("Timed runs, back to back (each timed on its own); the median is reported. Default 7.")]
     public int Repeats { get; init; } = 7;
 
     [CommandOption("--json")]
