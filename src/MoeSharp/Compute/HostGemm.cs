@@ -20,7 +20,7 @@ namespace MoeSharp.Compute;
 /// function of its inputs regardless of threading.
 /// </para>
 /// </remarks>
-internal static unsafe class HostGemm
+internal static unsafe partial class HostGemm
 {
     // 24 micro-panels of 6 rows or 12 of 12: the A block (at most 144 KiB) stays in L2, and each B micro-panel loaded
     // into L1 serves 144 rows before the next one (72 rows read every B panel twice as often from L3).
@@ -395,8 +395,9 @@ internal static unsafe class HostGemm
     /// two products per thread each product runs whole on one thread. With fewer (16 experts on 16 threads) all their
     /// C blocks are computed in one parallel pass that also packs their operands (<see cref="RunWave"/>), so every
     /// thread stays busy however the rows fall on the experts, and nothing forks per expert; products whose packed
-    /// operands together exceed a thread's kept scratch run in consecutive waves. Each element is still its own
-    /// ascending chain: grouping, like blocking and threads, never changes a bit.
+    /// operands together exceed a thread's kept scratch run in consecutive waves. A single product too small for two
+    /// blocks per thread runs on <see cref="RunPrivateGrid"/> instead. Each element is still its own ascending chain:
+    /// grouping, like blocking and threads, never changes a bit.
     /// </summary>
     private static void RunMany(Problem[] problems, bool accumulate, int mc, int nc, int kc, int maxDegreeOfParallelism)
     {
@@ -446,15 +447,20 @@ internal static unsafe class HostGemm
             // MaxSequentialNC columns that still sits in L2 beside the A block. An explicit blocking (tests) is kept.
             nc = Math.Max(nc, Math.Min(MaxSequentialNC, Blocks(work[0].N, nr) * nr));
         }
-        bool privatePacking = false;
-        if (!sequential && work.Count == 1 && TotalBlocks(work, mc, nc) < 2 * maxDegreeOfParallelism)
+        if (
+            !sequential
+            && work.Count == 1
+            && work[0].K <= MaxPrivateDepth
+            && TotalBlocks(work, mc, nc) < 2 * maxDegreeOfParallelism
+        )
         {
-            // One small product (an expert's few hundred rows on many threads): the grid that reads least per
-            // multiply-add for its rounds of tasks, each task packing its own operands (RunWave's remarks say why).
+            // One small product (an expert's few hundred rows on many threads): a grid of blocks that pack their own
+            // operands, rather than narrow blocks that share packed panels (HostGemm.PrivateGrid.cs).
             (mc, nc) = GemmTaskGrid.Choose(work[0].M, work[0].N, maxDegreeOfParallelism, mc, nc);
-            privatePacking = true;
+            RunPrivateGrid(work[0], accumulate, mc, nc, maxDegreeOfParallelism);
+            return;
         }
-        else if (!sequential)
+        if (!sequential)
         {
             // Small products (an expert's few hundred rows) would leave threads idle: narrow the blocks until every
             // thread has two tasks. Rows first, down to two micro-panels: every task packs the A rows of its block for
@@ -476,11 +482,10 @@ internal static unsafe class HostGemm
         {
             // A wave: consecutive products whose packed operands fit the kept scratch together (at least one product).
             int end = first + 1;
-            long floats = privatePacking ? 0 : PackedFloats(work[first], nc);
+            long floats = PackedFloats(work[first], nc);
             while (end < work.Count && floats + PackedFloats(work[end], nc) <= KeptFloats)
                 floats += PackedFloats(work[end++], nc);
-            Problem[] wave = work.GetRange(first, end - first).ToArray();
-            RunWave(wave, floats, privatePacking, accumulate, mc, nc, kc, threads);
+            RunWave(work.GetRange(first, end - first).ToArray(), floats, accumulate, mc, nc, kc, threads);
             first = end;
         }
     }
@@ -498,25 +503,8 @@ internal static unsafe class HostGemm
     /// product has one or two column blocks (each row is packed at most twice, and then while it is hot). With more,
     /// every task would pack the same rows again for its own columns (narrow blocks of small products at many threads:
     /// up to eight times), so those A are packed once into the shared buffer as well.
-    /// <para>
-    /// With <paramref name="privatePacking"/> (one small product on many threads, cut by <see cref="GemmTaskGrid"/>)
-    /// nothing is shared: every task packs the A rows and B columns of its block, chunk by chunk, into its own thread's
-    /// kept buffers. Shared panels are written each call by whichever task claims them first, so their cache lines
-    /// move from core to core: on the GPU machine's 16-vCPU Xeon a task of a 256 × 512 × 512 product spent 61–70 µs
-    /// packing its share of the shared panels and 23–33 µs packing its whole block privately (bench/RESULTS-cpu.md,
-    /// stop 27), which costs some packing twice but keeps each thread's packed lines in its own core.
-    /// </para>
     /// </remarks>
-    private static void RunWave(
-        Problem[] wave,
-        long packedFloats,
-        bool privatePacking,
-        bool accumulate,
-        int mc,
-        int nc,
-        int kc,
-        int threads
-    )
+    private static void RunWave(Problem[] wave, long packedFloats, bool accumulate, int mc, int nc, int kc, int threads)
     {
         int mr = GemmMicroKernel.MR,
             nr = GemmMicroKernel.NR;
@@ -555,11 +543,7 @@ internal static unsafe class HostGemm
             blockStart[i + 1] = blockStart[i] + (Blocks(p.M, mcOf[i]) * nBlocksOf[i]);
         }
 
-        // With private packing nothing is shared (a default lease holds no buffer), and the caller's B slot stays free
-        // for the task it runs.
-        using GemmScratch.Lease lease = privatePacking
-            ? default
-            : GemmScratch.Rent(GemmScratch.Slot.PackedB, packedFloats);
+        using GemmScratch.Lease lease = GemmScratch.Rent(GemmScratch.Slot.PackedB, packedFloats);
         nint packAddr = (nint)lease.Pointer;
         var states = new GemmPanelChunks(chunkStates);
         HostWorkerTeam.For(
@@ -575,9 +559,9 @@ internal static unsafe class HostGemm
                 int i0 = rowBlock * mcOf[i];
                 int j0 = columnBlock * nc;
                 var shared = new SharedPacking(
-                    privatePacking ? null : (float*)packAddr + packStart[i],
+                    (float*)packAddr + packStart[i],
                     bChunkStart[i],
-                    !privatePacking && aChunkStart[i] >= 0 ? (float*)packAddr + aPackStart[i] : null,
+                    aChunkStart[i] >= 0 ? (float*)packAddr + aPackStart[i] : null,
                     aChunkStart[i],
                     states,
                     rowBlock,
@@ -691,7 +675,7 @@ internal static unsafe class HostGemm
         int aPanelsPerPacking
     )
     {
-        /// <summary>The product's B panels, <c>[panel][K][NR]</c>; null when each task packs its own B.</summary>
+        /// <summary>The product's B panels, <c>[panel][K][NR]</c>.</summary>
         public float* B { get; } = b;
 
         /// <summary>The state index of B panel 0's chunk 0; panel q's chunk c is at
@@ -759,12 +743,6 @@ internal static unsafe class HostGemm
             shared.A == null ? (long)mPanels * mr * depthMax : 0
         );
         float* aPack = aLease.Pointer;
-        // Likewise B ([panel][depth][NR] for each chunk) when nothing is shared.
-        using GemmScratch.Lease bLease = GemmScratch.Rent(
-            GemmScratch.Slot.PackedB,
-            shared.B == null ? (long)nPanels * nr * depthMax : 0
-        );
-        float* bPack = bLease.Pointer;
         float* tile = stackalloc float[12 * 32];
         var aSource = new GemmPanelSource(p.A, p.ARow, p.ACol, p.M, mr);
         var bSource = new GemmPanelSource(p.B, p.BJ, p.BP, n, nr);
@@ -798,29 +776,17 @@ internal static unsafe class HostGemm
                     destinations
                 );
             }
-            if (shared.B == null)
-            {
-                for (int jp = 0; jp < nPanels; jp++)
-                {
-                    panels[jp] = firstBPanel + jp;
-                    destinations[jp] = (nint)(bPack + ((long)jp * nr * depth));
-                }
-                bSource.PackAll(panels[..nPanels], destinations[..nPanels], p0, depth);
-            }
-            else
-            {
-                var bClaim = new GemmChunkClaim(states, shared.BChunks, chunks, chunk, shared.B, k, p0);
-                bClaim.PackUnclaimed(
-                    bSource,
-                    firstBPanel,
-                    nPanels,
-                    shared.RowBlock,
-                    depth,
-                    shared.BPanelsPerPacking,
-                    panels,
-                    destinations
-                );
-            }
+            var bClaim = new GemmChunkClaim(states, shared.BChunks, chunks, chunk, shared.B, k, p0);
+            bClaim.PackUnclaimed(
+                bSource,
+                firstBPanel,
+                nPanels,
+                shared.RowBlock,
+                depth,
+                shared.BPanelsPerPacking,
+                panels,
+                destinations
+            );
             if (shared.A != null)
             {
                 for (int ip = 0; ip < mPanels; ip++)
@@ -832,16 +798,8 @@ internal static unsafe class HostGemm
             {
                 int jj = j0 + (jp * nr);
                 int nValid = Math.Min(nr, cols - (jp * nr));
-                float* bPanel;
-                if (shared.B == null)
-                {
-                    bPanel = bPack + ((long)jp * nr * depth);
-                }
-                else
-                {
-                    states.WaitFor(shared.BChunks + ((firstBPanel + jp) * chunks) + chunk);
-                    bPanel = shared.B + ((long)(firstBPanel + jp) * k * nr) + ((long)p0 * nr);
-                }
+                states.WaitFor(shared.BChunks + ((firstBPanel + jp) * chunks) + chunk);
+                float* bPanel = shared.B + ((long)(firstBPanel + jp) * k * nr) + ((long)p0 * nr);
                 for (int ip = 0; ip < mPanels; ip++)
                 {
                     int ii = i0 + (ip * mr);

@@ -43,26 +43,45 @@ public sealed class GemmTaskGridTests
     [InlineData(256, 512, 512)]
     [InlineData(100, 200, 400)]
     [InlineData(40, 1000, 70)]
+    [InlineData(13, 45, 7)]
     public void A_lone_product_on_many_threads_is_bitwise_the_one_thread_product(int m, int n, int k)
     {
         var random = new Random(m + n + k);
-        float[] a = Enumerable.Range(0, m * k).Select(_ => (float)((random.NextDouble() * 2) - 1)).ToArray();
-        float[] b = Enumerable.Range(0, n * k).Select(_ => (float)((random.NextDouble() * 2) - 1)).ToArray();
-        float[] at = Enumerable.Range(0, k * m).Select(_ => (float)((random.NextDouble() * 2) - 1)).ToArray();
-        float[] bkn = Enumerable.Range(0, k * n).Select(_ => (float)((random.NextDouble() * 2) - 1)).ToArray();
-        float[][] one = [new float[m * n], new float[m * n], new float[m * n]];
-        HostGemm.MatMulTransposeB(a, b, one[0], m, n, k, maxDegreeOfParallelism: 1);
-        HostGemm.MatMul(a, bkn, one[1], m, n, k, maxDegreeOfParallelism: 1);
-        HostGemm.MatMulTransposeA(at, bkn, one[2], m, n, k, maxDegreeOfParallelism: 1);
-        foreach (int threads in new[] { 3, 4, 8, 16 })
+        float[] Random(int length) =>
+            Enumerable.Range(0, length).Select(_ => (float)((random.NextDouble() * 2) - 1)).ToArray();
+        float[] a = Random(m * k),
+            b = Random(n * k),
+            at = Random(k * m),
+            bkn = Random(k * n),
+            start = Random(m * n);
+        string[] names = ["A·Bᵀ", "A·B", "Aᵀ·B"];
+        foreach (bool accumulate in new[] { false, true })
         {
-            float[][] many = [new float[m * n], new float[m * n], new float[m * n]];
-            HostGemm.MatMulTransposeB(a, b, many[0], m, n, k, maxDegreeOfParallelism: threads);
-            HostGemm.MatMul(a, bkn, many[1], m, n, k, maxDegreeOfParallelism: threads);
-            HostGemm.MatMulTransposeA(at, bkn, many[2], m, n, k, maxDegreeOfParallelism: threads);
-            string[] names = ["A·Bᵀ", "A·B", "Aᵀ·B"];
-            for (int v = 0; v < 3; v++)
-                Assert.True(many[v].AsSpan().SequenceEqual(one[v]), $"{names[v]} on {threads} threads changed a bit");
+            float[][] one = Products(1);
+            // Many rounds on more threads than the machine may have cores: tasks then take each other's tiles often.
+            for (int round = 0; round < 5; round++)
+            {
+                foreach (int threads in new[] { 3, 4, 8, 16 })
+                {
+                    float[][] many = Products(threads);
+                    for (int v = 0; v < 3; v++)
+                    {
+                        Assert.True(
+                            many[v].AsSpan().SequenceEqual(one[v]),
+                            $"{names[v]} on {threads} threads (accumulate {accumulate}, round {round}) changed a bit"
+                        );
+                    }
+                }
+            }
+
+            float[][] Products(int threads)
+            {
+                float[][] c = [(float[])start.Clone(), (float[])start.Clone(), (float[])start.Clone()];
+                HostGemm.MatMulTransposeB(a, b, c[0], m, n, k, accumulate, threads);
+                HostGemm.MatMul(a, bkn, c[1], m, n, k, accumulate, threads);
+                HostGemm.MatMulTransposeA(at, bkn, c[2], m, n, k, accumulate, threads);
+                return c;
+            }
         }
     }
 }

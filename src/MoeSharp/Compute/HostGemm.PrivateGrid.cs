@@ -1,0 +1,203 @@
+namespace MoeSharp.Compute;
+
+internal static unsafe partial class HostGemm
+{
+    /// <summary>
+    /// The deepest reduction <see cref="RunPrivateGrid"/> packs in one chunk: the layer's D and H of 512 (a task's A
+    /// block of 144 rows is then 288 KiB, its B block of 256 columns 512 KiB, both within its core's L2). Deeper small
+    /// products take the shared pass.
+    /// </summary>
+    private const int MaxPrivateDepth = 512;
+
+    /// <summary>
+    /// One small product on many threads (an expert's few hundred rows, cut by <see cref="GemmTaskGrid"/> into about one
+    /// block per thread), each task packing its own block's A rows and B columns over the whole reduction, then
+    /// computing its tiles; a task that runs out of tiles takes the untaken tiles of blocks whose operands are packed.
+    /// </summary>
+    /// <remarks>
+    /// <para>
+    /// Why private packing: in the shared pass (<see cref="RunWave"/>) a panel's cache lines are written each call by
+    /// whichever task claims it first, then read by others, so they move from core to core. On the GPU machine's 16-vCPU
+    /// Xeon a task of a 256 × 512 × 512 product spent 49–70 µs packing its share of shared panels and 23–33 µs packing
+    /// its whole block alone (bench/RESULTS-cpu.md, stop 27), some rows being packed twice.
+    /// </para>
+    /// <para>
+    /// Why taking tiles: with one block per thread the product ends with its slowest core, which ran its block up to a
+    /// third slower than the mean. A tile is one <c>MR × NR</c> tile of C over the whole reduction, so who computes it,
+    /// and when, never changes a bit: it is the same kernel on the same packed operands. A block's packed buffers stay
+    /// with its task until every tile of it is done.
+    /// </para>
+    /// </remarks>
+    private static void RunPrivateGrid(Problem p, bool accumulate, int mc, int nc, int threads)
+    {
+        int mr = GemmMicroKernel.MR;
+        // Row blocks of (nearly) equal whole panels, as in RunWave.
+        int height = Blocks(Blocks(p.M, mr), Blocks(p.M, mc)) * mr;
+        int rowBlocks = Blocks(p.M, height),
+            columnBlocks = Blocks(p.N, nc);
+        var blocks = new BlockTiles[rowBlocks * columnBlocks];
+        for (int t = 0; t < blocks.Length; t++)
+        {
+            int i0 = t / columnBlocks * height,
+                j0 = t % columnBlocks * nc;
+            blocks[t] = new BlockTiles(i0, Math.Min(height, p.M - i0), j0, Math.Min(nc, p.N - j0));
+        }
+        HostWorkerTeam.For(
+            blocks.Length,
+            threads,
+            task =>
+            {
+                BlockTiles own = blocks[task];
+                long aFloats = (long)own.RowPanels * mr * p.K,
+                    bFloats = (long)own.ColumnPanels * GemmMicroKernel.NR * p.K;
+                using GemmScratch.Lease aLease = GemmScratch.Rent(GemmScratch.Slot.PackedA, aFloats);
+                using GemmScratch.Lease bLease = GemmScratch.Rent(GemmScratch.Slot.PackedB, bFloats);
+                PackBlock(p, own, aLease.Pointer, bLease.Pointer);
+                own.Publish(aLease.Pointer, bLease.Pointer);
+                ComputeTiles(p, own, accumulate);
+                for (int s = 1; s < blocks.Length; s++)
+                {
+                    BlockTiles other = blocks[(task + s) % blocks.Length];
+                    if (other.IsPublished)
+                        ComputeTiles(p, other, accumulate);
+                }
+                own.WaitUntilDone();
+            }
+        );
+    }
+
+    /// <summary>Packs the block's A rows (<c>[panel][K][MR]</c>) and B columns (<c>[panel][K][NR]</c>).</summary>
+    private static void PackBlock(Problem p, BlockTiles block, float* aPack, float* bPack)
+    {
+        int mr = GemmMicroKernel.MR,
+            nr = GemmMicroKernel.NR;
+        Span<int> panels = stackalloc int[Math.Max(block.RowPanels, block.ColumnPanels)];
+        Span<nint> destinations = stackalloc nint[panels.Length];
+        for (int ip = 0; ip < block.RowPanels; ip++)
+        {
+            panels[ip] = (block.I0 / mr) + ip;
+            destinations[ip] = (nint)(aPack + ((long)ip * mr * p.K));
+        }
+        new GemmPanelSource(p.A, p.ARow, p.ACol, p.M, mr).PackAll(
+            panels[..block.RowPanels],
+            destinations[..block.RowPanels],
+            0,
+            p.K
+        );
+        for (int jp = 0; jp < block.ColumnPanels; jp++)
+        {
+            panels[jp] = (block.J0 / nr) + jp;
+            destinations[jp] = (nint)(bPack + ((long)jp * nr * p.K));
+        }
+        new GemmPanelSource(p.B, p.BJ, p.BP, p.N, nr).PackAll(
+            panels[..block.ColumnPanels],
+            destinations[..block.ColumnPanels],
+            0,
+            p.K
+        );
+    }
+
+    /// <summary>
+    /// Computes the block's tiles that nobody has taken yet, column panel by column panel (consecutive tiles share a
+    /// B micro-panel), each over the whole reduction.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(
+        System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization
+    )]
+    private static void ComputeTiles(Problem p, BlockTiles block, bool accumulate)
+    {
+        int mr = GemmMicroKernel.MR,
+            nr = GemmMicroKernel.NR;
+        int k = p.K,
+            n = p.N;
+        float* tile = stackalloc float[12 * 32];
+        while (block.TryTake(out int t))
+        {
+            int jp = t / block.RowPanels,
+                ip = t % block.RowPanels;
+            int ii = block.I0 + (ip * mr),
+                jj = block.J0 + (jp * nr);
+            int mValid = Math.Min(mr, block.Rows - (ip * mr)),
+                nValid = Math.Min(nr, block.Columns - (jp * nr));
+            float* aPanel = block.A + ((long)ip * mr * k);
+            float* bPanel = block.B + ((long)jp * nr * k);
+            if (mValid == mr && nValid == nr)
+            {
+                GemmMicroKernel.Kernel(k, aPanel, bPanel, p.C + ((long)ii * n) + jj, n, accumulate);
+            }
+            else
+            {
+                LoadTile(tile, p.C, n, ii, jj, mValid, nValid, fromZero: !accumulate);
+                GemmMicroKernel.EdgeKernel(mValid, k, aPanel, bPanel, tile, nr, load: true);
+                StoreTile(tile, p.C, n, ii, jj, mValid, nValid);
+            }
+            block.Finished();
+        }
+    }
+
+    /// <summary>
+    /// One C block of <see cref="RunPrivateGrid"/>: its extent, its packed operands once its task has packed them, and
+    /// which of its tiles are taken and done.
+    /// </summary>
+    private sealed class BlockTiles(int i0, int rows, int j0, int columns)
+    {
+        private int _next;
+        private int _done;
+        private int _published;
+
+        /// <summary>First row.</summary>
+        public int I0 { get; } = i0;
+
+        /// <summary>Rows.</summary>
+        public int Rows { get; } = rows;
+
+        /// <summary>First column.</summary>
+        public int J0 { get; } = j0;
+
+        /// <summary>Columns.</summary>
+        public int Columns { get; } = columns;
+
+        /// <summary>Micro-panels of rows.</summary>
+        public int RowPanels { get; } = Blocks(rows, GemmMicroKernel.MR);
+
+        /// <summary>Micro-panels of columns.</summary>
+        public int ColumnPanels { get; } = Blocks(columns, GemmMicroKernel.NR);
+
+        private int Tiles => RowPanels * ColumnPanels;
+
+        /// <summary>The packed A rows, <c>[panel][K][MR]</c>, once published.</summary>
+        public float* A { get; private set; }
+
+        /// <summary>The packed B columns, <c>[panel][K][NR]</c>, once published.</summary>
+        public float* B { get; private set; }
+
+        /// <summary>Whether the operands are packed (their stores visible to whoever reads this).</summary>
+        public bool IsPublished => Volatile.Read(ref _published) == 1;
+
+        /// <summary>Makes the packed operands available to every thread.</summary>
+        public void Publish(float* a, float* b)
+        {
+            A = a;
+            B = b;
+            Volatile.Write(ref _published, 1);
+        }
+
+        /// <summary>Takes the next untaken tile, if any.</summary>
+        public bool TryTake(out int tile)
+        {
+            tile = Interlocked.Increment(ref _next) - 1;
+            return tile < Tiles;
+        }
+
+        /// <summary>Counts a taken tile as computed.</summary>
+        public void Finished() => Interlocked.Increment(ref _done);
+
+        /// <summary>Spins until every tile is computed, so the packed operands can go back to their thread.</summary>
+        public void WaitUntilDone()
+        {
+            var spin = new SpinWait();
+            while (Volatile.Read(ref _done) < Tiles)
+                spin.SpinOnce(sleep1Threshold: -1);
+        }
+    }
+}
