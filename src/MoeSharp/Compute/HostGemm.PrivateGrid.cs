@@ -10,16 +10,16 @@ internal static unsafe partial class HostGemm
     private const int MaxPrivateDepth = 512;
 
     /// <summary>
-    /// One small product on many threads (an expert's few hundred rows, cut by <see cref="GemmTaskGrid"/> into about one
-    /// block per thread), each task packing its own block's A rows and B columns over the whole reduction, then
+    /// One small product on many threads (an expert's few hundred rows, cut by <see cref="GemmTaskGrid"/> into about
+    /// one block per thread), each task packing its own block's A rows and B columns over the whole reduction, then
     /// computing its tiles; a task that runs out of tiles takes the untaken tiles of blocks whose operands are packed.
     /// </summary>
     /// <remarks>
     /// <para>
     /// Why private packing: in the shared pass (<see cref="RunWave"/>) a panel's cache lines are written each call by
-    /// whichever task claims it first, then read by others, so they move from core to core. On the GPU machine's 16-vCPU
-    /// Xeon a task of a 256 × 512 × 512 product spent 49–70 µs packing its share of shared panels and 23–33 µs packing
-    /// its whole block alone (bench/RESULTS-cpu.md, stop 27), some rows being packed twice.
+    /// whichever task claims it first, then read by others, so they move from core to core. On the GPU machine's
+    /// 16-vCPU Xeon a task of a 256 × 512 × 512 product spent 49–70 µs packing its share of shared panels and 23–33 µs
+    /// packing its whole block alone (bench/RESULTS-cpu.md, stop 27), some rows being packed twice.
     /// </para>
     /// <para>
     /// Why taking tiles: with one block per thread the product ends with its slowest core, which ran its block up to a
