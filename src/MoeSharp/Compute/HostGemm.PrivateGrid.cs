@@ -69,32 +69,24 @@ internal static unsafe partial class HostGemm
     /// <summary>Packs the block's A rows (<c>[panel][K][MR]</c>) and B columns (<c>[panel][K][NR]</c>).</summary>
     private static void PackBlock(Problem p, BlockTiles block, float* aPack, float* bPack)
     {
-        int mr = GemmMicroKernel.MR,
-            nr = GemmMicroKernel.NR;
-        Span<int> panels = stackalloc int[Math.Max(block.RowPanels, block.ColumnPanels)];
-        Span<nint> destinations = stackalloc nint[panels.Length];
-        for (int ip = 0; ip < block.RowPanels; ip++)
+        var rows = new GemmPanelSource(p.A, p.ARow, p.ACol, p.M, GemmMicroKernel.MR);
+        PackPanels(rows, block.I0 / GemmMicroKernel.MR, block.RowPanels, aPack, p.K);
+        var columns = new GemmPanelSource(p.B, p.BJ, p.BP, p.N, GemmMicroKernel.NR);
+        PackPanels(columns, block.J0 / GemmMicroKernel.NR, block.ColumnPanels, bPack, p.K);
+    }
+
+    /// <summary>Packs <paramref name="count"/> panels from <paramref name="first"/> over all <paramref name="k"/>
+    /// steps, one after another at <paramref name="packed"/>.</summary>
+    private static void PackPanels(GemmPanelSource source, int first, int count, float* packed, int k)
+    {
+        Span<int> panels = stackalloc int[count];
+        Span<nint> destinations = stackalloc nint[count];
+        for (int q = 0; q < count; q++)
         {
-            panels[ip] = (block.I0 / mr) + ip;
-            destinations[ip] = (nint)(aPack + ((long)ip * mr * p.K));
+            panels[q] = first + q;
+            destinations[q] = (nint)(packed + ((long)q * source.Width * k));
         }
-        new GemmPanelSource(p.A, p.ARow, p.ACol, p.M, mr).PackAll(
-            panels[..block.RowPanels],
-            destinations[..block.RowPanels],
-            0,
-            p.K
-        );
-        for (int jp = 0; jp < block.ColumnPanels; jp++)
-        {
-            panels[jp] = (block.J0 / nr) + jp;
-            destinations[jp] = (nint)(bPack + ((long)jp * nr * p.K));
-        }
-        new GemmPanelSource(p.B, p.BJ, p.BP, p.N, nr).PackAll(
-            panels[..block.ColumnPanels],
-            destinations[..block.ColumnPanels],
-            0,
-            p.K
-        );
+        source.PackAll(panels, destinations, 0, k);
     }
 
     /// <summary>
