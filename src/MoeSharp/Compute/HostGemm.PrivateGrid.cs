@@ -113,17 +113,24 @@ internal static unsafe partial class HostGemm
                 nValid = Math.Min(nr, block.Columns - (jp * nr));
             float* aPanel = block.A + ((long)ip * mr * k);
             float* bPanel = block.B + ((long)jp * nr * k);
-            if (mValid == mr && nValid == nr)
+            try
             {
-                GemmMicroKernel.Kernel(k, aPanel, bPanel, p.C + ((long)ii * n) + jj, n, accumulate);
+                if (mValid == mr && nValid == nr)
+                {
+                    GemmMicroKernel.Kernel(k, aPanel, bPanel, p.C + ((long)ii * n) + jj, n, accumulate);
+                }
+                else
+                {
+                    LoadTile(tile, p.C, n, ii, jj, mValid, nValid, fromZero: !accumulate);
+                    GemmMicroKernel.EdgeKernel(mValid, k, aPanel, bPanel, tile, nr, load: true);
+                    StoreTile(tile, p.C, n, ii, jj, mValid, nValid);
+                }
             }
-            else
+            finally
             {
-                LoadTile(tile, p.C, n, ii, jj, mValid, nValid, fromZero: !accumulate);
-                GemmMicroKernel.EdgeKernel(mValid, k, aPanel, bPanel, tile, nr, load: true);
-                StoreTile(tile, p.C, n, ii, jj, mValid, nValid);
+                // Counted even if it threw, so the block's task never waits for a tile nobody will finish.
+                block.Finished();
             }
-            block.Finished();
         }
     }
 
