@@ -447,6 +447,131 @@ internal static unsafe class GemmMicroKernel
     }
 
     /// <summary>
+    /// <see cref="Kernel512"/> reading A where it lies rather than packed: row <c>r</c> at step <c>p</c> is
+    /// <c>a[r·rowStride + p·stepStride]</c> (a row-major A has step stride 1, a transposed one row stride 1), B packed
+    /// as for <see cref="Kernel512"/>. The same chains, so the same bits. A small product on many threads then packs
+    /// no A: each of the tasks sharing a block's rows would otherwise pack them again (<c>HostGemm.PrivateGrid.cs</c>).
+    /// </summary>
+    /// <remarks>
+    /// Rows are read through three pointers a quarter of the tile apart and three row offsets, so every broadcast is
+    /// one <c>[pointer + offset·4]</c> operand and the loop advances three pointers a step.
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Kernel512Strided(
+        int depth,
+        float* a,
+        long rowStride,
+        long stepStride,
+        float* b,
+        float* c,
+        long ldc,
+        bool load
+    )
+    {
+        long s1 = rowStride,
+            s2 = 2 * rowStride,
+            s3 = 3 * rowStride;
+        float* a0 = a;
+        float* a4 = a + (4 * rowStride);
+        float* a8 = a + (8 * rowStride);
+        Vector512<float> c000 = Ld512(c, ldc, 0, 0, load),
+            c001 = Ld512(c, ldc, 0, 16, load);
+        Vector512<float> c010 = Ld512(c, ldc, 1, 0, load),
+            c011 = Ld512(c, ldc, 1, 16, load);
+        Vector512<float> c020 = Ld512(c, ldc, 2, 0, load),
+            c021 = Ld512(c, ldc, 2, 16, load);
+        Vector512<float> c030 = Ld512(c, ldc, 3, 0, load),
+            c031 = Ld512(c, ldc, 3, 16, load);
+        Vector512<float> c040 = Ld512(c, ldc, 4, 0, load),
+            c041 = Ld512(c, ldc, 4, 16, load);
+        Vector512<float> c050 = Ld512(c, ldc, 5, 0, load),
+            c051 = Ld512(c, ldc, 5, 16, load);
+        Vector512<float> c060 = Ld512(c, ldc, 6, 0, load),
+            c061 = Ld512(c, ldc, 6, 16, load);
+        Vector512<float> c070 = Ld512(c, ldc, 7, 0, load),
+            c071 = Ld512(c, ldc, 7, 16, load);
+        Vector512<float> c080 = Ld512(c, ldc, 8, 0, load),
+            c081 = Ld512(c, ldc, 8, 16, load);
+        Vector512<float> c090 = Ld512(c, ldc, 9, 0, load),
+            c091 = Ld512(c, ldc, 9, 16, load);
+        Vector512<float> c100 = Ld512(c, ldc, 10, 0, load),
+            c101 = Ld512(c, ldc, 10, 16, load);
+        Vector512<float> c110 = Ld512(c, ldc, 11, 0, load),
+            c111 = Ld512(c, ldc, 11, 16, load);
+        for (int p = 0; p < depth; p++)
+        {
+            Sse.Prefetch0(b + PrefetchB);
+            Vector512<float> b0 = Vector512.Load(b);
+            Vector512<float> b1 = Vector512.Load(b + 16);
+            Vector512<float> av;
+            av = Vector512.Create(a0[0]);
+            c000 = Vector512.FusedMultiplyAdd(av, b0, c000);
+            c001 = Vector512.FusedMultiplyAdd(av, b1, c001);
+            av = Vector512.Create(a0[s1]);
+            c010 = Vector512.FusedMultiplyAdd(av, b0, c010);
+            c011 = Vector512.FusedMultiplyAdd(av, b1, c011);
+            av = Vector512.Create(a0[s2]);
+            c020 = Vector512.FusedMultiplyAdd(av, b0, c020);
+            c021 = Vector512.FusedMultiplyAdd(av, b1, c021);
+            av = Vector512.Create(a0[s3]);
+            c030 = Vector512.FusedMultiplyAdd(av, b0, c030);
+            c031 = Vector512.FusedMultiplyAdd(av, b1, c031);
+            av = Vector512.Create(a4[0]);
+            c040 = Vector512.FusedMultiplyAdd(av, b0, c040);
+            c041 = Vector512.FusedMultiplyAdd(av, b1, c041);
+            av = Vector512.Create(a4[s1]);
+            c050 = Vector512.FusedMultiplyAdd(av, b0, c050);
+            c051 = Vector512.FusedMultiplyAdd(av, b1, c051);
+            av = Vector512.Create(a4[s2]);
+            c060 = Vector512.FusedMultiplyAdd(av, b0, c060);
+            c061 = Vector512.FusedMultiplyAdd(av, b1, c061);
+            av = Vector512.Create(a4[s3]);
+            c070 = Vector512.FusedMultiplyAdd(av, b0, c070);
+            c071 = Vector512.FusedMultiplyAdd(av, b1, c071);
+            av = Vector512.Create(a8[0]);
+            c080 = Vector512.FusedMultiplyAdd(av, b0, c080);
+            c081 = Vector512.FusedMultiplyAdd(av, b1, c081);
+            av = Vector512.Create(a8[s1]);
+            c090 = Vector512.FusedMultiplyAdd(av, b0, c090);
+            c091 = Vector512.FusedMultiplyAdd(av, b1, c091);
+            av = Vector512.Create(a8[s2]);
+            c100 = Vector512.FusedMultiplyAdd(av, b0, c100);
+            c101 = Vector512.FusedMultiplyAdd(av, b1, c101);
+            av = Vector512.Create(a8[s3]);
+            c110 = Vector512.FusedMultiplyAdd(av, b0, c110);
+            c111 = Vector512.FusedMultiplyAdd(av, b1, c111);
+            a0 += stepStride;
+            a4 += stepStride;
+            a8 += stepStride;
+            b += 32;
+        }
+        c000.Store(c + (0 * ldc) + 0);
+        c001.Store(c + (0 * ldc) + 16);
+        c010.Store(c + (1 * ldc) + 0);
+        c011.Store(c + (1 * ldc) + 16);
+        c020.Store(c + (2 * ldc) + 0);
+        c021.Store(c + (2 * ldc) + 16);
+        c030.Store(c + (3 * ldc) + 0);
+        c031.Store(c + (3 * ldc) + 16);
+        c040.Store(c + (4 * ldc) + 0);
+        c041.Store(c + (4 * ldc) + 16);
+        c050.Store(c + (5 * ldc) + 0);
+        c051.Store(c + (5 * ldc) + 16);
+        c060.Store(c + (6 * ldc) + 0);
+        c061.Store(c + (6 * ldc) + 16);
+        c070.Store(c + (7 * ldc) + 0);
+        c071.Store(c + (7 * ldc) + 16);
+        c080.Store(c + (8 * ldc) + 0);
+        c081.Store(c + (8 * ldc) + 16);
+        c090.Store(c + (9 * ldc) + 0);
+        c091.Store(c + (9 * ldc) + 16);
+        c100.Store(c + (10 * ldc) + 0);
+        c101.Store(c + (10 * ldc) + 16);
+        c110.Store(c + (11 * ldc) + 0);
+        c111.Store(c + (11 * ldc) + 16);
+    }
+
+    /// <summary>
     /// The FMA chains of 4 rows of a 12-row packed A panel (<paramref name="a"/> at the first of them, steps
     /// <see cref="MR"/> floats apart) by 32 columns, over <paramref name="depth"/> steps, from zero or from C's values:
     /// the same chains as <see cref="Kernel512"/>'s rows. Its 8 accumulators just cover two FMA units of 4 cycles'

@@ -48,7 +48,7 @@ internal static unsafe partial class HostGemm
             task =>
             {
                 BlockTiles own = blocks[task];
-                long aFloats = (long)own.RowPanels * mr * p.K,
+                long aFloats = (long)own.PackedRowPanels * mr * p.K,
                     bFloats = (long)own.ColumnPanels * GemmMicroKernel.NR * p.K;
                 using GemmScratch.Lease aLease = GemmScratch.Rent(GemmScratch.Slot.PackedA, aFloats);
                 using GemmScratch.Lease bLease = GemmScratch.Rent(GemmScratch.Slot.PackedB, bFloats);
@@ -66,11 +66,15 @@ internal static unsafe partial class HostGemm
         );
     }
 
-    /// <summary>Packs the block's A rows (<c>[panel][K][MR]</c>) and B columns (<c>[panel][K][NR]</c>).</summary>
+    /// <summary>
+    /// Packs the block's B columns (<c>[panel][K][NR]</c>) and those of its A rows (<c>[panel][K][MR]</c>) that
+    /// <see cref="BlockTiles.PackedRowPanels"/> counts: all of them, or only a last panel short of <c>MR</c> rows.
+    /// </summary>
     private static void PackBlock(Problem p, BlockTiles block, float* aPack, float* bPack)
     {
         var rows = new GemmPanelSource(p.A, p.ARow, p.ACol, p.M, GemmMicroKernel.MR);
-        PackPanels(rows, block.I0 / GemmMicroKernel.MR, block.RowPanels, aPack, p.K);
+        int firstPacked = (block.I0 / GemmMicroKernel.MR) + block.RowPanels - block.PackedRowPanels;
+        PackPanels(rows, firstPacked, block.PackedRowPanels, aPack, p.K);
         var columns = new GemmPanelSource(p.B, p.BJ, p.BP, p.N, GemmMicroKernel.NR);
         PackPanels(columns, block.J0 / GemmMicroKernel.NR, block.ColumnPanels, bPack, p.K);
     }
@@ -111,20 +115,28 @@ internal static unsafe partial class HostGemm
                 jj = block.J0 + (jp * nr);
             int mValid = Math.Min(mr, block.Rows - (ip * mr)),
                 nValid = Math.Min(nr, block.Columns - (jp * nr));
-            float* aPanel = block.A + ((long)ip * mr * k);
             float* bPanel = block.B + ((long)jp * nr * k);
             try
             {
-                if (mValid == mr && nValid == nr)
+                bool whole = mValid == mr && nValid == nr;
+                float* c = whole ? p.C + ((long)ii * n) + jj : tile;
+                if (!whole)
+                    LoadTile(tile, p.C, n, ii, jj, mValid, nValid, fromZero: !accumulate);
+                bool load = accumulate || !whole;
+                long ldc = whole ? n : nr;
+                if (block.ReadsAInPlace && mValid == mr)
                 {
-                    GemmMicroKernel.Kernel(k, aPanel, bPanel, p.C + ((long)ii * n) + jj, n, accumulate);
+                    float* aRows = p.A + (ii * p.ARow);
+                    GemmMicroKernel.Kernel512Strided(k, aRows, p.ARow, p.ACol, bPanel, c, ldc, load);
                 }
                 else
                 {
-                    LoadTile(tile, p.C, n, ii, jj, mValid, nValid, fromZero: !accumulate);
-                    GemmMicroKernel.EdgeKernel(mValid, k, aPanel, bPanel, tile, nr, load: true);
-                    StoreTile(tile, p.C, n, ii, jj, mValid, nValid);
+                    int packedPanel = ip - (block.RowPanels - block.PackedRowPanels);
+                    float* aPanel = block.A + ((long)packedPanel * mr * k);
+                    GemmMicroKernel.EdgeKernel(mValid, k, aPanel, bPanel, c, ldc, load);
                 }
+                if (!whole)
+                    StoreTile(tile, p.C, n, ii, jj, mValid, nValid);
             }
             finally
             {
@@ -159,12 +171,29 @@ internal static unsafe partial class HostGemm
         /// <summary>Micro-panels of rows.</summary>
         public int RowPanels { get; } = Blocks(rows, GemmMicroKernel.MR);
 
+        /// <summary>
+        /// Whether whole row panels are read where A lies (<see cref="GemmMicroKernel.Kernel512Strided"/>) rather
+        /// than packed: with the 512-bit kernel. On the GPU machine's Xeon the tasks of a 256 × 512 × 512 product
+        /// spent 23–33 µs packing (bench/RESULTS-cpu.md, stop 27), two thirds of it the A rows that every task of the
+        /// same row band packs again.
+        /// </summary>
+        public bool ReadsAInPlace { get; } = GemmMicroKernel.Wide;
+
+        /// <summary>
+        /// The row panels packed (the last ones of the block): all of them, or, when A is read in place, only a last
+        /// panel short of <c>MR</c> rows (reading it in place would read past A).
+        /// </summary>
+        public int PackedRowPanels =>
+            !ReadsAInPlace ? RowPanels
+            : Rows % GemmMicroKernel.MR != 0 ? 1
+            : 0;
+
         /// <summary>Micro-panels of columns.</summary>
         public int ColumnPanels { get; } = Blocks(columns, GemmMicroKernel.NR);
 
         private int Tiles => RowPanels * ColumnPanels;
 
-        /// <summary>The packed A rows, <c>[panel][K][MR]</c>, once published.</summary>
+        /// <summary>The packed A rows (<see cref="PackedRowPanels"/>), <c>[panel][K][MR]</c>, once published.</summary>
         public float* A { get; private set; }
 
         /// <summary>The packed B columns, <c>[panel][K][NR]</c>, once published.</summary>
