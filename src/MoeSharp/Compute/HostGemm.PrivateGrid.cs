@@ -11,8 +11,9 @@ internal static unsafe partial class HostGemm
 
     /// <summary>
     /// One small product on many threads (an expert's few hundred rows, cut by <see cref="GemmTaskGrid"/> into about
-    /// one block per thread), each task packing its own block's A rows and B columns over the whole reduction, then
-    /// computing its tiles; a task that runs out of tiles takes the untaken tiles of blocks whose operands are packed.
+    /// one block per thread), each task packing its own block's B columns (and A rows, see
+    /// <see cref="BlockTiles.ReadsAInPlace"/>) over the whole reduction, then computing its tiles; a task that runs out
+    /// of tiles takes the untaken tiles of blocks whose operands are packed.
     /// </summary>
     /// <remarks>
     /// <para>
