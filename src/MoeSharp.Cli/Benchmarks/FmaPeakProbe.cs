@@ -1,12 +1,13 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using MoeSharp.Compute;
 
 namespace MoeSharp.Cli.Benchmarks;
 
 /// <summary>
-/// The cores' measured float32 FMA throughput: <c>N</c> threads of this process (under whatever affinity the process
-/// runs with, as the GEMM's threads do), each running <see cref="Chains"/> independent fused multiply-add chains held
+/// The cores' measured float32 FMA throughput: <c>N</c> threads of the host kernels' worker team (the GEMM's own
+/// threads, under whatever affinity the process runs with), each running <see cref="Chains"/> independent fused multiply-add chains held
 /// in vector registers, with no memory operand in the loop. It is the ceiling the GEMM's FMA chains can reach on these
 /// threads at the clock they actually run at, which the nominal formula (cores × GHz × units × lanes × 2) cannot know:
 /// turbo above the nominal clock, a lower clock under 512-bit load on every core, or virtual CPUs that are hyperthreads
@@ -34,11 +35,18 @@ internal static class FmaPeakProbe
 
     /// <summary>
     /// The best of <paramref name="rounds"/> timed rounds (after one untimed round that also brings the cores to the
-    /// clock they hold under this load) of <paramref name="threads"/> threads started together, each running
-    /// <see cref="Chains"/> chains of <paramref name="bits"/>-bit FMAs; a round lasts from the first thread's start to
-    /// the last one's end. Null
-    /// when this machine has no hardware vectors of that width.
+    /// clock they hold under this load) of <paramref name="threads"/> threads of the host kernels' worker team (the
+    /// threads that run the GEMM, see <c>HostWorkerTeam</c>), each running <see cref="Chains"/> chains of
+    /// <paramref name="bits"/>-bit FMAs once all of them have started; a round lasts from the first thread's start to
+    /// the last one's end. Null when this machine has no hardware vectors of that width.
     /// </summary>
+    /// <remarks>
+    /// Why the team's threads rather than threads of its own: on the GPU machine's 16-vCPU Xeon, a probe of 16 threads
+    /// started and joined for it slowed the product timed right after it (one 256 × 512 × 512 A·B read 507–598 GFLOP/s
+    /// behind it, 971–981 with no probe, 1010–1079 behind a probe on the team; bench/RESULTS-cpu.md, stop 29), though
+    /// 20 warm-up calls ran in between. Twenty milliseconds of sleep after the probe also cured it, so it is transient
+    /// cost of the probe's own threads coming and going, not of the FMA load; on the team no thread comes or goes.
+    /// </remarks>
     public static Result? Measure(int bits, int threads, int rounds)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
@@ -52,56 +60,37 @@ internal static class FmaPeakProbe
             return null;
         int lanes = bits / 32;
         double flopsPerThread = (double)Blocks * Chains * lanes * 2;
-        // The workers stamp their own start and end: the thread that releases them may itself wait for a core (it is
-        // one more thread on the same cores), so its clock would miss the start of the round.
-        var begins = new long[rounds + 1, threads];
-        var ends = new long[rounds + 1, threads];
-        using var start = new Barrier(threads + 1);
-        using var done = new Barrier(threads + 1);
+        // Each task stamps its own start and end: the caller is one of the threads, so no clock outside them would
+        // see the round's true start.
+        var begins = new long[threads];
+        var ends = new long[threads];
         float sink = 0;
-        var workers = new Thread[threads];
-        for (int t = 0; t < threads; t++)
-        {
-            int id = t;
-            workers[t] = new Thread(() =>
-            {
-                float local = 0;
-                for (int r = 0; r <= rounds; r++)
-                {
-                    start.SignalAndWait();
-                    begins[r, id] = Stopwatch.GetTimestamp();
-                    local += chains(Blocks);
-                    ends[r, id] = Stopwatch.GetTimestamp();
-                    done.SignalAndWait();
-                }
-                // Keeps the chains' results observable so that no compiler may drop them.
-                Interlocked.Exchange(ref sink, local);
-            })
-            {
-                IsBackground = true,
-                Name = "fma-probe",
-            };
-            workers[t].Start();
-        }
         double best = 0;
         for (int r = 0; r <= rounds; r++)
         {
-            start.SignalAndWait();
-            done.SignalAndWait();
+            int arrived = 0;
+            HostWorkerTeam.For(
+                threads,
+                threads,
+                task =>
+                {
+                    // Every task waits until all have arrived, so no thread runs two of them one after the other.
+                    Interlocked.Increment(ref arrived);
+                    var spin = new SpinWait();
+                    while (Volatile.Read(ref arrived) < threads)
+                        spin.SpinOnce(sleep1Threshold: -1);
+                    begins[task] = Stopwatch.GetTimestamp();
+                    float local = chains(Blocks);
+                    ends[task] = Stopwatch.GetTimestamp();
+                    // Keeps the chains' results observable so that no compiler may drop them.
+                    Interlocked.Exchange(ref sink, local);
+                }
+            );
             if (r == 0)
                 continue;
-            long first = long.MaxValue,
-                last = long.MinValue;
-            for (int t = 0; t < threads; t++)
-            {
-                first = Math.Min(first, begins[r, t]);
-                last = Math.Max(last, ends[r, t]);
-            }
-            double seconds = (double)(last - first) / Stopwatch.Frequency;
+            double seconds = (double)(ends.Max() - begins.Min()) / Stopwatch.Frequency;
             best = Math.Max(best, threads * flopsPerThread / seconds / 1e9);
         }
-        foreach (Thread w in workers)
-            w.Join();
         GC.KeepAlive(sink);
         return new Result(bits, threads, best);
     }
