@@ -7,11 +7,11 @@ namespace MoeSharp.Cli.Benchmarks;
 
 /// <summary>
 /// The cores' measured float32 FMA throughput: <c>N</c> threads of the host kernels' worker team (the GEMM's own
-/// threads, under whatever affinity the process runs with), each running <see cref="Chains"/> independent fused multiply-add chains held
-/// in vector registers, with no memory operand in the loop. It is the ceiling the GEMM's FMA chains can reach on these
-/// threads at the clock they actually run at, which the nominal formula (cores × GHz × units × lanes × 2) cannot know:
-/// turbo above the nominal clock, a lower clock under 512-bit load on every core, or virtual CPUs that are hyperthreads
-/// sharing one core's FMA units.
+/// threads, under whatever affinity the process runs with), each running <see cref="Chains"/> independent fused
+/// multiply-add chains held in vector registers, with no memory operand in the loop. It is the ceiling the GEMM's FMA
+/// chains can reach on these threads at the clock they actually run at, which the nominal formula (cores × GHz × units
+/// × lanes × 2) cannot know: turbo above the nominal clock, a lower clock under 512-bit load on every core, or virtual
+/// CPUs that are hyperthreads sharing one core's FMA units.
 /// </summary>
 internal static class FmaPeakProbe
 {
