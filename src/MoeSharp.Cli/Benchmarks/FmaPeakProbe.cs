@@ -42,10 +42,11 @@ internal static class FmaPeakProbe
     /// </summary>
     /// <remarks>
     /// Why the team's threads rather than threads of its own: on the GPU machine's 16-vCPU Xeon, a probe of 16 threads
-    /// started and joined for it slowed the product timed right after it (one 256 × 512 × 512 A·B read 507–598 GFLOP/s
-    /// behind it, 971–981 with no probe, 1010–1079 behind a probe on the team; bench/RESULTS-cpu.md, stop 29), though
-    /// 20 warm-up calls ran in between. Twenty milliseconds of sleep after the probe also cured it, so it is transient
-    /// cost of the probe's own threads coming and going, not of the FMA load; on the team no thread comes or goes.
+    /// started and joined for it slowed the product timed right after it (one 256 × 512 × 512 A·B read 507 and 598
+    /// GFLOP/s behind it in two of three rounds, 971–981 with no probe, 1010–1079 behind a probe on the team;
+    /// bench/RESULTS-cpu.md, stop 29), though 20 warm-up calls ran in between. Twenty milliseconds of sleep after the
+    /// probe also cured it, so it is a transient cost of the probe's own threads coming and going, not of the FMA load;
+    /// on the team no thread comes or goes.
     /// </remarks>
     public static Result? Measure(int bits, int threads, int rounds)
     {
