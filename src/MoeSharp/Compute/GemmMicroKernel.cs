@@ -55,11 +55,12 @@ internal static unsafe class GemmMicroKernel
     }
 
     /// <summary>
-    /// Runs the FMA chains of the first <paramref name="rows"/> rows (fewer than <see cref="MR"/>) of a tile whose C
-    /// holds a whole tile of rows (the caller's tile buffer, row stride <paramref name="ldc"/>), like
+    /// Runs the FMA chains of the first <paramref name="rows"/> rows (at most <see cref="MR"/>) of a tile whose C
+    /// holds a whole tile of rows (the caller's tile buffer, or C itself, row stride <paramref name="ldc"/>), like
     /// <see cref="Kernel"/>. At 512 bits up to 8 rows run in groups of 4 (<see cref="Kernel512Rows4"/>), so an edge
     /// panel skips most of its padding rows: 256 rows are 21 whole panels and 4 rows, whose full-tile kernel spent 8
     /// padding rows, 3 % of the product. Rows of a group past <paramref name="rows"/> compute values nobody stores.
+    /// More rows, and every tile at 256 bits, run the whole tile (<see cref="Kernel"/>).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void EdgeKernel(int rows, int depth, float* a, float* b, float* c, long ldc, bool load)

@@ -178,7 +178,7 @@ internal static unsafe partial class HostGemm
         /// spent 23–33 µs packing (bench/RESULTS-cpu.md, stop 27), two thirds of it the A rows that every task of the
         /// same row band packs again.
         /// </summary>
-        public bool ReadsAInPlace { get; } = GemmMicroKernel.Wide;
+        public bool ReadsAInPlace => GemmMicroKernel.Wide;
 
         /// <summary>
         /// The row panels packed (the last ones of the block): all of them, or, when A is read in place, only a last
