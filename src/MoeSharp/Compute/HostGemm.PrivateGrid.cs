@@ -3,17 +3,34 @@ namespace MoeSharp.Compute;
 internal static unsafe partial class HostGemm
 {
     /// <summary>
-    /// The deepest reduction <see cref="RunPrivateGrid"/> packs in one chunk: the layer's D and H of 512 (a task's A
-    /// block of 144 rows is then 288 KiB, its B block of 256 columns 512 KiB, both within its core's L2). Deeper small
-    /// products take the shared pass.
+    /// The deepest reduction <see cref="RunPrivateGrid"/> packs in one chunk: 1024 (the T 8192 layer's D and H). A
+    /// task's B block of 256 columns is then 1 MiB and a packed A block of <see cref="PrivateMaxRows"/> rows 1 MiB,
+    /// together within its core's 2 MiB L2. Deeper products take the shared pass, which packs in chunks.
     /// </summary>
-    private const int MaxPrivateDepth = 512;
+    private const int MaxPrivateDepth = 1024;
 
     /// <summary>
-    /// One small product on many threads (an expert's few hundred rows, cut by <see cref="GemmTaskGrid"/> into about
-    /// one block per thread), each task packing its own block's B columns (and A rows, see
-    /// <see cref="BlockTiles.ReadsAInPlace"/>) over the whole reduction, then computing its tiles; a task that runs out
-    /// of tiles takes the untaken tiles of blocks whose operands are packed.
+    /// The tallest row block the private grid's cost model may choose (22 panels of 12 rows): a packed A block of
+    /// <see cref="MaxPrivateDepth"/> steps stays at 1 MiB. 1024³ on 16 threads then runs as 4 × 4 blocks of
+    /// 264 × 256 in one round, not 8 × 4 blocks of 132 × 256 in two: A·Bᵀ at 1,165–1,247 GFLOP/s against 985–1,156
+    /// on the GPU machine's Xeon (bench/RESULTS-cpu.md, stop 30, call B).
+    /// </summary>
+    private const int PrivateMaxRows = 264;
+
+    /// <summary>
+    /// The widest step stride, in floats (1 KiB), at which a row panel of A is read in place
+    /// (<see cref="BlockTiles.ReadsAInPlace"/>). A transposed A (Aᵀ·B) puts consecutive steps M floats apart. On the
+    /// GPU machine's Xeon at 16 threads (bench/RESULTS-cpu.md, stops 28 and 30), read in place rather than packed:
+    /// M = 256 (1 KiB) ran faster; M = 512 ran 10–17 % slower on 512³, and slower still at K = 1024; M = 1024 (4 KiB,
+    /// every step on a page of its own) at about half the speed on 1024³.
+    /// </summary>
+    private const long MaxInPlaceStepStride = 256;
+
+    /// <summary>
+    /// One product of at most two default blocks per thread (an expert's few hundred rows, or 1024³ on 16 threads),
+    /// cut by <see cref="GemmTaskGrid"/> into about one block per thread, each task packing its own block's B columns
+    /// (and A rows, see <see cref="BlockTiles.ReadsAInPlace"/>) over the whole reduction, then computing its tiles; a
+    /// task that runs out of tiles takes the untaken tiles of blocks whose operands are packed.
     /// </summary>
     /// <remarks>
     /// <para>
@@ -21,6 +38,13 @@ internal static unsafe partial class HostGemm
     /// whichever task claims it first, then read by others, so they move from core to core. On the GPU machine's
     /// 16-vCPU Xeon a task of a 256 × 512 × 512 product spent 49–70 µs packing its share of shared panels and 23–33 µs
     /// packing its whole block alone (bench/RESULTS-cpu.md, stop 27), some rows being packed twice.
+    /// </para>
+    /// <para>
+    /// Why only up to two default blocks per thread: a task packs its block's rows and columns for its block alone, so
+    /// with more blocks per thread the shared pass, which packs each panel once, is ahead. On that Xeon (stop 30,
+    /// calls C and D, A·Bᵀ): 1024³ on 16 threads (two blocks per thread) ran at 1,288–1,330 GFLOP/s on this grid and
+    /// 1,042–1,050 on the shared pass; 4096 × 1024 × 1024 on 16 threads (seven per thread) at 1,061–1,240 and
+    /// 1,175–1,361; 1024³ on 2 threads at 212–258 and 276–285.
     /// </para>
     /// <para>
     /// Why taking tiles: with one block per thread the product ends with its slowest core, which ran its block up to a
@@ -36,12 +60,13 @@ internal static unsafe partial class HostGemm
         int height = Blocks(Blocks(p.M, mr), Blocks(p.M, mc)) * mr;
         int rowBlocks = Blocks(p.M, height),
             columnBlocks = Blocks(p.N, nc);
+        bool readsAInPlace = GemmMicroKernel.Wide && p.ACol <= MaxInPlaceStepStride;
         var blocks = new BlockTiles[rowBlocks * columnBlocks];
         for (int t = 0; t < blocks.Length; t++)
         {
             int i0 = t / columnBlocks * height,
                 j0 = t % columnBlocks * nc;
-            blocks[t] = new BlockTiles(i0, Math.Min(height, p.M - i0), j0, Math.Min(nc, p.N - j0));
+            blocks[t] = new BlockTiles(i0, Math.Min(height, p.M - i0), j0, Math.Min(nc, p.N - j0), readsAInPlace);
         }
         HostWorkerTeam.For(
             blocks.Length,
@@ -151,7 +176,7 @@ internal static unsafe partial class HostGemm
     /// One C block of <see cref="RunPrivateGrid"/>: its extent, its packed operands once its task has packed them, and
     /// which of its tiles are taken and done.
     /// </summary>
-    private sealed class BlockTiles(int i0, int rows, int j0, int columns)
+    private sealed class BlockTiles(int i0, int rows, int j0, int columns, bool readsAInPlace)
     {
         private int _next;
         private int _done;
@@ -174,11 +199,12 @@ internal static unsafe partial class HostGemm
 
         /// <summary>
         /// Whether whole row panels are read where A lies (<see cref="GemmMicroKernel.Kernel512Strided"/>) rather
-        /// than packed: with the 512-bit kernel. On the GPU machine's Xeon the tasks of a 256 × 512 × 512 product
+        /// than packed: with the 512-bit kernel, when A's steps lie at most 1 KiB apart
+        /// (<see cref="MaxInPlaceStepStride"/>). On the GPU machine's Xeon the tasks of a 256 × 512 × 512 product
         /// spent 23–33 µs packing (bench/RESULTS-cpu.md, stop 27), two thirds of it the A rows that every task of the
         /// same row band packs again.
         /// </summary>
-        public bool ReadsAInPlace => GemmMicroKernel.Wide;
+        public bool ReadsAInPlace { get; } = readsAInPlace;
 
         /// <summary>
         /// The row panels packed (the last ones of the block): all of them, or, when A is read in place, only a last

@@ -395,9 +395,10 @@ internal static unsafe partial class HostGemm
     /// two products per thread each product runs whole on one thread. With fewer (16 experts on 16 threads) all their
     /// C blocks are computed in one parallel pass that also packs their operands (<see cref="RunWave"/>), so every
     /// thread stays busy however the rows fall on the experts, and nothing forks per expert; products whose packed
-    /// operands together exceed a thread's kept scratch run in consecutive waves. A single product too small for two
-    /// blocks per thread runs on <see cref="RunPrivateGrid"/> instead. Each element is still its own ascending chain:
-    /// grouping, like blocking and threads, never changes a bit.
+    /// operands together exceed a thread's kept scratch run in consecutive waves. A single product of at most two
+    /// default blocks per thread, at most <see cref="MaxPrivateDepth"/> deep, runs on <see cref="RunPrivateGrid"/>
+    /// instead. Each element is still its own ascending chain: grouping, like blocking and threads, never changes a
+    /// bit.
     /// </summary>
     private static void RunMany(Problem[] problems, bool accumulate, int mc, int nc, int kc, int maxDegreeOfParallelism)
     {
@@ -451,12 +452,14 @@ internal static unsafe partial class HostGemm
             !sequential
             && work.Count == 1
             && work[0].K <= MaxPrivateDepth
-            && TotalBlocks(work, mc, nc) < 2 * maxDegreeOfParallelism
+            && TotalBlocks(work, mc, nc) <= 2 * maxDegreeOfParallelism
         )
         {
-            // One small product (an expert's few hundred rows on many threads): a grid of blocks that pack their own
-            // operands, rather than narrow blocks that share packed panels (HostGemm.PrivateGrid.cs).
-            (mc, nc) = GemmTaskGrid.Choose(work[0].M, work[0].N, maxDegreeOfParallelism, mc, nc);
+            // One product of at most two default blocks per thread (an expert's few hundred rows, or 1024³, on many
+            // threads): a grid of blocks that pack their own operands, rather than blocks that share packed panels
+            // (HostGemm.PrivateGrid.cs). An explicit row blocking (tests) bounds the grid's rows.
+            int maxRows = mc == DefaultMC ? PrivateMaxRows : mc;
+            (mc, nc) = GemmTaskGrid.Choose(work[0].M, work[0].N, maxDegreeOfParallelism, maxRows, nc);
             RunPrivateGrid(work[0], accumulate, mc, nc, maxDegreeOfParallelism);
             return;
         }

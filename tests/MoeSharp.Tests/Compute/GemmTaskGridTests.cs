@@ -39,11 +39,24 @@ public sealed class GemmTaskGridTests
         Assert.Equal((132, 64), GemmTaskGrid.Choose(256, 512, 16, 144, 256));
     }
 
+    [Fact]
+    public void A_1024_cubed_product_on_16_threads_runs_in_one_round_of_tall_blocks()
+    {
+        // With row blocks of up to 22 panels (HostGemm's private grid), 4 × 4 blocks of 264 × 256 rather than two
+        // rounds of 8 × 4 blocks of 132 × 256; the small expert keeps its 2 × 8 blocks of 132 × 64.
+        if (GemmMicroKernel.MR != 12 || GemmMicroKernel.NR != 32)
+            return;
+        Assert.Equal((264, 256), GemmTaskGrid.Choose(1024, 1024, 16, 264, 256));
+        Assert.Equal((132, 64), GemmTaskGrid.Choose(256, 512, 16, 264, 256));
+    }
+
     [Theory]
     [InlineData(256, 512, 512)]
     [InlineData(100, 200, 400)]
     [InlineData(40, 1000, 70)]
     [InlineData(13, 45, 7)]
+    [InlineData(264, 512, 1000)] // deeper than 512: one chunk of 1000 steps per block
+    [InlineData(1030, 64, 600)] // Aᵀ·B's A steps 4 KiB apart: packed, not read in place (4 threads and more)
     public void A_lone_product_on_many_threads_is_bitwise_the_one_thread_product(int m, int n, int k)
     {
         var random = new Random(m + n + k);
