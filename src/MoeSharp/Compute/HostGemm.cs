@@ -394,11 +394,11 @@ internal static unsafe partial class HostGemm
     /// The blocked driver for several independent products at once (a grouped call: one per expert). With at least
     /// two products per thread each product runs whole on one thread. With fewer (16 experts on 16 threads) all their
     /// C blocks are computed in one parallel pass that also packs their operands (<see cref="RunWave"/>), so every
-    /// thread stays busy however the rows fall on the experts, and nothing forks per expert; products whose packed
-    /// operands together exceed a thread's kept scratch run in consecutive waves. A single product of at most two
-    /// default blocks per thread, at most <see cref="MaxPrivateDepth"/> deep, runs on <see cref="RunPrivateGrid"/>
-    /// instead. Each element is still its own ascending chain: grouping, like blocking and threads, never changes a
-    /// bit.
+    /// thread stays busy however the rows fall on the experts, and nothing forks per expert. Products whose packed
+    /// operands together exceed a thread's kept scratch run in consecutive waves of that pass, or, when none is deeper
+    /// than <see cref="MaxPrivateDepth"/>, on <see cref="RunPrivateGrid"/> instead; so does a single product of at most
+    /// two default blocks per thread and at most that deep. Each element is still its own ascending chain: grouping,
+    /// like blocking and threads, never changes a bit.
     /// </summary>
     private static void RunMany(Problem[] problems, bool accumulate, int mc, int nc, int kc, int maxDegreeOfParallelism)
     {
@@ -458,9 +458,26 @@ internal static unsafe partial class HostGemm
             // One product of at most two default blocks per thread (an expert's few hundred rows, or 1024³, on many
             // threads): a grid of blocks that pack their own operands, rather than blocks that share packed panels
             // (HostGemm.PrivateGrid.cs). An explicit row blocking (tests) bounds the grid's rows.
-            int maxRows = mc == DefaultMC ? PrivateMaxRows : mc;
-            (mc, nc) = GemmTaskGrid.Choose(work[0].M, work[0].N, maxDegreeOfParallelism, maxRows, nc);
-            RunPrivateGrid(work[0], accumulate, mc, nc, maxDegreeOfParallelism);
+            RunPrivateGrid([work[0]], accumulate, mc == DefaultMC ? PrivateMaxRows : mc, nc, maxDegreeOfParallelism);
+            return;
+        }
+        if (
+            !sequential
+            && work.Count > 1
+            && work.TrueForAll(p => p.K <= MaxPrivateDepth)
+            && work.Sum(p => PackedFloats(p, nc)) > KeptFloats
+        )
+        {
+            // Several products whose packed operands would not fit one wave of the shared pass (16 experts of 1024 ×
+            // 1024 × 1024: eight waves, each forking, packing and joining, its tasks waiting at the start for panels
+            // that others pack): one pass of private blocks over all of them (HostGemm.PrivateGrid.cs).
+            RunPrivateGrid(
+                work.ToArray(),
+                accumulate,
+                mc == DefaultMC ? PrivateMaxRows : mc,
+                nc,
+                maxDegreeOfParallelism
+            );
             return;
         }
         if (!sequential)

@@ -113,8 +113,21 @@ public sealed class HostGroupedGemmTests
     [Fact]
     public void Groups_whose_packed_panels_exceed_the_kept_scratch_run_in_waves_with_the_same_bits()
     {
-        // Five groups of 1024 x 1024 weights pack 20 MiB of B, more than a thread keeps: at least two waves.
-        CheckAllThree([3, 0, 17, 9, 12], 1024, 1024, 7, 3);
+        // Four groups of 1024 x 1100 weights pack 17 MiB of B, more than a thread keeps, 1100 steps deep (past the
+        // private grid): at least two waves of the shared pass.
+        CheckAllThree([3, 0, 17, 9, 12], 1024, 1100, 7, 3);
+    }
+
+    [Theory]
+    [InlineData(3)]
+    [InlineData(5)]
+    public void Groups_too_large_for_one_wave_but_at_most_1024_deep_take_the_private_grid_with_the_same_bits(
+        int threads
+    )
+    {
+        // 1024 x 1024 weights, 1024 steps deep, for A·Bᵀ and A·B; Aᵀ·B reduces over 550-610 rows with A's steps 4 KiB
+        // apart (packed, not read in place). Every product's packed panels together exceed the kept scratch.
+        CheckAllThree([600, 0, 580, 610, 550], 1024, 1024, threads, threads);
     }
 
     [Theory]
