@@ -1,23 +1,25 @@
 namespace MoeSharp.Compute;
 
 /// <summary>
-/// How one product too small for two default blocks per thread (an expert's few hundred rows on many threads) is cut
+/// How a product of <c>HostGemm</c>'s private grid (one of at most two default blocks per thread, such as an expert's
+/// few hundred rows on many threads, or each of several experts too large for one wave of the shared pass) is cut
 /// into C blocks, one task each: the grid of row and column blocks that a simple cost model says finishes first.
 /// </summary>
 /// <remarks>
 /// <para>
 /// Each task of such a product packs its own B columns and reads its A rows where they lie, or packs them too without
-/// AVX-512 (<c>HostGemm.RunPrivateGrid</c> says why), so a task's time grows with its block's area (the multiply-adds)
-/// and with its block's height plus width (the operand rows and columns it reads and packs). Narrow blocks balance well
-/// but pack much for little work: 44 blocks of 24 × 128 for a 256 × 512 product on 16 threads move 152 operand lines
-/// for 3,072 outputs each, 16 blocks of 132 × 64 move 196 for 8,448. The model weighs one operand line against
-/// <see cref="ReadWeight"/> outputs, and blocks run in rounds of as many as there are threads.
+/// AVX-512 or when A's steps lie far apart (<c>HostGemm.RunPrivateGrid</c> says why), so a task's time grows with its
+/// block's area (the multiply-adds) and with its block's height plus width (the operand rows and columns it reads and
+/// packs). Narrow blocks balance well but pack much for little work: 44 blocks of 24 × 128 for a 256 × 512 product on
+/// 16 threads move 152 operand lines for 3,072 outputs each, 16 blocks of 132 × 64 move 196 for 8,448. The model
+/// weighs one operand line against <see cref="ReadWeight"/> outputs, and blocks run in rounds of as many as there are
+/// threads.
 /// </para>
 /// <para>
 /// Row blocks are whole micro-panels of <see cref="GemmMicroKernel.MR"/> rows, column blocks whole panels of
-/// <see cref="GemmMicroKernel.NR"/> columns, and neither grows past the default block, so a task's A block and B
-/// micro-panels stay in its core's caches as they do for large products. The grid only decides who computes which
-/// elements: every element is still its own ascending chain.
+/// <see cref="GemmMicroKernel.NR"/> columns, and neither grows past the caller's maxima (the default block, or 264 rows
+/// for the private grid), so a task's A block and B micro-panels stay in its core's caches as they do for large
+/// products. The grid only decides who computes which elements: every element is still its own ascending chain.
 /// </para>
 /// </remarks>
 internal static class GemmTaskGrid
