@@ -113,8 +113,8 @@ public sealed class HostGroupedGemmTests
     [Fact]
     public void Groups_whose_packed_panels_exceed_the_kept_scratch_run_in_waves_with_the_same_bits()
     {
-        // Four groups of 1024 x 1100 weights pack 17 MiB of B, more than a thread keeps, 1100 steps deep (past the
-        // private grid): at least two waves of the shared pass.
+        // Four groups of 1024 x 1100 weights pack 17 MiB of B, more than a thread keeps: A·Bᵀ, 1100 steps deep (past
+        // the private grid), runs in at least two waves of the shared pass (A·B, 1024 deep, takes the private grid).
         CheckAllThree([3, 0, 17, 9, 12], 1024, 1100, 7, 3);
     }
 
