@@ -450,27 +450,20 @@ internal static unsafe partial class HostGemm
         }
         if (
             !sequential
-            && work.Count == 1
-            && work[0].K <= MaxPrivateDepth
-            && TotalBlocks(work, mc, nc) <= 2 * maxDegreeOfParallelism
-        )
-        {
-            // One product of at most two default blocks per thread (an expert's few hundred rows, or 1024³, on many
-            // threads): a grid of blocks that pack their own operands, rather than blocks that share packed panels
-            // (HostGemm.PrivateGrid.cs). An explicit row blocking (tests) bounds the grid's rows.
-            RunPrivateGrid([work[0]], accumulate, mc == DefaultMC ? PrivateMaxRows : mc, nc, maxDegreeOfParallelism);
-            return;
-        }
-        if (
-            !sequential
-            && work.Count > 1
             && work.TrueForAll(p => p.K <= MaxPrivateDepth)
-            && work.Sum(p => PackedFloats(p, nc)) > KeptFloats
+            && (
+                work.Count == 1
+                    ? TotalBlocks(work, mc, nc) <= 2 * maxDegreeOfParallelism
+                    : work.Sum(p => PackedFloats(p, nc)) > KeptFloats
+            )
         )
         {
-            // Several products whose packed operands would not fit one wave of the shared pass (16 experts of 1024 ×
-            // 1024 × 1024: eight waves, each forking, packing and joining, its tasks waiting at the start for panels
-            // that others pack): one pass of private blocks over all of them (HostGemm.PrivateGrid.cs).
+            // A grid of blocks that pack their own operands, rather than blocks that share packed panels
+            // (HostGemm.PrivateGrid.cs), for one product of at most two default blocks per thread (an expert's few
+            // hundred rows, or 1024³, on many threads), or for several whose packed operands would not fit one wave of
+            // the shared pass (16 experts of 1024 × 1024 × 1024: eight waves, each forking, packing and joining, its
+            // tasks waiting at the start for panels that others pack). An explicit row blocking (tests) bounds the
+            // grid's rows.
             RunPrivateGrid(
                 work.ToArray(),
                 accumulate,
