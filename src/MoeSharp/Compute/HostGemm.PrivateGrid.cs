@@ -28,7 +28,8 @@ internal static unsafe partial class HostGemm
 
     /// <summary>
     /// One product of at most two default blocks per thread (an expert's few hundred rows, or 1024³ on 16 threads),
-    /// or several products too large for one wave of the shared pass (16 experts of 1024 × 1024 × 1024), each cut by
+    /// or several products too large for one wave of the shared pass with few blocks per thread a wave (16 experts of
+    /// 1024 × 1024 × 1024 on 16 threads; <see cref="TakesPrivateGrid"/>), each cut by
     /// <see cref="GemmTaskGrid"/> as if it had its share of the threads (one product: about one block per thread),
     /// each task packing its own block's B columns (and A rows, see <see cref="BlockTiles.ReadsAInPlace"/>) over the
     /// whole reduction, then computing its tiles; once no block is left to start, a task that runs out of tiles takes
@@ -49,11 +50,13 @@ internal static unsafe partial class HostGemm
     /// 1,175–1,361; 1024³ on 2 threads at 212–258 and 276–285.
     /// </para>
     /// <para>
-    /// Why several products only past one wave: the shared pass then forks, packs and joins once per wave, and every
-    /// wave's tasks start by waiting for panels that others pack. 16 experts of 1024 × 1024 × 1024 on 16 threads (eight
-    /// waves) ran at 1,100–1,338 GFLOP/s (A·Bᵀ) here against 928–983 on the shared pass, and the T 8192 layer step
-    /// took 281–316 ms against 305–337; 16 experts of 256 × 512 × 512 (one wave) ran no faster here, and their Aᵀ·B
-    /// 15 % slower (stop 30, call F).
+    /// Why several products only past one wave, and only with few blocks per thread a wave: the shared pass then
+    /// forks, packs and joins once per wave, and every wave's tasks start by waiting for panels that others pack. 16
+    /// experts of 1024 × 1024 × 1024 on 16 threads (eight waves) ran at 1,100–1,338 GFLOP/s (A·Bᵀ) here against
+    /// 928–983 on the shared pass, and the T 8192 layer step took 281–316 ms against 305–337; 16 experts of
+    /// 256 × 512 × 512 (one wave) ran no faster here, and their Aᵀ·B 15 % slower (stop 30, call F). Two experts of
+    /// 1024³ on 2 threads (about 32 blocks per thread a wave) ran 7–26 % slower here than on the shared pass on the
+    /// dev machine's Zen 4, and mostly slower on the Xeon (stop 31, call E).
     /// </para>
     /// <para>
     /// Why taking tiles: with one block per thread the product ends with its slowest core, which ran its block up to a

@@ -395,10 +395,10 @@ internal static unsafe partial class HostGemm
     /// two products per thread each product runs whole on one thread. With fewer (16 experts on 16 threads) all their
     /// C blocks are computed in one parallel pass that also packs their operands (<see cref="RunWave"/>), so every
     /// thread stays busy however the rows fall on the experts, and nothing forks per expert. Products whose packed
-    /// operands together exceed a thread's kept scratch run in consecutive waves of that pass, or, when none is deeper
-    /// than <see cref="MaxPrivateDepth"/>, on <see cref="RunPrivateGrid"/> instead; so does a single product of at most
-    /// two default blocks per thread and at most that deep. Each element is still its own ascending chain: grouping,
-    /// like blocking and threads, never changes a bit.
+    /// operands together exceed a thread's kept scratch run in consecutive waves of that pass, or on
+    /// <see cref="RunPrivateGrid"/> instead when <see cref="TakesPrivateGrid"/> says so, as does a single product of at
+    /// most two default blocks per thread. Each element is still its own ascending chain: grouping, like blocking and
+    /// threads, never changes a bit.
     /// </summary>
     private static void RunMany(Problem[] problems, bool accumulate, int mc, int nc, int kc, int maxDegreeOfParallelism)
     {
@@ -448,22 +448,10 @@ internal static unsafe partial class HostGemm
             // MaxSequentialNC columns that still sits in L2 beside the A block. An explicit blocking (tests) is kept.
             nc = Math.Max(nc, Math.Min(MaxSequentialNC, Blocks(work[0].N, nr) * nr));
         }
-        if (
-            !sequential
-            && work.TrueForAll(p => p.K <= MaxPrivateDepth)
-            && (
-                work.Count == 1
-                    ? TotalBlocks(work, mc, nc) <= 2 * maxDegreeOfParallelism
-                    : work.Sum(p => PackedFloats(p, nc)) > KeptFloats
-            )
-        )
+        if (!sequential && TakesPrivateGrid(work, mc, nc, maxDegreeOfParallelism))
         {
             // A grid of blocks that pack their own operands, rather than blocks that share packed panels
-            // (HostGemm.PrivateGrid.cs), for one product of at most two default blocks per thread (an expert's few
-            // hundred rows, or 1024³, on many threads), or for several whose packed operands would not fit one wave of
-            // the shared pass (16 experts of 1024 × 1024 × 1024: eight waves, each forking, packing and joining, its
-            // tasks waiting at the start for panels that others pack). An explicit row blocking (tests) bounds the
-            // grid's rows.
+            // (HostGemm.PrivateGrid.cs). An explicit row blocking (tests) bounds the grid's rows.
             RunPrivateGrid(
                 work.ToArray(),
                 accumulate,
@@ -613,6 +601,42 @@ internal static unsafe partial class HostGemm
     /// and at 540–705 with this rule (bench/RESULTS-cpu.md, stop 25).
     /// </summary>
     private static int PanelsPerPacking(int sharers, int threads) => threads == 1 || sharers <= 2 ? int.MaxValue : 1;
+
+    /// <summary>
+    /// Whether products run on <see cref="RunPrivateGrid"/> rather than the shared pass: when none is deeper than
+    /// <see cref="MaxPrivateDepth"/>, and either one product has at most two default blocks per thread (an expert's
+    /// few hundred rows, or 1024³, on many threads), or several have packed operands that would not fit one wave of
+    /// the shared pass while a wave would give each thread at most <see cref="MaxPrivateWaveBlocksPerThread"/> blocks.
+    /// </summary>
+    /// <remarks>
+    /// With several products the shared pass forks, packs and joins once per wave, and each wave's tasks start by
+    /// waiting for panels that others pack; the private grid packs each block's rows and columns for that block alone.
+    /// The first pays when each thread has few blocks a wave (16 experts of 1024³ on 16 threads: eight waves of about
+    /// four blocks per thread), the second when each has many (two experts of 1024³ on 2 threads: about 32).
+    /// </remarks>
+    private static bool TakesPrivateGrid(List<Problem> work, int mc, int nc, int threads)
+    {
+        if (!work.TrueForAll(p => p.K <= MaxPrivateDepth))
+            return false;
+        if (work.Count == 1)
+            return TotalBlocks(work, mc, nc) <= 2 * threads;
+        long packed = work.Sum(p => PackedFloats(p, nc));
+        if (packed <= KeptFloats)
+            return false;
+        // A wave holds about KeptFloats / packed of the blocks.
+        double blocksPerThreadPerWave = (double)TotalBlocks(work, mc, nc) * KeptFloats / packed / threads;
+        return blocksPerThreadPerWave <= MaxPrivateWaveBlocksPerThread;
+    }
+
+    /// <summary>
+    /// The most default blocks per thread in one wave of the shared pass at which several products take
+    /// <see cref="RunPrivateGrid"/>. Measured: with about 4 (16 experts of 1024³ on 16 threads) the private grid ran
+    /// at 1,100–1,338 GFLOP/s against 928–983 on the shared pass on the GPU machine's Xeon (bench/RESULTS-cpu.md,
+    /// stop 30, call F); with about 32 (two or three experts of 1024³ on 2 threads) the shared pass ran 1.07–1.36× as
+    /// fast on the dev machine's Zen 4 and mostly ahead on the Xeon (stop 31, call E). 8 lies between, with room for
+    /// the layer's uneven rows around the first.
+    /// </summary>
+    private const double MaxPrivateWaveBlocksPerThread = 8;
 
     /// <summary>Floats of packing buffer a thread keeps between calls.</summary>
     private static long KeptFloats => GemmScratch.MaxKeptBytes / sizeof(float);

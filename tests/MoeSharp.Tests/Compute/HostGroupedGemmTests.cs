@@ -119,14 +119,16 @@ public sealed class HostGroupedGemmTests
     }
 
     [Theory]
-    [InlineData(3)]
-    [InlineData(5)]
+    [InlineData(8)]
+    [InlineData(16)]
     public void Groups_too_large_for_one_wave_but_at_most_1024_deep_take_the_private_grid_with_the_same_bits(
         int threads
     )
     {
         // 1024 x 1024 weights, 1024 steps deep, for A·Bᵀ and A·B; Aᵀ·B reduces over 550-610 rows with A's steps 4 KiB
-        // apart (packed, not read in place). Every product's packed panels together exceed the kept scratch.
+        // apart (packed, not read in place). Every product's packed panels together exceed the kept scratch. A wave of
+        // the shared pass would hold about 48 blocks of A·Bᵀ or A·B (6 per thread on 8, 3 on 16: the private grid) and
+        // about 109 of Aᵀ·B (14 per thread on 8: the shared pass; 7 on 16: the private grid).
         CheckAllThree([600, 0, 580, 610, 550], 1024, 1024, threads, threads);
     }
 
