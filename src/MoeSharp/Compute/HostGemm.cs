@@ -611,8 +611,9 @@ internal static unsafe partial class HostGemm
     /// <remarks>
     /// With several products the shared pass forks, packs and joins once per wave, and each wave's tasks start by
     /// waiting for panels that others pack; the private grid packs each block's rows and columns for that block alone.
-    /// The first pays when each thread has few blocks a wave (16 experts of 1024³ on 16 threads: eight waves of about
-    /// four blocks per thread), the second when each has many (two experts of 1024³ on 2 threads: about 32).
+    /// The private grid is ahead when each thread has few blocks a wave (16 experts of 1024³ on 16 threads: eight waves
+    /// of about four blocks per thread), the shared pass when each has many (two experts of 1024³ on 2 threads: about
+    /// 32).
     /// </remarks>
     private static bool TakesPrivateGrid(List<Problem> work, int mc, int nc, int threads)
     {
