@@ -68,6 +68,12 @@ def pct(value, peak) -> str:
     return f"{value / peak:.0%}" if (value is not None and peak) else "–"
 
 
+def each_round(rows: list, row: dict) -> str:
+    """Every round's share of its own adjacent peak for row's (shape, product), in round order: "75 / 77 / 56"."""
+    same = [r for r in rows if r.get("what") == "gemm" and r.get("shape") == row["shape"] and r.get("product") == row["product"]]
+    return " / ".join(pct(r["gflops"], r.get("adjacentPeakGflops")).rstrip("%") for r in same) + " %"
+
+
 def dispatch_combine(records):
     """(dispatch + combine ms, fraction of copy) from `moe bench --json`: the moesharp-metrics/1 records (one per
     kind: dispatch_combine, copy) or the older single object (dispatchMs, combineMs, fractionOfCopy)."""
@@ -162,16 +168,20 @@ def main() -> int:
                 mine = median_rows([r for r in out if r.get("what") == "gemm"])
                 theirs = median_rows(theirs)
                 probes = [r for r in out if r.get("what") == "fma-peak"]
+                # Every round's share of its own adjacent peak, so that a row's spread shows beside its median round.
+                spread = a.gemm_rounds > 1
                 rows = ["| shape | product | MoeSharp GFLOP/s | of nominal peak | of measured peak | of adjacent peak "
-                        "| PyTorch GFLOP/s | PyTorch of nominal | PyTorch of measured | MoeSharp / PyTorch |",
-                        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                        + ("| of adjacent, each round " if spread else "")
+                        + "| PyTorch GFLOP/s | PyTorch of nominal | PyTorch of measured | MoeSharp / PyTorch |",
+                        "|---|---|---:|---:|---:|---:|" + ("---:|" if spread else "") + "---:|---:|---:|---:|"]
                 for m in mine:
                     t = next((t for t in theirs if t["shape"] == m["shape"] and t["product"] == m["product"]), None)
                     # The peer's fraction of the same peaks shows how far each peak is from what these cores deliver.
                     nom, meas = m.get("peakGflops"), m.get("measuredPeakGflops")
                     rows.append(f"| {m['shape']} | {m['product']} | {m['gflops']:.1f} | {m['fractionOfPeak']:.0%} | "
                                 f"{pct(m['gflops'], meas)} | {pct(m['gflops'], m.get('adjacentPeakGflops'))} | "
-                                f"{fmt(t['gflops'] if t else None)} | "
+                                + (f"{each_round(out, m)} | " if spread else "")
+                                + f"{fmt(t['gflops'] if t else None)} | "
                                 f"{pct(t['gflops'] if t else None, nom)} | {pct(t['gflops'] if t else None, meas)} | "
                                 f"{fmt(m['gflops'] / t['gflops'] if t else None, 'x')} |")
                 nominal = mine[0]["peakGflops"] if mine else float("nan")
