@@ -54,13 +54,18 @@ def fmt(value, suffix: str = "") -> str:
     return f"{value:.2f}{suffix}" if suffix else f"{value:.1f}"
 
 
-def median_rows(rows: list) -> list:
-    """One row per (shape, product) in first-seen order: the round whose GFLOP/s is the median of that row's rounds (the
-    lower middle one of an even count), so its peaks and fractions stay those measured with it."""
+def rounds_by_row(rows: list) -> dict:
+    """Each (shape, product)'s records, in first-seen order of the rows and round order within each."""
     groups: dict = {}
     for r in rows:
         groups.setdefault((r.get("shape"), r.get("product")), []).append(r)
-    return [sorted(g, key=lambda r: r["gflops"])[(len(g) - 1) // 2] for g in groups.values()]
+    return groups
+
+
+def median_rows(rows: list) -> list:
+    """One row per (shape, product) in first-seen order: the round whose GFLOP/s is the median of that row's rounds (the
+    lower middle one of an even count), so its peaks and fractions stay those measured with it."""
+    return [sorted(g, key=lambda r: r["gflops"])[(len(g) - 1) // 2] for g in rounds_by_row(rows).values()]
 
 
 def pct(value, peak) -> str:
@@ -68,10 +73,9 @@ def pct(value, peak) -> str:
     return f"{value / peak:.0%}" if (value is not None and peak) else "–"
 
 
-def each_round(rows: list, row: dict) -> str:
-    """Every round's share of its own adjacent peak for row's (shape, product), in round order: "75 / 77 / 56"."""
-    same = [r for r in rows if r.get("what") == "gemm" and r.get("shape") == row["shape"] and r.get("product") == row["product"]]
-    return " / ".join(pct(r["gflops"], r.get("adjacentPeakGflops")).rstrip("%") for r in same) + " %"
+def each_round(rounds: list) -> str:
+    """Every round's share of its own adjacent peak, in round order: "75 / 77 / 56 %"."""
+    return " / ".join(pct(r["gflops"], r.get("adjacentPeakGflops")).rstrip("%") for r in rounds) + " %"
 
 
 def dispatch_combine(records):
@@ -165,7 +169,8 @@ def main() -> int:
                                                env, a.timeout, log)), peer="moesharp", round=rnd)
                     theirs += keep(json_lines(run(py + ["gemm", "--threads", str(n), "--warmup", str(a.gemm_warmup),
                                                         "--iters", str(a.gemm_repeats)], env, a.timeout, log)), round=rnd)
-                mine = median_rows([r for r in out if r.get("what") == "gemm"])
+                gemm = [r for r in out if r.get("what") == "gemm"]
+                mine, my_rounds = median_rows(gemm), rounds_by_row(gemm)
                 theirs = median_rows(theirs)
                 probes = [r for r in out if r.get("what") == "fma-peak"]
                 # Every round's share of its own adjacent peak, so that a row's spread shows beside its median round.
@@ -180,7 +185,7 @@ def main() -> int:
                     nom, meas = m.get("peakGflops"), m.get("measuredPeakGflops")
                     rows.append(f"| {m['shape']} | {m['product']} | {m['gflops']:.1f} | {m['fractionOfPeak']:.0%} | "
                                 f"{pct(m['gflops'], meas)} | {pct(m['gflops'], m.get('adjacentPeakGflops'))} | "
-                                + (f"{each_round(out, m)} | " if spread else "")
+                                + (f"{each_round(my_rounds[(m['shape'], m['product'])])} | " if spread else "")
                                 + f"{fmt(t['gflops'] if t else None)} | "
                                 f"{pct(t['gflops'] if t else None, nom)} | {pct(t['gflops'] if t else None, meas)} | "
                                 f"{fmt(m['gflops'] / t['gflops'] if t else None, 'x')} |")
