@@ -78,6 +78,14 @@ def each_round(rounds: list) -> str:
     return " / ".join(pct(r["gflops"], r.get("adjacentPeakGflops")).rstrip("%") for r in rounds) + " %"
 
 
+def median_share(rounds: list) -> str:
+    """The median of the rounds' shares of their own adjacent peaks (the lower middle one of an even count): each share
+    pairs a product with the peak of its own moment, so on cores whose speed moves between rounds this is the typical
+    fraction, where the median round's share is the fraction of whichever round ran at the typical speed."""
+    shares = sorted(r["gflops"] / r["adjacentPeakGflops"] for r in rounds if r.get("adjacentPeakGflops"))
+    return f"{shares[(len(shares) - 1) // 2]:.0%}" if shares else "–"
+
+
 def dispatch_combine(records):
     """(dispatch + combine ms, fraction of copy) from `moe bench --json`: the moesharp-metrics/1 records (one per
     kind: dispatch_combine, copy) or the older single object (dispatchMs, combineMs, fractionOfCopy)."""
@@ -173,19 +181,20 @@ def main() -> int:
                 mine, my_rounds = median_rows(gemm), rounds_by_row(gemm)
                 theirs = median_rows(theirs)
                 probes = [r for r in out if r.get("what") == "fma-peak"]
-                # Every round's share of its own adjacent peak, so that a row's spread shows beside its median round.
+                # Every round's share of its own adjacent peak, and their median, so that a row's spread shows beside its median round.
                 spread = a.gemm_rounds > 1
                 rows = ["| shape | product | MoeSharp GFLOP/s | of nominal peak | of measured peak | of adjacent peak "
-                        + ("| of adjacent, each round " if spread else "")
+                        + ("| of adjacent, each round | of adjacent, median of the rounds " if spread else "")
                         + "| PyTorch GFLOP/s | PyTorch of nominal | PyTorch of measured | MoeSharp / PyTorch |",
-                        "|---|---|---:|---:|---:|---:|" + ("---:|" if spread else "") + "---:|---:|---:|---:|"]
+                        "|---|---|---:|---:|---:|---:|" + ("---:|---:|" if spread else "") + "---:|---:|---:|---:|"]
                 for m in mine:
                     t = next((t for t in theirs if t["shape"] == m["shape"] and t["product"] == m["product"]), None)
                     # The peer's fraction of the same peaks shows how far each peak is from what these cores deliver.
                     nom, meas = m.get("peakGflops"), m.get("measuredPeakGflops")
                     rows.append(f"| {m['shape']} | {m['product']} | {m['gflops']:.1f} | {m['fractionOfPeak']:.0%} | "
                                 f"{pct(m['gflops'], meas)} | {pct(m['gflops'], m.get('adjacentPeakGflops'))} | "
-                                + (f"{each_round(my_rounds[(m['shape'], m['product'])])} | " if spread else "")
+                                + (f"{each_round(my_rounds[(m['shape'], m['product'])])} | "
+                                   f"{median_share(my_rounds[(m['shape'], m['product'])])} | " if spread else "")
                                 + f"{fmt(t['gflops'] if t else None)} | "
                                 f"{pct(t['gflops'] if t else None, nom)} | {pct(t['gflops'] if t else None, meas)} | "
                                 f"{fmt(m['gflops'] / t['gflops'] if t else None, 'x')} |")
