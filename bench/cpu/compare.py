@@ -113,7 +113,8 @@ def main() -> int:
     ap.add_argument("--fma-lanes", type=int, default=8, help="float32 lanes per FMA unit for the peak (bench-cpu --fma-lanes)")
     ap.add_argument("--gemm-rounds", type=int, default=1,
                     help="GEMM: alternate MoeSharp's and PyTorch's runs this many times; rows give each side's median GFLOP/s "
-                         "over the rounds (the VM's clock drifts between processes)")
+                         "over the rounds (the VM's clock drifts between processes), and MoeSharp's rows every round's "
+                         "share of its adjacent peak and the median of those shares")
     ap.add_argument("--gemm-warmup", type=int, default=20,
                     help="GEMM: untimed calls of each product first, both peers (a few leave a product on 16 threads "
                          "short of its steady rate: bench/RESULTS-cpu.md, stop 26)")
@@ -181,7 +182,8 @@ def main() -> int:
                 mine, my_rounds = median_rows(gemm), rounds_by_row(gemm)
                 theirs = median_rows(theirs)
                 probes = [r for r in out if r.get("what") == "fma-peak"]
-                # Every round's share of its own adjacent peak, and their median, so that a row's spread shows beside its median round.
+                # Every round's share of its own adjacent peak, and their median, so that a row's spread shows beside
+                # its median round.
                 spread = a.gemm_rounds > 1
                 rows = ["| shape | product | MoeSharp GFLOP/s | of nominal peak | of measured peak | of adjacent peak "
                         + ("| of adjacent, each round | of adjacent, median of the rounds " if spread else "")
