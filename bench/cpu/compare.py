@@ -62,10 +62,15 @@ def rounds_by_row(rows: list) -> dict:
     return groups
 
 
-def median_rows(rows: list) -> list:
-    """One row per (shape, product) in first-seen order: the round whose GFLOP/s is the median of that row's rounds (the
-    lower middle one of an even count), so its peaks and fractions stay those measured with it."""
-    return [sorted(g, key=lambda r: r["gflops"])[(len(g) - 1) // 2] for g in rounds_by_row(rows).values()]
+def lower_median(values: list, key=None):
+    """The middle one of values in key order (the lower middle one of an even count): always one of the values."""
+    return sorted(values, key=key)[(len(values) - 1) // 2]
+
+
+def median_rows(groups: dict) -> list:
+    """One row per (shape, product) of rounds_by_row's groups, in their order: the round whose GFLOP/s is the median of
+    that row's rounds, so its peaks and fractions stay those measured with it."""
+    return [lower_median(g, key=lambda r: r["gflops"]) for g in groups.values()]
 
 
 def pct(value, peak) -> str:
@@ -79,11 +84,11 @@ def each_round(rounds: list) -> str:
 
 
 def median_share(rounds: list) -> str:
-    """The median of the rounds' shares of their own adjacent peaks (the lower middle one of an even count): each share
-    pairs a product with the peak of its own moment, so on cores whose speed moves between rounds this is the typical
-    fraction, where the median round's share is the fraction of whichever round ran at the typical speed."""
-    shares = sorted(r["gflops"] / r["adjacentPeakGflops"] for r in rounds if r.get("adjacentPeakGflops"))
-    return f"{shares[(len(shares) - 1) // 2]:.0%}" if shares else "–"
+    """The median of the rounds' shares of their own adjacent peaks (lower_median): each share pairs a product with the
+    peak of its own moment, so on cores whose speed moves between rounds this is the typical fraction, where the median
+    round's share is the fraction of whichever round ran at the typical speed."""
+    shares = [r["gflops"] / r["adjacentPeakGflops"] for r in rounds if r.get("adjacentPeakGflops")]
+    return f"{lower_median(shares):.0%}" if shares else "–"
 
 
 def dispatch_combine(records):
@@ -178,9 +183,9 @@ def main() -> int:
                                                env, a.timeout, log)), peer="moesharp", round=rnd)
                     theirs += keep(json_lines(run(py + ["gemm", "--threads", str(n), "--warmup", str(a.gemm_warmup),
                                                         "--iters", str(a.gemm_repeats)], env, a.timeout, log)), round=rnd)
-                gemm = [r for r in out if r.get("what") == "gemm"]
-                mine, my_rounds = median_rows(gemm), rounds_by_row(gemm)
-                theirs = median_rows(theirs)
+                my_rounds = rounds_by_row([r for r in out if r.get("what") == "gemm"])
+                mine = median_rows(my_rounds)
+                theirs = median_rows(rounds_by_row(theirs))
                 probes = [r for r in out if r.get("what") == "fma-peak"]
                 # Every round's share of its own adjacent peak, and their median, so that a row's spread shows beside
                 # its median round.
@@ -193,10 +198,10 @@ def main() -> int:
                     t = next((t for t in theirs if t["shape"] == m["shape"] and t["product"] == m["product"]), None)
                     # The peer's fraction of the same peaks shows how far each peak is from what these cores deliver.
                     nom, meas = m.get("peakGflops"), m.get("measuredPeakGflops")
+                    row_rounds = my_rounds[(m["shape"], m["product"])]
                     rows.append(f"| {m['shape']} | {m['product']} | {m['gflops']:.1f} | {m['fractionOfPeak']:.0%} | "
                                 f"{pct(m['gflops'], meas)} | {pct(m['gflops'], m.get('adjacentPeakGflops'))} | "
-                                + (f"{each_round(my_rounds[(m['shape'], m['product'])])} | "
-                                   f"{median_share(my_rounds[(m['shape'], m['product'])])} | " if spread else "")
+                                + (f"{each_round(row_rounds)} | {median_share(row_rounds)} | " if spread else "")
                                 + f"{fmt(t['gflops'] if t else None)} | "
                                 f"{pct(t['gflops'] if t else None, nom)} | {pct(t['gflops'] if t else None, meas)} | "
                                 f"{fmt(m['gflops'] / t['gflops'] if t else None, 'x')} |")
