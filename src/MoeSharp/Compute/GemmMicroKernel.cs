@@ -263,14 +263,15 @@ internal static unsafe class GemmMicroKernel
             float* ahead = row + (PackPrefetchSteps * stride);
             for (int i = 0; i < panels.Length; i++)
             {
+                int offset = panels[i] * width;
                 if (Sse.IsSupported)
                 {
                     // Both ends of the run PackPrefetchSteps steps ahead (a run of 12 may straddle two cache lines); a
                     // prefetch never faults, so past the last step it only costs its issue slot.
-                    Sse.Prefetch0(ahead + (panels[i] * width));
-                    Sse.Prefetch0(ahead + (panels[i] * width) + width - 1);
+                    Sse.Prefetch0(ahead + offset);
+                    Sse.Prefetch0(ahead + offset + width - 1);
                 }
-                CopyRun(row + (panels[i] * width), (float*)destinations[i] + (p * width), width);
+                CopyRun(row + offset, (float*)destinations[i] + (p * width), width);
             }
         }
     }
