@@ -430,24 +430,21 @@ internal static unsafe partial class HostGemm
         bool sequential = maxDegreeOfParallelism == 1 || flops < SequentialFlops;
         if (work.Count >= 2 * (sequential ? 1 : maxDegreeOfParallelism))
         {
-            // Two products or more per thread (16 experts on 2 threads, or on one): each runs whole on one thread,
+            // Two products or more per thread (16 experts on 2 threads, or on one): each is owned by one thread,
             // largest first, so its B is packed into that thread's kept buffer and used at once, while hot in the
             // core's cache; the shared pass below would pack every B first and read them back from memory.
-            Problem[] largestFirst = work.OrderByDescending(p => (long)p.M * p.N * p.K).ToArray();
-            HostWorkerTeam.For(
-                largestFirst.Length,
-                sequential ? 1 : maxDegreeOfParallelism,
-                i => RunMany([largestFirst[i]], accumulate, mc, nc, kc, 1)
+            RunOwnedProducts(
+                work.OrderByDescending(p => (long)p.M * p.N * p.K).ToArray(),
+                accumulate,
+                mc,
+                nc,
+                kc,
+                sequential ? 1 : maxDegreeOfParallelism
             );
             return;
         }
-        if (sequential && work.Count == 1 && nc == DefaultNC)
-        {
-            // One thread gains nothing from column blocks (the tasks run row block by row block, so B's reuse does not
-            // depend on them) and would pack each A row once per block: one block as wide as C, up to a C block of
-            // MaxSequentialNC columns that still sits in L2 beside the A block. An explicit blocking (tests) is kept.
-            nc = Math.Max(nc, Math.Min(MaxSequentialNC, Blocks(work[0].N, nr) * nr));
-        }
+        if (sequential && work.Count == 1)
+            nc = OwnedColumnBlock(work[0], nc);
         if (!sequential && TakesPrivateGrid(work, mc, nc, maxDegreeOfParallelism))
         {
             // A grid of blocks that pack their own operands, rather than blocks that share packed panels
@@ -507,41 +504,18 @@ internal static unsafe partial class HostGemm
     /// </remarks>
     private static void RunWave(Problem[] wave, long packedFloats, bool accumulate, int mc, int nc, int kc, int threads)
     {
-        int mr = GemmMicroKernel.MR,
-            nr = GemmMicroKernel.NR;
         int count = wave.Length;
-        // Per product: where its packed B and A start in the buffer and in the chunks' states (A: none when the tasks
-        // pack A), its column blocks and row-block height, and the first of its C blocks.
+        var layouts = new ProductBlocks[count];
         var packStart = new long[count];
-        var aPackStart = new long[count];
-        var bChunkStart = new int[count];
-        var aChunkStart = new int[count];
         var blockStart = new int[count + 1];
-        var nBlocksOf = new int[count];
-        var mcOf = new int[count];
         long offset = 0;
         int chunkStates = 0;
         for (int i = 0; i < count; i++)
         {
-            Problem p = wave[i];
-            int chunks = Blocks(p.K, kc);
-            int panels = Blocks(p.N, nr);
+            layouts[i] = ProductBlocks.LayOut(wave[i], mc, nc, kc, ref chunkStates);
             packStart[i] = offset;
-            offset += panels * (long)p.K * nr;
-            bChunkStart[i] = chunkStates;
-            chunkStates += panels * chunks;
-            bool prepacked = PrepacksA(p, nc);
-            int aPanels = prepacked ? Blocks(p.M, mr) : 0;
-            aPackStart[i] = offset;
-            offset += aPanels * (long)p.K * mr;
-            aChunkStart[i] = prepacked ? chunkStates : -1;
-            chunkStates += aPanels * chunks;
-            nBlocksOf[i] = Blocks(p.N, nc);
-            // As many row blocks as mc gives, of (nearly) equal whole panels: 1024 rows are 7 × 132 + 100, not
-            // 7 × 144 + 16, so the last round of tasks is not left to a few full blocks while the other threads wait.
-            int mBlocks = Blocks(p.M, mc);
-            mcOf[i] = Blocks(Blocks(p.M, mr), mBlocks) * mr;
-            blockStart[i + 1] = blockStart[i] + (Blocks(p.M, mcOf[i]) * nBlocksOf[i]);
+            offset += layouts[i].PackedFloats;
+            blockStart[i + 1] = blockStart[i] + layouts[i].Count;
         }
 
         using GemmScratch.Lease lease = GemmScratch.Rent(GemmScratch.Slot.PackedB, packedFloats);
@@ -553,25 +527,61 @@ internal static unsafe partial class HostGemm
             task =>
             {
                 int i = Owner(blockStart, task);
-                Problem p = wave[i];
-                int local = task - blockStart[i];
-                int rowBlock = local / nBlocksOf[i],
-                    columnBlock = local % nBlocksOf[i];
-                int i0 = rowBlock * mcOf[i];
-                int j0 = columnBlock * nc;
-                var shared = new SharedPacking(
+                RunBlock(
+                    wave[i],
+                    layouts[i],
                     (float*)packAddr + packStart[i],
-                    bChunkStart[i],
-                    aChunkStart[i] >= 0 ? (float*)packAddr + aPackStart[i] : null,
-                    aChunkStart[i],
                     states,
-                    rowBlock,
-                    columnBlock,
-                    PanelsPerPacking(Blocks(p.M, mcOf[i]), threads),
-                    PanelsPerPacking(nBlocksOf[i], threads)
+                    task - blockStart[i],
+                    accumulate,
+                    kc,
+                    threads
                 );
-                ComputeBlock(p, shared, i0, Math.Min(mcOf[i], p.M - i0), j0, Math.Min(nc, p.N - j0), accumulate, kc);
             }
+        );
+    }
+
+    /// <summary>
+    /// Computes block <paramref name="block"/> of <paramref name="layout"/>'s product (row blocks outer), its packed
+    /// operands at <paramref name="packed"/> (B, then A when prepacked), claiming and packing the chunks no other task
+    /// has: all it finds free at once when <paramref name="threads"/> is 1 or few blocks share them, otherwise one at a
+    /// time (<see cref="PanelsPerPacking"/>).
+    /// </summary>
+    private static void RunBlock(
+        Problem p,
+        ProductBlocks layout,
+        float* packed,
+        GemmPanelChunks states,
+        int block,
+        bool accumulate,
+        int kc,
+        int threads
+    )
+    {
+        int rowBlock = block / layout.ColumnBlocks,
+            columnBlock = block % layout.ColumnBlocks;
+        int i0 = rowBlock * layout.RowBlockHeight;
+        int j0 = columnBlock * layout.ColumnBlockWidth;
+        var shared = new SharedPacking(
+            packed,
+            layout.BStates,
+            layout.AStates >= 0 ? packed + layout.AOffset : null,
+            layout.AStates,
+            states,
+            rowBlock,
+            columnBlock,
+            PanelsPerPacking(layout.RowBlocks, threads),
+            PanelsPerPacking(layout.ColumnBlocks, threads)
+        );
+        ComputeBlock(
+            p,
+            shared,
+            i0,
+            Math.Min(layout.RowBlockHeight, p.M - i0),
+            j0,
+            Math.Min(layout.ColumnBlockWidth, p.N - j0),
+            accumulate,
+            kc
         );
     }
 

@@ -133,6 +133,19 @@ public sealed class HostGroupedGemmTests
     }
 
     [Theory]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void Blocks_of_a_product_another_thread_owns_are_taken_at_the_end_with_the_same_bits(int threads)
+    {
+        // Seven products, at least two per thread, so each is owned by one thread, largest first. The 700-row group's
+        // products have three row blocks or more and reduce over two chunks (500 and 700 steps), and the others are
+        // small: the threads that own them run out of products long before the first owner is done, and take its
+        // blocks, packing the chunks of its panels that nobody has yet.
+        for (int seed = 0; seed < 3; seed++)
+            CheckAllThree([700, 3, 9, 4, 2, 5, 1], 300, 500, seed, threads);
+    }
+
+    [Theory]
     [InlineData(1)]
     [InlineData(3)]
     public void Products_of_three_column_blocks_pack_A_once_and_keep_every_chain(int threads)
