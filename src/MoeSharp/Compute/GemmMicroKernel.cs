@@ -637,8 +637,9 @@ internal static unsafe class GemmMicroKernel
     /// alternations) the 16 T 2048 experts' Aᵀ·B then packed A in 0.70–0.75 ms rather than 1.41–1.78 and B in
     /// 0.41–0.45 rather than 0.53–0.64, and the call ran 1.04–1.16× as fast (2 and 8 steps ahead alike); A·B's B
     /// packed in 0.85–0.95 ms rather than 1.02–1.09 while its transposed A took 0.80–0.97 rather than 0.60–0.70, the
-    /// call 0.93–1.03×; A·Bᵀ, whose packs all transpose, ran level (bench/RESULTS-cpu.md, stop 32). Not yet measured on
-    /// the GPU machine's Xeon.
+    /// call 0.93–1.03×; A·Bᵀ, whose packs all transpose, ran level (bench/RESULTS-cpu.md, stop 32). On the GPU
+    /// machine's Xeon (one thread, two alternations) the same Aᵀ·B packed A in 1.61–1.65 ms rather than 3.40–3.42 and
+    /// 1024³'s Aᵀ·B in 0.90–1.06 rather than 2.12–2.33; A·B's B packs read 2.76–3.05 ms against 3.02–3.15 (stop 33).
     /// </summary>
     private const int PackPrefetchSteps = 4;
 

@@ -12,7 +12,10 @@ internal static unsafe partial class HostGemm
     /// <para>
     /// Why take others' blocks: with whole products per thread the call ends when the slowest thread finishes its
     /// last product, and the others wait for up to a product each (one of 16 T 2048 experts on 2 threads: about a
-    /// sixteenth of the call). Taking blocks bounds that wait by a block.
+    /// sixteenth of the call). Taking blocks bounds that wait by a block. On the GPU machine's Xeon (2 threads, four
+    /// rotating rounds) the time a thread of those 16 experts spent outside packing and tiles fell from 0.45–1.62 ms
+    /// to 0.30–0.36 (A·Bᵀ) and from 0.27–0.71 to 0.18–0.32 (Aᵀ·B); A·B's read 0.41–0.79 against 0.39–0.99
+    /// (bench/RESULTS-cpu.md, stop 33).
     /// </para>
     /// <para>
     /// Why an owner's buffer stays valid for the blocks others take: blocks are taken only once no product is left

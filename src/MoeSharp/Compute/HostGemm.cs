@@ -391,14 +391,14 @@ internal static unsafe partial class HostGemm
     }
 
     /// <summary>
-    /// The blocked driver for several independent products at once (a grouped call: one per expert). With at least
-    /// two products per thread each product runs whole on one thread. With fewer (16 experts on 16 threads) all their
-    /// C blocks are computed in one parallel pass that also packs their operands (<see cref="RunWave"/>), so every
-    /// thread stays busy however the rows fall on the experts, and nothing forks per expert. Products whose packed
-    /// operands together exceed a thread's kept scratch run in consecutive waves of that pass, or on
-    /// <see cref="RunPrivateGrid"/> instead when <see cref="TakesPrivateGrid"/> says so, as does a single product of at
-    /// most two default blocks per thread. Each element is still its own ascending chain: grouping, like blocking and
-    /// threads, never changes a bit.
+    /// The blocked driver for several independent products at once (a grouped call: one per expert). With at least two
+    /// products per thread each product is owned by one thread, whose blocks others take only once every product is
+    /// owned (<see cref="RunOwnedProducts"/>). With fewer (16 experts on 16 threads) all their C blocks are computed in
+    /// one parallel pass that also packs their operands (<see cref="RunWave"/>), so every thread stays busy however the
+    /// rows fall on the experts, and nothing forks per expert. Products whose packed operands together exceed a
+    /// thread's kept scratch run in consecutive waves of that pass, or on <see cref="RunPrivateGrid"/> instead when
+    /// <see cref="TakesPrivateGrid"/> says so, as does a single product of at most two default blocks per thread. Each
+    /// element is still its own ascending chain: grouping, like blocking and threads, never changes a bit.
     /// </summary>
     private static void RunMany(Problem[] problems, bool accumulate, int mc, int nc, int kc, int maxDegreeOfParallelism)
     {
