@@ -112,6 +112,9 @@ def main() -> int:
     ap.add_argument("--experts", type=int, default=64, help="dispatch: E")
     ap.add_argument("--top-k", type=int, default=8, help="dispatch: K")
     ap.add_argument("--layer-steps", type=int, default=5, help="layer: timed steps (median)")
+    ap.add_argument("--layer-rounds", type=int, default=1,
+                    help="layer: alternate MoeSharp's and PyTorch's runs this many times; rows give each side's median "
+                         "step over the rounds, and every round's ratio and the median of those ratios")
     ap.add_argument("--skip", default="", help="comma list of: gemm,dispatch,exchange,layer,run,large-layer")
     ap.add_argument("--timeout", type=int, default=240, help="seconds per command")
     ap.add_argument("--repeats", type=int, default=5, help="timed runs of moe bench and the dispatch peer (median)")
@@ -157,23 +160,41 @@ def main() -> int:
             py = pin + py_base
             env = {"MOESHARP_THREADS": n, "OMP_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n, "MKL_NUM_THREADS": n}
             if "layer" not in skip:
-                rows = ["| shape | MoeSharp layer step (ms) | PyTorch step (ms) | MoeSharp faster by |", "|---|---:|---:|---:|"]
+                spread = a.layer_rounds > 1
+                rows = ["| shape | MoeSharp layer step (ms) | PyTorch step (ms) | MoeSharp faster by "
+                        + ("| faster by, each round | faster by, median of the rounds " if spread else "") + "|",
+                        "|---|---:|---:|---:|" + ("---:|---:|" if spread else "")]
                 for s in LAYER_SHAPES:
                     if s["tokens"] > 2048 and "large-layer" in skip:
                         continue
                     args = ["--tokens", str(s["tokens"]), "--dim", str(s["dim"]), "--hidden", str(s["hidden"]),
                             "--experts", str(s["experts"]), "--top-k", str(s["top_k"])]
-                    out = run(moe + ["train", "--steps", str(a.layer_steps + 1), "--shared-hidden", "0", "--log-every", "100000"] + args,
-                              env, a.timeout, log)
-                    m = re.search(r"of which the layer \(forward, backward, its AdamW\) ([0-9.]+) ms", out or "")
-                    mine = float(m.group(1)) if m else None
-                    keep([{"what": "layer", "threads": n, **s, "stepMs": mine}] if mine else [], peer="moesharp")
-                    tp = keep(json_lines(run(py + ["layer", "--threads", str(n), "--warmup", "1", "--iters", str(a.layer_steps)] + args,
-                                             env, a.timeout, log)))
-                    theirs = tp[0]["stepMs"] if tp else None
+                    pairs = []
+                    for rnd in range(1, a.layer_rounds + 1):
+                        out = run(moe + ["train", "--steps", str(a.layer_steps + 1), "--shared-hidden", "0",
+                                         "--log-every", "100000"] + args, env, a.timeout, log)
+                        m = re.search(r"of which the layer \(forward, backward, its AdamW\) ([0-9.]+) ms", out or "")
+                        mine = float(m.group(1)) if m else None
+                        keep([{"what": "layer", "threads": n, **s, "stepMs": mine}] if mine else [], peer="moesharp",
+                             round=rnd)
+                        tp = keep(json_lines(run(py + ["layer", "--threads", str(n), "--warmup", "1", "--iters",
+                                                       str(a.layer_steps)] + args, env, a.timeout, log)), round=rnd)
+                        pairs.append((mine, tp[0]["stepMs"] if tp else None))
+                    # Each side's median over the rounds; each round's ratio pairs the two runs of the same moment.
+                    mine_ms = [p[0] for p in pairs if p[0]]
+                    theirs_ms = [p[1] for p in pairs if p[1]]
+                    mine = lower_median(mine_ms) if mine_ms else None
+                    theirs = lower_median(theirs_ms) if theirs_ms else None
+                    ratios = [p[1] / p[0] if (p[0] and p[1]) else None for p in pairs]
                     label = f"T {s['tokens']}, D {s['dim']}, H {s['hidden']}, E {s['experts']}, K {s['top_k']}"
-                    rows.append(f"| {label} | {fmt(mine)} | {fmt(theirs)} | {fmt(theirs / mine if (mine and theirs) else None, 'x')} |")
-                add_table((f"Layer step (forward, backward, AdamW), float32, {n} threads", rows))
+                    row = f"| {label} | {fmt(mine)} | {fmt(theirs)} | {fmt(theirs / mine if (mine and theirs) else None, 'x')} |"
+                    if spread:
+                        known = [r for r in ratios if r is not None]
+                        row += (f" {' / '.join(fmt(r, 'x') for r in ratios)} |"
+                                f" {fmt(lower_median(known) if known else None, 'x')} |")
+                    rows.append(row)
+                add_table((f"Layer step (forward, backward, AdamW), float32, {n} threads"
+                           + (f"; each side's median of {a.layer_rounds} alternating rounds" if spread else ""), rows))
             if "gemm" not in skip:
                 out, theirs = [], []
                 for rnd in range(1, a.gemm_rounds + 1):
