@@ -25,7 +25,7 @@ if grep -q GenuineIntel /proc/cpuinfo && grep -qw avx512f /proc/cpuinfo; then la
 echo "FMA lanes per unit for the peak: $lanes" | tee -a "$OUT/machine-cpu.txt"
 timeout "${BUDGET_S:-280}" python3 "$D/cpu/compare.py" --moe "bash $D/run.sh" --python python3 --pin \
   --threads "2,$(nproc)" --fma-lanes "$lanes" --tokens "${TOKENS:-8192}" --dim "${DIM:-2048}" --repeats "${REPEATS:-5}" --timeout "${STEP_TIMEOUT:-90}" \
-  --gemm-rounds "${GEMM_ROUNDS:-1}" --jsonl "$OUT/results-cpu.jsonl" --log "$OUT/log-cpu.txt" ${SKIP:+--skip "$SKIP"} \
+  --gemm-rounds "${GEMM_ROUNDS:-1}" --layer-rounds "${LAYER_ROUNDS:-1}" --jsonl "$OUT/results-cpu.jsonl" --log "$OUT/log-cpu.txt" ${SKIP:+--skip "$SKIP"} \
   | tee "$OUT/tables-cpu.md"
 echo "compare.py rc=${PIPESTATUS[0]}"
 # Where the layer step's time goes at every core (moe train --profile: kernel totals per step), both layer shapes;
