@@ -184,8 +184,10 @@ internal static unsafe class GemmMicroKernel
     /// chunk are only 1–2 KiB long and 2–4 KiB apart, too short for the hardware prefetchers to lock on. On the GPU
     /// machine's Xeon (one thread, two alternations) the 16 T 2048 experts' A·Bᵀ then packed A in 0.93–0.95 ms rather
     /// than 1.40–1.44 and B in 2.11–2.21 rather than 2.38–2.68, A·B's A in 0.88–0.92 rather than 1.09–1.21; into L2
-    /// only (<c>prefetcht1</c>) or 4 lines ahead in the lines being read did less (bench/RESULTS-cpu.md, stop 34). A
-    /// prefetch never faults, so lines past the source's end cost only their issue slots.
+    /// only (<c>prefetcht1</c>) or 4 lines ahead in the lines being read did less. Three more alternations on a core
+    /// that slowed down meanwhile read A·B's A at 1.04–1.14 ms against 1.27–1.53 and A·Bᵀ's packs within each other's
+    /// spread (bench/RESULTS-cpu.md, stop 34). A prefetch never faults, so lines past the source's end cost only their
+    /// issue slots.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void PrefetchNextLines(float* first, long stride)
