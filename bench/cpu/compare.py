@@ -83,11 +83,12 @@ def each_round(rounds: list) -> str:
     return " / ".join(pct(r["gflops"], r.get("adjacentPeakGflops")).rstrip("%") for r in rounds) + " %"
 
 
-def median_share(rounds: list) -> str:
-    """The median of the rounds' shares of their own adjacent peaks (lower_median): each share pairs a product with the
-    peak of its own moment, so on cores whose speed moves between rounds this is the typical fraction, where the median
+def median_share(rounds: list, ceiling: str = "adjacentPeakGflops") -> str:
+    """The median of the rounds' shares of their own adjacent ceilings (lower_median; the FMA peak unless `ceiling`
+    names another field, such as the micro-kernel's cache-resident rate): each share pairs a product with the ceiling
+    of its own moment, so on cores whose speed moves between rounds this is the typical fraction, where the median
     round's share is the fraction of whichever round ran at the typical speed."""
-    shares = [r["gflops"] / r["adjacentPeakGflops"] for r in rounds if r.get("adjacentPeakGflops")]
+    shares = [r["gflops"] / r[ceiling] for r in rounds if r.get(ceiling)]
     return f"{lower_median(shares):.0%}" if shares else "–"
 
 
@@ -213,8 +214,9 @@ def main() -> int:
                 spread = a.gemm_rounds > 1
                 rows = ["| shape | product | MoeSharp GFLOP/s | of nominal peak | of measured peak | of adjacent peak "
                         + ("| of adjacent, each round | of adjacent, median of the rounds " if spread else "")
+                        + "| of the kernel's ceiling" + (", median of the rounds " if spread else " ")
                         + "| PyTorch GFLOP/s | PyTorch of nominal | PyTorch of measured | MoeSharp / PyTorch |",
-                        "|---|---|---:|---:|---:|---:|" + ("---:|---:|" if spread else "") + "---:|---:|---:|---:|"]
+                        "|---|---|---:|---:|---:|---:|" + ("---:|---:|" if spread else "") + "---:|---:|---:|---:|---:|"]
                 for m in mine:
                     t = next((t for t in theirs if t["shape"] == m["shape"] and t["product"] == m["product"]), None)
                     # The peer's fraction of the same peaks shows how far each peak is from what these cores deliver.
@@ -223,6 +225,7 @@ def main() -> int:
                     rows.append(f"| {m['shape']} | {m['product']} | {m['gflops']:.1f} | {m['fractionOfPeak']:.0%} | "
                                 f"{pct(m['gflops'], meas)} | {pct(m['gflops'], m.get('adjacentPeakGflops'))} | "
                                 + (f"{each_round(row_rounds)} | {median_share(row_rounds)} | " if spread else "")
+                                + f"{median_share(row_rounds, 'adjacentKernelCeilingGflops')} | "
                                 + f"{fmt(t['gflops'] if t else None)} | "
                                 f"{pct(t['gflops'] if t else None, nom)} | {pct(t['gflops'] if t else None, meas)} | "
                                 f"{fmt(m['gflops'] / t['gflops'] if t else None, 'x')} |")
@@ -236,7 +239,8 @@ def main() -> int:
                 add_table((f"GEMM, {n} threads{rounds}, each product the median of {a.gemm_repeats} calls after "
                            f"{a.gemm_warmup} untimed (FMA peak: nominal {nominal:.1f} GFLOP/s, measured before / after the GEMM "
                            f"{measured} GFLOP/s; 'of measured' against the higher; 'of adjacent' against the higher of two short "
-                           f"probes right before and after that product)", rows))
+                           f"probes right before and after that product; 'of the kernel's ceiling' against the higher of the "
+                           f"micro-kernel's cache-resident rates taken right before and after it)", rows))
             if "dispatch" not in skip:
                 shape = ["--tokens", str(a.tokens), "--dim", str(a.dim), "--experts", str(a.experts), "--top-k", str(a.top_k)]
                 reps = ["--warmup", "1", "--repeats", str(a.repeats)]

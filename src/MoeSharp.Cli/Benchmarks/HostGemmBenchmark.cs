@@ -37,12 +37,16 @@ internal static class HostGemmBenchmark
     /// <param name="AdjacentPeakGflops">The higher of the measured FMA peaks taken right before and right after this
     /// product's timed runs (NaN without a probe): on a machine whose clock drifts over seconds, the ceiling at the
     /// moment the product ran.</param>
+    /// <param name="AdjacentKernelCeilingGflops">The higher of the micro-kernel's cache-resident rates
+    /// (<see cref="KernelCeilingProbe"/>) taken right before and right after this product's timed runs (NaN without
+    /// that probe): the ceiling for cache-bound work at the moment the product ran.</param>
     public sealed record Result(
         Shape Shape,
         string Product,
         double Seconds,
         double CpuSeconds,
-        double AdjacentPeakGflops = double.NaN
+        double AdjacentPeakGflops = double.NaN,
+        double AdjacentKernelCeilingGflops = double.NaN
     )
     {
         /// <summary>2·M·N·K.</summary>
@@ -57,16 +61,29 @@ internal static class HostGemmBenchmark
 
     /// <summary>
     /// Times each product of each shape (random inputs, median after warm-up), with <paramref name="probe"/> (a
-    /// measured FMA peak in GFLOP/s) called right before and right after each product's runs when given.
+    /// measured FMA peak in GFLOP/s) and <paramref name="ceiling"/> (the micro-kernel's cache-resident rate) each
+    /// called right before and right after each product's runs when given.
     /// </summary>
-    public static List<Result> Run(IReadOnlyList<Shape> shapes, int warmup, int repeats, Func<double>? probe = null)
+    public static List<Result> Run(
+        IReadOnlyList<Shape> shapes,
+        int warmup,
+        int repeats,
+        Func<double>? probe = null,
+        Func<double>? ceiling = null
+    )
     {
         Result Time(Shape shape, string name, Action product)
         {
-            double before = probe?.Invoke() ?? double.NaN;
+            double peakBefore = probe?.Invoke() ?? double.NaN;
+            double ceilingBefore = ceiling?.Invoke() ?? double.NaN;
             Result r = TimeProduct(shape, name, warmup, repeats, product);
-            double after = probe?.Invoke() ?? double.NaN;
-            return r with { AdjacentPeakGflops = Math.Max(before, after) };
+            double ceilingAfter = ceiling?.Invoke() ?? double.NaN;
+            double peakAfter = probe?.Invoke() ?? double.NaN;
+            return r with
+            {
+                AdjacentPeakGflops = Math.Max(peakBefore, peakAfter),
+                AdjacentKernelCeilingGflops = Math.Max(ceilingBefore, ceilingAfter),
+            };
         }
 
         var results = new List<Result>();

@@ -67,7 +67,8 @@ internal sealed class CpuBenchCommand : Command<CpuBenchSettings>
             HostGemmBenchmark.Shapes,
             s.Warmup,
             s.Repeats,
-            () => FmaPeakProbe.Measure(kernelBits, threads, AdjacentProbeRounds)?.Gflops ?? double.NaN
+            () => FmaPeakProbe.Measure(kernelBits, threads, AdjacentProbeRounds)?.Gflops ?? double.NaN,
+            () => KernelCeilingProbe.Measure(threads, AdjacentProbeRounds)
         );
         var after = Probe(threads, s.ProbeRounds);
         var probes = before
@@ -126,6 +127,12 @@ internal sealed class CpuBenchCommand : Command<CpuBenchSettings>
                             fractionOfAdjacentPeak = double.IsNaN(r.AdjacentPeakGflops)
                                 ? (double?)null
                                 : r.Gflops / r.AdjacentPeakGflops,
+                            adjacentKernelCeilingGflops = double.IsNaN(r.AdjacentKernelCeilingGflops)
+                                ? (double?)null
+                                : r.AdjacentKernelCeilingGflops,
+                            fractionOfAdjacentKernelCeiling = double.IsNaN(r.AdjacentKernelCeilingGflops)
+                                ? (double?)null
+                                : r.Gflops / r.AdjacentKernelCeilingGflops,
                             cpuMs = r.CpuSeconds * 1e3,
                             gflopsPerCore = r.GflopsPerCpu,
                             fractionOfCorePeak = r.GflopsPerCpu / (peak / threads),
@@ -169,6 +176,8 @@ internal sealed class CpuBenchCommand : Command<CpuBenchSettings>
                 "of measured",
                 "adjacent peak",
                 "of adjacent",
+                "kernel ceiling",
+                "of ceiling",
                 "CPU ms",
                 "GFLOP/CPU-s",
                 "of core nominal",
@@ -186,6 +195,8 @@ internal sealed class CpuBenchCommand : Command<CpuBenchSettings>
                 double.IsNaN(measured) ? "-" : $"{r.Gflops / measured:P0}",
                 double.IsNaN(r.AdjacentPeakGflops) ? "-" : $"{r.AdjacentPeakGflops:F1}",
                 double.IsNaN(r.AdjacentPeakGflops) ? "-" : $"{r.Gflops / r.AdjacentPeakGflops:P0}",
+                double.IsNaN(r.AdjacentKernelCeilingGflops) ? "-" : $"{r.AdjacentKernelCeilingGflops:F1}",
+                double.IsNaN(r.AdjacentKernelCeilingGflops) ? "-" : $"{r.Gflops / r.AdjacentKernelCeilingGflops:P0}",
                 $"{r.CpuSeconds * 1e3:F2}",
                 $"{r.GflopsPerCpu:F1}",
                 $"{r.GflopsPerCpu / (peak / threads):P0}"

@@ -9,7 +9,7 @@ internal sealed class CpuBenchSettings : CommandSettings
 {
     [CommandOption("--what <LIST>")]
     [Description(
-        "Comma-separated: gemm (host GEMM GFLOP/s against the FMA peak: the nominal formula, and the measured rate of independent register-only FMA chains on as many threads of the GEMM's own worker team, 512- and 256-bit, right before and right after the GEMM, rows measured against the higher; and each product against its adjacent peak, a 2-round probe at the kernel's width right before and after that product's runs), exchange (in-process all-to-all-v against a copy of the same bytes). Default gemm,exchange."
+        "Comma-separated: gemm (host GEMM GFLOP/s against the FMA peak: the nominal formula, and the measured rate of independent register-only FMA chains on as many threads of the GEMM's own worker team, 512- and 256-bit, right before and right after the GEMM, rows measured against the higher; and each product against its adjacent peak, a 2-round probe at the kernel's width right before and after that product's runs, and against its adjacent kernel ceiling, the GEMM micro-kernel's own rate on cache-resident panels on the same threads right before and after them), exchange (in-process all-to-all-v against a copy of the same bytes). Default gemm,exchange."
     )]
     public string What { get; init; } = "gemm,exchange";
 
