@@ -6,10 +6,10 @@ namespace MoeSharp.Cli.Benchmarks;
 
 /// <summary>
 /// The GEMM micro-kernel's own rate on <c>N</c> threads of the host kernels' worker team: each thread runs
-/// <see cref="GemmMicroKernel.Kernel"/> over packed panels that stay in its core's cache (8 row panels by 8 column panels
-/// of one <see cref="GemmMicroKernel.KC"/>-step block: about 640 KiB at 512 bits), with no packing, no edge tiles and no
-/// memory traffic beyond the core's own caches. It is what the full GEMM could reach at that moment if packing and
-/// partial tiles cost nothing: the ceiling for cache-bound work, next to the register-only ceiling of
+/// <see cref="GemmMicroKernel.Kernel"/> over packed panels that stay in its core's cache (8 row panels by 8 column
+/// panels of one <see cref="GemmMicroKernel.KC"/>-step block: about 640 KiB at 512 bits), with no packing, no edge
+/// tiles and no memory traffic beyond the core's own caches. It is what the full GEMM could reach at that moment if
+/// packing and partial tiles cost nothing: the ceiling for cache-bound work, next to the register-only ceiling of
 /// <see cref="FmaPeakProbe"/>.
 /// </summary>
 /// <remarks>
@@ -81,7 +81,7 @@ internal static unsafe class KernelCeilingProbe
         return best;
     }
 
-    /// <summary>Every tile of the block from zero, column panel by column panel, as the GEMM orders its tiles.</summary>
+    /// <summary>Every tile of the block from zero, column panel by column panel, as the GEMM orders them.</summary>
     private static void Pass(float* a, float* b, float* c, int ldc, int depth)
     {
         int mr = GemmMicroKernel.MR,
