@@ -119,20 +119,12 @@ internal sealed class CpuBenchCommand : Command<CpuBenchSettings>
                             gflops = r.Gflops,
                             peakGflops = peak,
                             fractionOfPeak = r.Gflops / peak,
-                            measuredPeakGflops = double.IsNaN(measured) ? (double?)null : measured,
-                            fractionOfMeasuredPeak = double.IsNaN(measured) ? (double?)null : r.Gflops / measured,
-                            adjacentPeakGflops = double.IsNaN(r.AdjacentPeakGflops)
-                                ? (double?)null
-                                : r.AdjacentPeakGflops,
-                            fractionOfAdjacentPeak = double.IsNaN(r.AdjacentPeakGflops)
-                                ? (double?)null
-                                : r.Gflops / r.AdjacentPeakGflops,
-                            adjacentKernelCeilingGflops = double.IsNaN(r.AdjacentKernelCeilingGflops)
-                                ? (double?)null
-                                : r.AdjacentKernelCeilingGflops,
-                            fractionOfAdjacentKernelCeiling = double.IsNaN(r.AdjacentKernelCeilingGflops)
-                                ? (double?)null
-                                : r.Gflops / r.AdjacentKernelCeilingGflops,
+                            measuredPeakGflops = Known(measured),
+                            fractionOfMeasuredPeak = Known(r.Gflops / measured),
+                            adjacentPeakGflops = Known(r.AdjacentPeakGflops),
+                            fractionOfAdjacentPeak = Known(r.Gflops / r.AdjacentPeakGflops),
+                            adjacentKernelCeilingGflops = Known(r.AdjacentKernelCeilingGflops),
+                            fractionOfAdjacentKernelCeiling = Known(r.Gflops / r.AdjacentKernelCeilingGflops),
                             cpuMs = r.CpuSeconds * 1e3,
                             gflopsPerCore = r.GflopsPerCpu,
                             fractionOfCorePeak = r.GflopsPerCpu / (peak / threads),
@@ -204,6 +196,9 @@ internal sealed class CpuBenchCommand : Command<CpuBenchSettings>
         }
         AnsiConsole.Write(table);
     }
+
+    /// <summary>A figure for JSON: null where it was not measured (NaN, which also carries through a ratio).</summary>
+    private static double? Known(double value) => double.IsNaN(value) ? null : value;
 
     private static void Exchange(CpuBenchSettings s, int threads)
     {
