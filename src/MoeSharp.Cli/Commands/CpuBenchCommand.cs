@@ -184,11 +184,11 @@ internal sealed class CpuBenchCommand : Command<CpuBenchSettings>
                 $"{r.Seconds * 1e3:F2}",
                 $"{r.Gflops:F1}",
                 $"{r.Gflops / peak:P0}",
-                double.IsNaN(measured) ? "-" : $"{r.Gflops / measured:P0}",
-                double.IsNaN(r.AdjacentPeakGflops) ? "-" : $"{r.AdjacentPeakGflops:F1}",
-                double.IsNaN(r.AdjacentPeakGflops) ? "-" : $"{r.Gflops / r.AdjacentPeakGflops:P0}",
-                double.IsNaN(r.AdjacentKernelCeilingGflops) ? "-" : $"{r.AdjacentKernelCeilingGflops:F1}",
-                double.IsNaN(r.AdjacentKernelCeilingGflops) ? "-" : $"{r.Gflops / r.AdjacentKernelCeilingGflops:P0}",
+                Cell(r.Gflops / measured, "P0"),
+                Cell(r.AdjacentPeakGflops, "F1"),
+                Cell(r.Gflops / r.AdjacentPeakGflops, "P0"),
+                Cell(r.AdjacentKernelCeilingGflops, "F1"),
+                Cell(r.Gflops / r.AdjacentKernelCeilingGflops, "P0"),
                 $"{r.CpuSeconds * 1e3:F2}",
                 $"{r.GflopsPerCpu:F1}",
                 $"{r.GflopsPerCpu / (peak / threads):P0}"
@@ -199,6 +199,10 @@ internal sealed class CpuBenchCommand : Command<CpuBenchSettings>
 
     /// <summary>A figure for JSON: null where it was not measured (NaN, which also carries through a ratio).</summary>
     private static double? Known(double value) => double.IsNaN(value) ? null : value;
+
+    /// <summary>A figure for the table in <paramref name="format"/>: "-" where it was not measured (NaN).</summary>
+    private static string Cell(double value, string format) =>
+        double.IsNaN(value) ? "-" : value.ToString(format, CultureInfo.CurrentCulture);
 
     private static void Exchange(CpuBenchSettings s, int threads)
     {
