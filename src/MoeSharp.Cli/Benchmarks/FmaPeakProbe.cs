@@ -1,7 +1,5 @@
-using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
-using MoeSharp.Compute;
 
 namespace MoeSharp.Cli.Benchmarks;
 
@@ -61,39 +59,14 @@ internal static class FmaPeakProbe
             return null;
         int lanes = bits / 32;
         double flopsPerThread = (double)Blocks * Chains * lanes * 2;
-        // Each task stamps its own start and end: the caller is one of the threads, so no clock outside them would
-        // see the round's true start.
-        var begins = new long[threads];
-        var ends = new long[threads];
         float sink = 0;
-        double best = 0;
-        for (int r = 0; r <= rounds; r++)
-        {
-            int arrived = 0;
-            HostWorkerTeam.For(
-                threads,
-                threads,
-                task =>
-                {
-                    // Every task waits until all have arrived, so no thread runs two of them one after the other.
-                    Interlocked.Increment(ref arrived);
-                    var spin = new SpinWait();
-                    while (Volatile.Read(ref arrived) < threads)
-                        spin.SpinOnce(sleep1Threshold: -1);
-                    begins[task] = Stopwatch.GetTimestamp();
-                    float local = chains(Blocks);
-                    ends[task] = Stopwatch.GetTimestamp();
-                    // Keeps the chains' results observable so that no compiler may drop them.
-                    Interlocked.Exchange(ref sink, local);
-                }
-            );
-            if (r == 0)
-                continue;
-            double seconds = (double)(ends.Max() - begins.Min()) / Stopwatch.Frequency;
-            best = Math.Max(best, threads * flopsPerThread / seconds / 1e9);
-        }
+        // Keeps the chains' results observable so that no compiler may drop them.
+        void Run(int task) => Interlocked.Exchange(ref sink, chains(Blocks));
+        // One untimed round first, which also brings the cores to the clock they hold under this load.
+        TeamRounds.ShortestSeconds(threads, 1, static _ => { }, Run);
+        double seconds = TeamRounds.ShortestSeconds(threads, rounds, static _ => { }, Run);
         GC.KeepAlive(sink);
-        return new Result(bits, threads, best);
+        return new Result(bits, threads, threads * flopsPerThread / seconds / 1e9);
     }
 
     /// <summary><see cref="Chains"/> chains <c>c = c·x + y</c> of 512-bit vectors, <paramref name="blocks"/> steps

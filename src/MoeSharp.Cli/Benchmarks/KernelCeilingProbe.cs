@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Runtime.InteropServices;
 using MoeSharp.Compute;
 
@@ -35,7 +34,7 @@ internal static unsafe class KernelCeilingProbe
     /// The best of <paramref name="rounds"/> timed rounds, in GFLOP/s of all threads together, of
     /// <paramref name="threads"/> team threads each running <see cref="Passes"/> passes of the micro-kernel over its
     /// own cache-resident block, after one untimed pass that brings the block into the core running it. A round lasts
-    /// from the first thread's start to the last one's end, as in <see cref="FmaPeakProbe"/>.
+    /// from the first thread's start to the last one's end (<see cref="TeamRounds"/>).
     /// </summary>
     public static double Measure(int threads, int rounds)
     {
@@ -49,36 +48,15 @@ internal static unsafe class KernelCeilingProbe
         int ldc = ColumnPanels * nr;
         EnsureBlocks(threads, aFloats + bFloats + ((long)RowPanels * mr * ldc));
         double flopsPerThread = 2.0 * RowPanels * mr * ColumnPanels * nr * depth * Passes;
-        var begins = new long[threads];
-        var ends = new long[threads];
-        double best = 0;
-        for (int r = 0; r < rounds; r++)
+        // Each task's A panels, then its B panels, then its C block.
+        void Run(int task, int passes)
         {
-            int warmed = 0;
-            HostWorkerTeam.For(
-                threads,
-                threads,
-                task =>
-                {
-                    float* a = (float*)KeptBlocks[task];
-                    float* b = a + aFloats;
-                    float* c = b + bFloats;
-                    Pass(a, b, c, ldc, depth);
-                    // Every task waits until all have warmed their block, so all timed passes run at once.
-                    Interlocked.Increment(ref warmed);
-                    var spin = new SpinWait();
-                    while (Volatile.Read(ref warmed) < threads)
-                        spin.SpinOnce(sleep1Threshold: -1);
-                    begins[task] = Stopwatch.GetTimestamp();
-                    for (int p = 0; p < Passes; p++)
-                        Pass(a, b, c, ldc, depth);
-                    ends[task] = Stopwatch.GetTimestamp();
-                }
-            );
-            double seconds = (double)(ends.Max() - begins.Min()) / Stopwatch.Frequency;
-            best = Math.Max(best, threads * flopsPerThread / seconds / 1e9);
+            float* a = (float*)KeptBlocks[task];
+            for (int p = 0; p < passes; p++)
+                Pass(a, a + aFloats, a + aFloats + bFloats, ldc, depth);
         }
-        return best;
+        double seconds = TeamRounds.ShortestSeconds(threads, rounds, task => Run(task, 1), task => Run(task, Passes));
+        return threads * flopsPerThread / seconds / 1e9;
     }
 
     /// <summary>Every tile of the block from zero, column panel by column panel, as the GEMM orders them.</summary>
