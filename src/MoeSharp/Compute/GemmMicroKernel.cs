@@ -33,9 +33,9 @@ internal static unsafe class GemmMicroKernel
 
     /// <summary>
     /// Reduction depth of one packed block. At 512 bits 384: the B micro-panel (<c>KC · NR</c> floats, 48 KiB) then
-    /// streams from L2 under the kernel's prefetches instead of sitting in L1, and each C tile is loaded and stored
-    /// half as often as at 192. On the GPU machine's Xeon (48 KiB L1, 2 MiB L2) it ran the kernel alone 2–15 % faster
-    /// than 192 without prefetches in interleaved rounds, and never slower on Zen 4 (bench/RESULTS-cpu.md, stop 24).
+    /// streams from L2 instead of sitting in L1, and each C tile is loaded and stored half as often as at 192. On the
+    /// GPU machine's Xeon (48 KiB L1, 2 MiB L2) it ran the kernel alone 2–15 % faster than 192 in interleaved rounds,
+    /// and never slower on Zen 4 (bench/RESULTS-cpu.md, stop 24); in stop 35's KC lab the depth moved nothing.
     /// At 256 bits KC stays 256: a B micro-panel of 16 KiB and the A one of 6 KiB fit a 32 KiB L1.
     /// </summary>
     public static readonly int KC = Wide ? 384 : 256;
@@ -391,102 +391,151 @@ internal static unsafe class GemmMicroKernel
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Kernel512(int depth, float* a, float* b, float* c, long ldc, bool load)
     {
-        Vector512<float> c000 = Ld512(c, ldc, 0, 0, load),
-            c001 = Ld512(c, ldc, 0, 16, load);
-        Vector512<float> c010 = Ld512(c, ldc, 1, 0, load),
-            c011 = Ld512(c, ldc, 1, 16, load);
-        Vector512<float> c020 = Ld512(c, ldc, 2, 0, load),
-            c021 = Ld512(c, ldc, 2, 16, load);
-        Vector512<float> c030 = Ld512(c, ldc, 3, 0, load),
-            c031 = Ld512(c, ldc, 3, 16, load);
-        Vector512<float> c040 = Ld512(c, ldc, 4, 0, load),
-            c041 = Ld512(c, ldc, 4, 16, load);
-        Vector512<float> c050 = Ld512(c, ldc, 5, 0, load),
-            c051 = Ld512(c, ldc, 5, 16, load);
-        Vector512<float> c060 = Ld512(c, ldc, 6, 0, load),
-            c061 = Ld512(c, ldc, 6, 16, load);
-        Vector512<float> c070 = Ld512(c, ldc, 7, 0, load),
-            c071 = Ld512(c, ldc, 7, 16, load);
-        Vector512<float> c080 = Ld512(c, ldc, 8, 0, load),
-            c081 = Ld512(c, ldc, 8, 16, load);
-        Vector512<float> c090 = Ld512(c, ldc, 9, 0, load),
-            c091 = Ld512(c, ldc, 9, 16, load);
-        Vector512<float> c100 = Ld512(c, ldc, 10, 0, load),
-            c101 = Ld512(c, ldc, 10, 16, load);
-        Vector512<float> c110 = Ld512(c, ldc, 11, 0, load),
-            c111 = Ld512(c, ldc, 11, 16, load);
-        for (int p = 0; p < depth; p++)
+        Tile512 t;
+        t.C000 = Ld512(c, ldc, 0, 0, load);
+        t.C001 = Ld512(c, ldc, 0, 16, load);
+        t.C010 = Ld512(c, ldc, 1, 0, load);
+        t.C011 = Ld512(c, ldc, 1, 16, load);
+        t.C020 = Ld512(c, ldc, 2, 0, load);
+        t.C021 = Ld512(c, ldc, 2, 16, load);
+        t.C030 = Ld512(c, ldc, 3, 0, load);
+        t.C031 = Ld512(c, ldc, 3, 16, load);
+        t.C040 = Ld512(c, ldc, 4, 0, load);
+        t.C041 = Ld512(c, ldc, 4, 16, load);
+        t.C050 = Ld512(c, ldc, 5, 0, load);
+        t.C051 = Ld512(c, ldc, 5, 16, load);
+        t.C060 = Ld512(c, ldc, 6, 0, load);
+        t.C061 = Ld512(c, ldc, 6, 16, load);
+        t.C070 = Ld512(c, ldc, 7, 0, load);
+        t.C071 = Ld512(c, ldc, 7, 16, load);
+        t.C080 = Ld512(c, ldc, 8, 0, load);
+        t.C081 = Ld512(c, ldc, 8, 16, load);
+        t.C090 = Ld512(c, ldc, 9, 0, load);
+        t.C091 = Ld512(c, ldc, 9, 16, load);
+        t.C100 = Ld512(c, ldc, 10, 0, load);
+        t.C101 = Ld512(c, ldc, 10, 16, load);
+        t.C110 = Ld512(c, ldc, 11, 0, load);
+        t.C111 = Ld512(c, ldc, 11, 16, load);
+        // Two steps a turn (an odd depth's last step after them), no prefetches, the loop ending on B's pointer: 40
+        // instructions per 24 FMAs, where the loop that prefetched A and B ahead (until stop 36) issued 47. On the GPU
+        // machine's Xeon the cores spend long stretches in a state where anything beside FMAs issues slower (a
+        // register-only loop padded with 20 integer instructions per 24 FMAs ran at about 82 % of the bare FMA rate
+        // there, 98 % otherwise); there this loop alone ran at 71–76 % of the FMA probe against the old one's 67–71 %
+        // (one step a turn without prefetches: 67 %), level with it in the other state and on Zen 5
+        // (bench/RESULTS-cpu.md, stop 36). The lines it reads are in L2, where the hardware prefetchers follow them.
+        float* pairsEnd = b + ((long)(depth & ~1) * 32);
+        while (b < pairsEnd)
         {
-            // A read 16 steps ahead and B 8 ahead: a prefetch never faults, and with KC 384 neither micro-panel stays
-            // in L1 by itself, so the broadcasts and the B loads would otherwise wait on L2 at every new line.
-            Sse.Prefetch0(a + PrefetchA);
-            Sse.Prefetch0(b + PrefetchB);
-            Vector512<float> b0 = Vector512.Load(b);
-            Vector512<float> b1 = Vector512.Load(b + 16);
-            Vector512<float> av;
-            av = Vector512.Create(a[0]);
-            c000 = Vector512.FusedMultiplyAdd(av, b0, c000);
-            c001 = Vector512.FusedMultiplyAdd(av, b1, c001);
-            av = Vector512.Create(a[1]);
-            c010 = Vector512.FusedMultiplyAdd(av, b0, c010);
-            c011 = Vector512.FusedMultiplyAdd(av, b1, c011);
-            av = Vector512.Create(a[2]);
-            c020 = Vector512.FusedMultiplyAdd(av, b0, c020);
-            c021 = Vector512.FusedMultiplyAdd(av, b1, c021);
-            av = Vector512.Create(a[3]);
-            c030 = Vector512.FusedMultiplyAdd(av, b0, c030);
-            c031 = Vector512.FusedMultiplyAdd(av, b1, c031);
-            av = Vector512.Create(a[4]);
-            c040 = Vector512.FusedMultiplyAdd(av, b0, c040);
-            c041 = Vector512.FusedMultiplyAdd(av, b1, c041);
-            av = Vector512.Create(a[5]);
-            c050 = Vector512.FusedMultiplyAdd(av, b0, c050);
-            c051 = Vector512.FusedMultiplyAdd(av, b1, c051);
-            av = Vector512.Create(a[6]);
-            c060 = Vector512.FusedMultiplyAdd(av, b0, c060);
-            c061 = Vector512.FusedMultiplyAdd(av, b1, c061);
-            av = Vector512.Create(a[7]);
-            c070 = Vector512.FusedMultiplyAdd(av, b0, c070);
-            c071 = Vector512.FusedMultiplyAdd(av, b1, c071);
-            av = Vector512.Create(a[8]);
-            c080 = Vector512.FusedMultiplyAdd(av, b0, c080);
-            c081 = Vector512.FusedMultiplyAdd(av, b1, c081);
-            av = Vector512.Create(a[9]);
-            c090 = Vector512.FusedMultiplyAdd(av, b0, c090);
-            c091 = Vector512.FusedMultiplyAdd(av, b1, c091);
-            av = Vector512.Create(a[10]);
-            c100 = Vector512.FusedMultiplyAdd(av, b0, c100);
-            c101 = Vector512.FusedMultiplyAdd(av, b1, c101);
-            av = Vector512.Create(a[11]);
-            c110 = Vector512.FusedMultiplyAdd(av, b0, c110);
-            c111 = Vector512.FusedMultiplyAdd(av, b1, c111);
-            a += 12;
-            b += 32;
+            Step512(ref t, a, b, 0);
+            Step512(ref t, a, b, 1);
+            a += 24;
+            b += 64;
         }
-        c000.Store(c + (0 * ldc) + 0);
-        c001.Store(c + (0 * ldc) + 16);
-        c010.Store(c + (1 * ldc) + 0);
-        c011.Store(c + (1 * ldc) + 16);
-        c020.Store(c + (2 * ldc) + 0);
-        c021.Store(c + (2 * ldc) + 16);
-        c030.Store(c + (3 * ldc) + 0);
-        c031.Store(c + (3 * ldc) + 16);
-        c040.Store(c + (4 * ldc) + 0);
-        c041.Store(c + (4 * ldc) + 16);
-        c050.Store(c + (5 * ldc) + 0);
-        c051.Store(c + (5 * ldc) + 16);
-        c060.Store(c + (6 * ldc) + 0);
-        c061.Store(c + (6 * ldc) + 16);
-        c070.Store(c + (7 * ldc) + 0);
-        c071.Store(c + (7 * ldc) + 16);
-        c080.Store(c + (8 * ldc) + 0);
-        c081.Store(c + (8 * ldc) + 16);
-        c090.Store(c + (9 * ldc) + 0);
-        c091.Store(c + (9 * ldc) + 16);
-        c100.Store(c + (10 * ldc) + 0);
-        c101.Store(c + (10 * ldc) + 16);
-        c110.Store(c + (11 * ldc) + 0);
-        c111.Store(c + (11 * ldc) + 16);
+        if ((depth & 1) != 0)
+            Step512(ref t, a, b, 0);
+        t.C000.Store(c + (0 * ldc) + 0);
+        t.C001.Store(c + (0 * ldc) + 16);
+        t.C010.Store(c + (1 * ldc) + 0);
+        t.C011.Store(c + (1 * ldc) + 16);
+        t.C020.Store(c + (2 * ldc) + 0);
+        t.C021.Store(c + (2 * ldc) + 16);
+        t.C030.Store(c + (3 * ldc) + 0);
+        t.C031.Store(c + (3 * ldc) + 16);
+        t.C040.Store(c + (4 * ldc) + 0);
+        t.C041.Store(c + (4 * ldc) + 16);
+        t.C050.Store(c + (5 * ldc) + 0);
+        t.C051.Store(c + (5 * ldc) + 16);
+        t.C060.Store(c + (6 * ldc) + 0);
+        t.C061.Store(c + (6 * ldc) + 16);
+        t.C070.Store(c + (7 * ldc) + 0);
+        t.C071.Store(c + (7 * ldc) + 16);
+        t.C080.Store(c + (8 * ldc) + 0);
+        t.C081.Store(c + (8 * ldc) + 16);
+        t.C090.Store(c + (9 * ldc) + 0);
+        t.C091.Store(c + (9 * ldc) + 16);
+        t.C100.Store(c + (10 * ldc) + 0);
+        t.C101.Store(c + (10 * ldc) + 16);
+        t.C110.Store(c + (11 * ldc) + 0);
+        t.C111.Store(c + (11 * ldc) + 16);
+    }
+
+    /// <summary>
+    /// Step <paramref name="step"/> (0 or 1) past the packed pointers of <see cref="Kernel512"/>: a constant once
+    /// inlined, so the second step of a turn reads at fixed offsets from the same pointers. The JIT keeps
+    /// <paramref name="t"/>'s 24 vectors in registers (a local passed by reference to an inlined method).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Step512(ref Tile512 t, float* a, float* b, int step)
+    {
+        Vector512<float> b0 = Vector512.Load(b + (step * 32));
+        Vector512<float> b1 = Vector512.Load(b + (step * 32) + 16);
+        Vector512<float> av;
+        av = Vector512.Create(a[(step * 12) + 0]);
+        t.C000 = Vector512.FusedMultiplyAdd(av, b0, t.C000);
+        t.C001 = Vector512.FusedMultiplyAdd(av, b1, t.C001);
+        av = Vector512.Create(a[(step * 12) + 1]);
+        t.C010 = Vector512.FusedMultiplyAdd(av, b0, t.C010);
+        t.C011 = Vector512.FusedMultiplyAdd(av, b1, t.C011);
+        av = Vector512.Create(a[(step * 12) + 2]);
+        t.C020 = Vector512.FusedMultiplyAdd(av, b0, t.C020);
+        t.C021 = Vector512.FusedMultiplyAdd(av, b1, t.C021);
+        av = Vector512.Create(a[(step * 12) + 3]);
+        t.C030 = Vector512.FusedMultiplyAdd(av, b0, t.C030);
+        t.C031 = Vector512.FusedMultiplyAdd(av, b1, t.C031);
+        av = Vector512.Create(a[(step * 12) + 4]);
+        t.C040 = Vector512.FusedMultiplyAdd(av, b0, t.C040);
+        t.C041 = Vector512.FusedMultiplyAdd(av, b1, t.C041);
+        av = Vector512.Create(a[(step * 12) + 5]);
+        t.C050 = Vector512.FusedMultiplyAdd(av, b0, t.C050);
+        t.C051 = Vector512.FusedMultiplyAdd(av, b1, t.C051);
+        av = Vector512.Create(a[(step * 12) + 6]);
+        t.C060 = Vector512.FusedMultiplyAdd(av, b0, t.C060);
+        t.C061 = Vector512.FusedMultiplyAdd(av, b1, t.C061);
+        av = Vector512.Create(a[(step * 12) + 7]);
+        t.C070 = Vector512.FusedMultiplyAdd(av, b0, t.C070);
+        t.C071 = Vector512.FusedMultiplyAdd(av, b1, t.C071);
+        av = Vector512.Create(a[(step * 12) + 8]);
+        t.C080 = Vector512.FusedMultiplyAdd(av, b0, t.C080);
+        t.C081 = Vector512.FusedMultiplyAdd(av, b1, t.C081);
+        av = Vector512.Create(a[(step * 12) + 9]);
+        t.C090 = Vector512.FusedMultiplyAdd(av, b0, t.C090);
+        t.C091 = Vector512.FusedMultiplyAdd(av, b1, t.C091);
+        av = Vector512.Create(a[(step * 12) + 10]);
+        t.C100 = Vector512.FusedMultiplyAdd(av, b0, t.C100);
+        t.C101 = Vector512.FusedMultiplyAdd(av, b1, t.C101);
+        av = Vector512.Create(a[(step * 12) + 11]);
+        t.C110 = Vector512.FusedMultiplyAdd(av, b0, t.C110);
+        t.C111 = Vector512.FusedMultiplyAdd(av, b1, t.C111);
+    }
+
+    /// <summary>The 24 accumulators of a <c>12 × 32</c> tile: row <c>r</c>'s two vectors are <c>C{rr}0</c> and
+    /// <c>C{rr}1</c>, <c>rr</c> its two digits.</summary>
+    private struct Tile512
+    {
+        public Vector512<float> C000;
+        public Vector512<float> C001;
+        public Vector512<float> C010;
+        public Vector512<float> C011;
+        public Vector512<float> C020;
+        public Vector512<float> C021;
+        public Vector512<float> C030;
+        public Vector512<float> C031;
+        public Vector512<float> C040;
+        public Vector512<float> C041;
+        public Vector512<float> C050;
+        public Vector512<float> C051;
+        public Vector512<float> C060;
+        public Vector512<float> C061;
+        public Vector512<float> C070;
+        public Vector512<float> C071;
+        public Vector512<float> C080;
+        public Vector512<float> C081;
+        public Vector512<float> C090;
+        public Vector512<float> C091;
+        public Vector512<float> C100;
+        public Vector512<float> C101;
+        public Vector512<float> C110;
+        public Vector512<float> C111;
     }
 
     /// <summary>
@@ -541,9 +590,9 @@ internal static unsafe class GemmMicroKernel
             c101 = Ld512(c, ldc, 10, 16, load);
         Vector512<float> c110 = Ld512(c, ldc, 11, 0, load),
             c111 = Ld512(c, ldc, 11, 16, load);
-        for (int p = 0; p < depth; p++)
+        float* end = b + ((long)depth * 32);
+        while (b < end)
         {
-            Sse.Prefetch0(b + PrefetchB);
             Vector512<float> b0 = Vector512.Load(b);
             Vector512<float> b1 = Vector512.Load(b + 16);
             Vector512<float> av;
@@ -631,7 +680,8 @@ internal static unsafe class GemmMicroKernel
             c021 = Ld512(c, ldc, 2, 16, load);
         Vector512<float> c030 = Ld512(c, ldc, 3, 0, load),
             c031 = Ld512(c, ldc, 3, 16, load);
-        for (int p = 0; p < depth; p++)
+        float* end = b + ((long)depth * 32);
+        while (b < end)
         {
             Vector512<float> b0 = Vector512.Load(b);
             Vector512<float> b1 = Vector512.Load(b + 16);
@@ -672,12 +722,6 @@ internal static unsafe class GemmMicroKernel
     /// 1024³'s Aᵀ·B in 0.90–1.06 rather than 2.12–2.33; A·B's B packs read 2.76–3.05 ms against 3.02–3.15 (stop 33).
     /// </summary>
     private const int PackPrefetchSteps = 4;
-
-    /// <summary>Floats ahead of the A pointer that the 512-bit kernel prefetches: 16 steps of 12 rows.</summary>
-    private const int PrefetchA = 16 * 12;
-
-    /// <summary>Floats ahead of the B pointer that the 512-bit kernel prefetches: 8 steps of 32 columns.</summary>
-    private const int PrefetchB = 8 * 32;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> Ld256(float* c, long ldc, int row, int column, bool load) =>
