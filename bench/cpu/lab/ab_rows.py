@@ -9,12 +9,14 @@ for f in sorted(glob.glob(os.path.join(sys.argv[1], "*-r*.jsonl"))):
         except Exception: continue
         if d.get("what") != "gemm": continue
         key = (d["shape"], d["product"].split(" ")[0])
-        rows.setdefault(key, {}).setdefault(build, []).append((int(rnd), d["gflops"], d["fractionOfAdjacentPeak"], d.get("fractionOfAdjacentKernelCeiling", float("nan"))))
+        rows.setdefault(key, {}).setdefault(build, []).append((int(rnd), d["gflops"], d["fractionOfAdjacentPeak"]))
 builds = sorted({b for r in rows.values() for b in r})
 print("| row | " + " | ".join(f"{b}: GFLOP/s per round; median share of adjacent FMA peak" for b in builds) + " |")
 for key, per in rows.items():
     cells = []
     for b in builds:
         xs = sorted(per.get(b, []))
-        cells.append(" / ".join(f"{g:.0f}" for _, g, _, _ in xs) + f"; {100 * st.median(s for _, _, s, _ in xs):.0f} % [" + " ".join(f"{100*s:.0f}" for _, _, s, _ in xs) + "]")
+        gflops = " / ".join(f"{g:.0f}" for _, g, _ in xs)
+        shares = " ".join(f"{100 * s:.0f}" for _, _, s in xs)
+        cells.append(f"{gflops}; {100 * st.median(s for _, _, s in xs):.0f} % [{shares}]")
     print(f"| {key[0]} {key[1]} | " + " | ".join(cells) + " |")
