@@ -15,7 +15,7 @@ namespace MoeSharp.Compute;
 /// the GEMM row-invariant and deterministic. Panels are zero-padded to whole tiles; padded lanes compute
 /// values that are never stored.
 /// </remarks>
-internal static unsafe class GemmMicroKernel
+internal static unsafe partial class GemmMicroKernel
 {
     /// <summary>
     /// Whether the 512-bit kernel runs (AVX-512F present): 12 × 32 tiles in 24 of the 32 vector registers, half the
@@ -391,31 +391,7 @@ internal static unsafe class GemmMicroKernel
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Kernel512(int depth, float* a, float* b, float* c, long ldc, bool load)
     {
-        Tile512 t;
-        t.C000 = Ld512(c, ldc, 0, 0, load);
-        t.C001 = Ld512(c, ldc, 0, 16, load);
-        t.C010 = Ld512(c, ldc, 1, 0, load);
-        t.C011 = Ld512(c, ldc, 1, 16, load);
-        t.C020 = Ld512(c, ldc, 2, 0, load);
-        t.C021 = Ld512(c, ldc, 2, 16, load);
-        t.C030 = Ld512(c, ldc, 3, 0, load);
-        t.C031 = Ld512(c, ldc, 3, 16, load);
-        t.C040 = Ld512(c, ldc, 4, 0, load);
-        t.C041 = Ld512(c, ldc, 4, 16, load);
-        t.C050 = Ld512(c, ldc, 5, 0, load);
-        t.C051 = Ld512(c, ldc, 5, 16, load);
-        t.C060 = Ld512(c, ldc, 6, 0, load);
-        t.C061 = Ld512(c, ldc, 6, 16, load);
-        t.C070 = Ld512(c, ldc, 7, 0, load);
-        t.C071 = Ld512(c, ldc, 7, 16, load);
-        t.C080 = Ld512(c, ldc, 8, 0, load);
-        t.C081 = Ld512(c, ldc, 8, 16, load);
-        t.C090 = Ld512(c, ldc, 9, 0, load);
-        t.C091 = Ld512(c, ldc, 9, 16, load);
-        t.C100 = Ld512(c, ldc, 10, 0, load);
-        t.C101 = Ld512(c, ldc, 10, 16, load);
-        t.C110 = Ld512(c, ldc, 11, 0, load);
-        t.C111 = Ld512(c, ldc, 11, 16, load);
+        LoadTile512(out Tile512 t, c, ldc, load);
         // Two steps a turn (an odd depth's last step after them), no prefetches, the loop ending on B's pointer: 40
         // instructions per 24 FMAs, where the loop that prefetched A and B ahead (until stop 36) issued 47. On the GPU
         // machine's Xeon the cores spend long stretches in a state where anything beside FMAs issues slower (a
@@ -433,30 +409,7 @@ internal static unsafe class GemmMicroKernel
         }
         if ((depth & 1) != 0)
             Step512(ref t, a, b, 0);
-        t.C000.Store(c + (0 * ldc) + 0);
-        t.C001.Store(c + (0 * ldc) + 16);
-        t.C010.Store(c + (1 * ldc) + 0);
-        t.C011.Store(c + (1 * ldc) + 16);
-        t.C020.Store(c + (2 * ldc) + 0);
-        t.C021.Store(c + (2 * ldc) + 16);
-        t.C030.Store(c + (3 * ldc) + 0);
-        t.C031.Store(c + (3 * ldc) + 16);
-        t.C040.Store(c + (4 * ldc) + 0);
-        t.C041.Store(c + (4 * ldc) + 16);
-        t.C050.Store(c + (5 * ldc) + 0);
-        t.C051.Store(c + (5 * ldc) + 16);
-        t.C060.Store(c + (6 * ldc) + 0);
-        t.C061.Store(c + (6 * ldc) + 16);
-        t.C070.Store(c + (7 * ldc) + 0);
-        t.C071.Store(c + (7 * ldc) + 16);
-        t.C080.Store(c + (8 * ldc) + 0);
-        t.C081.Store(c + (8 * ldc) + 16);
-        t.C090.Store(c + (9 * ldc) + 0);
-        t.C091.Store(c + (9 * ldc) + 16);
-        t.C100.Store(c + (10 * ldc) + 0);
-        t.C101.Store(c + (10 * ldc) + 16);
-        t.C110.Store(c + (11 * ldc) + 0);
-        t.C111.Store(c + (11 * ldc) + 16);
+        StoreTile512(ref t, c, ldc);
     }
 
     /// <summary>
@@ -508,6 +461,67 @@ internal static unsafe class GemmMicroKernel
         t.C111 = Vector512.FusedMultiplyAdd(av, b1, t.C111);
     }
 
+    /// <summary>A tile's accumulators from C (row stride <paramref name="ldc"/>) when <paramref name="load"/>, else
+    /// zero.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void LoadTile512(out Tile512 t, float* c, long ldc, bool load)
+    {
+        t.C000 = Ld512(c, ldc, 0, 0, load);
+        t.C001 = Ld512(c, ldc, 0, 16, load);
+        t.C010 = Ld512(c, ldc, 1, 0, load);
+        t.C011 = Ld512(c, ldc, 1, 16, load);
+        t.C020 = Ld512(c, ldc, 2, 0, load);
+        t.C021 = Ld512(c, ldc, 2, 16, load);
+        t.C030 = Ld512(c, ldc, 3, 0, load);
+        t.C031 = Ld512(c, ldc, 3, 16, load);
+        t.C040 = Ld512(c, ldc, 4, 0, load);
+        t.C041 = Ld512(c, ldc, 4, 16, load);
+        t.C050 = Ld512(c, ldc, 5, 0, load);
+        t.C051 = Ld512(c, ldc, 5, 16, load);
+        t.C060 = Ld512(c, ldc, 6, 0, load);
+        t.C061 = Ld512(c, ldc, 6, 16, load);
+        t.C070 = Ld512(c, ldc, 7, 0, load);
+        t.C071 = Ld512(c, ldc, 7, 16, load);
+        t.C080 = Ld512(c, ldc, 8, 0, load);
+        t.C081 = Ld512(c, ldc, 8, 16, load);
+        t.C090 = Ld512(c, ldc, 9, 0, load);
+        t.C091 = Ld512(c, ldc, 9, 16, load);
+        t.C100 = Ld512(c, ldc, 10, 0, load);
+        t.C101 = Ld512(c, ldc, 10, 16, load);
+        t.C110 = Ld512(c, ldc, 11, 0, load);
+        t.C111 = Ld512(c, ldc, 11, 16, load);
+    }
+
+    /// <summary>A tile's accumulators into C (row stride <paramref name="ldc"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreTile512(ref Tile512 t, float* c, long ldc)
+    {
+        t.C000.Store(c + (0 * ldc) + 0);
+        t.C001.Store(c + (0 * ldc) + 16);
+        t.C010.Store(c + (1 * ldc) + 0);
+        t.C011.Store(c + (1 * ldc) + 16);
+        t.C020.Store(c + (2 * ldc) + 0);
+        t.C021.Store(c + (2 * ldc) + 16);
+        t.C030.Store(c + (3 * ldc) + 0);
+        t.C031.Store(c + (3 * ldc) + 16);
+        t.C040.Store(c + (4 * ldc) + 0);
+        t.C041.Store(c + (4 * ldc) + 16);
+        t.C050.Store(c + (5 * ldc) + 0);
+        t.C051.Store(c + (5 * ldc) + 16);
+        t.C060.Store(c + (6 * ldc) + 0);
+        t.C061.Store(c + (6 * ldc) + 16);
+        t.C070.Store(c + (7 * ldc) + 0);
+        t.C071.Store(c + (7 * ldc) + 16);
+        t.C080.Store(c + (8 * ldc) + 0);
+        t.C081.Store(c + (8 * ldc) + 16);
+        t.C090.Store(c + (9 * ldc) + 0);
+        t.C091.Store(c + (9 * ldc) + 16);
+        t.C100.Store(c + (10 * ldc) + 0);
+        t.C101.Store(c + (10 * ldc) + 16);
+        t.C110.Store(c + (11 * ldc) + 0);
+        t.C111.Store(c + (11 * ldc) + 16);
+    }
+
     /// <summary>The 24 accumulators of a <c>12 × 32</c> tile: row <c>r</c>'s two vectors are <c>C{rr}0</c> and
     /// <c>C{rr}1</c>, <c>rr</c> its two digits.</summary>
     private struct Tile512
@@ -536,131 +550,6 @@ internal static unsafe class GemmMicroKernel
         public Vector512<float> C101;
         public Vector512<float> C110;
         public Vector512<float> C111;
-    }
-
-    /// <summary>
-    /// <see cref="Kernel512"/> reading A where it lies rather than packed: row <c>r</c> at step <c>p</c> is
-    /// <c>a[r·rowStride + p·stepStride]</c> (a row-major A has step stride 1, a transposed one row stride 1), B packed
-    /// as for <see cref="Kernel512"/>. The same chains, so the same bits. A small product on many threads then packs
-    /// no A: each of the tasks sharing a block's rows would otherwise pack them again (<c>HostGemm.PrivateGrid.cs</c>).
-    /// </summary>
-    /// <remarks>
-    /// Rows are read through three pointers a quarter of the tile apart and three row offsets, so every broadcast is
-    /// one <c>[pointer + offset·4]</c> operand and the loop advances three pointers a step.
-    /// </remarks>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Kernel512Strided(
-        int depth,
-        float* a,
-        long rowStride,
-        long stepStride,
-        float* b,
-        float* c,
-        long ldc,
-        bool load
-    )
-    {
-        long s1 = rowStride,
-            s2 = 2 * rowStride,
-            s3 = 3 * rowStride;
-        float* a0 = a;
-        float* a4 = a + (4 * rowStride);
-        float* a8 = a + (8 * rowStride);
-        Vector512<float> c000 = Ld512(c, ldc, 0, 0, load),
-            c001 = Ld512(c, ldc, 0, 16, load);
-        Vector512<float> c010 = Ld512(c, ldc, 1, 0, load),
-            c011 = Ld512(c, ldc, 1, 16, load);
-        Vector512<float> c020 = Ld512(c, ldc, 2, 0, load),
-            c021 = Ld512(c, ldc, 2, 16, load);
-        Vector512<float> c030 = Ld512(c, ldc, 3, 0, load),
-            c031 = Ld512(c, ldc, 3, 16, load);
-        Vector512<float> c040 = Ld512(c, ldc, 4, 0, load),
-            c041 = Ld512(c, ldc, 4, 16, load);
-        Vector512<float> c050 = Ld512(c, ldc, 5, 0, load),
-            c051 = Ld512(c, ldc, 5, 16, load);
-        Vector512<float> c060 = Ld512(c, ldc, 6, 0, load),
-            c061 = Ld512(c, ldc, 6, 16, load);
-        Vector512<float> c070 = Ld512(c, ldc, 7, 0, load),
-            c071 = Ld512(c, ldc, 7, 16, load);
-        Vector512<float> c080 = Ld512(c, ldc, 8, 0, load),
-            c081 = Ld512(c, ldc, 8, 16, load);
-        Vector512<float> c090 = Ld512(c, ldc, 9, 0, load),
-            c091 = Ld512(c, ldc, 9, 16, load);
-        Vector512<float> c100 = Ld512(c, ldc, 10, 0, load),
-            c101 = Ld512(c, ldc, 10, 16, load);
-        Vector512<float> c110 = Ld512(c, ldc, 11, 0, load),
-            c111 = Ld512(c, ldc, 11, 16, load);
-        float* end = b + ((long)depth * 32);
-        while (b < end)
-        {
-            Vector512<float> b0 = Vector512.Load(b);
-            Vector512<float> b1 = Vector512.Load(b + 16);
-            Vector512<float> av;
-            av = Vector512.Create(a0[0]);
-            c000 = Vector512.FusedMultiplyAdd(av, b0, c000);
-            c001 = Vector512.FusedMultiplyAdd(av, b1, c001);
-            av = Vector512.Create(a0[s1]);
-            c010 = Vector512.FusedMultiplyAdd(av, b0, c010);
-            c011 = Vector512.FusedMultiplyAdd(av, b1, c011);
-            av = Vector512.Create(a0[s2]);
-            c020 = Vector512.FusedMultiplyAdd(av, b0, c020);
-            c021 = Vector512.FusedMultiplyAdd(av, b1, c021);
-            av = Vector512.Create(a0[s3]);
-            c030 = Vector512.FusedMultiplyAdd(av, b0, c030);
-            c031 = Vector512.FusedMultiplyAdd(av, b1, c031);
-            av = Vector512.Create(a4[0]);
-            c040 = Vector512.FusedMultiplyAdd(av, b0, c040);
-            c041 = Vector512.FusedMultiplyAdd(av, b1, c041);
-            av = Vector512.Create(a4[s1]);
-            c050 = Vector512.FusedMultiplyAdd(av, b0, c050);
-            c051 = Vector512.FusedMultiplyAdd(av, b1, c051);
-            av = Vector512.Create(a4[s2]);
-            c060 = Vector512.FusedMultiplyAdd(av, b0, c060);
-            c061 = Vector512.FusedMultiplyAdd(av, b1, c061);
-            av = Vector512.Create(a4[s3]);
-            c070 = Vector512.FusedMultiplyAdd(av, b0, c070);
-            c071 = Vector512.FusedMultiplyAdd(av, b1, c071);
-            av = Vector512.Create(a8[0]);
-            c080 = Vector512.FusedMultiplyAdd(av, b0, c080);
-            c081 = Vector512.FusedMultiplyAdd(av, b1, c081);
-            av = Vector512.Create(a8[s1]);
-            c090 = Vector512.FusedMultiplyAdd(av, b0, c090);
-            c091 = Vector512.FusedMultiplyAdd(av, b1, c091);
-            av = Vector512.Create(a8[s2]);
-            c100 = Vector512.FusedMultiplyAdd(av, b0, c100);
-            c101 = Vector512.FusedMultiplyAdd(av, b1, c101);
-            av = Vector512.Create(a8[s3]);
-            c110 = Vector512.FusedMultiplyAdd(av, b0, c110);
-            c111 = Vector512.FusedMultiplyAdd(av, b1, c111);
-            a0 += stepStride;
-            a4 += stepStride;
-            a8 += stepStride;
-            b += 32;
-        }
-        c000.Store(c + (0 * ldc) + 0);
-        c001.Store(c + (0 * ldc) + 16);
-        c010.Store(c + (1 * ldc) + 0);
-        c011.Store(c + (1 * ldc) + 16);
-        c020.Store(c + (2 * ldc) + 0);
-        c021.Store(c + (2 * ldc) + 16);
-        c030.Store(c + (3 * ldc) + 0);
-        c031.Store(c + (3 * ldc) + 16);
-        c040.Store(c + (4 * ldc) + 0);
-        c041.Store(c + (4 * ldc) + 16);
-        c050.Store(c + (5 * ldc) + 0);
-        c051.Store(c + (5 * ldc) + 16);
-        c060.Store(c + (6 * ldc) + 0);
-        c061.Store(c + (6 * ldc) + 16);
-        c070.Store(c + (7 * ldc) + 0);
-        c071.Store(c + (7 * ldc) + 16);
-        c080.Store(c + (8 * ldc) + 0);
-        c081.Store(c + (8 * ldc) + 16);
-        c090.Store(c + (9 * ldc) + 0);
-        c091.Store(c + (9 * ldc) + 16);
-        c100.Store(c + (10 * ldc) + 0);
-        c101.Store(c + (10 * ldc) + 16);
-        c110.Store(c + (11 * ldc) + 0);
-        c111.Store(c + (11 * ldc) + 16);
     }
 
     /// <summary>

@@ -79,7 +79,8 @@ internal static unsafe partial class HostGemm
             int height = Blocks(Blocks(p.M, mr), Blocks(p.M, mc)) * mr;
             int rowBlocks = Blocks(p.M, height),
                 columnBlocks = Blocks(p.N, nc);
-            bool readsAInPlace = GemmMicroKernel.Wide && p.ACol <= MaxInPlaceStepStride;
+            bool readsAInPlace =
+                GemmMicroKernel.Wide && (p.ACol == 1 || (p.ARow == 1 && p.ACol <= MaxInPlaceStepStride));
             for (int t = 0; t < rowBlocks * columnBlocks; t++)
             {
                 int i0 = t / columnBlocks * height,

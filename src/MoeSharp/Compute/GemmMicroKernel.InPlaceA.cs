@@ -1,0 +1,209 @@
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace MoeSharp.Compute;
+
+internal static unsafe partial class GemmMicroKernel
+{
+    /// <summary>
+    /// <see cref="Kernel512"/> reading A where it lies rather than packed: row <c>r</c> at step <c>p</c> is
+    /// <c>a[r·rowStride + p·stepStride]</c>, with one of the two strides 1 (a row-major A has step stride 1, a
+    /// transposed one row stride 1), B packed as for <see cref="Kernel512"/>. The same chains, so the same bits. A
+    /// small product on many threads then packs no A: each of the tasks sharing a block's rows would otherwise pack
+    /// them again (<c>HostGemm.PrivateGrid.cs</c>).
+    /// </summary>
+    /// <remarks>
+    /// Two steps a turn, as <see cref="Kernel512"/>, each layout in a loop of its own so that every broadcast is one
+    /// <c>[base + index·4 + displacement]</c> operand whose step is the displacement (row-major) or the index
+    /// (transposed): one step a turn through a run-time step stride (until stop 37) advanced three row pointers a step,
+    /// 43 instructions per 24 FMAs; these issue 40 (row-major) and 39 (transposed). On the GPU machine's Xeon the
+    /// cores spend stretches in a state where every instruction beside the FMAs issues slower (bench/RESULTS-cpu.md,
+    /// stop 36).
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Kernel512Strided(
+        int depth,
+        float* a,
+        long rowStride,
+        long stepStride,
+        float* b,
+        float* c,
+        long ldc,
+        bool load
+    )
+    {
+        if (stepStride == 1)
+        {
+            Kernel512RowMajorA(depth, a, rowStride, b, c, ldc, load);
+            return;
+        }
+        Debug.Assert(rowStride == 1, "A read in place has a step stride or a row stride of 1.");
+        Kernel512TransposedA(depth, a, stepStride, b, c, ldc, load);
+    }
+
+    /// <summary>
+    /// <see cref="Kernel512Strided"/> for a row-major A (step stride 1, rows <paramref name="rowStride"/> apart):
+    /// rows through three pointers a third of the tile apart and three row offsets, each step a displacement.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel512RowMajorA(int depth, float* a, long rowStride, float* b, float* c, long ldc, bool load)
+    {
+        long s1 = rowStride,
+            s2 = 2 * rowStride,
+            s3 = 3 * rowStride;
+        float* a0 = a;
+        float* a4 = a + (4 * rowStride);
+        float* a8 = a + (8 * rowStride);
+        LoadTile512(out Tile512 t, c, ldc, load);
+        float* pairsEnd = b + ((long)(depth & ~1) * 32);
+        while (b < pairsEnd)
+        {
+            StepRowMajorA(ref t, a0, a4, a8, s1, s2, s3, b, 0);
+            StepRowMajorA(ref t, a0, a4, a8, s1, s2, s3, b, 1);
+            a0 += 2;
+            a4 += 2;
+            a8 += 2;
+            b += 64;
+        }
+        if ((depth & 1) != 0)
+            StepRowMajorA(ref t, a0, a4, a8, s1, s2, s3, b, 0);
+        StoreTile512(ref t, c, ldc);
+    }
+
+    /// <summary>
+    /// Step <paramref name="step"/> (0 or 1, a constant once inlined) of <see cref="Kernel512RowMajorA"/>: row
+    /// <c>4g + i</c> at <c>(a{4g} + step)[s{i}]</c>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StepRowMajorA(
+        ref Tile512 t,
+        float* a0,
+        float* a4,
+        float* a8,
+        long s1,
+        long s2,
+        long s3,
+        float* b,
+        int step
+    )
+    {
+        Vector512<float> b0 = Vector512.Load(b + (step * 32));
+        Vector512<float> b1 = Vector512.Load(b + (step * 32) + 16);
+        Vector512<float> av;
+        av = Vector512.Create(a0[step]);
+        t.C000 = Vector512.FusedMultiplyAdd(av, b0, t.C000);
+        t.C001 = Vector512.FusedMultiplyAdd(av, b1, t.C001);
+        av = Vector512.Create((a0 + step)[s1]);
+        t.C010 = Vector512.FusedMultiplyAdd(av, b0, t.C010);
+        t.C011 = Vector512.FusedMultiplyAdd(av, b1, t.C011);
+        av = Vector512.Create((a0 + step)[s2]);
+        t.C020 = Vector512.FusedMultiplyAdd(av, b0, t.C020);
+        t.C021 = Vector512.FusedMultiplyAdd(av, b1, t.C021);
+        av = Vector512.Create((a0 + step)[s3]);
+        t.C030 = Vector512.FusedMultiplyAdd(av, b0, t.C030);
+        t.C031 = Vector512.FusedMultiplyAdd(av, b1, t.C031);
+        av = Vector512.Create(a4[step]);
+        t.C040 = Vector512.FusedMultiplyAdd(av, b0, t.C040);
+        t.C041 = Vector512.FusedMultiplyAdd(av, b1, t.C041);
+        av = Vector512.Create((a4 + step)[s1]);
+        t.C050 = Vector512.FusedMultiplyAdd(av, b0, t.C050);
+        t.C051 = Vector512.FusedMultiplyAdd(av, b1, t.C051);
+        av = Vector512.Create((a4 + step)[s2]);
+        t.C060 = Vector512.FusedMultiplyAdd(av, b0, t.C060);
+        t.C061 = Vector512.FusedMultiplyAdd(av, b1, t.C061);
+        av = Vector512.Create((a4 + step)[s3]);
+        t.C070 = Vector512.FusedMultiplyAdd(av, b0, t.C070);
+        t.C071 = Vector512.FusedMultiplyAdd(av, b1, t.C071);
+        av = Vector512.Create(a8[step]);
+        t.C080 = Vector512.FusedMultiplyAdd(av, b0, t.C080);
+        t.C081 = Vector512.FusedMultiplyAdd(av, b1, t.C081);
+        av = Vector512.Create((a8 + step)[s1]);
+        t.C090 = Vector512.FusedMultiplyAdd(av, b0, t.C090);
+        t.C091 = Vector512.FusedMultiplyAdd(av, b1, t.C091);
+        av = Vector512.Create((a8 + step)[s2]);
+        t.C100 = Vector512.FusedMultiplyAdd(av, b0, t.C100);
+        t.C101 = Vector512.FusedMultiplyAdd(av, b1, t.C101);
+        av = Vector512.Create((a8 + step)[s3]);
+        t.C110 = Vector512.FusedMultiplyAdd(av, b0, t.C110);
+        t.C111 = Vector512.FusedMultiplyAdd(av, b1, t.C111);
+    }
+
+    /// <summary>
+    /// <see cref="Kernel512Strided"/> for a transposed A (row stride 1, steps <paramref name="stepStride"/> apart):
+    /// one pointer, each row a displacement, the second step of a turn the step stride as index.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel512TransposedA(
+        int depth,
+        float* a,
+        long stepStride,
+        float* b,
+        float* c,
+        long ldc,
+        bool load
+    )
+    {
+        LoadTile512(out Tile512 t, c, ldc, load);
+        long pair = 2 * stepStride;
+        float* pairsEnd = b + ((long)(depth & ~1) * 32);
+        while (b < pairsEnd)
+        {
+            StepTransposedA(ref t, a, stepStride, b, 0);
+            StepTransposedA(ref t, a, stepStride, b, 1);
+            a += pair;
+            b += 64;
+        }
+        if ((depth & 1) != 0)
+            StepTransposedA(ref t, a, stepStride, b, 0);
+        StoreTile512(ref t, c, ldc);
+    }
+
+    /// <summary>
+    /// Step <paramref name="step"/> (0 or 1, a constant once inlined) of <see cref="Kernel512TransposedA"/>: row
+    /// <c>r</c> at <c>a[r]</c>, then at <c>(a + r)[st]</c>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StepTransposedA(ref Tile512 t, float* a, long st, float* b, int step)
+    {
+        Vector512<float> b0 = Vector512.Load(b + (step * 32));
+        Vector512<float> b1 = Vector512.Load(b + (step * 32) + 16);
+        Vector512<float> av;
+        av = Vector512.Create(step == 0 ? a[0] : (a + 0)[st]);
+        t.C000 = Vector512.FusedMultiplyAdd(av, b0, t.C000);
+        t.C001 = Vector512.FusedMultiplyAdd(av, b1, t.C001);
+        av = Vector512.Create(step == 0 ? a[1] : (a + 1)[st]);
+        t.C010 = Vector512.FusedMultiplyAdd(av, b0, t.C010);
+        t.C011 = Vector512.FusedMultiplyAdd(av, b1, t.C011);
+        av = Vector512.Create(step == 0 ? a[2] : (a + 2)[st]);
+        t.C020 = Vector512.FusedMultiplyAdd(av, b0, t.C020);
+        t.C021 = Vector512.FusedMultiplyAdd(av, b1, t.C021);
+        av = Vector512.Create(step == 0 ? a[3] : (a + 3)[st]);
+        t.C030 = Vector512.FusedMultiplyAdd(av, b0, t.C030);
+        t.C031 = Vector512.FusedMultiplyAdd(av, b1, t.C031);
+        av = Vector512.Create(step == 0 ? a[4] : (a + 4)[st]);
+        t.C040 = Vector512.FusedMultiplyAdd(av, b0, t.C040);
+        t.C041 = Vector512.FusedMultiplyAdd(av, b1, t.C041);
+        av = Vector512.Create(step == 0 ? a[5] : (a + 5)[st]);
+        t.C050 = Vector512.FusedMultiplyAdd(av, b0, t.C050);
+        t.C051 = Vector512.FusedMultiplyAdd(av, b1, t.C051);
+        av = Vector512.Create(step == 0 ? a[6] : (a + 6)[st]);
+        t.C060 = Vector512.FusedMultiplyAdd(av, b0, t.C060);
+        t.C061 = Vector512.FusedMultiplyAdd(av, b1, t.C061);
+        av = Vector512.Create(step == 0 ? a[7] : (a + 7)[st]);
+        t.C070 = Vector512.FusedMultiplyAdd(av, b0, t.C070);
+        t.C071 = Vector512.FusedMultiplyAdd(av, b1, t.C071);
+        av = Vector512.Create(step == 0 ? a[8] : (a + 8)[st]);
+        t.C080 = Vector512.FusedMultiplyAdd(av, b0, t.C080);
+        t.C081 = Vector512.FusedMultiplyAdd(av, b1, t.C081);
+        av = Vector512.Create(step == 0 ? a[9] : (a + 9)[st]);
+        t.C090 = Vector512.FusedMultiplyAdd(av, b0, t.C090);
+        t.C091 = Vector512.FusedMultiplyAdd(av, b1, t.C091);
+        av = Vector512.Create(step == 0 ? a[10] : (a + 10)[st]);
+        t.C100 = Vector512.FusedMultiplyAdd(av, b0, t.C100);
+        t.C101 = Vector512.FusedMultiplyAdd(av, b1, t.C101);
+        av = Vector512.Create(step == 0 ? a[11] : (a + 11)[st]);
+        t.C110 = Vector512.FusedMultiplyAdd(av, b0, t.C110);
+        t.C111 = Vector512.FusedMultiplyAdd(av, b1, t.C111);
+    }
+}
