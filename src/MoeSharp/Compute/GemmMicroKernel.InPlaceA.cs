@@ -16,10 +16,11 @@ internal static unsafe partial class GemmMicroKernel
     /// <remarks>
     /// Two steps a turn, as <see cref="Kernel512"/>, each layout in a loop of its own so that every broadcast is one
     /// <c>[base + index·4 + displacement]</c> operand whose step is the displacement (row-major) or the index
-    /// (transposed): one step a turn through a run-time step stride (until stop 37) advanced three row pointers a step,
-    /// 43 instructions per 24 FMAs; these issue 40 (row-major) and 39 (transposed). On the GPU machine's Xeon the
-    /// cores spend stretches in a state where every instruction beside the FMAs issues slower (bench/RESULTS-cpu.md,
-    /// stop 36).
+    /// (transposed): 41 (row-major) and 39.5 (transposed) instructions per 24 FMAs, where one step a turn through a
+    /// run-time step stride (until stop 37) advanced three row pointers a step and issued 43. The GPU machine's Xeon
+    /// spends stretches in a state where every instruction beside the FMAs issues slower (bench/RESULTS-cpu.md, stop
+    /// 36). There, 256 × 512 × 512 on 2 threads ran at a median of 155 / 164 / 158 GFLOP/s (A·Bᵀ / A·B / Aᵀ·B) against
+    /// 145 / 148 / 140 one step a turn, twelve rounds of the two builds alternating (stop 37, call A).
     /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Kernel512Strided(

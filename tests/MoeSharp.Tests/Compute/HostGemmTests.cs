@@ -223,6 +223,8 @@ public sealed class HostGemmTests
             { 4, (2 * nr) + 7, kc + 3 },
             { mr + 6, 3 * nr, 5 },
             { 10, 1, 33 },
+            // Two chunks with an edge panel: packed on one thread, A's rows read where they lie on the private grid.
+            { (2 * mr) + 5, nr + 3, kc + 9 },
         };
     }
 
