@@ -3,8 +3,9 @@ using MoeSharp.Compute;
 namespace MoeSharp.Tests.Compute;
 
 /// <summary>
-/// <see cref="GemmMicroKernel.Kernel512Strided"/>, which reads A where it lies, against <see cref="GemmMicroKernel.Kernel512"/>
-/// on the same values packed: the same chains, so every element bitwise, in both layouts it serves.
+/// <see cref="GemmMicroKernel.Kernel512Strided"/>, which reads A where it lies, against
+/// <see cref="GemmMicroKernel.Kernel512"/> on the same values packed: the same chains, so every element bitwise, in
+/// both layouts it serves.
 /// </summary>
 public sealed unsafe class InPlaceKernelTests
 {
