@@ -232,10 +232,10 @@ internal static unsafe partial class HostGemm
 
         /// <summary>
         /// Whether whole row panels are read where A lies (<see cref="GemmMicroKernel.Kernel512Strided"/>) rather
-        /// than packed: with the 512-bit kernel, when A's steps lie at most 1 KiB apart
-        /// (<see cref="MaxInPlaceStepStride"/>). On the GPU machine's Xeon the tasks of a 256 × 512 × 512 product
-        /// spent 23–33 µs packing (bench/RESULTS-cpu.md, stop 27), two thirds of it the A rows that every task of the
-        /// same row band packs again.
+        /// than packed: with the 512-bit kernel, when A is row-major, or transposed with its steps at most 1 KiB apart
+        /// (<see cref="MaxInPlaceStepStride"/>), the two layouts that kernel reads. On the GPU machine's Xeon the tasks
+        /// of a 256 × 512 × 512 product spent 23–33 µs packing (bench/RESULTS-cpu.md, stop 27), two thirds of it the A
+        /// rows that every task of the same row band packs again.
         /// </summary>
         public bool ReadsAInPlace { get; } = readsAInPlace;
 
