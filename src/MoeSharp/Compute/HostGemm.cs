@@ -603,14 +603,22 @@ internal static unsafe partial class HostGemm
 
     /// <summary>
     /// How many panel chunks a task claims before it packs them, when <paramref name="sharers"/> tasks need the same
-    /// panels: all it finds free (one pass row by row over them, <see cref="GemmPanelSource.PackAll"/>) when one
-    /// thread runs the wave or at most two tasks share them; otherwise one at a time, so that the many tasks sharing
-    /// the panels of a product split into narrow blocks (one expert on 16 threads: 11 row blocks per column block)
-    /// pack them in parallel instead of waiting for the first. On the GPU machine's Xeon that lone product ran at
-    /// 440–550 GFLOP/s with every task claiming all it found (main's one-at-a-time claims: 610–680 in the same run),
-    /// and at 540–705 with this rule (bench/RESULTS-cpu.md, stop 25).
+    /// panels: all it finds free (one pass row by row over them, <see cref="GemmPanelSource.PackAll"/>) when at most
+    /// two tasks can be sharing them at once (at most two share them, or at most two threads run the wave); otherwise
+    /// one at a time, so that the many tasks sharing the panels of a product split into narrow blocks (one expert on
+    /// 16 threads: 11 row blocks per column block) pack them in parallel instead of waiting for the first. On the GPU
+    /// machine's Xeon that lone product ran at 440–550 GFLOP/s with every task claiming all it found (main's
+    /// one-at-a-time claims: 610–680 in the same run), and at 540–705 with this rule (bench/RESULTS-cpu.md, stop 25).
     /// </summary>
-    private static int PanelsPerPacking(int sharers, int threads) => threads == 1 || sharers <= 2 ? int.MaxValue : 1;
+    /// <remarks>
+    /// Two threads (since stop 37; the rule counted only the sharers before): 1024³ has 8 row blocks and 4 column
+    /// blocks there, so each task packed the panels of its rows and columns one at a time, a panel's 12 or 32 floats of
+    /// every step from rows 4 KiB apart, where the panels of A·B's B and Aᵀ·B's A and B can be copied row by row
+    /// together. On the GPU machine's Xeon (cores 2–3, builds alternating, medians of 8 and 20 rounds in GFLOP/s, A·Bᵀ
+    /// / A·B / Aᵀ·B) 1024³ ran at 190 / 195 / 190 against 168 / 172 / 169, then 206 / 218 / 208 against
+    /// 210 / 198 / 198: A·Bᵀ, whose packs transpose a panel at a time either way, level; the others 5–13 % faster.
+    /// </remarks>
+    private static int PanelsPerPacking(int sharers, int threads) => Math.Min(sharers, threads) <= 2 ? int.MaxValue : 1;
 
     /// <summary>
     /// Whether products run on <see cref="RunPrivateGrid"/> rather than the shared pass: when none is deeper than
