@@ -87,48 +87,24 @@ internal static unsafe partial class GemmMicroKernel
         long s3,
         float* b,
         int step
-    )
-    {
-        Vector512<float> b0 = Vector512.Load(b + (step * 32));
-        Vector512<float> b1 = Vector512.Load(b + (step * 32) + 16);
-        Vector512<float> av;
-        av = Vector512.Create(a0[step]);
-        t.C000 = Vector512.FusedMultiplyAdd(av, b0, t.C000);
-        t.C001 = Vector512.FusedMultiplyAdd(av, b1, t.C001);
-        av = Vector512.Create((a0 + step)[s1]);
-        t.C010 = Vector512.FusedMultiplyAdd(av, b0, t.C010);
-        t.C011 = Vector512.FusedMultiplyAdd(av, b1, t.C011);
-        av = Vector512.Create((a0 + step)[s2]);
-        t.C020 = Vector512.FusedMultiplyAdd(av, b0, t.C020);
-        t.C021 = Vector512.FusedMultiplyAdd(av, b1, t.C021);
-        av = Vector512.Create((a0 + step)[s3]);
-        t.C030 = Vector512.FusedMultiplyAdd(av, b0, t.C030);
-        t.C031 = Vector512.FusedMultiplyAdd(av, b1, t.C031);
-        av = Vector512.Create(a4[step]);
-        t.C040 = Vector512.FusedMultiplyAdd(av, b0, t.C040);
-        t.C041 = Vector512.FusedMultiplyAdd(av, b1, t.C041);
-        av = Vector512.Create((a4 + step)[s1]);
-        t.C050 = Vector512.FusedMultiplyAdd(av, b0, t.C050);
-        t.C051 = Vector512.FusedMultiplyAdd(av, b1, t.C051);
-        av = Vector512.Create((a4 + step)[s2]);
-        t.C060 = Vector512.FusedMultiplyAdd(av, b0, t.C060);
-        t.C061 = Vector512.FusedMultiplyAdd(av, b1, t.C061);
-        av = Vector512.Create((a4 + step)[s3]);
-        t.C070 = Vector512.FusedMultiplyAdd(av, b0, t.C070);
-        t.C071 = Vector512.FusedMultiplyAdd(av, b1, t.C071);
-        av = Vector512.Create(a8[step]);
-        t.C080 = Vector512.FusedMultiplyAdd(av, b0, t.C080);
-        t.C081 = Vector512.FusedMultiplyAdd(av, b1, t.C081);
-        av = Vector512.Create((a8 + step)[s1]);
-        t.C090 = Vector512.FusedMultiplyAdd(av, b0, t.C090);
-        t.C091 = Vector512.FusedMultiplyAdd(av, b1, t.C091);
-        av = Vector512.Create((a8 + step)[s2]);
-        t.C100 = Vector512.FusedMultiplyAdd(av, b0, t.C100);
-        t.C101 = Vector512.FusedMultiplyAdd(av, b1, t.C101);
-        av = Vector512.Create((a8 + step)[s3]);
-        t.C110 = Vector512.FusedMultiplyAdd(av, b0, t.C110);
-        t.C111 = Vector512.FusedMultiplyAdd(av, b1, t.C111);
-    }
+    ) =>
+        Fma512(
+            ref t,
+            b,
+            step,
+            a0 + step,
+            a0 + step + s1,
+            a0 + step + s2,
+            a0 + step + s3,
+            a4 + step,
+            a4 + step + s1,
+            a4 + step + s2,
+            a4 + step + s3,
+            a8 + step,
+            a8 + step + s1,
+            a8 + step + s2,
+            a8 + step + s3
+        );
 
     /// <summary>
     /// <see cref="Kernel512Strided"/> for a transposed A (row stride 1, steps <paramref name="stepStride"/> apart):
@@ -165,46 +141,22 @@ internal static unsafe partial class GemmMicroKernel
     /// <c>r</c> at <c>a[r]</c>, then at <c>(a + r)[st]</c>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StepTransposedA(ref Tile512 t, float* a, long st, float* b, int step)
-    {
-        Vector512<float> b0 = Vector512.Load(b + (step * 32));
-        Vector512<float> b1 = Vector512.Load(b + (step * 32) + 16);
-        Vector512<float> av;
-        av = Vector512.Create(step == 0 ? a[0] : (a + 0)[st]);
-        t.C000 = Vector512.FusedMultiplyAdd(av, b0, t.C000);
-        t.C001 = Vector512.FusedMultiplyAdd(av, b1, t.C001);
-        av = Vector512.Create(step == 0 ? a[1] : (a + 1)[st]);
-        t.C010 = Vector512.FusedMultiplyAdd(av, b0, t.C010);
-        t.C011 = Vector512.FusedMultiplyAdd(av, b1, t.C011);
-        av = Vector512.Create(step == 0 ? a[2] : (a + 2)[st]);
-        t.C020 = Vector512.FusedMultiplyAdd(av, b0, t.C020);
-        t.C021 = Vector512.FusedMultiplyAdd(av, b1, t.C021);
-        av = Vector512.Create(step == 0 ? a[3] : (a + 3)[st]);
-        t.C030 = Vector512.FusedMultiplyAdd(av, b0, t.C030);
-        t.C031 = Vector512.FusedMultiplyAdd(av, b1, t.C031);
-        av = Vector512.Create(step == 0 ? a[4] : (a + 4)[st]);
-        t.C040 = Vector512.FusedMultiplyAdd(av, b0, t.C040);
-        t.C041 = Vector512.FusedMultiplyAdd(av, b1, t.C041);
-        av = Vector512.Create(step == 0 ? a[5] : (a + 5)[st]);
-        t.C050 = Vector512.FusedMultiplyAdd(av, b0, t.C050);
-        t.C051 = Vector512.FusedMultiplyAdd(av, b1, t.C051);
-        av = Vector512.Create(step == 0 ? a[6] : (a + 6)[st]);
-        t.C060 = Vector512.FusedMultiplyAdd(av, b0, t.C060);
-        t.C061 = Vector512.FusedMultiplyAdd(av, b1, t.C061);
-        av = Vector512.Create(step == 0 ? a[7] : (a + 7)[st]);
-        t.C070 = Vector512.FusedMultiplyAdd(av, b0, t.C070);
-        t.C071 = Vector512.FusedMultiplyAdd(av, b1, t.C071);
-        av = Vector512.Create(step == 0 ? a[8] : (a + 8)[st]);
-        t.C080 = Vector512.FusedMultiplyAdd(av, b0, t.C080);
-        t.C081 = Vector512.FusedMultiplyAdd(av, b1, t.C081);
-        av = Vector512.Create(step == 0 ? a[9] : (a + 9)[st]);
-        t.C090 = Vector512.FusedMultiplyAdd(av, b0, t.C090);
-        t.C091 = Vector512.FusedMultiplyAdd(av, b1, t.C091);
-        av = Vector512.Create(step == 0 ? a[10] : (a + 10)[st]);
-        t.C100 = Vector512.FusedMultiplyAdd(av, b0, t.C100);
-        t.C101 = Vector512.FusedMultiplyAdd(av, b1, t.C101);
-        av = Vector512.Create(step == 0 ? a[11] : (a + 11)[st]);
-        t.C110 = Vector512.FusedMultiplyAdd(av, b0, t.C110);
-        t.C111 = Vector512.FusedMultiplyAdd(av, b1, t.C111);
-    }
+    private static void StepTransposedA(ref Tile512 t, float* a, long st, float* b, int step) =>
+        Fma512(
+            ref t,
+            b,
+            step,
+            a + (step * st) + 0,
+            a + (step * st) + 1,
+            a + (step * st) + 2,
+            a + (step * st) + 3,
+            a + (step * st) + 4,
+            a + (step * st) + 5,
+            a + (step * st) + 6,
+            a + (step * st) + 7,
+            a + (step * st) + 8,
+            a + (step * st) + 9,
+            a + (step * st) + 10,
+            a + (step * st) + 11
+        );
 }

@@ -418,45 +418,87 @@ internal static unsafe partial class GemmMicroKernel
     /// <paramref name="t"/>'s 24 vectors in registers (a local passed by reference to an inlined method).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Step512(ref Tile512 t, float* a, float* b, int step)
+    private static void Step512(ref Tile512 t, float* a, float* b, int step) =>
+        Fma512(
+            ref t,
+            b,
+            step,
+            a + (step * 12) + 0,
+            a + (step * 12) + 1,
+            a + (step * 12) + 2,
+            a + (step * 12) + 3,
+            a + (step * 12) + 4,
+            a + (step * 12) + 5,
+            a + (step * 12) + 6,
+            a + (step * 12) + 7,
+            a + (step * 12) + 8,
+            a + (step * 12) + 9,
+            a + (step * 12) + 10,
+            a + (step * 12) + 11
+        );
+
+    /// <summary>
+    /// Step <paramref name="step"/> (0 or 1, a constant once inlined) of every 12 × 32 kernel: the 32 packed B values
+    /// of that step past <paramref name="b"/> times the A value of row <c>r</c> at <c>r{rr}</c>, into
+    /// <paramref name="t"/>. Each kernel's step names only where its rows lie; once inlined, every address is one
+    /// <c>[base + index·4 + displacement]</c> operand of its broadcast.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Fma512(
+        ref Tile512 t,
+        float* b,
+        int step,
+        float* r00,
+        float* r01,
+        float* r02,
+        float* r03,
+        float* r04,
+        float* r05,
+        float* r06,
+        float* r07,
+        float* r08,
+        float* r09,
+        float* r10,
+        float* r11
+    )
     {
         Vector512<float> b0 = Vector512.Load(b + (step * 32));
         Vector512<float> b1 = Vector512.Load(b + (step * 32) + 16);
         Vector512<float> av;
-        av = Vector512.Create(a[(step * 12) + 0]);
+        av = Vector512.Create(*r00);
         t.C000 = Vector512.FusedMultiplyAdd(av, b0, t.C000);
         t.C001 = Vector512.FusedMultiplyAdd(av, b1, t.C001);
-        av = Vector512.Create(a[(step * 12) + 1]);
+        av = Vector512.Create(*r01);
         t.C010 = Vector512.FusedMultiplyAdd(av, b0, t.C010);
         t.C011 = Vector512.FusedMultiplyAdd(av, b1, t.C011);
-        av = Vector512.Create(a[(step * 12) + 2]);
+        av = Vector512.Create(*r02);
         t.C020 = Vector512.FusedMultiplyAdd(av, b0, t.C020);
         t.C021 = Vector512.FusedMultiplyAdd(av, b1, t.C021);
-        av = Vector512.Create(a[(step * 12) + 3]);
+        av = Vector512.Create(*r03);
         t.C030 = Vector512.FusedMultiplyAdd(av, b0, t.C030);
         t.C031 = Vector512.FusedMultiplyAdd(av, b1, t.C031);
-        av = Vector512.Create(a[(step * 12) + 4]);
+        av = Vector512.Create(*r04);
         t.C040 = Vector512.FusedMultiplyAdd(av, b0, t.C040);
         t.C041 = Vector512.FusedMultiplyAdd(av, b1, t.C041);
-        av = Vector512.Create(a[(step * 12) + 5]);
+        av = Vector512.Create(*r05);
         t.C050 = Vector512.FusedMultiplyAdd(av, b0, t.C050);
         t.C051 = Vector512.FusedMultiplyAdd(av, b1, t.C051);
-        av = Vector512.Create(a[(step * 12) + 6]);
+        av = Vector512.Create(*r06);
         t.C060 = Vector512.FusedMultiplyAdd(av, b0, t.C060);
         t.C061 = Vector512.FusedMultiplyAdd(av, b1, t.C061);
-        av = Vector512.Create(a[(step * 12) + 7]);
+        av = Vector512.Create(*r07);
         t.C070 = Vector512.FusedMultiplyAdd(av, b0, t.C070);
         t.C071 = Vector512.FusedMultiplyAdd(av, b1, t.C071);
-        av = Vector512.Create(a[(step * 12) + 8]);
+        av = Vector512.Create(*r08);
         t.C080 = Vector512.FusedMultiplyAdd(av, b0, t.C080);
         t.C081 = Vector512.FusedMultiplyAdd(av, b1, t.C081);
-        av = Vector512.Create(a[(step * 12) + 9]);
+        av = Vector512.Create(*r09);
         t.C090 = Vector512.FusedMultiplyAdd(av, b0, t.C090);
         t.C091 = Vector512.FusedMultiplyAdd(av, b1, t.C091);
-        av = Vector512.Create(a[(step * 12) + 10]);
+        av = Vector512.Create(*r10);
         t.C100 = Vector512.FusedMultiplyAdd(av, b0, t.C100);
         t.C101 = Vector512.FusedMultiplyAdd(av, b1, t.C101);
-        av = Vector512.Create(a[(step * 12) + 11]);
+        av = Vector512.Create(*r11);
         t.C110 = Vector512.FusedMultiplyAdd(av, b0, t.C110);
         t.C111 = Vector512.FusedMultiplyAdd(av, b1, t.C111);
     }
