@@ -1,4 +1,5 @@
 using MoeSharp.Compute;
+using MoeSharp.Testing;
 
 namespace MoeSharp.Tests.Compute;
 
@@ -60,8 +61,7 @@ public sealed class GemmTaskGridTests
     public void A_lone_product_on_many_threads_is_bitwise_the_one_thread_product(int m, int n, int k)
     {
         var random = new Random(m + n + k);
-        float[] Random(int length) =>
-            Enumerable.Range(0, length).Select(_ => (float)((random.NextDouble() * 2) - 1)).ToArray();
+        float[] Random(int length) => RandomFloats.Uniform(random, length);
         float[] a = Random(m * k),
             b = Random(n * k),
             at = Random(k * m),

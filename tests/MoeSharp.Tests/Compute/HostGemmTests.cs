@@ -1,13 +1,11 @@
 using CsCheck;
 using MoeSharp.Compute;
+using MoeSharp.Testing;
 
 namespace MoeSharp.Tests.Compute;
 
 public sealed class HostGemmTests
 {
-    private static float[] RandomArray(Random random, int length) =>
-        Enumerable.Range(0, length).Select(_ => (float)((random.NextDouble() * 2) - 1)).ToArray();
-
     /// <summary>Naive float64 C = Σ_p A(i,p) B(p,j) with accessors.</summary>
     private static double[] Naive(int m, int n, int k, Func<int, int, float> a, Func<int, int, float> b)
     {
@@ -43,8 +41,8 @@ public sealed class HostGemmTests
                 (m, n, k, seed) =>
                 {
                     var random = new Random(seed);
-                    float[] a = RandomArray(random, m * k),
-                        b = RandomArray(random, n * k);
+                    float[] a = RandomFloats.Uniform(random, m * k),
+                        b = RandomFloats.Uniform(random, n * k);
                     var c = new float[m * n];
                     HostGemm.MatMulTransposeB(a, b, c, m, n, k);
                     AssertClose(Naive(m, n, k, (i, p) => a[(i * k) + p], (p, j) => b[(j * k) + p]), c, k);
@@ -61,8 +59,8 @@ public sealed class HostGemmTests
     public void Accumulate_continues_from_existing_values_and_K_zero_clears()
     {
         var random = new Random(3);
-        float[] a = RandomArray(random, 5 * 7),
-            b = RandomArray(random, 4 * 7);
+        float[] a = RandomFloats.Uniform(random, 5 * 7),
+            b = RandomFloats.Uniform(random, 4 * 7);
         var c = Enumerable.Repeat(2f, 20).ToArray();
         HostGemm.MatMulTransposeB(a, b, c, 5, 4, 7, accumulate: true);
         double[] expected = Naive(5, 4, 7, (i, p) => a[(i * 7) + p], (p, j) => b[(j * 7) + p])
@@ -81,8 +79,8 @@ public sealed class HostGemmTests
                 (m, n, k, seed) =>
                 {
                     var random = new Random(seed);
-                    float[] a = RandomArray(random, m * k),
-                        b = RandomArray(random, n * k);
+                    float[] a = RandomFloats.Uniform(random, m * k),
+                        b = RandomFloats.Uniform(random, n * k);
                     var batch = new float[m * n];
                     HostGemm.MatMulTransposeB(a, b, batch, m, n, k);
                     int row = random.Next(m);
@@ -94,7 +92,7 @@ public sealed class HostGemmTests
                     );
 
                     // Same for A·B (the input-gradient product).
-                    var bKn = RandomArray(random, k * n);
+                    var bKn = RandomFloats.Uniform(random, k * n);
                     HostGemm.MatMul(a, bKn, batch, m, n, k);
                     HostGemm.MatMul(a.AsSpan(row * k, k), bKn, alone, 1, n, k);
                     Assert.True(
@@ -116,8 +114,8 @@ public sealed class HostGemmTests
                 (m, n, k, seed) =>
                 {
                     var random = new Random(seed);
-                    float[] a = RandomArray(random, m * k),
-                        b = RandomArray(random, n * k);
+                    float[] a = RandomFloats.Uniform(random, m * k),
+                        b = RandomFloats.Uniform(random, n * k);
                     var c = new float[m * n];
                     HostGemm.MatMulTransposeB(a, b, c, m, n, k);
                     for (int i = 0; i < m; i++)
@@ -145,8 +143,8 @@ public sealed class HostGemmTests
         const int m = 203,
             n = 97,
             k = 531;
-        float[] a = RandomArray(random, m * k),
-            b = RandomArray(random, n * k);
+        float[] a = RandomFloats.Uniform(random, m * k),
+            b = RandomFloats.Uniform(random, n * k);
         var reference = new float[m * n];
         HostGemm.MatMulTransposeB(a, b, reference, m, n, k);
         foreach (
@@ -169,8 +167,8 @@ public sealed class HostGemmTests
         }
 
         // Weight-gradient product: same result for any thread count.
-        float[] dy = RandomArray(random, k * m),
-            x = RandomArray(random, k * n);
+        float[] dy = RandomFloats.Uniform(random, k * m),
+            x = RandomFloats.Uniform(random, k * n);
         var w1 = new float[m * n];
         var w2 = new float[m * n];
         HostGemm.MatMulTransposeA(dy, x, w1, m, n, k, maxDegreeOfParallelism: 1);
@@ -235,8 +233,8 @@ public sealed class HostGemmTests
         // Odd sizes, one row or column, K not a multiple of the block: partial tiles, the 8 × 8 transposing packers'
         // remainders and the zero padding all feed the same ascending FMA chain per element, bitwise.
         var random = new Random((m * 7919) + (n * 104729) + k);
-        float[] a = RandomArray(random, m * k),
-            b = RandomArray(random, n * k);
+        float[] a = RandomFloats.Uniform(random, m * k),
+            b = RandomFloats.Uniform(random, n * k);
         foreach (int threads in new[] { 1, 2, 5 })
         {
             var nt = new float[m * n];
@@ -273,12 +271,12 @@ public sealed class HostGemmTests
         const int m = 61,
             n = 77,
             k = 300;
-        float[] a = RandomArray(random, m * k),
-            b = RandomArray(random, n * k);
+        float[] a = RandomFloats.Uniform(random, m * k),
+            b = RandomFloats.Uniform(random, n * k);
         var first = new float[m * n];
         HostGemm.MatMulTransposeB(a, b, first, m, n, k, maxDegreeOfParallelism: 1);
-        float[] a2 = RandomArray(random, 3 * 5),
-            b2 = RandomArray(random, 2 * 5);
+        float[] a2 = RandomFloats.Uniform(random, 3 * 5),
+            b2 = RandomFloats.Uniform(random, 2 * 5);
         var small = new float[3 * 2];
         HostGemm.MatMulTransposeB(a2, b2, small, 3, 2, 5, maxDegreeOfParallelism: 1);
         for (int i = 0; i < 3; i++)

@@ -1,5 +1,6 @@
 using CsCheck;
 using MoeSharp.Compute;
+using MoeSharp.Testing;
 
 namespace MoeSharp.Tests.Compute;
 
@@ -9,9 +10,6 @@ namespace MoeSharp.Tests.Compute;
 /// </summary>
 public sealed class HostGroupedGemmTests
 {
-    private static float[] RandomArray(Random random, int length) =>
-        Enumerable.Range(0, length).Select(_ => (float)((random.NextDouble() * 2) - 1)).ToArray();
-
     private static void AssertBitwise(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, string what)
     {
         for (int i = 0; i < expected.Length; i++)
@@ -27,12 +25,12 @@ public sealed class HostGroupedGemmTests
         var random = new Random(seed);
         int g = rows.Length;
         int total = (int)rows.Sum();
-        float[] x = RandomArray(random, total * k),
-            wNk = RandomArray(random, g * n * k),
-            dy = RandomArray(random, total * n);
-        var y = RandomArray(random, total * n);
+        float[] x = RandomFloats.Uniform(random, total * k),
+            wNk = RandomFloats.Uniform(random, g * n * k),
+            dy = RandomFloats.Uniform(random, total * n);
+        var y = RandomFloats.Uniform(random, total * n);
         var expectedY = (float[])y.Clone();
-        var gradW = RandomArray(random, g * n * k);
+        var gradW = RandomFloats.Uniform(random, g * n * k);
         var expectedGradW = (float[])gradW.Clone();
         bool accumulate = seed % 2 == 1;
 
@@ -71,7 +69,7 @@ public sealed class HostGroupedGemmTests
         AssertBitwise(expectedGradW, gradW, $"Aᵀ·B rows [{string.Join(", ", rows)}] on {threads} threads");
 
         // A·B with B[g] as [K, N] (the same weights read the other way).
-        var dx = RandomArray(random, total * k);
+        var dx = RandomFloats.Uniform(random, total * k);
         var expectedDx = (float[])dx.Clone();
         HostGemm.GroupedMatMul(dy, wNk, dx, rows, k, n, accumulate, threads);
         start = 0;
@@ -155,8 +153,8 @@ public sealed class HostGroupedGemmTests
             n = 600,
             k = 140;
         var random = new Random(threads);
-        float[] a = RandomArray(random, m * k),
-            b = RandomArray(random, n * k);
+        float[] a = RandomFloats.Uniform(random, m * k),
+            b = RandomFloats.Uniform(random, n * k);
         var c = new float[m * n];
         HostGemm.MatMulTransposeB(a, b, c, m, n, k, maxDegreeOfParallelism: threads);
         AssertChains(c, m, n, k, (i, p) => a[(i * k) + p], (p, j) => b[(j * k) + p], "A·Bᵀ");
@@ -194,8 +192,8 @@ public sealed class HostGroupedGemmTests
     public void Empty_groups_leave_their_weight_gradient_as_it_is()
     {
         var random = new Random(1);
-        float[] a = RandomArray(random, 4 * 3),
-            b = RandomArray(random, 4 * 2);
+        float[] a = RandomFloats.Uniform(random, 4 * 3),
+            b = RandomFloats.Uniform(random, 4 * 2);
         var c = Enumerable.Repeat(7f, 3 * 3 * 2).ToArray();
         HostGemm.GroupedMatMulTransposeA(a, b, c, [4, 0, 0], 3, 2);
         Assert.All(c.AsSpan(6).ToArray(), v => Assert.Equal(7f, v));

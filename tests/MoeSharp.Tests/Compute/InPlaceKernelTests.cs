@@ -1,4 +1,5 @@
 using MoeSharp.Compute;
+using MoeSharp.Testing;
 
 namespace MoeSharp.Tests.Compute;
 
@@ -30,13 +31,13 @@ public sealed unsafe class InPlaceKernelTests
         // A's 12 rows among 17 (row-major: 3 floats of padding a row; transposed: 19 rows between steps).
         long rowStride = transposed ? 1 : depth + 3,
             stepStride = transposed ? 19 : 1;
-        float[] a = Values(random, transposed ? depth * 19 : Rows * (depth + 3));
+        float[] a = RandomFloats.Uniform(random, transposed ? depth * 19 : Rows * (depth + 3));
         float[] packedA = new float[depth * Rows];
         for (int p = 0; p < depth; p++)
         for (int r = 0; r < Rows; r++)
             packedA[(p * Rows) + r] = a[(r * rowStride) + (p * stepStride)];
-        float[] b = Values(random, depth * Columns);
-        float[] start = Values(random, Rows * Ldc);
+        float[] b = RandomFloats.Uniform(random, depth * Columns);
+        float[] start = RandomFloats.Uniform(random, Rows * Ldc);
         float[] expected = (float[])start.Clone(),
             actual = (float[])start.Clone();
         fixed (
@@ -58,7 +59,4 @@ public sealed unsafe class InPlaceKernelTests
             );
         }
     }
-
-    private static float[] Values(Random random, int length) =>
-        Enumerable.Range(0, length).Select(_ => (float)((random.NextDouble() * 2) - 1)).ToArray();
 }
