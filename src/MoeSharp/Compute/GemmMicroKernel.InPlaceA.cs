@@ -47,7 +47,7 @@ internal static unsafe partial class GemmMicroKernel
     /// <see cref="Kernel512Strided"/> for a row-major A (step stride 1, rows <paramref name="rowStride"/> apart):
     /// rows through three pointers a third of the tile apart and three row offsets, each step a displacement.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void Kernel512RowMajorA(int depth, float* a, long rowStride, float* b, float* c, long ldc, bool load)
     {
         long s1 = rowStride,
@@ -110,7 +110,7 @@ internal static unsafe partial class GemmMicroKernel
     /// <see cref="Kernel512Strided"/> for a transposed A (row stride 1, steps <paramref name="stepStride"/> apart):
     /// one pointer, each row a displacement, the second step of a turn the step stride as index.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void Kernel512TransposedA(
         int depth,
         float* a,

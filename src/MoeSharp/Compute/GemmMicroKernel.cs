@@ -330,7 +330,7 @@ internal static unsafe partial class GemmMicroKernel
     /// The FMA chains of one <c>6 × 16</c> tile of C (row stride <paramref name="ldc"/>) over <paramref name="depth"/>
     /// packed steps, from zero or from C's values.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     public static void Kernel256(int depth, float* a, float* b, float* c, long ldc, bool load)
     {
         Vector256<float> c00 = Ld256(c, ldc, 0, 0, load),
@@ -388,7 +388,11 @@ internal static unsafe partial class GemmMicroKernel
     /// The FMA chains of one <c>12 × 32</c> tile of C (row stride <paramref name="ldc"/>) over <paramref name="depth"/>
     /// packed steps, from zero or from C's values: one 512-bit lane per output element, as in <see cref="Kernel256"/>.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    // Never inlined, nor are the other tile kernels: their own IL is small (the steps are inlinees), so a caller
+    // recompiled at tier 1 with a profile inlined Kernel512 and, out of inlining budget, left its 24 accumulators in
+    // memory: a lab's loop of tiles fell from 95 % to 14 % of the FMA probe once tiered up (bench/RESULTS-cpu.md, stop
+    // 38). The library's callers are compiled once with full optimization and called it; this keeps it so.
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     public static void Kernel512(int depth, float* a, float* b, float* c, long ldc, bool load)
     {
         LoadTile512(out Tile512 t, c, ldc, load);
@@ -600,7 +604,7 @@ internal static unsafe partial class GemmMicroKernel
     /// the same chains as <see cref="Kernel512"/>'s rows. Its 8 accumulators just cover two FMA units of 4 cycles'
     /// latency.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     public static void Kernel512Rows4(int depth, float* a, float* b, float* c, long ldc, bool load)
     {
         Vector512<float> c000 = Ld512(c, ldc, 0, 0, load),
