@@ -77,10 +77,18 @@ internal static unsafe partial class HostGemm
     /// <summary>
     /// The column-block width of a product that one thread computes: as wide as C up to <see cref="MaxSequentialNC"/>
     /// (its blocks run one after another, so B's reuse does not depend on the width, and narrower blocks would pack
-    /// each A row once per block), unless the caller chose a blocking of its own (tests).
+    /// each A row once per block), unless the caller chose a blocking of its own (tests). The cap is rounded down to
+    /// whole panels too: blocks find their packed panels by column / <see cref="GemmMicroKernel.NR"/>, so each must
+    /// start on a panel's first column (1,024 columns would not be whole panels of 48).
     /// </summary>
     private static int OwnedColumnBlock(Problem p, int nc) =>
         nc == DefaultNC
-            ? Math.Max(nc, Math.Min(MaxSequentialNC, Blocks(p.N, GemmMicroKernel.NR) * GemmMicroKernel.NR))
+            ? Math.Max(
+                nc,
+                Math.Min(
+                    MaxSequentialNC / GemmMicroKernel.NR * GemmMicroKernel.NR,
+                    Blocks(p.N, GemmMicroKernel.NR) * GemmMicroKernel.NR
+                )
+            )
             : nc;
 }
