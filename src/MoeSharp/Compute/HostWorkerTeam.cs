@@ -56,7 +56,7 @@ internal static class HostWorkerTeam
         }
         if (Interlocked.CompareExchange(ref s_busy, 1, 0) != 0)
         {
-            Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = threads }, body);
+            ForOnThreadPool(count, threads, body);
             return;
         }
         try
@@ -80,6 +80,35 @@ internal static class HostWorkerTeam
         {
             Volatile.Write(ref s_busy, 0);
         }
+    }
+
+    /// <summary>
+    /// <see cref="For"/> while the team is busy, on the thread pool and with the same contract: every task runs, and
+    /// the first exception a task throws is rethrown as itself afterwards. <see cref="Parallel.For(int, int,
+    /// ParallelOptions, Action{int})"/> alone would stop starting tasks at the first failure and throw an
+    /// <see cref="AggregateException"/>, so a caller's catch would depend on whether another pass held the team.
+    /// </summary>
+    private static void ForOnThreadPool(int count, int threads, Action<int> body)
+    {
+        Exception? first = null;
+        Parallel.For(
+            0,
+            count,
+            new ParallelOptions { MaxDegreeOfParallelism = threads },
+            i =>
+            {
+                try
+                {
+                    body(i);
+                }
+                catch (Exception e)
+                {
+                    Interlocked.CompareExchange(ref first, e, null);
+                }
+            }
+        );
+        if (first is not null)
+            ExceptionDispatchInfo.Capture(first).Throw();
     }
 
     /// <summary>The first <paramref name="helpers"/> helpers, started on first need.</summary>

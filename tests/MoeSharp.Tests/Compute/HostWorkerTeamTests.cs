@@ -71,4 +71,39 @@ public sealed class HostWorkerTeamTests
         HostWorkerTeam.For(10, 4, i => Interlocked.Increment(ref after[i]));
         Assert.All(after, r => Assert.Equal(1, r));
     }
+
+    [Fact]
+    public void A_pass_asked_for_while_the_team_is_busy_keeps_the_same_contract()
+    {
+        // The inner passes find the team busy with the outer one and run on the thread pool: every task still runs,
+        // and the first failure surfaces as itself, not wrapped.
+        var runs = new int[3, 40];
+        var errors = new Exception?[3];
+        HostWorkerTeam.For(
+            3,
+            3,
+            outer =>
+            {
+                errors[outer] = Record.Exception(() =>
+                    HostWorkerTeam.For(
+                        40,
+                        4,
+                        i =>
+                        {
+                            Interlocked.Increment(ref runs[outer, i]);
+                            if (i == 13)
+                                throw new InvalidOperationException($"task 13 of pass {outer}");
+                        }
+                    )
+                );
+            }
+        );
+        for (int outer = 0; outer < 3; outer++)
+        {
+            var error = Assert.IsType<InvalidOperationException>(errors[outer]);
+            Assert.Equal($"task 13 of pass {outer}", error.Message);
+        }
+        foreach (int r in runs)
+            Assert.Equal(1, r);
+    }
 }
