@@ -313,17 +313,48 @@ internal static class NaiveDispatch
         return output;
     }
 
-    /// <summary>‖actual − expected‖ / max(‖expected‖, tiny).</summary>
-    public static double RelativeError(ReadOnlySpan<double> expected, ReadOnlySpan<float> actual)
+    /// <summary>
+    /// Σ_k |s·(1 + e/8)·x| per element: the size of the terms <see cref="DenseScaled64"/> sums, the scale of the
+    /// float32 rounding a correct sum may show. Scores may have either sign, so a sum can be far smaller than its
+    /// terms.
+    /// </summary>
+    public static double[] DenseScaled64Magnitude(GroupInputs g)
+    {
+        int tokens = g.X.Rows,
+            d = g.X.RowLength,
+            k = g.Scores.Dim(1);
+        var output = new double[tokens * d];
+        ReadOnlySpan<float> x = g.X.AsSpan<float>(),
+            s = g.Scores.AsSpan<float>();
+        for (int t = 0; t < tokens; t++)
+        {
+            for (int slot = 0; slot < k; slot++)
+            {
+                int e = DispatchInputs.Id(g.Ids, t * k + slot);
+                double c = 1 + e / 8.0;
+                for (int j = 0; j < d; j++)
+                    output[t * d + j] += Math.Abs(s[t * k + slot] * c * x[t * d + j]);
+            }
+        }
+        return output;
+    }
+
+    /// <summary>‖actual − expected‖ / max(‖scale‖, tiny): the error against the size of the terms summed.</summary>
+    public static double ScaledError(
+        ReadOnlySpan<double> expected,
+        ReadOnlySpan<float> actual,
+        ReadOnlySpan<double> scale
+    )
     {
         Assert.Equal(expected.Length, actual.Length);
+        Assert.Equal(expected.Length, scale.Length);
         double diff = 0,
             norm = 0;
         for (int i = 0; i < expected.Length; i++)
         {
             double delta = actual[i] - expected[i];
             diff += delta * delta;
-            norm += expected[i] * expected[i];
+            norm += scale[i] * scale[i];
         }
         return Math.Sqrt(diff) / Math.Max(Math.Sqrt(norm), 1e-30);
     }
