@@ -292,33 +292,17 @@ internal static class NaiveDispatch
     }
 
     /// <summary>The dense definition in float64 for the scaled-identity expert: Σ_k s·(1 + e/8)·x.</summary>
-    public static double[] DenseScaled64(GroupInputs g)
-    {
-        int tokens = g.X.Rows,
-            d = g.X.RowLength,
-            k = g.Scores.Dim(1);
-        var output = new double[tokens * d];
-        ReadOnlySpan<float> x = g.X.AsSpan<float>(),
-            s = g.Scores.AsSpan<float>();
-        for (int t = 0; t < tokens; t++)
-        {
-            for (int slot = 0; slot < k; slot++)
-            {
-                int e = DispatchInputs.Id(g.Ids, t * k + slot);
-                double c = 1 + e / 8.0;
-                for (int j = 0; j < d; j++)
-                    output[t * d + j] += s[t * k + slot] * c * x[t * d + j];
-            }
-        }
-        return output;
-    }
+    public static double[] DenseScaled64(GroupInputs g) => SumScaledTerms(g, term => term);
 
     /// <summary>
     /// Σ_k |s·(1 + e/8)·x| per element: the size of the terms <see cref="DenseScaled64"/> sums, the scale of the
     /// float32 rounding a correct sum may show. Scores may have either sign, so a sum can be far smaller than its
     /// terms.
     /// </summary>
-    public static double[] DenseScaled64Magnitude(GroupInputs g)
+    public static double[] DenseScaled64Magnitude(GroupInputs g) => SumScaledTerms(g, Math.Abs);
+
+    /// <summary>Σ_k f(s·(1 + e/8)·x) per element, in float64.</summary>
+    private static double[] SumScaledTerms(GroupInputs g, Func<double, double> f)
     {
         int tokens = g.X.Rows,
             d = g.X.RowLength,
@@ -333,7 +317,7 @@ internal static class NaiveDispatch
                 int e = DispatchInputs.Id(g.Ids, t * k + slot);
                 double c = 1 + e / 8.0;
                 for (int j = 0; j < d; j++)
-                    output[t * d + j] += Math.Abs(s[t * k + slot] * c * x[t * d + j]);
+                    output[t * d + j] += f(s[t * k + slot] * c * x[t * d + j]);
             }
         }
         return output;
