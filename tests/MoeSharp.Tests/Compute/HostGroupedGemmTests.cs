@@ -10,14 +10,8 @@ namespace MoeSharp.Tests.Compute;
 /// </summary>
 public sealed class HostGroupedGemmTests
 {
-    private static void AssertBitwise(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, string what)
-    {
-        for (int i = 0; i < expected.Length; i++)
-        {
-            if (BitConverter.SingleToInt32Bits(expected[i]) != BitConverter.SingleToInt32Bits(actual[i]))
-                Assert.Fail($"{what}: element {i} is {actual[i]}, alone {expected[i]}");
-        }
-    }
+    private static void AssertBitwise(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, string what) =>
+        BitwiseFloats.AssertSame(expected, actual, i => $"{what}: element {i}, against each group alone");
 
     /// <summary>Checks the three grouped products against one single product per group.</summary>
     private static void CheckAllThree(long[] rows, int n, int k, int seed, int threads)

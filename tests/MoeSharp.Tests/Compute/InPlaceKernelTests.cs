@@ -51,12 +51,10 @@ public sealed unsafe class InPlaceKernelTests
             GemmMicroKernel.Kernel512(depth, pPacked, pb, pe, Ldc, load);
             GemmMicroKernel.Kernel512Strided(depth, pa, rowStride, stepStride, pb, pc, Ldc, load);
         }
-        for (int i = 0; i < actual.Length; i++)
-        {
-            Assert.True(
-                BitConverter.SingleToInt32Bits(expected[i]) == BitConverter.SingleToInt32Bits(actual[i]),
-                $"row {i / Ldc}, column {i % Ldc}: {actual[i]} in place, {expected[i]} packed"
-            );
-        }
+        BitwiseFloats.AssertSame(
+            expected,
+            actual,
+            i => $"row {i / Ldc}, column {i % Ldc}, read in place against packed"
+        );
     }
 }

@@ -1,4 +1,5 @@
 using MoeSharp.Compute;
+using MoeSharp.Testing;
 
 namespace MoeSharp.Tests.Compute;
 
@@ -63,13 +64,11 @@ public sealed class SkinnyTransposeAProductTests
         {
             float[] c = (float[])start.Clone();
             HostGemm.MatMulTransposeA(a, b, c, m, n, k, accumulate, threads);
-            for (int at = 0; at < c.Length; at++)
-            {
-                Assert.True(
-                    BitConverter.SingleToInt32Bits(expected[at]) == BitConverter.SingleToInt32Bits(c[at]),
-                    $"element ({at / n}, {at % n}) on {threads} threads: {c[at]} is not the chain's {expected[at]}"
-                );
-            }
+            BitwiseFloats.AssertSame(
+                expected,
+                c,
+                at => $"element ({at / n}, {at % n}) on {threads} threads, the chain's"
+            );
         }
     }
 
