@@ -6,7 +6,7 @@ namespace MoeSharp.Cli.Benchmarks;
 /// <summary>
 /// The GEMM micro-kernel's own rate on <c>N</c> threads of the host kernels' worker team: each thread runs
 /// <see cref="GemmMicroKernel.Kernel"/> over packed panels that stay in its core's cache (8 row panels by 8 column
-/// panels of one <see cref="GemmMicroKernel.KC"/>-step block: about 640 KiB at 512 bits), with no packing, no edge
+/// panels of one <see cref="Depth"/>-step block: about 640 KiB at 512 bits), with no packing, no edge
 /// tiles and no memory traffic beyond the core's own caches. It is what the full GEMM could reach at that moment if
 /// packing and partial tiles cost nothing: the ceiling for cache-bound work, next to the register-only ceiling of
 /// <see cref="FmaPeakProbe"/>.
@@ -21,6 +21,13 @@ internal static unsafe class KernelCeilingProbe
 {
     private const int RowPanels = 8;
     private const int ColumnPanels = 8;
+
+    /// <summary>
+    /// Reduction steps of the block: 384 at 512 bits, the GEMM's chunk depth until stop 39 (now 1,024, whose block
+    /// would outgrow a 1 MiB L2), kept so the ceiling stays comparable with every earlier stop's; 256 at 256 bits.
+    /// The kernel alone reads the same at every depth from 128 to 512 (bench/RESULTS-cpu.md, stop 35).
+    /// </summary>
+    private static readonly int Depth = GemmMicroKernel.Wide ? 384 : 256;
 
     /// <summary>Timed passes over the block per thread and round (about 3 ms at 150 GFLOP/s a thread).</summary>
     private const int Passes = 24;
@@ -42,7 +49,7 @@ internal static unsafe class KernelCeilingProbe
         ArgumentOutOfRangeException.ThrowIfLessThan(rounds, 1);
         int mr = GemmMicroKernel.MR,
             nr = GemmMicroKernel.NR,
-            depth = GemmMicroKernel.KC;
+            depth = Depth;
         long aFloats = (long)RowPanels * mr * depth,
             bFloats = (long)ColumnPanels * nr * depth;
         int ldc = ColumnPanels * nr;

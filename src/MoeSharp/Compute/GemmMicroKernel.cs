@@ -32,13 +32,18 @@ internal static unsafe partial class GemmMicroKernel
     public static readonly int NR = Wide ? 32 : 16;
 
     /// <summary>
-    /// Reduction depth of one packed block. At 512 bits 384: the B micro-panel (<c>KC · NR</c> floats, 48 KiB) then
-    /// streams from L2 instead of sitting in L1, and each C tile is loaded and stored half as often as at 192. On the
-    /// GPU machine's Xeon (48 KiB L1, 2 MiB L2) it ran the kernel alone 2–15 % faster than 192 in interleaved rounds,
-    /// and never slower on Zen 4 (bench/RESULTS-cpu.md, stop 24); in stop 35's KC lab the depth moved nothing.
-    /// At 256 bits KC stays 256: a B micro-panel of 16 KiB and the A one of 6 KiB fit a 32 KiB L1.
+    /// The deepest reduction chunk of the shared pass and of experts owned by a thread (<c>HostGemm.ChunkDepth</c> cuts
+    /// a product's depth into even chunks of at most this). At 512 bits 1,024, so that every depth up to 1,024 (the
+    /// layer shapes' and 1024³) is one chunk, as the private grid has always run them: a row block of 144 rows packs
+    /// 576 KiB of A, and a B micro-panel of 128 KiB streams from L2. Each C tile is then loaded and stored once rather
+    /// than once a chunk, and each task packs and waits once. On the dev machine's Zen 5 (1 MiB L2), 1024 against the
+    /// former 384, builds alternating (bench/RESULTS-cpu.md, stop 39): 2 threads, five rounds, 1024³ 89 / 86 / 86 % of
+    /// the adjacent FMA peak against 84 / 82 / 80, the 16 T 2048 experts 81 / 81 / 82 against 76 / 74 / 81; one
+    /// thread, three rounds, 1024³ 93 / 92 / 91 against 88 / 84 / 85. The kernel alone reads the same at every depth
+    /// (stop 35), and on the GPU machine's Xeon whole-depth blocks of the private grid ran ahead of chunks of 384 and
+    /// 512 (stop 31). At 256 bits KC stays 256: a B micro-panel of 16 KiB and the A one of 6 KiB fit a 32 KiB L1.
     /// </summary>
-    public static readonly int KC = Wide ? 384 : 256;
+    public static readonly int KC = Wide ? 1024 : 256;
 
     /// <summary>
     /// Runs the FMA chains of one full <c>MR × NR</c> tile of C (row stride <paramref name="ldc"/>) over

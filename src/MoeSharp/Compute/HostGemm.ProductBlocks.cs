@@ -44,7 +44,7 @@ internal static unsafe partial class HostGemm
         {
             int mr = GemmMicroKernel.MR,
                 nr = GemmMicroKernel.NR;
-            int chunks = Blocks(p.K, kc);
+            int chunks = Blocks(p.K, ChunkDepth(p.K, kc));
             int bPanels = Blocks(p.N, nr);
             bool prepacked = PrepacksA(p, nc);
             int aPanels = prepacked ? Blocks(p.M, mr) : 0;

@@ -22,8 +22,8 @@ namespace MoeSharp.Compute;
 /// </remarks>
 internal static unsafe partial class HostGemm
 {
-    // 24 micro-panels of 6 rows or 12 of 12: the A block (at most 144 KiB) stays in L2, and each B micro-panel loaded
-    // into L1 serves 144 rows before the next one (72 rows read every B panel twice as often from L3).
+    // 24 micro-panels of 6 rows or 12 of 12: the A block (at most 576 KiB at 512 bits, 144 KiB at 256) stays in L2,
+    // and each B micro-panel serves 144 rows before the next one (72 rows read every B panel twice as often from L3).
     private const int DefaultMC = 144;
     private const int DefaultNC = 256; // 16 micro-panels of 16 columns or 8 of 32 per task.
     private static readonly int DefaultKC = GemmMicroKernel.KC; // depth of one packed block.
@@ -761,11 +761,21 @@ internal static unsafe partial class HostGemm
     }
 
     /// <summary>
+    /// The depth of each reduction chunk when <paramref name="k"/> steps are cut into as few chunks of at most
+    /// <paramref name="kc"/> as cover them, all of (nearly) one depth: 1,100 steps under a <paramref name="kc"/> of
+    /// 1,024 are two chunks of 550, not 1,024 and a short 76. A short chunk costs its own pass over the C block and its
+    /// own packing round for little work: 512 steps as 384 and 128 ran 2–5 points of the FMA peak behind one chunk of
+    /// 512 (bench/RESULTS-cpu.md, stop 39). The chunks only cut where each element's chain is stored and reloaded, so
+    /// they never change a bit.
+    /// </summary>
+    internal static int ChunkDepth(int k, int kc) => Blocks(k, Blocks(k, kc));
+
+    /// <summary>
     /// One task: the C block <c>[i0, i0+rows) × [j0, j0+cols)</c> over the whole reduction, chunk by chunk of
-    /// <paramref name="kc"/> steps. Before each chunk it claims and packs the chunks of the shared panels it needs that
-    /// no other task has claimed, from a panel that depends on its block's position (so tasks that share panels start
-    /// on different ones), then waits for any claimed elsewhere as it reaches them. Packing is a copy: who packs a
-    /// chunk, and when, never changes a bit.
+    /// <see cref="ChunkDepth"/> steps (at most <paramref name="kc"/>). Before each chunk it claims and packs the chunks
+    /// of the shared panels it needs that no other task has claimed, from a panel that depends on its block's position
+    /// (so tasks that share panels start on different ones), then waits for any claimed elsewhere as it reaches them.
+    /// Packing is a copy: who packs a chunk, and when, never changes a bit.
     /// </summary>
     [System.Runtime.CompilerServices.MethodImpl(
         System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization
@@ -785,6 +795,7 @@ internal static unsafe partial class HostGemm
             nr = GemmMicroKernel.NR;
         int k = p.K,
             n = p.N;
+        kc = ChunkDepth(k, kc);
         int chunks = Blocks(k, kc);
         int mPanels = (rows + mr - 1) / mr;
         int nPanels = (cols + nr - 1) / nr;

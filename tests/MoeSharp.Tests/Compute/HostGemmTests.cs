@@ -262,6 +262,23 @@ public sealed class HostGemmTests
             );
     }
 
+    [Theory]
+    [InlineData(1, 1024, 1)]
+    [InlineData(512, 384, 256)]
+    [InlineData(512, 1024, 512)]
+    [InlineData(1024, 1024, 1024)]
+    [InlineData(1100, 1024, 550)]
+    [InlineData(3085, 1024, 772)]
+    [InlineData(7, 3, 3)]
+    public void Chunk_depth_cuts_the_reduction_into_as_few_even_chunks_as_the_limit_allows(int k, int kc, int depth)
+    {
+        Assert.Equal(depth, HostGemm.ChunkDepth(k, kc));
+        int chunks = (k + depth - 1) / depth;
+        Assert.Equal((k + kc - 1) / kc, chunks);
+        // Every chunk but the last is the full depth, and the last is short by less than one step per chunk.
+        Assert.InRange(k - ((chunks - 1) * depth), Math.Max(1, depth - chunks + 1), depth);
+    }
+
     [Fact]
     public void Reused_packing_buffers_carry_nothing_from_one_call_to_the_next()
     {
