@@ -45,7 +45,7 @@ internal static unsafe partial class HostGemm
         {
             for (int b = Interlocked.Increment(ref nextBlock[i]) - 1; b < layouts[i].Count; )
             {
-                RunBlock(products[i], layouts[i], packed, states, b, accumulate, kc, threads: 1);
+                RunBlock(products[i], layouts[i], packed, states, b, accumulate, threads: 1);
                 b = Interlocked.Increment(ref nextBlock[i]) - 1;
             }
         }

@@ -21,6 +21,9 @@ internal static unsafe partial class HostGemm
         /// <summary>Column blocks of the product.</summary>
         public int ColumnBlocks { get; init; }
 
+        /// <summary>Reduction steps of each chunk but a possibly shorter last one (<see cref="ChunkDepth"/>).</summary>
+        public int ChunkSteps { get; init; }
+
         /// <summary>All its blocks.</summary>
         public int Count => RowBlocks * ColumnBlocks;
 
@@ -37,14 +40,16 @@ internal static unsafe partial class HostGemm
         public long PackedFloats { get; init; }
 
         /// <summary>
-        /// Lays <paramref name="p"/> out in blocks of at most <paramref name="mc"/> × <paramref name="nc"/>, its chunk
-        /// states from <paramref name="chunkStates"/> on (advanced past them).
+        /// Lays <paramref name="p"/> out in blocks of at most <paramref name="mc"/> × <paramref name="nc"/> and
+        /// reduction chunks of at most <paramref name="kc"/> steps, its chunk states from
+        /// <paramref name="chunkStates"/> on (advanced past them).
         /// </summary>
         public static ProductBlocks LayOut(Problem p, int mc, int nc, int kc, ref int chunkStates)
         {
             int mr = GemmMicroKernel.MR,
                 nr = GemmMicroKernel.NR;
-            int chunks = Blocks(p.K, ChunkDepth(p.K, kc));
+            int chunkSteps = ChunkDepth(p.K, kc);
+            int chunks = Blocks(p.K, chunkSteps);
             int bPanels = Blocks(p.N, nr);
             bool prepacked = PrepacksA(p, nc);
             int aPanels = prepacked ? Blocks(p.M, mr) : 0;
@@ -62,6 +67,7 @@ internal static unsafe partial class HostGemm
                 ColumnBlockWidth = nc,
                 RowBlocks = Blocks(p.M, height),
                 ColumnBlocks = Blocks(p.N, nc),
+                ChunkSteps = chunkSteps,
                 BStates = bStates,
                 AStates = aStates,
                 AOffset = bFloats,

@@ -534,7 +534,6 @@ internal static unsafe partial class HostGemm
                     states,
                     task - blockStart[i],
                     accumulate,
-                    kc,
                     threads
                 );
             }
@@ -554,7 +553,6 @@ internal static unsafe partial class HostGemm
         GemmPanelChunks states,
         int block,
         bool accumulate,
-        int kc,
         int threads
     )
     {
@@ -581,7 +579,7 @@ internal static unsafe partial class HostGemm
             j0,
             Math.Min(layout.ColumnBlockWidth, p.N - j0),
             accumulate,
-            kc
+            layout.ChunkSteps
         );
     }
 
@@ -772,10 +770,10 @@ internal static unsafe partial class HostGemm
 
     /// <summary>
     /// One task: the C block <c>[i0, i0+rows) × [j0, j0+cols)</c> over the whole reduction, chunk by chunk of
-    /// <see cref="ChunkDepth"/> steps (at most <paramref name="kc"/>). Before each chunk it claims and packs the chunks
-    /// of the shared panels it needs that no other task has claimed, from a panel that depends on its block's position
-    /// (so tasks that share panels start on different ones), then waits for any claimed elsewhere as it reaches them.
-    /// Packing is a copy: who packs a chunk, and when, never changes a bit.
+    /// <paramref name="kc"/> steps, the last possibly fewer (<see cref="ProductBlocks.ChunkSteps"/>). Before each chunk
+    /// it claims and packs the chunks of the shared panels it needs that no other task has claimed, from a panel that
+    /// depends on its block's position (so tasks that share panels start on different ones), then waits for any
+    /// claimed elsewhere as it reaches them. Packing is a copy: who packs a chunk, and when, never changes a bit.
     /// </summary>
     [System.Runtime.CompilerServices.MethodImpl(
         System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization
@@ -795,7 +793,6 @@ internal static unsafe partial class HostGemm
             nr = GemmMicroKernel.NR;
         int k = p.K,
             n = p.N;
-        kc = ChunkDepth(k, kc);
         int chunks = Blocks(k, kc);
         int mPanels = (rows + mr - 1) / mr;
         int nPanels = (cols + nr - 1) / nr;
