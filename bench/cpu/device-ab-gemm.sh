@@ -4,32 +4,25 @@
 # adjacent FMA peak) at 2 threads pinned to CORES and on every core, for
 #   this        the packed build (D/app),
 #   NAME        D/app with D/variants/NAME/MoeSharp.dll in place of its own (e.g. main's, to compare against).
-# From the repository root, with D laid out by bench/gpu/pack-device.sh (D/run.sh, D/app) and D/cpu/ holding
-# bench/cpu/lab/ab_rows.py (cp bench/cpu/*.sh bench/cpu/lab/ab_rows.py D/cpu/):
+# From the repository root, with D laid out by bench/gpu/pack-device.sh (D/run.sh, D/app) and these scripts in D/cpu/
+# (the summary is bench/cpu/lab/ab_rows.py, taken from D/cpu/ when there):
 #   bash D/cpu/device-ab-gemm.sh D   → $OUT/ab-gemm-2.md and ab-gemm-N.md (ab_rows.py's table: each row's GFLOP/s per
 #                                       round and the median of its shares per build), $OUT/ab-gemm.jsonl (every record,
 #                                       its build and round added)
 # ROUNDS2 (default 3) and ROUNDS_ALL (default 3) set the rounds at 2 threads and on every core; CORES (default 2,3) the
 # two cores (stops 36-39 pinned to 2-3); REPEATS (default 11) the timed calls per product.
 set -uo pipefail
+source "$(dirname "$0")/device-common.sh"
 D=${1:?usage: device-ab-gemm.sh DEVICE_FOLDER}
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 bash "$D/run.sh" --version > /dev/null 2>&1 || true # unpacks the .NET runtime once, untimed
 rt=${DOTNET_RUNTIME:-/tmp/dotnet-runtime}
 all=$(nproc)
-# FMA lanes per unit for the peak, as device-run.sh decides them.
-lanes=8
-if grep -q GenuineIntel /proc/cpuinfo && grep -qw avx512f /proc/cpuinfo; then lanes=16; fi
-names="this"
-for v in "$D"/variants/*/; do
-  [[ -d $v ]] || continue
-  v=$(basename "$v")
-  names="$names $v"
-  rm -rf "/tmp/app-$v"
-  cp -r "$D/app" "/tmp/app-$v"
-  cp "$D/variants/$v/MoeSharp.dll" "/tmp/app-$v/MoeSharp.dll"
-done
+lanes=$(fma_lanes)
+ab_rows=$D/cpu/ab_rows.py
+[[ -f $ab_rows ]] || ab_rows=bench/cpu/lab/ab_rows.py
+names="this $(variant_names "$D")"
 : > "$OUT/ab-gemm.jsonl"
 for n in 2 "$all"; do
   dir=/tmp/ab-gemm-$n
@@ -44,8 +37,8 @@ for n in 2 "$all"; do
       DOTNET_ROOT=$rt timeout 300 "${pin[@]}" "$rt/dotnet" "$app/moe.dll" bench-cpu --what gemm --threads "$n" \
         --fma-lanes "$lanes" --repeats "${REPEATS:-11}" --json > "$dir/$v-r$round.jsonl" 2> "$dir/$v-r$round.err"
       echo "threads $n round $round $v: rc $?"
-      sed "s/^{/{\"build\":\"$v\",\"round\":$round,/" "$dir/$v-r$round.jsonl" >> "$OUT/ab-gemm.jsonl"
+      grep '^{' "$dir/$v-r$round.jsonl" | sed "s/^{/{\"build\":\"$v\",\"round\":$round,/" >> "$OUT/ab-gemm.jsonl"
     done
   done
-  python3 "$D/cpu/ab_rows.py" "$dir" | tee "$OUT/ab-gemm-$n.md"
+  python3 "$ab_rows" "$dir" | tee "$OUT/ab-gemm-$n.md"
 done

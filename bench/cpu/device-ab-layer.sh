@@ -13,21 +13,14 @@
 # (bench/cpu/torch_peer.py, STEPS-1 steps after one warm-up) after the builds of each shape and thread count in every
 # round, on the same cores, and the table gains its column and each build's ratio to it, round by round.
 set -uo pipefail
+source "$(dirname "$0")/device-common.sh"
 D=${1:?usage: device-ab-layer.sh DEVICE_FOLDER}
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 bash "$D/run.sh" --version > /dev/null 2>&1 || true # unpacks the .NET runtime once, untimed
 rt=${DOTNET_RUNTIME:-/tmp/dotnet-runtime}
 all=$(nproc)
-names="this this+tc0"
-for v in "$D"/variants/*/; do
-  [[ -d $v ]] || continue
-  v=$(basename "$v")
-  names="$names $v"
-  rm -rf "/tmp/app-$v"
-  cp -r "$D/app" "/tmp/app-$v"
-  cp "$D/variants/$v/MoeSharp.dll" "/tmp/app-$v/MoeSharp.dll"
-done
+names="this this+tc0 $(variant_names "$D")"
 for round in $(seq "${ROUNDS:-2}"); do
   for shape in ${SHAPES:-2048x512 8192x1024}; do
     t=${shape%x*} d=${shape#*x}

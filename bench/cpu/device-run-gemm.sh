@@ -6,8 +6,10 @@
 # packed CLI and these scripts in one folder D (D/run.sh from bench/gpu/pack-device.sh, D/cpu/*.py, D/reference/; the
 # last is taken from the repository's bench/reference when missing: torch_peer.py imports its dispatcher, so without it
 # the PyTorch column stays empty, as it did once):
-#   bash D/cpu/device-run-gemm.sh D   → $OUT/tables-cpu.md, results-cpu.jsonl, log-cpu.txt, machine-cpu.txt, ab-gemm.jsonl
+#   bash D/cpu/device-run-gemm.sh D   → $OUT/tables-cpu.md, results-cpu.jsonl, log-cpu.txt, machine-cpu.txt, and with
+#                                         variants device-ab-gemm.sh's ab-gemm.jsonl and tables
 set -uo pipefail
+source "$(dirname "$0")/device-common.sh"
 D=${1:?usage: device-run-gemm.sh DEVICE_FOLDER}
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -19,31 +21,12 @@ mkdir -p "$OUT"
 } > "$OUT/machine-cpu.txt" 2>&1
 bash "$D/run.sh" --version > /dev/null 2>&1 || true   # unpacks the .NET runtime once, untimed
 export PYTHONUNBUFFERED=1
-lanes=8
-if grep -q GenuineIntel /proc/cpuinfo && grep -qw avx512f /proc/cpuinfo; then lanes=16; fi
+lanes=$(fma_lanes)
 all=$(nproc)
 timeout "${BUDGET_S:-90}" python3 "$D/cpu/compare.py" --moe "bash $D/run.sh" --python python3 --pin --threads "2,$all" \
   --fma-lanes "$lanes" --repeats "${REPEATS:-5}" --timeout 60 --skip layer,dispatch,exchange,run \
   --jsonl "$OUT/results-cpu.jsonl" --log "$OUT/log-cpu.txt" | tee "$OUT/tables-cpu.md"
 [[ -d "$D/variants" ]] || exit 0
-# Each variant: this build's app with its MoeSharp.dll in place of this one's.
-names="this"
-for v in "$D"/variants/*/; do
-  v=$(basename "$v"); names="$names $v"
-  rm -rf "/tmp/app-$v"; cp -r "$D/app" "/tmp/app-$v"; cp "$D/variants/$v/MoeSharp.dll" "/tmp/app-$v/MoeSharp.dll"
-done
-rt=/tmp/dotnet-runtime
-for round in 1 2; do
-  for n in 2 "$all"; do
-    for v in $names; do
-      app="$D/app"; [[ $v != this ]] && app="/tmp/app-$v"
-      MOESHARP_THREADS=$n timeout 60 taskset -c "0-$((n - 1))" env DOTNET_ROOT=$rt "$rt/dotnet" "$app/moe.dll" bench-cpu \
-        --what gemm --json --threads "$n" --repeats "${REPEATS:-5}" --fma-lanes "$lanes" 2>> "$OUT/log-cpu.txt" |
-        python3 -c 'import json,sys
-for l in sys.stdin:
-    if l.startswith("{"): r = json.loads(l); r.update(build=sys.argv[1], round=int(sys.argv[2])); print(json.dumps(r))' \
-        "$v" "$round" >> "$OUT/ab-gemm.jsonl"
-      echo "round $round, $n threads, $v: rc ${PIPESTATUS[0]}"
-    done
-  done
-done
+# Each variant beside this build, two rounds, 2 threads on cores 0-1 and every core (device-ab-gemm.sh).
+ROUNDS2=${ROUNDS2:-2} ROUNDS_ALL=${ROUNDS_ALL:-2} CORES=${CORES:-0,1} REPEATS=${REPEATS:-5} \
+  bash "$(dirname "$0")/device-ab-gemm.sh" "$D"

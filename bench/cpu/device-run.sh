@@ -4,6 +4,7 @@
 #   bash D/cpu/device-run.sh D      → $OUT/tables-cpu.md, $OUT/results-cpu.jsonl, $OUT/log-cpu.txt, $OUT/machine-cpu.txt
 # 2-thread figures run under taskset on cores 0-1 (both peers), all-core figures on every core. Its PyTorch is the peer.
 set -uo pipefail
+source "$(dirname "$0")/device-common.sh"
 D=${1:?usage: device-run.sh DEVICE_FOLDER}
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -18,10 +19,7 @@ mkdir -p "$OUT"
 head -5 "$OUT/machine-cpu.txt"
 bash "$D/run.sh" --version > /dev/null 2>&1 || true   # unpacks the .NET runtime once, untimed
 export PYTHONUNBUFFERED=1
-# FMA lanes per unit for the peak: Intel's AVX-512 cores have two 512-bit FMA units; AMD Zen 4 splits AVX-512 over
-# 256-bit units, and AVX2-only cores have 256-bit units.
-lanes=8
-if grep -q GenuineIntel /proc/cpuinfo && grep -qw avx512f /proc/cpuinfo; then lanes=16; fi
+lanes=$(fma_lanes)
 echo "FMA lanes per unit for the peak: $lanes" | tee -a "$OUT/machine-cpu.txt"
 timeout "${BUDGET_S:-280}" python3 "$D/cpu/compare.py" --moe "bash $D/run.sh" --python python3 --pin \
   --threads "2,$(nproc)" --fma-lanes "$lanes" --tokens "${TOKENS:-8192}" --dim "${DIM:-2048}" --repeats "${REPEATS:-5}" --timeout "${STEP_TIMEOUT:-90}" \
