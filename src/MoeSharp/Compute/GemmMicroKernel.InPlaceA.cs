@@ -60,21 +60,22 @@ internal static unsafe partial class GemmMicroKernel
         float* pairsEnd = b + ((long)(depth & ~1) * 32);
         while (b < pairsEnd)
         {
-            StepRowMajorA(ref t, a0, a4, a8, s1, s2, s3, b, 0);
-            StepRowMajorA(ref t, a0, a4, a8, s1, s2, s3, b, 1);
+            StepRowMajorA(ref t, a0, a4, a8, s1, s2, s3, b, 32, 0);
+            StepRowMajorA(ref t, a0, a4, a8, s1, s2, s3, b, 32, 1);
             a0 += 2;
             a4 += 2;
             a8 += 2;
             b += 64;
         }
         if ((depth & 1) != 0)
-            StepRowMajorA(ref t, a0, a4, a8, s1, s2, s3, b, 0);
+            StepRowMajorA(ref t, a0, a4, a8, s1, s2, s3, b, 32, 0);
         StoreTile512(ref t, c, ldc);
     }
 
     /// <summary>
     /// Step <paramref name="step"/> (0 or 1, a constant once inlined) of <see cref="Kernel512RowMajorA"/>: row
-    /// <c>4g + i</c> at <c>(a{4g} + step)[s{i}]</c>.
+    /// <c>4g + i</c> at <c>(a{4g} + step)[s{i}]</c>, B's values at <c>b + step·bStride</c> (32 packed, or a
+    /// row-major B's row stride in <see cref="Kernel512StridedB"/>).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void StepRowMajorA(
@@ -86,12 +87,13 @@ internal static unsafe partial class GemmMicroKernel
         long s2,
         long s3,
         float* b,
+        long bStride,
         int step
     ) =>
         Fma512(
             ref t,
             b,
-            step,
+            step * bStride,
             a0 + step,
             a0 + step + s1,
             a0 + step + s2,
@@ -126,26 +128,27 @@ internal static unsafe partial class GemmMicroKernel
         float* pairsEnd = b + ((long)(depth & ~1) * 32);
         while (b < pairsEnd)
         {
-            StepTransposedA(ref t, a, stepStride, b, 0);
-            StepTransposedA(ref t, a, stepStride, b, 1);
+            StepTransposedA(ref t, a, stepStride, b, 32, 0);
+            StepTransposedA(ref t, a, stepStride, b, 32, 1);
             a += pair;
             b += 64;
         }
         if ((depth & 1) != 0)
-            StepTransposedA(ref t, a, stepStride, b, 0);
+            StepTransposedA(ref t, a, stepStride, b, 32, 0);
         StoreTile512(ref t, c, ldc);
     }
 
     /// <summary>
     /// Step <paramref name="step"/> (0 or 1, a constant once inlined) of <see cref="Kernel512TransposedA"/>: row
-    /// <c>r</c> at <c>a[r]</c>, then at <c>(a + r)[st]</c>.
+    /// <c>r</c> at <c>a[r]</c>, then at <c>(a + r)[st]</c>; B's values at <c>b + step·bStride</c>, as in
+    /// <see cref="StepRowMajorA"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StepTransposedA(ref Tile512 t, float* a, long st, float* b, int step) =>
+    private static void StepTransposedA(ref Tile512 t, float* a, long st, float* b, long bStride, int step) =>
         Fma512(
             ref t,
             b,
-            step,
+            step * bStride,
             a + (step * st) + 0,
             a + (step * st) + 1,
             a + (step * st) + 2,

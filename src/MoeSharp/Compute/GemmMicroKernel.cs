@@ -431,7 +431,7 @@ internal static unsafe partial class GemmMicroKernel
         Fma512(
             ref t,
             b,
-            step,
+            step * 32,
             a + (step * 12) + 0,
             a + (step * 12) + 1,
             a + (step * 12) + 2,
@@ -447,16 +447,17 @@ internal static unsafe partial class GemmMicroKernel
         );
 
     /// <summary>
-    /// Step <paramref name="step"/> (0 or 1, a constant once inlined) of every 12 × 32 kernel: the 32 packed B values
-    /// of that step past <paramref name="b"/> times the A value of row <c>r</c> at <c>r{rr}</c>, into
-    /// <paramref name="t"/>. Each kernel's step names only where its rows lie; once inlined, every address is one
-    /// <c>[base + index·4 + displacement]</c> operand of its broadcast.
+    /// One step of every 12 × 32 kernel: the step's 32 B values at <c>b + bOffset</c> (packed, or where B lies) times
+    /// the A value of row <c>r</c> at <c>r{rr}</c>, into <paramref name="t"/>. Each kernel's step names only where its
+    /// operands lie; once inlined, every address is one <c>[base + index·4 + displacement]</c> operand. B comes as a
+    /// pointer and an offset, not as one pointer the caller adds up: the JIT keeps an argument it reads twice in a
+    /// register of its own, and a packed kernel's second step then spent a <c>lea</c> a turn on it.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Fma512(
         ref Tile512 t,
         float* b,
-        int step,
+        long bOffset,
         float* r00,
         float* r01,
         float* r02,
@@ -471,8 +472,8 @@ internal static unsafe partial class GemmMicroKernel
         float* r11
     )
     {
-        Vector512<float> b0 = Vector512.Load(b + (step * 32));
-        Vector512<float> b1 = Vector512.Load(b + (step * 32) + 16);
+        Vector512<float> b0 = Vector512.Load(b + bOffset);
+        Vector512<float> b1 = Vector512.Load(b + bOffset + 16);
         Vector512<float> av;
         av = Vector512.Create(*r00);
         t.C000 = Vector512.FusedMultiplyAdd(av, b0, t.C000);

@@ -27,13 +27,27 @@ internal static unsafe partial class HostGemm
     private const long MaxInPlaceStepStride = 256;
 
     /// <summary>
+    /// The widest step stride, in floats (2 KiB), at which a row-major B's columns are read in place
+    /// (<see cref="BlockTiles.ReadsBInPlace"/>): A·B's and Aᵀ·B's <c>[K, N]</c> B with N at most 512, the T 2048
+    /// layer's. On the dev machine's Zen 5 (bench/RESULTS-cpu.md, stop 40; 30 rounds alternating packed and in place,
+    /// each round's rate in place over packed) the lone 256 × 512 × 512 expert cut into the 16-thread grid's 2 × 8
+    /// blocks (eight a core on its two cores; the GPU machine's 16-core Xeon has yet to run it) ran its
+    /// A·B 1.083× and Aᵀ·B 1.076× as fast (23–24 rounds of 30 ahead; untouched rows 0.98–1.01), and on its 2-thread
+    /// grid of two 256 × 256 blocks level (1.02×, as the untouched rows). At 4 KiB (N = 1,024), where every step is a
+    /// page of its own, 1,024-wide products whose B one thread read in place fell to 70–81 % of the FMA peak from
+    /// 88–91 % packed.
+    /// </summary>
+    private const long MaxInPlaceBStepStride = 512;
+
+    /// <summary>
     /// One product of at most two default blocks per thread (an expert's few hundred rows, or 1024³ on 16 threads),
     /// or several products too large for one wave of the shared pass with few blocks per thread a wave (16 experts of
     /// 1024 × 1024 × 1024 on 16 threads; <see cref="TakesPrivateGrid"/>), each cut by
     /// <see cref="GemmTaskGrid"/> as if it had its share of the threads (one product: about one block per thread),
-    /// each task packing its own block's B columns (and A rows, see <see cref="BlockTiles.ReadsAInPlace"/>) over the
-    /// whole reduction, then computing its tiles; once no block is left to start, a task that runs out of tiles takes
-    /// the untaken tiles of blocks whose operands are packed.
+    /// each task packing its own block's B columns and A rows over the whole reduction, unless it reads them where they
+    /// lie (<see cref="BlockTiles.ReadsBInPlace"/>, <see cref="BlockTiles.ReadsAInPlace"/>), then computing its tiles;
+    /// once no block is left to start, a task that runs out of tiles takes the untaken tiles of blocks whose operands
+    /// are packed.
     /// </summary>
     /// <remarks>
     /// <para>
@@ -81,12 +95,22 @@ internal static unsafe partial class HostGemm
                 columnBlocks = Blocks(p.N, nc);
             bool readsAInPlace =
                 GemmMicroKernel.Wide && (p.ACol == 1 || (p.ARow == 1 && p.ACol <= MaxInPlaceStepStride));
+            bool readsBInPlace =
+                GemmMicroKernel.Wide && p.BJ == 1 && p.BP <= MaxInPlaceBStepStride && p.N % GemmMicroKernel.NR == 0;
             for (int t = 0; t < rowBlocks * columnBlocks; t++)
             {
                 int i0 = t / columnBlocks * height,
                     j0 = t % columnBlocks * nc;
                 blocks.Add(
-                    new BlockTiles(i, i0, Math.Min(height, p.M - i0), j0, Math.Min(nc, p.N - j0), readsAInPlace)
+                    new BlockTiles(
+                        i,
+                        i0,
+                        Math.Min(height, p.M - i0),
+                        j0,
+                        Math.Min(nc, p.N - j0),
+                        readsAInPlace,
+                        readsBInPlace
+                    )
                 );
             }
         }
@@ -100,7 +124,7 @@ internal static unsafe partial class HostGemm
                 BlockTiles own = blocks[task];
                 Problem p = problems[own.Product];
                 long aFloats = (long)own.PackedRowPanels * mr * p.K,
-                    bFloats = (long)own.ColumnPanels * GemmMicroKernel.NR * p.K;
+                    bFloats = own.ReadsBInPlace ? 0 : (long)own.ColumnPanels * GemmMicroKernel.NR * p.K;
                 using GemmScratch.Lease aLease = GemmScratch.Rent(GemmScratch.Slot.PackedA, aFloats);
                 using GemmScratch.Lease bLease = GemmScratch.Rent(GemmScratch.Slot.PackedB, bFloats);
                 PackBlock(p, own, aLease.Pointer, bLease.Pointer);
@@ -123,14 +147,17 @@ internal static unsafe partial class HostGemm
     }
 
     /// <summary>
-    /// Packs the block's B columns (<c>[panel][K][NR]</c>) and those of its A rows (<c>[panel][K][MR]</c>) that
-    /// <see cref="BlockTiles.PackedRowPanels"/> counts: all of them, or only a last panel short of <c>MR</c> rows.
+    /// Packs the block's A rows (<c>[panel][K][MR]</c>) that <see cref="BlockTiles.PackedRowPanels"/> counts (all of
+    /// them, or only a last panel short of <c>MR</c> rows) and, unless they are read in place, its B columns
+    /// (<c>[panel][K][NR]</c>).
     /// </summary>
     private static void PackBlock(Problem p, BlockTiles block, float* aPack, float* bPack)
     {
         var rows = new GemmPanelSource(p.A, p.ARow, p.ACol, p.M, GemmMicroKernel.MR);
         int firstPacked = (block.I0 / GemmMicroKernel.MR) + block.RowPanels - block.PackedRowPanels;
         PackPanels(rows, firstPacked, block.PackedRowPanels, aPack, p.K);
+        if (block.ReadsBInPlace)
+            return;
         var columns = new GemmPanelSource(p.B, p.BJ, p.BP, p.N, GemmMicroKernel.NR);
         PackPanels(columns, block.J0 / GemmMicroKernel.NR, block.ColumnPanels, bPack, p.K);
     }
@@ -171,7 +198,6 @@ internal static unsafe partial class HostGemm
                 jj = block.J0 + (jp * nr);
             int mValid = Math.Min(mr, block.Rows - (ip * mr)),
                 nValid = Math.Min(nr, block.Columns - (jp * nr));
-            float* bPanel = block.B + ((long)jp * nr * k);
             try
             {
                 bool whole = mValid == mr && nValid == nr;
@@ -180,16 +206,27 @@ internal static unsafe partial class HostGemm
                     LoadTile(tile, p.C, n, ii, jj, mValid, nValid, fromZero: !accumulate);
                 bool load = accumulate || !whole;
                 long ldc = whole ? n : nr;
-                if (block.ReadsAInPlace && mValid == mr)
+                bool aInPlace = block.ReadsAInPlace && mValid == mr;
+                // A's rows where they lie, or this row panel packed: steps MR floats apart, rows 1.
+                float* aRows = aInPlace
+                    ? p.A + (ii * p.ARow)
+                    : block.A + ((long)(ip - (block.RowPanels - block.PackedRowPanels)) * mr * k);
+                if (block.ReadsBInPlace)
                 {
-                    float* aRows = p.A + (ii * p.ARow);
+                    float* bColumns = p.B + jj;
+                    long aRow = aInPlace ? p.ARow : 1,
+                        aStep = aInPlace ? p.ACol : mr;
+                    GemmMicroKernel.Kernel512StridedB(mValid, k, aRows, aRow, aStep, bColumns, p.BP, c, ldc, load);
+                }
+                else if (aInPlace)
+                {
+                    float* bPanel = block.B + ((long)jp * nr * k);
                     GemmMicroKernel.Kernel512Strided(k, aRows, p.ARow, p.ACol, bPanel, c, ldc, load);
                 }
                 else
                 {
-                    int packedPanel = ip - (block.RowPanels - block.PackedRowPanels);
-                    float* aPanel = block.A + ((long)packedPanel * mr * k);
-                    GemmMicroKernel.EdgeKernel(mValid, k, aPanel, bPanel, c, ldc, load);
+                    float* bPanel = block.B + ((long)jp * nr * k);
+                    GemmMicroKernel.EdgeKernel(mValid, k, aRows, bPanel, c, ldc, load);
                 }
                 if (!whole)
                     StoreTile(tile, p.C, n, ii, jj, mValid, nValid);
@@ -206,7 +243,15 @@ internal static unsafe partial class HostGemm
     /// One C block of <see cref="RunPrivateGrid"/>: its extent, its packed operands once its task has packed them, and
     /// which of its tiles are taken and done.
     /// </summary>
-    private sealed class BlockTiles(int product, int i0, int rows, int j0, int columns, bool readsAInPlace)
+    private sealed class BlockTiles(
+        int product,
+        int i0,
+        int rows,
+        int j0,
+        int columns,
+        bool readsAInPlace,
+        bool readsBInPlace
+    )
     {
         private int _next;
         private int _done;
@@ -247,6 +292,16 @@ internal static unsafe partial class HostGemm
             !ReadsAInPlace ? RowPanels
             : Rows % GemmMicroKernel.MR != 0 ? 1
             : 0;
+
+        /// <summary>
+        /// Whether the block's B columns are read where they lie (<see cref="GemmMicroKernel.Kernel512StridedB"/>)
+        /// rather than packed: with the 512-bit kernel, when B is row-major (A·B's and Aᵀ·B's <c>[K, N]</c>) with its
+        /// steps at most <see cref="MaxInPlaceBStepStride"/> floats apart and N whole panels of <c>NR</c> columns.
+        /// Then a micro-panel's step is <c>NR</c> contiguous floats, as packed, and the task packs nothing before its
+        /// first tile but a short last row panel of A: on 16 threads a 256 × 512 × 512 expert's tasks each packed 128
+        /// KiB of B first, about 13 µs at 10 GB/s beside about 55 µs of multiply-adds at a core's peak.
+        /// </summary>
+        public bool ReadsBInPlace { get; } = readsBInPlace;
 
         /// <summary>Micro-panels of columns.</summary>
         public int ColumnPanels { get; } = Blocks(columns, GemmMicroKernel.NR);

@@ -263,6 +263,56 @@ public sealed class HostGemmTests
     }
 
     [Theory]
+    [InlineData(256, 512, 512, 16)] // one T 2048 expert: 2 x 8 blocks, A and B read in place, a last panel of 4 rows
+    [InlineData(256, 512, 512, 2)] // the same on 2 threads: 1 x 2 blocks
+    [InlineData(300, 256, 300, 16)] // Aᵀ·B's A steps 300 floats apart: packed, B still read in place
+    [InlineData(30, 64, 100, 2)] // one block of two whole row panels and one of 6 rows
+    [InlineData(13, 64, 200, 3)]
+    public void A_row_major_B_read_in_place_keeps_the_chain_in_A_B_and_At_B(int m, int n, int k, int threads)
+    {
+        // Small products on several threads take the private grid, which reads a row-major B (A·B's and Aᵀ·B's [K, N],
+        // steps at most 2 KiB apart) where it lies: every element must still be its ascending FMA chain, from zero and
+        // from C's values, in whole tiles and in the 4-row groups of a short last row panel.
+        var random = new Random((m * 31) + n + k + threads);
+        float[] a = RandomFloats.Uniform(random, m * k),
+            b = RandomFloats.Uniform(random, k * n),
+            start = RandomFloats.Uniform(random, m * n);
+        foreach (bool accumulate in new[] { false, true })
+        {
+            float[] nn = (float[])start.Clone(),
+                tn = (float[])start.Clone();
+            HostGemm.MatMul(a, b, nn, m, n, k, accumulate, threads);
+            HostGemm.MatMulTransposeA(a, b, tn, m, n, k, accumulate, threads);
+            for (int i = 0; i < m; i++)
+            {
+                for (int j = 0; j < n; j++)
+                {
+                    float fromNn = accumulate ? start[(i * n) + j] : 0f,
+                        fromTn = fromNn;
+                    for (int p = 0; p < k; p++)
+                    {
+                        fromNn = MathF.FusedMultiplyAdd(a[(i * k) + p], b[(p * n) + j], fromNn);
+                        fromTn = MathF.FusedMultiplyAdd(a[(p * m) + i], b[(p * n) + j], fromTn);
+                    }
+                    Check(fromNn, nn[(i * n) + j], "A·B", i, j);
+                    Check(fromTn, tn[(i * n) + j], "Aᵀ·B", i, j);
+                }
+            }
+
+            void Check(float expected, float actual, string product, int i, int j)
+            {
+                if (BitConverter.SingleToInt32Bits(expected) != BitConverter.SingleToInt32Bits(actual))
+                {
+                    Assert.Fail(
+                        $"{product} ({i}, {j}) on {threads} threads (accumulate {accumulate}): {actual} is not the"
+                            + $" FMA chain's {expected}"
+                    );
+                }
+            }
+        }
+    }
+
+    [Theory]
     [InlineData(1, 1024, 1)]
     [InlineData(512, 384, 256)]
     [InlineData(512, 1024, 512)]
