@@ -76,7 +76,7 @@ internal static unsafe partial class GemmMicroKernel
             return;
         }
         for (int r0 = 0; r0 < rows; r0 += 4)
-            Kernel512Rows4(depth, a + r0, b, c + (r0 * ldc), ldc, load);
+            Kernel512Rows4(depth, a + r0, 1, MR, b, NR, c + (r0 * ldc), ldc, load);
     }
 
     /// <summary>
@@ -605,14 +605,27 @@ internal static unsafe partial class GemmMicroKernel
     }
 
     /// <summary>
-    /// The FMA chains of 4 rows of a 12-row packed A panel (<paramref name="a"/> at the first of them, steps
-    /// <see cref="MR"/> floats apart) by 32 columns, over <paramref name="depth"/> steps, from zero or from C's values:
-    /// the same chains as <see cref="Kernel512"/>'s rows. Its 8 accumulators just cover two FMA units of 4 cycles'
-    /// latency.
+    /// The FMA chains of 4 rows by 32 columns over <paramref name="depth"/> steps, from zero or from C's values: row
+    /// <c>r</c>'s A value at step <c>p</c> is <c>a[r·aRowStride + p·aStepStride]</c> and the step's B values are at
+    /// <c>b + p·ldb</c> (packed panels: rows 1 and steps <see cref="MR"/> apart, B's steps <see cref="NR"/>; see
+    /// <see cref="Kernel512Strided"/> for operands where they lie). The same chains as <see cref="Kernel512"/>'s rows.
+    /// Its 8 accumulators just cover two FMA units of 4 cycles' latency.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    public static void Kernel512Rows4(int depth, float* a, float* b, float* c, long ldc, bool load)
+    public static void Kernel512Rows4(
+        int depth,
+        float* a,
+        long aRowStride,
+        long aStepStride,
+        float* b,
+        long ldb,
+        float* c,
+        long ldc,
+        bool load
+    )
     {
+        long s2 = 2 * aRowStride,
+            s3 = 3 * aRowStride;
         Vector512<float> c000 = Ld512(c, ldc, 0, 0, load),
             c001 = Ld512(c, ldc, 0, 16, load);
         Vector512<float> c010 = Ld512(c, ldc, 1, 0, load),
@@ -621,7 +634,7 @@ internal static unsafe partial class GemmMicroKernel
             c021 = Ld512(c, ldc, 2, 16, load);
         Vector512<float> c030 = Ld512(c, ldc, 3, 0, load),
             c031 = Ld512(c, ldc, 3, 16, load);
-        float* end = b + ((long)depth * 32);
+        float* end = b + ((long)depth * ldb);
         while (b < end)
         {
             Vector512<float> b0 = Vector512.Load(b);
@@ -630,17 +643,17 @@ internal static unsafe partial class GemmMicroKernel
             av = Vector512.Create(a[0]);
             c000 = Vector512.FusedMultiplyAdd(av, b0, c000);
             c001 = Vector512.FusedMultiplyAdd(av, b1, c001);
-            av = Vector512.Create(a[1]);
+            av = Vector512.Create(a[aRowStride]);
             c010 = Vector512.FusedMultiplyAdd(av, b0, c010);
             c011 = Vector512.FusedMultiplyAdd(av, b1, c011);
-            av = Vector512.Create(a[2]);
+            av = Vector512.Create(a[s2]);
             c020 = Vector512.FusedMultiplyAdd(av, b0, c020);
             c021 = Vector512.FusedMultiplyAdd(av, b1, c021);
-            av = Vector512.Create(a[3]);
+            av = Vector512.Create(a[s3]);
             c030 = Vector512.FusedMultiplyAdd(av, b0, c030);
             c031 = Vector512.FusedMultiplyAdd(av, b1, c031);
-            a += 12;
-            b += 32;
+            a += aStepStride;
+            b += ldb;
         }
         c000.Store(c + (0 * ldc) + 0);
         c001.Store(c + (0 * ldc) + 16);

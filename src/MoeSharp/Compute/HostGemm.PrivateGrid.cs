@@ -211,22 +211,26 @@ internal static unsafe partial class HostGemm
                 float* aRows = aInPlace
                     ? p.A + (ii * p.ARow)
                     : block.A + ((long)(ip - (block.RowPanels - block.PackedRowPanels)) * mr * k);
-                if (block.ReadsBInPlace)
+                // B's columns where they lie (steps BP apart), or this column panel packed (steps NR apart).
+                float* bColumns = block.ReadsBInPlace ? p.B + jj : block.B + ((long)jp * nr * k);
+                if (aInPlace || block.ReadsBInPlace)
                 {
-                    float* bColumns = p.B + jj;
-                    long aRow = aInPlace ? p.ARow : 1,
-                        aStep = aInPlace ? p.ACol : mr;
-                    GemmMicroKernel.Kernel512StridedB(mValid, k, aRows, aRow, aStep, bColumns, p.BP, c, ldc, load);
-                }
-                else if (aInPlace)
-                {
-                    float* bPanel = block.B + ((long)jp * nr * k);
-                    GemmMicroKernel.Kernel512Strided(k, aRows, p.ARow, p.ACol, bPanel, c, ldc, load);
+                    GemmMicroKernel.Kernel512Strided(
+                        mValid,
+                        k,
+                        aRows,
+                        aInPlace ? p.ARow : 1,
+                        aInPlace ? p.ACol : mr,
+                        bColumns,
+                        block.ReadsBInPlace ? p.BP : nr,
+                        c,
+                        ldc,
+                        load
+                    );
                 }
                 else
                 {
-                    float* bPanel = block.B + ((long)jp * nr * k);
-                    GemmMicroKernel.EdgeKernel(mValid, k, aRows, bPanel, c, ldc, load);
+                    GemmMicroKernel.EdgeKernel(mValid, k, aRows, bColumns, c, ldc, load);
                 }
                 if (!whole)
                     StoreTile(tile, p.C, n, ii, jj, mValid, nValid);
@@ -294,7 +298,7 @@ internal static unsafe partial class HostGemm
             : 0;
 
         /// <summary>
-        /// Whether the block's B columns are read where they lie (<see cref="GemmMicroKernel.Kernel512StridedB"/>)
+        /// Whether the block's B columns are read where they lie (<see cref="GemmMicroKernel.Kernel512Strided"/>)
         /// rather than packed: with the 512-bit kernel, when B is row-major (A·B's and Aᵀ·B's <c>[K, N]</c>) with its
         /// steps at most <see cref="MaxInPlaceBStepStride"/> floats apart and N whole panels of <c>NR</c> columns.
         /// Then a micro-panel's step is <c>NR</c> contiguous floats, as packed, and the task packs nothing before its
