@@ -32,8 +32,9 @@ internal static unsafe partial class HostGemm
     /// layer's. On the dev machine's Zen 5 (bench/RESULTS-cpu.md, stop 40; 30 rounds alternating packed and in place,
     /// each round's rate in place over packed) the lone 256 × 512 × 512 expert cut into the 16-thread grid's 2 × 8
     /// blocks (eight a core on its two cores; the GPU machine's 16-core Xeon has yet to run it) ran its
-    /// A·B 1.083× and Aᵀ·B 1.076× as fast (23–24 rounds of 30 ahead; untouched rows 0.98–1.01), and on its 2-thread
-    /// grid of two 256 × 256 blocks level (1.02×, as the untouched rows). At 4 KiB (N = 1,024), where every step is a
+    /// A·B 1.060× and Aᵀ·B 1.051× as fast (21–23 rounds of 30 ahead; untouched rows 0.987–1.012, and every row
+    /// 0.985–1.007 when both sides packed), and on its 2-thread grid of two 256 × 256 blocks level (1.02×, as the
+    /// untouched rows). At 4 KiB (N = 1,024), where every step is a
     /// page of its own, 1,024-wide products whose B one thread read in place fell to 70–81 % of the FMA peak from
     /// 88–91 % packed.
     /// </summary>
