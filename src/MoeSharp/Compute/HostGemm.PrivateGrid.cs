@@ -34,9 +34,8 @@ internal static unsafe partial class HostGemm
     /// blocks (eight a core on its two cores; the GPU machine's 16-core Xeon has yet to run it) ran its
     /// A·B 1.060× and Aᵀ·B 1.051× as fast (21–23 rounds of 30 ahead; untouched rows 0.987–1.012, and every row
     /// 0.985–1.007 when both sides packed), and on its 2-thread grid of two 256 × 256 blocks level (1.02×, as the
-    /// untouched rows). At 4 KiB (N = 1,024), where every step is a
-    /// page of its own, 1,024-wide products whose B one thread read in place fell to 70–81 % of the FMA peak from
-    /// 88–91 % packed.
+    /// untouched rows). At 4 KiB (N = 1,024), where every step is a page of its own, 1,024-wide products whose B one
+    /// thread read in place fell to 70–81 % of the FMA peak from 88–91 % packed.
     /// </summary>
     private const long MaxInPlaceBStepStride = 512;
 
