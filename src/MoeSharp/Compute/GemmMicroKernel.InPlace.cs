@@ -12,12 +12,12 @@ internal static unsafe partial class GemmMicroKernel
     /// <c>a[r·aRowStride + p·aStepStride]</c>, with one of the two strides 1 (a row-major A has step stride 1, a
     /// transposed one row stride 1, a packed panel row stride 1 and step stride <see cref="MR"/>), and step
     /// <c>p</c>'s 32 B values are at <c>b + p·ldb</c> (packed: <see cref="NR"/>; a row-major <c>[K, N]</c> B, A·B's
-    /// and Aᵀ·B's, where it lies: N). The same chains, so the same bits. A small product on many threads then packs
-    /// no A, and no row-major B: each of the tasks sharing a block's rows would otherwise pack them again, and each
-    /// packs its B columns before its first tile (<c>HostGemm.PrivateGrid.cs</c>). As in <see cref="EdgeKernel"/>, up
-    /// to 8 rows run in groups of 4 (<see cref="Kernel512Rows4"/>) and more the whole tile; either reads and computes
-    /// rows past <paramref name="rows"/> and stores them into C's whole tile of rows, so fewer rows than
-    /// <see cref="MR"/> take a packed A panel (its zero padding) and a tile buffer.
+    /// and Aᵀ·B's, where it lies: its row stride). The same chains, so the same bits. A small product on many threads
+    /// then packs no A, and no row-major B: each of the tasks sharing a block's rows would otherwise pack them again,
+    /// and each packs its B columns before its first tile (<c>HostGemm.PrivateGrid.cs</c>). As in
+    /// <see cref="EdgeKernel"/>, up to 8 rows run in groups of 4 (<see cref="Kernel512Rows4"/>) and more the whole
+    /// tile; either reads and computes rows past <paramref name="rows"/> and stores them into C's whole tile of rows,
+    /// so fewer rows than <see cref="MR"/> take a packed A panel (its zero padding) and a tile buffer.
     /// </summary>
     /// <remarks>
     /// Two steps a turn, as <see cref="Kernel512"/>, each layout in a loop of its own so that every broadcast is one

@@ -7,13 +7,14 @@ namespace MoeSharp.Compute;
 /// </summary>
 /// <remarks>
 /// <para>
-/// Each task of such a product packs its own B columns (or, a row-major B with steps at most 2 KiB apart, reads them
-/// where they lie) and reads its A rows where they lie, or packs them too without AVX-512 or when A's steps lie far
-/// apart (<c>HostGemm.RunPrivateGrid</c> says why), so a task's time grows with its block's area (the multiply-adds)
-/// and with its block's height plus width (the operand rows and columns it reads and packs). Narrow blocks balance
-/// well but pack much for little work: 44 blocks of 24 × 128 for a 256 × 512 product on 16 threads move 152 operand
-/// lines for 3,072 outputs each, 16 blocks of 132 × 64 move 196 for 8,448. The model weighs one operand line against
-/// <see cref="ReadWeight"/> outputs, and blocks run in rounds of as many as there are threads.
+/// Each task of such a product packs its own B columns (or, with AVX-512, a row-major B of whole 32-column panels with
+/// steps at most 2 KiB apart, reads them where they lie) and reads its A rows where they lie, or packs them too
+/// without AVX-512 or when A's steps lie far apart (<c>HostGemm.RunPrivateGrid</c> says why), so a task's time grows
+/// with its block's area (the multiply-adds) and with its block's height plus width (the operand rows and columns it
+/// reads and packs). Narrow blocks balance well but pack much for little work: 44 blocks of 24 × 128 for a 256 × 512
+/// product on 16 threads move 152 operand lines for 3,072 outputs each, 16 blocks of 132 × 64 move 196 for 8,448. The
+/// model weighs one operand line against <see cref="ReadWeight"/> outputs, and blocks run in rounds of as many as
+/// there are threads.
 /// </para>
 /// <para>
 /// Row blocks are whole micro-panels of <see cref="GemmMicroKernel.MR"/> rows, column blocks whole panels of

@@ -75,7 +75,7 @@ internal static unsafe partial class HostGemm
     /// <para>
     /// Why taking tiles: with one block per thread the product ends with its slowest core, which ran its block up to a
     /// third slower than the mean. A tile is one <c>MR × NR</c> tile of C over the whole reduction, so who computes it,
-    /// and when, never changes a bit: it is the same kernel on the same packed operands. A block's packed buffers stay
+    /// and when, never changes a bit: it is the same kernel on the same operands. A block's packed buffers stay
     /// with its task until every tile of it is done.
     /// </para>
     /// </remarks>
@@ -299,10 +299,11 @@ internal static unsafe partial class HostGemm
 
         /// <summary>
         /// Whether the block's B columns are read where they lie (<see cref="GemmMicroKernel.Kernel512Strided"/>)
-        /// rather than packed: with the 512-bit kernel, when B is row-major (A·B's and Aᵀ·B's <c>[K, N]</c>) with its
-        /// steps at most <see cref="MaxInPlaceBStepStride"/> floats apart and N whole panels of <c>NR</c> columns.
-        /// Then a micro-panel's step is <c>NR</c> contiguous floats, as packed, and the task packs nothing before its
-        /// first tile but a short last row panel of A: on 16 threads a 256 × 512 × 512 expert's tasks each packed 128
+        /// rather than packed: with the 512-bit kernel, when B's columns are 1 float apart (a row-major <c>[K, N]</c>
+        /// B, A·B's and Aᵀ·B's; also A·Bᵀ's <c>[N, 1]</c> when K is 1), its steps at most
+        /// <see cref="MaxInPlaceBStepStride"/> floats apart, and N whole panels of <c>NR</c> columns. Then a
+        /// micro-panel's step is <c>NR</c> contiguous floats, as packed, and the task packs no B before its first tile,
+        /// only the A rows it does not read in place: on 16 threads a 256 × 512 × 512 expert's tasks each packed 128
         /// KiB of B first, about 13 µs at 10 GB/s beside about 55 µs of multiply-adds at a core's peak.
         /// </summary>
         public bool ReadsBInPlace { get; } = readsBInPlace;

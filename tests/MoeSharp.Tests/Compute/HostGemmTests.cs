@@ -266,36 +266,54 @@ public sealed class HostGemmTests
     [InlineData(256, 512, 512, 16)] // one T 2048 expert: 2 x 8 blocks, A and B read in place, a last panel of 4 rows
     [InlineData(256, 512, 512, 2)] // the same on 2 threads: 1 x 2 blocks
     [InlineData(300, 256, 300, 16)] // Aᵀ·B's A steps 300 floats apart: packed, B still read in place
-    [InlineData(30, 64, 100, 2)] // one block of two whole row panels and one of 6 rows
-    [InlineData(13, 64, 200, 3)]
+    [InlineData(30, 64, 100, 2)] // two whole row panels and one of 6 rows (4-row groups)
+    [InlineData(34, 32, 129, 3)] // one panel of 32 columns, an odd depth, a last panel of 10 rows (a whole padded tile)
+    [InlineData(256, 512, 1, 2)] // one step
     public void A_row_major_B_read_in_place_keeps_the_chain_in_A_B_and_At_B(int m, int n, int k, int threads)
     {
         // Small products on several threads take the private grid, which reads a row-major B (A·B's and Aᵀ·B's [K, N],
         // steps at most 2 KiB apart) where it lies: every element must still be its ascending FMA chain, from zero and
-        // from C's values, in whole tiles and in the 4-row groups of a short last row panel.
+        // from C's values, in whole tiles and in short last row panels, alone and as the one group with rows of a
+        // grouped call (whose B and C are then a group's slice).
         var random = new Random((m * 31) + n + k + threads);
         float[] a = RandomFloats.Uniform(random, m * k),
-            b = RandomFloats.Uniform(random, k * n),
-            start = RandomFloats.Uniform(random, m * n);
+            b = RandomFloats.Uniform(random, 3 * k * n),
+            start = RandomFloats.Uniform(random, 3 * m * n);
+        ReadOnlySpan<float> groupB = b.AsSpan(k * n, k * n);
         foreach (bool accumulate in new[] { false, true })
         {
-            float[] nn = (float[])start.Clone(),
-                tn = (float[])start.Clone();
-            HostGemm.MatMul(a, b, nn, m, n, k, accumulate, threads);
-            HostGemm.MatMulTransposeA(a, b, tn, m, n, k, accumulate, threads);
+            float[] nn = start[..(m * n)],
+                tn = start[..(m * n)],
+                groupedNn = start[..(m * n)],
+                groupedTn = (float[])start.Clone();
+            HostGemm.MatMul(a, groupB, nn, m, n, k, accumulate, threads);
+            HostGemm.MatMulTransposeA(a, groupB, tn, m, n, k, accumulate, threads);
+            // Group 1 of three: A·B's rows are group 1's, with b[1]; Aᵀ·B's reduction rows are, into c[1].
+            HostGemm.GroupedMatMul(a, b, groupedNn, [0, m, 0], n, k, accumulate, threads);
+            HostGemm.GroupedMatMulTransposeA(a, groupB, groupedTn, [0, k, 0], m, n, accumulate, threads);
+            Assert.True(
+                groupedTn.AsSpan(0, m * n).SequenceEqual(start.AsSpan(0, m * n))
+                    && groupedTn.AsSpan(2 * m * n).SequenceEqual(start.AsSpan(2 * m * n)),
+                "groups without rows left their C as it was"
+            );
             for (int i = 0; i < m; i++)
             {
                 for (int j = 0; j < n; j++)
                 {
                     float fromNn = accumulate ? start[(i * n) + j] : 0f,
-                        fromTn = fromNn;
+                        fromTn = fromNn,
+                        fromGroupedTn = accumulate ? start[(m * n) + (i * n) + j] : 0f;
                     for (int p = 0; p < k; p++)
                     {
-                        fromNn = MathF.FusedMultiplyAdd(a[(i * k) + p], b[(p * n) + j], fromNn);
-                        fromTn = MathF.FusedMultiplyAdd(a[(p * m) + i], b[(p * n) + j], fromTn);
+                        float bpj = groupB[(p * n) + j];
+                        fromNn = MathF.FusedMultiplyAdd(a[(i * k) + p], bpj, fromNn);
+                        fromTn = MathF.FusedMultiplyAdd(a[(p * m) + i], bpj, fromTn);
+                        fromGroupedTn = MathF.FusedMultiplyAdd(a[(p * m) + i], bpj, fromGroupedTn);
                     }
                     Check(fromNn, nn[(i * n) + j], "A·B", i, j);
                     Check(fromTn, tn[(i * n) + j], "Aᵀ·B", i, j);
+                    Check(fromNn, groupedNn[(i * n) + j], "grouped A·B", i, j);
+                    Check(fromGroupedTn, groupedTn[(m * n) + (i * n) + j], "grouped Aᵀ·B", i, j);
                 }
             }
 
