@@ -40,6 +40,43 @@ internal static unsafe partial class HostGemm
     private const long MaxInPlaceBStepStride = 512;
 
     /// <summary>
+    /// Whether products run on <see cref="RunPrivateGrid"/> rather than the shared pass: when none is deeper than
+    /// <see cref="MaxPrivateDepth"/>, and either one product has at most two default blocks per thread (an expert's
+    /// few hundred rows, or 1024³, on many threads), or several have packed operands that would not fit one wave of
+    /// the shared pass while a wave would give each thread at most <see cref="MaxPrivateWaveBlocksPerThread"/> blocks.
+    /// </summary>
+    /// <remarks>
+    /// With several products the shared pass forks, packs and joins once per wave, and each wave's tasks start by
+    /// waiting for panels that others pack; the private grid packs each block's rows and columns for that block alone.
+    /// The private grid is ahead when each thread has few blocks a wave (16 experts of 1024³ on 16 threads: eight waves
+    /// of about four blocks per thread), the shared pass when each has many (two experts of 1024³ on 2 threads: about
+    /// 32).
+    /// </remarks>
+    private static bool TakesPrivateGrid(List<Problem> work, int mc, int nc, int threads)
+    {
+        if (!work.TrueForAll(p => p.K <= MaxPrivateDepth))
+            return false;
+        if (work.Count == 1)
+            return TotalBlocks(work, mc, nc) <= 2 * threads;
+        long packed = work.Sum(p => PackedFloats(p, nc));
+        if (packed <= KeptFloats)
+            return false;
+        // A wave holds about KeptFloats / packed of the blocks.
+        double blocksPerThreadPerWave = (double)TotalBlocks(work, mc, nc) * KeptFloats / packed / threads;
+        return blocksPerThreadPerWave <= MaxPrivateWaveBlocksPerThread;
+    }
+
+    /// <summary>
+    /// The most default blocks per thread in one wave of the shared pass at which several products take
+    /// <see cref="RunPrivateGrid"/>. Measured: with about 4 (16 experts of 1024³ on 16 threads) the private grid ran
+    /// at 1,100–1,338 GFLOP/s against 928–983 on the shared pass on the GPU machine's Xeon (bench/RESULTS-cpu.md,
+    /// stop 30, call F); with about 32 (two or three experts of 1024³ on 2 threads) the shared pass ran 1.07–1.36× as
+    /// fast on the dev machine's Zen 4 and mostly ahead on the Xeon (stop 31, call E). 8 lies between, with room for
+    /// the layer's uneven rows around the first.
+    /// </summary>
+    private const double MaxPrivateWaveBlocksPerThread = 8;
+
+    /// <summary>
     /// One product of at most two default blocks per thread (an expert's few hundred rows, or 1024³ on 16 threads),
     /// or several products too large for one wave of the shared pass with few blocks per thread a wave (16 experts of
     /// 1024 × 1024 × 1024 on 16 threads; <see cref="TakesPrivateGrid"/>), each cut by
