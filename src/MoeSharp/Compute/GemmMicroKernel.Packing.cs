@@ -19,6 +19,26 @@ internal static unsafe partial class GemmMicroKernel
     private const int PackPrefetchSteps = 4;
 
     /// <summary>
+    /// How many panels <see cref="PackContiguousPanels"/> packs in one pass over the steps when their runs are shorter
+    /// than a cache line (A's panels of 6 or 12 rows) and more than <see cref="MaxNarrowPackStreams"/> are listed.
+    /// </summary>
+    /// <remarks>
+    /// Each listed panel is a stream of writes, one run a step, and panels lie <c>width · depth</c> floats apart: for
+    /// depths of 256, 512 or 1,024 steps a multiple of 4 KiB, so at any step every stream writes into the same set of
+    /// the L1 cache (48 KiB, 12 ways on Zen 5 and on the GPU machine's Xeon). A run shorter than a line leaves its line
+    /// to be finished at the next step, and with more streams than ways the line is evicted before that and fetched
+    /// back. Eight panels a pass stay within the ways; each source row is then read once a group rather than once,
+    /// which the prefetches ahead cover. On the dev machine's Zen 5 (packs alone, hot caches, medians of 101) 42
+    /// panels of 6 × 512 packed in 58 µs rather than 158, 85 panels of 12 × 1,024 in 146 rather than 796; grouping
+    /// wider runs or fewer panels was level or slower in whole products (bench/RESULTS-cpu.md, stop 41).
+    /// </remarks>
+    private const int NarrowPackGroup = 8;
+
+    /// <summary>The most narrow-run panels <see cref="PackContiguousPanels"/> packs in a single pass over the steps
+    /// (<see cref="NarrowPackGroup"/>).</summary>
+    private const int MaxNarrowPackStreams = 16;
+
+    /// <summary>
     /// Packs lines <c>[first, first+lines)</c> of an operand whose line <c>l</c> at reduction step <c>p</c> is
     /// <c>src[l*lineStride + p*stepStride]</c> (A's rows with <paramref name="width"/> = <see cref="MR"/>, B's columns
     /// with <see cref="NR"/>) into <c>[P][width]</c> micro-panel order, zero-padding the lines past
@@ -216,7 +236,8 @@ internal static unsafe partial class GemmMicroKernel
     /// </summary>
     /// <remarks>
     /// Steps outer, panels inner: with every panel of a row listed, the source is read row after row in address order,
-    /// which the hardware prefetchers follow. A panel at a time reads one or two cache lines per row a whole row apart:
+    /// which the hardware prefetchers follow (many panels of runs shorter than a line go in groups of
+    /// <see cref="NarrowPackGroup"/>). A panel at a time reads one or two cache lines per row a whole row apart:
     /// on Zen 4 the sixteen 512 × 512 B matrices of a T 2048 grouped call packed 2.6× slower that way (1024 × 1024:
     /// 3.7×), a tenth of the whole product's time. Each run is also prefetched <see cref="PackPrefetchSteps"/> steps
     /// ahead. A pure copy: the bits are the source's.
@@ -231,21 +252,27 @@ internal static unsafe partial class GemmMicroKernel
         int depth
     )
     {
-        for (int p = 0; p < depth; p++)
+        bool narrow = width * sizeof(float) < 64 && panels.Length > MaxNarrowPackStreams;
+        int group = narrow ? NarrowPackGroup : panels.Length;
+        for (int first = 0; first < panels.Length; first += group)
         {
-            float* row = src + (p * stride);
-            float* ahead = row + (PackPrefetchSteps * stride);
-            for (int i = 0; i < panels.Length; i++)
+            int end = Math.Min(panels.Length, first + group);
+            for (int p = 0; p < depth; p++)
             {
-                int offset = panels[i] * width;
-                if (Sse.IsSupported)
+                float* row = src + (p * stride);
+                float* ahead = row + (PackPrefetchSteps * stride);
+                for (int i = first; i < end; i++)
                 {
-                    // Both ends of the run PackPrefetchSteps steps ahead (a run of 12 may straddle two cache lines); a
-                    // prefetch never faults, so past the last step it only costs its issue slot.
-                    Sse.Prefetch0(ahead + offset);
-                    Sse.Prefetch0(ahead + offset + width - 1);
+                    int offset = panels[i] * width;
+                    if (Sse.IsSupported)
+                    {
+                        // Both ends of the run PackPrefetchSteps steps ahead (a run of 12 may straddle two cache
+                        // lines); a prefetch never faults, so past the last step it only costs its issue slot.
+                        Sse.Prefetch0(ahead + offset);
+                        Sse.Prefetch0(ahead + offset + width - 1);
+                    }
+                    CopyRun(row + offset, (float*)destinations[i] + (p * width), width);
                 }
-                CopyRun(row + offset, (float*)destinations[i] + (p * width), width);
             }
         }
     }

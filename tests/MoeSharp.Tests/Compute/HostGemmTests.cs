@@ -408,4 +408,45 @@ public sealed class HostGemmTests
             }
         }
     }
+
+    [Theory]
+    [InlineData(6, 42)] // narrow runs, many panels: groups of 8, the last of 2
+    [InlineData(12, 17)] // just past the single-pass limit: 8 + 8 + 1
+    [InlineData(12, 16)] // at the limit: one pass
+    [InlineData(16, 33)] // a whole line a run: one pass however many
+    [InlineData(32, 20)]
+    [InlineData(6, 1)]
+    public void Contiguous_packer_copies_every_listed_panel_in_any_order(int width, int count)
+    {
+        // Lines contiguous at each step, steps a row apart (B as [K, N], A as [K, M]); panels listed backwards and
+        // skipping every third one, so a group is not a range of panels.
+        const int depth = 19;
+        int total = (count * 3 / 2) + 2;
+        int stride = (total * width) + 5;
+        var src = Enumerable.Range(0, depth * stride).Select(v => (float)v).ToArray();
+        int[] panels = Enumerable.Range(0, total).Where(q => q % 3 != 2).Reverse().Take(count).ToArray();
+        Assert.Equal(count, panels.Length);
+        var dst = Enumerable.Repeat(float.NaN, count * depth * width).ToArray();
+        unsafe
+        {
+            fixed (float* s = src)
+            fixed (float* d = dst)
+            {
+                var destinations = new nint[count];
+                for (int i = 0; i < count; i++)
+                    destinations[i] = (nint)(d + ((long)i * depth * width));
+                GemmMicroKernel.PackContiguousPanels(s, stride, width, panels, destinations, depth);
+            }
+        }
+        for (int i = 0; i < count; i++)
+        {
+            for (int p = 0; p < depth; p++)
+            {
+                for (int l = 0; l < width; l++)
+                {
+                    Assert.Equal(src[(p * stride) + (panels[i] * width) + l], dst[(((i * depth) + p) * width) + l]);
+                }
+            }
+        }
+    }
 }
