@@ -28,9 +28,11 @@ internal static unsafe partial class GemmMicroKernel
     /// the L1 cache (48 KiB, 12 ways on Zen 5 and on the GPU machine's Xeon). A run shorter than a line leaves its line
     /// to be finished at the next step, and with more streams than ways the line is evicted before that and fetched
     /// back. Eight panels a pass stay within the ways; each source row is then read once a group rather than once,
-    /// which the prefetches ahead cover. On the dev machine's Zen 5 (packs alone, hot caches, medians of 101) 42
-    /// panels of 6 × 512 packed in 58 µs rather than 158, 85 panels of 12 × 1,024 in 146 rather than 796; grouping
-    /// wider runs or fewer panels was level or slower in whole products (bench/RESULTS-cpu.md, stop 41).
+    /// which the prefetches ahead cover. On the dev machine's Zen 5 (bench/RESULTS-cpu.md, stop 41; packs alone, the
+    /// median of 101, caches hot / swept) 42 panels of 6 × 512 (A of the lone T 2048 expert's Aᵀ·B at 256 bits)
+    /// packed in 35 / 67 µs rather than 163 / 158, 22 panels of 12 × 1,024 (a 16-thread block of 1024³'s Aᵀ·B) in
+    /// 37 / 85 rather than 119 / 121; that product at 256 bits on 2 threads then ran 1.20× as fast. Grouping wider
+    /// runs too made packs alone faster but whole products at 512 bits 2–8 % slower (the 16 experts' A·B and Aᵀ·B).
     /// </remarks>
     private const int NarrowPackGroup = 8;
 
