@@ -63,10 +63,11 @@ internal static unsafe partial class GemmMicroKernel
     /// <summary>
     /// Runs the FMA chains of the first <paramref name="rows"/> rows (at most <see cref="MR"/>) of a tile whose C
     /// holds a whole tile of rows (the caller's tile buffer, or C itself, row stride <paramref name="ldc"/>), like
-    /// <see cref="Kernel"/>. At 512 bits up to 8 rows run in groups of 4 (<see cref="Kernel512Rows4"/>), so an edge
-    /// panel skips most of its padding rows: 256 rows are 21 whole panels and 4 rows, whose full-tile kernel spent 8
-    /// padding rows, 3 % of the product. Rows of a group past <paramref name="rows"/> compute values nobody stores.
-    /// More rows, and every tile at 256 bits, run the whole tile (<see cref="Kernel"/>).
+    /// <see cref="Kernel"/>. At 512 bits up to 8 rows run in groups of 4 (<see cref="Kernel512Rows4"/>, through
+    /// <see cref="Kernel512Strided"/> with the packed panel's strides), so an edge panel skips most of its padding
+    /// rows: 256 rows are 21 whole panels and 4 rows, whose full-tile kernel spent 8 padding rows, 3 % of the product.
+    /// Rows of a group past <paramref name="rows"/> compute values nobody stores. More rows, and every tile at 256
+    /// bits, run the whole tile (<see cref="Kernel"/>).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void EdgeKernel(int rows, int depth, float* a, float* b, float* c, long ldc, bool load)
@@ -76,8 +77,8 @@ internal static unsafe partial class GemmMicroKernel
             Kernel(depth, a, b, c, ldc, load);
             return;
         }
-        for (int r0 = 0; r0 < rows; r0 += 4)
-            Kernel512Rows4(depth, a + r0, 1, MR, b, NR, c + (r0 * ldc), ldc, load);
+        // The packed panel's strides (rows 1 apart, steps MR; B's steps NR): Kernel512Strided's groups of 4 rows.
+        Kernel512Strided(rows, depth, a, 1, MR, b, NR, c, ldc, load);
     }
 
     /// <summary>
