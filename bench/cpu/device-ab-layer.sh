@@ -17,8 +17,7 @@ source "$(dirname "$0")/device-common.sh"
 D=${1:?usage: device-ab-layer.sh DEVICE_FOLDER}
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
-bash "$D/run.sh" --version > /dev/null 2>&1 || true # unpacks the .NET runtime once, untimed
-rt=${DOTNET_RUNTIME:-/tmp/dotnet-runtime}
+rt=$(unpacked_runtime "$D")
 all=$(nproc)
 names="this this+tc0 $(variant_names "$D")"
 for round in $(seq "${ROUNDS:-2}"); do

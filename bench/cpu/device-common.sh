@@ -19,3 +19,10 @@ variant_names() {
 fma_lanes() {
   if grep -q GenuineIntel /proc/cpuinfo && grep -qw avx512f /proc/cpuinfo; then echo 16; else echo 8; fi
 }
+
+# Unpacks D's .NET runtime (D/run.sh does it on its first run) so that no timed run pays for it, and prints the folder
+# it lies in, for scripts that start the runtime's dotnet directly.
+unpacked_runtime() {
+  bash "$1/run.sh" --version > /dev/null 2>&1 || true
+  echo "${DOTNET_RUNTIME:-/tmp/dotnet-runtime}"
+}

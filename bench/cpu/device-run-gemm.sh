@@ -19,7 +19,7 @@ mkdir -p "$OUT"
   python3 -c 'import torch; print("torch", torch.__version__)'
   nproc; lscpu | grep -Ei '(mhz|cache|numa node)' | cut -c1-200; grep -m1 'cpu MHz' /proc/cpuinfo
 } > "$OUT/machine-cpu.txt" 2>&1
-bash "$D/run.sh" --version > /dev/null 2>&1 || true   # unpacks the .NET runtime once, untimed
+unpacked_runtime "$D" > /dev/null
 export PYTHONUNBUFFERED=1
 lanes=$(fma_lanes)
 all=$(nproc)

@@ -17,7 +17,7 @@ mkdir -p "$OUT"
   grep -m1 'cpu MHz' /proc/cpuinfo
 } > "$OUT/machine-cpu.txt" 2>&1
 head -5 "$OUT/machine-cpu.txt"
-bash "$D/run.sh" --version > /dev/null 2>&1 || true   # unpacks the .NET runtime once, untimed
+unpacked_runtime "$D" > /dev/null
 export PYTHONUNBUFFERED=1
 lanes=$(fma_lanes)
 echo "FMA lanes per unit for the peak: $lanes" | tee -a "$OUT/machine-cpu.txt"
