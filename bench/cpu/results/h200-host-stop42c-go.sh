@@ -11,7 +11,7 @@ rt=$(source $D/cpu/device-common.sh; unpacked_runtime $D)
 SECONDS=0
 for n in 2 16; do
   pin=(); [[ $n == 2 ]] && pin=(taskset -c ${CORES:-2,3})
-  for round in $(seq ${ROUNDS:-12}); do
+  for round in $(seq ${ROUNDS:-8}); do
     for cfg in base packb packa packab; do
       env=(LAB_SHAPES=0,1)
       [[ $cfg == packb || $cfg == packab ]] && env+=(LAB_PACKB=1)
