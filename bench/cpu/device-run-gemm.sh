@@ -8,6 +8,12 @@
 # the PyTorch column stays empty, as it did once):
 #   bash D/cpu/device-run-gemm.sh D   → $OUT/tables-cpu.md, results-cpu.jsonl, log-cpu.txt, machine-cpu.txt, and with
 #                                         variants device-ab-gemm.sh's ab-gemm.jsonl and tables
+# THREADS (default "2,<every core>") the thread counts; CORES the cores of the fewest threads (compare.py's --cores;
+# default 0-1) and of the variants' 2-thread rounds (default 0,1); GEMM_ROUNDS (default 1) compare.py's alternating
+# rounds; BUDGET_S (default 90) its time limit.
+# Stops 39 and 42 judged the GEMM target with five rounds on cores 2-3 at 2 threads and three on every core:
+#   THREADS=2 CORES=2,3 GEMM_ROUNDS=5 BUDGET_S=330 OUT=$OUT/g2 bash D/cpu/device-run-gemm.sh D
+#   THREADS=16 GEMM_ROUNDS=3 BUDGET_S=170 OUT=$OUT/g16 bash D/cpu/device-run-gemm.sh D
 set -uo pipefail
 source "$(dirname "$0")/device-common.sh"
 D=${1:?usage: device-run-gemm.sh DEVICE_FOLDER}
@@ -23,7 +29,8 @@ unpacked_runtime "$D" > /dev/null
 export PYTHONUNBUFFERED=1
 lanes=$(fma_lanes)
 all=$(nproc)
-timeout "${BUDGET_S:-90}" python3 "$D/cpu/compare.py" --moe "bash $D/run.sh" --python python3 --pin --threads "2,$all" \
+timeout "${BUDGET_S:-90}" python3 "$D/cpu/compare.py" --moe "bash $D/run.sh" --python python3 --pin \
+  --threads "${THREADS:-2,$all}" ${CORES:+--cores "$CORES"} --gemm-rounds "${GEMM_ROUNDS:-1}" \
   --fma-lanes "$lanes" --repeats "${REPEATS:-5}" --timeout 60 --skip layer,dispatch,exchange,run \
   --jsonl "$OUT/results-cpu.jsonl" --log "$OUT/log-cpu.txt" | tee "$OUT/tables-cpu.md"
 [[ -d "$D/variants" ]] || exit 0
