@@ -60,7 +60,8 @@ internal static class HostGemmBenchmark
     }
 
     /// <summary>
-    /// Times each product of each shape (random inputs, median after warm-up), with <paramref name="probe"/> (a
+    /// Times each product of each shape (random inputs in 64-byte-aligned buffers, as PyTorch's tensors lie; median
+    /// after warm-up), with <paramref name="probe"/> (a
     /// measured FMA peak in GFLOP/s) and <paramref name="ceiling"/> (the micro-kernel's cache-resident rate) each
     /// called right before and right after each product's runs when given.
     /// </summary>
@@ -95,13 +96,17 @@ internal static class HostGemmBenchmark
                 results.AddRange(Grouped(s, random, Time));
                 continue;
             }
-            float[] a = Random(random, s.M * s.K),
+            using AlignedFloats a = Random(random, s.M * s.K),
                 b = Random(random, s.N * s.K),
-                c = new float[s.M * s.N];
-            results.Add(Time(s, "A·Bᵀ (forward)", () => HostGemm.MatMulTransposeB(a, b, c, s.M, s.N, s.K)));
-            results.Add(Time(s, "A·B (input grad)", () => HostGemm.MatMul(a, b, c, s.M, s.N, s.K)));
+                c = Zeros(s.M * s.N);
+            results.Add(
+                Time(s, "A·Bᵀ (forward)", () => HostGemm.MatMulTransposeB(a.Span, b.Span, c.Span, s.M, s.N, s.K))
+            );
+            results.Add(Time(s, "A·B (input grad)", () => HostGemm.MatMul(a.Span, b.Span, c.Span, s.M, s.N, s.K)));
             // Aᵀ·B with A [K, M]: the weight gradient reduces over the K rows.
-            results.Add(Time(s, "Aᵀ·B (weight grad)", () => HostGemm.MatMulTransposeA(a, b, c, s.M, s.N, s.K)));
+            results.Add(
+                Time(s, "Aᵀ·B (weight grad)", () => HostGemm.MatMulTransposeA(a.Span, b.Span, c.Span, s.M, s.N, s.K))
+            );
         }
         return results;
     }
@@ -113,22 +118,43 @@ internal static class HostGemmBenchmark
     private static IEnumerable<Result> Grouped(Shape s, Random random, Func<Shape, string, Action, Result> time)
     {
         long[] rows = Enumerable.Repeat((long)(s.M / s.Groups), s.Groups).ToArray();
-        float[] x = Random(random, s.M * s.K),
+        using AlignedFloats x = Random(random, s.M * s.K),
             w = Random(random, s.Groups * s.N * s.K),
-            y = new float[s.M * s.N],
+            y = Zeros(s.M * s.N),
             dy = Random(random, s.M * s.N),
-            dx = new float[s.M * s.K],
-            dw = new float[s.Groups * s.N * s.K];
-        yield return time(s, "A·Bᵀ (forward)", () => HostGemm.GroupedMatMulTransposeB(x, w, y, rows, s.N, s.K));
-        yield return time(s, "A·B (input grad)", () => HostGemm.GroupedMatMul(dy, w, dx, rows, s.K, s.N));
-        yield return time(s, "Aᵀ·B (weight grad)", () => HostGemm.GroupedMatMulTransposeA(dy, x, dw, rows, s.N, s.K));
+            dx = Zeros(s.M * s.K),
+            dw = Zeros(s.Groups * s.N * s.K);
+        yield return time(
+            s,
+            "A·Bᵀ (forward)",
+            () => HostGemm.GroupedMatMulTransposeB(x.Span, w.Span, y.Span, rows, s.N, s.K)
+        );
+        yield return time(
+            s,
+            "A·B (input grad)",
+            () => HostGemm.GroupedMatMul(dy.Span, w.Span, dx.Span, rows, s.K, s.N)
+        );
+        yield return time(
+            s,
+            "Aᵀ·B (weight grad)",
+            () => HostGemm.GroupedMatMulTransposeA(dy.Span, x.Span, dw.Span, rows, s.N, s.K)
+        );
     }
 
-    private static float[] Random(Random random, int count)
+    /// <summary>Uniform values in [-1, 1), 64-byte aligned (<see cref="AlignedFloats"/>).</summary>
+    private static AlignedFloats Random(Random random, int count)
     {
-        var values = new float[count];
+        var values = new AlignedFloats(count);
+        Span<float> span = values.Span;
         for (int i = 0; i < count; i++)
-            values[i] = (float)(random.NextDouble() * 2 - 1);
+            span[i] = (float)(random.NextDouble() * 2 - 1);
+        return values;
+    }
+
+    private static AlignedFloats Zeros(int count)
+    {
+        var values = new AlignedFloats(count);
+        values.Span.Clear();
         return values;
     }
 
