@@ -10,7 +10,7 @@ namespace MoeSharp.Cli.Benchmarks;
 /// A managed array's first element lies wherever the GC put the array, 8-byte aligned at best. HostGemm reads a
 /// row-major B of at most 512 columns where it lies (its private grid), 128 bytes a step: off a 64-byte boundary every
 /// such read spans three cache lines instead of two. On the GPU machine's Xeon, 2 threads, the lone 256 × 512 × 512
-/// product read its A·B 7–11 % and its Aᵀ·B 10–14 % slower with B 16, 32 or 48 bytes past the boundary than on it
+/// product read its A·B 6–11 % and its Aᵀ·B 10–14 % slower with B 16, 32 or 48 bytes past the boundary than on it
 /// (bench/RESULTS-cpu.md, stop 43).
 /// </remarks>
 internal sealed unsafe class AlignedFloats : IDisposable

@@ -36,6 +36,14 @@ internal static unsafe partial class HostGemm
     /// 0.985–1.007 when both sides packed), and on its 2-thread grid of two 256 × 256 blocks level (1.02×, as the
     /// untouched rows). At 4 KiB (N = 1,024), where every step is a page of its own, 1,024-wide products whose B one
     /// thread read in place fell to 70–81 % of the FMA peak from 88–91 % packed.
+    /// <para>
+    /// A step's 32 floats are two cache lines only when B lies on a 64-byte boundary. On the GPU machine's Xeon (stop
+    /// 43, calls D and E: one process alternating the configurations call by call), the lone expert with B on the
+    /// boundary read in place ran its A·B 5–9 % and its Aᵀ·B 6–11 % faster than packed at 2 threads, and 15–18 % faster
+    /// at 16; with B 16, 32 or 48 bytes past it, every step spans three lines and the same reads ran at 0.89–0.94 (A·B)
+    /// and 0.86–0.90 (Aᵀ·B) of the aligned rate: at 2 threads level with packing (A·B) or 3–5 % behind it (Aᵀ·B), still
+    /// 3–8 % ahead of it at 16. B is read in place either way; a caller's 64-byte-aligned B gets the faster reads.
+    /// </para>
     /// </summary>
     private const long MaxInPlaceBStepStride = 512;
 
