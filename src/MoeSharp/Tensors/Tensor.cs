@@ -9,15 +9,15 @@ namespace MoeSharp.Tensors;
 /// 2-D matrix, counts, ids, expert weight stacks).
 /// </summary>
 /// <remarks>
-/// Host storage is an array of the dtype's CLR type (<see cref="float"/>, <see cref="BFloat16"/>,
-/// <see cref="int"/>, <see cref="long"/>); arrays the tensor allocates itself are pinned, so collectives can
-/// hand their address to other ranks without copying, and <see cref="AsMemory{T}"/> works for asynchronous
-/// exchanges. A tensor wrapping a caller's array (<see cref="FromArray{T}"/>) shares it as it is, and
-/// <see cref="FromMemory{T}"/> shares any slice of one (the tensor then starts at an element offset into the array and
-/// never reads or writes outside the slice); caller arrays need not be pinned, since the collectives pin what they
-/// hand to other ranks for the length of the exchange. Native memory is not tensor storage. Device
-/// storage is reached only through <see cref="DeviceBuffer"/>: span and array accessors throw for a device
-/// tensor (copy it with <see cref="ToHost"/>).
+/// Host storage is an array of the dtype's CLR type (<see cref="float"/>, <see cref="BFloat16"/>, <see cref="int"/>,
+/// <see cref="long"/>); arrays the tensor allocates itself are pinned, so collectives can hand their address to other
+/// ranks without copying, and <see cref="AsMemory{T}"/> works for asynchronous exchanges; their element 0 lies on a
+/// 64-byte boundary, as PyTorch's CPU tensors do (a few elements into the array: <c>AlignedStorage</c>). A tensor
+/// wrapping a caller's array (<see cref="FromArray{T}"/>) shares it as it is, and <see cref="FromMemory{T}"/> shares
+/// any slice of one (the tensor then starts at an element offset into the array and never reads or writes outside the
+/// slice); caller arrays need not be pinned, since the collectives pin what they hand to other ranks for the length of
+/// the exchange. Native memory is not tensor storage. Device storage is reached only through
+/// <see cref="DeviceBuffer"/>: span and array accessors throw for a device tensor (copy it with <see cref="ToHost"/>).
 /// <para>
 /// A tensor rented from a <see cref="TensorPool"/> goes back to it on <see cref="Dispose"/> (<c>using var</c>); for
 /// every other tensor <see cref="Dispose"/> does nothing. A pool made with <c>poisonReturned</c> (or every pool when
@@ -35,10 +35,15 @@ public sealed class Tensor : IDisposable
     private readonly int _count;
 
     /// <summary>
-    /// Index of element 0 in the host array: 0 except for <see cref="FromMemory{T}"/> over a slice further into a
-    /// caller's array. Device tensors always have 0.
+    /// Index of element 0 in the host array: where its 64-byte boundary falls in storage the tensor allocated
+    /// (<see cref="AlignedStorage"/>), the start of a caller's slice (<see cref="FromMemory{T}"/>), 0 for a caller's
+    /// whole array and for device tensors.
     /// </summary>
     private readonly int _offset;
+
+    /// <summary>Whether the host array is a caller's, wrapped from a slice past its first element (never pooled).
+    /// </summary>
+    private readonly bool _callerSlice;
 
     /// <summary>The pool lease of a rented tensor, or null.</summary>
     private readonly StorageLease? _lease;
@@ -55,7 +60,8 @@ public sealed class Tensor : IDisposable
         int count,
         StorageLease? lease = null,
         int generation = 0,
-        int offset = 0
+        int offset = 0,
+        bool callerSlice = false
     )
     {
         DType = dtype;
@@ -65,6 +71,7 @@ public sealed class Tensor : IDisposable
         _lease = lease;
         _generation = generation;
         _offset = offset;
+        _callerSlice = callerSlice;
     }
 
     /// <summary>The pool lease of a rented tensor (null otherwise).</summary>
@@ -159,7 +166,8 @@ public sealed class Tensor : IDisposable
     public static Tensor Zeros(DType dtype, params int[] shape)
     {
         int count = CheckedCount(shape);
-        return new Tensor(dtype, (int[])shape.Clone(), Allocate(dtype, count, zeroed: true), count);
+        (Array storage, int offset) = AlignedStorage.Allocate(dtype, count, zeroed: true);
+        return new Tensor(dtype, (int[])shape.Clone(), storage, count, offset: offset);
     }
 
     /// <summary>
@@ -168,7 +176,8 @@ public sealed class Tensor : IDisposable
     public static Tensor Uninitialized(DType dtype, params int[] shape)
     {
         int count = CheckedCount(shape);
-        return new Tensor(dtype, (int[])shape.Clone(), Allocate(dtype, count, zeroed: false), count);
+        (Array storage, int offset) = AlignedStorage.Allocate(dtype, count, zeroed: false);
+        return new Tensor(dtype, (int[])shape.Clone(), storage, count, offset: offset);
     }
 
     /// <summary>
@@ -214,7 +223,14 @@ public sealed class Tensor : IDisposable
                 nameof(memory)
             );
         }
-        return new Tensor(dtype, (int[])shape.Clone(), segment.Array, count, offset: segment.Offset);
+        return new Tensor(
+            dtype,
+            (int[])shape.Clone(),
+            segment.Array,
+            count,
+            offset: segment.Offset,
+            callerSlice: segment.Offset != 0
+        );
     }
 
     /// <summary>Wraps an array (shared, not copied) as a tensor of the given shape.</summary>
@@ -268,40 +284,45 @@ public sealed class Tensor : IDisposable
         where T : unmanaged => (Typed<T>(), _offset);
 
     /// <summary>
-    /// The backing array, whatever its element type (for <see cref="TensorPool"/>); host tensors at offset 0 only (the
-    /// pool's storage always is: a caller's slice never goes into a pool).
+    /// The backing array, whatever its element type, and the index of element 0 in it (for <see cref="TensorPool"/>);
+    /// never a caller's slice past its array's first element (its array is the caller's: it never goes into a pool).
     /// </summary>
-    internal Array Storage =>
-        _offset != 0
+    internal (Array Array, int Offset) Storage =>
+        _callerSlice
             ? throw new InvalidOperationException(
                 $"tensor {DType} {ShapeString} is a slice at element {_offset} of a caller's array: it cannot go into a pool"
             )
-            : _storage as Array ?? throw OnDeviceError("its host array");
+            : (_storage as Array ?? throw OnDeviceError("its host array"), _offset);
 
-    /// <summary>A tensor over <paramref name="storage"/> tied to a pool lease at its current generation.</summary>
-    internal static Tensor OverStorage(DType dtype, int[] shape, Array storage, StorageLease lease)
+    /// <summary>A tensor over <paramref name="storage"/> from <paramref name="offset"/>, tied to a pool lease at its
+    /// current generation.</summary>
+    internal static Tensor OverStorage(DType dtype, int[] shape, Array storage, int offset, StorageLease lease)
     {
-        Tensor plain = OverStorage(dtype, shape, storage);
-        return new Tensor(dtype, plain._shape, storage, plain._count, lease, lease.Generation);
+        Tensor plain = OverStorage(dtype, shape, storage, offset);
+        return new Tensor(dtype, plain._shape, storage, plain._count, lease, lease.Generation, offset);
     }
 
     /// <summary>
-    /// A tensor of <paramref name="shape"/> over the first elements of <paramref name="storage"/>, which is at least
-    /// that long.
+    /// A tensor of <paramref name="shape"/> over the elements of <paramref name="storage"/> from
+    /// <paramref name="offset"/>, of which there are at least as many.
     /// </summary>
-    internal static Tensor OverStorage(DType dtype, int[] shape, Array storage)
+    internal static Tensor OverStorage(DType dtype, int[] shape, Array storage, int offset)
     {
         int count = CheckedCount(shape);
-        if (storage.Length < count)
+        if (offset < 0 || storage.Length - offset < count)
             throw new ArgumentException(
-                $"storage of {storage.Length} elements is shorter than shape [{string.Join(", ", shape)}]",
+                $"storage of {storage.Length} elements from element {offset} is shorter than shape [{string.Join(", ", shape)}]",
                 nameof(storage)
             );
-        return new Tensor(dtype, (int[])shape.Clone(), storage, count);
+        return new Tensor(dtype, (int[])shape.Clone(), storage, count, offset: offset);
     }
 
-    /// <summary>Allocates pinned storage of <paramref name="count"/> elements of <paramref name="dtype"/>.</summary>
-    internal static Array AllocateStorage(DType dtype, int count) => Allocate(dtype, count, zeroed: false);
+    /// <summary>
+    /// Allocates pinned storage of at least <paramref name="count"/> elements of <paramref name="dtype"/> past the
+    /// returned offset, element 0 on a 64-byte boundary (<see cref="AlignedStorage"/>).
+    /// </summary>
+    internal static (Array Array, int Offset) AllocateStorage(DType dtype, int count) =>
+        AlignedStorage.Allocate(dtype, count, zeroed: false);
 
     /// <summary>Row <paramref name="row"/> of a tensor seen as <c>[Rows, RowLength]</c>.</summary>
     public Span<T> Row<T>(int row)
@@ -333,7 +354,7 @@ public sealed class Tensor : IDisposable
                 nameof(shape)
             );
         }
-        return new Tensor(DType, (int[])shape.Clone(), _storage, count, _lease, _generation, _offset);
+        return new Tensor(DType, (int[])shape.Clone(), _storage, count, _lease, _generation, _offset, _callerSlice);
     }
 
     /// <summary>A deep copy.</summary>
@@ -448,23 +469,4 @@ public sealed class Tensor : IDisposable
         }
         return (int)count;
     }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Array Allocate(DType dtype, int count, bool zeroed) =>
-        dtype switch
-        {
-            DType.Float32 => zeroed
-                ? GC.AllocateArray<float>(count, pinned: true)
-                : GC.AllocateUninitializedArray<float>(count, pinned: true),
-            DType.BFloat16 => zeroed
-                ? GC.AllocateArray<BFloat16>(count, pinned: true)
-                : GC.AllocateUninitializedArray<BFloat16>(count, pinned: true),
-            DType.Int32 => zeroed
-                ? GC.AllocateArray<int>(count, pinned: true)
-                : GC.AllocateUninitializedArray<int>(count, pinned: true),
-            DType.Int64 => zeroed
-                ? GC.AllocateArray<long>(count, pinned: true)
-                : GC.AllocateUninitializedArray<long>(count, pinned: true),
-            _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "unknown dtype"),
-        };
 }

@@ -25,7 +25,7 @@ public sealed class TensorPool : ITensorAllocator
     private const long MinPooledBytes = 1 << 16;
 
     private readonly object _lock = new();
-    private readonly List<(Array Storage, StorageLease Lease)> _free = [];
+    private readonly List<(Array Storage, int Offset, StorageLease Lease)> _free = [];
     private long _retainedBytes;
 
     /// <summary>Creates a pool that keeps at most <paramref name="maxRetainedBytes"/> of returned storage.</summary>
@@ -70,8 +70,8 @@ public sealed class TensorPool : ITensorAllocator
         if (bytes < MinPooledBytes)
         {
             // Too small to cache, but a lease still lets Dispose and poisoning track it.
-            Tensor small = Tensor.Uninitialized(dtype, shape);
-            return Tensor.OverStorage(dtype, shape, small.Storage, new StorageLease(this, PoisonsReturned));
+            (Array smallStorage, int smallOffset) = Tensor.Uninitialized(dtype, shape).Storage;
+            return Tensor.OverStorage(dtype, shape, smallStorage, smallOffset, new StorageLease(this, PoisonsReturned));
         }
 
         Type element = dtype.ClrType();
@@ -81,10 +81,10 @@ public sealed class TensorPool : ITensorAllocator
             int best = -1;
             for (int i = 0; i < _free.Count; i++)
             {
-                Array candidate = _free[i].Storage;
+                (Array candidate, int candidateOffset, _) = _free[i];
                 if (
                     candidate.GetType().GetElementType() != element
-                    || candidate.Length < count
+                    || candidate.Length - candidateOffset < count
                     || candidate.Length > 2 * count
                 )
                     continue;
@@ -93,20 +93,16 @@ public sealed class TensorPool : ITensorAllocator
             }
             if (best >= 0)
             {
-                (Array storage, StorageLease lease) = _free[best];
+                (Array storage, int offset, StorageLease lease) = _free[best];
                 _free.RemoveAt(best);
                 _retainedBytes -= (long)storage.Length * dtype.SizeOf();
-                return Tensor.OverStorage(dtype, shape, storage, lease);
+                return Tensor.OverStorage(dtype, shape, storage, offset, lease);
             }
         }
         // Headroom: routed row counts change a little from call to call, so a slightly larger array keeps fitting.
         long padded = Math.Min(Array.MaxLength, count + count / 8);
-        return Tensor.OverStorage(
-            dtype,
-            shape,
-            Tensor.AllocateStorage(dtype, (int)padded),
-            new StorageLease(this, PoisonsReturned)
-        );
+        (Array fresh, int freshOffset) = Tensor.AllocateStorage(dtype, (int)padded);
+        return Tensor.OverStorage(dtype, shape, fresh, freshOffset, new StorageLease(this, PoisonsReturned));
     }
 
     /// <summary>Hands <paramref name="tensor"/>'s storage back for reuse. Null is ignored.</summary>
@@ -116,7 +112,7 @@ public sealed class TensorPool : ITensorAllocator
     {
         if (tensor is null || !tensor.IsOnHost)
             return;
-        Array storage = tensor.Storage;
+        (Array storage, int offset) = tensor.Storage;
         long bytes = (long)storage.Length * tensor.DType.SizeOf();
         StorageLease? lease = tensor.Lease is { } own && ReferenceEquals(own.Pool, this) ? own : null;
         lock (_lock)
@@ -131,7 +127,7 @@ public sealed class TensorPool : ITensorAllocator
             }
             if (bytes < MinPooledBytes)
                 return;
-            foreach ((Array held, _) in _free)
+            foreach ((Array held, _, _) in _free)
             {
                 // Returning twice would hand one array to two owners.
                 if (ReferenceEquals(held, storage))
@@ -139,7 +135,7 @@ public sealed class TensorPool : ITensorAllocator
             }
             if (_retainedBytes + bytes > MaxRetainedBytes)
                 return;
-            _free.Add((storage, lease ?? new StorageLease(this, PoisonsReturned)));
+            _free.Add((storage, offset, lease ?? new StorageLease(this, PoisonsReturned)));
             _retainedBytes += bytes;
         }
     }

@@ -10,9 +10,9 @@ public sealed class ManagedTensorAllocatorTests
     {
         var allocator = new ManagedTensorAllocator(new TensorPool());
         Tensor first = allocator.Rent(DType.Float32, 512, 64);
-        Array storage = first.Storage;
+        Array storage = first.Storage.Array;
         allocator.Return(first);
-        Assert.Same(storage, allocator.Rent(DType.Float32, 512, 64).Storage);
+        Assert.Same(storage, allocator.Rent(DType.Float32, 512, 64).Storage.Array);
     }
 
     [Fact]
@@ -24,6 +24,6 @@ public sealed class ManagedTensorAllocatorTests
         var foreign = Tensor.Zeros(DType.Float32, 512, 64);
         allocator.Return(foreign);
         Assert.Equal(0, pool.RetainedBytes);
-        Assert.NotSame(foreign.Storage, allocator.Rent(DType.Float32, 512, 64).Storage);
+        Assert.NotSame(foreign.Storage.Array, allocator.Rent(DType.Float32, 512, 64).Storage.Array);
     }
 }

@@ -30,7 +30,7 @@ public class TensorScopeTests
             scope.Adopt(t);
             scope.Adopt(t);
         }
-        Assert.Equal((long)t.Storage.Length * sizeof(float), pool.RetainedBytes);
+        Assert.Equal((long)t.Storage.Array.Length * sizeof(float), pool.RetainedBytes);
     }
 
     [Fact]
