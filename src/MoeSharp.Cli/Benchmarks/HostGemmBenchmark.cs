@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using MoeSharp.Compute;
+using MoeSharp.Tensors;
 
 namespace MoeSharp.Cli.Benchmarks;
 
@@ -60,10 +61,10 @@ internal static class HostGemmBenchmark
     }
 
     /// <summary>
-    /// Times each product of each shape (random inputs in 64-byte-aligned buffers, as PyTorch's tensors lie; median
-    /// after warm-up), with <paramref name="probe"/> (a
-    /// measured FMA peak in GFLOP/s) and <paramref name="ceiling"/> (the micro-kernel's cache-resident rate) each
-    /// called right before and right after each product's runs when given.
+    /// Times each product of each shape (random inputs in tensor storage, on a 64-byte boundary as PyTorch's; median
+    /// after warm-up), with <paramref name="probe"/> (a measured FMA peak in GFLOP/s) and <paramref name="ceiling"/>
+    /// (the micro-kernel's cache-resident rate) each called right before and right after each product's runs when
+    /// given.
     /// </summary>
     public static List<Result> Run(
         IReadOnlyList<Shape> shapes,
@@ -96,7 +97,7 @@ internal static class HostGemmBenchmark
                 results.AddRange(Grouped(s, random, Time));
                 continue;
             }
-            using AlignedFloats a = Random(random, s.M * s.K),
+            Memory<float> a = Random(random, s.M * s.K),
                 b = Random(random, s.N * s.K),
                 c = Zeros(s.M * s.N);
             results.Add(
@@ -118,7 +119,7 @@ internal static class HostGemmBenchmark
     private static IEnumerable<Result> Grouped(Shape s, Random random, Func<Shape, string, Action, Result> time)
     {
         long[] rows = Enumerable.Repeat((long)(s.M / s.Groups), s.Groups).ToArray();
-        using AlignedFloats x = Random(random, s.M * s.K),
+        Memory<float> x = Random(random, s.M * s.K),
             w = Random(random, s.Groups * s.N * s.K),
             y = Zeros(s.M * s.N),
             dy = Random(random, s.M * s.N),
@@ -141,22 +142,21 @@ internal static class HostGemmBenchmark
         );
     }
 
-    /// <summary>Uniform values in [-1, 1), 64-byte aligned (<see cref="AlignedFloats"/>).</summary>
-    private static AlignedFloats Random(Random random, int count)
+    /// <summary>
+    /// Uniform values in [-1, 1), in a tensor's storage: on a 64-byte boundary, as the library's tensors and PyTorch's
+    /// are (a managed array's first float lies wherever the GC put it, and the private grid reads a row-major B in
+    /// place 6–14 % slower off the boundary on the GPU machine's Xeon: bench/RESULTS-cpu.md, stop 43).
+    /// </summary>
+    private static Memory<float> Random(Random random, int count)
     {
-        var values = new AlignedFloats(count);
+        Memory<float> values = Tensor.Uninitialized(DType.Float32, count).AsMemory<float>();
         Span<float> span = values.Span;
         for (int i = 0; i < count; i++)
             span[i] = (float)(random.NextDouble() * 2 - 1);
         return values;
     }
 
-    private static AlignedFloats Zeros(int count)
-    {
-        var values = new AlignedFloats(count);
-        values.Span.Clear();
-        return values;
-    }
+    private static Memory<float> Zeros(int count) => Tensor.Zeros(DType.Float32, count).AsMemory<float>();
 
     /// <summary>
     /// Runs <paramref name="product"/> <paramref name="warmup"/> times untimed, then <paramref name="repeats"/> times
