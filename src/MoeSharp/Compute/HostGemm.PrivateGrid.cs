@@ -42,7 +42,8 @@ internal static unsafe partial class HostGemm
     /// boundary read in place ran its A·B 5–9 % and its Aᵀ·B 6–11 % faster than packed at 2 threads, and 15–18 % faster
     /// at 16; with B 16, 32 or 48 bytes past it, every step spans three lines and the same reads ran at 0.89–0.94 (A·B)
     /// and 0.86–0.90 (Aᵀ·B) of the aligned rate: at 2 threads level with packing (A·B) or 3–5 % behind it (Aᵀ·B), still
-    /// 3–8 % ahead of it at 16. B is read in place either way; a caller's 64-byte-aligned B gets the faster reads.
+    /// 3–8 % ahead of it at 16. B is read in place either way; a 64-byte-aligned B (every tensor the library
+    /// allocates) gets the faster reads.
     /// </para>
     /// </summary>
     private const long MaxInPlaceBStepStride = 512;
