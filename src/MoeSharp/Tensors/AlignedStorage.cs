@@ -4,16 +4,16 @@ using System.Runtime.InteropServices;
 namespace MoeSharp.Tensors;
 
 /// <summary>
-/// Pinned host arrays for tensor storage, each with the index of its first element on a 64-byte boundary, where
-/// PyTorch's CPU allocator puts every tensor.
+/// Pinned host arrays for tensor storage, each with the index of its first element that lies on a 64-byte boundary,
+/// where PyTorch's CPU allocator puts every tensor.
 /// </summary>
 /// <remarks>
 /// A managed array's first element lies wherever the GC put the array (8-byte aligned on a 64-bit runtime). The host
-/// GEMM's private grid reads a row-major B of at most 512 columns where it lies, 32 floats (128 bytes) a step: two cache
-/// lines on a 64-byte boundary, three off it. On the GPU machine's Xeon the lone 256 × 512 × 512 product ran its A·B at
-/// 0.89–0.94 and its Aᵀ·B at 0.86–0.90 of the aligned rate with B 16, 32 or 48 bytes past the boundary
+/// GEMM's private grid reads a row-major B of at most 512 columns where it lies, 32 floats (128 bytes) a step: two
+/// cache lines on a 64-byte boundary, three off it. On the GPU machine's Xeon the lone 256 × 512 × 512 product ran its
+/// A·B at 0.89–0.94 and its Aᵀ·B at 0.86–0.90 of the aligned rate with B 16, 32 or 48 bytes past the boundary
 /// (bench/RESULTS-cpu.md, stop 43). An array of the pinned object heap never moves, so the offset found once stays
-/// right for the array's life; each array is one boundary's worth of elements longer than asked for (60 bytes at most).
+/// right for the array's life; each array is one boundary's worth of elements longer than asked for (62 bytes at most).
 /// </remarks>
 internal static class AlignedStorage
 {
