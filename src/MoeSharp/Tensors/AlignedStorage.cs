@@ -39,7 +39,7 @@ internal static class AlignedStorage
     /// The index of the first element of the pinned <paramref name="array"/> (elements of <paramref name="size"/>
     /// bytes) on a 64-byte boundary.
     /// </summary>
-    public static unsafe int OffsetOf(Array array, int size)
+    private static unsafe int OffsetOf(Array array, int size)
     {
         nuint address = (nuint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(array));
         return (int)((Alignment - (address % Alignment)) % Alignment) / size;
@@ -48,18 +48,13 @@ internal static class AlignedStorage
     private static Array New(DType dtype, int length, bool zeroed) =>
         dtype switch
         {
-            DType.Float32 => zeroed
-                ? GC.AllocateArray<float>(length, pinned: true)
-                : GC.AllocateUninitializedArray<float>(length, pinned: true),
-            DType.BFloat16 => zeroed
-                ? GC.AllocateArray<BFloat16>(length, pinned: true)
-                : GC.AllocateUninitializedArray<BFloat16>(length, pinned: true),
-            DType.Int32 => zeroed
-                ? GC.AllocateArray<int>(length, pinned: true)
-                : GC.AllocateUninitializedArray<int>(length, pinned: true),
-            DType.Int64 => zeroed
-                ? GC.AllocateArray<long>(length, pinned: true)
-                : GC.AllocateUninitializedArray<long>(length, pinned: true),
+            DType.Float32 => New<float>(length, zeroed),
+            DType.BFloat16 => New<BFloat16>(length, zeroed),
+            DType.Int32 => New<int>(length, zeroed),
+            DType.Int64 => New<long>(length, zeroed),
             _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "unknown dtype"),
         };
+
+    private static T[] New<T>(int length, bool zeroed) =>
+        zeroed ? GC.AllocateArray<T>(length, pinned: true) : GC.AllocateUninitializedArray<T>(length, pinned: true);
 }
