@@ -107,11 +107,8 @@ public sealed class IlgpuTensorAllocator : ITensorAllocator, IDisposable
     /// </summary>
     public Tensor Rent(DType dtype, params int[] shape)
     {
-        ArgumentNullException.ThrowIfNull(shape);
-        long count = 1;
-        foreach (int d in shape)
-            count *= Math.Max(d, 0);
-        long bytes = RoundUp(count * dtype.SizeOf());
+        int count = Tensor.CheckedElementCount(shape);
+        long bytes = RoundUp((long)count * dtype.SizeOf());
         lock (_lock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);

@@ -107,7 +107,7 @@ public sealed class Tensor : IDisposable
     public static Tensor OnDevice(DeviceBuffer buffer, DType dtype, params int[] shape)
     {
         ArgumentNullException.ThrowIfNull(buffer);
-        int count = CheckedCount(shape);
+        int count = CheckedElementCount(shape);
         if (buffer.LengthInBytes < (long)count * dtype.SizeOf())
         {
             throw new ArgumentException(
@@ -164,7 +164,7 @@ public sealed class Tensor : IDisposable
     /// <summary>A new zero-filled tensor.</summary>
     public static Tensor Zeros(DType dtype, params int[] shape)
     {
-        int count = CheckedCount(shape);
+        int count = CheckedElementCount(shape);
         (Array storage, int offset) = AlignedStorage.Allocate(dtype, count, zeroed: true);
         return new Tensor(dtype, (int[])shape.Clone(), storage, count, offset: offset);
     }
@@ -174,7 +174,7 @@ public sealed class Tensor : IDisposable
     /// </summary>
     public static Tensor Uninitialized(DType dtype, params int[] shape)
     {
-        int count = CheckedCount(shape);
+        int count = CheckedElementCount(shape);
         (Array storage, int offset) = AlignedStorage.Allocate(dtype, count, zeroed: false);
         return new Tensor(dtype, (int[])shape.Clone(), storage, count, offset: offset);
     }
@@ -206,7 +206,7 @@ public sealed class Tensor : IDisposable
         where T : unmanaged
     {
         DType dtype = DTypeOf<T>();
-        int count = CheckedCount(shape);
+        int count = CheckedElementCount(shape);
         if (count != memory.Length)
         {
             throw new ArgumentException(
@@ -239,7 +239,7 @@ public sealed class Tensor : IDisposable
     {
         ArgumentNullException.ThrowIfNull(data);
         DType dtype = DTypeOf<T>();
-        int count = CheckedCount(shape);
+        int count = CheckedElementCount(shape);
         if (count != data.Length)
         {
             throw new ArgumentException(
@@ -307,7 +307,7 @@ public sealed class Tensor : IDisposable
     /// </summary>
     internal static Tensor OverStorage(DType dtype, int[] shape, Array storage, int offset)
     {
-        int count = CheckedCount(shape);
+        int count = CheckedElementCount(shape);
         if (offset < 0 || storage.Length - offset < count)
             throw new ArgumentException(
                 $"storage of {storage.Length} elements from element {offset} is shorter than shape [{string.Join(", ", shape)}]",
@@ -345,7 +345,7 @@ public sealed class Tensor : IDisposable
     /// <summary>A view of the same storage with another shape of equal element count.</summary>
     public Tensor Reshape(params int[] shape)
     {
-        int count = CheckedCount(shape);
+        int count = CheckedElementCount(shape);
         if (count != ElementCount)
         {
             throw new ArgumentException(
@@ -443,7 +443,12 @@ public sealed class Tensor : IDisposable
     private InvalidOperationException OnDeviceError(string what) =>
         new($"tensor {DType} {ShapeString} lives on {Device}: {what} needs host memory (copy it with ToHost())");
 
-    private static int CheckedCount(int[] shape)
+    /// <summary>
+    /// The number of elements of <paramref name="shape"/>, checked before anything is allocated for it: every
+    /// dimension non-negative and the product at most <see cref="Array.MaxLength"/>.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">A negative dimension, or too many elements.</exception>
+    internal static int CheckedElementCount(int[] shape)
     {
         ArgumentNullException.ThrowIfNull(shape);
         long count = 1;

@@ -62,15 +62,12 @@ public sealed class TensorPool : ITensorAllocator
     /// </summary>
     public Tensor Rent(DType dtype, params int[] shape)
     {
-        ArgumentNullException.ThrowIfNull(shape);
-        long count = 1;
-        foreach (int d in shape)
-            count *= Math.Max(d, 0);
-        long bytes = count * dtype.SizeOf();
+        int count = Tensor.CheckedElementCount(shape);
+        long bytes = (long)count * dtype.SizeOf();
         if (bytes < MinPooledBytes)
         {
             // Too small to cache, but a lease still lets Dispose and poisoning track it.
-            (Array smallStorage, int smallOffset) = Tensor.Uninitialized(dtype, shape).Storage;
+            (Array smallStorage, int smallOffset) = Tensor.AllocateStorage(dtype, count);
             return Tensor.OverStorage(dtype, shape, smallStorage, smallOffset, new StorageLease(this, PoisonsReturned));
         }
 
@@ -100,7 +97,7 @@ public sealed class TensorPool : ITensorAllocator
             }
         }
         // Headroom: routed row counts change a little from call to call, so a slightly larger array keeps fitting.
-        long padded = Math.Min(Array.MaxLength, count + count / 8);
+        long padded = Math.Min(Array.MaxLength, count + (long)count / 8);
         (Array fresh, int freshOffset) = Tensor.AllocateStorage(dtype, (int)padded);
         return Tensor.OverStorage(dtype, shape, fresh, freshOffset, new StorageLease(this, PoisonsReturned));
     }
