@@ -2,7 +2,9 @@ using MoeSharp.Tensors;
 
 namespace MoeSharp.Cuda.Tests.Kernels;
 
-/// <summary>The device allocator checks a shape before it allocates a buffer for it (ILGPU's CPU accelerator).</summary>
+/// <summary>
+/// The device allocator checks a shape before it allocates a buffer for it (ILGPU's CPU accelerator).
+/// </summary>
 [Collection(CpuBackendCollection.Name)]
 public sealed class DeviceAllocatorShapeTests(CpuBackendFixture fixture)
 {
