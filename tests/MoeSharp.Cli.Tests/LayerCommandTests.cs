@@ -102,6 +102,32 @@ public sealed class LayerCommandTests
         }
     }
 
+    [Fact]
+    public void A_shard_whose_shape_overflows_is_exit_2_naming_the_file_and_the_tensor()
+    {
+        string folder = Directory.CreateTempSubdirectory("moe-layer-overflow-").FullName;
+        try
+        {
+            File.Copy(
+                Path.Combine(CheckpointData.Folder("mixtral"), "config.json"),
+                Path.Combine(folder, "config.json")
+            );
+            // 2^64 elements: the lazy reader's element count overflowed, a bare OverflowException and exit 3.
+            byte[] header = System.Text.Encoding.UTF8.GetBytes(
+                "{\"A\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,0]}}"
+            );
+            string shard = Path.Combine(folder, "model.safetensors");
+            File.WriteAllBytes(shard, [.. BitConverter.GetBytes((ulong)header.Length), .. header]);
+            var result = CliTests.Invoke("layer", "--checkpoint", folder, "--layer", "0");
+            CliTests.AssertUsageError(result);
+            Assert.Contains($"{shard}: tensor 'A': F32 [4294967296,4294967296] has more than", result.Error);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
     [Theory]
     [InlineData("--layer", "1")]
     [InlineData("--layer", "1", "--world", "3")]

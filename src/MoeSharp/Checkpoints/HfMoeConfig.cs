@@ -248,7 +248,7 @@ public sealed class HfMoeConfig
             NumExpertGroups = groups > 1 ? groups : 0,
             NumLimitedGroups = groups > 1 ? topkGroups : 0,
             ZeroDiscardedGroups = groups > 1,
-            SharedHidden = hidden * shared,
+            SharedHidden = SharedHidden(source, hidden, shared),
             LoadBalancing = true,
         };
         _ = new TokenChoiceTopKRouter(
@@ -287,6 +287,24 @@ public sealed class HfMoeConfig
             [],
             block
         );
+    }
+
+    /// <summary>
+    /// DeepSeek-V3's shared experts run as one MLP of <c>moe_intermediate_size × n_shared_experts</c> hidden units.
+    /// Both keys fit an int on their own, but their product need not: unchecked, 65536 × 65536 wraps to 0 and the
+    /// shared expert silently vanishes.
+    /// </summary>
+    private static int SharedHidden(string source, int hidden, int shared)
+    {
+        long product = (long)hidden * shared;
+        if (product > int.MaxValue)
+        {
+            throw new InvalidDataException(
+                $"{source}: 'moe_intermediate_size' ({hidden}) × 'n_shared_experts' ({shared}) is {product}, "
+                    + $"more than the {int.MaxValue} hidden units a shared expert can have"
+            );
+        }
+        return (int)product;
     }
 
     /// <summary>Typed access to config keys with messages naming the file and the key.</summary>

@@ -128,12 +128,13 @@ public sealed class LazySafetensorsFile : IDisposable
                 $"dtype {info.DTypeName} cannot be read as float (MoeSharp reads F32, BF16, F16, F8_E4M3)"
             );
         }
-        if (firstElement < 0 || firstElement + destination.Length > info.ElementCount)
+        // Compared without adding: firstElement + destination.Length wraps for firstElement near long.MaxValue.
+        if (firstElement < 0 || firstElement > info.ElementCount - destination.Length)
         {
             throw new ArgumentOutOfRangeException(
                 nameof(firstElement),
                 firstElement,
-                $"elements [{firstElement}, {firstElement + destination.Length}) go past tensor '{name}' {info.ShapeText}"
+                $"{destination.Length} elements from element {firstElement} go past tensor '{name}' {info.ShapeText}"
             );
         }
         int size = type.SizeOf();
@@ -252,7 +253,6 @@ public sealed class LazySafetensorsFile : IDisposable
             );
         }
         var shape = new long[shapeElement.GetArrayLength()];
-        long elements = 1;
         int d = 0;
         foreach (JsonElement dim in shapeElement.EnumerateArray())
         {
@@ -265,7 +265,6 @@ public sealed class LazySafetensorsFile : IDisposable
                 );
             }
             shape[d++] = size;
-            elements = size == 0 || elements == 0 ? 0 : checked(elements * size);
         }
         if (
             !offsets[0].TryGetInt64(out long begin)
@@ -289,15 +288,51 @@ public sealed class LazySafetensorsFile : IDisposable
             );
         }
         string dtypeName = dtype.GetString()!;
+        // A dtype MoeSharp does not know has no size to check the byte range against; its elements must still count.
         int size1 = StoredElementTypes.SizeOf(dtypeName);
-        if (size1 > 0 && end - begin != elements * size1)
+        long bytes = DeclaredBytes(shape, Math.Max(size1, 1), dtypeName, shapeElement.GetRawText(), path, name);
+        if (size1 > 0 && end - begin != bytes)
         {
             throw SafetensorsFormatError.Create(
                 path,
                 name,
-                $"data_offsets [{begin}, {end}] span {end - begin} bytes but {dtypeName} {shapeElement.GetRawText()} needs {elements * size1}"
+                $"data_offsets [{begin}, {end}] span {end - begin} bytes but {dtypeName} {shapeElement.GetRawText()} needs {bytes}"
             );
         }
         return new SafetensorsTensorInfo(name, dtypeName, shape, dataStart + begin, end - begin);
+    }
+
+    /// <summary>
+    /// Elements × <paramref name="elementBytes"/> of <paramref name="shape"/>, refused as a format error when it passes
+    /// <see cref="long.MaxValue"/> (the message gives the element limit that follows). A wrapped product would let a
+    /// tensor claim elements it has no bytes for: F32 [2^62] is 2^64 bytes, 0 as a long, so it matched data_offsets
+    /// [0, 0], and reading it returned the next tensor's bytes.
+    /// </summary>
+    private static long DeclaredBytes(
+        long[] shape,
+        int elementBytes,
+        string dtypeName,
+        string shapeText,
+        string path,
+        string name
+    )
+    {
+        // A zero dimension makes the tensor empty whatever the others are.
+        if (shape.Contains(0))
+            return 0;
+        long bytes = elementBytes;
+        foreach (long size in shape)
+        {
+            if (bytes > long.MaxValue / size)
+            {
+                throw SafetensorsFormatError.Create(
+                    path,
+                    name,
+                    $"{dtypeName} {shapeText} has more than {long.MaxValue / elementBytes} elements, more than a file can hold"
+                );
+            }
+            bytes *= size;
+        }
+        return bytes;
     }
 }

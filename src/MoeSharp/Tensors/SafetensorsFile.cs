@@ -31,6 +31,11 @@ public static class SafetensorsFile
     }
 
     /// <summary>Reads safetensors bytes from the stream's current position to its end.</summary>
+    /// <remarks>
+    /// A stream that cannot seek (a pipe) cannot show up front that it holds the sizes its header claims, so memory is
+    /// taken as the bytes arrive: a stream that ends early fails having allocated about twice what it delivered, and a
+    /// tensor that does arrive whole briefly takes 1.5 times its size while it is read.
+    /// </remarks>
     /// <param name="stream">The stream; need not be seekable.</param>
     /// <param name="sourceName">A name for the stream in error messages.</param>
     /// <exception cref="InvalidDataException">The bytes are malformed or hold an unsupported dtype.</exception>

@@ -4,7 +4,8 @@ namespace MoeSharp.Tensors;
 
 /// <summary>
 /// Reads safetensors bytes into <see cref="Tensor"/>s: the 8-byte header length, the header
-/// (<see cref="SafetensorsHeader"/>), then each tensor's bytes copied straight into its storage.
+/// (<see cref="SafetensorsHeader"/>), then each tensor's bytes copied straight into its storage (from a stream of
+/// unknown length, half of them by way of <see cref="ArrivedBytes"/>).
 /// </summary>
 internal static class SafetensorsReader
 {
@@ -12,39 +13,20 @@ internal static class SafetensorsReader
     public static SafetensorsContent Read(Stream stream, string sourceName)
     {
         // A seekable stream tells its length up front, so truncation is reported as a header error before any
-        // tensor is allocated; other streams find out while reading.
+        // tensor is allocated; other streams find out while reading, and allocate only as bytes arrive.
         long? remaining = stream.CanSeek ? stream.Length - stream.Position : null;
 
         Span<byte> prefix = stackalloc byte[8];
         int got = stream.ReadAtLeast(prefix, prefix.Length, throwOnEndOfStream: false);
         long headerLength = ReadHeaderLength(prefix[..got], sourceName, remaining);
 
-        byte[] json = new byte[headerLength];
-        got = stream.ReadAtLeast(json, json.Length, throwOnEndOfStream: false);
-        if (got < json.Length)
-        {
-            throw HeaderBeyondFile(sourceName, headerLength, 8 + got);
-        }
-
+        byte[] json = ReadHeader(stream, headerLength, sourceName, lengthKnown: remaining is not null);
         SafetensorsHeader header = SafetensorsHeader.Parse(json, sourceName, remaining - 8 - headerLength);
         var tensors = new List<KeyValuePair<string, Tensor>>(header.Entries.Count);
         foreach (SafetensorsEntry entry in header.Entries)
         {
             // Entries tile the data block in order, so reading them one after another walks it sequentially.
-            Tensor tensor = Tensor.Uninitialized(entry.DType, entry.Shape);
-            long read = TensorByteChunks.Visit(
-                tensor,
-                chunk => stream.ReadAtLeast(chunk, chunk.Length, throwOnEndOfStream: false)
-            );
-            if (read < entry.ByteLength)
-            {
-                throw SafetensorsFormatError.Create(
-                    sourceName,
-                    entry.Name,
-                    $"data_offsets {entry.OffsetsText} go beyond the data block, which ends after {entry.Begin + read} bytes"
-                );
-            }
-            tensors.Add(new(entry.Name, tensor));
+            tensors.Add(new(entry.Name, ReadTensor(stream, entry, sourceName, lengthKnown: remaining is not null)));
         }
 
         if (remaining is null && stream.ReadByte() >= 0)
@@ -56,6 +38,58 @@ internal static class SafetensorsReader
             );
         }
         return new SafetensorsContent(sourceName, tensors, header.Metadata);
+    }
+
+    /// <summary>
+    /// Reads the JSON header. A stream of known length has already shown it holds the header; for another, the bytes
+    /// are kept as they arrive, so a length field that claims up to <see cref="SafetensorsHeader.MaxHeaderBytes"/>
+    /// costs only what the stream delivers.
+    /// </summary>
+    private static byte[] ReadHeader(Stream stream, long headerLength, string sourceName, bool lengthKnown)
+    {
+        if (lengthKnown)
+        {
+            byte[] json = new byte[headerLength];
+            int got = stream.ReadAtLeast(json, json.Length, throwOnEndOfStream: false);
+            return got == json.Length ? json : throw HeaderBeyondFile(sourceName, headerLength, 8 + got);
+        }
+        ArrivedBytes arrived = ArrivedBytes.Read(stream, headerLength);
+        return arrived.Length == headerLength
+            ? arrived.ToArray()
+            : throw HeaderBeyondFile(sourceName, headerLength, 8 + arrived.Length);
+    }
+
+    /// <summary>
+    /// Reads the tensor whose bytes come next in the stream. A stream of known length has already shown it holds
+    /// them, so they go straight into the tensor. For another, only the header vouches for the size: the tensor is not
+    /// allocated until half its bytes have arrived (held meanwhile in <see cref="ArrivedBytes"/>), so a stream that
+    /// ends early costs about twice what it delivered, not what the header claimed. Such a tensor briefly takes 1.5
+    /// times its size.
+    /// </summary>
+    private static Tensor ReadTensor(Stream stream, SafetensorsEntry entry, string sourceName, bool lengthKnown)
+    {
+        long staging = lengthKnown ? 0 : entry.ByteLength / 2;
+        ArrivedBytes staged = ArrivedBytes.Read(stream, staging);
+        long read = staged.Length;
+        if (read == staging)
+        {
+            Tensor tensor = Tensor.Uninitialized(entry.DType, entry.Shape);
+            read = TensorByteChunks.Visit(
+                tensor,
+                chunk =>
+                {
+                    int moved = staged.Drain(chunk);
+                    return moved + stream.ReadAtLeast(chunk[moved..], chunk.Length - moved, throwOnEndOfStream: false);
+                }
+            );
+            if (read == entry.ByteLength)
+                return tensor;
+        }
+        throw SafetensorsFormatError.Create(
+            sourceName,
+            entry.Name,
+            $"data_offsets {entry.OffsetsText} go beyond the data block, which ends after {entry.Begin + read} bytes"
+        );
     }
 
     /// <summary>Reads a whole file held in memory.</summary>

@@ -33,8 +33,8 @@ public sealed class SafetensorsStreamWriter : IDisposable
     /// <param name="path">The file to write (replaced atomically by <see cref="Commit"/>).</param>
     /// <param name="tensors">Name, dtype (F32 or BF16) and shape of each tensor, in file order.</param>
     /// <param name="metadata">The <c>__metadata__</c> map, or null.</param>
-    /// <exception cref="ArgumentException">A name repeats or is reserved, a dimension is negative, or a dtype is not
-    /// float.</exception>
+    /// <exception cref="ArgumentException">A name repeats or is reserved, a dimension is negative, a dtype is not
+    /// float, or the tensors end past byte <see cref="long.MaxValue"/>.</exception>
     public SafetensorsStreamWriter(
         string path,
         IEnumerable<(string Name, DType DType, long[] Shape)> tensors,
@@ -71,17 +71,22 @@ public sealed class SafetensorsStreamWriter : IDisposable
     /// Writes float32 values into tensor <paramref name="name"/> from element <paramref name="firstElement"/> on
     /// (converted to the tensor's dtype).
     /// </summary>
-    /// <exception cref="ArgumentException">No such tensor, or the range goes past its end.</exception>
+    /// <exception cref="ArgumentException">No such tensor.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="firstElement"/> is negative, or the range goes
+    /// past the tensor's end.</exception>
     public void Write(string name, long firstElement, ReadOnlySpan<float> values)
     {
         ArgumentNullException.ThrowIfNull(name);
         if (!_tensors.TryGetValue(name, out var tensor))
             throw new ArgumentException($"no tensor '{name}' was declared", nameof(name));
-        if (firstElement < 0 || firstElement + values.Length > tensor.Elements)
+        // Compared without adding: firstElement + values.Length wraps for firstElement near long.MaxValue, and the
+        // write then lands before the tensor, in the one declared ahead of it.
+        if (firstElement < 0 || firstElement > tensor.Elements - values.Length)
         {
-            throw new ArgumentException(
-                $"elements [{firstElement}, {firstElement + values.Length}) go past tensor '{name}' ({tensor.Elements} elements)",
-                nameof(firstElement)
+            throw new ArgumentOutOfRangeException(
+                nameof(firstElement),
+                firstElement,
+                $"{values.Length} elements from element {firstElement} go past tensor '{name}' ({tensor.Elements} elements)"
             );
         }
         int size = tensor.DType.SizeOf();
@@ -171,10 +176,16 @@ public sealed class SafetensorsStreamWriter : IDisposable
                     throw new ArgumentException($"tensor '{name}': {dtype} is not F32 or BF16", nameof(tensors));
                 if (shape.Any(d => d < 0))
                     throw new ArgumentException($"tensor '{name}' has a negative dimension", nameof(tensors));
-                long elements = shape.Aggregate(1L, (a, b) => checked(a * b));
-                if (!layout.TryAdd(name, (offset, elements, dtype)))
+                long bytes =
+                    ByteLength(dtype, shape) is long fits && fits <= long.MaxValue - offset
+                        ? fits
+                        : throw new ArgumentException(
+                            $"tensor '{name}' {dtype.SafetensorsName()} [{string.Join(", ", shape)}] ends past byte {long.MaxValue}, "
+                                + "more than a file can hold",
+                            nameof(tensors)
+                        );
+                if (!layout.TryAdd(name, (offset, bytes / dtype.SizeOf(), dtype)))
                     throw new ArgumentException($"tensor name '{name}' appears twice", nameof(tensors));
-                long bytes = elements * dtype.SizeOf();
                 json.WriteStartObject(name);
                 json.WriteString("dtype", dtype.SafetensorsName());
                 json.WriteStartArray("shape");
@@ -197,5 +208,25 @@ public sealed class SafetensorsStreamWriter : IDisposable
         buffer.GetBuffer().AsSpan(0, (int)headerLength).CopyTo(prefix.AsSpan(8));
         prefix.AsSpan(8 + (int)headerLength).Fill((byte)' ');
         return prefix;
+    }
+
+    /// <summary>
+    /// The bytes of a <paramref name="dtype"/> tensor of <paramref name="shape"/>, or null when they pass
+    /// <see cref="long.MaxValue"/>: unchecked, F32 [2^62] came to 0 bytes, a header entry claiming 2^62 elements with
+    /// no bytes behind them.
+    /// </summary>
+    private static long? ByteLength(DType dtype, long[] shape)
+    {
+        // A zero dimension makes the tensor empty whatever the others are.
+        if (shape.Contains(0))
+            return 0;
+        long bytes = dtype.SizeOf();
+        foreach (long size in shape)
+        {
+            if (bytes > long.MaxValue / size)
+                return null;
+            bytes *= size;
+        }
+        return bytes;
     }
 }

@@ -90,4 +90,65 @@ public sealed class StreamingSaveTests
         Assert.False(File.Exists(path));
         Assert.Empty(Directory.GetFiles(Path.GetTempPath(), $".{Path.GetFileName(path)}.*.tmp"));
     }
+
+    [Theory]
+    [InlineData(long.MaxValue, 1)] // firstElement + 1 wrapped negative and passed: it wrote into tensor a
+    [InlineData(long.MaxValue - 2, 4)]
+    [InlineData(3, 2)]
+    [InlineData(-1, 1)]
+    public void A_write_past_the_tensor_is_out_of_range_and_touches_nothing(long firstElement, int count)
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"moe-range-{Guid.NewGuid():N}.safetensors");
+        try
+        {
+            using (
+                var writer = new SafetensorsStreamWriter(path, [("a", DType.Float32, [4]), ("b", DType.Float32, [4])])
+            )
+            {
+                writer.Write("a", 0, [1, 2, 3, 4]);
+                var e = Assert.Throws<ArgumentOutOfRangeException>(() =>
+                    writer.Write("b", firstElement, new float[count])
+                );
+                Assert.Equal("firstElement", e.ParamName);
+                writer.Write("b", 0, [5, 6, 7, 8]);
+                writer.Commit();
+            }
+            SafetensorsContent file = SafetensorsFile.Read(path);
+            Assert.Equal([1f, 2, 3, 4], file["a"].AsSpan<float>().ToArray());
+            Assert.Equal([5f, 6, 7, 8], file["b"].AsSpan<float>().ToArray());
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Theory]
+    [InlineData(new long[] { 4611686018427387904 })] // 2^64 bytes: unchecked it came to 0
+    [InlineData(new long[] { 4294967296, 4294967296 })] // 2^64 elements: a bare OverflowException
+    [InlineData(new long[] { 2305843009213693952 })] // 2^63 bytes: one past long.MaxValue
+    public void A_tensor_over_long_MaxValue_bytes_is_an_argument_error_and_leaves_no_file(long[] shape)
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"moe-huge-{Guid.NewGuid():N}.safetensors");
+        var e = Assert.Throws<ArgumentException>(() =>
+            new SafetensorsStreamWriter(path, [("w", DType.Float32, shape)])
+        );
+        Assert.Equal("tensors", e.ParamName);
+        Assert.Contains("tensor 'w'", e.Message);
+        Assert.False(File.Exists(path));
+        Assert.Empty(Directory.GetFiles(Path.GetTempPath(), $".{Path.GetFileName(path)}.*.tmp"));
+    }
+
+    [Fact]
+    public void Tensors_that_end_past_long_MaxValue_together_are_an_argument_error()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"moe-huge-{Guid.NewGuid():N}.safetensors");
+        // Each is 2^62 bytes; the second ends at 2^63, one past long.MaxValue.
+        long[] shape = [1L << 60];
+        var e = Assert.Throws<ArgumentException>(() =>
+            new SafetensorsStreamWriter(path, [("a", DType.Float32, shape), ("b", DType.Float32, shape)])
+        );
+        Assert.Contains("tensor 'b'", e.Message);
+        Assert.False(File.Exists(path));
+    }
 }

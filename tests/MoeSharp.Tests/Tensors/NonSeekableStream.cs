@@ -1,7 +1,10 @@
 namespace MoeSharp.Tests.Tensors;
 
 /// <summary>A read-only stream that hides its length, like a pipe or a network stream.</summary>
-internal sealed class NonSeekableStream(byte[] bytes) : Stream
+/// <param name="bytes">What the stream delivers.</param>
+/// <param name="maxRead">The most bytes one read hands out: the default 3 exercises the reader's loops over short
+/// reads; megabytes of data want more.</param>
+internal sealed class NonSeekableStream(byte[] bytes, int maxRead = 3) : Stream
 {
     private readonly MemoryStream _inner = new(bytes, writable: false);
 
@@ -17,10 +20,10 @@ internal sealed class NonSeekableStream(byte[] bytes) : Stream
 
     public override void Flush() { }
 
-    // Hand out at most 3 bytes per call so the reader's loops over short reads are exercised.
-    public override int Read(byte[] buffer, int offset, int count) => _inner.Read(buffer, offset, Math.Min(count, 3));
+    public override int Read(byte[] buffer, int offset, int count) =>
+        _inner.Read(buffer, offset, Math.Min(count, maxRead));
 
-    public override int Read(Span<byte> buffer) => _inner.Read(buffer[..Math.Min(buffer.Length, 3)]);
+    public override int Read(Span<byte> buffer) => _inner.Read(buffer[..Math.Min(buffer.Length, maxRead)]);
 
     public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
 
