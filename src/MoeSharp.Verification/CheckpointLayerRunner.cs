@@ -39,6 +39,8 @@ public static class CheckpointLayerRunner
     /// Loads layer <paramref name="layer"/> on every rank of <paramref name="layout"/> and runs it on <paramref
     /// name="x"/>.
     /// </summary>
+    /// <remarks>The checks of <see cref="CheckCheckpoint"/> run first, before any rank starts.</remarks>
+    /// <exception cref="ArgumentException">The world does not divide the experts.</exception>
     /// <exception cref="InvalidDataException">The layer is dense or a tensor is missing or mis-shaped (names
     /// both).</exception>
     public static Result Run(
@@ -51,14 +53,8 @@ public static class CheckpointLayerRunner
         TimeSpan? timeout = null
     )
     {
-        HfMoeLayerLoader.CheckMoeLayer(config, layer);
+        CheckCheckpoint(directory, config, layer, layout);
         MoeLayerArgs args = config.Args;
-        if (args.NumExperts % layout.World != 0)
-        {
-            throw new ArgumentException(
-                $"--world {layout.World} must divide the {args.NumExperts} experts of {config.Source}"
-            );
-        }
         RankResult[] ranks = layout.RunRanks(compute, timeout, RunRank);
 
         int d = args.Dim;
@@ -120,6 +116,28 @@ public static class CheckpointLayerRunner
                 forward
             );
         }
+    }
+
+    /// <summary>
+    /// Checks, before any rank starts or any weight is allocated, that <paramref name="layout"/> fits the layer and
+    /// that the checkpoint holds every tensor of it (headers only: names, shapes and dtypes, no data read).
+    /// </summary>
+    /// <exception cref="ArgumentException">The world does not divide the experts.</exception>
+    /// <exception cref="InvalidDataException">The layer is dense, or a tensor is missing or mis-shaped (names the
+    /// checkpoint directory, the layer and the first such tensor).</exception>
+    public static void CheckCheckpoint(string directory, HfMoeConfig config, int layer, LayerLayout layout)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(layout);
+        HfMoeLayerLoader.CheckMoeLayer(config, layer);
+        if (config.Args.NumExperts % layout.World != 0)
+        {
+            throw new ArgumentException(
+                $"--world {layout.World} must divide the {config.Args.NumExperts} experts of {config.Source}"
+            );
+        }
+        using SafetensorsCheckpoint checkpoint = SafetensorsCheckpoint.Open(directory);
+        HfMoeLayerLoader.CheckTensors(checkpoint, config, layer);
     }
 
     private sealed record RankResult(

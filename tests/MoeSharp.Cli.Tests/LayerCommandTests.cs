@@ -102,6 +102,38 @@ public sealed class LayerCommandTests
         }
     }
 
+    [Fact]
+    public void A_checkpoint_without_the_layers_tensors_is_refused_by_name_before_the_layer_is_built()
+    {
+        // A config for a 103 GB layer beside a shard that holds none of its tensors: the missing router gate is the
+        // answer, not the size of weights the checkpoint cannot fill (the layer used to be built before the check).
+        string folder = Directory.CreateTempSubdirectory("moe-layer-empty-").FullName;
+        try
+        {
+            File.WriteAllText(
+                Path.Combine(folder, "config.json"),
+                """
+                {"model_type": "mixtral", "hidden_size": 4096, "num_hidden_layers": 1, "num_experts_per_tok": 2,
+                 "intermediate_size": 4096, "num_local_experts": 512}
+                """
+            );
+            SafetensorsFile.Write(
+                Path.Combine(folder, "model.safetensors"),
+                [new("model.embed_tokens.weight", Tensor.Zeros(DType.Float32, 2, 4))]
+            );
+            var result = CliTests.Invoke("layer", "--checkpoint", folder, "--layer", "0", "--world", "4");
+            CliTests.AssertUsageError(result);
+            Assert.Contains(
+                $"{folder}: layer 0: missing tensor 'model.layers.0.block_sparse_moe.gate.weight'",
+                result.Error
+            );
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
     [Theory]
     [InlineData("--layer", "1")]
     [InlineData("--layer", "1", "--world", "3")]
