@@ -70,7 +70,7 @@ public class GoldenLayerMetadataTests
 
     private static Dictionary<string, string> Metadata(string path) => new(SafetensorsFile.Read(path).Metadata);
 
-    /// <summary>The tensors written with <paramref name="metadata"/> and read back, as a golden file would be.</summary>
+    /// <summary>The tensors written with <paramref name="metadata"/> and read back, as a golden file is.</summary>
     private static SafetensorsContent Reopen(
         IEnumerable<KeyValuePair<string, Tensor>> tensors,
         Dictionary<string, string> metadata,
