@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using MoeSharp.Checkpoints;
 using MoeSharp.Collectives;
 using MoeSharp.Cuda;
@@ -39,6 +40,12 @@ public static class CheckpointLayerRunner
     /// Loads layer <paramref name="layer"/> on every rank of <paramref name="layout"/> and runs it on <paramref
     /// name="x"/>.
     /// </summary>
+    /// <remarks>
+    /// The checks of <see cref="CheckCheckpoint"/> and <see cref="EnsureMemoryFits"/> run first, before any rank
+    /// starts.
+    /// </remarks>
+    /// <exception cref="ArgumentException">The world does not divide the experts, or the ranks do not fit in memory
+    /// (a <see cref="SizeLimitException"/>).</exception>
     /// <exception cref="InvalidDataException">The layer is dense or a tensor is missing or mis-shaped (names
     /// both).</exception>
     public static Result Run(
@@ -51,14 +58,9 @@ public static class CheckpointLayerRunner
         TimeSpan? timeout = null
     )
     {
-        HfMoeLayerLoader.CheckMoeLayer(config, layer);
+        CheckCheckpoint(directory, config, layer, layout);
+        EnsureMemoryFits(config, layout, x.Rows, compute);
         MoeLayerArgs args = config.Args;
-        if (args.NumExperts % layout.World != 0)
-        {
-            throw new ArgumentException(
-                $"--world {layout.World} must divide the {args.NumExperts} experts of {config.Source}"
-            );
-        }
         RankResult[] ranks = layout.RunRanks(compute, timeout, RunRank);
 
         int d = args.Dim;
@@ -120,6 +122,71 @@ public static class CheckpointLayerRunner
                 forward
             );
         }
+    }
+
+    /// <summary>
+    /// Checks, before any rank starts or any weight is allocated, that <paramref name="layout"/> fits the layer and
+    /// that the checkpoint holds every tensor of it (headers only: names, shapes and dtypes, no data read).
+    /// </summary>
+    /// <exception cref="ArgumentException">The world does not divide the experts.</exception>
+    /// <exception cref="InvalidDataException">The layer is dense, or a tensor is missing or mis-shaped (names the
+    /// checkpoint directory, the layer and the first such tensor).</exception>
+    public static void CheckCheckpoint(string directory, HfMoeConfig config, int layer, LayerLayout layout)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(layout);
+        HfMoeLayerLoader.CheckMoeLayer(config, layer);
+        if (config.Args.NumExperts % layout.World != 0)
+        {
+            throw new ArgumentException(
+                $"--world {layout.World} must divide the {config.Args.NumExperts} experts of {config.Source}"
+            );
+        }
+        using SafetensorsCheckpoint checkpoint = SafetensorsCheckpoint.Open(directory);
+        HfMoeLayerLoader.CheckTensors(checkpoint, config, layer);
+    }
+
+    /// <summary>
+    /// One rank's bytes for a run on <paramref name="tokens"/> tokens: its share of the layer's weights (E / W experts,
+    /// the router and the shared expert, float32) and its rows (<see cref="LayerWorldMemory.ForwardRowBytesPerRank"/>),
+    /// in host memory or, on a device, in the device's.
+    /// </summary>
+    public static long BytesPerRank(HfMoeConfig config, LayerLayout layout, long tokens)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        MoeLayerArgs args = config.Args;
+        long weights = MoeLayerMemoryEstimate.ParameterBytesPerRank(args, LayerWorldMemory.LocalExperts(args, layout));
+        long rows = LayerWorldMemory.ForwardRowBytesPerRank(args, layout, tokens);
+        return weights > long.MaxValue - rows ? long.MaxValue : weights + rows;
+    }
+
+    /// <summary>
+    /// Checks, before any rank starts, that the in-process ranks of <paramref name="layout"/> fit in host memory
+    /// together (<see cref="LayerWorldMemory.EnsureFits"/>): on the host every rank's <see cref="BytesPerRank"/>, and
+    /// in any case the batch <c>x</c>, the reassembled <c>y</c> and the ranks' pieces of it.
+    /// </summary>
+    /// <exception cref="SizeLimitException">A tensor cannot be indexed or the ranks do not fit; the message gives the
+    /// figures, the layout and the config they come from.</exception>
+    public static void EnsureMemoryFits(HfMoeConfig config, LayerLayout layout, long tokens, ComputeOptions? compute)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(layout);
+        MoeLayerArgs a = config.Args;
+        long tokenBytes = MemoryBudget.Multiply(MemoryBudget.Multiply(tokens, a.Dim), 3L * sizeof(float));
+        string what = string.Create(
+            CultureInfo.InvariantCulture,
+            $"the MoE layer of {config.Source} (E {a.NumExperts}, D {a.Dim}, H {a.Hidden}, shared H {a.SharedHidden})"
+                + $" on {tokens} tokens"
+        );
+        LayerWorldMemory.EnsureFits(
+            layout,
+            BytesPerRank(config, layout, tokens),
+            tokenBytes,
+            LayerWorldMemory.LargestTensorElements(a, layout, tokens),
+            // ILGPU's CPU accelerator allocates its "device" tensors in host memory.
+            ranksOnHost: compute is null || compute.Device != DeviceKind.Cuda,
+            what
+        );
     }
 
     private sealed record RankResult(

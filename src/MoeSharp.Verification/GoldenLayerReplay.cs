@@ -39,8 +39,12 @@ public static class GoldenLayerReplay
     public static bool Applies(SafetensorsContent file) =>
         file.Metadata.TryGetValue("kind", out string? kind) && kind == "moe_layer";
 
-    /// <summary>The layer the metadata describes and where scores multiply.</summary>
-    /// <exception cref="InvalidDataException">A metadata entry is missing or malformed.</exception>
+    /// <summary>
+    /// The layer the metadata describes and where scores multiply, checked against the file's tensors
+    /// (<see cref="GoldenLayerMetadata"/>) before anything is built from it.
+    /// </summary>
+    /// <exception cref="InvalidDataException">A metadata entry is missing or malformed, or disagrees with the shape of
+    /// a tensor, or a tensor is missing.</exception>
     public static (MoeLayerArgs Args, bool ScoreBeforeExperts) ReadArgs(SafetensorsContent file)
     {
         string func = Text(file, "score_func");
@@ -61,7 +65,9 @@ public static class GoldenLayerReplay
             SharedHidden = Int(file, "shared_hidden"),
             LoadBalancing = file.Contains(MoeLayerCheckpoint.ExpertBias),
         };
-        return (args, Bool(file, "score_before_experts"));
+        bool before = Bool(file, "score_before_experts");
+        GoldenLayerMetadata.Check(file, args);
+        return (args, before);
     }
 
     /// <summary>Replays the file on one rank and on every applicable multi-rank layout.</summary>
@@ -70,6 +76,9 @@ public static class GoldenLayerReplay
         var (args, before) = ReadArgs(file);
         Tensor x = file.Get("x"),
             gradOut = file.Get("grad_out");
+        // Every layout's ranks together, up front: a layout that cannot fit is refused before the first one runs.
+        foreach (LayerLayout layout in LayerLayout.Variants(args.NumExperts).Prepend(LayerLayout.Single))
+            LayerWorldRunner.EnsureMemoryFits(args, layout, x.Rows, null, Describe(file, args, x.Rows));
         LayerWorldRunner.Result single = LayerWorldRunner.Run(
             args,
             before,
@@ -159,6 +168,8 @@ public static class GoldenLayerReplay
                 new LayerLayout(world, world % 2 == 0 ? 2 : 1, SequenceLayout.Sharded, SpShardingPolicy.Balanced)
             );
 
+        foreach (LayerLayout layout in layouts)
+            LayerWorldRunner.EnsureMemoryFits(args, layout, x.Rows, compute, Describe(file, args, x.Rows));
         var worst = new WorstError();
         foreach (LayerLayout layout in layouts)
         {
@@ -238,6 +249,14 @@ public static class GoldenLayerReplay
             Tensor = tensor;
         }
     }
+
+    /// <summary>Names the file's layer for a memory refusal.</summary>
+    private static string Describe(SafetensorsContent file, MoeLayerArgs a, int tokens) =>
+        string.Create(
+            CultureInfo.InvariantCulture,
+            $"the layer of {file.SourceName} (E {a.NumExperts}, D {a.Dim}, H {a.Hidden}, shared H {a.SharedHidden}) "
+                + $"replayed on {tokens} tokens"
+        );
 
     private static int Int(SafetensorsContent file, string key)
     {

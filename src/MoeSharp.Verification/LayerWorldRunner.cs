@@ -128,6 +128,13 @@ public static class LayerWorldRunner
         int n = x.Rows,
             d = args.Dim,
             k = args.TopK;
+        EnsureMemoryFits(
+            args,
+            layout,
+            n,
+            compute,
+            $"the MoE layer (E {args.NumExperts}, D {d}, H {args.Hidden}, shared H {args.SharedHidden}) on {n} tokens"
+        );
         RankResult[] ranks = layout.RunRanks(compute, timeout, RunRank);
 
         var output = Tensor.Zeros(DType.Float32, n, d);
@@ -195,6 +202,52 @@ public static class LayerWorldRunner
         }
     }
 
+    /// <summary>
+    /// One rank's bytes in <see cref="Run"/> on <paramref name="tokens"/> tokens: its layer's weights, their gradients
+    /// and the gradient layer they are copied into (E / W experts each), the gradients gathered to all E experts, and
+    /// the forward's rows twice (the backward's are as many).
+    /// </summary>
+    public static long BytesPerRank(MoeLayerArgs args, LayerLayout layout, long tokens)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        long local = MoeLayerMemoryEstimate.ParameterBytesPerRank(args, LayerWorldMemory.LocalExperts(args, layout));
+        long gathered = MoeLayerMemoryEstimate.ParameterBytesPerRank(args, args.NumExperts);
+        long rows = LayerWorldMemory.ForwardRowBytesPerRank(args, layout, tokens);
+        return Add(Add(MemoryBudget.Multiply(local, 3), gathered), MemoryBudget.Multiply(rows, 2));
+    }
+
+    /// <summary>
+    /// Checks, before any rank starts, that <see cref="Run"/>'s in-process ranks fit in host memory together
+    /// (<see cref="LayerWorldMemory.EnsureFits"/>): every rank's <see cref="BytesPerRank"/> on the host, and in any
+    /// case the reassembled outputs, input gradient and routing.
+    /// </summary>
+    /// <param name="args">The layer.</param>
+    /// <param name="layout">Where it runs.</param>
+    /// <param name="tokens">N, the batch's rows.</param>
+    /// <param name="compute">Where the ranks' tensors live (the host when null).</param>
+    /// <param name="what">Names the layer and where its sizes come from, for the message.</param>
+    /// <exception cref="SizeLimitException">A tensor cannot be indexed or the ranks do not fit.</exception>
+    public static void EnsureMemoryFits(
+        MoeLayerArgs args,
+        LayerLayout layout,
+        long tokens,
+        ComputeOptions? compute,
+        string what
+    )
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        long outputs = MemoryBudget.Multiply(tokens, 2L * args.Dim * sizeof(float) + 12L * args.TopK);
+        LayerWorldMemory.EnsureFits(
+            layout,
+            BytesPerRank(args, layout, tokens),
+            outputs,
+            LayerWorldMemory.LargestTensorElements(args, layout, tokens),
+            // ILGPU's CPU accelerator allocates its "device" tensors in host memory.
+            ranksOnHost: compute is null || compute.Device != DeviceKind.Cuda,
+            what
+        );
+    }
+
     /// <summary>A copy of rows <c>[start, start + count)</c>.</summary>
     public static Tensor Rows(Tensor t, int start, int count)
     {
@@ -215,4 +268,6 @@ public static class LayerWorldRunner
         int OutGlobalStart,
         Dictionary<string, Tensor> WeightGrads
     );
+
+    private static long Add(long a, long b) => a > long.MaxValue - b ? long.MaxValue : a + b;
 }

@@ -128,6 +128,84 @@ public sealed class LayerCommandTests
         }
     }
 
+    [Fact]
+    public void A_checkpoint_without_the_layers_tensors_is_refused_by_name_before_the_layer_is_built()
+    {
+        // A config for a 103 GB layer beside a shard that holds none of its tensors: the missing router gate is the
+        // answer, not the size of weights the checkpoint cannot fill (the layer used to be built before the check).
+        string folder = Directory.CreateTempSubdirectory("moe-layer-empty-").FullName;
+        try
+        {
+            File.WriteAllText(
+                Path.Combine(folder, "config.json"),
+                """
+                {"model_type": "mixtral", "hidden_size": 4096, "num_hidden_layers": 1, "num_experts_per_tok": 2,
+                 "intermediate_size": 4096, "num_local_experts": 512}
+                """
+            );
+            SafetensorsFile.Write(
+                Path.Combine(folder, "model.safetensors"),
+                [new("model.embed_tokens.weight", Tensor.Zeros(DType.Float32, 2, 4))]
+            );
+            var result = CliTests.Invoke("layer", "--checkpoint", folder, "--layer", "0", "--world", "4");
+            CliTests.AssertUsageError(result);
+            Assert.Contains(
+                $"{folder}: layer 0: missing tensor 'model.layers.0.block_sparse_moe.gate.weight'",
+                result.Error
+            );
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void Ranks_that_fit_one_at_a_time_but_not_together_are_refused_before_any_rank_starts()
+    {
+        // 16 in-process ranks whose weights are each a 16th of 1.5 times the available memory: every rank alone fits
+        // (the layer's own check passes), all of them together do not. They used to start and allocate until the
+        // process ran out of memory (exit 3).
+        const int world = 16,
+            dim = 4096;
+        long available = MemoryBudget.AvailableHostBytes();
+        long hidden = (long)(1.5 * available / (world * 3.0 * dim * sizeof(float))) + 1;
+        Assert.True(hidden * dim <= int.MaxValue, $"{available} bytes available: too many for this test's sizes");
+        string folder = Directory.CreateTempSubdirectory("moe-layer-world-").FullName;
+        try
+        {
+            SparseCheckpoint.WriteMixtral(folder, dim, (int)hidden, experts: world);
+            var result = CliTests.Invoke(
+                "layer",
+                "--checkpoint",
+                folder,
+                "--layer",
+                "0",
+                "--world",
+                $"{world}",
+                "--tokens",
+                "4"
+            );
+            CliTests.AssertUsageError(result);
+            Assert.Contains("of host memory for 16 in-process ranks (world 16 sp 1", result.Error);
+            Assert.Contains(Path.Combine(folder, "config.json"), result.Error);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void Tokens_no_tensor_can_hold_are_refused_naming_the_option_and_the_config()
+    {
+        string folder = CheckpointData.Folder("mixtral"); // hidden_size 32
+        var result = CliTests.Invoke("layer", "--checkpoint", folder, "--layer", "1", "--tokens", "300000000");
+        CliTests.AssertUsageError(result);
+        Assert.Contains("--tokens 300000000 × hidden_size 32 of", result.Error);
+        Assert.Contains("9600000000 elements", result.Error);
+    }
+
     [Theory]
     [InlineData("--layer", "1")]
     [InlineData("--layer", "1", "--world", "3")]

@@ -1,5 +1,6 @@
 using System.Globalization;
 using MoeSharp.Checkpoints;
+using MoeSharp.Cli.Faults;
 using MoeSharp.Dispatch;
 using MoeSharp.Tensors;
 using MoeSharp.Verification;
@@ -21,11 +22,7 @@ internal sealed class LayerCommand : Command<LayerSettings>
         string directory = settings.Checkpoint!;
         int layer = settings.Layer!.Value;
         HfMoeConfig config = HfMoeConfig.Read(directory);
-        HfMoeLayerLoader.CheckMoeLayer(config, layer); // before reading any input or weight
         int d = config.HiddenSize;
-        Tensor x = settings.Input is { } input
-            ? ReadInput(input, d)
-            : RandomTokens(settings.Tokens ?? 16, d, settings.Seed ?? 0);
         var layout = new LayerLayout(
             settings.World ?? 1,
             settings.Sp ?? 1,
@@ -33,6 +30,13 @@ internal sealed class LayerCommand : Command<LayerSettings>
             SpShardingPolicy.PadToMultiple
         );
         ComputeOptions compute = ComputeOptions.Parse(settings.Device, settings.Gpus);
+        // Before reading any input or weight: a dense layer, a world that does not divide E, a tensor the checkpoint
+        // lacks (headers only).
+        CheckpointLayerRunner.CheckCheckpoint(directory, config, layer, layout);
+        Tensor? input = settings.Input is { } path ? ReadInput(path, d) : null; // as large as its file
+        int tokens = input?.Rows ?? settings.Tokens ?? 16;
+        EnsureFits(config, layout, tokens, compute);
+        Tensor x = input ?? RandomTokens(tokens, d, settings.Seed ?? 0);
         TimeSpan? timeout = settings.TimeoutSeconds is double s ? TimeSpan.FromSeconds(s) : null;
 
         CheckpointLayerRunner.Result result = CheckpointLayerRunner.Run(
@@ -112,6 +116,30 @@ internal sealed class LayerCommand : Command<LayerSettings>
             );
         }
         return x.DType == DType.Float32 ? x : x.ToFloat32();
+    }
+
+    /// <summary>
+    /// The random batch and the run it feeds, before either is allocated: <c>--tokens × hidden_size</c> must be one
+    /// tensor, and the in-process ranks must fit together in host memory and, on CUDA, in each GPU's free memory.
+    /// </summary>
+    private static void EnsureFits(HfMoeConfig config, LayerLayout layout, int tokens, ComputeOptions compute)
+    {
+        MemoryBudget.EnsureTensorFits(
+            MemoryBudget.Multiply(tokens, config.HiddenSize),
+            $"--tokens {tokens} × hidden_size {config.HiddenSize} of {config.Source}"
+        );
+        CheckpointLayerRunner.EnsureMemoryFits(config, layout, tokens, compute);
+        if (compute.Device != DeviceKind.Cuda || DeviceMemory.Query() is not GpuMemory gpu)
+            return;
+        ValidationResult device = DeviceMemory.Decide(
+            CheckpointLayerRunner.BytesPerRank(config, layout, tokens),
+            layout.World,
+            compute.Gpus > 0 ? compute.Gpus : gpu.Gpus,
+            gpu.FreeBytes,
+            $"--world {layout.World} --tokens {tokens}, the layer of {config.Source}"
+        );
+        if (!device.Successful)
+            throw new SizeLimitException(device.Message!);
     }
 
     private static Tensor RandomTokens(int tokens, int d, int seed)

@@ -83,100 +83,54 @@ public static class HfMoeLayerLoader
         return Plan(target, checkpoint, config, layer).Sum(r => r.Info.ByteLength + (r.Scale?.ByteLength ?? 0));
     }
 
-    private static List<Read> Plan(MoeLayer target, SafetensorsCheckpoint checkpoint, HfMoeConfig config, int layer)
+    /// <summary>
+    /// Checks, from the headers alone, that the checkpoint holds every tensor of layer <paramref name="layer"/>'s MoE
+    /// block for all E experts (what the ranks of any EP world read together), with the shapes <paramref
+    /// name="config"/> implies and readable dtypes. Call before building the layer: a checkpoint that lacks its tensors
+    /// is then refused before the layer's weights are allocated.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The layer is dense, or a tensor is missing, mis-shaped or of an
+    /// unreadable dtype (the first one, naming the checkpoint directory, the layer and the tensor).</exception>
+    public static void CheckTensors(SafetensorsCheckpoint checkpoint, HfMoeConfig config, int layer)
     {
-        MoeLayerArgs a = config.Args;
-        int e = a.NumExperts,
-            d = a.Dim,
-            h = a.Hidden;
-        var plan = new List<Read>();
-        void Add(string name, Tensor into, int offset, params int[] shape) =>
-            plan.Add(Check(checkpoint, config, layer, name, shape, into, offset));
-
-        Add(config.GateName(layer), target.Router.GateWeight, 0, e, d);
-        if (config.ScoreBiasName(layer) is { } bias)
-            Add(bias, target.ExpertBias!, 0, e);
-        for (int j = 0; j < target.Experts.NumLocalExperts; j++)
-        {
-            var (gate, up, down) = config.ExpertNames(layer, target.FirstExpert + j);
-            Add(gate, target.Experts.W1, j * h * d, h, d);
-            Add(up, target.Experts.W3, j * h * d, h, d);
-            Add(down, target.Experts.W2, j * d * h, d, h);
-        }
-        if (config.SharedNames(layer) is var (sGate, sUp, sDown) && target.Shared is { } shared)
-        {
-            int hs = a.SharedHidden;
-            Add(sGate, shared.W1, 0, hs, d);
-            Add(sUp, shared.W3, 0, hs, d);
-            Add(sDown, shared.W2, 0, d, hs);
-        }
-        if (config.SharedGateName(layer) is { } sharedGate)
-            Add(sharedGate, target.SharedGate!, 0, 1, d);
-        return plan;
+        ArgumentNullException.ThrowIfNull(checkpoint);
+        CheckMoeLayer(config, layer);
+        foreach (HfMoeTensor wanted in HfMoeLayerTensors.Wanted(config, layer, 0, config.Args.NumExperts))
+            HfMoeLayerTensors.Check(checkpoint, config, layer, wanted);
     }
 
-    private static Read Check(
-        SafetensorsCheckpoint checkpoint,
-        HfMoeConfig config,
-        int layer,
-        string name,
-        int[] shape,
-        Tensor into,
-        int offset
-    )
+    private static List<Read> Plan(MoeLayer target, SafetensorsCheckpoint checkpoint, HfMoeConfig config, int layer)
     {
-        string expected = "[" + string.Join(", ", shape) + "]";
-        string where = $"{checkpoint.Directory}: layer {layer}";
-        if (!checkpoint.TryGetTensor(name, out SafetensorsTensorInfo info))
-        {
-            throw new InvalidDataException($"{where}: missing tensor '{name}' (expected {expected})");
-        }
-        if (!info.Shape.SequenceEqual(shape.Select(s => (long)s)))
-        {
-            throw new InvalidDataException(
-                $"{where}: tensor '{name}' has shape {info.ShapeText} but the layer expects {expected}"
-            );
-        }
-        if (info.ElementType == StoredElementType.Other)
-        {
-            throw new InvalidDataException(
-                $"{where}: tensor '{name}' is {info.DTypeName}; MoeSharp reads F32, BF16, F16 and F8_E4M3"
-            );
-        }
-        SafetensorsTensorInfo? scale = null;
-        int blockRows = 0,
-            blockColumns = 0;
-        if (info.ElementType == StoredElementType.Float8E4M3)
-        {
-            if (shape.Length != 2)
-            {
-                throw new InvalidDataException(
-                    $"{where}: tensor '{name}' is F8_E4M3 but not a matrix; only block-scaled weights are read"
-                );
-            }
-            IReadOnlyList<int> block = config.WeightBlockSize ?? [128, 128];
-            blockRows = block[0];
-            blockColumns = block[1];
-            string scaleName = name + "_scale_inv";
-            long[] scaleShape = [(shape[0] + blockRows - 1) / blockRows, (shape[1] + blockColumns - 1) / blockColumns];
-            if (!checkpoint.TryGetTensor(scaleName, out SafetensorsTensorInfo found))
-            {
-                throw new InvalidDataException(
-                    $"{where}: tensor '{name}' is F8_E4M3 but its block scale '{scaleName}' is missing"
-                );
-            }
-            if (
-                !found.Shape.SequenceEqual(scaleShape)
-                || found.ElementType is StoredElementType.Other or StoredElementType.Float8E4M3
+        int d = config.Args.Dim,
+            h = config.Args.Hidden;
+        var plan = new List<Read>();
+        foreach (
+            HfMoeTensor wanted in HfMoeLayerTensors.Wanted(
+                config,
+                layer,
+                target.FirstExpert,
+                target.Experts.NumLocalExperts
             )
+        )
+        {
+            HfMoeCheckedTensor t = HfMoeLayerTensors.Check(checkpoint, config, layer, wanted);
+            int j = wanted.Expert - target.FirstExpert;
+            (Tensor into, int offset) = wanted.Slot switch
             {
-                throw new InvalidDataException(
-                    $"{where}: block scale '{scaleName}' is {found.DTypeName} {found.ShapeText}; expected a float [{scaleShape[0]}, {scaleShape[1]}] for {blockRows} × {blockColumns} blocks"
-                );
-            }
-            scale = found;
+                HfMoeSlot.Gate => (target.Router.GateWeight, 0),
+                HfMoeSlot.ScoreBias => (target.ExpertBias!, 0),
+                HfMoeSlot.ExpertW1 => (target.Experts.W1, j * h * d),
+                HfMoeSlot.ExpertW3 => (target.Experts.W3, j * h * d),
+                HfMoeSlot.ExpertW2 => (target.Experts.W2, j * d * h),
+                HfMoeSlot.SharedW1 => (target.Shared!.W1, 0),
+                HfMoeSlot.SharedW3 => (target.Shared!.W3, 0),
+                HfMoeSlot.SharedW2 => (target.Shared!.W2, 0),
+                HfMoeSlot.SharedGate => (target.SharedGate!, 0),
+                _ => throw new InvalidOperationException($"unknown slot {wanted.Slot}"),
+            };
+            plan.Add(new Read(t.Info, into, offset, wanted.Shape, t.Scale, t.BlockRows, t.BlockColumns));
         }
-        return new Read(info, into, offset, shape, scale, blockRows, blockColumns);
+        return plan;
     }
 
     private static void Execute(Read read, SafetensorsCheckpoint checkpoint)
