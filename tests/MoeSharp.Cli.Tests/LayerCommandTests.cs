@@ -163,10 +163,10 @@ public sealed class LayerCommandTests
     [Fact]
     public void Ranks_that_fit_one_at_a_time_but_not_together_are_refused_before_any_rank_starts()
     {
-        // 16 in-process ranks whose weights are each a 16th of 1.5 times the available memory: every rank alone fits
+        // 64 in-process ranks whose weights are each a 64th of 1.5 times the available memory: every rank alone fits
         // (the layer's own check passes), all of them together do not. They used to start and allocate until the
-        // process ran out of memory (exit 3).
-        const int world = 16,
+        // process ran out of memory (exit 3). 64 ranks keep one expert's [H, D] within a tensor up to 1 TB available.
+        const int world = 64,
             dim = 4096;
         long available = MemoryBudget.AvailableHostBytes();
         long hidden = (long)(1.5 * available / (world * 3.0 * dim * sizeof(float))) + 1;
@@ -187,7 +187,7 @@ public sealed class LayerCommandTests
                 "4"
             );
             CliTests.AssertUsageError(result);
-            Assert.Contains("of host memory for 16 in-process ranks (world 16 sp 1", result.Error);
+            Assert.Contains("of host memory for 64 in-process ranks (world 64 sp 1", result.Error);
             Assert.Contains(Path.Combine(folder, "config.json"), result.Error);
         }
         finally
