@@ -64,8 +64,17 @@ internal static class CommandMemory
         return Check(inProcess ? c.World : 1, perRank, Add(inputs, reference), largest, compute, options);
     }
 
-    /// <summary><c>moe bench</c>: every rank's dispatch round on its own tokens.</summary>
-    public static ValidationResult Bench(BenchShape shape, int world, bool inProcess, ComputeOptions compute)
+    /// <summary>
+    /// <c>moe bench</c>: every rank's dispatch round on its own tokens, once per dispatcher the rank holds at the same
+    /// time (<paramref name="dispatchers"/>; the wire benchmark's native and FP8 pair is two).
+    /// </summary>
+    public static ValidationResult Bench(
+        BenchShape shape,
+        int world,
+        bool inProcess,
+        ComputeOptions compute,
+        int dispatchers = 1
+    )
     {
         var config = new TokenDispatcherConfig(Math.Max(1, shape.Experts), Math.Max(1, shape.TopK));
         string options = Describe(
@@ -74,7 +83,10 @@ internal static class CommandMemory
             ("--dim", shape.Dim),
             ("--experts", shape.Experts)
         );
-        long perRank = DispatchMemoryEstimate.BytesPerRank(config, world, 1, shape.Tokens, shape.Dim, shape.RowType);
+        long perRank = MemoryBudget.Multiply(
+            DispatchMemoryEstimate.BytesPerRank(config, world, 1, shape.Tokens, shape.Dim, shape.RowType),
+            dispatchers
+        );
         long largest = DispatchMemoryEstimate.LargestTensorElements(config, world, 1, shape.Tokens, shape.Dim);
         return Check(inProcess ? world : 1, perRank, 0, largest, compute, options);
     }

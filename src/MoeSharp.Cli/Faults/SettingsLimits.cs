@@ -29,14 +29,14 @@ internal static class SettingsLimits
         return CommandMemory.Run(c, inProcess, ComputeOptions.Parse(s.Device, s.Gpus));
     }
 
-    /// <summary><c>moe bench</c>.</summary>
-    public static ValidationResult Bench(BenchSettings s, BenchShape shape)
+    /// <summary><c>moe bench</c>; <paramref name="dispatchers"/> dispatchers per rank hold their buffers at once.</summary>
+    public static ValidationResult Bench(BenchSettings s, BenchShape shape, int dispatchers = 1)
     {
         ValidationResult ranks = CommandMemory.InProcessRanks(s.World, s.Comm);
         if (!ranks.Successful)
             return ranks;
         bool inProcess = CommKinds.Parse(s.Comm) == CommKind.InProcess;
-        return CommandMemory.Bench(shape, s.World, inProcess, ComputeOptions.Parse(s.Device, s.Gpus));
+        return CommandMemory.Bench(shape, s.World, inProcess, ComputeOptions.Parse(s.Device, s.Gpus), dispatchers);
     }
 
     /// <summary><c>moe train</c>.</summary>
