@@ -92,48 +92,52 @@ internal static class CommandMemory
     }
 
     /// <summary>
-    /// <c>moe train</c>: the global batch (generated whole on every step), and per rank the layer's rows in the
-    /// forward and backward (routed rows of width D and 2H), the experts' weights, their gradients and AdamW's two
-    /// moments.
+    /// <c>moe train</c>: per rank, the layer's rows in the forward and backward (routed rows of width D and 2H), its
+    /// experts' weights, their gradients and AdamW's two moments; and on the host of every rank, whatever the device,
+    /// the global batch (generated whole on every step), the initial weights of all E experts (every rank draws them
+    /// all from the seed and keeps its slice), and with <paramref name="load"/> or <paramref name="save"/> the whole
+    /// checkpoint: all E experts' weights and moments, read or gathered by every rank.
     /// </summary>
-    public static ValidationResult Train(
-        int world,
-        int sp,
-        int tokens,
-        int dim,
-        int hidden,
-        int experts,
-        int topK,
-        int sharedHidden,
-        bool inProcess,
-        ComputeOptions compute
-    )
+    public static ValidationResult Train(TrainShape t, bool inProcess, ComputeOptions compute)
     {
         string options = Describe(
-            ("--world", world),
-            ("--sp", sp),
-            ("--tokens", tokens),
-            ("--dim", dim),
-            ("--hidden", hidden),
-            ("--experts", experts)
+            ("--world", t.World),
+            ("--sp", t.Sp),
+            ("--tokens", t.Tokens),
+            ("--dim", t.Dim),
+            ("--hidden", t.Hidden),
+            ("--experts", t.Experts)
         );
-        long groups = Math.Max(1, world / Math.Max(1, sp));
-        long groupTokens = (tokens + groups - 1) / groups;
-        long entries = MemoryBudget.Multiply((groupTokens + sp - 1) / Math.Max(1, sp), topK);
-        long rowWidth = 6L * dim + 6L * hidden;
-        long rows = Add(MemoryBudget.Multiply(entries, rowWidth), MemoryBudget.Multiply(groupTokens, 8L * dim));
+        if (t.Load is not null)
+            options += " --load " + t.Load;
+        if (t.Save is not null)
+            options += " --save " + t.Save;
+        int world = Math.Max(1, t.World),
+            sp = Math.Max(1, t.Sp);
+        long groups = Math.Max(1, world / sp);
+        long groupTokens = (t.Tokens + groups - 1) / groups;
+        long entries = MemoryBudget.Multiply((groupTokens + sp - 1) / sp, t.TopK);
+        long rowWidth = 6L * t.Dim + 6L * t.Hidden;
+        long rows = Add(MemoryBudget.Multiply(entries, rowWidth), MemoryBudget.Multiply(groupTokens, 8L * t.Dim));
         long perRank = MemoryBudget.Multiply(rows, 4);
         // The layer's weights, gradients and AdamW moments: the library's own estimate (the layer checks it too).
-        var layer = new MoeLayerArgs(dim, hidden, experts, topK) { SharedHidden = sharedHidden };
-        int localExperts = Math.Max(1, experts / Math.Max(1, world));
+        var layer = new MoeLayerArgs(t.Dim, t.Hidden, t.Experts, t.TopK) { SharedHidden = t.SharedHidden };
+        int localExperts = Math.Max(1, t.Experts / world);
         perRank = Add(perRank, MoeLayerMemoryEstimate.TrainingBytesPerRank(layer, localExperts));
-        long batch = MemoryBudget.Multiply(tokens, 4L * (dim + 2));
+        // On the host of every rank: the batch and the per-token losses, and all E experts' initial weights; a
+        // checkpoint adds all E experts' weights and two moments (read at the start, or gathered at the end).
+        long allWeights = MoeLayerMemoryEstimate.ParameterBytesPerRank(layer, t.Experts);
+        long hostPerRank = Add(MemoryBudget.Multiply(t.Tokens, 4L * (t.Dim + 2)), allWeights);
+        if (t.Load is not null || t.Save is not null)
+            hostPerRank = Add(hostPerRank, MemoryBudget.Multiply(allWeights, 3));
+        long ranks = inProcess ? world : 1;
         long largest = Math.Max(
-            MemoryBudget.Multiply(tokens, dim),
-            MemoryBudget.Multiply(entries, 2L * Math.Max(dim, hidden))
+            MemoryBudget.Multiply(t.Tokens, t.Dim),
+            MemoryBudget.Multiply(entries, 2L * Math.Max(t.Dim, t.Hidden))
         );
-        largest = Math.Max(largest, MoeLayerMemoryEstimate.LargestTensorElements(layer, localExperts));
-        return Check(inProcess ? world : 1, perRank, batch, largest, compute, options);
+        // The stacked [E, H, D] tensors of all E experts: the initial weights and the checkpoint's.
+        largest = Math.Max(largest, MoeLayerMemoryEstimate.LargestTensorElements(layer, t.Experts));
+        return Check((int)ranks, perRank, MemoryBudget.Multiply(hostPerRank, ranks), largest, compute, options);
     }
 
     private static ValidationResult Check(

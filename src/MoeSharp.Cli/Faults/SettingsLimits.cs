@@ -46,7 +46,7 @@ internal static class SettingsLimits
         if (!ranks.Successful)
             return ranks;
         bool inProcess = CommKinds.Parse(s.Comm) == CommKind.InProcess;
-        return CommandMemory.Train(
+        var shape = new TrainShape(
             s.WorldOrDefault,
             s.Sp,
             s.Tokens,
@@ -55,8 +55,9 @@ internal static class SettingsLimits
             s.Experts,
             s.TopK,
             s.SharedHidden,
-            inProcess,
-            ComputeOptions.Parse(s.Device, s.Gpus)
+            s.Load,
+            s.Save
         );
+        return CommandMemory.Train(shape, inProcess, ComputeOptions.Parse(s.Device, s.Gpus));
     }
 }
