@@ -29,7 +29,10 @@ internal static class CommandMemory
         return ValidationResult.Success();
     }
 
-    /// <summary><c>moe run</c>: every rank's dispatch round, the group inputs and the single-rank reference.</summary>
+    /// <summary>
+    /// <c>moe run</c>: every rank's dispatch round (in capacity mode with its slots), the group inputs and the
+    /// single-rank reference.
+    /// </summary>
     public static ValidationResult Run(RunCase c, bool inProcess, ComputeOptions compute)
     {
         var config = new TokenDispatcherConfig(Math.Max(1, c.Experts), Math.Max(1, c.TopK))
@@ -37,6 +40,7 @@ internal static class CommandMemory
             Layout = c.Layout,
             ExpertAlignment = c.Align,
             WireFormat = c.Wire,
+            Capacity = c.Capacity,
         };
         string options = Describe(
             ("--world", c.World),
@@ -46,6 +50,7 @@ internal static class CommandMemory
             ("--experts", c.Experts),
             ("--align", c.Align)
         );
+        options += CapacityOption(c.Capacity);
         long perRank = DispatchMemoryEstimate.BytesPerRank(config, c.World, c.Sp, c.Tokens, c.Dim, c.RowType);
         long reference = DispatchMemoryEstimate.BytesPerRank(
             config with
@@ -66,28 +71,39 @@ internal static class CommandMemory
 
     /// <summary>
     /// <c>moe bench</c>: every rank's dispatch round on its own tokens, once per dispatcher the rank holds at the same
-    /// time (<paramref name="dispatchers"/>; the wire benchmark's native and FP8 pair is two).
+    /// time (<paramref name="dispatchers"/>; the wire benchmark's native and FP8 pair is two); with
+    /// <paramref name="capacity"/>, the normal dispatcher and the capacity-mode one with its slots.
     /// </summary>
     public static ValidationResult Bench(
         BenchShape shape,
         int world,
         bool inProcess,
         ComputeOptions compute,
-        int dispatchers = 1
+        int dispatchers = 1,
+        DispatchCapacity? capacity = null
     )
     {
         var config = new TokenDispatcherConfig(Math.Max(1, shape.Experts), Math.Max(1, shape.TopK));
-        string options = Describe(
-            ("--world", world),
-            ("--tokens", shape.Tokens),
-            ("--dim", shape.Dim),
-            ("--experts", shape.Experts)
-        );
+        string options =
+            Describe(("--world", world), ("--tokens", shape.Tokens), ("--dim", shape.Dim), ("--experts", shape.Experts))
+            + CapacityOption(capacity);
         long perRank = MemoryBudget.Multiply(
             DispatchMemoryEstimate.BytesPerRank(config, world, 1, shape.Tokens, shape.Dim, shape.RowType),
             dispatchers
         );
         long largest = DispatchMemoryEstimate.LargestTensorElements(config, world, 1, shape.Tokens, shape.Dim);
+        if (capacity is not null)
+        {
+            var slots = config with { Capacity = capacity };
+            perRank = Add(
+                perRank,
+                DispatchMemoryEstimate.BytesPerRank(slots, world, 1, shape.Tokens, shape.Dim, shape.RowType)
+            );
+            largest = Math.Max(
+                largest,
+                DispatchMemoryEstimate.LargestTensorElements(slots, world, 1, shape.Tokens, shape.Dim)
+            );
+        }
         return Check(inProcess ? world : 1, perRank, 0, largest, compute, options);
     }
 
@@ -184,6 +200,15 @@ internal static class CommandMemory
         }
         return ValidationResult.Success();
     }
+
+    /// <summary>The capacity option for a message (with its leading space), or nothing.</summary>
+    private static string CapacityOption(DispatchCapacity? capacity) =>
+        capacity switch
+        {
+            null => "",
+            { CapacityFactor: double f } => string.Create(CultureInfo.InvariantCulture, $" --capacity-factor {f}"),
+            _ => string.Create(CultureInfo.InvariantCulture, $" --capacity-rows {capacity.FixedRowsPerRank}"),
+        };
 
     private static string Describe(params (string Option, long Value)[] options) =>
         string.Join(' ', options.Select(o => string.Create(CultureInfo.InvariantCulture, $"{o.Option} {o.Value}")));

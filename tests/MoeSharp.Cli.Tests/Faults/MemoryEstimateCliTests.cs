@@ -56,6 +56,70 @@ public partial class MemoryEstimateCliTests
         }
     }
 
+    [Fact]
+    public void Run_CapacityMode_CountsTheSlots()
+    {
+        // f·N = 500000 × 4096 rows of slots per rank (2.048e9, within a tensor at D 1), over 64 in-process ranks:
+        // the local, received and expert-major rows alone are 4 × 2.048e9 × 4 bytes on each.
+        CliOutcome result = CliInvoker.Invoke(
+            "run",
+            "--world",
+            "64",
+            "--sp",
+            "1",
+            "--layout",
+            "sharded",
+            "--sharding",
+            "balanced",
+            "--tokens",
+            "4096",
+            "--dim",
+            "1",
+            "--experts",
+            "64",
+            "--top-k",
+            "1",
+            "--capacity-factor",
+            "500000"
+        );
+        Assert.EndsWith("--capacity-factor 500000)", CliInvoker.AssertUsageError(result));
+        double needed = NeededBytes(result);
+        Assert.True(needed >= 64 * 2.048e9 * 16, $"{needed / GiB:F0} GiB");
+    }
+
+    [Fact]
+    public void Bench_CapacityMode_CountsTheSlots()
+    {
+        // As above: the capacity-mode dispatcher's slots, next to the normal one it is timed against.
+        CliOutcome result = CliInvoker.Invoke(
+            "bench",
+            "--world",
+            "64",
+            "--tokens",
+            "4096",
+            "--dim",
+            "1",
+            "--experts",
+            "64",
+            "--top-k",
+            "1",
+            "--capacity-factor",
+            "500000"
+        );
+        Assert.EndsWith("--capacity-factor 500000)", CliInvoker.AssertUsageError(result));
+        double needed = NeededBytes(result);
+        Assert.True(needed >= 64 * 2.048e9 * 16, $"{needed / GiB:F0} GiB");
+    }
+
+    [Fact]
+    public void Run_CapacityMode_ChecksTheDefaultCasesToo()
+    {
+        // The default cases fit in the normal mode; a factor of 10^6 gives them slots beyond any tensor.
+        string line = CliInvoker.AssertUsageError(CliInvoker.Invoke("run", "--capacity-factor", "1000000"));
+        Assert.StartsWith("moe: needs a tensor of ", line);
+        Assert.EndsWith("--capacity-factor 1000000)", line);
+    }
+
     private static string[] Train(params string[] shape) =>
         ["train", .. shape, "--tokens", "512", "--top-k", "1", "--shared-hidden", "0", "--steps", "1"];
 
