@@ -276,6 +276,7 @@ internal sealed class BenchSettings : CommandSettings
 
     private ValidationResult ValidateUneven()
     {
+        UnevenBenchOptions sweep;
         try
         {
             _ = RunSettings.ParseScoreBefore(Score);
@@ -291,7 +292,7 @@ internal sealed class BenchSettings : CommandSettings
                 return ValidationResult.Error($"--repeats {Repeats} must be at least 1");
             // The world of an MPI job or of the GPUs is known only at run time: check against the smallest (2) here,
             // exactly then.
-            _ = UnevenBenchOptions.Resolve(
+            sweep = UnevenBenchOptions.Resolve(
                 this,
                 comm == CommKind.InProcess && compute.Device != DeviceKind.Cuda ? null : 2
             );
@@ -300,6 +301,6 @@ internal sealed class BenchSettings : CommandSettings
         {
             return ValidationResult.Error(ex.Message);
         }
-        return ValidationResult.Success();
+        return Faults.SettingsLimits.Uneven(this, sweep);
     }
 }

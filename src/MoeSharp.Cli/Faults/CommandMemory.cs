@@ -108,6 +108,34 @@ internal static class CommandMemory
     }
 
     /// <summary>
+    /// <c>moe bench --uneven</c> at its largest point: T = base + SP − 1 tokens of the smallest swept SP size, whose
+    /// replicated variant routes the most rows. Per rank: the group's inputs with the sharded variants' shards and the
+    /// reference's output bytes, and one dispatch round (the four variants share one pool and run in turn).
+    /// </summary>
+    public static ValidationResult Uneven(UnevenBenchOptions o, bool inProcess, ComputeOptions compute)
+    {
+        int sp = o.SpSizes[0];
+        long tokens = (long)o.BaseTokens + o.SpSizes[^1] - 1;
+        var config = new TokenDispatcherConfig(Math.Max(1, o.Experts), Math.Max(1, o.TopK))
+        {
+            Layout = SequenceLayout.Replicated,
+        };
+        string options = Describe(
+            ("--world", o.World),
+            ("--tokens", o.BaseTokens),
+            ("--dim", o.Dim),
+            ("--experts", o.Experts)
+        );
+        long rowBytes = (long)o.Dim * o.RowType.SizeOf();
+        long inputs = MemoryBudget.Multiply(tokens, rowBytes + 8L * o.TopK);
+        long perRank = DispatchMemoryEstimate.BytesPerRank(config, o.World, sp, tokens, o.Dim, o.RowType);
+        perRank = Add(perRank, MemoryBudget.Multiply(inputs, 2));
+        perRank = Add(perRank, MemoryBudget.Multiply(tokens, rowBytes));
+        long largest = DispatchMemoryEstimate.LargestTensorElements(config, o.World, sp, tokens, o.Dim);
+        return Check(inProcess ? o.World : 1, perRank, 0, largest, compute, options);
+    }
+
+    /// <summary>
     /// <c>moe train</c>: per rank, the layer's rows in the forward and backward (routed rows of width D and 2H), its
     /// experts' weights, their gradients and AdamW's two moments; and on the host of every rank, whatever the device,
     /// the global batch (generated whole on every step), the initial weights of all E experts (every rank draws them

@@ -71,6 +71,16 @@ internal static class SettingsLimits
         );
     }
 
+    /// <summary><c>moe bench --uneven</c>, on the sweep <paramref name="sweep"/> resolved from the options.</summary>
+    public static ValidationResult Uneven(BenchSettings s, UnevenBenchOptions sweep)
+    {
+        ValidationResult ranks = CommandMemory.InProcessRanks(sweep.World, s.Comm);
+        if (!ranks.Successful)
+            return ranks;
+        bool inProcess = CommKinds.Parse(s.Comm) == CommKind.InProcess;
+        return CommandMemory.Uneven(sweep, inProcess, ComputeOptions.Parse(s.Device, s.Gpus));
+    }
+
     /// <summary><c>moe train</c>.</summary>
     public static ValidationResult Train(TrainSettings s)
     {

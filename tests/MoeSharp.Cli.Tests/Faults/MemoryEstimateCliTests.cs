@@ -120,6 +120,31 @@ public partial class MemoryEstimateCliTests
         Assert.EndsWith("--capacity-factor 1000000)", line);
     }
 
+    [Fact]
+    public void BenchUneven_IsCheckedLikeBench_TensorLimit()
+    {
+        // 2000007 tokens × D 4096 in one replicated input: an ArgumentOutOfRangeException inside a rank before.
+        string line = CliInvoker.AssertUsageError(
+            CliInvoker.Invoke(Uneven("--world", "2", "--tokens", "2000000", "--dim", "4096", "--experts", "2"))
+        );
+        Assert.StartsWith("moe: needs a tensor of ", line);
+        Assert.EndsWith("(--world 2 --tokens 2000000 --dim 4096 --experts 2)", line);
+    }
+
+    [Fact]
+    public void BenchUneven_IsCheckedLikeBench_HostMemory()
+    {
+        // 64 in-process ranks, each with its SP group's 2e9 tokens (rows of 4 bytes and 8 bytes of routing) twice.
+        CliOutcome result = CliInvoker.Invoke(
+            Uneven("--world", "64", "--tokens", "2000000000", "--dim", "1", "--experts", "64")
+        );
+        Assert.EndsWith("(--world 64 --tokens 2000000000 --dim 1 --experts 64)", CliInvoker.AssertUsageError(result));
+        double needed = NeededBytes(result);
+        Assert.True(needed >= 64 * 2e9 * 12 * 2, $"{needed / GiB:F0} GiB");
+    }
+
+    private static string[] Uneven(params string[] shape) => ["bench", "--uneven", .. shape, "--top-k", "1"];
+
     private static string[] Train(params string[] shape) =>
         ["train", .. shape, "--tokens", "512", "--top-k", "1", "--shared-hidden", "0", "--steps", "1"];
 
