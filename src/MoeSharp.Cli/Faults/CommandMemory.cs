@@ -136,6 +136,16 @@ internal static class CommandMemory
     }
 
     /// <summary>
+    /// <c>moe bench-cpu --what exchange</c> at its largest world: every rank's send and receive buffers of
+    /// <paramref name="mib"/> MiB each (the copy that follows holds as much, after they are freed).
+    /// </summary>
+    public static ValidationResult Exchange(int largestWorld, int mib)
+    {
+        long bytes = MemoryBudget.Multiply(MemoryBudget.Multiply(2L * largestWorld, mib), 1L << 20);
+        return Check(1, 0, bytes, 0, ComputeOptions.Host, Describe(("--world", largestWorld), ("--mib", mib)));
+    }
+
+    /// <summary>
     /// <c>moe train</c>: per rank, the layer's rows in the forward and backward (routed rows of width D and 2H), its
     /// experts' weights, their gradients and AdamW's two moments; and on the host of every rank, whatever the device,
     /// the global batch (generated whole on every step), the initial weights of all E experts (every rank draws them

@@ -143,6 +143,15 @@ public partial class MemoryEstimateCliTests
         Assert.True(needed >= 64 * 2e9 * 12 * 2, $"{needed / GiB:F0} GiB");
     }
 
+    [Fact]
+    public void BenchCpuExchange_CountsEveryRanksBuffers()
+    {
+        // The options' largest exchange: 256 ranks sending and receiving 1 GiB each, 512 GiB.
+        CliOutcome result = CliInvoker.Invoke("bench-cpu", "--what", "exchange", "--world", "4,256", "--mib", "1024");
+        Assert.EndsWith("(--world 256 --mib 1024)", CliInvoker.AssertUsageError(result));
+        Assert.Equal(2 * 256 * GiB, NeededBytes(result), 0.001 * GiB * 512);
+    }
+
     private static string[] Uneven(params string[] shape) => ["bench", "--uneven", .. shape, "--top-k", "1"];
 
     private static string[] Train(params string[] shape) =>
