@@ -271,6 +271,12 @@ internal sealed class BenchSettings : CommandSettings
             return ValidationResult.Error($"--experts {shape.Experts} must be a multiple of --world {World}");
         if (shape.TopK > shape.Experts)
             return ValidationResult.Error($"--top-k {shape.TopK} must not exceed --experts {shape.Experts}");
+        if (
+            CommKinds.Parse(Comm) == CommKind.Mpi
+            && Device is null or "host"
+            && Benchmarks.ExchangeBenchmark.RawLimitError(shape) is { } raw
+        )
+            return ValidationResult.Error(raw);
         return Faults.SettingsLimits.Bench(this, shape);
     }
 
