@@ -1,6 +1,8 @@
 namespace MoeSharp.Cli.Faults;
 
-/// <summary>The options of <c>moe train</c> that its memory estimate depends on (<see cref="CommandMemory.Train"/>).</summary>
+/// <summary>
+/// The options of <c>moe train</c> that its memory estimate depends on (<see cref="CommandMemory.Train"/>).
+/// </summary>
 /// <param name="World">Ranks (1 when not given).</param>
 /// <param name="Sp">SP size.</param>
 /// <param name="Tokens">Tokens of the global batch.</param>

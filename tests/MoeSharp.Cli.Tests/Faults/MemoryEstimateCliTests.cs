@@ -6,8 +6,8 @@ namespace MoeSharp.Tests.Faults;
 
 /// <summary>
 /// Memory estimates that count what the commands really allocate: each refusal happens at validation (exit 2, one
-/// line), so these tests never allocate the sizes they name. Where a figure is asserted, the sizes are chosen so that it
-/// exceeds any machine's memory and a lower count (the bug) is told apart by its size.
+/// line), so these tests never allocate the sizes they name. Where a figure is asserted, the sizes are chosen so that
+/// it exceeds the memory of the machines these tests run on, and a lower count (the bug) is told apart by its size.
 /// </summary>
 [Collection(ConsoleCollection.Name)]
 public partial class MemoryEstimateCliTests

@@ -2,7 +2,9 @@ using MoeSharp.Cli.Benchmarks;
 
 namespace MoeSharp.Tests.Faults;
 
-/// <summary>The raw MPI_Alltoallv baseline's byte counts are ints: a total beyond one is refused, never wrapped.</summary>
+/// <summary>
+/// The raw MPI_Alltoallv baseline's byte counts are ints: a total beyond one is refused, never wrapped.
+/// </summary>
 public class RawExchangeCountsTests
 {
     [Fact]
