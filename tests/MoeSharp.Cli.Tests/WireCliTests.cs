@@ -134,6 +134,23 @@ public sealed class WireCliTests : IDisposable
     [InlineData("--world 1 must be at least 2", "bench", "--wire", "fp8")]
     [InlineData("not with --device ilgpu-cpu", "bench", "--wire", "fp8", "--world", "2", "--device", "ilgpu-cpu")]
     [InlineData("--layer runs one rank", "bench", "--wire", "fp8", "--layer", "--world", "2")]
+    // Two dispatchers' worth of 1.1e9 tokens: the refusal names the tokens given (2 × T wrapped to -2094967296).
+    [InlineData(
+        "(--world 2 --tokens 1100000000 --dim 8 --experts 2)",
+        "bench",
+        "--wire",
+        "fp8",
+        "--world",
+        "2",
+        "--tokens",
+        "1100000000",
+        "--dim",
+        "8",
+        "--experts",
+        "2",
+        "--top-k",
+        "1"
+    )]
     public void BadOptions_AreUsageErrors_NamingTheOption(string message, params string[] args)
     {
         string error = AssertUsageError(Invoke(args));

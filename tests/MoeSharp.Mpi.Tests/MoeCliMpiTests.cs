@@ -58,6 +58,25 @@ public sealed partial class MoeCliMpiTests
     public void Mpich_world_that_disagrees_with_the_job_is_one_usage_line() => WorldMismatch(MpiLauncher.Mpich);
 
     [MpiFact]
+    public void Bench_whose_raw_alltoallv_bytes_exceed_an_int_is_one_usage_line()
+    {
+        // 6e8 rows of 4 bytes per rank: the raw baseline's int byte counts would wrap (refused before any rank runs).
+        MpiRun run = MpiLauncher.Default.RunMoe(
+            2,
+            ["bench", "--comm", "mpi", "--tokens", "600000000", "--dim", "1", "--experts", "2", "--top-k", "1"],
+            Limit
+        );
+        Assert.True(run.ExitCode == 2, run.ToString());
+        string[] lines = Plain(run.Output + "\n" + run.Error)
+            .Split('\n')
+            .Where(l => l.Contains("MPI_Alltoallv"))
+            .ToArray();
+        // Validation runs in every process, each printing its one line (the same line).
+        Assert.True(lines.Length >= 1 && lines.Distinct().Count() == 1, run.ToString());
+        Assert.Contains("--tokens 600000000 --top-k 1 --dim 1: each rank sends 2400000000 bytes", lines[0]);
+    }
+
+    [MpiFact]
     public void Fp8_wire_run_verifies_over_mpi()
     {
         // FP8 wire rows are int32 tensors: the same all-to-all-v as the counts, through MPI between processes.

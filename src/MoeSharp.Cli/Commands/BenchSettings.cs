@@ -271,11 +271,18 @@ internal sealed class BenchSettings : CommandSettings
             return ValidationResult.Error($"--experts {shape.Experts} must be a multiple of --world {World}");
         if (shape.TopK > shape.Experts)
             return ValidationResult.Error($"--top-k {shape.TopK} must not exceed --experts {shape.Experts}");
+        if (
+            CommKinds.Parse(Comm) == CommKind.Mpi
+            && Device is null or "host"
+            && Benchmarks.ExchangeBenchmark.RawLimitError(shape) is { } raw
+        )
+            return ValidationResult.Error(raw);
         return Faults.SettingsLimits.Bench(this, shape);
     }
 
     private ValidationResult ValidateUneven()
     {
+        UnevenBenchOptions sweep;
         try
         {
             _ = RunSettings.ParseScoreBefore(Score);
@@ -291,7 +298,7 @@ internal sealed class BenchSettings : CommandSettings
                 return ValidationResult.Error($"--repeats {Repeats} must be at least 1");
             // The world of an MPI job or of the GPUs is known only at run time: check against the smallest (2) here,
             // exactly then.
-            _ = UnevenBenchOptions.Resolve(
+            sweep = UnevenBenchOptions.Resolve(
                 this,
                 comm == CommKind.InProcess && compute.Device != DeviceKind.Cuda ? null : 2
             );
@@ -300,6 +307,6 @@ internal sealed class BenchSettings : CommandSettings
         {
             return ValidationResult.Error(ex.Message);
         }
-        return ValidationResult.Success();
+        return Faults.SettingsLimits.Uneven(this, sweep);
     }
 }

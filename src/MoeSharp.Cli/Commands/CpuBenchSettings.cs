@@ -95,6 +95,8 @@ internal sealed class CpuBenchSettings : CommandSettings
             return ValidationResult.Error($"--warmup {Warmup} must not be negative");
         if (Repeats < 1)
             return ValidationResult.Error($"--repeats {Repeats} must be at least 1");
-        return ValidationResult.Success();
+        return Parts.Contains("exchange")
+            ? Faults.CommandMemory.Exchange(WorldSizes.Max(), MiB)
+            : ValidationResult.Success();
     }
 }

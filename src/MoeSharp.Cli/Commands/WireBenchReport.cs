@@ -68,8 +68,8 @@ internal static class WireBenchReport
                 return $"--experts {shape.Experts} must be a multiple of --world {s.World}";
             if (shape.TopK > shape.Experts)
                 return $"--top-k {shape.TopK} must not exceed --experts {shape.Experts}";
-            // Two dispatchers' buffers: the limit of one, checked on twice the tokens.
-            var limits = Faults.SettingsLimits.Bench(s, shape with { Tokens = 2 * shape.Tokens });
+            // Two dispatchers (native and FP8 wire) each hold a round's buffers at once.
+            var limits = Faults.SettingsLimits.Bench(s, shape, dispatchers: 2);
             return limits.Successful ? null : limits.Message;
         }
         catch (ArgumentException ex)

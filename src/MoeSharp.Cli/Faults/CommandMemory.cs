@@ -29,7 +29,10 @@ internal static class CommandMemory
         return ValidationResult.Success();
     }
 
-    /// <summary><c>moe run</c>: every rank's dispatch round, the group inputs and the single-rank reference.</summary>
+    /// <summary>
+    /// <c>moe run</c>: every rank's dispatch round (in capacity mode with its slots), the group inputs and the
+    /// single-rank reference.
+    /// </summary>
     public static ValidationResult Run(RunCase c, bool inProcess, ComputeOptions compute)
     {
         var config = new TokenDispatcherConfig(Math.Max(1, c.Experts), Math.Max(1, c.TopK))
@@ -37,6 +40,7 @@ internal static class CommandMemory
             Layout = c.Layout,
             ExpertAlignment = c.Align,
             WireFormat = c.Wire,
+            Capacity = c.Capacity,
         };
         string options = Describe(
             ("--world", c.World),
@@ -46,6 +50,7 @@ internal static class CommandMemory
             ("--experts", c.Experts),
             ("--align", c.Align)
         );
+        options += CapacityOption(c.Capacity);
         long perRank = DispatchMemoryEstimate.BytesPerRank(config, c.World, c.Sp, c.Tokens, c.Dim, c.RowType);
         long reference = DispatchMemoryEstimate.BytesPerRank(
             config with
@@ -64,64 +69,129 @@ internal static class CommandMemory
         return Check(inProcess ? c.World : 1, perRank, Add(inputs, reference), largest, compute, options);
     }
 
-    /// <summary><c>moe bench</c>: every rank's dispatch round on its own tokens.</summary>
-    public static ValidationResult Bench(BenchShape shape, int world, bool inProcess, ComputeOptions compute)
+    /// <summary>
+    /// <c>moe bench</c>: every rank's dispatch round on its own tokens, once per dispatcher the rank holds at the same
+    /// time (<paramref name="dispatchers"/>; the wire benchmark's native and FP8 pair is two); with
+    /// <paramref name="capacity"/>, the normal dispatcher and the capacity-mode one with its slots.
+    /// </summary>
+    public static ValidationResult Bench(
+        BenchShape shape,
+        int world,
+        bool inProcess,
+        ComputeOptions compute,
+        int dispatchers = 1,
+        DispatchCapacity? capacity = null
+    )
     {
         var config = new TokenDispatcherConfig(Math.Max(1, shape.Experts), Math.Max(1, shape.TopK));
-        string options = Describe(
-            ("--world", world),
-            ("--tokens", shape.Tokens),
-            ("--dim", shape.Dim),
-            ("--experts", shape.Experts)
+        string options =
+            Describe(("--world", world), ("--tokens", shape.Tokens), ("--dim", shape.Dim), ("--experts", shape.Experts))
+            + CapacityOption(capacity);
+        long perRank = MemoryBudget.Multiply(
+            DispatchMemoryEstimate.BytesPerRank(config, world, 1, shape.Tokens, shape.Dim, shape.RowType),
+            dispatchers
         );
-        long perRank = DispatchMemoryEstimate.BytesPerRank(config, world, 1, shape.Tokens, shape.Dim, shape.RowType);
         long largest = DispatchMemoryEstimate.LargestTensorElements(config, world, 1, shape.Tokens, shape.Dim);
+        if (capacity is not null)
+        {
+            var slots = config with { Capacity = capacity };
+            perRank = Add(
+                perRank,
+                DispatchMemoryEstimate.BytesPerRank(slots, world, 1, shape.Tokens, shape.Dim, shape.RowType)
+            );
+            largest = Math.Max(
+                largest,
+                DispatchMemoryEstimate.LargestTensorElements(slots, world, 1, shape.Tokens, shape.Dim)
+            );
+        }
         return Check(inProcess ? world : 1, perRank, 0, largest, compute, options);
     }
 
     /// <summary>
-    /// <c>moe train</c>: the global batch (generated whole on every step), and per rank the layer's rows in the
-    /// forward and backward (routed rows of width D and 2H), the experts' weights, their gradients and AdamW's two
-    /// moments.
+    /// <c>moe bench --uneven</c> at its largest point: T = base + SP − 1 tokens of the smallest swept SP size, whose
+    /// replicated variant routes the most rows. Per rank: the group's inputs with the sharded variants' shards and the
+    /// reference's output bytes, and one dispatch round (the four variants share one pool and run in turn).
     /// </summary>
-    public static ValidationResult Train(
-        int world,
-        int sp,
-        int tokens,
-        int dim,
-        int hidden,
-        int experts,
-        int topK,
-        int sharedHidden,
-        bool inProcess,
-        ComputeOptions compute
-    )
+    public static ValidationResult Uneven(UnevenBenchOptions o, bool inProcess, ComputeOptions compute)
+    {
+        int sp = o.SpSizes[0];
+        long tokens = (long)o.BaseTokens + o.SpSizes[^1] - 1;
+        var config = new TokenDispatcherConfig(Math.Max(1, o.Experts), Math.Max(1, o.TopK))
+        {
+            Layout = SequenceLayout.Replicated,
+        };
+        string options = Describe(
+            ("--world", o.World),
+            ("--tokens", o.BaseTokens),
+            ("--dim", o.Dim),
+            ("--experts", o.Experts)
+        );
+        long rowBytes = (long)o.Dim * o.RowType.SizeOf();
+        long inputs = MemoryBudget.Multiply(tokens, rowBytes + 8L * o.TopK);
+        long perRank = DispatchMemoryEstimate.BytesPerRank(config, o.World, sp, tokens, o.Dim, o.RowType);
+        perRank = Add(perRank, MemoryBudget.Multiply(inputs, 2));
+        perRank = Add(perRank, MemoryBudget.Multiply(tokens, rowBytes));
+        long largest = DispatchMemoryEstimate.LargestTensorElements(config, o.World, sp, tokens, o.Dim);
+        return Check(inProcess ? o.World : 1, perRank, 0, largest, compute, options);
+    }
+
+    /// <summary>
+    /// <c>moe bench-cpu --what exchange</c> at its largest world: every rank's send and receive buffers of
+    /// <paramref name="mib"/> MiB each (the copy that follows holds as much, after they are freed).
+    /// </summary>
+    public static ValidationResult Exchange(int largestWorld, int mib)
+    {
+        long bytes = MemoryBudget.Multiply(MemoryBudget.Multiply(2L * largestWorld, mib), 1L << 20);
+        return Check(1, 0, bytes, 0, ComputeOptions.Host, Describe(("--world", largestWorld), ("--mib", mib)));
+    }
+
+    /// <summary>
+    /// <c>moe train</c>: per rank, the layer's rows in the forward and backward (routed rows of width D and 2H), its
+    /// experts' weights, their gradients and AdamW's two moments; and on the host of every rank, whatever the device,
+    /// the global batch (generated whole on every step), the initial weights of all E experts (every rank draws them
+    /// all from the seed and keeps its slice), and with <paramref name="load"/> or <paramref name="save"/> the whole
+    /// checkpoint: all E experts' weights and moments, read or gathered by every rank.
+    /// </summary>
+    public static ValidationResult Train(TrainShape t, bool inProcess, ComputeOptions compute)
     {
         string options = Describe(
-            ("--world", world),
-            ("--sp", sp),
-            ("--tokens", tokens),
-            ("--dim", dim),
-            ("--hidden", hidden),
-            ("--experts", experts)
+            ("--world", t.World),
+            ("--sp", t.Sp),
+            ("--tokens", t.Tokens),
+            ("--dim", t.Dim),
+            ("--hidden", t.Hidden),
+            ("--experts", t.Experts)
         );
-        long groups = Math.Max(1, world / Math.Max(1, sp));
-        long groupTokens = (tokens + groups - 1) / groups;
-        long entries = MemoryBudget.Multiply((groupTokens + sp - 1) / Math.Max(1, sp), topK);
-        long rowWidth = 6L * dim + 6L * hidden;
-        long rows = Add(MemoryBudget.Multiply(entries, rowWidth), MemoryBudget.Multiply(groupTokens, 8L * dim));
+        if (t.Load is not null)
+            options += " --load " + t.Load;
+        if (t.Save is not null)
+            options += " --save " + t.Save;
+        int world = Math.Max(1, t.World),
+            sp = Math.Max(1, t.Sp);
+        long groups = Math.Max(1, world / sp);
+        long groupTokens = (t.Tokens + groups - 1) / groups;
+        long entries = MemoryBudget.Multiply((groupTokens + sp - 1) / sp, t.TopK);
+        long rowWidth = 6L * t.Dim + 6L * t.Hidden;
+        long rows = Add(MemoryBudget.Multiply(entries, rowWidth), MemoryBudget.Multiply(groupTokens, 8L * t.Dim));
         long perRank = MemoryBudget.Multiply(rows, 4);
         // The layer's weights, gradients and AdamW moments: the library's own estimate (the layer checks it too).
-        var layer = new MoeLayerArgs(dim, hidden, experts, topK) { SharedHidden = sharedHidden };
-        int localExperts = Math.Max(1, experts / Math.Max(1, world));
+        var layer = new MoeLayerArgs(t.Dim, t.Hidden, t.Experts, t.TopK) { SharedHidden = t.SharedHidden };
+        int localExperts = Math.Max(1, t.Experts / world);
         perRank = Add(perRank, MoeLayerMemoryEstimate.TrainingBytesPerRank(layer, localExperts));
-        long batch = MemoryBudget.Multiply(tokens, 4L * (dim + 2));
+        // On the host of every rank: the batch and the per-token losses, and all E experts' initial weights; a
+        // checkpoint adds all E experts' weights and two moments (read at the start, or gathered at the end).
+        long allWeights = MoeLayerMemoryEstimate.ParameterBytesPerRank(layer, t.Experts);
+        long hostPerRank = Add(MemoryBudget.Multiply(t.Tokens, 4L * (t.Dim + 2)), allWeights);
+        if (t.Load is not null || t.Save is not null)
+            hostPerRank = Add(hostPerRank, MemoryBudget.Multiply(allWeights, 3));
+        long ranks = inProcess ? world : 1;
         long largest = Math.Max(
-            MemoryBudget.Multiply(tokens, dim),
-            MemoryBudget.Multiply(entries, 2L * Math.Max(dim, hidden))
+            MemoryBudget.Multiply(t.Tokens, t.Dim),
+            MemoryBudget.Multiply(entries, 2L * Math.Max(t.Dim, t.Hidden))
         );
-        largest = Math.Max(largest, MoeLayerMemoryEstimate.LargestTensorElements(layer, localExperts));
-        return Check(inProcess ? world : 1, perRank, batch, largest, compute, options);
+        // The stacked [E, H, D] tensors of all E experts: the initial weights and the checkpoint's.
+        largest = Math.Max(largest, MoeLayerMemoryEstimate.LargestTensorElements(layer, t.Experts));
+        return Check((int)ranks, perRank, MemoryBudget.Multiply(hostPerRank, ranks), largest, compute, options);
     }
 
     private static ValidationResult Check(
@@ -168,6 +238,15 @@ internal static class CommandMemory
         }
         return ValidationResult.Success();
     }
+
+    /// <summary>The capacity option for a message (with its leading space), or nothing.</summary>
+    private static string CapacityOption(DispatchCapacity? capacity) =>
+        capacity switch
+        {
+            null => "",
+            { CapacityFactor: double f } => string.Create(CultureInfo.InvariantCulture, $" --capacity-factor {f}"),
+            _ => string.Create(CultureInfo.InvariantCulture, $" --capacity-rows {capacity.FixedRowsPerRank}"),
+        };
 
     private static string Describe(params (string Option, long Value)[] options) =>
         string.Join(' ', options.Select(o => string.Create(CultureInfo.InvariantCulture, $"{o.Option} {o.Value}")));

@@ -357,12 +357,29 @@ internal static class MoeTrainer
             d = a.Dim,
             h = a.Hidden,
             hs = a.SharedHidden;
+        // Every rank draws all E experts (the draws are one sequence, so each rank's slice is the same on any world):
+        // [E, H, D] must be one array. The CLI refuses larger at validation; this keeps a wrapped int count from
+        // reaching the allocation for any other caller.
+        MemoryBudget.EnsureTensorFits(
+            (long)e * h * d,
+            $"the initial weights of all experts, [E, H, D] = [{e}, {h}, {d}],"
+        );
+        int expertElements = e * h * d;
         var weights = new List<KeyValuePair<string, Tensor>>
         {
             new(MoeLayerCheckpoint.GateWeight, Tensor.FromArray(Uniform(random, e * d, 1 / Math.Sqrt(d)), e, d)),
-            new(MoeLayerCheckpoint.ExpertsW1, Tensor.FromArray(Uniform(random, e * h * d, 1 / Math.Sqrt(d)), e, h, d)),
-            new(MoeLayerCheckpoint.ExpertsW2, Tensor.FromArray(Uniform(random, e * d * h, 1 / Math.Sqrt(h)), e, d, h)),
-            new(MoeLayerCheckpoint.ExpertsW3, Tensor.FromArray(Uniform(random, e * h * d, 1 / Math.Sqrt(d)), e, h, d)),
+            new(
+                MoeLayerCheckpoint.ExpertsW1,
+                Tensor.FromArray(Uniform(random, expertElements, 1 / Math.Sqrt(d)), e, h, d)
+            ),
+            new(
+                MoeLayerCheckpoint.ExpertsW2,
+                Tensor.FromArray(Uniform(random, expertElements, 1 / Math.Sqrt(h)), e, d, h)
+            ),
+            new(
+                MoeLayerCheckpoint.ExpertsW3,
+                Tensor.FromArray(Uniform(random, expertElements, 1 / Math.Sqrt(d)), e, h, d)
+            ),
         };
         if (hs > 0)
         {

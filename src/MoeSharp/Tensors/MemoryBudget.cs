@@ -9,8 +9,12 @@ namespace MoeSharp.Tensors;
 /// </summary>
 public static class MemoryBudget
 {
-    /// <summary>The most elements one tensor holds (its storage is one .NET array, indexed by int).</summary>
-    public const long MaxTensorElements = int.MaxValue;
+    /// <summary>
+    /// The most elements one tensor holds: its storage is one .NET array, and an array holds at most
+    /// <see cref="Array.MaxLength"/> (2147483591) elements, not <see cref="int.MaxValue"/> (a constant, so it is
+    /// written out; a test pins it to <see cref="Array.MaxLength"/>).
+    /// </summary>
+    public const long MaxTensorElements = 0x7FFF_FFC7;
 
     /// <summary>
     /// Bytes of host memory available to this process now: Linux's <c>MemAvailable</c>, capped by the GC's limit (a

@@ -142,6 +142,28 @@ public class FaultCliTests
     }
 
     [Fact]
+    public void TensorBetweenArrayMaxLengthAndIntMaxValue_IsRefusedAtValidation()
+    {
+        // 2147483600 rows of D 1: within int, beyond what one array holds (Array.MaxLength 2147483591).
+        var (code, _, error) = Invoke(
+            "bench",
+            "--tokens",
+            "2147483600",
+            "--dim",
+            "1",
+            "--experts",
+            "1",
+            "--top-k",
+            "1"
+        );
+        Assert.Equal(ExitCodes.UsageError, code);
+        Assert.Matches(
+            @"^moe: needs a tensor of 2147483600 elements, more than the 2147483591 one tensor can index \(.*\)$",
+            error.Trim()
+        );
+    }
+
+    [Fact]
     public void BenchJson_WithNoTokens_PrintsValidJson()
     {
         var (code, output, error) = Invoke(

@@ -51,6 +51,16 @@ public class SizeLimitTests
     }
 
     [Fact]
+    public void TensorLimit_IsWhatAnArrayHolds_NotIntMaxValue()
+    {
+        // Counts in (Array.MaxLength, int.MaxValue] passed every estimate, then failed at the allocation.
+        Assert.Equal(MemoryBudget.MaxTensorElements, Array.MaxLength);
+        MemoryBudget.EnsureTensorFits(Array.MaxLength, "x");
+        var error = Assert.Throws<SizeLimitException>(() => MemoryBudget.EnsureTensorFits(Array.MaxLength + 1L, "x"));
+        Assert.Contains("2147483592 elements, more than the 2147483591 a tensor can index", error.Message);
+    }
+
+    [Fact]
     public void MemoryEstimate_GrowsWithTheProblem_AndSaturatesInsteadOfWrapping()
     {
         var config = new TokenDispatcherConfig(8, 2);

@@ -1,0 +1,177 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+using MoeSharp.Tests.Cli;
+
+namespace MoeSharp.Tests.Faults;
+
+/// <summary>
+/// Memory estimates that count what the commands really allocate: each refusal happens at validation (exit 2, one
+/// line), so these tests never allocate the sizes they name. Where a figure is asserted, the sizes are chosen so that
+/// it exceeds the memory of the machines these tests run on, and a lower count (the bug) is told apart by its size.
+/// </summary>
+[Collection(ConsoleCollection.Name)]
+public partial class MemoryEstimateCliTests
+{
+    private const double GiB = 1L << 30;
+
+    [Fact]
+    public void Train_InitialWeightsOfAllExperts_AreOneTensor_RefusedWhenTheyExceedAnArray()
+    {
+        // E·H·D = 2^31 (one local expert per rank of 64 MiB each); every rank draws all 64 experts, whose int
+        // element count wrapped (an OverflowException at run time).
+        string line = CliInvoker.AssertUsageError(
+            CliInvoker.Invoke(Train("--world", "8", "--experts", "64", "--hidden", "8192", "--dim", "4096"))
+        );
+        Assert.StartsWith("moe: needs a tensor of 2147483648 elements, more than the 2147483591", line);
+        Assert.Contains("--experts 64", line);
+    }
+
+    [Fact]
+    public void Train_EveryInProcessRank_CountsTheInitialWeightsOfAllExperts()
+    {
+        // 512 ranks of one expert each, E·H·D = 2^30: each rank draws all experts' 3 × 4 GiB of weights.
+        double needed = NeededBytes(
+            CliInvoker.Invoke(Train("--world", "512", "--experts", "512", "--hidden", "2048", "--dim", "1024"))
+        );
+        Assert.True(needed >= 512 * 12 * GiB, $"{needed / GiB:F0} GiB");
+    }
+
+    [Fact]
+    public void Train_Load_CountsTheWholeCheckpointOnEveryRank()
+    {
+        string dir = Directory.CreateTempSubdirectory("moesharp-memory-").FullName;
+        try
+        {
+            string[] shape = ["--world", "512", "--experts", "512", "--hidden", "2048", "--dim", "1024"];
+            double fresh = NeededBytes(CliInvoker.Invoke(Train(shape)));
+            CliOutcome loaded = CliInvoker.Invoke(Train([.. shape, "--load", dir]));
+            Assert.Contains("--load " + dir, CliInvoker.AssertUsageError(loaded));
+            // Every rank reads all experts' weights and both AdamW moments: 3 × 12 GiB more per rank (to the
+            // figure's one decimal).
+            Assert.True(NeededBytes(loaded) - fresh >= 512 * 36 * GiB * 0.99, $"{fresh / GiB:F0} GiB fresh");
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void Run_CapacityMode_CountsTheSlots()
+    {
+        // f·N = 500000 × 4096 rows of slots per rank (2.048e9, within a tensor at D 1), over 64 in-process ranks:
+        // the local, received and expert-major rows alone are 4 × 2.048e9 × 4 bytes on each.
+        CliOutcome result = CliInvoker.Invoke(
+            "run",
+            "--world",
+            "64",
+            "--sp",
+            "1",
+            "--layout",
+            "sharded",
+            "--sharding",
+            "balanced",
+            "--tokens",
+            "4096",
+            "--dim",
+            "1",
+            "--experts",
+            "64",
+            "--top-k",
+            "1",
+            "--capacity-factor",
+            "500000"
+        );
+        Assert.EndsWith("--capacity-factor 500000)", CliInvoker.AssertUsageError(result));
+        double needed = NeededBytes(result);
+        Assert.True(needed >= 64 * 2.048e9 * 16, $"{needed / GiB:F0} GiB");
+    }
+
+    [Fact]
+    public void Bench_CapacityMode_CountsTheSlots()
+    {
+        // As above: the capacity-mode dispatcher's slots, next to the normal one it is timed against.
+        CliOutcome result = CliInvoker.Invoke(
+            "bench",
+            "--world",
+            "64",
+            "--tokens",
+            "4096",
+            "--dim",
+            "1",
+            "--experts",
+            "64",
+            "--top-k",
+            "1",
+            "--capacity-factor",
+            "500000"
+        );
+        Assert.EndsWith("--capacity-factor 500000)", CliInvoker.AssertUsageError(result));
+        double needed = NeededBytes(result);
+        Assert.True(needed >= 64 * 2.048e9 * 16, $"{needed / GiB:F0} GiB");
+    }
+
+    [Fact]
+    public void Run_CapacityMode_ChecksTheDefaultCasesToo()
+    {
+        // The default cases fit in the normal mode; a factor of 10^6 gives them slots beyond any tensor.
+        string line = CliInvoker.AssertUsageError(CliInvoker.Invoke("run", "--capacity-factor", "1000000"));
+        Assert.StartsWith("moe: needs a tensor of ", line);
+        Assert.EndsWith("--capacity-factor 1000000)", line);
+    }
+
+    [Fact]
+    public void BenchUneven_IsCheckedLikeBench_TensorLimit()
+    {
+        // 2000007 tokens × D 4096 in one replicated input: an ArgumentOutOfRangeException inside a rank before.
+        string line = CliInvoker.AssertUsageError(
+            CliInvoker.Invoke(Uneven("--world", "2", "--tokens", "2000000", "--dim", "4096", "--experts", "2"))
+        );
+        Assert.StartsWith("moe: needs a tensor of ", line);
+        Assert.EndsWith("(--world 2 --tokens 2000000 --dim 4096 --experts 2)", line);
+    }
+
+    [Fact]
+    public void BenchUneven_IsCheckedLikeBench_HostMemory()
+    {
+        // 64 in-process ranks, each with its SP group's 2e9 tokens (rows of 4 bytes and 8 bytes of routing) twice.
+        CliOutcome result = CliInvoker.Invoke(
+            Uneven("--world", "64", "--tokens", "2000000000", "--dim", "1", "--experts", "64")
+        );
+        Assert.EndsWith("(--world 64 --tokens 2000000000 --dim 1 --experts 64)", CliInvoker.AssertUsageError(result));
+        double needed = NeededBytes(result);
+        Assert.True(needed >= 64 * 2e9 * 12 * 2, $"{needed / GiB:F0} GiB");
+    }
+
+    [Fact]
+    public void BenchCpuExchange_CountsEveryRanksBuffers()
+    {
+        // The options' largest exchange: 256 ranks sending and receiving 1 GiB each, 512 GiB.
+        CliOutcome result = CliInvoker.Invoke("bench-cpu", "--what", "exchange", "--world", "4,256", "--mib", "1024");
+        Assert.EndsWith("(--world 256 --mib 1024)", CliInvoker.AssertUsageError(result));
+        Assert.Equal(2 * 256 * GiB, NeededBytes(result), 0.001 * GiB * 512);
+    }
+
+    private static string[] Uneven(params string[] shape) => ["bench", "--uneven", .. shape, "--top-k", "1"];
+
+    private static string[] Train(params string[] shape) =>
+        ["train", .. shape, "--tokens", "512", "--top-k", "1", "--shared-hidden", "0", "--steps", "1"];
+
+    /// <summary>The bytes of a host-memory refusal's "needs N TB of host memory" (exit 2, one line).</summary>
+    private static double NeededBytes(CliOutcome result)
+    {
+        string line = CliInvoker.AssertUsageError(result);
+        Match m = Needs().Match(line);
+        Assert.True(m.Success, line);
+        double unit = m.Groups[2].Value switch
+        {
+            "TB" => 1e12,
+            "GB" => 1e9,
+            _ => 1e6,
+        };
+        return double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) * unit;
+    }
+
+    [GeneratedRegex(@"^moe: needs ([\d.]+) ([TGM]B) of host memory per process")]
+    private static partial Regex Needs();
+}
