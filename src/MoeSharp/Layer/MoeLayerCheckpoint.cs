@@ -77,6 +77,26 @@ public static class MoeLayerCheckpoint
         MoeLayer layer,
         IEnumerable<KeyValuePair<string, Tensor>> tensors,
         string sourceName = "<memory>"
+    ) => Load(layer, tensors, sourceName, localExperts: false);
+
+    /// <summary>
+    /// <see cref="Load(MoeLayer, IEnumerable{KeyValuePair{string, Tensor}}, string)"/> for a caller that holds only
+    /// this rank's experts: <c>experts.w1</c>/<c>experts.w3</c> are [E_local, H, D] and <c>experts.w2</c> is
+    /// [E_local, D, H], the experts from <see cref="MoeLayer.FirstExpert"/> on, so no rank builds the stacked tensors
+    /// of all E experts. The other tensors are whole, as in <c>Load</c>.
+    /// </summary>
+    /// <exception cref="InvalidDataException">A tensor is missing or mis-shaped.</exception>
+    internal static void LoadLocalExperts(
+        MoeLayer layer,
+        IEnumerable<KeyValuePair<string, Tensor>> tensors,
+        string sourceName = "<memory>"
+    ) => Load(layer, tensors, sourceName, localExperts: true);
+
+    private static void Load(
+        MoeLayer layer,
+        IEnumerable<KeyValuePair<string, Tensor>> tensors,
+        string sourceName,
+        bool localExperts
     )
     {
         ArgumentNullException.ThrowIfNull(layer);
@@ -88,10 +108,20 @@ public static class MoeLayerCheckpoint
             d = a.Dim,
             h = a.Hidden;
         var plan = new List<Copy> { Copy.Whole(Require(file, GateWeight, e, d), layer.Router.GateWeight) };
-        int first = layer.FirstExpert;
-        plan.Add(Copy.FromSlice(Require(file, ExpertsW1, e, h, d), first * h * d, layer.Experts.W1));
-        plan.Add(Copy.FromSlice(Require(file, ExpertsW2, e, d, h), first * d * h, layer.Experts.W2));
-        plan.Add(Copy.FromSlice(Require(file, ExpertsW3, e, h, d), first * h * d, layer.Experts.W3));
+        if (localExperts)
+        {
+            int local = layer.Experts.NumLocalExperts;
+            plan.Add(Copy.Whole(Require(file, ExpertsW1, local, h, d), layer.Experts.W1));
+            plan.Add(Copy.Whole(Require(file, ExpertsW2, local, d, h), layer.Experts.W2));
+            plan.Add(Copy.Whole(Require(file, ExpertsW3, local, h, d), layer.Experts.W3));
+        }
+        else
+        {
+            int first = layer.FirstExpert;
+            plan.Add(Copy.FromSlice(Require(file, ExpertsW1, e, h, d), first * h * d, layer.Experts.W1));
+            plan.Add(Copy.FromSlice(Require(file, ExpertsW2, e, d, h), first * d * h, layer.Experts.W2));
+            plan.Add(Copy.FromSlice(Require(file, ExpertsW3, e, h, d), first * h * d, layer.Experts.W3));
+        }
         if (layer.Shared is { } shared)
         {
             int hs = a.SharedHidden;

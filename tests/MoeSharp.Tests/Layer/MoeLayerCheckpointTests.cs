@@ -61,6 +61,61 @@ public sealed class MoeLayerCheckpointTests : IDisposable
     }
 
     [Fact]
+    public void A_rank_loads_only_its_own_experts_and_ends_up_as_from_the_stacked_tensors()
+    {
+        var weights = MoeLayerInvarianceTests.RandomWeights(Args, new Random(6));
+        MoeSharp.Collectives.InProcessWorld.Run(
+            2,
+            world =>
+            {
+                using var groups = MoeSharp.Dispatch.ParallelGroups.Create(world, 1);
+                MoeLayer layer = MoeLayer.Create(Args, new MoeSharp.Dispatch.TokenDispatcherConfig(4, 2), groups);
+                // Each rank hands over experts [2r, 2r + 2) only: [2, H, D] and [2, D, H].
+                MoeLayerCheckpoint.LoadLocalExperts(layer, weights.Select(kv => OwnExperts(kv, 2 * world.Rank, 2)));
+                var state = MoeLayerCheckpoint.StateDict(layer);
+                foreach (var (name, tensor) in weights)
+                    Assert.True(tensor.BitwiseEquals(state.Single(kv => kv.Key == name).Value), name);
+            }
+        );
+    }
+
+    [Fact]
+    public void Loading_own_experts_refuses_the_stacked_tensors_of_all_experts_and_changes_nothing()
+    {
+        var weights = MoeLayerInvarianceTests.RandomWeights(Args, new Random(7));
+        MoeSharp.Collectives.InProcessWorld.Run(
+            2,
+            world =>
+            {
+                using var groups = MoeSharp.Dispatch.ParallelGroups.Create(world, 1);
+                MoeLayer layer = MoeLayer.Create(Args, new MoeSharp.Dispatch.TokenDispatcherConfig(4, 2), groups);
+                var error = Assert.Throws<InvalidDataException>(() =>
+                    MoeLayerCheckpoint.LoadLocalExperts(layer, weights, "initial weights")
+                );
+                Assert.Contains("'experts.w1'", error.Message);
+                Assert.Contains("[4, 5, 6]", error.Message);
+                Assert.Contains("[2, 5, 6]", error.Message);
+                Assert.Contains("initial weights", error.Message);
+                Assert.All(layer.Router.GateWeight.AsSpan<float>().ToArray(), v => Assert.Equal(0f, v));
+            }
+        );
+    }
+
+    /// <summary>A stacked expert tensor cut to <paramref name="count"/> experts from <paramref name="first"/> on;
+    /// any other tensor as it is.</summary>
+    private static KeyValuePair<string, Tensor> OwnExperts(KeyValuePair<string, Tensor> kv, int first, int count)
+    {
+        if (
+            kv.Key is not (MoeLayerCheckpoint.ExpertsW1 or MoeLayerCheckpoint.ExpertsW2 or MoeLayerCheckpoint.ExpertsW3)
+        )
+            return kv;
+        int rows = kv.Value.Dim(1),
+            columns = kv.Value.Dim(2);
+        float[] own = kv.Value.AsSpan<float>().Slice(first * rows * columns, count * rows * columns).ToArray();
+        return new(kv.Key, Tensor.FromArray(own, count, rows, columns));
+    }
+
+    [Fact]
     public void Hugging_Face_names_round_trip_with_a_prefix()
     {
         var weights = MoeLayerInvarianceTests.RandomWeights(Args, new Random(3));
