@@ -62,12 +62,6 @@ internal static class MoeTrainer
             NumLimitedGroups = o.LimitedGroups,
         };
         var layout = new LayerLayout(o.World, o.Sp, o.Layout, o.Sharding);
-        // Every rank draws the same initial weights and teacher from the seed, so nothing needs broadcasting.
-        var init = new Random(o.Seed);
-        var weights = InitialWeights(args, init);
-        float[] head0 = Uniform(init, o.Dim, 1 / Math.Sqrt(o.Dim));
-        float[] teacherA = Uniform(init, o.Dim, 1.5 / Math.Sqrt(o.Dim));
-        float[] teacherB = Uniform(init, o.Dim, 1.5 / Math.Sqrt(o.Dim));
 
         using DeviceRank? device = o.Compute.CreateRank(world);
         using ParallelGroups? groups =
@@ -96,7 +90,16 @@ internal static class MoeTrainer
             collectTraffic: o.Traffic
         );
         ILayerKernels kernels = layer.Kernels;
-        MoeLayerCheckpoint.Load(layer, weights);
+        // Every rank draws the same initial weights and teacher from the seed, so nothing needs broadcasting; of the
+        // experts it keeps only its own (the layer says which).
+        var init = new Random(o.Seed);
+        MoeLayerCheckpoint.LoadLocalExperts(
+            layer,
+            InitialWeights(args, init, layer.FirstExpert, layer.Experts.NumLocalExperts)
+        );
+        float[] head0 = Uniform(init, o.Dim, 1 / Math.Sqrt(o.Dim));
+        float[] teacherA = Uniform(init, o.Dim, 1.5 / Math.Sqrt(o.Dim));
+        float[] teacherB = Uniform(init, o.Dim, 1.5 / Math.Sqrt(o.Dim));
         // The head is one host row; the layer's weights and moments stay on its device. AdamW updates every parameter
         // on its own, so two optimizers take the same steps as one.
         var head = new Parameter("head.weight", Tensor.FromArray((float[])head0.Clone(), 1, o.Dim));
@@ -351,34 +354,51 @@ internal static class MoeTrainer
         return (float)(Math.Tanh(u) * v);
     }
 
-    private static List<KeyValuePair<string, Tensor>> InitialWeights(MoeLayerArgs a, Random random)
+    /// <summary>
+    /// The layer's initial weights as one rank holds them: the gate and the shared expert whole, and of the routed
+    /// experts only <paramref name="localExperts"/> from <paramref name="firstExpert"/> on (the stacked
+    /// <c>experts.*</c> tensors are [E_local, …], for <see cref="MoeLayerCheckpoint.LoadLocalExperts"/>).
+    /// </summary>
+    /// <remarks>
+    /// The values are one sequence from <paramref name="random"/> in a fixed order (gate [E, D], then W1 [E, H, D],
+    /// W2 [E, D, H] and W3 [E, H, D] of all E experts, then the shared expert's), so every rank draws all of them
+    /// and stores only its own: an expert's weights are the same on any world, and the draws that follow (the head,
+    /// the teacher) too.
+    /// </remarks>
+    internal static List<KeyValuePair<string, Tensor>> InitialWeights(
+        MoeLayerArgs a,
+        Random random,
+        int firstExpert,
+        int localExperts
+    )
     {
         int e = a.NumExperts,
             d = a.Dim,
             h = a.Hidden,
             hs = a.SharedHidden;
-        // Every rank draws all E experts (the draws are one sequence, so each rank's slice is the same on any world):
-        // [E, H, D] must be one array. The CLI refuses larger at validation; this keeps a wrapped int count from
-        // reaching the allocation for any other caller.
+        ArgumentOutOfRangeException.ThrowIfNegative(firstExpert);
+        ArgumentOutOfRangeException.ThrowIfNegative(localExperts);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(firstExpert, e - localExperts);
+        // [E_local, H, D] must be one array. The layer checks its own (equal) experts before allocating them; this
+        // keeps a wrapped int count from reaching the allocation for any other caller.
         MemoryBudget.EnsureTensorFits(
-            (long)e * h * d,
-            $"the initial weights of all experts, [E, H, D] = [{e}, {h}, {d}],"
+            (long)localExperts * h * d,
+            $"the initial weights of this rank's experts, [E_local, H, D] = [{localExperts}, {h}, {d}],"
         );
-        int expertElements = e * h * d;
         var weights = new List<KeyValuePair<string, Tensor>>
         {
             new(MoeLayerCheckpoint.GateWeight, Tensor.FromArray(Uniform(random, e * d, 1 / Math.Sqrt(d)), e, d)),
             new(
                 MoeLayerCheckpoint.ExpertsW1,
-                Tensor.FromArray(Uniform(random, expertElements, 1 / Math.Sqrt(d)), e, h, d)
+                LocalExperts(random, e, firstExpert, localExperts, h, d, 1 / Math.Sqrt(d))
             ),
             new(
                 MoeLayerCheckpoint.ExpertsW2,
-                Tensor.FromArray(Uniform(random, expertElements, 1 / Math.Sqrt(h)), e, d, h)
+                LocalExperts(random, e, firstExpert, localExperts, d, h, 1 / Math.Sqrt(h))
             ),
             new(
                 MoeLayerCheckpoint.ExpertsW3,
-                Tensor.FromArray(Uniform(random, expertElements, 1 / Math.Sqrt(d)), e, h, d)
+                LocalExperts(random, e, firstExpert, localExperts, h, d, 1 / Math.Sqrt(d))
             ),
         };
         if (hs > 0)
@@ -396,11 +416,47 @@ internal static class MoeTrainer
         return weights;
     }
 
+    /// <summary>
+    /// Draws the [rows, columns] matrices of all <paramref name="experts"/> in order and keeps those of
+    /// <paramref name="count"/> experts from <paramref name="first"/> on, as [count, rows, columns]: the values are
+    /// the ones a stacked [E, rows, columns] draw would hold.
+    /// </summary>
+    private static Tensor LocalExperts(
+        Random random,
+        int experts,
+        int first,
+        int count,
+        int rows,
+        int columns,
+        double scale
+    )
+    {
+        int matrix = rows * columns;
+        var values = new float[count * matrix];
+        for (int expert = 0; expert < experts; expert++)
+        {
+            bool kept = expert >= first && expert < first + count;
+            // The skipped experts' values are drawn all the same: the sequence must advance by as many.
+            Span<float> target = kept ? values.AsSpan((expert - first) * matrix, matrix) : default;
+            for (int i = 0; i < matrix; i++)
+            {
+                float value = Draw(random, scale);
+                if (kept)
+                    target[i] = value;
+            }
+        }
+        return Tensor.FromArray(values, count, rows, columns);
+    }
+
     private static float[] Uniform(Random random, int length, double scale)
     {
         var values = new float[length];
         for (int i = 0; i < length; i++)
-            values[i] = (float)((random.NextDouble() * 2 - 1) * scale);
+            values[i] = Draw(random, scale);
         return values;
     }
+
+    /// <summary>One value uniform in [-scale, scale): every draw of the initial weights, the head, the teacher and the
+    /// sequential batches goes through here, so a rank's slice of the experts holds the values of the whole.</summary>
+    private static float Draw(Random random, double scale) => (float)((random.NextDouble() * 2 - 1) * scale);
 }
