@@ -148,9 +148,9 @@ internal static class CommandMemory
     /// <summary>
     /// <c>moe train</c>: per rank, the layer's rows in the forward and backward (routed rows of width D and 2H), its
     /// experts' weights, their gradients and AdamW's two moments; and on the host of every rank, whatever the device,
-    /// the global batch (generated whole on every step), the initial weights of all E experts (every rank draws them
-    /// all from the seed and keeps its slice), and with <paramref name="load"/> or <paramref name="save"/> the whole
-    /// checkpoint: all E experts' weights and moments, read or gathered by every rank.
+    /// the global batch (generated whole on every step), the initial weights of its own experts (every rank draws all
+    /// E experts' values from the seed but stores only its slice), and with a <c>--load</c> or <c>--save</c> directory
+    /// the whole checkpoint: all E experts' weights and moments, read or gathered by every rank.
     /// </summary>
     public static ValidationResult Train(TrainShape t, bool inProcess, ComputeOptions compute)
     {
@@ -178,19 +178,27 @@ internal static class CommandMemory
         var layer = new MoeLayerArgs(t.Dim, t.Hidden, t.Experts, t.TopK) { SharedHidden = t.SharedHidden };
         int localExperts = Math.Max(1, t.Experts / world);
         perRank = Add(perRank, MoeLayerMemoryEstimate.TrainingBytesPerRank(layer, localExperts));
-        // On the host of every rank: the batch and the per-token losses, and all E experts' initial weights; a
-        // checkpoint adds all E experts' weights and two moments (read at the start, or gathered at the end).
-        long allWeights = MoeLayerMemoryEstimate.ParameterBytesPerRank(layer, t.Experts);
-        long hostPerRank = Add(MemoryBudget.Multiply(t.Tokens, 4L * (t.Dim + 2)), allWeights);
-        if (t.Load is not null || t.Save is not null)
+        // On the host of every rank: the batch and the per-token losses, and its own experts' initial weights (with
+        // the whole gate and shared expert); a checkpoint adds all E experts' weights and two moments (read at the
+        // start, or gathered at the end).
+        bool checkpoint = t.Load is not null || t.Save is not null;
+        long initialWeights = MoeLayerMemoryEstimate.ParameterBytesPerRank(layer, localExperts);
+        long hostPerRank = Add(MemoryBudget.Multiply(t.Tokens, 4L * (t.Dim + 2)), initialWeights);
+        if (checkpoint)
+        {
+            long allWeights = MoeLayerMemoryEstimate.ParameterBytesPerRank(layer, t.Experts);
             hostPerRank = Add(hostPerRank, MemoryBudget.Multiply(allWeights, 3));
+        }
         long ranks = inProcess ? world : 1;
         long largest = Math.Max(
             MemoryBudget.Multiply(t.Tokens, t.Dim),
             MemoryBudget.Multiply(entries, 2L * Math.Max(t.Dim, t.Hidden))
         );
-        // The stacked [E, H, D] tensors of all E experts: the initial weights and the checkpoint's.
-        largest = Math.Max(largest, MoeLayerMemoryEstimate.LargestTensorElements(layer, t.Experts));
+        // The initial weights' stacked [E_local, H, D], and a checkpoint's [E, H, D] of all E experts.
+        largest = Math.Max(
+            largest,
+            MoeLayerMemoryEstimate.LargestTensorElements(layer, checkpoint ? t.Experts : localExperts)
+        );
         return Check((int)ranks, perRank, MemoryBudget.Multiply(hostPerRank, ranks), largest, compute, options);
     }
 
