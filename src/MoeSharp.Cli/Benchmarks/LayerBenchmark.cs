@@ -18,8 +18,8 @@ namespace MoeSharp.Cli.Benchmarks;
 /// </summary>
 internal static class LayerBenchmark
 {
-    /// <summary>Input batches the steps rotate among.</summary>
-    private const int InputSets = 4;
+    /// <summary>Input batches the steps rotate among (the memory estimate counts them).</summary>
+    internal const int InputSets = 4;
 
     /// <summary>The layer's shape.</summary>
     public sealed record Shape(string Name, int Tokens, int Dim, int Hidden, int Experts, int TopK)

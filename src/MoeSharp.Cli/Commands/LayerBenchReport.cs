@@ -29,11 +29,12 @@ internal static class LayerBenchReport
     {
         LayerBenchmark.Shape shape;
         ComputeOptions compute;
+        bool bf16;
         try
         {
             shape = Resolve(s);
             compute = ComputeOptions.Parse(s.Device, s.Gpus);
-            _ = BFloat16Products(s, compute);
+            bf16 = BFloat16Products(s, compute);
             if (s.Metrics is not null)
                 OutputPaths.CheckFile("--metrics", s.Metrics);
         }
@@ -58,7 +59,9 @@ internal static class LayerBenchReport
             return $"--warmup {s.Warmup} must not be negative";
         if (s.Repeats < 1)
             return $"--repeats {s.Repeats} must be at least 1";
-        return null;
+        // Last, once each option is in range: the step's memory, before anything is allocated.
+        ValidationResult memory = Faults.CommandMemory.LayerBench(shape, s.Preset, bf16, compute);
+        return memory.Successful ? null : memory.Message;
     }
 
     /// <summary>

@@ -56,7 +56,8 @@ internal static class WireBenchReport
                 )
                     return $"--tokens {layer.Tokens} × --top-k {layer.TopK} rows or the expert weights exceed 2^31 "
                         + "elements";
-                return null;
+                var memory = Faults.CommandMemory.LayerWireError(layer, s.Preset);
+                return memory.Successful ? null : memory.Message;
             }
             if (s.World < 2)
                 return $"--wire fp8 measures the bytes sent between ranks: --world {s.World} must be at least 2";

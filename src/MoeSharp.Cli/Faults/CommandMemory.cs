@@ -1,4 +1,5 @@
 using System.Globalization;
+using MoeSharp.Cli.Benchmarks;
 using MoeSharp.Cli.Commands;
 using MoeSharp.Collectives;
 using MoeSharp.Dispatch;
@@ -202,6 +203,62 @@ internal static class CommandMemory
         return Check((int)ranks, perRank, MemoryBudget.Multiply(hostPerRank, ranks), largest, compute, options);
     }
 
+    /// <summary>
+    /// <c>moe bench --layer</c>: one rank's layer step, run twice (timed, then profiled), each pass with a layer and an
+    /// optimizer of its own. The rank holds the layer's weights, gradients and AdamW's two moments, the forward's rows
+    /// and the backward's as many, and on a device its copies of the input batches and the output gradient. On a
+    /// device the timed pass's moments, and with bfloat16 products its experts' bfloat16 weight copies, stay allocated
+    /// through the profiled pass: the backend's allocator frees what was never handed back only when it is disposed
+    /// (on the host the timed pass's layer is garbage by then). The host holds besides the random weights both layers
+    /// load and the input batches and output gradient.
+    /// </summary>
+    public static ValidationResult LayerBench(
+        LayerBenchmark.Shape shape,
+        string? preset,
+        bool bfloat16Products,
+        ComputeOptions compute
+    )
+    {
+        var args = new MoeLayerArgs(shape.Dim, shape.Hidden, shape.Experts, shape.TopK);
+        long weights = MoeLayerMemoryEstimate.ParameterBytesPerRank(args, shape.Experts);
+        long rows = LayerWorldMemory.ForwardRowBytesPerRank(args, LayerLayout.Single, shape.Tokens);
+        long batches = MemoryBudget.Multiply(
+            MemoryBudget.Multiply((long)shape.Tokens * shape.Dim, sizeof(float)),
+            LayerBenchmark.InputSets + 1
+        );
+        long perRank = Add(
+            MoeLayerMemoryEstimate.TrainingBytesPerRank(args, shape.Experts),
+            MemoryBudget.Multiply(rows, 2)
+        );
+        if (compute.OnDevice)
+        {
+            // The timed pass's two moments, and the bfloat16 weight copies of both passes' experts: half their
+            // float32 bytes each (the gate's half is counted too, a rounding up).
+            long held = MemoryBudget.Multiply(weights, 2);
+            if (bfloat16Products)
+                held = Add(held, weights);
+            perRank = Add(Add(perRank, held), batches);
+        }
+        long largest = LayerWorldMemory.LargestTensorElements(args, LayerLayout.Single, shape.Tokens);
+        return Check(1, perRank, Add(weights, batches), largest, compute, LayerOptions(shape, preset));
+    }
+
+    /// <summary>
+    /// <c>moe bench --layer --wire fp8</c>, on the host: the random weights and the two layers loaded from them (native
+    /// and FP8 wire, forward only, so no gradients or moments), each holding its last forward's rows, and the batch:
+    /// the input, its bfloat16 rounding and both outputs.
+    /// </summary>
+    public static ValidationResult LayerWireError(LayerBenchmark.Shape shape, string? preset)
+    {
+        var args = new MoeLayerArgs(shape.Dim, shape.Hidden, shape.Experts, shape.TopK);
+        long weights = MoeLayerMemoryEstimate.ParameterBytesPerRank(args, shape.Experts);
+        long rows = LayerWorldMemory.ForwardRowBytesPerRank(args, LayerLayout.Single, shape.Tokens);
+        long batch = MemoryBudget.Multiply((long)shape.Tokens * shape.Dim, 4 * sizeof(float) + sizeof(ushort));
+        long bytes = Add(Add(MemoryBudget.Multiply(weights, 3), MemoryBudget.Multiply(rows, 2)), batch);
+        long largest = LayerWorldMemory.LargestTensorElements(args, LayerLayout.Single, shape.Tokens);
+        return Check(1, 0, bytes, largest, ComputeOptions.Host, LayerOptions(shape, preset));
+    }
+
     private static ValidationResult Check(
         int ranksInProcess,
         long perRank,
@@ -255,6 +312,19 @@ internal static class CommandMemory
             { CapacityFactor: double f } => string.Create(CultureInfo.InvariantCulture, $" --capacity-factor {f}"),
             _ => string.Create(CultureInfo.InvariantCulture, $" --capacity-rows {capacity.FixedRowsPerRank}"),
         };
+
+    /// <summary>The layer benchmark's shape for a message, with the preset it came from.</summary>
+    private static string LayerOptions(LayerBenchmark.Shape shape, string? preset)
+    {
+        string options = Describe(
+            ("--tokens", shape.Tokens),
+            ("--dim", shape.Dim),
+            ("--hidden", shape.Hidden),
+            ("--experts", shape.Experts),
+            ("--top-k", shape.TopK)
+        );
+        return preset is null ? "--layer " + options : $"--layer --preset {preset}: {options}";
+    }
 
     private static string Describe(params (string Option, long Value)[] options) =>
         string.Join(' ', options.Select(o => string.Create(CultureInfo.InvariantCulture, $"{o.Option} {o.Value}")));

@@ -40,7 +40,9 @@ internal static class TrainCheckpoint
     ];
 
     /// <summary>
-    /// Reads the step a checkpoint directory is at and checks it against the run's options, before any work.
+    /// Reads the step a checkpoint directory is at and checks it against the run's options, before any work. Only the
+    /// two files' headers are read (<see cref="LazySafetensorsFile"/>): the step and the options are metadata, and the
+    /// tensors, the size of the whole checkpoint, are left to the ranks' <see cref="Load"/>.
     /// </summary>
     /// <returns>The last step the checkpoint took.</returns>
     /// <exception cref="ArgumentException">
@@ -50,16 +52,20 @@ internal static class TrainCheckpoint
     public static int Check(string directory, TrainOptions o)
     {
         int step;
-        SafetensorsContent trainer;
+        IReadOnlyDictionary<string, string> trainer;
         try
         {
-            trainer = SafetensorsFile.Read(Path.Combine(directory, TrainerFile));
-            var layer = SafetensorsFile.Read(Path.Combine(directory, LayerFile));
-            step = StepOf(trainer);
-            if (StepOf(layer) != step)
+            string trainerPath = Path.Combine(directory, TrainerFile);
+            string layerPath = Path.Combine(directory, LayerFile);
+            using (LazySafetensorsFile trainerHeader = LazySafetensorsFile.Open(trainerPath))
+                trainer = trainerHeader.Metadata;
+            using LazySafetensorsFile layer = LazySafetensorsFile.Open(layerPath);
+            step = StepOf(trainer, trainerPath);
+            int layerStep = StepOf(layer.Metadata, layerPath);
+            if (layerStep != step)
             {
                 throw new InvalidDataException(
-                    $"{LayerFile} is at step {StepOf(layer)} but {TrainerFile} at step {step} (an interrupted save?)"
+                    $"{LayerFile} is at step {layerStep} but {TrainerFile} at step {step} (an interrupted save?)"
                 );
             }
         }
@@ -70,7 +76,7 @@ internal static class TrainCheckpoint
         foreach (var (key, value) in o.Identity())
         {
             // Checkpoints from before --batch drew their batches sequentially.
-            string saved = trainer.Metadata.GetValueOrDefault(key) ?? (key == "batch" ? "sequential" : "(none)");
+            string saved = trainer.GetValueOrDefault(key) ?? (key == "batch" ? "sequential" : "(none)");
             if (saved != value)
             {
                 throw new ArgumentException(
@@ -124,10 +130,12 @@ internal static class TrainCheckpoint
                 headMoments.Add(new(name[HeadMoments.Length..], tensor));
             }
         }
-        layerOptimizer.LoadState(layerMoments, IntOf(trainer, "layer_adamw_steps"), trainer.SourceName);
-        headOptimizer.LoadState(headMoments, IntOf(trainer, "head_adamw_steps"), trainer.SourceName);
+        int layerSteps = IntOf(trainer.Metadata, trainer.SourceName, "layer_adamw_steps");
+        layerOptimizer.LoadState(layerMoments, layerSteps, trainer.SourceName);
+        int headSteps = IntOf(trainer.Metadata, trainer.SourceName, "head_adamw_steps");
+        headOptimizer.LoadState(headMoments, headSteps, trainer.SourceName);
         savedHead.AsSpan<float>().CopyTo(head.Value.AsSpan<float>());
-        return StepOf(trainer);
+        return StepOf(trainer.Metadata, trainer.SourceName);
     }
 
     /// <summary>
@@ -207,25 +215,21 @@ internal static class TrainCheckpoint
         );
     }
 
-    private static int StepOf(SafetensorsContent file)
+    /// <summary>The step in a file's metadata, once the metadata says it is a checkpoint of <c>moe train</c>.</summary>
+    private static int StepOf(IReadOnlyDictionary<string, string> metadata, string file)
     {
-        if (file.Metadata.GetValueOrDefault("format") != Format)
+        if (metadata.GetValueOrDefault("format") != Format)
         {
             throw new InvalidDataException(
-                $"{file.SourceName}: not a checkpoint of moe train (metadata 'format' is not {Format})"
+                $"{file}: not a checkpoint of moe train (metadata 'format' is not {Format})"
             );
         }
-        return IntOf(file, "step");
+        return IntOf(metadata, file, "step");
     }
 
-    private static int IntOf(SafetensorsContent file, string key) =>
-        int.TryParse(
-            file.Metadata.GetValueOrDefault(key),
-            NumberStyles.None,
-            CultureInfo.InvariantCulture,
-            out int value
-        )
+    private static int IntOf(IReadOnlyDictionary<string, string> metadata, string file, string key) =>
+        int.TryParse(metadata.GetValueOrDefault(key), NumberStyles.None, CultureInfo.InvariantCulture, out int value)
         && value >= 0
             ? value
-            : throw new InvalidDataException($"{file.SourceName}: metadata '{key}' is missing or not a step count");
+            : throw new InvalidDataException($"{file}: metadata '{key}' is missing or not a step count");
 }
