@@ -220,12 +220,10 @@ internal static class LayerBenchmark
     {
         ILayerKernels kernels = layer.Kernels;
         kernels.Dispatch.Device.Synchronize();
-        foreach (Parameter p in layer.Parameters)
-        {
-            kernels.Allocator.Return(p.Value);
-            kernels.Allocator.Return(p.Grad);
-        }
-        _ = optimizer;
+        // The weights, gradients, working tensors and bfloat16 copies, then the moments: on a device the next pass
+        // reuses these buffers instead of holding a second set.
+        layer.Dispose();
+        optimizer.Dispose();
         foreach (Tensor x in xs)
             kernels.Allocator.Return(x);
         kernels.Allocator.Return(grad);

@@ -206,11 +206,10 @@ internal static class CommandMemory
     /// <summary>
     /// <c>moe bench --layer</c>: one rank's layer step, run twice (timed, then profiled), each pass with a layer and an
     /// optimizer of its own. The rank holds the layer's weights, gradients and AdamW's two moments, the forward's rows
-    /// and the backward's as many, and on a device its copies of the input batches and the output gradient. On a
-    /// device the timed pass's moments, and with bfloat16 products its experts' bfloat16 weight copies, stay allocated
-    /// through the profiled pass: the backend's allocator frees what was never handed back only when it is disposed
-    /// (on the host the timed pass's layer is garbage by then). The host holds besides the random weights both layers
-    /// load and the input batches and output gradient.
+    /// and the backward's as many, and on a device its copies of the input batches and the output gradient and, with
+    /// bfloat16 products, its experts' bfloat16 weight copies (the timed pass hands its layer, moments and copies back
+    /// before the profiled pass rents its own). The host holds besides the random weights both layers load and the
+    /// input batches and output gradient.
     /// </summary>
     public static ValidationResult LayerBench(
         LayerBenchmark.Shape shape,
@@ -232,12 +231,9 @@ internal static class CommandMemory
         );
         if (compute.OnDevice)
         {
-            // The timed pass's two moments, and the bfloat16 weight copies of both passes' experts: half their
-            // float32 bytes each (the gate's half is counted too, a rounding up).
-            long held = MemoryBudget.Multiply(weights, 2);
-            if (bfloat16Products)
-                held = Add(held, weights);
-            perRank = Add(Add(perRank, held), batches);
+            // The experts' bfloat16 weight copies: half their float32 bytes (the gate's half too, a rounding up).
+            long copies = bfloat16Products ? weights / 2 : 0;
+            perRank = Add(Add(perRank, copies), batches);
         }
         long largest = LayerWorldMemory.LargestTensorElements(args, LayerLayout.Single, shape.Tokens);
         return Check(1, perRank, Add(weights, batches), largest, compute, LayerOptions(shape, preset));

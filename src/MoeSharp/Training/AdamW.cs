@@ -9,12 +9,17 @@ namespace MoeSharp.Training;
 /// <c>θ ← θ − lr·λ·θ</c>, then the bias-corrected Adam step
 /// <c>θ ← θ − lr · m̂ / (√v̂ + ε)</c>. Element-wise and single-threaded per element, so deterministic.
 /// </summary>
-public sealed class AdamW
+/// <remarks>
+/// The two moments, as large as the parameters together, are rented from the kernels' allocator (on a device, device
+/// memory): <see cref="Dispose"/> hands them back, so a run that builds a second optimizer does not hold both.
+/// </remarks>
+public sealed class AdamW : IDisposable
 {
     private readonly Parameter[] _parameters;
     private readonly ILayerKernels _kernels;
     private readonly Tensor[] _expAvg;
     private readonly Tensor[] _expAvgSq;
+    private bool _disposed;
 
     /// <summary>Creates the optimizer with zero moments.</summary>
     /// <param name="parameters">Parameters to update (distinct names).</param>
@@ -112,6 +117,7 @@ public sealed class AdamW
     /// <summary>Applies one update to every parameter from its <see cref="Parameter.Grad"/>.</summary>
     public void Step()
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         StepCount++;
         // Bias corrections in double: β^t underflows gracefully and the float result matches PyTorch closely.
         float bias1 = (float)(1 - Math.Pow(Beta1, StepCount));
@@ -153,6 +159,7 @@ public sealed class AdamW
     /// </summary>
     public IReadOnlyList<KeyValuePair<string, Tensor>> MomentsStateDict()
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         var state = new List<KeyValuePair<string, Tensor>>(2 * _parameters.Length);
         for (int i = 0; i < _parameters.Length; i++)
         {
@@ -177,6 +184,7 @@ public sealed class AdamW
         string sourceName = "<memory>"
     )
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(moments);
         ArgumentOutOfRangeException.ThrowIfNegative(stepCount);
         var byName = moments.ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
@@ -217,6 +225,20 @@ public sealed class AdamW
     {
         Tensor host = moment.IsOnHost ? moment : moment.ToHost();
         return Tensor.FromArray(host.AsSpan<float>().ToArray(), shape);
+    }
+
+    /// <summary>
+    /// Hands both moments back to the kernels' allocator; the optimizer cannot step, save or load afterwards. The
+    /// parameters stay with their owner. Queued device work that reads the moments runs before any later renter's (the
+    /// allocator's stream ordering), so no synchronization is needed first.
+    /// </summary>
+    public void Dispose()
+    {
+        if (_disposed)
+            return;
+        _disposed = true;
+        foreach (Tensor moment in _expAvg.Concat(_expAvgSq))
+            _kernels.Allocator.Return(moment);
     }
 
     /// <summary>Sets every parameter's gradient to zero.</summary>
