@@ -33,51 +33,52 @@ internal static class CliApp
             AnsiConsole.Profile.Capabilities.Interactive = false;
         using var signals = Faults.SignalExit.Register();
         var app = new CommandApp();
+        // Each command's settings type, by name: which of its options take a value (OptionValues).
+        var settingsOf = new Dictionary<string, Type>(StringComparer.Ordinal);
         app.Configure(config =>
         {
             config.SetApplicationName("moe");
             config.SetApplicationVersion(Version);
             // Help and --version through the console the process set up (and tests capture).
             config.ConfigureConsole(AnsiConsole.Console);
-            if (interceptor is not null)
-                config.SetInterceptor(interceptor);
+            config.SetInterceptor(new Faults.PlaceholderValues(interceptor));
             config.PropagateExceptions();
             config.UseStrictParsing();
-            config
-                .AddCommand<RunCommand>("run")
-                .WithDescription(
-                    "Run dispatch → experts → combine on in-process or MPI ranks (host, CUDA or ILGPU CPU kernels) with random inputs and verify bitwise against a single-rank run."
-                );
-            config
-                .AddCommand<VerifyGoldenCommand>("verify-golden")
-                .WithDescription(
-                    "Replay golden .safetensors files: dispatch files through the dispatcher, every tensor bitwise; moe_layer files through the layer, within the golden tolerance, then the multi-rank layouts against one rank (and, with --device, the layer on the device within tolerance)."
-                );
-            config
-                .AddCommand<TrainCommand>("train")
-                .WithDescription(
-                    "Train a small MoE regression model on in-process or MPI ranks, on the host or the GPUs (AdamW, aux-loss-free balancing); on the host, losses are bitwise the same on every layout."
-                );
-            config
-                .AddCommand<SoakCommand>("soak")
-                .WithDescription(
-                    "Chaos soak: random dispatcher configurations, some with one injected fault at a random collective of a random rank; every fault-free run bitwise equal to one rank, every faulted run ending within the timeout + 2 s naming the culprit."
-                );
-            config
-                .AddCommand<BenchCommand>("bench")
-                .WithDescription(
-                    "Time dispatch and combine next to the machine's memory-copy bandwidth (host, or GPUs with --device cuda); --gemm times cuBLAS grouped GEMM."
-                );
-            config
-                .AddCommand<LayerCommand>("layer")
-                .WithDescription(
-                    "Run the MoE block of one decoder layer of a Hugging Face checkpoint (Qwen2-MoE, Qwen3-MoE, Mixtral, DeepSeek-V3) forward, each rank reading only its own experts; print the routing load and the time."
-                );
-            config
-                .AddCommand<CpuBenchCommand>("bench-cpu")
-                .WithDescription(
-                    "Time the host GEMM against the cores' FMA peak and the in-process all-to-all-v against a copy, on --threads threads."
-                );
+            Add<RunCommand>(
+                config,
+                "run",
+                "Run dispatch → experts → combine on in-process or MPI ranks (host, CUDA or ILGPU CPU kernels) with random inputs and verify bitwise against a single-rank run."
+            );
+            Add<VerifyGoldenCommand>(
+                config,
+                "verify-golden",
+                "Replay golden .safetensors files: dispatch files through the dispatcher, every tensor bitwise; moe_layer files through the layer, within the golden tolerance, then the multi-rank layouts against one rank (and, with --device, the layer on the device within tolerance)."
+            );
+            Add<TrainCommand>(
+                config,
+                "train",
+                "Train a small MoE regression model on in-process or MPI ranks, on the host or the GPUs (AdamW, aux-loss-free balancing); on the host, losses are bitwise the same on every layout."
+            );
+            Add<SoakCommand>(
+                config,
+                "soak",
+                "Chaos soak: random dispatcher configurations, some with one injected fault at a random collective of a random rank; every fault-free run bitwise equal to one rank, every faulted run ending within the timeout + 2 s naming the culprit."
+            );
+            Add<BenchCommand>(
+                config,
+                "bench",
+                "Time dispatch and combine next to the machine's memory-copy bandwidth (host, or GPUs with --device cuda); --gemm times cuBLAS grouped GEMM."
+            );
+            Add<LayerCommand>(
+                config,
+                "layer",
+                "Run the MoE block of one decoder layer of a Hugging Face checkpoint (Qwen2-MoE, Qwen3-MoE, Mixtral, DeepSeek-V3) forward, each rank reading only its own experts; print the routing load and the time."
+            );
+            Add<CpuBenchCommand>(
+                config,
+                "bench-cpu",
+                "Time the host GEMM against the cores' FMA peak and the in-process all-to-all-v against a copy, on --threads threads."
+            );
         });
         if (Faults.MalformedOptions.Find(args) is string malformed)
         {
@@ -86,7 +87,11 @@ internal static class CliApp
         }
         try
         {
-            int code = app.Run(JobConfig.Expand(args));
+            string[] joined =
+                args is [string name, ..] && settingsOf.TryGetValue(name, out Type? settings)
+                    ? Faults.OptionValues.Join(args, settings)
+                    : args;
+            int code = app.Run(JobConfig.Expand(joined));
             if (args.Length == 0 || args is ["--help" or "-h"])
                 Console.WriteLine(ExitCodes.HelpText);
             return code;
@@ -113,6 +118,17 @@ internal static class CliApp
             AnsiConsole.Console.Profile.Out.Writer.Flush();
             Console.Error.WriteLine($"moe: error: {Describe(ex)}");
             return ExitCodes.RuntimeFailure;
+        }
+
+        // Registers a command and notes its settings type.
+        void Add<TCommand>(IConfigurator config, string name, string description)
+            where TCommand : class, ICommand
+        {
+            config.AddCommand<TCommand>(name).WithDescription(description);
+            settingsOf[name] = typeof(TCommand)
+                .GetInterfaces()
+                .Single(i => i.IsGenericType && i.GetGenericTypeDefinition() == typeof(ICommand<>))
+                .GetGenericArguments()[0];
         }
     }
 

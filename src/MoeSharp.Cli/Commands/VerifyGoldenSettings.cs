@@ -39,6 +39,9 @@ internal sealed class VerifyGoldenSettings : CommandSettings
 
     public override ValidationResult Validate()
     {
+        // The file reader would say only "(Parameter 'path')".
+        if (Files.Any(string.IsNullOrWhiteSpace))
+            return ValidationResult.Error("FILES: an empty path ('') names no golden file");
         if (!Faults.OptionLimits.Timeout(TimeoutSeconds).Successful)
             return Faults.OptionLimits.Timeout(TimeoutSeconds);
         try
