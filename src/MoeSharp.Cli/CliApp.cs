@@ -85,13 +85,14 @@ internal static class CliApp
             Console.Error.WriteLine($"moe: {malformed}");
             return UsageError;
         }
+        var origins = new Dictionary<string, string>(StringComparer.Ordinal);
         try
         {
             string[] joined =
                 args is [string name, ..] && settingsOf.TryGetValue(name, out Type? settings)
                     ? Faults.OptionValues.Join(args, settings)
                     : args;
-            int code = app.Run(JobConfig.Expand(joined));
+            int code = app.Run(JobConfig.Expand(joined, origins));
             if (args.Length == 0 || args is ["--help" or "-h"])
                 Console.WriteLine(ExitCodes.HelpText);
             return code;
@@ -104,7 +105,8 @@ internal static class CliApp
         catch (Exception ex) when (IsUsageError(ex))
         {
             AnsiConsole.Console.Profile.Out.Writer.Flush();
-            Console.Error.WriteLine($"moe: {Faults.OptionErrors.Rewrite(Unwrap(ex).Message, args) ?? Describe(ex)}");
+            string message = Faults.OptionErrors.Rewrite(Unwrap(ex).Message, args) ?? Describe(ex);
+            Console.Error.WriteLine($"moe: {JobConfig.WithOrigin(message, origins)}");
             return UsageError;
         }
         catch (Exception ex) when (Faults.SignalExit.Pending is int code)

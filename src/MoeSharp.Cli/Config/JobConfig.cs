@@ -11,8 +11,10 @@ namespace MoeSharp.Cli.Config;
 /// <c>--config job.toml</c>: turns a TOML job file (read with Tomlyn) into command-line options placed after the
 /// ones given, except those the command line already sets, so the command line overrides the file, and a
 /// <c>[train]</c>/<c>[run]</c>/<c>[bench]</c> section overrides the generic sections (<see cref="ConfigSections"/>).
-/// Spectre then parses and validates them as if typed. An unknown section or key, or a value of the wrong type,
-/// is one usage error naming the file, the key and the value.
+/// Spectre then parses and validates them as if typed; each is one <c>--option=value</c> token, so a value that
+/// starts with <c>-</c> (<c>"--help"</c>, <c>-inf</c>) stays a value and is never read as an option. An unknown
+/// section or key, or a value of the wrong type, is one usage error naming the file, the key and the value; a
+/// value the option rejects is named by <see cref="WithOrigin"/>.
 /// </summary>
 internal static class JobConfig
 {
@@ -30,9 +32,12 @@ internal static class JobConfig
     /// <paramref name="args"/> with the job file's options appended (those not given on the command line); the
     /// arguments unchanged when there is no <c>--config</c> or the command takes none.
     /// </summary>
+    /// <param name="args">The command line, the command's name first.</param>
+    /// <param name="origins">When given, receives for each appended option (<c>--lr</c>) where the file sets it
+    /// (<c>--config job.toml: [optimizer] lr = -Infinity</c>), for <see cref="WithOrigin"/>.</param>
     /// <exception cref="ArgumentException">The file cannot be read or parsed, or a key or value is wrong (one
     /// line).</exception>
-    public static string[] Expand(string[] args)
+    public static string[] Expand(string[] args, IDictionary<string, string>? origins = null)
     {
         int at = Array.FindIndex(args, a => a == Option || a.StartsWith(Option + "=", StringComparison.Ordinal));
         if (at < 0 || args.Length == 0 || !Commands.TryGetValue(args[0], out Type? settings))
@@ -40,7 +45,7 @@ internal static class JobConfig
         string? path =
             args[at] == Option ? (at + 1 < args.Length ? args[at + 1] : null) : args[at][(Option.Length + 1)..];
         if (string.IsNullOrEmpty(path))
-            return args; // Spectre reports the missing value
+            throw new ArgumentException($"{Option} needs a value"); // Spectre would run without the file
 
         TomlTable file = Read(path);
         Dictionary<string, Type> options = OptionsOf(settings);
@@ -49,9 +54,16 @@ internal static class JobConfig
             StringComparer.Ordinal
         );
         // Generic sections first, then the command's own section, which replaces what they set.
-        var fromFile = new Dictionary<string, string[]>(StringComparer.Ordinal);
+        var fromFile = new Dictionary<string, (string Token, string Origin)>(StringComparer.Ordinal);
         foreach (var (section, body) in file.OrderBy(kv => Commands.ContainsKey(kv.Key)))
         {
+            if (body is TomlTableArray)
+            {
+                throw Error(
+                    path,
+                    $"[[{section}]] is an array of tables; write it as one [{section}] section (single brackets)"
+                );
+            }
             if (body is not TomlTable table)
             {
                 throw Error(
@@ -86,16 +98,47 @@ internal static class JobConfig
                 // Keys of another command's section, or options this command lacks, do not apply here.
                 if ((commandSection && section != args[0]) || !options.TryGetValue(option, out Type? type))
                     continue;
-                fromFile[option] = Tokens(path, section, key, option, value, type);
+                if (Token(path, section, key, option, value, type) is string token)
+                    fromFile[option] = (token, $"{Option} {path}: [{section}] {key} = {Show(value)}");
             }
         }
         var expanded = new List<string>(args);
-        foreach (var (option, tokens) in fromFile)
+        foreach (var (option, (token, origin)) in fromFile)
         {
-            if (!given.Contains(option))
-                expanded.AddRange(tokens);
+            if (given.Contains(option))
+                continue;
+            expanded.Add(token);
+            origins?.Add("--" + option, origin);
         }
         return [.. expanded];
+    }
+
+    /// <summary>
+    /// <paramref name="message"/> (a usage error) followed by where the job file sets the first option it names,
+    /// when that option came from the file: the option's own check names only <c>--lr</c>, which the command line
+    /// does not hold.
+    /// </summary>
+    /// <param name="message">The usage error.</param>
+    /// <param name="origins">What <see cref="Expand"/> recorded.</param>
+    public static string WithOrigin(string message, IReadOnlyDictionary<string, string> origins)
+    {
+        (int At, string Origin)? first = null;
+        foreach (var (option, origin) in origins)
+        {
+            for (int at = message.IndexOf(option, StringComparison.Ordinal); at >= 0; )
+            {
+                int end = at + option.Length;
+                // "--lr" but not "--lr-warmup": the name must end there.
+                if (end == message.Length || !(char.IsAsciiLetterOrDigit(message[end]) || message[end] == '-'))
+                {
+                    if (first is null || at < first.Value.At)
+                        first = (at, origin);
+                    break;
+                }
+                at = message.IndexOf(option, end, StringComparison.Ordinal);
+            }
+        }
+        return first is { Origin: var where } ? $"{message} ({where})" : message;
     }
 
     private static TomlTable Read(string path)
@@ -134,8 +177,11 @@ internal static class JobConfig
         return options;
     }
 
-    /// <summary>The command-line tokens for one value, checked against the option's type.</summary>
-    private static string[] Tokens(string path, string section, string key, string option, object value, Type type)
+    /// <summary>
+    /// The command-line token for one value (<c>--option=value</c>, or <c>--flag</c>), checked against the option's
+    /// type; null for a false flag.
+    /// </summary>
+    private static string? Token(string path, string section, string key, string option, object value, Type type)
     {
         Type target = Nullable.GetUnderlyingType(type) ?? type;
         string flag = "--" + option;
@@ -152,14 +198,15 @@ internal static class JobConfig
                 "R",
                 CultureInfo.InvariantCulture
             ),
+            (_, string { Length: 0 }) => throw Error(path, $"[{section}] {key} = \"\": expected a value ({flag})"),
             (_, string s) when target == typeof(string) => s,
             _ => throw Error(path, $"[{section}] {key} = {Show(value)}: expected {Expected(target)} ({flag})"),
         };
         return text switch
         {
-            null => [], // a false flag: not given
-            "" when target == typeof(bool) => [flag],
-            _ => [flag, text],
+            null => null, // a false flag: not given
+            "" when target == typeof(bool) => flag,
+            _ => $"{flag}={text}",
         };
     }
 
@@ -177,6 +224,7 @@ internal static class JobConfig
             double d => d.ToString("R", CultureInfo.InvariantCulture),
             IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),
             TomlTable => "a table",
+            TomlTableArray => "an array of tables",
             TomlArray => "an array",
             null => "nothing",
             _ => value.ToString() ?? "?",
