@@ -1,4 +1,5 @@
 using System.Globalization;
+using MoeSharp.Cli.Output;
 using MoeSharp.Collectives;
 using MoeSharp.Layer;
 using MoeSharp.Tensors;
@@ -139,8 +140,8 @@ internal static class TrainCheckpoint
     }
 
     /// <summary>
-    /// Collective: gathers this step's state and writes it to <paramref name="directory"/> from rank 0 (each file
-    /// atomically: written aside, then renamed).
+    /// Collective: gathers this step's state and writes it to <paramref name="directory"/> from rank 0, both files
+    /// together (<see cref="FileSetReplacement"/>): a save that fails leaves the previous checkpoint whole.
     /// </summary>
     public static void Save(
         string directory,
@@ -171,12 +172,13 @@ internal static class TrainCheckpoint
         var layerState = MoeLayerCheckpoint.StateDict(layer); // collective: every rank takes part
         if (world.Rank != 0)
             return;
-        Directory.CreateDirectory(directory);
-        SafetensorsFile.Write(Path.Combine(directory, TrainerFile), tensors, metadata);
-        SafetensorsFile.Write(
-            Path.Combine(directory, LayerFile),
-            layerState,
-            new Dictionary<string, string> { ["format"] = Format, ["step"] = stepText }
+        var layerMetadata = new Dictionary<string, string> { ["format"] = Format, ["step"] = stepText };
+        FileSetReplacement.Replace(
+            directory,
+            [
+                (TrainerFile, stream => SafetensorsFile.WriteTo(stream, tensors, metadata)),
+                (LayerFile, stream => SafetensorsFile.WriteTo(stream, layerState, layerMetadata)),
+            ]
         );
     }
 
