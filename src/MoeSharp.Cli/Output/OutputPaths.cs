@@ -2,7 +2,8 @@ namespace MoeSharp.Cli.Output;
 
 /// <summary>
 /// Checks the paths a command will write (<c>--metrics</c>, <c>--plot</c>, <c>--save</c>) before any work, so a
-/// typo costs nothing: a missing or unwritable directory is a usage error naming the option and the path.
+/// typo costs nothing: a missing or unwritable directory is a usage error naming the option and the path. Paths that
+/// collide with each other are <see cref="PathCollisions"/>'s.
 /// </summary>
 internal static class OutputPaths
 {
