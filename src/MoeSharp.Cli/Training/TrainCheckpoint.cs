@@ -67,6 +67,7 @@ internal static class TrainCheckpoint
             {
                 throw new InvalidDataException(
                     $"{LayerFile} is at step {layerStep} but {TrainerFile} at step {step} (an interrupted save?)"
+                        + LeftoverNote(directory)
                 );
             }
         }
@@ -180,6 +181,20 @@ internal static class TrainCheckpoint
                 (LayerFile, stream => SafetensorsFile.WriteTo(stream, layerState, layerMetadata)),
             ]
         );
+    }
+
+    /// <summary>
+    /// Where a save killed between its renames left the old files it had moved aside
+    /// (<see cref="FileSetReplacement"/>'s hidden <c>.NAME.TAG.previous</c>), so they can be put back by hand.
+    /// </summary>
+    private static string LeftoverNote(string directory)
+    {
+        string[] previous = Directory
+            .EnumerateFiles(directory, ".*.previous")
+            .Select(Path.GetFileName)
+            .Order(StringComparer.Ordinal)
+            .ToArray()!;
+        return previous.Length == 0 ? "" : $"; the save moved the old files aside to {string.Join(", ", previous)}";
     }
 
     private static bool IsExpertMoment(string name) =>

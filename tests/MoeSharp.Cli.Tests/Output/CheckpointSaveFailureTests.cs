@@ -51,6 +51,26 @@ public sealed class CheckpointSaveFailureTests : IDisposable
     }
 
     [Fact]
+    public void Load_AfterASaveKilledBetweenItsRenames_NamesTheMovedAsideFile()
+    {
+        string checkpoint = Path.Combine(_dir, "ck");
+        string later = Path.Combine(_dir, "later");
+        Assert.Equal(0, Invoke(["train", "--steps", "2", "--save", checkpoint, .. Small]).ExitCode);
+        Assert.Equal(0, Invoke(["train", "--steps", "4", "--save", later, .. Small]).ExitCode);
+        // What a kill between the renames leaves: the new trainer.safetensors in, the old one aside.
+        string trainer = Path.Combine(checkpoint, "trainer.safetensors");
+        File.Move(trainer, Path.Combine(checkpoint, ".trainer.safetensors.1-a.previous"));
+        File.Copy(Path.Combine(later, "trainer.safetensors"), trainer);
+
+        string line = AssertUsageError(Invoke(["train", "--steps", "6", "--load", checkpoint, .. Small]));
+
+        Assert.EndsWith(
+            "(an interrupted save?); the save moved the old files aside to .trainer.safetensors.1-a.previous",
+            line
+        );
+    }
+
+    [Fact]
     public void Replace_SecondWriteFails_KeepsEveryOldFileAndNoTemporary()
     {
         File.WriteAllText(Path.Combine(_dir, "a"), "old a");
