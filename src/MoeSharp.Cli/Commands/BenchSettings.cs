@@ -189,6 +189,11 @@ internal sealed class BenchSettings : CommandSettings
             : null;
         try
         {
+            // Before the modes' own checks, which return early: every mode writes --metrics.
+            new PathCollisions()
+                .Reads("--config", Config)
+                .Writes("--metrics", Metrics)
+                .Check();
             bool capacity = CapacityOptions.Parse(CapacityFactor, CapacityRows) is not null;
             if (
                 Graph

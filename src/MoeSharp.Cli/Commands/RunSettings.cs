@@ -139,6 +139,11 @@ internal sealed class RunSettings : CommandSettings
                 OutputPaths.CheckFile("--metrics", Metrics);
             if (Traffic is not null)
                 OutputPaths.CheckFile("--traffic", Traffic);
+            new PathCollisions()
+                .Reads("--config", Config)
+                .Writes("--metrics", Metrics)
+                .Writes("--traffic", Traffic)
+                .Check();
             _ = ParseSharding(Sharding);
             _ = ParseLayout(Layout);
             _ = ParseScoreBefore(Score);

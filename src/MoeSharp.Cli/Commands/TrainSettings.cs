@@ -238,6 +238,17 @@ internal sealed class TrainSettings : CommandSettings
                 OutputPaths.CheckDirectory("--save", Save);
             if (Load is not null && !Directory.Exists(Load))
                 throw new ArgumentException($"--load {Load}: no such directory");
+            new PathCollisions()
+                .Reads("--config", Config)
+                .Reads("--load", Load, Training.TrainCheckpoint.LayerFile, replacedBy: "--save")
+                .Reads("--load", Load, Training.TrainCheckpoint.TrainerFile, replacedBy: "--save")
+                .Writes("--save", Save)
+                .Writes("--save", Save, Training.TrainCheckpoint.LayerFile)
+                .Writes("--save", Save, Training.TrainCheckpoint.TrainerFile)
+                .Writes("--metrics", Metrics)
+                .Writes("--plot", Plot)
+                .Writes("--traffic", Traffic)
+                .Check();
             _ = ComputeOptions.Parse(Device, Gpus);
             if (BFloat16Products && Device is null or "host")
                 throw new ArgumentException($"--gemm-dtype {GemmDType} needs --device cuda or ilgpu-cpu");

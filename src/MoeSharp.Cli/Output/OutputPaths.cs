@@ -2,7 +2,8 @@ namespace MoeSharp.Cli.Output;
 
 /// <summary>
 /// Checks the paths a command will write (<c>--metrics</c>, <c>--plot</c>, <c>--save</c>) before any work, so a
-/// typo costs nothing: a missing or unwritable directory is a usage error naming the option and the path.
+/// typo costs nothing: a missing or unwritable directory is a usage error naming the option and the path. Paths that
+/// collide with each other are <see cref="PathCollisions"/>'s.
 /// </summary>
 internal static class OutputPaths
 {
@@ -40,7 +41,7 @@ internal static class OutputPaths
     /// <summary>
     /// Writes <paramref name="path"/> whole or not at all: <paramref name="write"/> fills a hidden file beside it,
     /// which then replaces <paramref name="path"/> in one rename; a failure leaves the old file (or none) and no
-    /// temporary file behind.
+    /// temporary file behind. An I/O error's message names <paramref name="path"/>, not the temporary file.
     /// </summary>
     public static void ReplaceWhole(string path, Action<string> write)
     {
@@ -55,6 +56,11 @@ internal static class OutputPaths
         {
             write(temporary);
             File.Move(temporary, full, overwrite: true);
+        }
+        catch (IOException ex) when (ex.Message.Contains(temporary, StringComparison.Ordinal))
+        {
+            // The user named the file, not its hidden temporary: "No space left on device : '…/loss.png'".
+            throw new IOException(ex.Message.Replace(temporary, full, StringComparison.Ordinal), ex);
         }
         finally
         {

@@ -1,3 +1,5 @@
+using MoeSharp.Cli.Output;
+
 namespace MoeSharp.Cli.Training;
 
 /// <summary>Writes a loss curve as a PNG with ScottPlot (SkiaSharp, headless).</summary>
@@ -6,7 +8,8 @@ internal static class LossPlot
     /// <summary>
     /// Plots loss against step to <paramref name="path"/> (800×500) on a logarithmic loss axis: the loss falls by
     /// orders of magnitude, and a linear axis flattens everything after the first steps. Losses that are not
-    /// positive and finite (a log cannot show them) are left out.
+    /// positive and finite (a log cannot show them) are left out. The file is replaced whole or not at all
+    /// (<see cref="OutputPaths.ReplaceWhole"/>).
     /// </summary>
     /// <param name="path">PNG file.</param>
     /// <param name="losses">The loss of every step from <paramref name="firstStep"/> on.</param>
@@ -39,6 +42,7 @@ internal static class LossPlot
         plot.Title(title);
         plot.XLabel("step");
         plot.YLabel("MSE loss (log scale)");
-        plot.SavePng(path, 800, 500);
+        // Whole or not at all: a full disk must not leave a truncated PNG where an old plot (or none) was.
+        OutputPaths.ReplaceWhole(path, temporary => plot.SavePng(temporary, 800, 500));
     }
 }

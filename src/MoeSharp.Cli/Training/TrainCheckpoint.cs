@@ -1,4 +1,5 @@
 using System.Globalization;
+using MoeSharp.Cli.Output;
 using MoeSharp.Collectives;
 using MoeSharp.Layer;
 using MoeSharp.Tensors;
@@ -66,6 +67,7 @@ internal static class TrainCheckpoint
             {
                 throw new InvalidDataException(
                     $"{LayerFile} is at step {layerStep} but {TrainerFile} at step {step} (an interrupted save?)"
+                        + LeftoverNote(directory)
                 );
             }
         }
@@ -139,8 +141,8 @@ internal static class TrainCheckpoint
     }
 
     /// <summary>
-    /// Collective: gathers this step's state and writes it to <paramref name="directory"/> from rank 0 (each file
-    /// atomically: written aside, then renamed).
+    /// Collective: gathers this step's state and writes it to <paramref name="directory"/> from rank 0, both files
+    /// together (<see cref="FileSetReplacement"/>): a save that fails leaves the previous checkpoint whole.
     /// </summary>
     public static void Save(
         string directory,
@@ -171,13 +173,28 @@ internal static class TrainCheckpoint
         var layerState = MoeLayerCheckpoint.StateDict(layer); // collective: every rank takes part
         if (world.Rank != 0)
             return;
-        Directory.CreateDirectory(directory);
-        SafetensorsFile.Write(Path.Combine(directory, TrainerFile), tensors, metadata);
-        SafetensorsFile.Write(
-            Path.Combine(directory, LayerFile),
-            layerState,
-            new Dictionary<string, string> { ["format"] = Format, ["step"] = stepText }
+        var layerMetadata = new Dictionary<string, string> { ["format"] = Format, ["step"] = stepText };
+        FileSetReplacement.Replace(
+            directory,
+            [
+                (TrainerFile, stream => SafetensorsFile.WriteTo(stream, tensors, metadata)),
+                (LayerFile, stream => SafetensorsFile.WriteTo(stream, layerState, layerMetadata)),
+            ]
         );
+    }
+
+    /// <summary>
+    /// Where a save killed between its renames left the old files it had moved aside
+    /// (<see cref="FileSetReplacement"/>'s hidden <c>.NAME.TAG.previous</c>), so they can be put back by hand.
+    /// </summary>
+    private static string LeftoverNote(string directory)
+    {
+        string[] previous = Directory
+            .EnumerateFiles(directory, ".*.previous")
+            .Select(Path.GetFileName)
+            .Order(StringComparer.Ordinal)
+            .ToArray()!;
+        return previous.Length == 0 ? "" : $"; the save moved the old files aside to {string.Join(", ", previous)}";
     }
 
     private static bool IsExpertMoment(string name) =>
