@@ -102,7 +102,13 @@ internal sealed class VerifyGoldenCommand : Command<VerifyGoldenSettings>
             mismatch = GoldenDispatchReplay.Replay(file, timeout, compute);
         }
         catch (Exception ex)
-            when (ex is InvalidDataException or KeyNotFoundException or ArgumentException or RankFailedException)
+            when (ex
+                    is InvalidDataException
+                        or KeyNotFoundException
+                        or ArgumentException
+                        or FormatException
+                        or RankFailedException
+            )
         {
             return CannotReplay(Path.GetFileName(path), ex);
         }
@@ -169,7 +175,13 @@ internal sealed class VerifyGoldenCommand : Command<VerifyGoldenSettings>
             report = GoldenLayerReplay.Replay(file, timeout);
         }
         catch (Exception ex)
-            when (ex is InvalidDataException or KeyNotFoundException or ArgumentException or RankFailedException)
+            when (ex
+                    is InvalidDataException
+                        or KeyNotFoundException
+                        or ArgumentException
+                        or FormatException
+                        or RankFailedException
+            )
         {
             return CannotReplay(name, ex);
         }
@@ -205,7 +217,13 @@ internal sealed class VerifyGoldenCommand : Command<VerifyGoldenSettings>
             report = GoldenLayerReplay.ReplayOnDevice(file, compute, ranks, timeout);
         }
         catch (Exception ex)
-            when (ex is InvalidDataException or KeyNotFoundException or ArgumentException or RankFailedException)
+            when (ex
+                    is InvalidDataException
+                        or KeyNotFoundException
+                        or ArgumentException
+                        or FormatException
+                        or RankFailedException
+            )
         {
             return CannotReplay($"{name} (layer on {compute.DeviceName})", ex);
         }
@@ -237,7 +255,7 @@ internal sealed class VerifyGoldenCommand : Command<VerifyGoldenSettings>
     private static (Verdict, string) CannotReplay(string name, Exception ex)
     {
         Exception cause = ex is RankFailedException { InnerException: { } inner } ? inner : ex;
-        bool badInput = cause is InvalidDataException or KeyNotFoundException or ArgumentException;
+        bool badInput = cause is InvalidDataException or KeyNotFoundException or ArgumentException or FormatException;
         // Exception messages can span lines (ArgumentOutOfRangeException adds "Actual value was ..."); the contract is
         // one.
         return (
