@@ -12,7 +12,9 @@ public sealed class HfMoeConfigSizeTests
 {
     private const string Source = "ckpt/config.json";
 
-    /// <summary>The checked-in Qwen3-MoE config (E 8, D 32, H 16, K 2) with <paramref name="changes"/> applied.</summary>
+    /// <summary>
+    /// The checked-in Qwen3-MoE config (E 8, D 32, H 16, K 2) with <paramref name="changes"/> applied.
+    /// </summary>
     private static string Qwen3Config(string changes)
     {
         string path = Path.Combine(CheckpointData.Folder("qwen3_moe"), "config.json");
@@ -38,8 +40,8 @@ public sealed class HfMoeConfigSizeTests
     [Fact]
     public void A_gate_that_contradicts_E_is_refused_before_every_experts_tensor_is_listed()
     {
-        // The largest E a config may name (HfMoeConfig.MaxExperts); the checkpoint's gate is [8, 32]. Listing 3 × 2^20 expert tensors first
-        // allocated hundreds of MB before the gate's refusal.
+        // The largest E a config may name (HfMoeConfig.MaxExperts); the checkpoint's gate is [8, 32]. Listing the
+        // 3 × 2^20 expert tensors first allocated 912 MB before the gate's refusal.
         HfMoeConfig config = HfMoeConfig.Parse(Qwen3Config("{\"num_experts\": 1048576}"), Source);
         using SafetensorsCheckpoint checkpoint = SafetensorsCheckpoint.Open(CheckpointData.Folder("qwen3_moe"));
         long before = GC.GetAllocatedBytesForCurrentThread();
