@@ -12,6 +12,80 @@ namespace MoeSharp.Verification;
 /// </summary>
 public static class GoldenLayerMetadata
 {
+    /// <summary>The layer sizes a <c>moe_layer</c> file's metadata gives, by their metadata keys.</summary>
+    /// <param name="Dim"><c>dim</c>, D.</param>
+    /// <param name="Hidden"><c>hidden</c>, H.</param>
+    /// <param name="Experts"><c>experts</c>, E.</param>
+    /// <param name="TopK"><c>top_k</c>, K.</param>
+    /// <param name="SharedHidden"><c>shared_hidden</c>, Hs (0: no shared expert).</param>
+    /// <param name="ExpertGroups"><c>num_expert_groups</c> (0: no node-limited routing).</param>
+    /// <param name="LimitedGroups"><c>num_limited_groups</c>.</param>
+    public sealed record Sizes(
+        int Dim,
+        int Hidden,
+        int Experts,
+        int TopK,
+        int SharedHidden,
+        int ExpertGroups,
+        int LimitedGroups
+    );
+
+    /// <summary>
+    /// Checks the metadata's sizes are in range before a layer's arguments are built from them, naming the file, the
+    /// metadata entry and its value (where <see cref="MoeLayerArgs"/> and the router would name their parameters).
+    /// </summary>
+    /// <param name="name">The golden file's name, for messages.</param>
+    /// <param name="sizes">The sizes its metadata gives.</param>
+    /// <exception cref="InvalidDataException">A size is out of range.</exception>
+    public static void CheckSizes(string name, Sizes sizes)
+    {
+        ArgumentNullException.ThrowIfNull(sizes);
+        int e = sizes.Experts,
+            k = sizes.TopK,
+            g = sizes.ExpertGroups,
+            limited = sizes.LimitedGroups;
+        Positive(name, "dim", sizes.Dim);
+        Positive(name, "hidden", sizes.Hidden);
+        Positive(name, "experts", e);
+        if (k < 1 || k > e)
+            throw new InvalidDataException($"{name}: metadata top_k = {k} must be in [1, experts = {e}]");
+        if (sizes.SharedHidden < 0)
+        {
+            throw new InvalidDataException($"{name}: metadata shared_hidden = {sizes.SharedHidden} must be at least 0");
+        }
+        if (g < 0)
+            throw new InvalidDataException($"{name}: metadata num_expert_groups = {g} must be at least 0");
+        if (g == 0)
+        {
+            if (limited != 0)
+            {
+                throw new InvalidDataException(
+                    $"{name}: metadata num_limited_groups = {limited} needs num_expert_groups > 0"
+                );
+            }
+            return;
+        }
+        if (e % g != 0 || e / g < 2)
+        {
+            throw new InvalidDataException(
+                $"{name}: metadata num_expert_groups = {g} must divide experts = {e} into groups of at least two"
+            );
+        }
+        if (limited < 1 || limited > g)
+        {
+            throw new InvalidDataException(
+                $"{name}: metadata num_limited_groups = {limited} must be in [1, num_expert_groups = {g}]"
+            );
+        }
+        if ((long)limited * (e / g) < k)
+        {
+            throw new InvalidDataException(
+                $"{name}: metadata num_limited_groups = {limited} groups of {e / g} experts leave fewer than "
+                    + $"top_k = {k} eligible"
+            );
+        }
+    }
+
     /// <summary>Throws an <see cref="InvalidDataException"/> at the first disagreement.</summary>
     /// <param name="file">The golden file.</param>
     /// <param name="args">The layer its metadata describes (<see cref="GoldenLayerReplay.ReadArgs"/>).</param>
@@ -25,13 +99,7 @@ public static class GoldenLayerMetadata
             e = args.NumExperts,
             k = args.TopK,
             hs = args.SharedHidden;
-        Positive(name, "dim", d);
-        Positive(name, "hidden", h);
-        Positive(name, "experts", e);
-        if (k < 1 || k > e)
-            throw new InvalidDataException($"{name}: metadata top_k = {k} must be in [1, experts = {e}]");
-        if (hs < 0)
-            throw new InvalidDataException($"{name}: metadata shared_hidden = {hs} must be at least 0");
+        CheckSizes(name, new Sizes(d, h, e, k, hs, args.NumExpertGroups, args.NumLimitedGroups));
 
         // The weights first: they are what a layer of the metadata's size would be filled from.
         Weight(file, MoeLayerCheckpoint.GateWeight, e, d);

@@ -48,7 +48,18 @@ public static class GoldenLayerReplay
     public static (MoeLayerArgs Args, bool ScoreBeforeExperts) ReadArgs(SafetensorsContent file)
     {
         string func = Text(file, "score_func");
-        var args = new MoeLayerArgs(Int(file, "dim"), Int(file, "hidden"), Int(file, "experts"), Int(file, "top_k"))
+        var sizes = new GoldenLayerMetadata.Sizes(
+            Int(file, "dim"),
+            Int(file, "hidden"),
+            Int(file, "experts"),
+            Int(file, "top_k"),
+            Int(file, "shared_hidden"),
+            Int(file, "num_expert_groups"),
+            Int(file, "num_limited_groups")
+        );
+        // Named by their metadata keys before MoeLayerArgs and the router check them by their parameter names.
+        GoldenLayerMetadata.CheckSizes(file.SourceName, sizes);
+        var args = new MoeLayerArgs(sizes.Dim, sizes.Hidden, sizes.Experts, sizes.TopK)
         {
             ScoreFunc = func switch
             {
@@ -59,10 +70,10 @@ public static class GoldenLayerReplay
                 ),
             },
             RouteNorm = Bool(file, "route_norm"),
-            RouteScale = float.Parse(Text(file, "route_scale"), NumberStyles.Float, CultureInfo.InvariantCulture),
-            NumExpertGroups = Int(file, "num_expert_groups"),
-            NumLimitedGroups = Int(file, "num_limited_groups"),
-            SharedHidden = Int(file, "shared_hidden"),
+            RouteScale = FiniteFloat(file, "route_scale"),
+            NumExpertGroups = sizes.ExpertGroups,
+            NumLimitedGroups = sizes.LimitedGroups,
+            SharedHidden = sizes.SharedHidden,
             LoadBalancing = file.Contains(MoeLayerCheckpoint.ExpertBias),
         };
         bool before = Bool(file, "score_before_experts");
@@ -264,6 +275,16 @@ public static class GoldenLayerReplay
         return int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out int value)
             ? value
             : throw new InvalidDataException($"{file.SourceName}: metadata {key} = '{text}' is not an integer");
+    }
+
+    private static float FiniteFloat(SafetensorsContent file, string key)
+    {
+        string text = Text(file, key);
+        return
+            float.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out float value)
+            && float.IsFinite(value)
+            ? value
+            : throw new InvalidDataException($"{file.SourceName}: metadata {key} = '{text}' is not a finite number");
     }
 
     private static bool Bool(SafetensorsContent file, string key) =>

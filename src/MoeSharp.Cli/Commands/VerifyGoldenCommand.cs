@@ -101,8 +101,7 @@ internal sealed class VerifyGoldenCommand : Command<VerifyGoldenSettings>
         {
             mismatch = GoldenDispatchReplay.Replay(file, timeout, compute);
         }
-        catch (Exception ex)
-            when (ex is InvalidDataException or KeyNotFoundException or ArgumentException or RankFailedException)
+        catch (Exception ex) when (ex is RankFailedException || IsBadInput(ex))
         {
             return CannotReplay(Path.GetFileName(path), ex);
         }
@@ -168,8 +167,7 @@ internal sealed class VerifyGoldenCommand : Command<VerifyGoldenSettings>
         {
             report = GoldenLayerReplay.Replay(file, timeout);
         }
-        catch (Exception ex)
-            when (ex is InvalidDataException or KeyNotFoundException or ArgumentException or RankFailedException)
+        catch (Exception ex) when (ex is RankFailedException || IsBadInput(ex))
         {
             return CannotReplay(name, ex);
         }
@@ -204,8 +202,7 @@ internal sealed class VerifyGoldenCommand : Command<VerifyGoldenSettings>
         {
             report = GoldenLayerReplay.ReplayOnDevice(file, compute, ranks, timeout);
         }
-        catch (Exception ex)
-            when (ex is InvalidDataException or KeyNotFoundException or ArgumentException or RankFailedException)
+        catch (Exception ex) when (ex is RankFailedException || IsBadInput(ex))
         {
             return CannotReplay($"{name} (layer on {compute.DeviceName})", ex);
         }
@@ -237,7 +234,7 @@ internal sealed class VerifyGoldenCommand : Command<VerifyGoldenSettings>
     private static (Verdict, string) CannotReplay(string name, Exception ex)
     {
         Exception cause = ex is RankFailedException { InnerException: { } inner } ? inner : ex;
-        bool badInput = cause is InvalidDataException or KeyNotFoundException or ArgumentException;
+        bool badInput = IsBadInput(cause);
         // Exception messages can span lines (ArgumentOutOfRangeException adds "Actual value was ..."); the contract is
         // one.
         return (
@@ -245,6 +242,13 @@ internal sealed class VerifyGoldenCommand : Command<VerifyGoldenSettings>
             $"{name}: cannot replay: {ex.Message.ReplaceLineEndings(" ")}"
         );
     }
+
+    /// <summary>
+    /// What a replay throws for a file whose content is malformed or inconsistent (a metadata entry that does not
+    /// parse included), as opposed to a run-time failure.
+    /// </summary>
+    private static bool IsBadInput(Exception ex) =>
+        ex is InvalidDataException or KeyNotFoundException or ArgumentException or FormatException;
 
     private static (Verdict, string) Unreadable(string path, string error) =>
         (Verdict.Unreadable, $"{Path.GetFileName(path)}: cannot read: {error}");

@@ -12,6 +12,13 @@ namespace MoeSharp.Checkpoints;
 /// </summary>
 public sealed class HfMoeConfig
 {
+    /// <summary>
+    /// The most routed experts a config may name (2^20): a thousand times DeepSeek-V3's 256 and as many as the largest
+    /// published fine-grained MoE (PEER's 1024²), while keeping the per-expert bookkeeping of a layer (tensor names,
+    /// token counts) small.
+    /// </summary>
+    public const int MaxExperts = 1 << 20;
+
     private readonly int[] _mlpOnlyLayers;
 
     private HfMoeConfig(
@@ -122,22 +129,7 @@ public sealed class HfMoeConfig
                 return family switch
                 {
                     HfMoeFamily.Qwen2Moe or HfMoeFamily.Qwen3Moe => Qwen(family, c, source, d, layers, k),
-                    HfMoeFamily.Mixtral => new HfMoeConfig(
-                        family,
-                        source,
-                        d,
-                        layers,
-                        // MixtralSparseMoeBlock: softmax, top-k, always renormalised.
-                        new MoeLayerArgs(d, c.Int("intermediate_size"), c.Int("num_local_experts"), k)
-                        {
-                            ScoreFunc = ScoreFunction.Softmax,
-                            RouteNorm = true,
-                        },
-                        0,
-                        1,
-                        [],
-                        null
-                    ),
+                    HfMoeFamily.Mixtral => Mixtral(c, source, d, layers, k),
                     _ => DeepseekV3(c, source, d, layers, k),
                 };
             }
@@ -208,12 +200,38 @@ public sealed class HfMoeConfig
     public string? SharedGateName(int layer) =>
         Args.SharedExpertGate ? BlockPrefix(layer) + "shared_expert_gate.weight" : null;
 
+    private static HfMoeConfig Mixtral(Keys c, string source, int d, int layers, int k)
+    {
+        int hidden = c.Int("intermediate_size"),
+            experts = c.Int("num_local_experts");
+        HfMoeConfigSizes.CheckLayer(
+            source,
+            new("hidden_size", d),
+            new("intermediate_size", hidden),
+            new("num_local_experts", experts),
+            new("num_experts_per_tok", k)
+        );
+        // MixtralSparseMoeBlock: softmax, top-k, always renormalised.
+        var args = new MoeLayerArgs(d, hidden, experts, k) { ScoreFunc = ScoreFunction.Softmax, RouteNorm = true };
+        return new HfMoeConfig(HfMoeFamily.Mixtral, source, d, layers, args, 0, 1, [], null);
+    }
+
     private static HfMoeConfig Qwen(HfMoeFamily family, Keys c, string source, int d, int layers, int k)
     {
+        int hidden = c.Int("moe_intermediate_size"),
+            experts = c.Int("num_experts");
+        HfMoeConfigSizes.CheckLayer(
+            source,
+            new("hidden_size", d),
+            new("moe_intermediate_size", hidden),
+            new("num_experts", experts),
+            new("num_experts_per_tok", k)
+        );
         // Qwen2MoeSparseMoeBlock / Qwen3MoeSparseMoeBlock: softmax in float32, top-k, renormalised only with
         // norm_topk_prob.
         int sharedHidden = family == HfMoeFamily.Qwen2Moe ? c.OptionalInt("shared_expert_intermediate_size", 0) : 0;
-        var args = new MoeLayerArgs(d, c.Int("moe_intermediate_size"), c.Int("num_experts"), k)
+        HfMoeConfigSizes.CheckShared(source, "'shared_expert_intermediate_size'", sharedHidden, new("hidden_size", d));
+        var args = new MoeLayerArgs(d, hidden, experts, k)
         {
             ScoreFunc = ScoreFunction.Softmax,
             RouteNorm = c.OptionalBool("norm_topk_prob", false),
@@ -236,6 +254,24 @@ public sealed class HfMoeConfig
             topkGroups = c.OptionalInt("topk_group", 1);
         int shared = c.OptionalInt("n_shared_experts", 0);
         int hidden = c.Int("moe_intermediate_size");
+        // The product first: it names both keys of a Hs that would wrap around.
+        int sharedHidden = SharedHidden(source, hidden, shared);
+        var expertsKey = new HfMoeConfigSizes.Key("n_routed_experts", experts);
+        var topK = new HfMoeConfigSizes.Key("num_experts_per_tok", k);
+        HfMoeConfigSizes.CheckLayer(
+            source,
+            new("hidden_size", d),
+            new("moe_intermediate_size", hidden),
+            expertsKey,
+            topK
+        );
+        HfMoeConfigSizes.CheckGroups(source, new("n_group", groups), new("topk_group", topkGroups), expertsKey, topK);
+        HfMoeConfigSizes.CheckShared(
+            source,
+            "'moe_intermediate_size' × 'n_shared_experts'",
+            sharedHidden,
+            new("hidden_size", d)
+        );
         // DeepseekV3TopkRouter: sigmoid scores; choose with scores + e_score_correction_bias among the topk_group
         // groups with the best sum of their top-2, the other groups' experts masked to 0.0 (not left out) before the
         // top-k over all experts; weights are the unbiased scores, over their sum + 1e-20 with norm_topk_prob, times
@@ -248,7 +284,7 @@ public sealed class HfMoeConfig
             NumExpertGroups = groups > 1 ? groups : 0,
             NumLimitedGroups = groups > 1 ? topkGroups : 0,
             ZeroDiscardedGroups = groups > 1,
-            SharedHidden = SharedHidden(source, hidden, shared),
+            SharedHidden = sharedHidden,
             LoadBalancing = true,
         };
         _ = new TokenChoiceTopKRouter(

@@ -44,34 +44,39 @@ internal static class HfMoeLayerTensors
 {
     /// <summary>
     /// The tensors layer <paramref name="layer"/> needs for routed experts
-    /// <c>[firstExpert, firstExpert + numExperts)</c>, plus the router's and the shared expert's.
+    /// <c>[firstExpert, firstExpert + numExperts)</c>, plus the router's and the shared expert's; the router gate
+    /// first.
     /// </summary>
-    public static List<HfMoeTensor> Wanted(HfMoeConfig config, int layer, int firstExpert, int numExperts)
+    /// <remarks>
+    /// Lazy, so that a check stops at the first bad tensor without having built all 3·E records (E up to
+    /// <see cref="HfMoeConfig.MaxExperts"/>): a gate whose shape contradicts the config's E is refused before any
+    /// expert's name is made.
+    /// </remarks>
+    public static IEnumerable<HfMoeTensor> Wanted(HfMoeConfig config, int layer, int firstExpert, int numExperts)
     {
         MoeLayerArgs a = config.Args;
         int e = a.NumExperts,
             d = a.Dim,
             h = a.Hidden;
-        var wanted = new List<HfMoeTensor> { new(config.GateName(layer), [e, d], HfMoeSlot.Gate, -1) };
+        yield return new(config.GateName(layer), [e, d], HfMoeSlot.Gate, -1);
         if (config.ScoreBiasName(layer) is { } bias)
-            wanted.Add(new(bias, [e], HfMoeSlot.ScoreBias, -1));
+            yield return new(bias, [e], HfMoeSlot.ScoreBias, -1);
         for (int expert = firstExpert; expert < firstExpert + numExperts; expert++)
         {
             var (gate, up, down) = config.ExpertNames(layer, expert);
-            wanted.Add(new(gate, [h, d], HfMoeSlot.ExpertW1, expert));
-            wanted.Add(new(up, [h, d], HfMoeSlot.ExpertW3, expert));
-            wanted.Add(new(down, [d, h], HfMoeSlot.ExpertW2, expert));
+            yield return new(gate, [h, d], HfMoeSlot.ExpertW1, expert);
+            yield return new(up, [h, d], HfMoeSlot.ExpertW3, expert);
+            yield return new(down, [d, h], HfMoeSlot.ExpertW2, expert);
         }
         if (config.SharedNames(layer) is var (sGate, sUp, sDown))
         {
             int hs = a.SharedHidden;
-            wanted.Add(new(sGate, [hs, d], HfMoeSlot.SharedW1, -1));
-            wanted.Add(new(sUp, [hs, d], HfMoeSlot.SharedW3, -1));
-            wanted.Add(new(sDown, [d, hs], HfMoeSlot.SharedW2, -1));
+            yield return new(sGate, [hs, d], HfMoeSlot.SharedW1, -1);
+            yield return new(sUp, [hs, d], HfMoeSlot.SharedW3, -1);
+            yield return new(sDown, [d, hs], HfMoeSlot.SharedW2, -1);
         }
         if (config.SharedGateName(layer) is { } sharedGate)
-            wanted.Add(new(sharedGate, [1, d], HfMoeSlot.SharedGate, -1));
-        return wanted;
+            yield return new(sharedGate, [1, d], HfMoeSlot.SharedGate, -1);
     }
 
     /// <summary>Checks one tensor's header (and its block scale's).</summary>

@@ -247,6 +247,35 @@ public class FaultCliTests
         }
     }
 
+    [Theory]
+    [InlineData("abc")]
+    [InlineData("1,5")]
+    [InlineData("1e39")]
+    public void VerifyGolden_LayerFileWithAMalformedRouteScale_IsUnreadable_AndTheOthersStillGetVerdicts(string value)
+    {
+        // A bad route_scale used to abort the whole run with a bare FormatException message: no file, no key, no
+        // verdict for the good file, no summary.
+        string dir = Directory.CreateTempSubdirectory("moesharp-faults-").FullName;
+        try
+        {
+            string golden = MoeSharp.Testing.GoldenFiles.PathOf("layer_softmax_k2.safetensors");
+            MoeSharp.Tensors.SafetensorsContent layer = MoeSharp.Tensors.SafetensorsFile.Read(golden);
+            var metadata = new Dictionary<string, string>(layer.Metadata) { ["route_scale"] = value };
+            MoeSharp.Tensors.SafetensorsFile.Write(Path.Combine(dir, "bad-scale.safetensors"), layer, metadata);
+            Dispatch.NaiveGolden.WriteRandom(Path.Combine(dir, "good.safetensors"), seed: 5);
+            var result = Invoke("verify-golden", dir);
+            Assert.True(result.Code == ExitCodes.UsageError, result.Error + result.Out);
+            Assert.Contains("PASS good.safetensors", result.Out);
+            Assert.Contains("1 passed, 0 failed, 0 skipped, 0 not applicable, 1 unreadable", result.Out);
+            string line = Assert.Single(result.Error.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+            Assert.Contains($"bad-scale.safetensors: metadata route_scale = '{value}' is not a finite number", line);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     [Fact]
     public void VerifyGolden_InvalidExpertIdOnRank2_OnIlgpuCpu_IsRank2sOwnMessage_OnOneLine()
     {

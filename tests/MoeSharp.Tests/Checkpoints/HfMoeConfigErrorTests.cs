@@ -28,7 +28,7 @@ public sealed class HfMoeConfigErrorTests
     }
 
     [Theory]
-    [InlineData(1073741823, 2, 2147483646)]
+    [InlineData(60000000, 2, 120000000)] // Hs · D (16) still fits one tensor
     [InlineData(24, 1, 24)]
     [InlineData(24, 0, 0)]
     public void A_shared_expert_size_that_fits_is_the_product(int hidden, int shared, int product) =>

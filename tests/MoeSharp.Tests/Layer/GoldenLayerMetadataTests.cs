@@ -57,6 +57,35 @@ public class GoldenLayerMetadataTests
         Assert.Equal("tokens-17.safetensors: metadata tokens = '17' but x has 16 rows", ex.Message);
     }
 
+    [Theory]
+    [InlineData("route_scale", "abc", "metadata route_scale = 'abc' is not a finite number")]
+    [InlineData("route_scale", "1,5", "metadata route_scale = '1,5' is not a finite number")]
+    [InlineData("route_scale", "NaN", "metadata route_scale = 'NaN' is not a finite number")]
+    [InlineData("route_scale", "1e39", "metadata route_scale = '1e39' is not a finite number")]
+    [InlineData("dim", "-1", "metadata dim = -1 must be at least 1")]
+    [InlineData("hidden", "0", "metadata hidden = 0 must be at least 1")]
+    [InlineData("experts", "0", "metadata experts = 0 must be at least 1")]
+    [InlineData("top_k", "9", "metadata top_k = 9 must be in [1, experts = 8]")]
+    [InlineData(
+        "num_expert_groups",
+        "3",
+        "metadata num_expert_groups = 3 must divide experts = 8 into groups of at least two"
+    )]
+    [InlineData("num_limited_groups", "1", "metadata num_limited_groups = 1 needs num_expert_groups > 0")]
+    public void AnOutOfRangeOrMalformedEntry_IsRefusedNamingTheFileTheKeyAndTheValue(
+        string key,
+        string value,
+        string message
+    )
+    {
+        string path = GoldenFiles.PathOf("layer_softmax_k2.safetensors"); // D 32, H 48, E 8, K 2, no groups
+        var metadata = Metadata(path);
+        metadata[key] = value;
+        SafetensorsContent file = Reopen(SafetensorsFile.Read(path), metadata, "bad.safetensors");
+        var ex = Assert.Throws<InvalidDataException>(() => GoldenLayerReplay.ReadArgs(file));
+        Assert.Equal("bad.safetensors: " + message, ex.Message);
+    }
+
     [Fact]
     public void EveryGoldenLayerFile_PassesTheCheck()
     {
