@@ -37,7 +37,7 @@ internal sealed class LayerCommand : Command<LayerSettings>
         int tokens = input?.Rows ?? settings.Tokens ?? 16;
         EnsureFits(config, layout, tokens, compute);
         Tensor x = input ?? RandomTokens(tokens, d, settings.Seed ?? 0);
-        TimeSpan? timeout = settings.TimeoutSeconds is double s ? TimeSpan.FromSeconds(s) : null;
+        TimeSpan? timeout = OptionLimits.ToTimeSpan(settings.TimeoutSeconds);
 
         CheckpointLayerRunner.Result result = CheckpointLayerRunner.Run(
             directory,

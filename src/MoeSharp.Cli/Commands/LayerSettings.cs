@@ -57,7 +57,7 @@ internal sealed class LayerSettings : CommandSettings
     public int? Gpus { get; init; }
 
     [CommandOption("--timeout <SECONDS>")]
-    [Description("Seconds a collective may wait for its peers. Default 60.")]
+    [Description("Seconds a collective may wait for its peers, from 0.001 to 2147483. Default 60.")]
     public double? TimeoutSeconds { get; init; }
 
     public override ValidationResult Validate()
@@ -78,8 +78,8 @@ internal sealed class LayerSettings : CommandSettings
             return ValidationResult.Error($"--sp {Sp} must be at least 1");
         if ((World ?? 1) % (Sp ?? 1) != 0)
             return ValidationResult.Error($"--sp {Sp} must divide --world {World ?? 1}");
-        if (TimeoutSeconds is <= 0)
-            return ValidationResult.Error($"--timeout {TimeoutSeconds} must be positive");
+        if (Faults.OptionLimits.Timeout(TimeoutSeconds) is { Successful: false } timeout)
+            return timeout;
         try
         {
             _ = ComputeOptions.Parse(Device, Gpus);

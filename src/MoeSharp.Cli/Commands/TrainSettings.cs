@@ -166,7 +166,7 @@ internal sealed class TrainSettings : CommandSettings
     public bool Profile { get; init; }
 
     [CommandOption("--timeout <SECONDS>")]
-    [Description("Seconds a collective may wait for its peers. Default 60.")]
+    [Description("Seconds a collective may wait for its peers, from 0.001 to 2147483. Default 60.")]
     public double? TimeoutSeconds { get; init; }
 
     /// <summary>The sharding policy named by <see cref="Sharding"/>.</summary>

@@ -13,17 +13,25 @@ internal static class OptionLimits
     /// </summary>
     public const double MaxTimeoutSeconds = int.MaxValue / 1000.0;
 
-    /// <summary>Checks <c>--timeout</c>: finite, positive, at most <see cref="MaxTimeoutSeconds"/>.</summary>
+    /// <summary>
+    /// The shortest <c>--timeout</c>, 1 ms: a collective waits whole milliseconds, and a shorter positive timeout
+    /// would become 0 (a library error, or every golden file "unreadable").
+    /// </summary>
+    public const double MinTimeoutSeconds = 0.001;
+
+    /// <summary>
+    /// Checks <c>--timeout</c>: finite, from <see cref="MinTimeoutSeconds"/> to <see cref="MaxTimeoutSeconds"/>.
+    /// </summary>
     public static ValidationResult Timeout(double? seconds)
     {
         if (seconds is not double s)
             return ValidationResult.Success();
-        if (!double.IsFinite(s) || s <= 0 || s > MaxTimeoutSeconds)
+        if (!double.IsFinite(s) || s < MinTimeoutSeconds || s > MaxTimeoutSeconds)
         {
             return ValidationResult.Error(
                 string.Create(
                     CultureInfo.InvariantCulture,
-                    $"--timeout {s} must be a number of seconds above 0 and at most {MaxTimeoutSeconds:F0}"
+                    $"--timeout {s} must be a number of seconds from {MinTimeoutSeconds} to {MaxTimeoutSeconds:F0}"
                 )
             );
         }
