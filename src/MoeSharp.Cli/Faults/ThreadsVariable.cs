@@ -12,7 +12,9 @@ internal static class ThreadsVariable
     /// <summary>The variables MPI launchers set to a process's world rank (Open MPI, MPICH Hydra, PMIx).</summary>
     private static readonly string[] RankVariables = ["OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"];
 
-    /// <summary>The one-line usage error for this process's <c>MOESHARP_THREADS</c>, or null when it is usable.</summary>
+    /// <summary>
+    /// The one-line usage error for this process's <c>MOESHARP_THREADS</c>, or null when it is usable.
+    /// </summary>
     public static string? Check() =>
         HostThreads.CheckVariable(Environment.GetEnvironmentVariable(HostThreads.EnvironmentVariable));
 
