@@ -1,4 +1,5 @@
 using System.ComponentModel;
+using MoeSharp.Cli.Output;
 using MoeSharp.Verification;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -83,11 +84,39 @@ internal sealed class LayerSettings : CommandSettings
         try
         {
             _ = ComputeOptions.Parse(Device, Gpus);
+            // Before any work: the output is written only after the whole run.
+            if (Output is not null)
+                CheckOutput(Output, Input);
         }
         catch (ArgumentException ex)
         {
             return ValidationResult.Error(ex.Message);
         }
         return ValidationResult.Success();
+    }
+
+    /// <summary>
+    /// <c>--output</c> can be created or replaced as a file, and is not the <c>--input</c> file it would replace.
+    /// </summary>
+    /// <exception cref="ArgumentException">It cannot be written, or it is the input file.</exception>
+    private static void CheckOutput(string output, string? input)
+    {
+        OutputPaths.CheckFile("--output", output);
+        if (input is null)
+            return;
+        StringComparison paths = OperatingSystem.IsLinux()
+            ? StringComparison.Ordinal
+            : StringComparison.OrdinalIgnoreCase;
+        string inputPath;
+        try
+        {
+            inputPath = Path.GetFullPath(input);
+        }
+        catch (Exception ex) when (ex is ArgumentException or NotSupportedException or PathTooLongException)
+        {
+            throw new ArgumentException($"--input {input}: {ex.Message}", ex);
+        }
+        if (string.Equals(Path.GetFullPath(output), inputPath, paths))
+            throw new ArgumentException($"--output {output} is the --input file; write y to another file");
     }
 }
