@@ -97,7 +97,9 @@ internal sealed class LayerCommand : Command<LayerSettings>
         return 0;
     }
 
-    /// <summary>Tensor <c>x</c> of a safetensors file: float32 or bfloat16 (widened exactly) [T, D], every value finite.</summary>
+    /// <summary>
+    /// Tensor <c>x</c> of a safetensors file: float32 or bfloat16 (widened exactly) [T, D], every value finite.
+    /// </summary>
     private static Tensor ReadInput(string path, int d)
     {
         if (!File.Exists(path))
