@@ -14,6 +14,76 @@ public sealed class OptionBoundsTests
     [InlineData("--timeout", "train", "--steps", "1", "--timeout", "1e-300")]
     [InlineData("--timeout", "verify-golden", "x.safetensors", "--timeout", "1e-9")]
     [InlineData("--timeout", "run", "--timeout", "0.0009")]
+    [InlineData(
+        "--repeats",
+        "bench",
+        "--tokens",
+        "64",
+        "--dim",
+        "16",
+        "--experts",
+        "8",
+        "--top-k",
+        "2",
+        "--repeats",
+        "2147483647"
+    )]
+    [InlineData(
+        "--warmup",
+        "bench",
+        "--tokens",
+        "64",
+        "--dim",
+        "16",
+        "--experts",
+        "8",
+        "--top-k",
+        "2",
+        "--warmup",
+        "2147483647"
+    )]
+    [InlineData(
+        "--repeats",
+        "bench",
+        "--tokens",
+        "64",
+        "--dim",
+        "16",
+        "--experts",
+        "8",
+        "--top-k",
+        "2",
+        "--layer",
+        "--repeats",
+        "2147483647"
+    )]
+    [InlineData(
+        "--warmup",
+        "bench",
+        "--tokens",
+        "64",
+        "--dim",
+        "16",
+        "--experts",
+        "8",
+        "--top-k",
+        "2",
+        "--uneven",
+        "--warmup",
+        "2147483647"
+    )]
+    [InlineData("--steps", "train", "--steps", "2147483647")]
+    [InlineData("--repeats", "bench-cpu", "--repeats", "2147483647")]
+    [InlineData("--warmup", "bench-cpu", "--warmup", "2147483647")]
+    [InlineData("--threads", "bench-cpu", "--threads", "2147483647")]
+    [InlineData("--probe-rounds", "bench-cpu", "--probe-rounds", "2147483647")]
+    [InlineData("--fma-units", "bench-cpu", "--fma-units", "2147483647")]
+    [InlineData("--fma-lanes", "bench-cpu", "--fma-lanes", "2147483647")]
+    [InlineData("--ghz", "bench-cpu", "--ghz", "NaN")]
+    [InlineData("--ghz", "bench-cpu", "--ghz", "Infinity")]
+    [InlineData("--ghz", "bench-cpu", "--ghz", "1e308")]
+    [InlineData("--what", "bench-cpu", "--what", "")]
+    [InlineData("--what", "bench-cpu", "--what", ",")]
     public void OutOfBounds_IsExit2_NamingTheOption(string option, params string[] args)
     {
         string line = CliInvoker.AssertUsageError(CliInvoker.Invoke(args));
