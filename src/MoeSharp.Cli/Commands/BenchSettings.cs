@@ -50,11 +50,11 @@ internal sealed class BenchSettings : CommandSettings
     public string? Score { get; init; }
 
     [CommandOption("--warmup <N>")]
-    [Description("Untimed runs first. Default 2.")]
+    [Description("Untimed runs first, at most 1000000. Default 2.")]
     public int Warmup { get; init; } = 2;
 
     [CommandOption("--repeats <N>")]
-    [Description("Timed runs; the median is reported. Default 7.")]
+    [Description("Timed runs, at most 1000000; the median is reported. Default 7.")]
     public int Repeats { get; init; } = 7;
 
     [CommandOption("--seed <S>")]
@@ -179,6 +179,11 @@ internal sealed class BenchSettings : CommandSettings
 
     public override ValidationResult Validate()
     {
+        // Every mode runs warmup + repeats times: bounded here, before any mode's own checks.
+        if (Faults.OptionLimits.AtMost("--warmup", Warmup, Faults.OptionLimits.MaxRuns) is { Successful: false } w)
+            return w;
+        if (Faults.OptionLimits.AtMost("--repeats", Repeats, Faults.OptionLimits.MaxRuns) is { Successful: false } r)
+            return r;
         if (Uneven && Layer)
             return ValidationResult.Error("--uneven and --layer are two modes of bench: give one of them");
         string? otherMode =

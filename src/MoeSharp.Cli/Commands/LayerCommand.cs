@@ -37,7 +37,7 @@ internal sealed class LayerCommand : Command<LayerSettings>
         int tokens = input?.Rows ?? settings.Tokens ?? 16;
         EnsureFits(config, layout, tokens, compute);
         Tensor x = input ?? RandomTokens(tokens, d, settings.Seed ?? 0);
-        TimeSpan? timeout = settings.TimeoutSeconds is double s ? TimeSpan.FromSeconds(s) : null;
+        TimeSpan? timeout = OptionLimits.ToTimeSpan(settings.TimeoutSeconds);
 
         CheckpointLayerRunner.Result result = CheckpointLayerRunner.Run(
             directory,
@@ -97,7 +97,9 @@ internal sealed class LayerCommand : Command<LayerSettings>
         return 0;
     }
 
-    /// <summary>Tensor <c>x</c> of a safetensors file: float32 or bfloat16 (widened exactly) [T, D].</summary>
+    /// <summary>
+    /// Tensor <c>x</c> of a safetensors file: float32 or bfloat16 (widened exactly) [T, D], every value finite.
+    /// </summary>
     private static Tensor ReadInput(string path, int d)
     {
         if (!File.Exists(path))
@@ -115,7 +117,31 @@ internal sealed class LayerCommand : Command<LayerSettings>
                 $"--input {path}: tensor 'x' is {x}; expected float32 or bfloat16 [T, {d}] (hidden_size)"
             );
         }
-        return x.DType == DType.Float32 ? x : x.ToFloat32();
+        Tensor values = x.DType == DType.Float32 ? x : x.ToFloat32();
+        EnsureFinite(path, values);
+        return values;
+    }
+
+    /// <summary>
+    /// A NaN or infinite token would reach the router and fail a rank with the router's message; the input file is
+    /// the cause, so it is named instead.
+    /// </summary>
+    private static void EnsureFinite(string path, Tensor x)
+    {
+        ReadOnlySpan<float> values = x.AsSpan<float>();
+        for (int i = 0; i < values.Length; i++)
+        {
+            if (!float.IsFinite(values[i]))
+            {
+                int d = x.Dim(1);
+                throw new InvalidDataException(
+                    string.Create(
+                        CultureInfo.InvariantCulture,
+                        $"--input {path}: x[{i / d}, {i % d}] = {values[i]} is not finite"
+                    )
+                );
+            }
+        }
     }
 
     /// <summary>

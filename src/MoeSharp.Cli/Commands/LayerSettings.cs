@@ -1,4 +1,5 @@
 using System.ComponentModel;
+using MoeSharp.Cli.Output;
 using MoeSharp.Verification;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -57,7 +58,7 @@ internal sealed class LayerSettings : CommandSettings
     public int? Gpus { get; init; }
 
     [CommandOption("--timeout <SECONDS>")]
-    [Description("Seconds a collective may wait for its peers. Default 60.")]
+    [Description("Seconds a collective may wait for its peers, from 0.001 to 2147483. Default 60.")]
     public double? TimeoutSeconds { get; init; }
 
     public override ValidationResult Validate()
@@ -78,16 +79,44 @@ internal sealed class LayerSettings : CommandSettings
             return ValidationResult.Error($"--sp {Sp} must be at least 1");
         if ((World ?? 1) % (Sp ?? 1) != 0)
             return ValidationResult.Error($"--sp {Sp} must divide --world {World ?? 1}");
-        if (TimeoutSeconds is <= 0)
-            return ValidationResult.Error($"--timeout {TimeoutSeconds} must be positive");
+        if (Faults.OptionLimits.Timeout(TimeoutSeconds) is { Successful: false } timeout)
+            return timeout;
         try
         {
             _ = ComputeOptions.Parse(Device, Gpus);
+            // Before any work: the output is written only after the whole run.
+            if (Output is not null)
+                CheckOutput(Output, Input);
         }
         catch (ArgumentException ex)
         {
             return ValidationResult.Error(ex.Message);
         }
         return ValidationResult.Success();
+    }
+
+    /// <summary>
+    /// <c>--output</c> can be created or replaced as a file, and is not the <c>--input</c> file it would replace.
+    /// </summary>
+    /// <exception cref="ArgumentException">It cannot be written, or it is the input file.</exception>
+    private static void CheckOutput(string output, string? input)
+    {
+        OutputPaths.CheckFile("--output", output);
+        if (input is null)
+            return;
+        StringComparison paths = OperatingSystem.IsLinux()
+            ? StringComparison.Ordinal
+            : StringComparison.OrdinalIgnoreCase;
+        string inputPath;
+        try
+        {
+            inputPath = Path.GetFullPath(input);
+        }
+        catch (Exception ex) when (ex is ArgumentException or NotSupportedException or PathTooLongException)
+        {
+            throw new ArgumentException($"--input {input}: {ex.Message}", ex);
+        }
+        if (string.Equals(Path.GetFullPath(output), inputPath, paths))
+            throw new ArgumentException($"--output {output} is the --input file; write y to another file");
     }
 }

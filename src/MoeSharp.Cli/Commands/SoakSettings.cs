@@ -44,7 +44,9 @@ internal sealed class SoakSettings : CommandSettings
     public int MaxWorld { get; init; } = 4;
 
     [CommandOption("--timeout <SECONDS>")]
-    [Description("Collective timeout of the faulted runs (fault-free runs wait 30 s). Default 1.")]
+    [Description(
+        "Collective timeout of the faulted runs (fault-free runs wait 30 s), from 0.001 to 2147483 s. Default 1."
+    )]
     public double TimeoutSeconds { get; init; } = 1;
 
     [CommandOption("--seed <S>")]

@@ -13,7 +13,7 @@ namespace MoeSharp.Cli.Commands;
 internal sealed class TrainSettings : CommandSettings
 {
     [CommandOption("--steps <N>")]
-    [Description("Optimizer steps. Default 200.")]
+    [Description("Optimizer steps, at most 10000000. Default 200.")]
     public int Steps { get; init; } = 200;
 
     [CommandOption("--world <N>")]
@@ -166,7 +166,7 @@ internal sealed class TrainSettings : CommandSettings
     public bool Profile { get; init; }
 
     [CommandOption("--timeout <SECONDS>")]
-    [Description("Seconds a collective may wait for its peers. Default 60.")]
+    [Description("Seconds a collective may wait for its peers, from 0.001 to 2147483. Default 60.")]
     public double? TimeoutSeconds { get; init; }
 
     /// <summary>The sharding policy named by <see cref="Sharding"/>.</summary>
@@ -262,6 +262,8 @@ internal sealed class TrainSettings : CommandSettings
         bool worldKnown = World is not null || CommKinds.Parse(Comm) != CommKind.Mpi;
         if (Steps < 1)
             return ValidationResult.Error($"--steps {Steps} must be at least 1");
+        if (Faults.OptionLimits.AtMost("--steps", Steps, Faults.OptionLimits.MaxSteps) is { Successful: false } steps)
+            return steps;
         if (world < 1)
             return ValidationResult.Error($"--world {world} must be at least 1");
         if (Sp < 1 || (worldKnown && world % Sp != 0))

@@ -16,7 +16,7 @@ internal sealed class VerifyGoldenSettings : CommandSettings
     public string[] Files { get; init; } = [];
 
     [CommandOption("--timeout <SECONDS>")]
-    [Description("Seconds a collective may wait for its peers. Default 60.")]
+    [Description("Seconds a collective may wait for its peers, from 0.001 to 2147483. Default 60.")]
     public double? TimeoutSeconds { get; init; }
 
     [CommandOption("--comm <KIND>")]

@@ -103,10 +103,11 @@ public static class InProcessWorld
     )
     {
         int rank = group.Rank;
-        // Rank threads and their kernels' threads share the process's thread budget.
-        Compute.HostThreads.ShareForRank(rank, group.Size);
         try
         {
+            // Rank threads and their kernels' threads share the process's thread budget. Inside the try: a bad
+            // MOESHARP_THREADS throws here, and the rank must still fail the world and mark itself exited.
+            Compute.HostThreads.ShareForRank(rank, group.Size);
             results[rank] = body(group);
         }
         catch (Exception ex)

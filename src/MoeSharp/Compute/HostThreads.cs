@@ -14,6 +14,9 @@ public static class HostThreads
     /// <summary>The environment variable that sets <see cref="Count"/> for a whole process.</summary>
     public const string EnvironmentVariable = "MOESHARP_THREADS";
 
+    /// <summary>The most threads <see cref="EnvironmentVariable"/> may ask for.</summary>
+    public const int MaxCount = 4096;
+
     private static int s_count;
 
     [ThreadStatic]
@@ -25,7 +28,7 @@ public static class HostThreads
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">The value set is less than 1.</exception>
     /// <exception cref="ArgumentException"><see cref="EnvironmentVariable"/> is set but not a whole number from 1 to
-    /// 4096.</exception>
+    /// <see cref="MaxCount"/>.</exception>
     public static int Count
     {
         get => s_count > 0 ? s_count : s_count = FromEnvironment();
@@ -51,24 +54,31 @@ public static class HostThreads
         t_share = Math.Max(1, (count / ranks) + (rank < count % ranks ? 1 : 0));
     }
 
+    /// <summary>
+    /// Why <paramref name="text"/>, a value of <see cref="EnvironmentVariable"/>, cannot set <see cref="Count"/>, or
+    /// null when it can (a whole number from 1 to <see cref="MaxCount"/>, or unset or blank for every core).
+    /// </summary>
+    /// <param name="text">The variable's value; null when it is not set.</param>
+    public static string? CheckVariable(string? text) =>
+        string.IsNullOrWhiteSpace(text) || TryParse(text, out _)
+            ? null
+            : $"environment variable {EnvironmentVariable}='{text}' must be a whole number from 1 to {MaxCount}";
+
+    private static bool TryParse(string text, out int n) =>
+        int.TryParse(
+            text,
+            System.Globalization.NumberStyles.None,
+            System.Globalization.CultureInfo.InvariantCulture,
+            out n
+        ) && n is >= 1 and <= MaxCount;
+
     private static int FromEnvironment()
     {
         string? text = Environment.GetEnvironmentVariable(EnvironmentVariable);
-        if (string.IsNullOrWhiteSpace(text))
-            return Environment.ProcessorCount;
-        if (
-            int.TryParse(
-                text,
-                System.Globalization.NumberStyles.None,
-                System.Globalization.CultureInfo.InvariantCulture,
-                out int n
-            ) && n is >= 1 and <= 4096
-        )
-        {
-            return n;
-        }
-        throw new ArgumentException(
-            $"environment variable {EnvironmentVariable}='{text}' must be a whole number from 1 to 4096"
-        );
+        if (CheckVariable(text) is string problem)
+            throw new ArgumentException(problem);
+        return string.IsNullOrWhiteSpace(text)
+            ? Environment.ProcessorCount
+            : int.Parse(text, System.Globalization.CultureInfo.InvariantCulture);
     }
 }
