@@ -16,7 +16,7 @@ public sealed class LayerPathTests
 
     [Theory]
     [InlineData("/nonexistent-moe-dir/y.safetensors", "does not exist")]
-    [InlineData("", "needs a path")]
+    [InlineData("", "needs a value, not an empty one")] // refused before parsing (OptionValues)
     public void An_unwritable_output_is_exit_2_naming_it(string output, string reason)
     {
         string line = CliInvoker.AssertUsageError(CliInvoker.Invoke(Layer("--output", output)));
