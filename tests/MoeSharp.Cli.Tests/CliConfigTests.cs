@@ -86,6 +86,17 @@ public sealed class CliConfigTests : IDisposable
     }
 
     [Fact]
+    public void AJobFileThatNeverEnds_IsRefusedAtItsBound_NotReadUntilMemoryRunsOut()
+    {
+        string line = AssertUsageError(Invoke("train", "--config", "/dev/zero"));
+        Assert.StartsWith(
+            "moe: --config /dev/zero: /dev/zero: more than 16777216 bytes",
+            line,
+            StringComparison.Ordinal
+        );
+    }
+
+    [Fact]
     public void ValuesFromTheFile_AreValidatedLikeTypedOnes()
     {
         string path = Path.Combine(_dir, "job.toml");

@@ -146,9 +146,10 @@ internal static class JobConfig
         string text;
         try
         {
-            text = File.ReadAllText(path);
+            // 16 MiB: a job file is a few hundred bytes; --config /dev/zero is refused, not read until memory ends.
+            text = MoeSharp.Checkpoints.BoundedFile.ReadAllText(path, 16 << 20, "a job file");
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidDataException)
         {
             throw new ArgumentException($"{Option} {path}: {ex.Message}", ex);
         }

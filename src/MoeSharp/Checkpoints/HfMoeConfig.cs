@@ -82,8 +82,14 @@ public sealed class HfMoeConfig
         string path = Path.Combine(directory, "config.json");
         if (!File.Exists(path))
             throw new FileNotFoundException($"{directory}: no config.json", path);
-        return Parse(File.ReadAllText(path), path);
+        return Parse(BoundedFile.ReadAllText(path, MaxConfigBytes, "a config.json"), path);
     }
+
+    /// <summary>
+    /// The largest <c>config.json</c> read: 16 MiB, thousands of times a real one (a few KB), so a file that is not a
+    /// config (a device, a shard) is refused before it is read whole.
+    /// </summary>
+    private const int MaxConfigBytes = 16 << 20;
 
     /// <summary>Parses a <c>config.json</c> text; <paramref name="source"/> names it in messages.</summary>
     /// <exception cref="InvalidDataException">The config is malformed, of another family, or a key is out of

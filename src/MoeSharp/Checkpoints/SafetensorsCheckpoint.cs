@@ -170,7 +170,8 @@ public sealed class SafetensorsCheckpoint : IDisposable
     /// </summary>
     private static Dictionary<string, string> ReadWeightMap(string index)
     {
-        byte[] bytes = File.ReadAllBytes(index);
+        // 256 MiB: a large model's index (tens of thousands of tensors) is a few MB.
+        byte[] bytes = BoundedFile.ReadAllBytes(index, 256 << 20, "a safetensors index");
         var weightMap = new Dictionary<string, string>(StringComparer.Ordinal);
         var shards = new Dictionary<string, string>(StringComparer.Ordinal);
         bool found = false;
