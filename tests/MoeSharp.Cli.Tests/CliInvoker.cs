@@ -58,6 +58,26 @@ internal static class CliInvoker
         return line;
     }
 
+    /// <summary>
+    /// The options of a <c>moe train</c> small enough to run in a test (T 32, D 8, H 8, E 4, a shared expert of 4),
+    /// logging only the last step.
+    /// </summary>
+    public static readonly string[] SmallTrain =
+    [
+        "--tokens",
+        "32",
+        "--dim",
+        "8",
+        "--hidden",
+        "8",
+        "--experts",
+        "4",
+        "--shared-hidden",
+        "4",
+        "--log-every",
+        "100",
+    ];
+
     /// <summary>A fresh empty directory under the temp folder.</summary>
     public static string TempDirectory()
     {

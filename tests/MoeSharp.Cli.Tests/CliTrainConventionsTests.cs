@@ -9,21 +9,6 @@ namespace MoeSharp.Tests.Cli;
 [Collection(ConsoleCollection.Name)]
 public sealed class CliTrainConventionsTests : IDisposable
 {
-    private static readonly string[] Small =
-    [
-        "--tokens",
-        "32",
-        "--dim",
-        "8",
-        "--hidden",
-        "8",
-        "--experts",
-        "4",
-        "--shared-hidden",
-        "4",
-        "--log-every",
-        "100",
-    ];
     private readonly string _dir = TempDirectory();
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
@@ -32,7 +17,7 @@ public sealed class CliTrainConventionsTests : IDisposable
     public void Metrics_WritesOneJsonObjectPerStep()
     {
         string metrics = Path.Combine(_dir, "m.jsonl");
-        CliOutcome result = Invoke(["train", "--steps", "5", "--metrics", metrics, .. Small]);
+        CliOutcome result = Invoke(["train", "--steps", "5", "--metrics", metrics, .. SmallTrain]);
         Assert.True(result.ExitCode == 0, result.ToString());
 
         JsonElement[] lines = ReadLines(metrics);
@@ -63,8 +48,8 @@ public sealed class CliTrainConventionsTests : IDisposable
         string whole = Path.Combine(_dir, "whole.jsonl"),
             resumed = Path.Combine(_dir, "resumed.jsonl"),
             checkpoint = Path.Combine(_dir, "ck");
-        Assert.Equal(0, Invoke(["train", "--steps", "9", "--metrics", whole, .. Small]).ExitCode);
-        CliOutcome saved = Invoke(["train", "--steps", "4", "--save", checkpoint, .. Small]);
+        Assert.Equal(0, Invoke(["train", "--steps", "9", "--metrics", whole, .. SmallTrain]).ExitCode);
+        CliOutcome saved = Invoke(["train", "--steps", "4", "--save", checkpoint, .. SmallTrain]);
         Assert.True(saved.ExitCode == 0, saved.ToString());
         Assert.True(File.Exists(Path.Combine(checkpoint, "layer.safetensors")));
         Assert.True(File.Exists(Path.Combine(checkpoint, "trainer.safetensors")));
@@ -80,7 +65,7 @@ public sealed class CliTrainConventionsTests : IDisposable
             "--metrics",
             resumed,
             .. layout,
-            .. Small,
+            .. SmallTrain,
         ]);
         Assert.True(loaded.ExitCode == 0, loaded.ToString());
         Assert.Contains("resuming after step 4", loaded.Out);
@@ -96,24 +81,24 @@ public sealed class CliTrainConventionsTests : IDisposable
     public void Load_RefusesAnotherShapeOrAFinishedRun()
     {
         string checkpoint = Path.Combine(_dir, "ck");
-        Assert.Equal(0, Invoke(["train", "--steps", "2", "--save", checkpoint, .. Small]).ExitCode);
+        Assert.Equal(0, Invoke(["train", "--steps", "2", "--save", checkpoint, .. SmallTrain]).ExitCode);
 
         string shape = AssertUsageError(
-            Invoke(["train", "--steps", "4", "--load", checkpoint, .. Small, "--dim", "4"])
+            Invoke(["train", "--steps", "4", "--load", checkpoint, .. SmallTrain, "--dim", "4"])
         );
         Assert.Contains("--dim 8", shape);
         Assert.Contains("--dim 4", shape);
         string router = AssertUsageError(
-            Invoke(["train", "--steps", "4", "--load", checkpoint, "--score-func", "sigmoid", .. Small])
+            Invoke(["train", "--steps", "4", "--load", checkpoint, "--score-func", "sigmoid", .. SmallTrain])
         );
         Assert.Contains("--score-func softmax", router);
         string batch = AssertUsageError(
-            Invoke(["train", "--steps", "4", "--load", checkpoint, "--batch", "counter", .. Small])
+            Invoke(["train", "--steps", "4", "--load", checkpoint, "--batch", "counter", .. SmallTrain])
         );
         Assert.Contains("--batch sequential", batch);
-        string done = AssertUsageError(Invoke(["train", "--steps", "2", "--load", checkpoint, .. Small]));
+        string done = AssertUsageError(Invoke(["train", "--steps", "2", "--load", checkpoint, .. SmallTrain]));
         Assert.Contains("already at step 2", done);
-        string missing = AssertUsageError(Invoke(["train", "--load", Path.Combine(_dir, "none"), .. Small]));
+        string missing = AssertUsageError(Invoke(["train", "--load", Path.Combine(_dir, "none"), .. SmallTrain]));
         Assert.Contains("--load", missing);
     }
 
@@ -122,7 +107,7 @@ public sealed class CliTrainConventionsTests : IDisposable
     {
         string plain = Path.Combine(_dir, "plain.jsonl"),
             routed = Path.Combine(_dir, "routed.jsonl");
-        Assert.Equal(0, Invoke(["train", "--steps", "3", "--metrics", plain, .. Small]).ExitCode);
+        Assert.Equal(0, Invoke(["train", "--steps", "3", "--metrics", plain, .. SmallTrain]).ExitCode);
         CliOutcome result = Invoke([
             "train",
             "--steps",
@@ -140,7 +125,7 @@ public sealed class CliTrainConventionsTests : IDisposable
             "1",
             "--top-k",
             "2",
-            .. Small,
+            .. SmallTrain,
         ]);
         Assert.True(result.ExitCode == 0, result.ToString());
         Assert.Contains("sigmoid scores, normalized, scale 2, 1 of 2 expert groups", result.Out);
@@ -164,7 +149,7 @@ public sealed class CliTrainConventionsTests : IDisposable
     [InlineData("--batch", "stream")]
     public void BadRouterOptions_AreOneLine(string option, string value)
     {
-        string line = AssertUsageError(Invoke(["train", option, value, .. Small]));
+        string line = AssertUsageError(Invoke(["train", option, value, .. SmallTrain]));
         Assert.Contains(option, line);
     }
 
@@ -172,7 +157,7 @@ public sealed class CliTrainConventionsTests : IDisposable
     public void ExpertGroupsThatLeaveTooFewExperts_NameTheOptions()
     {
         string line = AssertUsageError(
-            Invoke(["train", "--expert-groups", "2", "--limited-groups", "1", "--top-k", "3", .. Small])
+            Invoke(["train", "--expert-groups", "2", "--limited-groups", "1", "--top-k", "3", .. SmallTrain])
         );
         Assert.Contains("--limited-groups 1", line);
         Assert.Contains("--top-k 3", line);
@@ -188,7 +173,7 @@ public sealed class CliTrainConventionsTests : IDisposable
     {
         File.WriteAllText(Path.Combine(_dir, "a-file"), "");
         string path = Path.Combine(_dir, relative);
-        CliOutcome result = Invoke(["train", "--steps", "1", option, path, .. Small]);
+        CliOutcome result = Invoke(["train", "--steps", "1", option, path, .. SmallTrain]);
         string line = AssertUsageError(result);
         Assert.Contains(option, line);
         Assert.Contains(path, line);
@@ -199,7 +184,7 @@ public sealed class CliTrainConventionsTests : IDisposable
     public void Plot_IsWritten()
     {
         string png = Path.Combine(_dir, "loss.png");
-        CliOutcome result = Invoke(["train", "--steps", "4", "--plot", png, .. Small]);
+        CliOutcome result = Invoke(["train", "--steps", "4", "--plot", png, .. SmallTrain]);
         Assert.True(result.ExitCode == 0, result.ToString());
         byte[] header = File.ReadAllBytes(png)[..8];
         Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A }, header);

@@ -11,21 +11,6 @@ namespace MoeSharp.Tests.Cli;
 [Collection(ConsoleCollection.Name)]
 public sealed class CheckpointSaveFailureTests : IDisposable
 {
-    private static readonly string[] Small =
-    [
-        "--tokens",
-        "32",
-        "--dim",
-        "8",
-        "--hidden",
-        "8",
-        "--experts",
-        "4",
-        "--shared-hidden",
-        "4",
-        "--log-every",
-        "100",
-    ];
     private readonly string _dir = TempDirectory();
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
@@ -34,7 +19,7 @@ public sealed class CheckpointSaveFailureTests : IDisposable
     public void Save_SecondFileFails_LeavesTheFirstFileAsItWas()
     {
         string checkpoint = Path.Combine(_dir, "ck");
-        Assert.Equal(0, Invoke(["train", "--steps", "2", "--save", checkpoint, .. Small]).ExitCode);
+        Assert.Equal(0, Invoke(["train", "--steps", "2", "--save", checkpoint, .. SmallTrain]).ExitCode);
         string trainer = Path.Combine(checkpoint, "trainer.safetensors");
         byte[] before = File.ReadAllBytes(trainer);
         // A directory where layer.safetensors goes: renaming the new file over it fails, after trainer.safetensors
@@ -43,7 +28,7 @@ public sealed class CheckpointSaveFailureTests : IDisposable
         File.Delete(layer);
         Directory.CreateDirectory(layer);
 
-        CliOutcome result = Invoke(["train", "--steps", "4", "--save", checkpoint, .. Small]);
+        CliOutcome result = Invoke(["train", "--steps", "4", "--save", checkpoint, .. SmallTrain]);
 
         Assert.True(result.ExitCode == 3, result.ToString());
         Assert.Equal(before, File.ReadAllBytes(trainer));
@@ -55,14 +40,14 @@ public sealed class CheckpointSaveFailureTests : IDisposable
     {
         string checkpoint = Path.Combine(_dir, "ck");
         string later = Path.Combine(_dir, "later");
-        Assert.Equal(0, Invoke(["train", "--steps", "2", "--save", checkpoint, .. Small]).ExitCode);
-        Assert.Equal(0, Invoke(["train", "--steps", "4", "--save", later, .. Small]).ExitCode);
+        Assert.Equal(0, Invoke(["train", "--steps", "2", "--save", checkpoint, .. SmallTrain]).ExitCode);
+        Assert.Equal(0, Invoke(["train", "--steps", "4", "--save", later, .. SmallTrain]).ExitCode);
         // What a kill between the renames leaves: the new trainer.safetensors in, the old one aside.
         string trainer = Path.Combine(checkpoint, "trainer.safetensors");
         File.Move(trainer, Path.Combine(checkpoint, ".trainer.safetensors.1-a.previous"));
         File.Copy(Path.Combine(later, "trainer.safetensors"), trainer);
 
-        string line = AssertUsageError(Invoke(["train", "--steps", "6", "--load", checkpoint, .. Small]));
+        string line = AssertUsageError(Invoke(["train", "--steps", "6", "--load", checkpoint, .. SmallTrain]));
 
         Assert.EndsWith(
             "(an interrupted save?); the save moved the old files aside to .trainer.safetensors.1-a.previous",

@@ -9,21 +9,7 @@ namespace MoeSharp.Tests.Cli;
 [Collection(ConsoleCollection.Name)]
 public sealed class OutputCollisionTests : IDisposable
 {
-    private static readonly string[] SmallTrain =
-    [
-        "--steps",
-        "1",
-        "--tokens",
-        "32",
-        "--dim",
-        "8",
-        "--hidden",
-        "8",
-        "--experts",
-        "4",
-        "--shared-hidden",
-        "4",
-    ];
+    private static readonly string[] OneStepTrain = ["--steps", "1", .. CliInvoker.SmallTrain];
     private static readonly string[] SmallRun = ["--tokens", "16", "--dim", "8", "--experts", "4", "--top-k", "2"];
     private readonly string _dir = TempDirectory();
 
@@ -37,7 +23,7 @@ public sealed class OutputCollisionTests : IDisposable
     public void TwoOutputsOnOnePath_AreRefused(string command, string first, string second)
     {
         string path = Path.Combine(_dir, "same.out");
-        string[] small = command == "train" ? SmallTrain : SmallRun;
+        string[] small = command == "train" ? OneStepTrain : SmallRun;
 
         CliOutcome result = Invoke([command, first, path, second, path, .. small]);
 
@@ -54,7 +40,7 @@ public sealed class OutputCollisionTests : IDisposable
     {
         string job = Path.Combine(_dir, "job.toml");
         File.WriteAllText(job, "# a job\n");
-        string[] small = command == "train" ? SmallTrain : [.. SmallRun, "--world", "2"];
+        string[] small = command == "train" ? OneStepTrain : [.. SmallRun, "--world", "2"];
 
         CliOutcome result = Invoke([command, "--config", job, output, job, .. small]);
 
@@ -70,7 +56,7 @@ public sealed class OutputCollisionTests : IDisposable
         string link = Path.Combine(_dir, "link.toml");
         File.CreateSymbolicLink(link, job);
 
-        CliOutcome result = Invoke(["train", "--config", job, "--metrics", link, .. SmallTrain]);
+        CliOutcome result = Invoke(["train", "--config", job, "--metrics", link, .. OneStepTrain]);
 
         AssertNamesBoth(result, "--metrics", "--config", job);
     }
@@ -84,7 +70,7 @@ public sealed class OutputCollisionTests : IDisposable
         Directory.CreateDirectory(checkpoint);
         string path = Path.Combine(checkpoint, file);
 
-        CliOutcome result = Invoke(["train", "--save", checkpoint, "--metrics", path, .. SmallTrain]);
+        CliOutcome result = Invoke(["train", "--save", checkpoint, "--metrics", path, .. OneStepTrain]);
 
         AssertNamesBoth(result, "--metrics", "--save", path);
         Assert.Empty(Directory.EnumerateFileSystemEntries(checkpoint));
@@ -94,10 +80,10 @@ public sealed class OutputCollisionTests : IDisposable
     public void AnOutputOnAFileOfTheLoadedCheckpoint_IsRefused_ButSavingOverItIsNot()
     {
         string checkpoint = Path.Combine(_dir, "ck");
-        Assert.Equal(0, Invoke(["train", "--save", checkpoint, .. SmallTrain]).ExitCode);
+        Assert.Equal(0, Invoke(["train", "--save", checkpoint, .. OneStepTrain]).ExitCode);
         string trainer = Path.Combine(checkpoint, "trainer.safetensors");
         byte[] saved = File.ReadAllBytes(trainer);
-        string[] resume = ["train", "--load", checkpoint, .. SmallTrain, "--steps", "2"];
+        string[] resume = ["train", "--load", checkpoint, .. OneStepTrain, "--steps", "2"];
 
         CliOutcome refused = Invoke([.. resume, "--plot", trainer]);
 

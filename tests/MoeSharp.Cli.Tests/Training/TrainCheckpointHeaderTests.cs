@@ -17,21 +17,6 @@ public sealed class TrainCheckpointHeaderTests : IDisposable
     /// <summary>Each file's data block: F32 [2^26].</summary>
     private const long PaddingElements = 1L << 26;
 
-    private static readonly string[] Small =
-    [
-        "--tokens",
-        "32",
-        "--dim",
-        "8",
-        "--hidden",
-        "8",
-        "--experts",
-        "4",
-        "--shared-hidden",
-        "4",
-        "--log-every",
-        "100",
-    ];
     private readonly string _dir = TempDirectory();
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
@@ -47,7 +32,7 @@ public sealed class TrainCheckpointHeaderTests : IDisposable
 
         // The check runs on the calling thread before any rank starts.
         long before = GC.GetAllocatedBytesForCurrentThread();
-        CliOutcome result = Invoke(["train", "--steps", "2", "--load", sparse, .. Small]);
+        CliOutcome result = Invoke(["train", "--steps", "2", "--load", sparse, .. SmallTrain]);
         long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
 
         Assert.Contains("already at step 2", AssertUsageError(result));
@@ -70,7 +55,7 @@ public sealed class TrainCheckpointHeaderTests : IDisposable
         };
         WriteSparse(Path.Combine(sparse, "layer.safetensors"), layer);
 
-        string line = AssertUsageError(Invoke(["train", "--steps", "4", "--load", sparse, .. Small]));
+        string line = AssertUsageError(Invoke(["train", "--steps", "4", "--load", sparse, .. SmallTrain]));
         Assert.EndsWith(
             "layer.safetensors is at step 1 but trainer.safetensors at step 2 (an interrupted save?)",
             line
@@ -86,7 +71,7 @@ public sealed class TrainCheckpointHeaderTests : IDisposable
         WriteSparse(trainer, new Dictionary<string, string> { ["format"] = "pt" });
         WriteSparse(Path.Combine(sparse, "layer.safetensors"), new Dictionary<string, string>());
 
-        string line = AssertUsageError(Invoke(["train", "--steps", "4", "--load", sparse, .. Small]));
+        string line = AssertUsageError(Invoke(["train", "--steps", "4", "--load", sparse, .. SmallTrain]));
         Assert.Equal(
             $"moe: --load {sparse}: {trainer}: not a checkpoint of moe train (metadata 'format' is not "
                 + "moesharp-train-checkpoint/1)",
@@ -98,7 +83,7 @@ public sealed class TrainCheckpointHeaderTests : IDisposable
     private string SaveAtStepTwo()
     {
         string checkpoint = Path.Combine(_dir, "saved");
-        CliOutcome saved = Invoke(["train", "--steps", "2", "--save", checkpoint, .. Small]);
+        CliOutcome saved = Invoke(["train", "--steps", "2", "--save", checkpoint, .. SmallTrain]);
         Assert.True(saved.ExitCode == 0, saved.ToString());
         return checkpoint;
     }
