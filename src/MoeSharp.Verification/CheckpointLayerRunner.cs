@@ -183,8 +183,7 @@ public static class CheckpointLayerRunner
             BytesPerRank(config, layout, tokens),
             tokenBytes,
             LayerWorldMemory.LargestTensorElements(a, layout, tokens),
-            // ILGPU's CPU accelerator allocates its "device" tensors in host memory.
-            ranksOnHost: compute is null || compute.Device != DeviceKind.Cuda,
+            LayerWorldMemory.RanksOnHost(compute),
             what
         );
     }

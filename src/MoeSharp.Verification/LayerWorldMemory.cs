@@ -117,6 +117,12 @@ public static class LayerWorldMemory
         );
     }
 
+    /// <summary>
+    /// Whether ranks that compute on <paramref name="compute"/> (the host when null) keep their tensors in host
+    /// memory: everywhere but CUDA, since ILGPU's CPU accelerator allocates its "device" tensors on the host.
+    /// </summary>
+    public static bool RanksOnHost(ComputeOptions? compute) => compute is null || compute.Device != DeviceKind.Cuda;
+
     private static TokenDispatcherConfig DispatcherConfig(MoeLayerArgs args, LayerLayout layout) =>
         new(Math.Max(1, args.NumExperts), Math.Max(1, args.TopK))
         {

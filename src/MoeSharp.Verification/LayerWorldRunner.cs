@@ -242,8 +242,7 @@ public static class LayerWorldRunner
             BytesPerRank(args, layout, tokens),
             outputs,
             LayerWorldMemory.LargestTensorElements(args, layout, tokens),
-            // ILGPU's CPU accelerator allocates its "device" tensors in host memory.
-            ranksOnHost: compute is null || compute.Device != DeviceKind.Cuda,
+            LayerWorldMemory.RanksOnHost(compute),
             what
         );
     }
