@@ -152,6 +152,7 @@ public sealed class CliOutputConventionsTests : IDisposable
     [InlineData("run", "--comm", "mpi", "--sp", "4")]
     [InlineData("bench", "--comm", "mpi")]
     [InlineData("verify-golden", "--comm", "mpi", "x.safetensors")]
+    [InlineData("soak", "--comm", "mpi", "--runs", "1")]
     public void CommMpi_OutsideAnMpiJob_SaysSo(params string[] args)
     {
         if (MoeSharp.Cli.Commands.MpiJob.IsLaunched)

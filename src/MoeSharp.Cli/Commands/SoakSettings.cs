@@ -57,7 +57,8 @@ internal sealed class SoakSettings : CommandSettings
     {
         try
         {
-            _ = CommKinds.Parse(Comm);
+            if (MpiJob.CheckLaunched(CommKinds.Parse(Comm)) is { } notInJob)
+                return ValidationResult.Error(notInJob);
             _ = ComputeOptions.Parse(Device, null);
         }
         catch (ArgumentException ex)
