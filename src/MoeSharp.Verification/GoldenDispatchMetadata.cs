@@ -52,6 +52,7 @@ public static class GoldenDispatchMetadata
             Shape(file, $"x.g{g}", [tokens, dim], DType.Float32);
             Shape(file, $"scores.g{g}", [tokens, topK], DType.Float32);
             Shape(file, $"ids.g{g}", [tokens, topK], DType.Int64, DType.Int32);
+            CheckIds(file, $"ids.g{g}", experts, topK);
             Shape(file, $"final.g{g}", [tokens, dim], DType.Float32);
         }
         for (int r = 0; r < world; r++)
@@ -61,6 +62,39 @@ public static class GoldenDispatchMetadata
             Tensor routed = Require(file, $"routed.r{r}", DType.Float32, rank: 2);
             if (routed.Dim(1) != dim)
                 throw Disagrees(name, $"routed.r{r}", routed, $"[R, {dim}]");
+        }
+    }
+
+    /// <summary>
+    /// The format's ids are distinct per token and name an expert (<c>shared/golden/README.md</c>). The dispatcher
+    /// would route a repeated id twice and compare against a file made by a router that never repeats, so a tampered
+    /// file would read as a dispatcher mismatch instead of a malformed file.
+    /// </summary>
+    private static void CheckIds(SafetensorsContent file, string tensor, int experts, int topK)
+    {
+        Tensor ids = file.Get(tensor);
+        long[] row = new long[topK];
+        for (int t = 0; t < ids.Dim(0); t++)
+        {
+            for (int k = 0; k < topK; k++)
+            {
+                row[k] = ids.DType == DType.Int64 ? ids.AsSpan<long>()[t * topK + k] : ids.AsSpan<int>()[t * topK + k];
+                if (row[k] < 0 || row[k] >= experts)
+                {
+                    throw new InvalidDataException(
+                        $"{file.SourceName}: tensor '{tensor}' [token {t}, slot {k}] = {row[k]} is outside [0, "
+                            + $"experts = {experts})"
+                    );
+                }
+                int first = Array.IndexOf(row, row[k], 0, k);
+                if (first >= 0)
+                {
+                    throw new InvalidDataException(
+                        $"{file.SourceName}: tensor '{tensor}' [token {t}] repeats expert {row[k]} (slots {first} "
+                            + $"and {k}); ids are distinct per token"
+                    );
+                }
+            }
         }
     }
 

@@ -40,4 +40,32 @@ public class GoldenMetadataTests
         Assert.Contains(expected, error.Message);
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), clock.Elapsed.ToString());
     }
+
+    [Theory]
+    [InlineData(-1, "= -1 is outside [0, experts = 8)")]
+    [InlineData(8, "= 8 is outside [0, experts = 8)")]
+    [InlineData(null, "repeats expert")]
+    public void InvalidIds_AreAFileError_NotAMismatch(int? id, string expected)
+    {
+        var (tensors, metadata) = NaiveGolden.Build(
+            world: 2,
+            sp: 1,
+            tokens: 5,
+            dim: 3,
+            experts: 8,
+            topK: 2,
+            scoreBefore: false,
+            seed: 3
+        );
+        Span<long> ids = tensors["ids.g1"].AsSpan<long>();
+        ids[7] = id ?? ids[6]; // token 3, slot 1
+        var file = new SafetensorsContent(
+            "bad.safetensors",
+            tensors.Select(p => KeyValuePair.Create(p.Key, p.Value)).ToList(),
+            metadata
+        );
+        var error = Assert.Throws<InvalidDataException>(() => GoldenDispatchReplay.ReadCase(file));
+        Assert.Contains("'ids.g1' [token 3", error.Message);
+        Assert.Contains(expected, error.Message);
+    }
 }
