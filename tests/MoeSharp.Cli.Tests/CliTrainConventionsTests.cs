@@ -41,6 +41,20 @@ public sealed class CliTrainConventionsTests : IDisposable
     }
 
     [Theory]
+    [InlineData("1e30", "the loss is NaN")] // the loss turns first
+    [InlineData("3e38", "'router.gate.weight' is no longer finite")] // the router's scores fail first
+    public void Divergence_NamesTheLearningRate_AndSavesNothing(string lr, string what)
+    {
+        string checkpoint = Path.Combine(_dir, "ck");
+        CliOutcome result = Invoke(["train", "--steps", "5", "--lr", lr, "--save", checkpoint, .. SmallTrain]);
+        string line = AssertUsageError(result);
+        Assert.Contains("training diverged at step 2", line);
+        Assert.Contains(what, line);
+        Assert.Contains("try a smaller --lr", line);
+        Assert.False(Directory.Exists(checkpoint));
+    }
+
+    [Theory]
     [InlineData("1")]
     [InlineData("2")]
     public void SaveThenLoad_GivesTheUninterruptedLossesBitwise(string resumeWorld)

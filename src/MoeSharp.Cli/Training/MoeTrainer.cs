@@ -119,9 +119,17 @@ internal static class MoeTrainer
         {
             long started = Stopwatch.GetTimestamp();
             var tokenLoss = new double[o.Tokens];
-            StepWork work = feed is null
-                ? HostStep(o, layout, world.Rank, step, layer, layerOptimizer, head, teacherA, teacherB, tokenLoss)
-                : DeviceStep(o, layout, world.Rank, step, layer, layerOptimizer, head, feed, tokenLoss);
+            StepWork work;
+            try
+            {
+                work = feed is null
+                    ? HostStep(o, layout, world.Rank, step, layer, layerOptimizer, head, teacherA, teacherB, tokenLoss)
+                    : DeviceStep(o, layout, world.Rank, step, layer, layerOptimizer, head, feed, tokenLoss);
+            }
+            catch (ArgumentException) when (Divergence.NonFiniteParameter(layer.Parameters.Append(head)) is { } name)
+            {
+                throw Divergence.Error(o.LearningRate, step, $"'{name}' is no longer finite");
+            }
             RankOrderedAccumulation.Run(collective, [head.Grad], work.AccumulateHeadGrad);
             TimeSpan layerTime = work.LayerTime;
             TrafficReport? traffic = work.Traffic;
@@ -131,6 +139,9 @@ internal static class MoeTrainer
             foreach (double l in tokenLoss)
                 loss += l;
             loss /= o.Tokens;
+            // The loss is all-reduced, so every rank stops here together.
+            if (!double.IsFinite(loss))
+                throw Divergence.Error(o.LearningRate, step, $"the loss is {loss}");
             stepLosses[step - firstStep] = loss;
 
             headOptimizer.Step();
