@@ -131,6 +131,28 @@ public static class GoldenLayerMetadata
         Shape(file, "top_scores", [n, k], DType.Float32);
         Shape(file, "expert_ids", [n, k], DType.Int64);
         Shape(file, "tokens_per_expert", [e], DType.Int64);
+        Gradients(file);
+    }
+
+    /// <summary>
+    /// Each <c>grad.NAME</c> is float32 of its input <c>NAME</c>'s shape (<c>shared/golden/README.md</c>): a gradient
+    /// of another shape, or of no input, is a malformed file rather than a replay that differs.
+    /// </summary>
+    private static void Gradients(SafetensorsContent file)
+    {
+        foreach (string name in file.Names.Where(n => n.StartsWith("grad.", StringComparison.Ordinal)))
+        {
+            string input = name["grad.".Length..];
+            if (!file.TryGet(input, out Tensor? of))
+            {
+                throw new InvalidDataException(
+                    $"{file.SourceName}: tensor '{name}' is the gradient of '{input}', which the file does not hold"
+                );
+            }
+            Tensor grad = file.Get(name);
+            if (grad.DType != DType.Float32 || !grad.Shape.SequenceEqual(of.Shape))
+                throw Disagrees(file.SourceName, name, grad, $"Float32 {of.ShapeString} (the shape of '{input}')");
+        }
     }
 
     private static void Positive(string file, string key, int value)

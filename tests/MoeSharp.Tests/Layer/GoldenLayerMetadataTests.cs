@@ -58,6 +58,21 @@ public class GoldenLayerMetadataTests
     }
 
     [Theory]
+    [InlineData("grad.x", "tensor 'grad.x' is Float32 [16, 31], expected Float32 [16, 32] (the shape of 'x')")]
+    [InlineData("grad.experts.w2", "tensor 'grad.experts.w2' is Float32 [16, 31], expected Float32 [8, 32, 48]")]
+    [InlineData("grad.shared.w1", "tensor 'grad.shared.w1' is the gradient of 'shared.w1', which the file does not")]
+    public void AGradientOfTheWrongShape_OrOfNoInput_IsAMalformedFile(string tensor, string expected)
+    {
+        string path = GoldenFiles.PathOf("layer_softmax_k2.safetensors"); // D 32, H 48, E 8, no shared expert
+        SafetensorsContent golden = SafetensorsFile.Read(path);
+        var tensors = golden.Names.Where(n => n != tensor).Select(n => KeyValuePair.Create(n, golden.Get(n))).ToList();
+        tensors.Add(new(tensor, Tensor.Zeros(DType.Float32, 16, 31)));
+        SafetensorsContent file = Reopen(tensors, Metadata(path), "bad-grad.safetensors");
+        var ex = Assert.Throws<InvalidDataException>(() => GoldenLayerReplay.ReadArgs(file));
+        Assert.StartsWith("bad-grad.safetensors: " + expected, ex.Message);
+    }
+
+    [Theory]
     [InlineData("route_scale", "abc", "metadata route_scale = 'abc' is not a finite number")]
     [InlineData("route_scale", "1,5", "metadata route_scale = '1,5' is not a finite number")]
     [InlineData("route_scale", "NaN", "metadata route_scale = 'NaN' is not a finite number")]
