@@ -277,7 +277,7 @@ public class FaultCliTests
     }
 
     [Fact]
-    public void VerifyGolden_InvalidExpertIdOnRank2_OnIlgpuCpu_IsRank2sOwnMessage_OnOneLine()
+    public void VerifyGolden_NonFiniteScoreOnRank2_OnIlgpuCpu_IsRank2sOwnMessage_OnOneLine()
     {
         string dir = Directory.CreateTempSubdirectory("moesharp-faults-").FullName;
         try
@@ -292,13 +292,15 @@ public class FaultCliTests
                 scoreBefore: false,
                 seed: 2
             );
-            tensors["ids.g1"].AsSpan<long>()[0] = 99; // token 0 of group 1: SP rank 0 of that group, world rank 2
-            string path = Path.Combine(dir, "badid.safetensors");
+            // Token 0 of group 1: SP rank 0 of that group, world rank 2, whose dispatcher refuses it (a bad expert id is
+            // refused with the file's metadata, before any rank starts).
+            tensors["scores.g1"].AsSpan<float>()[0] = float.NaN;
+            string path = Path.Combine(dir, "badscore.safetensors");
             MoeSharp.Tensors.SafetensorsFile.Write(path, tensors, metadata);
             var result = Invoke("verify-golden", "--device", "ilgpu-cpu", path);
             Assert.True(result.Code == ExitCodes.UsageError, result.Error + result.Out);
             string line = Assert.Single(result.Error.Split('\n', StringSplitOptions.RemoveEmptyEntries));
-            Assert.Contains("rank 2 failed: ArgumentOutOfRangeException: expertIds[token 0, slot 0] = 99", line);
+            Assert.Contains("rank 2 failed: ArgumentException: topScores[token 0, slot 0] = NaN is not finite", line);
         }
         finally
         {
