@@ -292,8 +292,8 @@ public class FaultCliTests
                 scoreBefore: false,
                 seed: 2
             );
-            // Token 0 of group 1: SP rank 0 of that group, world rank 2, whose dispatcher refuses it (a bad expert id is
-            // refused with the file's metadata, before any rank starts).
+            // Token 0 of group 1: SP rank 0 of that group, world rank 2, whose dispatcher refuses it (a bad expert id
+            // is refused with the file's metadata, before any rank starts).
             tensors["scores.g1"].AsSpan<float>()[0] = float.NaN;
             string path = Path.Combine(dir, "badscore.safetensors");
             MoeSharp.Tensors.SafetensorsFile.Write(path, tensors, metadata);
