@@ -21,10 +21,17 @@ internal static unsafe partial class GemmMicroKernel
     /// <summary>
     /// Whether the 512-bit kernel runs (AVX-512F present): 12 × 32 tiles in 24 of the 32 vector registers, half the
     /// instructions of the 256-bit kernel per FMA and fewer broadcasts per FMA. Otherwise 6 × 16 tiles of 256-bit
-    /// vectors (AVX2 + FMA, or whatever <see cref="Vector256"/> maps to).
+    /// vectors (AVX2 + FMA, or whatever <see cref="Vector256"/> maps to), or of 128-bit ones (<see cref="Narrow"/>).
     /// </summary>
     public static readonly bool Wide =
         Vector512.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Avx512F.IsSupported;
+
+    /// <summary>
+    /// Whether the 6 × 16 tile runs in 128-bit vectors (<see cref="Kernel128"/>): where <see cref="Vector256"/> is not
+    /// hardware accelerated but <see cref="Vector128"/> is, as on ARM64 (NEON), whose 32 registers hold the 24
+    /// accumulators. There <see cref="Kernel256"/>'s vectors would be built from pairs of 128-bit halves through calls.
+    /// </summary>
+    public static readonly bool Narrow = !Vector256.IsHardwareAccelerated && Vector128.IsHardwareAccelerated;
 
     /// <summary>Rows of the output tile (broadcast operand).</summary>
     public static readonly int MR = Wide ? 12 : 6;
@@ -56,6 +63,8 @@ internal static unsafe partial class GemmMicroKernel
     {
         if (Wide)
             Kernel512(depth, a, b, c, ldc, load);
+        else if (Narrow)
+            Kernel128(depth, a, b, c, ldc, load);
         else
             Kernel256(depth, a, b, c, ldc, load);
     }
@@ -137,6 +146,102 @@ internal static unsafe partial class GemmMicroKernel
         c41.Store(c + (4 * ldc) + 8);
         c50.Store(c + (5 * ldc) + 0);
         c51.Store(c + (5 * ldc) + 8);
+    }
+
+    /// <summary>
+    /// <see cref="Kernel256"/>'s <c>6 × 16</c> tile over the same packed panels in 128-bit vectors, four a row: the
+    /// same chains, so the same bits, for machines whose widest accelerated vector is 128 bits (<see cref="Narrow"/>).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    public static void Kernel128(int depth, float* a, float* b, float* c, long ldc, bool load)
+    {
+        Vector128<float> c00 = Ld128(c, ldc, 0, 0, load),
+            c01 = Ld128(c, ldc, 0, 4, load),
+            c02 = Ld128(c, ldc, 0, 8, load),
+            c03 = Ld128(c, ldc, 0, 12, load);
+        Vector128<float> c10 = Ld128(c, ldc, 1, 0, load),
+            c11 = Ld128(c, ldc, 1, 4, load),
+            c12 = Ld128(c, ldc, 1, 8, load),
+            c13 = Ld128(c, ldc, 1, 12, load);
+        Vector128<float> c20 = Ld128(c, ldc, 2, 0, load),
+            c21 = Ld128(c, ldc, 2, 4, load),
+            c22 = Ld128(c, ldc, 2, 8, load),
+            c23 = Ld128(c, ldc, 2, 12, load);
+        Vector128<float> c30 = Ld128(c, ldc, 3, 0, load),
+            c31 = Ld128(c, ldc, 3, 4, load),
+            c32 = Ld128(c, ldc, 3, 8, load),
+            c33 = Ld128(c, ldc, 3, 12, load);
+        Vector128<float> c40 = Ld128(c, ldc, 4, 0, load),
+            c41 = Ld128(c, ldc, 4, 4, load),
+            c42 = Ld128(c, ldc, 4, 8, load),
+            c43 = Ld128(c, ldc, 4, 12, load);
+        Vector128<float> c50 = Ld128(c, ldc, 5, 0, load),
+            c51 = Ld128(c, ldc, 5, 4, load),
+            c52 = Ld128(c, ldc, 5, 8, load),
+            c53 = Ld128(c, ldc, 5, 12, load);
+        for (int p = 0; p < depth; p++)
+        {
+            Vector128<float> b0 = Vector128.Load(b + 0);
+            Vector128<float> b1 = Vector128.Load(b + 4);
+            Vector128<float> b2 = Vector128.Load(b + 8);
+            Vector128<float> b3 = Vector128.Load(b + 12);
+            Vector128<float> a0 = Vector128.Create(a[0]);
+            c00 = Vector128.FusedMultiplyAdd(a0, b0, c00);
+            c01 = Vector128.FusedMultiplyAdd(a0, b1, c01);
+            c02 = Vector128.FusedMultiplyAdd(a0, b2, c02);
+            c03 = Vector128.FusedMultiplyAdd(a0, b3, c03);
+            Vector128<float> a1 = Vector128.Create(a[1]);
+            c10 = Vector128.FusedMultiplyAdd(a1, b0, c10);
+            c11 = Vector128.FusedMultiplyAdd(a1, b1, c11);
+            c12 = Vector128.FusedMultiplyAdd(a1, b2, c12);
+            c13 = Vector128.FusedMultiplyAdd(a1, b3, c13);
+            Vector128<float> a2 = Vector128.Create(a[2]);
+            c20 = Vector128.FusedMultiplyAdd(a2, b0, c20);
+            c21 = Vector128.FusedMultiplyAdd(a2, b1, c21);
+            c22 = Vector128.FusedMultiplyAdd(a2, b2, c22);
+            c23 = Vector128.FusedMultiplyAdd(a2, b3, c23);
+            Vector128<float> a3 = Vector128.Create(a[3]);
+            c30 = Vector128.FusedMultiplyAdd(a3, b0, c30);
+            c31 = Vector128.FusedMultiplyAdd(a3, b1, c31);
+            c32 = Vector128.FusedMultiplyAdd(a3, b2, c32);
+            c33 = Vector128.FusedMultiplyAdd(a3, b3, c33);
+            Vector128<float> a4 = Vector128.Create(a[4]);
+            c40 = Vector128.FusedMultiplyAdd(a4, b0, c40);
+            c41 = Vector128.FusedMultiplyAdd(a4, b1, c41);
+            c42 = Vector128.FusedMultiplyAdd(a4, b2, c42);
+            c43 = Vector128.FusedMultiplyAdd(a4, b3, c43);
+            Vector128<float> a5 = Vector128.Create(a[5]);
+            c50 = Vector128.FusedMultiplyAdd(a5, b0, c50);
+            c51 = Vector128.FusedMultiplyAdd(a5, b1, c51);
+            c52 = Vector128.FusedMultiplyAdd(a5, b2, c52);
+            c53 = Vector128.FusedMultiplyAdd(a5, b3, c53);
+            a += 6;
+            b += 16;
+        }
+        c00.Store(c + (0 * ldc) + 0);
+        c01.Store(c + (0 * ldc) + 4);
+        c02.Store(c + (0 * ldc) + 8);
+        c03.Store(c + (0 * ldc) + 12);
+        c10.Store(c + (1 * ldc) + 0);
+        c11.Store(c + (1 * ldc) + 4);
+        c12.Store(c + (1 * ldc) + 8);
+        c13.Store(c + (1 * ldc) + 12);
+        c20.Store(c + (2 * ldc) + 0);
+        c21.Store(c + (2 * ldc) + 4);
+        c22.Store(c + (2 * ldc) + 8);
+        c23.Store(c + (2 * ldc) + 12);
+        c30.Store(c + (3 * ldc) + 0);
+        c31.Store(c + (3 * ldc) + 4);
+        c32.Store(c + (3 * ldc) + 8);
+        c33.Store(c + (3 * ldc) + 12);
+        c40.Store(c + (4 * ldc) + 0);
+        c41.Store(c + (4 * ldc) + 4);
+        c42.Store(c + (4 * ldc) + 8);
+        c43.Store(c + (4 * ldc) + 12);
+        c50.Store(c + (5 * ldc) + 0);
+        c51.Store(c + (5 * ldc) + 4);
+        c52.Store(c + (5 * ldc) + 8);
+        c53.Store(c + (5 * ldc) + 12);
     }
 
     /// <summary>
@@ -414,6 +519,10 @@ internal static unsafe partial class GemmMicroKernel
         c030.Store(c + (3 * ldc) + 0);
         c031.Store(c + (3 * ldc) + 16);
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> Ld128(float* c, long ldc, int row, int column, bool load) =>
+        load ? Vector128.Load(c + (row * ldc) + column) : Vector128<float>.Zero;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> Ld256(float* c, long ldc, int row, int column, bool load) =>
