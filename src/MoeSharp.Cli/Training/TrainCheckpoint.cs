@@ -42,8 +42,9 @@ internal static class TrainCheckpoint
 
     /// <summary>
     /// Reads the step a checkpoint directory is at and checks it against the run's options, before any work. Only the
-    /// two files' headers are read (<see cref="LazySafetensorsFile"/>): the step and the options are metadata, and the
-    /// tensors, the size of the whole checkpoint, are left to the ranks' <see cref="Load"/>.
+    /// two files' headers are read, and checked against the files' lengths as a full read checks them (overlapping or
+    /// missing data is refused here): the step and the options are metadata, and the tensors, the size of the whole
+    /// checkpoint, are left to the ranks' <see cref="Load"/>.
     /// </summary>
     /// <returns>The last step the checkpoint took.</returns>
     /// <exception cref="ArgumentException">
@@ -58,11 +59,9 @@ internal static class TrainCheckpoint
         {
             string trainerPath = Path.Combine(directory, TrainerFile);
             string layerPath = Path.Combine(directory, LayerFile);
-            using (LazySafetensorsFile trainerHeader = LazySafetensorsFile.Open(trainerPath))
-                trainer = trainerHeader.Metadata;
-            using LazySafetensorsFile layer = LazySafetensorsFile.Open(layerPath);
+            trainer = Header(trainerPath).Metadata;
             step = StepOf(trainer, trainerPath);
-            int layerStep = StepOf(layer.Metadata, layerPath);
+            int layerStep = StepOf(Header(layerPath).Metadata, layerPath);
             if (layerStep != step)
             {
                 throw new InvalidDataException(
@@ -94,6 +93,12 @@ internal static class TrainCheckpoint
             );
         }
         return step;
+    }
+
+    private static SafetensorsHeader Header(string path)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1);
+        return SafetensorsReader.ReadHeader(stream, path);
     }
 
     /// <summary>

@@ -14,22 +14,16 @@ internal static class SafetensorsReader
     {
         // A seekable stream tells its length up front, so truncation is reported as a header error before any
         // tensor is allocated; other streams find out while reading, and allocate only as bytes arrive.
-        long? remaining = stream.CanSeek ? stream.Length - stream.Position : null;
-
-        Span<byte> prefix = stackalloc byte[8];
-        int got = stream.ReadAtLeast(prefix, prefix.Length, throwOnEndOfStream: false);
-        long headerLength = ReadHeaderLength(prefix[..got], sourceName, remaining);
-
-        byte[] json = ReadHeader(stream, headerLength, sourceName, lengthKnown: remaining is not null);
-        SafetensorsHeader header = SafetensorsHeader.Parse(json, sourceName, remaining - 8 - headerLength);
+        bool lengthKnown = stream.CanSeek;
+        SafetensorsHeader header = ReadHeader(stream, sourceName);
         var tensors = new List<KeyValuePair<string, Tensor>>(header.Entries.Count);
         foreach (SafetensorsEntry entry in header.Entries)
         {
             // Entries tile the data block in order, so reading them one after another walks it sequentially.
-            tensors.Add(new(entry.Name, ReadTensor(stream, entry, sourceName, lengthKnown: remaining is not null)));
+            tensors.Add(new(entry.Name, ReadTensor(stream, entry, sourceName, lengthKnown)));
         }
 
-        if (remaining is null && stream.ReadByte() >= 0)
+        if (!lengthKnown && stream.ReadByte() >= 0)
         {
             throw SafetensorsFormatError.Create(
                 sourceName,
@@ -38,6 +32,23 @@ internal static class SafetensorsReader
             );
         }
         return new SafetensorsContent(sourceName, tensors, header.Metadata);
+    }
+
+    /// <summary>
+    /// Reads and checks the header at the stream's position as <see cref="Read(Stream, string)"/> does (entries that
+    /// overlap or leave holes are errors, and on a seekable stream entries past its end), leaving the stream at the
+    /// data block, none of which is read.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The header is malformed or disagrees with the stream's
+    /// length.</exception>
+    public static SafetensorsHeader ReadHeader(Stream stream, string sourceName)
+    {
+        long? remaining = stream.CanSeek ? stream.Length - stream.Position : null;
+        Span<byte> prefix = stackalloc byte[8];
+        int got = stream.ReadAtLeast(prefix, prefix.Length, throwOnEndOfStream: false);
+        long headerLength = ReadHeaderLength(prefix[..got], sourceName, remaining);
+        byte[] json = ReadHeader(stream, headerLength, sourceName, lengthKnown: remaining is not null);
+        return SafetensorsHeader.Parse(json, sourceName, remaining - 8 - headerLength);
     }
 
     /// <summary>

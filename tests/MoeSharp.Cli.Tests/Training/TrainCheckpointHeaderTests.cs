@@ -79,6 +79,25 @@ public sealed class TrainCheckpointHeaderTests : IDisposable
         );
     }
 
+    [Fact]
+    public void Load_OverlappingData_IsRefusedByTheHeaderCheck_BeforeAnyRankStarts()
+    {
+        // Before, the header-only check let overlapping data ranges pass and every rank's load failed on them (exit 3).
+        string saved = SaveAtStepTwo();
+        string sparse = Path.Combine(_dir, "sparse");
+        Directory.CreateDirectory(sparse);
+        string layer = Path.Combine(sparse, "layer.safetensors");
+        File.Copy(Path.Combine(saved, "trainer.safetensors"), Path.Combine(sparse, "trainer.safetensors"));
+        WriteSparse(layer, MetadataOf(Path.Combine(saved, "layer.safetensors")), overlapping: true);
+
+        string line = AssertUsageError(Invoke(["train", "--steps", "4", "--load", sparse, .. SmallTrain]));
+        Assert.StartsWith($"moe: --load {sparse}: ", line);
+        Assert.EndsWith(
+            "layer.safetensors: tensor 'padding': data_offsets [0, 268435456] overlap tensor 'overlap' at [0, 4]",
+            line
+        );
+    }
+
     /// <summary>A real checkpoint of the small run after two steps.</summary>
     private string SaveAtStepTwo()
     {
@@ -98,7 +117,10 @@ public sealed class TrainCheckpointHeaderTests : IDisposable
     /// A safetensors file with <paramref name="metadata"/> and one F32 tensor of <see cref="PaddingElements"/> whose
     /// bytes are never written: the file is extended to their length (sparse), so it costs no memory and no disk.
     /// </summary>
-    private static void WriteSparse(string path, IReadOnlyDictionary<string, string> metadata)
+    /// <param name="path">The file to write.</param>
+    /// <param name="metadata">Its metadata.</param>
+    /// <param name="overlapping">Also an F32 [1] tensor over the padding's first 4 bytes.</param>
+    private static void WriteSparse(string path, IReadOnlyDictionary<string, string> metadata, bool overlapping = false)
     {
         long bytes = PaddingElements * sizeof(float);
         var header = new Dictionary<string, object>
@@ -111,6 +133,13 @@ public sealed class TrainCheckpointHeaderTests : IDisposable
                 data_offsets = new[] { 0, bytes },
             },
         };
+        if (overlapping)
+            header["overlap"] = new
+            {
+                dtype = "F32",
+                shape = new[] { 1 },
+                data_offsets = new[] { 0, 4 },
+            };
         byte[] json = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(header));
         using FileStream file = File.Create(path);
         Span<byte> length = stackalloc byte[8];
