@@ -108,7 +108,7 @@ internal static class MoeTrainer
         IProcessGroup? collective = groups is null ? null : world;
         // A resumed run continues after the checkpoint's step; the batches are functions of the seed and the step.
         int firstStep = o.LoadFrom is { } from
-            ? TrainCheckpoint.Load(from, world, layer, layerOptimizer, head, headOptimizer) + 1
+            ? TrainCheckpoint.Load(from, layer, layerOptimizer, head, headOptimizer) + 1
             : 1;
         var stepLosses = new double[o.Steps - firstStep + 1];
 

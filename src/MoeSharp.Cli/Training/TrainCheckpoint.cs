@@ -102,48 +102,59 @@ internal static class TrainCheckpoint
     }
 
     /// <summary>
-    /// Collective: restores the state of <paramref name="directory"/> on this rank (its experts' slices).
+    /// Restores the state of <paramref name="directory"/> on this rank: the head, the router and the shared expert
+    /// whole, and of the experts' weights and moments only this rank's, read from their place in the files.
     /// </summary>
     /// <returns>The last step the checkpoint took.</returns>
-    public static int Load(
-        string directory,
-        IProcessGroup world,
-        MoeLayer layer,
-        AdamW layerOptimizer,
-        Parameter head,
-        AdamW headOptimizer
-    )
+    /// <exception cref="InvalidDataException">A tensor is missing, not float32 or mis-shaped (names the
+    /// file).</exception>
+    public static int Load(string directory, MoeLayer layer, AdamW layerOptimizer, Parameter head, AdamW headOptimizer)
     {
-        var trainer = SafetensorsFile.Read(Path.Combine(directory, TrainerFile));
-        MoeLayerCheckpoint.Load(layer, Path.Combine(directory, LayerFile));
-        Tensor savedHead = trainer.Get(HeadWeight);
-        if (!savedHead.Shape.SequenceEqual(head.Value.Shape) || savedHead.DType != DType.Float32)
+        using LazySafetensorsFile trainerFile = LazySafetensorsFile.Open(Path.Combine(directory, TrainerFile));
+        using LazySafetensorsFile layerFile = LazySafetensorsFile.Open(Path.Combine(directory, LayerFile));
+        RankCheckpointReader trainer = ReaderFor(trainerFile, layer),
+            layerState = ReaderFor(layerFile, layer);
+        MoeLayerCheckpoint.LoadLocalExperts(
+            layer,
+            layerState.Names.Select(name =>
+                KeyValuePair.Create(
+                    name,
+                    ExpertParameters.Contains(name) ? layerState.OwnExperts(name) : layerState.Whole(name)
+                )
+            ),
+            layerState.Path
+        );
+        Tensor savedHead = trainer.Whole(HeadWeight);
+        if (!savedHead.Shape.SequenceEqual(head.Value.Shape))
         {
             throw new InvalidDataException(
-                $"{trainer.SourceName}: '{HeadWeight}' is {savedHead}; expected float32 {head.Value.ShapeString}"
+                $"{trainer.Path}: '{HeadWeight}' is {savedHead}; expected float32 {head.Value.ShapeString}"
             );
         }
         var layerMoments = new List<KeyValuePair<string, Tensor>>();
         var headMoments = new List<KeyValuePair<string, Tensor>>();
-        foreach (var (name, tensor) in trainer)
+        foreach (string name in trainer.Names)
         {
             if (name.StartsWith(LayerMoments, StringComparison.Ordinal))
             {
                 string moment = name[LayerMoments.Length..];
-                layerMoments.Add(new(moment, IsExpertMoment(moment) ? OwnExperts(tensor, layer, world.Size) : tensor));
+                layerMoments.Add(new(moment, IsExpertMoment(moment) ? trainer.OwnExperts(name) : trainer.Whole(name)));
             }
-            else if (name.StartsWith(HeadMoments, StringComparison.Ordinal))
+            else if (name.StartsWith(HeadMoments, StringComparison.Ordinal) && name != HeadWeight)
             {
-                headMoments.Add(new(name[HeadMoments.Length..], tensor));
+                headMoments.Add(new(name[HeadMoments.Length..], trainer.Whole(name)));
             }
         }
-        int layerSteps = IntOf(trainer.Metadata, trainer.SourceName, "layer_adamw_steps");
-        layerOptimizer.LoadState(layerMoments, layerSteps, trainer.SourceName);
-        int headSteps = IntOf(trainer.Metadata, trainer.SourceName, "head_adamw_steps");
-        headOptimizer.LoadState(headMoments, headSteps, trainer.SourceName);
+        int layerSteps = IntOf(trainer.Metadata, trainer.Path, "layer_adamw_steps");
+        layerOptimizer.LoadState(layerMoments, layerSteps, trainer.Path);
+        int headSteps = IntOf(trainer.Metadata, trainer.Path, "head_adamw_steps");
+        headOptimizer.LoadState(headMoments, headSteps, trainer.Path);
         savedHead.AsSpan<float>().CopyTo(head.Value.AsSpan<float>());
-        return StepOf(trainer.Metadata, trainer.SourceName);
+        return StepOf(trainer.Metadata, trainer.Path);
     }
+
+    private static RankCheckpointReader ReaderFor(LazySafetensorsFile file, MoeLayer layer) =>
+        new(file, layer.Args.NumExperts, layer.FirstExpert, layer.Experts.NumLocalExperts);
 
     /// <summary>
     /// Collective: gathers this step's state and writes it to <paramref name="directory"/> from rank 0, both files
@@ -218,23 +229,6 @@ internal static class TrainCheckpoint
         var full = Tensor.Uninitialized(DType.Float32, shape);
         world.AllGather<float>(local.AsSpan<float>(), full.AsSpan<float>());
         return full;
-    }
-
-    /// <summary>This rank's experts out of all E.</summary>
-    private static Tensor OwnExperts(Tensor all, MoeLayer layer, int worldSize)
-    {
-        if (all.Rank < 1 || all.Dim(0) != layer.Args.NumExperts || all.DType != DType.Float32)
-        {
-            throw new InvalidDataException($"an expert moment is {all}; expected float32 [{layer.Args.NumExperts}, …]");
-        }
-        int[] shape = all.ShapeArray();
-        int local = layer.Args.NumExperts / worldSize;
-        int perExpert = all.ElementCount / shape[0];
-        shape[0] = local;
-        return Tensor.FromArray(
-            all.AsSpan<float>().Slice(layer.FirstExpert * perExpert, local * perExpert).ToArray(),
-            shape
-        );
     }
 
     /// <summary>The step in a file's metadata, once the metadata says it is a checkpoint of <c>moe train</c>.</summary>

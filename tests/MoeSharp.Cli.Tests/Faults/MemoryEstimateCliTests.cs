@@ -15,19 +15,23 @@ public partial class MemoryEstimateCliTests
     private const double GiB = 1L << 30;
 
     [Fact]
-    public void Train_OnlyACheckpoint_HoldsAllExpertsAsOneTensor()
+    public void Train_OnlyASavedCheckpoint_HoldsAllExpertsAsOneTensor()
     {
         string dir = Directory.CreateTempSubdirectory("moesharp-memory-").FullName;
         try
         {
-            // E·H·D = 2^32 over 512 ranks of one expert: a rank keeps the initial weights of its own expert only,
-            // so a fresh run is refused for the batches' host memory (2.2 TB), not for a tensor; a checkpoint is read
-            // or gathered as stacked [E, H, D] tensors, whose element count exceeds an array.
+            // E·H·D = 2^32 over 512 ranks of one expert: a rank keeps the initial weights of its own expert only, and
+            // reads only its own expert of a checkpoint, so a fresh or a loaded run is refused for the batches' host
+            // memory (2.2 TB), not for a tensor; a saved checkpoint is gathered as stacked [E, H, D] tensors, whose
+            // element count exceeds an array.
             string[] shape = ["--world", "512", "--experts", "512", "--hidden", "4096", "--dim", "2048"];
             string[] batch = ["--tokens", "524288"];
             double fresh = NeededBytes(CliInvoker.Invoke(Train([.. shape, .. batch])));
             Assert.True(fresh >= 512 * 524288.0 * 4 * 2050, $"{fresh / GiB:F0} GiB");
-            string line = CliInvoker.AssertUsageError(CliInvoker.Invoke(Train([.. shape, .. batch, "--load", dir])));
+            double loaded = NeededBytes(CliInvoker.Invoke(Train([.. shape, .. batch, "--load", dir])));
+            Assert.True(loaded >= fresh, $"{loaded / GiB:F0} GiB");
+            string save = Path.Combine(dir, "saved");
+            string line = CliInvoker.AssertUsageError(CliInvoker.Invoke(Train([.. shape, .. batch, "--save", save])));
             Assert.StartsWith("moe: needs a tensor of 4294967296 elements, more than the 2147483591", line);
             Assert.Contains("--experts 512", line);
         }
@@ -51,17 +55,35 @@ public partial class MemoryEstimateCliTests
     }
 
     [Fact]
-    public void Train_Load_CountsTheWholeCheckpointOnEveryRank()
+    public void Train_LoadCountsItsOwnExperts_SaveTheWholeCheckpoint_OnEveryRank()
     {
         string dir = Directory.CreateTempSubdirectory("moesharp-memory-").FullName;
         try
         {
-            double fresh = NeededBytes(CliInvoker.Invoke(Train(BigTrain)));
-            CliOutcome loaded = CliInvoker.Invoke(Train([.. BigTrain, "--load", dir]));
+            // 256 ranks of one expert of 3 × 6144 × 1024 floats (72 MiB) and a small batch: each rank's layer (weights,
+            // gradients, two moments) and initial weights come to about 5 × 72 MiB, 90 GiB in all.
+            string[] shape =
+            [
+                "--world",
+                "256",
+                "--experts",
+                "256",
+                "--hidden",
+                "6144",
+                "--dim",
+                "1024",
+                "--tokens",
+                "256",
+            ];
+            double expert = 3 * 6144 * 1024 * 4.0;
+            double fresh = NeededBytes(CliInvoker.Invoke(Train(shape)));
+            CliOutcome loaded = CliInvoker.Invoke(Train([.. shape, "--load", dir]));
             Assert.Contains("--load " + dir, CliInvoker.AssertUsageError(loaded));
-            // Every rank reads all experts' weights and both AdamW moments: 3 × 12 GiB more per rank (to the
-            // figure's one decimal).
-            Assert.True(NeededBytes(loaded) - fresh >= 512 * 36 * GiB * 0.99, $"{fresh / GiB:F0} GiB fresh");
+            // Every rank reads its own expert's weights and both AdamW moments (and the gate): 3 × 72 MiB more.
+            Assert.InRange(NeededBytes(loaded) - fresh, 256 * 3 * expert * 0.95, 256 * 3 * expert * 1.05);
+            // Every rank gathers all experts' weights and both moments to save them: 3 × 18 GiB more.
+            CliOutcome saved = CliInvoker.Invoke(Train([.. shape, "--save", Path.Combine(dir, "saved")]));
+            Assert.True(NeededBytes(saved) - fresh >= 256 * 3 * 256 * expert * 0.99, $"{fresh / GiB:F0} GiB fresh");
         }
         finally
         {
