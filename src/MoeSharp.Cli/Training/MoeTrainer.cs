@@ -31,8 +31,20 @@ internal static class MoeTrainer
     /// thread after every step.
     /// </summary>
     /// <returns>The loss of every step.</returns>
-    public static double[] Train(TrainOptions o, Action<StepReport>? report = null, TimeSpan? timeout = null) =>
-        InProcessWorld.Run(o.World, world => TrainRank(world, o, report), timeout)[0];
+    public static double[] Train(TrainOptions o, Action<StepReport>? report = null, TimeSpan? timeout = null)
+    {
+        // The ranks share one draw of the initial values: each walking the whole sequence for its slice cost the world
+        // size times the draw on the same cores.
+        int local = o.Experts / o.World;
+        var initial = new Lazy<InitialValues>(() =>
+            InitialValues.ForRanks(
+                LayerArgs(o),
+                o.Seed,
+                [.. Enumerable.Range(0, o.World).Select(r => (r * local, local))]
+            )
+        );
+        return InProcessWorld.Run(o.World, world => TrainRank(world, o, report, initial), timeout)[0];
+    }
 
     /// <summary>
     /// One rank's training on any process group (in-process threads or MPI): collective, every rank of
@@ -43,7 +55,20 @@ internal static class MoeTrainer
     /// <param name="report">Called on rank 0 after every step.</param>
     /// <returns>The loss of every step run (from the checkpoint's next step when resuming; the same on every
     /// rank).</returns>
-    public static double[] TrainRank(IProcessGroup world, TrainOptions o, Action<StepReport>? report = null)
+    public static double[] TrainRank(IProcessGroup world, TrainOptions o, Action<StepReport>? report = null) =>
+        TrainRank(world, o, report, shared: null);
+
+    /// <summary>
+    /// <see cref="TrainRank(IProcessGroup, TrainOptions, Action{StepReport}?)"/> with the initial values drawn once
+    /// for all the ranks of <paramref name="world"/> (slice = rank), or by this rank alone when
+    /// <paramref name="shared"/> is null.
+    /// </summary>
+    private static double[] TrainRank(
+        IProcessGroup world,
+        TrainOptions o,
+        Action<StepReport>? report,
+        Lazy<InitialValues>? shared
+    )
     {
         ArgumentNullException.ThrowIfNull(world);
         if (world.Size != o.World)
@@ -51,16 +76,7 @@ internal static class MoeTrainer
                 $"--world {o.World} but the process group has {world.Size} ranks",
                 nameof(world)
             );
-        var args = new MoeLayerArgs(o.Dim, o.Hidden, o.Experts, o.TopK)
-        {
-            SharedHidden = o.SharedHidden,
-            LoadBalancing = true,
-            ScoreFunc = o.ScoreFunc,
-            RouteNorm = o.RouteNorm,
-            RouteScale = o.RouteScale,
-            NumExpertGroups = o.ExpertGroups,
-            NumLimitedGroups = o.LimitedGroups,
-        };
+        MoeLayerArgs args = LayerArgs(o);
         var layout = new LayerLayout(o.World, o.Sp, o.Layout, o.Sharding);
 
         using DeviceRank? device = o.Compute.CreateRank(world);
@@ -90,16 +106,21 @@ internal static class MoeTrainer
             collectTraffic: o.Traffic
         );
         ILayerKernels kernels = layer.Kernels;
-        // Every rank draws the same initial weights and teacher from the seed, so nothing needs broadcasting; of the
-        // experts it keeps only its own (the layer says which).
-        var init = new Random(o.Seed);
-        MoeLayerCheckpoint.LoadLocalExperts(
-            layer,
-            InitialWeights(args, init, layer.FirstExpert, layer.Experts.NumLocalExperts)
-        );
-        float[] head0 = Uniform(init, o.Dim, 1 / Math.Sqrt(o.Dim));
-        float[] teacherA = Uniform(init, o.Dim, 1.5 / Math.Sqrt(o.Dim));
-        float[] teacherB = Uniform(init, o.Dim, 1.5 / Math.Sqrt(o.Dim));
+        // Every rank gets the same initial weights and teacher from the seed, so nothing needs broadcasting; of the
+        // experts it keeps only its own (the layer says which: rank r holds E / W experts from r · E / W on).
+        int localExperts = layer.Experts.NumLocalExperts;
+        if (layer.FirstExpert != world.Rank * localExperts)
+        {
+            throw new InvalidOperationException(
+                $"rank {world.Rank} holds experts from {layer.FirstExpert}, not {world.Rank * localExperts}"
+            );
+        }
+        InitialValues initial =
+            shared?.Value ?? InitialValues.ForRanks(args, o.Seed, [(layer.FirstExpert, localExperts)]);
+        MoeLayerCheckpoint.LoadLocalExperts(layer, initial.TakeWeights(shared is null ? 0 : world.Rank));
+        float[] head0 = initial.Head,
+            teacherA = initial.TeacherA,
+            teacherB = initial.TeacherB;
         // The head is one host row; the layer's weights and moments stay on its device. AdamW updates every parameter
         // on its own, so two optimizers take the same steps as one.
         var head = new Parameter("head.weight", Tensor.FromArray((float[])head0.Clone(), 1, o.Dim));
@@ -350,7 +371,7 @@ internal static class MoeTrainer
         }
         // Not HashCode.Combine: it is randomized per process, and the batch must be the same on every run.
         var random = new Random(unchecked((o.Seed * 1_000_003) + step));
-        return Tensor.FromArray(Uniform(random, o.Tokens * o.Dim, 1.0), o.Tokens, o.Dim);
+        return Tensor.FromArray(InitialValues.Uniform(random, o.Tokens * o.Dim, 1.0), o.Tokens, o.Dim);
     }
 
     private static float Teacher(ReadOnlySpan<float> x, float[] a, float[] b)
@@ -365,109 +386,15 @@ internal static class MoeTrainer
         return (float)(Math.Tanh(u) * v);
     }
 
-    /// <summary>
-    /// The layer's initial weights as one rank holds them: the gate and the shared expert whole, and of the routed
-    /// experts only <paramref name="localExperts"/> from <paramref name="firstExpert"/> on (the stacked
-    /// <c>experts.*</c> tensors are [E_local, …], for <see cref="MoeLayerCheckpoint.LoadLocalExperts"/>).
-    /// </summary>
-    /// <remarks>
-    /// The values are one sequence from <paramref name="random"/> in a fixed order (gate [E, D], then W1 [E, H, D],
-    /// W2 [E, D, H] and W3 [E, H, D] of all E experts, then the shared expert's), so every rank draws all of them
-    /// and stores only its own: an expert's weights are the same on any world, and the draws that follow (the head,
-    /// the teacher) too.
-    /// </remarks>
-    internal static List<KeyValuePair<string, Tensor>> InitialWeights(
-        MoeLayerArgs a,
-        Random random,
-        int firstExpert,
-        int localExperts
-    )
-    {
-        int e = a.NumExperts,
-            d = a.Dim,
-            h = a.Hidden,
-            hs = a.SharedHidden;
-        ArgumentOutOfRangeException.ThrowIfNegative(firstExpert);
-        ArgumentOutOfRangeException.ThrowIfNegative(localExperts);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(firstExpert, e - localExperts);
-        // [E_local, H, D] must be one array. The layer checks its own (equal) experts before allocating them; this
-        // keeps a wrapped int count from reaching the allocation for any other caller.
-        MemoryBudget.EnsureTensorFits(
-            (long)localExperts * h * d,
-            $"the initial weights of this rank's experts, [E_local, H, D] = [{localExperts}, {h}, {d}],"
-        );
-        var weights = new List<KeyValuePair<string, Tensor>>
+    private static MoeLayerArgs LayerArgs(TrainOptions o) =>
+        new(o.Dim, o.Hidden, o.Experts, o.TopK)
         {
-            new(MoeLayerCheckpoint.GateWeight, Tensor.FromArray(Uniform(random, e * d, 1 / Math.Sqrt(d)), e, d)),
-            new(
-                MoeLayerCheckpoint.ExpertsW1,
-                LocalExperts(random, e, firstExpert, localExperts, h, d, 1 / Math.Sqrt(d))
-            ),
-            new(
-                MoeLayerCheckpoint.ExpertsW2,
-                LocalExperts(random, e, firstExpert, localExperts, d, h, 1 / Math.Sqrt(h))
-            ),
-            new(
-                MoeLayerCheckpoint.ExpertsW3,
-                LocalExperts(random, e, firstExpert, localExperts, h, d, 1 / Math.Sqrt(d))
-            ),
+            SharedHidden = o.SharedHidden,
+            LoadBalancing = true,
+            ScoreFunc = o.ScoreFunc,
+            RouteNorm = o.RouteNorm,
+            RouteScale = o.RouteScale,
+            NumExpertGroups = o.ExpertGroups,
+            NumLimitedGroups = o.LimitedGroups,
         };
-        if (hs > 0)
-        {
-            weights.Add(
-                new(MoeLayerCheckpoint.SharedW1, Tensor.FromArray(Uniform(random, hs * d, 1 / Math.Sqrt(d)), hs, d))
-            );
-            weights.Add(
-                new(MoeLayerCheckpoint.SharedW2, Tensor.FromArray(Uniform(random, d * hs, 1 / Math.Sqrt(hs)), d, hs))
-            );
-            weights.Add(
-                new(MoeLayerCheckpoint.SharedW3, Tensor.FromArray(Uniform(random, hs * d, 1 / Math.Sqrt(d)), hs, d))
-            );
-        }
-        return weights;
-    }
-
-    /// <summary>
-    /// Draws the [rows, columns] matrices of all <paramref name="experts"/> in order and keeps those of
-    /// <paramref name="count"/> experts from <paramref name="first"/> on, as [count, rows, columns]: the values are
-    /// the ones a stacked [E, rows, columns] draw would hold.
-    /// </summary>
-    private static Tensor LocalExperts(
-        Random random,
-        int experts,
-        int first,
-        int count,
-        int rows,
-        int columns,
-        double scale
-    )
-    {
-        int matrix = rows * columns;
-        var values = new float[count * matrix];
-        for (int expert = 0; expert < experts; expert++)
-        {
-            bool kept = expert >= first && expert < first + count;
-            // The skipped experts' values are drawn all the same: the sequence must advance by as many.
-            Span<float> target = kept ? values.AsSpan((expert - first) * matrix, matrix) : default;
-            for (int i = 0; i < matrix; i++)
-            {
-                float value = Draw(random, scale);
-                if (kept)
-                    target[i] = value;
-            }
-        }
-        return Tensor.FromArray(values, count, rows, columns);
-    }
-
-    private static float[] Uniform(Random random, int length, double scale)
-    {
-        var values = new float[length];
-        for (int i = 0; i < length; i++)
-            values[i] = Draw(random, scale);
-        return values;
-    }
-
-    /// <summary>One value uniform in [-scale, scale): every draw of the initial weights, the head, the teacher and the
-    /// sequential batches goes through here, so a rank's slice of the experts holds the values of the whole.</summary>
-    private static float Draw(Random random, double scale) => (float)((random.NextDouble() * 2 - 1) * scale);
 }
