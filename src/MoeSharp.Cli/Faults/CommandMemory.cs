@@ -150,9 +150,8 @@ internal static class CommandMemory
     /// <c>moe train</c>: per rank, the layer's rows in the forward and backward (routed rows of width D and 2H), its
     /// experts' weights, their gradients and AdamW's two moments; and on the host of every rank, whatever the device,
     /// the global batch (generated whole on every step), the initial weights of its own experts (every rank draws all
-    /// E experts' values from the seed but stores only its slice), with <c>--load</c> its own experts' weights and
-    /// moments read from the checkpoint, and with <c>--save</c> the whole checkpoint: all E experts' weights and
-    /// moments, gathered by every rank.
+    /// E experts' values from the seed but stores only its slice), and with <c>--load</c> or <c>--save</c> its own
+    /// experts' weights and moments read from the checkpoint or copied out for saving, and a save's gather blocks.
     /// </summary>
     public static ValidationResult Train(TrainShape t, bool inProcess, ComputeOptions compute)
     {
@@ -181,29 +180,21 @@ internal static class CommandMemory
         int localExperts = Math.Max(1, t.Experts / world);
         perRank = Add(perRank, MoeLayerMemoryEstimate.TrainingBytesPerRank(layer, localExperts));
         // On the host of every rank: the batch and the per-token losses, and its own experts' initial weights (with
-        // the whole gate and shared expert); a checkpoint adds weights and two moments: its own experts' read at the
-        // start, all E experts' gathered at the end.
+        // the whole gate and shared expert); a checkpoint adds its own experts' weights and two moments (read at the
+        // start, or copied out at the end) and a save the blocks it gathers the experts in.
         long initialWeights = MoeLayerMemoryEstimate.ParameterBytesPerRank(layer, localExperts);
         long hostPerRank = Add(MemoryBudget.Multiply(t.Tokens, 4L * (t.Dim + 2)), initialWeights);
-        int? checkpointExperts =
-            t.Save is not null ? t.Experts
-            : t.Load is not null ? localExperts
-            : null;
-        if (checkpointExperts is int stored)
-        {
-            long storedWeights = MoeLayerMemoryEstimate.ParameterBytesPerRank(layer, stored);
-            hostPerRank = Add(hostPerRank, MemoryBudget.Multiply(storedWeights, 3));
-        }
+        if (t.Load is not null || t.Save is not null)
+            hostPerRank = Add(hostPerRank, MemoryBudget.Multiply(initialWeights, 3));
+        if (t.Save is not null)
+            hostPerRank = Add(hostPerRank, 2L * MoeLayerCheckpoint.SaveBlockBytes);
         long ranks = inProcess ? world : 1;
         long largest = Math.Max(
             MemoryBudget.Multiply(t.Tokens, t.Dim),
             MemoryBudget.Multiply(entries, 2L * Math.Max(t.Dim, t.Hidden))
         );
-        // The initial weights' stacked [E_local, H, D], and a saved checkpoint's [E, H, D] of all E experts.
-        largest = Math.Max(
-            largest,
-            MoeLayerMemoryEstimate.LargestTensorElements(layer, checkpointExperts ?? localExperts)
-        );
+        // The initial weights' stacked [E_local, H, D] (a checkpoint is read and written in slices and blocks).
+        largest = Math.Max(largest, MoeLayerMemoryEstimate.LargestTensorElements(layer, localExperts));
         return Check((int)ranks, perRank, MemoryBudget.Multiply(hostPerRank, ranks), largest, compute, options);
     }
 

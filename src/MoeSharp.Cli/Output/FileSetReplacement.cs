@@ -17,7 +17,7 @@ internal static class FileSetReplacement
     /// </summary>
     /// <param name="directory">The directory that holds the set.</param>
     /// <param name="files">Each file's name in <paramref name="directory"/> and what writes its bytes.</param>
-    public static void Replace(string directory, IReadOnlyList<(string Name, Action<Stream> Write)> files)
+    public static void Replace(string directory, IReadOnlyList<(string Name, Action<FileStream> Write)> files)
     {
         ArgumentNullException.ThrowIfNull(files);
         string full = Path.GetFullPath(directory);

@@ -157,8 +157,10 @@ internal static class TrainCheckpoint
         new(file, layer.Args.NumExperts, layer.FirstExpert, layer.Experts.NumLocalExperts);
 
     /// <summary>
-    /// Collective: gathers this step's state and writes it to <paramref name="directory"/> from rank 0, both files
-    /// together (<see cref="FileSetReplacement"/>): a save that fails leaves the previous checkpoint whole.
+    /// Collective: writes this step's state to <paramref name="directory"/> from rank 0, both files together
+    /// (<see cref="FileSetReplacement"/>): a save that fails leaves the previous checkpoint whole. The experts'
+    /// weights and moments travel to rank 0 in blocks (<see cref="MoeLayerCheckpoint.StreamExpertStack"/>) and are
+    /// written at their offsets, so no rank holds more than its own experts' state and one block.
     /// </summary>
     public static void Save(
         string directory,
@@ -172,13 +174,6 @@ internal static class TrainCheckpoint
     )
     {
         string stepText = step.ToString(CultureInfo.InvariantCulture);
-        var tensors = new List<KeyValuePair<string, Tensor>> { new(HeadWeight, head.Value.Clone()) };
-        foreach (var (name, moment) in layerOptimizer.MomentsStateDict())
-        {
-            tensors.Add(new(LayerMoments + name, IsExpertMoment(name) ? AllExperts(moment, world) : moment));
-        }
-        foreach (var (name, moment) in headOptimizer.MomentsStateDict())
-            tensors.Add(new(HeadMoments + name, moment));
         var metadata = new Dictionary<string, string>(o.Identity().ToDictionary(kv => kv.Key, kv => kv.Value))
         {
             ["format"] = Format,
@@ -186,17 +181,86 @@ internal static class TrainCheckpoint
             ["layer_adamw_steps"] = layerOptimizer.StepCount.ToString(CultureInfo.InvariantCulture),
             ["head_adamw_steps"] = headOptimizer.StepCount.ToString(CultureInfo.InvariantCulture),
         };
-        var layerState = MoeLayerCheckpoint.StateDict(layer); // collective: every rank takes part
-        if (world.Rank != 0)
-            return;
         var layerMetadata = new Dictionary<string, string> { ["format"] = Format, ["step"] = stepText };
+        // This rank's moments: of the experts' parameters its own experts' only.
+        IReadOnlyList<KeyValuePair<string, Tensor>> layerMoments = layerOptimizer.MomentsStateDict(),
+            headMoments = headOptimizer.MomentsStateDict();
+        var trainerLayout = new List<(string Name, DType DType, long[] Shape)>
+        {
+            (HeadWeight, DType.Float32, Shape(head.Value, experts: null)),
+        };
+        foreach (var (name, moment) in layerMoments)
+        {
+            int? experts = IsExpertMoment(name) ? layer.Args.NumExperts : null;
+            trainerLayout.Add((LayerMoments + name, DType.Float32, Shape(moment, experts)));
+        }
+        foreach (var (name, moment) in headMoments)
+            trainerLayout.Add((HeadMoments + name, DType.Float32, Shape(moment, experts: null)));
+
+        // Every rank makes the same collective calls in the same order; only rank 0 has writers.
+        void WriteTrainer(SafetensorsStreamWriter? writer)
+        {
+            writer?.Write(HeadWeight, 0, head.Value.AsSpan<float>());
+            foreach (var (name, moment) in layerMoments)
+            {
+                if (IsExpertMoment(name))
+                {
+                    MoeLayerCheckpoint.StreamExpertStack(
+                        layer,
+                        writer,
+                        LayerMoments + name,
+                        moment,
+                        moment.Dim(1),
+                        moment.Dim(2),
+                        MoeLayerCheckpoint.SaveBlockBytes
+                    );
+                }
+                else
+                {
+                    writer?.Write(LayerMoments + name, 0, moment.AsSpan<float>());
+                }
+            }
+            foreach (var (name, moment) in headMoments)
+                writer?.Write(HeadMoments + name, 0, moment.AsSpan<float>());
+        }
+        void WriteLayer(SafetensorsStreamWriter? writer) =>
+            MoeLayerCheckpoint.WriteSaved(layer, writer, MoeLayerCheckpoint.SaveBlockBytes);
+
+        if (world.Rank != 0)
+        {
+            WriteTrainer(null);
+            WriteLayer(null);
+            return;
+        }
         FileSetReplacement.Replace(
             directory,
             [
-                (TrainerFile, stream => SafetensorsFile.WriteTo(stream, tensors, metadata)),
-                (LayerFile, stream => SafetensorsFile.WriteTo(stream, layerState, layerMetadata)),
+                (TrainerFile, file => Stream(file, trainerLayout, metadata, WriteTrainer)),
+                (LayerFile, file => Stream(file, MoeLayerCheckpoint.SaveLayout(layer), layerMetadata, WriteLayer)),
             ]
         );
+    }
+
+    private static void Stream(
+        FileStream file,
+        IReadOnlyList<(string Name, DType DType, long[] Shape)> layout,
+        IReadOnlyDictionary<string, string> metadata,
+        Action<SafetensorsStreamWriter> write
+    )
+    {
+        using SafetensorsStreamWriter writer = SafetensorsStreamWriter.Over(file, layout, metadata);
+        write(writer);
+        writer.Commit();
+    }
+
+    /// <summary>A tensor's shape, with all <paramref name="experts"/> in the first dimension for an expert
+    /// stack.</summary>
+    private static long[] Shape(Tensor t, int? experts)
+    {
+        long[] shape = Array.ConvertAll(t.ShapeArray(), d => (long)d);
+        if (experts is int e)
+            shape[0] = e;
+        return shape;
     }
 
     /// <summary>
@@ -216,20 +280,6 @@ internal static class TrainCheckpoint
     private static bool IsExpertMoment(string name) =>
         ExpertParameters.Contains(name[(name.IndexOf('.') + 1)..])
         && name.StartsWith("exp_avg", StringComparison.Ordinal);
-
-    /// <summary>
-    /// All E experts' moments from every rank's slice (the experts are split over the whole world, in rank order).
-    /// </summary>
-    private static Tensor AllExperts(Tensor local, IProcessGroup world)
-    {
-        if (world.Size == 1)
-            return local;
-        int[] shape = local.ShapeArray();
-        shape[0] *= world.Size;
-        var full = Tensor.Uninitialized(DType.Float32, shape);
-        world.AllGather<float>(local.AsSpan<float>(), full.AsSpan<float>());
-        return full;
-    }
 
     /// <summary>The step in a file's metadata, once the metadata says it is a checkpoint of <c>moe train</c>.</summary>
     private static int StepOf(IReadOnlyDictionary<string, string> metadata, string file)

@@ -188,41 +188,57 @@ public static class MoeLayerCheckpoint
     {
         ArgumentNullException.ThrowIfNull(layer);
         ArgumentException.ThrowIfNullOrEmpty(path);
+        using SafetensorsStreamWriter? writer =
+            layer.Dispatcher.EpRank == 0 ? new SafetensorsStreamWriter(path, SaveLayout(layer), metadata) : null;
+        WriteSaved(layer, writer, blockBytes);
+        writer?.Commit();
+    }
+
+    /// <summary>The tensors <see cref="Save"/> writes, in file order: name, dtype and shape with all E
+    /// experts.</summary>
+    internal static List<(string Name, DType DType, long[] Shape)> SaveLayout(MoeLayer layer)
+    {
         MoeLayerArgs a = layer.Args;
         long e = a.NumExperts,
             d = a.Dim,
             h = a.Hidden,
             hs = a.SharedHidden;
-        var replicated = new List<(string Name, Tensor Value)> { (GateWeight, layer.Router.GateWeight) };
-        if (layer.ExpertBias is { } bias)
-            replicated.Add((ExpertBias, bias));
         var layout = new List<(string Name, DType DType, long[] Shape)> { (GateWeight, DType.Float32, [e, d]) };
         if (layer.ExpertBias is not null)
             layout.Add((ExpertBias, DType.Float32, [e]));
         layout.Add((ExpertsW1, DType.Float32, [e, h, d]));
         layout.Add((ExpertsW2, DType.Float32, [e, d, h]));
         layout.Add((ExpertsW3, DType.Float32, [e, h, d]));
-        if (layer.Shared is { } shared)
+        if (layer.Shared is not null)
         {
             layout.Add((SharedW1, DType.Float32, [hs, d]));
             layout.Add((SharedW2, DType.Float32, [d, hs]));
             layout.Add((SharedW3, DType.Float32, [hs, d]));
-            replicated.AddRange([(SharedW1, shared.W1), (SharedW2, shared.W2), (SharedW3, shared.W3)]);
         }
-        if (layer.SharedGate is { } gate)
-        {
+        if (layer.SharedGate is not null)
             layout.Add((SharedGate, DType.Float32, [1, d]));
-            replicated.Add((SharedGate, gate));
-        }
+        return layout;
+    }
 
-        bool writes = layer.Dispatcher.EpRank == 0;
-        using SafetensorsStreamWriter? writer = writes ? new SafetensorsStreamWriter(path, layout, metadata) : null;
+    /// <summary>
+    /// Collective: the tensors of <see cref="SaveLayout"/> into <paramref name="writer"/>, which world rank 0 passes
+    /// (the other ranks pass null and take part in the experts' gathers). Does not commit.
+    /// </summary>
+    internal static void WriteSaved(MoeLayer layer, SafetensorsStreamWriter? writer, int blockBytes)
+    {
+        MoeLayerArgs a = layer.Args;
+        var replicated = new List<(string Name, Tensor Value)> { (GateWeight, layer.Router.GateWeight) };
+        if (layer.ExpertBias is { } bias)
+            replicated.Add((ExpertBias, bias));
+        if (layer.Shared is { } shared)
+            replicated.AddRange([(SharedW1, shared.W1), (SharedW2, shared.W2), (SharedW3, shared.W3)]);
+        if (layer.SharedGate is { } gate)
+            replicated.Add((SharedGate, gate));
         foreach (var (name, value) in replicated)
             writer?.Write(name, 0, HostCopy(value).AsSpan<float>());
-        StreamExperts(layer, writer, ExpertsW1, layer.Experts.W1, (int)h, (int)d, blockBytes);
-        StreamExperts(layer, writer, ExpertsW2, layer.Experts.W2, (int)d, (int)h, blockBytes);
-        StreamExperts(layer, writer, ExpertsW3, layer.Experts.W3, (int)h, (int)d, blockBytes);
-        writer?.Commit();
+        StreamExpertStack(layer, writer, ExpertsW1, layer.Experts.W1, a.Hidden, a.Dim, blockBytes);
+        StreamExpertStack(layer, writer, ExpertsW2, layer.Experts.W2, a.Dim, a.Hidden, blockBytes);
+        StreamExpertStack(layer, writer, ExpertsW3, layer.Experts.W3, a.Hidden, a.Dim, blockBytes);
     }
 
     /// <summary>Largest block of expert rows (over all ranks together) that <see cref="Save"/> gathers at
@@ -230,10 +246,12 @@ public static class MoeLayerCheckpoint
     public const int SaveBlockBytes = 64 << 20;
 
     /// <summary>
-    /// Streams a stacked expert weight to rank 0's writer: for each local expert j and row block, every rank's slab
-    /// is all-gathered (rank s holds global expert s·El + j) and rank 0 writes each at its offset.
+    /// Collective: streams a tensor stacked over the experts (a weight, or a per-expert state of the same shape such
+    /// as an optimizer moment; this rank's [E_local, rows, columns] in <paramref name="local"/>) to rank 0's writer:
+    /// for each local expert j and row block, every rank's slab is all-gathered (rank s holds global expert s·El + j)
+    /// and rank 0 writes each at its offset.
     /// </summary>
-    private static void StreamExperts(
+    internal static void StreamExpertStack(
         MoeLayer layer,
         SafetensorsStreamWriter? writer,
         string name,

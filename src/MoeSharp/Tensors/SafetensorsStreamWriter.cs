@@ -21,7 +21,7 @@ public sealed class SafetensorsStreamWriter : IDisposable
     };
 
     private readonly string _path;
-    private readonly string _temporary;
+    private readonly string? _temporary; // null: the caller's file, written in place and neither renamed nor closed
     private readonly SafeFileHandle _handle;
     private readonly Dictionary<string, (long Offset, long Elements, DType DType)> _tensors = new(
         StringComparer.Ordinal
@@ -49,6 +49,40 @@ public sealed class SafetensorsStreamWriter : IDisposable
             Path.GetDirectoryName(_path) ?? throw new ArgumentException($"'{path}' names no file", nameof(path));
         _temporary = Path.Combine(directory, $".{Path.GetFileName(_path)}.{Guid.NewGuid():N}.tmp");
         _handle = File.OpenHandle(_temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, FileOptions.None);
+        Start(prefix);
+    }
+
+    private SafetensorsStreamWriter(
+        FileStream file,
+        IEnumerable<(string Name, DType DType, long[] Shape)> tensors,
+        IReadOnlyDictionary<string, string>? metadata
+    )
+    {
+        byte[] prefix = BuildPrefix(tensors, metadata, _tensors);
+        _path = file.Name;
+        _handle = file.SafeFileHandle;
+        Start(prefix);
+    }
+
+    /// <summary>
+    /// A writer into <paramref name="file"/> (empty, opened for writing) that the caller owns: <see cref="Commit"/>
+    /// checks every tensor was written in full and flushes, and the caller renames and closes the file (a set of files
+    /// replaced together).
+    /// </summary>
+    internal static SafetensorsStreamWriter Over(
+        FileStream file,
+        IEnumerable<(string Name, DType DType, long[] Shape)> tensors,
+        IReadOnlyDictionary<string, string>? metadata = null
+    )
+    {
+        ArgumentNullException.ThrowIfNull(file);
+        ArgumentNullException.ThrowIfNull(tensors);
+        return new SafetensorsStreamWriter(file, tensors, metadata);
+    }
+
+    /// <summary>Writes the header and sizes the file to hold every tensor.</summary>
+    private void Start(byte[] prefix)
+    {
         try
         {
             RandomAccess.Write(_handle, prefix, 0);
@@ -124,9 +158,11 @@ public sealed class SafetensorsStreamWriter : IDisposable
             }
         }
         RandomAccess.FlushToDisk(_handle);
+        _committed = true;
+        if (_temporary is null)
+            return;
         _handle.Dispose();
         File.Move(_temporary, _path, overwrite: true);
-        _committed = true;
     }
 
     /// <summary>
@@ -134,8 +170,10 @@ public sealed class SafetensorsStreamWriter : IDisposable
     /// </summary>
     public void Dispose()
     {
+        if (_temporary is null)
+            return; // the caller's file: the caller closes it, and removes it when the set is abandoned
         _handle?.Dispose();
-        if (_committed || _temporary is null)
+        if (_committed)
             return;
         try
         {

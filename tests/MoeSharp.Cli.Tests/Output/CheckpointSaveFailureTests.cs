@@ -108,7 +108,8 @@ public sealed class CheckpointSaveFailureTests : IDisposable
         Assert.Equal(["a", "b"], Entries(_dir));
     }
 
-    private static Action<Stream> Text(string text) => stream => stream.Write(System.Text.Encoding.UTF8.GetBytes(text));
+    private static Action<FileStream> Text(string text) =>
+        stream => stream.Write(System.Text.Encoding.UTF8.GetBytes(text));
 
     private static string[] Entries(string directory) =>
         Directory.EnumerateFileSystemEntries(directory).Select(Path.GetFileName).Order().ToArray()!;

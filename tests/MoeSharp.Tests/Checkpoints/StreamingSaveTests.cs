@@ -91,6 +91,32 @@ public sealed class StreamingSaveTests
         Assert.Empty(Directory.GetFiles(Path.GetTempPath(), $".{Path.GetFileName(path)}.*.tmp"));
     }
 
+    [Fact]
+    public void A_writer_over_the_callers_file_writes_in_place_and_leaves_the_file_open()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"moe-over-{Guid.NewGuid():N}.safetensors");
+        try
+        {
+            using (var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None))
+            {
+                using (var writer = SafetensorsStreamWriter.Over(file, [("a", DType.Float32, [2, 2])], null))
+                {
+                    writer.Write("a", 2, [3, 4]);
+                    Assert.Throws<InvalidOperationException>(writer.Commit); // half of 'a'
+                    writer.Write("a", 0, [1, 2]);
+                    writer.Commit();
+                }
+                Assert.True(file.CanWrite); // the caller's to close (and to rename, with the rest of its set)
+            }
+            Assert.Empty(Directory.GetFiles(Path.GetTempPath(), $".{Path.GetFileName(path)}.*.tmp"));
+            Assert.Equal([1f, 2, 3, 4], SafetensorsFile.Read(path).Get("a").AsSpan<float>().ToArray());
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
     [Theory]
     [InlineData(long.MaxValue, 1)] // firstElement + 1 wrapped negative and passed: it wrote into tensor a
     [InlineData(long.MaxValue - 2, 4)]
