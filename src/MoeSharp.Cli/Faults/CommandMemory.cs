@@ -215,24 +215,54 @@ internal static class CommandMemory
     {
         var args = new MoeLayerArgs(shape.Dim, shape.Hidden, shape.Experts, shape.TopK);
         long weights = MoeLayerMemoryEstimate.ParameterBytesPerRank(args, shape.Experts);
-        long rows = LayerWorldMemory.ForwardRowBytesPerRank(args, LayerLayout.Single, shape.Tokens);
-        long batches = MemoryBudget.Multiply(
-            MemoryBudget.Multiply((long)shape.Tokens * shape.Dim, sizeof(float)),
-            LayerBenchmark.InputSets + 1
+        long perRank = LayerBenchRankBytes(shape, bfloat16Products, compute.Device);
+        long largest = LayerWorldMemory.LargestTensorElements(args, LayerLayout.Single, shape.Tokens);
+        return Check(
+            1,
+            perRank,
+            Add(weights, LayerBenchBatchBytes(shape)),
+            largest,
+            compute,
+            LayerOptions(shape, preset)
         );
+    }
+
+    /// <summary>
+    /// The bytes of <c>bench --layer</c>'s rank on <paramref name="device"/> (see <see cref="LayerBench"/>): the
+    /// layer's training state and two passes' rows, on a device also the input batches and any bfloat16 weight
+    /// copies, and on CUDA the dense cuBLAS reference's operands, rented after the step from the pool that still holds
+    /// the step's buffers.
+    /// </summary>
+    internal static long LayerBenchRankBytes(LayerBenchmark.Shape shape, bool bfloat16Products, DeviceKind device)
+    {
+        var args = new MoeLayerArgs(shape.Dim, shape.Hidden, shape.Experts, shape.TopK);
+        long rows = LayerWorldMemory.ForwardRowBytesPerRank(args, LayerLayout.Single, shape.Tokens);
         long perRank = Add(
             MoeLayerMemoryEstimate.TrainingBytesPerRank(args, shape.Experts),
             MemoryBudget.Multiply(rows, 2)
         );
-        if (compute.OnDevice)
-        {
-            // The experts' bfloat16 weight copies: half their float32 bytes (the gate's half too, a rounding up).
-            long copies = bfloat16Products ? weights / 2 : 0;
-            perRank = Add(Add(perRank, copies), batches);
-        }
-        long largest = LayerWorldMemory.LargestTensorElements(args, LayerLayout.Single, shape.Tokens);
-        return Check(1, perRank, Add(weights, batches), largest, compute, LayerOptions(shape, preset));
+        if (device == DeviceKind.Host)
+            return perRank;
+        // The experts' bfloat16 weight copies: half their float32 bytes (the gate's half too, a rounding up).
+        long copies = bfloat16Products ? MoeLayerMemoryEstimate.ParameterBytesPerRank(args, shape.Experts) / 2 : 0;
+        perRank = Add(Add(perRank, copies), LayerBenchBatchBytes(shape));
+        if (device != DeviceKind.Cuda)
+            return perRank;
+        // A [T·K, D] and B [H, D] in bfloat16, C [T·K, H] in float32.
+        long operands = Add(MemoryBudget.Multiply(shape.Rows, shape.Dim), (long)shape.Hidden * shape.Dim);
+        long dense = Add(
+            MemoryBudget.Multiply(operands, 2),
+            MemoryBudget.Multiply(MemoryBudget.Multiply(shape.Rows, shape.Hidden), sizeof(float))
+        );
+        return Add(perRank, dense);
     }
+
+    /// <summary><c>bench --layer</c>'s input batches and output gradient, [T, D] float32 each.</summary>
+    private static long LayerBenchBatchBytes(LayerBenchmark.Shape shape) =>
+        MemoryBudget.Multiply(
+            MemoryBudget.Multiply((long)shape.Tokens * shape.Dim, sizeof(float)),
+            LayerBenchmark.InputSets + 1
+        );
 
     /// <summary>
     /// <c>moe bench --layer --wire fp8</c>, on the host: the random weights and the two layers loaded from them (native

@@ -1,6 +1,9 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.RegularExpressions;
+using MoeSharp.Cli.Benchmarks;
+using MoeSharp.Cli.Faults;
+using MoeSharp.Verification;
 
 namespace MoeSharp.Tests.Faults;
 
@@ -49,6 +52,19 @@ public partial class LayerBenchMemoryTests
         // The random weights and the native and FP8 layers loaded from them: three copies, 604 MB.
         double needed = NeededBytes(RunMoe(["bench", "--layer", "--wire", "fp8", .. Shape]));
         Assert.True(needed >= 2.95 * Weights, $"{needed / 1e6:F0} MB");
+    }
+
+    [Fact]
+    public void OnCuda_TheDenseReferencesOperands_AreCountedOnTheDevice()
+    {
+        // T·K = 4096 rows, D 1024, H 2048: A 8 MiB and B 4 MiB in bfloat16, C 32 MiB in float32, rented after the step
+        // from the pool that still holds its buffers. Without a GPU the device check cannot run, so the figure itself
+        // is checked.
+        var shape = new LayerBenchmark.Shape("t", Tokens: 2048, Dim: 1024, Hidden: 2048, Experts: 8, TopK: 2);
+        long ilgpuCpu = CommandMemory.LayerBenchRankBytes(shape, bfloat16Products: true, DeviceKind.IlgpuCpu);
+        long cuda = CommandMemory.LayerBenchRankBytes(shape, bfloat16Products: true, DeviceKind.Cuda);
+        Assert.Equal((4096L * 1024 * 2) + (2048L * 1024 * 2) + (4096L * 2048 * 4), cuda - ilgpuCpu);
+        Assert.True(CommandMemory.LayerBenchRankBytes(shape, true, DeviceKind.Host) < ilgpuCpu);
     }
 
     /// <summary>Runs <c>moe</c> with the capped heap; returns its exit code and stderr.</summary>
