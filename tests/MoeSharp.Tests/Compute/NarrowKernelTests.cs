@@ -52,4 +52,15 @@ public sealed unsafe class NarrowKernelTests
         BitwiseFloats.AssertSame(expected, actual, i => $"Kernel128: row {i / Ldc}, column {i % Ldc}");
         BitwiseFloats.AssertSame(expected, wider, i => $"Kernel256: row {i / Ldc}, column {i % Ldc}");
     }
+
+    [Fact]
+    public void With_AVX_off_every_product_takes_the_128_bit_kernel()
+    {
+        // CI runs the GEMM tests once more with DOTNET_EnableAVX=0 to reach Kernel128 through the whole GEMM, as
+        // ARM64 does; this holds that run to it.
+        if (Environment.GetEnvironmentVariable("DOTNET_EnableAVX") != "0")
+            return;
+        Assert.True(GemmMicroKernel.Narrow);
+        Assert.False(GemmMicroKernel.Wide);
+    }
 }
