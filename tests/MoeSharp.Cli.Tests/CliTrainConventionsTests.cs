@@ -1,4 +1,5 @@
 using System.Text.Json;
+using MoeSharp.Tensors;
 using static MoeSharp.Tests.Cli.CliInvoker;
 
 namespace MoeSharp.Tests.Cli;
@@ -38,6 +39,24 @@ public sealed class CliTrainConventionsTests : IDisposable
             Assert.Equal($"0x{BitConverter.DoubleToInt64Bits(loss):X16}", bits);
         }
         Assert.Contains(lines[4].GetProperty("loss_bits").GetString()!, result.Out);
+    }
+
+    [Fact]
+    public void Load_ACheckpointHoldingANaN_NamesTheFileAndTensor_NotTheLearningRate()
+    {
+        string checkpoint = Path.Combine(_dir, "ck");
+        Assert.Equal(0, Invoke(["train", "--steps", "2", "--save", checkpoint, .. SmallTrain]).ExitCode);
+        string layer = Path.Combine(checkpoint, "layer.safetensors");
+        SafetensorsContent saved = SafetensorsFile.Read(layer);
+        saved.Get("router.gate.weight").AsSpan<float>()[5] = float.NaN;
+        SafetensorsFile.Write(layer, saved.Names.Select(n => KeyValuePair.Create(n, saved.Get(n))), saved.Metadata);
+
+        // It was "--lr 0.003: training diverged at step 3 ('router.gate.weight' is no longer finite)".
+        string line = AssertUsageError(Invoke(["train", "--steps", "4", "--load", checkpoint, .. SmallTrain]));
+        Assert.EndsWith(
+            $"{layer}: 'router.gate.weight' holds NaN at element 5; a checkpoint to resume from holds finite values",
+            line
+        );
     }
 
     [Theory]

@@ -10,10 +10,10 @@ internal static class FileSetReplacement
 {
     /// <summary>
     /// Writes every file of <paramref name="files"/> into <paramref name="directory"/> (created if missing): each is
-    /// written to a hidden temporary file and flushed to disk; only then is each old file moved aside and its new
-    /// one renamed into place. If any step fails, the files already replaced are put back from their moved-aside
-    /// copies, the temporary files are deleted, a directory this call created is removed again, and the exception is
-    /// rethrown.
+    /// written to a hidden temporary file, in order, and once all are written all are flushed to disk; only then is
+    /// each old file moved aside and its new one renamed into place. If any step fails, the files already replaced are
+    /// put back from their moved-aside copies, the temporary files are deleted, a directory this call created is
+    /// removed again, and the exception is rethrown.
     /// </summary>
     /// <param name="directory">The directory that holds the set.</param>
     /// <param name="files">Each file's name in <paramref name="directory"/> and what writes its bytes.</param>
@@ -29,13 +29,26 @@ internal static class FileSetReplacement
         var replaced = new List<(string Target, string? Previous)>();
         try
         {
-            foreach (var (name, write) in files)
+            // Every file is written before any is flushed to disk: a writer may take part in collectives (a save that
+            // gathers from the other ranks), which should not wait on the previous file's fsync.
+            var streams = new List<FileStream>();
+            try
             {
-                string temporary = Path.Combine(full, $".{name}.{tag}.tmp");
-                temporaries.Add(temporary);
-                using var stream = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None);
-                write(stream);
-                stream.Flush(flushToDisk: true);
+                foreach (var (name, write) in files)
+                {
+                    string temporary = Path.Combine(full, $".{name}.{tag}.tmp");
+                    temporaries.Add(temporary);
+                    var stream = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None);
+                    streams.Add(stream);
+                    write(stream);
+                }
+                foreach (FileStream stream in streams)
+                    stream.Flush(flushToDisk: true);
+            }
+            finally
+            {
+                foreach (FileStream stream in streams)
+                    stream.Dispose();
             }
             for (int i = 0; i < files.Count; i++)
             {

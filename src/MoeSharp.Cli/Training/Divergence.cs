@@ -5,9 +5,10 @@ using MoeSharp.Training;
 namespace MoeSharp.Cli.Training;
 
 /// <summary>
-/// Tells a diverged run from a bug: the batch is drawn in [-1, 1), so a non-finite loss, or a step that fails on
-/// non-finite routing scores after weights that are no longer finite, can only come from the optimizer's steps, which
-/// the learning rate sizes. The error names <c>--lr</c> instead of the layer's input check that happened to see it.
+/// Tells a diverged run from a bug: the batch is drawn in [-1, 1) and a checkpoint resumed from is checked to hold
+/// finite values (<see cref="RankCheckpointReader"/>), so a non-finite loss, or a step that fails on non-finite
+/// routing scores after weights that are no longer finite, can only come from the optimizer's steps, which the
+/// learning rate sizes. The error names <c>--lr</c> instead of the layer's input check that happened to see it.
 /// </summary>
 internal static class Divergence
 {

@@ -25,7 +25,7 @@ internal sealed class RankCheckpointReader(LazySafetensorsFile file, int experts
         SafetensorsTensorInfo info = Float32(name);
         var t = Tensor.Uninitialized(DType.Float32, Shape(info, info.Shape));
         file.ReadFloat32(name, 0, t.AsSpan<float>());
-        return t;
+        return Finite(name, t, 0);
     }
 
     /// <summary>This rank's experts of tensor <paramref name="name"/>, stacked over all E experts.</summary>
@@ -42,8 +42,27 @@ internal sealed class RankCheckpointReader(LazySafetensorsFile file, int experts
         }
         long[] local = (long[])info.Shape.Clone();
         local[0] = localExperts;
+        long first = firstExpert * (info.ElementCount / experts);
         var t = Tensor.Uninitialized(DType.Float32, Shape(info, local));
-        file.ReadFloat32(name, firstExpert * (info.ElementCount / experts), t.AsSpan<float>());
+        file.ReadFloat32(name, first, t.AsSpan<float>());
+        return Finite(name, t, first);
+    }
+
+    /// <summary>
+    /// <paramref name="t"/> (elements from <paramref name="first"/> on of tensor <paramref name="name"/>), refused when
+    /// it holds a NaN or an infinity: a run resumed from it would stop at its first step as if it had diverged.
+    /// </summary>
+    private Tensor Finite(string name, Tensor t, long first)
+    {
+        ReadOnlySpan<float> values = t.AsSpan<float>();
+        int bad = values.IndexOfAnyExceptInRange(float.MinValue, float.MaxValue);
+        if (bad >= 0)
+        {
+            throw new InvalidDataException(
+                $"{file.Path}: '{name}' holds {values[bad]} at element {first + bad}; a checkpoint to resume from holds "
+                    + "finite values"
+            );
+        }
         return t;
     }
 

@@ -66,7 +66,7 @@ public sealed class SafetensorsStreamWriter : IDisposable
 
     /// <summary>
     /// A writer into <paramref name="file"/> (empty, opened for writing) that the caller owns: <see cref="Commit"/>
-    /// checks every tensor was written in full and flushes, and the caller renames and closes the file (a set of files
+    /// checks every tensor was written in full, and the caller flushes, renames and closes the file (a set of files
     /// replaced together).
     /// </summary>
     internal static SafetensorsStreamWriter Over(
@@ -157,12 +157,17 @@ public sealed class SafetensorsStreamWriter : IDisposable
                 );
             }
         }
-        RandomAccess.FlushToDisk(_handle);
-        _committed = true;
         if (_temporary is null)
+        {
+            // The caller's file: the caller flushes it, after the rest of its set (a collective save must not keep
+            // the other ranks waiting on this rank's fsync between two of its gathers).
+            _committed = true;
             return;
+        }
+        RandomAccess.FlushToDisk(_handle);
         _handle.Dispose();
         File.Move(_temporary, _path, overwrite: true);
+        _committed = true; // only now: a rename that fails leaves the temporary file for Dispose to delete
     }
 
     /// <summary>

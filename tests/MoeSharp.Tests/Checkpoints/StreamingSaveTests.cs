@@ -92,6 +92,27 @@ public sealed class StreamingSaveTests
     }
 
     [Fact]
+    public void A_rename_that_fails_leaves_no_temporary_file()
+    {
+        // A directory where the file should go: the rename fails. The writer had marked itself committed before the
+        // rename, so the temporary file stayed behind.
+        string path = Directory.CreateTempSubdirectory("moe-in-the-way-").FullName;
+        try
+        {
+            using (var writer = new SafetensorsStreamWriter(path, [("a", DType.Float32, [2])]))
+            {
+                writer.Write("a", 0, [1, 2]);
+                Assert.ThrowsAny<IOException>(writer.Commit);
+            }
+            Assert.Empty(Directory.GetFiles(Path.GetTempPath(), $".{Path.GetFileName(path)}.*.tmp"));
+        }
+        finally
+        {
+            Directory.Delete(path, recursive: true);
+        }
+    }
+
+    [Fact]
     public void A_writer_over_the_callers_file_writes_in_place_and_leaves_the_file_open()
     {
         string path = Path.Combine(Path.GetTempPath(), $"moe-over-{Guid.NewGuid():N}.safetensors");
