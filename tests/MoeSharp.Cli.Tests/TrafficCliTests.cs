@@ -25,28 +25,7 @@ public sealed class TrafficCliTests : IDisposable
         "--top-k",
         "2",
     ];
-    private static readonly string[] TrainCase =
-    [
-        "train",
-        "--steps",
-        "3",
-        "--world",
-        "2",
-        "--sp",
-        "1",
-        "--tokens",
-        "32",
-        "--dim",
-        "8",
-        "--hidden",
-        "8",
-        "--experts",
-        "4",
-        "--shared-hidden",
-        "4",
-        "--log-every",
-        "100",
-    ];
+    private static readonly string[] TrainCase = ["train", "--steps", "3", "--world", "2", "--sp", "1", .. SmallTrain];
 
     private readonly string _dir = TempDirectory();
 
