@@ -129,19 +129,16 @@ internal sealed class LayerCommand : Command<LayerSettings>
     private static void EnsureFinite(string path, Tensor x)
     {
         ReadOnlySpan<float> values = x.AsSpan<float>();
-        for (int i = 0; i < values.Length; i++)
-        {
-            if (!float.IsFinite(values[i]))
-            {
-                int d = x.Dim(1);
-                throw new InvalidDataException(
-                    string.Create(
-                        CultureInfo.InvariantCulture,
-                        $"--input {path}: x[{i / d}, {i % d}] = {values[i]} is not finite"
-                    )
-                );
-            }
-        }
+        int i = NonFiniteValues.IndexOfFirst(values);
+        if (i < 0)
+            return;
+        int d = x.Dim(1);
+        throw new InvalidDataException(
+            string.Create(
+                CultureInfo.InvariantCulture,
+                $"--input {path}: x[{i / d}, {i % d}] = {values[i]} is not finite"
+            )
+        );
     }
 
     /// <summary>

@@ -1,4 +1,5 @@
 using System.Globalization;
+using MoeSharp.Cli.Faults;
 using MoeSharp.Tensors;
 using MoeSharp.Training;
 
@@ -21,7 +22,7 @@ internal static class Divergence
             if (p.Value.DType != DType.Float32)
                 continue;
             ReadOnlySpan<float> values = p.Value.ToHost().AsSpan<float>();
-            if (!AllFinite(values))
+            if (NonFiniteValues.IndexOfFirst(values) >= 0)
                 return p.Name;
         }
         return null;
@@ -35,14 +36,4 @@ internal static class Divergence
                 $"--lr {learningRate}: training diverged at step {step} ({what}); try a smaller --lr"
             )
         );
-
-    private static bool AllFinite(ReadOnlySpan<float> values)
-    {
-        foreach (float v in values)
-        {
-            if (!float.IsFinite(v))
-                return false;
-        }
-        return true;
-    }
 }

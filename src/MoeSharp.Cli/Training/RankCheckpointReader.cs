@@ -1,3 +1,4 @@
+using MoeSharp.Cli.Faults;
 using MoeSharp.Tensors;
 
 namespace MoeSharp.Cli.Training;
@@ -55,7 +56,7 @@ internal sealed class RankCheckpointReader(LazySafetensorsFile file, int experts
     private Tensor Finite(string name, Tensor t, long first)
     {
         ReadOnlySpan<float> values = t.AsSpan<float>();
-        int bad = values.IndexOfAnyExceptInRange(float.MinValue, float.MaxValue);
+        int bad = NonFiniteValues.IndexOfFirst(values);
         if (bad >= 0)
         {
             throw new InvalidDataException(
